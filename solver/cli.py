@@ -1,0 +1,103 @@
+"""Command line: ``mpirun -n N python -m solver [case.toml] [--set section.key=value ...]``.
+
+Errors are handled here, once, for every rank:
+
+* :class:`SolverExit` errors (bad input, no convergence) are raised on every rank at the
+  same point; rank 0 prints one line and every rank exits with the documented status.
+  If the other ranks do not arrive within a few seconds, the run is aborted instead.
+* Any other exception is a failure of this rank alone: it prints its rank and message
+  and aborts the communicator, so the other ranks never hang.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from importlib import resources
+from pathlib import Path
+
+from solver import __version__
+from solver.errors import EXIT_INTERNAL, CaseError, SolverExit
+
+AGREE_TIMEOUT = 10.0  # seconds to wait for the other ranks to report the same error
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise CaseError(f"command line: {message} (see python -m solver --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m solver",
+                description="Parallel finite-element heat diffusion. Run under MPI: "
+                            "mpirun -n 4 python -m solver inputs/plate.toml")
+    p.add_argument("case", nargs="?", help="TOML case file (default: a small built-in 2D plate)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a case-file key, e.g. --set mesh.nx=64 (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="print only warnings and errors")
+    p.add_argument("--verbose", action="store_true", help="print tracebacks of internal errors")
+    p.add_argument("--version", action="version", version=f"solver {__version__}")
+    return p
+
+
+def read_case_text(comm, path: str | None) -> tuple[str, str, str]:
+    """(text, source name for messages, default case name); rank 0 reads, all ranks receive."""
+    from solver.collective import on_root
+    from solver.config import read_text
+
+    if path is None:
+        text = resources.files("solver").joinpath("default_case.toml").read_text()
+        return text, "<built-in default case>", "default"
+    text = on_root(comm, lambda: read_text(path), CaseError)
+    return text, path, Path(path).stem
+
+
+def run_command(args, comm) -> int:
+    from solver.config import load_case
+    from solver.simulation import run
+
+    text, source, stem = read_case_text(comm, args.case)
+    case = load_case(text, source, args.set, default_name=stem)
+    run(case, comm, quiet=args.quiet)
+    return 0
+
+
+def main(argv=None) -> int:
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    verbose = "--verbose" in (argv if argv is not None else sys.argv[1:])
+    try:
+        args = build_parser().parse_args(argv)
+        return run_command(args, comm)
+    except SolverExit as exc:
+        from solver.collective import all_arrived
+
+        if not all_arrived(comm, AGREE_TIMEOUT):
+            _print_error(comm.rank, f"error: {exc}", per_rank=True)
+            comm.Abort(exc.exit_status)
+        if comm.rank == 0:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_status
+    except SystemExit as exc:  # --help, --version
+        return int(exc.code or 0)
+    except BaseException as exc:  # noqa: BLE001 - one rank failed: never let the others hang
+        detail = traceback.format_exc() if verbose else f"{type(exc).__name__}: {exc}"
+        _print_error(comm.rank, f"internal error: {detail.rstrip()}", per_rank=True)
+        if comm.size > 1:
+            comm.Abort(EXIT_INTERNAL)
+        return EXIT_INTERNAL
+
+
+def _print_error(rank: int, message: str, per_rank: bool) -> None:
+    prefix = f"rank {rank}: " if per_rank else ""
+    print(prefix + message, file=sys.stderr, flush=True)
+    if os.environ.get("SOLVER_DEBUG"):
+        traceback.print_exc()
+
+
+def main_exit() -> None:
+    """Console-script entry point (``heat-solver``)."""
+    sys.exit(main())

@@ -1,0 +1,307 @@
+"""Case files: TOML loading, ``--set`` overrides and validation against one schema.
+
+Every accepted key is declared once in :data:`SCHEMA` with its type, range, default and
+a one-line description (the README's input reference lists the same). Validation runs
+before any work and raises :class:`CaseError` with one line naming the file, the key
+and what is allowed, e.g. ``inputs/plate.toml: mesh.nx must be a positive integer, got -3``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from solver.errors import CaseError
+from solver.expressions import Expression, ExpressionError
+
+REQUIRED = object()
+
+BOUNDARIES = {
+    "rectangle": ("left", "right", "bottom", "top"),
+    "box": ("left", "right", "bottom", "top", "front", "back"),
+}
+CELLS = {
+    "rectangle": ("quadrilateral", "triangle"),
+    "box": ("hexahedron", "tetrahedron"),
+}
+SCHEMES = {"backward-euler": 1.0, "crank-nicolson": 0.5, "theta": None}
+
+
+@dataclass(frozen=True)
+class Key:
+    """One case-file key: its kind, limits, default and documentation."""
+
+    kind: str  # int | float | str | choice | expr | floats | name
+    doc: str
+    default: Any = REQUIRED
+    low: float | None = None  # inclusive lower bound
+    high: float | None = None  # inclusive upper bound
+    positive: bool = False  # strictly > 0
+    choices: tuple = ()
+
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "mesh": {
+        "type": Key("choice", "structured mesh shape", "rectangle", choices=tuple(BOUNDARIES)),
+        "cell": Key("choice", "cell type; rectangle: quadrilateral|triangle, box: hexahedron|tetrahedron",
+                    None, choices=CELLS["rectangle"] + CELLS["box"]),
+        "nx": Key("int", "number of cells along x", 16, low=1),
+        "ny": Key("int", "number of cells along y", 16, low=1),
+        "nz": Key("int", "number of cells along z (box only)", 16, low=1),
+        "lengths": Key("floats", "edge lengths [Lx, Ly(, Lz)] in metres", None, positive=True),
+        "origin": Key("floats", "lower corner [x0, y0(, z0)] in metres", None),
+    },
+    "material": {
+        "k": Key("float", "thermal conductivity, W/(m K)", positive=True),
+        "rho": Key("float", "density, kg/m^3", positive=True),
+        "c": Key("float", "specific heat capacity, J/(kg K)", positive=True),
+    },
+    "initial": {
+        "temperature": Key("expr", "initial temperature: a number or an expression of x, y, z", 0.0),
+    },
+    "source": {
+        "f": Key("expr", "volumetric heat source, W/m^3: a number or an expression of x, y, z, t", 0.0),
+    },
+    "time": {
+        "scheme": Key("choice", "time integration scheme", "backward-euler", choices=tuple(SCHEMES)),
+        "theta": Key("float", "implicitness for scheme = \"theta\" (0.5: Crank-Nicolson, 1: backward Euler)",
+                     None, low=0.5, high=1.0),
+        "dt": Key("float", "time step, s", positive=True),
+        "t_end": Key("float", "end time, s (a whole number of steps)", positive=True),
+    },
+    "solver": {
+        "preconditioner": Key("choice", "preconditioner of the conjugate gradient method", "bjacobi",
+                              choices=("bjacobi", "jacobi", "none")),
+        "rtol": Key("float", "relative residual tolerance ||r|| <= rtol ||b||", 1e-10, positive=True, high=0.5),
+        "atol": Key("float", "absolute residual tolerance", 0.0, low=0.0),
+        "max_iterations": Key("int", "iteration cap of each linear solve", 2000, low=1),
+    },
+    "output": {
+        "directory": Key("str", "results go to <directory>/<name>/", "outputs"),
+        "name": Key("name", "case name used for the results files (default: the case file's stem)", None),
+        "every": Key("int", "write the temperature every N steps (the last step is always written)", 1, low=1),
+        "driver": Key("choice", "HDF5 writer: auto (mpio when h5py has MPI), mpio, or gathered through rank 0",
+                      "auto", choices=("auto", "mpio", "gathered")),
+    },
+}
+BOUNDARY_SCHEMA: dict[str, Key] = {
+    "type": Key("choice", "boundary condition kind (unlisted boundaries are insulated)",
+                choices=("dirichlet", "insulated")),
+    "value": Key("expr", "dirichlet: temperature, a number or an expression of x, y, z, t", None),
+}
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+
+
+@dataclass
+class Case:
+    """A validated case: sections as attribute namespaces, plus where it came from."""
+
+    source: str  # the file name used in messages
+    name: str
+    text: str  # the case file as given (before overrides)
+    values: dict  # validated values with defaults filled in
+    overrides: list = field(default_factory=list)
+
+    def __getattr__(self, section):
+        try:
+            return SimpleNamespace(**self.values[section])
+        except KeyError:
+            raise AttributeError(section) from None
+
+    @property
+    def boundaries(self) -> dict:
+        return self.values["boundary"]
+
+    @property
+    def dim(self) -> int:
+        return 2 if self.values["mesh"]["type"] == "rectangle" else 3
+
+    @property
+    def theta(self) -> float:
+        t = self.values["time"]
+        return t["theta"] if t["scheme"] == "theta" else SCHEMES[t["scheme"]]
+
+    @property
+    def n_steps(self) -> int:
+        return int(round(self.values["time"]["t_end"] / self.values["time"]["dt"]))
+
+
+def read_text(path: str | Path) -> str:
+    """The case file's text, or a CaseError naming the file."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise CaseError(f"{path}: is a directory, expected a TOML case file") from None
+    except OSError as exc:
+        raise CaseError(f"{path}: cannot read case file ({exc.strerror})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CaseError(f"{path}: not a text file (TOML case files are UTF-8)") from None
+
+
+def parse_override(item: str, source: str) -> tuple[list[str], Any]:
+    """``section.key=value`` -> (["section", "key"], value); values are TOML, or bare strings."""
+    if "=" not in item:
+        raise CaseError(f"{source}: --set expects section.key=value, got {item!r}")
+    path, raw = item.split("=", 1)
+    keys = path.strip().split(".")
+    if len(keys) < 2 or not all(keys):
+        raise CaseError(f"{source}: --set expects section.key=value, got {item!r}")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return keys, value
+
+
+def load_case(text: str, source: str, overrides=(), default_name: str = "case") -> Case:
+    """Parse, override and validate a case; raise CaseError on the first problem."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CaseError(f"{source}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise CaseError(f"{source}: invalid TOML: nested too deeply") from None
+    applied = []
+    for item in overrides:
+        keys, value = parse_override(item, source)
+        node = raw
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise CaseError(f"{source}: --set {item}: {k} is not a table")
+        node[keys[-1]] = value
+        applied.append(item)
+    values = validate(raw, source)
+    name = values["output"]["name"] or default_name
+    if not _NAME.match(name):
+        raise CaseError(f"{source}: output.name must be letters, digits, '_', '-', '.', got {name!r}")
+    values["output"]["name"] = name
+    return Case(source=source, name=name, text=text, values=values, overrides=applied)
+
+
+def validate(raw: dict, source: str) -> dict:
+    def fail(msg):
+        raise CaseError(f"{source}: {msg}")
+
+    allowed = sorted(SCHEMA) + ["boundary"]
+    for section, body in raw.items():
+        if section not in allowed:
+            fail(f"unknown section [{section}] (allowed: {', '.join(allowed)})")
+        if not isinstance(body, dict):
+            fail(f"{section} must be a table ([{section}]), got {body!r}")
+    values: dict[str, dict] = {}
+    for section, keys in SCHEMA.items():
+        body = raw.get(section, {})
+        for key in body:
+            if key not in keys:
+                fail(f"unknown key {section}.{key} (allowed: {', '.join(keys)})")
+        values[section] = {k: _check(f"{section}.{k}", spec, body.get(k, spec.default), fail)
+                           for k, spec in keys.items()}
+    _check_mesh(values["mesh"], fail)
+    _check_time(values["time"], fail)
+    values["boundary"] = _check_boundaries(raw.get("boundary", {}), values["mesh"]["type"], fail)
+    return values
+
+
+def _check(name: str, spec: Key, value, fail):
+    if value is REQUIRED:
+        fail(f"{name} is required ({spec.doc})")
+    if value is None:
+        return None
+    kind = spec.kind
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int) or (spec.low is not None and value < spec.low):
+            what = "a positive integer" if spec.low == 1 else f"an integer >= {spec.low}"
+            fail(f"{name} must be {what}, got {value!r}")
+        return value
+    if kind == "float":
+        return _check_float(name, spec, value, fail)
+    if kind in ("str", "name"):
+        if not isinstance(value, str) or not value:
+            fail(f"{name} must be a non-empty string, got {value!r}")
+        return value
+    if kind == "choice":
+        if value not in spec.choices:
+            fail(f"{name} must be one of {', '.join(spec.choices)}; got {value!r}")
+        return value
+    if kind == "floats":
+        if not isinstance(value, list) or not value:
+            fail(f"{name} must be a list of numbers, got {value!r}")
+        return [_check_float(name, spec, v, fail) for v in value]
+    if kind == "expr":
+        try:
+            Expression(value)
+        except ExpressionError as exc:
+            fail(f"{name}: {exc}")
+        return value
+    raise AssertionError(kind)
+
+
+def _check_float(name, spec, value, fail):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        fail(f"{name} must be a finite number, got {value!r}")
+    value = float(value)
+    if spec.positive and value <= 0:
+        fail(f"{name} must be > 0, got {value!r}")
+    if spec.low is not None and value < spec.low:
+        fail(f"{name} must be >= {spec.low}, got {value!r}")
+    if spec.high is not None and value > spec.high:
+        fail(f"{name} must be <= {spec.high}, got {value!r}")
+    return value
+
+
+def _check_mesh(mesh, fail):
+    dim = 2 if mesh["type"] == "rectangle" else 3
+    cells = CELLS[mesh["type"]]
+    if mesh["cell"] is None:
+        mesh["cell"] = cells[0]
+    elif mesh["cell"] not in cells:
+        fail(f"mesh.cell must be one of {', '.join(cells)} for a {mesh['type']}, got {mesh['cell']!r}")
+    for key, default in (("lengths", 1.0), ("origin", 0.0)):
+        if mesh[key] is None:
+            mesh[key] = [default] * dim
+        elif len(mesh[key]) != dim:
+            fail(f"mesh.{key} must have {dim} entries for a {mesh['type']}, got {len(mesh[key])}")
+    if dim == 2:
+        mesh.pop("nz")
+
+
+def _check_time(time, fail):
+    if time["scheme"] == "theta" and time["theta"] is None:
+        fail("time.theta is required when time.scheme = \"theta\" (0.5 <= theta <= 1)")
+    if time["scheme"] != "theta" and time["theta"] is not None:
+        fail(f"time.theta is only used with time.scheme = \"theta\", not {time['scheme']!r}")
+    steps = time["t_end"] / time["dt"]
+    if abs(steps - round(steps)) > 1e-9 * max(1.0, steps) or round(steps) < 1:
+        fail(f"time.t_end must be a whole number of time steps, got t_end/dt = {steps:.6g}")
+
+
+def _check_boundaries(raw, mesh_type, fail) -> dict:
+    names = BOUNDARIES[mesh_type]
+    if not isinstance(raw, dict):
+        fail(f"boundary must be a table of named boundaries ([boundary.left]), got {raw!r}")
+    result = {}
+    for name, body in raw.items():
+        if name not in names:
+            fail(f"boundary.{name}: unknown boundary {name!r} for a {mesh_type} (allowed: {', '.join(names)})")
+        if not isinstance(body, dict):
+            fail(f"boundary.{name} must be a table with type and value, got {body!r}")
+        for key in body:
+            if key not in BOUNDARY_SCHEMA:
+                fail(f"unknown key boundary.{name}.{key} (allowed: {', '.join(BOUNDARY_SCHEMA)})")
+        bc = {k: _check(f"boundary.{name}.{k}", spec, body.get(k, spec.default), fail)
+              for k, spec in BOUNDARY_SCHEMA.items()}
+        if bc["type"] == "dirichlet" and bc["value"] is None:
+            fail(f"boundary.{name}.value is required for a dirichlet boundary (a temperature)")
+        if bc["type"] == "insulated" and bc["value"] is not None:
+            fail(f"boundary.{name}.value is not used by an insulated boundary; remove it")
+        result[name] = bc
+    return result

@@ -1,0 +1,35 @@
+"""Exceptions that end a run with a documented exit status.
+
+Exit statuses (documented in the README):
+  0  success
+  1  unexpected internal error (any rank)
+  2  bad input: case file, command line, mesh file
+  3  numerical failure: the linear solver did not converge
+"""
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_INPUT = 2
+EXIT_NUMERICAL = 3
+
+
+class SolverExit(Exception):
+    """An error every rank knows about at the same time (raised collectively).
+
+    Such errors end the run cleanly with one message from rank 0 and ``exit_status``
+    on every rank; errors raised on some ranks only go through ``comm.Abort`` instead.
+    """
+
+    exit_status = EXIT_INTERNAL
+
+
+class CaseError(SolverExit):
+    """Invalid input: the message names the file, the key and what is allowed."""
+
+    exit_status = EXIT_INPUT
+
+
+class ConvergenceError(SolverExit):
+    """The linear solver did not reach its tolerance."""
+
+    exit_status = EXIT_NUMERICAL

@@ -1,0 +1,210 @@
+"""The results file: one HDF5 file per run, written collectively, plus its XDMF index.
+
+Layout (canonical, rank-independent order; identical whatever the number of ranks)::
+
+    /mesh/geometry              (n_nodes, gdim) float64
+    /mesh/topology              (n_cells, nodes_per_cell) int64, attr cell_type
+    /fields/temperature/000000  (n_nodes,) float64, attrs time, step
+    /time, /step                (n_outputs,) times and step numbers of the snapshots
+    attrs: case (resolved TOML), case_file_text, case_source, solver_version, ranks, ...
+
+Owned values are first moved to contiguous blocks of the canonical numbering
+(:class:`BlockRedistributor`), then each rank writes its block as one hyperslab
+(collective ``mpio`` writes), or, when h5py lacks MPI, rank 0 receives the blocks one at a
+time and writes them (``gathered``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+from mpi4py import MPI
+
+from solver import __version__
+from solver.collective import on_root
+from solver.errors import CaseError
+from solver.exchange import BlockRedistributor, _MPI_TYPES
+from solver.mesh import DistributedMesh
+from solver.xdmf import write_xdmf
+
+
+def h5py_has_mpi() -> bool:
+    return bool(h5py.get_config().mpi)
+
+
+class _MpioFile:
+    """All ranks open the file with the mpio driver; each writes its own block."""
+
+    gathered = False
+
+    def __init__(self, path: Path, comm):
+        self.comm = comm
+        self.file = h5py.File(path, "w", driver="mpio", comm=comm)
+
+    def write_blocks(self, name, block, start, global_shape, all_nonempty):
+        ds = self.file.create_dataset(name, shape=global_shape, dtype=block.dtype)
+        if all_nonempty:
+            with ds.collective:
+                ds[start:start + len(block)] = block
+        elif len(block):
+            ds[start:start + len(block)] = block
+        return ds
+
+    def append(self, name, value):
+        ds = self.file[name]
+        ds.resize((ds.shape[0] + 1,))
+        if self.comm.rank == 0:
+            ds[-1] = value
+
+    def create_series(self, name, dtype):
+        self.file.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(256,), dtype=dtype)
+
+    def set_attrs(self, path, attrs):
+        node = self.file[path]
+        for k, v in attrs.items():
+            node.attrs[k] = v
+
+    def flush(self):
+        self.file.flush()
+
+    def close(self):
+        self.file.close()
+
+
+class _GatheredFile:
+    """Rank 0 owns the file (serial h5py); blocks travel to it one rank at a time."""
+
+    gathered = True
+
+    def __init__(self, path: Path, comm):
+        self.comm = comm
+        self.file = h5py.File(path, "w") if comm.rank == 0 else None
+
+    def write_blocks(self, name, block, start, global_shape, all_nonempty, starts=None):
+        comm = self.comm
+        block = np.ascontiguousarray(block)
+        mpitype = _MPI_TYPES[block.dtype]
+        if comm.rank != 0:
+            comm.Send([block, mpitype], dest=0, tag=77)
+            return None
+        ds = self.file.create_dataset(name, shape=global_shape, dtype=block.dtype)
+        ds[start:start + len(block)] = block
+        for r in range(1, comm.size):
+            lo, hi = int(starts[r]), int(starts[r + 1])
+            buf = np.empty((hi - lo,) + tuple(global_shape[1:]), dtype=block.dtype)
+            comm.Recv([buf, mpitype], source=r, tag=77)
+            ds[lo:hi] = buf
+        return ds
+
+    def append(self, name, value):
+        if self.file is not None:
+            ds = self.file[name]
+            ds.resize((ds.shape[0] + 1,))
+            ds[-1] = value
+
+    def create_series(self, name, dtype):
+        if self.file is not None:
+            self.file.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(256,), dtype=dtype)
+
+    def set_attrs(self, path, attrs):
+        if self.file is not None:
+            node = self.file[path]
+            for k, v in attrs.items():
+                node.attrs[k] = v
+
+    def flush(self):
+        if self.file is not None:
+            self.file.flush()
+
+    def close(self):
+        if self.file is not None:
+            self.file.close()
+
+
+class ResultsFile:
+    """Writes the mesh once and temperature snapshots; keeps the XDMF index up to date."""
+
+    def __init__(self, directory: Path, name: str, mesh: DistributedMesh, attrs: dict,
+                 driver: str = "auto", log=print):
+        comm = mesh.comm
+        self.comm, self.mesh = comm, mesh
+        self.h5_path = Path(directory) / f"{name}.h5"
+        self.xdmf_path = Path(directory) / f"{name}.xdmf"
+        if driver == "auto":
+            driver = "mpio" if h5py_has_mpi() else "gathered"
+            if driver == "gathered" and comm.size > 1 and comm.rank == 0:
+                log("warning: h5py was built without MPI; writing the results through rank 0 "
+                    "(slower; rebuild h5py with HDF5_MPI=ON for parallel output)", file=sys.stderr)
+        elif driver == "mpio" and not h5py_has_mpi():
+            raise CaseError("output.driver = \"mpio\" needs h5py built with MPI; use \"auto\" or \"gathered\"")
+        prepare_directory(comm, Path(directory))
+        self._open(driver)
+        self.nodes = BlockRedistributor(comm, mesh.node_ids[: mesh.n_owned], mesh.n_global_nodes)
+        self.cells = BlockRedistributor(comm, mesh.cell_ids[: mesh.n_owned_cells], mesh.n_global_cells)
+        geometry = self.nodes.to_blocks(mesh.coords[: mesh.n_owned])
+        topology = self.cells.to_blocks(mesh.node_ids[mesh.owned_cells])
+        self._write("/mesh/geometry", geometry, self.nodes)
+        self._write("/mesh/topology", topology, self.cells)
+        self.backend.set_attrs("/mesh/topology", {"cell_type": mesh.cell_type})
+        self.backend.create_series("/time", np.float64)
+        self.backend.create_series("/step", np.int64)
+        self.backend.set_attrs("/", {**attrs, "solver_version": __version__, "ranks": comm.size,
+                                     "n_nodes": mesh.n_global_nodes, "n_cells": mesh.n_global_cells,
+                                     "cell_type": mesh.cell_type, "writer": self.driver})
+        self.snapshots: list[tuple[float, str]] = []
+
+    def _open(self, driver):
+        def fail(exc):
+            raise CaseError(f"{self.h5_path}: cannot create the results file ({exc})") from None
+        ok = np.array([1], dtype=np.int64)
+        error = ""
+        try:
+            self.backend = (_MpioFile if driver == "mpio" else _GatheredFile)(self.h5_path, self.comm)
+        except OSError as exc:
+            ok[0], error = 0, str(exc).splitlines()[0]
+        self.comm.Allreduce(MPI.IN_PLACE, ok, op=MPI.MIN)
+        if not ok[0]:
+            fail(error or "on another rank")
+        self.driver = driver
+
+    def _write(self, name, block, dist: BlockRedistributor):
+        global_shape = (dist.n_global,) + block.shape[1:]
+        all_nonempty = dist.n_global >= self.comm.size
+        if self.backend.gathered:
+            return self.backend.write_blocks(name, block, dist.start, global_shape, all_nonempty, dist.starts)
+        return self.backend.write_blocks(name, block, dist.start, global_shape, all_nonempty)
+
+    def write(self, u_local: np.ndarray, t: float, step: int) -> None:
+        block = self.nodes.to_blocks(u_local[: self.mesh.n_owned])
+        name = f"/fields/temperature/{len(self.snapshots):06d}"
+        self._write(name, block, self.nodes)
+        self.backend.set_attrs(name, {"time": float(t), "step": int(step)})
+        self.backend.append("/time", float(t))
+        self.backend.append("/step", int(step))
+        self.backend.flush()
+        self.snapshots.append((float(t), name))
+        if self.comm.rank == 0:
+            write_xdmf(self.xdmf_path, self.h5_path.name, self.mesh.cell_type, self.mesh.n_global_nodes,
+                       self.mesh.n_global_cells, self.mesh.reference.n_nodes, self.mesh.dim,
+                       self.snapshots)
+
+    def close(self, attrs: dict | None = None) -> None:
+        if attrs:
+            self.backend.set_attrs("/", attrs)
+        self.backend.close()
+
+
+def prepare_directory(comm, directory: Path) -> None:
+    """Create the output directory on rank 0; a failure stops every rank with a message."""
+    def make():
+        try:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CaseError(f"{directory}: cannot create the output directory ({exc.strerror})") from None
+        if not os.access(directory, os.W_OK):
+            raise CaseError(f"{directory}: output directory is not writable")
+    on_root(comm, make, CaseError)
