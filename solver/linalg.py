@@ -74,12 +74,16 @@ class Jacobi:
 
 
 class BlockJacobi:
-    """Each rank factorises its owned diagonal block once (SuperLU) and solves with it."""
+    """Each rank factorises its owned diagonal block once (SuperLU) and solves with it.
+
+    The block is symmetric positive definite: symmetric mode with a minimum-degree
+    ordering of A^T + A and no pivoting gives about half the fill of SuperLU's default."""
 
     name = "bjacobi"
 
     def __init__(self, A: DistributedMatrix):
-        self.lu = spla.splu(A.diag_block.tocsc(), permc_spec="COLAMD")
+        self.lu = spla.splu(A.diag_block.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                            options={"SymmetricMode": True})
 
     def __call__(self, r):
         return self.lu.solve(r)
@@ -117,10 +121,8 @@ def pcg(A: DistributedMatrix, b: np.ndarray, x: np.ndarray, precond, rtol: float
     local = np.array([np.dot(r, z), np.dot(r, r)])
     comm.Allreduce(local, sums, op=MPI.SUM)
     rz, rr = sums
-    target = max(rtol * bnorm, atol)
-    if bnorm == 0.0 and atol == 0.0:
-        target = 0.0
-    scale = bnorm if bnorm > 0 else 1.0
+    scale = bnorm if bnorm > 0 else max(float(np.sqrt(rr)), 1.0)  # b = 0: relative to r0
+    target = max(rtol * scale, atol)
     it = 0
     while np.sqrt(rr) > target and it < max_iterations:
         Ap = A.matvec(p)

@@ -58,20 +58,43 @@ class Timers:
             self.seconds[name] = self.seconds.get(name, 0.0) + MPI.Wtime() - start
 
 
+class Simulation:
+    """The discretised case on this rank: mesh, problem, stepper and the current solution."""
+
+    def __init__(self, case: Case, comm=MPI.COMM_WORLD, timers: Timers | None = None):
+        self.case, self.comm = case, comm
+        self.timers = timers or Timers()
+        with self.timers("mesh"):
+            self.mesh = mesh_from_case(comm, case.values["mesh"])
+        with self.timers("assembly"):
+            self.problem = HeatProblem(self.mesh, case.values["material"], case.values["source"]["f"],
+                                       case.boundaries)
+            self.stepper = ThetaStepper(self.problem, case.values["time"]["dt"], case.theta,
+                                        case.values["solver"])
+        initial = Expression(case.values["initial"]["temperature"])
+        self.u = np.array(initial(self.mesh.coords, 0.0), dtype=float)
+        self.step_index, self.t = 0, 0.0
+        self.iterations = 0
+
+    def advance(self):
+        """One time step; returns the linear solver's SolveInfo."""
+        with self.timers("solve"):
+            info = self.stepper.step(self.u, self.t, self.step_index + 1)
+        self.step_index += 1
+        self.t = self.step_index * self.case.values["time"]["dt"]
+        self.iterations += info.iterations
+        return info
+
+
 def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, report: Reporter | None = None) -> RunResult:
+    """Run a case to t_end, writing the results file; returns paths, sizes and timings."""
     report = report or Reporter(comm, quiet)
-    timers = Timers()
     wall_start = MPI.Wtime()
-    with timers("mesh"):
-        mesh = mesh_from_case(comm, case.values["mesh"])
+    sim = Simulation(case, comm)
+    mesh, timers = sim.mesh, sim.timers
     info = mesh.summary()
     report(f"mesh: {info['nodes']} nodes, {info['cells']} {mesh.cell_type} cells on {comm.size} ranks "
            f"(owned nodes per rank {info['owned_nodes_min']}..{info['owned_nodes_max']})")
-    with timers("assembly"):
-        problem = HeatProblem(mesh, case.values["material"], case.values["source"]["f"], case.boundaries)
-        time_cfg = case.values["time"]
-        stepper = ThetaStepper(problem, time_cfg["dt"], case.theta, case.values["solver"])
-    u = np.asarray(Expression(case.values["initial"]["temperature"])(mesh.coords, 0.0), dtype=float).copy()
 
     out = case.values["output"]
     directory = Path(out["directory"]) / case.name
@@ -79,30 +102,25 @@ def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, report: Reporter |
         results = ResultsFile(directory, case.name, mesh, {
             "case": tomli_w.dumps(_plain(case.values)), "case_file_text": case.text,
             "case_source": case.source, "overrides": "\n".join(case.overrides)}, out["driver"], report)
-        results.write(u, 0.0, 0)
+        results.write(sim.u, 0.0, 0)
 
-    n_steps, dt, every = case.n_steps, time_cfg["dt"], out["every"]
-    total_iterations = 0
+    n_steps, every = case.n_steps, out["every"]
     report_every = max(1, n_steps // 20) if every == 1 else every
-    t = 0.0
-    for step in range(1, n_steps + 1):
-        with timers("solve"):
-            solve = stepper.step(u, t, step)
-        t = step * dt
-        total_iterations += solve.iterations
+    while sim.step_index < n_steps:
+        solve = sim.advance()
+        step = sim.step_index
         if step % every == 0 or step == n_steps:
             with timers("output"):
-                results.write(u, t, step)
+                results.write(sim.u, sim.t, step)
         if step % report_every == 0 or step == n_steps:
-            report(f"step {step:6d}/{n_steps}  t = {t:.6g}  iterations {solve.iterations:4d}  "
+            report(f"step {step:6d}/{n_steps}  t = {sim.t:.6g}  iterations {solve.iterations:4d}  "
                    f"residual {solve.residual:.2e}")
 
     timings = max_over_ranks(comm, timers.seconds | {"total": MPI.Wtime() - wall_start})
-    with timers("output"):
-        results.close({f"wall_time_{k}": v for k, v in timings.items()} |
-                      {"steps": n_steps, "linear_iterations": total_iterations})
+    results.close({f"wall_time_{k}": v for k, v in timings.items()} |
+                  {"steps": n_steps, "linear_iterations": sim.iterations})
     result = RunResult(results.h5_path, results.xdmf_path, mesh.n_global_nodes, comm.size, n_steps,
-                       total_iterations, timings)
+                       sim.iterations, timings)
     report(summary(result, case))
     return result
 

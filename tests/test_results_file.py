@@ -1,0 +1,68 @@
+"""The results file: identical on 1-4 ranks, readable by meshio and by serial h5py."""
+
+import h5py
+import meshio
+import numpy as np
+import pytest
+from conftest import run_solver
+
+CASES = {
+    "tri": ["mesh.cell=triangle", "mesh.nx=13", "mesh.ny=7"],
+    "hex": ["mesh.type=box", "mesh.cell=hexahedron", "mesh.nx=5", "mesh.ny=4", "mesh.nz=3",
+            "mesh.lengths=[0.2, 0.1, 0.1]", "boundary.front.type=dirichlet", "boundary.front.value=50.0"],
+}
+COMMON = ["time.dt=20.0", "time.t_end=200.0", "output.every=3", "solver.rtol=1e-13"]
+
+
+def run_case(tmp_path, nprocs, name, extra=()):
+    sets = [a for kv in CASES[name] + COMMON + list(extra) for a in ("--set", kv)]
+    out = tmp_path / f"np{nprocs}"
+    proc = run_solver(nprocs, ["--set", f"output.directory={out}", "--set", f"output.name={name}", *sets],
+                      cwd=tmp_path)
+    return out / name / f"{name}.h5", proc
+
+
+def read(path):
+    with h5py.File(path, "r") as f:
+        temps = [f["fields/temperature"][k][()] for k in sorted(f["fields/temperature"])]
+        return (f["mesh/geometry"][()], f["mesh/topology"][()], np.array(temps), f["time"][()],
+                f["step"][()], dict(f.attrs))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_files_identical_on_1_to_4_ranks(tmp_path, name):
+    ref = read(run_case(tmp_path, 1, name)[0])
+    assert ref[3].tolist() == [0.0, 60.0, 120.0, 180.0, 200.0] and ref[4].tolist() == [0, 3, 6, 9, 10]
+    assert np.ptp(ref[2][-1]) > 1.0  # the field actually evolved
+    for n in (2, 3, 4):
+        geometry, topology, temps, times, steps, attrs = read(run_case(tmp_path, n, name)[0])
+        assert np.array_equal(geometry, ref[0]) and np.array_equal(topology, ref[1])
+        assert np.array_equal(times, ref[3]) and np.array_equal(steps, ref[4])
+        assert np.max(np.abs(temps - ref[2])) <= 1e-10 * np.max(np.abs(ref[2]))
+        assert attrs["ranks"] == n and "[mesh]" in attrs["case"]
+
+
+def test_xdmf_read_by_meshio_and_h5_by_serial_h5py(tmp_path):
+    h5, proc = run_case(tmp_path, 3, "tri")
+    xdmf = h5.with_suffix(".xdmf")
+    assert str(h5) in proc.stdout and str(xdmf) in proc.stdout
+    with meshio.xdmf.TimeSeriesReader(xdmf) as reader:
+        points, cells = reader.read_points_cells()
+        assert points.shape == (14 * 8, 2)
+        assert cells[0].type == "triangle" and cells[0].data.shape == (13 * 7 * 2, 3)
+        assert reader.num_steps == 5
+        t, point_data, _ = reader.read_data(reader.num_steps - 1)
+    assert t == 200.0
+    with h5py.File(h5, "r") as f:  # plain serial h5py, no MPI driver
+        assert np.array_equal(point_data["temperature"], f["fields/temperature/000004"][()])
+        assert f.attrs["solver_version"] and f["mesh/topology"].attrs["cell_type"] == "triangle"
+
+
+def test_gathered_writer_matches_mpio(tmp_path):
+    mpio = read(run_case(tmp_path, 3, "hex")[0])
+    gathered_dir = tmp_path / "gathered"
+    gathered_dir.mkdir()
+    gathered = read(run_case(gathered_dir, 3, "hex", ["output.driver=gathered"])[0])
+    for a, b in zip(mpio[:5], gathered[:5]):
+        assert np.array_equal(a, b)
+    assert gathered[5]["writer"] == "gathered"
