@@ -73,3 +73,14 @@ def test_every_key_is_documented():
     for section, keys in SCHEMA.items():
         for name, key in keys.items():
             assert key.doc, f"{section}.{name} has no description"
+
+
+def test_readme_input_reference_lists_every_key():
+    from pathlib import Path
+
+    from solver.config import BOUNDARY_SCHEMA
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    keys = [f"{s}.{k}" for s, ks in SCHEMA.items() for k in ks] + [f"boundary.<name>.{k}" for k in BOUNDARY_SCHEMA]
+    missing = [k for k in keys if f"| `{k}` |" not in readme]
+    assert not missing, f"README input reference lacks {missing}"
