@@ -61,7 +61,7 @@ class CellGeometry:
                 dNq = dN[:1] if ref.affine else dN
                 self.grad = np.einsum("qib,cqba->cqia", dNq, inv)
         else:  # facets: |J| = sqrt(det(J^T J))
-            JtJ = np.einsum("cqab,cqac->cqbc", J, J)
+            JtJ = np.einsum("fqab,fqac->fqbc", J, J)
             self.detJ = np.sqrt(np.abs(_det_inv(JtJ)[0])) if J.shape[-1] > 1 else np.sqrt(JtJ[..., 0, 0])
         self.wdet = self.weights[None, :] * self.detJ  # (nc, nq): broadcasts for affine cells
         self.points = np.einsum("qi,cia->cqa", self.N, X)  # (nc, nq, gdim)
@@ -99,11 +99,30 @@ class Assembler:
         data = np.bincount(self.entry_map, weights=element_matrices.ravel(), minlength=self.nnz + 1)
         return sp.csr_matrix((data[: self.nnz], self.indices, self.indptr), shape=self.shape)
 
+    def matrix_from_entries(self, rows, cols, values) -> sp.csr_matrix:
+        """A matrix with this pattern from (row, col, value) triplets whose pairs lie in the
+        pattern (e.g. facet terms); entries of rows owned elsewhere are dropped."""
+        keep = rows < self.shape[0]
+        rows, cols, values = rows[keep], cols[keep], values[keep]
+        row_of_slot = np.repeat(np.arange(self.shape[0], dtype=np.int64), np.diff(self.indptr))
+        slot_keys = row_of_slot * self.shape[1] + self.indices  # sorted: CSR order
+        keys = rows.astype(np.int64) * self.shape[1] + cols
+        slots = np.searchsorted(slot_keys, keys)
+        if len(keys) and not np.array_equal(slot_keys[np.minimum(slots, self.nnz - 1)], keys):
+            raise ValueError("entries outside the sparsity pattern")
+        data = np.bincount(slots, weights=values, minlength=self.nnz)
+        return sp.csr_matrix((data, self.indices, self.indptr), shape=self.shape)
+
     def stiffness(self, k_cell: np.ndarray) -> sp.csr_matrix:
-        """K_ij = int k grad N_i . grad N_j, with k constant per cell."""
+        """K_ij = int grad N_i . k grad N_j, with k per cell: a scalar (n_cells,) or a
+        diagonal tensor (n_cells, dim)."""
         g = self.geometry
         w = g.wdet if g.grad.shape[1] > 1 else g.wdet.sum(axis=1, keepdims=True)  # affine: one gradient
-        Ke = np.einsum("cq,cqia,cqja->cij", w * k_cell[:, None], g.grad, g.grad, optimize=True)
+        k = np.asarray(k_cell, dtype=float)
+        if k.ndim == 1:
+            Ke = np.einsum("cq,cqia,cqja->cij", w * k[:, None], g.grad, g.grad, optimize=True)
+        else:
+            Ke = np.einsum("cq,ca,cqia,cqja->cij", w, k, g.grad, g.grad, optimize=True)
         return self.matrix(Ke)
 
     def mass(self, rhoc_cell: np.ndarray) -> sp.csr_matrix:

@@ -29,14 +29,16 @@ CELLS = {
     "rectangle": ("quadrilateral", "triangle"),
     "box": ("hexahedron", "tetrahedron"),
 }
-SCHEMES = {"backward-euler": 1.0, "crank-nicolson": 0.5, "theta": None}
+SCHEMES = {"backward-euler": 1.0, "crank-nicolson": 0.5, "theta": None, "bdf2": None,
+           "explicit-euler": 0.0, "steady": None}
+BC_KEYS = {"dirichlet": ("value",), "neumann": ("flux",), "robin": ("h", "T_inf"), "insulated": ()}
 
 
 @dataclass(frozen=True)
 class Key:
     """One case-file key: its kind, limits, default and documentation."""
 
-    kind: str  # int | float | str | choice | expr | floats | name
+    kind: str  # int | float | str | choice | expr | floats | name | conductivity | dt
     doc: str
     default: Any = REQUIRED
     low: float | None = None  # inclusive lower bound
@@ -57,7 +59,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "origin": Key("floats", "lower corner [x0, y0(, z0)] in metres", None),
     },
     "material": {
-        "k": Key("float", "thermal conductivity, W/(m K)", positive=True),
+        "k": Key("conductivity", "thermal conductivity, W/(m K): a number, or [kx, ky(, kz)] for a "
+                 "diagonal anisotropic tensor", positive=True),
         "rho": Key("float", "density, kg/m^3", positive=True),
         "c": Key("float", "specific heat capacity, J/(kg K)", positive=True),
     },
@@ -68,15 +71,18 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "f": Key("expr", "volumetric heat source, W/m^3: a number or an expression of x, y, z, t", 0.0),
     },
     "time": {
-        "scheme": Key("choice", "time integration scheme", "backward-euler", choices=tuple(SCHEMES)),
+        "scheme": Key("choice", "time integration scheme (steady: solve for the steady state)",
+                      "backward-euler", choices=tuple(SCHEMES)),
         "theta": Key("float", "implicitness for scheme = \"theta\" (0.5: Crank-Nicolson, 1: backward Euler)",
                      None, low=0.5, high=1.0),
-        "dt": Key("float", "time step, s", positive=True),
-        "t_end": Key("float", "end time, s (a whole number of steps)", positive=True),
+        "dt": Key("dt", "time step, s; \"auto\" (explicit-euler only) picks 90% of the stable limit",
+                  None, positive=True),
+        "t_end": Key("float", "end time, s (a whole number of steps); not used by steady", None, positive=True),
     },
     "solver": {
-        "preconditioner": Key("choice", "preconditioner of the conjugate gradient method", "bjacobi",
-                              choices=("bjacobi", "jacobi", "none")),
+        "preconditioner": Key("choice", "preconditioner of the conjugate gradient method: block Jacobi with "
+                              "each rank's block solved by LU, ILU or algebraic multigrid (pyamg), or Jacobi",
+                              "bjacobi", choices=("bjacobi", "ilu", "amg", "jacobi", "none")),
         "rtol": Key("float", "relative residual tolerance ||r|| <= rtol ||b||", 1e-10, positive=True, high=0.5),
         "atol": Key("float", "absolute residual tolerance", 0.0, low=0.0),
         "max_iterations": Key("int", "iteration cap of each linear solve", 2000, low=1),
@@ -90,9 +96,19 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
 }
 BOUNDARY_SCHEMA: dict[str, Key] = {
-    "type": Key("choice", "boundary condition kind (unlisted boundaries are insulated)",
-                choices=("dirichlet", "insulated")),
+    "type": Key("choice", "boundary condition kind (unlisted boundaries are insulated)", choices=tuple(BC_KEYS)),
     "value": Key("expr", "dirichlet: temperature, a number or an expression of x, y, z, t", None),
+    "flux": Key("expr", "neumann: heat flux into the body, W/m^2, an expression of x, y, z, t", None),
+    "h": Key("expr", "robin: heat transfer coefficient, W/(m^2 K), an expression of x, y, z", None),
+    "T_inf": Key("expr", "robin: ambient temperature, an expression of x, y, z, t", None),
+}
+REGION_SCHEMA: dict[str, Key] = {
+    "x": Key("floats", "x range [min, max] of the region's box (default: unbounded)", None),
+    "y": Key("floats", "y range [min, max]", None),
+    "z": Key("floats", "z range [min, max]", None),
+    "k": Key("conductivity", "conductivity in the region (default: material.k)", None, positive=True),
+    "rho": Key("float", "density in the region (default: material.rho)", None, positive=True),
+    "c": Key("float", "heat capacity in the region (default: material.c)", None, positive=True),
 }
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 
@@ -122,13 +138,17 @@ class Case:
         return 2 if self.values["mesh"]["type"] == "rectangle" else 3
 
     @property
+    def regions(self) -> dict:
+        return self.values["region"]
+
+    @property
     def theta(self) -> float:
         t = self.values["time"]
         return t["theta"] if t["scheme"] == "theta" else SCHEMES[t["scheme"]]
 
     @property
-    def n_steps(self) -> int:
-        return int(round(self.values["time"]["t_end"] / self.values["time"]["dt"]))
+    def steady(self) -> bool:
+        return self.values["time"]["scheme"] == "steady"
 
 
 def read_text(path: str | Path) -> str:
@@ -191,7 +211,7 @@ def validate(raw: dict, source: str) -> dict:
     def fail(msg):
         raise CaseError(f"{source}: {msg}")
 
-    allowed = sorted(SCHEMA) + ["boundary"]
+    allowed = sorted(SCHEMA) + ["boundary", "region"]
     for section, body in raw.items():
         if section not in allowed:
             fail(f"unknown section [{section}] (allowed: {', '.join(allowed)})")
@@ -207,7 +227,10 @@ def validate(raw: dict, source: str) -> dict:
                            for k, spec in keys.items()}
     _check_mesh(values["mesh"], fail)
     _check_time(values["time"], fail)
-    values["boundary"] = _check_boundaries(raw.get("boundary", {}), values["mesh"]["type"], fail)
+    values["boundary"] = _check_boundaries(raw.get("boundary", {}), values["mesh"]["type"], values["time"], fail)
+    dim = 2 if values["mesh"]["type"] == "rectangle" else 3
+    values["region"] = _check_regions(raw.get("region", {}), dim, fail)
+    _check_conductivity("material.k", values["material"]["k"], dim, fail)
     return values
 
 
@@ -232,6 +255,16 @@ def _check(name: str, spec: Key, value, fail):
         if value not in spec.choices:
             fail(f"{name} must be one of {', '.join(spec.choices)}; got {value!r}")
         return value
+    if kind == "conductivity":
+        if isinstance(value, list):
+            return [_check_float(name, spec, v, fail) for v in value]
+        return _check_float(name, spec, value, fail)
+    if kind == "dt":
+        if value == "auto":
+            return value
+        if isinstance(value, str):
+            fail(f"{name} must be a number > 0 or \"auto\", got {value!r}")
+        return _check_float(name, spec, value, fail)
     if kind == "floats":
         if not isinstance(value, list) or not value:
             fail(f"{name} must be a list of numbers, got {value!r}")
@@ -275,16 +308,56 @@ def _check_mesh(mesh, fail):
 
 
 def _check_time(time, fail):
-    if time["scheme"] == "theta" and time["theta"] is None:
+    scheme = time["scheme"]
+    if scheme == "theta" and time["theta"] is None:
         fail("time.theta is required when time.scheme = \"theta\" (0.5 <= theta <= 1)")
-    if time["scheme"] != "theta" and time["theta"] is not None:
-        fail(f"time.theta is only used with time.scheme = \"theta\", not {time['scheme']!r}")
+    if scheme != "theta" and time["theta"] is not None:
+        fail(f"time.theta is only used with time.scheme = \"theta\", not {scheme!r}")
+    if scheme == "steady":
+        return
+    for key in ("dt", "t_end"):
+        if time[key] is None:
+            fail(f"time.{key} is required for time.scheme = {scheme!r} ({SCHEMA['time'][key].doc})")
+    if time["dt"] == "auto":
+        if scheme != "explicit-euler":
+            fail(f"time.dt = \"auto\" is only for time.scheme = \"explicit-euler\", not {scheme!r}")
+        return
     steps = time["t_end"] / time["dt"]
     if abs(steps - round(steps)) > 1e-9 * max(1.0, steps) or round(steps) < 1:
         fail(f"time.t_end must be a whole number of time steps, got t_end/dt = {steps:.6g}")
 
 
-def _check_boundaries(raw, mesh_type, fail) -> dict:
+def _check_conductivity(name, k, dim, fail):
+    if isinstance(k, list) and len(k) != dim:
+        fail(f"{name} must be a number or a list of {dim} numbers (diagonal tensor), got {len(k)} entries")
+
+
+def _check_regions(raw, dim, fail) -> dict:
+    if not isinstance(raw, dict):
+        fail(f"region must be a table of named regions ([region.name]), got {raw!r}")
+    result = {}
+    for name, body in raw.items():
+        if not isinstance(body, dict):
+            fail(f"region.{name} must be a table with x/y/z ranges and k, rho, c, got {body!r}")
+        for key in body:
+            if key not in REGION_SCHEMA or (key == "z" and dim == 2):
+                allowed = [k for k in REGION_SCHEMA if dim == 3 or k != "z"]
+                fail(f"unknown key region.{name}.{key} (allowed: {', '.join(allowed)})")
+        region = {k: _check(f"region.{name}.{k}", spec, body.get(k, spec.default), fail)
+                  for k, spec in REGION_SCHEMA.items()}
+        for axis in "xyz"[:dim]:
+            r = region[axis]
+            if r is not None and (len(r) != 2 or r[0] > r[1]):
+                fail(f"region.{name}.{axis} must be [min, max] with min <= max, got {r!r}")
+        if region["k"] is not None:
+            _check_conductivity(f"region.{name}.k", region["k"], dim, fail)
+        if all(region[k] is None for k in ("k", "rho", "c")):
+            fail(f"region.{name} sets none of k, rho, c")
+        result[name] = region
+    return result
+
+
+def _check_boundaries(raw, mesh_type, time, fail) -> dict:
     names = BOUNDARIES[mesh_type]
     if not isinstance(raw, dict):
         fail(f"boundary must be a table of named boundaries ([boundary.left]), got {raw!r}")
@@ -299,9 +372,15 @@ def _check_boundaries(raw, mesh_type, fail) -> dict:
                 fail(f"unknown key boundary.{name}.{key} (allowed: {', '.join(BOUNDARY_SCHEMA)})")
         bc = {k: _check(f"boundary.{name}.{k}", spec, body.get(k, spec.default), fail)
               for k, spec in BOUNDARY_SCHEMA.items()}
-        if bc["type"] == "dirichlet" and bc["value"] is None:
-            fail(f"boundary.{name}.value is required for a dirichlet boundary (a temperature)")
-        if bc["type"] == "insulated" and bc["value"] is not None:
-            fail(f"boundary.{name}.value is not used by an insulated boundary; remove it")
-        result[name] = bc
+        kind = bc["type"]
+        for key in BC_KEYS[kind]:
+            if bc[key] is None:
+                fail(f"boundary.{name}.{key} is required for a {kind} boundary ({BOUNDARY_SCHEMA[key].doc})")
+        for key in BOUNDARY_SCHEMA:
+            if key != "type" and key not in BC_KEYS[kind] and bc[key] is not None:
+                fail(f"boundary.{name}.{key} is not used by a {kind} boundary "
+                     f"(it takes: {', '.join(BC_KEYS[kind]) or 'nothing'})")
+        if kind == "robin" and Expression(bc["h"]).depends_on_time:
+            fail(f"boundary.{name}.h must not depend on t (the system matrix is factorised once)")
+        result[name] = {k: v for k, v in bc.items() if v is not None}
     return result

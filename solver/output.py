@@ -32,6 +32,10 @@ from solver.mesh import DistributedMesh
 from solver.xdmf import write_xdmf
 
 
+SERIES = {"/time": np.float64, "/step": np.int64,
+          "/balance/energy_change": np.float64, "/balance/relative_imbalance": np.float64}
+
+
 def h5py_has_mpi() -> bool:
     return bool(h5py.get_config().mpi)
 
@@ -150,8 +154,8 @@ class ResultsFile:
         self._write("/mesh/geometry", geometry, self.nodes)
         self._write("/mesh/topology", topology, self.cells)
         self.backend.set_attrs("/mesh/topology", {"cell_type": mesh.cell_type})
-        self.backend.create_series("/time", np.float64)
-        self.backend.create_series("/step", np.int64)
+        for name, dtype in SERIES.items():
+            self.backend.create_series(name, dtype)
         self.backend.set_attrs("/", {**attrs, "solver_version": __version__, "ranks": comm.size,
                                      "n_nodes": mesh.n_global_nodes, "n_cells": mesh.n_global_cells,
                                      "cell_type": mesh.cell_type, "writer": self.driver})
@@ -178,13 +182,16 @@ class ResultsFile:
             return self.backend.write_blocks(name, block, dist.start, global_shape, all_nonempty, dist.starts)
         return self.backend.write_blocks(name, block, dist.start, global_shape, all_nonempty)
 
-    def write(self, u_local: np.ndarray, t: float, step: int) -> None:
+    def write(self, u_local: np.ndarray, t: float, step: int, balance=None) -> None:
         block = self.nodes.to_blocks(u_local[: self.mesh.n_owned])
         name = f"/fields/temperature/{len(self.snapshots):06d}"
         self._write(name, block, self.nodes)
         self.backend.set_attrs(name, {"time": float(t), "step": int(step)})
         self.backend.append("/time", float(t))
         self.backend.append("/step", int(step))
+        if balance is not None:
+            self.backend.append("/balance/energy_change", balance.change)
+            self.backend.append("/balance/relative_imbalance", balance.relative)
         self.backend.flush()
         self.snapshots.append((float(t), name))
         if self.comm.rank == 0:

@@ -1,43 +1,130 @@
 """The heat equation rho*c du/dt = div(k grad u) + f discretised on a distributed mesh.
 
-Semi-discrete form ``M du/dt + K u = F(t)`` on the owned rows, with Dirichlet nodes
-constrained symmetrically (:func:`constrain`) and insulated boundaries as the natural
-(zero-flux) condition.
+Semi-discrete form on the owned rows::
+
+    M du/dt + (K + K_R) u = F(t) = F_f(t) + F_N(t) + F_R(t)
+
+* ``K``: conduction with a (diagonal, possibly anisotropic) conductivity per cell;
+* Robin / convection boundaries ``-k du/dn = h (u - T_inf)``: ``K_R = int h N_i N_j`` and
+  ``F_R = int h T_inf N_i`` over their facets;
+* Neumann boundaries with heat flux q into the body: ``F_N = int q N_i``;
+* Dirichlet nodes are constrained symmetrically (:func:`constrain`); boundaries that are
+  not listed are insulated (the natural condition).
+
+Materials: ``material`` everywhere, then each ``region`` (a box, tested on cell centroids)
+overrides k, rho or c where it applies, later regions winning.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from mpi4py import MPI
 
-from solver.assembly import Assembler
+from solver.assembly import Assembler, CellGeometry
+from solver.elements import CELLS
 from solver.expressions import Expression
 from solver.mesh import DistributedMesh
 
 
+def cell_materials(mesh: DistributedMesh, material: dict, regions: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cell conductivity (n_cells, dim) and rho*c (n_cells,)."""
+    dim = mesh.dim
+    n = len(mesh.cells)
+    k = np.broadcast_to(np.asarray(material["k"], dtype=float), (dim,))
+    kk = np.tile(k, (n, 1))
+    rho = np.full(n, float(material["rho"]))
+    c = np.full(n, float(material["c"]))
+    centroids = mesh.coords[mesh.cells].mean(axis=1)
+    for region in regions.values():
+        inside = np.ones(n, dtype=bool)
+        for axis, name in enumerate("xyz"[:dim]):
+            if region.get(name) is not None:
+                lo, hi = region[name]
+                inside &= (centroids[:, axis] >= lo) & (centroids[:, axis] <= hi)
+        if region.get("k") is not None:
+            kk[inside] = np.broadcast_to(np.asarray(region["k"], dtype=float), (dim,))
+        if region.get("rho") is not None:
+            rho[inside] = region["rho"]
+        if region.get("c") is not None:
+            c[inside] = region["c"]
+    return kk, rho * c
+
+
+class BoundaryTerm:
+    """Quadrature on the facets of one named boundary (owned rows only are kept)."""
+
+    def __init__(self, mesh: DistributedMesh, name: str):
+        facets = mesh.boundaries[name]
+        self.nodes = facets.nodes
+        self.owned = facets.owned(mesh.n_owned_cells)  # each facet counted once globally
+        facet_type = CELLS[mesh.cell_type].facet_name
+        self.geometry = CellGeometry(facet_type, mesh.coords, facets.nodes, degree=2, gradients=False) \
+            if len(facets.nodes) else None
+
+    def element_vectors(self, values_at_points: np.ndarray) -> np.ndarray:
+        return self.geometry.integrate(values_at_points)
+
+    def integral(self, values_at_points: np.ndarray) -> float:
+        """Local part of the integral over this boundary (owned facets)."""
+        if self.geometry is None:
+            return 0.0
+        return float(np.sum((values_at_points * self.geometry.wdet)[self.owned]))
+
+
 class HeatProblem:
-    def __init__(self, mesh: DistributedMesh, material: dict, source, boundaries: dict):
+    def __init__(self, mesh: DistributedMesh, case_values: dict):
         self.mesh = mesh
         self.assembler = Assembler(mesh)
-        n_cells = len(mesh.cells)
-        k = np.full(n_cells, float(material["k"]))
-        rhoc = np.full(n_cells, float(material["rho"]) * float(material["c"]))
-        self.K = self.assembler.stiffness(k)
-        self.M = self.assembler.mass(rhoc)
-        self.source = Expression(source)
-        self._load_cache = None
+        v = case_values
+        self.k_cell, self.rhoc_cell = cell_materials(mesh, v["material"], v.get("region", {}))
+        self.K = self.assembler.stiffness(self.k_cell)
+        self.M = self.assembler.mass(self.rhoc_cell)
+        self.source = Expression(v["source"]["f"])
+        boundaries = v["boundary"]
+        self.neumann = [(BoundaryTerm(mesh, name), Expression(bc["flux"]))
+                        for name, bc in boundaries.items() if bc["type"] == "neumann"]
+        self.robin = [(BoundaryTerm(mesh, name), Expression(bc["h"]), Expression(bc["T_inf"]))
+                      for name, bc in boundaries.items() if bc["type"] == "robin"]
+        if self.robin:
+            self.K_robin = self._robin_matrix()
+            self.K = sp.csr_matrix((self.K.data + self.K_robin.data, self.K.indices, self.K.indptr),
+                                   shape=self.K.shape)
+            self.robin_uptake = np.asarray(self.K_robin.sum(axis=1)).ravel()  # int h N_i
         # Dirichlet boundaries in case-file order: a node on two boundaries takes the later value.
         self.dirichlet = [(name, Expression(bc["value"])) for name, bc in boundaries.items()
                           if bc["type"] == "dirichlet"]
         self.dirichlet_mask = mesh.owned_dirichlet_mask([name for name, _ in self.dirichlet])
-        self._dirichlet_nodes = []
-        for name, _ in self.dirichlet:
-            on = mesh.owned_dirichlet_mask([name])
-            self._dirichlet_nodes.append(np.flatnonzero(on))
+        self._dirichlet_nodes = [np.flatnonzero(mesh.owned_dirichlet_mask([name])) for name, _ in self.dirichlet]
+        self.mass_weights = np.asarray(self.M.sum(axis=1)).ravel()  # int rho c N_i: E = m . u
+        self._cache: dict = {}
+
+    # ------------------------------------------------------------------ boundary terms
+    def _robin_matrix(self) -> sp.csr_matrix:
+        rows, cols, vals = [], [], []
+        for term, h, _ in self.robin:
+            if term.geometry is None:
+                continue
+            g = term.geometry
+            hq = h(g.points, 0.0) * g.wdet  # (nf, nq)
+            Ke = np.einsum("fq,qi,qj->fij", hq, g.N, g.N)
+            nn = term.nodes.shape[1]
+            rows.append(np.repeat(term.nodes, nn, axis=1).ravel())
+            cols.append(np.tile(term.nodes, (1, nn)).ravel())
+            vals.append(Ke.ravel())
+        if not rows:
+            return self.assembler.matrix_from_entries(np.empty(0, int), np.empty(0, int), np.empty(0))
+        return self.assembler.matrix_from_entries(np.concatenate(rows), np.concatenate(cols), np.concatenate(vals))
 
     @property
     def time_dependent_dirichlet(self) -> bool:
         return any(expr.depends_on_time for _, expr in self.dirichlet)
+
+    @property
+    def has_dirichlet(self) -> bool:
+        count = np.array([self.dirichlet_mask[: self.mesh.n_owned].sum()], dtype=np.int64)
+        self.mesh.comm.Allreduce(MPI.IN_PLACE, count)
+        return bool(count[0])
 
     def dirichlet_values(self, t: float) -> np.ndarray:
         """Local vector with the prescribed temperatures on Dirichlet nodes, 0 elsewhere."""
@@ -46,15 +133,59 @@ class HeatProblem:
             g[nodes] = expr(self.mesh.coords[nodes], t)
         return g
 
-    def load(self, t: float) -> np.ndarray:
-        """Owned load vector F(t) = int f N_i (cached when f does not depend on t)."""
-        if self.source.is_constant and self.source(np.zeros((1, 1)))[0] == 0.0:
+    # ------------------------------------------------------------------ loads
+    def _facet_load(self, term: BoundaryTerm, values) -> np.ndarray:
+        if term.geometry is None:
             return np.zeros(self.mesh.n_owned)
-        if not self.source.depends_on_time:
-            if self._load_cache is None:
-                self._load_cache = self.assembler.load(self.source, 0.0)
-            return self._load_cache
-        return self.assembler.load(self.source, t)
+        full = np.bincount(term.nodes.ravel(), term.element_vectors(values(term.geometry.points)).ravel(),
+                           minlength=self.mesh.n_local)
+        return full[: self.mesh.n_owned]
+
+    def _cached(self, key, depends_on_time: bool, t: float, compute):
+        if depends_on_time:
+            return compute(t)
+        if key not in self._cache:
+            self._cache[key] = compute(0.0)
+        return self._cache[key]
+
+    def load_parts(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Owned load vectors at time t: (source, Neumann, Robin ambient); each is cached when
+        it does not depend on t."""
+        zero = self._cached("zero", False, t, lambda s: np.zeros(self.mesh.n_owned))
+        src = zero
+        if not (self.source.is_constant and self.source(np.zeros((1, 1)))[0] == 0.0):
+            src = self._cached("source", self.source.depends_on_time, t,
+                               lambda s: self.assembler.load(self.source, s))
+        neu = zero
+        if self.neumann:
+            neu = self._cached("neumann", any(q.depends_on_time for _, q in self.neumann), t,
+                               lambda s: sum(self._facet_load(term, lambda p: q(p, s)) for term, q in self.neumann))
+        rob = zero
+        if self.robin:
+            rob = self._cached("robin", any(ti.depends_on_time for _, _, ti in self.robin), t,
+                               lambda s: sum(self._facet_load(term, lambda p: h(p, s) * ti(p, s))
+                                             for term, h, ti in self.robin))
+        return src, neu, rob
+
+    def load(self, t: float) -> np.ndarray:
+        """Owned load vector F(t): source, Neumann fluxes and Robin ambient terms."""
+        src, neu, rob = self.load_parts(t)
+        return src + neu + rob
+
+    def local_flows(self, parts, u: np.ndarray) -> np.ndarray:
+        """This rank's heat flows into the body (W): [source, neumann, robin].
+
+        From the load vectors themselves (sum_i F_i = int f by construction), so the balance
+        is that of the discrete equations; Robin: int h (T_inf - u)."""
+        src, neu, rob = parts
+        robin = rob.sum() - np.dot(self.robin_uptake, u[: self.mesh.n_owned]) if self.robin else 0.0
+        return np.array([src.sum(), neu.sum(), robin])
+
+    def energy(self, u: np.ndarray) -> float:
+        """Thermal energy int rho c u (J, relative to u = 0), summed over ranks."""
+        e = np.array([np.dot(self.mass_weights, u[: self.mesh.n_owned])])
+        self.mesh.comm.Allreduce(MPI.IN_PLACE, e)
+        return float(e[0])
 
 
 def constrain(A: sp.csr_matrix, mask: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:

@@ -17,7 +17,7 @@ from solver.expressions import Expression
 from solver.output import ResultsFile
 from solver.problem import HeatProblem
 from solver.structured import mesh_from_case
-from solver.timestepping import ThetaStepper
+from solver.timestepping import make_stepper
 
 
 @dataclass
@@ -67,21 +67,35 @@ class Simulation:
         with self.timers("mesh"):
             self.mesh = mesh_from_case(comm, case.values["mesh"])
         with self.timers("assembly"):
-            self.problem = HeatProblem(self.mesh, case.values["material"], case.values["source"]["f"],
-                                       case.boundaries)
-            self.stepper = ThetaStepper(self.problem, case.values["time"]["dt"], case.theta,
-                                        case.values["solver"])
+            self.problem = HeatProblem(self.mesh, case.values)
+            self.stepper = make_stepper(self.problem, case)
         initial = Expression(case.values["initial"]["temperature"])
         self.u = np.array(initial(self.mesh.coords, 0.0), dtype=float)
         self.step_index, self.t = 0, 0.0
         self.iterations = 0
+        if case.steady:
+            self.dt, self.n_steps = 0.0, 0
+        else:
+            self.dt = self.stepper.dt
+            self.n_steps = int(round(case.values["time"]["t_end"] / self.dt))
+            self.stepper.start(self.u, 0.0)
+
+    @property
+    def balance(self):
+        return self.stepper.balance
 
     def advance(self):
         """One time step; returns the linear solver's SolveInfo."""
         with self.timers("solve"):
             info = self.stepper.step(self.u, self.t, self.step_index + 1)
         self.step_index += 1
-        self.t = self.step_index * self.case.values["time"]["dt"]
+        self.t = self.step_index * self.dt
+        self.iterations += info.iterations
+        return info
+
+    def solve_steady(self):
+        with self.timers("solve"):
+            info = self.stepper.solve(self.u)
         self.iterations += info.iterations
         return info
 
@@ -102,34 +116,55 @@ def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, report: Reporter |
         results = ResultsFile(directory, case.name, mesh, {
             "case": tomli_w.dumps(_plain(case.values)), "case_file_text": case.text,
             "case_source": case.source, "overrides": "\n".join(case.overrides)}, out["driver"], report)
-        results.write(sim.u, 0.0, 0)
+        if not case.steady:
+            results.write(sim.u, 0.0, 0, sim.balance)
 
-    n_steps, every = case.n_steps, out["every"]
+    if case.steady:
+        solve = sim.solve_steady()
+        report(f"steady state: iterations {solve.iterations}, residual {solve.residual:.2e}")
+        with timers("output"):
+            results.write(sim.u, 0.0, 0, sim.balance)
+        report(_balance_line(sim.balance))
+    elif case.values["time"]["dt"] == "auto":
+        report(f"explicit-euler: stable limit {sim.stepper.dt_limit:.6g} s, using dt = {sim.dt:.6g} s "
+               f"({sim.n_steps} steps)")
+
+    n_steps, every = sim.n_steps, out["every"]
     report_every = max(1, n_steps // 20) if every == 1 else every
     while sim.step_index < n_steps:
         solve = sim.advance()
         step = sim.step_index
         if step % every == 0 or step == n_steps:
             with timers("output"):
-                results.write(sim.u, sim.t, step)
+                results.write(sim.u, sim.t, step, sim.balance)
         if step % report_every == 0 or step == n_steps:
             report(f"step {step:6d}/{n_steps}  t = {sim.t:.6g}  iterations {solve.iterations:4d}  "
-                   f"residual {solve.residual:.2e}")
+                   f"residual {solve.residual:.2e}  heat imbalance {sim.balance.relative:.1e}")
+    if n_steps:
+        report(_balance_line(sim.balance))
 
     timings = max_over_ranks(comm, timers.seconds | {"total": MPI.Wtime() - wall_start})
     results.close({f"wall_time_{k}": v for k, v in timings.items()} |
-                  {"steps": n_steps, "linear_iterations": sim.iterations})
+                  {"steps": n_steps, "dt": sim.dt, "linear_iterations": sim.iterations} |
+                  {f"balance_{k}": v for k, v in sim.balance.as_dict().items()})
     result = RunResult(results.h5_path, results.xdmf_path, mesh.n_global_nodes, comm.size, n_steps,
                        sim.iterations, timings)
     report(summary(result, case))
     return result
 
 
+def _balance_line(b) -> str:
+    terms = ", ".join(f"{k} {v:+.6g}" for k, v in b.as_dict().items() if k.startswith("heat_in_") and v)
+    return (f"heat balance: energy change {b.change:+.6g} J; heat in: {terms or 'none'} J; "
+            f"relative imbalance {b.relative:.2e}")
+
+
 def summary(r: RunResult, case: Case) -> str:
     t = r.timings
     per_step = r.iterations / max(r.steps, 1)
+    what = "steady solve" if case.steady else f"{r.steps} steps of {case.time.scheme}"
     return "\n".join([
-        f"done: {r.n_dofs} DOFs on {r.ranks} ranks, {r.steps} steps of {case.time.scheme}, "
+        f"done: {r.n_dofs} DOFs on {r.ranks} ranks, {what}, "
         f"{r.iterations} CG iterations ({per_step:.1f} per step, preconditioner {case.solver.preconditioner})",
         f"wall time: mesh {t.get('mesh', 0):.3f} s, assembly {t.get('assembly', 0):.3f} s, "
         f"solve {t.get('solve', 0):.3f} s, output {t.get('output', 0):.3f} s, total {t.get('total', 0):.3f} s",

@@ -1,64 +1,272 @@
-"""Time integration: the theta method with a fixed step.
+"""Time integration of ``M du/dt + K u = F(t)``, and the steady state ``K u = F``.
 
-``(M + theta dt K) u1 = (M - (1 - theta) dt K) u0 + dt (theta F(t1) + (1 - theta) F(t0))``;
-theta = 1 is backward Euler, 1/2 Crank-Nicolson. The system matrix is assembled,
-constrained and its preconditioner factorised once; each step is one right-hand side and
-one warm-started PCG solve.
+* theta method: ``(M + theta dt K) u1 = (M - (1-theta) dt K) u0 + dt (theta F1 + (1-theta) F0)``
+  (backward Euler theta = 1, Crank-Nicolson theta = 1/2);
+* BDF2: ``(3/2 M + dt K) u1 = M (2 u0 - u_-1 / 2) + dt F1``, started with one backward-Euler step;
+* explicit Euler with the lumped (row-sum) mass: ``u1 = u0 + dt M_L^-1 (F0 - K u0)``, no solve;
+  its stable step ``dt <= 2 / max_i sum_j |K_ij| / M_L,ii`` (Gershgorin, a safe bound) is
+  checked, or picked with ``time.dt = "auto"``;
+* steady: ``K u = F`` once.
+
+Implicit matrices are assembled, constrained and factorised once. Each step also books the
+heat balance: energy change against the heat brought in by the source, the Neumann and Robin
+boundaries and the Dirichlet boundaries (their reactions, from the unconstrained rows).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
+
 import numpy as np
 import scipy.sparse as sp
+from mpi4py import MPI
 
-from solver.errors import ConvergenceError
+from solver.errors import CaseError, ConvergenceError
 from solver.linalg import DistributedMatrix, SolveInfo, make_preconditioner, pcg
 from solver.problem import HeatProblem, constrain
 
+BALANCE_TERMS = ("source", "neumann", "robin", "dirichlet")
 
-class ThetaStepper:
+
+@dataclass
+class HeatBalance:
+    """Cumulative heat balance since the start (J), identical on every rank."""
+
+    energy_start: float
+    energy: float
+    inflow: np.ndarray = field(default_factory=lambda: np.zeros(4))  # BALANCE_TERMS
+
+    @property
+    def change(self) -> float:
+        return self.energy - self.energy_start
+
+    @property
+    def imbalance(self) -> float:
+        return self.change - float(self.inflow.sum())
+
+    @property
+    def relative(self) -> float:
+        scale = max(abs(self.change), float(np.abs(self.inflow).sum()), 1e-300)
+        return abs(self.imbalance) / scale
+
+    def as_dict(self) -> dict:
+        return {"energy_change": self.change, "imbalance": self.imbalance, "relative_imbalance": self.relative,
+                **{f"heat_in_{k}": float(v) for k, v in zip(BALANCE_TERMS, self.inflow)}}
+
+
+class _System:
+    """A constrained SPD system matrix with its preconditioner and Dirichlet rows."""
+
+    def __init__(self, A: sp.csr_matrix, problem: HeatProblem, preconditioner: str):
+        mask = problem.dirichlet_mask
+        n_owned = problem.mesh.n_owned
+        A_c, self.lift, diag = constrain(A, mask)
+        self.A = DistributedMatrix(A_c, problem.mesh.halo)
+        self.dir_owned = np.flatnonzero(mask[:n_owned])
+        self.dir_diag = diag[self.dir_owned]
+        self.rows_dirichlet = A[self.dir_owned]  # unconstrained rows, for the reactions
+        try:
+            self.precond = make_preconditioner(preconditioner, self.A)
+        except ImportError as exc:
+            raise CaseError(str(exc)) from None
+
+
+class Stepper:
+    """Shared machinery: Dirichlet data, solves, and heat-balance bookkeeping."""
+
+    def __init__(self, problem: HeatProblem, solver: dict):
+        self.problem, self.solver = problem, solver
+        self.comm = problem.mesh.comm
+        self.n_owned = problem.mesh.n_owned
+        self.dir_local = np.flatnonzero(problem.dirichlet_mask)
+        self._lifted: dict = {}
+        self.balance: HeatBalance | None = None
+
+    def start(self, u: np.ndarray, t: float = 0.0) -> None:
+        """Impose Dirichlet values at the start time and open the heat balance."""
+        g = self.problem.dirichlet_values(t)
+        u[self.dir_local] = g[self.dir_local]
+        e = self.problem.energy(u)
+        self.balance = HeatBalance(e, e)
+
+    def _dirichlet(self, system: _System, t: float):
+        key = (id(system), t if self.problem.time_dependent_dirichlet else None)
+        if key not in self._lifted:
+            g = self.problem.dirichlet_values(t)
+            self._lifted = {key: (g, system.lift @ g)}
+        return self._lifted[key]
+
+    def _solve(self, system: _System, rhs: np.ndarray, u: np.ndarray, t1: float, step: int) -> SolveInfo:
+        """Solve the constrained system for u (in place); rhs is the unconstrained right-hand side."""
+        g, lifted = self._dirichlet(system, t1)
+        rhs = rhs - lifted
+        rhs[system.dir_owned] = system.dir_diag * g[system.dir_owned]
+        u[self.dir_local] = g[self.dir_local]
+        s = self.solver
+        info = pcg(system.A, rhs, u, system.precond, s["rtol"], s["atol"], s["max_iterations"])
+        if not info.converged:
+            where = "the steady solve" if step == 0 else f"step {step} (t = {t1:.6g})"
+            raise ConvergenceError(
+                f"{where}: the linear solver did not converge in {info.iterations} iterations "
+                f"(relative residual {info.residual:.3e} > solver.rtol = {s['rtol']:g}); try "
+                f"solver.preconditioner = \"bjacobi\" or \"amg\", a larger solver.max_iterations"
+                + ("" if step == 0 else " or a smaller time.dt"))
+        return info
+
+    def _book(self, u_new: np.ndarray, heat_in_local: np.ndarray, reaction_local: float) -> None:
+        """Add one step's heat (J, this rank's parts) to the balance; one Allreduce."""
+        buf = np.empty(5)
+        buf[0] = np.dot(self.problem.mass_weights, u_new[: self.n_owned])
+        buf[1:4] = heat_in_local
+        buf[4] = reaction_local
+        self.comm.Allreduce(MPI.IN_PLACE, buf)
+        self.balance.energy = float(buf[0])
+        self.balance.inflow += buf[1:]
+
+
+class ThetaStepper(Stepper):
     def __init__(self, problem: HeatProblem, dt: float, theta: float, solver: dict):
-        self.problem, self.dt, self.theta = problem, float(dt), float(theta)
-        self.solver = solver
+        super().__init__(problem, solver)
+        self.dt, self.theta = float(dt), float(theta)
         M, K = problem.M, problem.K
-        halo = problem.mesh.halo
         # M and K share one sparsity pattern: combine their data arrays.
         A = sp.csr_matrix((M.data + theta * dt * K.data, M.indices, M.indptr), shape=M.shape)
         self.B = DistributedMatrix(
-            sp.csr_matrix((M.data - (1.0 - theta) * dt * K.data, M.indices, M.indptr), shape=M.shape), halo)
-        A_c, self.lift, diag = constrain(A, problem.dirichlet_mask)
-        self.A = DistributedMatrix(A_c, halo)
-        n_owned = problem.mesh.n_owned
-        self.dir_owned = np.flatnonzero(problem.dirichlet_mask[:n_owned])
-        self.dir_local = np.flatnonzero(problem.dirichlet_mask)
-        self.dir_diag = diag[self.dir_owned]
-        self.precond = make_preconditioner(solver["preconditioner"], self.A)
-        self._lifted = None  # lift @ g for time-independent Dirichlet data
-
-    def _dirichlet(self, t):
-        if self._lifted is None or self.problem.time_dependent_dirichlet:
-            g = self.problem.dirichlet_values(t)
-            self._lifted = (g, self.lift @ g)
-        return self._lifted
+            sp.csr_matrix((M.data - (1.0 - theta) * dt * K.data, M.indices, M.indptr), shape=M.shape),
+            problem.mesh.halo)
+        self.system = _System(A, problem, solver["preconditioner"])
 
     def step(self, u: np.ndarray, t0: float, step: int) -> SolveInfo:
         """Advance ``u`` (local vector, ghosts current) from t0 to t0 + dt in place."""
-        dt, theta = self.dt, self.theta
+        dt, theta, p = self.dt, self.theta, self.problem
         t1 = t0 + dt
+        parts1 = p.load_parts(t1)
         rhs = self.B.matvec(u)
-        if theta == 1.0:
-            rhs += dt * self.problem.load(t1)
-        else:
-            rhs += dt * (theta * self.problem.load(t1) + (1.0 - theta) * self.problem.load(t0))
-        g, lifted = self._dirichlet(t1)
-        rhs -= lifted
-        rhs[self.dir_owned] = self.dir_diag * g[self.dir_owned]
-        u[self.dir_local] = g[self.dir_local]
-        s = self.solver
-        info = pcg(self.A, rhs, u, self.precond, s["rtol"], s["atol"], s["max_iterations"])
-        if not info.converged:
-            raise ConvergenceError(
-                f"step {step} (t = {t1:.6g}): the linear solver did not converge in {info.iterations} "
-                f"iterations (relative residual {info.residual:.3e} > solver.rtol = {s['rtol']:g}); "
-                f"try solver.preconditioner = \"bjacobi\", a larger solver.max_iterations or a smaller time.dt")
+        heat = np.zeros(3)
+        if theta < 1.0:
+            parts0 = p.load_parts(t0)
+            rhs += dt * (1.0 - theta) * sum(parts0)
+            heat = dt * (1.0 - theta) * p.local_flows(parts0, u)
+        rhs += dt * theta * sum(parts1)
+        rhs_dirichlet = rhs[self.system.dir_owned]
+        info = self._solve(self.system, rhs, u, t1, step)
+        heat = heat + dt * theta * p.local_flows(parts1, u)
+        reaction = float(np.sum(self.system.rows_dirichlet @ u - rhs_dirichlet))
+        self._book(u, heat, reaction)
         return info
+
+
+class BDF2Stepper(Stepper):
+    def __init__(self, problem: HeatProblem, dt: float, solver: dict):
+        super().__init__(problem, solver)
+        self.dt = float(dt)
+        M, K = problem.M, problem.K
+        A = sp.csr_matrix((1.5 * M.data + dt * K.data, M.indices, M.indptr), shape=M.shape)
+        self.M = DistributedMatrix(M, problem.mesh.halo)
+        self.system = _System(A, problem, solver["preconditioner"])
+        self.first = ThetaStepper(problem, dt, 1.0, solver)  # start-up step, freed after use
+        self.previous: np.ndarray | None = None
+
+    def start(self, u, t=0.0):
+        super().start(u, t)
+        self.first.balance = self.balance
+
+    def step(self, u: np.ndarray, t0: float, step: int) -> SolveInfo:
+        if self.previous is None:
+            self.previous = u.copy()
+            info = self.first.step(u, t0, step)
+            self.first = None
+            return info
+        dt, p = self.dt, self.problem
+        t1 = t0 + dt
+        history = 2.0 * u - 0.5 * self.previous
+        self.previous = u.copy()
+        parts1 = p.load_parts(t1)
+        rhs = self.M.matvec(history) + dt * sum(parts1)
+        rhs_dirichlet = rhs[self.system.dir_owned]
+        info = self._solve(self.system, rhs, u, t1, step)
+        reaction = float(np.sum(self.system.rows_dirichlet @ u - rhs_dirichlet))
+        self._book(u, dt * p.local_flows(parts1, u), reaction)
+        return info
+
+    def state(self) -> dict:
+        """What a restart needs besides u: the previous solution."""
+        return {"previous": self.previous}
+
+
+class ExplicitEulerStepper(Stepper):
+    def __init__(self, problem: HeatProblem, dt, t_end: float, solver: dict):
+        super().__init__(problem, solver)
+        self.K = DistributedMatrix(problem.K, problem.mesh.halo)
+        self.ml = problem.mass_weights.copy()  # lumped mass: row sums of M
+        self.dt_limit = self.stable_limit()
+        if dt == "auto":
+            n = math.ceil(t_end / (0.9 * self.dt_limit) - 1e-9)
+            dt = t_end / n
+        elif dt > self.dt_limit:
+            raise CaseError(
+                f"time.dt = {dt:g} s exceeds the stability limit {self.dt_limit:.6g} s of explicit-euler "
+                f"(lumped mass, Gershgorin bound); use time.dt <= {self.dt_limit:.6g}, time.dt = \"auto\", "
+                f"or an implicit scheme (backward-euler, crank-nicolson, bdf2)")
+        self.dt = float(dt)
+        free = ~problem.dirichlet_mask[: self.n_owned]
+        self.dir_owned = np.flatnonzero(~free)
+        self.rate = np.where(free, 1.0 / self.ml, 0.0)
+
+    def stable_limit(self) -> float:
+        K = self.problem.K
+        absrow = np.asarray(abs(K).sum(axis=1)).ravel()
+        free = ~self.problem.dirichlet_mask[: self.n_owned]
+        g = np.array([np.max(absrow[free] / self.ml[free]) if free.any() else 0.0])
+        self.comm.Allreduce(MPI.IN_PLACE, g, op=MPI.MAX)
+        return 2.0 / g[0] if g[0] > 0 else math.inf
+
+    def step(self, u: np.ndarray, t0: float, step: int) -> SolveInfo:
+        dt, p, n = self.dt, self.problem, self.n_owned
+        t1 = t0 + dt
+        parts0 = p.load_parts(t0)
+        heat = dt * p.local_flows(parts0, u)
+        residual = sum(parts0) - self.K.matvec(u)  # F0 - K u0 (updates the ghosts of u)
+        u_old_dirichlet = u[self.dir_owned].copy()
+        u[:n] += dt * self.rate * residual
+        g = p.dirichlet_values(t1)
+        u[self.dir_local] = g[self.dir_local]
+        p.mesh.halo.update(u)
+        reaction = float(np.sum(self.ml[self.dir_owned] * (u[self.dir_owned] - u_old_dirichlet)
+                                - dt * residual[self.dir_owned]))
+        self._book(u, heat, reaction)
+        return SolveInfo(0, 0.0, True)
+
+
+class SteadySolver(Stepper):
+    def __init__(self, problem: HeatProblem, solver: dict):
+        super().__init__(problem, solver)
+        if not problem.has_dirichlet and not problem.robin:
+            raise CaseError("time.scheme = \"steady\" needs at least one dirichlet or robin boundary "
+                            "(with only insulated and neumann boundaries the steady temperature is not unique)")
+        self.system = _System(problem.K, problem, solver["preconditioner"])
+
+    def solve(self, u: np.ndarray) -> SolveInfo:
+        p = self.problem
+        parts = p.load_parts(0.0)
+        rhs = sum(parts)
+        rhs_dirichlet = rhs[self.system.dir_owned]
+        info = self._solve(self.system, rhs, u, 0.0, 0)
+        reaction = float(np.sum(self.system.rows_dirichlet @ u - rhs_dirichlet))
+        e = p.energy(u)
+        self.balance = HeatBalance(e, e)  # steady: no storage, inflows must cancel
+        self._book(u, p.local_flows(parts, u), reaction)
+        return info
+
+
+def make_stepper(problem: HeatProblem, case) -> Stepper:
+    t = case.values["time"]
+    scheme, solver = t["scheme"], case.values["solver"]
+    if scheme == "steady":
+        return SteadySolver(problem, solver)
+    if scheme == "bdf2":
+        return BDF2Stepper(problem, t["dt"], solver)
+    if scheme == "explicit-euler":
+        return ExplicitEulerStepper(problem, t["dt"], t["t_end"], solver)
+    return ThetaStepper(problem, t["dt"], case.theta, solver)
