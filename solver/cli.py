@@ -32,7 +32,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m solver",
                 description="Parallel finite-element heat diffusion. Run under MPI: "
-                            "mpirun -n 4 python -m solver inputs/plate.toml")
+                            "mpirun -n 4 python -m solver inputs/plate.toml. "
+                            "Other commands: python -m solver verify --help")
     p.add_argument("case", nargs="?", help="TOML case file (default: a small built-in 2D plate)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a case-file key, e.g. --set mesh.nx=64 (repeatable)")
@@ -54,6 +55,27 @@ def read_case_text(comm, path: str | None) -> tuple[str, str, str]:
     return text, path, Path(path).stem
 
 
+def build_verify_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m solver verify",
+                description="Manufactured-solution convergence study: prints L2/H1 errors and observed "
+                            "orders in space and time; exits 1 when an order misses its theory by > 0.2.")
+    p.add_argument("--dim", type=int, choices=(2, 3), help="only 2D or only 3D (default: both)")
+    p.add_argument("--element", action="append", choices=("triangle", "quadrilateral", "tetrahedron", "hexahedron"),
+                   help="only this cell type (repeatable)")
+    p.add_argument("--levels", type=int, nargs="+", metavar="N", help="cells per side of the meshes (default "
+                   "8 16 32 in 2D, 4 8 16 in 3D)")
+    return p
+
+
+def verify(argv, comm) -> int:
+    from solver.verification import verify_command
+
+    return verify_command(build_verify_parser().parse_args(argv), comm)
+
+
+COMMANDS = {"verify": verify}
+
+
 def run_command(args, comm) -> int:
     from solver.config import load_case
     from solver.simulation import run
@@ -69,7 +91,10 @@ def main(argv=None) -> int:
 
     comm = MPI.COMM_WORLD
     verbose = "--verbose" in (argv if argv is not None else sys.argv[1:])
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv and argv[0] in COMMANDS:
+            return COMMANDS[argv[0]](argv[1:], comm)
         args = build_parser().parse_args(argv)
         return run_command(args, comm)
     except SolverExit as exc:

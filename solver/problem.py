@@ -57,19 +57,12 @@ class BoundaryTerm:
     def __init__(self, mesh: DistributedMesh, name: str):
         facets = mesh.boundaries[name]
         self.nodes = facets.nodes
-        self.owned = facets.owned(mesh.n_owned_cells)  # each facet counted once globally
         facet_type = CELLS[mesh.cell_type].facet_name
         self.geometry = CellGeometry(facet_type, mesh.coords, facets.nodes, degree=2, gradients=False) \
             if len(facets.nodes) else None
 
     def element_vectors(self, values_at_points: np.ndarray) -> np.ndarray:
         return self.geometry.integrate(values_at_points)
-
-    def integral(self, values_at_points: np.ndarray) -> float:
-        """Local part of the integral over this boundary (owned facets)."""
-        if self.geometry is None:
-            return 0.0
-        return float(np.sum((values_at_points * self.geometry.wdet)[self.owned]))
 
 
 class HeatProblem:
@@ -82,27 +75,33 @@ class HeatProblem:
         self.M = self.assembler.mass(self.rhoc_cell)
         self.source = Expression(v["source"]["f"])
         boundaries = v["boundary"]
-        self.neumann = [(BoundaryTerm(mesh, name), Expression(bc["flux"]))
+        self.neumann = [(name, BoundaryTerm(mesh, name), Expression(bc["flux"]))
                         for name, bc in boundaries.items() if bc["type"] == "neumann"]
-        self.robin = [(BoundaryTerm(mesh, name), Expression(bc["h"]), Expression(bc["T_inf"]))
+        self.robin = [(name, BoundaryTerm(mesh, name), Expression(bc["h"]), Expression(bc["T_inf"]))
                       for name, bc in boundaries.items() if bc["type"] == "robin"]
+        self._cache: dict = {}
         if self.robin:
             self.K_robin = self._robin_matrix()
             self.K = sp.csr_matrix((self.K.data + self.K_robin.data, self.K.indices, self.K.indptr),
                                    shape=self.K.shape)
-            self.robin_uptake = np.asarray(self.K_robin.sum(axis=1)).ravel()  # int h N_i
+        # int h N_i per Robin boundary: the uptake h u of the Robin flow h (T_inf - u)
+        self.robin_uptake = {name: self._facet_load(term, lambda p, h=h: h(p, 0.0))
+                             for name, term, h, _ in self.robin}
         # Dirichlet boundaries in case-file order: a node on two boundaries takes the later value.
         self.dirichlet = [(name, Expression(bc["value"])) for name, bc in boundaries.items()
                           if bc["type"] == "dirichlet"]
         self.dirichlet_mask = mesh.owned_dirichlet_mask([name for name, _ in self.dirichlet])
         self._dirichlet_nodes = [np.flatnonzero(mesh.owned_dirichlet_mask([name])) for name, _ in self.dirichlet]
+        # which Dirichlet boundary each local node belongs to (the last one listed wins)
+        self.dirichlet_boundary = np.zeros(mesh.n_local, dtype=np.int64)
+        for i, nodes in enumerate(self._dirichlet_nodes):
+            self.dirichlet_boundary[nodes] = i
         self.mass_weights = np.asarray(self.M.sum(axis=1)).ravel()  # int rho c N_i: E = m . u
-        self._cache: dict = {}
 
     # ------------------------------------------------------------------ boundary terms
     def _robin_matrix(self) -> sp.csr_matrix:
         rows, cols, vals = [], [], []
-        for term, h, _ in self.robin:
+        for _, term, h, _ in self.robin:
             if term.geometry is None:
                 continue
             g = term.geometry
@@ -148,38 +147,52 @@ class HeatProblem:
             self._cache[key] = compute(0.0)
         return self._cache[key]
 
-    def load_parts(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Owned load vectors at time t: (source, Neumann, Robin ambient); each is cached when
-        it does not depend on t."""
-        zero = self._cached("zero", False, t, lambda s: np.zeros(self.mesh.n_owned))
-        src = zero
+    def load_parts(self, t: float) -> dict:
+        """Owned load vectors at time t by origin: "source", then each Neumann boundary (flux)
+        and each Robin boundary (h T_inf); each is cached when it does not depend on t."""
+        parts = {}
         if not (self.source.is_constant and self.source(np.zeros((1, 1)))[0] == 0.0):
-            src = self._cached("source", self.source.depends_on_time, t,
-                               lambda s: self.assembler.load(self.source, s))
-        neu = zero
-        if self.neumann:
-            neu = self._cached("neumann", any(q.depends_on_time for _, q in self.neumann), t,
-                               lambda s: sum(self._facet_load(term, lambda p: q(p, s)) for term, q in self.neumann))
-        rob = zero
-        if self.robin:
-            rob = self._cached("robin", any(ti.depends_on_time for _, _, ti in self.robin), t,
-                               lambda s: sum(self._facet_load(term, lambda p: h(p, s) * ti(p, s))
-                                             for term, h, ti in self.robin))
-        return src, neu, rob
+            parts["source"] = self._cached("source", self.source.depends_on_time, t,
+                                           lambda s: self.assembler.load(self.source, s))
+        for name, term, q in self.neumann:
+            parts[name] = self._cached(name, q.depends_on_time, t,
+                                       lambda s: self._facet_load(term, lambda p: q(p, s)))
+        for name, term, h, ti in self.robin:
+            parts[name] = self._cached(name, ti.depends_on_time, t,
+                                       lambda s: self._facet_load(term, lambda p: h(p, s) * ti(p, s)))
+        return parts
 
     def load(self, t: float) -> np.ndarray:
         """Owned load vector F(t): source, Neumann fluxes and Robin ambient terms."""
-        src, neu, rob = self.load_parts(t)
-        return src + neu + rob
+        return sum(self.load_parts(t).values(), np.zeros(self.mesh.n_owned))
 
-    def local_flows(self, parts, u: np.ndarray) -> np.ndarray:
-        """This rank's heat flows into the body (W): [source, neumann, robin].
+    @property
+    def balance_terms(self) -> list[str]:
+        """Names of the heat flows: source, Neumann and Robin boundaries, Dirichlet boundaries."""
+        return ["source"] + [n for n, *_ in self.neumann] + [n for n, *_ in self.robin] + \
+            [n for n, _ in self.dirichlet]
+
+    def local_flows(self, parts: dict, u: np.ndarray) -> np.ndarray:
+        """This rank's heat flows into the body (W), in ``balance_terms`` order (Dirichlet: 0).
 
         From the load vectors themselves (sum_i F_i = int f by construction), so the balance
         is that of the discrete equations; Robin: int h (T_inf - u)."""
-        src, neu, rob = parts
-        robin = rob.sum() - np.dot(self.robin_uptake, u[: self.mesh.n_owned]) if self.robin else 0.0
-        return np.array([src.sum(), neu.sum(), robin])
+        n = self.mesh.n_owned
+        out = np.zeros(len(self.balance_terms))
+        out[0] = parts["source"].sum() if "source" in parts else 0.0
+        for i, (name, *_) in enumerate(self.neumann, start=1):
+            out[i] = parts[name].sum()
+        for i, (name, *_) in enumerate(self.robin, start=1 + len(self.neumann)):
+            out[i] = parts[name].sum() - np.dot(self.robin_uptake[name], u[:n])
+        return out
+
+    def local_reactions(self, rows: np.ndarray, reactions: np.ndarray) -> np.ndarray:
+        """Dirichlet reactions (heat in, J or W) of owned rows, summed per Dirichlet boundary and
+        placed in ``balance_terms`` order."""
+        out = np.zeros(len(self.balance_terms))
+        first = len(self.balance_terms) - len(self.dirichlet)
+        out[first:] = np.bincount(self.dirichlet_boundary[rows], weights=reactions, minlength=len(self.dirichlet))
+        return out
 
     def energy(self, u: np.ndarray) -> float:
         """Thermal energy int rho c u (J, relative to u = 0), summed over ranks."""

@@ -124,7 +124,7 @@ def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, report: Reporter |
         report(f"steady state: iterations {solve.iterations}, residual {solve.residual:.2e}")
         with timers("output"):
             results.write(sim.u, 0.0, 0, sim.balance)
-        report(_balance_line(sim.balance))
+        report(_balance_line(sim.balance, steady=True))
     elif case.values["time"]["dt"] == "auto":
         report(f"explicit-euler: stable limit {sim.stepper.dt_limit:.6g} s, using dt = {sim.dt:.6g} s "
                f"({sim.n_steps} steps)")
@@ -153,9 +153,11 @@ def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, report: Reporter |
     return result
 
 
-def _balance_line(b) -> str:
-    terms = ", ".join(f"{k} {v:+.6g}" for k, v in b.as_dict().items() if k.startswith("heat_in_") and v)
-    return (f"heat balance: energy change {b.change:+.6g} J; heat in: {terms or 'none'} J; "
+def _balance_line(b, steady: bool = False) -> str:
+    terms = ", ".join(f"{name} {v:+.6g}" for name, v in zip(b.terms, b.inflow) if v)
+    if steady:
+        return f"heat balance: heat flows in (W): {terms or 'none'}; relative imbalance {b.relative:.2e}"
+    return (f"heat balance: energy change {b.change:+.6g} J; heat in (J): {terms or 'none'}; "
             f"relative imbalance {b.relative:.2e}")
 
 

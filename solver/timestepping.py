@@ -16,7 +16,7 @@ boundaries and the Dirichlet boundaries (their reactions, from the unconstrained
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,16 +26,21 @@ from solver.errors import CaseError, ConvergenceError
 from solver.linalg import DistributedMatrix, SolveInfo, make_preconditioner, pcg
 from solver.problem import HeatProblem, constrain
 
-BALANCE_TERMS = ("source", "neumann", "robin", "dirichlet")
-
-
 @dataclass
 class HeatBalance:
-    """Cumulative heat balance since the start (J), identical on every rank."""
+    """Cumulative heat balance since the start (J), identical on every rank.
 
+    ``inflow[i]`` is the heat brought in by ``terms[i]``: the source, then each Neumann,
+    Robin and Dirichlet boundary by name."""
+
+    terms: list
     energy_start: float
     energy: float
-    inflow: np.ndarray = field(default_factory=lambda: np.zeros(4))  # BALANCE_TERMS
+    inflow: np.ndarray = None
+
+    def __post_init__(self):
+        if self.inflow is None:
+            self.inflow = np.zeros(len(self.terms))
 
     @property
     def change(self) -> float:
@@ -52,7 +57,7 @@ class HeatBalance:
 
     def as_dict(self) -> dict:
         return {"energy_change": self.change, "imbalance": self.imbalance, "relative_imbalance": self.relative,
-                **{f"heat_in_{k}": float(v) for k, v in zip(BALANCE_TERMS, self.inflow)}}
+                **{f"heat_in_{k}": float(v) for k, v in zip(self.terms, self.inflow)}}
 
 
 class _System:
@@ -88,7 +93,7 @@ class Stepper:
         g = self.problem.dirichlet_values(t)
         u[self.dir_local] = g[self.dir_local]
         e = self.problem.energy(u)
-        self.balance = HeatBalance(e, e)
+        self.balance = HeatBalance(self.problem.balance_terms, e, e)
 
     def _dirichlet(self, system: _System, t: float):
         key = (id(system), t if self.problem.time_dependent_dirichlet else None)
@@ -114,12 +119,12 @@ class Stepper:
                 + ("" if step == 0 else " or a smaller time.dt"))
         return info
 
-    def _book(self, u_new: np.ndarray, heat_in_local: np.ndarray, reaction_local: float) -> None:
-        """Add one step's heat (J, this rank's parts) to the balance; one Allreduce."""
-        buf = np.empty(5)
+    def _book(self, u_new: np.ndarray, heat_in_local: np.ndarray, rows: np.ndarray, reactions: np.ndarray) -> None:
+        """Add one step's heat (J, this rank's parts; Dirichlet reactions of owned ``rows``) to
+        the balance; one Allreduce."""
+        buf = np.empty(1 + len(heat_in_local))
         buf[0] = np.dot(self.problem.mass_weights, u_new[: self.n_owned])
-        buf[1:4] = heat_in_local
-        buf[4] = reaction_local
+        buf[1:] = heat_in_local + self.problem.local_reactions(rows, reactions)
         self.comm.Allreduce(MPI.IN_PLACE, buf)
         self.balance.energy = float(buf[0])
         self.balance.inflow += buf[1:]
@@ -143,17 +148,16 @@ class ThetaStepper(Stepper):
         t1 = t0 + dt
         parts1 = p.load_parts(t1)
         rhs = self.B.matvec(u)
-        heat = np.zeros(3)
+        heat = 0.0
         if theta < 1.0:
             parts0 = p.load_parts(t0)
-            rhs += dt * (1.0 - theta) * sum(parts0)
+            rhs += dt * (1.0 - theta) * sum(parts0.values(), 0.0)
             heat = dt * (1.0 - theta) * p.local_flows(parts0, u)
-        rhs += dt * theta * sum(parts1)
+        rhs += dt * theta * sum(parts1.values(), 0.0)
         rhs_dirichlet = rhs[self.system.dir_owned]
         info = self._solve(self.system, rhs, u, t1, step)
         heat = heat + dt * theta * p.local_flows(parts1, u)
-        reaction = float(np.sum(self.system.rows_dirichlet @ u - rhs_dirichlet))
-        self._book(u, heat, reaction)
+        self._book(u, heat, self.system.dir_owned, self.system.rows_dirichlet @ u - rhs_dirichlet)
         return info
 
 
@@ -183,11 +187,11 @@ class BDF2Stepper(Stepper):
         history = 2.0 * u - 0.5 * self.previous
         self.previous = u.copy()
         parts1 = p.load_parts(t1)
-        rhs = self.M.matvec(history) + dt * sum(parts1)
+        rhs = self.M.matvec(history) + dt * sum(parts1.values(), 0.0)
         rhs_dirichlet = rhs[self.system.dir_owned]
         info = self._solve(self.system, rhs, u, t1, step)
-        reaction = float(np.sum(self.system.rows_dirichlet @ u - rhs_dirichlet))
-        self._book(u, dt * p.local_flows(parts1, u), reaction)
+        self._book(u, dt * p.local_flows(parts1, u), self.system.dir_owned,
+                   self.system.rows_dirichlet @ u - rhs_dirichlet)
         return info
 
     def state(self) -> dict:
@@ -227,15 +231,14 @@ class ExplicitEulerStepper(Stepper):
         t1 = t0 + dt
         parts0 = p.load_parts(t0)
         heat = dt * p.local_flows(parts0, u)
-        residual = sum(parts0) - self.K.matvec(u)  # F0 - K u0 (updates the ghosts of u)
+        residual = sum(parts0.values(), 0.0) - self.K.matvec(u)  # F0 - K u0 (updates the ghosts of u)
         u_old_dirichlet = u[self.dir_owned].copy()
         u[:n] += dt * self.rate * residual
         g = p.dirichlet_values(t1)
         u[self.dir_local] = g[self.dir_local]
         p.mesh.halo.update(u)
-        reaction = float(np.sum(self.ml[self.dir_owned] * (u[self.dir_owned] - u_old_dirichlet)
-                                - dt * residual[self.dir_owned]))
-        self._book(u, heat, reaction)
+        reactions = self.ml[self.dir_owned] * (u[self.dir_owned] - u_old_dirichlet) - dt * residual[self.dir_owned]
+        self._book(u, heat, self.dir_owned, reactions)
         return SolveInfo(0, 0.0, True)
 
 
@@ -250,13 +253,13 @@ class SteadySolver(Stepper):
     def solve(self, u: np.ndarray) -> SolveInfo:
         p = self.problem
         parts = p.load_parts(0.0)
-        rhs = sum(parts)
+        rhs = sum(parts.values(), np.zeros(self.n_owned))
         rhs_dirichlet = rhs[self.system.dir_owned]
         info = self._solve(self.system, rhs, u, 0.0, 0)
-        reaction = float(np.sum(self.system.rows_dirichlet @ u - rhs_dirichlet))
         e = p.energy(u)
-        self.balance = HeatBalance(e, e)  # steady: no storage, inflows must cancel
-        self._book(u, p.local_flows(parts, u), reaction)
+        self.balance = HeatBalance(p.balance_terms, e, e)  # steady: no storage, heat flows (W) cancel
+        self._book(u, p.local_flows(parts, u), self.system.dir_owned,
+                   self.system.rows_dirichlet @ u - rhs_dirichlet)
         return info
 
 

@@ -173,9 +173,8 @@ def verify_command(args, comm=MPI.COMM_WORLD, out=sys.stdout) -> int:
                     if abs(observed - expected) > tolerance:
                         failures.append(f"{cell} {scheme} {name} order {observed:.2f} (expected {expected:g})")
                 say()
-    cell = (args.element or ["quadrilateral"])[0] if not args.dim or args.dim == 2 else "hexahedron"
-    if args.dim == 3 and args.element:
-        cell = args.element[0]
+    candidates = [c for d in dims for c in CELLS_BY_DIM[d] if not args.element or c in args.element]
+    cell = "quadrilateral" if "quadrilateral" in candidates else candidates[0]
     for scheme, expected in ORDERS.items():
         rows, o = time_study(cell, scheme, n=8 if cell in CELLS_BY_DIM[2] else 4, comm=comm)
         say(f"time: {scheme} on {cell} (differences of successive dt halvings)")
