@@ -87,7 +87,7 @@ PIP="$PY -m pip --disable-pip-version-check --quiet"
 
 say "installing build tools and dependencies"
 $PIP install -U pip setuptools cython pkgconfig packaging wheel numpy
-$PIP install mpi4py scipy meshio tomli-w pytest
+$PIP install mpi4py scipy meshio tomli-w pyamg pytest
 
 if "$PY" -c 'import sys, h5py; sys.exit(0 if h5py.get_config().mpi else 1)' 2>/dev/null; then
     say "h5py with MPI already installed"

@@ -133,6 +133,12 @@ class Assembler:
         Me = ((g.wdet * rhoc_cell[:, None]) @ NN).reshape(-1, nn, nn)
         return self.matrix(Me)
 
+    def lumped(self, M: sp.csr_matrix) -> sp.csr_matrix:
+        """Row-sum lumping of M, kept in the shared sparsity pattern (zeros off the diagonal)."""
+        rows = np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
+        data = np.where(self.indices == rows, np.asarray(M.sum(axis=1)).ravel()[rows], 0.0)
+        return sp.csr_matrix((data, self.indices, self.indptr), shape=self.shape)
+
     def vector(self, element_vectors: np.ndarray) -> np.ndarray:
         """Sum element vectors (nc, nn) into owned entries."""
         out = np.bincount(self.mesh.cells.ravel(), weights=element_vectors.ravel(), minlength=self.mesh.n_local)

@@ -78,6 +78,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "dt": Key("dt", "time step, s; \"auto\" (explicit-euler only) picks 90% of the stable limit",
                   None, positive=True),
         "t_end": Key("float", "end time, s (a whole number of steps); not used by steady", None, positive=True),
+        "mass": Key("choice", "mass matrix: consistent, or lumped (row sums; always for explicit-euler)",
+                    None, choices=("consistent", "lumped")),
     },
     "solver": {
         "preconditioner": Key("choice", "preconditioner of the conjugate gradient method: block Jacobi with "
@@ -313,6 +315,10 @@ def _check_time(time, fail):
         fail("time.theta is required when time.scheme = \"theta\" (0.5 <= theta <= 1)")
     if scheme != "theta" and time["theta"] is not None:
         fail(f"time.theta is only used with time.scheme = \"theta\", not {scheme!r}")
+    if scheme == "explicit-euler" and time["mass"] == "consistent":
+        fail("time.mass = \"consistent\" is not available with explicit-euler (it uses the lumped mass)")
+    if time["mass"] is None:
+        time["mass"] = "lumped" if scheme == "explicit-euler" else "consistent"
     if scheme == "steady":
         return
     for key in ("dt", "t_end"):

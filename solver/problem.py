@@ -73,6 +73,8 @@ class HeatProblem:
         self.k_cell, self.rhoc_cell = cell_materials(mesh, v["material"], v.get("region", {}))
         self.K = self.assembler.stiffness(self.k_cell)
         self.M = self.assembler.mass(self.rhoc_cell)
+        if v["time"].get("mass") == "lumped":  # row sums on the diagonal, same sparsity pattern
+            self.M = self.assembler.lumped(self.M)
         self.source = Expression(v["source"]["f"])
         boundaries = v["boundary"]
         self.neumann = [(name, BoundaryTerm(mesh, name), Expression(bc["flux"]))

@@ -25,7 +25,7 @@ t_end = 2.0
 def test_defaults_and_derived_values():
     case = load_case(GOOD, "case.toml", default_name="case")
     assert case.mesh.cell == "quadrilateral" and case.mesh.lengths == [1.0, 1.0]
-    assert case.n_steps == 4 and case.theta == 1.0 and case.name == "case"
+    assert not case.steady and case.theta == 1.0 and case.name == "case" and case.time.mass == "consistent"
     assert case.solver.preconditioner == "bjacobi"
 
 
@@ -48,7 +48,14 @@ def test_overrides_parse_toml_values_and_bare_strings():
     ("time.dt=0.3", "case.toml: time.t_end must be a whole number of time steps"),
     ("boundary.lft.type=dirichlet", "case.toml: boundary.lft: unknown boundary 'lft' for a rectangle "
                                     "(allowed: left, right, bottom, top)"),
-    ("boundary.left.type=convective", "case.toml: boundary.left.type must be one of dirichlet, insulated"),
+    ("boundary.left.type=convective", "case.toml: boundary.left.type must be one of dirichlet, neumann, robin"),
+    ("boundary.left.flux=3", "case.toml: boundary.left.flux is not used by a dirichlet boundary (it takes: value)"),
+    ("boundary.top.type=robin", "case.toml: boundary.top.h is required for a robin boundary"),
+    ("boundary.left.type=robin", "case.toml: boundary.left.h is required for a robin boundary"),
+    ("time.dt=\"auto\"", "case.toml: time.dt = \"auto\" is only for time.scheme = \"explicit-euler\""),
+    ("material.k=[1, 2, 3]", "case.toml: material.k must be a number or a list of 2 numbers"),
+    ("region.a.x=[1, 0]", "case.toml: region.a.x must be [min, max] with min <= max"),
+    ("region.a.q=1", "case.toml: unknown key region.a.q (allowed: x, y, k, rho, c)"),
     ("boundary.left.value=\"__import__('os')\"", "case.toml: boundary.left.value: "),
     ("solver.rtol=2", "case.toml: solver.rtol must be <= 0.5, got 2.0"),
     ("output.every=0", "case.toml: output.every must be a positive integer, got 0"),
@@ -78,9 +85,10 @@ def test_every_key_is_documented():
 def test_readme_input_reference_lists_every_key():
     from pathlib import Path
 
-    from solver.config import BOUNDARY_SCHEMA
+    from solver.config import BOUNDARY_SCHEMA, REGION_SCHEMA
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     keys = [f"{s}.{k}" for s, ks in SCHEMA.items() for k in ks] + [f"boundary.<name>.{k}" for k in BOUNDARY_SCHEMA]
+    keys += [f"region.<name>.{k}" for k in REGION_SCHEMA]
     missing = [k for k in keys if f"| `{k}` |" not in readme]
     assert not missing, f"README input reference lacks {missing}"
