@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from solver import __version__
-from solver.errors import EXIT_INTERNAL, CaseError, SolverExit
+from solver.errors import EXIT_INTERNAL, EXIT_STOPPED, CaseError, SolverExit
 
 AGREE_TIMEOUT = 10.0  # seconds to wait for the other ranks to report the same error
 
@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("case", nargs="?", help="TOML case file (default: a small built-in 2D plate)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a case-file key, e.g. --set mesh.nx=64 (repeatable)")
+    p.add_argument("--restart", metavar="CHECKPOINT",
+                   help="continue from a checkpoint file, or 'latest' (this case's newest), on any number of ranks")
+    p.add_argument("--force", action="store_true", help="restart even from a checkpoint of a different case")
     p.add_argument("--quiet", action="store_true", help="print only warnings and errors")
     p.add_argument("--verbose", action="store_true", help="print tracebacks of internal errors")
     p.add_argument("--version", action="version", version=f"solver {__version__}")
@@ -82,8 +85,8 @@ def run_command(args, comm) -> int:
 
     text, source, stem = read_case_text(comm, args.case)
     case = load_case(text, source, args.set, default_name=stem)
-    run(case, comm, quiet=args.quiet)
-    return 0
+    result = run(case, comm, quiet=args.quiet, restart=args.restart, force=args.force)
+    return EXIT_STOPPED if result.stopped else 0
 
 
 def main(argv=None) -> int:

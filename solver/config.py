@@ -89,6 +89,16 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "atol": Key("float", "absolute residual tolerance", 0.0, low=0.0),
         "max_iterations": Key("int", "iteration cap of each linear solve", 2000, low=1),
     },
+    "checkpoint": {
+        "every": Key("int", "write a checkpoint every N steps (0: only at the end and when stopped)", 0, low=0),
+        "wall_interval": Key("float", "also every this many seconds of wall time (0: off)", 0.0, low=0.0),
+        "keep": Key("int", "how many checkpoints to keep", 2, low=1),
+    },
+    "run": {
+        "wall_limit": Key("duration", "stop cleanly (checkpoint, exit 75) before this much wall time: "
+                          "\"HH:MM:SS\", \"D-HH:MM:SS\" or seconds; default: the SLURM job's end time",
+                          None),
+    },
     "output": {
         "directory": Key("str", "results go to <directory>/<name>/", "outputs"),
         "name": Key("name", "case name used for the results files (default: the case file's stem)", None),
@@ -261,6 +271,12 @@ def _check(name: str, spec: Key, value, fail):
         if isinstance(value, list):
             return [_check_float(name, spec, v, fail) for v in value]
         return _check_float(name, spec, value, fail)
+    if kind == "duration":
+        seconds = parse_duration(value)
+        if seconds is None or seconds <= 0:
+            fail(f"{name} must be a duration such as \"01:55:00\", \"1-00:00:00\" or a number of seconds, "
+                 f"got {value!r}")
+        return seconds
     if kind == "dt":
         if value == "auto":
             return value
@@ -278,6 +294,21 @@ def _check(name: str, spec: Key, value, fail):
             fail(f"{name}: {exc}")
         return value
     raise AssertionError(kind)
+
+
+def parse_duration(value) -> float | None:
+    """Seconds from a number or SLURM-style "[D-]HH:MM:SS" / "MM:SS"; None if malformed."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) else None
+    if not isinstance(value, str):
+        return None
+    m = re.fullmatch(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)", value.strip())
+    if not m:
+        return None
+    days, hours, minutes, seconds = m.groups()
+    return ((int(days or 0) * 24 + int(hours or 0)) * 60 + int(minutes)) * 60 + float(seconds)
 
 
 def _check_float(name, spec, value, fail):

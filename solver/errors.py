@@ -5,12 +5,15 @@ Exit statuses (documented in the README):
   1  unexpected internal error (any rank)
   2  bad input: case file, command line, mesh file
   3  numerical failure: the linear solver did not converge
+ 75  stopped cleanly before the end (signal or wall-time limit) after writing a checkpoint:
+     continue with --restart latest (75 is EX_TEMPFAIL: "try again later")
 """
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_INPUT = 2
 EXIT_NUMERICAL = 3
+EXIT_STOPPED = 75
 
 
 class SolverExit(Exception):

@@ -45,9 +45,26 @@ class _MpioFile:
 
     gathered = False
 
-    def __init__(self, path: Path, comm):
+    def __init__(self, path: Path, comm, mode: str = "w"):
         self.comm = comm
-        self.file = h5py.File(path, "w", driver="mpio", comm=comm)
+        self.file = h5py.File(path, mode, driver="mpio", comm=comm)
+
+    def read_block(self, name, start, stop, starts):
+        ds = self.file[name]
+        if all(starts[1:] > starts[:-1]):
+            with ds.collective:
+                return ds[start:stop]
+        return ds[start:stop]
+
+    def read_all(self, name):
+        return self.file[name][()] if name in self.file else None
+
+    def delete(self, name):
+        if name in self.file:
+            del self.file[name]
+
+    def truncate(self, name, length):
+        self.file[name].resize((length,))
 
     def write_blocks(self, name, block, start, global_shape, all_nonempty):
         ds = self.file.create_dataset(name, shape=global_shape, dtype=block.dtype)
@@ -84,9 +101,45 @@ class _GatheredFile:
 
     gathered = True
 
-    def __init__(self, path: Path, comm):
+    def __init__(self, path: Path, comm, mode: str = "w"):
         self.comm = comm
-        self.file = h5py.File(path, "w") if comm.rank == 0 else None
+        error = None
+        if comm.rank == 0:
+            try:
+                self.file = h5py.File(path, mode)
+            except OSError as exc:
+                error = exc
+        else:
+            self.file = None
+        error = comm.bcast(error, root=0)
+        if error is not None:
+            raise error
+
+    def read_block(self, name, start, stop, starts):
+        comm = self.comm
+        if comm.rank != 0:
+            dtype = np.dtype(comm.recv(source=0, tag=78))
+            buf = np.empty(stop - start, dtype=dtype)
+            comm.Recv([buf, _MPI_TYPES[dtype]], source=0, tag=79)
+            return buf
+        ds = self.file[name]
+        for r in range(1, comm.size):
+            block = np.ascontiguousarray(ds[int(starts[r]):int(starts[r + 1])])
+            comm.send(block.dtype.str, dest=r, tag=78)
+            comm.Send([block, _MPI_TYPES[block.dtype]], dest=r, tag=79)
+        return ds[start:stop]
+
+    def read_all(self, name):
+        value = self.file[name][()] if self.file is not None and name in self.file else None
+        return self.comm.bcast(value, root=0)
+
+    def delete(self, name):
+        if self.file is not None and name in self.file:
+            del self.file[name]
+
+    def truncate(self, name, length):
+        if self.file is not None:
+            self.file[name].resize((length,))
 
     def write_blocks(self, name, block, start, global_shape, all_nonempty, starts=None):
         comm = self.comm
@@ -133,7 +186,7 @@ class ResultsFile:
     """Writes the mesh once and temperature snapshots; keeps the XDMF index up to date."""
 
     def __init__(self, directory: Path, name: str, mesh: DistributedMesh, attrs: dict,
-                 driver: str = "auto", log=print):
+                 driver: str = "auto", log=print, continue_after: int | None = None):
         comm = mesh.comm
         self.comm, self.mesh = comm, mesh
         self.h5_path = Path(directory) / f"{name}.h5"
@@ -146,9 +199,13 @@ class ResultsFile:
         elif driver == "mpio" and not h5py_has_mpi():
             raise CaseError("output.driver = \"mpio\" needs h5py built with MPI; use \"auto\" or \"gathered\"")
         prepare_directory(comm, Path(directory))
-        self._open(driver)
         self.nodes = BlockRedistributor(comm, mesh.node_ids[: mesh.n_owned], mesh.n_global_nodes)
         self.cells = BlockRedistributor(comm, mesh.cell_ids[: mesh.n_owned_cells], mesh.n_global_cells)
+        self.driver = driver
+        if continue_after is not None:
+            self._continue(continue_after, attrs)
+            return
+        self._open(driver)
         geometry = self.nodes.to_blocks(mesh.coords[: mesh.n_owned])
         topology = self.cells.to_blocks(mesh.node_ids[mesh.owned_cells])
         self._write("/mesh/geometry", geometry, self.nodes)
@@ -161,19 +218,40 @@ class ResultsFile:
                                      "cell_type": mesh.cell_type, "writer": self.driver})
         self.snapshots: list[tuple[float, str]] = []
 
-    def _open(self, driver):
-        def fail(exc):
-            raise CaseError(f"{self.h5_path}: cannot create the results file ({exc})") from None
+    def open_block_file(self, path: Path, mode: str = "w"):
+        """A block file with this results file's driver (also used for checkpoints)."""
         ok = np.array([1], dtype=np.int64)
-        error = ""
+        error, backend = "", None
         try:
-            self.backend = (_MpioFile if driver == "mpio" else _GatheredFile)(self.h5_path, self.comm)
+            backend = (_MpioFile if self.driver == "mpio" else _GatheredFile)(path, self.comm, mode)
         except OSError as exc:
             ok[0], error = 0, str(exc).splitlines()[0]
         self.comm.Allreduce(MPI.IN_PLACE, ok, op=MPI.MIN)
         if not ok[0]:
-            fail(error or "on another rank")
-        self.driver = driver
+            verb = "create" if mode == "w" else "open"
+            raise CaseError(f"{path}: cannot {verb} the file ({error or 'failed on another rank'})")
+        return backend
+
+    def _open(self, driver):
+        self.backend = self.open_block_file(self.h5_path, "w")
+
+    def _continue(self, n_snapshots: int, attrs: dict):
+        """Reopen the results file of a restarted run, dropping snapshots written after the
+        checkpoint (so none is duplicated) and keeping the rest."""
+        if not on_root(self.comm, self.h5_path.exists):
+            raise CaseError(f"{self.h5_path}: results file to continue not found (a restart appends to it)")
+        self.backend = self.open_block_file(self.h5_path, "r+")
+        times = self.backend.read_all("/time")
+        if times is None or len(times) < n_snapshots:
+            raise CaseError(f"{self.h5_path}: holds {0 if times is None else len(times)} snapshots, "
+                            f"the checkpoint expects at least {n_snapshots}")
+        for i in range(n_snapshots, len(times)):
+            self.backend.delete(f"/fields/temperature/{i:06d}")
+        for name in SERIES:
+            self.backend.truncate(name, n_snapshots)
+        self.snapshots = [(float(t), f"/fields/temperature/{i:06d}") for i, t in enumerate(times[:n_snapshots])]
+        self.backend.set_attrs("/", {"ranks": self.comm.size, **attrs})
+        self.backend.flush()
 
     def _write(self, name, block, dist: BlockRedistributor):
         global_shape = (dist.n_global,) + block.shape[1:]

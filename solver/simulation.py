@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import tomli_w
 from mpi4py import MPI
 
-from solver.collective import max_over_ranks
+from solver import checkpoint
+from solver.collective import max_over_ranks, on_root
 from solver.config import Case
+from solver.control import RunControl
+from solver.errors import CaseError
 from solver.expressions import Expression
 from solver.output import ResultsFile
 from solver.problem import HeatProblem
@@ -29,6 +33,9 @@ class RunResult:
     steps: int
     iterations: int
     timings: dict = field(default_factory=dict)
+    stopped: bool = False
+    checkpoint: Path | None = None
+    restarted_from: Path | None = None
 
 
 class Reporter:
@@ -73,6 +80,7 @@ class Simulation:
         self.u = np.array(initial(self.mesh.coords, 0.0), dtype=float)
         self.step_index, self.t = 0, 0.0
         self.iterations = 0
+        self._test_delay = float(os.environ.get("SOLVER_TEST_STEP_DELAY", "0"))  # tests only: slow steps
         if case.steady:
             self.dt, self.n_steps = 0.0, 0
         else:
@@ -88,10 +96,34 @@ class Simulation:
         """One time step; returns the linear solver's SolveInfo."""
         with self.timers("solve"):
             info = self.stepper.step(self.u, self.t, self.step_index + 1)
+        if self._test_delay:
+            time.sleep(self._test_delay)
         self.step_index += 1
         self.t = self.step_index * self.dt
         self.iterations += info.iterations
         return info
+
+    def state(self) -> dict:
+        """Local vectors a restart needs: the temperature, and BDF2's previous solution."""
+        out = {"temperature": self.u}
+        previous = getattr(self.stepper, "previous", None)
+        if previous is not None:
+            out["previous"] = previous
+        return out
+
+    def restore(self, state: dict, attrs: dict) -> None:
+        """Continue from a checkpoint: solution, step, time, BDF2 history and heat balance."""
+        self.u[:] = state["temperature"]
+        if "previous" in state:
+            self.stepper.previous = state["previous"]
+        self.step_index = int(attrs["step"])
+        self.t = self.step_index * self.dt
+        self.iterations = int(attrs["iterations"])
+        terms = str(attrs["balance_terms"]).split("\n")
+        if terms == self.balance.terms:
+            self.balance.energy_start = float(attrs["balance_energy_start"])
+            self.balance.inflow = np.array(attrs["balance_inflow"], dtype=float)
+        self.balance.energy = self.problem.energy(self.u)
 
     def solve_steady(self):
         with self.timers("solve"):
@@ -100,8 +132,9 @@ class Simulation:
         return info
 
 
-def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, report: Reporter | None = None) -> RunResult:
-    """Run a case to t_end, writing the results file; returns paths, sizes and timings."""
+def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, report: Reporter | None = None,
+        restart: str | None = None, force: bool = False) -> RunResult:
+    """Run a case to t_end (or to a graceful stop), writing results and checkpoints."""
     report = report or Reporter(comm, quiet)
     wall_start = MPI.Wtime()
     sim = Simulation(case, comm)
@@ -112,11 +145,17 @@ def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, report: Reporter |
 
     out = case.values["output"]
     directory = Path(out["directory"]) / case.name
+    attrs = {"case": checkpoint.case_text(case.values), "case_file_text": case.text,
+             "case_source": case.source, "overrides": "\n".join(case.overrides)}
+    resume = _find_restart(restart, directory, mesh, case, force, report) if restart else None
     with timers("output"):
-        results = ResultsFile(directory, case.name, mesh, {
-            "case": tomli_w.dumps(_plain(case.values)), "case_file_text": case.text,
-            "case_source": case.source, "overrides": "\n".join(case.overrides)}, out["driver"], report)
-        if not case.steady:
+        results = ResultsFile(directory, case.name, mesh, attrs, out["driver"], report,
+                              continue_after=None if resume is None else resume["snapshots"])
+        if resume is not None:
+            state = checkpoint.read_state(resume["path"], mesh, results.nodes, resume["datasets"],
+                                          lambda p: results.open_block_file(p, "r"))
+            sim.restore(state, resume)
+        elif not case.steady:
             results.write(sim.u, 0.0, 0, sim.balance)
 
     if case.steady:
@@ -129,28 +168,83 @@ def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, report: Reporter |
         report(f"explicit-euler: stable limit {sim.stepper.dt_limit:.6g} s, using dt = {sim.dt:.6g} s "
                f"({sim.n_steps} steps)")
 
+    cp = case.values["checkpoint"]
+    control = RunControl(comm, case.values["run"]["wall_limit"], cp["every"], cp["wall_interval"])
+    control.install()
+    stopped = False
+    last_checkpoint = None
     n_steps, every = sim.n_steps, out["every"]
     report_every = max(1, n_steps // 20) if every == 1 else every
-    while sim.step_index < n_steps:
-        solve = sim.advance()
-        step = sim.step_index
-        if step % every == 0 or step == n_steps:
-            with timers("output"):
-                results.write(sim.u, sim.t, step, sim.balance)
-        if step % report_every == 0 or step == n_steps:
-            report(f"step {step:6d}/{n_steps}  t = {sim.t:.6g}  iterations {solve.iterations:4d}  "
-                   f"residual {solve.residual:.2e}  heat imbalance {sim.balance.relative:.1e}")
-    if n_steps:
+    try:
+        while sim.step_index < n_steps:
+            step_start = MPI.Wtime()
+            solve = sim.advance()
+            step = sim.step_index
+            if step % every == 0 or step == n_steps:
+                with timers("output"):
+                    results.write(sim.u, sim.t, step, sim.balance)
+            if step % report_every == 0 or step == n_steps:
+                report(f"step {step:6d}/{n_steps}  t = {sim.t:.6g}  iterations {solve.iterations:4d}  "
+                       f"residual {solve.residual:.2e}  heat imbalance {sim.balance.relative:.1e}")
+            stop, due = control.after_step(step, MPI.Wtime() - step_start)
+            if (due or step == n_steps) and not case.steady:
+                last_checkpoint = _checkpoint(sim, results, directory, cp["keep"], control)
+            if stop and step < n_steps:
+                stopped = True
+                report(f"stopping at step {step} (t = {sim.t:.6g}): {control.reason}", file=sys.stderr)
+                break
+    finally:
+        control.uninstall()
+    if n_steps and not stopped:
         report(_balance_line(sim.balance))
 
     timings = max_over_ranks(comm, timers.seconds | {"total": MPI.Wtime() - wall_start})
     results.close({f"wall_time_{k}": v for k, v in timings.items()} |
-                  {"steps": n_steps, "dt": sim.dt, "linear_iterations": sim.iterations} |
+                  {"steps": sim.step_index, "dt": sim.dt, "linear_iterations": sim.iterations,
+                   "complete": not stopped} |
                   {f"balance_{k}": v for k, v in sim.balance.as_dict().items()})
-    result = RunResult(results.h5_path, results.xdmf_path, mesh.n_global_nodes, comm.size, n_steps,
-                       sim.iterations, timings)
+    result = RunResult(results.h5_path, results.xdmf_path, mesh.n_global_nodes, comm.size, sim.step_index,
+                       sim.iterations, timings, stopped, last_checkpoint,
+                       None if resume is None else resume["path"])
     report(summary(result, case))
+    if last_checkpoint is not None:
+        how = "to continue" if stopped else "to extend the run (with a larger time.t_end)"
+        source = "" if case.source.startswith("<") else f" {case.source}"
+        report(f"checkpoint: {last_checkpoint} (step {sim.step_index}); {how}: "
+               f"mpirun -n N python -m solver{source} --restart latest", file=sys.stderr if stopped else None)
     return result
+
+
+def _find_restart(restart: str, directory: Path, mesh, case: Case, force: bool, report) -> dict:
+    """Locate and check a checkpoint on rank 0; every rank gets its attributes."""
+    def look():
+        path = checkpoint.resolve(restart, directory)
+        attrs = checkpoint.inspect(path, mesh.n_global_nodes)
+        return {**attrs, "path": str(path)}
+    attrs = on_root(mesh.comm, look, CaseError)
+    attrs["path"] = Path(attrs["path"])
+    changed = checkpoint.check_compatible(attrs["path"], attrs, case.values, force)
+    report(f"restarting from {attrs['path']} (step {attrs['step']}, t = {attrs['t']:.6g}, "
+           f"written on {attrs['ranks']} ranks)")
+    if changed:
+        report(f"changed since the checkpoint: {', '.join(changed)}")
+    return attrs
+
+
+def _checkpoint(sim: "Simulation", results: ResultsFile, directory: Path, keep: int, control: RunControl) -> Path:
+    start = MPI.Wtime()
+    with sim.timers("checkpoint"):
+        b = sim.balance
+        attrs = {"step": sim.step_index, "t": sim.t, "dt": sim.dt, "scheme": sim.case.values["time"]["scheme"],
+                 "case": checkpoint.case_text(sim.case.values), "case_hash": checkpoint.case_hash(sim.case.values),
+                 "snapshots": len(results.snapshots), "iterations": sim.iterations,
+                 "balance_terms": "\n".join(b.terms), "balance_energy_start": b.energy_start,
+                 "balance_inflow": np.asarray(b.inflow)}
+        delay = float(os.environ.get("SOLVER_TEST_CHECKPOINT_DELAY", "0"))  # tests only
+        path = checkpoint.write_checkpoint(directory, sim.mesh, results.nodes, sim.state(), attrs, keep,
+                                           lambda p: results.open_block_file(p, "w"), delay)
+    control.checkpoint_written(MPI.Wtime() - start)
+    return path
 
 
 def _balance_line(b, steady: bool = False) -> str:
@@ -165,6 +259,10 @@ def summary(r: RunResult, case: Case) -> str:
     t = r.timings
     per_step = r.iterations / max(r.steps, 1)
     what = "steady solve" if case.steady else f"{r.steps} steps of {case.time.scheme}"
+    if r.stopped:
+        what = f"stopped after {r.steps} steps of {case.time.scheme} (exit status 75)"
+    if r.restarted_from is not None:
+        what += f", restarted from {r.restarted_from}"
     return "\n".join([
         f"done: {r.n_dofs} DOFs on {r.ranks} ranks, {what}, "
         f"{r.iterations} CG iterations ({per_step:.1f} per step, preconditioner {case.solver.preconditioner})",
@@ -175,9 +273,4 @@ def summary(r: RunResult, case: Case) -> str:
     ])
 
 
-def _plain(values: dict) -> dict:
-    """The validated case without None entries (TOML has no null)."""
-    if isinstance(values, dict):
-        return {k: _plain(v) for k, v in values.items() if v is not None}
-    return values
 

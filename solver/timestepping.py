@@ -169,19 +169,14 @@ class BDF2Stepper(Stepper):
         A = sp.csr_matrix((1.5 * M.data + dt * K.data, M.indices, M.indptr), shape=M.shape)
         self.M = DistributedMatrix(M, problem.mesh.halo)
         self.system = _System(A, problem, solver["preconditioner"])
-        self.first = ThetaStepper(problem, dt, 1.0, solver)  # start-up step, freed after use
-        self.previous: np.ndarray | None = None
-
-    def start(self, u, t=0.0):
-        super().start(u, t)
-        self.first.balance = self.balance
+        self.previous: np.ndarray | None = None  # u one step back (restored on restart)
 
     def step(self, u: np.ndarray, t0: float, step: int) -> SolveInfo:
-        if self.previous is None:
+        if self.previous is None:  # start-up: one backward-Euler step (its matrix is dropped after)
+            first = ThetaStepper(self.problem, self.dt, 1.0, self.solver)
+            first.balance = self.balance
             self.previous = u.copy()
-            info = self.first.step(u, t0, step)
-            self.first = None
-            return info
+            return first.step(u, t0, step)
         dt, p = self.dt, self.problem
         t1 = t0 + dt
         history = 2.0 * u - 0.5 * self.previous
