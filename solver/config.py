@@ -24,11 +24,13 @@ REQUIRED = object()
 BOUNDARIES = {
     "rectangle": ("left", "right", "bottom", "top"),
     "box": ("left", "right", "bottom", "top", "front", "back"),
+    "file": None,  # the mesh file's physical groups, checked once the mesh is read
 }
 CELLS = {
     "rectangle": ("quadrilateral", "triangle"),
     "box": ("hexahedron", "tetrahedron"),
 }
+STRUCTURED_KEYS = ("cell", "nx", "ny", "nz", "lengths", "origin")
 SCHEMES = {"backward-euler": 1.0, "crank-nicolson": 0.5, "theta": None, "bdf2": None,
            "explicit-euler": 0.0, "steady": None}
 BC_KEYS = {"dirichlet": ("value",), "neumann": ("flux",), "robin": ("h", "T_inf"), "insulated": ()}
@@ -49,7 +51,11 @@ class Key:
 
 SCHEMA: dict[str, dict[str, Key]] = {
     "mesh": {
-        "type": Key("choice", "structured mesh shape", "rectangle", choices=tuple(BOUNDARIES)),
+        "type": Key("choice", "rectangle or box (structured), or file (mesh.file)", None, choices=tuple(BOUNDARIES)),
+        "file": Key("str", "mesh file read with meshio: Gmsh .msh 2.2/4.1 (ASCII or binary), XDMF, ...; "
+                    "physical groups name boundaries and regions", None),
+        "partitioner": Key("choice", "how a mesh file is split among ranks: metis (pymetis), rcb (recursive "
+                           "coordinate bisection), auto (metis if installed)", "auto", choices=("auto", "metis", "rcb")),
         "cell": Key("choice", "cell type; rectangle: quadrilateral|triangle, box: hexahedron|tetrahedron",
                     None, choices=CELLS["rectangle"] + CELLS["box"]),
         "nx": Key("int", "number of cells along x", 16, low=1),
@@ -115,6 +121,7 @@ BOUNDARY_SCHEMA: dict[str, Key] = {
     "T_inf": Key("expr", "robin: ambient temperature, an expression of x, y, z, t", None),
 }
 REGION_SCHEMA: dict[str, Key] = {
+    "group": Key("str", "physical group of the mesh file whose cells form the region", None),
     "x": Key("floats", "x range [min, max] of the region's box (default: unbounded)", None),
     "y": Key("floats", "y range [min, max]", None),
     "z": Key("floats", "z range [min, max]", None),
@@ -146,8 +153,9 @@ class Case:
         return self.values["boundary"]
 
     @property
-    def dim(self) -> int:
-        return 2 if self.values["mesh"]["type"] == "rectangle" else 3
+    def dim(self) -> int | None:
+        """2 or 3; None for a mesh file (known once it is read)."""
+        return {"rectangle": 2, "box": 3}.get(self.values["mesh"]["type"])
 
     @property
     def regions(self) -> dict:
@@ -161,6 +169,33 @@ class Case:
     @property
     def steady(self) -> bool:
         return self.values["time"]["scheme"] == "steady"
+
+
+def check_against_mesh(case: "Case", mesh) -> None:
+    """Checks that need the mesh: group names of a mesh file, the length of an anisotropic k."""
+    def fail(msg):
+        raise CaseError(f"{case.source}: {msg}")
+
+    values = case.values
+    if values["mesh"]["type"] == "file":
+        path = values["mesh"]["file"]
+        have = mesh.groups.get("boundary", {})
+        counts = mesh.info.get("facet_counts", {})
+        for name in values["boundary"]:
+            if name not in have:
+                fail(f"boundary.{name}: the mesh {path} has no boundary group {name!r} "
+                     f"(it has: {', '.join(sorted(have)) or 'no named boundary groups'})")
+            if counts.get(name, 1) == 0:
+                fail(f"boundary.{name}: the group {name!r} of the mesh {path} has no facets")
+        regions = mesh.groups.get("region", {})
+        for name, region in values["region"].items():
+            if region.get("group") is not None and region["group"] not in regions:
+                fail(f"region.{name}.group: the mesh {path} has no region group {region['group']!r} "
+                     f"(it has: {', '.join(sorted(regions)) or 'no named region groups'})")
+    for name, k in [("material.k", values["material"]["k"])] + \
+            [(f"region.{n}.k", r.get("k")) for n, r in values["region"].items()]:
+        if isinstance(k, list) and len(k) != mesh.dim:
+            fail(f"{name} must be a number or a list of {mesh.dim} numbers (diagonal tensor), got {len(k)} entries")
 
 
 def read_text(path: str | Path) -> str:
@@ -230,6 +265,11 @@ def validate(raw: dict, source: str) -> dict:
         if not isinstance(body, dict):
             fail(f"{section} must be a table ([{section}]), got {body!r}")
     values: dict[str, dict] = {}
+    mesh_raw = raw.get("mesh", {})
+    if isinstance(mesh_raw, dict) and "file" in mesh_raw:
+        extra = [k for k in STRUCTURED_KEYS if k in mesh_raw]
+        if extra:
+            fail(f"mesh.{extra[0]} is not used with mesh.file (the file defines the mesh); remove it")
     for section, keys in SCHEMA.items():
         body = raw.get(section, {})
         for key in body:
@@ -240,9 +280,10 @@ def validate(raw: dict, source: str) -> dict:
     _check_mesh(values["mesh"], fail)
     _check_time(values["time"], fail)
     values["boundary"] = _check_boundaries(raw.get("boundary", {}), values["mesh"]["type"], values["time"], fail)
-    dim = 2 if values["mesh"]["type"] == "rectangle" else 3
-    values["region"] = _check_regions(raw.get("region", {}), dim, fail)
-    _check_conductivity("material.k", values["material"]["k"], dim, fail)
+    dim = {"rectangle": 2, "box": 3}.get(values["mesh"]["type"])
+    values["region"] = _check_regions(raw.get("region", {}), dim, values["mesh"]["type"] == "file", fail)
+    if dim:
+        _check_conductivity("material.k", values["material"]["k"], dim, fail)
     return values
 
 
@@ -325,6 +366,17 @@ def _check_float(name, spec, value, fail):
 
 
 def _check_mesh(mesh, fail):
+    if mesh["file"] is not None:
+        if mesh["type"] not in (None, "file"):
+            fail(f"mesh.type must be \"file\" (or absent) with mesh.file, got {mesh['type']!r}")
+        mesh["type"] = "file"
+        for key in STRUCTURED_KEYS:
+            mesh.pop(key)
+        return
+    if mesh["type"] == "file":
+        fail("mesh.file is required with mesh.type = \"file\" (a Gmsh .msh or other meshio file)")
+    if mesh["type"] is None:
+        mesh["type"] = "rectangle"
     dim = 2 if mesh["type"] == "rectangle" else 3
     cells = CELLS[mesh["type"]]
     if mesh["cell"] is None:
@@ -338,6 +390,8 @@ def _check_mesh(mesh, fail):
             fail(f"mesh.{key} must have {dim} entries for a {mesh['type']}, got {len(mesh[key])}")
     if dim == 2:
         mesh.pop("nz")
+    mesh.pop("file")
+    mesh.pop("partitioner")
 
 
 def _check_time(time, fail):
@@ -369,7 +423,7 @@ def _check_conductivity(name, k, dim, fail):
         fail(f"{name} must be a number or a list of {dim} numbers (diagonal tensor), got {len(k)} entries")
 
 
-def _check_regions(raw, dim, fail) -> dict:
+def _check_regions(raw, dim, from_file, fail) -> dict:
     if not isinstance(raw, dict):
         fail(f"region must be a table of named regions ([region.name]), got {raw!r}")
     result = {}
@@ -378,15 +432,17 @@ def _check_regions(raw, dim, fail) -> dict:
             fail(f"region.{name} must be a table with x/y/z ranges and k, rho, c, got {body!r}")
         for key in body:
             if key not in REGION_SCHEMA or (key == "z" and dim == 2):
-                allowed = [k for k in REGION_SCHEMA if dim == 3 or k != "z"]
+                allowed = [k for k in REGION_SCHEMA if dim != 2 or k != "z"]
                 fail(f"unknown key region.{name}.{key} (allowed: {', '.join(allowed)})")
         region = {k: _check(f"region.{name}.{k}", spec, body.get(k, spec.default), fail)
                   for k, spec in REGION_SCHEMA.items()}
-        for axis in "xyz"[:dim]:
+        if region["group"] is not None and not from_file:
+            fail(f"region.{name}.group needs a mesh file with physical groups (mesh.file); use x/y/z boxes")
+        for axis in "xyz"[:dim or 3]:
             r = region[axis]
             if r is not None and (len(r) != 2 or r[0] > r[1]):
                 fail(f"region.{name}.{axis} must be [min, max] with min <= max, got {r!r}")
-        if region["k"] is not None:
+        if region["k"] is not None and dim:
             _check_conductivity(f"region.{name}.k", region["k"], dim, fail)
         if all(region[k] is None for k in ("k", "rho", "c")):
             fail(f"region.{name} sets none of k, rho, c")
@@ -400,7 +456,7 @@ def _check_boundaries(raw, mesh_type, time, fail) -> dict:
         fail(f"boundary must be a table of named boundaries ([boundary.left]), got {raw!r}")
     result = {}
     for name, body in raw.items():
-        if name not in names:
+        if names is not None and name not in names:
             fail(f"boundary.{name}: unknown boundary {name!r} for a {mesh_type} (allowed: {', '.join(names)})")
         if not isinstance(body, dict):
             fail(f"boundary.{name} must be a table with type and value, got {body!r}")

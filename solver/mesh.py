@@ -11,7 +11,7 @@ Layout on every rank (any mesh source, structured or read from a file):
 * local cells ``[0, n_owned_cells)`` are owned (each cell is owned by one rank), the rest
   are ghost cells: together they are all cells that touch an owned node, so that every
   owned row of a matrix is assembled without communication;
-* ``boundaries[name]``: facets of local cells on the named boundary.
+* ``boundaries[name]``: facets of the named boundary, at least all those through owned nodes.
 """
 
 from __future__ import annotations
@@ -27,13 +27,9 @@ from solver.exchange import HaloExchange
 
 @dataclass
 class Facets:
-    """Boundary facets of local cells: node indices and the local cell each belongs to."""
+    """Facets of a named boundary: every one through a node this rank owns (and maybe more)."""
 
     nodes: np.ndarray  # (n_facets, nodes_per_facet) local node indices
-    cells: np.ndarray  # (n_facets,) local cell index
-
-    def owned(self, n_owned_cells: int) -> np.ndarray:
-        return self.cells < n_owned_cells
 
 
 @dataclass
@@ -52,7 +48,9 @@ class DistributedMesh:
     n_global_cells: int
     halo: HaloExchange = field(repr=False)
     global_ids: np.ndarray = field(repr=False)
-
+    cell_tags: np.ndarray | None = field(default=None, repr=False)  # physical group of each local cell
+    groups: dict = field(default_factory=dict)  # {"boundary": {name: tag}, "region": {name: tag}}
+    info: dict = field(default_factory=dict)  # e.g. partition quality
     @property
     def reference(self) -> ReferenceCell:
         return CELLS[self.cell_type]
@@ -89,7 +87,7 @@ class DistributedMesh:
         node_ids = np.ascontiguousarray(node_ids[perm]).astype(np.int64)
         ghost_owners = np.ascontiguousarray(node_owners[perm][n_owned:]).astype(np.int64)
         cells = inverse[cells]
-        boundaries = {name: Facets(inverse[f.nodes], f.cells) for name, f in boundaries.items()}
+        boundaries = {name: Facets(inverse[f.nodes]) for name, f in boundaries.items()}
 
         halo = HaloExchange(comm, n_owned, node_ids[:n_owned], ghost_owners, node_ids[n_owned:])
         offset = comm.exscan(n_owned) if comm.size > 1 else 0

@@ -38,6 +38,8 @@ def cell_materials(mesh: DistributedMesh, material: dict, regions: dict) -> tupl
     centroids = mesh.coords[mesh.cells].mean(axis=1)
     for region in regions.values():
         inside = np.ones(n, dtype=bool)
+        if region.get("group") is not None:
+            inside &= mesh.cell_tags == mesh.groups["region"][region["group"]]
         for axis, name in enumerate("xyz"[:dim]):
             if region.get(name) is not None:
                 lo, hi = region[name]

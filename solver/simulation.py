@@ -14,7 +14,7 @@ from mpi4py import MPI
 
 from solver import checkpoint
 from solver.collective import max_over_ranks, on_root
-from solver.config import Case
+from solver.config import Case, check_against_mesh
 from solver.control import RunControl
 from solver.errors import CaseError
 from solver.expressions import Expression
@@ -65,6 +65,14 @@ class Timers:
             self.seconds[name] = self.seconds.get(name, 0.0) + MPI.Wtime() - start
 
 
+def build_mesh(comm, mesh: dict):
+    """The distributed mesh of a case: structured, or read from a file and partitioned."""
+    if mesh["type"] == "file":
+        from solver.meshfile import distributed_mesh
+        return distributed_mesh(comm, mesh["file"], mesh["partitioner"])
+    return mesh_from_case(comm, mesh)
+
+
 class Simulation:
     """The discretised case on this rank: mesh, problem, stepper and the current solution."""
 
@@ -72,7 +80,8 @@ class Simulation:
         self.case, self.comm = case, comm
         self.timers = timers or Timers()
         with self.timers("mesh"):
-            self.mesh = mesh_from_case(comm, case.values["mesh"])
+            self.mesh = build_mesh(comm, case.values["mesh"])
+        check_against_mesh(case, self.mesh)
         with self.timers("assembly"):
             self.problem = HeatProblem(self.mesh, case.values)
             self.stepper = make_stepper(self.problem, case)
@@ -142,6 +151,10 @@ def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, report: Reporter |
     info = mesh.summary()
     report(f"mesh: {info['nodes']} nodes, {info['cells']} {mesh.cell_type} cells on {comm.size} ranks "
            f"(owned nodes per rank {info['owned_nodes_min']}..{info['owned_nodes_max']})")
+    if mesh.info:
+        q = mesh.info
+        report(f"partition: {q['partitioner']}, edge cut {q['edge_cut']} facets, "
+               f"owned-node imbalance {q['owned_nodes_imbalance']:.3f} (max/mean)")
 
     out = case.values["output"]
     directory = Path(out["directory"]) / case.name

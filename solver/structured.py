@@ -114,15 +114,8 @@ def structured_mesh(comm, cell_type: str, n: tuple[int, ...], lengths, origin) -
     for side, found in _side_facets(cell_type).items():
         axis, value = _SIDE_AXIS[side]
         on_side = np.flatnonzero(cidx[axis] == (0 if value == 0 else n[axis] - 1))
-        blocks_nodes, blocks_cells = [], []
-        for s, facet in found:
-            sub = split[s][list(facet)]
-            blocks_nodes.append(q_nodes[on_side][:, sub])
-            blocks_cells.append(on_side * ns + s)
-        boundaries[side] = Facets(np.concatenate(blocks_nodes) if blocks_nodes else
-                                  np.empty((0, dim), dtype=np.int64),
-                                  np.concatenate(blocks_cells) if blocks_cells else
-                                  np.empty(0, dtype=np.int64))
+        blocks = [q_nodes[on_side][:, split[s][list(facet)]] for s, facet in found]
+        boundaries[side] = Facets(np.concatenate(blocks) if blocks else np.empty((0, dim), dtype=np.int64))
     n_global_nodes = int(np.prod([m + 1 for m in n]))
     n_global_cells = int(np.prod(n)) * ns
     return DistributedMesh.from_local(comm, cell_type, coords, cells, node_ids, node_owners, cell_ids,
