@@ -471,7 +471,7 @@ def _check_boundaries(raw, mesh_type, time, fail) -> dict:
                 fail(f"boundary.{name}.{key} is required for a {kind} boundary ({BOUNDARY_SCHEMA[key].doc})")
         for key in BOUNDARY_SCHEMA:
             if key != "type" and key not in BC_KEYS[kind] and bc[key] is not None:
-                fail(f"boundary.{name}.{key} is not used by a {kind} boundary "
+                fail(f"boundary.{name}.{key} is not used by {'an' if kind[0] in 'aeiou' else 'a'} {kind} boundary "
                      f"(it takes: {', '.join(BC_KEYS[kind]) or 'nothing'})")
         if kind == "robin" and Expression(bc["h"]).depends_on_time:
             fail(f"boundary.{name}.h must not depend on t (the system matrix is factorised once)")

@@ -66,12 +66,15 @@ class Manufactured:
 
 
 def mms_case(cell: str, n: int, scheme: str, steps: int = 1, preconditioner: str = "bjacobi",
-             rtol: float = 1e-12):
+             rtol: float = 1e-12, mesh_file: str | None = None):
+    """The manufactured-solution case on an n^d structured mesh, or on ``mesh_file`` (the unit
+    square/cube with boundary groups left, right, bottom, top[, front, back])."""
     dim = 2 if cell in CELLS_BY_DIM[2] else 3
     ms = Manufactured(dim, steady=scheme == "steady")
+    mesh = {"file": mesh_file} if mesh_file else \
+        {"type": "rectangle" if dim == 2 else "box", "cell": cell, "nx": n, "ny": n, **({"nz": n} if dim == 3 else {})}
     values = {
-        "mesh": {"type": "rectangle" if dim == 2 else "box", "cell": cell, "nx": n, "ny": n,
-                 **({"nz": n} if dim == 3 else {})},
+        "mesh": mesh,
         "material": {"k": list(KAPPA[:dim]), "rho": RHO, "c": C},
         "initial": {"temperature": ms.u.replace("exp(-t)*", "")},
         "source": {"f": ms.f},
@@ -119,7 +122,7 @@ def space_study(cell: str, levels=(8, 16, 32), comm=MPI.COMM_WORLD, scheme: str 
     for n in levels:
         case = mms_case(cell, n, scheme, n, preconditioner)
         sim = solve(case, comm)
-        l2, h1 = errors(sim, Manufactured(case.dim, case.steady))
+        l2, h1 = errors(sim, Manufactured(sim.mesh.dim, case.steady))
         rows.append((n, sim.mesh.n_global_nodes, l2, h1, sim.balance.relative))
     hs = [1.0 / r[0] for r in rows]
     return rows, orders(hs, [r[2] for r in rows]), orders(hs, [r[3] for r in rows])

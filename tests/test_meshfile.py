@@ -1,0 +1,164 @@
+"""Unstructured Gmsh meshes: convergence, rank-independent results in the original numbering,
+every file format, partitioners, and clear refusals of bad meshes and missing groups."""
+
+import h5py
+import meshio
+import numpy as np
+import pytest
+from conftest import ROOT, run_script, run_solver
+
+gmsh = pytest.importorskip("gmsh", reason="gmsh (pip install gmsh) builds the test meshes")
+
+PLATE = ROOT / "inputs" / "plate_with_holes.toml"
+PLATE_MESH = ROOT / "inputs" / "geometry" / "plate_with_holes.msh"
+
+
+def unit_meshes(folder, dim, size, levels=3, binary=True, version=4.1):
+    """The unit square/cube meshed by gmsh and refined uniformly levels-1 times (h halves);
+    groups named like the structured boundaries."""
+    gmsh.initialize()
+    gmsh.option.setNumber("General.Terminal", 0)
+    try:
+        gmsh.model.add(f"unit{dim}")
+        if dim == 2:
+            gmsh.model.occ.addRectangle(0, 0, 0, 1, 1)
+        else:
+            gmsh.model.occ.addBox(0, 0, 0, 1, 1, 1)
+        gmsh.model.occ.synchronize()
+        names = {(0, 0): "left", (0, 1): "right", (1, 0): "bottom", (1, 1): "top", (2, 0): "front", (2, 1): "back"}
+        for _, tag in gmsh.model.getEntities(dim - 1):
+            box = gmsh.model.getBoundingBox(dim - 1, tag)
+            for (axis, side), name in names.items():
+                if axis < dim and abs(box[axis] - side) < 1e-5 and abs(box[axis + 3] - side) < 1e-5:
+                    gmsh.model.addPhysicalGroup(dim - 1, [tag], name=name)
+        gmsh.model.addPhysicalGroup(dim, [t for _, t in gmsh.model.getEntities(dim)], name="domain")
+        gmsh.option.setNumber("Mesh.MeshSizeMax", size)
+        gmsh.model.mesh.setSize(gmsh.model.getEntities(0), size)
+        gmsh.option.setNumber("Mesh.Binary", int(binary))
+        gmsh.option.setNumber("Mesh.MshFileVersion", version)
+        gmsh.model.mesh.generate(dim)
+        paths = []
+        for i in range(levels):
+            if i:
+                gmsh.model.mesh.refine()
+            path = folder / f"unit{dim}_{i}.msh"
+            gmsh.write(str(path))
+            paths.append(str(path))
+        return paths
+    finally:
+        gmsh.finalize()
+
+
+@pytest.fixture(scope="module")
+def unit_square(tmp_path_factory):
+    return unit_meshes(tmp_path_factory.mktemp("square"), 2, 0.2)
+
+
+def test_manufactured_solution_converges_on_unstructured_triangles(unit_square, nprocs):
+    r = run_script(nprocs, "mms_file.py", "triangle", *unit_square, timeout=180)
+    assert all(abs(p - 2.0) <= 0.15 for p in r["l2_orders"]), r
+    assert all(abs(p - 1.0) <= 0.15 for p in r["h1_orders"]), r
+    assert max(r["imbalance"]) < 1e-8
+
+
+def run_plate(tmp_path, nprocs, *extra):
+    out = tmp_path / f"np{nprocs}"
+    sets = ["--set", f"output.directory={out}", "--set", "time.t_end=100.0", "--set", "solver.rtol=1e-13"]
+    proc = run_solver(nprocs, [PLATE, *sets, *extra], cwd=ROOT)
+    with h5py.File(out / "plate_with_holes" / "plate_with_holes.h5", "r") as f:
+        temps = np.array([f["fields/temperature"][k][()] for k in sorted(f["fields/temperature"])])
+        return f["mesh/geometry"][()], f["mesh/topology"][()], temps, proc.stdout
+
+
+def test_results_identical_on_1_to_4_ranks_in_the_original_numbering(tmp_path):
+    m = meshio.read(PLATE_MESH)
+    geometry, topology, reference, _ = run_plate(tmp_path, 1)
+    assert np.array_equal(geometry, m.points[:, :2])  # the file's own node order
+    assert np.array_equal(topology, m.get_cells_type("triangle"))  # and cell order
+    for n in (2, 3, 4):
+        g, t, temps, stdout = run_plate(tmp_path, n)
+        assert np.array_equal(g, geometry) and np.array_equal(t, topology)
+        assert np.max(np.abs(temps - reference)) <= 1e-10 * np.max(np.abs(reference))
+        assert "partition: metis, edge cut" in stdout and "imbalance" in stdout
+
+
+def test_rcb_partitioner_gives_the_same_answer(tmp_path):
+    _, _, reference, _ = run_plate(tmp_path / "metis", 3)
+    _, _, temps, stdout = run_plate(tmp_path / "rcb", 3, "--set", "mesh.partitioner=rcb")
+    assert "partition: rcb" in stdout
+    assert np.max(np.abs(temps - reference)) <= 1e-10 * np.max(np.abs(reference))
+
+
+def test_every_file_format_gives_the_same_result(tmp_path):
+    """Gmsh 2.2 and 4.1, ASCII and binary, and XDMF (written by meshio) give identical fields."""
+    results = []
+    formats = [(2.2, False), (2.2, True), (4.1, False), (4.1, True), ("xdmf", None)]
+    for version, binary in formats:
+        folder = tmp_path / f"{version}{'b' if binary else 'a'}"
+        folder.mkdir()
+        if version == "xdmf":
+            source = unit_meshes(folder, 2, 0.25, levels=1)[0]
+            path = folder / "unit.xdmf"
+            original = meshio.read(source)
+            meshio.write(path, original)
+            left = str(original.field_data["left"][0])  # XDMF keeps tags, not names: groups named by tag
+        else:
+            path = unit_meshes(folder, 2, 0.25, levels=1, binary=binary, version=version)[0]
+            left = "left"
+        case = folder / "case.toml"
+        case.write_text(f"""
+[mesh]
+file = "{path}"
+[material]
+k = 2.0
+rho = 1.0
+c = 1.0
+[initial]
+temperature = "x * y"
+[boundary.{left}]
+type = "dirichlet"
+value = 1.0
+[time]
+scheme = "crank-nicolson"
+dt = 0.01
+t_end = 0.05
+[solver]
+rtol = 1e-13
+[output]
+directory = "{folder}"
+""")
+        run_solver(2, [case], cwd=ROOT)
+        with h5py.File(folder / "case" / "case.h5", "r") as f:
+            xy = f["mesh/geometry"][()]
+            values = f["fields/temperature"][sorted(f["fields/temperature"])[-1]][()]
+        order = np.lexsort((xy[:, 1].round(12), xy[:, 0].round(12)))  # each format numbers nodes its own way
+        results.append((xy[order], values[order]))
+    for xy, values in results[1:]:
+        assert np.allclose(xy, results[0][0], atol=1e-12)
+        assert np.max(np.abs(values - results[0][1])) < 1e-10
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_missing_group_and_corrupt_file_are_refused(tmp_path, nprocs):
+    proc = run_solver(nprocs, [PLATE, "--set", "boundary.rim.type=insulated"], cwd=ROOT, check=False, timeout=30)
+    assert proc.returncode == 2
+    assert ("boundary.rim: the mesh inputs/geometry/plate_with_holes.msh has no boundary group 'rim' "
+            "(it has: bottom, holes, left, right, top)") in proc.stderr, proc.stderr
+    corrupt = tmp_path / "corrupt.msh"
+    corrupt.write_bytes(PLATE_MESH.read_bytes()[:5000])
+    proc = run_solver(nprocs, [PLATE, "--set", f"mesh.file={corrupt}"], cwd=ROOT, check=False, timeout=30)
+    assert proc.returncode == 2 and f"{corrupt}: cannot read the mesh" in proc.stderr, proc.stderr
+    proc = run_solver(nprocs, [PLATE, "--set", "mesh.file=nowhere.msh"], cwd=ROOT, check=False, timeout=30)
+    assert proc.returncode == 2 and "nowhere.msh: mesh file not found" in proc.stderr
+    proc = run_solver(nprocs, [PLATE, "--set", "region.x.group=nothing", "--set", "region.x.k=1"], cwd=ROOT,
+                      check=False, timeout=30)
+    assert proc.returncode == 2 and "has no region group 'nothing' (it has: plate)" in proc.stderr
+
+
+def test_heatsink_example_balances_its_heat(tmp_path):
+    proc = run_solver(2, [ROOT / "inputs" / "heatsink.toml", "--set", f"output.directory={tmp_path}"], cwd=ROOT)
+    with h5py.File(tmp_path / "heatsink" / "heatsink.h5", "r") as f:
+        assert f.attrs["balance_heat_in_base"] == pytest.approx(20.0, rel=1e-4)
+        assert f.attrs["balance_heat_in_fins"] == pytest.approx(-20.0, rel=1e-4)
+        assert f.attrs["balance_relative_imbalance"] < 1e-8
+    assert "partition:" in proc.stdout
