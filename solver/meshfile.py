@@ -19,16 +19,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from mpi4py import MPI
 
 from solver.errors import CaseError
 from solver.exchange import _MPI_TYPES
 from solver.mesh import DistributedMesh, Facets
-from solver.partition import edge_cut, partition_cells
+from solver.partition import partition_cells
 
 MESHIO_CELLS = {"triangle": "triangle", "quad": "quadrilateral", "tetra": "tetrahedron", "hexahedron": "hexahedron"}
 FACETS = {"triangle": "line", "quadrilateral": "line", "tetrahedron": "triangle", "hexahedron": "quad"}
 DIM = {"triangle": 2, "quadrilateral": 2, "tetrahedron": 3, "hexahedron": 3}
-N_COMMON = {"triangle": 2, "quadrilateral": 2, "tetrahedron": 3, "hexahedron": 4}
 TAG_KEYS = ("gmsh:physical", "cell_tags", "medit:ref")
 
 
@@ -113,48 +113,61 @@ def _scatter(comm, parts: list | None, dtype, width: int) -> np.ndarray:
 
 
 def _plan(data: dict, size: int, partitioner: str) -> tuple[list, dict]:
-    """Rank 0: the part of the mesh each rank receives."""
+    """Rank 0: which cells, nodes and facets each rank receives (int32 work arrays)."""
     cells, points = data["cells"], data["points"]
     nc, npc = cells.shape
-    n_common = N_COMMON[data["cell_type"]]
-    centroids = points[cells].mean(axis=1)
-    parts, method = partition_cells(cells, centroids, size, n_common, partitioner)
-    del centroids
-    node_owner = np.full(len(points), size, dtype=np.int64)
+    parts, method, cut = partition_cells(cells, data["cell_type"], lambda: points[cells].mean(axis=1),
+                                         len(points), size, partitioner)
+    parts = parts.astype(np.int32)
+    node_owner = np.full(len(points), size, dtype=np.int32)
     np.minimum.at(node_owner, cells.ravel(), np.repeat(parts, npc))
     # each cell goes to its part and to the owners of its nodes: unique (cell, rank) pairs
-    ranks = np.concatenate([parts[:, None], node_owner[cells]], axis=1)
+    ranks = np.empty((nc, npc + 1), dtype=np.int32)
+    ranks[:, 0] = parts
+    ranks[:, 1:] = node_owner[cells]
     ranks.sort(axis=1)
-    new = np.ones_like(ranks, dtype=bool)
+    new = np.ones(ranks.shape, dtype=bool)
     new[:, 1:] = ranks[:, 1:] != ranks[:, :-1]
-    pair_cell = np.repeat(np.arange(nc), npc + 1).reshape(nc, npc + 1)[new]
+    pair_cell = np.nonzero(new)[0].astype(np.int32)
     pair_rank = ranks[new]
     del ranks, new
     order = np.lexsort((pair_cell, parts[pair_cell] != pair_rank, pair_rank))  # by rank, owned first
-    pair_cell, pair_rank = pair_cell[order], pair_rank[order]
-    bounds = np.searchsorted(pair_rank, np.arange(size + 1))
-    facet_owner = node_owner[data["facets"]] if len(data["facets"]) else np.empty((0, 1), dtype=np.int64)
+    pair_cell = pair_cell[order]
+    bounds = np.searchsorted(pair_rank[order], np.arange(size + 1))
+    del order, pair_rank
+    facet_owner = node_owner[data["facets"]] if len(data["facets"]) else np.empty((0, 1), dtype=np.int32)
     plans = []
     for r in range(size):  # one iteration per rank
         mine = pair_cell[bounds[r]:bounds[r + 1]]
-        nodes = np.unique(cells[mine])
         fmask = np.any(facet_owner == r, axis=1) if len(facet_owner) else np.zeros(0, dtype=bool)
-        plans.append({"cells": mine, "n_owned_cells": int(np.sum(parts[mine] == r)), "nodes": nodes,
-                      "facets": np.flatnonzero(fmask)})
+        plans.append({"cells": mine, "n_owned_cells": int(np.count_nonzero(parts[mine] == r)),
+                      "nodes": np.unique(cells[mine]), "facets": np.flatnonzero(fmask)})
     owned = np.bincount(node_owner, minlength=size)
-    quality = {"partitioner": method, "edge_cut": edge_cut(cells, parts, n_common) if size > 1 else 0,
-               "owned_nodes_imbalance": float(owned.max() / owned.mean())}
+    quality = {"partitioner": method, "edge_cut": cut, "owned_nodes_imbalance": float(owned.max() / owned.mean())}
     return plans, {"node_owner": node_owner, "quality": quality}
+
+
+def return_freed_memory() -> None:
+    """Serve allocations of 1 MiB or more with mmap, so that freed temporaries (reading and
+    partitioning a large mesh on rank 0) go back to the system instead of staying in the heap."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD (glibc)
+    except (OSError, AttributeError):
+        pass
 
 
 def distributed_mesh(comm, path: str, partitioner: str = "auto") -> DistributedMesh:
     """Read on rank 0, partition, distribute; collective."""
+    return_freed_memory()
     data, error = None, None
+    t0 = MPI.Wtime()
     if comm.rank == 0:
         try:
             data = read(path)
         except CaseError as exc:
             error = str(exc)
+    t_read = MPI.Wtime() - t0
     meta = None
     if comm.rank == 0 and error is None:
         if len(data["cells"]) < comm.size:
@@ -169,8 +182,11 @@ def distributed_mesh(comm, path: str, partitioner: str = "auto") -> DistributedM
     if error:
         raise CaseError(error)
     plans = extra = None
+    t0 = MPI.Wtime()
     if comm.rank == 0:
         plans, extra = _plan(data, comm.size, partitioner)
+    t_partition = MPI.Wtime() - t0
+    t0 = MPI.Wtime()
     cells_g = data["cells"] if comm.rank == 0 else None
 
     def per_rank(fn):
@@ -183,13 +199,16 @@ def distributed_mesh(comm, path: str, partitioner: str = "auto") -> DistributedM
     n_owned_cells = _scatter(comm, per_rank(lambda p: [p["n_owned_cells"]]), np.int64, 1)[0]
     node_ids = _scatter(comm, per_rank(lambda p: p["nodes"]), np.int64, 1)
     coords = _scatter(comm, per_rank(lambda p: data["points"][p["nodes"]]), np.float64, gdim)
-    owners = _scatter(comm, per_rank(lambda p: extra["node_owner"][p["nodes"]]), np.int64, 1)
+    owners = _scatter(comm, per_rank(lambda p: extra["node_owner"][p["nodes"]]), np.int32, 1).astype(np.int64)
     facets = _scatter(comm, per_rank(lambda p: data["facets"][p["facets"]]), np.int64, max(npf, 1)) \
         if npf else np.empty((0, 1), dtype=np.int64)
     facet_tags = _scatter(comm, per_rank(lambda p: data["facet_tags"][p["facets"]]), np.int64, 1) \
         if npf else np.empty(0, dtype=np.int64)
     quality = comm.bcast(extra["quality"] if comm.rank == 0 else None, root=0)
+    mesh_bytes = comm.bcast(sum(a.nbytes for k, a in data.items() if isinstance(a, np.ndarray))
+                            if comm.rank == 0 else None, root=0)
     del data, plans, extra, cells_g
+    t_distribute = MPI.Wtime() - t0
 
     # local numbering: position in this rank's sorted node list
     local_cells = np.searchsorted(node_ids, cell_nodes)
@@ -202,7 +221,9 @@ def distributed_mesh(comm, path: str, partitioner: str = "auto") -> DistributedM
                                       n_owned_cells, boundaries, meta["n_nodes"], meta["n_cells"])
     mesh.cell_tags = cell_tags
     mesh.groups = meta["groups"]
-    mesh.info = {**quality, "file": str(path), "facet_counts": meta["facet_counts"]}
+    times = comm.bcast({"read_seconds": t_read, "partition_seconds": t_partition} if comm.rank == 0 else None)
+    mesh.info = {**quality, **times, "distribute_seconds": t_distribute, "mesh_bytes": mesh_bytes,
+                 "file": str(path), "facet_counts": meta["facet_counts"]}
     return mesh
 
 

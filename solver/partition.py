@@ -1,16 +1,67 @@
 """Partitioning the cells of a mesh into parts: METIS (pymetis) on the dual graph, or recursive
-coordinate bisection when pymetis is not installed."""
+coordinate bisection when pymetis is not installed.
+
+The dual graph (cells adjacent through a facet) is built with NumPy: each facet is named by its
+smallest ``n_key`` node ids packed into one int64 (two for a triangle or quadrilateral edge,
+three for a tetrahedron or hexahedron face: three corners determine a face of a conforming
+mesh), the keys are sorted once, and equal neighbours are the interior facets.
+"""
 
 from __future__ import annotations
 
+from itertools import combinations
+
 import numpy as np
 
+from solver.elements import CELLS
 
-def partition_cells(cells: np.ndarray, centroids: np.ndarray, n_parts: int, n_common: int,
-                    method: str = "auto") -> tuple[np.ndarray, str]:
-    """Part of each cell (int64) and the method used ("metis" or "rcb")."""
+
+def _facet_table(cell_type: str) -> np.ndarray:
+    ref = CELLS[cell_type]
+    if ref.affine:
+        return np.array(list(combinations(range(ref.n_nodes), ref.dim)))
+    return np.array(ref.facets)
+
+
+def dual_graph(cells: np.ndarray, cell_type: str, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """CSR adjacency (xadj, adjncy) of cells sharing a facet."""
+    nc = len(cells)
+    faces = _facet_table(cell_type)
+    n_key = min(faces.shape[1], 3)
+    bits = max(int(n_nodes - 1).bit_length(), 1)
+    if n_key * bits > 63:
+        raise ValueError(f"meshes of more than {2 ** (63 // n_key)} nodes need a wider facet key")
+    keys = np.zeros(nc * len(faces), dtype=np.int64)
+    for f, face in enumerate(faces):  # loop over the 3-6 facets of a cell type
+        corners = np.sort(cells[:, face], axis=1)[:, :n_key].astype(np.int64)
+        k = corners[:, 0]
+        for j in range(1, n_key):
+            k = (k << bits) | corners[:, j]
+        keys[f::len(faces)] = k
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    twin = np.flatnonzero(keys[1:] == keys[:-1])  # interior facets: two consecutive equal keys
+    del keys
+    a = order[twin] // len(faces)
+    b = order[twin + 1] // len(faces)
+    del order, twin
+    src = np.concatenate([a, b])
+    dst = np.concatenate([b, a])
+    del a, b
+    perm = np.argsort(src, kind="stable")
+    adjncy = dst[perm]
+    xadj = np.zeros(nc + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=nc), out=xadj[1:])
+    return xadj, adjncy
+
+
+def partition_cells(cells: np.ndarray, cell_type: str, centroids_fn, n_nodes: int, n_parts: int,
+                    method: str = "auto") -> tuple[np.ndarray, str, int]:
+    """(part of each cell, method used, edge cut in facets)."""
     if n_parts == 1:
-        return np.zeros(len(cells), dtype=np.int64), "none"
+        return np.zeros(len(cells), dtype=np.int64), "none", 0
+    xadj, adjncy = dual_graph(cells, cell_type, n_nodes)
+    parts, used = None, "rcb"
     if method in ("auto", "metis"):
         try:
             import pymetis
@@ -18,11 +69,16 @@ def partition_cells(cells: np.ndarray, centroids: np.ndarray, n_parts: int, n_co
             if method == "metis":
                 raise ImportError("mesh.partitioner = \"metis\" needs pymetis: pip install pymetis") from None
         else:
-            result = pymetis.part_mesh(n_parts, cells, gtype=pymetis.GType.DUAL, ncommon=n_common)
-            parts = np.asarray(result.element_part, dtype=np.int64)
-            if len(np.unique(parts)) == n_parts:
-                return parts, "metis"
-    return rcb(centroids, n_parts), "rcb"
+            _, membership = pymetis.part_graph(n_parts, xadj=xadj, adjncy=adjncy)
+            parts = np.asarray(membership, dtype=np.int64)
+            used = "metis"
+            if len(np.unique(parts)) != n_parts:  # METIS left a part empty (tiny meshes)
+                parts, used = None, "rcb"
+    if parts is None:
+        parts = rcb(centroids_fn(), n_parts)
+    src = np.repeat(np.arange(len(cells)), np.diff(xadj))
+    cut = int(np.count_nonzero(parts[src] != parts[adjncy]) // 2)
+    return parts, used, cut
 
 
 def rcb(points: np.ndarray, n_parts: int) -> np.ndarray:
@@ -43,21 +99,3 @@ def rcb(points: np.ndarray, n_parts: int) -> np.ndarray:
         stack.append((index[order[:k]], first, left))
         stack.append((index[order[k:]], first + left, count - left))
     return parts
-
-
-def edge_cut(cells: np.ndarray, parts: np.ndarray, n_common: int) -> int:
-    """Number of facet-adjacent cell pairs in different parts (facets as sorted node tuples)."""
-    from itertools import combinations
-
-    npc = cells.shape[1]
-    if npc <= 4:  # simplices: every n_common-subset of the vertices is a facet
-        faces = np.array(list(combinations(range(npc), n_common)))
-    else:  # quadrilateral/hexahedron: facets by their reference definition
-        from solver.elements import CELLS
-        faces = np.array(CELLS["hexahedron" if npc == 8 else "quadrilateral"].facets)
-    keys = np.sort(cells[:, faces], axis=2).reshape(-1, faces.shape[1])
-    owner = np.repeat(parts, len(faces))
-    order = np.lexsort(keys.T[::-1])
-    keys, owner = keys[order], owner[order]
-    same = np.all(keys[1:] == keys[:-1], axis=1)  # interior facets appear twice, adjacently
-    return int(np.sum(same & (owner[1:] != owner[:-1])))
