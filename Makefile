@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml .ci/bootstrap.sh
 	PYTHON=$(PYTHON) VENV=$(VENV) bash .ci/bootstrap.sh
 
 run: $(STAMP)
-	$(MPIEXEC) -n $(NP) $(PY) -m solver $(CASE) $(ARGS)
+	$(MPIEXEC) -n $(NP) $(PY) -m solver $(CASE) --overwrite $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

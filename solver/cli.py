@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restart", metavar="CHECKPOINT",
                    help="continue from a checkpoint file, or 'latest' (this case's newest), on any number of ranks")
     p.add_argument("--force", action="store_true", help="restart even from a checkpoint of a different case")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of an earlier run of this case (kept as .bak)")
     p.add_argument("--quiet", action="store_true", help="print only warnings and errors")
     p.add_argument("--verbose", action="store_true", help="print tracebacks of internal errors")
     p.add_argument("--version", action="version", version=f"solver {__version__}")
@@ -83,9 +85,12 @@ def run_command(args, comm) -> int:
     from solver.config import load_case
     from solver.simulation import run
 
+    from solver.safety import check_launch
+
+    check_launch(comm)
     text, source, stem = read_case_text(comm, args.case)
     case = load_case(text, source, args.set, default_name=stem)
-    result = run(case, comm, quiet=args.quiet, restart=args.restart, force=args.force)
+    result = run(case, comm, quiet=args.quiet, restart=args.restart, force=args.force, overwrite=args.overwrite)
     return EXIT_STOPPED if result.stopped else 0
 
 

@@ -104,6 +104,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "wall_limit": Key("duration", "stop cleanly (checkpoint, exit 75) before this much wall time: "
                           "\"HH:MM:SS\", \"D-HH:MM:SS\" or seconds; default: the SLURM job's end time",
                           None),
+        "hang_timeout": Key("float", "abort with every rank's stack when no step completes in this many "
+                            "seconds (0: off)", 0.0, low=0.0),
+        "temperature_range": Key("floats", "[min, max] of sane temperatures: outside it (or NaN/Inf) the run "
+                                 "stops at that step", [-273.15, 1.0e6]),
     },
     "output": {
         "directory": Key("str", "results go to <directory>/<name>/", "outputs"),

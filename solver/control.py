@@ -9,8 +9,10 @@ when the next step and a checkpoint might not fit in the time left.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
+import sys
 import subprocess
 import time
 
@@ -40,8 +42,10 @@ def slurm_time_left() -> float | None:
 
 
 class RunControl:
-    def __init__(self, comm, wall_limit: float | None, every: int, wall_interval: float):
+    def __init__(self, comm, wall_limit: float | None, every: int, wall_interval: float,
+                 hang_timeout: float = 0.0):
         self.comm = comm
+        self.hang_timeout = hang_timeout
         self.start = time.monotonic()
         if wall_limit is None and comm.rank == 0:
             wall_limit = slurm_time_left()
@@ -57,11 +61,22 @@ class RunControl:
     def install(self) -> None:
         for sig in STOP_SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handle)
+        self._arm_watchdog()
 
     def uninstall(self) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous = {}
+        if self.hang_timeout:
+            faulthandler.cancel_dump_traceback_later()
+
+    def _arm_watchdog(self) -> None:
+        """(Re)start the hang watchdog: faulthandler's C thread dumps this rank's stack and exits
+        the process if the next step does not complete in time, even when Python is stuck
+        inside MPI; the launcher then ends the other ranks."""
+        if self.hang_timeout:
+            sys.stderr.flush()
+            faulthandler.dump_traceback_later(self.hang_timeout, repeat=False, file=sys.stderr, exit=True)
 
     def _handle(self, signum, frame):
         name = signal.Signals(signum).name
@@ -69,11 +84,13 @@ class RunControl:
             raise KeyboardInterrupt("second SIGINT: stopping at once")
         self.signal_name = name
 
-    def after_step(self, step: int, step_seconds: float) -> tuple[bool, bool]:
-        """(stop, checkpoint) for this step boundary, the same on every rank."""
+    def after_step(self, step: int, step_seconds: float, unhealthy: bool = False) -> tuple[bool, bool, bool]:
+        """(stop, checkpoint, unhealthy anywhere) for this step boundary, the same on every rank."""
+        self._arm_watchdog()
         now = time.monotonic()
         self.longest_step = max(self.longest_step, step_seconds)
-        flags = np.zeros(3, dtype=np.int64)
+        flags = np.zeros(4, dtype=np.int64)
+        flags[3] = unhealthy
         flags[0] = self.signal_name is not None
         if self.wall_limit is not None:
             needed = 2 * self.longest_step + 2 * self.checkpoint_seconds + SAFETY
@@ -86,7 +103,7 @@ class RunControl:
         elif flags[1]:
             self.reason = f"wall-time limit of {self.wall_limit:.0f} s"
         stop = bool(flags[0] or flags[1])
-        return stop, stop or bool(flags[2])
+        return stop, stop or bool(flags[2]), bool(flags[3])
 
     def checkpoint_written(self, seconds: float) -> None:
         self.last_checkpoint = time.monotonic()

@@ -4,7 +4,7 @@ Exit statuses (documented in the README):
   0  success
   1  unexpected internal error (any rank)
   2  bad input: case file, command line, mesh file
-  3  numerical failure: the linear solver did not converge
+  3  numerical failure: the linear solver did not converge, or NaN/Inf/an insane temperature
  75  stopped cleanly before the end (signal or wall-time limit) after writing a checkpoint:
      continue with --restart latest (75 is EX_TEMPFAIL: "try again later")
 """
@@ -34,5 +34,11 @@ class CaseError(SolverExit):
 
 class ConvergenceError(SolverExit):
     """The linear solver did not reach its tolerance."""
+
+    exit_status = EXIT_NUMERICAL
+
+
+class NumericalError(SolverExit):
+    """NaN, Inf or an insane temperature appeared in the solution."""
 
     exit_status = EXIT_NUMERICAL

@@ -16,7 +16,6 @@ time and writes them (``gathered``).
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -198,7 +197,6 @@ class ResultsFile:
                     "(slower; rebuild h5py with HDF5_MPI=ON for parallel output)", file=sys.stderr)
         elif driver == "mpio" and not h5py_has_mpi():
             raise CaseError("output.driver = \"mpio\" needs h5py built with MPI; use \"auto\" or \"gathered\"")
-        prepare_directory(comm, Path(directory))
         self.nodes = BlockRedistributor(comm, mesh.node_ids[: mesh.n_owned], mesh.n_global_nodes)
         self.cells = BlockRedistributor(comm, mesh.cell_ids[: mesh.n_owned_cells], mesh.n_global_cells)
         self.driver = driver
@@ -278,18 +276,9 @@ class ResultsFile:
                        self.snapshots)
 
     def close(self, attrs: dict | None = None) -> None:
+        if self.backend is None:
+            return
         if attrs:
             self.backend.set_attrs("/", attrs)
         self.backend.close()
-
-
-def prepare_directory(comm, directory: Path) -> None:
-    """Create the output directory on rank 0; a failure stops every rank with a message."""
-    def make():
-        try:
-            Path(directory).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CaseError(f"{directory}: cannot create the output directory ({exc.strerror})") from None
-        if not os.access(directory, os.W_OK):
-            raise CaseError(f"{directory}: output directory is not writable")
-    on_root(comm, make, CaseError)
+        self.backend = None

@@ -16,7 +16,8 @@ from solver import checkpoint
 from solver.collective import max_over_ranks, on_root
 from solver.config import Case, check_against_mesh
 from solver.control import RunControl
-from solver.errors import CaseError
+from solver.errors import CaseError, NumericalError, SolverExit
+from solver.safety import check_memory, check_space, estimate_output_bytes, guard_output
 from solver.expressions import Expression
 from solver.output import ResultsFile
 from solver.problem import HeatProblem
@@ -65,6 +66,18 @@ class Timers:
             self.seconds[name] = self.seconds.get(name, 0.0) + MPI.Wtime() - start
 
 
+def _test_faults(rank: int) -> dict:
+    """Faults injected by tests only: SOLVER_TEST_FAIL / _NAN / _HANG = "rank:step"."""
+    faults = {}
+    for kind in ("fail", "nan", "hang"):
+        spec = os.environ.get(f"SOLVER_TEST_{kind.upper()}")
+        if spec:
+            r, step = (int(v) for v in spec.split(":"))
+            if r == rank:
+                faults[step] = kind
+    return faults
+
+
 def build_mesh(comm, mesh: dict):
     """The distributed mesh of a case: structured, or read from a file and partitioned."""
     if mesh["type"] == "file":
@@ -90,12 +103,24 @@ class Simulation:
         self.step_index, self.t = 0, 0.0
         self.iterations = 0
         self._test_delay = float(os.environ.get("SOLVER_TEST_STEP_DELAY", "0"))  # tests only: slow steps
+        self._test_faults = _test_faults(comm.rank)  # tests only: injected failures
+        self.temperature_range = case.values["run"]["temperature_range"]
         if case.steady:
             self.dt, self.n_steps = 0.0, 0
         else:
             self.dt = self.stepper.dt
             self.n_steps = int(round(case.values["time"]["t_end"] / self.dt))
             self.stepper.start(self.u, 0.0)
+
+    def unhealthy(self):
+        """None, or (value, coordinates) of a NaN/Inf/out-of-range owned temperature."""
+        u = self.u[: self.mesh.n_owned]
+        lo, hi = self.temperature_range
+        bad = ~np.isfinite(u) | (u < lo) | (u > hi)
+        if not bad.any():
+            return None
+        i = int(np.argmax(bad))
+        return float(u[i]), tuple(float(c) for c in self.mesh.coords[i])
 
     @property
     def balance(self):
@@ -108,6 +133,13 @@ class Simulation:
         if self._test_delay:
             time.sleep(self._test_delay)
         self.step_index += 1
+        fault = self._test_faults.get(self.step_index)
+        if fault == "fail":
+            raise RuntimeError(f"injected failure on rank {self.comm.rank} at step {self.step_index} (tests)")
+        if fault == "nan":
+            self.u[0] = np.nan
+        if fault == "hang":
+            time.sleep(3600)
         self.t = self.step_index * self.dt
         self.iterations += info.iterations
         return info
@@ -142,10 +174,22 @@ class Simulation:
 
 
 def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, report: Reporter | None = None,
-        restart: str | None = None, force: bool = False) -> RunResult:
+        restart: str | None = None, force: bool = False, overwrite: bool = False) -> RunResult:
     """Run a case to t_end (or to a graceful stop), writing results and checkpoints."""
     report = report or Reporter(comm, quiet)
     wall_start = MPI.Wtime()
+    check_memory(comm, case.source, case.values["mesh"])
+    out = case.values["output"]
+    directory = Path(out["directory"]) / case.name
+    guard = guard_output(comm, directory, case.name, overwrite, restart is not None, report)
+    try:
+        return _run(case, comm, report, restart, force, guard, directory, wall_start)
+    finally:
+        if guard is not None:
+            guard.release()
+
+
+def _run(case, comm, report, restart, force, guard, directory, wall_start) -> RunResult:
     sim = Simulation(case, comm)
     mesh, timers = sim.mesh, sim.timers
     info = mesh.summary()
@@ -157,59 +201,29 @@ def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, report: Reporter |
                f"owned-node imbalance {q['owned_nodes_imbalance']:.3f} (max/mean)")
 
     out = case.values["output"]
-    directory = Path(out["directory"]) / case.name
-    attrs = {"case": checkpoint.case_text(case.values), "case_file_text": case.text,
-             "case_source": case.source, "overrides": "\n".join(case.overrides)}
-    resume = _find_restart(restart, directory, mesh, case, force, report) if restart else None
-    with timers("output"):
-        results = ResultsFile(directory, case.name, mesh, attrs, out["driver"], report,
-                              continue_after=None if resume is None else resume["snapshots"])
-        if resume is not None:
-            state = checkpoint.read_state(resume["path"], mesh, results.nodes, resume["datasets"],
-                                          lambda p: results.open_block_file(p, "r"))
-            sim.restore(state, resume)
-        elif not case.steady:
-            results.write(sim.u, 0.0, 0, sim.balance)
-
-    if case.steady:
-        solve = sim.solve_steady()
-        report(f"steady state: iterations {solve.iterations}, residual {solve.residual:.2e}")
-        with timers("output"):
-            results.write(sim.u, 0.0, 0, sim.balance)
-        report(_balance_line(sim.balance, steady=True))
-    elif case.values["time"]["dt"] == "auto":
-        report(f"explicit-euler: stable limit {sim.stepper.dt_limit:.6g} s, using dt = {sim.dt:.6g} s "
-               f"({sim.n_steps} steps)")
-
-    cp = case.values["checkpoint"]
-    control = RunControl(comm, case.values["run"]["wall_limit"], cp["every"], cp["wall_interval"])
-    control.install()
-    stopped = False
-    last_checkpoint = None
-    n_steps, every = sim.n_steps, out["every"]
-    report_every = max(1, n_steps // 20) if every == 1 else every
+    snapshots = 2 + (sim.n_steps // out["every"] if sim.n_steps else 0)
+    needed = estimate_output_bytes(mesh.n_global_nodes, mesh.n_global_cells, mesh.reference.n_nodes, mesh.dim,
+                                   snapshots) + 2 * 8 * mesh.n_global_nodes * case.values["checkpoint"]["keep"]
+    check_space(comm, guard, needed)
+    results = None
     try:
-        while sim.step_index < n_steps:
-            step_start = MPI.Wtime()
-            solve = sim.advance()
-            step = sim.step_index
-            if step % every == 0 or step == n_steps:
-                with timers("output"):
-                    results.write(sim.u, sim.t, step, sim.balance)
-            if step % report_every == 0 or step == n_steps:
-                report(f"step {step:6d}/{n_steps}  t = {sim.t:.6g}  iterations {solve.iterations:4d}  "
-                       f"residual {solve.residual:.2e}  heat imbalance {sim.balance.relative:.1e}")
-            stop, due = control.after_step(step, MPI.Wtime() - step_start)
-            if (due or step == n_steps) and not case.steady:
-                last_checkpoint = _checkpoint(sim, results, directory, cp["keep"], control)
-            if stop and step < n_steps:
-                stopped = True
-                report(f"stopping at step {step} (t = {sim.t:.6g}): {control.reason}", file=sys.stderr)
-                break
-    finally:
-        control.uninstall()
-    if n_steps and not stopped:
-        report(_balance_line(sim.balance))
+        resume = _find_restart(restart, directory, mesh, case, force, report) if restart else None
+        with timers("output"):
+            attrs = {"case": checkpoint.case_text(case.values), "case_file_text": case.text,
+                     "case_source": case.source, "overrides": "\n".join(case.overrides)}
+            results = ResultsFile(directory, case.name, mesh, attrs, out["driver"], report,
+                                  continue_after=None if resume is None else resume["snapshots"])
+            if resume is not None:
+                state = checkpoint.read_state(resume["path"], mesh, results.nodes, resume["datasets"],
+                                              lambda p: results.open_block_file(p, "r"))
+                sim.restore(state, resume)
+            elif not case.steady:
+                results.write(sim.u, 0.0, 0, sim.balance)
+        stopped, last_checkpoint = _time_loop(sim, case, results, directory, report)
+    except SolverExit:
+        if results is not None:  # every rank raised it: close collectively, keeping what was written
+            results.close({"complete": False})
+        raise
 
     timings = max_over_ranks(comm, timers.seconds | {"total": MPI.Wtime() - wall_start})
     results.close({f"wall_time_{k}": v for k, v in timings.items()} |
@@ -226,6 +240,74 @@ def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, report: Reporter |
         report(f"checkpoint: {last_checkpoint} (step {sim.step_index}); {how}: "
                f"mpirun -n N python -m solver{source} --restart latest", file=sys.stderr if stopped else None)
     return result
+
+
+def _time_loop(sim: "Simulation", case: Case, results: ResultsFile, directory: Path, report):
+    """Steps to the end or to a stop; returns (stopped, last checkpoint)."""
+    timers, out, cp, run_cfg = sim.timers, case.values["output"], case.values["checkpoint"], case.values["run"]
+    control = RunControl(sim.comm, run_cfg["wall_limit"], cp["every"], cp["wall_interval"], run_cfg["hang_timeout"])
+    if case.steady:
+        solve = sim.solve_steady()
+        _check_health(sim, bool(sim.comm.allreduce(sim.unhealthy() is not None)), run_cfg, solve)
+        report(f"steady state: iterations {solve.iterations}, residual {solve.residual:.2e}")
+        with timers("output"):
+            results.write(sim.u, 0.0, 0, sim.balance)
+        report(_balance_line(sim.balance, steady=True))
+        return False, None
+    if case.values["time"]["dt"] == "auto":
+        report(f"explicit-euler: stable limit {sim.stepper.dt_limit:.6g} s, using dt = {sim.dt:.6g} s "
+               f"({sim.n_steps} steps)")
+    stopped, last_checkpoint = False, None
+    n_steps, every = sim.n_steps, out["every"]
+    report_every = max(1, n_steps // 20) if every == 1 else every
+    control.install()
+    try:
+        while sim.step_index < n_steps:
+            step_start = MPI.Wtime()
+            solve = sim.advance()
+            step = sim.step_index
+            stop, due, bad = control.after_step(step, MPI.Wtime() - step_start, sim.unhealthy() is not None)
+            _check_health(sim, bad, run_cfg, solve)
+            if step % every == 0 or step == n_steps:
+                with timers("output"):
+                    results.write(sim.u, sim.t, step, sim.balance)
+            if step % report_every == 0 or step == n_steps:
+                report(f"step {step:6d}/{n_steps}  t = {sim.t:.6g}  iterations {solve.iterations:4d}  "
+                       f"residual {solve.residual:.2e}  heat imbalance {sim.balance.relative:.1e}")
+            if due or step == n_steps:
+                last_checkpoint = _checkpoint(sim, results, directory, cp["keep"], control)
+            if stop and step < n_steps:
+                stopped = True
+                report(f"stopping at step {step} (t = {sim.t:.6g}): {control.reason}", file=sys.stderr)
+                break
+    finally:
+        control.uninstall()
+    if n_steps and not stopped:
+        report(_balance_line(sim.balance))
+    return stopped, last_checkpoint
+
+
+def _check_health(sim: "Simulation", bad_anywhere: bool, run_cfg: dict, solve) -> None:
+    """Raise NumericalError (on every rank) when some rank's solution went bad at this step."""
+    if not bad_anywhere:
+        return
+    local = sim.unhealthy()
+    found = sim.comm.allgather(None if local is None else (sim.comm.rank, *local))
+    rank, value, where = next(f for f in found if f is not None)
+    lo, hi = run_cfg["temperature_range"]
+    at = ", ".join(f"{c:.6g}" for c in where)
+    what = "NaN" if np.isnan(value) else ("Inf" if np.isinf(value) else f"{value:.6g}, outside [{lo:g}, {hi:g}]")
+    scheme = sim.case.values["time"]["scheme"]
+    if scheme == "explicit-euler":
+        cause = "an explicit time step at or near the stability limit (try time.dt = \"auto\" or an implicit scheme)"
+    elif not solve.converged or solve.residual > 1e-3:
+        cause = "a diverging linear solver (try solver.preconditioner = \"bjacobi\")"
+    else:
+        cause = ("a sign error or a huge value in a heat flux, source or convection coefficient "
+                 "(boundary.*.flux, source.f, boundary.*.h), or temperature_range too narrow for this case")
+    when = "the steady solve" if sim.case.steady else f"step {sim.step_index} (t = {sim.t:.6g})"
+    raise NumericalError(f"{when}: temperature {what} at ({at}) on rank {rank}; likely cause: {cause}; "
+                         f"the results file keeps the output up to the last good step")
 
 
 def _find_restart(restart: str, directory: Path, mesh, case: Case, force: bool, report) -> dict:
