@@ -47,6 +47,19 @@ def check_memory(comm, source: str, mesh: dict) -> None:
                         f"this machine has {have / 2**30:.1f} GiB available; use a coarser mesh or more nodes")
 
 
+def check_split(comm, mesh: dict) -> None:
+    """Refuse a structured mesh with fewer cells along a direction than ranks there."""
+    if mesh["type"] == "file":
+        return
+    from solver.structured import process_grid
+
+    n = (mesh["nx"], mesh["ny"]) + ((mesh["nz"],) if mesh["type"] == "box" else ())
+    dims = process_grid(comm.size, n)
+    if any(p > m for p, m in zip(dims, n)):
+        raise CaseError(f"a {'x'.join(map(str, n))} mesh cannot be split among {comm.size} ranks "
+                        f"(process grid {'x'.join(map(str, dims))}); use more cells or fewer ranks")
+
+
 def check_launch(comm) -> None:
     """An mpirun of N processes whose mpi4py sees 1 rank: mpi4py built for another MPI."""
     for var in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"):
@@ -82,6 +95,14 @@ class OutputGuard:
 
     def acquire(self, overwrite: bool, restart: bool, needed_bytes: int, report) -> None:
         d = self.directory
+        self.created = []  # folders this run makes, to remove again if it leaves them empty
+        for p in (d, *d.parents):
+            try:
+                if p.exists():
+                    break
+            except OSError:
+                break
+            self.created.append(p)
         try:
             d.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -136,6 +157,12 @@ class OutputGuard:
         if self.owned:
             self.lock.unlink(missing_ok=True)
             self.owned = False
+        for folder in getattr(self, "created", []):  # innermost first: only what we made, only if empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        self.created = []
 
 
 def guard_output(comm, directory: Path, name: str, overwrite: bool, restart: bool, report):

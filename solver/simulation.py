@@ -17,7 +17,7 @@ from solver.collective import max_over_ranks, on_root
 from solver.config import Case, check_against_mesh
 from solver.control import RunControl
 from solver.errors import CaseError, NumericalError, SolverExit
-from solver.safety import check_memory, check_space, estimate_output_bytes, guard_output
+from solver.safety import check_memory, check_space, check_split, estimate_output_bytes, guard_output
 from solver.expressions import Expression
 from solver.output import ResultsFile
 from solver.problem import HeatProblem
@@ -179,6 +179,7 @@ def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, report: Reporter |
     report = report or Reporter(comm, quiet)
     wall_start = MPI.Wtime()
     check_memory(comm, case.source, case.values["mesh"])
+    check_split(comm, case.values["mesh"])
     out = case.values["output"]
     directory = Path(out["directory"]) / case.name
     guard = guard_output(comm, directory, case.name, overwrite, restart is not None, report)

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import h5py
 import pytest
@@ -86,7 +87,9 @@ def test_locked_directory_is_refused_and_a_stale_lock_replaced(tmp_path):
 
 
 def test_read_only_output_directory_is_refused_before_any_work(tmp_path):
-    shared = tmp_path.parent / f"ro-{os.getpid()}"
+    import tempfile
+
+    shared = Path(tempfile.mkdtemp(prefix="solver-ro-", dir="/tmp"))  # reachable by an unprivileged user
     (shared / "out").mkdir(parents=True)
     try:
         os.chmod(shared, 0o755)
