@@ -87,7 +87,7 @@ PIP="$PY -m pip --disable-pip-version-check --quiet"
 
 say "installing build tools and dependencies"
 $PIP install -U pip setuptools cython pkgconfig packaging wheel numpy
-$PIP install mpi4py scipy meshio tomli-w pyamg pymetis gmsh pytest hypothesis
+$PIP install mpi4py scipy meshio tomli-w pyamg pymetis gmsh matplotlib pytest hypothesis
 if ! "$PY" -c 'import gmsh' >/dev/null 2>&1; then
     # gmsh's wheel (used to build example geometries and test meshes) needs a few X/GL libraries
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m solver",
                 description="Parallel finite-element heat diffusion. Run under MPI: "
                             "mpirun -n 4 python -m solver inputs/plate.toml. "
-                            "Other commands: python -m solver verify --help")
+                            "Other commands: verify, info, plot, probe, export (python -m solver COMMAND --help)")
     p.add_argument("case", nargs="?", help="TOML case file (default: a small built-in 2D plate)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a case-file key, e.g. --set mesh.nx=64 (repeatable)")
@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="restart even from a checkpoint of a different case")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the results of an earlier run of this case (kept as .bak)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="resolve the case and print DOFs, memory per rank, the stable explicit dt and the output "
+                        "size, then stop (nothing is solved or written)")
     p.add_argument("--quiet", action="store_true", help="print only warnings and errors")
     p.add_argument("--verbose", action="store_true", help="print tracebacks of internal errors")
     p.add_argument("--version", action="version", version=f"solver {__version__}")
@@ -78,18 +81,29 @@ def verify(argv, comm) -> int:
     return verify_command(build_verify_parser().parse_args(argv), comm)
 
 
-COMMANDS = {"verify": verify}
+def _postprocess(name):
+    def command(argv, comm):
+        from solver.postprocess import COMMANDS as POST
+
+        return POST[name](argv, comm)
+    return command
+
+
+COMMANDS = {"verify": verify, **{name: _postprocess(name) for name in ("info", "plot", "probe", "export")}}
 
 
 def run_command(args, comm) -> int:
     from solver.config import load_case
-    from solver.simulation import run
+    from solver.simulation import dry_run, run
 
     from solver.safety import check_launch
 
     check_launch(comm)
     text, source, stem = read_case_text(comm, args.case)
     case = load_case(text, source, args.set, default_name=stem)
+    if args.dry_run:
+        dry_run(case, comm)
+        return 0
     result = run(case, comm, quiet=args.quiet, restart=args.restart, force=args.force, overwrite=args.overwrite)
     return EXIT_STOPPED if result.stopped else 0
 

@@ -113,6 +113,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "directory": Key("str", "results go to <directory>/<name>/", "outputs"),
         "name": Key("name", "case name used for the results files (default: the case file's stem)", None),
         "every": Key("int", "write the temperature every N steps (the last step is always written)", 1, low=1),
+        "probes": Key("points", "points [[x, y(, z)], ...] whose temperature is recorded at every step", None),
         "driver": Key("choice", "HDF5 writer: auto (mpio when h5py has MPI), mpio, or gathered through rank 0",
                       "auto", choices=("auto", "mpio", "gathered")),
     },
@@ -196,6 +197,9 @@ def check_against_mesh(case: "Case", mesh) -> None:
             if region.get("group") is not None and region["group"] not in regions:
                 fail(f"region.{name}.group: the mesh {path} has no region group {region['group']!r} "
                      f"(it has: {', '.join(sorted(regions)) or 'no named region groups'})")
+    for point in values["output"]["probes"] or []:
+        if len(point) != mesh.dim:
+            fail(f"output.probes: {point} has {len(point)} coordinates, the mesh is {mesh.dim}D")
     for name, k in [("material.k", values["material"]["k"])] + \
             [(f"region.{n}.k", r.get("k")) for n, r in values["region"].items()]:
         if isinstance(k, list) and len(k) != mesh.dim:
@@ -328,6 +332,11 @@ def _check(name: str, spec: Key, value, fail):
         if isinstance(value, str):
             fail(f"{name} must be a number > 0 or \"auto\", got {value!r}")
         return _check_float(name, spec, value, fail)
+    if kind == "points":
+        if not isinstance(value, list) or not value or not all(isinstance(p, list) and 2 <= len(p) <= 3
+                                                               for p in value):
+            fail(f"{name} must be a list of points [[x, y(, z)], ...], got {value!r}")
+        return [[_check_float(name, Key("float", ""), c, fail) for c in p] for p in value]
     if kind == "floats":
         if not isinstance(value, list) or not value:
             fail(f"{name} must be a list of numbers, got {value!r}")

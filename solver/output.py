@@ -63,7 +63,8 @@ class _MpioFile:
             del self.file[name]
 
     def truncate(self, name, length):
-        self.file[name].resize((length,))
+        ds = self.file[name]
+        ds.resize((length,) + ds.shape[1:])
 
     def write_blocks(self, name, block, start, global_shape, all_nonempty):
         ds = self.file.create_dataset(name, shape=global_shape, dtype=block.dtype)
@@ -80,8 +81,16 @@ class _MpioFile:
         if self.comm.rank == 0:
             ds[-1] = value
 
-    def create_series(self, name, dtype):
-        self.file.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(256,), dtype=dtype)
+    def create_series(self, name, dtype, width=None):
+        shape, maxshape, chunks = ((0,), (None,), (256,)) if width is None else ((0, width), (None, width), (256, width))
+        self.file.create_dataset(name, shape=shape, maxshape=maxshape, chunks=chunks, dtype=dtype)
+
+    def append_rows(self, name, rows):
+        ds = self.file[name]
+        n = ds.shape[0]
+        ds.resize((n + len(rows),) + ds.shape[1:])
+        if self.comm.rank == 0 and len(rows):
+            ds[n:] = rows
 
     def set_attrs(self, path, attrs):
         node = self.file[path]
@@ -138,7 +147,8 @@ class _GatheredFile:
 
     def truncate(self, name, length):
         if self.file is not None:
-            self.file[name].resize((length,))
+            ds = self.file[name]
+            ds.resize((length,) + ds.shape[1:])
 
     def write_blocks(self, name, block, start, global_shape, all_nonempty, starts=None):
         comm = self.comm
@@ -162,9 +172,19 @@ class _GatheredFile:
             ds.resize((ds.shape[0] + 1,))
             ds[-1] = value
 
-    def create_series(self, name, dtype):
+    def create_series(self, name, dtype, width=None):
         if self.file is not None:
-            self.file.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(256,), dtype=dtype)
+            shape, maxshape, chunks = ((0,), (None,), (256,)) if width is None else \
+                ((0, width), (None, width), (256, width))
+            self.file.create_dataset(name, shape=shape, maxshape=maxshape, chunks=chunks, dtype=dtype)
+
+    def append_rows(self, name, rows):
+        if self.file is not None:
+            ds = self.file[name]
+            n = ds.shape[0]
+            ds.resize((n + len(rows),) + ds.shape[1:])
+            if len(rows):
+                ds[n:] = rows
 
     def set_attrs(self, path, attrs):
         if self.file is not None:
@@ -257,6 +277,25 @@ class ResultsFile:
         if self.backend.gathered:
             return self.backend.write_blocks(name, block, dist.start, global_shape, all_nonempty, dist.starts)
         return self.backend.write_blocks(name, block, dist.start, global_shape, all_nonempty)
+
+    def init_probes(self, points: np.ndarray, keep_until: float | None = None) -> None:
+        """Create (or, on a restart, trim after ``keep_until``) the probe datasets."""
+        if keep_until is None:
+            self.backend.create_series("/probes/time", np.float64)
+            self.backend.create_series("/probes/values", np.float64, width=len(points))
+            self.backend.create_series("/probes/points", np.float64, width=points.shape[1])
+            self.backend.append_rows("/probes/points", points)
+            return
+        times = self.backend.read_all("/probes/time")
+        if times is None:
+            raise CaseError(f"{self.h5_path}: has no probe datasets to continue (output.probes was added?)")
+        keep = int(np.searchsorted(times, keep_until, side="right"))
+        self.backend.truncate("/probes/time", keep)
+        self.backend.truncate("/probes/values", keep)
+
+    def write_probes(self, times: np.ndarray, values: np.ndarray) -> None:
+        self.backend.append_rows("/probes/time", times)
+        self.backend.append_rows("/probes/values", values)
 
     def write(self, u_local: np.ndarray, t: float, step: int, balance=None) -> None:
         block = self.nodes.to_blocks(u_local[: self.mesh.n_owned])

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from mpi4py import MPI
 
-from solver import checkpoint
+from solver import __version__, checkpoint
 from solver.collective import max_over_ranks, on_root
 from solver.config import Case, check_against_mesh
 from solver.control import RunControl
@@ -20,6 +20,7 @@ from solver.errors import CaseError, NumericalError, SolverExit
 from solver.safety import check_memory, check_space, check_split, estimate_output_bytes, guard_output
 from solver.expressions import Expression
 from solver.output import ResultsFile
+from solver.probes import Probes
 from solver.problem import HeatProblem
 from solver.structured import mesh_from_case
 from solver.timestepping import make_stepper
@@ -40,17 +41,83 @@ class RunResult:
 
 
 class Reporter:
-    """Progress lines on rank 0 only."""
+    """Messages and progress on rank 0 only; everything also goes to a log file once attached.
+
+    On a terminal, progress is one line redrawn in place (a bar with ETA); otherwise (batch
+    jobs, pipes) it is a plain line every few percent."""
 
     def __init__(self, comm, quiet: bool = False, stream=None):
         self.root = comm.rank == 0
         self.quiet = quiet
         self.stream = stream or sys.stdout
+        self.log = None
+        self.tty = self.root and _is_terminal(self.stream)
+        self._bar = False
+
+    def attach_log(self, path: Path) -> None:
+        if self.root:
+            self.log = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+            self.log = None
 
     def __call__(self, message: str, file=None) -> None:
         """Print on rank 0; ``--quiet`` silences progress but not warnings (file=sys.stderr)."""
-        if self.root and (not self.quiet or file is sys.stderr):
+        if not self.root:
+            return
+        if self.log is not None:
+            print(message, file=self.log, flush=True)
+        if not self.quiet or file is sys.stderr:
+            if self._bar:
+                print(file=self.stream)
+                self._bar = False
             print(message, file=file or self.stream, flush=True)
+
+    def progress(self, step: int, n_steps: int, t: float, iterations: int, residual: float, imbalance: float,
+                 elapsed: float, periodic: bool) -> None:
+        """A progress bar (terminal) or, when ``periodic``, a plain line with elapsed time and ETA."""
+        if not self.root:
+            return
+        eta = elapsed / max(step, 1) * (n_steps - step)
+        line = (f"step {step:6d}/{n_steps}  t = {t:.6g}  iterations {iterations:4d}  residual {residual:.2e}  "
+                f"heat imbalance {imbalance:.1e}  elapsed {_hms(elapsed)}  ETA {_hms(eta)}")
+        if self.log is not None and periodic:
+            print(line, file=self.log, flush=True)
+        if self.quiet:
+            return
+        if self.tty:
+            width = 30
+            done = int(width * step / max(n_steps, 1))
+            bar = "#" * done + "-" * (width - done)
+            print(f"\r[{bar}] {100 * step / max(n_steps, 1):5.1f}%  t = {t:.4g}  it {iterations:3d}  "
+                  f"elapsed {_hms(elapsed)}  ETA {_hms(eta)} ", end="", file=self.stream, flush=True)
+            self._bar = step < n_steps
+            if step == n_steps:
+                print(file=self.stream)
+        elif periodic:
+            print(line, file=self.stream, flush=True)
+
+
+def _is_terminal(stream) -> bool:
+    """True when progress should be drawn in place. Under mpirun the ranks' stdout is a
+    pseudo-terminal even when mpirun's own output goes to a file or pipe, so ask what the
+    launcher's stdout is (Linux /proc); when unknown, assume not a terminal."""
+    if not (hasattr(stream, "isatty") and stream.isatty()):
+        return False
+    if not any(v in os.environ for v in ("OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK")):
+        return True
+    try:
+        target = os.readlink(f"/proc/{os.getppid()}/fd/1")
+    except OSError:
+        return False
+    return target.startswith(("/dev/pts/", "/dev/tty"))
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 class Timers:
@@ -102,6 +169,7 @@ class Simulation:
         self.u = np.array(initial(self.mesh.coords, 0.0), dtype=float)
         self.step_index, self.t = 0, 0.0
         self.iterations = 0
+        self.probes = None  # solver.probes.Probes when output.probes is set
         self._test_delay = float(os.environ.get("SOLVER_TEST_STEP_DELAY", "0"))  # tests only: slow steps
         self._test_faults = _test_faults(comm.rank)  # tests only: injected failures
         self.temperature_range = case.values["run"]["temperature_range"]
@@ -184,8 +252,12 @@ def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, report: Reporter |
     directory = Path(out["directory"]) / case.name
     guard = guard_output(comm, directory, case.name, overwrite, restart is not None, report)
     try:
+        report.attach_log(directory / f"{case.name}.log")
+        report(f"solver {__version__}: {case.source} on {comm.size} ranks"
+               + (f" (restart from {restart})" if restart else ""))
         return _run(case, comm, report, restart, force, guard, directory, wall_start)
     finally:
+        report.close()
         if guard is not None:
             guard.release()
 
@@ -220,12 +292,19 @@ def _run(case, comm, report, restart, force, guard, directory, wall_start) -> Ru
                 sim.restore(state, resume)
             elif not case.steady:
                 results.write(sim.u, 0.0, 0, sim.balance)
+            if out["probes"]:
+                sim.probes = Probes(mesh, out["probes"])
+                results.init_probes(sim.probes.points, None if resume is None else sim.t)
+                if resume is None and not case.steady:
+                    sim.probes.record(sim.u, 0.0)
         stopped, last_checkpoint = _time_loop(sim, case, results, directory, report)
     except SolverExit:
         if results is not None:  # every rank raised it: close collectively, keeping what was written
+            _flush_probes(sim, results)
             results.close({"complete": False})
         raise
 
+    _flush_probes(sim, results)
     timings = max_over_ranks(comm, timers.seconds | {"total": MPI.Wtime() - wall_start})
     results.close({f"wall_time_{k}": v for k, v in timings.items()} |
                   {"steps": sim.step_index, "dt": sim.dt, "linear_iterations": sim.iterations,
@@ -243,6 +322,43 @@ def _run(case, comm, report, restart, force, guard, directory, wall_start) -> Ru
     return result
 
 
+def dry_run(case: Case, comm=MPI.COMM_WORLD, report: Reporter | None = None) -> dict:
+    """Resolve the case, build the mesh and matrices, and report sizes; no solve, no files."""
+    from solver.safety import BYTES_PER_NODE
+    from solver.timestepping import stable_explicit_dt
+
+    report = report or Reporter(comm)
+    check_memory(comm, case.source, case.values["mesh"])
+    check_split(comm, case.values["mesh"])
+    mesh = build_mesh(comm, case.values["mesh"])
+    check_against_mesh(case, mesh)
+    problem = HeatProblem(mesh, case.values)
+    dt_limit = stable_explicit_dt(problem)
+    t = case.values["time"]
+    steps = 0 if case.steady else int(round(t["t_end"] / (0.9 * dt_limit if t["dt"] == "auto" else t["dt"])))
+    snapshots = 1 + (steps // case.values["output"]["every"] if steps else 0) + 1
+    out_bytes = estimate_output_bytes(mesh.n_global_nodes, mesh.n_global_cells, mesh.reference.n_nodes, mesh.dim,
+                                      snapshots)
+    per_rank = BYTES_PER_NODE[mesh.dim] * mesh.n_global_nodes / comm.size
+    info = {"dofs": mesh.n_global_nodes, "cells": mesh.n_global_cells, "ranks": comm.size,
+            "memory_per_rank_bytes": per_rank, "stable_explicit_dt": dt_limit, "steps": steps,
+            "output_bytes": out_bytes}
+    directory = Path(case.values["output"]["directory"]) / case.name
+    report(f"case: {case.source} ({case.name}), {t['scheme']}")
+    report(f"mesh: {mesh.n_global_nodes} DOFs, {mesh.n_global_cells} {mesh.cell_type} cells on {comm.size} ranks")
+    report(f"memory: about {per_rank / 2**20:.1f} MiB per rank (estimate)")
+    report(f"explicit-euler stable time step: {dt_limit:.6g} s"
+           + ("" if case.steady else f"; this case: dt = {t['dt']}, {steps} steps"))
+    report(f"output: about {out_bytes / 2**20:.1f} MiB in {directory} ({snapshots} snapshots)")
+    report("dry run: nothing solved, nothing written")
+    return info
+
+
+def _flush_probes(sim: "Simulation", results: ResultsFile) -> None:
+    if sim.probes is not None:
+        results.write_probes(*sim.probes.take())
+
+
 def _time_loop(sim: "Simulation", case: Case, results: ResultsFile, directory: Path, report):
     """Steps to the end or to a stop; returns (stopped, last checkpoint)."""
     timers, out, cp, run_cfg = sim.timers, case.values["output"], case.values["checkpoint"], case.values["run"]
@@ -253,6 +369,8 @@ def _time_loop(sim: "Simulation", case: Case, results: ResultsFile, directory: P
         report(f"steady state: iterations {solve.iterations}, residual {solve.residual:.2e}")
         with timers("output"):
             results.write(sim.u, 0.0, 0, sim.balance)
+            if sim.probes is not None:
+                sim.probes.record(sim.u, 0.0)
         report(_balance_line(sim.balance, steady=True))
         return False, None
     if case.values["time"]["dt"] == "auto":
@@ -260,8 +378,9 @@ def _time_loop(sim: "Simulation", case: Case, results: ResultsFile, directory: P
                f"({sim.n_steps} steps)")
     stopped, last_checkpoint = False, None
     n_steps, every = sim.n_steps, out["every"]
-    report_every = max(1, n_steps // 20) if every == 1 else every
+    report_every = max(1, (n_steps - sim.step_index) // 20)
     control.install()
+    loop_start, first_step = MPI.Wtime(), sim.step_index
     try:
         while sim.step_index < n_steps:
             step_start = MPI.Wtime()
@@ -269,12 +388,15 @@ def _time_loop(sim: "Simulation", case: Case, results: ResultsFile, directory: P
             step = sim.step_index
             stop, due, bad = control.after_step(step, MPI.Wtime() - step_start, sim.unhealthy() is not None)
             _check_health(sim, bad, run_cfg, solve)
+            if sim.probes is not None:
+                sim.probes.record(sim.u, sim.t)
             if step % every == 0 or step == n_steps:
                 with timers("output"):
                     results.write(sim.u, sim.t, step, sim.balance)
-            if step % report_every == 0 or step == n_steps:
-                report(f"step {step:6d}/{n_steps}  t = {sim.t:.6g}  iterations {solve.iterations:4d}  "
-                       f"residual {solve.residual:.2e}  heat imbalance {sim.balance.relative:.1e}")
+                    _flush_probes(sim, results)
+            elapsed = MPI.Wtime() - loop_start
+            report.progress(step - first_step, n_steps - first_step, sim.t, solve.iterations, solve.residual,
+                            sim.balance.relative, elapsed, (step - first_step) % report_every == 0 or step == n_steps)
             if due or step == n_steps:
                 last_checkpoint = _checkpoint(sim, results, directory, cp["keep"], control)
             if stop and step < n_steps:

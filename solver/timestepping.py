@@ -214,12 +214,7 @@ class ExplicitEulerStepper(Stepper):
         self.rate = np.where(free, 1.0 / self.ml, 0.0)
 
     def stable_limit(self) -> float:
-        K = self.problem.K
-        absrow = np.asarray(abs(K).sum(axis=1)).ravel()
-        free = ~self.problem.dirichlet_mask[: self.n_owned]
-        g = np.array([np.max(absrow[free] / self.ml[free]) if free.any() else 0.0])
-        self.comm.Allreduce(MPI.IN_PLACE, g, op=MPI.MAX)
-        return 2.0 / g[0] if g[0] > 0 else math.inf
+        return stable_explicit_dt(self.problem)
 
     def step(self, u: np.ndarray, t0: float, step: int) -> SolveInfo:
         dt, p, n = self.dt, self.problem, self.n_owned
@@ -235,6 +230,16 @@ class ExplicitEulerStepper(Stepper):
         reactions = self.ml[self.dir_owned] * (u[self.dir_owned] - u_old_dirichlet) - dt * residual[self.dir_owned]
         self._book(u, heat, self.dir_owned, reactions)
         return SolveInfo(0, 0.0, True)
+
+
+def stable_explicit_dt(problem: HeatProblem) -> float:
+    """Largest stable explicit-Euler step with the lumped mass (Gershgorin bound; collective)."""
+    n = problem.mesh.n_owned
+    absrow = np.asarray(abs(problem.K).sum(axis=1)).ravel()
+    free = ~problem.dirichlet_mask[:n]
+    g = np.array([np.max(absrow[free] / problem.mass_weights[free]) if free.any() else 0.0])
+    problem.mesh.comm.Allreduce(MPI.IN_PLACE, g, op=MPI.MAX)
+    return 2.0 / g[0] if g[0] > 0 else math.inf
 
 
 class SteadySolver(Stepper):
