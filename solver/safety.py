@@ -74,14 +74,19 @@ def estimate_output_bytes(n_nodes: int, n_cells: int, nodes_per_cell: int, gdim:
     return 8 * (n_nodes * gdim + n_cells * nodes_per_cell + n_nodes * (snapshots + 2)) + 65536
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs on this host (a zombie left unreaped by a container's init counts as gone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 class OutputGuard:
@@ -141,7 +146,7 @@ class OutputGuard:
                     host, pid = self.lock.read_text().split()[:2]
                 except (OSError, ValueError):
                     host, pid = "?", "0"
-                if host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid)):
+                if host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid)):
                     report(f"removing a stale lock of process {pid} (no longer running) on {self.directory}")
                     self.lock.unlink(missing_ok=True)
                     continue

@@ -143,14 +143,14 @@ def time_study(cell: str, scheme: str, n: int = 8, steps=(16, 32, 64, 128), comm
     return list(zip(dts, diffs)), orders(dts, diffs)
 
 
-def verify_command(args, comm=MPI.COMM_WORLD, out=sys.stdout) -> int:
+def verify_command(args, comm=MPI.COMM_WORLD, out=None) -> int:
     """``python -m solver verify``: convergence tables; non-zero exit when an order misses."""
     tolerance = 0.2
     failures = []
 
     def say(text=""):
         if comm.rank == 0:
-            print(text, file=out, flush=True)
+            print(text, file=out or sys.stdout, flush=True)
 
     dims = [args.dim] if args.dim else [2, 3]
     say(f"manufactured solution u = {Manufactured(3).u}  (k = diag{KAPPA}, rho*c = {RHO * C})")

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from conftest import ROOT, mpi_env, mpirun_command, run_script, run_solver
 
+from solver.safety import pid_alive
+
 CASE = str(ROOT / "inputs" / "heater_ramp.toml")
 BASE = ["--set", "mesh.nx=40", "--set", "time.dt=2.0", "--set", "output.every=3", "--set", "solver.rtol=1e-12",
         "--set", "checkpoint.every=4"]
@@ -144,13 +146,15 @@ def test_sigkill_during_checkpoint_keeps_the_previous_one(tmp_path):
     try:
         # wait until one checkpoint is complete and the next one is being written
         assert wait_for(lambda: list(folder.glob("step_*.h5")) and list(folder.glob("*.h5.tmp")), 60)
-        victim = rank_pids(proc)[1]
-        os.kill(victim, signal.SIGKILL)
+        ranks = rank_pids(proc)
+        os.kill(ranks[1], signal.SIGKILL)
         proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode != 0
+    # mpirun may return before its other ranks are gone; a user restarts once they are
+    assert wait_for(lambda: not any(pid_alive(pid) for pid in ranks), 60)
     with h5py.File(d / "heater_ramp" / "checkpoint.h5", "r") as f:  # the previous checkpoint is intact
         assert f.attrs["solver_checkpoint"] == 1 and np.all(np.isfinite(f["temperature"][()]))
         step = int(f.attrs["step"])
