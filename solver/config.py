@@ -122,7 +122,7 @@ BOUNDARY_SCHEMA: dict[str, Key] = {
     "type": Key("choice", "boundary condition kind (unlisted boundaries are insulated)", choices=tuple(BC_KEYS)),
     "value": Key("expr", "dirichlet: temperature, a number or an expression of x, y, z, t", None),
     "flux": Key("expr", "neumann: heat flux into the body, W/m^2, an expression of x, y, z, t", None),
-    "h": Key("expr", "robin: heat transfer coefficient, W/(m^2 K), an expression of x, y, z", None),
+    "h": Key("expr", "robin: heat transfer coefficient, W/(m^2 K), an expression of x, y, z, t", None),
     "T_inf": Key("expr", "robin: ambient temperature, an expression of x, y, z, t", None),
 }
 REGION_SCHEMA: dict[str, Key] = {
@@ -486,7 +486,5 @@ def _check_boundaries(raw, mesh_type, time, fail) -> dict:
             if key != "type" and key not in BC_KEYS[kind] and bc[key] is not None:
                 fail(f"boundary.{name}.{key} is not used by {'an' if kind[0] in 'aeiou' else 'a'} {kind} boundary "
                      f"(it takes: {', '.join(BC_KEYS[kind]) or 'nothing'})")
-        if kind == "robin" and Expression(bc["h"]).depends_on_time:
-            fail(f"boundary.{name}.h must not depend on t (the system matrix is factorised once)")
         result[name] = {k: v for k, v in bc.items() if v is not None}
     return result

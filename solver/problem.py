@@ -73,7 +73,7 @@ class HeatProblem:
         self.assembler = Assembler(mesh)
         v = case_values
         self.k_cell, self.rhoc_cell = cell_materials(mesh, v["material"], v.get("region", {}))
-        self.K = self.assembler.stiffness(self.k_cell)
+        self.K_conduction = self.assembler.stiffness(self.k_cell)
         self.M = self.assembler.mass(self.rhoc_cell)
         if v["time"].get("mass") == "lumped":  # row sums on the diagonal, same sparsity pattern
             self.M = self.assembler.lumped(self.M)
@@ -84,13 +84,8 @@ class HeatProblem:
         self.robin = [(name, BoundaryTerm(mesh, name), Expression(bc["h"]), Expression(bc["T_inf"]))
                       for name, bc in boundaries.items() if bc["type"] == "robin"]
         self._cache: dict = {}
-        if self.robin:
-            self.K_robin = self._robin_matrix()
-            self.K = sp.csr_matrix((self.K.data + self.K_robin.data, self.K.indices, self.K.indptr),
-                                   shape=self.K.shape)
-        # int h N_i per Robin boundary: the uptake h u of the Robin flow h (T_inf - u)
-        self.robin_uptake = {name: self._facet_load(term, lambda p, h=h: h(p, 0.0))
-                             for name, term, h, _ in self.robin}
+        # a heat transfer coefficient h(t) makes the system matrix change from step to step
+        self.time_dependent_matrix = any(h.depends_on_time for _, _, h, _ in self.robin)
         # Dirichlet boundaries in case-file order: a node on two boundaries takes the later value.
         self.dirichlet = [(name, Expression(bc["value"])) for name, bc in boundaries.items()
                           if bc["type"] == "dirichlet"]
@@ -103,13 +98,35 @@ class HeatProblem:
         self.mass_weights = np.asarray(self.M.sum(axis=1)).ravel()  # int rho c N_i: E = m . u
 
     # ------------------------------------------------------------------ boundary terms
-    def _robin_matrix(self) -> sp.csr_matrix:
+    @property
+    def K(self) -> sp.csr_matrix:
+        """The stiffness matrix at t = 0 (see :meth:`stiffness`)."""
+        return self.stiffness(0.0)
+
+    def stiffness(self, t: float) -> sp.csr_matrix:
+        """Owned rows of ``K + K_R(t)``: conduction plus the Robin term ``int h(t) N_i N_j``
+        (one sparsity pattern, so their data arrays add; cached unless h depends on t)."""
+        if not self.robin:
+            return self.K_conduction
+        return self._cached("K", self.time_dependent_matrix, t, self._stiffness)
+
+    def _stiffness(self, t: float) -> sp.csr_matrix:
+        K = self.K_conduction
+        return sp.csr_matrix((K.data + self._robin_matrix(t).data, K.indices, K.indptr), shape=K.shape)
+
+    def robin_uptake(self, name: str, t: float) -> np.ndarray:
+        """``int h(t) N_i`` over Robin boundary ``name``: the uptake h u of its flow h (T_inf - u)."""
+        term, h = next((term, h) for n, term, h, _ in self.robin if n == name)
+        return self._cached(("uptake", name), h.depends_on_time, t,
+                            lambda s: self._facet_load(term, lambda p: h(p, s)))
+
+    def _robin_matrix(self, t: float) -> sp.csr_matrix:
         rows, cols, vals = [], [], []
         for _, term, h, _ in self.robin:
             if term.geometry is None:
                 continue
             g = term.geometry
-            hq = h(g.points, 0.0) * g.wdet  # (nf, nq)
+            hq = h(g.points, t) * g.wdet  # (nf, nq)
             Ke = np.einsum("fq,qi,qj->fij", hq, g.N, g.N)
             nn = term.nodes.shape[1]
             rows.append(np.repeat(term.nodes, nn, axis=1).ravel())
@@ -146,7 +163,9 @@ class HeatProblem:
 
     def _cached(self, key, depends_on_time: bool, t: float, compute):
         if depends_on_time:
-            return compute(t)
+            if self._cache.get(("at", key)) != t:  # one time level is kept: steps revisit t0 and t1
+                self._cache[("at", key)], self._cache[key] = t, compute(t)
+            return self._cache[key]
         if key not in self._cache:
             self._cache[key] = compute(0.0)
         return self._cache[key]
@@ -162,7 +181,7 @@ class HeatProblem:
             parts[name] = self._cached(name, q.depends_on_time, t,
                                        lambda s: self._facet_load(term, lambda p: q(p, s)))
         for name, term, h, ti in self.robin:
-            parts[name] = self._cached(name, ti.depends_on_time, t,
+            parts[name] = self._cached(name, ti.depends_on_time or h.depends_on_time, t,
                                        lambda s: self._facet_load(term, lambda p: h(p, s) * ti(p, s)))
         return parts
 
@@ -176,8 +195,8 @@ class HeatProblem:
         return ["source"] + [n for n, *_ in self.neumann] + [n for n, *_ in self.robin] + \
             [n for n, _ in self.dirichlet]
 
-    def local_flows(self, parts: dict, u: np.ndarray) -> np.ndarray:
-        """This rank's heat flows into the body (W), in ``balance_terms`` order (Dirichlet: 0).
+    def local_flows(self, parts: dict, u: np.ndarray, t: float) -> np.ndarray:
+        """This rank's heat flows into the body (W) at time t, in ``balance_terms`` order (Dirichlet: 0).
 
         From the load vectors themselves (sum_i F_i = int f by construction), so the balance
         is that of the discrete equations; Robin: int h (T_inf - u)."""
@@ -187,7 +206,7 @@ class HeatProblem:
         for i, (name, *_) in enumerate(self.neumann, start=1):
             out[i] = parts[name].sum()
         for i, (name, *_) in enumerate(self.robin, start=1 + len(self.neumann)):
-            out[i] = parts[name].sum() - np.dot(self.robin_uptake[name], u[:n])
+            out[i] = parts[name].sum() - np.dot(self.robin_uptake(name, t), u[:n])
         return out
 
     def local_reactions(self, rows: np.ndarray, reactions: np.ndarray) -> np.ndarray:

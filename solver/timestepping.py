@@ -8,13 +8,15 @@
   checked, or picked with ``time.dt = "auto"``;
 * steady: ``K u = F`` once.
 
-Implicit matrices are assembled, constrained and factorised once. Each step also books the
+Implicit matrices are assembled, constrained and factorised once, unless a Robin boundary's
+heat transfer coefficient depends on t: then ``K(t)`` and the system are rebuilt every step. Each step also books the
 heat balance: energy change against the heat brought in by the source, the Neumann and Robin
 boundaries and the Dirichlet boundaries (their reactions, from the unconstrained rows).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -22,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 from mpi4py import MPI
 
-from solver.errors import CaseError, ConvergenceError
+from solver.errors import CaseError, ConvergenceError, NumericalError
 from solver.linalg import DistributedMatrix, SolveInfo, make_preconditioner, pcg
 from solver.problem import HeatProblem, constrain
 
@@ -60,10 +62,14 @@ class HeatBalance:
                 **{f"heat_in_{k}": float(v) for k, v in zip(self.terms, self.inflow)}}
 
 
+_SERIAL = itertools.count()
+
+
 class _System:
     """A constrained SPD system matrix with its preconditioner and Dirichlet rows."""
 
     def __init__(self, A: sp.csr_matrix, problem: HeatProblem, preconditioner: str):
+        self.serial = next(_SERIAL)  # identifies the system in the lifted-Dirichlet cache
         mask = problem.dirichlet_mask
         n_owned = problem.mesh.n_owned
         A_c, self.lift, diag = constrain(A, mask)
@@ -96,7 +102,7 @@ class Stepper:
         self.balance = HeatBalance(self.problem.balance_terms, e, e)
 
     def _dirichlet(self, system: _System, t: float):
-        key = (id(system), t if self.problem.time_dependent_dirichlet else None)
+        key = (system.serial, t if self.problem.time_dependent_dirichlet else None)
         if key not in self._lifted:
             g = self.problem.dirichlet_values(t)
             self._lifted = {key: (g, system.lift @ g)}
@@ -134,29 +140,36 @@ class ThetaStepper(Stepper):
     def __init__(self, problem: HeatProblem, dt: float, theta: float, solver: dict):
         super().__init__(problem, solver)
         self.dt, self.theta = float(dt), float(theta)
-        M, K = problem.M, problem.K
+        self._matrices(0.0, self.dt)
+
+    def _matrices(self, t0: float, t1: float) -> None:
+        """``B = M - (1-theta) dt K(t0)`` and the system ``M + theta dt K(t1)``."""
+        p, dt, theta = self.problem, self.dt, self.theta
+        M, K0, K1 = p.M, p.stiffness(t0), p.stiffness(t1)
         # M and K share one sparsity pattern: combine their data arrays.
-        A = sp.csr_matrix((M.data + theta * dt * K.data, M.indices, M.indptr), shape=M.shape)
         self.B = DistributedMatrix(
-            sp.csr_matrix((M.data - (1.0 - theta) * dt * K.data, M.indices, M.indptr), shape=M.shape),
-            problem.mesh.halo)
-        self.system = _System(A, problem, solver["preconditioner"])
+            sp.csr_matrix((M.data - (1.0 - theta) * dt * K0.data, M.indices, M.indptr), shape=M.shape),
+            p.mesh.halo)
+        A = sp.csr_matrix((M.data + theta * dt * K1.data, M.indices, M.indptr), shape=M.shape)
+        self.system = _System(A, p, self.solver["preconditioner"])
 
     def step(self, u: np.ndarray, t0: float, step: int) -> SolveInfo:
         """Advance ``u`` (local vector, ghosts current) from t0 to t0 + dt in place."""
         dt, theta, p = self.dt, self.theta, self.problem
         t1 = t0 + dt
+        if p.time_dependent_matrix:
+            self._matrices(t0, t1)
         parts1 = p.load_parts(t1)
         rhs = self.B.matvec(u)
         heat = 0.0
         if theta < 1.0:
             parts0 = p.load_parts(t0)
             rhs += dt * (1.0 - theta) * sum(parts0.values(), 0.0)
-            heat = dt * (1.0 - theta) * p.local_flows(parts0, u)
+            heat = dt * (1.0 - theta) * p.local_flows(parts0, u, t0)
         rhs += dt * theta * sum(parts1.values(), 0.0)
         rhs_dirichlet = rhs[self.system.dir_owned]
         info = self._solve(self.system, rhs, u, t1, step)
-        heat = heat + dt * theta * p.local_flows(parts1, u)
+        heat = heat + dt * theta * p.local_flows(parts1, u, t1)
         self._book(u, heat, self.system.dir_owned, self.system.rows_dirichlet @ u - rhs_dirichlet)
         return info
 
@@ -165,11 +178,14 @@ class BDF2Stepper(Stepper):
     def __init__(self, problem: HeatProblem, dt: float, solver: dict):
         super().__init__(problem, solver)
         self.dt = float(dt)
-        M, K = problem.M, problem.K
-        A = sp.csr_matrix((1.5 * M.data + dt * K.data, M.indices, M.indptr), shape=M.shape)
-        self.M = DistributedMatrix(M, problem.mesh.halo)
-        self.system = _System(A, problem, solver["preconditioner"])
+        self.M = DistributedMatrix(problem.M, problem.mesh.halo)
+        self._matrices(2.0 * self.dt)
         self.previous: np.ndarray | None = None  # u one step back (restored on restart)
+
+    def _matrices(self, t1: float) -> None:
+        M, K = self.problem.M, self.problem.stiffness(t1)
+        A = sp.csr_matrix((1.5 * M.data + self.dt * K.data, M.indices, M.indptr), shape=M.shape)
+        self.system = _System(A, self.problem, self.solver["preconditioner"])
 
     def step(self, u: np.ndarray, t0: float, step: int) -> SolveInfo:
         if self.previous is None:  # start-up: one backward-Euler step (its matrix is dropped after)
@@ -179,13 +195,15 @@ class BDF2Stepper(Stepper):
             return first.step(u, t0, step)
         dt, p = self.dt, self.problem
         t1 = t0 + dt
+        if p.time_dependent_matrix:
+            self._matrices(t1)
         history = 2.0 * u - 0.5 * self.previous
         self.previous = u.copy()
         parts1 = p.load_parts(t1)
         rhs = self.M.matvec(history) + dt * sum(parts1.values(), 0.0)
         rhs_dirichlet = rhs[self.system.dir_owned]
         info = self._solve(self.system, rhs, u, t1, step)
-        self._book(u, dt * p.local_flows(parts1, u), self.system.dir_owned,
+        self._book(u, dt * p.local_flows(parts1, u, t1), self.system.dir_owned,
                    self.system.rows_dirichlet @ u - rhs_dirichlet)
         return info
 
@@ -204,23 +222,30 @@ class ExplicitEulerStepper(Stepper):
             n = math.ceil(t_end / (0.9 * self.dt_limit) - 1e-9)
             dt = t_end / n
         elif dt > self.dt_limit:
-            raise CaseError(
-                f"time.dt = {dt:g} s exceeds the stability limit {self.dt_limit:.6g} s of explicit-euler "
-                f"(lumped mass, Gershgorin bound); use time.dt <= {self.dt_limit:.6g}, time.dt = \"auto\", "
-                f"or an implicit scheme (backward-euler, crank-nicolson, bdf2)")
+            raise CaseError(self._unstable(dt, "time.dt"))
         self.dt = float(dt)
         free = ~problem.dirichlet_mask[: self.n_owned]
         self.dir_owned = np.flatnonzero(~free)
         self.rate = np.where(free, 1.0 / self.ml, 0.0)
 
-    def stable_limit(self) -> float:
-        return stable_explicit_dt(self.problem)
+    def stable_limit(self, t: float = 0.0) -> float:
+        return stable_explicit_dt(self.problem, t)
+
+    def _unstable(self, dt: float, what: str) -> str:
+        return (f"{what} = {dt:g} s exceeds the stability limit {self.dt_limit:.6g} s of explicit-euler "
+                f"(lumped mass, Gershgorin bound); use time.dt <= {self.dt_limit:.6g}, time.dt = \"auto\", "
+                f"or an implicit scheme (backward-euler, crank-nicolson, bdf2)")
 
     def step(self, u: np.ndarray, t0: float, step: int) -> SolveInfo:
         dt, p, n = self.dt, self.problem, self.n_owned
         t1 = t0 + dt
+        if p.time_dependent_matrix and t0 > 0.0:  # h(t) moves K and the stability limit
+            self.K = DistributedMatrix(p.stiffness(t0), p.mesh.halo)
+            self.dt_limit = self.stable_limit(t0)
+            if dt > self.dt_limit:
+                raise NumericalError(self._unstable(dt, f"at t = {t0:.6g} s (h of a robin boundary grew), time.dt"))
         parts0 = p.load_parts(t0)
-        heat = dt * p.local_flows(parts0, u)
+        heat = dt * p.local_flows(parts0, u, t0)
         residual = sum(parts0.values(), 0.0) - self.K.matvec(u)  # F0 - K u0 (updates the ghosts of u)
         u_old_dirichlet = u[self.dir_owned].copy()
         u[:n] += dt * self.rate * residual
@@ -232,10 +257,10 @@ class ExplicitEulerStepper(Stepper):
         return SolveInfo(0, 0.0, True)
 
 
-def stable_explicit_dt(problem: HeatProblem) -> float:
-    """Largest stable explicit-Euler step with the lumped mass (Gershgorin bound; collective)."""
+def stable_explicit_dt(problem: HeatProblem, t: float = 0.0) -> float:
+    """Largest stable explicit-Euler step with the lumped mass at time t (Gershgorin bound; collective)."""
     n = problem.mesh.n_owned
-    absrow = np.asarray(abs(problem.K).sum(axis=1)).ravel()
+    absrow = np.asarray(abs(problem.stiffness(t)).sum(axis=1)).ravel()
     free = ~problem.dirichlet_mask[:n]
     g = np.array([np.max(absrow[free] / problem.mass_weights[free]) if free.any() else 0.0])
     problem.mesh.comm.Allreduce(MPI.IN_PLACE, g, op=MPI.MAX)
@@ -258,7 +283,7 @@ class SteadySolver(Stepper):
         info = self._solve(self.system, rhs, u, 0.0, 0)
         e = p.energy(u)
         self.balance = HeatBalance(p.balance_terms, e, e)  # steady: no storage, heat flows (W) cancel
-        self._book(u, p.local_flows(parts, u), self.system.dir_owned,
+        self._book(u, p.local_flows(parts, u, 0.0), self.system.dir_owned,
                    self.system.rows_dirichlet @ u - rhs_dirichlet)
         return info
 

@@ -7,7 +7,8 @@ The manufactured solution on the unit square/cube is
 with an anisotropic conductivity ``k = diag(kx, ky[, kz])``, so the source is
 ``f = (sum_a k_a pi^2/4 - rho c) u``. Every kind of boundary condition is exercised with
 the exact data: left Dirichlet (time-dependent), right Neumann ``q = k du/dn``, bottom and
-top Robin with ``T_inf = u + (k/h) du/dn``, and in 3D front Neumann and back Robin.
+top Robin with ``T_inf = u + (k/h) du/dn``, and in 3D front Neumann and back Robin. The time
+studies use a time-dependent ``h = 2 (1 + 5 t)``, so the matrix changes every step.
 
 * space: meshes n, 2n, 4n with dt proportional to h (Crank-Nicolson, or BDF2), so time and
   space errors fall together; L2 and H1 errors at t_end against the exact solution (the
@@ -34,6 +35,7 @@ RHO, C, H = 2.0, 1.0, 2.0
 KAPPA = (1.5, 0.8, 1.2)
 PHASE = (0.3, 0.2, 0.1)
 T_END = 0.1
+H_OF_T = f"{H!r}*(1 + 5*t)"  # Robin coefficient of the time studies
 ORDERS = {"backward-euler": 1.0, "crank-nicolson": 2.0, "bdf2": 2.0}
 CELLS_BY_DIM = {2: ("triangle", "quadrilateral"), 3: ("tetrahedron", "hexahedron")}
 
@@ -41,8 +43,8 @@ CELLS_BY_DIM = {2: ("triangle", "quadrilateral"), 3: ("tetrahedron", "hexahedron
 class Manufactured:
     """Exact solution, gradient, source and boundary data as expression strings."""
 
-    def __init__(self, dim: int, steady: bool = False):
-        self.dim = dim
+    def __init__(self, dim: int, steady: bool = False, h: str = repr(H)):
+        self.dim, self.h = dim, h
         axes = "xyz"[:dim]
         decay = "" if steady else "exp(-t)*"
         c = {a: f"cos(pi*{a}/2+{p})" for a, p in zip(axes, PHASE)}
@@ -55,22 +57,23 @@ class Manufactured:
     def boundaries(self) -> dict:
         def dudn(axis, sign):
             return f"({sign}{KAPPA[axis]!r})*({self.grad[axis]})"  # k du/dn with n = sign * e_axis
+        def robin(axis, sign):
+            return {"type": "robin", "h": self.h, "T_inf": f"{self.u} + ({dudn(axis, sign)})/({self.h})"}
         bc = {"left": {"type": "dirichlet", "value": self.u},
               "right": {"type": "neumann", "flux": dudn(0, "+")},
-              "bottom": {"type": "robin", "h": H, "T_inf": f"{self.u} + ({dudn(1, '-')})/{H!r}"},
-              "top": {"type": "robin", "h": H, "T_inf": f"{self.u} + ({dudn(1, '+')})/{H!r}"}}
+              "bottom": robin(1, "-"), "top": robin(1, "+")}
         if self.dim == 3:
             bc["front"] = {"type": "neumann", "flux": dudn(2, "-")}
-            bc["back"] = {"type": "robin", "h": H, "T_inf": f"{self.u} + ({dudn(2, '+')})/{H!r}"}
+            bc["back"] = robin(2, "+")
         return bc
 
 
 def mms_case(cell: str, n: int, scheme: str, steps: int = 1, preconditioner: str = "bjacobi",
-             rtol: float = 1e-12, mesh_file: str | None = None):
+             rtol: float = 1e-12, mesh_file: str | None = None, h: str = repr(H)):
     """The manufactured-solution case on an n^d structured mesh, or on ``mesh_file`` (the unit
     square/cube with boundary groups left, right, bottom, top[, front, back])."""
     dim = 2 if cell in CELLS_BY_DIM[2] else 3
-    ms = Manufactured(dim, steady=scheme == "steady")
+    ms = Manufactured(dim, steady=scheme == "steady", h=h)
     mesh = {"file": mesh_file} if mesh_file else \
         {"type": "rectangle" if dim == 2 else "box", "cell": cell, "nx": n, "ny": n, **({"nz": n} if dim == 3 else {})}
     values = {
@@ -132,7 +135,7 @@ def time_study(cell: str, scheme: str, n: int = 8, steps=(16, 32, 64, 128), comm
     """Rows (dt, ||u_dt - u_dt/2||_2 over nodes) and the observed orders, on one mesh."""
     solutions = []
     for s in steps:
-        sim = solve(mms_case(cell, n, scheme, s), comm)
+        sim = solve(mms_case(cell, n, scheme, s, h=H_OF_T), comm)
         solutions.append(sim.u[: sim.mesh.n_owned].copy())
     diffs = []
     for a, b in zip(solutions, solutions[1:]):
@@ -154,7 +157,8 @@ def verify_command(args, comm=MPI.COMM_WORLD, out=None) -> int:
 
     dims = [args.dim] if args.dim else [2, 3]
     say(f"manufactured solution u = {Manufactured(3).u}  (k = diag{KAPPA}, rho*c = {RHO * C})")
-    say("boundaries: left dirichlet, right neumann, bottom/top robin (3D: front neumann, back robin)")
+    say(f"boundaries: left dirichlet, right neumann, bottom/top robin h = {H:g} (3D: front neumann, back robin); "
+        f"time studies: h = {H_OF_T}")
     say(f"{comm.size} ranks; pass when |observed - expected| <= {tolerance}\n")
     for dim in dims:
         for cell in CELLS_BY_DIM[dim]:

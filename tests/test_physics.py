@@ -133,3 +133,31 @@ def test_verify_exits_nonzero_when_an_order_misses(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "FAILED" in out and "triangle crank-nicolson L2 order 1.00 (expected 2)" in out
     assert "crank-nicolson time order 1.00 (expected 2)" in out
+
+
+@pytest.mark.parametrize("scheme, nprocs", [("crank-nicolson", 3), ("backward-euler", 1), ("explicit-euler", 2)])
+def test_time_dependent_robin_coefficient_balances_heat(tmp_path, scheme, nprocs):
+    """A fan switched on after a minute: h(t) changes the system matrix every step."""
+    def run(h):
+        d = tmp_path / f"h{len(h)}"
+        args = [INPUTS / "plate.toml", "--set", "mesh.nx=30", "--set", "mesh.ny=15", "--set", "time.t_end=300.0",
+                "--set", f"time.scheme={scheme}", "--set", f"boundary.right.h={h}", "--set", f"output.directory={d}",
+                "--set", "time.dt=" + ("\"auto\"" if scheme == "explicit-euler" else "5.0")]
+        run_solver(nprocs, args, cwd=tmp_path)
+        with h5py.File(d / "plate" / "plate.h5", "r") as f:
+            return f["balance/relative_imbalance"][()], f.attrs["balance_heat_in_right"]
+
+    imbalance, heat_fan = run("\"25 + 75 * min(t / 60, 1)\"")
+    assert np.all(imbalance < 1e-10), imbalance
+    _, heat_still = run("25.0")
+    assert heat_fan < 1.5 * heat_still < 0  # more heat carried away by the right edge
+
+
+def test_explicit_stops_when_a_growing_h_breaks_the_stability_limit(tmp_path):
+    args = [INPUTS / "plate.toml", "--set", "mesh.nx=30", "--set", "mesh.ny=15", "--set", "time.t_end=100.0",
+            "--set", "time.scheme=explicit-euler", "--set", "time.dt=\"auto\"",
+            "--set", "boundary.right.h=\"25 * exp(t)\"", "--set", f"output.directory={tmp_path}"]
+    proc = run_solver(2, args, cwd=tmp_path, check=False, timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "h of a robin boundary grew" in errors[0], proc.stderr
