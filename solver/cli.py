@@ -147,4 +147,7 @@ def _print_error(rank: int, message: str, per_rank: bool) -> None:
 
 def main_exit() -> None:
     """Console-script entry point (``heat-solver``)."""
+    from solver import early_signals
+
+    early_signals.defer()
     sys.exit(main())

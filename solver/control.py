@@ -19,6 +19,8 @@ import time
 import numpy as np
 from mpi4py import MPI
 
+from solver import early_signals
+
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 SAFETY = 5.0  # seconds kept in hand before a wall limit
 
@@ -61,6 +63,9 @@ class RunControl:
     def install(self) -> None:
         for sig in STOP_SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handle)
+        if early_signals.pending:  # a stop asked for during start-up: honour it at the first step
+            self.signal_name = early_signals.pending[-1]
+            early_signals.pending.clear()
         self._arm_watchdog()
 
     def uninstall(self) -> None:

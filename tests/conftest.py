@@ -23,6 +23,7 @@ def mpi_env() -> dict:
         "OMPI_MCA_btl": "self,vader",  # shared memory only, never the network
         "OMPI_MCA_btl_vader_single_copy_mechanism": "none",  # containers forbid CMA
         "OMPI_MCA_oob_tcp_if_include": "lo",
+        "OMPI_MCA_mpi_yield_when_idle": "1",  # oversubscribed ranks yield instead of spinning (srun too)
         "PYTHONUNBUFFERED": "1",
         "OMP_NUM_THREADS": "1",  # one BLAS thread per rank: threaded BLAS stalls oversubscribed ranks
         "OPENBLAS_NUM_THREADS": "1",

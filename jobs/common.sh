@@ -1,0 +1,23 @@
+# Shared by the batch scripts in jobs/ (sourced, not run): checks the arguments and builds the
+# launch command from LAUNCHER and SRUN_MPI, which each script sets at its top.
+#   srun:   srun --mpi=$SRUN_MPI (Open MPI from Debian/Ubuntu: pmix; `srun --mpi=list` shows yours)
+#   mpirun: mpirun -n $SLURM_NTASKS (Open MPI's and MPICH's mpirun read the allocation from SLURM)
+
+if [[ $# -lt 1 ]]; then
+    echo "usage: sbatch $JOB_SCRIPT CASE.toml [solver options...]" >&2
+    exit 2
+fi
+if [[ ! -x $PYTHON ]]; then
+    echo "jobs: no Python at PYTHON=$PYTHON; run \`make bootstrap\` in the project directory and submit from" \
+         "there, or set PYTHON to the environment where the solver is installed" >&2
+    exit 2
+fi
+
+# One BLAS/OpenMP thread per rank: the ranks already use every core they were given.
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+
+case $LAUNCHER in
+    srun)   launch=(srun --mpi="$SRUN_MPI" --ntasks="${SLURM_NTASKS:-1}" --kill-on-bad-exit=1) ;;
+    mpirun) launch=(mpirun -n "${SLURM_NTASKS:-1}") ;;
+    *)      echo "jobs: LAUNCHER must be srun or mpirun, got '$LAUNCHER'" >&2; exit 2 ;;
+esac

@@ -1,0 +1,125 @@
+"""The batch scripts in jobs/, submitted with sbatch to a real single-node SLURM cluster that
+these tests start on the loopback interface (tests/slurm_cluster.py) and stop afterwards."""
+
+from __future__ import annotations
+
+import csv
+import sys
+import warnings
+
+import h5py
+import numpy as np
+import pytest
+from conftest import ROOT, mpi_env, run_solver
+from slurm_cluster import LocalSlurm, unavailable_reason
+
+JOBS = ROOT / "jobs"
+CASE = ROOT / "inputs" / "plate.toml"
+SMALL = ["mesh.nx=40", "mesh.ny=20", "time.t_end=300.0"]
+
+
+def sets(*pairs):
+    return [a for kv in pairs for a in ("--set", kv)]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    reason = unavailable_reason()
+    if reason:
+        warnings.warn(f"SLURM TESTS SKIPPED: {reason}")
+        pytest.skip(f"SLURM TESTS SKIPPED: {reason}")
+    c = LocalSlurm(tmp_path_factory.mktemp("slurm"))
+    c.start()
+    yield c
+    c.stop()
+
+
+def datasets(path) -> dict:
+    """Every dataset of an HDF5 file by name (attributes such as wall times left out)."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def assert_same_results(a, b):
+    da, db = datasets(a), datasets(b)
+    assert sorted(da) == sorted(db)
+    for name in da:
+        assert np.array_equal(da[name], db[name]), name
+
+
+def job_env(**extra):
+    return {**mpi_env(), **extra}
+
+
+def submit_and_wait(cluster, args, timeout, **env):
+    job = cluster.sbatch(args, cwd=ROOT, env=job_env(**env))
+    return job, cluster.wait(job, timeout)
+
+
+@pytest.mark.parametrize("launcher, ntasks", [("srun", 2), ("srun", 4), ("mpirun", 4)])
+def test_run_slurm_gives_the_results_of_a_direct_mpirun(cluster, tmp_path, launcher, ntasks):
+    log = tmp_path / "job.out"
+    job, info = submit_and_wait(cluster, [f"--ntasks={ntasks}", f"--output={log}", JOBS / "run.slurm", CASE,
+                                          *sets(*SMALL, f"output.directory={tmp_path / 'job'}")],
+                                120, LAUNCHER=launcher)
+    assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", log.read_text()
+    text = log.read_text()
+    assert f"on {ntasks} ranks" in text and ("srun --mpi=pmix" if launcher == "srun" else "mpirun -n") in text
+    run_solver(ntasks, [CASE, *sets(*SMALL, f"output.directory={tmp_path / 'direct'}"), "--quiet"], cwd=tmp_path)
+    assert_same_results(tmp_path / "job" / "plate" / "plate.h5", tmp_path / "direct" / "plate" / "plate.h5")
+
+
+def test_run_slurm_refuses_a_missing_case_argument(cluster, tmp_path):
+    log = tmp_path / "job.out"
+    job, info = submit_and_wait(cluster, ["--ntasks=1", f"--output={log}", JOBS / "run.slurm"], 60)
+    assert info["JobState"] == "FAILED" and info["ExitCode"] == "2:0"
+    assert "usage: sbatch jobs/run.slurm CASE.toml" in log.read_text()
+
+
+def test_requeue_slurm_continues_past_the_time_limit(cluster, tmp_path):
+    """A 2-minute limit with the signal 60 s ahead, and a case that needs about 100 s: the first
+    segment stops with a checkpoint on SIGUSR1, the job requeues itself and the next segment
+    finishes from the checkpoint, bit for bit as an uninterrupted run."""
+    log = tmp_path / "job.out"
+    case = sets("mesh.nx=40", "mesh.ny=20", "time.t_end=1650.0", "output.every=30")
+    job, info = submit_and_wait(
+        cluster, ["--ntasks=2", "--time=2", "--signal=B:USR1@60", f"--output={log}", JOBS / "requeue.slurm", CASE,
+                  *case, "--set", f"output.directory={tmp_path / 'job'}", "--quiet"],
+        420, SOLVER_TEST_STEP_DELAY="0.3")  # 330 steps of 0.3 s: slow steps, little CPU
+    text = log.read_text()
+    assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", text
+    assert int(info["Restarts"]) >= 1 and "segment 2" in text, text
+    assert "SIGUSR1 from SLURM" in text and "stopping at step" in text and "--restart latest" in text, text
+    assert "status 0" in text.splitlines()[-1], text
+    run_solver(2, [CASE, *case, "--set", f"output.directory={tmp_path / 'direct'}", "--quiet"], cwd=tmp_path)
+    with h5py.File(tmp_path / "job" / "plate" / "plate.h5", "r") as a, \
+            h5py.File(tmp_path / "direct" / "plate" / "plate.h5", "r") as b:
+        assert a.attrs["complete"] and a.attrs["steps"] == b.attrs["steps"] == 330
+        assert np.array_equal(a["time"][()], b["time"][()])
+        last = sorted(b["fields/temperature"])[-1]
+        assert np.array_equal(a["fields/temperature"][last][()], b["fields/temperature"][last][()])
+
+
+def test_scaling_driver_writes_csv_and_plot(cluster, tmp_path):
+    import subprocess
+
+    out = tmp_path / "scaling"
+    cmd = [sys.executable, JOBS / "scaling.py", "submit", CASE, "--ranks", "1", "2", "4", "--kind", "strong", "weak",
+           "--out", out, "--wait", "--timeout", "300", *sets(*SMALL)]
+    proc = subprocess.run([str(c) for c in cmd], cwd=ROOT, env={**job_env(), **cluster.env_overrides},
+                          capture_output=True, text=True, timeout=360)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with open(out / "scaling.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["kind"], int(r["ranks"])) for r in rows] == [(k, n) for k in ("strong", "weak") for n in (1, 2, 4)]
+    strong = [r for r in rows if r["kind"] == "strong"]
+    weak = [r for r in rows if r["kind"] == "weak"]
+    assert len({r["dofs"] for r in strong}) == 1 and float(strong[0]["speedup"]) == 1.0
+    cells = [int(r["cells"]) for r in weak]
+    assert cells == [cells[0], 2 * cells[0], 4 * cells[0]]  # the same cells per rank
+    for r in rows:
+        assert float(r["wall_total"]) > 0 and 0 < float(r["efficiency"]) < 2 and int(r["steps"]) == 60
+    assert (out / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "speed-up" in proc.stdout
