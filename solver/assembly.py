@@ -49,22 +49,24 @@ class CellGeometry:
         self.N = ref.shape(self.points_ref)  # (nq, nn)
         X = coords[cells]  # (nc, nn, gdim)
         dN = ref.grad(self.points_ref)  # (nq, nn, d)
+        # batched matmul rather than einsum: BLAS-free small products, but one C loop each
+        Xt = X.transpose(0, 2, 1)  # (nc, gdim, nn)
         if ref.affine:
-            J = np.einsum("cia,ib->cab", X, dN[0])[:, None]  # (nc, 1, gdim, d)
+            J = np.matmul(Xt, dN[0])[:, None]  # (nc, 1, gdim, d)
         else:
-            J = np.einsum("cia,qib->cqab", X, dN)  # (nc, nq, gdim, d)
+            J = np.matmul(Xt[:, None], dN[None])  # (nc, nq, gdim, d)
         if J.shape[-1] == J.shape[-2]:
             det, inv = _det_inv(J)
             self.detJ = np.abs(det)
             if gradients:
                 # grad_x N_i = J^{-T} grad_ref N_i  ->  (nc, nq|1, nn, gdim)
                 dNq = dN[:1] if ref.affine else dN
-                self.grad = np.einsum("qib,cqba->cqia", dNq, inv)
+                self.grad = np.matmul(dNq[None], inv)
         else:  # facets: |J| = sqrt(det(J^T J))
             JtJ = np.einsum("fqab,fqac->fqbc", J, J)
             self.detJ = np.sqrt(np.abs(_det_inv(JtJ)[0])) if J.shape[-1] > 1 else np.sqrt(JtJ[..., 0, 0])
         self.wdet = self.weights[None, :] * self.detJ  # (nc, nq): broadcasts for affine cells
-        self.points = np.einsum("qi,cia->cqa", self.N, X)  # (nc, nq, gdim)
+        self.points = np.matmul(self.N, X)  # (nc, nq, gdim)
 
     def integrate(self, values: np.ndarray) -> np.ndarray:
         """Element vectors of int(values * N_i), values at quadrature points (nc, nq)."""

@@ -89,7 +89,14 @@ def _postprocess(name):
     return command
 
 
-COMMANDS = {"verify": verify, **{name: _postprocess(name) for name in ("info", "plot", "probe", "export")}}
+def bench(argv, comm) -> int:
+    from solver.bench import bench_command
+
+    return bench_command(argv, comm)
+
+
+COMMANDS = {"verify": verify, "bench": bench,
+            **{name: _postprocess(name) for name in ("info", "plot", "probe", "export")}}
 
 
 def run_command(args, comm) -> int:
@@ -108,12 +115,45 @@ def run_command(args, comm) -> int:
     return EXIT_STOPPED if result.stopped else 0
 
 
+LAUNCHER_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
+
+
+def bench_ranks(argv) -> int:
+    """``--ranks N`` of the bench command, else the cores of this machine."""
+    for i, arg in enumerate(argv):
+        if arg == "--ranks" and i + 1 < len(argv) and argv[i + 1].isdigit():
+            return int(argv[i + 1])
+        if arg.startswith("--ranks=") and arg[8:].isdigit():
+            return int(arg[8:])
+    return os.cpu_count() or 1
+
+
+def relaunch_bench(argv, ranks: int) -> int:
+    """``python -m solver bench`` started without a launcher: run it under ``mpirun -n ranks``
+    (before MPI is initialised in this process)."""
+    import shutil
+    import subprocess
+
+    launcher = shutil.which("mpirun") or shutil.which("mpiexec")
+    if launcher is None:
+        print("bench: mpirun not found; use --ranks 1, or start it with your launcher", file=sys.stderr)
+        return 2
+    env = {**os.environ, "OMPI_MCA_rmaps_base_oversubscribe": "1", "OMPI_MCA_mpi_yield_when_idle": "1"}
+    if os.geteuid() == 0:
+        env.update({"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"})
+    cmd = [launcher, "-n", str(ranks), sys.executable, "-m", "solver", *argv]
+    return subprocess.run(cmd, env=env).returncode
+
+
 def main(argv=None) -> int:
+    verbose = "--verbose" in (argv if argv is not None else sys.argv[1:])
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"] and bench_ranks(argv) > 1 and not any(v in os.environ for v in LAUNCHER_VARIABLES):
+        return relaunch_bench(argv, bench_ranks(argv))
+
     from mpi4py import MPI
 
     comm = MPI.COMM_WORLD
-    verbose = "--verbose" in (argv if argv is not None else sys.argv[1:])
-    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] in COMMANDS:
             return COMMANDS[argv[0]](argv[1:], comm)

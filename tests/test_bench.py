@@ -1,0 +1,36 @@
+"""``python -m solver bench`` in a tiny configuration: every figure is printed and lands in the
+JSON file (no timing is asserted: the figures are for the README and for people)."""
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ROOT, mpi_env
+
+TINY = ["--dofs-2d", "4000", "--dofs-3d", "2000", "--cells", "4000", "--stream", "100000", "--steps", "2",
+        "--repeat", "1"]
+
+
+def test_bench_launches_itself_on_two_ranks_and_reports_every_figure(tmp_path):
+    env = {k: v for k, v in mpi_env().items() if not k.startswith(("OMPI_COMM_WORLD", "PMIX_", "PMI_"))}
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "-m", "solver", "bench", *TINY, "--ranks", "2", "--json", str(out)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    r = json.loads(out.read_text())
+    assert r["ranks"] == 2
+    for key in ("numpy_GBs", "daxpy_GBs"):
+        assert r["stream_1"][key] > 0 and r["stream_N"][key] > 0
+    for part in ("linalg_1", "linalg_N"):
+        assert set(r[part]) >= {"spmv_GBs", "spmv_fraction_of_fused_triad", "halo_overhead", "pcg_iteration_over_spmv"}
+    assert set(r["assembly"]) == {"P1 2D", "Q1 2D", "P1 3D", "Q1 3D"}
+    for key in ("steps_2d", "steps_2d_jacobi", "steps_3d"):
+        assert r[key]["1"]["ranks"] == 1 and r[key]["N"]["ranks"] == 2 and r[key]["speedup_step"] > 0
+        assert r[key]["N"]["bytes_per_dof"] > 0 and r[key]["N"]["peak_rss_MB"] > 0
+    assert r["hdf5"]["hdf5_GBs"] > 0 and r["hdf5"]["plain_GBs"] > 0
+    for label in ("STREAM-like triad", "SpMV bandwidth / NumPy triad", "SpMV bandwidth / fused (daxpy) triad",
+                  "distributed SpMV (halo)", "one PCG-Jacobi iteration", "assembly P1 2D", "assembly Q1 3D",
+                  "speed-up of the time loop", "bytes per DOF", "HDF5 / plain"):
+        assert label in proc.stdout, label
+    assert not [p for p in out.parent.iterdir() if p.name.startswith("bench-")]  # scratch removed
