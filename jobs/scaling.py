@@ -14,7 +14,7 @@ another (``--dependency=singleton``), never side by side:
 ``collect`` reads the wall times that every results file records (``wall_time_total``, and
 its parts) and writes ``scaling.csv`` and ``scaling.png``: speed-up and parallel efficiency
 against ranks, relative to the smallest rank count of each series (strong: S = T_min / T_N *
-N_min and E = S / N; weak: E = T_min / T_N, and the scaled speed-up N / N_min * E).
+N_min and E = S / N; weak: E = T_min / T_N, and the scaled speed-up N * E).
 Run it with the project's Python (``.venv/bin/python``), from the project directory.
 """
 
@@ -159,7 +159,7 @@ def collect(directory: Path) -> tuple[Path, Path]:
                 r["efficiency"] = r["speedup"] / r["ranks"]
             else:
                 r["efficiency"] = t0 / r["wall_total"]
-                r["speedup"] = r["efficiency"] * r["ranks"] / n0
+                r["speedup"] = r["efficiency"] * r["ranks"]  # scaled speed-up, S(N0) = N0 as for strong
     rows.sort(key=lambda r: (r["kind"], r["ranks"]))
     csv_path = directory / "scaling.csv"
     with open(csv_path, "w", newline="") as f:
@@ -191,9 +191,8 @@ def plot(rows: list[dict], path: Path, case: str) -> None:
         label = "strong (fixed size)" if kind == "strong" else "weak (size per rank fixed, scaled speed-up)"
         ax_s.plot(n, [r["speedup"] for r in series], marker=marker, label=label)
         ax_e.plot(n, [100 * r["efficiency"] for r in series], marker=marker, label=kind)
-    if ranks_all:
-        n0 = ranks_all[0]
-        ax_s.plot(ranks_all, [n / n0 * n0 for n in ranks_all], "k--", lw=0.8, label="ideal")
+    if ranks_all:  # S(N) = N: speed-ups are scaled so that the smallest count N0 has S = N0
+        ax_s.plot(ranks_all, ranks_all, "k--", lw=0.8, label="ideal")
     ax_e.axhline(100, color="k", ls="--", lw=0.8)
     for ax in (ax_s, ax_e):
         ax.set_xlabel("MPI ranks")
