@@ -1,5 +1,6 @@
 # make run   -- bootstrap if needed, then run the default case on $(NP) ranks
 # make test  -- bootstrap if needed, then run the whole test suite
+# make bench -- bootstrap if needed, then python -m solver bench $(ARGS) (e.g. ARGS=--quick)
 # make bootstrap / make clean
 #
 # Variables: NP (ranks, default 2), CASE (case file, default: the built-in plate),
@@ -22,7 +23,7 @@ export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 endif
 export OMPI_MCA_rmaps_base_oversubscribe := 1
 
-.PHONY: all bootstrap run test clean
+.PHONY: all bootstrap run test bench clean
 all: test
 
 bootstrap: $(STAMP)
@@ -35,6 +36,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+bench: $(STAMP)
+	$(PY) -m solver bench --ranks $(NP) $(ARGS)
 
 clean:
 	rm -rf outputs/*/ .pytest_cache build *.egg-info
