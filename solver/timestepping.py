@@ -9,9 +9,10 @@
 * steady: ``K u = F`` once.
 
 Implicit matrices are assembled, constrained and factorised once, unless a Robin boundary's
-heat transfer coefficient depends on t: then ``K(t)`` and the system are rebuilt every step. Each step also books the
-heat balance: energy change against the heat brought in by the source, the Neumann and Robin
-boundaries and the Dirichlet boundaries (their reactions, from the unconstrained rows).
+heat transfer coefficient depends on t: then ``K(t)`` and the system are rebuilt every step.
+Each step also books the heat balance: energy change against the heat brought in by the
+source, the Neumann and Robin boundaries and the Dirichlet boundaries (their reactions, from
+the unconstrained rows).
 """
 
 from __future__ import annotations
@@ -140,10 +141,14 @@ class ThetaStepper(Stepper):
     def __init__(self, problem: HeatProblem, dt: float, theta: float, solver: dict):
         super().__init__(problem, solver)
         self.dt, self.theta = float(dt), float(theta)
+        self.built_for = None  # (t0, t1) of B and the system
         self._matrices(0.0, self.dt)
 
     def _matrices(self, t0: float, t1: float) -> None:
         """``B = M - (1-theta) dt K(t0)`` and the system ``M + theta dt K(t1)``."""
+        if self.built_for == (t0, t1):
+            return
+        self.built_for = (t0, t1)
         p, dt, theta = self.problem, self.dt, self.theta
         M, K0, K1 = p.M, p.stiffness(t0), p.stiffness(t1)
         # M and K share one sparsity pattern: combine their data arrays.
@@ -179,10 +184,14 @@ class BDF2Stepper(Stepper):
         super().__init__(problem, solver)
         self.dt = float(dt)
         self.M = DistributedMatrix(problem.M, problem.mesh.halo)
+        self.built_for = None  # t1 of the system
         self._matrices(2.0 * self.dt)
         self.previous: np.ndarray | None = None  # u one step back (restored on restart)
 
     def _matrices(self, t1: float) -> None:
+        if self.built_for == t1:
+            return
+        self.built_for = t1
         M, K = self.problem.M, self.problem.stiffness(t1)
         A = sp.csr_matrix((1.5 * M.data + self.dt * K.data, M.indices, M.indptr), shape=M.shape)
         self.system = _System(A, self.problem, self.solver["preconditioner"])
