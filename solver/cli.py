@@ -156,6 +156,9 @@ def main(argv=None) -> int:
     comm = MPI.COMM_WORLD
     try:
         if argv and argv[0] in COMMANDS:
+            from solver import early_signals
+
+            early_signals.release()  # only a run turns SIGTERM/SIGUSR1 into a graceful stop
             return COMMANDS[argv[0]](argv[1:], comm)
         args = build_parser().parse_args(argv)
         return run_command(args, comm)

@@ -20,3 +20,13 @@ def _remember(signum, frame) -> None:
 def defer() -> None:
     for sig in DEFERRED:
         signal.signal(sig, _remember)
+
+
+def release() -> None:
+    """Back to the default actions (for commands other than a run), delivering what came meanwhile."""
+    import os
+
+    for sig in DEFERRED:
+        signal.signal(sig, signal.SIG_DFL)
+    for name in pending:
+        os.kill(os.getpid(), signal.Signals[name])

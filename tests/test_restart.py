@@ -123,6 +123,27 @@ def test_sigterm_stops_cleanly_and_restart_completes(tmp_path, nprocs):
     assert np.array_equal(ref[0], got[0]) and np.array_equal(ref[2], got[2])
 
 
+def test_stop_signal_during_start_up_stops_at_the_first_step(tmp_path):
+    """SLURM may signal a job while its ranks still build the mesh: the request is kept and
+    honoured at the first step (not the default action of SIGUSR1, which kills)."""
+    args = args_for(tmp_path, "crank-nicolson", 60.0, "--set", "mesh.nx=1500", "--set", "mesh.ny=300")
+    proc = start_mpirun(2, args, tmp_path, {})
+    try:
+        assert wait_for(lambda: len(rank_pids(proc)) == 2, 30)
+        time.sleep(1.5)  # the ranks are importing, building the mesh or factorising
+        assert not (tmp_path / "heater_ramp" / "checkpoint.h5").exists()
+        for pid in rank_pids(proc):
+            os.kill(pid, signal.SIGUSR1)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 75, err
+    assert "stopping at step 1 " in err and "signal SIGUSR1" in err, err
+    with h5py.File(tmp_path / "heater_ramp" / "checkpoint.h5", "r") as f:
+        assert f.attrs["step"] == 1
+
+
 def test_wall_limit_stops_with_a_checkpoint(tmp_path):
     start = time.monotonic()
     slow = run_mpi_env(2, args_for(tmp_path, "crank-nicolson", 200.0, "--set", "run.wall_limit=\"00:00:07\""),
