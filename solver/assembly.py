@@ -97,7 +97,15 @@ class Assembler:
         np.cumsum(np.bincount(unique // n_local, minlength=n_owned), out=self.indptr[1:])
         self.shape = (n_owned, n_local)
 
+    def release_matrix_workspace(self) -> None:
+        """Free what only volume matrices need (the entry map and the gradients), once they are
+        built; vectors (loads) can still be assembled."""
+        self.entry_map = None
+        self.geometry.grad = None
+
     def matrix(self, element_matrices: np.ndarray) -> sp.csr_matrix:
+        if self.entry_map is None:
+            raise RuntimeError("the matrix workspace of this assembler was released")
         data = np.bincount(self.entry_map, weights=element_matrices.ravel(), minlength=self.nnz + 1)
         return sp.csr_matrix((data[: self.nnz], self.indices, self.indptr), shape=self.shape)
 
