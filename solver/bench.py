@@ -224,8 +224,12 @@ def time_steps(comm, dim: int, dofs: float, steps: int, preconditioner: str) -> 
     comm.Barrier()
     t2 = MPI.Wtime()
     current, peak = rss()
-    per_dof = comm.allreduce((peak - before) / max(sim.mesh.n_owned, 1), op=MPI.MAX)
+    n = max(sim.mesh.n_owned, 1)
+    per_dof = comm.allreduce((peak - before) / n, op=MPI.MAX)
+    lu = getattr(sim.stepper.system.precond, "lu", None)  # factors: 8-byte values, 4-byte indices
+    factors = comm.allreduce(12.0 * lu.nnz / n if lu is not None else 0.0, op=MPI.MAX)
     return {"dofs": sim.mesh.n_global_nodes, "ranks": comm.size, "preconditioner": preconditioner,
+            "factor_bytes_per_dof": factors,
             "setup_s": t1 - t0, "step_s": (t2 - t1) / steps, "loop_s": t2 - t1,
             "iterations_per_step": iterations / steps,
             "peak_rss_MB": comm.allreduce(peak, op=MPI.MAX) / 2 ** 20, "bytes_per_dof": per_dof}
@@ -331,6 +335,9 @@ def table(r: dict) -> str:
                   f"{'  peak RSS per rank (MB)':58s} {one['peak_rss_MB']:12.0f} {many['peak_rss_MB']:12.0f}",
                   f"{'  bytes per DOF per rank (peak growth)':58s} {one['bytes_per_dof']:12.0f} "
                   f"{many['bytes_per_dof']:12.0f}" + ("  <= 1024" if key == "steps_2d" else "")]
+        if one["factor_bytes_per_dof"]:
+            lines.append(f"{'    of which LU factors (L + U, SuperLU)':58s} {one['factor_bytes_per_dof']:12.0f} "
+                         f"{many['factor_bytes_per_dof']:12.0f}")
     h = r["hdf5"]
     lines += [f"{'HDF5 output step, ' + h['driver'] + ' (GB/s)':58s} {'':12s} {h['hdf5_GBs']:12.3f}",
               f"{'plain sequential write of the same bytes (GB/s)':58s} {'':12s} {h['plain_GBs']:12.3f}",
