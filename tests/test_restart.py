@@ -1,6 +1,7 @@
 """Checkpoint/restart: exact continuation on the same ranks, restart on other rank counts,
 graceful stop on signals and wall limit, crash during a checkpoint write, bad checkpoints."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -77,6 +78,16 @@ def start_mpirun(nprocs, args, cwd, env_extra):
                             start_new_session=True)
 
 
+@contextlib.contextmanager
+def killed_at_exit(proc):
+    """The launched run, killed (with its ranks) if it is still going when the block ends."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 def rank_pids(proc):
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
@@ -103,15 +114,12 @@ def snapshots(directory):
 def test_sigterm_stops_cleanly_and_restart_completes(tmp_path, nprocs):
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     run_solver(nprocs, args_for(whole, "bdf2", 60.0), cwd=tmp_path)
-    proc = start_mpirun(nprocs, args_for(cut, "bdf2", 60.0), tmp_path, {"SOLVER_TEST_STEP_DELAY": "0.1"})
-    try:
+    with killed_at_exit(start_mpirun(nprocs, args_for(cut, "bdf2", 60.0), tmp_path,
+                                     {"SOLVER_TEST_STEP_DELAY": "0.1"})) as proc:
         assert wait_for(lambda: snapshots(cut) >= 3, 60), "the run did not start writing"
         for pid in rank_pids(proc):
             os.kill(pid, signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 75, err
     assert "stopping at step" in err and "signal SIGTERM" in err and "--restart latest" in err
     temps, times, steps, _, attrs = read(cut)  # the results file is complete and readable
@@ -127,17 +135,13 @@ def test_stop_signal_during_start_up_stops_at_the_first_step(tmp_path):
     """SLURM may signal a job while its ranks still build the mesh: the request is kept and
     honoured at the first step (not the default action of SIGUSR1, which kills)."""
     args = args_for(tmp_path, "crank-nicolson", 60.0, "--set", "mesh.nx=1500", "--set", "mesh.ny=300")
-    proc = start_mpirun(2, args, tmp_path, {})
-    try:
+    with killed_at_exit(start_mpirun(2, args, tmp_path, {})) as proc:
         assert wait_for(lambda: len(rank_pids(proc)) == 2, 30)
         time.sleep(1.5)  # the ranks are importing, building the mesh or factorising
         assert not (tmp_path / "heater_ramp" / "checkpoint.h5").exists()
         for pid in rank_pids(proc):
             os.kill(pid, signal.SIGUSR1)
         out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 75, err
     assert "stopping at step 1 " in err and "signal SIGUSR1" in err, err
     with h5py.File(tmp_path / "heater_ramp" / "checkpoint.h5", "r") as f:
@@ -163,16 +167,13 @@ def run_mpi_env(nprocs, args, cwd, env_extra, timeout=60):
 def test_sigkill_during_checkpoint_keeps_the_previous_one(tmp_path):
     d = tmp_path / "run"
     folder = d / "heater_ramp" / "checkpoints"
-    proc = start_mpirun(3, args_for(d, "crank-nicolson", 60.0), tmp_path, {"SOLVER_TEST_CHECKPOINT_DELAY": "1.0"})
-    try:
+    with killed_at_exit(start_mpirun(3, args_for(d, "crank-nicolson", 60.0), tmp_path,
+                                     {"SOLVER_TEST_CHECKPOINT_DELAY": "1.0"})) as proc:
         # wait until one checkpoint is complete and the next one is being written
         assert wait_for(lambda: list(folder.glob("step_*.h5")) and list(folder.glob("*.h5.tmp")), 60)
         ranks = rank_pids(proc)
         os.kill(ranks[1], signal.SIGKILL)
         proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode != 0
     # mpirun may return before its other ranks are gone; a user restarts once they are
     assert wait_for(lambda: not any(pid_alive(pid) for pid in ranks), 60)
