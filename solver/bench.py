@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 from mpi4py import MPI
 
 QUICK = {"stream": 2 ** 24, "dofs_2d": 250_000, "dofs_3d": 60_000, "cells": 250_000, "steps": 3, "repeat": 3}
@@ -148,10 +149,8 @@ def linear_algebra(comm, dofs: float, repeat: int, stream_GBs: float) -> dict:
 
     sim = simulation(comm, 2, dofs, 1, "jacobi")
     A = sim.stepper.system.A
-    owned = A.diag_block if not A.has_offdiag else None
-    import scipy.sparse as sp
-
-    rows = sp.hstack([A.diag_block, A.offdiag_block], format="csr") if owned is None else owned
+    # this rank's owned rows as one CSR matrix over its local columns
+    rows = sp.hstack([A.diag_block, A.offdiag_block], format="csr") if A.has_offdiag else A.diag_block
     x = np.random.default_rng(comm.rank).random(sim.mesh.n_local)
     t_local = t_dist = math.inf
     for _ in range(max(20, repeat * 10)):  # single products, alternated: the best of each
