@@ -1,13 +1,15 @@
 """Meshes from files (Gmsh 2.2/4.1 ASCII or binary, XDMF, ... read with meshio), partitioned and
 distributed without a rank-0 bottleneck in memory.
 
-Rank 0 reads the file and partitions the cells (METIS on the dual graph, or recursive
-coordinate bisection). A node is owned by the lowest-numbered part among its cells. Each rank
-receives, with ``Scatterv``:
-
-* its cells: the cells of its part, then every other cell touching a node it owns;
-* their nodes' coordinates, owners and original ids;
-* the boundary facets through its owned nodes, with their physical group.
+1. Rank 0 reads the file and sorts the cells along a space-filling curve; with ``Scatterv`` it
+   sends every rank a contiguous block of those cells, of the nodes (by id) and of the boundary
+   facets, and keeps only its own blocks.
+2. All ranks partition the cells together (:mod:`solver.partition`: METIS on a graph of cell
+   clusters, or recursive coordinate bisection, then parallel refinement).
+3. A node is owned by the lowest-numbered part among its cells; the rank holding a node's
+   block decides. Each rank then receives (``Alltoallv``): the cells of its part, then every
+   other cell touching a node it owns; its nodes' coordinates, owners and original ids; the
+   boundary facets through its owned nodes, with their physical group.
 
 The original numbering of the file (points and cells, in file order, unused points dropped)
 is the canonical numbering, so results are written in the file's own order.
@@ -16,15 +18,16 @@ Physical groups name boundaries (facets) and regions (cells).
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from mpi4py import MPI
 
 from solver.errors import CaseError
-from solver.exchange import _MPI_TYPES
+from solver.exchange import _MPI_TYPES, Route, block_rank, block_starts, fetch, sparse_alltoallv
 from solver.mesh import DistributedMesh, Facets
-from solver.partition import partition_cells
+from solver.partition import partition, space_filling_order
 
 MESHIO_CELLS = {"triangle": "triangle", "quad": "quadrilateral", "tetra": "tetrahedron", "hexahedron": "hexahedron"}
 FACETS = {"triangle": "line", "quadrilateral": "line", "tetrahedron": "triangle", "hexahedron": "quad"}
@@ -55,96 +58,108 @@ def read(path: str | Path) -> dict:
     facet_type = {"line": "line", "triangle": "triangle", "quad": "quad"}[FACETS[cell_type]]
     tag_key = next((k for k in TAG_KEYS if k in m.cell_data), None)
 
-    def gather(meshio_type):
+    def gather(m, meshio_type):
+        """Connectivity and tags of every block of a cell type (no copy when there is one block)."""
         blocks = [(i, b) for i, b in enumerate(m.cells) if b.type == meshio_type]
         if not blocks:
             return np.empty((0, 0), dtype=np.int64), np.empty(0, dtype=np.int64)
-        conn = np.concatenate([b.data for _, b in blocks]).astype(np.int64)
-        tags = (np.concatenate([np.asarray(m.cell_data[tag_key][i]).ravel() for i, _ in blocks]).astype(np.int64)
-                if tag_key else np.zeros(len(conn), dtype=np.int64))
-        return conn, tags
+        conn = blocks[0][1].data if len(blocks) == 1 else np.concatenate([b.data for _, b in blocks])
+        if tag_key:
+            tags = [np.asarray(m.cell_data[tag_key][i]).ravel() for i, _ in blocks]
+            tags = tags[0] if len(tags) == 1 else np.concatenate(tags)
+        else:
+            tags = np.zeros(len(conn), dtype=np.int64)
+        return conn.astype(np.int64, copy=False), tags.astype(np.int64, copy=False)
 
     meshio_type = {v: k for k, v in MESHIO_CELLS.items()}[cell_type]
-    cells, cell_tags = gather(meshio_type)
-    facets, facet_tags = gather(facet_type)
+    cells, cell_tags = gather(m, meshio_type)
+    facets, facet_tags = gather(m, facet_type)
     points = np.asarray(m.points, dtype=float)
+    field_data = m.field_data
+    del m  # meshio's other arrays (cell sets, geometrical tags) are not needed
     if dim == 2:
         if points.shape[1] == 3 and np.any(points[:, 2] != 0):
             raise CaseError(f"{path}: a 2D mesh must lie in the plane z = 0")
-        points = points[:, :2]
+        points = np.ascontiguousarray(points[:, :2])
     # drop points no cell uses (geometry points); keep file order
     used = np.zeros(len(points), dtype=bool)
     used[cells.ravel()] = True
-    new_index = np.cumsum(used) - 1
-    points = points[used]
-    cells = new_index[cells]
-    if len(facets):
-        keep = np.all(used[facets], axis=1)
-        facets, facet_tags = new_index[facets[keep]], facet_tags[keep]
+    if not used.all():
+        new_index = np.cumsum(used) - 1
+        points = points[used]
+        for start in range(0, len(cells), 1 << 16):  # in place, a chunk at a time
+            cells[start:start + (1 << 16)] = new_index[cells[start:start + (1 << 16)]]
+        if len(facets):
+            keep = np.all(used[facets], axis=1)
+            facets, facet_tags = new_index[facets[keep]], facet_tags[keep]
+    del used
     groups = {"boundary": {}, "region": {}}
-    for name, (tag, gdim) in ((n, (int(v[0]), int(v[1]))) for n, v in m.field_data.items()):
+    for name, (tag, gdim) in ((n, (int(v[0]), int(v[1]))) for n, v in field_data.items()):
         if gdim == dim - 1:
             groups["boundary"][name] = tag
         elif gdim == dim:
             groups["region"][name] = tag
-    if not m.field_data:  # no names in the file: groups are named by their tag numbers
+    if not field_data:  # no names in the file: groups are named by their tag numbers
         groups["boundary"] = {str(t): int(t) for t in np.unique(facet_tags) if t}
         groups["region"] = {str(t): int(t) for t in np.unique(cell_tags) if t}
     return {"cell_type": cell_type, "points": points, "cells": cells, "cell_tags": cell_tags,
             "facets": facets, "facet_tags": facet_tags, "groups": groups}
 
 
-def _scatter(comm, parts: list | None, dtype, width: int) -> np.ndarray:
-    """Scatterv of per-rank arrays (rank 0 holds the list) of shape (n_r, width)."""
-    counts = None
-    if comm.rank == 0:
-        counts = np.array([len(p) * width for p in parts], dtype=np.int64)
-    counts = comm.bcast(counts, root=0)
-    out = np.empty((counts[comm.rank] // max(width, 1), width) if width > 1 else counts[comm.rank], dtype=dtype)
+def _scatter_blocks(comm, rows: np.ndarray | None, n_rows: int, width: int, dtype) -> np.ndarray:
+    """Rank 0's ``rows`` (n_rows, width), contiguous blocks of rows to every rank (Scatterv)."""
+    counts = np.diff(block_starts(n_rows, comm.size)) * width
     mpitype = _MPI_TYPES[np.dtype(dtype)]
+    out = np.empty((counts[comm.rank] // width, width) if width > 1 else counts[comm.rank], dtype=dtype)
+    send = None
     if comm.rank == 0:
-        send = np.ascontiguousarray(np.concatenate([np.asarray(p, dtype=dtype).reshape(-1) for p in parts]))
-        displs = np.zeros_like(counts)
-        np.cumsum(counts[:-1], out=displs[1:])
-        comm.Scatterv([send, (counts, displs), mpitype], [out, mpitype], root=0)
-    else:
-        comm.Scatterv(None, [out, mpitype], root=0)
+        displs = np.concatenate([[0], np.cumsum(counts[:-1])])
+        send = [np.ascontiguousarray(rows, dtype=dtype), (counts, displs), mpitype]
+    comm.Scatterv(send, [out, mpitype], root=0)
     return out
 
 
-def _plan(data: dict, size: int, partitioner: str) -> tuple[list, dict]:
-    """Rank 0: which cells, nodes and facets each rank receives (int32 work arrays)."""
-    cells, points = data["cells"], data["points"]
-    nc, npc = cells.shape
-    parts, method, cut = partition_cells(cells, data["cell_type"], lambda: points[cells].mean(axis=1),
-                                         len(points), size, partitioner)
-    parts = parts.astype(np.int32)
-    node_owner = np.full(len(points), size, dtype=np.int32)
-    np.minimum.at(node_owner, cells.ravel(), np.repeat(parts, npc))
-    # each cell goes to its part and to the owners of its nodes: unique (cell, rank) pairs
-    ranks = np.empty((nc, npc + 1), dtype=np.int32)
-    ranks[:, 0] = parts
-    ranks[:, 1:] = node_owner[cells]
-    ranks.sort(axis=1)
-    new = np.ones(ranks.shape, dtype=bool)
-    new[:, 1:] = ranks[:, 1:] != ranks[:, :-1]
-    pair_cell = np.nonzero(new)[0].astype(np.int32)
-    pair_rank = ranks[new]
-    del ranks, new
-    order = np.lexsort((pair_cell, parts[pair_cell] != pair_rank, pair_rank))  # by rank, owned first
-    pair_cell = pair_cell[order]
-    bounds = np.searchsorted(pair_rank[order], np.arange(size + 1))
-    del order, pair_rank
-    facet_owner = node_owner[data["facets"]] if len(data["facets"]) else np.empty((0, 1), dtype=np.int32)
-    plans = []
-    for r in range(size):  # one iteration per rank
-        mine = pair_cell[bounds[r]:bounds[r + 1]]
-        fmask = np.any(facet_owner == r, axis=1) if len(facet_owner) else np.zeros(0, dtype=bool)
-        plans.append({"cells": mine, "n_owned_cells": int(np.count_nonzero(parts[mine] == r)),
-                      "nodes": np.unique(cells[mine]), "facets": np.flatnonzero(fmask)})
-    owned = np.bincount(node_owner, minlength=size)
-    quality = {"partitioner": method, "edge_cut": cut, "owned_nodes_imbalance": float(owned.max() / owned.mean())}
-    return plans, {"node_owner": node_owner, "quality": quality}
+def _permuted(rows: np.ndarray, order: np.ndarray, dtype, chunk: int = 1 << 16) -> np.ndarray:
+    """``rows[order]`` as ``dtype``, a chunk at a time (no full-size temporary)."""
+    out = np.empty(rows.shape, dtype=dtype)
+    for start in range(0, len(order), chunk):
+        out[start:start + chunk] = rows[order[start:start + chunk]]
+    return out
+
+
+def _read_on_root(comm, path: str) -> tuple[dict | None, dict]:
+    """Rank 0 reads the file and sorts the cells along a space-filling curve; every rank gets
+    the sizes and group names (``meta``)."""
+    data, meta, error = None, None, None
+    if comm.rank == 0:
+        try:
+            data = read(path)
+        except CaseError as exc:
+            error = str(exc)
+    if comm.rank == 0 and error is None:
+        if len(data["cells"]) < comm.size:
+            error = f"{path}: {len(data['cells'])} cells cannot be split among {comm.size} ranks"
+        else:
+            counts = {name: int(np.sum(data["facet_tags"] == tag)) for name, tag in data["groups"]["boundary"].items()}
+            meta = {"cell_type": data["cell_type"], "groups": data["groups"], "gdim": data["points"].shape[1],
+                    "facet_counts": counts, "n_nodes": len(data["points"]), "n_cells": len(data["cells"]),
+                    "n_facets": len(data["facets"]), "npc": data["cells"].shape[1],
+                    "npf": data["facets"].shape[1] if len(data["facets"]) else 0,
+                    "mesh_bytes": sum(a.nbytes for a in data.values() if isinstance(a, np.ndarray))}
+            if comm.size > 1:  # cells along the curve: each rank's block is compact in space
+                index = np.int32 if max(meta["n_nodes"], meta["n_cells"]) < 2**31 else np.int64
+                order = space_filling_order(data["points"], data["cells"])
+                data["cells"] = _permuted(data["cells"], order, index)
+                data["cell_tags"] = data["cell_tags"][order].astype(np.int32)
+                data["cell_ids"] = order.astype(index)
+                del order
+            else:
+                data["cell_ids"] = np.arange(len(data["cells"]))
+            meta["dtypes"] = {key: data[key].dtype for key in ("cells", "cell_ids", "cell_tags")}
+    error, meta = comm.bcast((error, meta), root=0)
+    if error:
+        raise CaseError(error)
+    return data, meta
 
 
 def return_freed_memory() -> None:
@@ -158,73 +173,137 @@ def return_freed_memory() -> None:
 
 
 def distributed_mesh(comm, path: str, partitioner: str = "auto") -> DistributedMesh:
-    """Read on rank 0, partition, distribute; collective."""
+    """Read on rank 0, scatter in blocks, partition in parallel, redistribute; collective.
+
+    Rank 0 holds the whole mesh only while it reads it: it sends every rank a contiguous block
+    of the cells (along a space-filling curve), of the nodes and of the boundary facets, and
+    from then on all ranks work on their blocks alike.
+    """
     return_freed_memory()
-    data, error = None, None
     t0 = MPI.Wtime()
-    if comm.rank == 0:
-        try:
-            data = read(path)
-        except CaseError as exc:
-            error = str(exc)
+    data, meta = _read_on_root(comm, path)
     t_read = MPI.Wtime() - t0
-    meta = None
-    if comm.rank == 0 and error is None:
-        if len(data["cells"]) < comm.size:
-            error = f"{path}: {len(data['cells'])} cells cannot be split among {comm.size} ranks"
-        else:
-            counts = {name: int(np.sum(data["facet_tags"] == tag)) for name, tag in data["groups"]["boundary"].items()}
-            meta = {"cell_type": data["cell_type"], "groups": data["groups"], "gdim": data["points"].shape[1],
-                    "facet_counts": counts,
-                    "n_nodes": len(data["points"]), "n_cells": len(data["cells"]),
-                    "npc": data["cells"].shape[1], "npf": data["facets"].shape[1] if len(data["facets"]) else 0}
-    error, meta = comm.bcast((error, meta), root=0)
-    if error:
-        raise CaseError(error)
-    plans = extra = None
     t0 = MPI.Wtime()
-    if comm.rank == 0:
-        plans, extra = _plan(data, comm.size, partitioner)
+    get = (data if comm.rank == 0 else {}).get
+    gdim, npc, npf, n_nodes = meta["gdim"], meta["npc"], max(meta["npf"], 1), meta["n_nodes"]
+    dtypes = meta["dtypes"]
+    cells = _scatter_blocks(comm, get("cells"), meta["n_cells"], npc, dtypes["cells"])
+    cell_ids = _scatter_blocks(comm, get("cell_ids"), meta["n_cells"], 1, dtypes["cell_ids"])
+    cell_tags = _scatter_blocks(comm, get("cell_tags"), meta["n_cells"], 1, dtypes["cell_tags"])
+    points = _scatter_blocks(comm, get("points"), n_nodes, gdim, np.float64)
+    facets = _scatter_blocks(comm, get("facets") if meta["npf"] else np.empty((0, 1)), meta["n_facets"], npf,
+                             np.int64)
+    facet_tags = _scatter_blocks(comm, get("facet_tags"), meta["n_facets"], 1, np.int64)
+    del data, get
+    node_starts = block_starts(n_nodes, comm.size)
+    t_scatter = MPI.Wtime() - t0
+
+    t0 = MPI.Wtime()
+    if comm.size > 1:
+        parts, method, cut = partition(comm, cells, meta["cell_type"], n_nodes,
+                                       partial(_centroids, comm, node_starts, points, cells), partitioner)
+    else:
+        parts, method, cut = np.zeros(len(cells), dtype=np.int64), "none", 0
     t_partition = MPI.Wtime() - t0
+
     t0 = MPI.Wtime()
-    cells_g = data["cells"] if comm.rank == 0 else None
-
-    def per_rank(fn):
-        return [fn(p) for p in plans] if comm.rank == 0 else None
-
-    gdim, npc, npf = meta["gdim"], meta["npc"], meta["npf"]
-    cell_ids = _scatter(comm, per_rank(lambda p: p["cells"]), np.int64, 1)
-    cell_nodes = _scatter(comm, per_rank(lambda p: cells_g[p["cells"]]), np.int64, npc)
-    cell_tags = _scatter(comm, per_rank(lambda p: data["cell_tags"][p["cells"]]), np.int64, 1)
-    n_owned_cells = _scatter(comm, per_rank(lambda p: [p["n_owned_cells"]]), np.int64, 1)[0]
-    node_ids = _scatter(comm, per_rank(lambda p: p["nodes"]), np.int64, 1)
-    coords = _scatter(comm, per_rank(lambda p: data["points"][p["nodes"]]), np.float64, gdim)
-    owners = _scatter(comm, per_rank(lambda p: extra["node_owner"][p["nodes"]]), np.int32, 1).astype(np.int64)
-    facets = _scatter(comm, per_rank(lambda p: data["facets"][p["facets"]]), np.int64, max(npf, 1)) \
-        if npf else np.empty((0, 1), dtype=np.int64)
-    facet_tags = _scatter(comm, per_rank(lambda p: data["facet_tags"][p["facets"]]), np.int64, 1) \
-        if npf else np.empty(0, dtype=np.int64)
-    quality = comm.bcast(extra["quality"] if comm.rank == 0 else None, root=0)
-    mesh_bytes = comm.bcast(sum(a.nbytes for k, a in data.items() if isinstance(a, np.ndarray))
-                            if comm.rank == 0 else None, root=0)
-    del data, plans, extra, cells_g
-    t_distribute = MPI.Wtime() - t0
+    if comm.size > 1:
+        local = _redistribute(comm, meta, node_starts, cells, cell_ids, cell_tags, parts, points, facets, facet_tags)
+    else:  # one rank: the blocks are the mesh
+        facet_rows = np.column_stack([facet_tags, facets]) if meta["npf"] else np.zeros((0, npf + 1), dtype=np.int64)
+        local = (cell_ids, cell_tags, cells, len(cells), facet_rows, np.arange(n_nodes), points,
+                 np.zeros(n_nodes, dtype=np.int32), np.array([n_nodes]))
+    del cells, cell_ids, cell_tags, parts, points, facets, facet_tags
+    cell_ids, cell_tags, cell_nodes, n_owned_cells, facet_rows, node_ids, coords, owners, owned_counts = local
+    del local
+    t_distribute = MPI.Wtime() - t0 + t_scatter
 
     # local numbering: position in this rank's sorted node list
-    local_cells = np.searchsorted(node_ids, cell_nodes)
+    local_cells = cell_nodes if len(node_ids) == n_nodes else np.searchsorted(node_ids, cell_nodes)
     boundaries = {}
     for name, tag in meta["groups"]["boundary"].items():
-        sel = facet_tags == tag
-        boundaries[name] = Facets(np.searchsorted(node_ids, facets[sel]) if np.any(sel)
-                                  else np.empty((0, max(npf, 1)), dtype=np.int64))
+        sel = facet_rows[:, 0] == tag if len(facet_rows) else np.zeros(0, dtype=bool)
+        boundaries[name] = Facets(np.searchsorted(node_ids, facet_rows[sel, 1:]) if np.any(sel)
+                                  else np.empty((0, npf), dtype=np.int64))
     mesh = DistributedMesh.from_local(comm, meta["cell_type"], coords, local_cells, node_ids, owners, cell_ids,
-                                      n_owned_cells, boundaries, meta["n_nodes"], meta["n_cells"])
-    mesh.cell_tags = cell_tags
+                                      n_owned_cells, boundaries, n_nodes, meta["n_cells"])
+    mesh.cell_tags = np.ascontiguousarray(cell_tags)
     mesh.groups = meta["groups"]
-    times = comm.bcast({"read_seconds": t_read, "partition_seconds": t_partition} if comm.rank == 0 else None)
-    mesh.info = {**quality, **times, "distribute_seconds": t_distribute, "mesh_bytes": mesh_bytes,
-                 "file": str(path), "facet_counts": meta["facet_counts"]}
+    times = comm.bcast({"read_seconds": t_read} if comm.rank == 0 else None)
+    quality = {"partitioner": method, "edge_cut": cut,
+               "owned_nodes_imbalance": float(owned_counts.max() / owned_counts.mean())}
+    mesh.info = {**quality, **times, "partition_seconds": t_partition, "distribute_seconds": t_distribute,
+                 "mesh_bytes": meta["mesh_bytes"], "file": str(path), "facet_counts": meta["facet_counts"]}
     return mesh
+
+
+def _redistribute(comm, meta, node_starts, cells, cell_ids, cell_tags, parts, points, facets, facet_tags):
+    """From blocks to parts: each rank receives the cells of its part, then every other cell
+    touching a node it owns, the facets through its owned nodes, and its nodes' coordinates
+    and owners (collective)."""
+    npc, npf = cells.shape[1], max(meta["npf"], 1)
+    owner_block, owned_counts, node_owner, local_nodes, nodes = _node_owners(comm, node_starts, len(points), cells,
+                                                                               parts)
+    # every cell goes to its part and to the owners of its nodes (as a ghost cell)
+    ranks = np.empty((len(cells), npc + 1), dtype=np.int32)
+    ranks[:, 0] = parts
+    ranks[:, 1:] = node_owner[local_nodes]
+    del local_nodes, node_owner, nodes
+    ranks.sort(axis=1)
+    new = np.ones(ranks.shape, dtype=bool)
+    new[:, 1:] = ranks[:, 1:] != ranks[:, :-1]
+    route = Route(comm, ranks[new], items=np.nonzero(new)[0])
+    del ranks, new
+    cell_ids, cell_tags, parts = route.send(cell_ids), route.send(cell_tags), route.send(parts)
+    cells = route.send(cells)
+    del route
+    owned_first = np.lexsort((cell_ids, parts != comm.rank))
+    n_owned_cells = int(np.count_nonzero(parts == comm.rank))
+    cell_ids, cell_tags, cell_nodes = cell_ids[owned_first], cell_tags[owned_first], cells[owned_first]
+    del cells, parts, owned_first
+
+    # boundary facets go to the owners of their nodes
+    facet_rows = np.zeros((0, npf + 1), dtype=np.int64)
+    if meta["npf"]:
+        franks = np.sort(fetch(comm, node_starts, facets, owner_block), axis=1)
+        fnew = np.ones(franks.shape, dtype=bool)
+        fnew[:, 1:] = franks[:, 1:] != franks[:, :-1]
+        facet_rows = Route(comm, franks[fnew], items=np.nonzero(fnew)[0]).send(
+            np.column_stack([facet_tags, facets]))
+    node_ids = np.unique(cell_nodes)
+    coords = fetch(comm, node_starts, node_ids, points)
+    owners = fetch(comm, node_starts, node_ids, owner_block)
+    return (cell_ids, cell_tags, cell_nodes, n_owned_cells, facet_rows, node_ids, coords, owners,
+            owned_counts)
+
+
+def _node_owners(comm, node_starts, n_block: int, cells: np.ndarray, parts: np.ndarray):
+    """A node belongs to the lowest part among its cells; the rank holding the node's block
+    decides. Returns the owners of this rank's node block, the number of nodes each rank owns,
+    and for the nodes of this rank's cells: their owners, the cells in their local numbers and
+    the nodes' global ids."""
+    nodes, local_nodes = np.unique(cells, return_inverse=True)
+    local_nodes = local_nodes.reshape(cells.shape).astype(np.int32 if len(nodes) < 2**31 else np.int64)
+    lowest = np.full(len(nodes), comm.size, dtype=np.int32)
+    np.minimum.at(lowest, local_nodes, parts[:, None])
+    claims, _, _, _ = sparse_alltoallv(comm, block_rank(node_starts, nodes),
+                                       np.column_stack([nodes, lowest]))
+    owner_block = np.full(n_block, comm.size, dtype=np.int32)
+    np.minimum.at(owner_block, claims[:, 0] - node_starts[comm.rank], claims[:, 1].astype(np.int32))
+    owned_counts = np.bincount(owner_block, minlength=comm.size)[:comm.size]
+    comm.Allreduce(MPI.IN_PLACE, owned_counts, op=MPI.SUM)
+    node_owner = fetch(comm, node_starts, nodes, owner_block)
+    return owner_block, owned_counts, node_owner, local_nodes, nodes
+
+
+def _centroids(comm, node_starts, points, cells) -> np.ndarray:
+    """Centroids of this rank's cells, their nodes' coordinates fetched from the node blocks."""
+    nodes = np.unique(cells)
+    coords = fetch(comm, node_starts, nodes, points)
+    total = np.zeros((len(cells), points.shape[1]))
+    for j in range(cells.shape[1]):  # the 3-8 nodes of a cell
+        total += coords[np.searchsorted(nodes, cells[:, j])]
+    return total / cells.shape[1]
 
 
 def peak_memory_mb() -> float:
