@@ -29,6 +29,7 @@ import numpy as np
 from mpi4py import MPI
 
 from solver.elements import CELLS
+from solver.errors import CaseError
 from solver.exchange import HaloExchange, block_rank, block_starts, sparse_alltoallv
 
 WHOLE_GRAPH = 100_000  # cell graphs up to this size go to METIS whole (small problems)
@@ -431,7 +432,8 @@ def partition(comm, cells: np.ndarray, cell_type: str, n_nodes: int, centroids_f
             import pymetis  # noqa: F401  (installed?)
         except ImportError:
             if method == "metis":
-                raise ImportError("mesh.partitioner = \"metis\" needs pymetis: pip install pymetis") from None
+                raise CaseError("mesh.partitioner: \"metis\" needs pymetis, which is not installed "
+                                "(pip install pymetis); without it use \"auto\" or \"rcb\"") from None
             use_metis = False
     levels = [dual_graph(comm, cells, cell_type, n_nodes)]
     maps = []

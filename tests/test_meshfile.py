@@ -93,6 +93,20 @@ def test_rcb_partitioner_gives_the_same_answer(tmp_path):
     assert np.max(np.abs(temps - reference)) <= 1e-10 * np.max(np.abs(reference))
 
 
+def test_without_pymetis_auto_falls_back_to_rcb_and_metis_is_refused(tmp_path, monkeypatch):
+    hide = tmp_path / "no_pymetis"
+    hide.mkdir()
+    (hide / "pymetis.py").write_text("raise ImportError('pymetis is hidden by this test')\n")
+    monkeypatch.setenv("PYTHONPATH", str(hide))
+    _, _, reference, _ = run_plate(tmp_path / "metis", 1)
+    _, _, temps, stdout = run_plate(tmp_path / "auto", 3)
+    assert "partition: rcb" in stdout
+    assert np.max(np.abs(temps - reference)) <= 1e-10 * np.max(np.abs(reference))
+    proc = run_solver(3, [PLATE, "--set", "mesh.partitioner=metis"], cwd=ROOT, check=False, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert 'mesh.partitioner: "metis" needs pymetis, which is not installed' in proc.stderr
+
+
 def test_every_file_format_gives_the_same_result(tmp_path):
     """Gmsh 2.2 and 4.1, ASCII and binary, and XDMF (written by meshio) give identical fields."""
     results = []
