@@ -169,8 +169,9 @@ def dual_graph(comm, cells: np.ndarray, cell_type: str, n_nodes: int) -> Graph:
     keys, nf, shift = _facet_keys(cells, cell_type, n_nodes)
     a, b, lone, lone_keys = _pairs_of_equal_keys(keys)
     del keys
-    a = (a // nf).astype(np.int32)
-    b = (b // nf).astype(np.int32)
+    index = np.int32 if n * (nf + 1) < 2**31 else np.int64  # local cells and ghosts
+    a = (a // nf).astype(index)
+    b = (b // nf).astype(index)
     # facets without a partner here: matched on the rank holding their smallest corner node
     records = np.empty((len(lone), len(lone_keys) + 1), dtype=np.int64)
     records[:, :-1] = lone_keys.T
@@ -184,8 +185,8 @@ def dual_graph(comm, cells: np.ndarray, cell_type: str, n_nodes: int) -> Graph:
     del got
     remote, _, _, _ = sparse_alltoallv(comm, block_rank(starts, pairs[:, 0]), pairs)
     ghosts = np.unique(remote[:, 1])
-    src = np.concatenate([a, b, (remote[:, 0] - first).astype(np.int32)])
-    dst = np.concatenate([b, a, (n + np.searchsorted(ghosts, remote[:, 1])).astype(np.int32)])
+    src = np.concatenate([a, b, (remote[:, 0] - first).astype(index)])
+    dst = np.concatenate([b, a, (n + np.searchsorted(ghosts, remote[:, 1])).astype(index)])
     del a, b, remote
     xadj = _offsets(np.bincount(src, minlength=n))
     columns = dst[np.argsort(src, kind="stable")]
@@ -202,7 +203,7 @@ def _hash(a: np.ndarray, salt: int) -> np.ndarray:
 
 def _heaviest(r, c, w, key, other, salt):
     """The entries of heaviest ``w`` for each distinct ``key`` (ties broken by a hash of ``other``)."""
-    order = np.lexsort((_hash(other.astype(np.int64), salt), -w, key))
+    order = np.lexsort((_hash(other, salt), -w, key))
     head = np.ones(len(order), dtype=bool)
     head[1:] = key[order[1:]] != key[order[:-1]]
     chosen = order[head]
@@ -218,7 +219,7 @@ def heavy_edge_matching(graph: Graph) -> np.ndarray:
     n = graph.n
     rows, cols = graph.rows(), graph.columns
     local = (cols < n) & (cols != rows)
-    rows, cols, weights = rows[local].astype(np.int32), cols[local].astype(np.int32), graph.edge_weights[local]
+    rows, cols, weights = rows[local], cols[local], graph.edge_weights[local]
     del local
     mate = np.full(n, -1, dtype=np.int64)
     ids = np.arange(n)
@@ -320,7 +321,7 @@ def initial_partition(comm, graph: Graph, n_parts: int, use_metis: bool, centroi
     ``centroids_fn()`` (collective) gives the local vertices' centroids when RCB needs them."""
     rows = graph.rows()
     cols = graph.neighbour_values(np.arange(graph.first, graph.first + graph.n))
-    edges = _gather_rows(comm, np.column_stack([rows + graph.first, cols, graph.edge_weights]).astype(np.int64))
+    edges = _gather_rows(comm, np.column_stack([rows.astype(np.int64) + graph.first, cols, graph.edge_weights]))
     weights = _gather_rows(comm, graph.vertex_weights.astype(np.int64)[:, None])
     weights = weights[:, 0] if comm.rank == 0 else None
     counts = comm.gather(graph.n, root=0)
