@@ -4,8 +4,9 @@ distributed without a rank-0 bottleneck in memory.
 1. Rank 0 reads the file and sorts the cells along a space-filling curve; with ``Scatterv`` it
    sends every rank a contiguous block of those cells, of the nodes (by id) and of the boundary
    facets, and keeps only its own blocks.
-2. All ranks partition the cells together (:mod:`solver.partition`: METIS on a graph of cell
-   clusters, or recursive coordinate bisection, then parallel refinement).
+2. All ranks partition the cells together (:mod:`solver.partition`: the cell graph is coarsened
+   in parallel, its coarsest level split on rank 0 by METIS or recursive coordinate bisection,
+   and the parts refined level by level on the way back).
 3. A node is owned by the lowest-numbered part among its cells; the rank holding a node's
    block decides. Each rank then receives (``Alltoallv``): the cells of its part, then every
    other cell touching a node it owns; its nodes' coordinates, owners and original ids; the
@@ -191,8 +192,7 @@ def distributed_mesh(comm, path: str, partitioner: str = "auto") -> DistributedM
     cell_ids = _scatter_blocks(comm, get("cell_ids"), meta["n_cells"], 1, dtypes["cell_ids"])
     cell_tags = _scatter_blocks(comm, get("cell_tags"), meta["n_cells"], 1, dtypes["cell_tags"])
     points = _scatter_blocks(comm, get("points"), n_nodes, gdim, np.float64)
-    facets = _scatter_blocks(comm, get("facets") if meta["npf"] else np.empty((0, 1)), meta["n_facets"], npf,
-                             np.int64)
+    facets = _scatter_blocks(comm, get("facets"), meta["n_facets"], npf, np.int64)
     facet_tags = _scatter_blocks(comm, get("facet_tags"), meta["n_facets"], 1, np.int64)
     del data, get
     node_starts = block_starts(n_nodes, comm.size)
