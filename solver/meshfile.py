@@ -26,7 +26,7 @@ import numpy as np
 from mpi4py import MPI
 
 from solver.errors import CaseError
-from solver.exchange import _MPI_TYPES, Route, block_rank, block_starts, fetch, sparse_alltoallv
+from solver.exchange import _MPI_TYPES, Route, _displacements, block_rank, block_starts, fetch, sparse_alltoallv
 from solver.mesh import DistributedMesh, Facets
 from solver.partition import partition, space_filling_order
 
@@ -114,8 +114,7 @@ def _scatter_blocks(comm, rows: np.ndarray | None, n_rows: int, width: int, dtyp
     out = np.empty((counts[comm.rank] // width, width) if width > 1 else counts[comm.rank], dtype=dtype)
     send = None
     if comm.rank == 0:
-        displs = np.concatenate([[0], np.cumsum(counts[:-1])])
-        send = [np.ascontiguousarray(rows, dtype=dtype), (counts, displs), mpitype]
+        send = [np.ascontiguousarray(rows, dtype=dtype), (counts, _displacements(counts)), mpitype]
     comm.Scatterv(send, [out, mpitype], root=0)
     return out
 
@@ -249,11 +248,8 @@ def _redistribute(comm, meta, node_starts, cells, cell_ids, cell_tags, parts, po
     ranks[:, 0] = parts
     ranks[:, 1:] = node_owner[local_nodes]
     del local_nodes, node_owner, nodes
-    ranks.sort(axis=1)
-    new = np.ones(ranks.shape, dtype=bool)
-    new[:, 1:] = ranks[:, 1:] != ranks[:, :-1]
-    route = Route(comm, ranks[new], items=np.nonzero(new)[0])
-    del ranks, new
+    route = _to_each_rank_once(comm, ranks)
+    del ranks
     cell_ids, cell_tags, parts = route.send(cell_ids), route.send(cell_tags), route.send(parts)
     cells = route.send(cells)
     del route
@@ -265,16 +261,21 @@ def _redistribute(comm, meta, node_starts, cells, cell_ids, cell_tags, parts, po
     # boundary facets go to the owners of their nodes
     facet_rows = np.zeros((0, npf + 1), dtype=np.int64)
     if meta["npf"]:
-        franks = np.sort(fetch(comm, node_starts, facets, owner_block), axis=1)
-        fnew = np.ones(franks.shape, dtype=bool)
-        fnew[:, 1:] = franks[:, 1:] != franks[:, :-1]
-        facet_rows = Route(comm, franks[fnew], items=np.nonzero(fnew)[0]).send(
-            np.column_stack([facet_tags, facets]))
+        route = _to_each_rank_once(comm, fetch(comm, node_starts, facets, owner_block))
+        facet_rows = route.send(np.column_stack([facet_tags, facets]))
     node_ids = np.unique(cell_nodes)
     coords = fetch(comm, node_starts, node_ids, points)
     owners = fetch(comm, node_starts, node_ids, owner_block)
     return (cell_ids, cell_tags, cell_nodes, n_owned_cells, facet_rows, node_ids, coords, owners,
             owned_counts)
+
+
+def _to_each_rank_once(comm, ranks: np.ndarray) -> Route:
+    """Row ``i`` goes once to each distinct rank of ``ranks[i]``."""
+    ranks = np.sort(ranks, axis=1)
+    new = np.ones(ranks.shape, dtype=bool)
+    new[:, 1:] = ranks[:, 1:] != ranks[:, :-1]
+    return Route(comm, ranks[new], items=np.nonzero(new)[0])
 
 
 def _node_owners(comm, node_starts, n_block: int, cells: np.ndarray, parts: np.ndarray):

@@ -30,7 +30,7 @@ from mpi4py import MPI
 
 from solver.elements import CELLS
 from solver.errors import CaseError
-from solver.exchange import HaloExchange, block_rank, block_starts, sparse_alltoallv
+from solver.exchange import _MPI_TYPES, HaloExchange, _displacements, block_rank, block_starts, sparse_alltoallv
 
 WHOLE_GRAPH = 100_000  # cell graphs up to this size go to METIS whole (small problems)
 COARSEST = 8192  # larger ones are coarsened to at most max(COARSEST, cells / 64, 64 P) vertices first
@@ -115,10 +115,14 @@ def _offsets(counts: np.ndarray) -> np.ndarray:
     return xadj
 
 
+def _rank_starts(comm, n: int) -> np.ndarray:
+    """First global number of each rank's ``n`` local items, numbered rank after rank (``P + 1``)."""
+    return np.concatenate([[0], np.cumsum(comm.allgather(n))]).astype(np.int64)
+
+
 def _graph(comm, xadj, columns, ghosts, edge_weights, vertex_weights) -> Graph:
     n = len(xadj) - 1
-    counts = np.array(comm.allgather(n), dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(counts)])
+    starts = _rank_starts(comm, n)
     first = int(starts[comm.rank])
     halo = HaloExchange(comm, n, np.arange(first, first + n), block_rank(starts, ghosts), ghosts)
     return Graph(xadj, columns, ghosts, first, halo, edge_weights, vertex_weights)
@@ -163,8 +167,7 @@ def _pairs_of_equal_keys(keys: np.ndarray):
 def dual_graph(comm, cells: np.ndarray, cell_type: str, n_nodes: int) -> Graph:
     """The distributed dual graph of cells held in contiguous blocks (collective)."""
     n = len(cells)
-    counts = np.array(comm.allgather(n), dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(counts)])
+    starts = _rank_starts(comm, n)
     first = int(starts[comm.rank])
     keys, nf, shift = _facet_keys(cells, cell_type, n_nodes)
     a, b, lone, lone_keys = _pairs_of_equal_keys(keys)
@@ -305,12 +308,11 @@ def rcb(points: np.ndarray, n_parts: int, weights: np.ndarray | None = None) -> 
 
 def _gather_rows(comm, rows: np.ndarray):
     """Rows (n_r, width) of every rank, concatenated in rank order on rank 0."""
-    counts = np.array(comm.gather(rows.size, root=0) if comm.size > 1 else [rows.size])
-    mpitype = MPI.INT64_T if rows.dtype == np.int64 else MPI.DOUBLE
+    counts = np.array(comm.gather(rows.size, root=0))
+    mpitype = _MPI_TYPES[rows.dtype]
     if comm.rank == 0:
         out = np.empty((int(counts.sum()) // max(rows.shape[1], 1), rows.shape[1]), dtype=rows.dtype)
-        displs = np.concatenate([[0], np.cumsum(counts[:-1])])
-        comm.Gatherv([np.ascontiguousarray(rows), mpitype], [out, (counts, displs), mpitype], root=0)
+        comm.Gatherv([np.ascontiguousarray(rows), mpitype], [out, (counts, _displacements(counts)), mpitype], root=0)
         return out
     comm.Gatherv([np.ascontiguousarray(rows), mpitype], None, root=0)
     return None
@@ -329,8 +331,7 @@ def initial_partition(comm, graph: Graph, n_parts: int, use_metis: bool, centroi
     if comm.rank == 0 and use_metis:
         import pymetis
 
-        xadj = np.zeros(len(weights) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(edges[:, 0], minlength=len(weights)), out=xadj[1:])
+        xadj = _offsets(np.bincount(edges[:, 0], minlength=len(weights)))
         _, membership = pymetis.part_graph(n_parts, adjacency=pymetis.CSRAdjacency(xadj, edges[:, 1]),
                                            vweights=weights, eweights=edges[:, 2])
         parts, method = np.asarray(membership, dtype=np.int64), "metis"
@@ -344,8 +345,7 @@ def initial_partition(comm, graph: Graph, n_parts: int, use_metis: bool, centroi
     local = np.empty(graph.n, dtype=np.int64)
     if comm.rank == 0:
         counts = np.array(counts, dtype=np.int64)
-        displs = np.concatenate([[0], np.cumsum(counts[:-1])])
-        comm.Scatterv([parts, (counts, displs), MPI.INT64_T], [local, MPI.INT64_T], root=0)
+        comm.Scatterv([parts, (counts, _displacements(counts)), MPI.INT64_T], [local, MPI.INT64_T], root=0)
     else:
         comm.Scatterv(None, [local, MPI.INT64_T], root=0)
     return local, method
