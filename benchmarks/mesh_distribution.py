@@ -21,8 +21,8 @@ import numpy as np
 from mpi4py import MPI
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from solver.meshfile import distributed_mesh  # noqa: E402
-from solver.structured import _SPLITS  # noqa: E402
+from solver.mesh.files import distributed_mesh  # noqa: E402
+from solver.mesh.structured import SPLITS  # noqa: E402
 
 
 def write_box(path: Path, n: int, seed: int = 0) -> int:
@@ -35,7 +35,7 @@ def write_box(path: Path, n: int, seed: int = 0) -> int:
     ci, cj, ck = [a.ravel(order="F") for a in np.meshgrid(c, c, c, indexing="ij")]
     offs = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [1, 1, 1], [0, 1, 1]])
     hexes = np.stack([(ci + o[0]) + (n + 1) * ((cj + o[1]) + (n + 1) * (ck + o[2])) for o in offs], axis=1)
-    tets = hexes[:, _SPLITS["tetrahedron"]].reshape(-1, 4)
+    tets = hexes[:, SPLITS["tetrahedron"]].reshape(-1, 4)
     tets = tets[np.random.default_rng(seed).permutation(len(tets))]
     mesh = meshio.Mesh(points, [("tetra", tets)], cell_data={"gmsh:physical": [np.ones(len(tets), dtype=int)],
                                                              "gmsh:geometrical": [np.ones(len(tets), dtype=int)]},
@@ -48,11 +48,11 @@ def whole_graph_metis_cut(path: str, n_parts: int) -> int:
     """Edge cut of METIS on the whole dual graph, built on one process (the serial reference)."""
     import pymetis
 
-    from solver.meshfile import read
-    from solver.partition import dual_graph
+    from solver.mesh.files import read
+    from solver.mesh.partition import dual_graph
 
     data = read(path)
-    graph = dual_graph(MPI.COMM_SELF, data["cells"], data["cell_type"], len(data["points"]))
+    graph = dual_graph(MPI.COMM_SELF, data.cells, data.cell_type, len(data.points))
     cut, _ = pymetis.part_graph(n_parts, adjacency=pymetis.CSRAdjacency(graph.xadj, graph.columns))
     return int(cut)
 
@@ -88,7 +88,7 @@ def main():
     peaks = comm.gather(rss_mb(), root=0)
     bases = comm.gather(baseline, root=0)
     if comm.rank == 0:
-        info = mesh.info
+        info = mesh.partition.as_dict()
         mesh_mb = info["mesh_bytes"] / 2**20
         result = {
             "ranks": comm.size, "cells": mesh.n_global_cells, "nodes": mesh.n_global_nodes,

@@ -10,7 +10,7 @@ import argparse
 
 from mpi4py import MPI
 
-from solver.bench import simulation
+from solver.post.bench import simulation
 
 
 def main():

@@ -1,7 +1,7 @@
-from solver import early_signals
+from solver.app import signals
 
-early_signals.defer()  # before the imports and MPI start-up, which take a while
+signals.defer()  # before the imports and MPI start-up, which take a while
 
-from solver.cli import main  # noqa: E402
+from solver.app.cli import main  # noqa: E402
 
 raise SystemExit(main())

@@ -9,7 +9,6 @@ Exit statuses (documented in the README):
      continue with --restart latest (75 is EX_TEMPFAIL: "try again later")
 """
 
-EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_INPUT = 2
 EXIT_NUMERICAL = 3

@@ -6,8 +6,8 @@ import numpy as np
 from _guard import run
 from mpi4py import MPI
 
-from solver.config import load_case
-from solver.simulation import Simulation
+from solver.case.load import load_case
+from solver.heat.simulation import Simulation
 
 CASE = """
 [mesh]

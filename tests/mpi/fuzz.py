@@ -17,8 +17,8 @@ from _guard import run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from solver.cli import main as solver_main
-from solver.config import BOUNDARY_SCHEMA, SCHEMA
+from solver.app.cli import main as solver_main
+from solver.case.schema import BOUNDARY_SCHEMA, SCHEMA
 
 BASE = {"mesh": {"nx": 3, "ny": 2}, "material": {"k": 1.0, "rho": 1.0, "c": 1.0},
         "boundary": {"left": {"type": "dirichlet", "value": 1.0}},

@@ -8,7 +8,7 @@ import sys
 
 from _guard import run
 
-from solver.config import load_case
+from solver.case.load import load_case
 from solver.errors import CaseError
 
 CASE = """

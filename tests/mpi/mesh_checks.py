@@ -10,10 +10,10 @@ from mpi4py import MPI
 
 from pathlib import Path
 
-from solver.assembly import Assembler
-from solver.meshfile import distributed_mesh
-from solver.exchange import BlockRedistributor
-from solver.structured import structured_mesh
+from solver.fem.assembly import Assembler
+from solver.mesh.files import distributed_mesh
+from solver.parallel.blocks import BlockRedistributor
+from solver.mesh.structured import structured_mesh
 
 CASES = [("triangle", (7, 5)), ("quadrilateral", (9, 4)),
          ("tetrahedron", (4, 3, 5)), ("hexahedron", (5, 4, 3))]

@@ -8,7 +8,7 @@ import sys
 
 from _guard import run
 
-from solver.verification import Manufactured, errors, mms_case, orders, solve
+from solver.post.verify import Manufactured, errors, mms_case, orders, solve
 
 
 def main(comm):
@@ -23,7 +23,7 @@ def main(comm):
         imbalance.append(sim.balance.relative)
     hs = [2.0 ** -i for i in range(len(files))]
     return {"l2": l2, "h1": h1, "l2_orders": orders(hs, l2), "h1_orders": orders(hs, h1), "imbalance": imbalance,
-            "partition": sim.mesh.info}
+            "partition": sim.mesh.partition.as_dict()}
 
 
 run(main)

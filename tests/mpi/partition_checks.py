@@ -16,10 +16,10 @@ import numpy as np
 from _guard import run
 from mpi4py import MPI
 
-from solver import partition as P
-from solver.elements import CELLS
-from solver.exchange import block_starts
-from solver.structured import _SPLITS
+from solver.mesh import partition as P
+from solver.mesh.cells import CELLS
+from solver.parallel.routing import block_starts
+from solver.mesh.structured import SPLITS
 
 
 def box(cell_type: str, n: int, seed: int = 1):
@@ -32,11 +32,11 @@ def box(cell_type: str, n: int, seed: int = 1):
     if dim == 2:
         offs = [(0, 0), (1, 0), (1, 1), (0, 1)]
         quads = np.stack([(c[0] + o[0]) + (n + 1) * (c[1] + o[1]) for o in offs], axis=1)
-        cells = quads if cell_type == "quadrilateral" else quads[:, _SPLITS["triangle"]].reshape(-1, 3)
+        cells = quads if cell_type == "quadrilateral" else quads[:, SPLITS["triangle"]].reshape(-1, 3)
     else:
         offs = [(0, 0, 0), (1, 0, 0), (1, 1, 0), (0, 1, 0), (0, 0, 1), (1, 0, 1), (1, 1, 1), (0, 1, 1)]
         hexes = np.stack([(c[0] + o[0]) + (n + 1) * ((c[1] + o[1]) + (n + 1) * (c[2] + o[2])) for o in offs], axis=1)
-        cells = hexes if cell_type == "hexahedron" else hexes[:, _SPLITS["tetrahedron"]].reshape(-1, 4)
+        cells = hexes if cell_type == "hexahedron" else hexes[:, SPLITS["tetrahedron"]].reshape(-1, 4)
     return points, cells[np.random.default_rng(seed).permutation(len(cells))]
 
 

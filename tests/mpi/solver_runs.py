@@ -9,7 +9,7 @@ import sys
 
 from _guard import run
 
-from solver.cli import main as solver_main
+from solver.app.cli import main as solver_main
 
 
 def main(comm):

@@ -1,0 +1,176 @@
+"""Command line: ``mpirun -n N python -m solver [case.toml] [--set section.key=value ...]``.
+
+Errors are handled here, once, for every rank:
+
+* :class:`SolverExit` errors (bad input, no convergence) are raised on every rank at the
+  same point; rank 0 prints one line and every rank exits with the documented status.
+  If the other ranks do not arrive within a few seconds, the run is aborted instead.
+* Any other exception is a failure of this rank alone: it prints its rank and message
+  and aborts the communicator, so the other ranks never hang.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from importlib import resources
+from pathlib import Path
+
+from solver import __version__
+from solver.app.launcher import launched_by_mpi, relaunch
+from solver.case.arguments import ArgumentParser
+from solver.errors import EXIT_INTERNAL, EXIT_STOPPED, CaseError, SolverExit
+
+AGREE_TIMEOUT = 10.0  # seconds to wait for the other ranks to report the same error
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog="python -m solver",
+                description="Parallel finite-element heat diffusion. Run under MPI: "
+                            "mpirun -n 4 python -m solver inputs/plate.toml. "
+                            "Other commands: verify, info, plot, probe, export (python -m solver COMMAND --help)")
+    p.add_argument("case", nargs="?", help="TOML case file (default: a small built-in 2D plate)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a case-file key, e.g. --set mesh.nx=64 (repeatable)")
+    p.add_argument("--restart", metavar="CHECKPOINT",
+                   help="continue from a checkpoint file, or 'latest' (this case's newest), on any number of ranks")
+    p.add_argument("--force", action="store_true", help="restart even from a checkpoint of a different case")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of an earlier run of this case (kept as .bak)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="resolve the case and print DOFs, memory per rank, the stable explicit dt and the output "
+                        "size, then stop (nothing is solved or written)")
+    p.add_argument("--quiet", action="store_true", help="print only warnings and errors")
+    p.add_argument("--verbose", action="store_true", help="print tracebacks of internal errors")
+    p.add_argument("--version", action="version", version=f"solver {__version__}")
+    return p
+
+
+def read_case_text(comm, path: str | None) -> tuple[str, str, str]:
+    """(text, source name for messages, default case name); rank 0 reads, all ranks receive."""
+    from solver.case.load import read_text
+    from solver.parallel.collective import on_root
+
+    if path is None:
+        text = resources.files("solver").joinpath("default_case.toml").read_text()
+        return text, "<built-in default case>", "default"
+    text = on_root(comm, lambda: read_text(path), CaseError)
+    return text, path, Path(path).stem
+
+
+def build_verify_parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog="python -m solver verify",
+                description="Manufactured-solution convergence study: prints L2/H1 errors and observed "
+                            "orders in space and time; exits 1 when an order misses its theory by > 0.2.")
+    p.add_argument("--dim", type=int, choices=(2, 3), help="only 2D or only 3D (default: both)")
+    p.add_argument("--element", action="append", choices=("triangle", "quadrilateral", "tetrahedron", "hexahedron"),
+                   help="only this cell type (repeatable)")
+    p.add_argument("--levels", type=int, nargs="+", metavar="N", help="cells per side of the meshes (default "
+                   "8 16 32 in 2D, 4 8 16 in 3D)")
+    return p
+
+
+def verify(argv, comm) -> int:
+    from solver.post.verify import verify_command
+
+    return verify_command(build_verify_parser().parse_args(argv), comm)
+
+
+def _postprocess(name):
+    def command(argv, comm):
+        from solver.post import commands
+
+        return commands.COMMANDS[name](argv, comm)
+    return command
+
+
+def bench(argv, comm) -> int:
+    from solver.post.bench import bench_command
+
+    return bench_command(argv, comm)
+
+
+COMMANDS = {"verify": verify, "bench": bench,
+            **{name: _postprocess(name) for name in ("info", "plot", "probe", "export")}}
+
+
+def run_command(args, comm) -> int:
+    from solver.app.launcher import check_launch
+    from solver.app.run import dry_run, run
+    from solver.case.load import load_case
+
+    check_launch(comm)
+    text, source, stem = read_case_text(comm, args.case)
+    case = load_case(text, source, args.set, default_name=stem)
+    if args.dry_run:
+        dry_run(case, comm)
+        return 0
+    result = run(case, comm, quiet=args.quiet, restart=args.restart, force=args.force, overwrite=args.overwrite)
+    return EXIT_STOPPED if result.stopped else 0
+
+
+def bench_ranks(argv) -> int:
+    """``--ranks N`` of the bench command, else the cores of this machine."""
+    for i, arg in enumerate(argv):
+        if arg == "--ranks" and i + 1 < len(argv) and argv[i + 1].isdigit():
+            return int(argv[i + 1])
+        if arg.startswith("--ranks=") and arg[8:].isdigit():
+            return int(arg[8:])
+    return os.cpu_count() or 1
+
+
+def main(argv=None) -> int:
+    verbose = "--verbose" in (argv if argv is not None else sys.argv[1:])
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"] and bench_ranks(argv) > 1 and not launched_by_mpi():
+        return relaunch(argv, bench_ranks(argv))
+
+    from mpi4py import MPI
+
+    from solver.app import log as logs
+
+    comm = MPI.COMM_WORLD
+    try:
+        if argv and argv[0] in COMMANDS:
+            from solver.app import signals
+
+            signals.release()  # only a run turns SIGTERM/SIGUSR1 into a graceful stop
+            logs.setup(comm)
+            return COMMANDS[argv[0]](argv[1:], comm)
+        args = build_parser().parse_args(argv)
+        logs.setup(comm, quiet=args.quiet)
+        return run_command(args, comm)
+    except SolverExit as exc:
+        from solver.parallel.collective import all_arrived
+
+        if not all_arrived(comm, AGREE_TIMEOUT):
+            _print_error(comm.rank, f"error: {exc}", per_rank=True)
+            comm.Abort(exc.exit_status)
+        if comm.rank == 0:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_status
+    except SystemExit as exc:  # --help, --version
+        return int(exc.code or 0)
+    except BaseException as exc:  # noqa: BLE001 - one rank failed: never let the others hang
+        detail = traceback.format_exc() if verbose else f"{type(exc).__name__}: {exc}"
+        _print_error(comm.rank, f"internal error: {detail.rstrip()}", per_rank=True)
+        if comm.size > 1:
+            comm.Abort(EXIT_INTERNAL)
+        return EXIT_INTERNAL
+
+
+def _print_error(rank: int, message: str, per_rank: bool) -> None:
+    prefix = f"rank {rank}: " if per_rank else ""
+    print(prefix + message, file=sys.stderr, flush=True)
+    if os.environ.get("SOLVER_DEBUG"):
+        traceback.print_exc()
+
+
+def main_exit() -> None:
+    """Console-script entry point (``heat-solver``)."""
+    from solver.app import signals
+
+    signals.defer()
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Faults injected by the tests, and only by them, through environment variables:
+
+* ``SOLVER_TEST_FAIL``, ``SOLVER_TEST_NAN``, ``SOLVER_TEST_HANG`` = ``"rank:step"``: after that
+  step, that rank raises an internal error, puts a NaN in its solution, or hangs;
+* ``SOLVER_TEST_STEP_DELAY`` = seconds: every step takes that much longer (to signal a run mid-way);
+* ``SOLVER_TEST_CHECKPOINT_DELAY`` = seconds: a checkpoint stays unfinished that long before it
+  is closed (to kill a run while it writes one).
+
+Unset, they cost nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+
+class TestFaults:
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, rank: int, environ=os.environ):
+        self.rank = rank
+        self.by_step: dict[int, str] = {}
+        for kind in ("fail", "nan", "hang"):
+            spec = environ.get(f"SOLVER_TEST_{kind.upper()}")
+            if spec:
+                r, step = (int(v) for v in spec.split(":"))
+                if r == rank:
+                    self.by_step[step] = kind
+        self.step_delay = float(environ.get("SOLVER_TEST_STEP_DELAY", "0"))
+        self.checkpoint_delay = float(environ.get("SOLVER_TEST_CHECKPOINT_DELAY", "0"))
+
+    def after_step(self, step: int, u: np.ndarray) -> None:
+        """Slow the step down, or inject this step's fault."""
+        if self.step_delay:
+            time.sleep(self.step_delay)
+        fault = self.by_step.get(step)
+        if fault == "fail":
+            raise RuntimeError(f"injected failure on rank {self.rank} at step {step} (tests)")
+        if fault == "nan":
+            u[0] = np.nan
+        if fault == "hang":
+            time.sleep(3600)
+
+    def before_checkpoint_close(self) -> None:
+        if self.checkpoint_delay:  # widen the window in which a crash hits an unfinished checkpoint
+            time.sleep(self.checkpoint_delay)

@@ -1,0 +1,43 @@
+"""How this process was started: under an MPI launcher (mpirun, mpiexec, srun) or not, and
+whether mpi4py agrees with the launcher. One list of the launchers' environment variables."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+from solver.errors import CaseError
+
+SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")  # number of processes
+RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")
+
+
+def launched_by_mpi() -> bool:
+    """True when an MPI launcher started this process (before MPI is initialised)."""
+    return any(v in os.environ for v in SIZE_VARIABLES + RANK_VARIABLES)
+
+
+def check_launch(comm) -> None:
+    """An mpirun of N processes whose mpi4py sees 1 rank: mpi4py built for another MPI."""
+    for var in SIZE_VARIABLES:
+        value = os.environ.get(var)
+        if value and value.isdigit() and int(value) > 1 and comm.size == 1:
+            raise CaseError(f"launched as {value} processes ({var}) but mpi4py sees 1 rank: mpi4py was built "
+                            f"for another MPI than this mpirun; reinstall it (pip install --no-binary=mpi4py "
+                            f"mpi4py) or use the mpirun that matches it")
+
+
+def relaunch(argv, ranks: int) -> int:
+    """Run ``python -m solver argv`` under ``mpirun -n ranks`` (before MPI is initialised in this
+    process); returns its exit status."""
+    launcher = shutil.which("mpirun") or shutil.which("mpiexec")
+    if launcher is None:
+        print(f"{argv[0]}: mpirun not found; use --ranks 1, or start it with your launcher", file=sys.stderr)
+        return 2
+    env = {**os.environ, "OMPI_MCA_rmaps_base_oversubscribe": "1", "OMPI_MCA_mpi_yield_when_idle": "1"}
+    if os.geteuid() == 0:
+        env.update({"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"})
+    cmd = [launcher, "-n", str(ranks), sys.executable, "-m", "solver", *argv]
+    return subprocess.run(cmd, env=env).returncode

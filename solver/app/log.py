@@ -1,0 +1,140 @@
+"""Rank-aware logging through the standard :mod:`logging` module, and the progress display.
+
+* The ``solver`` logger: modules log to ``logging.getLogger(__name__)``. Messages that every rank
+  logs alike are printed once, by rank 0: INFO to stdout (silenced by ``--quiet``), WARNING and
+  above to stderr.
+* A warning that only some ranks see is logged with ``extra=LOCAL``: it reaches stderr from
+  whichever rank logs it, prefixed with its rank.
+* :func:`attach_file`: the run's log file (rank 0), every message with a timestamp and its level,
+  progress lines included.
+* :class:`Progress`: on a terminal a bar redrawn in place, otherwise a plain line every few
+  percent (batch jobs, pipes).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from solver.app.launcher import launched_by_mpi
+
+LOGGER = "solver"
+LOCAL = {"local": True}  # extra= for a warning of this rank only
+PROGRESS = {"progress": True}  # extra= for a progress line (log file only)
+class _Console(logging.Handler):
+    """Rank 0: INFO to ``stream`` (unless quiet), WARNING and above to stderr; other ranks: their
+    local warnings only. Ends a progress bar's line before printing."""
+
+    def __init__(self, rank: int, quiet: bool, stream):
+        super().__init__(logging.DEBUG)
+        self.rank, self.quiet, self.stream = rank, quiet, stream
+        self.bar_drawn = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "progress", False):
+            return
+        local = getattr(record, "local", False)
+        if self.rank != 0 and not (local and record.levelno >= logging.WARNING):
+            return
+        warning = record.levelno >= logging.WARNING
+        if self.quiet and not warning:
+            return
+        if self.bar_drawn:
+            print(file=self.stream)
+            self.bar_drawn = False
+        message = record.getMessage()
+        if self.rank != 0:
+            message = f"rank {self.rank}: {message}"
+        print(message, file=sys.stderr if warning else self.stream, flush=True)
+
+
+_console: _Console | None = None
+_file: logging.Handler | None = None
+
+
+def setup(comm, quiet: bool = False, stream=None) -> logging.Logger:
+    """(Re)configure the ``solver`` logger for this rank; returns it."""
+    global _console
+    logger = logging.getLogger(LOGGER)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    if _console is not None:
+        logger.removeHandler(_console)
+    _console = _Console(comm.rank, quiet, stream or sys.stdout)
+    logger.addHandler(_console)
+    return logger
+
+
+def attach_file(path: Path, rank: int) -> None:
+    """Log to ``path`` too (rank 0; appended: a restarted run continues its log)."""
+    global _file
+    detach_file()
+    if rank == 0:
+        _file = logging.FileHandler(path, mode="a", encoding="utf-8")
+        _file.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        logging.getLogger(LOGGER).addHandler(_file)
+
+
+def detach_file() -> None:
+    global _file
+    if _file is not None:
+        logging.getLogger(LOGGER).removeHandler(_file)
+        _file.close()
+        _file = None
+
+
+def _is_terminal(stream) -> bool:
+    """True when progress should be drawn in place. Under mpirun the ranks' stdout is a
+    pseudo-terminal even when mpirun's own output goes to a file or pipe, so ask what the
+    launcher's stdout is (Linux /proc); when unknown, assume not a terminal."""
+    if not (hasattr(stream, "isatty") and stream.isatty()):
+        return False
+    if not launched_by_mpi():
+        return True
+    try:
+        target = os.readlink(f"/proc/{os.getppid()}/fd/1")
+    except OSError:
+        return False
+    return target.startswith(("/dev/pts/", "/dev/tty"))
+
+
+def hms(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class Progress:
+    """Progress of a time loop on rank 0: a bar with ETA on a terminal, else a plain line when
+    ``periodic``; periodic lines also go to the log file."""
+
+    def __init__(self, comm, quiet: bool = False):
+        self.root, self.quiet = comm.rank == 0, quiet
+        self.stream = _console.stream if _console is not None else sys.stdout
+        self.tty = self.root and _is_terminal(self.stream)
+        self.log = logging.getLogger(LOGGER)
+
+    def __call__(self, step: int, n_steps: int, t: float, iterations: int, residual: float, imbalance: float,
+                 elapsed: float, periodic: bool) -> None:
+        if not self.root:
+            return
+        eta = elapsed / max(step, 1) * (n_steps - step)
+        line = (f"step {step:6d}/{n_steps}  t = {t:.6g}  iterations {iterations:4d}  residual {residual:.2e}  "
+                f"heat imbalance {imbalance:.1e}  elapsed {hms(elapsed)}  ETA {hms(eta)}")
+        if periodic:
+            self.log.info(line, extra=PROGRESS)
+        if self.quiet:
+            return
+        if self.tty:
+            width = 30
+            done = int(width * step / max(n_steps, 1))
+            bar = "#" * done + "-" * (width - done)
+            print(f"\r[{bar}] {100 * step / max(n_steps, 1):5.1f}%  t = {t:.4g}  it {iterations:3d}  "
+                  f"elapsed {hms(elapsed)}  ETA {hms(eta)} ", end="", file=self.stream, flush=True)
+            if _console is not None:
+                _console.bar_drawn = step < n_steps
+            if step == n_steps:
+                print(file=self.stream)
+        elif periodic:
+            print(line, file=self.stream, flush=True)

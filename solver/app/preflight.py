@@ -1,0 +1,174 @@
+"""Checks before any work: the output directory (writable, enough space, not in use by another
+run, no result overwritten silently), the memory and the split of a structured mesh. All run on
+rank 0 and reach every rank through ``on_root``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+from pathlib import Path
+
+from solver.case.records import MeshSpec, StructuredMeshSpec
+from solver.errors import CaseError
+from solver.mesh.structured import split
+from solver.parallel.collective import on_root
+
+log = logging.getLogger(__name__)
+
+LOCK = ".solver.lock"
+# Bytes per node a run needs on its ranks, all arrays and factors included (measured: 2D P1
+# block-Jacobi LU ~ 0.6 KiB; 3D is dominated by the LU fill, hence the larger figure).
+BYTES_PER_NODE = {2: 1200, 3: 6000}
+
+
+def memory_available() -> int | None:
+    """MemAvailable from /proc/meminfo in bytes (None where unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_memory(comm, source: str, mesh: MeshSpec) -> None:
+    """Refuse a structured mesh that would not fit in this machine's memory, before allocating."""
+    if not isinstance(mesh, StructuredMeshSpec):
+        return
+    dims = mesh.n
+    nodes = 1
+    for n in dims:
+        nodes *= n + 1
+    need = nodes * BYTES_PER_NODE[len(dims)]
+    have = on_root(comm, memory_available)
+    if have is not None and need > have:
+        cells = " x ".join(str(n) for n in dims)
+        raise CaseError(f"{source}: mesh {cells} ({nodes:.3g} nodes) needs about {need / 2**30:.1f} GiB in all, "
+                        f"this machine has {have / 2**30:.1f} GiB available; use a coarser mesh or more nodes")
+
+
+def check_split(comm, mesh: MeshSpec) -> None:
+    """Refuse a structured mesh with fewer cells along a direction than ranks there."""
+    if isinstance(mesh, StructuredMeshSpec):
+        split(comm.size, mesh.n)
+
+
+def estimate_output_bytes(n_nodes: int, n_cells: int, nodes_per_cell: int, gdim: int, snapshots: int) -> int:
+    return 8 * (n_nodes * gdim + n_cells * nodes_per_cell + n_nodes * (snapshots + 2)) + 65536
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs on this host (a zombie left unreaped by a container's init counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+class OutputGuard:
+    """Rank 0's checks and lock on a results directory."""
+
+    def __init__(self, directory: Path, name: str):
+        self.directory = Path(directory)
+        self.name = name
+        self.lock = self.directory / LOCK
+        self.owned = False
+
+    def acquire(self, overwrite: bool, restart: bool, needed_bytes: int) -> None:
+        d = self.directory
+        self.created = []  # folders this run makes, to remove again if it leaves them empty
+        for p in (d, *d.parents):
+            try:
+                if p.exists():
+                    break
+            except OSError:
+                break
+            self.created.append(p)
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CaseError(f"{d}: cannot create the output directory ({exc.strerror})") from None
+        if not os.access(d, os.W_OK | os.X_OK):
+            raise CaseError(f"{d}: output directory is not writable")
+        self.check_space(needed_bytes)
+        self._lock()
+        h5 = d / f"{self.name}.h5"
+        if h5.exists() and not restart:
+            if not overwrite:
+                self.release()
+                raise CaseError(f"{h5}: results of an earlier run exist; use --overwrite to replace them "
+                                f"(they are kept as {h5.name}.bak), --restart latest to continue, or another "
+                                f"output.name")
+            for suffix in (".h5", ".xdmf"):
+                old = d / f"{self.name}{suffix}"
+                if old.exists():
+                    os.replace(old, old.with_name(old.name + ".bak"))
+            log.info(f"moved the earlier results to {h5.name}.bak")
+
+    def check_space(self, needed_bytes: int) -> None:
+        free = shutil.disk_usage(self.directory).free
+        if needed_bytes > free:
+            self.release()
+            raise CaseError(f"{self.directory}: the results need about {needed_bytes / 2**20:.0f} MiB, only "
+                            f"{free / 2**20:.0f} MiB free on that disk")
+
+    def _lock(self) -> None:
+        me = f"{socket.gethostname()} {os.getpid()}"
+        for _ in range(2):
+            try:
+                fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    host, pid = self.lock.read_text().split()[:2]
+                except (OSError, ValueError):
+                    host, pid = "?", "0"
+                if host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid)):
+                    log.info(f"removing a stale lock of process {pid} (no longer running) on {self.directory}")
+                    self.lock.unlink(missing_ok=True)
+                    continue
+                raise CaseError(f"{self.directory}: in use by another run (lock {self.lock} held by process {pid} "
+                                f"on {host}); wait for it, or delete the lock file if that run is gone") from None
+            with os.fdopen(fd, "w") as f:
+                f.write(me + "\n")
+            self.owned = True
+            return
+        raise CaseError(f"{self.directory}: could not take the lock {self.lock}")
+
+    def release(self) -> None:
+        if self.owned:
+            self.lock.unlink(missing_ok=True)
+            self.owned = False
+        for folder in getattr(self, "created", []):  # innermost first: only what we made, only if empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        self.created = []
+
+
+def guard_output(comm, directory: Path, name: str, overwrite: bool, restart: bool):
+    """All ranks: rank 0 checks and locks ``directory``; returns the guard (rank 0) or None."""
+    guard = OutputGuard(directory, name) if comm.rank == 0 else None
+
+    def acquire():
+        guard.acquire(overwrite, restart, 0)
+        return True
+    on_root(comm, acquire, CaseError)
+    return guard
+
+
+def check_space(comm, guard: OutputGuard | None, needed: int) -> None:
+    """All ranks: rank 0 checks the free space for ``needed`` bytes of results."""
+    on_root(comm, lambda: guard.check_space(needed), CaseError)

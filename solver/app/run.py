@@ -1,0 +1,310 @@
+"""One run of a case: pre-flight checks, the simulation, the time loop with its output,
+checkpoints, probes, graceful stops and health checks, and the summary."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from mpi4py import MPI
+
+from solver import __version__
+from solver.app import log as logs
+from solver.app.control import RunControl
+from solver.app.faults import TestFaults
+from solver.app.preflight import (BYTES_PER_NODE, check_memory, check_space, check_split, estimate_output_bytes,
+                                  guard_output)
+from solver.case.load import Case, check_against_mesh
+from solver.errors import CaseError, NumericalError, SolverExit
+from solver.heat.problem import HeatProblem
+from solver.heat.simulation import Simulation
+from solver.heat.stepping import auto_steps, stable_explicit_dt
+from solver.io import checkpoint
+from solver.io.probes import Probes
+from solver.io.results_file import ResultsFile
+from solver.mesh.build import create_mesh
+from solver.parallel.collective import max_over_ranks, on_root
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    h5_path: Path
+    xdmf_path: Path
+    n_dofs: int
+    ranks: int
+    steps: int
+    iterations: int
+    timings: dict = field(default_factory=dict)
+    stopped: bool = False
+    checkpoint: Path | None = None
+    restarted_from: Path | None = None
+
+
+def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, restart: str | None = None, force: bool = False,
+        overwrite: bool = False) -> RunResult:
+    """Run a case to t_end (or to a graceful stop), writing results and checkpoints."""
+    wall_start = MPI.Wtime()
+    check_memory(comm, case.source, case.mesh)
+    check_split(comm, case.mesh)
+    directory = Path(case.output.directory) / case.name
+    guard = guard_output(comm, directory, case.name, overwrite, restart is not None)
+    try:
+        logs.attach_file(directory / f"{case.name}.log", comm.rank)
+        log.info(f"solver {__version__}: {case.source} on {comm.size} ranks"
+                 + (f" (restart from {restart})" if restart else ""))
+        return _run(case, comm, quiet, restart, force, guard, directory, wall_start)
+    finally:
+        logs.detach_file()
+        if guard is not None:
+            guard.release()
+
+
+def _run(case, comm, quiet, restart, force, guard, directory, wall_start) -> RunResult:
+    sim = Simulation(case, comm)
+    mesh, timers = sim.mesh, sim.timers
+    info = mesh.summary()
+    log.info(f"mesh: {info['nodes']} nodes, {info['cells']} {mesh.cell_type} cells on {comm.size} ranks "
+             f"(owned nodes per rank {info['owned_nodes_min']}..{info['owned_nodes_max']})")
+    if mesh.partition is not None:
+        q = mesh.partition
+        log.info(f"partition: {q.partitioner}, edge cut {q.edge_cut} facets, "
+                 f"owned-node imbalance {q.owned_nodes_imbalance:.3f} (max/mean)")
+
+    out = case.output
+    snapshots = 2 + (sim.n_steps // out.every if sim.n_steps else 0)
+    needed = estimate_output_bytes(mesh.n_global_nodes, mesh.n_global_cells, mesh.reference.n_nodes, mesh.dim,
+                                   snapshots) + 2 * 8 * mesh.n_global_nodes * case.checkpoint.keep
+    check_space(comm, guard, needed)
+    results, probes = None, None
+    try:
+        resume = _find_restart(restart, directory, mesh, case, force) if restart else None
+        with timers("output"):
+            attrs = {"case": checkpoint.case_text(case.values), "case_file_text": case.text,
+                     "case_source": case.source, "overrides": "\n".join(case.overrides)}
+            results = ResultsFile(directory, case.name, mesh, attrs, out.driver,
+                                  continue_after=None if resume is None else resume.snapshots)
+            if resume is not None:
+                state = checkpoint.read_state(resume.path, mesh, results.nodes, resume.attrs.datasets,
+                                              lambda p: results.open_block_file(p, "r"))
+                a = resume.attrs
+                sim.restore(state, a.step, a.iterations, a.balance_terms, a.balance_energy_start, a.balance_inflow)
+            elif not case.steady:
+                results.write(sim.u, 0.0, 0, sim.balance)
+            if out.probes:
+                probes = Probes(mesh, out.probes)
+                results.init_probes(probes.points, None if resume is None else sim.t)
+                if resume is None and not case.steady:
+                    probes.record(sim.u, 0.0)
+        stopped, last_checkpoint = _time_loop(sim, case, results, probes, directory, quiet)
+    except SolverExit:
+        if results is not None:  # every rank raised it: close collectively, keeping what was written
+            _flush_probes(probes, results)
+            results.close({"complete": False})
+        raise
+
+    _flush_probes(probes, results)
+    timings = max_over_ranks(comm, timers.seconds | {"total": MPI.Wtime() - wall_start})
+    results.close({f"wall_time_{k}": v for k, v in timings.items()} |
+                  {"steps": sim.step_index, "dt": sim.dt, "linear_iterations": sim.iterations,
+                   "complete": not stopped} |
+                  {f"balance_{k}": v for k, v in sim.balance.as_dict().items()})
+    result = RunResult(results.h5_path, results.xdmf_path, mesh.n_global_nodes, comm.size, sim.step_index,
+                       sim.iterations, timings, stopped, last_checkpoint,
+                       None if resume is None else resume.path)
+    log.info(summary(result, case))
+    if last_checkpoint is not None:
+        how = "to continue" if stopped else "to extend the run (with a larger time.t_end)"
+        source = "" if case.source.startswith("<") else f" {case.source}"
+        (log.warning if stopped else log.info)(
+            f"checkpoint: {last_checkpoint} (step {sim.step_index}); {how}: "
+            f"mpirun -n N python -m solver{source} --restart latest")
+    return result
+
+
+def dry_run(case: Case, comm=MPI.COMM_WORLD) -> dict:
+    """Resolve the case, build the mesh and matrices, and report sizes; no solve, no files."""
+    check_memory(comm, case.source, case.mesh)
+    check_split(comm, case.mesh)
+    mesh = create_mesh(comm, case.mesh)
+    check_against_mesh(case, mesh)
+    problem = HeatProblem(mesh, case.physics)
+    dt_limit = stable_explicit_dt(problem)
+    t = case.time
+    if case.steady:
+        steps = 0
+    elif t.dt == "auto":
+        steps = auto_steps(t.t_end, dt_limit)
+    else:
+        steps = int(round(t.t_end / t.dt))
+    snapshots = 1 + (steps // case.output.every if steps else 0) + 1
+    out_bytes = estimate_output_bytes(mesh.n_global_nodes, mesh.n_global_cells, mesh.reference.n_nodes, mesh.dim,
+                                      snapshots)
+    per_rank = BYTES_PER_NODE[mesh.dim] * mesh.n_global_nodes / comm.size
+    info = {"dofs": mesh.n_global_nodes, "cells": mesh.n_global_cells, "ranks": comm.size,
+            "memory_per_rank_bytes": per_rank, "stable_explicit_dt": dt_limit, "steps": steps,
+            "output_bytes": out_bytes}
+    directory = Path(case.output.directory) / case.name
+    log.info(f"case: {case.source} ({case.name}), {t.scheme}")
+    log.info(f"mesh: {mesh.n_global_nodes} DOFs, {mesh.n_global_cells} {mesh.cell_type} cells on {comm.size} ranks")
+    log.info(f"memory: about {per_rank / 2**20:.1f} MiB per rank (estimate)")
+    log.info(f"explicit-euler stable time step: {dt_limit:.6g} s"
+             + ("" if case.steady else f"; this case: dt = {t.dt}, {steps} steps"))
+    log.info(f"output: about {out_bytes / 2**20:.1f} MiB in {directory} ({snapshots} snapshots)")
+    log.info("dry run: nothing solved, nothing written")
+    return info
+
+
+def _flush_probes(probes: Probes | None, results: ResultsFile) -> None:
+    if probes is not None:
+        results.write_probes(*probes.take())
+
+
+def _time_loop(sim: Simulation, case: Case, results: ResultsFile, probes: Probes | None, directory: Path,
+               quiet: bool):
+    """Steps to the end or to a stop; returns (stopped, last checkpoint)."""
+    timers, every, cp, run_spec = sim.timers, case.output.every, case.checkpoint, case.run
+    control = RunControl(sim.comm, run_spec.wall_limit, cp.every, cp.wall_interval, run_spec.hang_timeout)
+    faults = TestFaults(sim.comm.rank)
+    if case.steady:
+        solve = sim.solve_steady()
+        bad = bool(sim.comm.allreduce(sim.unhealthy(run_spec.temperature_range) is not None))
+        _check_health(sim, bad, case, solve)
+        log.info(f"steady state: iterations {solve.iterations}, residual {solve.residual:.2e}")
+        with timers("output"):
+            results.write(sim.u, 0.0, 0, sim.balance)
+            if probes is not None:
+                probes.record(sim.u, 0.0)
+        log.info(_balance_line(sim.balance, steady=True))
+        return False, None
+    if case.time.dt == "auto":
+        log.info(f"explicit-euler: stable limit {sim.stepper.dt_limit:.6g} s, using dt = {sim.dt:.6g} s "
+                 f"({sim.n_steps} steps)")
+    stopped, last_checkpoint = False, None
+    n_steps = sim.n_steps
+    report_every = max(1, (n_steps - sim.step_index) // 20)
+    progress = logs.Progress(sim.comm, quiet)
+    control.install()
+    loop_start, first_step = MPI.Wtime(), sim.step_index
+    try:
+        while sim.step_index < n_steps:
+            step_start = MPI.Wtime()
+            solve = sim.advance()
+            step = sim.step_index
+            faults.after_step(step, sim.u)
+            unhealthy = sim.unhealthy(run_spec.temperature_range) is not None
+            stop, due, bad = control.after_step(step, MPI.Wtime() - step_start, unhealthy)
+            _check_health(sim, bad, case, solve)
+            if probes is not None:
+                probes.record(sim.u, sim.t)
+            if step % every == 0 or step == n_steps:
+                with timers("output"):
+                    results.write(sim.u, sim.t, step, sim.balance)
+                    _flush_probes(probes, results)
+            elapsed = MPI.Wtime() - loop_start
+            progress(step - first_step, n_steps - first_step, sim.t, solve.iterations, solve.residual,
+                     sim.balance.relative, elapsed, (step - first_step) % report_every == 0 or step == n_steps)
+            if due or step == n_steps:
+                last_checkpoint = _checkpoint(sim, results, directory, cp.keep, control, faults)
+            if stop and step < n_steps:
+                stopped = True
+                log.warning(f"stopping at step {step} (t = {sim.t:.6g}): {control.reason}")
+                break
+    finally:
+        control.uninstall()
+    if n_steps and not stopped:
+        log.info(_balance_line(sim.balance))
+    return stopped, last_checkpoint
+
+
+def _check_health(sim: Simulation, bad_anywhere: bool, case: Case, solve) -> None:
+    """Raise NumericalError (on every rank) when some rank's solution went bad at this step."""
+    if not bad_anywhere:
+        return
+    lo, hi = case.run.temperature_range
+    local = sim.unhealthy((lo, hi))
+    found = sim.comm.allgather(None if local is None else (sim.comm.rank, *local))
+    rank, value, where = next(f for f in found if f is not None)
+    at = ", ".join(f"{c:.6g}" for c in where)
+    what = "NaN" if np.isnan(value) else ("Inf" if np.isinf(value) else f"{value:.6g}, outside [{lo:g}, {hi:g}]")
+    if case.time.scheme == "explicit-euler":
+        cause = "an explicit time step at or near the stability limit (try time.dt = \"auto\" or an implicit scheme)"
+    elif not solve.converged or solve.residual > 1e-3:
+        cause = "a diverging linear solver (try solver.preconditioner = \"bjacobi\")"
+    else:
+        cause = ("a sign error or a huge value in a heat flux, source or convection coefficient "
+                 "(boundary.*.flux, source.f, boundary.*.h), or temperature_range too narrow for this case")
+    when = "the steady solve" if case.steady else f"step {sim.step_index} (t = {sim.t:.6g})"
+    raise NumericalError(f"{when}: temperature {what} at ({at}) on rank {rank}; likely cause: {cause}; "
+                         f"the results file keeps the output up to the last good step")
+
+
+@dataclass
+class Resume:
+    """A checkpoint to restart from, checked, with its attributes (the same on every rank)."""
+
+    path: Path
+    attrs: checkpoint.CheckpointAttrs
+
+    @property
+    def snapshots(self) -> int:
+        return self.attrs.snapshots
+
+
+def _find_restart(restart: str, directory: Path, mesh, case: Case, force: bool) -> Resume:
+    """Locate and check a checkpoint on rank 0; every rank gets its attributes."""
+    def look():
+        path = checkpoint.resolve(restart, directory)
+        return str(path), checkpoint.inspect(path, mesh.n_global_nodes)
+    path, attrs = on_root(mesh.comm, look, CaseError)
+    path = Path(path)
+    changed = checkpoint.check_compatible(path, attrs, case.values, force)
+    log.info(f"restarting from {path} (step {attrs.step}, t = {attrs.t:.6g}, written on {attrs.ranks} ranks)")
+    if changed:
+        log.info(f"changed since the checkpoint: {', '.join(changed)}")
+    return Resume(path, attrs)
+
+
+def _checkpoint(sim: Simulation, results: ResultsFile, directory: Path, keep: int, control: RunControl,
+                faults: TestFaults) -> Path:
+    start = MPI.Wtime()
+    with sim.timers("checkpoint"):
+        b = sim.balance
+        attrs = checkpoint.CheckpointAttrs(
+            step=sim.step_index, t=sim.t, dt=sim.dt, scheme=sim.case.time.scheme,
+            case=checkpoint.case_text(sim.case.values), case_hash=checkpoint.case_hash(sim.case.values),
+            snapshots=len(results.snapshots), iterations=sim.iterations, balance_terms=list(b.terms),
+            balance_energy_start=b.energy_start, balance_inflow=np.asarray(b.inflow))
+        path = checkpoint.write_checkpoint(directory, sim.mesh, results.nodes, sim.state(), attrs, keep,
+                                           lambda p: results.open_block_file(p, "w"), faults.before_checkpoint_close)
+    control.checkpoint_written(MPI.Wtime() - start)
+    return path
+
+
+def _balance_line(b, steady: bool = False) -> str:
+    terms = ", ".join(f"{name} {v:+.6g}" for name, v in zip(b.terms, b.inflow) if v)
+    if steady:
+        return f"heat balance: heat flows in (W): {terms or 'none'}; relative imbalance {b.relative:.2e}"
+    return (f"heat balance: energy change {b.change:+.6g} J; heat in (J): {terms or 'none'}; "
+            f"relative imbalance {b.relative:.2e}")
+
+
+def summary(r: RunResult, case: Case) -> str:
+    t = r.timings
+    per_step = r.iterations / max(r.steps, 1)
+    what = "steady solve" if case.steady else f"{r.steps} steps of {case.time.scheme}"
+    if r.stopped:
+        what = f"stopped after {r.steps} steps of {case.time.scheme} (exit status 75)"
+    if r.restarted_from is not None:
+        what += f", restarted from {r.restarted_from}"
+    return "\n".join([
+        f"done: {r.n_dofs} DOFs on {r.ranks} ranks, {what}, "
+        f"{r.iterations} CG iterations ({per_step:.1f} per step, preconditioner {case.solver.preconditioner})",
+        f"wall time: mesh {t.get('mesh', 0):.3f} s, assembly {t.get('assembly', 0):.3f} s, "
+        f"solve {t.get('solve', 0):.3f} s, output {t.get('output', 0):.3f} s, total {t.get('total', 0):.3f} s",
+        f"results: {r.h5_path}",
+        f"         {r.xdmf_path}  (open in ParaView)",
+    ])

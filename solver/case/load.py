@@ -1,0 +1,388 @@
+"""Case files: TOML loading, ``--set`` overrides and validation against one schema.
+
+Every accepted key is declared once in :data:`SCHEMA` with its type, range, default and
+a one-line description (the README's input reference lists the same). Validation runs
+before any work and raises :class:`CaseError` with one line naming the file, the key
+and what is allowed, e.g. ``inputs/plate.toml: mesh.nx must be a positive integer, got -3``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from solver.case import records
+from solver.case.expressions import Expression, ExpressionError
+from solver.case.schema import (BC_KEYS, BOUNDARIES, BOUNDARY_SCHEMA, REGION_SCHEMA, REQUIRED, SCHEMA,
+                                STRUCTURED_CELLS, STRUCTURED_KEYS, Key)
+from solver.errors import CaseError
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+
+
+@dataclass
+class Case:
+    """A validated case: its values with defaults filled in, where it came from, and its
+    sections as typed records (:mod:`solver.case.records`)."""
+
+    source: str  # the file name used in messages
+    name: str
+    text: str  # the case file as given (before overrides)
+    values: dict  # validated values with defaults filled in
+    overrides: list = field(default_factory=list)
+
+    @cached_property
+    def mesh(self) -> records.MeshSpec:
+        return records.mesh_spec(self.values["mesh"])
+
+    @cached_property
+    def physics(self) -> records.Physics:
+        return records.physics(self.values)
+
+    @cached_property
+    def time(self) -> records.TimeSpec:
+        return records.time_spec(self.values["time"])
+
+    @cached_property
+    def solver(self) -> records.SolverSpec:
+        return records.SolverSpec(**self.values["solver"])
+
+    @cached_property
+    def output(self) -> records.OutputSpec:
+        return records.output_spec(self.values["output"])
+
+    @cached_property
+    def checkpoint(self) -> records.CheckpointSpec:
+        return records.CheckpointSpec(**self.values["checkpoint"])
+
+    @cached_property
+    def run(self) -> records.RunSpec:
+        return records.run_spec(self.values["run"])
+
+    @property
+    def dim(self) -> int | None:
+        """2 or 3; None for a mesh file (known once it is read)."""
+        return self.mesh.dim if isinstance(self.mesh, records.StructuredMeshSpec) else None
+
+    @property
+    def steady(self) -> bool:
+        return self.time.steady
+
+
+def check_against_mesh(case: "Case", mesh) -> None:
+    """Checks that need the mesh: group names of a mesh file, the length of an anisotropic k."""
+    def fail(msg):
+        raise CaseError(f"{case.source}: {msg}")
+
+    values = case.values
+    if values["mesh"]["type"] == "file":
+        path = values["mesh"]["file"]
+        have = mesh.groups.boundary
+        counts = mesh.groups.facet_counts
+        for name in values["boundary"]:
+            if name not in have:
+                fail(f"boundary.{name}: the mesh {path} has no boundary group {name!r} "
+                     f"(it has: {', '.join(sorted(have)) or 'no named boundary groups'})")
+            if counts.get(name, 1) == 0:
+                fail(f"boundary.{name}: the group {name!r} of the mesh {path} has no facets")
+        regions = mesh.groups.region
+        for name, region in values["region"].items():
+            if region.get("group") is not None and region["group"] not in regions:
+                fail(f"region.{name}.group: the mesh {path} has no region group {region['group']!r} "
+                     f"(it has: {', '.join(sorted(regions)) or 'no named region groups'})")
+    for point in values["output"]["probes"] or []:
+        if len(point) != mesh.dim:
+            fail(f"output.probes: {point} has {len(point)} coordinates, the mesh is {mesh.dim}D")
+    for name, k in [("material.k", values["material"]["k"])] + \
+            [(f"region.{n}.k", r.get("k")) for n, r in values["region"].items()]:
+        if isinstance(k, list) and len(k) != mesh.dim:
+            fail(f"{name} must be a number or a list of {mesh.dim} numbers (diagonal tensor), got {len(k)} entries")
+
+
+def read_text(path: str | Path) -> str:
+    """The case file's text, or a CaseError naming the file."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise CaseError(f"{path}: is a directory, expected a TOML case file") from None
+    except OSError as exc:
+        raise CaseError(f"{path}: cannot read case file ({exc.strerror})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CaseError(f"{path}: not a text file (TOML case files are UTF-8)") from None
+
+
+def parse_override(item: str, source: str) -> tuple[list[str], Any]:
+    """``section.key=value`` -> (["section", "key"], value); values are TOML, or bare strings."""
+    if "=" not in item:
+        raise CaseError(f"{source}: --set expects section.key=value, got {item!r}")
+    path, raw = item.split("=", 1)
+    keys = path.strip().split(".")
+    if len(keys) < 2 or not all(keys):
+        raise CaseError(f"{source}: --set expects section.key=value, got {item!r}")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return keys, value
+
+
+def load_case(text: str, source: str, overrides=(), default_name: str = "case") -> Case:
+    """Parse, override and validate a case; raise CaseError on the first problem."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CaseError(f"{source}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise CaseError(f"{source}: invalid TOML: nested too deeply") from None
+    applied = []
+    for item in overrides:
+        keys, value = parse_override(item, source)
+        node = raw
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise CaseError(f"{source}: --set {item}: {k} is not a table")
+        node[keys[-1]] = value
+        applied.append(item)
+    values = validate(raw, source)
+    name = values["output"]["name"] or default_name
+    if not _NAME.match(name):
+        raise CaseError(f"{source}: output.name must be letters, digits, '_', '-', '.', got {name!r}")
+    values["output"]["name"] = name
+    return Case(source=source, name=name, text=text, values=values, overrides=applied)
+
+
+def validate(raw: dict, source: str) -> dict:
+    def fail(msg):
+        raise CaseError(f"{source}: {msg}")
+
+    allowed = sorted(SCHEMA) + ["boundary", "region"]
+    for section, body in raw.items():
+        if section not in allowed:
+            fail(f"unknown section [{section}] (allowed: {', '.join(allowed)})")
+        if not isinstance(body, dict):
+            fail(f"{section} must be a table ([{section}]), got {body!r}")
+    values: dict[str, dict] = {}
+    mesh_raw = raw.get("mesh", {})
+    if isinstance(mesh_raw, dict) and "file" in mesh_raw:
+        extra = [k for k in STRUCTURED_KEYS if k in mesh_raw]
+        if extra:
+            fail(f"mesh.{extra[0]} is not used with mesh.file (the file defines the mesh); remove it")
+    for section, keys in SCHEMA.items():
+        body = raw.get(section, {})
+        for key in body:
+            if key not in keys:
+                fail(f"unknown key {section}.{key} (allowed: {', '.join(keys)})")
+        values[section] = {k: _check(f"{section}.{k}", spec, body.get(k, spec.default), fail)
+                           for k, spec in keys.items()}
+    _check_mesh(values["mesh"], fail)
+    _check_time(values["time"], fail)
+    values["boundary"] = _check_boundaries(raw.get("boundary", {}), values["mesh"]["type"], values["time"], fail)
+    dim = {"rectangle": 2, "box": 3}.get(values["mesh"]["type"])
+    values["region"] = _check_regions(raw.get("region", {}), dim, values["mesh"]["type"] == "file", fail)
+    if dim:
+        _check_conductivity("material.k", values["material"]["k"], dim, fail)
+    return values
+
+
+def _check(name: str, spec: Key, value, fail):
+    if value is REQUIRED:
+        fail(f"{name} is required ({spec.doc})")
+    if value is None:
+        return None
+    kind = spec.kind
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int) or (spec.low is not None and value < spec.low):
+            what = "a positive integer" if spec.low == 1 else f"an integer >= {spec.low}"
+            fail(f"{name} must be {what}, got {value!r}")
+        return value
+    if kind == "float":
+        return _check_float(name, spec, value, fail)
+    if kind in ("str", "name"):
+        if not isinstance(value, str) or not value:
+            fail(f"{name} must be a non-empty string, got {value!r}")
+        return value
+    if kind == "choice":
+        if value not in spec.choices:
+            fail(f"{name} must be one of {', '.join(spec.choices)}; got {value!r}")
+        return value
+    if kind == "conductivity":
+        if isinstance(value, list):
+            return [_check_float(name, spec, v, fail) for v in value]
+        return _check_float(name, spec, value, fail)
+    if kind == "duration":
+        seconds = parse_duration(value)
+        if seconds is None or seconds <= 0:
+            fail(f"{name} must be a duration such as \"01:55:00\", \"1-00:00:00\" or a number of seconds, "
+                 f"got {value!r}")
+        return seconds
+    if kind == "dt":
+        if value == "auto":
+            return value
+        if isinstance(value, str):
+            fail(f"{name} must be a number > 0 or \"auto\", got {value!r}")
+        return _check_float(name, spec, value, fail)
+    if kind == "points":
+        if not isinstance(value, list) or not value or not all(isinstance(p, list) and 2 <= len(p) <= 3
+                                                               for p in value):
+            fail(f"{name} must be a list of points [[x, y(, z)], ...], got {value!r}")
+        return [[_check_float(name, Key("float", ""), c, fail) for c in p] for p in value]
+    if kind == "floats":
+        if not isinstance(value, list) or not value:
+            fail(f"{name} must be a list of numbers, got {value!r}")
+        return [_check_float(name, spec, v, fail) for v in value]
+    if kind == "expr":
+        try:
+            Expression(value)
+        except ExpressionError as exc:
+            fail(f"{name}: {exc}")
+        return value
+    raise AssertionError(kind)
+
+
+def parse_duration(value) -> float | None:
+    """Seconds from a number or SLURM-style "[D-]HH:MM:SS" / "MM:SS"; None if malformed."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) else None
+    if not isinstance(value, str):
+        return None
+    m = re.fullmatch(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)", value.strip())
+    if not m:
+        return None
+    days, hours, minutes, seconds = m.groups()
+    return ((int(days or 0) * 24 + int(hours or 0)) * 60 + int(minutes)) * 60 + float(seconds)
+
+
+def _check_float(name, spec, value, fail):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        fail(f"{name} must be a finite number, got {value!r}")
+    value = float(value)
+    if spec.positive and value <= 0:
+        fail(f"{name} must be > 0, got {value!r}")
+    if spec.low is not None and value < spec.low:
+        fail(f"{name} must be >= {spec.low}, got {value!r}")
+    if spec.high is not None and value > spec.high:
+        fail(f"{name} must be <= {spec.high}, got {value!r}")
+    return value
+
+
+def _check_mesh(mesh, fail):
+    if mesh["file"] is not None:
+        if mesh["type"] not in (None, "file"):
+            fail(f"mesh.type must be \"file\" (or absent) with mesh.file, got {mesh['type']!r}")
+        mesh["type"] = "file"
+        for key in STRUCTURED_KEYS:
+            mesh.pop(key)
+        return
+    if mesh["type"] == "file":
+        fail("mesh.file is required with mesh.type = \"file\" (a Gmsh .msh or other meshio file)")
+    if mesh["type"] is None:
+        mesh["type"] = "rectangle"
+    dim = 2 if mesh["type"] == "rectangle" else 3
+    cells = STRUCTURED_CELLS[mesh["type"]]
+    if mesh["cell"] is None:
+        mesh["cell"] = cells[0]
+    elif mesh["cell"] not in cells:
+        fail(f"mesh.cell must be one of {', '.join(cells)} for a {mesh['type']}, got {mesh['cell']!r}")
+    for key, default in (("lengths", 1.0), ("origin", 0.0)):
+        if mesh[key] is None:
+            mesh[key] = [default] * dim
+        elif len(mesh[key]) != dim:
+            fail(f"mesh.{key} must have {dim} entries for a {mesh['type']}, got {len(mesh[key])}")
+    if dim == 2:
+        mesh.pop("nz")
+    mesh.pop("file")
+    mesh.pop("partitioner")
+
+
+def _check_time(time, fail):
+    scheme = time["scheme"]
+    if scheme == "theta" and time["theta"] is None:
+        fail("time.theta is required when time.scheme = \"theta\" (0.5 <= theta <= 1)")
+    if scheme != "theta" and time["theta"] is not None:
+        fail(f"time.theta is only used with time.scheme = \"theta\", not {scheme!r}")
+    if scheme == "explicit-euler" and time["mass"] == "consistent":
+        fail("time.mass = \"consistent\" is not available with explicit-euler (it uses the lumped mass)")
+    if time["mass"] is None:
+        time["mass"] = "lumped" if scheme == "explicit-euler" else "consistent"
+    if scheme == "steady":
+        return
+    for key in ("dt", "t_end"):
+        if time[key] is None:
+            fail(f"time.{key} is required for time.scheme = {scheme!r} ({SCHEMA['time'][key].doc})")
+    if time["dt"] == "auto":
+        if scheme != "explicit-euler":
+            fail(f"time.dt = \"auto\" is only for time.scheme = \"explicit-euler\", not {scheme!r}")
+        return
+    steps = time["t_end"] / time["dt"]
+    if abs(steps - round(steps)) > 1e-9 * max(1.0, steps) or round(steps) < 1:
+        fail(f"time.t_end must be a whole number of time steps, got t_end/dt = {steps:.6g}")
+
+
+def _check_conductivity(name, k, dim, fail):
+    if isinstance(k, list) and len(k) != dim:
+        fail(f"{name} must be a number or a list of {dim} numbers (diagonal tensor), got {len(k)} entries")
+
+
+def _check_regions(raw, dim, from_file, fail) -> dict:
+    if not isinstance(raw, dict):
+        fail(f"region must be a table of named regions ([region.name]), got {raw!r}")
+    result = {}
+    for name, body in raw.items():
+        if not isinstance(body, dict):
+            fail(f"region.{name} must be a table with x/y/z ranges and k, rho, c, got {body!r}")
+        for key in body:
+            if key not in REGION_SCHEMA or (key == "z" and dim == 2):
+                allowed = [k for k in REGION_SCHEMA if dim != 2 or k != "z"]
+                fail(f"unknown key region.{name}.{key} (allowed: {', '.join(allowed)})")
+        region = {k: _check(f"region.{name}.{k}", spec, body.get(k, spec.default), fail)
+                  for k, spec in REGION_SCHEMA.items()}
+        if region["group"] is not None and not from_file:
+            fail(f"region.{name}.group needs a mesh file with physical groups (mesh.file); use x/y/z boxes")
+        for axis in "xyz"[:dim or 3]:
+            r = region[axis]
+            if r is not None and (len(r) != 2 or r[0] > r[1]):
+                fail(f"region.{name}.{axis} must be [min, max] with min <= max, got {r!r}")
+        if region["k"] is not None and dim:
+            _check_conductivity(f"region.{name}.k", region["k"], dim, fail)
+        if all(region[k] is None for k in ("k", "rho", "c")):
+            fail(f"region.{name} sets none of k, rho, c")
+        result[name] = region
+    return result
+
+
+def _check_boundaries(raw, mesh_type, time, fail) -> dict:
+    names = BOUNDARIES[mesh_type]
+    if not isinstance(raw, dict):
+        fail(f"boundary must be a table of named boundaries ([boundary.left]), got {raw!r}")
+    result = {}
+    for name, body in raw.items():
+        if names is not None and name not in names:
+            fail(f"boundary.{name}: unknown boundary {name!r} for a {mesh_type} (allowed: {', '.join(names)})")
+        if not isinstance(body, dict):
+            fail(f"boundary.{name} must be a table with type and value, got {body!r}")
+        for key in body:
+            if key not in BOUNDARY_SCHEMA:
+                fail(f"unknown key boundary.{name}.{key} (allowed: {', '.join(BOUNDARY_SCHEMA)})")
+        bc = {k: _check(f"boundary.{name}.{k}", spec, body.get(k, spec.default), fail)
+              for k, spec in BOUNDARY_SCHEMA.items()}
+        kind = bc["type"]
+        for key in BC_KEYS[kind]:
+            if bc[key] is None:
+                fail(f"boundary.{name}.{key} is required for a {kind} boundary ({BOUNDARY_SCHEMA[key].doc})")
+        for key in BOUNDARY_SCHEMA:
+            if key != "type" and key not in BC_KEYS[kind] and bc[key] is not None:
+                fail(f"boundary.{name}.{key} is not used by {'an' if kind[0] in 'aeiou' else 'a'} {kind} boundary "
+                     f"(it takes: {', '.join(BC_KEYS[kind]) or 'nothing'})")
+        result[name] = {k: v for k, v in bc.items() if v is not None}
+    return result

@@ -1,0 +1,126 @@
+"""Every key a case file may hold: kind, limits, default and a one-line description.
+
+The README's input reference lists the same keys (a test checks that it does); validation
+(:mod:`solver.case.load`) reads its rules from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+REQUIRED = object()
+
+BOUNDARIES = {
+    "rectangle": ("left", "right", "bottom", "top"),
+    "box": ("left", "right", "bottom", "top", "front", "back"),
+    "file": None,  # the mesh file's physical groups, checked once the mesh is read
+}
+STRUCTURED_CELLS = {
+    "rectangle": ("quadrilateral", "triangle"),
+    "box": ("hexahedron", "tetrahedron"),
+}
+STRUCTURED_KEYS = ("cell", "nx", "ny", "nz", "lengths", "origin")
+SCHEMES = {"backward-euler": 1.0, "crank-nicolson": 0.5, "theta": None, "bdf2": None,
+           "explicit-euler": 0.0, "steady": None}
+BC_KEYS = {"dirichlet": ("value",), "neumann": ("flux",), "robin": ("h", "T_inf"), "insulated": ()}
+
+
+@dataclass(frozen=True)
+class Key:
+    """One case-file key: its kind, limits, default and documentation."""
+
+    kind: str  # int | float | str | choice | expr | floats | name | conductivity | dt
+    doc: str
+    default: Any = REQUIRED
+    low: float | None = None  # inclusive lower bound
+    high: float | None = None  # inclusive upper bound
+    positive: bool = False  # strictly > 0
+    choices: tuple = ()
+
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "mesh": {
+        "type": Key("choice", "rectangle or box (structured), or file (mesh.file)", None, choices=tuple(BOUNDARIES)),
+        "file": Key("str", "mesh file read with meshio: Gmsh .msh 2.2/4.1 (ASCII or binary), XDMF, ...; "
+                    "physical groups name boundaries and regions", None),
+        "partitioner": Key("choice", "how a mesh file is split among ranks: metis (pymetis), rcb (recursive "
+                           "coordinate bisection), auto (metis if installed)", "auto", choices=("auto", "metis", "rcb")),
+        "cell": Key("choice", "cell type; rectangle: quadrilateral|triangle, box: hexahedron|tetrahedron",
+                    None, choices=STRUCTURED_CELLS["rectangle"] + STRUCTURED_CELLS["box"]),
+        "nx": Key("int", "number of cells along x", 16, low=1),
+        "ny": Key("int", "number of cells along y", 16, low=1),
+        "nz": Key("int", "number of cells along z (box only)", 16, low=1),
+        "lengths": Key("floats", "edge lengths [Lx, Ly(, Lz)] in metres", None, positive=True),
+        "origin": Key("floats", "lower corner [x0, y0(, z0)] in metres", None),
+    },
+    "material": {
+        "k": Key("conductivity", "thermal conductivity, W/(m K): a number, or [kx, ky(, kz)] for a "
+                 "diagonal anisotropic tensor", positive=True),
+        "rho": Key("float", "density, kg/m^3", positive=True),
+        "c": Key("float", "specific heat capacity, J/(kg K)", positive=True),
+    },
+    "initial": {
+        "temperature": Key("expr", "initial temperature: a number or an expression of x, y, z", 0.0),
+    },
+    "source": {
+        "f": Key("expr", "volumetric heat source, W/m^3: a number or an expression of x, y, z, t", 0.0),
+    },
+    "time": {
+        "scheme": Key("choice", "time integration scheme (steady: solve for the steady state)",
+                      "backward-euler", choices=tuple(SCHEMES)),
+        "theta": Key("float", "implicitness for scheme = \"theta\" (0.5: Crank-Nicolson, 1: backward Euler)",
+                     None, low=0.5, high=1.0),
+        "dt": Key("dt", "time step, s; \"auto\" (explicit-euler only) picks 90% of the stable limit",
+                  None, positive=True),
+        "t_end": Key("float", "end time, s (a whole number of steps); not used by steady", None, positive=True),
+        "mass": Key("choice", "mass matrix: consistent, or lumped (row sums; always for explicit-euler)",
+                    None, choices=("consistent", "lumped")),
+    },
+    "solver": {
+        "preconditioner": Key("choice", "preconditioner of the conjugate gradient method: block Jacobi with "
+                              "each rank's block solved by LU, ILU or algebraic multigrid (pyamg), or Jacobi",
+                              "bjacobi", choices=("bjacobi", "ilu", "amg", "jacobi", "none")),
+        "rtol": Key("float", "relative residual tolerance ||r|| <= rtol ||b||", 1e-10, positive=True, high=0.5),
+        "atol": Key("float", "absolute residual tolerance", 0.0, low=0.0),
+        "max_iterations": Key("int", "iteration cap of each linear solve", 2000, low=1),
+    },
+    "checkpoint": {
+        "every": Key("int", "write a checkpoint every N steps (0: only at the end and when stopped)", 0, low=0),
+        "wall_interval": Key("float", "also every this many seconds of wall time (0: off)", 0.0, low=0.0),
+        "keep": Key("int", "how many checkpoints to keep", 2, low=1),
+    },
+    "run": {
+        "wall_limit": Key("duration", "stop cleanly (checkpoint, exit 75) before this much wall time: "
+                          "\"HH:MM:SS\", \"D-HH:MM:SS\" or seconds; default: the SLURM job's end time",
+                          None),
+        "hang_timeout": Key("float", "abort with every rank's stack when no step completes in this many "
+                            "seconds (0: off)", 0.0, low=0.0),
+        "temperature_range": Key("floats", "[min, max] of sane temperatures: outside it (or NaN/Inf) the run "
+                                 "stops at that step", [-273.15, 1.0e6]),
+    },
+    "output": {
+        "directory": Key("str", "results go to <directory>/<name>/", "outputs"),
+        "name": Key("name", "case name used for the results files (default: the case file's stem)", None),
+        "every": Key("int", "write the temperature every N steps (the last step is always written)", 1, low=1),
+        "probes": Key("points", "points [[x, y(, z)], ...] whose temperature is recorded at every step", None),
+        "driver": Key("choice", "HDF5 writer: auto (mpio when h5py has MPI), mpio, or gathered through rank 0",
+                      "auto", choices=("auto", "mpio", "gathered")),
+    },
+}
+BOUNDARY_SCHEMA: dict[str, Key] = {
+    "type": Key("choice", "boundary condition kind (unlisted boundaries are insulated)", choices=tuple(BC_KEYS)),
+    "value": Key("expr", "dirichlet: temperature, a number or an expression of x, y, z, t", None),
+    "flux": Key("expr", "neumann: heat flux into the body, W/m^2, an expression of x, y, z, t", None),
+    "h": Key("expr", "robin: heat transfer coefficient, W/(m^2 K), an expression of x, y, z, t", None),
+    "T_inf": Key("expr", "robin: ambient temperature, an expression of x, y, z, t", None),
+}
+REGION_SCHEMA: dict[str, Key] = {
+    "group": Key("str", "physical group of the mesh file whose cells form the region", None),
+    "x": Key("floats", "x range [min, max] of the region's box (default: unbounded)", None),
+    "y": Key("floats", "y range [min, max]", None),
+    "z": Key("floats", "z range [min, max]", None),
+    "k": Key("conductivity", "conductivity in the region (default: material.k)", None, positive=True),
+    "rho": Key("float", "density in the region (default: material.rho)", None, positive=True),
+    "c": Key("float", "heat capacity in the region (default: material.c)", None, positive=True),
+}

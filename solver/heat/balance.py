@@ -1,0 +1,93 @@
+"""The heat balance of a run: energy stored against the heat that each source, flux, convection
+and Dirichlet boundary brings in, from the discrete equations themselves (it closes to the
+solver tolerance)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from mpi4py import MPI
+
+
+@dataclass
+class HeatBalance:
+    """Cumulative heat balance since the start (J), identical on every rank.
+
+    ``inflow[i]`` is the heat brought in by ``terms[i]``: the source, then each Neumann,
+    Robin and Dirichlet boundary by name."""
+
+    terms: list
+    energy_start: float
+    energy: float
+    inflow: np.ndarray = field(default=None)
+
+    def __post_init__(self):
+        if self.inflow is None:
+            self.inflow = np.zeros(len(self.terms))
+
+    @property
+    def change(self) -> float:
+        return self.energy - self.energy_start
+
+    @property
+    def imbalance(self) -> float:
+        return self.change - float(self.inflow.sum())
+
+    @property
+    def relative(self) -> float:
+        scale = max(abs(self.change), float(np.abs(self.inflow).sum()), 1e-300)
+        return abs(self.imbalance) / scale
+
+    def as_dict(self) -> dict:
+        return {"energy_change": self.change, "imbalance": self.imbalance, "relative_imbalance": self.relative,
+                **{f"heat_in_{k}": float(v) for k, v in zip(self.terms, self.inflow)}}
+
+
+class HeatFlows:
+    """This rank's heat flows into the body, term by term (``terms``: the source, then each
+    Neumann, Robin and Dirichlet boundary by name), and the bookkeeping of a balance."""
+
+    def __init__(self, problem):
+        self.problem = problem
+        self.terms = (["source"] + [t.name for t in problem.neumann] + [t.name for t in problem.robin]
+                      + problem.dirichlet.names)
+
+    def start(self, u: np.ndarray) -> HeatBalance:
+        """A balance opened with the energy of ``u`` (collective)."""
+        e = self.problem.energy(u)
+        return HeatBalance(self.terms, e, e)
+
+    def flows(self, parts: dict, u: np.ndarray, t: float) -> np.ndarray:
+        """Heat flows (W) at time t in ``terms`` order (Dirichlet: 0), from the load vectors
+        themselves (sum_i F_i = int f by construction); Robin: int h (T_inf - u)."""
+        p = self.problem
+        n = p.mesh.n_owned
+        out = np.zeros(len(self.terms))
+        out[0] = parts["source"].sum() if "source" in parts else 0.0
+        for i, term in enumerate(p.neumann, start=1):
+            out[i] = parts[term.name].sum()
+        for i, term in enumerate(p.robin, start=1 + len(p.neumann)):
+            out[i] = parts[term.name].sum() - np.dot(p.robin_uptake(term, t), u[:n])
+        return out
+
+    def reactions(self, rows: np.ndarray, reactions: np.ndarray) -> np.ndarray:
+        """Dirichlet reactions (heat in) of owned ``rows``, summed per Dirichlet boundary, in
+        ``terms`` order."""
+        out = np.zeros(len(self.terms))
+        dirichlet = self.problem.dirichlet
+        out[len(self.terms) - len(dirichlet.names):] = np.bincount(
+            dirichlet.boundary_of[rows], weights=reactions, minlength=len(dirichlet.names))
+        return out
+
+    def book(self, balance: HeatBalance, u_new: np.ndarray, heat_in: np.ndarray, rows: np.ndarray,
+             reactions: np.ndarray) -> None:
+        """Add one step's heat (J: this rank's flows times dt, and the Dirichlet reactions of its
+        owned ``rows``) to ``balance``, with the new energy; one Allreduce."""
+        p = self.problem
+        buf = np.empty(1 + len(heat_in))
+        buf[0] = np.dot(p.mass_weights, u_new[: p.mesh.n_owned])
+        buf[1:] = heat_in + self.reactions(rows, reactions)
+        p.mesh.comm.Allreduce(MPI.IN_PLACE, buf)
+        balance.energy = float(buf[0])
+        balance.inflow += buf[1:]

@@ -1,0 +1,124 @@
+"""The heat equation rho*c du/dt = div(k grad u) + f discretised on a distributed mesh.
+
+Semi-discrete form on the owned rows::
+
+    M du/dt + (K + K_R) u = F(t) = F_f(t) + F_N(t) + F_R(t)
+
+* ``K``: conduction with a (diagonal, possibly anisotropic) conductivity per cell;
+* Robin / convection boundaries ``-k du/dn = h (u - T_inf)``: ``K_R = int h N_i N_j`` and
+  ``F_R = int h T_inf N_i`` over their facets;
+* Neumann boundaries with heat flux q into the body: ``F_N = int q N_i``;
+* Dirichlet nodes are constrained symmetrically (:func:`solver.fem.constrain`); boundaries that
+  are not listed are insulated (the natural condition).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from mpi4py import MPI
+
+from solver.case.records import DirichletBC, NeumannBC, Physics, RobinBC
+from solver.fem.assembly import Assembler
+from solver.fem.boundary import BoundaryTerm
+from solver.heat.dirichlet import DirichletConditions
+from solver.heat.materials import cell_materials
+from solver.mesh.distributed import DistributedMesh
+
+
+@dataclass(frozen=True)
+class FacetTerm:
+    """A Neumann or Robin condition with the quadrature of its boundary's facets."""
+
+    condition: NeumannBC | RobinBC
+    facets: BoundaryTerm
+
+    @property
+    def name(self) -> str:
+        return self.condition.name
+
+
+class TimeLevelCache:
+    """Values computed at a time t: those that do not depend on t once, the others for the last
+    time asked (a step revisits t0 and t1, so one level per key is kept)."""
+
+    def __init__(self):
+        self._values: dict = {}
+        self._times: dict = {}
+
+    def get(self, key, depends_on_time: bool, t: float, compute):
+        if not depends_on_time:
+            if key not in self._values:
+                self._values[key] = compute(0.0)
+            return self._values[key]
+        if self._times.get(key) != t:
+            self._times[key], self._values[key] = t, compute(t)
+        return self._values[key]
+
+
+class HeatProblem:
+    """M, K + K_R(t), the load vectors F(t) by origin, and the Dirichlet data of a case."""
+
+    def __init__(self, mesh: DistributedMesh, physics: Physics):
+        self.mesh = mesh
+        self.assembler = Assembler(mesh)
+        self.k_cell, self.rhoc_cell = cell_materials(mesh, physics.material, physics.regions)
+        self.K_conduction = self.assembler.stiffness(self.k_cell)
+        self.M = self.assembler.mass(self.rhoc_cell)
+        if physics.lumped_mass:  # row sums on the diagonal, same sparsity pattern
+            self.M = self.assembler.lumped(self.M)
+        self.assembler.release_matrix_workspace()  # gradients and entry map: ~140 bytes per DOF in 2D
+        self.source = physics.source
+        self.neumann = [FacetTerm(bc, BoundaryTerm(mesh, bc.name)) for bc in physics.of_kind(NeumannBC)]
+        self.robin = [FacetTerm(bc, BoundaryTerm(mesh, bc.name)) for bc in physics.of_kind(RobinBC)]
+        self.dirichlet = DirichletConditions(mesh, physics.of_kind(DirichletBC))
+        self._cache = TimeLevelCache()
+        # a heat transfer coefficient h(t) makes the system matrix change from step to step
+        self.time_dependent_matrix = any(term.condition.h.depends_on_time for term in self.robin)
+        self.mass_weights = np.asarray(self.M.sum(axis=1)).ravel()  # int rho c N_i: E = m . u
+
+    def stiffness(self, t: float) -> sp.csr_matrix:
+        """Owned rows of ``K + K_R(t)``: conduction plus the Robin term ``int h(t) N_i N_j``
+        (one sparsity pattern, so their data arrays add; cached unless h depends on t)."""
+        if not self.robin:
+            return self.K_conduction
+        return self._cache.get("K", self.time_dependent_matrix, t, self._stiffness)
+
+    def _stiffness(self, t: float) -> sp.csr_matrix:
+        K = self.K_conduction
+        entries = [term.facets.mass_entries(lambda p, h=term.condition.h: h(p, t)) for term in self.robin]
+        rows, cols, vals = (np.concatenate(parts) for parts in zip(*entries))
+        robin = self.assembler.matrix_from_entries(rows, cols, vals)
+        return sp.csr_matrix((K.data + robin.data, K.indices, K.indptr), shape=K.shape)
+
+    def robin_uptake(self, term: FacetTerm, t: float) -> np.ndarray:
+        """``int h(t) N_i`` over a Robin boundary: the uptake h u of its flow h (T_inf - u)."""
+        h = term.condition.h
+        return self._cache.get(("uptake", term.name), h.depends_on_time, t,
+                               lambda s: term.facets.load(lambda p: h(p, s)))
+
+    def load_parts(self, t: float) -> dict:
+        """Owned load vectors at time t by origin: "source", then each Neumann boundary (flux)
+        and each Robin boundary (h T_inf); each is cached when it does not depend on t."""
+        parts = {}
+        if not (self.source.is_constant and self.source(np.zeros((1, 1)))[0] == 0.0):
+            parts["source"] = self._cache.get("source", self.source.depends_on_time, t,
+                                              lambda s: self.assembler.load(self.source, s))
+        for term in self.neumann:
+            q = term.condition.flux
+            parts[term.name] = self._cache.get(("load", term.name), q.depends_on_time, t,
+                                               lambda s, q=q, f=term.facets: f.load(lambda p: q(p, s)))
+        for term in self.robin:
+            h, ti = term.condition.h, term.condition.T_inf
+            parts[term.name] = self._cache.get(
+                ("load", term.name), ti.depends_on_time or h.depends_on_time, t,
+                lambda s, h=h, ti=ti, f=term.facets: f.load(lambda p: h(p, s) * ti(p, s)))
+        return parts
+
+    def energy(self, u: np.ndarray) -> float:
+        """Thermal energy int rho c u (J, relative to u = 0), summed over ranks."""
+        e = np.array([np.dot(self.mass_weights, u[: self.mesh.n_owned])])
+        self.mesh.comm.Allreduce(MPI.IN_PLACE, e)
+        return float(e[0])

@@ -1,0 +1,100 @@
+"""The discretised case on this rank: mesh, problem, stepper and the current solution, stepped
+in time without any I/O (the run, :mod:`solver.app.run`, adds output, checkpoints and control)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+from mpi4py import MPI
+
+from solver.case.load import Case, check_against_mesh
+from solver.heat.problem import HeatProblem
+from solver.heat.stepping import make_stepper
+from solver.la.krylov import SolveInfo
+from solver.mesh.build import create_mesh
+
+
+class Timers:
+    """Wall time spent in named phases, accumulated."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        start = MPI.Wtime()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + MPI.Wtime() - start
+
+
+class Simulation:
+    """Mesh, problem, stepper and the temperature ``u`` (local vector) at step ``step_index``."""
+
+    def __init__(self, case: Case, comm=MPI.COMM_WORLD, timers: Timers | None = None):
+        self.case, self.comm = case, comm
+        self.timers = timers or Timers()
+        with self.timers("mesh"):
+            self.mesh = create_mesh(comm, case.mesh)
+        check_against_mesh(case, self.mesh)
+        with self.timers("assembly"):
+            self.problem = HeatProblem(self.mesh, case.physics)
+            self.stepper = make_stepper(self.problem, case.time, case.solver)
+        self.u = np.array(case.physics.initial(self.mesh.coords, 0.0), dtype=float)
+        self.step_index, self.t = 0, 0.0
+        self.iterations = 0
+        if case.steady:
+            self.dt, self.n_steps = 0.0, 0
+        else:
+            self.dt = self.stepper.dt
+            self.n_steps = int(round(case.time.t_end / self.dt))
+            self.stepper.start(self.u, 0.0)
+
+    @property
+    def balance(self):
+        return self.stepper.balance
+
+    def unhealthy(self, temperature_range) -> tuple[float, tuple] | None:
+        """None, or (value, coordinates) of a NaN/Inf/out-of-range owned temperature."""
+        u = self.u[: self.mesh.n_owned]
+        lo, hi = temperature_range
+        bad = ~np.isfinite(u) | (u < lo) | (u > hi)
+        if not bad.any():
+            return None
+        i = int(np.argmax(bad))
+        return float(u[i]), tuple(float(c) for c in self.mesh.coords[i])
+
+    def advance(self) -> SolveInfo:
+        """One time step; returns the linear solver's SolveInfo."""
+        with self.timers("solve"):
+            info = self.stepper.step(self.u, self.t, self.step_index + 1)
+        self.step_index += 1
+        self.t = self.step_index * self.dt
+        self.iterations += info.iterations
+        return info
+
+    def solve_steady(self) -> SolveInfo:
+        with self.timers("solve"):
+            info = self.stepper.solve(self.u)
+        self.iterations += info.iterations
+        return info
+
+    def state(self) -> dict:
+        """Local vectors a restart needs: the temperature, and what the scheme keeps (BDF2: the
+        previous solution)."""
+        return {"temperature": self.u, **self.stepper.state()}
+
+    def restore(self, state: dict, step: int, iterations: int, balance_terms: list, energy_start: float,
+                inflow: np.ndarray) -> None:
+        """Continue from a checkpoint: solution, step, time, scheme history and heat balance."""
+        self.u[:] = state["temperature"]
+        self.stepper.restore(state)
+        self.step_index = int(step)
+        self.t = self.step_index * self.dt
+        self.iterations = int(iterations)
+        if balance_terms == self.balance.terms:
+            self.balance.energy_start = float(energy_start)
+            self.balance.inflow = np.array(inflow, dtype=float)
+        self.balance.energy = self.problem.energy(self.u)

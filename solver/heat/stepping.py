@@ -1,0 +1,266 @@
+"""Time integration of ``M du/dt + K(t) u = F(t)``, and the steady state ``K u = F``.
+
+Every implicit scheme is one linear multistep formula with its own coefficients
+(:class:`Multistep`), advanced by one step skeleton (:class:`ImplicitStepper`)::
+
+    (a0 M + dt b0 K1) u1 = - sum_{j>=1} (a_j M + dt b_j K_{1-j}) u_{1-j} + dt sum_{j>=0} b_j F_{1-j}
+
+* theta method: ``a = (1, -1)``, ``b = (theta, 1 - theta)`` (backward Euler theta = 1,
+  Crank-Nicolson theta = 1/2);
+* BDF2: ``a = (3/2, -2, 1/2)``, ``b = (1, 0, 0)``, started with one backward-Euler step;
+* explicit Euler with the lumped (row-sum) mass: ``u1 = u0 + dt M_L^-1 (F0 - K u0)``, no solve;
+  its stable step ``dt <= 2 / max_i sum_j |K_ij| / M_L,ii`` (Gershgorin, a safe bound) is
+  checked, or picked with ``time.dt = "auto"``;
+* steady: ``K u = F`` once (:class:`SteadySolver`).
+
+Implicit matrices are assembled, constrained and factorised once, unless a Robin boundary's
+heat transfer coefficient depends on t: then ``K(t)`` and the system are rebuilt every step.
+Each step also books the heat balance: energy change against the heat brought in by the
+source, the Neumann and Robin boundaries and the Dirichlet boundaries (their reactions, from
+the unconstrained rows).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from mpi4py import MPI
+
+from solver.case.records import SolverSpec, TimeSpec
+from solver.errors import CaseError, NumericalError
+from solver.heat.balance import HeatBalance, HeatFlows
+from solver.heat.problem import HeatProblem
+from solver.heat.system import ConstrainedSystem
+from solver.la.krylov import SolveInfo
+from solver.la.matrix import DistributedMatrix
+
+
+@dataclass(frozen=True)
+class Multistep:
+    """Coefficients of ``sum_j a_j M u_{1-j} + dt sum_j b_j (K u - F)_{1-j} = 0``, j = 0 the new level."""
+
+    a: tuple[float, ...]
+    b: tuple[float, ...]
+
+    @property
+    def history(self) -> int:
+        """Earlier solutions the formula needs: u0, u_-1, ..."""
+        return len(self.a) - 1
+
+    @property
+    def mass_only_history(self) -> bool:
+        """True when earlier levels enter through M alone (one product with M per step)."""
+        return not any(self.b[1:])
+
+
+def theta_method(theta: float) -> Multistep:
+    return Multistep((1.0, -1.0), (theta, 1.0 - theta))
+
+
+BACKWARD_EULER = theta_method(1.0)
+BDF2 = Multistep((1.5, -2.0, 0.5), (1.0, 0.0, 0.0))
+
+
+def _combine(a: float, M: sp.csr_matrix, b: float, K: sp.csr_matrix) -> sp.csr_matrix:
+    """``a M + b K`` of two matrices with one sparsity pattern (their data arrays add)."""
+    return sp.csr_matrix((a * M.data + b * K.data, M.indices, M.indptr), shape=M.shape)
+
+
+class Stepper:
+    """What every time stepper keeps: the problem, the heat flows and the balance."""
+
+    dt: float
+
+    def __init__(self, problem: HeatProblem):
+        self.problem = problem
+        self.flows = HeatFlows(problem)
+        self.balance: HeatBalance | None = None
+
+    def start(self, u: np.ndarray, t: float = 0.0) -> None:
+        """Impose Dirichlet values at the start time and open the heat balance."""
+        d = self.problem.dirichlet
+        u[d.local] = d.values(t)[d.local]
+        self.balance = self.flows.start(u)
+
+    def state(self) -> dict:
+        """Local vectors besides u that a restart needs (name -> vector)."""
+        return {}
+
+    def restore(self, state: dict) -> None:
+        """Take back what :meth:`state` gave."""
+
+
+class ImplicitStepper(Stepper):
+    """One step skeleton for every linear multistep scheme; ``startup`` advances the first
+    steps, while fewer earlier solutions are known than ``scheme`` needs."""
+
+    def __init__(self, problem: HeatProblem, dt: float, scheme: Multistep, solver: SolverSpec,
+                 startup: Multistep | None = None):
+        super().__init__(problem)
+        self.dt, self.scheme, self.startup, self.solver = float(dt), scheme, startup, solver
+        self.earlier: list[np.ndarray] = []  # u_-1, u_-2, ...: what the scheme needs beyond u0
+        self.M = DistributedMatrix(problem.M, problem.mesh.halo)
+        self._system = self._system_key = None
+        self._history = self._history_key = None
+        first = 2 if startup is not None else 1  # the first step of the scheme itself
+        self._prepare(scheme, (first - 1) * self.dt, first * self.dt)
+
+    @property
+    def system(self) -> ConstrainedSystem:
+        """The constrained system of the scheme's current step (not of its start-up steps)."""
+        return self._system
+
+    def state(self) -> dict:
+        return {"previous": self.earlier[0]} if self.earlier else {}
+
+    def restore(self, state: dict) -> None:
+        if "previous" in state:
+            self.earlier = [state["previous"]]
+
+    def _key(self, scheme: Multistep, t: float):
+        return scheme, t if self.problem.time_dependent_matrix else None
+
+    def _prepare(self, scheme: Multistep, t0: float, t1: float) -> ConstrainedSystem:
+        """The system ``a0 M + dt b0 K(t1)`` of ``scheme`` (kept while it stays the same) and,
+        when earlier levels enter through K too, the operator that applies to u0."""
+        p, dt = self.problem, self.dt
+        system, key = self._system, self._key(scheme, t1)
+        if key != self._system_key:
+            system = ConstrainedSystem(_combine(scheme.a[0], p.M, dt * scheme.b[0], p.stiffness(t1)), p, self.solver)
+            if scheme is self.scheme:  # the start-up system is used once and dropped
+                self._system, self._system_key = system, key
+        if not scheme.mass_only_history and self._key(scheme, t0) != self._history_key:
+            if scheme.history != 1:
+                raise NotImplementedError("earlier levels through K need one operator per level")
+            self._history_key = self._key(scheme, t0)
+            self._history = DistributedMatrix(_combine(-scheme.a[1], p.M, -dt * scheme.b[1], p.stiffness(t0)),
+                                              p.mesh.halo)
+        return system
+
+    def step(self, u: np.ndarray, t0: float, step: int) -> SolveInfo:
+        """Advance ``u`` (local vector, ghosts current) from t0 to t0 + dt in place."""
+        scheme = self.scheme if len(self.earlier) >= self.scheme.history - 1 else self.startup
+        p, dt = self.problem, self.dt
+        t1 = t0 + dt
+        system = self._prepare(scheme, t0, t1)
+        levels = [u] + self.earlier[: scheme.history - 1]  # u0, u_-1, ...
+        if scheme.mass_only_history:
+            combined = -scheme.a[1] * levels[0]
+            for a, level in zip(scheme.a[2:], levels[1:]):
+                combined += -a * level
+            rhs = self.M.matvec(combined)
+        else:
+            rhs = self._history.matvec(u)
+        heat = 0.0
+        for j, level in enumerate(levels, start=1):
+            if scheme.b[j]:
+                t = t1 - j * dt
+                parts = p.load_parts(t)
+                rhs += dt * scheme.b[j] * sum(parts.values(), 0.0)
+                heat = heat + dt * scheme.b[j] * self.flows.flows(parts, level, t)
+        parts1 = p.load_parts(t1)
+        rhs += dt * scheme.b[0] * sum(parts1.values(), 0.0)
+        if scheme.history > 1 or self.scheme.history > 1:
+            self.earlier = ([u.copy()] + self.earlier)[: self.scheme.history - 1]
+        rhs_dirichlet = rhs[system.dir_owned]
+        info = system.solve(rhs, u, t1, step)
+        heat = heat + dt * scheme.b[0] * self.flows.flows(parts1, u, t1)
+        self.flows.book(self.balance, u, heat, system.dir_owned, system.reactions(u, rhs_dirichlet))
+        return info
+
+
+class ExplicitEulerStepper(Stepper):
+    def __init__(self, problem: HeatProblem, dt, t_end: float):
+        super().__init__(problem)
+        self.K = DistributedMatrix(problem.stiffness(0.0), problem.mesh.halo)
+        self.ml = problem.mass_weights.copy()  # lumped mass: row sums of M
+        self.dt_limit = self.stable_limit()
+        if dt == "auto":
+            dt = t_end / auto_steps(t_end, self.dt_limit)
+        elif dt > self.dt_limit:
+            raise CaseError(self._unstable(dt, "time.dt"))
+        self.dt = float(dt)
+        n = problem.mesh.n_owned
+        free = ~problem.dirichlet.mask[:n]
+        self.dir_owned = np.flatnonzero(~free)
+        self.rate = np.where(free, 1.0 / self.ml, 0.0)
+
+    def stable_limit(self, t: float = 0.0) -> float:
+        return stable_explicit_dt(self.problem, t)
+
+    def _unstable(self, dt: float, what: str) -> str:
+        return (f"{what} = {dt:g} s exceeds the stability limit {self.dt_limit:.6g} s of explicit-euler "
+                f"(lumped mass, Gershgorin bound); use time.dt <= {self.dt_limit:.6g}, time.dt = \"auto\", "
+                f"or an implicit scheme (backward-euler, crank-nicolson, bdf2)")
+
+    def step(self, u: np.ndarray, t0: float, step: int) -> SolveInfo:
+        dt, p, n = self.dt, self.problem, self.problem.mesh.n_owned
+        t1 = t0 + dt
+        if p.time_dependent_matrix and t0 > 0.0:  # h(t) moves K and the stability limit
+            self.K = DistributedMatrix(p.stiffness(t0), p.mesh.halo)
+            self.dt_limit = self.stable_limit(t0)
+            if dt > self.dt_limit:
+                raise NumericalError(self._unstable(dt, f"at t = {t0:.6g} s (h of a robin boundary grew), time.dt"))
+        parts0 = p.load_parts(t0)
+        heat = dt * self.flows.flows(parts0, u, t0)
+        residual = sum(parts0.values(), 0.0) - self.K.matvec(u)  # F0 - K u0 (updates the ghosts of u)
+        u_old_dirichlet = u[self.dir_owned].copy()
+        u[:n] += dt * self.rate * residual
+        d = p.dirichlet
+        u[d.local] = d.values(t1)[d.local]
+        p.mesh.halo.update(u)
+        reactions = self.ml[self.dir_owned] * (u[self.dir_owned] - u_old_dirichlet) - dt * residual[self.dir_owned]
+        self.flows.book(self.balance, u, heat, self.dir_owned, reactions)
+        return SolveInfo(0, 0.0, True)
+
+
+def auto_steps(t_end: float, dt_limit: float) -> int:
+    """Steps of ``time.dt = "auto"``: the fewest equal steps of at most 90% of the stable limit."""
+    return math.ceil(t_end / (0.9 * dt_limit) - 1e-9)
+
+
+def stable_explicit_dt(problem: HeatProblem, t: float = 0.0) -> float:
+    """Largest stable explicit-Euler step with the lumped mass at time t (Gershgorin bound; collective)."""
+    n = problem.mesh.n_owned
+    absrow = np.asarray(abs(problem.stiffness(t)).sum(axis=1)).ravel()
+    free = ~problem.dirichlet.mask[:n]
+    g = np.array([np.max(absrow[free] / problem.mass_weights[free]) if free.any() else 0.0])
+    problem.mesh.comm.Allreduce(MPI.IN_PLACE, g, op=MPI.MAX)
+    return 2.0 / g[0] if g[0] > 0 else math.inf
+
+
+class SteadySolver:
+    """``K u = F`` once, with the heat balance of the flows (W), which cancel."""
+
+    def __init__(self, problem: HeatProblem, solver: SolverSpec):
+        if not problem.dirichlet.count() and not problem.robin:
+            raise CaseError("time.scheme = \"steady\" needs at least one dirichlet or robin boundary "
+                            "(with only insulated and neumann boundaries the steady temperature is not unique)")
+        self.problem = problem
+        self.flows = HeatFlows(problem)
+        self.system = ConstrainedSystem(problem.stiffness(0.0), problem, solver)
+        self.balance: HeatBalance | None = None
+
+    def solve(self, u: np.ndarray) -> SolveInfo:
+        p, system = self.problem, self.system
+        parts = p.load_parts(0.0)
+        rhs = sum(parts.values(), np.zeros(p.mesh.n_owned))
+        rhs_dirichlet = rhs[system.dir_owned]
+        info = system.solve(rhs, u, 0.0, 0)
+        self.balance = self.flows.start(u)  # steady: no storage, heat flows (W) cancel
+        self.flows.book(self.balance, u, self.flows.flows(parts, u, 0.0), system.dir_owned,
+                        system.reactions(u, rhs_dirichlet))
+        return info
+
+
+def make_stepper(problem: HeatProblem, time: TimeSpec, solver: SolverSpec) -> Stepper | SteadySolver:
+    if time.steady:
+        return SteadySolver(problem, solver)
+    if time.scheme == "explicit-euler":
+        return ExplicitEulerStepper(problem, time.dt, time.t_end)
+    if time.scheme == "bdf2":
+        return ImplicitStepper(problem, time.dt, BDF2, solver, startup=BACKWARD_EULER)
+    return ImplicitStepper(problem, time.dt, theta_method(time.theta), solver)

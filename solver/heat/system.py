@@ -1,0 +1,61 @@
+"""A Dirichlet-constrained SPD system of the heat equation, its preconditioner and its solve."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from solver.case.records import SolverSpec
+from solver.errors import CaseError, ConvergenceError
+from solver.fem.boundary import constrain
+from solver.la.krylov import SolveInfo, pcg
+from solver.la.matrix import DistributedMatrix
+from solver.la.preconditioners import make_preconditioner
+
+
+class ConstrainedSystem:
+    """``A`` with Dirichlet rows and columns eliminated symmetrically, the preconditioner built
+    once, and the unconstrained Dirichlet rows kept for the reactions (the heat balance)."""
+
+    def __init__(self, A: sp.csr_matrix, problem, solver: SolverSpec):
+        self.problem, self.solver = problem, solver
+        mask = problem.dirichlet.mask
+        A_c, self.lift, diag = constrain(A, mask)
+        self.A = DistributedMatrix(A_c, problem.mesh.halo)
+        self.dir_owned = np.flatnonzero(mask[: problem.mesh.n_owned])
+        self.dir_diag = diag[self.dir_owned]
+        self.rows_dirichlet = A[self.dir_owned]  # unconstrained rows, for the reactions
+        self._lifted = None  # (time key, g, lift @ g)
+        try:
+            self.precond = make_preconditioner(solver.preconditioner, self.A)
+        except ImportError as exc:
+            raise CaseError(str(exc)) from None
+
+    def _dirichlet(self, t: float):
+        key = t if self.problem.dirichlet.time_dependent else None
+        if self._lifted is None or self._lifted[0] != key:
+            g = self.problem.dirichlet.values(t)
+            self._lifted = (key, g, self.lift @ g)
+        return self._lifted[1:]
+
+    def solve(self, rhs: np.ndarray, u: np.ndarray, t1: float, step: int) -> SolveInfo:
+        """Solve for u (in place, ghosts updated) with the Dirichlet values at t1; ``rhs`` is the
+        unconstrained right-hand side of the owned rows."""
+        g, lifted = self._dirichlet(t1)
+        rhs = rhs - lifted
+        rhs[self.dir_owned] = self.dir_diag * g[self.dir_owned]
+        u[self.problem.dirichlet.local] = g[self.problem.dirichlet.local]
+        s = self.solver
+        info = pcg(self.A, rhs, u, self.precond, s.rtol, s.atol, s.max_iterations)
+        if not info.converged:
+            where = "the steady solve" if step == 0 else f"step {step} (t = {t1:.6g})"
+            raise ConvergenceError(
+                f"{where}: the linear solver did not converge in {info.iterations} iterations "
+                f"(relative residual {info.residual:.3e} > solver.rtol = {s.rtol:g}); try "
+                f"solver.preconditioner = \"bjacobi\" or \"amg\", a larger solver.max_iterations"
+                + ("" if step == 0 else " or a smaller time.dt"))
+        return info
+
+    def reactions(self, u: np.ndarray, rhs_dirichlet: np.ndarray) -> np.ndarray:
+        """Heat that the Dirichlet rows take in: unconstrained rows times u, less their rhs."""
+        return self.rows_dirichlet @ u - rhs_dirichlet

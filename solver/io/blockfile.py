@@ -1,0 +1,211 @@
+"""One HDF5 file written by all ranks together: datasets in the canonical numbering, written block
+by block (:class:`solver.parallel.BlockRedistributor`), series that grow by one row per output,
+and attributes. Results files and checkpoints are both block files.
+
+Two variants differ only in who holds the file and how blocks reach it:
+
+* :class:`MpioBlockFile`: every rank opens the file with h5py's ``mpio`` driver and writes its
+  own block (collective hyperslab writes); metadata operations are collective.
+* :class:`GatheredBlockFile`: rank 0 alone opens it (serial h5py, when h5py lacks MPI); the
+  blocks travel to rank 0 one rank at a time.
+
+Values of series and attributes are written by rank 0 in both.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import h5py
+import numpy as np
+from mpi4py import MPI
+
+from solver.errors import CaseError
+from solver.parallel.blocks import BlockRedistributor
+from solver.parallel.buffers import whole
+
+log = logging.getLogger(__name__)
+SERIES_CHUNK = 256
+
+
+def h5py_has_mpi() -> bool:
+    return bool(h5py.get_config().mpi)
+
+
+def choose_driver(driver: str, comm) -> str:
+    """``output.driver`` resolved: auto is mpio when h5py has MPI, else gathered (with a warning)."""
+    if driver == "auto":
+        driver = "mpio" if h5py_has_mpi() else "gathered"
+        if driver == "gathered" and comm.size > 1 and comm.rank == 0:
+            log.warning("warning: h5py was built without MPI; writing the results through rank 0 "
+                        "(slower; rebuild h5py with HDF5_MPI=ON for parallel output)")
+    elif driver == "mpio" and not h5py_has_mpi():
+        raise CaseError("output.driver = \"mpio\" needs h5py built with MPI; use \"auto\" or \"gathered\"")
+    return driver
+
+
+class BlockFile:
+    """What both variants share; ``self.file`` is None on ranks that do not hold the file."""
+
+    def __init__(self, path: Path, comm, mode: str = "w"):
+        self.path, self.comm = Path(path), comm
+        self.file = self._open(mode)
+
+    def _open(self, mode: str):
+        raise NotImplementedError
+
+    def _shared(self, value):
+        """A value read by the ranks holding the file, on every rank."""
+        return value
+
+    # ---------------------------------------------------------------- blocks of the canonical numbering
+    def write_blocks(self, name: str, block: np.ndarray, dist: BlockRedistributor):
+        """Create dataset ``name`` of ``dist.n_global`` rows; this rank's block is ``block``."""
+        raise NotImplementedError
+
+    def read_block(self, name: str, dist: BlockRedistributor) -> np.ndarray:
+        """This rank's block of dataset ``name``."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- series and attributes
+    def read_all(self, name: str):
+        """A whole (small) dataset on every rank; None when it does not exist."""
+        value = self.file[name][()] if self.file is not None and name in self.file else None
+        return self._shared(value)
+
+    def create_series(self, name: str, dtype, width: int | None = None) -> None:
+        """An empty dataset that grows by rows (scalars, or rows of ``width``)."""
+        if self.file is None:
+            return
+        row = () if width is None else (width,)
+        self.file.create_dataset(name, shape=(0,) + row, maxshape=(None,) + row,
+                                 chunks=(SERIES_CHUNK,) + row, dtype=dtype)
+
+    def append_rows(self, name: str, rows) -> None:
+        """Append rows (rank 0's values) to a series."""
+        if self.file is None:
+            return
+        ds = self.file[name]
+        n = ds.shape[0]
+        rows = np.asarray(rows)
+        ds.resize((n + len(rows),) + ds.shape[1:])
+        if self.comm.rank == 0 and len(rows):
+            ds[n:] = rows
+
+    def append(self, name: str, value) -> None:
+        """Append one value to a series of scalars."""
+        self.append_rows(name, [value])
+
+    def truncate(self, name: str, length: int) -> None:
+        if self.file is not None:
+            ds = self.file[name]
+            ds.resize((length,) + ds.shape[1:])
+
+    def delete(self, name: str) -> None:
+        if self.file is not None and name in self.file:
+            del self.file[name]
+
+    def set_attrs(self, path: str, attrs: dict) -> None:
+        if self.file is not None:
+            node = self.file[path]
+            for k, v in attrs.items():
+                node.attrs[k] = v
+
+    def flush(self) -> None:
+        if self.file is not None:
+            self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+class MpioBlockFile(BlockFile):
+    """Every rank opens the file with the mpio driver and writes its own block."""
+
+    def _open(self, mode: str):
+        return h5py.File(self.path, mode, driver="mpio", comm=self.comm)
+
+    def write_blocks(self, name, block, dist):
+        ds = self.file.create_dataset(name, shape=(dist.n_global,) + block.shape[1:], dtype=block.dtype)
+        if dist.n_global >= self.comm.size:  # every rank has a block: one collective write
+            with ds.collective:
+                ds[dist.start:dist.start + len(block)] = block
+        elif len(block):
+            ds[dist.start:dist.start + len(block)] = block
+        return ds
+
+    def read_block(self, name, dist):
+        ds = self.file[name]
+        if all(dist.starts[1:] > dist.starts[:-1]):
+            with ds.collective:
+                return ds[dist.start:dist.stop]
+        return ds[dist.start:dist.stop]
+
+
+class GatheredBlockFile(BlockFile):
+    """Rank 0 owns the file (serial h5py); blocks travel to it one rank at a time."""
+
+    _BLOCK, _DTYPE = 77, 78  # message tags
+
+    def _open(self, mode: str):
+        file, error = None, None
+        if self.comm.rank == 0:
+            try:
+                file = h5py.File(self.path, mode)
+            except OSError as exc:
+                error = exc
+        error = self.comm.bcast(error, root=0)
+        if error is not None:
+            raise error
+        return file
+
+    def _shared(self, value):
+        return self.comm.bcast(value, root=0)
+
+    def write_blocks(self, name, block, dist):
+        comm = self.comm
+        block = np.ascontiguousarray(block)
+        if comm.rank != 0:
+            comm.Send(whole(block), dest=0, tag=self._BLOCK)
+            return None
+        ds = self.file.create_dataset(name, shape=(dist.n_global,) + block.shape[1:], dtype=block.dtype)
+        ds[dist.start:dist.start + len(block)] = block
+        for r in range(1, comm.size):
+            lo, hi = int(dist.starts[r]), int(dist.starts[r + 1])
+            buf = np.empty((hi - lo,) + block.shape[1:], dtype=block.dtype)
+            comm.Recv(whole(buf), source=r, tag=self._BLOCK)
+            ds[lo:hi] = buf
+        return ds
+
+    def read_block(self, name, dist):
+        comm = self.comm
+        if comm.rank != 0:
+            dtype = np.dtype(comm.recv(source=0, tag=self._DTYPE))
+            buf = np.empty(dist.stop - dist.start, dtype=dtype)
+            comm.Recv(whole(buf), source=0, tag=self._BLOCK)
+            return buf
+        ds = self.file[name]
+        for r in range(1, comm.size):
+            block = np.ascontiguousarray(ds[int(dist.starts[r]):int(dist.starts[r + 1])])
+            comm.send(block.dtype.str, dest=r, tag=self._DTYPE)
+            comm.Send(whole(block), dest=r, tag=self._BLOCK)
+        return ds[dist.start:dist.stop]
+
+
+def open_block_file(path: Path, comm, driver: str, mode: str = "w") -> BlockFile:
+    """Open (collectively) a block file with ``driver`` (mpio or gathered); a failure on any rank
+    is a CaseError on every rank."""
+    ok = np.array([1], dtype=np.int64)
+    error, file = "", None
+    try:
+        file = (MpioBlockFile if driver == "mpio" else GatheredBlockFile)(path, comm, mode)
+    except OSError as exc:
+        ok[0], error = 0, str(exc).splitlines()[0]
+    comm.Allreduce(MPI.IN_PLACE, ok, op=MPI.MIN)
+    if not ok[0]:
+        verb = "create" if mode == "w" else "open"
+        raise CaseError(f"{path}: cannot {verb} the file ({error or 'failed on another rank'})")
+    return file

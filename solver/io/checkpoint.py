@@ -1,0 +1,223 @@
+"""Checkpoints: the state of a run in canonical (rank-independent) order, written atomically.
+
+Layout of ``<output>/<name>/checkpoints/step_<step>.h5``::
+
+    /temperature   (n_nodes,) canonical order
+    /previous      (n_nodes,) BDF2 only: the solution one step earlier
+    attrs          solver_checkpoint (format version), step, t, dt, scheme, case, case_hash,
+                   snapshots (results-file snapshots written so far), balance_*, iterations, ...
+
+Every rank writes its canonical block to ``step_<step>.h5.tmp``; once the file is closed on all
+ranks, rank 0 renames it, points the ``checkpoint.h5`` symlink at it (also by rename, so it
+always names a complete file) and removes checkpoints beyond ``checkpoint.keep``. A crash at any
+moment leaves the previous checkpoint readable. A restart reads only its own block on any number
+of ranks, after rank 0 has checked the file serially (a truncated or foreign file is refused
+before any collective read).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+import tomli_w
+
+from solver import __version__
+from solver.errors import CaseError
+from solver.io.blockfile import BlockFile
+from solver.parallel.blocks import BlockRedistributor
+from solver.parallel.collective import on_root
+
+FORMAT = 1
+LINK = "checkpoint.h5"
+# Keys that may change between a checkpoint and its restart without changing the solution so far.
+SAFE_KEYS = ("time.t_end", "output.every", "output.directory", "output.driver", "checkpoint.",
+             "run.", "solver.rtol", "solver.atol", "solver.max_iterations", "solver.preconditioner",
+             "initial.")
+
+
+def flatten(values: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in values.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _plain(values):
+    if isinstance(values, dict):
+        return {k: _plain(v) for k, v in values.items() if v is not None}
+    return values
+
+
+def case_text(values: dict) -> str:
+    return tomli_w.dumps(_plain(values))
+
+
+def case_hash(values: dict) -> str:
+    """Hash of the case without the keys that are safe to change on restart."""
+    kept = {k: v for k, v in flatten(_plain(values)).items() if not k.startswith(SAFE_KEYS)}
+    return hashlib.sha256(repr(sorted(kept.items())).encode()).hexdigest()
+
+
+def changed_keys(old: dict, new: dict) -> tuple[list[str], list[str]]:
+    """(safe, unsafe) keys whose values differ between two resolved cases."""
+    a, b = flatten(_plain(old)), flatten(_plain(new))
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    safe = [k for k in changed if k.startswith(SAFE_KEYS)]
+    return safe, [k for k in changed if k not in safe]
+
+
+@dataclass
+class CheckpointAttrs:
+    """The attributes of a checkpoint: where the run stood, its case, and its heat balance.
+    Written by :meth:`to_hdf5` and read back by :meth:`from_hdf5`, nowhere else."""
+
+    step: int
+    t: float
+    dt: float
+    scheme: str
+    case: str  # the resolved case as TOML
+    case_hash: str
+    snapshots: int  # results-file snapshots written so far
+    iterations: int
+    balance_terms: list[str]
+    balance_energy_start: float
+    balance_inflow: np.ndarray
+    ranks: int = 0  # set when written
+    solver_version: str = ""
+    written: float = 0.0  # time.time() of the write
+    datasets: list[str] = field(default_factory=list)  # set when read: the vectors the file holds
+
+    def to_hdf5(self, comm) -> dict:
+        return {"step": self.step, "t": self.t, "dt": self.dt, "scheme": self.scheme, "case": self.case,
+                "case_hash": self.case_hash, "snapshots": self.snapshots, "iterations": self.iterations,
+                "balance_terms": "\n".join(self.balance_terms), "balance_energy_start": self.balance_energy_start,
+                "balance_inflow": np.asarray(self.balance_inflow), "solver_checkpoint": FORMAT,
+                "solver_version": __version__, "ranks": comm.size, "written": time.time()}
+
+    @classmethod
+    def from_hdf5(cls, attrs, datasets=()) -> "CheckpointAttrs":
+        a = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
+        return cls(int(a["step"]), float(a["t"]), float(a["dt"]), str(a["scheme"]), str(a["case"]),
+                   str(a["case_hash"]), int(a["snapshots"]), int(a["iterations"]),
+                   str(a["balance_terms"]).split("\n"), float(a["balance_energy_start"]),
+                   np.array(a["balance_inflow"], dtype=float), int(a.get("ranks", 0)),
+                   str(a.get("solver_version", "")), float(a.get("written", 0.0)), sorted(datasets))
+
+
+def checkpoint_dir(results_dir: Path) -> Path:
+    return Path(results_dir) / "checkpoints"
+
+
+def write_checkpoint(results_dir: Path, mesh, nodes: BlockRedistributor, state: dict, attrs: CheckpointAttrs,
+                     keep: int, open_file, before_close=None) -> Path:
+    """Write ``state`` (name -> local vector) atomically; returns the checkpoint's path.
+
+    ``open_file(path)`` opens a block file on all ranks (the results file's backend);
+    ``before_close()``, when given, runs just before the file is closed (fault injection)."""
+    comm = mesh.comm
+    folder = checkpoint_dir(results_dir)
+    on_root(comm, lambda: folder.mkdir(parents=True, exist_ok=True), CaseError)
+    final = folder / f"step_{attrs.step:08d}.h5"
+    tmp = final.with_name(final.name + ".tmp")
+    f: BlockFile = open_file(tmp)
+    try:
+        for name, vector in state.items():
+            f.write_blocks(f"/{name}", nodes.to_blocks(vector[: mesh.n_owned]), nodes)
+        f.set_attrs("/", attrs.to_hdf5(comm))
+        if before_close is not None:
+            before_close()
+    finally:
+        f.close()
+
+    def publish():
+        os.replace(tmp, final)
+        link = Path(results_dir) / LINK
+        tmp_link = link.with_name(link.name + ".tmp")
+        if tmp_link.is_symlink() or tmp_link.exists():
+            tmp_link.unlink()
+        tmp_link.symlink_to(final.relative_to(results_dir))
+        os.replace(tmp_link, link)
+        for old in sorted(folder.glob("step_*.h5"))[:-keep]:
+            old.unlink()
+        for stale in folder.glob("*.h5.tmp"):
+            stale.unlink()
+        return str(final)
+    return Path(on_root(comm, publish, CaseError))
+
+
+def resolve(path: str, results_dir: Path) -> Path:
+    """``latest`` -> the newest complete checkpoint of this case; else the path given."""
+    if path != "latest":
+        return Path(path)
+    candidates = sorted(checkpoint_dir(results_dir).glob("step_*.h5"), reverse=True)
+    for c in candidates:
+        try:
+            with h5py.File(c, "r") as f:
+                if f.attrs.get("solver_checkpoint") == FORMAT:
+                    return c
+        except OSError:
+            continue
+    raise CaseError(f"--restart latest: no readable checkpoint in {checkpoint_dir(results_dir)}")
+
+
+def inspect(path: Path, n_nodes: int) -> CheckpointAttrs:
+    """Serial check of a checkpoint (rank 0): readable, ours, complete; returns its attributes."""
+    try:
+        f = h5py.File(path, "r")
+    except FileNotFoundError:
+        raise CaseError(f"{path}: checkpoint not found") from None
+    except OSError as exc:
+        raise CaseError(f"{path}: not a readable HDF5 checkpoint ({str(exc).splitlines()[0]})") from None
+    with f:
+        if f.attrs.get("solver_checkpoint") != FORMAT:
+            raise CaseError(f"{path}: not a checkpoint of this solver (no solver_checkpoint = {FORMAT} attribute)")
+        if "temperature" not in f or f["temperature"].shape != (n_nodes,):
+            shape = f["temperature"].shape if "temperature" in f else None
+            raise CaseError(f"{path}: checkpoint holds {shape} temperatures, the mesh has {n_nodes} nodes")
+        try:
+            for name in f:
+                for start in range(0, f[name].shape[0], 1 << 20):
+                    if not np.all(np.isfinite(f[name][start:start + (1 << 20)])):
+                        raise CaseError(f"{path}: checkpoint dataset {name} holds NaN or Inf")
+        except (OSError, RuntimeError, KeyError) as exc:
+            raise CaseError(f"{path}: checkpoint is truncated or corrupt ({str(exc).splitlines()[0]})") from None
+        try:
+            return CheckpointAttrs.from_hdf5(f.attrs, list(f))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise CaseError(f"{path}: checkpoint attributes are missing or malformed ({exc})") from None
+
+
+def check_compatible(path: Path, attrs: CheckpointAttrs, values: dict, force: bool) -> list[str]:
+    """Refuse a checkpoint of another case unless forced; returns the safe keys that changed."""
+    old = tomllib.loads(attrs.case)
+    safe, unsafe = changed_keys(old, values)
+    if attrs.case_hash != case_hash(values) and unsafe and not force:
+        raise CaseError(f"{path}: checkpoint of a different case (changed: {', '.join(unsafe)}); "
+                        f"use the same case, or --force to restart anyway")
+    return safe + (unsafe if force else [])
+
+
+def read_state(path: Path, mesh, nodes: BlockRedistributor, names, open_file) -> dict:
+    """Each rank reads its canonical block of each dataset; returns local vectors (ghosts set)."""
+    f = open_file(path)
+    try:
+        out = {}
+        for name in names:
+            block = f.read_block(f"/{name}", nodes)
+            local = np.empty(mesh.n_local)
+            local[: mesh.n_owned] = nodes.from_blocks(block)
+            mesh.halo.update(local)
+            out[name] = local
+    finally:
+        f.close()
+    return out

@@ -1,0 +1,118 @@
+"""Reading results files from Python (notebooks, scripts) and finite-element point evaluation.
+
+    from solver.io import results
+    r = results.open("outputs/plate/plate.h5")
+    r.points, r.cells, r.cell_type        # mesh in canonical (file) order
+    r.times, r.steps                      # one entry per snapshot
+    T = r.temperature(-1)                 # last snapshot, read on demand
+    r.probe([[0.1, 0.05]], -1)            # interpolated values at points
+    r.case                                # the resolved case as a dict
+
+Everything is read lazily from the HDF5 file with plain (serial) h5py.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cached_property
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from solver.errors import CaseError
+from solver.fem.locate import PointLocator
+
+
+class Results:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise CaseError(f"{self.path}: results file not found")
+        if self.path.is_dir():
+            raise CaseError(f"{self.path}: is a directory, expected a results .h5 file")
+        try:
+            self.file = h5py.File(self.path, "r")
+        except OSError:
+            raise CaseError(f"{self.path}: not an HDF5 file (expected a results .h5 file of this solver)") from None
+        if "mesh/geometry" not in self.file or "fields/temperature" not in self.file or "time" not in self.file:
+            self.file.close()
+            raise CaseError(f"{self.path}: not a results file of this solver (no /mesh and /fields/temperature)")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self.file.close()
+
+    @cached_property
+    def points(self) -> np.ndarray:
+        return self.file["mesh/geometry"][()]
+
+    @cached_property
+    def cells(self) -> np.ndarray:
+        return self.file["mesh/topology"][()]
+
+    @property
+    def cell_type(self) -> str:
+        return str(self.file["mesh/topology"].attrs["cell_type"])
+
+    @property
+    def dim(self) -> int:
+        return self.points.shape[1]
+
+    @cached_property
+    def times(self) -> np.ndarray:
+        return self.file["time"][()]
+
+    @cached_property
+    def steps(self) -> np.ndarray:
+        return self.file["step"][()]
+
+    @property
+    def attrs(self) -> dict:
+        return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in self.file.attrs.items()}
+
+    @cached_property
+    def case(self) -> dict:
+        return tomllib.loads(self.attrs["case"])
+
+    def index(self, step: int | None = None, time: float | None = None) -> int:
+        """Snapshot index from a position (negative counts from the end) or the nearest time."""
+        n = len(self.times)
+        if n == 0:
+            raise CaseError(f"{self.path}: holds no snapshots")
+        if time is not None:
+            if not self.times[0] - 1e-12 <= time <= self.times[-1] + 1e-12:
+                raise CaseError(f"--time {time:g}: outside the times in {self.path.name} "
+                                f"({self.times[0]:g} to {self.times[-1]:g})")
+            return int(np.argmin(np.abs(self.times - time)))
+        step = -1 if step is None else step
+        if not -n <= step < n:
+            raise CaseError(f"--step {step}: {self.path.name} has {n} snapshots (0..{n - 1}, or -{n}..-1)")
+        return step % n
+
+    def temperature(self, index: int = -1) -> np.ndarray:
+        i = self.index(index)
+        return self.file[f"fields/temperature/{i:06d}"][()]
+
+    @cached_property
+    def locator(self) -> PointLocator:
+        return PointLocator(self.cell_type, self.points, self.cells)
+
+    def probe(self, points, index: int = -1) -> np.ndarray:
+        """Finite-element interpolation of the temperature at ``points`` (outside: CaseError)."""
+        pts = np.atleast_2d(np.asarray(points, dtype=float))
+        cell, xi = self.locator.locate(pts)
+        outside = np.flatnonzero(cell < 0)
+        if len(outside):
+            p = ", ".join(f"{c:g}" for c in pts[outside[0]])
+            raise CaseError(f"point ({p}) is outside the mesh of {self.path.name}")
+        return self.locator.interpolate(self.temperature(index), cell, xi)
+
+
+def open(path: str | Path) -> Results:  # noqa: A001 - the natural name: results.open(path)
+    return Results(path)

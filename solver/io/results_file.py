@@ -1,0 +1,127 @@
+"""The results file: one HDF5 file per run, written collectively, plus its XDMF index.
+
+Layout (canonical, rank-independent order; identical whatever the number of ranks)::
+
+    /mesh/geometry              (n_nodes, gdim) float64
+    /mesh/topology              (n_cells, nodes_per_cell) int64, attr cell_type
+    /fields/temperature/000000  (n_nodes,) float64, attrs time, step
+    /time, /step                (n_outputs,) times and step numbers of the snapshots
+    attrs: case (resolved TOML), case_file_text, case_source, solver_version, ranks, ...
+
+Owned values are first moved to contiguous blocks of the canonical numbering
+(:class:`BlockRedistributor`), then each rank writes its block as one hyperslab
+(collective ``mpio`` writes), or, when h5py lacks MPI, rank 0 receives the blocks one at a
+time and writes them (``gathered``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from solver import __version__
+from solver.errors import CaseError
+from solver.io.blockfile import BlockFile, choose_driver, open_block_file
+from solver.io.xdmf import write_xdmf
+from solver.mesh.distributed import DistributedMesh
+from solver.parallel.blocks import BlockRedistributor
+from solver.parallel.collective import on_root
+
+SERIES = {"/time": np.float64, "/step": np.int64,
+          "/balance/energy_change": np.float64, "/balance/relative_imbalance": np.float64}
+
+
+class ResultsFile:
+    """Writes the mesh once and temperature snapshots; keeps the XDMF index up to date."""
+
+    def __init__(self, directory: Path, name: str, mesh: DistributedMesh, attrs: dict,
+                 driver: str = "auto", continue_after: int | None = None):
+        comm = mesh.comm
+        self.comm, self.mesh = comm, mesh
+        self.h5_path = Path(directory) / f"{name}.h5"
+        self.xdmf_path = Path(directory) / f"{name}.xdmf"
+        driver = choose_driver(driver, comm)
+        self.nodes = BlockRedistributor(comm, mesh.node_ids[: mesh.n_owned], mesh.n_global_nodes)
+        self.cells = BlockRedistributor(comm, mesh.cell_ids[: mesh.n_owned_cells], mesh.n_global_cells)
+        self.driver = driver
+        if continue_after is not None:
+            self._continue(continue_after, attrs)
+            return
+        self.backend = self.open_block_file(self.h5_path, "w")
+        geometry = self.nodes.to_blocks(mesh.coords[: mesh.n_owned])
+        topology = self.cells.to_blocks(mesh.node_ids[mesh.owned_cells])
+        self.backend.write_blocks("/mesh/geometry", geometry, self.nodes)
+        self.backend.write_blocks("/mesh/topology", topology, self.cells)
+        self.backend.set_attrs("/mesh/topology", {"cell_type": mesh.cell_type})
+        for name, dtype in SERIES.items():
+            self.backend.create_series(name, dtype)
+        self.backend.set_attrs("/", {**attrs, "solver_version": __version__, "ranks": comm.size,
+                                     "n_nodes": mesh.n_global_nodes, "n_cells": mesh.n_global_cells,
+                                     "cell_type": mesh.cell_type, "writer": self.driver})
+        self.snapshots: list[tuple[float, str]] = []
+
+    def open_block_file(self, path: Path, mode: str = "w") -> BlockFile:
+        """A block file with this results file's driver (also used for checkpoints)."""
+        return open_block_file(path, self.comm, self.driver, mode)
+
+    def _continue(self, n_snapshots: int, attrs: dict):
+        """Reopen the results file of a restarted run, dropping snapshots written after the
+        checkpoint (so none is duplicated) and keeping the rest."""
+        if not on_root(self.comm, self.h5_path.exists):
+            raise CaseError(f"{self.h5_path}: results file to continue not found (a restart appends to it)")
+        self.backend = self.open_block_file(self.h5_path, "r+")
+        times = self.backend.read_all("/time")
+        if times is None or len(times) < n_snapshots:
+            raise CaseError(f"{self.h5_path}: holds {0 if times is None else len(times)} snapshots, "
+                            f"the checkpoint expects at least {n_snapshots}")
+        for i in range(n_snapshots, len(times)):
+            self.backend.delete(f"/fields/temperature/{i:06d}")
+        for name in SERIES:
+            self.backend.truncate(name, n_snapshots)
+        self.snapshots = [(float(t), f"/fields/temperature/{i:06d}") for i, t in enumerate(times[:n_snapshots])]
+        self.backend.set_attrs("/", {"ranks": self.comm.size, **attrs})
+        self.backend.flush()
+
+    def init_probes(self, points: np.ndarray, keep_until: float | None = None) -> None:
+        """Create (or, on a restart, trim after ``keep_until``) the probe datasets."""
+        if keep_until is None:
+            self.backend.create_series("/probes/time", np.float64)
+            self.backend.create_series("/probes/values", np.float64, width=len(points))
+            self.backend.create_series("/probes/points", np.float64, width=points.shape[1])
+            self.backend.append_rows("/probes/points", points)
+            return
+        times = self.backend.read_all("/probes/time")
+        if times is None:
+            raise CaseError(f"{self.h5_path}: has no probe datasets to continue (output.probes was added?)")
+        keep = int(np.searchsorted(times, keep_until, side="right"))
+        self.backend.truncate("/probes/time", keep)
+        self.backend.truncate("/probes/values", keep)
+
+    def write_probes(self, times: np.ndarray, values: np.ndarray) -> None:
+        self.backend.append_rows("/probes/time", times)
+        self.backend.append_rows("/probes/values", values)
+
+    def write(self, u_local: np.ndarray, t: float, step: int, balance=None) -> None:
+        block = self.nodes.to_blocks(u_local[: self.mesh.n_owned])
+        name = f"/fields/temperature/{len(self.snapshots):06d}"
+        self.backend.write_blocks(name, block, self.nodes)
+        self.backend.set_attrs(name, {"time": float(t), "step": int(step)})
+        self.backend.append("/time", float(t))
+        self.backend.append("/step", int(step))
+        if balance is not None:
+            self.backend.append("/balance/energy_change", balance.change)
+            self.backend.append("/balance/relative_imbalance", balance.relative)
+        self.backend.flush()
+        self.snapshots.append((float(t), name))
+        if self.comm.rank == 0:
+            write_xdmf(self.xdmf_path, self.h5_path.name, self.mesh.reference, self.mesh.n_global_nodes,
+                       self.mesh.n_global_cells, self.mesh.dim, self.snapshots)
+
+    def close(self, attrs: dict | None = None) -> None:
+        if self.backend is None:
+            return
+        if attrs:
+            self.backend.set_attrs("/", attrs)
+        self.backend.close()
+        self.backend = None

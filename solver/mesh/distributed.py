@@ -1,0 +1,154 @@
+"""The distributed mesh: each rank's cells, its owned and ghost nodes, and their numberings.
+
+Layout on every rank (any mesh source, structured or read from a file):
+
+* local nodes ``[0, n_owned)`` are owned by this rank, in increasing canonical id;
+  ``[n_owned, n_local)`` are ghosts, grouped by owner rank (then canonical id);
+* ``node_ids`` are canonical ids (the original numbering of a mesh file, or the
+  lexicographic grid numbering): rank-independent, used for output;
+* ``global_ids`` number owned nodes contiguously per rank (rank r owns
+  ``[offset_r, offset_r + n_owned)``), the numbering of the distributed vectors;
+* local cells ``[0, n_owned_cells)`` are owned (each cell is owned by one rank), the rest
+  are ghost cells: together they are all cells that touch an owned node, so that every
+  owned row of a matrix is assembled without communication;
+* ``boundaries[name]``: facets of the named boundary, at least all those through owned nodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from mpi4py import MPI
+
+from solver.mesh.cells import CELLS, ReferenceCell
+from solver.parallel.exchange import HaloExchange
+
+
+@dataclass
+class Facets:
+    """Facets of a named boundary: every one through a node this rank owns (and maybe more)."""
+
+    nodes: np.ndarray  # (n_facets, nodes_per_facet) local node indices
+
+
+@dataclass(frozen=True)
+class MeshGroups:
+    """Named physical groups of a mesh file: boundary (facet) and region (cell) tags, and how
+    many facets each boundary group has in the whole mesh."""
+
+    boundary: dict = field(default_factory=dict)  # name -> tag
+    region: dict = field(default_factory=dict)  # name -> tag
+    facet_counts: dict = field(default_factory=dict)  # boundary name -> number of facets
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    """How a mesh file was split among the ranks, and what it cost (the same on every rank)."""
+
+    partitioner: str  # metis, rcb or none (one rank)
+    edge_cut: int  # facets between cells of different ranks
+    owned_nodes_imbalance: float  # max / mean of the owned nodes per rank
+    file: str = ""
+    mesh_bytes: int = 0  # the mesh arrays as read on rank 0
+    read_seconds: float = 0.0
+    partition_seconds: float = 0.0
+    distribute_seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class DistributedMesh:
+    comm: MPI.Comm
+    cell_type: str
+    coords: np.ndarray  # (n_local, gdim)
+    cells: np.ndarray  # (n_cells, nodes_per_cell) local node indices
+    n_owned: int
+    n_owned_cells: int
+    node_ids: np.ndarray  # canonical node ids (n_local,)
+    cell_ids: np.ndarray  # canonical cell ids (n_cells,)
+    ghost_owners: np.ndarray  # (n_ghosts,) owner rank of each ghost, sorted
+    boundaries: dict[str, Facets]
+    n_global_nodes: int
+    n_global_cells: int
+    halo: HaloExchange = field(repr=False)
+    global_ids: np.ndarray = field(repr=False)
+    cell_tags: np.ndarray | None = field(default=None, repr=False)  # physical group of each local cell
+    groups: MeshGroups = field(default_factory=MeshGroups)
+    partition: PartitionInfo | None = None  # mesh files only
+
+    @property
+    def reference(self) -> ReferenceCell:
+        return CELLS[self.cell_type]
+
+    @property
+    def dim(self) -> int:
+        return self.coords.shape[1]
+
+    @property
+    def n_local(self) -> int:
+        return len(self.coords)
+
+    @property
+    def owned_cells(self) -> np.ndarray:
+        return self.cells[: self.n_owned_cells]
+
+    @classmethod
+    def from_local(cls, comm, cell_type, coords, cells, node_ids, node_owners, cell_ids, n_owned_cells,
+                   boundaries, n_global_nodes, n_global_cells, cell_tags=None, groups=None, partition=None):
+        """Build from a rank's local data in any order.
+
+        ``node_owners`` gives every local node's owner rank; ``cells[:n_owned_cells]`` are
+        the cells this rank owns. Nodes are renumbered to the layout described above.
+        """
+        rank = comm.rank
+        owned = node_owners == rank
+        # owned first by canonical id, then ghosts by (owner, canonical id)
+        sort_owner = np.where(owned, -1, node_owners)
+        perm = np.lexsort((node_ids, sort_owner))
+        inverse = np.empty_like(perm)
+        inverse[perm] = np.arange(len(perm))
+        n_owned = int(owned.sum())
+        coords = np.ascontiguousarray(coords[perm])
+        node_ids = np.ascontiguousarray(node_ids[perm]).astype(np.int64)
+        ghost_owners = np.ascontiguousarray(node_owners[perm][n_owned:]).astype(np.int64)
+        cells = inverse[cells]
+        boundaries = {name: Facets(inverse[f.nodes]) for name, f in boundaries.items()}
+
+        halo = HaloExchange(comm, n_owned, node_ids[:n_owned], ghost_owners, node_ids[n_owned:])
+        offset = comm.exscan(n_owned) if comm.size > 1 else 0
+        offset = offset or 0
+        global_ids = np.empty(len(node_ids), dtype=np.int64)
+        global_ids[:n_owned] = offset + np.arange(n_owned)
+        halo.update(global_ids)
+        index_type = np.int32 if len(coords) < 2**31 else np.int64
+        return cls(comm, cell_type, coords, cells.astype(index_type), n_owned, int(n_owned_cells),
+                   node_ids, np.asarray(cell_ids, dtype=np.int64), ghost_owners, boundaries,
+                   int(n_global_nodes), int(n_global_cells), halo, global_ids,
+                   None if cell_tags is None else np.ascontiguousarray(cell_tags), groups or MeshGroups(), partition)
+
+    def owned_dirichlet_mask(self, names) -> np.ndarray:
+        """Local mask of nodes on the given boundaries, consistent on ghosts.
+
+        An owner holds every cell around its nodes, hence every boundary facet through
+        them: owners mark their nodes and the halo exchange tells the ghosts.
+        """
+        mask = np.zeros(self.n_local, dtype=np.float64)
+        for name in names:
+            mask[self.boundaries[name].nodes.ravel()] = 1.0
+        mask[self.n_owned:] = 0.0
+        self.halo.update(mask)
+        return mask > 0.5
+
+    def summary(self) -> dict:
+        """Global sizes and balance (collective)."""
+        owned = np.array([self.n_owned, self.n_owned_cells, self.n_local - self.n_owned], dtype=np.int64)
+        mx = np.empty_like(owned)
+        mn = np.empty_like(owned)
+        self.comm.Allreduce(owned, mx, op=MPI.MAX)
+        self.comm.Allreduce(owned, mn, op=MPI.MIN)
+        return {"nodes": self.n_global_nodes, "cells": self.n_global_cells,
+                "owned_nodes_min": int(mn[0]), "owned_nodes_max": int(mx[0]),
+                "ghosts_max": int(mx[2])}

@@ -1,0 +1,323 @@
+"""Meshes from files (Gmsh 2.2/4.1 ASCII or binary, XDMF, ... read with meshio), partitioned and
+distributed without a rank-0 bottleneck in memory.
+
+1. Rank 0 reads the file and sorts the cells along a space-filling curve; with ``Scatterv`` it
+   sends every rank a contiguous block of those cells, of the nodes (by id) and of the boundary
+   facets, and keeps only its own blocks.
+2. All ranks partition the cells together (:mod:`solver.mesh.partition`: the cell graph is coarsened
+   in parallel, its coarsest level split on rank 0 by METIS or recursive coordinate bisection,
+   and the parts refined level by level on the way back).
+3. A node is owned by the lowest-numbered part among its cells; the rank holding a node's
+   block decides. Each rank then receives (``Alltoallv``): the cells of its part, then every
+   other cell touching a node it owns; its nodes' coordinates, owners and original ids; the
+   boundary facets through its owned nodes, with their physical group.
+
+The original numbering of the file (points and cells, in file order, unused points dropped)
+is the canonical numbering, so results are written in the file's own order.
+Physical groups name boundaries (facets) and regions (cells).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from mpi4py import MPI
+
+from solver.errors import CaseError
+from solver.mesh.cells import BY_MESHIO_NAME, CELLS
+from solver.mesh.distributed import DistributedMesh, Facets, MeshGroups, PartitionInfo
+from solver.mesh.partition import partition, space_filling_order
+from solver.parallel.root import scatter_blocks
+from solver.parallel.routing import Route, block_rank, block_starts, fetch, sparse_alltoallv
+
+TAG_KEYS = ("gmsh:physical", "cell_tags", "medit:ref")
+
+
+@dataclass
+class MeshFileData:
+    """A mesh file as rank 0 reads it: cells of the highest dimension with their physical tags,
+    the tagged facets, and the group names (``cell_ids``: canonical id of each row of ``cells``)."""
+
+    cell_type: str
+    points: np.ndarray  # (n_nodes, gdim)
+    cells: np.ndarray  # (n_cells, nodes_per_cell), file numbering of the used points
+    cell_tags: np.ndarray
+    facets: np.ndarray  # (n_facets, nodes_per_facet)
+    facet_tags: np.ndarray
+    groups: MeshGroups
+    cell_ids: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.points, self.cells, self.cell_tags, self.facets, self.facet_tags))
+
+
+class LocalMesh(NamedTuple):
+    """One rank's part of a mesh file after redistribution (file numbering)."""
+
+    cell_ids: np.ndarray
+    cell_tags: np.ndarray
+    cells: np.ndarray  # node ids of the cells: owned cells first
+    n_owned_cells: int
+    facet_rows: np.ndarray  # (n, 1 + nodes_per_facet): tag, then the facet's node ids
+    node_ids: np.ndarray  # sorted
+    coords: np.ndarray
+    owners: np.ndarray  # owner rank of each node
+    owned_counts: np.ndarray  # nodes owned by each rank
+
+
+def read(path: str | Path) -> MeshFileData:
+    """Read a mesh file (rank 0): cells of the highest dimension, tagged facets, group names."""
+    import meshio
+
+    path = Path(path)
+    if not path.is_file():
+        raise CaseError(f"{path}: mesh file not found")
+    try:
+        m = meshio.read(path)
+    except Exception as exc:  # meshio raises many kinds of errors for corrupt files
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CaseError(f"{path}: cannot read the mesh ({detail})") from None
+    present = [BY_MESHIO_NAME[b.type] for b in m.cells if b.type in BY_MESHIO_NAME]
+    if not present:
+        raise CaseError(f"{path}: no triangle, quad, tetra or hexahedron cells in the mesh")
+    dim = max(CELLS[c].dim for c in present)
+    kinds = sorted({c for c in present if CELLS[c].dim == dim})
+    if len(kinds) > 1:
+        raise CaseError(f"{path}: mixed {' and '.join(kinds)} meshes are not supported")
+    cell_type = kinds[0]
+    facet_type = CELLS[CELLS[cell_type].facet_name].meshio
+    tag_key = next((k for k in TAG_KEYS if k in m.cell_data), None)
+
+    def gather(m, meshio_type):
+        """Connectivity and tags of every block of a cell type (no copy when there is one block)."""
+        blocks = [(i, b) for i, b in enumerate(m.cells) if b.type == meshio_type]
+        if not blocks:
+            return np.empty((0, 0), dtype=np.int64), np.empty(0, dtype=np.int64)
+        conn = blocks[0][1].data if len(blocks) == 1 else np.concatenate([b.data for _, b in blocks])
+        if tag_key:
+            tags = [np.asarray(m.cell_data[tag_key][i]).ravel() for i, _ in blocks]
+            tags = tags[0] if len(tags) == 1 else np.concatenate(tags)
+        else:
+            tags = np.zeros(len(conn), dtype=np.int64)
+        return conn.astype(np.int64, copy=False), tags.astype(np.int64, copy=False)
+
+    cells, cell_tags = gather(m, CELLS[cell_type].meshio)
+    facets, facet_tags = gather(m, facet_type)
+    points = np.asarray(m.points, dtype=float)
+    field_data = m.field_data
+    del m  # meshio's other arrays (cell sets, geometrical tags) are not needed
+    if dim == 2:
+        if points.shape[1] == 3 and np.any(points[:, 2] != 0):
+            raise CaseError(f"{path}: a 2D mesh must lie in the plane z = 0")
+        points = np.ascontiguousarray(points[:, :2])
+    # drop points no cell uses (geometry points); keep file order
+    used = np.zeros(len(points), dtype=bool)
+    used[cells.ravel()] = True
+    if not used.all():
+        new_index = np.cumsum(used) - 1
+        points = points[used]
+        for start in range(0, len(cells), 1 << 16):  # in place, a chunk at a time
+            cells[start:start + (1 << 16)] = new_index[cells[start:start + (1 << 16)]]
+        if len(facets):
+            keep = np.all(used[facets], axis=1)
+            facets, facet_tags = new_index[facets[keep]], facet_tags[keep]
+    del used
+    boundary, region = {}, {}
+    for name, (tag, gdim) in ((n, (int(v[0]), int(v[1]))) for n, v in field_data.items()):
+        if gdim == dim - 1:
+            boundary[name] = tag
+        elif gdim == dim:
+            region[name] = tag
+    if not field_data:  # no names in the file: groups are named by their tag numbers
+        boundary = {str(t): int(t) for t in np.unique(facet_tags) if t}
+        region = {str(t): int(t) for t in np.unique(cell_tags) if t}
+    counts = {name: int(np.sum(facet_tags == tag)) for name, tag in boundary.items()}
+    return MeshFileData(cell_type, points, cells, cell_tags, facets, facet_tags,
+                        MeshGroups(boundary, region, counts))
+
+
+def _permuted(rows: np.ndarray, order: np.ndarray, dtype, chunk: int = 1 << 16) -> np.ndarray:
+    """``rows[order]`` as ``dtype``, a chunk at a time (no full-size temporary)."""
+    out = np.empty(rows.shape, dtype=dtype)
+    for start in range(0, len(order), chunk):
+        out[start:start + chunk] = rows[order[start:start + chunk]]
+    return out
+
+
+def _read_on_root(comm, path: str) -> tuple[MeshFileData | None, dict]:
+    """Rank 0 reads the file and sorts the cells along a space-filling curve; every rank gets
+    the sizes and group names (``meta``)."""
+    data, meta, error = None, None, None
+    if comm.rank == 0:
+        try:
+            data = read(path)
+        except CaseError as exc:
+            error = str(exc)
+    if comm.rank == 0 and error is None:
+        if len(data.cells) < comm.size:
+            error = f"{path}: {len(data.cells)} cells cannot be split among {comm.size} ranks"
+        else:
+            meta = {"cell_type": data.cell_type, "groups": data.groups, "gdim": data.points.shape[1],
+                    "n_nodes": len(data.points), "n_cells": len(data.cells),
+                    "n_facets": len(data.facets), "npc": data.cells.shape[1],
+                    "npf": data.facets.shape[1] if len(data.facets) else 0, "mesh_bytes": data.nbytes}
+            if comm.size > 1:  # cells along the curve: each rank's block is compact in space
+                index = np.int32 if max(meta["n_nodes"], meta["n_cells"]) < 2**31 else np.int64
+                order = space_filling_order(data.points, data.cells)
+                data.cells = _permuted(data.cells, order, index)
+                data.cell_tags = data.cell_tags[order].astype(np.int32)
+                data.cell_ids = order.astype(index)
+                del order
+            else:
+                data.cell_ids = np.arange(len(data.cells))
+            meta["dtypes"] = {key: getattr(data, key).dtype for key in ("cells", "cell_ids", "cell_tags")}
+    error, meta = comm.bcast((error, meta), root=0)
+    if error:
+        raise CaseError(error)
+    return data, meta
+
+
+def return_freed_memory() -> None:
+    """Serve allocations of 1 MiB or more with mmap, so that freed temporaries (reading and
+    partitioning a large mesh on rank 0) go back to the system instead of staying in the heap."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD (glibc)
+    except (OSError, AttributeError):
+        pass
+
+
+def distributed_mesh(comm, path: str, partitioner: str = "auto") -> DistributedMesh:
+    """Read on rank 0, scatter in blocks, partition in parallel, redistribute; collective.
+
+    Rank 0 holds the whole mesh only while it reads it: it sends every rank a contiguous block
+    of the cells (along a space-filling curve), of the nodes and of the boundary facets, and
+    from then on all ranks work on their blocks alike.
+    """
+    return_freed_memory()
+    t0 = MPI.Wtime()
+    data, meta = _read_on_root(comm, path)
+    t_read = MPI.Wtime() - t0
+    t0 = MPI.Wtime()
+    def get(name):
+        return getattr(data, name) if comm.rank == 0 else None
+    gdim, npc, npf, n_nodes = meta["gdim"], meta["npc"], max(meta["npf"], 1), meta["n_nodes"]
+    dtypes = meta["dtypes"]
+    cells = scatter_blocks(comm, get("cells"), meta["n_cells"], npc, dtypes["cells"])
+    cell_ids = scatter_blocks(comm, get("cell_ids"), meta["n_cells"], 1, dtypes["cell_ids"])
+    cell_tags = scatter_blocks(comm, get("cell_tags"), meta["n_cells"], 1, dtypes["cell_tags"])
+    points = scatter_blocks(comm, get("points"), n_nodes, gdim, np.float64)
+    facets = scatter_blocks(comm, get("facets"), meta["n_facets"], npf, np.int64)
+    facet_tags = scatter_blocks(comm, get("facet_tags"), meta["n_facets"], 1, np.int64)
+    del data, get
+    node_starts = block_starts(n_nodes, comm.size)
+    t_scatter = MPI.Wtime() - t0
+
+    t0 = MPI.Wtime()
+    if comm.size > 1:
+        parts, method, cut = partition(comm, cells, meta["cell_type"], n_nodes,
+                                       partial(_centroids, comm, node_starts, points, cells), partitioner)
+    else:
+        parts, method, cut = np.zeros(len(cells), dtype=np.int64), "none", 0
+    t_partition = MPI.Wtime() - t0
+
+    t0 = MPI.Wtime()
+    if comm.size > 1:
+        local = _redistribute(comm, meta, node_starts, cells, cell_ids, cell_tags, parts, points, facets, facet_tags)
+    else:  # one rank: the blocks are the mesh
+        facet_rows = np.column_stack([facet_tags, facets]) if meta["npf"] else np.zeros((0, npf + 1), dtype=np.int64)
+        local = LocalMesh(cell_ids, cell_tags, cells, len(cells), facet_rows, np.arange(n_nodes), points,
+                          np.zeros(n_nodes, dtype=np.int32), np.array([n_nodes]))
+    del cells, cell_ids, cell_tags, parts, points, facets, facet_tags
+    t_distribute = MPI.Wtime() - t0 + t_scatter
+
+    # local numbering: position in this rank's sorted node list
+    node_ids, facet_rows = local.node_ids, local.facet_rows
+    local_cells = local.cells if len(node_ids) == n_nodes else np.searchsorted(node_ids, local.cells)
+    boundaries = {}
+    for name, tag in meta["groups"].boundary.items():
+        sel = facet_rows[:, 0] == tag if len(facet_rows) else np.zeros(0, dtype=bool)
+        boundaries[name] = Facets(np.searchsorted(node_ids, facet_rows[sel, 1:]) if np.any(sel)
+                                  else np.empty((0, npf), dtype=np.int64))
+    info = PartitionInfo(method, int(cut), float(local.owned_counts.max() / local.owned_counts.mean()), str(path),
+                         int(meta["mesh_bytes"]), comm.bcast(t_read, root=0), t_partition, t_distribute)
+    return DistributedMesh.from_local(comm, meta["cell_type"], local.coords, local_cells, node_ids, local.owners,
+                                      local.cell_ids, local.n_owned_cells, boundaries, n_nodes, meta["n_cells"],
+                                      cell_tags=local.cell_tags, groups=meta["groups"], partition=info)
+
+
+def _redistribute(comm, meta, node_starts, cells, cell_ids, cell_tags, parts, points, facets,
+                  facet_tags) -> LocalMesh:
+    """From blocks to parts: each rank receives the cells of its part, then every other cell
+    touching a node it owns, the facets through its owned nodes, and its nodes' coordinates
+    and owners (collective)."""
+    npc, npf = cells.shape[1], max(meta["npf"], 1)
+    owner_block, owned_counts, node_owner, local_nodes, nodes = _node_owners(comm, node_starts, len(points), cells,
+                                                                               parts)
+    # every cell goes to its part and to the owners of its nodes (as a ghost cell)
+    ranks = np.empty((len(cells), npc + 1), dtype=np.int32)
+    ranks[:, 0] = parts
+    ranks[:, 1:] = node_owner[local_nodes]
+    del local_nodes, node_owner, nodes
+    route = _to_each_rank_once(comm, ranks)
+    del ranks
+    cell_ids, cell_tags, parts = route.send(cell_ids), route.send(cell_tags), route.send(parts)
+    cells = route.send(cells)
+    del route
+    owned_first = np.lexsort((cell_ids, parts != comm.rank))
+    n_owned_cells = int(np.count_nonzero(parts == comm.rank))
+    cell_ids, cell_tags, cell_nodes = cell_ids[owned_first], cell_tags[owned_first], cells[owned_first]
+    del cells, parts, owned_first
+
+    # boundary facets go to the owners of their nodes
+    facet_rows = np.zeros((0, npf + 1), dtype=np.int64)
+    if meta["npf"]:
+        route = _to_each_rank_once(comm, fetch(comm, node_starts, facets, owner_block))
+        facet_rows = route.send(np.column_stack([facet_tags, facets]))
+    node_ids = np.unique(cell_nodes)
+    coords = fetch(comm, node_starts, node_ids, points)
+    owners = fetch(comm, node_starts, node_ids, owner_block)
+    return LocalMesh(cell_ids, cell_tags, cell_nodes, n_owned_cells, facet_rows, node_ids, coords, owners,
+                     owned_counts)
+
+
+def _to_each_rank_once(comm, ranks: np.ndarray) -> Route:
+    """Row ``i`` goes once to each distinct rank of ``ranks[i]``."""
+    ranks = np.sort(ranks, axis=1)
+    new = np.ones(ranks.shape, dtype=bool)
+    new[:, 1:] = ranks[:, 1:] != ranks[:, :-1]
+    return Route(comm, ranks[new], items=np.nonzero(new)[0])
+
+
+def _node_owners(comm, node_starts, n_block: int, cells: np.ndarray, parts: np.ndarray):
+    """A node belongs to the lowest part among its cells; the rank holding the node's block
+    decides. Returns the owners of this rank's node block, the number of nodes each rank owns,
+    and for the nodes of this rank's cells: their owners, the cells in their local numbers and
+    the nodes' global ids."""
+    nodes, local_nodes = np.unique(cells, return_inverse=True)
+    local_nodes = local_nodes.reshape(cells.shape).astype(np.int32 if len(nodes) < 2**31 else np.int64)
+    lowest = np.full(len(nodes), comm.size, dtype=np.int32)
+    np.minimum.at(lowest, local_nodes, parts[:, None])
+    claims, _, _, _ = sparse_alltoallv(comm, block_rank(node_starts, nodes),
+                                       np.column_stack([nodes, lowest]))
+    owner_block = np.full(n_block, comm.size, dtype=np.int32)
+    np.minimum.at(owner_block, claims[:, 0] - node_starts[comm.rank], claims[:, 1].astype(np.int32))
+    owned_counts = np.bincount(owner_block, minlength=comm.size)[:comm.size]
+    comm.Allreduce(MPI.IN_PLACE, owned_counts, op=MPI.SUM)
+    node_owner = fetch(comm, node_starts, nodes, owner_block)
+    return owner_block, owned_counts, node_owner, local_nodes, nodes
+
+
+def _centroids(comm, node_starts, points, cells) -> np.ndarray:
+    """Centroids of this rank's cells, their nodes' coordinates fetched from the node blocks."""
+    nodes = np.unique(cells)
+    coords = fetch(comm, node_starts, nodes, points)
+    total = np.zeros((len(cells), points.shape[1]))
+    for j in range(cells.shape[1]):  # the 3-8 nodes of a cell
+        total += coords[np.searchsorted(nodes, cells[:, j])]
+    return total / cells.shape[1]

@@ -1,0 +1,8 @@
+"""Commands that look at results or at the solver itself: ``info``, ``plot``, ``probe`` and
+``export`` of a results file (serial, no MPI needed), ``verify`` (manufactured-solution orders)
+and ``bench`` (performance figures as ratios measured in one run).
+"""
+
+from solver.post.commands import COMMANDS
+
+__all__ = ["COMMANDS"]

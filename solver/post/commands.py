@@ -1,0 +1,18 @@
+"""Post-processing commands: ``info``, ``plot``, ``probe`` and ``export`` of a results file.
+
+    python -m solver info outputs/plate/plate.h5 [--json]
+    python -m solver plot outputs/plate/plate.h5 [--step -1 | --time T] [--slice z=0.5] [--series] [-o fig.png]
+    python -m solver probe outputs/plate/plate.h5 --at 0.1,0.05 [--at ...] [--csv]
+    python -m solver export outputs/plate/plate.h5 --format vtu|xdmf|csv [--step -1] [-o out]
+
+They run on one process (serial h5py) and refuse bad requests with exit status 2.
+"""
+
+from __future__ import annotations
+
+from solver.post.export import export_command
+from solver.post.info import info_command
+from solver.post.plot import plot_command
+from solver.post.probe import probe_command
+
+COMMANDS = {"info": info_command, "plot": plot_command, "probe": probe_command, "export": export_command}

@@ -1,0 +1,51 @@
+"""``python -m solver export RESULTS --format vtu|xdmf|csv``: a results file through meshio, or CSV."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import numpy as np
+
+from solver.io.results import Results
+from solver.mesh.cells import CELLS
+from solver.post.arguments import results_parser, when_arguments
+
+
+def export_command(argv, comm=None) -> int:
+    import meshio
+
+    p = results_parser("export", "Convert a results file with meshio (vtu, xdmf) or to CSV.")
+    p.add_argument("--format", required=True, choices=("vtu", "xdmf", "csv"))
+    p.add_argument("-o", "--output", help="output file (default: beside the results file)")
+    p.add_argument("--all", action="store_true", help="every snapshot (vtu: one file each; xdmf: a time series)")
+    when_arguments(p)
+    args = p.parse_args(argv)
+    with Results(args.results) as r:
+        meshio_type = CELLS[r.cell_type].meshio
+        indices = range(len(r.times)) if args.all else [r.index(args.step, args.time)]
+        stem = Path(args.output) if args.output else r.path.with_suffix("")
+        written = []
+        if args.format == "xdmf":
+            out = (stem.with_suffix(".xdmf") if not args.output else Path(args.output)).resolve()
+            with contextlib.chdir(out.parent):  # meshio writes its .h5 into the working directory
+                with meshio.xdmf.TimeSeriesWriter(out.name) as w:
+                    w.write_points_cells(r.points, [(meshio_type, r.cells)])
+                    for i in indices:
+                        w.write_data(float(r.times[i]), point_data={"temperature": r.temperature(i)})
+            written.append(out)
+        for i in indices if args.format != "xdmf" else []:
+            suffix = f"_{i:06d}" if args.all else ""
+            out = Path(f"{stem}{suffix}.{args.format}") if (args.all or not args.output) else Path(args.output)
+            if args.format == "vtu":
+                meshio.write(out, meshio.Mesh(r.points, [(meshio_type, r.cells)],
+                                              point_data={"temperature": r.temperature(i)}))
+            else:
+                cols = ["x", "y", "z"][: r.dim] + ["temperature"]
+                data = np.column_stack([r.points, r.temperature(i)])
+                np.savetxt(out, data, delimiter=",", header=",".join(cols), comments="",
+                           fmt="%.17g")
+            written.append(out)
+    for w in written:
+        print(w)
+    return 0

@@ -1,0 +1,55 @@
+"""``python -m solver info RESULTS [--json]``: what a results file holds."""
+
+from __future__ import annotations
+
+import json
+
+from solver.io.results import Results
+from solver.post.arguments import results_parser
+
+
+def summary(r: Results) -> dict:
+    a = r.attrs
+    last = r.temperature(-1)
+    times = r.times
+    return {
+        "file": str(r.path), "case": r.case.get("output", {}).get("name", r.path.stem),
+        "case_source": a.get("case_source", ""), "solver_version": a.get("solver_version", ""),
+        "mesh": {"nodes": int(len(r.points)), "cells": int(len(r.cells)), "cell_type": r.cell_type, "dim": r.dim},
+        "ranks": int(a.get("ranks", 0)), "complete": bool(a.get("complete", True)),
+        "snapshots": int(len(times)), "steps": [int(s) for s in r.steps],
+        "time_range": [float(times[0]), float(times[-1])] if len(times) else [],
+        "scheme": r.case.get("time", {}).get("scheme", ""),
+        "last": {"time": float(times[-1]), "min": float(last.min()), "max": float(last.max()),
+                 "mean": float(last.mean())},
+        "solver": {"preconditioner": r.case.get("solver", {}).get("preconditioner", ""),
+                   "linear_iterations": int(a.get("linear_iterations", 0)), "steps": int(a.get("steps", 0))},
+        "heat_balance_relative_imbalance": float(a.get("balance_relative_imbalance", float("nan"))),
+        "wall_time": {k[len("wall_time_"):]: float(v) for k, v in a.items() if k.startswith("wall_time_")},
+    }
+
+
+def info_command(argv, comm=None) -> int:
+    p = results_parser("info", "What a results file holds.")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    args = p.parse_args(argv)
+    with Results(args.results) as r:
+        s = summary(r)
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return 0
+    m, last, sol = s["mesh"], s["last"], s["solver"]
+    steps = s["steps"]
+    lines = [
+        f"file        {s['file']}",
+        f"case        {s['case']} ({s['case_source']}), solver {s['solver_version']}",
+        f"mesh        {m['nodes']} nodes, {m['cells']} {m['cell_type']} cells, {m['dim']}D",
+        f"run         {s['ranks']} ranks, {s['scheme']}, {'complete' if s['complete'] else 'INCOMPLETE (stopped or failed)'}",
+        f"snapshots   {s['snapshots']} (steps {steps[0]}..{steps[-1]}, t = {s['time_range'][0]:g}..{s['time_range'][1]:g})",
+        f"last field  t = {last['time']:g}: min {last['min']:.6g}, max {last['max']:.6g}, mean {last['mean']:.6g}",
+        f"solver      {sol['linear_iterations']} CG iterations over {sol['steps']} steps "
+        f"(preconditioner {sol['preconditioner']}); heat imbalance {s['heat_balance_relative_imbalance']:.1e}",
+        "wall time   " + ", ".join(f"{k} {v:.3f} s" for k, v in sorted(s["wall_time"].items())),
+    ]
+    print("\n".join(lines))
+    return 0

@@ -1,0 +1,99 @@
+"""``python -m solver plot RESULTS``: a field (2D filled plot, 3D slice) or the time series, as PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from solver.errors import CaseError
+from solver.io.results import Results
+from solver.post.arguments import results_parser, when_arguments
+
+
+def plot_command(argv, comm=None) -> int:
+    p = results_parser("plot", "Plot a field (2D: filled plot; 3D: a slice) or the time series of min/max/mean.")
+    when_arguments(p)
+    p.add_argument("-o", "--output", help="PNG file (default: beside the results file)")
+    p.add_argument("--size", default="1000x700", help="image size in pixels, WxH (default 1000x700)")
+    p.add_argument("--mesh", action="store_true", help="draw the mesh edges (2D)")
+    p.add_argument("--slice", metavar="AXIS=VALUE", help="3D: the plane to show, e.g. z=0.5 (default: mid-z)")
+    p.add_argument("--series", action="store_true", help="min/max/mean (and recorded probes) against time")
+    p.add_argument("--units", default="°C", help="temperature units for the colour bar (default °C)")
+    args = p.parse_args(argv)
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.tri import Triangulation
+    except ImportError:
+        raise CaseError("plot needs matplotlib: pip install matplotlib (or pip install .[plot])") from None
+    try:
+        w, h = (int(v) for v in args.size.lower().split("x"))
+        assert w > 0 and h > 0
+    except (ValueError, AssertionError):
+        raise CaseError(f"--size {args.size}: expected WIDTHxHEIGHT in pixels, e.g. 1000x700") from None
+    with Results(args.results) as r:
+        fig = plt.figure(figsize=(w / 100, h / 100), dpi=100)
+        ax = fig.add_subplot()
+        if args.series:
+            out = Path(args.output) if args.output else r.path.with_name(r.path.stem + "_series.png")
+            stats = np.array([(T.min(), T.max(), T.mean()) for T in (r.temperature(i) for i in range(len(r.times)))])
+            for k, label in enumerate(("min", "max", "mean")):
+                ax.plot(r.times, stats[:, k], label=label)
+            if "probes/values" in r.file:
+                pts = r.file["probes/points"][()]
+                for j, v in enumerate(r.file["probes/values"][()].T):
+                    ax.plot(r.file["probes/time"][()], v, "--", label="probe (" + ", ".join(f"{c:g}" for c in pts[j]) + ")")
+            ax.set_xlabel("time (s)")
+            ax.set_ylabel(f"temperature ({args.units})")
+            ax.legend()
+            ax.set_title(f"{r.path.stem}: temperature over time")
+        else:
+            i = r.index(args.step, args.time)
+            T = r.temperature(i)
+            out = Path(args.output) if args.output else r.path.with_name(f"{r.path.stem}_{i:06d}.png")
+            if r.dim == 2:
+                tris = r.cells if r.cell_type == "triangle" else np.concatenate([r.cells[:, [0, 1, 2]], r.cells[:, [0, 2, 3]]])
+                tri = Triangulation(r.points[:, 0], r.points[:, 1], tris)
+                im = ax.tripcolor(tri, T, shading="gouraud", cmap="inferno")
+                if args.mesh:
+                    ax.triplot(tri, lw=0.2, color="white", alpha=0.5)
+                ax.set_xlabel("x (m)")
+                ax.set_ylabel("y (m)")
+            else:
+                im = _slice(ax, r, T, args.slice)
+            ax.set_aspect("equal")
+            fig.colorbar(im, ax=ax, label=f"temperature ({args.units})")
+            ax.set_title(f"{r.path.stem}: t = {r.times[i]:g} s (step {int(r.steps[i])})")
+        fig.savefig(out, dpi=100)
+        plt.close(fig)
+    print(out)
+    return 0
+
+
+def _slice(ax, r: Results, T, spec):
+    lo, hi = r.points.min(axis=0), r.points.max(axis=0)
+    axis, value = 2, 0.5 * (lo[2] + hi[2])
+    if spec:
+        try:
+            name, v = spec.split("=")
+            axis, value = "xyz".index(name.strip()), float(v)
+        except ValueError:
+            raise CaseError(f"--slice {spec}: expected x=VALUE, y=VALUE or z=VALUE") from None
+    if not lo[axis] <= value <= hi[axis]:
+        raise CaseError(f"--slice {spec}: outside the mesh ({'xyz'[axis]} from {lo[axis]:g} to {hi[axis]:g})")
+    a, b = [d for d in range(3) if d != axis]
+    n = 240
+    ga, gb = np.linspace(lo[a], hi[a], n), np.linspace(lo[b], hi[b], n)
+    A, B = np.meshgrid(ga, gb)
+    pts = np.zeros((A.size, 3))
+    pts[:, a], pts[:, b], pts[:, axis] = A.ravel(), B.ravel(), value
+    cell, xi = r.locator.locate(pts)
+    vals = np.full(len(pts), np.nan)
+    inside = cell >= 0
+    vals[inside] = r.locator.interpolate(T, cell[inside], xi[inside])
+    im = ax.pcolormesh(A, B, vals.reshape(A.shape), shading="auto", cmap="inferno")
+    ax.set_xlabel(f"{'xyz'[a]} (m)")
+    ax.set_ylabel(f"{'xyz'[b]} (m)")
+    return im

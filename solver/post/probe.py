@@ -1,0 +1,46 @@
+"""``python -m solver probe RESULTS --at X,Y[,Z] [--csv]``: temperature at points over time."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from solver.errors import CaseError
+from solver.post.arguments import results_parser
+from solver.io.results import Results
+
+
+def parse_points(values, dim, option="--at"):
+    pts = []
+    for v in values:
+        try:
+            p = [float(c) for c in v.split(",")]
+        except ValueError:
+            raise CaseError(f"{option} {v}: expected comma-separated coordinates, e.g. {option} 0.5,0.25") from None
+        if len(p) != dim:
+            raise CaseError(f"{option} {v}: the mesh is {dim}D, give {dim} coordinates")
+        pts.append(p)
+    return np.array(pts)
+
+
+def probe_command(argv, comm=None) -> int:
+    p = results_parser("probe", "Temperature at points over time (finite-element interpolation).")
+    p.add_argument("--at", action="append", required=True, metavar="X,Y[,Z]", help="a point (repeatable)")
+    p.add_argument("--csv", action="store_true", help="CSV instead of a table")
+    args = p.parse_args(argv)
+    with Results(args.results) as r:
+        pts = parse_points(args.at, r.dim)
+        cell, xi = r.locator.locate(pts)
+        bad = np.flatnonzero(cell < 0)
+        if len(bad):
+            raise CaseError(f"--at {args.at[bad[0]]}: point is outside the mesh of {r.path.name}")
+        rows = [(t, *r.locator.interpolate(r.temperature(i), cell, xi)) for i, t in enumerate(r.times)]
+    names = [f"T({a})" for a in args.at]
+    if args.csv:
+        print(",".join(["time"] + [f'"{n}"' for n in names]))
+        for row in rows:
+            print(",".join(repr(float(v)) for v in row))
+    else:
+        print(f"{'time':>12} " + " ".join(f"{n:>18}" for n in names))
+        for t, *vals in rows:
+            print(f"{t:12.6g} " + " ".join(f"{v:18.10g}" for v in vals))
+    return 0

@@ -1,0 +1,198 @@
+"""Manufactured-solution studies: observed convergence orders in space and time.
+
+The manufactured solution on the unit square/cube is
+
+    u = exp(-t) cos(pi x/2 + 0.3) cos(pi y/2 + 0.2) [cos(pi z/2 + 0.1)]
+
+with an anisotropic conductivity ``k = diag(kx, ky[, kz])``, so the source is
+``f = (sum_a k_a pi^2/4 - rho c) u``. Every kind of boundary condition is exercised with
+the exact data: left Dirichlet (time-dependent), right Neumann ``q = k du/dn``, bottom and
+top Robin with ``T_inf = u + (k/h) du/dn``, and in 3D front Neumann and back Robin. The time
+studies use a time-dependent ``h = 2 (1 + 5 t)``, so the matrix changes every step.
+
+* space: meshes n, 2n, 4n with dt proportional to h (Crank-Nicolson, or BDF2), so time and
+  space errors fall together; L2 and H1 errors at t_end against the exact solution (the
+  steady variant drops exp(-t) and solves K u = F);
+* time: one mesh, dt halved repeatedly; differences of successive solutions fall as dt^p,
+  which isolates the time error from the space error.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import tomli_w
+from mpi4py import MPI
+
+from solver.case.expressions import Expression
+from solver.case.load import load_case
+from solver.fem.geometry import CellGeometry
+from solver.heat.simulation import Simulation
+
+RHO, C, H = 2.0, 1.0, 2.0
+KAPPA = (1.5, 0.8, 1.2)
+PHASE = (0.3, 0.2, 0.1)
+T_END = 0.1
+H_OF_T = f"{H!r}*(1 + 5*t)"  # Robin coefficient of the time studies
+ORDERS = {"backward-euler": 1.0, "crank-nicolson": 2.0, "bdf2": 2.0}
+CELLS_BY_DIM = {2: ("triangle", "quadrilateral"), 3: ("tetrahedron", "hexahedron")}
+
+
+class Manufactured:
+    """Exact solution, gradient, source and boundary data as expression strings."""
+
+    def __init__(self, dim: int, steady: bool = False, h: str = repr(H)):
+        self.dim, self.h = dim, h
+        axes = "xyz"[:dim]
+        decay = "" if steady else "exp(-t)*"
+        c = {a: f"cos(pi*{a}/2+{p})" for a, p in zip(axes, PHASE)}
+        s = {a: f"sin(pi*{a}/2+{p})" for a, p in zip(axes, PHASE)}
+        self.u = decay + "*".join(c.values())
+        self.grad = [f"-(pi/2)*{decay}{s[a]}*" + "*".join(c[b] for b in axes if b != a) for a in axes]
+        lam = sum(KAPPA[:dim]) * math.pi ** 2 / 4
+        self.f = f"{lam!r}*{self.u}" if steady else f"({lam!r} - {RHO * C!r})*{self.u}"
+
+    def boundaries(self) -> dict:
+        def dudn(axis, sign):
+            return f"({sign}{KAPPA[axis]!r})*({self.grad[axis]})"  # k du/dn with n = sign * e_axis
+        def robin(axis, sign):
+            return {"type": "robin", "h": self.h, "T_inf": f"{self.u} + ({dudn(axis, sign)})/({self.h})"}
+        bc = {"left": {"type": "dirichlet", "value": self.u},
+              "right": {"type": "neumann", "flux": dudn(0, "+")},
+              "bottom": robin(1, "-"), "top": robin(1, "+")}
+        if self.dim == 3:
+            bc["front"] = {"type": "neumann", "flux": dudn(2, "-")}
+            bc["back"] = robin(2, "+")
+        return bc
+
+
+def mms_case(cell: str, n: int, scheme: str, steps: int = 1, preconditioner: str = "bjacobi",
+             rtol: float = 1e-12, mesh_file: str | None = None, h: str = repr(H)):
+    """The manufactured-solution case on an n^d structured mesh, or on ``mesh_file`` (the unit
+    square/cube with boundary groups left, right, bottom, top[, front, back])."""
+    dim = 2 if cell in CELLS_BY_DIM[2] else 3
+    ms = Manufactured(dim, steady=scheme == "steady", h=h)
+    mesh = {"file": mesh_file} if mesh_file else \
+        {"type": "rectangle" if dim == 2 else "box", "cell": cell, "nx": n, "ny": n, **({"nz": n} if dim == 3 else {})}
+    values = {
+        "mesh": mesh,
+        "material": {"k": list(KAPPA[:dim]), "rho": RHO, "c": C},
+        "initial": {"temperature": ms.u.replace("exp(-t)*", "")},
+        "source": {"f": ms.f},
+        "boundary": ms.boundaries(),
+        "time": {"scheme": scheme} if scheme == "steady" else
+                {"scheme": scheme, "dt": T_END / steps, "t_end": T_END},
+        "solver": {"preconditioner": preconditioner, "rtol": rtol},
+    }
+    return load_case(tomli_w.dumps(values), f"<manufactured solution, {cell}, n={n}, {scheme}>")
+
+
+def errors(sim: Simulation, ms: Manufactured, degree: int = 4) -> tuple[float, float]:
+    """(L2 error, H1-seminorm error) of the current solution, over all ranks."""
+    mesh = sim.mesh
+    cells = mesh.owned_cells
+    g = CellGeometry(mesh.cell_type, mesh.coords, cells, degree)
+    uh = sim.u[cells] @ g.N.T  # (nc, nq)
+    e2 = np.sum((uh - Expression(ms.u)(g.points, sim.t)) ** 2 * g.wdet)
+    grad_h = np.einsum("ci,cqia->cqa", sim.u[cells], g.grad)  # (nc, nq|1, dim)
+    h1 = 0.0
+    for a, text in enumerate(ms.grad):
+        h1 += np.sum((grad_h[..., a] - Expression(text)(g.points, sim.t)) ** 2 * g.wdet)
+    buf = np.array([e2, h1])
+    mesh.comm.Allreduce(MPI.IN_PLACE, buf)
+    return float(np.sqrt(buf[0])), float(np.sqrt(buf[1]))
+
+
+def solve(case, comm) -> Simulation:
+    sim = Simulation(case, comm)
+    if case.steady:
+        sim.solve_steady()
+    while sim.step_index < sim.n_steps:
+        sim.advance()
+    return sim
+
+
+def orders(h, e) -> list[float]:
+    return [math.log(e[i] / e[i + 1]) / math.log(h[i] / h[i + 1]) for i in range(len(e) - 1)]
+
+
+def space_study(cell: str, levels=(8, 16, 32), comm=MPI.COMM_WORLD, scheme: str = "crank-nicolson",
+                preconditioner: str = "bjacobi"):
+    """Rows (n, DOFs, L2, H1, heat imbalance) and observed (L2, H1) orders."""
+    rows = []
+    for n in levels:
+        case = mms_case(cell, n, scheme, n, preconditioner)
+        sim = solve(case, comm)
+        l2, h1 = errors(sim, Manufactured(sim.mesh.dim, case.steady))
+        rows.append((n, sim.mesh.n_global_nodes, l2, h1, sim.balance.relative))
+    hs = [1.0 / r[0] for r in rows]
+    return rows, orders(hs, [r[2] for r in rows]), orders(hs, [r[3] for r in rows])
+
+
+def time_study(cell: str, scheme: str, n: int = 8, steps=(16, 32, 64, 128), comm=MPI.COMM_WORLD):
+    """Rows (dt, ||u_dt - u_dt/2||_2 over nodes) and the observed orders, on one mesh."""
+    solutions = []
+    for s in steps:
+        sim = solve(mms_case(cell, n, scheme, s, h=H_OF_T), comm)
+        solutions.append(sim.u[: sim.mesh.n_owned].copy())
+    diffs = []
+    for a, b in zip(solutions, solutions[1:]):
+        buf = np.array([np.sum((a - b) ** 2)])
+        comm.Allreduce(MPI.IN_PLACE, buf)
+        diffs.append(math.sqrt(buf[0]))
+    dts = [T_END / s for s in steps[:-1]]
+    return list(zip(dts, diffs)), orders(dts, diffs)
+
+
+def verify_command(args, comm=MPI.COMM_WORLD, out=None) -> int:
+    """``python -m solver verify``: convergence tables; non-zero exit when an order misses."""
+    tolerance = 0.2
+    failures = []
+
+    def say(text=""):
+        if comm.rank == 0:
+            print(text, file=out or sys.stdout, flush=True)
+
+    dims = [args.dim] if args.dim else [2, 3]
+    say(f"manufactured solution u = {Manufactured(3).u}  (k = diag{KAPPA}, rho*c = {RHO * C})")
+    say(f"boundaries: left dirichlet, right neumann, bottom/top robin h = {H:g} (3D: front neumann, back robin); "
+        f"time studies: h = {H_OF_T}")
+    say(f"{comm.size} ranks; pass when |observed - expected| <= {tolerance}\n")
+    for dim in dims:
+        for cell in CELLS_BY_DIM[dim]:
+            if args.element and cell not in args.element:
+                continue
+            levels = args.levels or ((8, 16, 32) if dim == 2 else (4, 8, 16))
+            for scheme in ("crank-nicolson", "steady"):
+                pc = "bjacobi" if dim == 2 else "amg"
+                rows, o2, o1 = space_study(cell, levels, comm, scheme, pc)
+                say(f"space: {cell}, {scheme}")
+                say(f"  {'h':>8} {'DOFs':>9} {'L2 error':>11} {'order':>6} {'H1 error':>11} {'order':>6} "
+                    f"{'heat imbal.':>11}")
+                for i, (n, dofs, l2, h1, imb) in enumerate(rows):
+                    p2 = f"{o2[i - 1]:6.2f}" if i else " " * 6
+                    p1 = f"{o1[i - 1]:6.2f}" if i else " " * 6
+                    say(f"  {1 / n:8.5f} {dofs:9d} {l2:11.3e} {p2} {h1:11.3e} {p1} {imb:11.1e}")
+                # the finest pair decides (coarser pairs are pre-asymptotic in 3D)
+                for name, observed, expected in (("L2", o2[-1], 2.0), ("H1", o1[-1], 1.0)):
+                    if abs(observed - expected) > tolerance:
+                        failures.append(f"{cell} {scheme} {name} order {observed:.2f} (expected {expected:g})")
+                say()
+    candidates = [c for d in dims for c in CELLS_BY_DIM[d] if not args.element or c in args.element]
+    cell = "quadrilateral" if "quadrilateral" in candidates else candidates[0]
+    for scheme, expected in ORDERS.items():
+        rows, o = time_study(cell, scheme, n=8 if cell in CELLS_BY_DIM[2] else 4, comm=comm)
+        say(f"time: {scheme} on {cell} (differences of successive dt halvings)")
+        say(f"  {'dt':>10} {'difference':>11} {'order':>6}")
+        for i, (dt, diff) in enumerate(rows):
+            say(f"  {dt:10.5f} {diff:11.3e} {'' if i == 0 else f'{o[i - 1]:6.2f}'}")
+        if abs(o[-1] - expected) > tolerance:
+            failures.append(f"{scheme} time order {o[-1]:.2f} (expected {expected:g})")
+        say()
+    if failures:
+        say("FAILED: " + "; ".join(failures))
+        return 1
+    say("all observed orders match the theory")
+    return 0

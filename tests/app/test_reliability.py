@@ -1,0 +1,134 @@
+"""Reliability: a failure on one rank, a hang, a NaN, existing results, locks, read-only
+directories, oversized meshes, and fuzzed input; at 1 and 3 ranks."""
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+from conftest import ROOT, mpi_env, mpirun_command, run_script, run_solver
+
+PLATE = str(ROOT / "inputs" / "plate.toml")
+SMALL = ["--set", "mesh.nx=30", "--set", "mesh.ny=15", "--set", "time.t_end=100.0", "--set", "output.every=2"]
+
+
+def solver_with_env(nprocs, args, cwd, env_extra, timeout=60):
+    cmd = mpirun_command(nprocs) + [sys.executable, "-m", "solver", *map(str, args)]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, cwd=cwd, env={**mpi_env(), **env_extra}, capture_output=True, text=True,
+                          timeout=timeout)
+    return proc, time.monotonic() - start
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_exception_on_one_rank_ends_the_run(tmp_path, nprocs):
+    rank = nprocs - 1
+    proc, seconds = solver_with_env(nprocs, [PLATE, *SMALL, "--set", f"output.directory={tmp_path}"], tmp_path,
+                                    {"SOLVER_TEST_FAIL": f"{rank}:3"})
+    assert proc.returncode != 0 and seconds < 20
+    assert f"rank {rank}: internal error: RuntimeError: injected failure on rank {rank} at step 3" in proc.stderr
+    assert proc.stderr.count("injected failure") == 1  # printed once
+
+
+def test_watchdog_aborts_a_hang_with_stacks(tmp_path):
+    proc, seconds = solver_with_env(3, [PLATE, *SMALL, "--set", f"output.directory={tmp_path}",
+                                        "--set", "run.hang_timeout=3"], tmp_path, {"SOLVER_TEST_HANG": "1:2"})
+    assert proc.returncode != 0 and seconds < 20
+    assert "Timeout" in proc.stderr and "most recent call first" in proc.stderr and "_time_loop" in proc.stderr
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_nan_is_reported_at_its_step_and_earlier_output_survives(tmp_path, nprocs):
+    proc, _ = solver_with_env(nprocs, [PLATE, *SMALL, "--set", f"output.directory={tmp_path}",
+                                       "--set", "checkpoint.every=2"], tmp_path, {"SOLVER_TEST_NAN": f"{nprocs - 1}:5"})
+    assert proc.returncode == 3, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "step 5 (t = 25): temperature NaN at (" in errors[0]
+    assert f"on rank {nprocs - 1}" in errors[0] and "likely cause" in errors[0]
+    with h5py.File(tmp_path / "plate" / "plate.h5", "r") as f:  # snapshots 0, 2, 4 intact; step 5 never written
+        assert f["step"][()].tolist() == [0, 2, 4] and not f.attrs["complete"]
+    with h5py.File(tmp_path / "plate" / "checkpoint.h5", "r") as f:  # the last good checkpoint
+        assert f.attrs["step"] == 4
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_existing_results_are_never_overwritten_silently(tmp_path, nprocs):
+    args = [PLATE, *SMALL, "--set", f"output.directory={tmp_path}"]
+    run_solver(nprocs, args, cwd=tmp_path)
+    h5 = tmp_path / "plate" / "plate.h5"
+    digest = hashlib.sha256(h5.read_bytes()).hexdigest()
+    proc = run_solver(nprocs, args, cwd=tmp_path, check=False, timeout=30)
+    assert proc.returncode == 2 and "results of an earlier run exist; use --overwrite" in proc.stderr
+    assert hashlib.sha256(h5.read_bytes()).hexdigest() == digest
+    run_solver(nprocs, args + ["--overwrite"], cwd=tmp_path)
+    assert (tmp_path / "plate" / "plate.h5.bak").exists()
+    assert hashlib.sha256((tmp_path / "plate" / "plate.h5.bak").read_bytes()).hexdigest() == digest
+
+
+def test_locked_directory_is_refused_and_a_stale_lock_replaced(tmp_path):
+    folder = tmp_path / "plate"
+    folder.mkdir()
+    lock = folder / ".solver.lock"
+    lock.write_text(f"{socket.gethostname()} {os.getpid()}\n")  # a live process holds it
+    args = [PLATE, *SMALL, "--set", f"output.directory={tmp_path}"]
+    proc = run_solver(3, args, cwd=tmp_path, check=False, timeout=30)
+    assert proc.returncode == 2 and "in use by another run" in proc.stderr and str(os.getpid()) in proc.stderr
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock.write_text(f"{socket.gethostname()} {dead.pid}\n")  # its process is gone: stale
+    proc = run_solver(3, args, cwd=tmp_path)
+    assert "removing a stale lock" in proc.stdout and not lock.exists()
+
+
+def test_read_only_output_directory_is_refused_before_any_work(tmp_path):
+    import tempfile
+
+    shared = Path(tempfile.mkdtemp(prefix="solver-ro-", dir="/tmp"))  # reachable by an unprivileged user
+    (shared / "out").mkdir(parents=True)
+    try:
+        os.chmod(shared, 0o755)
+        os.chmod(shared / "out", 0o555)
+        cmd = [sys.executable, "-m", "solver", PLATE, "--set", f"output.directory={shared / 'out'}"]
+        if os.geteuid() == 0:  # root ignores permissions: run as nobody
+            if shutil.which("setpriv") is None:
+                pytest.skip("running as root without setpriv")
+            cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + cmd
+        proc = subprocess.run(cmd, cwd=shared, capture_output=True, text=True, timeout=60, env=mpi_env())
+        assert proc.returncode == 2 and "cannot create the output directory (Permission denied)" in proc.stderr
+        assert "mesh:" not in proc.stdout  # refused before the mesh was built
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_too_large_mesh_is_refused_with_the_estimate(tmp_path, nprocs):
+    proc = run_solver(nprocs, [PLATE, "--set", "mesh.nx=200000", "--set", "mesh.ny=100000",
+                               "--set", f"output.directory={tmp_path}"], cwd=tmp_path, check=False, timeout=30)
+    assert proc.returncode == 2 and "needs about" in proc.stderr and "GiB available" in proc.stderr
+    assert not (tmp_path / "plate").exists()
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_fuzzed_case_files_run_or_are_refused_in_one_line(tmp_path, nprocs):
+    start = time.monotonic()
+    result = run_script(nprocs, "fuzz.py", tmp_path, 300, timeout=180)
+    assert result["examples"] >= 300 and result["refused"] > 0 and result["ran"] > 0
+    assert time.monotonic() - start < 180
+
+
+def test_mpi4py_not_matching_the_launcher_is_explained(monkeypatch):
+    from types import SimpleNamespace
+
+    from solver.errors import CaseError
+    from solver.app.launcher import check_launch
+
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "4")
+    with pytest.raises(CaseError, match="launched as 4 processes .* but mpi4py sees 1 rank"):
+        check_launch(SimpleNamespace(size=1))
+    check_launch(SimpleNamespace(size=4))  # consistent: fine

@@ -1,0 +1,163 @@
+"""Physics: explicit vs implicit, stability limit, layered wall against its analytic profile,
+examples with their heat balances, preconditioners, hostile expressions on every rank count."""
+
+import re
+
+import h5py
+import numpy as np
+import pytest
+from conftest import ROOT, run_script, run_solver
+
+INPUTS = ROOT / "inputs"
+
+
+def test_explicit_agrees_with_backward_euler_at_small_dt():
+    r = run_script(2, "explicit_vs_implicit.py")
+    d1, d2 = r["differences"]
+    assert d1 < 2e-3 and 1.7 < d1 / d2 < 2.3  # first order in dt, same semi-discrete system
+    assert r["lumping_difference"] > 10 * d1  # consistent mass differs by a space error, not by dt
+    assert r["auto_dt"] <= 0.9 * r["dt_limit"] and abs(r["auto_dt"] * r["auto_steps"] - 40.0) < 1e-9
+    assert r["imbalance"] < 1e-10
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_explicit_refuses_unstable_dt_and_states_the_limit(tmp_path, nprocs):
+    proc = run_solver(nprocs, [INPUTS / "heater_ramp.toml", "--set", "time.scheme=explicit-euler",
+                               "--set", f"output.directory={tmp_path}"], cwd=tmp_path, check=False, timeout=30)
+    assert proc.returncode == 2
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "exceeds the stability limit" in errors[0], proc.stderr
+    limit = float(re.search(r"stability limit ([0-9.e+-]+) s", errors[0]).group(1))
+    assert 0.0 < limit < 1.0 and 'time.dt = "auto"' in errors[0]
+
+
+def wall_profile(x):
+    """Analytic steady temperature of inputs/layered_wall.toml (piecewise linear in x)."""
+    q = 30.0 / (1 / 8 + 0.2 / 0.8 + 0.1 / 0.04 + 1 / 25)
+    inner = 20.0 - q / 8
+    interface = inner - q * 0.2 / 0.8
+    return np.where(x <= 0.2, inner - q * x / 0.8, interface - q * (x - 0.2) / 0.04)
+
+
+@pytest.mark.parametrize("nprocs", [1, 2, 3, 4])
+def test_layered_wall_matches_analytic_profile(tmp_path, nprocs):
+    proc = run_solver(nprocs, [INPUTS / "layered_wall.toml", "--set", f"output.directory={tmp_path}"],
+                      cwd=tmp_path)
+    with h5py.File(tmp_path / "layered_wall" / "layered_wall.h5", "r") as f:
+        x = f["mesh/geometry"][:, 0]
+        T = f["fields/temperature/000000"][()]
+        assert f.attrs["balance_relative_imbalance"] < 1e-8
+        q_in = f.attrs["balance_heat_in_left"] / 0.04  # W per m^2 of wall
+    assert np.max(np.abs(T - wall_profile(x))) < 1e-8
+    assert q_in == pytest.approx(30.0 / (1 / 8 + 0.2 / 0.8 + 0.1 / 0.04 + 1 / 25), rel=1e-9)
+    assert "steady state" in proc.stdout and "heat balance" in proc.stdout
+
+
+@pytest.mark.parametrize("name, overrides, tolerance", [
+    ("plate", ["mesh.nx=40", "mesh.ny=20", "time.t_end=300.0"], 1e-8),
+    ("block3d", ["mesh.nx=8", "mesh.ny=8", "mesh.nz=8", "time.t_end=20.0"], 5e-2),  # BDF2: O(dt)
+    ("heater_ramp", ["mesh.nx=60"], 1e-8),
+])
+def test_examples_run_and_balance_heat(tmp_path, name, overrides, tolerance):
+    args = [INPUTS / f"{name}.toml", "--set", f"output.directory={tmp_path}"]
+    for o in overrides:
+        args += ["--set", o]
+    proc = run_solver(2, args, cwd=tmp_path)
+    with h5py.File(tmp_path / name / f"{name}.h5", "r") as f:
+        imbalance = f["balance/relative_imbalance"][()]
+        assert len(imbalance) == len(f["time"]) and np.all(imbalance < tolerance), imbalance
+        assert np.all(np.isfinite(f["fields/temperature"][sorted(f["fields/temperature"])[-1]][()]))
+    assert "heat balance" in proc.stdout
+
+
+def test_every_example_case_validates():
+    from solver.case.load import load_case
+    for path in sorted(INPUTS.glob("*.toml")):
+        case = load_case(path.read_text(), str(path), default_name=path.stem)
+        assert case.name == path.stem
+
+
+@pytest.mark.parametrize("preconditioner", ["jacobi", "ilu", "amg", "none"])
+def test_preconditioners_agree_and_report_iterations(tmp_path, preconditioner):
+    def run(pc):
+        out = tmp_path / pc
+        proc = run_solver(2, [INPUTS / "plate.toml", "--set", "mesh.nx=30", "--set", "mesh.ny=15",
+                              "--set", "time.t_end=100.0", "--set", "solver.rtol=1e-12",
+                              "--set", f"solver.preconditioner={pc}", "--set", f"output.directory={out}"],
+                          cwd=tmp_path)
+        with h5py.File(out / "plate" / "plate.h5", "r") as f:
+            return f["fields/temperature"][sorted(f["fields/temperature"])[-1]][()], proc.stdout
+    reference, _ = run("bjacobi")
+    values, stdout = run(preconditioner)
+    assert np.max(np.abs(values - reference)) < 1e-8 * np.max(np.abs(reference))
+    assert f"preconditioner {preconditioner}" in stdout and "CG iterations" in stdout
+
+
+def test_hostile_expressions_refused_on_every_rank(tmp_path, nprocs):
+    result = run_script(nprocs, "hostile.py", tmp_path)
+    assert result["refused"] == result["expected"] > 100
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("nprocs", [1, 2, 3, 4])
+def test_hostile_expression_on_the_command_line(tmp_path, nprocs):
+    canary = tmp_path / "pwned"
+    proc = run_solver(nprocs, [INPUTS / "plate.toml", "--set", f"source.f=\"__import__('os').system('touch {canary}')\""],
+                      cwd=tmp_path, check=False, timeout=30)
+    assert proc.returncode == 2 and "source.f" in proc.stderr and "Traceback" not in proc.stderr
+    assert not canary.exists()
+
+
+def test_verify_command_prints_tables_and_passes(tmp_path):
+    proc = run_solver(2, ["verify"], cwd=tmp_path, timeout=180)
+    out = proc.stdout
+    for cell in ("triangle", "quadrilateral", "tetrahedron", "hexahedron"):
+        assert f"space: {cell}, crank-nicolson" in out and f"space: {cell}, steady" in out
+    for scheme in ("backward-euler", "crank-nicolson", "bdf2"):
+        assert f"time: {scheme}" in out
+    assert "L2 error" in out and "H1 error" in out and "all observed orders match the theory" in out
+
+
+def test_verify_exits_nonzero_when_an_order_misses(monkeypatch, capsys):
+    import argparse
+
+    from solver.post import verify as verification
+
+    def bad_space(cell, levels, comm, scheme, pc):
+        return [(8, 81, 1e-2, 1e-1, 0.0), (16, 289, 5e-3, 5e-2, 0.0)], [1.0], [1.0]
+
+    monkeypatch.setattr(verification, "space_study", bad_space)
+    monkeypatch.setattr(verification, "time_study", lambda *a, **k: ([(0.1, 1e-3), (0.05, 5e-4)], [1.0]))
+    args = argparse.Namespace(dim=2, element=["triangle"], levels=None)
+    assert verification.verify_command(args) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "triangle crank-nicolson L2 order 1.00 (expected 2)" in out
+    assert "crank-nicolson time order 1.00 (expected 2)" in out
+
+
+@pytest.mark.parametrize("scheme, nprocs", [("crank-nicolson", 3), ("backward-euler", 1), ("explicit-euler", 2)])
+def test_time_dependent_robin_coefficient_balances_heat(tmp_path, scheme, nprocs):
+    """A fan switched on after a minute: h(t) changes the system matrix every step."""
+    def run(h):
+        d = tmp_path / f"h{len(h)}"
+        args = [INPUTS / "plate.toml", "--set", "mesh.nx=30", "--set", "mesh.ny=15", "--set", "time.t_end=300.0",
+                "--set", f"time.scheme={scheme}", "--set", f"boundary.right.h={h}", "--set", f"output.directory={d}",
+                "--set", "time.dt=" + ("\"auto\"" if scheme == "explicit-euler" else "5.0")]
+        run_solver(nprocs, args, cwd=tmp_path)
+        with h5py.File(d / "plate" / "plate.h5", "r") as f:
+            return f["balance/relative_imbalance"][()], f.attrs["balance_heat_in_right"]
+
+    imbalance, heat_fan = run("\"25 + 75 * min(t / 60, 1)\"")
+    assert np.all(imbalance < 1e-10), imbalance
+    _, heat_still = run("25.0")
+    assert heat_fan < 1.5 * heat_still < 0  # more heat carried away by the right edge
+
+
+def test_explicit_stops_when_a_growing_h_breaks_the_stability_limit(tmp_path):
+    args = [INPUTS / "plate.toml", "--set", "mesh.nx=30", "--set", "mesh.ny=15", "--set", "time.t_end=100.0",
+            "--set", "time.scheme=explicit-euler", "--set", "time.dt=\"auto\"",
+            "--set", "boundary.right.h=\"25 * exp(t)\"", "--set", f"output.directory={tmp_path}"]
+    proc = run_solver(2, args, cwd=tmp_path, check=False, timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "h of a robin boundary grew" in errors[0], proc.stderr

@@ -1,0 +1,183 @@
+"""Post-processing: info, plot, probe, export, the Python API, progress output and --dry-run."""
+
+import json
+import subprocess
+import sys
+
+import h5py
+import meshio
+import numpy as np
+import pytest
+import tomli_w
+from conftest import ROOT, mpi_env, run_solver
+
+from solver.io import results
+from solver.post.verify import mms_case
+
+PLATE = str(ROOT / "inputs" / "plate.toml")
+
+
+def post(*args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "solver", *map(str, args)], capture_output=True, text=True,
+                          timeout=120, env=mpi_env())
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def plate_runs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("plate")
+    files = {}
+    for n in (1, 3):
+        out = d / f"np{n}"
+        run_solver(n, [PLATE, "--set", "mesh.nx=40", "--set", "mesh.ny=20", "--set", "time.t_end=120.0",
+                       "--set", f"output.directory={out}", "--set", "solver.rtol=1e-12",
+                       "--set", "output.probes=[[0.1, 0.05], [0.19, 0.09]]"], cwd=d)
+        files[n] = out / "plate" / "plate.h5"
+    return files
+
+
+@pytest.fixture(scope="module")
+def block_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("block")
+    run_solver(2, [ROOT / "inputs" / "block3d.toml", "--set", "mesh.nx=8", "--set", "mesh.ny=8", "--set", "mesh.nz=8",
+                   "--set", "time.t_end=20.0", "--set", f"output.directory={d}"], cwd=d)
+    return d / "block3d" / "block3d.h5"
+
+
+def test_info_is_the_same_from_1_and_3_ranks(plate_runs):
+    a = json.loads(post("info", plate_runs[1], "--json").stdout)
+    b = json.loads(post("info", plate_runs[3], "--json").stdout)
+    for key in ("case", "mesh", "snapshots", "steps", "time_range", "scheme", "complete"):
+        assert a[key] == b[key], key
+    for stat in ("min", "max", "mean"):
+        assert a["last"][stat] == pytest.approx(b["last"][stat], rel=1e-9)
+    assert (a["ranks"], b["ranks"]) == (1, 3)
+    text = post("info", plate_runs[3]).stdout
+    assert "2 steps" not in text and "861 nodes" in text and "quadrilateral" not in text and "triangle" in text
+    assert "snapshots   3 (steps 0..24, t = 0..120)" in text and "last field  t = 120" in text
+
+
+def png(path):
+    import matplotlib.image
+    return matplotlib.image.imread(path)
+
+
+def test_plot_2d_field_3d_slice_and_series(plate_runs, block_run, tmp_path):
+    out = tmp_path / "field.png"
+    assert str(out) in post("plot", plate_runs[3], "-o", out, "--size", "800x500", "--mesh").stdout
+    img = png(out)
+    assert img.shape[:2] == (500, 800) and np.std(img[..., :3]) > 0.05
+    out3 = tmp_path / "slice.png"
+    post("plot", block_run, "--slice", "z=0.05", "-o", out3, "--size", "600x600")
+    img3 = png(out3)
+    assert img3.shape[:2] == (600, 600) and np.std(img3[..., :3]) > 0.05
+    series = tmp_path / "series.png"
+    post("plot", plate_runs[1], "--series", "-o", series)
+    assert np.std(png(series)[..., :3]) > 0.01
+
+
+def test_probe_at_a_node_and_at_a_cell_centre(plate_runs):
+    with results.open(plate_runs[1]) as r:
+        T = r.temperature(-1)
+        node = 123
+        assert r.probe([r.points[node]], -1)[0] == pytest.approx(T[node], abs=1e-12)
+        cell = r.cells[77]
+        centre = r.points[cell].mean(axis=0)
+        assert r.probe([centre], -1)[0] == pytest.approx(T[cell].mean(), abs=1e-12)  # P1: vertex mean
+        x, y = (float(c) for c in r.points[node])
+    table = post("probe", plate_runs[1], "--at", f"{x!r},{y!r}", "--csv").stdout.splitlines()
+    assert table[0].startswith("time,") and len(table) == 1 + 3
+    assert float(table[-1].split(",")[1]) == pytest.approx(T[node], abs=1e-12)
+
+
+def test_recorded_probes_equal_the_probe_command(plate_runs):
+    with h5py.File(plate_runs[3], "r") as f:
+        recorded = f["probes/values"][()]
+        times = f["probes/time"][()]
+    assert len(times) == 25 and times[-1] == 120.0  # every step, from t = 0
+    with results.open(plate_runs[3]) as r:
+        assert np.allclose(r.probe([[0.1, 0.05], [0.19, 0.09]], -1), recorded[-1], atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["triangle", "quadrilateral"])
+def test_probe_matches_the_manufactured_solution(tmp_path, cell):
+    case = mms_case(cell, 16, "steady")
+    values = {k: v for k, v in case.values.items()}
+    values["output"] = {"directory": str(tmp_path), "name": "mms"}
+    path = tmp_path / "mms.toml"
+    path.write_text(tomli_w.dumps(_plain(values)))
+    run_solver(1, [path], cwd=tmp_path)
+    rng = np.random.default_rng(1)
+    pts = rng.random((20, 2)) * 0.98 + 0.01
+    with results.open(tmp_path / "mms" / "mms.h5") as r:
+        got = r.probe(pts, -1)
+    exact = np.cos(np.pi * pts[:, 0] / 2 + 0.3) * np.cos(np.pi * pts[:, 1] / 2 + 0.2)
+    assert np.max(np.abs(got - exact)) < 5e-3  # O(h^2) with h = 1/16
+
+
+def _plain(v):
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items() if x is not None}
+    return v
+
+
+def test_export_vtu_csv_xdmf(plate_runs, tmp_path):
+    vtu = tmp_path / "last.vtu"
+    post("export", plate_runs[3], "--format", "vtu", "-o", vtu)
+    m = meshio.read(vtu)
+    with results.open(plate_runs[3]) as r:
+        T, points = r.temperature(-1), r.points
+    assert np.array_equal(m.point_data["temperature"], T) and np.allclose(m.points[:, :2], points)
+    csv = tmp_path / "first.csv"
+    post("export", plate_runs[3], "--format", "csv", "--step", "0", "-o", csv)
+    data = np.loadtxt(csv, delimiter=",", skiprows=1)
+    assert data.shape == (len(points), 3)
+    xdmf = tmp_path / "all.xdmf"
+    post("export", plate_runs[3], "--format", "xdmf", "--all", "-o", xdmf)
+    with meshio.xdmf.TimeSeriesReader(xdmf) as reader:
+        reader.read_points_cells()
+        assert reader.num_steps == 3
+
+
+def test_bad_requests_are_refused(plate_runs, tmp_path):
+    checks = [
+        (("info", tmp_path / "nothing.h5"), "nothing.h5: results file not found"),
+        (("info", plate_runs[1].with_suffix(".xdmf")), "not an HDF5 file"),
+        (("info", plate_runs[1].parent / "checkpoint.h5"), "not a results file of this solver"),
+        (("plot", plate_runs[1], "--step", "7"), "--step 7: plate.h5 has 3 snapshots"),
+        (("plot", plate_runs[1], "--time", "999"), "--time 999: outside the times"),
+        (("probe", plate_runs[1], "--at", "5,5"), "--at 5,5: point is outside the mesh"),
+        (("probe", plate_runs[1], "--at", "0.1"), "the mesh is 2D, give 2 coordinates"),
+        (("export", plate_runs[1], "--format", "stl"), "invalid choice: 'stl'"),
+    ]
+    for args, message in checks:
+        proc = post(*args, check=False)
+        assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
+
+
+def test_progress_in_a_pipe_is_plain_periodic_lines(tmp_path):
+    proc = run_solver(2, [PLATE, "--set", "mesh.nx=30", "--set", "mesh.ny=15", "--set", f"output.directory={tmp_path}"],
+                      cwd=tmp_path)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("step ")]
+    assert len(lines) >= 20 and all("ETA" in ln and "elapsed" in ln for ln in lines)
+    assert "\r" not in proc.stdout and "\x1b" not in proc.stdout
+    log = (tmp_path / "plate" / "plate.log").read_text()
+    assert "step    360/360" in log and "heat balance" in log
+
+
+def test_dry_run_reports_and_writes_nothing(tmp_path):
+    proc = run_solver(3, [PLATE, "--dry-run", "--set", f"output.directory={tmp_path / 'out'}"], cwd=tmp_path)
+    out = proc.stdout
+    assert "7381 DOFs" in out and "MiB per rank" in out and "stable time step" in out and "MiB in" in out
+    assert not (tmp_path / "out").exists()
+
+
+def test_results_api(plate_runs):
+    r = results.open(plate_runs[3])
+    assert r.cell_type == "triangle" and r.points.shape == (861, 2) and r.cells.shape == (1600, 3)
+    assert r.times.tolist() == [0.0, 60.0, 120.0] and r.steps.tolist() == [0, 12, 24]
+    assert r.case["material"]["k"] == 45.0 and r.temperature(0).shape == (861,)
+    r.close()

@@ -1,0 +1,141 @@
+"""The package's import graph: no cycle between its modules, no private name imported from another
+module, and every subpackage documented with a docstring and ``__all__``."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "solver"
+
+
+def modules() -> dict[str, Path]:
+    """Dotted name -> file of every module of the package (a package is its __init__)."""
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+def imports(name: str, path: Path, known) -> list[tuple[str, list[str], int]]:
+    """(imported module, names taken from it, line) for every import of the package in a module,
+    at any depth (functions too: a lazy import is still a dependency)."""
+    found = []
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(a.name, [], node.lineno) for a in node.names if a.name.split(".")[0] == "solver"]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative import
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            if base.split(".")[0] != "solver":
+                continue
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                if sub in known:  # "from solver.io import results": the module solver.io.results
+                    found.append((sub, [], node.lineno))
+                else:
+                    found.append((base, [alias.name], node.lineno))
+    return found
+
+
+def graph():
+    known = modules()
+    edges = {m: set() for m in known}
+    private = []
+    for name, path in known.items():
+        for target, names, line in imports(name, path, known):
+            # importing a.b.c runs the packages a and a.b first (unless the importer is inside them)
+            parts = target.split(".")
+            for i in range(1, len(parts) + 1):
+                dep = ".".join(parts[:i])
+                if dep in known and dep != name and not name.startswith(dep + "."):
+                    edges[name].add(dep)
+            for n in names:
+                if n.startswith("_") and not n.endswith("__") and target != name:
+                    private.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {n} from {target}")
+    return edges, private
+
+
+def cycles(edges) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycle_between_modules():
+    edges, _ = graph()
+    assert cycles(edges) == []
+
+
+def test_no_private_name_imported_from_another_module():
+    _, private = graph()
+    assert private == []
+
+
+def test_the_checks_catch_what_they_look_for():
+    """The detectors themselves: a cycle and a private import are found."""
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+    tree = {"solver.x": PACKAGE / "x.py"}
+    source = "from solver.y import _hidden, shown\n"
+    parsed = [(t, n) for t, n, _ in imports_from_text("solver.x", source, tree)]
+    assert parsed == [("solver.y", ["_hidden"]), ("solver.y", ["shown"])]
+
+
+def imports_from_text(name, text, known):
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "x.py"
+        path.write_text(text)
+        return imports(name, path, known)
+
+
+SUBPACKAGES = sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py"))
+
+
+@pytest.mark.parametrize("subpackage", SUBPACKAGES)
+def test_subpackage_has_docstring_and_all(subpackage):
+    tree = ast.parse((PACKAGE / subpackage / "__init__.py").read_text())
+    doc = ast.get_docstring(tree)
+    assert doc and len(doc.split()) >= 15, f"solver.{subpackage}: a one-paragraph docstring"
+    names = [n for n in tree.body if isinstance(n, ast.Assign) and any(
+        isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets)]
+    assert names, f"solver.{subpackage}: __all__"
+
+
+def test_every_module_has_a_docstring():
+    missing = [name for name, path in modules().items()
+               if path.name != "__main__.py" and not ast.get_docstring(ast.parse(path.read_text()))]
+    assert missing == []

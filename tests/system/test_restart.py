@@ -1,0 +1,212 @@
+"""Checkpoint/restart: exact continuation on the same ranks, restart on other rank counts,
+graceful stop on signals and wall limit, crash during a checkpoint write, bad checkpoints."""
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+from conftest import ROOT, mpi_env, mpirun_command, run_script, run_solver
+
+from solver.app.preflight import pid_alive
+
+CASE = str(ROOT / "inputs" / "heater_ramp.toml")
+BASE = ["--set", "mesh.nx=40", "--set", "time.dt=2.0", "--set", "output.every=3", "--set", "solver.rtol=1e-12",
+        "--set", "checkpoint.every=4"]
+SCHEMES = ["backward-euler", "crank-nicolson", "bdf2"]
+
+
+def args_for(directory, scheme, t_end, *extra):
+    return [CASE, *BASE, "--set", f"output.directory={directory}", "--set", f"time.scheme={scheme}",
+            "--set", f"time.t_end={t_end}", "--quiet", *extra]
+
+
+def read(directory):
+    with h5py.File(directory / "heater_ramp" / "heater_ramp.h5", "r") as f:
+        names = sorted(f["fields/temperature"])
+        return (np.array([f["fields/temperature"][n][()] for n in names]), f["time"][()], f["step"][()],
+                f["balance/relative_imbalance"][()], dict(f.attrs))
+
+
+def test_restart_continues_exactly_on_the_same_ranks(tmp_path, nprocs):
+    runs, first = [], []
+    for s in SCHEMES:
+        runs.append(args_for(tmp_path / "whole" / s, s, 40.0))
+        first.append(args_for(tmp_path / "split" / s, s, 18.0))
+    status = run_script(nprocs, "solver_runs.py", json.dumps(runs + first))["status"]
+    assert status == [0] * 6
+    second = [args_for(tmp_path / "split" / s, s, 40.0, "--restart", "latest") for s in SCHEMES]
+    assert run_script(nprocs, "solver_runs.py", json.dumps(second))["status"] == [0] * 3
+    for s in SCHEMES:
+        whole, split = read(tmp_path / "whole" / s), read(tmp_path / "split" / s)
+        assert np.array_equal(whole[0], split[0]), s  # bitwise: every snapshot
+        assert np.array_equal(whole[1], split[1]) and np.array_equal(whole[2], split[2])
+        assert whole[2].tolist() == [0, 3, 6, 9, 12, 15, 18, 20]  # no duplicated or missing snapshot
+        assert split[4]["complete"] and split[4]["balance_relative_imbalance"] == pytest.approx(
+            whole[4]["balance_relative_imbalance"], rel=1e-6, abs=1e-12)
+
+
+@pytest.mark.parametrize("scheme", ["crank-nicolson", "bdf2"])
+def test_checkpoint_from_3_ranks_restarts_on_1_2_4(tmp_path, scheme):
+    whole = tmp_path / "whole"
+    run_solver(3, args_for(whole, scheme, 40.0), cwd=tmp_path)
+    run_solver(3, args_for(tmp_path / "first", scheme, 18.0), cwd=tmp_path)
+    reference = read(whole)
+    for n in (1, 2, 4):
+        d = tmp_path / f"np{n}"
+        shutil.copytree(tmp_path / "first", d)
+        proc = run_solver(n, args_for(d, scheme, 40.0, "--restart", str(d / "heater_ramp" / "checkpoint.h5")),
+                          cwd=tmp_path)
+        assert "restarted from" in proc.stdout or proc.returncode == 0
+        temps, times, steps, _, attrs = read(d)
+        assert np.array_equal(times, reference[1]) and np.array_equal(steps, reference[2])
+        assert np.max(np.abs(temps - reference[0])) <= 1e-9 * np.max(np.abs(reference[0]))
+        assert attrs["ranks"] == n
+
+
+def start_mpirun(nprocs, args, cwd, env_extra):
+    env = {**mpi_env(), **env_extra}
+    cmd = mpirun_command(nprocs) + [sys.executable, "-m", "solver", *args]
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+@contextlib.contextmanager
+def killed_at_exit(proc):
+    """The launched run, killed (with its ranks) if it is still going when the block ends."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def rank_pids(proc):
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def wait_for(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def snapshots(directory):
+    try:
+        with h5py.File(directory / "heater_ramp" / "heater_ramp.h5", "r", locking=False) as f:
+            return len(f["time"])
+    except (OSError, KeyError):
+        return 0
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_sigterm_stops_cleanly_and_restart_completes(tmp_path, nprocs):
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    run_solver(nprocs, args_for(whole, "bdf2", 60.0), cwd=tmp_path)
+    with killed_at_exit(start_mpirun(nprocs, args_for(cut, "bdf2", 60.0), tmp_path,
+                                     {"SOLVER_TEST_STEP_DELAY": "0.1"})) as proc:
+        assert wait_for(lambda: snapshots(cut) >= 3, 60), "the run did not start writing"
+        for pid in rank_pids(proc):
+            os.kill(pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 75, err
+    assert "stopping at step" in err and "signal SIGTERM" in err and "--restart latest" in err
+    temps, times, steps, _, attrs = read(cut)  # the results file is complete and readable
+    assert not attrs["complete"] and 0 < steps[-1] < 30
+    with h5py.File(cut / "heater_ramp" / "checkpoint.h5", "r") as f:
+        assert f.attrs["step"] >= steps[-1]
+    run_solver(nprocs, args_for(cut, "bdf2", 60.0, "--restart", "latest"), cwd=tmp_path)
+    ref, got = read(whole), read(cut)
+    assert np.array_equal(ref[0], got[0]) and np.array_equal(ref[2], got[2])
+
+
+def test_stop_signal_during_start_up_stops_at_the_first_step(tmp_path):
+    """SLURM may signal a job while its ranks still build the mesh: the request is kept and
+    honoured at the first step (not the default action of SIGUSR1, which kills)."""
+    args = args_for(tmp_path, "crank-nicolson", 60.0, "--set", "mesh.nx=1500", "--set", "mesh.ny=300")
+    with killed_at_exit(start_mpirun(2, args, tmp_path, {})) as proc:
+        assert wait_for(lambda: len(rank_pids(proc)) == 2, 30)
+        time.sleep(1.5)  # the ranks are importing, building the mesh or factorising
+        assert not (tmp_path / "heater_ramp" / "checkpoint.h5").exists()
+        for pid in rank_pids(proc):
+            os.kill(pid, signal.SIGUSR1)
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 75, err
+    assert "stopping at step 1 " in err and "signal SIGUSR1" in err, err
+    with h5py.File(tmp_path / "heater_ramp" / "checkpoint.h5", "r") as f:
+        assert f.attrs["step"] == 1
+
+
+def test_wall_limit_stops_with_a_checkpoint(tmp_path):
+    start = time.monotonic()
+    slow = run_mpi_env(2, args_for(tmp_path, "crank-nicolson", 200.0, "--set", "run.wall_limit=\"00:00:07\""),
+                       tmp_path, {"SOLVER_TEST_STEP_DELAY": "0.05"})
+    assert slow.returncode == 75 and "wall-time limit of 7 s" in slow.stderr, slow.stderr
+    assert time.monotonic() - start < 20
+    with h5py.File(tmp_path / "heater_ramp" / "checkpoint.h5", "r") as f:
+        assert 0 < f.attrs["step"] < 100
+
+
+def run_mpi_env(nprocs, args, cwd, env_extra, timeout=60):
+    env = {**mpi_env(), **env_extra}
+    cmd = mpirun_command(nprocs) + [sys.executable, "-m", "solver", *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_sigkill_during_checkpoint_keeps_the_previous_one(tmp_path):
+    d = tmp_path / "run"
+    folder = d / "heater_ramp" / "checkpoints"
+    with killed_at_exit(start_mpirun(3, args_for(d, "crank-nicolson", 60.0), tmp_path,
+                                     {"SOLVER_TEST_CHECKPOINT_DELAY": "1.0"})) as proc:
+        # wait until one checkpoint is complete and the next one is being written
+        assert wait_for(lambda: list(folder.glob("step_*.h5")) and list(folder.glob("*.h5.tmp")), 60)
+        ranks = rank_pids(proc)
+        os.kill(ranks[1], signal.SIGKILL)
+        proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    # mpirun may return before its other ranks are gone; a user restarts once they are
+    assert wait_for(lambda: not any(pid_alive(pid) for pid in ranks), 60)
+    with h5py.File(d / "heater_ramp" / "checkpoint.h5", "r") as f:  # the previous checkpoint is intact
+        assert f.attrs["solver_checkpoint"] == 1 and np.all(np.isfinite(f["temperature"][()]))
+        step = int(f.attrs["step"])
+    assert step >= 4
+    run_solver(3, args_for(d, "crank-nicolson", 60.0, "--restart", "latest"), cwd=tmp_path)
+    whole = tmp_path / "whole"
+    run_solver(3, args_for(whole, "crank-nicolson", 60.0), cwd=tmp_path)
+    ref, got = read(whole), read(d)
+    assert np.array_equal(ref[2], got[2]) and np.array_equal(ref[0], got[0])
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_bad_checkpoints_are_refused(tmp_path, nprocs):
+    run_solver(1, args_for(tmp_path, "crank-nicolson", 10.0), cwd=tmp_path)
+    good = tmp_path / "heater_ramp" / "checkpoint.h5"
+    truncated = tmp_path / "truncated.h5"
+    data = good.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    foreign = tmp_path / "heater_ramp" / "heater_ramp.h5"
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_bytes(b"not hdf5 at all" * 10)
+    for path, message in ((truncated, "truncated.h5: "), (foreign, "not a checkpoint of this solver"),
+                          (garbage, "not a readable HDF5 checkpoint"), (tmp_path / "none.h5", "checkpoint not found")):
+        proc = run_solver(nprocs, args_for(tmp_path, "crank-nicolson", 20.0, "--restart", str(path)),
+                          cwd=tmp_path, check=False, timeout=30)
+        assert proc.returncode == 2 and message in proc.stderr, (path, proc.stderr)
+        assert "Traceback" not in proc.stderr
+    # a checkpoint of another case is refused unless --force
+    other = args_for(tmp_path, "crank-nicolson", 20.0, "--restart", str(good), "--set", "material.k=300.0")
+    proc = run_solver(nprocs, other, cwd=tmp_path, check=False, timeout=30)
+    assert proc.returncode == 2 and "checkpoint of a different case (changed: material.k)" in proc.stderr
+    proc = run_solver(nprocs, other + ["--force"], cwd=tmp_path, check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr
