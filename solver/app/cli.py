@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from solver import __version__
-from solver.app.launcher import launched_by_mpi, relaunch
+from solver.parallel.launcher import launched_by_mpi, relaunch
 from solver.case.arguments import ArgumentParser
 from solver.errors import EXIT_INTERNAL, EXIT_STOPPED, CaseError, SolverExit
 
@@ -97,7 +97,7 @@ COMMANDS = {"verify": verify, "bench": bench,
 
 
 def run_command(args, comm) -> int:
-    from solver.app.launcher import check_launch
+    from solver.parallel.launcher import check_launch
     from solver.app.run import dry_run, run
     from solver.case.load import load_case
 
@@ -124,6 +124,10 @@ def bench_ranks(argv) -> int:
 def main(argv=None) -> int:
     verbose = "--verbose" in (argv if argv is not None else sys.argv[1:])
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"] and "--solvers" in argv:  # whole processes side by side: no MPI in this one
+        from solver.post.bench_solvers import main as bench_solvers
+
+        return bench_solvers(argv[1:])
     if argv[:1] == ["bench"] and bench_ranks(argv) > 1 and not launched_by_mpi():
         return relaunch(argv, bench_ranks(argv))
 

@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from solver.app.launcher import launched_by_mpi
+from solver.parallel.launcher import launched_by_mpi
 
 LOGGER = "solver"
 LOCAL = {"local": True}  # extra= for a warning of this rank only

@@ -3,6 +3,7 @@ checkpoints, probes, graceful stops and health checks, and the summary."""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ class RunResult:
     stopped: bool = False
     checkpoint: Path | None = None
     restarted_from: Path | None = None
+    preconditioner: str = ""
+    preconditioner_stats: dict = field(default_factory=dict)
 
 
 def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, restart: str | None = None, force: bool = False,
@@ -108,13 +111,15 @@ def _run(case, comm, quiet, restart, force, guard, directory, wall_start) -> Run
 
     _flush_probes(probes, results)
     timings = max_over_ranks(comm, timers.seconds | {"total": MPI.Wtime() - wall_start})
+    stats = sim.preconditioner_stats()
     results.close({f"wall_time_{k}": v for k, v in timings.items()} |
                   {"steps": sim.step_index, "dt": sim.dt, "linear_iterations": sim.iterations,
-                   "complete": not stopped} |
+                   "complete": not stopped, "preconditioner": sim.solver.preconditioner} |
+                  ({"preconditioner_stats": json.dumps(stats)} if stats else {}) |
                   {f"balance_{k}": v for k, v in sim.balance.as_dict().items()})
     result = RunResult(results.h5_path, results.xdmf_path, mesh.n_global_nodes, comm.size, sim.step_index,
                        sim.iterations, timings, stopped, last_checkpoint,
-                       None if resume is None else resume.path)
+                       None if resume is None else resume.path, sim.solver.preconditioner, stats)
     log.info(summary(result, case))
     if last_checkpoint is not None:
         how = "to continue" if stopped else "to extend the run (with a larger time.t_end)"
@@ -300,9 +305,15 @@ def summary(r: RunResult, case: Case) -> str:
         what = f"stopped after {r.steps} steps of {case.time.scheme} (exit status 75)"
     if r.restarted_from is not None:
         what += f", restarted from {r.restarted_from}"
-    return "\n".join([
+    lines = [
         f"done: {r.n_dofs} DOFs on {r.ranks} ranks, {what}, "
-        f"{r.iterations} CG iterations ({per_step:.1f} per step, preconditioner {case.solver.preconditioner})",
+        f"{r.iterations} CG iterations ({per_step:.1f} per step, preconditioner {r.preconditioner})"]
+    p = r.preconditioner_stats
+    if "levels" in p:
+        lines.append(f"multigrid: {p['levels']} levels, operator complexity {p['operator_complexity']:.2f}, "
+                     f"grid complexity {p['grid_complexity']:.2f}, set-up {p['setup_seconds']:.3f} s"
+                     + (f", {p['updates']} updates" if p.get("updates") else ""))
+    return "\n".join(lines + [
         f"wall time: mesh {t.get('mesh', 0):.3f} s, assembly {t.get('assembly', 0):.3f} s, "
         f"solve {t.get('solve', 0):.3f} s, output {t.get('output', 0):.3f} s, total {t.get('total', 0):.3f} s",
         f"results: {r.h5_path}",

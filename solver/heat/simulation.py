@@ -3,16 +3,23 @@ in time without any I/O (the run, :mod:`solver.app.run`, adds output, checkpoint
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
+from dataclasses import replace
 
 import numpy as np
 from mpi4py import MPI
 
 from solver.case.load import Case, check_against_mesh
+from solver.case.records import SolverSpec
 from solver.heat.problem import HeatProblem
 from solver.heat.stepping import make_stepper
+from solver.la.choice import choose_preconditioner
 from solver.la.krylov import SolveInfo
 from solver.mesh.build import create_mesh
+from solver.mesh.distributed import DistributedMesh
+
+log = logging.getLogger(__name__)
 
 
 class Timers:
@@ -30,6 +37,22 @@ class Timers:
             self.seconds[name] = self.seconds.get(name, 0.0) + MPI.Wtime() - start
 
 
+def resolve_preconditioner(case: Case, mesh: DistributedMesh, problem: HeatProblem) -> SolverSpec:
+    """The case's solver settings with ``preconditioner = "auto"`` replaced by its choice (logged)."""
+    if case.solver.preconditioner != "auto":
+        return case.solver
+    t = case.time
+    if t.steady:
+        solves = 1
+    elif problem.time_dependent_matrix:
+        solves = 1  # a new matrix every step
+    else:
+        solves = max(1, round(t.t_end / t.dt)) if t.dt != "auto" else 0
+    choice = choose_preconditioner(mesh.dim, mesh.n_global_nodes, mesh.comm.size, solves)
+    log.info(f"preconditioner: auto -> {choice.name} ({choice.reason})")
+    return replace(case.solver, preconditioner=choice.name)
+
+
 class Simulation:
     """Mesh, problem, stepper and the temperature ``u`` (local vector) at step ``step_index``."""
 
@@ -41,7 +64,8 @@ class Simulation:
         check_against_mesh(case, self.mesh)
         with self.timers("assembly"):
             self.problem = HeatProblem(self.mesh, case.physics)
-            self.stepper = make_stepper(self.problem, case.time, case.solver)
+            self.solver = resolve_preconditioner(case, self.mesh, self.problem)
+            self.stepper = make_stepper(self.problem, case.time, self.solver)
         self.u = np.array(case.physics.initial(self.mesh.coords, 0.0), dtype=float)
         self.step_index, self.t = 0, 0.0
         self.iterations = 0
@@ -80,6 +104,13 @@ class Simulation:
             info = self.stepper.solve(self.u)
         self.iterations += info.iterations
         return info
+
+    def preconditioner_stats(self) -> dict:
+        """What the current system's preconditioner reports of itself (multigrid: levels,
+        complexities, set-up time, communication per level), or nothing."""
+        system = getattr(self.stepper, "system", None)
+        stats = getattr(getattr(system, "precond", None), "stats", None)
+        return stats() if callable(stats) else {}
 
     def state(self) -> dict:
         """Local vectors a restart needs: the temperature, and what the scheme keeps (BDF2: the

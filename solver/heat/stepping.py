@@ -105,6 +105,7 @@ class ImplicitStepper(Stepper):
         self.M = DistributedMatrix(problem.M, problem.mesh.halo)
         self._system = self._system_key = None
         self._history = self._history_key = None
+        self.rebuilds = self.updates = 0  # preconditioners built, and updated for a new matrix
         first = 2 if startup is not None else 1  # the first step of the scheme itself
         self._prepare(scheme, (first - 1) * self.dt, first * self.dt)
 
@@ -129,9 +130,14 @@ class ImplicitStepper(Stepper):
         p, dt = self.problem, self.dt
         system, key = self._system, self._key(scheme, t1)
         if key != self._system_key:
-            system = ConstrainedSystem(_combine(scheme.a[0], p.M, dt * scheme.b[0], p.stiffness(t1)), p, self.solver)
+            A = _combine(scheme.a[0], p.M, dt * scheme.b[0], p.stiffness(t1))
             if scheme is self.scheme:  # the start-up system is used once and dropped
+                system = ConstrainedSystem(A, p, self.solver, previous=self._system)
                 self._system, self._system_key = system, key
+                self.rebuilds += not system.updated
+                self.updates += system.updated
+            else:
+                system = ConstrainedSystem(A, p, self.solver)
         if not scheme.mass_only_history and self._key(scheme, t0) != self._history_key:
             if scheme.history != 1:
                 raise NotImplementedError("earlier levels through K need one operator per level")

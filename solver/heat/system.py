@@ -17,7 +17,10 @@ class ConstrainedSystem:
     """``A`` with Dirichlet rows and columns eliminated symmetrically, the preconditioner built
     once, and the unconstrained Dirichlet rows kept for the reactions (the heat balance)."""
 
-    def __init__(self, A: sp.csr_matrix, problem, solver: SolverSpec):
+    def __init__(self, A: sp.csr_matrix, problem, solver: SolverSpec, previous: "ConstrainedSystem | None" = None):
+        """``previous``: the system this one replaces (the same sparsity, new values); a
+        preconditioner that can be updated (multigrid: new Galerkin products on the old
+        aggregates) is taken over and updated instead of built again."""
         self.problem, self.solver = problem, solver
         mask = problem.dirichlet.mask
         A_c, self.lift, diag = constrain(A, mask)
@@ -26,6 +29,11 @@ class ConstrainedSystem:
         self.dir_diag = diag[self.dir_owned]
         self.rows_dirichlet = A[self.dir_owned]  # unconstrained rows, for the reactions
         self._lifted = None  # (time key, g, lift @ g)
+        self.updated = previous is not None and callable(getattr(previous.precond, "update", None))
+        if self.updated:
+            self.precond = previous.precond
+            self.precond.update(self.A)
+            return
         try:
             self.precond = make_preconditioner(solver.preconditioner, self.A)
         except ImportError as exc:

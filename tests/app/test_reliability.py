@@ -126,7 +126,7 @@ def test_mpi4py_not_matching_the_launcher_is_explained(monkeypatch):
     from types import SimpleNamespace
 
     from solver.errors import CaseError
-    from solver.app.launcher import check_launch
+    from solver.parallel.launcher import check_launch
 
     monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "4")
     with pytest.raises(CaseError, match="launched as 4 processes .* but mpi4py sees 1 rank"):

@@ -29,15 +29,27 @@ def check_launch(comm) -> None:
                             f"mpi4py) or use the mpirun that matches it")
 
 
+def mpirun_command(ranks: int) -> list[str] | None:
+    """``[mpirun, -n, ranks]``, or None when no launcher is on the PATH."""
+    launcher = shutil.which("mpirun") or shutil.which("mpiexec")
+    return None if launcher is None else [launcher, "-n", str(ranks)]
+
+
+def mpirun_environment() -> dict:
+    """This process's environment for a local mpirun: more ranks than cores allowed (they yield
+    when idle), and Open MPI's consent to run as root where we are root; no launcher variables."""
+    env = {k: v for k, v in os.environ.items() if k not in SIZE_VARIABLES + RANK_VARIABLES}
+    env.update({"OMPI_MCA_rmaps_base_oversubscribe": "1", "OMPI_MCA_mpi_yield_when_idle": "1"})
+    if os.geteuid() == 0:
+        env.update({"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"})
+    return env
+
+
 def relaunch(argv, ranks: int) -> int:
     """Run ``python -m solver argv`` under ``mpirun -n ranks`` (before MPI is initialised in this
     process); returns its exit status."""
-    launcher = shutil.which("mpirun") or shutil.which("mpiexec")
+    launcher = mpirun_command(ranks)
     if launcher is None:
         print(f"{argv[0]}: mpirun not found; use --ranks 1, or start it with your launcher", file=sys.stderr)
         return 2
-    env = {**os.environ, "OMPI_MCA_rmaps_base_oversubscribe": "1", "OMPI_MCA_mpi_yield_when_idle": "1"}
-    if os.geteuid() == 0:
-        env.update({"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"})
-    cmd = [launcher, "-n", str(ranks), sys.executable, "-m", "solver", *argv]
-    return subprocess.run(cmd, env=env).returncode
+    return subprocess.run(launcher + [sys.executable, "-m", "solver", *argv], env=mpirun_environment()).returncode

@@ -1,0 +1,261 @@
+"""``python -m solver bench --solvers``: the linear solver on the reference problem, side by side
+with DOLFINx/PETSc, and how its iterations grow with ranks and mesh size.
+
+It launches whole processes, as a user does, and times them from outside (``mpirun`` included):
+
+* the reference problem (``inputs/reference.toml``, or ``inputs/reference3d.toml`` with ``--dim 3``)
+  at ``--n`` cells per side on each of ``--ranks``, ours and, when DOLFINx is installed for
+  ``/usr/bin/python3``, the peer script ``dolfinx_heat.py`` with CG + hypre BoomerAMG and a warm
+  start, alternated ``--repeat`` times; medians, ranges and the ratio ours / DOLFINx of the whole
+  process, of the solve time per step and of the set-up; iterations per step; peak memory per
+  DOF; the relative L2 error of both at t_end (the same discrete problem gives the same digits);
+* iterations per step against the number of ranks (``--iteration-ranks``, oversubscribed beyond
+  the cores: only counts are read) and against the mesh size (``--iteration-sizes``);
+* what the preconditioner reports of itself (levels, complexities, set-up time, messages and
+  bytes per V-cycle and level) from the results file.
+
+Figures go to a table and to ``--json`` (default ``outputs/bench/solvers.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from solver.parallel.launcher import mpirun_command, mpirun_environment
+
+ROOT = Path(__file__).resolve().parents[2]
+PEER_SCRIPT = ROOT.parent / "shared" / "peers" / "dolfinx_heat.py"
+PEER_PYTHON = "/usr/bin/python3"
+CASES = {2: ROOT / "inputs" / "reference.toml", 3: ROOT / "inputs" / "reference3d.toml"}
+ERRORS_AT = {2: "exp(-2*pi**2*t)*sin(pi*x)*sin(pi*y)", 3: "exp(-3*pi**2*t)*sin(pi*x)*sin(pi*y)*sin(pi*z)"}
+
+
+def peer_available(script: Path) -> bool:
+    if not script.is_file() or not Path(PEER_PYTHON).exists():
+        return False
+    probe = subprocess.run([PEER_PYTHON, "-c", "import dolfinx"], capture_output=True)
+    return probe.returncode == 0
+
+
+def timed(cmd: list[str], env: dict, cwd: Path, timeout: float) -> tuple[float, float, subprocess.CompletedProcess]:
+    """(wall seconds, peak RSS of its largest process in MB, the finished process) of a whole
+    command: ``wait4`` reports the rusage of the launcher and of the ranks it waited for."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        child = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err, text=True)
+        timer = threading.Timer(timeout, child.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(child.pid, 0)
+        finally:
+            timer.cancel()
+        seconds = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        proc = subprocess.CompletedProcess(cmd, child.returncode, out.read(), err.read())
+    return seconds, usage.ru_maxrss / 1024.0, proc
+
+
+def _sets(n: int, dim: int) -> list[str]:
+    sizes = ["mesh.nx", "mesh.ny"] + (["mesh.nz"] if dim == 3 else [])
+    return [arg for key in sizes for arg in ("--set", f"{key}={n}")]
+
+
+def run_ours(ranks: int, n: int, dim: int, directory: Path, extra: list[str], timeout: float) -> dict:
+    """One whole run of the reference problem; figures from the results file."""
+    name = f"ref{dim}d_n{n}_np{ranks}"
+    cmd = mpirun_command(ranks) + [sys.executable, "-m", "solver", str(CASES[dim]), *_sets(n, dim),
+                                   "--set", f"output.directory={directory}", "--set", f"output.name={name}",
+                                   "--overwrite", "--quiet", *extra]
+    seconds, peak_mb, proc = timed(cmd, mpirun_environment(), ROOT, timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"our run failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    path = directory / name / f"{name}.h5"
+    with h5py.File(path, "r") as f:
+        a = dict(f.attrs)
+        steps = max(int(a["steps"]), 1)
+        out = {"whole_s": seconds, "peak_rss_MB": peak_mb, "steps": steps,
+               "iterations_per_step": int(a["linear_iterations"]) / steps,
+               "solve_per_step_s": float(a["wall_time_solve"]) / steps,
+               "setup_s": float(a["wall_time_mesh"]) + float(a["wall_time_assembly"]),
+               "preconditioner": str(a.get("preconditioner", "")),
+               "preconditioner_stats": json.loads(a["preconditioner_stats"]) if "preconditioner_stats" in a else {},
+               "dofs": int(a["n_nodes"])}
+    out["rel_l2_error"] = relative_l2_error(path, ERRORS_AT[dim])
+    shutil.rmtree(directory / name, ignore_errors=True)
+    return out
+
+
+def run_peer(ranks: int, n: int, dim: int, script: Path, directory: Path, timeout: float) -> dict:
+    """One whole run of DOLFINx's CG + BoomerAMG on the same problem (its JSON, and our clock)."""
+    cmd = [*mpirun_command(ranks), PEER_PYTHON, str(script), str(n), "20", "1e-3", "1", "--pc", "hypre", "--warm",
+           "--dim", str(dim), "--outdir", str(directory / "peer")]
+    env = {**mpirun_environment(), "PEERS_DIR": str(directory / "peers_cache"), "OMP_NUM_THREADS": "1"}
+    seconds, peak_mb, proc = timed(cmd, env, directory, timeout)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"DOLFINx run failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    r = json.loads(lines[-1])
+    return {"whole_s": seconds, "peak_rss_MB": peak_mb, "iterations_per_step": r["iterations_per_step"],
+            "solve_per_step_s": r["t_solve_per_step"],
+            "setup_s": r["t_mesh"] + r.get("t_setup", 0.0) + r["t_assemble_matrix"] + r["t_solver_setup"],
+            "rel_l2_error": r["rel_l2_error"], "dofs": r["ndofs"]}
+
+
+def relative_l2_error(path: Path, exact: str, chunk: int = 1 << 16, degree: int = 8) -> float:
+    """||u_h - u|| / ||u|| at the last snapshot, the exact solution at degree-8 quadrature points."""
+    from solver.case.expressions import Expression
+    from solver.fem.geometry import CellGeometry
+
+    u = Expression(exact)
+    with h5py.File(path, "r") as f:
+        points, cells = f["mesh/geometry"][()], f["mesh/topology"][()]
+        cell_type = str(f["mesh/topology"].attrs["cell_type"])
+        t = float(f["time"][-1])
+        values = f["fields/temperature"][sorted(f["fields/temperature"])[-1]][()]
+    err = norm = 0.0
+    for start in range(0, len(cells), chunk):
+        block = cells[start:start + chunk]
+        g = CellGeometry(cell_type, points, block, degree, gradients=False)
+        exact_q = u(g.points, t)
+        err += float(np.sum((values[block] @ g.N.T - exact_q) ** 2 * g.wdet))
+        norm += float(np.sum(exact_q ** 2 * g.wdet))
+    return float(np.sqrt(err / norm))
+
+
+def iterations(ranks: int, n: int, dim: int, directory: Path, extra: list[str], timeout: float) -> float:
+    """Iterations per step of a short run (2 steps)."""
+    r = run_ours(ranks, n, dim, directory, ["--set", "time.t_end=0.002", *extra], timeout)
+    return r["iterations_per_step"]
+
+
+def _summary(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
+
+
+def compare(args, directory: Path, peer: bool, say) -> dict:
+    out = {}
+    for ranks in args.ranks:
+        ours, theirs = [], []
+        for _ in range(args.repeat):  # A B A B ...: the machine's drift hits both alike
+            ours.append(run_ours(ranks, args.n, args.dim, directory, args.set, args.timeout))
+            if peer:
+                theirs.append(run_peer(ranks, args.n, args.dim, args.peer_script, directory, args.timeout))
+            say(f"  {ranks} rank(s): ours {ours[-1]['whole_s']:.1f} s" +
+                (f", DOLFINx {theirs[-1]['whole_s']:.1f} s" if theirs else ""))
+        entry = {"ours": ours}
+        figures = ("whole_s", "solve_per_step_s", "setup_s", "iterations_per_step")
+        entry["ours_summary"] = {k: _summary([r[k] for r in ours]) for k in figures}
+        if theirs:
+            entry["dolfinx"] = theirs
+            entry["dolfinx_summary"] = {k: _summary([r[k] for r in theirs]) for k in figures}
+            entry["ratios"] = {k: _summary([a[k] / b[k] for a, b in zip(ours, theirs)])
+                               for k in ("whole_s", "solve_per_step_s", "setup_s")}
+        out[str(ranks)] = entry
+    return out
+
+
+def table(r: dict) -> str:
+    lines = [f"solver comparison: reference problem {r['dim']}D, N = {r['n']} ({r['dofs']:,} DOFs), "
+             f"{r['repeat']} runs each, median [min..max]", ""]
+    fmt = "{:.3g} [{:.3g}..{:.3g}]"
+
+    def cell(s):
+        return fmt.format(s["median"], s["min"], s["max"])
+    for ranks, e in r["reference"].items():
+        o = e["ours_summary"]
+        lines.append(f"{ranks} rank(s), ours ({e['ours'][0]['preconditioner']}):")
+        for key, label in (("whole_s", "whole process (s)"), ("solve_per_step_s", "solve per step (s)"),
+                           ("setup_s", "set-up: mesh + assembly + preconditioner (s)"),
+                           ("iterations_per_step", "CG iterations per step")):
+            line = f"  {label:46s} {cell(o[key]):>28s}"
+            if "dolfinx_summary" in e:
+                line += f"   DOLFINx {cell(e['dolfinx_summary'][key]):>28s}"
+                if key in e["ratios"]:
+                    line += f"   ratio {cell(e['ratios'][key])}"
+            lines.append(line)
+        mem = e["ours"][0]["peak_rss_MB"] * 2**20 * int(ranks) / e["ours"][0]["dofs"]
+        lines.append(f"  {'peak memory per DOF, all ranks (bytes)':46s} {mem:>28.0f}")
+        lines.append(f"  {'relative L2 error at t_end':46s} {e['ours'][0]['rel_l2_error']:>28.6e}"
+                     + (f"   DOLFINx {e['dolfinx'][0]['rel_l2_error']:.6e}" if "dolfinx" in e else ""))
+        stats = e["ours"][0]["preconditioner_stats"]
+        if stats:
+            lines.append(f"  {'levels, operator / grid complexity':46s} {stats.get('levels')}, "
+                         f"{stats.get('operator_complexity', 0):.2f} / {stats.get('grid_complexity', 0):.2f}")
+    if r.get("iterations_vs_ranks"):
+        lines.append("")
+        lines.append("iterations per step against ranks: " +
+                     ", ".join(f"{k}: {v:.1f}" for k, v in r["iterations_vs_ranks"].items()))
+    if r.get("iterations_vs_size"):
+        lines.append("iterations per step against mesh size (DOFs): " +
+                     ", ".join(f"{k}: {v:.1f}" for k, v in r["iterations_vs_size"].items()))
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m solver bench --solvers", description=__doc__.split("\n\n")[0])
+    p.add_argument("--solvers", action="store_true", help="this comparison (instead of the machine figures)")
+    p.add_argument("--dim", type=int, choices=(2, 3), default=2)
+    p.add_argument("--n", type=int, default=None, help="cells per side (default 1024 in 2D, 100 in 3D)")
+    p.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--no-peer", action="store_true", help="do not run DOLFINx even when it is installed")
+    p.add_argument("--peer-script", type=Path, default=PEER_SCRIPT)
+    p.add_argument("--iteration-ranks", type=int, nargs="*", default=[], help="e.g. 1 2 3 4 8 16")
+    p.add_argument("--iteration-sizes", type=int, nargs="*", default=[], help="cells per side, e.g. 512 1024 2048")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="extra case overrides of our runs, e.g. --set solver.preconditioner=jacobi")
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds per process")
+    p.add_argument("--json", type=Path, default=Path("outputs/bench/solvers.json"))
+    return p
+
+
+def main(argv) -> int:
+    args = build_parser().parse_args(argv)
+    args.n = args.n or (1024 if args.dim == 2 else 100)
+    args.set = [a for s in args.set for a in ("--set", s)]
+    if mpirun_command(1) is None:
+        print("bench --solvers: mpirun not found", file=sys.stderr)
+        return 2
+    peer = not args.no_peer and peer_available(args.peer_script)
+
+    def say(text):
+        print(text, file=sys.stderr, flush=True)
+
+    say(f"bench --solvers: reference {args.dim}D N = {args.n} on {args.ranks} ranks; DOLFINx "
+        + ("found" if peer else f"not used (needs {PEER_PYTHON} with dolfinx and {args.peer_script})"))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    directory = Path(tempfile.mkdtemp(prefix="bench-solvers-", dir=args.json.parent)).resolve()
+    try:
+        r = {"dim": args.dim, "n": args.n, "repeat": args.repeat, "peer": peer, "cores": os.cpu_count()}
+        r["reference"] = compare(args, directory, peer, say)
+        r["dofs"] = next(iter(r["reference"].values()))["ours"][0]["dofs"]
+        r["iterations_vs_ranks"] = {str(p): iterations(p, args.n, args.dim, directory, args.set, args.timeout)
+                                    for p in args.iteration_ranks}
+        r["iterations_vs_size"] = {}
+        for n in args.iteration_sizes:
+            dofs = (n + 1) ** args.dim
+            r["iterations_vs_size"][str(dofs)] = iterations(max(args.ranks), n, args.dim, directory, args.set,
+                                                            args.timeout)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    print(table(r))
+    tmp = args.json.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(r, indent=1))
+    tmp.replace(args.json)
+    print(f"\nfigures: {args.json}")
+    return 0
