@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,44 +24,23 @@ from solver.errors import CaseError
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Case:
     """A validated case: its values with defaults filled in, where it came from, and its
-    sections as typed records (:mod:`solver.case.records`)."""
+    sections as typed records (:mod:`solver.case.records`), built once when it is loaded."""
 
     source: str  # the file name used in messages
     name: str
     text: str  # the case file as given (before overrides)
     values: dict  # validated values with defaults filled in
-    overrides: list = field(default_factory=list)
-
-    @cached_property
-    def mesh(self) -> records.MeshSpec:
-        return records.mesh_spec(self.values["mesh"])
-
-    @cached_property
-    def physics(self) -> records.Physics:
-        return records.physics(self.values)
-
-    @cached_property
-    def time(self) -> records.TimeSpec:
-        return records.time_spec(self.values["time"])
-
-    @cached_property
-    def solver(self) -> records.SolverSpec:
-        return records.SolverSpec(**self.values["solver"])
-
-    @cached_property
-    def output(self) -> records.OutputSpec:
-        return records.output_spec(self.values["output"])
-
-    @cached_property
-    def checkpoint(self) -> records.CheckpointSpec:
-        return records.CheckpointSpec(**self.values["checkpoint"])
-
-    @cached_property
-    def run(self) -> records.RunSpec:
-        return records.run_spec(self.values["run"])
+    overrides: list
+    mesh: records.MeshSpec
+    physics: records.Physics
+    time: records.TimeSpec
+    solver: records.SolverSpec
+    output: records.OutputSpec
+    checkpoint: records.CheckpointSpec
+    run: records.RunSpec
 
     @property
     def dim(self) -> int | None:
@@ -157,7 +135,7 @@ def load_case(text: str, source: str, overrides=(), default_name: str = "case") 
     if not _NAME.match(name):
         raise CaseError(f"{source}: output.name must be letters, digits, '_', '-', '.', got {name!r}")
     values["output"]["name"] = name
-    return Case(source=source, name=name, text=text, values=values, overrides=applied)
+    return Case(source=source, name=name, text=text, values=values, overrides=applied, **records.sections(values))
 
 
 def validate(raw: dict, source: str) -> dict:

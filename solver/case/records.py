@@ -1,6 +1,6 @@
 """Typed records of a validated case: what the mesh, the physics, the time stepping, the linear
 solver, the output and the run control receive. They are built once from the validated values
-(:func:`resolve`); nothing below :mod:`solver.case` and :mod:`solver.app` reads raw case keys.
+(:func:`sections`); nothing below :mod:`solver.case` and :mod:`solver.app` reads raw case keys.
 """
 
 from __future__ import annotations
@@ -182,3 +182,10 @@ def output_spec(output: dict) -> OutputSpec:
 
 def run_spec(run: dict) -> RunSpec:
     return RunSpec(run["wall_limit"], run["hang_timeout"], tuple(run["temperature_range"]))
+
+
+def sections(values: dict) -> dict:
+    """Every section of validated case values as its record (the fields of a Case)."""
+    return {"mesh": mesh_spec(values["mesh"]), "physics": physics(values), "time": time_spec(values["time"]),
+            "solver": SolverSpec(**values["solver"]), "output": output_spec(values["output"]),
+            "checkpoint": CheckpointSpec(**values["checkpoint"]), "run": run_spec(values["run"])}
