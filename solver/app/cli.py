@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from solver import __version__
-from solver.parallel.launcher import launched_by_mpi, relaunch
+from solver.parallel.launcher import launched_by_mpi, launcher_rank, relaunch
 from solver.case.arguments import ArgumentParser
 from solver.errors import EXIT_INTERNAL, EXIT_STOPPED, CaseError, SolverExit
 
@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m solver",
                 description="Parallel finite-element heat diffusion. Run under MPI: "
                             "mpirun -n 4 python -m solver inputs/plate.toml. "
-                            "Other commands: verify, info, plot, probe, export (python -m solver COMMAND --help)")
+                            "Other commands: verify, bench, info, plot, probe, export "
+                            "(python -m solver COMMAND --help)")
     p.add_argument("case", nargs="?", help="TOML case file (default: a small built-in 2D plate)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a case-file key, e.g. --set mesh.nx=64 (repeatable)")
@@ -78,22 +79,14 @@ def verify(argv, comm) -> int:
     return verify_command(build_verify_parser().parse_args(argv), comm)
 
 
-def _postprocess(name):
-    def command(argv, comm):
-        from solver.post import commands
-
-        return commands.COMMANDS[name](argv, comm)
-    return command
-
-
 def bench(argv, comm) -> int:
     from solver.post.bench import bench_command
 
     return bench_command(argv, comm)
 
 
-COMMANDS = {"verify": verify, "bench": bench,
-            **{name: _postprocess(name) for name in ("info", "plot", "probe", "export")}}
+SERIAL = ("info", "plot", "probe", "export")  # post-processing of files: one process, no MPI
+COMMANDS = {"verify": verify, "bench": bench}
 
 
 def run_command(args, comm) -> int:
@@ -124,12 +117,24 @@ def bench_ranks(argv) -> int:
 def main(argv=None) -> int:
     verbose = "--verbose" in (argv if argv is not None else sys.argv[1:])
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] and argv[0] in SERIAL:
+        return serial_command(argv, verbose)
     if argv[:1] == ["bench"] and "--solvers" in argv:  # whole processes side by side: no MPI in this one
         from solver.post.bench_solvers import main as bench_solvers
 
         return bench_solvers(argv[1:])
     if argv[:1] == ["bench"] and bench_ranks(argv) > 1 and not launched_by_mpi():
         return relaunch(argv, bench_ranks(argv))
+    args = None
+    if not (argv and argv[0] in COMMANDS):  # --help, --version and bad options need no MPI
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        except CaseError as exc:
+            if launcher_rank() in (None, 0):
+                print(f"error: {exc}", file=sys.stderr, flush=True)
+            return exc.exit_status
 
     from mpi4py import MPI
 
@@ -137,13 +142,12 @@ def main(argv=None) -> int:
 
     comm = MPI.COMM_WORLD
     try:
-        if argv and argv[0] in COMMANDS:
+        if args is None:
             from solver.app import signals
 
             signals.release()  # only a run turns SIGTERM/SIGUSR1 into a graceful stop
             logs.setup(comm)
             return COMMANDS[argv[0]](argv[1:], comm)
-        args = build_parser().parse_args(argv)
         logs.setup(comm, quiet=args.quiet)
         return run_command(args, comm)
     except SolverExit as exc:
@@ -155,13 +159,33 @@ def main(argv=None) -> int:
         if comm.rank == 0:
             print(f"error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_status
-    except SystemExit as exc:  # --help, --version
+    except SystemExit as exc:  # --help of a command
         return int(exc.code or 0)
     except BaseException as exc:  # noqa: BLE001 - one rank failed: never let the others hang
         detail = traceback.format_exc() if verbose else f"{type(exc).__name__}: {exc}"
         _print_error(comm.rank, f"internal error: {detail.rstrip()}", per_rank=True)
         if comm.size > 1:
             comm.Abort(EXIT_INTERNAL)
+        return EXIT_INTERNAL
+
+
+def serial_command(argv, verbose: bool = False) -> int:
+    """``info``, ``plot``, ``probe``, ``export``: one process reading files; MPI is never started
+    (login nodes and notebooks may have none)."""
+    from solver.app import signals
+    from solver.post import commands
+
+    signals.release()
+    try:
+        return commands.COMMANDS[argv[0]](argv[1:])
+    except SolverExit as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_status
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    except Exception as exc:  # noqa: BLE001
+        detail = traceback.format_exc() if verbose else f"{type(exc).__name__}: {exc}"
+        _print_error(0, f"internal error: {detail.rstrip()}", per_rank=False)
         return EXIT_INTERNAL
 
 

@@ -3,10 +3,20 @@ line per mistake, the safe expression evaluator, and the typed records (:mod:`.r
 the rest of the package receives instead of raw keys.
 """
 
-from solver.case.arguments import ArgumentParser
-from solver.case.expressions import Expression, ExpressionError
-from solver.case.load import Case, check_against_mesh, load_case, parse_duration, read_text
-from solver.case.schema import BOUNDARY_SCHEMA, REGION_SCHEMA, SCHEMA
+from solver.lazy import exports
 
-__all__ = ["ArgumentParser", "BOUNDARY_SCHEMA", "Case", "Expression", "ExpressionError", "REGION_SCHEMA", "SCHEMA",
-           "check_against_mesh", "load_case", "parse_duration", "read_text"]
+WHERE = {
+    "ArgumentParser": "arguments",
+    "BOUNDARY_SCHEMA": "schema",
+    "Case": "load",
+    "check_against_mesh": "load",
+    "Expression": "expressions",
+    "ExpressionError": "expressions",
+    "load_case": "load",
+    "parse_duration": "load",
+    "read_text": "load",
+    "REGION_SCHEMA": "schema",
+    "SCHEMA": "schema",
+}
+__all__ = sorted(WHERE)
+__getattr__ = exports(__name__, WHERE)

@@ -3,10 +3,15 @@ assembly of owned rows (matrices share one sparsity pattern), boundary terms and
 Dirichlet elimination, and point location with finite-element interpolation.
 """
 
-from solver.fem.assembly import Assembler
-from solver.fem.boundary import BoundaryTerm, constrain
-from solver.fem.geometry import CellGeometry
-from solver.fem.locate import PointLocator
-from solver.fem.quadrature import quadrature
+from solver.lazy import exports
 
-__all__ = ["Assembler", "BoundaryTerm", "CellGeometry", "PointLocator", "constrain", "quadrature"]
+WHERE = {
+    "Assembler": "assembly",
+    "BoundaryTerm": "boundary",
+    "CellGeometry": "geometry",
+    "constrain": "boundary",
+    "PointLocator": "locate",
+    "quadrature": "quadrature",
+}
+__all__ = sorted(WHERE)
+__getattr__ = exports(__name__, WHERE)

@@ -3,12 +3,24 @@ the constrained linear systems, time stepping with one skeleton for every multis
 steady solve, the heat balance, and :class:`Simulation`, which steps a case without I/O.
 """
 
-from solver.heat.balance import HeatBalance, HeatFlows
-from solver.heat.problem import HeatProblem
-from solver.heat.simulation import Simulation, Timers
-from solver.heat.stepping import (BACKWARD_EULER, BDF2, ExplicitEulerStepper, ImplicitStepper, Multistep,
-                                  SteadySolver, auto_steps, make_stepper, stable_explicit_dt, theta_method)
+from solver.lazy import exports
 
-__all__ = ["BACKWARD_EULER", "BDF2", "ExplicitEulerStepper", "HeatBalance", "HeatFlows", "HeatProblem",
-           "ImplicitStepper", "Multistep", "Simulation", "SteadySolver", "Timers", "auto_steps", "make_stepper",
-           "stable_explicit_dt", "theta_method"]
+WHERE = {
+    "auto_steps": "stepping",
+    "BACKWARD_EULER": "stepping",
+    "BDF2": "stepping",
+    "ExplicitEulerStepper": "stepping",
+    "HeatBalance": "balance",
+    "HeatFlows": "balance",
+    "HeatProblem": "problem",
+    "ImplicitStepper": "stepping",
+    "make_stepper": "stepping",
+    "Multistep": "stepping",
+    "Simulation": "simulation",
+    "stable_explicit_dt": "stepping",
+    "SteadySolver": "stepping",
+    "theta_method": "stepping",
+    "Timers": "simulation",
+}
+__all__ = sorted(WHERE)
+__getattr__ = exports(__name__, WHERE)

@@ -4,12 +4,19 @@ run, and :mod:`.results`, the reader for notebooks and post-processing
 (``from solver.io import results; r = results.open(path)``).
 """
 
-from solver.io import results
-from solver.io.blockfile import BlockFile, GatheredBlockFile, MpioBlockFile, choose_driver, open_block_file
-from solver.io.checkpoint import CheckpointAttrs
-from solver.io.probes import Probes
-from solver.io.results import Results
-from solver.io.results_file import ResultsFile
+from solver.lazy import exports
 
-__all__ = ["BlockFile", "CheckpointAttrs", "GatheredBlockFile", "MpioBlockFile", "Probes", "Results", "ResultsFile",
-           "choose_driver", "open_block_file", "results"]
+WHERE = {
+    "BlockFile": "blockfile",
+    "CheckpointAttrs": "checkpoint",
+    "choose_driver": "blockfile",
+    "GatheredBlockFile": "blockfile",
+    "MpioBlockFile": "blockfile",
+    "open_block_file": "blockfile",
+    "Probes": "probes",
+    "results": "results",
+    "Results": "results",
+    "ResultsFile": "results_file",
+}
+__all__ = sorted(WHERE)
+__getattr__ = exports(__name__, WHERE)

@@ -2,8 +2,15 @@
 (halo exchange overlapped), preconditioned conjugate gradients, and the preconditioners.
 """
 
-from solver.la.krylov import SolveInfo, pcg
-from solver.la.matrix import DistributedMatrix, dot
-from solver.la.preconditioners import PRECONDITIONERS, make_preconditioner
+from solver.lazy import exports
 
-__all__ = ["DistributedMatrix", "PRECONDITIONERS", "SolveInfo", "dot", "make_preconditioner", "pcg"]
+WHERE = {
+    "DistributedMatrix": "matrix",
+    "dot": "matrix",
+    "make_preconditioner": "preconditioners",
+    "pcg": "krylov",
+    "PRECONDITIONERS": "preconditioners",
+    "SolveInfo": "krylov",
+}
+__all__ = sorted(WHERE)
+__getattr__ = exports(__name__, WHERE)

@@ -3,9 +3,17 @@
 parallel, mesh files read on rank 0 and partitioned in parallel (multilevel, METIS or RCB).
 """
 
-from solver.mesh.build import create_mesh
-from solver.mesh.cells import CELLS, CELL_TYPES, ReferenceCell
-from solver.mesh.distributed import DistributedMesh, Facets, MeshGroups, PartitionInfo
+from solver.lazy import exports
 
-__all__ = ["CELLS", "CELL_TYPES", "DistributedMesh", "Facets", "MeshGroups", "PartitionInfo", "ReferenceCell",
-           "create_mesh"]
+WHERE = {
+    "CELL_TYPES": "cells",
+    "CELLS": "cells",
+    "create_mesh": "build",
+    "DistributedMesh": "distributed",
+    "Facets": "distributed",
+    "MeshGroups": "distributed",
+    "PartitionInfo": "distributed",
+    "ReferenceCell": "cells",
+}
+__all__ = sorted(WHERE)
+__getattr__ = exports(__name__, WHERE)

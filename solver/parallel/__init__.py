@@ -8,15 +8,33 @@ actions and errors (:mod:`.collective`), and how the processes were launched (:m
 Nothing here knows about meshes or physics.
 """
 
-from solver.parallel.blocks import BlockRedistributor
-from solver.parallel.buffers import displacements, mpi_type, offsets, segments, whole
-from solver.parallel.collective import all_arrived, max_over_ranks, on_root
-from solver.parallel.exchange import HaloExchange, NeighbourExchange
-from solver.parallel.launcher import check_launch, launched_by_mpi, mpirun_command, mpirun_environment
-from solver.parallel.root import gather_rows, rank_starts, scatter_blocks, scatter_rows
-from solver.parallel.routing import Route, block_rank, block_starts, fetch, sparse_alltoallv
+from solver.lazy import exports
 
-__all__ = ["BlockRedistributor", "HaloExchange", "NeighbourExchange", "Route", "all_arrived", "block_rank",
-           "block_starts", "check_launch", "displacements", "fetch", "gather_rows", "launched_by_mpi", "max_over_ranks",
-           "mpi_type", "mpirun_command", "mpirun_environment", "offsets",
-           "on_root", "rank_starts", "scatter_blocks", "scatter_rows", "segments", "sparse_alltoallv", "whole"]
+WHERE = {
+    "all_arrived": "collective",
+    "block_rank": "routing",
+    "block_starts": "routing",
+    "BlockRedistributor": "blocks",
+    "check_launch": "launcher",
+    "displacements": "buffers",
+    "fetch": "routing",
+    "gather_rows": "root",
+    "HaloExchange": "exchange",
+    "launched_by_mpi": "launcher",
+    "max_over_ranks": "collective",
+    "mpi_type": "buffers",
+    "mpirun_command": "launcher",
+    "mpirun_environment": "launcher",
+    "NeighbourExchange": "exchange",
+    "offsets": "buffers",
+    "on_root": "collective",
+    "rank_starts": "root",
+    "Route": "routing",
+    "scatter_blocks": "root",
+    "scatter_rows": "root",
+    "segments": "buffers",
+    "sparse_alltoallv": "routing",
+    "whole": "buffers",
+}
+__all__ = sorted(WHERE)
+__getattr__ = exports(__name__, WHERE)

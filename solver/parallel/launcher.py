@@ -19,6 +19,16 @@ def launched_by_mpi() -> bool:
     return any(v in os.environ for v in SIZE_VARIABLES + RANK_VARIABLES)
 
 
+def launcher_rank() -> int | None:
+    """This process's rank as the launcher numbered it (None when not launched by one); known
+    before MPI starts."""
+    for var in RANK_VARIABLES:
+        value = os.environ.get(var, "")
+        if value.isdigit():
+            return int(value)
+    return None
+
+
 def check_launch(comm) -> None:
     """An mpirun of N processes whose mpi4py sees 1 rank: mpi4py built for another MPI."""
     for var in SIZE_VARIABLES:

@@ -3,6 +3,10 @@
 and ``bench`` (performance figures as ratios measured in one run).
 """
 
-from solver.post.commands import COMMANDS
+from solver.lazy import exports
 
-__all__ = ["COMMANDS"]
+WHERE = {
+    "COMMANDS": "commands",
+}
+__all__ = sorted(WHERE)
+__getattr__ = exports(__name__, WHERE)

@@ -12,7 +12,7 @@ from solver.mesh.cells import CELLS
 from solver.post.arguments import results_parser, when_arguments
 
 
-def export_command(argv, comm=None) -> int:
+def export_command(argv) -> int:
     import meshio
 
     p = results_parser("export", "Convert a results file with meshio (vtu, xdmf) or to CSV.")

@@ -29,7 +29,7 @@ def summary(r: Results) -> dict:
     }
 
 
-def info_command(argv, comm=None) -> int:
+def info_command(argv) -> int:
     p = results_parser("info", "What a results file holds.")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     args = p.parse_args(argv)

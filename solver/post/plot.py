@@ -11,7 +11,7 @@ from solver.io.results import Results
 from solver.post.arguments import results_parser, when_arguments
 
 
-def plot_command(argv, comm=None) -> int:
+def plot_command(argv) -> int:
     p = results_parser("plot", "Plot a field (2D: filled plot; 3D: a slice) or the time series of min/max/mean.")
     when_arguments(p)
     p.add_argument("-o", "--output", help="PNG file (default: beside the results file)")

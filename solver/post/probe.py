@@ -22,7 +22,7 @@ def parse_points(values, dim, option="--at"):
     return np.array(pts)
 
 
-def probe_command(argv, comm=None) -> int:
+def probe_command(argv) -> int:
     p = results_parser("probe", "Temperature at points over time (finite-element interpolation).")
     p.add_argument("--at", action="append", required=True, metavar="X,Y[,Z]", help="a point (repeatable)")
     p.add_argument("--csv", action="store_true", help="CSV instead of a table")

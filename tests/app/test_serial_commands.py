@@ -1,0 +1,54 @@
+"""Commands that read files start without MPI: on login nodes and in notebooks MPI may be absent."""
+
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, run_solver
+
+BLOCKER = '''
+import sys
+
+class NoMPI:
+    def find_spec(self, name, path=None, target=None):
+        if name == "mpi4py.MPI":
+            raise ImportError("MPI is not available here (test)")
+        return None
+
+sys.meta_path.insert(0, NoMPI())
+'''
+
+
+@pytest.fixture(scope="module")
+def results_file(tmp_path_factory):
+    d = tmp_path_factory.mktemp("serial")
+    run_solver(1, [ROOT / "inputs" / "plate.toml", "--set", "mesh.nx=10", "--set", "mesh.ny=5",
+                   "--set", "time.t_end=60.0", "--set", f"output.directory={d}"], cwd=d)
+    return d / "plate" / "plate.h5"
+
+
+def without_mpi(tmp_path, *args):
+    (tmp_path / "sitecustomize.py").write_text(BLOCKER)
+    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MPLBACKEND": "Agg"}
+    return subprocess.run([sys.executable, "-m", "solver", *map(str, args)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_the_blocker_blocks(tmp_path):
+    proc = without_mpi(tmp_path, ROOT / "inputs" / "plate.toml")
+    assert proc.returncode != 0 and "MPI is not available here" in proc.stderr
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--help"], "bench"), (["--version"], "solver "),
+    (["info", "{h5}"], "snapshots"), (["probe", "{h5}", "--at", "0.1,0.05"], "time"),
+    (["export", "{h5}", "--format", "csv", "-o", "{tmp}/out.csv"], "out.csv"),
+    (["plot", "{h5}", "-o", "{tmp}/out.png"], "out.png"),
+    (["info", "{tmp}/missing.h5"], "error: "),
+])
+def test_serial_commands_never_start_mpi(tmp_path, results_file, args, expected):
+    args = [a.format(h5=results_file, tmp=tmp_path) for a in args]
+    proc = without_mpi(tmp_path, *args)
+    assert expected in proc.stdout + proc.stderr, proc.stderr
+    assert proc.returncode == (2 if expected == "error: " else 0), proc.stderr
+    assert "MPI is not available" not in proc.stderr
