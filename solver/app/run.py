@@ -18,7 +18,7 @@ from solver.app.faults import TestFaults
 from solver.app.preflight import (BYTES_PER_NODE, check_memory, check_space, check_split, estimate_output_bytes,
                                   guard_output)
 from solver.case.load import Case, check_against_mesh
-from solver.errors import CaseError, NumericalError, SolverExit
+from solver.errors import EXIT_STOPPED, CaseError, NumericalError, SolverExit
 from solver.heat.problem import HeatProblem
 from solver.heat.simulation import Simulation
 from solver.heat.stepping import auto_steps, stable_explicit_dt
@@ -103,10 +103,11 @@ def _run(case, comm, quiet, restart, force, guard, directory, wall_start) -> Run
                 if resume is None and not case.steady:
                     probes.record(sim.u, 0.0)
         stopped, last_checkpoint = _time_loop(sim, case, results, probes, directory, quiet)
-    except SolverExit:
+    except SolverExit as exc:
         if results is not None:  # every rank raised it: close collectively, keeping what was written
             _flush_probes(probes, results)
-            results.close({"complete": False})
+            results.close({"complete": False, "status": "failed", "exit_status": exc.exit_status,
+                           "error": str(exc), "steps": sim.step_index})
         raise
 
     _flush_probes(probes, results)
@@ -114,7 +115,9 @@ def _run(case, comm, quiet, restart, force, guard, directory, wall_start) -> Run
     stats = sim.preconditioner_stats()
     results.close({f"wall_time_{k}": v for k, v in timings.items()} |
                   {"steps": sim.step_index, "dt": sim.dt, "linear_iterations": sim.iterations,
-                   "complete": not stopped, "preconditioner": sim.solver.preconditioner} |
+                   "complete": not stopped, "status": "stopped" if stopped else "complete", "exit_status":
+                   EXIT_STOPPED if stopped else 0, "checkpoint": str(last_checkpoint or ""),
+                   "preconditioner": sim.solver.preconditioner} |
                   ({"preconditioner_stats": json.dumps(stats)} if stats else {}) |
                   {f"balance_{k}": v for k, v in sim.balance.as_dict().items()})
     result = RunResult(results.h5_path, results.xdmf_path, mesh.n_global_nodes, comm.size, sim.step_index,

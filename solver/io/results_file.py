@@ -23,11 +23,14 @@ import numpy as np
 from solver import __version__
 from solver.errors import CaseError
 from solver.io.blockfile import BlockFile, choose_driver, open_block_file
-from solver.io.xdmf import write_xdmf
+from solver.io.provenance import provenance
+from solver.io.xdmf import XdmfIndex
 from solver.mesh.distributed import DistributedMesh
 from solver.parallel.blocks import BlockRedistributor
 from solver.parallel.collective import on_root
 
+RUNNING = "running"  # the status until the end record is written
+TEMPERATURE_UNITS = "degC"
 SERIES = {"/time": np.float64, "/step": np.int64,
           "/balance/energy_change": np.float64, "/balance/relative_imbalance": np.float64}
 
@@ -45,6 +48,8 @@ class ResultsFile:
         self.nodes = BlockRedistributor(comm, mesh.node_ids[: mesh.n_owned], mesh.n_global_nodes)
         self.cells = BlockRedistributor(comm, mesh.cell_ids[: mesh.n_owned_cells], mesh.n_global_cells)
         self.driver = driver
+        self.xdmf = XdmfIndex(self.xdmf_path, self.h5_path.name, mesh.reference, mesh.n_global_nodes,
+                              mesh.n_global_cells, mesh.dim) if comm.rank == 0 else None
         if continue_after is not None:
             self._continue(continue_after, attrs)
             return
@@ -58,7 +63,8 @@ class ResultsFile:
             self.backend.create_series(name, dtype)
         self.backend.set_attrs("/", {**attrs, "solver_version": __version__, "ranks": comm.size,
                                      "n_nodes": mesh.n_global_nodes, "n_cells": mesh.n_global_cells,
-                                     "cell_type": mesh.cell_type, "writer": self.driver})
+                                     "cell_type": mesh.cell_type, "writer": self.driver, "status": RUNNING,
+                                     **comm.bcast(provenance() if comm.rank == 0 else None, root=0)})
         self.snapshots: list[tuple[float, str]] = []
 
     def open_block_file(self, path: Path, mode: str = "w") -> BlockFile:
@@ -80,8 +86,10 @@ class ResultsFile:
         for name in SERIES:
             self.backend.truncate(name, n_snapshots)
         self.snapshots = [(float(t), f"/fields/temperature/{i:06d}") for i, t in enumerate(times[:n_snapshots])]
-        self.backend.set_attrs("/", {"ranks": self.comm.size, **attrs})
+        self.backend.set_attrs("/", {"ranks": self.comm.size, **attrs, "status": RUNNING})
         self.backend.flush()
+        if self.xdmf is not None:
+            self.xdmf.rewrite(self.snapshots)
 
     def init_probes(self, points: np.ndarray, keep_until: float | None = None) -> None:
         """Create (or, on a restart, trim after ``keep_until``) the probe datasets."""
@@ -106,7 +114,7 @@ class ResultsFile:
         block = self.nodes.to_blocks(u_local[: self.mesh.n_owned])
         name = f"/fields/temperature/{len(self.snapshots):06d}"
         self.backend.write_blocks(name, block, self.nodes)
-        self.backend.set_attrs(name, {"time": float(t), "step": int(step)})
+        self.backend.set_attrs(name, {"time": float(t), "step": int(step), "units": TEMPERATURE_UNITS})
         self.backend.append("/time", float(t))
         self.backend.append("/step", int(step))
         if balance is not None:
@@ -114,11 +122,12 @@ class ResultsFile:
             self.backend.append("/balance/relative_imbalance", balance.relative)
         self.backend.flush()
         self.snapshots.append((float(t), name))
-        if self.comm.rank == 0:
-            write_xdmf(self.xdmf_path, self.h5_path.name, self.mesh.reference, self.mesh.n_global_nodes,
-                       self.mesh.n_global_cells, self.mesh.dim, self.snapshots)
+        if self.xdmf is not None:
+            self.xdmf.append(float(t), name)
 
     def close(self, attrs: dict | None = None) -> None:
+        """Close with the end record ``attrs`` (``status`` is how the run ended: complete,
+        stopped or failed; a file still saying running was not closed: the run was killed)."""
         if self.backend is None:
             return
         if attrs:

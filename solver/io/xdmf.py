@@ -1,8 +1,10 @@
 """The XDMF index of a results file: a temporal collection that ParaView opens directly.
 
-Every time step is a Uniform grid referencing the shared mesh datasets and its own
-temperature dataset in the HDF5 file. The file is replaced atomically (write, then rename)
-so a reader never sees half of it.
+Every snapshot is a Uniform grid referencing the shared mesh datasets and its own temperature
+dataset in the HDF5 file. The index is written whole once (to a temporary file, then renamed)
+and then grows by one grid per snapshot at constant cost: the new grid and the closing tags
+replace the old closing tags in one write, so a reader finds a complete document before and
+after it.
 """
 
 from __future__ import annotations
@@ -14,34 +16,55 @@ from xml.sax.saxutils import quoteattr
 from solver.mesh.cells import ReferenceCell
 
 _GEOMETRY = {2: "XY", 3: "XYZ"}
+_HEAD = ('<?xml version="1.0"?>\n<Xdmf Version="3.0">\n  <Domain>\n'
+         '    <Grid Name="temperature" GridType="Collection" CollectionType="Temporal">\n')
+_TAIL = "    </Grid>\n  </Domain>\n</Xdmf>\n"
 
 
-def write_xdmf(path: Path, h5_name: str, cell: ReferenceCell, n_nodes: int, n_cells: int, gdim: int,
-               snapshots) -> None:
-    """``snapshots``: list of (time, HDF5 dataset path of the temperature)."""
-    h5 = h5_name
-    mesh = (
-        f'      <Topology TopologyType="{cell.xdmf}" NumberOfElements="{n_cells}">\n'
-        f'        <DataItem Dimensions="{n_cells} {cell.n_nodes}" NumberType="Int" Precision="8" '
-        f'Format="HDF">{h5}:/mesh/topology</DataItem>\n'
-        f'      </Topology>\n'
-        f'      <Geometry GeometryType="{_GEOMETRY[gdim]}">\n'
-        f'        <DataItem Dimensions="{n_nodes} {gdim}" NumberType="Float" Precision="8" '
-        f'Format="HDF">{h5}:/mesh/geometry</DataItem>\n'
-        f'      </Geometry>\n')
-    grids = []
-    for i, (t, dataset) in enumerate(snapshots):
-        grids.append(
-            f'    <Grid Name={quoteattr(f"step {i}")} GridType="Uniform">\n{mesh}'
-            f'      <Time Value="{t!r}"/>\n'
-            f'      <Attribute Name="temperature" AttributeType="Scalar" Center="Node">\n'
-            f'        <DataItem Dimensions="{n_nodes}" NumberType="Float" Precision="8" '
-            f'Format="HDF">{h5}:{dataset}</DataItem>\n'
-            f'      </Attribute>\n'
-            f'    </Grid>\n')
-    text = ('<?xml version="1.0"?>\n<Xdmf Version="3.0">\n  <Domain>\n'
-            '    <Grid Name="temperature" GridType="Collection" CollectionType="Temporal">\n'
-            + "".join(grids) + "    </Grid>\n  </Domain>\n</Xdmf>\n")
-    tmp = Path(path).with_suffix(".xdmf.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+class XdmfIndex:
+    """The index of ``h5_name``'s snapshots at ``path`` (rank 0 writes it)."""
+
+    def __init__(self, path: Path, h5_name: str, cell: ReferenceCell, n_nodes: int, n_cells: int, gdim: int):
+        self.path = Path(path)
+        self.h5, self.n_nodes = h5_name, n_nodes
+        self.mesh = (
+            f'      <Topology TopologyType="{cell.xdmf}" NumberOfElements="{n_cells}">\n'
+            f'        <DataItem Dimensions="{n_cells} {cell.n_nodes}" NumberType="Int" Precision="8" '
+            f'Format="HDF">{h5_name}:/mesh/topology</DataItem>\n'
+            f'      </Topology>\n'
+            f'      <Geometry GeometryType="{_GEOMETRY[gdim]}">\n'
+            f'        <DataItem Dimensions="{n_nodes} {gdim}" NumberType="Float" Precision="8" '
+            f'Format="HDF">{h5_name}:/mesh/geometry</DataItem>\n'
+            f'      </Geometry>\n')
+        self.count = 0
+        self._tail_at: int | None = None  # byte offset of the closing tags
+
+    def _grid(self, i: int, t: float, dataset: str) -> str:
+        return (f'    <Grid Name={quoteattr(f"step {i}")} GridType="Uniform">\n{self.mesh}'
+                f'      <Time Value="{t!r}"/>\n'
+                f'      <Attribute Name="temperature" AttributeType="Scalar" Center="Node">\n'
+                f'        <DataItem Dimensions="{self.n_nodes}" NumberType="Float" Precision="8" '
+                f'Format="HDF">{self.h5}:{dataset}</DataItem>\n'
+                f'      </Attribute>\n'
+                f'    </Grid>\n')
+
+    def rewrite(self, snapshots) -> None:
+        """The whole index for ``snapshots`` (list of (time, dataset)), replacing any old one."""
+        body = (_HEAD + "".join(self._grid(i, t, d) for i, (t, d) in enumerate(snapshots))).encode()
+        tmp = self.path.with_suffix(".xdmf.tmp")
+        tmp.write_bytes(body + _TAIL.encode())
+        os.replace(tmp, self.path)
+        self.count, self._tail_at = len(snapshots), len(body)
+
+    def append(self, t: float, dataset: str) -> None:
+        """One more snapshot, at a cost independent of how many came before."""
+        if self._tail_at is None:
+            self.rewrite([])
+        grid = self._grid(self.count, t, dataset).encode()
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, grid + _TAIL.encode(), self._tail_at)
+        finally:
+            os.close(fd)
+        self.count += 1
+        self._tail_at += len(grid)

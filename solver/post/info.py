@@ -8,6 +8,23 @@ from solver.io.results import Results
 from solver.post.arguments import results_parser
 
 
+PROVENANCE = ("format_version", "created", "host", "command_line", "git_commit", "python_version", "numpy_version",
+              "scipy_version", "h5py_version", "hdf5_version", "mpi4py_version", "mpi_library")
+
+
+def ending(a: dict) -> dict:
+    """How the run ended: complete, stopped (a checkpoint to continue from), failed (with its exit
+    status and message), or killed (no end record: still running, or ended without closing)."""
+    status = a.get("status")
+    if status is None:  # files written before the status record
+        status = "complete" if a.get("complete", True) else "stopped or failed"
+    if status == "running":
+        return {"status": "killed", "detail": "no end record: the run was killed (or is still running)"}
+    detail = {"complete": "", "stopped": f"exit status 75, checkpoint {a.get('checkpoint', '')}",
+              "failed": f"exit status {a.get('exit_status', '?')}: {a.get('error', '')}"}.get(status, "")
+    return {"status": status, "detail": detail}
+
+
 def summary(r: Results) -> dict:
     a = r.attrs
     last = r.temperature(-1)
@@ -16,15 +33,16 @@ def summary(r: Results) -> dict:
         "file": str(r.path), "case": r.case.get("output", {}).get("name", r.path.stem),
         "case_source": a.get("case_source", ""), "solver_version": a.get("solver_version", ""),
         "mesh": {"nodes": int(len(r.points)), "cells": int(len(r.cells)), "cell_type": r.cell_type, "dim": r.dim},
-        "ranks": int(a.get("ranks", 0)), "complete": bool(a.get("complete", True)),
+        "ranks": int(a.get("ranks", 0)), "ending": ending(a), "complete": ending(a)["status"] == "complete",
         "snapshots": int(len(times)), "steps": [int(s) for s in r.steps],
         "time_range": [float(times[0]), float(times[-1])] if len(times) else [],
         "scheme": r.case.get("time", {}).get("scheme", ""),
         "last": {"time": float(times[-1]), "min": float(last.min()), "max": float(last.max()),
                  "mean": float(last.mean())},
-        "solver": {"preconditioner": r.case.get("solver", {}).get("preconditioner", ""),
+        "solver": {"preconditioner": a.get("preconditioner", r.case.get("solver", {}).get("preconditioner", "")),
                    "linear_iterations": int(a.get("linear_iterations", 0)), "steps": int(a.get("steps", 0))},
         "heat_balance_relative_imbalance": float(a.get("balance_relative_imbalance", float("nan"))),
+        "provenance": {k: _plain(a[k]) for k in PROVENANCE if k in a},
         "wall_time": {k[len("wall_time_"):]: float(v) for k, v in a.items() if k.startswith("wall_time_")},
     }
 
@@ -38,18 +56,29 @@ def info_command(argv) -> int:
     if args.json:
         print(json.dumps(s, indent=2))
         return 0
-    m, last, sol = s["mesh"], s["last"], s["solver"]
+    m, last, sol, end = s["mesh"], s["last"], s["solver"], s["ending"]
     steps = s["steps"]
+    how = end["status"] + (f" ({end['detail']})" if end["detail"] else "")
+    solver = (f"{sol['linear_iterations']} CG iterations over {sol['steps']} steps (preconditioner "
+              f"{sol['preconditioner']}); heat imbalance {s['heat_balance_relative_imbalance']:.1e}"
+              if end["status"] != "killed" else f"preconditioner {sol['preconditioner']}; no totals (killed)")
+    prov = s["provenance"]
     lines = [
         f"file        {s['file']}",
         f"case        {s['case']} ({s['case_source']}), solver {s['solver_version']}",
         f"mesh        {m['nodes']} nodes, {m['cells']} {m['cell_type']} cells, {m['dim']}D",
-        f"run         {s['ranks']} ranks, {s['scheme']}, {'complete' if s['complete'] else 'INCOMPLETE (stopped or failed)'}",
+        f"run         {s['ranks']} ranks, {s['scheme']}, {how}",
         f"snapshots   {s['snapshots']} (steps {steps[0]}..{steps[-1]}, t = {s['time_range'][0]:g}..{s['time_range'][1]:g})",
         f"last field  t = {last['time']:g}: min {last['min']:.6g}, max {last['max']:.6g}, mean {last['mean']:.6g}",
-        f"solver      {sol['linear_iterations']} CG iterations over {sol['steps']} steps "
-        f"(preconditioner {sol['preconditioner']}); heat imbalance {s['heat_balance_relative_imbalance']:.1e}",
-        "wall time   " + ", ".join(f"{k} {v:.3f} s" for k, v in sorted(s["wall_time"].items())),
+        f"solver      {solver}",
+        "wall time   " + (", ".join(f"{k} {v:.3f} s" for k, v in sorted(s["wall_time"].items())) or "not recorded"),
     ]
+    if prov:
+        lines.append(f"made        {prov.get('created', '?')} on {prov.get('host', '?')}, format "
+                     f"{prov.get('format_version', '?')}, commit {prov.get('git_commit') or 'unknown'}")
     print("\n".join(lines))
     return 0
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value

@@ -1,0 +1,61 @@
+"""``info`` says how a run ended (complete, stopped, failed, killed) and where the file came from."""
+
+import json
+
+from conftest import ROOT, mpi_env, mpirun_command
+
+import subprocess
+import sys
+
+import h5py
+import pytest
+
+PLATE = ROOT / "inputs" / "plate.toml"
+SMALL = ["--set", "mesh.nx=10", "--set", "mesh.ny=5", "--set", "time.t_end=300.0"]
+
+
+def run(tmp_path, nprocs, extra, env=None):
+    cmd = mpirun_command(nprocs) + [sys.executable, "-m", "solver", str(PLATE), *SMALL,
+                                    "--set", f"output.directory={tmp_path}", *extra]
+    return subprocess.run(cmd, cwd=tmp_path, env={**mpi_env(), **(env or {})}, capture_output=True, text=True,
+                          timeout=120)
+
+
+def info(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "solver", "info", str(tmp_path / "plate" / "plate.h5"), "--json"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+@pytest.mark.parametrize("how, extra, env, exit_status, status", [
+    ("complete", [], {}, 0, "complete"),
+    ("stopped", ["--set", "run.wall_limit=5.5"], {"SOLVER_TEST_STEP_DELAY": "0.3"}, 75, "stopped"),
+    ("failed", [], {"SOLVER_TEST_NAN": "0:4"}, 3, "failed"),
+    ("killed", [], {"SOLVER_TEST_FAIL": "0:4"}, None, "killed"),
+])
+def test_info_tells_how_the_run_ended(tmp_path, nprocs, how, extra, env, exit_status, status):
+    proc = run(tmp_path, nprocs, extra, env)
+    assert exit_status is None and proc.returncode != 0 or proc.returncode == exit_status, proc.stderr
+    s = info(tmp_path)
+    assert s["ending"]["status"] == status and s["complete"] == (status == "complete")
+    if status == "stopped":
+        assert "checkpoint" in s["ending"]["detail"] and "step_" in s["ending"]["detail"]
+    if status == "failed":
+        assert "exit status 3" in s["ending"]["detail"] and "NaN" in s["ending"]["detail"]
+    text = subprocess.run([sys.executable, "-m", "solver", "info", str(tmp_path / "plate" / "plate.h5")],
+                          capture_output=True, text=True, timeout=60).stdout
+    assert f"run         {nprocs} ranks, crank-nicolson, {status}" in text
+    if status == "killed":
+        assert "0 CG iterations" not in text and "nan" not in text.lower()
+
+
+def test_results_files_record_their_provenance(tmp_path):
+    assert run(tmp_path, 2, []).returncode == 0
+    p = info(tmp_path)["provenance"]
+    assert p["format_version"] == 1 and p["host"] and "solver" in p["command_line"]
+    assert all(p[k] for k in ("numpy_version", "scipy_version", "h5py_version", "hdf5_version", "mpi4py_version",
+                              "mpi_library", "created"))
+    with h5py.File(tmp_path / "plate" / "plate.h5", "r") as f:
+        assert f["fields/temperature/000001"].attrs["units"] == "degC"
