@@ -314,8 +314,8 @@ def summary(r: RunResult, case: Case) -> str:
     p = r.preconditioner_stats
     if "levels" in p:
         lines.append(f"multigrid: {p['levels']} levels, operator complexity {p['operator_complexity']:.2f}, "
-                     f"grid complexity {p['grid_complexity']:.2f}, set-up {p['setup_seconds']:.3f} s"
-                     + (f", {p['updates']} updates" if p.get("updates") else ""))
+                     f"grid complexity {p['grid_complexity']:.2f}, set-up {p['setup_time']:.3f} s"
+                     + (f", {p['updates']} updates for new matrices" if p.get("updates") else ""))
     return "\n".join(lines + [
         f"wall time: mesh {t.get('mesh', 0):.3f} s, assembly {t.get('assembly', 0):.3f} s, "
         f"solve {t.get('solve', 0):.3f} s, output {t.get('output', 0):.3f} s, total {t.get('total', 0):.3f} s",

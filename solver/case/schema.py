@@ -78,9 +78,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
                     None, choices=("consistent", "lumped")),
     },
     "solver": {
-        "preconditioner": Key("choice", "preconditioner of the conjugate gradient method: block Jacobi with "
-                              "each rank's block solved by LU, ILU or algebraic multigrid (pyamg), or Jacobi",
-                              "bjacobi", choices=("bjacobi", "ilu", "amg", "jacobi", "none")),
+        "preconditioner": Key("choice", "preconditioner of the conjugate gradient method: auto (chosen from the "
+                              "dimension, DOFs, ranks and solves per matrix, and printed), amg (distributed "
+                              "smoothed-aggregation multigrid), bjacobi (block Jacobi, each rank's block by LU), "
+                              "ilu (block Jacobi with ILU), bamg (block Jacobi, a pyamg V-cycle per rank), "
+                              "jacobi, or none",
+                              "auto", choices=("auto", "amg", "bjacobi", "ilu", "bamg", "jacobi", "none")),
         "rtol": Key("float", "relative residual tolerance ||r|| <= rtol ||b||", 1e-10, positive=True, high=0.5),
         "atol": Key("float", "absolute residual tolerance", 0.0, low=0.0),
         "max_iterations": Key("int", "iteration cap of each linear solve", 2000, low=1),

@@ -110,7 +110,9 @@ class Simulation:
         complexities, set-up time, communication per level), or nothing."""
         system = getattr(self.stepper, "system", None)
         stats = getattr(getattr(system, "precond", None), "stats", None)
-        return stats() if callable(stats) else {}
+        if not callable(stats):
+            return {}
+        return {**stats(), "rebuilds": getattr(self.stepper, "rebuilds", 1), "updates": getattr(self.stepper, "updates", 0)}
 
     def state(self) -> dict:
         """Local vectors a restart needs: the temperature, and what the scheme keeps (BDF2: the

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from mpi4py import MPI
+from scipy.linalg.blas import daxpy
 
 from solver.la.matrix import DistributedMatrix, dot
 
@@ -31,25 +32,29 @@ def pcg(A: DistributedMatrix, b: np.ndarray, x: np.ndarray, precond, rtol: float
     z = precond(r)
     p = np.zeros_like(x)
     p[:n] = z
+    Ap = np.empty(n)
     local = np.array([np.dot(r, z), np.dot(r, r)])
     comm.Allreduce(local, sums, op=MPI.SUM)
     rz, rr = sums
     scale = bnorm if bnorm > 0 else max(float(np.sqrt(rr)), 1.0)  # b = 0: relative to r0
     target = max(rtol * scale, atol)
     it = 0
+    # in-place BLAS updates (no temporaries of the vector size); BLAS refuses empty vectors
+    axpy = daxpy if n else (lambda x_, y_, a=1.0: y_)
     while np.sqrt(rr) > target and it < max_iterations:
-        Ap = A.matvec(p)
+        A.matvec(p, Ap)
         pAp = dot(comm, p, Ap, n)
         if pAp <= 0:
             break  # not SPD (or breakdown): reported as not converged
         alpha = rz / pAp
-        x[:n] += alpha * p[:n]
-        r -= alpha * Ap
+        axpy(p[:n], x[:n], a=alpha)  # x += alpha p
+        axpy(Ap, r, a=-alpha)  # r -= alpha A p
         z = precond(r)
         local[0], local[1] = np.dot(r, z), np.dot(r, r)
         comm.Allreduce(local, sums, op=MPI.SUM)
         rz_new, rr = sums
-        p[:n] = z + (rz_new / rz) * p[:n]
+        p[:n] *= rz_new / rz  # p = z + beta p
+        p[:n] += z
         rz = rz_new
         it += 1
     A.halo.update(x)

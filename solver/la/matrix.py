@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from mpi4py import MPI
+from scipy.sparse import _sparsetools
 
 from solver.parallel.exchange import HaloExchange
 
@@ -30,15 +31,25 @@ class DistributedMatrix:
         return self.diag_block.diagonal()
 
     def matvec(self, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
-        """y = A x for the owned rows; updates the ghosts of ``x`` on the way."""
+        """y = A x for the owned rows (into ``y`` when given: no temporary of the owned
+        size); updates the ghosts of ``x`` on the way."""
         request = self.halo.begin(x)
-        y_new = self.diag_block @ x[: self.n_owned]
+        D = self.diag_block
+        if y is None or x.dtype != np.float64 or y.dtype != np.float64 or not y.flags.c_contiguous \
+                or D.indices.dtype != D.indptr.dtype:
+            y_new = self.diag_block @ x[: self.n_owned]
+        else:
+            y_new = y
+            y_new.fill(0.0)
+            _sparsetools.csr_matvec(D.shape[0], D.shape[1], D.indptr, D.indices, D.data,
+                                    np.ascontiguousarray(x[: self.n_owned]), y_new)
         request.Wait()
         if self.has_offdiag:
             y_new[self.coupled_rows] += self.coupling @ x[self.n_owned:]
         if y is None:
             return y_new
-        y[:] = y_new
+        if y_new is not y:
+            y[:] = y_new
         return y
 
 

@@ -1,5 +1,6 @@
-"""Preconditioners of the conjugate gradient method, built once per matrix: Jacobi, and block
-Jacobi with each rank's owned block solved by LU (SuperLU), ILU or a pyamg V-cycle.
+"""Preconditioners of the conjugate gradient method, built once per matrix: the distributed
+smoothed-aggregation multigrid (:mod:`solver.la.amg`), Jacobi, and block Jacobi with each rank's
+owned block solved by LU (SuperLU), ILU or a pyamg V-cycle.
 ``make_preconditioner(name, A)`` builds one by its case-file name."""
 
 from __future__ import annotations
@@ -92,16 +93,17 @@ class BlockILU:
 
 class BlockAMG:
     """Block Jacobi with one smoothed-aggregation AMG V-cycle (pyamg) on each rank's block:
-    iteration counts that stay flat under refinement on a rank, at O(n) memory."""
+    iteration counts that stay flat under refinement on a rank but grow with the ranks (the
+    blocks do not talk); ``amg`` (:mod:`solver.la.amg`) is the distributed AMG."""
 
-    name = "amg"
+    name = "bamg"
 
     def __init__(self, A: DistributedMatrix):
         try:
             import pyamg
         except ImportError:
-            raise ImportError("solver.preconditioner = \"amg\" needs pyamg: pip install pyamg "
-                              "(or pip install .[amg])") from None
+            raise ImportError("solver.preconditioner = \"bamg\" needs pyamg: pip install pyamg "
+                              "(a dependency of the solver)") from None
         ml = pyamg.smoothed_aggregation_solver(A.diag_block.tocsr(), symmetry="symmetric", max_coarse=500)
         self.cycle = ml.aspreconditioner(cycle="V")  # symmetric smoothing: fit for CG
 
@@ -109,8 +111,13 @@ class BlockAMG:
         return self.cycle.matvec(r)
 
 
+def _distributed_amg(A: DistributedMatrix):
+    from solver.la.amg import AMG  # the multigrid module loads when it is asked for
+    return AMG(A)
+
+
 PRECONDITIONERS = {"none": lambda A: Identity(), "jacobi": Jacobi, "bjacobi": BlockJacobi,
-                   "ilu": BlockILU, "amg": BlockAMG}
+                   "ilu": BlockILU, "amg": _distributed_amg, "bamg": BlockAMG}
 
 
 def make_preconditioner(name: str, A: DistributedMatrix):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from mpi4py import MPI
 
-MPI_TYPES = {np.dtype(np.float64): MPI.DOUBLE, np.dtype(np.int64): MPI.INT64_T,
+MPI_TYPES = {np.dtype(np.float64): MPI.DOUBLE, np.dtype(np.float32): MPI.FLOAT, np.dtype(np.int64): MPI.INT64_T,
              np.dtype(np.int32): MPI.INT32_T}
 
 

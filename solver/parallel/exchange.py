@@ -31,6 +31,8 @@ class NeighbourExchange:
         self.recv_ranks = np.asarray(recv_ranks, dtype=np.int32)
         self.send_counts = np.asarray(send_counts, dtype=np.int64)
         self.recv_counts = np.asarray(recv_counts, dtype=np.int64)
+        self.n_send = int(self.send_counts.sum())  # items per exchange (communication statistics)
+        self.n_recv = int(self.recv_counts.sum())
         self.graph = comm.Create_dist_graph_adjacent(
             sources=self.recv_ranks.tolist(), destinations=self.send_ranks.tolist(), reorder=False)
 

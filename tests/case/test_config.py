@@ -27,7 +27,7 @@ def test_defaults_and_derived_values():
     case = load_case(GOOD, "case.toml", default_name="case")
     assert case.mesh.cell == "quadrilateral" and case.mesh.lengths == (1.0, 1.0)
     assert not case.steady and case.time.theta == 1.0 and case.name == "case" and case.time.mass == "consistent"
-    assert case.solver.preconditioner == "bjacobi"
+    assert case.solver.preconditioner == "auto"
 
 
 def test_overrides_parse_toml_values_and_bare_strings():
