@@ -136,8 +136,8 @@ class ImplicitStepper(Stepper):
                 self._system, self._system_key = system, key
                 self.rebuilds += not system.updated
                 self.updates += system.updated
-            else:
-                system = ConstrainedSystem(A, p, self.solver)
+            else:  # a start-up step: the scheme's preconditioner serves (3/2 M + dt K against M + dt K)
+                system = ConstrainedSystem(A, p, self.solver, borrow=self._system)
         if not scheme.mass_only_history and self._key(scheme, t0) != self._history_key:
             if scheme.history != 1:
                 raise NotImplementedError("earlier levels through K need one operator per level")

@@ -17,10 +17,13 @@ class ConstrainedSystem:
     """``A`` with Dirichlet rows and columns eliminated symmetrically, the preconditioner built
     once, and the unconstrained Dirichlet rows kept for the reactions (the heat balance)."""
 
-    def __init__(self, A: sp.csr_matrix, problem, solver: SolverSpec, previous: "ConstrainedSystem | None" = None):
+    def __init__(self, A: sp.csr_matrix, problem, solver: SolverSpec, previous: "ConstrainedSystem | None" = None,
+                 borrow: "ConstrainedSystem | None" = None):
         """``previous``: the system this one replaces (the same sparsity, new values); a
         preconditioner that can be updated (multigrid: new Galerkin products on the old
-        aggregates) is taken over and updated instead of built again."""
+        aggregates) is taken over and updated instead of built again. ``borrow``: a system of a
+        spectrally close matrix whose preconditioner serves this one as it is (a scheme's
+        start-up steps)."""
         self.problem, self.solver = problem, solver
         mask = problem.dirichlet.mask
         A_c, self.lift, diag = constrain(A, mask)
@@ -30,6 +33,9 @@ class ConstrainedSystem:
         self.rows_dirichlet = A[self.dir_owned]  # unconstrained rows, for the reactions
         self._lifted = None  # (time key, g, lift @ g)
         self.updated = previous is not None and callable(getattr(previous.precond, "update", None))
+        if borrow is not None:
+            self.precond = borrow.precond
+            return
         if self.updated:
             self.precond = previous.precond
             self.precond.update(self.A)
