@@ -3,7 +3,7 @@
 #
 #  1. System MPI and parallel HDF5: from the distribution's packages when missing and
 #     we are root on Debian/Ubuntu; otherwise an explanation (load your cluster modules).
-#  2. A virtual environment (.venv) with mpi4py, NumPy, SciPy, meshio, pytest and an
+#  2. A virtual environment (.venv) with mpi4py, NumPy, SciPy, numba, meshio, pytest and an
 #     MPI-enabled h5py built from source against the system's parallel HDF5.
 #  3. The solver package itself, installed in editable mode.
 #
@@ -100,7 +100,7 @@ PIP="$PY -m pip --disable-pip-version-check --quiet"
 
 say "installing build tools and dependencies"
 $PIP install -U pip setuptools cython pkgconfig packaging wheel numpy
-$PIP install mpi4py scipy meshio tomli-w pyamg pymetis gmsh matplotlib pytest hypothesis
+$PIP install mpi4py scipy meshio tomli-w pyamg pymetis gmsh matplotlib pytest hypothesis numba
 if ! "$PY" -c 'import gmsh' >/dev/null 2>&1; then
     # gmsh's wheel (used to build example geometries and test meshes) needs a few X/GL libraries
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
