@@ -78,11 +78,12 @@ class Assembler:
         self.coords = np.ascontiguousarray(mesh.coords, dtype=np.float64)
         n_owned, n_local = mesh.n_owned, mesh.n_local
         self.shape = (n_owned, n_local)
+        self.compiled &= self.coords.shape[1] == ref.dim  # the kernels take cells of full dimension
         if self.compiled:
             self.reference = None
+            kernels.compile_on_root(mesh.comm, mesh.cell_type, self.cells.dtype, index_dtype(10 * self.n_cells, n_local))
             self.indptr, self.indices, self.slots = csr_pattern(self.cells, n_owned, n_local)
-            gdim = self.coords.shape[1]
-            self.kernels = kernels.cell_kernels(self.cells.shape[1], gdim, ref.dim, self.n_qp, ref.affine)
+            self.kernels = kernels.cell_kernels(self.cells.shape[1], ref.dim, self.n_qp, ref.affine)
         else:
             self.reference = ReferenceAssembly(self.coords, self.cells, mesh.cell_type, n_owned, n_local, degree)
             self.indptr, self.indices = self.reference.indptr, self.reference.indices
@@ -167,7 +168,7 @@ class Assembler:
         cells = self.cells[start:stop]
         if self.compiled:
             out = np.empty((len(cells), self.n_qp, self.coords.shape[1]))
-            self.kernels.points(self.coords, cells, self.N, out)
+            kernels.quadrature_points(self.coords, cells, self.N, out)
             return out
         return np.matmul(self.N, self.coords[cells])
 

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from solver.fem import kernels
 from solver.fem.geometry import CellGeometry
-from solver.fem.kernels import NONE, coefficient
+from solver.fem.kernels import coefficient
 from solver.fem.quadrature import quadrature
 from solver.fem.reference import reference_slots
 from solver.mesh.cells import CELLS
@@ -36,11 +36,8 @@ class BoundaryTerm:
         if self.empty:
             self.points = np.empty((0, len(self.weights), self.coords.shape[1]))
         elif self.compiled:
-            nf, nn = self.nodes.shape
-            self.kernels = kernels.cell_kernels(nn, self.coords.shape[1], ref.dim, len(self.weights), ref.affine)
-            self.points = np.empty((nf, len(self.weights), self.coords.shape[1]))
-            self.kernels.points(self.coords, self.nodes, self.N, self.points)
-            self._no_slots = np.empty((0, nn * nn), dtype=np.uint8)
+            self.points = np.empty((len(self.nodes), len(self.weights), self.coords.shape[1]))
+            kernels.quadrature_points(self.coords, self.nodes, self.N, self.points)
         else:
             self.geometry = CellGeometry(facet_type, self.coords, self.nodes, degree=2, gradients=False)
             self.points = self.geometry.points
@@ -61,7 +58,7 @@ class BoundaryTerm:
             return out
         g = self._values(values)
         if self.compiled:
-            self.kernels.vector(self.coords, self.nodes, self.n_owned, self.N, self.dN, self.weights, g, out)
+            kernels.facet_vector(self.coords, self.nodes, self.n_owned, self.N, self.dN, self.weights, g, out)
             return out
         element = self.geometry.integrate(np.broadcast_to(g[:, :, 0], self.geometry.wdet.shape))
         full = np.bincount(self.nodes.ravel(), element.ravel(), minlength=self.n_local)
@@ -75,8 +72,8 @@ class BoundaryTerm:
         if self.empty:
             return
         if self.compiled:
-            missing = self.kernels.matrix(self.coords, self.nodes, self.n_owned, self.N, self.dN, self.weights,
-                                          self._values(values), NONE, indptr, indices, self._no_slots, data)
+            missing = kernels.facet_matrix(self.coords, self.nodes, self.n_owned, self.N, self.dN, self.weights,
+                                           self._values(values), indptr, indices, data)
             if missing:
                 raise ValueError("facet entries outside the sparsity pattern")
             return

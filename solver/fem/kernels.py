@@ -78,7 +78,7 @@ def coefficient(values, n_cells: int, n_qp: int, n_comp: int = 1, per_point: boo
     number, ``(n_cells,)``, ``(n_cells, n_comp)``, ``(n_cells, n_qp)``, ``(n_cells, n_qp, n_comp)``
     or already canonical. A 2-D array whose second extent is both n_comp and n_qp is ambiguous:
     ``per_point`` says which (True: values at the quadrature points). No copy when the input is
-    C-contiguous float64."""
+    C-contiguous, writeable float64."""
     a = np.asarray(values, dtype=np.float64)
     if a.ndim == 0:
         a = a.reshape(1, 1, 1)
@@ -96,7 +96,8 @@ def coefficient(values, n_cells: int, n_qp: int, n_comp: int = 1, per_point: boo
     for extent, full, what in zip(a.shape, (n_cells, n_qp, n_comp), ("cells", "quadrature points", "components")):
         if extent not in (1, full):
             raise ValueError(f"coefficient of shape {np.shape(values)}: {extent} {what}, expected 1 or {full}")
-    return np.ascontiguousarray(a)
+    a = np.ascontiguousarray(a)
+    return a if a.flags.writeable else a.copy()  # one compiled signature (numba types read-only apart)
 
 
 # ---------------------------------------------------------------------------------- pattern
@@ -216,6 +217,13 @@ BLOCK = 32
 
 
 @_inline
+def _strides(a):
+    """Element strides (cell, point, component) of a canonical coefficient, 0 where it broadcasts."""
+    n_c, n_q, n_d = a.shape
+    return (n_q * n_d if n_c > 1 else 0), (n_d if n_q > 1 else 0), (1 if n_d > 1 else 0)
+
+
+@_inline
 def _gather(coords, cells, c0, nb, X, NN, GD):
     """X[n, d, k] = coordinate d of node n of cell c0 + k."""
     for k in range(nb):
@@ -226,17 +234,17 @@ def _gather(coords, cells, c0, nb, X, NN, GD):
 
 
 @_inline
-def _measure(X, dN, q, nb, J, Kinv, det, inverse, NN, GD, TD):
-    """Per cell k of the block: J = X^T dN at point q, det[k] = |det J| (sqrt(det J^T J) on
-    facets) and, with ``inverse`` (cells only), Kinv = J^-1."""
+def _measure(X, dN, q, nb, J, Kinv, det, inverse, NN, GD):
+    """Per cell k of the block: J = X^T dN at point q, det[k] = |det J| and, with ``inverse``,
+    Kinv = J^-1 (square J: cells)."""
     for a in range(GD):
-        for b in range(TD):
+        for b in range(GD):
             for k in range(nb):
                 t = 0.0
                 for n in range(NN):
                     t += X[n, a, k] * dN[q, n, b]
                 J[a, b, k] = t
-    if TD == GD and GD == 2:
+    if GD == 2:
         for k in range(nb):
             d = J[0, 0, k] * J[1, 1, k] - J[0, 1, k] * J[1, 0, k]
             det[k] = abs(d)
@@ -246,7 +254,7 @@ def _measure(X, dN, q, nb, J, Kinv, det, inverse, NN, GD, TD):
                 Kinv[0, 1, k] = -J[0, 1, k] * r
                 Kinv[1, 0, k] = -J[1, 0, k] * r
                 Kinv[1, 1, k] = J[0, 0, k] * r
-    elif TD == GD and GD == 3:
+    elif GD == 3:
         for k in range(nb):
             c00 = J[1, 1, k] * J[2, 2, k] - J[1, 2, k] * J[2, 1, k]
             c01 = J[1, 2, k] * J[2, 0, k] - J[1, 0, k] * J[2, 2, k]
@@ -264,34 +272,19 @@ def _measure(X, dN, q, nb, J, Kinv, det, inverse, NN, GD, TD):
                 Kinv[0, 2, k] = (J[0, 1, k] * J[1, 2, k] - J[0, 2, k] * J[1, 1, k]) * r
                 Kinv[1, 2, k] = (J[0, 2, k] * J[1, 0, k] - J[0, 0, k] * J[1, 2, k]) * r
                 Kinv[2, 2, k] = (J[0, 0, k] * J[1, 1, k] - J[0, 1, k] * J[1, 0, k]) * r
-    elif TD == GD:
+    else:
         for k in range(nb):
             det[k] = abs(J[0, 0, k])
             if inverse:
                 Kinv[0, 0, k] = 1.0 / J[0, 0, k]
-    elif TD == 1:  # a facet: the square root of the Gram determinant
-        for k in range(nb):
-            s = 0.0
-            for a in range(GD):
-                s += J[a, 0, k] * J[a, 0, k]
-            det[k] = np.sqrt(s)
-    else:
-        for k in range(nb):
-            g00 = 0.0
-            g01 = 0.0
-            g11 = 0.0
-            for a in range(GD):
-                g00 += J[a, 0, k] * J[a, 0, k]
-                g01 += J[a, 0, k] * J[a, 1, k]
-                g11 += J[a, 1, k] * J[a, 1, k]
-            det[k] = np.sqrt(abs(g00 * g11 - g01 * g01))
 
 
 @_inline
-def _scatter_search(cells, c, n_owned, order, Ae, k, ei, indptr, indices, data, NN):
-    """Add the owned rows of the element matrix Ae[ei[a, b], k] of cell c by a merged scan of each
+def _scatter_search(cells, c, n_owned, order, A, indptr, indices, data):
+    """Add the owned rows of the element matrix A of cell (or facet) c by a merged scan of each
     sorted row against the cell's nodes in increasing order. Returns the entries not found."""
-    for a in range(NN):  # order = argsort(cells[c]) (insertion sort)
+    nn = cells.shape[1]
+    for a in range(nn):  # order = argsort(cells[c]) (insertion sort)
         order[a] = a
         p = a
         while p > 0 and cells[c, order[p - 1]] > cells[c, a]:
@@ -299,13 +292,13 @@ def _scatter_search(cells, c, n_owned, order, Ae, k, ei, indptr, indices, data, 
             p -= 1
         order[p] = a
     missing = 0
-    for a in range(NN):
+    for a in range(nn):
         r = cells[c, a]
         if r >= n_owned:
             continue
         p = indptr[r]
         end = indptr[r + 1]
-        for t in range(NN):
+        for t in range(nn):
             b = order[t]
             col = cells[c, b]
             while p < end and indices[p] != col:
@@ -313,32 +306,31 @@ def _scatter_search(cells, c, n_owned, order, Ae, k, ei, indptr, indices, data, 
             if p == end:
                 missing += 1
                 break
-            data[p] += Ae[ei[a, b], k]
+            data[p] += A[a, b]
     return missing
 
 
 class CellKernels:
-    """The kernels of one kind of cell (or facet), compiled with its sizes as constants."""
+    """The kernels of one kind of cell, compiled with its sizes as constants."""
 
-    def __init__(self, matrix, vector, points):
-        self.matrix, self.vector, self.points = matrix, vector, points
+    def __init__(self, matrix, vector):
+        self.matrix, self.vector = matrix, vector
 
 
 @functools.lru_cache(maxsize=None)
-def cell_kernels(nn: int, gdim: int, tdim: int, nq: int, affine: bool) -> CellKernels:
-    """Kernels for cells of ``nn`` nodes and dimension ``tdim`` in ``gdim``-space with ``nq``
-    quadrature points (``affine``: constant Jacobian). The sizes are compile-time constants of the
-    closures, so that numba unrolls the small loops (and caches each specialisation apart).
+def cell_kernels(nn: int, dim: int, nq: int, affine: bool) -> CellKernels:
+    """Kernels for cells of ``nn`` nodes in ``dim`` dimensions with ``nq`` quadrature points
+    (``affine``: constant Jacobian). The sizes are compile-time constants of the closures, so
+    that LLVM unrolls the small loops (numba caches each specialisation apart).
 
     * ``matrix(coords, cells, n_owned, N, dN, weights, mass, cond, indptr, indices, slots, data)``
       adds ``int m N_i N_j + int sum_d k_d dN_i/dx_d dN_j/dx_d`` of each cell into ``data`` (owned
-      rows); ``mass``, ``cond``: canonical coefficients, size 0 when absent (facets: no ``cond``);
-      ``slots``: the relative slots of :func:`pattern_fill`, or empty to search the rows.
+      rows); ``mass``, ``cond``: canonical coefficients, size 0 when absent; ``slots``: the
+      relative slots of :func:`pattern_fill`, or empty to search the rows.
     * ``vector(coords, cells, n_owned, N, dN, weights, values, out)``: ``out[i] += int f N_i``.
-    * ``points(coords, cells, N, out)``: the physical quadrature points (n_cells, nq, gdim).
     """
-    NN, GD, TD, NQ, AFFINE = int(nn), int(gdim), int(tdim), int(nq), bool(affine)
-    NS = TD * (TD + 1) // 2  # symmetric pairs of reference directions
+    NN, GD, NQ, AFFINE = int(nn), int(dim), int(nq), bool(affine)
+    NS = GD * (GD + 1) // 2  # symmetric pairs of reference directions
     NE = NN * (NN + 1) // 2  # upper entries of the element matrix
     NG = 1 if AFFINE else NQ  # points where the geometry is computed
     B = BLOCK
@@ -349,21 +341,22 @@ def cell_kernels(nn: int, gdim: int, tdim: int, nq: int, affine: bool) -> CellKe
         #   stiffness: A_ij = sum_q sum_(b<=c) C_q,bc RK_q,bc,ij with C_q = w_q |det J| J^-1 diag(k) J^-T
         #              and RK_q,bc,ij = dN_ib dN_jc (+ dN_ic dN_jb for b != c);
         #   mass:      A_ij = sum_q w_q |det J| m_q N_i N_j  (affine cells: sum_q w_q m_q N_i N_j |det J|).
-        # Only the upper entries (i <= j) are computed: e = ei[i, j].
+        # Only the upper entries (i <= j) are computed: e = ei[i, j]. Affine cells sum the point
+        # values of k (and m) against the weights.
         nc = cells.shape[0]
         has_mass = mass.shape[0] > 0
         has_cond = cond.shape[0] > 0
-        m_c = mass.shape[0] > 1
-        m_q = mass.shape[1] > 1
-        k_c = cond.shape[0] > 1
-        k_q = cond.shape[1] > 1
-        k_d = cond.shape[2] > 1
+        mf = mass.reshape(mass.size)
+        kf = cond.reshape(cond.size)
+        m_sc, m_sq, _ = _strides(mass)
+        k_sc, k_sq, k_sd = _strides(cond)
+        m_points = m_sq > 0
         use_slots = slots.shape[0] > 0
         sb = np.empty(NS, np.int64)
         sc = np.empty(NS, np.int64)
         s = 0
-        for b in range(TD):
-            for c2 in range(b, TD):
+        for b in range(GD):
+            for c2 in range(b, GD):
                 sb[s] = b
                 sc[s] = c2
                 s += 1
@@ -387,45 +380,44 @@ def cell_kernels(nn: int, gdim: int, tdim: int, nq: int, affine: bool) -> CellKe
                         RK[q, s, ei[i, j]] = v
         RM = np.zeros((NQ, NE))
         WRM = np.zeros(NE)
-        wsum = 0.0
         for q in range(NQ):
-            wsum += weights[q]
             for i in range(NN):
                 for j in range(i, NN):
                     RM[q, ei[i, j]] = N[q, i] * N[q, j]
                     WRM[ei[i, j]] += weights[q] * N[q, i] * N[q, j]
         X = np.empty((NN, GD, B))
-        J = np.empty((GD, TD, B))
-        Kinv = np.empty((TD, GD, B))
+        J = np.empty((GD, GD, B))
+        Kinv = np.empty((GD, GD, B))
         det = np.empty(B)
         kw = np.empty((GD, B))
         fm = np.empty(B)
         Cs = np.empty((NS, B))
         Ae = np.empty((NE, B))
+        A = np.empty((NN, NN))
         order = np.empty(NN, np.int64)
         missing = 0
+        # runtime trip counts for the loops over points and entries: unrolling their large bodies
+        # would only multiply the code (and the compile time)
+        ng = RK.shape[0]
+        ne = RK.shape[2]
         for c0 in range(0, nc, B):
             nb = min(B, nc - c0)
             _gather(coords, cells, c0, nb, X, NN, GD)
-            for e in range(NE):
+            for e in range(ne):
                 for k in range(nb):
                     Ae[e, k] = 0.0
-            for q in range(NG):
-                _measure(X, dN, q, nb, J, Kinv, det, has_cond, NN, GD, TD)
+            for q in range(ng):
+                _measure(X, dN, q, nb, J, Kinv, det, has_cond, NN, GD)
                 if has_cond:
                     for d in range(GD):
-                        dk = d if k_d else 0
                         for k in range(nb):
-                            ck = c0 + k if k_c else 0
-                            if AFFINE:  # the point values summed against the weights
-                                if k_q:
-                                    t = 0.0
-                                    for p in range(NQ):
-                                        t += weights[p] * cond[ck, p, dk]
-                                else:
-                                    t = wsum * cond[ck, 0, dk]
+                            at = (c0 + k) * k_sc + d * k_sd
+                            if AFFINE:
+                                t = 0.0
+                                for p in range(NQ):
+                                    t += weights[p] * kf[at + p * k_sq]
                             else:
-                                t = weights[q] * cond[ck, q if k_q else 0, dk]
+                                t = weights[q] * kf[at + q * k_sq]
                             kw[d, k] = t * det[k]
                     for s in range(NS):
                         b = sb[s]
@@ -435,14 +427,14 @@ def cell_kernels(nn: int, gdim: int, tdim: int, nq: int, affine: bool) -> CellKe
                             for d in range(GD):
                                 t += Kinv[b, d, k] * Kinv[c2, d, k] * kw[d, k]
                             Cs[s, k] = t
-                fused = has_mass and not (AFFINE and m_q)
+                fused = has_mass and not (AFFINE and m_points)
                 if fused:
                     for k in range(nb):
                         if AFFINE:
-                            fm[k] = det[k] * mass[c0 + k if m_c else 0, 0, 0]
+                            fm[k] = det[k] * mf[(c0 + k) * m_sc]
                         else:
-                            fm[k] = weights[q] * det[k] * mass[c0 + k if m_c else 0, q if m_q else 0, 0]
-                for e in range(NE):  # the sums innermost but one: Ae[e, k] stays in a register
+                            fm[k] = weights[q] * det[k] * mf[(c0 + k) * m_sc + q * m_sq]
+                for e in range(ne):  # the sums innermost but one: Ae[e, k] stays in a register
                     rm = WRM[e] if AFFINE else RM[q, e]
                     for k in range(nb):
                         t = Ae[e, k]
@@ -452,11 +444,11 @@ def cell_kernels(nn: int, gdim: int, tdim: int, nq: int, affine: bool) -> CellKe
                         if fused:
                             t += fm[k] * rm
                         Ae[e, k] = t
-                if has_mass and AFFINE and m_q:  # sum over the points of m_q N_i N_j
+                if has_mass and AFFINE and m_points:  # sum over the points of m_q N_i N_j
                     for p in range(NQ):
                         for k in range(nb):
-                            fm[k] = weights[p] * det[k] * mass[c0 + k if m_c else 0, p, 0]
-                        for e in range(NE):
+                            fm[k] = weights[p] * det[k] * mf[(c0 + k) * m_sc + p * m_sq]
+                        for e in range(ne):
                             r = RM[p, e]
                             for k in range(nb):
                                 Ae[e, k] += fm[k] * r
@@ -470,17 +462,20 @@ def cell_kernels(nn: int, gdim: int, tdim: int, nq: int, affine: bool) -> CellKe
                             for b in range(NN):
                                 data[base + slots[c, a * NN + b]] += Ae[ei[a, b], k]
                 else:
-                    missing += _scatter_search(cells, c, n_owned, order, Ae, k, ei, indptr, indices, data, NN)
+                    for i in range(NN):
+                        for j in range(NN):
+                            A[i, j] = Ae[ei[i, j], k]
+                    missing += _scatter_search(cells, c, n_owned, order, A, indptr, indices, data)
         return missing
 
     @_jit
     def vector(coords, cells, n_owned, N, dN, weights, values, out):
         nc = cells.shape[0]
-        v_c = values.shape[0] > 1
-        v_q = values.shape[1] > 1
+        vf = values.reshape(values.size)
+        v_sc, v_sq, _ = _strides(values)
         X = np.empty((NN, GD, B))
-        J = np.empty((GD, TD, B))
-        Kinv = np.empty((TD, GD, B))
+        J = np.empty((GD, GD, B))
+        Kinv = np.empty((GD, GD, B))
         det = np.empty(B)
         F = np.empty((NN, B))
         for c0 in range(0, nc, B):
@@ -489,13 +484,13 @@ def cell_kernels(nn: int, gdim: int, tdim: int, nq: int, affine: bool) -> CellKe
             for a in range(NN):
                 for k in range(nb):
                     F[a, k] = 0.0
-            for q in range(NQ):
+            for q in range(weights.shape[0]):
                 if q < NG:
-                    _measure(X, dN, q, nb, J, Kinv, det, False, NN, GD, TD)
+                    _measure(X, dN, q, nb, J, Kinv, det, False, NN, GD)
                 for a in range(NN):
                     g = weights[q] * N[q, a]
                     for k in range(nb):
-                        F[a, k] += values[c0 + k if v_c else 0, q if v_q else 0, 0] * g * det[k]
+                        F[a, k] += vf[(c0 + k) * v_sc + q * v_sq] * g * det[k]
             for k in range(nb):
                 for a in range(NN):
                     row = cells[c0 + k, a]
@@ -503,18 +498,89 @@ def cell_kernels(nn: int, gdim: int, tdim: int, nq: int, affine: bool) -> CellKe
                         out[row] += F[a, k]
         return 0
 
-    @_jit
-    def points(coords, cells, N, out):
-        nc = cells.shape[0]
-        for c in range(nc):
-            for q in range(NQ):
-                for d in range(GD):
-                    s = 0.0
-                    for n in range(NN):
-                        s += N[q, n] * coords[cells[c, n], d]
-                    out[c, q, d] = s
+    return CellKernels(matrix, vector)
 
-    return CellKernels(matrix, vector, points)
+
+@_jit
+def quadrature_points(coords, cells, N, out):
+    """Physical coordinates of the quadrature points: out[c, q] = sum_n N[q, n] x[cells[c, n]]."""
+    nc, nn = cells.shape
+    gdim = coords.shape[1]
+    nq = N.shape[0]
+    for c in range(nc):
+        for q in range(nq):
+            for d in range(gdim):
+                s = 0.0
+                for n in range(nn):
+                    s += N[q, n] * coords[cells[c, n], d]
+                out[c, q, d] = s
+
+
+# ---------------------------------------------------------------------------------- facets
+# Boundary facets are few (O(N^(d-1))): one generic kernel for every kind of facet, per facet.
+@_inline
+def _facet_measure(coords, facets, f, dN, q):
+    """sqrt(det J^T J) of facet f at point q (J = X^T dN, gdim x tdim, tdim = 1 or 2)."""
+    nn = facets.shape[1]
+    gdim = coords.shape[1]
+    tdim = dN.shape[2]
+    g00 = 0.0
+    g01 = 0.0
+    g11 = 0.0
+    for a in range(gdim):
+        j0 = 0.0
+        j1 = 0.0
+        for n in range(nn):
+            x = coords[facets[f, n], a]
+            j0 += x * dN[q, n, 0]
+            if tdim > 1:
+                j1 += x * dN[q, n, 1]
+        g00 += j0 * j0
+        g01 += j0 * j1
+        g11 += j1 * j1
+    if tdim == 1:
+        return np.sqrt(g00)
+    return np.sqrt(abs(g00 * g11 - g01 * g01))
+
+
+@_jit
+def facet_matrix(coords, facets, n_owned, N, dN, weights, values, indptr, indices, data):
+    """data += int c N_i N_j over the facets (owned rows), c canonical (n_facets or 1, n_qp or 1, 1);
+    rows searched in the pattern. Returns the entries not found."""
+    nf, nn = facets.shape
+    nq = weights.shape[0]
+    vf = values.reshape(values.size)
+    v_sc, v_sq, _ = _strides(values)
+    A = np.empty((nn, nn))
+    order = np.empty(nn, np.int64)
+    missing = 0
+    for f in range(nf):
+        for i in range(nn):
+            for j in range(nn):
+                A[i, j] = 0.0
+        for q in range(nq):
+            w = weights[q] * _facet_measure(coords, facets, f, dN, q) * vf[f * v_sc + q * v_sq]
+            for i in range(nn):
+                for j in range(nn):
+                    A[i, j] += w * N[q, i] * N[q, j]
+        missing += _scatter_search(facets, f, n_owned, order, A, indptr, indices, data)
+    return missing
+
+
+@_jit
+def facet_vector(coords, facets, n_owned, N, dN, weights, values, out):
+    """out[i] += int g N_i over the facets (i owned), g canonical (n_facets or 1, n_qp or 1, 1)."""
+    nf, nn = facets.shape
+    nq = weights.shape[0]
+    vf = values.reshape(values.size)
+    v_sc, v_sq, _ = _strides(values)
+    for f in range(nf):
+        for q in range(nq):
+            w = weights[q] * _facet_measure(coords, facets, f, dN, q) * vf[f * v_sc + q * v_sq]
+            for a in range(nn):
+                r = facets[f, a]
+                if r < n_owned:
+                    out[r] += w * N[q, a]
 
 
 # ---------------------------------------------------------------------------------- constraint
@@ -567,3 +633,69 @@ def constrain_kernel(indptr, indices, data, mask, n_owned):
                 dat_l[pl] = v
                 pl += 1
     return ip_c, ind_c, dat_c, ip_l, ind_l, dat_l, diag
+
+
+# ---------------------------------------------------------------------------------- compilation
+def warm_up(cell_type: str, cell_dtype=np.int32, index_dtype=np.int32, degree: int = 2) -> None:
+    """Compile (or load from the cache) every kernel the assembly of ``cell_type`` meshes uses, for
+    these index types, by running each once on a single cell."""
+    from solver.fem.quadrature import quadrature
+    from solver.mesh.cells import CELLS
+
+    ref = CELLS[cell_type]
+    facet = CELLS[ref.facet_name]
+    points, weights = quadrature(cell_type, degree)
+    N, dN = np.ascontiguousarray(ref.shape(points)), np.ascontiguousarray(ref.grad(points))
+    nn = ref.n_nodes
+    coords = np.ascontiguousarray(ref.vertices, dtype=np.float64)
+    cells = np.arange(nn, dtype=cell_dtype).reshape(1, nn)
+    offsets = node_cell_offsets(cells, nn)
+    adjacent = np.empty(int(offsets[-1]), dtype=np.int32)
+    node_cells(cells, nn, offsets, adjacent)
+    indptr = pattern_row_lengths(cells, nn, nn, offsets, adjacent)
+    indices = np.empty(int(indptr[-1]), dtype=index_dtype)
+    slots = np.empty((1, nn * nn), dtype=np.uint8)
+    pattern_fill(cells, nn, nn, offsets, adjacent, indptr, indices, slots)
+    indptr = indptr.astype(index_dtype)
+    data = np.zeros(len(indices))
+    k = cell_kernels(nn, ref.dim, len(weights), ref.affine)
+    one = np.ones((1, 1, 1))
+    k.matrix(coords, cells, nn, N, dN, weights, one, one, indptr, indices, slots, data)
+    k.matrix(coords, cells, nn, N, dN, weights, one, one, indptr, indices, slots[:0], data)
+    k.vector(coords, cells, nn, N, dN, weights, one, np.zeros(nn))
+    quadrature_points(coords, cells, N, np.empty((1, len(weights), ref.dim)))
+    entry_slots(indptr, indices, np.zeros(1, np.int64), np.zeros(1, np.int64), nn)
+    constrain_kernel(indptr, indices, data, np.zeros(nn, dtype=np.bool_), nn)
+    fpoints, fweights = quadrature(ref.facet_name, degree)
+    fN, fdN = np.ascontiguousarray(facet.shape(fpoints)), np.ascontiguousarray(facet.grad(fpoints))
+    facets = np.ascontiguousarray(cells[:, : facet.n_nodes])
+    facet_matrix(coords, facets, nn, fN, fdN, fweights, one, indptr, indices, data)
+    facet_vector(coords, facets, nn, fN, fdN, fweights, one, np.zeros(nn))
+
+
+_warm: set = set()
+
+
+def compile_on_root(comm, cell_type: str, cell_dtype, index_dtype) -> None:
+    """Collective: rank 0 compiles the kernels of ``cell_type`` (or loads them; once per process
+    and kind) while the other ranks wait, and then load them from the cache: N ranks do not
+    compile the same code at once on a fresh install. (Every rank takes part whatever it has
+    already loaded: a rank may have assembled alone on COMM_SELF before.)"""
+    if not AVAILABLE or comm.size == 1:
+        return
+    key = (cell_type, np.dtype(cell_dtype).str, np.dtype(index_dtype).str)
+    if comm.rank == 0 and key not in _warm:
+        _warm.add(key)
+        warm_up(cell_type, cell_dtype, index_dtype)
+    comm.Barrier()
+
+
+if __name__ == "__main__":  # python -m solver.fem.kernels: compile every kernel into the cache
+    import time
+
+    if not AVAILABLE:
+        raise SystemExit("numba is not available: nothing to compile")
+    for name in ("triangle", "quadrilateral", "tetrahedron", "hexahedron"):
+        start = time.perf_counter()
+        warm_up(name)
+        print(f"{name}: {time.perf_counter() - start:.1f} s", flush=True)
