@@ -184,7 +184,7 @@ def assembly_side(cells: float, per_cube: int, dim: int) -> int:
     return max(2, round((cells / per_cube) ** (1.0 / dim)))
 
 
-def assembly(comm, cells: float, cells_3d: float, repeat: int) -> dict:
+def assembly(comm, cells: float, cells_3d: float, repeat: int, meshes=None) -> dict:
     """Per mesh: the pattern (Assembler), the first assembly of the system matrix M + dt K (into a
     new data array) and its reassembly (into the same one), and the old figure pattern + K + M;
     seconds and seconds per million cells per rank (slowest rank). Kernels are compiled (or loaded
@@ -195,6 +195,8 @@ def assembly(comm, cells: float, cells_3d: float, repeat: int) -> dict:
 
     out = {}
     for name, cell, dim, per_cube in ASSEMBLY_MESHES:
+        if meshes and name not in meshes:
+            continue
         n = assembly_side(cells if dim == 2 else cells_3d, per_cube, dim)
         mesh = create_mesh(comm, StructuredMeshSpec("rectangle" if dim == 2 else "box", cell, (n,) * dim,
                                                     (1.0,) * dim, (0.0,) * dim))
@@ -327,7 +329,7 @@ def compare_with_dolfinx(comm, r: dict, runs: list[dict], report) -> dict:
     for dim, name in ((2, "P1 2D"), (3, "P1 3D")):
         for ranks, label in ((1, "1"), (comm.size, "N")):
             mine = [x for x in runs if x["dim"] == dim and x["ranks"] == ranks]
-            if not mine:
+            if not mine or name not in r["assembly"]:
                 continue
             theirs = dolfinx_figures(mine)
             ours_asm = r["assembly_1" if label == "1" else "assembly"][name]
@@ -426,13 +428,16 @@ def measure(comm, sizes: dict, directory: Path, report, parts=PARTS, peer: dict 
         report("  linear algebra done")
     if "assembly" in parts:
         cells_3d = sizes.get("cells_3d") or sizes["cells"]
-        r["assembly_1"] = alone(comm, lambda c: assembly(c, sizes["cells"], cells_3d, repeat))
-        r["assembly"] = assembly(comm, sizes["cells"], cells_3d, repeat)
+        meshes = sizes.get("meshes")
+        r["assembly_1"] = alone(comm, lambda c: assembly(c, sizes["cells"], cells_3d, repeat, meshes))
+        r["assembly"] = assembly(comm, sizes["cells"], cells_3d, repeat, meshes)
         report("  assembly done")
         runs = list((peer or {}).get("runs", []))
         if peer and peer.get("script"):  # rank 0 launches DOLFINx while the others wait (sleeping)
             script, cache = Path(peer["script"]), Path(peer["cache"])
             for dim, name in ((2, "P1 2D"), (3, "P1 3D")):
+                if name not in r["assembly"]:
+                    continue
                 n = r["assembly"][name]["n"]
                 alone(comm, lambda c: dolfinx_run(1, 4, dim, script, cache))  # its forms compiled, untimed
                 for ranks in sorted({1, comm.size}):
@@ -551,6 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dofs-3d", type=float, help=f"DOFs of the 3D P1 problem (default {FULL['dofs_3d']:g})")
     p.add_argument("--cells", type=float, help=f"cells of the assembly meshes (default {FULL['cells']:g})")
     p.add_argument("--cells-3d", type=float, help="cells of the 3D assembly meshes (default: --cells)")
+    p.add_argument("--meshes", help="comma-separated assembly meshes, of P1-2D,Q1-2D,P1-3D,Q1-3D (default: all)")
     p.add_argument("--only", help=f"comma-separated parts to measure, of {','.join(PARTS)} (default: all)")
     p.add_argument("--dolfinx", choices=("auto", "yes", "no"), default="auto",
                    help="run DOLFINx (dolfinx_heat.py with /usr/bin/python3) on the P1 assembly meshes, 1 and N "
@@ -576,6 +582,8 @@ def bench_command(argv, comm=MPI.COMM_WORLD) -> int:
         value = getattr(args, key)
         if value is not None:
             sizes[key] = int(value)
+    if args.meshes:
+        sizes["meshes"] = [m.replace("-", " ") for m in args.meshes.split(",")]
     parts = tuple(PARTS if not args.only else args.only.split(","))
     unknown = set(parts) - set(PARTS)
     if unknown:
