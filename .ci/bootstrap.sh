@@ -3,7 +3,7 @@
 #
 #  1. System MPI and parallel HDF5: from the distribution's packages when missing and
 #     we are root on Debian/Ubuntu; otherwise an explanation (load your cluster modules).
-#  2. A virtual environment (.venv) with mpi4py, NumPy, SciPy, meshio, pytest and an
+#  2. A virtual environment (.venv) with mpi4py, NumPy, SciPy, numba, meshio, pytest and an
 #     MPI-enabled h5py built from source against the system's parallel HDF5.
 #  3. The solver package itself, installed in editable mode.
 #
@@ -100,7 +100,7 @@ PIP="$PY -m pip --disable-pip-version-check --quiet"
 
 say "installing build tools and dependencies"
 $PIP install -U pip setuptools cython pkgconfig packaging wheel numpy
-$PIP install mpi4py scipy meshio tomli-w pyamg pymetis gmsh matplotlib pytest hypothesis
+$PIP install mpi4py scipy meshio tomli-w pyamg pymetis gmsh matplotlib pytest hypothesis numba
 if ! "$PY" -c 'import gmsh' >/dev/null 2>&1; then
     # gmsh's wheel (used to build example geometries and test meshes) needs a few X/GL libraries
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -131,5 +131,11 @@ say "installing the solver package (editable)"
 $PIP install --no-deps --no-build-isolation -e .
 "$PY" -c 'import mpi4py, h5py, scipy, solver; assert h5py.get_config().mpi' \
     || die "the environment in $VENV is incomplete"
+# numba compiles the assembly kernels on first use and caches them beside the sources; do it once
+# here (about 40 s on one core) rather than in N ranks of the first run
+if "$PY" -c 'import numba' >/dev/null 2>&1; then
+    say "compiling the assembly kernels (numba, cached in solver/fem/__pycache__)"
+    "$PY" -m solver.fem.kernels >/dev/null || say "warning: the kernels did not compile here (they will be at first use)"
+fi
 touch "$STAMP"
 say "ready: $VENV"

@@ -1,9 +1,25 @@
-"""Vectorised finite-element assembly of the rows this rank owns (no Python loop over cells).
+"""Assembly of the rows this rank owns: one CSR sparsity pattern per mesh, shared by every matrix
+(so that ``M + theta*dt*K`` is an addition of ``data`` arrays), and compiled loops over cells that
+write element matrices and vectors straight into it.
 
-The sparsity pattern of the owned rows (columns in local numbering) and a map from every
-element-matrix entry to its CSR slot are computed once; a matrix is then one
-``np.bincount`` over the element matrices, and all matrices share one pattern, so that
-``M + theta*dt*K`` is an addition of ``data`` arrays.
+* Pattern: built once, in O(entries) (:mod:`solver.fem.kernels`): the cells around each owned node
+  by a counting sort, then the distinct nodes of those cells with a marker array, sorted within
+  each (short) row. No sort of all entry keys, no map from element entries to slots: a cell finds
+  its slots by a merged scan of its sorted nodes against each owned row.
+* Values: :meth:`Assembler.bilinear` assembles ``int m N_i N_j + int k grad N_i . grad N_j`` (mass,
+  conductivity, or both at once: the system matrix ``a M + b K`` in one pass) and
+  :meth:`Assembler.load` the vector ``int f N_i``; geometry is computed per cell from the node
+  coordinates, so memory beyond the result is a few arrays of one cell.
+* Coefficients (conductivity k, mass coefficient rho c, source values) may be given per cell
+  ``(n_cells,)``, per cell and component (diagonal anisotropic k: ``(n_cells, dim)``), per
+  quadrature point ``(n_cells, n_qp)`` or per point and component ``(n_cells, n_qp, dim)``: the
+  kernels read them in the canonical form of :func:`solver.fem.kernels.coefficient`, where a
+  constant (extent 1) broadcasts. ``Assembler.quadrature_points()`` gives the points at which to
+  evaluate per-point coefficients (e.g. k(T) from T interpolated there).
+
+Without numba (or with ``SOLVER_NUMBA=0``) the same methods run the NumPy path of
+:mod:`solver.fem.reference` (``np.unique`` pattern, ``einsum`` element matrices, ``np.bincount``):
+the same matrices to rounding, about 10 times slower and with O(cells x entries) memory.
 """
 
 from __future__ import annotations
@@ -11,92 +27,175 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from solver.fem.geometry import CellGeometry
+from solver.fem import kernels
+from solver.fem.kernels import NONE, coefficient
+from solver.fem.quadrature import quadrature
+from solver.fem.reference import ReferenceAssembly, element_vectors
+from solver.mesh.cells import CELLS
 from solver.mesh.distributed import DistributedMesh
+
+CHUNK = 1 << 15  # cells per batch where values are evaluated at quadrature points in NumPy
+
+
+def index_dtype(*sizes: int):
+    """int32 when every index and count fits, else int64."""
+    return np.int32 if max(sizes, default=0) < 2**31 - 1 else np.int64
+
+
+def csr_pattern(cells: np.ndarray, n_owned: int, n_local: int, slots: bool = True):
+    """(indptr, indices, slots) of the owned rows coupled by ``cells``, columns sorted, in
+    O(entries) (compiled). ``slots`` (n_cells, nn * nn) uint8: the slot of each element entry of
+    an owned row relative to the row's start; empty when not asked for or when a row has more
+    than 256 entries (the kernels then search the rows)."""
+    nc, nn = cells.shape
+    offsets = kernels.node_cell_offsets(cells, n_owned)
+    adjacent = np.empty(int(offsets[-1]), dtype=index_dtype(nc * 8))
+    kernels.node_cells(cells, n_owned, offsets, adjacent)
+    indptr = kernels.pattern_row_lengths(cells, n_owned, n_local, offsets, adjacent)
+    dtype = index_dtype(int(indptr[-1]), n_local)
+    indices = np.empty(int(indptr[-1]), dtype=dtype)
+    longest = int(np.diff(indptr).max()) if n_owned else 0
+    slot_map = np.empty((nc if slots and longest <= 256 else 0, nn * nn), dtype=np.uint8)
+    kernels.pattern_fill(cells, n_owned, n_local, offsets, adjacent, indptr, indices, slot_map)
+    return indptr.astype(dtype), indices, slot_map
 
 
 class Assembler:
     """Assembles the owned rows of matrices and vectors on a distributed mesh."""
 
-    def __init__(self, mesh: DistributedMesh, degree: int = 2):
+    def __init__(self, mesh: DistributedMesh, degree: int = 2, compiled: bool | None = None):
         self.mesh = mesh
-        cells = mesh.cells
-        self.geometry = CellGeometry(mesh.cell_type, mesh.coords, cells, degree)
-        nc, nn = cells.shape
+        self.compiled = kernels.AVAILABLE if compiled is None else bool(compiled and kernels.AVAILABLE)
+        ref = CELLS[mesh.cell_type]
+        self.affine = ref.affine
+        self.dim = ref.dim
+        points, self.weights = quadrature(mesh.cell_type, degree)
+        self.N = np.ascontiguousarray(ref.shape(points))  # (n_qp, nn)
+        self.dN = np.ascontiguousarray(ref.grad(points))  # (n_qp, nn, dim)
+        self.n_qp = len(self.weights)
+        self.n_cells = len(mesh.cells)
+        self.cells = np.ascontiguousarray(mesh.cells)
+        self.coords = np.ascontiguousarray(mesh.coords, dtype=np.float64)
         n_owned, n_local = mesh.n_owned, mesh.n_local
-        rows = np.repeat(cells, nn, axis=1).ravel()
-        cols = np.tile(cells, (1, nn)).ravel()
-        keep = rows < n_owned
-        keys = rows[keep].astype(np.int64) * n_local + cols[keep]
-        unique, inverse = np.unique(keys, return_inverse=True)
-        self.nnz = len(unique)
-        index_type = np.int32 if self.nnz < 2**31 - 1 else np.int64
-        # entries of rows owned elsewhere go to a dump slot at index nnz
-        self.entry_map = np.full(nc * nn * nn, self.nnz, dtype=index_type)
-        self.entry_map[keep] = inverse
-        self.indices = (unique % n_local).astype(index_type)
-        self.indptr = np.zeros(n_owned + 1, dtype=index_type)
-        np.cumsum(np.bincount(unique // n_local, minlength=n_owned), out=self.indptr[1:])
         self.shape = (n_owned, n_local)
+        self.compiled &= self.coords.shape[1] == ref.dim  # the kernels take cells of full dimension
+        if self.compiled:
+            self.reference = None
+            kernels.compile_on_root(mesh.comm, mesh.cell_type, self.cells.dtype, index_dtype(10 * self.n_cells, n_local))
+            self.indptr, self.indices, self.slots = csr_pattern(self.cells, n_owned, n_local)
+            self.kernels = kernels.cell_kernels(self.cells.shape[1], ref.dim, self.n_qp, ref.affine)
+        else:
+            self.reference = ReferenceAssembly(self.coords, self.cells, mesh.cell_type, n_owned, n_local, degree)
+            self.indptr, self.indices = self.reference.indptr, self.reference.indices
+        self.nnz = len(self.indices)
+
+    # ------------------------------------------------------------------------------ matrices
+    def csr(self, data: np.ndarray) -> sp.csr_matrix:
+        """A matrix of the shared pattern with these values."""
+        A = sp.csr_matrix((data, self.indices, self.indptr), shape=self.shape, copy=False)
+        A.has_sorted_indices = True
+        return A
 
     def release_matrix_workspace(self) -> None:
-        """Free what only volume matrices need (the entry map and the gradients), once they are
-        built; vectors (loads) can still be assembled."""
-        self.entry_map = None
-        self.geometry.grad = None
+        """Free what only volume matrices need on the NumPy path (the entry map and the
+        gradients); the compiled path holds nothing beyond the pattern. Vectors can still be
+        assembled, and matrices too on the compiled path."""
+        if self.reference is not None:
+            self.reference.release()
 
-    def matrix(self, element_matrices: np.ndarray) -> sp.csr_matrix:
-        if self.entry_map is None:
-            raise RuntimeError("the matrix workspace of this assembler was released")
-        data = np.bincount(self.entry_map, weights=element_matrices.ravel(), minlength=self.nnz + 1)
-        return sp.csr_matrix((data[: self.nnz], self.indices, self.indptr), shape=self.shape)
-
-    def matrix_from_entries(self, rows, cols, values) -> sp.csr_matrix:
-        """A matrix with this pattern from (row, col, value) triplets whose pairs lie in the
-        pattern (e.g. facet terms); entries of rows owned elsewhere are dropped."""
-        keep = rows < self.shape[0]
-        rows, cols, values = rows[keep], cols[keep], values[keep]
-        row_of_slot = np.repeat(np.arange(self.shape[0], dtype=np.int64), np.diff(self.indptr))
-        slot_keys = row_of_slot * self.shape[1] + self.indices  # sorted: CSR order
-        keys = rows.astype(np.int64) * self.shape[1] + cols
-        slots = np.searchsorted(slot_keys, keys)
-        if len(keys) and not np.array_equal(slot_keys[np.minimum(slots, self.nnz - 1)], keys):
-            raise ValueError("entries outside the sparsity pattern")
-        data = np.bincount(slots, weights=values, minlength=self.nnz)
-        return sp.csr_matrix((data, self.indices, self.indptr), shape=self.shape)
-
-    def stiffness(self, k_cell: np.ndarray) -> sp.csr_matrix:
-        """K_ij = int grad N_i . k grad N_j, with k per cell: a scalar (n_cells,) or a
-        diagonal tensor (n_cells, dim)."""
-        g = self.geometry
-        w = g.wdet if g.grad.shape[1] > 1 else g.wdet.sum(axis=1, keepdims=True)  # affine: one gradient
-        k = np.asarray(k_cell, dtype=float)
-        if k.ndim == 1:
-            Ke = np.einsum("cq,cqia,cqja->cij", w * k[:, None], g.grad, g.grad, optimize=True)
+    def bilinear(self, mass=None, conductivity=None, per_point: bool | None = None,
+                 out: np.ndarray | None = None) -> sp.csr_matrix:
+        """``int m N_i N_j + int sum_d k_d dN_i/dx_d dN_j/dx_d`` in one pass over the cells: the mass
+        matrix (``mass`` = rho c), the conduction matrix (``conductivity`` = k, scalar or diagonal)
+        or a combination ``a M + b K`` (mass = a rho c, conductivity = b k). Coefficients in any
+        of the shapes of :func:`solver.fem.kernels.coefficient`; ``per_point`` resolves a 2-D k
+        whose second extent is both dim and n_qp. ``out`` (nnz,): data array to overwrite."""
+        nc, nq = self.n_cells, self.n_qp
+        m = NONE if mass is None else coefficient(mass, nc, nq, 1)
+        k = NONE if conductivity is None else coefficient(conductivity, nc, nq, self.dim, per_point)
+        if self.compiled:
+            data = np.zeros(self.nnz) if out is None else out
+            if out is not None:
+                data[:] = 0.0
+            missing = self.kernels.matrix(self.coords, self.cells, self.shape[0], self.N, self.dN, self.weights,
+                                          m, k, self.indptr, self.indices, self.slots, data)
+            if missing:
+                raise RuntimeError(f"{missing} element entries outside the sparsity pattern")
         else:
-            Ke = np.einsum("cq,ca,cqia,cqja->cij", w, k, g.grad, g.grad, optimize=True)
-        return self.matrix(Ke)
+            data = self.reference.bilinear(None if mass is None else m, None if conductivity is None else k)
+            if out is not None:
+                out[:] = data
+                data = out
+        return self.csr(data)
 
-    def mass(self, rhoc_cell: np.ndarray) -> sp.csr_matrix:
-        """M_ij = int rho c N_i N_j, with rho c constant per cell."""
-        g = self.geometry
-        nn = g.N.shape[1]
-        NN = (g.N[:, :, None] * g.N[:, None, :]).reshape(len(g.N), nn * nn)  # (nq, nn*nn)
-        Me = ((g.wdet * rhoc_cell[:, None]) @ NN).reshape(-1, nn, nn)
-        return self.matrix(Me)
+    def stiffness(self, k_cell, per_point: bool | None = None) -> sp.csr_matrix:
+        """K_ij = int grad N_i . k grad N_j, with k a scalar or a diagonal tensor per cell
+        ((n_cells,), (n_cells, dim)) or per quadrature point ((n_cells, n_qp[, dim]))."""
+        return self.bilinear(conductivity=k_cell, per_point=per_point)
+
+    def mass(self, rhoc_cell) -> sp.csr_matrix:
+        """M_ij = int rho c N_i N_j, with rho c per cell (n_cells,) or per point (n_cells, n_qp)."""
+        return self.bilinear(mass=rhoc_cell)
 
     def lumped(self, M: sp.csr_matrix) -> sp.csr_matrix:
         """Row-sum lumping of M, kept in the shared sparsity pattern (zeros off the diagonal)."""
         rows = np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
         data = np.where(self.indices == rows, np.asarray(M.sum(axis=1)).ravel()[rows], 0.0)
-        return sp.csr_matrix((data, self.indices, self.indptr), shape=self.shape)
+        return self.csr(data)
 
+    def matrix_from_entries(self, rows, cols, values) -> sp.csr_matrix:
+        """A matrix with this pattern from (row, col, value) triplets whose pairs lie in the
+        pattern; entries of rows owned elsewhere are dropped."""
+        rows, cols = np.asarray(rows), np.asarray(cols)
+        values = np.asarray(values, dtype=float)
+        if not self.compiled:
+            return self.csr(self.reference.entries_data(rows, cols, values))
+        slots = kernels.entry_slots(self.indptr, self.indices, rows.astype(np.int64), cols.astype(np.int64),
+                                    self.shape[0])
+        if np.any(slots == -2):
+            raise ValueError("entries outside the sparsity pattern")
+        keep = slots >= 0
+        return self.csr(np.bincount(slots[keep], weights=values[keep], minlength=self.nnz))
+
+    # ------------------------------------------------------------------------------ vectors
     def vector(self, element_vectors: np.ndarray) -> np.ndarray:
         """Sum element vectors (nc, nn) into owned entries."""
         out = np.bincount(self.mesh.cells.ravel(), weights=element_vectors.ravel(), minlength=self.mesh.n_local)
         return out[: self.mesh.n_owned]
 
+    def quadrature_points(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Physical coordinates (n, n_qp, gdim) of the quadrature points of cells [start, stop)."""
+        cells = self.cells[start:stop]
+        if self.compiled:
+            out = np.empty((len(cells), self.n_qp, self.coords.shape[1]))
+            kernels.quadrature_points(self.coords, cells, self.N, out)
+            return out
+        return np.matmul(self.N, self.coords[cells])
+
+    def load_values(self, values) -> np.ndarray:
+        """Owned entries of ``int f N_i`` from the values of f: a number, per cell (n_cells,),
+        or at the quadrature points (n_cells, n_qp)."""
+        f = coefficient(values, self.n_cells, self.n_qp, 1, per_point=True)
+        if not self.compiled:
+            return self.reference.load(f)
+        out = np.zeros(self.shape[0])
+        self.kernels.vector(self.coords, self.cells, self.shape[0], self.N, self.dN, self.weights, f, out)
+        return out
+
     def load(self, f, t: float = 0.0) -> np.ndarray:
-        """F_i = int f N_i for an expression f(x, t)."""
-        g = self.geometry
-        return self.vector(g.integrate(f(g.points, t)))
+        """F_i = int f N_i for an expression f(x, t), evaluated at the quadrature points in
+        batches of cells (a constant expression once)."""
+        gdim = self.coords.shape[1]
+        if getattr(f, "is_constant", False):
+            return self.load_values(np.asarray(f(np.zeros((1, 1, gdim)), t), dtype=float).reshape(1, 1, 1))
+        if not self.compiled:
+            g = self.reference.geometry
+            return self.reference.vector(element_vectors(g, coefficient(f(g.points, t), self.n_cells, self.n_qp, 1,
+                                                                        per_point=True)))
+        out = np.zeros(self.shape[0])
+        for start in range(0, self.n_cells, CHUNK):
+            stop = min(start + CHUNK, self.n_cells)
+            values = coefficient(f(self.quadrature_points(start, stop), t), stop - start, self.n_qp, 1, per_point=True)
+            self.kernels.vector(self.coords, self.cells[start:stop], self.shape[0], self.N, self.dN, self.weights,
+                                values, out)
+        return out

@@ -1,47 +1,96 @@
-"""Boundary terms: quadrature on the facets of a named boundary, and the symmetric elimination of
-Dirichlet rows and columns from an owned-rows matrix."""
+"""Boundary terms: quadrature on the facets of a named boundary (loads ``int g N_i`` and matrices
+``int c N_i N_j`` added straight into the shared pattern by the compiled kernels), and the
+symmetric elimination of Dirichlet rows and columns from an owned-rows matrix."""
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
 
+from solver.fem import kernels
 from solver.fem.geometry import CellGeometry
+from solver.fem.kernels import coefficient
+from solver.fem.quadrature import quadrature
+from solver.fem.reference import reference_slots
 from solver.mesh.cells import CELLS
 from solver.mesh.distributed import DistributedMesh
 
 
 class BoundaryTerm:
     """Quadrature on the facets of one named boundary: load vectors ``int g N_i`` and matrix
-    entries ``int c N_i N_j`` for coefficients given at the facets' quadrature points."""
+    entries ``int c N_i N_j`` for coefficients given at the facets' quadrature points
+    (``values(points)`` with points (n_facets, n_qp, gdim) -> (n_facets, n_qp), or a number)."""
 
-    def __init__(self, mesh: DistributedMesh, name: str):
+    def __init__(self, mesh: DistributedMesh, name: str, compiled: bool | None = None):
         facets = mesh.boundaries[name]
-        self.nodes = facets.nodes
+        self.nodes = np.ascontiguousarray(facets.nodes, dtype=mesh.cells.dtype)
         self.n_owned, self.n_local = mesh.n_owned, mesh.n_local
-        facet_type = CELLS[mesh.cell_type].facet_name
-        self.geometry = CellGeometry(facet_type, mesh.coords, facets.nodes, degree=2, gradients=False) \
-            if len(facets.nodes) else None
+        self.compiled = kernels.AVAILABLE if compiled is None else bool(compiled and kernels.AVAILABLE)
+        self.facet_type = facet_type = CELLS[mesh.cell_type].facet_name
+        ref = CELLS[facet_type]
+        points, self.weights = quadrature(facet_type, 2)
+        self.N = np.ascontiguousarray(ref.shape(points))
+        self.dN = np.ascontiguousarray(ref.grad(points))
+        self.coords = np.ascontiguousarray(mesh.coords, dtype=np.float64)
+        self.geometry = None
+        if self.empty:
+            self.points = np.empty((0, len(self.weights), self.coords.shape[1]))
+        elif self.compiled:
+            self.points = np.empty((len(self.nodes), len(self.weights), self.coords.shape[1]))
+            kernels.quadrature_points(self.coords, self.nodes, self.N, self.points)
+        else:
+            self.geometry = CellGeometry(facet_type, self.coords, self.nodes, degree=2, gradients=False)
+            self.points = self.geometry.points
 
     @property
     def empty(self) -> bool:
         """No facet of this boundary on this rank."""
-        return self.geometry is None
+        return len(self.nodes) == 0
+
+    def _values(self, values) -> np.ndarray:
+        v = values(self.points) if callable(values) else values
+        return coefficient(v, len(self.nodes), len(self.weights), 1, per_point=True)
 
     def load(self, values) -> np.ndarray:
         """Owned entries of ``int g N_i`` with ``values(points) -> g`` at the quadrature points."""
+        out = np.zeros(self.n_owned)
         if self.empty:
-            return np.zeros(self.n_owned)
-        g = self.geometry
-        full = np.bincount(self.nodes.ravel(), g.integrate(values(g.points)).ravel(), minlength=self.n_local)
+            return out
+        g = self._values(values)
+        if self.compiled:
+            kernels.facet_vector(self.coords, self.nodes, self.n_owned, self.N, self.dN, self.weights, g, out)
+            return out
+        element = self.geometry.integrate(np.broadcast_to(g[:, :, 0], self.geometry.wdet.shape))
+        full = np.bincount(self.nodes.ravel(), element.ravel(), minlength=self.n_local)
         return full[: self.n_owned]
 
+    def add_mass(self, values, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> None:
+        """Add ``int c N_i N_j`` (owned rows) into ``data``, the values of a matrix with the CSR
+        pattern (indptr, indices) of an assembler of the same mesh."""
+        if len(indptr) != self.n_owned + 1:
+            raise ValueError(f"a pattern of {len(indptr) - 1} rows for a mesh of {self.n_owned} owned nodes")
+        if self.empty:
+            return
+        if self.compiled:
+            missing = kernels.facet_matrix(self.coords, self.nodes, self.n_owned, self.N, self.dN, self.weights,
+                                           self._values(values), indptr, indices, data)
+            if missing:
+                raise ValueError("facet entries outside the sparsity pattern")
+            return
+        rows, cols, vals = self.mass_entries(values)
+        keep = rows < self.n_owned
+        slots = reference_slots(indptr, indices, self.n_local, rows[keep], cols[keep])
+        data += np.bincount(slots, weights=vals[keep], minlength=len(data))
+
     def mass_entries(self, values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(rows, cols, values) of ``int c N_i N_j`` with ``values(points) -> c`` (local numbering)."""
+        """(rows, cols, values) of ``int c N_i N_j`` with ``values(points) -> c`` (local numbering;
+        the NumPy path)."""
         if self.empty:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0)
-        g = self.geometry
-        Ke = np.einsum("fq,qi,qj->fij", values(g.points) * g.wdet, g.N, g.N)
+        g = self.geometry if self.geometry is not None else CellGeometry(
+            self.facet_type, self.coords, self.nodes, 2, gradients=False)
+        c = np.broadcast_to(self._values(values)[:, :, 0], g.wdet.shape)
+        Ke = np.einsum("fq,qi,qj->fij", c * g.wdet, g.N, g.N)
         nn = self.nodes.shape[1]
         return np.repeat(self.nodes, nn, axis=1).ravel(), np.tile(self.nodes, (1, nn)).ravel(), Ke.ravel()
 
@@ -53,8 +102,18 @@ def constrain(A: sp.csr_matrix, mask: np.ndarray) -> tuple[sp.csr_matrix, sp.csr
     original diagonal kept on Dirichlet rows (so it stays SPD and well scaled); ``lift`` holds
     the entries (free row, Dirichlet column) to move to the right-hand side: for prescribed
     values g, solve ``A_c u = b - lift g`` with ``u = g`` on Dirichlet rows (rhs ``diag * g``).
+    Exact zeros are left out of both (compiled: one pass over the rows; else NumPy).
     """
     n_owned = A.shape[0]
+    if kernels.AVAILABLE:
+        A = A.tocsr()
+        ip_c, ind_c, dat_c, ip_l, ind_l, dat_l, diag = kernels.constrain_kernel(
+            A.indptr, A.indices, A.data, np.ascontiguousarray(mask, dtype=np.bool_), n_owned)
+        A_c = sp.csr_matrix((dat_c, ind_c, ip_c.astype(ind_c.dtype)), shape=A.shape, copy=False)
+        lift = sp.csr_matrix((dat_l, ind_l, ip_l.astype(ind_l.dtype)), shape=A.shape, copy=False)
+        if A.has_sorted_indices:
+            A_c.has_sorted_indices = lift.has_sorted_indices = True
+        return A_c, lift, diag
     rows = np.repeat(np.arange(n_owned), np.diff(A.indptr))
     cols = A.indices
     dr, dc = mask[rows], mask[cols]

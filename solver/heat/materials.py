@@ -17,13 +17,15 @@ def cell_materials(mesh: DistributedMesh, material: Material, regions: tuple[Reg
     kk = np.tile(np.broadcast_to(np.asarray(material.k, dtype=float), (dim,)), (n, 1))
     rho = np.full(n, float(material.rho))
     c = np.full(n, float(material.c))
-    centroids = mesh.coords[mesh.cells].mean(axis=1)
+    centroids = None  # only for regions with a box
     for region in regions:
         inside = np.ones(n, dtype=bool)
         if region.group is not None:
             inside &= mesh.cell_tags == mesh.groups.region[region.group]
         for axis, bounds in enumerate(region.box[:dim]):
             if bounds is not None:
+                if centroids is None:
+                    centroids = mesh.coords[mesh.cells].mean(axis=1)
                 lo, hi = bounds
                 inside &= (centroids[:, axis] >= lo) & (centroids[:, axis] <= hi)
         if region.k is not None:

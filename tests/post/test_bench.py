@@ -6,10 +6,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT, mpi_env
 
 TINY = ["--dofs-2d", "4000", "--dofs-3d", "2000", "--cells", "4000", "--stream", "100000", "--steps", "2",
-        "--repeat", "1"]
+        "--repeat", "1", "--dolfinx", "no"]
 
 
 def test_bench_launches_itself_on_two_ranks_and_reports_every_figure(tmp_path):
@@ -34,3 +36,35 @@ def test_bench_launches_itself_on_two_ranks_and_reports_every_figure(tmp_path):
                   "speed-up of the time loop", "bytes per DOF", "HDF5 / plain"):
         assert label in proc.stdout, label
     assert not [p for p in out.parent.iterdir() if p.name.startswith("bench-")]  # scratch removed
+
+
+def test_assembly_figures_beside_dolfinx_runs_given_as_json(tmp_path):
+    """--only assembly with DOLFINx's JSON lines from a file: pattern, first assembly and
+    reassembly per million cells per rank, and the ratios ours / DOLFINx (1 and N ranks, 2D, 3D)."""
+    env = {k: v for k, v in mpi_env().items() if not k.startswith(("OMPI_COMM_WORLD", "PMIX_", "PMI_"))}
+    peer = tmp_path / "dolfinx.jsonl"
+    lines = ["not json: a log line"]
+    for dim, n in ((2, 32), (3, 8)):
+        for ranks in (1, 2):
+            lines.append(json.dumps({"dim": dim, "N": n, "ranks": ranks, "t_matrix_create": 0.01 / ranks,
+                                     "t_matrix_values": 0.02 / ranks, "t_matrix_reassemble": 0.015 / ranks,
+                                     "t_mesh": 0.5, "t_setup": 1.0, "t_assemble_matrix": 0.03, "t_solver_setup": 0.01}))
+    peer.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "-m", "solver", "bench", "--only", "assembly", "--cells", "2000",
+                           "--repeat", "1", "--ranks", "2", "--dolfinx", "no", "--dolfinx-json", str(peer),
+                           "--json", str(out)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    r = json.loads(out.read_text())
+    assert r["parts"] == ["assembly"] and "stream_1" not in r and "hdf5" not in r
+    for name in ("P1 2D", "Q1 2D", "P1 3D", "Q1 3D"):
+        for part in ("assembly", "assembly_1"):
+            figures = r[part][name]["per_million"]
+            assert set(figures) == {"pattern", "first", "reassembly", "pattern_K_M"} and min(figures.values()) > 0
+    assert set(r["dolfinx"]) == {"P1 2D 1", "P1 2D N", "P1 3D 1", "P1 3D N"}
+    for cmp in r["dolfinx"].values():
+        assert set(cmp["ratio"]) == {"pattern", "first", "reassembly", "setup"}
+        assert cmp["ratio"]["setup"] == pytest.approx(cmp["ours_setup"]["setup_s"] / 1.54)
+    assert r["dolfinx"]["P1 2D 1"]["dolfinx"]["per_million"]["pattern"] == pytest.approx(0.01 / (2 * 32 ** 2 / 1e6))
+    for label in ("pattern (Assembler)", "reassembly of M + dt K", "ours/DOLFINx", "reference problem set-up"):
+        assert label in proc.stdout, label
