@@ -6,8 +6,9 @@ The exact LU of the whole matrix (block Jacobi on one rank) costs a factorisatio
 aggregation AMG costs a set-up linear in ``n`` and a handful of V-cycles per step. On one rank,
 in 2D, the LU pays off when it is reused for enough solves; in 3D its fill (``n^(4/3)`` and more)
 rules it out, and on several ranks block Jacobi loses its exactness (its iterations grow with the
-ranks), so AMG is the choice there. The cost constants below are seconds on one core of this
-kind of machine; ``python -m solver bench`` measures them and prints the crossover.
+ranks), so AMG is the choice there. The cost constants below are seconds on one core of the
+development machine, fitted to the set-up and step times of the reference problem at 1M DOFs
+(LU: 18 s to factorise, 0.4 s per solve; AMG: about 2.5 s of set-up, 0.5 s per solve).
 """
 
 from __future__ import annotations
