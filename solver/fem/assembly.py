@@ -81,7 +81,8 @@ class Assembler:
         self.compiled &= self.coords.shape[1] == ref.dim  # the kernels take cells of full dimension
         if self.compiled:
             self.reference = None
-            kernels.compile_on_root(mesh.comm, mesh.cell_type, self.cells.dtype, index_dtype(10 * self.n_cells, n_local))
+            nn = self.cells.shape[1]  # the index type of the pattern, from a bound of its size
+            kernels.compile_on_root(mesh.comm, mesh.cell_type, self.cells.dtype, index_dtype(self.n_cells * nn * nn, n_local))
             self.indptr, self.indices, self.slots = csr_pattern(self.cells, n_owned, n_local)
             self.kernels = kernels.cell_kernels(self.cells.shape[1], ref.dim, self.n_qp, ref.affine)
         else:

@@ -7,11 +7,14 @@ no array of Jacobians, gradients or element matrices over all cells is ever held
 
 Arguments shared by the kernels
 -------------------------------
-``coords`` (n_local, gdim) float64; ``cells`` (n_cells, nn) integer local node indices (facets
-too: their nodes); ``n_owned``: rows ``< n_owned`` are written, others skipped. The reference
-element enters as tables at the quadrature points: ``N`` (n_qp, nn) shape values, ``dN``
-(n_qp, nn, tdim) reference gradients (only ``dN[0]`` is used when ``affine``), ``weights`` (n_qp,).
-``indptr``/``indices``: the CSR pattern of the owned rows, columns sorted in each row.
+``coords`` (n_local, dim) float64; ``cells`` (n_cells, nn) integer local node indices (facets:
+their nodes); ``n_owned``: rows ``< n_owned`` are written, others skipped. The reference element
+enters as tables at the quadrature points: ``N`` (n_qp, nn) shape values, ``dN`` (n_qp, nn, tdim)
+reference gradients (only ``dN[0]`` is used for affine cells), ``weights`` (n_qp,).
+``indptr``/``indices``: the CSR pattern of the owned rows, columns sorted in each row; ``slots``:
+the slot of each element entry in its row (:func:`pattern_fill`). Cell kernels are compiled per
+kind of cell with its sizes as constants (:func:`cell_kernels`); facets, few, share generic ones
+(:func:`facet_matrix`, :func:`facet_vector`).
 
 Coefficients
 ------------
@@ -28,9 +31,12 @@ does not belong to these cells).
 Compilation
 -----------
 Kernels are compiled on first use for the argument types met (int32 or int64 indices), about
-10-20 s for the whole set on one core, and cached on disk (``cache=True``): in ``__pycache__``
-beside this file, else ``NUMBA_CACHE_DIR``, else the user's cache directory
-(``~/.cache/numba``); where none is writable they are compiled in memory at every run.
+10 s of one core per cell type (40 s for the four), and cached on disk (``cache=True``): in
+``NUMBA_CACHE_DIR`` when set, else in ``__pycache__`` beside this file, else in the user's cache
+directory (``~/.cache/numba``); where none is writable (numba refuses ``cache=True`` then) they
+are compiled in memory at every run. Later runs load them (with numba's own start, about 1-1.5 s
+per process). ``python -m solver.fem.kernels`` fills the cache for the four cell types;
+:func:`compile_on_root` lets rank 0 compile while the other ranks wait.
 ``AVAILABLE`` is False when numba cannot be imported or ``SOLVER_NUMBA=0`` is set; the
 assembler then uses the NumPy path of :mod:`solver.fem.reference`.
 """
