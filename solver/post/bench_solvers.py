@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -40,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PEER_SCRIPT = ROOT.parent / "shared" / "peers" / "dolfinx_heat.py"
 PEER_PYTHON = "/usr/bin/python3"
 CASES = {2: ROOT / "inputs" / "reference.toml", 3: ROOT / "inputs" / "reference3d.toml"}
+BLOCK3D = ROOT / "inputs" / "block3d.toml"
 ERRORS_AT = {2: "exp(-2*pi**2*t)*sin(pi*x)*sin(pi*y)", 3: "exp(-3*pi**2*t)*sin(pi*x)*sin(pi*y)*sin(pi*z)"}
 
 
@@ -75,12 +77,12 @@ def _sets(n: int, dim: int) -> list[str]:
     return [arg for key in sizes for arg in ("--set", f"{key}={n}")]
 
 
-def run_ours(ranks: int, n: int, dim: int, directory: Path, extra: list[str], timeout: float) -> dict:
-    """One whole run of the reference problem; figures from the results file."""
-    name = f"ref{dim}d_n{n}_np{ranks}"
-    cmd = mpirun_command(ranks) + [sys.executable, "-m", "solver", str(CASES[dim]), *_sets(n, dim),
+def run_case(ranks: int, case: Path, sets: list[str], name: str, directory: Path, timeout: float,
+             exact: str | None = None) -> dict:
+    """One whole run of a case under ``mpirun``; figures from its results file."""
+    cmd = mpirun_command(ranks) + [sys.executable, "-m", "solver", str(case), *sets,
                                    "--set", f"output.directory={directory}", "--set", f"output.name={name}",
-                                   "--overwrite", "--quiet", *extra]
+                                   "--overwrite", "--quiet"]
     seconds, peak_mb, proc = timed(cmd, mpirun_environment(), ROOT, timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"our run failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
@@ -92,12 +94,20 @@ def run_ours(ranks: int, n: int, dim: int, directory: Path, extra: list[str], ti
                "iterations_per_step": int(a["linear_iterations"]) / steps,
                "solve_per_step_s": float(a["wall_time_solve"]) / steps,
                "setup_s": float(a["wall_time_mesh"]) + float(a["wall_time_assembly"]),
+               "assembly_s": float(a["wall_time_assembly"]),
                "preconditioner": str(a.get("preconditioner", "")),
                "preconditioner_stats": json.loads(a["preconditioner_stats"]) if "preconditioner_stats" in a else {},
                "dofs": int(a["n_nodes"])}
-    out["rel_l2_error"] = relative_l2_error(path, ERRORS_AT[dim])
+    if exact is not None:
+        out["rel_l2_error"] = relative_l2_error(path, exact)
     shutil.rmtree(directory / name, ignore_errors=True)
     return out
+
+
+def run_ours(ranks: int, n: int, dim: int, directory: Path, extra: list[str], timeout: float) -> dict:
+    """One whole run of the reference problem at N cells per side."""
+    return run_case(ranks, CASES[dim], [*_sets(n, dim), *extra], f"ref{dim}d_n{n}_np{ranks}", directory, timeout,
+                    exact=ERRORS_AT[dim])
 
 
 def run_peer(ranks: int, n: int, dim: int, script: Path, directory: Path, timeout: float) -> dict:
@@ -143,6 +153,65 @@ def iterations(ranks: int, n: int, dim: int, directory: Path, extra: list[str], 
     return r["iterations_per_step"]
 
 
+def _break_even(extra_setup: float, saved_per_solve: float) -> float:
+    """Solves with one matrix beyond which the LU wins: 0 when it wins from the first, inf when never."""
+    if saved_per_solve <= 0:
+        return 0.0 if extra_setup <= 0 and saved_per_solve == 0 else math.inf
+    return max(extra_setup / saved_per_solve, 0.0)
+
+
+def crossover(sizes: list[int], steps: int, directory: Path, extra: list[str], timeout: float, say) -> dict:
+    """The exact LU (``bjacobi``) against AMG on one rank in 2D at each N of ``sizes``: measured
+    set-up and solve per step, the number of solves with one matrix beyond which the LU wins, and
+    what the cost model of ``auto`` (:mod:`solver.la.choice`) predicts and picks."""
+    from solver.la import choice
+
+    t_end = ["--set", f"time.t_end={steps * 1e-3:.6g}"]
+    out = {}
+    for n in sizes:
+        runs = {pc: run_ours(1, n, 2, directory, ["--set", f"solver.preconditioner={pc}", *t_end, *extra], timeout)
+                for pc in ("bjacobi", "amg")}
+        lu, amg = runs["bjacobi"], runs["amg"]
+        dofs = lu["dofs"]
+        extra_setup = lu["assembly_s"] - amg["assembly_s"]  # what the factorisation costs beyond AMG's set-up
+        saved = amg["solve_per_step_s"] - lu["solve_per_step_s"]  # what each solve saves with the LU
+        measured = _break_even(extra_setup, saved)
+        model_saved = choice.amg_seconds(dofs, 1) - choice.amg_seconds(dofs, 0) - (
+            choice.lu_seconds(dofs, 1) - choice.lu_seconds(dofs, 0))
+        model_extra = choice.lu_seconds(dofs, 0) - choice.amg_seconds(dofs, 0)
+        predicted = _break_even(model_extra, model_saved)
+        winner = "bjacobi" if (lu["assembly_s"] + steps * lu["solve_per_step_s"]
+                               < amg["assembly_s"] + steps * amg["solve_per_step_s"]) else "amg"
+        picked = choice.choose_preconditioner(2, dofs, 1, steps).name
+        out[str(dofs)] = {"n": n, "steps": steps,
+                          "lu": {k: lu[k] for k in ("assembly_s", "solve_per_step_s", "iterations_per_step")},
+                          "amg": {k: amg[k] for k in ("assembly_s", "solve_per_step_s", "iterations_per_step")},
+                          "break_even_solves": measured, "model_break_even_solves": predicted,
+                          "faster": winner, "auto_picks": picked}
+        say(f"  crossover N = {n} ({dofs:,} DOFs): LU set-up +{extra_setup:.2f} s, "
+            f"{saved * 1e3:+.1f} ms per solve; LU pays after {measured:.3g} solves (model {predicted:.3g}); "
+            f"{steps} steps: {winner} faster, auto picks {picked}")
+    return out
+
+
+def block3d(sizes: list[int], ranks: list[int], steps: int, directory: Path, extra: list[str], timeout: float,
+            say) -> dict:
+    """``inputs/block3d.toml`` (hexahedra, BDF2, Robin faces, a source) at each size on each of
+    ``ranks`` with the default solver: whole process, peak memory, iterations per step."""
+    out = {}
+    for n in sizes:
+        for p in ranks:
+            sets = [*_sets(n, 3), "--set", f"time.t_end={2.0 * steps:g}", "--set", f"output.every={steps}",
+                    "--set", "solver.preconditioner=auto", *extra]
+            r = run_case(p, BLOCK3D, sets, f"block3d_n{n}_np{p}", directory, timeout)
+            out[f"{n}^3 on {p}"] = {"n": n, "ranks": p, **{k: r[k] for k in (
+                "whole_s", "peak_rss_MB", "steps", "iterations_per_step", "solve_per_step_s", "setup_s",
+                "preconditioner", "dofs")}}
+            say(f"  block3d {n}^3 on {p} rank(s): {r['whole_s']:.1f} s, peak {r['peak_rss_MB']:.0f} MB per process, "
+                f"{r['iterations_per_step']:.1f} iterations per step ({r['preconditioner']})")
+    return out
+
+
 def _summary(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
 
@@ -170,13 +239,15 @@ def compare(args, directory: Path, peer: bool, say) -> dict:
 
 
 def table(r: dict) -> str:
-    lines = [f"solver comparison: reference problem {r['dim']}D, N = {r['n']} ({r['dofs']:,} DOFs), "
-             f"{r['repeat']} runs each, median [min..max]", ""]
+    lines = []
+    if r.get("reference"):
+        lines += [f"solver comparison: reference problem {r['dim']}D, N = {r['n']} ({r['dofs']:,} DOFs), "
+                  f"{r['repeat']} runs each, median [min..max]", ""]
     fmt = "{:.3g} [{:.3g}..{:.3g}]"
 
     def cell(s):
         return fmt.format(s["median"], s["min"], s["max"])
-    for ranks, e in r["reference"].items():
+    for ranks, e in r.get("reference", {}).items():
         o = e["ours_summary"]
         lines.append(f"{ranks} rank(s), ours ({e['ours'][0]['preconditioner']}):")
         for key, label in (("whole_s", "whole process (s)"), ("solve_per_step_s", "solve per step (s)"),
@@ -203,6 +274,21 @@ def table(r: dict) -> str:
     if r.get("iterations_vs_size"):
         lines.append("iterations per step against mesh size (DOFs): " +
                      ", ".join(f"{k}: {v:.1f}" for k, v in r["iterations_vs_size"].items()))
+    if r.get("crossover"):
+        lines += ["", "exact LU (bjacobi) against AMG, one rank, 2D: set-up (assembly + preconditioner) and solve per step",
+                  f"  {'DOFs':>10s} {'LU set-up':>10s} {'LU step':>9s} {'AMG set-up':>11s} {'AMG step':>9s} "
+                  f"{'LU pays after (solves)':>23s} {'model':>8s} {'20 steps: faster':>17s} {'auto':>8s}"]
+        for dofs, c in r["crossover"].items():
+            lines.append(f"  {int(dofs):>10,d} {c['lu']['assembly_s']:>10.2f} {c['lu']['solve_per_step_s']:>9.3f} "
+                         f"{c['amg']['assembly_s']:>11.2f} {c['amg']['solve_per_step_s']:>9.3f} "
+                         f"{c['break_even_solves']:>23.3g} {c['model_break_even_solves']:>8.3g} "
+                         f"{c['faster']:>17s} {c['auto_picks']:>8s}")
+    if r.get("block3d"):
+        lines += ["", "inputs/block3d.toml (hexahedra, BDF2), default solver:"]
+        for key, b in r["block3d"].items():
+            lines.append(f"  {key} rank(s) ({b['dofs']:,} DOFs, {b['steps']} steps): {b['whole_s']:.1f} s whole, "
+                         f"{b['solve_per_step_s']:.3f} s per step, {b['iterations_per_step']:.1f} iterations per step, "
+                         f"peak {b['peak_rss_MB']:.0f} MB per process ({b['preconditioner']})")
     return "\n".join(lines)
 
 
@@ -217,6 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peer-script", type=Path, default=PEER_SCRIPT)
     p.add_argument("--iteration-ranks", type=int, nargs="*", default=[], help="e.g. 1 2 3 4 8 16")
     p.add_argument("--iteration-sizes", type=int, nargs="*", default=[], help="cells per side, e.g. 512 1024 2048")
+    p.add_argument("--crossover", type=int, nargs="*", default=[], metavar="N",
+                   help="2D sizes (cells per side) at which to time the exact LU against AMG on one rank, "
+                        "e.g. 128 256 512 1024")
+    p.add_argument("--block3d", type=int, nargs="*", default=[], metavar="N",
+                   help="run inputs/block3d.toml at N^3 hexahedra on each of --ranks, e.g. 64 128")
+    p.add_argument("--block3d-steps", type=int, default=50, help="BDF2 steps of the block3d runs (default 50)")
+    p.add_argument("--no-reference", action="store_true", help="skip the reference problem (only the extra series)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="extra case overrides of our runs, e.g. --set solver.preconditioner=jacobi")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per process")
@@ -242,8 +335,9 @@ def main(argv) -> int:
     directory = Path(tempfile.mkdtemp(prefix="bench-solvers-", dir=args.json.parent)).resolve()
     try:
         r = {"dim": args.dim, "n": args.n, "repeat": args.repeat, "peer": peer, "cores": os.cpu_count()}
-        r["reference"] = compare(args, directory, peer, say)
-        r["dofs"] = next(iter(r["reference"].values()))["ours"][0]["dofs"]
+        if not args.no_reference:
+            r["reference"] = compare(args, directory, peer, say)
+            r["dofs"] = next(iter(r["reference"].values()))["ours"][0]["dofs"]
         r["iterations_vs_ranks"] = {str(p): iterations(p, args.n, args.dim, directory, args.set, args.timeout)
                                     for p in args.iteration_ranks}
         r["iterations_vs_size"] = {}
@@ -251,6 +345,10 @@ def main(argv) -> int:
             dofs = (n + 1) ** args.dim
             r["iterations_vs_size"][str(dofs)] = iterations(max(args.ranks), n, args.dim, directory, args.set,
                                                             args.timeout)
+        if args.crossover:
+            r["crossover"] = crossover(args.crossover, 20, directory, args.set, args.timeout, say)
+        if args.block3d:
+            r["block3d"] = block3d(args.block3d, args.ranks, args.block3d_steps, directory, args.set, args.timeout, say)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     print(table(r))
