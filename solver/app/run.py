@@ -45,6 +45,7 @@ class RunResult:
     restarted_from: Path | None = None
     preconditioner: str = ""
     preconditioner_stats: dict = field(default_factory=dict)
+    nonlinear_iterations: int = 0
 
 
 def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, restart: str | None = None, force: bool = False,
@@ -89,14 +90,15 @@ def _run(case, comm, quiet, restart, force, guard, directory, wall_start) -> Run
             attrs = {"case": checkpoint.case_text(case.values), "case_file_text": case.text,
                      "case_source": case.source, "overrides": "\n".join(case.overrides)}
             results = ResultsFile(directory, case.name, mesh, attrs, out.driver,
-                                  continue_after=None if resume is None else resume.snapshots)
+                                  continue_after=None if resume is None else resume.snapshots,
+                                  extra_fields=sim.extra_fields, temperature_unit=case.physics.temperature_unit)
             if resume is not None:
                 state = checkpoint.read_state(resume.path, mesh, results.nodes, resume.attrs.datasets,
                                               lambda p: results.open_block_file(p, "r"))
                 a = resume.attrs
                 sim.restore(state, a.step, a.iterations, a.balance_terms, a.balance_energy_start, a.balance_inflow)
             elif not case.steady:
-                results.write(sim.u, 0.0, 0, sim.balance)
+                results.write(sim.u, 0.0, 0, sim.balance, sim.fields())
             if out.probes:
                 probes = Probes(mesh, out.probes)
                 results.init_probes(probes.points, None if resume is None else sim.t)
@@ -115,6 +117,7 @@ def _run(case, comm, quiet, restart, force, guard, directory, wall_start) -> Run
     stats = sim.preconditioner_stats()
     results.close({f"wall_time_{k}": v for k, v in timings.items()} |
                   {"steps": sim.step_index, "dt": sim.dt, "linear_iterations": sim.iterations,
+                   "nonlinear_iterations": sim.nonlinear_iterations, "temperature_unit": case.physics.temperature_unit,
                    "complete": not stopped, "status": "stopped" if stopped else "complete", "exit_status":
                    EXIT_STOPPED if stopped else 0, "checkpoint": str(last_checkpoint or ""),
                    "preconditioner": sim.solver.preconditioner} |
@@ -122,7 +125,8 @@ def _run(case, comm, quiet, restart, force, guard, directory, wall_start) -> Run
                   {f"balance_{k}": v for k, v in sim.balance.as_dict().items()})
     result = RunResult(results.h5_path, results.xdmf_path, mesh.n_global_nodes, comm.size, sim.step_index,
                        sim.iterations, timings, stopped, last_checkpoint,
-                       None if resume is None else resume.path, sim.solver.preconditioner, stats)
+                       None if resume is None else resume.path, sim.solver.preconditioner, stats,
+                       sim.nonlinear_iterations)
     log.info(summary(result, case))
     if last_checkpoint is not None:
         how = "to continue" if stopped else "to extend the run (with a larger time.t_end)"
@@ -183,7 +187,7 @@ def _time_loop(sim: Simulation, case: Case, results: ResultsFile, probes: Probes
         _check_health(sim, bad, case, solve)
         log.info(f"steady state: iterations {solve.iterations}, residual {solve.residual:.2e}")
         with timers("output"):
-            results.write(sim.u, 0.0, 0, sim.balance)
+            results.write(sim.u, 0.0, 0, sim.balance, sim.fields())
             if probes is not None:
                 probes.record(sim.u, 0.0)
         log.info(_balance_line(sim.balance, steady=True))
@@ -210,7 +214,7 @@ def _time_loop(sim: Simulation, case: Case, results: ResultsFile, probes: Probes
                 probes.record(sim.u, sim.t)
             if step % every == 0 or step == n_steps:
                 with timers("output"):
-                    results.write(sim.u, sim.t, step, sim.balance)
+                    results.write(sim.u, sim.t, step, sim.balance, sim.fields())
                     _flush_probes(probes, results)
             elapsed = MPI.Wtime() - loop_start
             progress(step - first_step, n_steps - first_step, sim.t, solve.iterations, solve.residual,
@@ -311,6 +315,9 @@ def summary(r: RunResult, case: Case) -> str:
     lines = [
         f"done: {r.n_dofs} DOFs on {r.ranks} ranks, {what}, "
         f"{r.iterations} CG iterations ({per_step:.1f} per step, preconditioner {r.preconditioner})"]
+    if r.nonlinear_iterations:
+        lines[0] += (f"; {r.nonlinear_iterations} {case.nonlinear.method} iterations "
+                     f"({r.nonlinear_iterations / max(r.steps, 1):.1f} per step)")
     p = r.preconditioner_stats
     if "levels" in p:
         lines.append(f"multigrid: {p['levels']} levels, operator complexity {p['operator_complexity']:.2f}, "

@@ -2,10 +2,15 @@
 
 An expression such as ``"100 * exp(-t / 60) * sin(pi * x)"`` is parsed with :mod:`ast`
 and compiled into a tree of NumPy operations; nothing is ever passed to ``eval``.
-Only numbers, the variables x, y, z, t, the constants below, arithmetic, comparisons,
+Only numbers, the variables x, y, z, t (and T, the temperature, where a property may depend on
+it: ``Expression(text, temperature=True)``), the constants below, arithmetic, comparisons,
 ``and``/``or``/``not``, ``a if cond else b`` and calls of the listed functions are
 accepted; anything else (attribute access, subscripts, lambdas, unknown names,
 keyword arguments, strings) is refused with a message.
+
+An expression of T also gives its exact derivative dT (forward-mode automatic differentiation:
+every node is evaluated as a pair (value, derivative); :meth:`Expression.with_derivative`),
+which the Newton Jacobians of temperature-dependent properties need.
 """
 
 from __future__ import annotations
@@ -43,9 +48,12 @@ class ExpressionError(ValueError):
 
 
 class Expression:
-    """A compiled expression of x, y, z and t, evaluated on NumPy arrays."""
+    """A compiled expression of x, y, z and t (and T with ``temperature=True``), evaluated on
+    NumPy arrays."""
 
-    def __init__(self, text: str | float | int):
+    def __init__(self, text: str | float | int, temperature: bool = False):
+        self._tree = None
+        self._dual = None
         if isinstance(text, (int, float)) and not isinstance(text, bool):
             self.text = repr(float(text))
             self._fn = _constant(float(text))
@@ -63,8 +71,10 @@ class Expression:
         except (RecursionError, MemoryError):
             raise ExpressionError("expression nested too deeply") from None
         names: set[str] = set()
-        self._fn = _compile(tree.body, names, 0)
+        allowed = VARIABLES + (("T",) if temperature else ())
+        self._fn = _compile(tree.body, names, 0, allowed)
         self.names = frozenset(names)
+        self._tree = tree.body
 
     @property
     def is_constant(self) -> bool:
@@ -74,16 +84,45 @@ class Expression:
     def depends_on_time(self) -> bool:
         return "t" in self.names
 
-    def __call__(self, points: np.ndarray, t: float = 0.0) -> np.ndarray:
-        """Evaluate at ``points`` (shape ``(..., gdim)``) and time ``t``; shape ``points.shape[:-1]``."""
+    @property
+    def depends_on_temperature(self) -> bool:
+        return "T" in self.names
+
+    @property
+    def depends_on_space(self) -> bool:
+        return bool(self.names & {"x", "y", "z"})
+
+    @staticmethod
+    def _env(points, t, T):
         points = np.asarray(points, dtype=float)
-        shape = points.shape[:-1]
-        env = {"t": float(t)}
+        env = {"t": float(t), "T": T}
         for i, name in enumerate(("x", "y", "z")):
             env[name] = points[..., i] if i < points.shape[-1] else 0.0
+        return env, points.shape[:-1]
+
+    def __call__(self, points: np.ndarray, t: float = 0.0, T: np.ndarray | float | None = None) -> np.ndarray:
+        """Evaluate at ``points`` (shape ``(..., gdim)``), time ``t`` and temperature ``T``
+        (broadcast with the points); shape ``points.shape[:-1]``."""
+        env, shape = self._env(points, t, T)
         with np.errstate(all="ignore"):
             value = self._fn(env)
         return np.broadcast_to(np.asarray(value, dtype=float), shape)
+
+    def with_derivative(self, points: np.ndarray, t: float, T) -> tuple[np.ndarray, np.ndarray]:
+        """(value, d value / dT) at the points, exact (dual numbers); the derivative is 0 for an
+        expression without T."""
+        env, shape = self._env(points, t, T)
+        if self._tree is None or "T" not in self.names:
+            with np.errstate(all="ignore"):
+                value = self._fn(env)
+            return np.broadcast_to(np.asarray(value, dtype=float), shape), np.zeros(shape)
+        if self._dual is None:
+            self._dual = _dual(self._tree)
+        env = {k: (v, 1.0 if k == "T" else 0.0) for k, v in env.items()}
+        with np.errstate(all="ignore"):
+            value, slope = self._dual(env)
+        return (np.broadcast_to(np.asarray(value, dtype=float), shape).copy(),
+                np.broadcast_to(np.asarray(slope, dtype=float), shape).copy())
 
     def __repr__(self) -> str:
         return f"Expression({self.text!r})"
@@ -93,24 +132,25 @@ def _constant(value):
     return lambda env: value
 
 
-def _compile(node, names: set, depth: int):
+def _compile(node, names: set, depth: int, allowed: tuple = VARIABLES):
     if depth > MAX_DEPTH:
         raise ExpressionError(f"expression nested deeper than {MAX_DEPTH} levels")
-    rec = lambda child: _compile(child, names, depth + 1)  # noqa: E731
+    rec = lambda child: _compile(child, names, depth + 1, allowed)  # noqa: E731
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             raise ExpressionError(f"only numbers are allowed as constants, got {node.value!r}")
         value = float(node.value)  # float: 10**10**10 overflows to inf instead of hanging
         return _constant(value)
     if isinstance(node, ast.Name):
-        if node.id in VARIABLES:
+        if node.id in allowed:
             names.add(node.id)
             name = node.id
             return lambda env: env[name]
         if node.id in CONSTANTS:
             return _constant(CONSTANTS[node.id])
+        hint = " (T, the temperature, only in k, rho, c and epsilon)" if node.id == "T" else ""
         raise ExpressionError(
-            f"unknown name {node.id!r} (allowed: {', '.join(VARIABLES + tuple(CONSTANTS))})")
+            f"unknown name {node.id!r}{hint} (allowed: {', '.join(allowed + tuple(CONSTANTS))})")
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         op, left, right = _BINARY[type(node.op)], rec(node.left), rec(node.right)
         return lambda env: op(left(env), right(env))
@@ -162,3 +202,95 @@ def _compile(node, names: set, depth: int):
         fn, args = FUNCTIONS[name], [rec(a) for a in node.args]
         return lambda env: fn(*(a(env) for a in args))
     raise ExpressionError(f"{type(node).__name__} is not allowed in an expression")
+
+
+# ------------------------------------------------------------------ derivatives (dual numbers)
+# Each node of an already validated tree becomes env -> (value, d value / dT). A derivative
+# that is the Python float 0.0 is "known zero" and skips work.
+_LN10 = float(np.log(10.0))
+_DERIVATIVES = {  # f'(a) of the one-argument functions
+    "sin": np.cos, "cos": lambda a: -np.sin(a), "tan": lambda a: 1.0 / np.cos(a) ** 2,
+    "asin": lambda a: 1.0 / np.sqrt(1.0 - a * a), "acos": lambda a: -1.0 / np.sqrt(1.0 - a * a),
+    "atan": lambda a: 1.0 / (1.0 + a * a), "sinh": np.cosh, "cosh": np.sinh,
+    "tanh": lambda a: 1.0 - np.tanh(a) ** 2, "exp": np.exp, "log": lambda a: 1.0 / a,
+    "log10": lambda a: 1.0 / (a * _LN10), "sqrt": lambda a: 0.5 / np.sqrt(a), "abs": np.sign,
+    "floor": None, "ceil": None, "sign": None,  # piecewise constant
+}
+
+
+def _zero(d) -> bool:
+    return isinstance(d, float) and d == 0.0
+
+
+def _dual(node):
+    rec = _dual
+    if isinstance(node, ast.Constant):
+        value = float(node.value)
+        return lambda env: (value, 0.0)
+    if isinstance(node, ast.Name):
+        if node.id in CONSTANTS:
+            value = CONSTANTS[node.id]
+            return lambda env: (value, 0.0)
+        name = node.id
+        return lambda env: env[name]
+    if isinstance(node, ast.BinOp):
+        left, right, op = rec(node.left), rec(node.right), type(node.op)
+
+        def binop(env):
+            (a, da), (b, db) = left(env), right(env)
+            if op is ast.Add:
+                return a + b, da + db
+            if op is ast.Sub:
+                return a - b, da - db
+            if op is ast.Mult:
+                return a * b, (0.0 if _zero(da) else da * b) + (0.0 if _zero(db) else a * db)
+            if op is ast.Div:
+                return a / b, (0.0 if _zero(da) else da / b) - (0.0 if _zero(db) else a * db / (b * b))
+            if op is ast.Mod:
+                return np.mod(a, b), (da if _zero(db) else da - np.floor(a / b) * db)
+            value = np.power(a, b)  # Pow
+            d = 0.0 if _zero(da) else b * np.power(a, b - 1.0) * da
+            if not _zero(db):
+                d = d + value * np.log(a) * db
+            return value, d
+        return binop
+    if isinstance(node, ast.UnaryOp):
+        operand = rec(node.operand)
+        if isinstance(node.op, ast.USub):
+            return lambda env: tuple(-v for v in operand(env))
+        if isinstance(node.op, ast.UAdd):
+            return operand
+        return lambda env: (np.logical_not(operand(env)[0]), 0.0)
+    if isinstance(node, (ast.Compare, ast.BoolOp)):  # logical values: derivative 0
+        plain = _compile(node, set(), 0, VARIABLES + ("T",))
+        return lambda env: (plain({k: v[0] for k, v in env.items()}), 0.0)
+    if isinstance(node, ast.IfExp):
+        cond, a, b = rec(node.test), rec(node.body), rec(node.orelse)
+
+        def ifexp(env):
+            c = cond(env)[0]
+            (va, da), (vb, db) = a(env), b(env)
+            return np.where(c, va, vb), (0.0 if _zero(da) and _zero(db) else np.where(c, da, db))
+        return ifexp
+    name = node.func.id  # Call (validated)
+    args = [rec(a) for a in node.args]
+    fn = FUNCTIONS[name]
+
+    def call(env):
+        values = [a(env) for a in args]
+        v = [x[0] for x in values]
+        d = [x[1] for x in values]
+        value = fn(*v)
+        if all(_zero(x) for x in d):
+            return value, 0.0
+        if name in ("min", "max"):
+            pick = (v[0] <= v[1]) if name == "min" else (v[0] >= v[1])
+            return value, np.where(pick, d[0], d[1])
+        if name == "where":
+            return value, np.where(v[0], d[1], d[2])
+        if name == "atan2":  # atan2(y, x)
+            r2 = v[0] * v[0] + v[1] * v[1]
+            return value, (v[1] * d[0] - v[0] * d[1]) / r2
+        slope = _DERIVATIVES[name]
+        return value, (0.0 if slope is None else slope(v[0]) * d[0])
+    return call

@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from solver.case import records
 from solver.case.expressions import Expression, ExpressionError
-from solver.case.schema import (BC_KEYS, BOUNDARIES, BOUNDARY_SCHEMA, REGION_SCHEMA, REQUIRED, SCHEMA,
+from solver.case.schema import (BC_KEYS, PROPERTY_FORMS, BOUNDARIES, BOUNDARY_SCHEMA, REGION_SCHEMA, REQUIRED, ROOT_SCHEMA, SCHEMA,
                                 STRUCTURED_CELLS, STRUCTURED_KEYS, Key)
+from solver.case.tables import TableError, check_pairs, is_table, read_pairs
 from solver.errors import CaseError
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
@@ -38,6 +41,7 @@ class Case:
     physics: records.Physics
     time: records.TimeSpec
     solver: records.SolverSpec
+    nonlinear: records.NonlinearSpec
     output: records.OutputSpec
     checkpoint: records.CheckpointSpec
     run: records.RunSpec
@@ -144,11 +148,14 @@ def validate(raw: dict, source: str) -> dict:
 
     allowed = sorted(SCHEMA) + ["boundary", "region"]
     for section, body in raw.items():
+        if section in ROOT_SCHEMA:
+            continue
         if section not in allowed:
-            fail(f"unknown section [{section}] (allowed: {', '.join(allowed)})")
+            fail(f"unknown section [{section}] (allowed: {', '.join(allowed)}; top-level keys: "
+                 f"{', '.join(ROOT_SCHEMA)})")
         if not isinstance(body, dict):
             fail(f"{section} must be a table ([{section}]), got {body!r}")
-    values: dict[str, dict] = {}
+    values: dict = {key: _check(key, spec, raw.get(key, spec.default), fail) for key, spec in ROOT_SCHEMA.items()}
     mesh_raw = raw.get("mesh", {})
     if isinstance(mesh_raw, dict) and "file" in mesh_raw:
         extra = [k for k in STRUCTURED_KEYS if k in mesh_raw]
@@ -168,6 +175,18 @@ def validate(raw: dict, source: str) -> dict:
     values["region"] = _check_regions(raw.get("region", {}), dim, values["mesh"]["type"] == "file", fail)
     if dim:
         _check_conductivity("material.k", values["material"]["k"], dim, fail)
+    r = values["run"]["temperature_range"]
+    if len(r) != 2 or not r[0] < r[1]:
+        fail(f"run.temperature_range must be [min, max] with min < max, got {r!r}")
+    _check_phase_change("material", values["material"], fail)
+    for name, region in values["region"].items():
+        merged = {k: region[k] if region.get(k) is not None else values["material"][k]
+                  for k in ("latent_heat", "solidus", "liquidus")}
+        _check_phase_change(f"region.{name}", merged, fail)
+    radiating = [name for name, b in values["boundary"].items() if "epsilon" in b]
+    if radiating and values["temperature_unit"] is None:
+        fail(f"boundary.{radiating[0]} radiates: declare temperature_unit = \"C\" or \"K\" at the top of the case "
+             f"file (sigma T^4 needs kelvin, so the unit of T_inf and of every temperature must be known)")
     return values
 
 
@@ -194,8 +213,13 @@ def _check(name: str, spec: Key, value, fail):
         return value
     if kind == "conductivity":
         if isinstance(value, list):
-            return [_check_float(name, spec, v, fail) for v in value]
-        return _check_float(name, spec, value, fail)
+            if value and all(isinstance(v, list) for v in value):
+                fail(f"{name}: a table is written {{ table = [[T, value], ...] }}; a list gives the diagonal "
+                     f"[kx, ky(, kz)] of an anisotropic k")
+            return [_check_property(name, spec, v, fail) for v in value]
+        return _check_property(name, spec, value, fail)
+    if kind == "property":
+        return _check_property(name, spec, value, fail)
     if kind == "duration":
         seconds = parse_duration(value)
         if seconds is None or seconds <= 0:
@@ -224,6 +248,31 @@ def _check(name: str, spec: Key, value, fail):
             fail(f"{name}: {exc}")
         return value
     raise AssertionError(kind)
+
+
+def _check_property(name: str, spec: Key, value, fail):
+    """A number, an expression (of T, and of x, y, z, t where ``spec.space_time``) or a table in T,
+    kept as plain data: float, str, or {"table": pairs[, "file": name]}."""
+    if isinstance(value, str):
+        try:
+            e = Expression(value, temperature=True)
+        except ExpressionError as exc:
+            fail(f"{name}: {exc}")
+        if not spec.space_time and e.names - {"T"}:
+            fail(f"{name}: may depend on T only (a region gives it a place), got {value!r}")
+        if e.is_constant:
+            return _check_float(name, spec, float(e(np.zeros((1, 1)))[0]), fail)
+        return value
+    if is_table(value):
+        try:
+            pairs, file = read_pairs(value)
+            check_pairs(pairs, spec.low, spec.high, spec.positive)
+        except TableError as exc:
+            fail(f"{name}: {exc}")
+        return {"table": pairs, **({"file": file} if file else {})}
+    if isinstance(value, list):
+        fail(f"{name} must be {PROPERTY_FORMS}, got a list")
+    return _check_float(name, spec, value, fail)
 
 
 def parse_duration(value) -> float | None:
@@ -307,6 +356,17 @@ def _check_time(time, fail):
         fail(f"time.t_end must be a whole number of time steps, got t_end/dt = {steps:.6g}")
 
 
+def _check_phase_change(where, m, fail):
+    """latent_heat > 0 needs solidus < liquidus; they are not used without it."""
+    if m["latent_heat"]:
+        for key in ("solidus", "liquidus"):
+            if m[key] is None:
+                fail(f"{where}.{key} is required with latent_heat > 0 (the melting range)")
+        if not m["solidus"] < m["liquidus"]:
+            fail(f"{where}.solidus must be below {where}.liquidus (a melting range of finite width), got "
+                 f"solidus = {m['solidus']:g}, liquidus = {m['liquidus']:g}")
+
+
 def _check_conductivity(name, k, dim, fail):
     if isinstance(k, list) and len(k) != dim:
         fail(f"{name} must be a number or a list of {dim} numbers (diagonal tensor), got {len(k)} entries")
@@ -333,8 +393,8 @@ def _check_regions(raw, dim, from_file, fail) -> dict:
                 fail(f"region.{name}.{axis} must be [min, max] with min <= max, got {r!r}")
         if region["k"] is not None and dim:
             _check_conductivity(f"region.{name}.k", region["k"], dim, fail)
-        if all(region[k] is None for k in ("k", "rho", "c")):
-            fail(f"region.{name} sets none of k, rho, c")
+        if all(region[k] is None for k in ("k", "rho", "c", "latent_heat", "solidus", "liquidus")):
+            fail(f"region.{name} sets none of k, rho, c, latent_heat, solidus, liquidus")
         result[name] = region
     return result
 

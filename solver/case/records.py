@@ -7,8 +7,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from solver.case.expressions import Expression
-from solver.case.schema import SCHEMES
+from solver.case.schema import SCHEMES, TEMPERATURE_UNITS
+from solver.case.tables import TemperatureTable
+
+Property = float | Expression | TemperatureTable  # a value, an expression (of T, ...), a table in T
+
+
+def is_constant(p) -> bool:
+    """A property that is one number (or a tuple of numbers)."""
+    if isinstance(p, tuple):
+        return all(is_constant(c) for c in p)
+    return isinstance(p, float)
 
 
 @dataclass(frozen=True)
@@ -39,11 +51,30 @@ MeshSpec = StructuredMeshSpec | MeshFileSpec
 
 @dataclass(frozen=True)
 class Material:
-    """Conductivity (a number, or the diagonal of an anisotropic tensor), density, heat capacity."""
+    """Conductivity (a property, or the diagonal of an anisotropic tensor of properties), density,
+    heat capacity; each a number, an expression or a table in T."""
 
-    k: float | tuple[float, ...]
-    rho: float
-    c: float
+    k: Property | tuple[Property, ...]
+    rho: Property
+    c: Property
+    melting: "Melting | None" = None
+
+    @property
+    def constant(self) -> bool:
+        return is_constant(self.k) and is_constant(self.rho) and is_constant(self.c) and self.melting is None
+
+
+@dataclass(frozen=True)
+class Melting:
+    """Latent heat L (J/kg) released linearly in T between the solidus and the liquidus."""
+
+    latent_heat: float
+    solidus: float
+    liquidus: float
+
+    def liquid_fraction(self, T):
+        """0 below the solidus, 1 above the liquidus, linear between."""
+        return np.clip((np.asarray(T) - self.solidus) / (self.liquidus - self.solidus), 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -54,9 +85,15 @@ class Region:
     name: str
     group: str | None
     box: tuple[tuple[float, float] | None, ...]  # (x range, y range[, z range]); None: unbounded
-    k: float | tuple[float, ...] | None
-    rho: float | None
-    c: float | None
+    k: Property | tuple[Property, ...] | None
+    rho: Property | None
+    c: Property | None
+    melting: Melting | None = None  # (already merged with the material's keys)
+
+    @property
+    def constant(self) -> bool:
+        return (all(p is None or is_constant(p) for p in (self.k, self.rho, self.c))
+                and (self.melting is None or not self.melting.latent_heat))
 
 
 @dataclass(frozen=True)
@@ -82,7 +119,16 @@ class RobinBC:
     T_inf: Expression
 
 
-BoundaryCondition = DirichletBC | NeumannBC | RobinBC
+@dataclass(frozen=True)
+class RadiationBC:
+    """Radiation to surroundings at T_inf: heat flux out ``epsilon sigma (T^4 - T_inf^4)``, T in kelvin."""
+
+    name: str
+    epsilon: Property
+    T_inf: Expression
+
+
+BoundaryCondition = DirichletBC | NeumannBC | RobinBC | RadiationBC
 
 
 @dataclass(frozen=True)
@@ -96,9 +142,33 @@ class Physics:
     source: Expression
     initial: Expression
     lumped_mass: bool
+    temperature_unit: str = "C"  # C | K
 
     def of_kind(self, kind: type) -> list:
         return [bc for bc in self.boundaries if isinstance(bc, kind)]
+
+    @property
+    def kelvin_offset(self) -> float:
+        """What to add to a case temperature to get kelvin."""
+        return TEMPERATURE_UNITS[self.temperature_unit]
+
+    @property
+    def nonlinear(self) -> bool:
+        """True when a property is not a plain number or a boundary radiates: the equations are
+        then solved by Newton (or Picard) iterations."""
+        return (not self.material.constant or not all(r.constant for r in self.regions)
+                or bool(self.of_kind(RadiationBC)))
+
+
+@dataclass(frozen=True)
+class NonlinearSpec:
+    method: str  # newton | picard
+    rtol: float
+    atol: float
+    stol: float
+    max_iterations: int
+    line_search: bool
+    fallback: str  # picard | none
 
 
 @dataclass(frozen=True)
@@ -145,8 +215,31 @@ class RunSpec:
     temperature_range: tuple[float, float]
 
 
+def _property(value) -> Property | None:
+    if value is None or isinstance(value, float):
+        return value
+    if isinstance(value, str):
+        return Expression(value, temperature=True)
+    return TemperatureTable(value["table"], value.get("file", "inline"))
+
+
+NO_MELTING = Melting(0.0, 0.0, 1.0)  # a region that does not melt where the material does
+
+
+def _melting(m: dict) -> Melting | None:
+    return Melting(m["latent_heat"], m["solidus"], m["liquidus"]) if m.get("latent_heat") else None
+
+
+def _region_melting(r: dict, m: dict) -> Melting | None:
+    """A region's melting when it sets any of its keys (the others from the material)."""
+    keys = ("latent_heat", "solidus", "liquidus")
+    if all(r.get(k) is None for k in keys):
+        return None
+    return _melting({k: r[k] if r.get(k) is not None else m[k] for k in keys}) or NO_MELTING
+
+
 def _k(value):
-    return tuple(value) if isinstance(value, list) else value
+    return tuple(_property(v) for v in value) if isinstance(value, list) else _property(value)
 
 
 def mesh_spec(mesh: dict) -> MeshSpec:
@@ -159,14 +252,19 @@ def mesh_spec(mesh: dict) -> MeshSpec:
 def physics(values: dict) -> Physics:
     m = values["material"]
     regions = tuple(Region(name, r.get("group"), tuple(r.get(axis) and tuple(r[axis]) for axis in "xyz"),
-                           _k(r.get("k")), r.get("rho"), r.get("c"))
+                           _k(r.get("k")), _property(r.get("rho")), _property(r.get("c")), _region_melting(r, m))
                     for name, r in values["region"].items())
-    kinds = {"dirichlet": lambda n, b: DirichletBC(n, Expression(b["value"])),
-             "neumann": lambda n, b: NeumannBC(n, Expression(b["flux"])),
-             "robin": lambda n, b: RobinBC(n, Expression(b["h"]), Expression(b["T_inf"]))}
-    boundaries = tuple(kinds[b["type"]](name, b) for name, b in values["boundary"].items() if b["type"] in kinds)
-    return Physics(Material(_k(m["k"]), m["rho"], m["c"]), regions, boundaries, Expression(values["source"]["f"]),
-                   Expression(values["initial"]["temperature"]), values["time"]["mass"] == "lumped")
+    kinds = {"dirichlet": lambda n, b: [DirichletBC(n, Expression(b["value"]))],
+             "neumann": lambda n, b: [NeumannBC(n, Expression(b["flux"]))],
+             "robin": lambda n, b: [RobinBC(n, Expression(b["h"]), Expression(b["T_inf"]))],
+             "radiation": lambda n, b: [RadiationBC(n, _property(b["epsilon"]), Expression(b["T_inf"]))],
+             "convection-radiation": lambda n, b: [RobinBC(n, Expression(b["h"]), Expression(b["T_inf"])),
+                                                   RadiationBC(n, _property(b["epsilon"]), Expression(b["T_inf"]))]}
+    boundaries = tuple(bc for name, b in values["boundary"].items() if b["type"] in kinds
+                       for bc in kinds[b["type"]](name, b))
+    return Physics(Material(_k(m["k"]), _property(m["rho"]), _property(m["c"]), _melting(m)), regions, boundaries,
+                   Expression(values["source"]["f"]), Expression(values["initial"]["temperature"]),
+                   values["time"]["mass"] == "lumped", values.get("temperature_unit") or "C")
 
 
 def time_spec(time: dict) -> TimeSpec:
@@ -180,6 +278,11 @@ def output_spec(output: dict) -> OutputSpec:
                       None if probes is None else tuple(tuple(p) for p in probes), output["driver"])
 
 
+def nonlinear_spec(n: dict) -> NonlinearSpec:
+    return NonlinearSpec(n["method"], n["rtol"], n["atol"], n["stol"], n["max_iterations"], n["line_search"] == "on",
+                         n["fallback"])
+
+
 def run_spec(run: dict) -> RunSpec:
     return RunSpec(run["wall_limit"], run["hang_timeout"], tuple(run["temperature_range"]))
 
@@ -187,5 +290,5 @@ def run_spec(run: dict) -> RunSpec:
 def sections(values: dict) -> dict:
     """Every section of validated case values as its record (the fields of a Case)."""
     return {"mesh": mesh_spec(values["mesh"]), "physics": physics(values), "time": time_spec(values["time"]),
-            "solver": SolverSpec(**values["solver"]), "output": output_spec(values["output"]),
+            "solver": SolverSpec(**values["solver"]), "nonlinear": nonlinear_spec(values["nonlinear"]), "output": output_spec(values["output"]),
             "checkpoint": CheckpointSpec(**values["checkpoint"]), "run": run_spec(values["run"])}

@@ -23,21 +23,29 @@ STRUCTURED_CELLS = {
 STRUCTURED_KEYS = ("cell", "nx", "ny", "nz", "lengths", "origin")
 SCHEMES = {"backward-euler": 1.0, "crank-nicolson": 0.5, "theta": None, "bdf2": None,
            "explicit-euler": 0.0, "steady": None}
-BC_KEYS = {"dirichlet": ("value",), "neumann": ("flux",), "robin": ("h", "T_inf"), "insulated": ()}
+BC_KEYS = {"dirichlet": ("value",), "neumann": ("flux",), "robin": ("h", "T_inf"),
+           "radiation": ("epsilon", "T_inf"), "convection-radiation": ("h", "epsilon", "T_inf"), "insulated": ()}
+TEMPERATURE_UNITS = {"C": 273.15, "K": 0.0}  # what to add to reach kelvin
+STEFAN_BOLTZMANN = 5.670374419e-8  # W/(m^2 K^4)
 
 
 @dataclass(frozen=True)
 class Key:
     """One case-file key: its kind, limits, default and documentation."""
 
-    kind: str  # int | float | str | choice | expr | floats | name | conductivity | dt
+    kind: str  # int | float | str | choice | expr | floats | name | conductivity | property | dt
     doc: str
     default: Any = REQUIRED
     low: float | None = None  # inclusive lower bound
     high: float | None = None  # inclusive upper bound
     positive: bool = False  # strictly > 0
     choices: tuple = ()
+    space_time: bool = True  # an expression may use x, y, z, t (besides T for a property)
 
+
+PROPERTY_FORMS = ("a number, an expression of T, or a table { table = [[T, value], ...] } or "
+                  "{ file = \"name.csv\" }")
+ROOT_SCHEMA: dict[str, "Key"] = {}  # filled below: keys at the top of a case file, before any section
 
 SCHEMA: dict[str, dict[str, Key]] = {
     "mesh": {
@@ -55,10 +63,15 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "origin": Key("floats", "lower corner [x0, y0(, z0)] in metres", None),
     },
     "material": {
-        "k": Key("conductivity", "thermal conductivity, W/(m K): a number, or [kx, ky(, kz)] for a "
-                 "diagonal anisotropic tensor", positive=True),
-        "rho": Key("float", "density, kg/m^3", positive=True),
-        "c": Key("float", "specific heat capacity, J/(kg K)", positive=True),
+        "k": Key("conductivity", "thermal conductivity, W/(m K): a number, an expression of T, x, y, z, t, a "
+                 "table in T, or [kx, ky(, kz)] of those for a diagonal anisotropic tensor", positive=True),
+        "rho": Key("property", "density, kg/m^3: " + PROPERTY_FORMS, positive=True, space_time=False),
+        "c": Key("property", "specific heat capacity, J/(kg K): " + PROPERTY_FORMS, positive=True,
+                 space_time=False),
+        "latent_heat": Key("float", "latent heat of melting, J/kg, released between solidus and liquidus "
+                           "(0: no phase change)", 0.0, low=0.0),
+        "solidus": Key("float", "temperature below which the material is solid (with latent_heat)", None),
+        "liquidus": Key("float", "temperature above which it is liquid (> solidus; with latent_heat)", None),
     },
     "initial": {
         "temperature": Key("expr", "initial temperature: a number or an expression of x, y, z", 0.0),
@@ -88,6 +101,22 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "atol": Key("float", "absolute residual tolerance", 0.0, low=0.0),
         "max_iterations": Key("int", "iteration cap of each linear solve", 2000, low=1),
     },
+    "nonlinear": {
+        "method": Key("choice", "nonlinear iteration when a property depends on T or a boundary radiates: newton "
+                      "(consistent Jacobian, quadratic convergence) or picard (properties lagged: linear "
+                      "convergence, symmetric systems)", "newton", choices=("newton", "picard")),
+        "rtol": Key("float", "converged when the residual norm falls below rtol times its value at the start of "
+                    "the step", 1e-9, positive=True, high=0.5),
+        "atol": Key("float", "or below this absolute residual norm (W per node, times dt in transient steps)", 0.0,
+                    low=0.0),
+        "stol": Key("float", "or when the update is below stol times the temperature norm (both l2)", 1e-12,
+                    low=0.0),
+        "max_iterations": Key("int", "iteration cap of each nonlinear solve", 30, low=1),
+        "line_search": Key("choice", "backtracking line search on the residual norm: on or off", "on",
+                           choices=("on", "off")),
+        "fallback": Key("choice", "when Newton fails: picard (retry the solve with Picard iterations) or none",
+                        "picard", choices=("picard", "none")),
+    },
     "checkpoint": {
         "every": Key("int", "write a checkpoint every N steps (0: only at the end and when stopped)", 0, low=0),
         "wall_interval": Key("float", "also every this many seconds of wall time (0: off)", 0.0, low=0.0),
@@ -115,15 +144,31 @@ BOUNDARY_SCHEMA: dict[str, Key] = {
     "type": Key("choice", "boundary condition kind (unlisted boundaries are insulated)", choices=tuple(BC_KEYS)),
     "value": Key("expr", "dirichlet: temperature, a number or an expression of x, y, z, t", None),
     "flux": Key("expr", "neumann: heat flux into the body, W/m^2, an expression of x, y, z, t", None),
-    "h": Key("expr", "robin: heat transfer coefficient, W/(m^2 K), an expression of x, y, z, t", None),
-    "T_inf": Key("expr", "robin: ambient temperature, an expression of x, y, z, t", None),
+    "h": Key("expr", "robin, convection-radiation: heat transfer coefficient, W/(m^2 K), an expression of "
+             "x, y, z, t", None),
+    "T_inf": Key("expr", "robin, radiation, convection-radiation: ambient temperature, an expression of x, y, z, t",
+                 None),
+    "epsilon": Key("property", "radiation, convection-radiation: emissivity in [0, 1], a number, an expression of "
+                   "T, x, y, z, t or a table in T (flux epsilon sigma (T^4 - T_inf^4) in kelvin)", None,
+                   low=0.0, high=1.0),
 }
+ROOT_SCHEMA.update({
+    "temperature_unit": Key("choice", "unit of every temperature in the case (and the results): C or K; "
+                            "required with radiation (sigma T^4 needs kelvin); default C", None,
+                            choices=tuple(TEMPERATURE_UNITS)),
+})
 REGION_SCHEMA: dict[str, Key] = {
     "group": Key("str", "physical group of the mesh file whose cells form the region", None),
     "x": Key("floats", "x range [min, max] of the region's box (default: unbounded)", None),
     "y": Key("floats", "y range [min, max]", None),
     "z": Key("floats", "z range [min, max]", None),
-    "k": Key("conductivity", "conductivity in the region (default: material.k)", None, positive=True),
-    "rho": Key("float", "density in the region (default: material.rho)", None, positive=True),
-    "c": Key("float", "heat capacity in the region (default: material.c)", None, positive=True),
+    "k": Key("conductivity", "conductivity in the region (default: material.k), in any form of material.k", None,
+             positive=True),
+    "rho": Key("property", "density in the region (default: material.rho), in any form of material.rho", None,
+               positive=True, space_time=False),
+    "c": Key("property", "heat capacity in the region (default: material.c), in any form of material.c", None,
+             positive=True, space_time=False),
+    "latent_heat": Key("float", "latent heat in the region, J/kg (default: material.latent_heat)", None, low=0.0),
+    "solidus": Key("float", "solidus in the region (default: material.solidus)", None),
+    "liquidus": Key("float", "liquidus in the region (default: material.liquidus)", None),
 }

@@ -158,6 +158,50 @@ class Assembler:
         keep = slots >= 0
         return self.csr(np.bincount(slots[keep], weights=values[keep], minlength=self.nnz))
 
+    def convection(self, b: np.ndarray, data: np.ndarray) -> None:
+        """Add ``int (b . grad N_i) N_j`` into ``data`` (values of this pattern), ``b`` (n_cells, n_qp,
+        dim) at the quadrature points: the non-symmetric part of a Newton Jacobian of
+        ``div(k(u) grad u)``, with ``b = dk/du grad u``."""
+        b = np.ascontiguousarray(b, dtype=np.float64)
+        if self.compiled:
+            missing = self.kernels.convection(self.coords, self.cells, self.shape[0], self.N, self.dN, self.weights,
+                                              b, self.indptr, self.indices, self.slots, data)
+            if missing:
+                raise RuntimeError(f"{missing} element entries outside the sparsity pattern")
+            return
+        g = self.reference.geometry
+        element = np.einsum("cqd,cqid,qj,cq->cij", b, np.broadcast_to(g.grad, b.shape[:2] + g.grad.shape[2:]),
+                            g.N, np.broadcast_to(g.wdet, b.shape[:2]), optimize=True)
+        data += self.reference.matrix_data(element)
+
+    # ------------------------------------------------------------------------------ fields at points
+    def values_at_points(self, u: np.ndarray) -> np.ndarray:
+        """A field (local vector) at the quadrature points, (n_cells, n_qp)."""
+        return u[self.cells] @ self.N.T
+
+    def gradients(self, u: np.ndarray) -> np.ndarray:
+        """The gradient of a field (local vector) at the quadrature points, (n_cells, n_qp, dim)."""
+        out = np.empty((self.n_cells, self.n_qp, self.dim))
+        if self.compiled:
+            self.kernels.gradient(self.coords, self.cells, self.dN, np.ascontiguousarray(u, dtype=np.float64), out)
+            return out
+        g = self.reference.geometry
+        out[:] = np.einsum("cn,cqnd->cqd", u[self.cells], g.grad)
+        return out
+
+    def flux_load(self, flux: np.ndarray) -> np.ndarray:
+        """Owned entries of ``int flux . grad N_i``, ``flux`` (n_cells, n_qp, dim) at the quadrature
+        points (e.g. k grad u: the conduction part of a residual)."""
+        flux = np.ascontiguousarray(flux, dtype=np.float64)
+        if self.compiled:
+            out = np.zeros(self.shape[0])
+            self.kernels.flux_vector(self.coords, self.cells, self.shape[0], self.dN, self.weights, flux, out)
+            return out
+        g = self.reference.geometry
+        element = np.einsum("cqd,cqnd,cq->cn", flux, np.broadcast_to(g.grad, flux.shape[:2] + g.grad.shape[2:]),
+                            np.broadcast_to(g.wdet, flux.shape[:2]), optimize=True)
+        return self.reference.vector(element)
+
     # ------------------------------------------------------------------------------ vectors
     def vector(self, element_vectors: np.ndarray) -> np.ndarray:
         """Sum element vectors (nc, nn) into owned entries."""

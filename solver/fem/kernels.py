@@ -319,8 +319,9 @@ def _scatter_search(cells, c, n_owned, order, A, indptr, indices, data):
 class CellKernels:
     """The kernels of one kind of cell, compiled with its sizes as constants."""
 
-    def __init__(self, matrix, vector):
+    def __init__(self, matrix, vector, gradient=None, flux_vector=None, convection=None):
         self.matrix, self.vector = matrix, vector
+        self.gradient, self.flux_vector, self.convection = gradient, flux_vector, convection
 
 
 @functools.lru_cache(maxsize=None)
@@ -334,6 +335,12 @@ def cell_kernels(nn: int, dim: int, nq: int, affine: bool) -> CellKernels:
       rows); ``mass``, ``cond``: canonical coefficients, size 0 when absent; ``slots``: the
       relative slots of :func:`pattern_fill`, or empty to search the rows.
     * ``vector(coords, cells, n_owned, N, dN, weights, values, out)``: ``out[i] += int f N_i``.
+    * ``gradient(coords, cells, dN, u, out)``: ``out[c, q, d]`` = du/dx_d at point q of cell c.
+    * ``flux_vector(coords, cells, n_owned, dN, weights, flux, out)``: ``out[i] += int flux . grad N_i``
+      with ``flux`` (n_cells, n_qp, dim) at the points (the residual of conduction, k grad u).
+    * ``convection(coords, cells, n_owned, N, dN, weights, b, indptr, indices, slots, data)`` adds
+      ``int (b . grad N_i) N_j`` (b: (n_cells, n_qp, dim)), the part of a Newton Jacobian that
+      comes from a conductivity depending on u (b = dk/du grad u); not symmetric.
     """
     NN, GD, NQ, AFFINE = int(nn), int(dim), int(nq), bool(affine)
     NS = GD * (GD + 1) // 2  # symmetric pairs of reference directions
@@ -504,7 +511,133 @@ def cell_kernels(nn: int, dim: int, nq: int, affine: bool) -> CellKernels:
                         out[row] += F[a, k]
         return 0
 
-    return CellKernels(matrix, vector)
+    @_jit
+    def gradient(coords, cells, dN, u, out):
+        nc = cells.shape[0]
+        nq = dN.shape[0]
+        X = np.empty((NN, GD, B))
+        J = np.empty((GD, GD, B))
+        Kinv = np.empty((GD, GD, B))
+        det = np.empty(B)
+        ur = np.empty((NN, B))
+        g = np.empty(GD)
+        for c0 in range(0, nc, B):
+            nb = min(B, nc - c0)
+            _gather(coords, cells, c0, nb, X, NN, GD)
+            for n in range(NN):
+                for k in range(nb):
+                    ur[n, k] = u[cells[c0 + k, n]]
+            for q in range(nq):
+                if q < NG:
+                    _measure(X, dN, q, nb, J, Kinv, det, True, NN, GD)
+                for k in range(nb):
+                    for e in range(GD):
+                        t = 0.0
+                        for n in range(NN):
+                            t += ur[n, k] * dN[q, n, e]
+                        g[e] = t
+                    for d in range(GD):
+                        t = 0.0
+                        for e in range(GD):
+                            t += g[e] * Kinv[e, d, k]
+                        out[c0 + k, q, d] = t
+        return 0
+
+    @_jit
+    def flux_vector(coords, cells, n_owned, dN, weights, flux, out):
+        nc = cells.shape[0]
+        nq = weights.shape[0]
+        X = np.empty((NN, GD, B))
+        J = np.empty((GD, GD, B))
+        Kinv = np.empty((GD, GD, B))
+        det = np.empty(B)
+        F = np.empty((NN, B))
+        r = np.empty(GD)
+        for c0 in range(0, nc, B):
+            nb = min(B, nc - c0)
+            _gather(coords, cells, c0, nb, X, NN, GD)
+            for a in range(NN):
+                for k in range(nb):
+                    F[a, k] = 0.0
+            for q in range(nq):
+                if q < NG:
+                    _measure(X, dN, q, nb, J, Kinv, det, True, NN, GD)
+                for k in range(nb):
+                    w = weights[q] * det[k]
+                    for e in range(GD):  # r = J^-1 flux: the flux in reference directions
+                        t = 0.0
+                        for d in range(GD):
+                            t += Kinv[e, d, k] * flux[c0 + k, q, d]
+                        r[e] = t * w
+                    for a in range(NN):
+                        t = 0.0
+                        for e in range(GD):
+                            t += dN[q, a, e] * r[e]
+                        F[a, k] += t
+            for k in range(nb):
+                for a in range(NN):
+                    row = cells[c0 + k, a]
+                    if row < n_owned:
+                        out[row] += F[a, k]
+        return 0
+
+    @_jit
+    def convection(coords, cells, n_owned, N, dN, weights, b, indptr, indices, slots, data):
+        nc = cells.shape[0]
+        nq = weights.shape[0]
+        use_slots = slots.shape[0] > 0
+        X = np.empty((NN, GD, B))
+        J = np.empty((GD, GD, B))
+        Kinv = np.empty((GD, GD, B))
+        det = np.empty(B)
+        Ab = np.empty((NN, NN, B))
+        A = np.empty((NN, NN))
+        r = np.empty(GD)
+        bg = np.empty(NN)
+        order = np.empty(NN, np.int64)
+        missing = 0
+        for c0 in range(0, nc, B):
+            nb = min(B, nc - c0)
+            _gather(coords, cells, c0, nb, X, NN, GD)
+            for i in range(NN):
+                for j in range(NN):
+                    for k in range(nb):
+                        Ab[i, j, k] = 0.0
+            for q in range(nq):
+                if q < NG:
+                    _measure(X, dN, q, nb, J, Kinv, det, True, NN, GD)
+                for k in range(nb):
+                    w = weights[q] * det[k]
+                    for e in range(GD):  # r = J^-1 b: b in reference directions
+                        t = 0.0
+                        for d in range(GD):
+                            t += Kinv[e, d, k] * b[c0 + k, q, d]
+                        r[e] = t * w
+                    for i in range(NN):
+                        t = 0.0
+                        for e in range(GD):
+                            t += dN[q, i, e] * r[e]
+                        bg[i] = t
+                    for i in range(NN):
+                        for j in range(NN):
+                            Ab[i, j, k] += bg[i] * N[q, j]
+            for k in range(nb):
+                c = c0 + k
+                if use_slots:
+                    for a in range(NN):
+                        row = cells[c, a]
+                        if row < n_owned:
+                            base = indptr[row]
+                            for j in range(NN):
+                                data[base + slots[c, a * NN + j]] += Ab[a, j, k]
+                else:
+                    for i in range(NN):
+                        for j in range(NN):
+                            A[i, j] = Ab[i, j, k]
+                    missing += _scatter_search(cells, c, n_owned, order, A, indptr, indices, data)
+        return missing
+
+    return CellKernels(matrix, vector, gradient, flux_vector, convection)
 
 
 @_jit
@@ -669,6 +802,11 @@ def warm_up(cell_type: str, cell_dtype=np.int32, index_dtype=np.int32, degree: i
     k.matrix(coords, cells, nn, N, dN, weights, one, one, indptr, indices, slots, data)
     k.matrix(coords, cells, nn, N, dN, weights, one, one, indptr, indices, slots[:0], data)
     k.vector(coords, cells, nn, N, dN, weights, one, np.zeros(nn))
+    grads = np.zeros((1, len(weights), ref.dim))
+    k.gradient(coords, cells, dN, np.zeros(nn), grads)
+    k.flux_vector(coords, cells, nn, dN, weights, grads, np.zeros(nn))
+    k.convection(coords, cells, nn, N, dN, weights, grads, indptr, indices, slots, data)
+    k.convection(coords, cells, nn, N, dN, weights, grads, indptr, indices, slots[:0], data)
     quadrature_points(coords, cells, N, np.empty((1, len(weights), ref.dim)))
     entry_slots(indptr, indices, np.zeros(1, np.int64), np.zeros(1, np.int64), nn)
     constrain_kernel(indptr, indices, data, np.zeros(nn, dtype=np.bool_), nn)

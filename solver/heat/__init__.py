@@ -1,6 +1,7 @@
 """The heat equation: materials, boundary terms and Dirichlet data of a case (:class:`HeatProblem`),
 the constrained linear systems, time stepping with one skeleton for every multistep scheme, the
-steady solve, the heat balance, and :class:`Simulation`, which steps a case without I/O.
+steady solve, the nonlinear problem (temperature-dependent properties, radiation) with its Newton
+steps, the heat balance, and :class:`Simulation`, which steps a case without I/O.
 """
 
 from solver.lazy import exports
@@ -14,7 +15,11 @@ WHERE = {
     "HeatFlows": "balance",
     "HeatProblem": "problem",
     "ImplicitStepper": "stepping",
+    "make_nonlinear_stepper": "nonlinear_stepping",
     "make_stepper": "stepping",
+    "NonlinearHeatProblem": "nonlinear",
+    "NonlinearStepper": "nonlinear_stepping",
+    "NonlinearSteadySolver": "nonlinear_stepping",
     "Multistep": "stepping",
     "Simulation": "simulation",
     "stable_explicit_dt": "stepping",

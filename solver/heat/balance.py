@@ -50,8 +50,10 @@ class HeatFlows:
 
     def __init__(self, problem):
         self.problem = problem
-        self.terms = (["source"] + [t.name for t in problem.neumann] + [t.name for t in problem.robin]
-                      + problem.dirichlet.names)
+        names = ["source"] + [t.name for t in problem.neumann] + [t.name for t in problem.robin]
+        names += [t.name for t in problem.radiation if t.name not in names]  # convection-radiation: one term
+        self.terms = names + problem.dirichlet.names
+        self.index = {name: i for i, name in enumerate(names)}
 
     def start(self, u: np.ndarray) -> HeatBalance:
         """A balance opened with the energy of ``u`` (collective)."""
@@ -60,15 +62,18 @@ class HeatFlows:
 
     def flows(self, parts: dict, u: np.ndarray, t: float) -> np.ndarray:
         """Heat flows (W) at time t in ``terms`` order (Dirichlet: 0), from the load vectors
-        themselves (sum_i F_i = int f by construction); Robin: int h (T_inf - u)."""
+        themselves (sum_i F_i = int f by construction); Robin: int h (T_inf - u); radiation:
+        -int epsilon sigma (T^4 - T_inf^4)."""
         p = self.problem
         n = p.mesh.n_owned
         out = np.zeros(len(self.terms))
         out[0] = parts["source"].sum() if "source" in parts else 0.0
-        for i, term in enumerate(p.neumann, start=1):
-            out[i] = parts[term.name].sum()
-        for i, term in enumerate(p.robin, start=1 + len(p.neumann)):
-            out[i] = parts[term.name].sum() - np.dot(p.robin_uptake(term, t), u[:n])
+        for term in p.neumann:
+            out[self.index[term.name]] += parts[term.name].sum()
+        for term in p.robin:
+            out[self.index[term.name]] += parts[term.name].sum() - np.dot(p.robin_uptake(term, t), u[:n])
+        for term in p.radiation:
+            out[self.index[term.name]] -= p.radiation_loss(term, u, t).sum()
         return out
 
     def reactions(self, rows: np.ndarray, reactions: np.ndarray) -> np.ndarray:
@@ -86,7 +91,7 @@ class HeatFlows:
         owned ``rows``) to ``balance``, with the new energy; one Allreduce."""
         p = self.problem
         buf = np.empty(1 + len(heat_in))
-        buf[0] = np.dot(p.mass_weights, u_new[: p.mesh.n_owned])
+        buf[0] = p.energy_local(u_new)
         buf[1:] = heat_in + self.reactions(rows, reactions)
         p.mesh.comm.Allreduce(MPI.IN_PLACE, buf)
         balance.energy = float(buf[0])

@@ -58,18 +58,15 @@ class TimeLevelCache:
         return self._values[key]
 
 
-class HeatProblem:
-    """M, K + K_R(t), the load vectors F(t) by origin, and the Dirichlet data of a case."""
+class HeatLoads:
+    """What every form of the heat equation has: the mesh and its assembler, the source, the
+    Neumann and Robin boundaries with their load vectors F(t) by origin, and the Dirichlet data."""
+
+    radiation: list = []  # radiating boundaries (the nonlinear problem has them)
 
     def __init__(self, mesh: DistributedMesh, physics: Physics):
         self.mesh = mesh
         self.assembler = Assembler(mesh)
-        self.k_cell, self.rhoc_cell = cell_materials(mesh, physics.material, physics.regions)
-        self.K_conduction = self.assembler.stiffness(self.k_cell)
-        self.M = self.assembler.mass(self.rhoc_cell)
-        if physics.lumped_mass:  # row sums on the diagonal, same sparsity pattern
-            self.M = self.assembler.lumped(self.M)
-        self.assembler.release_matrix_workspace()  # NumPy path: gradients and entry map (~140 bytes per DOF in 2D)
         self.source = physics.source
         self.neumann = [FacetTerm(bc, BoundaryTerm(mesh, bc.name)) for bc in physics.of_kind(NeumannBC)]
         self.robin = [FacetTerm(bc, BoundaryTerm(mesh, bc.name)) for bc in physics.of_kind(RobinBC)]
@@ -77,21 +74,15 @@ class HeatProblem:
         self._cache = TimeLevelCache()
         # a heat transfer coefficient h(t) makes the system matrix change from step to step
         self.time_dependent_matrix = any(term.condition.h.depends_on_time for term in self.robin)
-        self.mass_weights = np.asarray(self.M.sum(axis=1)).ravel()  # int rho c N_i: E = m . u
 
-    def stiffness(self, t: float) -> sp.csr_matrix:
-        """Owned rows of ``K + K_R(t)``: conduction plus the Robin term ``int h(t) N_i N_j``
-        (one sparsity pattern, so their data arrays add; cached unless h depends on t)."""
-        if not self.robin:
-            return self.K_conduction
-        return self._cache.get("K", self.time_dependent_matrix, t, self._stiffness)
-
-    def _stiffness(self, t: float) -> sp.csr_matrix:
-        data = self.K_conduction.data.copy()
-        for term in self.robin:  # int h(t) N_i N_j over the facets, into the shared pattern
+    def robin_data(self, t: float, data: np.ndarray | None = None) -> np.ndarray:
+        """Values, in the assembler's pattern, of ``int h(t) N_i N_j`` over every Robin boundary,
+        added into ``data`` when given."""
+        data = np.zeros(self.assembler.nnz) if data is None else data
+        for term in self.robin:
             term.facets.add_mass(lambda p, h=term.condition.h: h(p, t), self.assembler.indptr,
                                  self.assembler.indices, data)
-        return self.assembler.csr(data)
+        return data
 
     def robin_uptake(self, term: FacetTerm, t: float) -> np.ndarray:
         """``int h(t) N_i`` over a Robin boundary: the uptake h u of its flow h (T_inf - u)."""
@@ -118,7 +109,40 @@ class HeatProblem:
         return parts
 
     def energy(self, u: np.ndarray) -> float:
-        """Thermal energy int rho c u (J, relative to u = 0), summed over ranks."""
-        e = np.array([np.dot(self.mass_weights, u[: self.mesh.n_owned])])
+        """Thermal energy (J, relative to u = 0), summed over ranks."""
+        e = np.array([self.energy_local(u)])
         self.mesh.comm.Allreduce(MPI.IN_PLACE, e)
         return float(e[0])
+
+    def energy_local(self, u: np.ndarray) -> float:
+        raise NotImplementedError
+
+
+class HeatProblem(HeatLoads):
+    """The linear heat equation: M, K + K_R(t), the load vectors F(t) by origin, and the Dirichlet
+    data of a case whose properties are numbers."""
+
+    def __init__(self, mesh: DistributedMesh, physics: Physics):
+        super().__init__(mesh, physics)
+        self.k_cell, self.rhoc_cell = cell_materials(mesh, physics.material, physics.regions)
+        self.K_conduction = self.assembler.stiffness(self.k_cell)
+        self.M = self.assembler.mass(self.rhoc_cell)
+        if physics.lumped_mass:  # row sums on the diagonal, same sparsity pattern
+            self.M = self.assembler.lumped(self.M)
+        self.assembler.release_matrix_workspace()  # NumPy path: gradients and entry map (~140 bytes per DOF in 2D)
+        self.mass_weights = np.asarray(self.M.sum(axis=1)).ravel()  # int rho c N_i: E = m . u
+
+    def energy_local(self, u: np.ndarray) -> float:
+        """This rank's part of int rho c u."""
+        return float(np.dot(self.mass_weights, u[: self.mesh.n_owned]))
+
+    def stiffness(self, t: float) -> sp.csr_matrix:
+        """Owned rows of ``K + K_R(t)``: conduction plus the Robin term ``int h(t) N_i N_j``
+        (one sparsity pattern, so their data arrays add; cached unless h depends on t)."""
+        if not self.robin:
+            return self.K_conduction
+        return self._cache.get("K", self.time_dependent_matrix, t, self._stiffness)
+
+    def _stiffness(self, t: float) -> sp.csr_matrix:
+        return self.assembler.csr(self.robin_data(t, self.K_conduction.data.copy()))
+

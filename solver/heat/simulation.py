@@ -12,6 +12,8 @@ from mpi4py import MPI
 
 from solver.case.load import Case, check_against_mesh
 from solver.case.records import SolverSpec
+from solver.heat.nonlinear import NonlinearHeatProblem
+from solver.heat.nonlinear_stepping import make_nonlinear_stepper
 from solver.heat.problem import HeatProblem
 from solver.heat.stepping import make_stepper
 from solver.la.choice import choose_preconditioner
@@ -42,8 +44,8 @@ def resolve_preconditioner(case: Case, mesh: DistributedMesh, problem: HeatProbl
     if case.solver.preconditioner != "auto":
         return case.solver
     t = case.time
-    if t.steady:
-        solves = 1
+    if t.steady or case.physics.nonlinear:
+        solves = 1  # a new matrix for every (Newton) solve
     elif problem.time_dependent_matrix:
         solves = 1  # a new matrix every step
     else:
@@ -63,9 +65,15 @@ class Simulation:
             self.mesh = create_mesh(comm, case.mesh)
         check_against_mesh(case, self.mesh)
         with self.timers("assembly"):
-            self.problem = HeatProblem(self.mesh, case.physics)
-            self.solver = resolve_preconditioner(case, self.mesh, self.problem)
-            self.stepper = make_stepper(self.problem, case.time, self.solver)
+            self.nonlinear = case.physics.nonlinear
+            if self.nonlinear:
+                self.problem = NonlinearHeatProblem(self.mesh, case.physics)
+                self.solver = resolve_preconditioner(case, self.mesh, self.problem)
+                self.stepper = make_nonlinear_stepper(self.problem, case.time, self.solver, case.nonlinear)
+            else:
+                self.problem = HeatProblem(self.mesh, case.physics)
+                self.solver = resolve_preconditioner(case, self.mesh, self.problem)
+                self.stepper = make_stepper(self.problem, case.time, self.solver)
         self.u = np.array(case.physics.initial(self.mesh.coords, 0.0), dtype=float)
         self.step_index, self.t = 0, 0.0
         self.iterations = 0
@@ -104,6 +112,20 @@ class Simulation:
             info = self.stepper.solve(self.u)
         self.iterations += info.iterations
         return info
+
+    @property
+    def extra_fields(self) -> tuple[str, ...]:
+        """Nodal fields written beside the temperature: the liquid fraction with phase change."""
+        return ("liquid_fraction",) if self.nonlinear and self.problem.materials.melting else ()
+
+    def fields(self) -> dict:
+        """Owned values of :attr:`extra_fields` for the current solution."""
+        return {"liquid_fraction": self.problem.liquid_fraction(self.u)} if self.extra_fields else {}
+
+    @property
+    def nonlinear_iterations(self) -> int:
+        """Newton (or Picard) iterations so far (0 for a linear problem)."""
+        return getattr(self.stepper, "nonlinear_iterations", 0)
 
     def preconditioner_stats(self) -> dict:
         """What the current system's preconditioner reports of itself (multigrid: levels,

@@ -4,7 +4,8 @@ Layout (canonical, rank-independent order; identical whatever the number of rank
 
     /mesh/geometry              (n_nodes, gdim) float64
     /mesh/topology              (n_cells, nodes_per_cell) int64, attr cell_type
-    /fields/temperature/000000  (n_nodes,) float64, attrs time, step
+    /fields/temperature/000000  (n_nodes,) float64, attrs time, step, units
+    /fields/liquid_fraction/... the same, for a case with phase change (other nodal fields alike)
     /time, /step                (n_outputs,) times and step numbers of the snapshots
     attrs: case (resolved TOML), case_file_text, case_source, solver_version, ranks, ...
 
@@ -30,7 +31,7 @@ from solver.parallel.blocks import BlockRedistributor
 from solver.parallel.collective import on_root
 
 RUNNING = "running"  # the status until the end record is written
-TEMPERATURE_UNITS = "degC"
+UNITS_ATTRIBUTE = {"C": "degC", "K": "K"}  # the units attribute of the temperature, by the case's unit
 SERIES = {"/time": np.float64, "/step": np.int64,
           "/balance/energy_change": np.float64, "/balance/relative_imbalance": np.float64}
 
@@ -39,8 +40,13 @@ class ResultsFile:
     """Writes the mesh once and temperature snapshots; keeps the XDMF index up to date."""
 
     def __init__(self, directory: Path, name: str, mesh: DistributedMesh, attrs: dict,
-                 driver: str = "auto", continue_after: int | None = None):
+                 driver: str = "auto", continue_after: int | None = None, extra_fields: tuple[str, ...] = (),
+                 temperature_unit: str = "C"):
+        """``extra_fields``: names of nodal fields written beside the temperature at each
+        snapshot (:meth:`write`'s ``extra``)."""
         comm = mesh.comm
+        self.extra_fields = tuple(extra_fields)
+        self.units = {"temperature": UNITS_ATTRIBUTE[temperature_unit], "liquid_fraction": "1"}
         self.comm, self.mesh = comm, mesh
         self.h5_path = Path(directory) / f"{name}.h5"
         self.xdmf_path = Path(directory) / f"{name}.xdmf"
@@ -49,7 +55,8 @@ class ResultsFile:
         self.cells = BlockRedistributor(comm, mesh.cell_ids[: mesh.n_owned_cells], mesh.n_global_cells)
         self.driver = driver
         self.xdmf = XdmfIndex(self.xdmf_path, self.h5_path.name, mesh.reference, mesh.n_global_nodes,
-                              mesh.n_global_cells, mesh.dim) if comm.rank == 0 else None
+                              mesh.n_global_cells, mesh.dim, ("temperature",) + self.extra_fields) \
+            if comm.rank == 0 else None
         if continue_after is not None:
             self._continue(continue_after, attrs)
             return
@@ -82,7 +89,8 @@ class ResultsFile:
             raise CaseError(f"{self.h5_path}: holds {0 if times is None else len(times)} snapshots, "
                             f"the checkpoint expects at least {n_snapshots}")
         for i in range(n_snapshots, len(times)):
-            self.backend.delete(f"/fields/temperature/{i:06d}")
+            for field in ("temperature",) + self.extra_fields:
+                self.backend.delete(f"/fields/{field}/{i:06d}")
         for name in SERIES:
             self.backend.truncate(name, n_snapshots)
         self.snapshots = [(float(t), f"/fields/temperature/{i:06d}") for i, t in enumerate(times[:n_snapshots])]
@@ -110,11 +118,16 @@ class ResultsFile:
         self.backend.append_rows("/probes/time", times)
         self.backend.append_rows("/probes/values", values)
 
-    def write(self, u_local: np.ndarray, t: float, step: int, balance=None) -> None:
-        block = self.nodes.to_blocks(u_local[: self.mesh.n_owned])
+    def write(self, u_local: np.ndarray, t: float, step: int, balance=None, extra: dict | None = None) -> None:
+        """One snapshot: the temperature and ``extra`` (name -> owned or local nodal values)."""
+        fields = {"temperature": u_local, **(extra or {})}
+        if set(fields) != {"temperature", *self.extra_fields}:
+            raise ValueError(f"snapshot fields {sorted(fields)}, expected temperature and {self.extra_fields}")
+        for field in ("temperature",) + self.extra_fields:
+            path = f"/fields/{field}/{len(self.snapshots):06d}"
+            self.backend.write_blocks(path, self.nodes.to_blocks(fields[field][: self.mesh.n_owned]), self.nodes)
+            self.backend.set_attrs(path, {"time": float(t), "step": int(step), "units": self.units.get(field, "")})
         name = f"/fields/temperature/{len(self.snapshots):06d}"
-        self.backend.write_blocks(name, block, self.nodes)
-        self.backend.set_attrs(name, {"time": float(t), "step": int(step), "units": TEMPERATURE_UNITS})
         self.backend.append("/time", float(t))
         self.backend.append("/step", int(step))
         if balance is not None:

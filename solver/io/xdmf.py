@@ -24,9 +24,12 @@ _TAIL = "    </Grid>\n  </Domain>\n</Xdmf>\n"
 class XdmfIndex:
     """The index of ``h5_name``'s snapshots at ``path`` (rank 0 writes it)."""
 
-    def __init__(self, path: Path, h5_name: str, cell: ReferenceCell, n_nodes: int, n_cells: int, gdim: int):
+    def __init__(self, path: Path, h5_name: str, cell: ReferenceCell, n_nodes: int, n_cells: int, gdim: int,
+                 fields: tuple[str, ...] = ("temperature",)):
+        """``fields``: the nodal fields of every snapshot; the first one's dataset names the
+        snapshot, the others sit beside it (``/fields/<name>/<index>``)."""
         self.path = Path(path)
-        self.h5, self.n_nodes = h5_name, n_nodes
+        self.h5, self.n_nodes, self.fields = h5_name, n_nodes, tuple(fields)
         self.mesh = (
             f'      <Topology TopologyType="{cell.xdmf}" NumberOfElements="{n_cells}">\n'
             f'        <DataItem Dimensions="{n_cells} {cell.n_nodes}" NumberType="Int" Precision="8" '
@@ -40,12 +43,14 @@ class XdmfIndex:
         self._tail_at: int | None = None  # byte offset of the closing tags
 
     def _grid(self, i: int, t: float, dataset: str) -> str:
+        first = f"/{self.fields[0]}/"
+        attributes = "".join(
+            f'      <Attribute Name="{name}" AttributeType="Scalar" Center="Node">\n'
+            f'        <DataItem Dimensions="{self.n_nodes}" NumberType="Float" Precision="8" '
+            f'Format="HDF">{self.h5}:{dataset.replace(first, f"/{name}/")}</DataItem>\n'
+            f'      </Attribute>\n' for name in self.fields)
         return (f'    <Grid Name={quoteattr(f"step {i}")} GridType="Uniform">\n{self.mesh}'
-                f'      <Time Value="{t!r}"/>\n'
-                f'      <Attribute Name="temperature" AttributeType="Scalar" Center="Node">\n'
-                f'        <DataItem Dimensions="{self.n_nodes}" NumberType="Float" Precision="8" '
-                f'Format="HDF">{self.h5}:{dataset}</DataItem>\n'
-                f'      </Attribute>\n'
+                f'      <Time Value="{t!r}"/>\n{attributes}'
                 f'    </Grid>\n')
 
     def rewrite(self, snapshots) -> None:

@@ -59,3 +59,86 @@ def pcg(A: DistributedMatrix, b: np.ndarray, x: np.ndarray, precond, rtol: float
         it += 1
     A.halo.update(x)
     return SolveInfo(it, float(np.sqrt(rr) / scale), bool(np.sqrt(rr) <= target))
+
+
+def gmres(A: DistributedMatrix, b: np.ndarray, x: np.ndarray, precond, rtol: float, atol: float = 0.0,
+          max_iterations: int = 1000, restart: int = 40) -> SolveInfo:
+    """Right-preconditioned restarted GMRES (flexible: the preconditioned vectors are kept) for a
+    non-symmetric ``A``; ``x`` (local size) is the initial guess and is overwritten. Converged
+    when the true residual ||b - A x|| <= max(rtol ||b||, atol). Classical Gram-Schmidt applied
+    twice (two fused ``Allreduce`` per iteration, stable as modified Gram-Schmidt) and one for the
+    norm. The basis grows only as far as the iterations go."""
+    comm = A.halo.pattern.comm
+    n = A.n_owned
+    bnorm = np.sqrt(dot(comm, b, b, n))
+    scale = target = None
+    it = 0
+    work = np.zeros_like(x)  # a local vector (ghosts) for the products
+    residual = np.inf
+    while True:
+        r = b[:n] - A.matvec(x)
+        beta = np.sqrt(dot(comm, r, r, n))
+        if scale is None:
+            scale = bnorm if bnorm > 0 else max(beta, 1.0)
+            target = max(rtol * scale, atol)
+        residual = beta
+        if beta <= target or it >= max_iterations:
+            break
+        V = np.empty((min(8, restart + 1), n))  # grows by doubling, up to restart + 1 rows
+        Z = np.empty((min(8, restart), n))
+        V[0] = r / beta
+        H = np.zeros((restart + 1, restart))
+        g = np.zeros(restart + 1)
+        g[0] = beta
+        cs, sn = np.zeros(restart), np.zeros(restart)
+        j = 0
+        for j in range(restart):
+            if j >= len(Z):
+                Z = _grown(Z, restart)
+            Z[j] = precond(V[j])
+            work[:n] = Z[j]
+            w = A.matvec(work)
+            basis = V[: j + 1]
+            h = np.empty(j + 1)
+            comm.Allreduce(basis @ w, h)
+            w -= h @ basis
+            h2 = np.empty(j + 1)
+            comm.Allreduce(basis @ w, h2)
+            w -= h2 @ basis
+            h += h2
+            hn = np.sqrt(dot(comm, w, w, n))
+            H[: j + 1, j] = h
+            H[j + 1, j] = hn
+            for i in range(j):  # earlier Givens rotations on the new column
+                H[i, j], H[i + 1, j] = cs[i] * H[i, j] + sn[i] * H[i + 1, j], -sn[i] * H[i, j] + cs[i] * H[i + 1, j]
+            rho = np.hypot(H[j, j], H[j + 1, j])
+            cs[j], sn[j] = (H[j, j] / rho, H[j + 1, j] / rho) if rho > 0 else (1.0, 0.0)
+            H[j, j] = rho
+            H[j + 1, j] = 0.0
+            g[j + 1] = -sn[j] * g[j]
+            g[j] = cs[j] * g[j]
+            it += 1
+            residual = abs(g[j + 1])
+            if residual <= target or it >= max_iterations or hn <= 1e-300:
+                break
+            if j + 1 >= len(V):
+                V = _grown(V, restart + 1)
+            V[j + 1] = w / hn
+        k = j + 1
+        y = np.linalg.solve(np.triu(H[:k, :k]) + np.diag(np.where(np.diag(H[:k, :k]) == 0, 1.0, 0.0)), g[:k])
+        x[:n] += y @ Z[:k]
+        A.halo.update(x)
+        if residual <= target or it >= max_iterations or hn <= 1e-300:
+            r = b[:n] - A.matvec(x)  # the true residual decides
+            residual = np.sqrt(dot(comm, r, r, n))
+            if residual <= target or it >= max_iterations:
+                break
+    A.halo.update(x)
+    return SolveInfo(it, float(residual / scale), bool(residual <= target))
+
+
+def _grown(rows: np.ndarray, limit: int) -> np.ndarray:
+    """``rows`` with room for twice as many (at most ``limit``), the first ones copied."""
+    out = np.empty((min(2 * len(rows), limit), rows.shape[1]))
+    out[: len(rows)] = rows
+    return out

@@ -15,6 +15,11 @@ studies use a time-dependent ``h = 2 (1 + 5 t)``, so the matrix changes every st
   steady variant drops exp(-t) and solves K u = F);
 * time: one mesh, dt halved repeatedly; differences of successive solutions fall as dt^p,
   which isolates the time error from the space error.
+
+The nonlinear variant (``nonlinear=True``) takes the same u with ``k_a(T) = kappa_a (1 + BETA T)``
+and ``c(T) = c (1 + GAMMA T)`` (expressions of T in the case), so that
+``f = rho c(u) u_t - sum_a kappa_a ((1 + BETA u) u_aa + BETA u_a^2)`` and the boundary fluxes carry
+k(u); Newton solves each step, and its residual ratios show its quadratic convergence.
 """
 
 from __future__ import annotations
@@ -37,14 +42,15 @@ PHASE = (0.3, 0.2, 0.1)
 T_END = 0.1
 H_OF_T = f"{H!r}*(1 + 5*t)"  # Robin coefficient of the time studies
 ORDERS = {"backward-euler": 1.0, "crank-nicolson": 2.0, "bdf2": 2.0}
+BETA, GAMMA = 0.5, 0.3  # k(T) = kappa (1 + BETA T), c(T) = C (1 + GAMMA T) of the nonlinear variant
 CELLS_BY_DIM = {2: ("triangle", "quadrilateral"), 3: ("tetrahedron", "hexahedron")}
 
 
 class Manufactured:
     """Exact solution, gradient, source and boundary data as expression strings."""
 
-    def __init__(self, dim: int, steady: bool = False, h: str = repr(H)):
-        self.dim, self.h = dim, h
+    def __init__(self, dim: int, steady: bool = False, h: str = repr(H), nonlinear: bool = False):
+        self.dim, self.h, self.nonlinear = dim, h, nonlinear
         axes = "xyz"[:dim]
         decay = "" if steady else "exp(-t)*"
         c = {a: f"cos(pi*{a}/2+{p})" for a, p in zip(axes, PHASE)}
@@ -52,11 +58,26 @@ class Manufactured:
         self.u = decay + "*".join(c.values())
         self.grad = [f"-(pi/2)*{decay}{s[a]}*" + "*".join(c[b] for b in axes if b != a) for a in axes]
         lam = sum(KAPPA[:dim]) * math.pi ** 2 / 4
-        self.f = f"{lam!r}*{self.u}" if steady else f"({lam!r} - {RHO * C!r})*{self.u}"
+        if not nonlinear:
+            self.f = f"{lam!r}*{self.u}" if steady else f"({lam!r} - {RHO * C!r})*{self.u}"
+            return
+        u = f"({self.u})"
+        squares = " + ".join(f"{KAPPA[i]!r}*({g})**2" for i, g in enumerate(self.grad))
+        self.f = f"{lam!r}*(1 + {BETA!r}*{u})*{u} - {BETA!r}*({squares})"
+        if not steady:  # rho c(u) u_t with u_t = -u
+            self.f += f" - {RHO * C!r}*(1 + {GAMMA!r}*{u})*{u}"
+
+    def material(self) -> dict:
+        if not self.nonlinear:
+            return {"k": list(KAPPA[: self.dim]), "rho": RHO, "c": C}
+        return {"k": [f"{k!r}*(1 + {BETA!r}*T)" for k in KAPPA[: self.dim]], "rho": RHO,
+                "c": f"{C!r}*(1 + {GAMMA!r}*T)"}
 
     def boundaries(self) -> dict:
-        def dudn(axis, sign):
-            return f"({sign}{KAPPA[axis]!r})*({self.grad[axis]})"  # k du/dn with n = sign * e_axis
+        scale = f"*(1 + {BETA!r}*({self.u}))" if self.nonlinear else ""
+
+        def dudn(axis, sign):  # k(u) du/dn with n = sign * e_axis
+            return f"({sign}{KAPPA[axis]!r})*({self.grad[axis]}){scale}"
         def robin(axis, sign):
             return {"type": "robin", "h": self.h, "T_inf": f"{self.u} + ({dudn(axis, sign)})/({self.h})"}
         bc = {"left": {"type": "dirichlet", "value": self.u},
@@ -69,22 +90,23 @@ class Manufactured:
 
 
 def mms_case(cell: str, n: int, scheme: str, steps: int = 1, preconditioner: str = "bjacobi",
-             rtol: float = 1e-12, mesh_file: str | None = None, h: str = repr(H)):
+             rtol: float = 1e-12, mesh_file: str | None = None, h: str = repr(H), nonlinear: bool = False):
     """The manufactured-solution case on an n^d structured mesh, or on ``mesh_file`` (the unit
     square/cube with boundary groups left, right, bottom, top[, front, back])."""
     dim = 2 if cell in CELLS_BY_DIM[2] else 3
-    ms = Manufactured(dim, steady=scheme == "steady", h=h)
+    ms = Manufactured(dim, steady=scheme == "steady", h=h, nonlinear=nonlinear)
     mesh = {"file": mesh_file} if mesh_file else \
         {"type": "rectangle" if dim == 2 else "box", "cell": cell, "nx": n, "ny": n, **({"nz": n} if dim == 3 else {})}
     values = {
         "mesh": mesh,
-        "material": {"k": list(KAPPA[:dim]), "rho": RHO, "c": C},
+        "material": ms.material(),
         "initial": {"temperature": ms.u.replace("exp(-t)*", "")},
         "source": {"f": ms.f},
         "boundary": ms.boundaries(),
         "time": {"scheme": scheme} if scheme == "steady" else
                 {"scheme": scheme, "dt": T_END / steps, "t_end": T_END},
         "solver": {"preconditioner": preconditioner, "rtol": rtol},
+        **({"nonlinear": {"rtol": 1e-11}} if nonlinear else {}),
     }
     return load_case(tomli_w.dumps(values), f"<manufactured solution, {cell}, n={n}, {scheme}>")
 
@@ -119,23 +141,24 @@ def orders(h, e) -> list[float]:
 
 
 def space_study(cell: str, levels=(8, 16, 32), comm=MPI.COMM_WORLD, scheme: str = "crank-nicolson",
-                preconditioner: str = "bjacobi"):
+                preconditioner: str = "bjacobi", nonlinear: bool = False):
     """Rows (n, DOFs, L2, H1, heat imbalance) and observed (L2, H1) orders."""
     rows = []
     for n in levels:
-        case = mms_case(cell, n, scheme, n, preconditioner)
+        case = mms_case(cell, n, scheme, n, preconditioner, nonlinear=nonlinear)
         sim = solve(case, comm)
-        l2, h1 = errors(sim, Manufactured(sim.mesh.dim, case.steady))
+        l2, h1 = errors(sim, Manufactured(sim.mesh.dim, case.steady, nonlinear=nonlinear))
         rows.append((n, sim.mesh.n_global_nodes, l2, h1, sim.balance.relative))
     hs = [1.0 / r[0] for r in rows]
     return rows, orders(hs, [r[2] for r in rows]), orders(hs, [r[3] for r in rows])
 
 
-def time_study(cell: str, scheme: str, n: int = 8, steps=(16, 32, 64, 128), comm=MPI.COMM_WORLD):
+def time_study(cell: str, scheme: str, n: int = 8, steps=(16, 32, 64, 128), comm=MPI.COMM_WORLD,
+               nonlinear: bool = False):
     """Rows (dt, ||u_dt - u_dt/2||_2 over nodes) and the observed orders, on one mesh."""
     solutions = []
     for s in steps:
-        sim = solve(mms_case(cell, n, scheme, s, h=H_OF_T), comm)
+        sim = solve(mms_case(cell, n, scheme, s, h=H_OF_T, nonlinear=nonlinear), comm)
         solutions.append(sim.u[: sim.mesh.n_owned].copy())
     diffs = []
     for a, b in zip(solutions, solutions[1:]):

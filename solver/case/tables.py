@@ -1,0 +1,126 @@
+"""Properties tabulated against temperature: (T, value) pairs given inline in a case file or in a
+CSV file, interpolated piecewise-linearly and held constant beyond the first and last points.
+
+Accepted forms of a tabulated property (``k``, ``rho``, ``c``, ``epsilon``)::
+
+    k = { table = [[20.0, 237.0], [200.0, 240.0], [400.0, 236.0]] }
+    k = { file = "inputs/aluminium_k.csv" }      # two columns T, value; '#' comments, one header line
+
+A CSV path is taken relative to the working directory, like ``mesh.file``. The validated case
+keeps the pairs themselves (a checkpoint carries them), with the file name beside them.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+
+
+class TableError(ValueError):
+    """A table that cannot be used (message says why)."""
+
+
+class TemperatureTable:
+    """Piecewise-linear value(T) through ``points`` (T strictly increasing), constant beyond its ends."""
+
+    def __init__(self, points, origin: str = "inline"):
+        a = np.asarray(points, dtype=float)
+        self.temperatures = np.ascontiguousarray(a[:, 0])
+        self.values = np.ascontiguousarray(a[:, 1])
+        self.origin = origin
+        self.slopes = np.diff(self.values) / np.diff(self.temperatures)
+
+    def __call__(self, T) -> np.ndarray:
+        return np.interp(T, self.temperatures, self.values)
+
+    def with_derivative(self, T) -> tuple[np.ndarray, np.ndarray]:
+        """(value, d value / dT): the slope of the interval holding T (the right one at a point),
+        0 beyond the ends."""
+        T = np.asarray(T, dtype=float)
+        i = np.searchsorted(self.temperatures, T, side="right") - 1
+        inside = (i >= 0) & (i < len(self.slopes))
+        slope = np.where(inside, self.slopes[np.clip(i, 0, len(self.slopes) - 1)], 0.0)
+        return np.interp(T, self.temperatures, self.values), slope
+
+    @property
+    def low(self) -> float:
+        return float(self.values.min())
+
+    @property
+    def high(self) -> float:
+        return float(self.values.max())
+
+    def __repr__(self) -> str:
+        return f"TemperatureTable({len(self.temperatures)} points, {self.origin})"
+
+
+def is_table(value) -> bool:
+    """True for the case-file forms of a table: ``{table = [...]}`` or ``{file = "..."}``."""
+    return isinstance(value, dict)
+
+
+def read_pairs(value) -> tuple[list[list[float]], str | None]:
+    """The (T, value) pairs of a table given as ``{table = [[T, v], ...]}`` or ``{file = "x.csv"}``,
+    and the file name (None inline). Raises TableError naming what is wrong."""
+    keys = set(value)
+    if keys - {"table", "file"} or len(keys) != 1:
+        raise TableError(f"a table is {{ table = [[T, value], ...] }} or {{ file = \"name.csv\" }}, got keys "
+                         f"{', '.join(sorted(keys)) or 'none'}")
+    if "file" in value:
+        name = value["file"]
+        if not isinstance(name, str) or not name:
+            raise TableError(f"file must be a CSV file name, got {name!r}")
+        return _read_csv(Path(name)), name
+    pairs = value["table"]
+    if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+        raise TableError("table must be a list of [T, value] pairs")
+    return [_pair(p, f"pair {i + 1}") for i, p in enumerate(pairs)], None
+
+
+def _pair(p, where: str) -> list[float]:
+    out = []
+    for v in p:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise TableError(f"{where}: {p!r} is not two finite numbers")
+        out.append(float(v))
+    return out
+
+
+def _read_csv(path: Path) -> list[list[float]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TableError(f"cannot read {path} ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise TableError(f"{path} is not a text file") from None
+    pairs = []
+    for number, row in enumerate(csv.reader(line for line in text.splitlines()), start=1):
+        cells = [c.strip() for c in row]
+        if not cells or not cells[0] or cells[0].startswith("#"):
+            continue
+        if len(cells) != 2:
+            raise TableError(f"{path}:{number}: expected two columns T, value, got {len(cells)}")
+        try:
+            pairs.append(_pair([float(c) for c in cells], f"{path}:{number}"))
+        except ValueError:
+            if pairs:  # only the first data line may be a header
+                raise TableError(f"{path}:{number}: {row!r} is not two numbers") from None
+    return pairs
+
+
+def check_pairs(pairs: list[list[float]], low: float | None, high: float | None, positive: bool) -> None:
+    """At least two points, T strictly increasing, values within the allowed range."""
+    if len(pairs) < 2:
+        raise TableError(f"a table needs at least two (T, value) points, got {len(pairs)}")
+    T = [p[0] for p in pairs]
+    for i in range(1, len(T)):
+        if not T[i] > T[i - 1]:
+            raise TableError(f"temperatures must increase strictly: {T[i - 1]:g} then {T[i]:g} (point {i + 1})")
+    for t, v in pairs:
+        if positive and v <= 0:
+            raise TableError(f"value {v:g} at T = {t:g} is not > 0")
+        if low is not None and v < low or high is not None and v > high:
+            raise TableError(f"value {v:g} at T = {t:g} is outside [{low:g}, {high:g}]")

@@ -1,0 +1,208 @@
+"""The heat equation with temperature-dependent properties and radiation: residuals and Jacobians.
+
+In enthalpy form, with ``H(T) = int_0^T rho c`` (:mod:`solver.heat.properties`)::
+
+    d/dt int H(u) N_i + Q_i(u, t) = 0,
+    Q_i(u, t) = int k(u) grad u . grad N_i + sum_Robin int h (u - T_inf) N_i
+                + sum_radiation int eps(u) sigma (u_K^4 - T_inf,K^4) N_i - int f N_i - sum_Neumann int q N_i
+
+(``u_K``: u in kelvin). The stored energy ``int H(u)`` then changes by exactly the heat that flows
+in, so the heat balance closes to the Newton tolerance. With ``time.mass = "lumped"`` the storage
+term takes the vertex quadrature ``sum_c int_c N_a H_c(u_a)`` (a diagonal Jacobian: no
+oscillations where H has kinks).
+
+The Jacobian ``dQ/du`` is consistent: ``int k grad N_j . grad N_i`` plus ``int (dk/du grad u .
+grad N_i) N_j`` (not symmetric), the Robin mass and ``int (4 eps sigma u_K^3 + deps/du sigma (u_K^4
+- T_inf,K^4)) N_i N_j``. Picard iterations drop the non-symmetric term (k lagged): the system is
+then symmetric and solved by CG. Every matrix lives in the assembler's one sparsity pattern.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from solver.case.records import Physics, RadiationBC
+from solver.case.schema import STEFAN_BOLTZMANN
+from solver.fem.boundary import BoundaryTerm
+from solver.heat.problem import HeatLoads
+from solver.heat.properties import MaterialField, evaluate
+from solver.mesh.distributed import DistributedMesh
+
+
+@dataclass(frozen=True)
+class RadiationTerm:
+    """A radiating boundary with the quadrature of its facets."""
+
+    condition: RadiationBC
+    facets: BoundaryTerm
+
+    @property
+    def name(self) -> str:
+        return self.condition.name
+
+
+@dataclass
+class Linearisation:
+    """What one evaluation at u gives: the residual part ``a S(u) + c Q(u, t)`` (owned rows) and,
+    when asked for, the data of its Jacobian (symmetric part, and the non-symmetric part or None)."""
+
+    residual: np.ndarray
+    symmetric: np.ndarray | None = None
+    nonsymmetric: np.ndarray | None = None
+
+
+class NonlinearHeatProblem(HeatLoads):
+    """Residuals ``S(u)`` (storage) and ``Q(u, t)`` (flows out) and their Jacobians."""
+
+    def __init__(self, mesh: DistributedMesh, physics: Physics):
+        super().__init__(mesh, physics)
+        a = self.assembler  # (its matrix workspace is kept: every iteration assembles)
+        self.materials = MaterialField(mesh, physics.material, physics.regions)
+        self.points = a.quadrature_points() if self.materials.needs_points else None
+        self.lumped = physics.lumped_mass
+        self.offset = physics.kelvin_offset
+        self.radiation = [RadiationTerm(bc, BoundaryTerm(mesh, bc.name)) for bc in physics.of_kind(RadiationBC)]
+        n = mesh.n_owned
+        rows = np.repeat(np.arange(n), np.diff(a.indptr))
+        self.diagonal_slots = np.flatnonzero(a.indices == rows)  # every owned row holds its diagonal
+        self._vertex_weights_cache = None
+        self.bad = ""  # what went wrong in the last evaluation on this rank (non-positive k, rho c)
+
+    @property
+    def vertex_weights(self) -> np.ndarray:
+        """int_c N_a per cell c and vertex a (n_cells, nodes per cell): the weights of the vertex
+        quadrature (lumped storage, nodal averages)."""
+        if self._vertex_weights_cache is None:
+            self._vertex_weights_cache = self._vertex_weights()
+        return self._vertex_weights_cache
+
+    def _vertex_weights(self) -> np.ndarray:
+        a = self.assembler
+        out = np.empty(a.cells.shape)
+        step = 1 << 15
+        from solver.fem.geometry import CellGeometry
+        for start in range(0, a.n_cells, step):
+            g = CellGeometry(self.mesh.cell_type, a.coords, a.cells[start:start + step], gradients=False)
+            out[start:start + step] = np.broadcast_to(g.wdet, (len(g.wdet), len(g.weights))) @ g.N
+        return out
+
+    # ------------------------------------------------------------------ storage S(u) = int H(u) N_i
+    def _storage(self, u: np.ndarray, jacobian: bool):
+        """(S(u) owned, C at the points or vertices)."""
+        a = self.assembler
+        if self.lumped:
+            T = u[a.cells]
+            H, C = self.materials.storage(T)
+            S = np.bincount(a.cells.ravel(), weights=(H * self.vertex_weights).ravel(), minlength=self.mesh.n_local)
+            Cn = None
+            if jacobian:
+                Cn = np.bincount(a.cells.ravel(), weights=(C * self.vertex_weights).ravel(),
+                                 minlength=self.mesh.n_local)[: self.mesh.n_owned]
+            self._check(C, "rho c")
+            return S[: self.mesh.n_owned], Cn
+        T = a.values_at_points(u)
+        H, C = self.materials.storage(T)
+        self._check(C, "rho c")
+        return a.load_values(H), C
+
+    def _check(self, values: np.ndarray, what: str) -> None:
+        if not np.all(values > 0) and not self.bad:
+            self.bad = f"{what} is not > 0 at a point (or not a number)"
+
+    def storage(self, u: np.ndarray) -> np.ndarray:
+        """S_i(u) = int H(u) N_i (owned)."""
+        return self._storage(u, False)[0]
+
+    def energy_local(self, u: np.ndarray) -> float:
+        """This rank's part of the stored energy int H(u) (J, relative to u = 0)."""
+        return float(self.storage(u).sum())
+
+    def liquid_fraction(self, u: np.ndarray) -> np.ndarray:
+        """Owned nodal liquid fraction: the average over the cells around a node (weighted by
+        int_c N_a) of each cell material's fraction at the node's temperature."""
+        a = self.assembler
+        w = self.vertex_weights
+        fl = self.materials.liquid_fraction(u[a.cells])
+        n = self.mesh.n_local
+        num = np.bincount(a.cells.ravel(), weights=(fl * w).ravel(), minlength=n)
+        den = np.bincount(a.cells.ravel(), weights=w.ravel(), minlength=n)
+        m = self.mesh.n_owned
+        return num[:m] / np.where(den[:m] > 0, den[:m], 1.0)
+
+    # ------------------------------------------------------------------ radiation
+    def _radiation(self, term: RadiationTerm, u: np.ndarray, t: float):
+        """(eps sigma (u_K^4 - T_inf,K^4), d/du of it) at the facets' quadrature points."""
+        f = term.facets
+        T = u[f.nodes] @ f.N.T
+        eps, deps = evaluate(term.condition.epsilon, T, f.points, t)
+        TK = T + self.offset
+        ambient = term.condition.T_inf(f.points, t) + self.offset
+        drive = TK ** 4 - ambient ** 4
+        flux = eps * STEFAN_BOLTZMANN * drive
+        slope = STEFAN_BOLTZMANN * (4.0 * eps * TK ** 3 + deps * drive)
+        return flux, slope
+
+    def radiation_loss(self, term: RadiationTerm, u: np.ndarray, t: float) -> np.ndarray:
+        """Owned entries of int eps sigma (u_K^4 - T_inf,K^4) N_i over a radiating boundary (W)."""
+        if term.facets.empty:
+            return np.zeros(self.mesh.n_owned)
+        return term.facets.load(self._radiation(term, u, t)[0])
+
+    # ------------------------------------------------------------------ the evaluation
+    def linearise(self, u: np.ndarray, t: float, a0: float, c: float, jacobian: bool = True,
+                  newton: bool = True) -> Linearisation:
+        """``a0 S(u) + c Q(u, t)`` (owned rows; ``u`` with current ghosts) and, with ``jacobian``,
+        the data of ``a0 dS/du + c dQ/du``: the symmetric part and (``newton`` and k depending
+        on u) the non-symmetric part ``c int (dk/du grad u . grad N_i) N_j``."""
+        a, m = self.assembler, self.materials
+        self.bad = ""
+        S, C = self._storage(u, jacobian) if a0 else (0.0, None)
+        T = a.values_at_points(u)
+        k, dk = m.conductivity(T, self.points, t, derivative=jacobian and newton)
+        self._check(k, "the conductivity k")
+        grad = a.gradients(u)
+        residual = a0 * S + c * a.flux_load(k * grad)
+        if self.robin:
+            residual += c * (self._robin_matrix(t) @ u)
+        parts = self.load_parts(t)
+        if parts:
+            residual -= c * sum(parts.values())
+        for term in self.radiation:
+            if not term.facets.empty:
+                residual += c * term.facets.load(self._radiation(term, u, t)[0])
+        out = Linearisation(residual)
+        if not jacobian:
+            return out
+        if self.lumped:
+            data = a.bilinear(conductivity=c * k, per_point=True).data
+            if a0:
+                data[self.diagonal_slots] += a0 * C
+        else:
+            data = a.bilinear(mass=(a0 * C) if a0 else None, conductivity=c * k, per_point=True).data
+        if self.robin:
+            data += c * self._robin_data(t)
+        for term in self.radiation:
+            if not term.facets.empty:
+                slope = self._radiation(term, u, t)[1]
+                term.facets.add_mass(c * slope, a.indptr, a.indices, data)
+        out.symmetric = data
+        if newton and dk is not None and np.any(dk):
+            extra = np.zeros(a.nnz)
+            a.convection(c * dk * grad, extra)
+            out.nonsymmetric = extra
+        return out
+
+    def _robin_data(self, t: float) -> np.ndarray:
+        return self._cache.get("robin", self.time_dependent_matrix, t, self.robin_data)
+
+    def _robin_matrix(self, t: float) -> sp.csr_matrix:
+        return self._cache.get("robin matrix", self.time_dependent_matrix, t,
+                               lambda s: self.assembler.csr(self._robin_data(s)))
+
+    @property
+    def newton_differs_from_picard(self) -> bool:
+        """True when k depends on T: Newton's Jacobian then has a non-symmetric part."""
+        return self.materials.k_nonlinear

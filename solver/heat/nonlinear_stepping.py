@@ -1,0 +1,288 @@
+"""Time steps and steady solves of the nonlinear heat equation (:mod:`solver.heat.nonlinear`).
+
+A linear multistep scheme (:class:`~solver.heat.stepping.Multistep`) in enthalpy form::
+
+    G(u1) = a0 S(u1) + sum_{j>=1} a_j S(u_{1-j}) + dt sum_j b_j Q(u_{1-j}, t_{1-j}) = 0,
+
+solved for u1 by Newton's method (:mod:`solver.la.newton`) from u0, with the Dirichlet values
+of t1 imposed first and kept (the updates are zero there). Each iteration solves with the
+Jacobian: CG when it is symmetric (Picard, or k independent of T), else GMRES, preconditioned
+by the case's preconditioner built from the symmetric part. Multigrid keeps its aggregates and
+only recomputes its Galerkin products for each new Jacobian (``update``); other preconditioners
+are built once per step and reused by its iterations. When Newton fails, Picard iterations
+retry the step (``nonlinear.fallback``); when they fail too, the run stops with the residual
+history and what to try.
+
+Steady nonlinear solves (``time.scheme = "steady"``) take Newton with the line search from the
+initial temperature; if that fails, pseudo-transient continuation: backward-Euler pseudo-steps
+whose length grows as the steady residual falls (switched evolution relaxation, tau_k+1 = tau_k
+||G_k-1|| / ||G_k||), then Newton again from where they reach.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from mpi4py import MPI
+
+from solver.case.records import NonlinearSpec, SolverSpec, TimeSpec
+from solver.errors import CaseError, ConvergenceError, NumericalError
+from solver.fem.boundary import constrain
+from solver.heat.balance import HeatFlows
+from solver.heat.nonlinear import NonlinearHeatProblem
+from solver.heat.stepping import BACKWARD_EULER, BDF2, Multistep, Stepper, theta_method
+from solver.la import newton
+from solver.la.krylov import SolveInfo, gmres, pcg
+from solver.la.matrix import DistributedMatrix
+from solver.la.preconditioners import make_preconditioner
+
+
+class LinearisedSolver:
+    """The linear solves of the nonlinear iterations, with a preconditioner kept across them."""
+
+    def __init__(self, problem: NonlinearHeatProblem, solver: SolverSpec):
+        self.problem, self.spec = problem, solver
+        self.precond = None
+        self.rebuilds = self.updates = 0
+        self.fresh = False  # a non-updatable preconditioner is rebuilt once per step
+
+    def new_step(self) -> None:
+        self.fresh = False
+
+    def solve(self, symmetric: np.ndarray, nonsymmetric: np.ndarray | None, rhs: np.ndarray) -> SolveInfo:
+        p = self.problem
+        a, halo, mask = p.assembler, p.mesh.halo, p.dirichlet.mask
+        P = DistributedMatrix(constrain(a.csr(symmetric), mask)[0], halo)
+        if self.precond is not None and callable(getattr(self.precond, "update", None)):
+            self.precond.update(P)
+            self.updates += 1
+        elif self.precond is None or not self.fresh:
+            try:
+                self.precond = make_preconditioner(self.spec.preconditioner, P)
+            except ImportError as exc:
+                raise CaseError(str(exc)) from None
+            self.rebuilds += 1
+            self.fresh = True
+        du = np.zeros(p.mesh.n_local)
+        s = self.spec
+        if nonsymmetric is None:
+            return pcg(P, rhs, du, self.precond, s.rtol, s.atol, s.max_iterations), du
+        J = DistributedMatrix(constrain(a.csr(symmetric + nonsymmetric), mask)[0], halo)
+        return gmres(J, rhs, du, self.precond, s.rtol, s.atol, s.max_iterations), du
+
+
+class StepEquations:
+    """``G(u) = a0 S(u) + history + c Q(u, t)`` of one step (or of a steady solve: a0 = 0, c = 1)
+    as a :class:`~solver.la.newton.NonlinearSystem`."""
+
+    def __init__(self, problem: NonlinearHeatProblem, linear: LinearisedSolver, history, t: float, a0: float,
+                 c: float, where: str):
+        self.problem, self.linear = problem, linear
+        self.history, self.t, self.a0, self.c, self.where = history, t, a0, c, where
+        self.n = problem.mesh.n_owned
+        self.dir_owned = np.flatnonzero(problem.dirichlet.mask[: self.n])
+        self.full = None  # G of the last residual, Dirichlet rows included (their reactions)
+
+    def residual(self, u: np.ndarray) -> np.ndarray:
+        G = self.problem.linearise(u, self.t, self.a0, self.c, jacobian=False).residual
+        G += self.history
+        self.full = G.copy()
+        G[self.dir_owned] = 0.0
+        return G
+
+    def solve(self, u: np.ndarray, G: np.ndarray, method: str) -> tuple[np.ndarray, int]:
+        lin = self.problem.linearise(u, self.t, self.a0, self.c, jacobian=True, newton=method == "newton")
+        info, du = self.linear.solve(lin.symmetric, lin.nonsymmetric, -G)
+        if not info.converged:
+            raise ConvergenceError(
+                f"{self.where}: the linear solver did not converge in {info.iterations} iterations inside the "
+                f"{method} iteration (relative residual {info.residual:.3e} > solver.rtol = {self.linear.spec.rtol:g}); "
+                f"try a smaller time.dt, a larger solver.max_iterations or another solver.preconditioner")
+        return du[: self.n], info.iterations
+
+    def norm(self, v: np.ndarray) -> float:
+        comm = self.problem.mesh.comm
+        buf = np.array([float(np.dot(v[: self.n], v[: self.n])), 1.0 if self.problem.bad else 0.0])
+        comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+        if buf[1]:
+            raise NumericalError(f"{self.where}: {self.problem.bad or 'a property is not > 0 on another rank'}; check "
+                                 f"the material tables and expressions over the temperatures the run reaches")
+        return float(np.sqrt(buf[0]))
+
+    def update(self, u: np.ndarray, du: np.ndarray, step: float) -> None:
+        u[: self.n] += step * du
+        self.problem.mesh.halo.update(u)
+
+
+def iterate(equations: StepEquations, u: np.ndarray, spec: NonlinearSpec) -> newton.NonlinearReport:
+    """Newton (or Picard) on ``equations`` from u, then Picard from the same start if allowed;
+    a ConvergenceError with the history when nothing converges."""
+    start = u.copy()
+    report = newton.solve(equations, u, spec.method, spec.rtol, spec.atol, spec.stol, spec.max_iterations,
+                          spec.line_search)
+    if report.converged:
+        return report
+    first = report
+    if spec.method == "newton" and spec.fallback == "picard":
+        u[:] = start
+        report = newton.solve(equations, u, "picard", spec.rtol, spec.atol, spec.stol,
+                              max(3 * spec.max_iterations, 50), spec.line_search)
+        if report.converged:
+            report.iterations += first.iterations
+            report.linear_iterations += first.linear_iterations
+            return report
+    tried = f"{first.method} ({first.reason}; residuals {first.history()})"
+    if report is not first:
+        tried += f", then picard ({report.reason}; residuals {report.history()})"
+    raise ConvergenceError(f"{equations.where}: the nonlinear solve did not converge: {tried}; try a smaller time.dt, "
+                           f"a larger nonlinear.max_iterations, a looser nonlinear.rtol = {spec.rtol:g}, or check "
+                           f"that k, rho c and epsilon stay physical over the temperatures reached")
+
+
+class NonlinearStepper(Stepper):
+    """One step skeleton for every multistep scheme on the nonlinear problem."""
+
+    def __init__(self, problem: NonlinearHeatProblem, dt: float, scheme: Multistep, solver: SolverSpec,
+                 spec: NonlinearSpec, startup: Multistep | None = None):
+        super().__init__(problem)
+        self.dt, self.scheme, self.startup, self.spec = float(dt), scheme, startup, spec
+        self.earlier: list[np.ndarray] = []
+        self.linear = LinearisedSolver(problem, solver)
+        self.nonlinear_iterations = 0
+        self.last: newton.NonlinearReport | None = None
+
+    @property
+    def system(self):
+        return self.linear
+
+    @property
+    def rebuilds(self) -> int:
+        return self.linear.rebuilds
+
+    @property
+    def updates(self) -> int:
+        return self.linear.updates
+
+    def state(self) -> dict:
+        return {"previous": self.earlier[0]} if self.earlier else {}
+
+    def restore(self, state: dict) -> None:
+        if "previous" in state:
+            self.earlier = [state["previous"]]
+
+    def step(self, u: np.ndarray, t0: float, step: int) -> SolveInfo:
+        scheme = self.scheme if len(self.earlier) >= self.scheme.history - 1 else self.startup
+        p, dt = self.problem, self.dt
+        t1 = t0 + dt
+        levels = [u] + self.earlier[: scheme.history - 1]
+        history = np.zeros(p.mesh.n_owned)
+        heat = 0.0
+        for j, level in enumerate(levels, start=1):
+            t = t1 - j * dt
+            if scheme.a[j]:
+                history += scheme.a[j] * p.storage(level)
+            if scheme.b[j]:
+                history += dt * scheme.b[j] * p.linearise(level, t, 0.0, 1.0, jacobian=False).residual
+                heat = heat + dt * scheme.b[j] * self.flows.flows(p.load_parts(t), level, t)
+        if scheme.history > 1 or self.scheme.history > 1:
+            self.earlier = ([u.copy()] + self.earlier)[: self.scheme.history - 1]
+        d = p.dirichlet
+        u[d.local] = d.values(t1)[d.local]
+        self.linear.new_step()
+        equations = StepEquations(p, self.linear, history, t1, scheme.a[0], dt * scheme.b[0],
+                                  f"step {step} (t = {t1:.6g})")
+        self.last = report = iterate(equations, u, self.spec)
+        self.nonlinear_iterations += report.iterations
+        heat = heat + dt * scheme.b[0] * self.flows.flows(p.load_parts(t1), u, t1)
+        self.flows.book(self.balance, u, heat, equations.dir_owned, equations.full[equations.dir_owned])
+        return SolveInfo(report.linear_iterations, report.residuals[-1] / max(report.residuals[0], 1e-300), True)
+
+
+class NonlinearSteadySolver:
+    """``Q(u) = 0`` by Newton from the initial temperature, with pseudo-transient continuation
+    when Newton alone fails."""
+
+    PSEUDO_STEPS = 200
+
+    def __init__(self, problem: NonlinearHeatProblem, solver: SolverSpec, spec: NonlinearSpec):
+        if not problem.dirichlet.count() and not problem.robin and not problem.radiation:
+            raise CaseError("time.scheme = \"steady\" needs at least one dirichlet, robin or radiation boundary "
+                            "(with only insulated and neumann boundaries the steady temperature is not unique)")
+        self.problem, self.spec = problem, spec
+        self.flows = HeatFlows(problem)
+        self.linear = LinearisedSolver(problem, solver)
+        self.balance = None
+        self.nonlinear_iterations = 0
+        self.last: newton.NonlinearReport | None = None
+
+    @property
+    def system(self):
+        return self.linear
+
+    def solve(self, u: np.ndarray) -> SolveInfo:
+        p = self.problem
+        d = p.dirichlet
+        u[d.local] = d.values(0.0)[d.local]
+        zero = np.zeros(p.mesh.n_owned)
+        equations = StepEquations(p, self.linear, zero, 0.0, 0.0, 1.0, "the steady solve")
+        start = u.copy()
+        try:
+            report = iterate(equations, u, self.spec)
+        except ConvergenceError:
+            u[:] = start
+            report = self._continuation(u, equations)
+        self.last = report
+        self.nonlinear_iterations += report.iterations
+        self.balance = self.flows.start(u)  # steady: no storage, heat flows (W) cancel
+        self.flows.book(self.balance, u, self.flows.flows(p.load_parts(0.0), u, 0.0), equations.dir_owned,
+                        equations.full[equations.dir_owned])
+        return SolveInfo(report.linear_iterations, report.residuals[-1] / max(report.residuals[0], 1e-300), True)
+
+    def _continuation(self, u: np.ndarray, steady: StepEquations) -> newton.NonlinearReport:
+        """Backward-Euler pseudo-steps ``(S(u) - S(u_prev)) / tau + Q(u) = 0`` with tau growing as
+        the steady residual falls, until Newton on the steady equations converges."""
+        p = self.problem
+        G = steady.residual(u)
+        r0 = r = steady.norm(G)
+        tau = self._first_tau(u)
+        total = newton.NonlinearReport("pseudo-transient")
+        for _ in range(self.PSEUDO_STEPS):
+            history = -p.storage(u)
+            pseudo = StepEquations(p, self.linear, history, 0.0, 1.0, tau, "the steady solve (pseudo-transient)")
+            self.linear.new_step()
+            report = newton.solve(pseudo, u, self.spec.method, 1e-3, 0.0, self.spec.stol, self.spec.max_iterations,
+                                  self.spec.line_search)
+            total.iterations += report.iterations
+            total.linear_iterations += report.linear_iterations
+            r_prev, r = r, steady.norm(steady.residual(u))
+            total.residuals.append(r)
+            if r <= max(self.spec.atol, self.spec.rtol * r0 * 1e3):
+                break
+            tau *= min(max(r_prev / max(r, 1e-300), 0.5), 10.0)
+        final = iterate(steady, u, self.spec)
+        final.iterations += total.iterations
+        final.linear_iterations += total.linear_iterations
+        final.method = "pseudo-transient continuation, then " + final.method
+        return final
+
+    def _first_tau(self, u: np.ndarray) -> float:
+        """A pseudo-step of about a hundredth of the slowest diffusion time: (rho c / k) h^2 scale."""
+        p = self.problem
+        S = p.linearise(u, 0.0, 1.0, 0.0, jacobian=True)
+        mass = S.symmetric[p.diagonal_slots].sum()
+        lin = p.linearise(u, 0.0, 0.0, 1.0, jacobian=True)
+        stiff = lin.symmetric[p.diagonal_slots].sum()
+        buf = np.array([mass, stiff])
+        p.mesh.comm.Allreduce(MPI.IN_PLACE, buf)
+        return float(buf[0] / max(buf[1], 1e-300))
+
+
+def make_nonlinear_stepper(problem: NonlinearHeatProblem, time: TimeSpec, solver: SolverSpec,
+                           spec: NonlinearSpec) -> NonlinearStepper | NonlinearSteadySolver:
+    if time.steady:
+        return NonlinearSteadySolver(problem, solver, spec)
+    if time.scheme == "explicit-euler":
+        raise CaseError("time.scheme = \"explicit-euler\" needs constant k, rho, c and no radiation; use "
+                        "backward-euler, crank-nicolson or bdf2 with temperature-dependent properties")
+    if time.scheme == "bdf2":
+        return NonlinearStepper(problem, time.dt, BDF2, solver, spec, startup=BACKWARD_EULER)
+    return NonlinearStepper(problem, time.dt, theta_method(time.theta), solver, spec)

@@ -1,0 +1,190 @@
+"""Material properties that may depend on temperature, evaluated at quadrature points with their
+derivatives in T (for Newton), and the volumetric enthalpy H(T) = int_0^T rho c dT.
+
+Each cell takes the material's properties, overridden by the regions that contain it (later ones
+winning), so the cells fall into a few *material sets*; a property is evaluated set by set on
+the points of its cells. A property is a number, an :class:`~solver.case.expressions.Expression`
+(of T, and of x, y, z, t for k and epsilon) or a
+:class:`~solver.case.tables.TemperatureTable`.
+
+The storage term of the heat equation is written with the enthalpy, ``dH(T)/dt``, so that the
+stored energy ``int H(T)`` changes by exactly the heat that flows in, whatever ``rho c(T)`` is.
+``H`` is integrated piecewise between the points of the tables (Gauss-Legendre, 6 points per
+piece: exact for the piecewise-quadratic product of two tables, accurate for smooth expressions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from solver.case.records import Material, Melting, Property, Region
+from solver.case.tables import TemperatureTable
+from solver.mesh.distributed import DistributedMesh
+
+GAUSS_X, GAUSS_W = np.polynomial.legendre.leggauss(6)
+
+
+def evaluate(p: Property, T, points=None, t: float = 0.0) -> tuple[np.ndarray | float, np.ndarray | float]:
+    """(value, d value / dT) of a property at temperatures T (and points, time t)."""
+    if isinstance(p, float):
+        return p, 0.0
+    if isinstance(p, TemperatureTable):
+        return p.with_derivative(T)
+    if points is None:
+        points = np.zeros(np.shape(T) + (1,))
+    return p.with_derivative(points, t, T)
+
+
+def depends_on_temperature(p: Property) -> bool:
+    return isinstance(p, TemperatureTable) or (not isinstance(p, float) and p.depends_on_temperature)
+
+
+def depends_on_space(p: Property) -> bool:
+    return not isinstance(p, (float, TemperatureTable)) and (p.depends_on_space or p.depends_on_time)
+
+
+def _breaks(p: Property) -> list[float]:
+    return list(p.temperatures) if isinstance(p, TemperatureTable) else []
+
+
+class Capacity:
+    """Volumetric heat capacity C(T) = rho(T) (c(T) + L dfl/dT) and enthalpy H(T) = int_0^T C (J/m^3),
+    with the latent heat L released linearly between solidus and liquidus (fl: liquid fraction)."""
+
+    def __init__(self, rho: Property, c: Property, melting: Melting | None = None):
+        self.rho, self.c = rho, c
+        self.melting = melting if melting is not None and melting.latent_heat else None
+        self.constant = isinstance(rho, float) and isinstance(c, float) and self.melting is None
+        ends = [self.melting.solidus, self.melting.liquidus] if self.melting else []
+        self.breaks = np.array(sorted(set([0.0] + _breaks(rho) + _breaks(c) + ends)))
+        steps = [self._piece(a, b) for a, b in zip(self.breaks[:-1], self.breaks[1:])]
+        zero = int(np.searchsorted(self.breaks, 0.0))
+        cumulative = np.concatenate([[0.0], np.cumsum(steps)]) if steps else np.zeros(1)
+        self.cumulative = cumulative - cumulative[zero]  # H(0) = 0
+
+    def values(self, T) -> np.ndarray:
+        """C = dH/dT at T (inside the melting range: with the latent heat's share)."""
+        T = np.asarray(T, dtype=float)
+        r = evaluate(self.rho, T)[0]
+        c = evaluate(self.c, T)[0]
+        if self.melting is not None:
+            m = self.melting
+            c = c + np.where((T >= m.solidus) & (T < m.liquidus), m.latent_heat / (m.liquidus - m.solidus), 0.0)
+        return r * c + 0.0 * T
+
+    def _piece(self, a, b):
+        """int_a^b C (arrays or numbers), 6-point Gauss-Legendre (a and b in one piece)."""
+        half, mid = 0.5 * (b - a), 0.5 * (b + a)
+        return half * sum(w * self.values(mid + half * x) for x, w in zip(GAUSS_X, GAUSS_W))
+
+    def enthalpy(self, T) -> np.ndarray:
+        """H(T) = int_0^T C, from the last table point below T (the first one below all)."""
+        T = np.asarray(T, dtype=float)
+        if self.constant:
+            return (self.rho * self.c) * T
+        i = np.clip(np.searchsorted(self.breaks, T, side="right") - 1, 0, len(self.breaks) - 1)
+        start = self.breaks[i]
+        return self.cumulative[i] + self._piece(start, T)
+
+
+@dataclass(frozen=True)
+class MaterialSet:
+    """The properties of one group of cells."""
+
+    k: tuple[Property, ...]  # one per axis (an isotropic k repeated)
+    capacity: Capacity
+
+    @property
+    def k_depends_on_temperature(self) -> bool:
+        return any(depends_on_temperature(p) for p in self.k)
+
+
+class MaterialField:
+    """Which material set each cell takes, and the properties evaluated at quadrature points."""
+
+    def __init__(self, mesh: DistributedMesh, material: Material, regions: tuple[Region, ...]):
+        dim = mesh.dim
+        n = len(mesh.cells)
+
+        def axes(k):
+            return tuple(k) if isinstance(k, tuple) else (k,) * dim
+        combos = [(axes(material.k), material.rho, material.c, material.melting)]
+        index = {0: 0}
+        which = np.zeros(n, dtype=np.int64)
+        centroids = None
+        for region in regions:
+            inside = np.ones(n, dtype=bool)
+            if region.group is not None:
+                inside &= mesh.cell_tags == mesh.groups.region[region.group]
+            for axis, bounds in enumerate(region.box[:dim]):
+                if bounds is not None:
+                    if centroids is None:
+                        centroids = mesh.coords[mesh.cells].mean(axis=1)
+                    inside &= (centroids[:, axis] >= bounds[0]) & (centroids[:, axis] <= bounds[1])
+            for old in np.unique(which[inside]):
+                k, rho, c, melting = combos[old]
+                new = (axes(region.k) if region.k is not None else k,
+                       region.rho if region.rho is not None else rho, region.c if region.c is not None else c,
+                       region.melting if region.melting is not None else melting)
+                key = (old, id(region))
+                if key not in index:
+                    index[key] = len(combos)
+                    combos.append(new)
+                which[inside & (which == old)] = index[key]
+        used = np.unique(which)
+        self.sets = [MaterialSet(combos[g][0], Capacity(*combos[g][1:])) for g in used]
+        which = np.searchsorted(used, which)
+        self.cells_of = [np.flatnonzero(which == g) for g in range(len(self.sets))] if len(self.sets) > 1 else None
+        self.dim = dim
+        self.k_nonlinear = any(s.k_depends_on_temperature for s in self.sets)
+        self.needs_points = any(depends_on_space(p) for s in self.sets for p in s.k)
+
+    def _each(self):
+        """(material set, its cells or slice(None))."""
+        if self.cells_of is None:
+            yield self.sets[0], slice(None)
+        else:
+            yield from zip(self.sets, self.cells_of)
+
+    def conductivity(self, T: np.ndarray, points: np.ndarray | None, t: float, derivative: bool = True
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
+        """k and dk/dT at the points, (n_cells, n_qp, dim) each (T: (n_cells, n_qp))."""
+        k = np.empty(T.shape + (self.dim,))
+        dk = np.zeros_like(k) if derivative and self.k_nonlinear else None
+        for s, cells in self._each():
+            Tc = T[cells]
+            pc = None if points is None else points[cells]
+            for d, p in enumerate(s.k):
+                v, dv = evaluate(p, Tc, pc, t)
+                k[cells, :, d] = v
+                if dk is not None:
+                    dk[cells, :, d] = dv
+        return k, dk
+
+    def storage(self, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(H, C): enthalpy and volumetric heat capacity at T (any shape whose first axis is the
+        cells, or nodes with ``storage_nodes``)."""
+        H = np.empty_like(T)
+        C = np.empty_like(T)
+        for s, cells in self._each():
+            H[cells] = s.capacity.enthalpy(T[cells])
+            C[cells] = s.capacity.values(T[cells])
+        return H, C
+
+    @property
+    def melting(self) -> bool:
+        return any(s.capacity.melting is not None for s in self.sets)
+
+    def liquid_fraction(self, T: np.ndarray) -> np.ndarray:
+        """Liquid fraction at T (first axis: cells); 0 where a material does not melt."""
+        out = np.zeros_like(T)
+        for s, cells in self._each():
+            if s.capacity.melting is not None:
+                out[cells] = s.capacity.melting.liquid_fraction(T[cells])
+        return out
+
+    @property
+    def constant_capacity(self) -> bool:
+        return all(s.capacity.constant for s in self.sets)
