@@ -4,6 +4,7 @@ checkpoints, probes, graceful stops and health checks, and the summary."""
 from __future__ import annotations
 
 import json
+import math
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from solver.app.preflight import (BYTES_PER_NODE, check_memory, check_space, che
                                   guard_output)
 from solver.case.load import Case, check_against_mesh
 from solver.errors import EXIT_STOPPED, CaseError, NumericalError, SolverExit
+from solver.heat.nonlinear import NonlinearHeatProblem
 from solver.heat.problem import HeatProblem
 from solver.heat.simulation import Simulation
 from solver.heat.stepping import auto_steps, stable_explicit_dt
@@ -143,8 +145,13 @@ def dry_run(case: Case, comm=MPI.COMM_WORLD) -> dict:
     check_split(comm, case.mesh)
     mesh = create_mesh(comm, case.mesh)
     check_against_mesh(case, mesh)
-    problem = HeatProblem(mesh, case.physics)
-    dt_limit = stable_explicit_dt(problem)
+    nonlinear = case.physics.nonlinear
+    if nonlinear:  # no explicit step for it; its fields: the temperature, and the liquid fraction with melting
+        problem = NonlinearHeatProblem(mesh, case.physics)
+        dt_limit, fields = math.nan, 2 if problem.melting else 1
+    else:
+        problem = HeatProblem(mesh, case.physics)
+        dt_limit, fields = stable_explicit_dt(problem), 1
     t = case.time
     if case.steady:
         steps = 0
@@ -154,7 +161,7 @@ def dry_run(case: Case, comm=MPI.COMM_WORLD) -> dict:
         steps = int(round(t.t_end / t.dt))
     snapshots = 1 + (steps // case.output.every if steps else 0) + 1
     out_bytes = estimate_output_bytes(mesh.n_global_nodes, mesh.n_global_cells, mesh.reference.n_nodes, mesh.dim,
-                                      snapshots)
+                                      snapshots * fields)
     per_rank = BYTES_PER_NODE[mesh.dim] * mesh.n_global_nodes / comm.size
     info = {"dofs": mesh.n_global_nodes, "cells": mesh.n_global_cells, "ranks": comm.size,
             "memory_per_rank_bytes": per_rank, "stable_explicit_dt": dt_limit, "steps": steps,
@@ -163,8 +170,12 @@ def dry_run(case: Case, comm=MPI.COMM_WORLD) -> dict:
     log.info(f"case: {case.source} ({case.name}), {t.scheme}")
     log.info(f"mesh: {mesh.n_global_nodes} DOFs, {mesh.n_global_cells} {mesh.cell_type} cells on {comm.size} ranks")
     log.info(f"memory: about {per_rank / 2**20:.1f} MiB per rank (estimate)")
-    log.info(f"explicit-euler stable time step: {dt_limit:.6g} s"
-             + ("" if case.steady else f"; this case: dt = {t.dt}, {steps} steps"))
+    if nonlinear:
+        log.info("nonlinear: " + ("steady solve by Newton" if case.steady else f"dt = {t.dt}, {steps} steps, "
+                                  f"each solved by {case.nonlinear.method}"))
+    else:
+        log.info(f"explicit-euler stable time step: {dt_limit:.6g} s"
+                 + ("" if case.steady else f"; this case: dt = {t.dt}, {steps} steps"))
     log.info(f"output: about {out_bytes / 2**20:.1f} MiB in {directory} ({snapshots} snapshots)")
     log.info("dry run: nothing solved, nothing written")
     return info
@@ -314,7 +325,8 @@ def summary(r: RunResult, case: Case) -> str:
         what += f", restarted from {r.restarted_from}"
     lines = [
         f"done: {r.n_dofs} DOFs on {r.ranks} ranks, {what}, "
-        f"{r.iterations} CG iterations ({per_step:.1f} per step, preconditioner {r.preconditioner})"]
+        f"{r.iterations} {'linear' if r.nonlinear_iterations else 'CG'} iterations ({per_step:.1f} per step, "
+        f"preconditioner {r.preconditioner})"]
     if r.nonlinear_iterations:
         lines[0] += (f"; {r.nonlinear_iterations} {case.nonlinear.method} iterations "
                      f"({r.nonlinear_iterations / max(r.steps, 1):.1f} per step)")

@@ -97,6 +97,7 @@ def _read_csv(path: Path) -> list[list[float]]:
     except UnicodeDecodeError:
         raise TableError(f"{path} is not a text file") from None
     pairs = []
+    header = False
     for number, row in enumerate(csv.reader(line for line in text.splitlines()), start=1):
         cells = [c.strip() for c in row]
         if not cells or not cells[0] or cells[0].startswith("#"):
@@ -106,8 +107,9 @@ def _read_csv(path: Path) -> list[list[float]]:
         try:
             pairs.append(_pair([float(c) for c in cells], f"{path}:{number}"))
         except ValueError:
-            if pairs:  # only the first data line may be a header
+            if pairs or header:  # only the first line that is not a comment may be a header
                 raise TableError(f"{path}:{number}: {row!r} is not two numbers") from None
+            header = True
     return pairs
 
 

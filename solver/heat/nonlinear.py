@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from mpi4py import MPI
 
 from solver.case.records import Physics, RadiationBC
 from solver.case.schema import STEFAN_BOLTZMANN
@@ -61,6 +62,11 @@ class NonlinearHeatProblem(HeatLoads):
         super().__init__(mesh, physics)
         a = self.assembler  # (its matrix workspace is kept: every iteration assembles)
         self.materials = MaterialField(mesh, physics.material, physics.regions)
+        # what decides the kind of solve must agree on every rank (a rank's cells may hold only
+        # some of the materials): k depending on T (GMRES on the Newton Jacobian), melting (a
+        # liquid-fraction field)
+        self.k_nonlinear = bool(mesh.comm.allreduce(self.materials.k_nonlinear, op=MPI.LOR))
+        self.melting = bool(mesh.comm.allreduce(self.materials.melting, op=MPI.LOR))
         self.points = a.quadrature_points() if self.materials.needs_points else None
         self.lumped = physics.lumped_mass
         self.offset = physics.kelvin_offset
@@ -189,9 +195,10 @@ class NonlinearHeatProblem(HeatLoads):
                 slope = self._radiation(term, u, t)[1]
                 term.facets.add_mass(c * slope, a.indptr, a.indices, data)
         out.symmetric = data
-        if newton and dk is not None and np.any(dk):
+        if newton and self.k_nonlinear:
             extra = np.zeros(a.nnz)
-            a.convection(c * dk * grad, extra)
+            if dk is not None:
+                a.convection(c * dk * grad, extra)
             out.nonsymmetric = extra
         return out
 
@@ -205,4 +212,4 @@ class NonlinearHeatProblem(HeatLoads):
     @property
     def newton_differs_from_picard(self) -> bool:
         """True when k depends on T: Newton's Jacobian then has a non-symmetric part."""
-        return self.materials.k_nonlinear
+        return self.k_nonlinear

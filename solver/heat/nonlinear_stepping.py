@@ -48,7 +48,10 @@ class LinearisedSolver:
     def new_step(self) -> None:
         self.fresh = False
 
-    def solve(self, symmetric: np.ndarray, nonsymmetric: np.ndarray | None, rhs: np.ndarray) -> SolveInfo:
+    def solve(self, symmetric: np.ndarray, nonsymmetric: np.ndarray | None, rhs: np.ndarray
+              ) -> tuple[SolveInfo, np.ndarray]:
+        """Solve ``J du = rhs`` (the Jacobian from its symmetric and non-symmetric data) with du = 0
+        on Dirichlet rows; returns the solve's info and du (a local vector)."""
         p = self.problem
         a, halo, mask = p.assembler, p.mesh.halo, p.dirichlet.mask
         P = DistributedMatrix(constrain(a.csr(symmetric), mask)[0], halo)
@@ -217,6 +220,14 @@ class NonlinearSteadySolver:
     @property
     def system(self):
         return self.linear
+
+    @property
+    def rebuilds(self) -> int:
+        return self.linear.rebuilds
+
+    @property
+    def updates(self) -> int:
+        return self.linear.updates
 
     def solve(self, u: np.ndarray) -> SolveInfo:
         p = self.problem

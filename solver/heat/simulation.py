@@ -116,7 +116,7 @@ class Simulation:
     @property
     def extra_fields(self) -> tuple[str, ...]:
         """Nodal fields written beside the temperature: the liquid fraction with phase change."""
-        return ("liquid_fraction",) if self.nonlinear and self.problem.materials.melting else ()
+        return ("liquid_fraction",) if self.nonlinear and self.problem.melting else ()
 
     def fields(self) -> dict:
         """Owned values of :attr:`extra_fields` for the current solution."""

@@ -169,6 +169,18 @@ def time_study(cell: str, scheme: str, n: int = 8, steps=(16, 32, 64, 128), comm
     return list(zip(dts, diffs)), orders(dts, diffs)
 
 
+def newton_ratios(comm=MPI.COMM_WORLD, cell: str = "triangle", n: int = 32) -> list[float]:
+    """Newton's residual ratios ``||G_k+1|| / ||G_k||`` on the first backward-Euler step of the
+    nonlinear manufactured solution (an initial guess far enough to show the convergence), down
+    to round-off."""
+    case = mms_case(cell, n, "backward-euler", 1, nonlinear=True)
+    sim = Simulation(case, comm)
+    sim.advance()
+    report = sim.stepper.last
+    floor = 1e-13 * report.residuals[0]
+    return [b / a for a, b in zip(report.residuals[:-1], report.residuals[1:]) if b > floor]
+
+
 def verify_command(args, comm=MPI.COMM_WORLD, out=None) -> int:
     """``python -m solver verify``: convergence tables; non-zero exit when an order misses."""
     tolerance = 0.2
@@ -214,8 +226,36 @@ def verify_command(args, comm=MPI.COMM_WORLD, out=None) -> int:
         if abs(o[-1] - expected) > tolerance:
             failures.append(f"{scheme} time order {o[-1]:.2f} (expected {expected:g})")
         say()
+    if not args.element or "triangle" in args.element:
+        failures += _nonlinear(comm, say, tolerance)
     if failures:
         say("FAILED: " + "; ".join(failures))
         return 1
     say("all observed orders match the theory")
     return 0
+
+
+def _nonlinear(comm, say, tolerance) -> list[str]:
+    """The nonlinear variant: space orders on triangles (Crank-Nicolson), time orders on
+    quadrilaterals, and Newton's residual ratios; returns the failures."""
+    failures = []
+    say(f"nonlinear: k_a(T) = kappa_a (1 + {BETA:g} T), c(T) = {C:g} (1 + {GAMMA:g} T), Newton")
+    rows, o2, o1 = space_study("triangle", (8, 16, 32), comm, "crank-nicolson", "bjacobi", nonlinear=True)
+    say(f"  space (triangle, crank-nicolson): L2 errors {', '.join(f'{r[2]:.3e}' for r in rows)}; "
+        f"orders L2 {', '.join(f'{p:.2f}' for p in o2)}, H1 {', '.join(f'{p:.2f}' for p in o1)}; "
+        f"heat imbalance <= {max(r[4] for r in rows):.1e}")
+    for name, observed, expected in (("L2", o2[-1], 2.0), ("H1", o1[-1], 1.0)):
+        if abs(observed - expected) > tolerance:
+            failures.append(f"nonlinear {name} order {observed:.2f} (expected {expected:g})")
+    for scheme, expected in ORDERS.items():
+        _, o = time_study("quadrilateral", scheme, n=8, comm=comm, nonlinear=True)
+        say(f"  time ({scheme}): orders {', '.join(f'{p:.2f}' for p in o)}")
+        if abs(o[-1] - expected) > tolerance:
+            failures.append(f"nonlinear {scheme} time order {o[-1]:.2f} (expected {expected:g})")
+    ratios = newton_ratios(comm)
+    say("  Newton residual ratios ||G_k+1|| / ||G_k|| (first step, triangle n = 32): "
+        + ", ".join(f"{r:.2e}" for r in ratios) + "  (quadratic: each about the square of the one before)")
+    if len(ratios) < 2 or any(math.log(b) / math.log(a) < 1.6 for a, b in zip(ratios, ratios[1:])):
+        failures.append("Newton did not converge quadratically")
+    say()
+    return failures

@@ -1,0 +1,234 @@
+"""Nonlinear heat transfer: temperature-dependent properties (expressions with exact derivatives,
+tables), radiation, phase change and Newton's method.
+
+* closed forms: the radiating slab to 1e-6, the Stefan front within 2% at three times; heat
+  balance below 1e-8 with radiation and with phase change; the same temperatures on 1-4 ranks;
+* a manufactured solution with k(T) and c(T): orders 2 / 1 in space, 1 / 2 / 2 in time, and
+  Newton's residual ratios falling quadratically;
+* bad input refused with the key named; a failing Newton stops with the step and its history;
+* restarts of a nonlinear run are bitwise; the liquid fraction is written with the temperature.
+"""
+
+import json
+import math
+
+import h5py
+import numpy as np
+import pytest
+from conftest import ROOT, run_script, run_solver
+
+from solver.case.expressions import Expression
+from solver.case.load import load_case
+from solver.case.tables import TemperatureTable
+from solver.errors import CaseError
+from solver.heat.properties import Capacity
+from solver.case.records import Melting
+
+BASE = """
+[mesh]
+nx = 4
+ny = 4
+[material]
+k = 1.0
+rho = 1.0
+c = 1.0
+[boundary.left]
+type = "dirichlet"
+value = 1.0
+[time]
+dt = 0.1
+t_end = 0.2
+"""
+
+
+def case_with(text: str = "", root: str = ""):
+    """BASE with extra TOML: keys merged into its sections by writing them after (TOML forbids a
+    table twice, so the extra text only adds sections or uses --set)."""
+    return root + BASE + text
+
+
+# ----------------------------------------------------------------------------- properties
+def test_expression_derivatives_are_exact():
+    e = Expression("237*(1 + 1e-3*T)**2 + sin(T)*x + max(T, 3) + where(T > 2, T**3, 0) + exp(-T/100)"
+                   " + log(T + 5) + sqrt(T + 1) + abs(T - 4) + atan2(T, 2) + tanh(T/10) + T % 3", temperature=True)
+    T = np.linspace(0.3, 9.7, 11)
+    points = np.random.default_rng(1).random((11, 2))
+    value, slope = e.with_derivative(points, 0.0, T)
+    h = 1e-6
+    fd = (e(points, 0.0, T + h) - e(points, 0.0, T - h)) / (2 * h)
+    assert np.allclose(value, e(points, 0.0, T))
+    assert np.max(np.abs(slope - fd) / np.abs(fd)) < 1e-6
+    assert np.all(Expression("x + t").with_derivative(points, 1.0, T)[1] == 0.0)
+
+
+def test_temperature_is_refused_outside_properties():
+    with pytest.raises(CaseError, match=r"source.f: unknown name 'T' \(T, the temperature, only in k, rho, c"):
+        load_case(case_with("[source]\nf = \"T\"\n"), "case.toml")
+
+
+def test_tables_interpolate_and_are_constant_beyond_their_ends():
+    t = TemperatureTable([[0.0, 10.0], [100.0, 20.0], [200.0, 10.0]])
+    value, slope = t.with_derivative(np.array([-50.0, 0.0, 50.0, 100.0, 150.0, 250.0]))
+    assert value.tolist() == [10.0, 10.0, 15.0, 20.0, 15.0, 10.0]
+    assert slope.tolist() == [0.0, 0.1, 0.1, -0.1, -0.1, 0.0]
+
+
+def test_enthalpy_integrates_the_capacity_and_the_latent_heat():
+    rho = TemperatureTable([[0.0, 2.0], [10.0, 4.0]])
+    cap = Capacity(rho, 3.0, Melting(100.0, 4.0, 6.0))
+    T = np.array([-5.0, 2.0, 5.0, 8.0, 20.0])
+    exact = []
+    for x in T:  # int_0^x rho c dT + rho L f_l(x), rho linear on [0, 10], constant beyond
+        s = np.linspace(0.0, x, 200001)
+        r = np.interp(s, [0.0, 10.0], [2.0, 4.0])
+        sensible = np.trapezoid(3.0 * r, s)
+        ramp = np.linspace(4.0, min(max(x, 4.0), 6.0), 200001)
+        latent = np.trapezoid(np.interp(ramp, [0.0, 10.0], [2.0, 4.0]) * 100.0 / 2.0, ramp)
+        exact.append(sensible + latent)
+    assert np.allclose(cap.enthalpy(T), exact, rtol=1e-8, atol=1e-8)
+
+
+def test_csv_tables_are_read_with_header_and_comments(tmp_path):
+    path = tmp_path / "k.csv"
+    path.write_text("# aluminium\nT,k\n20, 237\n200, 240\n400, 236\n")
+    case = load_case(case_with().replace("k = 1.0", f'k = {{ file = "{path}" }}'), "case.toml")
+    k = case.physics.material.k
+    assert isinstance(k, TemperatureTable) and k(300.0) == pytest.approx(238.0)
+    assert case.values["material"]["k"]["table"][0] == [20.0, 237.0]  # the pairs travel with the case
+    assert case.physics.nonlinear
+
+
+@pytest.mark.parametrize("edit, message", [
+    ("k = { table = [[0.0, 1.0], [0.0, 2.0]] }", "case.toml: material.k: temperatures must increase strictly"),
+    ("k = { table = [[0.0, 1.0], [10.0, -2.0]] }", "case.toml: material.k: value -2 at T = 10 is not > 0"),
+    ("k = { table = [[0.0, 1.0]] }", "case.toml: material.k: a table needs at least two"),
+    ("k = { file = \"missing.csv\" }", "case.toml: material.k: cannot read missing.csv"),
+    ("k = [[0.0, 1.0], [1.0, 2.0]]", "case.toml: material.k: a table is written { table = [[T, value], ...] }"),
+    ("k = \"1 + T\"\nrho = \"1 + x\"", "case.toml: material.rho: may depend on T only"),
+])
+def test_bad_property_tables_name_the_key(edit, message):
+    text = case_with().replace("k = 1.0\nrho = 1.0", edit if "rho" in edit else edit + "\nrho = 1.0")
+    with pytest.raises(CaseError) as err:
+        load_case(text, "case.toml")
+    assert str(err.value).startswith(message), str(err.value)
+
+
+@pytest.mark.parametrize("extra, root, message", [
+    ("[boundary.right]\ntype = \"radiation\"\nepsilon = 1.5\nT_inf = 20.0\n", "temperature_unit = \"C\"\n",
+     "case.toml: boundary.right.epsilon must be <= 1.0, got 1.5"),
+    ("[boundary.right]\ntype = \"radiation\"\nepsilon = { table = [[0.0, 0.5], [100.0, 1.2]] }\nT_inf = 20.0\n",
+     "temperature_unit = \"C\"\n", "case.toml: boundary.right.epsilon: value 1.2 at T = 100 is outside [0, 1]"),
+    ("[boundary.right]\ntype = \"radiation\"\nepsilon = 0.5\nT_inf = 20.0\n", "",
+     "case.toml: boundary.right radiates: declare temperature_unit"),
+    ("[boundary.right]\ntype = \"radiation\"\nepsilon = 0.5\n", "temperature_unit = \"K\"\n",
+     "case.toml: boundary.right.T_inf is required for a radiation boundary"),
+    ("", "temperature_unit = \"F\"\n", "case.toml: temperature_unit must be one of C, K; got 'F'"),
+])
+def test_bad_radiation_input_names_the_key(extra, root, message):
+    with pytest.raises(CaseError) as err:
+        load_case(case_with(extra, root), "case.toml")
+    assert str(err.value).startswith(message), str(err.value)
+
+
+@pytest.mark.parametrize("keys, message", [
+    ("latent_heat = 1e5\nsolidus = 600.0\nliquidus = 550.0",
+     "case.toml: material.solidus must be below material.liquidus (a melting range of finite width), "
+     "got solidus = 600, liquidus = 550"),
+    ("latent_heat = 1e5\nsolidus = 600.0", "case.toml: material.liquidus is required with latent_heat > 0 (the melting range)"),
+])
+def test_bad_phase_change_input_names_the_key(keys, message):
+    with pytest.raises(CaseError) as err:
+        load_case(case_with().replace("c = 1.0", "c = 1.0\n" + keys), "case.toml")
+    assert str(err.value) == message
+
+
+def test_explicit_euler_is_refused_for_a_nonlinear_case(tmp_path):
+    case = tmp_path / "case.toml"
+    case.write_text(case_with().replace("k = 1.0", "k = \"1 + T\"").replace("[time]", "[time]\nscheme = \"explicit-euler\""))
+    proc = run_solver(2, [str(case), "--overwrite"], cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert any("explicit-euler\" needs constant k, rho, c and no radiation" in ln for ln in lines), proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_table_error_exits_2_with_one_line_on_every_rank_count(tmp_path):
+    case = tmp_path / "case.toml"
+    case.write_text(case_with().replace("k = 1.0", "k = { table = [[10.0, 1.0], [5.0, 2.0]] }"))
+    for ranks in (1, 3):
+        proc = run_solver(ranks, [str(case)], cwd=tmp_path, check=False)
+        assert proc.returncode == 2
+        errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+        assert errors == [f"error: {case}: material.k: temperatures must increase strictly: 10 then 5 (point 2)"]
+
+
+# ----------------------------------------------------------------------------- closed forms, ranks
+@pytest.fixture(scope="module")
+def one_rank():
+    return run_script(1, "nonlinear_checks.py", timeout=300)
+
+
+def test_closed_forms_balance_and_rank_independence(nprocs, one_rank):
+    r = one_rank if nprocs == 1 else run_script(nprocs, "nonlinear_checks.py", timeout=400)
+    rad, stefan, combined = r["radiation"], r["stefan"], r["combined"]
+    assert rad["error"] < 1e-6 and rad["newton"] <= 8
+    assert rad["imbalance"] < 1e-8
+    assert len(stefan["front_errors"]) == 3 and max(stefan["front_errors"].values()) < 0.02, stefan
+    assert stefan["imbalance"] < 1e-8
+    assert combined["imbalance"] < 1e-8
+    lo, hi = combined["liquid_fraction_range"]
+    assert lo == 0.0 and 0.0 < hi <= 1.0  # the core solidifies part of the way
+    ref = np.array(one_rank["combined"]["temperatures"])
+    got = np.array(combined["temperatures"])
+    assert np.max(np.abs(got - ref)) <= 1e-8 * np.max(np.abs(ref))
+
+
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_manufactured_orders_and_quadratic_newton(ranks):
+    r = run_script(ranks, "nonlinear_mms.py", timeout=300)
+    for scheme in ("crank-nicolson", "steady"):
+        assert all(abs(p - 2.0) <= 0.1 for p in r["space"][scheme]["l2_orders"]), r["space"][scheme]
+        assert all(abs(p - 1.0) <= 0.1 for p in r["space"][scheme]["h1_orders"]), r["space"][scheme]
+        assert max(r["space"][scheme]["imbalance"]) < 1e-8
+    for scheme, order in (("backward-euler", 1.0), ("crank-nicolson", 2.0), ("bdf2", 2.0)):
+        assert all(abs(p - order) <= 0.1 for p in r["time"][scheme]), (scheme, r["time"][scheme])
+    ratios = r["newton_ratios"]  # ||G_k+1|| / ||G_k||, each about the square of the one before
+    assert len(ratios) >= 3 and ratios[0] < 0.1
+    for a, b in zip(ratios, ratios[1:]):
+        assert math.log(b) / math.log(a) > 1.6, ratios
+
+
+# ----------------------------------------------------------------------------- runs and files
+def test_failing_newton_names_the_step_and_its_history(tmp_path):
+    case = tmp_path / "case.toml"
+    case.write_text(case_with().replace("k = 1.0", "k = \"1 + 5*T**2\"") +
+                    "[nonlinear]\nmax_iterations = 1\nfallback = \"none\"\nrtol = 1e-14\n")
+    proc = run_solver(2, [str(case), "--overwrite"], cwd=tmp_path, check=False)
+    assert proc.returncode == 3, proc.stderr
+    error = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(error) == 1 and "step 1 (t = 0.1): the nonlinear solve did not converge: newton " \
+        "(no convergence in 1 iterations; residuals " in error[0] and "try a smaller time.dt" in error[0], error
+
+
+def test_nonlinear_restart_is_bitwise_and_writes_the_liquid_fraction(tmp_path):
+    case = tmp_path / "cast.toml"
+    case.write_text((ROOT / "tests" / "mpi" / "nonlinear_checks.py").read_text().split('COMBINED = """')[1]
+                    .split('"""')[0])
+    common = [str(case), "--quiet", "--set", "output.every=2", "--set", "checkpoint.every=4"]
+    whole, split = f"output.directory={tmp_path / 'whole'}", f"output.directory={tmp_path / 'split'}"
+    runs = [[*common, "--set", whole], [*common, "--set", split, "--set", "time.t_end=8.0"]]
+    status = run_script(2, "solver_runs.py", json.dumps(runs))["status"]
+    assert status == [0, 0]
+    status = run_script(2, "solver_runs.py", json.dumps([[*common, "--set", split, "--restart", "latest"]]))["status"]
+    assert status == [0]
+    files = {}
+    for name in ("whole", "split"):
+        with h5py.File(tmp_path / name / "cast" / "cast.h5", "r") as f:
+            files[name] = {field: np.array([f["fields"][field][s][()] for s in sorted(f["fields"][field])])
+                           for field in ("temperature", "liquid_fraction")}
+            assert f.attrs["nonlinear_iterations"] > 0 and f.attrs["temperature_unit"] == "C"
+            assert f["fields/temperature/000000"].attrs["units"] == "degC"
+    for field in ("temperature", "liquid_fraction"):
+        assert np.array_equal(files["whole"][field], files["split"][field]), field
+    assert files["whole"]["liquid_fraction"].min() == 0.0 and files["whole"]["liquid_fraction"].max() == 1.0
+    assert (tmp_path / "whole" / "cast" / "cast.xdmf").read_text().count('Attribute Name="liquid_fraction"') == 6
