@@ -5,7 +5,9 @@
     r.points, r.cells, r.cell_type        # mesh in canonical (file) order
     r.times, r.steps                      # one entry per snapshot
     T = r.temperature(-1)                 # last snapshot, read on demand
-    r.probe([[0.1, 0.05]], -1)            # interpolated values at points
+    r.fields                              # nodal fields: ("temperature", "liquid_fraction", ...)
+    fl = r.field(-1, "liquid_fraction")   # another nodal field (phase change); missing: CaseError
+    r.probe([[0.1, 0.05]], -1)            # interpolated values at points (name=... for another field)
     r.case                                # the resolved case as a dict
 
 Everything is read lazily from the HDF5 file with plain (serial) h5py.
@@ -95,23 +97,53 @@ class Results:
             raise CaseError(f"--step {step}: {self.path.name} has {n} snapshots (0..{n - 1}, or -{n}..-1)")
         return step % n
 
-    def temperature(self, index: int = -1) -> np.ndarray:
+    @cached_property
+    def fields(self) -> tuple[str, ...]:
+        """Names of the nodal fields the file holds, the temperature first."""
+        names = [name for name, item in self.file["fields"].items() if isinstance(item, h5py.Group)]
+        return tuple(sorted(names, key=lambda n: (n != "temperature", n)))
+
+    def check_field(self, name: str) -> str:
+        """``name`` if the file holds that nodal field, else CaseError naming the ones it holds."""
+        if name not in self.fields:
+            raise CaseError(f"--field {name}: {self.path.name} has no such field (it holds: {', '.join(self.fields)})")
+        return name
+
+    def field(self, index: int = -1, name: str = "temperature") -> np.ndarray:
+        """Nodal values of field ``name`` at snapshot ``index`` (negative counts from the end)."""
+        self.check_field(name)
         i = self.index(index)
-        return self.file[f"fields/temperature/{i:06d}"][()]
+        key = f"{i:06d}"
+        if key not in self.file["fields"][name]:
+            raise CaseError(f"--field {name}: {self.path.name} has no value of it at snapshot {i}")
+        return self.file["fields"][name][key][()]
+
+    def units(self, name: str = "temperature") -> str:
+        """The ``units`` attribute of a field (``degC``, ``K``, ``1``; empty when not recorded)."""
+        self.check_field(name)
+        group = self.file["fields"][name]
+        first = next(iter(group.values()), None)
+        units = first.attrs.get("units", "") if first is not None else ""
+        return units.decode() if isinstance(units, bytes) else str(units)
+
+    def temperature(self, index: int = -1) -> np.ndarray:
+        return self.field(index, "temperature")
 
     @cached_property
     def locator(self) -> PointLocator:
         return PointLocator(self.cell_type, self.points, self.cells)
 
-    def probe(self, points, index: int = -1) -> np.ndarray:
-        """Finite-element interpolation of the temperature at ``points`` (outside: CaseError)."""
+    def probe(self, points, index: int = -1, name: str = "temperature") -> np.ndarray:
+        """Finite-element interpolation of field ``name`` (default the temperature) at ``points``
+        (outside: CaseError)."""
+        self.check_field(name)
         pts = np.atleast_2d(np.asarray(points, dtype=float))
         cell, xi = self.locator.locate(pts)
         outside = np.flatnonzero(cell < 0)
         if len(outside):
             p = ", ".join(f"{c:g}" for c in pts[outside[0]])
             raise CaseError(f"point ({p}) is outside the mesh of {self.path.name}")
-        return self.locator.interpolate(self.temperature(index), cell, xi)
+        return self.locator.interpolate(self.field(index, name), cell, xi)
 
 
 def open(path: str | Path) -> Results:  # noqa: A001 - the natural name: results.open(path)

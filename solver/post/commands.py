@@ -5,7 +5,10 @@
     python -m solver probe outputs/plate/plate.h5 --at 0.1,0.05 [--at ...] [--csv]
     python -m solver export outputs/plate/plate.h5 --format vtu|xdmf|csv [--step -1] [-o out]
 
-They run on one process (serial h5py) and refuse bad requests with exit status 2.
+``plot`` and ``probe`` take ``--field NAME`` (default ``temperature``; ``liquid_fraction`` in a
+phase-change run; ``info`` lists a file's fields); ``export`` writes every field, or those named
+with ``--field`` (repeatable). They run on one process (serial h5py) and refuse bad requests
+(a missing file, step, point or field) with one line and exit status 2.
 """
 
 from __future__ import annotations

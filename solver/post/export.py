@@ -1,4 +1,5 @@
-"""``python -m solver export RESULTS --format vtu|xdmf|csv``: a results file through meshio, or CSV."""
+"""``python -m solver export RESULTS --format vtu|xdmf|csv [--field NAME ...]``: a results file through
+meshio, or CSV, with every nodal field (temperature, liquid_fraction, ...) or the ones named."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from solver.io.results import Results
 from solver.mesh.cells import CELLS
-from solver.post.arguments import results_parser, when_arguments
+from solver.post.arguments import field_argument, results_parser, when_arguments
 
 
 def export_command(argv) -> int:
@@ -20,8 +21,10 @@ def export_command(argv) -> int:
     p.add_argument("-o", "--output", help="output file (default: beside the results file)")
     p.add_argument("--all", action="store_true", help="every snapshot (vtu: one file each; xdmf: a time series)")
     when_arguments(p)
+    field_argument(p, repeat=True)
     args = p.parse_args(argv)
     with Results(args.results) as r:
+        names = [r.check_field(n) for n in dict.fromkeys(args.field)] if args.field else list(r.fields)
         meshio_type = CELLS[r.cell_type].meshio
         indices = range(len(r.times)) if args.all else [r.index(args.step, args.time)]
         stem = Path(args.output) if args.output else r.path.with_suffix("")
@@ -32,17 +35,17 @@ def export_command(argv) -> int:
                 with meshio.xdmf.TimeSeriesWriter(out.name) as w:
                     w.write_points_cells(r.points, [(meshio_type, r.cells)])
                     for i in indices:
-                        w.write_data(float(r.times[i]), point_data={"temperature": r.temperature(i)})
+                        w.write_data(float(r.times[i]), point_data={n: r.field(i, n) for n in names})
             written.append(out)
         for i in indices if args.format != "xdmf" else []:
             suffix = f"_{i:06d}" if args.all else ""
             out = Path(f"{stem}{suffix}.{args.format}") if (args.all or not args.output) else Path(args.output)
             if args.format == "vtu":
                 meshio.write(out, meshio.Mesh(r.points, [(meshio_type, r.cells)],
-                                              point_data={"temperature": r.temperature(i)}))
+                                              point_data={n: r.field(i, n) for n in names}))
             else:
-                cols = ["x", "y", "z"][: r.dim] + ["temperature"]
-                data = np.column_stack([r.points, r.temperature(i)])
+                cols = ["x", "y", "z"][: r.dim] + names
+                data = np.column_stack([r.points, *(r.field(i, n) for n in names)])
                 np.savetxt(out, data, delimiter=",", header=",".join(cols), comments="",
                            fmt="%.17g")
             written.append(out)

@@ -34,13 +34,14 @@ def summary(r: Results) -> dict:
         "case_source": a.get("case_source", ""), "solver_version": a.get("solver_version", ""),
         "mesh": {"nodes": int(len(r.points)), "cells": int(len(r.cells)), "cell_type": r.cell_type, "dim": r.dim},
         "ranks": int(a.get("ranks", 0)), "ending": ending(a), "complete": ending(a)["status"] == "complete",
-        "snapshots": int(len(times)), "steps": [int(s) for s in r.steps],
+        "snapshots": int(len(times)), "steps": [int(s) for s in r.steps], "fields": list(r.fields),
         "time_range": [float(times[0]), float(times[-1])] if len(times) else [],
         "scheme": r.case.get("time", {}).get("scheme", ""),
         "last": {"time": float(times[-1]), "min": float(last.min()), "max": float(last.max()),
                  "mean": float(last.mean())},
         "solver": {"preconditioner": a.get("preconditioner", r.case.get("solver", {}).get("preconditioner", "")),
-                   "linear_iterations": int(a.get("linear_iterations", 0)), "steps": int(a.get("steps", 0))},
+                   "linear_iterations": int(a.get("linear_iterations", 0)), "steps": int(a.get("steps", 0)),
+                   "nonlinear_iterations": int(a.get("nonlinear_iterations", 0))},
         "heat_balance_relative_imbalance": float(a.get("balance_relative_imbalance", float("nan"))),
         "provenance": {k: _plain(a[k]) for k in PROVENANCE if k in a},
         "wall_time": {k[len("wall_time_"):]: float(v) for k, v in a.items() if k.startswith("wall_time_")},
@@ -59,8 +60,10 @@ def info_command(argv) -> int:
     m, last, sol, end = s["mesh"], s["last"], s["solver"], s["ending"]
     steps = s["steps"]
     how = end["status"] + (f" ({end['detail']})" if end["detail"] else "")
-    solver = (f"{sol['linear_iterations']} CG iterations over {sol['steps']} steps (preconditioner "
-              f"{sol['preconditioner']}); heat imbalance {s['heat_balance_relative_imbalance']:.1e}"
+    solver = (f"{sol['linear_iterations']} {'linear' if sol.get('nonlinear_iterations') else 'CG'} iterations over "
+              f"{sol['steps']} steps (preconditioner {sol['preconditioner']})"
+              + (f", {sol['nonlinear_iterations']} Newton/Picard iterations" if sol["nonlinear_iterations"] else "")
+              + f"; heat imbalance {s['heat_balance_relative_imbalance']:.1e}"
               if end["status"] != "killed" else f"preconditioner {sol['preconditioner']}; no totals (killed)")
     prov = s["provenance"]
     lines = [
@@ -69,6 +72,7 @@ def info_command(argv) -> int:
         f"mesh        {m['nodes']} nodes, {m['cells']} {m['cell_type']} cells, {m['dim']}D",
         f"run         {s['ranks']} ranks, {s['scheme']}, {how}",
         f"snapshots   {s['snapshots']} (steps {steps[0]}..{steps[-1]}, t = {s['time_range'][0]:g}..{s['time_range'][1]:g})",
+        f"fields      {', '.join(s['fields'])} (plot, probe, export: --field NAME)",
         f"last field  t = {last['time']:g}: min {last['min']:.6g}, max {last['max']:.6g}, mean {last['mean']:.6g}",
         f"solver      {solver}",
         "wall time   " + (", ".join(f"{k} {v:.3f} s" for k, v in sorted(s["wall_time"].items())) or "not recorded"),

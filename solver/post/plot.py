@@ -8,18 +8,24 @@ import numpy as np
 
 from solver.errors import CaseError
 from solver.io.results import Results
-from solver.post.arguments import results_parser, when_arguments
+from solver.post.arguments import field_argument, results_parser, when_arguments
+
+UNITS = {"degC": "°C", "K": "K", "1": ""}  # the units attribute of a field -> its colour-bar unit
+CMAPS = {"temperature": "inferno", "liquid_fraction": "viridis"}
+LIMITS = {"liquid_fraction": (0.0, 1.0)}  # fixed colour range: a solid snapshot still reads as 0
 
 
 def plot_command(argv) -> int:
     p = results_parser("plot", "Plot a field (2D: filled plot; 3D: a slice) or the time series of min/max/mean.")
     when_arguments(p)
+    field_argument(p)
     p.add_argument("-o", "--output", help="PNG file (default: beside the results file)")
     p.add_argument("--size", default="1000x700", help="image size in pixels, WxH (default 1000x700)")
     p.add_argument("--mesh", action="store_true", help="draw the mesh edges (2D)")
     p.add_argument("--slice", metavar="AXIS=VALUE", help="3D: the plane to show, e.g. z=0.5 (default: mid-z)")
     p.add_argument("--series", action="store_true", help="min/max/mean (and recorded probes) against time")
-    p.add_argument("--units", default="°C", help="temperature units for the colour bar (default °C)")
+    p.add_argument("--units", default=None,
+                   help="units for the colour bar (default: the field's, from the file: °C, K, none for a fraction)")
     args = p.parse_args(argv)
     try:
         import matplotlib
@@ -34,45 +40,60 @@ def plot_command(argv) -> int:
     except (ValueError, AssertionError):
         raise CaseError(f"--size {args.size}: expected WIDTHxHEIGHT in pixels, e.g. 1000x700") from None
     with Results(args.results) as r:
+        name = r.check_field(args.field)
+        label = _label(r, name, args.units)
+        tag = "" if name == "temperature" else f"_{name}"
         fig = plt.figure(figsize=(w / 100, h / 100), dpi=100)
         ax = fig.add_subplot()
         if args.series:
-            out = Path(args.output) if args.output else r.path.with_name(r.path.stem + "_series.png")
-            stats = np.array([(T.min(), T.max(), T.mean()) for T in (r.temperature(i) for i in range(len(r.times)))])
-            for k, label in enumerate(("min", "max", "mean")):
-                ax.plot(r.times, stats[:, k], label=label)
-            if "probes/values" in r.file:
+            out = Path(args.output) if args.output else r.path.with_name(f"{r.path.stem}{tag}_series.png")
+            stats = np.array([(v.min(), v.max(), v.mean()) for v in (r.field(i, name) for i in range(len(r.times)))])
+            for k, stat in enumerate(("min", "max", "mean")):
+                ax.plot(r.times, stats[:, k], label=stat)
+            if "probes/values" in r.file and name == "temperature":  # probes record the temperature
                 pts = r.file["probes/points"][()]
                 for j, v in enumerate(r.file["probes/values"][()].T):
                     ax.plot(r.file["probes/time"][()], v, "--", label="probe (" + ", ".join(f"{c:g}" for c in pts[j]) + ")")
             ax.set_xlabel("time (s)")
-            ax.set_ylabel(f"temperature ({args.units})")
+            ax.set_ylabel(label)
             ax.legend()
-            ax.set_title(f"{r.path.stem}: temperature over time")
+            ax.set_title(f"{r.path.stem}: {name.replace('_', ' ')} over time")
         else:
             i = r.index(args.step, args.time)
-            T = r.temperature(i)
-            out = Path(args.output) if args.output else r.path.with_name(f"{r.path.stem}_{i:06d}.png")
+            T = r.field(i, name)
+            out = Path(args.output) if args.output else r.path.with_name(f"{r.path.stem}{tag}_{i:06d}.png")
+            vmin, vmax = LIMITS.get(name, (None, None))
+            cmap = CMAPS.get(name, "viridis")
             if r.dim == 2:
                 tris = r.cells if r.cell_type == "triangle" else np.concatenate([r.cells[:, [0, 1, 2]], r.cells[:, [0, 2, 3]]])
                 tri = Triangulation(r.points[:, 0], r.points[:, 1], tris)
-                im = ax.tripcolor(tri, T, shading="gouraud", cmap="inferno")
+                im = ax.tripcolor(tri, T, shading="gouraud", cmap=cmap, vmin=vmin, vmax=vmax)
                 if args.mesh:
                     ax.triplot(tri, lw=0.2, color="white", alpha=0.5)
                 ax.set_xlabel("x (m)")
                 ax.set_ylabel("y (m)")
             else:
-                im = _slice(ax, r, T, args.slice)
+                im = _slice(ax, r, T, args.slice, cmap, vmin, vmax)
             ax.set_aspect("equal")
-            fig.colorbar(im, ax=ax, label=f"temperature ({args.units})")
-            ax.set_title(f"{r.path.stem}: t = {r.times[i]:g} s (step {int(r.steps[i])})")
+            fig.colorbar(im, ax=ax, label=label)
+            steady = r.case.get("time", {}).get("scheme") == "steady"
+            when = "steady state" if steady else f"t = {r.times[i]:g} s (step {int(r.steps[i])})"
+            ax.set_title(f"{r.path.stem}: {name.replace('_', ' ')}, {when}")
         fig.savefig(out, dpi=100)
         plt.close(fig)
     print(out)
     return 0
 
 
-def _slice(ax, r: Results, T, spec):
+def _label(r: Results, name: str, units: str | None) -> str:
+    """Colour-bar (or axis) label: the field's name and units (``--units``, else the file's)."""
+    if units is None:
+        recorded = r.units(name)
+        units = UNITS.get(recorded, recorded) if recorded or name != "temperature" else "°C"
+    return name.replace("_", " ") + (f" ({units})" if units else "")
+
+
+def _slice(ax, r: Results, T, spec, cmap="inferno", vmin=None, vmax=None):
     lo, hi = r.points.min(axis=0), r.points.max(axis=0)
     axis, value = 2, 0.5 * (lo[2] + hi[2])
     if spec:
@@ -93,7 +114,7 @@ def _slice(ax, r: Results, T, spec):
     vals = np.full(len(pts), np.nan)
     inside = cell >= 0
     vals[inside] = r.locator.interpolate(T, cell[inside], xi[inside])
-    im = ax.pcolormesh(A, B, vals.reshape(A.shape), shading="auto", cmap="inferno")
+    im = ax.pcolormesh(A, B, vals.reshape(A.shape), shading="auto", cmap=cmap, vmin=vmin, vmax=vmax)
     ax.set_xlabel(f"{'xyz'[a]} (m)")
     ax.set_ylabel(f"{'xyz'[b]} (m)")
     return im

@@ -1,11 +1,12 @@
-"""``python -m solver probe RESULTS --at X,Y[,Z] [--csv]``: temperature at points over time."""
+"""``python -m solver probe RESULTS --at X,Y[,Z] [--field NAME] [--csv]``: a field (default the
+temperature) at points over time."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from solver.errors import CaseError
-from solver.post.arguments import results_parser
+from solver.post.arguments import field_argument, results_parser
 from solver.io.results import Results
 
 
@@ -23,24 +24,29 @@ def parse_points(values, dim, option="--at"):
 
 
 def probe_command(argv) -> int:
-    p = results_parser("probe", "Temperature at points over time (finite-element interpolation).")
+    p = results_parser("probe", "Temperature (or another nodal field) at points over time "
+                                "(finite-element interpolation).")
     p.add_argument("--at", action="append", required=True, metavar="X,Y[,Z]", help="a point (repeatable)")
     p.add_argument("--csv", action="store_true", help="CSV instead of a table")
+    field_argument(p)
     args = p.parse_args(argv)
     with Results(args.results) as r:
+        name = r.check_field(args.field)
         pts = parse_points(args.at, r.dim)
         cell, xi = r.locator.locate(pts)
         bad = np.flatnonzero(cell < 0)
         if len(bad):
             raise CaseError(f"--at {args.at[bad[0]]}: point is outside the mesh of {r.path.name}")
-        rows = [(t, *r.locator.interpolate(r.temperature(i), cell, xi)) for i, t in enumerate(r.times)]
-    names = [f"T({a})" for a in args.at]
+        rows = [(t, *r.locator.interpolate(r.field(i, name), cell, xi)) for i, t in enumerate(r.times)]
+    symbol = "T" if name == "temperature" else name
+    names = [f"{symbol}({a})" for a in args.at]
     if args.csv:
         print(",".join(["time"] + [f'"{n}"' for n in names]))
         for row in rows:
             print(",".join(repr(float(v)) for v in row))
     else:
-        print(f"{'time':>12} " + " ".join(f"{n:>18}" for n in names))
+        widths = [max(18, len(n)) for n in names]
+        print(f"{'time':>12} " + " ".join(f"{n:>{w}}" for n, w in zip(names, widths)))
         for t, *vals in rows:
-            print(f"{t:12.6g} " + " ".join(f"{v:18.10g}" for v in vals))
+            print(f"{t:12.6g} " + " ".join(f"{v:{w}.10g}" for v, w in zip(vals, widths)))
     return 0
