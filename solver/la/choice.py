@@ -7,8 +7,16 @@ aggregation AMG costs a set-up linear in ``n`` and a handful of V-cycles per ste
 in 2D, the LU pays off when it is reused for enough solves; in 3D its fill (``n^(4/3)`` and more)
 rules it out, and on several ranks block Jacobi loses its exactness (its iterations grow with the
 ranks), so AMG is the choice there. The cost constants below are seconds on one core of the
-development machine, fitted to the set-up and step times of the reference problem at 1M DOFs
-(LU: 18 s to factorise, 0.4 s per solve; AMG: about 2.5 s of set-up, 0.5 s per solve).
+development machine, fitted to ``python -m solver bench --solvers --crossover 128 256 512 1024``
+(the reference problem on one rank, backward Euler, set-up including assembly):
+
+    DOFs        LU set-up  LU step  AMG set-up  AMG step
+    16,641      0.25 s     4 ms     0.23 s      5 ms      the LU pays after about 16 solves
+    66,049      0.58 s     23 ms    0.34 s      22 ms     AMG as fast per solve: the LU never pays
+    263,169     2.44 s     99 ms    0.60 s      99 ms
+    1,050,625   13.0 s     455 ms   2.58 s      361 ms
+
+so on this machine the exact LU only wins for small 2D problems with many steps.
 """
 
 from __future__ import annotations
@@ -17,10 +25,10 @@ import math
 from dataclasses import dataclass
 
 # t_LU(n, S) = LU_FACTOR n^1.5 + S LU_SOLVE n log2 n;  t_AMG(n, S) = AMG_SETUP n + S AMG_SOLVE n
-LU_FACTOR = 1.7e-8
-LU_SOLVE = 1.9e-8
-AMG_SETUP = 2.5e-6
-AMG_SOLVE = 5.0e-7
+LU_FACTOR = 1.2e-8
+LU_SOLVE = 2.1e-8
+AMG_SETUP = 2.3e-6
+AMG_SOLVE = 3.4e-7
 SMALL = 5000  # below this many DOFs on one rank, the LU is always the cheapest and simplest
 
 

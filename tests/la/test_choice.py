@@ -7,9 +7,10 @@ from solver.la.choice import amg_seconds, choose_preconditioner, lu_seconds
 
 @pytest.mark.parametrize("dim, dofs, ranks, solves, expected", [
     (2, 861, 1, 60, "bjacobi"),          # tiny: the exact LU
-    (2, 50_000, 1, 20, "bjacobi"),       # one rank, 2D, the factorisation pays for itself
+    (2, 30_000, 1, 20, "bjacobi"),       # one rank, small 2D: the factorisation pays for itself
     (2, 1_050_625, 1, 20, "amg"),        # the reference problem: AMG
-    (2, 1_050_625, 1, 5000, "bjacobi"),  # ... unless the LU serves thousands of solves
+    (2, 60_000, 1, 5000, "bjacobi"),     # ... and at 60K DOFs when it serves thousands of solves
+    (2, 1_050_625, 1, 5000, "amg"),      # at 1M DOFs its solves are no cheaper than a V-cycle
     (2, 50_000, 1, 1, "amg"),            # a new matrix every step (h(t)): no refactorisation per step
     (2, 861, 2, 60, "amg"),              # several ranks: block Jacobi would lose its exactness
     (3, 275_000, 1, 50, "amg"),          # 3D: the LU's fill rules it out
@@ -21,7 +22,7 @@ def test_auto_choice(dim, dofs, ranks, solves, expected):
 
 
 def test_the_cost_model_crosses_over_once_in_the_number_of_solves():
-    n = 300_000
+    n = 60_000
     winners = [lu_seconds(n, s) < amg_seconds(n, s) for s in (1, 10, 100, 1000, 10000)]
     assert winners == sorted(winners)  # AMG for few solves, the LU for many
 
