@@ -41,9 +41,10 @@ class TemperatureTable:
         0 beyond the ends."""
         T = np.asarray(T, dtype=float)
         i = np.searchsorted(self.temperatures, T, side="right") - 1
-        inside = (i >= 0) & (i < len(self.slopes))
-        slope = np.where(inside, self.slopes[np.clip(i, 0, len(self.slopes) - 1)], 0.0)
-        return np.interp(T, self.temperatures, self.values), slope
+        j = np.clip(i, 0, len(self.slopes) - 1)
+        slope = np.where((i >= 0) & (i < len(self.slopes)), self.slopes[j], 0.0)
+        value = self.values[j] + slope * (T - self.temperatures[j])  # beyond the ends: slope 0, the end's value
+        return np.where(i >= len(self.slopes), self.values[-1], value), slope
 
     @property
     def low(self) -> float:

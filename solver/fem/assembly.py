@@ -181,13 +181,20 @@ class Assembler:
 
     def gradients(self, u: np.ndarray) -> np.ndarray:
         """The gradient of a field (local vector) at the quadrature points, (n_cells, n_qp, dim)."""
+        return self.values_and_gradients(u, values=False)[1]
+
+    def values_and_gradients(self, u: np.ndarray, values: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+        """A field (local vector) and its gradient at the quadrature points in one pass:
+        (n_cells, n_qp) and (n_cells, n_qp, dim)."""
         out = np.empty((self.n_cells, self.n_qp, self.dim))
         if self.compiled:
-            self.kernels.gradient(self.coords, self.cells, self.dN, np.ascontiguousarray(u, dtype=np.float64), out)
-            return out
+            vals = np.empty((self.n_cells, self.n_qp) if values else (0, 0))
+            self.kernels.gradient(self.coords, self.cells, self.N, self.dN, np.ascontiguousarray(u, dtype=np.float64),
+                                  out, vals)
+            return (vals if values else None), out
         g = self.reference.geometry
         out[:] = np.einsum("cn,cqnd->cqd", u[self.cells], g.grad)
-        return out
+        return (self.values_at_points(u) if values else None), out
 
     def flux_load(self, flux: np.ndarray) -> np.ndarray:
         """Owned entries of ``int flux . grad N_i``, ``flux`` (n_cells, n_qp, dim) at the quadrature

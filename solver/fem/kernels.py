@@ -335,7 +335,8 @@ def cell_kernels(nn: int, dim: int, nq: int, affine: bool) -> CellKernels:
       rows); ``mass``, ``cond``: canonical coefficients, size 0 when absent; ``slots``: the
       relative slots of :func:`pattern_fill`, or empty to search the rows.
     * ``vector(coords, cells, n_owned, N, dN, weights, values, out)``: ``out[i] += int f N_i``.
-    * ``gradient(coords, cells, dN, u, out)``: ``out[c, q, d]`` = du/dx_d at point q of cell c.
+    * ``gradient(coords, cells, N, dN, u, out, values)``: ``out[c, q, d]`` = du/dx_d at point q of
+      cell c, and ``values[c, q]`` = u there (``values`` of size 0: not computed).
     * ``flux_vector(coords, cells, n_owned, dN, weights, flux, out)``: ``out[i] += int flux . grad N_i``
       with ``flux`` (n_cells, n_qp, dim) at the points (the residual of conduction, k grad u).
     * ``convection(coords, cells, n_owned, N, dN, weights, b, indptr, indices, slots, data)`` adds
@@ -512,9 +513,10 @@ def cell_kernels(nn: int, dim: int, nq: int, affine: bool) -> CellKernels:
         return 0
 
     @_jit
-    def gradient(coords, cells, dN, u, out):
+    def gradient(coords, cells, N, dN, u, out, values):
         nc = cells.shape[0]
         nq = dN.shape[0]
+        with_values = values.shape[0] > 0
         X = np.empty((NN, GD, B))
         J = np.empty((GD, GD, B))
         Kinv = np.empty((GD, GD, B))
@@ -531,6 +533,11 @@ def cell_kernels(nn: int, dim: int, nq: int, affine: bool) -> CellKernels:
                 if q < NG:
                     _measure(X, dN, q, nb, J, Kinv, det, True, NN, GD)
                 for k in range(nb):
+                    if with_values:
+                        t = 0.0
+                        for n in range(NN):
+                            t += ur[n, k] * N[q, n]
+                        values[c0 + k, q] = t
                     for e in range(GD):
                         t = 0.0
                         for n in range(NN):
@@ -803,7 +810,8 @@ def warm_up(cell_type: str, cell_dtype=np.int32, index_dtype=np.int32, degree: i
     k.matrix(coords, cells, nn, N, dN, weights, one, one, indptr, indices, slots[:0], data)
     k.vector(coords, cells, nn, N, dN, weights, one, np.zeros(nn))
     grads = np.zeros((1, len(weights), ref.dim))
-    k.gradient(coords, cells, dN, np.zeros(nn), grads)
+    k.gradient(coords, cells, N, dN, np.zeros(nn), grads, np.zeros((1, len(weights))))
+    k.gradient(coords, cells, N, dN, np.zeros(nn), grads, np.zeros((0, 0)))
     k.flux_vector(coords, cells, nn, dN, weights, grads, np.zeros(nn))
     k.convection(coords, cells, nn, N, dN, weights, grads, indptr, indices, slots, data)
     k.convection(coords, cells, nn, N, dN, weights, grads, indptr, indices, slots[:0], data)

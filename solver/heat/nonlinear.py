@@ -76,6 +76,7 @@ class NonlinearHeatProblem(HeatLoads):
         self.diagonal_slots = np.flatnonzero(a.indices == rows)  # every owned row holds its diagonal
         self._vertex_weights_cache = None
         self.bad = ""  # what went wrong in the last evaluation on this rank (non-positive k, rho c)
+        self._last = None  # (t, a0, c), u, fields and residual of the last evaluation
 
     @property
     def vertex_weights(self) -> np.ndarray:
@@ -96,21 +97,18 @@ class NonlinearHeatProblem(HeatLoads):
         return out
 
     # ------------------------------------------------------------------ storage S(u) = int H(u) N_i
-    def _storage(self, u: np.ndarray, jacobian: bool):
-        """(S(u) owned, C at the points or vertices)."""
+    def _storage(self, u: np.ndarray, T: np.ndarray | None = None):
+        """(S(u) owned, C at the points, or nodal with the lumped storage); ``T``: u at the points."""
         a = self.assembler
         if self.lumped:
-            T = u[a.cells]
-            H, C = self.materials.storage(T)
-            S = np.bincount(a.cells.ravel(), weights=(H * self.vertex_weights).ravel(), minlength=self.mesh.n_local)
-            Cn = None
-            if jacobian:
-                Cn = np.bincount(a.cells.ravel(), weights=(C * self.vertex_weights).ravel(),
-                                 minlength=self.mesh.n_local)[: self.mesh.n_owned]
+            H, C = self.materials.storage(u[a.cells])
             self._check(C, "rho c")
-            return S[: self.mesh.n_owned], Cn
-        T = a.values_at_points(u)
-        H, C = self.materials.storage(T)
+            w = self.vertex_weights
+            n = self.mesh.n_local
+            S = np.bincount(a.cells.ravel(), weights=(H * w).ravel(), minlength=n)
+            Cn = np.bincount(a.cells.ravel(), weights=(C * w).ravel(), minlength=n)
+            return S[: self.mesh.n_owned], Cn[: self.mesh.n_owned]
+        H, C = self.materials.storage(a.values_at_points(u) if T is None else T)
         self._check(C, "rho c")
         return a.load_values(H), C
 
@@ -120,7 +118,7 @@ class NonlinearHeatProblem(HeatLoads):
 
     def storage(self, u: np.ndarray) -> np.ndarray:
         """S_i(u) = int H(u) N_i (owned)."""
-        return self._storage(u, False)[0]
+        return self._storage(u)[0]
 
     def energy_local(self, u: np.ndarray) -> float:
         """This rank's part of the stored energy int H(u) (J, relative to u = 0)."""
@@ -163,22 +161,15 @@ class NonlinearHeatProblem(HeatLoads):
         """``a0 S(u) + c Q(u, t)`` (owned rows; ``u`` with current ghosts) and, with ``jacobian``,
         the data of ``a0 dS/du + c dQ/du``: the symmetric part and (``newton`` and k depending
         on u) the non-symmetric part ``c int (dk/du grad u . grad N_i) N_j``."""
-        a, m = self.assembler, self.materials
-        self.bad = ""
-        S, C = self._storage(u, jacobian) if a0 else (0.0, None)
-        T = a.values_at_points(u)
-        k, dk = m.conductivity(T, self.points, t, derivative=jacobian and newton)
-        self._check(k, "the conductivity k")
-        grad = a.gradients(u)
-        residual = a0 * S + c * a.flux_load(k * grad)
-        if self.robin:
-            residual += c * (self._robin_matrix(t) @ u)
-        parts = self.load_parts(t)
-        if parts:
-            residual -= c * sum(parts.values())
-        for term in self.radiation:
-            if not term.facets.empty:
-                residual += c * term.facets.load(self._radiation(term, u, t)[0])
+        a = self.assembler
+        key = (t, a0, c)
+        cached = self._last
+        if cached is not None and cached[0] == key and np.array_equal(cached[1], u):
+            S, C, k, dk, grad, residual = cached[2]  # the residual at this u was just evaluated
+            residual = residual.copy()
+        else:
+            S, C, k, dk, grad, residual = self._evaluate(u, t, a0, c)
+            self._last = (key, u.copy(), (S, C, k, dk, grad, residual.copy()))
         out = Linearisation(residual)
         if not jacobian:
             return out
@@ -201,6 +192,25 @@ class NonlinearHeatProblem(HeatLoads):
                 a.convection(c * dk * grad, extra)
             out.nonsymmetric = extra
         return out
+
+    def _evaluate(self, u: np.ndarray, t: float, a0: float, c: float):
+        """The fields at u (storage, C, k, dk/du, grad u) and the residual ``a0 S + c Q``."""
+        a, m = self.assembler, self.materials
+        self.bad = ""
+        T, grad = a.values_and_gradients(u)
+        S, C = self._storage(u, T) if a0 else (0.0, None)
+        k, dk = m.conductivity(T, self.points, t, derivative=self.k_nonlinear)
+        self._check(k, "the conductivity k")
+        residual = a0 * S + c * a.flux_load(k * grad)
+        if self.robin:
+            residual += c * (self._robin_matrix(t) @ u)
+        parts = self.load_parts(t)
+        if parts:
+            residual -= c * sum(parts.values())
+        for term in self.radiation:
+            if not term.facets.empty:
+                residual += c * term.facets.load(self._radiation(term, u, t)[0])
+        return S, C, k, dk, grad, residual
 
     def _robin_data(self, t: float) -> np.ndarray:
         return self._cache.get("robin", self.time_dependent_matrix, t, self.robin_data)

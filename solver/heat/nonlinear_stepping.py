@@ -37,13 +37,19 @@ from solver.la.preconditioners import make_preconditioner
 
 
 class LinearisedSolver:
-    """The linear solves of the nonlinear iterations, with a preconditioner kept across them."""
+    """The linear solves of the nonlinear iterations, with a preconditioner kept across them.
+
+    The preconditioner is set up (multigrid: updated, new Galerkin products on its aggregates;
+    others: built) from the symmetric part of the first Jacobian of each step and serves the
+    step's later iterations as it is, unless their iteration count doubles: the Jacobians of
+    one step differ little, and an update costs about as much as a solve."""
 
     def __init__(self, problem: NonlinearHeatProblem, solver: SolverSpec):
         self.problem, self.spec = problem, solver
         self.precond = None
         self.rebuilds = self.updates = 0
-        self.fresh = False  # a non-updatable preconditioner is rebuilt once per step
+        self.fresh = False  # set up during this step
+        self.base_iterations: int | None = None  # iterations of the first solve after a set-up
 
     def new_step(self) -> None:
         self.fresh = False
@@ -54,23 +60,32 @@ class LinearisedSolver:
         on Dirichlet rows; returns the solve's info and du (a local vector)."""
         p = self.problem
         a, halo, mask = p.assembler, p.mesh.halo, p.dirichlet.mask
-        P = DistributedMatrix(constrain(a.csr(symmetric), mask)[0], halo)
-        if self.precond is not None and callable(getattr(self.precond, "update", None)):
+        P = None
+        if self.precond is None or not self.fresh or nonsymmetric is None:
+            P = DistributedMatrix(constrain(a.csr(symmetric), mask)[0], halo)
+        if self.precond is not None and not self.fresh and callable(getattr(self.precond, "update", None)):
             self.precond.update(P)
             self.updates += 1
+            self.fresh, self.base_iterations = True, None
         elif self.precond is None or not self.fresh:
             try:
                 self.precond = make_preconditioner(self.spec.preconditioner, P)
             except ImportError as exc:
                 raise CaseError(str(exc)) from None
             self.rebuilds += 1
-            self.fresh = True
+            self.fresh, self.base_iterations = True, None
         du = np.zeros(p.mesh.n_local)
         s = self.spec
         if nonsymmetric is None:
-            return pcg(P, rhs, du, self.precond, s.rtol, s.atol, s.max_iterations), du
-        J = DistributedMatrix(constrain(a.csr(symmetric + nonsymmetric), mask)[0], halo)
-        return gmres(J, rhs, du, self.precond, s.rtol, s.atol, s.max_iterations), du
+            info = pcg(P, rhs, du, self.precond, s.rtol, s.atol, s.max_iterations)
+        else:
+            J = DistributedMatrix(constrain(a.csr(symmetric + nonsymmetric), mask)[0], halo)
+            info = gmres(J, rhs, du, self.precond, s.rtol, s.atol, s.max_iterations)
+        if self.base_iterations is None:
+            self.base_iterations = info.iterations
+        elif info.iterations > 2 * self.base_iterations + 2:
+            self.fresh = False  # the Jacobian moved away from the preconditioner's: set up again next time
+        return info, du
 
 
 class StepEquations:

@@ -156,8 +156,11 @@ class MaterialField:
         for s, cells in self._each():
             Tc = T[cells]
             pc = None if points is None else points[cells]
-            for d, p in enumerate(s.k):
-                v, dv = evaluate(p, Tc, pc, t)
+            done = {}
+            for d, p in enumerate(s.k):  # an isotropic k is one property on every axis: evaluated once
+                if id(p) not in done:
+                    done[id(p)] = evaluate(p, Tc, pc, t)
+                v, dv = done[id(p)]
                 k[cells, :, d] = v
                 if dk is not None:
                     dk[cells, :, d] = dv

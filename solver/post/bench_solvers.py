@@ -42,6 +42,7 @@ PEER_SCRIPT = ROOT.parent / "shared" / "peers" / "dolfinx_heat.py"
 PEER_PYTHON = "/usr/bin/python3"
 CASES = {2: ROOT / "inputs" / "reference.toml", 3: ROOT / "inputs" / "reference3d.toml"}
 BLOCK3D = ROOT / "inputs" / "block3d.toml"
+HEATSINK = ROOT / "inputs" / "heatsink_radiation.toml"
 ERRORS_AT = {2: "exp(-2*pi**2*t)*sin(pi*x)*sin(pi*y)", 3: "exp(-3*pi**2*t)*sin(pi*x)*sin(pi*y)*sin(pi*z)"}
 
 
@@ -95,6 +96,7 @@ def run_case(ranks: int, case: Path, sets: list[str], name: str, directory: Path
                "solve_per_step_s": float(a["wall_time_solve"]) / steps,
                "setup_s": float(a["wall_time_mesh"]) + float(a["wall_time_assembly"]),
                "assembly_s": float(a["wall_time_assembly"]),
+               "nonlinear_iterations": int(a.get("nonlinear_iterations", 0)),
                "preconditioner": str(a.get("preconditioner", "")),
                "preconditioner_stats": json.loads(a["preconditioner_stats"]) if "preconditioner_stats" in a else {},
                "dofs": int(a["n_nodes"])}
@@ -212,6 +214,44 @@ def block3d(sizes: list[int], ranks: list[int], steps: int, directory: Path, ext
     return out
 
 
+def nonlinear_cost(ranks: list[int], steps: int, directory: Path, timeout: float, say) -> dict:
+    """One Newton iteration against one linear step on the same mesh: ``inputs/heatsink_radiation.toml``
+    stepped in time (backward Euler) as it is (k(T) from a table, convection and radiation: Newton,
+    GMRES) and made linear (constant k, convection only: one CG solve per step with the
+    preconditioner built once). Solve time per Newton iteration / solve time per linear step."""
+    import tomllib
+
+    import tomli_w
+
+    case = tomllib.loads(HEATSINK.read_text())
+    case["time"] = {"scheme": "backward-euler", "dt": 5.0, "t_end": 5.0 * steps}
+    case["initial"] = {"temperature": 60.0}
+    linear = json.loads(json.dumps(case))
+    linear["material"]["k"] = 167.0
+    fins = linear["boundary"]["fins"]
+    linear["boundary"]["fins"] = {"type": "robin", "h": fins["h"], "T_inf": fins["T_inf"]}
+    out = {}
+    for p in ranks:
+        figures = {}
+        for name, values in (("nonlinear", case), ("linear", linear)):
+            path = directory / f"heatsink_{name}.toml"
+            path.write_text(tomli_w.dumps(values))
+            figures[name] = run_case(p, path, ["--set", "solver.preconditioner=amg", "--set", f"output.every={steps}"],
+                                     f"heatsink_{name}_np{p}", directory, timeout)
+        nl, lin = figures["nonlinear"], figures["linear"]
+        per_iteration = nl["solve_per_step_s"] * nl["steps"] / max(nl["nonlinear_iterations"], 1)
+        out[str(p)] = {"dofs": nl["dofs"], "steps": steps, "newton_per_step": nl["nonlinear_iterations"] / steps,
+                       "seconds_per_newton_iteration": per_iteration,
+                       "seconds_per_linear_step": lin["solve_per_step_s"],
+                       "ratio": per_iteration / lin["solve_per_step_s"],
+                       "iterations_per_newton_iteration": nl["iterations_per_step"] * steps
+                       / max(nl["nonlinear_iterations"], 1),
+                       "iterations_per_linear_step": lin["iterations_per_step"]}
+        say(f"  heat sink on {p} rank(s): Newton iteration {per_iteration * 1e3:.1f} ms, linear step "
+            f"{lin['solve_per_step_s'] * 1e3:.1f} ms, ratio {out[str(p)]['ratio']:.2f}")
+    return out
+
+
 def _summary(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
 
@@ -283,6 +323,15 @@ def table(r: dict) -> str:
                          f"{c['amg']['assembly_s']:>11.2f} {c['amg']['solve_per_step_s']:>9.3f} "
                          f"{c['break_even_solves']:>23.3g} {c['model_break_even_solves']:>8.3g} "
                          f"{c['faster']:>17s} {c['auto_picks']:>8s}")
+    if r.get("nonlinear"):
+        lines += ["", "radiating heat sink (inputs/heatsink_radiation.toml, backward Euler): one Newton iteration "
+                  "against one linear step of the same mesh"]
+        for ranks, c in r["nonlinear"].items():
+            lines.append(f"  {ranks} rank(s), {c['dofs']:,} DOFs: {c['newton_per_step']:.1f} Newton iterations per step; "
+                         f"{c['seconds_per_newton_iteration'] * 1e3:.1f} ms per iteration "
+                         f"({c['iterations_per_newton_iteration']:.1f} GMRES iterations) against "
+                         f"{c['seconds_per_linear_step'] * 1e3:.1f} ms per linear step "
+                         f"({c['iterations_per_linear_step']:.1f} CG iterations): ratio {c['ratio']:.2f}")
     if r.get("block3d"):
         lines += ["", "inputs/block3d.toml (hexahedra, BDF2), default solver:"]
         for key, b in r["block3d"].items():
@@ -309,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--block3d", type=int, nargs="*", default=[], metavar="N",
                    help="run inputs/block3d.toml at N^3 hexahedra on each of --ranks, e.g. 64 128")
     p.add_argument("--block3d-steps", type=int, default=50, help="BDF2 steps of the block3d runs (default 50)")
+    p.add_argument("--nonlinear", action="store_true",
+                   help="one Newton iteration of the radiating heat sink against one linear step of its mesh")
     p.add_argument("--no-reference", action="store_true", help="skip the reference problem (only the extra series)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="extra case overrides of our runs, e.g. --set solver.preconditioner=jacobi")
@@ -347,6 +398,8 @@ def main(argv) -> int:
                                                             args.timeout)
         if args.crossover:
             r["crossover"] = crossover(args.crossover, 20, directory, args.set, args.timeout, say)
+        if args.nonlinear:
+            r["nonlinear"] = nonlinear_cost(args.ranks, 10, directory, args.timeout, say)
         if args.block3d:
             r["block3d"] = block3d(args.block3d, args.ranks, args.block3d_steps, directory, args.set, args.timeout, say)
     finally:
