@@ -86,10 +86,10 @@ def test_every_key_is_documented():
 def test_readme_input_reference_lists_every_key():
     from pathlib import Path
 
-    from solver.case.schema import BOUNDARY_SCHEMA, REGION_SCHEMA
+    from solver.case.schema import BOUNDARY_SCHEMA, REGION_SCHEMA, ROOT_SCHEMA
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     keys = [f"{s}.{k}" for s, ks in SCHEMA.items() for k in ks] + [f"boundary.<name>.{k}" for k in BOUNDARY_SCHEMA]
-    keys += [f"region.<name>.{k}" for k in REGION_SCHEMA]
+    keys += [f"region.<name>.{k}" for k in REGION_SCHEMA] + list(ROOT_SCHEMA)
     missing = [k for k in keys if f"| `{k}` |" not in readme]
     assert not missing, f"README input reference lacks {missing}"
