@@ -218,8 +218,3 @@ class NonlinearHeatProblem(HeatLoads):
     def _robin_matrix(self, t: float) -> sp.csr_matrix:
         return self._cache.get("robin matrix", self.time_dependent_matrix, t,
                                lambda s: self.assembler.csr(self._robin_data(s)))
-
-    @property
-    def newton_differs_from_picard(self) -> bool:
-        """True when k depends on T: Newton's Jacobian then has a non-symmetric part."""
-        return self.k_nonlinear

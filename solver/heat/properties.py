@@ -187,7 +187,3 @@ class MaterialField:
             if s.capacity.melting is not None:
                 out[cells] = s.capacity.melting.liquid_fraction(T[cells])
         return out
-
-    @property
-    def constant_capacity(self) -> bool:
-        return all(s.capacity.constant for s in self.sets)
