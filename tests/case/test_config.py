@@ -56,7 +56,7 @@ def test_overrides_parse_toml_values_and_bare_strings():
     ("time.dt=\"auto\"", "case.toml: time.dt = \"auto\" is only for time.scheme = \"explicit-euler\""),
     ("material.k=[1, 2, 3]", "case.toml: material.k must be a number or a list of 2 numbers"),
     ("region.a.x=[1, 0]", "case.toml: region.a.x must be [min, max] with min <= max"),
-    ("region.a.q=1", "case.toml: unknown key region.a.q (allowed: group, x, y, k, rho, c)"),
+    ("region.a.q=1", "case.toml: unknown key region.a.q (allowed: group, x, y, k, rho, c, latent_heat, solidus, liquidus)"),
     ("boundary.left.value=\"__import__('os')\"", "case.toml: boundary.left.value: "),
     ("solver.rtol=2", "case.toml: solver.rtol must be <= 0.5, got 2.0"),
     ("output.every=0", "case.toml: output.every must be a positive integer, got 0"),

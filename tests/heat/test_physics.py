@@ -123,7 +123,7 @@ def test_verify_exits_nonzero_when_an_order_misses(monkeypatch, capsys):
 
     from solver.post import verify as verification
 
-    def bad_space(cell, levels, comm, scheme, pc):
+    def bad_space(cell, levels, comm, scheme, pc, nonlinear=False):
         return [(8, 81, 1e-2, 1e-1, 0.0), (16, 289, 5e-3, 5e-2, 0.0)], [1.0], [1.0]
 
     monkeypatch.setattr(verification, "space_study", bad_space)
