@@ -84,7 +84,7 @@ def run_case(ranks: int, case: Path, sets: list[str], name: str, directory: Path
     cmd = mpirun_command(ranks) + [sys.executable, "-m", "solver", str(case), *sets,
                                    "--set", f"output.directory={directory}", "--set", f"output.name={name}",
                                    "--overwrite", "--quiet"]
-    seconds, peak_mb, proc = timed(cmd, mpirun_environment(), ROOT, timeout)
+    seconds, peak_mb, proc = timed(cmd, mpirun_environment(ranks), ROOT, timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"our run failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
     path = directory / name / f"{name}.h5"
@@ -116,7 +116,7 @@ def run_peer(ranks: int, n: int, dim: int, script: Path, directory: Path, timeou
     """One whole run of DOLFINx's CG + BoomerAMG on the same problem (its JSON, and our clock)."""
     cmd = [*mpirun_command(ranks), PEER_PYTHON, str(script), str(n), "20", "1e-3", "1", "--pc", "hypre", "--warm",
            "--dim", str(dim), "--outdir", str(directory / "peer")]
-    env = {**mpirun_environment(), "PEERS_DIR": str(directory / "peers_cache"), "OMP_NUM_THREADS": "1"}
+    env = {**mpirun_environment(ranks), "PEERS_DIR": str(directory / "peers_cache"), "OMP_NUM_THREADS": "1"}
     seconds, peak_mb, proc = timed(cmd, env, directory, timeout)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
