@@ -20,6 +20,7 @@ then symmetric and solved by CG. Every matrix lives in the assembler's one spars
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,6 +29,7 @@ from mpi4py import MPI
 from solver.case.records import Physics, RadiationBC
 from solver.case.schema import STEFAN_BOLTZMANN
 from solver.fem.boundary import BoundaryTerm
+from solver.fem.geometry import CellGeometry
 from solver.heat.problem import HeatLoads
 from solver.heat.properties import MaterialField, evaluate
 from solver.mesh.distributed import DistributedMesh
@@ -74,23 +76,16 @@ class NonlinearHeatProblem(HeatLoads):
         n = mesh.n_owned
         rows = np.repeat(np.arange(n), np.diff(a.indptr))
         self.diagonal_slots = np.flatnonzero(a.indices == rows)  # every owned row holds its diagonal
-        self._vertex_weights_cache = None
         self.bad = ""  # what went wrong in the last evaluation on this rank (non-positive k, rho c)
         self._last = None  # (t, a0, c), u, fields and residual of the last evaluation
 
-    @property
+    @cached_property
     def vertex_weights(self) -> np.ndarray:
         """int_c N_a per cell c and vertex a (n_cells, nodes per cell): the weights of the vertex
         quadrature (lumped storage, nodal averages)."""
-        if self._vertex_weights_cache is None:
-            self._vertex_weights_cache = self._vertex_weights()
-        return self._vertex_weights_cache
-
-    def _vertex_weights(self) -> np.ndarray:
         a = self.assembler
         out = np.empty(a.cells.shape)
         step = 1 << 15
-        from solver.fem.geometry import CellGeometry
         for start in range(0, a.n_cells, step):
             g = CellGeometry(self.mesh.cell_type, a.coords, a.cells[start:start + step], gradients=False)
             out[start:start + step] = np.broadcast_to(g.wdet, (len(g.wdet), len(g.weights))) @ g.N
