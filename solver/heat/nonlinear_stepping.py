@@ -156,17 +156,11 @@ def iterate(equations: StepEquations, u: np.ndarray, spec: NonlinearSpec) -> new
                            f"that k, rho c and epsilon stay physical over the temperatures reached")
 
 
-class NonlinearStepper(Stepper):
-    """One step skeleton for every multistep scheme on the nonlinear problem."""
+class LinearSolves:
+    """What a nonlinear stepper reports of its linear solves (``self.linear``): the system whose
+    preconditioner the run summary describes, and its set-ups and updates."""
 
-    def __init__(self, problem: NonlinearHeatProblem, dt: float, scheme: Multistep, solver: SolverSpec,
-                 spec: NonlinearSpec, startup: Multistep | None = None):
-        super().__init__(problem)
-        self.dt, self.scheme, self.startup, self.spec = float(dt), scheme, startup, spec
-        self.earlier: list[np.ndarray] = []
-        self.linear = LinearisedSolver(problem, solver)
-        self.nonlinear_iterations = 0
-        self.last: newton.NonlinearReport | None = None
+    linear: LinearisedSolver
 
     @property
     def system(self):
@@ -179,6 +173,19 @@ class NonlinearStepper(Stepper):
     @property
     def updates(self) -> int:
         return self.linear.updates
+
+
+class NonlinearStepper(LinearSolves, Stepper):
+    """One step skeleton for every multistep scheme on the nonlinear problem."""
+
+    def __init__(self, problem: NonlinearHeatProblem, dt: float, scheme: Multistep, solver: SolverSpec,
+                 spec: NonlinearSpec, startup: Multistep | None = None):
+        super().__init__(problem)
+        self.dt, self.scheme, self.startup, self.spec = float(dt), scheme, startup, spec
+        self.earlier: list[np.ndarray] = []
+        self.linear = LinearisedSolver(problem, solver)
+        self.nonlinear_iterations = 0
+        self.last: newton.NonlinearReport | None = None
 
     def state(self) -> dict:
         return {"previous": self.earlier[0]} if self.earlier else {}
@@ -215,7 +222,7 @@ class NonlinearStepper(Stepper):
         return SolveInfo(report.linear_iterations, report.residuals[-1] / max(report.residuals[0], 1e-300), True)
 
 
-class NonlinearSteadySolver:
+class NonlinearSteadySolver(LinearSolves):
     """``Q(u) = 0`` by Newton from the initial temperature, with pseudo-transient continuation
     when Newton alone fails."""
 
@@ -231,18 +238,6 @@ class NonlinearSteadySolver:
         self.balance = None
         self.nonlinear_iterations = 0
         self.last: newton.NonlinearReport | None = None
-
-    @property
-    def system(self):
-        return self.linear
-
-    @property
-    def rebuilds(self) -> int:
-        return self.linear.rebuilds
-
-    @property
-    def updates(self) -> int:
-        return self.linear.updates
 
     def solve(self, u: np.ndarray) -> SolveInfo:
         p = self.problem

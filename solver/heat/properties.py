@@ -21,6 +21,7 @@ import numpy as np
 
 from solver.case.records import Material, Melting, Property, Region
 from solver.case.tables import TemperatureTable
+from solver.heat.materials import Centroids, region_cells
 from solver.mesh.distributed import DistributedMesh
 
 GAUSS_X, GAUSS_W = np.polynomial.legendre.leggauss(6)
@@ -113,16 +114,9 @@ class MaterialField:
         combos = [(axes(material.k), material.rho, material.c, material.melting)]
         index = {0: 0}
         which = np.zeros(n, dtype=np.int64)
-        centroids = None
+        centroids = Centroids(mesh)
         for region in regions:
-            inside = np.ones(n, dtype=bool)
-            if region.group is not None:
-                inside &= mesh.cell_tags == mesh.groups.region[region.group]
-            for axis, bounds in enumerate(region.box[:dim]):
-                if bounds is not None:
-                    if centroids is None:
-                        centroids = mesh.coords[mesh.cells].mean(axis=1)
-                    inside &= (centroids[:, axis] >= bounds[0]) & (centroids[:, axis] <= bounds[1])
+            inside = region_cells(mesh, region, centroids)
             for old in np.unique(which[inside]):
                 k, rho, c, melting = combos[old]
                 new = (axes(region.k) if region.k is not None else k,
