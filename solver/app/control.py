@@ -81,7 +81,12 @@ class RunControl:
         inside MPI; the launcher then ends the other ranks."""
         if self.hang_timeout:
             sys.stderr.flush()
-            faulthandler.dump_traceback_later(self.hang_timeout, repeat=False, file=sys.stderr, exit=True)
+            try:  # faulthandler writes to a file descriptor: the process's own stderr if sys.stderr has none
+                sys.stderr.fileno()
+                stream = sys.stderr
+            except (AttributeError, OSError, ValueError):
+                stream = sys.__stderr__
+            faulthandler.dump_traceback_later(self.hang_timeout, repeat=False, file=stream, exit=True)
 
     def _handle(self, signum, frame):
         name = signal.Signals(signum).name

@@ -115,26 +115,31 @@ class Progress:
         self.tty = self.root and _is_terminal(self.stream)
         self.log = logging.getLogger(LOGGER)
 
-    def __call__(self, step: int, n_steps: int, t: float, iterations: int, residual: float, imbalance: float,
-                 elapsed: float, periodic: bool) -> None:
+    def __call__(self, step: int, n_steps: int | None, t: float, iterations: int, residual: float, imbalance: float,
+                 elapsed: float, periodic: bool, fraction: float | None = None) -> None:
+        """``n_steps`` None (adaptive steps): the progress is ``fraction`` of the simulated time."""
         if not self.root:
             return
-        eta = elapsed / max(step, 1) * (n_steps - step)
-        line = (f"step {step:6d}/{n_steps}  t = {t:.6g}  iterations {iterations:4d}  residual {residual:.2e}  "
+        if fraction is None:
+            fraction = step / max(n_steps or 1, 1)
+        eta = elapsed / max(fraction, 1e-12) * (1.0 - fraction) if fraction > 0 else 0.0
+        of = f"/{n_steps}" if n_steps is not None else ""
+        line = (f"step {step:6d}{of}  t = {t:.6g}  iterations {iterations:4d}  residual {residual:.2e}  "
                 f"heat imbalance {imbalance:.1e}  elapsed {hms(elapsed)}  ETA {hms(eta)}")
         if periodic:
             self.log.info(line, extra=PROGRESS)
         if self.quiet:
             return
+        finished = fraction >= 1.0 - 1e-12
         if self.tty:
             width = 30
-            done = int(width * step / max(n_steps, 1))
+            done = int(width * fraction)
             bar = "#" * done + "-" * (width - done)
-            print(f"\r[{bar}] {100 * step / max(n_steps, 1):5.1f}%  t = {t:.4g}  it {iterations:3d}  "
+            print(f"\r[{bar}] {100 * fraction:5.1f}%  t = {t:.4g}  it {iterations:3d}  "
                   f"elapsed {hms(elapsed)}  ETA {hms(eta)} ", end="", file=self.stream, flush=True)
             if _console is not None:
-                _console.bar_drawn = step < n_steps
-            if step == n_steps:
+                _console.bar_drawn = not finished
+            if finished:
                 print(file=self.stream)
         elif periodic:
             print(line, file=self.stream, flush=True)

@@ -48,6 +48,21 @@ class RunResult:
     preconditioner: str = ""
     preconditioner_stats: dict = field(default_factory=dict)
     nonlinear_iterations: int = 0
+    time_steps: dict = field(default_factory=dict)  # adaptive: accepted, rejected, dt min/median/max, set-ups
+
+
+ADAPTIVE_STEPS_GUESS = 200  # for the disk-space check of an adaptive run written every N steps
+
+
+def _step_summary(sim: Simulation) -> dict:
+    """What the adaptive steps of this run (since its start or restart) came to."""
+    c = sim.adaptive.controller
+    dts = np.array(sim.step_sizes) if sim.step_sizes else np.array([sim.dt])
+    st = sim.stepper
+    setup = max_over_ranks(sim.comm, {"s": getattr(st, "setup_seconds", 0.0)})["s"]
+    return {"accepted": c.accepted, "rejected": c.rejected, "failed_solves": c.failed_solves,
+            "dt_min": float(dts.min()), "dt_median": float(np.median(dts)), "dt_max": float(dts.max()),
+            "setups": getattr(st, "rebuilds", 0), "updates": getattr(st, "updates", 0), "setup_seconds": setup}
 
 
 def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, restart: str | None = None, force: bool = False,
@@ -81,7 +96,12 @@ def _run(case, comm, quiet, restart, force, guard, directory, wall_start) -> Run
                  f"owned-node imbalance {q.owned_nodes_imbalance:.3f} (max/mean)")
 
     out = case.output
-    snapshots = 2 + (sim.n_steps // out.every if sim.n_steps else 0)
+    if out.times:
+        snapshots = 1 + len(out.times)
+    elif sim.n_steps is None:  # adaptive steps, written every N: a guess of the steps
+        snapshots = 2 + ADAPTIVE_STEPS_GUESS // out.every
+    else:
+        snapshots = 2 + (sim.n_steps // out.every if sim.n_steps else 0)
     needed = estimate_output_bytes(mesh.n_global_nodes, mesh.n_global_cells, mesh.reference.n_nodes, mesh.dim,
                                    snapshots) + 2 * 8 * mesh.n_global_nodes * case.checkpoint.keep
     check_space(comm, guard, needed)
@@ -98,9 +118,12 @@ def _run(case, comm, quiet, restart, force, guard, directory, wall_start) -> Run
                 state = checkpoint.read_state(resume.path, mesh, results.nodes, resume.attrs.datasets,
                                               lambda p: results.open_block_file(p, "r"))
                 a = resume.attrs
-                sim.restore(state, a.step, a.iterations, a.balance_terms, a.balance_energy_start, a.balance_inflow)
+                sim.restore(state, a.step, a.t, a.iterations, a.balance_terms, a.balance_energy_start,
+                            a.balance_inflow, a.stepper)
             elif not case.steady:
                 results.write(sim.u, 0.0, 0, sim.balance, sim.fields())
+            if not case.steady:
+                results.init_steps(None if resume is None else sim.t)
             if out.probes:
                 probes = Probes(mesh, out.probes)
                 results.init_probes(probes.points, None if resume is None else sim.t)
@@ -109,16 +132,17 @@ def _run(case, comm, quiet, restart, force, guard, directory, wall_start) -> Run
         stopped, last_checkpoint = _time_loop(sim, case, results, probes, directory, quiet)
     except SolverExit as exc:
         if results is not None:  # every rank raised it: close collectively, keeping what was written
-            _flush_probes(probes, results)
+            _flush_probes(probes, results, sim)
             results.close({"complete": False, "status": "failed", "exit_status": exc.exit_status,
                            "error": str(exc), "steps": sim.step_index})
         raise
 
-    _flush_probes(probes, results)
+    _flush_probes(probes, results, sim)
     timings = max_over_ranks(comm, timers.seconds | {"total": MPI.Wtime() - wall_start})
     stats = sim.preconditioner_stats()
     results.close({f"wall_time_{k}": v for k, v in timings.items()} |
                   {"steps": sim.step_index, "dt": sim.dt, "linear_iterations": sim.iterations,
+                   "steps_rejected": sim.adaptive.controller.rejected if sim.adaptive else 0,
                    "nonlinear_iterations": sim.nonlinear_iterations, "temperature_unit": case.physics.temperature_unit,
                    "complete": not stopped, "status": "stopped" if stopped else "complete", "exit_status":
                    EXIT_STOPPED if stopped else 0, "checkpoint": str(last_checkpoint or ""),
@@ -128,7 +152,7 @@ def _run(case, comm, quiet, restart, force, guard, directory, wall_start) -> Run
     result = RunResult(results.h5_path, results.xdmf_path, mesh.n_global_nodes, comm.size, sim.step_index,
                        sim.iterations, timings, stopped, last_checkpoint,
                        None if resume is None else resume.path, sim.solver.preconditioner, stats,
-                       sim.nonlinear_iterations)
+                       sim.nonlinear_iterations, _step_summary(sim) if sim.adaptive else {})
     log.info(summary(result, case))
     if last_checkpoint is not None:
         how = "to continue" if stopped else "to extend the run (with a larger time.t_end)"
@@ -155,11 +179,16 @@ def dry_run(case: Case, comm=MPI.COMM_WORLD) -> dict:
     t = case.time
     if case.steady:
         steps = 0
+    elif t.adaptive is not None:
+        steps = None
     elif t.dt == "auto":
         steps = auto_steps(t.t_end, dt_limit)
     else:
         steps = int(round(t.t_end / t.dt))
-    snapshots = 1 + (steps // case.output.every if steps else 0) + 1
+    if case.output.times:
+        snapshots = 1 + len(case.output.times)
+    else:
+        snapshots = 1 + ((ADAPTIVE_STEPS_GUESS if steps is None else steps) // case.output.every if steps != 0 else 0) + 1
     out_bytes = estimate_output_bytes(mesh.n_global_nodes, mesh.n_global_cells, mesh.reference.n_nodes, mesh.dim,
                                       snapshots * fields)
     per_rank = BYTES_PER_NODE[mesh.dim] * mesh.n_global_nodes / comm.size
@@ -170,20 +199,25 @@ def dry_run(case: Case, comm=MPI.COMM_WORLD) -> dict:
     log.info(f"case: {case.source} ({case.name}), {t.scheme}")
     log.info(f"mesh: {mesh.n_global_nodes} DOFs, {mesh.n_global_cells} {mesh.cell_type} cells on {comm.size} ranks")
     log.info(f"memory: about {per_rank / 2**20:.1f} MiB per rank (estimate)")
+    how = (f"adaptive dt from {t.adaptive.dt_initial:g} s in [{t.adaptive.dt_min:g}, {t.adaptive.dt_max:g}] s, "
+           f"tolerance {t.adaptive.relative:g} relative, {t.adaptive.absolute:g} absolute"
+           if t.adaptive is not None else f"dt = {t.dt}, {steps} steps")
     if nonlinear:
-        log.info("nonlinear: " + ("steady solve by Newton" if case.steady else f"dt = {t.dt}, {steps} steps, "
-                                  f"each solved by {case.nonlinear.method}"))
+        log.info("nonlinear: " + ("steady solve by Newton" if case.steady else f"{how}, "
+                                  f"each step solved by {case.nonlinear.method}"))
     else:
         log.info(f"explicit-euler stable time step: {dt_limit:.6g} s"
-                 + ("" if case.steady else f"; this case: dt = {t.dt}, {steps} steps"))
+                 + ("" if case.steady else f"; this case: {how}"))
     log.info(f"output: about {out_bytes / 2**20:.1f} MiB in {directory} ({snapshots} snapshots)")
     log.info("dry run: nothing solved, nothing written")
     return info
 
 
-def _flush_probes(probes: Probes | None, results: ResultsFile) -> None:
+def _flush_probes(probes: Probes | None, results: ResultsFile, sim: Simulation) -> None:
+    """Write the probe values and the time-step records gathered since the last flush."""
     if probes is not None:
         results.write_probes(*probes.take())
+    results.write_steps(sim.take_records())
 
 
 def _time_loop(sim: Simulation, case: Case, results: ResultsFile, probes: Probes | None, directory: Path,
@@ -206,14 +240,15 @@ def _time_loop(sim: Simulation, case: Case, results: ResultsFile, probes: Probes
     if case.time.dt == "auto":
         log.info(f"explicit-euler: stable limit {sim.stepper.dt_limit:.6g} s, using dt = {sim.dt:.6g} s "
                  f"({sim.n_steps} steps)")
+    output_due = _output_schedule(sim, case)
     stopped, last_checkpoint = False, None
-    n_steps = sim.n_steps
-    report_every = max(1, (n_steps - sim.step_index) // 20)
+    report_every = max(1, (sim.n_steps - sim.step_index) // 20) if sim.n_steps is not None else None
+    next_report = sim.progress + 0.05
     progress = logs.Progress(sim.comm, quiet)
     control.install()
-    loop_start, first_step = MPI.Wtime(), sim.step_index
+    loop_start, first_step, first_progress = MPI.Wtime(), sim.step_index, sim.progress
     try:
-        while sim.step_index < n_steps:
+        while not sim.finished:
             step_start = MPI.Wtime()
             solve = sim.advance()
             step = sim.step_index
@@ -223,24 +258,54 @@ def _time_loop(sim: Simulation, case: Case, results: ResultsFile, probes: Probes
             _check_health(sim, bad, case, solve)
             if probes is not None:
                 probes.record(sim.u, sim.t)
-            if step % every == 0 or step == n_steps:
+            if output_due(step, sim.t) or sim.finished:
                 with timers("output"):
                     results.write(sim.u, sim.t, step, sim.balance, sim.fields())
-                    _flush_probes(probes, results)
+                    _flush_probes(probes, results, sim)
             elapsed = MPI.Wtime() - loop_start
-            progress(step - first_step, n_steps - first_step, sim.t, solve.iterations, solve.residual,
-                     sim.balance.relative, elapsed, (step - first_step) % report_every == 0 or step == n_steps)
-            if due or step == n_steps:
+            if report_every is not None:
+                periodic = (step - first_step) % report_every == 0
+            else:
+                periodic = sim.progress >= next_report
+                next_report = sim.progress + 0.05 if periodic else next_report
+            progress(step - first_step, sim.n_steps and sim.n_steps - first_step, sim.t, solve.iterations,
+                     solve.residual, sim.balance.relative, elapsed, periodic or sim.finished,
+                     (sim.progress - first_progress) / max(1.0 - first_progress, 1e-300))
+            if due or sim.finished:
                 last_checkpoint = _checkpoint(sim, results, directory, cp.keep, control, faults)
-            if stop and step < n_steps:
+            if stop and not sim.finished:
                 stopped = True
                 log.warning(f"stopping at step {step} (t = {sim.t:.6g}): {control.reason}")
                 break
     finally:
         control.uninstall()
-    if n_steps and not stopped:
+    if sim.step_index > first_step and not stopped:
         log.info(_balance_line(sim.balance))
     return stopped, last_checkpoint
+
+
+def _output_schedule(sim: Simulation, case: Case):
+    """``due(step, t)``: whether the snapshot of this step is written (the last one always is).
+    output.interval / output.times: adaptive steps land on the times exactly; fixed steps must
+    fall on them (explicit-euler's "auto" dt is known only now)."""
+    times = np.array(case.output.times)
+    if not len(times):
+        every = case.output.every
+        return lambda step, t: step % every == 0
+    if sim.adaptive is None:
+        steps = times / sim.dt
+        off = np.abs(steps - np.round(steps)) > 1e-9 * np.maximum(steps, 1.0)
+        if off.any() and sim.origin is None:
+            key = "times" if case.output.interval is None else "interval"
+            raise CaseError(f"{case.source}: output.{key}: t = {times[off][0]:g} s is not a whole number of steps of "
+                            f"dt = {sim.dt:.6g} s; give times on the steps or a fixed time.dt that divides them")
+    tolerance = 1e-9 * sim.dt if sim.adaptive is None else 0.0
+
+    def due(step: int, t: float) -> bool:
+        i = int(np.searchsorted(times, t))
+        near = [times[j] for j in (i - 1, i) if 0 <= j < len(times)]
+        return any(abs(t - time) <= tolerance for time in near)
+    return due
 
 
 def _check_health(sim: Simulation, bad_anywhere: bool, case: Case, solve) -> None:
@@ -300,7 +365,7 @@ def _checkpoint(sim: Simulation, results: ResultsFile, directory: Path, keep: in
             step=sim.step_index, t=sim.t, dt=sim.dt, scheme=sim.case.time.scheme,
             case=checkpoint.case_text(sim.case.values), case_hash=checkpoint.case_hash(sim.case.values),
             snapshots=len(results.snapshots), iterations=sim.iterations, balance_terms=list(b.terms),
-            balance_energy_start=b.energy_start, balance_inflow=np.asarray(b.inflow))
+            balance_energy_start=b.energy_start, balance_inflow=np.asarray(b.inflow), stepper=sim.scalars())
         path = checkpoint.write_checkpoint(directory, sim.mesh, results.nodes, sim.state(), attrs, keep,
                                            lambda p: results.open_block_file(p, "w"), faults.before_checkpoint_close)
     control.checkpoint_written(MPI.Wtime() - start)
@@ -311,7 +376,8 @@ def _balance_line(b, steady: bool = False) -> str:
     terms = ", ".join(f"{name} {v:+.6g}" for name, v in zip(b.terms, b.inflow) if v)
     if steady:
         return f"heat balance: heat flows in (W): {terms or 'none'}; relative imbalance {b.relative:.2e}"
-    return (f"heat balance: energy change {b.change:+.6g} J; heat in (J): {terms or 'none'}; "
+    lag = f"; storage lag of the multistep formula {b.lag:+.6g} J" if b.lag else ""
+    return (f"heat balance: energy change {b.change:+.6g} J; heat in (J): {terms or 'none'}{lag}; "
             f"relative imbalance {b.relative:.2e}")
 
 
@@ -330,6 +396,13 @@ def summary(r: RunResult, case: Case) -> str:
     if r.nonlinear_iterations:
         lines[0] += (f"; {r.nonlinear_iterations} {case.nonlinear.method} iterations "
                      f"({r.nonlinear_iterations / max(r.steps, 1):.1f} per step)")
+    a = r.time_steps
+    if a:
+        lines.append(f"time steps: {a['accepted']} accepted, {a['rejected']} rejected by the error estimate"
+                     + (f", {a['failed_solves']} cut after a failed solve" if a["failed_solves"] else "")
+                     + f"; dt min {a['dt_min']:.3g} s, median {a['dt_median']:.3g} s, max {a['dt_max']:.3g} s; "
+                     f"{a['setups']} preconditioner set-ups and {a['updates']} updates ({a['setup_seconds']:.3f} s, "
+                     f"{100 * a['setup_seconds'] / max(t.get('solve', 0.0), 1e-300):.0f}% of the solve time)")
     p = r.preconditioner_stats
     if "levels" in p:
         lines.append(f"multigrid: {p['levels']} levels, operator complexity {p['operator_complexity']:.2f}, "

@@ -101,6 +101,11 @@ def read_text(path: str | Path) -> str:
         raise CaseError(f"{path}: not a text file (TOML case files are UTF-8)") from None
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (a key of a hostile file stays on one line)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def parse_override(item: str, source: str) -> tuple[list[str], Any]:
     """``section.key=value`` -> (["section", "key"], value); values are TOML, or bare strings."""
     if "=" not in item:
@@ -144,7 +149,7 @@ def load_case(text: str, source: str, overrides=(), default_name: str = "case") 
 
 def validate(raw: dict, source: str) -> dict:
     def fail(msg):
-        raise CaseError(f"{source}: {msg}")
+        raise CaseError(f"{source}: {printable(msg)}")
 
     allowed = sorted(SCHEMA) + ["boundary", "region"]
     for section, body in raw.items():
@@ -170,6 +175,7 @@ def validate(raw: dict, source: str) -> dict:
                            for k, spec in keys.items()}
     _check_mesh(values["mesh"], fail)
     _check_time(values["time"], fail)
+    _check_output_times(values["output"], raw.get("output", {}), values["time"], fail)
     values["boundary"] = _check_boundaries(raw.get("boundary", {}), values["mesh"]["type"], values["time"], fail)
     dim = {"rectangle": 2, "box": 3}.get(values["mesh"]["type"])
     values["region"] = _check_regions(raw.get("region", {}), dim, values["mesh"]["type"] == "file", fail)
@@ -227,11 +233,20 @@ def _check(name: str, spec: Key, value, fail):
                  f"got {value!r}")
         return seconds
     if kind == "dt":
-        if value == "auto":
+        if value in ("auto", "adaptive"):
             return value
         if isinstance(value, str):
-            fail(f"{name} must be a number > 0 or \"auto\", got {value!r}")
+            fail(f"{name} must be a number > 0, \"auto\" or \"adaptive\", got {value!r}")
         return _check_float(name, spec, value, fail)
+    if kind == "tolerance":
+        if isinstance(value, dict):
+            extra = sorted(set(value) - {"relative", "absolute"})
+            if extra or len(value) != 2:
+                fail(f"{name} must be a number or {{ relative = r, absolute = a }} (both), got {value!r}")
+            return {k: _check_float(f"{name}.{k}", Key("float", "", positive=True), value[k], fail)
+                    for k in ("relative", "absolute")}
+        tol = _check_float(name, Key("float", "", positive=True), value, fail)
+        return {"relative": tol, "absolute": tol}
     if kind == "points":
         if not isinstance(value, list) or not value or not all(isinstance(p, list) and 2 <= len(p) <= 3
                                                                for p in value):
@@ -347,13 +362,56 @@ def _check_time(time, fail):
     for key in ("dt", "t_end"):
         if time[key] is None:
             fail(f"time.{key} is required for time.scheme = {scheme!r} ({SCHEMA['time'][key].doc})")
+    adaptive_keys = ("tolerance", "dt_initial", "dt_min", "dt_max")
+    if time["dt"] != "adaptive":
+        for key in adaptive_keys:
+            if time[key] is not None:
+                fail(f"time.{key} is only used with time.dt = \"adaptive\" (this case has time.dt = {time['dt']!r})")
     if time["dt"] == "auto":
         if scheme != "explicit-euler":
             fail(f"time.dt = \"auto\" is only for time.scheme = \"explicit-euler\", not {scheme!r}")
         return
+    if time["dt"] == "adaptive":
+        if scheme == "explicit-euler":
+            fail("time.dt = \"adaptive\" is for the implicit schemes (backward-euler, crank-nicolson, theta, bdf2); "
+                 "explicit-euler takes a fixed dt or time.dt = \"auto\" (90% of its stable limit)")
+        a = records.adaptive_spec(time)  # defaults resolved from t_end (kept unresolved in the values)
+        if a.dt_min > a.dt_max:
+            fail(f"time.dt_min = {a.dt_min:g} must not exceed time.dt_max = {a.dt_max:g}")
+        if not a.dt_min <= a.dt_initial <= a.dt_max:
+            fail(f"time.dt_initial = {a.dt_initial:g} must lie in [time.dt_min, time.dt_max] = "
+                 f"[{a.dt_min:g}, {a.dt_max:g}]")
+        return
     steps = time["t_end"] / time["dt"]
     if abs(steps - round(steps)) > 1e-9 * max(1.0, steps) or round(steps) < 1:
         fail(f"time.t_end must be a whole number of time steps, got t_end/dt = {steps:.6g}")
+
+
+def _check_output_times(output, raw_output, time, fail):
+    """output.interval or output.times: one of them, not with output.every, within (0, t_end] and,
+    with a fixed dt, on the steps."""
+    keys = [k for k in ("every", "interval", "times") if isinstance(raw_output, dict) and k in raw_output]
+    if len(keys) > 1:
+        fail(f"output.{keys[0]} and output.{keys[1]} both choose when to write; give one of them")
+    if output["interval"] is None and output["times"] is None:
+        return
+    key = "interval" if output["interval"] is not None else "times"
+    if time["scheme"] == "steady":
+        fail(f"output.{key} is not used by time.scheme = \"steady\" (it writes the steady state once)")
+    t_end = time["t_end"]
+    if key == "times":
+        times = output["times"]
+        if any(b <= a for a, b in zip(times, times[1:])):
+            fail(f"output.times must be strictly increasing, got {times!r}")
+        if times[-1] > t_end * (1 + 1e-12):
+            fail(f"output.times must lie in (0, time.t_end = {t_end:g}], got {times[-1]:g}")
+    dt = time["dt"]
+    if isinstance(dt, float):
+        for t in records.output_times(output, t_end):
+            steps = t / dt
+            if abs(steps - round(steps)) > 1e-9 * max(1.0, steps):
+                fail(f"output.{key}: t = {t:g} s is not a whole number of steps of time.dt = {dt:g}; "
+                     f"use times on the steps or time.dt = \"adaptive\"")
 
 
 def _check_phase_change(where, m, fail):

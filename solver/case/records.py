@@ -5,6 +5,7 @@ solver, the output and the run control receive. They are built once from the val
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -172,12 +173,24 @@ class NonlinearSpec:
 
 
 @dataclass(frozen=True)
+class AdaptiveSpec:
+    """Error-controlled time steps: the local error of each node within ``absolute + relative |T|``."""
+
+    relative: float
+    absolute: float
+    dt_initial: float
+    dt_min: float
+    dt_max: float
+
+
+@dataclass(frozen=True)
 class TimeSpec:
     scheme: str
     theta: float | None  # implicitness of the theta schemes (backward Euler 1, Crank-Nicolson 0.5)
-    dt: float | str | None  # seconds, or "auto" (explicit Euler)
+    dt: float | str | None  # seconds, "auto" (explicit Euler) or "adaptive" (implicit schemes)
     t_end: float | None
     mass: str  # consistent | lumped
+    adaptive: AdaptiveSpec | None = None
 
     @property
     def steady(self) -> bool:
@@ -199,6 +212,7 @@ class OutputSpec:
     every: int
     probes: tuple[tuple[float, ...], ...] | None
     driver: str  # auto | mpio | gathered
+    times: tuple[float, ...] = ()  # output.interval or output.times resolved, t_end last; () writes every N steps
 
 
 @dataclass(frozen=True)
@@ -269,13 +283,42 @@ def physics(values: dict) -> Physics:
 
 def time_spec(time: dict) -> TimeSpec:
     theta = time["theta"] if time["scheme"] == "theta" else SCHEMES[time["scheme"]]
-    return TimeSpec(time["scheme"], theta, time["dt"], time["t_end"], time["mass"])
+    adaptive = adaptive_spec(time) if time["dt"] == "adaptive" else None
+    return TimeSpec(time["scheme"], theta, time["dt"], time["t_end"], time["mass"], adaptive)
 
 
-def output_spec(output: dict) -> OutputSpec:
+def adaptive_spec(time: dict) -> AdaptiveSpec:
+    """The adaptive-step settings with their defaults: tolerance 1e-3 (relative and absolute),
+    dt_max t_end, dt_min t_end 1e-10, dt_initial t_end 1e-4 (both at most dt_max)."""
+    t_end = time["t_end"]
+    tol = time["tolerance"] or {"relative": 1e-3, "absolute": 1e-3}
+    dt_max = time["dt_max"] or t_end
+    dt_min = time["dt_min"] or min(t_end * 1e-10, dt_max)
+    dt_initial = time["dt_initial"] or min(t_end * 1e-4, dt_max)
+    return AdaptiveSpec(tol["relative"], tol["absolute"], dt_initial, dt_min, dt_max)
+
+
+def output_spec(output: dict, t_end: float | None) -> OutputSpec:
     probes = output["probes"]
     return OutputSpec(output["directory"], output["name"], output["every"],
-                      None if probes is None else tuple(tuple(p) for p in probes), output["driver"])
+                      None if probes is None else tuple(tuple(p) for p in probes), output["driver"],
+                      tuple(output_times(output, t_end)) if t_end else ())
+
+
+def output_times(output: dict, t_end: float) -> list[float]:
+    """The times output.interval or output.times asks for, t_end last (empty with neither)."""
+    if output["times"] is not None:
+        times = [float(t) for t in output["times"]]
+    elif output["interval"] is not None:
+        n = math.floor(t_end / output["interval"] * (1 + 1e-12))
+        times = [k * output["interval"] for k in range(1, n + 1)]
+    else:
+        return []
+    if not times or abs(times[-1] - t_end) > 1e-12 * t_end:
+        times.append(t_end)
+    else:
+        times[-1] = t_end
+    return times
 
 
 def nonlinear_spec(n: dict) -> NonlinearSpec:
@@ -290,5 +333,6 @@ def run_spec(run: dict) -> RunSpec:
 def sections(values: dict) -> dict:
     """Every section of validated case values as its record (the fields of a Case)."""
     return {"mesh": mesh_spec(values["mesh"]), "physics": physics(values), "time": time_spec(values["time"]),
-            "solver": SolverSpec(**values["solver"]), "nonlinear": nonlinear_spec(values["nonlinear"]), "output": output_spec(values["output"]),
+            "solver": SolverSpec(**values["solver"]), "nonlinear": nonlinear_spec(values["nonlinear"]),
+            "output": output_spec(values["output"], values["time"]["t_end"]),
             "checkpoint": CheckpointSpec(**values["checkpoint"]), "run": run_spec(values["run"])}

@@ -33,7 +33,7 @@ STEFAN_BOLTZMANN = 5.670374419e-8  # W/(m^2 K^4)
 class Key:
     """One case-file key: its kind, limits, default and documentation."""
 
-    kind: str  # int | float | str | choice | expr | floats | name | conductivity | property | dt
+    kind: str  # int | float | str | choice | expr | floats | name | conductivity | property | dt | tolerance
     doc: str
     default: Any = REQUIRED
     low: float | None = None  # inclusive lower bound
@@ -84,9 +84,18 @@ SCHEMA: dict[str, dict[str, Key]] = {
                       "backward-euler", choices=tuple(SCHEMES)),
         "theta": Key("float", "implicitness for scheme = \"theta\" (0.5: Crank-Nicolson, 1: backward Euler)",
                      None, low=0.5, high=1.0),
-        "dt": Key("dt", "time step, s; \"auto\" (explicit-euler only) picks 90% of the stable limit",
+        "dt": Key("dt", "time step, s; \"auto\" (explicit-euler only) picks 90% of the stable limit; "
+                  "\"adaptive\" (implicit schemes) chooses each step from the local error (time.tolerance)",
                   None, positive=True),
-        "t_end": Key("float", "end time, s (a whole number of steps); not used by steady", None, positive=True),
+        "t_end": Key("float", "end time, s (a whole number of steps with a fixed dt); not used by steady", None,
+                     positive=True),
+        "tolerance": Key("tolerance", "adaptive dt: local error allowed per step, a number (relative and absolute "
+                         "alike) or { relative = r, absolute = a } (a in the temperature unit); the error of each "
+                         "node is weighed by a + r |T|", None),
+        "dt_initial": Key("float", "adaptive dt: the first step tried, s (default t_end / 10^4)", None, positive=True),
+        "dt_min": Key("float", "adaptive dt: the smallest step, s; a step that fails at it stops the run "
+                      "(default t_end / 10^10)", None, positive=True),
+        "dt_max": Key("float", "adaptive dt: the largest step, s (default t_end)", None, positive=True),
         "mass": Key("choice", "mass matrix: consistent, or lumped (row sums; always for explicit-euler)",
                     None, choices=("consistent", "lumped")),
     },
@@ -135,7 +144,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "directory": Key("str", "results go to <directory>/<name>/", "outputs"),
         "name": Key("name", "case name used for the results files (default: the case file's stem)", None),
         "every": Key("int", "write the temperature every N steps (the last step is always written)", 1, low=1),
-        "probes": Key("points", "points [[x, y(, z)], ...] whose temperature is recorded at every step", None),
+        "interval": Key("float", "write the temperature every this many seconds of simulated time instead (steps "
+                        "land on these times; with a fixed dt they must be whole numbers of steps)", None,
+                        positive=True),
+        "times": Key("floats", "write the temperature at these times instead, s: increasing, in (0, t_end] "
+                     "(steps land on them; with a fixed dt they must fall on steps)", None, positive=True),
+        "probes": Key("points", "points [[x, y(, z)], ...] whose temperature is recorded at every (accepted) "
+                      "step", None),
         "driver": Key("choice", "HDF5 writer: auto (mpio when h5py has MPI), mpio, or gathered through rank 0",
                       "auto", choices=("auto", "mpio", "gathered")),
     },

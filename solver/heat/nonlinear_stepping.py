@@ -21,6 +21,8 @@ whose length grows as the steady residual falls (switched evolution relaxation, 
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from mpi4py import MPI
 
@@ -48,6 +50,7 @@ class LinearisedSolver:
         self.problem, self.spec = problem, solver
         self.precond = None
         self.rebuilds = self.updates = 0
+        self.setup_seconds = 0.0  # in preconditioner set-ups and updates
         self.fresh = False  # set up during this step
         self.base_iterations: int | None = None  # iterations of the first solve after a set-up
 
@@ -63,6 +66,7 @@ class LinearisedSolver:
         P = None
         if self.precond is None or not self.fresh or nonsymmetric is None:
             P = DistributedMatrix(constrain(a.csr(symmetric), mask)[0], halo)
+        start = time.perf_counter()
         if self.precond is not None and not self.fresh and callable(getattr(self.precond, "update", None)):
             self.precond.update(P)
             self.updates += 1
@@ -74,6 +78,7 @@ class LinearisedSolver:
                 raise CaseError(str(exc)) from None
             self.rebuilds += 1
             self.fresh, self.base_iterations = True, None
+        self.setup_seconds += time.perf_counter() - start
         du = np.zeros(p.mesh.n_local)
         s = self.spec
         if nonsymmetric is None:
@@ -174,6 +179,10 @@ class LinearSolves:
     def updates(self) -> int:
         return self.linear.updates
 
+    @property
+    def setup_seconds(self) -> float:
+        return self.linear.setup_seconds
+
 
 class NonlinearStepper(LinearSolves, Stepper):
     """One step skeleton for every multistep scheme on the nonlinear problem."""
@@ -182,7 +191,6 @@ class NonlinearStepper(LinearSolves, Stepper):
                  spec: NonlinearSpec, startup: Multistep | None = None):
         super().__init__(problem)
         self.dt, self.scheme, self.startup, self.spec = float(dt), scheme, startup, spec
-        self.earlier: list[np.ndarray] = []
         self.linear = LinearisedSolver(problem, solver)
         self.nonlinear_iterations = 0
         self.last: newton.NonlinearReport | None = None
@@ -195,7 +203,7 @@ class NonlinearStepper(LinearSolves, Stepper):
             self.earlier = [state["previous"]]
 
     def step(self, u: np.ndarray, t0: float, step: int) -> SolveInfo:
-        scheme = self.scheme if len(self.earlier) >= self.scheme.history - 1 else self.startup
+        scheme = self.last_scheme = self.scheme_of_step()
         p, dt = self.problem, self.dt
         t1 = t0 + dt
         levels = [u] + self.earlier[: scheme.history - 1]
@@ -208,8 +216,8 @@ class NonlinearStepper(LinearSolves, Stepper):
             if scheme.b[j]:
                 history += dt * scheme.b[j] * p.linearise(level, t, 0.0, 1.0, jacobian=False).residual
                 heat = heat + dt * scheme.b[j] * self.flows.flows(p.load_parts(t), level, t)
-        if scheme.history > 1 or self.scheme.history > 1:
-            self.earlier = ([u.copy()] + self.earlier)[: self.scheme.history - 1]
+        storage = self.storage(scheme)
+        self.remember(u)
         d = p.dirichlet
         u[d.local] = d.values(t1)[d.local]
         self.linear.new_step()
@@ -218,7 +226,7 @@ class NonlinearStepper(LinearSolves, Stepper):
         self.last = report = iterate(equations, u, self.spec)
         self.nonlinear_iterations += report.iterations
         heat = heat + dt * scheme.b[0] * self.flows.flows(p.load_parts(t1), u, t1)
-        self.flows.book(self.balance, u, heat, equations.dir_owned, equations.full[equations.dir_owned])
+        self.flows.book(self.balance, u, heat, equations.dir_owned, equations.full[equations.dir_owned], storage)
         return SolveInfo(report.linear_iterations, report.residuals[-1] / max(report.residuals[0], 1e-300), True)
 
 
@@ -304,6 +312,7 @@ def make_nonlinear_stepper(problem: NonlinearHeatProblem, time: TimeSpec, solver
     if time.scheme == "explicit-euler":
         raise CaseError("time.scheme = \"explicit-euler\" needs constant k, rho, c and no radiation; use "
                         "backward-euler, crank-nicolson or bdf2 with temperature-dependent properties")
+    dt = time.adaptive.dt_initial if time.adaptive is not None else time.dt
     if time.scheme == "bdf2":
-        return NonlinearStepper(problem, time.dt, BDF2, solver, spec, startup=BACKWARD_EULER)
-    return NonlinearStepper(problem, time.dt, theta_method(time.theta), solver, spec)
+        return NonlinearStepper(problem, dt, BDF2, solver, spec, startup=BACKWARD_EULER)
+    return NonlinearStepper(problem, dt, theta_method(time.theta), solver, spec)

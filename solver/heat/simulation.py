@@ -12,6 +12,7 @@ from mpi4py import MPI
 
 from solver.case.load import Case, check_against_mesh
 from solver.case.records import SolverSpec
+from solver.heat.adaptive import AdaptiveStepping, StepRecord
 from solver.heat.nonlinear import NonlinearHeatProblem
 from solver.heat.nonlinear_stepping import make_nonlinear_stepper
 from solver.heat.problem import HeatProblem
@@ -48,6 +49,8 @@ def resolve_preconditioner(case: Case, mesh: DistributedMesh, problem: HeatProbl
         solves = 1  # a new matrix for every (Newton) solve
     elif problem.time_dependent_matrix:
         solves = 1  # a new matrix every step
+    elif t.adaptive is not None:
+        solves = 5  # a system serves a few steps on the ladder of step sizes
     else:
         solves = max(1, round(t.t_end / t.dt)) if t.dt != "auto" else 0
     choice = choose_preconditioner(mesh.dim, mesh.n_global_nodes, mesh.comm.size, solves)
@@ -77,12 +80,40 @@ class Simulation:
         self.u = np.array(case.physics.initial(self.mesh.coords, 0.0), dtype=float)
         self.step_index, self.t = 0, 0.0
         self.iterations = 0
+        self.records: list[StepRecord] = []  # accepted steps since the last take_records()
+        self.step_sizes: list[float] = []  # of every step this run (since its start or restart)
+        self.adaptive: AdaptiveStepping | None = None
+        self.origin: tuple[int, float] | None = None  # (step, t) that fixed steps count from, if not (0, 0)
         if case.steady:
             self.dt, self.n_steps = 0.0, 0
         else:
             self.dt = self.stepper.dt
-            self.n_steps = int(round(case.time.t_end / self.dt))
+            self.t_end = case.time.t_end
+            if case.time.adaptive is not None:
+                self.n_steps = None
+                self.adaptive = AdaptiveStepping(self.stepper, case.time.adaptive, case.output.times or (self.t_end,))
+            else:
+                self.n_steps = int(round(self.t_end / self.dt))
             self.stepper.start(self.u, 0.0)
+
+    @property
+    def finished(self) -> bool:
+        """True once the run has reached t_end."""
+        if self.n_steps is None:
+            return self.t >= self.t_end
+        return self.step_index >= self.n_steps
+
+    @property
+    def progress(self) -> float:
+        """How far the run is, in [0, 1]: simulated time (adaptive) or steps."""
+        if self.n_steps is None:
+            return self.t / self.t_end
+        return self.step_index / max(self.n_steps, 1)
+
+    def take_records(self) -> list[StepRecord]:
+        """The accepted steps recorded since the last call (for the results file)."""
+        records, self.records = self.records, []
+        return records
 
     @property
     def balance(self):
@@ -99,11 +130,20 @@ class Simulation:
         return float(u[i]), tuple(float(c) for c in self.mesh.coords[i])
 
     def advance(self) -> SolveInfo:
-        """One time step; returns the linear solver's SolveInfo."""
+        """One (accepted) time step; returns the linear solver's SolveInfo."""
         with self.timers("solve"):
-            info = self.stepper.step(self.u, self.t, self.step_index + 1)
+            if self.adaptive is not None:
+                info, record = self.adaptive.advance(self.u, self.t, self.step_index + 1)
+                self.t, self.dt = record.t, record.dt
+            else:
+                info = self.stepper.step(self.u, self.t, self.step_index + 1)
         self.step_index += 1
-        self.t = self.step_index * self.dt
+        if self.adaptive is None:
+            self.t = self.origin[1] + (self.step_index - self.origin[0]) * self.dt if self.origin else \
+                self.step_index * self.dt
+            record = StepRecord(self.t, self.dt, float("nan"), info.iterations)
+        self.records.append(record)
+        self.step_sizes.append(record.dt)
         self.iterations += info.iterations
         return info
 
@@ -137,17 +177,33 @@ class Simulation:
         return {**stats(), "rebuilds": getattr(self.stepper, "rebuilds", 1), "updates": getattr(self.stepper, "updates", 0)}
 
     def state(self) -> dict:
-        """Local vectors a restart needs: the temperature, and what the scheme keeps (BDF2: the
-        previous solution)."""
-        return {"temperature": self.u, **self.stepper.state()}
+        """Local vectors a restart needs: the temperature, what the scheme keeps (BDF2: the
+        previous solution) and, with adaptive steps, the predictor's earlier solutions."""
+        return {"temperature": self.u, **self.stepper.state(), **(self.adaptive.state() if self.adaptive else {})}
 
-    def restore(self, state: dict, step: int, iterations: int, balance_terms: list, energy_start: float,
-                inflow: np.ndarray) -> None:
-        """Continue from a checkpoint: solution, step, time, scheme history and heat balance."""
+    def scalars(self) -> dict:
+        """Numbers a restart needs besides the vectors: earlier step sizes, the controller."""
+        return {"stepper": self.stepper.scalars(), **({"adaptive": self.adaptive.scalars()} if self.adaptive else {})}
+
+    def restore(self, state: dict, step: int, t: float, iterations: int, balance_terms: list, energy_start: float,
+                inflow: np.ndarray, scalars: dict | None = None) -> None:
+        """Continue from a checkpoint: solution, step, time, scheme history, controller and heat
+        balance."""
+        scalars = scalars or {}
         self.u[:] = state["temperature"]
         self.stepper.restore(state)
+        self.stepper.restore_scalars(scalars.get("stepper", {}))
         self.step_index = int(step)
-        self.t = self.step_index * self.dt
+        if self.adaptive is not None:
+            if "adaptive" in scalars:  # else the checkpoint had a fixed dt: the controller starts afresh
+                self.adaptive.restore(state, scalars["adaptive"])
+            self.t, self.dt = float(t), self.adaptive.controller.dt
+        elif abs(self.step_index * self.dt - t) <= 1e-12 * max(abs(t), 1.0):
+            self.t = self.step_index * self.dt  # as the run computed it: the restart continues bit for bit
+        else:  # written by an adaptive run: fixed steps from its time on
+            self.origin = (self.step_index, float(t))
+            self.t = float(t)
+            self.n_steps = self.step_index + int(round((self.t_end - self.t) / self.dt))
         self.iterations = int(iterations)
         if balance_terms == self.balance.terms:
             self.balance.energy_start = float(energy_start)

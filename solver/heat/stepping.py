@@ -7,7 +7,9 @@ Every implicit scheme is one linear multistep formula with its own coefficients
 
 * theta method: ``a = (1, -1)``, ``b = (theta, 1 - theta)`` (backward Euler theta = 1,
   Crank-Nicolson theta = 1/2);
-* BDF2: ``a = (3/2, -2, 1/2)``, ``b = (1, 0, 0)``, started with one backward-Euler step;
+* BDF2: ``a = (3/2, -2, 1/2)``, ``b = (1, 0, 0)``, started with one backward-Euler step; on
+  variable steps (``time.dt = "adaptive"``, :mod:`solver.heat.adaptive`) with w = dt_n / dt_n-1:
+  ``a = ((1 + 2w)/(1 + w), -(1 + w), w^2/(1 + w))``;
 * explicit Euler with the lumped (row-sum) mass: ``u1 = u0 + dt M_L^-1 (F0 - K u0)``, no solve;
   its stable step ``dt <= 2 / max_i sum_j |K_ij| / M_L,ii`` (Gershgorin, a safe bound) is
   checked, or picked with ``time.dt = "auto"``;
@@ -15,6 +17,9 @@ Every implicit scheme is one linear multistep formula with its own coefficients
 
 Implicit matrices are assembled, constrained and factorised once, unless a Robin boundary's
 heat transfer coefficient depends on t: then ``K(t)`` and the system are rebuilt every step.
+With variable steps each new ``a0 M + dt b0 K`` is set up once and kept: multigrid updates its
+one hierarchy (new Galerkin products on the first aggregates); other preconditioners keep the
+systems of the last few step sizes (:data:`SYSTEM_CACHE`).
 Each step also books the heat balance: energy change against the heat brought in by the
 source, the Neumann and Robin boundaries and the Dirichlet boundaries (their reactions, from
 the unconstrained rows).
@@ -23,7 +28,9 @@ the unconstrained rows).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import time as clock
+from collections import OrderedDict
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,12 +45,19 @@ from solver.la.krylov import SolveInfo
 from solver.la.matrix import DistributedMatrix
 
 
+SYSTEM_CACHE = 4  # systems of recent step sizes kept by a preconditioner that cannot be updated
+BORROW_RATIO = 4.0  # a new step size borrows the preconditioner of a set-up system this close
+BORROW_ITERATIONS = 30  # ... until its solves have taken this many iterations: then it is set up
+
+
 @dataclass(frozen=True)
 class Multistep:
-    """Coefficients of ``sum_j a_j M u_{1-j} + dt sum_j b_j (K u - F)_{1-j} = 0``, j = 0 the new level."""
+    """Coefficients of ``sum_j a_j M u_{1-j} + dt sum_j b_j (K u - F)_{1-j} = 0``, j = 0 the new level,
+    and the formula's order of accuracy."""
 
     a: tuple[float, ...]
     b: tuple[float, ...]
+    order: int = field(default=1, compare=False)
 
     @property
     def history(self) -> int:
@@ -57,11 +71,17 @@ class Multistep:
 
 
 def theta_method(theta: float) -> Multistep:
-    return Multistep((1.0, -1.0), (theta, 1.0 - theta))
+    return Multistep((1.0, -1.0), (theta, 1.0 - theta), 2 if theta == 0.5 else 1)
+
+
+def bdf2(ratio: float = 1.0) -> Multistep:
+    """BDF2 on a step ``ratio`` times as long as the previous one (1: the constant-step formula)."""
+    w = ratio
+    return Multistep(((1.0 + 2.0 * w) / (1.0 + w), -(1.0 + w), w * w / (1.0 + w)), (1.0, 0.0, 0.0), 2)
 
 
 BACKWARD_EULER = theta_method(1.0)
-BDF2 = Multistep((1.5, -2.0, 0.5), (1.0, 0.0, 0.0))
+BDF2 = bdf2(1.0)
 
 
 def _combine(a: float, M: sp.csr_matrix, b: float, K: sp.csr_matrix) -> sp.csr_matrix:
@@ -70,14 +90,69 @@ def _combine(a: float, M: sp.csr_matrix, b: float, K: sp.csr_matrix) -> sp.csr_m
 
 
 class Stepper:
-    """What every time stepper keeps: the problem, the heat flows and the balance."""
+    """What every time stepper keeps: the problem, the heat flows and the balance, and for the
+    multistep schemes the earlier solutions and step sizes. ``dt`` is the size of the next step
+    (an adaptive run sets it before each step)."""
 
     dt: float
+    scheme: Multistep | None = None
+    startup: Multistep | None = None
 
     def __init__(self, problem: HeatProblem):
         self.problem = problem
         self.flows = HeatFlows(problem)
         self.balance: HeatBalance | None = None
+        self.earlier: list[np.ndarray] = []  # u_-1, u_-2, ...: what the scheme needs beyond u0
+        self.earlier_dt: list[float] = []  # the sizes of the steps that ended at u0, u_-1, ...
+        self.earlier_energy: list[float] = []  # the energies of u_-1, ... (the balance of BDF2)
+        self.last_scheme: Multistep | None = None  # the formula of the last step
+
+    def scheme_of_step(self) -> Multistep:
+        """The formula of the next step: the start-up one while too few solutions are known; BDF2
+        with the ratio of this step to the previous one."""
+        if len(self.earlier) < self.scheme.history - 1:
+            return self.startup
+        if self.scheme.history == 2 and self.earlier_dt:
+            scheme = bdf2(self.dt / self.earlier_dt[0])
+            return self.scheme if scheme == self.scheme else scheme
+        return self.scheme
+
+    def remember(self, u0: np.ndarray) -> None:
+        """Keep u0 (before it is overwritten by the step) and the step's size, as far as the scheme
+        needs them."""
+        keep = self.scheme.history - 1
+        if keep:
+            self.earlier = ([u0.copy()] + self.earlier)[:keep]
+            self.earlier_dt = ([self.dt] + self.earlier_dt)[:keep]
+            self.earlier_energy = ([self.balance.energy] + self.earlier_energy)[:keep]
+
+    def storage(self, scheme: Multistep) -> tuple:
+        """(a, energies of u0, u_-1, ...) of this step for the heat balance (before :meth:`remember`)."""
+        return scheme.a, [self.balance.energy] + self.earlier_energy[: scheme.history - 1]
+
+    def save(self) -> tuple:
+        """What a step changes besides u: the history and the balance (:meth:`rewind` takes it back)."""
+        b = self.balance
+        return list(self.earlier), list(self.earlier_dt), list(self.earlier_energy), b.energy, b.inflow.copy(), b.lag
+
+    def rewind(self, saved: tuple) -> None:
+        """Undo a rejected step (u is restored by the caller)."""
+        earlier, earlier_dt, earlier_energy, energy, inflow, lag = saved
+        self.earlier, self.earlier_dt, self.earlier_energy = list(earlier), list(earlier_dt), list(earlier_energy)
+        self.balance.energy, self.balance.inflow, self.balance.lag = energy, inflow.copy(), lag
+
+    def scalars(self) -> dict:
+        """Numbers besides the vectors of :meth:`state` that a restart needs."""
+        return {"earlier_dt": list(self.earlier_dt), "earlier_energy": list(self.earlier_energy),
+                "balance_lag": self.balance.lag if self.balance is not None else 0.0}
+
+    def restore_scalars(self, scalars: dict) -> None:
+        """Take back :meth:`scalars` (after :meth:`restore`; collective)."""
+        self.earlier_dt = [float(v) for v in scalars.get("earlier_dt", [self.dt] * len(self.earlier))]
+        self.earlier_energy = [float(v) for v in scalars["earlier_energy"]] if "earlier_energy" in scalars \
+            else [self.problem.energy(v) for v in self.earlier]
+        if self.balance is not None:
+            self.balance.lag = float(scalars.get("balance_lag", 0.0))
 
     def start(self, u: np.ndarray, t: float = 0.0) -> None:
         """Impose Dirichlet values at the start time and open the heat balance."""
@@ -95,19 +170,28 @@ class Stepper:
 
 class ImplicitStepper(Stepper):
     """One step skeleton for every linear multistep scheme; ``startup`` advances the first
-    steps, while fewer earlier solutions are known than ``scheme`` needs."""
+    steps, while fewer earlier solutions are known than ``scheme`` needs. ``variable``: the step
+    size may change between steps (each new system is set up once and kept, see the module)."""
 
     def __init__(self, problem: HeatProblem, dt: float, scheme: Multistep, solver: SolverSpec,
-                 startup: Multistep | None = None):
+                 startup: Multistep | None = None, variable: bool = False):
         super().__init__(problem)
         self.dt, self.scheme, self.startup, self.solver = float(dt), scheme, startup, solver
-        self.earlier: list[np.ndarray] = []  # u_-1, u_-2, ...: what the scheme needs beyond u0
+        self.variable = variable
         self.M = DistributedMatrix(problem.M, problem.mesh.halo)
         self._system = self._system_key = None
         self._history = self._history_key = None
+        self._systems: OrderedDict = OrderedDict()  # variable steps: (a0, c, t) -> system, most recent last
+        self._seen: OrderedDict = OrderedDict()  # (a0, c, t) of the recent steps' matrices
+        self._pending: list = []  # after a restart: the cached systems to set up again, oldest first
+        self.setup_from: tuple | None = None  # (a0, c, t) of the matrix multigrid's aggregates came from
         self.rebuilds = self.updates = 0  # preconditioners built, and updated for a new matrix
-        first = 2 if startup is not None else 1  # the first step of the scheme itself
-        self._prepare(scheme, (first - 1) * self.dt, first * self.dt)
+        self.borrowed = 0  # steps that used the preconditioner of another step size
+        self._borrowing = None  # the key of this step's matrix while it borrows
+        self.setup_seconds = 0.0
+        if not variable:
+            first = 2 if startup is not None else 1  # the first step of the scheme itself
+            self._prepare(scheme, (first - 1) * self.dt, first * self.dt)
 
     @property
     def system(self) -> ConstrainedSystem:
@@ -121,34 +205,109 @@ class ImplicitStepper(Stepper):
         if "previous" in state:
             self.earlier = [state["previous"]]
 
+    def scalars(self) -> dict:
+        if not self.variable:
+            return super().scalars()
+        return super().scalars() | {"setup_from": self.setup_from and list(self.setup_from),
+                                    "systems": [list(k) for k in self._systems],
+                                    "seen": [[*k, n] for k, n in self._seen.items()]}
+
+    def restore_scalars(self, scalars: dict) -> None:
+        super().restore_scalars(scalars)
+        if self.variable and "systems" in scalars:
+            self.setup_from = scalars["setup_from"] and tuple(float(v) for v in scalars["setup_from"])
+            self._pending = [tuple(float(v) for v in k) for k in scalars["systems"]]
+            self._seen = OrderedDict((tuple(float(v) for v in k[:3]), int(k[3])) for k in scalars["seen"])
+
     def _key(self, scheme: Multistep, t: float):
-        return scheme, t if self.problem.time_dependent_matrix else None
+        return scheme, self.dt, t if self.problem.time_dependent_matrix else None
+
+    def _matrix(self, a0: float, c: float, t: float) -> sp.csr_matrix:
+        return _combine(a0, self.problem.M, c, self.problem.stiffness(t))
 
     def _prepare(self, scheme: Multistep, t0: float, t1: float) -> ConstrainedSystem:
         """The system ``a0 M + dt b0 K(t1)`` of ``scheme`` (kept while it stays the same) and,
         when earlier levels enter through K too, the operator that applies to u0."""
         p, dt = self.problem, self.dt
-        system, key = self._system, self._key(scheme, t1)
-        if key != self._system_key:
-            A = _combine(scheme.a[0], p.M, dt * scheme.b[0], p.stiffness(t1))
-            if scheme is self.scheme:  # the start-up system is used once and dropped
-                system = ConstrainedSystem(A, p, self.solver, previous=self._system)
-                self._system, self._system_key = system, key
-                self.rebuilds += not system.updated
-                self.updates += system.updated
-            else:  # a start-up step: the scheme's preconditioner serves (3/2 M + dt K against M + dt K)
-                system = ConstrainedSystem(A, p, self.solver, borrow=self._system)
+        start = clock.perf_counter()
+        if self.variable:
+            system = self._variable_system(scheme, t1)
+        else:
+            system, key = self._system, self._key(scheme, t1)
+            if key != self._system_key:
+                A = self._matrix(scheme.a[0], dt * scheme.b[0], t1)
+                if scheme is self.scheme:  # the start-up system is used once and dropped
+                    system = ConstrainedSystem(A, p, self.solver, previous=self._system)
+                    self._system, self._system_key = system, key
+                    self._count(system)
+                else:  # a start-up step: the scheme's preconditioner serves (3/2 M + dt K against M + dt K)
+                    system = ConstrainedSystem(A, p, self.solver, borrow=self._system)
         if not scheme.mass_only_history and self._key(scheme, t0) != self._history_key:
             if scheme.history != 1:
                 raise NotImplementedError("earlier levels through K need one operator per level")
             self._history_key = self._key(scheme, t0)
-            self._history = DistributedMatrix(_combine(-scheme.a[1], p.M, -dt * scheme.b[1], p.stiffness(t0)),
-                                              p.mesh.halo)
+            self._history = DistributedMatrix(self._matrix(-scheme.a[1], -dt * scheme.b[1], t0), p.mesh.halo)
+        self.setup_seconds += clock.perf_counter() - start
+        return system
+
+    def _count(self, system: ConstrainedSystem) -> None:
+        self.rebuilds += not system.updated
+        self.updates += system.updated
+
+    def _variable_system(self, scheme: Multistep, t1: float) -> ConstrainedSystem:
+        """The system ``a0 M + c K`` of this step: from the cache; or, while a cached one is
+        spectrally within a factor :data:`BORROW_RATIO` and this matrix's solves have taken at
+        most :data:`BORROW_ITERATIONS` iterations, with that one's preconditioner (CG takes a few
+        more iterations, no set-up: the step cut to land on an output time, the first BDF2 step
+        after a change of size, the sizes that a growing dt passes through); else set up (see
+        :meth:`_set_up`). Decided on iteration counts only, so the same on every run."""
+        self._borrowing = None
+        if self._pending:
+            pending, self._pending = self._pending, []
+            for key in pending:
+                self._set_up(*key)
+        a0, c = scheme.a[0], self.dt * scheme.b[0]
+        key = (a0, c, t1 if self.problem.time_dependent_matrix else 0.0)
+        if key in self._systems:
+            self._systems.move_to_end(key)
+            self._system = self._systems[key]
+            return self._system
+        used = self._seen.pop(key, 0)
+        self._seen[key] = used
+        while len(self._seen) > 4 * SYSTEM_CACHE:
+            self._seen.popitem(last=False)
+        if used <= BORROW_ITERATIONS and not self.problem.time_dependent_matrix:
+            near = [(max(a0 / a, a / a0, c / cc, cc / c), system) for (a, cc, _), system in self._systems.items()]
+            ratio, nearest = min(near, key=lambda pair: pair[0], default=(math.inf, None))
+            if ratio <= BORROW_RATIO:
+                self.borrowed += 1
+                self._borrowing = key
+                return ConstrainedSystem(self._matrix(*key), self.problem, self.solver, borrow=nearest)
+        return self._set_up(*key)
+
+    def _set_up(self, a0: float, c: float, t: float) -> ConstrainedSystem:
+        """Set up the system ``a0 M + c K(t)`` and cache it: multigrid updates its one hierarchy
+        (built from the matrix of ``setup_from``, also after a restart, so that a restart
+        continues bit for bit); others build one and keep the last :data:`SYSTEM_CACHE`."""
+        key = (a0, c, t)
+        previous = next(reversed(self._systems.values()), None)
+        if previous is None and self.setup_from not in (None, key) and self.solver.preconditioner == "amg":
+            previous = ConstrainedSystem(self._matrix(*self.setup_from), self.problem, self.solver)
+        system = ConstrainedSystem(self._matrix(*key), self.problem, self.solver, previous=previous)
+        if self.setup_from is None:
+            self.setup_from = key
+        self._count(system)
+        if system.updated:  # one hierarchy, updated in place: the older systems no longer match it
+            self._systems.clear()
+        self._systems[key] = system
+        while len(self._systems) > SYSTEM_CACHE:
+            self._systems.popitem(last=False)
+        self._system = system
         return system
 
     def step(self, u: np.ndarray, t0: float, step: int) -> SolveInfo:
         """Advance ``u`` (local vector, ghosts current) from t0 to t0 + dt in place."""
-        scheme = self.scheme if len(self.earlier) >= self.scheme.history - 1 else self.startup
+        scheme = self.last_scheme = self.scheme_of_step()
         p, dt = self.problem, self.dt
         t1 = t0 + dt
         system = self._prepare(scheme, t0, t1)
@@ -169,12 +328,14 @@ class ImplicitStepper(Stepper):
                 heat = heat + dt * scheme.b[j] * self.flows.flows(parts, level, t)
         parts1 = p.load_parts(t1)
         rhs += dt * scheme.b[0] * sum(parts1.values(), 0.0)
-        if scheme.history > 1 or self.scheme.history > 1:
-            self.earlier = ([u.copy()] + self.earlier)[: self.scheme.history - 1]
+        storage = self.storage(scheme)
+        self.remember(u)
         rhs_dirichlet = rhs[system.dir_owned]
         info = system.solve(rhs, u, t1, step)
+        if self._borrowing is not None:
+            self._seen[self._borrowing] += info.iterations
         heat = heat + dt * scheme.b[0] * self.flows.flows(parts1, u, t1)
-        self.flows.book(self.balance, u, heat, system.dir_owned, system.reactions(u, rhs_dirichlet))
+        self.flows.book(self.balance, u, heat, system.dir_owned, system.reactions(u, rhs_dirichlet), storage)
         return info
 
 
@@ -267,6 +428,8 @@ def make_stepper(problem: HeatProblem, time: TimeSpec, solver: SolverSpec) -> St
         return SteadySolver(problem, solver)
     if time.scheme == "explicit-euler":
         return ExplicitEulerStepper(problem, time.dt, time.t_end)
+    variable = time.adaptive is not None
+    dt = time.adaptive.dt_initial if variable else time.dt
     if time.scheme == "bdf2":
-        return ImplicitStepper(problem, time.dt, BDF2, solver, startup=BACKWARD_EULER)
-    return ImplicitStepper(problem, time.dt, theta_method(time.theta), solver)
+        return ImplicitStepper(problem, dt, BDF2, solver, startup=BACKWARD_EULER, variable=variable)
+    return ImplicitStepper(problem, dt, theta_method(time.theta), solver, variable=variable)

@@ -4,8 +4,11 @@ Layout of ``<output>/<name>/checkpoints/step_<step>.h5``::
 
     /temperature   (n_nodes,) canonical order
     /previous      (n_nodes,) BDF2 only: the solution one step earlier
+    /adaptive_level1, /adaptive_level2
+                   (n_nodes,) adaptive steps: the solutions one and two steps earlier (the predictor)
     attrs          solver_checkpoint (format version), step, t, dt, scheme, case, case_hash,
-                   snapshots (results-file snapshots written so far), balance_*, iterations, ...
+                   snapshots (results-file snapshots written so far), balance_*, iterations,
+                   stepper_state (JSON: earlier step sizes, the step controller's state), ...
 
 Every rank writes its canonical block to ``step_<step>.h5.tmp``; once the file is closed on all
 ranks, rank 0 renames it, points the ``checkpoint.h5`` symlink at it (also by rename, so it
@@ -18,6 +21,7 @@ before any collective read).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 import tomllib
@@ -37,7 +41,7 @@ from solver.parallel.collective import on_root
 FORMAT = 1
 LINK = "checkpoint.h5"
 # Keys that may change between a checkpoint and its restart without changing the solution so far.
-SAFE_KEYS = ("time.t_end", "output.every", "output.directory", "output.driver", "checkpoint.",
+SAFE_KEYS = ("time.t_end", "output.every", "output.interval", "output.times", "output.directory", "output.driver", "checkpoint.",
              "run.", "solver.rtol", "solver.atol", "solver.max_iterations", "solver.preconditioner",
              "initial.")
 
@@ -96,13 +100,15 @@ class CheckpointAttrs:
     solver_version: str = ""
     written: float = 0.0  # time.time() of the write
     datasets: list[str] = field(default_factory=list)  # set when read: the vectors the file holds
+    stepper: dict = field(default_factory=dict)  # earlier step sizes and the step controller (JSON)
 
     def to_hdf5(self, comm) -> dict:
         return {"step": self.step, "t": self.t, "dt": self.dt, "scheme": self.scheme, "case": self.case,
                 "case_hash": self.case_hash, "snapshots": self.snapshots, "iterations": self.iterations,
                 "balance_terms": "\n".join(self.balance_terms), "balance_energy_start": self.balance_energy_start,
                 "balance_inflow": np.asarray(self.balance_inflow), "solver_checkpoint": FORMAT,
-                "solver_version": __version__, "ranks": comm.size, "written": time.time()}
+                "solver_version": __version__, "ranks": comm.size, "written": time.time(),
+                "stepper_state": json.dumps(self.stepper)}
 
     @classmethod
     def from_hdf5(cls, attrs, datasets=()) -> "CheckpointAttrs":
@@ -111,7 +117,8 @@ class CheckpointAttrs:
                    str(a["case_hash"]), int(a["snapshots"]), int(a["iterations"]),
                    str(a["balance_terms"]).split("\n"), float(a["balance_energy_start"]),
                    np.array(a["balance_inflow"], dtype=float), int(a.get("ranks", 0)),
-                   str(a.get("solver_version", "")), float(a.get("written", 0.0)), sorted(datasets))
+                   str(a.get("solver_version", "")), float(a.get("written", 0.0)), sorted(datasets),
+                   json.loads(a.get("stepper_state", "{}")))
 
 
 def checkpoint_dir(results_dir: Path) -> Path:

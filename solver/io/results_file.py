@@ -7,6 +7,10 @@ Layout (canonical, rank-independent order; identical whatever the number of rank
     /fields/temperature/000000  (n_nodes,) float64, attrs time, step, units
     /fields/liquid_fraction/... the same, for a case with phase change (other nodal fields alike)
     /time, /step                (n_outputs,) times and step numbers of the snapshots
+    /steps/time, dt, error, iterations
+                                (n_steps,) every accepted time step: its end time, size, local error
+                                estimate (adaptive steps; 1 = time.tolerance, NaN with a fixed dt)
+                                and linear iterations
     attrs: case (resolved TOML), case_file_text, case_source, solver_version, ranks, ...
 
 Owned values are first moved to contiguous blocks of the canonical numbering
@@ -113,6 +117,28 @@ class ResultsFile:
         keep = int(np.searchsorted(times, keep_until, side="right"))
         self.backend.truncate("/probes/time", keep)
         self.backend.truncate("/probes/values", keep)
+
+    STEP_SERIES = {"/steps/time": np.float64, "/steps/dt": np.float64, "/steps/error": np.float64,
+                   "/steps/iterations": np.int64}
+
+    def init_steps(self, keep_until: float | None = None) -> None:
+        """Create (or, on a restart, trim after ``keep_until``) the time-step table."""
+        times = None if keep_until is None else self.backend.read_all("/steps/time")
+        if times is None:
+            for name, dtype in self.STEP_SERIES.items():
+                self.backend.create_series(name, dtype)
+            return
+        keep = int(np.searchsorted(times, keep_until * (1 + 1e-14), side="right"))
+        for name in self.STEP_SERIES:
+            self.backend.truncate(name, keep)
+
+    def write_steps(self, records) -> None:
+        """Append accepted steps (records with t, dt, error, iterations)."""
+        if records:
+            for name in self.STEP_SERIES:
+                field = name.rsplit("/", 1)[1]
+                self.backend.append_rows(name, np.array([getattr(r, "t" if field == "time" else field)
+                                                         for r in records], dtype=self.STEP_SERIES[name]))
 
     def write_probes(self, times: np.ndarray, values: np.ndarray) -> None:
         self.backend.append_rows("/probes/time", times)
