@@ -24,6 +24,7 @@ def plot_command(argv) -> int:
     p.add_argument("--mesh", action="store_true", help="draw the mesh edges (2D)")
     p.add_argument("--slice", metavar="AXIS=VALUE", help="3D: the plane to show, e.g. z=0.5 (default: mid-z)")
     p.add_argument("--series", action="store_true", help="min/max/mean (and recorded probes) against time")
+    p.add_argument("--dt", action="store_true", help="the time step against time (every accepted step, from /steps)")
     p.add_argument("--units", default=None,
                    help="units for the colour bar (default: the field's, from the file: °C, K, none for a fraction)")
     args = p.parse_args(argv)
@@ -45,7 +46,20 @@ def plot_command(argv) -> int:
         tag = "" if name == "temperature" else f"_{name}"
         fig = plt.figure(figsize=(w / 100, h / 100), dpi=100)
         ax = fig.add_subplot()
-        if args.series:
+        if args.dt:
+            if "steps/dt" not in r.file:
+                raise CaseError(f"{r.path}: has no time-step table (/steps; written since adaptive time steps)")
+            out = Path(args.output) if args.output else r.path.with_name(f"{r.path.stem}_dt.png")
+            t, dt = r.file["steps/time"][()], r.file["steps/dt"][()]
+            ax.step(t, dt, where="post")
+            ax.set_xlabel("time (s)")
+            ax.set_ylabel("time step (s)")
+            if len(dt) and dt.min() > 0 and dt.max() > 20 * dt.min():
+                ax.set_yscale("log")
+                ax.set_xscale("symlog", linthresh=max(float(dt.min()), 1e-12) * 10)
+                ax.set_xlim(left=0.0)
+            ax.set_title(f"{r.path.stem}: time step over time ({len(dt)} steps)")
+        elif args.series:
             out = Path(args.output) if args.output else r.path.with_name(f"{r.path.stem}{tag}_series.png")
             stats = np.array([(v.min(), v.max(), v.mean()) for v in (r.field(i, name) for i in range(len(r.times)))])
             for k, stat in enumerate(("min", "max", "mean")):

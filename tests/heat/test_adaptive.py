@@ -1,0 +1,180 @@
+"""Adaptive time steps: the error constants, accuracy against a fine fixed-dt reference, tolerance
+proportionality, outputs on the requested times, the heat balance, and bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from solver.case.load import load_case
+from solver.errors import CaseError
+from solver.heat.adaptive import milne_factor
+from solver.heat.simulation import Simulation
+from solver.heat.stepping import BACKWARD_EULER, bdf2, theta_method
+
+# a heat pulse for ~2 s into one end of a strip, then a slow decay through its other end
+PULSE = """
+[mesh]
+type = "rectangle"
+cell = "quadrilateral"
+nx = 20
+ny = 1
+lengths = [0.1, 0.005]
+
+[material]
+k = 50.0
+rho = 7800.0
+c = 500.0
+
+[initial]
+temperature = 20.0
+
+[source]
+f = "5e8 * exp(-((t - 1.0) / 0.4)**2) * where(x < 0.02, 1.0, 0.0)"
+
+[boundary.right]
+type = "robin"
+h = 500.0
+T_inf = 20.0
+
+[time]
+scheme = "bdf2"
+dt = 1.0
+t_end = 100.0
+
+[solver]
+preconditioner = "bjacobi"
+rtol = 1e-13
+"""
+
+
+def run(sets, text=PULSE):
+    sim = Simulation(load_case(text, "pulse.toml", sets))
+    times = []
+    while not sim.finished:
+        sim.advance()
+        times.append(sim.t)
+    return sim, np.array(times)
+
+
+def adaptive(tol, scheme="bdf2", extra=()):
+    return run([f'time.scheme="{scheme}"', 'time.dt="adaptive"', f"time.tolerance={tol}", *extra])
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """BDF2 with a fixed dt of 2 ms: its error is far below the tolerances tested."""
+    sim, _ = run(["time.dt=0.002"])
+    return sim.u[: sim.mesh.n_owned].copy()
+
+
+def weighted_error(u, ref):
+    """The controller's norm with tolerance 1: max |e| / (1 + |T|)."""
+    return float(np.max(np.abs(u - ref) / (1.0 + np.abs(ref))))
+
+
+@pytest.mark.parametrize("scheme, ratio", [(BACKWARD_EULER, 1 / 3), (bdf2(1.0), 2 / 11), (theta_method(0.5), 1 / 13)])
+def test_milne_factors_on_constant_steps(scheme, ratio):
+    factor, order = milne_factor(scheme, 0.1, [0.1, 0.1], scheme.order)
+    assert factor == pytest.approx(ratio, rel=1e-12)
+    assert order == scheme.order + 1
+
+
+def test_milne_factor_of_variable_backward_euler():
+    dt, h = 0.3, 0.1  # LTE = dt/(2 dt + h) (u - u^P) for the linear predictor
+    assert milne_factor(BACKWARD_EULER, dt, [h], 1)[0] == pytest.approx(dt / (2 * dt + h), rel=1e-12)
+    assert milne_factor(BACKWARD_EULER, dt, [], 0) == (1.0, 1)  # no history: the bound u - u0
+
+
+def test_variable_bdf2_is_exact_for_quadratics():
+    w = 2.5
+    s = bdf2(w)  # steps 1 (previous) and w (this one): t = -1, 0, w
+    y, dy = (lambda t: t * t), (lambda t: 2 * t)
+    assert s.a[0] * y(w) + s.a[1] * y(0.0) + s.a[2] * y(-1.0) == pytest.approx(w * dy(w), rel=1e-13)
+    assert bdf2(1.0).a == (1.5, -2.0, 0.5)
+
+
+def test_adaptive_needs_five_times_fewer_steps_than_a_fixed_dt_for_the_same_error(reference):
+    sim, _ = adaptive(1e-3)
+    n = sim.step_index
+    error = weighted_error(sim.u[: sim.mesh.n_owned], reference)
+    fixed, _ = run([f"time.dt={100.0 / (5 * n)}"])
+    fixed_error = weighted_error(fixed.u[: fixed.mesh.n_owned], reference)
+    assert fixed_error > error, (n, error, fixed_error)
+
+
+def test_global_error_follows_the_tolerance(reference):
+    errors = []
+    for tol in (1e-3, 1e-4, 1e-5):
+        sim, _ = adaptive(tol)
+        errors.append(weighted_error(sim.u[: sim.mesh.n_owned], reference))
+        assert 0.1 * tol <= errors[-1] <= 10 * tol, (tol, errors)
+    assert errors[0] > errors[1] > errors[2]
+
+
+@pytest.mark.parametrize("scheme", ["backward-euler", "crank-nicolson", "bdf2"])
+def test_outputs_land_on_the_requested_times_and_the_balance_closes(scheme):
+    times = [0.37, 2.0, 13.3, 60.0]
+    sim, stepped = adaptive(1e-3, scheme, [f"output.times={times}"])
+    for t in times + [100.0]:
+        assert np.min(np.abs(stepped - t)) <= 1e-12 * t, (t, scheme)
+    assert stepped[-1] == 100.0
+    assert sim.balance.relative < 1e-10
+    c = sim.adaptive.controller
+    assert c.accepted == sim.step_index
+
+
+def test_the_fixed_dt_balance_of_bdf2_books_its_storage_lag():
+    sim, _ = run(["time.dt=1.0"])  # the pulse within the first steps: a large lag, still closed
+    assert abs(sim.balance.lag) > 1e-3 * abs(sim.balance.change)
+    assert sim.balance.relative < 1e-10
+
+
+def test_a_failed_solve_cuts_the_step(monkeypatch):
+    from solver.errors import ConvergenceError
+    from solver.heat.stepping import ImplicitStepper
+
+    original, calls = ImplicitStepper.step, {"n": 0}
+
+    def flaky(self, u, t0, step):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise ConvergenceError("made to fail")
+        return original(self, u, t0, step)
+
+    monkeypatch.setattr(ImplicitStepper, "step", flaky)
+    sim, stepped = adaptive(1e-3)
+    assert sim.adaptive.controller.failed_solves == 1 and stepped[-1] == 100.0
+
+
+def test_dt_min_stops_with_the_error():
+    with pytest.raises(Exception, match="time.dt_min"):
+        adaptive(1e-6, extra=["time.dt_min=1.0", "time.dt_initial=1.0"])
+
+
+@pytest.mark.parametrize("sets, key", [
+    (['time.dt="adaptive"', "time.dt_min=2.0", "time.dt_max=1.0"], "time.dt_min"),
+    (['time.dt="adaptive"', "time.tolerance=0"], "time.tolerance"),
+    (['time.dt="adaptive"', "time.tolerance=-1e-3"], "time.tolerance"),
+    (['time.dt="adaptive"', "time.tolerance={relative=1e-3}"], "time.tolerance"),
+    (['time.dt="adaptive"', "output.times=[1.0, 200.0]"], "output.times"),
+    (['time.dt="adaptive"', "output.times=[2.0, 1.0]"], "output.times"),
+    (['time.dt="adaptive"', "output.times=[0.0, 1.0]"], "output.times"),
+    (['time.dt="adaptive"', "output.times=[1.0]", "output.every=2"], "output.every"),
+    (["time.dt=1.0", "output.times=[2.5]"], "output.times"),
+    (["time.dt=1.0", "time.tolerance=1e-3"], "time.tolerance"),
+    (['time.dt="adaptive"', 'time.scheme="explicit-euler"'], "time.dt"),
+])
+def test_bad_adaptive_input_names_the_key(sets, key):
+    with pytest.raises(CaseError, match=key.replace(".", r"\.")):
+        load_case(PULSE, "pulse.toml", sets)
+
+
+def test_interval_outputs_and_defaults():
+    case = load_case(PULSE, "pulse.toml", ['time.dt="adaptive"', "output.interval=30.0"])
+    assert case.output.times == (30.0, 60.0, 90.0, 100.0)
+    a = case.time.adaptive
+    assert (a.relative, a.absolute, a.dt_max) == (1e-3, 1e-3, 100.0)
+    assert math.isclose(a.dt_initial, 1e-2) and math.isclose(a.dt_min, 1e-8)
