@@ -154,6 +154,7 @@ class AdaptiveStepping:
                 st.rewind(saved)
                 u[:] = u_saved
                 c.failed_solves += 1
+                c.rejected_last = True
                 self._retry(dt * FAILED_SOLVE_CUT, exc, t)
                 continue
             error, order = self.error(u, u_saved, dt)

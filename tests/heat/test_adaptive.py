@@ -178,3 +178,68 @@ def test_interval_outputs_and_defaults():
     a = case.time.adaptive
     assert (a.relative, a.absolute, a.dt_max) == (1e-3, 1e-3, 100.0)
     assert math.isclose(a.dt_initial, 1e-2) and math.isclose(a.dt_min, 1e-8)
+
+
+# a slab melting under a hot boundary and radiating from the other: Newton in every step
+MELTING = """
+temperature_unit = "C"
+[mesh]
+type = "rectangle"
+cell = "quadrilateral"
+nx = 24
+ny = 1
+lengths = [0.05, 0.002]
+[material]
+k = "20.0 + 0.01 * T"
+rho = 2700.0
+c = 900.0
+latent_heat = 4e5
+solidus = 640.0
+liquidus = 660.0
+[initial]
+temperature = 600.0
+[boundary.left]
+type = "dirichlet"
+value = 700.0
+[boundary.right]
+type = "radiation"
+epsilon = 0.8
+T_inf = 20.0
+[time]
+scheme = "bdf2"
+dt = "adaptive"
+t_end = 60.0
+tolerance = 1e-3
+[solver]
+preconditioner = "bjacobi"
+rtol = 1e-12
+"""
+
+
+def test_nonlinear_adaptive_steps_agree_with_a_fine_fixed_dt_and_close_the_balance():
+    sim, stepped = run([], MELTING)
+    assert stepped[-1] == 60.0 and sim.balance.relative < 1e-9
+    assert sim.problem.melting and sim.nonlinear_iterations > sim.step_index
+    fixed = MELTING.replace('dt = "adaptive"', "dt = 0.01").replace("tolerance = 1e-3\n", "")
+    fine, _ = run([], fixed)
+    u, ref = sim.u[: sim.mesh.n_owned], fine.u[: fine.mesh.n_owned]
+    assert weighted_error(u, ref) <= 10 * 1e-3, weighted_error(u, ref)
+    assert sim.step_index * 20 < fine.step_index
+
+
+def test_a_newton_failure_cuts_the_step(monkeypatch):
+    from solver.errors import ConvergenceError
+    from solver.heat.nonlinear_stepping import NonlinearStepper
+
+    original, calls = NonlinearStepper.step, {"n": 0}
+
+    def failing(self, u, t0, step):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise ConvergenceError("step 4: the nonlinear solve did not converge (made to fail)")
+        return original(self, u, t0, step)
+
+    monkeypatch.setattr(NonlinearStepper, "step", failing)
+    sim, stepped = run([], MELTING)
+    assert sim.adaptive.controller.failed_solves == 1 and stepped[-1] == 60.0
+    assert sim.balance.relative < 1e-9  # the failed try left nothing in the balance

@@ -46,7 +46,8 @@ def assert_same_results(a, b):
     da, db = datasets(a), datasets(b)
     assert sorted(da) == sorted(db)
     for name in da:
-        assert np.array_equal(da[name], db[name]), name
+        floats = np.asarray(da[name]).dtype.kind == "f"  # /steps/error is NaN with a fixed dt
+        assert np.array_equal(da[name], db[name], equal_nan=floats), name
 
 
 def job_env(**extra):
