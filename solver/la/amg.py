@@ -315,7 +315,11 @@ class _Level:
         self.A = A
         self.halo = A.halo
         self.neg_diag = _negated(A.diag_block, self.dtype)
-        self.neg_off = _negated(A.offdiag_block, self.dtype)
+        # the ghost columns touch only the rows next to other ranks: multiply just those rows
+        # (a product over all owned rows would stream the whole row-pointer array for them)
+        self.coupled_rows = A.coupled_rows
+        self.neg_coupling = _negated(A.coupling, self.dtype)
+        self.coupled_r = np.zeros(len(self.coupled_rows), dtype=self.dtype)
         self.has_off = A.offdiag_block.nnz > 0
 
     def sub_matvec(self, x: np.ndarray, r: np.ndarray) -> None:
@@ -325,7 +329,10 @@ class _Level:
         _axpy_matvec(self.neg_diag, x[:n], r)
         request.Wait()
         if self.has_off:
-            _axpy_matvec(self.neg_off, x[n:], r)
+            t = self.coupled_r
+            t.fill(0.0)
+            _axpy_matvec(self.neg_coupling, x[n:], t)
+            r[self.coupled_rows] += t
 
     def set_smoother(self, comm, degree: int, lower: float, upper: float, steps: int) -> None:
         """Chebyshev polynomial of ``degree`` in D^-1 A on [lower, upper] * lam_max (Lanczos)."""
