@@ -41,3 +41,8 @@ class NumericalError(SolverExit):
     """NaN, Inf or an insane temperature appeared in the solution."""
 
     exit_status = EXIT_NUMERICAL
+
+
+class NonFiniteError(CaseError):
+    """A system to solve holds inf or NaN: some input value overflows (raised collectively; the
+    run names the key when it can)."""

@@ -20,6 +20,7 @@ from solver.app.preflight import (BYTES_PER_NODE, check_memory, check_space, che
                                   guard_output)
 from solver.case.load import Case, check_against_mesh
 from solver.errors import EXIT_STOPPED, CaseError, NumericalError, SolverExit
+from solver.heat.checks import check_step
 from solver.heat.nonlinear import NonlinearHeatProblem
 from solver.heat.problem import HeatProblem
 from solver.heat.simulation import Simulation
@@ -255,6 +256,7 @@ def _time_loop(sim: Simulation, case: Case, results: ResultsFile, probes: Probes
             faults.after_step(step, sim.u)
             unhealthy = sim.unhealthy(run_spec.temperature_range) is not None
             stop, due, bad = control.after_step(step, MPI.Wtime() - step_start, unhealthy)
+            check_step(case.source, sim.problem, sim.balance, sim.t)
             _check_health(sim, bad, case, solve)
             if probes is not None:
                 probes.record(sim.u, sim.t)

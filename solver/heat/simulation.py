@@ -12,7 +12,9 @@ from mpi4py import MPI
 
 from solver.case.load import Case, check_against_mesh
 from solver.case.records import SolverSpec
+from solver.errors import NonFiniteError
 from solver.heat.adaptive import AdaptiveStepping, StepRecord
+from solver.heat.checks import check_inputs, check_mesh, region_counts, report_empty_regions
 from solver.heat.nonlinear import NonlinearHeatProblem
 from solver.heat.nonlinear_stepping import make_nonlinear_stepper
 from solver.heat.problem import HeatProblem
@@ -67,17 +69,21 @@ class Simulation:
         with self.timers("mesh"):
             self.mesh = create_mesh(comm, case.mesh)
         check_against_mesh(case, self.mesh)
-        with self.timers("assembly"):
+        check_mesh(case, self.mesh)
+        with self.timers("assembly"), np.errstate(all="ignore"):  # non-finite values: refused by key below
             self.nonlinear = case.physics.nonlinear
-            if self.nonlinear:
-                self.problem = NonlinearHeatProblem(self.mesh, case.physics)
-                self.solver = resolve_preconditioner(case, self.mesh, self.problem)
-                self.stepper = make_nonlinear_stepper(self.problem, case.time, self.solver, case.nonlinear)
-            else:
-                self.problem = HeatProblem(self.mesh, case.physics)
-                self.solver = resolve_preconditioner(case, self.mesh, self.problem)
-                self.stepper = make_stepper(self.problem, case.time, self.solver)
-        self.u = np.array(case.physics.initial(self.mesh.coords, 0.0), dtype=float)
+            self.problem = (NonlinearHeatProblem if self.nonlinear else HeatProblem)(self.mesh, case.physics)
+            self.u = np.array(case.physics.initial(self.mesh.coords, 0.0), dtype=float)
+            report_empty_regions(self.mesh, case.physics, region_counts(self.mesh, case.physics))
+            check_inputs(case.source, self.problem, self.u)
+            self.solver = resolve_preconditioner(case, self.mesh, self.problem)
+            try:
+                if self.nonlinear:
+                    self.stepper = make_nonlinear_stepper(self.problem, case.time, self.solver, case.nonlinear)
+                else:
+                    self.stepper = make_stepper(self.problem, case.time, self.solver)
+            except NonFiniteError as exc:
+                raise NonFiniteError(f"{case.source}: {exc}") from None
         self.step_index, self.t = 0, 0.0
         self.iterations = 0
         self.records: list[StepRecord] = []  # accepted steps since the last take_records()
@@ -131,12 +137,17 @@ class Simulation:
 
     def advance(self) -> SolveInfo:
         """One (accepted) time step; returns the linear solver's SolveInfo."""
-        with self.timers("solve"):
-            if self.adaptive is not None:
-                info, record = self.adaptive.advance(self.u, self.t, self.step_index + 1)
-                self.t, self.dt = record.t, record.dt
-            else:
-                info = self.stepper.step(self.u, self.t, self.step_index + 1)
+        with self.timers("solve"), np.errstate(all="ignore"):  # overflows: NonFiniteError names the key
+            try:
+                if self.adaptive is not None:
+                    info, record = self.adaptive.advance(self.u, self.t, self.step_index + 1)
+                    self.t, self.dt = record.t, record.dt
+                else:
+                    info = self.stepper.step(self.u, self.t, self.step_index + 1)
+            except NonFiniteError as exc:
+                t1 = self.t + self.stepper.dt
+                check_inputs(self.case.source, self.problem, None, t1)  # names the key if an input gives it
+                raise NonFiniteError(f"{self.case.source}: {exc}") from None
         self.step_index += 1
         if self.adaptive is None:
             self.t = self.origin[1] + (self.step_index - self.origin[0]) * self.dt if self.origin else \

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from mpi4py import MPI
 
 from solver.case.records import SolverSpec
-from solver.errors import CaseError, ConvergenceError
+from solver.errors import CaseError, ConvergenceError, NonFiniteError
 from solver.fem.boundary import constrain
 from solver.la.krylov import SolveInfo, pcg
 from solver.la.matrix import DistributedMatrix
@@ -25,6 +26,11 @@ class ConstrainedSystem:
         spectrally close matrix whose preconditioner serves this one as it is (a scheme's
         start-up steps)."""
         self.problem, self.solver = problem, solver
+        finite = np.array([1.0 if np.isfinite(A.data).all() else 0.0])
+        problem.mesh.comm.Allreduce(MPI.IN_PLACE, finite, op=MPI.MIN)
+        if not finite[0]:
+            raise NonFiniteError("the system matrix holds non-finite values (inf or NaN): a conductivity, heat "
+                                 "capacity or heat transfer coefficient overflows or is undefined")
         mask = problem.dirichlet.mask
         A_c, self.lift, diag = constrain(A, mask)
         self.A = DistributedMatrix(A_c, problem.mesh.halo)
@@ -61,8 +67,12 @@ class ConstrainedSystem:
         u[self.problem.dirichlet.local] = g[self.problem.dirichlet.local]
         s = self.solver
         info = pcg(self.A, rhs, u, self.precond, s.rtol, s.atol, s.max_iterations)
+        where = "the steady solve" if step == 0 else f"step {step} (t = {t1:.6g})"
+        if not np.isfinite(info.residual):
+            raise NonFiniteError(f"{where}: the linear system holds non-finite values (inf or NaN): a material "
+                                 f"property, source or boundary value overflows in double precision; check "
+                                 f"their magnitudes and units")
         if not info.converged:
-            where = "the steady solve" if step == 0 else f"step {step} (t = {t1:.6g})"
             raise ConvergenceError(
                 f"{where}: the linear solver did not converge in {info.iterations} iterations "
                 f"(relative residual {info.residual:.3e} > solver.rtol = {s.rtol:g}); try "

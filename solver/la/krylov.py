@@ -38,6 +38,8 @@ def pcg(A: DistributedMatrix, b: np.ndarray, x: np.ndarray, precond, rtol: float
     rz, rr = sums
     scale = bnorm if bnorm > 0 else max(float(np.sqrt(rr)), 1.0)  # b = 0: relative to r0
     target = max(rtol * scale, atol)
+    if not (np.isfinite(scale) and np.isfinite(rr)):  # inf or NaN data: never "converged"
+        return SolveInfo(0, float("nan"), False)
     it = 0
     # in-place BLAS updates (no temporaries of the vector size); BLAS refuses empty vectors
     axpy = daxpy if n else (lambda x_, y_, a=1.0: y_)
@@ -53,6 +55,8 @@ def pcg(A: DistributedMatrix, b: np.ndarray, x: np.ndarray, precond, rtol: float
         local[0], local[1] = np.dot(r, z), np.dot(r, r)
         comm.Allreduce(local, sums, op=MPI.SUM)
         rz_new, rr = sums
+        if not np.isfinite(rr):
+            break  # reported as not converged
         p[:n] *= rz_new / rz  # p = z + beta p
         p[:n] += z
         rz = rz_new
@@ -82,6 +86,8 @@ def gmres(A: DistributedMatrix, b: np.ndarray, x: np.ndarray, precond, rtol: flo
             scale = bnorm if bnorm > 0 else max(beta, 1.0)
             target = max(rtol * scale, atol)
         residual = beta
+        if not (np.isfinite(beta) and np.isfinite(scale)):  # inf or NaN data: never "converged"
+            return SolveInfo(it, float("nan"), False)
         if beta <= target or it >= max_iterations:
             break
         V = np.empty((min(8, restart + 1), n))  # grows by doubling, up to restart + 1 rows

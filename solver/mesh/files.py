@@ -115,6 +115,14 @@ def read(path: str | Path) -> MeshFileData:
         if points.shape[1] == 3 and np.any(points[:, 2] != 0):
             raise CaseError(f"{path}: a 2D mesh must lie in the plane z = 0")
         points = np.ascontiguousarray(points[:, :2])
+    for name, conn in (("element", cells), ("boundary element", facets)):
+        if conn.size and (conn.min() < 0 or conn.max() >= len(points)):
+            row = int(np.flatnonzero(((conn < 0) | (conn >= len(points))).any(axis=1))[0])
+            raise CaseError(f"{path}: {name} {row + 1} of its kind refers to a node that does not exist (node ids "
+                            f"must be among the {len(points)} nodes of $Nodes; 0 and negative ids are invalid)")
+    if not np.isfinite(points).all():
+        raise CaseError(f"{path}: node {int(np.flatnonzero(~np.isfinite(points).all(axis=1))[0]) + 1} has a "
+                        f"non-finite coordinate")
     # drop points no cell uses (geometry points); keep file order
     used = np.zeros(len(points), dtype=bool)
     used[cells.ravel()] = True

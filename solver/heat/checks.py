@@ -1,0 +1,101 @@
+"""Checks of a discretised case before its first step and after each step: nothing may run, let
+alone finish "successfully", on non-finite data. Every value the input gives on the mesh (the
+initial temperature, the source, boundary values, fluxes, h and T_inf, the matrices built from
+k, rho, c and the mesh) must be finite, and every cell must have a volume. A violation is an
+input error (exit 2) naming the key; regions that select no cell are reported. All checks are
+collective (one ``Allreduce`` of flags) so that every rank raises together.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from mpi4py import MPI
+
+from solver.errors import CaseError
+from solver.heat.materials import Centroids, region_cells
+from solver.mesh.quality import check_cells
+
+log = logging.getLogger(__name__)
+
+
+def first_bad(comm, named: list[tuple[str, np.ndarray]]) -> str | None:
+    """The name of the first array that holds a non-finite value on some rank (collective)."""
+    flags = np.array([0.0 if np.all(np.isfinite(values)) else 1.0 for _, values in named])
+    comm.Allreduce(MPI.IN_PLACE, flags, op=MPI.MAX)
+    return next((name for (name, _), bad in zip(named, flags) if bad), None)
+
+
+def boundary_key(problem, name: str) -> str:
+    """The case keys behind a load term of a boundary."""
+    if any(t.name == name for t in problem.neumann):
+        return f"boundary.{name}.flux"
+    return f"boundary.{name}.h or boundary.{name}.T_inf"
+
+
+def check_inputs(source: str, problem, u0: np.ndarray | None, t: float = 0.0) -> None:
+    """Refuse a case whose input gives a non-finite value on the mesh at time t (and whose
+    initial temperature ``u0`` is not finite, when given)."""
+    n = problem.mesh.n_owned
+    named = [] if u0 is None else [("initial.temperature", u0[:n])]
+    d = problem.dirichlet
+    values = d.values(t)
+    for i, name in enumerate(d.names):
+        named.append((f"boundary.{name}.value", values[: n][d.mask[:n] & (d.boundary_of[:n] == i)]))
+    for name, part in problem.load_parts(t).items():
+        named.append(("source.f" if name == "source" else boundary_key(problem, name), part))
+    mass = getattr(problem, "M", None)
+    if mass is not None:
+        named.append(("material.rho and material.c (or mesh sizes)", mass.data))
+        named.append(("material.k (or mesh sizes)", problem.K_conduction.data))
+        for term in problem.robin:
+            named.append((f"boundary.{term.name}.h", problem.robin_uptake(term, t)))
+    with np.errstate(all="ignore"):
+        bad = first_bad(problem.mesh.comm, named)
+    if bad is not None:
+        raise CaseError(f"{source}: {bad} gives a non-finite value (inf or NaN) on the mesh at t = {t:g}: an "
+                        f"overflow, a division by zero or a value out of range; check the expression and its units")
+
+
+def check_step(source: str, problem, balance, t: float) -> None:
+    """After a step: the heat balance (its terms are global) must be finite; else name the term."""
+    if np.isfinite(balance.energy) and np.all(np.isfinite(balance.inflow)):
+        return
+    terms = dict(zip(balance.terms, balance.inflow))
+    bad = next((name for name, value in terms.items() if not np.isfinite(value)), None)
+    if bad is None:
+        what = "the stored energy (material.rho, material.c or the temperature)"
+    elif bad == "source":
+        what = "source.f"
+    elif bad in problem.dirichlet.names:
+        what = f"boundary.{bad}.value"
+    else:
+        what = boundary_key(problem, bad)
+    raise CaseError(f"{source}: {what} gives a non-finite heat flow at t = {t:.6g} (inf or NaN): an overflow, "
+                    f"a division by zero or a value out of range at that time; check the expression")
+
+
+def check_mesh(case, mesh) -> None:
+    """Every cell finite and with a volume; else exit 2 naming the mesh file or keys."""
+    spec = case.values["mesh"]
+    key = f"mesh.file = {spec['file']}" if spec["type"] == "file" else "mesh.lengths / mesh.origin"
+    check_cells(mesh, f"{case.source}: {key}")
+
+
+def region_counts(mesh, physics) -> dict:
+    """This rank's owned cells in each region."""
+    centroids = Centroids(mesh)
+    return {r.name: int(region_cells(mesh, r, centroids)[: mesh.n_owned_cells].sum()) for r in physics.regions}
+
+
+def report_empty_regions(mesh, physics, counts: dict) -> None:
+    """Warn (rank 0) about regions that select no cell; ``counts``: local cells per region."""
+    names = [r.name for r in physics.regions]
+    if not names:
+        return
+    totals = np.array([counts.get(name, 0) for name in names], dtype=np.int64)
+    mesh.comm.Allreduce(MPI.IN_PLACE, totals)
+    for name, total in zip(names, totals):
+        if total == 0 and mesh.comm.rank == 0:
+            log.warning(f"region.{name} selects no cell (its box or group misses the mesh): it has no effect")

@@ -1,0 +1,63 @@
+"""Cell validity of a distributed mesh: finite coordinates, and at every corner of every cell a
+Jacobian of one sign and of a size above rounding (no degenerate, inverted-in-part or
+self-intersecting cell). Checked once when the mesh is built (collective)."""
+
+from __future__ import annotations
+
+import numpy as np
+from mpi4py import MPI
+
+from solver.errors import CaseError
+
+# for each corner: the corners of its two (2D) or three (3D) edges, in an order that gives a
+# positive determinant on a well-shaped cell (VTK / Gmsh node order)
+CORNER_EDGES = {
+    "triangle": [(1, 2)],
+    "tetrahedron": [(1, 2, 3)],
+    "quadrilateral": [(1, 3), (2, 0), (3, 1), (0, 2)],
+    "hexahedron": [(1, 3, 4), (2, 0, 5), (3, 1, 6), (0, 2, 7), (7, 5, 0), (4, 6, 1), (5, 7, 2), (6, 4, 3)],
+}
+DEGENERATE = 1e-10  # a corner Jacobian below this fraction of the cell's size^dim: no volume
+
+
+def corner_jacobians(points: np.ndarray, cells: np.ndarray, cell_type: str) -> np.ndarray:
+    """(n_cells, corners) determinants of the edge vectors at each corner."""
+    out = []
+    for corner, edges in enumerate(CORNER_EDGES[cell_type]):
+        base = points[cells[:, corner]]
+        vectors = np.stack([points[cells[:, e]] - base for e in edges], axis=1)  # (n, dim, gdim)
+        out.append(np.linalg.det(vectors[:, :, : vectors.shape[1]]))
+    return np.stack(out, axis=1)
+
+
+def check_cells(mesh, where: str) -> None:
+    """Refuse a mesh with a non-finite coordinate or a cell without volume (collective); the
+    message names ``where`` (the mesh file or key) and the first bad cell."""
+    cells = mesh.cells[: mesh.n_owned_cells]
+    points = mesh.coords[:, : mesh.dim]
+    bad_cells = np.zeros(len(cells), dtype=bool)
+    reason = np.zeros(len(cells), dtype=np.int8)  # 1 non-finite, 2 no volume, 3 inverted in part
+    if len(cells) and mesh.cell_type in CORNER_EDGES:
+        xyz = points[cells]  # (n, corners, dim)
+        finite = np.isfinite(xyz).all(axis=(1, 2))
+        with np.errstate(all="ignore"):
+            det = corner_jacobians(points, cells, mesh.cell_type)
+            size = (xyz.max(axis=1) - xyz.min(axis=1)).max(axis=1) ** mesh.dim
+            tiny = np.abs(det).min(axis=1) <= DEGENERATE * size
+            mixed = (det.min(axis=1) < 0) & (det.max(axis=1) > 0)
+            overflow = ~np.isfinite(det).all(axis=1) | ~np.isfinite(size)
+        reason[mixed] = 3
+        reason[tiny | overflow] = 2
+        reason[~finite] = 1
+        bad_cells = reason > 0
+    first = np.array([mesh.cell_ids[np.argmax(bad_cells)] if bad_cells.any() else np.iinfo(np.int64).max],
+                     dtype=np.int64)
+    mesh.comm.Allreduce(MPI.IN_PLACE, first, op=MPI.MIN)
+    if first[0] == np.iinfo(np.int64).max:
+        return
+    mine = np.flatnonzero(bad_cells & (mesh.cell_ids[: len(cells)] == first[0]))
+    info = np.array([reason[mine[0]] if len(mine) else 0], dtype=np.int64)
+    mesh.comm.Allreduce(MPI.IN_PLACE, info, op=MPI.MAX)
+    what = {1: "has a non-finite coordinate", 2: "has no volume (degenerate, or its size overflows)",
+            3: "is inverted or self-intersecting (its corner Jacobians change sign)"}[int(info[0])]
+    raise CaseError(f"{where}: cell {int(first[0])} ({mesh.cell_type}) {what}")

@@ -1,0 +1,85 @@
+"""No silent wrong answer: non-finite input values, overflowing sizes, degenerate cells and bad
+node references are refused in one line naming the key or file (exit 2); empty regions warned."""
+
+import pytest
+from conftest import run_script, run_solver
+
+EXPECTED = {
+    "source_overflow": "source.f gives a non-finite value",
+    "source_division_by_zero": "source.f gives a non-finite value",
+    "source_nan_later": "source.f gives a non-finite value (inf or NaN) on the mesh at t = 0.2",
+    "source_nan_later_adaptive": "source.f gives a non-finite value",
+    "initial_overflow": "initial.temperature gives a non-finite value",
+    "dirichlet_log_of_negative": "boundary.left.value gives a non-finite value",
+    "robin_h_nan_later": "boundary.right.h",
+    "neumann_flux_inf": "boundary.top.flux gives a non-finite value",
+    "huge_capacity": "the linear system holds non-finite values",
+    "huge_lengths": "mesh.lengths / mesh.origin: cell 0 (triangle) has no volume",
+}
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_non_finite_input_is_refused_with_its_key(tmp_path, nprocs):
+    result = run_script(nprocs, "nonfinite_checks.py", tmp_path)
+    for name, expected in EXPECTED.items():
+        r = result[name]
+        assert r["status"] == 2 and len(r["error"]) == 1, (name, r)
+        assert r["error"][0].startswith(f"error: {tmp_path / 'case.toml'}: ") and expected in r["error"][0], (name, r)
+
+
+MSH = """$MeshFormat
+2.2 0 8
+$EndMeshFormat
+$PhysicalNames
+1
+1 1 "left"
+$EndPhysicalNames
+$Nodes
+4
+1 0 0 0
+2 1 0 0
+3 {x3} {y3} 0
+4 0 1 0
+$EndNodes
+$Elements
+3
+1 1 2 1 1 4 1
+2 2 2 0 1 1 2 3
+3 2 2 0 1 1 3 {n3}
+$EndElements
+"""
+CASE = """[mesh]
+file = "m.msh"
+[material]
+k = 1.0
+rho = 1.0
+c = 1.0
+[boundary.left]
+type = "dirichlet"
+value = 1.0
+[time]
+dt = 0.1
+t_end = 0.2
+"""
+
+
+@pytest.mark.parametrize("nprocs", [1, 2])  # two cells
+@pytest.mark.parametrize("x3, y3, n3, message", [
+    ("1", "nan", "4", "m.msh: node 3 has a non-finite coordinate"),
+    ("1", "0", "4", "mesh.file = m.msh: cell 0 (triangle) has no volume"),
+    ("1", "1", "9", "m.msh:"),
+])
+def test_bad_mesh_files_are_refused(tmp_path, nprocs, x3, y3, n3, message):
+    (tmp_path / "m.msh").write_text(MSH.format(x3=x3, y3=y3, n3=n3))
+    (tmp_path / "case.toml").write_text(CASE)
+    proc = run_solver(nprocs, ["case.toml", "--quiet"], cwd=tmp_path, check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and message in errors[0], proc.stderr
+
+
+def test_a_region_that_selects_no_cell_is_reported(tmp_path):
+    (tmp_path / "case.toml").write_text(CASE.replace('file = "m.msh"', 'type = "rectangle"\ncell = "triangle"\n'
+                                                     'nx = 4\nny = 4\nlengths = [1.0, 1.0]')
+                                        + '[region.outside]\nx = [5.0, 6.0]\nk = 2.0\n')
+    proc = run_solver(1, ["case.toml"], cwd=tmp_path)
+    assert "region.outside selects no cell" in proc.stdout + proc.stderr

@@ -1,0 +1,74 @@
+"""Non-finite input is refused with its key (exit 2), never run to a "successful" end: every case
+of CASES through the command line on every rank, its exit status and error line (rank 0).
+
+Usage: mpirun -n N python nonfinite_checks.py WORKDIR
+"""
+
+import contextlib
+import io
+import sys
+from pathlib import Path
+
+from _guard import run
+
+from solver.app.cli import main as solver_main
+
+BASE = """
+[mesh]
+type = "rectangle"
+cell = "triangle"
+nx = 6
+ny = 6
+lengths = [1.0, 1.0]
+[material]
+k = 1.0
+rho = 1.0
+c = 1.0
+[boundary.left]
+type = "dirichlet"
+value = 1.0
+[boundary.right]
+type = "robin"
+h = 2.0
+T_inf = 0.0
+[boundary.top]
+type = "neumann"
+flux = 1.0
+[time]
+dt = 0.1
+t_end = 0.3
+"""
+CASES = {
+    "source_overflow": ['source.f="1e308 * 10"'],
+    "source_division_by_zero": ['source.f="1 / (x - x)"'],
+    "source_nan_later": ['source.f="where(t > 0.15, 1 / (x - x), 0)"'],
+    "source_nan_later_adaptive": ['source.f="where(t > 0.15, 1 / (x - x), 0)"', 'time.dt="adaptive"'],
+    "initial_overflow": ['initial.temperature="1e308 * 10"'],
+    "dirichlet_log_of_negative": ['boundary.left.value="log(x - x - 1)"'],
+    "robin_h_nan_later": ['boundary.right.h="where(t > 0.15, 0 * 1e400, 2.0)"'],
+    "neumann_flux_inf": ['boundary.top.flux="exp(1000)"'],
+    "huge_capacity": ["material.c=1e308"],
+    "huge_lengths": ["mesh.lengths=[1e308, 1e308]"],
+}
+
+
+def main(comm):
+    work = Path(sys.argv[1])
+    case = work / "case.toml"
+    if comm.rank == 0:
+        case.write_text(BASE)
+    comm.Barrier()
+    out = {}
+    for name, sets in CASES.items():
+        err = io.StringIO()
+        args = [str(case), "--quiet", "--overwrite", "--set", f"output.directory={work / 'out'}"]
+        for s in sets:
+            args += ["--set", s]
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            status = solver_main(args)
+        lines = [ln for ln in err.getvalue().splitlines() if ln.startswith("error:")]
+        out[name] = {"status": status, "error": lines}
+    return out
+
+
+run(main)
