@@ -188,8 +188,10 @@ def inspect(path: Path, n_nodes: int) -> CheckpointAttrs:
     with f:
         if f.attrs.get("solver_checkpoint") != FORMAT:
             raise CaseError(f"{path}: not a checkpoint of this solver (no solver_checkpoint = {FORMAT} attribute)")
-        if "temperature" not in f or f["temperature"].shape != (n_nodes,):
-            shape = f["temperature"].shape if "temperature" in f else None
+        if "temperature" not in f or not isinstance(f["temperature"], h5py.Dataset):
+            raise CaseError(f"{path}: checkpoint has no temperature dataset (truncated, or not written by a run)")
+        if f["temperature"].shape != (n_nodes,):
+            shape = " x ".join(str(n) for n in f["temperature"].shape) or "a scalar"
             raise CaseError(f"{path}: checkpoint holds {shape} temperatures, the mesh has {n_nodes} nodes")
         try:
             for name in f:
