@@ -21,7 +21,7 @@ from pathlib import Path
 from solver import __version__
 from solver.parallel.launcher import launched_by_mpi, launcher_rank, relaunch
 from solver.case.arguments import ArgumentParser
-from solver.errors import EXIT_INTERNAL, EXIT_STOPPED, CaseError, SolverExit
+from solver.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_STOPPED, CaseError, SolverExit
 
 AGREE_TIMEOUT = 10.0  # seconds to wait for the other ranks to report the same error
 
@@ -183,6 +183,10 @@ def serial_command(argv, verbose: bool = False) -> int:
         return exc.exit_status
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
+    except OSError as exc:  # a file named on the command line that cannot be written or read
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}cannot write or read it ({exc.strerror or exc})", file=sys.stderr, flush=True)
+        return EXIT_INPUT
     except Exception as exc:  # noqa: BLE001
         detail = traceback.format_exc() if verbose else f"{type(exc).__name__}: {exc}"
         _print_error(0, f"internal error: {detail.rstrip()}", per_rank=False)

@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import socket
+import time
 from pathlib import Path
 
 from solver.case.records import MeshSpec, StructuredMeshSpec
@@ -62,11 +63,21 @@ def estimate_output_bytes(n_nodes: int, n_cells: int, nodes_per_cell: int, gdim:
     return 8 * (n_nodes * gdim + n_cells * nodes_per_cell + n_nodes * (snapshots + 2)) + 65536
 
 
+GARBAGE_LOCK_AGE = 10.0  # seconds: a lock without "host pid" this old is not one being written
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def pid_alive(pid: int) -> bool:
     """Whether ``pid`` runs on this host (a zombie left unreaped by a container's init counts as gone)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError, ValueError):  # gone, or a pid no process can have
         return False
     except PermissionError:
         return True
@@ -131,10 +142,15 @@ class OutputGuard:
                 fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 try:
-                    host, pid = self.lock.read_text().split()[:2]
+                    host, pid = self.lock.read_text(errors="replace").split()[:2]
                 except (OSError, ValueError):
-                    host, pid = "?", "0"
-                if host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid)):
+                    host, pid = "?", "?"
+                garbage = not (pid.isdigit() and 0 < int(pid) < 2**31)
+                if garbage and _age(self.lock) > GARBAGE_LOCK_AGE:  # not "host pid", and not being written
+                    log.info(f"removing an unreadable lock {self.lock} (no host and process id in it)")
+                    self.lock.unlink(missing_ok=True)
+                    continue
+                if host == socket.gethostname() and not garbage and not pid_alive(int(pid)):
                     log.info(f"removing a stale lock of process {pid} (no longer running) on {self.directory}")
                     self.lock.unlink(missing_ok=True)
                     continue

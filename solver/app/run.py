@@ -126,7 +126,10 @@ def _run(case, comm, quiet, restart, force, guard, directory, wall_start) -> Run
             if not case.steady:
                 results.init_steps(None if resume is None else sim.t)
             if out.probes:
-                probes = Probes(mesh, out.probes)
+                try:
+                    probes = Probes(mesh, out.probes)
+                except CaseError as exc:
+                    raise CaseError(f"{case.source}: {exc}") from None
                 results.init_probes(probes.points, None if resume is None else sim.t)
                 if resume is None and not case.steady:
                     probes.record(sim.u, 0.0)

@@ -19,11 +19,13 @@ import numpy as np
 
 from solver.case import records
 from solver.case.expressions import Expression, ExpressionError
+from solver.case.inputfiles import MAX_CASE_BYTES, file_problem
 from solver.case.schema import (BC_KEYS, PROPERTY_FORMS, BOUNDARIES, BOUNDARY_SCHEMA, REGION_SCHEMA, REQUIRED, ROOT_SCHEMA, SCHEMA,
                                 STRUCTURED_CELLS, STRUCTURED_KEYS, Key)
 from solver.case.tables import TableError, check_pairs, is_table, read_pairs
 from solver.errors import CaseError
 
+MAX_PROBES = 10_000
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -89,10 +91,13 @@ def check_against_mesh(case: "Case", mesh) -> None:
 def read_text(path: str | Path) -> str:
     """The case file's text, or a CaseError naming the file."""
     path = Path(path)
+    problem = file_problem(path, MAX_CASE_BYTES)
+    if problem == "is a directory":
+        raise CaseError(f"{path}: is a directory, expected a TOML case file")
+    if problem is not None and problem != "no such file":
+        raise CaseError(f"{path}: {problem} (a case file is a TOML text file)")
     try:
         data = path.read_bytes()
-    except IsADirectoryError:
-        raise CaseError(f"{path}: is a directory, expected a TOML case file") from None
     except OSError as exc:
         raise CaseError(f"{path}: cannot read case file ({exc.strerror})") from None
     try:
@@ -251,6 +256,9 @@ def _check(name: str, spec: Key, value, fail):
         if not isinstance(value, list) or not value or not all(isinstance(p, list) and 2 <= len(p) <= 3
                                                                for p in value):
             fail(f"{name} must be a list of points [[x, y(, z)], ...], got {value!r}")
+        if len(value) > MAX_PROBES:
+            fail(f"{name}: {len(value)} points, more than the {MAX_PROBES} allowed (probes are recorded at every "
+                 f"step; write the field instead with output.every or output.times)")
         return [[_check_float(name, Key("float", ""), c, fail) for c in p] for p in value]
     if kind == "floats":
         if not isinstance(value, list) or not value:

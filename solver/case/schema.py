@@ -150,7 +150,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "times": Key("floats", "write the temperature at these times instead, s: increasing, in (0, t_end] "
                      "(steps land on them; with a fixed dt they must fall on steps)", None, positive=True),
         "probes": Key("points", "points [[x, y(, z)], ...] whose temperature is recorded at every (accepted) "
-                      "step", None),
+                      "step (at most 10,000)", None),
         "driver": Key("choice", "HDF5 writer: auto (mpio when h5py has MPI), mpio, or gathered through rank 0",
                       "auto", choices=("auto", "mpio", "gathered")),
     },

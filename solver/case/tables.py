@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from solver.case.inputfiles import MAX_TABLE_BYTES, file_problem
+
 
 class TableError(ValueError):
     """A table that cannot be used (message says why)."""
@@ -91,6 +93,9 @@ def _pair(p, where: str) -> list[float]:
 
 
 def _read_csv(path: Path) -> list[list[float]]:
+    problem = file_problem(path, MAX_TABLE_BYTES)
+    if problem is not None and problem != "no such file":
+        raise TableError(f"{path} {problem}" if problem.startswith("is ") else f"{path}: {problem}")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -50,15 +50,19 @@ class PointLocator:
             if not len(todo):
                 break
             kk = min(kk, len(self.cells))
-            _, cand = self.tree.query(points[todo], k=kk)
+            with np.errstate(all="ignore"):
+                _, cand = self.tree.query(points[todo], k=kk)
             cand = cand.reshape(len(todo), kk)
+            found = cand < len(self.cells)  # a point too far for a finite distance has no candidates
+            cand = np.where(found, cand, 0)
             for j in range(kk):  # loop over the candidate rank (at most kk), vectorised over points
                 c = cand[:, j]
-                x = self._reference(self.coords[self.cells[c]], points[todo])
-                ok = self._inside(x)
+                with np.errstate(all="ignore"):
+                    x = self._reference(self.coords[self.cells[c]], points[todo])
+                ok = self._inside(x) & found[:, j]
                 cell[todo[ok]] = c[ok]
                 xi[todo[ok]] = x[ok]
-                todo, cand = todo[~ok], cand[~ok]
+                todo, cand, found = todo[~ok], cand[~ok], found[~ok]
                 if not len(todo):
                     break
         return cell, xi

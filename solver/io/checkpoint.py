@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 import tomllib
@@ -33,6 +34,7 @@ import numpy as np
 import tomli_w
 
 from solver import __version__
+from solver.case.inputfiles import file_problem
 from solver.errors import CaseError
 from solver.io.blockfile import BlockFile
 from solver.parallel.blocks import BlockRedistributor
@@ -179,6 +181,11 @@ def resolve(path: str, results_dir: Path) -> Path:
 
 def inspect(path: Path, n_nodes: int) -> CheckpointAttrs:
     """Serial check of a checkpoint (rank 0): readable, ours, complete; returns its attributes."""
+    problem = file_problem(path)
+    if problem == "no such file":
+        raise CaseError(f"{path}: checkpoint not found")
+    if problem is not None:
+        raise CaseError(f"{path}: {problem}, expected an HDF5 checkpoint")
     try:
         f = h5py.File(path, "r")
     except FileNotFoundError:
@@ -193,6 +200,11 @@ def inspect(path: Path, n_nodes: int) -> CheckpointAttrs:
         if f["temperature"].shape != (n_nodes,):
             shape = " x ".join(str(n) for n in f["temperature"].shape) or "a scalar"
             raise CaseError(f"{path}: checkpoint holds {shape} temperatures, the mesh has {n_nodes} nodes")
+        for name in f:
+            ds = f[name]
+            if not isinstance(ds, h5py.Dataset) or ds.shape != (n_nodes,) or ds.dtype.kind != "f":
+                raise CaseError(f"{path}: checkpoint dataset {name} is not a vector of {n_nodes} floating-point "
+                                f"values (it is {getattr(ds, 'dtype', 'a group')} of shape {getattr(ds, 'shape', '?')})")
         try:
             for name in f:
                 for start in range(0, f[name].shape[0], 1 << 20):
@@ -201,9 +213,17 @@ def inspect(path: Path, n_nodes: int) -> CheckpointAttrs:
         except (OSError, RuntimeError, KeyError) as exc:
             raise CaseError(f"{path}: checkpoint is truncated or corrupt ({str(exc).splitlines()[0]})") from None
         try:
-            return CheckpointAttrs.from_hdf5(f.attrs, list(f))
-        except (KeyError, ValueError, TypeError) as exc:
+            attrs = CheckpointAttrs.from_hdf5(f.attrs, list(f))
+        except (KeyError, ValueError, TypeError, OverflowError) as exc:
             raise CaseError(f"{path}: checkpoint attributes are missing or malformed ({exc})") from None
+    numbers = {"step": attrs.step, "t": attrs.t, "dt": attrs.dt, "snapshots": attrs.snapshots,
+               "iterations": attrs.iterations}
+    for name, value in numbers.items():
+        if not (math.isfinite(value) and 0 <= value < 2**53):
+            raise CaseError(f"{path}: checkpoint attribute {name} = {value!r} is out of range (finite, >= 0 expected)")
+    if not np.all(np.isfinite(attrs.balance_inflow)):
+        raise CaseError(f"{path}: checkpoint attribute balance_inflow holds NaN or Inf")
+    return attrs
 
 
 def check_compatible(path: Path, attrs: CheckpointAttrs, values: dict, force: bool) -> list[str]:

@@ -27,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 from mpi4py import MPI
 
+from solver.case.inputfiles import file_problem
 from solver.errors import CaseError
 from solver.mesh.cells import BY_MESHIO_NAME, CELLS
 from solver.mesh.distributed import DistributedMesh, Facets, MeshGroups, PartitionInfo
@@ -75,8 +76,11 @@ def read(path: str | Path) -> MeshFileData:
     import meshio
 
     path = Path(path)
-    if not path.is_file():
+    problem = file_problem(path)
+    if problem == "no such file":
         raise CaseError(f"{path}: mesh file not found")
+    if problem is not None:
+        raise CaseError(f"{path}: {problem}, expected a mesh file")
     try:
         m = meshio.read(path)
     except Exception as exc:  # meshio raises many kinds of errors for corrupt files

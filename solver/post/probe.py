@@ -19,6 +19,8 @@ def parse_points(values, dim, option="--at"):
             raise CaseError(f"{option} {v}: expected comma-separated coordinates, e.g. {option} 0.5,0.25") from None
         if len(p) != dim:
             raise CaseError(f"{option} {v}: the mesh is {dim}D, give {dim} coordinates")
+        if not all(np.isfinite(p)):
+            raise CaseError(f"{option} {v}: coordinates must be finite numbers")
         pts.append(p)
     return np.array(pts)
 
@@ -33,7 +35,13 @@ def probe_command(argv) -> int:
     with Results(args.results) as r:
         name = r.check_field(args.field)
         pts = parse_points(args.at, r.dim)
-        cell, xi = r.locator.locate(pts)
+        lo, hi = r.points.min(axis=0), r.points.max(axis=0)
+        margin = 1e-9 * float(np.max(hi - lo))
+        outside = ((pts < lo - margin) | (pts > hi + margin)).any(axis=1)  # far away: not worth a search
+        cell = np.full(len(pts), -1, dtype=np.int64)
+        xi = np.zeros((len(pts), pts.shape[1]))
+        if (~outside).any():
+            cell[~outside], xi[~outside] = r.locator.locate(pts[~outside])
         bad = np.flatnonzero(cell < 0)
         if len(bad):
             raise CaseError(f"--at {args.at[bad[0]]}: point is outside the mesh of {r.path.name}")

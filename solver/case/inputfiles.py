@@ -1,0 +1,30 @@
+"""Files named by the user (case files, tables, mesh files, checkpoints) are opened only when they
+are regular files of a sane size: a FIFO would block, a device such as /dev/zero never ends."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+MAX_CASE_BYTES = 4 << 20  # a case file is a few kB
+MAX_TABLE_BYTES = 64 << 20  # a property table is a few kB; 64 MiB is millions of rows
+
+
+def file_problem(path: str | Path, max_bytes: int | None = None) -> str | None:
+    """Why ``path`` cannot be read as an input file (missing, a directory, not a regular file,
+    too large), or None. Does not open it."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror})"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a directory"
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device or special file"
+        return f"is {kind}, not a regular file"
+    if max_bytes is not None and st.st_size > max_bytes:
+        return f"is {st.st_size / 2**20:.3g} MiB, more than the {max_bytes / 2**20:.0f} MiB such a file may have"
+    return None

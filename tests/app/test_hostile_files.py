@@ -1,0 +1,99 @@
+"""Hostile files and arguments are refused in one line with exit 2, never read forever, never an
+internal error: FIFOs and devices as case files, too many probes, garbage locks, points that are
+not finite or far away, outputs that cannot be written, checkpoints with out-of-range attributes."""
+
+import os
+import socket
+import time
+
+import h5py
+import numpy as np
+import pytest
+from conftest import ROOT, run_solver
+
+from solver.case.load import load_case
+from solver.errors import CaseError
+from solver.io import checkpoint
+
+PLATE = str(ROOT / "inputs" / "plate.toml")
+SMALL = ["--set", "mesh.nx=8", "--set", "mesh.ny=8", "--set", "time.t_end=20.0", "--quiet"]
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_fifo_and_device_case_files_are_refused(tmp_path, nprocs):
+    fifo = tmp_path / "case.toml"
+    os.mkfifo(fifo)
+    for path, what in ((fifo, "is a FIFO, not a regular file"), ("/dev/zero", "is a device or special file")):
+        proc = run_solver(nprocs, [str(path)], cwd=tmp_path, check=False, timeout=60)
+        errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+        assert proc.returncode == 2 and len(errors) == 1 and what in errors[0], proc.stderr
+
+
+def test_too_many_probes_are_refused():
+    text = (ROOT / "inputs" / "plate.toml").read_text()
+    points = "[" + ", ".join(["[0.01, 0.01]"] * 10_001) + "]"
+    with pytest.raises(CaseError, match=r"output.probes: 10001 points, more than the 10000 allowed"):
+        load_case(text, "plate.toml", [f"output.probes={points}"])
+
+
+def test_garbage_and_impossible_locks_are_replaced(tmp_path):
+    folder = tmp_path / "plate"
+    folder.mkdir()
+    lock = folder / ".solver.lock"
+    args = [PLATE, *SMALL, "--set", f"output.directory={tmp_path}"]
+    for content in (f"{socket.gethostname()} 99999999999999999999\n", "", "\x00garbage"):
+        lock.write_text(content)
+        old = time.time() - 60
+        os.utime(lock, (old, old))  # not a lock being written this instant
+        proc = run_solver(1, args + ["--overwrite"], cwd=tmp_path, check=False, timeout=60)
+        assert proc.returncode == 0, (content, proc.stderr)
+        assert not lock.exists()
+
+
+@pytest.fixture(scope="module")
+def plate_results(tmp_path_factory):
+    d = tmp_path_factory.mktemp("plate")
+    run_solver(1, [PLATE, *SMALL, "--set", f"output.directory={d}"], cwd=d)
+    return d / "plate" / "plate.h5"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["probe", "{h5}", "--at", "nan,nan"], "--at nan,nan: coordinates must be finite numbers"),
+    (["probe", "{h5}", "--at", "inf,0"], "--at inf,0: coordinates must be finite numbers"),
+    (["probe", "{h5}", "--at", "1e308,1e308"], "point is outside the mesh"),
+    (["plot", "{h5}", "-o", "/proc/cannot/x.png"], "/proc/cannot/x.png: cannot write or read it"),
+    (["export", "{h5}", "--format", "csv", "-o", "/proc/cannot/x.csv"], "/proc/cannot/x.csv: cannot write or read it"),
+])
+def test_post_processing_refuses_bad_points_and_unwritable_outputs(tmp_path, plate_results, args, message):
+    proc = run_solver(1, [a.format(h5=plate_results) for a in args], cwd=tmp_path, check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and message in errors[0], proc.stderr
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"step": -1}, "attribute step = -1 is out of range"),
+    ({"t": float("nan")}, "attribute t = nan is out of range"),
+    ({"step": 2**62}, "is out of range"),
+    ({"dt": "fast"}, "attributes are missing or malformed"),
+])
+def test_checkpoints_with_out_of_range_attributes_are_refused(plate_results, tmp_path, change, message):
+    source = sorted((plate_results.parent / "checkpoints").glob("step_*.h5"))[-1]
+    path = tmp_path / "bad.h5"
+    path.write_bytes(source.read_bytes())
+    with h5py.File(path, "a") as f:
+        n = f["temperature"].shape[0]
+        for key, value in change.items():
+            f.attrs[key] = value
+    with pytest.raises(CaseError, match=message.replace("(", r"\(")):
+        checkpoint.inspect(path, n)
+
+
+def test_checkpoint_dataset_of_the_wrong_type_is_refused(plate_results, tmp_path):
+    source = sorted((plate_results.parent / "checkpoints").glob("step_*.h5"))[-1]
+    path = tmp_path / "bad.h5"
+    path.write_bytes(source.read_bytes())
+    with h5py.File(path, "a") as f:
+        n = f["temperature"].shape[0]
+        f["previous"] = np.array([b"x"] * n)
+    with pytest.raises(CaseError, match="checkpoint dataset previous is not a vector"):
+        checkpoint.inspect(path, n)
