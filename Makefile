@@ -1,7 +1,7 @@
 # make run   -- bootstrap if needed, then run the default case on $(NP) ranks
 # make test  -- bootstrap if needed, then run the whole test suite
 # make bench -- bootstrap if needed, then python -m solver bench $(ARGS) (e.g. ARGS=--quick)
-# make bootstrap / make clean
+# make bootstrap / make clean / make lock (re-pin constraints.txt from pyproject.toml)
 #
 # Variables: NP (ranks, default 2), CASE (case file, default: the built-in plate),
 # ARGS (extra solver arguments, e.g. ARGS="--set mesh.nx=200"), PYTHON, VENV, MPIEXEC.
@@ -23,13 +23,21 @@ export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 endif
 export OMPI_MCA_rmaps_base_oversubscribe := 1
 
-.PHONY: all bootstrap run test bench clean
+.PHONY: all bootstrap run test bench clean lock
 all: test
 
 bootstrap: $(STAMP)
 
-$(STAMP): pyproject.toml .ci/bootstrap.sh
+$(STAMP): pyproject.toml .ci/bootstrap.sh constraints.txt
 	PYTHON=$(PYTHON) VENV=$(VENV) bash .ci/bootstrap.sh
+
+# constraints.txt: every version the bootstrap installs, compiled from pyproject.toml (extra
+# "test") and .ci/build-tools.in by pip-tools (installed in a throw-away venv); commit the result
+lock:
+	$(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install -q pip-tools
+	.lock-venv/bin/pip-compile -q --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+		--extra test -o constraints.txt pyproject.toml .ci/build-tools.in
+	rm -rf .lock-venv
 
 run: $(STAMP)
 	$(MPIEXEC) -n $(NP) $(PY) -m solver $(CASE) --overwrite $(ARGS)

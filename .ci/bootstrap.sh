@@ -4,7 +4,8 @@
 #  1. System MPI and parallel HDF5: from the distribution's packages when missing and
 #     we are root on Debian/Ubuntu; otherwise an explanation (load your cluster modules).
 #  2. A virtual environment (.venv) with mpi4py, NumPy, SciPy, numba, meshio, pytest and an
-#     MPI-enabled h5py built from source against the system's parallel HDF5.
+#     MPI-enabled h5py built from source against the system's parallel HDF5, every version
+#     pinned by constraints.txt (compiled from pyproject.toml by pip-tools: make lock).
 #  3. The solver package itself, installed in editable mode.
 #
 # Re-running is cheap: a stamp file records a completed bootstrap, and pip's wheel cache
@@ -39,7 +40,8 @@ if [ -z "${SOLVER_NO_SLURM:-}" ] && ! command -v slurmctld >/dev/null 2>&1; then
     fi
 fi
 
-if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && [ "$STAMP" -nt .ci/bootstrap.sh ]; then
+if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && [ "$STAMP" -nt .ci/bootstrap.sh ] \
+        && [ "$STAMP" -nt constraints.txt ]; then
     exit 0
 fi
 
@@ -97,10 +99,11 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 PIP="$PY -m pip --disable-pip-version-check --quiet"
+LOCK="-c constraints.txt"  # every version pinned (pip-tools, from pyproject.toml: make lock)
 
 say "installing build tools and dependencies"
-$PIP install -U pip setuptools cython pkgconfig packaging wheel numpy
-$PIP install mpi4py scipy meshio tomli-w pyamg pymetis gmsh matplotlib pytest hypothesis numba
+$PIP install $LOCK -U pip setuptools cython pkgconfig packaging wheel numpy
+$PIP install $LOCK mpi4py scipy meshio tomli-w pyamg pymetis gmsh matplotlib pytest hypothesis numba
 if ! "$PY" -c 'import gmsh' >/dev/null 2>&1; then
     # gmsh's wheel (used to build example geometries and test meshes) needs a few X/GL libraries
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -111,18 +114,20 @@ if ! "$PY" -c 'import gmsh' >/dev/null 2>&1; then
     fi
 fi
 
-if "$PY" -c 'import sys, h5py; sys.exit(0 if h5py.get_config().mpi else 1)' 2>/dev/null; then
-    say "h5py with MPI already installed"
+H5PY_PIN=$(grep -E '^h5py==' constraints.txt)
+if "$PY" -c 'import sys, h5py; sys.exit(0 if h5py.get_config().mpi and "h5py==" + h5py.__version__ == sys.argv[1] else 1)' \
+        "$H5PY_PIN" 2>/dev/null; then
+    say "h5py with MPI already installed ($H5PY_PIN)"
 else
     say "building h5py against $HDF5_PC with MPI (about 4 minutes the first time; cached after)"
     $PIP uninstall -y h5py >/dev/null 2>&1 || true
     CC="$MPICC" HDF5_MPI=ON HDF5_PKGCONFIG_NAME="$HDF5_PC" \
-        $PIP install --no-binary=h5py --no-build-isolation h5py
+        $PIP install --no-binary=h5py --no-build-isolation "$H5PY_PIN"
     if ! "$PY" -c 'import sys, h5py; sys.exit(0 if h5py.get_config().mpi else 1)'; then
         say "cached h5py wheel lacks MPI; rebuilding without the cache"
         $PIP uninstall -y h5py >/dev/null 2>&1 || true
         CC="$MPICC" HDF5_MPI=ON HDF5_PKGCONFIG_NAME="$HDF5_PC" \
-            $PIP install --no-cache-dir --no-binary=h5py --no-build-isolation h5py
+            $PIP install --no-cache-dir --no-binary=h5py --no-build-isolation "$H5PY_PIN"
     fi
 fi
 
