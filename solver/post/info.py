@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from solver.io.results import Results
 from solver.post.arguments import results_parser
 
@@ -45,7 +47,19 @@ def summary(r: Results) -> dict:
         "heat_balance_relative_imbalance": float(a.get("balance_relative_imbalance", float("nan"))),
         "provenance": {k: _plain(a[k]) for k in PROVENANCE if k in a},
         "wall_time": {k[len("wall_time_"):]: float(v) for k, v in a.items() if k.startswith("wall_time_")},
+        "time_steps": _time_steps(r, a),
     }
+
+
+def _time_steps(r: Results, a) -> dict:
+    """The accepted steps of /steps (dt range and median), and the steps rejected by the error
+    estimate (adaptive runs); empty when the file has no step table."""
+    if "steps/dt" not in r.file or not len(r.file["steps/dt"]):
+        return {}
+    dt = r.file["steps/dt"][()]
+    return {"accepted": int(len(dt)), "rejected": int(a.get("steps_rejected", 0)), "dt_min": float(dt.min()),
+            "dt_median": float(np.median(dt)), "dt_max": float(dt.max()),
+            "adaptive": r.case.get("time", {}).get("dt") == "adaptive"}
 
 
 def info_command(argv) -> int:
@@ -75,6 +89,10 @@ def info_command(argv) -> int:
         f"fields      {', '.join(s['fields'])} (plot, probe, export: --field NAME)",
         f"last field  t = {last['time']:g}: min {last['min']:.6g}, max {last['max']:.6g}, mean {last['mean']:.6g}",
         f"solver      {solver}",
+        *([f"time steps  {ts['accepted']} accepted"
+            + (f", {ts['rejected']} rejected (adaptive)" if ts["adaptive"] else " (fixed dt)")
+            + f"; dt {ts['dt_min']:.3g}..{ts['dt_max']:.3g} s, median {ts['dt_median']:.3g} s (plot --dt)"]
+          if (ts := s["time_steps"]) else []),
         "wall time   " + (", ".join(f"{k} {v:.3f} s" for k, v in sorted(s["wall_time"].items())) or "not recorded"),
     ]
     if prov:

@@ -1,5 +1,5 @@
 """Adaptive time steps in whole runs: the same steps and results on 1-4 ranks, restarts that
-continue bit for bit on the same ranks and to 1e-10 on others, the /steps table and its plot."""
+continue bit for bit on the same ranks and to 1e-10 on others, the /steps table, its plot and info."""
 
 import shutil
 
@@ -83,3 +83,5 @@ def test_plot_draws_dt_against_t(tmp_path, whole_on_one_rank):
     proc = run_solver(1, ["plot", str(h5), "--dt"], cwd=tmp_path)
     png = h5.with_name("heater_pulse_dt.png")
     assert png.exists() and png.stat().st_size > 10_000, proc.stdout
+    info = run_solver(1, ["info", str(h5)], cwd=tmp_path).stdout
+    assert "time steps" in info and "rejected (adaptive)" in info and "(plot --dt)" in info, info
