@@ -21,3 +21,25 @@ case $LAUNCHER in
     mpirun) launch=(mpirun -n "${SLURM_NTASKS:-1}") ;;
     *)      echo "jobs: LAUNCHER must be srun or mpirun, got '$LAUNCHER'" >&2; exit 2 ;;
 esac
+
+# The solver's rank 0 records the run's exit status here: a launcher may report another one
+# (Open MPI's mpirun returns 1 after a SIGTERM even when every rank stopped with 75).
+export SOLVER_STATUS_FILE=${SOLVER_STATUS_FILE:-${SLURM_SUBMIT_DIR:-.}/.solver-status.${SLURM_JOB_ID:-$$}}
+rm -f "$SOLVER_STATUS_FILE"
+
+# run_status LAUNCHER_STATUS: the solver's own status when it recorded one, else the launcher's
+run_status() {
+    local recorded=""
+    if [[ -f $SOLVER_STATUS_FILE ]]; then
+        read -r recorded _ < "$SOLVER_STATUS_FILE" || true
+        rm -f "$SOLVER_STATUS_FILE"
+    fi
+    if [[ $recorded =~ ^[0-9]+$ ]]; then
+        if [[ $recorded != "$1" ]]; then
+            echo "the launcher returned $1; the solver recorded status $recorded ($SOLVER_STATUS_FILE): using $recorded" >&2
+        fi
+        echo "$recorded"
+    else
+        echo "$1"
+    fi
+}

@@ -104,6 +104,26 @@ def run_command(args, comm) -> int:
     return EXIT_STOPPED if result.stopped else 0
 
 
+STATUS_FILE = "SOLVER_STATUS_FILE"  # where rank 0 records a run's exit status (the job scripts read it)
+
+
+def write_status(comm, status: int, message: str = "") -> int:
+    """Record the run's exit status in the file $SOLVER_STATUS_FILE names (rank 0, atomically):
+    a launcher may report another status for the same run (Open MPI's mpirun returns 1 after a
+    SIGTERM even when every rank stopped cleanly with 75), and the batch scripts trust this file."""
+    path = os.environ.get(STATUS_FILE)
+    if path and comm.rank == 0:
+        words = {0: "complete", EXIT_STOPPED: "stopped"}.get(status, "failed")
+        tmp = f"{path}.tmp{os.getpid()}"
+        try:
+            with open(tmp, "w") as f:
+                f.write(f"{status} {words} {message.splitlines()[0] if message else ''}".rstrip() + "\n")
+            os.replace(tmp, path)
+        except OSError as exc:
+            print(f"warning: cannot write the status file {path} ({exc.strerror})", file=sys.stderr, flush=True)
+    return status
+
+
 def bench_ranks(argv) -> int:
     """``--ranks N`` of the bench command, else the cores of this machine."""
     for i, arg in enumerate(argv):
@@ -149,21 +169,24 @@ def main(argv=None) -> int:
             logs.setup(comm)
             return COMMANDS[argv[0]](argv[1:], comm)
         logs.setup(comm, quiet=args.quiet)
-        return run_command(args, comm)
+        return write_status(comm, run_command(args, comm))
     except SolverExit as exc:
         from solver.parallel.collective import all_arrived
 
         if not all_arrived(comm, AGREE_TIMEOUT):
             _print_error(comm.rank, f"error: {exc}", per_rank=True)
+            write_status(comm, exc.exit_status, str(exc))
             comm.Abort(exc.exit_status)
         if comm.rank == 0:
             print(f"error: {exc}", file=sys.stderr, flush=True)
-        return exc.exit_status
+        return write_status(comm, exc.exit_status, str(exc)) if args is not None else exc.exit_status
     except SystemExit as exc:  # --help of a command
         return int(exc.code or 0)
     except BaseException as exc:  # noqa: BLE001 - one rank failed: never let the others hang
         detail = traceback.format_exc() if verbose else f"{type(exc).__name__}: {exc}"
         _print_error(comm.rank, f"internal error: {detail.rstrip()}", per_rank=True)
+        if args is not None:
+            write_status(comm, EXIT_INTERNAL, f"internal error: {type(exc).__name__}")
         if comm.size > 1:
             comm.Abort(EXIT_INTERNAL)
         return EXIT_INTERNAL

@@ -210,3 +210,22 @@ def test_bad_checkpoints_are_refused(tmp_path, nprocs):
     assert proc.returncode == 2 and "checkpoint of a different case (changed: material.k)" in proc.stderr
     proc = run_solver(nprocs, other + ["--force"], cwd=tmp_path, check=False, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_sigterm_to_mpirun_leaves_the_true_status_for_the_job_scripts(tmp_path, nprocs):
+    """SIGTERM to mpirun itself (as scancel may send it): whatever mpirun returns, rank 0 records
+    75 in $SOLVER_STATUS_FILE, and the job scripts' run_status takes it over the launcher's."""
+    cut, status_file = tmp_path / "cut", tmp_path / "status"
+    with killed_at_exit(start_mpirun(nprocs, args_for(cut, "bdf2", 60.0), tmp_path,
+                                     {"SOLVER_TEST_STEP_DELAY": "0.1", "SOLVER_STATUS_FILE": str(status_file)})) as proc:
+        assert wait_for(lambda: snapshots(cut) >= 3, 60), "the run did not start writing"
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert status_file.read_text().split()[:2] == ["75", "stopped"]
+    assert (cut / "heater_ramp" / "checkpoint.h5").exists()
+    script = f'SLURM_SUBMIT_DIR={tmp_path} SOLVER_STATUS_FILE={status_file}; ' \
+             f'cp {status_file} {status_file}.keep; set -- case.toml; PYTHON={sys.executable}; ' \
+             f'source {ROOT / "jobs" / "common.sh"}; cp {status_file}.keep {status_file}; run_status {proc.returncode}'
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env={**os.environ, "LAUNCHER": "mpirun"})
+    assert out.stdout.strip() == "75", out.stderr

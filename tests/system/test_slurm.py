@@ -124,3 +124,36 @@ def test_scaling_driver_writes_csv_and_plot(cluster, tmp_path):
         assert float(r["wall_total"]) > 0 and 0 < float(r["efficiency"]) < 2 and int(r["steps"]) == 60
     assert (out / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "speed-up" in proc.stdout
+
+
+@pytest.mark.parametrize("launcher, targets", [("mpirun", ["--full"]), ("srun", [])])
+def test_requeue_slurm_continues_after_a_sigterm(cluster, tmp_path, launcher, targets):
+    """SIGTERM from scancel: with mpirun (inside the batch step) to every process of the job
+    (--full), after which mpirun returns 1 although the ranks stopped with a checkpoint and
+    recorded 75; with srun to the step's tasks (srun itself would cancel the step on SIGTERM).
+    Either way the script requeues on the recorded status and the next segment finishes."""
+    import time
+
+    log = tmp_path / "job.out"
+    out = tmp_path / "job"
+    case = sets("mesh.nx=40", "mesh.ny=20", "time.t_end=300.0", "output.every=5")
+    job = cluster.sbatch(["--ntasks=2", f"--output={log}", JOBS / "requeue.slurm", CASE, *case,
+                          "--set", f"output.directory={out}", "--quiet"], cwd=ROOT,
+                         env=job_env(LAUNCHER=launcher, SOLVER_TEST_STEP_DELAY="0.2"))  # 60 steps of 0.2 s
+    results = out / "plate" / "plate.h5"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with h5py.File(results, "r", locking=False) as f:
+                if len(f["time"]) >= 3:
+                    break
+        except (OSError, KeyError):
+            pass
+        time.sleep(0.5)
+    cluster.run(["scancel", "--signal=TERM", *targets, str(job)])
+    info = cluster.wait(job, 300)
+    text = log.read_text()
+    assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", text
+    assert int(info["Restarts"]) >= 1 and "segment 2" in text, text
+    with h5py.File(results, "r") as f:
+        assert f.attrs["complete"] and f.attrs["steps"] == 60
