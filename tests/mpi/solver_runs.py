@@ -1,9 +1,11 @@
 """Run several solver command lines one after another in one MPI launch (saves start-up time).
 
 Usage: mpirun -n N python solver_runs.py '[["case.toml", "--set", "..."], [...]]'
-Prints {"status": [exit status of each run]} on rank 0.
+Prints {"status": [exit status of each run], "stderr": [what each run wrote to stderr]} on rank 0.
 """
 
+import contextlib
+import io
 import json
 import sys
 
@@ -13,7 +15,13 @@ from solver.app.cli import main as solver_main
 
 
 def main(comm):
-    return {"status": [solver_main(args) for args in json.loads(sys.argv[1])]}
+    status, stderr = [], []
+    for args in json.loads(sys.argv[1]):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            status.append(solver_main(args))
+        stderr.append(err.getvalue())
+    return {"status": status, "stderr": stderr}
 
 
 run(main)

@@ -198,18 +198,17 @@ def test_bad_checkpoints_are_refused(tmp_path, nprocs):
     foreign = tmp_path / "heater_ramp" / "heater_ramp.h5"
     garbage = tmp_path / "garbage.h5"
     garbage.write_bytes(b"not hdf5 at all" * 10)
-    for path, message in ((truncated, "truncated.h5: "), (foreign, "not a checkpoint of this solver"),
-                          (garbage, "not a readable HDF5 checkpoint"), (tmp_path / "none.h5", "checkpoint not found")):
-        proc = run_solver(nprocs, args_for(tmp_path, "crank-nicolson", 20.0, "--restart", str(path)),
-                          cwd=tmp_path, check=False, timeout=30)
-        assert proc.returncode == 2 and message in proc.stderr, (path, proc.stderr)
-        assert "Traceback" not in proc.stderr
+    cases = [(truncated, "truncated.h5: "), (foreign, "not a checkpoint of this solver"),
+             (garbage, "not a readable HDF5 checkpoint"), (tmp_path / "none.h5", "checkpoint not found")]
+    runs = [args_for(tmp_path, "crank-nicolson", 20.0, "--restart", str(path)) for path, _ in cases]
     # a checkpoint of another case is refused unless --force
     other = args_for(tmp_path, "crank-nicolson", 20.0, "--restart", str(good), "--set", "material.k=300.0")
-    proc = run_solver(nprocs, other, cwd=tmp_path, check=False, timeout=30)
-    assert proc.returncode == 2 and "checkpoint of a different case (changed: material.k)" in proc.stderr
-    proc = run_solver(nprocs, other + ["--force"], cwd=tmp_path, check=False, timeout=60)
-    assert proc.returncode == 0, proc.stderr
+    runs += [other, other + ["--force"]]
+    result = run_script(nprocs, "solver_runs.py", json.dumps(runs))  # one launch for all of them
+    for (path, message), status, err in zip(cases, result["status"], result["stderr"]):
+        assert status == 2 and message in err and "Traceback" not in err, (path, err)
+    assert result["status"][4] == 2 and "checkpoint of a different case (changed: material.k)" in result["stderr"][4]
+    assert result["status"][5] == 0, result["stderr"][5]
 
 
 @pytest.mark.parametrize("nprocs", [1, 3])

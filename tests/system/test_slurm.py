@@ -136,10 +136,10 @@ def test_requeue_slurm_continues_after_a_sigterm(cluster, tmp_path, launcher, ta
 
     log = tmp_path / "job.out"
     out = tmp_path / "job"
-    case = sets("mesh.nx=40", "mesh.ny=20", "time.t_end=300.0", "output.every=5")
+    case = sets("mesh.nx=40", "mesh.ny=20", "time.t_end=150.0", "output.every=4")
     job = cluster.sbatch(["--ntasks=2", f"--output={log}", JOBS / "requeue.slurm", CASE, *case,
                           "--set", f"output.directory={out}", "--quiet"], cwd=ROOT,
-                         env=job_env(LAUNCHER=launcher, SOLVER_TEST_STEP_DELAY="0.2"))  # 60 steps of 0.2 s
+                         env=job_env(LAUNCHER=launcher, SOLVER_TEST_STEP_DELAY="0.2"))  # 30 steps of 0.2 s
     results = out / "plate" / "plate.h5"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -156,4 +156,4 @@ def test_requeue_slurm_continues_after_a_sigterm(cluster, tmp_path, launcher, ta
     assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", text
     assert int(info["Restarts"]) >= 1 and "segment 2" in text, text
     with h5py.File(results, "r") as f:
-        assert f.attrs["complete"] and f.attrs["steps"] == 60
+        assert f.attrs["complete"] and f.attrs["steps"] == 30
