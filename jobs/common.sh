@@ -26,6 +26,7 @@ esac
 # (Open MPI's mpirun returns 1 after a SIGTERM even when every rank stopped with 75).
 export SOLVER_STATUS_FILE=${SOLVER_STATUS_FILE:-${SLURM_SUBMIT_DIR:-.}/.solver-status.${SLURM_JOB_ID:-$$}}
 rm -f "$SOLVER_STATUS_FILE"
+trap 'rm -f "$SOLVER_STATUS_FILE"' EXIT
 
 # run_status LAUNCHER_STATUS: the solver's own status when it recorded one, else the launcher's
 run_status() {
@@ -33,6 +34,7 @@ run_status() {
     if [[ -f $SOLVER_STATUS_FILE ]]; then
         read -r recorded _ < "$SOLVER_STATUS_FILE" || true
         rm -f "$SOLVER_STATUS_FILE"
+trap 'rm -f "$SOLVER_STATUS_FILE"' EXIT
     fi
     if [[ $recorded =~ ^[0-9]+$ ]]; then
         if [[ $recorded != "$1" ]]; then

@@ -157,3 +157,4 @@ def test_requeue_slurm_continues_after_a_sigterm(cluster, tmp_path, launcher, ta
     assert int(info["Restarts"]) >= 1 and "segment 2" in text, text
     with h5py.File(results, "r") as f:
         assert f.attrs["complete"] and f.attrs["steps"] == 30
+    assert not list(ROOT.glob(f".solver-status.{job}")), "the status file was left behind"
