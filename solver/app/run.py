@@ -19,6 +19,7 @@ from solver.app.faults import TestFaults
 from solver.app.preflight import (BYTES_PER_NODE, check_memory, check_space, check_split, estimate_output_bytes,
                                   guard_output)
 from solver.case.load import Case, check_against_mesh
+from solver.case.records import whole_steps
 from solver.errors import EXIT_STOPPED, CaseError, NumericalError, SolverExit
 from solver.heat.checks import check_step
 from solver.heat.nonlinear import NonlinearHeatProblem
@@ -53,6 +54,14 @@ class RunResult:
 
 
 ADAPTIVE_STEPS_GUESS = 200  # for the disk-space check of an adaptive run written every N steps
+
+
+def expected_snapshots(output, steps: int | None) -> int:
+    """Snapshots a run writes (for the disk-space estimate): the first and the requested times;
+    else step 0, every N steps and the last (``steps`` None: adaptive, a guess of their number)."""
+    if output.times:
+        return 1 + len(output.times)
+    return 2 + (ADAPTIVE_STEPS_GUESS if steps is None else steps) // output.every
 
 
 def _step_summary(sim: Simulation) -> dict:
@@ -97,12 +106,7 @@ def _run(case, comm, quiet, restart, force, guard, directory, wall_start) -> Run
                  f"owned-node imbalance {q.owned_nodes_imbalance:.3f} (max/mean)")
 
     out = case.output
-    if out.times:
-        snapshots = 1 + len(out.times)
-    elif sim.n_steps is None:  # adaptive steps, written every N: a guess of the steps
-        snapshots = 2 + ADAPTIVE_STEPS_GUESS // out.every
-    else:
-        snapshots = 2 + (sim.n_steps // out.every if sim.n_steps else 0)
+    snapshots = expected_snapshots(out, sim.n_steps)
     needed = estimate_output_bytes(mesh.n_global_nodes, mesh.n_global_cells, mesh.reference.n_nodes, mesh.dim,
                                    snapshots) + 2 * 8 * mesh.n_global_nodes * case.checkpoint.keep
     check_space(comm, guard, needed)
@@ -189,10 +193,7 @@ def dry_run(case: Case, comm=MPI.COMM_WORLD) -> dict:
         steps = auto_steps(t.t_end, dt_limit)
     else:
         steps = int(round(t.t_end / t.dt))
-    if case.output.times:
-        snapshots = 1 + len(case.output.times)
-    else:
-        snapshots = 1 + ((ADAPTIVE_STEPS_GUESS if steps is None else steps) // case.output.every if steps != 0 else 0) + 1
+    snapshots = expected_snapshots(case.output, steps)
     out_bytes = estimate_output_bytes(mesh.n_global_nodes, mesh.n_global_cells, mesh.reference.n_nodes, mesh.dim,
                                       snapshots * fields)
     per_rank = BYTES_PER_NODE[mesh.dim] * mesh.n_global_nodes / comm.size
@@ -297,12 +298,11 @@ def _output_schedule(sim: Simulation, case: Case):
     if not len(times):
         every = case.output.every
         return lambda step, t: step % every == 0
-    if sim.adaptive is None:
-        steps = times / sim.dt
-        off = np.abs(steps - np.round(steps)) > 1e-9 * np.maximum(steps, 1.0)
-        if off.any() and sim.origin is None:
+    if sim.adaptive is None and sim.origin is None:
+        off = [t for t in times if not whole_steps(t, sim.dt)]
+        if off:
             key = "times" if case.output.interval is None else "interval"
-            raise CaseError(f"{case.source}: output.{key}: t = {times[off][0]:g} s is not a whole number of steps of "
+            raise CaseError(f"{case.source}: output.{key}: t = {off[0]:g} s is not a whole number of steps of "
                             f"dt = {sim.dt:.6g} s; give times on the steps or a fixed time.dt that divides them")
     tolerance = 1e-9 * sim.dt if sim.adaptive is None else 0.0
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 MAX_CASE_BYTES = 4 << 20  # a case file is a few kB
 MAX_TABLE_BYTES = 64 << 20  # a property table is a few kB; 64 MiB is millions of rows
+MISSING, DIRECTORY = "no such file", "is a directory"  # two answers of file_problem callers tell apart
 
 
 def file_problem(path: str | Path, max_bytes: int | None = None) -> str | None:
@@ -17,11 +18,11 @@ def file_problem(path: str | Path, max_bytes: int | None = None) -> str | None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        return "no such file"
+        return MISSING
     except OSError as exc:
         return f"cannot read it ({exc.strerror})"
     if stat.S_ISDIR(st.st_mode):
-        return "is a directory"
+        return DIRECTORY
     if not stat.S_ISREG(st.st_mode):
         kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device or special file"
         return f"is {kind}, not a regular file"

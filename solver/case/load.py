@@ -19,7 +19,7 @@ import numpy as np
 
 from solver.case import records
 from solver.case.expressions import Expression, ExpressionError
-from solver.case.inputfiles import MAX_CASE_BYTES, file_problem
+from solver.case.inputfiles import DIRECTORY, MAX_CASE_BYTES, MISSING, file_problem
 from solver.case.schema import (BC_KEYS, PROPERTY_FORMS, BOUNDARIES, BOUNDARY_SCHEMA, REGION_SCHEMA, REQUIRED, ROOT_SCHEMA, SCHEMA,
                                 STRUCTURED_CELLS, STRUCTURED_KEYS, Key)
 from solver.case.tables import TableError, check_pairs, is_table, read_pairs
@@ -92,9 +92,9 @@ def read_text(path: str | Path) -> str:
     """The case file's text, or a CaseError naming the file."""
     path = Path(path)
     problem = file_problem(path, MAX_CASE_BYTES)
-    if problem == "is a directory":
+    if problem == DIRECTORY:
         raise CaseError(f"{path}: is a directory, expected a TOML case file")
-    if problem is not None and problem != "no such file":
+    if problem not in (None, MISSING):  # a missing file: read_bytes says so below
         raise CaseError(f"{path}: {problem} (a case file is a TOML text file)")
     try:
         data = path.read_bytes()
@@ -391,7 +391,7 @@ def _check_time(time, fail):
                  f"[{a.dt_min:g}, {a.dt_max:g}]")
         return
     steps = time["t_end"] / time["dt"]
-    if abs(steps - round(steps)) > 1e-9 * max(1.0, steps) or round(steps) < 1:
+    if not records.whole_steps(time["t_end"], time["dt"]) or round(steps) < 1:
         fail(f"time.t_end must be a whole number of time steps, got t_end/dt = {steps:.6g}")
 
 
@@ -416,8 +416,7 @@ def _check_output_times(output, raw_output, time, fail):
     dt = time["dt"]
     if isinstance(dt, float):
         for t in records.output_times(output, t_end):
-            steps = t / dt
-            if abs(steps - round(steps)) > 1e-9 * max(1.0, steps):
+            if not records.whole_steps(t, dt):
                 fail(f"output.{key}: t = {t:g} s is not a whole number of steps of time.dt = {dt:g}; "
                      f"use times on the steps or time.dt = \"adaptive\"")
 

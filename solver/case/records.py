@@ -305,6 +305,12 @@ def output_spec(output: dict, t_end: float | None) -> OutputSpec:
                       tuple(output_times(output, t_end)) if t_end else ())
 
 
+def whole_steps(t: float, dt: float) -> bool:
+    """Whether t is a whole number of steps of dt (to 1e-9 relative)."""
+    steps = t / dt
+    return abs(steps - round(steps)) <= 1e-9 * max(1.0, steps)
+
+
 def output_times(output: dict, t_end: float) -> list[float]:
     """The times output.interval or output.times asks for, t_end last (empty with neither)."""
     if output["times"] is not None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from solver.case.inputfiles import MAX_TABLE_BYTES, file_problem
+from solver.case.inputfiles import MAX_TABLE_BYTES, MISSING, file_problem
 
 
 class TableError(ValueError):
@@ -94,7 +94,7 @@ def _pair(p, where: str) -> list[float]:
 
 def _read_csv(path: Path) -> list[list[float]]:
     problem = file_problem(path, MAX_TABLE_BYTES)
-    if problem is not None and problem != "no such file":
+    if problem not in (None, MISSING):  # a missing file: read_text says so below
         raise TableError(f"{path} {problem}" if problem.startswith("is ") else f"{path}: {problem}")
     try:
         text = path.read_text(encoding="utf-8")

@@ -25,7 +25,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from mpi4py import MPI
@@ -48,9 +48,7 @@ def milne_factor(scheme: Multistep, dt: float, earlier_dt: list[float], degree: 
     p = scheme.order
     if degree < p:
         return 1.0, degree + 1
-    nodes = [0.0]
-    for h in earlier_dt[: max(degree, scheme.history - 1)]:
-        nodes.append(nodes[-1] - h)
+    nodes = past_times(earlier_dt, max(degree, scheme.history - 1))
     # the scheme on y = s^(p+1)/(p+1)!: sum_j a_j y(s_j) - dt sum_j b_j y'(s_j), s_0 = dt, s_1 = 0, ...
     s = [dt] + nodes
     fact = math.factorial(p + 1)
@@ -59,6 +57,15 @@ def milne_factor(scheme: Multistep, dt: float, earlier_dt: list[float], degree: 
     corrector = -tau / scheme.a[0]  # u - y(dt) per unit y^(p+1)
     predictor = -math.prod(dt - n for n in nodes[: degree + 1]) / fact  # u^P - y(dt)
     return corrector / (corrector - predictor), p + 1
+
+
+def past_times(earlier_dt: list[float], count: int) -> list[float]:
+    """0, -h0, -h0-h1, ...: the times of the current and ``count`` earlier solutions relative to
+    the current one (``earlier_dt`` = h0, h1, ..., newest first)."""
+    nodes = [0.0]
+    for h in earlier_dt[:count]:
+        nodes.append(nodes[-1] - h)
+    return nodes
 
 
 def extrapolate(levels: list[np.ndarray], nodes: list[float], at: float) -> np.ndarray:
@@ -73,9 +80,9 @@ def extrapolate(levels: list[np.ndarray], nodes: list[float], at: float) -> np.n
 @dataclass
 class StepRecord:
     """One accepted step: where it ended, its size, its error estimate (1 = the tolerance) and
-    its linear iterations."""
+    its linear iterations (the columns of the results file's /steps table)."""
 
-    t: float
+    time: float
     dt: float
     error: float
     iterations: int
@@ -93,10 +100,6 @@ class Controller:
     failed_solves: int = 0
     history_dt: list = field(default_factory=list)  # sizes of the last accepted steps, newest first
 
-    def as_dict(self) -> dict:
-        return {"dt": self.dt, "error_previous": self.error_previous, "rejected_last": self.rejected_last,
-                "accepted": self.accepted, "rejected": self.rejected, "failed_solves": self.failed_solves,
-                "history_dt": list(self.history_dt)}
 
 
 class AdaptiveStepping:
@@ -206,10 +209,7 @@ class AdaptiveStepping:
         scheme = st.last_scheme
         known = [u0[:n]] + self.levels
         degree = min(scheme.order, len(known) - 1)
-        nodes = [0.0]
-        for h in self.controller.history_dt[:degree]:
-            nodes.append(nodes[-1] - h)
-        predicted = extrapolate(known[: degree + 1], nodes, dt)
+        predicted = extrapolate(known[: degree + 1], past_times(self.controller.history_dt, degree), dt)
         factor, order = milne_factor(scheme, dt, self.controller.history_dt, degree)
         weight = self.spec.absolute + self.spec.relative * np.maximum(np.abs(u[:n]), np.abs(u0[:n]))
         local = np.abs(factor * (u[:n] - predicted)[self.free]) / weight[self.free]
@@ -222,15 +222,9 @@ class AdaptiveStepping:
         return {f"adaptive_level{i + 1}": level for i, level in enumerate(self.levels)}
 
     def scalars(self) -> dict:
-        return self.controller.as_dict()
+        return asdict(self.controller)  # JSON in the checkpoint: floats round-trip exactly
 
     def restore(self, state: dict, scalars: dict) -> None:
         self.levels = [state[f"adaptive_level{i + 1}"][: self.n] for i in range(self.LEVELS - 1)
                        if f"adaptive_level{i + 1}" in state]
-        c = self.controller
-        c.dt = float(scalars["dt"])
-        c.error_previous = None if scalars["error_previous"] is None else float(scalars["error_previous"])
-        c.rejected_last = bool(scalars["rejected_last"])
-        c.accepted, c.rejected = int(scalars["accepted"]), int(scalars["rejected"])
-        c.failed_solves = int(scalars["failed_solves"])
-        c.history_dt = [float(h) for h in scalars["history_dt"]]
+        self.controller = Controller(**scalars)

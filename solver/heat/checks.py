@@ -27,8 +27,12 @@ def first_bad(comm, named: list[tuple[str, np.ndarray]]) -> str | None:
     return next((name for (name, _), bad in zip(named, flags) if bad), None)
 
 
-def boundary_key(problem, name: str) -> str:
-    """The case keys behind a load term of a boundary."""
+def term_key(problem, name: str) -> str:
+    """The case keys behind a heat term (a load part or a balance term) of this name."""
+    if name == "source":
+        return "source.f"
+    if name in problem.dirichlet.names:
+        return f"boundary.{name}.value"
     if any(t.name == name for t in problem.neumann):
         return f"boundary.{name}.flux"
     return f"boundary.{name}.h or boundary.{name}.T_inf"
@@ -44,7 +48,7 @@ def check_inputs(source: str, problem, u0: np.ndarray | None, t: float = 0.0) ->
     for i, name in enumerate(d.names):
         named.append((f"boundary.{name}.value", values[: n][d.mask[:n] & (d.boundary_of[:n] == i)]))
     for name, part in problem.load_parts(t).items():
-        named.append(("source.f" if name == "source" else boundary_key(problem, name), part))
+        named.append((term_key(problem, name), part))
     mass = getattr(problem, "M", None)
     if mass is not None:
         named.append(("material.rho and material.c (or mesh sizes)", mass.data))
@@ -62,16 +66,8 @@ def check_step(source: str, problem, balance, t: float) -> None:
     """After a step: the heat balance (its terms are global) must be finite; else name the term."""
     if np.isfinite(balance.energy) and np.all(np.isfinite(balance.inflow)):
         return
-    terms = dict(zip(balance.terms, balance.inflow))
-    bad = next((name for name, value in terms.items() if not np.isfinite(value)), None)
-    if bad is None:
-        what = "the stored energy (material.rho, material.c or the temperature)"
-    elif bad == "source":
-        what = "source.f"
-    elif bad in problem.dirichlet.names:
-        what = f"boundary.{bad}.value"
-    else:
-        what = boundary_key(problem, bad)
+    bad = next((name for name, value in zip(balance.terms, balance.inflow) if not np.isfinite(value)), None)
+    what = "the stored energy (material.rho, material.c or the temperature)" if bad is None else term_key(problem, bad)
     raise CaseError(f"{source}: {what} gives a non-finite heat flow at t = {t:.6g} (inf or NaN): an overflow, "
                     f"a division by zero or a value out of range at that time; check the expression")
 
@@ -83,19 +79,14 @@ def check_mesh(case, mesh) -> None:
     check_cells(mesh, f"{case.source}: {key}")
 
 
-def region_counts(mesh, physics) -> dict:
-    """This rank's owned cells in each region."""
-    centroids = Centroids(mesh)
-    return {r.name: int(region_cells(mesh, r, centroids)[: mesh.n_owned_cells].sum()) for r in physics.regions}
-
-
-def report_empty_regions(mesh, physics, counts: dict) -> None:
-    """Warn (rank 0) about regions that select no cell; ``counts``: local cells per region."""
-    names = [r.name for r in physics.regions]
-    if not names:
+def report_empty_regions(mesh, physics) -> None:
+    """Warn (rank 0) about regions that select no cell (collective)."""
+    if not physics.regions:
         return
-    totals = np.array([counts.get(name, 0) for name in names], dtype=np.int64)
+    centroids = Centroids(mesh)
+    totals = np.array([region_cells(mesh, r, centroids)[: mesh.n_owned_cells].sum() for r in physics.regions],
+                      dtype=np.int64)
     mesh.comm.Allreduce(MPI.IN_PLACE, totals)
-    for name, total in zip(names, totals):
+    for region, total in zip(physics.regions, totals):
         if total == 0 and mesh.comm.rank == 0:
-            log.warning(f"region.{name} selects no cell (its box or group misses the mesh): it has no effect")
+            log.warning(f"region.{region.name} selects no cell (its box or group misses the mesh): it has no effect")

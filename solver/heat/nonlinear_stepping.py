@@ -195,13 +195,6 @@ class NonlinearStepper(LinearSolves, Stepper):
         self.nonlinear_iterations = 0
         self.last: newton.NonlinearReport | None = None
 
-    def state(self) -> dict:
-        return {"previous": self.earlier[0]} if self.earlier else {}
-
-    def restore(self, state: dict) -> None:
-        if "previous" in state:
-            self.earlier = [state["previous"]]
-
     def step(self, u: np.ndarray, t0: float, step: int) -> SolveInfo:
         scheme = self.last_scheme = self.scheme_of_step()
         p, dt = self.problem, self.dt

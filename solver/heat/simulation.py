@@ -14,7 +14,7 @@ from solver.case.load import Case, check_against_mesh
 from solver.case.records import SolverSpec
 from solver.errors import NonFiniteError
 from solver.heat.adaptive import AdaptiveStepping, StepRecord
-from solver.heat.checks import check_inputs, check_mesh, region_counts, report_empty_regions
+from solver.heat.checks import check_inputs, check_mesh, report_empty_regions
 from solver.heat.nonlinear import NonlinearHeatProblem
 from solver.heat.nonlinear_stepping import make_nonlinear_stepper
 from solver.heat.problem import HeatProblem
@@ -74,7 +74,7 @@ class Simulation:
             self.nonlinear = case.physics.nonlinear
             self.problem = (NonlinearHeatProblem if self.nonlinear else HeatProblem)(self.mesh, case.physics)
             self.u = np.array(case.physics.initial(self.mesh.coords, 0.0), dtype=float)
-            report_empty_regions(self.mesh, case.physics, region_counts(self.mesh, case.physics))
+            report_empty_regions(self.mesh, case.physics)
             check_inputs(case.source, self.problem, self.u)
             self.solver = resolve_preconditioner(case, self.mesh, self.problem)
             try:
@@ -141,7 +141,7 @@ class Simulation:
             try:
                 if self.adaptive is not None:
                     info, record = self.adaptive.advance(self.u, self.t, self.step_index + 1)
-                    self.t, self.dt = record.t, record.dt
+                    self.t, self.dt = record.time, record.dt
                 else:
                     info = self.stepper.step(self.u, self.t, self.step_index + 1)
             except NonFiniteError as exc:

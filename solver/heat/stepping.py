@@ -161,11 +161,14 @@ class Stepper:
         self.balance = self.flows.start(u)
 
     def state(self) -> dict:
-        """Local vectors besides u that a restart needs (name -> vector)."""
-        return {}
+        """Local vectors besides u that a restart needs (name -> vector): the previous solution
+        of a two-step scheme (BDF2)."""
+        return {"previous": self.earlier[0]} if self.earlier else {}
 
     def restore(self, state: dict) -> None:
         """Take back what :meth:`state` gave."""
+        if "previous" in state:
+            self.earlier = [state["previous"]]
 
 
 class ImplicitStepper(Stepper):
@@ -197,13 +200,6 @@ class ImplicitStepper(Stepper):
     def system(self) -> ConstrainedSystem:
         """The constrained system of the scheme's current step (not of its start-up steps)."""
         return self._system
-
-    def state(self) -> dict:
-        return {"previous": self.earlier[0]} if self.earlier else {}
-
-    def restore(self, state: dict) -> None:
-        if "previous" in state:
-            self.earlier = [state["previous"]]
 
     def scalars(self) -> dict:
         if not self.variable:

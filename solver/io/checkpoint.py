@@ -34,7 +34,7 @@ import numpy as np
 import tomli_w
 
 from solver import __version__
-from solver.case.inputfiles import file_problem
+from solver.case.inputfiles import MISSING, file_problem
 from solver.errors import CaseError
 from solver.io.blockfile import BlockFile
 from solver.parallel.blocks import BlockRedistributor
@@ -182,14 +182,12 @@ def resolve(path: str, results_dir: Path) -> Path:
 def inspect(path: Path, n_nodes: int) -> CheckpointAttrs:
     """Serial check of a checkpoint (rank 0): readable, ours, complete; returns its attributes."""
     problem = file_problem(path)
-    if problem == "no such file":
+    if problem == MISSING:
         raise CaseError(f"{path}: checkpoint not found")
     if problem is not None:
         raise CaseError(f"{path}: {problem}, expected an HDF5 checkpoint")
     try:
         f = h5py.File(path, "r")
-    except FileNotFoundError:
-        raise CaseError(f"{path}: checkpoint not found") from None
     except OSError as exc:
         raise CaseError(f"{path}: not a readable HDF5 checkpoint ({str(exc).splitlines()[0]})") from None
     with f:
@@ -200,15 +198,15 @@ def inspect(path: Path, n_nodes: int) -> CheckpointAttrs:
         if f["temperature"].shape != (n_nodes,):
             shape = " x ".join(str(n) for n in f["temperature"].shape) or "a scalar"
             raise CaseError(f"{path}: checkpoint holds {shape} temperatures, the mesh has {n_nodes} nodes")
-        for name in f:
-            ds = f[name]
-            if not isinstance(ds, h5py.Dataset) or ds.shape != (n_nodes,) or ds.dtype.kind != "f":
-                raise CaseError(f"{path}: checkpoint dataset {name} is not a vector of {n_nodes} floating-point "
-                                f"values (it is {getattr(ds, 'dtype', 'a group')} of shape {getattr(ds, 'shape', '?')})")
         try:
             for name in f:
-                for start in range(0, f[name].shape[0], 1 << 20):
-                    if not np.all(np.isfinite(f[name][start:start + (1 << 20)])):
+                ds = f[name]
+                if not isinstance(ds, h5py.Dataset) or ds.shape != (n_nodes,) or ds.dtype.kind != "f":
+                    raise CaseError(f"{path}: checkpoint dataset {name} is not a vector of {n_nodes} floating-point "
+                                    f"values (it is {getattr(ds, 'dtype', 'a group')} of shape "
+                                    f"{getattr(ds, 'shape', '?')})")
+                for start in range(0, ds.shape[0], 1 << 20):
+                    if not np.all(np.isfinite(ds[start:start + (1 << 20)])):
                         raise CaseError(f"{path}: checkpoint dataset {name} holds NaN or Inf")
         except (OSError, RuntimeError, KeyError) as exc:
             raise CaseError(f"{path}: checkpoint is truncated or corrupt ({str(exc).splitlines()[0]})") from None

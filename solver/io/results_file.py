@@ -133,12 +133,11 @@ class ResultsFile:
             self.backend.truncate(name, keep)
 
     def write_steps(self, records) -> None:
-        """Append accepted steps (records with t, dt, error, iterations)."""
+        """Append accepted steps (records with time, dt, error, iterations)."""
         if records:
-            for name in self.STEP_SERIES:
-                field = name.rsplit("/", 1)[1]
-                self.backend.append_rows(name, np.array([getattr(r, "t" if field == "time" else field)
-                                                         for r in records], dtype=self.STEP_SERIES[name]))
+            for name, dtype in self.STEP_SERIES.items():
+                column = name.rsplit("/", 1)[1]
+                self.backend.append_rows(name, np.array([getattr(r, column) for r in records], dtype=dtype))
 
     def write_probes(self, times: np.ndarray, values: np.ndarray) -> None:
         self.backend.append_rows("/probes/time", times)

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 from mpi4py import MPI
 
-from solver.case.inputfiles import file_problem
+from solver.case.inputfiles import MISSING, file_problem
 from solver.errors import CaseError
 from solver.mesh.cells import BY_MESHIO_NAME, CELLS
 from solver.mesh.distributed import DistributedMesh, Facets, MeshGroups, PartitionInfo
@@ -77,7 +77,7 @@ def read(path: str | Path) -> MeshFileData:
 
     path = Path(path)
     problem = file_problem(path)
-    if problem == "no such file":
+    if problem == MISSING:
         raise CaseError(f"{path}: mesh file not found")
     if problem is not None:
         raise CaseError(f"{path}: {problem}, expected a mesh file")

@@ -35,13 +35,7 @@ def probe_command(argv) -> int:
     with Results(args.results) as r:
         name = r.check_field(args.field)
         pts = parse_points(args.at, r.dim)
-        lo, hi = r.points.min(axis=0), r.points.max(axis=0)
-        margin = 1e-9 * float(np.max(hi - lo))
-        outside = ((pts < lo - margin) | (pts > hi + margin)).any(axis=1)  # far away: not worth a search
-        cell = np.full(len(pts), -1, dtype=np.int64)
-        xi = np.zeros((len(pts), pts.shape[1]))
-        if (~outside).any():
-            cell[~outside], xi[~outside] = r.locator.locate(pts[~outside])
+        cell, xi = r.locator.locate(pts)  # -1: outside (a far point has no candidate cells at all)
         bad = np.flatnonzero(cell < 0)
         if len(bad):
             raise CaseError(f"--at {args.at[bad[0]]}: point is outside the mesh of {r.path.name}")

@@ -132,19 +132,25 @@ def test_the_fixed_dt_balance_of_bdf2_books_its_storage_lag():
     assert sim.balance.relative < 1e-10
 
 
-def test_a_failed_solve_cuts_the_step(monkeypatch):
+def fail_once(monkeypatch, stepper_class, call: int, message: str) -> None:
+    """Make the ``call``-th step of ``stepper_class`` raise a ConvergenceError (a failed solve)."""
     from solver.errors import ConvergenceError
-    from solver.heat.stepping import ImplicitStepper
 
-    original, calls = ImplicitStepper.step, {"n": 0}
+    original, calls = stepper_class.step, {"n": 0}
 
-    def flaky(self, u, t0, step):
+    def failing(self, u, t0, step):
         calls["n"] += 1
-        if calls["n"] == 3:
-            raise ConvergenceError("made to fail")
+        if calls["n"] == call:
+            raise ConvergenceError(message)
         return original(self, u, t0, step)
 
-    monkeypatch.setattr(ImplicitStepper, "step", flaky)
+    monkeypatch.setattr(stepper_class, "step", failing)
+
+
+def test_a_failed_solve_cuts_the_step(monkeypatch):
+    from solver.heat.stepping import ImplicitStepper
+
+    fail_once(monkeypatch, ImplicitStepper, 3, "made to fail")
     sim, stepped = adaptive(1e-3)
     assert sim.adaptive.controller.failed_solves == 1 and stepped[-1] == 100.0
 
@@ -228,18 +234,9 @@ def test_nonlinear_adaptive_steps_agree_with_a_fine_fixed_dt_and_close_the_balan
 
 
 def test_a_newton_failure_cuts_the_step(monkeypatch):
-    from solver.errors import ConvergenceError
     from solver.heat.nonlinear_stepping import NonlinearStepper
 
-    original, calls = NonlinearStepper.step, {"n": 0}
-
-    def failing(self, u, t0, step):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise ConvergenceError("step 4: the nonlinear solve did not converge (made to fail)")
-        return original(self, u, t0, step)
-
-    monkeypatch.setattr(NonlinearStepper, "step", failing)
+    fail_once(monkeypatch, NonlinearStepper, 4, "step 4: the nonlinear solve did not converge (made to fail)")
     sim, stepped = run([], MELTING)
     assert sim.adaptive.controller.failed_solves == 1 and stepped[-1] == 60.0
     assert sim.balance.relative < 1e-9  # the failed try left nothing in the balance
