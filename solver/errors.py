@@ -5,6 +5,8 @@ Exit statuses (documented in the README):
   1  unexpected internal error (any rank)
   2  bad input: case file, command line, mesh file
   3  numerical failure: the linear solver did not converge, or NaN/Inf/an insane temperature
+ 74  output could not be written (a full disk, a quota, an I/O error): the results keep their
+     last complete snapshot; free space and continue with --restart latest (74 is EX_IOERR)
  75  stopped cleanly before the end (signal or wall-time limit) after writing a checkpoint:
      continue with --restart latest (75 is EX_TEMPFAIL: "try again later")
 """
@@ -12,6 +14,7 @@ Exit statuses (documented in the README):
 EXIT_INTERNAL = 1
 EXIT_INPUT = 2
 EXIT_NUMERICAL = 3
+EXIT_OUTPUT = 74
 EXIT_STOPPED = 75
 
 
@@ -46,3 +49,10 @@ class NumericalError(SolverExit):
 class NonFiniteError(CaseError):
     """A system to solve holds inf or NaN: some input value overflows (raised collectively; the
     run names the key when it can)."""
+
+
+class OutputError(SolverExit):
+    """Results or a checkpoint could not be written (raised collectively); what was written
+    before stays readable."""
+
+    exit_status = EXIT_OUTPUT

@@ -4,15 +4,21 @@
   step, that rank raises an internal error, puts a NaN in its solution, or hangs;
 * ``SOLVER_TEST_STEP_DELAY`` = seconds: every step takes that much longer (to signal a run mid-way);
 * ``SOLVER_TEST_CHECKPOINT_DELAY`` = seconds: a checkpoint stays unfinished that long before it
-  is closed (to kill a run while it writes one).
+  is closed (to kill a run while it writes one);
+* ``SOLVER_TEST_FILL_DISK`` = snapshot index: before that snapshot, rank 0 fills the disk that
+  holds the results with a file ``.filler`` (the tests use a small tmpfs);
+* ``SOLVER_TEST_WRITE_ERROR`` = ``"rank:index"``: that rank's writer fails with ENOSPC after the
+  fields of that snapshot are written, before they are listed (where no tmpfs can be mounted).
 
 Unset, they cost nothing.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -30,6 +36,11 @@ class TestFaults:
                 if r == rank:
                     self.by_step[step] = kind
         self.step_delay = float(environ.get("SOLVER_TEST_STEP_DELAY", "0"))
+        fill = environ.get("SOLVER_TEST_FILL_DISK")
+        self.fill_disk_at = int(fill) if fill and rank == 0 else None
+        spec = environ.get("SOLVER_TEST_WRITE_ERROR")
+        r, index = (int(v) for v in spec.split(":")) if spec else (-1, -1)
+        self.write_error_at = index if r == rank else None
         self.checkpoint_delay = float(environ.get("SOLVER_TEST_CHECKPOINT_DELAY", "0"))
 
     def after_step(self, step: int, u: np.ndarray) -> None:
@@ -47,3 +58,20 @@ class TestFaults:
     def before_checkpoint_close(self) -> None:
         if self.checkpoint_delay:  # widen the window in which a crash hits an unfinished checkpoint
             time.sleep(self.checkpoint_delay)
+
+    def before_snapshot(self, index: int, folder: Path) -> None:
+        """Fill the disk holding ``folder`` before snapshot ``index`` (rank 0)."""
+        if index != self.fill_disk_at:
+            return
+        chunk = b"\0" * (1 << 16)
+        with open(Path(folder) / ".filler", "wb") as f:
+            try:
+                while True:
+                    f.write(chunk)
+                    f.flush()
+            except OSError:
+                pass
+
+    def before_publish(self, index: int) -> None:
+        if index == self.write_error_at:
+            raise OSError(errno.ENOSPC, f"injected write error at snapshot {index} (tests)")

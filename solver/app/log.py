@@ -67,12 +67,22 @@ def setup(comm, quiet: bool = False, stream=None) -> logging.Logger:
     return logger
 
 
+class _LogFile(logging.FileHandler):
+    """The run's log file; a write that fails (a full disk) stops the file logging with one
+    warning on the console instead of a traceback per message."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        logger = logging.getLogger(LOGGER)
+        logger.removeHandler(self)
+        logger.warning(f"warning: cannot write the log file {self.baseFilename}; logging to the console only")
+
+
 def attach_file(path: Path, rank: int) -> None:
     """Log to ``path`` too (rank 0; appended: a restarted run continues its log)."""
     global _file
     detach_file()
     if rank == 0:
-        _file = logging.FileHandler(path, mode="a", encoding="utf-8")
+        _file = _LogFile(path, mode="a", encoding="utf-8")
         _file.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%d %H:%M:%S"))
         logging.getLogger(LOGGER).addHandler(_file)
 

@@ -96,6 +96,7 @@ class OutputGuard:
         self.name = name
         self.lock = self.directory / LOCK
         self.owned = False
+        self.replace_old = False  # --overwrite: earlier results to move aside once the checks pass
 
     def acquire(self, overwrite: bool, restart: bool, needed_bytes: int) -> None:
         d = self.directory
@@ -122,11 +123,18 @@ class OutputGuard:
                 raise CaseError(f"{h5}: results of an earlier run exist; use --overwrite to replace them "
                                 f"(they are kept as {h5.name}.bak), --restart latest to continue, or another "
                                 f"output.name")
-            for suffix in (".h5", ".xdmf"):
-                old = d / f"{self.name}{suffix}"
-                if old.exists():
-                    os.replace(old, old.with_name(old.name + ".bak"))
-            log.info(f"moved the earlier results to {h5.name}.bak")
+            self.replace_old = True  # moved aside once the space is known to suffice (make_room)
+
+    def make_room(self) -> None:
+        """With --overwrite, move the earlier results aside (to .bak), after every check passed."""
+        if not self.replace_old:
+            return
+        for suffix in (".h5", ".xdmf"):
+            old = self.directory / f"{self.name}{suffix}"
+            if old.exists():
+                os.replace(old, old.with_name(old.name + ".bak"))
+        self.replace_old = False
+        log.info(f"moved the earlier results to {self.name}.h5.bak")
 
     def check_space(self, needed_bytes: int) -> None:
         free = shutil.disk_usage(self.directory).free
@@ -185,6 +193,10 @@ def guard_output(comm, directory: Path, name: str, overwrite: bool, restart: boo
     return guard
 
 
-def check_space(comm, guard: OutputGuard | None, needed: int) -> None:
-    """All ranks: rank 0 checks the free space for ``needed`` bytes of results."""
-    on_root(comm, lambda: guard.check_space(needed), CaseError)
+def claim_space(comm, guard: OutputGuard | None, needed: int) -> None:
+    """All ranks: rank 0 checks the free space for ``needed`` bytes of results, then (with
+    --overwrite) moves the earlier results aside: check first, then move."""
+    def claim():
+        guard.check_space(needed)
+        guard.make_room()
+    on_root(comm, claim, CaseError)

@@ -16,11 +16,11 @@ from solver import __version__
 from solver.app import log as logs
 from solver.app.control import RunControl
 from solver.app.faults import TestFaults
-from solver.app.preflight import (BYTES_PER_NODE, check_memory, check_space, check_split, estimate_output_bytes,
+from solver.app.preflight import (BYTES_PER_NODE, check_memory, check_split, claim_space, estimate_output_bytes,
                                   guard_output)
 from solver.case.load import Case, check_against_mesh
 from solver.case.records import whole_steps
-from solver.errors import EXIT_STOPPED, CaseError, NumericalError, SolverExit
+from solver.errors import EXIT_STOPPED, CaseError, NumericalError, OutputError, SolverExit
 from solver.heat.checks import check_step
 from solver.heat.nonlinear import NonlinearHeatProblem
 from solver.heat.problem import HeatProblem
@@ -109,8 +109,9 @@ def _run(case, comm, quiet, restart, force, guard, directory, wall_start) -> Run
     snapshots = expected_snapshots(out, sim.n_steps)
     needed = estimate_output_bytes(mesh.n_global_nodes, mesh.n_global_cells, mesh.reference.n_nodes, mesh.dim,
                                    snapshots) + 2 * 8 * mesh.n_global_nodes * case.checkpoint.keep
-    check_space(comm, guard, needed)
+    claim_space(comm, guard, needed)
     results, probes = None, None
+    faults = TestFaults(comm.rank)
     try:
         resume = _find_restart(restart, directory, mesh, case, force) if restart else None
         with timers("output"):
@@ -118,7 +119,8 @@ def _run(case, comm, quiet, restart, force, guard, directory, wall_start) -> Run
                      "case_source": case.source, "overrides": "\n".join(case.overrides)}
             results = ResultsFile(directory, case.name, mesh, attrs, out.driver,
                                   continue_after=None if resume is None else resume.snapshots,
-                                  extra_fields=sim.extra_fields, temperature_unit=case.physics.temperature_unit)
+                                  extra_fields=sim.extra_fields, temperature_unit=case.physics.temperature_unit,
+                                  faults=faults)
             if resume is not None:
                 state = checkpoint.read_state(resume.path, mesh, results.nodes, resume.attrs.datasets,
                                               lambda p: results.open_block_file(p, "r"))
@@ -137,13 +139,16 @@ def _run(case, comm, quiet, restart, force, guard, directory, wall_start) -> Run
                 results.init_probes(probes.points, None if resume is None else sim.t)
                 if resume is None and not case.steady:
                     probes.record(sim.u, 0.0)
-        stopped, last_checkpoint = _time_loop(sim, case, results, probes, directory, quiet)
+        stopped, last_checkpoint = _time_loop(sim, case, results, probes, directory, quiet, faults)
     except SolverExit as exc:
+        if isinstance(exc, OutputError):
+            exc = OutputError(f"{exc}; {_after_output_error(results, directory)}")
         if results is not None:  # every rank raised it: close collectively, keeping what was written
-            _flush_probes(probes, results, sim)
-            results.close({"complete": False, "status": "failed", "exit_status": exc.exit_status,
-                           "error": str(exc), "steps": sim.step_index})
-        raise
+            if not isinstance(exc, OutputError):
+                _flush_probes(probes, results, sim)
+            results.abandon({"complete": False, "status": "failed", "exit_status": exc.exit_status,
+                             "error": str(exc), "steps": sim.step_index})
+        raise exc from None
 
     _flush_probes(probes, results, sim)
     timings = max_over_ranks(comm, timers.seconds | {"total": MPI.Wtime() - wall_start})
@@ -225,12 +230,24 @@ def _flush_probes(probes: Probes | None, results: ResultsFile, sim: Simulation) 
     results.write_steps(sim.take_records())
 
 
+def _after_output_error(results: ResultsFile | None, directory: Path) -> str:
+    """What a failed write left, and how to go on (rank 0 looks; every rank gets the answer)."""
+    if results is None:
+        return "no results were written"
+    kept = results.snapshots
+    state = (f"the results keep {len(kept)} complete snapshots (to t = {kept[-1][0]:.6g})"
+             if kept else "the results hold no snapshot")
+    latest = on_root(results.comm, lambda: checkpoint.latest(directory))
+    if latest is None:
+        return f"{state}; no checkpoint was written yet: free space, then run again with --overwrite"
+    return f"{state}; free space, then continue from {latest} with --restart latest"
+
+
 def _time_loop(sim: Simulation, case: Case, results: ResultsFile, probes: Probes | None, directory: Path,
-               quiet: bool):
+               quiet: bool, faults: TestFaults):
     """Steps to the end or to a stop; returns (stopped, last checkpoint)."""
     timers, every, cp, run_spec = sim.timers, case.output.every, case.checkpoint, case.run
     control = RunControl(sim.comm, run_spec.wall_limit, cp.every, cp.wall_interval, run_spec.hang_timeout)
-    faults = TestFaults(sim.comm.rank)
     if case.steady:
         solve = sim.solve_steady()
         bad = bool(sim.comm.allreduce(sim.unhealthy(run_spec.temperature_range) is not None))

@@ -15,18 +15,63 @@ Values of series and attributes are written by rank 0 in both.
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import h5py
 import numpy as np
 from mpi4py import MPI
 
-from solver.errors import CaseError
+from solver.errors import CaseError, OutputError
 from solver.parallel.blocks import BlockRedistributor
 from solver.parallel.buffers import whole
 
 log = logging.getLogger(__name__)
 SERIES_CHUNK = 256
+HEADROOM = 1 << 20  # bytes a write leaves free on the disk (for HDF5's metadata and the end record)
+METADATA_BYTES = 1 << 16  # HDF5 metadata of a new dataset, and its chunk rounding, at most
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Free space on the disk holding ``folder`` (None where unknown)."""
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def write_or_fail(comm, path: Path, what: str, steps, needed: int = 0) -> None:
+    """Run the write ``steps`` (callables, or one) on every rank, all or nothing as far as the
+    ranks can tell.
+
+    First rank 0 checks that ``needed`` bytes fit on the disk with :data:`HEADROOM` to spare;
+    if not, nothing is written. Then every rank runs every step, even after one failed on it
+    (the steps are HDF5's collective operations: a rank that skipped the rest would leave the
+    others waiting). An OSError (or an HDF5 error) on any rank is shared, and every rank raises
+    :class:`OutputError` naming ``path`` and ``what``."""
+    problem = None
+    if comm.rank == 0 and needed:
+        free = free_bytes(path.parent)
+        if free is not None and free < needed + HEADROOM:
+            problem = (f"no room on its disk: it needs {needed / 2**20:.2f} MiB (and {HEADROOM >> 20} MiB to spare), "
+                       f"{free / 2**20:.2f} MiB free")
+    problem = comm.bcast(problem, root=0)
+    if problem is None:
+        for step in steps if isinstance(steps, (list, tuple)) else (steps,):
+            try:
+                step()
+            except (OSError, RuntimeError) as exc:  # h5py: OSError for I/O, RuntimeError for some HDF5 errors
+                if problem is None:
+                    problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    free = free_bytes(path.parent)
+                    if free is not None and free < HEADROOM:
+                        problem += f"; the disk is full ({free / 2**20:.2f} MiB free)"
+        failed = np.array([problem is not None], dtype=np.int64)
+        comm.Allreduce(MPI.IN_PLACE, failed, op=MPI.MAX)
+        if failed[0]:
+            problem = next(p for p in comm.allgather(problem) if p is not None)
+    if problem is not None:
+        raise OutputError(f"{path}: cannot write {what} ({problem})")
 
 
 def h5py_has_mpi() -> bool:
@@ -102,6 +147,15 @@ class BlockFile:
             ds = self.file[name]
             ds.resize((length,) + ds.shape[1:])
 
+    def create_group(self, name: str) -> None:
+        if self.file is not None:
+            self.file.require_group(name)
+
+    def list_members(self, group: str) -> list[str]:
+        """Names in ``group`` (empty when it does not exist), on every rank."""
+        names = sorted(self.file[group]) if self.file is not None and group in self.file else []
+        return self._shared(names)
+
     def delete(self, name: str) -> None:
         if self.file is not None and name in self.file:
             del self.file[name]
@@ -171,13 +225,23 @@ class GatheredBlockFile(BlockFile):
         if comm.rank != 0:
             comm.Send(whole(block), dest=0, tag=self._BLOCK)
             return None
-        ds = self.file.create_dataset(name, shape=(dist.n_global,) + block.shape[1:], dtype=block.dtype)
-        ds[dist.start:dist.start + len(block)] = block
-        for r in range(1, comm.size):
+        ds, error = None, None
+        try:
+            ds = self.file.create_dataset(name, shape=(dist.n_global,) + block.shape[1:], dtype=block.dtype)
+            ds[dist.start:dist.start + len(block)] = block
+        except (OSError, RuntimeError) as exc:
+            error = exc
+        for r in range(1, comm.size):  # every block is received, even after an error: no rank waits forever
             lo, hi = int(dist.starts[r]), int(dist.starts[r + 1])
             buf = np.empty((hi - lo,) + block.shape[1:], dtype=block.dtype)
             comm.Recv(whole(buf), source=r, tag=self._BLOCK)
-            ds[lo:hi] = buf
+            if error is None:
+                try:
+                    ds[lo:hi] = buf
+                except (OSError, RuntimeError) as exc:
+                    error = exc
+        if error is not None:
+            raise error
         return ds
 
     def read_block(self, name, dist):

@@ -35,8 +35,8 @@ import tomli_w
 
 from solver import __version__
 from solver.case.inputfiles import MISSING, file_problem
-from solver.errors import CaseError
-from solver.io.blockfile import BlockFile
+from solver.errors import CaseError, OutputError
+from solver.io.blockfile import METADATA_BYTES, BlockFile, write_or_fail
 from solver.parallel.blocks import BlockRedistributor
 from solver.parallel.collective import on_root
 
@@ -139,14 +139,21 @@ def write_checkpoint(results_dir: Path, mesh, nodes: BlockRedistributor, state: 
     final = folder / f"step_{attrs.step:08d}.h5"
     tmp = final.with_name(final.name + ".tmp")
     f: BlockFile = open_file(tmp)
+
+    def vector_writer(name, vector):
+        return lambda: f.write_blocks(f"/{name}", nodes.to_blocks(vector[: mesh.n_owned]), nodes)
+    steps = [vector_writer(name, vector) for name, vector in state.items()]
+    steps.append(lambda: f.set_attrs("/", attrs.to_hdf5(comm)))
+    if before_close is not None:
+        steps.append(before_close)
+    steps.append(f.close)
     try:
-        for name, vector in state.items():
-            f.write_blocks(f"/{name}", nodes.to_blocks(vector[: mesh.n_owned]), nodes)
-        f.set_attrs("/", attrs.to_hdf5(comm))
-        if before_close is not None:
-            before_close()
-    finally:
-        f.close()
+        write_or_fail(comm, tmp, f"the checkpoint of step {attrs.step}", steps,
+                      (8 * mesh.n_global_nodes + METADATA_BYTES) * len(state))
+    except OutputError:
+        if comm.rank == 0:  # the earlier checkpoints stay; the unfinished one goes
+            tmp.unlink(missing_ok=True)
+        raise
 
     def publish():
         os.replace(tmp, final)
@@ -161,13 +168,11 @@ def write_checkpoint(results_dir: Path, mesh, nodes: BlockRedistributor, state: 
         for stale in folder.glob("*.h5.tmp"):
             stale.unlink()
         return str(final)
-    return Path(on_root(comm, publish, CaseError))
+    return Path(on_root(comm, publish, OutputError))
 
 
-def resolve(path: str, results_dir: Path) -> Path:
-    """``latest`` -> the newest complete checkpoint of this case; else the path given."""
-    if path != "latest":
-        return Path(path)
+def latest(results_dir: Path) -> Path | None:
+    """The newest complete checkpoint of this case, or None."""
     candidates = sorted(checkpoint_dir(results_dir).glob("step_*.h5"), reverse=True)
     for c in candidates:
         try:
@@ -176,7 +181,17 @@ def resolve(path: str, results_dir: Path) -> Path:
                     return c
         except OSError:
             continue
-    raise CaseError(f"--restart latest: no readable checkpoint in {checkpoint_dir(results_dir)}")
+    return None
+
+
+def resolve(path: str, results_dir: Path) -> Path:
+    """``latest`` -> the newest complete checkpoint of this case; else the path given."""
+    if path != "latest":
+        return Path(path)
+    found = latest(results_dir)
+    if found is None:
+        raise CaseError(f"--restart latest: no readable checkpoint in {checkpoint_dir(results_dir)}")
+    return found
 
 
 def inspect(path: Path, n_nodes: int) -> CheckpointAttrs:

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from solver import __version__
-from solver.errors import CaseError
-from solver.io.blockfile import BlockFile, choose_driver, open_block_file
+from solver.errors import CaseError, OutputError
+from solver.io.blockfile import METADATA_BYTES, BlockFile, choose_driver, open_block_file, write_or_fail
 from solver.io.provenance import provenance
 from solver.io.xdmf import XdmfIndex
 from solver.mesh.distributed import DistributedMesh
@@ -45,10 +45,11 @@ class ResultsFile:
 
     def __init__(self, directory: Path, name: str, mesh: DistributedMesh, attrs: dict,
                  driver: str = "auto", continue_after: int | None = None, extra_fields: tuple[str, ...] = (),
-                 temperature_unit: str = "C"):
+                 temperature_unit: str = "C", faults=None):
         """``extra_fields``: names of nodal fields written beside the temperature at each
-        snapshot (:meth:`write`'s ``extra``)."""
+        snapshot (:meth:`write`'s ``extra``); ``faults``: the tests' fault injection, or None."""
         comm = mesh.comm
+        self.faults = faults
         self.extra_fields = tuple(extra_fields)
         self.units = {"temperature": UNITS_ATTRIBUTE[temperature_unit], "liquid_fraction": "1"}
         self.comm, self.mesh = comm, mesh
@@ -67,15 +68,21 @@ class ResultsFile:
         self.backend = self.open_block_file(self.h5_path, "w")
         geometry = self.nodes.to_blocks(mesh.coords[: mesh.n_owned])
         topology = self.cells.to_blocks(mesh.node_ids[mesh.owned_cells])
-        self.backend.write_blocks("/mesh/geometry", geometry, self.nodes)
-        self.backend.write_blocks("/mesh/topology", topology, self.cells)
-        self.backend.set_attrs("/mesh/topology", {"cell_type": mesh.cell_type})
-        for name, dtype in SERIES.items():
-            self.backend.create_series(name, dtype)
-        self.backend.set_attrs("/", {**attrs, "solver_version": __version__, "ranks": comm.size,
-                                     "n_nodes": mesh.n_global_nodes, "n_cells": mesh.n_global_cells,
-                                     "cell_type": mesh.cell_type, "writer": self.driver, "status": RUNNING,
-                                     **comm.bcast(provenance() if comm.rank == 0 else None, root=0)})
+        root_attrs = {**attrs, "solver_version": __version__, "ranks": comm.size, "n_nodes": mesh.n_global_nodes,
+                      "n_cells": mesh.n_global_cells, "cell_type": mesh.cell_type, "writer": self.driver,
+                      "status": RUNNING, **comm.bcast(provenance() if comm.rank == 0 else None, root=0)}
+
+        def write_mesh():
+            self.backend.write_blocks("/mesh/geometry", geometry, self.nodes)
+            self.backend.write_blocks("/mesh/topology", topology, self.cells)
+            self.backend.set_attrs("/mesh/topology", {"cell_type": mesh.cell_type})
+            for name, dtype in SERIES.items():
+                self.backend.create_series(name, dtype)
+            for field in ("temperature",) + self.extra_fields:  # a results file even before its first snapshot
+                self.backend.create_group(f"/fields/{field}")
+            self.backend.set_attrs("/", root_attrs)
+            self.backend.flush()
+        write_or_fail(comm, self.h5_path, "the mesh", write_mesh, geometry.nbytes * comm.size + 2 * METADATA_BYTES)
         self.snapshots: list[tuple[float, str]] = []
 
     def open_block_file(self, path: Path, mode: str = "w") -> BlockFile:
@@ -92,9 +99,10 @@ class ResultsFile:
         if times is None or len(times) < n_snapshots:
             raise CaseError(f"{self.h5_path}: holds {0 if times is None else len(times)} snapshots, "
                             f"the checkpoint expects at least {n_snapshots}")
-        for i in range(n_snapshots, len(times)):
-            for field in ("temperature",) + self.extra_fields:
-                self.backend.delete(f"/fields/{field}/{i:06d}")
+        for field in ("temperature",) + self.extra_fields:  # listed or not (a write that failed)
+            for i in self.backend.list_members(f"/fields/{field}"):
+                if not i.isdigit() or int(i) >= n_snapshots:
+                    self.backend.delete(f"/fields/{field}/{i}")
         for name in SERIES:
             self.backend.truncate(name, n_snapshots)
         self.snapshots = [(float(t), f"/fields/temperature/{i:06d}") for i, t in enumerate(times[:n_snapshots])]
@@ -134,41 +142,77 @@ class ResultsFile:
 
     def write_steps(self, records) -> None:
         """Append accepted steps (records with time, dt, error, iterations)."""
-        if records:
+        def append():
             for name, dtype in self.STEP_SERIES.items():
                 column = name.rsplit("/", 1)[1]
                 self.backend.append_rows(name, np.array([getattr(r, column) for r in records], dtype=dtype))
+        if records:
+            write_or_fail(self.comm, self.h5_path, "the time-step table", append)
 
     def write_probes(self, times: np.ndarray, values: np.ndarray) -> None:
-        self.backend.append_rows("/probes/time", times)
-        self.backend.append_rows("/probes/values", values)
+        def append():
+            self.backend.append_rows("/probes/time", times)
+            self.backend.append_rows("/probes/values", values)
+        write_or_fail(self.comm, self.h5_path, "the probe values", append)
+
+    def snapshot_bytes(self) -> int:
+        """Disk space one more snapshot takes (its fields, their metadata and series rows)."""
+        return (8 * self.mesh.n_global_nodes + METADATA_BYTES) * (1 + len(self.extra_fields))
 
     def write(self, u_local: np.ndarray, t: float, step: int, balance=None, extra: dict | None = None) -> None:
-        """One snapshot: the temperature and ``extra`` (name -> owned or local nodal values)."""
+        """One snapshot: the temperature and ``extra`` (name -> owned or local nodal values).
+
+        Written first, then published: the fields reach the file and are flushed before
+        ``/time`` and ``/step`` list them, and the XDMF index grows last. A write that fails
+        (or would not fit on the disk) is an :class:`OutputError` on every rank, and the file
+        still lists only complete snapshots."""
         fields = {"temperature": u_local, **(extra or {})}
         if set(fields) != {"temperature", *self.extra_fields}:
             raise ValueError(f"snapshot fields {sorted(fields)}, expected temperature and {self.extra_fields}")
-        for field in ("temperature",) + self.extra_fields:
-            path = f"/fields/{field}/{len(self.snapshots):06d}"
-            self.backend.write_blocks(path, self.nodes.to_blocks(fields[field][: self.mesh.n_owned]), self.nodes)
-            self.backend.set_attrs(path, {"time": float(t), "step": int(step), "units": self.units.get(field, "")})
-        name = f"/fields/temperature/{len(self.snapshots):06d}"
-        self.backend.append("/time", float(t))
-        self.backend.append("/step", int(step))
+        index = len(self.snapshots)
+        name = f"/fields/temperature/{index:06d}"
+        blocks = {field: self.nodes.to_blocks(fields[field][: self.mesh.n_owned]) for field in fields}
+        if self.faults is not None:
+            self.faults.before_snapshot(index, self.h5_path.parent)
+
+        def field_writer(field):
+            def write_field():
+                path = f"/fields/{field}/{index:06d}"
+                self.backend.write_blocks(path, blocks[field], self.nodes)
+                self.backend.set_attrs(path, {"time": float(t), "step": int(step), "units": self.units.get(field, "")})
+            return write_field
+        write_fields = [field_writer(field) for field in ("temperature",) + self.extra_fields]
+        if self.faults is not None:
+            write_fields.append(lambda: self.faults.before_publish(index))
+        write_fields.append(self.backend.flush)  # the values are on disk ...
+
+        publish = [lambda: self.backend.append("/time", float(t)),  # ... before the snapshot is listed
+                   lambda: self.backend.append("/step", int(step))]
         if balance is not None:
-            self.backend.append("/balance/energy_change", balance.change)
-            self.backend.append("/balance/relative_imbalance", balance.relative)
-        self.backend.flush()
-        self.snapshots.append((float(t), name))
+            publish += [lambda: self.backend.append("/balance/energy_change", balance.change),
+                        lambda: self.backend.append("/balance/relative_imbalance", balance.relative)]
+        publish.append(self.backend.flush)
         if self.xdmf is not None:
-            self.xdmf.append(float(t), name)
+            publish.append(lambda: self.xdmf.append(float(t), name))
+        what = f"snapshot {index} (step {step}, t = {t:.6g})"
+        write_or_fail(self.comm, self.h5_path, what, write_fields, self.snapshot_bytes())
+        write_or_fail(self.comm, self.h5_path, f"the listing of {what}", publish)
+        self.snapshots.append((float(t), name))
 
     def close(self, attrs: dict | None = None) -> None:
         """Close with the end record ``attrs`` (``status`` is how the run ended: complete,
-        stopped or failed; a file still saying running was not closed: the run was killed)."""
+        stopped or failed; a file still saying running was not closed: the run was killed).
+        After a failed write this is best effort: the file may keep saying running."""
         if self.backend is None:
             return
+        backend, self.backend = self.backend, None
         if attrs:
-            self.backend.set_attrs("/", attrs)
-        self.backend.close()
-        self.backend = None
+            write_or_fail(self.comm, self.h5_path, "the end record", lambda: backend.set_attrs("/", attrs))
+        write_or_fail(self.comm, self.h5_path, "the end of the file", backend.close)
+
+    def abandon(self, attrs: dict) -> None:
+        """Close after a failure, with the end record ``attrs`` if it can still be written."""
+        try:
+            self.close(attrs)
+        except OutputError:
+            pass

@@ -4,7 +4,7 @@ Every snapshot is a Uniform grid referencing the shared mesh datasets and its ow
 dataset in the HDF5 file. The index is written whole once (to a temporary file, then renamed)
 and then grows by one grid per snapshot at constant cost: the new grid and the closing tags
 replace the old closing tags in one write, so a reader finds a complete document before and
-after it.
+after it; a write that fails (a full disk) puts the old closing tags back.
 """
 
 from __future__ import annotations
@@ -57,8 +57,12 @@ class XdmfIndex:
         """The whole index for ``snapshots`` (list of (time, dataset)), replacing any old one."""
         body = (_HEAD + "".join(self._grid(i, t, d) for i, (t, d) in enumerate(snapshots))).encode()
         tmp = self.path.with_suffix(".xdmf.tmp")
-        tmp.write_bytes(body + _TAIL.encode())
-        os.replace(tmp, self.path)
+        try:
+            tmp.write_bytes(body + _TAIL.encode())
+            os.replace(tmp, self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # the old index (if any) stays as it was
+            raise
         self.count, self._tail_at = len(snapshots), len(body)
 
     def append(self, t: float, dataset: str) -> None:
@@ -68,7 +72,13 @@ class XdmfIndex:
         grid = self._grid(self.count, t, dataset).encode()
         fd = os.open(self.path, os.O_WRONLY)
         try:
-            os.pwrite(fd, grid + _TAIL.encode(), self._tail_at)
+            written = os.pwrite(fd, grid + _TAIL.encode(), self._tail_at)
+            if written != len(grid) + len(_TAIL):
+                raise OSError(f"{self.path}: short write ({written} bytes)")
+        except OSError:  # put the closing tags back where they were: the old index, whole again
+            os.pwrite(fd, _TAIL.encode(), self._tail_at)
+            os.ftruncate(fd, self._tail_at + len(_TAIL))
+            raise
         finally:
             os.close(fd)
         self.count += 1

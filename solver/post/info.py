@@ -29,8 +29,8 @@ def ending(a: dict) -> dict:
 
 def summary(r: Results) -> dict:
     a = r.attrs
-    last = r.temperature(-1)
     times = r.times
+    last = r.temperature(-1) if len(times) else None
     return {
         "file": str(r.path), "case": r.case.get("output", {}).get("name", r.path.stem),
         "case_source": a.get("case_source", ""), "solver_version": a.get("solver_version", ""),
@@ -40,7 +40,7 @@ def summary(r: Results) -> dict:
         "time_range": [float(times[0]), float(times[-1])] if len(times) else [],
         "scheme": r.case.get("time", {}).get("scheme", ""),
         "last": {"time": float(times[-1]), "min": float(last.min()), "max": float(last.max()),
-                 "mean": float(last.mean())},
+                 "mean": float(last.mean())} if last is not None else {},
         "solver": {"preconditioner": a.get("preconditioner", r.case.get("solver", {}).get("preconditioner", "")),
                    "linear_iterations": int(a.get("linear_iterations", 0)), "steps": int(a.get("steps", 0)),
                    "nonlinear_iterations": int(a.get("nonlinear_iterations", 0))},
@@ -85,9 +85,11 @@ def info_command(argv) -> int:
         f"case        {s['case']} ({s['case_source']}), solver {s['solver_version']}",
         f"mesh        {m['nodes']} nodes, {m['cells']} {m['cell_type']} cells, {m['dim']}D",
         f"run         {s['ranks']} ranks, {s['scheme']}, {how}",
-        f"snapshots   {s['snapshots']} (steps {steps[0]}..{steps[-1]}, t = {s['time_range'][0]:g}..{s['time_range'][1]:g})",
+        f"snapshots   {s['snapshots']} (steps {steps[0]}..{steps[-1]}, t = {s['time_range'][0]:g}..{s['time_range'][1]:g})"
+        if steps else "snapshots   none",
         f"fields      {', '.join(s['fields'])} (plot, probe, export: --field NAME)",
-        f"last field  t = {last['time']:g}: min {last['min']:.6g}, max {last['max']:.6g}, mean {last['mean']:.6g}",
+        *([f"last field  t = {last['time']:g}: min {last['min']:.6g}, max {last['max']:.6g}, mean {last['mean']:.6g}"]
+          if last else []),
         f"solver      {solver}",
         *([f"time steps  {ts['accepted']} accepted"
             + (f", {ts['rejected']} rejected (adaptive)" if ts["adaptive"] else " (fixed dt)")
