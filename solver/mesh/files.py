@@ -31,6 +31,7 @@ from solver.case.inputfiles import MISSING, file_problem
 from solver.errors import CaseError
 from solver.mesh.cells import BY_MESHIO_NAME, CELLS
 from solver.mesh.distributed import DistributedMesh, Facets, MeshGroups, PartitionInfo
+from solver.mesh.gmsh_tags import check_gmsh_tags
 from solver.mesh.partition import partition, space_filling_order
 from solver.parallel.root import scatter_blocks
 from solver.parallel.routing import Route, block_rank, block_starts, fetch, sparse_alltoallv
@@ -81,6 +82,7 @@ def read(path: str | Path) -> MeshFileData:
         raise CaseError(f"{path}: mesh file not found")
     if problem is not None:
         raise CaseError(f"{path}: {problem}, expected a mesh file")
+    check_gmsh_tags(path)
     try:
         m = meshio.read(path)
     except Exception as exc:  # meshio raises many kinds of errors for corrupt files
