@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m solver",
                 description="Parallel finite-element heat diffusion. Run under MPI: "
                             "mpirun -n 4 python -m solver inputs/plate.toml. "
-                            "Other commands: verify, bench, info, plot, probe, export "
+                            "Other commands: study, verify, bench, info, plot, probe, export "
                             "(python -m solver COMMAND --help)")
     p.add_argument("case", nargs="?", help="TOML case file (default: a small built-in 2D plate)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -85,8 +85,15 @@ def bench(argv, comm) -> int:
     return bench_command(argv, comm)
 
 
+def study(argv, comm) -> int:
+    from solver.app.study.run import study_command
+
+    return study_command(argv, comm)
+
+
 SERIAL = ("info", "plot", "probe", "export")  # post-processing of files: one process, no MPI
-COMMANDS = {"verify": verify, "bench": bench}
+COMMANDS = {"verify": verify, "bench": bench, "study": study}
+RECORD_STATUS = ("study",)  # commands that record their exit status in $SOLVER_STATUS_FILE, as runs do
 
 
 def run_command(args, comm) -> int:
@@ -139,6 +146,10 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] and argv[0] in SERIAL:
         return serial_command(argv, verbose)
+    if argv[:1] == ["bench"] and "--study" in argv:  # whole processes side by side: no MPI in this one
+        from solver.post.bench_study import main as bench_study
+
+        return bench_study(argv[1:])
     if argv[:1] == ["bench"] and "--solvers" in argv:  # whole processes side by side: no MPI in this one
         from solver.post.bench_solvers import main as bench_solvers
 
@@ -161,13 +172,15 @@ def main(argv=None) -> int:
     from solver.app import log as logs
 
     comm = MPI.COMM_WORLD
+    records_status = args is not None or argv[0] in RECORD_STATUS  # runs and studies: the job scripts read it
     try:
         if args is None:
             from solver.app import signals
 
             signals.release()  # only a run turns SIGTERM/SIGUSR1 into a graceful stop
             logs.setup(comm)
-            return COMMANDS[argv[0]](argv[1:], comm)
+            status = COMMANDS[argv[0]](argv[1:], comm)
+            return write_status(comm, status) if records_status else status
         logs.setup(comm, quiet=args.quiet)
         return write_status(comm, run_command(args, comm))
     except SolverExit as exc:
@@ -179,13 +192,13 @@ def main(argv=None) -> int:
             comm.Abort(exc.exit_status)
         if comm.rank == 0:
             print(f"error: {exc}", file=sys.stderr, flush=True)
-        return write_status(comm, exc.exit_status, str(exc)) if args is not None else exc.exit_status
+        return write_status(comm, exc.exit_status, str(exc)) if records_status else exc.exit_status
     except SystemExit as exc:  # --help of a command
         return int(exc.code or 0)
     except BaseException as exc:  # noqa: BLE001 - one rank failed: never let the others hang
         detail = traceback.format_exc() if verbose else f"{type(exc).__name__}: {exc}"
         _print_error(comm.rank, f"internal error: {detail.rstrip()}", per_rank=True)
-        if args is not None:
+        if records_status:
             write_status(comm, EXIT_INTERNAL, f"internal error: {type(exc).__name__}")
         if comm.size > 1:
             comm.Abort(EXIT_INTERNAL)

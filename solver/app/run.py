@@ -251,7 +251,7 @@ def _time_loop(sim: Simulation, case: Case, results: ResultsFile, probes: Probes
     if case.steady:
         solve = sim.solve_steady()
         bad = bool(sim.comm.allreduce(sim.unhealthy(run_spec.temperature_range) is not None))
-        _check_health(sim, bad, case, solve)
+        check_health(sim, bad, case, solve)
         log.info(f"steady state: iterations {solve.iterations}, residual {solve.residual:.2e}")
         with timers("output"):
             results.write(sim.u, 0.0, 0, sim.balance, sim.fields())
@@ -262,7 +262,7 @@ def _time_loop(sim: Simulation, case: Case, results: ResultsFile, probes: Probes
     if case.time.dt == "auto":
         log.info(f"explicit-euler: stable limit {sim.stepper.dt_limit:.6g} s, using dt = {sim.dt:.6g} s "
                  f"({sim.n_steps} steps)")
-    output_due = _output_schedule(sim, case)
+    output_due = output_schedule(sim, case)
     stopped, last_checkpoint = False, None
     report_every = max(1, (sim.n_steps - sim.step_index) // 20) if sim.n_steps is not None else None
     next_report = sim.progress + 0.05
@@ -278,7 +278,7 @@ def _time_loop(sim: Simulation, case: Case, results: ResultsFile, probes: Probes
             unhealthy = sim.unhealthy(run_spec.temperature_range) is not None
             stop, due, bad = control.after_step(step, MPI.Wtime() - step_start, unhealthy)
             check_step(case.source, sim.problem, sim.balance, sim.t)
-            _check_health(sim, bad, case, solve)
+            check_health(sim, bad, case, solve)
             if probes is not None:
                 probes.record(sim.u, sim.t)
             if output_due(step, sim.t) or sim.finished:
@@ -307,7 +307,7 @@ def _time_loop(sim: Simulation, case: Case, results: ResultsFile, probes: Probes
     return stopped, last_checkpoint
 
 
-def _output_schedule(sim: Simulation, case: Case):
+def output_schedule(sim: Simulation, case: Case):
     """``due(step, t)``: whether the snapshot of this step is written (the last one always is).
     output.interval / output.times: adaptive steps land on the times exactly; fixed steps must
     fall on them (explicit-euler's "auto" dt is known only now)."""
@@ -330,7 +330,7 @@ def _output_schedule(sim: Simulation, case: Case):
     return due
 
 
-def _check_health(sim: Simulation, bad_anywhere: bool, case: Case, solve) -> None:
+def check_health(sim: Simulation, bad_anywhere: bool, case: Case, solve) -> None:
     """Raise NumericalError (on every rank) when some rank's solution went bad at this step."""
     if not bad_anywhere:
         return

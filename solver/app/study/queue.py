@@ -1,0 +1,59 @@
+"""Handing samples out to groups. Dynamic (the default): a counter in an MPI window on world
+rank 0, advanced by each group's leader with an atomic ``Fetch_and_op``, so a group that finishes
+early takes the next sample and uneven costs balance; no rank is set aside to serve it. Static:
+group g takes samples g, g + G, g + 2G, ... (for comparison in ``bench``)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from mpi4py import MPI
+
+log = logging.getLogger(__name__)
+
+
+class SampleQueue:
+    """The pending samples (indices, in order) shared by ``n_groups`` groups of ``world``."""
+
+    def __init__(self, world, group, group_index: int, n_groups: int, pending, dynamic: bool = True):
+        self.world, self.group = world, group
+        self.pending = np.asarray(pending, dtype=np.int64)
+        self.dynamic, self.group_index, self.n_groups = dynamic, group_index, n_groups
+        self.taken = 0
+        self.window = None
+        if dynamic:
+            try:  # memory MPI allocates: one-sided on shared memory (osc/sm) and across nodes (rdma, ucx)
+                self.window = MPI.Win.Allocate(8 if world.rank == 0 else 0, disp_unit=8, comm=world)
+            except MPI.Exception as exc:
+                self.dynamic = False
+                if world.rank == 0:
+                    log.warning(f"warning: this MPI has no one-sided window ({exc.Get_error_string()}); "
+                                f"handing samples out round-robin instead")
+            if self.window is not None and world.rank == 0:
+                self.window.Lock(0, MPI.LOCK_EXCLUSIVE)
+                np.frombuffer(self.window.tomemory(), dtype=np.int64)[:] = 0
+                self.window.Unlock(0)
+            world.Barrier()
+
+    def next(self) -> int | None:
+        """The next sample for this group (every rank of the group calls it), or None."""
+        if self.dynamic:
+            k = np.zeros(1, dtype=np.int64)
+            if self.group.rank == 0:
+                one = np.ones(1, dtype=np.int64)
+                self.window.Lock(0, MPI.LOCK_SHARED)
+                self.window.Fetch_and_op(one, k, 0, 0, MPI.SUM)
+                self.window.Unlock(0)
+            self.group.Bcast(k, root=0)
+            position = int(k[0])
+        else:
+            position = self.group_index + self.taken * self.n_groups
+        self.taken += 1
+        return int(self.pending[position]) if position < len(self.pending) else None
+
+    def free(self) -> None:
+        """Collective over the world: every group has stopped taking samples."""
+        if self.window is not None:
+            self.window.Free()
+            self.window = None

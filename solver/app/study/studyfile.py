@@ -1,0 +1,135 @@
+"""The study file: one HDF5 file per study, written collectively by every rank of the world,
+with an XDMF index of the statistics fields beside it. It is also the study's checkpoint.
+
+    /samples/values            (samples, parameters) the sample table; attr keys
+    /samples/status            (samples,) -1 not run yet, 0 done, else the exit status of the sample
+    /samples/message, seconds  (samples,) the error of a failed sample; wall time of each
+    /outputs/<name>            (samples,) scalar outputs: max_temperature, min_temperature,
+                               final_max_temperature, heat_in.<boundary>, steps, linear_iterations, ...
+    /outputs/probes            (samples, times, probes) probe values at the output times; /outputs/probe_points
+    /time                      (times,) output times
+    /mesh/geometry, /mesh/topology   canonical order, as in a results file
+    /statistics/{mean,std,min,max,m2}/000000   (nodes,) per output time; attr count (samples)
+    /statistics/above_<k>/000000               (nodes,) probability that T > thresholds[k]
+    attrs: study, case (texts), name, method, seed, keys, thresholds, count, status, ranks, ranks_per_case
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import h5py
+import numpy as np
+
+from solver import __version__
+from solver.errors import CaseError
+from solver.io.blockfile import open_block_file, write_or_fail
+from solver.io.provenance import provenance
+from solver.io.xdmf import XdmfIndex
+from solver.mesh.cells import CELLS
+from solver.parallel.routing import block_starts
+from solver.app.study.statistics import Moments
+
+FORMAT = 1
+PENDING = -1
+STAT_FIELDS = ("mean", "std", "min", "max")
+MESSAGE_BYTES = 400
+
+
+def world_blocks(comm, n_global: int) -> SimpleNamespace:
+    """This rank's contiguous block of ``0..n_global-1`` in the layout block files write."""
+    starts = block_starts(n_global, comm.size)
+    return SimpleNamespace(n_global=n_global, starts=starts, start=int(starts[comm.rank]),
+                           stop=int(starts[comm.rank + 1]))
+
+
+def study_path(directory: Path, name: str) -> Path:
+    return Path(directory) / f"{name}.study.h5"
+
+
+def write_study(path: Path, comm, driver: str, attrs: dict, table: dict, outputs: dict, times: np.ndarray | None,
+                mesh: dict | None, stats: Moments | None, n_nodes: int) -> None:
+    """Write the whole study file to ``path``.tmp and rename it over ``path`` (all ranks; the
+    small tables are rank 0's values; ``stats`` and ``mesh`` are this rank's world blocks)."""
+    tmp = path.with_name(path.name + ".tmp")
+    f = open_block_file(tmp, comm, driver, "w")
+
+    def series(name, values):
+        """A small dataset of rank 0's values (every rank holds the same)."""
+        values = np.asarray(values)
+        if values.dtype.kind in "UO":  # fixed-length UTF-8: parallel HDF5 cannot write variable-length data
+            values = np.array([str(v).encode()[:MESSAGE_BYTES] for v in values], dtype=f"S{MESSAGE_BYTES}")
+        if f.file is not None:
+            ds = f.file.create_dataset(name, shape=values.shape, dtype=values.dtype)
+            if comm.rank == 0 and values.size:
+                ds[...] = values
+
+    def body():
+        for name, values in table.items():
+            series(f"/samples/{name}", values)
+        for name, values in outputs.items():
+            series(f"/outputs/{name}", values)
+        if times is not None:
+            series("/time", np.asarray(times, dtype=float))
+        if mesh is not None:
+            nodes, cells = world_blocks(comm, n_nodes), world_blocks(comm, mesh["n_cells"])
+            f.write_blocks("/mesh/geometry", mesh["geometry"], nodes)
+            f.write_blocks("/mesh/topology", mesh["topology"], cells)
+            f.set_attrs("/mesh/topology", {"cell_type": mesh["cell_type"]})
+        if stats is not None and times is not None:
+            nodes = world_blocks(comm, n_nodes)
+            parts = {"mean": stats.mean, "std": stats.std, "min": stats.min, "max": stats.max, "m2": stats.m2}
+            parts |= {f"above_{k}": p for k, p in enumerate(stats.probability_above())}
+            for name, values in parts.items():
+                for i in range(len(times)):
+                    f.write_blocks(f"/statistics/{name}/{i:06d}", np.ascontiguousarray(values[i]), nodes)
+        f.set_attrs("/", {**attrs, "solver_study": FORMAT, "solver_version": __version__,
+                          **comm.bcast(provenance() if comm.rank == 0 else None, root=0)})
+    write_or_fail(comm, tmp, "the study file", [body, f.close])
+    if comm.rank == 0:
+        os.replace(tmp, path)
+        if mesh is not None and stats is not None and times is not None:
+            cell = CELLS[mesh["cell_type"]]
+            xdmf = XdmfIndex(path.with_suffix("").with_suffix(".xdmf"), path.name, cell, n_nodes, mesh["n_cells"],
+                             mesh["dim"], STAT_FIELDS)
+            xdmf.rewrite([(float(t), f"/statistics/mean/{i:06d}") for i, t in enumerate(times)])
+    comm.Barrier()
+
+
+def read_study(path: Path, comm, driver: str, n_nodes: int | None) -> dict:
+    """The study file's tables (every rank) and, with ``n_nodes``, this rank's world block of
+    the statistics (to continue a stopped study)."""
+    def look():
+        try:
+            with h5py.File(path, "r") as h:
+                if h.attrs.get("solver_study") != FORMAT:
+                    return None, "not a study file of this solver"
+                out = {"attrs": {k: (v.decode() if isinstance(v, bytes) else v) for k, v in h.attrs.items()},
+                       "table": {k: h["samples"][k][()] for k in h["samples"]},
+                       "outputs": {k: h["outputs"][k][()] for k in h.get("outputs", {})},
+                       "time": h["time"][()] if "time" in h else None}
+                out["table"]["message"] = np.array([m.decode() if isinstance(m, bytes) else str(m)
+                                                    for m in out["table"].get("message", [])], dtype=object)
+                return out, None
+        except (OSError, KeyError) as exc:
+            return None, f"cannot read it ({str(exc).splitlines()[0]})"
+    data, problem = comm.bcast(look() if comm.rank == 0 else None, root=0)
+    if problem is not None:
+        raise CaseError(f"{path}: {problem}")
+    data["stats"] = None
+    count = int(data["attrs"].get("count", 0))
+    if n_nodes is not None and data["time"] is not None and count:
+        f = open_block_file(path, comm, driver, "r")
+        nodes = world_blocks(comm, n_nodes)
+        thresholds = json.loads(data["attrs"].get("thresholds", "[]"))
+        read = {name: np.array([f.read_block(f"/statistics/{name}/{i:06d}", nodes) for i in range(len(data["time"]))])
+                for name in ("mean", "m2", "min", "max")}
+        above = np.array([[f.read_block(f"/statistics/above_{k}/{i:06d}", nodes) for i in range(len(data["time"]))]
+                          for k in range(len(thresholds))]).reshape(len(thresholds), len(data["time"]), -1)
+        f.close()
+        data["stats"] = Moments(count, read["mean"], read["m2"], read["min"], read["max"], np.rint(above * count),
+                                np.asarray(thresholds, dtype=float))
+    return data

@@ -1,0 +1,236 @@
+"""Studies (python -m solver study): the same samples and statistics whatever the number of ranks
+and the group size, Monte Carlo statistics that match the exact ones, failed samples recorded,
+a stopped study continued to the same statistics, and bad study files refused with one line."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from conftest import ROOT, mpi_env, mpirun_command
+
+from solver.errors import CaseError
+from solver.app.study.sampling import sample_table
+from solver.app.study.spec import load_study
+
+WALL = ROOT / "inputs" / "layered_wall.toml"
+WALL_STUDY = """
+[study]
+case = "{case}"
+method = "monte-carlo"
+samples = 64
+seed = 11
+[parameters]
+"region.insulation.k" = {{ distribution = "lognormal", mu = -3.2189, sigma = 0.25 }}
+"boundary.right.h" = {{ distribution = "uniform", low = 10.0, high = 40.0 }}
+[outputs]
+thresholds = [18.5]
+"""
+TRANSIENT_CASE = """
+[mesh]
+type = "rectangle"
+cell = "quadrilateral"
+nx = 10
+ny = 2
+lengths = [0.1, 0.02]
+[material]
+k = 1.0
+rho = 1000.0
+c = 1000.0
+[initial]
+temperature = 20.0
+[boundary.left]
+type = "dirichlet"
+value = 100.0
+[time]
+scheme = "backward-euler"
+dt = 10.0
+t_end = 100.0
+[output]
+every = 5
+directory = "{out}"
+"""
+TRANSIENT_STUDY = """
+[study]
+case = "base.toml"
+samples = 12
+seed = 7
+[parameters]
+"material.k" = { distribution = "normal", mean = 1.0, std = 0.6 }
+[outputs]
+thresholds = [50.0]
+"""
+
+
+def study(nprocs, args, cwd, env=None, wait=True):
+    cmd = mpirun_command(nprocs) + [sys.executable, "-m", "solver", "study", *map(str, args)]
+    if not wait:
+        return subprocess.Popen(cmd, cwd=cwd, env={**mpi_env(), **(env or {})}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    return subprocess.run(cmd, cwd=cwd, env={**mpi_env(), **(env or {})}, capture_output=True, text=True,
+                          timeout=120)
+
+
+def wall_case(folder: Path) -> Path:
+    case = folder / "wall.toml"
+    case.write_text(WALL.read_text() + f'\ndirectory = "{folder}"\n')  # [output] is the file's last table
+    return case
+
+
+@pytest.fixture(scope="module")
+def wall_studies(tmp_path_factory):
+    """The wall study on 4 ranks in groups of 1, 2 and 4: each file's contents."""
+    out = {}
+    folder = tmp_path_factory.mktemp("wall")
+    spec = folder / "wall_mc.toml"
+    spec.write_text(WALL_STUDY.format(case=wall_case(folder)))
+    for r in (1, 2, 4):
+        proc = study(4, [spec, "--ranks-per-case", r, "--quiet", "--overwrite"], folder)
+        assert proc.returncode == 0, proc.stderr
+        with h5py.File(folder / "wall_mc" / "wall_mc.study.h5", "r") as f:
+            out[r] = {name: f[name][()] for name in ("samples/values", "samples/status", "statistics/mean/000000",
+                                                     "statistics/std/000000", "statistics/min/000000",
+                                                     "statistics/max/000000", "statistics/above_0/000000",
+                                                     "outputs/max_temperature", "mesh/geometry")}
+            out[r]["attrs"] = dict(f.attrs)
+    out["spec"] = load_study(spec)
+    return out
+
+
+def test_the_same_samples_and_statistics_for_every_group_size(wall_studies):
+    one = wall_studies[1]
+    assert np.array_equal(one["samples/values"], sample_table(wall_studies["spec"]))
+    assert np.all(one["samples/status"] == 0) and one["attrs"]["count"] == 64
+    for r in (2, 4):
+        other = wall_studies[r]
+        assert other["attrs"]["ranks_per_case"] == r
+        assert np.array_equal(other["samples/values"], one["samples/values"])  # the seed alone decides
+        for name in ("statistics/mean/000000", "statistics/std/000000", "statistics/min/000000",
+                     "statistics/max/000000", "statistics/above_0/000000", "outputs/max_temperature"):
+            scale = max(np.abs(one[name]).max(), 1.0)
+            assert np.abs(other[name] - one[name]).max() <= 1e-12 * scale, name
+
+
+def inner_surface(k, h):
+    """Exact inner-surface temperature of the layered wall (U-value formula, see the case file)."""
+    return 20.0 - 30.0 / (1 / 8 + 0.2 / 0.8 + 0.1 / k + 1 / h) / 8
+
+
+def test_monte_carlo_statistics_match_the_exact_ones(wall_studies):
+    """At the inner surface the solution is exact (piecewise linear), so the sample statistics
+    differ from the exact mean and standard deviation by sampling error only: within 3 standard
+    errors. The exact moments come from 4M draws of the closed form (standard error 1e-3 of ours)."""
+    one = wall_studies[1]
+    x = one["mesh/geometry"]
+    inner = np.isclose(x[:, 0], 0.0)
+    mean, std = one["statistics/mean/000000"][inner], one["statistics/std/000000"][inner]
+    k, h = one["samples/values"].T
+    assert np.allclose(mean, inner_surface(k, h).mean(), rtol=0, atol=1e-8)  # the statistics of these samples
+    rng = np.random.default_rng(0)
+    draws = inner_surface(np.exp(rng.normal(-3.2189, 0.25, 4_000_000)), rng.uniform(10, 40, 4_000_000))
+    exact_mean, exact_std, n = draws.mean(), draws.std(), 64
+    assert np.all(np.abs(mean - exact_mean) < 3 * exact_std / np.sqrt(n))
+    assert np.all(np.abs(std - exact_std) < 3 * exact_std / np.sqrt(2 * (n - 1)))
+    p = one["statistics/above_0/000000"][inner]
+    assert np.allclose(p, np.mean(inner_surface(k, h) > 18.5))
+
+
+def rank_pids(marker: str) -> list[int]:
+    """The solver processes (not the launcher) whose command line holds ``marker``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if entry.name.isdigit() and argv and argv[0].decode(errors="replace").endswith(("python", "python3")) \
+                and marker.encode() in b" ".join(argv):
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_failed_samples_are_recorded_and_a_stopped_study_continues_to_the_same_statistics(tmp_path):
+    (tmp_path / "base.toml").write_text(TRANSIENT_CASE.format(out=tmp_path / "out"))
+    spec = tmp_path / "mc.toml"
+    spec.write_text(TRANSIENT_STUDY)
+    result = tmp_path / "out" / "mc" / "mc.study.h5"
+    proc = study(2, [spec], tmp_path, {"SOLVER_TEST_STEP_DELAY": "0.04"}, wait=False)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        line = proc.stdout.readline()
+        if line.startswith("sample "):
+            break
+    for pid in rank_pids(str(spec)):
+        os.kill(pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 75, err
+    with h5py.File(result, "r") as f:
+        status = f["samples/status"][()]
+        assert f.attrs["status"] == "stopped" and 0 < np.sum(status != -1) < 12
+    proc = study(2, [spec, "--restart", "latest", "--quiet"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    with h5py.File(result, "r") as f:
+        restarted = {name: f[name][()] for name in ("samples/status", "samples/message", "statistics/mean/000002",
+                                                    "statistics/std/000002", "statistics/above_0/000002")}
+        assert f.attrs["status"] == "complete"
+    k = sample_table(load_study(spec))[:, 0]
+    assert np.any(k <= 0)  # the seed draws a conductivity <= 0: that sample fails, the others finish
+    assert np.array_equal(restarted["samples/status"], np.where(k > 0, 0, 2))
+    assert all(b"material.k must be > 0" in m for m in restarted["samples/message"][k <= 0])
+    proc = study(3, [spec, "--overwrite", "--quiet"], tmp_path)  # uninterrupted, on another number of ranks
+    assert proc.returncode == 0, proc.stderr
+    with h5py.File(result, "r") as f:
+        for name in ("statistics/mean/000002", "statistics/std/000002", "statistics/above_0/000002"):
+            assert np.abs(f[name][()] - restarted[name]).max() <= 1e-12 * np.abs(restarted[name]).max(), name
+
+
+BAD_STUDIES = {
+    "unknown key": ('[study]\ncase = "{case}"\nsamples = 4\nwhat = 1\n[parameters]\n'
+                    '"material.k" = {{ distribution = "uniform", low = 1.0, high = 2.0 }}\n', "unknown key study.what"),
+    "non-numeric key": ('[study]\ncase = "{case}"\nsamples = 4\n[parameters]\n'
+                        '"time.scheme" = {{ distribution = "uniform", low = 1.0, high = 2.0 }}\n',
+                        "parameters.time.scheme: not a numeric key"),
+    "missing key": ('[study]\ncase = "{case}"\nsamples = 4\n[parameters]\n'
+                    '"material.q" = {{ distribution = "uniform", low = 1.0, high = 2.0 }}\n',
+                    "parameters.material.q: not a key of the base case"),
+    "bad distribution parameter": ('[study]\ncase = "{case}"\nsamples = 4\n[parameters]\n'
+                                   '"material.k" = {{ distribution = "normal", mean = 1.0, std = -2.0 }}\n',
+                                   "parameters.material.k.std: must be > 0"),
+    "unknown distribution": ('[study]\ncase = "{case}"\nsamples = 4\n[parameters]\n'
+                             '"material.k" = {{ distribution = "weibull", a = 1.0 }}\n', "distribution: expected one of"),
+    "sobol not a power of 2": ('[study]\ncase = "{case}"\nmethod = "sobol"\nsamples = 10\n[parameters]\n'
+                               '"material.k" = {{ distribution = "uniform", low = 1.0, high = 2.0 }}\n',
+                               "sobol needs a power of 2"),
+    "mesh key with fields": ('[study]\ncase = "{case}"\nmethod = "grid"\n[parameters]\n'
+                             '"mesh.nx" = {{ values = [10.0, 20.0] }}\n', "changes the mesh or the output times"),
+    "missing case": ('[study]\ncase = "nowhere.toml"\nsamples = 4\n[parameters]\n'
+                     '"material.k" = {{ distribution = "uniform", low = 1.0, high = 2.0 }}\n', "study.case:"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_STUDIES)
+def test_bad_study_files_are_refused_with_the_key(tmp_path, name):
+    text, expected = BAD_STUDIES[name]
+    path = tmp_path / "bad.toml"
+    path.write_text(text.format(case=WALL))
+    with pytest.raises(CaseError, match=expected) as info:
+        load_study(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_bad_study_command_lines_exit_2_with_one_line(tmp_path):
+    spec = tmp_path / "ok.toml"
+    spec.write_text(WALL_STUDY.format(case=wall_case(tmp_path)))
+    bad = tmp_path / "bad.toml"
+    bad.write_text(BAD_STUDIES["non-numeric key"][0].format(case=WALL))
+    for nprocs, args, expected in ((2, [spec, "--ranks-per-case", "3"], "--ranks-per-case 3: must divide"),
+                                   (2, [bad], "not a numeric key")):
+        proc = study(nprocs, args, tmp_path)
+        errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+        assert proc.returncode == 2 and len(errors) == 1 and expected in errors[0], proc.stderr
+        assert "Traceback" not in proc.stderr
