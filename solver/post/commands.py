@@ -1,4 +1,5 @@
-"""Post-processing commands: ``info``, ``plot``, ``probe`` and ``export`` of a results file.
+"""Post-processing commands: ``info``, ``plot``, ``probe`` and ``export`` of a results file
+(``info`` and ``plot`` of a study file too).
 
     python -m solver info outputs/plate/plate.h5 [--json]
     python -m solver plot outputs/plate/plate.h5 [--step -1 | --time T] [--slice z=0.5] [--series] [-o fig.png]
@@ -9,6 +10,16 @@
 phase-change run; ``info`` lists a file's fields); ``export`` writes every field, or those named
 with ``--field`` (repeatable). They run on one process (serial h5py) and refuse bad requests
 (a missing file, step, point or field) with one line and exit status 2.
+
+``info`` and ``plot`` also read the study file of ``python -m solver study``
+(outputs/<name>/<name>.study.h5, recognised by its ``solver_study`` attribute; see
+:mod:`solver.post.study_info` and :mod:`solver.post.study_plot`):
+
+    python -m solver info outputs/wall/wall.study.h5 [--json]      # samples, key ranges, output statistics
+    python -m solver plot outputs/wall/wall.study.h5 --output max_temperature [--cdf | --against KEY] [-o fig.png]
+    python -m solver plot outputs/wall/wall.study.h5 [--field mean|std|min|max|above_0] [--step -1] [-o fig.png]
+
+For a study, ``--output NAME`` names a scalar output and ``-o FILE`` the figure.
 """
 
 from __future__ import annotations

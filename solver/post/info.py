@@ -8,6 +8,7 @@ import numpy as np
 
 from solver.io.results import Results
 from solver.post.arguments import results_parser
+from solver.post.study_info import is_study_file, study_info
 
 
 PROVENANCE = ("format_version", "created", "host", "command_line", "git_commit", "python_version", "numpy_version",
@@ -63,9 +64,11 @@ def _time_steps(r: Results, a) -> dict:
 
 
 def info_command(argv) -> int:
-    p = results_parser("info", "What a results file holds.")
+    p = results_parser("info", "What a results file (or a study file) holds.")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     args = p.parse_args(argv)
+    if is_study_file(args.results):
+        return study_info(args.results, args.json)
     with Results(args.results) as r:
         s = summary(r)
     if args.json:

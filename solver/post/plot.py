@@ -1,4 +1,5 @@
-"""``python -m solver plot RESULTS``: a field (2D filled plot, 3D slice) or the time series, as PNG."""
+"""``python -m solver plot RESULTS``: a field (2D filled plot, 3D slice) or the time series, as PNG
+(a study file: :mod:`solver.post.study_plot`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import numpy as np
 from solver.errors import CaseError
 from solver.io.results import Results
 from solver.post.arguments import field_argument, results_parser, when_arguments
+from solver.post.slices import draw_slice
+from solver.post.study_info import find_study
 
 UNITS = {"degC": "°C", "K": "K", "1": ""}  # the units attribute of a field -> its colour-bar unit
 CMAPS = {"temperature": "inferno", "liquid_fraction": "viridis"}
@@ -16,6 +19,10 @@ LIMITS = {"liquid_fraction": (0.0, 1.0)}  # fixed colour range: a solid snapshot
 
 
 def plot_command(argv) -> int:
+    if find_study(argv) is not None:
+        from solver.post.study_plot import study_plot_command
+
+        return study_plot_command(argv)
     p = results_parser("plot", "Plot a field (2D: filled plot; 3D: a slice) or the time series of min/max/mean.")
     when_arguments(p)
     field_argument(p)
@@ -87,7 +94,7 @@ def plot_command(argv) -> int:
                 ax.set_xlabel("x (m)")
                 ax.set_ylabel("y (m)")
             else:
-                im = _slice(ax, r, T, args.slice, cmap, vmin, vmax)
+                im = draw_slice(ax, r, T, args.slice, cmap, vmin, vmax)
             ax.set_aspect("equal")
             fig.colorbar(im, ax=ax, label=label)
             steady = r.case.get("time", {}).get("scheme") == "steady"
@@ -105,30 +112,3 @@ def _label(r: Results, name: str, units: str | None) -> str:
         recorded = r.units(name)
         units = UNITS.get(recorded, recorded) if recorded or name != "temperature" else "°C"
     return name.replace("_", " ") + (f" ({units})" if units else "")
-
-
-def _slice(ax, r: Results, T, spec, cmap="inferno", vmin=None, vmax=None):
-    lo, hi = r.points.min(axis=0), r.points.max(axis=0)
-    axis, value = 2, 0.5 * (lo[2] + hi[2])
-    if spec:
-        try:
-            name, v = spec.split("=")
-            axis, value = "xyz".index(name.strip()), float(v)
-        except ValueError:
-            raise CaseError(f"--slice {spec}: expected x=VALUE, y=VALUE or z=VALUE") from None
-    if not lo[axis] <= value <= hi[axis]:
-        raise CaseError(f"--slice {spec}: outside the mesh ({'xyz'[axis]} from {lo[axis]:g} to {hi[axis]:g})")
-    a, b = [d for d in range(3) if d != axis]
-    n = 240
-    ga, gb = np.linspace(lo[a], hi[a], n), np.linspace(lo[b], hi[b], n)
-    A, B = np.meshgrid(ga, gb)
-    pts = np.zeros((A.size, 3))
-    pts[:, a], pts[:, b], pts[:, axis] = A.ravel(), B.ravel(), value
-    cell, xi = r.locator.locate(pts)
-    vals = np.full(len(pts), np.nan)
-    inside = cell >= 0
-    vals[inside] = r.locator.interpolate(T, cell[inside], xi[inside])
-    im = ax.pcolormesh(A, B, vals.reshape(A.shape), shading="auto", cmap=cmap, vmin=vmin, vmax=vmax)
-    ax.set_xlabel(f"{'xyz'[a]} (m)")
-    ax.set_ylabel(f"{'xyz'[b]} (m)")
-    return im

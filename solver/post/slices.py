@@ -1,0 +1,37 @@
+"""Planar slices of 3D nodal fields for ``plot`` (results and study files alike)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from solver.errors import CaseError
+
+
+def draw_slice(ax, r, T, spec, cmap="inferno", vmin=None, vmax=None):
+    """Colour map of nodal values ``T`` on the plane ``spec`` (``x=VALUE``, ``y=`` or ``z=``; default
+    the middle z) of a 3D file ``r`` (anything with ``points`` and a ``locator``), sampled on a
+    240 x 240 grid by finite-element interpolation; returns the image."""
+    lo, hi = r.points.min(axis=0), r.points.max(axis=0)
+    axis, value = 2, 0.5 * (lo[2] + hi[2])
+    if spec:
+        try:
+            name, v = spec.split("=")
+            axis, value = "xyz".index(name.strip()), float(v)
+        except ValueError:
+            raise CaseError(f"--slice {spec}: expected x=VALUE, y=VALUE or z=VALUE") from None
+    if not lo[axis] <= value <= hi[axis]:
+        raise CaseError(f"--slice {spec}: outside the mesh ({'xyz'[axis]} from {lo[axis]:g} to {hi[axis]:g})")
+    a, b = [d for d in range(3) if d != axis]
+    n = 240
+    ga, gb = np.linspace(lo[a], hi[a], n), np.linspace(lo[b], hi[b], n)
+    A, B = np.meshgrid(ga, gb)
+    pts = np.zeros((A.size, 3))
+    pts[:, a], pts[:, b], pts[:, axis] = A.ravel(), B.ravel(), value
+    cell, xi = r.locator.locate(pts)
+    vals = np.full(len(pts), np.nan)
+    inside = cell >= 0
+    vals[inside] = r.locator.interpolate(T, cell[inside], xi[inside])
+    im = ax.pcolormesh(A, B, vals.reshape(A.shape), shading="auto", cmap=cmap, vmin=vmin, vmax=vmax)
+    ax.set_xlabel(f"{'xyz'[a]} (m)")
+    ax.set_ylabel(f"{'xyz'[b]} (m)")
+    return im
