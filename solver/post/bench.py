@@ -550,7 +550,9 @@ def assembly_lines(r: dict) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m solver bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m solver bench", description=__doc__.split("\n\n")[0],
+                                epilog="Whole processes side by side: bench --solvers (linear solvers, against "
+                                       "DOLFINx) and bench --study (study throughput); each has its own --help.")
     p.add_argument("--quick", action="store_true", help=f"small sizes, under two minutes: {QUICK}")
     p.add_argument("--dofs-2d", type=float, help=f"DOFs of the 2D P1 problems (default {FULL['dofs_2d']:g})")
     p.add_argument("--dofs-3d", type=float, help=f"DOFs of the 3D P1 problem (default {FULL['dofs_3d']:g})")

@@ -18,6 +18,7 @@ def test_space_orders(cell, nprocs):
     assert max(result["crank-nicolson"]["imbalance"]) < 1e-8
 
 
+@pytest.mark.parametrize("nprocs", [1, 2], ids=["np1", "np2"])  # orders; the rank agreement is tested elsewhere
 def test_time_orders(nprocs):
     result = run_script(nprocs, "mms.py", "time", timeout=120)
     for scheme, order in (("backward-euler", 1.0), ("crank-nicolson", 2.0), ("bdf2", 2.0)):

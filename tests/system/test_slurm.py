@@ -80,15 +80,15 @@ def test_run_slurm_refuses_a_missing_case_argument(cluster, tmp_path):
 
 
 def test_requeue_slurm_continues_past_the_time_limit(cluster, tmp_path):
-    """A 2-minute limit with the signal 60 s ahead, and a case that needs about 100 s: the first
+    """A 2-minute limit with the signal 60 s ahead, and a case that needs about 80 s: the first
     segment stops with a checkpoint on SIGUSR1, the job requeues itself and the next segment
     finishes from the checkpoint, bit for bit as an uninterrupted run."""
     log = tmp_path / "job.out"
-    case = sets("mesh.nx=40", "mesh.ny=20", "time.t_end=1650.0", "output.every=30")
+    case = sets("mesh.nx=40", "mesh.ny=20", "time.t_end=1320.0", "output.every=30")
     job, info = submit_and_wait(
         cluster, ["--ntasks=2", "--time=2", "--signal=B:USR1@60", f"--output={log}", JOBS / "requeue.slurm", CASE,
                   *case, "--set", f"output.directory={tmp_path / 'job'}", "--quiet"],
-        420, SOLVER_TEST_STEP_DELAY="0.3")  # 330 steps of 0.3 s: slow steps, little CPU
+        420, SOLVER_TEST_STEP_DELAY="0.3")  # 264 steps of 0.3 s: slow steps, little CPU (SLURM may signal early, never late)
     text = log.read_text()
     assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", text
     assert int(info["Restarts"]) >= 1 and "segment 2" in text, text
@@ -97,7 +97,7 @@ def test_requeue_slurm_continues_past_the_time_limit(cluster, tmp_path):
     run_solver(2, [CASE, *case, "--set", f"output.directory={tmp_path / 'direct'}", "--quiet"], cwd=tmp_path)
     with h5py.File(tmp_path / "job" / "plate" / "plate.h5", "r") as a, \
             h5py.File(tmp_path / "direct" / "plate" / "plate.h5", "r") as b:
-        assert a.attrs["complete"] and a.attrs["steps"] == b.attrs["steps"] == 330
+        assert a.attrs["complete"] and a.attrs["steps"] == b.attrs["steps"] == 264
         assert np.array_equal(a["time"][()], b["time"][()])
         last = sorted(b["fields/temperature"])[-1]
         assert np.array_equal(a["fields/temperature"][last][()], b["fields/temperature"][last][()])
@@ -158,3 +158,33 @@ def test_requeue_slurm_continues_after_a_sigterm(cluster, tmp_path, launcher, ta
     with h5py.File(results, "r") as f:
         assert f.attrs["complete"] and f.attrs["steps"] == 30
     assert not list(ROOT.glob(f".solver-status.{job}")), "the status file was left behind"
+
+
+def test_study_slurm_continues_a_stopped_study_after_a_sigterm(cluster, tmp_path):
+    """jobs/study.slurm: scancel's SIGTERM stops the study at a sample boundary (exit 75 recorded),
+    the job requeues itself, and the next segment runs only the samples left."""
+    import time
+
+    log = tmp_path / "job.out"
+    base = (ROOT / "inputs" / "plate.toml").read_text()  # 40 x 20 cells, 30 steps of 5 s
+    for key, value in (("nx = 120", "nx = 40"), ("ny = 60", "ny = 20"), ("t_end = 1800.0", "t_end = 150.0"),
+                       ('directory = "outputs"', f'directory = "{tmp_path / "out"}"')):
+        assert key in base
+        base = base.replace(key, value)
+    (tmp_path / "base.toml").write_text(base)
+    study = tmp_path / "mc.toml"
+    study.write_text('[study]\ncase = "base.toml"\nsamples = 8\nseed = 3\n[parameters]\n'
+                     '"boundary.right.h" = { distribution = "uniform", low = 10.0, high = 40.0 }\n')
+    job = cluster.sbatch(["--ntasks=2", f"--output={log}", JOBS / "study.slurm", study, "--ranks-per-case", "1"],
+                         cwd=ROOT, env=job_env(LAUNCHER="mpirun", SOLVER_TEST_STEP_DELAY="0.02"))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and "sample " not in (log.read_text() if log.exists() else ""):
+        time.sleep(0.3)
+    cluster.run(["scancel", "--signal=TERM", "--full", str(job)])
+    info = cluster.wait(job, 300)
+    text = log.read_text()
+    assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", text
+    assert int(info["Restarts"]) >= 1 and "segment 2" in text and "recorded status 75" in text, text
+    with h5py.File(tmp_path / "out" / "mc" / "mc.study.h5", "r") as f:
+        assert f.attrs["status"] == "complete" and np.all(f["samples/status"][()] == 0)
+    assert "to run on 2 groups of 1 ranks (restart from" in text  # segment 2 ran only the samples left

@@ -132,6 +132,9 @@ def run_study(spec: StudySpec, world, ranks_per_case: int = 1, restart: str | No
 
 def _earlier(path, world, driver, spec, table, n_nodes):
     data = read_study(path, world, driver, n_nodes)
+    if data["attrs"].get("case") != spec.case_text:
+        raise CaseError(f"{path}: the base case {spec.case_path} changed since the study was stopped; "
+                        f"use --overwrite to start the study again")
     old = data["table"].get("values")
     if old is None or old.shape != table.shape or not np.array_equal(old, table):
         raise CaseError(f"{path}: its sample table differs from {spec.source}'s (a changed study file or seed); "

@@ -93,7 +93,7 @@ def write_study(path: Path, comm, driver: str, attrs: dict, table: dict, outputs
         os.replace(tmp, path)
         if mesh is not None and stats is not None and times is not None:
             cell = CELLS[mesh["cell_type"]]
-            xdmf = XdmfIndex(path.with_suffix("").with_suffix(".xdmf"), path.name, cell, n_nodes, mesh["n_cells"],
+            xdmf = XdmfIndex(path.with_suffix(".xdmf"), path.name, cell, n_nodes, mesh["n_cells"],
                              mesh["dim"], STAT_FIELDS)
             xdmf.rewrite([(float(t), f"/statistics/mean/{i:06d}") for i, t in enumerate(times)])
     comm.Barrier()
@@ -103,6 +103,8 @@ def read_study(path: Path, comm, driver: str, n_nodes: int | None) -> dict:
     """The study file's tables (every rank) and, with ``n_nodes``, this rank's world block of
     the statistics (to continue a stopped study)."""
     def look():
+        if not path.is_file():
+            return None, "no study file to continue (run the study without --restart first)"
         try:
             with h5py.File(path, "r") as h:
                 if h.attrs.get("solver_study") != FORMAT:
@@ -127,8 +129,9 @@ def read_study(path: Path, comm, driver: str, n_nodes: int | None) -> dict:
         thresholds = json.loads(data["attrs"].get("thresholds", "[]"))
         read = {name: np.array([f.read_block(f"/statistics/{name}/{i:06d}", nodes) for i in range(len(data["time"]))])
                 for name in ("mean", "m2", "min", "max")}
-        above = np.array([[f.read_block(f"/statistics/above_{k}/{i:06d}", nodes) for i in range(len(data["time"]))]
-                          for k in range(len(thresholds))]).reshape(len(thresholds), len(data["time"]), -1)
+        above = np.zeros((len(thresholds),) + read["mean"].shape)
+        for k in range(len(thresholds)):
+            above[k] = [f.read_block(f"/statistics/above_{k}/{i:06d}", nodes) for i in range(len(data["time"]))]
         f.close()
         data["stats"] = Moments(count, read["mean"], read["m2"], read["min"], read["max"], np.rint(above * count),
                                 np.asarray(thresholds, dtype=float))
