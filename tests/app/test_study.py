@@ -228,7 +228,7 @@ def test_bad_study_command_lines_exit_2_with_one_line(tmp_path):
     spec.write_text(WALL_STUDY.format(case=wall_case(tmp_path)))
     bad = tmp_path / "bad.toml"
     bad.write_text(BAD_STUDIES["non-numeric key"][0].format(case=WALL))
-    for nprocs, args, expected in ((2, [spec, "--ranks-per-case", "3"], "--ranks-per-case 3: must divide"),
+    for nprocs, args, expected in ((2, [spec, "--ranks-per-case", "3"], "--ranks-per-case 3: must be a positive divisor"),
                                    (2, [bad], "not a numeric key")):
         proc = study(nprocs, args, tmp_path)
         errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]

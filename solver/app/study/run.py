@@ -100,7 +100,7 @@ def run_study(spec: StudySpec, world, ranks_per_case: int = 1, restart: str | No
     start = time.monotonic()
     r = ranks_per_case
     if r < 1 or world.size % r:
-        raise CaseError(f"--ranks-per-case {r}: must divide the number of ranks ({world.size})")
+        raise CaseError(f"--ranks-per-case {r}: must be a positive divisor of the number of ranks ({world.size})")
     if restart not in (None, "latest"):
         raise CaseError(f"--restart {restart}: a study continues from its own file: use --restart latest")
     n_groups, g = world.size // r, world.rank // r

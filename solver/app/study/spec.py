@@ -143,7 +143,10 @@ def _parameter(source: str, key: str, raw, method: str, base: Case) -> Parameter
 def load_study(path: str | Path) -> StudySpec:
     """Read and check a study file; CaseError (one line, naming the file and key) otherwise."""
     path = Path(path)
-    text = read_text(path)
+    try:
+        text = read_text(path)
+    except CaseError as exc:  # its wording is for case files
+        raise CaseError(str(exc).replace("case file", "study file")) from None
     source = str(path)
     try:
         raw = tomllib.loads(text)
