@@ -246,7 +246,7 @@ def _after_output_error(results: ResultsFile | None, directory: Path) -> str:
 def _time_loop(sim: Simulation, case: Case, results: ResultsFile, probes: Probes | None, directory: Path,
                quiet: bool, faults: TestFaults):
     """Steps to the end or to a stop; returns (stopped, last checkpoint)."""
-    timers, every, cp, run_spec = sim.timers, case.output.every, case.checkpoint, case.run
+    timers, cp, run_spec = sim.timers, case.checkpoint, case.run
     control = RunControl(sim.comm, run_spec.wall_limit, cp.every, cp.wall_interval, run_spec.hang_timeout)
     if case.steady:
         solve = sim.solve_steady()

@@ -96,7 +96,8 @@ def measure(ranks: int, repeat: int, n: int, steps: int, folder: Path) -> dict:
     (folder / "uneven.toml").write_text(UNEVEN.format(values=", ".join([f"{slow:g}"] + [f"{5.0 * steps:g}"] * 15)))
     python = [sys.executable, "-m", "solver", "study"]
     runs = {"one_after_another": (1, ["even.toml"]), "side_by_side": (ranks, ["even.toml"]),
-            "uneven_dynamic": (ranks, ["uneven.toml"]), "uneven_static": (ranks, ["uneven.toml", "--schedule", "static"])}
+            "uneven_dynamic": (ranks, ["uneven.toml"]),
+            "uneven_static": (ranks, ["uneven.toml", "--schedule", "static"])}
     times: dict[str, list[float]] = {name: [] for name in runs}
     inside: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeat):  # alternated, so that a slow spell of the machine hits all alike

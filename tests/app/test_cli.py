@@ -55,7 +55,7 @@ def test_default_case_prints_progress_summary_and_paths(tmp_path):
     assert out.count("step ") >= 10 and "iterations" in out and "residual" in out
     assert "DOFs on 2 ranks" in out and "wall time: mesh" in out and "solve" in out
     h5 = tmp_path / "outputs" / "default" / "default.h5"
-    assert f"results: outputs/default/default.h5" in out and h5.exists()
+    assert "results: outputs/default/default.h5" in out and h5.exists()
     assert h5.with_suffix(".xdmf").exists()
 
 

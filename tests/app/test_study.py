@@ -202,7 +202,8 @@ BAD_STUDIES = {
                                    '"material.k" = {{ distribution = "normal", mean = 1.0, std = -2.0 }}\n',
                                    "parameters.material.k.std: must be > 0"),
     "unknown distribution": ('[study]\ncase = "{case}"\nsamples = 4\n[parameters]\n'
-                             '"material.k" = {{ distribution = "weibull", a = 1.0 }}\n', "distribution: expected one of"),
+                             '"material.k" = {{ distribution = "weibull", a = 1.0 }}\n',
+                             "distribution: expected one of"),
     "sobol not a power of 2": ('[study]\ncase = "{case}"\nmethod = "sobol"\nsamples = 10\n[parameters]\n'
                                '"material.k" = {{ distribution = "uniform", low = 1.0, high = 2.0 }}\n',
                                "sobol needs a power of 2"),
@@ -228,7 +229,8 @@ def test_bad_study_command_lines_exit_2_with_one_line(tmp_path):
     spec.write_text(WALL_STUDY.format(case=wall_case(tmp_path)))
     bad = tmp_path / "bad.toml"
     bad.write_text(BAD_STUDIES["non-numeric key"][0].format(case=WALL))
-    for nprocs, args, expected in ((2, [spec, "--ranks-per-case", "3"], "--ranks-per-case 3: must be a positive divisor"),
+    divisor = "--ranks-per-case 3: must be a positive divisor"
+    for nprocs, args, expected in ((2, [spec, "--ranks-per-case", "3"], divisor),
                                    (2, [bad], "not a numeric key")):
         proc = study(nprocs, args, tmp_path)
         errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]

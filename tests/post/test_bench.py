@@ -2,13 +2,12 @@
 JSON file (no timing is asserted: the figures are for the README and for people)."""
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT, mpi_env
+from conftest import mpi_env
 
 TINY = ["--dofs-2d", "4000", "--dofs-3d", "2000", "--cells", "4000", "--stream", "100000", "--steps", "2",
         "--repeat", "1", "--dolfinx", "no"]

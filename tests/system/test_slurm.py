@@ -88,7 +88,7 @@ def test_requeue_slurm_continues_past_the_time_limit(cluster, tmp_path):
     job, info = submit_and_wait(
         cluster, ["--ntasks=2", "--time=2", "--signal=B:USR1@60", f"--output={log}", JOBS / "requeue.slurm", CASE,
                   *case, "--set", f"output.directory={tmp_path / 'job'}", "--quiet"],
-        420, SOLVER_TEST_STEP_DELAY="0.3")  # 264 steps of 0.3 s: slow steps, little CPU (SLURM may signal early, never late)
+        420, SOLVER_TEST_STEP_DELAY="0.3")  # 264 steps of 0.3 s: little CPU (SLURM may signal early, never late)
     text = log.read_text()
     assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", text
     assert int(info["Restarts"]) >= 1 and "segment 2" in text, text

@@ -118,8 +118,9 @@ def run_study(spec: StudySpec, world, ranks_per_case: int = 1, restart: str | No
         status = earlier["table"]["status"] if earlier else np.full(len(table), PENDING, dtype=np.int64)
         pending = np.flatnonzero(status == PENDING)
         log.info(f"study {spec.name}: {len(table)} samples of {spec.base.source} ({spec.method}, seed {spec.seed}), "
-                 f"{len(pending)} to run on {n_groups} groups of {r} ranks" + (f" (restart from {path})" if restart else ""))
-        deadline = wall_limit if wall_limit is not None else (world.bcast(slurm_time_left() if world.rank == 0 else None))
+                 f"{len(pending)} to run on {n_groups} groups of {r} ranks"
+                 + (f" (restart from {path})" if restart else ""))
+        deadline = wall_limit if wall_limit is not None else world.bcast(slurm_time_left() if world.rank == 0 else None)
         records, local, stopped = _run_samples(spec, table, pending, world, group, g, n_groups, mesh, directory,
                                                dynamic, deadline, start, quiet)
         _finish(spec, path, world, group, g, n_groups, mesh, driver, table, earlier, records, local, stopped,
@@ -209,7 +210,8 @@ def _finish(spec, path, world, group, g, n_groups, mesh, driver, table, earlier,
     done = int(np.sum(tables["table"]["status"] != PENDING))
     failed = int(np.sum((tables["table"]["status"] != PENDING) & (tables["table"]["status"] != OK)))
     complete = done == len(table)
-    attrs = {"study": spec.text, "study_source": spec.source, "case": spec.case_text, "case_source": str(spec.case_path),
+    attrs = {"study": spec.text, "study_source": spec.source, "case": spec.case_text,
+             "case_source": str(spec.case_path),
              "name": spec.name, "method": spec.method, "seed": spec.seed, "samples": len(table),
              "keys": json.dumps(spec.keys), "thresholds": json.dumps(list(spec.thresholds)),
              "count": stats.count if stats is not None else 0, "done": done, "failed": failed,

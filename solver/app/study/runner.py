@@ -58,8 +58,9 @@ def run_sample(spec, index: int, values, comm, save_to: Path | None = None) -> S
         nodes = BlockRedistributor(comm, mesh.node_ids[: mesh.n_owned], mesh.n_global_nodes)
         probes = Probes(mesh, case.output.probes) if case.output.probes else None
         if save_to is not None:
-            results = ResultsFile(save_to, f"{case.name}_{index:06d}", mesh, {"case": case_text(case.values), "case_file_text": case.text,
-                                  "case_source": f"{spec.source} sample {index}", "overrides": "\n".join(case.overrides)}, case.output.driver,
+            attrs = {"case": case_text(case.values), "case_file_text": case.text,
+                     "case_source": f"{spec.source} sample {index}", "overrides": "\n".join(case.overrides)}
+            results = ResultsFile(save_to, f"{case.name}_{index:06d}", mesh, attrs, case.output.driver,
                                   extra_fields=sim.extra_fields, temperature_unit=case.physics.temperature_unit)
         snapshots, times = [], []
 
@@ -88,7 +89,8 @@ def run_sample(spec, index: int, values, comm, save_to: Path | None = None) -> S
                     snapshot(sim.t, sim.step_index)
         lo, hi = _extremes(comm, snapshots)
         b = sim.balance
-        scalars = {"max_temperature": hi, "min_temperature": lo, "final_max_temperature": _extremes(comm, snapshots[-1:])[1],
+        scalars = {"max_temperature": hi, "min_temperature": lo,
+                   "final_max_temperature": _extremes(comm, snapshots[-1:])[1],
                    "steps": float(sim.step_index), "linear_iterations": float(sim.iterations),
                    "heat_balance_imbalance": float(b.relative)}
         scalars |= {f"heat_in.{term}": float(v) for term, v in zip(b.terms, b.inflow)}

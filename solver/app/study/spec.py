@@ -100,7 +100,8 @@ def _parameter(source: str, key: str, raw, method: str, base: Case) -> Parameter
     where = f"{source}: parameters.{printable(key)}"
     current = _lookup(base.values, key)
     if current is None or isinstance(current, (bool, dict)) or not isinstance(current, (int, float)):
-        what = "not a key of the base case" if current is None else f"not a numeric key (it holds {printable(repr(current))[:60]})"
+        what = ("not a key of the base case" if current is None
+                else f"not a numeric key (it holds {printable(repr(current))[:60]})")
         raise CaseError(f"{where}: {what}; a study varies case keys that hold a number, such as material.k")
     if not isinstance(raw, dict):
         raise CaseError(f"{where}: expected a table such as {{ distribution = \"uniform\", low = 1, high = 2 }}")
@@ -161,7 +162,8 @@ def load_study(path: str | Path) -> StudySpec:
             raise CaseError(f"{source}: [{section}] must be a table")
         extra = sorted(set(table) - allowed)
         if extra:
-            raise CaseError(f"{source}: unknown key {section}.{printable(extra[0])} (allowed: {', '.join(sorted(allowed))})")
+            raise CaseError(f"{source}: unknown key {section}.{printable(extra[0])} "
+                            f"(allowed: {', '.join(sorted(allowed))})")
     if "case" not in study or not isinstance(study["case"], str):
         raise CaseError(f"{source}: study.case: the base case file is required (a path, relative to the study file)")
     case_path = (path.parent / study["case"]) if not Path(study["case"]).is_absolute() else Path(study["case"])
@@ -189,7 +191,8 @@ def load_study(path: str | Path) -> StudySpec:
         if not 1 <= samples <= MAX_SAMPLES:
             raise CaseError(f"{source}: study.samples: expected 1..{MAX_SAMPLES}, got {samples}")
         if method == "sobol" and samples & (samples - 1):
-            raise CaseError(f"{source}: study.samples: sobol needs a power of 2 (its balance properties), got {samples}")
+            raise CaseError(f"{source}: study.samples: sobol needs a power of 2 (its balance properties), "
+                            f"got {samples}")
     else:
         if "samples" in study:
             raise CaseError(f"{source}: study.samples: not used by method {method} (the values give the samples)")
