@@ -12,6 +12,7 @@ from solver.errors import CaseError
 
 SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")  # number of processes
 RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def launched_by_mpi() -> bool:
@@ -48,7 +49,9 @@ def mpirun_command(ranks: int) -> list[str] | None:
 def mpirun_environment(ranks: int | None = None) -> dict:
     """This process's environment for a local mpirun of ``ranks`` processes: more ranks than
     cores allowed (they then yield when idle), and Open MPI's consent to run as root where we are
-    root; no launcher variables. With no more ranks than cores nothing is relaxed: Open MPI
+    root; one BLAS/OpenMP thread per rank unless this environment sets one (as the job scripts
+    do: threaded BLAS in every rank would oversubscribe the cores); no launcher variables. With
+    no more ranks than cores nothing is relaxed: Open MPI
     then binds each rank to a core (allowing oversubscription unbinds them, which costs about 8%
     of a time step on 2 ranks here)."""
     env = {k: v for k, v in os.environ.items() if k not in SIZE_VARIABLES + RANK_VARIABLES}
@@ -60,6 +63,8 @@ def mpirun_environment(ranks: int | None = None) -> dict:
             env.pop(key, None)
     if os.geteuid() == 0:
         env.update({"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"})
+    for key in THREAD_VARIABLES:  # one BLAS/OpenMP thread per rank (unless set): the ranks use the cores
+        env.setdefault(key, "1")
     return env
 
 

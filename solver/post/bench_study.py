@@ -85,11 +85,6 @@ def timed(cmd: list[str], env: dict, cwd: Path) -> float:
     return seconds
 
 
-def environment(ranks: int) -> dict:
-    """mpirun's environment with one BLAS/OpenMP thread per rank, as the job scripts set it."""
-    return mpirun_environment(ranks) | {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
 def spread(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
 
@@ -108,7 +103,7 @@ def measure(ranks: int, repeat: int, n: int, steps: int, folder: Path) -> dict:
     for _ in range(repeat):  # alternated, so that a slow spell of the machine hits all alike
         for name, (n_ranks, args) in runs.items():
             cmd = mpirun_command(n_ranks) + python + args + ["--quiet", "--overwrite"]
-            times[name].append(timed(cmd, environment(n_ranks), folder))
+            times[name].append(timed(cmd, mpirun_environment(n_ranks), folder))
             stem = args[0].removesuffix(".toml")
             with h5py.File(folder / "out" / stem / f"{stem}.study.h5", "r") as f:
                 inside[name].append(float(f.attrs["wall_time"]))  # the study's own time, start-up excluded

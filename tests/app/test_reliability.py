@@ -132,3 +132,14 @@ def test_mpi4py_not_matching_the_launcher_is_explained(monkeypatch):
     with pytest.raises(CaseError, match="launched as 4 processes .* but mpi4py sees 1 rank"):
         check_launch(SimpleNamespace(size=1))
     check_launch(SimpleNamespace(size=4))  # consistent: fine
+
+
+def test_local_launches_get_one_blas_thread_per_rank_unless_set(monkeypatch):
+    from solver.parallel.launcher import mpirun_environment
+
+    for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(key, raising=False)
+    env = mpirun_environment(2)
+    assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")  # the user's choice stands
+    assert mpirun_environment(2)["OMP_NUM_THREADS"] == "4"
