@@ -236,3 +236,16 @@ def test_bad_study_command_lines_exit_2_with_one_line(tmp_path):
         errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
         assert proc.returncode == 2 and len(errors) == 1 and expected in errors[0], proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_a_study_stops_before_its_wall_limit(tmp_path):
+    """--wall-limit: the groups stop taking samples when the next one (twice the longest so far)
+    and a safety margin would not fit, write the study file and exit 75."""
+    (tmp_path / "base.toml").write_text(TRANSIENT_CASE.format(out=tmp_path / "out"))
+    spec = tmp_path / "mc.toml"
+    spec.write_text(TRANSIENT_STUDY)
+    proc = study(2, [spec, "--wall-limit", "7", "--quiet"], tmp_path, {"SOLVER_TEST_STEP_DELAY": "0.04"})
+    assert proc.returncode == 75, proc.stderr
+    assert "study stopping (wall-time limit)" in proc.stderr and "--restart latest" in proc.stderr
+    with h5py.File(tmp_path / "out" / "mc" / "mc.study.h5", "r") as f:
+        assert f.attrs["status"] == "stopped" and np.sum(f["samples/status"][()] == -1) > 0
