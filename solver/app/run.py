@@ -233,7 +233,7 @@ def _flush_probes(probes: Probes | None, results: ResultsFile, sim: Simulation) 
 def _after_output_error(results: ResultsFile | None, directory: Path) -> str:
     """What a failed write left, and how to go on (rank 0 looks; every rank gets the answer)."""
     if results is None:
-        return "no results were written"
+        return "no snapshot was written: free space, then run again (with --overwrite if a results file is left)"
     kept = results.snapshots
     state = (f"the results keep {len(kept)} complete snapshots (to t = {kept[-1][0]:.6g})"
              if kept else "the results hold no snapshot")
