@@ -249,3 +249,16 @@ def test_a_study_stops_before_its_wall_limit(tmp_path):
     assert "study stopping (wall-time limit)" in proc.stderr and "--restart latest" in proc.stderr
     with h5py.File(tmp_path / "out" / "mc" / "mc.study.h5", "r") as f:
         assert f.attrs["status"] == "stopped" and np.sum(f["samples/status"][()] == -1) > 0
+
+
+def test_integer_keys_take_rounded_values(tmp_path):
+    path = tmp_path / "grid.toml"
+    path.write_text(f'[study]\ncase = "{WALL}"\nmethod = "grid"\n[parameters]\n'
+                    f'"mesh.nx" = {{ values = [10.4, 20.6] }}\n"material.k" = {{ values = [0.5] }}\n'
+                    f'[outputs]\nfields = false\n')
+    spec = load_study(path)
+    table = sample_table(spec)
+    assert table.tolist() == [[10.0, 0.5], [21.0, 0.5]]
+    case = spec.case_for(table[1])
+    assert case.values["mesh"]["nx"] == 21 and isinstance(case.values["mesh"]["nx"], int)
+    assert case.values["material"]["k"] == 0.5

@@ -12,6 +12,7 @@ import numpy as np
 from mpi4py import MPI
 
 from solver.app.faults import TestFaults
+from solver.app.preflight import check_memory, check_split
 from solver.app.run import check_health, output_schedule
 from solver.errors import SolverExit
 from solver.heat.checks import check_step
@@ -53,6 +54,8 @@ def run_sample(spec, index: int, values, comm, save_to: Path | None = None) -> S
     faults = TestFaults(comm.rank)
     try:
         case = spec.case_for(values)
+        check_memory(comm, case.source, case.mesh)  # a sampled mesh size that cannot fit fails the sample
+        check_split(comm, case.mesh)
         sim = Simulation(case, comm)
         mesh = sim.mesh
         nodes = BlockRedistributor(comm, mesh.node_ids[: mesh.n_owned], mesh.n_global_nodes)

@@ -39,11 +39,16 @@ def unit_samples(method: str, n: int, d: int, seed: int) -> np.ndarray:
 
 
 def sample_table(spec: StudySpec) -> np.ndarray:
-    """(samples, parameters) values, in sample order."""
+    """(samples, parameters) values, in sample order; integer keys rounded to the nearest integer."""
     params = spec.parameters
     if spec.method == "grid":
-        return np.array(list(itertools.product(*(p.values for p in params))), dtype=float)
-    if spec.method == "list":
-        return np.array([p.values for p in params], dtype=float).T.copy()
-    u = unit_samples(spec.method, spec.samples, len(params), spec.seed)
-    return np.column_stack([distribution(p).ppf(u[:, j]) for j, p in enumerate(params)])
+        table = np.array(list(itertools.product(*(p.values for p in params))), dtype=float)
+    elif spec.method == "list":
+        table = np.array([p.values for p in params], dtype=float).T.copy()
+    else:
+        u = unit_samples(spec.method, spec.samples, len(params), spec.seed)
+        table = np.column_stack([distribution(p).ppf(u[:, j]) for j, p in enumerate(params)])
+    for j, p in enumerate(params):
+        if p.integer:
+            table[:, j] = np.rint(table[:, j])
+    return table

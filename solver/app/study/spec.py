@@ -51,6 +51,7 @@ class Parameter:
     distribution: str | None = None  # random methods
     args: dict = field(default_factory=dict)
     values: tuple[float, ...] = ()  # grid and list methods
+    integer: bool = False  # the key holds an integer (mesh.nx): values are rounded to the nearest one
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class StudySpec:
 
     def case_for(self, values) -> Case:
         """The base case with this sample's values (CaseError when one is not allowed there)."""
-        overrides = [f"{key}={float(v)!r}" for key, v in zip(self.keys, values)]
+        overrides = [f"{p.key}={int(v) if p.integer else float(v)!r}" for p, v in zip(self.parameters, values)]
         return load_case(self.case_text, str(self.case_path), overrides, default_name=self.base.name)
 
 
@@ -124,7 +125,7 @@ def _parameter(source: str, key: str, raw, method: str, base: Case) -> Parameter
         if dist == "truncated-normal" and not args["low"] < args["high"]:
             raise CaseError(f"{where}: truncated-normal needs low < high, got low = {args['low']:g}, "
                             f"high = {args['high']:g}")
-        return Parameter(key, dist, args)
+        return Parameter(key, dist, args, integer=isinstance(current, int))
     if "values" in raw:
         if set(raw) != {"values"} or not isinstance(raw["values"], list) or not raw["values"]:
             raise CaseError(f"{where}: expected values = [a non-empty list of numbers] (method {method})")
@@ -138,7 +139,7 @@ def _parameter(source: str, key: str, raw, method: str, base: Case) -> Parameter
     else:
         allowed = "values = [...], or low, high and count" if method == "grid" else "values = [...]"
         raise CaseError(f"{where}: method {method} takes {allowed}")
-    return Parameter(key, None, {}, values)
+    return Parameter(key, None, {}, values, integer=isinstance(current, int))
 
 
 def load_study(path: str | Path) -> StudySpec:
