@@ -21,6 +21,9 @@ import numpy as np
 from solver.case.inputfiles import MAX_TABLE_BYTES, MISSING, file_problem
 
 
+SHORT_TABLE = 32  # points up to which with_derivative counts comparisons instead of searching
+
+
 class TableError(ValueError):
     """A table that cannot be used (message says why)."""
 
@@ -34,6 +37,10 @@ class TemperatureTable:
         self.values = np.ascontiguousarray(a[:, 1])
         self.origin = origin
         self.slopes = np.diff(self.values) / np.diff(self.temperatures)
+        # by the number i of points at or below T: the left point's T and value, and the slope (0 beyond the ends)
+        self._left_T = np.concatenate([self.temperatures[:1], self.temperatures])
+        self._left_value = np.concatenate([self.values[:1], self.values])
+        self._slope = np.concatenate([[0.0], self.slopes, [0.0]])
 
     def __call__(self, T) -> np.ndarray:
         return np.interp(T, self.temperatures, self.values)
@@ -42,11 +49,14 @@ class TemperatureTable:
         """(value, d value / dT): the slope of the interval holding T (the right one at a point),
         0 beyond the ends."""
         T = np.asarray(T, dtype=float)
-        i = np.searchsorted(self.temperatures, T, side="right") - 1
-        j = np.clip(i, 0, len(self.slopes) - 1)
-        slope = np.where((i >= 0) & (i < len(self.slopes)), self.slopes[j], 0.0)
-        value = self.values[j] + slope * (T - self.temperatures[j])  # beyond the ends: slope 0, the end's value
-        return np.where(i >= len(self.slopes), self.values[-1], value), slope
+        if len(self.temperatures) <= SHORT_TABLE:  # a few comparisons beat a binary search per point
+            i = np.zeros(T.shape, dtype=np.intp)
+            for x in self.temperatures:
+                i += T >= x
+        else:
+            i = np.searchsorted(self.temperatures, T, side="right")
+        slope = self._slope[i]
+        return self._left_value[i] + slope * (T - self._left_T[i]), slope  # beyond the ends: the end's value
 
     @property
     def low(self) -> float:
