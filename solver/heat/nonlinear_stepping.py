@@ -44,7 +44,11 @@ class LinearisedSolver:
     The preconditioner is set up (multigrid: updated, new Galerkin products on its aggregates;
     others: built) from the symmetric part of the first Jacobian of each step and serves the
     step's later iterations as it is, unless their iteration count doubles: the Jacobians of
-    one step differ little, and an update costs about as much as a solve."""
+    one step differ little, and an update costs about as much as a solve.
+
+    Multigrid's aggregates and prolongators come from the first Jacobian it was set up from; its
+    origin (the temperature and the step's t, a0, c) is kept, and a checkpoint carries it, so that
+    a restart sets the multigrid up from the same Jacobian and continues bit for bit."""
 
     def __init__(self, problem: NonlinearHeatProblem, solver: SolverSpec):
         self.problem, self.spec = problem, solver
@@ -53,19 +57,39 @@ class LinearisedSolver:
         self.setup_seconds = 0.0  # in preconditioner set-ups and updates
         self.fresh = False  # set up during this step
         self.base_iterations: int | None = None  # iterations of the first solve after a set-up
+        self.origin: tuple | None = None  # (u, t, a0, c) of the Jacobian multigrid was set up from
+        self.pending: tuple | None = None  # after a restart: that origin, to set up from again
 
     def new_step(self) -> None:
         self.fresh = False
 
-    def solve(self, symmetric: np.ndarray, nonsymmetric: np.ndarray | None, rhs: np.ndarray
-              ) -> tuple[SolveInfo, np.ndarray]:
+    def _matrix(self, symmetric: np.ndarray) -> DistributedMatrix:
+        p = self.problem
+        return DistributedMatrix(constrain(p.assembler.csr(symmetric), p.dirichlet.mask)[0], p.mesh.halo)
+
+    def _set_up_again(self) -> None:
+        """After a restart: multigrid set up from the Jacobian of its original set-up."""
+        u, t, a0, c = self.pending
+        self.pending = None
+        start = time.perf_counter()
+        self.precond = make_preconditioner(self.spec.preconditioner,
+                                           self._matrix(self.problem.linearise(u, t, a0, c).symmetric))
+        self.origin, self.fresh = (u, t, a0, c), False
+        self.rebuilds += 1
+        self.setup_seconds += time.perf_counter() - start
+
+    def solve(self, symmetric: np.ndarray, nonsymmetric: np.ndarray | None, rhs: np.ndarray,
+              origin: tuple | None = None) -> tuple[SolveInfo, np.ndarray]:
         """Solve ``J du = rhs`` (the Jacobian from its symmetric and non-symmetric data) with du = 0
-        on Dirichlet rows; returns the solve's info and du (a local vector)."""
+        on Dirichlet rows; returns the solve's info and du (a local vector). ``origin``: (u, t,
+        a0, c) of this Jacobian, kept when multigrid is set up from it."""
         p = self.problem
         a, halo, mask = p.assembler, p.mesh.halo, p.dirichlet.mask
+        if self.precond is None and self.pending is not None:
+            self._set_up_again()
         P = None
         if self.precond is None or not self.fresh or nonsymmetric is None:
-            P = DistributedMatrix(constrain(a.csr(symmetric), mask)[0], halo)
+            P = self._matrix(symmetric)
         start = time.perf_counter()
         if self.precond is not None and not self.fresh and callable(getattr(self.precond, "update", None)):
             self.precond.update(P)
@@ -78,6 +102,8 @@ class LinearisedSolver:
                 raise CaseError(str(exc)) from None
             self.rebuilds += 1
             self.fresh, self.base_iterations = True, None
+            if origin is not None and callable(getattr(self.precond, "update", None)):
+                self.origin = (origin[0].copy(), *origin[1:])
         self.setup_seconds += time.perf_counter() - start
         du = np.zeros(p.mesh.n_local)
         s = self.spec
@@ -114,7 +140,7 @@ class StepEquations:
 
     def solve(self, u: np.ndarray, G: np.ndarray, method: str) -> tuple[np.ndarray, int]:
         lin = self.problem.linearise(u, self.t, self.a0, self.c, jacobian=True, newton=method == "newton")
-        info, du = self.linear.solve(lin.symmetric, lin.nonsymmetric, -G)
+        info, du = self.linear.solve(lin.symmetric, lin.nonsymmetric, -G, (u, self.t, self.a0, self.c))
         if not info.converged:
             raise ConvergenceError(
                 f"{self.where}: the linear solver did not converge in {info.iterations} iterations inside the "
@@ -194,6 +220,25 @@ class NonlinearStepper(LinearSolves, Stepper):
         self.linear = LinearisedSolver(problem, solver)
         self.nonlinear_iterations = 0
         self.last: newton.NonlinearReport | None = None
+
+    def state(self) -> dict:
+        """Besides the scheme's vectors: the temperature multigrid was set up from."""
+        origin = self.linear.origin
+        return super().state() | ({"multigrid_origin": origin[0]} if origin is not None else {})
+
+    def restore(self, state: dict) -> None:
+        super().restore(state)
+        self._origin_u = state.get("multigrid_origin")
+
+    def scalars(self) -> dict:
+        origin = self.linear.origin
+        return super().scalars() | ({"multigrid_origin": list(origin[1:])} if origin is not None else {})
+
+    def restore_scalars(self, scalars: dict) -> None:
+        super().restore_scalars(scalars)
+        u = getattr(self, "_origin_u", None)
+        if u is not None and "multigrid_origin" in scalars:
+            self.linear.pending = (u, *(float(v) for v in scalars["multigrid_origin"]))
 
     def step(self, u: np.ndarray, t0: float, step: int) -> SolveInfo:
         scheme = self.last_scheme = self.scheme_of_step()
