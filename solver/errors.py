@@ -53,6 +53,11 @@ class NonFiniteError(CaseError):
 
 class OutputError(SolverExit):
     """Results or a checkpoint could not be written (raised collectively); what was written
-    before stays readable."""
+    before stays readable. ``broken``: a write failed (rather than being refused for lack of
+    space beforehand), so the file may hold unwritable state."""
 
     exit_status = EXIT_OUTPUT
+
+    def __init__(self, message: str, broken: bool = False):
+        super().__init__(message)
+        self.broken = broken

@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 import traceback
+from typing import NoReturn
 from importlib import resources
 from pathlib import Path
 
@@ -142,6 +143,7 @@ def bench_ranks(argv) -> int:
 
 
 def main(argv=None) -> int:
+    sys.unraisablehook, sys.excepthook = _quiet_failed_closes, _quiet_failed_close_tracebacks
     verbose = "--verbose" in (argv if argv is not None else sys.argv[1:])
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] and argv[0] in SERIAL:
@@ -236,9 +238,41 @@ def _print_error(rank: int, message: str, per_rank: bool) -> None:
         traceback.print_exc()
 
 
+def finish(status: int) -> NoReturn:
+    """End the process with ``status``. When a file could not be written and was kept open
+    (:func:`solver.io.blockfile.park`), the process ends at once, without MPI_Finalize: parallel
+    HDF5 closes its files when MPI is finalised (and at exit), would retry the failed writes and
+    crash. The launchers report the status all the same."""
+    blockfile = sys.modules.get("solver.io.blockfile")
+    if blockfile is not None and blockfile.parked():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
+
+
+def _failed_close(exc) -> bool:
+    """h5py could not release an object because its file could not be written (a full disk)."""
+    return isinstance(exc, RuntimeError) and "Can't decrement id ref count" in str(exc)
+
+
+def _quiet_failed_closes(unraisable) -> None:
+    """h5py reports an object it could not close, because its file could not be written, as an
+    ignored exception with a traceback; the run's own error line says what happened, so these
+    are not printed. Anything else is, as usual."""
+    if not _failed_close(unraisable.exc_value):
+        sys.__unraisablehook__(unraisable)
+
+
+def _quiet_failed_close_tracebacks(kind, value, tb) -> None:
+    """The traceback h5py's object release prints first (through sys.excepthook) for the same."""
+    if not _failed_close(value):
+        sys.__excepthook__(kind, value, tb)
+
+
 def main_exit() -> None:
     """Console-script entry point (``heat-solver``)."""
     from solver.app import signals
 
     signals.defer()
-    sys.exit(main())
+    finish(main())

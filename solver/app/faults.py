@@ -6,7 +6,8 @@
 * ``SOLVER_TEST_CHECKPOINT_DELAY`` = seconds: a checkpoint stays unfinished that long before it
   is closed (to kill a run while it writes one);
 * ``SOLVER_TEST_FILL_DISK`` = snapshot index: before that snapshot, rank 0 fills the disk that
-  holds the results with a file ``.filler`` (the tests use a small tmpfs);
+  holds the results with a file ``.filler`` (the tests use a small tmpfs); ``index:late``: after
+  the writer checked the space, as if another program filled the disk meanwhile;
 * ``SOLVER_TEST_WRITE_ERROR`` = ``"rank:index"``: that rank's writer fails with ENOSPC after the
   fields of that snapshot are written, before they are listed (where no tmpfs can be mounted).
 
@@ -36,8 +37,10 @@ class TestFaults:
                 if r == rank:
                     self.by_step[step] = kind
         self.step_delay = float(environ.get("SOLVER_TEST_STEP_DELAY", "0"))
-        fill = environ.get("SOLVER_TEST_FILL_DISK")
-        self.fill_disk_at = int(fill) if fill and rank == 0 else None
+        fill = environ.get("SOLVER_TEST_FILL_DISK", "")
+        index, _, when = fill.partition(":")
+        self.fill_disk_at = int(index) if index and rank == 0 else None
+        self.fill_late = when == "late"  # after the writer's space check, while it writes
         spec = environ.get("SOLVER_TEST_WRITE_ERROR")
         r, index = (int(v) for v in spec.split(":")) if spec else (-1, -1)
         self.write_error_at = index if r == rank else None
@@ -59,9 +62,10 @@ class TestFaults:
         if self.checkpoint_delay:  # widen the window in which a crash hits an unfinished checkpoint
             time.sleep(self.checkpoint_delay)
 
-    def before_snapshot(self, index: int, folder: Path) -> None:
-        """Fill the disk holding ``folder`` before snapshot ``index`` (rank 0)."""
-        if index != self.fill_disk_at:
+    def before_snapshot(self, index: int, folder: Path, late: bool = False) -> None:
+        """Fill the disk holding ``folder`` before snapshot ``index`` (rank 0): before the writer
+        checks the space, or with ``:late`` after it (the disk fills while the snapshot is written)."""
+        if index != self.fill_disk_at or late != self.fill_late:
             return
         chunk = b"\0" * (1 << 16)
         with open(Path(folder) / ".filler", "wb") as f:

@@ -142,7 +142,7 @@ def _run(case, comm, quiet, restart, force, guard, directory, wall_start) -> Run
         stopped, last_checkpoint = _time_loop(sim, case, results, probes, directory, quiet, faults)
     except SolverExit as exc:
         if isinstance(exc, OutputError):
-            exc = OutputError(f"{exc}; {_after_output_error(results, directory)}")
+            exc = OutputError(f"{exc}; {_after_output_error(results, directory)}", exc.broken)
         if results is not None:  # every rank raised it: close collectively, keeping what was written
             if not isinstance(exc, OutputError):
                 _flush_probes(probes, results, sim)

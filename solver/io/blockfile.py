@@ -28,8 +28,21 @@ from solver.parallel.buffers import whole
 
 log = logging.getLogger(__name__)
 SERIES_CHUNK = 256
+_PARKED: list = []  # files whose writes failed, kept open to the end (see park)
 HEADROOM = 1 << 20  # bytes a write leaves free on the disk (for HDF5's metadata and the end record)
 METADATA_BYTES = 1 << 16  # HDF5 metadata of a new dataset, and its chunk rounding, at most
+
+
+def park(file) -> None:
+    """Keep a file whose writes failed open until the process ends: closing it would make HDF5
+    retry them, print errors, and crash at exit (the command line then ends the process with
+    :func:`os._exit`, see :func:`parked`)."""
+    _PARKED.append(file)
+
+
+def parked() -> bool:
+    """True when some file could not be written and was kept open (see :func:`park`)."""
+    return bool(_PARKED)
 
 
 def free_bytes(folder: Path) -> int | None:
@@ -56,6 +69,7 @@ def write_or_fail(comm, path: Path, what: str, steps, needed: int = 0) -> None:
             problem = (f"no room on its disk: it needs {needed / 2**20:.2f} MiB (and {HEADROOM >> 20} MiB to spare), "
                        f"{free / 2**20:.2f} MiB free")
     problem = comm.bcast(problem, root=0)
+    failed_steps = False
     if problem is None:
         for step in steps if isinstance(steps, (list, tuple)) else (steps,):
             try:
@@ -70,8 +84,9 @@ def write_or_fail(comm, path: Path, what: str, steps, needed: int = 0) -> None:
         comm.Allreduce(MPI.IN_PLACE, failed, op=MPI.MAX)
         if failed[0]:
             problem = next(p for p in comm.allgather(problem) if p is not None)
+            failed_steps = True
     if problem is not None:
-        raise OutputError(f"{path}: cannot write {what} ({problem})")
+        raise OutputError(f"{path}: cannot write {what} ({problem})", broken=failed_steps)
 
 
 def h5py_has_mpi() -> bool:
@@ -112,6 +127,14 @@ class BlockFile:
     def read_block(self, name: str, dist: BlockRedistributor) -> np.ndarray:
         """This rank's block of dataset ``name``."""
         raise NotImplementedError
+
+    def check_block(self, name: str, block: np.ndarray, dist: BlockRedistributor) -> None:
+        """Read this rank's block of ``name`` back and compare it with what was written: a write
+        that failed on a full disk is not always reported (MPI-IO's collective writes, HDF5's
+        buffered ones), and a snapshot must never be listed with zeros in place of its values."""
+        if not np.array_equal(self.read_block(name, dist), block, equal_nan=True):
+            raise OSError(f"{name}: the values read back differ from those written (a write the file system "
+                          f"did not report as failed)")
 
     # ---------------------------------------------------------------- series and attributes
     def read_all(self, name: str):
@@ -240,6 +263,11 @@ class GatheredBlockFile(BlockFile):
                     ds[lo:hi] = buf
                 except (OSError, RuntimeError) as exc:
                     error = exc
+        if error is None:
+            try:  # while ds lives: HDF5 buffers small writes, and a failure when ds is released goes unseen
+                self.file.flush()
+            except (OSError, RuntimeError) as exc:
+                error = exc
         if error is not None:
             raise error
         return ds

@@ -36,7 +36,7 @@ import tomli_w
 from solver import __version__
 from solver.case.inputfiles import MISSING, file_problem
 from solver.errors import CaseError, OutputError
-from solver.io.blockfile import METADATA_BYTES, BlockFile, write_or_fail
+from solver.io.blockfile import METADATA_BYTES, BlockFile, park, write_or_fail
 from solver.parallel.blocks import BlockRedistributor
 from solver.parallel.collective import on_root
 
@@ -140,9 +140,9 @@ def write_checkpoint(results_dir: Path, mesh, nodes: BlockRedistributor, state: 
     tmp = final.with_name(final.name + ".tmp")
     f: BlockFile = open_file(tmp)
 
-    def vector_writer(name, vector):
-        return lambda: f.write_blocks(f"/{name}", nodes.to_blocks(vector[: mesh.n_owned]), nodes)
-    steps = [vector_writer(name, vector) for name, vector in state.items()]
+    blocks = {name: nodes.to_blocks(vector[: mesh.n_owned]) for name, vector in state.items()}
+    steps = [lambda name=name: f.write_blocks(f"/{name}", blocks[name], nodes) for name in blocks]
+    steps += [lambda name=name: f.check_block(f"/{name}", blocks[name], nodes) for name in blocks]
     steps.append(lambda: f.set_attrs("/", attrs.to_hdf5(comm)))
     if before_close is not None:
         steps.append(before_close)
@@ -150,7 +150,9 @@ def write_checkpoint(results_dir: Path, mesh, nodes: BlockRedistributor, state: 
     try:
         write_or_fail(comm, tmp, f"the checkpoint of step {attrs.step}", steps,
                       (8 * mesh.n_global_nodes + METADATA_BYTES) * len(state))
-    except OutputError:
+    except OutputError as exc:
+        if exc.broken:
+            park(f)
         if comm.rank == 0:  # the earlier checkpoints stay; the unfinished one goes
             tmp.unlink(missing_ok=True)
         raise

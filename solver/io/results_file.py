@@ -27,7 +27,8 @@ import numpy as np
 
 from solver import __version__
 from solver.errors import CaseError, OutputError
-from solver.io.blockfile import METADATA_BYTES, BlockFile, choose_driver, open_block_file, write_or_fail
+from solver.io.blockfile import (METADATA_BYTES, BlockFile, choose_driver, free_bytes, open_block_file, park,
+                                 write_or_fail)
 from solver.io.provenance import provenance
 from solver.io.xdmf import XdmfIndex
 from solver.mesh.distributed import DistributedMesh
@@ -35,6 +36,7 @@ from solver.parallel.blocks import BlockRedistributor
 from solver.parallel.collective import on_root
 
 RUNNING = "running"  # the status until the end record is written
+END_RECORD_ROOM = 1 << 18  # free bytes below which a failed run does not try to write its end record
 UNITS_ATTRIBUTE = {"C": "degC", "K": "K"}  # the units attribute of the temperature, by the case's unit
 SERIES = {"/time": np.float64, "/step": np.int64,
           "/balance/energy_change": np.float64, "/balance/relative_imbalance": np.float64}
@@ -53,6 +55,7 @@ class ResultsFile:
         self.extra_fields = tuple(extra_fields)
         self.units = {"temperature": UNITS_ATTRIBUTE[temperature_unit], "liquid_fraction": "1"}
         self.comm, self.mesh = comm, mesh
+        self.broken = False  # a write of the HDF5 file failed: it is left as last published
         self.h5_path = Path(directory) / f"{name}.h5"
         self.xdmf_path = Path(directory) / f"{name}.xdmf"
         driver = choose_driver(driver, comm)
@@ -183,8 +186,11 @@ class ResultsFile:
             return write_field
         write_fields = [field_writer(field) for field in ("temperature",) + self.extra_fields]
         if self.faults is not None:
+            write_fields.insert(0, lambda: self.faults.before_snapshot(index, self.h5_path.parent, late=True))
             write_fields.append(lambda: self.faults.before_publish(index))
         write_fields.append(self.backend.flush)  # the values are on disk ...
+        write_fields += [lambda field=field: self.backend.check_block(f"/fields/{field}/{index:06d}", blocks[field],
+                                                                     self.nodes) for field in blocks]
 
         publish = [lambda: self.backend.append("/time", float(t)),  # ... before the snapshot is listed
                    lambda: self.backend.append("/step", int(step))]
@@ -192,12 +198,16 @@ class ResultsFile:
             publish += [lambda: self.backend.append("/balance/energy_change", balance.change),
                         lambda: self.backend.append("/balance/relative_imbalance", balance.relative)]
         publish.append(self.backend.flush)
-        if self.xdmf is not None:
-            publish.append(lambda: self.xdmf.append(float(t), name))
         what = f"snapshot {index} (step {step}, t = {t:.6g})"
-        write_or_fail(self.comm, self.h5_path, what, write_fields, self.snapshot_bytes())
-        write_or_fail(self.comm, self.h5_path, f"the listing of {what}", publish)
+        try:
+            write_or_fail(self.comm, self.h5_path, what, write_fields, self.snapshot_bytes())
+            write_or_fail(self.comm, self.h5_path, f"the listing of {what}", publish)
+        except OutputError as exc:
+            self.broken = exc.broken
+            raise
         self.snapshots.append((float(t), name))
+        write_or_fail(self.comm, self.xdmf_path, f"the XDMF index of {what} (the results file holds it)",
+                      lambda: self.xdmf is not None and self.xdmf.append(float(t), name))  # rank 0's index
 
     def close(self, attrs: dict | None = None) -> None:
         """Close with the end record ``attrs`` (``status`` is how the run ended: complete,
@@ -206,12 +216,24 @@ class ResultsFile:
         if self.backend is None:
             return
         backend, self.backend = self.backend, None
-        if attrs:
-            write_or_fail(self.comm, self.h5_path, "the end record", lambda: backend.set_attrs("/", attrs))
-        write_or_fail(self.comm, self.h5_path, "the end of the file", backend.close)
+        try:
+            if attrs:
+                write_or_fail(self.comm, self.h5_path, "the end record", lambda: backend.set_attrs("/", attrs))
+            write_or_fail(self.comm, self.h5_path, "the end of the file", backend.close)
+        except OutputError:
+            park(backend)
+            raise
 
     def abandon(self, attrs: dict) -> None:
-        """Close after a failure, with the end record ``attrs`` if it can still be written."""
+        """Close after a failure, with the end record ``attrs`` if it can still be written. A file
+        whose write failed, or on a disk with less than :data:`END_RECORD_ROOM` free, is not
+        touched again (it keeps saying running: ``info`` reports it incomplete, no end record)."""
+        full = self.comm.bcast((free_bytes(self.h5_path.parent) or 0) < END_RECORD_ROOM
+                               if self.comm.rank == 0 else None, root=0)
+        if self.broken or full:
+            park(self.backend)
+            self.backend = None
+            return
         try:
             self.close(attrs)
         except OutputError:

@@ -22,7 +22,8 @@ def ending(a: dict) -> dict:
     if status is None:  # files written before the status record
         status = "complete" if a.get("complete", True) else "stopped or failed"
     if status == "running":
-        return {"status": "killed", "detail": "no end record: the run was killed (or is still running)"}
+        return {"status": "killed", "detail": "no end record: the run was killed, could not write its end "
+                                              "(a full disk: see its log), or is still running"}
     detail = {"complete": "", "stopped": f"exit status 75, checkpoint {a.get('checkpoint', '')}",
               "failed": f"exit status {a.get('exit_status', '?')}: {a.get('error', '')}"}.get(status, "")
     return {"status": status, "detail": detail}
