@@ -41,14 +41,16 @@ from solver.la.preconditioners import make_preconditioner
 class LinearisedSolver:
     """The linear solves of the nonlinear iterations, with a preconditioner kept across them.
 
-    The preconditioner is set up (multigrid: updated, new Galerkin products on its aggregates;
-    others: built) from the symmetric part of the first Jacobian of each step and serves the
-    step's later iterations as it is, unless their iteration count doubles: the Jacobians of
-    one step differ little, and an update costs about as much as a solve.
+    A built preconditioner (block Jacobi, ...) is built from the symmetric part of the first
+    Jacobian of each step and serves the step's later iterations. Multigrid is set up once and
+    serves later steps too: it is updated (new Galerkin products on its aggregates) only when
+    the iterations of a solve more than double those of the first solve after its last update.
+    The Jacobians of nearby steps differ little, and an update costs about as much as a solve.
 
-    Multigrid's aggregates and prolongators come from the first Jacobian it was set up from; its
-    origin (the temperature and the step's t, a0, c) is kept, and a checkpoint carries it, so that
-    a restart sets the multigrid up from the same Jacobian and continues bit for bit."""
+    Multigrid's aggregates and prolongators come from the Jacobian it was set up from, its
+    Galerkin products from the one of its last update. Their origins (the temperature and the
+    step's t, a0, c) are kept, and a checkpoint carries them, so that a restart sets the
+    multigrid up and updates it from the same Jacobians and continues bit for bit."""
 
     def __init__(self, problem: NonlinearHeatProblem, solver: SolverSpec):
         self.problem, self.spec = problem, solver
@@ -58,24 +60,55 @@ class LinearisedSolver:
         self.fresh = False  # set up during this step
         self.base_iterations: int | None = None  # iterations of the first solve after a set-up
         self.origin: tuple | None = None  # (u, t, a0, c) of the Jacobian multigrid was set up from
-        self.pending: tuple | None = None  # after a restart: that origin, to set up from again
+        self.updated: tuple | None = None  # ... and of the one of its last update (None: none since)
+        self.pending: tuple | None = None  # after a restart: (origin, updated, fresh, base_iterations)
 
     def new_step(self) -> None:
-        self.fresh = False
+        """A built preconditioner is built again for the new step; multigrid serves on."""
+        if not callable(getattr(self.precond, "update", None)):
+            self.fresh = False
+
+    def restart_state(self) -> tuple[dict, dict]:
+        """(vectors, numbers) a checkpoint needs to set multigrid up again as it is now."""
+        if self.origin is None:
+            return {}, {}
+        vectors = {"multigrid_origin": self.origin[0]}
+        numbers = {"multigrid_origin": list(self.origin[1:]), "multigrid_fresh": self.fresh,
+                   "multigrid_base": self.base_iterations}
+        if self.updated is not None:
+            vectors["multigrid_update"] = self.updated[0]
+            numbers["multigrid_update"] = list(self.updated[1:])
+        return vectors, numbers
+
+    def restore(self, vectors: dict, numbers: dict) -> None:
+        """Take back :meth:`restart_state`; the multigrid is set up again at the next solve."""
+        if "multigrid_origin" not in vectors or "multigrid_origin" not in numbers:
+            return
+        origin = (vectors["multigrid_origin"], *(float(v) for v in numbers["multigrid_origin"]))
+        updated = None
+        if "multigrid_update" in vectors and "multigrid_update" in numbers:
+            updated = (vectors["multigrid_update"], *(float(v) for v in numbers["multigrid_update"]))
+        base = numbers.get("multigrid_base")
+        self.pending = (origin, updated, bool(numbers.get("multigrid_fresh", False)),
+                        None if base is None else int(base))
 
     def _matrix(self, symmetric: np.ndarray) -> DistributedMatrix:
         p = self.problem
         return DistributedMatrix(constrain(p.assembler.csr(symmetric), p.dirichlet.mask)[0], p.mesh.halo)
 
     def _set_up_again(self) -> None:
-        """After a restart: multigrid set up from the Jacobian of its original set-up."""
-        u, t, a0, c = self.pending
+        """After a restart: multigrid set up from the Jacobian of its original set-up and updated
+        from the one of its last update, as the run had it."""
+        origin, updated, fresh, base = self.pending
         self.pending = None
         start = time.perf_counter()
-        self.precond = make_preconditioner(self.spec.preconditioner,
-                                           self._matrix(self.problem.linearise(u, t, a0, c).symmetric))
-        self.origin, self.fresh = (u, t, a0, c), False
+        jacobian = lambda u, t, a0, c: self._matrix(self.problem.linearise(u, t, a0, c).symmetric)  # noqa: E731
+        self.precond = make_preconditioner(self.spec.preconditioner, jacobian(*origin))
         self.rebuilds += 1
+        if updated is not None:
+            self.precond.update(jacobian(*updated))
+            self.updates += 1
+        self.origin, self.updated, self.fresh, self.base_iterations = origin, updated, fresh, base
         self.setup_seconds += time.perf_counter() - start
 
     def solve(self, symmetric: np.ndarray, nonsymmetric: np.ndarray | None, rhs: np.ndarray,
@@ -95,6 +128,7 @@ class LinearisedSolver:
             self.precond.update(P)
             self.updates += 1
             self.fresh, self.base_iterations = True, None
+            self.updated = None if origin is None else (origin[0].copy(), *origin[1:])
         elif self.precond is None or not self.fresh:
             try:
                 self.precond = make_preconditioner(self.spec.preconditioner, P)
@@ -103,7 +137,7 @@ class LinearisedSolver:
             self.rebuilds += 1
             self.fresh, self.base_iterations = True, None
             if origin is not None and callable(getattr(self.precond, "update", None)):
-                self.origin = (origin[0].copy(), *origin[1:])
+                self.origin, self.updated = (origin[0].copy(), *origin[1:]), None
         self.setup_seconds += time.perf_counter() - start
         du = np.zeros(p.mesh.n_local)
         s = self.spec
@@ -222,23 +256,19 @@ class NonlinearStepper(LinearSolves, Stepper):
         self.last: newton.NonlinearReport | None = None
 
     def state(self) -> dict:
-        """Besides the scheme's vectors: the temperature multigrid was set up from."""
-        origin = self.linear.origin
-        return super().state() | ({"multigrid_origin": origin[0]} if origin is not None else {})
+        """Besides the scheme's vectors: the temperatures of multigrid's set-up and last update."""
+        return super().state() | self.linear.restart_state()[0]
 
     def restore(self, state: dict) -> None:
         super().restore(state)
-        self._origin_u = state.get("multigrid_origin")
+        self._multigrid_vectors = state
 
     def scalars(self) -> dict:
-        origin = self.linear.origin
-        return super().scalars() | ({"multigrid_origin": list(origin[1:])} if origin is not None else {})
+        return super().scalars() | self.linear.restart_state()[1]
 
     def restore_scalars(self, scalars: dict) -> None:
         super().restore_scalars(scalars)
-        u = getattr(self, "_origin_u", None)
-        if u is not None and "multigrid_origin" in scalars:
-            self.linear.pending = (u, *(float(v) for v in scalars["multigrid_origin"]))
+        self.linear.restore(getattr(self, "_multigrid_vectors", {}), scalars)
 
     def step(self, u: np.ndarray, t0: float, step: int) -> SolveInfo:
         scheme = self.last_scheme = self.scheme_of_step()

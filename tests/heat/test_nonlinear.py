@@ -11,6 +11,7 @@ tables), radiation, phase change and Newton's method.
 
 import json
 import math
+import shutil
 
 import h5py
 import numpy as np
@@ -234,3 +235,28 @@ def test_nonlinear_restart_is_bitwise_and_writes_the_liquid_fraction(tmp_path):
         assert np.array_equal(files["whole"][field], files["split"][field]), field
     assert files["whole"]["liquid_fraction"].min() == 0.0 and files["whole"]["liquid_fraction"].max() == 1.0
     assert (tmp_path / "whole" / "cast" / "cast.xdmf").read_text().count('Attribute Name="liquid_fraction"') == 6
+
+
+def test_a_restart_after_multigrid_updates_is_bitwise(tmp_path):
+    """Adaptive steps change the Jacobian enough for the multigrid (kept across steps) to be
+    updated; a checkpoint taken after such updates carries the Jacobians of its set-up and last
+    update, and the restart continues bit for bit."""
+    case = tmp_path / "cast.toml"
+    case.write_text((ROOT / "tests" / "mpi" / "nonlinear_checks.py").read_text().split('COMBINED = """')[1]
+                    .split('"""')[0])
+    common = [str(case), "--quiet", "--set", 'solver.preconditioner="amg"', "--set", "mesh.nx=96", "--set",
+              "mesh.ny=64", "--set", 'time.dt="adaptive"', "--set", "time.tolerance=1e-3", "--set", "time.t_end=0.2",
+              "--set", "checkpoint.every=10", "--set", "checkpoint.keep=100"]
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert run_script(2, "solver_runs.py", json.dumps([[*common, "--set", f"output.directory={whole}"]]))["status"] == [0]
+    shutil.copytree(whole, split)
+    checkpoint = split / "cast" / "checkpoints" / "step_00000030.h5"
+    with h5py.File(checkpoint, "r") as f:
+        assert "multigrid_update" in f and "multigrid_origin" in f
+    runs = [[*common, "--set", f"output.directory={split}", "--restart", str(checkpoint)]]
+    assert run_script(2, "solver_runs.py", json.dumps(runs))["status"] == [0]
+    with h5py.File(whole / "cast" / "cast.h5", "r") as a, h5py.File(split / "cast" / "cast.h5", "r") as b:
+        assert json.loads(a.attrs["preconditioner_stats"])["updates"] > 0
+        assert np.array_equal(a["time"][()], b["time"][()])
+        last = sorted(a["fields/temperature"])[-1]
+        assert np.array_equal(a["fields/temperature"][last][()], b["fields/temperature"][last][()])
