@@ -29,6 +29,8 @@ import numpy as np
 import scipy.sparse as sp
 from mpi4py import MPI
 
+from solver.post.bench_cases import case_text
+
 QUICK = {"stream": 2 ** 24, "dofs_2d": 250_000, "dofs_3d": 60_000, "cells": 250_000, "steps": 3, "repeat": 3}
 FULL = {"stream": 2 ** 25, "dofs_2d": 1_000_000, "dofs_3d": 1_000_000, "cells": 1_000_000, "steps": 5, "repeat": 5}
 
@@ -67,38 +69,6 @@ def alone(comm, fn):
     while not request.Test():
         time.sleep(0.002)
     return comm.bcast(result, root=0)
-
-
-def case_text(dim: int, n: int, cell: str, steps: int, preconditioner: str) -> str:
-    size = f"nx = {n}\nny = {n}" + (f"\nnz = {n}" if dim == 3 else "")
-    lengths = "[0.2, 0.2]" if dim == 2 else "[0.2, 0.2, 0.2]"
-    return f"""
-[mesh]
-type = "{'rectangle' if dim == 2 else 'box'}"
-cell = "{cell}"
-{size}
-lengths = {lengths}
-[material]
-k = 45.0
-rho = 7850.0
-c = 460.0
-[initial]
-temperature = 20.0
-[boundary.left]
-type = "dirichlet"
-value = 100.0
-[boundary.right]
-type = "robin"
-h = 25.0
-T_inf = 20.0
-[time]
-scheme = "crank-nicolson"
-dt = 5.0
-t_end = {5.0 * steps}
-[solver]
-preconditioner = "{preconditioner}"
-rtol = 1e-8
-"""
 
 
 def side(dofs: float, dim: int) -> int:

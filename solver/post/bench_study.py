@@ -25,37 +25,8 @@ from pathlib import Path
 import h5py
 
 from solver.parallel.launcher import mpirun_command, mpirun_environment
+from solver.post.bench_cases import case_text
 
-CASE = """
-[mesh]
-type = "rectangle"
-cell = "triangle"
-nx = {n}
-ny = {n}
-lengths = [0.1, 0.1]
-[material]
-k = 45.0
-rho = 7850.0
-c = 460.0
-[initial]
-temperature = 20.0
-[boundary.left]
-type = "dirichlet"
-value = 100.0
-[boundary.right]
-type = "robin"
-h = 25.0
-T_inf = 20.0
-[time]
-scheme = "backward-euler"
-dt = 5.0
-t_end = {t_end}
-[solver]
-preconditioner = "bjacobi"
-[output]
-every = 1000
-directory = "{out}"
-"""
 EVEN = """
 [study]
 case = "case.toml"
@@ -90,7 +61,8 @@ def spread(values: list[float]) -> dict:
 
 
 def measure(ranks: int, repeat: int, n: int, steps: int, folder: Path) -> dict:
-    (folder / "case.toml").write_text(CASE.format(n=n, t_end=5.0 * steps, out=folder / "out"))
+    (folder / "case.toml").write_text(case_text(2, n, "triangle", steps, "bjacobi", scheme="backward-euler")
+                                      + f'[output]\nevery = 1000\ndirectory = "{folder / "out"}"\n')
     (folder / "even.toml").write_text(EVEN.format())
     slow = 5.0 * steps * 10
     (folder / "uneven.toml").write_text(UNEVEN.format(values=", ".join([f"{slow:g}"] + [f"{5.0 * steps:g}"] * 15)))
