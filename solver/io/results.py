@@ -26,20 +26,11 @@ from solver.errors import CaseError
 from solver.fem.locate import PointLocator
 
 
-class Results:
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        if not self.path.exists():
-            raise CaseError(f"{self.path}: results file not found")
-        if self.path.is_dir():
-            raise CaseError(f"{self.path}: is a directory, expected a results .h5 file")
-        try:
-            self.file = h5py.File(self.path, "r")
-        except OSError:
-            raise CaseError(f"{self.path}: not an HDF5 file (expected a results .h5 file of this solver)") from None
-        if "mesh/geometry" not in self.file or "fields/temperature" not in self.file or "time" not in self.file:
-            self.file.close()
-            raise CaseError(f"{self.path}: not a results file of this solver (no /mesh and /fields/temperature)")
+class SolverFile:
+    """What every HDF5 file this solver writes shares, read on demand from ``self.file`` (an open
+    h5py file): the root attributes and the canonical mesh with a point locator."""
+
+    file: h5py.File
 
     def __enter__(self):
         return self
@@ -49,6 +40,10 @@ class Results:
 
     def close(self):
         self.file.close()
+
+    @property
+    def attrs(self) -> dict:
+        return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in self.file.attrs.items()}
 
     @cached_property
     def points(self) -> np.ndarray:
@@ -67,16 +62,32 @@ class Results:
         return self.points.shape[1]
 
     @cached_property
+    def locator(self) -> PointLocator:
+        return PointLocator(self.cell_type, self.points, self.cells)
+
+
+class Results(SolverFile):
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise CaseError(f"{self.path}: results file not found")
+        if self.path.is_dir():
+            raise CaseError(f"{self.path}: is a directory, expected a results .h5 file")
+        try:
+            self.file = h5py.File(self.path, "r")
+        except OSError:
+            raise CaseError(f"{self.path}: not an HDF5 file (expected a results .h5 file of this solver)") from None
+        if "mesh/geometry" not in self.file or "fields/temperature" not in self.file or "time" not in self.file:
+            self.file.close()
+            raise CaseError(f"{self.path}: not a results file of this solver (no /mesh and /fields/temperature)")
+
+    @cached_property
     def times(self) -> np.ndarray:
         return self.file["time"][()]
 
     @cached_property
     def steps(self) -> np.ndarray:
         return self.file["step"][()]
-
-    @property
-    def attrs(self) -> dict:
-        return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in self.file.attrs.items()}
 
     @cached_property
     def case(self) -> dict:
@@ -128,10 +139,6 @@ class Results:
 
     def temperature(self, index: int = -1) -> np.ndarray:
         return self.field(index, "temperature")
-
-    @cached_property
-    def locator(self) -> PointLocator:
-        return PointLocator(self.cell_type, self.points, self.cells)
 
     def probe(self, points, index: int = -1, name: str = "temperature") -> np.ndarray:
         """Finite-element interpolation of field ``name`` (default the temperature) at ``points``

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 
 from solver.errors import CaseError
-from solver.fem.locate import PointLocator
+from solver.io.results import SolverFile
 
 PENDING, DONE = -1, 0
 STATISTICS = ("mean", "std", "min", "max")
@@ -37,7 +37,7 @@ def find_study(argv) -> str | None:
     return next((a for a in argv if not a.startswith("-") and is_study_file(a)), None)
 
 
-class StudyFile:
+class StudyFile(SolverFile):
     """A study file read lazily: the sample table, the scalar outputs, the mesh and statistics."""
 
     def __init__(self, path):
@@ -45,16 +45,6 @@ class StudyFile:
         if not is_study_file(self.path):
             raise CaseError(f"{self.path}: not a study file of this solver (no solver_study mark)")
         self.file = h5py.File(self.path, "r")
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.file.close()
-
-    @cached_property
-    def attrs(self) -> dict:
-        return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in self.file.attrs.items()}
 
     @cached_property
     def keys(self) -> list[str]:
@@ -147,26 +137,6 @@ class StudyFile:
             raise CaseError(f"--field {name}: {self.path.name} has no such statistics field "
                             f"(it holds: {', '.join(self.fields) or 'none'})")
         return self.file["statistics"][name][f"{index:06d}"][()]
-
-    @cached_property
-    def points(self) -> np.ndarray:
-        return self.file["mesh/geometry"][()]
-
-    @cached_property
-    def cells(self) -> np.ndarray:
-        return self.file["mesh/topology"][()]
-
-    @property
-    def cell_type(self) -> str:
-        return str(self.file["mesh/topology"].attrs["cell_type"])
-
-    @property
-    def dim(self) -> int:
-        return self.points.shape[1]
-
-    @cached_property
-    def locator(self) -> PointLocator:
-        return PointLocator(self.cell_type, self.points, self.cells)
 
 
 def describe(x: np.ndarray) -> dict:
