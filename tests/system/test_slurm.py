@@ -80,15 +80,16 @@ def test_run_slurm_refuses_a_missing_case_argument(cluster, tmp_path):
 
 
 def test_requeue_slurm_continues_past_the_time_limit(cluster, tmp_path):
-    """A 2-minute limit with the signal 60 s ahead, and a case that needs about 80 s: the first
-    segment stops with a checkpoint on SIGUSR1, the job requeues itself and the next segment
-    finishes from the checkpoint, bit for bit as an uninterrupted run."""
+    """A 1-minute limit with the signal 45 s ahead, and a case that needs about 50 s: the first
+    segment stops with a checkpoint on SIGUSR1 (15-45 s in: SLURM checks every 30 s, so it may
+    signal early, never late), the job requeues itself and the next segments finish from the
+    checkpoint, bit for bit as an uninterrupted run."""
     log = tmp_path / "job.out"
-    case = sets("mesh.nx=40", "mesh.ny=20", "time.t_end=1320.0", "output.every=30")
+    case = sets("mesh.nx=40", "mesh.ny=20", "time.t_end=840.0", "output.every=30")
     job, info = submit_and_wait(
-        cluster, ["--ntasks=2", "--time=2", "--signal=B:USR1@60", f"--output={log}", JOBS / "requeue.slurm", CASE,
+        cluster, ["--ntasks=2", "--time=1", "--signal=B:USR1@45", f"--output={log}", JOBS / "requeue.slurm", CASE,
                   *case, "--set", f"output.directory={tmp_path / 'job'}", "--quiet"],
-        420, SOLVER_TEST_STEP_DELAY="0.3")  # 264 steps of 0.3 s: little CPU (SLURM may signal early, never late)
+        420, SOLVER_TEST_STEP_DELAY="0.3")  # 168 steps of 0.3 s: little CPU
     text = log.read_text()
     assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", text
     assert int(info["Restarts"]) >= 1 and "segment 2" in text, text
@@ -97,7 +98,7 @@ def test_requeue_slurm_continues_past_the_time_limit(cluster, tmp_path):
     run_solver(2, [CASE, *case, "--set", f"output.directory={tmp_path / 'direct'}", "--quiet"], cwd=tmp_path)
     with h5py.File(tmp_path / "job" / "plate" / "plate.h5", "r") as a, \
             h5py.File(tmp_path / "direct" / "plate" / "plate.h5", "r") as b:
-        assert a.attrs["complete"] and a.attrs["steps"] == b.attrs["steps"] == 264
+        assert a.attrs["complete"] and a.attrs["steps"] == b.attrs["steps"] == 168
         assert np.array_equal(a["time"][()], b["time"][()])
         last = sorted(b["fields/temperature"])[-1]
         assert np.array_equal(a["fields/temperature"][last][()], b["fields/temperature"][last][()])
