@@ -24,6 +24,8 @@ the same matrices to rounding, about 10 times slower and with O(cells x entries)
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -69,6 +71,7 @@ class Assembler:
         ref = CELLS[mesh.cell_type]
         self.affine = ref.affine
         self.dim = ref.dim
+        self.degree = degree
         points, self.weights = quadrature(mesh.cell_type, degree)
         self.N = np.ascontiguousarray(ref.shape(points))  # (n_qp, nn)
         self.dN = np.ascontiguousarray(ref.grad(points))  # (n_qp, nn, dim)
@@ -89,6 +92,21 @@ class Assembler:
             self.reference = ReferenceAssembly(self.coords, self.cells, mesh.cell_type, n_owned, n_local, degree)
             self.indptr, self.indices = self.reference.indptr, self.reference.indices
         self.nnz = len(self.indices)
+
+    def with_rule(self, degree: int) -> "Assembler":
+        """This assembler (the same pattern, cells and coordinates) with the quadrature rule of
+        ``degree``: the centroid (degree 1) integrates exactly what is constant on an affine cell
+        against a linear function. The NumPy path keeps its own rule (itself is returned)."""
+        if not self.compiled or degree == self.degree:
+            return self
+        other = copy.copy(self)
+        ref = CELLS[self.mesh.cell_type]
+        points, other.weights = quadrature(self.mesh.cell_type, degree)
+        other.N = np.ascontiguousarray(ref.shape(points))
+        other.dN = np.ascontiguousarray(ref.grad(points))
+        other.n_qp, other.degree = len(other.weights), degree
+        other.kernels = kernels.cell_kernels(self.cells.shape[1], ref.dim, other.n_qp, ref.affine)
+        return other
 
     # ------------------------------------------------------------------------------ matrices
     def csr(self, data: np.ndarray) -> sp.csr_matrix:
@@ -158,20 +176,24 @@ class Assembler:
         keep = slots >= 0
         return self.csr(np.bincount(slots[keep], weights=values[keep], minlength=self.nnz))
 
-    def convection(self, b: np.ndarray, data: np.ndarray) -> None:
-        """Add ``int (b . grad N_i) N_j`` into ``data`` (values of this pattern), ``b`` (n_cells, n_qp,
-        dim) at the quadrature points: the non-symmetric part of a Newton Jacobian of
-        ``div(k(u) grad u)``, with ``b = dk/du grad u``."""
+    def convection(self, b: np.ndarray, data: np.ndarray, scale: np.ndarray | None = None) -> None:
+        """Add ``s_cj int (b . grad N_i) N_j`` into ``data`` (values of this pattern), ``b`` (n_cells,
+        n_qp, dim) at the quadrature points, ``scale`` s (n_cells, nodes per cell) or None (1): the
+        non-symmetric part of a Newton Jacobian of ``div(k(u) grad u)``, with ``b = dk/du grad u``
+        (k at the points), or ``b = grad u`` and ``s = dk/du`` at the nodes (k interpolated)."""
         b = np.ascontiguousarray(b, dtype=np.float64)
+        s = np.zeros((0, self.cells.shape[1])) if scale is None else np.ascontiguousarray(scale, dtype=np.float64)
         if self.compiled:
             missing = self.kernels.convection(self.coords, self.cells, self.shape[0], self.N, self.dN, self.weights,
-                                              b, self.indptr, self.indices, self.slots, data)
+                                              b, s, self.indptr, self.indices, self.slots, data)
             if missing:
                 raise RuntimeError(f"{missing} element entries outside the sparsity pattern")
             return
         g = self.reference.geometry
         element = np.einsum("cqd,cqid,qj,cq->cij", b, np.broadcast_to(g.grad, b.shape[:2] + g.grad.shape[2:]),
                             g.N, np.broadcast_to(g.wdet, b.shape[:2]), optimize=True)
+        if scale is not None:
+            element *= s[:, None, :]
         data += self.reference.matrix_data(element)
 
     # ------------------------------------------------------------------------------ fields at points

@@ -42,6 +42,20 @@ class BoundaryTerm:
             self.geometry = CellGeometry(facet_type, self.coords, self.nodes, degree=2, gradients=False)
             self.points = self.geometry.points
 
+    def _slots(self, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """The slots of the facets' entries in this pattern (-1 for rows owned elsewhere), found
+        once per pattern: a matrix added every Newton iteration needs no search."""
+        cached = getattr(self, "_pattern_slots", None)
+        if cached is None or cached[0] is not indptr or cached[1] is not indices:
+            nn = self.nodes.shape[1]
+            rows = np.repeat(self.nodes, nn, axis=1).astype(np.int64).ravel()
+            cols = np.tile(self.nodes, (1, nn)).astype(np.int64).ravel()
+            slots = kernels.entry_slots(indptr, indices, rows, cols, self.n_owned)
+            if np.any(slots == -2):
+                raise ValueError("facet entries outside the sparsity pattern")
+            cached = self._pattern_slots = (indptr, indices, slots.reshape(len(self.nodes), nn * nn))
+        return cached[2]
+
     @property
     def empty(self) -> bool:
         """No facet of this boundary on this rank."""
@@ -72,10 +86,8 @@ class BoundaryTerm:
         if self.empty:
             return
         if self.compiled:
-            missing = kernels.facet_matrix(self.coords, self.nodes, self.n_owned, self.N, self.dN, self.weights,
-                                           self._values(values), indptr, indices, data)
-            if missing:
-                raise ValueError("facet entries outside the sparsity pattern")
+            kernels.facet_matrix(self.coords, self.nodes, self.N, self.dN, self.weights, self._values(values),
+                                 self._slots(indptr, indices), data)
             return
         rows, cols, vals = self.mass_entries(values)
         keep = rows < self.n_owned

@@ -339,9 +339,11 @@ def cell_kernels(nn: int, dim: int, nq: int, affine: bool) -> CellKernels:
       cell c, and ``values[c, q]`` = u there (``values`` of size 0: not computed).
     * ``flux_vector(coords, cells, n_owned, dN, weights, flux, out)``: ``out[i] += int flux . grad N_i``
       with ``flux`` (n_cells, n_qp, dim) at the points (the residual of conduction, k grad u).
-    * ``convection(coords, cells, n_owned, N, dN, weights, b, indptr, indices, slots, data)`` adds
-      ``int (b . grad N_i) N_j`` (b: (n_cells, n_qp, dim)), the part of a Newton Jacobian that
-      comes from a conductivity depending on u (b = dk/du grad u); not symmetric.
+    * ``convection(coords, cells, n_owned, N, dN, weights, b, scale, indptr, indices, slots, data)``
+      adds ``s_cj int (b . grad N_i) N_j`` (b: (n_cells, n_qp, dim); ``scale`` s: (n_cells, nn), or
+      size 0 for 1), the part of a Newton Jacobian that comes from a conductivity depending on u
+      (b = dk/du grad u at the points; or b = grad u and s = dk/du at the nodes when k is
+      interpolated from its nodal values); not symmetric.
     """
     NN, GD, NQ, AFFINE = int(nn), int(dim), int(nq), bool(affine)
     NS = GD * (GD + 1) // 2  # symmetric pairs of reference directions
@@ -589,10 +591,11 @@ def cell_kernels(nn: int, dim: int, nq: int, affine: bool) -> CellKernels:
         return 0
 
     @_jit
-    def convection(coords, cells, n_owned, N, dN, weights, b, indptr, indices, slots, data):
+    def convection(coords, cells, n_owned, N, dN, weights, b, scale, indptr, indices, slots, data):
         nc = cells.shape[0]
         nq = weights.shape[0]
         use_slots = slots.shape[0] > 0
+        scaled = scale.shape[0] > 0
         X = np.empty((NN, GD, B))
         J = np.empty((GD, GD, B))
         Kinv = np.empty((GD, GD, B))
@@ -628,6 +631,11 @@ def cell_kernels(nn: int, dim: int, nq: int, affine: bool) -> CellKernels:
                     for i in range(NN):
                         for j in range(NN):
                             Ab[i, j, k] += bg[i] * N[q, j]
+            if scaled:
+                for i in range(NN):
+                    for j in range(NN):
+                        for k in range(nb):
+                            Ab[i, j, k] *= scale[c0 + k, j]
             for k in range(nb):
                 c = c0 + k
                 if use_slots:
@@ -690,16 +698,14 @@ def _facet_measure(coords, facets, f, dN, q):
 
 
 @_jit
-def facet_matrix(coords, facets, n_owned, N, dN, weights, values, indptr, indices, data):
-    """data += int c N_i N_j over the facets (owned rows), c canonical (n_facets or 1, n_qp or 1, 1);
-    rows searched in the pattern. Returns the entries not found."""
+def facet_matrix(coords, facets, N, dN, weights, values, slots, data):
+    """data += int c N_i N_j over the facets, c canonical (n_facets or 1, n_qp or 1, 1); ``slots``
+    (n_facets, nn * nn): each entry's slot in ``data``, -1 for a row owned elsewhere (skipped)."""
     nf, nn = facets.shape
     nq = weights.shape[0]
     vf = values.reshape(values.size)
     v_sc, v_sq, _ = _strides(values)
     A = np.empty((nn, nn))
-    order = np.empty(nn, np.int64)
-    missing = 0
     for f in range(nf):
         for i in range(nn):
             for j in range(nn):
@@ -709,8 +715,11 @@ def facet_matrix(coords, facets, n_owned, N, dN, weights, values, indptr, indice
             for i in range(nn):
                 for j in range(nn):
                     A[i, j] += w * N[q, i] * N[q, j]
-        missing += _scatter_search(facets, f, n_owned, order, A, indptr, indices, data)
-    return missing
+        for i in range(nn):
+            for j in range(nn):
+                e = slots[f, i * nn + j]
+                if e >= 0:
+                    data[e] += A[i, j]
 
 
 @_jit
@@ -804,24 +813,30 @@ def warm_up(cell_type: str, cell_dtype=np.int32, index_dtype=np.int32, degree: i
     pattern_fill(cells, nn, nn, offsets, adjacent, indptr, indices, slots)
     indptr = indptr.astype(index_dtype)
     data = np.zeros(len(indices))
-    k = cell_kernels(nn, ref.dim, len(weights), ref.affine)
     one = np.ones((1, 1, 1))
-    k.matrix(coords, cells, nn, N, dN, weights, one, one, indptr, indices, slots, data)
-    k.matrix(coords, cells, nn, N, dN, weights, one, one, indptr, indices, slots[:0], data)
-    k.vector(coords, cells, nn, N, dN, weights, one, np.zeros(nn))
-    grads = np.zeros((1, len(weights), ref.dim))
-    k.gradient(coords, cells, N, dN, np.zeros(nn), grads, np.zeros((1, len(weights))))
-    k.gradient(coords, cells, N, dN, np.zeros(nn), grads, np.zeros((0, 0)))
-    k.flux_vector(coords, cells, nn, dN, weights, grads, np.zeros(nn))
-    k.convection(coords, cells, nn, N, dN, weights, grads, indptr, indices, slots, data)
-    k.convection(coords, cells, nn, N, dN, weights, grads, indptr, indices, slots[:0], data)
+    rules = [(N, dN, weights)]
+    if ref.affine:  # the centroid rule of the conduction terms with nodal conductivities
+        cp, cw = quadrature(cell_type, 1)
+        rules.append((np.ascontiguousarray(ref.shape(cp)), np.ascontiguousarray(ref.grad(cp)), cw))
+    for rN, rdN, rw in rules:
+        k = cell_kernels(nn, ref.dim, len(rw), ref.affine)
+        k.matrix(coords, cells, nn, rN, rdN, rw, one, one, indptr, indices, slots, data)
+        k.matrix(coords, cells, nn, rN, rdN, rw, one, one, indptr, indices, slots[:0], data)
+        k.vector(coords, cells, nn, rN, rdN, rw, one, np.zeros(nn))
+        grads = np.zeros((1, len(rw), ref.dim))
+        k.gradient(coords, cells, rN, rdN, np.zeros(nn), grads, np.zeros((1, len(rw))))
+        k.gradient(coords, cells, rN, rdN, np.zeros(nn), grads, np.zeros((0, 0)))
+        k.flux_vector(coords, cells, nn, rdN, rw, grads, np.zeros(nn))
+        for scale in (np.ones((1, nn)), np.zeros((0, nn))):
+            k.convection(coords, cells, nn, rN, rdN, rw, grads, scale, indptr, indices, slots, data)
+            k.convection(coords, cells, nn, rN, rdN, rw, grads, scale, indptr, indices, slots[:0], data)
     quadrature_points(coords, cells, N, np.empty((1, len(weights), ref.dim)))
     entry_slots(indptr, indices, np.zeros(1, np.int64), np.zeros(1, np.int64), nn)
     constrain_kernel(indptr, indices, data, np.zeros(nn, dtype=np.bool_), nn)
     fpoints, fweights = quadrature(ref.facet_name, degree)
     fN, fdN = np.ascontiguousarray(facet.shape(fpoints)), np.ascontiguousarray(facet.grad(fpoints))
     facets = np.ascontiguousarray(cells[:, : facet.n_nodes])
-    facet_matrix(coords, facets, nn, fN, fdN, fweights, one, indptr, indices, data)
+    facet_matrix(coords, facets, fN, fdN, fweights, one, np.zeros((1, facet.n_nodes ** 2), np.int64), data)
     facet_vector(coords, facets, nn, fN, fdN, fweights, one, np.zeros(nn))
 
 

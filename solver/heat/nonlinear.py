@@ -57,6 +57,18 @@ class Linearisation:
     nonsymmetric: np.ndarray | None = None
 
 
+@dataclass
+class _Fields:
+    """An evaluation at u: the residual and what its Jacobian is assembled from."""
+
+    residual: np.ndarray
+    capacity: np.ndarray | None  # C = rho c (at the points, or nodal when lumped); None when constant
+    k: np.ndarray  # on the conduction rule (n_cells, n_qp, components)
+    dk: np.ndarray | None  # dk/du at the cells' nodes (n_cells, nodes, components) when k depends on u
+    gradient: np.ndarray  # grad u on the conduction rule
+    radiation_slopes: list  # d/du of each radiating boundary's flux at its points (None: no facet here)
+
+
 class NonlinearHeatProblem(HeatLoads):
     """Residuals ``S(u)`` (storage) and ``Q(u, t)`` (flows out) and their Jacobians."""
 
@@ -69,13 +81,25 @@ class NonlinearHeatProblem(HeatLoads):
         # liquid-fraction field)
         self.k_nonlinear = bool(mesh.comm.allreduce(self.materials.k_nonlinear, op=MPI.LOR))
         self.melting = bool(mesh.comm.allreduce(self.materials.melting, op=MPI.LOR))
-        self.points = a.quadrature_points() if self.materials.needs_points else None
+        # k(T) is interpolated from its nodal values; on affine cells the conduction terms are then
+        # integrated exactly by the centroid rule (constant gradient, linear k)
+        self.conduction = a.with_rule(1) if self.k_nonlinear and a.affine else a
+        self.points = a.quadrature_points() if self.materials.needs_points and not self.k_nonlinear else None
         self.lumped = physics.lumped_mass
         self.offset = physics.kelvin_offset
         self.radiation = [RadiationTerm(bc, BoundaryTerm(mesh, bc.name)) for bc in physics.of_kind(RadiationBC)]
         n = mesh.n_owned
         rows = np.repeat(np.arange(n), np.diff(a.indptr))
         self.diagonal_slots = np.flatnonzero(a.indices == rows)  # every owned row holds its diagonal
+        # a constant rho c: S(u) = M u with the capacity matrix (or its lumped diagonal) built once
+        self.capacity = None
+        if mesh.comm.allreduce(self.materials.capacity_constant, op=MPI.LAND):
+            C = self.materials.capacity()
+            if self.lumped:
+                w = C[:, None] * self.vertex_weights
+                self.capacity = np.bincount(a.cells.ravel(), weights=w.ravel(), minlength=mesh.n_local)[:n]
+            else:
+                self.capacity = a.bilinear(mass=C).data.copy()
         self.bad = ""  # what went wrong in the last evaluation on this rank (non-positive k, rho c)
         self._last = None  # (t, a0, c), u, fields and residual of the last evaluation
 
@@ -93,8 +117,13 @@ class NonlinearHeatProblem(HeatLoads):
 
     # ------------------------------------------------------------------ storage S(u) = int H(u) N_i
     def _storage(self, u: np.ndarray, T: np.ndarray | None = None):
-        """(S(u) owned, C at the points, or nodal with the lumped storage); ``T``: u at the points."""
+        """(S(u) owned, C at the points, nodal with the lumped storage, or None when constant);
+        ``T``: u at the points, if known."""
         a = self.assembler
+        if self.capacity is not None:
+            if self.lumped:
+                return self.capacity * u[: self.mesh.n_owned], None
+            return a.csr(self.capacity) @ u, None
         if self.lumped:
             H, C = self.materials.storage(u[a.cells])
             self._check(C, "rho c")
@@ -160,52 +189,68 @@ class NonlinearHeatProblem(HeatLoads):
         key = (t, a0, c)
         cached = self._last
         if cached is not None and cached[0] == key and np.array_equal(cached[1], u):
-            S, C, k, dk, grad, residual = cached[2]  # the residual at this u was just evaluated
-            residual = residual.copy()
+            f = cached[2]  # the residual at this u was just evaluated
         else:
-            S, C, k, dk, grad, residual = self._evaluate(u, t, a0, c)
-            self._last = (key, u.copy(), (S, C, k, dk, grad, residual.copy()))
-        out = Linearisation(residual)
+            f = self._evaluate(u, t, a0, c)
+            self._last = (key, u.copy(), f)
+        out = Linearisation(f.residual.copy())
         if not jacobian:
             return out
-        if self.lumped:
-            data = a.bilinear(conductivity=c * k, per_point=True).data
-            if a0:
-                data[self.diagonal_slots] += a0 * C
-        else:
-            data = a.bilinear(mass=(a0 * C) if a0 else None, conductivity=c * k, per_point=True).data
+        C = f.capacity
+        data = a.bilinear(mass=(a0 * C) if a0 and C is not None and not self.lumped else None,
+                          conductivity=c * f.k, per_point=True).data
+        if a0 and self.capacity is not None and not self.lumped:
+            data += a0 * self.capacity
+        elif a0 and self.lumped:
+            data[self.diagonal_slots] += a0 * (self.capacity if C is None else C)
         if self.robin:
             data += c * self._robin_data(t)
-        for term in self.radiation:
-            if not term.facets.empty:
-                slope = self._radiation(term, u, t)[1]
+        for term, slope in zip(self.radiation, f.radiation_slopes):
+            if slope is not None:
                 term.facets.add_mass(c * slope, a.indptr, a.indices, data)
         out.symmetric = data
-        if newton and self.k_nonlinear:
-            extra = np.zeros(a.nnz)
-            if dk is not None:
-                a.convection(c * dk * grad, extra)
-            out.nonsymmetric = extra
+        if newton and self.k_nonlinear:  # c int dk(u_j)/du_j N_j grad u . k-axes grad N_i
+            out.nonsymmetric = extra = np.zeros(a.nnz)
+            grad, dk = f.gradient, f.dk
+            if dk.shape[2] == 1:
+                self.conduction.convection(c * grad, extra, dk[:, :, 0])
+            else:
+                for d in range(dk.shape[2]):
+                    b = np.zeros_like(grad)
+                    b[:, :, d] = c * grad[:, :, d]
+                    self.conduction.convection(b, extra, dk[:, :, d])
         return out
 
-    def _evaluate(self, u: np.ndarray, t: float, a0: float, c: float):
-        """The fields at u (storage, C, k, dk/du, grad u) and the residual ``a0 S + c Q``."""
-        a, m = self.assembler, self.materials
+    def _evaluate(self, u: np.ndarray, t: float, a0: float, c: float) -> "_Fields":
+        """The fields at u and the residual ``a0 S + c Q``: k on the conduction rule and, when k
+        depends on u, dk/du at the cells' nodes; else k at the points."""
+        a, m, ca = self.assembler, self.materials, self.conduction
         self.bad = ""
-        T, grad = a.values_and_gradients(u)
+        if self.k_nonlinear:
+            kn, dk = m.conductivity_at_nodes(u, t)
+            self._check(kn, "the conductivity k")
+            k = np.matmul(ca.N, kn)
+            grad = ca.gradients(u)
+            T = None
+        else:
+            T, grad = a.values_and_gradients(u)
+            k, dk = m.conductivity(T, self.points, t), None
+            self._check(k, "the conductivity k")
         S, C = self._storage(u, T) if a0 else (0.0, None)
-        k, dk = m.conductivity(T, self.points, t, derivative=self.k_nonlinear)
-        self._check(k, "the conductivity k")
-        residual = a0 * S + c * a.flux_load(k * grad)
+        residual = a0 * S + c * ca.flux_load(k * grad)
         if self.robin:
             residual += c * (self._robin_matrix(t) @ u)
         parts = self.load_parts(t)
         if parts:
             residual -= c * sum(parts.values())
+        slopes = []
         for term in self.radiation:
+            slope = None
             if not term.facets.empty:
-                residual += c * term.facets.load(self._radiation(term, u, t)[0])
-        return S, C, k, dk, grad, residual
+                flux, slope = self._radiation(term, u, t)
+                residual += c * term.facets.load(flux)
+            slopes.append(slope)
+        return _Fields(residual, C, k, dk, grad, slopes)
 
     def _robin_data(self, t: float) -> np.ndarray:
         return self._cache.get("robin", self.time_dependent_matrix, t, self.robin_data)

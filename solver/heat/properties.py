@@ -1,5 +1,10 @@
-"""Material properties that may depend on temperature, evaluated at quadrature points with their
-derivatives in T (for Newton), and the volumetric enthalpy H(T) = int_0^T rho c dT.
+"""Material properties that may depend on temperature, evaluated with their derivatives in T (for
+Newton), and the volumetric enthalpy H(T) = int_0^T rho c dT.
+
+A conductivity that depends on T is evaluated at the nodes of each cell and interpolated
+(``k_h = sum_j k(u_j) N_j``, the group finite-element form): one evaluation per node and material
+rather than per quadrature point, exact for a k linear in T, second order otherwise. Its Newton
+derivative is then ``dk(u_j)/du_j N_j``. A conductivity independent of T stays at the points.
 
 Each cell takes the material's properties, overridden by the regions that contain it (later ones
 winning), so the cells fall into a few *material sets*; a property is evaluated set by set on
@@ -132,8 +137,53 @@ class MaterialField:
         which = np.searchsorted(used, which)
         self.cells_of = [np.flatnonzero(which == g) for g in range(len(self.sets))] if len(self.sets) > 1 else None
         self.dim = dim
+        self.cells = mesh.cells
+        self.coords = mesh.coords
         self.k_nonlinear = any(s.k_depends_on_temperature for s in self.sets)
         self.needs_points = any(depends_on_space(p) for s in self.sets for p in s.k)
+        self.k_components = 1 if all(all(p is s.k[0] for p in s.k) for s in self.sets) else dim
+        self.capacity_constant = all(s.capacity.constant for s in self.sets)
+        self._nodes_of = None
+
+    def capacity(self) -> np.ndarray:
+        """rho c per cell (n_cells,), for constant capacities."""
+        C = np.empty(len(self.cells))
+        for s, cells in self._each():
+            C[cells] = s.capacity.rho * s.capacity.c
+        return C
+
+    def _set_nodes(self):
+        """Per material set: (its cells, its distinct nodes, where each cell node is in them)."""
+        if self._nodes_of is None:
+            if self.cells_of is None:
+                self._nodes_of = [(slice(None), slice(None), self.cells)]
+            else:
+                self._nodes_of = []
+                for cells in self.cells_of:
+                    nodes, where = np.unique(self.cells[cells], return_inverse=True)
+                    self._nodes_of.append((cells, nodes, where.reshape(len(cells), -1)))
+        return self._nodes_of
+
+    def conductivity_at_nodes(self, u: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """k and dk/dT at the nodes of each cell from the nodal temperatures u (local vector):
+        (n_cells, nodes per cell, k_components) each, a node evaluated once per material set."""
+        shape = self.cells.shape + (self.k_components,)
+        if self.cells_of is None and self.k_components == 1:  # one isotropic material: gathers only
+            v, dv = evaluate(self.sets[0].k[0], u, self.coords, t)
+            return (np.broadcast_to(v, u.shape)[self.cells].reshape(shape),
+                    np.broadcast_to(dv, u.shape)[self.cells].reshape(shape))
+        k, dk = np.empty(shape), np.empty(shape)
+        for (s, _), (cells, nodes, where) in zip(self._each(), self._set_nodes()):
+            T, x = u[nodes], self.coords[nodes]
+            done = {}
+            for d in range(self.k_components):
+                p = s.k[d]
+                if id(p) not in done:
+                    done[id(p)] = evaluate(p, T, x, t)
+                v, dv = done[id(p)]
+                k[cells, :, d] = np.broadcast_to(v, T.shape)[where]
+                dk[cells, :, d] = np.broadcast_to(dv, T.shape)[where]
+        return k, dk
 
     def _each(self):
         """(material set, its cells or slice(None))."""
@@ -142,23 +192,19 @@ class MaterialField:
         else:
             yield from zip(self.sets, self.cells_of)
 
-    def conductivity(self, T: np.ndarray, points: np.ndarray | None, t: float, derivative: bool = True
-                     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """k and dk/dT at the points, (n_cells, n_qp, dim) each (T: (n_cells, n_qp))."""
-        k = np.empty(T.shape + (self.dim,))
-        dk = np.zeros_like(k) if derivative and self.k_nonlinear else None
+    def conductivity(self, T: np.ndarray, points: np.ndarray | None, t: float) -> np.ndarray:
+        """k at the points, (n_cells, n_qp, k_components) (T: (n_cells, n_qp)), of a k that does not
+        depend on T."""
+        k = np.empty(T.shape + (self.k_components,))
         for s, cells in self._each():
-            Tc = T[cells]
             pc = None if points is None else points[cells]
             done = {}
-            for d, p in enumerate(s.k):  # an isotropic k is one property on every axis: evaluated once
+            for d in range(self.k_components):  # an isotropic k is one property on every axis
+                p = s.k[d]
                 if id(p) not in done:
-                    done[id(p)] = evaluate(p, Tc, pc, t)
-                v, dv = done[id(p)]
-                k[cells, :, d] = v
-                if dk is not None:
-                    dk[cells, :, d] = dv
-        return k, dk
+                    done[id(p)] = evaluate(p, T[cells], pc, t)[0]
+                k[cells, :, d] = done[id(p)]
+        return k
 
     def storage(self, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(H, C): enthalpy and volumetric heat capacity at T (any shape whose first axis is the

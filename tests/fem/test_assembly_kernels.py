@@ -95,6 +95,41 @@ def test_the_search_path_equals_the_slot_path(pair):
     assert close(fast.stiffness(k), K, 1e-15)
 
 
+def test_convection_and_the_centroid_rule_equal_the_reference(pair):
+    """``s_cj int (b . grad N_i) N_j`` (the Newton term of k(T), with and without the nodal scale s)
+    against the NumPy path, with the slot map and with the search; on affine cells the centroid
+    rule of :meth:`Assembler.with_rule` gives the full rule's matrix and flux load for a b constant
+    per cell (a P1 gradient)."""
+    mesh, fast, ref = pair
+    rng = np.random.default_rng(5)
+    nc, nn, dim = len(mesh.cells), mesh.cells.shape[1], fast.dim
+    b = rng.standard_normal((nc, fast.n_qp, dim))
+    scale = 1 + rng.random((nc, nn))
+    for s in (None, scale):
+        da, db = np.zeros(fast.nnz), np.zeros(fast.nnz)
+        fast.convection(b, da, s)
+        ref.convection(b, db, s)
+        assert np.abs(da).max() > 0 and close(da, db)
+        slots, fast.slots = fast.slots, fast.slots[:0]
+        searched = np.zeros(fast.nnz)
+        fast.convection(b, searched, s)
+        fast.slots = slots
+        assert close(searched, da, 1e-15)
+    if not fast.affine:
+        return
+    centroid = fast.with_rule(1)
+    assert centroid.n_qp == 1 and centroid.indices is fast.indices
+    u = rng.standard_normal(mesh.n_local)
+    grad = centroid.gradients(u)
+    assert close(grad[:, 0], fast.gradients(u)[:, 0]) and close(grad[:, 0], fast.gradients(u)[:, -1])
+    da, db = np.zeros(fast.nnz), np.zeros(fast.nnz)
+    centroid.convection(grad, da, scale)
+    ref.convection(np.repeat(grad, fast.n_qp, axis=1), db, scale)
+    assert close(da, db)
+    flux = grad * (1 + rng.random((nc, 1, 1)))
+    assert close(centroid.flux_load(flux), ref.flux_load(np.repeat(flux, fast.n_qp, axis=1)))
+
+
 def test_loads_equal_the_reference(pair):
     mesh, fast, ref = pair
     source = Expression("sin(pi*x) * exp(-t) + y * t + 2")

@@ -260,3 +260,63 @@ def test_a_restart_after_multigrid_updates_is_bitwise(tmp_path):
         assert np.array_equal(a["time"][()], b["time"][()])
         last = sorted(a["fields/temperature"])[-1]
         assert np.array_equal(a["fields/temperature"][last][()], b["fields/temperature"][last][()])
+
+
+# ----------------------------------------------------------------------------- the Jacobian
+JACOBIAN_CASE = """
+temperature_unit = "C"
+[mesh]
+type = "rectangle"
+cell = "{cell}"
+nx = 7
+ny = 5
+lengths = [0.06, 0.04]
+[material]
+k = {{ table = [[0.0, 200.0], [300.0, 230.0], [600.0, 210.0]] }}
+rho = 2700.0
+c = "880 + 0.45*T"
+[region.core]
+x = [0.02, 0.04]
+y = [0.01, 0.03]
+k = ["60 * (1 + 1e-3*T + 2e-6*T**2) * (1 + x)", 40.0]
+[boundary.left]
+type = "convection-radiation"
+h = 25.0
+epsilon = {{ table = [[0.0, 0.1], [700.0, 0.3]] }}
+T_inf = 20.0
+[boundary.top]
+type = "radiation"
+epsilon = 0.9
+T_inf = 20.0
+[time]
+scheme = "backward-euler"
+dt = 2.0
+t_end = 2.0
+mass = "{mass}"
+"""
+
+
+@pytest.mark.parametrize("cell, mass", [("triangle", "consistent"), ("quadrilateral", "consistent"),
+                                        ("triangle", "lumped")])
+def test_the_newton_jacobian_is_the_derivative_of_the_residual(cell, mass):
+    """J v against central differences of the residual, on two materials (a table, and an
+    anisotropic k(T, x)), radiation and a capacity c(T): the nodal conductivities' derivative
+    (the centroid rule on triangles, every point on quadrilaterals) and the radiation slope."""
+    from solver.heat.simulation import Simulation
+
+    sim = Simulation(load_case(JACOBIAN_CASE.format(cell=cell, mass=mass), "<jacobian>"))
+    p = sim.problem
+    rng = np.random.default_rng(7)
+    u = rng.uniform(350.0, 500.0, p.mesh.n_local)  # away from the tables' kinks
+    t, a0, c = 2.0, 1.0, 2.0
+    lin = p.linearise(u, t, a0, c)
+    J = p.assembler.csr(lin.symmetric + lin.nonsymmetric)
+    assert np.abs(lin.nonsymmetric).max() > 1e-3 * np.abs(lin.symmetric).max()  # k(T) matters
+    for _ in range(3):
+        v = rng.standard_normal(p.mesh.n_local)
+        h = 1e-3
+        plus = p.linearise(u + h * v, t, a0, c, jacobian=False).residual
+        minus = p.linearise(u - h * v, t, a0, c, jacobian=False).residual
+        fd = (plus - minus) / (2 * h)
+        assert np.linalg.norm(J @ v - fd) <= 1e-7 * np.linalg.norm(fd)
+
