@@ -170,6 +170,7 @@ class NonlinearSpec:
     max_iterations: int
     line_search: bool
     fallback: str  # picard | none
+    linear_tolerance: str = "fixed"  # fixed (solver.rtol) | adaptive (Eisenstat-Walker)
 
 
 @dataclass(frozen=True)
@@ -329,7 +330,7 @@ def output_times(output: dict, t_end: float) -> list[float]:
 
 def nonlinear_spec(n: dict) -> NonlinearSpec:
     return NonlinearSpec(n["method"], n["rtol"], n["atol"], n["stol"], n["max_iterations"], n["line_search"] == "on",
-                         n["fallback"])
+                         n["fallback"], n["linear_tolerance"])
 
 
 def run_spec(run: dict) -> RunSpec:

@@ -125,6 +125,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
                            choices=("on", "off")),
         "fallback": Key("choice", "when Newton fails: picard (retry the solve with Picard iterations) or none",
                         "picard", choices=("picard", "none")),
+        "linear_tolerance": Key("choice", "relative tolerance of each linear solve: fixed (solver.rtol every "
+                                "time: exact Newton) or adaptive (Eisenstat-Walker: loose while the residual is "
+                                "large, tighter as it falls, never tighter than the nonlinear rtol needs)",
+                                "fixed", choices=("fixed", "adaptive")),
     },
     "checkpoint": {
         "every": Key("int", "write a checkpoint every N steps (0: only at the end and when stopped)", 0, low=0),

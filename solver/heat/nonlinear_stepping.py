@@ -112,10 +112,10 @@ class LinearisedSolver:
         self.setup_seconds += time.perf_counter() - start
 
     def solve(self, symmetric: np.ndarray, nonsymmetric: np.ndarray | None, rhs: np.ndarray,
-              origin: tuple | None = None) -> tuple[SolveInfo, np.ndarray]:
+              origin: tuple | None = None, rtol: float | None = None) -> tuple[SolveInfo, np.ndarray]:
         """Solve ``J du = rhs`` (the Jacobian from its symmetric and non-symmetric data) with du = 0
-        on Dirichlet rows; returns the solve's info and du (a local vector). ``origin``: (u, t,
-        a0, c) of this Jacobian, kept when multigrid is set up from it."""
+        on Dirichlet rows to ``rtol`` (None: solver.rtol); returns the solve's info and du (a local
+        vector). ``origin``: (u, t, a0, c) of this Jacobian, kept when multigrid is set up from it."""
         p = self.problem
         a, halo, mask = p.assembler, p.mesh.halo, p.dirichlet.mask
         if self.precond is None and self.pending is not None:
@@ -141,11 +141,12 @@ class LinearisedSolver:
         self.setup_seconds += time.perf_counter() - start
         du = np.zeros(p.mesh.n_local)
         s = self.spec
+        rtol = s.rtol if rtol is None else rtol
         if nonsymmetric is None:
-            info = pcg(P, rhs, du, self.precond, s.rtol, s.atol, s.max_iterations)
+            info = pcg(P, rhs, du, self.precond, rtol, s.atol, s.max_iterations)
         else:
             J = DistributedMatrix(constrain(a.csr(symmetric + nonsymmetric), mask)[0], halo)
-            info = gmres(J, rhs, du, self.precond, s.rtol, s.atol, s.max_iterations)
+            info = gmres(J, rhs, du, self.precond, rtol, s.atol, s.max_iterations)
         if self.base_iterations is None:
             self.base_iterations = info.iterations
         elif info.iterations > 2 * self.base_iterations + 2:
@@ -172,13 +173,14 @@ class StepEquations:
         G[self.dir_owned] = 0.0
         return G
 
-    def solve(self, u: np.ndarray, G: np.ndarray, method: str) -> tuple[np.ndarray, int]:
+    def solve(self, u: np.ndarray, G: np.ndarray, method: str, rtol: float | None = None) -> tuple[np.ndarray, int]:
         lin = self.problem.linearise(u, self.t, self.a0, self.c, jacobian=True, newton=method == "newton")
-        info, du = self.linear.solve(lin.symmetric, lin.nonsymmetric, -G, (u, self.t, self.a0, self.c))
+        info, du = self.linear.solve(lin.symmetric, lin.nonsymmetric, -G, (u, self.t, self.a0, self.c), rtol)
         if not info.converged:
+            asked = f"solver.rtol = {self.linear.spec.rtol:g}" if rtol is None else f"the adaptive tolerance {rtol:.3g}"
             raise ConvergenceError(
                 f"{self.where}: the linear solver did not converge in {info.iterations} iterations inside the "
-                f"{method} iteration (relative residual {info.residual:.3e} > solver.rtol = {self.linear.spec.rtol:g}); "
+                f"{method} iteration (relative residual {info.residual:.3e} > {asked}); "
                 f"try a smaller time.dt, a larger solver.max_iterations or another solver.preconditioner")
         return du[: self.n], info.iterations
 
@@ -200,15 +202,16 @@ def iterate(equations: StepEquations, u: np.ndarray, spec: NonlinearSpec) -> new
     """Newton (or Picard) on ``equations`` from u, then Picard from the same start if allowed;
     a ConvergenceError with the history when nothing converges."""
     start = u.copy()
+    forcing = spec.linear_tolerance, equations.linear.spec.rtol
     report = newton.solve(equations, u, spec.method, spec.rtol, spec.atol, spec.stol, spec.max_iterations,
-                          spec.line_search)
+                          spec.line_search, *forcing)
     if report.converged:
         return report
     first = report
     if spec.method == "newton" and spec.fallback == "picard":
         u[:] = start
         report = newton.solve(equations, u, "picard", spec.rtol, spec.atol, spec.stol,
-                              max(3 * spec.max_iterations, 50), spec.line_search)
+                              max(3 * spec.max_iterations, 50), spec.line_search, *forcing)
         if report.converged:
             report.iterations += first.iterations
             report.linear_iterations += first.linear_iterations
@@ -347,7 +350,7 @@ class NonlinearSteadySolver(LinearSolves):
             pseudo = StepEquations(p, self.linear, history, 0.0, 1.0, tau, "the steady solve (pseudo-transient)")
             self.linear.new_step()
             report = newton.solve(pseudo, u, self.spec.method, 1e-3, 0.0, self.spec.stol, self.spec.max_iterations,
-                                  self.spec.line_search)
+                                  self.spec.line_search, self.spec.linear_tolerance, self.linear.spec.rtol)
             total.iterations += report.iterations
             total.linear_iterations += report.linear_iterations
             r_prev, r = r, steady.norm(steady.residual(u))

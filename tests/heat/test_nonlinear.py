@@ -320,3 +320,29 @@ def test_the_newton_jacobian_is_the_derivative_of_the_residual(cell, mass):
         fd = (plus - minus) / (2 * h)
         assert np.linalg.norm(J @ v - fd) <= 1e-7 * np.linalg.norm(fd)
 
+
+def test_adaptive_linear_tolerances_reach_the_same_temperatures_with_fewer_iterations():
+    """Eisenstat-Walker forcing: loose first solves, never tighter than the nonlinear rtol needs;
+    the same temperatures as exact Newton to the nonlinear tolerance, in fewer linear iterations."""
+    from solver.heat.simulation import Simulation
+    from solver.la.newton import Forcing
+
+    fixed = Forcing("fixed", 1e-10, 1e-9)
+    assert fixed(1.0) is None
+    f = Forcing("adaptive", 1e-10, 1e-9)
+    first = f(1.0)
+    assert first == Forcing.ETA_0
+    assert f(1e-3) == max(Forcing.GAMMA * 1e-3 ** Forcing.ALPHA, 0.5e-9 / 1e-3)
+    assert f(1e-8) == 0.5e-9 / 1e-8  # near the target: only what the nonlinear rtol needs
+
+    runs = {}
+    for kind in ("fixed", "adaptive"):
+        text = JACOBIAN_CASE.format(cell="triangle", mass="consistent").replace("t_end = 2.0", "t_end = 8.0")
+        text += f"[initial]\ntemperature = 400.0\n[nonlinear]\nlinear_tolerance = \"{kind}\"\n[solver]\nrtol = 1e-10\n"
+        sim = Simulation(load_case(text, "<forcing>"))
+        while not sim.finished:
+            sim.advance()
+        runs[kind] = (sim.u.copy(), sim.iterations, sim.stepper.nonlinear_iterations)
+    (u_f, its_f, newton_f), (u_a, its_a, newton_a) = runs["fixed"], runs["adaptive"]
+    assert np.max(np.abs(u_a - u_f)) <= 1e-7 * np.max(np.abs(u_f))
+    assert its_a < 0.8 * its_f and newton_a <= newton_f + 2, (its_a, its_f, newton_a, newton_f)
