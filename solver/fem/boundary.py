@@ -38,6 +38,8 @@ class BoundaryTerm:
         elif self.compiled:
             self.points = np.empty((len(self.nodes), len(self.weights), self.coords.shape[1]))
             kernels.quadrature_points(self.coords, self.nodes, self.N, self.points)
+            self.wdet = np.empty((len(self.nodes), len(self.weights)))  # weights times measures
+            kernels.facet_measures(self.coords, self.nodes, self.dN, self.weights, self.wdet)
         else:
             self.geometry = CellGeometry(facet_type, self.coords, self.nodes, degree=2, gradients=False)
             self.points = self.geometry.points
@@ -56,6 +58,18 @@ class BoundaryTerm:
             cached = self._pattern_slots = (indptr, indices, slots.reshape(len(self.nodes), nn * nn))
         return cached[2]
 
+    def values_at_points(self, u: np.ndarray) -> np.ndarray:
+        """A field (local vector) at the facets' quadrature points, (n_facets, n_qp): one product
+        with an interpolation matrix built at the first call."""
+        if getattr(self, "_interpolation", None) is None:
+            nf, nn = self.nodes.shape
+            nq = len(self.weights)
+            rows = np.repeat(np.arange(nf * nq), nn)
+            cols = np.repeat(self.nodes, nq, axis=0).ravel()
+            vals = np.tile(self.N, (nf, 1)).ravel()
+            self._interpolation = sp.csr_matrix((vals, (rows, cols)), shape=(nf * nq, self.n_local))
+        return (self._interpolation @ u).reshape(len(self.nodes), len(self.weights))
+
     @property
     def empty(self) -> bool:
         """No facet of this boundary on this rank."""
@@ -72,7 +86,7 @@ class BoundaryTerm:
             return out
         g = self._values(values)
         if self.compiled:
-            kernels.facet_vector(self.coords, self.nodes, self.n_owned, self.N, self.dN, self.weights, g, out)
+            kernels.facet_vector(self.nodes, self.n_owned, self.N, self.wdet, g, out)
             return out
         element = self.geometry.integrate(np.broadcast_to(g[:, :, 0], self.geometry.wdet.shape))
         full = np.bincount(self.nodes.ravel(), element.ravel(), minlength=self.n_local)
@@ -86,8 +100,8 @@ class BoundaryTerm:
         if self.empty:
             return
         if self.compiled:
-            kernels.facet_matrix(self.coords, self.nodes, self.N, self.dN, self.weights, self._values(values),
-                                 self._slots(indptr, indices), data)
+            kernels.facet_matrix(self.nodes, self.N, self.wdet, self._values(values), self._slots(indptr, indices),
+                                 data)
             return
         rows, cols, vals = self.mass_entries(values)
         keep = rows < self.n_owned

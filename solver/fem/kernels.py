@@ -698,11 +698,21 @@ def _facet_measure(coords, facets, f, dN, q):
 
 
 @_jit
-def facet_matrix(coords, facets, N, dN, weights, values, slots, data):
-    """data += int c N_i N_j over the facets, c canonical (n_facets or 1, n_qp or 1, 1); ``slots``
-    (n_facets, nn * nn): each entry's slot in ``data``, -1 for a row owned elsewhere (skipped)."""
+def facet_measures(coords, facets, dN, weights, out):
+    """out[f, q] = w_q sqrt(det J^T J) of facet f at point q: the quadrature weights of the facets,
+    computed once per boundary."""
+    for f in range(facets.shape[0]):
+        for q in range(weights.shape[0]):
+            out[f, q] = weights[q] * _facet_measure(coords, facets, f, dN, q)
+
+
+@_jit
+def facet_matrix(facets, N, wdet, values, slots, data):
+    """data += int c N_i N_j over the facets, c canonical (n_facets or 1, n_qp or 1, 1), ``wdet``:
+    :func:`facet_measures`; ``slots`` (n_facets, nn * nn): each entry's slot in ``data``, -1 for a
+    row owned elsewhere (skipped)."""
     nf, nn = facets.shape
-    nq = weights.shape[0]
+    nq = wdet.shape[1]
     vf = values.reshape(values.size)
     v_sc, v_sq, _ = _strides(values)
     A = np.empty((nn, nn))
@@ -711,7 +721,7 @@ def facet_matrix(coords, facets, N, dN, weights, values, slots, data):
             for j in range(nn):
                 A[i, j] = 0.0
         for q in range(nq):
-            w = weights[q] * _facet_measure(coords, facets, f, dN, q) * vf[f * v_sc + q * v_sq]
+            w = wdet[f, q] * vf[f * v_sc + q * v_sq]
             for i in range(nn):
                 for j in range(nn):
                     A[i, j] += w * N[q, i] * N[q, j]
@@ -723,15 +733,16 @@ def facet_matrix(coords, facets, N, dN, weights, values, slots, data):
 
 
 @_jit
-def facet_vector(coords, facets, n_owned, N, dN, weights, values, out):
-    """out[i] += int g N_i over the facets (i owned), g canonical (n_facets or 1, n_qp or 1, 1)."""
+def facet_vector(facets, n_owned, N, wdet, values, out):
+    """out[i] += int g N_i over the facets (i owned), g canonical (n_facets or 1, n_qp or 1, 1),
+    ``wdet``: :func:`facet_measures`."""
     nf, nn = facets.shape
-    nq = weights.shape[0]
+    nq = wdet.shape[1]
     vf = values.reshape(values.size)
     v_sc, v_sq, _ = _strides(values)
     for f in range(nf):
         for q in range(nq):
-            w = weights[q] * _facet_measure(coords, facets, f, dN, q) * vf[f * v_sc + q * v_sq]
+            w = wdet[f, q] * vf[f * v_sc + q * v_sq]
             for a in range(nn):
                 r = facets[f, a]
                 if r < n_owned:
@@ -836,8 +847,10 @@ def warm_up(cell_type: str, cell_dtype=np.int32, index_dtype=np.int32, degree: i
     fpoints, fweights = quadrature(ref.facet_name, degree)
     fN, fdN = np.ascontiguousarray(facet.shape(fpoints)), np.ascontiguousarray(facet.grad(fpoints))
     facets = np.ascontiguousarray(cells[:, : facet.n_nodes])
-    facet_matrix(coords, facets, fN, fdN, fweights, one, np.zeros((1, facet.n_nodes ** 2), np.int64), data)
-    facet_vector(coords, facets, nn, fN, fdN, fweights, one, np.zeros(nn))
+    wdet = np.empty((1, len(fweights)))
+    facet_measures(coords, facets, fdN, fweights, wdet)
+    facet_matrix(facets, fN, wdet, one, np.zeros((1, facet.n_nodes ** 2), np.int64), data)
+    facet_vector(facets, nn, fN, wdet, one, np.zeros(nn))
 
 
 _warm: set = set()

@@ -166,13 +166,16 @@ class NonlinearHeatProblem(HeatLoads):
     def _radiation(self, term: RadiationTerm, u: np.ndarray, t: float):
         """(eps sigma (u_K^4 - T_inf,K^4), d/du of it) at the facets' quadrature points."""
         f = term.facets
-        T = u[f.nodes] @ f.N.T
+        T = f.values_at_points(u)
         eps, deps = evaluate(term.condition.epsilon, T, f.points, t)
         TK = T + self.offset
         ambient = term.condition.T_inf(f.points, t) + self.offset
-        drive = TK ** 4 - ambient ** 4
-        flux = eps * STEFAN_BOLTZMANN * drive
-        slope = STEFAN_BOLTZMANN * (4.0 * eps * TK ** 3 + deps * drive)
+        TK3 = TK * TK * TK
+        drive = TK3 * TK - ambient ** 4
+        flux = (eps * STEFAN_BOLTZMANN) * drive
+        slope = (4.0 * STEFAN_BOLTZMANN) * eps * TK3
+        if not isinstance(deps, float) or deps:
+            slope += STEFAN_BOLTZMANN * deps * drive
         return flux, slope
 
     def radiation_loss(self, term: RadiationTerm, u: np.ndarray, t: float) -> np.ndarray:
