@@ -196,6 +196,26 @@ class Assembler:
             element *= s[:, None, :]
         data += self.reference.matrix_data(element)
 
+    def nodal_conduction(self, u: np.ndarray, knode: np.ndarray, cell_set: np.ndarray, dknode: np.ndarray | None = None,
+                         c: float = 1.0, out: np.ndarray | None = None, sym: np.ndarray | None = None,
+                         nonsym: np.ndarray | None = None) -> None:
+        """The conduction terms with k interpolated from nodal values on affine cells (compiled),
+        in one pass over the cells: adds ``int k_h grad u . grad N_i`` to ``out`` (owned), ``c int
+        k_h grad N_j . grad N_i`` to ``sym`` and ``c dk/du(u_j) int N_j grad u . grad N_i`` to
+        ``nonsym`` (each None: skipped). ``knode``/``dknode`` (n_sets, n_local, components): k and
+        dk/du at the nodes per material set, ``cell_set`` (n_cells,) the set of each cell (empty:
+        one set). See ``nodal_conduction`` in :func:`solver.fem.kernels.cell_kernels`."""
+        if not (self.compiled and self.affine):
+            raise ValueError("nodal_conduction needs affine cells and the compiled kernels")
+        empty = np.zeros(0)
+        missing = self.kernels.nodal_conduction(
+            self.coords, self.cells, self.shape[0], self.dN, float(self.weights.sum()),
+            np.ascontiguousarray(u, dtype=np.float64), knode, cell_set, knode if dknode is None else dknode,
+            float(c), empty if out is None else out, self.indptr, self.indices, self.slots,
+            empty if sym is None else sym, empty if nonsym is None or dknode is None else nonsym)
+        if missing:
+            raise RuntimeError(f"{missing} element entries outside the sparsity pattern")
+
     # ------------------------------------------------------------------------------ fields at points
     def values_at_points(self, u: np.ndarray) -> np.ndarray:
         """A field (local vector) at the quadrature points, (n_cells, n_qp)."""

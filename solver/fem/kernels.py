@@ -319,9 +319,10 @@ def _scatter_search(cells, c, n_owned, order, A, indptr, indices, data):
 class CellKernels:
     """The kernels of one kind of cell, compiled with its sizes as constants."""
 
-    def __init__(self, matrix, vector, gradient=None, flux_vector=None, convection=None):
+    def __init__(self, matrix, vector, gradient=None, flux_vector=None, convection=None, nodal_conduction=None):
         self.matrix, self.vector = matrix, vector
         self.gradient, self.flux_vector, self.convection = gradient, flux_vector, convection
+        self.nodal_conduction = nodal_conduction
 
 
 @functools.lru_cache(maxsize=None)
@@ -652,7 +653,99 @@ def cell_kernels(nn: int, dim: int, nq: int, affine: bool) -> CellKernels:
                     missing += _scatter_search(cells, c, n_owned, order, A, indptr, indices, data)
         return missing
 
-    return CellKernels(matrix, vector, gradient, flux_vector, convection)
+    @_jit
+    def nodal_conduction(coords, cells, n_owned, dN, volume, u, knode, cell_set, dknode, c, out, indptr, indices,
+                         slots, sym, nonsym):
+        nc = cells.shape[0]
+        ncomp = knode.shape[2]
+        with_out, with_sym, with_nonsym = out.shape[0] > 0, sym.shape[0] > 0, nonsym.shape[0] > 0
+        with_sets, use_slots = cell_set.shape[0] > 0, slots.shape[0] > 0
+        X = np.empty((NN, GD, B))
+        J = np.empty((GD, GD, B))
+        Kinv = np.empty((GD, GD, B))
+        det = np.empty(B)
+        G = np.empty((NN, GD, B))
+        grad = np.empty((GD, B))
+        kbar = np.empty((GD, B))
+        dkn = np.empty((NN, GD, B))
+        As = np.empty((NN, NN, B))
+        An = np.empty((NN, NN, B))
+        A = np.empty((NN, NN))
+        order = np.empty(NN, np.int64)
+        missing = 0
+        for c0 in range(0, nc, B):
+            nb = min(B, nc - c0)
+            _gather(coords, cells, c0, nb, X, NN, GD)
+            _measure(X, dN, 0, nb, J, Kinv, det, True, NN, GD)
+            for k in range(nb):
+                det[k] *= volume  # the cell's volume
+            for a in range(NN):
+                for d in range(GD):
+                    for k in range(nb):
+                        t = 0.0
+                        for e in range(GD):
+                            t += dN[0, a, e] * Kinv[e, d, k]
+                        G[a, d, k] = t
+            for k in range(nb):
+                s = cell_set[c0 + k] if with_sets else 0
+                for d in range(GD):
+                    t = 0.0
+                    m = 0.0
+                    for a in range(NN):
+                        node = cells[c0 + k, a]
+                        t += u[node] * G[a, d, k]
+                        m += knode[s, node, d if ncomp > 1 else 0]
+                        if with_nonsym:
+                            dkn[a, d, k] = dknode[s, node, d if ncomp > 1 else 0]
+                    grad[d, k] = t
+                    kbar[d, k] = m / NN
+            if with_out:
+                for k in range(nb):
+                    for a in range(NN):
+                        row = cells[c0 + k, a]
+                        if row < n_owned:
+                            t = 0.0
+                            for d in range(GD):
+                                t += kbar[d, k] * grad[d, k] * G[a, d, k]
+                            out[row] += t * det[k]
+            if with_sym:
+                for a in range(NN):
+                    for b in range(NN):
+                        for k in range(nb):
+                            t = 0.0
+                            for d in range(GD):
+                                t += kbar[d, k] * G[a, d, k] * G[b, d, k]
+                            As[a, b, k] = c * det[k] * t
+            if with_nonsym:
+                for a in range(NN):
+                    for b in range(NN):
+                        for k in range(nb):
+                            t = 0.0
+                            for d in range(GD):
+                                t += grad[d, k] * G[a, d, k] * dkn[b, d, k]
+                            An[a, b, k] = c * det[k] * t / NN
+            for part in range(2):
+                if (part == 0 and not with_sym) or (part == 1 and not with_nonsym):
+                    continue
+                Ab = As if part == 0 else An
+                data = sym if part == 0 else nonsym
+                for k in range(nb):
+                    cc = c0 + k
+                    if use_slots:
+                        for a in range(NN):
+                            row = cells[cc, a]
+                            if row < n_owned:
+                                base = indptr[row]
+                                for b in range(NN):
+                                    data[base + slots[cc, a * NN + b]] += Ab[a, b, k]
+                    else:
+                        for a in range(NN):
+                            for b in range(NN):
+                                A[a, b] = Ab[a, b, k]
+                        missing += _scatter_search(cells, cc, n_owned, order, A, indptr, indices, data)
+        return missing
+
+    return CellKernels(matrix, vector, gradient, flux_vector, convection, nodal_conduction)
 
 
 @_jit
@@ -841,6 +934,12 @@ def warm_up(cell_type: str, cell_dtype=np.int32, index_dtype=np.int32, degree: i
         for scale in (np.ones((1, nn)), np.zeros((0, nn))):
             k.convection(coords, cells, nn, rN, rdN, rw, grads, scale, indptr, indices, slots, data)
             k.convection(coords, cells, nn, rN, rdN, rw, grads, scale, indptr, indices, slots[:0], data)
+        if ref.affine and len(rw) == len(weights):
+            knode = np.ones((1, nn, 1))
+            for sets in (np.zeros(1, np.int64), np.zeros(0, np.int64)):
+                for use in (slots, slots[:0]):
+                    k.nodal_conduction(coords, cells, nn, rdN, 1.0, np.zeros(nn), knode, sets, knode, 1.0,
+                                       np.zeros(nn), indptr, indices, use, data, data)
     quadrature_points(coords, cells, N, np.empty((1, len(weights), ref.dim)))
     entry_slots(indptr, indices, np.zeros(1, np.int64), np.zeros(1, np.int64), nn)
     constrain_kernel(indptr, indices, data, np.zeros(nn, dtype=np.bool_), nn)

@@ -65,9 +65,10 @@ class _Fields:
 
     residual: np.ndarray
     capacity: np.ndarray | None  # C = rho c (at the points, or nodal when lumped); None when constant
-    k: np.ndarray  # on the conduction rule (n_cells, n_qp, components)
+    k: np.ndarray | None  # on the conduction rule (n_cells, n_qp, components)
     dk: np.ndarray | None  # dk/du at the cells' nodes (n_cells, nodes, components) when k depends on u
-    gradient: np.ndarray  # grad u on the conduction rule
+    gradient: np.ndarray | None  # grad u on the conduction rule
+    nodal: tuple | None  # the fused path: k and dk/du at the nodes per material set instead
     radiation_slopes: list  # d/du of each radiating boundary's flux at its points (None: no facet here)
 
 
@@ -86,6 +87,8 @@ class NonlinearHeatProblem(HeatLoads):
         # k(T) is interpolated from its nodal values; on affine cells the conduction terms are then
         # integrated exactly by the centroid rule (constant gradient, linear k)
         self.conduction = a.with_rule(1) if self.k_nonlinear and a.affine else a
+        # ... and on the compiled path, residual and Jacobian take one fused pass over the cells each
+        self.fused = self.k_nonlinear and a.affine and a.compiled
         self.points = a.quadrature_points() if self.materials.needs_points and not self.k_nonlinear else None
         self.lumped = physics.lumped_mass
         self.offset = physics.kelvin_offset
@@ -138,7 +141,8 @@ class NonlinearHeatProblem(HeatLoads):
         self._check(C, "rho c")
         return a.load_values(H), C
 
-    def _check(self, values: np.ndarray, what: str) -> None:
+    def _check(self, values: np.ndarray | bool, what: str) -> None:
+        """Remember the first property found not > 0 (values, or whether all of them are)."""
         if not np.all(values > 0) and not self.bad:
             self.bad = f"{what} is not > 0 at a point (or not a number)"
 
@@ -202,8 +206,25 @@ class NonlinearHeatProblem(HeatLoads):
         if not jacobian:
             return out
         C = f.capacity
-        data = a.bilinear(mass=(a0 * C) if a0 and C is not None and not self.lumped else None,
-                          conductivity=c * f.k, per_point=True).data
+        mass = (a0 * C) if a0 and C is not None and not self.lumped else None
+        nonsymmetric = None
+        if f.nodal is not None:
+            data = a.bilinear(mass=mass).data if mass is not None else np.zeros(a.nnz)
+            nonsymmetric = np.zeros(a.nnz) if newton else None
+            knode, dknode = f.nodal
+            a.nodal_conduction(u, knode, self.materials.cell_set, dknode, c, sym=data, nonsym=nonsymmetric)
+        else:
+            data = a.bilinear(mass=mass, conductivity=c * f.k, per_point=True).data
+            if newton and self.k_nonlinear:  # c int dk(u_j)/du_j N_j grad u . k-axes grad N_i
+                nonsymmetric = extra = np.zeros(a.nnz)
+                grad, dk = f.gradient, f.dk
+                if dk.shape[2] == 1:
+                    self.conduction.convection(c * grad, extra, dk[:, :, 0])
+                else:
+                    for d in range(dk.shape[2]):
+                        b = np.zeros_like(grad)
+                        b[:, :, d] = c * grad[:, :, d]
+                        self.conduction.convection(b, extra, dk[:, :, d])
         if a0 and self.capacity is not None and not self.lumped:
             data += a0 * self.capacity
         elif a0 and self.lumped:
@@ -213,17 +234,7 @@ class NonlinearHeatProblem(HeatLoads):
         for term, slope in zip(self.radiation, f.radiation_slopes):
             if slope is not None:
                 term.facets.add_mass(c * slope, a.indptr, a.indices, data)
-        out.symmetric = data
-        if newton and self.k_nonlinear:  # c int dk(u_j)/du_j N_j grad u . k-axes grad N_i
-            out.nonsymmetric = extra = np.zeros(a.nnz)
-            grad, dk = f.gradient, f.dk
-            if dk.shape[2] == 1:
-                self.conduction.convection(c * grad, extra, dk[:, :, 0])
-            else:
-                for d in range(dk.shape[2]):
-                    b = np.zeros_like(grad)
-                    b[:, :, d] = c * grad[:, :, d]
-                    self.conduction.convection(b, extra, dk[:, :, d])
+        out.symmetric, out.nonsymmetric = data, nonsymmetric
         return out
 
     def _evaluate(self, u: np.ndarray, t: float, a0: float, c: float) -> "_Fields":
@@ -231,18 +242,26 @@ class NonlinearHeatProblem(HeatLoads):
         depends on u, dk/du at the cells' nodes; else k at the points."""
         a, m, ca = self.assembler, self.materials, self.conduction
         self.bad = ""
-        if self.k_nonlinear:
+        k = dk = grad = T = nodal = None
+        if self.fused:
+            knode, dknode, positive = m.nodal_conductivity(u, t)
+            self._check(positive, "the conductivity k")
+            nodal = (knode, dknode)
+            conduction = np.zeros(self.mesh.n_owned)
+            a.nodal_conduction(u, knode, m.cell_set, out=conduction)
+        elif self.k_nonlinear:
             kn, dk = m.conductivity_at_nodes(u, t)
             self._check(kn, "the conductivity k")
             k = np.matmul(ca.N, kn)
             grad = ca.gradients(u)
-            T = None
+            conduction = ca.flux_load(k * grad)
         else:
             T, grad = a.values_and_gradients(u)
-            k, dk = m.conductivity(T, self.points, t), None
+            k = m.conductivity(T, self.points, t)
             self._check(k, "the conductivity k")
+            conduction = a.flux_load(k * grad)
         S, C = self._storage(u, T) if a0 else (0.0, None)
-        residual = a0 * S + c * ca.flux_load(k * grad)
+        residual = a0 * S + c * conduction
         if self.robin:
             residual += c * (self._robin_matrix(t) @ u)
         parts = self.load_parts(t)
@@ -255,7 +274,7 @@ class NonlinearHeatProblem(HeatLoads):
                 flux, slope = self._radiation(term, u, t)
                 residual += c * term.facets.load(flux)
             slopes.append(slope)
-        return _Fields(residual, C, k, dk, grad, slopes)
+        return _Fields(residual, C, k, dk, grad, nodal, slopes)
 
     def _robin_data(self, t: float) -> np.ndarray:
         return self._cache.get("robin", self.time_dependent_matrix, t, self.robin_data)

@@ -164,6 +164,36 @@ class MaterialField:
                     self._nodes_of.append((cells, nodes, where.reshape(len(cells), -1)))
         return self._nodes_of
 
+    def nodal_conductivity(self, u: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray, bool]:
+        """k and dk/dT at the nodes for each material set, (n_sets, n_local, k_components) each
+        (zero at the nodes of no cell of the set; the set of each cell: :attr:`cell_set`), and
+        whether every k evaluated is > 0."""
+        n = len(u)
+        k = np.zeros((len(self.sets), n, self.k_components))
+        dk = np.zeros_like(k)
+        positive = True
+        for g, ((s, _), (_, nodes, _)) in enumerate(zip(self._each(), self._set_nodes())):
+            T, x = u[nodes], self.coords[nodes]
+            done = {}
+            for d in range(self.k_components):
+                p = s.k[d]
+                if id(p) not in done:
+                    done[id(p)] = evaluate(p, T, x, t)
+                v, dv = done[id(p)]
+                k[g, nodes, d] = v
+                dk[g, nodes, d] = dv
+                positive = positive and bool(np.all(np.asarray(v) > 0))
+        return k, dk, positive
+
+    @property
+    def cell_set(self) -> np.ndarray:
+        """The material set of each cell (n_cells,), or an empty array when there is one set."""
+        if getattr(self, "_cell_set", None) is None:
+            self._cell_set = np.zeros(0 if self.cells_of is None else len(self.cells), dtype=np.int64)
+            for g, cells in enumerate(self.cells_of or []):
+                self._cell_set[cells] = g
+        return self._cell_set
+
     def conductivity_at_nodes(self, u: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
         """k and dk/dT at the nodes of each cell from the nodal temperatures u (local vector):
         (n_cells, nodes per cell, k_components) each, a node evaluated once per material set."""

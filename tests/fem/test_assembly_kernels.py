@@ -130,6 +130,40 @@ def test_convection_and_the_centroid_rule_equal_the_reference(pair):
     assert close(centroid.flux_load(flux), ref.flux_load(np.repeat(flux, fast.n_qp, axis=1)))
 
 
+@pytest.mark.parametrize("cell", ["triangle", "tetrahedron"])
+@pytest.mark.parametrize("components", [1, 2])
+def test_fused_nodal_conduction_equals_the_separate_kernels(cell, components):
+    """The one-pass kernel of a k interpolated from nodal values (two material sets, isotropic or
+    anisotropic) gives the flux load, the stiffness and the Newton term of the separate kernels on
+    the centroid rule, with the slot map and with the search."""
+    mesh = distorted_mesh(cell)
+    a = Assembler(mesh)
+    centroid = a.with_rule(1)
+    rng = np.random.default_rng(11)
+    nc, nn, n, dim = len(mesh.cells), mesh.cells.shape[1], mesh.n_local, a.dim
+    comps = 1 if components == 1 else dim
+    cell_set = (rng.random(nc) < 0.4).astype(np.int64)
+    knode, dknode = 1 + rng.random((2, n, comps)), rng.standard_normal((2, n, comps))
+    u = rng.standard_normal(n)
+    k_cn = knode[cell_set[:, None], mesh.cells]  # (nc, nn, comps): each cell's set at its nodes
+    dk_cn = dknode[cell_set[:, None], mesh.cells]
+    grad = centroid.gradients(u)
+    flux = centroid.flux_load(k_cn.mean(axis=1)[:, None, :] * grad)
+    stiff = a.bilinear(conductivity=2.5 * k_cn.mean(axis=1)).data
+    newton = np.zeros(a.nnz)
+    if comps == 1:
+        centroid.convection(2.5 * grad, newton, dk_cn[:, :, 0])
+    for d in range(dim if comps > 1 else 0):
+        b = np.zeros_like(grad)
+        b[:, :, d] = 2.5 * grad[:, :, d]
+        centroid.convection(b, newton, dk_cn[:, :, d])
+    for slots in (a.slots, a.slots[:0]):
+        a.slots = slots
+        out, sym, nonsym = np.zeros(mesh.n_owned), np.zeros(a.nnz), np.zeros(a.nnz)
+        a.nodal_conduction(u, knode, cell_set, dknode, 2.5, out=out, sym=sym, nonsym=nonsym)
+        assert close(out, flux) and close(sym, stiff) and close(nonsym, newton)
+
+
 def test_loads_equal_the_reference(pair):
     mesh, fast, ref = pair
     source = Expression("sin(pi*x) * exp(-t) + y * t + 2")
