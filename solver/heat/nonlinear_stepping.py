@@ -34,7 +34,7 @@ from solver.heat.nonlinear import NonlinearHeatProblem
 from solver.heat.stepping import BACKWARD_EULER, BDF2, Multistep, Stepper, theta_method
 from solver.la import newton
 from solver.la.krylov import SolveInfo, gmres, pcg
-from solver.la.matrix import DistributedMatrix
+from solver.la.matrix import DistributedMatrix, FixedPattern
 from solver.la.preconditioners import make_preconditioner
 
 
@@ -62,6 +62,7 @@ class LinearisedSolver:
         self.origin: tuple | None = None  # (u, t, a0, c) of the Jacobian multigrid was set up from
         self.updated: tuple | None = None  # ... and of the one of its last update (None: none since)
         self.pending: tuple | None = None  # after a restart: (origin, updated, fresh, base_iterations)
+        self.pattern: FixedPattern | None = None  # of the Jacobians, split once
 
     def new_step(self) -> None:
         """A built preconditioner is built again for the new step; multigrid serves on."""
@@ -145,7 +146,9 @@ class LinearisedSolver:
         if nonsymmetric is None:
             info = pcg(P, rhs, du, self.precond, rtol, s.atol, s.max_iterations)
         else:
-            J = DistributedMatrix(constrain(a.csr(symmetric + nonsymmetric), mask)[0], halo)
+            if self.pattern is None:
+                self.pattern = FixedPattern(a.indptr, a.indices, halo, mask)
+            J = self.pattern.matrix(symmetric + nonsymmetric)
             info = gmres(J, rhs, du, self.precond, rtol, s.atol, s.max_iterations)
         if self.base_iterations is None:
             self.base_iterations = info.iterations

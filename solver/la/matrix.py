@@ -27,6 +27,17 @@ class DistributedMatrix:
         self.coupled_rows = np.flatnonzero(np.diff(self.offdiag_block.indptr))
         self.coupling = self.offdiag_block[self.coupled_rows]
 
+    @classmethod
+    def from_blocks(cls, halo: HaloExchange, diag_block: sp.csr_matrix, offdiag_block: sp.csr_matrix,
+                    coupled_rows: np.ndarray, coupling: sp.csr_matrix) -> "DistributedMatrix":
+        """A matrix from its blocks, already split (see :class:`FixedPattern`)."""
+        A = cls.__new__(cls)
+        A.halo, A.n_owned = halo, halo.n_owned
+        A.diag_block, A.offdiag_block = diag_block, offdiag_block
+        A.has_offdiag = offdiag_block.nnz > 0
+        A.coupled_rows, A.coupling = coupled_rows, coupling
+        return A
+
     def diagonal(self) -> np.ndarray:
         return self.diag_block.diagonal()
 
@@ -51,6 +62,46 @@ class DistributedMatrix:
         if y_new is not y:
             y[:] = y_new
         return y
+
+
+class FixedPattern:
+    """An owned-rows CSR pattern whose values change from matrix to matrix (Newton's Jacobians):
+    its split into the blocks of :class:`DistributedMatrix`, and the entries a symmetric Dirichlet
+    elimination zeroes, found once. A matrix of new values then costs a few gathers: no column
+    slicing and no rebuilt pattern (the eliminated entries stay as explicit zeros)."""
+
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, halo: HaloExchange, mask: np.ndarray):
+        n = halo.n_owned
+        self.halo, self.n = halo, n
+        rows = np.repeat(np.arange(n), np.diff(indptr))
+        owned = indices < n
+        self.diag_pos, self.off_pos = np.flatnonzero(owned), np.flatnonzero(~owned)
+        dtype = indices.dtype
+
+        def starts(of_rows):
+            return np.concatenate([[0], np.cumsum(np.bincount(of_rows, minlength=n))]).astype(dtype)
+        self.diag_indices = indices[self.diag_pos]
+        self.diag_indptr = starts(rows[self.diag_pos])
+        self.off_indices = (indices[self.off_pos] - n).astype(dtype)
+        self.off_indptr = starts(rows[self.off_pos])
+        self.coupled_rows = np.flatnonzero(np.diff(self.off_indptr))
+        self.coupling_indptr = self.off_indptr[np.concatenate([self.coupled_rows, [n]])]
+        self.n_ghosts = len(mask) - n
+        dr, dc = mask[rows], mask[indices]
+        self.eliminated = np.flatnonzero((dr | dc) & ~(dr & (indices == rows)))
+
+    def matrix(self, data: np.ndarray) -> DistributedMatrix:
+        """The distributed matrix of these values (consumed: eliminated entries set to zero)."""
+        data[self.eliminated] = 0.0
+        n = self.n
+        diag = sp.csr_matrix((data[self.diag_pos], self.diag_indices, self.diag_indptr), shape=(n, n))
+        off_data = data[self.off_pos]
+        off = sp.csr_matrix((off_data, self.off_indices, self.off_indptr), shape=(n, self.n_ghosts))
+        coupling = sp.csr_matrix((off_data, self.off_indices, self.coupling_indptr),
+                                 shape=(len(self.coupled_rows), self.n_ghosts))
+        for block in (diag, off, coupling):
+            block.has_sorted_indices = True
+        return DistributedMatrix.from_blocks(self.halo, diag, off, self.coupled_rows, coupling)
 
 
 def dot(comm, a: np.ndarray, b: np.ndarray, n_owned: int) -> float:
