@@ -42,8 +42,10 @@ lock:
 run: $(STAMP)
 	$(MPIEXEC) -n $(NP) $(PY) -m solver $(CASE) --overwrite $(ARGS)
 
+# (bytecode caches on, even where the environment turns them off: the suite starts a thousand
+# Python processes, each of which would otherwise compile the package again)
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q tests
 
 bench: $(STAMP)
 	$(PY) -m solver bench --ranks $(NP) $(ARGS)
