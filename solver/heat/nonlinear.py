@@ -61,15 +61,19 @@ class Linearisation:
 
 @dataclass
 class _Fields:
-    """An evaluation at u: the residual and what its Jacobian is assembled from."""
+    """What depends on u alone (and on t only through time-dependent properties): the flows out
+    through conduction and radiation, the storage, and what the Jacobian is assembled from."""
 
-    residual: np.ndarray
-    capacity: np.ndarray | None  # C = rho c (at the points, or nodal when lumped); None when constant
+    flows: np.ndarray  # int k_h grad u . grad N_i + radiation losses (owned)
+    bad: str  # a property found not > 0 ("" if none)
     k: np.ndarray | None  # on the conduction rule (n_cells, n_qp, components)
     dk: np.ndarray | None  # dk/du at the cells' nodes (n_cells, nodes, components) when k depends on u
     gradient: np.ndarray | None  # grad u on the conduction rule
     nodal: tuple | None  # the fused path: k and dk/du at the nodes per material set instead
     radiation_slopes: list  # d/du of each radiating boundary's flux at its points (None: no facet here)
+    T: np.ndarray | None = None  # u at the points (when k is evaluated there)
+    storage: np.ndarray | None = None  # S(u) (owned), once asked for
+    capacity: np.ndarray | None = None  # C = rho c (at the points, or nodal when lumped); None when constant
 
 
 class NonlinearHeatProblem(HeatLoads):
@@ -106,7 +110,13 @@ class NonlinearHeatProblem(HeatLoads):
             else:
                 self.capacity = a.bilinear(mass=C).data.copy()
         self.bad = ""  # what went wrong in the last evaluation on this rank (non-positive k, rho c)
-        self._last = None  # (t, a0, c), u, fields and residual of the last evaluation
+        # the fields at the last u, reused by the next evaluation at the same u (a Jacobian after
+        # its residual; a step's first residual after the last one of the step before, when no
+        # property depends on t)
+        properties = [p for s in self.materials.sets for p in s.k]
+        properties += [p for term in self.radiation for p in (term.condition.epsilon, term.condition.T_inf)]
+        self.fields_depend_on_time = any(getattr(p, "depends_on_time", False) for p in properties)
+        self._last: tuple | None = None  # (t or None, u, fields)
 
     @cached_property
     def vertex_weights(self) -> np.ndarray:
@@ -195,14 +205,17 @@ class NonlinearHeatProblem(HeatLoads):
         the data of ``a0 dS/du + c dQ/du``: the symmetric part and (``newton`` and k depending
         on u) the non-symmetric part ``c int (dk/du grad u . grad N_i) N_j``."""
         a = self.assembler
-        key = (t, a0, c)
-        cached = self._last
-        if cached is not None and cached[0] == key and np.array_equal(cached[1], u):
-            f = cached[2]  # the residual at this u was just evaluated
-        else:
-            f = self._evaluate(u, t, a0, c)
-            self._last = (key, u.copy(), f)
-        out = Linearisation(f.residual.copy())
+        f = self._fields(u, t, storage=bool(a0))
+        self.bad = f.bad
+        residual = c * f.flows
+        if a0:
+            residual += a0 * f.storage
+        if self.robin:
+            residual += c * (self._robin_matrix(t) @ u)
+        parts = self.load_parts(t)
+        if parts:
+            residual -= c * sum(parts.values())
+        out = Linearisation(residual)
         if not jacobian:
             return out
         C = f.capacity
@@ -237,9 +250,25 @@ class NonlinearHeatProblem(HeatLoads):
         out.symmetric, out.nonsymmetric = data, nonsymmetric
         return out
 
-    def _evaluate(self, u: np.ndarray, t: float, a0: float, c: float) -> "_Fields":
-        """The fields at u and the residual ``a0 S + c Q``: k on the conduction rule and, when k
-        depends on u, dk/du at the cells' nodes; else k at the points."""
+    def _fields(self, u: np.ndarray, t: float, storage: bool) -> _Fields:
+        """The fields at u (and t), from the last evaluation if it was at the same u."""
+        key = t if self.fields_depend_on_time else None
+        last = self._last
+        if last is not None and last[0] == key and np.array_equal(last[1], u):
+            f = last[2]
+        else:
+            f = self._evaluate(u, t)
+            self._last = (key, u.copy(), f)
+        if storage and f.storage is None:
+            self.bad = f.bad
+            f.storage, f.capacity = self._storage(u, f.T)
+            f.bad = self.bad
+        return f
+
+    def _evaluate(self, u: np.ndarray, t: float) -> _Fields:
+        """The flows out by conduction and radiation at u: k on the conduction rule and, when k
+        depends on u, dk/du at the cells' nodes (or, fused, both at the nodes); else k at the
+        points."""
         a, m, ca = self.assembler, self.materials, self.conduction
         self.bad = ""
         k = dk = grad = T = nodal = None
@@ -247,34 +276,27 @@ class NonlinearHeatProblem(HeatLoads):
             knode, dknode, positive = m.nodal_conductivity(u, t)
             self._check(positive, "the conductivity k")
             nodal = (knode, dknode)
-            conduction = np.zeros(self.mesh.n_owned)
-            a.nodal_conduction(u, knode, m.cell_set, out=conduction)
+            flows = np.zeros(self.mesh.n_owned)
+            a.nodal_conduction(u, knode, m.cell_set, out=flows)
         elif self.k_nonlinear:
             kn, dk = m.conductivity_at_nodes(u, t)
             self._check(kn, "the conductivity k")
             k = np.matmul(ca.N, kn)
             grad = ca.gradients(u)
-            conduction = ca.flux_load(k * grad)
+            flows = ca.flux_load(k * grad)
         else:
             T, grad = a.values_and_gradients(u)
             k = m.conductivity(T, self.points, t)
             self._check(k, "the conductivity k")
-            conduction = a.flux_load(k * grad)
-        S, C = self._storage(u, T) if a0 else (0.0, None)
-        residual = a0 * S + c * conduction
-        if self.robin:
-            residual += c * (self._robin_matrix(t) @ u)
-        parts = self.load_parts(t)
-        if parts:
-            residual -= c * sum(parts.values())
+            flows = a.flux_load(k * grad)
         slopes = []
         for term in self.radiation:
             slope = None
             if not term.facets.empty:
                 flux, slope = self._radiation(term, u, t)
-                residual += c * term.facets.load(flux)
+                flows += term.facets.load(flux)
             slopes.append(slope)
-        return _Fields(residual, C, k, dk, grad, nodal, slopes)
+        return _Fields(flows, self.bad, k, dk, grad, nodal, slopes, T)
 
     def _robin_data(self, t: float) -> np.ndarray:
         return self._cache.get("robin", self.time_dependent_matrix, t, self.robin_data)
