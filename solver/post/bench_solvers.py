@@ -414,7 +414,7 @@ def main(argv) -> int:
         if args.crossover:
             r["crossover"] = crossover(args.crossover, 20, directory, args.set, args.timeout, say)
         if args.nonlinear:
-            r["nonlinear"] = nonlinear_cost(args.ranks, 10, directory, args.timeout, say)
+            r["nonlinear"] = nonlinear_cost(args.ranks, 40, directory, args.timeout, say)
         if args.block3d:
             r["block3d"] = block3d(args.block3d, args.ranks, args.block3d_steps, directory, args.set, args.timeout, say)
     finally:
