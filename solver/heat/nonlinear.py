@@ -52,11 +52,12 @@ class RadiationTerm:
 @dataclass
 class Linearisation:
     """What one evaluation at u gives: the residual part ``a S(u) + c Q(u, t)`` (owned rows) and,
-    when asked for, the data of its Jacobian (symmetric part, and the non-symmetric part or None)."""
+    when asked for, the data of its Jacobian: the whole non-symmetric one (``combined``; None when
+    the Jacobian is symmetric) and the symmetric part (when asked for, or when it is the whole)."""
 
     residual: np.ndarray
     symmetric: np.ndarray | None = None
-    nonsymmetric: np.ndarray | None = None
+    combined: np.ndarray | None = None
 
 
 @dataclass
@@ -200,11 +201,11 @@ class NonlinearHeatProblem(HeatLoads):
 
     # ------------------------------------------------------------------ the evaluation
     def linearise(self, u: np.ndarray, t: float, a0: float, c: float, jacobian: bool = True,
-                  newton: bool = True) -> Linearisation:
+                  newton: bool = True, symmetric: bool = True) -> Linearisation:
         """``a0 S(u) + c Q(u, t)`` (owned rows; ``u`` with current ghosts) and, with ``jacobian``,
-        the data of ``a0 dS/du + c dQ/du``: the symmetric part and (``newton`` and k depending
-        on u) the non-symmetric part ``c int (dk/du grad u . grad N_i) N_j``."""
-        a = self.assembler
+        the data of ``a0 dS/du + c dQ/du``: with ``newton`` and k depending on u, the whole
+        (non-symmetric) Jacobian in ``combined``, and its symmetric part if ``symmetric`` (the
+        Picard matrix, and the preconditioner's); otherwise the symmetric Jacobian alone."""
         f = self._fields(u, t, storage=bool(a0))
         self.bad = f.bad
         residual = c * f.flows
@@ -218,26 +219,36 @@ class NonlinearHeatProblem(HeatLoads):
         out = Linearisation(residual)
         if not jacobian:
             return out
+        if newton and self.k_nonlinear:
+            out.combined = self._jacobian_data(f, u, t, a0, c, newton=True)
+        if symmetric or out.combined is None:
+            out.symmetric = self._jacobian_data(f, u, t, a0, c, newton=False)
+        return out
+
+    def _jacobian_data(self, f: _Fields, u: np.ndarray, t: float, a0: float, c: float, newton: bool) -> np.ndarray:
+        """The data of ``a0 dS/du + c dQ/du``: with ``newton``, the whole Jacobian (the
+        non-symmetric term of k(u) added in the same pass), else its symmetric part. Always
+        assembled the same way, so that a restart that needs the parts apart at another iteration
+        than the run it continues still solves with the same bits."""
+        a = self.assembler
         C = f.capacity
         mass = (a0 * C) if a0 and C is not None and not self.lumped else None
-        nonsymmetric = None
         if f.nodal is not None:
             data = a.bilinear(mass=mass).data if mass is not None else np.zeros(a.nnz)
-            nonsymmetric = np.zeros(a.nnz) if newton else None
             knode, dknode = f.nodal
-            a.nodal_conduction(u, knode, self.materials.cell_set, dknode, c, sym=data, nonsym=nonsymmetric)
+            a.nodal_conduction(u, knode, self.materials.cell_set, dknode if newton else None, c, sym=data,
+                               nonsym=data if newton else None)
         else:
             data = a.bilinear(mass=mass, conductivity=c * f.k, per_point=True).data
-            if newton and self.k_nonlinear:  # c int dk(u_j)/du_j N_j grad u . k-axes grad N_i
-                nonsymmetric = extra = np.zeros(a.nnz)
+            if newton:  # c int dk(u_j)/du_j N_j grad u . k-axes grad N_i
                 grad, dk = f.gradient, f.dk
                 if dk.shape[2] == 1:
-                    self.conduction.convection(c * grad, extra, dk[:, :, 0])
+                    self.conduction.convection(c * grad, data, dk[:, :, 0])
                 else:
                     for d in range(dk.shape[2]):
                         b = np.zeros_like(grad)
                         b[:, :, d] = c * grad[:, :, d]
-                        self.conduction.convection(b, extra, dk[:, :, d])
+                        self.conduction.convection(b, data, dk[:, :, d])
         if a0 and self.capacity is not None and not self.lumped:
             data += a0 * self.capacity
         elif a0 and self.lumped:
@@ -247,8 +258,7 @@ class NonlinearHeatProblem(HeatLoads):
         for term, slope in zip(self.radiation, f.radiation_slopes):
             if slope is not None:
                 term.facets.add_mass(c * slope, a.indptr, a.indices, data)
-        out.symmetric, out.nonsymmetric = data, nonsymmetric
-        return out
+        return data
 
     def _fields(self, u: np.ndarray, t: float, storage: bool) -> _Fields:
         """The fields at u (and t), from the last evaluation if it was at the same u."""

@@ -30,7 +30,7 @@ from solver.case.records import NonlinearSpec, SolverSpec, TimeSpec
 from solver.errors import CaseError, ConvergenceError, NumericalError
 from solver.fem.boundary import constrain
 from solver.heat.balance import HeatFlows
-from solver.heat.nonlinear import NonlinearHeatProblem
+from solver.heat.nonlinear import Linearisation, NonlinearHeatProblem
 from solver.heat.stepping import BACKWARD_EULER, BDF2, Multistep, Stepper, theta_method
 from solver.la import newton
 from solver.la.krylov import SolveInfo, gmres, pcg
@@ -112,18 +112,24 @@ class LinearisedSolver:
         self.origin, self.updated, self.fresh, self.base_iterations = origin, updated, fresh, base
         self.setup_seconds += time.perf_counter() - start
 
-    def solve(self, symmetric: np.ndarray, nonsymmetric: np.ndarray | None, rhs: np.ndarray,
-              origin: tuple | None = None, rtol: float | None = None) -> tuple[SolveInfo, np.ndarray]:
-        """Solve ``J du = rhs`` (the Jacobian from its symmetric and non-symmetric data) with du = 0
-        on Dirichlet rows to ``rtol`` (None: solver.rtol); returns the solve's info and du (a local
-        vector). ``origin``: (u, t, a0, c) of this Jacobian, kept when multigrid is set up from it."""
+    def needs_symmetric_part(self) -> bool:
+        """Whether the next solve sets up or updates its preconditioner (from the symmetric part)."""
+        return self.precond is None or not self.fresh
+
+    def solve(self, lin: Linearisation, rhs: np.ndarray, origin: tuple | None = None,
+              rtol: float | None = None) -> tuple[SolveInfo, np.ndarray]:
+        """Solve ``J du = rhs`` (the Jacobian of ``lin``; its symmetric part apart when
+        :meth:`needs_symmetric_part`) with du = 0 on Dirichlet rows to ``rtol`` (None:
+        solver.rtol); returns the solve's info and du (a local vector). ``origin``: (u, t, a0, c)
+        of this Jacobian, kept when multigrid is set up from it."""
         p = self.problem
         a, halo, mask = p.assembler, p.mesh.halo, p.dirichlet.mask
         if self.precond is None and self.pending is not None:
             self._set_up_again()
+        jacobian = lin.combined
         P = None
-        if self.precond is None or not self.fresh or nonsymmetric is None:
-            P = self._matrix(symmetric)
+        if self.precond is None or not self.fresh or jacobian is None:
+            P = self._matrix(lin.symmetric)
         start = time.perf_counter()
         if self.precond is not None and not self.fresh and callable(getattr(self.precond, "update", None)):
             self.precond.update(P)
@@ -143,12 +149,12 @@ class LinearisedSolver:
         du = np.zeros(p.mesh.n_local)
         s = self.spec
         rtol = s.rtol if rtol is None else rtol
-        if nonsymmetric is None:
+        if jacobian is None:
             info = pcg(P, rhs, du, self.precond, rtol, s.atol, s.max_iterations)
         else:
             if self.pattern is None:
                 self.pattern = FixedPattern(a.indptr, a.indices, halo, mask)
-            J = self.pattern.matrix(symmetric + nonsymmetric)
+            J = self.pattern.matrix(jacobian)
             info = gmres(J, rhs, du, self.precond, rtol, s.atol, s.max_iterations)
         if self.base_iterations is None:
             self.base_iterations = info.iterations
@@ -177,8 +183,9 @@ class StepEquations:
         return G
 
     def solve(self, u: np.ndarray, G: np.ndarray, method: str, rtol: float | None = None) -> tuple[np.ndarray, int]:
-        lin = self.problem.linearise(u, self.t, self.a0, self.c, jacobian=True, newton=method == "newton")
-        info, du = self.linear.solve(lin.symmetric, lin.nonsymmetric, -G, (u, self.t, self.a0, self.c), rtol)
+        lin = self.problem.linearise(u, self.t, self.a0, self.c, jacobian=True, newton=method == "newton",
+                                     symmetric=self.linear.needs_symmetric_part())
+        info, du = self.linear.solve(lin, -G, (u, self.t, self.a0, self.c), rtol)
         if not info.converged:
             asked = f"solver.rtol = {self.linear.spec.rtol:g}" if rtol is None else f"the adaptive tolerance {rtol:.3g}"
             raise ConvergenceError(

@@ -140,7 +140,7 @@ def test_fused_nodal_conduction_equals_the_separate_kernels(cell, components):
     a = Assembler(mesh)
     centroid = a.with_rule(1)
     rng = np.random.default_rng(11)
-    nc, nn, n, dim = len(mesh.cells), mesh.cells.shape[1], mesh.n_local, a.dim
+    nc, n, dim = len(mesh.cells), mesh.n_local, a.dim
     comps = 1 if components == 1 else dim
     cell_set = (rng.random(nc) < 0.4).astype(np.int64)
     knode, dknode = 1 + rng.random((2, n, comps)), rng.standard_normal((2, n, comps))
