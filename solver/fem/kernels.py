@@ -316,6 +316,30 @@ def _scatter_search(cells, c, n_owned, order, A, indptr, indices, data):
     return missing
 
 
+@_inline
+def _scatter_block(cells, c0, nb, n_owned, Ab, indptr, indices, slots, A, order, data):
+    """Add the owned rows of the element matrices Ab[:, :, k] of cells c0 + k (k < nb) into
+    ``data``: through the slot map, or by searching the rows when it is empty (A, order: work
+    space of one cell). Returns the entries not found."""
+    nn = Ab.shape[0]
+    missing = 0
+    for k in range(nb):
+        c = c0 + k
+        if slots.shape[0] > 0:
+            for a in range(nn):
+                row = cells[c, a]
+                if row < n_owned:
+                    base = indptr[row]
+                    for b in range(nn):
+                        data[base + slots[c, a * nn + b]] += Ab[a, b, k]
+        else:
+            for a in range(nn):
+                for b in range(nn):
+                    A[a, b] = Ab[a, b, k]
+            missing += _scatter_search(cells, c, n_owned, order, A, indptr, indices, data)
+    return missing
+
+
 class CellKernels:
     """The kernels of one kind of cell, compiled with its sizes as constants."""
 
@@ -595,7 +619,6 @@ def cell_kernels(nn: int, dim: int, nq: int, affine: bool) -> CellKernels:
     def convection(coords, cells, n_owned, N, dN, weights, b, scale, indptr, indices, slots, data):
         nc = cells.shape[0]
         nq = weights.shape[0]
-        use_slots = slots.shape[0] > 0
         scaled = scale.shape[0] > 0
         X = np.empty((NN, GD, B))
         J = np.empty((GD, GD, B))
@@ -637,20 +660,7 @@ def cell_kernels(nn: int, dim: int, nq: int, affine: bool) -> CellKernels:
                     for j in range(NN):
                         for k in range(nb):
                             Ab[i, j, k] *= scale[c0 + k, j]
-            for k in range(nb):
-                c = c0 + k
-                if use_slots:
-                    for a in range(NN):
-                        row = cells[c, a]
-                        if row < n_owned:
-                            base = indptr[row]
-                            for j in range(NN):
-                                data[base + slots[c, a * NN + j]] += Ab[a, j, k]
-                else:
-                    for i in range(NN):
-                        for j in range(NN):
-                            A[i, j] = Ab[i, j, k]
-                    missing += _scatter_search(cells, c, n_owned, order, A, indptr, indices, data)
+            missing += _scatter_block(cells, c0, nb, n_owned, Ab, indptr, indices, slots, A, order, data)
         return missing
 
     @_jit
@@ -659,7 +669,7 @@ def cell_kernels(nn: int, dim: int, nq: int, affine: bool) -> CellKernels:
         nc = cells.shape[0]
         ncomp = knode.shape[2]
         with_out, with_sym, with_nonsym = out.shape[0] > 0, sym.shape[0] > 0, nonsym.shape[0] > 0
-        with_sets, use_slots = cell_set.shape[0] > 0, slots.shape[0] > 0
+        with_sets = cell_set.shape[0] > 0
         X = np.empty((NN, GD, B))
         J = np.empty((GD, GD, B))
         Kinv = np.empty((GD, GD, B))
@@ -724,25 +734,10 @@ def cell_kernels(nn: int, dim: int, nq: int, affine: bool) -> CellKernels:
                             for d in range(GD):
                                 t += grad[d, k] * G[a, d, k] * dkn[b, d, k]
                             An[a, b, k] = c * det[k] * t / NN
-            for part in range(2):
-                if (part == 0 and not with_sym) or (part == 1 and not with_nonsym):
-                    continue
-                Ab = As if part == 0 else An
-                data = sym if part == 0 else nonsym
-                for k in range(nb):
-                    cc = c0 + k
-                    if use_slots:
-                        for a in range(NN):
-                            row = cells[cc, a]
-                            if row < n_owned:
-                                base = indptr[row]
-                                for b in range(NN):
-                                    data[base + slots[cc, a * NN + b]] += Ab[a, b, k]
-                    else:
-                        for a in range(NN):
-                            for b in range(NN):
-                                A[a, b] = Ab[a, b, k]
-                        missing += _scatter_search(cells, cc, n_owned, order, A, indptr, indices, data)
+            if with_sym:
+                missing += _scatter_block(cells, c0, nb, n_owned, As, indptr, indices, slots, A, order, sym)
+            if with_nonsym:
+                missing += _scatter_block(cells, c0, nb, n_owned, An, indptr, indices, slots, A, order, nonsym)
         return missing
 
     return CellKernels(matrix, vector, gradient, flux_vector, convection, nodal_conduction)

@@ -289,8 +289,8 @@ class NonlinearHeatProblem(HeatLoads):
             flows = np.zeros(self.mesh.n_owned)
             a.nodal_conduction(u, knode, m.cell_set, out=flows)
         elif self.k_nonlinear:
-            kn, dk = m.conductivity_at_nodes(u, t)
-            self._check(kn, "the conductivity k")
+            kn, dk, positive = m.conductivity_at_nodes(u, t)
+            self._check(positive, "the conductivity k")
             k = np.matmul(ca.N, kn)
             grad = ca.gradients(u)
             flows = ca.flux_load(k * grad)

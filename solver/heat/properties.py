@@ -152,16 +152,11 @@ class MaterialField:
             C[cells] = s.capacity.rho * s.capacity.c
         return C
 
-    def _set_nodes(self):
-        """Per material set: (its cells, its distinct nodes, where each cell node is in them)."""
+    def _set_nodes(self) -> list:
+        """The nodes of each material set's cells (every node with one set)."""
         if self._nodes_of is None:
-            if self.cells_of is None:
-                self._nodes_of = [(slice(None), slice(None), self.cells)]
-            else:
-                self._nodes_of = []
-                for cells in self.cells_of:
-                    nodes, where = np.unique(self.cells[cells], return_inverse=True)
-                    self._nodes_of.append((cells, nodes, where.reshape(len(cells), -1)))
+            self._nodes_of = [slice(None)] if self.cells_of is None else \
+                [np.unique(self.cells[cells]) for cells in self.cells_of]
         return self._nodes_of
 
     def nodal_conductivity(self, u: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -172,7 +167,7 @@ class MaterialField:
         k = np.zeros((len(self.sets), n, self.k_components))
         dk = np.zeros_like(k)
         positive = True
-        for g, ((s, _), (_, nodes, _)) in enumerate(zip(self._each(), self._set_nodes())):
+        for g, (s, nodes) in enumerate(zip(self.sets, self._set_nodes())):
             T, x = u[nodes], self.coords[nodes]
             done = {}
             for d in range(self.k_components):
@@ -194,26 +189,12 @@ class MaterialField:
                 self._cell_set[cells] = g
         return self._cell_set
 
-    def conductivity_at_nodes(self, u: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """k and dk/dT at the nodes of each cell from the nodal temperatures u (local vector):
-        (n_cells, nodes per cell, k_components) each, a node evaluated once per material set."""
-        shape = self.cells.shape + (self.k_components,)
-        if self.cells_of is None and self.k_components == 1:  # one isotropic material: gathers only
-            v, dv = evaluate(self.sets[0].k[0], u, self.coords, t)
-            return (np.broadcast_to(v, u.shape)[self.cells].reshape(shape),
-                    np.broadcast_to(dv, u.shape)[self.cells].reshape(shape))
-        k, dk = np.empty(shape), np.empty(shape)
-        for (s, _), (cells, nodes, where) in zip(self._each(), self._set_nodes()):
-            T, x = u[nodes], self.coords[nodes]
-            done = {}
-            for d in range(self.k_components):
-                p = s.k[d]
-                if id(p) not in done:
-                    done[id(p)] = evaluate(p, T, x, t)
-                v, dv = done[id(p)]
-                k[cells, :, d] = np.broadcast_to(v, T.shape)[where]
-                dk[cells, :, d] = np.broadcast_to(dv, T.shape)[where]
-        return k, dk
+    def conductivity_at_nodes(self, u: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray, bool]:
+        """:meth:`nodal_conductivity` at the nodes of each cell, (n_cells, nodes per cell,
+        k_components) each (the cell's own material at a node shared by two)."""
+        k, dk, positive = self.nodal_conductivity(u, t)
+        sets = self.cell_set[:, None] if len(self.cell_set) else 0
+        return k[sets, self.cells], dk[sets, self.cells], positive
 
     def _each(self):
         """(material set, its cells or slice(None))."""
