@@ -7,10 +7,10 @@ In enthalpy form, with ``H(T) = int_0^T rho c`` (:mod:`solver.heat.properties`):
                 + sum_radiation int eps(u) sigma (u_K^4 - T_inf,K^4) N_i - int f N_i - sum_Neumann int q N_i
 
 (``u_K``: u in kelvin; ``k_h(u) = sum_j k(u_j) N_j``: a k depending on T is interpolated from its
-nodal values, see :mod:`solver.heat.properties`). The stored energy ``int H(u)`` then changes by exactly the heat that flows
-in, so the heat balance closes to the Newton tolerance. With ``time.mass = "lumped"`` the storage
-term takes the vertex quadrature ``sum_c int_c N_a H_c(u_a)`` (a diagonal Jacobian: no
-oscillations where H has kinks).
+nodal values, see :mod:`solver.heat.properties`). The stored energy ``int H(u)`` then changes by
+exactly the heat that flows in, so the heat balance closes to the Newton tolerance. With
+``time.mass = "lumped"`` the storage term takes the vertex quadrature ``sum_c int_c N_a H_c(u_a)``
+(a diagonal Jacobian: no oscillations where H has kinks).
 
 The Jacobian ``dQ/du`` is consistent: ``int k_h grad N_j . grad N_i`` plus ``dk/du(u_j) int N_j
 grad u . grad N_i`` (not symmetric), the Robin mass and ``int (4 eps sigma u_K^3 + deps/du sigma (u_K^4
