@@ -231,13 +231,14 @@ class ImplicitStepper(Stepper):
         else:
             system, key = self._system, self._key(scheme, t1)
             if key != self._system_key:
-                A = self._matrix(scheme.a[0], dt * scheme.b[0], t1)
+                def assemble():
+                    return self._matrix(scheme.a[0], dt * scheme.b[0], t1)
                 if scheme is self.scheme:  # the start-up system is used once and dropped
-                    system = ConstrainedSystem(A, p, self.solver, previous=self._system)
+                    system = ConstrainedSystem(assemble, p, self.solver, previous=self._system)
                     self._system, self._system_key = system, key
                     self._count(system)
                 else:  # a start-up step: the scheme's preconditioner serves (3/2 M + dt K against M + dt K)
-                    system = ConstrainedSystem(A, p, self.solver, borrow=self._system)
+                    system = ConstrainedSystem(assemble, p, self.solver, borrow=self._system)
         if not scheme.mass_only_history and self._key(scheme, t0) != self._history_key:
             if scheme.history != 1:
                 raise NotImplementedError("earlier levels through K need one operator per level")
@@ -278,7 +279,7 @@ class ImplicitStepper(Stepper):
             if ratio <= BORROW_RATIO:
                 self.borrowed += 1
                 self._borrowing = key
-                return ConstrainedSystem(self._matrix(*key), self.problem, self.solver, borrow=nearest)
+                return ConstrainedSystem(lambda: self._matrix(*key), self.problem, self.solver, borrow=nearest)
         return self._set_up(*key)
 
     def _set_up(self, a0: float, c: float, t: float) -> ConstrainedSystem:
@@ -288,8 +289,8 @@ class ImplicitStepper(Stepper):
         key = (a0, c, t)
         previous = next(reversed(self._systems.values()), None)
         if previous is None and self.setup_from not in (None, key) and self.solver.preconditioner == "amg":
-            previous = ConstrainedSystem(self._matrix(*self.setup_from), self.problem, self.solver)
-        system = ConstrainedSystem(self._matrix(*key), self.problem, self.solver, previous=previous)
+            previous = ConstrainedSystem(lambda: self._matrix(*self.setup_from), self.problem, self.solver)
+        system = ConstrainedSystem(lambda: self._matrix(*key), self.problem, self.solver, previous=previous)
         if self.setup_from is None:
             self.setup_from = key
         self._count(system)
@@ -404,7 +405,7 @@ class SteadySolver:
                             "(with only insulated and neumann boundaries the steady temperature is not unique)")
         self.problem = problem
         self.flows = HeatFlows(problem)
-        self.system = ConstrainedSystem(problem.stiffness(0.0), problem, solver)
+        self.system = ConstrainedSystem(lambda: problem.stiffness(0.0), problem, solver)
         self.balance: HeatBalance | None = None
 
     def solve(self, u: np.ndarray) -> SolveInfo:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.sparse as sp
 from mpi4py import MPI
@@ -18,14 +20,16 @@ class ConstrainedSystem:
     """``A`` with Dirichlet rows and columns eliminated symmetrically, the preconditioner built
     once, and the unconstrained Dirichlet rows kept for the reactions (the heat balance)."""
 
-    def __init__(self, A: sp.csr_matrix, problem, solver: SolverSpec, previous: "ConstrainedSystem | None" = None,
-                 borrow: "ConstrainedSystem | None" = None):
-        """``previous``: the system this one replaces (the same sparsity, new values); a
-        preconditioner that can be updated (multigrid: new Galerkin products on the old
-        aggregates) is taken over and updated instead of built again. ``borrow``: a system of a
-        spectrally close matrix whose preconditioner serves this one as it is (a scheme's
-        start-up steps)."""
+    def __init__(self, assemble: Callable[[], sp.csr_matrix], problem, solver: SolverSpec,
+                 previous: "ConstrainedSystem | None" = None, borrow: "ConstrainedSystem | None" = None):
+        """``assemble()`` gives A (called here, so that A and its constrained copy are freed before
+        the preconditioner's set-up, the peak of memory). ``previous``: the system this one
+        replaces (the same sparsity, new values); a preconditioner that can be updated (multigrid:
+        new Galerkin products on the old aggregates) is taken over and updated instead of built
+        again. ``borrow``: a system of a spectrally close matrix whose preconditioner serves this
+        one as it is (a scheme's start-up steps)."""
         self.problem, self.solver = problem, solver
+        A = assemble()
         finite = np.array([1.0 if np.isfinite(A.data).all() else 0.0])
         problem.mesh.comm.Allreduce(MPI.IN_PLACE, finite, op=MPI.MIN)
         if not finite[0]:
@@ -37,6 +41,7 @@ class ConstrainedSystem:
         self.dir_owned = np.flatnonzero(mask[: problem.mesh.n_owned])
         self.dir_diag = diag[self.dir_owned]
         self.rows_dirichlet = A[self.dir_owned]  # unconstrained rows, for the reactions
+        del A, A_c  # copied into the blocks
         self._lifted = None  # (time key, g, lift @ g)
         self.updated = previous is not None and callable(getattr(previous.precond, "update", None))
         if borrow is not None:
