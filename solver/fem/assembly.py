@@ -212,7 +212,8 @@ class Assembler:
             self.coords, self.cells, self.shape[0], self.dN, float(self.weights.sum()),
             np.ascontiguousarray(u, dtype=np.float64), knode, cell_set, knode if dknode is None else dknode,
             float(c), empty if out is None else out, self.indptr, self.indices, self.slots,
-            empty if sym is None else sym, empty if nonsym is None or dknode is None else nonsym)
+            empty if sym is None else sym, empty if nonsym is None or dknode is None else nonsym,
+            sym is not None and sym is nonsym)
         if missing:
             raise RuntimeError(f"{missing} element entries outside the sparsity pattern")
 

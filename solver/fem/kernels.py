@@ -665,7 +665,7 @@ def cell_kernels(nn: int, dim: int, nq: int, affine: bool) -> CellKernels:
 
     @_jit
     def nodal_conduction(coords, cells, n_owned, dN, volume, u, knode, cell_set, dknode, c, out, indptr, indices,
-                         slots, sym, nonsym):
+                         slots, sym, nonsym, merge):
         nc = cells.shape[0]
         ncomp = knode.shape[2]
         with_out, with_sym, with_nonsym = out.shape[0] > 0, sym.shape[0] > 0, nonsym.shape[0] > 0
@@ -734,6 +734,13 @@ def cell_kernels(nn: int, dim: int, nq: int, affine: bool) -> CellKernels:
                             for d in range(GD):
                                 t += grad[d, k] * G[a, d, k] * dkn[b, d, k]
                             An[a, b, k] = c * det[k] * t / NN
+            if with_sym and with_nonsym and merge:  # one array: the two parts summed, one scatter
+                for a in range(NN):
+                    for b in range(NN):
+                        for k in range(nb):
+                            As[a, b, k] += An[a, b, k]
+                missing += _scatter_block(cells, c0, nb, n_owned, As, indptr, indices, slots, A, order, sym)
+                continue
             if with_sym:
                 missing += _scatter_block(cells, c0, nb, n_owned, As, indptr, indices, slots, A, order, sym)
             if with_nonsym:
@@ -934,7 +941,7 @@ def warm_up(cell_type: str, cell_dtype=np.int32, index_dtype=np.int32, degree: i
             for sets in (np.zeros(1, np.int64), np.zeros(0, np.int64)):
                 for use in (slots, slots[:0]):
                     k.nodal_conduction(coords, cells, nn, rdN, 1.0, np.zeros(nn), knode, sets, knode, 1.0,
-                                       np.zeros(nn), indptr, indices, use, data, data)
+                                       np.zeros(nn), indptr, indices, use, data, data, True)
     quadrature_points(coords, cells, N, np.empty((1, len(weights), ref.dim)))
     entry_slots(indptr, indices, np.zeros(1, np.int64), np.zeros(1, np.int64), nn)
     constrain_kernel(indptr, indices, data, np.zeros(nn, dtype=np.bool_), nn)

@@ -233,8 +233,13 @@ class NonlinearHeatProblem(HeatLoads):
         a = self.assembler
         C = f.capacity
         mass = (a0 * C) if a0 and C is not None and not self.lumped else None
+        # a constant capacity matrix: its part is where the fused kernel starts adding
+        start = a0 * self.capacity if a0 and self.capacity is not None and not self.lumped else None
         if f.nodal is not None:
-            data = a.bilinear(mass=mass).data if mass is not None else np.zeros(a.nnz)
+            if mass is not None:
+                data = a.bilinear(mass=mass).data
+            else:
+                data = np.zeros(a.nnz) if start is None else start
             knode, dknode = f.nodal
             a.nodal_conduction(u, knode, self.materials.cell_set, dknode if newton else None, c, sym=data,
                                nonsym=data if newton else None)
@@ -249,9 +254,9 @@ class NonlinearHeatProblem(HeatLoads):
                         b = np.zeros_like(grad)
                         b[:, :, d] = c * grad[:, :, d]
                         self.conduction.convection(b, data, dk[:, :, d])
-        if a0 and self.capacity is not None and not self.lumped:
-            data += a0 * self.capacity
-        elif a0 and self.lumped:
+            if start is not None:
+                data += start
+        if a0 and self.lumped:
             data[self.diagonal_slots] += a0 * (self.capacity if C is None else C)
         if self.robin:
             data += c * self._robin_data(t)

@@ -162,6 +162,9 @@ def test_fused_nodal_conduction_equals_the_separate_kernels(cell, components):
         out, sym, nonsym = np.zeros(mesh.n_owned), np.zeros(a.nnz), np.zeros(a.nnz)
         a.nodal_conduction(u, knode, cell_set, dknode, 2.5, out=out, sym=sym, nonsym=nonsym)
         assert close(out, flux) and close(sym, stiff) and close(nonsym, newton)
+        whole = np.zeros(a.nnz)  # one array for both parts: summed before the one scatter
+        a.nodal_conduction(u, knode, cell_set, dknode, 2.5, sym=whole, nonsym=whole)
+        assert close(whole, stiff + newton)
 
 
 def test_loads_equal_the_reference(pair):
