@@ -24,8 +24,6 @@ the same matrices to rounding, about 10 times slower and with O(cells x entries)
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import scipy.sparse as sp
 
@@ -71,7 +69,6 @@ class Assembler:
         ref = CELLS[mesh.cell_type]
         self.affine = ref.affine
         self.dim = ref.dim
-        self.degree = degree
         points, self.weights = quadrature(mesh.cell_type, degree)
         self.N = np.ascontiguousarray(ref.shape(points))  # (n_qp, nn)
         self.dN = np.ascontiguousarray(ref.grad(points))  # (n_qp, nn, dim)
@@ -92,21 +89,6 @@ class Assembler:
             self.reference = ReferenceAssembly(self.coords, self.cells, mesh.cell_type, n_owned, n_local, degree)
             self.indptr, self.indices = self.reference.indptr, self.reference.indices
         self.nnz = len(self.indices)
-
-    def with_rule(self, degree: int) -> "Assembler":
-        """This assembler (the same pattern, cells and coordinates) with the quadrature rule of
-        ``degree``: the centroid (degree 1) integrates exactly what is constant on an affine cell
-        against a linear function. The NumPy path keeps its own rule (itself is returned)."""
-        if not self.compiled or degree == self.degree:
-            return self
-        other = copy.copy(self)
-        ref = CELLS[self.mesh.cell_type]
-        points, other.weights = quadrature(self.mesh.cell_type, degree)
-        other.N = np.ascontiguousarray(ref.shape(points))
-        other.dN = np.ascontiguousarray(ref.grad(points))
-        other.n_qp, other.degree = len(other.weights), degree
-        other.kernels = kernels.cell_kernels(self.cells.shape[1], ref.dim, other.n_qp, ref.affine)
-        return other
 
     # ------------------------------------------------------------------------------ matrices
     def csr(self, data: np.ndarray) -> sp.csr_matrix:

@@ -919,29 +919,24 @@ def warm_up(cell_type: str, cell_dtype=np.int32, index_dtype=np.int32, degree: i
     pattern_fill(cells, nn, nn, offsets, adjacent, indptr, indices, slots)
     indptr = indptr.astype(index_dtype)
     data = np.zeros(len(indices))
+    k = cell_kernels(nn, ref.dim, len(weights), ref.affine)
     one = np.ones((1, 1, 1))
-    rules = [(N, dN, weights)]
-    if ref.affine:  # the centroid rule of the conduction terms with nodal conductivities
-        cp, cw = quadrature(cell_type, 1)
-        rules.append((np.ascontiguousarray(ref.shape(cp)), np.ascontiguousarray(ref.grad(cp)), cw))
-    for rN, rdN, rw in rules:
-        k = cell_kernels(nn, ref.dim, len(rw), ref.affine)
-        k.matrix(coords, cells, nn, rN, rdN, rw, one, one, indptr, indices, slots, data)
-        k.matrix(coords, cells, nn, rN, rdN, rw, one, one, indptr, indices, slots[:0], data)
-        k.vector(coords, cells, nn, rN, rdN, rw, one, np.zeros(nn))
-        grads = np.zeros((1, len(rw), ref.dim))
-        k.gradient(coords, cells, rN, rdN, np.zeros(nn), grads, np.zeros((1, len(rw))))
-        k.gradient(coords, cells, rN, rdN, np.zeros(nn), grads, np.zeros((0, 0)))
-        k.flux_vector(coords, cells, nn, rdN, rw, grads, np.zeros(nn))
-        for scale in (np.ones((1, nn)), np.zeros((0, nn))):
-            k.convection(coords, cells, nn, rN, rdN, rw, grads, scale, indptr, indices, slots, data)
-            k.convection(coords, cells, nn, rN, rdN, rw, grads, scale, indptr, indices, slots[:0], data)
-        if ref.affine and len(rw) == len(weights):
-            knode = np.ones((1, nn, 1))
-            for sets in (np.zeros(1, np.int64), np.zeros(0, np.int64)):
-                for use in (slots, slots[:0]):
-                    k.nodal_conduction(coords, cells, nn, rdN, 1.0, np.zeros(nn), knode, sets, knode, 1.0,
-                                       np.zeros(nn), indptr, indices, use, data, data, True)
+    k.matrix(coords, cells, nn, N, dN, weights, one, one, indptr, indices, slots, data)
+    k.matrix(coords, cells, nn, N, dN, weights, one, one, indptr, indices, slots[:0], data)
+    k.vector(coords, cells, nn, N, dN, weights, one, np.zeros(nn))
+    grads = np.zeros((1, len(weights), ref.dim))
+    k.gradient(coords, cells, N, dN, np.zeros(nn), grads, np.zeros((1, len(weights))))
+    k.gradient(coords, cells, N, dN, np.zeros(nn), grads, np.zeros((0, 0)))
+    k.flux_vector(coords, cells, nn, dN, weights, grads, np.zeros(nn))
+    for scale in (np.ones((1, nn)), np.zeros((0, nn))):
+        k.convection(coords, cells, nn, N, dN, weights, grads, scale, indptr, indices, slots, data)
+        k.convection(coords, cells, nn, N, dN, weights, grads, scale, indptr, indices, slots[:0], data)
+    if ref.affine:
+        knode = np.ones((1, nn, 1))
+        for sets in (np.zeros(1, np.int64), np.zeros(0, np.int64)):
+            for use in (slots, slots[:0]):
+                k.nodal_conduction(coords, cells, nn, dN, 1.0, np.zeros(nn), knode, sets, knode, 1.0,
+                                   np.zeros(nn), indptr, indices, use, data, data, True)
     quadrature_points(coords, cells, N, np.empty((1, len(weights), ref.dim)))
     entry_slots(indptr, indices, np.zeros(1, np.int64), np.zeros(1, np.int64), nn)
     constrain_kernel(indptr, indices, data, np.zeros(nn, dtype=np.bool_), nn)

@@ -67,9 +67,9 @@ class _Fields:
 
     flows: np.ndarray  # int k_h grad u . grad N_i + radiation losses (owned)
     bad: str  # a property found not > 0 ("" if none)
-    k: np.ndarray | None  # on the conduction rule (n_cells, n_qp, components)
+    k: np.ndarray | None  # at the quadrature points (n_cells, n_qp, components); None when fused
     dk: np.ndarray | None  # dk/du at the cells' nodes (n_cells, nodes, components) when k depends on u
-    gradient: np.ndarray | None  # grad u on the conduction rule
+    gradient: np.ndarray | None  # grad u at the quadrature points; None when fused
     nodal: tuple | None  # the fused path: k and dk/du at the nodes per material set instead
     radiation_slopes: list  # d/du of each radiating boundary's flux at its points (None: no facet here)
     T: np.ndarray | None = None  # u at the points (when k is evaluated there)
@@ -89,10 +89,8 @@ class NonlinearHeatProblem(HeatLoads):
         # liquid-fraction field)
         self.k_nonlinear = bool(mesh.comm.allreduce(self.materials.k_nonlinear, op=MPI.LOR))
         self.melting = bool(mesh.comm.allreduce(self.materials.melting, op=MPI.LOR))
-        # k(T) is interpolated from its nodal values; on affine cells the conduction terms are then
-        # integrated exactly by the centroid rule (constant gradient, linear k)
-        self.conduction = a.with_rule(1) if self.k_nonlinear and a.affine else a
-        # ... and on the compiled path, residual and Jacobian take one fused pass over the cells each
+        # k(T) is interpolated from its nodal values; on affine cells with the compiled kernels,
+        # residual and Jacobian take one fused pass over the cells each (else the quadrature kernels)
         self.fused = self.k_nonlinear and a.affine and a.compiled
         self.points = a.quadrature_points() if self.materials.needs_points and not self.k_nonlinear else None
         self.lumped = physics.lumped_mass
@@ -248,12 +246,12 @@ class NonlinearHeatProblem(HeatLoads):
             if newton:  # c int dk(u_j)/du_j N_j grad u . k-axes grad N_i
                 grad, dk = f.gradient, f.dk
                 if dk.shape[2] == 1:
-                    self.conduction.convection(c * grad, data, dk[:, :, 0])
+                    a.convection(c * grad, data, dk[:, :, 0])
                 else:
                     for d in range(dk.shape[2]):
                         b = np.zeros_like(grad)
                         b[:, :, d] = c * grad[:, :, d]
-                        self.conduction.convection(b, data, dk[:, :, d])
+                        a.convection(b, data, dk[:, :, d])
             if start is not None:
                 data += start
         if a0 and self.lumped:
@@ -281,10 +279,9 @@ class NonlinearHeatProblem(HeatLoads):
         return f
 
     def _evaluate(self, u: np.ndarray, t: float) -> _Fields:
-        """The flows out by conduction and radiation at u: k on the conduction rule and, when k
-        depends on u, dk/du at the cells' nodes (or, fused, both at the nodes); else k at the
-        points."""
-        a, m, ca = self.assembler, self.materials, self.conduction
+        """The flows out by conduction and radiation at u: k at the quadrature points and, when k
+        depends on u, dk/du at the cells' nodes (or, fused, both at the nodes per material set)."""
+        a, m = self.assembler, self.materials
         self.bad = ""
         k = dk = grad = T = nodal = None
         if self.fused:
@@ -296,9 +293,9 @@ class NonlinearHeatProblem(HeatLoads):
         elif self.k_nonlinear:
             kn, dk, positive = m.conductivity_at_nodes(u, t)
             self._check(positive, "the conductivity k")
-            k = np.matmul(ca.N, kn)
-            grad = ca.gradients(u)
-            flows = ca.flux_load(k * grad)
+            k = np.matmul(a.N, kn)
+            grad = a.gradients(u)
+            flows = a.flux_load(k * grad)
         else:
             T, grad = a.values_and_gradients(u)
             k = m.conductivity(T, self.points, t)
