@@ -89,6 +89,20 @@ def write_or_fail(comm, path: Path, what: str, steps, needed: int = 0) -> None:
         raise OutputError(f"{path}: cannot write {what} ({problem})", broken=failed_steps)
 
 
+def write_temporary_or_fail(comm, tmp: Path, file, what: str, steps, needed: int = 0) -> None:
+    """:func:`write_or_fail` for ``file``, open at the temporary path ``tmp`` (renamed once
+    complete): on failure, a file whose write failed is parked (:func:`park`) and ``tmp`` is
+    removed, so that nothing unfinished is left behind."""
+    try:
+        write_or_fail(comm, tmp, what, steps, needed)
+    except OutputError as exc:
+        if exc.broken:
+            park(file)
+        if comm.rank == 0:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
 def h5py_has_mpi() -> bool:
     return bool(h5py.get_config().mpi)
 

@@ -36,7 +36,7 @@ import tomli_w
 from solver import __version__
 from solver.case.inputfiles import MISSING, file_problem
 from solver.errors import CaseError, OutputError
-from solver.io.blockfile import METADATA_BYTES, BlockFile, park, write_or_fail
+from solver.io.blockfile import METADATA_BYTES, BlockFile, write_temporary_or_fail
 from solver.parallel.blocks import BlockRedistributor
 from solver.parallel.collective import on_root
 
@@ -147,15 +147,9 @@ def write_checkpoint(results_dir: Path, mesh, nodes: BlockRedistributor, state: 
     if before_close is not None:
         steps.append(before_close)
     steps.append(f.close)
-    try:
-        write_or_fail(comm, tmp, f"the checkpoint of step {attrs.step}", steps,
-                      (8 * mesh.n_global_nodes + METADATA_BYTES) * len(state))
-    except OutputError as exc:
-        if exc.broken:
-            park(f)
-        if comm.rank == 0:  # the earlier checkpoints stay; the unfinished one goes
-            tmp.unlink(missing_ok=True)
-        raise
+    # on failure the earlier checkpoints stay; the unfinished one goes
+    write_temporary_or_fail(comm, tmp, f, f"the checkpoint of step {attrs.step}", steps,
+                            (8 * mesh.n_global_nodes + METADATA_BYTES) * len(state))
 
     def publish():
         os.replace(tmp, final)

@@ -25,8 +25,8 @@ import h5py
 import numpy as np
 
 from solver import __version__
-from solver.errors import CaseError, OutputError
-from solver.io.blockfile import open_block_file, park, write_or_fail
+from solver.errors import CaseError
+from solver.io.blockfile import open_block_file, write_temporary_or_fail
 from solver.io.provenance import provenance
 from solver.io.xdmf import XdmfIndex
 from solver.mesh.cells import CELLS
@@ -88,14 +88,7 @@ def write_study(path: Path, comm, driver: str, attrs: dict, table: dict, outputs
                     f.write_blocks(f"/statistics/{name}/{i:06d}", np.ascontiguousarray(values[i]), nodes)
         f.set_attrs("/", {**attrs, "solver_study": FORMAT, "solver_version": __version__,
                           **comm.bcast(provenance() if comm.rank == 0 else None, root=0)})
-    try:
-        write_or_fail(comm, tmp, "the study file", [body, f.close])
-    except OutputError as exc:
-        if exc.broken:
-            park(f)
-        if comm.rank == 0:
-            tmp.unlink(missing_ok=True)
-        raise
+    write_temporary_or_fail(comm, tmp, f, "the study file", [body, f.close])
     if comm.rank == 0:
         os.replace(tmp, path)
         if mesh is not None and stats is not None and times is not None:
