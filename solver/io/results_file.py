@@ -228,8 +228,8 @@ class ResultsFile:
         """Close after a failure, with the end record ``attrs`` if it can still be written. A file
         whose write failed, or on a disk with less than :data:`END_RECORD_ROOM` free, is not
         touched again (it keeps saying running: ``info`` reports it incomplete, no end record)."""
-        full = self.comm.bcast((free_bytes(self.h5_path.parent) or 0) < END_RECORD_ROOM
-                               if self.comm.rank == 0 else None, root=0)
+        free = free_bytes(self.h5_path.parent) if self.comm.rank == 0 else None
+        full = self.comm.bcast(free is not None and free < END_RECORD_ROOM, root=0)
         if self.broken or full:
             park(self.backend)
             self.backend = None
