@@ -34,9 +34,11 @@ transfer between levels (prolongation: an owner -> ghost update of the coarse ve
 restriction: the reverse, ghost contributions summed by their owners), and one ``Allgatherv``
 among the coarsest level's ranks when there are several. Set-up uses O(P) collectives.
 
-The hot path avoids temporaries: CSR products go through SciPy's ``csr_matvec`` kernel
-(``y += A x``) into preallocated arrays, with ``-A`` stored so that ``r -= A d`` is one call,
-and BLAS ``axpy`` for the smoother's vector updates. By default the V-cycle runs in single
+The hot path avoids temporaries: each level's owned block is held in symmetric storage (its
+upper triangle, :class:`~solver.la.symmetric.SymmetricCSR`: half the matrix bytes of the
+smoother's products, which are bound by memory bandwidth), ``r -= A d`` is one compiled call,
+the transfers and the ghost columns go through SciPy's ``csr_matvec`` kernel (``y += A x``)
+into preallocated arrays, and BLAS ``axpy`` does the smoother's vector updates. By default the V-cycle runs in single
 precision (float32 copies of the level matrices sharing their index arrays, the input scaled by
 a power of two): the products move a third less memory, the preconditioner stays symmetric to
 rounding, and CG itself, the set-up and the coarsest solve stay in double.
@@ -58,6 +60,7 @@ from scipy.linalg.blas import get_blas_funcs
 from scipy.sparse import _sparsetools
 
 from solver.la.matrix import DistributedMatrix
+from solver.la.symmetric import SymmetricCSR
 from solver.parallel.exchange import HaloExchange
 from solver.parallel.routing import Route
 
@@ -314,7 +317,7 @@ class _Level:
     def set_matrix(self, A: DistributedMatrix) -> None:
         self.A = A
         self.halo = A.halo
-        self.neg_diag = _negated(A.diag_block, self.dtype)
+        self.diag_product = SymmetricCSR(A.diag_block, self.dtype)
         # the ghost columns touch only the rows next to other ranks: multiply just those rows
         # (a product over all owned rows would stream the whole row-pointer array for them)
         self.coupled_rows = A.coupled_rows
@@ -326,7 +329,7 @@ class _Level:
         """``r -= A x`` (owned rows); updates the ghosts of ``x`` (local length)."""
         n = self.n
         request = self.halo.begin(x)
-        _axpy_matvec(self.neg_diag, x[:n], r)
+        self.diag_product.subtract_product(x[:n], r)
         request.Wait()
         if self.has_off:
             t = self.coupled_r
