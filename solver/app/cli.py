@@ -167,7 +167,10 @@ def main(argv=None) -> int:
         except CaseError as exc:
             if launcher_rank() in (None, 0):
                 print(f"error: {exc}", file=sys.stderr, flush=True)
-            return exc.exit_status
+                return exc.exit_status
+            # rank 0 gives the line and the status; the others leave first and quietly, so that
+            # a launcher that stops every process at the first failure cannot cut rank 0 short
+            return 0
 
     from mpi4py import MPI
 
@@ -247,6 +250,12 @@ def finish(status: int) -> NoReturn:
     if blockfile is not None and blockfile.parked():
         sys.stdout.flush()
         sys.stderr.flush()
+        MPI = sys.modules.get("mpi4py.MPI")
+        if MPI is not None and MPI.Is_initialized() and not MPI.Is_finalized():
+            from solver.parallel.collective import all_arrived
+
+            # rank 0 has given its line: the ranks leave together, as MPI_Finalize would have them
+            all_arrived(MPI.COMM_WORLD, AGREE_TIMEOUT)
         os._exit(status)
     sys.exit(status)
 

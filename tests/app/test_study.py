@@ -70,7 +70,7 @@ thresholds = [50.0]
 def study(nprocs, args, cwd, env=None, wait=True):
     cmd = mpirun_command(nprocs) + [sys.executable, "-m", "solver", "study", *map(str, args)]
     if not wait:
-        return subprocess.Popen(cmd, cwd=cwd, env={**mpi_env(), **(env or {})}, stdout=subprocess.PIPE,
+        return subprocess.Popen(cmd, cwd=cwd, env={**mpi_env(grace=True), **(env or {})}, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
     return subprocess.run(cmd, cwd=cwd, env={**mpi_env(), **(env or {})}, capture_output=True, text=True,
                           timeout=120)

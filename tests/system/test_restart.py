@@ -72,7 +72,7 @@ def test_checkpoint_from_3_ranks_restarts_on_1_2_4(tmp_path, scheme):
 
 
 def start_mpirun(nprocs, args, cwd, env_extra):
-    env = {**mpi_env(), **env_extra}
+    env = {**mpi_env(grace=True), **env_extra}
     cmd = mpirun_command(nprocs) + [sys.executable, "-m", "solver", *args]
     return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -159,7 +159,7 @@ def test_wall_limit_stops_with_a_checkpoint(tmp_path):
 
 
 def run_mpi_env(nprocs, args, cwd, env_extra, timeout=60):
-    env = {**mpi_env(), **env_extra}
+    env = {**mpi_env(grace=True), **env_extra}
     cmd = mpirun_command(nprocs) + [sys.executable, "-m", "solver", *args]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 

@@ -51,7 +51,7 @@ def assert_same_results(a, b):
 
 
 def job_env(**extra):
-    return {**mpi_env(), **extra}
+    return {**mpi_env(grace=True), **extra}
 
 
 def submit_and_wait(cluster, args, timeout, **env):
