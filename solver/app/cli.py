@@ -185,9 +185,9 @@ def main(argv=None) -> int:
             signals.release()  # only a run turns SIGTERM/SIGUSR1 into a graceful stop
             logs.setup(comm)
             status = COMMANDS[argv[0]](argv[1:], comm)
-            return write_status(comm, status) if records_status else status
+            return _together(comm, write_status(comm, status) if records_status else status)
         logs.setup(comm, quiet=args.quiet)
-        return write_status(comm, run_command(args, comm))
+        return _together(comm, write_status(comm, run_command(args, comm)))
     except SolverExit as exc:
         from solver.parallel.collective import all_arrived
 
@@ -197,7 +197,7 @@ def main(argv=None) -> int:
             comm.Abort(exc.exit_status)
         if comm.rank == 0:
             print(f"error: {exc}", file=sys.stderr, flush=True)
-        return write_status(comm, exc.exit_status, str(exc)) if records_status else exc.exit_status
+        return _together(comm, write_status(comm, exc.exit_status, str(exc)) if records_status else exc.exit_status)
     except SystemExit as exc:  # --help of a command
         return int(exc.code or 0)
     except BaseException as exc:  # noqa: BLE001 - one rank failed: never let the others hang
@@ -208,6 +208,17 @@ def main(argv=None) -> int:
         if comm.size > 1:
             comm.Abort(EXIT_INTERNAL)
         return EXIT_INTERNAL
+
+
+def _together(comm, status: int) -> int:
+    """A failed or stopped run's ranks leave only once rank 0 has given its line and recorded the
+    status: a launcher that ends a run at its first non-zero exit (srun; mpirun after its grace)
+    then cuts nothing short. MPI_Finalize does not wait for the other ranks."""
+    if status and comm.size > 1:
+        from solver.parallel.collective import all_arrived
+
+        all_arrived(comm, AGREE_TIMEOUT)
+    return status
 
 
 def serial_command(argv, verbose: bool = False) -> int:
@@ -250,12 +261,6 @@ def finish(status: int) -> NoReturn:
     if blockfile is not None and blockfile.parked():
         sys.stdout.flush()
         sys.stderr.flush()
-        MPI = sys.modules.get("mpi4py.MPI")
-        if MPI is not None and MPI.Is_initialized() and not MPI.Is_finalized():
-            from solver.parallel.collective import all_arrived
-
-            # rank 0 has given its line: the ranks leave together, as MPI_Finalize would have them
-            all_arrived(MPI.COMM_WORLD, AGREE_TIMEOUT)
         os._exit(status)
     sys.exit(status)
 
