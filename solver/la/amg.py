@@ -36,12 +36,13 @@ among the coarsest level's ranks when there are several. Set-up uses O(P) collec
 
 The hot path avoids temporaries: each level's owned block is held in symmetric storage (its
 upper triangle, :class:`~solver.la.symmetric.SymmetricCSR`: half the matrix bytes of the
-smoother's products, which are bound by memory bandwidth), ``r -= A d`` is one compiled call,
-the transfers and the ghost columns go through SciPy's ``csr_matvec`` kernel (``y += A x``)
-into preallocated arrays, and BLAS ``axpy`` does the smoother's vector updates. By default the V-cycle runs in single
-precision (float32 copies of the level matrices sharing their index arrays, the input scaled by
-a power of two): the products move a third less memory, the preconditioner stays symmetric to
-rounding, and CG itself, the set-up and the coarsest solve stay in double.
+smoother's products, which are bound by memory bandwidth), so ``r -= A d`` is one compiled
+call; the transfers and the ghost columns go through SciPy's ``csr_matvec`` kernel
+(``y += A x``) into preallocated arrays, and BLAS ``axpy`` does the smoother's vector updates.
+By default the V-cycle runs in single precision (float32 copies of the level matrices, the
+input scaled by a power of two): the products move a third less memory, the preconditioner
+stays symmetric (exactly: one triangle serves both), and CG itself, the set-up and the
+coarsest solve stay in double.
 
 Aggregation: strength of connection ``-a_ij >= theta sqrt(m_i m_j)``, ``m_i`` the largest
 negative coupling of row i ("signed"; pyamg's ``|a_ij| >= theta sqrt(a_ii a_jj)`` on request).
