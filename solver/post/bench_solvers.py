@@ -281,6 +281,10 @@ def compare(args, directory: Path, peer: bool, say) -> dict:
         if ranks != args.ranks[0]:  # the time loop's speed-up over the first rank count, round by round
             entry["speedup_solve_per_step"] = _summary([a["solve_per_step_s"] / b["solve_per_step_s"]
                                                         for a, b in zip(first, ours)])
+            # and between the best runs: a shared machine only ever adds time, so the fastest run
+            # of each rank count is the closest to the undisturbed one (as the machine figures keep)
+            entry["speedup_best_runs"] = min(a["solve_per_step_s"] for a in first) / \
+                min(b["solve_per_step_s"] for b in ours)
         if theirs:
             entry["dolfinx"] = theirs
             entry["dolfinx_summary"] = {k: _summary([r[k] for r in theirs]) for k in figures}
@@ -314,6 +318,7 @@ def table(r: dict) -> str:
         if "speedup_solve_per_step" in e:
             lines.append(f"  {'speed-up of the time loop (round by round)':46s} "
                          f"{cell(e['speedup_solve_per_step']):>28s}   target >= 1.7")
+            lines.append(f"  {'speed-up of the time loop (best runs)':46s} {e['speedup_best_runs']:>28.3g}")
         mem = e["ours"][0]["peak_rss_MB"] * 2**20 * int(ranks) / e["ours"][0]["dofs"]
         lines.append(f"  {'peak memory per DOF, all ranks (bytes)':46s} {mem:>28.0f}")
         lines.append(f"  {'relative L2 error at t_end':46s} {e['ours'][0]['rel_l2_error']:>28.6e}"

@@ -1,0 +1,32 @@
+"""``bench --solvers``'s figures from its runs: speed-ups round by round and between the best runs
+(the runs themselves are stood in for; no timing is asserted)."""
+
+from argparse import Namespace
+
+import pytest
+
+from solver.post import bench_solvers
+
+
+def test_speedups_round_by_round_and_between_the_best_runs(monkeypatch, tmp_path):
+    seconds = {1: [0.32, 0.31, 0.40], 2: [0.20, 0.16, 0.18]}  # a noisy third round on 1 rank
+    calls = []
+
+    def run_ours(ranks, n, dim, directory, extra, timeout):
+        calls.append(ranks)
+        return {"whole_s": 1.0, "solve_per_step_s": seconds[ranks][calls.count(ranks) - 1], "setup_s": 0.5,
+                "iterations_per_step": 8.0, "peak_rss_MB": 100.0, "dofs": 1000, "rel_l2_error": 1e-3,
+                "preconditioner": "amg", "preconditioner_stats": {}}
+
+    monkeypatch.setattr(bench_solvers, "run_ours", run_ours)
+    args = Namespace(ranks=[1, 2], repeat=3, n=8, dim=2, set=[], timeout=10.0)
+    out = bench_solvers.compare(args, tmp_path, peer=False, say=lambda line: None)
+    assert calls == [1, 2, 1, 2, 1, 2]  # in rounds
+    rounds = out["2"]["speedup_solve_per_step"]
+    assert rounds["runs"] == pytest.approx([1.6, 0.31 / 0.16, 0.40 / 0.18])
+    assert rounds["median"] == pytest.approx(0.31 / 0.16)
+    assert out["2"]["speedup_best_runs"] == pytest.approx(0.31 / 0.16)
+    assert "speedup_best_runs" not in out["1"]
+    text = bench_solvers.table({"dim": 2, "n": 8, "dofs": 1000, "repeat": 3, "reference": out})
+    assert "speed-up of the time loop (round by round)" in text
+    assert "speed-up of the time loop (best runs)" in text and "1.94" in text
