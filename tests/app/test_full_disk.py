@@ -39,8 +39,11 @@ def small_disk(tmp_path):
 
 
 def solve(nprocs, args, cwd, env=None):
+    """A run whose write fails: its ranks leave the file open on purpose (see solver.io.blockfile),
+    so mpirun keeps its grace and returns only once every rank is gone and the file's lock with it."""
     cmd = mpirun_command(nprocs) + [sys.executable, "-m", "solver", *map(str, args)]
-    return subprocess.run(cmd, cwd=cwd, env={**mpi_env(), **(env or {})}, capture_output=True, text=True, timeout=90)
+    return subprocess.run(cmd, cwd=cwd, env={**mpi_env(grace=True), **(env or {})}, capture_output=True, text=True,
+                          timeout=90)
 
 
 def check_failed_write(proc, folder: Path, snapshots, unlisted: bool | None):
