@@ -17,8 +17,9 @@ SMALL = ["--set", "mesh.nx=10", "--set", "mesh.ny=5", "--set", "time.t_end=300.0
 def run(tmp_path, nprocs, extra, env=None):
     cmd = mpirun_command(nprocs) + [sys.executable, "-m", "solver", str(PLATE), *SMALL,
                                     "--set", f"output.directory={tmp_path}", *extra]
-    return subprocess.run(cmd, cwd=tmp_path, env={**mpi_env(), **(env or {})}, capture_output=True, text=True,
-                          timeout=120)
+    # mpirun's grace: a killed run's ranks hold the results file until they are gone
+    return subprocess.run(cmd, cwd=tmp_path, env={**mpi_env(grace=True), **(env or {})}, capture_output=True,
+                          text=True, timeout=120)
 
 
 def info(tmp_path):
