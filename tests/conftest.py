@@ -21,8 +21,9 @@ def mpi_env(grace: bool = False) -> dict:
     it ends a run in which a process failed, even when every process has already left; without
     ``grace`` it ends at once (about 2 s less for each run that tests bad input). Runs whose
     processes are sent signals keep the grace (mpirun forwards SIGTERM and needs it before
-    SIGKILL), and so do runs that leave a file open on purpose (a full disk): without it, mpirun
-    returns while a killed rank still holds the file's lock."""
+    SIGKILL), and so do runs whose ranks die holding the results file (killed, or a full disk
+    leaving it open on purpose) when a test reads it next: without it, mpirun returns while a
+    killed rank still holds the file's lock."""
     env = dict(os.environ)
     if not grace:
         env["OMPI_MCA_odls_base_sigkill_timeout"] = "0"
