@@ -400,8 +400,9 @@ def main(argv) -> int:
     def say(text):
         print(text, file=sys.stderr, flush=True)
 
+    why = "--no-peer" if args.no_peer else f"needs {PEER_PYTHON} with dolfinx and {args.peer_script}"
     say(f"bench --solvers: reference {args.dim}D N = {args.n} on {args.ranks} ranks; DOLFINx "
-        + ("found" if peer else f"not used (needs {PEER_PYTHON} with dolfinx and {args.peer_script})"))
+        + ("found" if peer else f"not used ({why})"))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     directory = Path(tempfile.mkdtemp(prefix="bench-solvers-", dir=args.json.parent)).resolve()
     try:
