@@ -60,6 +60,7 @@ from mpi4py import MPI
 from scipy.linalg.blas import get_blas_funcs
 from scipy.sparse import _sparsetools
 
+from solver.fem.assembly import index_dtype
 from solver.la.matrix import DistributedMatrix
 from solver.la.symmetric import SymmetricCSR
 from solver.parallel.exchange import HaloExchange
@@ -69,17 +70,13 @@ __all__ = ["AMG"]
 
 
 # ---------------------------------------------------------------------------------- kernels
-def _index_type(*sizes) -> type:
-    return np.int32 if max(sizes, default=0) < 2 ** 31 - 1 else np.int64
-
-
 def _csr(A, dtype=np.float64) -> sp.csr_matrix:
     """A canonical CSR copy with index arrays of one dtype (what csr_matvec wants), int32 when
     they fit; a copy, so that sorting it never reorders arrays it shares with its source."""
     A = sp.csr_matrix(A, dtype=dtype, copy=True)
     A.sum_duplicates()
     A.sort_indices()
-    t = _index_type(A.nnz, *A.shape)
+    t = index_dtype(A.nnz, *A.shape)
     A.indices, A.indptr = A.indices.astype(t, copy=False), A.indptr.astype(t, copy=False)
     A.data = np.ascontiguousarray(A.data, dtype=dtype)
     return A
@@ -580,7 +577,7 @@ class AMG:
         # per row, columns numbered by the sorted global coarse ids it uses (ucols)
         has = t_col >= 0
         ucols, inv = np.unique(t_col[has], return_inverse=True)
-        it = _index_type(level.n_local, len(ucols))
+        it = index_dtype(level.n_local, len(ucols))
         t_indptr = np.zeros(level.n_local + 1, dtype=it)
         np.cumsum(has, out=t_indptr[1:])
         T_local = sp.csr_matrix((t_val[has], inv.astype(it), t_indptr), shape=(level.n_local, len(ucols)))
@@ -616,7 +613,7 @@ class AMG:
         ext_cols = np.union1d(p_cols, g_cols)
         to_ext = np.zeros(len(ucols), dtype=np.int64)
         to_ext[used] = np.searchsorted(ext_cols, p_cols)
-        ie = _index_type(len(P.data) + len(g_vals), len(ext_cols), level.n_local)
+        ie = index_dtype(len(P.data) + len(g_vals), len(ext_cols), level.n_local)
         ext_indptr = np.concatenate([P.indptr, P.indptr[-1] + g_indptr[1:]]).astype(ie)
         ext_indices = np.concatenate([to_ext[P.indices], np.searchsorted(ext_cols, g_cols)]).astype(ie)
         P_ext = sp.csr_matrix((np.concatenate([P.data, g_vals]), ext_indices, ext_indptr),

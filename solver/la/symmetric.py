@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from solver.fem.assembly import index_dtype
 from solver.fem.kernels import AVAILABLE, numba
 
 __all__ = ["SymmetricCSR"]
@@ -73,7 +74,6 @@ class SymmetricCSR:
         A = sp.csr_matrix(A)
         if A.shape[0] != A.shape[1]:
             raise ValueError(f"a symmetric matrix must be square, not {A.shape}")
-        self.shape = A.shape
         self.dtype = np.dtype(dtype)
         if not AVAILABLE:  # the full matrix, from the upper triangle, for SciPy's product
             U = sp.triu(A, k=1, format="csr")
@@ -84,7 +84,7 @@ class SymmetricCSR:
         # the upper triangle straight from the CSR arrays: no COO copy of the whole matrix
         lengths = np.empty(A.shape[0], dtype=np.int64)
         _upper_lengths(A.indptr, A.indices, lengths)
-        index = np.int32 if max(int(lengths.sum()), A.shape[0]) < 2 ** 31 - 1 else np.int64
+        index = index_dtype(int(lengths.sum()), A.shape[0])
         self.indptr = np.zeros(A.shape[0] + 1, dtype=index)
         np.cumsum(lengths, out=self.indptr[1:])
         self.indices = np.empty(int(self.indptr[-1]), dtype=index)
