@@ -8,15 +8,18 @@ in 2D, the LU pays off when it is reused for enough solves; in 3D its fill (``n^
 rules it out, and on several ranks block Jacobi loses its exactness (its iterations grow with the
 ranks), so AMG is the choice there. The cost constants below are seconds on one core of the
 development machine, fitted to ``python -m solver bench --solvers --crossover 128 256 512 1024``
-(the reference problem on one rank, backward Euler, set-up including assembly):
+(the reference problem on one rank, backward Euler, set-up including assembly; CG stops before
+applying the preconditioner once more, so the LU costs one triangular solve per step):
 
     DOFs        LU set-up  LU step  AMG set-up  AMG step
-    16,641      0.25 s     4 ms     0.23 s      5 ms      the LU pays after about 16 solves
-    66,049      0.58 s     23 ms    0.34 s      22 ms     AMG as fast per solve: the LU never pays
-    263,169     2.44 s     99 ms    0.60 s      99 ms
-    1,050,625   13.0 s     455 ms   2.58 s      361 ms
+    16,641      0.28 s     2.6 ms   0.25 s      5.2 ms    the LU pays after about 12 solves
+    66,049      0.61 s     12 ms    0.32 s      18 ms     ... after about 50
+    263,169     2.27 s     50 ms    0.56 s      71 ms     ... after about 80
+    1,050,625   12.5 s     210 ms   2.03 s      290 ms    ... after about 130
 
-so on this machine the exact LU only wins for small 2D problems with many steps.
+so on this machine the exact LU only wins for 2D problems with many steps. Its fill also costs
+memory: at 1M DOFs a run with it peaks at 2.5 GB, twice the multigrid's 1.3 GB (263K DOFs: 0.79
+against 0.47 GB), so ``auto`` never picks it beyond :data:`LU_MAX` DOFs.
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-# t_LU(n, S) = LU_FACTOR n^1.5 + S LU_SOLVE n log2 n;  t_AMG(n, S) = AMG_SETUP n + S AMG_SOLVE n
-LU_FACTOR = 1.2e-8
-LU_SOLVE = 2.1e-8
-AMG_SETUP = 2.3e-6
-AMG_SOLVE = 3.4e-7
+# t_LU(n, S) = LU_FACTOR n^1.5 + S LU_SOLVE n log2 n: what the factorisation costs beyond the
+# multigrid's set-up, and its solves;  t_AMG(n, S) = S AMG_SOLVE n
+LU_FACTOR = 1.23e-8
+LU_SOLVE = 1.07e-8
+AMG_SOLVE = 2.79e-7
 SMALL = 5000  # below this many DOFs on one rank, the LU is always the cheapest and simplest
+LU_MAX = 500_000  # beyond this many DOFs on one rank, the LU's fill would double the memory
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ def lu_seconds(n: int, solves: int) -> float:
 
 
 def amg_seconds(n: int, solves: int) -> float:
-    return AMG_SETUP * n + solves * AMG_SOLVE * n
+    return solves * AMG_SOLVE * n
 
 
 def choose_preconditioner(dim: int, n_dofs: int, ranks: int, solves_per_matrix: int) -> PreconditionerChoice:
@@ -55,9 +59,13 @@ def choose_preconditioner(dim: int, n_dofs: int, ranks: int, solves_per_matrix: 
         return PreconditionerChoice("amg", "3D: the fill of an exact LU grows faster than the DOFs")
     if n_dofs <= SMALL:
         return PreconditionerChoice("bjacobi", f"one rank, {n_dofs} DOFs: the exact LU is cheapest")
+    if n_dofs > LU_MAX:
+        return PreconditionerChoice("amg", f"one rank, 2D, {n_dofs} DOFs: an exact LU's fill would need about "
+                                           f"twice the memory of AMG")
     lu, amg = lu_seconds(n_dofs, solves_per_matrix), amg_seconds(n_dofs, solves_per_matrix)
+    where = f"one rank, 2D, {n_dofs} DOFs, {solves_per_matrix} solves per matrix"
     if lu < amg:
-        return PreconditionerChoice("bjacobi", f"one rank, 2D, {n_dofs} DOFs, {solves_per_matrix} solves per "
-                                                f"matrix: the exact LU (about {lu:.3g} s) beats AMG ({amg:.3g} s)")
-    return PreconditionerChoice("amg", f"one rank, 2D, {n_dofs} DOFs, {solves_per_matrix} solves per matrix: "
-                                       f"AMG (about {amg:.3g} s) beats the exact LU ({lu:.3g} s)")
+        return PreconditionerChoice("bjacobi", f"{where}: the exact LU's factorisation and solves (about {lu:.3g} s) "
+                                                f"beat AMG's solves ({amg:.3g} s)")
+    return PreconditionerChoice("amg", f"{where}: AMG's solves (about {amg:.3g} s) beat the exact LU's "
+                                       f"factorisation and solves ({lu:.3g} s)")

@@ -10,7 +10,8 @@ from solver.la.choice import amg_seconds, choose_preconditioner, lu_seconds
     (2, 30_000, 1, 20, "bjacobi"),       # one rank, small 2D: the factorisation pays for itself
     (2, 1_050_625, 1, 20, "amg"),        # the reference problem: AMG
     (2, 60_000, 1, 5000, "bjacobi"),     # ... and at 60K DOFs when it serves thousands of solves
-    (2, 1_050_625, 1, 5000, "amg"),      # at 1M DOFs its solves are no cheaper than a V-cycle
+    (2, 400_000, 1, 5000, "bjacobi"),    # ... and at 400K DOFs
+    (2, 1_050_625, 1, 5000, "amg"),      # beyond LU_MAX its fill would double the memory
     (2, 50_000, 1, 1, "amg"),            # a new matrix every step (h(t)): no refactorisation per step
     (2, 861, 2, 60, "amg"),              # several ranks: block Jacobi would lose its exactness
     (3, 275_000, 1, 50, "amg"),          # 3D: the LU's fill rules it out
