@@ -42,7 +42,7 @@ from solver.heat.balance import HeatBalance, HeatFlows
 from solver.heat.problem import HeatProblem
 from solver.heat.system import ConstrainedSystem
 from solver.la.krylov import SolveInfo
-from solver.la.matrix import DistributedMatrix
+from solver.la.matrix import DistributedMatrix, RowsOperator
 
 
 SYSTEM_CACHE = 4  # systems of recent step sizes kept by a preconditioner that cannot be updated
@@ -181,7 +181,7 @@ class ImplicitStepper(Stepper):
         super().__init__(problem)
         self.dt, self.scheme, self.startup, self.solver = float(dt), scheme, startup, solver
         self.variable = variable
-        self.M = DistributedMatrix(problem.M, problem.mesh.halo)
+        self.M = RowsOperator(problem.M, problem.mesh.halo)  # no split copy of M (8-12 bytes per entry)
         self._system = self._system_key = None
         self._history = self._history_key = None
         self._systems: OrderedDict = OrderedDict()  # variable steps: (a0, c, t) -> system, most recent last

@@ -64,6 +64,26 @@ class DistributedMatrix:
         return y
 
 
+class RowsOperator:
+    """``y = A x`` for the owned rows of a square distributed matrix held whole (columns
+    ``[owned | ghosts]``, as the assembler gives them), without a copy: for a matrix that is
+    kept whole anyway and multiplied once per step (the mass matrix beside the systems built
+    from it). The ghost update completes before the product (no overlap)."""
+
+    def __init__(self, owned_rows: sp.csr_matrix, halo: HaloExchange):
+        self.A = owned_rows
+        self.halo = halo
+        self.n_owned = halo.n_owned
+
+    def matvec(self, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        """y = A x for the owned rows (into ``y`` when given); updates the ghosts of ``x``."""
+        self.halo.update(x)
+        if y is None:
+            return self.A @ x
+        y[:] = self.A @ x
+        return y
+
+
 class FixedPattern:
     """An owned-rows CSR pattern whose values change from matrix to matrix (Newton's Jacobians):
     its split into the blocks of :class:`DistributedMatrix`, and the entries a symmetric Dirichlet
