@@ -30,25 +30,13 @@ import scipy.sparse as sp
 from mpi4py import MPI
 
 from solver.post.bench_cases import case_text
+from solver.post.memory import reset_peak, rss
 
 QUICK = {"stream": 2 ** 24, "dofs_2d": 250_000, "dofs_3d": 60_000, "cells": 250_000, "steps": 3, "repeat": 3}
 FULL = {"stream": 2 ** 25, "dofs_2d": 1_000_000, "dofs_3d": 1_000_000, "cells": 1_000_000, "steps": 5, "repeat": 5}
 
 
 # ---------------------------------------------------------------------------------- helpers
-def rss() -> tuple[float, float]:
-    """(current, peak since the last reset) resident set size of this process, bytes."""
-    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
-    return int(fields["VmRSS"].split()[0]) * 1024.0, int(fields["VmHWM"].split()[0]) * 1024.0
-
-
-def reset_peak() -> None:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # Linux: restart VmHWM from the current RSS
-    except OSError:
-        pass
-
-
 def best_time(comm, fn, repeat: int) -> float:
     """Best over ``repeat`` runs of the slowest rank's time of ``fn()``."""
     best = math.inf

@@ -36,6 +36,7 @@ import h5py
 import numpy as np
 
 from solver.parallel.launcher import mpirun_command, mpirun_environment
+from solver.post.memory import reset_peak
 
 ROOT = Path(__file__).resolve().parents[2]
 PEER_SCRIPT = ROOT.parent / "shared" / "peers" / "dolfinx_heat.py"
@@ -55,7 +56,13 @@ def peer_available(script: Path) -> bool:
 
 def timed(cmd: list[str], env: dict, cwd: Path, timeout: float) -> tuple[float, float, subprocess.CompletedProcess]:
     """(wall seconds, peak RSS of its largest process in MB, the finished process) of a whole
-    command: ``wait4`` reports the rusage of the launcher and of the ranks it waited for."""
+    command: ``wait4`` reports the rusage of the launcher and of the ranks it waited for.
+
+    Linux counts in a launched process's peak the peak of the process that launched it (the
+    memory it had when the child called exec), so this process's peak restarts from its current
+    RSS first: else a bench that has read a large results file (the L2 error of a 3D run) would
+    report its own peak for every smaller run after it."""
+    reset_peak()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         child = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err, text=True)

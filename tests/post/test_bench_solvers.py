@@ -30,3 +30,19 @@ def test_speedups_round_by_round_and_between_the_best_runs(monkeypatch, tmp_path
     text = bench_solvers.table({"dim": 2, "n": 8, "dofs": 1000, "repeat": 3, "reference": out})
     assert "speed-up of the time loop (round by round)" in text
     assert "speed-up of the time loop (best runs)" in text and "1.94" in text
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/clear_refs"), reason="Linux /proc only")
+def test_a_timed_command_does_not_report_the_bench_process_peak(tmp_path):
+    """Linux counts the launching process's peak in a child's; a bench that has held a large
+    array (a 3D results file) must still report a small run as small."""
+    import os
+    import sys
+
+    import numpy as np
+
+    held = np.ones(50_000_000)  # 400 MB, touched
+    del held
+    _, peak_mb, proc = bench_solvers.timed([sys.executable, "-c", "pass"], dict(os.environ), tmp_path, 60.0)
+    assert proc.returncode == 0
+    assert peak_mb < 300.0
