@@ -46,15 +46,15 @@ class ConstrainedSystem:
         self.updated = previous is not None and callable(getattr(previous.precond, "update", None))
         if borrow is not None:
             self.precond = borrow.precond
-            return
-        if self.updated:
+        elif self.updated:
             self.precond = previous.precond
             self.precond.update(self.A)
-            return
-        try:
-            self.precond = make_preconditioner(solver.preconditioner, self.A)
-        except ImportError as exc:
-            raise CaseError(str(exc)) from None
+        else:
+            try:
+                self.precond = make_preconditioner(solver.preconditioner, self.A)
+            except ImportError as exc:
+                raise CaseError(str(exc)) from None
+        self.A.multiply_symmetric()  # CG's products from the upper triangle, once the set-up is done
 
     def _dirichlet(self, t: float):
         key = t if self.problem.dirichlet.time_dependent else None

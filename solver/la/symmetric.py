@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from solver.fem.assembly import index_dtype
 from solver.fem.kernels import AVAILABLE, numba
 
-__all__ = ["SymmetricCSR"]
+__all__ = ["AVAILABLE", "SymmetricCSR"]
 
 
 if AVAILABLE:

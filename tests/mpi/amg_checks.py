@@ -195,6 +195,7 @@ def update(comm):
         return DistributedMatrix(A_c, sim.mesh.halo)
 
     out = {}
+    A = matrix(1e-3)  # the system's values, its products from the full CSR (as update()'s new matrix)
     for precision in ("double", "single"):
         kept = AMG(A, precision=precision)
         same = AMG(A, precision=precision)
