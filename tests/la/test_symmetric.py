@@ -61,3 +61,34 @@ def test_only_the_upper_triangle_is_read():
 def test_refuses_a_rectangular_matrix():
     with pytest.raises(ValueError, match="square"):
         SymmetricCSR(sp.random(4, 5, density=0.5, format="csr"))
+
+
+def test_distributed_products_from_the_upper_triangle_equal_the_csr_ones():
+    """CG's products (``DistributedMatrix.multiply_symmetric``) and the mass matrix's unsplit
+    ``RowsOperator`` give the CSR product, ghost columns included (ghosts of this rank's own
+    rows on ``COMM_SELF``)."""
+    from mpi4py import MPI
+
+    from solver.la.matrix import DistributedMatrix, RowsOperator
+    from solver.parallel.exchange import HaloExchange
+
+    n, g = 300, 40
+    rng = np.random.default_rng(5)
+    D = _matrix(n, 4)
+    ghost_keys = np.sort(rng.choice(n, g, replace=False))
+    halo = HaloExchange(MPI.COMM_SELF, n, np.arange(n), np.zeros(g, dtype=np.int64), ghost_keys)
+    ghost_block = sp.random(n, g, density=0.05, random_state=6, format="csr")
+    rows = sp.hstack([D, ghost_block], format="csr")
+    x = np.zeros(n + g)
+    x[:n] = rng.standard_normal(n)  # ghosts left at 0: the products must fetch them
+    expected = D @ x[:n] + ghost_block @ x[:n][ghost_keys]
+    tol = 1e-12 * np.abs(expected).max()
+    A = DistributedMatrix(rows, halo)
+    assert np.abs(A.matvec(x.copy()) - expected).max() <= tol
+    A.multiply_symmetric()
+    assert (A.symmetric is not None) == symmetric.AVAILABLE
+    y = np.full(n, np.nan)
+    assert A.matvec(x.copy(), y) is y
+    assert np.abs(y - expected).max() <= tol
+    assert np.abs(A.matvec(x.copy()) - expected).max() <= tol
+    assert np.abs(RowsOperator(rows, halo).matvec(x.copy()) - expected).max() <= tol
