@@ -41,8 +41,11 @@ def test_a_timed_command_does_not_report_the_bench_process_peak(tmp_path):
 
     import numpy as np
 
+    from solver.post.memory import rss
+
     held = np.ones(50_000_000)  # 400 MB, touched
     del held
+    now_mb = rss()[0] / 2 ** 20  # what this process holds still (a long test session: a few hundred MB)
     _, peak_mb, proc = bench_solvers.timed([sys.executable, "-c", "pass"], dict(os.environ), tmp_path, 60.0)
     assert proc.returncode == 0
-    assert peak_mb < 300.0
+    assert peak_mb < now_mb + 200.0  # not now_mb + 400: the array's peak is not counted
