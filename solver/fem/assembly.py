@@ -2,7 +2,7 @@
 (so that ``M + theta*dt*K`` is an addition of ``data`` arrays), and compiled loops over cells that
 write element matrices and vectors straight into it.
 
-* Pattern: built once, in O(entries) (:mod:`solver.fem.kernels`): the cells around each owned node
+* Pattern: built once, in O(entries) (:mod:`solver.fem.kernels.pattern`): the cells around each owned node
   by a counting sort, then the distinct nodes of those cells with a marker array, sorted within
   each (short) row. No sort of all entry keys, no map from element entries to slots: a cell finds
   its slots by a merged scan of its sorted nodes against each owned row.
@@ -24,11 +24,14 @@ the same matrices to rounding, about 10 times slower and with O(cells x entries)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 
+from solver.compiled import index_dtype
 from solver.fem import kernels
-from solver.fem.kernels import NONE, coefficient
+from solver.fem.kernels import NONE, coefficient, csr_pattern
 from solver.fem.quadrature import quadrature
 from solver.fem.reference import ReferenceAssembly, element_vectors
 from solver.mesh.cells import CELLS
@@ -36,28 +39,14 @@ from solver.mesh.distributed import DistributedMesh
 
 CHUNK = 1 << 15  # cells per batch where values are evaluated at quadrature points in NumPy
 
+@dataclass(frozen=True)
+class NodalConductivity:
+    """k (and dk/du, for a Newton Jacobian) at the nodes per material set, (n_sets, n_local,
+    components), and the set of each cell (n_cells,; empty: one set)."""
 
-def index_dtype(*sizes: int):
-    """int32 when every index and count fits, else int64."""
-    return np.int32 if max(sizes, default=0) < 2**31 - 1 else np.int64
-
-
-def csr_pattern(cells: np.ndarray, n_owned: int, n_local: int, slots: bool = True):
-    """(indptr, indices, slots) of the owned rows coupled by ``cells``, columns sorted, in
-    O(entries) (compiled). ``slots`` (n_cells, nn * nn) uint8: the slot of each element entry of
-    an owned row relative to the row's start; empty when not asked for or when a row has more
-    than 256 entries (the kernels then search the rows)."""
-    nc, nn = cells.shape
-    offsets = kernels.node_cell_offsets(cells, n_owned)
-    adjacent = np.empty(int(offsets[-1]), dtype=index_dtype(nc * 8))
-    kernels.node_cells(cells, n_owned, offsets, adjacent)
-    indptr = kernels.pattern_row_lengths(cells, n_owned, n_local, offsets, adjacent)
-    dtype = index_dtype(int(indptr[-1]), n_local)
-    indices = np.empty(int(indptr[-1]), dtype=dtype)
-    longest = int(np.diff(indptr).max()) if n_owned else 0
-    slot_map = np.empty((nc if slots and longest <= 256 else 0, nn * nn), dtype=np.uint8)
-    kernels.pattern_fill(cells, n_owned, n_local, offsets, adjacent, indptr, indices, slot_map)
-    return indptr.astype(dtype), indices, slot_map
+    knode: np.ndarray
+    cell_set: np.ndarray
+    dknode: np.ndarray | None = None
 
 
 class Assembler:
@@ -79,6 +68,7 @@ class Assembler:
         n_owned, n_local = mesh.n_owned, mesh.n_local
         self.shape = (n_owned, n_local)
         self.compiled &= self.coords.shape[1] == ref.dim  # the kernels take cells of full dimension
+        self.tables = (self.N, self.dN, self.weights)  # the kernels' reference element
         if self.compiled:
             self.reference = None
             nn = self.cells.shape[1]  # the index type of the pattern, from a bound of its size
@@ -91,6 +81,14 @@ class Assembler:
         self.nnz = len(self.indices)
 
     # ------------------------------------------------------------------------------ matrices
+    def cell_mesh(self, start: int = 0, stop: int | None = None) -> tuple:
+        """The kernels' mesh: (coords, cells [start, stop), n_owned)."""
+        return self.coords, self.cells[start:stop], self.shape[0]
+
+    def target(self, data: np.ndarray) -> tuple:
+        """The kernels' CSR target: this pattern, its slot map and ``data`` to add into."""
+        return self.indptr, self.indices, self.slots, data
+
     def csr(self, data: np.ndarray) -> sp.csr_matrix:
         """A matrix of the shared pattern with these values."""
         A = sp.csr_matrix((data, self.indices, self.indptr), shape=self.shape, copy=False)
@@ -118,8 +116,7 @@ class Assembler:
             data = np.zeros(self.nnz) if out is None else out
             if out is not None:
                 data[:] = 0.0
-            missing = self.kernels.matrix(self.coords, self.cells, self.shape[0], self.N, self.dN, self.weights,
-                                          m, k, self.indptr, self.indices, self.slots, data)
+            missing = self.kernels.matrix(self.cell_mesh(), self.tables, m, k, self.target(data))
             if missing:
                 raise RuntimeError(f"{missing} element entries outside the sparsity pattern")
         else:
@@ -166,8 +163,7 @@ class Assembler:
         b = np.ascontiguousarray(b, dtype=np.float64)
         s = np.zeros((0, self.cells.shape[1])) if scale is None else np.ascontiguousarray(scale, dtype=np.float64)
         if self.compiled:
-            missing = self.kernels.convection(self.coords, self.cells, self.shape[0], self.N, self.dN, self.weights,
-                                              b, s, self.indptr, self.indices, self.slots, data)
+            missing = self.kernels.convection(self.cell_mesh(), self.tables, b, s, self.target(data))
             if missing:
                 raise RuntimeError(f"{missing} element entries outside the sparsity pattern")
             return
@@ -178,24 +174,23 @@ class Assembler:
             element *= s[:, None, :]
         data += self.reference.matrix_data(element)
 
-    def nodal_conduction(self, u: np.ndarray, knode: np.ndarray, cell_set: np.ndarray, dknode: np.ndarray | None = None,
-                         c: float = 1.0, out: np.ndarray | None = None, sym: np.ndarray | None = None,
-                         nonsym: np.ndarray | None = None) -> None:
+    def nodal_conduction(self, u: np.ndarray, k: NodalConductivity, c: float = 1.0, out: np.ndarray | None = None,
+                         sym: np.ndarray | None = None, nonsym: np.ndarray | None = None) -> None:
         """The conduction terms with k interpolated from nodal values on affine cells (compiled),
         in one pass over the cells: adds ``int k_h grad u . grad N_i`` to ``out`` (owned), ``c int
         k_h grad N_j . grad N_i`` to ``sym`` and ``c dk/du(u_j) int N_j grad u . grad N_i`` to
-        ``nonsym`` (each None: skipped). ``knode``/``dknode`` (n_sets, n_local, components): k and
-        dk/du at the nodes per material set, ``cell_set`` (n_cells,) the set of each cell (empty:
-        one set). See ``nodal_conduction`` in :func:`solver.fem.kernels.cell_kernels`."""
+        ``nonsym`` (each None: skipped; ``nonsym`` also without ``k.dknode``). See
+        ``nodal_conduction`` in :func:`solver.fem.kernels.cell_kernels`."""
         if not (self.compiled and self.affine):
             raise ValueError("nodal_conduction needs affine cells and the compiled kernels")
         empty = np.zeros(0)
-        missing = self.kernels.nodal_conduction(
-            self.coords, self.cells, self.shape[0], self.dN, float(self.weights.sum()),
-            np.ascontiguousarray(u, dtype=np.float64), knode, cell_set, knode if dknode is None else dknode,
-            float(c), empty if out is None else out, self.indptr, self.indices, self.slots,
-            empty if sym is None else sym, empty if nonsym is None or dknode is None else nonsym,
-            sym is not None and sym is nonsym)
+        knode, dknode = k.knode, k.dknode
+        nodal = (np.ascontiguousarray(u, dtype=np.float64), knode, knode if dknode is None else dknode, k.cell_set)
+        jacobian = (float(c), self.target(empty if sym is None else sym),
+                    self.target(empty if nonsym is None or dknode is None else nonsym),
+                    sym is not None and sym is nonsym)
+        missing = self.kernels.nodal_conduction(self.cell_mesh(), self.tables, float(self.weights.sum()), nodal,
+                                                empty if out is None else out, jacobian)
         if missing:
             raise RuntimeError(f"{missing} element entries outside the sparsity pattern")
 
@@ -214,8 +209,7 @@ class Assembler:
         out = np.empty((self.n_cells, self.n_qp, self.dim))
         if self.compiled:
             vals = np.empty((self.n_cells, self.n_qp) if values else (0, 0))
-            self.kernels.gradient(self.coords, self.cells, self.N, self.dN, np.ascontiguousarray(u, dtype=np.float64),
-                                  out, vals)
+            self.kernels.gradient(self.cell_mesh(), self.tables, np.ascontiguousarray(u, dtype=np.float64), out, vals)
             return (vals if values else None), out
         g = self.reference.geometry
         out[:] = np.einsum("cn,cqnd->cqd", u[self.cells], g.grad)
@@ -227,7 +221,7 @@ class Assembler:
         flux = np.ascontiguousarray(flux, dtype=np.float64)
         if self.compiled:
             out = np.zeros(self.shape[0])
-            self.kernels.flux_vector(self.coords, self.cells, self.shape[0], self.dN, self.weights, flux, out)
+            self.kernels.flux_vector(self.cell_mesh(), self.tables, flux, out)
             return out
         g = self.reference.geometry
         element = np.einsum("cqd,cqnd,cq->cn", flux, np.broadcast_to(g.grad, flux.shape[:2] + g.grad.shape[2:]),
@@ -256,7 +250,7 @@ class Assembler:
         if not self.compiled:
             return self.reference.load(f)
         out = np.zeros(self.shape[0])
-        self.kernels.vector(self.coords, self.cells, self.shape[0], self.N, self.dN, self.weights, f, out)
+        self.kernels.vector(self.cell_mesh(), self.tables, f, out)
         return out
 
     def load(self, f, t: float = 0.0) -> np.ndarray:
@@ -273,6 +267,5 @@ class Assembler:
         for start in range(0, self.n_cells, CHUNK):
             stop = min(start + CHUNK, self.n_cells)
             values = coefficient(f(self.quadrature_points(start, stop), t), stop - start, self.n_qp, 1, per_point=True)
-            self.kernels.vector(self.coords, self.cells[start:stop], self.shape[0], self.N, self.dN, self.weights,
-                                values, out)
+            self.kernels.vector(self.cell_mesh(start, stop), self.tables, values, out)
         return out

@@ -33,6 +33,8 @@ class BoundaryTerm:
         self.dN = np.ascontiguousarray(ref.grad(points))
         self.coords = np.ascontiguousarray(mesh.coords, dtype=np.float64)
         self.geometry = None
+        self._pattern_slots: tuple | None = None  # (indptr, indices, slots) of the last pattern
+        self._interpolation: sp.csr_matrix | None = None  # the field at the points, built at first use
         if self.empty:
             self.points = np.empty((0, len(self.weights), self.coords.shape[1]))
         elif self.compiled:
@@ -47,7 +49,7 @@ class BoundaryTerm:
     def _slots(self, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
         """The slots of the facets' entries in this pattern (-1 for rows owned elsewhere), found
         once per pattern: a matrix added every Newton iteration needs no search."""
-        cached = getattr(self, "_pattern_slots", None)
+        cached = self._pattern_slots
         if cached is None or cached[0] is not indptr or cached[1] is not indices:
             nn = self.nodes.shape[1]
             rows = np.repeat(self.nodes, nn, axis=1).astype(np.int64).ravel()
@@ -61,7 +63,7 @@ class BoundaryTerm:
     def values_at_points(self, u: np.ndarray) -> np.ndarray:
         """A field (local vector) at the facets' quadrature points, (n_facets, n_qp): one product
         with an interpolation matrix built at the first call."""
-        if getattr(self, "_interpolation", None) is None:
+        if self._interpolation is None:
             nf, nn = self.nodes.shape
             nq = len(self.weights)
             rows = np.repeat(np.arange(nf * nq), nn)

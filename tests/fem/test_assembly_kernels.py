@@ -12,7 +12,7 @@ from mpi4py import MPI
 from conftest import run_script
 from solver.case.expressions import Expression
 from solver.fem import kernels
-from solver.fem.assembly import Assembler
+from solver.fem.assembly import Assembler, NodalConductivity
 from solver.fem.boundary import BoundaryTerm, constrain
 from solver.fem.kernels import coefficient
 from solver.mesh.structured import structured_mesh
@@ -66,6 +66,25 @@ def test_the_pattern_is_the_reference_pattern(pair):
     rows = np.repeat(np.arange(fast.shape[0]), np.diff(fast.indptr))
     assert np.all(np.diff(fast.indices)[np.diff(rows) == 0] > 0)
     assert fast.slots.shape == (len(mesh.cells), mesh.cells.shape[1] ** 2)
+
+
+@pytest.mark.parametrize("nn", [27, 32])
+def test_the_pattern_takes_cells_of_up_to_32_nodes(nn):
+    """The node-to-cell adjacency encodes node a of cell c as (c << 5) + a: cells of 27 nodes (Q2
+    hexahedra) and of 32 get the pattern of all (row, column) pairs of their owned rows, and the
+    slot map finds every element entry."""
+    rng = np.random.default_rng(nn)
+    n_local, n_owned = 200, 150
+    cells = np.array([rng.choice(n_local, nn, replace=False) for _ in range(40)], dtype=np.int32)
+    indptr, indices, slots = kernels.csr_pattern(cells, n_owned, n_local)
+    rows, cols = np.repeat(cells, nn, axis=1).ravel(), np.tile(cells, (1, nn)).ravel()
+    owned = rows < n_owned
+    keys = np.unique(rows[owned].astype(np.int64) * n_local + cols[owned])
+    assert np.array_equal(indices, keys % n_local)
+    assert np.array_equal(indptr, np.searchsorted(keys // n_local, np.arange(n_owned + 1)))
+    assert slots.shape == (len(cells), nn * nn)
+    found = indices[indptr[rows[owned]] + slots.ravel()[owned]]
+    assert np.array_equal(found, cols[owned])
 
 
 def test_stiffness_mass_and_system_matrices_equal_the_reference(pair):
@@ -146,10 +165,11 @@ def test_fused_nodal_conduction_equals_the_separate_kernels(cell, components):
     for slots in (a.slots, a.slots[:0]):
         a.slots = slots
         out, sym, nonsym = np.zeros(mesh.n_owned), np.zeros(a.nnz), np.zeros(a.nnz)
-        a.nodal_conduction(u, knode, cell_set, dknode, 2.5, out=out, sym=sym, nonsym=nonsym)
+        k = NodalConductivity(knode, cell_set, dknode)
+        a.nodal_conduction(u, k, 2.5, out=out, sym=sym, nonsym=nonsym)
         assert close(out, flux) and close(sym, stiff) and close(nonsym, newton)
         whole = np.zeros(a.nnz)  # one array for both parts: summed before the one scatter
-        a.nodal_conduction(u, knode, cell_set, dknode, 2.5, sym=whole, nonsym=whole)
+        a.nodal_conduction(u, k, 2.5, sym=whole, nonsym=whole)
         assert close(whole, stiff + newton)
 
 

@@ -1,0 +1,98 @@
+"""Compilation ahead of use: run every kernel once on a single cell, so that numba compiles it (or
+loads it from its on-disk cache) for the argument types the assembly will pass, before anything
+is timed or while the other ranks wait (:func:`compile_on_root`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from solver.compiled import AVAILABLE
+from solver.fem.kernels.cells import cell_kernels
+from solver.fem.kernels.constraint import constrain_kernel
+from solver.fem.kernels.facets import facet_matrix, facet_measures, facet_vector
+from solver.fem.kernels.pattern import csr_pattern, entry_slots
+from solver.fem.kernels.vectors import quadrature_points
+from solver.fem.quadrature import quadrature
+from solver.mesh.cells import CELLS
+
+__all__ = ["compile_on_root", "warm_up"]
+
+
+def reference_tables(cell_type: str, degree: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N, dN, weights) of a kind of cell (or facet) at the points of its quadrature rule."""
+    ref = CELLS[cell_type]
+    points, weights = quadrature(cell_type, degree)
+    return np.ascontiguousarray(ref.shape(points)), np.ascontiguousarray(ref.grad(points)), weights
+
+
+def warm_cell_kernels(ref, mesh, reference, target) -> None:
+    """Run the kernels of :func:`cell_kernels` on the one cell of ``mesh``, with and without the
+    slot map of ``target``, with and without the optional arrays."""
+    nn, nq, dim = ref.n_nodes, len(reference[2]), ref.dim
+    indptr, indices, slots, data = target
+    k = cell_kernels(nn, dim, nq, ref.affine)
+    searched = (indptr, indices, slots[:0], data)
+    one = np.ones((1, 1, 1))
+    for t in (target, searched):
+        k.matrix(mesh, reference, one, one, t)
+    k.vector(mesh, reference, one, np.zeros(nn))
+    grads = np.zeros((1, nq, dim))
+    k.gradient(mesh, reference, np.zeros(nn), grads, np.zeros((1, nq)))
+    k.gradient(mesh, reference, np.zeros(nn), grads, np.zeros((0, 0)))
+    k.flux_vector(mesh, reference, grads, np.zeros(nn))
+    for scale in (np.ones((1, nn)), np.zeros((0, nn))):
+        for t in (target, searched):
+            k.convection(mesh, reference, grads, scale, t)
+    if ref.affine:
+        knode = np.ones((1, nn, 1))
+        for sets in (np.zeros(1, np.int64), np.zeros(0, np.int64)):
+            for t in (target, searched):
+                k.nodal_conduction(mesh, reference, 1.0, (np.zeros(nn), knode, knode, sets), np.zeros(nn),
+                                   (1.0, t, t, True))
+
+
+def warm_facet_kernels(ref, mesh, degree: int, data) -> None:
+    """Run the facet kernels on the first facet of the one cell of ``mesh``."""
+    coords, cells, n_owned = mesh
+    facet = CELLS[ref.facet_name]
+    fN, fdN, fweights = reference_tables(ref.facet_name, degree)
+    facets = np.ascontiguousarray(cells[:, : facet.n_nodes])
+    wdet = np.empty((1, len(fweights)))
+    one = np.ones((1, 1, 1))
+    facet_measures(coords, facets, fdN, fweights, wdet)
+    facet_matrix(facets, fN, wdet, one, np.zeros((1, facet.n_nodes ** 2), np.int64), data)
+    facet_vector(facets, n_owned, fN, wdet, one, np.zeros(n_owned))
+
+
+def warm_up(cell_type: str, cell_dtype=np.int32, index_dtype=np.int32, degree: int = 2) -> None:
+    """Compile (or load from the cache) every kernel the assembly of ``cell_type`` meshes uses, for
+    these index types, by running each once on a single cell."""
+    ref = CELLS[cell_type]
+    reference = reference_tables(cell_type, degree)
+    nn = ref.n_nodes
+    coords = np.ascontiguousarray(ref.vertices, dtype=np.float64)
+    cells = np.arange(nn, dtype=cell_dtype).reshape(1, nn)
+    indptr, indices, slots = csr_pattern(cells, nn, nn, dtype=index_dtype)
+    data = np.zeros(len(indices))
+    warm_cell_kernels(ref, (coords, cells, nn), reference, (indptr, indices, slots, data))
+    quadrature_points(coords, cells, reference[0], np.empty((1, len(reference[2]), ref.dim)))
+    entry_slots(indptr, indices, np.zeros(1, np.int64), np.zeros(1, np.int64), nn)
+    constrain_kernel(indptr, indices, data, np.zeros(nn, dtype=np.bool_), nn)
+    warm_facet_kernels(ref, (coords, cells, nn), degree, data)
+
+
+_warm: set = set()
+
+
+def compile_on_root(comm, cell_type: str, cell_dtype, index_dtype) -> None:
+    """Collective: rank 0 compiles the kernels of ``cell_type`` (or loads them; once per process
+    and kind) while the other ranks wait, and then load them from the cache: N ranks do not
+    compile the same code at once on a fresh install. (Every rank takes part whatever it has
+    already loaded: a rank may have assembled alone on COMM_SELF before.)"""
+    if not AVAILABLE or comm.size == 1:
+        return
+    key = (cell_type, np.dtype(cell_dtype).str, np.dtype(index_dtype).str)
+    if comm.rank == 0 and key not in _warm:
+        _warm.add(key)
+        warm_up(cell_type, cell_dtype, index_dtype)
+    comm.Barrier()
