@@ -65,13 +65,17 @@ def pcg(A: DistributedMatrix, b: np.ndarray, x: np.ndarray, precond, rtol: float
     return SolveInfo(it, float(np.sqrt(rr) / scale), bool(np.sqrt(rr) <= target))
 
 
+GMRES_RESTART = 40  # Krylov vectors kept before GMRES restarts
+
+
 def gmres(A: DistributedMatrix, b: np.ndarray, x: np.ndarray, precond, rtol: float, atol: float = 0.0,
-          max_iterations: int = 1000, restart: int = 40) -> SolveInfo:
+          max_iterations: int = 1000) -> SolveInfo:
     """Right-preconditioned restarted GMRES (flexible: the preconditioned vectors are kept) for a
     non-symmetric ``A``; ``x`` (local size) is the initial guess and is overwritten. Converged
     when the true residual ||b - A x|| <= max(rtol ||b||, atol). Classical Gram-Schmidt applied
     twice (two fused ``Allreduce`` per iteration, stable as modified Gram-Schmidt) and one for the
-    norm. The basis grows only as far as the iterations go."""
+    norm. The basis grows only as far as the iterations go, at most :data:`GMRES_RESTART` vectors."""
+    restart = GMRES_RESTART
     comm = A.halo.pattern.comm
     n = A.n_owned
     bnorm = np.sqrt(dot(comm, b, b, n))

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from mpi4py import MPI
-from scipy.sparse import _sparsetools
 
+from solver.la.csr import axpy_matvec
 from solver.parallel.exchange import HaloExchange
 
 
@@ -74,8 +74,7 @@ class DistributedMatrix:
         else:
             y_new = y
             y_new.fill(0.0)
-            _sparsetools.csr_matvec(D.shape[0], D.shape[1], D.indptr, D.indices, D.data,
-                                    np.ascontiguousarray(x[: self.n_owned]), y_new)
+            axpy_matvec(D, np.ascontiguousarray(x[: self.n_owned]), y_new)
         request.Wait()
         if self.has_offdiag:
             y_new[self.coupled_rows] += self.coupling @ x[self.n_owned:]

@@ -24,6 +24,8 @@ from typing import Protocol
 
 import numpy as np
 
+from solver.case.records import NonlinearSpec
+
 MAX_HALVINGS = 8
 ARMIJO = 1e-4
 
@@ -99,11 +101,12 @@ class NonlinearReport:
         return ", ".join(x if isinstance(x, str) else f"{x:.3e}" for x in shown)
 
 
-def solve(system: NonlinearSystem, u: np.ndarray, method: str, rtol: float, atol: float, stol: float,
-          max_iterations: int, line_search: bool, forcing: str = "fixed", linear_rtol: float = 0.0
-          ) -> NonlinearReport:
-    """Iterate ``u`` (local vector, in place) towards ``G(u) = 0``; ``forcing``: the linear
-    tolerances (:class:`Forcing`; ``linear_rtol``: the solver's own, their floor)."""
+def solve(system: NonlinearSystem, u: np.ndarray, spec: NonlinearSpec, linear_rtol: float = 0.0) -> NonlinearReport:
+    """Iterate ``u`` (local vector, in place) towards ``G(u) = 0`` as ``spec`` says (method,
+    tolerances, iterations, line search; its ``linear_tolerance``: the forcing of the linear
+    tolerances, :class:`Forcing`, with ``linear_rtol``, the solver's own, their floor)."""
+    method, rtol, atol, stol = spec.method, spec.rtol, spec.atol, spec.stol
+    max_iterations, line_search = spec.max_iterations, spec.line_search
     report = NonlinearReport(method)
     G = system.residual(u)
     r = system.norm(G)
@@ -115,7 +118,7 @@ def solve(system: NonlinearSystem, u: np.ndarray, method: str, rtol: float, atol
     if r <= atol or r == 0.0:
         report.converged, report.reason = True, "residual below atol at the start"
         return report
-    tolerance = Forcing(forcing, linear_rtol, target)
+    tolerance = Forcing(spec.linear_tolerance, linear_rtol, target)
     for _ in range(max_iterations):
         du, its = system.solve(u, G, method, tolerance(r))
         report.linear_iterations += its

@@ -12,14 +12,31 @@ import scipy.sparse.linalg as spla
 from solver.la.matrix import DistributedMatrix
 
 
-class Identity:
+class BuiltOnce:
+    """A preconditioner set up once from its matrix: it cannot be updated for a new one, and it
+    reports nothing of itself (:class:`~solver.la.preconditioner.Preconditioner`)."""
+
+    name = ""
+    updatable = False
+
+    def apply(self, r: np.ndarray) -> np.ndarray:
+        return self(r)
+
+    def update(self, A: DistributedMatrix) -> None:
+        raise NotImplementedError(f"the {self.name} preconditioner is built again for a new matrix")
+
+    def stats(self) -> None:
+        return None
+
+
+class Identity(BuiltOnce):
     name = "none"
 
     def __call__(self, r):
         return r.copy()
 
 
-class Jacobi:
+class Jacobi(BuiltOnce):
     name = "jacobi"
 
     def __init__(self, A: DistributedMatrix):
@@ -48,7 +65,7 @@ def nested_dissection(A: sp.csr_matrix) -> np.ndarray | None:
     return np.asarray(perm[0] if isinstance(perm, tuple) else perm, dtype=np.int64)
 
 
-class BlockJacobi:
+class BlockJacobi(BuiltOnce):
     """Each rank factorises its owned diagonal block once (SuperLU) and solves with it.
 
     The block is symmetric positive definite: symmetric mode, no pivoting, and a fill-reducing
@@ -76,7 +93,7 @@ class BlockJacobi:
         return z
 
 
-class BlockILU:
+class BlockILU(BuiltOnce):
     """Block Jacobi with an incomplete LU (SuperLU's ILUTP) of each rank's block: less memory
     than the full factorisation, more iterations."""
 
@@ -91,7 +108,7 @@ class BlockILU:
         return self.ilu.solve(r)
 
 
-class BlockAMG:
+class BlockAMG(BuiltOnce):
     """Block Jacobi with one smoothed-aggregation AMG V-cycle (pyamg) on each rank's block:
     iteration counts that stay flat under refinement on a rank but grow with the ranks (the
     blocks do not talk); ``amg`` (:mod:`solver.la.amg`) is the distributed AMG."""

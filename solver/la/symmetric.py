@@ -7,7 +7,7 @@ products are bound by memory bandwidth, so this saves about a fifth of their tim
 2D P1 fine level (3 of 7 entries per row stored). A rank's product runs on one core, so the
 scattered updates need no atomics.
 
-The kernel is compiled with numba (cached on disk, as :mod:`solver.fem.kernels`); without
+The kernels are compiled with numba (cached on disk, :func:`solver.compiled.jit`); without
 numba (or with ``SOLVER_NUMBA=0``) :class:`SymmetricCSR` falls back to SciPy's CSR product of
 the full matrix, with the same result to rounding.
 """
@@ -17,51 +17,51 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from solver.fem.assembly import index_dtype
-from solver.fem.kernels import AVAILABLE, numba
+from solver.compiled import AVAILABLE, index_dtype, jit
 
 __all__ = ["AVAILABLE", "SymmetricCSR"]
 
 
-if AVAILABLE:
-    @numba.njit(cache=True, nogil=True)
-    def _symmetric_subtract(indptr, indices, data, diag, x, r):  # pragma: no cover - compiled
-        """``r -= A x`` with A's strict upper triangle (indptr, indices, data) and diagonal."""
-        for i in range(len(diag)):
-            xi = x[i]
-            acc = diag[i] * xi
-            # unsigned indices: numba then skips the wraparound test of negative indices
-            for k in range(np.uintp(indptr[i]), np.uintp(indptr[i + 1])):
-                j = np.uintp(indices[k])
-                a = data[k]
-                acc += a * x[j]
-                r[j] -= a * xi
-            r[i] -= acc
+@jit
+def _symmetric_subtract(indptr, indices, data, diag, x, r):  # pragma: no cover - compiled
+    """``r -= A x`` with A's strict upper triangle (indptr, indices, data) and diagonal."""
+    for i in range(len(diag)):
+        xi = x[i]
+        acc = diag[i] * xi
+        # unsigned indices: numba then skips the wraparound test of negative indices
+        for k in range(np.uintp(indptr[i]), np.uintp(indptr[i + 1])):
+            j = np.uintp(indices[k])
+            a = data[k]
+            acc += a * x[j]
+            r[j] -= a * xi
+        r[i] -= acc
 
-    @numba.njit(cache=True)
-    def _upper_lengths(indptr, indices, lengths):  # pragma: no cover - compiled
-        """Entries right of the diagonal in each row (the upper triangle's row lengths)."""
-        for i in range(len(lengths)):
-            count = 0
-            for k in range(indptr[i], indptr[i + 1]):
-                count += indices[k] > i
-            lengths[i] = count
 
-    @numba.njit(cache=True)
-    def _upper_fill(indptr, indices, data, up_indptr, up_indices, up_data, diag):  # pragma: no cover
-        """The strict upper triangle, in the order of A's rows, and the diagonal (summed)."""
-        for i in range(len(diag)):
-            d = 0.0
-            pos = up_indptr[i]
-            for k in range(indptr[i], indptr[i + 1]):
-                j = indices[k]
-                if j == i:
-                    d += data[k]
-                elif j > i:
-                    up_indices[pos] = j
-                    up_data[pos] = data[k]
-                    pos += 1
-            diag[i] = d
+@jit
+def _upper_lengths(indptr, indices, lengths):  # pragma: no cover - compiled
+    """Entries right of the diagonal in each row (the upper triangle's row lengths)."""
+    for i in range(len(lengths)):
+        count = 0
+        for k in range(indptr[i], indptr[i + 1]):
+            count += indices[k] > i
+        lengths[i] = count
+
+
+@jit
+def _upper_fill(indptr, indices, data, up_indptr, up_indices, up_data, diag):  # pragma: no cover
+    """The strict upper triangle, in the order of A's rows, and the diagonal (summed)."""
+    for i in range(len(diag)):
+        d = 0.0
+        pos = up_indptr[i]
+        for k in range(indptr[i], indptr[i + 1]):
+            j = indices[k]
+            if j == i:
+                d += data[k]
+            elif j > i:
+                up_indices[pos] = j
+                up_data[pos] = data[k]
+                pos += 1
+        diag[i] = d
 
 
 class SymmetricCSR:

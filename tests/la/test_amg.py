@@ -1,7 +1,7 @@
 """The distributed smoothed-aggregation AMG (solver.la.amg) on 1-4 ranks: Galerkin products
 against a serial P^T A P, iteration counts on a set of problems and their independence of the
 number of ranks and of the mesh size, agreement with a direct solve, update() against a fresh
-set-up, and the solver run with solver.preconditioner = "amg".
+set-up, the solver run with solver.preconditioner = "amg", and the options (one rank, in process).
 
 Iteration counts are deterministic (the right-hand sides come from canonical node ids, the
 Lanczos start vector from global ids); no timing is asserted."""
@@ -105,3 +105,34 @@ def test_solver_runs_bdf2_block_with_amg(tmp_path, nprocs):
     assert summary and "preconditioner amg" in summary[0], proc.stdout
     per_step = float(summary[0].split("(")[1].split()[0])
     assert 2 <= per_step <= 8, summary[0]  # 4,913 DOFs: two levels
+
+
+def test_options_give_per_level_values_and_the_default_hierarchy():
+    """AMGOptions: the last per-level value repeats, a bad precision is refused, and AMG(A) is
+    AMG(A, AMGOptions()) bit for bit; every level but the coarsest holds its P (one rank)."""
+    import numpy as np
+    import scipy.sparse as sp
+    from mpi4py import MPI
+
+    from solver.la.amg import AMG, AMGOptions
+    from solver.la.matrix import DistributedMatrix
+    from solver.parallel.exchange import HaloExchange
+
+    options = AMGOptions(theta=(0.4, 0.25), degree=3)
+    assert [options.level_theta(k) for k in range(3)] == [0.4, 0.25, 0.25]
+    assert [options.level_degree(k) for k in range(2)] == [3, 3]
+    with pytest.raises(ValueError, match="precision"):
+        AMGOptions(precision="half")
+    m = 60  # the 5-point Laplacian on an m x m grid, shifted to be definite
+    T = sp.diags([-np.ones(m - 1), 2.0 * np.ones(m), -np.ones(m - 1)], [-1, 0, 1])
+    L = (sp.kron(T, sp.identity(m)) + sp.kron(sp.identity(m), T) + 1e-3 * sp.identity(m * m)).tocsr()
+    empty = np.zeros(0, dtype=np.int64)
+    A = DistributedMatrix(L, HaloExchange(MPI.COMM_SELF, m * m, np.arange(m * m), empty, empty))
+    r = np.cos(np.arange(m * m))
+    assert np.array_equal(AMG(A)(r), AMG(A, AMGOptions())(r))
+    amg = AMG(A, AMGOptions(max_coarse=100, precision="double"))
+    assert len(amg.levels) >= 3 and amg.levels[-1].galerkin is None
+    for fine, coarse in zip(amg.levels[:-1], amg.levels[1:]):  # one rank: no ghost columns
+        P, A_f, A_c = fine.galerkin.P_ext, fine.A.diag_block, coarse.A.diag_block
+        assert np.array_equal(fine.galerkin.ext_cols, np.arange(A_c.shape[0]))
+        assert abs(P.T @ A_f @ P - A_c).max() < 1e-12 * abs(A_c).max()

@@ -27,7 +27,7 @@ from mpi4py import MPI
 from solver.case.load import load_case
 from solver.fem.boundary import constrain
 from solver.heat.simulation import Simulation
-from solver.la.amg import AMG, local_matrix
+from solver.la.amg import AMG, AMGOptions, local_matrix
 from solver.la.krylov import pcg
 from solver.la.matrix import DistributedMatrix
 
@@ -107,21 +107,21 @@ def galerkin(comm):
                                             mesh_file="inputs/geometry/plate_with_holes.msh"),
                          {"precision": "double"})]:
         sim, A = system(comm, c)
-        amg = AMG(A, max_coarse=40, rows_per_rank=400, **kw)
+        amg = AMG(A, AMGOptions(max_coarse=40, rows_per_rank=400, **kw))
         errors, sym = [], []
         for i, lvl in enumerate(amg.levels[:-1]):
             nxt = amg.levels[i + 1]
             N, Nc = int(lvl.starts[-1]), int(nxt.starts[-1])
             Ag = gather_global(comm, local_matrix(lvl.A), lvl.gids, lvl.gids, (N, N))
-            g = amg._galerkin[i]  # P in double, as the set-up made it (the V-cycle may keep float32)
-            Pg = gather_global(comm, g["P_ext"][: lvl.n], lvl.gids, g["ext_cols"], (N, Nc))
+            g = lvl.galerkin  # P in double, as the set-up made it (the V-cycle may keep float32)
+            Pg = gather_global(comm, g.P_ext[: lvl.n], lvl.gids, g.ext_cols, (N, Nc))
             Acg = gather_global(comm, local_matrix(nxt.A), nxt.gids, nxt.gids, (Nc, Nc))
             ref = (Pg.T @ Ag @ Pg).tocsr()
             errors.append(float(abs(ref - Acg).max() / abs(ref).max()))
             sym.append(float(abs(Acg - Acg.T).max() / abs(Acg).max()))
             if i == 0:  # Dirichlet rows of the fine level have empty rows of P
                 mask = sim.problem.dirichlet.mask[: A.n_owned]
-                rows = np.diff(g["P_ext"].indptr[: lvl.n + 1])
+                rows = np.diff(g.P_ext.indptr[: lvl.n + 1])
                 empty_dirichlet = np.array([int(np.all(rows[mask] == 0)), int(mask.sum())])
                 comm.Allreduce(MPI.IN_PLACE, empty_dirichlet)
         rng = np.random.default_rng(7 + comm.rank)
@@ -129,15 +129,15 @@ def galerkin(comm):
         s = np.array([np.dot(r2, amg(r1)), np.dot(r1, amg(r2))])
         comm.Allreduce(MPI.IN_PLACE, s)
         st = amg.stats()
-        out[name] = {"errors": errors, "coarse_asymmetry": sym, "levels": st["levels"], "rows": st["rows"],
-                     "active_ranks": [lv["active_ranks"] for lv in st["per_level"]],
+        out[name] = {"errors": errors, "coarse_asymmetry": sym, "levels": st.levels, "rows": list(st.rows),
+                     "active_ranks": [lv.active_ranks for lv in st.per_level],
                      "dirichlet_rows_empty": int(empty_dirichlet[0]) == comm.size,
                      "dirichlet_rows": int(empty_dirichlet[1]),
                      "vcycle_asymmetry": float(abs(s[0] - s[1]) / abs(s[0])),
-                     "messages": [lv["messages_per_rank"] for lv in st["per_level"]],
-                     "bytes": [lv["bytes_per_rank"] for lv in st["per_level"]],
-                     "operator_complexity": st["operator_complexity"], "grid_complexity": st["grid_complexity"],
-                     "precision": st["precision"]}
+                     "messages": [list(lv.messages_per_rank) for lv in st.per_level],
+                     "bytes": [list(lv.bytes_per_rank) for lv in st.per_level],
+                     "operator_complexity": st.operator_complexity, "grid_complexity": st.grid_complexity,
+                     "precision": st.precision}
     return out
 
 
@@ -162,11 +162,11 @@ def problems(comm, which=PROBLEMS, precision="single"):
     for name, make in which.items():
         sim, A = system(comm, make())
         b = canonical_rhs(sim)
-        amg = AMG(A, precision=precision)
+        amg = AMG(A, AMGOptions(precision=precision))
         info, x = solve(comm, A, amg, b)
         st = amg.stats()
         row = {"dofs": sim.mesh.n_global_nodes, "its": info.iterations, "converged": info.converged,
-               "levels": st["levels"], "operator_complexity": st["operator_complexity"]}
+               "levels": st.levels, "operator_complexity": st.operator_complexity}
         # distance to a direct solve of the gathered system (canonical numbering)
         ids = sim.mesh.node_ids
         N = sim.mesh.n_global_nodes
@@ -197,8 +197,8 @@ def update(comm):
     out = {}
     A = matrix(1e-3)  # the system's values, its products from the full CSR (as update()'s new matrix)
     for precision in ("double", "single"):
-        kept = AMG(A, precision=precision)
-        same = AMG(A, precision=precision)
+        kept = AMG(A, AMGOptions(precision=precision))
+        same = AMG(A, AMGOptions(precision=precision))
         kept.update(matrix(1e-3))  # the same values: must be the same operator, bit for bit
         r = canonical_rhs(sim) - 1.0
         identical = np.array([int(np.array_equal(kept(r), same(r)))])
@@ -210,7 +210,7 @@ def update(comm):
         t_update = time.perf_counter() - t
         comm.Barrier()
         t = time.perf_counter()
-        fresh = AMG(A2, precision=precision)
+        fresh = AMG(A2, AMGOptions(precision=precision))
         t_fresh = time.perf_counter() - t
         info_u, x_u = solve(comm, A2, kept, b)
         info_f, x_f = solve(comm, A2, fresh, b)
