@@ -10,7 +10,7 @@ import argparse
 
 from mpi4py import MPI
 
-from solver.post.bench import simulation
+from solver.bench.cases import simulation
 
 
 def main():

@@ -1,103 +1,104 @@
-"""Command line: ``mpirun -n N python -m solver [case.toml] [--set section.key=value ...]``.
+"""Command line: ``mpirun -n N python -m solver [COMMAND] [arguments]`` (the commands, their
+arguments and how each runs: :mod:`solver.app.commands`).
 
 Errors are handled here, once, for every rank:
 
+* A bad command line is refused before MPI starts with one line from rank 0 (or the only
+  process) and exit status 2; the other ranks of a launch leave quietly.
 * :class:`SolverExit` errors (bad input, no convergence) are raised on every rank at the
   same point; rank 0 prints one line and every rank exits with the documented status.
   If the other ranks do not arrive within a few seconds, the run is aborted instead.
 * Any other exception is a failure of this rank alone: it prints its rank and message
   and aborts the communicator, so the other ranks never hang.
+
+Commands that read files run in one process without MPI and print their one line themselves.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import traceback
-from typing import NoReturn
-from importlib import resources
-from pathlib import Path
 
-from solver import __version__
-from solver.parallel.launcher import launched_by_mpi, launcher_rank, relaunch
-from solver.case.arguments import ArgumentParser
+from solver.app.commands import COMMANDS, Launch, build_parser, command_line
 from solver.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_STOPPED, CaseError, SolverExit
 
 AGREE_TIMEOUT = 10.0  # seconds to wait for the other ranks to report the same error
+STATUS_FILE = "SOLVER_STATUS_FILE"  # where rank 0 records a run's exit status (the job scripts read it)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m solver",
-                description="Parallel finite-element heat diffusion. Run under MPI: "
-                            "mpirun -n 4 python -m solver inputs/plate.toml. "
-                            "Other commands: study, verify, bench, info, plot, probe, export "
-                            "(python -m solver COMMAND --help)")
-    p.add_argument("case", nargs="?", help="TOML case file (default: a small built-in 2D plate)")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override a case-file key, e.g. --set mesh.nx=64 (repeatable)")
-    p.add_argument("--restart", metavar="CHECKPOINT",
-                   help="continue from a checkpoint file, or 'latest' (this case's newest), on any number of ranks")
-    p.add_argument("--force", action="store_true", help="restart even from a checkpoint of a different case")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace the results of an earlier run of this case (kept as .bak)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="resolve the case and print DOFs, memory per rank, the stable explicit dt and the output "
-                        "size, then stop (nothing is solved or written)")
-    p.add_argument("--quiet", action="store_true", help="print only warnings and errors")
-    p.add_argument("--verbose", action="store_true", help="print tracebacks of internal errors")
-    p.add_argument("--version", action="version", version=f"solver {__version__}")
-    return p
+def main(argv=None) -> int:
+    """Parse the command line (before MPI starts) and run the command where its plan says: in
+    this process, in processes it launches, under an mpirun of its own, or on this launch."""
+    sys.unraisablehook, sys.excepthook = _quiet_failed_closes, _quiet_failed_close_tracebacks
+    words = command_line(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(words)
+        command = COMMANDS[args.command]
+        plan = command.plan(args)
+    except SystemExit as exc:  # --help, --version
+        return int(exc.code or 0)
+    except CaseError as exc:
+        return refused(exc)
+    if plan.launch is Launch.SERIAL:
+        return serial_command(plan, args)
+    if plan.launch is Launch.PROCESSES:
+        return plan.load()(args)
+    from solver.parallel.launcher import launched_by_mpi, relaunch
+
+    if plan.ranks > 1 and not launched_by_mpi():
+        return relaunch(words, plan.ranks)
+    return mpi_command(command, plan, args)
 
 
-def read_case_text(comm, path: str | None) -> tuple[str, str, str]:
-    """(text, source name for messages, default case name); rank 0 reads, all ranks receive."""
-    from solver.case.load import read_text
-    from solver.parallel.collective import on_root
+def refused(exc: CaseError) -> int:
+    """A bad command line, before MPI starts: rank 0 (or the only process) gives the line and the
+    status; the others leave first and quietly, so that a launcher that stops every process at
+    the first failure cannot cut rank 0 short."""
+    from solver.parallel.launcher import launcher_rank
 
-    if path is None:
-        text = resources.files("solver").joinpath("default_case.toml").read_text()
-        return text, "<built-in default case>", "default"
-    text = on_root(comm, lambda: read_text(path), CaseError)
-    return text, path, Path(path).stem
-
-
-def build_verify_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m solver verify",
-                description="Manufactured-solution convergence study: prints L2/H1 errors and observed "
-                            "orders in space and time; exits 1 when an order misses its theory by > 0.2.")
-    p.add_argument("--dim", type=int, choices=(2, 3), help="only 2D or only 3D (default: both)")
-    p.add_argument("--element", action="append", choices=("triangle", "quadrilateral", "tetrahedron", "hexahedron"),
-                   help="only this cell type (repeatable)")
-    p.add_argument("--levels", type=int, nargs="+", metavar="N", help="cells per side of the meshes (default "
-                   "8 16 32 in 2D, 4 8 16 in 3D)")
-    return p
+    if launcher_rank() in (None, 0):
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_status
+    return 0
 
 
-def verify(argv, comm) -> int:
-    from solver.post.verify import verify_command
+def mpi_command(command, plan, args) -> int:
+    """Run ``plan``'s handler on the ranks of this launch, errors handled once for every rank."""
+    from mpi4py import MPI
 
-    return verify_command(build_verify_parser().parse_args(argv), comm)
+    from solver.app import log as logs
 
+    comm = MPI.COMM_WORLD
+    records_status = command.records_status
+    try:
+        if not command.graceful_stop:
+            from solver.app import signals
 
-def bench(argv, comm) -> int:
-    from solver.post.bench import bench_command
+            signals.release()  # only a run turns SIGTERM/SIGUSR1 into a graceful stop
+        logs.setup(comm, quiet=plan.quiet)
+        status = plan.load()(args, comm)
+        return _together(comm, write_status(comm, status) if records_status else status)
+    except SolverExit as exc:
+        from solver.parallel.collective import all_arrived
 
-    return bench_command(argv, comm)
-
-
-def study(argv, comm) -> int:
-    from solver.app.study.run import study_command
-
-    return study_command(argv, comm)
-
-
-SERIAL = ("info", "plot", "probe", "export")  # post-processing of files: one process, no MPI
-COMMANDS = {"verify": verify, "bench": bench, "study": study}
-RECORD_STATUS = ("study",)  # commands that record their exit status in $SOLVER_STATUS_FILE, as runs do
+        if not all_arrived(comm, AGREE_TIMEOUT):
+            _print_error(comm.rank, f"error: {exc}", per_rank=True)
+            write_status(comm, exc.exit_status, str(exc))
+            comm.Abort(exc.exit_status)
+        if comm.rank == 0:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+        return _together(comm, write_status(comm, exc.exit_status, str(exc)) if records_status else exc.exit_status)
+    except BaseException as exc:  # noqa: BLE001 - one rank failed: never let the others hang
+        _print_error(comm.rank, f"internal error: {_detail(exc, args)}", per_rank=True)
+        if records_status:
+            write_status(comm, EXIT_INTERNAL, f"internal error: {type(exc).__name__}")
+        if comm.size > 1:
+            comm.Abort(EXIT_INTERNAL)
+        return EXIT_INTERNAL
 
 
 def run_command(args, comm) -> int:
+    """The run of a case (the arguments: :func:`solver.app.commands.run_arguments`)."""
     from solver.parallel.launcher import check_launch
     from solver.app.run import dry_run, run
     from solver.case.load import load_case
@@ -112,7 +113,19 @@ def run_command(args, comm) -> int:
     return EXIT_STOPPED if result.stopped else 0
 
 
-STATUS_FILE = "SOLVER_STATUS_FILE"  # where rank 0 records a run's exit status (the job scripts read it)
+def read_case_text(comm, path: str | None) -> tuple[str, str, str]:
+    """(text, source name for messages, default case name); rank 0 reads, all ranks receive."""
+    from importlib import resources
+    from pathlib import Path
+
+    from solver.case.load import read_text
+    from solver.parallel.collective import on_root
+
+    if path is None:
+        text = resources.files("solver").joinpath("default_case.toml").read_text()
+        return text, "<built-in default case>", "default"
+    text = on_root(comm, lambda: read_text(path), CaseError)
+    return text, path, Path(path).stem
 
 
 def write_status(comm, status: int, message: str = "") -> int:
@@ -132,84 +145,6 @@ def write_status(comm, status: int, message: str = "") -> int:
     return status
 
 
-def bench_ranks(argv) -> int:
-    """``--ranks N`` of the bench command, else the cores of this machine."""
-    for i, arg in enumerate(argv):
-        if arg == "--ranks" and i + 1 < len(argv) and argv[i + 1].isdigit():
-            return int(argv[i + 1])
-        if arg.startswith("--ranks=") and arg[8:].isdigit():
-            return int(arg[8:])
-    return os.cpu_count() or 1
-
-
-def main(argv=None) -> int:
-    sys.unraisablehook, sys.excepthook = _quiet_failed_closes, _quiet_failed_close_tracebacks
-    verbose = "--verbose" in (argv if argv is not None else sys.argv[1:])
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] and argv[0] in SERIAL:
-        return serial_command(argv, verbose)
-    if argv[:1] == ["bench"] and "--study" in argv:  # whole processes side by side: no MPI in this one
-        from solver.post.bench_study import main as bench_study
-
-        return bench_study(argv[1:])
-    if argv[:1] == ["bench"] and "--solvers" in argv:  # whole processes side by side: no MPI in this one
-        from solver.post.bench_solvers import main as bench_solvers
-
-        return bench_solvers(argv[1:])
-    if argv[:1] == ["bench"] and bench_ranks(argv) > 1 and not launched_by_mpi():
-        return relaunch(argv, bench_ranks(argv))
-    args = None
-    if not (argv and argv[0] in COMMANDS):  # --help, --version and bad options need no MPI
-        try:
-            args = build_parser().parse_args(argv)
-        except SystemExit as exc:
-            return int(exc.code or 0)
-        except CaseError as exc:
-            if launcher_rank() in (None, 0):
-                print(f"error: {exc}", file=sys.stderr, flush=True)
-                return exc.exit_status
-            # rank 0 gives the line and the status; the others leave first and quietly, so that
-            # a launcher that stops every process at the first failure cannot cut rank 0 short
-            return 0
-
-    from mpi4py import MPI
-
-    from solver.app import log as logs
-
-    comm = MPI.COMM_WORLD
-    records_status = args is not None or argv[0] in RECORD_STATUS  # runs and studies: the job scripts read it
-    try:
-        if args is None:
-            from solver.app import signals
-
-            signals.release()  # only a run turns SIGTERM/SIGUSR1 into a graceful stop
-            logs.setup(comm)
-            status = COMMANDS[argv[0]](argv[1:], comm)
-            return _together(comm, write_status(comm, status) if records_status else status)
-        logs.setup(comm, quiet=args.quiet)
-        return _together(comm, write_status(comm, run_command(args, comm)))
-    except SolverExit as exc:
-        from solver.parallel.collective import all_arrived
-
-        if not all_arrived(comm, AGREE_TIMEOUT):
-            _print_error(comm.rank, f"error: {exc}", per_rank=True)
-            write_status(comm, exc.exit_status, str(exc))
-            comm.Abort(exc.exit_status)
-        if comm.rank == 0:
-            print(f"error: {exc}", file=sys.stderr, flush=True)
-        return _together(comm, write_status(comm, exc.exit_status, str(exc)) if records_status else exc.exit_status)
-    except SystemExit as exc:  # --help of a command
-        return int(exc.code or 0)
-    except BaseException as exc:  # noqa: BLE001 - one rank failed: never let the others hang
-        detail = traceback.format_exc() if verbose else f"{type(exc).__name__}: {exc}"
-        _print_error(comm.rank, f"internal error: {detail.rstrip()}", per_rank=True)
-        if records_status:
-            write_status(comm, EXIT_INTERNAL, f"internal error: {type(exc).__name__}")
-        if comm.size > 1:
-            comm.Abort(EXIT_INTERNAL)
-        return EXIT_INTERNAL
-
-
 def _together(comm, status: int) -> int:
     """A failed or stopped run's ranks leave only once rank 0 has given its line and recorded the
     status: a launcher that ends a run at its first non-zero exit (srun; mpirun after its grace)
@@ -221,42 +156,48 @@ def _together(comm, status: int) -> int:
     return status
 
 
-def serial_command(argv, verbose: bool = False) -> int:
+def serial_command(plan, args) -> int:
     """``info``, ``plot``, ``probe``, ``export``: one process reading files; MPI is never started
     (login nodes and notebooks may have none)."""
     from solver.app import signals
-    from solver.post import commands
 
     signals.release()
     try:
-        return commands.COMMANDS[argv[0]](argv[1:])
+        return plan.load()(args)
     except SolverExit as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_status
-    except SystemExit as exc:  # --help
-        return int(exc.code or 0)
     except OSError as exc:  # a file named on the command line that cannot be written or read
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"error: {where}cannot write or read it ({exc.strerror or exc})", file=sys.stderr, flush=True)
         return EXIT_INPUT
     except Exception as exc:  # noqa: BLE001
-        detail = traceback.format_exc() if verbose else f"{type(exc).__name__}: {exc}"
-        _print_error(0, f"internal error: {detail.rstrip()}", per_rank=False)
+        _print_error(0, f"internal error: {_detail(exc, args)}", per_rank=False)
         return EXIT_INTERNAL
+
+
+def _detail(exc: BaseException, args) -> str:
+    """An internal error's traceback with --verbose, else its type and message."""
+    import traceback
+
+    detail = traceback.format_exc() if getattr(args, "verbose", False) else f"{type(exc).__name__}: {exc}"
+    return detail.rstrip()
 
 
 def _print_error(rank: int, message: str, per_rank: bool) -> None:
     prefix = f"rank {rank}: " if per_rank else ""
     print(prefix + message, file=sys.stderr, flush=True)
     if os.environ.get("SOLVER_DEBUG"):
+        import traceback
+
         traceback.print_exc()
 
 
-def finish(status: int) -> NoReturn:
-    """End the process with ``status``. When a file could not be written and was kept open
-    (:func:`solver.io.blockfile.park`), the process ends at once, without MPI_Finalize: parallel
-    HDF5 closes its files when MPI is finalised (and at exit), would retry the failed writes and
-    crash. The launchers report the status all the same."""
+def finish(status: int) -> None:
+    """End the process with ``status``; never returns. When a file could not be written and was
+    kept open (:func:`solver.io.blockfile.park`), the process ends at once, without MPI_Finalize:
+    parallel HDF5 closes its files when MPI is finalised (and at exit), would retry the failed
+    writes and crash. The launchers report the status all the same."""
     blockfile = sys.modules.get("solver.io.blockfile")
     if blockfile is not None and blockfile.parked():
         sys.stdout.flush()

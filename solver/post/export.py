@@ -8,21 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from solver.io.results import Results
+from solver.io.results_reader import Results
 from solver.mesh.cells import CELLS
-from solver.post.arguments import field_argument, results_parser, when_arguments
 
 
-def export_command(argv) -> int:
+def export_command(args) -> int:
+    """A results file as vtu, xdmf or CSV (the arguments: :func:`solver.post.arguments.export_arguments`)."""
     import meshio
 
-    p = results_parser("export", "Convert a results file with meshio (vtu, xdmf) or to CSV.")
-    p.add_argument("--format", required=True, choices=("vtu", "xdmf", "csv"))
-    p.add_argument("-o", "--output", help="output file (default: beside the results file)")
-    p.add_argument("--all", action="store_true", help="every snapshot (vtu: one file each; xdmf: a time series)")
-    when_arguments(p)
-    field_argument(p, repeat=True)
-    args = p.parse_args(argv)
     with Results(args.results) as r:
         names = [r.check_field(n) for n in dict.fromkeys(args.field)] if args.field else list(r.fields)
         meshio_type = CELLS[r.cell_type].meshio

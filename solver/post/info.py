@@ -6,8 +6,7 @@ import json
 
 import numpy as np
 
-from solver.io.results import Results
-from solver.post.arguments import results_parser
+from solver.io.results_reader import Results
 from solver.post.study_info import is_study_file, study_info
 
 
@@ -64,10 +63,8 @@ def _time_steps(r: Results, a) -> dict:
             "adaptive": r.case.get("time", {}).get("dt") == "adaptive"}
 
 
-def info_command(argv) -> int:
-    p = results_parser("info", "What a results file (or a study file) holds.")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    args = p.parse_args(argv)
+def info_command(args) -> int:
+    """A results or study file's summary as text or JSON (the arguments: :mod:`solver.post.arguments`)."""
     if is_study_file(args.results):
         return study_info(args.results, args.json)
     with Results(args.results) as r:

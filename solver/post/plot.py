@@ -8,33 +8,21 @@ from pathlib import Path
 import numpy as np
 
 from solver.errors import CaseError
-from solver.io.results import Results
-from solver.post.arguments import field_argument, results_parser, when_arguments
+from solver.io.results_reader import Results
 from solver.post.slices import draw_slice
-from solver.post.study_info import find_study
 
 UNITS = {"degC": "°C", "K": "K", "1": ""}  # the units attribute of a field -> its colour-bar unit
 CMAPS = {"temperature": "inferno", "liquid_fraction": "viridis"}
 LIMITS = {"liquid_fraction": (0.0, 1.0)}  # fixed colour range: a solid snapshot still reads as 0
 
 
-def plot_command(argv) -> int:
-    if find_study(argv) is not None:
+def plot_command(args) -> int:
+    """A results file's field or time series as PNG, or a study file's plot when the command line
+    took the study's form (the arguments: :func:`solver.post.arguments.plot_form`)."""
+    if "study" in vars(args):
         from solver.post.study_plot import study_plot_command
 
-        return study_plot_command(argv)
-    p = results_parser("plot", "Plot a field (2D: filled plot; 3D: a slice) or the time series of min/max/mean.")
-    when_arguments(p)
-    field_argument(p)
-    p.add_argument("-o", "--output", help="PNG file (default: beside the results file)")
-    p.add_argument("--size", default="1000x700", help="image size in pixels, WxH (default 1000x700)")
-    p.add_argument("--mesh", action="store_true", help="draw the mesh edges (2D)")
-    p.add_argument("--slice", metavar="AXIS=VALUE", help="3D: the plane to show, e.g. z=0.5 (default: mid-z)")
-    p.add_argument("--series", action="store_true", help="min/max/mean (and recorded probes) against time")
-    p.add_argument("--dt", action="store_true", help="the time step against time (every accepted step, from /steps)")
-    p.add_argument("--units", default=None,
-                   help="units for the colour bar (default: the field's, from the file: °C, K, none for a fraction)")
-    args = p.parse_args(argv)
+        return study_plot_command(args)
     try:
         import matplotlib
         matplotlib.use("Agg")

@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from solver.errors import CaseError
-from solver.post.arguments import field_argument, results_parser
-from solver.io.results import Results
+from solver.io.results_reader import Results
 
 
 def parse_points(values, dim, option="--at"):
@@ -25,13 +24,8 @@ def parse_points(values, dim, option="--at"):
     return np.array(pts)
 
 
-def probe_command(argv) -> int:
-    p = results_parser("probe", "Temperature (or another nodal field) at points over time "
-                                "(finite-element interpolation).")
-    p.add_argument("--at", action="append", required=True, metavar="X,Y[,Z]", help="a point (repeatable)")
-    p.add_argument("--csv", action="store_true", help="CSV instead of a table")
-    field_argument(p)
-    args = p.parse_args(argv)
+def probe_command(args) -> int:
+    """A field at points over time (the arguments: :func:`solver.post.arguments.probe_arguments`)."""
     with Results(args.results) as r:
         name = r.check_field(args.field)
         pts = parse_points(args.at, r.dim)

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 
 from solver.errors import CaseError
-from solver.io.results import SolverFile
+from solver.io.results_reader import SolverFile
 
 PENDING, DONE = -1, 0
 STATISTICS = ("mean", "std", "min", "max")

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from solver.case.arguments import ArgumentParser
 from solver.errors import CaseError
-from solver.post.arguments import when_arguments
 from solver.post.slices import draw_slice
 from solver.post.study_info import StudyFile
 
@@ -21,27 +19,8 @@ MAX_CURVES = 8  # a grid response: one curve per combination of the other keys, 
 CMAPS = {"std": "magma", "mean": "inferno", "min": "inferno", "max": "inferno"}
 
 
-def parser() -> ArgumentParser:
-    p = ArgumentParser(prog="python -m solver plot", description="Plot a study: a scalar output over the samples "
-                       "(histogram, CDF, or against a varied key), or a statistics field on the mesh.")
-    p.add_argument("study", help="a study file (outputs/<name>/<name>.study.h5)")
-    p.add_argument("--output", metavar="NAME", help="a scalar output, e.g. max_temperature (info lists them)")
-    p.add_argument("--cdf", action="store_true", help="with --output: the empirical CDF instead of a histogram")
-    p.add_argument("--against", metavar="KEY", help="with --output: the output against this varied key "
-                   "(default for a grid or list study of one key)")
-    p.add_argument("--bins", type=int, default=None, help="with --output: histogram bins (default: automatic)")
-    p.add_argument("--field", metavar="NAME", default=None,
-                   help="statistics field: mean (default), std, min, max, above_<k> (probability T > threshold k)")
-    when_arguments(p)
-    p.add_argument("-o", dest="file", metavar="FILE", help="PNG file (default: beside the study file)")
-    p.add_argument("--size", default="1000x700", help="image size in pixels, WxH (default 1000x700)")
-    p.add_argument("--mesh", action="store_true", help="draw the mesh edges (2D)")
-    p.add_argument("--slice", metavar="AXIS=VALUE", help="3D: the plane to show, e.g. z=0.5 (default: mid-z)")
-    return p
-
-
-def study_plot_command(argv) -> int:
-    args = parser().parse_args(argv)
+def study_plot_command(args) -> int:
+    """A study's plot (the arguments: :func:`solver.post.arguments.plot_form`)."""
     _check_options(args)
     w, h = _size(args.size)
     plt = _pyplot()

@@ -5,6 +5,8 @@ import time
 import pytest
 from conftest import ROOT, run_solver
 
+from solver.app.commands import COMMANDS, Launch, build_parser, command_line
+
 BAD = [
     (["--set", "mesh.nx=-3"], "mesh.nx must be a positive integer, got -3"),
     (["--set", "mesh.nx=4.5"], "mesh.nx must be a positive integer, got 4.5"),
@@ -68,3 +70,50 @@ def test_non_convergence_is_reported_with_step_and_advice(tmp_path):
     assert len(errors) == 1
     assert "step 1 (t = 5)" in errors[0] and "did not converge in 2 iterations" in errors[0]
     assert "solver.preconditioner" in errors[0]
+
+
+def plan_of(*words):
+    args = build_parser().parse_args(command_line(words))
+    return COMMANDS[args.command].plan(args)
+
+
+def test_the_default_command_is_run():
+    assert command_line([]) == ["run"]
+    assert command_line(["case.toml", "--quiet"]) == ["run", "case.toml", "--quiet"]
+    assert command_line(["--set", "mesh.nx=8"]) == ["run", "--set", "mesh.nx=8"]
+    assert command_line(["run", "case.toml"]) == ["run", "case.toml"]
+    assert command_line(["info", "x.h5"]) == ["info", "x.h5"]
+    for option in ("--help", "-h", "--version"):
+        assert command_line([option]) == [option]
+
+
+def test_where_each_command_line_runs_is_decided_from_its_arguments():
+    assert plan_of("case.toml").launch is Launch.MPI and plan_of("case.toml", "--quiet").quiet
+    assert plan_of("study", "s.toml").launch is Launch.MPI and plan_of("verify").launch is Launch.MPI
+    for command in ("info", "plot", "probe", "export"):
+        words = {"probe": ["--at", "0,0"], "export": ["--format", "csv"]}.get(command, [])
+        assert plan_of(command, "x.h5", *words).launch is Launch.SERIAL
+    assert plan_of("bench", "--solvers").launch is Launch.PROCESSES
+    assert plan_of("bench", "--study", "--ranks", "3").launch is Launch.PROCESSES
+    machine = plan_of("bench", "--ranks", "4")
+    assert machine.launch is Launch.MPI and machine.ranks == 4  # relaunched on 4 when no launcher started it
+    assert [c.name for c in COMMANDS.values() if c.records_status] == ["run", "study"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["study", "s.toml", "--bogus"], "unrecognized arguments: --bogus"),
+    (["verify", "--dim", "4"], "argument --dim: invalid choice"),
+    (["bench", "--only", "spmv"], "--only spmv: unknown parts"),
+    (["bench", "--solvers", "--quick"], "--quick: only with the machine figures"),
+])
+def test_bad_command_lines_of_every_command_give_one_line_from_rank_0(tmp_path, args, message):
+    """Parsed before MPI starts, on every rank: rank 0 gives the line, the others leave quietly."""
+    proc = run_solver(3, args, cwd=tmp_path, check=False, timeout=30)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and message in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr and "see python -m solver --help" in errors[0]
+
+
+def test_run_may_be_named(tmp_path):
+    proc = run_solver(1, ["run", ROOT / "inputs" / "plate.toml", "--dry-run"], cwd=tmp_path)
+    assert "DOFs" in proc.stdout and not (tmp_path / "outputs").exists()

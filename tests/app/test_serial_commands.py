@@ -1,4 +1,5 @@
-"""Commands that read files start without MPI: on login nodes and in notebooks MPI may be absent."""
+"""Commands that read files start without MPI: on login nodes and in notebooks MPI may be absent;
+every command's help and bad command lines need none either (parsed before MPI starts)."""
 
 import subprocess
 import sys
@@ -45,6 +46,8 @@ def test_the_blocker_blocks(tmp_path):
     (["export", "{h5}", "--format", "csv", "-o", "{tmp}/out.csv"], "out.csv"),
     (["plot", "{h5}", "-o", "{tmp}/out.png"], "out.png"),
     (["info", "{tmp}/missing.h5"], "error: "),
+    (["bench", "--help"], "--solvers"), (["study", "--help"], "--ranks-per-case"), (["verify", "--help"], "orders"),
+    (["study", "--bogus"], "error: "), (["bench", "--solvers", "--quick"], "error: "),
 ])
 def test_serial_commands_never_start_mpi(tmp_path, results_file, args, expected):
     args = [a.format(h5=results_file, tmp=tmp_path) for a in args]

@@ -121,7 +121,7 @@ def test_verify_command_prints_tables_and_passes(tmp_path):
 def test_verify_exits_nonzero_when_an_order_misses(monkeypatch, capsys):
     import argparse
 
-    from solver.post import verify as verification
+    from solver.bench import verify as verification
 
     def bad_space(cell, levels, comm, scheme, pc, nonlinear=False):
         return [(8, 81, 1e-2, 1e-1, 0.0), (16, 289, 5e-3, 5e-2, 0.0)], [1.0], [1.0]

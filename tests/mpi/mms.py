@@ -8,7 +8,7 @@ import sys
 
 from _guard import run
 
-from solver.post.verify import space_study, time_study
+from solver.bench.verify import space_study, time_study
 
 LEVELS = {"triangle": (8, 16, 32), "quadrilateral": (8, 16, 32),
           "tetrahedron": (4, 8, 16), "hexahedron": (4, 8, 16)}

@@ -8,7 +8,7 @@ import sys
 
 from _guard import run
 
-from solver.post.verify import Manufactured, errors, mms_case, orders, solve
+from solver.bench.verify import Manufactured, errors, mms_case, orders, solve
 
 
 def main(comm):

@@ -7,7 +7,7 @@ Prints JSON on rank 0.
 
 from _guard import run
 
-from solver.post.verify import newton_ratios, space_study, time_study
+from solver.bench.verify import newton_ratios, space_study, time_study
 
 
 def main(comm):

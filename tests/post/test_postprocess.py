@@ -12,7 +12,7 @@ import tomli_w
 from conftest import ROOT, mpi_env, run_solver
 
 from solver.io import results
-from solver.post.verify import mms_case
+from solver.bench.verify import mms_case
 
 PLATE = str(ROOT / "inputs" / "plate.toml")
 

@@ -19,7 +19,6 @@ Figures go to a table and to ``--json`` (default ``outputs/bench/solvers.json``)
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -35,23 +34,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from solver.bench.cases import REFERENCE, ROOT
+from solver.bench.memory import reset_peak
+from solver.bench.peers import PEER_PYTHON, PEER_SCRIPT, dolfinx_available
 from solver.parallel.launcher import mpirun_command, mpirun_environment
-from solver.post.memory import reset_peak
 
-ROOT = Path(__file__).resolve().parents[2]
-PEER_SCRIPT = ROOT.parent / "shared" / "peers" / "dolfinx_heat.py"
-PEER_PYTHON = "/usr/bin/python3"
-CASES = {2: ROOT / "inputs" / "reference.toml", 3: ROOT / "inputs" / "reference3d.toml"}
 BLOCK3D = ROOT / "inputs" / "block3d.toml"
 HEATSINK = ROOT / "inputs" / "heatsink_radiation.toml"
 ERRORS_AT = {2: "exp(-2*pi**2*t)*sin(pi*x)*sin(pi*y)", 3: "exp(-3*pi**2*t)*sin(pi*x)*sin(pi*y)*sin(pi*z)"}
-
-
-def peer_available(script: Path) -> bool:
-    if not script.is_file() or not Path(PEER_PYTHON).exists():
-        return False
-    probe = subprocess.run([PEER_PYTHON, "-c", "import dolfinx"], capture_output=True)
-    return probe.returncode == 0
 
 
 def timed(cmd: list[str], env: dict, cwd: Path, timeout: float) -> tuple[float, float, subprocess.CompletedProcess]:
@@ -115,7 +105,7 @@ def run_case(ranks: int, case: Path, sets: list[str], name: str, directory: Path
 
 def run_ours(ranks: int, n: int, dim: int, directory: Path, extra: list[str], timeout: float) -> dict:
     """One whole run of the reference problem at N cells per side."""
-    return run_case(ranks, CASES[dim], [*_sets(n, dim), *extra], f"ref{dim}d_n{n}_np{ranks}", directory, timeout,
+    return run_case(ranks, REFERENCE[dim], [*_sets(n, dim), *extra], f"ref{dim}d_n{n}_np{ranks}", directory, timeout,
                     exact=ERRORS_AT[dim])
 
 
@@ -368,41 +358,15 @@ def table(r: dict) -> str:
     return "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m solver bench --solvers", description=__doc__.split("\n\n")[0])
-    p.add_argument("--solvers", action="store_true", help="this comparison (instead of the machine figures)")
-    p.add_argument("--dim", type=int, choices=(2, 3), default=2)
-    p.add_argument("--n", type=int, default=None, help="cells per side (default 1024 in 2D, 100 in 3D)")
-    p.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--no-peer", action="store_true", help="do not run DOLFINx even when it is installed")
-    p.add_argument("--peer-script", type=Path, default=PEER_SCRIPT)
-    p.add_argument("--iteration-ranks", type=int, nargs="*", default=[], help="e.g. 1 2 3 4 8 16")
-    p.add_argument("--iteration-sizes", type=int, nargs="*", default=[], help="cells per side, e.g. 512 1024 2048")
-    p.add_argument("--crossover", type=int, nargs="*", default=[], metavar="N",
-                   help="2D sizes (cells per side) at which to time the exact LU against AMG on one rank, "
-                        "e.g. 128 256 512 1024")
-    p.add_argument("--block3d", type=int, nargs="*", default=[], metavar="N",
-                   help="run inputs/block3d.toml at N^3 hexahedra on each of --ranks, e.g. 64 128")
-    p.add_argument("--block3d-steps", type=int, default=50, help="BDF2 steps of the block3d runs (default 50)")
-    p.add_argument("--nonlinear", action="store_true",
-                   help="one Newton iteration of the radiating heat sink against one linear step of its mesh")
-    p.add_argument("--no-reference", action="store_true", help="skip the reference problem (only the extra series)")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="extra case overrides of our runs, e.g. --set solver.preconditioner=jacobi")
-    p.add_argument("--timeout", type=float, default=3600.0, help="seconds per process")
-    p.add_argument("--json", type=Path, default=Path("outputs/bench/solvers.json"))
-    return p
-
-
-def main(argv) -> int:
-    args = build_parser().parse_args(argv)
+def solvers_command(args) -> int:
+    """``bench --solvers`` (the arguments: :func:`solver.bench.arguments.bench_arguments`)."""
     args.n = args.n or (1024 if args.dim == 2 else 100)
+    args.peer_script = args.peer_script or PEER_SCRIPT
     args.set = [a for s in args.set for a in ("--set", s)]
     if mpirun_command(1) is None:
         print("bench --solvers: mpirun not found", file=sys.stderr)
         return 2
-    peer = not args.no_peer and peer_available(args.peer_script)
+    peer = not args.no_peer and dolfinx_available(args.peer_script)
 
     def say(text):
         print(text, file=sys.stderr, flush=True)

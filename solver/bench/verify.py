@@ -44,6 +44,7 @@ H_OF_T = f"{H!r}*(1 + 5*t)"  # Robin coefficient of the time studies
 ORDERS = {"backward-euler": 1.0, "crank-nicolson": 2.0, "bdf2": 2.0}
 BETA, GAMMA = 0.5, 0.3  # k(T) = kappa (1 + BETA T), c(T) = C (1 + GAMMA T) of the nonlinear variant
 CELLS_BY_DIM = {2: ("triangle", "quadrilateral"), 3: ("tetrahedron", "hexahedron")}
+RTOL = 1e-12  # the linear solver's tolerance: far below the discretisation errors measured
 
 
 class Manufactured:
@@ -90,11 +91,12 @@ class Manufactured:
 
 
 def mms_case(cell: str, n: int, scheme: str, steps: int = 1, preconditioner: str = "bjacobi",
-             rtol: float = 1e-12, mesh_file: str | None = None, h: str = repr(H), nonlinear: bool = False):
+             mesh_file: str | None = None, **variant):
     """The manufactured-solution case on an n^d structured mesh, or on ``mesh_file`` (the unit
-    square/cube with boundary groups left, right, bottom, top[, front, back])."""
+    square/cube with boundary groups left, right, bottom, top[, front, back]); ``variant``: the
+    keywords ``h`` and ``nonlinear`` of :class:`Manufactured`."""
     dim = 2 if cell in CELLS_BY_DIM[2] else 3
-    ms = Manufactured(dim, steady=scheme == "steady", h=h, nonlinear=nonlinear)
+    ms = Manufactured(dim, steady=scheme == "steady", **variant)
     mesh = {"file": mesh_file} if mesh_file else \
         {"type": "rectangle" if dim == 2 else "box", "cell": cell, "nx": n, "ny": n, **({"nz": n} if dim == 3 else {})}
     values = {
@@ -105,8 +107,8 @@ def mms_case(cell: str, n: int, scheme: str, steps: int = 1, preconditioner: str
         "boundary": ms.boundaries(),
         "time": {"scheme": scheme} if scheme == "steady" else
                 {"scheme": scheme, "dt": T_END / steps, "t_end": T_END},
-        "solver": {"preconditioner": preconditioner, "rtol": rtol},
-        **({"nonlinear": {"rtol": 1e-11}} if nonlinear else {}),
+        "solver": {"preconditioner": preconditioner, "rtol": RTOL},
+        **({"nonlinear": {"rtol": 1e-11}} if ms.nonlinear else {}),
     }
     return load_case(tomli_w.dumps(values), f"<manufactured solution, {cell}, n={n}, {scheme}>")
 

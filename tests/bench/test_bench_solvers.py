@@ -5,7 +5,7 @@ from argparse import Namespace
 
 import pytest
 
-from solver.post import bench_solvers
+from solver.bench import solvers as bench_solvers
 
 
 def test_speedups_round_by_round_and_between_the_best_runs(monkeypatch, tmp_path):
@@ -41,7 +41,7 @@ def test_a_timed_command_does_not_report_the_bench_process_peak(tmp_path):
 
     import numpy as np
 
-    from solver.post.memory import rss
+    from solver.bench.memory import rss
 
     held = np.ones(50_000_000)  # 400 MB, touched
     del held

@@ -13,7 +13,6 @@ Figures go to a table and to ``--json`` (default ``outputs/bench/study.json``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -25,7 +24,7 @@ from pathlib import Path
 import h5py
 
 from solver.parallel.launcher import mpirun_command, mpirun_environment
-from solver.post.bench_cases import case_text
+from solver.bench.cases import case_text
 
 EVEN = """
 [study]
@@ -111,15 +110,8 @@ def table(r: dict) -> str:
     ])
 
 
-def main(argv) -> int:
-    p = argparse.ArgumentParser(prog="python -m solver bench --study", description=__doc__.split("\n\n")[0])
-    p.add_argument("--study", action="store_true")
-    p.add_argument("--ranks", type=int, default=2, help="ranks of the side-by-side runs (default 2)")
-    p.add_argument("--repeat", type=int, default=3, help="alternated repetitions (default 3)")
-    p.add_argument("--n", type=int, default=80, help="cells per side of each sample's mesh (default 80)")
-    p.add_argument("--steps", type=int, default=80, help="time steps of a sample (default 80)")
-    p.add_argument("--json", default="outputs/bench/study.json", help="where to write the figures")
-    args = p.parse_args(argv)
+def throughput_command(args) -> int:
+    """``bench --study`` (the arguments: :func:`solver.bench.arguments.bench_arguments`)."""
     if mpirun_command(1) is None:
         print("error: bench --study needs mpirun on the PATH", file=sys.stderr)
         return 2

@@ -1,0 +1,141 @@
+"""The arguments of ``python -m solver bench`` and ``python -m solver verify``. Light: the command
+line is parsed before anything heavy is imported or MPI is started.
+
+``bench`` has three forms on one parser: the machine figures (the default, :mod:`.machine`),
+``--solvers`` (:mod:`.solvers`) and ``--study`` (:mod:`.study`). Some options are shared with
+other meanings and defaults (``--ranks`` is one number of the machine figures and of ``--study``,
+a list with ``--solvers``), so every option is parsed without a default and
+:func:`complete_bench` then refuses the options of another form and fills in the defaults of
+the one chosen (:data:`FORMS`), before any of them runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+QUICK = {"stream": 2 ** 24, "dofs_2d": 250_000, "dofs_3d": 60_000, "cells": 250_000, "steps": 3, "repeat": 3}
+FULL = {"stream": 2 ** 25, "dofs_2d": 1_000_000, "dofs_3d": 1_000_000, "cells": 1_000_000, "steps": 5, "repeat": 5}
+PARTS = ("steps", "stream", "linalg", "assembly", "hdf5")  # what the machine figures measure (--only)
+
+FORMS = {  # each form's options and their defaults (None: none, or chosen by the form's code)
+    "the machine figures": {
+        "--quick": False, "--dofs-2d": None, "--dofs-3d": None, "--cells": None, "--cells-3d": None,
+        "--meshes": None, "--only": None, "--dolfinx": "auto", "--dolfinx-script": None, "--dolfinx-repeat": 1,
+        "--dolfinx-json": [], "--stream": None, "--steps": None, "--repeat": None, "--ranks": None,
+        "--json": Path("outputs/bench/bench.json")},
+    "--solvers": {
+        "--dim": 2, "--n": None, "--ranks": [1, 2], "--repeat": 3, "--no-peer": False, "--peer-script": None,
+        "--iteration-ranks": [], "--iteration-sizes": [], "--crossover": [], "--block3d": [], "--block3d-steps": 50,
+        "--nonlinear": False, "--no-reference": False, "--set": [], "--timeout": 3600.0,
+        "--json": Path("outputs/bench/solvers.json")},
+    "--study": {"--ranks": [2], "--repeat": 3, "--n": 80, "--steps": 80, "--json": Path("outputs/bench/study.json")},
+}
+
+
+def bench_arguments(p) -> None:
+    """The three forms' options, grouped by form; :func:`complete_bench` completes them."""
+    p.description = "How close the solver runs to what the machine can do (the default), the linear solvers " \
+                    "against DOLFINx (--solvers) or the throughput of studies (--study)."
+    p.epilog = "--solvers and --study launch whole processes side by side and start no MPI themselves."
+    p.complete = complete_bench
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--solvers", action="store_true", help="the linear solvers on the reference problem, "
+                      "whole processes, beside DOLFINx/PETSc when it is installed")
+    form.add_argument("--study", action="store_true", help="the throughput of studies, whole processes")
+    shared = p.add_argument_group("every form")
+    shared.add_argument("--ranks", type=int, nargs="+", metavar="N",
+                        help="the machine figures: ranks to launch when started without mpirun (default: the "
+                             "cores of this machine); --solvers: each rank count to run on (default 1 2); "
+                             "--study: ranks of the side-by-side runs (default 2)")
+    shared.add_argument("--repeat", type=int, help="repetitions: the best is kept (the machine figures), or "
+                        "alternated runs (--solvers, --study: default 3)")
+    shared.add_argument("--json", type=Path, help="where to write the figures (default outputs/bench/bench.json; "
+                        "solvers.json with --solvers, study.json with --study)")
+    machine_arguments(p.add_argument_group("the machine figures (the default)"))
+    solvers_arguments(p.add_argument_group("--solvers"))
+
+
+def machine_arguments(g) -> None:
+    g.add_argument("--quick", action="store_true", help=f"small sizes, under two minutes: {QUICK}")
+    g.add_argument("--dofs-2d", type=float, help=f"DOFs of the 2D P1 problems (default {FULL['dofs_2d']:g})")
+    g.add_argument("--dofs-3d", type=float, help=f"DOFs of the 3D P1 problem (default {FULL['dofs_3d']:g})")
+    g.add_argument("--cells", type=float, help=f"cells of the assembly meshes (default {FULL['cells']:g})")
+    g.add_argument("--cells-3d", type=float, help="cells of the 3D assembly meshes (default: --cells)")
+    g.add_argument("--meshes", help="comma-separated assembly meshes, of P1-2D,Q1-2D,P1-3D,Q1-3D (default: all)")
+    g.add_argument("--only", help=f"comma-separated parts to measure, of {','.join(PARTS)} (default: all)")
+    g.add_argument("--dolfinx", choices=("auto", "yes", "no"),
+                   help="run DOLFINx (dolfinx_heat.py with /usr/bin/python3) on the P1 assembly meshes, 1 and N "
+                        "ranks, and show its figures beside ours: auto (the default) = when it is installed")
+    g.add_argument("--dolfinx-script", help="the peer script dolfinx_heat.py (default: shared/peers/ beside the "
+                   "project)")
+    g.add_argument("--dolfinx-repeat", type=int, help="DOLFINx runs per mesh and rank count (medians; default 1)")
+    g.add_argument("--dolfinx-json", action="append",
+                   help="a file of dolfinx_heat.py JSON lines to compare with instead of (or besides) running it")
+    g.add_argument("--stream", type=float, help=f"elements per triad array (default {FULL['stream']:g})")
+    g.add_argument("--steps", type=int, help="time steps timed per case; --study: time steps of a sample "
+                   "(default 80)")
+
+
+def solvers_arguments(g) -> None:
+    g.add_argument("--dim", type=int, choices=(2, 3), help="the reference problem in 2D (default) or 3D")
+    g.add_argument("--n", type=int, help="cells per side (default 1024 in 2D, 100 in 3D); --study: cells per "
+                   "side of each sample's mesh (default 80)")
+    g.add_argument("--no-peer", action="store_true", help="do not run DOLFINx even when it is installed")
+    g.add_argument("--peer-script", type=Path, help="the peer script (default: shared/peers/dolfinx_heat.py "
+                   "beside the project)")
+    g.add_argument("--iteration-ranks", type=int, nargs="*", help="e.g. 1 2 3 4 8 16")
+    g.add_argument("--iteration-sizes", type=int, nargs="*", help="cells per side, e.g. 512 1024 2048")
+    g.add_argument("--crossover", type=int, nargs="*", metavar="N",
+                   help="2D sizes (cells per side) at which to time the exact LU against AMG on one rank, "
+                        "e.g. 128 256 512 1024")
+    g.add_argument("--block3d", type=int, nargs="*", metavar="N",
+                   help="run inputs/block3d.toml at N^3 hexahedra on each of --ranks, e.g. 64 128")
+    g.add_argument("--block3d-steps", type=int, help="BDF2 steps of the block3d runs (default 50)")
+    g.add_argument("--nonlinear", action="store_true",
+                   help="one Newton iteration of the radiating heat sink against one linear step of its mesh")
+    g.add_argument("--no-reference", action="store_true", help="skip the reference problem (only the extra series)")
+    g.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="extra case overrides of our runs, e.g. --set solver.preconditioner=jacobi")
+    g.add_argument("--timeout", type=float, help="seconds per process (default 3600)")
+
+
+def complete_bench(parser, args) -> None:
+    """Refuse the options of the forms not chosen and fill in the chosen form's defaults;
+    ``--ranks`` is one number but with --solvers."""
+    form = "--solvers" if args.solvers else "--study" if args.study else "the machine figures"
+    for option in sorted(set().union(*FORMS.values()) - set(FORMS[form])):
+        if given(args, option):
+            owners = " or ".join(name for name, options in FORMS.items() if option in options)
+            parser.error(f"{option}: only with {owners}, not with {form}")
+    if form != "--solvers" and args.ranks is not None:
+        if len(args.ranks) > 1:
+            parser.error(f"--ranks {' '.join(map(str, args.ranks))}: one number of ranks (a list with --solvers)")
+    for option, default in FORMS[form].items():
+        if getattr(args, dest(option)) is None:
+            setattr(args, dest(option), list(default) if isinstance(default, list) else default)
+    if form != "--solvers" and args.ranks is not None:
+        args.ranks = args.ranks[0]
+    unknown = set(args.only.split(",")) - set(PARTS) if args.only else set()
+    if unknown:
+        parser.error(f"--only {args.only}: unknown parts {sorted(unknown)}; choose among {', '.join(PARTS)}")
+
+
+def dest(option: str) -> str:
+    """The attribute of an option (``--dofs-2d``: ``dofs_2d``)."""
+    return option[2:].replace("-", "_")
+
+
+def given(args, option: str) -> bool:
+    """Whether the command line gave ``option`` (every bench option is parsed without a default)."""
+    value = getattr(args, dest(option))
+    return value is not None and value is not False
+
+
+def verify_arguments(p) -> None:
+    p.description = "Manufactured-solution convergence study: prints L2/H1 errors and observed orders in " \
+                    "space and time; exits 1 when an order misses its theory by > 0.2."
+    p.add_argument("--dim", type=int, choices=(2, 3), help="only 2D or only 3D (default: both)")
+    p.add_argument("--element", action="append", choices=("triangle", "quadrilateral", "tetrahedron", "hexahedron"),
+                   help="only this cell type (repeatable)")
+    p.add_argument("--levels", type=int, nargs="+", metavar="N", help="cells per side of the meshes (default "
+                   "8 16 32 in 2D, 4 8 16 in 3D)")

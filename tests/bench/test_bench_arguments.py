@@ -1,0 +1,48 @@
+"""``bench``'s three forms on one parser: each form's defaults, and the options of another form
+refused with one line (before anything runs)."""
+
+from pathlib import Path
+
+import pytest
+
+from solver.app.commands import build_parser
+from solver.errors import CaseError
+
+
+def parse(*words):
+    return build_parser().parse_args(["bench", *words])
+
+
+def test_each_form_gets_its_own_defaults():
+    machine = parse()
+    assert machine.ranks is None and machine.repeat is None and machine.steps is None  # chosen by the sizes
+    assert machine.dolfinx == "auto" and machine.dolfinx_repeat == 1 and machine.dolfinx_json == []
+    assert machine.json == Path("outputs/bench/bench.json") and parse("--ranks", "3").ranks == 3
+    solvers = parse("--solvers")
+    assert solvers.ranks == [1, 2] and solvers.repeat == 3 and solvers.dim == 2 and solvers.n is None
+    assert solvers.set == [] and solvers.iteration_ranks == [] and solvers.block3d_steps == 50
+    assert solvers.timeout == 3600.0 and solvers.json == Path("outputs/bench/solvers.json")
+    assert parse("--solvers", "--ranks", "1", "2", "4").ranks == [1, 2, 4]
+    study = parse("--study")
+    assert (study.ranks, study.repeat, study.n, study.steps) == (2, 3, 80, 80)
+    assert study.json == Path("outputs/bench/study.json") and parse("--study", "--ranks", "4").ranks == 4
+
+
+def test_defaults_are_fresh_lists():
+    parse("--solvers").set.append("x")
+    assert parse("--solvers").set == []
+
+
+@pytest.mark.parametrize("words, message", [
+    (["--solvers", "--quick"], "--quick: only with the machine figures, not with --solvers"),
+    (["--study", "--dim", "3"], "--dim: only with --solvers, not with --study"),
+    (["--n", "8"], "--n: only with --solvers or --study, not with the machine figures"),
+    (["--solvers", "--steps", "3"], "--steps: only with the machine figures or --study, not with --solvers"),
+    (["--ranks", "1", "2"], "--ranks 1 2: one number of ranks (a list with --solvers)"),
+    (["--only", "stream,spmv"], "--only stream,spmv: unknown parts ['spmv']"),
+    (["--solvers", "--study"], "not allowed with argument --solvers"),
+])
+def test_options_of_another_form_are_refused(words, message):
+    with pytest.raises(CaseError, match="command line: ") as info:
+        parse(*words)
+    assert message in str(info.value)
