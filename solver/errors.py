@@ -26,6 +26,7 @@ class SolverExit(Exception):
     """
 
     exit_status = EXIT_INTERNAL
+    iterations = 0  # linear iterations spent before the failure (0: none counted)
 
 
 class CaseError(SolverExit):

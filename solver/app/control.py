@@ -1,5 +1,6 @@
 """When to checkpoint and when to stop: signals, a wall-time limit, and a checkpoint cadence,
-agreed on by all ranks with one small Allreduce per step.
+agreed on by all ranks with one small Allreduce per step (the march's vote,
+:class:`solver.heat.march.StepVote`, which carries the ranks' health in the same reduction).
 
 SIGTERM, SIGINT and SIGUSR1 ask for a graceful stop: at the next step boundary every rank
 writes the checkpoint, the results file is closed and the run exits with EXIT_STOPPED. A second
@@ -20,6 +21,7 @@ import numpy as np
 from mpi4py import MPI
 
 from solver.app import signals as early_signals
+from solver.heat.march import StepVote, Votes
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 SAFETY = 5.0  # seconds kept in hand before a wall limit
@@ -43,10 +45,12 @@ def slurm_time_left() -> float | None:
         return None
 
 
-class RunControl:
+class RunControl(StepVote):
+    """Signals, the wall limit, the checkpoint cadence and the hang watchdog of a run."""
+
     def __init__(self, comm, wall_limit: float | None, every: int, wall_interval: float,
                  hang_timeout: float = 0.0):
-        self.comm = comm
+        super().__init__(comm)
         self.hang_timeout = hang_timeout
         self.start = time.monotonic()
         if wall_limit is None and comm.rank == 0:
@@ -60,7 +64,8 @@ class RunControl:
         self.checkpoint_seconds = 0.0
         self._previous = {}
 
-    def install(self) -> None:
+    def begin(self) -> None:
+        """Install the stop signals' handlers and arm the watchdog."""
         for sig in STOP_SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handle)
         if early_signals.pending:  # a stop asked for during start-up: honour it at the first step
@@ -68,7 +73,7 @@ class RunControl:
             early_signals.pending.clear()
         self._arm_watchdog()
 
-    def uninstall(self) -> None:
+    def end(self) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous = {}
@@ -94,8 +99,8 @@ class RunControl:
             raise KeyboardInterrupt("second SIGINT: stopping at once")
         self.signal_name = name
 
-    def after_step(self, step: int, step_seconds: float, unhealthy: bool = False) -> tuple[bool, bool, bool]:
-        """(stop, checkpoint, unhealthy anywhere) for this step boundary, the same on every rank."""
+    def vote(self, step: int, step_seconds: float, unhealthy: bool = False) -> Votes:
+        """Stop, checkpoint and health for this step boundary, the same on every rank."""
         self._arm_watchdog()
         now = time.monotonic()
         self.longest_step = max(self.longest_step, step_seconds)
@@ -113,7 +118,7 @@ class RunControl:
         elif flags[1]:
             self.reason = f"wall-time limit of {self.wall_limit:.0f} s"
         stop = bool(flags[0] or flags[1])
-        return stop, stop or bool(flags[2]), bool(flags[3])
+        return Votes(unhealthy=bool(flags[3]), stop=stop, checkpoint=stop or bool(flags[2]), reason=self.reason)
 
     def checkpoint_written(self, seconds: float) -> None:
         self.last_checkpoint = time.monotonic()

@@ -11,7 +11,9 @@
 * ``SOLVER_TEST_WRITE_ERROR`` = ``"rank:index"``: that rank's writer fails with ENOSPC after the
   fields of that snapshot are written, before they are listed (where no tmpfs can be mounted).
 
-Unset, they cost nothing.
+Unset, they cost nothing. :class:`FaultInjection` is the one object that carries them: an
+observer of the march (faults after a step) and the results writer's hooks (faults while a
+snapshot is written); a checkpoint calls :meth:`FaultInjection.before_checkpoint_close`.
 """
 
 from __future__ import annotations
@@ -23,9 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+from solver.heat.march import Observer
+from solver.heat.simulation import Simulation
+from solver.io.results_writer import WriteHooks
 
-class TestFaults:
-    __test__ = False  # not a pytest test class
+
+class FaultInjection(Observer, WriteHooks):
+    """The faults the environment asks for on this rank."""
 
     def __init__(self, rank: int, environ=os.environ):
         self.rank = rank
@@ -46,8 +52,9 @@ class TestFaults:
         self.write_error_at = index if r == rank else None
         self.checkpoint_delay = float(environ.get("SOLVER_TEST_CHECKPOINT_DELAY", "0"))
 
-    def after_step(self, step: int, u: np.ndarray) -> None:
+    def after_solve(self, sim: Simulation) -> None:
         """Slow the step down, or inject this step's fault."""
+        step, u = sim.step_index, sim.u
         if self.step_delay:
             time.sleep(self.step_delay)
         fault = self.by_step.get(step)

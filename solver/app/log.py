@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from solver.parallel.launcher import launched_by_mpi
@@ -115,6 +116,20 @@ def hms(seconds: float) -> str:
     return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+@dataclass(frozen=True)
+class ProgressPoint:
+    """Where a run stands after a step (steps counted since its start or restart)."""
+
+    step: int
+    n_steps: int | None  # None: adaptive steps
+    t: float
+    iterations: int
+    residual: float
+    imbalance: float  # the heat balance's relative imbalance
+    elapsed: float  # seconds
+    fraction: float | None = None  # of the simulated time (adaptive steps), else of the steps
+
+
 class Progress:
     """Progress of a time loop on rank 0: a bar with ETA on a terminal, else a plain line when
     ``periodic``; periodic lines also go to the log file."""
@@ -125,17 +140,18 @@ class Progress:
         self.tty = self.root and _is_terminal(self.stream)
         self.log = logging.getLogger(LOGGER)
 
-    def __call__(self, step: int, n_steps: int | None, t: float, iterations: int, residual: float, imbalance: float,
-                 elapsed: float, periodic: bool, fraction: float | None = None) -> None:
-        """``n_steps`` None (adaptive steps): the progress is ``fraction`` of the simulated time."""
+    def __call__(self, p: ProgressPoint, periodic: bool) -> None:
+        """Show where a run stands (a plain line when ``periodic``, or the bar on a terminal)."""
         if not self.root:
             return
+        step, n_steps, t, iterations, elapsed = p.step, p.n_steps, p.t, p.iterations, p.elapsed
+        fraction = p.fraction
         if fraction is None:
             fraction = step / max(n_steps or 1, 1)
         eta = elapsed / max(fraction, 1e-12) * (1.0 - fraction) if fraction > 0 else 0.0
         of = f"/{n_steps}" if n_steps is not None else ""
-        line = (f"step {step:6d}{of}  t = {t:.6g}  iterations {iterations:4d}  residual {residual:.2e}  "
-                f"heat imbalance {imbalance:.1e}  elapsed {hms(elapsed)}  ETA {hms(eta)}")
+        line = (f"step {step:6d}{of}  t = {t:.6g}  iterations {iterations:4d}  residual {p.residual:.2e}  "
+                f"heat imbalance {p.imbalance:.1e}  elapsed {hms(elapsed)}  ETA {hms(eta)}")
         if periodic:
             self.log.info(line, extra=PROGRESS)
         if self.quiet:

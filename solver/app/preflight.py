@@ -96,11 +96,12 @@ class OutputGuard:
         self.name = name
         self.lock = self.directory / LOCK
         self.owned = False
+        self.created: list[Path] = []  # folders this run made, to remove again if it leaves them empty
         self.replace_old = False  # --overwrite: earlier results to move aside once the checks pass
 
     def acquire(self, overwrite: bool, restart: bool, needed_bytes: int) -> None:
         d = self.directory
-        self.created = []  # folders this run makes, to remove again if it leaves them empty
+        self.created = []
         for p in (d, *d.parents):
             try:
                 if p.exists():
@@ -174,7 +175,7 @@ class OutputGuard:
         if self.owned:
             self.lock.unlink(missing_ok=True)
             self.owned = False
-        for folder in getattr(self, "created", []):  # innermost first: only what we made, only if empty
+        for folder in self.created:  # innermost first: only what we made, only if empty
             try:
                 folder.rmdir()
             except OSError:

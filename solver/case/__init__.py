@@ -8,8 +8,7 @@ from solver.lazy import exports
 WHERE = {
     "ArgumentParser": "arguments",
     "BOUNDARY_SCHEMA": "schema",
-    "Case": "load",
-    "check_against_mesh": "load",
+    "Case": "records",
     "Expression": "expressions",
     "ExpressionError": "expressions",
     "load_case": "load",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,65 +26,6 @@ from solver.errors import CaseError
 
 MAX_PROBES = 10_000
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
-
-
-@dataclass(frozen=True)
-class Case:
-    """A validated case: its values with defaults filled in, where it came from, and its
-    sections as typed records (:mod:`solver.case.records`), built once when it is loaded."""
-
-    source: str  # the file name used in messages
-    name: str
-    text: str  # the case file as given (before overrides)
-    values: dict  # validated values with defaults filled in
-    overrides: list
-    mesh: records.MeshSpec
-    physics: records.Physics
-    time: records.TimeSpec
-    solver: records.SolverSpec
-    nonlinear: records.NonlinearSpec
-    output: records.OutputSpec
-    checkpoint: records.CheckpointSpec
-    run: records.RunSpec
-
-    @property
-    def dim(self) -> int | None:
-        """2 or 3; None for a mesh file (known once it is read)."""
-        return self.mesh.dim if isinstance(self.mesh, records.StructuredMeshSpec) else None
-
-    @property
-    def steady(self) -> bool:
-        return self.time.steady
-
-
-def check_against_mesh(case: "Case", mesh) -> None:
-    """Checks that need the mesh: group names of a mesh file, the length of an anisotropic k."""
-    def fail(msg):
-        raise CaseError(f"{case.source}: {msg}")
-
-    values = case.values
-    if values["mesh"]["type"] == "file":
-        path = values["mesh"]["file"]
-        have = mesh.groups.boundary
-        counts = mesh.groups.facet_counts
-        for name in values["boundary"]:
-            if name not in have:
-                fail(f"boundary.{name}: the mesh {path} has no boundary group {name!r} "
-                     f"(it has: {', '.join(sorted(have)) or 'no named boundary groups'})")
-            if counts.get(name, 1) == 0:
-                fail(f"boundary.{name}: the group {name!r} of the mesh {path} has no facets")
-        regions = mesh.groups.region
-        for name, region in values["region"].items():
-            if region.get("group") is not None and region["group"] not in regions:
-                fail(f"region.{name}.group: the mesh {path} has no region group {region['group']!r} "
-                     f"(it has: {', '.join(sorted(regions)) or 'no named region groups'})")
-    for point in values["output"]["probes"] or []:
-        if len(point) != mesh.dim:
-            fail(f"output.probes: {point} has {len(point)} coordinates, the mesh is {mesh.dim}D")
-    for name, k in [("material.k", values["material"]["k"])] + \
-            [(f"region.{n}.k", r.get("k")) for n, r in values["region"].items()]:
-        if isinstance(k, list) and len(k) != mesh.dim:
-            fail(f"{name} must be a number or a list of {mesh.dim} numbers (diagonal tensor), got {len(k)} entries")
 
 
 def read_text(path: str | Path) -> str:
@@ -126,7 +66,7 @@ def parse_override(item: str, source: str) -> tuple[list[str], Any]:
     return keys, value
 
 
-def load_case(text: str, source: str, overrides=(), default_name: str = "case") -> Case:
+def load_case(text: str, source: str, overrides=(), default_name: str = "case") -> records.Case:
     """Parse, override and validate a case; raise CaseError on the first problem."""
     try:
         raw = tomllib.loads(text)
@@ -149,7 +89,8 @@ def load_case(text: str, source: str, overrides=(), default_name: str = "case") 
     if not _NAME.match(name):
         raise CaseError(f"{source}: output.name must be letters, digits, '_', '-', '.', got {name!r}")
     values["output"]["name"] = name
-    return Case(source=source, name=name, text=text, values=values, overrides=applied, **records.sections(values))
+    return records.Case(source=source, name=name, text=text, values=values, overrides=applied,
+                        **records.sections(values))
 
 
 def validate(raw: dict, source: str) -> dict:
@@ -219,8 +160,8 @@ def _check(name: str, spec: Key, value, fail):
             fail(f"{name} must be a non-empty string, got {value!r}")
         return value
     if kind == "choice":
-        if value not in spec.choices:
-            fail(f"{name} must be one of {', '.join(spec.choices)}; got {value!r}")
+        if isinstance(value, bool) or value not in spec.choices:
+            fail(f"{name} must be one of {', '.join(str(c) for c in spec.choices)}; got {value!r}")
         return value
     if kind == "conductivity":
         if isinstance(value, list):

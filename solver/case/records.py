@@ -1,6 +1,7 @@
-"""Typed records of a validated case: what the mesh, the physics, the time stepping, the linear
-solver, the output and the run control receive. They are built once from the validated values
-(:func:`sections`); nothing below :mod:`solver.case` and :mod:`solver.app` reads raw case keys.
+"""Typed records of a validated case: the :class:`Case` itself and what the mesh, the physics,
+the time stepping, the linear solver, the output and the run control receive. They are built once
+from the validated values (:func:`sections`); no stage reads raw case keys (``Case.values`` is
+kept only for provenance: the resolved case written into results and checkpoints, and its hash).
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ class Physics:
     initial: Expression
     lumped_mass: bool
     temperature_unit: str = "C"  # C | K
+    named_boundaries: tuple[str, ...] = ()  # every boundary the case names, insulated ones included
 
     def of_kind(self, kind: type) -> list:
         return [bc for bc in self.boundaries if isinstance(bc, kind)]
@@ -214,6 +216,7 @@ class OutputSpec:
     probes: tuple[tuple[float, ...], ...] | None
     driver: str  # auto | mpio | gathered
     times: tuple[float, ...] = ()  # output.interval or output.times resolved, t_end last; () writes every N steps
+    interval: float | None = None  # output.interval, when the times come from it
 
 
 @dataclass(frozen=True)
@@ -279,7 +282,8 @@ def physics(values: dict) -> Physics:
                        for bc in kinds[b["type"]](name, b))
     return Physics(Material(_k(m["k"]), _property(m["rho"]), _property(m["c"]), _melting(m)), regions, boundaries,
                    Expression(values["source"]["f"]), Expression(values["initial"]["temperature"]),
-                   values["time"]["mass"] == "lumped", values.get("temperature_unit") or "C")
+                   values["time"]["mass"] == "lumped", values.get("temperature_unit") or "C",
+                   tuple(values["boundary"]))
 
 
 def time_spec(time: dict) -> TimeSpec:
@@ -303,7 +307,7 @@ def output_spec(output: dict, t_end: float | None) -> OutputSpec:
     probes = output["probes"]
     return OutputSpec(output["directory"], output["name"], output["every"],
                       None if probes is None else tuple(tuple(p) for p in probes), output["driver"],
-                      tuple(output_times(output, t_end)) if t_end else ())
+                      tuple(output_times(output, t_end)) if t_end else (), output["interval"])
 
 
 def whole_steps(t: float, dt: float) -> bool:
@@ -343,3 +347,41 @@ def sections(values: dict) -> dict:
             "solver": SolverSpec(**values["solver"]), "nonlinear": nonlinear_spec(values["nonlinear"]),
             "output": output_spec(values["output"], values["time"]["t_end"]),
             "checkpoint": CheckpointSpec(**values["checkpoint"]), "run": run_spec(values["run"])}
+
+
+@dataclass(frozen=True)
+class Case:
+    """A validated case: where it came from, and its sections as typed records, built once when
+    it is loaded (:func:`solver.case.load.load_case`). ``values`` (the validated values with
+    defaults filled in) serve provenance only: the resolved case text written into results and
+    checkpoints, and the hash a restart compares."""
+
+    source: str  # the file name used in messages
+    name: str
+    text: str  # the case file as given (before overrides)
+    values: dict  # validated values with defaults filled in (provenance and the case hash only)
+    overrides: list
+    mesh: MeshSpec
+    physics: Physics
+    time: TimeSpec
+    solver: SolverSpec
+    nonlinear: NonlinearSpec
+    output: OutputSpec
+    checkpoint: CheckpointSpec
+    run: RunSpec
+
+    @property
+    def dim(self) -> int | None:
+        """2 or 3; None for a mesh file (known once it is read)."""
+        return self.mesh.dim if isinstance(self.mesh, StructuredMeshSpec) else None
+
+    @property
+    def steady(self) -> bool:
+        return self.time.steady
+
+    @property
+    def mesh_key(self) -> str:
+        """The case keys that define the mesh's geometry (for messages about its cells)."""
+        if isinstance(self.mesh, MeshFileSpec):
+            return f"mesh.file = {self.mesh.path}"
+        return "mesh.lengths / mesh.origin"

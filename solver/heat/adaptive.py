@@ -25,13 +25,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from mpi4py import MPI
 
 from solver.case.records import AdaptiveSpec
 from solver.errors import ConvergenceError, NumericalError
+from solver.heat.state import AdaptiveState, Controller
 from solver.heat.stepping import Multistep, Stepper
 from solver.la.krylov import SolveInfo
 
@@ -88,20 +89,6 @@ class StepRecord:
     iterations: int
 
 
-@dataclass
-class Controller:
-    """The step-size controller's state (what a restart needs besides the solutions)."""
-
-    dt: float  # the next step to try (before landing on an output time)
-    error_previous: float | None = None  # E of the last accepted step
-    rejected_last: bool = False
-    accepted: int = 0
-    rejected: int = 0
-    failed_solves: int = 0
-    history_dt: list = field(default_factory=list)  # sizes of the last accepted steps, newest first
-
-
-
 class AdaptiveStepping:
     """Advances a stepper by accepted steps of controlled size that land on ``stops``
     (output times, t_end last)."""
@@ -153,7 +140,7 @@ class AdaptiveStepping:
             try:
                 info = st.step(u, t, step)
             except (ConvergenceError, NumericalError) as exc:
-                discarded += getattr(exc, "iterations", 0)
+                discarded += exc.iterations
                 st.rewind(saved)
                 u[:] = u_saved
                 c.failed_solves += 1
@@ -218,13 +205,9 @@ class AdaptiveStepping:
         return float(e[0]), order
 
     # ------------------------------------------------------------------ restarts
-    def state(self) -> dict:
-        return {f"adaptive_level{i + 1}": level for i, level in enumerate(self.levels)}
+    def restart_state(self) -> AdaptiveState:
+        return AdaptiveState(Controller(**asdict(self.controller)), tuple(self.levels))
 
-    def scalars(self) -> dict:
-        return asdict(self.controller)  # JSON in the checkpoint: floats round-trip exactly
-
-    def restore(self, state: dict, scalars: dict) -> None:
-        self.levels = [state[f"adaptive_level{i + 1}"][: self.n] for i in range(self.LEVELS - 1)
-                       if f"adaptive_level{i + 1}" in state]
-        self.controller = Controller(**scalars)
+    def resume(self, state: AdaptiveState) -> None:
+        self.levels = list(state.levels)
+        self.controller = state.controller

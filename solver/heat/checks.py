@@ -13,8 +13,10 @@ import logging
 import numpy as np
 from mpi4py import MPI
 
+from solver.case.records import MeshFileSpec
 from solver.errors import CaseError
 from solver.heat.materials import Centroids, region_cells
+from solver.heat.problem import HeatProblem
 from solver.mesh.quality import check_cells
 
 log = logging.getLogger(__name__)
@@ -49,9 +51,8 @@ def check_inputs(source: str, problem, u0: np.ndarray | None, t: float = 0.0) ->
         named.append((f"boundary.{name}.value", values[: n][d.mask[:n] & (d.boundary_of[:n] == i)]))
     for name, part in problem.load_parts(t).items():
         named.append((term_key(problem, name), part))
-    mass = getattr(problem, "M", None)
-    if mass is not None:
-        named.append(("material.rho and material.c (or mesh sizes)", mass.data))
+    if isinstance(problem, HeatProblem):  # the nonlinear problem assembles its matrices at each iteration
+        named.append(("material.rho and material.c (or mesh sizes)", problem.M.data))
         named.append(("material.k (or mesh sizes)", problem.K_conduction.data))
         for term in problem.robin:
             named.append((f"boundary.{term.name}.h", problem.robin_uptake(term, t)))
@@ -74,9 +75,35 @@ def check_step(source: str, problem, balance, t: float) -> None:
 
 def check_mesh(case, mesh) -> None:
     """Every cell finite and with a volume; else exit 2 naming the mesh file or keys."""
-    spec = case.values["mesh"]
-    key = f"mesh.file = {spec['file']}" if spec["type"] == "file" else "mesh.lengths / mesh.origin"
-    check_cells(mesh, f"{case.source}: {key}")
+    check_cells(mesh, f"{case.source}: {case.mesh_key}")
+
+
+def check_case_against_mesh(case, mesh) -> None:
+    """What the case names must exist in the mesh: the boundary and region groups of a mesh file
+    (each boundary with facets); probes and an anisotropic k of the mesh's dimension."""
+    def fail(msg):
+        raise CaseError(f"{case.source}: {msg}")
+
+    if isinstance(case.mesh, MeshFileSpec):
+        path, have, counts = case.mesh.path, mesh.groups.boundary, mesh.groups.facet_counts
+        for name in case.physics.named_boundaries:
+            if name not in have:
+                fail(f"boundary.{name}: the mesh {path} has no boundary group {name!r} "
+                     f"(it has: {', '.join(sorted(have)) or 'no named boundary groups'})")
+            if counts.get(name, 1) == 0:
+                fail(f"boundary.{name}: the group {name!r} of the mesh {path} has no facets")
+        groups = mesh.groups.region
+        for region in case.physics.regions:
+            if region.group is not None and region.group not in groups:
+                fail(f"region.{region.name}.group: the mesh {path} has no region group {region.group!r} "
+                     f"(it has: {', '.join(sorted(groups)) or 'no named region groups'})")
+    for point in case.output.probes or ():
+        if len(point) != mesh.dim:
+            fail(f"output.probes: {list(point)} has {len(point)} coordinates, the mesh is {mesh.dim}D")
+    physics = case.physics
+    for name, k in [("material.k", physics.material.k)] + [(f"region.{r.name}.k", r.k) for r in physics.regions]:
+        if isinstance(k, tuple) and len(k) != mesh.dim:
+            fail(f"{name} must be a number or a list of {mesh.dim} numbers (diagonal tensor), got {len(k)} entries")
 
 
 def report_empty_regions(mesh, physics) -> None:

@@ -28,8 +28,10 @@ import numpy as np
 import scipy.sparse as sp
 from mpi4py import MPI
 
+from solver.case.expressions import Expression
 from solver.case.records import Physics, RadiationBC
 from solver.case.schema import STEFAN_BOLTZMANN
+from solver.fem.assembly import NodalConductivity
 from solver.fem.boundary import BoundaryTerm
 from solver.fem.geometry import CellGeometry
 from solver.heat.problem import HeatLoads
@@ -114,7 +116,7 @@ class NonlinearHeatProblem(HeatLoads):
         # property depends on t)
         properties = [p for s in self.materials.sets for p in s.k]
         properties += [p for term in self.radiation for p in (term.condition.epsilon, term.condition.T_inf)]
-        self.fields_depend_on_time = any(getattr(p, "depends_on_time", False) for p in properties)
+        self.fields_depend_on_time = any(isinstance(p, Expression) and p.depends_on_time for p in properties)
         self._last: tuple | None = None  # (t or None, u, fields)
 
     @cached_property
@@ -239,8 +241,8 @@ class NonlinearHeatProblem(HeatLoads):
             else:
                 data = np.zeros(a.nnz) if start is None else start
             knode, dknode = f.nodal
-            a.nodal_conduction(u, knode, self.materials.cell_set, dknode if newton else None, c, sym=data,
-                               nonsym=data if newton else None)
+            k = NodalConductivity(knode, self.materials.cell_set, dknode if newton else None)
+            a.nodal_conduction(u, k, c, sym=data, nonsym=data if newton else None)
         else:
             data = a.bilinear(mass=mass, conductivity=c * f.k, per_point=True).data
             if newton:  # c int dk(u_j)/du_j N_j grad u . k-axes grad N_i
@@ -289,7 +291,7 @@ class NonlinearHeatProblem(HeatLoads):
             self._check(positive, "the conductivity k")
             nodal = (knode, dknode)
             flows = np.zeros(self.mesh.n_owned)
-            a.nodal_conduction(u, knode, m.cell_set, out=flows)
+            a.nodal_conduction(u, NodalConductivity(knode, m.cell_set), out=flows)
         elif self.k_nonlinear:
             kn, dk, positive = m.conductivity_at_nodes(u, t)
             self._check(positive, "the conductivity k")

@@ -22,6 +22,7 @@ whose length grows as the steady residual falls (switched evolution relaxation, 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 from mpi4py import MPI
@@ -31,7 +32,8 @@ from solver.errors import CaseError, ConvergenceError, NumericalError
 from solver.fem.boundary import constrain
 from solver.heat.balance import HeatFlows
 from solver.heat.nonlinear import Linearisation, NonlinearHeatProblem
-from solver.heat.stepping import BACKWARD_EULER, BDF2, Multistep, Stepper, theta_method
+from solver.heat.state import JacobianOrigin, MultigridState, StepperState
+from solver.heat.stepping import BACKWARD_EULER, BDF2, Multistep, Solves, Stepper, theta_method
 from solver.la import newton
 from solver.la.krylov import SolveInfo, gmres, pcg
 from solver.la.matrix import DistributedMatrix, FixedPattern
@@ -66,32 +68,24 @@ class LinearisedSolver:
 
     def new_step(self) -> None:
         """A built preconditioner is built again for the new step; multigrid serves on."""
-        if not callable(getattr(self.precond, "update", None)):
+        if self.precond is None or not self.precond.updatable:
             self.fresh = False
 
-    def restart_state(self) -> tuple[dict, dict]:
-        """(vectors, numbers) a checkpoint needs to set multigrid up again as it is now."""
+    def restart_state(self) -> MultigridState | None:
+        """Where multigrid's hierarchy came from, for a checkpoint (None: no multigrid yet)."""
         if self.origin is None:
-            return {}, {}
-        vectors = {"multigrid_origin": self.origin[0]}
-        numbers = {"multigrid_origin": list(self.origin[1:]), "multigrid_fresh": self.fresh,
-                   "multigrid_base": self.base_iterations}
-        if self.updated is not None:
-            vectors["multigrid_update"] = self.updated[0]
-            numbers["multigrid_update"] = list(self.updated[1:])
-        return vectors, numbers
+            return None
+        update = None if self.updated is None else JacobianOrigin(*self.updated)
+        return MultigridState(JacobianOrigin(*self.origin), update, self.fresh, self.base_iterations)
 
-    def restore(self, vectors: dict, numbers: dict) -> None:
+    def resume(self, state: MultigridState | None) -> None:
         """Take back :meth:`restart_state`; the multigrid is set up again at the next solve."""
-        if "multigrid_origin" not in vectors or "multigrid_origin" not in numbers:
+        if state is None:
             return
-        origin = (vectors["multigrid_origin"], *(float(v) for v in numbers["multigrid_origin"]))
-        updated = None
-        if "multigrid_update" in vectors and "multigrid_update" in numbers:
-            updated = (vectors["multigrid_update"], *(float(v) for v in numbers["multigrid_update"]))
-        base = numbers.get("multigrid_base")
-        self.pending = (origin, updated, bool(numbers.get("multigrid_fresh", False)),
-                        None if base is None else int(base))
+        origin = (state.origin.temperature, state.origin.t, state.origin.a0, state.origin.c)
+        u = state.update
+        updated = None if u is None else (u.temperature, u.t, u.a0, u.c)
+        self.pending = (origin, updated, state.fresh, state.base_iterations)
 
     def _matrix(self, symmetric: np.ndarray) -> DistributedMatrix:
         p = self.problem
@@ -131,7 +125,7 @@ class LinearisedSolver:
         if self.precond is None or not self.fresh or jacobian is None:
             P = self._matrix(lin.symmetric)
         start = time.perf_counter()
-        if self.precond is not None and not self.fresh and callable(getattr(self.precond, "update", None)):
+        if self.precond is not None and not self.fresh and self.precond.updatable:
             self.precond.update(P)
             self.updates += 1
             self.fresh, self.base_iterations = True, None
@@ -143,7 +137,7 @@ class LinearisedSolver:
                 raise CaseError(str(exc)) from None
             self.rebuilds += 1
             self.fresh, self.base_iterations = True, None
-            if origin is not None and callable(getattr(self.precond, "update", None)):
+            if origin is not None and self.precond.updatable:
                 self.origin, self.updated = (origin[0].copy(), *origin[1:]), None
         self.setup_seconds += time.perf_counter() - start
         du = np.zeros(p.mesh.n_local)
@@ -212,16 +206,15 @@ def iterate(equations: StepEquations, u: np.ndarray, spec: NonlinearSpec) -> new
     """Newton (or Picard) on ``equations`` from u, then Picard from the same start if allowed;
     a ConvergenceError with the history when nothing converges."""
     start = u.copy()
-    forcing = spec.linear_tolerance, equations.linear.spec.rtol
-    report = newton.solve(equations, u, spec.method, spec.rtol, spec.atol, spec.stol, spec.max_iterations,
-                          spec.line_search, *forcing)
+    linear_rtol = equations.linear.spec.rtol
+    report = newton.solve(equations, u, spec, linear_rtol)
     if report.converged:
         return report
     first = report
     if spec.method == "newton" and spec.fallback == "picard":
         u[:] = start
-        report = newton.solve(equations, u, "picard", spec.rtol, spec.atol, spec.stol,
-                              max(3 * spec.max_iterations, 50), spec.line_search, *forcing)
+        picard = replace(spec, method="picard", max_iterations=max(3 * spec.max_iterations, 50))
+        report = newton.solve(equations, u, picard, linear_rtol)
         if report.converged:
             report.iterations += first.iterations
             report.linear_iterations += first.linear_iterations
@@ -234,15 +227,15 @@ def iterate(equations: StepEquations, u: np.ndarray, spec: NonlinearSpec) -> new
                            f"that k, rho c and epsilon stay physical over the temperatures reached")
 
 
-class LinearSolves:
-    """What a nonlinear stepper reports of its linear solves (``self.linear``): the system whose
-    preconditioner the run summary describes, and its set-ups and updates."""
+class LinearSolves(Solves):
+    """What a nonlinear stepper reports of its linear solves (``self.linear``): the preconditioner
+    the run summary describes, and its set-ups and updates."""
 
     linear: LinearisedSolver
 
     @property
-    def system(self):
-        return self.linear
+    def preconditioner(self):
+        return self.linear.precond
 
     @property
     def rebuilds(self) -> int:
@@ -268,20 +261,13 @@ class NonlinearStepper(LinearSolves, Stepper):
         self.nonlinear_iterations = 0
         self.last: newton.NonlinearReport | None = None
 
-    def state(self) -> dict:
-        """Besides the scheme's vectors: the temperatures of multigrid's set-up and last update."""
-        return super().state() | self.linear.restart_state()[0]
+    def restart_state(self) -> StepperState:
+        """Besides the scheme's memory: the Jacobians of multigrid's set-up and last update."""
+        return replace(super().restart_state(), multigrid=self.linear.restart_state())
 
-    def restore(self, state: dict) -> None:
-        super().restore(state)
-        self._multigrid_vectors = state
-
-    def scalars(self) -> dict:
-        return super().scalars() | self.linear.restart_state()[1]
-
-    def restore_scalars(self, scalars: dict) -> None:
-        super().restore_scalars(scalars)
-        self.linear.restore(getattr(self, "_multigrid_vectors", {}), scalars)
+    def resume(self, state: StepperState) -> None:
+        super().resume(state)
+        self.linear.resume(state.multigrid)
 
     def step(self, u: np.ndarray, t0: float, step: int) -> SolveInfo:
         scheme = self.last_scheme = self.scheme_of_step()
@@ -359,8 +345,7 @@ class NonlinearSteadySolver(LinearSolves):
             history = -p.storage(u)
             pseudo = StepEquations(p, self.linear, history, 0.0, 1.0, tau, "the steady solve (pseudo-transient)")
             self.linear.new_step()
-            report = newton.solve(pseudo, u, self.spec.method, 1e-3, 0.0, self.spec.stol, self.spec.max_iterations,
-                                  self.spec.line_search, self.spec.linear_tolerance, self.linear.spec.rtol)
+            report = newton.solve(pseudo, u, replace(self.spec, rtol=1e-3, atol=0.0), self.linear.spec.rtol)
             total.iterations += report.iterations
             total.linear_iterations += report.linear_iterations
             r_prev, r = r, steady.norm(steady.residual(u))

@@ -21,6 +21,7 @@ piece: exact for the piecewise-quadratic product of two tables, accurate for smo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -180,14 +181,13 @@ class MaterialField:
                 positive = positive and bool(np.all(np.asarray(v) > 0))
         return k, dk, positive
 
-    @property
+    @cached_property
     def cell_set(self) -> np.ndarray:
         """The material set of each cell (n_cells,), or an empty array when there is one set."""
-        if getattr(self, "_cell_set", None) is None:
-            self._cell_set = np.zeros(0 if self.cells_of is None else len(self.cells), dtype=np.int64)
-            for g, cells in enumerate(self.cells_of or []):
-                self._cell_set[cells] = g
-        return self._cell_set
+        cell_set = np.zeros(0 if self.cells_of is None else len(self.cells), dtype=np.int64)
+        for g, cells in enumerate(self.cells_of or []):
+            cell_set[cells] = g
+        return cell_set
 
     def conductivity_at_nodes(self, u: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray, bool]:
         """:meth:`nodal_conductivity` at the nodes of each cell, (n_cells, nodes per cell,

@@ -1,28 +1,37 @@
-"""The discretised case on this rank: mesh, problem, stepper and the current solution, stepped
-in time without any I/O (the run, :mod:`solver.app.run`, adds output, checkpoints and control)."""
+"""The discretised case on this rank, stepped in time without any I/O (the run, :mod:`solver.app.run`,
+adds output, checkpoints and control through the observers of :mod:`solver.heat.march`).
+
+* :class:`Discretisation`: the mesh, the problem (matrices and loads) and the initial temperature,
+  checked (the cells, the names the case gives the mesh's groups, every input value finite on the
+  mesh). A dry run stops here and asks it for its sizes and the stable explicit step.
+* :class:`Simulation`: a discretisation with its preconditioner, stepper (or steady solver) and
+  the current solution; :meth:`Simulation.advance` takes one accepted step.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
 from mpi4py import MPI
 
-from solver.case.load import Case, check_against_mesh
-from solver.case.records import SolverSpec
+from solver.case.records import Case, SolverSpec
 from solver.errors import NonFiniteError
 from solver.heat.adaptive import AdaptiveStepping, StepRecord
-from solver.heat.checks import check_inputs, check_mesh, report_empty_regions
+from solver.heat.checks import check_case_against_mesh, check_inputs, check_mesh, report_empty_regions
 from solver.heat.nonlinear import NonlinearHeatProblem
 from solver.heat.nonlinear_stepping import make_nonlinear_stepper
 from solver.heat.problem import HeatProblem
-from solver.heat.stepping import make_stepper
+from solver.heat.schedule import SnapshotSchedule, fixed_steps, planned_steps, solves_per_matrix
+from solver.heat.state import BalanceState, RunState
+from solver.heat.stepping import make_stepper, stable_explicit_dt
 from solver.la.choice import choose_preconditioner
 from solver.la.krylov import SolveInfo
+from solver.la.preconditioner import PreconditionerReport
 from solver.mesh.build import create_mesh
-from solver.mesh.distributed import DistributedMesh
 
 log = logging.getLogger(__name__)
 
@@ -42,33 +51,15 @@ class Timers:
             self.seconds[name] = self.seconds.get(name, 0.0) + MPI.Wtime() - start
 
 
-def resolve_preconditioner(case: Case, mesh: DistributedMesh, problem: HeatProblem) -> SolverSpec:
-    """The case's solver settings with ``preconditioner = "auto"`` replaced by its choice (logged)."""
-    if case.solver.preconditioner != "auto":
-        return case.solver
-    t = case.time
-    if t.steady or case.physics.nonlinear:
-        solves = 1  # a new matrix for every (Newton) solve
-    elif problem.time_dependent_matrix:
-        solves = 1  # a new matrix every step
-    elif t.adaptive is not None:
-        solves = 5  # a system serves a few steps on the ladder of step sizes
-    else:
-        solves = max(1, round(t.t_end / t.dt)) if t.dt != "auto" else 0
-    choice = choose_preconditioner(mesh.dim, mesh.n_global_nodes, mesh.comm.size, solves)
-    log.info(f"preconditioner: auto -> {choice.name} ({choice.reason})")
-    return replace(case.solver, preconditioner=choice.name)
-
-
-class Simulation:
-    """Mesh, problem, stepper and the temperature ``u`` (local vector) at step ``step_index``."""
+class Discretisation:
+    """The mesh, the problem and the initial temperature ``u`` (local vector) of a case, checked."""
 
     def __init__(self, case: Case, comm=MPI.COMM_WORLD, timers: Timers | None = None):
         self.case, self.comm = case, comm
         self.timers = timers or Timers()
         with self.timers("mesh"):
             self.mesh = create_mesh(comm, case.mesh)
-        check_against_mesh(case, self.mesh)
+        check_case_against_mesh(case, self.mesh)
         check_mesh(case, self.mesh)
         with self.timers("assembly"), np.errstate(all="ignore"):  # non-finite values: refused by key below
             self.nonlinear = case.physics.nonlinear
@@ -76,7 +67,44 @@ class Simulation:
             self.u = np.array(case.physics.initial(self.mesh.coords, 0.0), dtype=float)
             report_empty_regions(self.mesh, case.physics)
             check_inputs(case.source, self.problem, self.u)
-            self.solver = resolve_preconditioner(case, self.mesh, self.problem)
+
+    def stable_explicit_dt(self) -> float:
+        """The stable step of explicit Euler with the lumped mass (NaN for a nonlinear problem,
+        which takes no explicit step; collective)."""
+        return math.nan if self.nonlinear else stable_explicit_dt(self.problem)
+
+    def planned_steps(self) -> int | None:
+        """The steps a run of this case takes, known before any stepper exists (collective)."""
+        return planned_steps(self.case.time, self.stable_explicit_dt())
+
+    @property
+    def extra_fields(self) -> tuple[str, ...]:
+        """Nodal fields written beside the temperature: the liquid fraction with phase change."""
+        return ("liquid_fraction",) if self.nonlinear and self.problem.melting else ()
+
+    def fields(self) -> dict:
+        """Owned values of :attr:`extra_fields` for the current solution."""
+        return {"liquid_fraction": self.problem.liquid_fraction(self.u)} if self.extra_fields else {}
+
+    def resolve_solver(self) -> SolverSpec:
+        """The case's solver settings with ``preconditioner = "auto"`` replaced by its choice (logged)."""
+        case = self.case
+        if case.solver.preconditioner != "auto":
+            return case.solver
+        new_each_step = case.physics.nonlinear or self.problem.time_dependent_matrix
+        solves = solves_per_matrix(case.time, new_each_step)
+        choice = choose_preconditioner(self.mesh.dim, self.mesh.n_global_nodes, self.mesh.comm.size, solves)
+        log.info(f"preconditioner: auto -> {choice.name} ({choice.reason})")
+        return replace(case.solver, preconditioner=choice.name)
+
+
+class Simulation(Discretisation):
+    """A discretisation with its stepper and the temperature ``u`` at step ``step_index``."""
+
+    def __init__(self, case: Case, comm=MPI.COMM_WORLD, timers: Timers | None = None):
+        super().__init__(case, comm, timers)
+        with self.timers("assembly"), np.errstate(all="ignore"):
+            self.solver = self.resolve_solver()
             try:
                 if self.nonlinear:
                     self.stepper = make_nonlinear_stepper(self.problem, case.time, self.solver, case.nonlinear)
@@ -99,7 +127,7 @@ class Simulation:
                 self.n_steps = None
                 self.adaptive = AdaptiveStepping(self.stepper, case.time.adaptive, case.output.times or (self.t_end,))
             else:
-                self.n_steps = int(round(self.t_end / self.dt))
+                self.n_steps = fixed_steps(self.t_end, self.dt)
             self.stepper.start(self.u, 0.0)
 
     @property
@@ -116,6 +144,11 @@ class Simulation:
             return self.t / self.t_end
         return self.step_index / max(self.n_steps, 1)
 
+    def snapshot_schedule(self) -> SnapshotSchedule:
+        """When this run writes its snapshots (refuses output times off the fixed steps)."""
+        return SnapshotSchedule(self.case.output, self.case.source, self.dt, self.adaptive is not None,
+                                self.origin is None)
+
     def take_records(self) -> list[StepRecord]:
         """The accepted steps recorded since the last call (for the results file)."""
         records, self.records = self.records, []
@@ -125,10 +158,11 @@ class Simulation:
     def balance(self):
         return self.stepper.balance
 
-    def unhealthy(self, temperature_range) -> tuple[float, tuple] | None:
-        """None, or (value, coordinates) of a NaN/Inf/out-of-range owned temperature."""
+    def unhealthy(self, temperature_range=None) -> tuple[float, tuple] | None:
+        """None, or (value, coordinates) of a NaN/Inf/out-of-range owned temperature (the range:
+        ``run.temperature_range`` unless given)."""
         u = self.u[: self.mesh.n_owned]
-        lo, hi = temperature_range
+        lo, hi = temperature_range or self.case.run.temperature_range
         bad = ~np.isfinite(u) | (u < lo) | (u > hi)
         if not bad.any():
             return None
@@ -165,58 +199,47 @@ class Simulation:
         return info
 
     @property
-    def extra_fields(self) -> tuple[str, ...]:
-        """Nodal fields written beside the temperature: the liquid fraction with phase change."""
-        return ("liquid_fraction",) if self.nonlinear and self.problem.melting else ()
-
-    def fields(self) -> dict:
-        """Owned values of :attr:`extra_fields` for the current solution."""
-        return {"liquid_fraction": self.problem.liquid_fraction(self.u)} if self.extra_fields else {}
-
-    @property
     def nonlinear_iterations(self) -> int:
         """Newton (or Picard) iterations so far (0 for a linear problem)."""
-        return getattr(self.stepper, "nonlinear_iterations", 0)
+        return self.stepper.nonlinear_iterations
 
-    def preconditioner_stats(self) -> dict:
+    def preconditioner_report(self) -> PreconditionerReport | None:
         """What the current system's preconditioner reports of itself (multigrid: levels,
-        complexities, set-up time, communication per level), or nothing."""
-        system = getattr(self.stepper, "system", None)
-        stats = getattr(getattr(system, "precond", None), "stats", None)
-        if not callable(stats):
-            return {}
-        return {**stats(), "rebuilds": getattr(self.stepper, "rebuilds", 1), "updates": getattr(self.stepper, "updates", 0)}
+        complexities, set-up time, communication per level) with the stepper's set-ups and
+        updates, or None (collective)."""
+        precond = self.stepper.preconditioner
+        stats = precond.stats() if precond is not None else None
+        if stats is None:
+            return None
+        return PreconditionerReport(stats, self.stepper.rebuilds, self.stepper.updates)
 
-    def state(self) -> dict:
-        """Local vectors a restart needs: the temperature, what the scheme keeps (BDF2: the
-        previous solution) and, with adaptive steps, the predictor's earlier solutions."""
-        return {"temperature": self.u, **self.stepper.state(), **(self.adaptive.state() if self.adaptive else {})}
+    def restart_state(self) -> RunState:
+        """What a checkpoint keeps of this run (:mod:`solver.heat.state`)."""
+        b = self.balance
+        return RunState(self.u, self.step_index, self.t, self.iterations,
+                        BalanceState(tuple(b.terms), b.energy_start, np.asarray(b.inflow)),
+                        self.stepper.restart_state(), self.adaptive.restart_state() if self.adaptive else None)
 
-    def scalars(self) -> dict:
-        """Numbers a restart needs besides the vectors: earlier step sizes, the controller."""
-        return {"stepper": self.stepper.scalars(), **({"adaptive": self.adaptive.scalars()} if self.adaptive else {})}
-
-    def restore(self, state: dict, step: int, t: float, iterations: int, balance_terms: list, energy_start: float,
-                inflow: np.ndarray, scalars: dict | None = None) -> None:
-        """Continue from a checkpoint: solution, step, time, scheme history, controller and heat
-        balance."""
-        scalars = scalars or {}
-        self.u[:] = state["temperature"]
-        self.stepper.restore(state)
-        self.stepper.restore_scalars(scalars.get("stepper", {}))
-        self.step_index = int(step)
+    def resume(self, state: RunState) -> None:
+        """Continue from a checkpoint's state: solution, step, time, scheme history, controller and
+        heat balance (collective)."""
+        self.u[:] = state.temperature
+        self.stepper.resume(state.stepper)
+        self.step_index = int(state.step)
+        t = state.t
         if self.adaptive is not None:
-            if "adaptive" in scalars:  # else the checkpoint had a fixed dt: the controller starts afresh
-                self.adaptive.restore(state, scalars["adaptive"])
+            if state.adaptive is not None:  # else the checkpoint had a fixed dt: the controller starts afresh
+                self.adaptive.resume(state.adaptive)
             self.t, self.dt = float(t), self.adaptive.controller.dt
         elif abs(self.step_index * self.dt - t) <= 1e-12 * max(abs(t), 1.0):
             self.t = self.step_index * self.dt  # as the run computed it: the restart continues bit for bit
         else:  # written by an adaptive run: fixed steps from its time on
             self.origin = (self.step_index, float(t))
             self.t = float(t)
-            self.n_steps = self.step_index + int(round((self.t_end - self.t) / self.dt))
-        self.iterations = int(iterations)
-        if balance_terms == self.balance.terms:
-            self.balance.energy_start = float(energy_start)
-            self.balance.inflow = np.array(inflow, dtype=float)
+            self.n_steps = self.step_index + fixed_steps(self.t_end - self.t, self.dt)
+        self.iterations = int(state.iterations)
+        if list(state.balance.terms) == self.balance.terms:
+            self.balance.energy_start = float(state.balance.energy_start)
+            self.balance.inflow = np.array(state.balance.inflow, dtype=float)
         self.balance.energy = self.problem.energy(self.u)
+

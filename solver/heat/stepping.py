@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import time as clock
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -40,6 +40,8 @@ from solver.case.records import SolverSpec, TimeSpec
 from solver.errors import CaseError, NumericalError
 from solver.heat.balance import HeatBalance, HeatFlows
 from solver.heat.problem import HeatProblem
+from solver.heat.schedule import auto_steps
+from solver.heat.state import MultistepState, StepperState, SystemCacheState
 from solver.heat.system import ConstrainedSystem
 from solver.la.krylov import SolveInfo
 from solver.la.matrix import DistributedMatrix, RowsOperator
@@ -89,7 +91,22 @@ def _combine(a: float, M: sp.csr_matrix, b: float, K: sp.csr_matrix) -> sp.csr_m
     return sp.csr_matrix((a * M.data + b * K.data, M.indices, M.indptr), shape=M.shape)
 
 
-class Stepper:
+class Solves:
+    """What every stepper and steady solver reports of its solves: preconditioner set-ups, updates
+    (multigrid: new Galerkin products for a new matrix) and their seconds, nonlinear iterations,
+    and the preconditioner of its current system (None before the first)."""
+
+    rebuilds = 0
+    updates = 0
+    setup_seconds = 0.0
+    nonlinear_iterations = 0
+
+    @property
+    def preconditioner(self):
+        return None
+
+
+class Stepper(Solves):
     """What every time stepper keeps: the problem, the heat flows and the balance, and for the
     multistep schemes the earlier solutions and step sizes. ``dt`` is the size of the next step
     (an adaptive run sets it before each step)."""
@@ -141,34 +158,30 @@ class Stepper:
         self.earlier, self.earlier_dt, self.earlier_energy = list(earlier), list(earlier_dt), list(earlier_energy)
         self.balance.energy, self.balance.inflow, self.balance.lag = energy, inflow.copy(), lag
 
-    def scalars(self) -> dict:
-        """Numbers besides the vectors of :meth:`state` that a restart needs."""
-        return {"earlier_dt": list(self.earlier_dt), "earlier_energy": list(self.earlier_energy),
-                "balance_lag": self.balance.lag if self.balance is not None else 0.0}
+    def restart_state(self) -> StepperState:
+        """What a restart needs of this stepper (:mod:`solver.heat.state`)."""
+        lag = self.balance.lag if self.balance is not None else 0.0
+        return StepperState(MultistepState(self.earlier[0] if self.earlier else None, tuple(self.earlier_dt),
+                                           tuple(self.earlier_energy), lag))
 
-    def restore_scalars(self, scalars: dict) -> None:
-        """Take back :meth:`scalars` (after :meth:`restore`; collective)."""
-        self.earlier_dt = [float(v) for v in scalars.get("earlier_dt", [self.dt] * len(self.earlier))]
-        self.earlier_energy = [float(v) for v in scalars["earlier_energy"]] if "earlier_energy" in scalars \
+    def resume(self, state: StepperState) -> None:
+        """Take back :meth:`restart_state` (collective: energies missing from an older checkpoint
+        are computed again)."""
+        m = state.multistep
+        if m.previous is not None:
+            self.earlier = [m.previous]
+        self.earlier_dt = [float(v) for v in (m.earlier_dt if m.earlier_dt is not None else
+                                              [self.dt] * len(self.earlier))]
+        self.earlier_energy = list(m.earlier_energy) if m.earlier_energy is not None \
             else [self.problem.energy(v) for v in self.earlier]
         if self.balance is not None:
-            self.balance.lag = float(scalars.get("balance_lag", 0.0))
+            self.balance.lag = m.balance_lag
 
     def start(self, u: np.ndarray, t: float = 0.0) -> None:
         """Impose Dirichlet values at the start time and open the heat balance."""
         d = self.problem.dirichlet
         u[d.local] = d.values(t)[d.local]
         self.balance = self.flows.start(u)
-
-    def state(self) -> dict:
-        """Local vectors besides u that a restart needs (name -> vector): the previous solution
-        of a two-step scheme (BDF2)."""
-        return {"previous": self.earlier[0]} if self.earlier else {}
-
-    def restore(self, state: dict) -> None:
-        """Take back what :meth:`state` gave."""
-        if "previous" in state:
-            self.earlier = [state["previous"]]
 
 
 class ImplicitStepper(Stepper):
@@ -201,19 +214,24 @@ class ImplicitStepper(Stepper):
         """The constrained system of the scheme's current step (not of its start-up steps)."""
         return self._system
 
-    def scalars(self) -> dict:
-        if not self.variable:
-            return super().scalars()
-        return super().scalars() | {"setup_from": self.setup_from and list(self.setup_from),
-                                    "systems": [list(k) for k in self._systems],
-                                    "seen": [[*k, n] for k, n in self._seen.items()]}
+    @property
+    def preconditioner(self):
+        return None if self._system is None else self._system.precond
 
-    def restore_scalars(self, scalars: dict) -> None:
-        super().restore_scalars(scalars)
-        if self.variable and "systems" in scalars:
-            self.setup_from = scalars["setup_from"] and tuple(float(v) for v in scalars["setup_from"])
-            self._pending = [tuple(float(v) for v in k) for k in scalars["systems"]]
-            self._seen = OrderedDict((tuple(float(v) for v in k[:3]), int(k[3])) for k in scalars["seen"])
+    def restart_state(self) -> StepperState:
+        state = super().restart_state()
+        if not self.variable:
+            return state
+        seen = tuple((*k, n) for k, n in self._seen.items())
+        return replace(state, systems=SystemCacheState(self.setup_from, tuple(self._systems), seen))
+
+    def resume(self, state: StepperState) -> None:
+        super().resume(state)
+        if self.variable and state.systems is not None:
+            s = state.systems
+            self.setup_from = s.setup_from
+            self._pending = list(s.systems)
+            self._seen = OrderedDict(((a0, c, t), n) for a0, c, t, n in s.seen)
 
     def _key(self, scheme: Multistep, t: float):
         return scheme, self.dt, t if self.problem.time_dependent_matrix else None
@@ -381,11 +399,6 @@ class ExplicitEulerStepper(Stepper):
         return SolveInfo(0, 0.0, True)
 
 
-def auto_steps(t_end: float, dt_limit: float) -> int:
-    """Steps of ``time.dt = "auto"``: the fewest equal steps of at most 90% of the stable limit."""
-    return math.ceil(t_end / (0.9 * dt_limit) - 1e-9)
-
-
 def stable_explicit_dt(problem: HeatProblem, t: float = 0.0) -> float:
     """Largest stable explicit-Euler step with the lumped mass at time t (Gershgorin bound; collective)."""
     n = problem.mesh.n_owned
@@ -396,7 +409,7 @@ def stable_explicit_dt(problem: HeatProblem, t: float = 0.0) -> float:
     return 2.0 / g[0] if g[0] > 0 else math.inf
 
 
-class SteadySolver:
+class SteadySolver(Solves):
     """``K u = F`` once, with the heat balance of the flows (W), which cancel."""
 
     def __init__(self, problem: HeatProblem, solver: SolverSpec):
@@ -407,6 +420,10 @@ class SteadySolver:
         self.flows = HeatFlows(problem)
         self.system = ConstrainedSystem(lambda: problem.stiffness(0.0), problem, solver)
         self.balance: HeatBalance | None = None
+
+    @property
+    def preconditioner(self):
+        return self.system.precond
 
     def solve(self, u: np.ndarray) -> SolveInfo:
         p, system = self.problem, self.system

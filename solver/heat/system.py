@@ -43,7 +43,7 @@ class ConstrainedSystem:
         self.rows_dirichlet = A[self.dir_owned]  # unconstrained rows, for the reactions
         del A, A_c  # copied into the blocks
         self._lifted = None  # (time key, g, lift @ g)
-        self.updated = previous is not None and callable(getattr(previous.precond, "update", None))
+        self.updated = previous is not None and previous.precond.updatable
         if borrow is not None:
             self.precond = borrow.precond
         elif self.updated:

@@ -35,6 +35,7 @@ import tomli_w
 
 from solver import __version__
 from solver.case.inputfiles import MISSING, file_problem
+from solver.case.schema import REQUIRED, SCHEMA
 from solver.errors import CaseError, OutputError
 from solver.io.blockfile import METADATA_BYTES, BlockFile, write_temporary_or_fail
 from solver.parallel.blocks import BlockRedistributor
@@ -74,10 +75,19 @@ def case_hash(values: dict) -> str:
     return hashlib.sha256(repr(sorted(kept.items())).encode()).hexdigest()
 
 
+def schema_default(key: str):
+    """The default of a case key (``section.key``), or None when it has none."""
+    section, _, name = key.partition(".")
+    spec = SCHEMA.get(section, {}).get(name)
+    return None if spec is None or spec.default is REQUIRED else spec.default
+
+
 def changed_keys(old: dict, new: dict) -> tuple[list[str], list[str]]:
-    """(safe, unsafe) keys whose values differ between two resolved cases."""
+    """(safe, unsafe) keys whose values differ between two resolved cases; a key the older case
+    does not have (written before the key existed) is unchanged at its default."""
     a, b = flatten(_plain(old)), flatten(_plain(new))
-    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)
+                     and not (k not in a and b[k] is not None and b[k] == schema_default(k)))
     safe = [k for k in changed if k.startswith(SAFE_KEYS)]
     return safe, [k for k in changed if k not in safe]
 
@@ -127,44 +137,50 @@ def checkpoint_dir(results_dir: Path) -> Path:
     return Path(results_dir) / "checkpoints"
 
 
-def write_checkpoint(results_dir: Path, mesh, nodes: BlockRedistributor, state: dict, attrs: CheckpointAttrs,
-                     keep: int, open_file, before_close=None) -> Path:
-    """Write ``state`` (name -> local vector) atomically; returns the checkpoint's path.
+class CheckpointWriter:
+    """Writes the checkpoints of a run into ``<results_dir>/checkpoints``, keeping the newest ``keep``.
 
     ``open_file(path)`` opens a block file on all ranks (the results file's backend);
-    ``before_close()``, when given, runs just before the file is closed (fault injection)."""
-    comm = mesh.comm
-    folder = checkpoint_dir(results_dir)
-    on_root(comm, lambda: folder.mkdir(parents=True, exist_ok=True), CaseError)
-    final = folder / f"step_{attrs.step:08d}.h5"
-    tmp = final.with_name(final.name + ".tmp")
-    f: BlockFile = open_file(tmp)
+    ``before_close()``, when given, runs just before a file is closed (fault injection)."""
 
-    blocks = {name: nodes.to_blocks(vector[: mesh.n_owned]) for name, vector in state.items()}
-    steps = [lambda name=name: f.write_blocks(f"/{name}", blocks[name], nodes) for name in blocks]
-    steps += [lambda name=name: f.check_block(f"/{name}", blocks[name], nodes) for name in blocks]
-    steps.append(lambda: f.set_attrs("/", attrs.to_hdf5(comm)))
-    if before_close is not None:
-        steps.append(before_close)
-    steps.append(f.close)
-    # on failure the earlier checkpoints stay; the unfinished one goes
-    write_temporary_or_fail(comm, tmp, f, f"the checkpoint of step {attrs.step}", steps,
-                            (8 * mesh.n_global_nodes + METADATA_BYTES) * len(state))
+    def __init__(self, results_dir: Path, keep: int, open_file, before_close=None):
+        self.results_dir, self.keep = Path(results_dir), keep
+        self.open_file, self.before_close = open_file, before_close
 
-    def publish():
-        os.replace(tmp, final)
-        link = Path(results_dir) / LINK
-        tmp_link = link.with_name(link.name + ".tmp")
-        if tmp_link.is_symlink() or tmp_link.exists():
-            tmp_link.unlink()
-        tmp_link.symlink_to(final.relative_to(results_dir))
-        os.replace(tmp_link, link)
-        for old in sorted(folder.glob("step_*.h5"))[:-keep]:
-            old.unlink()
-        for stale in folder.glob("*.h5.tmp"):
-            stale.unlink()
-        return str(final)
-    return Path(on_root(comm, publish, OutputError))
+    def write(self, mesh, nodes: BlockRedistributor, state: dict, attrs: CheckpointAttrs) -> Path:
+        """Write ``state`` (name -> local vector) atomically; returns the checkpoint's path."""
+        comm, results_dir, keep = mesh.comm, self.results_dir, self.keep
+        folder = checkpoint_dir(results_dir)
+        on_root(comm, lambda: folder.mkdir(parents=True, exist_ok=True), CaseError)
+        final = folder / f"step_{attrs.step:08d}.h5"
+        tmp = final.with_name(final.name + ".tmp")
+        f: BlockFile = self.open_file(tmp)
+
+        blocks = {name: nodes.to_blocks(vector[: mesh.n_owned]) for name, vector in state.items()}
+        steps = [lambda name=name: f.write_blocks(f"/{name}", blocks[name], nodes) for name in blocks]
+        steps += [lambda name=name: f.check_block(f"/{name}", blocks[name], nodes) for name in blocks]
+        steps.append(lambda: f.set_attrs("/", attrs.to_hdf5(comm)))
+        if self.before_close is not None:
+            steps.append(self.before_close)
+        steps.append(f.close)
+        # on failure the earlier checkpoints stay; the unfinished one goes
+        write_temporary_or_fail(comm, tmp, f, f"the checkpoint of step {attrs.step}", steps,
+                                (8 * mesh.n_global_nodes + METADATA_BYTES) * len(state))
+
+        def publish():
+            os.replace(tmp, final)
+            link = results_dir / LINK
+            tmp_link = link.with_name(link.name + ".tmp")
+            if tmp_link.is_symlink() or tmp_link.exists():
+                tmp_link.unlink()
+            tmp_link.symlink_to(final.relative_to(results_dir))
+            os.replace(tmp_link, link)
+            for old in sorted(folder.glob("step_*.h5"))[:-keep]:
+                old.unlink()
+            for stale in folder.glob("*.h5.tmp"):
+                stale.unlink()
+            return str(final)
+        return Path(on_root(comm, publish, OutputError))
 
 
 def latest(results_dir: Path) -> Path | None:

@@ -10,7 +10,7 @@ from solver.errors import CaseError
 from solver.fem.locate import PointLocator
 
 
-class Probes:
+class ProbeSeries:
     def __init__(self, mesh, points):
         self.mesh = mesh
         self.points = np.asarray(points, dtype=float)

@@ -21,6 +21,8 @@ time and writes them (``gathered``).
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,7 @@ from solver import __version__
 from solver.errors import CaseError, OutputError
 from solver.io.blockfile import (METADATA_BYTES, BlockFile, choose_driver, free_bytes, open_block_file, park,
                                  write_or_fail)
+from solver.io.end_record import EndRecord
 from solver.io.provenance import provenance
 from solver.io.xdmf import XdmfIndex
 from solver.mesh.distributed import DistributedMesh
@@ -42,18 +45,40 @@ SERIES = {"/time": np.float64, "/step": np.int64,
           "/balance/energy_change": np.float64, "/balance/relative_imbalance": np.float64}
 
 
-class ResultsFile:
+class WriteHooks:
+    """Points in the writing of a snapshot where the tests inject faults (a full disk, a failed
+    write); they do nothing here."""
+
+    def before_snapshot(self, index: int, folder: Path, late: bool = False) -> None:
+        """Before snapshot ``index`` is written (``late``: after its space was checked)."""
+
+    def before_publish(self, index: int) -> None:
+        """After the fields of snapshot ``index`` are written, before they are listed."""
+
+
+@dataclass(frozen=True)
+class ResultsLayout:
+    """What a results file holds besides the mesh and the temperature: its root attributes (the
+    case, its source, ...), the nodal fields written beside the temperature at each snapshot
+    (:meth:`ResultsWriter.write`'s ``extra``), and the temperature's unit (C or K)."""
+
+    attrs: dict = dataclasses.field(default_factory=dict)
+    extra_fields: tuple[str, ...] = ()
+    temperature_unit: str = "C"
+
+
+class ResultsWriter:
     """Writes the mesh once and temperature snapshots; keeps the XDMF index up to date."""
 
-    def __init__(self, directory: Path, name: str, mesh: DistributedMesh, attrs: dict,
-                 driver: str = "auto", continue_after: int | None = None, extra_fields: tuple[str, ...] = (),
-                 temperature_unit: str = "C", faults=None):
-        """``extra_fields``: names of nodal fields written beside the temperature at each
-        snapshot (:meth:`write`'s ``extra``); ``faults``: the tests' fault injection, or None."""
+    def __init__(self, directory: Path, name: str, mesh: DistributedMesh, layout: ResultsLayout = ResultsLayout(),
+                 driver: str = "auto", continue_after: int | None = None, hooks: WriteHooks = WriteHooks()):
+        """``continue_after``: reopen the file of a restarted run keeping that many snapshots;
+        ``hooks``: the tests' fault injection."""
         comm = mesh.comm
-        self.faults = faults
-        self.extra_fields = tuple(extra_fields)
-        self.units = {"temperature": UNITS_ATTRIBUTE[temperature_unit], "liquid_fraction": "1"}
+        attrs = layout.attrs
+        self.hooks = hooks
+        self.extra_fields = tuple(layout.extra_fields)
+        self.units = {"temperature": UNITS_ATTRIBUTE[layout.temperature_unit], "liquid_fraction": "1"}
         self.comm, self.mesh = comm, mesh
         self.broken = False  # a write of the HDF5 file failed: it is left as last published
         self.h5_path = Path(directory) / f"{name}.h5"
@@ -175,8 +200,7 @@ class ResultsFile:
         index = len(self.snapshots)
         name = f"/fields/temperature/{index:06d}"
         blocks = {field: self.nodes.to_blocks(fields[field][: self.mesh.n_owned]) for field in fields}
-        if self.faults is not None:
-            self.faults.before_snapshot(index, self.h5_path.parent)
+        self.hooks.before_snapshot(index, self.h5_path.parent)
 
         def field_writer(field):
             def write_field():
@@ -184,10 +208,9 @@ class ResultsFile:
                 self.backend.write_blocks(path, blocks[field], self.nodes)
                 self.backend.set_attrs(path, {"time": float(t), "step": int(step), "units": self.units.get(field, "")})
             return write_field
-        write_fields = [field_writer(field) for field in ("temperature",) + self.extra_fields]
-        if self.faults is not None:
-            write_fields.insert(0, lambda: self.faults.before_snapshot(index, self.h5_path.parent, late=True))
-            write_fields.append(lambda: self.faults.before_publish(index))
+        write_fields = [lambda: self.hooks.before_snapshot(index, self.h5_path.parent, late=True)]
+        write_fields += [field_writer(field) for field in ("temperature",) + self.extra_fields]
+        write_fields.append(lambda: self.hooks.before_publish(index))
         write_fields.append(self.backend.flush)  # the values are on disk ...
         write_fields += [lambda field=field: self.backend.check_block(f"/fields/{field}/{index:06d}", blocks[field],
                                                                      self.nodes) for field in blocks]
@@ -209,23 +232,23 @@ class ResultsFile:
         write_or_fail(self.comm, self.xdmf_path, f"the XDMF index of {what} (the results file holds it)",
                       lambda: self.xdmf is not None and self.xdmf.append(float(t), name))  # rank 0's index
 
-    def close(self, attrs: dict | None = None) -> None:
-        """Close with the end record ``attrs`` (``status`` is how the run ended: complete,
-        stopped or failed; a file still saying running was not closed: the run was killed).
-        After a failed write this is best effort: the file may keep saying running."""
+    def close(self, record: EndRecord | None = None) -> None:
+        """Close with the end record (how the run ended; a file still saying running was not
+        closed: the run was killed). After a failed write this is best effort: the file may keep
+        saying running."""
         if self.backend is None:
             return
         backend, self.backend = self.backend, None
         try:
-            if attrs:
-                write_or_fail(self.comm, self.h5_path, "the end record", lambda: backend.set_attrs("/", attrs))
+            if record is not None:
+                write_or_fail(self.comm, self.h5_path, "the end record", lambda: backend.set_attrs("/", record.attrs()))
             write_or_fail(self.comm, self.h5_path, "the end of the file", backend.close)
         except OutputError:
             park(backend)
             raise
 
-    def abandon(self, attrs: dict) -> None:
-        """Close after a failure, with the end record ``attrs`` if it can still be written. A file
+    def abandon(self, record: EndRecord) -> None:
+        """Close after a failure, with the end record if it can still be written. A file
         whose write failed, or on a disk with less than :data:`END_RECORD_ROOM` free, is not
         touched again (it keeps saying running: ``info`` reports it incomplete, no end record)."""
         free = free_bytes(self.h5_path.parent) if self.comm.rank == 0 else None
@@ -235,6 +258,6 @@ class ResultsFile:
             self.backend = None
             return
         try:
-            self.close(attrs)
+            self.close(record)
         except OutputError:
             pass

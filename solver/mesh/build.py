@@ -6,10 +6,11 @@ from solver.case.records import MeshFileSpec, MeshSpec
 from solver.mesh.distributed import DistributedMesh
 
 
-def create_mesh(comm, spec: MeshSpec) -> DistributedMesh:
-    """Collective: every rank gets its part of the mesh ``spec`` describes."""
+def create_mesh(comm, spec: MeshSpec, degree: int = 1) -> DistributedMesh:
+    """Collective: every rank gets its part of the mesh ``spec`` describes, its cells of Lagrange
+    ``degree`` (their nodes are the degrees of freedom)."""
     if isinstance(spec, MeshFileSpec):
         from solver.mesh.files import distributed_mesh
-        return distributed_mesh(comm, spec.path, spec.partitioner)
+        return distributed_mesh(comm, spec.path, spec.partitioner, degree)
     from solver.mesh.structured import structured_mesh
-    return structured_mesh(comm, spec.cell, spec.n, spec.lengths, spec.origin)
+    return structured_mesh(comm, spec.cell, spec.n, spec.lengths, spec.origin, degree)

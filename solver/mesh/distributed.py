@@ -60,6 +60,23 @@ class PartitionInfo:
 
 
 @dataclass
+class LocalPart:
+    """One rank's part of a mesh as a mesh source builds it, before the nodes are renumbered: its
+    nodes in any order (coordinates, canonical ids, owner ranks), its cells as indices into them
+    (``cells[:n_owned_cells]`` owned by this rank) with their canonical ids and physical groups,
+    and its boundary facets."""
+
+    coords: np.ndarray
+    node_ids: np.ndarray
+    node_owners: np.ndarray
+    cells: np.ndarray
+    cell_ids: np.ndarray
+    n_owned_cells: int
+    boundaries: dict[str, Facets]
+    cell_tags: np.ndarray | None = None
+
+
+@dataclass
 class DistributedMesh:
     comm: MPI.Comm
     cell_type: str
@@ -96,26 +113,23 @@ class DistributedMesh:
         return self.cells[: self.n_owned_cells]
 
     @classmethod
-    def from_local(cls, comm, cell_type, coords, cells, node_ids, node_owners, cell_ids, n_owned_cells,
-                   boundaries, n_global_nodes, n_global_cells, cell_tags=None, groups=None, partition=None):
-        """Build from a rank's local data in any order.
-
-        ``node_owners`` gives every local node's owner rank; ``cells[:n_owned_cells]`` are
-        the cells this rank owns. Nodes are renumbered to the layout described above.
-        """
+    def from_local(cls, comm, cell_type: str, part: LocalPart, n_global: tuple[int, int], groups=None,
+                   partition=None) -> "DistributedMesh":
+        """Build from a rank's :class:`LocalPart`; ``n_global``: the mesh's (nodes, cells).
+        Nodes are renumbered to the layout described above."""
         rank = comm.rank
-        owned = node_owners == rank
+        owned = part.node_owners == rank
         # owned first by canonical id, then ghosts by (owner, canonical id)
-        sort_owner = np.where(owned, -1, node_owners)
-        perm = np.lexsort((node_ids, sort_owner))
+        sort_owner = np.where(owned, -1, part.node_owners)
+        perm = np.lexsort((part.node_ids, sort_owner))
         inverse = np.empty_like(perm)
         inverse[perm] = np.arange(len(perm))
         n_owned = int(owned.sum())
-        coords = np.ascontiguousarray(coords[perm])
-        node_ids = np.ascontiguousarray(node_ids[perm]).astype(np.int64)
-        ghost_owners = np.ascontiguousarray(node_owners[perm][n_owned:]).astype(np.int64)
-        cells = inverse[cells]
-        boundaries = {name: Facets(inverse[f.nodes]) for name, f in boundaries.items()}
+        coords = np.ascontiguousarray(part.coords[perm])
+        node_ids = np.ascontiguousarray(part.node_ids[perm]).astype(np.int64)
+        ghost_owners = np.ascontiguousarray(part.node_owners[perm][n_owned:]).astype(np.int64)
+        cells = inverse[part.cells]
+        boundaries = {name: Facets(inverse[f.nodes]) for name, f in part.boundaries.items()}
 
         halo = HaloExchange(comm, n_owned, node_ids[:n_owned], ghost_owners, node_ids[n_owned:])
         offset = comm.exscan(n_owned) if comm.size > 1 else 0
@@ -124,10 +138,10 @@ class DistributedMesh:
         global_ids[:n_owned] = offset + np.arange(n_owned)
         halo.update(global_ids)
         index_type = np.int32 if len(coords) < 2**31 else np.int64
-        return cls(comm, cell_type, coords, cells.astype(index_type), n_owned, int(n_owned_cells),
-                   node_ids, np.asarray(cell_ids, dtype=np.int64), ghost_owners, boundaries,
-                   int(n_global_nodes), int(n_global_cells), halo, global_ids,
-                   None if cell_tags is None else np.ascontiguousarray(cell_tags), groups or MeshGroups(), partition)
+        tags = None if part.cell_tags is None else np.ascontiguousarray(part.cell_tags)
+        return cls(comm, cell_type, coords, cells.astype(index_type), n_owned, int(part.n_owned_cells),
+                   node_ids, np.asarray(part.cell_ids, dtype=np.int64), ghost_owners, boundaries,
+                   int(n_global[0]), int(n_global[1]), halo, global_ids, tags, groups or MeshGroups(), partition)
 
     def owned_dirichlet_mask(self, names) -> np.ndarray:
         """Local mask of nodes on the given boundaries, consistent on ghosts.

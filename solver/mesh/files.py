@@ -14,7 +14,9 @@ distributed without a rank-0 bottleneck in memory.
 
 The original numbering of the file (points and cells, in file order, unused points dropped)
 is the canonical numbering, so results are written in the file's own order.
-Physical groups name boundaries (facets) and regions (cells).
+Physical groups name boundaries (facets) and regions (cells). Second-order files (``Triangle 6``,
+``Tetrahedron 10``, ``Quadrilateral 9``, ``Hexahedron 27``) keep their curved geometry; the degree
+of the cells is changed on rank 0 when the case asks for another (:mod:`solver.mesh.elevate`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from mpi4py import MPI
 from solver.case.inputfiles import MISSING, file_problem
 from solver.errors import CaseError
 from solver.mesh.cells import BY_MESHIO_NAME, CELLS
-from solver.mesh.distributed import DistributedMesh, Facets, MeshGroups, PartitionInfo
+from solver.mesh.distributed import DistributedMesh, Facets, LocalPart, MeshGroups, PartitionInfo
+from solver.mesh.elevate import with_degree
 from solver.mesh.gmsh_tags import check_gmsh_tags
 from solver.mesh.partition import partition, space_filling_order
 from solver.parallel.root import scatter_blocks
@@ -58,6 +61,18 @@ class MeshFileData:
         return sum(a.nbytes for a in (self.points, self.cells, self.cell_tags, self.facets, self.facet_tags))
 
 
+class MeshBlocks(NamedTuple):
+    """This rank's contiguous blocks of a mesh file (cells along the space-filling curve, nodes
+    and facets by id), as rank 0 scattered them."""
+
+    cells: np.ndarray
+    cell_ids: np.ndarray
+    cell_tags: np.ndarray
+    points: np.ndarray
+    facets: np.ndarray
+    facet_tags: np.ndarray
+
+
 class LocalMesh(NamedTuple):
     """One rank's part of a mesh file after redistribution (file numbering)."""
 
@@ -72,22 +87,11 @@ class LocalMesh(NamedTuple):
     owned_counts: np.ndarray  # nodes owned by each rank
 
 
-def read(path: str | Path) -> MeshFileData:
-    """Read a mesh file (rank 0): cells of the highest dimension, tagged facets, group names."""
-    import meshio
-
+def read(path: str | Path, degree: int | None = None) -> MeshFileData:
+    """Read a mesh file (rank 0): cells of the highest dimension, tagged facets, group names;
+    with ``degree``, its cells of that Lagrange degree (:mod:`solver.mesh.elevate`)."""
     path = Path(path)
-    problem = file_problem(path)
-    if problem == MISSING:
-        raise CaseError(f"{path}: mesh file not found")
-    if problem is not None:
-        raise CaseError(f"{path}: {problem}, expected a mesh file")
-    check_gmsh_tags(path)
-    try:
-        m = meshio.read(path)
-    except Exception as exc:  # meshio raises many kinds of errors for corrupt files
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CaseError(f"{path}: cannot read the mesh ({detail})") from None
+    m = _meshio_read(path)
     present = [BY_MESHIO_NAME[b.type] for b in m.cells if b.type in BY_MESHIO_NAME]
     if not present:
         raise CaseError(f"{path}: no triangle, quad, tetra or hexahedron cells in the mesh")
@@ -96,27 +100,56 @@ def read(path: str | Path) -> MeshFileData:
     if len(kinds) > 1:
         raise CaseError(f"{path}: mixed {' and '.join(kinds)} meshes are not supported")
     cell_type = kinds[0]
-    facet_type = CELLS[CELLS[cell_type].facet_name].meshio
     tag_key = next((k for k in TAG_KEYS if k in m.cell_data), None)
-
-    def gather(m, meshio_type):
-        """Connectivity and tags of every block of a cell type (no copy when there is one block)."""
-        blocks = [(i, b) for i, b in enumerate(m.cells) if b.type == meshio_type]
-        if not blocks:
-            return np.empty((0, 0), dtype=np.int64), np.empty(0, dtype=np.int64)
-        conn = blocks[0][1].data if len(blocks) == 1 else np.concatenate([b.data for _, b in blocks])
-        if tag_key:
-            tags = [np.asarray(m.cell_data[tag_key][i]).ravel() for i, _ in blocks]
-            tags = tags[0] if len(tags) == 1 else np.concatenate(tags)
-        else:
-            tags = np.zeros(len(conn), dtype=np.int64)
-        return conn.astype(np.int64, copy=False), tags.astype(np.int64, copy=False)
-
-    cells, cell_tags = gather(m, CELLS[cell_type].meshio)
-    facets, facet_tags = gather(m, facet_type)
+    cells, cell_tags = _connectivity(m, CELLS[cell_type].meshio, tag_key)
+    facets, facet_tags = _connectivity(m, CELLS[CELLS[cell_type].facet_name].meshio, tag_key)
     points = np.asarray(m.points, dtype=float)
     field_data = m.field_data
     del m  # meshio's other arrays (cell sets, geometrical tags) are not needed
+    points = _checked_points(path, points, dim, cells, facets)
+    data = MeshFileData(cell_type, points, cells, cell_tags, facets, facet_tags,
+                        _groups(field_data, dim, cell_tags, facet_tags))
+    if degree is not None:
+        data = with_degree(data, degree)
+    data.points, data.facets, data.facet_tags = _drop_unused_points(data.points, data.cells, data.facets,
+                                                                    data.facet_tags)
+    return data
+
+
+def _meshio_read(path: Path):
+    """The file read by meshio, after the checks of its kind and of its Gmsh tags."""
+    import meshio
+
+    problem = file_problem(path)
+    if problem == MISSING:
+        raise CaseError(f"{path}: mesh file not found")
+    if problem is not None:
+        raise CaseError(f"{path}: {problem}, expected a mesh file")
+    check_gmsh_tags(path)
+    try:
+        return meshio.read(path)
+    except Exception as exc:  # meshio raises many kinds of errors for corrupt files
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CaseError(f"{path}: cannot read the mesh ({detail})") from None
+
+
+def _connectivity(m, meshio_type: str, tag_key: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Connectivity and tags of every block of a cell type (no copy when there is one block)."""
+    blocks = [(i, b) for i, b in enumerate(m.cells) if b.type == meshio_type]
+    if not blocks:
+        return np.empty((0, 0), dtype=np.int64), np.empty(0, dtype=np.int64)
+    conn = blocks[0][1].data if len(blocks) == 1 else np.concatenate([b.data for _, b in blocks])
+    if tag_key:
+        tags = [np.asarray(m.cell_data[tag_key][i]).ravel() for i, _ in blocks]
+        tags = tags[0] if len(tags) == 1 else np.concatenate(tags)
+    else:
+        tags = np.zeros(len(conn), dtype=np.int64)
+    return conn.astype(np.int64, copy=False), tags.astype(np.int64, copy=False)
+
+
+def _checked_points(path: Path, points: np.ndarray, dim: int, cells: np.ndarray, facets: np.ndarray) -> np.ndarray:
+    """The points in ``dim`` coordinates (a 2D mesh in the plane z = 0), finite, and every node the
+    cells and facets name among them."""
     if dim == 2:
         if points.shape[1] == 3 and np.any(points[:, 2] != 0):
             raise CaseError(f"{path}: a 2D mesh must lie in the plane z = 0")
@@ -129,30 +162,40 @@ def read(path: str | Path) -> MeshFileData:
     if not np.isfinite(points).all():
         raise CaseError(f"{path}: node {int(np.flatnonzero(~np.isfinite(points).all(axis=1))[0]) + 1} has a "
                         f"non-finite coordinate")
-    # drop points no cell uses (geometry points); keep file order
+    return points
+
+
+def _drop_unused_points(points, cells, facets, facet_tags):
+    """Drop the points no cell uses (geometry points), keeping the file order; renumbers ``cells``
+    in place and drops the facets through a dropped point."""
     used = np.zeros(len(points), dtype=bool)
     used[cells.ravel()] = True
-    if not used.all():
-        new_index = np.cumsum(used) - 1
-        points = points[used]
-        for start in range(0, len(cells), 1 << 16):  # in place, a chunk at a time
-            cells[start:start + (1 << 16)] = new_index[cells[start:start + (1 << 16)]]
-        if len(facets):
-            keep = np.all(used[facets], axis=1)
-            facets, facet_tags = new_index[facets[keep]], facet_tags[keep]
-    del used
+    if used.all():
+        return points, facets, facet_tags
+    new_index = np.cumsum(used) - 1
+    points = points[used]
+    for start in range(0, len(cells), 1 << 16):  # in place, a chunk at a time
+        cells[start:start + (1 << 16)] = new_index[cells[start:start + (1 << 16)]]
+    if len(facets):
+        keep = np.all(used[facets], axis=1)
+        facets, facet_tags = new_index[facets[keep]], facet_tags[keep]
+    return points, facets, facet_tags
+
+
+def _groups(field_data: dict, dim: int, cell_tags: np.ndarray, facet_tags: np.ndarray) -> MeshGroups:
+    """Named physical groups: boundaries (facets) and regions (cells); without names in the
+    file, groups are named by their tag numbers."""
     boundary, region = {}, {}
     for name, (tag, gdim) in ((n, (int(v[0]), int(v[1]))) for n, v in field_data.items()):
         if gdim == dim - 1:
             boundary[name] = tag
         elif gdim == dim:
             region[name] = tag
-    if not field_data:  # no names in the file: groups are named by their tag numbers
+    if not field_data:
         boundary = {str(t): int(t) for t in np.unique(facet_tags) if t}
         region = {str(t): int(t) for t in np.unique(cell_tags) if t}
     counts = {name: int(np.sum(facet_tags == tag)) for name, tag in boundary.items()}
-    return MeshFileData(cell_type, points, cells, cell_tags, facets, facet_tags,
-                        MeshGroups(boundary, region, counts))
+    return MeshGroups(boundary, region, counts)
 
 
 def _permuted(rows: np.ndarray, order: np.ndarray, dtype, chunk: int = 1 << 16) -> np.ndarray:
@@ -163,13 +206,13 @@ def _permuted(rows: np.ndarray, order: np.ndarray, dtype, chunk: int = 1 << 16) 
     return out
 
 
-def _read_on_root(comm, path: str) -> tuple[MeshFileData | None, dict]:
+def _read_on_root(comm, path: str, degree: int) -> tuple[MeshFileData | None, dict]:
     """Rank 0 reads the file and sorts the cells along a space-filling curve; every rank gets
     the sizes and group names (``meta``)."""
     data, meta, error = None, None, None
     if comm.rank == 0:
         try:
-            data = read(path)
+            data = read(path, degree)
         except CaseError as exc:
             error = str(exc)
     if comm.rank == 0 and error is None:
@@ -206,7 +249,7 @@ def return_freed_memory() -> None:
         pass
 
 
-def distributed_mesh(comm, path: str, partitioner: str = "auto") -> DistributedMesh:
+def distributed_mesh(comm, path: str, partitioner: str = "auto", degree: int = 1) -> DistributedMesh:
     """Read on rank 0, scatter in blocks, partition in parallel, redistribute; collective.
 
     Rank 0 holds the whole mesh only while it reads it: it sends every rank a contiguous block
@@ -215,39 +258,44 @@ def distributed_mesh(comm, path: str, partitioner: str = "auto") -> DistributedM
     """
     return_freed_memory()
     t0 = MPI.Wtime()
-    data, meta = _read_on_root(comm, path)
+    data, meta = _read_on_root(comm, path, degree)
     t_read = MPI.Wtime() - t0
     t0 = MPI.Wtime()
     def get(name):
         return getattr(data, name) if comm.rank == 0 else None
     gdim, npc, npf, n_nodes = meta["gdim"], meta["npc"], max(meta["npf"], 1), meta["n_nodes"]
     dtypes = meta["dtypes"]
-    cells = scatter_blocks(comm, get("cells"), meta["n_cells"], npc, dtypes["cells"])
-    cell_ids = scatter_blocks(comm, get("cell_ids"), meta["n_cells"], 1, dtypes["cell_ids"])
-    cell_tags = scatter_blocks(comm, get("cell_tags"), meta["n_cells"], 1, dtypes["cell_tags"])
-    points = scatter_blocks(comm, get("points"), n_nodes, gdim, np.float64)
-    facets = scatter_blocks(comm, get("facets"), meta["n_facets"], npf, np.int64)
-    facet_tags = scatter_blocks(comm, get("facet_tags"), meta["n_facets"], 1, np.int64)
+    blocks = MeshBlocks(scatter_blocks(comm, get("cells"), meta["n_cells"], npc, dtypes["cells"]),
+                        scatter_blocks(comm, get("cell_ids"), meta["n_cells"], 1, dtypes["cell_ids"]),
+                        scatter_blocks(comm, get("cell_tags"), meta["n_cells"], 1, dtypes["cell_tags"]),
+                        scatter_blocks(comm, get("points"), n_nodes, gdim, np.float64),
+                        scatter_blocks(comm, get("facets"), meta["n_facets"], npf, np.int64),
+                        scatter_blocks(comm, get("facet_tags"), meta["n_facets"], 1, np.int64))
     del data, get
     node_starts = block_starts(n_nodes, comm.size)
     t_scatter = MPI.Wtime() - t0
 
     t0 = MPI.Wtime()
     if comm.size > 1:
-        parts, method, cut = partition(comm, cells, meta["cell_type"], n_nodes,
-                                       partial(_centroids, comm, node_starts, points, cells), partitioner)
+        linear = CELLS[meta["cell_type"]].linear  # cells meet on their corners: the graph of the linear cells
+        corners = np.ascontiguousarray(blocks.cells[:, : linear.n_nodes])
+        parts, method, cut = partition(comm, corners, linear.name, n_nodes,
+                                       partial(_centroids, comm, node_starts, blocks.points, blocks.cells),
+                                       partitioner)
     else:
-        parts, method, cut = np.zeros(len(cells), dtype=np.int64), "none", 0
+        parts, method, cut = np.zeros(len(blocks.cells), dtype=np.int64), "none", 0
     t_partition = MPI.Wtime() - t0
 
     t0 = MPI.Wtime()
     if comm.size > 1:
-        local = _redistribute(comm, meta, node_starts, cells, cell_ids, cell_tags, parts, points, facets, facet_tags)
+        local = _redistribute(comm, meta, node_starts, blocks, parts)
     else:  # one rank: the blocks are the mesh
-        facet_rows = np.column_stack([facet_tags, facets]) if meta["npf"] else np.zeros((0, npf + 1), dtype=np.int64)
-        local = LocalMesh(cell_ids, cell_tags, cells, len(cells), facet_rows, np.arange(n_nodes), points,
+        b = blocks
+        facet_rows = np.column_stack([b.facet_tags, b.facets]) if meta["npf"] else np.zeros((0, npf + 1), np.int64)
+        local = LocalMesh(b.cell_ids, b.cell_tags, b.cells, len(b.cells), facet_rows, np.arange(n_nodes), b.points,
                           np.zeros(n_nodes, dtype=np.int32), np.array([n_nodes]))
-    del cells, cell_ids, cell_tags, parts, points, facets, facet_tags
+        del b
+    del blocks, parts
     t_distribute = MPI.Wtime() - t0 + t_scatter
 
     # local numbering: position in this rank's sorted node list
@@ -260,16 +308,17 @@ def distributed_mesh(comm, path: str, partitioner: str = "auto") -> DistributedM
                                   else np.empty((0, npf), dtype=np.int64))
     info = PartitionInfo(method, int(cut), float(local.owned_counts.max() / local.owned_counts.mean()), str(path),
                          int(meta["mesh_bytes"]), comm.bcast(t_read, root=0), t_partition, t_distribute)
-    return DistributedMesh.from_local(comm, meta["cell_type"], local.coords, local_cells, node_ids, local.owners,
-                                      local.cell_ids, local.n_owned_cells, boundaries, n_nodes, meta["n_cells"],
-                                      cell_tags=local.cell_tags, groups=meta["groups"], partition=info)
+    part = LocalPart(local.coords, node_ids, local.owners, local_cells, local.cell_ids, local.n_owned_cells,
+                     boundaries, local.cell_tags)
+    return DistributedMesh.from_local(comm, meta["cell_type"], part, (n_nodes, meta["n_cells"]), meta["groups"], info)
 
 
-def _redistribute(comm, meta, node_starts, cells, cell_ids, cell_tags, parts, points, facets,
-                  facet_tags) -> LocalMesh:
+def _redistribute(comm, meta, node_starts, blocks: "MeshBlocks", parts) -> LocalMesh:
     """From blocks to parts: each rank receives the cells of its part, then every other cell
     touching a node it owns, the facets through its owned nodes, and its nodes' coordinates
     and owners (collective)."""
+    cells, cell_ids, cell_tags, points, facets, facet_tags = blocks
+    del blocks
     npc, npf = cells.shape[1], max(meta["npf"], 1)
     owner_block, owned_counts, node_owner, local_nodes, nodes = _node_owners(comm, node_starts, len(points), cells,
                                                                                parts)

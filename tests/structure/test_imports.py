@@ -139,3 +139,52 @@ def test_every_module_has_a_docstring():
     missing = [name for name, path in modules().items()
                if path.name != "__main__.py" and not ast.get_docstring(ast.parse(path.read_text()))]
     assert missing == []
+
+
+# The package's layers, from the command line down to the bottom: a module may import its own
+# subpackage and the layers below its own, never a layer above, nor another of its own height.
+LAYERS = {
+    "__main__": 10,
+    "app": 9,
+    "bench": 8,
+    "post": 7,
+    "heat": 6,
+    "la": 5, "io": 5,
+    "fem": 4,
+    "mesh": 3,
+    "case": 2, "parallel": 2,
+    "compiled": 1, "errors": 1, "lazy": 1, "solver": 1,  # solver: the package's face (__version__)
+}
+
+
+def layer_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def upward_imports(edges) -> list[str]:
+    """Imports that run upward or sideways between layers, as 'importer -> imported'."""
+    bad = []
+    for a, targets in edges.items():
+        for b in targets:
+            la, lb = layer_of(a), layer_of(b)
+            if la != lb and LAYERS[la] <= LAYERS[lb]:
+                bad.append(f"{a} -> {b}")
+    return sorted(bad)
+
+
+def test_every_module_is_in_a_layer():
+    edges, _ = graph()
+    assert sorted({layer_of(m) for m in edges} - set(LAYERS)) == []
+
+
+def test_no_import_runs_upward_or_sideways_between_layers():
+    edges, _ = graph()
+    assert upward_imports(edges) == []
+
+
+def test_the_layer_check_catches_an_upward_import():
+    edges = {"solver.la.krylov": {"solver.heat.problem"}, "solver.heat.problem": {"solver.la.krylov"},
+             "solver.io.results_writer": {"solver.la.matrix"}, "solver.fem.assembly": {"solver.fem.kernels"}}
+    assert upward_imports(edges) == ["solver.io.results_writer -> solver.la.matrix",
+                                     "solver.la.krylov -> solver.heat.problem"]

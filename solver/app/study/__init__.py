@@ -1,6 +1,7 @@
 """Ensembles: parameter studies and Monte Carlo on one allocation. ``MPI.COMM_WORLD`` is split
 into groups of R ranks; each group runs ordinary SPMD samples on its own communicator, taking
 them from a shared counter; field statistics are accumulated online and combined at the end
-into one study file (:mod:`solver.app.study.run`)."""
+into one study file (:mod:`solver.app.study.driver`)."""
 
-__all__ = ["queue", "run", "runner", "sampling", "spec", "statistics", "studyfile"]  # modules, imported by name
+# modules, imported by name
+__all__ = ["driver", "groups", "queue", "sample", "sampling", "spec", "statistics", "studyfile"]

@@ -1,6 +1,6 @@
-"""One sample of a study on its group's communicator: the ordinary simulation, its snapshots kept
-in memory (canonical blocks of the group) for the statistics, its scalar outputs, and a results
-file only when the study asks for one."""
+"""One sample of a study on its group's communicator: the ordinary simulation and march
+(:mod:`solver.heat.march`), its snapshots kept in memory (canonical blocks of the group) for the
+statistics, its scalar outputs, and a results file only when the study asks for one."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 from mpi4py import MPI
 
-from solver.app.faults import TestFaults
+from solver.app.faults import FaultInjection
 from solver.app.preflight import check_memory, check_split
-from solver.app.run import check_health, output_schedule
 from solver.errors import SolverExit
-from solver.heat.checks import check_step
+from solver.heat.march import Observer, StepEvent, march
 from solver.heat.simulation import Simulation
 from solver.io.checkpoint import case_text
-from solver.io.probes import Probes
-from solver.io.results_file import ResultsFile
+from solver.io.end_record import COMPLETE, FAILED, EndRecord
+from solver.io.probe_series import ProbeSeries
+from solver.io.results_writer import ResultsLayout, ResultsWriter
 from solver.parallel.blocks import BlockRedistributor
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,50 @@ class SampleResult:
     fields: np.ndarray | None = None  # (times, this rank's canonical block): the temperature
 
 
+class SampleSnapshots(Observer):
+    """The snapshots of a sample at the output times: the temperature in the group's canonical
+    blocks (for the statistics), the probes, and the results file when the study keeps one."""
+
+    def __init__(self, sim: Simulation):
+        mesh = sim.mesh
+        self.nodes = BlockRedistributor(sim.comm, mesh.node_ids[: mesh.n_owned], mesh.n_global_nodes)
+        self.probes = ProbeSeries(mesh, sim.case.output.probes) if sim.case.output.probes else None
+        self.results: ResultsWriter | None = None
+        self.blocks: list[np.ndarray] = []
+        self.times: list[float] = []
+
+    def take(self, sim: Simulation, t: float, step: int) -> None:
+        self.blocks.append(self.nodes.to_blocks(sim.u[: sim.mesh.n_owned]))
+        self.times.append(t)
+        if self.probes is not None:
+            self.probes.record(sim.u, t)
+        if self.results is not None:
+            self.results.write(sim.u, t, step, sim.balance, sim.fields())
+
+    def begin(self, sim: Simulation) -> None:
+        if not sim.case.steady:
+            self.take(sim, 0.0, 0)
+
+    def after_step(self, sim: Simulation, event: StepEvent) -> None:
+        if event.snapshot:
+            self.take(sim, event.t, event.step)
+
+
 def _extremes(comm, blocks: list[np.ndarray]) -> tuple[float, float]:
     lo = min((float(b.min()) for b in blocks if b.size), default=np.inf)
     hi = max((float(b.max()) for b in blocks if b.size), default=-np.inf)
     return comm.allreduce(lo, op=MPI.MIN), comm.allreduce(hi, op=MPI.MAX)
+
+
+def scalar_outputs(sim: Simulation, blocks: list[np.ndarray]) -> dict:
+    """The sample's scalar outputs by name (the study file's /outputs; collective)."""
+    comm = sim.comm
+    lo, hi = _extremes(comm, blocks)
+    b = sim.balance
+    scalars = {"max_temperature": hi, "min_temperature": lo, "final_max_temperature": _extremes(comm, blocks[-1:])[1],
+               "steps": float(sim.step_index), "linear_iterations": float(sim.iterations),
+               "heat_balance_imbalance": float(b.relative)}
+    return scalars | {f"heat_in.{term}": float(v) for term, v in zip(b.terms, b.inflow)}
 
 
 def run_sample(spec, index: int, values, comm, save_to: Path | None = None) -> SampleResult:
@@ -51,58 +91,27 @@ def run_sample(spec, index: int, values, comm, save_to: Path | None = None) -> S
     value, no convergence, NaN) is its status and message, never the study's."""
     start = MPI.Wtime()
     results = None
-    faults = TestFaults(comm.rank)
     try:
         case = spec.case_for(values)
         check_memory(comm, case.source, case.mesh)  # a sampled mesh size that cannot fit fails the sample
         check_split(comm, case.mesh)
         sim = Simulation(case, comm)
-        mesh = sim.mesh
-        nodes = BlockRedistributor(comm, mesh.node_ids[: mesh.n_owned], mesh.n_global_nodes)
-        probes = Probes(mesh, case.output.probes) if case.output.probes else None
+        faults = FaultInjection(comm.rank)
+        snapshots = SampleSnapshots(sim)
         if save_to is not None:
             attrs = {"case": case_text(case.values), "case_file_text": case.text,
                      "case_source": f"{spec.source} sample {index}", "overrides": "\n".join(case.overrides)}
-            results = ResultsFile(save_to, f"{case.name}_{index:06d}", mesh, attrs, case.output.driver,
-                                  extra_fields=sim.extra_fields, temperature_unit=case.physics.temperature_unit)
-        snapshots, times = [], []
-
-        def snapshot(t: float, step: int):
-            snapshots.append(nodes.to_blocks(sim.u[: mesh.n_owned]))
-            times.append(t)
-            if probes is not None:
-                probes.record(sim.u, t)
-            if results is not None:
-                results.write(sim.u, t, step, sim.balance, sim.fields())
-
-        limits = case.run.temperature_range
-        if case.steady:
-            solve = sim.solve_steady()
-            check_health(sim, bool(comm.allreduce(sim.unhealthy(limits) is not None)), case, solve)
-            snapshot(0.0, 0)
-        else:
-            due = output_schedule(sim, case)
-            snapshot(0.0, 0)
-            while not sim.finished:
-                solve = sim.advance()
-                faults.after_step(sim.step_index, sim.u)
-                check_step(case.source, sim.problem, sim.balance, sim.t)
-                check_health(sim, bool(comm.allreduce(sim.unhealthy(limits) is not None)), case, solve)
-                if due(sim.step_index, sim.t) or sim.finished:
-                    snapshot(sim.t, sim.step_index)
-        lo, hi = _extremes(comm, snapshots)
-        b = sim.balance
-        scalars = {"max_temperature": hi, "min_temperature": lo,
-                   "final_max_temperature": _extremes(comm, snapshots[-1:])[1],
-                   "steps": float(sim.step_index), "linear_iterations": float(sim.iterations),
-                   "heat_balance_imbalance": float(b.relative)}
-        scalars |= {f"heat_in.{term}": float(v) for term, v in zip(b.terms, b.inflow)}
+            layout = ResultsLayout(attrs, sim.extra_fields, case.physics.temperature_unit)
+            snapshots.results = results = ResultsWriter(save_to, f"{case.name}_{index:06d}", sim.mesh, layout,
+                                                        case.output.driver)
+        march(sim, [faults, snapshots])
+        scalars = scalar_outputs(sim, snapshots.blocks)
         if results is not None:
-            results.close({"status": "complete", "complete": True, "exit_status": 0})
-        return SampleResult(index, OK, "", MPI.Wtime() - start, scalars, np.array(times),
-                            probes.take()[1] if probes is not None else None, np.array(snapshots))
+            results.close(EndRecord(COMPLETE, 0))
+        probes = snapshots.probes.take()[1] if snapshots.probes is not None else None
+        return SampleResult(index, OK, "", MPI.Wtime() - start, scalars, np.array(snapshots.times), probes,
+                            np.array(snapshots.blocks))
     except SolverExit as exc:  # raised on every rank of the group alike
         if results is not None:
-            results.abandon({"status": "failed", "complete": False, "exit_status": exc.exit_status,
-                             "error": str(exc)})
+            results.abandon(EndRecord(FAILED, exc.exit_status, error=str(exc)))
         return SampleResult(index, exc.exit_status, str(exc), MPI.Wtime() - start)

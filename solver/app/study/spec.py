@@ -28,7 +28,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from solver.case.load import Case, load_case, printable, read_text
+from solver.case.load import load_case, printable, read_text
+from solver.case.records import Case
 from solver.errors import CaseError
 
 METHODS = ("monte-carlo", "latin-hypercube", "sobol", "grid", "list")

@@ -80,10 +80,12 @@ class Moments:
                    np.array(cols[4:]).reshape(-1, n_times, rows.shape[0]), np.asarray(thresholds, dtype=float))
 
 
-def to_world_blocks(world, group_index: int, n_groups: int, start: int, rows: np.ndarray, n_global: int) -> list:
-    """Each group holds ``rows`` of a canonical numbering in blocks over its own ranks (this
-    rank: from ``start``); returns, per group in group order, this world rank's block of the
-    world's block distribution of the same numbering (one Alltoall of counts and one Alltoallv)."""
+def to_world_blocks(groups, start: int, rows: np.ndarray, n_global: int) -> list:
+    """Each group (:class:`~solver.app.study.groups.StudyGroups`) holds ``rows`` of a canonical
+    numbering in blocks over its own ranks (this rank: from ``start``); returns, per group in
+    group order, this world rank's block of the world's block distribution of the same numbering
+    (one Alltoall of counts and one Alltoallv)."""
+    world, group_index, n_groups = groups.world, groups.index, groups.count
     starts = block_starts(n_global, world.size)
     ids = start + np.arange(len(rows), dtype=np.int64)
     route = Route(world, block_rank(starts, ids))
@@ -100,12 +102,12 @@ def to_world_blocks(world, group_index: int, n_groups: int, start: int, rows: np
     return blocks
 
 
-def combine(world, group_index: int, n_groups: int, start: int, local: Moments, n_global: int,
-            earlier: Moments | None = None) -> Moments:
+def combine(groups, start: int, local: Moments, n_global: int, earlier: Moments | None = None) -> Moments:
     """The statistics of every group (and of ``earlier`` samples, a world block already) on this
     world rank's block, merged in group order (so the same N and R give the same bits)."""
+    world, n_groups = groups.world, groups.count
     counts = world.allgather(local.count)[::world.size // n_groups]
-    blocks = to_world_blocks(world, group_index, n_groups, start, local.pack(), n_global)
+    blocks = to_world_blocks(groups, start, local.pack(), n_global)
     n_times, th = local.mean.shape[0], local.thresholds
     total = earlier if earlier is not None else Moments.empty(n_times, len(blocks[0]), th)
     for g in range(n_groups):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -50,12 +51,53 @@ def study_path(directory: Path, name: str) -> Path:
     return Path(directory) / f"{name}.study.h5"
 
 
-def write_study(path: Path, comm, driver: str, attrs: dict, table: dict, outputs: dict, times: np.ndarray | None,
-                mesh: dict | None, stats: Moments | None, n_nodes: int) -> None:
+@dataclass
+class SampleTable:
+    """The samples: their parameter values, status (:data:`PENDING`, 0 done, else the exit status
+    of the failed sample), wall time and the failed samples' messages."""
+
+    values: np.ndarray  # (samples, parameters)
+    status: np.ndarray
+    seconds: np.ndarray
+    message: np.ndarray  # of str
+
+    def columns(self) -> dict[str, np.ndarray]:
+        return {"values": self.values, "status": self.status, "seconds": self.seconds, "message": self.message}
+
+
+@dataclass
+class StudyMesh:
+    """The mesh in this rank's world blocks of the canonical order, as a results file has it."""
+
+    geometry: np.ndarray
+    topology: np.ndarray
+    n_cells: int
+    cell_type: str
+    dim: int
+
+
+@dataclass
+class StudyContents:
+    """What a study file holds: its attributes, the sample table, the scalar outputs by name
+    (``probes`` and ``probe_points`` among them), the output times, and, where the study keeps
+    field statistics, the mesh and this rank's world block of the statistics."""
+
+    attrs: dict
+    table: SampleTable
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    times: np.ndarray | None = None
+    n_nodes: int = 0
+    mesh: StudyMesh | None = None
+    stats: Moments | None = None
+
+
+def write_study(path: Path, comm, driver: str, contents: StudyContents) -> None:
     """Write the whole study file to ``path``.tmp and rename it over ``path`` (all ranks; the
-    small tables are rank 0's values; ``stats`` and ``mesh`` are this rank's world blocks)."""
+    small tables are rank 0's values; the statistics and the mesh are this rank's world blocks)."""
     tmp = path.with_name(path.name + ".tmp")
     f = open_block_file(tmp, comm, driver, "w")
+    attrs, times, mesh, stats, n_nodes = contents.attrs, contents.times, contents.mesh, contents.stats, \
+        contents.n_nodes
 
     def series(name, values):
         """A small dataset of rank 0's values (every rank holds the same)."""
@@ -68,17 +110,17 @@ def write_study(path: Path, comm, driver: str, attrs: dict, table: dict, outputs
                 ds[...] = values
 
     def body():
-        for name, values in table.items():
+        for name, values in contents.table.columns().items():
             series(f"/samples/{name}", values)
-        for name, values in outputs.items():
+        for name, values in contents.outputs.items():
             series(f"/outputs/{name}", values)
         if times is not None:
             series("/time", np.asarray(times, dtype=float))
         if mesh is not None:
-            nodes, cells = world_blocks(comm, n_nodes), world_blocks(comm, mesh["n_cells"])
-            f.write_blocks("/mesh/geometry", mesh["geometry"], nodes)
-            f.write_blocks("/mesh/topology", mesh["topology"], cells)
-            f.set_attrs("/mesh/topology", {"cell_type": mesh["cell_type"]})
+            nodes, cells = world_blocks(comm, n_nodes), world_blocks(comm, mesh.n_cells)
+            f.write_blocks("/mesh/geometry", mesh.geometry, nodes)
+            f.write_blocks("/mesh/topology", mesh.topology, cells)
+            f.set_attrs("/mesh/topology", {"cell_type": mesh.cell_type})
         if stats is not None and times is not None:
             nodes = world_blocks(comm, n_nodes)
             parts = {"mean": stats.mean, "std": stats.std, "min": stats.min, "max": stats.max, "m2": stats.m2}
@@ -92,14 +134,13 @@ def write_study(path: Path, comm, driver: str, attrs: dict, table: dict, outputs
     if comm.rank == 0:
         os.replace(tmp, path)
         if mesh is not None and stats is not None and times is not None:
-            cell = CELLS[mesh["cell_type"]]
-            xdmf = XdmfIndex(path.with_suffix(".xdmf"), path.name, cell, n_nodes, mesh["n_cells"],
-                             mesh["dim"], STAT_FIELDS)
+            cell = CELLS[mesh.cell_type]
+            xdmf = XdmfIndex(path.with_suffix(".xdmf"), path.name, cell, n_nodes, mesh.n_cells, mesh.dim, STAT_FIELDS)
             xdmf.rewrite([(float(t), f"/statistics/mean/{i:06d}") for i, t in enumerate(times)])
     comm.Barrier()
 
 
-def read_study(path: Path, comm, driver: str, n_nodes: int | None) -> dict:
+def read_study(path: Path, comm, driver: str, n_nodes: int | None) -> StudyContents:
     """The study file's tables (every rank) and, with ``n_nodes``, this rank's world block of
     the statistics (to continue a stopped study)."""
     def look():
@@ -109,30 +150,36 @@ def read_study(path: Path, comm, driver: str, n_nodes: int | None) -> dict:
             with h5py.File(path, "r") as h:
                 if h.attrs.get("solver_study") != FORMAT:
                     return None, "not a study file of this solver"
-                out = {"attrs": {k: (v.decode() if isinstance(v, bytes) else v) for k, v in h.attrs.items()},
-                       "table": {k: h["samples"][k][()] for k in h["samples"]},
-                       "outputs": {k: h["outputs"][k][()] for k in h.get("outputs", {})},
-                       "time": h["time"][()] if "time" in h else None}
-                out["table"]["message"] = np.array([m.decode() if isinstance(m, bytes) else str(m)
-                                                    for m in out["table"].get("message", [])], dtype=object)
-                return out, None
+                samples = h["samples"]
+                table = SampleTable(samples["values"][()], samples["status"][()], samples["seconds"][()],
+                                    np.array([m.decode() if isinstance(m, bytes) else str(m)
+                                              for m in samples["message"][()]], dtype=object))
+                return StudyContents({k: (v.decode() if isinstance(v, bytes) else v) for k, v in h.attrs.items()},
+                                     table, {k: h["outputs"][k][()] for k in h.get("outputs", {})},
+                                     h["time"][()] if "time" in h else None), None
         except (OSError, KeyError) as exc:
             return None, f"cannot read it ({str(exc).splitlines()[0]})"
     data, problem = comm.bcast(look() if comm.rank == 0 else None, root=0)
     if problem is not None:
         raise CaseError(f"{path}: {problem}")
-    data["stats"] = None
-    count = int(data["attrs"].get("count", 0))
-    if n_nodes is not None and data["time"] is not None and count:
-        f = open_block_file(path, comm, driver, "r")
-        nodes = world_blocks(comm, n_nodes)
-        thresholds = json.loads(data["attrs"].get("thresholds", "[]"))
-        read = {name: np.array([f.read_block(f"/statistics/{name}/{i:06d}", nodes) for i in range(len(data["time"]))])
-                for name in ("mean", "m2", "min", "max")}
-        above = np.zeros((len(thresholds),) + read["mean"].shape)
-        for k in range(len(thresholds)):
-            above[k] = [f.read_block(f"/statistics/above_{k}/{i:06d}", nodes) for i in range(len(data["time"]))]
-        f.close()
-        data["stats"] = Moments(count, read["mean"], read["m2"], read["min"], read["max"], np.rint(above * count),
-                                np.asarray(thresholds, dtype=float))
+    count = int(data.attrs.get("count", 0))
+    if n_nodes is not None and data.times is not None and count:
+        data.n_nodes = n_nodes
+        data.stats = _read_statistics(path, comm, driver, data, count)
     return data
+
+
+def _read_statistics(path: Path, comm, driver: str, data: StudyContents, count: int) -> Moments:
+    """This rank's world block of the statistics of ``count`` samples."""
+    f = open_block_file(path, comm, driver, "r")
+    nodes = world_blocks(comm, data.n_nodes)
+    n_times = len(data.times)
+    thresholds = json.loads(data.attrs.get("thresholds", "[]"))
+    read = {name: np.array([f.read_block(f"/statistics/{name}/{i:06d}", nodes) for i in range(n_times)])
+            for name in ("mean", "m2", "min", "max")}
+    above = np.zeros((len(thresholds),) + read["mean"].shape)
+    for k in range(len(thresholds)):
+        above[k] = [f.read_block(f"/statistics/above_{k}/{i:06d}", nodes) for i in range(n_times)]
+    f.close()
+    return Moments(count, read["mean"], read["m2"], read["min"], read["max"], np.rint(above * count),
+                   np.asarray(thresholds, dtype=float))

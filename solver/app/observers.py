@@ -1,0 +1,125 @@
+"""The observers of a run's march (:mod:`solver.heat.march`): the results file with its probes and
+time-step table, the checkpoints, and the progress on the console and in the log."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from mpi4py import MPI
+
+from solver.app import log as logs
+from solver.heat.march import Observer, Outcome, StepEvent
+from solver.heat.simulation import Simulation
+from solver.io import checkpoint
+from solver.io.probe_series import ProbeSeries
+from solver.io.results_writer import ResultsWriter
+
+log = logging.getLogger(__name__)
+
+
+class ResultsObserver(Observer):
+    """Snapshots of the schedule, probes at every step and the time-step table, into the results
+    file; the snapshot at t = 0 unless the run continues from a checkpoint."""
+
+    def __init__(self, results: ResultsWriter, probes: ProbeSeries | None, resumed: bool):
+        self.results, self.probes, self.resumed = results, probes, resumed
+
+    def begin(self, sim: Simulation) -> None:
+        if self.resumed or sim.case.steady:
+            return
+        with sim.timers("output"):
+            self.results.write(sim.u, 0.0, 0, sim.balance, sim.fields())
+        if self.probes is not None:
+            self.probes.record(sim.u, 0.0)
+
+    def after_step(self, sim: Simulation, event: StepEvent) -> None:
+        if self.probes is not None:
+            self.probes.record(sim.u, event.t)
+        if event.snapshot:
+            with sim.timers("output"):
+                self.results.write(sim.u, event.t, event.step, sim.balance, sim.fields())
+                self.flush(sim)
+
+    def flush(self, sim: Simulation) -> None:
+        """Write the probe values and the time-step records gathered since the last flush."""
+        if self.probes is not None:
+            self.results.write_probes(*self.probes.take())
+        self.results.write_steps(sim.take_records())
+
+
+class CheckpointObserver(Observer):
+    """A checkpoint whenever one is due (cadence, wall interval, a stop, the last step)."""
+
+    def __init__(self, results: ResultsWriter, directory: Path, control, before_close=None):
+        """``control``: the run control, told how long each checkpoint took; ``before_close``:
+        called just before a checkpoint file is closed (the tests' fault injection)."""
+        self.results, self.control = results, control
+        self.directory, self.before_close = directory, before_close
+        self.last: Path | None = None
+
+    def after_step(self, sim: Simulation, event: StepEvent) -> None:
+        if event.checkpoint:
+            start = MPI.Wtime()
+            with sim.timers("checkpoint"):
+                self.last = self.write(sim)
+            self.control.checkpoint_written(MPI.Wtime() - start)
+
+    def write(self, sim: Simulation) -> Path:
+        case, state = sim.case, sim.restart_state()
+        b = state.balance
+        attrs = checkpoint.CheckpointAttrs(
+            step=state.step, t=state.t, dt=sim.dt, scheme=case.time.scheme, case=checkpoint.case_text(case.values),
+            case_hash=checkpoint.case_hash(case.values), snapshots=len(self.results.snapshots),
+            iterations=state.iterations, balance_terms=list(b.terms), balance_energy_start=b.energy_start,
+            balance_inflow=b.inflow, stepper=state.numbers())
+        writer = checkpoint.CheckpointWriter(self.directory, case.checkpoint.keep,
+                                             lambda p: self.results.open_block_file(p, "w"), self.before_close)
+        return writer.write(sim.mesh, self.results.nodes, state.vectors(), attrs)
+
+
+class ProgressObserver(Observer):
+    """Progress lines (a bar on a terminal), and the heat balance at the end."""
+
+    def __init__(self, comm, quiet: bool):
+        self.progress = logs.Progress(comm, quiet)
+
+    def begin(self, sim: Simulation) -> None:
+        if sim.case.time.dt == "auto":
+            log.info(f"explicit-euler: stable limit {sim.stepper.dt_limit:.6g} s, using dt = {sim.dt:.6g} s "
+                     f"({sim.n_steps} steps)")
+        self.first_step, self.first_progress = sim.step_index, sim.progress
+        self.report_every = max(1, (sim.n_steps - sim.step_index) // 20) if sim.n_steps is not None else None
+        self.next_report = sim.progress + 0.05
+        self.start = MPI.Wtime()
+
+    def after_step(self, sim: Simulation, event: StepEvent) -> None:
+        solve = event.solve
+        if sim.case.steady:
+            log.info(f"steady state: iterations {solve.iterations}, residual {solve.residual:.2e}")
+            return
+        if self.report_every is not None:
+            periodic = (event.step - self.first_step) % self.report_every == 0
+        else:
+            periodic = sim.progress >= self.next_report
+            self.next_report = sim.progress + 0.05 if periodic else self.next_report
+        n = sim.n_steps and sim.n_steps - self.first_step
+        fraction = (sim.progress - self.first_progress) / max(1.0 - self.first_progress, 1e-300)
+        point = logs.ProgressPoint(event.step - self.first_step, n, event.t, solve.iterations, solve.residual,
+                                   sim.balance.relative, MPI.Wtime() - self.start, fraction)
+        self.progress(point, periodic or sim.finished)
+
+    def end(self, sim: Simulation, outcome: Outcome) -> None:
+        if sim.case.steady:
+            log.info(balance_line(sim.balance, steady=True))
+        elif sim.step_index > outcome.first_step and not outcome.stopped:
+            log.info(balance_line(sim.balance))
+
+
+def balance_line(b, steady: bool = False) -> str:
+    terms = ", ".join(f"{name} {v:+.6g}" for name, v in zip(b.terms, b.inflow) if v)
+    if steady:
+        return f"heat balance: heat flows in (W): {terms or 'none'}; relative imbalance {b.relative:.2e}"
+    lag = f"; storage lag of the multistep formula {b.lag:+.6g} J" if b.lag else ""
+    return (f"heat balance: energy change {b.change:+.6g} J; heat in (J): {terms or 'none'}{lag}; "
+            f"relative imbalance {b.relative:.2e}")

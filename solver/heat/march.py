@@ -1,0 +1,173 @@
+"""The one time-marching driver of every run and every study sample: it advances a
+:class:`~solver.heat.simulation.Simulation` over its schedule (fixed steps, adaptive steps, or
+one steady solve), checks each step, and tells its observers.
+
+At each step boundary, in this order:
+
+1. the step (:meth:`Simulation.advance`), then every observer's :meth:`Observer.after_solve`
+   (the tests' fault injection acts here, before the checks);
+2. one agreement among the ranks (:class:`StepVote`): whether a temperature went bad anywhere
+   and, in a run (:class:`solver.app.control.RunControl`), whether to stop or checkpoint: one
+   small ``Allreduce`` in all;
+3. the checks: a non-finite heat balance names its term (exit 2), a NaN or a temperature out of
+   ``run.temperature_range`` on any rank stops every rank with one message naming the likely
+   cause (exit 3);
+4. every observer's :meth:`Observer.after_step` with the :class:`StepEvent` (snapshot due by the
+   schedule or the last step; checkpoint due by the vote or the last step);
+5. a stop asked for by the vote ends the march at this boundary.
+
+A steady case is one solve, checked the same way and reported as the event of step 0 at t = 0.
+Observers see :meth:`Observer.begin` before the first step and :meth:`Observer.end` after the
+last. The driver itself writes nothing: results, probes, checkpoints and progress are observers.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from mpi4py import MPI
+
+from solver.errors import NumericalError
+from solver.heat.checks import check_step
+from solver.heat.simulation import Simulation
+from solver.la.krylov import SolveInfo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Votes:
+    """What the ranks agreed on at a step boundary (the same on every rank)."""
+
+    unhealthy: bool = False  # some rank's temperature is NaN, Inf or out of range
+    stop: bool = False  # a stop was asked for (signal, wall limit): checkpoint and end here
+    checkpoint: bool = False  # a checkpoint is due (cadence, wall interval, stop)
+    reason: str = ""  # why it stops
+
+
+class StepVote:
+    """The agreement of the ranks after each step: here only their health (one ``Allreduce``);
+    :class:`solver.app.control.RunControl` adds stops and checkpoints to the same reduction."""
+
+    def __init__(self, comm):
+        self.comm = comm
+
+    def begin(self) -> None:
+        """Before the first step (a run installs its signal handlers here)."""
+
+    def end(self) -> None:
+        """After the last step, also when the march fails."""
+
+    def vote(self, step: int, seconds: float, unhealthy: bool) -> Votes:
+        """Collective: the agreement after ``step``, which took ``seconds``."""
+        flag = np.array([int(unhealthy)], dtype=np.int64)
+        self.comm.Allreduce(MPI.IN_PLACE, flag, op=MPI.MAX)
+        return Votes(unhealthy=bool(flag[0]))
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """A checked step boundary (step 0 at t = 0 for a steady solve)."""
+
+    step: int
+    t: float
+    solve: SolveInfo
+    snapshot: bool  # the schedule writes this step (the last step always)
+    checkpoint: bool  # a checkpoint is due
+    last: bool  # the march ends here (t_end reached, a stop, or the steady solve)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a march ended."""
+
+    stopped: bool  # by a signal or the wall limit, before t_end
+    reason: str = ""
+    first_step: int = 0  # the step it started from (after a restart: the checkpoint's)
+
+
+class Observer:
+    """A participant of the march; every hook does nothing unless overridden."""
+
+    def begin(self, sim: Simulation) -> None:
+        """Before the first step (with the initial or restarted state)."""
+
+    def after_solve(self, sim: Simulation) -> None:
+        """Right after a step's solve, before the checks."""
+
+    def after_step(self, sim: Simulation, event: StepEvent) -> None:
+        """After a checked step."""
+
+    def end(self, sim: Simulation, outcome: Outcome) -> None:
+        """After the last step of a march that did not fail."""
+
+
+def march(sim: Simulation, observers: list[Observer], vote: StepVote | None = None) -> Outcome:
+    """Advance ``sim`` to t_end (or to a stop the vote agrees on), telling ``observers``."""
+    vote = vote or StepVote(sim.comm)
+    for o in observers:
+        o.begin(sim)
+    outcome = _steady(sim, observers, vote) if sim.case.steady else _transient(sim, observers, vote)
+    for o in observers:
+        o.end(sim, outcome)
+    return outcome
+
+
+def _steady(sim: Simulation, observers: list[Observer], vote: StepVote) -> Outcome:
+    solve = sim.solve_steady()
+    check_health(sim, vote.vote(0, 0.0, sim.unhealthy() is not None).unhealthy, solve)
+    event = StepEvent(0, 0.0, solve, snapshot=True, checkpoint=False, last=True)
+    for o in observers:
+        o.after_step(sim, event)
+    return Outcome(stopped=False)
+
+
+def _transient(sim: Simulation, observers: list[Observer], vote: StepVote) -> Outcome:
+    schedule = sim.snapshot_schedule()
+    first = sim.step_index
+    vote.begin()
+    try:
+        while not sim.finished:
+            start = MPI.Wtime()
+            solve = sim.advance()
+            for o in observers:
+                o.after_solve(sim)
+            votes = vote.vote(sim.step_index, MPI.Wtime() - start, sim.unhealthy() is not None)
+            check_step(sim.case.source, sim.problem, sim.balance, sim.t)
+            check_health(sim, votes.unhealthy, solve)
+            stop = votes.stop and not sim.finished
+            event = StepEvent(sim.step_index, sim.t, solve, schedule.due(sim.step_index, sim.t) or sim.finished,
+                              votes.checkpoint or sim.finished, sim.finished or stop)
+            for o in observers:
+                o.after_step(sim, event)
+            if stop:
+                log.warning(f"stopping at step {sim.step_index} (t = {sim.t:.6g}): {votes.reason}")
+                return Outcome(True, votes.reason, first)
+    finally:
+        vote.end()
+    return Outcome(False, "", first)
+
+
+def check_health(sim: Simulation, bad_anywhere: bool, solve: SolveInfo) -> None:
+    """Raise NumericalError (on every rank) when some rank's solution went bad at this step."""
+    if not bad_anywhere:
+        return
+    case = sim.case
+    lo, hi = case.run.temperature_range
+    local = sim.unhealthy((lo, hi))
+    found = sim.comm.allgather(None if local is None else (sim.comm.rank, *local))
+    rank, value, where = next(f for f in found if f is not None)
+    at = ", ".join(f"{c:.6g}" for c in where)
+    what = "NaN" if np.isnan(value) else ("Inf" if np.isinf(value) else f"{value:.6g}, outside [{lo:g}, {hi:g}]")
+    if case.time.scheme == "explicit-euler":
+        cause = "an explicit time step at or near the stability limit (try time.dt = \"auto\" or an implicit scheme)"
+    elif not solve.converged or solve.residual > 1e-3:
+        cause = "a diverging linear solver (try solver.preconditioner = \"bjacobi\")"
+    else:
+        cause = ("a sign error or a huge value in a heat flux, source or convection coefficient "
+                 "(boundary.*.flux, source.f, boundary.*.h), or temperature_range too narrow for this case")
+    when = "the steady solve" if case.steady else f"step {sim.step_index} (t = {sim.t:.6g})"
+    raise NumericalError(f"{when}: temperature {what} at ({at}) on rank {rank}; likely cause: {cause}; "
+                         f"the results file keeps the output up to the last good step")

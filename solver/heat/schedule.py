@@ -1,0 +1,77 @@
+"""When a run steps and when it writes: the number of fixed steps in a span of time (computed
+here and nowhere else), the steps a case will take (known before any set-up, for estimates),
+and the snapshot schedule.
+
+Snapshots are written at step 0, then every ``output.every`` steps, or at the times of
+``output.interval`` / ``output.times``: adaptive steps land on those times exactly, fixed steps
+must fall on them (explicit Euler's ``time.dt = "auto"`` is known only once the stable limit is).
+The last step is always written.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from solver.case.records import OutputSpec, TimeSpec, whole_steps
+from solver.errors import CaseError
+
+
+def fixed_steps(span: float, dt: float) -> int:
+    """The number of steps of ``dt`` in ``span`` (a whole number of them, checked on input)."""
+    return int(round(span / dt))
+
+
+def auto_steps(t_end: float, dt_limit: float) -> int:
+    """Steps of ``time.dt = "auto"``: the fewest equal steps of at most 90% of the stable limit."""
+    return math.ceil(t_end / (0.9 * dt_limit) - 1e-9)
+
+
+def planned_steps(time: TimeSpec, dt_limit: float) -> int | None:
+    """The steps a run of ``time`` takes: 0 for a steady case, None with adaptive steps (not known
+    in advance), explicit Euler's "auto" from its stable limit ``dt_limit``, else fixed."""
+    if time.steady:
+        return 0
+    if time.adaptive is not None:
+        return None
+    if time.dt == "auto":
+        return auto_steps(time.t_end, dt_limit) if math.isfinite(dt_limit) else None
+    return fixed_steps(time.t_end, time.dt)
+
+
+def solves_per_matrix(time: TimeSpec, new_matrix_each_step: bool) -> int:
+    """How many solves one matrix serves (what ``solver.preconditioner = "auto"`` weighs): one
+    when it changes every step (or Newton iteration), a few on the ladder of adaptive steps, else
+    every step of the run (0: not known before explicit Euler's stable limit)."""
+    if time.steady or new_matrix_each_step:
+        return 1
+    if time.adaptive is not None:
+        return 5
+    return max(1, fixed_steps(time.t_end, time.dt)) if time.dt != "auto" else 0
+
+
+class SnapshotSchedule:
+    """``due(step, t)``: whether the snapshot of this step is written by the schedule (the caller
+    adds the last step)."""
+
+    def __init__(self, output: OutputSpec, source: str, dt: float, adaptive: bool, on_grid: bool):
+        """``dt``: the fixed step; ``on_grid``: fixed steps count from t = 0 (not after a restart
+        from an adaptive run), so that the times must be whole numbers of steps."""
+        self.every = output.every
+        self.times = np.array(output.times)
+        if len(self.times) and not adaptive and on_grid:
+            off = [t for t in self.times if not whole_steps(t, dt)]
+            if off:
+                key = "times" if output.interval is None else "interval"
+                raise CaseError(f"{source}: output.{key}: t = {off[0]:g} s is not a whole number of steps of "
+                                f"dt = {dt:.6g} s; give times on the steps or a fixed time.dt that divides them")
+        self.tolerance = 0.0 if adaptive else 1e-9 * dt
+
+    def due(self, step: int, t: float) -> bool:
+        times = self.times
+        if not len(times):
+            return step % self.every == 0
+        i = int(np.searchsorted(times, t))
+        near = [times[j] for j in (i - 1, i) if 0 <= j < len(times)]
+        return any(abs(t - time) <= self.tolerance for time in near)
