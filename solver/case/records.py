@@ -52,6 +52,14 @@ MeshSpec = StructuredMeshSpec | MeshFileSpec
 
 
 @dataclass(frozen=True)
+class ElementSpec:
+    """The finite elements: Lagrange ``degree`` 1 (P1/Q1) or 2 (P2/Q2); the nodes of the cells
+    are the degrees of freedom."""
+
+    degree: int = 1
+
+
+@dataclass(frozen=True)
 class Material:
     """Conductivity (a property, or the diagonal of an anisotropic tensor of properties), density,
     heat capacity; each a number, an expression or a table in T."""
@@ -343,7 +351,8 @@ def run_spec(run: dict) -> RunSpec:
 
 def sections(values: dict) -> dict:
     """Every section of validated case values as its record (the fields of a Case)."""
-    return {"mesh": mesh_spec(values["mesh"]), "physics": physics(values), "time": time_spec(values["time"]),
+    return {"mesh": mesh_spec(values["mesh"]), "element": ElementSpec(values["element"]["degree"]),
+            "physics": physics(values), "time": time_spec(values["time"]),
             "solver": SolverSpec(**values["solver"]), "nonlinear": nonlinear_spec(values["nonlinear"]),
             "output": output_spec(values["output"], values["time"]["t_end"]),
             "checkpoint": CheckpointSpec(**values["checkpoint"]), "run": run_spec(values["run"])}
@@ -362,6 +371,7 @@ class Case:
     values: dict  # validated values with defaults filled in (provenance and the case hash only)
     overrides: list
     mesh: MeshSpec
+    element: ElementSpec
     physics: Physics
     time: TimeSpec
     solver: SolverSpec

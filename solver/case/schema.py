@@ -62,6 +62,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "lengths": Key("floats", "edge lengths [Lx, Ly(, Lz)] in metres", None, positive=True),
         "origin": Key("floats", "lower corner [x0, y0(, z0)] in metres", None),
     },
+    "element": {
+        "degree": Key("choice", "Lagrange degree of the finite elements: 1 (P1 on triangles and tetrahedra, Q1 on "
+                      "quadrilaterals and hexahedra) or 2 (P2, Q2: 6-, 10-, 9- and 27-node cells; a second-order "
+                      "mesh file keeps its curved geometry)", 1, choices=(1, 2)),
+    },
     "material": {
         "k": Key("conductivity", "thermal conductivity, W/(m K): a number, an expression of T, x, y, z, t, a "
                  "table in T, or [kx, ky(, kz)] of those for a diagonal anisotropic tensor", positive=True),

@@ -32,7 +32,8 @@ import scipy.sparse as sp
 from solver.compiled import index_dtype
 from solver.fem import kernels
 from solver.fem.kernels import NONE, coefficient, csr_pattern
-from solver.fem.quadrature import quadrature
+from solver.fem.geometry import CellGeometry
+from solver.fem.quadrature import cell_degree, quadrature
 from solver.fem.reference import ReferenceAssembly, element_vectors
 from solver.mesh.cells import CELLS
 from solver.mesh.distributed import DistributedMesh
@@ -52,12 +53,16 @@ class NodalConductivity:
 class Assembler:
     """Assembles the owned rows of matrices and vectors on a distributed mesh."""
 
-    def __init__(self, mesh: DistributedMesh, degree: int = 2, compiled: bool | None = None):
+    def __init__(self, mesh: DistributedMesh, degree: int | None = None, compiled: bool | None = None):
+        """``degree``: of the quadrature (None: :func:`~solver.fem.quadrature.cell_degree`)."""
         self.mesh = mesh
         self.compiled = kernels.AVAILABLE if compiled is None else bool(compiled and kernels.AVAILABLE)
         ref = CELLS[mesh.cell_type]
-        self.affine = ref.affine
+        self.affine = ref.affine  # P1 simplices: constant Jacobian and gradients
+        self.affine_map = ref.affine or (ref.degree > 1 and mesh.affine)  # a constant Jacobian (P1/Q1 as always)
         self.dim = ref.dim
+        self.degree = cell_degree(mesh.cell_type, self.affine_map) if degree is None else degree
+        degree = self.degree
         points, self.weights = quadrature(mesh.cell_type, degree)
         self.N = np.ascontiguousarray(ref.shape(points))  # (n_qp, nn)
         self.dN = np.ascontiguousarray(ref.grad(points))  # (n_qp, nn, dim)
@@ -72,9 +77,11 @@ class Assembler:
         if self.compiled:
             self.reference = None
             nn = self.cells.shape[1]  # the index type of the pattern, from a bound of its size
-            kernels.compile_on_root(mesh.comm, mesh.cell_type, self.cells.dtype, index_dtype(self.n_cells * nn * nn, n_local))
+            kernels.compile_on_root(mesh.comm, mesh.cell_type, self.cells.dtype,
+                                    index_dtype(self.n_cells * nn * nn, n_local), self.affine_map)
             self.indptr, self.indices, self.slots = csr_pattern(self.cells, n_owned, n_local)
-            self.kernels = kernels.cell_kernels(self.cells.shape[1], ref.dim, self.n_qp, ref.affine)
+            self.kernels = kernels.cell_kernels(self.cells.shape[1], ref.dim, self.n_qp, self.affine_map,
+                                                ref.affine)
         else:
             self.reference = ReferenceAssembly(self.coords, self.cells, mesh.cell_type, n_owned, n_local, degree)
             self.indptr, self.indices = self.reference.indptr, self.reference.indices
@@ -137,9 +144,38 @@ class Assembler:
 
     def lumped(self, M: sp.csr_matrix) -> sp.csr_matrix:
         """Row-sum lumping of M, kept in the shared sparsity pattern (zeros off the diagonal)."""
+        return self.diagonal(np.asarray(M.sum(axis=1)).ravel())
+
+    def diagonal(self, d: np.ndarray) -> sp.csr_matrix:
+        """The diagonal matrix of the owned values ``d``, in the shared sparsity pattern."""
         rows = np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
-        data = np.where(self.indices == rows, np.asarray(M.sum(axis=1)).ravel()[rows], 0.0)
-        return self.csr(data)
+        return self.csr(np.where(self.indices == rows, d[rows], 0.0))
+
+    def nodal_weights(self) -> np.ndarray:
+        """Per cell, the weights of its nodes in a diagonal (lumped) mass matrix with a unit
+        coefficient, (n_cells, nodes per cell). P1/Q1: ``int_c N_a``, the row sums of the cell's
+        mass matrix. P2/Q2: its diagonal ``int_c N_a^2`` scaled to sum to the cell's volume
+        (Hinton, Rock and Zienkiewicz): positive on every cell, where the row sums of P2 simplices
+        vanish (triangles) or turn negative (tetrahedra) at the vertices."""
+        ref = CELLS[self.mesh.cell_type]
+        degree = 2 if ref.degree == 1 else self.degree
+        out = np.empty(self.cells.shape)
+        for start in range(0, self.n_cells, CHUNK):
+            g = CellGeometry(self.mesh.cell_type, self.coords, self.cells[start:start + CHUNK], degree,
+                             gradients=False)
+            wdet = np.broadcast_to(g.wdet, (len(g.wdet), len(g.weights)))
+            if ref.degree == 1:
+                out[start:start + CHUNK] = wdet @ g.N
+            else:
+                diagonal = wdet @ (g.N * g.N)
+                out[start:start + CHUNK] = diagonal * (wdet.sum(axis=1) / diagonal.sum(axis=1))[:, None]
+        return out
+
+    def lumped_mass(self, rhoc_cell: np.ndarray) -> sp.csr_matrix:
+        """The diagonal mass matrix of :meth:`nodal_weights` with rho c per cell (n_cells,)."""
+        w = np.asarray(rhoc_cell, dtype=float)[:, None] * self.nodal_weights()
+        d = np.bincount(self.cells.ravel(), weights=w.ravel(), minlength=self.shape[1])[: self.shape[0]]
+        return self.diagonal(d)
 
     def matrix_from_entries(self, rows, cols, values) -> sp.csr_matrix:
         """A matrix with this pattern from (row, col, value) triplets whose pairs lie in the

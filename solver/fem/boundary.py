@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from solver.fem import kernels
 from solver.fem.geometry import CellGeometry
 from solver.fem.kernels import coefficient
-from solver.fem.quadrature import quadrature
+from solver.fem.quadrature import cell_degree, quadrature
 from solver.fem.reference import reference_slots
 from solver.mesh.cells import CELLS
 from solver.mesh.distributed import DistributedMesh
@@ -28,7 +28,9 @@ class BoundaryTerm:
         self.compiled = kernels.AVAILABLE if compiled is None else bool(compiled and kernels.AVAILABLE)
         self.facet_type = facet_type = CELLS[mesh.cell_type].facet_name
         ref = CELLS[facet_type]
-        points, self.weights = quadrature(facet_type, 2)
+        cell = CELLS[mesh.cell_type]
+        self.degree = cell_degree(facet_type, cell.affine or (cell.degree > 1 and mesh.affine))
+        points, self.weights = quadrature(facet_type, self.degree)
         self.N = np.ascontiguousarray(ref.shape(points))
         self.dN = np.ascontiguousarray(ref.grad(points))
         self.coords = np.ascontiguousarray(mesh.coords, dtype=np.float64)
@@ -43,7 +45,7 @@ class BoundaryTerm:
             self.wdet = np.empty((len(self.nodes), len(self.weights)))  # weights times measures
             kernels.facet_measures(self.coords, self.nodes, self.dN, self.weights, self.wdet)
         else:
-            self.geometry = CellGeometry(facet_type, self.coords, self.nodes, degree=2, gradients=False)
+            self.geometry = CellGeometry(facet_type, self.coords, self.nodes, self.degree, gradients=False)
             self.points = self.geometry.points
 
     def _slots(self, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
@@ -116,7 +118,7 @@ class BoundaryTerm:
         if self.empty:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0)
         g = self.geometry if self.geometry is not None else CellGeometry(
-            self.facet_type, self.coords, self.nodes, 2, gradients=False)
+            self.facet_type, self.coords, self.nodes, self.degree, gradients=False)
         c = np.broadcast_to(self._values(values)[:, :, 0], g.wdet.shape)
         Ke = np.einsum("fq,qi,qj->fij", c * g.wdet, g.N, g.N)
         nn = self.nodes.shape[1]

@@ -33,7 +33,6 @@ from solver.case.records import Physics, RadiationBC
 from solver.case.schema import STEFAN_BOLTZMANN
 from solver.fem.assembly import NodalConductivity
 from solver.fem.boundary import BoundaryTerm
-from solver.fem.geometry import CellGeometry
 from solver.heat.problem import HeatLoads
 from solver.heat.properties import MaterialField, evaluate
 from solver.mesh.distributed import DistributedMesh
@@ -121,15 +120,10 @@ class NonlinearHeatProblem(HeatLoads):
 
     @cached_property
     def vertex_weights(self) -> np.ndarray:
-        """int_c N_a per cell c and vertex a (n_cells, nodes per cell): the weights of the vertex
-        quadrature (lumped storage, nodal averages)."""
-        a = self.assembler
-        out = np.empty(a.cells.shape)
-        step = 1 << 15
-        for start in range(0, a.n_cells, step):
-            g = CellGeometry(self.mesh.cell_type, a.coords, a.cells[start:start + step], gradients=False)
-            out[start:start + step] = np.broadcast_to(g.wdet, (len(g.wdet), len(g.weights))) @ g.N
-        return out
+        """The weights of the nodal quadrature per cell c and node a (n_cells, nodes per cell):
+        ``int_c N_a`` for P1/Q1, the diagonally scaled ones for P2/Q2 (lumped storage, nodal
+        averages; :meth:`~solver.fem.assembly.Assembler.nodal_weights`)."""
+        return self.assembler.nodal_weights()
 
     # ------------------------------------------------------------------ storage S(u) = int H(u) N_i
     def _storage(self, u: np.ndarray, T: np.ndarray | None = None):

@@ -25,6 +25,7 @@ from solver.fem.assembly import Assembler
 from solver.fem.boundary import BoundaryTerm
 from solver.heat.dirichlet import DirichletConditions
 from solver.heat.materials import cell_materials
+from solver.mesh.cells import CELLS
 from solver.mesh.distributed import DistributedMesh
 
 
@@ -127,7 +128,9 @@ class HeatProblem(HeatLoads):
         self.k_cell, self.rhoc_cell = cell_materials(mesh, physics.material, physics.regions)
         self.K_conduction = self.assembler.stiffness(self.k_cell)
         self.M = self.assembler.mass(self.rhoc_cell)
-        if physics.lumped_mass:  # row sums on the diagonal, same sparsity pattern
+        if physics.lumped_mass and CELLS[mesh.cell_type].degree > 1:  # diagonal scaling (positive)
+            self.M = self.assembler.lumped_mass(np.broadcast_to(self.rhoc_cell, (len(mesh.cells),)))
+        elif physics.lumped_mass:  # row sums on the diagonal, same sparsity pattern
             self.M = self.assembler.lumped(self.M)
         self.assembler.release_matrix_workspace()  # NumPy path: gradients and entry map (~140 bytes per DOF in 2D)
         self.mass_weights = np.asarray(self.M.sum(axis=1)).ravel()  # int rho c N_i: E = m . u

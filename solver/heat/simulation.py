@@ -58,7 +58,7 @@ class Discretisation:
         self.case, self.comm = case, comm
         self.timers = timers or Timers()
         with self.timers("mesh"):
-            self.mesh = create_mesh(comm, case.mesh)
+            self.mesh = create_mesh(comm, case.mesh, case.element.degree)
         check_case_against_mesh(case, self.mesh)
         check_mesh(case, self.mesh)
         with self.timers("assembly"), np.errstate(all="ignore"):  # non-finite values: refused by key below

@@ -95,6 +95,7 @@ class DistributedMesh:
     cell_tags: np.ndarray | None = field(default=None, repr=False)  # physical group of each local cell
     groups: MeshGroups = field(default_factory=MeshGroups)
     partition: PartitionInfo | None = None  # mesh files only
+    affine: bool = False  # every cell's map from its reference cell is affine (constant Jacobian)
 
     @property
     def reference(self) -> ReferenceCell:
@@ -114,9 +115,10 @@ class DistributedMesh:
 
     @classmethod
     def from_local(cls, comm, cell_type: str, part: LocalPart, n_global: tuple[int, int], groups=None,
-                   partition=None) -> "DistributedMesh":
-        """Build from a rank's :class:`LocalPart`; ``n_global``: the mesh's (nodes, cells).
-        Nodes are renumbered to the layout described above."""
+                   partition=None, affine: bool | None = None) -> "DistributedMesh":
+        """Build from a rank's :class:`LocalPart`; ``n_global``: the mesh's (nodes, cells); ``affine``:
+        every cell's map is affine (None: as its reference cell, P1 simplices). Nodes are renumbered
+        to the layout described above."""
         rank = comm.rank
         owned = part.node_owners == rank
         # owned first by canonical id, then ghosts by (owner, canonical id)
@@ -141,7 +143,8 @@ class DistributedMesh:
         tags = None if part.cell_tags is None else np.ascontiguousarray(part.cell_tags)
         return cls(comm, cell_type, coords, cells.astype(index_type), n_owned, int(part.n_owned_cells),
                    node_ids, np.asarray(part.cell_ids, dtype=np.int64), ghost_owners, boundaries,
-                   int(n_global[0]), int(n_global[1]), halo, global_ids, tags, groups or MeshGroups(), partition)
+                   int(n_global[0]), int(n_global[1]), halo, global_ids, tags, groups or MeshGroups(), partition,
+                   CELLS[cell_type].affine if affine is None else bool(affine))
 
     def owned_dirichlet_mask(self, names) -> np.ndarray:
         """Local mask of nodes on the given boundaries, consistent on ghosts.

@@ -55,6 +55,7 @@ class MeshFileData:
     facet_tags: np.ndarray
     groups: MeshGroups
     cell_ids: np.ndarray | None = field(default=None, repr=False)
+    affine: bool = False  # every cell's map is affine (straight-sided simplices)
 
     @property
     def nbytes(self) -> int:
@@ -109,8 +110,10 @@ def read(path: str | Path, degree: int | None = None) -> MeshFileData:
     points = _checked_points(path, points, dim, cells, facets)
     data = MeshFileData(cell_type, points, cells, cell_tags, facets, facet_tags,
                         _groups(field_data, dim, cell_tags, facet_tags))
+    straight = CELLS[cell_type].degree == 1  # a second-order file's cells may be curved
     if degree is not None:
         data = with_degree(data, degree)
+    data.affine = CELLS[data.cell_type].linear.affine and (straight or CELLS[data.cell_type].degree == 1)
     data.points, data.facets, data.facet_tags = _drop_unused_points(data.points, data.cells, data.facets,
                                                                     data.facet_tags)
     return data
@@ -222,7 +225,8 @@ def _read_on_root(comm, path: str, degree: int) -> tuple[MeshFileData | None, di
             meta = {"cell_type": data.cell_type, "groups": data.groups, "gdim": data.points.shape[1],
                     "n_nodes": len(data.points), "n_cells": len(data.cells),
                     "n_facets": len(data.facets), "npc": data.cells.shape[1],
-                    "npf": data.facets.shape[1] if len(data.facets) else 0, "mesh_bytes": data.nbytes}
+                    "npf": data.facets.shape[1] if len(data.facets) else 0, "mesh_bytes": data.nbytes,
+                    "affine": data.affine}
             if comm.size > 1:  # cells along the curve: each rank's block is compact in space
                 index = np.int32 if max(meta["n_nodes"], meta["n_cells"]) < 2**31 else np.int64
                 order = space_filling_order(data.points, data.cells)
@@ -310,7 +314,8 @@ def distributed_mesh(comm, path: str, partitioner: str = "auto", degree: int = 1
                          int(meta["mesh_bytes"]), comm.bcast(t_read, root=0), t_partition, t_distribute)
     part = LocalPart(local.coords, node_ids, local.owners, local_cells, local.cell_ids, local.n_owned_cells,
                      boundaries, local.cell_tags)
-    return DistributedMesh.from_local(comm, meta["cell_type"], part, (n_nodes, meta["n_cells"]), meta["groups"], info)
+    return DistributedMesh.from_local(comm, meta["cell_type"], part, (n_nodes, meta["n_cells"]), meta["groups"], info,
+                                      meta["affine"])
 
 
 def _redistribute(comm, meta, node_starts, blocks: "MeshBlocks", parts) -> LocalMesh:

@@ -165,7 +165,7 @@ def structured_mesh(comm, cell_type: str, n: tuple[int, ...], lengths, origin, d
     n_global_nodes = int(np.prod([degree * m + 1 for m in n]))
     n_global_cells = int(np.prod(n)) * ns
     part = LocalPart(coords, node_ids, node_owners, cells, cell_ids, n_owned_q * ns, boundaries)
-    return DistributedMesh.from_local(comm, cell, part, (n_global_nodes, n_global_cells))
+    return DistributedMesh.from_local(comm, cell, part, (n_global_nodes, n_global_cells), affine=True)
 
 
 def _check_templates():

@@ -132,7 +132,7 @@ class StudyRun:
     def execute(self) -> int:
         spec, groups, world = self.spec, self.groups, self.groups.world
         table = sample_table(spec)
-        mesh = create_mesh(groups.group, spec.base.mesh)
+        mesh = create_mesh(groups.group, spec.base.mesh, spec.base.element.degree)
         earlier = self.earlier(table, mesh.n_global_nodes if spec.fields else None) if self.options.restart else None
         status = earlier.table.status if earlier else np.full(len(table), PENDING, dtype=np.int64)
         pending = np.flatnonzero(status == PENDING)

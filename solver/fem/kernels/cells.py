@@ -27,10 +27,11 @@ class CellKernels:
 
 
 @functools.lru_cache(maxsize=None)
-def cell_kernels(nn: int, dim: int, nq: int, affine: bool) -> CellKernels:
+def cell_kernels(nn: int, dim: int, nq: int, affine: bool, linear: bool = True) -> CellKernels:
     """Kernels for cells of ``nn`` nodes in ``dim`` dimensions with ``nq`` quadrature points
-    (``affine``: constant Jacobian). The sizes are compile-time constants of the closures, so
-    that LLVM unrolls the small loops (numba caches each specialisation apart).
+    (``affine``: constant Jacobian; ``linear``: P1 simplices, whose gradients are then constant
+    too). The sizes are compile-time constants of the closures,
+    so that LLVM unrolls the small loops (numba caches each specialisation apart).
 
     * ``matrix(mesh, reference, mass, conductivity, target)`` adds ``int m N_i N_j + int sum_d k_d
       dN_i/dx_d dN_j/dx_d`` of each cell into the target (owned rows); ``mass``,
@@ -51,5 +52,5 @@ def cell_kernels(nn: int, dim: int, nq: int, affine: bool) -> CellKernels:
       (:mod:`solver.fem.kernels.newton`).
     """
     kind = int(nn), int(dim), int(nq), bool(affine)
-    return CellKernels(matrix_kernel(*kind), vector_kernel(*kind), gradient_kernel(*kind), flux_vector_kernel(*kind),
-                       convection_kernel(*kind), nodal_conduction_kernel(*kind))
+    return CellKernels(matrix_kernel(*kind, bool(linear)), vector_kernel(*kind), gradient_kernel(*kind),
+                       flux_vector_kernel(*kind), convection_kernel(*kind), nodal_conduction_kernel(*kind))

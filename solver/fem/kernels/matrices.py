@@ -10,8 +10,10 @@ The element matrix is a contraction with reference tensors, computed once per ca
   sum_q w_q m_q N_i N_j |det J|).
 
 Only the upper entries (i <= j) are computed, entry e = ei[i, j] of :func:`upper_entries`, and
-expanded to the full matrices of the block before the scatter (:func:`expand`). Affine cells sum
-the point values of k (and m) against the weights: their geometry is computed once.
+expanded to the full matrices of the block before the scatter (:func:`expand`). Cells with an
+affine map compute their geometry once; P1 simplices, whose gradients are constant too, also sum
+the point values of k (and m) against the weights. Quadratic cells with an affine map (straight
+P2 simplices, parallelogram Q2 cells) keep the loop over the points with the geometry of the first.
 """
 
 from __future__ import annotations
@@ -142,13 +144,15 @@ def expand(Ae, ei, nb, Ab, sizes):
                 Ab[i, j, k] = Ae[e, k]
 
 
-def matrix_kernel(NN, GD, NQ, AFFINE):
+def matrix_kernel(NN, GD, NQ, AFFINE, LINEAR=True):
     """``matrix(mesh, reference, mass, conductivity, target)`` for cells of NN nodes in GD
-    dimensions with NQ quadrature points (AFFINE: constant Jacobian), the sizes compile-time
-    constants: adds the element matrices into the CSR target; returns the entries not found."""
+    dimensions with NQ quadrature points (AFFINE: constant Jacobian; LINEAR: constant gradients,
+    P1), the sizes compile-time constants: adds the element matrices into the CSR target; returns
+    the entries not found."""
     SIZES = (NN, GD, NQ)
     NS, NE = GD * (GD + 1) // 2, NN * (NN + 1) // 2  # pairs of reference directions, upper entries
-    NG = 1 if AFFINE else NQ  # points where the geometry is computed
+    CONSTANT = AFFINE and LINEAR  # one point's gradients serve the cell
+    NG = 1 if CONSTANT else NQ  # points where the gradient tensors are computed
 
     @jit
     def matrix(mesh, reference, mass, conductivity, target):
@@ -156,7 +160,7 @@ def matrix_kernel(NN, GD, NQ, AFFINE):
         has_mass, has_cond = mass.shape[0] > 0, conductivity.shape[0] > 0
         m, k_flat = flat(mass), flat(conductivity)
         mf, m_sc, m_sq, _ = m
-        fused = has_mass and not (AFFINE and m_sq > 0)  # the mass term in the loop over entries
+        fused = has_mass and not (CONSTANT and m_sq > 0)  # the mass term in the loop over entries
         ei, pairs = upper_entries(SIZES), direction_pairs(SIZES)
         RK, RM, WRM = np.zeros((NG, NS, NE)), np.zeros((NQ, NE)), np.zeros(NE)
         stiffness_tensors(dN, ei, pairs, RK, SIZES)
@@ -174,20 +178,21 @@ def matrix_kernel(NN, GD, NQ, AFFINE):
             block = (c0, nb)
             clear(Ae, ne, nb)
             for q in range(ng):
-                measure(geometry, dN, q, nb, has_cond, NN, GD)
+                if q == 0 or not AFFINE:
+                    measure(geometry, dN, q, nb, has_cond, NN, GD)
                 if has_cond:
-                    if AFFINE:
+                    if CONSTANT:
                         cell_conductivity(det, k_flat, weights, block, kw, SIZES)
                     else:
                         point_conductivity(det, k_flat, weights, q, block, kw, SIZES)
                     inverse_products(geometry[2], kw, pairs, nb, Cs, SIZES)
-                if fused and AFFINE:
+                if fused and CONSTANT:
                     for k in range(nb):
                         fm[k] = det[k] * mf[(c0 + k) * m_sc]
                 elif fused:
                     point_mass(det, m, weights, q, block, fm)
                 for e in range(ne):  # the sums innermost but one: Ae[e, k] stays in a register
-                    rm = WRM[e] if AFFINE else RM[q, e]
+                    rm = WRM[e] if CONSTANT else RM[q, e]
                     for k in range(nb):
                         t = Ae[e, k]
                         if has_cond:
@@ -196,7 +201,7 @@ def matrix_kernel(NN, GD, NQ, AFFINE):
                         if fused:
                             t += fm[k] * rm
                         Ae[e, k] = t
-                if has_mass and AFFINE and m_sq > 0:  # sum over the points of m_q N_i N_j
+                if has_mass and CONSTANT and m_sq > 0:  # sum over the points of m_q N_i N_j
                     for p in range(NQ):
                         point_mass(det, m, weights, p, block, fm)
                         for e in range(ne):

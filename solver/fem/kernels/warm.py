@@ -12,7 +12,7 @@ from solver.fem.kernels.constraint import constrain_kernel
 from solver.fem.kernels.facets import facet_matrix, facet_measures, facet_vector
 from solver.fem.kernels.pattern import csr_pattern, entry_slots
 from solver.fem.kernels.vectors import quadrature_points
-from solver.fem.quadrature import quadrature
+from solver.fem.quadrature import cell_degree, quadrature
 from solver.mesh.cells import CELLS
 
 __all__ = ["compile_on_root", "warm_up"]
@@ -25,12 +25,13 @@ def reference_tables(cell_type: str, degree: int) -> tuple[np.ndarray, np.ndarra
     return np.ascontiguousarray(ref.shape(points)), np.ascontiguousarray(ref.grad(points)), weights
 
 
-def warm_cell_kernels(ref, mesh, reference, target) -> None:
-    """Run the kernels of :func:`cell_kernels` on the one cell of ``mesh``, with and without the
-    slot map of ``target``, with and without the optional arrays."""
+def warm_cell_kernels(ref, affine: bool, mesh, reference, target) -> None:
+    """Run the kernels of :func:`cell_kernels` (``affine``: of cells with an affine map) on the one
+    cell of ``mesh``, with and without the slot map of ``target``, with and without the optional
+    arrays."""
     nn, nq, dim = ref.n_nodes, len(reference[2]), ref.dim
     indptr, indices, slots, data = target
-    k = cell_kernels(nn, dim, nq, ref.affine)
+    k = cell_kernels(nn, dim, nq, affine, ref.affine)
     searched = (indptr, indices, slots[:0], data)
     one = np.ones((1, 1, 1))
     for t in (target, searched):
@@ -64,35 +65,38 @@ def warm_facet_kernels(ref, mesh, degree: int, data) -> None:
     facet_vector(facets, n_owned, fN, wdet, one, np.zeros(n_owned))
 
 
-def warm_up(cell_type: str, cell_dtype=np.int32, index_dtype=np.int32, degree: int = 2) -> None:
+def warm_up(cell_type: str, cell_dtype=np.int32, index_dtype=np.int32, affine: bool | None = None) -> None:
     """Compile (or load from the cache) every kernel the assembly of ``cell_type`` meshes uses, for
-    these index types, by running each once on a single cell."""
+    these index types, by running each once on a single cell; ``affine``: the cells' maps are
+    affine (None: as the reference cell, P1 simplices)."""
     ref = CELLS[cell_type]
+    affine = ref.affine if affine is None else bool(ref.affine or (ref.degree > 1 and affine))
+    degree = cell_degree(cell_type, affine)
     reference = reference_tables(cell_type, degree)
     nn = ref.n_nodes
     coords = np.ascontiguousarray(ref.vertices, dtype=np.float64)
     cells = np.arange(nn, dtype=cell_dtype).reshape(1, nn)
     indptr, indices, slots = csr_pattern(cells, nn, nn, dtype=index_dtype)
     data = np.zeros(len(indices))
-    warm_cell_kernels(ref, (coords, cells, nn), reference, (indptr, indices, slots, data))
+    warm_cell_kernels(ref, affine, (coords, cells, nn), reference, (indptr, indices, slots, data))
     quadrature_points(coords, cells, reference[0], np.empty((1, len(reference[2]), ref.dim)))
     entry_slots(indptr, indices, np.zeros(1, np.int64), np.zeros(1, np.int64), nn)
     constrain_kernel(indptr, indices, data, np.zeros(nn, dtype=np.bool_), nn)
-    warm_facet_kernels(ref, (coords, cells, nn), degree, data)
+    warm_facet_kernels(ref, (coords, cells, nn), cell_degree(ref.facet_name, affine), data)
 
 
 _warm: set = set()
 
 
-def compile_on_root(comm, cell_type: str, cell_dtype, index_dtype) -> None:
+def compile_on_root(comm, cell_type: str, cell_dtype, index_dtype, affine: bool | None = None) -> None:
     """Collective: rank 0 compiles the kernels of ``cell_type`` (or loads them; once per process
     and kind) while the other ranks wait, and then load them from the cache: N ranks do not
     compile the same code at once on a fresh install. (Every rank takes part whatever it has
     already loaded: a rank may have assembled alone on COMM_SELF before.)"""
     if not AVAILABLE or comm.size == 1:
         return
-    key = (cell_type, np.dtype(cell_dtype).str, np.dtype(index_dtype).str)
+    key = (cell_type, np.dtype(cell_dtype).str, np.dtype(index_dtype).str, affine)
     if comm.rank == 0 and key not in _warm:
         _warm.add(key)
-        warm_up(cell_type, cell_dtype, index_dtype)
+        warm_up(cell_type, cell_dtype, index_dtype, affine)
     comm.Barrier()
