@@ -1,5 +1,7 @@
 """Point location: the cell that holds each point and its reference coordinates, and the
-finite-element interpolation of nodal values there (vectorised over points)."""
+finite-element interpolation of nodal values there (vectorised over points). P1 simplices invert
+their affine map directly; other cells (Q1, and P2/Q2 with straight or curved edges) by Newton's
+method on their isoparametric map from the cell's centre."""
 
 from __future__ import annotations
 
@@ -24,8 +26,8 @@ class PointLocator:
         if ref.affine:
             J = np.swapaxes(X[:, 1:] - X[:, :1], 1, 2)  # (m, d, d)
             return np.linalg.solve(J, (p - X[:, 0])[..., None])[..., 0]
-        xi = np.full(p.shape, 0.5)
-        for _ in range(12):  # Newton on the multilinear map
+        xi = np.full(p.shape, 1.0 / (p.shape[1] + 1) if ref.simplex else 0.5)
+        for _ in range(12):  # Newton on the isoparametric map
             N = ref.shape(xi)
             dN = ref.grad(xi)
             r = np.einsum("mi,mia->ma", N, X) - p
@@ -34,7 +36,7 @@ class PointLocator:
         return xi
 
     def _inside(self, xi: np.ndarray, tol: float = 1e-9) -> np.ndarray:
-        if self.ref.affine:
+        if self.ref.simplex:
             return np.all(xi >= -tol, axis=1) & (xi.sum(axis=1) <= 1 + tol)
         return np.all((xi >= -tol) & (xi <= 1 + tol), axis=1)
 

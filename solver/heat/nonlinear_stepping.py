@@ -98,7 +98,7 @@ class LinearisedSolver:
         self.pending = None
         start = time.perf_counter()
         jacobian = lambda u, t, a0, c: self._matrix(self.problem.linearise(u, t, a0, c).symmetric)  # noqa: E731
-        self.precond = make_preconditioner(self.spec.preconditioner, jacobian(*origin))
+        self.precond = make_preconditioner(self.spec.preconditioner, jacobian(*origin), self.problem.coarse_space)
         self.rebuilds += 1
         if updated is not None:
             self.precond.update(jacobian(*updated))
@@ -132,7 +132,7 @@ class LinearisedSolver:
             self.updated = None if origin is None else (origin[0].copy(), *origin[1:])
         elif self.precond is None or not self.fresh:
             try:
-                self.precond = make_preconditioner(self.spec.preconditioner, P)
+                self.precond = make_preconditioner(self.spec.preconditioner, P, p.coarse_space)
             except ImportError as exc:
                 raise CaseError(str(exc)) from None
             self.rebuilds += 1

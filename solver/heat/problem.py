@@ -23,8 +23,10 @@ from mpi4py import MPI
 from solver.case.records import DirichletBC, NeumannBC, Physics, RobinBC
 from solver.fem.assembly import Assembler
 from solver.fem.boundary import BoundaryTerm
+from solver.fem.coarsening import linear_coarsening
 from solver.heat.dirichlet import DirichletConditions
 from solver.heat.materials import cell_materials
+from solver.la.amg.fixed import CoarseSpace
 from solver.mesh.cells import CELLS
 from solver.mesh.distributed import DistributedMesh
 
@@ -72,6 +74,7 @@ class HeatLoads:
         self.neumann = [FacetTerm(bc, BoundaryTerm(mesh, bc.name)) for bc in physics.of_kind(NeumannBC)]
         self.robin = [FacetTerm(bc, BoundaryTerm(mesh, bc.name)) for bc in physics.of_kind(RobinBC)]
         self.dirichlet = DirichletConditions(mesh, physics.of_kind(DirichletBC))
+        self.coarse_space = CoarseSpace(*linear_coarsening(mesh)) if CELLS[mesh.cell_type].degree > 1 else None
         self._cache = TimeLevelCache()
         # a heat transfer coefficient h(t) makes the system matrix change from step to step
         self.time_dependent_matrix = any(term.condition.h.depends_on_time for term in self.robin)

@@ -51,7 +51,7 @@ class ConstrainedSystem:
             self.precond.update(self.A)
         else:
             try:
-                self.precond = make_preconditioner(solver.preconditioner, self.A)
+                self.precond = make_preconditioner(solver.preconditioner, self.A, problem.coarse_space)
             except ImportError as exc:
                 raise CaseError(str(exc)) from None
         self.A.multiply_symmetric()  # CG's products from the upper triangle, once the set-up is done

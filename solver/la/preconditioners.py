@@ -128,14 +128,19 @@ class BlockAMG(BuiltOnce):
         return self.cycle.matvec(r)
 
 
-def _distributed_amg(A: DistributedMatrix):
+def _distributed_amg(A: DistributedMatrix, coarse_space=None):
     from solver.la.amg import AMG  # the multigrid module loads when it is asked for
-    return AMG(A)
+    return AMG(A, coarse_space=coarse_space)
 
 
 PRECONDITIONERS = {"none": lambda A: Identity(), "jacobi": Jacobi, "bjacobi": BlockJacobi,
                    "ilu": BlockILU, "amg": _distributed_amg, "bamg": BlockAMG}
 
 
-def make_preconditioner(name: str, A: DistributedMatrix):
+def make_preconditioner(name: str, A: DistributedMatrix, coarse_space=None):
+    """The preconditioner ``name`` set up for ``A``; ``coarse_space``: the first coarse level of
+    the multigrid when the discretisation gives one (quadratic elements: the linear ones,
+    :class:`~solver.la.amg.fixed.CoarseSpace`); the others do not use it."""
+    if name == "amg":
+        return _distributed_amg(A, coarse_space)
     return PRECONDITIONERS[name](A)

@@ -1,6 +1,8 @@
 """Cell validity of a distributed mesh: finite coordinates, and at every corner of every cell a
 Jacobian of one sign and of a size above rounding (no degenerate, inverted-in-part or
-self-intersecting cell). Checked once when the mesh is built (collective)."""
+self-intersecting cell). Quadratic cells also have every edge's midpoint node near the middle of
+its edge (within half the edge's length of it), and the Jacobian of their (curved) map of one sign
+at every node. Checked once when the mesh is built (collective)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import numpy as np
 from mpi4py import MPI
 
 from solver.errors import CaseError
+from solver.mesh.cells import CELLS
+from solver.mesh.lagrange import QUADRATIC
 
 # for each corner: the corners of its two (2D) or three (3D) edges, in an order that gives a
 # positive determinant on a well-shaped cell (VTK / Gmsh node order)
@@ -30,22 +34,52 @@ def corner_jacobians(points: np.ndarray, cells: np.ndarray, cell_type: str) -> n
     return np.stack(out, axis=1)
 
 
+def node_jacobians(points: np.ndarray, cells: np.ndarray, cell_type: str) -> np.ndarray:
+    """(n_cells, nodes) determinants of the Jacobian of each cell's (isoparametric) map at its nodes."""
+    ref = CELLS[cell_type]
+    dN = ref.grad(ref.vertices)  # (nodes, nodes, dim): the gradients at every node
+    out = np.empty(cells.shape)
+    for start in range(0, len(cells), CHUNK):  # a few arrays of a chunk of cells at a time
+        J = np.einsum("cnd,qne->cqde", points[cells[start:start + CHUNK]], dN)
+        out[start:start + CHUNK] = np.linalg.det(J)
+    return out
+
+
+def midpoint_offsets(points: np.ndarray, cells: np.ndarray, cell_type: str) -> np.ndarray:
+    """(n_cells, edges) distance of each edge's midpoint node from the middle of the edge's
+    corners, relative to the edge's length."""
+    ref = CELLS[cell_type]
+    edges = np.array(QUADRATIC[ref.linear.name][0])
+    a, b = points[cells[:, edges[:, 0]]], points[cells[:, edges[:, 1]]]
+    m = points[cells[:, ref.n_corners: ref.n_corners + len(edges)]]
+    return np.linalg.norm(m - 0.5 * (a + b), axis=2) / np.linalg.norm(b - a, axis=2)
+
+
+CHUNK = 1 << 14  # cells per batch of the Jacobians at the nodes
+MIDPOINT_OFFSET = 0.5  # a midpoint node farther from the middle of its edge, in edge lengths: refused
+
+
 def check_cells(mesh, where: str) -> None:
     """Refuse a mesh with a non-finite coordinate or a cell without volume (collective); the
     message names ``where`` (the mesh file or key) and the first bad cell."""
     cells = mesh.cells[: mesh.n_owned_cells]
     points = mesh.coords[:, : mesh.dim]
     bad_cells = np.zeros(len(cells), dtype=bool)
-    reason = np.zeros(len(cells), dtype=np.int8)  # 1 non-finite, 2 no volume, 3 inverted in part
-    if len(cells) and mesh.cell_type in CORNER_EDGES:
-        xyz = points[cells]  # (n, corners, dim)
+    reason = np.zeros(len(cells), dtype=np.int8)  # 1 non-finite, 2 no volume, 3 inverted in part, 4, 5 curved
+    linear = CELLS[mesh.cell_type].linear
+    if len(cells) and linear.name in CORNER_EDGES:
+        xyz = points[cells]  # (n, nodes, dim)
         finite = np.isfinite(xyz).all(axis=(1, 2))
         with np.errstate(all="ignore"):
-            det = corner_jacobians(points, cells, mesh.cell_type)
+            det = corner_jacobians(points, cells, linear.name)
             size = (xyz.max(axis=1) - xyz.min(axis=1)).max(axis=1) ** mesh.dim
             tiny = np.abs(det).min(axis=1) <= DEGENERATE * size
             mixed = (det.min(axis=1) < 0) & (det.max(axis=1) > 0)
             overflow = ~np.isfinite(det).all(axis=1) | ~np.isfinite(size)
+            if linear.name != mesh.cell_type:  # a quadratic cell: its midpoints and its curved map
+                reason[midpoint_offsets(points, cells, mesh.cell_type).max(axis=1) > MIDPOINT_OFFSET] = 4
+                curved = node_jacobians(points, cells, mesh.cell_type) * np.sign(det[:, :1])
+                reason[(reason == 0) & (curved.min(axis=1) <= DEGENERATE * size)] = 5
         reason[mixed] = 3
         reason[tiny | overflow] = 2
         reason[~finite] = 1
@@ -59,5 +93,8 @@ def check_cells(mesh, where: str) -> None:
     info = np.array([reason[mine[0]] if len(mine) else 0], dtype=np.int64)
     mesh.comm.Allreduce(MPI.IN_PLACE, info, op=MPI.MAX)
     what = {1: "has a non-finite coordinate", 2: "has no volume (degenerate, or its size overflows)",
-            3: "is inverted or self-intersecting (its corner Jacobians change sign)"}[int(info[0])]
+            3: "is inverted or self-intersecting (its corner Jacobians change sign)",
+            4: f"has an edge midpoint node more than {MIDPOINT_OFFSET:g} edge lengths off the middle of its edge",
+            5: "is inverted in part by its curved edges (the Jacobian of its quadratic map changes sign or vanishes "
+               "inside it)"}[int(info[0])]
     raise CaseError(f"{where}: cell {int(first[0])} ({mesh.cell_type}) {what}")

@@ -10,6 +10,7 @@ import numpy as np
 from solver.errors import CaseError
 from solver.io.results_reader import Results
 from solver.post.slices import draw_slice
+from solver.post.triangles import triangles
 
 UNITS = {"degC": "°C", "K": "K", "1": ""}  # the units attribute of a field -> its colour-bar unit
 CMAPS = {"temperature": "inferno", "liquid_fraction": "viridis"}
@@ -74,8 +75,7 @@ def plot_command(args) -> int:
             vmin, vmax = LIMITS.get(name, (None, None))
             cmap = CMAPS.get(name, "viridis")
             if r.dim == 2:
-                tris = r.cells if r.cell_type == "triangle" else np.concatenate([r.cells[:, [0, 1, 2]], r.cells[:, [0, 2, 3]]])
-                tri = Triangulation(r.points[:, 0], r.points[:, 1], tris)
+                tri = Triangulation(r.points[:, 0], r.points[:, 1], triangles(r.cell_type, r.cells))
                 im = ax.tripcolor(tri, T, shading="gouraud", cmap=cmap, vmin=vmin, vmax=vmax)
                 if args.mesh:
                     ax.triplot(tri, lw=0.2, color="white", alpha=0.5)

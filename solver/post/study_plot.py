@@ -13,6 +13,7 @@ import numpy as np
 
 from solver.errors import CaseError
 from solver.post.slices import draw_slice
+from solver.post.triangles import triangles
 from solver.post.study_info import StudyFile
 
 MAX_CURVES = 8  # a grid response: one curve per combination of the other keys, up to this many
@@ -127,9 +128,7 @@ def _field(fig, ax, s: StudyFile, args) -> str:
     if s.dim == 2:
         from matplotlib.tri import Triangulation
 
-        cells = s.cells
-        tris = cells if s.cell_type == "triangle" else np.concatenate([cells[:, [0, 1, 2]], cells[:, [0, 2, 3]]])
-        tri = Triangulation(s.points[:, 0], s.points[:, 1], tris)
+        tri = Triangulation(s.points[:, 0], s.points[:, 1], triangles(s.cell_type, s.cells))
         im = ax.tripcolor(tri, T, shading="gouraud", cmap=cmap, vmin=limits[0], vmax=limits[1])
         if args.mesh:
             ax.triplot(tri, lw=0.2, color="white", alpha=0.5)

@@ -31,6 +31,7 @@ from mpi4py import MPI
 from solver.la.amg.agglomerate import coarse_layout
 from solver.la.amg.aggregate import aggregate
 from solver.la.amg.coarse import CoarseSolve
+from solver.la.amg.fixed import CoarseSpace, fixed_layout, fixed_prolongator
 from solver.la.amg.galerkin import GalerkinProduct
 from solver.la.amg.level import Level
 from solver.la.amg.numbering import allsum, global_ids
@@ -54,7 +55,10 @@ class AMG:
     name = "amg"
     updatable = True  # update(): new Galerkin products on the same aggregates
 
-    def __init__(self, A: DistributedMatrix, options: AMGOptions | None = None):
+    def __init__(self, A: DistributedMatrix, options: AMGOptions | None = None,
+                 coarse_space: CoarseSpace | None = None):
+        """``coarse_space``: a first coarse level given by the discretisation (p-multigrid,
+        :mod:`~solver.la.amg.fixed`), aggregation below it."""
         t0 = time.perf_counter()
         try:
             import pyamg.amg_core  # noqa: F401  (the serial aggregation kernel)
@@ -65,23 +69,31 @@ class AMG:
         self.options = AMGOptions() if options is None else options
         self.precision = self.options.working_precision(A, self.comm)
         self.dtype = np.dtype(np.float64 if self.precision == "double" else np.float32)
-        self._build(A)
+        self._build(A, coarse_space)
         self.setup_time = time.perf_counter() - t0
         self.update_time = None
 
     # ------------------------------------------------------------------ set-up
-    def _build(self, A: DistributedMatrix) -> None:
+    def _build(self, A: DistributedMatrix, coarse_space: CoarseSpace | None) -> None:
         comm, options = self.comm, self.options
         gids, starts = global_ids(A, comm)
         level = Level(A, gids, starts, comm.size, self.dtype)
         self.levels = [level]
         B = np.ones(A.n_owned)  # near-null space candidate on the owned rows
+        given = 0  # levels the discretisation gives (their strength thresholds are not used)
+        if coarse_space is not None:  # p-multigrid: the linear elements first (P reproduces constants)
+            self._smoother(0)
+            level = self._coarsen_fixed(level, coarse_space)
+            starts = level.starts
+            self.levels.append(level)
+            B = np.ones(level.n)
+            given = 1
         while True:
             n_global = int(starts[-1])
             if n_global <= options.max_coarse or len(self.levels) == options.max_levels:
                 break
             self._smoother(len(self.levels) - 1)
-            agg, n_agg = aggregate(level.A, options.level_theta(len(self.levels) - 1), options.strength)
+            agg, n_agg = aggregate(level.A, options.level_theta(len(self.levels) - 1 - given), options.strength)
             counts = np.empty(comm.size, dtype=np.int64)
             comm.Allgather(np.array([n_agg], dtype=np.int64), counts)
             n_c = int(counts.sum())
@@ -119,6 +131,18 @@ class AMG:
         level.galerkin = galerkin
         halo_c, coarse_gids = galerkin.coarse_numbering(comm)
         return Level(DistributedMatrix(A_c, halo_c), coarse_gids, layout.starts, layout.active, self.dtype), B_c
+
+    def _coarsen_fixed(self, level: Level, space: CoarseSpace) -> Level:
+        """The next level of a coarse space the discretisation gives (P not smoothed)."""
+        comm = self.comm
+        layout = fixed_layout(comm, space)
+        prolongator = fixed_prolongator(space, level.n)
+        level.transfer = build_transfer(comm, prolongator, layout, self.dtype)
+        galerkin = GalerkinProduct.from_prolongator(comm, level.halo, prolongator, layout)
+        A_c, galerkin.ghosts = galerkin.coarse_matrix(comm, level.A)
+        level.galerkin = galerkin
+        halo_c, coarse_gids = galerkin.coarse_numbering(comm)
+        return Level(DistributedMatrix(A_c, halo_c), coarse_gids, layout.starts, layout.active, self.dtype)
 
     # ------------------------------------------------------------------ update
     def update(self, A: DistributedMatrix) -> None:
