@@ -1,4 +1,6 @@
-"""The compiled assembly against the NumPy reference path on N ranks, for every cell type.
+"""The compiled assembly against the NumPy reference path on N ranks, for every cell type, linear
+and quadratic (curved: the midpoints move with the other nodes), with the quadratic cells' affine
+kernels on the undistorted quadratic meshes too.
 
 Usage: mpirun -n N python assembly_checks.py
 For a case with regions (a box of other conductivity and rho c), anisotropic conductivity, a
@@ -20,10 +22,17 @@ from solver.fem.boundary import constrain
 from solver.heat.problem import HeatProblem
 from solver.mesh.build import create_mesh
 
-CELLS = {"triangle": (11, 7), "quadrilateral": (9, 6), "tetrahedron": (5, 3, 4), "hexahedron": (5, 4, 3)}
+CELLS = {"triangle": (11, 7), "quadrilateral": (9, 6), "tetrahedron": (5, 3, 4), "hexahedron": (5, 4, 3),
+         "triangle6": (6, 4), "quadrilateral9": (5, 4), "tetrahedron10": (3, 2, 3), "hexahedron27": (3, 2, 2),
+         "triangle6-affine": (6, 4), "tetrahedron10-affine": (3, 2, 3), "quadrilateral9-affine": (5, 4)}
+DEGREE = {"triangle6": 2, "quadrilateral9": 2, "tetrahedron10": 2, "hexahedron27": 2}
+LINEAR = {"triangle6": "triangle", "quadrilateral9": "quadrilateral", "tetrahedron10": "tetrahedron",
+          "hexahedron27": "hexahedron"}
 
 
-def case_text(cell, n):
+def case_text(name, n):
+    cell, _, _ = name.partition("-")
+    degree, cell = DEGREE.get(cell, 1), LINEAR.get(cell, cell)
     dim = len(n)
     size = "\n".join(f"n{a} = {v}" for a, v in zip("xyz", n))
     k = [1.0, 2.5, 0.7][:dim]
@@ -33,6 +42,8 @@ type = "{'rectangle' if dim == 2 else 'box'}"
 cell = "{cell}"
 {size}
 lengths = {[1.0, 0.8, 0.6][:dim]}
+[element]
+degree = {degree}
 [material]
 k = {k}
 rho = 2.0
@@ -63,9 +74,11 @@ t_end = 0.2
 
 
 def distort(mesh, n):
-    """Move the nodes by a smooth field of their position (so the same on every rank)."""
+    """Move the nodes by a smooth field of their position (so the same on every rank): the cells
+    are no longer affine."""
     x = mesh.coords
     mesh.coords = x + 0.04 * np.sin(3.0 * x[:, ::-1] + np.arange(x.shape[1])) / np.array(n)
+    mesh.affine = False
 
 
 def relative(comm, a, b) -> float:
@@ -86,8 +99,9 @@ def reference_problem(mesh, physics):
 
 def check(comm, cell, n):
     case = load_case(case_text(cell, n), f"<assembly checks {cell}>")
-    mesh = create_mesh(comm, case.mesh)
-    distort(mesh, n)
+    mesh = create_mesh(comm, case.mesh, case.element.degree)
+    if not cell.endswith("-affine"):
+        distort(mesh, n)
     fast = HeatProblem(mesh, case.physics)
     ref = reference_problem(mesh, case.physics)
     assert fast.assembler.compiled and not ref.assembler.compiled

@@ -1,0 +1,223 @@
+"""Quadratic elements end to end: one owner per node and the numbering of one rank on any number
+of ranks, results files identical on 1 and 3 ranks (structured) and within the solver tolerance
+(Gmsh), quadratic cells in the XDMF, a restart on other ranks, closed heat balances with Robin and
+radiation boundaries, the explicit scheme with the lumped P2 mass, and bad input refused."""
+
+import h5py
+import meshio
+import numpy as np
+import pytest
+from conftest import ROOT, run_script, run_solver
+
+try:
+    import gmsh
+except Exception as exc:  # ImportError, or OSError when its shared libraries are missing
+    pytest.skip(f"gmsh builds the test meshes and cannot be imported ({exc}); make bootstrap installs it",
+                allow_module_level=True)
+
+PLATE = str(ROOT / "inputs" / "plate.toml")
+P2 = ["--set", "element.degree=2", "--set", "solver.rtol=1e-13"]
+
+
+def annulus(path, order, size=0.25):
+    """The ring 0.5 < r < 1 meshed by gmsh with cells of ``order`` (second order: curved edges on
+    the circles), boundary groups inner and outer, region group ring."""
+    gmsh.initialize()
+    gmsh.option.setNumber("General.Terminal", 0)
+    try:
+        gmsh.model.add("ring")
+        outer = gmsh.model.occ.addDisk(0, 0, 0, 1, 1)
+        inner = gmsh.model.occ.addDisk(0, 0, 0, 0.5, 0.5)
+        gmsh.model.occ.cut([(2, outer)], [(2, inner)])
+        gmsh.model.occ.synchronize()
+        curves = [t for _, t in gmsh.model.getEntities(1)]
+        big = [t for t in curves if gmsh.model.getBoundingBox(1, t)[3] > 0.75]
+        gmsh.model.addPhysicalGroup(1, big, name="outer")
+        gmsh.model.addPhysicalGroup(1, [t for t in curves if t not in big], name="inner")
+        gmsh.model.addPhysicalGroup(2, [t for _, t in gmsh.model.getEntities(2)], name="ring")
+        gmsh.option.setNumber("Mesh.MeshSizeMax", size)
+        gmsh.model.mesh.generate(2)
+        gmsh.model.mesh.setOrder(order)
+        gmsh.write(str(path))
+    finally:
+        gmsh.finalize()
+    return path
+
+
+@pytest.fixture(scope="module")
+def rings(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("rings")
+    return annulus(folder / "ring1.msh", 1), annulus(folder / "ring2.msh", 2)
+
+
+def test_one_owner_per_node_and_the_numbering_of_one_rank(nprocs, rings):
+    r = run_script(nprocs, "quadratic_checks.py", *rings)
+    assert r["ranks"] == nprocs
+    for name, m in r["meshes"].items():
+        assert m["same_as_one_rank"] and m["coarse_owned"] == m["vertices"] > 0, name
+        assert m["constant_error"] <= 1e-15, name
+        if m["affine"]:  # straight cells: P reproduces every linear field
+            assert m["linear_error"] <= 1e-13, name
+    assert r["meshes"][str(rings[1])]["affine"] is False  # the second-order file keeps its curves
+
+
+def run_plate(tmp_path, nprocs, *extra):
+    out = tmp_path / f"np{nprocs}"
+    run_solver(nprocs, [PLATE, *P2, "--set", "mesh.nx=12", "--set", "mesh.ny=7", "--set", "time.t_end=60.0",
+                        "--set", "output.every=4", "--set", f"output.directory={out}", "--quiet", *extra],
+               cwd=tmp_path)
+    return out / "plate" / "plate.h5"
+
+
+def fields(path):
+    with h5py.File(path, "r") as f:
+        temps = np.array([f["fields/temperature"][k][()] for k in sorted(f["fields/temperature"])])
+        return f["mesh/geometry"][()], f["mesh/topology"][()], temps, dict(f.attrs)
+
+
+@pytest.mark.parametrize("cell", ["triangle", "quadrilateral"])
+def test_results_identical_on_1_and_3_ranks_with_quadratic_cells_in_the_xdmf(tmp_path, cell):
+    one = fields(run_plate(tmp_path, 1, "--set", f"mesh.cell={cell}"))
+    h5 = run_plate(tmp_path, 3, "--set", f"mesh.cell={cell}")
+    three = fields(h5)
+    assert np.array_equal(one[0], three[0]) and np.array_equal(one[1], three[1])
+    assert np.max(np.abs(one[2] - three[2])) <= 1e-10 * np.max(np.abs(one[2]))
+    quadratic = {"triangle": ("triangle6", 6), "quadrilateral": ("quad9", 9)}[cell]
+    assert one[0].shape == (25 * 15, 2) and one[1].shape[1] == quadratic[1]
+    assert three[3]["balance_relative_imbalance"] < 1e-10
+    with meshio.xdmf.TimeSeriesReader(h5.with_suffix(".xdmf")) as reader:
+        points, cells = reader.read_points_cells()
+        assert cells[0].type == quadratic[0] and points.shape == one[0].shape
+        _, data, _ = reader.read_data(reader.num_steps - 1)
+    assert np.array_equal(data["temperature"], three[2][-1])
+
+
+def ring_case(folder, mesh, nprocs, *extra):
+    """Steady conduction in the ring, hot inside, convection and radiation outside."""
+    text = f"""temperature_unit = "C"
+[mesh]
+file = "{mesh}"
+[element]
+degree = 2
+[material]
+k = "10 + 0.02*T"
+rho = 2700.0
+c = 900.0
+[source]
+f = 1000.0
+[boundary.inner]
+type = "dirichlet"
+value = 200.0
+[boundary.outer]
+type = "convection-radiation"
+h = 15.0
+epsilon = 0.8
+T_inf = 20.0
+[time]
+scheme = "steady"
+[solver]
+rtol = 1e-13
+[nonlinear]
+rtol = 1e-13
+"""
+    path = folder / "ring.toml"
+    path.write_text(text)
+    out = folder / f"np{nprocs}"
+    run_solver(nprocs, [str(path), "--set", f"output.directory={out}", "--quiet", *extra], cwd=folder)
+    return out / "ring" / "ring.h5"
+
+
+def test_second_order_gmsh_ring_agrees_across_ranks_and_closes_its_balance(tmp_path, rings):
+    """Curved P2 cells from a second-order Gmsh file (physical groups for the boundaries), a
+    conductivity k(T) and convection-radiation: 1 and 3 ranks agree to the solver tolerance and
+    the heat balance of the flows closes."""
+    one, three = fields(ring_case(tmp_path, rings[1], 1)), fields(ring_case(tmp_path, rings[1], 3))
+    assert np.array_equal(one[0], three[0]) and np.array_equal(one[1], three[1])
+    assert one[1].shape[1] == 6
+    assert np.max(np.abs(one[2] - three[2])) <= 1e-9 * np.max(np.abs(one[2]))
+    for attrs in (one[3], three[3]):
+        assert attrs["complete"] and attrs["balance_relative_imbalance"] < 1e-12
+
+
+def test_transient_balance_closes_with_robin_and_radiation(tmp_path):
+    """P2 on a box of tetrahedra heated inside: Robin and radiation boundaries, Newton steps of BDF2."""
+    case = tmp_path / "box.toml"
+    case.write_text('temperature_unit = "C"\n[mesh]\ntype = "box"\ncell = "tetrahedron"\nnx = 4\nny = 4\nnz = 3\n'
+                    'lengths = [0.1, 0.1, 0.05]\n[element]\ndegree = 2\n[material]\nk = 167.0\nrho = 2700.0\n'
+                    'c = 896.0\n[initial]\ntemperature = 25.0\n[source]\nf = 5e6\n[boundary.left]\n'
+                    'type = "robin"\nh = 50.0\nT_inf = 25.0\n[boundary.right]\ntype = "radiation"\nepsilon = 0.9\n'
+                    'T_inf = 25.0\n[boundary.top]\ntype = "convection-radiation"\nh = 10.0\nepsilon = 0.5\n'
+                    'T_inf = 0.0\n[time]\nscheme = "bdf2"\ndt = 5.0\nt_end = 40.0\n[solver]\nrtol = 1e-13\n'
+                    '[nonlinear]\nrtol = 1e-13\n')
+    out = tmp_path / "out"
+    run_solver(2, [str(case), "--set", f"output.directory={out}", "--quiet"], cwd=tmp_path)
+    with h5py.File(out / "box" / "box.h5", "r") as f:
+        assert f.attrs["complete"] and f.attrs["nonlinear_iterations"] > 0
+        assert f.attrs["balance_relative_imbalance"] < 1e-12
+        assert f["mesh/topology"].shape[1] == 10
+        assert min(f.attrs[k] for k in f.attrs if k.startswith("balance_heat_in_") and "source" not in k) < 0
+
+
+def test_restart_from_3_ranks_continues_on_2(tmp_path):
+    common = [PLATE, *P2, "--set", "mesh.nx=10", "--set", "mesh.ny=6", "--set", "time.scheme=bdf2",
+              "--set", "output.every=2", "--set", "checkpoint.every=3", "--quiet"]
+    run_solver(3, [*common, "--set", "time.t_end=80.0", "--set", f"output.directory={tmp_path / 'whole'}"],
+               cwd=tmp_path)
+    run_solver(3, [*common, "--set", "time.t_end=40.0", "--set", f"output.directory={tmp_path / 'cut'}"],
+               cwd=tmp_path)
+    run_solver(2, [*common, "--set", "time.t_end=80.0", "--set", f"output.directory={tmp_path / 'cut'}",
+                   "--restart", "latest"], cwd=tmp_path)
+    whole, cut = fields(tmp_path / "whole" / "plate" / "plate.h5"), fields(tmp_path / "cut" / "plate" / "plate.h5")
+    assert whole[2].shape == cut[2].shape
+    assert np.max(np.abs(whole[2] - cut[2])) <= 1e-12 * np.max(np.abs(whole[2]))
+    assert cut[3]["complete"] and cut[3]["ranks"] == 2
+
+
+def test_explicit_euler_with_the_lumped_quadratic_mass(tmp_path):
+    """The diagonally scaled P2 mass is positive: explicit Euler at its stable step stays bounded
+    and closes its balance."""
+    out = tmp_path / "out"
+    proc = run_solver(1, [str(ROOT / "inputs" / "heater_ramp.toml"), *P2, "--set", "mesh.cell=triangle",
+                          "--set", "mesh.nx=10", "--set", "time.scheme=explicit-euler", "--set", 'time.dt="auto"',
+                          "--set", "time.t_end=20.0", "--set", f"output.directory={out}"], cwd=tmp_path)
+    assert "explicit-euler: stable limit" in proc.stdout
+    with h5py.File(out / "heater_ramp" / "heater_ramp.h5", "r") as f:
+        assert f.attrs["complete"] and f.attrs["balance_relative_imbalance"] < 1e-10
+        temps = f["fields/temperature"][sorted(f["fields/temperature"])[-1]][()]
+        assert np.all(np.isfinite(temps)) and temps.min() >= 19.999 and temps.max() < 200
+
+
+@pytest.mark.parametrize("degree", [0, 3, "true"])
+def test_an_unsupported_degree_is_refused(tmp_path, degree):
+    proc = run_solver(2, [PLATE, "--set", f"element.degree={degree}"], cwd=tmp_path, check=False, timeout=30)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr
+    assert "element.degree must be one of 1, 2" in errors[0]
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("far", "edge midpoint node more than 0.5 edge lengths off the middle of its edge"),
+    ("inverted", "inverted in part by its curved edges")])
+def test_inconsistent_midpoints_of_a_second_order_mesh_are_refused(tmp_path, rings, fault, message):
+    m = meshio.read(rings[1])
+    cells = m.cells_dict["triangle6"]
+    cell = cells[len(cells) // 2]
+    a, b, mid = m.points[cell[0]], m.points[cell[1]], cell[3]
+    if fault == "far":  # off its edge, sideways, by 0.8 edge lengths
+        m.points[mid] = 0.5 * (a + b) + 0.8 * np.array([-(b - a)[1], (b - a)[0], 0.0])
+    else:  # along its edge, near a corner: the map folds over inside the cell
+        m.points[mid] = a + 0.05 * (b - a)
+    bad = tmp_path / "bad.msh"
+    meshio.write(bad, m, file_format="gmsh22", binary=False)
+    for nprocs in (1, 3):
+        proc = run_solver(nprocs, [str(ring_case_file(tmp_path, bad))], cwd=tmp_path, check=False, timeout=60)
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+        assert proc.returncode == 2 and len(errors) == 1 and message in errors[0], proc.stderr
+        assert "bad.msh" in errors[0] and "Traceback" not in proc.stderr
+
+
+def ring_case_file(folder, mesh):
+    path = folder / "bad.toml"
+    path.write_text(f'[mesh]\nfile = "{mesh}"\n[element]\ndegree = 2\n[material]\nk = 1.0\nrho = 1.0\nc = 1.0\n'
+                    '[boundary.inner]\ntype = "dirichlet"\nvalue = 1.0\n[time]\nscheme = "steady"\n')
+    return path
