@@ -12,9 +12,12 @@ studies use a time-dependent ``h = 2 (1 + 5 t)``, so the matrix changes every st
 
 * space: meshes n, 2n, 4n with dt proportional to h (Crank-Nicolson, or BDF2), so time and
   space errors fall together; L2 and H1 errors at t_end against the exact solution (the
-  steady variant drops exp(-t) and solves K u = F);
+  steady variant drops exp(-t) and solves K u = F); with quadratic elements (P2/Q2: L2 order 3,
+  H1 order 2) dt falls as h^1.5, so that the second-order time error still follows h^3;
 * time: one mesh, dt halved repeatedly; differences of successive solutions fall as dt^p,
-  which isolates the time error from the space error.
+  which isolates the time error from the space error;
+* curved boundaries (:mod:`solver.bench.curved`): quadratic elements on a ring meshed by Gmsh,
+  its midpoints on the circles (isoparametric) or on the chords (straight): order 3 against 2.
 
 The nonlinear variant (``nonlinear=True``) takes the same u with ``k_a(T) = kappa_a (1 + BETA T)``
 and ``c(T) = c (1 + GAMMA T)`` (expressions of T in the case), so that
@@ -94,13 +97,15 @@ def mms_case(cell: str, n: int, scheme: str, steps: int = 1, preconditioner: str
              mesh_file: str | None = None, **variant):
     """The manufactured-solution case on an n^d structured mesh, or on ``mesh_file`` (the unit
     square/cube with boundary groups left, right, bottom, top[, front, back]); ``variant``: the
-    keywords ``h`` and ``nonlinear`` of :class:`Manufactured`."""
+    keywords ``h`` and ``nonlinear`` of :class:`Manufactured`, and ``degree`` of the elements."""
     dim = 2 if cell in CELLS_BY_DIM[2] else 3
+    degree = variant.pop("degree", 1)
     ms = Manufactured(dim, steady=scheme == "steady", **variant)
     mesh = {"file": mesh_file} if mesh_file else \
         {"type": "rectangle" if dim == 2 else "box", "cell": cell, "nx": n, "ny": n, **({"nz": n} if dim == 3 else {})}
     values = {
         "mesh": mesh,
+        "element": {"degree": degree},
         "material": ms.material(),
         "initial": {"temperature": ms.u.replace("exp(-t)*", "")},
         "source": {"f": ms.f},
@@ -113,7 +118,7 @@ def mms_case(cell: str, n: int, scheme: str, steps: int = 1, preconditioner: str
     return load_case(tomli_w.dumps(values), f"<manufactured solution, {cell}, n={n}, {scheme}>")
 
 
-def errors(sim: Simulation, ms: Manufactured, degree: int = 4) -> tuple[float, float]:
+def errors(sim: Simulation, ms: Manufactured, degree: int = 6) -> tuple[float, float]:
     """(L2 error, H1-seminorm error) of the current solution, over all ranks."""
     mesh = sim.mesh
     cells = mesh.owned_cells
@@ -143,11 +148,13 @@ def orders(h, e) -> list[float]:
 
 
 def space_study(cell: str, levels=(8, 16, 32), comm=MPI.COMM_WORLD, scheme: str = "crank-nicolson",
-                preconditioner: str = "bjacobi", nonlinear: bool = False):
-    """Rows (n, DOFs, L2, H1, heat imbalance) and observed (L2, H1) orders."""
+                preconditioner: str = "bjacobi", nonlinear: bool = False, degree: int = 1):
+    """Rows (n, DOFs, L2, H1, heat imbalance) and observed (L2, H1) orders, with elements of
+    ``degree`` (the steps of the time schemes: n, or n^1.5 for quadratic elements)."""
     rows = []
     for n in levels:
-        case = mms_case(cell, n, scheme, n, preconditioner, nonlinear=nonlinear)
+        steps = n if degree == 1 else math.ceil(n ** 1.5)
+        case = mms_case(cell, n, scheme, steps, preconditioner, nonlinear=nonlinear, degree=degree)
         sim = solve(case, comm)
         l2, h1 = errors(sim, Manufactured(sim.mesh.dim, case.steady, nonlinear=nonlinear))
         rows.append((n, sim.mesh.n_global_nodes, l2, h1, sim.balance.relative))
@@ -156,11 +163,11 @@ def space_study(cell: str, levels=(8, 16, 32), comm=MPI.COMM_WORLD, scheme: str 
 
 
 def time_study(cell: str, scheme: str, n: int = 8, steps=(16, 32, 64, 128), comm=MPI.COMM_WORLD,
-               nonlinear: bool = False):
+               nonlinear: bool = False, degree: int = 1):
     """Rows (dt, ||u_dt - u_dt/2||_2 over nodes) and the observed orders, on one mesh."""
     solutions = []
     for s in steps:
-        sim = solve(mms_case(cell, n, scheme, s, h=H_OF_T, nonlinear=nonlinear), comm)
+        sim = solve(mms_case(cell, n, scheme, s, h=H_OF_T, nonlinear=nonlinear, degree=degree), comm)
         solutions.append(sim.u[: sim.mesh.n_owned].copy())
     diffs = []
     for a, b in zip(solutions, solutions[1:]):
@@ -183,58 +190,84 @@ def newton_ratios(comm=MPI.COMM_WORLD, cell: str = "triangle", n: int = 32) -> l
     return [b / a for a, b in zip(report.residuals[:-1], report.residuals[1:]) if b > floor]
 
 
+TOLERANCE = {1: 0.2, 2: 0.15}  # |observed - expected order| allowed, by the elements' degree
+LEVELS = {(2, 1): (8, 16, 32), (3, 1): (4, 8, 16), (2, 2): (4, 8, 16), (3, 2): (4, 8, 16)}
+QUADRATIC_NAMES = {"triangle": "P2 triangle", "quadrilateral": "Q2 quadrilateral", "tetrahedron": "P2 tetrahedron",
+                   "hexahedron": "Q2 hexahedron"}
+
+
 def verify_command(args, comm=MPI.COMM_WORLD, out=None) -> int:
     """``python -m solver verify``: convergence tables; non-zero exit when an order misses."""
-    tolerance = 0.2
     failures = []
 
     def say(text=""):
         if comm.rank == 0:
             print(text, file=out or sys.stdout, flush=True)
 
-    dims = [args.dim] if args.dim else [2, 3]
+    dims, degrees = [args.dim] if args.dim else [2, 3], args.degree or [1, 2]
     say(f"manufactured solution u = {Manufactured(3).u}  (k = diag{KAPPA}, rho*c = {RHO * C})")
     say(f"boundaries: left dirichlet, right neumann, bottom/top robin h = {H:g} (3D: front neumann, back robin); "
         f"time studies: h = {H_OF_T}")
-    say(f"{comm.size} ranks; pass when |observed - expected| <= {tolerance}\n")
-    for dim in dims:
-        for cell in CELLS_BY_DIM[dim]:
-            if args.element and cell not in args.element:
-                continue
-            levels = args.levels or ((8, 16, 32) if dim == 2 else (4, 8, 16))
-            for scheme in ("crank-nicolson", "steady"):
-                pc = "bjacobi" if dim == 2 else "amg"
-                rows, o2, o1 = space_study(cell, levels, comm, scheme, pc)
-                say(f"space: {cell}, {scheme}")
-                say(f"  {'h':>8} {'DOFs':>9} {'L2 error':>11} {'order':>6} {'H1 error':>11} {'order':>6} "
-                    f"{'heat imbal.':>11}")
-                for i, (n, dofs, l2, h1, imb) in enumerate(rows):
-                    p2 = f"{o2[i - 1]:6.2f}" if i else " " * 6
-                    p1 = f"{o1[i - 1]:6.2f}" if i else " " * 6
-                    say(f"  {1 / n:8.5f} {dofs:9d} {l2:11.3e} {p2} {h1:11.3e} {p1} {imb:11.1e}")
-                # the finest pair decides (coarser pairs are pre-asymptotic in 3D)
-                for name, observed, expected in (("L2", o2[-1], 2.0), ("H1", o1[-1], 1.0)):
-                    if abs(observed - expected) > tolerance:
-                        failures.append(f"{cell} {scheme} {name} order {observed:.2f} (expected {expected:g})")
-                say()
-    candidates = [c for d in dims for c in CELLS_BY_DIM[d] if not args.element or c in args.element]
-    cell = "quadrilateral" if "quadrilateral" in candidates else candidates[0]
-    for scheme, expected in ORDERS.items():
-        rows, o = time_study(cell, scheme, n=8 if cell in CELLS_BY_DIM[2] else 4, comm=comm)
-        say(f"time: {scheme} on {cell} (differences of successive dt halvings)")
-        say(f"  {'dt':>10} {'difference':>11} {'order':>6}")
-        for i, (dt, diff) in enumerate(rows):
-            say(f"  {dt:10.5f} {diff:11.3e} {'' if i == 0 else f'{o[i - 1]:6.2f}'}")
-        if abs(o[-1] - expected) > tolerance:
-            failures.append(f"{scheme} time order {o[-1]:.2f} (expected {expected:g})")
-        say()
-    if not args.element or "triangle" in args.element:
-        failures += _nonlinear(comm, say, tolerance)
+    say(f"{comm.size} ranks; pass when |observed - expected| <= "
+        + ", ".join(f"{TOLERANCE[d]} (degree {d})" for d in degrees) + "\n")
+    cells = [c for d in dims for c in CELLS_BY_DIM[d] if not args.element or c in args.element]
+    for degree in degrees:
+        for cell in cells:
+            failures += _space_tables(args, comm, say, cell, degree)
+    cell = "quadrilateral" if "quadrilateral" in cells else cells[0]
+    for degree in degrees:
+        failures += _time_tables(comm, say, cell, degree)
+    if 2 in degrees and 2 in dims and (not args.element or "triangle" in args.element):
+        from solver.bench.curved import curved_study
+
+        failures += curved_study(comm, say, TOLERANCE[2])
+    if 1 in degrees and (not args.element or "triangle" in args.element):
+        failures += _nonlinear(comm, say, TOLERANCE[1])
     if failures:
         say("FAILED: " + "; ".join(failures))
         return 1
     say("all observed orders match the theory")
     return 0
+
+
+def _space_tables(args, comm, say, cell: str, degree: int) -> list[str]:
+    """The space studies of one kind of cell (Crank-Nicolson and steady); returns the failures."""
+    failures, dim = [], 2 if cell in CELLS_BY_DIM[2] else 3
+    levels = args.levels or LEVELS[(dim, degree)]
+    name = cell if degree == 1 else QUADRATIC_NAMES[cell]
+    for scheme in ("crank-nicolson", "steady"):
+        pc = "bjacobi" if dim == 2 else "amg"
+        rows, o2, o1 = space_study(cell, levels, comm, scheme, pc, degree=degree)
+        say(f"space: {name}, {scheme}")
+        say(f"  {'h':>8} {'DOFs':>9} {'L2 error':>11} {'order':>6} {'H1 error':>11} {'order':>6} {'heat imbal.':>11}")
+        for i, (n, dofs, l2, h1, imb) in enumerate(rows):
+            p2 = f"{o2[i - 1]:6.2f}" if i else " " * 6
+            p1 = f"{o1[i - 1]:6.2f}" if i else " " * 6
+            say(f"  {1 / n:8.5f} {dofs:9d} {l2:11.3e} {p2} {h1:11.3e} {p1} {imb:11.1e}")
+        # the finest pair decides (coarser pairs are pre-asymptotic in 3D)
+        for norm, observed, expected in (("L2", o2[-1], degree + 1.0), ("H1", o1[-1], float(degree))):
+            if abs(observed - expected) > TOLERANCE[degree]:
+                failures.append(f"{name} {scheme} {norm} order {observed:.2f} (expected {expected:g})")
+        say()
+    return failures
+
+
+def _time_tables(comm, say, cell: str, degree: int) -> list[str]:
+    """The time studies of every scheme (quadratic elements: the second-order ones) on one mesh."""
+    failures, two_d = [], cell in CELLS_BY_DIM[2]
+    name = cell if degree == 1 else QUADRATIC_NAMES[cell]
+    for scheme, expected in ORDERS.items():
+        if degree > 1 and expected < 2:
+            continue
+        rows, o = time_study(cell, scheme, n=(8 if two_d else 4) // degree, comm=comm, degree=degree)
+        say(f"time: {scheme} on {name} (differences of successive dt halvings)")
+        say(f"  {'dt':>10} {'difference':>11} {'order':>6}")
+        for i, (dt, diff) in enumerate(rows):
+            say(f"  {dt:10.5f} {diff:11.3e} {'' if i == 0 else f'{o[i - 1]:6.2f}'}")
+        if abs(o[-1] - expected) > TOLERANCE[degree]:
+            failures.append(f"{name} {scheme} time order {o[-1]:.2f} (expected {expected:g})")
+        say()
+    return failures
 
 
 def _nonlinear(comm, say, tolerance) -> list[str]:

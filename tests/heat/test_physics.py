@@ -111,10 +111,14 @@ def test_hostile_expression_on_the_command_line(tmp_path, nprocs):
 def test_verify_command_prints_tables_and_passes(tmp_path):
     proc = run_solver(2, ["verify"], cwd=tmp_path, timeout=180)
     out = proc.stdout
-    for cell in ("triangle", "quadrilateral", "tetrahedron", "hexahedron"):
+    for cell in ("triangle", "quadrilateral", "tetrahedron", "hexahedron", "P2 triangle", "Q2 quadrilateral",
+                 "P2 tetrahedron", "Q2 hexahedron"):
         assert f"space: {cell}, crank-nicolson" in out and f"space: {cell}, steady" in out
     for scheme in ("backward-euler", "crank-nicolson", "bdf2"):
-        assert f"time: {scheme}" in out
+        assert f"time: {scheme} on quadrilateral" in out
+    for scheme in ("crank-nicolson", "bdf2"):
+        assert f"time: {scheme} on Q2 quadrilateral" in out
+    assert "curved boundary: P2 on the ring" in out  # (the orders are checked by the command itself)
     assert "L2 error" in out and "H1 error" in out and "all observed orders match the theory" in out
 
 
@@ -123,12 +127,12 @@ def test_verify_exits_nonzero_when_an_order_misses(monkeypatch, capsys):
 
     from solver.bench import verify as verification
 
-    def bad_space(cell, levels, comm, scheme, pc, nonlinear=False):
+    def bad_space(cell, levels, comm, scheme, pc, nonlinear=False, degree=1):
         return [(8, 81, 1e-2, 1e-1, 0.0), (16, 289, 5e-3, 5e-2, 0.0)], [1.0], [1.0]
 
     monkeypatch.setattr(verification, "space_study", bad_space)
     monkeypatch.setattr(verification, "time_study", lambda *a, **k: ([(0.1, 1e-3), (0.05, 5e-4)], [1.0]))
-    args = argparse.Namespace(dim=2, element=["triangle"], levels=None)
+    args = argparse.Namespace(dim=2, element=["triangle"], levels=None, degree=[1])
     assert verification.verify_command(args) == 1
     out = capsys.readouterr().out
     assert "FAILED" in out and "triangle crank-nicolson L2 order 1.00 (expected 2)" in out
