@@ -8,11 +8,15 @@ plate_with_holes.msh  2D steel plate 0.2 m x 0.1 m with three holes.
 heatsink.msh          3D aluminium heat sink: a 60 x 50 x 5 mm base with 7 fins 2 x 50 x 30 mm.
     boundary groups: base (the heated underside), fins (every other face); region groups:
     base_plate, fin_array
+finned_pipe.msh       2D cross-section of a pipe (bore 20 mm, wall 4 mm) with 8 radial fins 16 x 2 mm
+    with rounded tips; a second-order mesh (6-node triangles, curved edges on every arc).
+    boundary groups: bore (inside), air (the outside); region group: pipe
 
 Physical groups become the boundary names (facets) and region names (cells) of case files.
 """
 
 import argparse
+import math
 from pathlib import Path
 
 import gmsh
@@ -73,6 +77,36 @@ def heatsink(size: float, path: Path):
     gmsh.write(str(path))
 
 
+def finned_pipe(size: float, path: Path):
+    gmsh.model.add("finned_pipe")
+    occ = gmsh.model.occ
+    r_bore, r_wall, length, thickness, n_fins = 0.010, 0.014, 0.016, 0.002, 8
+    wall = occ.addDisk(0, 0, 0, r_wall, r_wall)
+    parts = []
+    for i in range(n_fins):
+        fin = occ.addRectangle(r_wall - 0.001, -thickness / 2, 0, length + 0.001, thickness)
+        tip = occ.addDisk(r_wall + length, 0, 0, thickness / 2, thickness / 2)
+        for tag in (fin, tip):
+            occ.rotate([(2, tag)], 0, 0, 0, 0, 0, 1, 2 * math.pi * i / n_fins)
+            parts.append((2, tag))
+    body, _ = occ.fuse([(2, wall)], parts)
+    bore = occ.addDisk(0, 0, 0, r_bore, r_bore)
+    occ.cut(body, [(2, bore)])
+    occ.synchronize()
+    inside, outside = [], []
+    for _, tag in gmsh.model.getEntities(1):
+        x0, y0, _, x1, y1, _ = gmsh.model.getBoundingBox(1, tag)
+        (inside if max(abs(x0), abs(y0), abs(x1), abs(y1)) <= r_bore + TOL else outside).append(tag)
+    gmsh.model.addPhysicalGroup(1, inside, name="bore")
+    gmsh.model.addPhysicalGroup(1, outside, name="air")
+    gmsh.model.addPhysicalGroup(2, [t for _, t in gmsh.model.getEntities(2)], name="pipe")
+    gmsh.option.setNumber("Mesh.MeshSizeMax", 0.0008 * size)
+    gmsh.option.setNumber("Mesh.ElementOrder", 2)  # midpoints on the arcs: curved, isoparametric cells
+    gmsh.model.mesh.generate(2)
+    gmsh.write(str(path))
+    gmsh.option.setNumber("Mesh.ElementOrder", 1)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=float, default=1.0, help="mesh-size factor (smaller: finer)")
@@ -84,6 +118,7 @@ def main():
     try:
         plate_with_holes(args.size, args.out / "plate_with_holes.msh")
         heatsink(args.size, args.out / "heatsink.msh")
+        finned_pipe(args.size, args.out / "finned_pipe.msh")
     finally:
         gmsh.finalize()
 
