@@ -26,8 +26,8 @@ FORMS = {  # each form's options and their defaults (None: none, or chosen by th
     "--solvers": {
         "--dim": 2, "--n": None, "--ranks": [1, 2], "--repeat": 3, "--no-peer": False, "--peer-script": None,
         "--iteration-ranks": [], "--iteration-sizes": [], "--crossover": [], "--block3d": [], "--block3d-steps": 50,
-        "--nonlinear": False, "--no-reference": False, "--set": [], "--timeout": 3600.0,
-        "--json": Path("outputs/bench/solvers.json")},
+        "--nonlinear": False, "--no-reference": False, "--set": [], "--timeout": 3600.0, "--degree": 1,
+        "--theta": 1.0, "--json": Path("outputs/bench/solvers.json")},
     "--study": {"--ranks": [2], "--repeat": 3, "--n": 80, "--steps": 80, "--json": Path("outputs/bench/study.json")},
 }
 
@@ -80,6 +80,10 @@ def solvers_arguments(g) -> None:
     g.add_argument("--dim", type=int, choices=(2, 3), help="the reference problem in 2D (default) or 3D")
     g.add_argument("--n", type=int, help="cells per side (default 1024 in 2D, 100 in 3D); --study: cells per "
                    "side of each sample's mesh (default 80)")
+    g.add_argument("--degree", type=int, choices=(1, 2), help="Lagrange degree of both solvers' elements "
+                   "(default 1; 2: P2)")
+    g.add_argument("--theta", type=float, choices=(1.0, 0.5), help="1: backward Euler (default), 0.5: "
+                   "Crank-Nicolson, for both")
     g.add_argument("--no-peer", action="store_true", help="do not run DOLFINx even when it is installed")
     g.add_argument("--peer-script", type=Path, help="the peer script (default: shared/peers/dolfinx_heat.py "
                    "beside the project)")

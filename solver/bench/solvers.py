@@ -109,10 +109,12 @@ def run_ours(ranks: int, n: int, dim: int, directory: Path, extra: list[str], ti
                     exact=ERRORS_AT[dim])
 
 
-def run_peer(ranks: int, n: int, dim: int, script: Path, directory: Path, timeout: float) -> dict:
-    """One whole run of DOLFINx's CG + BoomerAMG on the same problem (its JSON, and our clock)."""
+def run_peer(ranks: int, n: int, dim: int, script: Path, directory: Path, timeout: float,
+             flags: tuple[str, ...] = ()) -> dict:
+    """One whole run of DOLFINx's CG + BoomerAMG on the same problem (its JSON, and our clock);
+    ``flags``: more options of the peer script (``--degree 2``, ``--theta 0.5``)."""
     cmd = [*mpirun_command(ranks), PEER_PYTHON, str(script), str(n), "20", "1e-3", "1", "--pc", "hypre", "--warm",
-           "--dim", str(dim), "--outdir", str(directory / "peer")]
+           "--dim", str(dim), "--outdir", str(directory / "peer"), *flags]
     env = {**mpirun_environment(ranks), "PEERS_DIR": str(directory / "peers_cache"), "OMP_NUM_THREADS": "1"}
     seconds, peak_mb, proc = timed(cmd, env, directory, timeout)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -266,7 +268,8 @@ def compare(args, directory: Path, peer: bool, say) -> dict:
             ours, theirs = runs[ranks]
             ours.append(run_ours(ranks, args.n, args.dim, directory, args.set, args.timeout))
             if peer:
-                theirs.append(run_peer(ranks, args.n, args.dim, args.peer_script, directory, args.timeout))
+                theirs.append(run_peer(ranks, args.n, args.dim, args.peer_script, directory, args.timeout,
+                                       args.peer_flags))
             say(f"  {ranks} rank(s): ours {ours[-1]['whole_s']:.1f} s" +
                 (f", DOLFINx {theirs[-1]['whole_s']:.1f} s" if theirs else ""))
     out = {}
@@ -294,7 +297,9 @@ def compare(args, directory: Path, peer: bool, say) -> dict:
 def table(r: dict) -> str:
     lines = []
     if r.get("reference"):
-        lines += [f"solver comparison: reference problem {r['dim']}D, N = {r['n']} ({r['dofs']:,} DOFs), "
+        scheme = "Crank-Nicolson" if r.get("theta") == 0.5 else "backward Euler"
+        lines += [f"solver comparison: reference problem {r['dim']}D, N = {r['n']}, P{r.get('degree', 1)}, {scheme} "
+                  f"({r['dofs']:,} DOFs), "
                   f"{r['repeat']} runs each, median [min..max]", ""]
     fmt = "{:.3g} [{:.3g}..{:.3g}]"
 
@@ -363,6 +368,9 @@ def solvers_command(args) -> int:
     args.n = args.n or (1024 if args.dim == 2 else 100)
     args.peer_script = args.peer_script or PEER_SCRIPT
     args.set = [a for s in args.set for a in ("--set", s)]
+    args.peer_flags = ("--degree", str(args.degree), "--theta", str(args.theta))
+    args.set += ["--set", f"element.degree={args.degree}"] + \
+        (["--set", "time.scheme=crank-nicolson"] if args.theta == 0.5 else [])
     if mpirun_command(1) is None:
         print("bench --solvers: mpirun not found", file=sys.stderr)
         return 2
@@ -372,12 +380,15 @@ def solvers_command(args) -> int:
         print(text, file=sys.stderr, flush=True)
 
     why = "--no-peer" if args.no_peer else f"needs {PEER_PYTHON} with dolfinx and {args.peer_script}"
-    say(f"bench --solvers: reference {args.dim}D N = {args.n} on {args.ranks} ranks; DOLFINx "
+    scheme = "Crank-Nicolson" if args.theta == 0.5 else "backward Euler"
+    say(f"bench --solvers: reference {args.dim}D N = {args.n}, P{args.degree}, {scheme}, on {args.ranks} ranks; "
+        "DOLFINx "
         + ("found" if peer else f"not used ({why})"))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     directory = Path(tempfile.mkdtemp(prefix="bench-solvers-", dir=args.json.parent)).resolve()
     try:
-        r = {"dim": args.dim, "n": args.n, "repeat": args.repeat, "peer": peer, "cores": os.cpu_count()}
+        r = {"dim": args.dim, "n": args.n, "degree": args.degree, "theta": args.theta, "repeat": args.repeat,
+             "peer": peer, "cores": os.cpu_count()}
         if not args.no_reference:
             r["reference"] = compare(args, directory, peer, say)
             r["dofs"] = next(iter(r["reference"].values()))["ours"][0]["dofs"]
@@ -385,7 +396,7 @@ def solvers_command(args) -> int:
                                     for p in args.iteration_ranks}
         r["iterations_vs_size"] = {}
         for n in args.iteration_sizes:
-            dofs = (n + 1) ** args.dim
+            dofs = (args.degree * n + 1) ** args.dim
             r["iterations_vs_size"][str(dofs)] = iterations(max(args.ranks), n, args.dim, directory, args.set,
                                                             args.timeout)
         if args.crossover:

@@ -87,8 +87,11 @@ BDF2 = bdf2(1.0)
 
 
 def _combine(a: float, M: sp.csr_matrix, b: float, K: sp.csr_matrix) -> sp.csr_matrix:
-    """``a M + b K`` of two matrices with one sparsity pattern (their data arrays add)."""
-    return sp.csr_matrix((a * M.data + b * K.data, M.indices, M.indptr), shape=M.shape)
+    """``a M + b K`` of two matrices with one sparsity pattern (their data arrays add, the sum
+    into the first product)."""
+    data = np.multiply(M.data, a)
+    data += np.multiply(K.data, b)
+    return sp.csr_matrix((data, M.indices, M.indptr), shape=M.shape)
 
 
 class Solves:

@@ -1,8 +1,9 @@
 """Cell validity of a distributed mesh: finite coordinates, and at every corner of every cell a
 Jacobian of one sign and of a size above rounding (no degenerate, inverted-in-part or
-self-intersecting cell). Quadratic cells also have every edge's midpoint node near the middle of
-its edge (within half the edge's length of it), and the Jacobian of their (curved) map of one sign
-at every node. Checked once when the mesh is built (collective)."""
+self-intersecting cell). Curved quadratic cells (of a second-order mesh file) also have every
+edge's midpoint node near the middle of its edge (within half the edge's length of it), and the
+Jacobian of their map of one sign at every node; straight ones are as good as their corners.
+Checked once when the mesh is built (collective)."""
 
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ def check_cells(mesh, where: str) -> None:
             tiny = np.abs(det).min(axis=1) <= DEGENERATE * size
             mixed = (det.min(axis=1) < 0) & (det.max(axis=1) > 0)
             overflow = ~np.isfinite(det).all(axis=1) | ~np.isfinite(size)
-            if linear.name != mesh.cell_type:  # a quadratic cell: its midpoints and its curved map
+            if linear.name != mesh.cell_type and not mesh.affine:  # a curved cell: its midpoints and its map
                 reason[midpoint_offsets(points, cells, mesh.cell_type).max(axis=1) > MIDPOINT_OFFSET] = 4
                 curved = node_jacobians(points, cells, mesh.cell_type) * np.sign(det[:, :1])
                 reason[(reason == 0) & (curved.min(axis=1) <= DEGENERATE * size)] = 5

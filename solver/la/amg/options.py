@@ -70,9 +70,9 @@ def fits_single(A: DistributedMatrix, comm) -> bool:
     that a single-precision V-cycle neither overflows nor loses entries to underflow."""
     big, small = 0.0, np.inf
     for block in (A.diag_block, A.offdiag_block):
-        v = np.abs(block.data[block.data != 0.0])
+        v = np.abs(block.data)
         if v.size:
-            big, small = max(big, float(v.max())), min(small, float(v.min()))
+            big, small = max(big, float(v.max())), min(small, float(np.min(v, where=v != 0.0, initial=np.inf)))
     buf = np.array([big, -small])
     comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.MAX)
     return bool(buf[0] < 1e30 and -buf[1] > 1e-30)
