@@ -1,10 +1,11 @@
 """The arguments of ``python -m solver bench`` and ``python -m solver verify``. Light: the command
 line is parsed before anything heavy is imported or MPI is started.
 
-``bench`` has three forms on one parser: the machine figures (the default, :mod:`.machine`),
-``--solvers`` (:mod:`.solvers`) and ``--study`` (:mod:`.study`). Some options are shared with
-other meanings and defaults (``--ranks`` is one number of the machine figures and of ``--study``,
-a list with ``--solvers``), so every option is parsed without a default and
+``bench`` has four forms on one parser: the machine figures (the default, :mod:`.machine`),
+``--solvers`` (:mod:`.solvers`), ``--study`` (:mod:`.study`) and ``--accuracy``
+(:mod:`.accuracy`). Some options are shared with other meanings and defaults (``--ranks`` is
+one number of the machine figures, ``--study`` and ``--accuracy``, a list with ``--solvers``), so
+every option is parsed without a default and
 :func:`complete_bench` then refuses the options of another form and fills in the defaults of
 the one chosen (:data:`FORMS`), before any of them runs.
 """
@@ -29,30 +30,36 @@ FORMS = {  # each form's options and their defaults (None: none, or chosen by th
         "--nonlinear": False, "--no-reference": False, "--set": [], "--timeout": 3600.0, "--degree": 1,
         "--theta": 1.0, "--json": Path("outputs/bench/solvers.json")},
     "--study": {"--ranks": [2], "--repeat": 3, "--n": 80, "--steps": 80, "--json": Path("outputs/bench/study.json")},
+    "--accuracy": {"--dim": None, "--ranks": [1], "--repeat": 3, "--p1": None, "--p2": None, "--timeout": 3600.0,
+                   "--json": Path("outputs/bench/accuracy.json"), "--plot": Path("outputs/bench/accuracy.png")},
 }
 
 
 def bench_arguments(p) -> None:
-    """The three forms' options, grouped by form; :func:`complete_bench` completes them."""
+    """The four forms' options, grouped by form; :func:`complete_bench` completes them."""
     p.description = "How close the solver runs to what the machine can do (the default), the linear solvers " \
                     "against DOLFINx (--solvers) or the throughput of studies (--study)."
-    p.epilog = "--solvers and --study launch whole processes side by side and start no MPI themselves."
+    p.epilog = "--solvers, --study and --accuracy launch whole processes side by side and start no MPI themselves."
     p.complete = complete_bench
     form = p.add_mutually_exclusive_group()
     form.add_argument("--solvers", action="store_true", help="the linear solvers on the reference problem, "
                       "whole processes, beside DOLFINx/PETSc when it is installed")
     form.add_argument("--study", action="store_true", help="the throughput of studies, whole processes")
+    form.add_argument("--accuracy", action="store_true", help="time to accuracy of P1 and P2 on a steady "
+                      "manufactured solution, whole processes, and its plot")
     shared = p.add_argument_group("every form")
     shared.add_argument("--ranks", type=int, nargs="+", metavar="N",
                         help="the machine figures: ranks to launch when started without mpirun (default: the "
                              "cores of this machine); --solvers: each rank count to run on (default 1 2); "
-                             "--study: ranks of the side-by-side runs (default 2)")
+                             "--study: ranks of the side-by-side runs (default 2); --accuracy: ranks of "
+                             "each run (default 1)")
     shared.add_argument("--repeat", type=int, help="repetitions: the best is kept (the machine figures), or "
-                        "alternated runs (--solvers, --study: default 3)")
+                        "alternated runs (--solvers, --study, --accuracy: default 3)")
     shared.add_argument("--json", type=Path, help="where to write the figures (default outputs/bench/bench.json; "
-                        "solvers.json with --solvers, study.json with --study)")
+                        "solvers.json with --solvers, study.json with --study, accuracy.json with --accuracy)")
     machine_arguments(p.add_argument_group("the machine figures (the default)"))
     solvers_arguments(p.add_argument_group("--solvers"))
+    accuracy_arguments(p.add_argument_group("--accuracy"))
 
 
 def machine_arguments(g) -> None:
@@ -61,10 +68,11 @@ def machine_arguments(g) -> None:
     g.add_argument("--dofs-3d", type=float, help=f"DOFs of the 3D P1 problem (default {FULL['dofs_3d']:g})")
     g.add_argument("--cells", type=float, help=f"cells of the assembly meshes (default {FULL['cells']:g})")
     g.add_argument("--cells-3d", type=float, help="cells of the 3D assembly meshes (default: --cells)")
-    g.add_argument("--meshes", help="comma-separated assembly meshes, of P1-2D,Q1-2D,P1-3D,Q1-3D (default: all)")
+    g.add_argument("--meshes", help="comma-separated assembly meshes, of P1-2D,Q1-2D,P1-3D,Q1-3D,P2-2D,P2-3D "
+                   "(default: all)")
     g.add_argument("--only", help=f"comma-separated parts to measure, of {','.join(PARTS)} (default: all)")
     g.add_argument("--dolfinx", choices=("auto", "yes", "no"),
-                   help="run DOLFINx (dolfinx_heat.py with /usr/bin/python3) on the P1 assembly meshes, 1 and N "
+                   help="run DOLFINx (dolfinx_heat.py with /usr/bin/python3) on the P1 and P2 assembly meshes, 1 and N "
                         "ranks, and show its figures beside ours: auto (the default) = when it is installed")
     g.add_argument("--dolfinx-script", help="the peer script dolfinx_heat.py (default: shared/peers/ beside the "
                    "project)")
@@ -77,7 +85,8 @@ def machine_arguments(g) -> None:
 
 
 def solvers_arguments(g) -> None:
-    g.add_argument("--dim", type=int, choices=(2, 3), help="the reference problem in 2D (default) or 3D")
+    g.add_argument("--dim", type=int, choices=(2, 3), help="the reference problem in 2D (default) or 3D; "
+                   "--accuracy: only 2D or only 3D (default both)")
     g.add_argument("--n", type=int, help="cells per side (default 1024 in 2D, 100 in 3D); --study: cells per "
                    "side of each sample's mesh (default 80)")
     g.add_argument("--degree", type=int, choices=(1, 2), help="Lagrange degree of both solvers' elements "
@@ -103,10 +112,20 @@ def solvers_arguments(g) -> None:
     g.add_argument("--timeout", type=float, help="seconds per process (default 3600)")
 
 
+def accuracy_arguments(g) -> None:
+    g.add_argument("--p1", type=int, nargs="+", metavar="N", help="cells per side of the P1 series (with one --dim; "
+                   "default: 64 to 2048 in 2D, 8 to 128 in 3D)")
+    g.add_argument("--p2", type=int, nargs="+", metavar="N", help="cells per side of the P2 series (with one --dim; "
+                   "default: 8 to 256 in 2D, 4 to 48 in 3D)")
+    g.add_argument("--plot", type=Path, help="the plot of error against wall time (default "
+                   "outputs/bench/accuracy.png)")
+
+
 def complete_bench(parser, args) -> None:
     """Refuse the options of the forms not chosen and fill in the chosen form's defaults;
     ``--ranks`` is one number but with --solvers."""
-    form = "--solvers" if args.solvers else "--study" if args.study else "the machine figures"
+    form = "--solvers" if args.solvers else "--study" if args.study else "--accuracy" if args.accuracy else \
+        "the machine figures"
     for option in sorted(set().union(*FORMS.values()) - set(FORMS[form])):
         if given(args, option):
             owners = " or ".join(name for name, options in FORMS.items() if option in options)
@@ -119,6 +138,8 @@ def complete_bench(parser, args) -> None:
             setattr(args, dest(option), list(default) if isinstance(default, list) else default)
     if form != "--solvers" and args.ranks is not None:
         args.ranks = args.ranks[0]
+    if form == "--accuracy" and (args.p1 or args.p2) and not args.dim:
+        parser.error("--p1/--p2: with one --dim (the series are of one dimension)")
     unknown = set(args.only.split(",")) - set(PARTS) if args.only else set()
     if unknown:
         parser.error(f"--only {args.only}: unknown parts {sorted(unknown)}; choose among {', '.join(PARTS)}")

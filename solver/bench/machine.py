@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 from solver.bench.arguments import FULL, PARTS, QUICK
-from solver.bench.assembly import assembly, compare_with_dolfinx
+from solver.bench.assembly import DOLFINX_MESHES, assembly, compare_with_dolfinx
 from solver.bench.figures import hdf5_write, linear_algebra, stream, time_steps
 from solver.bench.peers import PEER_SCRIPT, dolfinx_available, dolfinx_json, dolfinx_run
 from solver.bench.report import table
@@ -58,14 +58,14 @@ def measure(comm, sizes: dict, directory: Path, report, parts=PARTS, peer: dict 
         runs = list((peer or {}).get("runs", []))
         if peer and peer.get("script"):  # rank 0 launches DOLFINx while the others wait (sleeping)
             script, cache = Path(peer["script"]), Path(peer["cache"])
-            for dim, name in ((2, "P1 2D"), (3, "P1 3D")):
+            for name, dim, degree in DOLFINX_MESHES:
                 if name not in r["assembly"]:
                     continue
                 n = r["assembly"][name]["n"]
-                alone(comm, lambda c: dolfinx_run(1, 4, dim, script, cache))  # its forms compiled, untimed
+                alone(comm, lambda c: dolfinx_run(1, 4, dim, script, cache, degree=degree))  # forms compiled
                 for ranks in sorted({1, comm.size}):
                     for _ in range(peer.get("repeat", 1)):
-                        runs.append(alone(comm, lambda c: dolfinx_run(ranks, n, dim, script, cache)))
+                        runs.append(alone(comm, lambda c: dolfinx_run(ranks, n, dim, script, cache, degree=degree)))
                 report(f"  DOLFINx {name} done")
         if runs:
             r["dolfinx"] = compare_with_dolfinx(comm, r, runs, report)

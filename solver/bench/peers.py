@@ -39,11 +39,12 @@ def dolfinx_available(script: Path, from_mpi_rank: bool = False) -> bool:
     return subprocess.run([PEER_PYTHON, "-c", "import dolfinx"], env=env, capture_output=True).returncode == 0
 
 
-def dolfinx_run(ranks: int, n: int, dim: int, script: Path, directory: Path, timeout: float = 1800) -> dict:
-    """DOLFINx's figures of the reference problem (no time step, jacobi): its one JSON line. Its
-    form cache (FFCx's compiled forms) is kept in ``directory``."""
+def dolfinx_run(ranks: int, n: int, dim: int, script: Path, directory: Path, timeout: float = 1800,
+                degree: int = 1) -> dict:
+    """DOLFINx's figures of the reference problem with Lagrange elements of ``degree`` (no time
+    step, jacobi): its one JSON line. Its form cache (FFCx's compiled forms) is kept in ``directory``."""
     cmd = [*mpirun_command(ranks), PEER_PYTHON, str(script), str(n), "0", str(DT), "0", "--pc", "jacobi",
-           "--dim", str(dim)]
+           "--dim", str(dim), "--degree", str(degree)]
     directory.mkdir(parents=True, exist_ok=True)
     env = {**launcher_free_environment(), "PEERS_DIR": str(directory)}
     proc = subprocess.run(cmd, env=env, cwd=directory, capture_output=True, text=True, timeout=timeout)

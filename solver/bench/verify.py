@@ -98,6 +98,13 @@ def mms_case(cell: str, n: int, scheme: str, steps: int = 1, preconditioner: str
     """The manufactured-solution case on an n^d structured mesh, or on ``mesh_file`` (the unit
     square/cube with boundary groups left, right, bottom, top[, front, back]); ``variant``: the
     keywords ``h`` and ``nonlinear`` of :class:`Manufactured`, and ``degree`` of the elements."""
+    values = mms_values(cell, n, scheme, steps, preconditioner, mesh_file, **variant)
+    return load_case(tomli_w.dumps(values), f"<manufactured solution, {cell}, n={n}, {scheme}>")
+
+
+def mms_values(cell: str, n: int, scheme: str, steps: int = 1, preconditioner: str = "bjacobi",
+               mesh_file: str | None = None, **variant) -> dict:
+    """The values of :func:`mms_case`'s case (a case file's contents)."""
     dim = 2 if cell in CELLS_BY_DIM[2] else 3
     degree = variant.pop("degree", 1)
     ms = Manufactured(dim, steady=scheme == "steady", **variant)
@@ -115,7 +122,7 @@ def mms_case(cell: str, n: int, scheme: str, steps: int = 1, preconditioner: str
         "solver": {"preconditioner": preconditioner, "rtol": RTOL},
         **({"nonlinear": {"rtol": 1e-11}} if ms.nonlinear else {}),
     }
-    return load_case(tomli_w.dumps(values), f"<manufactured solution, {cell}, n={n}, {scheme}>")
+    return values
 
 
 def errors(sim: Simulation, ms: Manufactured, degree: int = 6) -> tuple[float, float]:

@@ -25,7 +25,7 @@ def test_bench_launches_itself_on_two_ranks_and_reports_every_figure(tmp_path):
         assert r["stream_1"][key] > 0 and r["stream_N"][key] > 0
     for part in ("linalg_1", "linalg_N"):
         assert set(r[part]) >= {"spmv_GBs", "spmv_fraction_of_fused_triad", "halo_overhead", "pcg_iteration_over_spmv"}
-    assert set(r["assembly"]) == {"P1 2D", "Q1 2D", "P1 3D", "Q1 3D"}
+    assert set(r["assembly"]) == {"P1 2D", "Q1 2D", "P1 3D", "Q1 3D", "P2 2D", "P2 3D"}
     for key in ("steps_2d", "steps_2d_jacobi", "steps_3d"):
         assert r[key]["1"]["ranks"] == 1 and r[key]["N"]["ranks"] == 2 and r[key]["speedup_step"] > 0
         assert r[key]["N"]["bytes_per_dof"] > 0 and r[key]["N"]["peak_rss_MB"] > 0
@@ -39,13 +39,15 @@ def test_bench_launches_itself_on_two_ranks_and_reports_every_figure(tmp_path):
 
 def test_assembly_figures_beside_dolfinx_runs_given_as_json(tmp_path):
     """--only assembly with DOLFINx's JSON lines from a file: pattern, first assembly and
-    reassembly per million cells per rank, and the ratios ours / DOLFINx (1 and N ranks, 2D, 3D)."""
+    reassembly per million cells per rank, and the ratios ours / DOLFINx (1 and N ranks, 2D, 3D,
+    P1 and P2; the reference set-up with P1)."""
     env = {k: v for k, v in mpi_env().items() if not k.startswith(("OMPI_COMM_WORLD", "PMIX_", "PMI_"))}
     peer = tmp_path / "dolfinx.jsonl"
     lines = ["not json: a log line"]
-    for dim, n in ((2, 32), (3, 8)):
+    for dim, n, degree in ((2, 32, 1), (3, 8, 1), (2, 32, 2), (3, 8, 2)):
         for ranks in (1, 2):
-            lines.append(json.dumps({"dim": dim, "N": n, "ranks": ranks, "t_matrix_create": 0.01 / ranks,
+            lines.append(json.dumps({"dim": dim, "N": n, "degree": degree, "ranks": ranks,
+                                     "t_matrix_create": 0.01 * degree / ranks,
                                      "t_matrix_values": 0.02 / ranks, "t_matrix_reassemble": 0.015 / ranks,
                                      "t_mesh": 0.5, "t_setup": 1.0, "t_assemble_matrix": 0.03, "t_solver_setup": 0.01}))
     peer.write_text("\n".join(lines) + "\n")
@@ -56,14 +58,21 @@ def test_assembly_figures_beside_dolfinx_runs_given_as_json(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     r = json.loads(out.read_text())
     assert r["parts"] == ["assembly"] and "stream_1" not in r and "hdf5" not in r
-    for name in ("P1 2D", "Q1 2D", "P1 3D", "Q1 3D"):
+    for name in ("P1 2D", "Q1 2D", "P1 3D", "Q1 3D", "P2 2D", "P2 3D"):
         for part in ("assembly", "assembly_1"):
             figures = r[part][name]["per_million"]
             assert set(figures) == {"pattern", "first", "reassembly", "pattern_K_M"} and min(figures.values()) > 0
-    assert set(r["dolfinx"]) == {"P1 2D 1", "P1 2D N", "P1 3D 1", "P1 3D N"}
-    for cmp in r["dolfinx"].values():
-        assert set(cmp["ratio"]) == {"pattern", "first", "reassembly", "setup"}
-        assert cmp["ratio"]["setup"] == pytest.approx(cmp["ours_setup"]["setup_s"] / 1.54)
-    assert r["dolfinx"]["P1 2D 1"]["dolfinx"]["per_million"]["pattern"] == pytest.approx(0.01 / (2 * 32 ** 2 / 1e6))
+    assert set(r["dolfinx"]) == {f"P{p} {d}D {n}" for p in (1, 2) for d in (2, 3) for n in ("1", "N")}
+    for name, cmp in r["dolfinx"].items():
+        if name.startswith("P1"):
+            assert set(cmp["ratio"]) == {"pattern", "first", "reassembly", "setup"}
+            assert cmp["ratio"]["setup"] == pytest.approx(cmp["ours_setup"]["setup_s"] / 1.54)
+        else:  # P2: the assembly only (the reference set-up is P1's)
+            assert set(cmp["ratio"]) == {"pattern", "first", "reassembly"} and cmp["ours_setup"] is None
+    for p in (1, 2):
+        pattern = r["dolfinx"][f"P{p} 2D 1"]["dolfinx"]["per_million"]["pattern"]
+        assert pattern == pytest.approx(0.01 * p / (2 * 32 ** 2 / 1e6))
+        ours = r["assembly_1"][f"P{p} 2D"]["per_million"]["pattern"]
+        assert r["dolfinx"][f"P{p} 2D 1"]["ratio"]["pattern"] == pytest.approx(ours / pattern)
     for label in ("pattern (Assembler)", "reassembly of M + dt K", "ours/DOLFINx", "reference problem set-up"):
         assert label in proc.stdout, label

@@ -1,4 +1,4 @@
-"""``bench``'s three forms on one parser: each form's defaults, and the options of another form
+"""``bench``'s four forms on one parser: each form's defaults, and the options of another form
 refused with one line (before anything runs)."""
 
 from pathlib import Path
@@ -26,6 +26,9 @@ def test_each_form_gets_its_own_defaults():
     study = parse("--study")
     assert (study.ranks, study.repeat, study.n, study.steps) == (2, 3, 80, 80)
     assert study.json == Path("outputs/bench/study.json") and parse("--study", "--ranks", "4").ranks == 4
+    accuracy = parse("--accuracy")
+    assert (accuracy.ranks, accuracy.repeat, accuracy.dim, accuracy.p1, accuracy.p2) == (1, 3, None, None, None)
+    assert accuracy.plot == Path("outputs/bench/accuracy.png") and accuracy.json == Path("outputs/bench/accuracy.json")
 
 
 def test_defaults_are_fresh_lists():
@@ -35,12 +38,14 @@ def test_defaults_are_fresh_lists():
 
 @pytest.mark.parametrize("words, message", [
     (["--solvers", "--quick"], "--quick: only with the machine figures, not with --solvers"),
-    (["--study", "--dim", "3"], "--dim: only with --solvers, not with --study"),
+    (["--study", "--dim", "3"], "--dim: only with --solvers or --accuracy, not with --study"),
     (["--n", "8"], "--n: only with --solvers or --study, not with the machine figures"),
     (["--solvers", "--steps", "3"], "--steps: only with the machine figures or --study, not with --solvers"),
     (["--ranks", "1", "2"], "--ranks 1 2: one number of ranks (a list with --solvers)"),
     (["--only", "stream,spmv"], "--only stream,spmv: unknown parts ['spmv']"),
     (["--solvers", "--study"], "not allowed with argument --solvers"),
+    (["--accuracy", "--p1", "8", "16"], "--p1/--p2: with one --dim"),
+    (["--accuracy", "--degree", "2"], "--degree: only with --solvers, not with --accuracy"),
 ])
 def test_options_of_another_form_are_refused(words, message):
     with pytest.raises(CaseError, match="command line: ") as info:
