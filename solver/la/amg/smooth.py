@@ -50,8 +50,16 @@ def smoothed_prolongator(A_loc: sp.csr_matrix, dinv: np.ndarray, lam: float, t_c
     P.data *= np.repeat(-omega * dinv, np.diff(P.indptr))  # in A T's pattern (a_ii != 0)
     t_rows = np.flatnonzero(has[:n])
     keys = np.repeat(np.arange(n, dtype=np.int64), np.diff(P.indptr)) * len(ucols) + P.indices
-    at = np.searchsorted(keys, t_rows * len(ucols) + inv[: len(t_rows)])
-    P.data[at] += t_val[t_rows]
+    wanted = t_rows * len(ucols) + inv[: len(t_rows)]
+    at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
+    found = keys[at] == wanted if len(keys) else np.zeros(len(wanted), dtype=bool)
+    P.data[at[found]] += t_val[t_rows[found]]
+    if not found.all():  # (A T)_ij cancelled exactly (SciPy's product drops the zero): a row whose
+        # couplings all lie in its own aggregate and sum to zero (a Laplacian's interior row), so
+        # T's entry is P's entry there
+        rows = t_rows[~found]
+        extra = sp.csr_matrix((t_val[rows], (rows, inv[: len(t_rows)][~found])), shape=P.shape)
+        P = canonical_csr(P + extra)
     del keys, at, T_local
     P.eliminate_zeros()
     used = np.zeros(len(ucols), dtype=bool)
