@@ -4,7 +4,8 @@ Exit statuses (documented in the README):
   0  success
   1  unexpected internal error (any rank)
   2  bad input: case file, command line, mesh file
-  3  numerical failure: the linear solver did not converge, or NaN/Inf/an insane temperature
+  3  numerical failure: the linear solver did not converge, or NaN/Inf/an insane temperature, or a
+     property or boundary parameter given as an expression left its range during the run
  74  output could not be written (a full disk, a quota, an I/O error): the results keep their
      last complete snapshot; free space and continue with --restart latest (74 is EX_IOERR)
  75  stopped cleanly before the end (signal or wall-time limit) after writing a checkpoint:
@@ -43,6 +44,13 @@ class ConvergenceError(SolverExit):
 
 class NumericalError(SolverExit):
     """NaN, Inf or an insane temperature appeared in the solution."""
+
+    exit_status = EXIT_NUMERICAL
+
+
+class RangeError(SolverExit):
+    """An expression of a property or boundary parameter evaluated out of its key's range during the
+    run (raised collectively). Not a NumericalError: a smaller time step does not help."""
 
     exit_status = EXIT_NUMERICAL
 

@@ -19,8 +19,9 @@ import numpy as np
 from solver.case import records
 from solver.case.expressions import Expression, ExpressionError
 from solver.case.inputfiles import DIRECTORY, MAX_CASE_BYTES, MISSING, file_problem
-from solver.case.schema import (BC_KEYS, PROPERTY_FORMS, BOUNDARIES, BOUNDARY_SCHEMA, REGION_SCHEMA, REQUIRED, ROOT_SCHEMA, SCHEMA,
-                                STRUCTURED_CELLS, STRUCTURED_KEYS, Key)
+from solver.case.schema import (BC_KEYS, BOUNDARIES, BOUNDARY_SCHEMA, PROPERTY_FORMS, REGION_SCHEMA, REQUIRED,
+                                ROOT_SCHEMA, SCHEMA, STRUCTURED_CELLS, STRUCTURED_KEYS, Key, absolute_zero,
+                                default_temperature_range)
 from solver.case.tables import TableError, check_pairs, is_table, read_pairs
 from solver.errors import CaseError
 
@@ -127,6 +128,8 @@ def validate(raw: dict, source: str) -> dict:
     values["region"] = _check_regions(raw.get("region", {}), dim, values["mesh"]["type"] == "file", fail)
     if dim:
         _check_conductivity("material.k", values["material"]["k"], dim, fail)
+    if values["run"]["temperature_range"] is None:
+        values["run"]["temperature_range"] = default_temperature_range(values["temperature_unit"] or "C")
     r = values["run"]["temperature_range"]
     if len(r) != 2 or not r[0] < r[1]:
         fail(f"run.temperature_range must be [min, max] with min < max, got {r!r}")
@@ -139,6 +142,7 @@ def validate(raw: dict, source: str) -> dict:
     if radiating and values["temperature_unit"] is None:
         fail(f"boundary.{radiating[0]} radiates: declare temperature_unit = \"C\" or \"K\" at the top of the case "
              f"file (sigma T^4 needs kelvin, so the unit of T_inf and of every temperature must be known)")
+    _check_absolute_zero(values, fail)
     return values
 
 
@@ -210,6 +214,7 @@ def _check(name: str, spec: Key, value, fail):
             Expression(value)
         except ExpressionError as exc:
             fail(f"{name}: {exc}")
+        _check_constant_range(name, spec, value, fail)
         return value
     raise AssertionError(kind)
 
@@ -237,6 +242,15 @@ def _check_property(name: str, spec: Key, value, fail):
     if isinstance(value, list):
         fail(f"{name} must be {PROPERTY_FORMS}, got a list")
     return _check_float(name, spec, value, fail)
+
+
+def _check_constant_range(name: str, spec: Key, value, fail) -> None:
+    """A constant expression of a key with a range is checked as its number (others where evaluated)."""
+    if spec.low is None and spec.high is None and not spec.positive:
+        return
+    e = Expression(value)
+    if e.is_constant:
+        _check_float(name, spec, float(e(np.zeros((1, 1)))[0]), fail)
 
 
 def parse_duration(value) -> float | None:
@@ -371,6 +385,44 @@ def _check_phase_change(where, m, fail):
         if not m["solidus"] < m["liquidus"]:
             fail(f"{where}.solidus must be below {where}.liquidus (a melting range of finite width), got "
                  f"solidus = {m['solidus']:g}, liquidus = {m['liquidus']:g}")
+
+
+def _check_absolute_zero(values, fail):
+    """No temperature of the case below absolute zero in its unit: numbers and constant expressions
+    (initial, Dirichlet and ambient temperatures), the temperatures of tables, solidus, liquidus and
+    the lower end of run.temperature_range. Expressions of x, y, z, t are checked on the mesh."""
+    unit = values["temperature_unit"] or "C"
+    zero = absolute_zero(unit)
+    allowed = f"must be >= {zero:g} {unit} (absolute zero)"
+
+    def number(name, value):
+        if value is not None and value < zero:
+            fail(f"{name} {allowed}, got {value!r}")
+
+    def expression(name, value):
+        e = None if value is None else Expression(value)
+        if e is not None and e.is_constant:
+            number(name, float(e(np.zeros((1, 3)))[0]))
+
+    def tables(name, value):
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, dict) and v["table"][0][0] < zero:  # temperatures increase: the first is the lowest
+                where = f" in {v['file']}" if "file" in v else ""
+                fail(f"{name}: the table's temperature T = {v['table'][0][0]!r}{where} {allowed}")
+
+    expression("initial.temperature", values["initial"]["temperature"])
+    for name, b in values["boundary"].items():
+        for key in ("value", "T_inf"):
+            expression(f"boundary.{name}.{key}", b.get(key))
+        tables(f"boundary.{name}.epsilon", b.get("epsilon"))
+    for where, m in [("material", values["material"])] + [(f"region.{n}", r) for n, r in values["region"].items()]:
+        for key in ("k", "rho", "c"):
+            tables(f"{where}.{key}", m[key])
+        for key in ("solidus", "liquidus"):
+            number(f"{where}.{key}", m[key])
+    low = values["run"]["temperature_range"][0]
+    if low < zero:
+        fail(f"run.temperature_range: its min {allowed}, got {values['run']['temperature_range']!r}")
 
 
 def _check_conductivity(name, k, dim, fail):

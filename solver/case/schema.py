@@ -27,6 +27,17 @@ BC_KEYS = {"dirichlet": ("value",), "neumann": ("flux",), "robin": ("h", "T_inf"
            "radiation": ("epsilon", "T_inf"), "convection-radiation": ("h", "epsilon", "T_inf"), "insulated": ()}
 TEMPERATURE_UNITS = {"C": 273.15, "K": 0.0}  # what to add to reach kelvin
 STEFAN_BOLTZMANN = 5.670374419e-8  # W/(m^2 K^4)
+SANE_MAX_C = 1.0e6  # the default upper end of run.temperature_range, in C
+
+
+def absolute_zero(unit: str) -> float:
+    """Absolute zero in ``unit`` (C or K)."""
+    return 0.0 - TEMPERATURE_UNITS[unit]
+
+
+def default_temperature_range(unit: str) -> list[float]:
+    """run.temperature_range when not given: absolute zero to SANE_MAX_C, in ``unit``."""
+    return [absolute_zero(unit), SANE_MAX_C + TEMPERATURE_UNITS["C"] - TEMPERATURE_UNITS[unit]]
 
 
 @dataclass(frozen=True)
@@ -147,7 +158,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "hang_timeout": Key("float", "abort with every rank's stack when no step completes in this many "
                             "seconds (0: off)", 0.0, low=0.0),
         "temperature_range": Key("floats", "[min, max] of sane temperatures: outside it (or NaN/Inf) the run "
-                                 "stops at that step", [-273.15, 1.0e6]),
+                                 "stops at that step; min >= absolute zero; default: absolute zero to 10^6 C, "
+                                 "[-273.15, 1e6] in C, [0, 1000273.15] in K", None),
     },
     "output": {
         "directory": Key("str", "results go to <directory>/<name>/", "outputs"),
@@ -168,8 +180,8 @@ BOUNDARY_SCHEMA: dict[str, Key] = {
     "type": Key("choice", "boundary condition kind (unlisted boundaries are insulated)", choices=tuple(BC_KEYS)),
     "value": Key("expr", "dirichlet: temperature, a number or an expression of x, y, z, t", None),
     "flux": Key("expr", "neumann: heat flux into the body, W/m^2, an expression of x, y, z, t", None),
-    "h": Key("expr", "robin, convection-radiation: heat transfer coefficient, W/(m^2 K), an expression of "
-             "x, y, z, t", None),
+    "h": Key("expr", "robin, convection-radiation: heat transfer coefficient, W/(m^2 K), >= 0, an expression of "
+             "x, y, z, t", None, low=0.0),
     "T_inf": Key("expr", "robin, radiation, convection-radiation: ambient temperature, an expression of x, y, z, t",
                  None),
     "epsilon": Key("property", "radiation, convection-radiation: emissivity in [0, 1], a number, an expression of "

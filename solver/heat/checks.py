@@ -1,9 +1,10 @@
 """Checks of a discretised case before its first step and after each step: nothing may run, let
 alone finish "successfully", on non-finite data. Every value the input gives on the mesh (the
 initial temperature, the source, boundary values, fluxes, h and T_inf, the matrices built from
-k, rho, c and the mesh) must be finite, and every cell must have a volume. A violation is an
+k, rho, c and the mesh) must be finite, and every cell must have a volume; at the initial time
+no temperature it gives (initial, Dirichlet, T_inf) may lie below absolute zero. A violation is an
 input error (exit 2) naming the key; regions that select no cell are reported. All checks are
-collective (one ``Allreduce`` of flags) so that every rank raises together.
+collective (one ``Allreduce`` of flags or minima) so that every rank raises together.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 from mpi4py import MPI
 
 from solver.case.records import MeshFileSpec
+from solver.case.schema import absolute_zero
 from solver.errors import CaseError
 from solver.heat.materials import Centroids, region_cells
 from solver.heat.problem import HeatProblem
@@ -40,15 +42,22 @@ def term_key(problem, name: str) -> str:
     return f"boundary.{name}.h or boundary.{name}.T_inf"
 
 
-def check_inputs(source: str, problem, u0: np.ndarray | None, t: float = 0.0) -> None:
-    """Refuse a case whose input gives a non-finite value on the mesh at time t (and whose
-    initial temperature ``u0`` is not finite, when given)."""
+def prescribed_temperatures(problem, u0: np.ndarray | None, t: float) -> list[tuple[str, np.ndarray]]:
+    """(key, owned values) of the initial temperature ``u0`` (when given) and of each Dirichlet boundary at t."""
     n = problem.mesh.n_owned
     named = [] if u0 is None else [("initial.temperature", u0[:n])]
     d = problem.dirichlet
     values = d.values(t)
     for i, name in enumerate(d.names):
-        named.append((f"boundary.{name}.value", values[: n][d.mask[:n] & (d.boundary_of[:n] == i)]))
+        named.append((f"boundary.{name}.value", values[:n][d.mask[:n] & (d.boundary_of[:n] == i)]))
+    return named
+
+
+def check_inputs(source: str, problem, u0: np.ndarray | None, t: float = 0.0, unit: str | None = None) -> None:
+    """Refuse a case whose input gives a non-finite value on the mesh at time t (and whose
+    initial temperature ``u0`` is not finite, when given); with the temperature ``unit``, also one
+    whose temperatures at t (``u0``, Dirichlet values, T_inf) go below absolute zero."""
+    named = prescribed_temperatures(problem, u0, t)
     for name, part in problem.load_parts(t).items():
         named.append((term_key(problem, name), part))
     if isinstance(problem, HeatProblem):  # the nonlinear problem assembles its matrices at each iteration
@@ -61,6 +70,26 @@ def check_inputs(source: str, problem, u0: np.ndarray | None, t: float = 0.0) ->
     if bad is not None:
         raise CaseError(f"{source}: {bad} gives a non-finite value (inf or NaN) on the mesh at t = {t:g}: an "
                         f"overflow, a division by zero or a value out of range; check the expression and its units")
+    if unit is not None:
+        check_absolute_zero(source, problem, u0, t, unit)
+
+
+def check_absolute_zero(source: str, problem, u0: np.ndarray | None, t: float, unit: str) -> None:
+    """Refuse temperatures below absolute zero in ``unit`` on the mesh at time t: the initial
+    temperature ``u0`` (when given), Dirichlet values and T_inf at the quadrature points of its
+    facets; the message names the key and its lowest value (collective)."""
+    named = prescribed_temperatures(problem, u0, t)
+    for term in list(problem.robin) + list(problem.radiation):
+        named.append((f"boundary.{term.name}.T_inf", term.condition.T_inf(term.facets.points, t)))
+    if not named:
+        return
+    lows = np.array([np.min(v) if v.size else np.inf for _, v in named], dtype=float)
+    problem.mesh.comm.Allreduce(MPI.IN_PLACE, lows, op=MPI.MIN)
+    zero = absolute_zero(unit)
+    bad = next(((name, low) for (name, _), low in zip(named, lows) if low < zero), None)
+    if bad is not None:
+        raise CaseError(f"{source}: {bad[0]} must be >= {zero:g} {unit} (absolute zero), got {bad[1]:.10g} (its "
+                        f"lowest value on the mesh at t = {t:g})")
 
 
 def check_step(source: str, problem, balance, t: float) -> None:
@@ -74,8 +103,9 @@ def check_step(source: str, problem, balance, t: float) -> None:
 
 
 def check_mesh(case, mesh) -> None:
-    """Every cell finite and with a volume; else exit 2 naming the mesh file or keys."""
-    check_cells(mesh, f"{case.source}: {case.mesh_key}")
+    """Every cell finite and with a volume, and a mesh file's cells not folded over each other
+    (a generated mesh cannot fold); else exit 2 naming the mesh file or keys."""
+    check_cells(mesh, f"{case.source}: {case.mesh_key}", folds=isinstance(case.mesh, MeshFileSpec))
 
 
 def check_case_against_mesh(case, mesh) -> None:
@@ -117,3 +147,34 @@ def report_empty_regions(mesh, physics) -> None:
     for region, total in zip(physics.regions, totals):
         if total == 0 and mesh.comm.rank == 0:
             log.warning(f"region.{region.name} selects no cell (its box or group misses the mesh): it has no effect")
+
+
+def check_floating_parts(case, problem) -> None:
+    """A steady case on a mesh file: every connected part of the mesh must touch a dirichlet, robin
+    or radiation boundary, or its temperature is not determined (a singular system); refuse the
+    first part that does not, naming its cells and a point in it (collective). Structured meshes
+    are connected; a case with no such boundary at all is the steady solver's to refuse."""
+    mesh = problem.mesh
+    if not isinstance(case.mesh, MeshFileSpec):
+        return
+    names = problem.dirichlet.names + [t.name for t in problem.robin] + [t.name for t in problem.radiation]
+    from solver.mesh.components import component_labels  # scipy's csgraph: only for steady file meshes
+    labels, fixed = component_labels(mesh, mesh.owned_dirichlet_mask(names))
+    root = labels[: mesh.n_owned] == mesh.node_ids[: mesh.n_owned]  # one node per part: its label's own
+    floating = labels[: mesh.n_owned][root & ~fixed[: mesh.n_owned]]
+    counts = np.array([np.count_nonzero(root), len(floating)], dtype=np.int64)
+    mesh.comm.Allreduce(MPI.IN_PLACE, counts)
+    if counts[1] == 0 or counts[1] == counts[0]:
+        return
+    first = np.array([floating.min() if len(floating) else np.iinfo(np.int64).max], dtype=np.int64)
+    mesh.comm.Allreduce(MPI.IN_PLACE, first, op=MPI.MIN)
+    n_cells = np.array([np.count_nonzero(labels[mesh.cells[: mesh.n_owned_cells, 0]] == first[0])], dtype=np.int64)
+    mesh.comm.Allreduce(MPI.IN_PLACE, n_cells)
+    at = np.flatnonzero(mesh.node_ids[: mesh.n_owned] == first[0])
+    point = mesh.coords[at[0]].copy() if len(at) else np.full(mesh.dim, np.inf)
+    mesh.comm.Allreduce(MPI.IN_PLACE, point, op=MPI.MIN)
+    where = ", ".join(f"{x:.6g}" for x in point)
+    raise CaseError(f"{case.source}: {case.mesh_key}: {counts[1]} of the mesh's {counts[0]} disconnected parts touch "
+                    f"no dirichlet, robin or radiation boundary, such as the part of {n_cells[0]} cells through "
+                    f"({where}): time.scheme = \"steady\" cannot determine their temperature (a singular system); "
+                    f"give each part such a boundary or remove it")

@@ -9,9 +9,9 @@ At each step boundary, in this order:
 2. one agreement among the ranks (:class:`StepVote`): whether a temperature went bad anywhere
    and, in a run (:class:`solver.app.control.RunControl`), whether to stop or checkpoint: one
    small ``Allreduce`` in all;
-3. the checks: a non-finite heat balance names its term (exit 2), a NaN or a temperature out of
-   ``run.temperature_range`` on any rank stops every rank with one message naming the likely
-   cause (exit 3);
+3. the checks: a non-finite heat balance names its term (exit 2), an expression evaluated out of
+   its key's range (:mod:`solver.heat.ranges`) and a NaN or a temperature out of
+   ``run.temperature_range`` on any rank stop every rank with one message (exit 3);
 4. every observer's :meth:`Observer.after_step` with the :class:`StepEvent` (snapshot due by the
    schedule or the last step; checkpoint due by the vote or the last step);
 5. a stop asked for by the vote ends the march at this boundary.
@@ -31,6 +31,7 @@ from mpi4py import MPI
 
 from solver.errors import NumericalError
 from solver.heat.checks import check_step
+from solver.heat.ranges import check_step as check_ranges
 from solver.heat.simulation import Simulation
 from solver.la.krylov import SolveInfo
 
@@ -117,7 +118,9 @@ def march(sim: Simulation, observers: list[Observer], vote: StepVote | None = No
 
 def _steady(sim: Simulation, observers: list[Observer], vote: StepVote) -> Outcome:
     solve = sim.solve_steady()
-    check_health(sim, vote.vote(0, 0.0, sim.unhealthy() is not None).unhealthy, solve)
+    unhealthy = vote.vote(0, 0.0, sim.unhealthy() is not None).unhealthy
+    check_ranges(sim.problem, "the steady solve")
+    check_health(sim, unhealthy, solve)
     event = StepEvent(0, 0.0, solve, snapshot=True, checkpoint=False, last=True)
     for o in observers:
         o.after_step(sim, event)
@@ -136,6 +139,7 @@ def _transient(sim: Simulation, observers: list[Observer], vote: StepVote) -> Ou
                 o.after_solve(sim)
             votes = vote.vote(sim.step_index, MPI.Wtime() - start, sim.unhealthy() is not None)
             check_step(sim.case.source, sim.problem, sim.balance, sim.t)
+            check_ranges(sim.problem, f"step {sim.step_index} (t = {sim.t:.6g})")
             check_health(sim, votes.unhealthy, solve)
             stop = votes.stop and not sim.finished
             event = StepEvent(sim.step_index, sim.t, solve, schedule.due(sim.step_index, sim.t) or sim.finished,

@@ -84,7 +84,7 @@ class NonlinearHeatProblem(HeatLoads):
     def __init__(self, mesh: DistributedMesh, physics: Physics):
         super().__init__(mesh, physics)
         a = self.assembler  # (its matrix workspace is kept: every iteration assembles)
-        self.materials = MaterialField(mesh, physics.material, physics.regions)
+        self.materials = MaterialField(mesh, physics.material, physics.regions, self.ranges)
         # what decides the kind of solve must agree on every rank (a rank's cells may hold only
         # some of the materials): k depending on T (GMRES on the Newton Jacobian), melting (a
         # liquid-fraction field)
@@ -135,14 +135,15 @@ class NonlinearHeatProblem(HeatLoads):
                 return self.capacity * u[: self.mesh.n_owned], None
             return a.csr(self.capacity) @ u, None
         if self.lumped:
-            H, C = self.materials.storage(u[a.cells])
+            H, C = self.materials.storage(u[a.cells], lambda c, j: self.mesh.coords[a.cells[c, j]])
             self._check(C, "rho c")
             w = self.vertex_weights
             n = self.mesh.n_local
             S = np.bincount(a.cells.ravel(), weights=(H * w).ravel(), minlength=n)
             Cn = np.bincount(a.cells.ravel(), weights=(C * w).ravel(), minlength=n)
             return S[: self.mesh.n_owned], Cn[: self.mesh.n_owned]
-        H, C = self.materials.storage(a.values_at_points(u) if T is None else T)
+        H, C = self.materials.storage(a.values_at_points(u) if T is None else T,
+                                      lambda c, j: a.quadrature_points(c, c + 1)[0, j])
         self._check(C, "rho c")
         return a.load_values(H), C
 
@@ -177,6 +178,7 @@ class NonlinearHeatProblem(HeatLoads):
         f = term.facets
         T = f.values_at_points(u)
         eps, deps = evaluate(term.condition.epsilon, T, f.points, t)
+        self.ranges.check(term.condition.epsilon, eps, t, f.points, T)
         TK = T + self.offset
         ambient = term.condition.T_inf(f.points, t) + self.offset
         TK3 = TK * TK * TK

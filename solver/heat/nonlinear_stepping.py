@@ -190,8 +190,11 @@ class StepEquations:
 
     def norm(self, v: np.ndarray) -> float:
         comm = self.problem.mesh.comm
-        buf = np.array([float(np.dot(v[: self.n], v[: self.n])), 1.0 if self.problem.bad else 0.0])
+        ranges = self.problem.ranges  # expressions out of range: flagged in the same reduction
+        buf = np.array([float(np.dot(v[: self.n], v[: self.n])), 1.0 if self.problem.bad else 0.0, ranges.flag])
         comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+        if buf[2]:
+            ranges.raise_found(self.where)
         if buf[1]:
             raise NumericalError(f"{self.where}: {self.problem.bad or 'a property is not > 0 on another rank'}; check "
                                  f"the material tables and expressions over the temperatures the run reaches")

@@ -26,6 +26,7 @@ from solver.fem.boundary import BoundaryTerm
 from solver.fem.coarsening import linear_coarsening
 from solver.heat.dirichlet import DirichletConditions
 from solver.heat.materials import cell_materials
+from solver.heat.ranges import RangeMonitor
 from solver.la.amg.fixed import CoarseSpace
 from solver.mesh.cells import CELLS
 from solver.mesh.distributed import DistributedMesh
@@ -76,6 +77,7 @@ class HeatLoads:
         self.dirichlet = DirichletConditions(mesh, physics.of_kind(DirichletBC))
         self.coarse_space = CoarseSpace(*linear_coarsening(mesh)) if CELLS[mesh.cell_type].degree > 1 else None
         self._cache = TimeLevelCache()
+        self.ranges = RangeMonitor.of(physics, mesh.comm)  # checks h, k, rho, c, epsilon where evaluated
         # a heat transfer coefficient h(t) makes the system matrix change from step to step
         self.time_dependent_matrix = any(term.condition.h.depends_on_time for term in self.robin)
 
@@ -84,7 +86,7 @@ class HeatLoads:
         added into ``data`` when given."""
         data = np.zeros(self.assembler.nnz) if data is None else data
         for term in self.robin:
-            term.facets.add_mass(lambda p, h=term.condition.h: h(p, t), self.assembler.indptr,
+            term.facets.add_mass(lambda p, h=term.condition.h: self.ranges.evaluate(h, p, t), self.assembler.indptr,
                                  self.assembler.indices, data)
         return data
 
@@ -92,7 +94,7 @@ class HeatLoads:
         """``int h(t) N_i`` over a Robin boundary: the uptake h u of its flow h (T_inf - u)."""
         h = term.condition.h
         return self._cache.get(("uptake", term.name), h.depends_on_time, t,
-                               lambda s: term.facets.load(lambda p: h(p, s)))
+                               lambda s: term.facets.load(lambda p: self.ranges.evaluate(h, p, s)))
 
     def load_parts(self, t: float) -> dict:
         """Owned load vectors at time t by origin: "source", then each Neumann boundary (flux)
@@ -109,7 +111,7 @@ class HeatLoads:
             h, ti = term.condition.h, term.condition.T_inf
             parts[term.name] = self._cache.get(
                 ("load", term.name), ti.depends_on_time or h.depends_on_time, t,
-                lambda s, h=h, ti=ti, f=term.facets: f.load(lambda p: h(p, s) * ti(p, s)))
+                lambda s, h=h, ti=ti, f=term.facets: f.load(lambda p: self.ranges.evaluate(h, p, s) * ti(p, s)))
         return parts
 
     def energy(self, u: np.ndarray) -> float:

@@ -28,6 +28,7 @@ import numpy as np
 from solver.case.records import Material, Melting, Property, Region
 from solver.case.tables import TemperatureTable
 from solver.heat.materials import Centroids, region_cells
+from solver.heat.ranges import RangeMonitor
 from solver.mesh.distributed import DistributedMesh
 
 GAUSS_X, GAUSS_W = np.polynomial.legendre.leggauss(6)
@@ -71,11 +72,15 @@ class Capacity:
         cumulative = np.concatenate([[0.0], np.cumsum(steps)]) if steps else np.zeros(1)
         self.cumulative = cumulative - cumulative[zero]  # H(0) = 0
 
-    def values(self, T) -> np.ndarray:
-        """C = dH/dT at T (inside the melting range: with the latent heat's share)."""
+    def values(self, T, check=None) -> np.ndarray:
+        """C = dH/dT at T (inside the melting range: with the latent heat's share); ``check``: a
+        function (property, values) called with rho and c at T."""
         T = np.asarray(T, dtype=float)
         r = evaluate(self.rho, T)[0]
         c = evaluate(self.c, T)[0]
+        if check is not None:
+            check(self.rho, r)
+            check(self.c, c)
         if self.melting is not None:
             m = self.melting
             c = c + np.where((T >= m.solidus) & (T < m.liquidus), m.latent_heat / (m.liquidus - m.solidus), 0.0)
@@ -111,8 +116,10 @@ class MaterialSet:
 class MaterialField:
     """Which material set each cell takes, and the properties evaluated at quadrature points."""
 
-    def __init__(self, mesh: DistributedMesh, material: Material, regions: tuple[Region, ...]):
+    def __init__(self, mesh: DistributedMesh, material: Material, regions: tuple[Region, ...],
+                 ranges: RangeMonitor | None = None):
         dim = mesh.dim
+        self.ranges = ranges or RangeMonitor(mesh.comm)  # the expressions' ranges, checked where evaluated
         n = len(mesh.cells)
 
         def axes(k):
@@ -175,6 +182,7 @@ class MaterialField:
                 p = s.k[d]
                 if id(p) not in done:
                     done[id(p)] = evaluate(p, T, x, t)
+                    self.ranges.check(p, done[id(p)][0], t, x, T)
                 v, dv = done[id(p)]
                 k[g, nodes, d] = v
                 dk[g, nodes, d] = dv
@@ -214,18 +222,37 @@ class MaterialField:
                 p = s.k[d]
                 if id(p) not in done:
                     done[id(p)] = evaluate(p, T[cells], pc, t)[0]
+                    self.ranges.check(p, done[id(p)], t, self._centroids(cells) if pc is None else pc)
                 k[cells, :, d] = done[id(p)]
         return k
 
-    def storage(self, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def storage(self, T: np.ndarray, where=None) -> tuple[np.ndarray, np.ndarray]:
         """(H, C): enthalpy and volumetric heat capacity at T (any shape whose first axis is the
-        cells, or nodes with ``storage_nodes``)."""
+        cells, or nodes with ``storage_nodes``); ``where(cell, j)``: the point of T[cell, j] (for
+        the range checks of rho and c; default: the cell's centroid)."""
         H = np.empty_like(T)
         C = np.empty_like(T)
         for s, cells in self._each():
-            H[cells] = s.capacity.enthalpy(T[cells])
-            C[cells] = s.capacity.values(T[cells])
+            Tc = T[cells]
+            H[cells] = s.capacity.enthalpy(Tc)
+            C[cells] = s.capacity.values(Tc, self._checker(cells, Tc, where))
         return H, C
+
+    def _centroids(self, cells, where=None):
+        """The point of a value's index, for values over ``cells`` (first axis): ``where(cell, j)``,
+        or the cell's centroid."""
+        def point(index):
+            cell = np.arange(len(self.cells))[cells][index[0]]
+            return self.coords[self.cells[cell]].mean(axis=0) if where is None else where(cell, index[1])
+        return point
+
+    def _checker(self, cells, T: np.ndarray, where=None):
+        """A function (property, values) that checks the values of rho or c at T over ``cells``;
+        None when no expression has a range."""
+        if not self.ranges.active:
+            return None
+        point = self._centroids(cells, where)
+        return lambda p, values: self.ranges.check(p, values, None, point, T)
 
     @property
     def melting(self) -> bool:

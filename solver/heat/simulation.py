@@ -21,10 +21,12 @@ from mpi4py import MPI
 from solver.case.records import Case, SolverSpec
 from solver.errors import NonFiniteError
 from solver.heat.adaptive import AdaptiveStepping, StepRecord
-from solver.heat.checks import check_case_against_mesh, check_inputs, check_mesh, report_empty_regions
+from solver.heat.checks import (check_case_against_mesh, check_floating_parts, check_inputs, check_mesh,
+                                 report_empty_regions)
 from solver.heat.nonlinear import NonlinearHeatProblem
 from solver.heat.nonlinear_stepping import make_nonlinear_stepper
 from solver.heat.problem import HeatProblem
+from solver.heat.ranges import check_initial as check_initial_ranges
 from solver.heat.schedule import SnapshotSchedule, fixed_steps, planned_steps, solves_per_matrix
 from solver.heat.state import BalanceState, RunState
 from solver.heat.stepping import make_stepper, stable_explicit_dt
@@ -66,7 +68,9 @@ class Discretisation:
             self.problem = (NonlinearHeatProblem if self.nonlinear else HeatProblem)(self.mesh, case.physics)
             self.u = np.array(case.physics.initial(self.mesh.coords, 0.0), dtype=float)
             report_empty_regions(self.mesh, case.physics)
-            check_inputs(case.source, self.problem, self.u)
+            check_inputs(case.source, self.problem, self.u, unit=case.physics.temperature_unit)
+            check_initial_ranges(case.source, self.problem, self.u,
+                                 self.problem.linearise if self.nonlinear else None)
 
     def stable_explicit_dt(self) -> float:
         """The stable step of explicit Euler with the lumped mass (NaN for a nonlinear problem,
@@ -103,6 +107,8 @@ class Simulation(Discretisation):
 
     def __init__(self, case: Case, comm=MPI.COMM_WORLD, timers: Timers | None = None):
         super().__init__(case, comm, timers)
+        if case.steady:
+            check_floating_parts(case, self.problem)
         with self.timers("assembly"), np.errstate(all="ignore"):
             self.solver = self.resolve_solver()
             try:

@@ -93,3 +93,49 @@ def test_readme_input_reference_lists_every_key():
     keys += [f"region.<name>.{k}" for k in REGION_SCHEMA] + list(ROOT_SCHEMA)
     missing = [k for k in keys if f"| `{k}` |" not in readme]
     assert not missing, f"README input reference lacks {missing}"
+
+
+KELVIN = 'temperature_unit = "K"\n'
+ROBIN_TOP = ["boundary.top.type=robin", "boundary.top.h=1"]
+
+
+@pytest.mark.parametrize("unit, edits, message", [
+    ("", ["initial.temperature=-274"], "initial.temperature must be >= -273.15 C (absolute zero), got -274.0"),
+    ("", ["boundary.left.value=\"-273.15 - 1\""], "boundary.left.value must be >= -273.15 C (absolute zero), got "
+                                                  "-274.15"),
+    (KELVIN, ["boundary.left.value=300", *ROBIN_TOP, "boundary.top.T_inf=-5"],
+     "boundary.top.T_inf must be >= 0 K (absolute zero), got -5.0"),
+    (KELVIN, ["boundary.left.value=300", "boundary.top.type=radiation", "boundary.top.epsilon=0.5",
+              "boundary.top.T_inf=-0.5"], "boundary.top.T_inf must be >= 0 K (absolute zero), got -0.5"),
+    ("", ["material.k={table=[[-300, 1], [0, 2]]}"],
+     "material.k: the table's temperature T = -300.0 must be >= -273.15 C (absolute zero)"),
+    (KELVIN, ["boundary.left.value=300", "region.a.c={table=[[-1, 1], [10, 2]]}"],
+     "region.a.c: the table's temperature T = -1.0 must be >= 0 K (absolute zero)"),
+    (KELVIN, ["boundary.left.value=300", "material.latent_heat=1", "material.solidus=-1", "material.liquidus=1"],
+     "material.solidus must be >= 0 K (absolute zero), got -1.0"),
+    ("", ["region.a.latent_heat=1", "region.a.solidus=-300", "region.a.liquidus=0"],
+     "region.a.solidus must be >= -273.15 C (absolute zero), got -300.0"),
+    ("", ["run.temperature_range=[-300, 100]"],
+     "run.temperature_range: its min must be >= -273.15 C (absolute zero), got [-300.0, 100.0]"),
+    (KELVIN, ["boundary.left.value=300", "run.temperature_range=[-1, 100]"],
+     "run.temperature_range: its min must be >= 0 K (absolute zero), got [-1.0, 100.0]"),
+])
+def test_temperatures_below_absolute_zero_are_refused(unit, edits, message):
+    with pytest.raises(CaseError) as err:
+        load_case(unit + GOOD, "case.toml", edits)
+    assert str(err.value) == f"case.toml: {message}"
+
+
+def test_table_file_below_absolute_zero_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "k.csv").write_text("T, k\n-1, 1\n100, 2\n")
+    with pytest.raises(CaseError, match=r"^case.toml: material.k: the table's temperature T = -1.0 in k.csv must be "
+                                        r">= 0 K \(absolute zero\)$"):
+        load_case(KELVIN + GOOD, "case.toml", ["boundary.left.value=300", "material.k={file=\"k.csv\"}"])
+
+
+def test_temperature_range_default_follows_the_unit_and_expressions_wait_for_the_mesh():
+    assert load_case(GOOD, "case.toml").run.temperature_range == (-273.15, 1.0e6)
+    kelvin = load_case(KELVIN + GOOD, "case.toml", ["boundary.left.value=\"300 - 400 * y\""])
+    assert kelvin.run.temperature_range == (0.0, 1.0e6 + 273.15)
+    assert load_case(KELVIN + GOOD, "case.toml", ["boundary.left.value=0"]).physics.temperature_unit == "K"

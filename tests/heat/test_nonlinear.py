@@ -202,13 +202,14 @@ def test_manufactured_orders_and_quadratic_newton(ranks):
 # ----------------------------------------------------------------------------- runs and files
 def test_a_conductivity_that_reaches_zero_stops_the_run_with_one_line(tmp_path):
     """k(T) = 1 - T/2 at the nodes of triangles (the fused kernel) reaches 0 next to the boundary
-    held at 3: status 3 and one line naming the property, on 2 ranks."""
+    held at 3: status 3 and one line naming the key and its range, on 2 ranks."""
     case = tmp_path / "case.toml"
     case.write_text(case_with().replace("k = 1.0", "k = \"1 - 0.5*T\"").replace("value = 1.0", "value = 3.0"))
     proc = run_solver(2, [str(case), "--set", "mesh.cell=triangle", "--overwrite"], cwd=tmp_path, check=False)
     assert proc.returncode == 3, proc.stderr
     error = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
-    assert len(error) == 1 and "the conductivity k is not > 0 at a point" in error[0], proc.stderr
+    assert len(error) == 1 and "step 1 (t = 0.1): material.k = -" in error[0] and "must be > 0" in error[0], \
+        proc.stderr
 
 
 def test_failing_newton_names_the_step_and_its_history(tmp_path):

@@ -1,0 +1,40 @@
+"""Temperatures below absolute zero that expressions of x, y, z give on the mesh are refused before
+the first step (exit 2, one line naming the key and its lowest value) on every rank count."""
+
+import pytest
+from conftest import run_solver
+
+CASE = """temperature_unit = "{unit}"
+[mesh]
+nx = 4
+ny = 4
+[material]
+k = 1.0
+rho = 1.0
+c = 1.0
+[initial]
+temperature = {initial}
+[boundary.left]
+type = "dirichlet"
+value = 300.0
+[boundary.right]
+type = "robin"
+h = 10.0
+T_inf = {T_inf}
+[time]
+dt = 0.1
+t_end = 0.2
+"""
+
+
+@pytest.mark.parametrize("nprocs, unit, initial, T_inf, message", [
+    (1, "C", '"20 - 400 * x"', "20.0", "initial.temperature must be >= -273.15 C (absolute zero), got -380 "),
+    (3, "K", "300.0", '"300 - 400 * y"', "boundary.right.T_inf must be >= 0 K (absolute zero), got -78.8675"),
+], ids=["np1-initial", "np3-T_inf"])  # on 3 ranks, only some own facets of the right boundary
+def test_expressions_below_absolute_zero_on_the_mesh_are_refused(tmp_path, nprocs, unit, initial, T_inf, message):
+    (tmp_path / "case.toml").write_text(CASE.format(unit=unit, initial=initial, T_inf=T_inf))
+    proc = run_solver(nprocs, ["case.toml", "--quiet"], cwd=tmp_path, check=False, timeout=60)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert errors[0].startswith(f"error: case.toml: {message}") and "Traceback" not in proc.stderr, errors[0]
+    assert not list(tmp_path.glob("outputs/case/*.h5"))  # no results written
