@@ -1,12 +1,14 @@
-"""Node tags of ASCII Gmsh files (MSH 2.2, 4.0 and 4.1), checked before meshio reads them.
+"""Node tags of Gmsh files (MSH 2.2, 4.0 and 4.1, ASCII or binary), checked before meshio reads them.
 
 meshio turns node tags into rows with ``tag - 1`` and indexes with the result: a node tag 0 or
 a negative one, an element referring to node 0 or to a negative id, silently become another
-node (negative indices count from the end), and of two nodes with the same tag the later one
-wins. The mesh would be wrong without a word, so :func:`check_gmsh_tags` scans ``$Nodes`` and
-``$Elements`` first and refuses such files with one line. The scan is vectorised (NumPy parses
-the sections; no Python loop over nodes, elements or lines, only over the entity blocks of
-MSH 4), so it costs a fraction of meshio's own read.
+node (negative indices count from the end; in binary MSH 4.1 a tag 0 wraps around to the slot
+of the largest tag), and of two nodes with the same tag the later one wins. The mesh would be
+wrong without a word, so :func:`check_gmsh_tags` scans ``$Nodes`` and ``$Elements`` first and
+refuses such files with one line. The scan is vectorised (NumPy parses the sections, or reads
+the binary records in place; no Python loop over nodes, elements or lines, only over the
+entity blocks of MSH 4 and the element blocks of binary MSH 2), so it costs a fraction of
+meshio's own read.
 """
 
 from __future__ import annotations
@@ -20,32 +22,44 @@ import numpy as np
 from solver.errors import CaseError
 
 _HEAD_BYTES = 1 << 16  # $MeshFormat comes first (after $Comments, if any)
-_FORMAT = re.compile(rb"^\$MeshFormat[ \t\r]*\n[ \t]*(\S+)[ \t]+(\S+)", re.MULTILINE)
+_FORMAT = re.compile(rb"^\$MeshFormat[ \t\r]*\n[ \t]*(\S+)[ \t]+(\S+)(?:[ \t]+(\S+))?", re.MULTILINE)
 _DIGITS = 18  # longest tag read by the fast path (int64 holds 18 digits)
 
 
-class _Scan(NamedTuple):
-    """What the checks need: node tags in file order, every element's node references in file
-    order, and each element's tag and number of references."""
+class _Block(NamedTuple):
+    """Elements and their node references: ``refs`` is (n, width) for n elements of one width
+    (a view into a binary file), or flat in file order with ``per_element`` references each."""
 
-    node_tags: np.ndarray
     refs: np.ndarray
     elements: np.ndarray
-    per_element: np.ndarray
+    per_element: np.ndarray | None = None
 
     def element_of(self, ref: int) -> int:
-        """Tag of the element that holds the ``ref``-th node reference."""
+        """Tag of the element that holds the ``ref``-th node reference of the block."""
+        if self.per_element is None:
+            return int(self.elements[ref // self.refs.shape[1]])
         return int(self.elements[np.searchsorted(np.cumsum(self.per_element), ref, side="right")])
 
 
+class _Scan(NamedTuple):
+    """What the checks need: node tags in file order, and the elements' node references in
+    blocks, in file order."""
+
+    node_tags: np.ndarray
+    blocks: list
+    in_order: bool = False  # the reader takes only the tags 1..n in file order (meshio, binary MSH 2.2)
+
+
 def check_gmsh_tags(path: Path) -> None:
-    """Refuse an ASCII Gmsh file whose ``$Nodes`` has a tag <= 0 or a tag twice, or whose
+    """Refuse a Gmsh file whose ``$Nodes`` has a tag <= 0 or a tag twice, or whose
     ``$Elements`` refers to a node ``$Nodes`` does not define (CaseError naming the tag).
 
-    Only ``.msh`` files in ASCII format 2.2, 4.0 or 4.1 are checked. Binary files are not
-    (meshio itself requires the node tags of a binary 2.2 file to be 1..n; binary 4.x files go
-    unchecked), nor are other formats. A file this scan cannot follow passes unchecked too:
-    meshio reports what is wrong with it when it reads it. Raises nothing but CaseError.
+    ``.msh`` files in format 2.2, 4.0 or 4.1, ASCII or binary (with meshio's layout of the
+    binary records), are checked the same way; a binary 2.2 file must also number its nodes
+    1..n in order (meshio reads no other). Other formats number their nodes from 0 without
+    tags (:mod:`solver.mesh.files` checks those references). A file this scan cannot follow
+    passes unchecked: meshio reports what is wrong with it when it reads it. Raises nothing
+    but CaseError.
     """
     path = Path(path)
     if path.suffix.lower() != ".msh":
@@ -59,12 +73,12 @@ def check_gmsh_tags(path: Path) -> None:
 
 
 def _scan(path: Path) -> _Scan | None:
-    """Node tags and element node references of an ASCII Gmsh file, or None (not ASCII Gmsh,
-    a version without a scanner, sections missing or given twice, text the scan cannot follow)."""
+    """Node tags and element node references of a Gmsh file, or None (not Gmsh, a version
+    without a scanner, sections missing or given twice, data the scan cannot follow)."""
     with open(path, "rb") as f:
         data = f.read(_HEAD_BYTES)
         match = _FORMAT.search(data)
-        if match is None or match.group(2) != b"0":  # binary, or no $MeshFormat
+        if match is None or match.group(2) not in (b"0", b"1"):  # no $MeshFormat
             return None
         f.seek(0)
         data = f.read()
@@ -73,6 +87,8 @@ def _scan(path: Path) -> _Scan | None:
         return None
     # meshio reads every 2.x as 2.2 and 4 or 4.x as 4.1 except "4.0" (Gmsh writes 4.0 as "4")
     layout = "2" if version.startswith("2") else "4.0" if version == "4.0" else "4.1"
+    if match.group(2) == b"1":
+        return _scan_binary(data, match.end(), layout, int(match.group(3) or b"8"))
     markers = _sections(data)
     nodes, elements = _section(data, markers, b"Nodes"), _section(data, markers, b"Elements")
     del data
@@ -83,7 +99,7 @@ def _scan(path: Path) -> _Scan | None:
     if node_tags is None:
         return None
     located = _elements_2(elements) if layout == "2" else _elements_4(elements, layout)
-    return None if located is None else _Scan(node_tags, *located)
+    return None if located is None else _Scan(node_tags, [_Block(*located)])
 
 
 def _sections(data: bytes) -> dict[bytes, list[tuple[int, int]]]:
@@ -281,6 +297,132 @@ def _elements_4(text: bytes, layout: str):
     return np.concatenate(refs), np.concatenate(elements), np.concatenate(per_element)
 
 
+_INT = np.dtype("i")  # the binary records as meshio reads them: C int, C unsigned long, size_t of the header
+_ULONG = np.dtype("L")
+_DOUBLE = np.dtype("d")
+
+
+class _Binary:
+    """A cursor over the bytes of a binary Gmsh file: NumPy arrays read in place, lines as text."""
+
+    def __init__(self, data: bytes, at: int):
+        self.data, self.at = data, at
+
+    def read(self, dtype, count: int) -> np.ndarray:
+        """``count`` items of ``dtype`` (a ValueError past the end of the file)."""
+        dtype = np.dtype(dtype)
+        if count < 0 or self.at + count * dtype.itemsize > len(self.data):
+            raise ValueError("past the end of the file")
+        out = np.frombuffer(self.data, dtype=dtype, count=count, offset=self.at)
+        self.at += count * dtype.itemsize
+        return out
+
+    def line(self) -> bytes:
+        """The rest of the current line, without its end."""
+        end = self.data.find(b"\n", self.at)
+        end = len(self.data) if end < 0 else end
+        text, self.at = self.data[self.at:end].strip(), end + 1
+        return text
+
+    def after(self, marker: bytes) -> None:
+        """Move past the line that starts with ``marker`` (a ValueError if there is none)."""
+        at = self.data.find(marker, self.at)
+        if at < 0:
+            raise ValueError(f"no {marker!r}")
+        self.at = at
+        self.line()
+
+
+def _scan_binary(data: bytes, at: int, layout: str, size: int) -> _Scan | None:
+    """What :func:`_scan` returns, from a binary file read section by section the way meshio
+    reads it (``at``: the end of the version line; ``size``: the data size, sizeof(size_t))."""
+    from meshio._common import num_nodes_per_cell
+    from meshio.gmsh.common import _gmsh_to_meshio_type
+
+    def nodes_of(element_type) -> int:
+        return num_nodes_per_cell[_gmsh_to_meshio_type[int(element_type)]]
+
+    size_t = np.dtype(f"u{size}")
+    f = _Binary(data, at)
+    f.line()
+    if f.read(_INT, 1)[0] != 1:  # another byte order than this machine's (meshio refuses it)
+        return None
+    f.after(b"$EndMeshFormat")
+    node_tags = blocks = None
+    while True:
+        while f.at < len(data) and data[f.at] in b" \t\r\n":
+            f.at += 1
+        if f.at >= len(data):
+            break
+        if data[f.at] != ord("$"):
+            return None
+        name = f.line()[1:]
+        if name == b"Nodes" and node_tags is None:
+            node_tags = _binary_nodes(f, layout, size_t)
+        elif name == b"Elements" and blocks is None:
+            blocks = _binary_elements(f, layout, size_t, nodes_of)
+        elif name in (b"Nodes", b"Elements"):  # given twice
+            return None
+        f.after(b"$End" + name)
+    if node_tags is None or blocks is None:
+        return None
+    return _Scan(node_tags, blocks, in_order=layout == "2")
+
+
+def _binary_nodes(f: _Binary, layout: str, size_t) -> np.ndarray:
+    """Node tags of binary ``$Nodes``: 2.2 has the count (text) and records ``int tag, 3 double``;
+    4.1 has 4 ``size_t``, then per entity block 3 ``int`` and a ``size_t`` count, the tags
+    (``size_t``) and the coordinates; 4.0 has 2 ``unsigned long``, then per block 3 ``int``, an
+    ``unsigned long`` count and records ``int tag, 3 double``."""
+    record = np.dtype([("tag", _INT), ("x", _DOUBLE, (3,))])
+    if layout == "2":
+        return f.read(record, int(f.line()))["tag"].astype(np.int64)
+    n_blocks = int(f.read(size_t if layout == "4.1" else _ULONG, 4 if layout == "4.1" else 2)[0])
+    tags = []
+    for _ in range(n_blocks):
+        header = f.read(_INT, 3)
+        n = int(f.read(size_t if layout == "4.1" else _ULONG, 1)[0])
+        if layout == "4.1":
+            if header[2]:  # parametric nodes: meshio refuses them
+                raise ValueError("parametric nodes")
+            tags.append(_signed(f.read(size_t, n)))
+            f.read(_DOUBLE, 3 * n)
+        else:
+            tags.append(f.read(record, n)["tag"])
+    return np.concatenate(tags).astype(np.int64, copy=False) if tags else np.zeros(0, dtype=np.int64)
+
+
+def _signed(values: np.ndarray) -> np.ndarray:
+    """Unsigned 8-byte integers as int64 without a copy (those past 2**63 - 1, invalid tags
+    anyway, turn negative), others as they are."""
+    return values.view(np.int64) if values.dtype.kind == "u" and values.dtype.itemsize == 8 else values
+
+
+def _binary_elements(f: _Binary, layout: str, size_t, nodes_of) -> list:
+    """The element blocks (:class:`_Block`, views into the file) of binary ``$Elements``: 2.2 has
+    the count (text), then blocks of 3 ``int`` (type, count, tags) and records of ``int`` (tag,
+    its tags, its nodes); 4.1 has 4 ``size_t``, then per entity block 3 ``int`` (the last the
+    type), a ``size_t`` count and records of ``size_t`` (tag, nodes); 4.0 the same with
+    ``unsigned long`` counts and ``int`` records."""
+    blocks = []
+    if layout == "2":
+        total, done = int(f.line()), 0
+        while done < total:
+            kind, n, n_tags = (int(v) for v in f.read(_INT, 3))
+            width = nodes_of(kind)
+            block = f.read(_INT, n * (1 + n_tags + width)).reshape(n, 1 + n_tags + width)
+            blocks.append(_Block(block[:, 1 + n_tags:], block[:, 0]))
+            done += n
+    else:
+        count_t, record_t = (size_t, size_t) if layout == "4.1" else (_ULONG, _INT)
+        for _ in range(int(f.read(count_t, 4 if layout == "4.1" else 2)[0])):
+            width = nodes_of(f.read(_INT, 3)[2])
+            n = int(f.read(count_t, 1)[0])
+            block = _signed(f.read(record_t, n * (1 + width))).reshape(n, 1 + width)
+            blocks.append(_Block(block[:, 1:], block[:, 0]))
+    return blocks
+
+
 def _check(path: Path, scan: _Scan) -> None:
     """Raise CaseError for the first bad node tag, repeated node tag or dangling reference."""
     tags = scan.node_tags
@@ -295,20 +437,29 @@ def _check(path: Path, scan: _Scan) -> None:
         again = order[1:][known[1:] == known[:-1]]
         if len(again):
             raise CaseError(f"{path}: node tag {tags[again.min()]} appears twice in $Nodes (node tags must be unique)")
-    refs = scan.refs
+    defined = _lookup(known)
+    for block in scan.blocks:  # a check of each block's references: no copy of them all
+        bad = np.flatnonzero(~defined(block.refs))
+        if len(bad):
+            node = int(block.refs.flat[bad[0]])
+            why = " (node tags are positive integers)" if node <= 0 else ""
+            raise CaseError(f"{path}: element {block.element_of(int(bad[0]))} in $Elements refers to node {node} "
+                            f"that $Nodes does not define{why}")
+    off = np.flatnonzero(tags != np.arange(1, len(tags) + 1)) if scan.in_order else ()
+    if len(off):
+        at = int(off[0])
+        raise CaseError(f"{path}: node tag {tags[at]} in $Nodes is number {at + 1} of the section: a binary MSH 2.2 "
+                        f"file must tag its nodes 1..n in order (save it as MSH 4.1 or in ASCII)")
+
+
+def _lookup(known: np.ndarray):
+    """The mask of the references among the sorted, distinct tags ``known``, as a function."""
     if not len(known):
-        defined = np.zeros(len(refs), dtype=bool)
-    elif known[0] == 1 and known[-1] == len(known):  # 1..n
-        defined = (refs >= 1) & (refs <= len(known))
-    elif known[-1] <= 4 * len(known) + (1 << 20):  # dense enough for a table
+        return lambda refs: np.zeros(refs.shape, dtype=bool)
+    if known[0] == 1 and known[-1] == len(known):  # 1..n
+        return lambda refs: (refs >= 1) & (refs <= len(known))
+    if known[-1] <= 4 * len(known) + (1 << 20):  # dense enough for a table
         table = np.zeros(int(known[-1]) + 1, dtype=bool)
         table[known] = True
-        defined = (refs >= 1) & table[np.clip(refs, 0, known[-1])]
-    else:
-        defined = known[np.minimum(np.searchsorted(known, refs), len(known) - 1)] == refs
-    bad = np.flatnonzero(~defined)
-    if len(bad):
-        node = int(refs[bad[0]])
-        why = " (node tags are positive integers)" if node <= 0 else ""
-        raise CaseError(f"{path}: element {scan.element_of(int(bad[0]))} in $Elements refers to node {node} "
-                        f"that $Nodes does not define{why}")
+        return lambda refs: (refs >= 1) & table[np.clip(refs, 0, known[-1])]
+    return lambda refs: known[np.minimum(np.searchsorted(known, refs), len(known) - 1)] == refs

@@ -3,7 +3,10 @@ Jacobian of one sign and of a size above rounding (no degenerate, inverted-in-pa
 self-intersecting cell). Curved quadratic cells (of a second-order mesh file) also have every
 edge's midpoint node near the middle of its edge (within half the edge's length of it), and the
 Jacobian of their map of one sign at every node; straight ones are as good as their corners.
-Checked once when the mesh is built (collective)."""
+A mesh file's cells do not fold over each other: across every facet two cells share, they lie on
+opposite sides of it (a node moved past its neighbours puts two on one side). The test does not
+depend on the cells' orientations, which may differ between the surfaces of one model (the
+assembly takes |det J|). Checked once when the mesh is built (collective)."""
 
 from __future__ import annotations
 
@@ -60,9 +63,41 @@ CHUNK = 1 << 14  # cells per batch of the Jacobians at the nodes
 MIDPOINT_OFFSET = 0.5  # a midpoint node farther from the middle of its edge, in edge lengths: refused
 
 
-def check_cells(mesh, where: str) -> None:
-    """Refuse a mesh with a non-finite coordinate or a cell without volume (collective); the
-    message names ``where`` (the mesh file or key) and the first bad cell."""
+def folded_cells(points: np.ndarray, cells: np.ndarray, cell_type: str) -> np.ndarray:
+    """Which cells lie on the same side of a facet as the cell they share it with (both of a
+    pair marked): the centroids of their corners against the facet's line or plane. One sort of
+    the facets' sorted vertex ids, O(facets log facets)."""
+    ref = CELLS[cell_type].linear
+    corners = cells[:, : ref.n_corners]
+    centroid = points[corners].mean(axis=1)
+    facets = np.array([f[: len(ref.facets[0])] for f in ref.facets])  # (n_facets, vertices) of one cell
+    nf, k = facets.shape
+    if len(cells) == 0 or any(len(f) != k for f in ref.facets):
+        return np.zeros(len(cells), dtype=bool)
+    verts = corners[:, facets].reshape(-1, k)  # (cells * nf, k)
+    keys = np.sort(verts, axis=1)
+    order = np.lexsort(keys.T[::-1])
+    same = np.all(keys[order[1:]] == keys[order[:-1]], axis=1)
+    a, b = order[:-1][same], order[1:][same]  # facet rows shared by two cells
+    p0 = points[verts[a, 0]]
+    if points.shape[1] == 2:
+        e = points[verts[a, 1]] - p0
+        normal = np.column_stack([-e[:, 1], e[:, 0]])
+    else:
+        normal = np.cross(points[verts[a, 1]] - p0, points[verts[a, 2]] - p0)
+    side_a = np.einsum("fd,fd->f", normal, centroid[a // nf] - p0)
+    side_b = np.einsum("fd,fd->f", normal, centroid[b // nf] - p0)
+    out = np.zeros(len(cells), dtype=bool)
+    bad = side_a * side_b > 0
+    out[a[bad] // nf] = True
+    out[b[bad] // nf] = True
+    return out
+
+
+def check_cells(mesh, where: str, folds: bool = True) -> None:
+    """Refuse a mesh with a non-finite coordinate, a cell without volume or, with ``folds``, cells
+    folded over each other (collective); the message names ``where`` (the mesh file or key) and
+    the first bad cell."""
     cells = mesh.cells[: mesh.n_owned_cells]
     points = mesh.coords[:, : mesh.dim]
     bad_cells = np.zeros(len(cells), dtype=bool)
@@ -85,11 +120,19 @@ def check_cells(mesh, where: str) -> None:
         reason[tiny | overflow] = 2
         reason[~finite] = 1
         bad_cells = reason > 0
+    folded = np.zeros(len(cells), dtype=bool)
+    if folds and not bad_cells.any() and linear.name in CORNER_EDGES:
+        with np.errstate(all="ignore"):
+            folded = folded_cells(points, mesh.cells, mesh.cell_type)[: len(cells)]
+    counts = np.array([np.count_nonzero(bad_cells), np.count_nonzero(folded)], dtype=np.int64)
+    mesh.comm.Allreduce(MPI.IN_PLACE, counts, op=MPI.SUM)
+    if counts[0] == 0:
+        if counts[1]:
+            _refuse_folded(mesh, where, points, cells, folded, int(counts[1]))
+        return
     first = np.array([mesh.cell_ids[np.argmax(bad_cells)] if bad_cells.any() else np.iinfo(np.int64).max],
                      dtype=np.int64)
     mesh.comm.Allreduce(MPI.IN_PLACE, first, op=MPI.MIN)
-    if first[0] == np.iinfo(np.int64).max:
-        return
     mine = np.flatnonzero(bad_cells & (mesh.cell_ids[: len(cells)] == first[0]))
     info = np.array([reason[mine[0]] if len(mine) else 0], dtype=np.int64)
     mesh.comm.Allreduce(MPI.IN_PLACE, info, op=MPI.MAX)
@@ -99,3 +142,20 @@ def check_cells(mesh, where: str) -> None:
             5: "is inverted in part by its curved edges (the Jacobian of its quadratic map changes sign or vanishes "
                "inside it)"}[int(info[0])]
     raise CaseError(f"{where}: cell {int(first[0])} ({mesh.cell_type}) {what}")
+
+
+def _refuse_folded(mesh, where: str, points: np.ndarray, cells: np.ndarray, folded: np.ndarray, n_folded: int) -> None:
+    """Raise for a mesh with cells folded over each other, naming the first of them and the
+    centroid of its corners (collective)."""
+    first = np.array([mesh.cell_ids[np.argmax(folded)] if folded.any() else np.iinfo(np.int64).max],
+                     dtype=np.int64)
+    mesh.comm.Allreduce(MPI.IN_PLACE, first, op=MPI.MIN)
+    mine = np.flatnonzero(folded & (mesh.cell_ids[: len(cells)] == first[0]))
+    centre = np.full(mesh.dim, np.inf)
+    if len(mine):
+        centre[:] = points[cells[mine[0], : CELLS[mesh.cell_type].n_corners]].mean(axis=0)
+    mesh.comm.Allreduce(MPI.IN_PLACE, centre, op=MPI.MIN)
+    at = ", ".join(f"{x:.6g}" for x in centre)
+    raise CaseError(f"{where}: cell {int(first[0])} ({mesh.cell_type}) at ({at}) folds over a neighbour (the two "
+                    f"lie on the same side of the facet they share; {n_folded} cells are so): a folded mesh, "
+                    f"e.g. a node moved past its neighbours")

@@ -1,14 +1,16 @@
-"""Node tags of ASCII Gmsh files: a tag 0, a negative or repeated tag in $Nodes, or an element
-referring to node 0, to a negative id or to a tag $Nodes lacks are refused with one line naming
-the file, the section and the tag (meshio would silently read another node); valid files, with
-sparse and unordered tags, pass and read as before. Serial and fast: small files in tmp_path."""
+"""Node tags of Gmsh files, ASCII and binary: a tag 0, a negative or repeated tag in $Nodes, or an
+element referring to node 0, to a negative id or to a tag $Nodes lacks are refused with one line
+naming the file, the section and the tag (meshio would silently read another node); valid files,
+with sparse and unordered tags, pass and read as before. Serial and fast: small files in tmp_path
+(and one solver run on 1 and 3 ranks)."""
 
 import re
 import warnings
 
 import meshio
+import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, run_solver
 
 from solver.errors import CaseError
 from solver.mesh.files import read
@@ -60,11 +62,65 @@ def msh40(tags=(1, 2, 3, 4), refs=None):
             f"$Elements\n1 2\n1 2 2 2\n{tri}$EndElements\n")
 
 
+def _ints(values, dtype="i"):
+    return np.asarray(values, dtype=np.int64).astype(dtype).tobytes()
+
+
+def _header(version):
+    return f"$MeshFormat\n{version} 1 8\n".encode() + _ints([1]) + b"\n$EndMeshFormat\n"
+
+
+def msh22_binary(tags=(1, 2, 3, 4), refs=None):
+    """msh22 in binary (meshio's layout): records ``int tag, 3 double``, element blocks of ``int``."""
+    nodes = np.zeros(4, dtype=[("tag", "i"), ("x", "d", (3,))])
+    nodes["tag"], nodes["x"][:, :2] = tags, XY
+    lines = [[k, k, k, tags[a], tags[b]] for k, (a, b) in LINES.items()]
+    tri = [[101 + i, 5, 1, *t] for i, t in enumerate(connectivity(tags, refs))]
+    return (_header("2.2") + NAMES.encode() + b"$Nodes\n4\n" + nodes.tobytes() + b"\n$EndNodes\n$Elements\n6\n"
+            + _ints([1, 4, 2]) + _ints(lines) + _ints([2, 2, 2]) + _ints(tri) + b"\n$EndElements\n")
+
+
+def msh41_binary(tags=(1, 2, 3, 4), refs=None):
+    """msh41 in binary: ``size_t`` counts, tags and element records, ``int`` entity headers."""
+    size = "u8"
+    entities = _ints([0, 4, 1, 0], size)
+    for k in LINES:
+        entities += _ints([k]) + np.array([0, 0, 0, 1, 1, 0], "d").tobytes() + _ints([1], size) + _ints([k]) \
+            + _ints([0], size)
+    entities += _ints([1]) + np.array([0, 0, 0, 1, 1, 0], "d").tobytes() + _ints([1], size) + _ints([5]) \
+        + _ints([4], size) + _ints([1, 2, 3, 4])
+    nodes = _ints([2, 4, 1, 4], size)
+    for curve, (i, j) in ((1, (0, 3)), (2, (1, 2))):
+        nodes += _ints([1, curve, 0]) + _ints([2], size) + _ints([tags[i], tags[j]], size)
+        nodes += np.array([[*XY[i], 0], [*XY[j], 0]], "d").tobytes()
+    elements = _ints([5, 6, 1, 102], size)
+    for k, (a, b) in LINES.items():
+        elements += _ints([1, k, 1]) + _ints([1], size) + _ints([k, tags[a], tags[b]], size)
+    tri = [[101 + i, *t] for i, t in enumerate(connectivity(tags, refs))]
+    elements += _ints([2, 1, 2]) + _ints([2], size) + _ints(tri, size)
+    return (_header("4.1") + NAMES.encode() + b"$Entities\n" + entities + b"\n$EndEntities\n$Nodes\n" + nodes
+            + b"\n$EndNodes\n$Elements\n" + elements + b"\n$EndElements\n")
+
+
+def msh40_binary(tags=(1, 2, 3, 4), refs=None):
+    """msh40 in binary (meshio's layout): ``unsigned long`` counts, records ``int tag, 3 double``."""
+    nodes = np.zeros(4, dtype=[("tag", "i"), ("x", "d", (3,))])
+    nodes["tag"], nodes["x"][:, :2] = tags, XY
+    tri = [[101 + i, *t] for i, t in enumerate(connectivity(tags, refs))]
+    return (_header("4.0") + b"$Nodes\n" + _ints([1, 4], "L") + _ints([1, 2, 0]) + _ints([4], "L") + nodes.tobytes()
+            + b"\n$EndNodes\n$Elements\n" + _ints([1, 2], "L") + _ints([1, 2, 2]) + _ints([2], "L") + _ints(tri)
+            + b"\n$EndElements\n")
+
+
 WRITERS = {"2.2": msh22, "4.1": msh41, "4.0": msh40}
+BINARY = {"2.2": msh22_binary, "4.1": msh41_binary, "4.0": msh40_binary}
 
 
-def write(folder, version, name="mesh.msh", crlf=False, **kwargs):
+def write(folder, version, name="mesh.msh", crlf=False, binary=False, **kwargs):
     path = folder / name
+    if binary:
+        path.write_bytes(BINARY[version](**kwargs))
+        return path
     text = WRITERS[version](**kwargs)
     path.write_bytes((text.replace("\n", "\r\n") if crlf else text).encode())
     return path
@@ -151,11 +207,16 @@ def test_very_sparse_tags_pass(tmp_path, version):
 
 
 def test_the_geometries_of_the_repository_pass(tmp_path):
-    """The example meshes (binary 4.1: not scanned) and their ASCII 2.2 copies (scanned)."""
+    """The example meshes (binary 4.1, as Gmsh writes them) and their ASCII 2.2 copies pass; a
+    tag 0 put into either is found."""
     meshes = sorted((ROOT / "inputs" / "geometry").glob("*.msh"))
     assert meshes
     for path in meshes:
         check_gmsh_tags(path)
+        data = path.read_bytes()
+        first_tag = data.index(b"\n$Nodes\n") + 8 + 4 * 8 + 3 * 4 + 8  # after the header and the first block's
+        (tmp_path / "binary.msh").write_bytes(data[:first_tag] + bytes(8) + data[first_tag + 8:])
+        refused(tmp_path / "binary.msh", "node tag 0 in $Nodes")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             mesh = meshio.read(path)
@@ -178,6 +239,7 @@ def test_what_the_scan_cannot_follow_is_left_to_meshio(tmp_path):
         read(corrupt)
     for name, content in [("empty.msh", b""), ("junk.msh", b"\x00\xff$Nodes\n$Elements\n"),
                           ("truncated.msh", msh41(refs=[[1, 2, 3], [1, 3, 0]]).encode()[:250]),
+                          ("truncated_binary.msh", msh41_binary(refs=[[1, 2, 3], [1, 3, 0]])[:600]),
                           ("other.vtk", msh22(tags=(0, 2, 3, 4)).encode()),
                           ("binary.msh", b"$MeshFormat\n4.1 1 8\n\x01\x00\x00\x00\n$EndMeshFormat\n")]:
         (tmp_path / name).write_bytes(content)
@@ -190,3 +252,49 @@ def test_reading_a_bad_file_raises_case_error(tmp_path, version):
     path = write(tmp_path, version, refs=[[1, 2, 3], [1, 3, 0]])
     with pytest.raises(CaseError, match=re.escape(f"{path}: element 102 in $Elements refers to node 0")):
         read(path)
+
+
+@pytest.mark.parametrize("version", ["2.2", "4.1", "4.0"])
+@pytest.mark.parametrize("kwargs, message", BAD, ids=["tag0", "negative", "repeated", "ref0", "ref_negative",
+                                                      "ref_missing", "ref_missing_sparse"])
+def test_bad_tags_of_binary_files_are_refused_the_same_way(tmp_path, version, kwargs, message):
+    refused(write(tmp_path, version, binary=True, **kwargs), message)
+
+
+@pytest.mark.parametrize("tags", TAGS.values(), ids=TAGS.keys())
+@pytest.mark.parametrize("version", ["2.2", "4.1", "4.0"])
+def test_valid_binary_files_read_as_their_ascii_twins(tmp_path, version, tags):
+    """Binary 2.2 takes only the tags 1..n in order (meshio reads no other): the others are
+    refused in one line instead of meshio's bare ReadError."""
+    path = write(tmp_path, version, binary=True, tags=tags)
+    if version == "2.2" and tags != (1, 2, 3, 4):
+        refused(path, f"node tag {tags[0] if tags[0] != 1 else tags[1]} in $Nodes is number ")
+        return
+    check_gmsh_tags(path)
+    data, expected = read(path), read(write(tmp_path, version, name="ascii.msh", tags=tags))
+    assert data.cell_type == "triangle" and triangles_xy(data) == triangles_xy(expected)
+    assert np.array_equal(data.facets, expected.facets) and np.array_equal(data.facet_tags, expected.facet_tags)
+    assert data.groups == expected.groups
+
+
+def test_meshio_reads_a_bad_binary_tag_as_another_node(tmp_path):
+    """Why binary files are scanned: meshio maps a node tag 0 of a binary 4.1 file onto the slot
+    of the largest tag, without a word: element 101 (nodes 1, 2, 3) gets the node tagged 0 (at
+    (1, 1), after node 3 in the file) in place of node 3 (at (0, 1))."""
+    path = write(tmp_path, "4.1", binary=True, tags=(1, 2, 0, 3), refs=[[1, 2, 3], [1, 3, 2]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = meshio.read(path)
+    assert m.points[m.cells_dict["triangle"][0], :2].tolist() == [list(XY[0]), list(XY[1]), list(XY[2])]
+    refused(path, "node tag 0 in $Nodes is invalid")
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_the_solver_refuses_a_bad_binary_file(tmp_path, nprocs):
+    path = write(tmp_path, "4.1", binary=True, refs=[[1, 2, 3], [1, 3, 7]])
+    (tmp_path / "case.toml").write_text(f'[mesh]\nfile = "{path}"\n[material]\nk = 1.0\nrho = 1.0\nc = 1.0\n'
+                                        '[boundary.left]\ntype = "dirichlet"\nvalue = 1.0\n[time]\nscheme = "steady"\n')
+    proc = run_solver(nprocs, ["case.toml", "--quiet"], cwd=tmp_path, check=False, timeout=60)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"{path}: element 102 in $Elements refers to node 7 that $Nodes does not define" in errors[0], errors

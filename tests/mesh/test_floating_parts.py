@@ -1,0 +1,98 @@
+"""Steady cases on meshes of disconnected parts: every part needs a dirichlet, robin (convection)
+or radiation boundary, else its temperature is not determined; such a mesh is refused in one line
+naming the file, the part's cells and a point in it (exit 2, any rank count), and accepted once
+every part has one. Three unit squares side by side (8 triangles each), written with meshio."""
+
+import h5py
+import meshio
+import numpy as np
+import pytest
+from conftest import run_script, run_solver
+
+from solver.mesh.components import local_components
+
+PARTS = 3
+CASE = """[mesh]
+file = "parts.msh"
+[material]
+k = 1.0
+rho = 1.0
+c = 1.0
+[boundary.left]
+{left}
+{extra}[time]
+{time}
+"""
+
+
+def write_parts(path):
+    """Squares [2i, 2i + 1] x [0, 1], nodes part by part; groups "left" (x = 0 on part 0),
+    "middle" (y = 0 on part 1) and "far" (x = 5 on part 2)."""
+    x, y = np.meshgrid(np.linspace(0, 1, 3), np.linspace(0, 1, 3), indexing="ij")
+    square = np.column_stack([x.ravel(), y.ravel(), np.zeros(9)])
+    node = np.arange(9).reshape(3, 3)
+    a, b, c, d = node[:-1, :-1].ravel(), node[1:, :-1].ravel(), node[1:, 1:].ravel(), node[:-1, 1:].ravel()
+    tri = np.concatenate([np.column_stack([a, b, c]), np.column_stack([a, c, d])])
+    points = np.concatenate([square + [2 * i, 0, 0] for i in range(PARTS)])
+    cells = np.concatenate([tri + 9 * i for i in range(PARTS)])
+    left = np.column_stack([node[0, :-1], node[0, 1:]])
+    far = left + 9 * (PARTS - 1) + 6
+    middle = np.column_stack([node[:-1, 0], node[1:, 0]]) + 9
+    blocks = [("line", left), ("line", far), ("line", middle), ("triangle", cells)]
+    tags = [np.full(len(left), 1), np.full(len(far), 2), np.full(len(middle), 4), np.full(len(cells), 3)]
+    names = {"left": np.array([1, 1]), "far": np.array([2, 1]), "middle": np.array([4, 1]), "domain": np.array([3, 2])}
+    meshio.write(path, meshio.Mesh(points, blocks, cell_data={"gmsh:physical": tags, "gmsh:geometrical": tags},
+                                   field_data=names), file_format="gmsh22", binary=False)
+    return cells
+
+
+@pytest.fixture()
+def folder(tmp_path):
+    write_parts(tmp_path / "parts.msh")
+    return tmp_path
+
+
+def run(folder, nprocs, extra="", time='scheme = "steady"', left='type = "dirichlet"\nvalue = 1.0'):
+    (folder / "case.toml").write_text(CASE.format(left=left, extra=extra, time=time))
+    return run_solver(nprocs, ["case.toml", "--quiet", "--overwrite"], cwd=folder, check=False, timeout=60)
+
+
+def test_the_mesh_has_three_parts(tmp_path):
+    cells = write_parts(tmp_path / "parts.msh")
+    assert len(np.unique(local_components(PARTS * 9, cells))) == PARTS
+
+
+def test_distributed_components_match_the_serial_ones(tmp_path):
+    """A snake of strips that crosses the 3 ranks back and forth, a pair and two single strips."""
+    result = run_script(3, "components_checks.py", tmp_path, timeout=60)
+    assert result["ok"] and result["components"] == 4 and max(result["ranks_per_component"].values()) > 1
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_a_part_without_a_fixing_boundary_is_refused(folder, nprocs):
+    """Part 0 has the dirichlet boundary, part 2 a robin one, part 1 none."""
+    proc = run(folder, nprocs, extra='[boundary.far]\ntype = "robin"\nh = 5.0\nT_inf = 20.0\n')
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert errors[0].startswith("error: case.toml: mesh.file = parts.msh: 1 of the mesh's 3 "
+                                "disconnected parts touch no dirichlet, robin or radiation boundary, such as the part "
+                                "of 8 cells through (2, 0): time.scheme = \"steady\" cannot determine"), errors
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_a_steady_case_with_every_part_fixed_runs(folder, nprocs):
+    extra = ('[boundary.far]\ntype = "robin"\nh = 5.0\nT_inf = 20.0\n'
+             '[boundary.middle]\ntype = "dirichlet"\nvalue = 3.0\n')
+    proc = run(folder, nprocs, extra=extra)
+    assert proc.returncode == 0, proc.stderr
+    with h5py.File(folder / "outputs" / "case" / "case.h5", "r") as f:
+        temperature = f["fields/temperature"][sorted(f["fields/temperature"])[-1]][()]
+    assert np.allclose(temperature.reshape(PARTS, 9), [[1.0], [3.0], [20.0]], rtol=0, atol=1e-8)
+
+
+def test_a_transient_case_or_one_without_any_fixing_boundary_is_not_this_checks(folder):
+    """Transient: the mass matrix holds every part, the case runs; no fixing boundary at all:
+    the steady solver's own message."""
+    assert run(folder, 1, time="dt = 0.1\nt_end = 0.2").returncode == 0
+    proc = run(folder, 1, left='type = "neumann"\nflux = 1.0')
+    assert proc.returncode == 2 and "needs at least one dirichlet or robin boundary" in proc.stderr, proc.stderr
