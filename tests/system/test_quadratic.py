@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from conftest import ROOT, run_script, run_solver
 
+from solver.bench.curved import ring_meshes
+
 try:
-    import gmsh
+    import gmsh  # noqa: F401  (solver.bench.curved meshes the ring with it)
 except Exception as exc:  # ImportError, or OSError when its shared libraries are missing
     pytest.skip(f"gmsh builds the test meshes and cannot be imported ({exc}); make bootstrap installs it",
                 allow_module_level=True)
@@ -19,35 +21,11 @@ PLATE = str(ROOT / "inputs" / "plate.toml")
 P2 = ["--set", "element.degree=2", "--set", "solver.rtol=1e-13"]
 
 
-def annulus(path, order, size=0.25):
-    """The ring 0.5 < r < 1 meshed by gmsh with cells of ``order`` (second order: curved edges on
-    the circles), boundary groups inner and outer, region group ring."""
-    gmsh.initialize()
-    gmsh.option.setNumber("General.Terminal", 0)
-    try:
-        gmsh.model.add("ring")
-        outer = gmsh.model.occ.addDisk(0, 0, 0, 1, 1)
-        inner = gmsh.model.occ.addDisk(0, 0, 0, 0.5, 0.5)
-        gmsh.model.occ.cut([(2, outer)], [(2, inner)])
-        gmsh.model.occ.synchronize()
-        curves = [t for _, t in gmsh.model.getEntities(1)]
-        big = [t for t in curves if gmsh.model.getBoundingBox(1, t)[3] > 0.75]
-        gmsh.model.addPhysicalGroup(1, big, name="outer")
-        gmsh.model.addPhysicalGroup(1, [t for t in curves if t not in big], name="inner")
-        gmsh.model.addPhysicalGroup(2, [t for _, t in gmsh.model.getEntities(2)], name="ring")
-        gmsh.option.setNumber("Mesh.MeshSizeMax", size)
-        gmsh.model.mesh.generate(2)
-        gmsh.model.mesh.setOrder(order)
-        gmsh.write(str(path))
-    finally:
-        gmsh.finalize()
-    return path
-
-
 @pytest.fixture(scope="module")
 def rings(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("rings")
-    return annulus(folder / "ring1.msh", 1), annulus(folder / "ring2.msh", 2)
+    """The ring 0.5 < r < 1 meshed by gmsh, first order and second order (curved edges on the
+    circles); boundary groups inner and outer, region group ring."""
+    return ring_meshes(tmp_path_factory.mktemp("rings"), 0.25)
 
 
 def test_one_owner_per_node_and_the_numbering_of_one_rank(nprocs, rings):
