@@ -2,12 +2,22 @@
 of sparse matrices, shared by the assembly (:mod:`solver.fem.kernels`) and the linear algebra
 (:mod:`solver.la.symmetric`, the multigrid).
 
-* ``AVAILABLE`` is False when numba cannot be imported or ``SOLVER_NUMBA=0`` is set; every
-  caller then takes its NumPy/SciPy path (the same results to rounding, slower).
-* :func:`jit` compiles with ``cache=True``: in ``NUMBA_CACHE_DIR`` when set, else in
-  ``__pycache__`` beside the source, else in the user's cache directory (``~/.cache/numba``);
-  where none is writable numba refuses the cache at decoration, and the function is compiled
-  in memory at every run instead. Without numba it returns the Python function itself.
+* ``AVAILABLE`` is False when numba is not installed or ``SOLVER_NUMBA=0`` is set; every caller
+  then takes its NumPy/SciPy path (the same results to rounding, slower). numba itself is only
+  imported when a kernel is first called: importing it and loading cached kernels costs about
+  0.45 s per process, more than a small problem's whole assembly on the NumPy path.
+* :func:`worth_compiling` is the run's choice (the same on every rank, from global sizes):
+  compiled kernels unless the problem is small and linear (:data:`SMALL_WORK`), or as
+  ``SOLVER_NUMBA=1`` forces.
+* :func:`jit` compiles with ``cache=True`` on first call: in ``NUMBA_CACHE_DIR`` when set, else
+  in ``__pycache__`` beside the source, else in the user's cache directory (``~/.cache/numba``);
+  where none is writable numba refuses the cache, and the function is compiled in memory at
+  every run instead. Without numba it returns the Python function itself.
+* One compile per machine: the first call of a kernel whose cache is empty holds a file lock
+  beside the cache while it compiles (:func:`first_compile`), so that the ranks of a run (or
+  the runs of a study) wait for one process to compile it and then load it, instead of all
+  compiling the same code at once; :func:`compile_shared` deals the kernels a run needs to its
+  ranks, so that P ranks compile P of them side by side.
 * :data:`inline` inlines a helper into the kernels that call it (numba IR inlining): a call
   with array arguments costs reference counting, as much as the work of a small cell.
 * :func:`index_dtype`: int32 where every index fits (half the index bytes of a product), else
@@ -16,34 +26,182 @@ of sparse matrices, shared by the assembly (:mod:`solver.fem.kernels`) and the l
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib.util
 import os
+import time
 
 import numpy as np
 
-try:  # optional: every kernel has a NumPy/SciPy path that does the same work without it
-    if os.environ.get("SOLVER_NUMBA", "1") == "0":
-        raise ImportError("disabled by SOLVER_NUMBA=0")
-    import numba
-    AVAILABLE = True
-except ImportError:
-    numba = None
-    AVAILABLE = False
+try:
+    import fcntl
+except ImportError:  # not on Windows: each process compiles for itself there
+    fcntl = None
 
-__all__ = ["AVAILABLE", "index_dtype", "inline", "jit", "numba"]
+AVAILABLE = os.environ.get("SOLVER_NUMBA", "") != "0" and importlib.util.find_spec("numba") is not None
+FORCED = os.environ.get("SOLVER_NUMBA", "") == "1"
+# cells x (nodes per cell)^2 of a linear problem below which the NumPy assembly costs less than
+# starting numba (measured: P1 triangles break even near 5e6, P2 triangles near 1e6)
+SMALL_WORK = 1 << 20
+
+__all__ = ["AVAILABLE", "compiled_kernels", "compile_seconds", "compile_shared", "index_dtype", "inline", "jit", "worth_compiling"]
+
+
+def worth_compiling(global_cells: int, nodes_per_cell: int, linear: bool) -> bool:
+    """Whether a run takes the compiled kernels: numba is there, and the problem is nonlinear
+    (assembled again at every Newton iteration) or larger than :data:`SMALL_WORK`, or
+    ``SOLVER_NUMBA=1`` forces them. Give it global sizes, so that every rank agrees."""
+    if not AVAILABLE:
+        return False
+    return FORCED or not linear or global_cells * nodes_per_cell ** 2 > SMALL_WORK
+
+
+_COMPILING = None  # the listener of numba's "numba:compile" events, once numba is imported
+
+
+def _start_numba():
+    """Import numba and count and time its compilations from now on (:func:`compile_seconds`)."""
+    global _COMPILING
+    import numba
+    from numba.core import event
+
+    if _COMPILING is None:
+        class Compilations(event.Listener):
+            """Top-level compilations (a kernel's own, not those of the helpers it calls)."""
+
+            def __init__(self):
+                self.depth, self.seconds, self.start, self.kernels = 0, 0.0, 0.0, []
+
+            def on_start(self, ev):
+                self.depth += 1
+                if self.depth == 1:
+                    self.start = time.perf_counter()
+
+            def on_end(self, ev):
+                self.depth -= 1
+                if self.depth == 0:
+                    data = ev.data or {}
+                    fn = getattr(data.get("dispatcher"), "py_func", None)
+                    self.kernels.append(f"{getattr(fn, '__qualname__', '?')}{tuple(map(str, data.get('args', ())))}")
+                    self.seconds += time.perf_counter() - self.start
+
+        _COMPILING = Compilations()
+        event.register("numba:compile", _COMPILING)
+    return numba
+
+
+def compile_seconds() -> float:
+    """Seconds this process has spent compiling kernels (not loading them from the cache)."""
+    return _COMPILING.seconds if _COMPILING is not None else 0.0
+
+
+def compiled_kernels() -> list[str]:
+    """The kernels this process has compiled (not loaded from the cache), with their argument
+    types, in order."""
+    return list(_COMPILING.kernels) if _COMPILING is not None else []
+
+
+def _index_path(dispatcher) -> str | None:
+    """numba's cache index of a dispatcher (None: it has no on-disk cache)."""
+    cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
+    return getattr(cache_file, "_index_path", None)
+
+
+@contextlib.contextmanager
+def first_compile(dispatcher):
+    """Hold an exclusive lock beside the cache while a kernel absent from it is first called (and
+    so compiled): other processes then wait, and load what this one compiled. Nothing is locked
+    when the kernel is in the cache already, or where no lock can be taken (no cache, no fcntl, a
+    file system without locks: then each process compiles for itself, as numba does)."""
+    index = _index_path(dispatcher)
+    if index is None or fcntl is None or os.path.exists(index):
+        yield
+        return
+    try:
+        os.makedirs(os.path.dirname(index), exist_ok=True)
+        fd = os.open(index[: -len(".nbi")] + ".lock", os.O_CREAT | os.O_RDWR, 0o666)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def compile_shared(comm, tasks) -> None:
+    """Collective, on more than one rank: the compilations ``tasks`` ((seconds, call) pairs: calls
+    that run kernels on tiny inputs, and their estimated compile times) dealt to the ranks, the
+    longest first, each to the rank with the least work so far; each rank runs its share,
+    compiling what the cache lacks (or loading it), and all wait for the slowest. A first run on
+    P ranks then compiles its kernels side by side, each once. A task that fails is left to fail
+    again where the kernel is used for real."""
+    if comm.size == 1:
+        return
+    load = [0.0] * comm.size
+    for seconds, task in sorted(tasks, key=lambda t: -t[0]):
+        rank = load.index(min(load))
+        load[rank] += seconds
+        if rank == comm.rank:
+            try:
+                task()
+            except Exception:  # noqa: BLE001 - reported by the real call, on every rank that makes it
+                pass
+    comm.Barrier()
+
+
+class Deferred:
+    """A function that numba compiles on its first call (numba imported then): the compiled
+    helpers it refers to through module globals or closure cells are compiled first, and the
+    names rebound to them, so that numba types the calls."""
+
+    def __init__(self, fn, options: dict):
+        self.py_func, self.options, self.dispatcher = fn, options, None
+        self.called = False
+        functools.update_wrapper(self, fn)
+
+    def compile(self):
+        if self.dispatcher is None:
+            numba = _start_numba()
+            fn = self.py_func
+            for name in fn.__code__.co_names:
+                value = fn.__globals__.get(name)
+                if isinstance(value, Deferred):
+                    fn.__globals__[name] = value.compile()
+            for cell in fn.__closure__ or ():
+                if isinstance(cell.cell_contents, Deferred):
+                    cell.cell_contents = cell.cell_contents.compile()
+            try:
+                self.dispatcher = numba.njit(cache=True, **self.options)(fn)
+            except RuntimeError:  # no writable cache directory
+                self.dispatcher = numba.njit(**self.options)(fn)
+        return self.dispatcher
+
+    def __call__(self, *args):
+        if self.called:
+            return self.dispatcher(*args)
+        dispatcher = self.compile()
+        with first_compile(dispatcher):
+            result = dispatcher(*args)
+        self.called = True
+        return result
 
 
 def jit(fn=None, **options):
-    """numba.njit with an on-disk cache, or without one where no cache directory is writable;
-    the Python function itself without numba. Use as ``@jit`` or ``@jit(option=...)``."""
+    """numba.njit with an on-disk cache (or without one where no cache directory is writable),
+    compiled on first call; the Python function itself without numba. Use as ``@jit`` or
+    ``@jit(option=...)``."""
     if fn is None:
         return lambda f: jit(f, **options)
-    if numba is None:
+    if not AVAILABLE:
         return fn
     options.setdefault("nogil", True)
-    try:
-        return numba.njit(cache=True, **options)(fn)
-    except RuntimeError:
-        return numba.njit(**options)(fn)
+    return Deferred(fn, options)
 
 
 inline = jit(inline="always")

@@ -20,6 +20,7 @@ from solver.app.preflight import (BYTES_PER_NODE, check_memory, check_split, cla
                                   guard_output)
 from solver.app.summary import StepSummary, summary
 from solver.case.records import Case
+from solver.compiled import compile_seconds
 from solver.errors import EXIT_STOPPED, CaseError, OutputError, SolverExit
 from solver.heat.march import march
 from solver.heat.simulation import Discretisation, Simulation
@@ -179,7 +180,8 @@ class CaseRun:
     def finish(self, sim: Simulation, stopped: bool, last_checkpoint: Path | None, resume) -> RunResult:
         """The end record, the result and the summary."""
         case, comm = self.case, self.comm
-        timings = max_over_ranks(comm, sim.timers.seconds | {"total": MPI.Wtime() - self.wall_start})
+        timings = max_over_ranks(comm, sim.timers.seconds | {"compile": compile_seconds(),
+                                                             "total": MPI.Wtime() - self.wall_start})
         report = sim.preconditioner_report()
         figures = RunFigures(sim.step_index, sim.dt, sim.iterations,
                              sim.adaptive.controller.rejected if sim.adaptive else 0, sim.nonlinear_iterations,

@@ -65,7 +65,8 @@ def summary(r, case) -> str:
                      + (f", {p.updates} updates for new matrices" if p.updates else ""))
     return "\n".join(lines + [
         f"wall time: mesh {t.get('mesh', 0):.3f} s, assembly {t.get('assembly', 0):.3f} s, "
-        f"solve {t.get('solve', 0):.3f} s, output {t.get('output', 0):.3f} s, total {t.get('total', 0):.3f} s",
+        f"solve {t.get('solve', 0):.3f} s, output {t.get('output', 0):.3f} s, total {t.get('total', 0):.3f} s"
+        + (f" (compiling kernels: {t['compile']:.3f} s)" if t.get("compile", 0.0) > 0 else ""),
         f"results: {r.h5_path}",
         f"         {r.xdmf_path}  (open in ParaView)",
     ])

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from solver.compiled import index_dtype
 from solver.fem import kernels
 from solver.fem.kernels import NONE, coefficient, csr_pattern
 from solver.fem.geometry import CellGeometry
@@ -76,9 +75,6 @@ class Assembler:
         self.tables = (self.N, self.dN, self.weights)  # the kernels' reference element
         if self.compiled:
             self.reference = None
-            nn = self.cells.shape[1]  # the index type of the pattern, from a bound of its size
-            kernels.compile_on_root(mesh.comm, mesh.cell_type, self.cells.dtype,
-                                    index_dtype(self.n_cells * nn * nn, n_local), self.affine_map)
             self.indptr, self.indices, self.slots = csr_pattern(self.cells, n_owned, n_local)
             self.kernels = kernels.cell_kernels(self.cells.shape[1], ref.dim, self.n_qp, self.affine_map,
                                                 ref.affine)

@@ -125,17 +125,19 @@ class BoundaryTerm:
         return np.repeat(self.nodes, nn, axis=1).ravel(), np.tile(self.nodes, (1, nn)).ravel(), Ke.ravel()
 
 
-def constrain(A: sp.csr_matrix, mask: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+def constrain(A: sp.csr_matrix, mask: np.ndarray,
+              compiled: bool | None = None) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
     """Symmetric Dirichlet constraint of owned rows ``A`` (local columns).
 
     Returns ``(A_c, lift, diag)``: ``A_c`` has Dirichlet rows and columns zeroed and the
     original diagonal kept on Dirichlet rows (so it stays SPD and well scaled); ``lift`` holds
     the entries (free row, Dirichlet column) to move to the right-hand side: for prescribed
     values g, solve ``A_c u = b - lift g`` with ``u = g`` on Dirichlet rows (rhs ``diag * g``).
-    Exact zeros are left out of both (compiled: one pass over the rows; else NumPy).
+    Exact zeros are left out of both (``compiled``, None: where numba is: one pass over the rows;
+    else NumPy).
     """
     n_owned = A.shape[0]
-    if kernels.AVAILABLE:
+    if kernels.AVAILABLE if compiled is None else (compiled and kernels.AVAILABLE):
         A = A.tocsr()
         ip_c, ind_c, dat_c, ip_l, ind_l, dat_l, diag = kernels.constrain_kernel(
             A.indptr, A.indices, A.data, np.ascontiguousarray(mask, dtype=np.bool_), n_owned)

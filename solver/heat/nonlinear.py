@@ -82,7 +82,7 @@ class NonlinearHeatProblem(HeatLoads):
     """Residuals ``S(u)`` (storage) and ``Q(u, t)`` (flows out) and their Jacobians."""
 
     def __init__(self, mesh: DistributedMesh, physics: Physics):
-        super().__init__(mesh, physics)
+        super().__init__(mesh, physics, linear=False)
         a = self.assembler  # (its matrix workspace is kept: every iteration assembles)
         self.materials = MaterialField(mesh, physics.material, physics.regions, self.ranges)
         # what decides the kind of solve must agree on every rank (a rank's cells may hold only
@@ -96,7 +96,8 @@ class NonlinearHeatProblem(HeatLoads):
         self.points = a.quadrature_points() if self.materials.needs_points and not self.k_nonlinear else None
         self.lumped = physics.lumped_mass
         self.offset = physics.kelvin_offset
-        self.radiation = [RadiationTerm(bc, BoundaryTerm(mesh, bc.name)) for bc in physics.of_kind(RadiationBC)]
+        self.radiation = [RadiationTerm(bc, BoundaryTerm(mesh, bc.name, self.compiled))
+                          for bc in physics.of_kind(RadiationBC)]
         n = mesh.n_owned
         rows = np.repeat(np.arange(n), np.diff(a.indptr))
         self.diagonal_slots = np.flatnonzero(a.indices == rows)  # every owned row holds its diagonal

@@ -89,7 +89,7 @@ class LinearisedSolver:
 
     def _matrix(self, symmetric: np.ndarray) -> DistributedMatrix:
         p = self.problem
-        return DistributedMatrix(constrain(p.assembler.csr(symmetric), p.dirichlet.mask)[0], p.mesh.halo)
+        return DistributedMatrix(constrain(p.assembler.csr(symmetric), p.dirichlet.mask, p.compiled)[0], p.mesh.halo)
 
     def _set_up_again(self) -> None:
         """After a restart: multigrid set up from the Jacobian of its original set-up and updated

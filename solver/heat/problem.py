@@ -21,13 +21,16 @@ import scipy.sparse as sp
 from mpi4py import MPI
 
 from solver.case.records import DirichletBC, NeumannBC, Physics, RobinBC
+from solver.compiled import compile_shared, index_dtype, worth_compiling
 from solver.fem.assembly import Assembler
 from solver.fem.boundary import BoundaryTerm
 from solver.fem.coarsening import linear_coarsening
+from solver.fem.kernels.warm import warm_tasks
 from solver.heat.dirichlet import DirichletConditions
 from solver.heat.materials import cell_materials
 from solver.heat.ranges import RangeMonitor
 from solver.la.amg.fixed import CoarseSpace
+from solver.la.symmetric import warm_tasks as symmetric_warm_tasks
 from solver.mesh.cells import CELLS
 from solver.mesh.distributed import DistributedMesh
 
@@ -62,24 +65,42 @@ class TimeLevelCache:
         return self._values[key]
 
 
+def has_source(f) -> bool:
+    """Whether a volumetric source is other than zero everywhere and always."""
+    return not (f.is_constant and f(np.zeros((1, 1)))[0] == 0.0)
+
+
 class HeatLoads:
     """What every form of the heat equation has: the mesh and its assembler, the source, the
     Neumann and Robin boundaries with their load vectors F(t) by origin, and the Dirichlet data."""
 
     radiation: list = []  # radiating boundaries (the nonlinear problem has them)
 
-    def __init__(self, mesh: DistributedMesh, physics: Physics):
+    def __init__(self, mesh: DistributedMesh, physics: Physics, linear: bool = True):
+        """``linear``: assembled once (a nonlinear problem assembles at every Newton iteration,
+        and so always takes the compiled kernels where numba is installed)."""
         self.mesh = mesh
-        self.assembler = Assembler(mesh)
+        self.compiled = worth_compiling(mesh.n_global_cells, mesh.cells.shape[1], linear)
+        if self.compiled:
+            self.compile_kernels(physics, linear)
+        self.assembler = Assembler(mesh, compiled=self.compiled)
         self.source = physics.source
-        self.neumann = [FacetTerm(bc, BoundaryTerm(mesh, bc.name)) for bc in physics.of_kind(NeumannBC)]
-        self.robin = [FacetTerm(bc, BoundaryTerm(mesh, bc.name)) for bc in physics.of_kind(RobinBC)]
+        self.neumann = [FacetTerm(bc, BoundaryTerm(mesh, bc.name, self.compiled)) for bc in physics.of_kind(NeumannBC)]
+        self.robin = [FacetTerm(bc, BoundaryTerm(mesh, bc.name, self.compiled)) for bc in physics.of_kind(RobinBC)]
         self.dirichlet = DirichletConditions(mesh, physics.of_kind(DirichletBC))
         self.coarse_space = CoarseSpace(*linear_coarsening(mesh)) if CELLS[mesh.cell_type].degree > 1 else None
         self._cache = TimeLevelCache()
         self.ranges = RangeMonitor.of(physics, mesh.comm)  # checks h, k, rho, c, epsilon where evaluated
         # a heat transfer coefficient h(t) makes the system matrix change from step to step
         self.time_dependent_matrix = any(term.condition.h.depends_on_time for term in self.robin)
+
+    def compile_kernels(self, physics: Physics, linear: bool) -> None:
+        """Collective: the kernels this problem uses compiled (or loaded) ahead of use, the ranks
+        sharing the compilations (a first run on P ranks compiles P kernels at a time)."""
+        mesh, nn = self.mesh, self.mesh.cells.shape[1]
+        index = index_dtype(len(mesh.cells) * nn * nn, mesh.n_local)
+        compile_shared(mesh.comm, [*warm_tasks(mesh.cell_type, mesh.cells.dtype, index, mesh.affine, newton=not linear,
+                                               loads=not linear or has_source(physics.source)), *symmetric_warm_tasks()])
 
     def robin_data(self, t: float, data: np.ndarray | None = None) -> np.ndarray:
         """Values, in the assembler's pattern, of ``int h(t) N_i N_j`` over every Robin boundary,
@@ -100,7 +121,7 @@ class HeatLoads:
         """Owned load vectors at time t by origin: "source", then each Neumann boundary (flux)
         and each Robin boundary (h T_inf); each is cached when it does not depend on t."""
         parts = {}
-        if not (self.source.is_constant and self.source(np.zeros((1, 1)))[0] == 0.0):
+        if has_source(self.source):
             parts["source"] = self._cache.get("source", self.source.depends_on_time, t,
                                               lambda s: self.assembler.load(self.source, s))
         for term in self.neumann:

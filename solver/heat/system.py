@@ -36,7 +36,7 @@ class ConstrainedSystem:
             raise NonFiniteError("the system matrix holds non-finite values (inf or NaN): a conductivity, heat "
                                  "capacity or heat transfer coefficient overflows or is undefined")
         mask = problem.dirichlet.mask
-        A_c, self.lift, diag = constrain(A, mask)
+        A_c, self.lift, diag = constrain(A, mask, problem.compiled)
         self.A = DistributedMatrix(A_c, problem.mesh.halo)
         self.dir_owned = np.flatnonzero(mask[: problem.mesh.n_owned])
         self.dir_diag = diag[self.dir_owned]
@@ -54,7 +54,8 @@ class ConstrainedSystem:
                 self.precond = make_preconditioner(solver.preconditioner, self.A, problem.coarse_space)
             except ImportError as exc:
                 raise CaseError(str(exc)) from None
-        self.A.multiply_symmetric()  # CG's products from the upper triangle, once the set-up is done
+        if problem.compiled:
+            self.A.multiply_symmetric()  # CG's products from the upper triangle, once the set-up is done
 
     def _dirichlet(self, t: float):
         key = t if self.problem.dirichlet.time_dependent else None

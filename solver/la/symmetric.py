@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from solver.compiled import AVAILABLE, index_dtype, jit
 
-__all__ = ["AVAILABLE", "SymmetricCSR"]
+__all__ = ["AVAILABLE", "SymmetricCSR", "warm_tasks"]
 
 
 @jit
@@ -98,3 +98,14 @@ class SymmetricCSR:
             r -= self._full @ x
             return
         _symmetric_subtract(self.indptr, self.indices, self.data, self.diag, x, r)
+
+
+def warm_tasks() -> list:
+    """The compilations of this module's kernels (:func:`solver.compiled.compile_shared`): a 2 x 2
+    matrix in double and in single precision (the multigrid's levels)."""
+    def run():
+        A = sp.csr_matrix(np.array([[2.0, -1.0], [-1.0, 2.0]]))
+        for dtype in (np.float64, np.float32):
+            S = SymmetricCSR(A, dtype)
+            S.subtract_product(np.ones(2, dtype), np.zeros(2, dtype))
+    return [(0.6, run)] if AVAILABLE else []

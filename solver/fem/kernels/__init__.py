@@ -30,9 +30,10 @@ Compilation
 Cell kernels are compiled per kind of cell with its sizes as constants (:func:`cell_kernels`), on
 first use for the argument types met (int32 or int64 indices), 10-20 s of one core per cell type
 (about a minute for the four), and cached on disk by :func:`solver.compiled.jit`; later runs load
-them (with numba's own start, about 1-1.5 s per process). ``python -m solver.fem.kernels`` fills
-the cache for the four cell types; :func:`compile_on_root` lets rank 0 compile while the other
-ranks wait. numba keys a cached kernel on its own source file only, and the kernels inline helpers
+them (numba's start and the loading, about 0.45 s per process). Each kernel is compiled when
+first called, by one process while the others wait (:func:`solver.compiled.first_compile`):
+a run compiles only what it uses. ``python -m solver.fem.kernels`` fills the cache for every
+cell type. numba keys a cached kernel on its own source file only, and the kernels inline helpers
 of other modules (:mod:`.blocks`, :mod:`.coefficients`): :func:`drop_stale_cache` empties the cache
 beside these files whenever any of them changed since it was filled.
 ``AVAILABLE`` (from :mod:`solver.compiled`) is False when numba cannot be imported or
@@ -52,7 +53,6 @@ WHERE = {
     "CellKernels": "cells",
     "cell_kernels": "cells",
     "coefficient": "coefficients",
-    "compile_on_root": "warm",
     "constrain_kernel": "constraint",
     "csr_pattern": "pattern",
     "entry_slots": "pattern",
@@ -75,8 +75,8 @@ def drop_stale_cache(folder: Path = Path(__file__).parent) -> bool:
     """Empty the on-disk cache beside these sources when any of them changed since it was filled
     (a digest of the sources is kept beside the cache); returns whether it did. numba checks only a
     kernel's own file, and the cell kernels inline helpers of other modules of this package. Done by
-    the first process of a launch (the others load kernels only after rank 0 compiled them:
-    :func:`compile_on_root`); a cache elsewhere (``NUMBA_CACHE_DIR``) is left alone."""
+    the first process of a launch (the others wait for it in :func:`solver.compiled.first_compile`
+    before they load a kernel); a cache elsewhere (``NUMBA_CACHE_DIR``) is left alone."""
     cache = folder / "__pycache__"
     if not AVAILABLE or os.environ.get("NUMBA_CACHE_DIR") or launcher_rank() not in (None, 0):
         return False

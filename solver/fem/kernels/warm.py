@@ -1,12 +1,11 @@
 """Compilation ahead of use: run every kernel once on a single cell, so that numba compiles it (or
 loads it from its on-disk cache) for the argument types the assembly will pass, before anything
-is timed or while the other ranks wait (:func:`compile_on_root`)."""
+is timed (the bench) or once for all later runs (``python -m solver.fem.kernels``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from solver.compiled import AVAILABLE
 from solver.fem.kernels.cells import cell_kernels
 from solver.fem.kernels.constraint import constrain_kernel
 from solver.fem.kernels.facets import facet_matrix, facet_measures, facet_vector
@@ -15,7 +14,7 @@ from solver.fem.kernels.vectors import quadrature_points
 from solver.fem.quadrature import cell_degree, quadrature
 from solver.mesh.cells import CELLS
 
-__all__ = ["compile_on_root", "warm_up"]
+__all__ = ["warm_tasks", "warm_up"]
 
 
 def reference_tables(cell_type: str, degree: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -25,22 +24,27 @@ def reference_tables(cell_type: str, degree: int) -> tuple[np.ndarray, np.ndarra
     return np.ascontiguousarray(ref.shape(points)), np.ascontiguousarray(ref.grad(points)), weights
 
 
-def warm_cell_kernels(ref, affine: bool, mesh, reference, target) -> None:
+def warm_cell_kernels(ref, affine: bool, mesh, reference, target, parts=("matrix", "vector", "newton")) -> None:
     """Run the kernels of :func:`cell_kernels` (``affine``: of cells with an affine map) on the one
     cell of ``mesh``, with and without the slot map of ``target``, with and without the optional
-    arrays."""
+    arrays; ``parts``: the matrix kernel, the vector kernels (loads, gradients, fluxes), the
+    Newton kernels."""
     nn, nq, dim = ref.n_nodes, len(reference[2]), ref.dim
     indptr, indices, slots, data = target
     k = cell_kernels(nn, dim, nq, affine, ref.affine)
     searched = (indptr, indices, slots[:0], data)
     one = np.ones((1, 1, 1))
-    for t in (target, searched):
-        k.matrix(mesh, reference, one, one, t)
-    k.vector(mesh, reference, one, np.zeros(nn))
+    if "matrix" in parts:
+        for t in (target, searched):
+            k.matrix(mesh, reference, one, one, t)
     grads = np.zeros((1, nq, dim))
-    k.gradient(mesh, reference, np.zeros(nn), grads, np.zeros((1, nq)))
-    k.gradient(mesh, reference, np.zeros(nn), grads, np.zeros((0, 0)))
-    k.flux_vector(mesh, reference, grads, np.zeros(nn))
+    if "vector" in parts:
+        k.vector(mesh, reference, one, np.zeros(nn))
+        k.gradient(mesh, reference, np.zeros(nn), grads, np.zeros((1, nq)))
+        k.gradient(mesh, reference, np.zeros(nn), grads, np.zeros((0, 0)))
+        k.flux_vector(mesh, reference, grads, np.zeros(nn))
+    if "newton" not in parts:
+        return
     for scale in (np.ones((1, nn)), np.zeros((0, nn))):
         for t in (target, searched):
             k.convection(mesh, reference, grads, scale, t)
@@ -65,10 +69,13 @@ def warm_facet_kernels(ref, mesh, degree: int, data) -> None:
     facet_vector(facets, n_owned, fN, wdet, one, np.zeros(n_owned))
 
 
-def warm_up(cell_type: str, cell_dtype=np.int32, index_dtype=np.int32, affine: bool | None = None) -> None:
-    """Compile (or load from the cache) every kernel the assembly of ``cell_type`` meshes uses, for
-    these index types, by running each once on a single cell; ``affine``: the cells' maps are
-    affine (None: as the reference cell, P1 simplices)."""
+def warm_tasks(cell_type: str, cell_dtype=np.int32, index_dtype=np.int32, affine: bool | None = None,
+               newton: bool = True, loads: bool = True) -> list[tuple[float, object]]:
+    """The compilations of the kernels that the assembly of ``cell_type`` meshes uses, as calls that
+    run them once on a single cell for these index types, each with its share of the compile time
+    (for :func:`solver.compiled.compile_shared`); ``affine``: the cells' maps are affine (None: as
+    the reference cell, P1 simplices); ``newton``: with the kernels of a Newton Jacobian;
+    ``loads``: with the cell loads, gradients and fluxes."""
     ref = CELLS[cell_type]
     affine = ref.affine if affine is None else bool(ref.affine or (ref.degree > 1 and affine))
     degree = cell_degree(cell_type, affine)
@@ -76,27 +83,32 @@ def warm_up(cell_type: str, cell_dtype=np.int32, index_dtype=np.int32, affine: b
     nn = ref.n_nodes
     coords = np.ascontiguousarray(ref.vertices, dtype=np.float64)
     cells = np.arange(nn, dtype=cell_dtype).reshape(1, nn)
-    indptr, indices, slots = csr_pattern(cells, nn, nn, dtype=index_dtype)
-    data = np.zeros(len(indices))
-    warm_cell_kernels(ref, affine, (coords, cells, nn), reference, (indptr, indices, slots, data))
-    quadrature_points(coords, cells, reference[0], np.empty((1, len(reference[2]), ref.dim)))
-    entry_slots(indptr, indices, np.zeros(1, np.int64), np.zeros(1, np.int64), nn)
-    constrain_kernel(indptr, indices, data, np.zeros(nn, dtype=np.bool_), nn)
-    warm_facet_kernels(ref, (coords, cells, nn), cell_degree(ref.facet_name, affine), data)
+    mesh = (coords, cells, nn)
+    # the one cell's dense pattern, as csr_pattern gives it (built here without its kernels, so
+    # that each task compiles only its own)
+    target = (np.arange(0, nn * nn + 1, nn, dtype=index_dtype), np.tile(np.arange(nn, dtype=index_dtype), nn),
+              np.tile(np.arange(nn, dtype=np.uint8), nn).reshape(1, nn * nn), np.zeros(nn * nn))
+
+    def cell_part(*parts):
+        return lambda: warm_cell_kernels(ref, affine, mesh, reference, target, parts)
+
+    def pattern():
+        indptr, indices, _ = csr_pattern(cells, nn, nn, dtype=index_dtype)
+        entry_slots(indptr, indices, np.zeros(1, np.int64), np.zeros(1, np.int64), nn)
+
+    def boundary():
+        quadrature_points(coords, cells, reference[0], np.empty((1, len(reference[2]), ref.dim)))
+        constrain_kernel(target[0], target[1], target[3], np.zeros(nn, dtype=np.bool_), nn)
+        warm_facet_kernels(ref, mesh, cell_degree(ref.facet_name, affine), target[3])
+
+    # shares measured on one core, 2D P1 (the matrix kernel's includes numba's own start)
+    return [(4.2, cell_part("matrix")), *([(4.0, cell_part("newton"))] if newton else []),
+            *([(2.7, cell_part("vector"))] if loads else []), (1.9, boundary), (1.4, pattern)]
 
 
-_warm: set = set()
-
-
-def compile_on_root(comm, cell_type: str, cell_dtype, index_dtype, affine: bool | None = None) -> None:
-    """Collective: rank 0 compiles the kernels of ``cell_type`` (or loads them; once per process
-    and kind) while the other ranks wait, and then load them from the cache: N ranks do not
-    compile the same code at once on a fresh install. (Every rank takes part whatever it has
-    already loaded: a rank may have assembled alone on COMM_SELF before.)"""
-    if not AVAILABLE or comm.size == 1:
-        return
-    key = (cell_type, np.dtype(cell_dtype).str, np.dtype(index_dtype).str, affine)
-    if comm.rank == 0 and key not in _warm:
-        _warm.add(key)
-        warm_up(cell_type, cell_dtype, index_dtype, affine)
-    comm.Barrier()
+def warm_up(cell_type: str, cell_dtype=np.int32, index_dtype=np.int32, affine: bool | None = None) -> None:
+    """Compile (or load from the cache) every kernel the assembly of ``cell_type`` meshes uses, for
+    these index types, by running each once on a single cell; ``affine``: the cells' maps are
+    affine (None: as the reference cell, P1 simplices)."""
+    for _, task in warm_tasks(cell_type, cell_dtype, index_dtype, affine):
+        task()

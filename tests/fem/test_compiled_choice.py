@@ -1,0 +1,66 @@
+"""The run's choice of compiled kernels: small linear problems take the NumPy path and never
+import numba (its start costs more than their whole assembly); large or nonlinear ones compile."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import solver.compiled as compiled
+
+pytestmark = pytest.mark.skipif(not compiled.AVAILABLE, reason="numba is not installed")
+
+
+def test_worth_compiling_follows_size_and_linearity(monkeypatch):
+    monkeypatch.setattr(compiled, "FORCED", False)
+    small, large = compiled.SMALL_WORK // 9, compiled.SMALL_WORK // 9 + 1
+    assert not compiled.worth_compiling(small, 3, linear=True)
+    assert compiled.worth_compiling(large, 3, linear=True)
+    assert compiled.worth_compiling(10, 3, linear=False)
+    monkeypatch.setattr(compiled, "FORCED", True)
+    assert compiled.worth_compiling(10, 3, linear=True)
+    monkeypatch.setattr(compiled, "AVAILABLE", False)
+    assert not compiled.worth_compiling(10**9, 3, linear=False)
+
+
+RUN = """
+import json, sys
+from solver.app.cli import main
+code = main([sys.argv[1], "--set", "mesh.nx=%d", "--set", "mesh.ny=%d", "--set", "time.t_end=10",
+             "--set", "output.directory=" + sys.argv[2], "--overwrite", "--quiet"])
+print(json.dumps({"code": code, "numba": "numba" in sys.modules}))
+"""
+
+
+@pytest.mark.parametrize("n, imported", [(8, False), (400, True)])
+def test_small_runs_do_not_start_numba(tmp_path, n, imported):
+    """A whole run of the 2D example: 128 cells on the NumPy path without numba in the process,
+    320K cells compiled."""
+    out = subprocess.run([sys.executable, "-c", RUN % (n, n), "inputs/plate.toml", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, env={**__import__("os").environ,
+                                                                           "SOLVER_NUMBA": ""})
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"code": 0, "numba": imported}
+
+
+def test_a_first_run_compiles_each_kernel_once_on_any_ranks(tmp_path, monkeypatch):
+    """From an empty cache, one rank compiles the kernels the reference problem needs; two ranks
+    compile them (and a few more, side by side) between them, no kernel on both; a later run
+    loads them all."""
+    from conftest import run_script
+
+    compiled = {}
+    for ranks in (1, 2):
+        monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / f"cache{ranks}"))
+        r = run_script(ranks, "compile_checks.py", str(tmp_path / f"out{ranks}"), timeout=300)
+        assert all(p["code"] == 0 for p in r["per_rank"]), r
+        compiled[ranks] = [p["compiled"] for p in r["per_rank"]]
+    one = compiled[1][0]
+    assert len(one) >= 8 and any(k.startswith("matrix_kernel.") for k in one), one
+    first, second = (set(k) for k in compiled[2])
+    assert first and second and not first & second, compiled[2]
+    assert set(one) <= first | second, (one, compiled[2])
+    again = run_script(2, "compile_checks.py", str(tmp_path / "again"), timeout=300)
+    assert [p["compiled"] for p in again["per_rank"]] == [[], []], again
