@@ -41,11 +41,29 @@ except ImportError:  # not on Windows: each process compiles for itself there
 
 AVAILABLE = os.environ.get("SOLVER_NUMBA", "") != "0" and importlib.util.find_spec("numba") is not None
 FORCED = os.environ.get("SOLVER_NUMBA", "") == "1"
-# cells x (nodes per cell)^2 of a linear problem below which the NumPy assembly costs less than
-# starting numba (measured: P1 triangles break even near 5e6, P2 triangles near 1e6)
-SMALL_WORK = 1 << 20
+# cells x (nodes per cell)^2 of a linear problem up to which a whole steady run costs less on the
+# NumPy path than starting numba and loading its kernels (measured on whole runs: P1 triangles
+# break even near 2.5e6, P2 triangles near 1.2e6)
+SMALL_WORK = 1 << 21
 
-__all__ = ["AVAILABLE", "compiled_kernels", "compile_seconds", "compile_shared", "index_dtype", "inline", "jit", "worth_compiling"]
+__all__ = ["AVAILABLE", "compiled_kernels", "compile_seconds", "compile_shared", "index_dtype", "inline", "jit", "kernels_enabled", "use_kernels",
+           "worth_compiling"]
+
+
+_ENABLED = True  # the current run's choice (use_kernels), for the linear algebra's products
+
+
+def use_kernels(enabled: bool) -> None:
+    """Record the run's choice (:func:`worth_compiling`), which the multigrid's and CG's products
+    follow (:class:`solver.la.symmetric.SymmetricCSR`): a run on the NumPy path never starts
+    numba."""
+    global _ENABLED
+    _ENABLED = bool(enabled)
+
+
+def kernels_enabled() -> bool:
+    """numba is there and the current run takes the compiled kernels."""
+    return AVAILABLE and _ENABLED
 
 
 def worth_compiling(global_cells: int, nodes_per_cell: int, linear: bool) -> bool:

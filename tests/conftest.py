@@ -78,3 +78,13 @@ def run_script(nprocs: int, name: str, *args, timeout: float = 300) -> dict:
 @pytest.fixture(params=RANKS, ids=lambda n: f"np{n}")
 def nprocs(request) -> int:
     return request.param
+
+
+@pytest.fixture(autouse=True)
+def _kernels_on():
+    """Each test starts with the compiled kernels enabled (a small problem built in process by an
+    earlier test records the NumPy path for the linear algebra: solver.compiled.use_kernels)."""
+    import solver.compiled
+
+    solver.compiled.use_kernels(True)
+    yield

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from mpi4py import MPI
 
 from solver.case.records import DirichletBC, NeumannBC, Physics, RobinBC
-from solver.compiled import compile_shared, index_dtype, worth_compiling
+from solver.compiled import compile_shared, index_dtype, use_kernels, worth_compiling
 from solver.fem.assembly import Assembler
 from solver.fem.boundary import BoundaryTerm
 from solver.fem.coarsening import linear_coarsening
@@ -81,6 +81,7 @@ class HeatLoads:
         and so always takes the compiled kernels where numba is installed)."""
         self.mesh = mesh
         self.compiled = worth_compiling(mesh.n_global_cells, mesh.cells.shape[1], linear)
+        use_kernels(self.compiled)  # the linear algebra's products follow
         if self.compiled:
             self.compile_kernels(physics, linear)
         self.assembler = Assembler(mesh, compiled=self.compiled)

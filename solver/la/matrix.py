@@ -46,9 +46,10 @@ class DistributedMatrix:
         each off-diagonal entry is read once for two rows, about half the matrix bytes of a
         product. The full block stays (preconditioners are set up from it), so call this once they
         are, after the peak of memory. Without numba, nothing changes."""
+        from solver.compiled import kernels_enabled
         from solver.la.symmetric import AVAILABLE, SymmetricCSR
 
-        if AVAILABLE and self.symmetric is None:
+        if AVAILABLE and kernels_enabled() and self.symmetric is None:
             upper = SymmetricCSR(self.diag_block, np.float64)
             np.negative(upper.data, out=upper.data)  # its "r -= A x" then adds A x
             np.negative(upper.diag, out=upper.diag)

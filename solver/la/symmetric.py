@@ -8,7 +8,8 @@ products are bound by memory bandwidth, so this saves about a fifth of their tim
 scattered updates need no atomics.
 
 The kernels are compiled with numba (cached on disk, :func:`solver.compiled.jit`); without
-numba (or with ``SOLVER_NUMBA=0``) :class:`SymmetricCSR` falls back to SciPy's CSR product of
+numba (or with ``SOLVER_NUMBA=0``, or in a run on the NumPy path: :func:`solver.compiled.use_kernels`)
+:class:`SymmetricCSR` falls back to SciPy's CSR product of
 the full matrix, with the same result to rounding.
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from solver.compiled import AVAILABLE, index_dtype, jit
+from solver.compiled import AVAILABLE, index_dtype, jit, kernels_enabled
 
 __all__ = ["AVAILABLE", "SymmetricCSR", "warm_tasks"]
 
@@ -75,7 +76,8 @@ class SymmetricCSR:
         if A.shape[0] != A.shape[1]:
             raise ValueError(f"a symmetric matrix must be square, not {A.shape}")
         self.dtype = np.dtype(dtype)
-        if not AVAILABLE:  # the full matrix, from the upper triangle, for SciPy's product
+        self.compiled = AVAILABLE and kernels_enabled()
+        if not self.compiled:  # the full matrix, from the upper triangle, for SciPy's product
             U = sp.triu(A, k=1, format="csr")
             full = sp.csr_matrix(U + U.T + sp.diags(A.diagonal()), dtype=self.dtype)
             full.sort_indices()
@@ -94,7 +96,7 @@ class SymmetricCSR:
 
     def subtract_product(self, x: np.ndarray, r: np.ndarray) -> None:
         """``r -= A x`` in place (``x`` and ``r`` of the matrix's dtype, contiguous)."""
-        if not AVAILABLE:
+        if not self.compiled:
             r -= self._full @ x
             return
         _symmetric_subtract(self.indptr, self.indices, self.data, self.diag, x, r)
