@@ -3,9 +3,11 @@
     python jobs/scaling.py submit inputs/plate.toml --ranks 1 2 4 8 --kind strong weak --out scaling/plate
     python jobs/scaling.py collect scaling/plate        # once the jobs are done: CSV + PNG
     python jobs/scaling.py submit ... --wait            # or submit, wait and collect in one go
+    python jobs/scaling.py submit inputs/reference.toml --nodes 1 2 4 8 --ntasks-per-node 64 --kind strong
 
 ``submit`` sends one ``jobs/scaling.slurm`` job per rank count and kind; they run one after
-another (``--dependency=singleton``), never side by side:
+another (``--dependency=singleton``), never side by side. With ``--nodes`` the series sweeps whole
+nodes instead (``--nodes=N --ntasks-per-node=K``: N x K ranks, placed node by node):
 
 * strong: the case as it is, on each rank count;
 * weak: the mesh grows with the ranks (``mesh.nx`` and ``mesh.lengths[0]`` times N / N_min,
@@ -65,11 +67,14 @@ def submit(args) -> list[dict]:
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     case = Path(args.case)
-    base = min(args.ranks)
+    placement = {n * args.ntasks_per_node: [f"--nodes={n}", f"--ntasks-per-node={args.ntasks_per_node}"]
+                 for n in args.nodes} if args.nodes else {n: [f"--ntasks={n}"] for n in args.ranks}
+    ranks = sorted(placement)
+    base = min(ranks)
     series = f"scaling-{out.name}-{os.getpid()}"
     jobs = []
     for kind in args.kind:
-        for n in sorted(args.ranks):
+        for n in ranks:
             point = out / f"{kind}-n{n}"
             if kind == "weak" and n % base:
                 sys.exit(f"--ranks: weak scaling needs multiples of the smallest count {base}, got {n}")
@@ -79,7 +84,7 @@ def submit(args) -> list[dict]:
                 solver_args += ["--set", s]
             # one name for the whole series + singleton: its jobs run one after the other, never
             # side by side, so that they do not disturb each other's timings
-            cmd = ["sbatch", "--parsable", f"--ntasks={n}", f"--job-name={series}", "--dependency=singleton",
+            cmd = ["sbatch", "--parsable", *placement[n], f"--job-name={series}", "--dependency=singleton",
                    f"--output={out}/{kind}-n{n}.out", *args.sbatch, str(HERE / "scaling.slurm"), *solver_args]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
@@ -214,6 +219,8 @@ def main(argv=None) -> int:
     s = sub.add_parser("submit", help="submit a scaling series (one job per rank count and kind)")
     s.add_argument("case", help="case file (TOML)")
     s.add_argument("--ranks", type=int, nargs="+", default=[1, 2, 4], help="rank counts (default: 1 2 4)")
+    s.add_argument("--nodes", type=int, nargs="+", help="node counts instead of --ranks (with --ntasks-per-node)")
+    s.add_argument("--ntasks-per-node", type=int, default=1, help="ranks per node with --nodes (default 1)")
     s.add_argument("--kind", nargs="+", choices=["strong", "weak"], default=["strong", "weak"])
     s.add_argument("--out", default="scaling", help="directory for the results, logs, CSV and plot")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="case override for every job")

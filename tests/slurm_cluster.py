@@ -1,8 +1,10 @@
-"""A real single-node SLURM cluster on the loopback interface, for the tests of ``jobs/``.
+"""A real SLURM cluster on the loopback interface, for the tests of ``jobs/``.
 
-Debian's ``slurm-wlm`` (slurmctld + slurmd) runs from a private directory with its own
-``slurm.conf``, non-default ports and no munge (``auth/none``, which needs root). Clients find
-it through ``SLURM_CONF``. Only the two daemons started here are stopped, by PID.
+Debian's ``slurm-wlm`` (slurmctld, and one slurmd per node) runs from a private directory with
+its own ``slurm.conf``, non-default ports and no munge (``auth/none``, which needs root). Its
+nodes (``node1``, ``node2``, ...) are all this machine, on 127.0.0.1 with a port each, so that
+multi-node jobs place their tasks on distinct node names. Clients find it through
+``SLURM_CONF``. Only the daemons started here are stopped, by PID.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ AuthType=auth/none
 CredType=cred/none
 AuthInfo=cred_expire=10
 StateSaveLocation={d}/state
-SlurmdSpoolDir={d}/spool
+SlurmdSpoolDir={d}/spool-%n
 SlurmctldPidFile={d}/slurmctld.pid
-SlurmdPidFile={d}/slurmd.pid
+SlurmdPidFile={d}/slurmd-%n.pid
 SlurmctldLogFile={d}/slurmctld.log
-SlurmdLogFile={d}/slurmd.log
+SlurmdLogFile={d}/slurmd-%n.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
@@ -48,9 +50,10 @@ KillWait=10
 MinJobAge=3600
 SchedulerParameters=sched_interval=5
 InactiveLimit=0
-NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} State=UNKNOWN
-PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
+{nodes}
+PartitionName=debug Nodes={names} Default=YES MaxTime=INFINITE State=UP
 """
+NODE = "NodeName={name} NodeAddr=127.0.0.1 NodeHostname={host} Port={port} CPUs={cpus} State=UNKNOWN"
 
 FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
                 "DEADLINE", "PREEMPTED"}
@@ -60,7 +63,7 @@ def unavailable_reason() -> str | None:
     """Why no local cluster can run here, or None."""
     missing = [c for c in ("slurmctld", "slurmd", "sbatch", "scontrol") if shutil.which(c) is None]
     if missing:
-        return (f"SLURM is not installed ({', '.join(missing)} missing); `make bootstrap` as root installs "
+        return (f"SLURM is not installed ({', '.join(missing)} missing); `make test` as root installs "
                 f"Debian's slurm-wlm")
     if os.geteuid() != 0:
         return "the local SLURM cluster runs its daemons with auth/none, which needs root"
@@ -74,10 +77,11 @@ def free_port() -> int:
 
 
 class LocalSlurm:
-    def __init__(self, directory: Path, cpus: int = 4):
+    def __init__(self, directory: Path, cpus: int = 4, nodes: int = 2):
         self.dir = Path(directory)
         self.host = socket.gethostname().split(".")[0]
         self.cpus = cpus
+        self.nodes = [f"node{i + 1}" for i in range(nodes)]
         self.conf = self.dir / "slurm.conf"
         self.daemons: list[subprocess.Popen] = []
 
@@ -92,19 +96,20 @@ class LocalSlurm:
 
     def start(self, timeout: float = 30) -> None:
         (self.dir / "state").mkdir(parents=True, exist_ok=True)
-        (self.dir / "spool").mkdir(exist_ok=True)
-        ports = free_port(), free_port()
-        self.conf.write_text(CONF.format(host=self.host, ctld_port=ports[0], slurmd_port=ports[1], d=self.dir,
-                                         cpus=self.cpus))
+        ports = [free_port() for _ in range(2 + len(self.nodes))]
+        nodes = "\n".join(NODE.format(name=name, host=self.host, port=port, cpus=self.cpus)
+                          for name, port in zip(self.nodes, ports[2:]))
+        self.conf.write_text(CONF.format(ctld_port=ports[0], slurmd_port=ports[1], d=self.dir, host=self.host,
+                                         nodes=nodes, names=",".join(self.nodes)))
         for cmd in (["slurmctld", "-D", "-c", "-f", str(self.conf)],
-                    ["slurmd", "-D", "-f", str(self.conf), "-N", self.host]):
-            log = open(self.dir / f"{cmd[0]}.out", "w")
+                    *(["slurmd", "-D", "-f", str(self.conf), "-N", name] for name in self.nodes)):
+            log = open(self.dir / f"{cmd[0]}{'-' + cmd[-1] if cmd[0] == 'slurmd' else ''}.out", "w")
             self.daemons.append(subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                                  start_new_session=True))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            out = self.run(["sinfo", "-h", "-o", "%T"], check=False).stdout.strip()
-            if out == "idle":
+            out = self.run(["sinfo", "-h", "-N", "-o", "%T"], check=False).stdout.split()
+            if out == ["idle"] * len(self.nodes):
                 return
             if any(d.poll() is not None for d in self.daemons):
                 break

@@ -1,9 +1,10 @@
-"""The batch scripts in jobs/, submitted with sbatch to a real single-node SLURM cluster that
+"""The batch scripts in jobs/, submitted with sbatch to a real SLURM cluster of two nodes that
 these tests start on the loopback interface (tests/slurm_cluster.py) and stop afterwards."""
 
 from __future__ import annotations
 
 import csv
+import json
 import sys
 import warnings
 
@@ -72,6 +73,28 @@ def test_run_slurm_gives_the_results_of_a_direct_mpirun(cluster, tmp_path, launc
     assert_same_results(tmp_path / "job" / "plate" / "plate.h5", tmp_path / "direct" / "plate" / "plate.h5")
 
 
+TWO_NODES = {"LAUNCHER": "mpirun", "OMPI_MCA_btl": "self,tcp", "OMPI_MCA_btl_tcp_if_include": "lo"}
+
+
+def test_nodes_slurm_runs_over_two_nodes_into_a_shared_directory(cluster, tmp_path):
+    """jobs/nodes.slurm on 2 nodes x 2 tasks, results under RESULTS: the results of a direct
+    4-rank mpirun. The two nodes of the test cluster are one machine: Open MPI reaches the
+    other node's ranks over TCP on the loopback, as it would reach another node, and mpirun is
+    the launcher (srun's PMIx plugin keeps its directories in /tmp by job step, which two node
+    daemons on one machine would share); it has no binding plugin either (BIND empty)."""
+    log = tmp_path / "job.out"
+    job, info = submit_and_wait(cluster, ["--nodes=2", "--ntasks-per-node=2", f"--output={log}",
+                                          JOBS / "nodes.slurm", CASE, *sets(*SMALL)],
+                                180, RESULTS=str(tmp_path / "shared"), BIND="", NUMBA_CACHE_DIR=str(tmp_path / "cache"),
+                                **TWO_NODES)
+    text = log.read_text()
+    assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", text
+    assert "2 nodes (node[1-2]), 4 ranks" in text, text
+    assert "mpirun -n 4 --map-by core" in text
+    run_solver(4, [CASE, *sets(*SMALL, f"output.directory={tmp_path / 'direct'}"), "--quiet"], cwd=tmp_path)
+    assert_same_results(tmp_path / "shared" / "plate" / "plate.h5", tmp_path / "direct" / "plate" / "plate.h5")
+
+
 def test_run_slurm_refuses_a_missing_case_argument(cluster, tmp_path):
     log = tmp_path / "job.out"
     job, info = submit_and_wait(cluster, ["--ntasks=1", f"--output={log}", JOBS / "run.slurm"], 60)
@@ -125,6 +148,24 @@ def test_scaling_driver_writes_csv_and_plot(cluster, tmp_path):
         assert float(r["wall_total"]) > 0 and 0 < float(r["efficiency"]) < 2 and int(r["steps"]) == 60
     assert (out / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "speed-up" in proc.stdout
+
+
+def test_scaling_driver_sweeps_nodes(cluster, tmp_path):
+    """--nodes 1 2 --ntasks-per-node 2: jobs of 2 and 4 ranks, on one node and on two."""
+    import subprocess
+
+    out = tmp_path / "nodes"
+    cmd = [sys.executable, JOBS / "scaling.py", "submit", CASE, "--nodes", "1", "2", "--ntasks-per-node", "2",
+           "--kind", "strong", "--out", out, "--wait", "--timeout", "300", *sets(*SMALL)]
+    proc = subprocess.run([str(c) for c in cmd], cwd=ROOT, env={**job_env(**TWO_NODES), **cluster.env_overrides},
+                          capture_output=True, text=True, timeout=360)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with open(out / "scaling.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["ranks"]) for r in rows] == [2, 4] and float(rows[0]["speedup"]) == 2.0
+    jobs = json.loads((out / "jobs.json").read_text())["jobs"]
+    nodes = [cluster.job(j["job"])["NodeList"] for j in jobs]
+    assert nodes[0] in ("node1", "node2") and nodes[1] == "node[1-2]", nodes
 
 
 @pytest.mark.parametrize("launcher, targets", [("mpirun", ["--full"]), ("srun", [])])
