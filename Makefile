@@ -50,6 +50,7 @@ run: $(STAMP)
 # failing fails the target.
 SLURM_TESTS := tests/system/test_slurm.py
 test: $(STAMP)
+	@bash .ci/install-slurm.sh
 	@export PYTHONDONTWRITEBYTECODE=; scratch=$$(mktemp -d); \
 	$(PY) -m pytest -q -p no:cacheprovider --basetemp=$$scratch/tmp $(SLURM_TESTS) >$$scratch/log 2>&1 & \
 	slurm=$$!; trap 'kill $$slurm 2>/dev/null' INT TERM; \

@@ -27,19 +27,6 @@ STAMP="$VENV/.bootstrap-done"
 say() { printf '[bootstrap] %s\n' "$*" >&2; }
 die() { printf '[bootstrap] error: %s\n' "$*" >&2; exit 1; }
 
-# ---------------------------------------------------------------- 0. SLURM (tests of jobs/ only)
-# The tests of the batch scripts start a private single-node SLURM cluster from Debian's
-# slurm-wlm; it is optional (those tests are skipped, loudly, without it). SOLVER_NO_SLURM=1 skips.
-if [ -z "${SOLVER_NO_SLURM:-}" ] && ! command -v slurmctld >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        say "installing SLURM (slurm-wlm) for the tests of jobs/"
-        export DEBIAN_FRONTEND=noninteractive
-        { apt-get install -y -qq --no-install-recommends slurm-wlm >/dev/null 2>&1 ||
-          { apt-get update -qq && apt-get install -y -qq --no-install-recommends slurm-wlm >/dev/null; }; } ||
-            say "warning: could not install slurm-wlm; the SLURM tests will be skipped"
-    fi
-fi
-
 if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && [ "$STAMP" -nt .ci/bootstrap.sh ] \
         && [ "$STAMP" -nt constraints.txt ]; then
     exit 0
