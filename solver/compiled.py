@@ -46,8 +46,8 @@ FORCED = os.environ.get("SOLVER_NUMBA", "") == "1"
 # break even near 2.5e6, P2 triangles near 1.2e6)
 SMALL_WORK = 1 << 21
 
-__all__ = ["AVAILABLE", "compiled_kernels", "compile_seconds", "compile_shared", "index_dtype", "inline", "jit", "kernels_enabled", "use_kernels",
-           "worth_compiling"]
+__all__ = ["AVAILABLE", "compiled_kernels", "compile_seconds", "compile_shared", "index_dtype", "inline", "jit",
+           "kernels_enabled", "use_kernels", "worth_compiling"]
 
 
 _ENABLED = True  # the current run's choice (use_kernels), for the linear algebra's products

@@ -133,7 +133,7 @@ def run_plan(args) -> Plan:
 
 
 def bench_plan(args) -> Plan:
-    """--solvers, --study and --accuracy launch whole processes; the machine figures run on the current
+    """--solvers, --study, --accuracy and --model launch whole processes; the machine figures run on the current
     launch, or on --ranks N (default: the cores of this machine) under an mpirun of their own."""
     if args.solvers:
         return Plan("solver.bench.solvers:solvers_command", Launch.PROCESSES)
@@ -141,6 +141,8 @@ def bench_plan(args) -> Plan:
         return Plan("solver.bench.study:throughput_command", Launch.PROCESSES)
     if args.accuracy:
         return Plan("solver.bench.accuracy:accuracy_command", Launch.PROCESSES)
+    if args.model:
+        return Plan("solver.bench.model:main", Launch.PROCESSES)
     return Plan("solver.bench.machine:bench_command", Launch.MPI, ranks=args.ranks or os.cpu_count() or 1)
 
 

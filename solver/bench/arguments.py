@@ -2,8 +2,8 @@
 line is parsed before anything heavy is imported or MPI is started.
 
 ``bench`` has four forms on one parser: the machine figures (the default, :mod:`.machine`),
-``--solvers`` (:mod:`.solvers`), ``--study`` (:mod:`.study`) and ``--accuracy``
-(:mod:`.accuracy`). Some options are shared with other meanings and defaults (``--ranks`` is
+``--solvers`` (:mod:`.solvers`), ``--study`` (:mod:`.study`), ``--accuracy``
+(:mod:`.accuracy`) and ``--model`` (:mod:`.model`). Some options are shared with other meanings and defaults (``--ranks`` is
 one number of the machine figures, ``--study`` and ``--accuracy``, a list with ``--solvers``), so
 every option is parsed without a default and
 :func:`complete_bench` then refuses the options of another form and fills in the defaults of
@@ -32,6 +32,8 @@ FORMS = {  # each form's options and their defaults (None: none, or chosen by th
     "--study": {"--ranks": [2], "--repeat": 3, "--n": 80, "--steps": 80, "--json": Path("outputs/bench/study.json")},
     "--accuracy": {"--dim": None, "--ranks": [1], "--repeat": 3, "--p1": None, "--p2": None, "--timeout": 3600.0,
                    "--json": Path("outputs/bench/accuracy.json"), "--plot": Path("outputs/bench/accuracy.png")},
+    "--model": {"--timeout": 3600.0, "--remeasure": False, "--json": Path("outputs/bench/model_profiles.json"),
+                "--plot": Path("outputs/bench/scaling_model.png")},
 }
 
 
@@ -47,6 +49,8 @@ def bench_arguments(p) -> None:
     form.add_argument("--study", action="store_true", help="the throughput of studies, whole processes")
     form.add_argument("--accuracy", action="store_true", help="time to accuracy of P1 and P2 on a steady "
                       "manufactured solution, whole processes, and its plot")
+    form.add_argument("--model", action="store_true", help="the scaling model of a time step: the multigrid's "
+                      "profile measured on 1-16 ranks, checked against the 16-core table, projected to many nodes")
     shared = p.add_argument_group("every form")
     shared.add_argument("--ranks", type=int, nargs="+", metavar="N",
                         help="the machine figures: ranks to launch when started without mpirun (default: the "
@@ -118,14 +122,17 @@ def accuracy_arguments(g) -> None:
     g.add_argument("--p2", type=int, nargs="+", metavar="N", help="cells per side of the P2 series (with one --dim; "
                    "default: 8 to 256 in 2D, 4 to 48 in 3D)")
     g.add_argument("--plot", type=Path, help="the plot of error against wall time (default "
-                   "outputs/bench/accuracy.png)")
+                   "outputs/bench/accuracy.png), or of the scaling model (--model, default "
+                   "outputs/bench/scaling_model.png)")
+    g.add_argument("--remeasure", action="store_true", help="--model: measure the profiles again even when "
+                   "--json holds them")
 
 
 def complete_bench(parser, args) -> None:
     """Refuse the options of the forms not chosen and fill in the chosen form's defaults;
     ``--ranks`` is one number but with --solvers."""
     form = "--solvers" if args.solvers else "--study" if args.study else "--accuracy" if args.accuracy else \
-        "the machine figures"
+        "--model" if args.model else "the machine figures"
     for option in sorted(set().union(*FORMS.values()) - set(FORMS[form])):
         if given(args, option):
             owners = " or ".join(name for name, options in FORMS.items() if option in options)
