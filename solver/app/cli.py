@@ -17,6 +17,7 @@ Commands that read files run in one process without MPI and print their one line
 from __future__ import annotations
 
 import os
+import stat
 import sys
 
 from solver.app.commands import COMMANDS, Launch, build_parser, command_line
@@ -129,17 +130,34 @@ def read_case_text(comm, path: str | None) -> tuple[str, str, str]:
 
 
 def write_status(comm, status: int, message: str = "") -> int:
-    """Record the run's exit status in the file $SOLVER_STATUS_FILE names (rank 0, atomically):
-    a launcher may report another status for the same run (Open MPI's mpirun returns 1 after a
-    SIGTERM even when every rank stopped cleanly with 75), and the batch scripts trust this file."""
+    """Record the run's exit status in the file $SOLVER_STATUS_FILE names (rank 0): a launcher may
+    report another status for the same run (Open MPI's mpirun returns 1 after a SIGTERM even when
+    every rank stopped cleanly with 75), and the batch scripts trust this file. A regular file (or
+    a new one) is replaced atomically, through a symbolic link its target; a character device
+    (/dev/stdout, /dev/null) is written in place; any other kind of file is left alone, with a
+    warning."""
     path = os.environ.get(STATUS_FILE)
     if path and comm.rank == 0:
         words = {0: "complete", EXIT_STOPPED: "stopped"}.get(status, "failed")
-        tmp = f"{path}.tmp{os.getpid()}"
+        line = f"{status} {words} {message.splitlines()[0] if message else ''}".rstrip() + "\n"
+        target, problem = os.path.realpath(path), "not a regular file"
         try:
-            with open(tmp, "w") as f:
-                f.write(f"{status} {words} {message.splitlines()[0] if message else ''}".rstrip() + "\n")
-            os.replace(tmp, path)
+            mode = os.stat(target).st_mode
+        except FileNotFoundError:
+            mode = stat.S_IFREG
+        except OSError as exc:
+            mode, problem = None, exc.strerror
+        try:
+            if mode is not None and stat.S_ISCHR(mode):
+                with open(target, "w") as f:
+                    f.write(line)
+            elif mode is not None and stat.S_ISREG(mode):
+                tmp = f"{target}.tmp{os.getpid()}"
+                with open(tmp, "w") as f:
+                    f.write(line)
+                os.replace(tmp, target)
+            else:
+                raise OSError(0, problem)
         except OSError as exc:
             print(f"warning: cannot write the status file {path} ({exc.strerror})", file=sys.stderr, flush=True)
     return status

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from solver.case.records import MeshSpec, StructuredMeshSpec
 from solver.errors import CaseError
+from solver.io.checkpoint import checkpoint_dir
 from solver.mesh.structured import split
 from solver.parallel.collective import on_root
 
@@ -127,15 +128,23 @@ class OutputGuard:
             self.replace_old = True  # moved aside once the space is known to suffice (make_room)
 
     def make_room(self) -> None:
-        """With --overwrite, move the earlier results aside (to .bak), after every check passed."""
+        """With --overwrite, move the earlier results and their checkpoints aside (to .bak, where
+        an older .bak goes), after every check passed: a new run never sees an earlier run's
+        checkpoints."""
         if not self.replace_old:
             return
         for suffix in (".h5", ".xdmf"):
             old = self.directory / f"{self.name}{suffix}"
             if old.exists():
                 os.replace(old, old.with_name(old.name + ".bak"))
+        old = checkpoint_dir(self.directory)
+        if old.is_dir() and not old.is_symlink():
+            bak = old.with_name(old.name + ".bak")
+            if bak.is_dir() and not bak.is_symlink():
+                shutil.rmtree(bak)
+            os.replace(old, bak)
         self.replace_old = False
-        log.info(f"moved the earlier results to {self.name}.h5.bak")
+        log.info(f"moved the earlier results to {self.name}.h5.bak (checkpoints: {old.name}.bak)")
 
     def check_space(self, needed_bytes: int) -> None:
         free = shutil.disk_usage(self.directory).free

@@ -206,9 +206,13 @@ class CaseRun:
         """Locate and check a checkpoint on rank 0; every rank gets its attributes."""
         restart, directory = self.options.restart, self.directory
 
+        h5 = directory / f"{self.case.name}.h5"
+
         def look():
-            path = checkpoint.resolve(restart, directory)
-            return str(path), checkpoint.inspect(path, mesh.n_global_nodes)
+            path = checkpoint.resolve(restart, directory, h5)
+            attrs = checkpoint.inspect(path, mesh.n_global_nodes)
+            checkpoint.check_same_run(path, attrs, h5)
+            return str(path), attrs
         path, attrs = on_root(mesh.comm, look, CaseError)
         path = Path(path)
         changed = checkpoint.check_compatible(path, attrs, self.case.values, self.options.force)
@@ -243,7 +247,7 @@ def after_output_error(results: ResultsWriter | None, directory: Path) -> str:
     kept = results.snapshots
     state = (f"the results keep {len(kept)} complete snapshots (to t = {kept[-1][0]:.6g})"
              if kept else "the results hold no snapshot")
-    latest = on_root(results.comm, lambda: checkpoint.latest(directory))
+    latest = on_root(results.comm, lambda: checkpoint.latest(directory, results.run_id))
     if latest is None:
         return f"{state}; no checkpoint was written yet: free space, then run again with --overwrite"
     return f"{state}; free space, then continue from {latest} with --restart latest"

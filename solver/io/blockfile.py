@@ -156,6 +156,14 @@ class BlockFile:
         value = self.file[name][()] if self.file is not None and name in self.file else None
         return self._shared(value)
 
+    def read_attr(self, name: str, key: str, default=None):
+        """An attribute of the object ``name`` (``"/"``: the file) on every rank."""
+        value = default
+        if self.file is not None and name in self.file:
+            value = self.file[name].attrs.get(key, default)
+            value = value.decode() if isinstance(value, bytes) else value
+        return self._shared(value)
+
     def create_series(self, name: str, dtype, width: int | None = None) -> None:
         """An empty dataset that grows by rows (scalars, or rows of ``width``)."""
         if self.file is None:

@@ -113,6 +113,7 @@ class CheckpointAttrs:
     written: float = 0.0  # time.time() of the write
     datasets: list[str] = field(default_factory=list)  # set when read: the vectors the file holds
     stepper: dict = field(default_factory=dict)  # earlier step sizes and the step controller (JSON)
+    run_id: str = ""  # the results file's run_id: a restart continues that file only
 
     def to_hdf5(self, comm) -> dict:
         return {"step": self.step, "t": self.t, "dt": self.dt, "scheme": self.scheme, "case": self.case,
@@ -120,7 +121,7 @@ class CheckpointAttrs:
                 "balance_terms": "\n".join(self.balance_terms), "balance_energy_start": self.balance_energy_start,
                 "balance_inflow": np.asarray(self.balance_inflow), "solver_checkpoint": FORMAT,
                 "solver_version": __version__, "ranks": comm.size, "written": time.time(),
-                "stepper_state": json.dumps(self.stepper)}
+                "stepper_state": json.dumps(self.stepper), "run_id": self.run_id}
 
     @classmethod
     def from_hdf5(cls, attrs, datasets=()) -> "CheckpointAttrs":
@@ -130,7 +131,7 @@ class CheckpointAttrs:
                    str(a["balance_terms"]).split("\n"), float(a["balance_energy_start"]),
                    np.array(a["balance_inflow"], dtype=float), int(a.get("ranks", 0)),
                    str(a.get("solver_version", "")), float(a.get("written", 0.0)), sorted(datasets),
-                   json.loads(a.get("stepper_state", "{}")))
+                   json.loads(a.get("stepper_state", "{}")), str(a.get("run_id", "")))
 
 
 def checkpoint_dir(results_dir: Path) -> Path:
@@ -175,7 +176,11 @@ class CheckpointWriter:
                 tmp_link.unlink()
             tmp_link.symlink_to(final.relative_to(results_dir))
             os.replace(tmp_link, link)
-            for old in sorted(folder.glob("step_*.h5"))[:-keep]:
+            # this run's newest `keep` by time of writing (a restart from an earlier step writes
+            # lower step numbers after higher ones, and its checkpoints are the ones to keep);
+            # another run's checkpoints are not this run's to delete
+            mine = [c for c in by_time(folder) if c != final and run_id_in(c) in ("", attrs.run_id)]
+            for old in mine[keep - 1:]:
                 old.unlink()
             for stale in folder.glob("*.h5.tmp"):
                 stale.unlink()
@@ -183,27 +188,66 @@ class CheckpointWriter:
         return Path(on_root(comm, publish, OutputError))
 
 
-def latest(results_dir: Path) -> Path | None:
-    """The newest complete checkpoint of this case, or None."""
-    candidates = sorted(checkpoint_dir(results_dir).glob("step_*.h5"), reverse=True)
-    for c in candidates:
+def run_id_in(path: Path) -> str | None:
+    """The ``run_id`` a checkpoint or results file records ("" before run ids existed; None:
+    unreadable)."""
+    try:
+        with h5py.File(path, "r") as f:
+            value = f.attrs.get("run_id", "")
+    except OSError:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def by_time(folder: Path) -> list[Path]:
+    """The checkpoints of a folder, the last written first (by modification time, then step)."""
+    def written(path: Path):
+        try:
+            return path.stat().st_mtime_ns, path.name
+        except OSError:
+            return 0, path.name
+    return sorted(folder.glob("step_*.h5"), key=written, reverse=True)
+
+
+def latest(results_dir: Path, run_id: str | None = None) -> Path | None:
+    """The last written complete checkpoint of this case (``run_id``: of that run only), or None:
+    after a restart from an earlier step, its own checkpoints, not those of the steps it
+    replaced."""
+    for c in by_time(checkpoint_dir(results_dir)):
         try:
             with h5py.File(c, "r") as f:
-                if f.attrs.get("solver_checkpoint") == FORMAT:
-                    return c
+                if f.attrs.get("solver_checkpoint") != FORMAT:
+                    continue
         except OSError:
             continue
+        theirs = run_id_in(c)
+        if not run_id or not theirs or theirs == run_id:
+            return c
     return None
 
 
-def resolve(path: str, results_dir: Path) -> Path:
-    """``latest`` -> the newest complete checkpoint of this case; else the path given."""
+def resolve(path: str, results_dir: Path, h5_path: Path | None = None) -> Path:
+    """``latest`` -> the newest complete checkpoint of this case, of the run whose results file is
+    ``h5_path`` when it exists; else the path given."""
     if path != "latest":
         return Path(path)
-    found = latest(results_dir)
+    run_id = run_id_in(h5_path) if h5_path is not None else None
+    found = latest(results_dir, run_id)
     if found is None:
+        if run_id and latest(results_dir) is not None:
+            raise CaseError(f"--restart latest: the checkpoints in {checkpoint_dir(results_dir)} belong to another "
+                            f"run than {h5_path} (which replaced it with --overwrite); a restart never mixes two "
+                            f"runs: restart from one of them by its path into another output.name, or run again")
         raise CaseError(f"--restart latest: no readable checkpoint in {checkpoint_dir(results_dir)}")
     return found
+
+
+def check_same_run(path: Path, attrs: "CheckpointAttrs", h5_path: Path) -> None:
+    """Refuse to continue the results file ``h5_path`` from a checkpoint of another run."""
+    ours = run_id_in(h5_path)
+    if ours and attrs.run_id and ours != attrs.run_id:
+        raise CaseError(f"{path}: checkpoint of another run than {h5_path}; a restart continues the results "
+                        f"of its own run: restart into another output.name, or move {h5_path.name} away")
 
 
 def inspect(path: Path, n_nodes: int) -> CheckpointAttrs:

@@ -22,6 +22,7 @@ time and writes them (``gathered``).
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,12 +94,14 @@ class ResultsWriter:
         if continue_after is not None:
             self._continue(continue_after, attrs)
             return
+        self.run_id = comm.bcast(uuid.uuid4().hex if comm.rank == 0 else None, root=0)
         self.backend = self.open_block_file(self.h5_path, "w")
         geometry = self.nodes.to_blocks(mesh.coords[: mesh.n_owned])
         topology = self.cells.to_blocks(mesh.node_ids[mesh.owned_cells])
         root_attrs = {**attrs, "solver_version": __version__, "ranks": comm.size, "n_nodes": mesh.n_global_nodes,
                       "n_cells": mesh.n_global_cells, "cell_type": mesh.cell_type, "writer": self.driver,
-                      "status": RUNNING, **comm.bcast(provenance() if comm.rank == 0 else None, root=0)}
+                      "status": RUNNING, "run_id": self.run_id,
+                      **comm.bcast(provenance() if comm.rank == 0 else None, root=0)}
 
         def write_mesh():
             self.backend.write_blocks("/mesh/geometry", geometry, self.nodes)
@@ -123,6 +126,7 @@ class ResultsWriter:
         if not on_root(self.comm, self.h5_path.exists):
             raise CaseError(f"{self.h5_path}: results file to continue not found (a restart appends to it)")
         self.backend = self.open_block_file(self.h5_path, "r+")
+        self.run_id = self.backend.read_attr("/", "run_id", "")
         times = self.backend.read_all("/time")
         if times is None or len(times) < n_snapshots:
             raise CaseError(f"{self.h5_path}: holds {0 if times is None else len(times)} snapshots, "

@@ -1,5 +1,6 @@
 """Command line: the default case, progress and summary, and every kind of bad input."""
 
+import os
 import time
 
 import pytest
@@ -117,3 +118,45 @@ def test_bad_command_lines_of_every_command_give_one_line_from_rank_0(tmp_path, 
 def test_run_may_be_named(tmp_path):
     proc = run_solver(1, ["run", ROOT / "inputs" / "plate.toml", "--dry-run"], cwd=tmp_path)
     assert "DOFs" in proc.stdout and not (tmp_path / "outputs").exists()
+
+
+class _Rank0:
+    rank = 0
+
+
+@pytest.mark.parametrize("kind", ["new", "regular", "symlink", "fifo", "directory"])
+def test_status_file_of_every_kind(tmp_path, monkeypatch, capsys, kind):
+    """The status file is replaced atomically when regular (through a symbolic link, its target);
+    a FIFO or a directory is left as it is, with a warning (a FIFO would block the run)."""
+    from solver.app.cli import STATUS_FILE, write_status
+
+    target = tmp_path / "status"
+    path = target
+    if kind == "regular":
+        target.write_text("old\n")
+    elif kind == "symlink":
+        target.write_text("old\n")
+        path = tmp_path / "link"
+        path.symlink_to(target)
+    elif kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "directory":
+        target.mkdir()
+    monkeypatch.setenv(STATUS_FILE, str(path))
+    assert write_status(_Rank0(), 75, "stopped by SIGTERM\nmore") == 75
+    if kind in ("new", "regular", "symlink"):
+        assert target.read_text() == "75 stopped stopped by SIGTERM\n"
+        assert path.is_symlink() == (kind == "symlink")
+        assert "warning" not in capsys.readouterr().err
+    else:
+        assert (target.is_fifo() if kind == "fifo" else target.is_dir())
+        assert "cannot write the status file" in capsys.readouterr().err
+
+
+def test_status_file_on_a_character_device(monkeypatch, capsys):
+    from solver.app.cli import STATUS_FILE, write_status
+
+    monkeypatch.setenv(STATUS_FILE, "/dev/null")
+    assert write_status(_Rank0(), 0) == 0
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+    assert "warning" not in capsys.readouterr().err

@@ -228,3 +228,34 @@ def test_sigterm_to_mpirun_leaves_the_true_status_for_the_job_scripts(tmp_path, 
              f'source {ROOT / "jobs" / "common.sh"}; cp {status_file}.keep {status_file}; run_status {proc.returncode}'
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env={**os.environ, "LAUNCHER": "mpirun"})
     assert out.stdout.strip() == "75", out.stderr
+
+
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_overwrite_moves_the_checkpoints_and_a_restart_never_mixes_two_runs(tmp_path, ranks):
+    """Run A; run B replaces it (--overwrite): A's checkpoints go to checkpoints.bak with its
+    results. One of A's checkpoints put back (and newer on disk) is not taken by --restart latest,
+    which continues B from B's own (the results equal a run straight to the end); a restart of B's
+    results from A's checkpoint by its path is refused (exit 2)."""
+    d = tmp_path / "run"
+    results = d / "heater_ramp"
+    a = args_for(d, "backward-euler", 40.0)
+    b = args_for(d, "backward-euler", 12.0, "--overwrite")  # 6 steps: its end is a scheduled snapshot
+    whole = args_for(tmp_path / "whole", "backward-euler", 20.0)
+    first = run_script(ranks, "solver_runs.py", json.dumps([a]))["status"]
+    bak_a = sorted(p.name for p in (results / "checkpoints").glob("step_*.h5"))
+    assert first == [0] and bak_a[-1] == "step_00000020.h5"
+    assert run_script(ranks, "solver_runs.py", json.dumps([b, whole]))["status"] == [0, 0]
+    assert sorted(p.name for p in (results / "checkpoints.bak").glob("step_*.h5")) == bak_a
+    assert (results / "heater_ramp.h5.bak").exists()
+    own = sorted(p.name for p in (results / "checkpoints").glob("step_*.h5"))
+    assert own and all(int(n[5:13]) <= 6 for n in own), own  # B's only
+    leftover = results / "checkpoints" / "step_00000020.h5"
+    shutil.copy(results / "checkpoints.bak" / "step_00000020.h5", leftover)
+    out = run_script(ranks, "solver_runs.py", json.dumps([
+        args_for(d, "backward-euler", 20.0, "--restart", "latest"),
+        args_for(d, "backward-euler", 30.0, "--restart", str(leftover))]))
+    assert out["status"] == [0, 2], out["stderr"]
+    assert "step_00000020" not in out["stderr"][0] and "checkpoint of another run" in out["stderr"][1]
+    assert len(out["stderr"][1].strip().splitlines()) == 1 and "Traceback" not in out["stderr"][1]
+    continued, straight = read(d), read(tmp_path / "whole")
+    assert np.array_equal(continued[0], straight[0]) and np.array_equal(continued[1], straight[1])
