@@ -22,6 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from solver.case.inputfiles import DIRECTORY, MISSING, file_problem
 from solver.errors import CaseError
 from solver.fem.locate import PointLocator
 
@@ -69,10 +70,13 @@ class SolverFile:
 class Results(SolverFile):
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        if not self.path.exists():
+        problem = file_problem(self.path)
+        if problem == MISSING:
             raise CaseError(f"{self.path}: results file not found")
-        if self.path.is_dir():
+        if problem == DIRECTORY:
             raise CaseError(f"{self.path}: is a directory, expected a results .h5 file")
+        if problem is not None:
+            raise CaseError(f"{self.path}: {problem}, expected a results .h5 file")
         try:
             self.file = h5py.File(self.path, "r")
         except OSError:

@@ -10,6 +10,7 @@ import numpy as np
 
 from solver.io.results_reader import Results
 from solver.mesh.cells import CELLS
+from solver.post.targets import output_target
 
 
 def export_command(args) -> int:
@@ -23,7 +24,8 @@ def export_command(args) -> int:
         stem = Path(args.output) if args.output else r.path.with_suffix("")
         written = []
         if args.format == "xdmf":
-            out = (stem.with_suffix(".xdmf") if not args.output else Path(args.output)).resolve()
+            out = output_target(stem.with_suffix(".xdmf") if not args.output else Path(args.output), (".xdmf",))
+            out = out.resolve()
             with contextlib.chdir(out.parent):  # meshio writes its .h5 into the working directory
                 with meshio.xdmf.TimeSeriesWriter(out.name) as w:
                     w.write_points_cells(r.points, [(meshio_type, r.cells)])
@@ -33,6 +35,7 @@ def export_command(args) -> int:
         for i in indices if args.format != "xdmf" else []:
             suffix = f"_{i:06d}" if args.all else ""
             out = Path(f"{stem}{suffix}.{args.format}") if (args.all or not args.output) else Path(args.output)
+            out = output_target(out, (f".{args.format}",))
             if args.format == "vtu":
                 meshio.write(out, meshio.Mesh(r.points, [(meshio_type, r.cells)],
                                               point_data={n: r.field(i, n) for n in names}))

@@ -10,6 +10,7 @@ import numpy as np
 from solver.errors import CaseError
 from solver.io.results_reader import Results
 from solver.post.slices import draw_slice
+from solver.post.targets import PLOT_SUFFIXES, output_target, plot_size
 from solver.post.triangles import triangles
 
 UNITS = {"degC": "°C", "K": "K", "1": ""}  # the units attribute of a field -> its colour-bar unit
@@ -31,11 +32,7 @@ def plot_command(args) -> int:
         from matplotlib.tri import Triangulation
     except ImportError:
         raise CaseError("plot needs matplotlib: pip install matplotlib (or pip install .[plot])") from None
-    try:
-        w, h = (int(v) for v in args.size.lower().split("x"))
-        assert w > 0 and h > 0
-    except (ValueError, AssertionError):
-        raise CaseError(f"--size {args.size}: expected WIDTHxHEIGHT in pixels, e.g. 1000x700") from None
+    w, h = plot_size(args.size)
     with Results(args.results) as r:
         name = r.check_field(args.field)
         label = _label(r, name, args.units)
@@ -88,6 +85,7 @@ def plot_command(args) -> int:
             steady = r.case.get("time", {}).get("scheme") == "steady"
             when = "steady state" if steady else f"t = {r.times[i]:g} s (step {int(r.steps[i])})"
             ax.set_title(f"{r.path.stem}: {name.replace('_', ' ')}, {when}")
+        out = output_target(out, PLOT_SUFFIXES)
         fig.savefig(out, dpi=100)
         plt.close(fig)
     print(out)

@@ -15,6 +15,7 @@ from solver.errors import CaseError
 from solver.post.slices import draw_slice
 from solver.post.triangles import triangles
 from solver.post.study_info import StudyFile
+from solver.post.targets import PLOT_SUFFIXES, output_target, plot_size
 
 MAX_CURVES = 8  # a grid response: one curve per combination of the other keys, up to this many
 CMAPS = {"std": "magma", "mean": "inferno", "min": "inferno", "max": "inferno"}
@@ -23,7 +24,7 @@ CMAPS = {"std": "magma", "mean": "inferno", "min": "inferno", "max": "inferno"}
 def study_plot_command(args) -> int:
     """A study's plot (the arguments: :func:`solver.post.arguments.plot_form`)."""
     _check_options(args)
-    w, h = _size(args.size)
+    w, h = plot_size(args.size)
     plt = _pyplot()
     with StudyFile(args.study) as s:
         fig = plt.figure(figsize=(w / 100, h / 100), dpi=100)
@@ -31,6 +32,7 @@ def study_plot_command(args) -> int:
             ax = fig.add_subplot()
             suffix = _scalar(fig, ax, s, args) if args.output else _field(fig, ax, s, args)
             out = Path(args.file) if args.file else s.path.with_name(f"{_stem(s.path)}_{suffix}.png")
+            out = output_target(out, PLOT_SUFFIXES, "--file")
             fig.savefig(out, dpi=100)
         finally:
             plt.close(fig)
@@ -161,15 +163,6 @@ def _output_label(s: StudyFile, name: str) -> str:
 
 def _stem(path: Path) -> str:
     return path.name.removesuffix(".h5").removesuffix(".study")
-
-
-def _size(size: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in size.lower().split("x"))
-        assert w > 0 and h > 0
-    except (ValueError, AssertionError):
-        raise CaseError(f"--size {size}: expected WIDTHxHEIGHT in pixels, e.g. 1000x700") from None
-    return w, h
 
 
 def _pyplot():

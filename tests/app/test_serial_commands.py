@@ -55,3 +55,43 @@ def test_serial_commands_never_start_mpi(tmp_path, results_file, args, expected)
     assert expected in proc.stdout + proc.stderr, proc.stderr
     assert proc.returncode == (2 if expected == "error: " else 0), proc.stderr
     assert "MPI is not available" not in proc.stderr
+
+
+def _fifo(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    return fifo
+
+
+@pytest.mark.parametrize("args, message", [
+    (["info", "{fifo}"], "is a FIFO, not a regular file"),
+    (["probe", "{fifo}", "--at", "0.1,0.05"], "is a FIFO, not a regular file"),
+    (["plot", "{fifo}"], "is a FIFO, not a regular file"),
+    (["export", "{fifo}", "--format", "csv"], "is a FIFO, not a regular file"),
+    (["plot", "{h5}", "-o", "{fifo}.png"], "is a FIFO, not a regular file"),
+    (["export", "{h5}", "--format", "vtu", "-o", "{fifo}.vtu"], "is a FIFO, not a regular file"),
+    (["plot", "{h5}", "-o", "{tmp}"], "is a directory"),
+    (["plot", "{h5}", "-o", "/dev/null"], "is a device or special file"),
+    (["plot", "{h5}", "-o", "{tmp}/out.bmpx"], "unknown extension"),
+    (["export", "{h5}", "--format", "vtu", "-o", "{tmp}/out.csv"], "unknown extension '.csv'; allowed: .vtu"),
+    (["plot", "{h5}", "-o", "{tmp}/nowhere/out.png"], "does not exist"),
+    (["plot", "{h5}", "--size", "100000x100000"], "width and height from 16 to 10000"),
+])
+def test_reads_and_writes_refuse_what_is_not_a_regular_file(tmp_path, results_file, args, message):
+    """Never block on a FIFO, never write over a device or into a directory: one line, exit 2."""
+    fifo = _fifo(tmp_path)
+    if "{fifo}.png" in args or "{fifo}.vtu" in args:
+        import os
+        os.mkfifo(f"{fifo}.{args[-1].rsplit('.', 1)[1]}")
+    args = [a.format(h5=results_file, tmp=tmp_path, fifo=fifo) for a in args]
+    proc = without_mpi(tmp_path, *args)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_plot_adds_the_extension_it_writes(tmp_path, results_file):
+    proc = without_mpi(tmp_path, "plot", results_file, "-o", tmp_path / "noext")
+    assert proc.returncode == 0 and proc.stdout.strip() == str(tmp_path / "noext.png"), proc.stderr
+    assert (tmp_path / "noext.png").read_bytes()[:4] == b"\x89PNG" and not (tmp_path / "noext").exists()
