@@ -30,6 +30,7 @@ import contextlib
 import functools
 import importlib.util
 import os
+import sys
 import time
 
 import numpy as np
@@ -173,6 +174,39 @@ def compile_shared(comm, tasks) -> None:
     comm.Barrier()
 
 
+_WARNED_CACHE: set = set()
+
+
+def from_cache(exc: BaseException) -> bool:
+    """Whether an exception was raised while numba read its on-disk cache (a truncated or corrupt
+    index or data file)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.replace("\\", "/").endswith("numba/core/caching.py"):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def fresh_cache(dispatcher, exc: BaseException, make):
+    """Empty the cache folder of a kernel whose cache could not be read, warn once per folder, and
+    return ``make()``: a new dispatcher that compiles afresh into the emptied cache."""
+    index = _index_path(dispatcher)
+    folder = os.path.dirname(index) if index else None
+    if folder:
+        for name in os.listdir(folder):
+            if name.endswith((".nbi", ".nbc")):
+                try:
+                    os.unlink(os.path.join(folder, name))
+                except OSError:
+                    pass
+        if folder not in _WARNED_CACHE:
+            _WARNED_CACHE.add(folder)
+            print(f"warning: the compiled-kernel cache in {folder} could not be read ({type(exc).__name__}: "
+                  f"{exc}); it was emptied and the kernels are compiled again", file=sys.stderr, flush=True)
+    return make()
+
+
 class Deferred:
     """A function that numba compiles on its first call (numba imported then): the compiled
     helpers it refers to through module globals or closure cells are compiled first, and the
@@ -205,9 +239,24 @@ class Deferred:
             return self.dispatcher(*args)
         dispatcher = self.compile()
         with first_compile(dispatcher):
-            result = dispatcher(*args)
+            try:
+                result = dispatcher(*args)
+            except Exception as exc:  # noqa: BLE001 - re-raised unless the cache was unreadable
+                if not from_cache(exc):
+                    raise
+                self.dispatcher = fresh_cache(dispatcher, exc, lambda: self.compile_uncached())
+                result = self.dispatcher(*args)
         self.called = True
         return result
+
+    def compile_uncached(self):
+        """A new dispatcher for the function, its cache emptied before (:func:`fresh_cache`)."""
+        import numba
+
+        try:
+            return numba.njit(cache=True, **self.options)(self.py_func)
+        except RuntimeError:
+            return numba.njit(**self.options)(self.py_func)
 
 
 def jit(fn=None, **options):

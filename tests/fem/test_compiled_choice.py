@@ -64,3 +64,23 @@ def test_a_first_run_compiles_each_kernel_once_on_any_ranks(tmp_path, monkeypatc
     assert set(one) <= first | second, (one, compiled[2])
     again = run_script(2, "compile_checks.py", str(tmp_path / "again"), timeout=300)
     assert [p["compiled"] for p in again["per_rank"]] == [[], []], again
+
+
+def test_a_corrupt_kernel_cache_is_replaced_with_one_warning(tmp_path):
+    """A truncated cache index (a full disk, a killed write) no longer breaks every later run: the
+    cache folder is emptied, the kernels compiled again, and the user warned once."""
+    code = "from solver.la.symmetric import warm_tasks\nfor _, task in warm_tasks(): task()\nprint('ok')"
+    env = {**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+
+    def run():
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+
+    assert run().returncode == 0
+    indexes = sorted((tmp_path / "cache").rglob("*symmetric_subtract*.nbi"))
+    assert indexes
+    indexes[0].write_bytes(indexes[0].read_bytes()[:50])
+    broken = run()
+    assert broken.returncode == 0 and broken.stdout.strip() == "ok", broken.stderr
+    assert broken.stderr.count("warning: the compiled-kernel cache") == 1, broken.stderr
+    again = run()
+    assert again.returncode == 0 and "warning" not in again.stderr, again.stderr
