@@ -33,7 +33,7 @@ FUNCTIONS = {
 _ARITY = {"atan2": 2, "min": 2, "max": 2, "where": 3}
 _BINARY = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.Div: operator.truediv, ast.Pow: np.power, ast.Mod: np.mod,
+    ast.Div: np.true_divide, ast.Pow: np.power, ast.Mod: np.mod,
 }
 _COMPARE = {
     ast.Lt: np.less, ast.LtE: np.less_equal, ast.Gt: np.greater,
@@ -245,9 +245,10 @@ def _dual(node):
             if op is ast.Mult:
                 return a * b, (0.0 if _zero(da) else da * b) + (0.0 if _zero(db) else a * db)
             if op is ast.Div:
-                return a / b, (0.0 if _zero(da) else da / b) - (0.0 if _zero(db) else a * db / (b * b))
+                return (np.true_divide(a, b), (0.0 if _zero(da) else np.true_divide(da, b))
+                        - (0.0 if _zero(db) else np.true_divide(a * db, b * b)))
             if op is ast.Mod:
-                return np.mod(a, b), (da if _zero(db) else da - np.floor(a / b) * db)
+                return np.mod(a, b), (da if _zero(db) else da - np.floor(np.true_divide(a, b)) * db)
             value = np.power(a, b)  # Pow
             d = 0.0 if _zero(da) else b * np.power(a, b - 1.0) * da
             if not _zero(db):

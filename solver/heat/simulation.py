@@ -19,7 +19,7 @@ import numpy as np
 from mpi4py import MPI
 
 from solver.case.records import Case, SolverSpec
-from solver.errors import NonFiniteError
+from solver.errors import CaseError, NonFiniteError, RangeError
 from solver.heat.adaptive import AdaptiveStepping, StepRecord
 from solver.heat.checks import (check_case_against_mesh, check_floating_parts, check_inputs, check_mesh,
                                  report_empty_regions)
@@ -186,7 +186,10 @@ class Simulation(Discretisation):
                     info = self.stepper.step(self.u, self.t, self.step_index + 1)
             except NonFiniteError as exc:
                 t1 = self.t + self.stepper.dt
-                check_inputs(self.case.source, self.problem, None, t1)  # names the key if an input gives it
+                try:  # names the key if an input gives it: an expression singular at that time
+                    check_inputs(self.case.source, self.problem, None, t1)
+                except CaseError as singular:
+                    raise RangeError(f"{singular} (step {self.step_index + 1})") from None
                 raise NonFiniteError(f"{self.case.source}: {exc}") from None
         self.step_index += 1
         if self.adaptive is None:

@@ -41,6 +41,8 @@ t_end = 0.3
 CASES = {
     "source_overflow": ['source.f="1e308 * 10"'],
     "source_division_by_zero": ['source.f="1 / (x - x)"'],
+    "source_constant_division": ['source.f="1 / 0"'],
+    "source_singular_in_time": ['source.f="1 / (t - 0.2)"'],
     "source_nan_later": ['source.f="where(t > 0.15, 1 / (x - x), 0)"'],
     "source_nan_later_adaptive": ['source.f="where(t > 0.15, 1 / (x - x), 0)"', 'time.dt="adaptive"'],
     "initial_overflow": ['initial.temperature="1e308 * 10"'],
