@@ -172,5 +172,23 @@ def verify_arguments(p) -> None:
                    help="only this cell type (repeatable)")
     p.add_argument("--degree", type=int, action="append", choices=(1, 2),
                    help="only elements of this degree (repeatable; default 1 and 2)")
-    p.add_argument("--levels", type=int, nargs="+", metavar="N", help="cells per side of the meshes (default "
-                   "8 16 32 in 2D, 4 8 16 in 3D; quadratic elements 4 8 16)")
+    p.add_argument("--levels", type=int, nargs="+", metavar="N", help="cells per side of the meshes, at least "
+                   f"two, increasing, from 1 to {MAX_LEVEL} (default 8 16 32 in 2D, 4 8 16 in 3D; quadratic "
+                   "elements 4 8 16)")
+    p.complete = complete_verify
+
+
+MAX_LEVEL = 1024  # cells per side of a verify mesh at most (1024^3 tetrahedra would not fit anywhere)
+
+
+def complete_verify(parser, args) -> None:
+    """Refuse --levels that cannot give an order: fewer than two, not increasing, out of range."""
+    levels = args.levels
+    if levels is None:
+        return
+    if len(levels) < 2:
+        parser.error(f"--levels {' '.join(map(str, levels))}: at least two mesh sizes (an order compares two)")
+    if any(n < 1 or n > MAX_LEVEL for n in levels):
+        parser.error(f"--levels {' '.join(map(str, levels))}: cells per side from 1 to {MAX_LEVEL}")
+    if any(b <= a for a, b in zip(levels, levels[1:])):
+        parser.error(f"--levels {' '.join(map(str, levels))}: increasing sizes")

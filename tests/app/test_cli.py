@@ -104,6 +104,9 @@ def test_where_each_command_line_runs_is_decided_from_its_arguments():
 @pytest.mark.parametrize("args, message", [
     (["study", "s.toml", "--bogus"], "unrecognized arguments: --bogus"),
     (["verify", "--dim", "4"], "argument --dim: invalid choice"),
+    (["verify", "--levels", "50"], "at least two mesh sizes"),
+    (["verify", "--levels", "0", "8"], "cells per side from 1 to 1024"),
+    (["verify", "--levels", "16", "8"], "increasing sizes"),
     (["bench", "--only", "spmv"], "--only spmv: unknown parts"),
     (["bench", "--solvers", "--quick"], "--quick: only with the machine figures"),
 ])
