@@ -350,6 +350,9 @@ def _check_time(time, fail):
         fail(f"time.t_end must be a whole number of time steps, got t_end/dt = {steps:.6g}")
 
 
+MAX_OUTPUT_TIMES = 1_000_000  # snapshots that output.interval may ask for
+
+
 def _check_output_times(output, raw_output, time, fail):
     """output.interval or output.times: one of them, not with output.every, within (0, t_end] and,
     with a fixed dt, on the steps."""
@@ -362,6 +365,9 @@ def _check_output_times(output, raw_output, time, fail):
     if time["scheme"] == "steady":
         fail(f"output.{key} is not used by time.scheme = \"steady\" (it writes the steady state once)")
     t_end = time["t_end"]
+    if key == "interval" and not t_end / output["interval"] <= MAX_OUTPUT_TIMES:
+        fail(f"output.interval = {output['interval']:g} s gives {t_end / output['interval']:.3g} snapshots up to "
+             f"time.t_end = {t_end:g} s; at most {MAX_OUTPUT_TIMES:,} (a larger interval, or output.every)")
     if key == "times":
         times = output["times"]
         if any(b <= a for a, b in zip(times, times[1:])):

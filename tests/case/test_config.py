@@ -61,6 +61,8 @@ def test_overrides_parse_toml_values_and_bare_strings():
     ("solver.rtol=2", "case.toml: solver.rtol must be <= 0.5, got 2.0"),
     ("output.every=0", "case.toml: output.every must be a positive integer, got 0"),
     ("physics.gravity=1", "case.toml: unknown section [physics]"),
+    ("output.interval=1e-9", "case.toml: output.interval = 1e-09 s gives 2e+09 snapshots up to time.t_end = 2 s; "
+                             "at most 1,000,000"),
 ])
 def test_bad_values_name_file_key_and_allowed(edit, message):
     with pytest.raises(CaseError) as err:
