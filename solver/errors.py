@@ -17,6 +17,7 @@ EXIT_INPUT = 2
 EXIT_NUMERICAL = 3
 EXIT_OUTPUT = 74
 EXIT_STOPPED = 75
+EXIT_INTERRUPTED = 130  # stopped at once by a second Ctrl-C (128 + SIGINT)
 
 
 class SolverExit(Exception):

@@ -21,7 +21,7 @@ import stat
 import sys
 
 from solver.app.commands import COMMANDS, Launch, build_parser, command_line
-from solver.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_STOPPED, CaseError, SolverExit
+from solver.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_STOPPED, CaseError, SolverExit
 
 AGREE_TIMEOUT = 10.0  # seconds to wait for the other ranks to report the same error
 STATUS_FILE = "SOLVER_STATUS_FILE"  # where rank 0 records a run's exit status (the job scripts read it)
@@ -89,6 +89,14 @@ def mpi_command(command, plan, args) -> int:
         if comm.rank == 0:
             print(f"error: {exc}", file=sys.stderr, flush=True)
         return _together(comm, write_status(comm, exc.exit_status, str(exc)) if records_status else exc.exit_status)
+    except KeyboardInterrupt:  # a second Ctrl-C (the first asks for a graceful stop), or one outside a run
+        _print_error(comm.rank, "stopped at once by Ctrl-C (SIGINT): the results keep their last complete "
+                                "snapshot; a checkpoint, if any, is the last one written", per_rank=True)
+        if records_status:
+            write_status(comm, EXIT_INTERRUPTED, "stopped at once by SIGINT")
+        if comm.size > 1:
+            comm.Abort(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
     except BaseException as exc:  # noqa: BLE001 - one rank failed: never let the others hang
         _print_error(comm.rank, f"internal error: {_detail(exc, args)}", per_rank=True)
         if records_status:

@@ -259,3 +259,22 @@ def test_overwrite_moves_the_checkpoints_and_a_restart_never_mixes_two_runs(tmp_
     assert len(out["stderr"][1].strip().splitlines()) == 1 and "Traceback" not in out["stderr"][1]
     continued, straight = read(d), read(tmp_path / "whole")
     assert np.array_equal(continued[0], straight[0]) and np.array_equal(continued[1], straight[1])
+
+
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_a_second_ctrl_c_stops_at_once_cleanly(tmp_path, ranks):
+    """The first SIGINT asks for a graceful stop; a second one before it is honoured stops at once:
+    exit 130 and one line, never a traceback; the results file stays readable."""
+    cut = tmp_path / "cut"
+    with killed_at_exit(start_mpirun(ranks, args_for(cut, "bdf2", 600.0, "--set", "checkpoint.every=0"), tmp_path,
+                                     {"SOLVER_TEST_STEP_DELAY": "2.0"})) as proc:
+        assert wait_for(lambda: snapshots(cut) >= 1, 60), "the run did not start writing"
+        for _ in range(2):
+            for pid in rank_pids(proc):
+                os.kill(pid, signal.SIGINT)
+            time.sleep(0.3)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "stopped at once by Ctrl-C" in err and "Traceback" not in err and "internal error" not in err, err
+    with h5py.File(cut / "heater_ramp" / "heater_ramp.h5", "r") as f:
+        assert len(f["time"]) >= 1
