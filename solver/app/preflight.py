@@ -49,7 +49,7 @@ def check_memory(comm, source: str, mesh: MeshSpec) -> None:
     need = nodes * BYTES_PER_NODE[len(dims)]
     have = on_root(comm, memory_available)
     if have is not None and need > have:
-        cells = " x ".join(str(n) for n in dims)
+        cells = " x ".join(str(n) if n < 10**6 else f"{n:.3g}" for n in dims)
         raise CaseError(f"{source}: mesh {cells} ({nodes:.3g} nodes) needs about {need / 2**30:.3g} GiB in all, "
                         f"this machine has {have / 2**30:.1f} GiB available; use a coarser mesh or more nodes")
 

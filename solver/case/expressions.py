@@ -55,8 +55,9 @@ class Expression:
         self._tree = None
         self._dual = None
         if isinstance(text, (int, float)) and not isinstance(text, bool):
-            self.text = repr(float(text))
-            self._fn = _constant(float(text))
+            value = _float(text)
+            self.text = repr(value)
+            self._fn = _constant(value)
             self.names = frozenset()
             return
         if not isinstance(text, str):
@@ -67,7 +68,8 @@ class Expression:
         try:
             tree = ast.parse(text.strip(), mode="eval")
         except (SyntaxError, ValueError) as exc:
-            raise ExpressionError(f"invalid expression {text!r}: {exc.msg if hasattr(exc, 'msg') else exc}") from None
+            where = excerpt(text.strip(), getattr(exc, "offset", None))
+            raise ExpressionError(f"invalid expression {where}: {exc.msg if hasattr(exc, 'msg') else exc}") from None
         except (RecursionError, MemoryError):
             raise ExpressionError("expression nested too deeply") from None
         names: set[str] = set()
@@ -128,6 +130,26 @@ class Expression:
         return f"Expression({self.text!r})"
 
 
+def _float(value) -> float:
+    """A number of the input as a double; an integer beyond a double's range is refused."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise ExpressionError(f"an integer of {len(str(abs(value)))} digits is beyond a double's range "
+                              f"(1.8e308)") from None
+
+
+def excerpt(text: str, offset: int | None, width: int = 60) -> str:
+    """``text`` quoted, or for a long one the part around ``offset`` (1-based, as SyntaxError
+    gives it), with the position marked."""
+    if len(text) <= 2 * width:
+        return repr(text)
+    at = min(max((offset or len(text)) - 1, 0), len(text))
+    start, stop = max(at - width, 0), min(at + width, len(text))
+    return (f"{'...' if start else ''}{text[start:at]} <here> {text[at:stop]}{'...' if stop < len(text) else ''} "
+            f"(character {at + 1} of {len(text)})")
+
+
 def _constant(value):
     return lambda env: value
 
@@ -139,8 +161,7 @@ def _compile(node, names: set, depth: int, allowed: tuple = VARIABLES):
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             raise ExpressionError(f"only numbers are allowed as constants, got {node.value!r}")
-        value = float(node.value)  # float: 10**10**10 overflows to inf instead of hanging
-        return _constant(value)
+        return _constant(_float(node.value))  # float: 10**10**10 overflows to inf instead of hanging
     if isinstance(node, ast.Name):
         if node.id in allowed:
             names.add(node.id)

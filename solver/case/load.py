@@ -67,6 +67,25 @@ def parse_override(item: str, source: str) -> tuple[list[str], Any]:
     return keys, value
 
 
+def shown(value) -> str:
+    """A value as a message shows it: an integer of many digits in engineering form, a long text or
+    list cut to an excerpt."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**15:
+        try:
+            return f"{float(value):.3g}"
+        except OverflowError:
+            return f"an integer of {len(str(abs(value)))} digits"
+    text = repr(value)
+    return text if len(text) <= 120 else f"{text[:100]}... ({len(text)} characters)"
+
+
+def derived_name(stem: str) -> str:
+    """A valid output.name from a case file's name: every other character becomes '_', at most
+    100 characters ("case" when nothing is left)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._-")[:100].rstrip("._-")
+    return name or "case"
+
+
 def load_case(text: str, source: str, overrides=(), default_name: str = "case") -> records.Case:
     """Parse, override and validate a case; raise CaseError on the first problem."""
     try:
@@ -86,7 +105,7 @@ def load_case(text: str, source: str, overrides=(), default_name: str = "case") 
         node[keys[-1]] = value
         applied.append(item)
     values = validate(raw, source)
-    name = values["output"]["name"] or default_name
+    name = values["output"]["name"] or derived_name(default_name)
     if not _NAME.match(name):
         raise CaseError(f"{source}: output.name must be letters, digits, '_', '-', '.', got {name!r}")
     values["output"]["name"] = name
@@ -155,17 +174,17 @@ def _check(name: str, spec: Key, value, fail):
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int) or (spec.low is not None and value < spec.low):
             what = "a positive integer" if spec.low == 1 else f"an integer >= {spec.low}"
-            fail(f"{name} must be {what}, got {value!r}")
+            fail(f"{name} must be {what}, got {shown(value)}")
         return value
     if kind == "float":
         return _check_float(name, spec, value, fail)
     if kind in ("str", "name"):
         if not isinstance(value, str) or not value:
-            fail(f"{name} must be a non-empty string, got {value!r}")
+            fail(f"{name} must be a non-empty string, got {shown(value)}")
         return value
     if kind == "choice":
         if isinstance(value, bool) or value not in spec.choices:
-            fail(f"{name} must be one of {', '.join(str(c) for c in spec.choices)}; got {value!r}")
+            fail(f"{name} must be one of {', '.join(str(c) for c in spec.choices)}; got {shown(value)}")
         return value
     if kind == "conductivity":
         if isinstance(value, list):
@@ -180,19 +199,19 @@ def _check(name: str, spec: Key, value, fail):
         seconds = parse_duration(value)
         if seconds is None or seconds <= 0:
             fail(f"{name} must be a duration such as \"01:55:00\", \"1-00:00:00\" or a number of seconds, "
-                 f"got {value!r}")
+                 f"got {shown(value)}")
         return seconds
     if kind == "dt":
         if value in ("auto", "adaptive"):
             return value
         if isinstance(value, str):
-            fail(f"{name} must be a number > 0, \"auto\" or \"adaptive\", got {value!r}")
+            fail(f"{name} must be a number > 0, \"auto\" or \"adaptive\", got {shown(value)}")
         return _check_float(name, spec, value, fail)
     if kind == "tolerance":
         if isinstance(value, dict):
             extra = sorted(set(value) - {"relative", "absolute"})
             if extra or len(value) != 2:
-                fail(f"{name} must be a number or {{ relative = r, absolute = a }} (both), got {value!r}")
+                fail(f"{name} must be a number or {{ relative = r, absolute = a }} (both), got {shown(value)}")
             return {k: _check_float(f"{name}.{k}", Key("float", "", positive=True), value[k], fail)
                     for k in ("relative", "absolute")}
         tol = _check_float(name, Key("float", "", positive=True), value, fail)
@@ -200,14 +219,14 @@ def _check(name: str, spec: Key, value, fail):
     if kind == "points":
         if not isinstance(value, list) or not value or not all(isinstance(p, list) and 2 <= len(p) <= 3
                                                                for p in value):
-            fail(f"{name} must be a list of points [[x, y(, z)], ...], got {value!r}")
+            fail(f"{name} must be a list of points [[x, y(, z)], ...], got {shown(value)}")
         if len(value) > MAX_PROBES:
             fail(f"{name}: {len(value)} points, more than the {MAX_PROBES} allowed (probes are recorded at every "
                  f"step; write the field instead with output.every or output.times)")
         return [[_check_float(name, Key("float", ""), c, fail) for c in p] for p in value]
     if kind == "floats":
         if not isinstance(value, list) or not value:
-            fail(f"{name} must be a list of numbers, got {value!r}")
+            fail(f"{name} must be a list of numbers, got {shown(value)}")
         return [_check_float(name, spec, v, fail) for v in value]
     if kind == "expr":
         try:
@@ -228,7 +247,7 @@ def _check_property(name: str, spec: Key, value, fail):
         except ExpressionError as exc:
             fail(f"{name}: {exc}")
         if not spec.space_time and e.names - {"T"}:
-            fail(f"{name}: may depend on T only (a region gives it a place), got {value!r}")
+            fail(f"{name}: may depend on T only (a region gives it a place), got {shown(value)}")
         if e.is_constant:
             return _check_float(name, spec, float(e(np.zeros((1, 1)))[0]), fail)
         return value
@@ -269,15 +288,17 @@ def parse_duration(value) -> float | None:
 
 
 def _check_float(name, spec, value, fail):
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 1.7e308:
+        fail(f"{name} must be a finite number, got {shown(value)} (more than a double's 1.8e308)")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        fail(f"{name} must be a finite number, got {value!r}")
+        fail(f"{name} must be a finite number, got {shown(value)}")
     value = float(value)
     if spec.positive and value <= 0:
-        fail(f"{name} must be > 0, got {value!r}")
+        fail(f"{name} must be > 0, got {shown(value)}")
     if spec.low is not None and value < spec.low:
-        fail(f"{name} must be >= {spec.low}, got {value!r}")
+        fail(f"{name} must be >= {spec.low}, got {shown(value)}")
     if spec.high is not None and value > spec.high:
-        fail(f"{name} must be <= {spec.high}, got {value!r}")
+        fail(f"{name} must be <= {spec.high}, got {shown(value)}")
     return value
 
 
@@ -403,7 +424,7 @@ def _check_absolute_zero(values, fail):
 
     def number(name, value):
         if value is not None and value < zero:
-            fail(f"{name} {allowed}, got {value!r}")
+            fail(f"{name} {allowed}, got {shown(value)}")
 
     def expression(name, value):
         e = None if value is None else Expression(value)

@@ -61,6 +61,10 @@ def test_overrides_parse_toml_values_and_bare_strings():
     ("solver.rtol=2", "case.toml: solver.rtol must be <= 0.5, got 2.0"),
     ("output.every=0", "case.toml: output.every must be a positive integer, got 0"),
     ("physics.gravity=1", "case.toml: unknown section [physics]"),
+    ("mesh.nx=-99999999999999999999", "case.toml: mesh.nx must be a positive integer, got -1e+20"),
+    (f"material.k={10**400}", "case.toml: material.k must be a finite number, got an integer of 401 digits"),
+    (f"initial.temperature={10**400}", "case.toml: initial.temperature: an integer of 401 digits is beyond"),
+    (f"source.f=\"1 + {10**400}\"", "case.toml: source.f: an integer of 401 digits is beyond"),
     ("output.interval=1e-9", "case.toml: output.interval = 1e-09 s gives 2e+09 snapshots up to time.t_end = 2 s; "
                              "at most 1,000,000"),
 ])
@@ -141,3 +145,22 @@ def test_temperature_range_default_follows_the_unit_and_expressions_wait_for_the
     kelvin = load_case(KELVIN + GOOD, "case.toml", ["boundary.left.value=\"300 - 400 * y\""])
     assert kelvin.run.temperature_range == (0.0, 1.0e6 + 273.15)
     assert load_case(KELVIN + GOOD, "case.toml", ["boundary.left.value=0"]).physics.temperature_unit == "K"
+
+
+def test_long_values_are_shown_as_excerpts():
+    """A 1,400-character expression with a syntax error near its end: the message shows the part
+    around the error, not the whole text."""
+    with pytest.raises(CaseError) as err:
+        load_case(GOOD, "case.toml", ['source.f="' + "x+" * 700 + 'foo("'])
+    text = str(err.value)
+    assert "<here>" in text and "character 1404 of 1404" in text and len(text) < 300, text
+
+
+def test_a_case_file_name_gives_a_valid_output_name():
+    """Spaces, brackets or more than 100 characters in the file's name: the results get a valid
+    name derived from it; an output.name given in the file must be valid itself."""
+    assert load_case(GOOD, "my case (v2).toml", default_name="my case (v2)").name == "my_case_v2"
+    assert load_case(GOOD, "x.toml", default_name="a" * 300).name == "a" * 100
+    assert load_case(GOOD, "x.toml", default_name="((()))").name == "case"
+    with pytest.raises(CaseError, match="output.name must be letters"):
+        load_case(GOOD, "x.toml", ["output.name=\"my case\""])
