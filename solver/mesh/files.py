@@ -155,7 +155,9 @@ def _checked_points(path: Path, points: np.ndarray, dim: int, cells: np.ndarray,
     cells and facets name among them."""
     if dim == 2:
         if points.shape[1] == 3 and np.any(points[:, 2] != 0):
-            raise CaseError(f"{path}: a 2D mesh must lie in the plane z = 0")
+            raise CaseError(f"{path}: its cells are surface elements (triangles or quadrangles) in 3D space: the "
+                            f"solver takes volume cells in 3D (tetrahedra, hexahedra: Gmsh's Mesh 3), or a 2D "
+                            f"mesh in the plane z = 0")
         points = np.ascontiguousarray(points[:, :2])
     for name, conn in (("element", cells), ("boundary element", facets)):
         if conn.size and (conn.min() < 0 or conn.max() >= len(points)):
