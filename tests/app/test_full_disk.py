@@ -132,3 +132,46 @@ def test_an_overwrite_without_room_moves_nothing(tmp_path):
         assert solve(1, [*args, "--restart", "latest", "--set", "time.t_end=110.0"], tmp_path).returncode == 0
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+@pytest.fixture
+def tight_disk(tmp_path):
+    """A 4 MiB tmpfs to be filled up to a given free space, or None where none can be mounted."""
+    disk = tmp_path / "tight"
+    mounted = mount_tmpfs(disk, "4m")
+    yield disk if mounted else None
+    if mounted:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_a_disk_that_runs_out_at_any_moment_on_3_ranks_restarts_on_4(tmp_path, tight_disk, reference):
+    """The disk runs out by itself (no fault hook) while the mesh, a snapshot or a checkpoint is
+    written, on 3 ranks: each run ends in bounded time with exit 74 and one line, its file lists
+    only complete snapshots, and where a checkpoint was written the restart on 4 ranks completes
+    and agrees with an uninterrupted run."""
+    if tight_disk is None:
+        pytest.skip("cannot mount a tmpfs here")
+    args = [PLATE, *SMALL, "--set", f"output.directory={tight_disk}", "--set", 'output.driver="mpio"']
+    folder, stages = tight_disk / "plate", set()
+    for free_kib in (1160, 1180, 1220, 1250):  # measured: the mesh, snapshots 2 and 5, a checkpoint
+        for old in tight_disk.iterdir():
+            subprocess.run(["rm", "-rf", str(old)])
+        avail = int(subprocess.run(["df", "--output=avail", "-k", str(tight_disk)], capture_output=True,
+                                   text=True).stdout.split()[-1])
+        filler = tight_disk / ".filler"
+        filler.write_bytes(b"\0" * max(avail - free_kib, 0) * 1024)
+        proc = solve(3, args, tmp_path)
+        assert proc.returncode == 74, (free_kib, proc.stderr)
+        errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+        assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+        stage = "mesh" if "cannot write the mesh" in errors[0] else \
+            "checkpoint" if "cannot write the checkpoint" in errors[0] else "snapshot"
+        stages.add(stage)
+        filler.unlink()
+        if stage != "mesh":
+            with h5py.File(folder / "plate.h5", "r") as f:
+                listed = len(f["step"])
+                assert all(f"{i:06d}" in f["fields/temperature"] for i in range(listed))
+        if (folder / "checkpoint.h5").exists():
+            check_restart(4, args, tmp_path, folder, reference)
+    assert stages == {"mesh", "snapshot", "checkpoint"}, stages
