@@ -250,6 +250,16 @@ def check_same_run(path: Path, attrs: "CheckpointAttrs", h5_path: Path) -> None:
                         f"of its own run: restart into another output.name, or move {h5_path.name} away")
 
 
+def whole_number(value) -> bool:
+    """A scalar integer, or a float of integral value."""
+    if np.ndim(value) != 0 or isinstance(value, (str, bytes, bool, np.bool_)):
+        return False
+    try:
+        return float(value).is_integer()
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
 def inspect(path: Path, n_nodes: int) -> CheckpointAttrs:
     """Serial check of a checkpoint (rank 0): readable, ours, complete; returns its attributes."""
     problem = file_problem(path)
@@ -281,6 +291,10 @@ def inspect(path: Path, n_nodes: int) -> CheckpointAttrs:
                         raise CaseError(f"{path}: checkpoint dataset {name} holds NaN or Inf")
         except (OSError, RuntimeError, KeyError) as exc:
             raise CaseError(f"{path}: checkpoint is truncated or corrupt ({str(exc).splitlines()[0]})") from None
+        for name in ("step", "snapshots", "iterations"):  # counts: whole numbers, not truncated floats
+            raw = f.attrs.get(name)
+            if raw is not None and not whole_number(raw):
+                raise CaseError(f"{path}: checkpoint attribute {name} = {str(raw)[:40]!r} is not a whole number")
         try:
             attrs = CheckpointAttrs.from_hdf5(f.attrs, list(f))
         except (KeyError, ValueError, TypeError, OverflowError) as exc:
@@ -297,7 +311,10 @@ def inspect(path: Path, n_nodes: int) -> CheckpointAttrs:
 
 def check_compatible(path: Path, attrs: CheckpointAttrs, values: dict, force: bool) -> list[str]:
     """Refuse a checkpoint of another case unless forced; returns the safe keys that changed."""
-    old = tomllib.loads(attrs.case)
+    try:
+        old = tomllib.loads(attrs.case)
+    except (tomllib.TOMLDecodeError, TypeError) as exc:
+        raise CaseError(f"{path}: the case stored in the checkpoint is not valid TOML ({exc})") from None
     safe, unsafe = changed_keys(old, values)
     if attrs.case_hash != case_hash(values) and unsafe and not force:
         raise CaseError(f"{path}: checkpoint of a different case (changed: {', '.join(unsafe)}); "

@@ -3,6 +3,7 @@ internal error: FIFOs and devices as case files, too many probes, garbage locks,
 not finite or far away, outputs that cannot be written, checkpoints with out-of-range attributes."""
 
 import os
+import re
 import socket
 import time
 
@@ -61,8 +62,9 @@ def plate_results(tmp_path_factory):
     (["probe", "{h5}", "--at", "nan,nan"], "--at nan,nan: coordinates must be finite numbers"),
     (["probe", "{h5}", "--at", "inf,0"], "--at inf,0: coordinates must be finite numbers"),
     (["probe", "{h5}", "--at", "1e308,1e308"], "point is outside the mesh"),
-    (["plot", "{h5}", "-o", "/proc/cannot/x.png"], "/proc/cannot/x.png: cannot write or read it"),
-    (["export", "{h5}", "--format", "csv", "-o", "/proc/cannot/x.csv"], "/proc/cannot/x.csv: cannot write or read it"),
+    (["plot", "{h5}", "-o", "/proc/cannot/x.png"], "-o /proc/cannot/x.png: folder /proc/cannot does not exist"),
+    (["export", "{h5}", "--format", "csv", "-o", "/proc/cannot/x.csv"],
+     "-o /proc/cannot/x.csv: folder /proc/cannot does not exist"),
 ])
 def test_post_processing_refuses_bad_points_and_unwritable_outputs(tmp_path, plate_results, args, message):
     proc = run_solver(1, [a.format(h5=plate_results) for a in args], cwd=tmp_path, check=False)
@@ -75,6 +77,9 @@ def test_post_processing_refuses_bad_points_and_unwritable_outputs(tmp_path, pla
     ({"t": float("nan")}, "attribute t = nan is out of range"),
     ({"step": 2**62}, "is out of range"),
     ({"dt": "fast"}, "attributes are missing or malformed"),
+    ({"step": 3.5}, "attribute step = '3.5' is not a whole number"),
+    ({"step": "abc"}, "attribute step = 'abc' is not a whole number"),
+    ({"snapshots": np.array([1, 2])}, "attribute snapshots = '[1 2]' is not a whole number"),
 ])
 def test_checkpoints_with_out_of_range_attributes_are_refused(plate_results, tmp_path, change, message):
     source = sorted((plate_results.parent / "checkpoints").glob("step_*.h5"))[-1]
@@ -84,8 +89,20 @@ def test_checkpoints_with_out_of_range_attributes_are_refused(plate_results, tmp
         n = f["temperature"].shape[0]
         for key, value in change.items():
             f.attrs[key] = value
-    with pytest.raises(CaseError, match=message.replace("(", r"\(")):
+    with pytest.raises(CaseError, match=re.escape(message)):
         checkpoint.inspect(path, n)
+
+
+def test_checkpoint_whose_stored_case_is_not_toml_is_refused(plate_results, tmp_path):
+    source = sorted((plate_results.parent / "checkpoints").glob("step_*.h5"))[-1]
+    path = tmp_path / "bad.h5"
+    path.write_bytes(source.read_bytes())
+    with h5py.File(path, "a") as f:
+        n = f["temperature"].shape[0]
+        f.attrs["case"] = "[mesh\nnx = = 3"
+    attrs = checkpoint.inspect(path, n)
+    with pytest.raises(CaseError, match="the case stored in the checkpoint is not valid TOML"):
+        checkpoint.check_compatible(path, attrs, {}, force=False)
 
 
 def test_checkpoint_dataset_of_the_wrong_type_is_refused(plate_results, tmp_path):
