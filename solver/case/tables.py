@@ -93,6 +93,9 @@ def read_pairs(value) -> tuple[list[list[float]], str | None]:
     return [_pair(p, f"pair {i + 1}") for i, p in enumerate(pairs)], None
 
 
+MAX_TABLE_ROWS = 100_000  # points of a property table, file or inline
+
+
 def _pair(p, where: str) -> list[float]:
     out = []
     for v in p:
@@ -120,6 +123,9 @@ def _read_csv(path: Path) -> list[list[float]]:
             continue
         if len(cells) != 2:
             raise TableError(f"{path}:{number}: expected two columns T, value, got {len(cells)}")
+        if len(pairs) >= MAX_TABLE_ROWS:
+            raise TableError(f"{path}: more than {MAX_TABLE_ROWS:,} points (a property table needs far fewer; "
+                             f"every rank holds it)")
         try:
             pairs.append(_pair([float(c) for c in cells], f"{path}:{number}"))
         except ValueError:
@@ -133,6 +139,9 @@ def check_pairs(pairs: list[list[float]], low: float | None, high: float | None,
     """At least two points, T strictly increasing, values within the allowed range."""
     if len(pairs) < 2:
         raise TableError(f"a table needs at least two (T, value) points, got {len(pairs)}")
+    if len(pairs) > MAX_TABLE_ROWS:
+        raise TableError(f"a table of more than {MAX_TABLE_ROWS:,} points (a property table needs far fewer; every "
+                         f"rank holds it)")
     T = [p[0] for p in pairs]
     for i in range(1, len(T)):
         if not T[i] > T[i - 1]:

@@ -89,6 +89,13 @@ def test_enthalpy_integrates_the_capacity_and_the_latent_heat():
     assert np.allclose(cap.enthalpy(T), exact, rtol=1e-8, atol=1e-8)
 
 
+def test_a_table_of_too_many_rows_is_refused_before_it_is_read_whole(tmp_path):
+    path = tmp_path / "k.csv"
+    path.write_text("".join(f"{i},1\n" for i in range(100_002)))
+    with pytest.raises(CaseError, match="more than 100,000 points"):
+        load_case(case_with().replace("k = 1.0", f'k = {{ file = "{path}" }}'), "case.toml")
+
+
 def test_csv_tables_are_read_with_header_and_comments(tmp_path):
     path = tmp_path / "k.csv"
     path.write_text("# aluminium\nT,k\n20, 237\n200, 240\n400, 236\n")
