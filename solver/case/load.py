@@ -22,6 +22,7 @@ from solver.case.inputfiles import DIRECTORY, MAX_CASE_BYTES, MISSING, file_prob
 from solver.case.schema import (BC_KEYS, BOUNDARIES, BOUNDARY_SCHEMA, PROPERTY_FORMS, REGION_SCHEMA, REQUIRED,
                                 ROOT_SCHEMA, SCHEMA, STRUCTURED_CELLS, STRUCTURED_KEYS, Key, absolute_zero,
                                 default_temperature_range)
+from solver.case.shown import derived_name, shown
 from solver.case.tables import TableError, check_pairs, is_table, read_pairs
 from solver.errors import CaseError
 
@@ -65,25 +66,6 @@ def parse_override(item: str, source: str) -> tuple[list[str], Any]:
     except tomllib.TOMLDecodeError:
         value = raw.strip()
     return keys, value
-
-
-def shown(value) -> str:
-    """A value as a message shows it: an integer of many digits in engineering form, a long text or
-    list cut to an excerpt."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**15:
-        try:
-            return f"{float(value):.3g}"
-        except OverflowError:
-            return f"an integer of {len(str(abs(value)))} digits"
-    text = repr(value)
-    return text if len(text) <= 120 else f"{text[:100]}... ({len(text)} characters)"
-
-
-def derived_name(stem: str) -> str:
-    """A valid output.name from a case file's name: every other character becomes '_', at most
-    100 characters ("case" when nothing is left)."""
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._-")[:100].rstrip("._-")
-    return name or "case"
 
 
 def load_case(text: str, source: str, overrides=(), default_name: str = "case") -> records.Case:

@@ -1,0 +1,26 @@
+"""How input values appear in messages and names: excerpts of what a user wrote, never all of it."""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["derived_name", "shown"]
+
+
+def shown(value) -> str:
+    """A value as a message shows it: an integer of many digits in engineering form, a long text or
+    list cut to an excerpt."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**15:
+        try:
+            return f"{float(value):.3g}"
+        except OverflowError:
+            return f"an integer of {len(str(abs(value)))} digits"
+    text = repr(value)
+    return text if len(text) <= 120 else f"{text[:100]}... ({len(text)} characters)"
+
+
+def derived_name(stem: str) -> str:
+    """A valid output.name from a case file's name: every other character becomes '_', at most
+    100 characters ("case" when nothing is left)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._-")[:100].rstrip("._-")
+    return name or "case"
