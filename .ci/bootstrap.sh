@@ -127,8 +127,10 @@ $PIP install --no-deps --no-build-isolation -e .
 # here (about 2.5 minutes on one core: the linear cells, and the quadratic ones affine and curved)
 # rather than in the first runs
 if "$PY" -c 'import numba' >/dev/null 2>&1; then
-    say "compiling the assembly kernels (numba, cached in solver/fem/__pycache__)"
+    say "compiling the assembly kernels and the products (numba, cached in solver/fem/__pycache__, solver/la/__pycache__)"
     "$PY" -m solver.fem.kernels >/dev/null || say "warning: the kernels did not compile here (they will be at first use)"
+    "$PY" -c 'from solver.la.symmetric import warm_tasks
+for _, task in warm_tasks(): task()' || say "warning: the products did not compile here (they will be at first use)"
 fi
 touch "$STAMP"
 say "ready: $VENV"
