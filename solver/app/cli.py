@@ -16,6 +16,8 @@ Commands that read files run in one process without MPI and print their one line
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import stat
 import sys
@@ -33,7 +35,8 @@ def main(argv=None) -> int:
     sys.unraisablehook, sys.excepthook = _quiet_failed_closes, _quiet_failed_close_tracebacks
     words = command_line(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(words)
+        with _quiet_unless_first_rank():  # --help and --version once, not once per rank
+            args = build_parser().parse_args(words)
         command = COMMANDS[args.command]
         plan = command.plan(args)
     except SystemExit as exc:  # --help, --version
@@ -49,6 +52,19 @@ def main(argv=None) -> int:
     if plan.ranks > 1 and not launched_by_mpi():
         return relaunch(words, plan.ranks)
     return mpi_command(command, plan, args)
+
+
+@contextlib.contextmanager
+def _quiet_unless_first_rank():
+    """Standard output dropped on the ranks of a launch other than the first (before MPI starts:
+    from the launcher's variables)."""
+    from solver.parallel.launcher import launcher_rank
+
+    if launcher_rank() in (None, 0):
+        yield
+        return
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
 
 
 def refused(exc: CaseError) -> int:

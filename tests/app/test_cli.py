@@ -163,3 +163,10 @@ def test_status_file_on_a_character_device(monkeypatch, capsys):
     assert write_status(_Rank0(), 0) == 0
     assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
     assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [["bench", "--help"], ["--help"], ["--version"]])
+def test_help_and_version_are_printed_once_on_many_ranks(tmp_path, args):
+    proc = run_solver(3, args, cwd=tmp_path, timeout=30)
+    first = proc.stdout.splitlines()[0]
+    assert proc.stdout.count(first) == 1 and proc.returncode == 0, proc.stdout
