@@ -13,10 +13,6 @@ if [[ ! -x $PYTHON ]]; then
     exit 2
 fi
 
-# Open MPI's mpirun forwards SIGTERM to the ranks and kills them 1 s later by default: give them
-# the time to finish their step, checkpoint and record their status (the graceful stop).
-export OMPI_MCA_odls_base_sigkill_timeout=${OMPI_MCA_odls_base_sigkill_timeout:-30}
-
 # One BLAS/OpenMP thread per rank: the ranks already use every core they were given.
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 
