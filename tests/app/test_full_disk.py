@@ -134,31 +134,21 @@ def test_an_overwrite_without_room_moves_nothing(tmp_path):
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
-@pytest.fixture
-def tight_disk(tmp_path):
-    """A 4 MiB tmpfs to be filled up to a given free space, or None where none can be mounted."""
-    disk = tmp_path / "tight"
-    mounted = mount_tmpfs(disk, "4m")
-    yield disk if mounted else None
-    if mounted:
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
-
-
-def test_a_disk_that_runs_out_at_any_moment_on_3_ranks_restarts_on_4(tmp_path, tight_disk, reference):
+def test_a_disk_that_runs_out_at_any_moment_on_3_ranks_restarts_on_4(tmp_path, small_disk, reference):
     """The disk runs out by itself (no fault hook) while the mesh, a snapshot or a checkpoint is
     written, on 3 ranks: each run ends in bounded time with exit 74 and one line, its file lists
     only complete snapshots, and where a checkpoint was written the restart on 4 ranks completes
     and agrees with an uninterrupted run."""
-    if tight_disk is None:
+    if small_disk is None:
         pytest.skip("cannot mount a tmpfs here")
-    args = [PLATE, *SMALL, "--set", f"output.directory={tight_disk}", "--set", 'output.driver="mpio"']
-    folder, stages = tight_disk / "plate", set()
+    args = [PLATE, *SMALL, "--set", f"output.directory={small_disk}", "--set", 'output.driver="mpio"']
+    folder, stages = small_disk / "plate", set()
     for free_kib in (1160, 1180, 1220, 1250):  # measured: the mesh, snapshots 2 and 5, a checkpoint
-        for old in tight_disk.iterdir():
+        for old in small_disk.iterdir():
             subprocess.run(["rm", "-rf", str(old)])
-        avail = int(subprocess.run(["df", "--output=avail", "-k", str(tight_disk)], capture_output=True,
+        avail = int(subprocess.run(["df", "--output=avail", "-k", str(small_disk)], capture_output=True,
                                    text=True).stdout.split()[-1])
-        filler = tight_disk / ".filler"
+        filler = small_disk / ".filler"
         filler.write_bytes(b"\0" * max(avail - free_kib, 0) * 1024)
         proc = solve(3, args, tmp_path)
         assert proc.returncode == 74, (free_kib, proc.stderr)

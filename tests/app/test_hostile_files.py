@@ -72,6 +72,14 @@ def test_post_processing_refuses_bad_points_and_unwritable_outputs(tmp_path, pla
     assert proc.returncode == 2 and len(errors) == 1 and message in errors[0], proc.stderr
 
 
+def checkpoint_copy(plate_results, tmp_path):
+    """A copy of the plate run's last checkpoint, to spoil."""
+    source = sorted((plate_results.parent / "checkpoints").glob("step_*.h5"))[-1]
+    path = tmp_path / "bad.h5"
+    path.write_bytes(source.read_bytes())
+    return path
+
+
 @pytest.mark.parametrize("change, message", [
     ({"step": -1}, "attribute step = -1 is out of range"),
     ({"t": float("nan")}, "attribute t = nan is out of range"),
@@ -82,9 +90,7 @@ def test_post_processing_refuses_bad_points_and_unwritable_outputs(tmp_path, pla
     ({"snapshots": np.array([1, 2])}, "attribute snapshots = '[1 2]' is not a whole number"),
 ])
 def test_checkpoints_with_out_of_range_attributes_are_refused(plate_results, tmp_path, change, message):
-    source = sorted((plate_results.parent / "checkpoints").glob("step_*.h5"))[-1]
-    path = tmp_path / "bad.h5"
-    path.write_bytes(source.read_bytes())
+    path = checkpoint_copy(plate_results, tmp_path)
     with h5py.File(path, "a") as f:
         n = f["temperature"].shape[0]
         for key, value in change.items():
@@ -94,9 +100,7 @@ def test_checkpoints_with_out_of_range_attributes_are_refused(plate_results, tmp
 
 
 def test_checkpoint_whose_stored_case_is_not_toml_is_refused(plate_results, tmp_path):
-    source = sorted((plate_results.parent / "checkpoints").glob("step_*.h5"))[-1]
-    path = tmp_path / "bad.h5"
-    path.write_bytes(source.read_bytes())
+    path = checkpoint_copy(plate_results, tmp_path)
     with h5py.File(path, "a") as f:
         n = f["temperature"].shape[0]
         f.attrs["case"] = "[mesh\nnx = = 3"
@@ -106,9 +110,7 @@ def test_checkpoint_whose_stored_case_is_not_toml_is_refused(plate_results, tmp_
 
 
 def test_checkpoint_dataset_of_the_wrong_type_is_refused(plate_results, tmp_path):
-    source = sorted((plate_results.parent / "checkpoints").glob("step_*.h5"))[-1]
-    path = tmp_path / "bad.h5"
-    path.write_bytes(source.read_bytes())
+    path = checkpoint_copy(plate_results, tmp_path)
     with h5py.File(path, "a") as f:
         n = f["temperature"].shape[0]
         f["previous"] = np.array([b"x"] * n)
