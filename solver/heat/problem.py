@@ -65,6 +65,9 @@ class TimeLevelCache:
         return self._values[key]
 
 
+_SHARED: set = set()  # the kinds of problem whose kernels this process has compiled or loaded
+
+
 def has_source(f) -> bool:
     """Whether a volumetric source is other than zero everywhere and always."""
     return not (f.is_constant and f(np.zeros((1, 1)))[0] == 0.0)
@@ -97,11 +100,19 @@ class HeatLoads:
 
     def compile_kernels(self, physics: Physics, linear: bool) -> None:
         """Collective: the kernels this problem uses compiled (or loaded) ahead of use, the ranks
-        sharing the compilations (a first run on P ranks compiles P kernels at a time)."""
+        sharing the compilations (a first run on P ranks compiles P kernels at a time); once per
+        process and kind of problem (a study's samples share them; every rank of a communicator
+        has built the same problems before, so they skip together)."""
         mesh, nn = self.mesh, self.mesh.cells.shape[1]
         index = index_dtype(len(mesh.cells) * nn * nn, mesh.n_local)
+        loads = not linear or has_source(physics.source)
+        key = (mesh.cell_type, np.dtype(mesh.cells.dtype).str, np.dtype(index).str, mesh.affine, linear, loads,
+               mesh.comm.size)
+        if key in _SHARED:
+            return
+        _SHARED.add(key)
         compile_shared(mesh.comm, [*warm_tasks(mesh.cell_type, mesh.cells.dtype, index, mesh.affine, newton=not linear,
-                                               loads=not linear or has_source(physics.source)), *symmetric_warm_tasks()])
+                                               loads=loads), *symmetric_warm_tasks()])
 
     def robin_data(self, t: float, data: np.ndarray | None = None) -> np.ndarray:
         """Values, in the assembler's pattern, of ``int h(t) N_i N_j`` over every Robin boundary,
