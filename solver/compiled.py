@@ -207,6 +207,14 @@ def fresh_cache(dispatcher, exc: BaseException, make):
     return make()
 
 
+def _njit(numba, fn, options: dict):
+    """numba's dispatcher of ``fn``, with an on-disk cache where a cache directory is writable."""
+    try:
+        return numba.njit(cache=True, **options)(fn)
+    except RuntimeError:  # no writable cache directory
+        return numba.njit(**options)(fn)
+
+
 class Deferred:
     """A function that numba compiles on its first call (numba imported then): the compiled
     helpers it refers to through module globals or closure cells are compiled first, and the
@@ -228,10 +236,7 @@ class Deferred:
             for cell in fn.__closure__ or ():
                 if isinstance(cell.cell_contents, Deferred):
                     cell.cell_contents = cell.cell_contents.compile()
-            try:
-                self.dispatcher = numba.njit(cache=True, **self.options)(fn)
-            except RuntimeError:  # no writable cache directory
-                self.dispatcher = numba.njit(**self.options)(fn)
+            self.dispatcher = _njit(numba, fn, self.options)
         return self.dispatcher
 
     def __call__(self, *args):
@@ -244,19 +249,11 @@ class Deferred:
             except Exception as exc:  # noqa: BLE001 - re-raised unless the cache was unreadable
                 if not from_cache(exc):
                     raise
-                self.dispatcher = fresh_cache(dispatcher, exc, lambda: self.compile_uncached())
+                numba = _start_numba()
+                self.dispatcher = fresh_cache(dispatcher, exc, lambda: _njit(numba, self.py_func, self.options))
                 result = self.dispatcher(*args)
         self.called = True
         return result
-
-    def compile_uncached(self):
-        """A new dispatcher for the function, its cache emptied before (:func:`fresh_cache`)."""
-        import numba
-
-        try:
-            return numba.njit(cache=True, **self.options)(self.py_func)
-        except RuntimeError:
-            return numba.njit(**self.options)(self.py_func)
 
 
 def jit(fn=None, **options):
