@@ -188,11 +188,13 @@ class CheckpointWriter:
         return Path(on_root(comm, publish, OutputError))
 
 
-def run_id_in(path: Path) -> str | None:
-    """The ``run_id`` a checkpoint or results file records ("" before run ids existed; None:
-    unreadable)."""
+def run_id_in(path: Path, checkpoint: bool = False) -> str | None:
+    """The ``run_id`` a results file records ("" before run ids existed; None: unreadable), or
+    with ``checkpoint`` a complete checkpoint (None also when the file is not one)."""
     try:
         with h5py.File(path, "r") as f:
+            if checkpoint and f.attrs.get("solver_checkpoint") != FORMAT:
+                return None
             value = f.attrs.get("run_id", "")
     except OSError:
         return None
@@ -214,14 +216,8 @@ def latest(results_dir: Path, run_id: str | None = None) -> Path | None:
     after a restart from an earlier step, its own checkpoints, not those of the steps it
     replaced."""
     for c in by_time(checkpoint_dir(results_dir)):
-        try:
-            with h5py.File(c, "r") as f:
-                if f.attrs.get("solver_checkpoint") != FORMAT:
-                    continue
-        except OSError:
-            continue
-        theirs = run_id_in(c)
-        if not run_id or not theirs or theirs == run_id:
+        theirs = run_id_in(c, checkpoint=True)
+        if theirs is not None and (not run_id or not theirs or theirs == run_id):
             return c
     return None
 
