@@ -102,9 +102,8 @@ def krylov_bytes(fine: LevelProfile) -> float:
     return upper * 12 + fine.rows * (4 + 24) + 16 * fine.rows * 8
 
 
-def extrapolate(profile: list[LevelProfile], ranks: int, measured_ranks: int, dim: int,
-                rows_per_rank: int = 2000) -> list[LevelProfile]:
-    """A level profile at ``ranks`` from the one measured at ``measured_ranks``."""
+def extrapolate(profile: list[LevelProfile], ranks: int, dim: int, rows_per_rank: int = 2000) -> list[LevelProfile]:
+    """A level profile at ``ranks`` from a measured one (each level's measured active ranks)."""
     out = []
     for lv in profile:
         active = max(1, min(ranks, lv.rows // rows_per_rank)) if lv.active > 1 or ranks == 1 else 1
@@ -206,7 +205,7 @@ def project(profile16: dict, dim: int, machine: Machine, eta: float, ranks: list
             levels = [LevelProfile(int(lv.rows * factor), int(lv.nnz * factor), lv.degree, 16, lv.messages,
                                    int(lv.bytes * factor ** ((dim - 1) / dim))) for lv in base]
             its = its + math.log(max(factor, 1.0), 4)
-        levels = extrapolate(levels, p, 16, dim)
+        levels = extrapolate(levels, p, dim)
         t = iteration_time(levels, p, machine, eta, ranks_per_node=per_node)
         out[p] = {k: v * its for k, v in t.items()}
     return out

@@ -49,7 +49,7 @@ def test_extrapolation_agglomerates_small_levels():
     measured = [LevelProfile(4_000_000, 28_000_000, 2, 16, 40, 200_000),
                 LevelProfile(80_000, 1_200_000, 2, 16, 40, 50_000),
                 LevelProfile(9_000, 140_000, 2, 4, 20, 10_000), LevelProfile(1_100, 19_000, 0, 1, 0, 0)]
-    at = extrapolate(measured, 1024, 16, dim=2)
+    at = extrapolate(measured, 1024, dim=2)
     assert [lv.active for lv in at] == [1024, 40, 4, 1]
     assert at[0].bytes == pytest.approx(200_000 * (1 / 64) ** 0.5, rel=0.01)  # the surface of a smaller part
     assert at[-1].messages == 0
