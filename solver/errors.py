@@ -1,15 +1,21 @@
 """Exceptions that end a run with a documented exit status.
 
-Exit statuses (documented in the README):
-  0  success
-  1  unexpected internal error (any rank)
-  2  bad input: case file, command line, mesh file
-  3  numerical failure: the linear solver did not converge, or NaN/Inf/an insane temperature, or a
-     property or boundary parameter given as an expression left its range during the run
- 74  output could not be written (a full disk, a quota, an I/O error): the results keep their
-     last complete snapshot; free space and continue with --restart latest (74 is EX_IOERR)
- 75  stopped cleanly before the end (signal or wall-time limit) after writing a checkpoint:
-     continue with --restart latest (75 is EX_TEMPFAIL: "try again later")
+Exit statuses (``docs/guide/errors.md``):
+
+===  =====================================================================================
+0    success
+1    unexpected internal error (any rank)
+2    bad input: case file, command line, mesh file
+3    numerical failure: the linear or nonlinear solver did not converge, NaN/Inf or an
+     insane temperature, or a property or boundary parameter given as an expression left
+     its range during the run
+74   output could not be written (a full disk, a quota, an I/O error): the results keep
+     their last complete snapshot; free space and continue with ``--restart latest``
+     (74 is ``EX_IOERR``)
+75   stopped cleanly before the end (signal or wall-time limit) after writing a checkpoint:
+     continue with ``--restart latest`` (75 is ``EX_TEMPFAIL``: "try again later")
+130  stopped at once by a second Ctrl-C (128 + SIGINT)
+===  =====================================================================================
 """
 
 EXIT_INTERNAL = 1

@@ -188,7 +188,9 @@ def build_parser() -> ArgumentParser:
                                    "solver inputs/plate.toml.",
                        epilog="Without a command the words are run's: python -m solver [case.toml] [--set "
                               "SECTION.KEY=VALUE ...] [options]. python -m solver COMMAND --help lists a "
-                              "command's options.")
+                              "command's options. Documentation (make docs builds it as a site): "
+                              "docs/getting_started.md; case-file keys: docs/reference/case_keys.md; "
+                              "commands: docs/reference/commands.md; exit statuses: docs/guide/errors.md.")
     version_argument(p)
     commands = p.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND",
                                 parser_class=CommandParser)

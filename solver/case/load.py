@@ -1,7 +1,7 @@
 """Case files: TOML loading, ``--set`` overrides and validation against one schema.
 
 Every accepted key is declared once in :data:`SCHEMA` with its type, range, default and
-a one-line description (the README's input reference lists the same). Validation runs
+a one-line description (docs/reference/case_keys.md is generated from it). Validation runs
 before any work and raises :class:`CaseError` with one line naming the file, the key
 and what is allowed, e.g. ``inputs/plate.toml: mesh.nx must be a positive integer, got -3``.
 """
@@ -27,6 +27,7 @@ from solver.case.tables import TableError, check_pairs, is_table, read_pairs
 from solver.errors import CaseError
 
 MAX_PROBES = 10_000
+KEY_REFERENCE = "docs/reference/case_keys.md"  # the page an unknown key's message sends the reader to
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -99,12 +100,15 @@ def validate(raw: dict, source: str) -> dict:
     def fail(msg):
         raise CaseError(f"{source}: {printable(msg)}")
 
+    def unknown(msg):
+        fail(f"{msg}; every key: {KEY_REFERENCE}")
+
     allowed = sorted(SCHEMA) + ["boundary", "region"]
     for section, body in raw.items():
         if section in ROOT_SCHEMA:
             continue
         if section not in allowed:
-            fail(f"unknown section [{section}] (allowed: {', '.join(allowed)}; top-level keys: "
+            unknown(f"unknown section [{section}] (allowed: {', '.join(allowed)}; top-level keys: "
                  f"{', '.join(ROOT_SCHEMA)})")
         if not isinstance(body, dict):
             fail(f"{section} must be a table ([{section}]), got {body!r}")
@@ -118,7 +122,7 @@ def validate(raw: dict, source: str) -> dict:
         body = raw.get(section, {})
         for key in body:
             if key not in keys:
-                fail(f"unknown key {section}.{key} (allowed: {', '.join(keys)})")
+                unknown(f"unknown key {section}.{key} (allowed: {', '.join(keys)})")
         values[section] = {k: _check(f"{section}.{k}", spec, body.get(k, spec.default), fail)
                            for k, spec in keys.items()}
     _check_mesh(values["mesh"], fail)
@@ -449,7 +453,7 @@ def _check_regions(raw, dim, from_file, fail) -> dict:
         for key in body:
             if key not in REGION_SCHEMA or (key == "z" and dim == 2):
                 allowed = [k for k in REGION_SCHEMA if dim != 2 or k != "z"]
-                fail(f"unknown key region.{name}.{key} (allowed: {', '.join(allowed)})")
+                fail(f"unknown key region.{name}.{key} (allowed: {', '.join(allowed)}); every key: {KEY_REFERENCE}")
         region = {k: _check(f"region.{name}.{k}", spec, body.get(k, spec.default), fail)
                   for k, spec in REGION_SCHEMA.items()}
         if region["group"] is not None and not from_file:
@@ -478,7 +482,8 @@ def _check_boundaries(raw, mesh_type, time, fail) -> dict:
             fail(f"boundary.{name} must be a table with type and value, got {body!r}")
         for key in body:
             if key not in BOUNDARY_SCHEMA:
-                fail(f"unknown key boundary.{name}.{key} (allowed: {', '.join(BOUNDARY_SCHEMA)})")
+                fail(f"unknown key boundary.{name}.{key} (allowed: {', '.join(BOUNDARY_SCHEMA)}); every key: "
+                     f"{KEY_REFERENCE}")
         bc = {k: _check(f"boundary.{name}.{k}", spec, body.get(k, spec.default), fail)
               for k, spec in BOUNDARY_SCHEMA.items()}
         kind = bc["type"]

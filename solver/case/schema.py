@@ -1,6 +1,6 @@
 """Every key a case file may hold: kind, limits, default and a one-line description.
 
-The README's input reference lists the same keys (a test checks that it does); validation
+The key reference of the documentation (docs/reference/case_keys.md) is generated from it; validation
 (:mod:`solver.case.load`) reads its rules from here.
 """
 

@@ -66,8 +66,11 @@ def plot_form(words) -> ArgumentParser | None:
     """The parser of a study's plot when one of ``words`` names a study file (else None)."""
     from solver.post.study_info import find_study
 
-    if find_study(words or []) is None:
-        return None
+    return None if find_study(words or []) is None else study_plot_parser()
+
+
+def study_plot_parser() -> ArgumentParser:
+    """The parser of ``plot`` for a study file (``docs/reference/commands.md`` shows it)."""
     p = ArgumentParser(prog="python -m solver plot", description="Plot a study: a scalar output over the samples "
                        "(histogram, CDF, or against a varied key), or a statistics field on the mesh.")
     p.add_argument("study", help="a study file (outputs/<name>/<name>.study.h5)")
@@ -95,7 +98,9 @@ def probe_arguments(p) -> None:
 def export_arguments(p) -> None:
     p.description = "Convert a results file with meshio (vtu, xdmf) or to CSV."
     results_argument(p)
-    p.add_argument("--format", required=True, choices=("vtu", "xdmf", "csv"))
+    p.add_argument("--format", required=True, choices=("vtu", "xdmf", "csv"),
+                   help="vtu (ParaView, one file per snapshot), xdmf (with an HDF5 file beside it) or csv (one row "
+                   "per node)")
     p.add_argument("-o", "--output", help="output file (default: beside the results file)")
     p.add_argument("--all", action="store_true", help="every snapshot (vtu: one file each; xdmf: a time series)")
     when_arguments(p)

@@ -1,5 +1,5 @@
 """``python -m solver bench`` in a tiny configuration: every figure is printed and lands in the
-JSON file (no timing is asserted: the figures are for the README and for people)."""
+JSON file (no timing is asserted: the figures are for docs/performance.md and for people)."""
 
 import json
 import subprocess

@@ -1,4 +1,4 @@
-"""``solver.preconditioner = "auto"`` picks as the README documents."""
+"""``solver.preconditioner = "auto"`` picks as docs/guide/solvers.md documents."""
 
 import pytest
 
