@@ -1,6 +1,7 @@
 # make run   -- bootstrap if needed, then run the default case on $(NP) ranks
 # make test  -- bootstrap if needed, then run the whole test suite
 # make bench -- bootstrap if needed, then python -m solver bench $(ARGS) (e.g. ARGS=--quick)
+# make docs  -- bootstrap if needed, then build the documentation site into docs/_build/html
 # make bootstrap / make clean / make lock (re-pin constraints.txt from pyproject.toml)
 #
 # Variables: NP (ranks, default 2), CASE (case file, default: the built-in plate),
@@ -23,7 +24,7 @@ export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 endif
 export OMPI_MCA_rmaps_base_oversubscribe := 1
 
-.PHONY: all bootstrap run test bench clean lock
+.PHONY: all bootstrap run test bench docs clean lock
 all: test
 
 bootstrap: $(STAMP)
@@ -36,7 +37,7 @@ $(STAMP): pyproject.toml .ci/bootstrap.sh constraints.txt
 lock:
 	$(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install -q pip-tools
 	.lock-venv/bin/pip-compile -q --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
-		--extra test -o constraints.txt pyproject.toml .ci/build-tools.in
+		--extra test --extra docs -o constraints.txt pyproject.toml .ci/build-tools.in
 	rm -rf .lock-venv
 
 run: $(STAMP)
@@ -46,21 +47,27 @@ run: $(STAMP)
 # Python processes, each of which would otherwise compile the package again). The SLURM tests spend
 # most of their 3-4 minutes waiting on the scheduler's clock (a one-minute time limit checked every
 # 30 s, requeues, 5-s scheduling passes), so they run beside the rest in a second pytest of their
-# own (its own temporary directory, no shared cache); its report follows the suite's, and either
-# failing fails the target.
-SLURM_TESTS := tests/system/test_slurm.py
+# own (its own temporary directory, no shared cache), with the documentation's tests (the site's
+# build and the commands its pages show) filling that wait; its report follows the suite's, and
+# either failing fails the target.
+BESIDE_TESTS := tests/system/test_slurm.py tests/docs
 test: $(STAMP)
 	@bash .ci/install-slurm.sh
 	@export PYTHONDONTWRITEBYTECODE=; scratch=$$(mktemp -d); \
-	$(PY) -m pytest -q -p no:cacheprovider --basetemp=$$scratch/tmp $(SLURM_TESTS) >$$scratch/log 2>&1 & \
+	$(PY) -m pytest -q -p no:cacheprovider --basetemp=$$scratch/tmp $(BESIDE_TESTS) >$$scratch/log 2>&1 & \
 	slurm=$$!; trap 'kill $$slurm 2>/dev/null' INT TERM; \
-	$(PY) -m pytest -q tests --ignore=$(SLURM_TESTS); suite=$$?; \
+	$(PY) -m pytest -q tests $(addprefix --ignore=,$(BESIDE_TESTS)); suite=$$?; \
 	wait $$slurm; slurm_status=$$?; \
-	echo "--- $(SLURM_TESTS), run beside the suite:"; cat $$scratch/log; rm -rf $$scratch; \
+	echo "--- $(BESIDE_TESTS), run beside the suite:"; cat $$scratch/log; rm -rf $$scratch; \
 	test $$suite -eq 0 -a $$slurm_status -eq 0
 
 bench: $(STAMP)
 	$(PY) -m solver bench --ranks $(NP) $(ARGS)
 
+# warnings are errors; --keep-going reports all of them before failing
+docs: $(STAMP)
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs: open docs/_build/html/index.html"
+
 clean:
-	rm -rf outputs/*/ .pytest_cache build *.egg-info
+	rm -rf outputs/*/ .pytest_cache build *.egg-info docs/_build

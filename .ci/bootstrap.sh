@@ -65,7 +65,7 @@ if [ $need_system = 1 ]; then
     else
         die "MPI (mpicc, mpirun) and a parallel HDF5 with pkg-config are required.
   On Debian/Ubuntu: sudo apt-get install libopenmpi-dev openmpi-bin libhdf5-openmpi-dev pkg-config
-  On a cluster:     module load openmpi hdf5/parallel   (names vary; see README, 'On a cluster')
+  On a cluster:     module load openmpi hdf5/parallel   (names vary; see docs/getting_started.md)
   then set HDF5_PKGCONFIG_NAME, or HDF5_DIR for h5py, if the HDF5 is not found by pkg-config."
     fi
 fi
@@ -91,6 +91,7 @@ LOCK="-c constraints.txt"  # every version pinned (pip-tools, from pyproject.tom
 say "installing build tools and dependencies"
 $PIP install $LOCK -U pip setuptools cython pkgconfig packaging wheel numpy
 $PIP install $LOCK mpi4py scipy meshio tomli-w pyamg pymetis gmsh matplotlib pytest hypothesis numba
+$PIP install $LOCK sphinx furo myst-parser sphinx-argparse   # make docs (the docs tests build the site)
 if ! "$PY" -c 'import gmsh' >/dev/null 2>&1; then
     # gmsh's wheel (used to build example geometries and test meshes) needs a few X/GL libraries
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
