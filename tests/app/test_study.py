@@ -262,3 +262,50 @@ def test_integer_keys_take_rounded_values(tmp_path):
     case = spec.case_for(table[1])
     assert case.values["mesh"]["nx"] == 21 and isinstance(case.values["mesh"]["nx"], int)
     assert case.values["material"]["k"] == 0.5
+
+
+def test_a_killed_study_keeps_its_finished_samples_and_continues_to_the_same_statistics(tmp_path):
+    """SIGKILL on every rank of a 3-rank study: the samples its groups finished are in their partial
+    files; a fresh start refuses to replace them; --restart latest on 2 ranks continues from them to
+    the statistics of an uninterrupted run."""
+    (tmp_path / "base.toml").write_text(TRANSIENT_CASE.format(out=tmp_path / "out"))
+    spec = tmp_path / "mc.toml"
+    spec.write_text(TRANSIENT_STUDY)
+    folder = tmp_path / "out" / "mc"
+    env = {"SOLVER_TEST_STEP_DELAY": "0.03", "SOLVER_TEST_RECORD_SECONDS": "0"}
+    proc = study(3, [spec], tmp_path, env, wait=False)
+    finished, deadline = 0, time.monotonic() + 90
+    while finished < 5 and time.monotonic() < deadline and proc.poll() is None:
+        finished += proc.stdout.readline().startswith("sample ")
+    assert finished == 5
+    for pid in rank_pids(str(spec)):
+        os.kill(pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    partials = sorted((folder / "checkpoints").glob("mc.group*.study.h5"))
+    assert partials and not (folder / "mc.study.h5").exists()
+    kept = 0
+    for path in partials:
+        with h5py.File(path, "r") as f:
+            kept += int(np.sum(f["samples/status"][()] != -1))
+    assert kept >= 2
+
+    fresh = study(2, [spec, "--quiet"], tmp_path)
+    assert fresh.returncode == 2 and "--restart latest" in fresh.stderr and "Traceback" not in fresh.stderr
+    assert len([line for line in fresh.stderr.splitlines() if line.startswith("error:")]) == 1, fresh.stderr
+
+    proc = study(2, [spec, "--restart", "latest"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("sample ") == 12 - kept  # the kept samples are not run again
+    assert not list((folder / "checkpoints").glob("mc.group*.study.h5"))
+    names = ("samples/status", "outputs/max_temperature", "statistics/mean/000002", "statistics/std/000002",
+             "statistics/above_0/000002")
+    with h5py.File(folder / "mc.study.h5", "r") as f:
+        assert f.attrs["status"] == "complete" and f.attrs["count"] == 11
+        restarted = {name: f[name][()] for name in names}
+    proc = study(2, [spec, "--overwrite", "--quiet"], tmp_path)  # uninterrupted
+    assert proc.returncode == 0, proc.stderr
+    with h5py.File(folder / "mc.study.h5", "r") as f:
+        assert np.array_equal(f["samples/status"][()], restarted["samples/status"])
+        for name in names[1:]:
+            scale = np.nanmax(np.abs(restarted[name]))
+            assert np.nanmax(np.abs(f[name][()] - restarted[name])) <= 1e-12 * scale, name

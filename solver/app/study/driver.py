@@ -5,12 +5,15 @@ queue and runs them on its own communicator; its rank 0 keeps the samples' recor
 accumulate the field statistics on their canonical blocks. When the queue is empty, or on a
 stop signal or near the wall limit, the groups' statistics are combined in group order and the
 study file is written by every rank together. A stopped study exits 75 and continues with
-``--restart latest``, which skips the samples already done.
+``--restart latest``, which skips the samples already done. While it runs, each group keeps the
+samples it finished in a partial file (:mod:`.partial`), so that a study killed on any rank
+loses only the samples in flight.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import logging
 import signal
 import sys
@@ -24,6 +27,7 @@ from mpi4py import MPI
 
 from solver.app.control import SAFETY, slurm_time_left
 from solver.app.preflight import claim_space, guard_output
+from solver.parallel.collective import on_root
 from solver.errors import EXIT_STOPPED, CaseError
 from solver.io.blockfile import choose_driver
 from solver.mesh.build import create_mesh
@@ -34,7 +38,8 @@ from solver.app.study.sampling import sample_table
 from solver.app.study.spec import StudySpec, load_study
 from solver.app.study.statistics import Moments, combine, to_world_blocks
 from solver.app.study.groups import StudyGroups
-from solver.app.study.studyfile import (PENDING, SampleTable, StudyContents, StudyMesh, read_study, study_path,
+from solver.app.study.partial import merge_partial, partial_files, partial_path, record_seconds, write_partial
+from solver.app.study.studyfile import (PENDING, StudyContents, StudyMesh, merged_tables, read_study, study_path,
                                           world_blocks, write_study)
 
 log = logging.getLogger(__name__)
@@ -102,10 +107,24 @@ def run_study(spec: StudySpec, world, options: StudyOptions = StudyOptions()) ->
     guard = guard_output(world, directory, f"{spec.name}.study", options.overwrite, options.restart is not None)
     try:
         claim_space(world, guard, 1 << 20)
+        if options.restart is None:
+            on_root(world, lambda: leftover_partials(directory, spec.name, options.overwrite), CaseError)
         return StudyRun(spec, groups, options, directory, start).execute()
     finally:
         if guard is not None:
             guard.release()
+
+
+def leftover_partials(directory: Path, name: str, overwrite: bool) -> None:
+    """Rank 0, before a study starts afresh: the partial files of a killed run of it are continued
+    (--restart latest) or set aside as .bak (--overwrite), never silently replaced."""
+    found = partial_files(directory, name)
+    if found and not overwrite:
+        raise CaseError(f"{found[0].parent}: holds the finished samples of a study {name} that was killed "
+                        f"({len(found)} partial files): continue it with --restart latest, or start again with "
+                        f"--overwrite (they are kept as .bak)")
+    for path in found:
+        os.replace(path, path.with_name(path.name + ".bak"))
 
 
 @dataclass
@@ -133,7 +152,7 @@ class StudyRun:
         spec, groups, world = self.spec, self.groups, self.groups.world
         table = sample_table(spec)
         mesh = create_mesh(groups.group, spec.base.mesh, spec.base.element.degree)
-        earlier = self.earlier(table, mesh.n_global_nodes if spec.fields else None) if self.options.restart else None
+        earlier = self.earlier(table, mesh) if self.options.restart else None
         status = earlier.table.status if earlier else np.full(len(table), PENDING, dtype=np.int64)
         pending = np.flatnonzero(status == PENDING)
         log.info(f"study {spec.name}: {len(table)} samples of {spec.base.source} ({spec.method}, seed {spec.seed}), "
@@ -145,10 +164,29 @@ class StudyRun:
         self.finish(table, mesh, earlier, share)
         return EXIT_STOPPED if share.stopped else 0
 
-    def earlier(self, table: np.ndarray, n_nodes: int | None) -> StudyContents:
-        """The study file of a stopped run of this study, checked against it."""
-        path, spec = self.path, self.spec
-        data = read_study(path, self.groups.world, self.driver, n_nodes)
+    def earlier(self, table: np.ndarray, mesh) -> StudyContents:
+        """What a stopped or killed run of this study finished: its study file and its groups'
+        partial files, checked against this study. Partial files are merged into the study file,
+        which is written at once, and removed."""
+        spec, world = self.spec, self.groups.world
+        n_nodes = mesh.n_global_nodes if spec.fields else None
+        partials = world.bcast(partial_files(self.directory, spec.name) if world.rank == 0 else None, root=0)
+        has_file = world.bcast(self.path.is_file() if world.rank == 0 else None, root=0)
+        data = self.checked(self.path, read_study(self.path, world, self.driver, n_nodes), table) \
+            if has_file or not partials else None
+        for path in partials:
+            data = merge_partial(data, self.checked(path, read_study(path, world, self.driver, n_nodes), table), path)
+        if partials:
+            start = world_blocks(self.groups.group, mesh.n_global_nodes).start
+            self.finish(table, mesh, data, GroupShare([], None, None, start, False), quiet=True)
+            if world.rank == 0:
+                for path in partials:
+                    path.unlink(missing_ok=True)
+            world.Barrier()
+        return data
+
+    def checked(self, path: Path, data: StudyContents, table: np.ndarray) -> StudyContents:
+        spec = self.spec
         if data.attrs.get("case") != spec.case_text:
             raise CaseError(f"{path}: the base case {spec.case_path} changed since the study was stopped; "
                             f"use --overwrite to start the study again")
@@ -166,6 +204,7 @@ class StudyRun:
         nodes = BlockRedistributor(group, mesh.node_ids[: mesh.n_owned], mesh.n_global_nodes)
         share = GroupShare([], None, None, nodes.start, False)
         longest = 0.0
+        recorded = time.monotonic()
         with _Stop() as stop:
             while True:
                 late = deadline is not None and deadline - (time.monotonic() - self.start) < 2 * longest + SAFETY
@@ -182,6 +221,10 @@ class StudyRun:
                     result = run_sample(spec, index, table[index], group, save_to)
                 longest = max(longest, result.seconds)
                 self.keep(result, share, nodes.block_size)
+                if group.allreduce(int(time.monotonic() - recorded >= record_seconds()), op=MPI.MAX):
+                    write_partial(partial_path(self.directory, spec.name, g.index), group, self.driver, spec, table,
+                                  share, mesh.n_global_nodes)
+                    recorded = time.monotonic()
         queue.free()
         if share.stopped and g.world.rank == 0:
             log.warning(f"study stopping ({stop.signal or 'wall-time limit'}): the samples done so far are kept")
@@ -210,8 +253,10 @@ class StudyRun:
                 sys.stdout.write(f"sample {result.index}: {what} ({result.seconds:.2f} s, group {self.groups.index})\n")
                 sys.stdout.flush()
 
-    def finish(self, table: np.ndarray, mesh, earlier: StudyContents | None, share: GroupShare) -> None:
-        """Combine the groups' statistics and records, and write the study file (every rank)."""
+    def finish(self, table: np.ndarray, mesh, earlier: StudyContents | None, share: GroupShare,
+               quiet: bool = False) -> None:
+        """Combine the groups' statistics and records, write the study file and remove this run's
+        partial files (every rank); ``quiet``: no report (a restart's merge of partial files)."""
         spec, g, world = self.spec, self.groups, self.groups.world
         moments = share.moments
         gathered = world.gather(share.records if g.group.rank == 0 else [], root=0)
@@ -243,35 +288,16 @@ class StudyRun:
             "status": "complete" if complete else "stopped", "exit_status": 0 if complete else EXIT_STOPPED,
             "ranks": world.size, "ranks_per_case": g.ranks_per_case, "wall_time": seconds}
         write_study(self.path, world, self.driver, contents)
+        if world.rank == 0:
+            for path in partial_files(self.directory, spec.name):
+                path.unlink(missing_ok=True)
+        if quiet:
+            return
         log.info(f"study {spec.name}: {done} of {len(table)} samples done ({failed} failed) in {seconds:.1f} s on "
                  f"{world.size} ranks, {g.count} groups of {g.ranks_per_case}; results: {self.path}")
         if not complete:
             log.warning(f"study stopped with {len(table) - done} samples to run; to continue: mpirun -n N python -m "
                         f"solver study {spec.source} --ranks-per-case R --restart latest")
-
-
-def merged_tables(spec: StudySpec, table: np.ndarray, earlier: StudyContents | None, gathered) -> StudyContents:
-    """The sample table and the scalar outputs, earlier samples and this run's (rank 0)."""
-    n = len(table)
-    if earlier is not None:
-        old = earlier.table
-        status, seconds = np.array(old.status, dtype=np.int64), np.array(old.seconds, dtype=float)
-        message = np.array(old.message, dtype=object)
-    else:
-        status, seconds = np.full(n, PENDING, dtype=np.int64), np.full(n, np.nan)
-        message = np.full(n, "", dtype=object)
-    outputs = {k: np.array(v, dtype=float) for k, v in (earlier.outputs if earlier else {}).items()}
-    records = [rec for part in gathered for rec in part]
-    n_probes = next((rec.probes.shape for rec in records if rec.probes is not None), None)
-    for rec in records:
-        status[rec.index], seconds[rec.index], message[rec.index] = rec.status, rec.seconds, rec.message
-        for key, value in rec.scalars.items():
-            outputs.setdefault(key, np.full(n, np.nan))[rec.index] = value
-        if rec.probes is not None and rec.probes.shape == n_probes:
-            outputs.setdefault("probes", np.full((n,) + n_probes, np.nan))[rec.index] = rec.probes
-    if spec.base.output.probes and "probes" in outputs:
-        outputs["probe_points"] = np.array(spec.base.output.probes, dtype=float)
-    return StudyContents({}, SampleTable(table, status, seconds, message), outputs)
 
 
 def study_mesh(groups: StudyGroups, mesh) -> StudyMesh:

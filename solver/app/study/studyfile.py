@@ -91,6 +91,31 @@ class StudyContents:
     stats: Moments | None = None
 
 
+def merged_tables(spec, table: np.ndarray, earlier: StudyContents | None, gathered) -> StudyContents:
+    """The sample table and the scalar outputs, earlier samples and this run's (rank 0)."""
+    n = len(table)
+    if earlier is not None:
+        old = earlier.table
+        status, seconds = np.array(old.status, dtype=np.int64), np.array(old.seconds, dtype=float)
+        message = np.array(old.message, dtype=object)
+    else:
+        status, seconds = np.full(n, PENDING, dtype=np.int64), np.full(n, np.nan)
+        message = np.full(n, "", dtype=object)
+    outputs = {k: np.array(v, dtype=float) for k, v in (earlier.outputs if earlier else {}).items()}
+    records = [rec for part in gathered for rec in part]
+    n_probes = next((rec.probes.shape for rec in records if rec.probes is not None), None)
+    for rec in records:
+        status[rec.index], seconds[rec.index], message[rec.index] = rec.status, rec.seconds, rec.message
+        for key, value in rec.scalars.items():
+            outputs.setdefault(key, np.full(n, np.nan))[rec.index] = value
+        if rec.probes is not None and rec.probes.shape == n_probes:
+            outputs.setdefault("probes", np.full((n,) + n_probes, np.nan))[rec.index] = rec.probes
+    if spec.base.output.probes and "probes" in outputs:
+        outputs["probe_points"] = np.array(spec.base.output.probes, dtype=float)
+    return StudyContents({}, SampleTable(table, status, seconds, message), outputs)
+
+
+
 def write_study(path: Path, comm, driver: str, contents: StudyContents) -> None:
     """Write the whole study file to ``path``.tmp and rename it over ``path`` (all ranks; the
     small tables are rank 0's values; the statistics and the mesh are this rank's world blocks)."""
