@@ -97,7 +97,7 @@ def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, restart: str | Non
     guard = guard_output(comm, directory, case.name, overwrite, restart is not None)
     try:
         logs.attach_file(directory / f"{case.name}.log", comm.rank)
-        log.info(f"solver {__version__}: {case.source} on {comm.size} ranks"
+        log.info(f"solver {__version__}: {case.source} on {comm.size} rank{'s' if comm.size > 1 else ''}"
                  + (f" (restart from {restart})" if restart else ""))
         return CaseRun(case, comm, options, directory, wall_start).execute(guard)
     finally:
@@ -267,7 +267,8 @@ def dry_run(case: Case, comm=MPI.COMM_WORLD) -> DryRunReport:
     per_rank = BYTES_PER_NODE[mesh.dim] * mesh.n_global_nodes / comm.size
     directory = Path(case.output.directory) / case.name
     log.info(f"case: {case.source} ({case.name}), {t.scheme}")
-    log.info(f"mesh: {mesh.n_global_nodes} DOFs, {mesh.n_global_cells} {mesh.cell_type} cells on {comm.size} ranks")
+    ranks = f"{comm.size} rank{'s' if comm.size > 1 else ''}"
+    log.info(f"mesh: {mesh.n_global_nodes} DOFs, {mesh.n_global_cells} {mesh.cell_type} cells on {ranks}")
     log.info(f"memory: about {per_rank / 2**20:.1f} MiB per rank (estimate)")
     how = (f"adaptive dt from {t.adaptive.dt_initial:g} s in [{t.adaptive.dt_min:g}, {t.adaptive.dt_max:g}] s, "
            f"tolerance {t.adaptive.relative:g} relative, {t.adaptive.absolute:g} absolute"

@@ -55,13 +55,15 @@ def printable(text: str) -> str:
 
 
 def parse_override(item: str, source: str) -> tuple[list[str], Any]:
-    """``section.key=value`` -> (["section", "key"], value); values are TOML, or bare strings."""
+    """``section.key=value`` -> (["section", "key"], value), and a top-level key (``temperature_unit=K``)
+    alike; values are TOML, or bare strings."""
     if "=" not in item:
         raise CaseError(f"{source}: --set expects section.key=value, got {item!r}")
     path, raw = item.split("=", 1)
     keys = path.strip().split(".")
-    if len(keys) < 2 or not all(keys):
-        raise CaseError(f"{source}: --set expects section.key=value, got {item!r}")
+    if not all(keys) or (len(keys) < 2 and keys[0] not in ROOT_SCHEMA):
+        raise CaseError(f"{source}: --set expects section.key=value (or {', '.join(ROOT_SCHEMA)}=value), "
+                        f"got {item!r}")
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:

@@ -166,12 +166,22 @@ class HeatProblem(HeatLoads):
         self.k_cell, self.rhoc_cell = cell_materials(mesh, physics.material, physics.regions)
         self.K_conduction = self.assembler.stiffness(self.k_cell)
         self.M = self.assembler.mass(self.rhoc_cell)
+        self.lumped = physics.lumped_mass
         if physics.lumped_mass and CELLS[mesh.cell_type].degree > 1:  # diagonal scaling (positive)
             self.M = self.assembler.lumped_mass(np.broadcast_to(self.rhoc_cell, (len(mesh.cells),)))
         elif physics.lumped_mass:  # row sums on the diagonal, same sparsity pattern
             self.M = self.assembler.lumped(self.M)
         self.assembler.release_matrix_workspace()  # NumPy path: gradients and entry map (~140 bytes per DOF in 2D)
         self.mass_weights = np.asarray(self.M.sum(axis=1)).ravel()  # int rho c N_i: E = m . u
+
+    def explicit_mass_weights(self) -> np.ndarray:
+        """The lumped mass explicit Euler steps with: this problem's own when it is lumped, else the
+        lumping of its consistent mass (row sums; diagonal scaling on quadratic cells, whose row
+        sums vanish at the vertices)."""
+        if self.lumped or CELLS[self.mesh.cell_type].degree == 1:
+            return self.mass_weights
+        rhoc = np.broadcast_to(self.rhoc_cell, (len(self.mesh.cells),))
+        return np.asarray(self.assembler.lumped_mass(rhoc).sum(axis=1)).ravel()
 
     def energy_local(self, u: np.ndarray) -> float:
         """This rank's part of int rho c u."""

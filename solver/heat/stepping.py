@@ -407,7 +407,8 @@ def stable_explicit_dt(problem: HeatProblem, t: float = 0.0) -> float:
     n = problem.mesh.n_owned
     absrow = np.asarray(abs(problem.stiffness(t)).sum(axis=1)).ravel()
     free = ~problem.dirichlet.mask[:n]
-    g = np.array([np.max(absrow[free] / problem.mass_weights[free]) if free.any() else 0.0])
+    weights = problem.explicit_mass_weights()
+    g = np.array([np.max(absrow[free] / weights[free]) if free.any() else 0.0])
     problem.mesh.comm.Allreduce(MPI.IN_PLACE, g, op=MPI.MAX)
     return 2.0 / g[0] if g[0] > 0 else math.inf
 

@@ -31,6 +31,18 @@ def test_explicit_refuses_unstable_dt_and_states_the_limit(tmp_path, nprocs):
     assert 0.0 < limit < 1.0 and 'time.dt = "auto"' in errors[0]
 
 
+def test_the_dry_run_states_the_explicit_limit_of_quadratic_elements(tmp_path):
+    """An implicit P2 case's dry run gives the limit explicit Euler would step with (its lumped
+    mass, positive at the vertices), not zero."""
+    args = [INPUTS / "plate.toml", "--dry-run", "--set", "element.degree=2", "--set", "mesh.nx=8", "--set", "mesh.ny=4"]
+    implicit = run_solver(1, args, cwd=tmp_path)
+    explicit = run_solver(1, args + ["--set", "time.scheme=explicit-euler", "--set", "time.dt=auto"], cwd=tmp_path)
+    limits = [float(re.search(r"stable time step: ([0-9.e+-]+) s", p.stdout + p.stderr).group(1))
+              for p in (implicit, explicit)]
+    assert limits[0] > 0 and limits[0] == limits[1]
+    assert "Warning" not in implicit.stderr
+
+
 def wall_profile(x):
     """Analytic steady temperature of inputs/layered_wall.toml (piecewise linear in x)."""
     q = 30.0 / (1 / 8 + 0.2 / 0.8 + 0.1 / 0.04 + 1 / 25)
