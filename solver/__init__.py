@@ -7,4 +7,4 @@ import os as _os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     _os.environ.setdefault(_var, "1")
 
-__version__ = "0.1.0"
+__version__ = "0.5.0"

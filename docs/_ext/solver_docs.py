@@ -18,7 +18,6 @@ import math
 
 from docutils import nodes
 from docutils.parsers.rst import Directive, directives
-from docutils.statemachine import StringList
 
 from solver.case import schema
 
@@ -26,7 +25,7 @@ KINDS = {
     "int": "integer",
     "float": "number",
     "str": "string",
-    "choice": "one of the allowed values",
+    "choice": "choice",
     "expr": "number or expression",
     "floats": "array of numbers",
     "name": "string (a file name)",
@@ -50,17 +49,20 @@ def toml_value(value) -> str:
     return repr(value)
 
 
-def default_text(key: schema.Key) -> str:
+def default_cell(key: schema.Key) -> nodes.Node:
     if key.default is schema.REQUIRED:
-        return "required"
+        return nodes.emphasis("required", "required")
     if key.default is None:
-        return "(see description)"
-    return f"``{toml_value(key.default)}``"
+        return nodes.Text("(see description)")
+    return nodes.literal(text=toml_value(key.default))
 
 
-def allowed_text(key: schema.Key) -> str:
+def allowed_cell(key: schema.Key) -> list[nodes.Node]:
     if key.choices:
-        return ", ".join(f"``{toml_value(c)}``" for c in key.choices)
+        cells = []
+        for i, choice in enumerate(key.choices):
+            cells += ([nodes.Text(", ")] if i else []) + [nodes.literal(text=toml_value(choice))]
+        return cells
     bounds = []
     if key.positive:
         bounds.append("> 0")
@@ -68,24 +70,38 @@ def allowed_text(key: schema.Key) -> str:
         bounds.append(f">= {key.low:g}")
     if key.high is not None and math.isfinite(key.high):
         bounds.append(f"<= {key.high:g}")
-    return ", ".join(bounds) or "any"
+    return [nodes.Text(", ".join(bounds) or "any")]
 
 
-def key_table(title: str, keys: dict[str, schema.Key]) -> list[str]:
-    """reStructuredText lines of one section's table."""
-    lines = [f".. list-table:: {title}", "   :header-rows: 1", "   :widths: 18 18 14 16 34", "",
-             "   * - key", "     - type", "     - default", "     - allowed", "     - description"]
-    for name, key in keys.items():
-        lines += [f"   * - ``{name}``", f"     - {KINDS.get(key.kind, key.kind)}", f"     - {default_text(key)}",
-                  f"     - {allowed_text(key)}", f"     - {escape(key.doc)}"]
-    return lines + [""]
+def table(title: str, header: list[str], widths: list[int], rows: list[list]) -> nodes.table:
+    """A docutils table: ``rows`` of cells, each a node or a list of inline nodes."""
+    group = nodes.tgroup(cols=len(header))
+    group += [nodes.colspec(colwidth=w) for w in widths]
+
+    def row(cells) -> nodes.row:
+        line = nodes.row()
+        for cell in cells:
+            paragraph = nodes.paragraph()
+            paragraph += cell if isinstance(cell, list) else [cell]
+            entry = nodes.entry()
+            entry += paragraph
+            line += entry
+        return line
+    head, body = nodes.thead(), nodes.tbody()
+    head += row([nodes.Text(h) for h in header])
+    body += [row(cells) for cells in rows]
+    group += [head, body]
+    out = nodes.table(classes=["case-keys"])
+    out += nodes.title(text=title)
+    out += group
+    return out
 
 
-def escape(text: str) -> str:
-    """A description as reStructuredText text: its markup characters taken literally."""
-    for char in "\\*`|_":
-        text = text.replace(char, "\\" + char)
-    return text
+def key_table(title: str, keys: dict[str, schema.Key]) -> nodes.table:
+    """One section's keys: name, type, default, allowed values and description."""
+    rows = [[nodes.literal(text=name), nodes.Text(KINDS.get(key.kind, key.kind)), default_cell(key),
+             allowed_cell(key), nodes.Text(key.doc)] for name, key in keys.items()]
+    return table(title, ["key", "type", "default", "allowed", "description"], [16, 16, 12, 18, 38], rows)
 
 
 def case_sections() -> list[tuple[str, str, dict[str, schema.Key]]]:
@@ -98,7 +114,7 @@ def case_sections() -> list[tuple[str, str, dict[str, schema.Key]]]:
 
 
 class CaseKeys(Directive):
-    """Every case-file key, one table per section."""
+    """Every case-file key, one section and table per part of a case file."""
 
     has_content = False
 
@@ -107,18 +123,16 @@ class CaseKeys(Directive):
         for heading, title, keys in case_sections():
             section = nodes.section(ids=[nodes.make_id("keys " + heading)])
             section += nodes.title(heading, heading)
-            body = nodes.container()
-            self.state.nested_parse(StringList(key_table(title, keys), "case-keys"), self.content_offset, body)
-            section += body.children
+            section += key_table(title, keys)
             found.append(section)
         return found
 
 
 class Command(Directive):
-    """Commands to type, shown as a console block; ``:small:`` is read by the tests only."""
+    """Commands to type, shown as a console block; ``:small:`` and ``:status:`` are read by the tests only."""
 
     has_content = True
-    option_spec = {"small": directives.unchanged}
+    option_spec = {"small": directives.unchanged, "status": directives.nonnegative_int}
 
     def run(self):
         text = "\n".join(line if line.startswith("#") else f"$ {line}" for line in self.content if line.strip())
