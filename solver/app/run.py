@@ -210,7 +210,7 @@ class CaseRun:
 
         def look():
             path = checkpoint.resolve(restart, directory, h5)
-            attrs = checkpoint.inspect(path, mesh.n_global_nodes)
+            attrs = checkpoint.inspect(path, mesh.n_global_nodes, self.case.values)
             checkpoint.check_same_run(path, attrs, h5)
             return str(path), attrs
         path, attrs = on_root(mesh.comm, look, CaseError)
@@ -232,7 +232,8 @@ class Resume:
 
 def log_mesh(mesh) -> None:
     info = mesh.summary()
-    log.info(f"mesh: {info['nodes']} nodes, {info['cells']} {mesh.cell_type} cells on {mesh.comm.size} ranks "
+    ranks = f"{mesh.comm.size} rank{'s' if mesh.comm.size > 1 else ''}"
+    log.info(f"mesh: {info['nodes']} nodes, {info['cells']} {mesh.cell_type} cells on {ranks} "
              f"(owned nodes per rank {info['owned_nodes_min']}..{info['owned_nodes_max']})")
     if mesh.partition is not None:
         q = mesh.partition

@@ -10,6 +10,11 @@ import numpy as np
 from solver.parallel.collective import max_over_ranks
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is one: 1 rank, 2 ranks."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 @dataclass(frozen=True)
 class StepSummary:
     """What the adaptive steps of a run (since its start or restart) came to."""
@@ -44,7 +49,7 @@ def summary(r, case) -> str:
     if r.restarted_from is not None:
         what += f", restarted from {r.restarted_from}"
     lines = [
-        f"done: {r.n_dofs} DOFs on {r.ranks} ranks, {what}, "
+        f"done: {r.n_dofs} DOFs on {counted(r.ranks, 'rank')}, {what}, "
         f"{r.iterations} {'linear' if r.nonlinear_iterations else 'CG'} iterations ({per_step:.1f} per step, "
         f"preconditioner {r.preconditioner})"]
     if r.nonlinear_iterations:
@@ -55,12 +60,13 @@ def summary(r, case) -> str:
         lines.append(f"time steps: {a.accepted} accepted, {a.rejected} rejected by the error estimate"
                      + (f", {a.failed_solves} cut after a failed solve" if a.failed_solves else "")
                      + f"; dt min {a.dt_min:.3g} s, median {a.dt_median:.3g} s, max {a.dt_max:.3g} s; "
-                     f"{a.setups} preconditioner set-ups and {a.updates} updates ({a.setup_seconds:.3f} s, "
+                     f"{counted(a.setups, 'preconditioner set-up')} and {counted(a.updates, 'update')} "
+                     f"({a.setup_seconds:.3f} s, "
                      f"{100 * a.setup_seconds / max(t.get('solve', 0.0), 1e-300):.0f}% of the solve time)")
     p = r.preconditioner_report
     if p is not None:
         s = p.stats
-        lines.append(f"multigrid: {s.levels} levels, operator complexity {s.operator_complexity:.2f}, "
+        lines.append(f"multigrid: {counted(s.levels, 'level')}, operator complexity {s.operator_complexity:.2f}, "
                      f"grid complexity {s.grid_complexity:.2f}, set-up {s.setup_time:.3f} s"
                      + (f", {p.updates} updates for new matrices" if p.updates else ""))
     return "\n".join(lines + [

@@ -256,8 +256,21 @@ def whole_number(value) -> bool:
         return False
 
 
-def inspect(path: Path, n_nodes: int) -> CheckpointAttrs:
-    """Serial check of a checkpoint (rank 0): readable, ours, complete; returns its attributes."""
+def unsafe_changes(stored, values: dict | None) -> list[str]:
+    """The keys of ``values`` (a resolved case) that differ from the case text ``stored`` in a
+    checkpoint and change the solution ([] when either is missing or unreadable)."""
+    if values is None or not isinstance(stored, (str, bytes)):
+        return []
+    try:
+        old = tomllib.loads(stored.decode() if isinstance(stored, bytes) else stored)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return []
+    return changed_keys(old, values)[1]
+
+
+def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointAttrs:
+    """Serial check of a checkpoint (rank 0): readable, ours, complete; returns its attributes.
+    ``values``: the resolved case of the restart, to name what changed when the mesh differs."""
     problem = file_problem(path)
     if problem == MISSING:
         raise CaseError(f"{path}: checkpoint not found")
@@ -274,7 +287,10 @@ def inspect(path: Path, n_nodes: int) -> CheckpointAttrs:
             raise CaseError(f"{path}: checkpoint has no temperature dataset (truncated, or not written by a run)")
         if f["temperature"].shape != (n_nodes,):
             shape = " x ".join(str(n) for n in f["temperature"].shape) or "a scalar"
-            raise CaseError(f"{path}: checkpoint holds {shape} temperatures, the mesh has {n_nodes} nodes")
+            changed = unsafe_changes(f.attrs.get("case"), values)
+            why = f" (changed since: {', '.join(changed)}; restart with the case it was written with)" \
+                if changed else ""
+            raise CaseError(f"{path}: checkpoint holds {shape} temperatures, the mesh has {n_nodes} nodes{why}")
         try:
             for name in f:
                 ds = f[name]
