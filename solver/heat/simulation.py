@@ -116,8 +116,8 @@ class Simulation(Discretisation):
                     self.stepper = make_nonlinear_stepper(self.problem, case.time, self.solver, case.nonlinear)
                 else:
                     self.stepper = make_stepper(self.problem, case.time, self.solver)
-            except NonFiniteError as exc:
-                raise NonFiniteError(f"{case.source}: {exc}") from None
+            except CaseError as exc:  # a bad time step, a missing boundary: the case file's mistake
+                raise type(exc)(f"{case.source}: {exc}") from None
         self.step_index, self.t = 0, 0.0
         self.iterations = 0
         self.records: list[StepRecord] = []  # accepted steps since the last take_records()

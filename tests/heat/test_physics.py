@@ -27,6 +27,7 @@ def test_explicit_refuses_unstable_dt_and_states_the_limit(tmp_path, nprocs):
     assert proc.returncode == 2
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "exceeds the stability limit" in errors[0], proc.stderr
+    assert "heater_ramp.toml: time.dt = 1 s" in errors[0]  # the file and the key
     limit = float(re.search(r"stability limit ([0-9.e+-]+) s", errors[0]).group(1))
     assert 0.0 < limit < 1.0 and 'time.dt = "auto"' in errors[0]
 
