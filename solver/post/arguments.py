@@ -50,6 +50,8 @@ def info_arguments(p) -> None:
 def plot_arguments(p) -> None:
     """A results file's plot; a study file's: :func:`plot_form`."""
     p.description = "Plot a field (2D: filled plot; 3D: a slice) or the time series of min/max/mean."
+    p.epilog = ("A study file (NAME.study.h5, written by study) takes other options (--output, --cdf, --against, "
+                "--bins): python -m solver plot NAME.study.h5 --help lists them, and docs/reference/commands.md.")
     p.form = plot_form
     results_argument(p)
     when_arguments(p)

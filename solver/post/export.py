@@ -36,8 +36,9 @@ def export_command(args) -> int:
             suffix = f"_{i:06d}" if args.all else ""
             out = Path(f"{stem}{suffix}.{args.format}") if (args.all or not args.output) else Path(args.output)
             out = output_target(out, (f".{args.format}",))
-            if args.format == "vtu":
-                meshio.write(out, meshio.Mesh(r.points, [(meshio_type, r.cells)],
+            if args.format == "vtu":  # VTK points are 3D: a 2D mesh lies in z = 0
+                points = np.pad(r.points, ((0, 0), (0, 3 - r.dim)))
+                meshio.write(out, meshio.Mesh(points, [(meshio_type, r.cells)],
                                               point_data={n: r.field(i, n) for n in names}))
             else:
                 cols = ["x", "y", "z"][: r.dim] + names
