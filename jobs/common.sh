@@ -34,7 +34,6 @@ run_status() {
     if [[ -f $SOLVER_STATUS_FILE ]]; then
         read -r recorded _ < "$SOLVER_STATUS_FILE" || true
         rm -f "$SOLVER_STATUS_FILE"
-trap 'rm -f "$SOLVER_STATUS_FILE"' EXIT
     fi
     if [[ $recorded =~ ^[0-9]+$ ]]; then
         if [[ $recorded != "$1" ]]; then

@@ -1,7 +1,7 @@
 """Build the example geometries with the gmsh Python API (pip install gmsh).
 
     python inputs/geometry/make_geometries.py            # writes the .msh files beside this script
-    python inputs/geometry/make_geometries.py --size 0.5 # coarser (mesh-size factor)
+    python inputs/geometry/make_geometries.py --size 0.5 # finer (a mesh-size factor: smaller is finer)
 
 plate_with_holes.msh  2D steel plate 0.2 m x 0.1 m with three holes.
     boundary groups: left, right, bottom, top, holes; region group: plate

@@ -1,13 +1,13 @@
 """The arguments of ``python -m solver bench`` and ``python -m solver verify``. Light: the command
 line is parsed before anything heavy is imported or MPI is started.
 
-``bench`` has four forms on one parser: the machine figures (the default, :mod:`.machine`),
+``bench`` has five forms on one parser: the machine figures (the default, :mod:`.machine`),
 ``--solvers`` (:mod:`.solvers`), ``--study`` (:mod:`.study`), ``--accuracy``
-(:mod:`.accuracy`) and ``--model`` (:mod:`.model`). Some options are shared with other meanings and defaults (``--ranks`` is
-one number of the machine figures, ``--study`` and ``--accuracy``, a list with ``--solvers``), so
-every option is parsed without a default and
-:func:`complete_bench` then refuses the options of another form and fills in the defaults of
-the one chosen (:data:`FORMS`), before any of them runs.
+(:mod:`.accuracy`) and ``--model`` (:mod:`.model`). Some options are shared with other meanings and
+defaults (``--ranks`` is one number of the machine figures, ``--study`` and ``--accuracy``, a list
+with ``--solvers``), so every option is parsed without a default and :func:`complete_bench` then
+refuses the options of another form and fills in the defaults of the one chosen (:data:`FORMS`),
+before any of them runs.
 """
 
 from __future__ import annotations
@@ -38,9 +38,11 @@ FORMS = {  # each form's options and their defaults (None: none, or chosen by th
 
 
 def bench_arguments(p) -> None:
-    """The four forms' options, grouped by form; :func:`complete_bench` completes them."""
+    """The five forms' options, grouped by form; :func:`complete_bench` completes them."""
     p.description = "How close the solver runs to what the machine can do (the default), the linear solvers " \
-                    "against DOLFINx (--solvers) or the throughput of studies (--study)."
+                    "against DOLFINx (--solvers), the throughput of studies (--study), the time to reach an " \
+                    "accuracy with linear and quadratic elements (--accuracy), or a model of a time step's cost " \
+                    "at large rank counts (--model)."
     p.epilog = "--solvers, --study and --accuracy launch whole processes side by side and start no MPI themselves."
     p.complete = complete_bench
     form = p.add_mutually_exclusive_group()
@@ -67,7 +69,7 @@ def bench_arguments(p) -> None:
 
 
 def machine_arguments(g) -> None:
-    g.add_argument("--quick", action="store_true", help=f"small sizes, under two minutes: {QUICK}")
+    g.add_argument("--quick", action="store_true", help=f"small sizes (about 30 s on 2 cores): {QUICK}")
     g.add_argument("--dofs-2d", type=float, help=f"DOFs of the 2D P1 problems (default {FULL['dofs_2d']:g})")
     g.add_argument("--dofs-3d", type=float, help=f"DOFs of the 3D P1 problem (default {FULL['dofs_3d']:g})")
     g.add_argument("--cells", type=float, help=f"cells of the assembly meshes (default {FULL['cells']:g})")

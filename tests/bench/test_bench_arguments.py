@@ -1,4 +1,4 @@
-"""``bench``'s four forms on one parser: each form's defaults, and the options of another form
+"""``bench``'s five forms on one parser: each form's defaults, and the options of another form
 refused with one line (before anything runs)."""
 
 from pathlib import Path
