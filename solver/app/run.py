@@ -83,7 +83,8 @@ def expected_snapshots(output, steps: int | None) -> int:
     else step 0, every N steps and the last (``steps`` None: adaptive, a guess of their number)."""
     if output.times:
         return 1 + len(output.times)
-    return 2 + (ADAPTIVE_STEPS_GUESS if steps is None else steps) // output.every
+    steps = ADAPTIVE_STEPS_GUESS if steps is None else steps
+    return 1 + steps // output.every + (1 if steps % output.every else 0)
 
 
 def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, restart: str | None = None, force: bool = False,

@@ -43,18 +43,18 @@ def summary(r, case) -> str:
     """The lines of a run's summary (``r``: its :class:`~solver.app.run.RunResult`)."""
     t = r.timings
     per_step = r.iterations / max(r.steps, 1)
-    what = "steady solve" if case.steady else f"{r.steps} steps of {case.time.scheme}"
+    what = "steady solve" if case.steady else f"{counted(r.steps, 'step')} of {case.time.scheme}"
     if r.stopped:
-        what = f"stopped after {r.steps} steps of {case.time.scheme} (exit status 75)"
+        what = f"stopped after {counted(r.steps, 'step')} of {case.time.scheme} (exit status 75)"
     if r.restarted_from is not None:
         what += f", restarted from {r.restarted_from}"
     lines = [
         f"done: {r.n_dofs} DOFs on {counted(r.ranks, 'rank')}, {what}, "
-        f"{r.iterations} {'linear' if r.nonlinear_iterations else 'CG'} iterations ({per_step:.1f} per step, "
-        f"preconditioner {r.preconditioner})"]
+        f"{r.iterations} {'linear' if r.nonlinear_iterations else 'CG'} iterations ("
+        + ("" if case.steady else f"{per_step:.1f} per step, ") + f"preconditioner {r.preconditioner})"]
     if r.nonlinear_iterations:
-        lines[0] += (f"; {r.nonlinear_iterations} {case.nonlinear.method} iterations "
-                     f"({r.nonlinear_iterations / max(r.steps, 1):.1f} per step)")
+        lines[0] += f"; {r.nonlinear_iterations} {case.nonlinear.method} iterations" + (
+            "" if case.steady else f" ({r.nonlinear_iterations / max(r.steps, 1):.1f} per step)")
     a = r.time_steps
     if a is not None:
         lines.append(f"time steps: {a.accepted} accepted, {a.rejected} rejected by the error estimate"

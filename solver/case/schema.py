@@ -51,7 +51,7 @@ class Key:
     high: float | None = None  # inclusive upper bound
     positive: bool = False  # strictly > 0
     choices: tuple = ()
-    space_time: bool = True  # an expression may use x, y, z, t (besides T for a property)
+    space_time: bool = True  # False: a property of T only; an expression (initial) of x, y, z only
 
 
 PROPERTY_FORMS = ("a number, an expression of T, or a table { table = [[T, value], ...] } or "
@@ -61,7 +61,7 @@ ROOT_SCHEMA: dict[str, "Key"] = {}  # filled below: keys at the top of a case fi
 SCHEMA: dict[str, dict[str, Key]] = {
     "mesh": {
         "type": Key("choice", "rectangle or box (structured), or file (mesh.file)", None, choices=tuple(BOUNDARIES)),
-        "file": Key("str", "mesh file read with meshio: Gmsh .msh 2.2/4.1 (ASCII or binary), XDMF, ...; "
+        "file": Key("str", "mesh file read with meshio: Gmsh .msh 2.2, 4.0 or 4.1 (ASCII or binary), XDMF, ...; "
                     "physical groups name boundaries and regions", None),
         "partitioner": Key("choice", "how a mesh file is split among ranks: metis (pymetis), rcb (recursive "
                            "coordinate bisection), auto (metis if installed)", "auto", choices=("auto", "metis", "rcb")),
@@ -90,7 +90,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "liquidus": Key("float", "temperature above which it is liquid (> solidus; with latent_heat)", None),
     },
     "initial": {
-        "temperature": Key("expr", "initial temperature: a number or an expression of x, y, z", 0.0),
+        "temperature": Key("expr", "initial temperature: a number or an expression of x, y, z", 0.0,
+                           space_time=False),
     },
     "source": {
         "f": Key("expr", "volumetric heat source, W/m^3: a number or an expression of x, y, z, t", 0.0),

@@ -75,8 +75,11 @@ def info_command(args) -> int:
     m, last, sol, end = s["mesh"], s["last"], s["solver"], s["ending"]
     steps = s["steps"]
     how = end["status"] + (f" ({end['detail']})" if end["detail"] else "")
-    solver = (f"{sol['linear_iterations']} {'linear' if sol.get('nonlinear_iterations') else 'CG'} iterations over "
-              f"{sol['steps']} steps (preconditioner {sol['preconditioner']})"
+    steady = s["scheme"] == "steady"
+    when = "steady state" if steady or not last else f"t = {last['time']:g}"
+    over = "in the steady solve" if steady else f"over {sol['steps']} step{'' if sol['steps'] == 1 else 's'}"
+    solver = (f"{sol['linear_iterations']} {'linear' if sol.get('nonlinear_iterations') else 'CG'} iterations {over} "
+              f"(preconditioner {sol['preconditioner']})"
               + (f", {sol['nonlinear_iterations']} Newton/Picard iterations" if sol["nonlinear_iterations"] else "")
               + f"; heat imbalance {s['heat_balance_relative_imbalance']:.1e}"
               if end["status"] != "killed" else f"preconditioner {sol['preconditioner']}; no totals (killed)")
@@ -85,11 +88,12 @@ def info_command(args) -> int:
         f"file        {s['file']}",
         f"case        {s['case']} ({s['case_source']}), solver {s['solver_version']}",
         f"mesh        {m['nodes']} nodes, {m['cells']} {m['cell_type']} cells, {m['dim']}D",
-        f"run         {s['ranks']} ranks, {s['scheme']}, {how}",
-        f"snapshots   {s['snapshots']} (steps {steps[0]}..{steps[-1]}, t = {s['time_range'][0]:g}..{s['time_range'][1]:g})"
-        if steps else "snapshots   none",
+        f"run         {s['ranks']} rank{'' if s['ranks'] == 1 else 's'}, {s['scheme']}, {how}",
+        ("snapshots   1 (the steady state)" if steady else
+         f"snapshots   {s['snapshots']} (steps {steps[0]}..{steps[-1]}, "
+         f"t = {s['time_range'][0]:g}..{s['time_range'][1]:g})") if steps else "snapshots   none",
         f"fields      {', '.join(s['fields'])} (plot, probe, export: --field NAME)",
-        *([f"last field  t = {last['time']:g}: min {last['min']:.6g}, max {last['max']:.6g}, mean {last['mean']:.6g}"]
+        *([f"last field  {when}: min {last['min']:.6g}, max {last['max']:.6g}, mean {last['mean']:.6g}"]
           if last else []),
         f"solver      {solver}",
         *([f"time steps  {ts['accepted']} accepted"

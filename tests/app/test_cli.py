@@ -170,3 +170,12 @@ def test_help_and_version_are_printed_once_on_many_ranks(tmp_path, args):
     proc = run_solver(3, args, cwd=tmp_path, timeout=30)
     first = proc.stdout.splitlines()[0]
     assert proc.stdout.count(first) == 1 and proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.parametrize("steps, every, snapshots", [(360, 12, 31), (365, 12, 32), (10, 1, 11), (7, 10, 2)])
+def test_the_dry_run_counts_the_snapshots_a_run_writes(steps, every, snapshots):
+    """Step 0, every N-th step, and the last step when N does not divide the steps."""
+    from types import SimpleNamespace
+
+    from solver.app.run import expected_snapshots
+    assert expected_snapshots(SimpleNamespace(times=None, every=every), steps) == snapshots

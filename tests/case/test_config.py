@@ -72,6 +72,7 @@ def test_overrides_parse_toml_values_and_bare_strings():
     (f"material.k={10**400}", "case.toml: material.k must be a finite number, got an integer of 401 digits"),
     (f"initial.temperature={10**400}", "case.toml: initial.temperature: an integer of 401 digits is beyond"),
     (f"source.f=\"1 + {10**400}\"", "case.toml: source.f: an integer of 401 digits is beyond"),
+    ("initial.temperature=\"20 + t\"", "case.toml: initial.temperature is an expression of x, y, z only"),
     ("output.interval=1e-9", "case.toml: output.interval = 1e-09 s gives 2e+09 snapshots up to time.t_end = 2 s; "
                              "at most 1,000,000"),
 ])

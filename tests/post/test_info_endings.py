@@ -47,7 +47,8 @@ def test_info_tells_how_the_run_ended(tmp_path, nprocs, how, extra, env, exit_st
         assert "exit status 3" in s["ending"]["detail"] and "NaN" in s["ending"]["detail"]
     text = subprocess.run([sys.executable, "-m", "solver", "info", str(tmp_path / "plate" / "plate.h5")],
                           capture_output=True, text=True, timeout=60).stdout
-    assert f"run         {nprocs} ranks, crank-nicolson, {status}" in text
+    ranks = f"{nprocs} rank" + ("s" if nprocs > 1 else "")
+    assert f"run         {ranks}, crank-nicolson, {status}" in text
     if status == "killed":
         assert "0 CG iterations" not in text and "nan" not in text.lower()
 
