@@ -309,3 +309,29 @@ def test_a_killed_study_keeps_its_finished_samples_and_continues_to_the_same_sta
         for name in names[1:]:
             scale = np.nanmax(np.abs(restarted[name]))
             assert np.nanmax(np.abs(f[name][()] - restarted[name])) <= 1e-12 * scale, name
+
+
+def test_a_study_stops_within_a_step_of_the_sample_in_flight(tmp_path):
+    """SIGTERM while a long sample runs: the study stops at that sample's next step (not at its
+    end) with status 75, keeps the samples done, and runs the interrupted one on --restart latest."""
+    (tmp_path / "base.toml").write_text(TRANSIENT_CASE.format(out=tmp_path / "out"))
+    spec = tmp_path / "slow.toml"
+    spec.write_text(TRANSIENT_STUDY.replace("samples = 12", "samples = 3"))
+    proc = study(1, [spec], tmp_path, {"SOLVER_TEST_STEP_DELAY": "0.6"}, wait=False)  # 10 steps: 6 s a sample
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None and not proc.stdout.readline().startswith("sample "):
+        pass
+    time.sleep(0.3)  # the next sample is in flight
+    signalled = time.monotonic()
+    for pid in rank_pids(str(spec)):
+        os.kill(pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 75, err
+    assert time.monotonic() - signalled < 4.0  # a step (0.6 s) and the study file, not the 6-s sample
+    with h5py.File(tmp_path / "out" / "slow" / "slow.study.h5", "r") as f:
+        status = f["samples/status"][()]
+    assert np.sum(status != -1) == 1 and status[1] == -1 and status[2] == -1
+    proc = study(1, [spec, "--restart", "latest", "--quiet"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    with h5py.File(tmp_path / "out" / "slow" / "slow.study.h5", "r") as f:
+        assert np.all(f["samples/status"][()] != -1) and f.attrs["status"] == "complete"

@@ -218,7 +218,9 @@ class StudyRun:
                 if save_to is not None and group.rank == 0:
                     save_to.mkdir(parents=True, exist_ok=True)
                 with _samples_quiet():
-                    result = run_sample(spec, index, table[index], group, save_to)
+                    result = run_sample(spec, index, table[index], group, save_to, lambda: stop.signal is not None)
+                if result.status == PENDING:  # interrupted by the stop: run again on --restart latest
+                    continue
                 longest = max(longest, result.seconds)
                 self.keep(result, share, nodes.block_size)
                 if group.allreduce(int(time.monotonic() - recorded >= record_seconds()), op=MPI.MAX):

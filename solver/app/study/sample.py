@@ -13,14 +13,15 @@ from mpi4py import MPI
 
 from solver.app.faults import FaultInjection
 from solver.app.preflight import check_memory, check_split
-from solver.errors import SolverExit
-from solver.heat.march import Observer, StepEvent, march
+from solver.errors import EXIT_STOPPED, SolverExit
+from solver.heat.march import Observer, StepEvent, StepVote, Votes, march
 from solver.heat.simulation import Simulation
 from solver.io.checkpoint import case_text
-from solver.io.end_record import COMPLETE, FAILED, EndRecord
+from solver.io.end_record import COMPLETE, FAILED, STOPPED, EndRecord
 from solver.io.probe_series import ProbeSeries
 from solver.io.results_writer import ResultsLayout, ResultsWriter
 from solver.parallel.blocks import BlockRedistributor
+from solver.app.study.studyfile import PENDING
 
 log = logging.getLogger(__name__)
 OK = 0
@@ -69,6 +70,21 @@ class SampleSnapshots(Observer):
             self.take(sim, event.t, event.step)
 
 
+class SampleVote(StepVote):
+    """The step vote of a sample that the study may stop: the group's health and whether a stop
+    was asked for (``requested()`` on any rank), in the vote's one ``Allreduce``, so that a study
+    stops within a step of its samples, not after them."""
+
+    def __init__(self, comm, requested):
+        super().__init__(comm)
+        self.requested = requested
+
+    def vote(self, step: int, seconds: float, unhealthy: bool) -> Votes:
+        flags = np.array([int(unhealthy), int(self.requested())], dtype=np.int64)
+        self.comm.Allreduce(MPI.IN_PLACE, flags, op=MPI.MAX)
+        return Votes(unhealthy=bool(flags[0]), stop=bool(flags[1]), reason="the study stops")
+
+
 def _extremes(comm, blocks: list[np.ndarray]) -> tuple[float, float]:
     lo = min((float(b.min()) for b in blocks if b.size), default=np.inf)
     hi = max((float(b.max()) for b in blocks if b.size), default=-np.inf)
@@ -86,9 +102,10 @@ def scalar_outputs(sim: Simulation, blocks: list[np.ndarray]) -> dict:
     return scalars | {f"heat_in.{term}": float(v) for term, v in zip(b.terms, b.inflow)}
 
 
-def run_sample(spec, index: int, values, comm, save_to: Path | None = None) -> SampleResult:
+def run_sample(spec, index: int, values, comm, save_to: Path | None = None, stop_requested=None) -> SampleResult:
     """Run sample ``index`` (parameter ``values``) on ``comm``; a failure of the sample (bad
-    value, no convergence, NaN) is its status and message, never the study's."""
+    value, no convergence, NaN) is its status and message, never the study's. ``stop_requested()``
+    (any rank) interrupts it at the next step: its status stays :data:`PENDING` (to run again)."""
     start = MPI.Wtime()
     results = None
     try:
@@ -104,7 +121,11 @@ def run_sample(spec, index: int, values, comm, save_to: Path | None = None) -> S
             layout = ResultsLayout(attrs, sim.extra_fields, case.physics.temperature_unit)
             snapshots.results = results = ResultsWriter(save_to, f"{case.name}_{index:06d}", sim.mesh, layout,
                                                         case.output.driver)
-        march(sim, [faults, snapshots])
+        vote = SampleVote(comm, stop_requested) if stop_requested is not None else None
+        if march(sim, [faults, snapshots], vote).stopped:
+            if results is not None:
+                results.abandon(EndRecord(STOPPED, EXIT_STOPPED))
+            return SampleResult(index, PENDING, "interrupted", MPI.Wtime() - start)
         scalars = scalar_outputs(sim, snapshots.blocks)
         if results is not None:
             results.close(EndRecord(COMPLETE, 0))
