@@ -285,8 +285,10 @@ def test_a_killed_study_keeps_its_finished_samples_and_continues_to_the_same_sta
     assert partials and not (folder / "mc.study.h5").exists()
     kept = 0
     for path in partials:
-        with h5py.File(path, "r") as f:
-            kept += int(np.sum(f["samples/status"][()] != -1))
+        with h5py.File(path, "r") as f:  # the group's finished samples only, with their numbers
+            status, index = f["samples/status"][()], f["samples/index"][()]
+            assert np.all(status != -1) and len(index) == len(status) and np.all(index < 12)
+            kept += len(status)
     assert kept >= 2
 
     fresh = study(2, [spec, "--quiet"], tmp_path)

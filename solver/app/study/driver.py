@@ -38,7 +38,8 @@ from solver.app.study.sampling import sample_table
 from solver.app.study.spec import StudySpec, load_study
 from solver.app.study.statistics import Moments, combine, to_world_blocks
 from solver.app.study.groups import StudyGroups
-from solver.app.study.partial import merge_partial, partial_files, partial_path, record_seconds, write_partial
+from solver.app.study.partial import (expand, merge_partial, partial_files, partial_path, record_seconds,
+                                      write_partial)
 from solver.app.study.studyfile import (PENDING, StudyContents, StudyMesh, merged_tables, read_study, study_path,
                                           world_blocks, write_study)
 
@@ -175,7 +176,12 @@ class StudyRun:
         data = self.checked(self.path, read_study(self.path, world, self.driver, n_nodes), table) \
             if has_file or not partials else None
         for path in partials:
-            data = merge_partial(data, self.checked(path, read_study(path, world, self.driver, n_nodes), table), path)
+            part = read_study(path, world, self.driver, n_nodes)
+            try:
+                part = expand(part, table)
+            except CaseError as exc:
+                raise CaseError(f"{path}: {exc}") from None
+            data = merge_partial(data, self.checked(path, part, table), path)
         if partials:
             start = world_blocks(self.groups.group, mesh.n_global_nodes).start
             self.finish(table, mesh, data, GroupShare([], None, None, start, False), quiet=True)

@@ -14,9 +14,10 @@ that the restarted run's own partial files never replace samples it has not yet 
 that ends writes its study file and then removes its partial files; one that was killed between
 the two leaves partial files whose samples the study file already lists: they are skipped.
 
-Cost per record: one write, collective within the group, of the group's sample table and of its
-statistics block (output times x nodes / group ranks): bounded by the mesh and the number of
-samples, whatever the study's run time.
+A partial file holds the rows of its group's finished samples only, with their numbers
+(``/samples/index``). Cost per record: one write, collective within the group, of those rows and of
+the group's statistics block (output times x nodes / group ranks): bounded by the mesh and the
+group's samples, whatever the study's run time.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from solver.io.checkpoint import checkpoint_dir
-from solver.app.study.studyfile import PENDING, StudyContents, merged_tables, write_study
+from solver.app.study.studyfile import PENDING, SampleTable, StudyContents, merged_tables, write_study
+from solver.errors import CaseError
 
 log = logging.getLogger(__name__)
 RECORD_SECONDS = 5.0
@@ -53,7 +55,7 @@ def partial_files(directory: Path, name: str) -> list[Path]:
 def write_partial(path: Path, group, driver: str, spec, table: np.ndarray, share, n_nodes: int) -> None:
     """The group's finished samples (``share``: records on the group's rank 0, this rank's block of
     the statistics) to ``path`` (every rank of the group)."""
-    contents = merged_tables(spec, table, None, [share.records]) if group.rank == 0 else None
+    contents = compact(merged_tables(spec, table, None, [share.records])) if group.rank == 0 else None
     contents = group.bcast(contents, root=0)
     stats = share.moments if share.times is not None else None
     contents.times, contents.n_nodes, contents.stats = share.times, n_nodes, stats
@@ -64,6 +66,38 @@ def write_partial(path: Path, group, driver: str, spec, table: np.ndarray, share
         path.parent.mkdir(parents=True, exist_ok=True)
     group.Barrier()
     write_study(path, group, driver, contents)
+
+
+def compact(contents: StudyContents) -> StudyContents:
+    """The rows of the samples done only, with their numbers (``table.index``): a partial file's
+    size grows with the group's samples, not with the study's."""
+    t = contents.table
+    done = np.flatnonzero(t.status != PENDING)
+    contents.table = SampleTable(t.values[done], t.status[done], t.seconds[done], t.message[done], done)
+    contents.outputs = {k: (v if k == "probe_points" else v[done]) for k, v in contents.outputs.items()}
+    return contents
+
+
+def expand(part: StudyContents, table: np.ndarray) -> StudyContents:
+    """A partial file's rows at their places in the whole sample ``table`` (the others pending)."""
+    t, index, n = part.table, part.table.index, len(table)
+    if index is None or len(index) != len(t.status) or (len(index) and not 0 <= index.min() <= index.max() < n):
+        raise CaseError("its sample numbers do not match its sample table")
+    values = np.array(table, dtype=float, copy=True)
+    if len(index):
+        values[index] = t.values
+    status, seconds = np.full(n, PENDING, dtype=np.int64), np.full(n, np.nan)
+    message = np.full(n, "", dtype=object)
+    status[index], seconds[index], message[index] = t.status, t.seconds, t.message
+    outputs = {}
+    for key, rows in part.outputs.items():
+        if key == "probe_points":
+            outputs[key] = rows
+            continue
+        outputs[key] = np.full((n,) + rows.shape[1:], np.nan)
+        outputs[key][index] = rows
+    part.table, part.outputs = SampleTable(values, status, seconds, message), outputs
+    return part
 
 
 def merge_partial(data: StudyContents | None, part: StudyContents, path: Path) -> StudyContents:

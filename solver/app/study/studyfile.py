@@ -60,9 +60,11 @@ class SampleTable:
     status: np.ndarray
     seconds: np.ndarray
     message: np.ndarray  # of str
+    index: np.ndarray | None = None  # the samples' numbers, where the table holds only some (a partial file)
 
     def columns(self) -> dict[str, np.ndarray]:
-        return {"values": self.values, "status": self.status, "seconds": self.seconds, "message": self.message}
+        found = {"values": self.values, "status": self.status, "seconds": self.seconds, "message": self.message}
+        return found | ({"index": self.index} if self.index is not None else {})
 
 
 @dataclass
@@ -178,7 +180,8 @@ def read_study(path: Path, comm, driver: str, n_nodes: int | None) -> StudyConte
                 samples = h["samples"]
                 table = SampleTable(samples["values"][()], samples["status"][()], samples["seconds"][()],
                                     np.array([m.decode() if isinstance(m, bytes) else str(m)
-                                              for m in samples["message"][()]], dtype=object))
+                                              for m in samples["message"][()]], dtype=object),
+                                    samples["index"][()] if "index" in samples else None)
                 return StudyContents({k: (v.decode() if isinstance(v, bytes) else v) for k, v in h.attrs.items()},
                                      table, {k: h["outputs"][k][()] for k in h.get("outputs", {})},
                                      h["time"][()] if "time" in h else None), None
