@@ -98,6 +98,7 @@ def wall_studies(tmp_path_factory):
                                                      "statistics/max/000000", "statistics/above_0/000000",
                                                      "outputs/max_temperature", "mesh/geometry")}
             out[r]["attrs"] = dict(f.attrs)
+            out[r]["message_bytes"] = f["samples/message"].dtype.itemsize
     out["spec"] = load_study(spec)
     return out
 
@@ -106,6 +107,7 @@ def test_the_same_samples_and_statistics_for_every_group_size(wall_studies):
     one = wall_studies[1]
     assert np.array_equal(one["samples/values"], sample_table(wall_studies["spec"]))
     assert np.all(one["samples/status"] == 0) and one["attrs"]["count"] == 64
+    assert one["message_bytes"] == 1  # no failure: the message column takes a byte per sample
     for r in (2, 4):
         other = wall_studies[r]
         assert other["attrs"]["ranks_per_case"] == r

@@ -3,7 +3,8 @@ with an XDMF index of the statistics fields beside it. It is also the study's ch
 
     /samples/values            (samples, parameters) the sample table; attr keys
     /samples/status            (samples,) -1 not run yet, 0 done, else the exit status of the sample
-    /samples/message, seconds  (samples,) the error of a failed sample; wall time of each
+    /samples/message, seconds  (samples,) the error of a failed sample (as wide as the longest, at most
+                               400 bytes); wall time of each
     /outputs/<name>            (samples,) scalar outputs: max_temperature, min_temperature,
                                final_max_temperature, heat_in.<boundary>, steps, linear_iterations, ...
     /outputs/probes            (samples, times, probes) probe values at the output times; /outputs/probe_points
@@ -129,8 +130,10 @@ def write_study(path: Path, comm, driver: str, contents: StudyContents) -> None:
     def series(name, values):
         """A small dataset of rank 0's values (every rank holds the same)."""
         values = np.asarray(values)
-        if values.dtype.kind in "UO":  # fixed-length UTF-8: parallel HDF5 cannot write variable-length data
-            values = np.array([str(v).encode()[:MESSAGE_BYTES] for v in values], dtype=f"S{MESSAGE_BYTES}")
+        if values.dtype.kind in "UO":  # fixed-length UTF-8: parallel HDF5 cannot write variable-length data;
+            encoded = [str(v).encode()[:MESSAGE_BYTES].decode(errors="ignore").encode() for v in values]
+            # as wide as the longest (1 byte when every sample succeeded): the file grows by bytes per sample
+            values = np.array(encoded, dtype=f"S{max([1, *map(len, encoded)])}")
         if f.file is not None:
             ds = f.file.create_dataset(name, shape=values.shape, dtype=values.dtype)
             if comm.rank == 0 and values.size:
