@@ -266,16 +266,17 @@ def test_integer_keys_take_rounded_values(tmp_path):
     assert case.values["material"]["k"] == 0.5
 
 
-def test_a_killed_study_keeps_its_finished_samples_and_continues_to_the_same_statistics(tmp_path):
-    """SIGKILL on every rank of a 3-rank study: the samples its groups finished are in their partial
-    files; a fresh start refuses to replace them; --restart latest on 2 ranks continues from them to
-    the statistics of an uninterrupted run."""
+@pytest.mark.parametrize("ranks, per_case", [(3, 1), (4, 2)])
+def test_a_killed_study_keeps_its_finished_samples_and_continues_to_the_same_statistics(tmp_path, ranks, per_case):
+    """SIGKILL on every rank of a 3-rank study (groups of 1) or a 4-rank one (groups of 2): the
+    samples its groups finished are in their partial files; a fresh start refuses to replace them;
+    --restart latest on 2 ranks continues from them to the statistics of an uninterrupted run."""
     (tmp_path / "base.toml").write_text(TRANSIENT_CASE.format(out=tmp_path / "out"))
     spec = tmp_path / "mc.toml"
     spec.write_text(TRANSIENT_STUDY)
     folder = tmp_path / "out" / "mc"
     env = {"SOLVER_TEST_STEP_DELAY": "0.03", "SOLVER_TEST_RECORD_SECONDS": "0"}
-    proc = study(3, [spec], tmp_path, env, wait=False)
+    proc = study(ranks, [spec, "--ranks-per-case", per_case], tmp_path, env, wait=False)
     finished, deadline = 0, time.monotonic() + 90
     while finished < 5 and time.monotonic() < deadline and proc.poll() is None:
         finished += proc.stdout.readline().startswith("sample ")
@@ -308,11 +309,13 @@ def test_a_killed_study_keeps_its_finished_samples_and_continues_to_the_same_sta
         restarted = {name: f[name][()] for name in names}
     proc = study(2, [spec, "--overwrite", "--quiet"], tmp_path)  # uninterrupted
     assert proc.returncode == 0, proc.stderr
+    # samples solved on groups of 2 ranks agree with those on 1 rank to the solver's tolerance (1e-10)
+    tolerance = 1e-12 if per_case == 1 else 1e-9
     with h5py.File(folder / "mc.study.h5", "r") as f:
         assert np.array_equal(f["samples/status"][()], restarted["samples/status"])
         for name in names[1:]:
             scale = np.nanmax(np.abs(restarted[name]))
-            assert np.nanmax(np.abs(f[name][()] - restarted[name])) <= 1e-12 * scale, name
+            assert np.nanmax(np.abs(f[name][()] - restarted[name])) <= tolerance * scale, name
 
 
 def test_a_study_stops_within_a_step_of_the_sample_in_flight(tmp_path):
