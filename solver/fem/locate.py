@@ -1,7 +1,11 @@
 """Point location: the cell that holds each point and its reference coordinates, and the
 finite-element interpolation of nodal values there (vectorised over points). P1 simplices invert
 their affine map directly; other cells (Q1, and P2/Q2 with straight or curved edges) by Newton's
-method on their isoparametric map from the cell's centre."""
+method on their isoparametric map from the cell's centre, a point counting as inside only where
+Newton converged. Candidates come from a k-d tree of the cells' centres, nearest first; a cell is
+tried only where the point lies within its reach (its farthest node from its centre, with room
+for a curved edge), so points in holes and outside the mesh cost a tree query, not a solve per
+candidate."""
 
 from __future__ import annotations
 
@@ -18,7 +22,14 @@ class PointLocator:
 
         self.ref = CELLS[cell_type]
         self.coords, self.cells = coords, cells
-        self.tree = cKDTree(coords[cells].mean(axis=1)) if len(cells) else None
+        self.tree = self.radius = None
+        if len(cells):
+            X = coords[cells]
+            centres = X.mean(axis=1)
+            self.tree = cKDTree(centres)
+            # no point of a cell lies farther from its centre than this (its nodes' farthest, with
+            # room for a curved edge's bulge): candidates beyond it are skipped without a solve
+            self.radius = 1.25 * np.sqrt(((X - centres[:, None]) ** 2).sum(axis=2).max(axis=1)) + 1e-12
 
     def _reference(self, X: np.ndarray, p: np.ndarray) -> np.ndarray:
         """Reference coordinates of points p (m, d) in cells with vertices X (m, nn, d)."""
@@ -33,6 +44,10 @@ class PointLocator:
             r = np.einsum("mi,mia->ma", N, X) - p
             J = np.einsum("mia,mib->mab", X, dN)
             xi = xi - np.linalg.solve(J, r[..., None])[..., 0]
+        # where Newton did not converge (a point far from the cell), xi means nothing: NaN, outside
+        miss = np.einsum("mi,mia->ma", ref.shape(xi), X) - p
+        size = np.ptp(X, axis=1).max(axis=1)
+        xi[~(np.linalg.norm(miss, axis=1) <= 1e-8 * size)] = np.nan
         return xi
 
     def _inside(self, xi: np.ndarray, tol: float = 1e-9) -> np.ndarray:
@@ -48,24 +63,33 @@ class PointLocator:
         if self.tree is None:
             return cell, xi
         todo = np.arange(m)
+        reach = float(self.radius.max())
         for kk in (k, 128):
             if not len(todo):
                 break
             kk = min(kk, len(self.cells))
             with np.errstate(all="ignore"):
-                _, cand = self.tree.query(points[todo], k=kk)
-            cand = cand.reshape(len(todo), kk)
-            found = cand < len(self.cells)  # a point too far for a finite distance has no candidates
+                dist, cand = self.tree.query(points[todo], k=kk, distance_upper_bound=reach)
+            dist, cand = dist.reshape(len(todo), kk), cand.reshape(len(todo), kk)
+            # a candidate counts where the point is within its cell's reach (missing ones: index n)
+            found = cand < len(self.cells)
             cand = np.where(found, cand, 0)
+            found &= dist <= self.radius[cand]
+            near = found.any(axis=1) | (kk < len(self.cells)) & (dist[:, -1] <= reach)
+            todo, cand, found = todo[near], cand[near], found[near]  # the others lie outside every cell
             for j in range(kk):  # loop over the candidate rank (at most kk), vectorised over points
-                c = cand[:, j]
+                rows = np.flatnonzero(found[:, j])  # only the points within this candidate's reach
+                c = cand[rows, j]
                 with np.errstate(all="ignore"):
-                    x = self._reference(self.coords[self.cells[c]], points[todo])
-                ok = self._inside(x) & found[:, j]
-                cell[todo[ok]] = c[ok]
-                xi[todo[ok]] = x[ok]
+                    x = self._reference(self.coords[self.cells[c]], points[todo[rows]])
+                inside = self._inside(x)
+                hit = rows[inside]
+                cell[todo[hit]] = c[inside]
+                xi[todo[hit]] = x[inside]
+                ok = np.zeros(len(todo), dtype=bool)
+                ok[hit] = True
                 todo, cand, found = todo[~ok], cand[~ok], found[~ok]
-                if not len(todo):
+                if not len(todo) or not found[:, j + 1:].any():
                     break
         return cell, xi
 
