@@ -39,3 +39,4 @@ autodoc_mock_imports = []
 napoleon_google_docstring = True
 napoleon_numpy_docstring = True
 nitpicky = False
+smartquotes = False  # option names (--set) and quotes stay as typed
