@@ -13,8 +13,8 @@ loses only the samples in flight.
 from __future__ import annotations
 
 import json
-import os
 import logging
+import os
 import signal
 import sys
 import time
@@ -185,10 +185,6 @@ class StudyRun:
         if partials:
             start = world_blocks(self.groups.group, mesh.n_global_nodes).start
             self.finish(table, mesh, data, GroupShare([], None, None, start, False), quiet=True)
-            if world.rank == 0:
-                for path in partials:
-                    path.unlink(missing_ok=True)
-            world.Barrier()
         return data
 
     def checked(self, path: Path, data: StudyContents, table: np.ndarray) -> StudyContents:
@@ -299,6 +295,7 @@ class StudyRun:
         if world.rank == 0:
             for path in partial_files(self.directory, spec.name):
                 path.unlink(missing_ok=True)
+        world.Barrier()  # gone before any group records its samples again
         if quiet:
             return
         log.info(f"study {spec.name}: {done} of {len(table)} samples done ({failed} failed) in {seconds:.1f} s on "
