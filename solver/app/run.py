@@ -20,6 +20,7 @@ from solver.app.preflight import (BYTES_PER_NODE, check_memory, check_split, cla
                                   guard_output)
 from solver.app.summary import StepSummary, summary
 from solver.case.records import Case
+from solver.case.shown import counted
 from solver.compiled import compile_seconds
 from solver.errors import EXIT_STOPPED, CaseError, OutputError, SolverExit
 from solver.heat.march import march
@@ -98,7 +99,7 @@ def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, restart: str | Non
     guard = guard_output(comm, directory, case.name, overwrite, restart is not None)
     try:
         logs.attach_file(directory / f"{case.name}.log", comm.rank)
-        log.info(f"solver {__version__}: {case.source} on {comm.size} rank{'s' if comm.size > 1 else ''}"
+        log.info(f"solver {__version__}: {case.source} on {counted(comm.size, 'rank')}"
                  + (f" (restart from {restart})" if restart else ""))
         return CaseRun(case, comm, options, directory, wall_start).execute(guard)
     finally:
@@ -233,7 +234,7 @@ class Resume:
 
 def log_mesh(mesh) -> None:
     info = mesh.summary()
-    ranks = f"{mesh.comm.size} rank{'s' if mesh.comm.size > 1 else ''}"
+    ranks = counted(mesh.comm.size, "rank")
     log.info(f"mesh: {info['nodes']} nodes, {info['cells']} {mesh.cell_type} cells on {ranks} "
              f"(owned nodes per rank {info['owned_nodes_min']}..{info['owned_nodes_max']})")
     if mesh.partition is not None:
@@ -269,7 +270,7 @@ def dry_run(case: Case, comm=MPI.COMM_WORLD) -> DryRunReport:
     per_rank = BYTES_PER_NODE[mesh.dim] * mesh.n_global_nodes / comm.size
     directory = Path(case.output.directory) / case.name
     log.info(f"case: {case.source} ({case.name}), {t.scheme}")
-    ranks = f"{comm.size} rank{'s' if comm.size > 1 else ''}"
+    ranks = counted(comm.size, "rank")
     log.info(f"mesh: {mesh.n_global_nodes} DOFs, {mesh.n_global_cells} {mesh.cell_type} cells on {ranks}")
     log.info(f"memory: about {per_rank / 2**20:.1f} MiB per rank (estimate)")
     how = (f"adaptive dt from {t.adaptive.dt_initial:g} s in [{t.adaptive.dt_min:g}, {t.adaptive.dt_max:g}] s, "

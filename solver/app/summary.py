@@ -7,12 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from solver.case.shown import counted
 from solver.parallel.collective import max_over_ranks
-
-
-def counted(n: int, noun: str) -> str:
-    """``n`` and ``noun``, plural unless ``n`` is one: 1 rank, 2 ranks."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
-"""How input values appear in messages and names: excerpts of what a user wrote, never all of it."""
+"""How values appear in messages and names: excerpts of what a user wrote, never all of it, and
+counts with their nouns."""
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["derived_name", "shown"]
+__all__ = ["counted", "derived_name", "shown"]
 
 
 def shown(value) -> str:
@@ -17,6 +18,11 @@ def shown(value) -> str:
             return f"an integer of {len(str(abs(value)))} digits"
     text = repr(value)
     return text if len(text) <= 120 else f"{text[:100]}... ({len(text)} characters)"
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is one: 1 rank, 2 ranks."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def derived_name(stem: str) -> str:

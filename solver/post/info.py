@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 
+from solver.case.shown import counted
 from solver.io.results_reader import Results
 from solver.post.study_info import is_study_file, study_info
 
@@ -77,7 +78,7 @@ def info_command(args) -> int:
     how = end["status"] + (f" ({end['detail']})" if end["detail"] else "")
     steady = s["scheme"] == "steady"
     when = "steady state" if steady or not last else f"t = {last['time']:g}"
-    over = "in the steady solve" if steady else f"over {sol['steps']} step{'' if sol['steps'] == 1 else 's'}"
+    over = "in the steady solve" if steady else f"over {counted(sol['steps'], 'step')}"
     solver = (f"{sol['linear_iterations']} {'linear' if sol.get('nonlinear_iterations') else 'CG'} iterations {over} "
               f"(preconditioner {sol['preconditioner']})"
               + (f", {sol['nonlinear_iterations']} Newton/Picard iterations" if sol["nonlinear_iterations"] else "")
@@ -88,7 +89,7 @@ def info_command(args) -> int:
         f"file        {s['file']}",
         f"case        {s['case']} ({s['case_source']}), solver {s['solver_version']}",
         f"mesh        {m['nodes']} nodes, {m['cells']} {m['cell_type']} cells, {m['dim']}D",
-        f"run         {s['ranks']} rank{'' if s['ranks'] == 1 else 's'}, {s['scheme']}, {how}",
+        f"run         {counted(s['ranks'], 'rank')}, {s['scheme']}, {how}",
         ("snapshots   1 (the steady state)" if steady else
          f"snapshots   {s['snapshots']} (steps {steps[0]}..{steps[-1]}, "
          f"t = {s['time_range'][0]:g}..{s['time_range'][1]:g})") if steps else "snapshots   none",
