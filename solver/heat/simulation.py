@@ -227,7 +227,12 @@ class Simulation(Discretisation):
         b = self.balance
         return RunState(self.u, self.step_index, self.t, self.iterations,
                         BalanceState(tuple(b.terms), b.energy_start, np.asarray(b.inflow)),
-                        self.stepper.restart_state(), self.adaptive.restart_state() if self.adaptive else None)
+                        self.stepper.restart_state(), self.adaptive.restart_state() if self.adaptive else None,
+                        None if self.adaptive else self.origin)
+
+    def at_fixed_time(self, origin: tuple[int, float], t: float) -> bool:
+        """Whether ``t`` is where fixed steps of this run's dt from ``origin`` (step, time) stand."""
+        return abs(origin[1] + (self.step_index - origin[0]) * self.dt - t) <= 1e-12 * max(abs(t), 1.0)
 
     def resume(self, state: RunState) -> None:
         """Continue from a checkpoint's state: solution, step, time, scheme history, controller and
@@ -240,9 +245,13 @@ class Simulation(Discretisation):
             if state.adaptive is not None:  # else the checkpoint had a fixed dt: the controller starts afresh
                 self.adaptive.resume(state.adaptive)
             self.t, self.dt = float(t), self.adaptive.controller.dt
-        elif abs(self.step_index * self.dt - t) <= 1e-12 * max(abs(t), 1.0):
+        elif state.origin is not None and self.at_fixed_time(state.origin, t):
+            self.origin = state.origin  # fixed steps since an earlier restart from an adaptive run
+            self.t = self.origin[1] + (self.step_index - self.origin[0]) * self.dt
+            self.n_steps = self.origin[0] + fixed_steps(self.t_end - self.origin[1], self.dt)
+        elif state.origin is None and self.at_fixed_time((0, 0.0), t):
             self.t = self.step_index * self.dt  # as the run computed it: the restart continues bit for bit
-        else:  # written by an adaptive run: fixed steps from its time on
+        else:  # written by an adaptive run, or with another dt (forced): fixed steps from its time on
             self.origin = (self.step_index, float(t))
             self.t = float(t)
             self.n_steps = self.step_index + fixed_steps(self.t_end - self.t, self.dt)

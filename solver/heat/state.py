@@ -113,6 +113,7 @@ class RunState:
     balance: BalanceState
     stepper: StepperState
     adaptive: AdaptiveState | None = None
+    origin: tuple[int, float] | None = None  # fixed steps: (step, t) they count from, if not (0, 0)
 
     def vectors(self) -> dict[str, np.ndarray]:
         """The checkpoint's datasets: name -> local vector."""
@@ -142,7 +143,8 @@ class RunState:
                         "multigrid_base": g.base_iterations}
             if g.update is not None:
                 stepper["multigrid_update"] = g.update.numbers()
-        return {"stepper": stepper} | ({"adaptive": asdict(self.adaptive.controller)} if self.adaptive else {})
+        out = {"stepper": stepper} | ({"adaptive": asdict(self.adaptive.controller)} if self.adaptive else {})
+        return out | ({"fixed_origin": [int(self.origin[0]), float(self.origin[1])]} if self.origin else {})
 
 
 def from_checkpoint(attrs, vectors: dict[str, np.ndarray], n_owned: int) -> RunState:
@@ -159,7 +161,11 @@ def from_checkpoint(attrs, vectors: dict[str, np.ndarray], n_owned: int) -> RunS
                     BalanceState(tuple(attrs.balance_terms), float(attrs.balance_energy_start),
                                  np.array(attrs.balance_inflow, dtype=float)),
                     StepperState(_multistep(stepper, vectors), _systems(stepper), _multigrid(stepper, vectors)),
-                    adaptive)
+                    adaptive, _origin(numbers.get("fixed_origin")))
+
+
+def _origin(numbers) -> tuple[int, float] | None:
+    return None if numbers is None else (int(numbers[0]), float(numbers[1]))
 
 
 def _floats(values) -> tuple[float, ...]:

@@ -318,7 +318,35 @@ def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointA
             raise CaseError(f"{path}: checkpoint attribute {name} = {value!r} is out of range (finite, >= 0 expected)")
     if not np.all(np.isfinite(attrs.balance_inflow)):
         raise CaseError(f"{path}: checkpoint attribute balance_inflow holds NaN or Inf")
+    check_time(path, attrs)
     return attrs
+
+
+def check_time(path: Path, attrs: CheckpointAttrs) -> None:
+    """Refuse a time that the run could not have reached: off its fixed steps (``t`` = origin's
+    time + (``step`` - origin's step) x ``dt``, the origin being 0 or a restart from an adaptive run),
+    or beyond the stored case's end time."""
+    numbers = attrs.stepper if isinstance(attrs.stepper, dict) else {}
+    try:
+        t_end = float(tomllib.loads(attrs.case)["time"]["t_end"])
+    except (tomllib.TOMLDecodeError, TypeError, KeyError, ValueError):
+        t_end = None  # a steady case, or a stored case that check_compatible refuses
+    if t_end is not None and attrs.t > t_end * (1 + 1e-9) + 1e-300:
+        raise CaseError(f"{path}: checkpoint attribute t = {attrs.t:.6g} is beyond the end time of the case "
+                        f"it stores ({t_end:.6g}); the file was changed after it was written")
+    if "adaptive" in numbers or attrs.scheme == "steady":
+        return
+    origin = numbers.get("fixed_origin", (0, 0.0))
+    try:
+        step0, t0 = int(origin[0]), float(origin[1])
+    except (TypeError, ValueError, IndexError, OverflowError):
+        raise CaseError(f"{path}: checkpoint attribute stepper_state has a malformed fixed_origin "
+                        f"({str(origin)[:40]})") from None
+    expected = t0 + (attrs.step - step0) * attrs.dt
+    if not (0 <= step0 <= attrs.step and abs(expected - attrs.t) <= 1e-9 * max(abs(expected), attrs.dt)):
+        raise CaseError(f"{path}: checkpoint attribute t = {attrs.t:.6g} does not agree with step {attrs.step} of "
+                        f"dt = {attrs.dt:.6g} s (t = {expected:.6g} expected); the file was changed after it was "
+                        f"written")
 
 
 def check_compatible(path: Path, attrs: CheckpointAttrs, values: dict, force: bool) -> list[str]:

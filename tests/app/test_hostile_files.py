@@ -88,6 +88,11 @@ def checkpoint_copy(plate_results, tmp_path):
     ({"step": 3.5}, "attribute step = '3.5' is not a whole number"),
     ({"step": "abc"}, "attribute step = 'abc' is not a whole number"),
     ({"snapshots": np.array([1, 2])}, "attribute snapshots = '[1 2]' is not a whole number"),
+    ({"t": 1.0}, "does not agree with step"),
+    ({"step": 1}, "does not agree with step 1"),
+    ({"dt": 1e-3}, "does not agree with step"),
+    ({"t": 1e12}, "is beyond the end time of the case it stores"),
+    ({"stepper_state": '{"fixed_origin": "x"}'}, "malformed fixed_origin"),
 ])
 def test_checkpoints_with_out_of_range_attributes_are_refused(plate_results, tmp_path, change, message):
     path = checkpoint_copy(plate_results, tmp_path)
