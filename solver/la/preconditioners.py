@@ -10,6 +10,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from solver.la.matrix import DistributedMatrix
+from solver.mesh import metis
 
 
 class BuiltOnce:
@@ -55,14 +56,13 @@ def nested_dissection(A: sp.csr_matrix) -> np.ndarray | None:
     if A.shape[0] < 5000:
         return None
     try:
-        import pymetis
+        import pymetis  # noqa: F401 - optional
     except ImportError:
         return None
     G = A.tocsr(copy=True)
     G.setdiag(0.0)
     G.eliminate_zeros()
-    perm = pymetis.nested_dissection(adjacency=pymetis.CSRAdjacency(G.indptr, G.indices))
-    return np.asarray(perm[0] if isinstance(perm, tuple) else perm, dtype=np.int64)
+    return metis.nested_dissection(G.indptr, G.indices)
 
 
 class BlockJacobi(BuiltOnce):

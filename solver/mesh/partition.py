@@ -29,6 +29,7 @@ import numpy as np
 from mpi4py import MPI
 
 from solver.errors import CaseError
+from solver.mesh import metis
 from solver.mesh.cells import CELLS
 from solver.parallel.buffers import offsets
 from solver.parallel.exchange import HaloExchange
@@ -306,13 +307,9 @@ def initial_partition(comm, graph: Graph, n_parts: int, use_metis: bool, centroi
     weights = weights[:, 0] if comm.rank == 0 else None
     parts, method = None, None
     if comm.rank == 0 and use_metis:
-        import pymetis
-
         xadj = offsets(np.bincount(edges[:, 0], minlength=len(weights)))
-        _, membership = pymetis.part_graph(n_parts, adjacency=pymetis.CSRAdjacency(xadj, edges[:, 1]),
-                                           vweights=weights, eweights=edges[:, 2])
-        parts, method = np.asarray(membership, dtype=np.int64), "metis"
-        if len(np.unique(parts)) < n_parts:  # METIS left a part empty (tiny meshes)
+        parts, method = metis.part_graph(n_parts, xadj, edges[:, 1], weights, edges[:, 2]), "metis"
+        if parts is None or len(np.unique(parts)) < n_parts:  # METIS failed, or left a part empty (tiny meshes)
             parts = None
     if comm.bcast(parts is None if comm.rank == 0 else None, root=0):
         centroids = gather_rows(comm, centroids_fn())
