@@ -16,9 +16,22 @@ fi
 # One BLAS/OpenMP thread per rank: the ranks already use every core they were given.
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 
+# Open MPI's mpirun, when it is signalled itself (the time limit, scancel --full), sends the ranks
+# SIGCONT, waits odls_base_sigkill_timeout seconds, sends SIGTERM, waits as long again, then SIGKILL.
+# Its default of 1 s leaves a rank no time to finish its step and write a checkpoint; a third of
+# SLURM's KillWait (the grace between SLURM's SIGTERM and its SIGKILL) leaves it about that much
+# while mpirun still ends within the grace. MPIRUN_SIGKILL_TIMEOUT sets it by hand.
+sigkill_timeout() {
+    local wait
+    wait=$(scontrol show config 2>/dev/null | awk '$1 == "KillWait" {print $3}')
+    [[ $wait =~ ^[0-9]+$ ]] || wait=30
+    echo $(( wait / 3 > 1 ? wait / 3 : 1 ))
+}
+
 case $LAUNCHER in
     srun)   launch=(srun --mpi="$SRUN_MPI" --ntasks="${SLURM_NTASKS:-1}" --kill-on-bad-exit=1) ;;
-    mpirun) launch=(mpirun -n "${SLURM_NTASKS:-1}") ;;
+    mpirun) launch=(mpirun -n "${SLURM_NTASKS:-1}")
+            export OMPI_MCA_odls_base_sigkill_timeout=${MPIRUN_SIGKILL_TIMEOUT:-$(sigkill_timeout)} ;;
     *)      echo "jobs: LAUNCHER must be srun or mpirun, got '$LAUNCHER'" >&2; exit 2 ;;
 esac
 

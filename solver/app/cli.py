@@ -19,14 +19,13 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import stat
 import sys
 
+from solver.app import statusfile
 from solver.app.commands import COMMANDS, Launch, build_parser, command_line
 from solver.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_STOPPED, CaseError, SolverExit
 
 AGREE_TIMEOUT = 10.0  # seconds to wait for the other ranks to report the same error
-STATUS_FILE = "SOLVER_STATUS_FILE"  # where rank 0 records a run's exit status (the job scripts read it)
 
 
 def main(argv=None) -> int:
@@ -154,36 +153,9 @@ def read_case_text(comm, path: str | None) -> tuple[str, str, str]:
 
 
 def write_status(comm, status: int, message: str = "") -> int:
-    """Record the run's exit status in the file $SOLVER_STATUS_FILE names (rank 0): a launcher may
-    report another status for the same run (Open MPI's mpirun returns 1 after a SIGTERM even when
-    every rank stopped cleanly with 75), and the batch scripts trust this file. A regular file (or
-    a new one) is replaced atomically, through a symbolic link its target; a character device
-    (/dev/stdout, /dev/null) is written in place; any other kind of file is left alone, with a
-    warning."""
-    path = os.environ.get(STATUS_FILE)
-    if path and comm.rank == 0:
-        words = {0: "complete", EXIT_STOPPED: "stopped"}.get(status, "failed")
-        line = f"{status} {words} {message.splitlines()[0] if message else ''}".rstrip() + "\n"
-        target, problem = os.path.realpath(path), "not a regular file"
-        try:
-            mode = os.stat(target).st_mode
-        except FileNotFoundError:
-            mode = stat.S_IFREG
-        except OSError as exc:
-            mode, problem = None, exc.strerror
-        try:
-            if mode is not None and stat.S_ISCHR(mode):
-                with open(target, "w") as f:
-                    f.write(line)
-            elif mode is not None and stat.S_ISREG(mode):
-                tmp = f"{target}.tmp{os.getpid()}"
-                with open(tmp, "w") as f:
-                    f.write(line)
-                os.replace(tmp, target)
-            else:
-                raise OSError(0, problem)
-        except OSError as exc:
-            print(f"warning: cannot write the status file {path} ({exc.strerror})", file=sys.stderr, flush=True)
+    """Record the run's exit status for the job scripts (:mod:`solver.app.statusfile`; rank 0)."""
+    if comm.rank == 0:
+        statusfile.record(status, message)
     return status
 
 

@@ -2,6 +2,8 @@
 
 * ``SOLVER_TEST_FAIL``, ``SOLVER_TEST_NAN``, ``SOLVER_TEST_HANG`` = ``"rank:step"``: after that
   step, that rank raises an internal error, puts a NaN in its solution, or hangs;
+* ``SOLVER_TEST_START_DELAY`` = seconds: the start-up (before the mesh) takes that much longer (to
+  signal a run before its first step);
 * ``SOLVER_TEST_STEP_DELAY`` = seconds: every step takes that much longer (to signal a run mid-way);
 * ``SOLVER_TEST_CHECKPOINT_DELAY`` = seconds: a checkpoint stays unfinished that long before it
   is closed (to kill a run while it writes one);
@@ -28,6 +30,13 @@ import numpy as np
 from solver.heat.march import Observer
 from solver.heat.simulation import Simulation
 from solver.io.results_writer import WriteHooks
+
+
+def slow_start(environ=os.environ) -> None:
+    """Lengthen the start-up as ``SOLVER_TEST_START_DELAY`` asks (signals are handled meanwhile)."""
+    delay = float(environ.get("SOLVER_TEST_START_DELAY", "0"))
+    if delay:
+        time.sleep(delay)
 
 
 class FaultInjection(Observer, WriteHooks):

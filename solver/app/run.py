@@ -14,7 +14,7 @@ from mpi4py import MPI
 from solver import __version__
 from solver.app import log as logs
 from solver.app.control import RunControl
-from solver.app.faults import FaultInjection
+from solver.app.faults import FaultInjection, slow_start
 from solver.app.observers import CheckpointObserver, ProgressObserver, ResultsObserver
 from solver.app.preflight import (BYTES_PER_NODE, check_memory, check_split, claim_space, estimate_output_bytes,
                                   guard_output)
@@ -119,6 +119,7 @@ class CaseRun:
 
     def execute(self, guard) -> RunResult:
         case, comm = self.case, self.comm
+        slow_start()
         sim = Simulation(case, comm)
         log_mesh(sim.mesh)
         mesh = sim.mesh

@@ -1,23 +1,41 @@
 """Stop requests that arrive before the time loop is ready for them.
 
 A batch system may signal a job while its ranks are still importing, reading the mesh or
-factorising (SLURM's ``--signal`` lead, a ``scancel --signal``). By default SIGUSR1 and SIGTERM
-kill a Python process; :func:`defer` makes them wait instead, and the time loop's control
-(:class:`solver.app.control.RunControl`) takes them over as a graceful stop at its first step.
+factorising (SLURM's ``--signal`` lead, a ``scancel --signal``, the time limit). By default SIGUSR1
+and SIGTERM kill a Python process; :func:`defer` makes them wait instead, and the time loop's
+control (:class:`solver.app.control.RunControl`) takes them over as a graceful stop at its first
+step. A run records status 75 at once, on the launcher's rank 0
+(:mod:`solver.app.statusfile`): a launcher that kills the ranks soon after the signal (Open MPI's
+mpirun after 2 x ``odls_base_sigkill_timeout``) leaves that status for the job scripts, which
+then continue from the last checkpoint, where there is one, or run again from the start. If
+the run reaches its first step, its own status replaces this one.
 Kept free of heavy imports so that it can run first thing.
 """
 
 import signal
+import sys
+
+from solver.app import statusfile
 
 DEFERRED = (signal.SIGTERM, signal.SIGUSR1)
+OTHER_COMMANDS = ("study", "verify", "bench", "info", "plot", "probe", "export")  # without a graceful start-up stop
 pending: list[str] = []
+records_status = False
 
 
 def _remember(signum, frame) -> None:
-    pending.append(signal.Signals(signum).name)
+    name = signal.Signals(signum).name
+    if records_status and not pending and statusfile.launch_rank() == 0:
+        statusfile.record(statusfile.STOPPED, f"stopped by {name} during start-up, before the first step")
+    pending.append(name)
 
 
-def defer() -> None:
+def defer(argv: list[str] | None = None) -> None:
+    """Keep SIGTERM and SIGUSR1 for the time loop; ``argv``: the command line (default sys.argv),
+    whose first word tells whether the command is a run (the others get the default actions back)."""
+    global records_status
+    words = [w for w in (sys.argv if argv is None else argv)[1:] if not w.startswith("-")]
+    records_status = not (words and words[0] in OTHER_COMMANDS)
     for sig in DEFERRED:
         signal.signal(sig, _remember)
 
@@ -26,6 +44,8 @@ def release() -> None:
     """Back to the default actions (for commands other than a run), delivering what came meanwhile."""
     import os
 
+    global records_status
+    records_status = False
     for sig in DEFERRED:
         signal.signal(sig, signal.SIG_DFL)
     for name in pending:

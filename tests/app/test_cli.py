@@ -131,7 +131,8 @@ class _Rank0:
 def test_status_file_of_every_kind(tmp_path, monkeypatch, capsys, kind):
     """The status file is replaced atomically when regular (through a symbolic link, its target);
     a FIFO or a directory is left as it is, with a warning (a FIFO would block the run)."""
-    from solver.app.cli import STATUS_FILE, write_status
+    from solver.app.cli import write_status
+    from solver.app.statusfile import STATUS_FILE
 
     target = tmp_path / "status"
     path = target
@@ -157,7 +158,8 @@ def test_status_file_of_every_kind(tmp_path, monkeypatch, capsys, kind):
 
 
 def test_status_file_on_a_character_device(monkeypatch, capsys):
-    from solver.app.cli import STATUS_FILE, write_status
+    from solver.app.cli import write_status
+    from solver.app.statusfile import STATUS_FILE
 
     monkeypatch.setenv(STATUS_FILE, "/dev/null")
     assert write_status(_Rank0(), 0) == 0
@@ -179,3 +181,18 @@ def test_the_dry_run_counts_the_snapshots_a_run_writes(steps, every, snapshots):
 
     from solver.app.run import expected_snapshots
     assert expected_snapshots(SimpleNamespace(times=None, every=every), steps) == snapshots
+
+
+def test_start_up_signals_record_a_status_for_runs_only():
+    """The commands whose start-up stop signals are kept for a graceful stop (and recorded at once
+    in the status file) are the runs: every other command is named in signals.OTHER_COMMANDS."""
+    from solver.app import signals
+    from solver.app.commands import COMMANDS
+
+    assert set(signals.OTHER_COMMANDS) == {name for name, c in COMMANDS.items() if not c.graceful_stop}
+    for argv, records in ((["solver"], True), (["solver", "case.toml", "--set", "a=1"], True),
+                          (["solver", "--quiet", "run", "c.toml"], True), (["solver", "plot", "r.h5"], False),
+                          (["solver", "study", "s.toml"], False)):
+        signals.defer(argv)
+        assert signals.records_status == records, argv
+    signals.release()

@@ -202,6 +202,35 @@ def test_requeue_slurm_continues_after_a_sigterm(cluster, tmp_path, launcher, ta
     assert not list(ROOT.glob(f".solver-status.{job}")), "the status file was left behind"
 
 
+def test_requeue_slurm_starts_again_after_a_sigterm_during_start_up(cluster, tmp_path):
+    """SIGTERM to every process of a job (scancel --full) while the first segment's ranks start up
+    (a start-up longer than mpirun's grace, which the script sets to a third of the cluster's
+    KillWait of 10 s): mpirun kills the ranks before their first step, but rank 0 has recorded
+    status 75 "before the first step" at once; the script requeues the job and the next segment
+    starts again from the beginning (there is no checkpoint) and finishes."""
+    import time
+
+    log = tmp_path / "job.out"
+    out = tmp_path / "job"
+    case = sets("mesh.nx=40", "mesh.ny=20", "time.t_end=60.0", "output.every=4")
+    job = cluster.sbatch(["--ntasks=2", f"--output={log}", JOBS / "requeue.slurm", CASE, *case,
+                          "--set", f"output.directory={out}", "--quiet"], cwd=ROOT,
+                         env=job_env(LAUNCHER="mpirun", SOLVER_TEST_START_DELAY="8"))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and "segment 1 on" not in (log.read_text() if log.exists() else ""):
+        time.sleep(0.3)
+    time.sleep(2.0)  # the ranks are in their (lengthened) start-up
+    cluster.run(["scancel", "--signal=TERM", "--full", str(job)])
+    info = cluster.wait(job, 300)
+    text = log.read_text()
+    assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", text
+    assert "the solver recorded status 75" in text and "stopped before its first step" in text, text
+    assert "segment 2" in text and "--overwrite" in text.split("segment 2", 1)[1], text
+    with h5py.File(out / "plate" / "plate.h5", "r") as f:
+        assert f.attrs["complete"] and f.attrs["steps"] == 12
+    assert not list(ROOT.glob(f".solver-again.{job}")) and not list(ROOT.glob(f".solver-status.{job}"))
+
+
 def test_study_slurm_continues_a_stopped_study_after_a_sigterm(cluster, tmp_path):
     """jobs/study.slurm: scancel's SIGTERM stops the study at a sample boundary (exit 75 recorded),
     the job requeues itself, and the next segment runs only the samples left."""

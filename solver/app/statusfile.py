@@ -1,0 +1,61 @@
+"""The run's exit status for the job scripts: one line, ``STATUS WORD [message]``, in the file
+``$SOLVER_STATUS_FILE`` names, written by rank 0. A launcher may report another status for the
+same run (Open MPI's mpirun returns 1 after a SIGTERM even when every rank stopped cleanly with
+75), and the batch scripts in ``jobs/`` trust this file.
+
+Kept free of heavy imports: a stop signal during start-up records its status from here before
+MPI has started (:mod:`solver.app.signals`), so that a launcher that kills the ranks soon after
+(mpirun: 2 x ``odls_base_sigkill_timeout``) still leaves the status behind.
+"""
+
+import os
+import stat
+import sys
+
+STATUS_FILE = "SOLVER_STATUS_FILE"
+STOPPED = 75  # solver.errors.EXIT_STOPPED
+RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID")
+
+
+def launch_rank() -> int:
+    """This process's rank as its launcher tells it, before MPI starts (0 when not launched):
+    Open MPI's, PMIx's and MPICH's variables before SLURM's, which every process that mpirun
+    starts inside a batch step inherits as 0."""
+    for name in RANK_VARIABLES:
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
+def record(status: int, message: str = "") -> None:
+    """Write ``status`` (with ``complete``, ``stopped`` or ``failed`` and the first line of
+    ``message``) to $SOLVER_STATUS_FILE, when it is set; call on rank 0 only. A regular file (or a
+    new one) is replaced atomically, through a symbolic link its target; a character device
+    (/dev/stdout, /dev/null) is written in place; any other kind of file is left alone, with a
+    warning."""
+    path = os.environ.get(STATUS_FILE)
+    if not path:
+        return
+    words = {0: "complete", STOPPED: "stopped"}.get(status, "failed")
+    line = f"{status} {words} {message.splitlines()[0] if message else ''}".rstrip() + "\n"
+    target, problem = os.path.realpath(path), "not a regular file"
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        mode = stat.S_IFREG
+    except OSError as exc:
+        mode, problem = None, exc.strerror
+    try:
+        if mode is not None and stat.S_ISCHR(mode):
+            with open(target, "w") as f:
+                f.write(line)
+        elif mode is not None and stat.S_ISREG(mode):
+            tmp = f"{target}.tmp{os.getpid()}"
+            with open(tmp, "w") as f:
+                f.write(line)
+            os.replace(tmp, target)
+        else:
+            raise OSError(0, problem)
+    except OSError as exc:
+        print(f"warning: cannot write the status file {path} ({exc.strerror})", file=sys.stderr, flush=True)
