@@ -9,7 +9,8 @@
   is closed (to kill a run while it writes one);
 * ``SOLVER_TEST_FILL_DISK`` = snapshot index: before that snapshot, rank 0 fills the disk that
   holds the results with a file ``.filler`` (the tests use a small tmpfs); ``index:late``: after
-  the writer checked the space, as if another program filled the disk meanwhile;
+  the writer checked the space, as if another program filled the disk meanwhile; ``end``: after
+  the last snapshot and checkpoint, before the end record;
 * ``SOLVER_TEST_WRITE_ERROR`` = ``"rank:index"``: that rank's writer fails with ENOSPC after the
   fields of that snapshot are written, before they are listed (where no tmpfs can be mounted).
 
@@ -39,6 +40,18 @@ def slow_start(environ=os.environ) -> None:
         time.sleep(delay)
 
 
+def fill_disk(folder: Path) -> None:
+    """Fill the disk holding ``folder`` with a file ``.filler`` there."""
+    chunk = b"\0" * (1 << 16)
+    with open(Path(folder) / ".filler", "wb") as f:
+        try:
+            while True:
+                f.write(chunk)
+                f.flush()
+        except OSError:
+            pass
+
+
 class FaultInjection(Observer, WriteHooks):
     """The faults the environment asks for on this rank."""
 
@@ -53,7 +66,8 @@ class FaultInjection(Observer, WriteHooks):
                     self.by_step[step] = kind
         self.step_delay = float(environ.get("SOLVER_TEST_STEP_DELAY", "0"))
         fill = environ.get("SOLVER_TEST_FILL_DISK", "")
-        index, _, when = fill.partition(":")
+        self.fill_disk_at_end = fill == "end" and rank == 0
+        index, _, when = ("", "", "") if fill == "end" else fill.partition(":")
         self.fill_disk_at = int(index) if index and rank == 0 else None
         self.fill_late = when == "late"  # after the writer's space check, while it writes
         spec = environ.get("SOLVER_TEST_WRITE_ERROR")
@@ -81,16 +95,13 @@ class FaultInjection(Observer, WriteHooks):
     def before_snapshot(self, index: int, folder: Path, late: bool = False) -> None:
         """Fill the disk holding ``folder`` before snapshot ``index`` (rank 0): before the writer
         checks the space, or with ``:late`` after it (the disk fills while the snapshot is written)."""
-        if index != self.fill_disk_at or late != self.fill_late:
-            return
-        chunk = b"\0" * (1 << 16)
-        with open(Path(folder) / ".filler", "wb") as f:
-            try:
-                while True:
-                    f.write(chunk)
-                    f.flush()
-            except OSError:
-                pass
+        if index == self.fill_disk_at and late == self.fill_late:
+            fill_disk(folder)
+
+    def before_end(self, folder: Path) -> None:
+        """Fill the disk after the last snapshot and checkpoint, before the end record (rank 0)."""
+        if self.fill_disk_at_end:
+            fill_disk(folder)
 
     def before_publish(self, index: int) -> None:
         if index == self.write_error_at:

@@ -53,11 +53,11 @@ def free_bytes(folder: Path) -> int | None:
         return None
 
 
-def write_or_fail(comm, path: Path, what: str, steps, needed: int = 0) -> None:
+def write_or_fail(comm, path: Path, what: str, steps, needed: int = 0, headroom: int = HEADROOM) -> None:
     """Run the write ``steps`` (callables, or one) on every rank, all or nothing as far as the
     ranks can tell.
 
-    First rank 0 checks that ``needed`` bytes fit on the disk with :data:`HEADROOM` to spare;
+    First rank 0 checks that ``needed`` bytes fit on the disk with ``headroom`` to spare;
     if not, nothing is written. Then every rank runs every step, even after one failed on it
     (the steps are HDF5's collective operations: a rank that skipped the rest would leave the
     others waiting). An OSError (or an HDF5 error) on any rank is shared, and every rank raises
@@ -65,9 +65,9 @@ def write_or_fail(comm, path: Path, what: str, steps, needed: int = 0) -> None:
     problem = None
     if comm.rank == 0 and needed:
         free = free_bytes(path.parent)
-        if free is not None and free < needed + HEADROOM:
-            problem = (f"no room on its disk: it needs {needed / 2**20:.2f} MiB (and {HEADROOM >> 20} MiB to spare), "
-                       f"{free / 2**20:.2f} MiB free")
+        if free is not None and free < needed + headroom:
+            spare = f" (and {headroom / 2**20:.0f} MiB to spare)" if headroom else ""
+            problem = f"no room on its disk: it needs {needed / 2**20:.2f} MiB{spare}, {free / 2**20:.2f} MiB free"
     problem = comm.bcast(problem, root=0)
     failed_steps = False
     if problem is None:

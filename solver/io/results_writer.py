@@ -26,10 +26,12 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from solver import __version__
 from solver.errors import CaseError, OutputError
+from solver.io import reserve
 from solver.io.blockfile import (METADATA_BYTES, BlockFile, choose_driver, free_bytes, open_block_file, park,
                                  write_or_fail)
 from solver.io.end_record import EndRecord
@@ -47,7 +49,7 @@ SERIES = {"/time": np.float64, "/step": np.int64,
 
 
 class WriteHooks:
-    """Points in the writing of a snapshot where the tests inject faults (a full disk, a failed
+    """Points in the writing of the results where the tests inject faults (a full disk, a failed
     write); they do nothing here."""
 
     def before_snapshot(self, index: int, folder: Path, late: bool = False) -> None:
@@ -55,6 +57,9 @@ class WriteHooks:
 
     def before_publish(self, index: int) -> None:
         """After the fields of snapshot ``index`` are written, before they are listed."""
+
+    def before_end(self, folder: Path) -> None:
+        """After the last snapshot and checkpoint, before the end record."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,8 @@ class ResultsWriter:
         self.xdmf = XdmfIndex(self.xdmf_path, self.h5_path.name, mesh.reference, mesh.n_global_nodes,
                               mesh.n_global_cells, mesh.dim, ("temperature",) + self.extra_fields) \
             if comm.rank == 0 else None
+        if comm.rank == 0:
+            reserve.keep(self.h5_path)
         if continue_after is not None:
             self._continue(continue_after, attrs)
             return
@@ -178,14 +185,14 @@ class ResultsWriter:
             for name, dtype in self.STEP_SERIES.items():
                 column = name.rsplit("/", 1)[1]
                 self.backend.append_rows(name, np.array([getattr(r, column) for r in records], dtype=dtype))
-        if records:
-            write_or_fail(self.comm, self.h5_path, "the time-step table", append)
+        if records:  # flushed: the close then has nothing left to write (a full disk cannot spoil it)
+            write_or_fail(self.comm, self.h5_path, "the time-step table", [append, self.backend.flush])
 
     def write_probes(self, times: np.ndarray, values: np.ndarray) -> None:
         def append():
             self.backend.append_rows("/probes/time", times)
             self.backend.append_rows("/probes/values", values)
-        write_or_fail(self.comm, self.h5_path, "the probe values", append)
+        write_or_fail(self.comm, self.h5_path, "the probe values", [append, self.backend.flush])
 
     def snapshot_bytes(self) -> int:
         """Disk space one more snapshot takes (its fields, their metadata and series rows)."""
@@ -243,18 +250,41 @@ class ResultsWriter:
         if self.backend is None:
             return
         backend, self.backend = self.backend, None
+        self.hooks.before_end(self.h5_path.parent)
+        self.release_reserve()
         try:
-            if record is not None:
-                write_or_fail(self.comm, self.h5_path, "the end record", lambda: backend.set_attrs("/", record.attrs()))
             write_or_fail(self.comm, self.h5_path, "the end of the file", backend.close)
         except OutputError:
             park(backend)
             raise
+        if record is not None:  # in the room the reserve left; none: the file stays as last flushed
+            write_or_fail(self.comm, self.h5_path, "the end record", lambda: self._write_end_record(record),
+                          reserve.SIZE, headroom=0)
+
+    def _write_end_record(self, record: EndRecord) -> None:
+        """Rank 0 alone, in the closed file: a write that fails there cannot part the ranks inside
+        a collective close of HDF5, as it would through the MPI-IO driver."""
+        if self.comm.rank == 0:
+            f = h5py.File(self.h5_path, "r+")
+            try:
+                f.attrs.update(record.attrs())
+                f.flush()
+            except (OSError, RuntimeError):
+                park(f)  # closing would retry the failed writes
+                raise
+            f.close()
+
+    def release_reserve(self) -> None:
+        """Give back the space set aside for the end (:mod:`solver.io.reserve`; collective)."""
+        if self.comm.rank == 0:
+            reserve.release(self.h5_path)
+        self.comm.Barrier()
 
     def abandon(self, record: EndRecord) -> None:
         """Close after a failure, with the end record if it can still be written. A file
         whose write failed, or on a disk with less than :data:`END_RECORD_ROOM` free, is not
         touched again (it keeps saying running: ``info`` reports it incomplete, no end record)."""
+        self.release_reserve()
         free = free_bytes(self.h5_path.parent) if self.comm.rank == 0 else None
         full = self.comm.bcast(free is not None and free < END_RECORD_ROOM, root=0)
         if self.broken or full:

@@ -1,0 +1,44 @@
+"""Disk space set aside for a results file's end record.
+
+The last write of a run, its end record, needs a little room. If another program fills the disk
+between the last snapshot and the end, a write that fails half-way through HDF5's metadata flush
+leaves a file that no longer opens, with every snapshot in it (and, through the MPI-IO driver,
+ranks that part ways inside HDF5's collective close and hang). So the writer flushes every
+table it appends to, closes the file with nothing left to write, and writes the end record on
+rank 0 alone; and rank 0 fills a small hidden file beside the results file when it creates or
+reopens it, and removes it just before the end: the end record then finds the room it needs,
+whoever filled the disk meanwhile. Where even that does not fit, the end record is not
+attempted (the writer's check), and the file stays as its last flush left it: readable, with all
+its snapshots.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SIZE = 1 << 16  # bytes: the end record's attributes and the metadata the close flushes, with room to spare
+
+
+def path_for(h5_path: Path) -> Path:
+    return h5_path.with_name(f".{h5_path.name}.reserve")
+
+
+def keep(h5_path: Path) -> None:
+    """Set :data:`SIZE` bytes aside beside ``h5_path`` (rank 0; nothing where they do not fit)."""
+    path = path_for(h5_path)
+    try:
+        with open(path, "wb") as f:
+            f.write(b"\0" * SIZE)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        release(h5_path)
+
+
+def release(h5_path: Path) -> None:
+    """Give the space back (rank 0; idempotent)."""
+    try:
+        os.unlink(path_for(h5_path))
+    except OSError:
+        pass
