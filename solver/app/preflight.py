@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from solver.case.records import MeshSpec, StructuredMeshSpec
+from solver.case.shown import size
 from solver.errors import CaseError
 from solver.io.checkpoint import checkpoint_dir
 from solver.mesh.structured import split
@@ -150,8 +151,8 @@ class OutputGuard:
         free = shutil.disk_usage(self.directory).free
         if needed_bytes > free:
             self.release()
-            raise CaseError(f"{self.directory}: the results need about {needed_bytes / 2**20:.0f} MiB, only "
-                            f"{free / 2**20:.0f} MiB free on that disk")
+            raise CaseError(f"{self.directory}: the results need about {size(needed_bytes)}, only "
+                            f"{size(free)} free on that disk")
 
     def _lock(self) -> None:
         me = f"{socket.gethostname()} {os.getpid()}"

@@ -138,9 +138,9 @@ class CaseRun:
             checkpoints = CheckpointObserver(self.results, self.directory, control, faults.before_checkpoint_close)
             outcome = march(sim, [faults, self.writer, ProgressObserver(comm, self.options.quiet), checkpoints],
                             control)
+            self.writer.flush(sim)
         except SolverExit as exc:
             raise self.failed(sim, exc) from None
-        self.writer.flush(sim)
         return self.finish(sim, outcome.stopped, checkpoints.last, resume)
 
     def open_results(self, sim: Simulation, resume, faults: FaultInjection) -> None:
@@ -151,7 +151,8 @@ class CaseRun:
                  "case_source": case.source, "overrides": "\n".join(case.overrides)}
         layout = ResultsLayout(attrs, sim.extra_fields, case.physics.temperature_unit)
         self.results = results = ResultsWriter(self.directory, case.name, sim.mesh, layout, case.output.driver,
-                                               None if resume is None else resume.attrs.snapshots, faults)
+                                               None if resume is None else resume.attrs.snapshots, faults,
+                                               None if resume is None else resume.attrs.t)
         if resume is not None:
             vectors = checkpoint.read_state(resume.path, sim.mesh, results.nodes, resume.attrs.datasets,
                                             lambda p: results.open_block_file(p, "r"))
@@ -190,8 +191,11 @@ class CaseRun:
                              sim.adaptive.controller.rejected if sim.adaptive else 0, sim.nonlinear_iterations,
                              case.physics.temperature_unit, str(last_checkpoint or ""), sim.solver.preconditioner,
                              report.as_dict() if report else None, sim.balance.as_dict(), timings)
-        self.results.close(EndRecord(STOPPED if stopped else COMPLETE, EXIT_STOPPED if stopped else 0,
-                                     figures=figures))
+        try:
+            self.results.close(EndRecord(STOPPED if stopped else COMPLETE, EXIT_STOPPED if stopped else 0,
+                                         figures=figures))
+        except OutputError as exc:
+            raise OutputError(f"{exc}; {after_output_error(self.results, self.directory)}", exc.broken) from None
         result = RunResult(self.results.h5_path, self.results.xdmf_path, sim.mesh.n_global_nodes, comm.size,
                            sim.step_index, sim.iterations, timings, stopped, last_checkpoint,
                            None if resume is None else resume.path, sim.solver.preconditioner, report,

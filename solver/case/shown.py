@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["counted", "derived_name", "shown"]
+__all__ = ["counted", "derived_name", "size", "shown"]
 
 
 def shown(value) -> str:
@@ -23,6 +23,15 @@ def shown(value) -> str:
 def counted(n: int, noun: str) -> str:
     """``n`` and ``noun``, plural unless ``n`` is one: 1 rank, 2 ranks."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def size(n_bytes: float) -> str:
+    """A number of bytes with a unit that shows it with three significant digits: 512 bytes,
+    63.5 KiB, 20.3 MiB, 1.25e+03 GiB."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.3g} {unit}"
+    return f"{n_bytes:.0f} bytes"
 
 
 def derived_name(stem: str) -> str:

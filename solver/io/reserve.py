@@ -7,9 +7,11 @@ ranks that part ways inside HDF5's collective close and hang). So the writer flu
 table it appends to, closes the file with nothing left to write, and writes the end record on
 rank 0 alone; and rank 0 fills a small hidden file beside the results file when it creates or
 reopens it, and removes it just before the end: the end record then finds the room it needs,
-whoever filled the disk meanwhile. Where even that does not fit, the end record is not
-attempted (the writer's check), and the file stays as its last flush left it: readable, with all
-its snapshots.
+whoever filled the disk meanwhile. Before the end record, the closed file is extended by that
+room (:func:`extend`), so that HDF5 writes into blocks the disk has already given: another
+program that fills the disk at that very moment makes the extension fail, whole, instead of
+HDF5's flush. Where the room is not there, the end record is not attempted, and the file stays
+as its last flush left it: readable, with all its snapshots.
 """
 
 from __future__ import annotations
@@ -34,6 +36,24 @@ def keep(h5_path: Path) -> None:
             os.fsync(f.fileno())
     except OSError:
         release(h5_path)
+
+
+def extend(h5_path: Path) -> None:
+    """Append :data:`SIZE` zero bytes to the closed HDF5 file ``h5_path`` (rank 0), on the disk
+    before HDF5 needs them: the end record's metadata, allocated at the end of the file, then
+    lands in blocks the disk has given already (HDF5 ignores bytes past its end of file, and
+    trims them when it closes the file). On a full disk this fails as a whole (OSError), the file
+    as it was."""
+    size = os.path.getsize(h5_path)
+    try:
+        with open(h5_path, "r+b") as f:
+            f.seek(size)
+            f.write(b"\0" * SIZE)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        os.truncate(h5_path, size)
+        raise
 
 
 def release(h5_path: Path) -> None:

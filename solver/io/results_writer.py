@@ -73,13 +73,53 @@ class ResultsLayout:
     temperature_unit: str = "C"
 
 
+STEP_TABLE = ("/steps/time", "/steps/dt", "/steps/error", "/steps/iterations")
+PROBE_TABLE = ("/probes/time", "/probes/values")
+
+
+def trim_for_restart(h5_path: Path, n_snapshots: int, keep_until: float | None, fields) -> None:
+    """Cut the results file of a run to the checkpoint a restart continues from, on rank 0 alone
+    before any rank opens it (HDF5 through MPI-IO cannot be trusted to shrink a dataset: the
+    ranks' views of it part and their next collective call hangs): snapshots ``n_snapshots`` and
+    later go, listed or not (a write that failed), and so do the time-step and probe rows after
+    ``keep_until``."""
+    if not h5_path.exists():
+        raise CaseError(f"{h5_path}: results file to continue not found (a restart appends to it)")
+    try:
+        f = h5py.File(h5_path, "r+")
+    except OSError as exc:
+        raise CaseError(f"{h5_path}: cannot open the results file to continue ({str(exc).splitlines()[0]})") from None
+    with f:
+        n = f["/time"].shape[0] if "/time" in f else None
+        if n is None or n < n_snapshots:
+            raise CaseError(f"{h5_path}: holds {n or 0} snapshots, the checkpoint expects at least {n_snapshots}")
+        for field in fields:
+            group = f.get(f"/fields/{field}")
+            for i in list(group) if isinstance(group, h5py.Group) else []:
+                if not i.isdigit() or int(i) >= n_snapshots:
+                    del group[i]
+        for name in SERIES:
+            if name in f and f[name].shape[0] > n_snapshots:
+                f[name].resize((n_snapshots,) + f[name].shape[1:])
+        if keep_until is None:
+            return
+        for table in (STEP_TABLE, PROBE_TABLE):
+            if table[0] in f:
+                keep = int(np.searchsorted(f[table[0]][()], keep_until * (1 + 1e-14), side="right"))
+                for name in table:
+                    if name in f and f[name].shape[0] > keep:
+                        f[name].resize((keep,) + f[name].shape[1:])
+
+
 class ResultsWriter:
     """Writes the mesh once and temperature snapshots; keeps the XDMF index up to date."""
 
     def __init__(self, directory: Path, name: str, mesh: DistributedMesh, layout: ResultsLayout = ResultsLayout(),
-                 driver: str = "auto", continue_after: int | None = None, hooks: WriteHooks = WriteHooks()):
-        """``continue_after``: reopen the file of a restarted run keeping that many snapshots;
-        ``hooks``: the tests' fault injection."""
+                 driver: str = "auto", continue_after: int | None = None, hooks: WriteHooks = WriteHooks(),
+                 keep_until: float | None = None):
+        """``continue_after``: reopen the file of a restarted run keeping that many snapshots, and
+        the rows of its time-step and probe tables up to ``keep_until``; ``hooks``: the tests'
+        fault injection."""
         comm = mesh.comm
         attrs = layout.attrs
         self.hooks = hooks
@@ -99,6 +139,8 @@ class ResultsWriter:
         if comm.rank == 0:
             reserve.keep(self.h5_path)
         if continue_after is not None:
+            fields = ("temperature",) + self.extra_fields
+            on_root(comm, lambda: trim_for_restart(self.h5_path, continue_after, keep_until, fields), CaseError)
             self._continue(continue_after, attrs)
             return
         self.run_id = comm.bcast(uuid.uuid4().hex if comm.rank == 0 else None, root=0)
@@ -128,22 +170,10 @@ class ResultsWriter:
         return open_block_file(path, self.comm, self.driver, mode)
 
     def _continue(self, n_snapshots: int, attrs: dict):
-        """Reopen the results file of a restarted run, dropping snapshots written after the
-        checkpoint (so none is duplicated) and keeping the rest."""
-        if not on_root(self.comm, self.h5_path.exists):
-            raise CaseError(f"{self.h5_path}: results file to continue not found (a restart appends to it)")
+        """Reopen the results file of a restarted run (trimmed to the checkpoint already)."""
         self.backend = self.open_block_file(self.h5_path, "r+")
         self.run_id = self.backend.read_attr("/", "run_id", "")
         times = self.backend.read_all("/time")
-        if times is None or len(times) < n_snapshots:
-            raise CaseError(f"{self.h5_path}: holds {0 if times is None else len(times)} snapshots, "
-                            f"the checkpoint expects at least {n_snapshots}")
-        for field in ("temperature",) + self.extra_fields:  # listed or not (a write that failed)
-            for i in self.backend.list_members(f"/fields/{field}"):
-                if not i.isdigit() or int(i) >= n_snapshots:
-                    self.backend.delete(f"/fields/{field}/{i}")
-        for name in SERIES:
-            self.backend.truncate(name, n_snapshots)
         self.snapshots = [(float(t), f"/fields/temperature/{i:06d}") for i, t in enumerate(times[:n_snapshots])]
         self.backend.set_attrs("/", {"ranks": self.comm.size, **attrs, "status": RUNNING})
         self.backend.flush()
@@ -161,12 +191,12 @@ class ResultsWriter:
         times = self.backend.read_all("/probes/time")
         if times is None:
             raise CaseError(f"{self.h5_path}: has no probe datasets to continue (output.probes was added?)")
-        keep = int(np.searchsorted(times, keep_until, side="right"))
-        self.backend.truncate("/probes/time", keep)
-        self.backend.truncate("/probes/values", keep)
+        keep = int(np.searchsorted(times, keep_until * (1 + 1e-14), side="right"))
+        if keep < len(times):  # trimmed already (trim_for_restart) unless the times moved since
+            self.backend.truncate("/probes/time", keep)
+            self.backend.truncate("/probes/values", keep)
 
-    STEP_SERIES = {"/steps/time": np.float64, "/steps/dt": np.float64, "/steps/error": np.float64,
-                   "/steps/iterations": np.int64}
+    STEP_SERIES = dict(zip(STEP_TABLE, (np.float64, np.float64, np.float64, np.int64)))
 
     def init_steps(self, keep_until: float | None = None) -> None:
         """Create (or, on a restart, trim after ``keep_until``) the time-step table."""
@@ -176,8 +206,9 @@ class ResultsWriter:
                 self.backend.create_series(name, dtype)
             return
         keep = int(np.searchsorted(times, keep_until * (1 + 1e-14), side="right"))
-        for name in self.STEP_SERIES:
-            self.backend.truncate(name, keep)
+        if keep < len(times):  # trimmed already (trim_for_restart) unless the times moved since
+            for name in self.STEP_SERIES:
+                self.backend.truncate(name, keep)
 
     def write_steps(self, records) -> None:
         """Append accepted steps (records with time, dt, error, iterations)."""
@@ -263,8 +294,11 @@ class ResultsWriter:
 
     def _write_end_record(self, record: EndRecord) -> None:
         """Rank 0 alone, in the closed file: a write that fails there cannot part the ranks inside
-        a collective close of HDF5, as it would through the MPI-IO driver."""
+        a collective close of HDF5, as it would through the MPI-IO driver. The file is first
+        extended by the room the end record takes (:func:`solver.io.reserve.extend`): HDF5 then
+        writes into blocks the disk has given already, and cannot run out of space half-way."""
         if self.comm.rank == 0:
+            reserve.extend(self.h5_path)
             f = h5py.File(self.h5_path, "r+")
             try:
                 f.attrs.update(record.attrs())

@@ -281,3 +281,21 @@ def test_a_second_ctrl_c_stops_at_once_cleanly(tmp_path, ranks):
     assert "stopped at once by Ctrl-C" in err and "Traceback" not in err and "internal error" not in err, err
     with h5py.File(cut / "heater_ramp" / "heater_ramp.h5", "r") as f:
         assert len(f["time"]) >= 1
+
+
+def test_a_restart_from_an_earlier_checkpoint_that_stops_before_a_snapshot_ends_in_order(tmp_path):
+    """3 ranks, MPI-IO: a restart from an earlier checkpoint (its results file cut back to it) that
+    stops at its first step, before any snapshot: exit 75 in bounded time and a readable file.
+    The cut was made by every rank through MPI-IO, whose views of the shrunk time-step table
+    parted, and the next collective write hung."""
+    d = tmp_path / "run"
+    every = ["--set", 'output.driver="mpio"', "--set", "output.every=5"]
+    run_solver(3, args_for(d, "backward-euler", 40.0, *every, "--set", "checkpoint.keep=10"), cwd=tmp_path)
+    early = d / "heater_ramp" / "checkpoints" / "step_00000008.h5"
+    assert early.exists()
+    proc = run_mpi_env(3, args_for(d, "backward-euler", 80.0, *every, "--restart", str(early),
+                                   "--set", "run.wall_limit=1"), tmp_path, {"SOLVER_TEST_STEP_DELAY": "1.5"})
+    assert proc.returncode == 75, proc.stderr
+    with h5py.File(d / "heater_ramp" / "heater_ramp.h5", "r") as f:
+        assert f["steps/time"][()].tolist() == [2.0 * (i + 1) for i in range(9)]
+        assert f["step"][()].tolist() == [0, 5]
