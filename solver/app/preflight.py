@@ -160,11 +160,8 @@ class OutputGuard:
             try:
                 fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                try:
-                    host, pid = self.lock.read_text(errors="replace").split()[:2]
-                except (OSError, ValueError):
-                    host, pid = "?", "?"
-                garbage = not (pid.isdigit() and 0 < int(pid) < 2**31)
+                host, pid = read_lock(self.lock)
+                garbage = not (pid.isascii() and pid.isdigit() and 0 < int(pid) < 2**31)
                 if garbage and _age(self.lock) > GARBAGE_LOCK_AGE:  # not "host pid", and not being written
                     log.info(f"removing an unreadable lock {self.lock} (no host and process id in it)")
                     self.lock.unlink(missing_ok=True)
@@ -191,6 +188,31 @@ class OutputGuard:
             except OSError:
                 break
         self.created = []
+
+
+def read_lock(path: Path) -> tuple[str, str]:
+    """(host, pid) written in a lock file ("?" where unreadable). Only a regular file is read, and
+    only its first bytes: a FIFO would block, a link to /dev/zero would never end."""
+    import stat
+
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return "?", "?"
+    if not stat.S_ISREG(mode):
+        kind = "a symbolic link" if stat.S_ISLNK(mode) else "a directory" if stat.S_ISDIR(mode) else \
+            "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise CaseError(f"{path}: the lock file of this results directory is {kind}; remove it (a run writes "
+                        f"its own)")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            words = os.read(fd, 256).decode(errors="replace").split()
+        finally:
+            os.close(fd)
+    except OSError:
+        return "?", "?"
+    return (words[0], words[1]) if len(words) >= 2 else ("?", "?")
 
 
 def guard_output(comm, directory: Path, name: str, overwrite: bool, restart: bool):

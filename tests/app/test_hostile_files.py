@@ -121,3 +121,22 @@ def test_checkpoint_dataset_of_the_wrong_type_is_refused(plate_results, tmp_path
         f["previous"] = np.array([b"x"] * n)
     with pytest.raises(CaseError, match="checkpoint dataset previous is not a vector"):
         checkpoint.inspect(path, n)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero", "directory"])
+def test_a_lock_file_that_is_not_a_regular_file_is_refused(tmp_path, kind):
+    """A FIFO (the run blocked forever, deaf to SIGTERM), a link to /dev/zero (it read without end)
+    or a directory in place of the lock file: exit 2 and one line naming it."""
+    folder = tmp_path / "plate"
+    folder.mkdir()
+    lock = folder / ".solver.lock"
+    if kind == "fifo":
+        os.mkfifo(lock)
+    elif kind == "directory":
+        lock.mkdir()
+    else:
+        lock.symlink_to("/dev/zero")
+    proc = run_solver(1, [str(ROOT / "inputs" / "plate.toml"), "--set", f"output.directory={tmp_path}"], cwd=tmp_path,
+                      check=False, timeout=60)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "the lock file of this results directory is" in errors[0]

@@ -246,8 +246,10 @@ def test_study_slurm_continues_a_stopped_study_after_a_sigterm(cluster, tmp_path
     study = tmp_path / "mc.toml"
     study.write_text('[study]\ncase = "base.toml"\nsamples = 8\nseed = 3\n[parameters]\n'
                      '"boundary.right.h" = { distribution = "uniform", low = 10.0, high = 40.0 }\n')
+    # samples of about 2 s: mpirun passes scancel's SIGTERM on after odls_base_sigkill_timeout (a third
+    # of the cluster's KillWait: 3 s), which a study of shorter samples would outrun
     job = cluster.sbatch(["--ntasks=2", f"--output={log}", JOBS / "study.slurm", study, "--ranks-per-case", "1"],
-                         cwd=ROOT, env=job_env(LAUNCHER="mpirun", SOLVER_TEST_STEP_DELAY="0.02"))
+                         cwd=ROOT, env=job_env(LAUNCHER="mpirun", SOLVER_TEST_STEP_DELAY="0.06"))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and "sample " not in (log.read_text() if log.exists() else ""):
         time.sleep(0.3)
