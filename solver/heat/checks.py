@@ -16,7 +16,7 @@ from mpi4py import MPI
 
 from solver.case.records import MeshFileSpec
 from solver.case.schema import absolute_zero
-from solver.errors import CaseError
+from solver.errors import CaseError, RangeError
 from solver.heat.materials import Centroids, region_cells
 from solver.heat.problem import HeatProblem
 from solver.mesh.quality import check_cells
@@ -90,6 +90,22 @@ def check_absolute_zero(source: str, problem, u0: np.ndarray | None, t: float, u
     if bad is not None:
         raise CaseError(f"{source}: {bad[0]} must be >= {zero:g} {unit} (absolute zero), got {bad[1]:.10g} (its "
                         f"lowest value on the mesh at t = {t:g})")
+
+
+def boundary_temperatures_change(problem) -> bool:
+    """Some Dirichlet value or T_inf depends on t (the same on every rank)."""
+    exprs = [bc.value for bc in problem.dirichlet.conditions]
+    exprs += [term.condition.T_inf for term in list(problem.robin) + list(problem.radiation)]
+    return any(getattr(e, "depends_on_time", False) for e in exprs)
+
+
+def check_boundary_temperatures(source: str, problem, t: float, unit: str, step: int) -> None:
+    """After a step whose boundary temperatures depend on t: none of them below absolute zero at
+    its time (collective); else a RangeError (exit 3) naming the key, its lowest value and the step."""
+    try:
+        check_absolute_zero(source, problem, None, t, unit)
+    except CaseError as exc:
+        raise RangeError(f"{exc} (step {step})") from None
 
 
 def check_step(source: str, problem, balance, t: float) -> None:

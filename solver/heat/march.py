@@ -30,7 +30,7 @@ import numpy as np
 from mpi4py import MPI
 
 from solver.errors import NumericalError
-from solver.heat.checks import check_step
+from solver.heat.checks import boundary_temperatures_change, check_boundary_temperatures, check_step
 from solver.heat.ranges import check_step as check_ranges
 from solver.heat.simulation import Simulation
 from solver.la.krylov import SolveInfo
@@ -130,6 +130,8 @@ def _steady(sim: Simulation, observers: list[Observer], vote: StepVote) -> Outco
 def _transient(sim: Simulation, observers: list[Observer], vote: StepVote) -> Outcome:
     schedule = sim.snapshot_schedule()
     first = sim.step_index
+    unit = sim.case.physics.temperature_unit
+    boundary_temperatures = boundary_temperatures_change(sim.problem)
     vote.begin()
     try:
         while not sim.finished:
@@ -140,6 +142,8 @@ def _transient(sim: Simulation, observers: list[Observer], vote: StepVote) -> Ou
             votes = vote.vote(sim.step_index, MPI.Wtime() - start, sim.unhealthy() is not None)
             check_step(sim.case.source, sim.problem, sim.balance, sim.t)
             check_ranges(sim.problem, f"step {sim.step_index} (t = {sim.t:.6g})")
+            if boundary_temperatures:
+                check_boundary_temperatures(sim.case.source, sim.problem, sim.t, unit, sim.step_index)
             check_health(sim, votes.unhealthy, solve)
             stop = votes.stop and not sim.finished
             event = StepEvent(sim.step_index, sim.t, solve, schedule.due(sim.step_index, sim.t) or sim.finished,
