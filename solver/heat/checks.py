@@ -165,15 +165,38 @@ def report_empty_regions(mesh, physics) -> None:
             log.warning(f"region.{region.name} selects no cell (its box or group misses the mesh): it has no effect")
 
 
+def exchange_names(problem) -> list[str]:
+    """The robin and radiation boundaries that exchange heat somewhere: all but those whose h (or
+    epsilon) is zero on every facet, as a constant or an expression of x, y, z alone (collective).
+    Such a boundary is insulated, and fixes no temperature."""
+    terms = [(term.name, term.condition.h, term) for term in problem.robin]
+    terms += [(term.name, term.condition.epsilon, term) for term in problem.radiation]
+    names, zero = [], []
+    for name, coefficient, term in terms:
+        if isinstance(coefficient, (int, float)):
+            values = np.array([float(coefficient)])
+        elif getattr(coefficient, "depends_on_time", True) or getattr(coefficient, "depends_on_temperature", True):
+            names.append(name)
+            continue
+        else:
+            values = np.asarray(coefficient(term.facets.points, 0.0), dtype=float)
+        zero.append((name, float(np.max(np.abs(values))) if values.size else 0.0))
+    largest = np.array([v for _, v in zero])
+    if len(largest):
+        problem.mesh.comm.Allreduce(MPI.IN_PLACE, largest, op=MPI.MAX)
+    return names + [name for (name, _), v in zip(zero, largest) if v > 0]
+
+
 def check_floating_parts(case, problem) -> None:
     """A steady case on a mesh file: every connected part of the mesh must touch a dirichlet, robin
     or radiation boundary, or its temperature is not determined (a singular system); refuse the
-    first part that does not, naming its cells and a point in it (collective). Structured meshes
-    are connected; a case with no such boundary at all is the steady solver's to refuse."""
+    first part that does not, naming its cells and a point in it (collective); a robin or
+    radiation boundary with h or epsilon zero everywhere does not count. Structured meshes are
+    connected; a case with no such boundary at all is the steady solver's to refuse."""
     mesh = problem.mesh
     if not isinstance(case.mesh, MeshFileSpec):
         return
-    names = problem.dirichlet.names + [t.name for t in problem.robin] + [t.name for t in problem.radiation]
+    names = problem.dirichlet.names + exchange_names(problem)
     from solver.mesh.components import component_labels  # scipy's csgraph: only for steady file meshes
     labels, fixed = component_labels(mesh, mesh.owned_dirichlet_mask(names))
     root = labels[: mesh.n_owned] == mesh.node_ids[: mesh.n_owned]  # one node per part: its label's own

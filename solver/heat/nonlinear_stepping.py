@@ -31,6 +31,7 @@ from solver.case.records import NonlinearSpec, SolverSpec, TimeSpec
 from solver.errors import CaseError, ConvergenceError, NumericalError
 from solver.fem.boundary import constrain
 from solver.heat.balance import HeatFlows
+from solver.heat.checks import exchange_names
 from solver.heat.nonlinear import Linearisation, NonlinearHeatProblem
 from solver.heat.state import JacobianOrigin, MultigridState, StepperState
 from solver.heat.stepping import BACKWARD_EULER, BDF2, Multistep, Solves, Stepper, theta_method
@@ -307,9 +308,10 @@ class NonlinearSteadySolver(LinearSolves):
     PSEUDO_STEPS = 200
 
     def __init__(self, problem: NonlinearHeatProblem, solver: SolverSpec, spec: NonlinearSpec):
-        if not problem.dirichlet.count() and not problem.robin and not problem.radiation:
-            raise CaseError("time.scheme = \"steady\" needs at least one dirichlet, robin or radiation boundary "
-                            "(with only insulated and neumann boundaries the steady temperature is not unique)")
+        if not problem.dirichlet.count() and not exchange_names(problem):
+            raise CaseError("time.scheme = \"steady\" needs at least one dirichlet boundary, or a robin or "
+                            "radiation one with h or epsilon > 0 somewhere (with only insulated and neumann "
+                            "boundaries the steady temperature is not unique)")
         self.problem, self.spec = problem, spec
         self.flows = HeatFlows(problem)
         self.linear = LinearisedSolver(problem, solver)

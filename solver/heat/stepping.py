@@ -39,6 +39,7 @@ from mpi4py import MPI
 from solver.case.records import SolverSpec, TimeSpec
 from solver.errors import CaseError, NumericalError
 from solver.heat.balance import HeatBalance, HeatFlows
+from solver.heat.checks import exchange_names
 from solver.heat.problem import HeatProblem
 from solver.heat.schedule import auto_steps
 from solver.heat.state import MultistepState, StepperState, SystemCacheState
@@ -417,9 +418,10 @@ class SteadySolver(Solves):
     """``K u = F`` once, with the heat balance of the flows (W), which cancel."""
 
     def __init__(self, problem: HeatProblem, solver: SolverSpec):
-        if not problem.dirichlet.count() and not problem.robin:
-            raise CaseError("time.scheme = \"steady\" needs at least one dirichlet or robin boundary "
-                            "(with only insulated and neumann boundaries the steady temperature is not unique)")
+        if not problem.dirichlet.count() and not exchange_names(problem):
+            raise CaseError("time.scheme = \"steady\" needs at least one dirichlet boundary, or a robin one with "
+                            "h > 0 somewhere (with only insulated and neumann boundaries the steady temperature is "
+                            "not unique)")
         self.problem = problem
         self.flows = HeatFlows(problem)
         self.system = ConstrainedSystem(lambda: problem.stiffness(0.0), problem, solver)

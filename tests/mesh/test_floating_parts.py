@@ -95,4 +95,30 @@ def test_a_transient_case_or_one_without_any_fixing_boundary_is_not_this_checks(
     the steady solver's own message."""
     assert run(folder, 1, time="dt = 0.1\nt_end = 0.2").returncode == 0
     proc = run(folder, 1, left='type = "neumann"\nflux = 1.0')
-    assert proc.returncode == 2 and "needs at least one dirichlet or robin boundary" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and "needs at least one dirichlet boundary, or a robin one" in proc.stderr, proc.stderr
+
+
+STEADY_EXCHANGE = """temperature_unit = "K"
+[mesh]
+nx = 8
+ny = 4
+[material]
+k = 45.0
+rho = 7850.0
+c = 460.0
+[boundary.right]
+{boundary}
+[time]
+scheme = "steady"
+"""
+
+
+@pytest.mark.parametrize("boundary", ['type = "robin"\nh = 0.0\nT_inf = 300.0',
+                                      'type = "robin"\nh = "0 * x"\nT_inf = 300.0',
+                                      'type = "radiation"\nepsilon = 0.0\nT_inf = 300.0'])
+def test_a_steady_case_whose_only_exchange_is_zero_is_refused(tmp_path, boundary):
+    """h = 0 (or epsilon = 0) everywhere insulates: the steady system is singular (the run gave
+    T = 0 with exit 0); exit 2, as with no boundary at all."""
+    (tmp_path / "case.toml").write_text(STEADY_EXCHANGE.format(boundary=boundary))
+    proc = run_solver(1, ["case.toml", "--quiet"], cwd=tmp_path, check=False, timeout=60)
+    assert proc.returncode == 2 and "needs at least one dirichlet boundary" in proc.stderr, proc.stderr
