@@ -156,7 +156,12 @@ class CaseRun:
         if resume is not None:
             vectors = checkpoint.read_state(resume.path, sim.mesh, results.nodes, resume.attrs.datasets,
                                             lambda p: results.open_block_file(p, "r"))
-            sim.resume(from_checkpoint(resume.attrs, vectors, sim.mesh.n_owned))
+            try:
+                state = from_checkpoint(resume.attrs, vectors, sim.mesh.n_owned)
+            except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+                raise CaseError(f"{resume.path}: checkpoint attribute stepper_state is malformed "
+                                f"({type(exc).__name__}: {str(exc)[:80]})") from None
+            sim.resume(state)
         keep_until = None if resume is None else sim.t
         if not steady:
             results.init_steps(keep_until)

@@ -256,8 +256,13 @@ class Simulation(Discretisation):
             self.t = float(t)
             self.n_steps = self.step_index + fixed_steps(self.t_end - self.t, self.dt)
         self.iterations = int(state.iterations)
+        self.balance.energy = self.problem.energy(self.u)
         if list(state.balance.terms) == self.balance.terms:
             self.balance.energy_start = float(state.balance.energy_start)
             self.balance.inflow = np.array(state.balance.inflow, dtype=float)
-        self.balance.energy = self.problem.energy(self.u)
+        else:  # another case's terms (a forced restart): the balance counts from here
+            log.warning(f"the heat balance counts from the restart (t = {self.t:.6g}): the checkpoint's terms "
+                        f"({', '.join(state.balance.terms)[:80]}) are not this case's ({', '.join(self.balance.terms)})")
+            self.balance.energy_start = self.balance.energy
+            self.balance.inflow = np.zeros(len(self.balance.terms))
 

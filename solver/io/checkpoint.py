@@ -311,6 +311,7 @@ def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointA
             attrs = CheckpointAttrs.from_hdf5(f.attrs, list(f))
         except (KeyError, ValueError, TypeError, OverflowError) as exc:
             raise CaseError(f"{path}: checkpoint attributes are missing or malformed ({exc})") from None
+        run_id_written = "run_id" in f.attrs
     numbers = {"step": attrs.step, "t": attrs.t, "dt": attrs.dt, "snapshots": attrs.snapshots,
                "iterations": attrs.iterations}
     for name, value in numbers.items():
@@ -318,6 +319,16 @@ def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointA
             raise CaseError(f"{path}: checkpoint attribute {name} = {value!r} is out of range (finite, >= 0 expected)")
     if not np.all(np.isfinite(attrs.balance_inflow)):
         raise CaseError(f"{path}: checkpoint attribute balance_inflow holds NaN or Inf")
+    if attrs.balance_inflow.shape != (len(attrs.balance_terms),):
+        raise CaseError(f"{path}: checkpoint attribute balance_inflow holds {attrs.balance_inflow.size} values for "
+                        f"{len(attrs.balance_terms)} balance_terms")
+    if not math.isfinite(attrs.balance_energy_start):
+        raise CaseError(f"{path}: checkpoint attribute balance_energy_start = {attrs.balance_energy_start!r} is "
+                        f"not finite")
+    if not isinstance(attrs.stepper, dict):
+        raise CaseError(f"{path}: checkpoint attribute stepper_state is not a JSON object")
+    if not attrs.run_id and run_id_written:
+        raise CaseError(f"{path}: checkpoint attribute run_id is empty (the file was changed after it was written)")
     check_time(path, attrs)
     return attrs
 

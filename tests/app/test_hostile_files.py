@@ -93,6 +93,10 @@ def checkpoint_copy(plate_results, tmp_path):
     ({"dt": 1e-3}, "does not agree with step"),
     ({"t": 1e12}, "is beyond the end time of the case it stores"),
     ({"stepper_state": '{"fixed_origin": "x"}'}, "malformed fixed_origin"),
+    ({"balance_energy_start": float("nan")}, "attribute balance_energy_start = nan is not finite"),
+    ({"balance_inflow": np.zeros(7)}, "balance_inflow holds 7 values for"),
+    ({"stepper_state": "[1, 2]"}, "attribute stepper_state is not a JSON object"),
+    ({"run_id": ""}, "attribute run_id is empty"),
 ])
 def test_checkpoints_with_out_of_range_attributes_are_refused(plate_results, tmp_path, change, message):
     path = checkpoint_copy(plate_results, tmp_path)
