@@ -160,9 +160,11 @@ def _check(name: str, spec: Key, value, fail):
         return None
     kind = spec.kind
     if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int) or (spec.low is not None and value < spec.low):
+        if isinstance(value, bool) or not isinstance(value, int) or (spec.low is not None and value < spec.low) \
+                or abs(value) >= 2**63:
             what = "a positive integer" if spec.low == 1 else f"an integer >= {spec.low}"
-            fail(f"{name} must be {what}, got {shown(value)}")
+            huge = isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63
+            fail(f"{name} must be {what}{' below 2^63' if huge else ''}, got {shown(value)}")
         return value
     if kind == "float":
         return _check_float(name, spec, value, fail)
@@ -274,6 +276,8 @@ def parse_duration(value) -> float | None:
     if not m:
         return None
     days, hours, minutes, seconds = m.groups()
+    if max(len(days or ""), len(hours or ""), len(minutes), len(seconds)) > 12:
+        return None  # longer than the age of the universe
     return ((int(days or 0) * 24 + int(hours or 0)) * 60 + int(minutes)) * 60 + float(seconds)
 
 

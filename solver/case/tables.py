@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from solver.case.inputfiles import MAX_TABLE_BYTES, MISSING, file_problem
+from solver.case.shown import shown
 
 
 SHORT_TABLE = 32  # points up to which with_derivative counts comparisons instead of searching
@@ -99,8 +100,9 @@ MAX_TABLE_ROWS = 100_000  # points of a property table, file or inline
 def _pair(p, where: str) -> list[float]:
     out = []
     for v in p:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise TableError(f"{where}: {p!r} is not two finite numbers")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, int) and abs(v) > 1.7e308) \
+                or not math.isfinite(v):
+            raise TableError(f"{where}: {shown(p)} is not two finite numbers")
         out.append(float(v))
     return out
 

@@ -211,6 +211,9 @@ BAD_STUDIES = {
                                "sobol needs a power of 2"),
     "mesh key with fields": ('[study]\ncase = "{case}"\nmethod = "grid"\n[parameters]\n'
                              '"mesh.nx" = {{ values = [10.0, 20.0] }}\n', "changes the mesh or the output times"),
+    "huge samples": ('[study]\ncase = "{case}"\nsamples = 1000000000000000000000000000000\n[parameters]\n'
+                     '"material.k" = {{ distribution = "uniform", low = 1.0, high = 2.0 }}\n',
+                     "study.samples: expected an integer below 2"),
     "missing case": ('[study]\ncase = "nowhere.toml"\nsamples = 4\n[parameters]\n'
                      '"material.k" = {{ distribution = "uniform", low = 1.0, high = 2.0 }}\n', "study.case:"),
 }
@@ -342,3 +345,15 @@ def test_a_study_stops_within_a_step_of_the_sample_in_flight(tmp_path):
     assert proc.returncode == 0, proc.stderr
     with h5py.File(tmp_path / "out" / "slow" / "slow.study.h5", "r") as f:
         assert np.all(f["samples/status"][()] != -1) and f.attrs["status"] == "complete"
+
+
+@pytest.mark.parametrize("law", ['distribution = "lognormal", mu = 1000.0, sigma = 1.0',
+                                 'distribution = "truncated-normal", mean = 0.0, std = 1e-300, low = 1e10, high = 1e11'])
+def test_a_distribution_that_gives_no_finite_value_is_refused(tmp_path, law):
+    """Parameters valid one by one whose distribution overflows (exp(1000)) or is undefined: exit 2
+    naming the key (every sample failed, and the study exited 0)."""
+    path = tmp_path / "bad.toml"
+    path.write_text(f'[study]\ncase = "{WALL}"\nsamples = 4\n[parameters]\n"material.k" = {{ {law} }}\n')
+    with pytest.raises(CaseError, match="parameters.material.k: its .* distribution gives") as info:
+        sample_table(load_study(path))
+    assert "\n" not in str(info.value)

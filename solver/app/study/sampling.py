@@ -10,6 +10,7 @@ from scipy import stats
 from scipy.stats import qmc
 
 from solver.app.study.spec import Parameter, StudySpec
+from solver.errors import CaseError
 
 
 def distribution(p: Parameter):
@@ -47,7 +48,14 @@ def sample_table(spec: StudySpec) -> np.ndarray:
         table = np.array([p.values for p in params], dtype=float).T.copy()
     else:
         u = unit_samples(spec.method, spec.samples, len(params), spec.seed)
-        table = np.column_stack([distribution(p).ppf(u[:, j]) for j, p in enumerate(params)])
+        with np.errstate(all="ignore"):
+            table = np.column_stack([distribution(p).ppf(u[:, j]) for j, p in enumerate(params)])
+        for j, p in enumerate(params):
+            bad = ~np.isfinite(table[:, j])
+            if bad.any():
+                raise CaseError(f"{spec.source}: parameters.{p.key}: its {p.distribution} distribution gives "
+                                f"{table[np.argmax(bad), j]} for {np.count_nonzero(bad)} of {len(bad)} samples (beyond "
+                                f"a double's range, or undefined): give parameters that keep its values finite")
     for j, p in enumerate(params):
         if p.integer:
             table[:, j] = np.rint(table[:, j])

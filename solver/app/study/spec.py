@@ -30,6 +30,7 @@ from pathlib import Path
 
 from solver.case.load import load_case, printable, read_text
 from solver.case.records import Case
+from solver.case.shown import shown
 from solver.errors import CaseError
 
 METHODS = ("monte-carlo", "latin-hypercube", "sobol", "grid", "list")
@@ -84,6 +85,9 @@ class StudySpec:
 def _number(value, where: str, integer: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
         raise CaseError(f"{where}: expected {'an integer' if integer else 'a number'}, got {printable(repr(value))}")
+    if isinstance(value, int) and abs(value) >= (2**63 if integer else 1.7e308):
+        raise CaseError(f"{where}: expected {'an integer below 2^63' if integer else 'a finite number'}, got "
+                        f"{shown(value)}")
     if not math.isfinite(value):
         raise CaseError(f"{where}: expected a finite number, got {value!r}")
     return value
