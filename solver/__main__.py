@@ -2,6 +2,12 @@ from solver.app import signals
 
 signals.defer()  # before the imports and MPI start-up, which take a while
 
-from solver.app.cli import finish, main  # noqa: E402
+try:
+    from solver.app.cli import finish, main  # noqa: E402
+except KeyboardInterrupt:  # a second Ctrl-C while the imports run
+    import sys
+
+    print("stopped at once by Ctrl-C (SIGINT) while starting", file=sys.stderr)
+    sys.exit(130)
 
 finish(main())

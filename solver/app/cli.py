@@ -181,6 +181,9 @@ def serial_command(plan, args) -> int:
     except SolverExit as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_status
+    except KeyboardInterrupt:
+        print("stopped by Ctrl-C (SIGINT)", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
     except OSError as exc:  # a file named on the command line that cannot be written or read
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"error: {where}cannot write or read it ({exc.strerror or exc})", file=sys.stderr, flush=True)

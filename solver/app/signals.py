@@ -1,8 +1,10 @@
 """Stop requests that arrive before the time loop is ready for them.
 
 A batch system may signal a job while its ranks are still importing, reading the mesh or
-factorising (SLURM's ``--signal`` lead, a ``scancel --signal``, the time limit). By default SIGUSR1
-and SIGTERM kill a Python process; :func:`defer` makes them wait instead, and the time loop's
+factorising (SLURM's ``--signal`` lead, a ``scancel --signal``, the time limit), and a user may
+press Ctrl-C then. By default SIGUSR1 and SIGTERM kill a Python process and SIGINT raises
+KeyboardInterrupt wherever it lands; :func:`defer` makes them wait instead (a second SIGINT still
+stops at once), and the time loop's
 control (:class:`solver.app.control.RunControl`) takes them over as a graceful stop at its first
 step. A run records status 75 at once, on the launcher's rank 0
 (:mod:`solver.app.statusfile`): a launcher that kills the ranks soon after the signal (Open MPI's
@@ -17,7 +19,7 @@ import sys
 
 from solver.app import statusfile
 
-DEFERRED = (signal.SIGTERM, signal.SIGUSR1)
+DEFERRED = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 OTHER_COMMANDS = ("study", "verify", "bench", "info", "plot", "probe", "export")  # without a graceful start-up stop
 pending: list[str] = []
 records_status = False
@@ -25,6 +27,8 @@ records_status = False
 
 def _remember(signum, frame) -> None:
     name = signal.Signals(signum).name
+    if name == "SIGINT" and "SIGINT" in pending:  # a second Ctrl-C: at once (exit 130)
+        raise KeyboardInterrupt("second SIGINT: stopping at once")
     if records_status and not pending and statusfile.launch_rank() == 0:
         statusfile.record(statusfile.STOPPED, f"stopped by {name} during start-up, before the first step")
     pending.append(name)
@@ -47,6 +51,6 @@ def release() -> None:
     global records_status
     records_status = False
     for sig in DEFERRED:
-        signal.signal(sig, signal.SIG_DFL)
+        signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
     for name in pending:
         os.kill(os.getpid(), signal.Signals[name])

@@ -196,3 +196,26 @@ def test_start_up_signals_record_a_status_for_runs_only():
         signals.defer(argv)
         assert signals.records_status == records, argv
     signals.release()
+
+
+@pytest.mark.parametrize("presses, status", [(1, 75), (2, 130)])
+def test_ctrl_c_during_start_up(tmp_path, presses, status):
+    """One Ctrl-C while the run starts up is a graceful stop at the first step (75), as SIGTERM
+    is; a second one stops at once (130); never a traceback (it was a KeyboardInterrupt wherever
+    it landed, in an import or in the mesh)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "SOLVER_TEST_START_DELAY": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "solver", str(ROOT / "inputs" / "plate.toml"), "--quiet",
+                             "--set", "mesh.nx=8", "--set", "mesh.ny=4", "--set", f"output.directory={tmp_path}"],
+                            cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    for _ in range(presses):
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == status and "Traceback" not in err, err
+    assert ("signal SIGINT" in err) if presses == 1 else ("stopped at once" in err), err
