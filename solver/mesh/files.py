@@ -21,6 +21,10 @@ of the cells is changed on rank 0 when the case asks for another (:mod:`solver.m
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import warnings
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -97,6 +101,7 @@ def read(path: str | Path, degree: int | None = None) -> MeshFileData:
     if not present:
         raise CaseError(f"{path}: no triangle, quad, tetra or hexahedron cells in the mesh")
     dim = max(CELLS[c].dim for c in present)
+    _refuse_other_cells(path, m, dim)
     kinds = sorted({c for c in present if CELLS[c].dim == dim})
     if len(kinds) > 1:
         raise CaseError(f"{path}: mixed {' and '.join(kinds)} meshes are not supported")
@@ -114,6 +119,7 @@ def read(path: str | Path, degree: int | None = None) -> MeshFileData:
     if degree is not None:
         data = with_degree(data, degree)
     data.affine = CELLS[data.cell_type].linear.affine and (straight or CELLS[data.cell_type].degree == 1)
+    _check_facets_on_cells(path, data)
     data.points, data.facets, data.facet_tags = _drop_unused_points(data.points, data.cells, data.facets,
                                                                     data.facet_tags)
     return data
@@ -129,11 +135,32 @@ def _meshio_read(path: Path):
     if problem is not None:
         raise CaseError(f"{path}: {problem}, expected a mesh file")
     check_gmsh_tags(path)
-    try:
-        return meshio.read(path)
-    except Exception as exc:  # meshio raises many kinds of errors for corrupt files
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CaseError(f"{path}: cannot read the mesh ({detail})") from None
+    said = io.StringIO()
+    try:  # meshio prints what it could not read, and may end the process (sys.exit) on a bad header
+        with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            logging.disable(logging.WARNING)
+            try:
+                return meshio.read(path)
+            finally:
+                logging.disable(logging.NOTSET)
+    except (Exception, SystemExit) as exc:  # meshio raises many kinds of errors for corrupt files
+        text = str(exc).strip() if not isinstance(exc, SystemExit) else said.getvalue().strip()
+        detail = text.splitlines()[0] if text else type(exc).__name__
+        raise CaseError(f"{path}: cannot read the mesh ({detail[:200]})") from None
+
+
+def _refuse_other_cells(path: Path, m, dim: int) -> None:
+    """Cells of a kind the solver does not take, of the mesh's dimension (prisms, pyramids beside
+    tetrahedra or hexahedra), would be left out without a word: refuse them."""
+    from meshio._mesh import topological_dimension
+
+    other = sorted({b.type for b in m.cells if b.type not in BY_MESHIO_NAME
+                    and topological_dimension.get(b.type, dim) >= dim})
+    if other:
+        n = sum(len(b.data) for b in m.cells if b.type in other)
+        raise CaseError(f"{path}: {n} cells of type {', '.join(other)}: the solver takes triangles and "
+                        f"quadrilaterals in 2D, tetrahedra and hexahedra in 3D (of degree 1 or 2), one type per mesh")
 
 
 def _connectivity(m, meshio_type: str, tag_key: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -185,6 +212,21 @@ def _drop_unused_points(points, cells, facets, facet_tags):
         keep = np.all(used[facets], axis=1)
         facets, facet_tags = new_index[facets[keep]], facet_tags[keep]
     return points, facets, facet_tags
+
+
+def _check_facets_on_cells(path: Path, data: "MeshFileData") -> None:
+    """Every tagged facet must be a facet of a cell: one through a node no cell uses bounds
+    nothing, and its boundary condition would be dropped without a word (rank 0)."""
+    if not len(data.facets):
+        return
+    used = np.zeros(len(data.points), dtype=bool)
+    used[data.cells.ravel()] = True
+    loose = ~np.all(used[data.facets], axis=1)
+    if loose.any():
+        tag = int(data.facet_tags[np.argmax(loose)])
+        name = next((n for n, t in data.groups.boundary.items() if t == tag), str(tag))
+        raise CaseError(f"{path}: {np.count_nonzero(loose)} boundary facets (the first of group {name!r}) pass through "
+                        f"nodes that no cell uses: they bound no cell, and their condition would apply nowhere")
 
 
 def _groups(field_data: dict, dim: int, cell_tags: np.ndarray, facet_tags: np.ndarray) -> MeshGroups:

@@ -185,3 +185,53 @@ def test_heatsink_example_balances_its_heat(tmp_path):
         assert f.attrs["balance_heat_in_fins"] == pytest.approx(-20.0, rel=1e-4)
         assert f.attrs["balance_relative_imbalance"] < 1e-8
     assert "partition:" in proc.stdout
+
+
+LOOSE = """$MeshFormat
+2.2 0 8
+$EndMeshFormat
+$PhysicalNames
+3
+1 1 "left"
+1 2 "right"
+2 10 "plate"
+$EndPhysicalNames
+$Nodes
+6
+1 0 0 0
+2 1 0 0
+3 1 1 0
+4 0 1 0
+5 5 0 0
+6 5 1 0
+$EndNodes
+$Elements
+4
+1 1 2 1 1 1 4
+2 1 2 2 2 5 6
+3 2 2 10 10 1 2 3
+4 2 2 10 10 1 3 4
+$EndElements
+"""
+
+
+def test_files_whose_cells_or_facets_would_be_left_out_are_refused(tmp_path):
+    """Each was read in part without a word, and solved: a boundary facet through nodes no cell
+    uses (its Dirichlet value dropped), prisms beside a hexahedron (the prisms dropped), and a
+    header meshio cannot read (meshio printed two lines and ended the process: exit 1)."""
+    (tmp_path / "loose.msh").write_text(LOOSE)
+    (tmp_path / "header.msh").write_text(LOOSE.replace("2.2 0 8", "2.2 1 8"))
+    points = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [1, 1, 1], [0, 1, 1],
+                       [2, 0, 0], [2, 1, 0], [2, 0, 1], [2, 1, 1]], dtype=float)
+    meshio.write(tmp_path / "mixed.msh", meshio.Mesh(points, [("hexahedron", [[0, 1, 2, 3, 4, 5, 6, 7]]),
+                                                              ("wedge", [[1, 8, 9, 5, 10, 11], [1, 9, 2, 5, 11, 6]])]),
+                 file_format="gmsh22", binary=False)
+    expected = {"loose.msh": "1 boundary facets (the first of group 'right') pass through nodes that no cell uses",
+                "mixed.msh": "2 cells of type wedge: the solver takes",
+                "header.msh": "cannot read the mesh"}
+    for name, message in expected.items():
+        proc = run_solver(1, [PLATE, "--set", f"mesh.file={tmp_path / name}", "--dry-run"], cwd=ROOT, check=False,
+                          timeout=30)
+        errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+        assert proc.returncode == 2 and len(errors) == 1 and message in errors[0], (name, proc.stderr)
+        assert "Traceback" not in proc.stderr and not any(ln.startswith("Error") for ln in proc.stderr.splitlines())
