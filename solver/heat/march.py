@@ -118,7 +118,7 @@ def march(sim: Simulation, observers: list[Observer], vote: StepVote | None = No
 
 def _steady(sim: Simulation, observers: list[Observer], vote: StepVote) -> Outcome:
     solve = sim.solve_steady()
-    unhealthy = vote.vote(0, 0.0, sim.unhealthy() is not None).unhealthy
+    unhealthy = vote.vote(0, 0.0, sim.unhealthy() is not None or sim.stalled(solve)).unhealthy
     check_ranges(sim.problem, "the steady solve")
     check_health(sim, unhealthy, solve)
     event = StepEvent(0, 0.0, solve, snapshot=True, checkpoint=False, last=True)
@@ -139,7 +139,7 @@ def _transient(sim: Simulation, observers: list[Observer], vote: StepVote) -> Ou
             solve = sim.advance()
             for o in observers:
                 o.after_solve(sim)
-            votes = vote.vote(sim.step_index, MPI.Wtime() - start, sim.unhealthy() is not None)
+            votes = vote.vote(sim.step_index, MPI.Wtime() - start, sim.unhealthy() is not None or sim.stalled(solve))
             check_step(sim.case.source, sim.problem, sim.balance, sim.t)
             check_ranges(sim.problem, f"step {sim.step_index} (t = {sim.t:.6g})")
             if boundary_temperatures:
@@ -158,6 +158,19 @@ def _transient(sim: Simulation, observers: list[Observer], vote: StepVote) -> Ou
     return Outcome(False, "", first)
 
 
+def raise_stalled(sim: Simulation, solve: SolveInfo) -> None:
+    """The linear solver met its tolerance (relative to ||b||) with corrections of degrees still due
+    at some nodes: a system whose right-hand side is dominated by a few huge rows (collective)."""
+    worst = np.array([solve.correction])
+    sim.comm.Allreduce(MPI.IN_PLACE, worst, op=MPI.MAX)
+    when = "the steady solve" if sim.case.steady else f"step {sim.step_index} (t = {sim.t:.6g})"
+    raise NumericalError(f"{sim.case.source}: {when}: the linear solver met solver.rtol = {sim.solver.rtol:g} "
+                         f"relative to the right-hand side after {solve.iterations} iterations, with corrections "
+                         f"of up to {worst[0]:.3g} degrees still due at some nodes: the system is badly scaled (a "
+                         f"convection coefficient, conductivity, density or time step many orders of magnitude "
+                         f"from the others, or solver.atol too large); check the values and their units")
+
+
 def check_health(sim: Simulation, bad_anywhere: bool, solve: SolveInfo) -> None:
     """Raise NumericalError (on every rank) when some rank's solution went bad at this step."""
     if not bad_anywhere:
@@ -166,6 +179,8 @@ def check_health(sim: Simulation, bad_anywhere: bool, solve: SolveInfo) -> None:
     lo, hi = case.run.temperature_range
     local = sim.unhealthy((lo, hi))
     found = sim.comm.allgather(None if local is None else (sim.comm.rank, *local))
+    if all(f is None for f in found):  # no bad temperature: the solve stopped before it was done
+        raise_stalled(sim, solve)
     rank, value, where = next(f for f in found if f is not None)
     at = ", ".join(f"{c:.6g}" for c in where)
     what = "NaN" if np.isnan(value) else ("Inf" if np.isinf(value) else f"{value:.6g}, outside [{lo:g}, {hi:g}]")

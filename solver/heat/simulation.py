@@ -175,6 +175,16 @@ class Simulation(Discretisation):
         i = int(np.argmax(bad))
         return float(u[i]), tuple(float(c) for c in self.mesh.coords[i])
 
+    def stalled(self, solve: SolveInfo) -> bool:
+        """This rank's rows of a linear solve are left with corrections of more than
+        max(1e-3, sqrt(rtol)) times the temperature scale (not reduced): ||r|| <= rtol ||b|| was
+        met on a badly scaled system (:func:`solver.heat.march.raise_stalled`)."""
+        if self.nonlinear or not solve.correction:
+            return False
+        u = self.u[: self.mesh.n_owned]
+        scale = max(1.0, float(np.max(np.abs(u)))) if len(u) else 1.0
+        return solve.correction > max(1e-3, math.sqrt(self.solver.rtol)) * scale
+
     def advance(self) -> SolveInfo:
         """One (accepted) time step; returns the linear solver's SolveInfo."""
         with self.timers("solve"), np.errstate(all="ignore"):  # overflows: NonFiniteError names the key

@@ -1,0 +1,55 @@
+"""A system whose right-hand side is dominated by a few huge rows (a convection coefficient of
+1e15, a conductivity of 1e-12 with solver.atol) met ||r|| <= rtol ||b|| before any iteration: the
+run "completed" with a frozen field and exit 0. The solve's largest Jacobi correction still due
+is checked with the step's vote: exit 3, one line, on every rank count; large but solvable
+scales still run."""
+
+import h5py
+import numpy as np
+import pytest
+from conftest import run_solver
+
+CASE = """[mesh]
+nx = 20
+ny = 10
+lengths = [0.2, 0.1]
+[material]
+k = 45.0
+rho = 7850.0
+c = 460.0
+[initial]
+temperature = 20.0
+[boundary.left]
+type = "dirichlet"
+value = 100.0
+[boundary.right]
+type = "robin"
+h = 25.0
+T_inf = 20.0
+[time]
+scheme = "backward-euler"
+dt = 5.0
+t_end = 20.0
+"""
+
+
+@pytest.mark.parametrize("nprocs, edits", [
+    (1, ["boundary.right.h=1e15"]),
+    (3, ["boundary.right.h=1e15"]),
+    (1, ["time.scheme=\"steady\"", "material.k=1e-12"]),
+])
+def test_a_solve_stopped_by_a_badly_scaled_right_hand_side_fails(tmp_path, nprocs, edits):
+    (tmp_path / "case.toml").write_text(CASE)
+    args = ["case.toml", "--quiet", *[a for e in edits for a in ("--set", e)]]
+    proc = run_solver(nprocs, args, cwd=tmp_path, check=False, timeout=60)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 3 and len(errors) == 1 and "the system is badly scaled" in errors[0], proc.stderr
+
+
+def test_a_large_but_solvable_scale_runs(tmp_path):
+    """h = 1e13 (a Biot number of 3e10) is still solved: the plate warms from the left."""
+    (tmp_path / "case.toml").write_text(CASE)
+    run_solver(1, ["case.toml", "--quiet", "--set", "boundary.right.h=1e13"], cwd=tmp_path)
+    with h5py.File(tmp_path / "outputs" / "case" / "case.h5", "r") as f:
+        last = f["fields/temperature"][sorted(f["fields/temperature"])[-1]][()]
+    assert np.max(last) == pytest.approx(100.0) and np.sort(last)[len(last) // 2] > 20.0 + 1e-6
