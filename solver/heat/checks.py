@@ -74,6 +74,27 @@ def check_inputs(source: str, problem, u0: np.ndarray | None, t: float = 0.0, un
         check_absolute_zero(source, problem, u0, t, unit)
 
 
+def check_temperature_range(source: str, problem, u0: np.ndarray | None, t: float, bounds, what: str = "") -> None:
+    """Refuse (exit 2) prescribed temperatures at time t (``u0``, when given, and the Dirichlet
+    values) outside ``run.temperature_range`` = ``bounds``: the run would stop at its first step
+    as if it had diverged (collective). ``what`` names ``u0`` when it is not the initial
+    temperature (a checkpoint's)."""
+    named = prescribed_temperatures(problem, u0, t)
+    if what and named and u0 is not None:
+        named[0] = (what, named[0][1])
+    if not named:
+        return
+    extremes = np.array([[np.min(v) if v.size else np.inf, -np.max(v) if v.size else np.inf] for _, v in named])
+    problem.mesh.comm.Allreduce(MPI.IN_PLACE, extremes, op=MPI.MIN)
+    lo, hi = bounds
+    for (name, _), (low, minus_high) in zip(named, extremes):
+        for value in (low, -minus_high):
+            if np.isfinite(value) and not lo <= value <= hi:
+                raise CaseError(f"{source}: {name} reaches {value:.6g}, outside run.temperature_range = "
+                                f"[{lo:g}, {hi:g}] (the range a run's temperatures must stay in): fix the value, or "
+                                f"widen run.temperature_range")
+
+
 def check_absolute_zero(source: str, problem, u0: np.ndarray | None, t: float, unit: str) -> None:
     """Refuse temperatures below absolute zero in ``unit`` on the mesh at time t: the initial
     temperature ``u0`` (when given), Dirichlet values and T_inf at the quadrature points of its

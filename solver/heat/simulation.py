@@ -22,7 +22,7 @@ from solver.case.records import Case, SolverSpec
 from solver.errors import CaseError, NonFiniteError, RangeError
 from solver.heat.adaptive import AdaptiveStepping, StepRecord
 from solver.heat.checks import (check_case_against_mesh, check_floating_parts, check_inputs, check_mesh,
-                                 report_empty_regions)
+                                 check_temperature_range, report_empty_regions)
 from solver.heat.nonlinear import NonlinearHeatProblem
 from solver.heat.nonlinear_stepping import make_nonlinear_stepper
 from solver.heat.problem import HeatProblem
@@ -69,6 +69,7 @@ class Discretisation:
             self.u = np.array(case.physics.initial(self.mesh.coords, 0.0), dtype=float)
             report_empty_regions(self.mesh, case.physics)
             check_inputs(case.source, self.problem, self.u, unit=case.physics.temperature_unit)
+            check_temperature_range(case.source, self.problem, self.u, 0.0, case.run.temperature_range)
             check_initial_ranges(case.source, self.problem, self.u,
                                  self.problem.linearise if self.nonlinear else None)
 
@@ -248,6 +249,8 @@ class Simulation(Discretisation):
         """Continue from a checkpoint's state: solution, step, time, scheme history, controller and
         heat balance (collective)."""
         self.u[:] = state.temperature
+        check_temperature_range(self.case.source, self.problem, self.u, state.t, self.case.run.temperature_range,
+                                "the checkpoint's temperature")
         self.stepper.resume(state.stepper)
         self.step_index = int(state.step)
         t = state.t

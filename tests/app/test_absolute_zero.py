@@ -53,3 +53,15 @@ def test_a_boundary_temperature_that_falls_below_absolute_zero_stops_the_run(tmp
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 3 and len(errors) == 1, proc.stderr
     assert errors[0].startswith(f"error: case.toml: {message}") and errors[0].endswith("(step 2)"), errors[0]
+
+
+@pytest.mark.parametrize("edit, key", [("initial.temperature=2e6", "initial.temperature"),
+                                       ("boundary.left.value=2e6", "boundary.left.value")])
+def test_prescribed_temperatures_outside_the_temperature_range_are_input_errors(tmp_path, edit, key):
+    """Known before the first step: exit 2 naming the key (it was exit 3 at step 1, blaming the
+    solver or a flux)."""
+    (tmp_path / "case.toml").write_text(CASE.format(unit="C", initial="20.0", T_inf="20.0"))
+    proc = run_solver(1, ["case.toml", "--quiet", "--set", edit], cwd=tmp_path, check=False, timeout=60)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert f"{key} reaches 2e+06, outside run.temperature_range" in errors[0], errors[0]
