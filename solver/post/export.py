@@ -8,9 +8,29 @@ from pathlib import Path
 
 import numpy as np
 
+from solver.errors import CaseError
 from solver.io.results_reader import Results
 from solver.mesh.cells import CELLS
 from solver.post.targets import output_target
+
+
+def refuse_run_files(out: Path, results: Path) -> None:
+    """meshio writes the XDMF's data beside it as ``<stem>.h5``: refuse a target whose data file
+    is the results file read, or the results file of any run (it would be overwritten)."""
+    import h5py
+
+    side = out.with_suffix(".h5")
+    if not side.exists():
+        return
+    same = side.resolve() == results.resolve()
+    try:
+        with h5py.File(side, "r") as f:
+            ours = "run_id" in f.attrs or "solver_study" in f.attrs
+    except OSError:
+        ours = False
+    if same or ours:
+        what = "the results file being exported" if same else "the results file of a run"
+        raise CaseError(f"-o {out}: its data file {side} is {what}, which it would overwrite; choose another name")
 
 
 def export_command(args) -> int:
@@ -23,9 +43,11 @@ def export_command(args) -> int:
         indices = range(len(r.times)) if args.all else [r.index(args.step, args.time)]
         stem = Path(args.output) if args.output else r.path.with_suffix("")
         written = []
-        if args.format == "xdmf":
-            out = output_target(stem.with_suffix(".xdmf") if not args.output else Path(args.output), (".xdmf",))
+        if args.format == "xdmf":  # by default not <name>.xdmf, the run's own index beside its <name>.h5
+            default = stem.with_name(stem.name + "_export.xdmf")
+            out = output_target(default if not args.output else Path(args.output), (".xdmf",))
             out = out.resolve()
+            refuse_run_files(out, r.path)
             with contextlib.chdir(out.parent):  # meshio writes its .h5 into the working directory
                 with meshio.xdmf.TimeSeriesWriter(out.name) as w:
                     w.write_points_cells(r.points, [(meshio_type, r.cells)])

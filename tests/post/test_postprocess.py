@@ -141,6 +141,14 @@ def test_export_vtu_csv_xdmf(plate_runs, tmp_path):
     with meshio.xdmf.TimeSeriesReader(xdmf) as reader:
         reader.read_points_cells()
         assert reader.num_steps == 3
+    # meshio writes <stem>.h5 beside the .xdmf: never over a run's results file, the one read or another
+    before = plate_runs[3].read_bytes()
+    for target in (plate_runs[3].with_suffix(".xdmf"), plate_runs[1].with_suffix(".xdmf")):
+        proc = post("export", plate_runs[3], "--format", "xdmf", "-o", target, check=False)
+        assert proc.returncode == 2 and "which it would overwrite" in proc.stderr, proc.stderr
+    assert plate_runs[3].read_bytes() == before
+    default = post("export", plate_runs[3], "--format", "xdmf")
+    assert default.stdout.strip().endswith("_export.xdmf") and plate_runs[3].read_bytes() == before
 
 
 def test_bad_requests_are_refused(plate_runs, tmp_path):
