@@ -152,6 +152,45 @@ def complete_bench(parser, args) -> None:
     unknown = set(args.only.split(",")) - set(PARTS) if args.only else set()
     if unknown:
         parser.error(f"--only {args.only}: unknown parts {sorted(unknown)}; choose among {', '.join(PARTS)}")
+    check_ranges(parser, args)
+
+
+MESH_NAMES = ("P1-2D", "Q1-2D", "P1-3D", "Q1-3D", "P2-2D", "P2-3D")  # --meshes
+SIZE_LIMITS = {"--dofs-2d": (100, 1e9), "--dofs-3d": (100, 1e9), "--cells": (1, 1e9), "--cells-3d": (1, 1e9),
+               "--stream": (1000, 1e9), "--timeout": (1, 1e6), "--steps": (1, 1e6), "--n": (2, 1e5),
+               "--repeat": (1, 1000), "--dolfinx-repeat": (1, 1000), "--block3d-steps": (1, 1e6)}
+
+
+def check_ranges(parser, args) -> None:
+    """Sizes and counts within what a machine can hold and a run can mean (each its own range),
+    rank counts of at least one, the assembly meshes by name, and a --json that is a file to write."""
+    import math
+
+    for option, (low, high) in SIZE_LIMITS.items():
+        value = getattr(args, dest(option), None)
+        if value is None or isinstance(value, bool):
+            continue
+        if not (math.isfinite(value) and low <= value <= high):
+            parser.error(f"{option} {value:g}: from {low:g} to {high:g}")
+    ranks = args.ranks if isinstance(args.ranks, list) else [] if args.ranks is None else [args.ranks]
+    for extra in (args.iteration_ranks or []):
+        ranks.append(extra)
+    if any(r < 1 or r > 4096 for r in ranks):
+        parser.error(f"--ranks {' '.join(map(str, ranks))}: from 1 to 4096 ranks")
+    if args.meshes:
+        unknown = sorted(set(args.meshes.split(",")) - set(MESH_NAMES))
+        if unknown:
+            parser.error(f"--meshes {args.meshes}: unknown meshes {unknown}; choose among {', '.join(MESH_NAMES)}")
+    if args.json is not None:
+        import os
+        import stat
+
+        try:
+            mode = os.stat(args.json).st_mode
+        except OSError:
+            mode = None
+        if mode is not None and not stat.S_ISREG(mode):
+            parser.error(f"--json {args.json}: not a regular file (a directory, a device or a FIFO); give a file name")
 
 
 def dest(option: str) -> str:
@@ -180,17 +219,27 @@ def verify_arguments(p) -> None:
     p.complete = complete_verify
 
 
-MAX_LEVEL = 1024  # cells per side of a verify mesh at most (1024^3 tetrahedra would not fit anywhere)
+MAX_LEVEL = 1024  # cells per side of a 2D verify mesh at most
+MAX_LEVEL_3D = 96  # of a 3D one: 96^3 hexahedra of degree 2 hold 7.1M DOFs (1024^3 would not fit anywhere)
 
 
 def complete_verify(parser, args) -> None:
-    """Refuse --levels that cannot give an order: fewer than two, not increasing, out of range."""
+    """Refuse --levels that cannot give an order: fewer than two, not increasing, out of range
+    (3D meshes hold the cube of the level); refuse --element of another dimension than --dim."""
+    dims = {"triangle": 2, "quadrilateral": 2, "tetrahedron": 3, "hexahedron": 3}
+    wrong = [e for e in (args.element or []) if args.dim and dims[e] != args.dim]
+    if wrong:
+        parser.error(f"--element {wrong[0]}: a {dims[wrong[0]]}D cell, not with --dim {args.dim}")
+    if args.element and not args.dim and len({dims[e] for e in args.element}) == 1:
+        args.dim = dims[args.element[0]]
     levels = args.levels
     if levels is None:
         return
     if len(levels) < 2:
         parser.error(f"--levels {' '.join(map(str, levels))}: at least two mesh sizes (an order compares two)")
-    if any(n < 1 or n > MAX_LEVEL for n in levels):
-        parser.error(f"--levels {' '.join(map(str, levels))}: cells per side from 1 to {MAX_LEVEL}")
+    high = MAX_LEVEL if args.dim == 2 else MAX_LEVEL_3D
+    if any(n < 1 or n > high for n in levels):
+        where = "" if args.dim == 2 else " (3D meshes; with --dim 2, up to {MAX_LEVEL})".format(MAX_LEVEL=MAX_LEVEL)
+        parser.error(f"--levels {' '.join(map(str, levels))}: cells per side from 1 to {high}{where}")
     if any(b <= a for a, b in zip(levels, levels[1:])):
         parser.error(f"--levels {' '.join(map(str, levels))}: increasing sizes")
