@@ -156,7 +156,8 @@ def _constant(value):
 
 def _compile(node, names: set, depth: int, allowed: tuple = VARIABLES):
     if depth > MAX_DEPTH:
-        raise ExpressionError(f"expression nested deeper than {MAX_DEPTH} levels")
+        raise ExpressionError(f"expression nested deeper than {MAX_DEPTH} levels (a chain of terms counts a tenth "
+                              f"of a level per term)")
     rec = lambda child: _compile(child, names, depth + 1, allowed)  # noqa: E731
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
@@ -173,7 +174,10 @@ def _compile(node, names: set, depth: int, allowed: tuple = VARIABLES):
         raise ExpressionError(
             f"unknown name {node.id!r}{hint} (allowed: {', '.join(allowed + tuple(CONSTANTS))})")
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        op, left, right = _BINARY[type(node.op)], rec(node.left), rec(node.right)
+        # a sum or product of many terms is a left-leaning chain: its links count a tenth of a level
+        chained = isinstance(node.left, ast.BinOp)
+        left = _compile(node.left, names, depth + (0.1 if chained else 1), allowed)
+        op, right = _BINARY[type(node.op)], rec(node.right)
         return lambda env: op(left(env), right(env))
     if isinstance(node, ast.UnaryOp):
         operand = rec(node.operand)
@@ -211,7 +215,7 @@ def _compile(node, names: set, depth: int, allowed: tuple = VARIABLES):
         return lambda env: np.where(cond(env), a(env), b(env))
     if isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-            what = node.func.id if isinstance(node.func, ast.Name) else ast.dump(node.func)[:40]
+            what = node.func.id if isinstance(node.func, ast.Name) else _describe(node.func)
             raise ExpressionError(
                 f"unknown function {what!r} (allowed: {', '.join(sorted(FUNCTIONS))})")
         if node.keywords:
@@ -222,7 +226,22 @@ def _compile(node, names: set, depth: int, allowed: tuple = VARIABLES):
             raise ExpressionError(f"{name}() takes {arity} argument(s), got {len(node.args)}")
         fn, args = FUNCTIONS[name], [rec(a) for a in node.args]
         return lambda env: fn(*(a(env) for a in args))
-    raise ExpressionError(f"{type(node).__name__} is not allowed in an expression")
+    raise ExpressionError(f"{_describe(node)} is not allowed in an expression (allowed: numbers, the variables, "
+                          f"+ - * / ** %, comparisons, and/or/not, x if c else y, and the functions)")
+
+
+def _describe(node) -> str:
+    """What a refused piece of an expression is, in a user's words."""
+    if isinstance(node, ast.BinOp):
+        symbol = {ast.FloorDiv: "//", ast.LShift: "<<", ast.RShift: ">>", ast.BitAnd: "&", ast.BitOr: "|",
+                  ast.BitXor: "^", ast.MatMult: "@"}.get(type(node.op), type(node.op).__name__)
+        return f"the operator {symbol}"
+    if isinstance(node, ast.UnaryOp):
+        return "the operator ~"
+    return {"Lambda": "a lambda", "Attribute": "an attribute (a.b)", "Subscript": "indexing (a[i])",
+            "List": "a list", "Tuple": "a tuple", "Dict": "a dict", "Set": "a set", "ListComp": "a comprehension",
+            "GeneratorExp": "a generator", "NamedExpr": "an assignment (:=)", "JoinedStr": "a string",
+            "Await": "await", "Yield": "yield"}.get(type(node).__name__, type(node).__name__)
 
 
 # ------------------------------------------------------------------ derivatives (dual numbers)

@@ -137,6 +137,9 @@ def validate(raw: dict, source: str) -> dict:
         _check_conductivity("material.k", values["material"]["k"], dim, fail)
     if values["run"]["temperature_range"] is None:
         values["run"]["temperature_range"] = default_temperature_range(values["temperature_unit"] or "C")
+    hang = values["run"]["hang_timeout"]
+    if 0 < hang < 1:
+        fail(f"run.hang_timeout must be 0 (off) or at least 1 second, got {shown(hang)} (a step has to fit in it)")
     r = values["run"]["temperature_range"]
     if len(r) != 2 or not r[0] < r[1]:
         fail(f"run.temperature_range must be [min, max] with min < max, got {r!r}")

@@ -18,6 +18,9 @@ CMAPS = {"temperature": "inferno", "liquid_fraction": "viridis"}
 LIMITS = {"liquid_fraction": (0.0, 1.0)}  # fixed colour range: a solid snapshot still reads as 0
 
 
+MAX_PROBE_LINES = 20  # probes drawn as lines of their own in --series; more: their envelope
+
+
 def plot_command(args) -> int:
     """A results file's field or time series as PNG, or a study file's plot when the command line
     took the study's form (the arguments: :func:`solver.post.arguments.plot_form`)."""
@@ -58,9 +61,14 @@ def plot_command(args) -> int:
             for k, stat in enumerate(("min", "max", "mean")):
                 ax.plot(r.times, stats[:, k], label=stat)
             if "probes/values" in r.file and name == "temperature":  # probes record the temperature
-                pts = r.file["probes/points"][()]
-                for j, v in enumerate(r.file["probes/values"][()].T):
-                    ax.plot(r.file["probes/time"][()], v, "--", label="probe (" + ", ".join(f"{c:g}" for c in pts[j]) + ")")
+                pts, values = r.file["probes/points"][()], r.file["probes/values"][()]
+                if len(pts) <= MAX_PROBE_LINES:  # one labelled line each
+                    for j, v in enumerate(values.T):
+                        ax.plot(r.file["probes/time"][()], v, "--",
+                                label="probe (" + ", ".join(f"{c:g}" for c in pts[j]) + ")")
+                else:  # their envelope: thousands of lines and labels would take minutes to draw
+                    ax.fill_between(r.file["probes/time"][()], values.min(axis=1), values.max(axis=1), alpha=0.3,
+                                    label=f"{len(pts)} probes (min to max)")
             ax.set_xlabel("time (s)")
             ax.set_ylabel(label)
             ax.legend()

@@ -40,6 +40,9 @@ def study_plot_command(args) -> int:
     return 0
 
 
+MAX_BINS = 10_000  # a histogram's bars (a plot is at most 10,000 pixels wide)
+
+
 def _check_options(args) -> None:
     """Options of the other kind of plot are refused rather than ignored."""
     scalar = {"--cdf": args.cdf, "--against": args.against, "--bins": args.bins is not None}
@@ -53,8 +56,8 @@ def _check_options(args) -> None:
             raise CaseError("--cdf and --against: choose one (a distribution, or a response to a key)")
     elif given := next((k for k, v in scalar.items() if v), None):
         raise CaseError(f"{given}: needs --output NAME (a scalar output; python -m solver info lists them)")
-    if args.bins is not None and args.bins < 1:
-        raise CaseError(f"--bins {args.bins}: expected a positive number of bins")
+    if args.bins is not None and not 1 <= args.bins <= MAX_BINS:
+        raise CaseError(f"--bins {args.bins}: expected a number of bins from 1 to {MAX_BINS}")
 
 
 def _scalar(fig, ax, s: StudyFile, args) -> str:

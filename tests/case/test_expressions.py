@@ -1,5 +1,7 @@
 """The safe expression evaluator: correct values, vectorised, and hostile input refused."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -44,3 +46,18 @@ def test_hostile_or_invalid_expressions_are_refused(text, tmp_path):
 def test_huge_exponent_does_not_hang():
     value = Expression("10**10**10")(np.zeros((1, 2)))
     assert np.isinf(value[0])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("x // 2", "the operator // is not allowed"), ("1 << 20", "the operator << is not allowed"),
+    ("(lambda: 1)()", "unknown function 'a lambda'"), ("lambda: 1", "a lambda is not allowed"),
+])
+def test_refused_pieces_are_named_in_a_users_words(text, message):
+    with pytest.raises(ExpressionError, match=re.escape(message)) as info:
+        Expression(text)
+    assert "arguments(" not in str(info.value)  # no AST dump
+
+
+def test_a_long_flat_sum_is_an_expression():
+    terms = 45
+    assert Expression(" + ".join(["x"] * terms))(np.array([[2.0, 0.0]]))[0] == 2.0 * terms
