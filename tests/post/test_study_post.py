@@ -149,6 +149,7 @@ def test_plot_default_file_is_beside_the_study(studies, capsys):
     (["--cdf"], ["needs --output"]),
     (["--field", "nope"], ["no such statistics field", "above_1"]),
     (["--step", "4"], ["1 output times"]),
+    (["--output", "max_temperature", "--bins", "1000000000"], ["--bins 1000000000: expected a number of bins from 1"]),
 ])
 def test_bad_plot_requests_get_one_line_and_status_2(studies, capsys, tmp_path, args, words):
     status, _, err = cli(capsys, "plot", studies["grid"], *args, "-o", tmp_path / "x.png")
