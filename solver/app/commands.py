@@ -112,6 +112,20 @@ def run_arguments(p) -> None:
     version_argument(p)
 
 
+def positive_seconds(text: str) -> float:
+    """A number of seconds, finite and > 0 (argparse type)."""
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
+    return value
+
+
 def study_arguments(p) -> None:
     p.description = "Run a parameter study or a Monte Carlo ensemble of a case: groups of ranks run samples " \
                     "side by side."
@@ -122,7 +136,7 @@ def study_arguments(p) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an earlier study file (kept as .bak)")
     p.add_argument("--schedule", choices=("dynamic", "static"), default="dynamic",
                    help="hand samples out as groups finish (default), or in a fixed round-robin")
-    p.add_argument("--wall-limit", type=float, metavar="SECONDS",
+    p.add_argument("--wall-limit", type=positive_seconds, metavar="SECONDS",
                    help="stop (and write the study file) before this much wall time (default: the SLURM job's)")
     p.add_argument("--quiet", action="store_true", help="no line per sample")
 

@@ -125,7 +125,7 @@ class CaseRun:
         mesh = sim.mesh
         needed = estimate_output_bytes(mesh.n_global_nodes, mesh.n_global_cells, mesh.reference.n_nodes, mesh.dim,
                                        expected_snapshots(case.output, sim.n_steps)) \
-            + 2 * 8 * mesh.n_global_nodes * case.checkpoint.keep
+            + 2 * 8 * mesh.n_global_nodes * kept_checkpoints(case, sim.n_steps)
         claim_space(comm, guard, needed)
         faults = FaultInjection(comm.rank)
         resume = None
@@ -251,6 +251,17 @@ def log_mesh(mesh) -> None:
         q = mesh.partition
         log.info(f"partition: {q.partitioner}, edge cut {q.edge_cut} facets, "
                  f"owned-node imbalance {q.owned_nodes_imbalance:.3f} (max/mean)")
+
+
+def kept_checkpoints(case: Case, n_steps: int | None) -> int:
+    """At most how many checkpoints the run keeps on its disk at once: checkpoint.keep, or fewer
+    when the run writes fewer (one each checkpoint.every steps, one at the end, one more being
+    written); as many as it keeps when the steps are not known in advance."""
+    keep, every = case.checkpoint.keep, case.checkpoint.every
+    if n_steps is None or case.checkpoint.wall_interval:
+        return keep
+    written = (n_steps // every if every else 0) + 2
+    return min(keep, written)
 
 
 def after_output_error(results: ResultsWriter | None, directory: Path) -> str:

@@ -8,6 +8,7 @@ and what is allowed, e.g. ``inputs/plate.toml: mesh.nx must be a positive intege
 
 from __future__ import annotations
 
+import datetime
 import math
 import re
 import tomllib
@@ -189,6 +190,9 @@ def _check(name: str, spec: Key, value, fail):
     if kind == "property":
         return _check_property(name, spec, value, fail)
     if kind == "duration":
+        if isinstance(value, (datetime.time, datetime.datetime, datetime.date)):
+            fail(f"{name} = {value.isoformat()} is a TOML time or date: write a duration as a string, "
+                 f"\"{value.isoformat()}\", or a number of seconds")
         seconds = parse_duration(value)
         if seconds is None or seconds <= 0:
             fail(f"{name} must be a duration such as \"01:55:00\", \"1-00:00:00\" or a number of seconds, "
@@ -391,7 +395,7 @@ def _check_output_times(output, raw_output, time, fail):
         if any(b <= a for a, b in zip(times, times[1:])):
             fail(f"output.times must be strictly increasing, got {times!r}")
         if times[-1] > t_end * (1 + 1e-12):
-            fail(f"output.times must lie in (0, time.t_end = {t_end:g}], got {times[-1]:g}")
+            fail(f"output.times must lie in (0, time.t_end = {t_end!r}], got {times[-1]!r}")
     dt = time["dt"]
     if isinstance(dt, float):
         for t in records.output_times(output, t_end):

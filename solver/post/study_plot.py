@@ -32,7 +32,7 @@ def study_plot_command(args) -> int:
             ax = fig.add_subplot()
             suffix = _scalar(fig, ax, s, args) if args.output else _field(fig, ax, s, args)
             out = Path(args.file) if args.file else s.path.with_name(f"{_stem(s.path)}_{suffix}.png")
-            out = output_target(out, PLOT_SUFFIXES, "--file")
+            out = output_target(out, PLOT_SUFFIXES, "-o")
             fig.savefig(out, dpi=100)
         finally:
             plt.close(fig)

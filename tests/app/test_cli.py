@@ -110,6 +110,8 @@ def test_where_each_command_line_runs_is_decided_from_its_arguments():
     (["verify", "--dim", "3", "--element", "triangle"], "--element triangle: a 2D cell, not with --dim 3"),
     (["verify", "--element", "hexahedron", "--levels", "2", "1024"], "cells per side from 1 to 96"),
     (["bench", "--stream", "1e30"], "--stream 1e+30: from 1000 to 1e+09"),
+    (["study", "s.toml", "--wall-limit", "nan"], "must be a finite number of seconds > 0, got nan"),
+    (["study", "s.toml", "--wall-limit", "-1"], "must be a finite number of seconds > 0, got -1"),
     (["bench", "--dofs-2d", "nan"], "--dofs-2d nan: from 100 to 1e+09"),
     (["bench", "--repeat", "0"], "--repeat 0: from 1 to 1000"),
     (["bench", "--meshes", "XX"], "--meshes XX: unknown meshes"),
