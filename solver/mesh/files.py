@@ -134,6 +134,8 @@ def _meshio_read(path: Path):
         raise CaseError(f"{path}: mesh file not found")
     if problem is not None:
         raise CaseError(f"{path}: {problem}, expected a mesh file")
+    if path.stat().st_size == 0:
+        raise CaseError(f"{path}: the mesh file is empty")
     check_gmsh_tags(path)
     said = io.StringIO()
     try:  # meshio prints what it could not read, and may end the process (sys.exit) on a bad header

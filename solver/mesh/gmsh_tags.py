@@ -223,6 +223,8 @@ def _integers(values: np.ndarray) -> np.ndarray:
     """Integer-valued floats as int64 (a ValueError for anything else, or for no value)."""
     if not len(values) or not np.all(np.isfinite(values) & (values == np.trunc(values))):
         raise ValueError("not an integer")
+    if np.any(np.abs(values) >= 2.0**63):  # beyond int64: no node has such a tag, and no count is that large
+        raise ValueError("an integer beyond 2^63")
     return values.astype(np.int64)
 
 
