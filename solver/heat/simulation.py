@@ -274,8 +274,9 @@ class Simulation(Discretisation):
             self.balance.energy_start = float(state.balance.energy_start)
             self.balance.inflow = np.array(state.balance.inflow, dtype=float)
         else:  # another case's terms (a forced restart): the balance counts from here
+            ours = ", ".join(self.balance.terms)
             log.warning(f"the heat balance counts from the restart (t = {self.t:.6g}): the checkpoint's terms "
-                        f"({', '.join(state.balance.terms)[:80]}) are not this case's ({', '.join(self.balance.terms)})")
+                        f"({', '.join(state.balance.terms)[:80]}) are not this case's ({ours})")
             self.balance.energy_start = self.balance.energy
             self.balance.inflow = np.zeros(len(self.balance.terms))
 

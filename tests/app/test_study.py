@@ -347,8 +347,9 @@ def test_a_study_stops_within_a_step_of_the_sample_in_flight(tmp_path):
         assert np.all(f["samples/status"][()] != -1) and f.attrs["status"] == "complete"
 
 
-@pytest.mark.parametrize("law", ['distribution = "lognormal", mu = 1000.0, sigma = 1.0',
-                                 'distribution = "truncated-normal", mean = 0.0, std = 1e-300, low = 1e10, high = 1e11'])
+@pytest.mark.parametrize("law", [
+    'distribution = "lognormal", mu = 1000.0, sigma = 1.0',
+    'distribution = "truncated-normal", mean = 0.0, std = 1e-300, low = 1e10, high = 1e11'])
 def test_a_distribution_that_gives_no_finite_value_is_refused(tmp_path, law):
     """Parameters valid one by one whose distribution overflows (exp(1000)) or is undefined: exit 2
     naming the key (every sample failed, and the study exited 0)."""
