@@ -157,7 +157,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
                           "\"HH:MM:SS\", \"D-HH:MM:SS\" or seconds; default: the SLURM job's end time",
                           None),
         "hang_timeout": Key("float", "abort with every rank's stack when no step completes in this many "
-                            "seconds (0: off)", 0.0, low=0.0),
+                            "seconds (0: off; else at least 1)", 0.0, low=0.0),
         "temperature_range": Key("floats", "[min, max] of sane temperatures: outside it (or NaN/Inf) the run "
                                  "stops at that step; min >= absolute zero; default: absolute zero to 10^6 C, "
                                  "[-273.15, 1e6] in C, [0, 1000273.15] in K", None),
