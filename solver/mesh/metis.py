@@ -43,7 +43,7 @@ def _call(method, *args, **kwargs):
             if handler is not None:  # GKlib left its handler, and SIGTERM blocked (its longjmp)
                 signal.signal(signal.SIGTERM, handler)
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-    if failed and handler is not None:
+    if failed and result is not None and handler is not None:  # METIS is deterministic: a signal failed it
         interruptions += failed
         signal.raise_signal(signal.SIGTERM)  # the signal GKlib swallowed, to the handler in place
     return result
