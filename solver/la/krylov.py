@@ -75,6 +75,8 @@ def correction(A: DistributedMatrix, r: np.ndarray) -> float:
         return 0.0
     diag = getattr(A, "_abs_diagonal", None)
     if diag is None:
+        if not hasattr(A, "diagonal"):  # an operator without its entries: nothing to estimate
+            return 0.0
         diag = np.abs(A.diagonal())
         diag[diag == 0] = np.inf
         A._abs_diagonal = diag
