@@ -5,9 +5,10 @@ signals.defer()  # before the imports and MPI start-up, which take a while
 try:
     from solver.app.cli import finish, main  # noqa: E402
 except KeyboardInterrupt:  # a second Ctrl-C while the imports run
+    import os
     import sys
 
-    print("stopped at once by Ctrl-C (SIGINT) while starting", file=sys.stderr)
-    sys.exit(130)
+    print("stopped at once by Ctrl-C (SIGINT) while starting", file=sys.stderr, flush=True)
+    os._exit(130)  # not sys.exit: see solver.app.cli.exit_interrupted
 
 finish(main())

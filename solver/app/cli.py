@@ -220,7 +220,22 @@ def finish(status: int) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)
+    if status == EXIT_INTERRUPTED:
+        exit_interrupted()
     sys.exit(status)
+
+
+def exit_interrupted() -> None:
+    """End the process with status 130 after a Ctrl-C; never returns. CPython (3.11) marks a
+    KeyboardInterrupt that left an ``exec`` of source text (a dataclass being created, in an
+    import) as unhandled even when it was caught, and then ends the process by SIGINT at exit
+    (status -2 to a parent) instead of the status given: the process ends here, MPI finalised."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized():
+        mpi.Finalize()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
 
 
 def _failed_close(exc) -> bool:

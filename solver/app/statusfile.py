@@ -14,18 +14,19 @@ import sys
 
 STATUS_FILE = "SOLVER_STATUS_FILE"
 STOPPED = 75  # solver.errors.EXIT_STOPPED
-RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID")
 
 
 def launch_rank() -> int:
-    """This process's rank as its launcher tells it, before MPI starts (0 when not launched):
-    Open MPI's, PMIx's and MPICH's variables before SLURM's, which every process that mpirun
-    starts inside a batch step inherits as 0."""
-    for name in RANK_VARIABLES:
-        value = os.environ.get(name, "")
-        if value.isdigit():
-            return int(value)
-    return 0
+    """This process's rank as its launcher tells it, before MPI starts (0 when not launched): the
+    MPI launcher's variables (:func:`solver.parallel.launcher.launcher_rank`), else srun's
+    SLURM_PROCID (every process that mpirun starts inside a batch step inherits it as 0)."""
+    from solver.parallel.launcher import launcher_rank
+
+    rank = launcher_rank()
+    if rank is None:
+        value = os.environ.get("SLURM_PROCID", "")
+        rank = int(value) if value.isdigit() else 0
+    return rank
 
 
 def record(status: int, message: str = "") -> None:

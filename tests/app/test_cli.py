@@ -229,3 +229,18 @@ def test_ctrl_c_during_start_up(tmp_path, presses, status):
     err = proc.communicate(timeout=60)[1]
     assert proc.returncode == status and "Traceback" not in err, err
     assert ("signal SIGINT" in err) if presses == 1 else ("stopped at once" in err), err
+
+
+def test_the_start_up_status_is_recorded_by_the_launchers_rank_0(monkeypatch):
+    """Before MPI starts, the rank comes from the MPI launcher's variables, else from srun's
+    SLURM_PROCID, which the processes mpirun starts inside a batch step all inherit as 0."""
+    from solver.app.statusfile import launch_rank
+
+    for name in ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"):
+        monkeypatch.delenv(name, raising=False)
+    assert launch_rank() == 0
+    monkeypatch.setenv("SLURM_PROCID", "3")
+    assert launch_rank() == 3
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "2")
+    assert launch_rank() == 2
