@@ -36,6 +36,7 @@ from mpi4py import MPI
 from solver.case.inputfiles import MISSING, file_problem
 from solver.errors import CaseError
 from solver.mesh.cells import BY_MESHIO_NAME, CELLS
+from solver.mesh.conformity import check_conforming
 from solver.mesh.distributed import DistributedMesh, Facets, LocalPart, MeshGroups, PartitionInfo
 from solver.mesh.elevate import with_degree
 from solver.mesh.gmsh_tags import check_gmsh_tags
@@ -113,6 +114,7 @@ def read(path: str | Path, degree: int | None = None) -> MeshFileData:
     field_data = m.field_data
     del m  # meshio's other arrays (cell sets, geometrical tags) are not needed
     points = _checked_points(path, points, dim, cells, facets)
+    check_conforming(path, points, cells, cell_type)
     data = MeshFileData(cell_type, points, cells, cell_tags, facets, facet_tags,
                         _groups(field_data, dim, cell_tags, facet_tags))
     straight = CELLS[cell_type].degree == 1  # a second-order file's cells may be curved

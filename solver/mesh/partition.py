@@ -43,7 +43,8 @@ IMBALANCE = 0.03  # parts may weigh up to 3% more than the mean (METIS's default
 SWEEPS = 8  # refinement sweeps per level
 
 
-def _facet_table(cell_type: str) -> np.ndarray:
+def facet_table(cell_type: str) -> np.ndarray:
+    """(facets, corners) local node numbers of each facet of a linear cell type."""
     ref = CELLS[cell_type]
     if ref.affine:
         return np.array(list(combinations(range(ref.n_nodes), ref.dim)))
@@ -119,10 +120,10 @@ def _graph(comm, xadj, columns, ghosts, edge_weights, vertex_weights) -> Graph:
     return Graph(xadj, columns, ghosts, first, halo, edge_weights, vertex_weights)
 
 
-def _facet_keys(cells: np.ndarray, cell_type: str, n_nodes: int):
+def facet_keys(cells: np.ndarray, cell_type: str, n_nodes: int):
     """Key of every (cell, facet), row ``cell * n_facets + facet``: one int64 word (or two for
     large meshes) packing the facet's smallest ``n_key`` corner node ids in increasing order."""
-    faces = _facet_table(cell_type)
+    faces = facet_table(cell_type)
     nf, n_key = len(faces), min(faces.shape[1], 3)
     bits = max(int(n_nodes - 1).bit_length(), 1)
     words = 1 if n_key * bits <= 63 else 2
@@ -143,7 +144,7 @@ def _facet_keys(cells: np.ndarray, cell_type: str, n_nodes: int):
     return keys, nf, smallest_shift
 
 
-def _pairs_of_equal_keys(keys: np.ndarray):
+def pairs_of_equal_keys(keys: np.ndarray):
     """Positions (i, j) of keys that occur twice, and the keys that occur once with their positions."""
     order = np.argsort(keys[0], kind="stable") if len(keys) == 1 else np.lexsort(keys[::-1])
     ordered = keys[:, order]
@@ -160,8 +161,8 @@ def dual_graph(comm, cells: np.ndarray, cell_type: str, n_nodes: int) -> Graph:
     n = len(cells)
     starts = rank_starts(comm, n)
     first = int(starts[comm.rank])
-    keys, nf, shift = _facet_keys(cells, cell_type, n_nodes)
-    a, b, lone, lone_keys = _pairs_of_equal_keys(keys)
+    keys, nf, shift = facet_keys(cells, cell_type, n_nodes)
+    a, b, lone, lone_keys = pairs_of_equal_keys(keys)
     del keys
     index = np.int32 if n * (nf + 1) < 2**31 else np.int64  # local cells and ghosts
     a = (a // nf).astype(index)
@@ -174,7 +175,7 @@ def dual_graph(comm, cells: np.ndarray, cell_type: str, n_nodes: int) -> Graph:
     node_starts = block_starts(n_nodes, comm.size)
     got, _, _, _ = sparse_alltoallv(comm, block_rank(node_starts, records[:, 0] >> shift), records)
     del records
-    i, j, _, _ = _pairs_of_equal_keys(np.ascontiguousarray(got[:, :-1].T))
+    i, j, _, _ = pairs_of_equal_keys(np.ascontiguousarray(got[:, :-1].T))
     pairs = np.concatenate([got[np.column_stack([i, j]), -1], got[np.column_stack([j, i]), -1]])
     del got
     remote, _, _, _ = sparse_alltoallv(comm, block_rank(starts, pairs[:, 0]), pairs)

@@ -216,9 +216,10 @@ $EndElements
 
 
 def test_files_whose_cells_or_facets_would_be_left_out_are_refused(tmp_path):
-    """Each was read in part without a word, and solved: a boundary facet through nodes no cell
-    uses (its Dirichlet value dropped), prisms beside a hexahedron (the prisms dropped), and a
-    header meshio cannot read (meshio printed two lines and ended the process: exit 1)."""
+    """Each was read in part without a word, and solved: a hanging node (an insulated crack
+    along the big cell's edge), a boundary facet through nodes no cell uses (its Dirichlet value
+    dropped), prisms beside a hexahedron (the prisms dropped), and a header meshio cannot read
+    (meshio printed two lines and ended the process: exit 1)."""
     (tmp_path / "loose.msh").write_text(LOOSE)
     (tmp_path / "header.msh").write_text(LOOSE.replace("2.2 0 8", "2.2 1 8"))
     points = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [1, 1, 1], [0, 1, 1],
@@ -226,7 +227,10 @@ def test_files_whose_cells_or_facets_would_be_left_out_are_refused(tmp_path):
     meshio.write(tmp_path / "mixed.msh", meshio.Mesh(points, [("hexahedron", [[0, 1, 2, 3, 4, 5, 6, 7]]),
                                                               ("wedge", [[1, 8, 9, 5, 10, 11], [1, 9, 2, 5, 11, 6]])]),
                  file_format="gmsh22", binary=False)
-    expected = {"loose.msh": "1 boundary facets (the first of group 'right') pass through nodes that no cell uses",
+    hanging = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [2, 0], [2, 0.5], [1, 0.5], [2, 1]], dtype=float)
+    _write_mesh(tmp_path / "hanging.msh", hanging, "quad", [[0, 1, 2, 3], [1, 4, 5, 6], [6, 5, 7, 2]])
+    expected = {"hanging.msh": "the mesh is not conforming: elements 1 and 2 of its kind (near 0.5, 0.5)",
+                "loose.msh": "1 boundary facets (the first of group 'right') pass through nodes that no cell uses",
                 "mixed.msh": "2 cells of type wedge: the solver takes",
                 "header.msh": "cannot read the mesh"}
     for name, message in expected.items():
@@ -235,3 +239,70 @@ def test_files_whose_cells_or_facets_would_be_left_out_are_refused(tmp_path):
         errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
         assert proc.returncode == 2 and len(errors) == 1 and message in errors[0], (name, proc.stderr)
         assert "Traceback" not in proc.stderr and not any(ln.startswith("Error") for ln in proc.stderr.splitlines())
+
+
+def _write_mesh(path, points, cell_type, cells):
+    points = np.c_[points, np.zeros(len(points))] if points.shape[1] == 2 else points
+    cells = np.asarray(cells)
+    meshio.write(path, meshio.Mesh(points, [(cell_type, cells)], cell_data={"gmsh:physical": [np.full(len(cells), 1)],
+                 "gmsh:geometrical": [np.full(len(cells), 1)]}), file_format="gmsh22", binary=False)
+
+
+def _unit_cube_tets(x0, mirrored):
+    """The cube [x0, x0 + 1] x [0, 1]^2 in six tetrahedra around its diagonal; ``mirrored`` in y
+    splits its faces x = const along the other diagonal."""
+    points = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [1, 1, 1], [0, 1, 1]], float)
+    points[:, 0] += x0
+    if mirrored:
+        points[:, 1] = 1 - points[:, 1]
+    return points, np.array([[0, 1, 2, 6], [0, 2, 3, 6], [0, 3, 7, 6], [0, 7, 4, 6], [0, 4, 5, 6], [0, 5, 1, 6]])
+
+
+def _merged(parts):
+    """Points and cells of meshes put together, coincident nodes merged, cells oriented positively."""
+    points = np.vstack([p for p, _ in parts])
+    cells = np.vstack([c + sum(len(p) for p, _ in parts[:i]) for i, (_, c) in enumerate(parts)])
+    points, index = np.unique(np.round(points, 9), axis=0, return_inverse=True)
+    cells = index.ravel()[cells]
+    if cells.shape[1] == 4:
+        e = points[cells[:, 1:]] - points[cells[:, :1]]
+        flip = np.linalg.det(e) < 0
+        cells[flip] = cells[flip][:, [0, 2, 1, 3]]
+    return points, cells
+
+
+def _grid_hexes(x0, n, h):
+    """Hexahedra of size (1, h, h) filling [x0, x0 + 1] x [0, 1]^2 (n = 1 / h per side)."""
+    i, j, k = np.meshgrid(np.arange(2), np.arange(n + 1), np.arange(n + 1), indexing="ij")
+    points = np.stack([x0 + i, j * h, k * h], axis=-1).reshape(-1, 3).astype(float)
+    node = np.arange(len(points)).reshape(2, n + 1, n + 1)
+    j, k = (a.ravel() for a in np.meshgrid(np.arange(n), np.arange(n), indexing="ij"))
+    cells = np.stack([node[0, j, k], node[1, j, k], node[1, j + 1, k], node[0, j + 1, k],
+                      node[0, j, k + 1], node[1, j, k + 1], node[1, j + 1, k + 1], node[0, j + 1, k + 1]], axis=1)
+    return points, cells
+
+
+@pytest.mark.parametrize("case", ["tetrahedra split along different diagonals", "a face of 2 x 2 hexahedra on one",
+                                  "two touching squares", "conforming tetrahedra"])
+def test_non_conforming_meshes_are_refused(tmp_path, case):
+    """Cells that touch along part of a facet without sharing its nodes leave an insulated crack:
+    refused, naming two of the cells; a conforming mesh of the same shape is read."""
+    from solver.errors import CaseError
+    from solver.mesh.files import read
+
+    parts = {"tetrahedra split along different diagonals": [_unit_cube_tets(0, False), _unit_cube_tets(1, True)],
+             "a face of 2 x 2 hexahedra on one": [_grid_hexes(0, 1, 1.0), _grid_hexes(1, 2, 0.5)],
+             "conforming tetrahedra": [_unit_cube_tets(0, False), _unit_cube_tets(1, False)]}
+    if case == "two touching squares":  # each square in two triangles, with nodes of its own on x = 1
+        points = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [1, 0], [2, 0], [2, 1], [1, 1]], dtype=float)
+        cells, kind = np.array([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]]), "triangle"
+    else:
+        points, cells = _merged(parts[case])
+        kind = "tetra" if cells.shape[1] == 4 else "hexahedron"
+    _write_mesh(tmp_path / "m.msh", points, kind, cells)
+    if case.startswith("conforming"):
+        assert len(read(tmp_path / "m.msh").cells) == 12
+        return
+    with pytest.raises(CaseError, match="the mesh is not conforming: elements [0-9]+ and [0-9]+ of its kind .* touch "
+                                        "along part of a facet without sharing its nodes"):
+        read(tmp_path / "m.msh")

@@ -42,7 +42,7 @@ def box(cell_type: str, n: int, seed: int = 1):
 
 def reference_pairs(cells: np.ndarray, cell_type: str) -> np.ndarray:
     """Serial dual graph: (cell, neighbour) pairs, both directions, from whole sorted facets."""
-    faces = P._facet_table(cell_type)
+    faces = P.facet_table(cell_type)
     tuples = np.sort(cells[:, faces], axis=2).reshape(-1, faces.shape[1])
     _, facet = np.unique(tuples, axis=0, return_inverse=True)
     order = np.argsort(facet.ravel(), kind="stable")
