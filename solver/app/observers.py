@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 class ResultsObserver(Observer):
     """Snapshots of the schedule, probes at every step and the time-step table, into the results
-    file; the snapshot at t = 0 unless the run continues from a checkpoint."""
+    file; the snapshot at t = 0 unless the run continues from a checkpoint. The tables are
+    written at each snapshot and at each checkpoint (before it: the observer comes first)."""
 
     def __init__(self, results: ResultsWriter, probes: ProbeSeries | None, resumed: bool):
         self.results, self.probes, self.resumed = results, probes, resumed
@@ -39,6 +40,9 @@ class ResultsObserver(Observer):
         if event.snapshot:
             with sim.timers("output"):
                 self.results.write(sim.u, event.t, event.step, sim.balance, sim.fields())
+                self.flush(sim)
+        elif event.checkpoint:  # the tables reach the checkpoint: a restart from it leaves no gap
+            with sim.timers("output"):
                 self.flush(sim)
 
     def flush(self, sim: Simulation) -> None:

@@ -211,30 +211,70 @@ def by_time(folder: Path) -> list[Path]:
     return sorted(folder.glob("step_*.h5"), key=written, reverse=True)
 
 
-def latest(results_dir: Path, run_id: str | None = None) -> Path | None:
+def latest(results_dir: Path, run_id: str | None = None, reach: "ResultsReach | None" = None) -> Path | None:
     """The last written complete checkpoint of this case (``run_id``: of that run only), or None:
     after a restart from an earlier step, its own checkpoints, not those of the steps it
-    replaced."""
+    replaced. ``reach``: only those the results file reaches (a restart from an earlier step
+    that ended before its first checkpoint cut the file back, and the checkpoints of the later
+    steps would leave a gap in it)."""
     for c in by_time(checkpoint_dir(results_dir)):
         theirs = run_id_in(c, checkpoint=True)
         if theirs is not None and (not run_id or not theirs or theirs == run_id):
-            return c
+            if reach is None or reach.reaches(c):
+                return c
     return None
 
 
+@dataclass(frozen=True)
+class ResultsReach:
+    """How far a results file goes: its snapshots, and the time of its last time-step row (None:
+    no time-step table, a steady run)."""
+
+    snapshots: int
+    last_step_time: float | None
+
+    @classmethod
+    def of(cls, h5_path: Path) -> "ResultsReach | None":
+        """The reach of a results file (None: no readable file)."""
+        try:
+            with h5py.File(h5_path, "r") as f:
+                snapshots = int(f["/time"].shape[0]) if "/time" in f else 0
+                times = f["/steps/time"] if "/steps/time" in f else None
+                last = None if times is None else (float(times[-1]) if times.shape[0] else 0.0)
+        except (OSError, TypeError, ValueError, KeyError):
+            return None
+        return cls(snapshots, last)
+
+    def reaches(self, path: Path) -> bool:
+        """Whether the file holds the snapshots and the time steps up to checkpoint ``path``."""
+        try:
+            with h5py.File(path, "r") as f:
+                snapshots, t = int(f.attrs.get("snapshots", 0)), float(f.attrs.get("t", 0.0))
+        except (OSError, TypeError, ValueError, OverflowError):
+            return True  # unreadable attributes: inspect() says what is wrong with it
+        last = self.last_step_time
+        return snapshots <= self.snapshots and (last is None or t <= last + 1e-9 * max(abs(last), abs(t), 1.0))
+
+
 def resolve(path: str, results_dir: Path, h5_path: Path | None = None) -> Path:
-    """``latest`` -> the newest complete checkpoint of this case, of the run whose results file is
-    ``h5_path`` when it exists; else the path given."""
+    """``latest`` -> the newest complete checkpoint of this case that continues the results file
+    ``h5_path`` (of its run, and within its reach) when it exists; else the path given."""
     if path != "latest":
         return Path(path)
     run_id = run_id_in(h5_path) if h5_path is not None else None
-    found = latest(results_dir, run_id)
+    reach = ResultsReach.of(h5_path) if h5_path is not None else None
+    found = latest(results_dir, run_id, reach)
     if found is None:
-        if run_id and latest(results_dir) is not None:
-            raise CaseError(f"--restart latest: the checkpoints in {checkpoint_dir(results_dir)} belong to another "
-                            f"run than {h5_path} (which replaced it with --overwrite); a restart never mixes two "
-                            f"runs: restart from one of them by its path into another output.name, or run again")
-        raise CaseError(f"--restart latest: no readable checkpoint in {checkpoint_dir(results_dir)}")
+        folder = checkpoint_dir(results_dir)
+        if run_id and latest(results_dir) is not None and latest(results_dir, run_id) is None:
+            raise CaseError(f"--restart latest: the checkpoints in {folder} belong to another run than {h5_path} "
+                            f"(which replaced it with --overwrite); a restart never mixes two runs: restart from "
+                            f"one of them by its path into another output.name, or run again")
+        if latest(results_dir, run_id) is not None:
+            raise CaseError(f"--restart latest: every checkpoint in {folder} is beyond the end of {h5_path} (a "
+                            f"restart from an earlier step cut it back): continuing from one would leave a gap in "
+                            f"its results; restart from one by its path into another output.name, or run again")
+        raise CaseError(f"--restart latest: no readable checkpoint in {folder}")
     return found
 
 

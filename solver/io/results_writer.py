@@ -22,6 +22,7 @@ time and writes them (``gathered``).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,8 @@ from solver.io.xdmf import XdmfIndex
 from solver.mesh.distributed import DistributedMesh
 from solver.parallel.blocks import BlockRedistributor
 from solver.parallel.collective import on_root
+
+log = logging.getLogger(__name__)
 
 RUNNING = "running"  # the status until the end record is written
 END_RECORD_ROOM = 1 << 18  # free bytes below which a failed run does not try to write its end record
@@ -103,6 +106,12 @@ def trim_for_restart(h5_path: Path, n_snapshots: int, keep_until: float | None, 
                 f[name].resize((n_snapshots,) + f[name].shape[1:])
         if keep_until is None:
             return
+        times = f.get(STEP_TABLE[0])
+        last = (float(times[-1]) if times.shape[0] else 0.0) if isinstance(times, h5py.Dataset) else keep_until
+        if last < keep_until - 1e-9 * max(abs(keep_until), 1.0):
+            log.warning(f"warning: {h5_path}: its time-step table ends at t = {last:.6g}, before the checkpoint's "
+                        f"t = {keep_until:.6g} (a restart from an earlier step cut it back): the rows between "
+                        f"will be missing; a checkpoint within the file's reach (--restart latest) leaves none")
         for table in (STEP_TABLE, PROBE_TABLE):
             if table[0] in f:
                 keep = int(np.searchsorted(f[table[0]][()], keep_until * (1 + 1e-14), side="right"))

@@ -299,3 +299,31 @@ def test_a_restart_from_an_earlier_checkpoint_that_stops_before_a_snapshot_ends_
     with h5py.File(d / "heater_ramp" / "heater_ramp.h5", "r") as f:
         assert f["steps/time"][()].tolist() == [2.0 * (i + 1) for i in range(9)]
         assert f["step"][()].tolist() == [0, 5]
+
+
+def test_a_restart_leaves_no_gap_in_the_tables_and_latest_stays_within_the_results_file(tmp_path):
+    """2 ranks. A run that fails between a checkpoint and the next snapshot continues with every
+    row of its time-step table (they were written only at snapshots: the rows after the last one
+    went missing). A restart from an earlier checkpoint that fails before its own first one cuts
+    the file back; ``--restart latest`` then continues from that earlier checkpoint, not from the
+    later ones of the first run (beyond the file's end: refused, or a gap). Both end equal to an
+    uninterrupted run, bit for bit."""
+    scheme, keep = "bdf2", ["--set", "checkpoint.keep=10"]
+    run_solver(2, args_for(tmp_path / "whole", scheme, 40.0, *keep), cwd=tmp_path)
+    d = tmp_path / "split"
+    folder = d / "heater_ramp" / "checkpoints"
+    failed = run_mpi_env(2, args_for(d, scheme, 40.0, *keep), tmp_path, {"SOLVER_TEST_FAIL": "0:5"})
+    assert failed.returncode != 0 and sorted(p.name for p in folder.glob("step_*.h5")) == ["step_00000004.h5"]
+    run_solver(2, args_for(d, scheme, 40.0, *keep, "--restart", "latest"), cwd=tmp_path)
+    failed = run_mpi_env(2, args_for(d, scheme, 40.0, *keep, "--restart", str(folder / "step_00000008.h5")), tmp_path,
+                         {"SOLVER_TEST_FAIL": "0:10"})
+    assert failed.returncode != 0 and (folder / "step_00000020.h5").exists()
+    run_solver(2, args_for(d, scheme, 40.0, *keep, "--restart", "latest"), cwd=tmp_path)
+    log = (d / "heater_ramp" / "heater_ramp.log").read_text()
+    assert f"restarting from {folder / 'step_00000008.h5'} (step 8," in log
+    whole, split = read(tmp_path / "whole"), read(d)
+    assert np.array_equal(whole[0], split[0]) and np.array_equal(whole[1], split[1]) and split[4]["complete"]
+    with h5py.File(tmp_path / "whole" / "heater_ramp" / "heater_ramp.h5") as a, h5py.File(d / "heater_ramp" /
+                                                                                       "heater_ramp.h5") as b:
+        assert b["steps/time"][()].tolist() == [2.0 * (i + 1) for i in range(20)]
+        assert np.array_equal(a["steps/iterations"][()], b["steps/iterations"][()])
