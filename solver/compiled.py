@@ -17,7 +17,8 @@ of sparse matrices, shared by the assembly (:mod:`solver.fem.kernels`) and the l
   beside the cache while it compiles (:func:`first_compile`), so that the ranks of a run (or
   the runs of a study) wait for one process to compile it and then load it, instead of all
   compiling the same code at once; :func:`compile_shared` deals the kernels a run needs to its
-  ranks, so that P ranks compile P of them side by side.
+  ranks, so that P ranks compile P of them side by side, and a run on one rank to helper
+  processes on its idle cores (:func:`compile_beside`).
 * :data:`inline` inlines a helper into the kernels that call it (numba IR inlining): a call
   with array arguments costs reference counting, as much as the work of a small cell.
 * :func:`index_dtype`: int32 where every index fits (half the index bytes of a product), else
@@ -47,8 +48,8 @@ FORCED = os.environ.get("SOLVER_NUMBA", "") == "1"
 # break even near 2.5e6, P2 triangles near 1.2e6)
 SMALL_WORK = 1 << 21
 
-__all__ = ["AVAILABLE", "compiled_kernels", "compile_seconds", "compile_shared", "index_dtype", "inline", "jit",
-           "kernels_enabled", "use_kernels", "worth_compiling"]
+__all__ = ["AVAILABLE", "compiled_kernels", "compile_seconds", "compile_shared", "helper_compiled_kernels",
+           "index_dtype", "inline", "jit", "kernels_enabled", "use_kernels", "worth_compiling"]
 
 
 _ENABLED = True  # the current run's choice (use_kernels), for the linear algebra's products
@@ -161,17 +162,124 @@ def compile_shared(comm, tasks) -> None:
     P ranks then compiles its kernels side by side, each once. A task that fails is left to fail
     again where the kernel is used for real."""
     if comm.size == 1:
+        compile_beside(tasks)
         return
-    load = [0.0] * comm.size
-    for seconds, task in sorted(tasks, key=lambda t: -t[0]):
-        rank = load.index(min(load))
-        load[rank] += seconds
-        if rank == comm.rank:
-            try:
-                task()
-            except Exception:  # noqa: BLE001 - reported by the real call, on every rank that makes it
-                pass
+    for task in _dealt(tasks, comm.size)[comm.rank]:
+        _attempt(task)
     comm.Barrier()
+
+
+def _dealt(tasks, workers: int) -> list[list]:
+    """``tasks`` ((seconds, call) pairs) dealt to ``workers``, the longest first, each to the one
+    with the least work so far."""
+    load, shares = [0.0] * workers, [[] for _ in range(workers)]
+    for seconds, task in sorted(tasks, key=lambda t: -t[0]):
+        worker = load.index(min(load))
+        load[worker] += seconds
+        shares[worker].append(task)
+    return shares
+
+
+def _attempt(task) -> None:
+    try:
+        task()
+    except Exception:  # noqa: BLE001 - reported by the real call, on every rank that makes it
+        pass
+
+
+_HELPERS_COMPILED: list[str] = []
+HELPER_TIMEOUT = 600.0  # seconds a helper process may take to compile its share
+LAUNCHER_PREFIXES = ("OMPI_", "PMIX_", "PMI_", "MPI_LOCALNRANKS", "SLURM_PROCID")
+
+
+def compile_beside(tasks, cores: int | None = None) -> None:
+    """One process: when the on-disk cache lacks these compilations (no mark of them beside it,
+    :func:`_warm_mark`), deal them to this process and to helper processes started for the
+    purpose, one per idle core (the first run of a kernel set on one rank then takes about as long
+    as on P ranks); later runs find the mark and load the kernels where they are used. The
+    helpers get the tasks pickled (records and module functions) on their command lines and report what they compiled
+    (:func:`helper_compiled_kernels`). Nothing happens where there is no cache to fill, one
+    core, or one task; a helper that fails leaves its kernels to be compiled where they are
+    used."""
+    import base64
+    import json
+    import pickle
+    import subprocess
+
+    mark = _warm_mark(tasks)
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = min(cores, len(tasks))
+    if mark is None or os.path.exists(mark) or workers < 2:
+        return
+    shares = _dealt(tasks, workers)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(LAUNCHER_PREFIXES)}
+    code = "import base64, pickle, sys\nfrom solver.compiled import serve_tasks\n" \
+           "serve_tasks(pickle.loads(base64.b64decode(sys.argv[1])))"
+    helpers = []
+    try:
+        for share in shares[1:]:
+            tasks_text = base64.b64encode(pickle.dumps(share)).decode()
+            helpers.append(subprocess.Popen([sys.executable, "-c", code, tasks_text], stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env))
+        for task in shares[0]:
+            _attempt(task)
+        done = True
+        for proc in helpers:
+            out, _ = proc.communicate(timeout=HELPER_TIMEOUT)
+            done &= proc.returncode == 0
+            with contextlib.suppress(ValueError, IndexError):
+                _HELPERS_COMPILED.extend(json.loads(out.decode().strip().splitlines()[-1]))
+    except (OSError, subprocess.SubprocessError, pickle.PicklingError):
+        done = False
+    finally:
+        for proc in helpers:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    if done:
+        with contextlib.suppress(OSError):
+            with open(mark, "w"):
+                pass
+
+
+def serve_tasks(tasks) -> None:
+    """A helper process of :func:`compile_beside`: run ``tasks`` and print what they compiled."""
+    import json
+
+    for task in tasks:
+        _attempt(task)
+    print(json.dumps(compiled_kernels()), flush=True)
+
+
+def helper_compiled_kernels() -> list[str]:
+    """The kernels this process's helpers compiled for it (:func:`compile_beside`)."""
+    return list(_HELPERS_COMPILED)
+
+
+def _warm_mark(tasks) -> str | None:
+    """The file that marks ``tasks`` compiled into the cache, in a folder beside it (None: no
+    writable one): its name digests the tasks, numba's and Python's versions and the sources of
+    the compiled modules (an edit of any of them, or an emptied cache folder, means cold again)."""
+    import hashlib
+
+    import numba  # noqa: F401 - its version is part of the key
+
+    root = os.path.dirname(os.path.abspath(__file__))
+    digest = hashlib.sha256(repr((sorted(repr(t) for t in tasks), sys.version, sys.modules["numba"].__version__))
+                            .encode())
+    for folder in ("fem/kernels", "la", "."):
+        for name in sorted(os.listdir(os.path.join(root, folder))):
+            if name.endswith(".py"):
+                with open(os.path.join(root, folder, name), "rb") as f:
+                    digest.update(f.read())
+    cache = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(root, "fem", "kernels", "__pycache__")
+    folder = os.path.join(cache, "solver-warm")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return None
+    return os.path.join(folder, digest.hexdigest()[:32]) if os.access(folder, os.W_OK) else None
 
 
 _WARNED_CACHE: set = set()

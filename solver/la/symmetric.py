@@ -102,12 +102,15 @@ class SymmetricCSR:
         _symmetric_subtract(self.indptr, self.indices, self.data, self.diag, x, r)
 
 
+def warm_products() -> None:
+    """Compile (or load) this module's kernels: a 2 x 2 matrix in double and in single precision
+    (the multigrid's levels)."""
+    A = sp.csr_matrix(np.array([[2.0, -1.0], [-1.0, 2.0]]))
+    for dtype in (np.float64, np.float32):
+        S = SymmetricCSR(A, dtype)
+        S.subtract_product(np.ones(2, dtype), np.zeros(2, dtype))
+
+
 def warm_tasks() -> list:
-    """The compilations of this module's kernels (:func:`solver.compiled.compile_shared`): a 2 x 2
-    matrix in double and in single precision (the multigrid's levels)."""
-    def run():
-        A = sp.csr_matrix(np.array([[2.0, -1.0], [-1.0, 2.0]]))
-        for dtype in (np.float64, np.float32):
-            S = SymmetricCSR(A, dtype)
-            S.subtract_product(np.ones(2, dtype), np.zeros(2, dtype))
-    return [(0.6, run)] if AVAILABLE else []
+    """The compilations of this module's kernels (:func:`solver.compiled.compile_shared`)."""
+    return [(0.6, warm_products)] if AVAILABLE else []

@@ -46,24 +46,42 @@ def test_small_runs_do_not_start_numba(tmp_path, n, imported):
 
 
 def test_a_first_run_compiles_each_kernel_once_on_any_ranks(tmp_path, monkeypatch):
-    """From an empty cache, one rank compiles the kernels the reference problem needs; two ranks
-    compile them (and a few more, side by side) between them, no kernel on both; a later run
-    loads them all."""
+    """From an empty cache, one rank compiles the kernels the reference problem needs, side by side
+    with a helper process per idle core, no kernel in both; two ranks compile them (and a few
+    more, side by side) between them, no kernel on both; a later run loads them all."""
+    import os
+
     from conftest import run_script
 
-    compiled = {}
+    from conftest import MPI_SCRIPTS
+
+    def one_process(cache, out):  # not under mpirun, which binds a rank to one core
+        env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
+        proc = subprocess.run([sys.executable, str(MPI_SCRIPTS / "compile_checks.py"), str(out)], env=env,
+                              capture_output=True, text=True, timeout=300)
+        return json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1])
+
+    compiled, helpers, cores = {}, {}, {}
     for ranks in (1, 2):
         monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / f"cache{ranks}"))
-        r = run_script(ranks, "compile_checks.py", str(tmp_path / f"out{ranks}"), timeout=300)
+        r = one_process(tmp_path / "cache1", tmp_path / "out1") if ranks == 1 else \
+            run_script(ranks, "compile_checks.py", str(tmp_path / f"out{ranks}"), timeout=300)
         assert all(p["code"] == 0 for p in r["per_rank"]), r
         compiled[ranks] = [p["compiled"] for p in r["per_rank"]]
-    one = compiled[1][0]
+        helpers[ranks] = [p["helpers"] for p in r["per_rank"]]
+        cores[ranks] = r["per_rank"][0]["cores"]
+    own, beside = compiled[1][0], helpers[1][0]
+    assert not set(own) & set(beside) and helpers[2] == [[], []], (own, beside, helpers[2])
+    assert bool(beside) == (cores[1] > 1), (cores, beside)
+    one = own + beside
     assert len(one) >= 8 and any(k.startswith("matrix_kernel.") for k in one), one
     first, second = (set(k) for k in compiled[2])
     assert first and second and not first & second, compiled[2]
     assert set(one) <= first | second, (one, compiled[2])
     again = run_script(2, "compile_checks.py", str(tmp_path / "again"), timeout=300)
     assert [p["compiled"] for p in again["per_rank"]] == [[], []], again
+    again = one_process(tmp_path / "cache1", tmp_path / "again1")["per_rank"][0]
+    assert again["compiled"] == again["helpers"] == [], again
 
 
 def test_a_corrupt_kernel_cache_is_replaced_with_one_warning(tmp_path):

@@ -4,6 +4,8 @@ is timed (the bench) or once for all later runs (``python -m solver.fem.kernels`
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from solver.fem.kernels.cells import cell_kernels
@@ -14,7 +16,7 @@ from solver.fem.kernels.vectors import quadrature_points
 from solver.fem.quadrature import cell_degree, quadrature
 from solver.mesh.cells import CELLS
 
-__all__ = ["warm_tasks", "warm_up"]
+__all__ = ["WarmTask", "warm_tasks", "warm_up"]
 
 
 def reference_tables(cell_type: str, degree: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -69,8 +71,41 @@ def warm_facet_kernels(ref, mesh, degree: int, data) -> None:
     facet_vector(facets, n_owned, fN, wdet, one, np.zeros(n_owned))
 
 
+@dataclass(frozen=True)
+class WarmTask:
+    """One compilation of :func:`warm_tasks`, a record (picklable: a helper process can run it)."""
+
+    cell_type: str
+    cell_dtype: str
+    index_dtype: str
+    affine: bool
+    part: str  # "matrix", "newton", "vector" (cell kernels), "boundary" or "pattern"
+
+    def __call__(self) -> None:
+        ref = CELLS[self.cell_type]
+        reference = reference_tables(self.cell_type, cell_degree(self.cell_type, self.affine))
+        nn = ref.n_nodes
+        coords = np.ascontiguousarray(ref.vertices, dtype=np.float64)
+        cells = np.arange(nn, dtype=self.cell_dtype).reshape(1, nn)
+        mesh = (coords, cells, nn)
+        # the one cell's dense pattern, as csr_pattern gives it (built here without its kernels, so
+        # that each task compiles only its own)
+        index = np.dtype(self.index_dtype)
+        target = (np.arange(0, nn * nn + 1, nn, dtype=index), np.tile(np.arange(nn, dtype=index), nn),
+                  np.tile(np.arange(nn, dtype=np.uint8), nn).reshape(1, nn * nn), np.zeros(nn * nn))
+        if self.part in ("matrix", "newton", "vector"):
+            warm_cell_kernels(ref, self.affine, mesh, reference, target, (self.part,))
+        elif self.part == "pattern":
+            indptr, indices, _ = csr_pattern(cells, nn, nn, dtype=index)
+            entry_slots(indptr, indices, np.zeros(1, np.int64), np.zeros(1, np.int64), nn)
+        else:
+            quadrature_points(coords, cells, reference[0], np.empty((1, len(reference[2]), ref.dim)))
+            constrain_kernel(target[0], target[1], target[3], np.zeros(nn, dtype=np.bool_), nn)
+            warm_facet_kernels(ref, mesh, cell_degree(ref.facet_name, self.affine), target[3])
+
+
 def warm_tasks(cell_type: str, cell_dtype=np.int32, index_dtype=np.int32, affine: bool | None = None,
-               newton: bool = True, loads: bool = True) -> list[tuple[float, object]]:
+               newton: bool = True, loads: bool = True) -> list[tuple[float, WarmTask]]:
     """The compilations of the kernels that the assembly of ``cell_type`` meshes uses, as calls that
     run them once on a single cell for these index types, each with its share of the compile time
     (for :func:`solver.compiled.compile_shared`); ``affine``: the cells' maps are affine (None: as
@@ -78,32 +113,13 @@ def warm_tasks(cell_type: str, cell_dtype=np.int32, index_dtype=np.int32, affine
     ``loads``: with the cell loads, gradients and fluxes."""
     ref = CELLS[cell_type]
     affine = ref.affine if affine is None else bool(ref.affine or (ref.degree > 1 and affine))
-    degree = cell_degree(cell_type, affine)
-    reference = reference_tables(cell_type, degree)
-    nn = ref.n_nodes
-    coords = np.ascontiguousarray(ref.vertices, dtype=np.float64)
-    cells = np.arange(nn, dtype=cell_dtype).reshape(1, nn)
-    mesh = (coords, cells, nn)
-    # the one cell's dense pattern, as csr_pattern gives it (built here without its kernels, so
-    # that each task compiles only its own)
-    target = (np.arange(0, nn * nn + 1, nn, dtype=index_dtype), np.tile(np.arange(nn, dtype=index_dtype), nn),
-              np.tile(np.arange(nn, dtype=np.uint8), nn).reshape(1, nn * nn), np.zeros(nn * nn))
 
-    def cell_part(*parts):
-        return lambda: warm_cell_kernels(ref, affine, mesh, reference, target, parts)
-
-    def pattern():
-        indptr, indices, _ = csr_pattern(cells, nn, nn, dtype=index_dtype)
-        entry_slots(indptr, indices, np.zeros(1, np.int64), np.zeros(1, np.int64), nn)
-
-    def boundary():
-        quadrature_points(coords, cells, reference[0], np.empty((1, len(reference[2]), ref.dim)))
-        constrain_kernel(target[0], target[1], target[3], np.zeros(nn, dtype=np.bool_), nn)
-        warm_facet_kernels(ref, mesh, cell_degree(ref.facet_name, affine), target[3])
+    def task(part: str) -> WarmTask:
+        return WarmTask(cell_type, np.dtype(cell_dtype).str, np.dtype(index_dtype).str, affine, part)
 
     # shares measured on one core, 2D P1 (the matrix kernel's includes numba's own start)
-    return [(4.2, cell_part("matrix")), *([(4.0, cell_part("newton"))] if newton else []),
-            *([(2.7, cell_part("vector"))] if loads else []), (1.9, boundary), (1.4, pattern)]
+    return [(4.2, task("matrix")), *([(4.0, task("newton"))] if newton else []),
+            *([(2.7, task("vector"))] if loads else []), (1.9, task("boundary")), (1.4, task("pattern"))]
 
 
 def warm_up(cell_type: str, cell_dtype=np.int32, index_dtype=np.int32, affine: bool | None = None) -> None:
