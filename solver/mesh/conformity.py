@@ -1,78 +1,204 @@
-"""Conformity of a mesh file: neighbouring cells share whole facets.
+"""Conformity of a mesh file: its cells fill the domain once and neighbours share whole facets.
 
 A non-conforming mesh (a hanging node in the middle of a neighbour's edge, a face split along
-different diagonals on its two sides, two parts meshed separately that touch with nodes of their
-own) leaves facets inside the domain that belong to one cell only. The solver would treat them as
-insulated boundary: a crack no heat crosses, and a wrong answer without a word.
+different diagonals on its two sides, two parts meshed separately that touch or overlap with nodes
+of their own, quadratic cells with midpoint nodes of their own on a shared edge) is solved without
+a word into a wrong answer: an insulated crack inside the domain, material counted twice, a field
+torn along an edge. So is a boundary element that is not a facet of a cell (it spans several, and
+its condition reaches only its corners). All are refused, on rank 0 while it reads the file:
 
-Found on rank 0 while it reads the file, on the exterior facets only (those of one cell, matched
-by their sorted corner keys as in :mod:`solver.mesh.partition`): a facet whose centroid lies on
-another exterior facet, among its ``NEIGHBOURS`` nearest (a k-d tree of the centroids), while
-their cells lie on opposite sides of it, covers part of that facet. A genuine boundary never does;
-a thin slot of any width above rounding is kept. Costs one sort of the cells' facets and one
-k-nearest query of the exterior ones (about as much as reading the file's connectivity).
+* facets are matched by their sorted corners (packed into one integer when they fit); a facet of
+  three or more cells is refused, and those of one cell are the exterior facets;
+* just outside each exterior facet (1e-7 of its size along its outward normal) lies no cell, on a
+  conforming mesh: a point there inside another cell (a k-d tree of these points, queried with
+  the ball of each cell with a corner on an exterior facet; the cells split into simplices) is a
+  hanging node, a mismatched face, or parts that touch or overlap. A thin slot of any width
+  above that is kept;
+* every tagged boundary element is a facet of a cell (the same element listed twice in one group
+  is taken once);
+* quadratic cells sharing an edge (or a face of hexahedra) share its midpoint (centre) node.
+
+Costs a sort of the cells' facets (and edges) and a ball query per cell, a chunk of cells at a
+time: about as much time as meshio's reading of the file, and two integers per facet of every cell
+besides the mesh. Meshes of over 2^21 nodes (whose facets need keys of two words) are not checked.
 """
 
 from __future__ import annotations
 
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
 
 from solver.errors import CaseError
 from solver.mesh.cells import CELLS
-from solver.mesh.partition import facet_keys, facet_table, pairs_of_equal_keys
+from solver.mesh.lagrange import QUADRATIC
+from solver.mesh.partition import facet_table
 
-NEIGHBOURS = 8  # exterior facets near a facet that are tested against it
-ON_FACET = 1e-7  # distance from a facet, relative to its size, that counts as on it
+CHUNK = 1 << 16  # cells (facets) at a time
+OUTSIDE = 1e-7  # how far outside, relative to the facet's size
+SIMPLICES = {  # the cell types split into simplices, for the containment test
+    "triangle": ((0, 1, 2),),
+    "tetrahedron": ((0, 1, 2, 3),),
+    "quadrilateral": ((0, 1, 2), (0, 2, 3)),
+    "hexahedron": ((0, 1, 2, 6), (0, 2, 3, 6), (0, 3, 7, 6), (0, 7, 4, 6), (0, 4, 5, 6), (0, 5, 1, 6)),
+}
+FIX = ("Mesh the model as one (Gmsh: Geometry.AutoCoherence, or BooleanFragments of its volumes and "
+       "surfaces)")
 
 
-def exterior_facets(cells: np.ndarray, cell_type: str) -> tuple[np.ndarray, np.ndarray]:
-    """(facets, cell): the corner nodes of each facet that only one cell has, in the facet cell's
-    node order, and that cell's row."""
+def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type: str, facets: np.ndarray,
+                    facet_tags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Refuse a non-conforming mesh file (see the module); returns its tagged facets with those
+    listed twice in one group taken once. Holds two integers per facet of every cell at most
+    (their keys, sorted and not), besides the mesh."""
     linear = CELLS[cell_type].linear
-    corners = np.ascontiguousarray(cells[:, : linear.n_nodes])
     table = facet_table(linear.name)
-    keys, nf, _ = facet_keys(corners, linear.name, int(corners.max()) + 1 if corners.size else 1)
-    _, _, single, _ = pairs_of_equal_keys(keys)
-    owner, local = np.divmod(single, nf)
-    return corners[owner[:, None], table[local]], owner
+    nf, width = table.shape
+    bits = max((len(points) - 1).bit_length(), 1)
+    packed = bits * min(width, 3) <= 63
+    if not packed:  # over 2^21 nodes: keys of two words; conformity is left to the user there
+        return facets, facet_tags
+    keys = np.empty(len(cells) * nf, dtype=np.int64)  # row: cell * nf + facet
+    for start in range(0, len(cells), CHUNK):
+        block = cells[start: start + CHUNK]
+        for f, face in enumerate(table):
+            keys[start * nf + f: (start + len(block)) * nf: nf] = _pack(block[:, face], bits)
+    ordered = np.sort(keys)
+    equal = ordered[1:] == ordered[:-1]
+    if (equal[1:] & equal[:-1]).any():
+        key = ordered[1:-1][equal[1:] & equal[:-1]][0]
+        row = int(np.flatnonzero(keys == key)[0]) // nf
+        raise CaseError(f"{path}: the mesh is not conforming: a facet of element {row + 1} of its kind (near "
+                        f"{_at(points, cells[row, : linear.n_nodes])}) is shared by three or more elements: "
+                        f"cells overlap. {FIX}")
+    lone = ordered[~(np.r_[False, equal] | np.r_[equal, False])]
+    del equal
+    facets, facet_tags = _checked_facets(path, points, cells, facets, facet_tags, _pack(facets[:, :width], bits),
+                                         ordered)
+    del ordered
+    exterior = np.concatenate([np.flatnonzero(_among(keys[i: i + CHUNK], lone)) + i
+                               for i in range(0, len(keys), CHUNK)])
+    del keys
+    _refuse_overlaps(path, points, cells[:, : linear.n_nodes], linear, exterior // nf, table[exterior % nf])
+    if CELLS[cell_type].degree > 1:
+        _refuse_torn_edges(path, points, cells, linear.name, bits)
+    return facets, facet_tags
 
 
-def overlapping_facets(points: np.ndarray, cells: np.ndarray, cell_type: str) -> np.ndarray:
-    """(pairs, 2) rows of cells whose exterior facets overlap (a facet of the first covers the
-    centroid of one of the second), their cells on opposite sides: the non-conformities."""
+def _pack(rows: np.ndarray, bits: int) -> np.ndarray:
+    """One int64 key per row of node ids: its three smallest, in increasing order, packed."""
+    if rows.shape[1] == 0:
+        return np.zeros(len(rows), dtype=np.int64)
+    ordered = np.sort(rows, axis=1)[:, :3].astype(np.int64)
+    key = ordered[:, 0].copy()
+    for j in range(1, ordered.shape[1]):
+        key = (key << bits) | ordered[:, j]
+    return key
+
+
+def _refuse_overlaps(path: Path, points: np.ndarray, corners: np.ndarray, linear, owner: np.ndarray,
+                     local: np.ndarray) -> None:
+    """Refuse cells that contain a point just outside another cell's exterior facet: among the
+    cells with a corner on an exterior facet (where parts meet, hang or cross), those whose ball
+    about their corners' centroid holds such a point are found with a k-d tree of the points, a
+    chunk of cells at a time, and split into simplices to test it. (A cell with nodes of its own
+    wholly inside another, away from every exterior node, is not seen.)"""
     from scipy.spatial import cKDTree
 
-    facets, owner = exterior_facets(cells, cell_type)
-    if len(facets) < 2:
-        return np.empty((0, 2), dtype=np.int64)
-    corners = points[facets]  # (m, k, gdim)
-    centroid = corners.mean(axis=1)
-    normal = _normals(corners)
-    inward = points[cells[owner, : CELLS[cell_type].linear.n_nodes]].mean(axis=1) - centroid
-    normal *= np.where(np.einsum("md,md->m", normal, inward) > 0, -1.0, 1.0)[:, None]  # outward
-    k = min(NEIGHBOURS + 1, len(facets))
-    _, near = cKDTree(centroid).query(centroid, k=k, workers=-1)
-    i = np.repeat(np.arange(len(facets)), k - 1)
-    j = near[:, 1:].ravel()  # the nearest is the facet itself
-    opposite = np.einsum("pd,pd->p", normal[i], normal[j]) < -0.5
-    i, j = i[opposite], j[opposite]
-    covered = _on_facet(corners[i], normal[i], centroid[j])
-    return np.unique(np.sort(np.stack([owner[i[covered]], owner[j[covered]]], axis=1), axis=1), axis=0)
+    if len(owner) == 0 or len(corners) < 2:
+        return
+    face = points[corners[owner[:, None], local]]  # (m, k, gdim) corners of the exterior facets
+    centre = face.mean(axis=1)
+    normal = _normals(face)
+    inward = points[corners[owner]].mean(axis=1) - centre
+    normal *= np.where(np.einsum("md,md->m", normal, inward) > 0, -1.0, 1.0)[:, None]
+    size = np.linalg.norm(face - centre[:, None, :], axis=2).max(axis=1)
+    probe = centre + OUTSIDE * size[:, None] * normal
+    del face, centre, normal, inward
+    tree = cKDTree(probe)
+    on_surface = np.zeros(len(points), dtype=bool)
+    on_surface[corners[owner[:, None], local]] = True
+    near_surface = np.flatnonzero(on_surface[corners].any(axis=1))  # cells with a node on an exterior facet
+    found_p, found_c = [], []
+    for start in range(0, len(near_surface), CHUNK // 16):  # a few probes per cell: small chunks
+        chunk = near_surface[start: start + CHUNK // 16]
+        cell_points = points[corners[chunk]]  # (chunk, nn, gdim)
+        middle = cell_points.mean(axis=1)
+        radius = np.linalg.norm(cell_points - middle[:, None, :], axis=2).max(axis=1) * (1 + 1e-9)
+        near = tree.query_ball_point(middle, radius)
+        lengths = np.fromiter(map(len, near), dtype=np.int64, count=len(near))
+        if not lengths.any():
+            continue
+        p = np.fromiter(chain.from_iterable(near), dtype=np.int64, count=int(lengths.sum()))
+        c = np.repeat(np.arange(len(near)), lengths)
+        low, high = cell_points.min(axis=1), cell_points.max(axis=1)
+        keep = (owner[p] != chunk[c]) & np.all((probe[p] >= low[c]) & (probe[p] <= high[c]), axis=1)
+        p, c = p[keep], c[keep]
+        inside = np.zeros(len(p), dtype=bool)
+        for simplex in SIMPLICES[linear.name]:
+            inside |= _in_simplex(cell_points[c][:, simplex], probe[p])
+        found_p.append(p[inside])
+        found_c.append(chunk[c[inside]])
+    p, c = np.concatenate(found_p), np.concatenate(found_c)
+    if len(p):
+        a, b = int(owner[p[0]]), int(c[0])
+        pairs = len(np.unique(np.stack([np.minimum(owner[p], c), np.maximum(owner[p], c)], axis=1), axis=0))
+        at = ", ".join(f"{v:.6g}" for v in probe[p[0]])
+        raise CaseError(f"{path}: the mesh is not conforming: elements {min(a, b) + 1} and {max(a, b) + 1} of its "
+                        f"kind (at {at}) touch or overlap without sharing the nodes of their "
+                        f"facets ({pairs} such pair{'s' if pairs > 1 else ''}: hanging nodes, or parts meshed "
+                        f"separately); heat would not cross there, or be counted twice. {FIX}")
 
 
-def check_conforming(path: Path, points: np.ndarray, cells: np.ndarray, cell_type: str) -> None:
-    """Refuse a non-conforming mesh, naming two of its cells and where they meet."""
-    pairs = overlapping_facets(points, cells, cell_type)
-    if len(pairs):
-        a, b = (int(c) for c in pairs[0])
-        at = ", ".join(f"{x:.6g}" for x in points[cells[a]].mean(axis=0))
-        count = f"{len(pairs)} such pair{'s' if len(pairs) > 1 else ''}"
-        raise CaseError(f"{path}: the mesh is not conforming: elements {a + 1} and {b + 1} of its kind (near {at}) "
-                        f"touch along part of a facet without sharing its nodes ({count}: hanging nodes, or parts "
-                        f"meshed separately); heat would not cross there. Mesh the model as one (Gmsh: "
-                        f"Geometry.AutoCoherence, or BooleanFragments of its volumes)")
+def _checked_facets(path: Path, points, cells, facets, facet_tags, tagged_keys, cell_facet_keys):
+    """The tagged facets, each a facet of a cell (those through nodes no cell uses are left to the
+    reader's own message), and taken once per group."""
+    if not len(facets):
+        return facets, facet_tags
+    used = np.zeros(len(points), dtype=bool)
+    used[cells.ravel()] = True
+    on_cells = ~np.all(used[facets], axis=1) | _among(tagged_keys, cell_facet_keys)
+    if not on_cells.all():
+        row = int(np.argmin(on_cells))
+        raise CaseError(f"{path}: {np.count_nonzero(~on_cells)} boundary elements (the first: number {row + 1} of its "
+                        f"kind, physical tag {int(facet_tags[row])}, near {_at(points, facets[row])}) are not facets "
+                        f"of the mesh's cells: one that spans several facets would hold its condition at its "
+                        f"corners only. Mesh the boundary with the cells (the same nodes on both)")
+    _, once = np.unique(np.stack([tagged_keys, facet_tags.astype(np.int64)], axis=1), axis=0, return_index=True)
+    if len(once) < len(facets):
+        once.sort()
+        facets, facet_tags = facets[once], facet_tags[once]
+    return facets, facet_tags
+
+
+def _refuse_torn_edges(path: Path, points, cells, linear_name: str, bits: int) -> None:
+    """Quadratic cells sharing an edge (a face) must share its midpoint (centre) node."""
+    edges, faces = QUADRATIC[linear_name]
+    nc = CELLS[linear_name].n_nodes
+    groups = [(np.array(edges), nc, "edge", "midpoint")]
+    if faces:
+        groups.append((np.array(faces), nc + len(edges), "face", "centre"))
+    for table, offset, what, node in groups:
+        key = np.empty(len(cells) * len(table), dtype=np.int64)
+        for e, ends in enumerate(table):
+            key[e::len(table)] = _pack(cells[:, ends], bits)
+        middle = cells[:, offset: offset + len(table)].reshape(-1)
+        order = np.lexsort((middle, key))
+        same = key[order][1:] == key[order][:-1]
+        torn = same & (middle[order][1:] != middle[order][:-1])
+        if torn.any():
+            row = int(order[np.argmax(torn)]) // len(table)
+            raise CaseError(f"{path}: the mesh is not conforming: elements of its kind that share an {what} (one: "
+                            f"element {row + 1}, near {_at(points, cells[row])}) have {node} nodes of their own "
+                            f"there ({np.count_nonzero(torn)} such {what}s): the quadratic field would tear along "
+                            f"them. {FIX}")
+
+
+def _among(keys: np.ndarray, ordered: np.ndarray) -> np.ndarray:
+    """Whether each key is in the sorted array ``ordered``."""
+    at = np.minimum(np.searchsorted(ordered, keys), max(len(ordered) - 1, 0))
+    return ordered[at] == keys if len(ordered) else np.zeros(len(keys), dtype=bool)
 
 
 def _normals(corners: np.ndarray) -> np.ndarray:
@@ -87,25 +213,15 @@ def _normals(corners: np.ndarray) -> np.ndarray:
     return n / np.linalg.norm(n, axis=1, keepdims=True)
 
 
-def _on_facet(corners: np.ndarray, normal: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Whether each point ``x`` lies on its facet (``corners``, unit ``normal``), edges included."""
-    size = np.linalg.norm(corners[:, 1] - corners[:, 0], axis=1)
-    near_plane = np.abs(np.einsum("pd,pd->p", x - corners[:, 0], normal)) <= ON_FACET * size
-    if corners.shape[2] == 2:
-        t = corners[:, 1] - corners[:, 0]
-        s = np.einsum("pd,pd->p", x - corners[:, 0], t) / np.einsum("pd,pd->p", t, t)
-        return near_plane & (s >= -ON_FACET) & (s <= 1 + ON_FACET)
-    inside = _in_triangle(corners[:, [0, 1, 2]], x)
-    if corners.shape[1] == 4:
-        inside |= _in_triangle(corners[:, [0, 2, 3]], x)
-    return near_plane & inside
+def _in_simplex(simplex: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Whether each point ``x`` lies in its simplex ((m, dim + 1, dim) vertices), faces included."""
+    edges = simplex[:, 1:] - simplex[:, :1]  # (m, dim, dim)
+    det = np.linalg.det(edges)
+    ok = np.abs(det) > 0
+    lam = np.zeros(x.shape)
+    lam[ok] = np.linalg.solve(np.swapaxes(edges[ok], 1, 2), (x - simplex[:, 0])[ok][..., None])[..., 0]
+    return ok & np.all(lam >= 0, axis=1) & (lam.sum(axis=1) <= 1)
 
 
-def _in_triangle(tri: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Whether ``x`` (in the triangle's plane) has barycentric coordinates >= -ON_FACET."""
-    e1, e2, d = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], x - tri[:, 0]
-    a11, a12, a22 = (np.einsum("pd,pd->p", u, v) for u, v in ((e1, e1), (e1, e2), (e2, e2)))
-    b1, b2 = np.einsum("pd,pd->p", d, e1), np.einsum("pd,pd->p", d, e2)
-    det = a11 * a22 - a12 * a12
-    s, t = (a22 * b1 - a12 * b2) / det, (a11 * b2 - a12 * b1) / det
-    return (s >= -ON_FACET) & (t >= -ON_FACET) & (s + t <= 1 + ON_FACET)
+def _at(points: np.ndarray, nodes: np.ndarray) -> str:
+    return ", ".join(f"{v:.6g}" for v in points[nodes].mean(axis=0))

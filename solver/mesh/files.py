@@ -36,7 +36,7 @@ from mpi4py import MPI
 from solver.case.inputfiles import MISSING, file_problem
 from solver.errors import CaseError
 from solver.mesh.cells import BY_MESHIO_NAME, CELLS
-from solver.mesh.conformity import check_conforming
+from solver.mesh.conformity import check_mesh_file
 from solver.mesh.distributed import DistributedMesh, Facets, LocalPart, MeshGroups, PartitionInfo
 from solver.mesh.elevate import with_degree
 from solver.mesh.gmsh_tags import check_gmsh_tags
@@ -114,7 +114,7 @@ def read(path: str | Path, degree: int | None = None) -> MeshFileData:
     field_data = m.field_data
     del m  # meshio's other arrays (cell sets, geometrical tags) are not needed
     points = _checked_points(path, points, dim, cells, facets)
-    check_conforming(path, points, cells, cell_type)
+    facets, facet_tags = check_mesh_file(path, points, cells, cell_type, facets, facet_tags)
     data = MeshFileData(cell_type, points, cells, cell_tags, facets, facet_tags,
                         _groups(field_data, dim, cell_tags, facet_tags))
     straight = CELLS[cell_type].degree == 1  # a second-order file's cells may be curved
@@ -182,13 +182,13 @@ def _connectivity(m, meshio_type: str, tag_key: str | None) -> tuple[np.ndarray,
 
 
 def _checked_points(path: Path, points: np.ndarray, dim: int, cells: np.ndarray, facets: np.ndarray) -> np.ndarray:
-    """The points in ``dim`` coordinates (a 2D mesh in the plane z = 0), finite, and every node the
+    """The points in ``dim`` coordinates (a 2D mesh in a plane z = constant), finite, and every node the
     cells and facets name among them."""
     if dim == 2:
-        if points.shape[1] == 3 and np.any(points[:, 2] != 0):
+        if points.shape[1] == 3 and _off_plane(points):
             raise CaseError(f"{path}: its cells are surface elements (triangles or quadrangles) in 3D space: the "
                             f"solver takes volume cells in 3D (tetrahedra, hexahedra: Gmsh's Mesh 3), or a 2D "
-                            f"mesh in the plane z = 0")
+                            f"mesh in a plane z = constant")
         points = np.ascontiguousarray(points[:, :2])
     for name, conn in (("element", cells), ("boundary element", facets)):
         if conn.size and (conn.min() < 0 or conn.max() >= len(points)):
@@ -199,6 +199,17 @@ def _checked_points(path: Path, points: np.ndarray, dim: int, cells: np.ndarray,
         raise CaseError(f"{path}: node {int(np.flatnonzero(~np.isfinite(points).all(axis=1))[0]) + 1} has a "
                         f"non-finite coordinate")
     return points
+
+
+def _off_plane(points: np.ndarray) -> bool:
+    """Whether a 2D mesh's points leave a plane z = constant by more than rounding (CAD exports
+    of planar parts carry z of 1e-16 of their size)."""
+    finite = np.isfinite(points).all(axis=1)
+    if not finite.any():
+        return False
+    p = points[finite]
+    extent = max(float(np.ptp(p[:, 0])), float(np.ptp(p[:, 1])), float(np.abs(p[:, :2]).max()) * 1e-6, 1e-300)
+    return float(np.ptp(p[:, 2])) > 1e-10 * extent
 
 
 def _drop_unused_points(points, cells, facets, facet_tags):

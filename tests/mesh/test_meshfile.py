@@ -229,7 +229,7 @@ def test_files_whose_cells_or_facets_would_be_left_out_are_refused(tmp_path):
                  file_format="gmsh22", binary=False)
     hanging = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [2, 0], [2, 0.5], [1, 0.5], [2, 1]], dtype=float)
     _write_mesh(tmp_path / "hanging.msh", hanging, "quad", [[0, 1, 2, 3], [1, 4, 5, 6], [6, 5, 7, 2]])
-    expected = {"hanging.msh": "the mesh is not conforming: elements 1 and 2 of its kind (near 0.5, 0.5)",
+    expected = {"hanging.msh": "the mesh is not conforming: elements 1 and 2 of its kind (at 1, 0.25) touch",
                 "loose.msh": "1 boundary facets (the first of group 'right') pass through nodes that no cell uses",
                 "mixed.msh": "2 cells of type wedge: the solver takes",
                 "header.msh": "cannot read the mesh"}
@@ -283,7 +283,7 @@ def _grid_hexes(x0, n, h):
 
 
 @pytest.mark.parametrize("case", ["tetrahedra split along different diagonals", "a face of 2 x 2 hexahedra on one",
-                                  "two touching squares", "conforming tetrahedra"])
+                                  "two touching squares", "two overlapping squares", "conforming tetrahedra"])
 def test_non_conforming_meshes_are_refused(tmp_path, case):
     """Cells that touch along part of a facet without sharing its nodes leave an insulated crack:
     refused, naming two of the cells; a conforming mesh of the same shape is read."""
@@ -293,8 +293,9 @@ def test_non_conforming_meshes_are_refused(tmp_path, case):
     parts = {"tetrahedra split along different diagonals": [_unit_cube_tets(0, False), _unit_cube_tets(1, True)],
              "a face of 2 x 2 hexahedra on one": [_grid_hexes(0, 1, 1.0), _grid_hexes(1, 2, 0.5)],
              "conforming tetrahedra": [_unit_cube_tets(0, False), _unit_cube_tets(1, False)]}
-    if case == "two touching squares":  # each square in two triangles, with nodes of its own on x = 1
-        points = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [1, 0], [2, 0], [2, 1], [1, 1]], dtype=float)
+    if case.startswith("two"):  # each square in two triangles, with nodes of its own; x0 = 1 or 0.6
+        x0 = 1.0 if "touching" in case else 0.6
+        points = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [x0, 0], [x0 + 1, 0], [x0 + 1, 1], [x0, 1]], dtype=float)
         cells, kind = np.array([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]]), "triangle"
     else:
         points, cells = _merged(parts[case])
@@ -304,5 +305,57 @@ def test_non_conforming_meshes_are_refused(tmp_path, case):
         assert len(read(tmp_path / "m.msh").cells) == 12
         return
     with pytest.raises(CaseError, match="the mesh is not conforming: elements [0-9]+ and [0-9]+ of its kind .* touch "
-                                        "along part of a facet without sharing its nodes"):
+                                        "or overlap without sharing the nodes of their facets"):
         read(tmp_path / "m.msh")
+
+
+def _square_triangles(n, degree=1):
+    """The unit square in 2 n^2 triangles (degree 2: 6-node, midpoints shared), and its side x = 1."""
+    import meshio as _
+
+    x, y = np.meshgrid(np.linspace(0, 1, 2 * n + 1), np.linspace(0, 1, 2 * n + 1), indexing="ij")
+    points = np.column_stack([x.ravel(), y.ravel()])
+    node = np.arange(len(points)).reshape(2 * n + 1, 2 * n + 1)
+    i, j = (a.ravel() for a in np.meshgrid(np.arange(0, 2 * n, 2), np.arange(0, 2 * n, 2), indexing="ij"))
+    a, b, c, d = node[i, j], node[i + 2, j], node[i + 2, j + 2], node[i, j + 2]
+    cells = np.concatenate([np.stack([a, b, c, node[i + 1, j], node[i + 2, j + 1], node[i + 1, j + 1]], axis=1),
+                            np.stack([a, c, d, node[i + 1, j + 1], node[i + 1, j + 2], node[i, j + 1]], axis=1)])
+    right = np.stack([node[-1, 0:-1:2], node[-1, 2::2], node[-1, 1::2]], axis=1)
+    return points, (cells if degree == 2 else cells[:, :3]), (right if degree == 2 else right[:, :2])
+
+
+def _write_with_right(path, points, kind, cells, facet_kind, right):
+    points = np.c_[points, np.zeros(len(points))]
+    meshio.write(path, meshio.Mesh(points, [(kind, cells), (facet_kind, right)],
+                                   cell_data={"gmsh:physical": [np.full(len(cells), 1), np.full(len(right), 2)],
+                                              "gmsh:geometrical": [np.full(len(cells), 1), np.full(len(right), 2)]},
+                                   field_data={"domain": np.array([1, 2]), "right": np.array([2, 1])}),
+                 file_format="gmsh22", binary=False)
+
+
+def test_boundary_elements_and_quadratic_edges_must_match_the_cells(tmp_path):
+    """A boundary element spanning several cell facets (its condition held at its corners only) and
+    quadratic cells with midpoint nodes of their own on a shared edge (a torn field) are refused;
+    a boundary element listed twice in its group counts once (its flux was applied twice), and a
+    planar mesh with rounding noise in z is read as 2D."""
+    from solver.errors import CaseError
+    from solver.mesh.files import read
+
+    points, cells, right = _square_triangles(2)
+    _write_with_right(tmp_path / "twice.msh", points, "triangle", cells, "line", np.concatenate([right, right[:, ::-1]]))
+    assert len(read(tmp_path / "twice.msh").facets) == len(right)
+    _write_with_right(tmp_path / "long.msh", points, "triangle", cells, "line", right[[0, 1], [0, 1]][None])
+    with pytest.raises(CaseError, match="1 boundary elements .* are not facets of the mesh's cells"):
+        read(tmp_path / "long.msh")
+    noisy = np.c_[points, 1e-17 * np.cos(np.arange(len(points)))]
+    meshio.write(tmp_path / "noisy.msh", meshio.Mesh(noisy, [("triangle", cells)]), file_format="gmsh22", binary=False)
+    assert read(tmp_path / "noisy.msh").points.shape[1] == 2
+    points, cells, right = _square_triangles(2, degree=2)
+    own = cells.copy()  # the second triangle of each square: a midpoint node of its own on the diagonal
+    torn = np.vstack([points, points[own[len(own) // 2:, 3]]])
+    own[len(own) // 2:, 3] = len(points) + np.arange(len(own) // 2)
+    _write_with_right(tmp_path / "p2.msh", points, "triangle6", cells, "line3", right)
+    assert len(read(tmp_path / "p2.msh").cells) == len(cells)
+    _write_with_right(tmp_path / "torn.msh", torn, "triangle6", own, "line3", right)
+    with pytest.raises(CaseError, match="share an edge .* have midpoint nodes of their own there"):
+        read(tmp_path / "torn.msh")
