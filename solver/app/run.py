@@ -91,6 +91,8 @@ def expected_snapshots(output, steps: int | None) -> int:
 def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, restart: str | None = None, force: bool = False,
         overwrite: bool = False) -> RunResult:
     """Run a case to t_end (or to a graceful stop), writing results and checkpoints."""
+    if restart is not None and not restart.strip():  # "$CHECKPOINT" of an unset variable: not a new run
+        raise CaseError("--restart: an empty name; give a checkpoint file, or latest (the case's newest)")
     options = RunOptions(quiet, restart, force, overwrite)
     wall_start = MPI.Wtime()
     check_memory(comm, case.source, case.mesh)

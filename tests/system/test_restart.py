@@ -238,7 +238,8 @@ def test_overwrite_moves_the_checkpoints_and_a_restart_never_mixes_two_runs(tmp_
     """Run A; run B replaces it (--overwrite): A's checkpoints go to checkpoints.bak with its
     results. One of A's checkpoints put back (and newer on disk) is not taken by --restart latest,
     which continues B from B's own (the results equal a run straight to the end); a restart of B's
-    results from A's checkpoint by its path is refused (exit 2)."""
+    results from A's checkpoint by its path is refused (exit 2), and so is an empty --restart
+    (it started a new run over the results, without a backup)."""
     d = tmp_path / "run"
     results = d / "heater_ramp"
     a = args_for(d, "backward-euler", 40.0)
@@ -256,8 +257,11 @@ def test_overwrite_moves_the_checkpoints_and_a_restart_never_mixes_two_runs(tmp_
     shutil.copy(results / "checkpoints.bak" / "step_00000020.h5", leftover)
     out = run_script(ranks, "solver_runs.py", json.dumps([
         args_for(d, "backward-euler", 20.0, "--restart", "latest"),
-        args_for(d, "backward-euler", 30.0, "--restart", str(leftover))]))
-    assert out["status"] == [0, 2], out["stderr"]
+        args_for(d, "backward-euler", 30.0, "--restart", str(leftover)),
+        args_for(d, "backward-euler", 30.0, "--restart", "")]))  # an unset $CHECKPOINT: it replaced the results
+    assert out["status"] == [0, 2, 2], out["stderr"]
+    assert out["stderr"][2].strip().endswith("--restart: an empty name; give a checkpoint file, or latest (the case's "
+                                             "newest)"), out["stderr"][2]
     assert "step_00000020" not in out["stderr"][0] and "checkpoint of another run" in out["stderr"][1]
     assert len(out["stderr"][1].strip().splitlines()) == 1 and "Traceback" not in out["stderr"][1]
     continued, straight = read(d), read(tmp_path / "whole")
