@@ -20,7 +20,7 @@ from solver.app.preflight import (BYTES_PER_NODE, check_memory, check_split, cla
                                   guard_output)
 from solver.app.summary import StepSummary, summary
 from solver.case.records import Case
-from solver.case.shown import counted
+from solver.case.shown import counted, size
 from solver.compiled import compile_seconds
 from solver.errors import EXIT_STOPPED, CaseError, OutputError, SolverExit
 from solver.heat.march import march
@@ -286,7 +286,10 @@ def dry_run(case: Case, comm=MPI.COMM_WORLD) -> DryRunReport:
     d = Discretisation(case, comm)
     mesh, t = d.mesh, case.time
     dt_limit = d.stable_explicit_dt()
-    steps = d.planned_steps()
+    try:
+        steps = d.planned_steps()
+    except CaseError as exc:  # too many steps of time.dt = "auto"
+        raise CaseError(f"{case.source}: {exc}") from None
     snapshots = expected_snapshots(case.output, steps)
     out_bytes = estimate_output_bytes(mesh.n_global_nodes, mesh.n_global_cells, mesh.reference.n_nodes, mesh.dim,
                                       snapshots * (1 + len(d.extra_fields)))
@@ -305,7 +308,7 @@ def dry_run(case: Case, comm=MPI.COMM_WORLD) -> DryRunReport:
     else:
         log.info(f"explicit-euler stable time step: {dt_limit:.6g} s"
                  + ("" if case.steady else f"; this case: {how}"))
-    log.info(f"output: about {out_bytes / 2**20:.1f} MiB in {directory} ({snapshots} snapshots)")
+    log.info(f"output: about {size(out_bytes)} in {directory} ({snapshots} snapshots)")
     log.info("dry run: nothing solved, nothing written")
     return DryRunReport(mesh.n_global_nodes, mesh.n_global_cells, comm.size, per_rank, dt_limit, steps, out_bytes)
 

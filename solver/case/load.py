@@ -368,6 +368,9 @@ def _check_time(time, fail):
                  f"[{a.dt_min:g}, {a.dt_max:g}]")
         return
     steps = time["t_end"] / time["dt"]
+    if not math.isfinite(steps) or steps > records.MAX_STEPS:
+        fail(f"time.t_end / time.dt = {steps:.3g} steps: at most {records.MAX_STEPS:.0e} (a larger time.dt, or "
+             f"a shorter time.t_end)")
     if not records.whole_steps(time["t_end"], time["dt"]) or round(steps) < 1:
         fail(f"time.t_end must be a whole number of time steps, got t_end/dt = {steps:.6g}")
 

@@ -318,9 +318,14 @@ def output_spec(output: dict, t_end: float | None) -> OutputSpec:
                       tuple(output_times(output, t_end)) if t_end else (), output["interval"])
 
 
+MAX_STEPS = 10**9  # time steps a run may take: beyond, t_end / dt cannot tell whole steps (1e-9 relative)
+
+
 def whole_steps(t: float, dt: float) -> bool:
-    """Whether t is a whole number of steps of dt (to 1e-9 relative)."""
+    """Whether t is a whole number of steps of dt (to 1e-9 relative), at most MAX_STEPS of them."""
     steps = t / dt
+    if not math.isfinite(steps) or abs(steps) > MAX_STEPS:
+        return False
     return abs(steps - round(steps)) <= 1e-9 * max(1.0, steps)
 
 

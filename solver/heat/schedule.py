@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from solver.case.records import OutputSpec, TimeSpec, whole_steps
+from solver.case.records import MAX_STEPS, OutputSpec, TimeSpec, whole_steps
 from solver.errors import CaseError
 
 
@@ -24,8 +24,14 @@ def fixed_steps(span: float, dt: float) -> int:
 
 
 def auto_steps(t_end: float, dt_limit: float) -> int:
-    """Steps of ``time.dt = "auto"``: the fewest equal steps of at most 90% of the stable limit."""
-    return math.ceil(t_end / (0.9 * dt_limit) - 1e-9)
+    """Steps of ``time.dt = "auto"``: the fewest equal steps of at most 90% of the stable limit (at
+    most MAX_STEPS: else a CaseError)."""
+    steps = t_end / (0.9 * dt_limit)
+    if not math.isfinite(steps) or steps > MAX_STEPS:
+        raise CaseError(f"time.dt = \"auto\": 90% of the stable limit {dt_limit:.3g} s takes {steps:.3g} steps to "
+                        f"t_end = {t_end:.6g} s: at most {MAX_STEPS:.0e} (a coarser mesh, an implicit scheme, or a "
+                        f"shorter time.t_end)")
+    return math.ceil(steps - 1e-9)
 
 
 def planned_steps(time: TimeSpec, dt_limit: float) -> int | None:

@@ -54,6 +54,8 @@ def test_overrides_parse_toml_values_and_bare_strings():
     ("material.k=\"hot\"", "case.toml: material.k: unknown name 'hot'"),
     ("time.scheme=leapfrog", "case.toml: time.scheme must be one of backward-euler, crank-nicolson, theta"),
     ("time.dt=0.3", "case.toml: time.t_end must be a whole number of time steps"),
+    ("time.dt=1e-308", "case.toml: time.t_end / time.dt = inf steps: at most 1e+09"),
+    ("time.dt=1e-9", "case.toml: time.t_end / time.dt = 2e+09 steps: at most 1e+09"),
     ("boundary.lft.type=dirichlet", "case.toml: boundary.lft: unknown boundary 'lft' for a rectangle "
                                     "(allowed: left, right, bottom, top)"),
     ("boundary.left.type=convective", "case.toml: boundary.left.type must be one of dirichlet, neumann, robin"),

@@ -20,6 +20,18 @@ def test_explicit_agrees_with_backward_euler_at_small_dt():
     assert r["imbalance"] < 1e-10
 
 
+def test_explicit_auto_steps_are_bounded():
+    """time.dt = "auto" over a long t_end: at most 1e9 steps, refused beyond (a list of output
+    times and a count overflowing to 300 digits came of it)."""
+    from solver.errors import CaseError
+    from solver.heat.schedule import auto_steps
+
+    assert auto_steps(40.0, 1.0) == 45 and auto_steps(9e8 * 0.9, 1.0) == 900_000_000
+    for t_end in (1e12, 1e308, float("inf")):
+        with pytest.raises(CaseError, match=r"time.dt = \"auto\": 90% of the stable limit 1 s takes .* at most 1e\+09"):
+            auto_steps(t_end, 1.0)
+
+
 @pytest.mark.parametrize("nprocs", [1, 3])
 def test_explicit_refuses_unstable_dt_and_states_the_limit(tmp_path, nprocs):
     proc = run_solver(nprocs, [INPUTS / "heater_ramp.toml", "--set", "time.scheme=explicit-euler",
