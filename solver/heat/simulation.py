@@ -213,8 +213,11 @@ class Simulation(Discretisation):
         return info
 
     def solve_steady(self) -> SolveInfo:
-        with self.timers("solve"):
-            info = self.stepper.solve(self.u)
+        with self.timers("solve"), np.errstate(all="ignore"):  # overflows: NonFiniteError says so
+            try:
+                info = self.stepper.solve(self.u)
+            except NonFiniteError as exc:
+                raise NonFiniteError(f"{self.case.source}: {exc}") from None
         self.iterations += info.iterations
         return info
 

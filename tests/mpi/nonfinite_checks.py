@@ -50,6 +50,7 @@ CASES = {
     "robin_h_nan_later": ['boundary.right.h="where(t > 0.15, 0 * 1e400, 2.0)"'],
     "neumann_flux_inf": ['boundary.top.flux="exp(1000)"'],
     "huge_capacity": ["material.c=1e308"],
+    "huge_source_steady": ['time.scheme="steady"', "source.f=1e300"],
     "huge_lengths": ["mesh.lengths=[1e308, 1e308]"],
 }
 
@@ -69,7 +70,8 @@ def main(comm):
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             status = solver_main(args)
         lines = [ln for ln in err.getvalue().splitlines() if ln.startswith("error:")]
-        out[name] = {"status": status, "error": lines}
+        out[name] = {"status": status, "error": lines,
+                     "warnings": [ln for ln in err.getvalue().splitlines() if "Warning" in ln]}
     return out
 
 
