@@ -10,7 +10,8 @@
 * ``SOLVER_TEST_FILL_DISK`` = snapshot index: before that snapshot, rank 0 fills the disk that
   holds the results with a file ``.filler`` (the tests use a small tmpfs); ``index:late``: after
   the writer checked the space, as if another program filled the disk meanwhile; ``end``: after
-  the last snapshot and checkpoint, before the end record;
+  the last snapshot and checkpoint, before the end record; ``checkpoint:N``: while the run's N-th
+  checkpoint is written, before it is closed;
 * ``SOLVER_TEST_WRITE_ERROR`` = ``"rank:index"``: that rank's writer fails with ENOSPC after the
   fields of that snapshot are written, before they are listed (where no tmpfs can be mounted).
 
@@ -55,8 +56,9 @@ def fill_disk(folder: Path) -> None:
 class FaultInjection(Observer, WriteHooks):
     """The faults the environment asks for on this rank."""
 
-    def __init__(self, rank: int, environ=os.environ):
-        self.rank = rank
+    def __init__(self, rank: int, environ=os.environ, folder: Path | None = None):
+        """``folder``: the results folder (on the disk that ``SOLVER_TEST_FILL_DISK=checkpoint:N`` fills)."""
+        self.rank, self.folder = rank, folder
         self.by_step: dict[int, str] = {}
         for kind in ("fail", "nan", "hang"):
             spec = environ.get(f"SOLVER_TEST_{kind.upper()}")
@@ -66,6 +68,9 @@ class FaultInjection(Observer, WriteHooks):
                     self.by_step[step] = kind
         self.step_delay = float(environ.get("SOLVER_TEST_STEP_DELAY", "0"))
         fill = environ.get("SOLVER_TEST_FILL_DISK", "")
+        self.fill_checkpoint = int(fill.partition(":")[2]) if fill.startswith("checkpoint:") and rank == 0 else None
+        self.checkpoints_seen = 0
+        fill = "" if fill.startswith("checkpoint:") else fill
         self.fill_disk_at_end = fill == "end" and rank == 0
         index, _, when = ("", "", "") if fill == "end" else fill.partition(":")
         self.fill_disk_at = int(index) if index and rank == 0 else None
@@ -91,6 +96,9 @@ class FaultInjection(Observer, WriteHooks):
     def before_checkpoint_close(self) -> None:
         if self.checkpoint_delay:  # widen the window in which a crash hits an unfinished checkpoint
             time.sleep(self.checkpoint_delay)
+        self.checkpoints_seen += 1
+        if self.checkpoints_seen == self.fill_checkpoint and self.folder is not None:
+            fill_disk(self.folder)  # the disk fills while the checkpoint is written
 
     def before_snapshot(self, index: int, folder: Path, late: bool = False) -> None:
         """Fill the disk holding ``folder`` before snapshot ``index`` (rank 0): before the writer

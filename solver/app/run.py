@@ -118,6 +118,8 @@ class CaseRun:
         self.wall_start = wall_start
         self.results: ResultsWriter | None = None
         self.writer: ResultsObserver | None = None
+        self.checkpoints: CheckpointObserver | None = None
+        self.last_checkpoint: Path | None = None  # the checkpoint this run started from
 
     def execute(self, guard) -> RunResult:
         case, comm = self.case, self.comm
@@ -129,15 +131,17 @@ class CaseRun:
                                        expected_snapshots(case.output, sim.n_steps)) \
             + 2 * 8 * mesh.n_global_nodes * kept_checkpoints(case, sim.n_steps)
         claim_space(comm, guard, needed)
-        faults = FaultInjection(comm.rank)
+        faults = FaultInjection(comm.rank, folder=self.directory)
         resume = None
         try:
             resume = self.find_restart(mesh) if self.options.restart else None
+            self.last_checkpoint = None if resume is None else resume.path
             with sim.timers("output"):
                 self.open_results(sim, resume, faults)
             r, cp = case.run, case.checkpoint
             control = RunControl(comm, r.wall_limit, cp.every, cp.wall_interval, r.hang_timeout)
             checkpoints = CheckpointObserver(self.results, self.directory, control, faults.before_checkpoint_close)
+            self.checkpoints = checkpoints
             outcome = march(sim, [faults, self.writer, ProgressObserver(comm, self.options.quiet), checkpoints],
                             control)
             self.writer.flush(sim)
@@ -176,12 +180,18 @@ class CaseRun:
             results.init_probes(probes.points, keep_until)
         self.writer = ResultsObserver(results, probes, resume is not None)
 
+    def continue_from(self) -> Path | None:
+        """The last checkpoint this run wrote, else the one it started from (None: none), known
+        without opening a file (after a failed write, HDF5 may not open another one safely)."""
+        last = self.checkpoints.last if self.checkpoints is not None else None
+        return Path(last) if last else self.last_checkpoint
+
     def failed(self, sim: Simulation, exc: SolverExit) -> SolverExit:
         """Close the results after a failure on every rank, keeping what was written; the error to
         raise (after a failed write, with what is left and how to go on)."""
         results = self.results
         if isinstance(exc, OutputError):
-            exc = OutputError(f"{exc}; {after_output_error(results, self.directory)}", exc.broken)
+            exc = OutputError(f"{exc}; {after_output_error(results, self.continue_from())}", exc.broken)
         if results is not None:
             if not isinstance(exc, OutputError) and self.writer is not None:
                 self.writer.flush(sim)
@@ -202,7 +212,7 @@ class CaseRun:
             self.results.close(EndRecord(STOPPED if stopped else COMPLETE, EXIT_STOPPED if stopped else 0,
                                          figures=figures))
         except OutputError as exc:
-            raise OutputError(f"{exc}; {after_output_error(self.results, self.directory)}", exc.broken) from None
+            raise OutputError(f"{exc}; {after_output_error(self.results, self.continue_from())}", exc.broken) from None
         result = RunResult(self.results.h5_path, self.results.xdmf_path, sim.mesh.n_global_nodes, comm.size,
                            sim.step_index, sim.iterations, timings, stopped, last_checkpoint,
                            None if resume is None else resume.path, sim.solver.preconditioner, report,
@@ -266,17 +276,16 @@ def kept_checkpoints(case: Case, n_steps: int | None) -> int:
     return min(keep, written)
 
 
-def after_output_error(results: ResultsWriter | None, directory: Path) -> str:
-    """What a failed write left, and how to go on (rank 0 looks; every rank gets the answer)."""
+def after_output_error(results: ResultsWriter | None, last_checkpoint: Path | None) -> str:
+    """What a failed write left, and how to go on (the same on every rank; no file is opened)."""
     if results is None:
         return "no snapshot was written: free space, then run again (with --overwrite if a results file is left)"
     kept = results.snapshots
     state = (f"the results keep {len(kept)} complete snapshots (to t = {kept[-1][0]:.6g})"
              if kept else "the results hold no snapshot")
-    latest = on_root(results.comm, lambda: checkpoint.latest(directory, results.run_id))
-    if latest is None:
+    if last_checkpoint is None:
         return f"{state}; no checkpoint was written yet: free space, then run again with --overwrite"
-    return f"{state}; free space, then continue from {latest} with --restart latest"
+    return f"{state}; free space, then continue from {last_checkpoint} with --restart latest"
 
 
 def dry_run(case: Case, comm=MPI.COMM_WORLD) -> DryRunReport:

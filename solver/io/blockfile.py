@@ -53,7 +53,8 @@ def free_bytes(folder: Path) -> int | None:
         return None
 
 
-def write_or_fail(comm, path: Path, what: str, steps, needed: int = 0, headroom: int = HEADROOM) -> None:
+def write_or_fail(comm, path: Path, what: str, steps, needed: int = 0, headroom: int = HEADROOM,
+                  close_alone: bool = False) -> None:
     """Run the write ``steps`` (callables, or one) on every rank, all or nothing as far as the
     ranks can tell.
 
@@ -61,7 +62,9 @@ def write_or_fail(comm, path: Path, what: str, steps, needed: int = 0, headroom:
     if not, nothing is written. Then every rank runs every step, even after one failed on it
     (the steps are HDF5's collective operations: a rank that skipped the rest would leave the
     others waiting). An OSError (or an HDF5 error) on any rank is shared, and every rank raises
-    :class:`OutputError` naming ``path`` and ``what``."""
+    :class:`OutputError` naming ``path`` and ``what``. ``close_alone``: the last step (the
+    file's close, after a flush) runs only once every rank has run the others without error: a
+    collective close of a file whose writes failed retries them, and hangs under MPI-IO."""
     problem = None
     if comm.rank == 0 and needed:
         free = free_bytes(path.parent)
@@ -70,8 +73,11 @@ def write_or_fail(comm, path: Path, what: str, steps, needed: int = 0, headroom:
             problem = f"no room on its disk: it needs {needed / 2**20:.2f} MiB{spare}, {free / 2**20:.2f} MiB free"
     problem = comm.bcast(problem, root=0)
     failed_steps = False
-    if problem is None:
-        for step in steps if isinstance(steps, (list, tuple)) else (steps,):
+    steps = list(steps) if isinstance(steps, (list, tuple)) else [steps]
+    for batch in ([steps[:-1], steps[-1:]] if close_alone else [steps]):
+        if problem is not None:
+            break
+        for step in batch:
             try:
                 step()
             except (OSError, RuntimeError) as exc:  # h5py: OSError for I/O, RuntimeError for some HDF5 errors
@@ -91,10 +97,11 @@ def write_or_fail(comm, path: Path, what: str, steps, needed: int = 0, headroom:
 
 def write_temporary_or_fail(comm, tmp: Path, file, what: str, steps, needed: int = 0) -> None:
     """:func:`write_or_fail` for ``file``, open at the temporary path ``tmp`` (renamed once
-    complete): on failure, a file whose write failed is parked (:func:`park`) and ``tmp`` is
+    complete), its last step the file's close (run once the others, a flush last, succeeded on
+    every rank): on failure, a file whose write failed is parked (:func:`park`) and ``tmp`` is
     removed, so that nothing unfinished is left behind."""
     try:
-        write_or_fail(comm, tmp, what, steps, needed)
+        write_or_fail(comm, tmp, what, steps, needed, close_alone=True)
     except OutputError as exc:
         if exc.broken:
             park(file)

@@ -163,7 +163,7 @@ class CheckpointWriter:
         steps.append(lambda: f.set_attrs("/", attrs.to_hdf5(comm)))
         if self.before_close is not None:
             steps.append(self.before_close)
-        steps.append(f.close)
+        steps += [f.flush, f.close]  # the close, with nothing left to write, only after every rank flushed
         # on failure the earlier checkpoints stay; the unfinished one goes
         write_temporary_or_fail(comm, tmp, f, f"the checkpoint of step {attrs.step}", steps,
                                 (8 * mesh.n_global_nodes + METADATA_BYTES) * len(state))

@@ -180,3 +180,24 @@ def test_a_disk_that_fills_before_the_end_record_still_ends_the_file(tmp_path, s
     with h5py.File(small_disk / "plate" / "plate.h5", "r") as f:
         assert f.attrs["status"] == "complete" and len(f["step"]) == 11
     assert not (small_disk / "plate" / ".plate.h5.reserve").exists()
+
+
+@pytest.mark.parametrize("ranks, driver", [(1, "mpio"), (3, "gathered")])
+def test_a_disk_that_fills_during_a_later_checkpoint_ends_the_run_in_order(tmp_path, small_disk, ranks, driver):
+    """The disk fills while the second checkpoint is written: exit 74 in one line naming the first
+    checkpoint to continue from, the lock released, the results readable and no unfinished
+    checkpoint left (the advice opened the first checkpoint while the failed one was still open,
+    and HDF5 crashed: a segmentation fault, no status)."""
+    if small_disk is None:
+        pytest.skip("cannot mount a tmpfs here")
+    args = [PLATE, *SMALL, "--set", f"output.directory={small_disk}", "--set", f'output.driver="{driver}"',
+            "--set", "checkpoint.every=3"]
+    proc = solve(ranks, args, tmp_path, {"SOLVER_TEST_FILL_DISK": "checkpoint:2"})
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 74 and len(errors) == 1, proc.stderr
+    assert "cannot write the checkpoint of step 6" in errors[0]
+    assert "step_00000003.h5 with --restart latest" in errors[0]
+    folder = small_disk / "plate"
+    assert not (folder / ".solver.lock").exists() and not list((folder / "checkpoints").glob("*.tmp"))
+    with h5py.File(folder / "plate.h5", "r") as f:
+        assert len(f["step"]) >= 1

@@ -160,7 +160,7 @@ def write_study(path: Path, comm, driver: str, contents: StudyContents) -> None:
                     f.write_blocks(f"/statistics/{name}/{i:06d}", np.ascontiguousarray(values[i]), nodes)
         f.set_attrs("/", {**attrs, "solver_study": FORMAT, "solver_version": __version__,
                           **comm.bcast(provenance() if comm.rank == 0 else None, root=0)})
-    write_temporary_or_fail(comm, tmp, f, "the study file", [body, f.close])
+    write_temporary_or_fail(comm, tmp, f, "the study file", [body, f.flush, f.close])
     if comm.rank == 0:
         os.replace(tmp, path)
         if mesh is not None and stats is not None and times is not None:
