@@ -17,6 +17,7 @@ as its last flush left it: readable, with all its snapshots.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 SIZE = 1 << 16  # bytes: the end record's attributes and the metadata the close flushes, with room to spare
@@ -29,8 +30,11 @@ def path_for(h5_path: Path) -> Path:
 def keep(h5_path: Path) -> None:
     """Set :data:`SIZE` bytes aside beside ``h5_path`` (rank 0; nothing where they do not fit)."""
     path = path_for(h5_path)
+    if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+        return  # not ours (a FIFO would block the open): no reserve
     try:
-        with open(path, "wb") as f:
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644),
+                  "wb") as f:
             f.write(b"\0" * SIZE)
             f.flush()
             os.fsync(f.fileno())
@@ -57,8 +61,10 @@ def extend(h5_path: Path) -> None:
 
 
 def release(h5_path: Path) -> None:
-    """Give the space back (rank 0; idempotent)."""
+    """Give the space back (rank 0; idempotent; only a regular file of that name is removed)."""
+    path = path_for(h5_path)
     try:
-        os.unlink(path_for(h5_path))
+        if stat.S_ISREG(os.lstat(path).st_mode):
+            os.unlink(path)
     except OSError:
         pass

@@ -4,6 +4,7 @@ meshio, or CSV, with every nodal field (temperature, liquid_fraction, ...) or th
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,10 @@ def refuse_run_files(out: Path, results: Path) -> None:
     import h5py
 
     side = out.with_suffix(".h5")
-    if not side.exists():
+    if not os.path.lexists(side):
         return
+    if not side.is_file():  # h5py (and meshio) would wait on a FIFO, or fail on a directory
+        raise CaseError(f"-o {out}: its data file {side} is there but not a regular file; choose another name")
     same = side.resolve() == results.resolve()
     try:
         with h5py.File(side, "r") as f:

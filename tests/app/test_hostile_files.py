@@ -144,3 +144,20 @@ def test_a_lock_file_that_is_not_a_regular_file_is_refused(tmp_path, kind):
                       check=False, timeout=60)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1 and "the lock file of this results directory is" in errors[0]
+
+
+@pytest.mark.parametrize("name", ["plate.log", ".plate.h5.reserve"])
+def test_a_fifo_among_the_run_s_own_files_never_blocks_it(tmp_path, name):
+    """A FIFO where the run appends its log or sets disk space aside: opening it waited for a
+    reader, deaf to SIGTERM. The log is refused in one line (exit 2); the reserve is done
+    without (the FIFO, not the run's, is left alone)."""
+    folder = tmp_path / "plate"
+    folder.mkdir()
+    os.mkfifo(folder / name)
+    proc = run_solver(1, [str(ROOT / "inputs" / "plate.toml"), "--set", "mesh.nx=8", "--set", "mesh.ny=4",
+                          "--set", f"output.directory={tmp_path}", "--quiet"], cwd=tmp_path, check=False, timeout=60)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    if name == "plate.log":
+        assert proc.returncode == 2 and len(errors) == 1 and "the run's log is there but not a regular file" in errors[0]
+    else:
+        assert proc.returncode == 0 and not errors and (folder / name).is_fifo(), proc.stderr

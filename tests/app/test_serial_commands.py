@@ -91,6 +91,16 @@ def test_reads_and_writes_refuse_what_is_not_a_regular_file(tmp_path, results_fi
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
 
+def test_export_xdmf_refuses_a_data_file_that_is_not_a_regular_file(tmp_path, results_file):
+    """meshio writes the XDMF's data to <stem>.h5 beside it: a FIFO there blocked the export."""
+    import os
+
+    os.mkfifo(tmp_path / "x.h5")
+    proc = without_mpi(tmp_path, "export", results_file, "--format", "xdmf", "-o", tmp_path / "x.xdmf")
+    assert proc.returncode == 2 and "its data file" in proc.stderr and "not a regular file" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_plot_adds_the_extension_it_writes(tmp_path, results_file):
     proc = without_mpi(tmp_path, "plot", results_file, "-o", tmp_path / "noext")
     assert proc.returncode == 0 and proc.stdout.strip() == str(tmp_path / "noext.png"), proc.stderr
