@@ -158,6 +158,7 @@ def test_a_fifo_among_the_run_s_own_files_never_blocks_it(tmp_path, name):
                           "--set", f"output.directory={tmp_path}", "--quiet"], cwd=tmp_path, check=False, timeout=60)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     if name == "plate.log":
-        assert proc.returncode == 2 and len(errors) == 1 and "the run's log is there but not a regular file" in errors[0]
+        assert proc.returncode == 2 and len(errors) == 1
+        assert "the run's log is there but not a regular file" in errors[0]
     else:
         assert proc.returncode == 0 and not errors and (folder / name).is_fifo(), proc.stderr
