@@ -14,7 +14,7 @@ from pathlib import Path
 
 from solver.case.records import MeshSpec, StructuredMeshSpec
 from solver.case.shown import size
-from solver.errors import CaseError
+from solver.errors import CaseError, OutputError
 from solver.io.checkpoint import checkpoint_dir
 from solver.mesh.structured import split
 from solver.parallel.collective import on_root
@@ -172,8 +172,14 @@ class OutputGuard:
                     continue
                 raise CaseError(f"{self.directory}: in use by another run (lock {self.lock} held by process {pid} "
                                 f"on {host}); wait for it, or delete the lock file if that run is gone") from None
-            with os.fdopen(fd, "w") as f:
-                f.write(me + "\n")
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(me + "\n")
+            except OSError as exc:  # a full disk: no empty lock left to block the next run
+                self.lock.unlink(missing_ok=True)
+                self.release()  # the folders this run made, if empty
+                raise OutputError(f"{self.lock}: cannot write the lock file of this results directory "
+                                  f"({exc.strerror}); free space, then run again") from None
             self.owned = True
             return
         raise CaseError(f"{self.directory}: could not take the lock {self.lock}")
@@ -222,7 +228,7 @@ def guard_output(comm, directory: Path, name: str, overwrite: bool, restart: boo
     def acquire():
         guard.acquire(overwrite, restart, 0)
         return True
-    on_root(comm, acquire, CaseError)
+    on_root(comm, acquire, CaseError, keep=(OutputError,))
     return guard
 
 

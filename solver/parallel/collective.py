@@ -10,17 +10,19 @@ from mpi4py import MPI
 from solver.errors import SolverExit
 
 
-def on_root(comm, fn, error=SolverExit):
-    """Run ``fn()`` on rank 0 only; its result (or its failure, as ``error``) reaches every rank."""
-    result, message = None, None
+def on_root(comm, fn, error=SolverExit, keep: tuple = ()):
+    """Run ``fn()`` on rank 0 only; its result (or its failure, as ``error``, or as itself when it
+    is one of the ``keep`` classes) reaches every rank."""
+    result, message, kind = None, None, None
     if comm.rank == 0:
         try:
             result = fn()
         except (OSError, SolverExit) as exc:
             message = str(exc)
-    result, message = comm.bcast((result, message), root=0)
+            kind = next((i for i, cls in enumerate(keep) if isinstance(exc, cls)), None)
+    result, message, kind = comm.bcast((result, message, kind), root=0)
     if message is not None:
-        raise error(message)
+        raise (error if kind is None else keep[kind])(message)
     return result
 
 

@@ -201,3 +201,22 @@ def test_a_disk_that_fills_during_a_later_checkpoint_ends_the_run_in_order(tmp_p
     assert not (folder / ".solver.lock").exists() and not list((folder / "checkpoints").glob("*.tmp"))
     with h5py.File(folder / "plate.h5", "r") as f:
         assert len(f["step"]) >= 1
+
+
+def test_a_full_disk_at_the_lock_leaves_no_empty_lock(tmp_path, small_disk):
+    """No room even for the lock file: exit 74 in one line, and no empty lock left behind (it was
+    exit 2 with a bare errno, and the empty lock refused the next runs once space was freed)."""
+    if small_disk is None:
+        pytest.skip("cannot mount a tmpfs here")
+    from solver.app.faults import fill_disk
+
+    args = [PLATE, *SMALL, "--set", f"output.directory={small_disk / 'full'}"]
+    try:
+        fill_disk(small_disk)
+        proc = solve(1, args, tmp_path)
+    finally:
+        (small_disk / ".filler").unlink(missing_ok=True)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 74 and len(errors) == 1 and "cannot write the lock file" in errors[0], proc.stderr
+    assert not (small_disk / "full").exists()
+    assert solve(1, args, tmp_path).returncode == 0
