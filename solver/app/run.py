@@ -240,6 +240,10 @@ class CaseRun:
             return str(path), attrs
         path, attrs = on_root(mesh.comm, look, CaseError)
         path = Path(path)
+        t_end = self.case.time.t_end
+        if not self.case.steady and t_end < attrs.t * (1 - 1e-12) - 1e-300:
+            raise CaseError(f"{self.case.source}: time.t_end = {t_end:.6g} is before the checkpoint's t = "
+                            f"{attrs.t:.6g} ({path}); a restart goes on from there: give a later time.t_end")
         changed = checkpoint.check_compatible(path, attrs, self.case.values, self.options.force)
         log.info(f"restarting from {path} (step {attrs.step}, t = {attrs.t:.6g}, written on {attrs.ranks} ranks)")
         if changed:

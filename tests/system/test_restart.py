@@ -205,13 +205,15 @@ def test_bad_checkpoints_are_refused(tmp_path, nprocs):
     # a checkpoint of another case is refused unless --force
     other = args_for(tmp_path, "crank-nicolson", 20.0, "--restart", str(good), "--set", "material.k=300.0")
     remeshed = args_for(tmp_path, "crank-nicolson", 20.0, "--restart", str(good), "--set", "mesh.nx=30")
-    runs += [other, other + ["--force"], remeshed]
+    earlier_end = args_for(tmp_path, "crank-nicolson", 6.0, "--restart", str(good))  # at t = 20 after the --force run
+    runs += [other, other + ["--force"], remeshed, earlier_end]
     result = run_script(nprocs, "solver_runs.py", json.dumps(runs))  # one launch for all of them
     for (path, message), status, err in zip(cases, result["status"], result["stderr"]):
         assert status == 2 and message in err and "Traceback" not in err, (path, err)
     assert result["status"][4] == 2 and "checkpoint of a different case (changed: material.k)" in result["stderr"][4]
     assert result["status"][5] == 0, result["stderr"][5]
     assert result["status"][6] == 2 and re.search(r"changed since: [^;]*mesh.nx[^;]*; restart with", result["stderr"][6])
+    assert result["status"][7] == 2 and "time.t_end = 6 is before the checkpoint's t = 20" in result["stderr"][7]
 
 
 @pytest.mark.parametrize("nprocs", [1, 3])
