@@ -200,6 +200,11 @@ class ResultsWriter:
         times = self.backend.read_all("/probes/time")
         if times is None:
             raise CaseError(f"{self.h5_path}: has no probe datasets to continue (output.probes was added?)")
+        stored = self.backend.read_all("/probes/points")
+        if stored is None or stored.shape != points.shape or not np.allclose(stored, points, rtol=1e-12, atol=0):
+            raise CaseError(f"{self.h5_path}: its probe table has {0 if stored is None else len(stored)} probes at "
+                            f"other points than output.probes now ({len(points)}); a restart appends to that table: "
+                            f"keep output.probes as it was, or run again with --overwrite")
         keep = int(np.searchsorted(times, keep_until * (1 + 1e-14), side="right"))
         if keep < len(times):  # trimmed already (trim_for_restart) unless the times moved since
             self.backend.truncate("/probes/time", keep)

@@ -333,3 +333,23 @@ def test_a_restart_leaves_no_gap_in_the_tables_and_latest_stays_within_the_resul
                                                                                        "heater_ramp.h5") as b:
         assert b["steps/time"][()].tolist() == [2.0 * (i + 1) for i in range(20)]
         assert np.array_equal(a["steps/iterations"][()], b["steps/iterations"][()])
+
+
+def test_a_restart_with_other_probes_is_refused_before_it_writes(tmp_path):
+    """Probes changed on a restart (even with --force): refused in one line before anything is
+    written (the probe table of the old width took rows of the new one: an internal error and a
+    results file half continued); the same probes then continue the table without a gap."""
+    plate = str(ROOT / "inputs" / "plate.toml")
+    base = [plate, "--set", "mesh.nx=12", "--set", "mesh.ny=6", "--set", f"output.directory={tmp_path}", "--quiet",
+            "--set", "checkpoint.every=20"]
+    two = ["--set", "output.probes=[[0.05, 0.05], [0.1, 0.05]]"]
+    three = ["--set", "output.probes=[[0.05, 0.05], [0.1, 0.05], [0.19, 0.09]]"]
+    run_solver(1, [*base, *two, "--set", "time.t_end=300"], cwd=tmp_path)
+    proc = run_solver(1, [*base, *three, "--set", "time.t_end=600", "--restart", "latest", "--force"], cwd=tmp_path,
+                      check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "its probe table has 2 probes at other points" in errors[0]
+    run_solver(1, [*base, *two, "--set", "time.t_end=600", "--restart", "latest"], cwd=tmp_path)
+    with h5py.File(tmp_path / "plate" / "plate.h5", "r") as f:
+        assert f.attrs["status"] == "complete" and f["probes/values"].shape == (121, 2)
+        assert np.allclose(np.diff(f["probes/time"][()]), 5.0) and np.allclose(np.diff(f["steps/time"][()]), 5.0)
