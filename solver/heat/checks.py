@@ -164,6 +164,9 @@ def check_case_against_mesh(case, mesh) -> None:
             if region.group is not None and region.group not in groups:
                 fail(f"region.{region.name}.group: the mesh {path} has no region group {region.group!r} "
                      f"(it has: {', '.join(sorted(groups)) or 'no named region groups'})")
+    for region in case.physics.regions:
+        if mesh.dim == 2 and len(region.box) > 2 and region.box[2] is not None:
+            fail(f"region.{region.name}.z: the mesh is 2D (a box in 2D takes x and y only)")
     for point in case.output.probes or ():
         if len(point) != mesh.dim:
             fail(f"output.probes: {list(point)} has {len(point)} coordinates, the mesh is {mesh.dim}D")

@@ -133,7 +133,9 @@ def _meshio_read(path: Path):
 
     problem = file_problem(path)
     if problem == MISSING:
-        raise CaseError(f"{path}: mesh file not found")
+        where = "" if path.is_absolute() else f" (mesh.file: a relative path is taken from the current directory, " \
+                                               f"{Path.cwd()})"
+        raise CaseError(f"{path}: mesh file not found{where}")
     if problem is not None:
         raise CaseError(f"{path}: {problem}, expected a mesh file")
     if path.stat().st_size == 0:

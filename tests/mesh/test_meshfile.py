@@ -167,10 +167,14 @@ def test_missing_group_and_corrupt_file_are_refused(tmp_path, nprocs):
     proc = run_solver(nprocs, [PLATE, "--set", f"mesh.file={corrupt}"], cwd=ROOT, check=False, timeout=30)
     assert proc.returncode == 2 and f"{corrupt}: cannot read the mesh" in proc.stderr, proc.stderr
     proc = run_solver(nprocs, [PLATE, "--set", "mesh.file=nowhere.msh"], cwd=ROOT, check=False, timeout=30)
-    assert proc.returncode == 2 and "nowhere.msh: mesh file not found" in proc.stderr
+    assert proc.returncode == 2 and f"nowhere.msh: mesh file not found (mesh.file: a relative path is taken from the " \
+                                    f"current directory, {ROOT})" in proc.stderr
     proc = run_solver(nprocs, [PLATE, "--set", "region.x.group=nothing", "--set", "region.x.k=1"], cwd=ROOT,
                       check=False, timeout=30)
     assert proc.returncode == 2 and "has no region group 'nothing' (it has: plate)" in proc.stderr
+    proc = run_solver(nprocs, [PLATE, "--set", "region.x.z=[2, 3]", "--set", "region.x.k=1", "--dry-run"], cwd=ROOT,
+                      check=False, timeout=30)  # the box was taken without z: the region applied everywhere
+    assert proc.returncode == 2 and "region.x.z: the mesh is 2D (a box in 2D takes x and y only)" in proc.stderr
     surface = tmp_path / "surface.msh"  # triangles in 3D space: a surface, not a volume
     surface.write_text("$MeshFormat\n2.2 0 8\n$EndMeshFormat\n$Nodes\n4\n1 0 0 0\n2 1 0 0.5\n3 0 1 0.2\n"
                        "4 1 1 1\n$EndNodes\n$Elements\n2\n1 2 2 0 1 1 2 3\n2 2 2 0 1 2 4 3\n$EndElements\n")
