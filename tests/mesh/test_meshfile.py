@@ -315,8 +315,6 @@ def test_non_conforming_meshes_are_refused(tmp_path, case):
 
 def _square_triangles(n, degree=1):
     """The unit square in 2 n^2 triangles (degree 2: 6-node, midpoints shared), and its side x = 1."""
-    import meshio as _
-
     x, y = np.meshgrid(np.linspace(0, 1, 2 * n + 1), np.linspace(0, 1, 2 * n + 1), indexing="ij")
     points = np.column_stack([x.ravel(), y.ravel()])
     node = np.arange(len(points)).reshape(2 * n + 1, 2 * n + 1)
@@ -346,7 +344,8 @@ def test_boundary_elements_and_quadratic_edges_must_match_the_cells(tmp_path):
     from solver.mesh.files import read
 
     points, cells, right = _square_triangles(2)
-    _write_with_right(tmp_path / "twice.msh", points, "triangle", cells, "line", np.concatenate([right, right[:, ::-1]]))
+    twice = np.concatenate([right, right[:, ::-1]])
+    _write_with_right(tmp_path / "twice.msh", points, "triangle", cells, "line", twice)
     assert len(read(tmp_path / "twice.msh").facets) == len(right)
     _write_with_right(tmp_path / "long.msh", points, "triangle", cells, "line", right[[0, 1], [0, 1]][None])
     with pytest.raises(CaseError, match="1 boundary elements .* are not facets of the mesh's cells"):
