@@ -131,7 +131,12 @@ class Results(SolverFile):
         key = f"{i:06d}"
         if key not in self.file["fields"][name]:
             raise CaseError(f"--field {name}: {self.path.name} has no value of it at snapshot {i}")
-        return self.file["fields"][name][key][()]
+        data = self.file["fields"][name][key]
+        if not isinstance(data, h5py.Dataset) or data.shape != (len(self.points),):
+            shape = data.shape if isinstance(data, h5py.Dataset) else "a group"
+            raise CaseError(f"{self.path}: fields/{name}/{key} holds {shape} values, not one per node of the mesh "
+                            f"({len(self.points)}): the file is damaged")
+        return data[()]
 
     def units(self, name: str = "temperature") -> str:
         """The ``units`` attribute of a field (``degC``, ``K``, ``1``; empty when not recorded)."""

@@ -4,6 +4,8 @@ every command's help and bad command lines need none either (parsed before MPI s
 import subprocess
 import sys
 
+import h5py
+import numpy as np
 import pytest
 from conftest import ROOT, run_solver
 
@@ -99,6 +101,24 @@ def test_export_xdmf_refuses_a_data_file_that_is_not_a_regular_file(tmp_path, re
     proc = without_mpi(tmp_path, "export", results_file, "--format", "xdmf", "-o", tmp_path / "x.xdmf")
     assert proc.returncode == 2 and "its data file" in proc.stderr and "not a regular file" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_damaged_field_is_refused_by_every_reader(tmp_path, results_file):
+    """A snapshot whose field has the wrong length: probe and plot ended in an internal error and
+    export wrote a CSV of it; each now refuses the file in one line."""
+    import shutil
+
+    damaged = tmp_path / "damaged.h5"
+    shutil.copy(results_file, damaged)
+    with h5py.File(damaged, "r+") as f:
+        del f["fields/temperature/000001"]
+        f["fields/temperature/000001"] = np.zeros(3)
+    for args in (["probe", damaged, "--at", "0.1,0.05"], ["plot", damaged, "--step", "1", "-o", tmp_path / "p.png"],
+                 ["export", damaged, "--format", "csv", "-o", tmp_path / "x.csv"]):
+        proc = without_mpi(tmp_path, *args)
+        assert proc.returncode == 2 and "holds (3,) values, not one per node of the mesh" in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "p.png").exists()
 
 
 def test_plot_adds_the_extension_it_writes(tmp_path, results_file):
