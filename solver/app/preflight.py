@@ -126,7 +126,18 @@ class OutputGuard:
                 raise CaseError(f"{h5}: results of an earlier run exist; use --overwrite to replace them "
                                 f"(they are kept as {h5.name}.bak), --restart latest to continue, or another "
                                 f"output.name")
+            self._keep_complete_backup(h5)
             self.replace_old = True  # moved aside once the space is known to suffice (make_room)
+
+    def _keep_complete_backup(self, h5: Path) -> None:
+        """Refuse to replace the complete results of a .bak by an unfinished run's (one killed
+        after its own --overwrite): the only complete results would go without a word."""
+        bak = h5.with_name(h5.name + ".bak")
+        if results_status(bak) == "complete" and results_status(h5) != "complete":
+            self.release()
+            raise CaseError(f"{h5}: the results of a run that did not complete, and {bak.name} holds complete "
+                            f"ones that --overwrite would replace; continue that run (--restart latest, where it "
+                            f"wrote a checkpoint), or move one of the two away first")
 
     def make_room(self) -> None:
         """With --overwrite, move the earlier results and their checkpoints aside (to .bak, where
@@ -139,10 +150,10 @@ class OutputGuard:
             if old.exists():
                 os.replace(old, old.with_name(old.name + ".bak"))
         old = checkpoint_dir(self.directory)
+        bak = old.with_name(old.name + ".bak")
+        if bak.is_dir() and not bak.is_symlink():  # the replaced backup's: never beside other results
+            shutil.rmtree(bak)
         if old.is_dir() and not old.is_symlink():
-            bak = old.with_name(old.name + ".bak")
-            if bak.is_dir() and not bak.is_symlink():
-                shutil.rmtree(bak)
             os.replace(old, bak)
         self.replace_old = False
         log.info(f"moved the earlier results to {self.name}.h5.bak (checkpoints: {old.name}.bak)")
@@ -194,6 +205,20 @@ class OutputGuard:
             except OSError:
                 break
         self.created = []
+
+
+def results_status(path: Path) -> str | None:
+    """The status a results file records (``complete``, ``running``, ...; None: none readable)."""
+    import h5py
+
+    try:
+        if not path.is_file():
+            return None
+        with h5py.File(path, "r") as f:
+            status = f.attrs.get("status")
+    except (OSError, ValueError):
+        return None
+    return status.decode() if isinstance(status, bytes) else None if status is None else str(status)
 
 
 def read_lock(path: Path) -> tuple[str, str]:
