@@ -110,7 +110,13 @@ def _refuse_overlaps(path: Path, points: np.ndarray, corners: np.ndarray, linear
         return
     face = points[corners[owner[:, None], local]]  # (m, k, gdim) corners of the exterior facets
     centre = face.mean(axis=1)
-    normal = _normals(face)
+    with np.errstate(invalid="ignore", divide="ignore"):  # degenerate facets: left to the cell check
+        normal = _normals(face)
+    sound = np.isfinite(normal).all(axis=1)
+    if not sound.all():
+        face, centre, normal, owner, local = face[sound], centre[sound], normal[sound], owner[sound], local[sound]
+        if len(owner) == 0:
+            return
     inward = points[corners[owner]].mean(axis=1) - centre
     normal *= np.where(np.einsum("md,md->m", normal, inward) > 0, -1.0, 1.0)[:, None]
     size = np.linalg.norm(face - centre[:, None, :], axis=2).max(axis=1)
