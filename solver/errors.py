@@ -15,6 +15,7 @@ Exit statuses (``docs/guide/errors.md``):
 75   stopped cleanly before the end (signal or wall-time limit) after writing a checkpoint:
      continue with ``--restart latest`` (75 is ``EX_TEMPFAIL``: "try again later")
 130  stopped at once by a second Ctrl-C (128 + SIGINT)
+141  a reading command whose output pipe closed (``| head``; 128 + SIGPIPE)
 ===  =====================================================================================
 """
 
@@ -24,6 +25,7 @@ EXIT_NUMERICAL = 3
 EXIT_OUTPUT = 74
 EXIT_STOPPED = 75
 EXIT_INTERRUPTED = 130  # stopped at once by a second Ctrl-C (128 + SIGINT)
+EXIT_BROKEN_PIPE = 141  # a reading command whose output pipe closed (128 + SIGPIPE)
 
 
 class SolverExit(Exception):

@@ -23,7 +23,8 @@ import sys
 
 from solver.app import statusfile
 from solver.app.commands import COMMANDS, Launch, build_parser, command_line
-from solver.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_STOPPED, CaseError, SolverExit
+from solver.errors import (EXIT_BROKEN_PIPE, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_STOPPED, CaseError,
+                           SolverExit)
 
 AGREE_TIMEOUT = 10.0  # seconds to wait for the other ranks to report the same error
 
@@ -184,6 +185,9 @@ def serial_command(plan, args) -> int:
     except KeyboardInterrupt:
         print("stopped by Ctrl-C (SIGINT)", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader of the output went away (| head): stop quietly, as a pipe's writer does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return EXIT_BROKEN_PIPE
     except OSError as exc:  # a file named on the command line that cannot be written or read
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"error: {where}cannot write or read it ({exc.strerror or exc})", file=sys.stderr, flush=True)

@@ -162,8 +162,8 @@ class OutputGuard:
         free = shutil.disk_usage(self.directory).free
         if needed_bytes > free:
             self.release()
-            raise CaseError(f"{self.directory}: the results need about {size(needed_bytes)}, only "
-                            f"{size(free)} free on that disk")
+            raise OutputError(f"{self.directory}: the results need about {size(needed_bytes)}, only "
+                              f"{size(free)} free on that disk; free space, or write fewer snapshots")
 
     def _lock(self) -> None:
         me = f"{socket.gethostname()} {os.getpid()}"
@@ -263,4 +263,4 @@ def claim_space(comm, guard: OutputGuard | None, needed: int) -> None:
     def claim():
         guard.check_space(needed)
         guard.make_room()
-    on_root(comm, claim, CaseError)
+    on_root(comm, claim, CaseError, keep=(OutputError,))

@@ -121,6 +121,16 @@ def test_a_damaged_field_is_refused_by_every_reader(tmp_path, results_file):
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "p.png").exists()
 
 
+def test_a_reader_that_goes_away_stops_a_command_quietly(tmp_path):
+    """``probe ... | head``: the closed pipe ended the command with "error: cannot write or read it
+    (Broken pipe)" and exit 2, as if the input were bad; now quietly, with 141 (128 + SIGPIPE)."""
+    code = ("import sys\nfrom solver.app import cli\nclass Plan:\n    def load(self):\n        def command(args):\n"
+            "            raise BrokenPipeError(32, 'Broken pipe')\n        return command\n"
+            "sys.exit(cli.serial_command(Plan(), None))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 141 and proc.stderr == "", proc.stderr
+
+
 def test_plot_adds_the_extension_it_writes(tmp_path, results_file):
     proc = without_mpi(tmp_path, "plot", results_file, "-o", tmp_path / "noext")
     assert proc.returncode == 0 and proc.stdout.strip() == str(tmp_path / "noext.png"), proc.stderr
