@@ -45,7 +45,7 @@ def read_text(path: str | Path) -> str:
     except OSError as exc:
         raise CaseError(f"{path}: cannot read case file ({exc.strerror})") from None
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # a byte-order mark, as some Windows editors write, is not TOML's
     except UnicodeDecodeError:
         raise CaseError(f"{path}: not a text file (TOML case files are UTF-8)") from None
 

@@ -3,6 +3,7 @@ counts with their nouns."""
 
 from __future__ import annotations
 
+import datetime
 import re
 
 __all__ = ["counted", "derived_name", "size", "shown"]
@@ -16,6 +17,8 @@ def shown(value) -> str:
             return f"{float(value):.3g}"
         except OverflowError:
             return f"an integer of {len(str(abs(value)))} digits"
+    if isinstance(value, (datetime.date, datetime.time)):  # a TOML date or time: as written, not repr
+        return value.isoformat()
     text = repr(value)
     return text if len(text) <= 120 else f"{text[:100]}... ({len(text)} characters)"
 

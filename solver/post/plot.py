@@ -75,6 +75,8 @@ def plot_command(args) -> int:
             ax.set_title(f"{r.path.stem}: {name.replace('_', ' ')} over time")
         else:
             i = r.index(args.step, args.time)
+            if r.dim == 2 and args.slice:
+                raise CaseError(f"--slice {args.slice}: {r.path.name} holds a 2D field (a slice is of a 3D one)")
             T = r.field(i, name)
             out = Path(args.output) if args.output else r.path.with_name(f"{r.path.stem}{tag}_{i:06d}.png")
             vmin, vmax = LIMITS.get(name, (None, None))

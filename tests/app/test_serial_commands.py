@@ -80,6 +80,7 @@ def _fifo(tmp_path):
     (["export", "{h5}", "--format", "vtu", "-o", "{tmp}/out.csv"], "unknown extension '.csv'; allowed: .vtu"),
     (["plot", "{h5}", "-o", "{tmp}/nowhere/out.png"], "does not exist"),
     (["plot", "{h5}", "--size", "100000x100000"], "width and height from 16 to 10000"),
+    (["plot", "{h5}", "--slice", "z=0.5", "-o", "{tmp}/slice.png"], "holds a 2D field (a slice is of a 3D one)"),
 ])
 def test_reads_and_writes_refuse_what_is_not_a_regular_file(tmp_path, results_file, args, message):
     """Never block on a FIFO, never write over a device or into a directory: one line, exit 2."""

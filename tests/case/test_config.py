@@ -54,6 +54,7 @@ def test_overrides_parse_toml_values_and_bare_strings():
     ("material.k=\"hot\"", "case.toml: material.k: unknown name 'hot'"),
     ("time.scheme=leapfrog", "case.toml: time.scheme must be one of backward-euler, crank-nicolson, theta"),
     ("time.dt=0.3", "case.toml: time.t_end must be a whole number of time steps"),
+    ("material.k=1979-05-27", "case.toml: material.k must be a finite number, got 1979-05-27"),
     ("time.dt=1e-308", "case.toml: time.t_end / time.dt = inf steps: at most 1e+09"),
     ("time.dt=1e-9", "case.toml: time.t_end / time.dt = 2e+09 steps: at most 1e+09"),
     ("boundary.lft.type=dirichlet", "case.toml: boundary.lft: unknown boundary 'lft' for a rectangle "
@@ -166,3 +167,13 @@ def test_a_case_file_name_gives_a_valid_output_name():
     assert load_case(GOOD, "x.toml", default_name="((()))").name == "case"
     with pytest.raises(CaseError, match="output.name must be letters"):
         load_case(GOOD, "x.toml", ["output.name=\"my case\""])
+
+
+def test_a_case_file_with_a_byte_order_mark_is_read(tmp_path):
+    """Some Windows editors start UTF-8 files with a byte-order mark: TOML has none, and the file
+    was refused as "Invalid statement (at line 1, column 1)"."""
+    from solver.case.load import read_text
+
+    path = tmp_path / "case.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
+    assert read_text(path) == GOOD
