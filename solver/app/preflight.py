@@ -123,9 +123,9 @@ class OutputGuard:
         if h5.exists() and not restart:
             if not overwrite:
                 self.release()
+                go_on = "--restart latest to continue, " if any(checkpoint_dir(d).glob("step_*.h5")) else ""
                 raise CaseError(f"{h5}: results of an earlier run exist; use --overwrite to replace them "
-                                f"(they are kept as {h5.name}.bak), --restart latest to continue, or another "
-                                f"output.name")
+                                f"(they are kept as {h5.name}.bak), {go_on}or another output.name")
             self._keep_complete_backup(h5)
             self.replace_old = True  # moved aside once the space is known to suffice (make_room)
 

@@ -65,7 +65,13 @@ def test_existing_results_are_never_overwritten_silently(tmp_path, nprocs):
     digest = hashlib.sha256(h5.read_bytes()).hexdigest()
     proc = run_solver(nprocs, args, cwd=tmp_path, check=False, timeout=30)
     assert proc.returncode == 2 and "results of an earlier run exist; use --overwrite" in proc.stderr
+    assert "--restart latest to continue" in proc.stderr  # it wrote checkpoints
     assert hashlib.sha256(h5.read_bytes()).hexdigest() == digest
+    if nprocs == 1:  # without a checkpoint, --restart latest is not offered (it failed at once)
+        shutil.move(tmp_path / "plate" / "checkpoints", tmp_path / "kept")
+        proc = run_solver(nprocs, args, cwd=tmp_path, check=False, timeout=30)
+        assert proc.returncode == 2 and "--restart" not in proc.stderr, proc.stderr
+        shutil.move(tmp_path / "kept", tmp_path / "plate" / "checkpoints")
     run_solver(nprocs, args + ["--overwrite"], cwd=tmp_path)
     assert (tmp_path / "plate" / "plate.h5.bak").exists()
     assert hashlib.sha256((tmp_path / "plate" / "plate.h5.bak").read_bytes()).hexdigest() == digest
