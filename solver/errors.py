@@ -7,8 +7,8 @@ Exit statuses (``docs/guide/errors.md``):
 1    unexpected internal error (any rank)
 2    bad input: case file, command line, mesh file
 3    numerical failure: the linear or nonlinear solver did not converge, NaN/Inf or an
-     insane temperature, or a property or boundary parameter given as an expression left
-     its range during the run
+     insane temperature, a property or boundary parameter given as an expression left
+     its range during the run, or a heat balance lost in round-off
 74   output could not be written (a full disk, a quota, an I/O error): the results keep
      their last complete snapshot; free space and continue with ``--restart latest``
      (74 is ``EX_IOERR``)

@@ -126,36 +126,35 @@ class OutputGuard:
                 go_on = "--restart latest to continue, " if any(checkpoint_dir(d).glob("step_*.h5")) else ""
                 raise CaseError(f"{h5}: results of an earlier run exist; use --overwrite to replace them "
                                 f"(they are kept as {h5.name}.bak), {go_on}or another output.name")
-            self._keep_complete_backup(h5)
             self.replace_old = True  # moved aside once the space is known to suffice (make_room)
-
-    def _keep_complete_backup(self, h5: Path) -> None:
-        """Refuse to replace the complete results of a .bak by an unfinished run's (one killed
-        after its own --overwrite): the only complete results would go without a word."""
-        bak = h5.with_name(h5.name + ".bak")
-        if results_status(bak) == "complete" and results_status(h5) != "complete":
-            self.release()
-            raise CaseError(f"{h5}: the results of a run that did not complete, and {bak.name} holds complete "
-                            f"ones that --overwrite would replace; continue that run (--restart latest, where it "
-                            f"wrote a checkpoint), or move one of the two away first")
 
     def make_room(self) -> None:
         """With --overwrite, move the earlier results and their checkpoints aside (to .bak, where
         an older .bak goes), after every check passed: a new run never sees an earlier run's
-        checkpoints."""
+        checkpoints. The results of a run that did not complete do not replace a complete .bak:
+        they are removed instead, with their checkpoints."""
         if not self.replace_old:
             return
-        for suffix in (".h5", ".xdmf"):
-            old = self.directory / f"{self.name}{suffix}"
-            if old.exists():
-                os.replace(old, old.with_name(old.name + ".bak"))
+        h5 = self.directory / f"{self.name}.h5"
         old = checkpoint_dir(self.directory)
         bak = old.with_name(old.name + ".bak")
+        self.replace_old = False
+        if results_status(h5.with_name(h5.name + ".bak")) == "complete" and results_status(h5) != "complete":
+            # an unfinished run (killed or failed after its own --overwrite): the complete backup stays
+            for path in (h5, h5.with_suffix(".xdmf")):
+                path.unlink(missing_ok=True)
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+            log.info(f"replaced the results of a run that did not complete; the complete ones stay in {h5.name}.bak")
+            return
+        for suffix in (".h5", ".xdmf"):
+            path = self.directory / f"{self.name}{suffix}"
+            if path.exists():
+                os.replace(path, path.with_name(path.name + ".bak"))
         if bak.is_dir() and not bak.is_symlink():  # the replaced backup's: never beside other results
             shutil.rmtree(bak)
         if old.is_dir() and not old.is_symlink():
             os.replace(old, bak)
-        self.replace_old = False
         log.info(f"moved the earlier results to {self.name}.h5.bak (checkpoints: {old.name}.bak)")
 
     def check_space(self, needed_bytes: int) -> None:

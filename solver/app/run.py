@@ -23,6 +23,7 @@ from solver.case.records import Case
 from solver.case.shown import counted, size
 from solver.compiled import compile_seconds
 from solver.errors import EXIT_STOPPED, CaseError, OutputError, SolverExit
+from solver.heat.checks import check_balance
 from solver.heat.march import march
 from solver.heat.simulation import Discretisation, Simulation
 from solver.heat.state import from_checkpoint
@@ -146,6 +147,8 @@ class CaseRun:
             outcome = march(sim, [faults, self.writer, ProgressObserver(comm, self.options.quiet), checkpoints],
                             control)
             self.writer.flush(sim)
+            if not outcome.stopped:
+                check_balance(sim)
         except SolverExit as exc:
             raise self.failed(sim, exc) from None
         return self.finish(sim, outcome.stopped, checkpoints.last, resume)

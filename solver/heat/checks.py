@@ -16,7 +16,7 @@ from mpi4py import MPI
 
 from solver.case.records import MeshFileSpec
 from solver.case.schema import absolute_zero
-from solver.errors import CaseError, RangeError
+from solver.errors import CaseError, NumericalError, RangeError
 from solver.heat.materials import Centroids, region_cells
 from solver.heat.problem import HeatProblem
 from solver.mesh.quality import check_cells
@@ -244,3 +244,50 @@ def check_floating_parts(case, problem) -> None:
                     f"no dirichlet, robin or radiation boundary, such as the part of {n_cells[0]} cells through "
                     f"({where}): time.scheme = \"steady\" cannot determine their temperature (a singular system); "
                     f"give each part such a boundary or remove it")
+
+
+BALANCE_LIMIT = 1e-2  # relative imbalance beyond which a balance that should close is looked at
+ENERGY_ROUNDOFF = 1e-9  # imbalance, as a fraction of the thermal energy held, that round-off can reach
+
+
+def check_balance(sim) -> None:
+    """At the end of a run: refuse (exit 3) a heat balance that does not close although the
+    problem's scales let it (collective). It closes to the solver tolerance on any sound problem;
+    far off, the Dirichlet reactions ``K u`` were lost in round-off (a conductivity or a length
+    many orders of magnitude off) and the reported heat flows are meaningless. A balance made of
+    round-off alone (no heat flows at all, a field that stays put) is not refused: transient, the
+    imbalance must exceed :data:`ENERGY_ROUNDOFF` of the thermal energy the body holds (sum of
+    m_i |u_i|); steady, a flow that round-off cannot make (a source, a Neumann flux, a Robin
+    exchange far above its own round-off) must be there."""
+    b, p = sim.balance, sim.problem
+    if b is None or not np.isfinite(b.relative) or b.relative <= BALANCE_LIMIT:
+        return
+    comm, n = sim.mesh.comm, sim.mesh.n_owned
+    u = np.abs(sim.u[:n])
+    eps = np.finfo(float).eps
+    if not sim.case.steady:
+        weights = getattr(p, "mass_weights", None)
+        if weights is None:  # enthalpy forms: no fixed capacity to measure the energy by
+            return
+        held = np.array([float(np.dot(np.abs(weights), u))])
+        comm.Allreduce(MPI.IN_PLACE, held)
+        if abs(b.imbalance) <= ENERGY_ROUNDOFF * held[0]:
+            return
+        reason = f"{abs(b.imbalance):.3g} J against {held[0]:.3g} J held"
+    else:
+        index = {name: i for i, name in enumerate(b.terms)}
+        firm = [abs(b.inflow[index["source"]])] if "source" in index else []
+        firm += [abs(b.inflow[index[t.name]]) for t in p.neumann]
+        uptake = np.array([float(np.dot(p.robin_uptake(t, 0.0), u)) for t in p.robin])
+        if len(uptake):
+            comm.Allreduce(MPI.IN_PLACE, uptake)
+        firm += [abs(b.inflow[index[t.name]]) for t, scale in zip(p.robin, uptake)
+                 if abs(b.inflow[index[t.name]]) > 1e6 * eps * scale]
+        if not firm or max(firm) == 0:
+            return
+        reason = f"{abs(b.imbalance):.3g} W against flows of {max(firm):.3g} W"
+    raise NumericalError(f"{sim.case.source}: the heat balance does not close (relative imbalance "
+                         f"{b.relative:.2g}: {reason}): the heat through the dirichlet boundaries is lost in "
+                         f"round-off, and the reported flows are meaningless; the problem's scales exceed double "
+                         f"precision (a conductivity, capacity or length many orders of magnitude off, or in "
+                         f"other units?)")
