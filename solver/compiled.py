@@ -266,8 +266,8 @@ def _warm_mark(tasks) -> str | None:
     import numba  # noqa: F401 - its version is part of the key
 
     root = os.path.dirname(os.path.abspath(__file__))
-    digest = hashlib.sha256(repr((sorted(repr(t) for t in tasks), sys.version, sys.modules["numba"].__version__))
-                            .encode())
+    names = sorted(f"{t.__module__}.{t.__qualname__}" if hasattr(t, "__qualname__") else repr(t) for _, t in tasks)
+    digest = hashlib.sha256(repr((names, sys.version, sys.modules["numba"].__version__)).encode())
     for folder in ("fem/kernels", "la", "."):
         for name in sorted(os.listdir(os.path.join(root, folder))):
             if name.endswith(".py"):
