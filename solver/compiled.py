@@ -262,12 +262,15 @@ def _warm_mark(tasks) -> str | None:
     writable one): its name digests the tasks, numba's and Python's versions and the sources of
     the compiled modules (an edit of any of them, or an emptied cache folder, means cold again)."""
     import hashlib
+    from importlib.metadata import PackageNotFoundError, version
 
-    import numba  # noqa: F401 - its version is part of the key
-
+    try:
+        numba_version = version("numba")  # without importing numba (0.1 s)
+    except PackageNotFoundError:
+        numba_version = "?"
     root = os.path.dirname(os.path.abspath(__file__))
     names = sorted(f"{t.__module__}.{t.__qualname__}" if hasattr(t, "__qualname__") else repr(t) for _, t in tasks)
-    digest = hashlib.sha256(repr((names, sys.version, sys.modules["numba"].__version__)).encode())
+    digest = hashlib.sha256(repr((names, sys.version, numba_version)).encode())
     for folder in ("fem/kernels", "la", "."):
         for name in sorted(os.listdir(os.path.join(root, folder))):
             if name.endswith(".py"):
