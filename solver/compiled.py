@@ -162,7 +162,10 @@ def compile_shared(comm, tasks) -> None:
     P ranks then compiles its kernels side by side, each once. A task that fails is left to fail
     again where the kernel is used for real."""
     if comm.size == 1:
-        compile_beside(tasks)
+        from mpi4py import MPI
+
+        if MPI.COMM_WORLD.size == 1:  # the launch's only process (not one of a study's groups)
+            compile_beside(tasks)
         return
     for task in _dealt(tasks, comm.size)[comm.rank]:
         _attempt(task)
@@ -197,20 +200,22 @@ def compile_beside(tasks, cores: int | None = None) -> None:
     :func:`_warm_mark`), deal them to this process and to helper processes started for the
     purpose, one per idle core (the first run of a kernel set on one rank then takes about as long
     as on P ranks); later runs find the mark and load the kernels where they are used. The
-    helpers get the tasks pickled (records and module functions) on their command lines and report what they compiled
-    (:func:`helper_compiled_kernels`). Nothing happens where there is no cache to fill, one
-    core, or one task; a helper that fails leaves its kernels to be compiled where they are
-    used."""
+    helpers get the tasks pickled (records and module functions) on their command lines and
+    report what they compiled (:func:`helper_compiled_kernels`). Nothing happens where there is
+    no cache to fill, one core, or one task; a helper that fails leaves its kernels to be
+    compiled where they are used. Called by the launch's only process."""
     import base64
     import json
     import pickle
     import subprocess
 
-    mark = _warm_mark(tasks)
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     workers = min(cores, len(tasks))
-    if mark is None or os.path.exists(mark) or workers < 2:
+    if workers < 2:
+        return
+    mark = _warm_mark(tasks)
+    if mark is None or os.path.exists(mark):
         return
     shares = _dealt(tasks, workers)
     env = {k: v for k, v in os.environ.items() if not k.startswith(LAUNCHER_PREFIXES)}
