@@ -78,24 +78,6 @@ class _LogFile(logging.FileHandler):
         logger.warning(f"warning: cannot write the log file {self.baseFilename}; logging to the console only")
 
 
-def check_log_file(path: Path) -> None:
-    """Refuse a log path that is there but not a regular file: opening a FIFO to append waits
-    for a reader, deaf to SIGTERM."""
-    import stat
-
-    from solver.errors import CaseError
-
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise CaseError(f"{path}: cannot use it as the run's log ({exc.strerror})") from None
-    if not stat.S_ISREG(mode):
-        raise CaseError(f"{path}: the run's log is there but not a regular file (a FIFO, a device or a "
-                        f"directory?); move it away")
-
-
 def attach_file(path: Path, rank: int) -> None:
     """Log to ``path`` too (rank 0; appended: a restarted run continues its log)."""
     global _file

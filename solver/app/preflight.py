@@ -119,6 +119,7 @@ class OutputGuard:
             raise CaseError(f"{d}: output directory is not writable")
         self.check_space(needed_bytes)
         self._lock()
+        self._refuse_odd_entries()
         h5 = d / f"{self.name}.h5"
         if h5.exists() and not restart:
             if not overwrite:
@@ -127,6 +128,17 @@ class OutputGuard:
                 raise CaseError(f"{h5}: results of an earlier run exist; use --overwrite to replace them "
                                 f"(they are kept as {h5.name}.bak), {go_on}or another output.name")
             self.replace_old = True  # moved aside once the space is known to suffice (make_room)
+
+    def _refuse_odd_entries(self) -> None:
+        """The paths the run writes must be regular files (a folder for the checkpoints), or
+        absent: a FIFO blocks its open, deaf to SIGTERM; a directory fails the first write."""
+        d, name = self.directory, self.name
+        for path, kind in ((d / f"{name}.h5", "file"), (d / f"{name}.xdmf", "file"), (d / f"{name}.log", "file"),
+                           (checkpoint_dir(d), "folder")):
+            if os.path.lexists(path) and not (path.is_file() if kind == "file" else path.is_dir()):
+                self.release()
+                what = "a regular file" if kind == "file" else "a folder"
+                raise CaseError(f"{path}: there but not {what}, which the run writes there; move it away")
 
     def make_room(self) -> None:
         """With --overwrite, move the earlier results and their checkpoints aside (to .bak, where

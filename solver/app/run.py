@@ -101,7 +101,6 @@ def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, restart: str | Non
     directory = Path(case.output.directory) / case.name
     guard = guard_output(comm, directory, case.name, overwrite, restart is not None)
     try:
-        on_root(comm, lambda: logs.check_log_file(directory / f"{case.name}.log"), CaseError)
         logs.attach_file(directory / f"{case.name}.log", comm.rank)
         log.info(f"solver {__version__}: {case.source} on {counted(comm.size, 'rank')}"
                  + (f" (restart from {restart})" if restart else ""))

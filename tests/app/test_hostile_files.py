@@ -149,8 +149,9 @@ def test_a_lock_file_that_is_not_a_regular_file_is_refused(tmp_path, kind):
 @pytest.mark.parametrize("name", ["plate.log", ".plate.h5.reserve"])
 def test_a_fifo_among_the_run_s_own_files_never_blocks_it(tmp_path, name):
     """A FIFO where the run appends its log or sets disk space aside: opening it waited for a
-    reader, deaf to SIGTERM. The log is refused in one line (exit 2); the reserve is done
-    without (the FIFO, not the run's, is left alone)."""
+    reader, deaf to SIGTERM. The log is refused in one line (exit 2), as a directory at the
+    results or a file at the checkpoints' folder; the reserve is done without (the FIFO, not the
+    run's, is left alone)."""
     folder = tmp_path / "plate"
     folder.mkdir()
     os.mkfifo(folder / name)
@@ -159,6 +160,21 @@ def test_a_fifo_among_the_run_s_own_files_never_blocks_it(tmp_path, name):
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     if name == "plate.log":
         assert proc.returncode == 2 and len(errors) == 1
-        assert "the run's log is there but not a regular file" in errors[0]
+        assert "plate.log: there but not a regular file, which the run writes there" in errors[0]
     else:
         assert proc.returncode == 0 and not errors and (folder / name).is_fifo(), proc.stderr
+
+
+@pytest.mark.parametrize("name, make", [("plate.xdmf", "dir"), ("plate.h5", "dir"), ("checkpoints", "file")])
+def test_a_results_path_of_the_wrong_kind_is_refused_before_the_run(tmp_path, name, make):
+    """A directory where the run writes its results or index, or a file where its checkpoints go:
+    refused up front in one line (were exit 74 with "free space" advice, or a bare "File exists"
+    at the first checkpoint)."""
+    folder = tmp_path / "plate"
+    folder.mkdir()
+    (folder / name).mkdir() if make == "dir" else (folder / name).write_text("")
+    proc = run_solver(1, [str(ROOT / "inputs" / "plate.toml"), "--set", "mesh.nx=8", "--set", "mesh.ny=4",
+                          "--set", f"output.directory={tmp_path}", "--quiet"], cwd=tmp_path, check=False, timeout=60)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and f"{name}: there but not a" in errors[0], proc.stderr
+    assert not (folder / ".solver.lock").exists()
