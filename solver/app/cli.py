@@ -33,8 +33,8 @@ def main(argv=None) -> int:
     """Parse the command line (before MPI starts) and run the command where its plan says: in
     this process, in processes it launches, under an mpirun of its own, or on this launch."""
     sys.unraisablehook, sys.excepthook = _quiet_failed_closes, _quiet_failed_close_tracebacks
-    words = command_line(sys.argv[1:] if argv is None else argv)
     try:
+        words = command_line(sys.argv[1:] if argv is None else argv)
         with _quiet_unless_first_rank():  # --help and --version once, not once per rank
             args = build_parser().parse_args(words)
         command = COMMANDS[args.command]

@@ -29,6 +29,7 @@ from enum import Enum
 from solver import __version__
 from solver.bench.arguments import bench_arguments, verify_arguments
 from solver.case.arguments import ArgumentParser
+from solver.errors import CaseError
 from solver.post.arguments import export_arguments, info_arguments, plot_arguments, probe_arguments
 
 TOP_LEVEL = ("-h", "--help", "--version")  # the options of python -m solver itself, before any command
@@ -192,6 +193,13 @@ def command_line(argv) -> list[str]:
     argv = list(argv)
     if argv[:1] and (argv[0] in COMMANDS or argv[0] in TOP_LEVEL):
         return argv
+    if argv[:1] and not argv[0].startswith("-") and not os.path.lexists(argv[0]):
+        import difflib
+
+        near = difflib.get_close_matches(argv[0], COMMANDS, n=1, cutoff=0.75)
+        if near:  # a mistyped command, not a case file
+            raise CaseError(f"{argv[0]}: not a command, nor a case file; did you mean {near[0]}? (commands: "
+                            f"{', '.join(COMMANDS)})")
     return ["run", *argv]
 
 

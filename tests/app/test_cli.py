@@ -244,3 +244,22 @@ def test_the_start_up_status_is_recorded_by_the_launchers_rank_0(monkeypatch):
     monkeypatch.setenv("SLURM_PROCID", "0")
     monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "2")
     assert launch_rank() == 2
+
+
+def test_a_mistyped_command_is_named(tmp_path):
+    """``solver infoo x`` said "unrecognized arguments: x" (infoo was taken for a case file);
+    a word close to a command that is no file gets one line naming the command meant. A case file
+    of such a name is still run's."""
+    import subprocess
+    import sys
+
+    for words, meant in ((["infoo", "x"], "info"), (["plto"], "plot")):
+        proc = subprocess.run([sys.executable, "-m", "solver", *words], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+            f"error: {words[0]}: not a command, nor a case file; did you mean {meant}? (commands: run, study, verify, "
+            f"bench, info, plot, probe, export)"], proc.stderr
+    (tmp_path / "plto").write_text("not toml [")
+    proc = subprocess.run([sys.executable, "-m", "solver", "plto"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and "invalid TOML" in proc.stderr, proc.stderr
