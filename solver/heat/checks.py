@@ -189,24 +189,22 @@ def report_empty_regions(mesh, physics) -> None:
             log.warning(f"region.{region.name} selects no cell (its box or group misses the mesh): it has no effect")
 
 
-def exchange_names(problem, t: float | None = None) -> list[str]:
-    """The robin and radiation boundaries that exchange heat somewhere: all but those whose h (or
-    epsilon) is zero on every facet, as a constant or an expression of x, y, z alone, or also of
-    time at ``t`` (a steady solve's time, 0) when given (collective). Such a boundary is
-    insulated, and fixes no temperature."""
+def exchange_names(problem) -> list[str]:
+    """The robin and radiation boundaries that exchange heat in a steady solve: all but those whose
+    h (or epsilon) is zero on every facet at its time (0), as a constant or an expression of x,
+    y, z and t (collective). Such a boundary is insulated, and fixes no temperature."""
     terms = [(term.name, term.condition.h, term) for term in problem.robin]
     terms += [(term.name, term.condition.epsilon, term) for term in problem.radiation]
     names, zero = [], []
     for name, coefficient, term in terms:
         if isinstance(coefficient, (int, float)):
             values = np.array([float(coefficient)])
-        elif getattr(coefficient, "depends_on_temperature", True) or \
-                (t is None and getattr(coefficient, "depends_on_time", True)):
+        elif getattr(coefficient, "depends_on_temperature", True):
             names.append(name)
             continue
         else:
             with np.errstate(all="ignore"):
-                values = np.asarray(coefficient(term.facets.points, 0.0 if t is None else t), dtype=float)
+                values = np.asarray(coefficient(term.facets.points, 0.0), dtype=float)
         zero.append((name, float(np.max(np.abs(values))) if values.size else 0.0))
     largest = np.array([v for _, v in zero])
     if len(largest):
@@ -223,7 +221,7 @@ def check_floating_parts(case, problem) -> None:
     mesh = problem.mesh
     if not isinstance(case.mesh, MeshFileSpec):
         return
-    names = problem.dirichlet.names + exchange_names(problem, 0.0)
+    names = problem.dirichlet.names + exchange_names(problem)
     from solver.mesh.components import component_labels  # scipy's csgraph: only for steady file meshes
     labels, fixed = component_labels(mesh, mesh.owned_dirichlet_mask(names))
     root = labels[: mesh.n_owned] == mesh.node_ids[: mesh.n_owned]  # one node per part: its label's own

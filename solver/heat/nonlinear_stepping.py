@@ -308,7 +308,7 @@ class NonlinearSteadySolver(LinearSolves):
     PSEUDO_STEPS = 200
 
     def __init__(self, problem: NonlinearHeatProblem, solver: SolverSpec, spec: NonlinearSpec):
-        if not problem.dirichlet.count() and not exchange_names(problem, 0.0):
+        if not problem.dirichlet.count() and not exchange_names(problem):
             raise CaseError("time.scheme = \"steady\" needs at least one dirichlet boundary, or a robin or "
                             "radiation one with h or epsilon > 0 somewhere (with only insulated and neumann "
                             "boundaries the steady temperature is not unique)")

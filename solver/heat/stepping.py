@@ -418,7 +418,7 @@ class SteadySolver(Solves):
     """``K u = F`` once, with the heat balance of the flows (W), which cancel."""
 
     def __init__(self, problem: HeatProblem, solver: SolverSpec):
-        if not problem.dirichlet.count() and not exchange_names(problem, 0.0):
+        if not problem.dirichlet.count() and not exchange_names(problem):
             raise CaseError("time.scheme = \"steady\" needs at least one dirichlet boundary, or a robin one with "
                             "h > 0 somewhere (with only insulated and neumann boundaries the steady temperature is "
                             "not unique)")
