@@ -13,7 +13,9 @@
   the last snapshot and checkpoint, before the end record; ``checkpoint:N``: while the run's N-th
   checkpoint is written, before it is closed;
 * ``SOLVER_TEST_WRITE_ERROR`` = ``"rank:index"``: that rank's writer fails with ENOSPC after the
-  fields of that snapshot are written, before they are listed (where no tmpfs can be mounted).
+  fields of that snapshot are written, before they are listed (where no tmpfs can be mounted);
+* ``SOLVER_TEST_WRITE_HANG`` = ``"rank:index"``: that rank hangs there instead (as a rank left
+  alone in a collective call of HDF5 would).
 
 Unset, they cost nothing. :class:`FaultInjection` is the one object that carries them: an
 observer of the march (faults after a step) and the results writer's hooks (faults while a
@@ -78,6 +80,9 @@ class FaultInjection(Observer, WriteHooks):
         spec = environ.get("SOLVER_TEST_WRITE_ERROR")
         r, index = (int(v) for v in spec.split(":")) if spec else (-1, -1)
         self.write_error_at = index if r == rank else None
+        spec = environ.get("SOLVER_TEST_WRITE_HANG")
+        r, index = (int(v) for v in spec.split(":")) if spec else (-1, -1)
+        self.write_hang_at = index if r == rank else None
         self.checkpoint_delay = float(environ.get("SOLVER_TEST_CHECKPOINT_DELAY", "0"))
 
     def after_solve(self, sim: Simulation) -> None:
@@ -114,3 +119,5 @@ class FaultInjection(Observer, WriteHooks):
     def before_publish(self, index: int) -> None:
         if index == self.write_error_at:
             raise OSError(errno.ENOSPC, f"injected write error at snapshot {index} (tests)")
+        if index == self.write_hang_at:  # as if stuck in a collective call that the others left
+            time.sleep(3600)

@@ -13,6 +13,7 @@ from mpi4py import MPI
 
 from solver import __version__
 from solver.app import log as logs
+from solver.app import statusfile
 from solver.app.control import RunControl
 from solver.app.faults import FaultInjection, slow_start
 from solver.app.observers import CheckpointObserver, ProgressObserver, ResultsObserver
@@ -22,12 +23,12 @@ from solver.app.summary import StepSummary, summary
 from solver.case.records import Case
 from solver.case.shown import counted, size
 from solver.compiled import compile_seconds
-from solver.errors import EXIT_STOPPED, CaseError, OutputError, SolverExit
+from solver.errors import EXIT_OUTPUT, EXIT_STOPPED, CaseError, OutputError, SolverExit
 from solver.heat.checks import check_balance
 from solver.heat.march import march
 from solver.heat.simulation import Discretisation, Simulation
 from solver.heat.state import from_checkpoint
-from solver.io import checkpoint
+from solver.io import checkpoint, deadline
 from solver.io.end_record import COMPLETE, FAILED, STOPPED, EndRecord, RunFigures
 from solver.io.probe_series import ProbeSeries
 from solver.io.results_writer import ResultsLayout, ResultsWriter
@@ -100,15 +101,26 @@ def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, restart: str | Non
     check_split(comm, case.mesh)
     directory = Path(case.output.directory) / case.name
     guard = guard_output(comm, directory, case.name, overwrite, restart is not None)
+    deadline.configure(case.output.write_timeout, comm.rank)
+    withdraw = deadline.at_expiry(lambda message: expired(guard, message))
     try:
         logs.attach_file(directory / f"{case.name}.log", comm.rank)
         log.info(f"solver {__version__}: {case.source} on {counted(comm.size, 'rank')}"
                  + (f" (restart from {restart})" if restart else ""))
         return CaseRun(case, comm, options, directory, wall_start).execute(guard)
     finally:
+        withdraw()
         logs.detach_file()
         if guard is not None:
             guard.release()
+
+
+def expired(guard, message: str) -> None:
+    """A write that did not finish in time ends the process (:mod:`solver.io.deadline`): the exit
+    status is recorded and the results' lock released first (rank 0)."""
+    statusfile.record(EXIT_OUTPUT, message)
+    if guard is not None:
+        guard.release()
 
 
 class CaseRun:

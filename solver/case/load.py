@@ -141,6 +141,9 @@ def validate(raw: dict, source: str) -> dict:
     hang = values["run"]["hang_timeout"]
     if 0 < hang < 1:
         fail(f"run.hang_timeout must be 0 (off) or at least 1 second, got {shown(hang)} (a step has to fit in it)")
+    write = values["output"]["write_timeout"]
+    if 0 < write < 1:
+        fail(f"output.write_timeout must be 0 (off) or at least 1 second, got {shown(write)}")
     r = values["run"]["temperature_range"]
     if len(r) != 2 or not r[0] < r[1]:
         fail(f"run.temperature_range must be [min, max] with min < max, got {r!r}")

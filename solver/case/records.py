@@ -225,6 +225,7 @@ class OutputSpec:
     driver: str  # auto | mpio | gathered
     times: tuple[float, ...] = ()  # output.interval or output.times resolved, t_end last; () writes every N steps
     interval: float | None = None  # output.interval, when the times come from it
+    write_timeout: float = 60.0  # seconds one write may take (plus its size's share; 0: unbounded)
 
 
 @dataclass(frozen=True)
@@ -315,7 +316,8 @@ def output_spec(output: dict, t_end: float | None) -> OutputSpec:
     probes = output["probes"]
     return OutputSpec(output["directory"], output["name"], output["every"],
                       None if probes is None else tuple(tuple(p) for p in probes), output["driver"],
-                      tuple(output_times(output, t_end)) if t_end else (), output["interval"])
+                      tuple(output_times(output, t_end)) if t_end else (), output["interval"],
+                      output["write_timeout"])
 
 
 MAX_STEPS = 10**9  # time steps a run may take: beyond, t_end / dt cannot tell whole steps (1e-9 relative)

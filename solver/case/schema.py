@@ -175,6 +175,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
                       "step (at most 10,000)", None),
         "driver": Key("choice", "HDF5 writer: auto (mpio when h5py has MPI), mpio, or gathered through rank 0",
                       "auto", choices=("auto", "mpio", "gathered")),
+        "write_timeout": Key("float", "end the run with exit 74 when one write of the results or a checkpoint has "
+                             "not finished on every rank after this many seconds, plus 1 s per 20 MB it writes "
+                             "(a disk that filled during a collective write, a stalled file system; 0: off; "
+                             "else at least 1)", 60.0, low=0.0),
     },
 }
 BOUNDARY_SCHEMA: dict[str, Key] = {

@@ -23,6 +23,7 @@ import numpy as np
 from mpi4py import MPI
 
 from solver.errors import CaseError, OutputError
+from solver.io.deadline import bounded
 from solver.parallel.blocks import BlockRedistributor
 from solver.parallel.buffers import whole
 
@@ -64,7 +65,13 @@ def write_or_fail(comm, path: Path, what: str, steps, needed: int = 0, headroom:
     others waiting). An OSError (or an HDF5 error) on any rank is shared, and every rank raises
     :class:`OutputError` naming ``path`` and ``what``. ``close_alone``: the last step (the
     file's close, after a flush) runs only once every rank has run the others without error: a
-    collective close of a file whose writes failed retries them, and hangs under MPI-IO."""
+    collective close of a file whose writes failed retries them, and hangs under MPI-IO.
+    A write that parts the ranks inside HDF5 ends the process (:mod:`solver.io.deadline`)."""
+    with bounded(path, what, needed):
+        _write_or_fail(comm, path, what, steps, needed, headroom, close_alone)
+
+
+def _write_or_fail(comm, path: Path, what: str, steps, needed: int, headroom: int, close_alone: bool) -> None:
     problem = None
     if comm.rank == 0 and needed:
         free = free_bytes(path.parent)
@@ -322,7 +329,8 @@ def open_block_file(path: Path, comm, driver: str, mode: str = "w") -> BlockFile
     ok = np.array([1], dtype=np.int64)
     error, file = "", None
     try:
-        file = (MpioBlockFile if driver == "mpio" else GatheredBlockFile)(path, comm, mode)
+        with bounded(path, "the file's creation" if mode == "w" else "the file's opening"):
+            file = (MpioBlockFile if driver == "mpio" else GatheredBlockFile)(path, comm, mode)
     except OSError as exc:
         ok[0], error = 0, str(exc).splitlines()[0]
     comm.Allreduce(MPI.IN_PLACE, ok, op=MPI.MIN)

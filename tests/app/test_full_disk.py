@@ -221,3 +221,25 @@ def test_a_full_disk_at_the_lock_leaves_no_empty_lock(tmp_path, small_disk):
     assert proc.returncode == 74 and len(errors) == 1 and "cannot write the lock file" in errors[0], proc.stderr
     assert not (small_disk / "full").exists()
     assert solve(1, args, tmp_path).returncode == 0
+
+
+def test_a_write_that_parts_the_ranks_ends_in_bounded_time(tmp_path, reference):
+    """One rank stays inside a collective write while the others wait for it, as when a disk fills
+    during an MPI-IO write and HDF5 fails on some ranks only: output.write_timeout ends the run
+    with 74 and one line, the status recorded and the lock released, and the results restart."""
+    import time
+
+    args = [PLATE, *SMALL, "--set", f"output.directory={tmp_path}", "--set", "output.write_timeout=2"]
+    status = tmp_path / "status"
+    start = time.monotonic()
+    proc = solve(3, args, tmp_path, {"SOLVER_TEST_WRITE_HANG": "1:5", "SOLVER_STATUS_FILE": str(status)})
+    assert time.monotonic() - start < 40
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 74 and len(errors) == 1, proc.stderr
+    assert "cannot write snapshot 5" in errors[0] and "did not finish on every rank within 2 s" in errors[0]
+    assert status.read_text().startswith("74 failed")
+    folder = tmp_path / "plate"
+    assert not (folder / ".solver.lock").exists()
+    with h5py.File(folder / "plate.h5", "r") as f:
+        assert f["step"][()].tolist() == [0, 2, 4, 6, 8] and f.attrs["status"] == "running"
+    check_restart(2, args, tmp_path, folder, reference)

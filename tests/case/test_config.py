@@ -71,6 +71,8 @@ def test_overrides_parse_toml_values_and_bare_strings():
     ("solver.rtol=2", "case.toml: solver.rtol must be <= 0.5, got 2.0"),
     ("output.every=0", "case.toml: output.every must be a positive integer, got 0"),
     ("run.hang_timeout=1e-300", "case.toml: run.hang_timeout must be 0 (off) or at least 1 second, got 1e-300"),
+    ("output.write_timeout=0.5", "case.toml: output.write_timeout must be 0 (off) or at least 1 second, got 0.5"),
+    ("output.write_timeout=-1", "case.toml: output.write_timeout must be >= 0"),
     ("physics.gravity=1", "case.toml: unknown section [physics]"),
     ("mesh.nx=-99999999999999999999", "case.toml: mesh.nx must be a positive integer below 2^63, got -1e+20"),
     (f"mesh.nx={10**400}", "case.toml: mesh.nx must be a positive integer below 2^63, got an integer of 401 digits"),
