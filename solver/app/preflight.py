@@ -15,7 +15,7 @@ from pathlib import Path
 from solver.case.records import MeshSpec, StructuredMeshSpec
 from solver.case.shown import size
 from solver.errors import CaseError, OutputError
-from solver.io.checkpoint import checkpoint_dir
+from solver.io.checkpoint import LINK, checkpoint_dir
 from solver.mesh.structured import split
 from solver.parallel.collective import on_root
 
@@ -151,6 +151,9 @@ class OutputGuard:
         old = checkpoint_dir(self.directory)
         bak = old.with_name(old.name + ".bak")
         self.replace_old = False
+        link = self.directory / LINK  # points into the checkpoints that go
+        if link.is_symlink():
+            link.unlink()
         if results_status(h5.with_name(h5.name + ".bak")) == "complete" and results_status(h5) != "complete":
             # an unfinished run (killed or failed after its own --overwrite): the complete backup stays
             for path in (h5, h5.with_suffix(".xdmf")):

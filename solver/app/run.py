@@ -140,6 +140,7 @@ class CaseRun:
         sim = Simulation(case, comm)
         log_mesh(sim.mesh)
         mesh = sim.mesh
+        probes = self.locate_probes(mesh)  # an input error: found before --overwrite moves anything
         needed = estimate_output_bytes(mesh.n_global_nodes, mesh.n_global_cells, mesh.reference.n_nodes, mesh.dim,
                                        expected_snapshots(case.output, sim.n_steps)) \
             + 2 * 8 * mesh.n_global_nodes * kept_checkpoints(case, sim.n_steps)
@@ -150,7 +151,7 @@ class CaseRun:
             resume = self.find_restart(mesh) if self.options.restart else None
             self.last_checkpoint = None if resume is None else resume.path
             with sim.timers("output"):
-                self.open_results(sim, resume, faults)
+                self.open_results(sim, resume, faults, probes)
             r, cp = case.run, case.checkpoint
             control = RunControl(comm, r.wall_limit, cp.every, cp.wall_interval, r.hang_timeout)
             checkpoints = CheckpointObserver(self.results, self.directory, control, faults.before_checkpoint_close)
@@ -164,7 +165,16 @@ class CaseRun:
             raise self.failed(sim, exc) from None
         return self.finish(sim, outcome.stopped, checkpoints.last, resume)
 
-    def open_results(self, sim: Simulation, resume, faults: FaultInjection) -> None:
+    def locate_probes(self, mesh) -> ProbeSeries | None:
+        """The case's probes, located in the mesh (None: none asked for)."""
+        if not self.case.output.probes:
+            return None
+        try:
+            return ProbeSeries(mesh, self.case.output.probes)
+        except CaseError as exc:
+            raise CaseError(f"{self.case.source}: {exc}") from None
+
+    def open_results(self, sim: Simulation, resume, faults: FaultInjection, probes: ProbeSeries | None) -> None:
         """The results file (continued after a restart, with the run's state restored from the
         checkpoint), its time-step table and probes."""
         case, steady = self.case, self.case.steady
@@ -186,12 +196,7 @@ class CaseRun:
         keep_until = None if resume is None else sim.t
         if not steady:
             results.init_steps(keep_until)
-        probes = None
-        if case.output.probes:
-            try:
-                probes = ProbeSeries(sim.mesh, case.output.probes)
-            except CaseError as exc:
-                raise CaseError(f"{case.source}: {exc}") from None
+        if probes is not None:
             results.init_probes(probes.points, keep_until)
         self.writer = ResultsObserver(results, probes, resume is not None)
 

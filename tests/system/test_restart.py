@@ -382,3 +382,19 @@ def checkpoint_run_id(path):
     with h5py.File(path, "r") as f:
         value = f.attrs["run_id"]
     return value.decode() if isinstance(value, bytes) else value
+
+
+def test_an_overwrite_refused_for_its_probes_moves_nothing(tmp_path):
+    """A probe outside the mesh is an input error found once the mesh is built: --overwrite then
+    moved the earlier results aside first (the older backup deleted, a dangling checkpoint link
+    left, --restart latest finding nothing). Now nothing moves."""
+    d = tmp_path / "run"
+    results = d / "heater_ramp"
+    args = args_for(d, "backward-euler", 40.0)
+    run_solver(1, args, cwd=tmp_path)
+    run_solver(1, args + ["--overwrite"], cwd=tmp_path)
+    before = {p.name: p.stat().st_mtime_ns for p in results.iterdir() if p.suffix != ".log"}
+    refused = run_solver(1, args + ["--overwrite", "--set", "output.probes=[[5.0, 5.0]]"], cwd=tmp_path, check=False)
+    assert refused.returncode == 2 and "outside the mesh" in refused.stderr, refused.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in results.iterdir() if p.suffix != ".log"} == before
+    run_solver(1, args + ["--restart", "latest", "--set", "time.t_end=60.0"], cwd=tmp_path)
