@@ -78,6 +78,21 @@ class HeatFlows:
             out[self.index[term.name]] -= p.radiation_loss(term, u, t).sum()
         return out
 
+    def node_inflow(self, u: np.ndarray, t: float) -> np.ndarray:
+        """This rank's owned nodes' heat in (W) from the source and the boundaries at time t, with
+        ``u`` (ghosts current) and without conduction: summed over a part of the mesh, the heat
+        into that part (a Robin term couples only nodes of one facet)."""
+        p = self.problem
+        n = p.mesh.n_owned
+        net = np.zeros(n)
+        for load in p.load_parts(t).values():
+            net += load
+        for term in p.robin:
+            net -= p.robin_uptake(term, t) * u[:n]
+        for term in p.radiation:
+            net -= p.radiation_loss(term, u, t)
+        return net
+
     def reactions(self, rows: np.ndarray, reactions: np.ndarray) -> np.ndarray:
         """Dirichlet reactions (heat in) of owned ``rows``, summed per Dirichlet boundary, in
         ``terms`` order."""

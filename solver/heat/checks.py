@@ -18,6 +18,7 @@ from solver.case.records import MeshFileSpec
 from solver.case.schema import absolute_zero
 from solver.errors import CaseError, NumericalError, RangeError
 from solver.heat.materials import Centroids, region_cells
+from solver.heat.parts import check_parts_held, touch_fixed_parts
 from solver.heat.problem import HeatProblem
 from solver.mesh.quality import check_cells
 
@@ -189,61 +190,6 @@ def report_empty_regions(mesh, physics) -> None:
             log.warning(f"region.{region.name} selects no cell (its box or group misses the mesh): it has no effect")
 
 
-def exchange_names(problem) -> list[str]:
-    """The robin and radiation boundaries that exchange heat in a steady solve: all but those whose
-    h (or epsilon) is zero on every facet at its time (0), as a constant or an expression of x,
-    y, z and t (collective). Such a boundary is insulated, and fixes no temperature."""
-    terms = [(term.name, term.condition.h, term) for term in problem.robin]
-    terms += [(term.name, term.condition.epsilon, term) for term in problem.radiation]
-    names, zero = [], []
-    for name, coefficient, term in terms:
-        if isinstance(coefficient, (int, float)):
-            values = np.array([float(coefficient)])
-        elif getattr(coefficient, "depends_on_temperature", True):
-            names.append(name)
-            continue
-        else:
-            with np.errstate(all="ignore"):
-                values = np.asarray(coefficient(term.facets.points, 0.0), dtype=float)
-        zero.append((name, float(np.max(np.abs(values))) if values.size else 0.0))
-    largest = np.array([v for _, v in zero])
-    if len(largest):
-        problem.mesh.comm.Allreduce(MPI.IN_PLACE, largest, op=MPI.MAX)
-    return names + [name for (name, _), v in zip(zero, largest) if v > 0]
-
-
-def check_floating_parts(case, problem) -> None:
-    """A steady case on a mesh file: every connected part of the mesh must touch a dirichlet, robin
-    or radiation boundary, or its temperature is not determined (a singular system); refuse the
-    first part that does not, naming its cells and a point in it (collective); a robin or
-    radiation boundary with h or epsilon zero everywhere does not count. Structured meshes are
-    connected; a case with no such boundary at all is the steady solver's to refuse."""
-    mesh = problem.mesh
-    if not isinstance(case.mesh, MeshFileSpec):
-        return
-    names = problem.dirichlet.names + exchange_names(problem)
-    from solver.mesh.components import component_labels  # scipy's csgraph: only for steady file meshes
-    labels, fixed = component_labels(mesh, mesh.owned_dirichlet_mask(names))
-    root = labels[: mesh.n_owned] == mesh.node_ids[: mesh.n_owned]  # one node per part: its label's own
-    floating = labels[: mesh.n_owned][root & ~fixed[: mesh.n_owned]]
-    counts = np.array([np.count_nonzero(root), len(floating)], dtype=np.int64)
-    mesh.comm.Allreduce(MPI.IN_PLACE, counts)
-    if counts[1] == 0 or counts[1] == counts[0]:
-        return
-    first = np.array([floating.min() if len(floating) else np.iinfo(np.int64).max], dtype=np.int64)
-    mesh.comm.Allreduce(MPI.IN_PLACE, first, op=MPI.MIN)
-    n_cells = np.array([np.count_nonzero(labels[mesh.cells[: mesh.n_owned_cells, 0]] == first[0])], dtype=np.int64)
-    mesh.comm.Allreduce(MPI.IN_PLACE, n_cells)
-    at = np.flatnonzero(mesh.node_ids[: mesh.n_owned] == first[0])
-    point = mesh.coords[at[0]].copy() if len(at) else np.full(mesh.dim, np.inf)
-    mesh.comm.Allreduce(MPI.IN_PLACE, point, op=MPI.MIN)
-    where = ", ".join(f"{x:.6g}" for x in point)
-    raise CaseError(f"{case.source}: {case.mesh_key}: {counts[1]} of the mesh's {counts[0]} disconnected parts touch "
-                    f"no dirichlet, robin or radiation boundary, such as the part of {n_cells[0]} cells through "
-                    f"({where}): time.scheme = \"steady\" cannot determine their temperature (a singular system); "
-                    f"give each part such a boundary or remove it")
-
-
 BALANCE_LIMIT = 1e-2  # relative imbalance beyond which a balance that should close is looked at
 ENERGY_ROUNDOFF = 1e-9  # imbalance, as a fraction of the thermal energy held, that round-off can reach
 
@@ -257,6 +203,7 @@ def check_balance(sim) -> None:
     imbalance must exceed :data:`ENERGY_ROUNDOFF` of the thermal energy the body holds (sum of
     m_i |u_i|); steady, a flow that round-off cannot make (a source, a Neumann flux, a Robin
     exchange far above its own round-off) must be there."""
+    fixed = check_parts_held(sim) if sim.case.steady else None
     b, p = sim.balance, sim.problem
     if b is None or not np.isfinite(b.relative) or b.relative <= BALANCE_LIMIT:
         return
@@ -273,13 +220,16 @@ def check_balance(sim) -> None:
             return
         reason = f"{abs(b.imbalance):.3g} J against {held[0]:.3g} J held"
     else:
+        # the flows of parts without a dirichlet boundary have had their own judgement (check_parts_held)
         index = {name: i for i, name in enumerate(b.terms)}
+        neumann = [t for t, on in zip(p.neumann, touch_fixed_parts(sim.mesh, [t.name for t in p.neumann], fixed)) if on]
+        robin = [t for t, on in zip(p.robin, touch_fixed_parts(sim.mesh, [t.name for t in p.robin], fixed)) if on]
         firm = [abs(b.inflow[index["source"]])] if "source" in index else []
-        firm += [abs(b.inflow[index[t.name]]) for t in p.neumann]
-        uptake = np.array([_uptake_scale(p, t, u) for t in p.robin])
+        firm += [abs(b.inflow[index[t.name]]) for t in neumann]
+        uptake = np.array([_uptake_scale(p, t, u) for t in robin])
         if len(uptake):
             comm.Allreduce(MPI.IN_PLACE, uptake)
-        firm += [abs(b.inflow[index[t.name]]) for t, scale in zip(p.robin, uptake)
+        firm += [abs(b.inflow[index[t.name]]) for t, scale in zip(robin, uptake)
                  if abs(b.inflow[index[t.name]]) > 1e6 * eps * scale]
         if not firm or max(firm) == 0:
             return

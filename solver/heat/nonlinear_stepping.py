@@ -31,7 +31,7 @@ from solver.case.records import NonlinearSpec, SolverSpec, TimeSpec
 from solver.errors import CaseError, ConvergenceError, NumericalError
 from solver.fem.boundary import constrain
 from solver.heat.balance import HeatFlows
-from solver.heat.checks import exchange_names
+from solver.heat.parts import exchange_names
 from solver.heat.nonlinear import Linearisation, NonlinearHeatProblem
 from solver.heat.state import JacobianOrigin, MultigridState, StepperState
 from solver.heat.stepping import BACKWARD_EULER, BDF2, Multistep, Solves, Stepper, theta_method

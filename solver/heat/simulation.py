@@ -21,10 +21,11 @@ from mpi4py import MPI
 from solver.case.records import Case, SolverSpec
 from solver.errors import CaseError, NonFiniteError, RangeError
 from solver.heat.adaptive import AdaptiveStepping, StepRecord
-from solver.heat.checks import (check_case_against_mesh, check_floating_parts, check_inputs, check_mesh,
+from solver.heat.checks import (check_case_against_mesh, check_inputs, check_mesh,
                                  check_temperature_range, report_empty_regions)
 from solver.heat.nonlinear import NonlinearHeatProblem
 from solver.heat.nonlinear_stepping import make_nonlinear_stepper
+from solver.heat.parts import check_floating_parts
 from solver.heat.problem import HeatProblem
 from solver.heat.ranges import check_initial as check_initial_ranges
 from solver.heat.schedule import SnapshotSchedule, fixed_steps, planned_steps, solves_per_matrix

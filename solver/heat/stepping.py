@@ -39,7 +39,7 @@ from mpi4py import MPI
 from solver.case.records import SolverSpec, TimeSpec
 from solver.errors import CaseError, NumericalError
 from solver.heat.balance import HeatBalance, HeatFlows
-from solver.heat.checks import exchange_names
+from solver.heat.parts import exchange_names
 from solver.heat.problem import HeatProblem
 from solver.heat.schedule import auto_steps
 from solver.heat.state import MultistepState, StepperState, SystemCacheState

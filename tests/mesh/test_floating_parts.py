@@ -124,3 +124,35 @@ def test_a_steady_case_whose_only_exchange_is_zero_is_refused(tmp_path, boundary
     (tmp_path / "case.toml").write_text(STEADY_EXCHANGE.format(boundary=boundary))
     proc = run_solver(1, ["case.toml", "--quiet"], cwd=tmp_path, check=False, timeout=60)
     assert proc.returncode == 2 and "needs at least one dirichlet boundary" in proc.stderr, proc.stderr
+
+
+
+HELD_BY = {"tiny h": ('type = "robin"\nh = 1e-14\nT_inf = 290.0', "held too weakly"),
+           "epsilon zero at the solution": ('type = "radiation"\nepsilon = "0 * T"\nT_inf = 290.0',
+                                            "held by no boundary")}
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+@pytest.mark.parametrize("how", HELD_BY)
+def test_a_part_held_too_weakly_to_determine_its_temperature_fails_after_the_solve(folder, nprocs, how):
+    """Part 2's only exchange is negligible (h = 1e-14 against k = 1) or zero at the temperature
+    reached (epsilon of T): the solver's tolerance, relative to the whole system, left part 2 at
+    about the initial guess (38.8 or 0 where 20 is right, exit 0). Its own heat balance tells: exit
+    3. A firm exchange on the same mesh solves, the part at its T_inf."""
+    boundary, words = HELD_BY[how]
+    case = 'temperature_unit = "K"\n' + CASE.format(left='type = "dirichlet"\nvalue = 300.0', time='scheme = "steady"',
+                                                     extra=f'[boundary.far]\n{boundary}\n[boundary.middle]\n'
+                                                           'type = "dirichlet"\nvalue = 310.0\n'
+                                                           '[initial]\ntemperature = 300.0\n')
+    (folder / "case.toml").write_text(case)
+    proc = run_solver(nprocs, ["case.toml", "--quiet", "--overwrite"], cwd=folder, check=False, timeout=60)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 3 and len(errors) == 1, proc.stderr
+    assert "the part of 8 cells through (4, 0)" in errors[0] and words in errors[0], errors
+    firm = case.replace("h = 1e-14", "h = 1e-6").replace('epsilon = "0 * T"', "epsilon = 0.5")
+    (folder / "case.toml").write_text(firm)
+    firm = run_solver(nprocs, ["case.toml", "--quiet", "--overwrite"], cwd=folder, check=False, timeout=60)
+    assert firm.returncode == 0, firm.stderr
+    with h5py.File(folder / "outputs" / "case" / "case.h5", "r") as f:
+        temperature = f["fields/temperature"][sorted(f["fields/temperature"])[-1]][()]
+    assert np.allclose(temperature.reshape(PARTS, 9)[2], 290.0, rtol=0, atol=1e-6)
