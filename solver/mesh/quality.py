@@ -2,7 +2,8 @@
 Jacobian of one sign and of a size above rounding (no degenerate, inverted-in-part or
 self-intersecting cell). Curved quadratic cells (of a second-order mesh file) also have every
 edge's midpoint node near the middle of its edge (within half the edge's length of it), and the
-Jacobian of their map of one sign at every node; straight ones are as good as their corners.
+Jacobian of their map of one sign at their nodes and a lattice of points between (spacing 1/6 of
+the cell in 2D, 1/4 in 3D); straight ones are as good as their corners.
 A mesh file's cells do not fold over each other: across every facet two cells share, they lie on
 opposite sides of it (a node moved past its neighbours puts two on one side). The test does not
 depend on the cells' orientations, which may differ between the surfaces of one model (the
@@ -38,11 +39,24 @@ def corner_jacobians(points: np.ndarray, cells: np.ndarray, cell_type: str) -> n
     return np.stack(out, axis=1)
 
 
-def node_jacobians(points: np.ndarray, cells: np.ndarray, cell_type: str) -> np.ndarray:
-    """(n_cells, nodes) determinants of the Jacobian of each cell's (isoparametric) map at its nodes."""
+def sample_points(cell_type: str) -> np.ndarray:
+    """A lattice of points of the reference cell ([0, 1]^dim or its simplex) that holds its nodes:
+    spacing 1/6 in 2D, 1/4 in 3D."""
+    ref = CELLS[cell_type].linear
+    n = 6 if ref.dim == 2 else 4
+    grid = np.stack(np.meshgrid(*[np.arange(n + 1)] * ref.dim, indexing="ij"), axis=-1).reshape(-1, ref.dim)
+    if ref.n_corners == ref.dim + 1:  # a simplex
+        grid = grid[grid.sum(axis=1) <= n]
+    return grid / n
+
+
+def map_jacobians(points: np.ndarray, cells: np.ndarray, cell_type: str) -> np.ndarray:
+    """(n_cells, samples) determinants of the Jacobian of each cell's (isoparametric) map at its
+    nodes and the other points of :func:`sample_points` (the determinant of a quadratic map is a
+    polynomial that may change sign between the nodes)."""
     ref = CELLS[cell_type]
-    dN = ref.grad(ref.vertices)  # (nodes, nodes, dim): the gradients at every node
-    out = np.empty(cells.shape)
+    dN = ref.grad(sample_points(cell_type))  # (samples, nodes, dim): the gradients at every sample
+    out = np.empty((len(cells), len(dN)))
     for start in range(0, len(cells), CHUNK):  # a few arrays of a chunk of cells at a time
         J = np.einsum("cnd,qne->cqde", points[cells[start:start + CHUNK]], dN)
         out[start:start + CHUNK] = np.linalg.det(J)
@@ -59,7 +73,7 @@ def midpoint_offsets(points: np.ndarray, cells: np.ndarray, cell_type: str) -> n
     return np.linalg.norm(m - 0.5 * (a + b), axis=2) / np.linalg.norm(b - a, axis=2)
 
 
-CHUNK = 1 << 14  # cells per batch of the Jacobians at the nodes
+CHUNK = 1 << 12  # cells per batch of the Jacobians at the samples
 MIDPOINT_OFFSET = 0.5  # a midpoint node farther from the middle of its edge, in edge lengths: refused
 
 
@@ -114,7 +128,7 @@ def check_cells(mesh, where: str, folds: bool = True) -> None:
             overflow = ~np.isfinite(det).all(axis=1) | ~np.isfinite(size)
             if linear.name != mesh.cell_type and not mesh.affine:  # a curved cell: its midpoints and its map
                 reason[midpoint_offsets(points, cells, mesh.cell_type).max(axis=1) > MIDPOINT_OFFSET] = 4
-                curved = node_jacobians(points, cells, mesh.cell_type) * np.sign(det[:, :1])
+                curved = map_jacobians(points, cells, mesh.cell_type) * np.sign(det[:, :1])
                 reason[(reason == 0) & (curved.min(axis=1) <= DEGENERATE * size)] = 5
         reason[mixed] = 3
         reason[tiny | overflow] = 2
