@@ -91,7 +91,7 @@ def mpi_command(command, plan, args) -> int:
         if not command.graceful_stop:
             from solver.app import signals
 
-            signals.release()  # only a run turns SIGTERM/SIGUSR1 into a graceful stop
+            signals.release()  # only runs and studies turn SIGTERM/SIGUSR1 into a graceful stop
         logs.setup(comm, quiet=plan.quiet)
         status = plan.load()(args, comm)
         return _together(comm, write_status(comm, status) if records_status else status)

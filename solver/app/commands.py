@@ -61,7 +61,7 @@ class Command:
     """A command: ``arguments(parser)`` adds its arguments, ``plan(args)`` chooses how the parsed
     ones run. ``records_status``: its exit status goes to $SOLVER_STATUS_FILE (runs and studies:
     the job scripts read it). ``graceful_stop``: SIGTERM and SIGUSR1 stay deferred for its time
-    loop, which stops cleanly on them (a run); other commands get the default actions back."""
+    loop, which stops cleanly on them (a run, a study); other commands get the default actions back."""
 
     def __init__(self, name: str, summary: str, arguments: Callable, plan: Callable, records_status: bool = False,
                  graceful_stop: bool = False):
@@ -171,7 +171,7 @@ COMMANDS = {command.name: command for command in (
     Command("run", "run a case (the default command)", run_arguments, run_plan, records_status=True,
             graceful_stop=True),
     Command("study", "a parameter study or a Monte Carlo ensemble of a case", study_arguments,
-            always("solver.app.study.driver:study_command", Launch.MPI), records_status=True),
+            always("solver.app.study.driver:study_command", Launch.MPI), records_status=True, graceful_stop=True),
     Command("verify", "manufactured-solution convergence orders in space and time", verify_arguments,
             always("solver.bench.verify:verify_command", Launch.MPI)),
     Command("bench", "performance figures of this machine, of the linear solvers (--solvers) or of studies "

@@ -20,16 +20,17 @@ import sys
 from solver.app import statusfile
 
 DEFERRED = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
-OTHER_COMMANDS = ("study", "verify", "bench", "info", "plot", "probe", "export")  # without a graceful start-up stop
+OTHER_COMMANDS = ("verify", "bench", "info", "plot", "probe", "export")  # without a graceful start-up stop
 pending: list[str] = []
 records_status = False
+first_rank = False  # the launcher's rank 0 (known before the handlers: a handler must not import)
 
 
 def _remember(signum, frame) -> None:
     name = signal.Signals(signum).name
     if name == "SIGINT" and "SIGINT" in pending:  # a second Ctrl-C: at once (exit 130)
         raise KeyboardInterrupt("second SIGINT: stopping at once")
-    if records_status and not pending and statusfile.launch_rank() == 0:
+    if records_status and not pending and first_rank:
         statusfile.record(statusfile.STOPPED, f"stopped by {name} during start-up, before the first step")
     pending.append(name)
 
@@ -37,9 +38,10 @@ def _remember(signum, frame) -> None:
 def defer(argv: list[str] | None = None) -> None:
     """Keep SIGTERM and SIGUSR1 for the time loop; ``argv``: the command line (default sys.argv),
     whose first word tells whether the command is a run (the others get the default actions back)."""
-    global records_status
+    global records_status, first_rank
     words = [w for w in (sys.argv if argv is None else argv)[1:] if not w.startswith("-")]
     records_status = not (words and words[0] in OTHER_COMMANDS)
+    first_rank = statusfile.launch_rank() == 0
     for sig in DEFERRED:
         signal.signal(sig, _remember)
 

@@ -193,16 +193,16 @@ def test_the_dry_run_counts_the_snapshots_a_run_writes(steps, every, snapshots):
     assert expected_snapshots(SimpleNamespace(times=None, every=every), steps) == snapshots
 
 
-def test_start_up_signals_record_a_status_for_runs_only():
+def test_start_up_signals_record_a_status_for_runs_and_studies_only():
     """The commands whose start-up stop signals are kept for a graceful stop (and recorded at once
-    in the status file) are the runs: every other command is named in signals.OTHER_COMMANDS."""
+    in the status file) are runs and studies: every other command is named in signals.OTHER_COMMANDS."""
     from solver.app import signals
     from solver.app.commands import COMMANDS
 
     assert set(signals.OTHER_COMMANDS) == {name for name, c in COMMANDS.items() if not c.graceful_stop}
     for argv, records in ((["solver"], True), (["solver", "case.toml", "--set", "a=1"], True),
                           (["solver", "--quiet", "run", "c.toml"], True), (["solver", "plot", "r.h5"], False),
-                          (["solver", "study", "s.toml"], False)):
+                          (["solver", "study", "s.toml"], True), (["solver", "info", "r.h5"], False)):
         signals.defer(argv)
         assert signals.records_status == records, argv
     signals.release()

@@ -358,3 +358,22 @@ def test_a_distribution_that_gives_no_finite_value_is_refused(tmp_path, law):
     with pytest.raises(CaseError, match="parameters.material.k: its .* distribution gives") as info:
         sample_table(load_study(path))
     assert "\n" not in str(info.value)
+
+
+def test_a_study_signalled_while_it_starts_stops_with_75_and_continues(tmp_path):
+    """SIGTERM while the study still imports or reads its case (it died of the signal, 143, with
+    no status recorded, and a batch script did not requeue it): 75, the status recorded, and the
+    study goes on with --restart latest."""
+    (tmp_path / "base.toml").write_text(TRANSIENT_CASE.format(out=tmp_path / "out"))
+    spec = tmp_path / "early.toml"
+    spec.write_text(TRANSIENT_STUDY.replace("samples = 12", "samples = 3"))
+    status = tmp_path / "status"
+    proc = subprocess.Popen([sys.executable, "-m", "solver", "study", str(spec), "--quiet"], cwd=tmp_path,
+                            env={**os.environ, "SOLVER_STATUS_FILE": str(status)}, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 75 and "Traceback" not in err, err
+    assert status.read_text().startswith("75 stopped")
+    proc = study(1, [spec, "--restart", "latest", "--quiet"], tmp_path)
+    assert proc.returncode == 0, proc.stderr

@@ -55,8 +55,13 @@ class _Stop:
         self.previous = {}
 
     def __enter__(self):
+        from solver.app import signals as early_signals
+
         for sig in STOP_SIGNALS:
             self.previous[sig] = signal.signal(sig, self._handle)
+        if early_signals.pending:  # a stop asked for during start-up: before the first sample
+            self.signal = early_signals.pending[-1]
+            early_signals.pending.clear()
         return self
 
     def __exit__(self, *exc):
