@@ -12,6 +12,7 @@ import socket
 import time
 from pathlib import Path
 
+from solver.case.inputfiles import holds_hdf5
 from solver.case.records import MeshSpec, StructuredMeshSpec
 from solver.case.shown import size
 from solver.errors import CaseError, OutputError
@@ -139,6 +140,16 @@ class OutputGuard:
                 self.release()
                 what = "a regular file" if kind == "file" else "a folder"
                 raise CaseError(f"{path}: there but not {what}, which the run writes there; move it away")
+        for path in (d / f"{name}.xdmf", d / f"{name}.log"):  # written over or appended to: never an HDF5 file
+            if path.is_file() and holds_hdf5(path):
+                self.release()
+                raise CaseError(f"{path}: is an HDF5 file (through the link to {os.path.realpath(path)}), which the "
+                                f"run would write into; move it away" if path.is_symlink() else
+                                f"{path}: is an HDF5 file, which the run would write into; move it away")
+        link = d / LINK
+        if os.path.lexists(link) and not (link.is_symlink() or link.is_file()):
+            self.release()
+            raise CaseError(f"{link}: there but not a link to a checkpoint, which the run writes there; move it away")
 
     def make_room(self) -> None:
         """With --overwrite, move the earlier results and their checkpoints aside (to .bak, where

@@ -29,3 +29,15 @@ def file_problem(path: str | Path, max_bytes: int | None = None) -> str | None:
     if max_bytes is not None and st.st_size > max_bytes:
         return f"is {st.st_size / 2**20:.3g} MiB, more than the {max_bytes / 2**20:.0f} MiB such a file may have"
     return None
+
+
+def holds_hdf5(path: str | Path) -> bool:
+    """Whether ``path`` is a regular file (links followed) that starts with HDF5's signature:
+    results, a study or a checkpoint, never to be written over by a file of another kind."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        with open(path, "rb") as f:
+            return f.read(8) == b"\x89HDF\r\n\x1a\n"
+    except OSError:
+        return False

@@ -6,6 +6,7 @@ import os
 import stat
 from pathlib import Path
 
+from solver.case.inputfiles import holds_hdf5
 from solver.errors import CaseError
 
 PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff", ".eps", ".ps")
@@ -15,7 +16,8 @@ MAX_PIXELS = 10_000  # a plot's width or height at most
 def output_target(path: str | Path, suffixes: tuple[str, ...], option: str = "-o") -> Path:
     """The file to write for ``path``: the first of ``suffixes`` added when it has no extension;
     refused (exit 2) when its extension is not one of ``suffixes``, when it names a directory, a
-    device, a FIFO or any file that is not regular, or when its folder does not exist."""
+    device, a FIFO or any file that is not regular, an HDF5 file (through a link too), or when its
+    folder does not exist."""
     path = Path(path)
     for candidate in dict.fromkeys((path, path if path.suffix else path.with_name(path.name + suffixes[0]))):
         try:
@@ -29,6 +31,9 @@ def output_target(path: str | Path, suffixes: tuple[str, ...], option: str = "-o
         if not stat.S_ISREG(mode):
             kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device or special file"
             raise CaseError(f"{option} {candidate}: is {kind}, not a regular file")
+        if holds_hdf5(candidate):  # results, a study or a checkpoint, maybe through a link: never written over
+            raise CaseError(f"{option} {candidate}: is an HDF5 file{_through_link(candidate)} (results, a study or a "
+                            f"checkpoint?), which this would overwrite; give another name")
     if not path.suffix:
         path = path.with_name(path.name + suffixes[0])
     if path.suffix.lower() not in suffixes:
@@ -39,6 +44,10 @@ def output_target(path: str | Path, suffixes: tuple[str, ...], option: str = "-o
     if not os.access(folder, os.W_OK):
         raise CaseError(f"{option} {path}: folder {folder} is not writable")
     return path
+
+
+def _through_link(path: Path) -> str:
+    return f" (through the link to {os.path.realpath(path)})" if os.path.islink(path) else ""
 
 
 def plot_size(size: str) -> tuple[int, int]:

@@ -165,7 +165,8 @@ def test_a_fifo_among_the_run_s_own_files_never_blocks_it(tmp_path, name):
         assert proc.returncode == 0 and not errors and (folder / name).is_fifo(), proc.stderr
 
 
-@pytest.mark.parametrize("name, make", [("plate.xdmf", "dir"), ("plate.h5", "dir"), ("checkpoints", "file")])
+@pytest.mark.parametrize("name, make", [("plate.xdmf", "dir"), ("plate.h5", "dir"), ("checkpoints", "file"),
+                                        ("checkpoint.h5", "dir")])
 def test_a_results_path_of_the_wrong_kind_is_refused_before_the_run(tmp_path, name, make):
     """A directory where the run writes its results or index, or a file where its checkpoints go:
     refused up front in one line (were exit 74 with "free space" advice, or a bare "File exists"
@@ -178,3 +179,28 @@ def test_a_results_path_of_the_wrong_kind_is_refused_before_the_run(tmp_path, na
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1 and f"{name}: there but not a" in errors[0], proc.stderr
     assert not (folder / ".solver.lock").exists()
+
+
+@pytest.mark.parametrize("command", [["export", "{h5}", "--format", "csv", "-o", "{link}.csv"],
+                                     ["export", "{h5}", "--format", "vtu", "-o", "{link}.vtu"],
+                                     ["plot", "{h5}", "-o", "{link}.png"],
+                                     ["{case}", "--set", "output.directory={out}"]])
+def test_nothing_is_written_through_a_link_onto_an_hdf5_file(tmp_path, plate_results, command):
+    """An -o target, or a run's log, that is a link to a results file: exit 0 and the results
+    file destroyed (or the log appended to it); now refused in one line, the file untouched."""
+    victim = tmp_path / "victim.h5"
+    victim.write_bytes(plate_results.read_bytes())
+    link = tmp_path / "link"
+    if command[0] == "{case}":
+        (tmp_path / "out" / "plate").mkdir(parents=True)
+        link = tmp_path / "out" / "plate" / "plate.log"
+        link.symlink_to(victim)
+        args = [PLATE, *SMALL, "--set", f"output.directory={tmp_path / 'out'}"]
+    else:
+        link.with_suffix(command[-1][-4:]).symlink_to(victim)
+        args = [a.format(h5=plate_results, link=link) for a in command]
+    before = victim.read_bytes()
+    proc = run_solver(1, args, cwd=tmp_path, check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "is an HDF5 file (through the link to" in errors[0], proc.stderr
+    assert victim.read_bytes() == before
