@@ -286,6 +286,28 @@ def check_same_run(path: Path, attrs: "CheckpointAttrs", h5_path: Path) -> None:
                         f"of its own run: restart into another output.name, or move {h5_path.name} away")
 
 
+def check_snapshots(path: Path, attrs: "CheckpointAttrs", h5_path: Path) -> None:
+    """Refuse a checkpoint whose count of snapshots does not fit the results file it continues:
+    the file's snapshots up to the checkpoint's time are the ones it counts (a restart keeps
+    those and drops the rest)."""
+    try:
+        with h5py.File(h5_path, "r") as f:
+            times = np.asarray(f["/time"][()], dtype=float) if "/time" in f else None
+    except (OSError, TypeError, ValueError, KeyError):
+        return  # no readable results file: the restart says so
+    if times is None:
+        return
+    n, t = attrs.snapshots, attrs.t
+    slack = 1e-9 * max(abs(t), 1.0)
+    before = n <= len(times) and (n == 0 or times[n - 1] <= t + slack)
+    after = n == len(times) or (n < len(times) and times[n] > t - slack)
+    if not (before and after):
+        held = int(np.count_nonzero(times <= t + slack))
+        raise CaseError(f"{path}: checkpoint attribute snapshots = {n} does not fit {h5_path.name}, which holds "
+                        f"{held} snapshots up to the checkpoint's t = {t:.6g} (one of the two files was changed); "
+                        f"restart from another checkpoint, or run again")
+
+
 def whole_number(value) -> bool:
     """A scalar integer, or a float of integral value."""
     if np.ndim(value) != 0 or isinstance(value, (str, bytes, bool, np.bool_)):

@@ -204,3 +204,18 @@ def test_nothing_is_written_through_a_link_onto_an_hdf5_file(tmp_path, plate_res
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1 and "is an HDF5 file (through the link to" in errors[0], proc.stderr
     assert victim.read_bytes() == before
+
+
+
+@pytest.mark.parametrize("snapshots", [1, 100])
+def test_a_checkpoint_whose_snapshot_count_does_not_fit_its_results_is_refused(plate_results, tmp_path, snapshots):
+    """An edited ``snapshots`` attribute was trusted: the restart cut the results back to it (12
+    snapshots gone, a gap in /time, exit 0). The checkpoint as written fits."""
+    good = checkpoint_copy(plate_results, tmp_path)
+    with h5py.File(good, "r") as f:
+        n = f["temperature"].shape[0]
+    checkpoint.check_snapshots(good, checkpoint.inspect(good, n), plate_results)
+    with h5py.File(good, "a") as f:
+        f.attrs["snapshots"] = snapshots
+    with pytest.raises(CaseError, match=f"checkpoint attribute snapshots = {snapshots} does not fit plate.h5"):
+        checkpoint.check_snapshots(good, checkpoint.inspect(good, n), plate_results)
