@@ -300,7 +300,7 @@ def check_snapshots(path: Path, attrs: "CheckpointAttrs", h5_path: Path) -> None
     n, t = attrs.snapshots, attrs.t
     slack = 1e-9 * max(abs(t), 1.0)
     before = n <= len(times) and (n == 0 or times[n - 1] <= t + slack)
-    after = n == len(times) or (n < len(times) and times[n] > t - slack)
+    after = n == len(times) or (n < len(times) and times[n] > t + slack)  # a snapshot at t is counted
     if not (before and after):
         held = int(np.count_nonzero(times <= t + slack))
         raise CaseError(f"{path}: checkpoint attribute snapshots = {n} does not fit {h5_path.name}, which holds "
