@@ -128,7 +128,20 @@ class OutputGuard:
                 go_on = "--restart latest to continue, " if any(checkpoint_dir(d).glob("step_*.h5")) else ""
                 raise CaseError(f"{h5}: results of an earlier run exist; use --overwrite to replace them "
                                 f"(they are kept as {h5.name}.bak), {go_on}or another output.name")
+            self._refuse_odd_backups()
             self.replace_old = True  # moved aside once the space is known to suffice (make_room)
+
+    def _refuse_odd_backups(self) -> None:
+        """Where --overwrite moves the earlier results (.bak), only earlier backups may stand: a file
+        at the checkpoints' or a folder at a file's would stop the move half-way."""
+        d, name = self.directory, self.name
+        for path, folder in ((d / f"{name}.h5.bak", False), (d / f"{name}.xdmf.bak", False),
+                             (checkpoint_dir(d).with_name(checkpoint_dir(d).name + ".bak"), True)):
+            if os.path.lexists(path) and (path.is_symlink() or path.is_dir() != folder):
+                self.release()
+                what = "a folder" if folder else "a regular file"
+                raise CaseError(f"{path}: there but not {what}, where --overwrite keeps the earlier results; "
+                                f"move it away")
 
     def _refuse_odd_entries(self) -> None:
         """The paths the run writes must be regular files (a folder for the checkpoints), or

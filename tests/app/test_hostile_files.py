@@ -219,3 +219,18 @@ def test_a_checkpoint_whose_snapshot_count_does_not_fit_its_results_is_refused(p
         f.attrs["snapshots"] = snapshots
     with pytest.raises(CaseError, match=f"checkpoint attribute snapshots = {snapshots} does not fit plate.h5"):
         checkpoint.check_snapshots(good, checkpoint.inspect(good, n), plate_results)
+
+
+@pytest.mark.parametrize("name, make", [("checkpoints.bak", "file"), ("plate.xdmf.bak", "dir")])
+def test_an_overwrite_whose_backup_place_is_taken_moves_nothing(tmp_path, name, make):
+    """A file where the checkpoints' backup goes (or a folder at the index's): --overwrite moved
+    the results to .bak, then stopped on a raw errno with the checkpoints left behind."""
+    args = [PLATE, *SMALL, "--set", f"output.directory={tmp_path}"]
+    run_solver(1, args, cwd=tmp_path)
+    folder = tmp_path / "plate"
+    (folder / name).mkdir() if make == "dir" else (folder / name).write_text("")
+    before = sorted(p.name for p in folder.iterdir())
+    proc = run_solver(1, [*args, "--overwrite"], cwd=tmp_path, check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and f"{name}: there but not a" in errors[0], proc.stderr
+    assert sorted(p.name for p in folder.iterdir()) == before
