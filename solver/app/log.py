@@ -83,7 +83,12 @@ def attach_file(path: Path, rank: int) -> None:
     global _file
     detach_file()
     if rank == 0:
-        _file = _LogFile(path, mode="a", encoding="utf-8")
+        try:
+            _file = _LogFile(path, mode="a", encoding="utf-8")
+        except OSError as exc:  # a full disk (or inode table): the run goes on, its writes say what is wrong
+            logging.getLogger(LOGGER).warning(f"warning: cannot create the log file {path} ({exc.strerror}); "
+                                              f"logging to the console only")
+            return
         _file.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%d %H:%M:%S"))
         logging.getLogger(LOGGER).addHandler(_file)
 

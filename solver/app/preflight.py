@@ -5,6 +5,7 @@ rank 0 and reach every rank through ``on_root``.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -221,6 +222,11 @@ class OutputGuard:
                     continue
                 raise CaseError(f"{self.directory}: in use by another run (lock {self.lock} held by process {pid} "
                                 f"on {host}); wait for it, or delete the lock file if that run is gone") from None
+            except OSError as exc:  # no inode left for it, a read-only or vanished folder
+                self.release()
+                raise (OutputError if exc.errno in (errno.ENOSPC, errno.EDQUOT) else CaseError)(
+                    f"{self.lock}: cannot create the lock file of this results directory ({exc.strerror})"
+                    + ("; free space, then run again" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "")) from None
             try:
                 with os.fdopen(fd, "w") as f:
                     f.write(me + "\n")

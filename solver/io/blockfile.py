@@ -14,6 +14,7 @@ Values of series and attributes are written by rank 0 in both.
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 from pathlib import Path
@@ -336,5 +337,16 @@ def open_block_file(path: Path, comm, driver: str, mode: str = "w") -> BlockFile
     comm.Allreduce(MPI.IN_PLACE, ok, op=MPI.MIN)
     if not ok[0]:
         verb = "create" if mode == "w" else "open"
-        raise CaseError(f"{path}: cannot {verb} the file ({error or 'failed on another rank'})")
+        full = np.array([int(no_space(error))], dtype=np.int64)
+        comm.Allreduce(MPI.IN_PLACE, full, op=MPI.MAX)
+        raise (OutputError if full[0] else CaseError)(f"{path}: cannot {verb} the file "
+                                                      f"({error or 'failed on another rank'})")
     return file
+
+
+def no_space(error: str | BaseException) -> bool:
+    """Whether an error says that the disk (its blocks, its inodes or a quota) is full."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(error).lower()
+    return any(words in text for words in ("no space left", "no_space", "quota exceeded", "disk quota"))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import time
@@ -37,14 +38,16 @@ from solver import __version__
 from solver.case.inputfiles import MISSING, file_problem
 from solver.case.schema import REQUIRED, SCHEMA
 from solver.errors import CaseError, OutputError
-from solver.io.blockfile import METADATA_BYTES, BlockFile, write_temporary_or_fail
+from solver.io.blockfile import METADATA_BYTES, BlockFile, no_space, write_temporary_or_fail
 from solver.parallel.blocks import BlockRedistributor
 from solver.parallel.collective import on_root
 
+log = logging.getLogger(__name__)
 FORMAT = 1
 LINK = "checkpoint.h5"
 # Keys that may change between a checkpoint and its restart without changing the solution so far.
-SAFE_KEYS = ("time.t_end", "output.every", "output.interval", "output.times", "output.directory", "output.driver", "checkpoint.",
+SAFE_KEYS = ("time.t_end", "output.every", "output.interval", "output.times", "output.directory", "output.driver",
+             "output.write_timeout", "checkpoint.",
              "run.", "solver.rtol", "solver.atol", "solver.max_iterations", "solver.preconditioner",
              "initial.")
 
@@ -152,7 +155,13 @@ class CheckpointWriter:
         """Write ``state`` (name -> local vector) atomically; returns the checkpoint's path."""
         comm, results_dir, keep = mesh.comm, self.results_dir, self.keep
         folder = checkpoint_dir(results_dir)
-        on_root(comm, lambda: folder.mkdir(parents=True, exist_ok=True), CaseError)
+        def make_folder():
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise (OutputError if no_space(exc) else CaseError)(f"{folder}: cannot create the checkpoints' "
+                                                                    f"folder ({exc.strerror})") from None
+        on_root(comm, make_folder, CaseError, keep=(OutputError,))
         final = folder / f"step_{attrs.step:08d}.h5"
         tmp = final.with_name(final.name + ".tmp")
         f: BlockFile = self.open_file(tmp)
@@ -172,10 +181,14 @@ class CheckpointWriter:
             os.replace(tmp, final)
             link = results_dir / LINK
             tmp_link = link.with_name(link.name + ".tmp")
-            if tmp_link.is_symlink() or tmp_link.exists():
-                tmp_link.unlink()
-            tmp_link.symlink_to(final.relative_to(results_dir))
-            os.replace(tmp_link, link)
+            try:  # a convenience: the checkpoint is complete without it (--restart latest finds it)
+                if tmp_link.is_symlink() or tmp_link.exists():
+                    tmp_link.unlink()
+                tmp_link.symlink_to(final.relative_to(results_dir))
+                os.replace(tmp_link, link)
+            except OSError as exc:
+                log.warning(f"warning: cannot point {link} at {final.name} ({exc.strerror}); the checkpoint "
+                            f"is complete all the same")
             # this run's newest `keep` by time of writing (a restart from an earlier step writes
             # lower step numbers after higher ones, and its checkpoints are the ones to keep);
             # another run's checkpoints are not this run's to delete

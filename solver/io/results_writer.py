@@ -31,7 +31,7 @@ import h5py
 import numpy as np
 
 from solver import __version__
-from solver.errors import CaseError, OutputError
+from solver.errors import CaseError, OutputError, SolverExit
 from solver.io import reserve
 from solver.io.blockfile import (METADATA_BYTES, BlockFile, choose_driver, free_bytes, open_block_file, park,
                                  write_or_fail)
@@ -153,7 +153,12 @@ class ResultsWriter:
             self._continue(continue_after, attrs)
             return
         self.run_id = comm.bcast(uuid.uuid4().hex if comm.rank == 0 else None, root=0)
-        self.backend = self.open_block_file(self.h5_path, "w")
+        try:
+            self.backend = self.open_block_file(self.h5_path, "w")
+        except SolverExit:
+            if comm.rank == 0:  # no results file: nothing for the reserve to keep room for
+                reserve.release(self.h5_path)
+            raise
         geometry = self.nodes.to_blocks(mesh.coords[: mesh.n_owned])
         topology = self.cells.to_blocks(mesh.node_ids[mesh.owned_cells])
         root_attrs = {**attrs, "solver_version": __version__, "ranks": comm.size, "n_nodes": mesh.n_global_nodes,

@@ -243,3 +243,25 @@ def test_a_write_that_parts_the_ranks_ends_in_bounded_time(tmp_path, reference):
     with h5py.File(folder / "plate.h5", "r") as f:
         assert f["step"][()].tolist() == [0, 2, 4, 6, 8] and f.attrs["status"] == "running"
     check_restart(2, args, tmp_path, folder, reference)
+
+
+@pytest.mark.parametrize("inodes, ranks, what", [(2, 1, ".solver.lock: cannot create the lock file"),
+                                                  (4, 1, "big.h5: cannot create the file"),
+                                                  (7, 3, "checkpoints: cannot create the checkpoints' folder"),
+                                                  (9, 1, "step_00000008.h5.tmp: cannot create the file")])
+def test_a_disk_out_of_inodes_ends_the_run_with_74(tmp_path, inodes, ranks, what):
+    """No inode left for the log, the results file, the checkpoints' folder or a checkpoint (a disk
+    with blocks to spare): exit 74 naming what could not be created and how to go on (were an
+    internal error, or exit 2 with a bare errno), no reserve file left behind."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=4m,nr_inodes={inodes}", "tmpfs", str(disk)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        proc = solve(ranks, [PLATE, *SMALL, "--set", f"output.directory={disk}", "--set", "output.name=big"], tmp_path)
+        errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+        assert proc.returncode == 74 and len(errors) == 1 and what in errors[0], proc.stderr
+        assert "Traceback" not in proc.stderr and not list((disk / "big").glob(".*.reserve"))
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)

@@ -202,7 +202,8 @@ def test_nothing_is_written_through_a_link_onto_an_hdf5_file(tmp_path, plate_res
     before = victim.read_bytes()
     proc = run_solver(1, args, cwd=tmp_path, check=False)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
-    assert proc.returncode == 2 and len(errors) == 1 and "is an HDF5 file (through the link to" in errors[0], proc.stderr
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert "is an HDF5 file (through the link to" in errors[0]
     assert victim.read_bytes() == before
 
 
