@@ -363,7 +363,7 @@ def test_a_distribution_that_gives_no_finite_value_is_refused(tmp_path, law):
 def test_a_study_signalled_while_it_starts_stops_with_75_and_continues(tmp_path):
     """SIGTERM while the study still imports or reads its case (it died of the signal, 143, with
     no status recorded, and a batch script did not requeue it): 75, the status recorded, and the
-    study goes on with --restart latest."""
+    study goes on with --restart latest, but not with other thresholds (it mixed two)."""
     (tmp_path / "base.toml").write_text(TRANSIENT_CASE.format(out=tmp_path / "out"))
     spec = tmp_path / "early.toml"
     spec.write_text(TRANSIENT_STUDY.replace("samples = 12", "samples = 3"))
@@ -375,5 +375,9 @@ def test_a_study_signalled_while_it_starts_stops_with_75_and_continues(tmp_path)
     err = proc.communicate(timeout=60)[1]
     assert proc.returncode == 75 and "Traceback" not in err, err
     assert status.read_text().startswith("75 stopped")
+    spec.write_text(TRANSIENT_STUDY.replace("samples = 12", "samples = 3").replace("[50.0]", "[60.0]"))
+    proc = study(1, [spec, "--restart", "latest", "--quiet"], tmp_path)  # statistics of two thresholds: refused
+    assert proc.returncode == 2 and "outputs.thresholds changed since the study was stopped" in proc.stderr
+    spec.write_text(TRANSIENT_STUDY.replace("samples = 12", "samples = 3"))
     proc = study(1, [spec, "--restart", "latest", "--quiet"], tmp_path)
     assert proc.returncode == 0, proc.stderr

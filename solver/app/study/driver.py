@@ -197,6 +197,15 @@ class StudyRun:
         if data.attrs.get("case") != spec.case_text:
             raise CaseError(f"{path}: the base case {spec.case_path} changed since the study was stopped; "
                             f"use --overwrite to start the study again")
+        stored = data.attrs.get("thresholds")
+        if stored is not None and json.loads(stored) != [float(t) for t in spec.thresholds]:
+            raise CaseError(f"{path}: outputs.thresholds changed since the study was stopped (were "
+                            f"{json.loads(stored)}): the statistics would mix two; use --overwrite to start the study "
+                            f"again, or restore them")
+        stored = data.attrs.get("fields")
+        if stored is not None and bool(stored) != spec.fields:
+            raise CaseError(f"{path}: outputs.fields changed since the study was stopped (was "
+                            f"{str(bool(stored)).lower()}); use --overwrite to start the study again, or restore it")
         old = data.table.values
         if old.shape != table.shape or not np.array_equal(old, table):
             raise CaseError(f"{path}: its sample table differs from {spec.source}'s (a changed study file or seed); "
@@ -292,7 +301,7 @@ class StudyRun:
         contents.attrs = {
             "study": spec.text, "study_source": spec.source, "case": spec.case_text, "case_source": str(spec.case_path),
             "name": spec.name, "method": spec.method, "seed": spec.seed, "samples": len(table),
-            "keys": json.dumps(spec.keys), "thresholds": json.dumps(list(spec.thresholds)),
+            "keys": json.dumps(spec.keys), "thresholds": json.dumps(list(spec.thresholds)), "fields": int(spec.fields),
             "count": stats.count if stats is not None else 0, "done": done, "failed": failed,
             "status": "complete" if complete else "stopped", "exit_status": 0 if complete else EXIT_STOPPED,
             "ranks": world.size, "ranks_per_case": g.ranks_per_case, "wall_time": seconds}

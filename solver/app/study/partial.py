@@ -61,7 +61,7 @@ def write_partial(path: Path, group, driver: str, spec, table: np.ndarray, share
     contents.times, contents.n_nodes, contents.stats = share.times, n_nodes, stats
     contents.attrs = {"case": spec.case_text, "name": spec.name, "samples": len(table), "status": "partial",
                       "count": stats.count if stats is not None else 0,
-                      "thresholds": json.dumps(list(spec.thresholds))}
+                      "thresholds": json.dumps(list(spec.thresholds)), "fields": int(spec.fields)}
     if group.rank == 0:
         path.parent.mkdir(parents=True, exist_ok=True)
     group.Barrier()

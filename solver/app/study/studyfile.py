@@ -12,7 +12,8 @@ with an XDMF index of the statistics fields beside it. It is also the study's ch
     /mesh/geometry, /mesh/topology   canonical order, as in a results file
     /statistics/{mean,std,min,max,m2}/000000   (nodes,) per output time; attr count (samples)
     /statistics/above_<k>/000000               (nodes,) probability that T > thresholds[k]
-    attrs: study, case (texts), name, method, seed, keys, thresholds, count, status, ranks, ranks_per_case
+    attrs: study, case (texts), name, method, seed, keys, thresholds, fields (0 or 1), count, status, ranks,
+    ranks_per_case
 """
 
 from __future__ import annotations
