@@ -178,6 +178,11 @@ class CheckpointWriter:
                                 (8 * mesh.n_global_nodes + METADATA_BYTES) * len(state))
 
         def publish():
+            other = run_id_in(final) if final.exists() else ""
+            if other and other != attrs.run_id:  # another run's of the same step: not this run's to replace
+                aside = final.with_name(f"{final.stem}.{other[:8]}.h5")
+                os.replace(final, aside)
+                log.warning(f"warning: {final.name} of another run moved to {aside.name}")
             os.replace(tmp, final)
             link = results_dir / LINK
             tmp_link = link.with_name(link.name + ".tmp")

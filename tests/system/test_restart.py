@@ -398,3 +398,19 @@ def test_an_overwrite_refused_for_its_probes_moves_nothing(tmp_path):
     assert refused.returncode == 2 and "outside the mesh" in refused.stderr, refused.stderr
     assert {p.name: p.stat().st_mtime_ns for p in results.iterdir() if p.suffix != ".log"} == before
     run_solver(1, args + ["--restart", "latest", "--set", "time.t_end=60.0"], cwd=tmp_path)
+
+
+def test_a_checkpoint_of_another_run_is_never_replaced(tmp_path):
+    """Another run's checkpoint of a step this run writes (copied into its folder): it was
+    replaced by this run's and so lost; it is moved aside under its run's id instead."""
+    args = args_for(tmp_path / "a", "backward-euler", 16.0)
+    run_solver(1, args, cwd=tmp_path)
+    run_solver(1, args_for(tmp_path / "b", "backward-euler", 32.0), cwd=tmp_path)
+    folder = tmp_path / "a" / "heater_ramp" / "checkpoints"
+    foreign = tmp_path / "b" / "heater_ramp" / "checkpoints" / "step_00000016.h5"
+    (folder / foreign.name).write_bytes(foreign.read_bytes())
+    other = checkpoint_run_id(foreign)
+    run_solver(1, args + ["--restart", "latest", "--set", "time.t_end=40.0"], cwd=tmp_path)
+    kept = folder / f"step_00000016.{other[:8]}.h5"
+    assert kept.read_bytes() == foreign.read_bytes()
+    assert checkpoint_run_id(folder / "step_00000020.h5") != other
