@@ -49,14 +49,15 @@ def milne_factor(scheme: Multistep, dt: float, earlier_dt: list[float], degree: 
     p = scheme.order
     if degree < p:
         return 1.0, degree + 1
-    nodes = past_times(earlier_dt, max(degree, scheme.history - 1))
-    # the scheme on y = s^(p+1)/(p+1)!: sum_j a_j y(s_j) - dt sum_j b_j y'(s_j), s_0 = dt, s_1 = 0, ...
-    s = [dt] + nodes
+    # in units of dt: both errors scale as dt^(p+1), and their ratio does not (tiny steps underflow)
+    nodes = [n / dt for n in past_times(earlier_dt, max(degree, scheme.history - 1))]
+    # the scheme on y = s^(p+1)/(p+1)!: sum_j a_j y(s_j) - dt sum_j b_j y'(s_j), s_0 = dt = 1, s_1 = 0, ...
+    s = [1.0] + nodes
     fact = math.factorial(p + 1)
     tau = sum(a * s[j] ** (p + 1) / fact for j, a in enumerate(scheme.a)) \
-        - dt * sum(b * s[j] ** p / math.factorial(p) for j, b in enumerate(scheme.b))
-    corrector = -tau / scheme.a[0]  # u - y(dt) per unit y^(p+1)
-    predictor = -math.prod(dt - n for n in nodes[: degree + 1]) / fact  # u^P - y(dt)
+        - sum(b * s[j] ** p / math.factorial(p) for j, b in enumerate(scheme.b))
+    corrector = -tau / scheme.a[0]  # u - y(dt) per unit y^(p+1) dt^(p+1)
+    predictor = -math.prod(1.0 - n for n in nodes[: degree + 1]) / fact  # u^P - y(dt)
     return corrector / (corrector - predictor), p + 1
 
 

@@ -80,6 +80,8 @@ def test_milne_factors_on_constant_steps(scheme, ratio):
     factor, order = milne_factor(scheme, 0.1, [0.1, 0.1], scheme.order)
     assert factor == pytest.approx(ratio, rel=1e-12)
     assert order == scheme.order + 1
+    # the same on steps of 1e-200 s (dt^(p+1) underflowed: a ZeroDivisionError, exit 1)
+    assert milne_factor(scheme, 1e-200, [1e-200, 1e-200], scheme.order)[0] == pytest.approx(ratio, rel=1e-12)
 
 
 def test_milne_factor_of_variable_backward_euler():
