@@ -97,11 +97,16 @@ class Results(SolverFile):
     def case(self) -> dict:
         return tomllib.loads(self.attrs["case"])
 
-    def index(self, step: int | None = None, time: float | None = None) -> int:
-        """Snapshot index from a position (negative counts from the end) or the nearest time."""
+    def require_snapshots(self) -> int:
+        """The number of snapshots, refused (exit 2) when there is none (a run that failed first)."""
         n = len(self.times)
         if n == 0:
             raise CaseError(f"{self.path}: holds no snapshots")
+        return n
+
+    def index(self, step: int | None = None, time: float | None = None) -> int:
+        """Snapshot index from a position (negative counts from the end) or the nearest time."""
+        n = self.require_snapshots()
         if time is not None:
             if not self.times[0] - 1e-12 <= time <= self.times[-1] + 1e-12:
                 raise CaseError(f"--time {time:g}: outside the times in {self.path.name} "

@@ -43,7 +43,7 @@ def export_command(args) -> int:
     with Results(args.results) as r:
         names = [r.check_field(n) for n in dict.fromkeys(args.field)] if args.field else list(r.fields)
         meshio_type = CELLS[r.cell_type].meshio
-        indices = range(len(r.times)) if args.all else [r.index(args.step, args.time)]
+        indices = range(r.require_snapshots()) if args.all else [r.index(args.step, args.time)]
         stem = Path(args.output) if args.output else r.path.with_suffix("")
         written = []
         if args.format == "xdmf":  # by default not <name>.xdmf, the run's own index beside its <name>.h5

@@ -56,6 +56,7 @@ def plot_command(args) -> int:
                 ax.set_xlim(left=0.0)
             ax.set_title(f"{r.path.stem}: time step over time ({len(dt)} steps)")
         elif args.series:
+            r.require_snapshots()
             out = Path(args.output) if args.output else r.path.with_name(f"{r.path.stem}{tag}_series.png")
             stats = np.array([(v.min(), v.max(), v.mean()) for v in (r.field(i, name) for i in range(len(r.times)))])
             for k, stat in enumerate(("min", "max", "mean")):

@@ -28,6 +28,7 @@ def probe_command(args) -> int:
     """A field at points over time (the arguments: :func:`solver.post.arguments.probe_arguments`)."""
     with Results(args.results) as r:
         name = r.check_field(args.field)
+        r.require_snapshots()
         pts = parse_points(args.at, r.dim)
         cell, xi = r.locator.locate(pts)  # -1: outside (a far point has no candidate cells at all)
         bad = np.flatnonzero(cell < 0)

@@ -136,3 +136,20 @@ def test_plot_adds_the_extension_it_writes(tmp_path, results_file):
     proc = without_mpi(tmp_path, "plot", results_file, "-o", tmp_path / "noext")
     assert proc.returncode == 0 and proc.stdout.strip() == str(tmp_path / "noext.png"), proc.stderr
     assert (tmp_path / "noext.png").read_bytes()[:4] == b"\x89PNG" and not (tmp_path / "noext").exists()
+
+
+@pytest.mark.parametrize("args", [["plot", "{h5}", "--series", "-o", "{tmp}/s.png"],
+                                  ["probe", "{h5}", "--at", "0.1,0.05"],
+                                  ["export", "{h5}", "--format", "csv", "--all", "-o", "{tmp}/a.csv"],
+                                  ["plot", "{h5}", "-o", "{tmp}/p.png"]])
+def test_every_reading_command_says_a_file_holds_no_snapshots(tmp_path, results_file, args):
+    """A run that failed before its first snapshot: ``plot --series`` was an internal error, probe
+    printed an empty table and ``export --all`` nothing, all with exit 0."""
+    empty = tmp_path / "empty.h5"
+    empty.write_bytes(results_file.read_bytes())
+    with h5py.File(empty, "a") as f:
+        for name in ("time", "step"):
+            f[name].resize((0,))
+    proc = run_solver(1, [a.format(h5=empty, tmp=tmp_path) for a in args], cwd=tmp_path, check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and errors == [f"error: {empty}: holds no snapshots"], proc.stderr
