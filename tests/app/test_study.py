@@ -12,7 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import ROOT, mpi_env, mpirun_command
+from conftest import ROOT, mpi_env, mpirun_command, run_solver
 
 from solver.errors import CaseError
 from solver.app.study.sampling import sample_table
@@ -272,7 +272,8 @@ def test_integer_keys_take_rounded_values(tmp_path):
 @pytest.mark.parametrize("ranks, per_case", [(3, 1), (4, 2)])
 def test_a_killed_study_keeps_its_finished_samples_and_continues_to_the_same_statistics(tmp_path, ranks, per_case):
     """SIGKILL on every rank of a 3-rank study (groups of 1) or a 4-rank one (groups of 2): the
-    samples its groups finished are in their partial files; a fresh start refuses to replace them;
+    samples its groups finished are in their partial files, which a run of the same name leaves
+    alone (its --overwrite moved them with its checkpoints); a fresh start refuses to replace them;
     --restart latest on 2 ranks continues from them to the statistics of an uninterrupted run."""
     (tmp_path / "base.toml").write_text(TRANSIENT_CASE.format(out=tmp_path / "out"))
     spec = tmp_path / "mc.toml"
@@ -287,7 +288,7 @@ def test_a_killed_study_keeps_its_finished_samples_and_continues_to_the_same_sta
     for pid in rank_pids(str(spec)):
         os.kill(pid, signal.SIGKILL)
     proc.communicate(timeout=60)
-    partials = sorted((folder / "checkpoints").glob("mc.group*.study.h5"))
+    partials = sorted((folder / "study_groups").glob("mc.group*.study.h5"))
     assert partials and not (folder / "mc.study.h5").exists()
     kept = 0
     for path in partials:
@@ -296,6 +297,10 @@ def test_a_killed_study_keeps_its_finished_samples_and_continues_to_the_same_sta
             assert np.all(status != -1) and len(index) == len(status) and np.all(index < 12)
             kept += len(status)
     assert kept >= 2
+    if ranks == 3:  # a run of the same name shares the folder: its --overwrite moves its checkpoints, not these
+        for extra in ([], ["--overwrite"]):
+            run_solver(1, [tmp_path / "base.toml", "--set", "output.name=mc", "--quiet", *extra], cwd=tmp_path)
+        assert sorted((folder / "study_groups").glob("mc.group*.study.h5")) == partials
 
     fresh = study(2, [spec, "--quiet"], tmp_path)
     assert fresh.returncode == 2 and "--restart latest" in fresh.stderr and "Traceback" not in fresh.stderr
@@ -304,7 +309,7 @@ def test_a_killed_study_keeps_its_finished_samples_and_continues_to_the_same_sta
     proc = study(2, [spec, "--restart", "latest"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("sample ") == 12 - kept  # the kept samples are not run again
-    assert not list((folder / "checkpoints").glob("mc.group*.study.h5"))
+    assert not list((folder / "study_groups").glob("mc.group*.study.h5"))
     names = ("samples/status", "outputs/max_temperature", "statistics/mean/000002", "statistics/std/000002",
              "statistics/above_0/000002")
     with h5py.File(folder / "mc.study.h5", "r") as f:

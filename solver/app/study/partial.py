@@ -3,7 +3,7 @@ the samples in flight.
 
 Each group writes what its finished samples gave (their records, scalar outputs and probes, and its
 block of the field statistics) to a partial study file of its own,
-``<directory>/checkpoints/<name>.group<g>.study.h5``: after a sample finishes, at most every
+``<directory>/study_groups/<name>.group<g>.study.h5``: after a sample finishes, at most every
 :func:`record_seconds` (5 s), written whole to a temporary file and renamed, so that a crash at any
 moment leaves the previous one readable. A stop by signal or wall limit writes the study file as
 before; a SIGKILL, a lost node or an out-of-memory kill leaves the partial files.
@@ -42,14 +42,21 @@ def record_seconds() -> float:
     return float(os.environ.get("SOLVER_TEST_RECORD_SECONDS", RECORD_SECONDS))
 
 
+GROUPS_FOLDER = "study_groups"  # not the checkpoints' folder: a run of the same name moves that one with --overwrite
+
+
 def partial_path(directory: Path, name: str, group_index: int) -> Path:
-    return checkpoint_dir(directory) / f"{name}.group{group_index:05d}.study.h5"
+    return Path(directory) / GROUPS_FOLDER / f"{name}.group{group_index:05d}.study.h5"
 
 
 def partial_files(directory: Path, name: str) -> list[Path]:
-    """The partial files of the study ``name`` in its results directory, in group order."""
-    folder = checkpoint_dir(directory)
-    return sorted(folder.glob(f"{name}.group[0-9][0-9][0-9][0-9][0-9].study.h5")) if folder.is_dir() else []
+    """The partial files of the study ``name`` in its results directory, in group order (also
+    those an earlier version kept among the checkpoints)."""
+    found = []
+    for folder in (Path(directory) / GROUPS_FOLDER, checkpoint_dir(directory)):
+        if folder.is_dir():
+            found += sorted(folder.glob(f"{name}.group[0-9][0-9][0-9][0-9][0-9].study.h5"))
+    return found
 
 
 def write_partial(path: Path, group, driver: str, spec, table: np.ndarray, share, n_nodes: int) -> None:
