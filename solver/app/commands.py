@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from collections.abc import Callable
 from enum import Enum
 
@@ -187,10 +188,25 @@ COMMANDS = {command.name: command for command in (
 )}
 
 
+NUMBER_OPTIONS = ("--at", "--time", "--slice")  # options whose value may start with a minus sign
+
+
+def joined_negative_values(argv: list[str]) -> list[str]:
+    """``--at -0.05,0`` as ``--at=-0.05,0``: argparse takes a word that starts with "-" and is not a
+    plain negative number (a point, a plane) for an option, and says "expected one argument"."""
+    out = []
+    for word in argv:
+        if out and out[-1] in NUMBER_OPTIONS and re.match(r"-[\d.]", word):
+            out[-1] = f"{out[-1]}={word}"
+        else:
+            out.append(word)
+    return out
+
+
 def command_line(argv) -> list[str]:
     """The words to parse, with the default command: words whose first names no command (and is
     none of -h, --help, --version) are ``run``'s, so a case file or a run option may come first."""
-    argv = list(argv)
+    argv = joined_negative_values(list(argv))
     if argv[:1] and (argv[0] in COMMANDS or argv[0] in TOP_LEVEL):
         return argv
     if argv[:1] and not argv[0].startswith("-") and not os.path.lexists(argv[0]):

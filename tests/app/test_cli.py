@@ -263,3 +263,13 @@ def test_a_mistyped_command_is_named(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "solver", "plto"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 2 and "invalid TOML" in proc.stderr, proc.stderr
+
+
+def test_negative_coordinates_and_times_are_values_not_options():
+    """``probe r.h5 --at -0.05,0`` said "--at: expected one argument" (argparse took the point for an option)."""
+    from solver.app.commands import build_parser, command_line
+
+    args = build_parser().parse_args(command_line(["probe", "r.h5", "--at", "-0.05,0", "--at", "-1e-3,-2"]))
+    assert args.at == ["-0.05,0", "-1e-3,-2"]
+    args = build_parser().parse_args(command_line(["plot", "r.h5", "--time", "-.5", "--slice", "z=-1"]))
+    assert args.time == -0.5
