@@ -93,7 +93,8 @@ def load_case(text: str, source: str, overrides=(), default_name: str = "case") 
     values = validate(raw, source)
     name = values["output"]["name"] or derived_name(default_name)
     if not _NAME.match(name):
-        raise CaseError(f"{source}: output.name must be letters, digits, '_', '-', '.', got {name!r}")
+        raise CaseError(f"{source}: output.name must be 1 to 100 letters, digits, '_', '-' or '.', not starting "
+                        f"with '-' or '.', got {shown(name)}")
     values["output"]["name"] = name
     return records.Case(source=source, name=name, text=text, values=values, overrides=applied,
                         **records.sections(values))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import unicodedata
 
 __all__ = ["counted", "derived_name", "size", "shown"]
 
@@ -38,7 +39,8 @@ def size(n_bytes: float) -> str:
 
 
 def derived_name(stem: str) -> str:
-    """A valid output.name from a case file's name: every other character becomes '_', at most
-    100 characters ("case" when nothing is left)."""
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._-")[:100].rstrip("._-")
+    """A valid output.name from a case file's name: accented letters without their accents, every
+    other character '_', at most 100 characters ("case" when nothing is left)."""
+    plain = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", plain).strip("._-")[:100].rstrip("._-")
     return name or "case"

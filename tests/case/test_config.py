@@ -167,8 +167,13 @@ def test_a_case_file_name_gives_a_valid_output_name():
     assert load_case(GOOD, "my case (v2).toml", default_name="my case (v2)").name == "my_case_v2"
     assert load_case(GOOD, "x.toml", default_name="a" * 300).name == "a" * 100
     assert load_case(GOOD, "x.toml", default_name="((()))").name == "case"
-    with pytest.raises(CaseError, match="output.name must be letters"):
+    assert load_case(GOOD, "x.toml", default_name="Wärme-ü").name == "Warme-u"  # accents dropped, not the letters
+    with pytest.raises(CaseError, match="output.name must be 1 to 100 letters"):
         load_case(GOOD, "x.toml", ["output.name=\"my case\""])
+    with pytest.raises(CaseError, match=r"not starting with '-' or '.', got '-rf'"):
+        load_case(GOOD, "x.toml", ["output.name=\"-rf\""])
+    with pytest.raises(CaseError, match=r"got 'aaaa.*\.\.\. \(258 characters\)$"):
+        load_case(GOOD, "x.toml", [f"output.name=\"{'a' * 256}\""])
 
 
 def test_a_case_file_with_a_byte_order_mark_is_read(tmp_path):
