@@ -100,6 +100,7 @@ def read(path: str | Path, degree: int | None = None) -> MeshFileData:
     m = _meshio_read(path)
     present = [BY_MESHIO_NAME[b.type] for b in m.cells if b.type in BY_MESHIO_NAME]
     if not present:
+        _refuse_other_cells(path, m, 2)
         raise CaseError(f"{path}: no triangle, quad, tetra or hexahedron cells in the mesh")
     dim = max(CELLS[c].dim for c in present)
     _refuse_other_cells(path, m, dim)
@@ -165,8 +166,11 @@ def _refuse_other_cells(path: Path, m, dim: int) -> None:
                     and topological_dimension.get(b.type, dim) >= dim})
     if other:
         n = sum(len(b.data) for b in m.cells if b.type in other)
+        serendipity = {"quad8", "hexahedron20"} & set(other)
+        hint = "; mesh with complete quadratic cells (Gmsh: Mesh.SecondOrderIncomplete = 0)" if serendipity else ""
         raise CaseError(f"{path}: {n} cells of type {', '.join(other)}: the solver takes triangles and "
-                        f"quadrilaterals in 2D, tetrahedra and hexahedra in 3D (of degree 1 or 2), one type per mesh")
+                        f"quadrilaterals in 2D, tetrahedra and hexahedra in 3D (of degree 1 or 2, the quadratic "
+                        f"quadrilaterals and hexahedra with 9 and 27 nodes), one type per mesh{hint}")
 
 
 def _connectivity(m, meshio_type: str, tag_key: str | None) -> tuple[np.ndarray, np.ndarray]:
