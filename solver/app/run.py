@@ -6,6 +6,7 @@ the end record, and the summary. :func:`dry_run` stops after the discretisation 
 from __future__ import annotations
 
 import logging
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -240,7 +241,7 @@ class CaseRun:
         log.info(summary(result, case))
         if last_checkpoint is not None:
             how = "to continue" if stopped else "to extend the run (with a larger time.t_end)"
-            source = "" if case.source.startswith("<") else f" {case.source}"
+            source = "" if case.source.startswith("<") else f" {shlex.quote(case.source)}"
             (log.warning if stopped else log.info)(
                 f"checkpoint: {last_checkpoint} (step {sim.step_index}); {how}: "
                 f"mpirun -n N python -m solver{source} --restart latest")

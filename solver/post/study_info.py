@@ -4,6 +4,7 @@ study's ``plot`` shares; serial h5py, no MPI (the layout: :mod:`solver.app.study
 from __future__ import annotations
 
 import json
+import shlex
 import tomllib
 from functools import cached_property
 from pathlib import Path
@@ -189,7 +190,7 @@ def text_lines(info: dict) -> list[str]:
     st, sm, stats = info["study"], info["samples"], info["statistics"]
     ending = sm["status"] + ("" if sm["status"] == "complete" else
                              f" (exit status {sm['exit_status']}; continue with: mpirun -n N python -m solver study "
-                             f"{st['source']} --restart latest)")
+                             f"{shlex.quote(str(st['source']))} --restart latest)")
     sec = info["sample_seconds"]
     lines = [
         f"file        {info['file']}",

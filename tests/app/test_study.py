@@ -386,3 +386,18 @@ def test_a_study_signalled_while_it_starts_stops_with_75_and_continues(tmp_path)
     spec.write_text(TRANSIENT_STUDY.replace("samples = 12", "samples = 3"))
     proc = study(1, [spec, "--restart", "latest", "--quiet"], tmp_path)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_study_whose_every_sample_failed_exits_3(tmp_path):
+    """Every sample below absolute zero: the study file records them, and the study ends with 3
+    (it ended with 0, as if its empty statistics were a result)."""
+    (tmp_path / "base.toml").write_text(TRANSIENT_CASE.format(out=tmp_path / "out"))
+    spec = tmp_path / "cold.toml"
+    spec.write_text(TRANSIENT_STUDY.replace("samples = 12", "samples = 3").replace(
+        '"material.k" = { distribution = "normal", mean = 1.0, std = 0.6 }',
+        '"boundary.left.value" = { distribution = "uniform", low = -1000.0, high = -900.0 }'))
+    proc = study(1, [spec, "--quiet"], tmp_path)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 3 and len(errors) == 1 and "every one of the 3 samples failed" in errors[0], proc.stderr
+    with h5py.File(tmp_path / "out" / "cold" / "cold.study.h5", "r") as f:
+        assert f.attrs["status"] == "complete" and f.attrs["exit_status"] == 3 and f.attrs["failed"] == 3

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 import time
@@ -28,7 +29,7 @@ from mpi4py import MPI
 from solver.app.control import SAFETY, slurm_time_left
 from solver.app.preflight import claim_space, guard_output
 from solver.parallel.collective import on_root
-from solver.errors import EXIT_STOPPED, CaseError
+from solver.errors import EXIT_NUMERICAL, EXIT_STOPPED, CaseError, NumericalError
 from solver.io.blockfile import choose_driver
 from solver.mesh.build import create_mesh
 from solver.parallel.blocks import BlockRedistributor
@@ -297,13 +298,15 @@ class StudyRun:
         done = int(np.sum(status != PENDING))
         failed = int(np.sum((status != PENDING) & (status != OK)))
         complete = done == len(table)
+        all_failed = complete and failed == len(table)
         seconds = time.monotonic() - self.start
         contents.attrs = {
             "study": spec.text, "study_source": spec.source, "case": spec.case_text, "case_source": str(spec.case_path),
             "name": spec.name, "method": spec.method, "seed": spec.seed, "samples": len(table),
             "keys": json.dumps(spec.keys), "thresholds": json.dumps(list(spec.thresholds)), "fields": int(spec.fields),
             "count": stats.count if stats is not None else 0, "done": done, "failed": failed,
-            "status": "complete" if complete else "stopped", "exit_status": 0 if complete else EXIT_STOPPED,
+            "status": "complete" if complete else "stopped",
+            "exit_status": (EXIT_NUMERICAL if all_failed else 0) if complete else EXIT_STOPPED,
             "ranks": world.size, "ranks_per_case": g.ranks_per_case, "wall_time": seconds}
         write_study(self.path, world, self.driver, contents)
         if world.rank == 0:
@@ -316,7 +319,10 @@ class StudyRun:
                  f"{world.size} ranks, {g.count} groups of {g.ranks_per_case}; results: {self.path}")
         if not complete:
             log.warning(f"study stopped with {len(table) - done} samples to run; to continue: mpirun -n N python -m "
-                        f"solver study {spec.source} --ranks-per-case R --restart latest")
+                        f"solver study {shlex.quote(str(spec.source))} --ranks-per-case R --restart latest")
+        if all_failed:
+            raise NumericalError(f"{self.path}: every one of the {len(table)} samples failed, so there are no "
+                                 f"statistics (why each failed: python -m solver info {shlex.quote(str(self.path))})")
 
 
 def study_mesh(groups: StudyGroups, mesh) -> StudyMesh:
