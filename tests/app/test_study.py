@@ -401,3 +401,23 @@ def test_a_study_whose_every_sample_failed_exits_3(tmp_path):
     assert proc.returncode == 3 and len(errors) == 1 and "every one of the 3 samples failed" in errors[0], proc.stderr
     with h5py.File(tmp_path / "out" / "cold" / "cold.study.h5", "r") as f:
         assert f.attrs["status"] == "complete" and f.attrs["exit_status"] == 3 and f.attrs["failed"] == 3
+
+
+def test_a_study_that_cannot_fit_on_its_disk_is_refused_up_front(tmp_path):
+    """The study file and the groups' files of field statistics are estimated before the first
+    sample (it failed mid-way, naming a temporary group file, with no way forward)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        (tmp_path / "base.toml").write_text(TRANSIENT_CASE.format(out=disk).replace("nx = 10", "nx = 400")
+                                            .replace("ny = 2", "ny = 40"))
+        spec = tmp_path / "big.toml"
+        spec.write_text(TRANSIENT_STUDY)
+        proc = study(1, [spec, "--quiet"], tmp_path)
+        errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+        assert proc.returncode == 74 and len(errors) == 1 and "the study needs about" in errors[0], proc.stderr
+        assert not (disk / "big").exists()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)

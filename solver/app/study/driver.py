@@ -28,9 +28,12 @@ from mpi4py import MPI
 
 from solver.app.control import SAFETY, slurm_time_left
 from solver.app.preflight import claim_space, guard_output
+from solver.app.run import expected_snapshots
+from solver.case.shown import size
 from solver.parallel.collective import on_root
-from solver.errors import EXIT_NUMERICAL, EXIT_STOPPED, CaseError, NumericalError
-from solver.io.blockfile import choose_driver
+from solver.errors import EXIT_NUMERICAL, EXIT_STOPPED, CaseError, NumericalError, OutputError
+from solver.heat.schedule import fixed_steps
+from solver.io.blockfile import choose_driver, free_bytes
 from solver.mesh.build import create_mesh
 from solver.parallel.blocks import BlockRedistributor
 from solver.app.study.queue import SampleQueue
@@ -39,7 +42,7 @@ from solver.app.study.sampling import sample_table
 from solver.app.study.spec import StudySpec, load_study
 from solver.app.study.statistics import Moments, combine, to_world_blocks
 from solver.app.study.groups import StudyGroups
-from solver.app.study.partial import (expand, merge_partial, partial_files, partial_path, record_seconds,
+from solver.app.study.partial import (GROUPS_FOLDER, expand, merge_partial, partial_files, partial_path, record_seconds,
                                       write_partial)
 from solver.app.study.studyfile import (PENDING, StudyContents, StudyMesh, merged_tables, read_study, study_path,
                                           world_blocks, write_study)
@@ -165,11 +168,34 @@ class StudyRun:
         log.info(f"study {spec.name}: {len(table)} samples of {spec.base.source} ({spec.method}, seed {spec.seed}), "
                  f"{len(pending)} to run on {groups.count} groups of {groups.ranks_per_case} ranks"
                  + (f" (restart from {self.path})" if self.options.restart else ""))
+        on_root(world, lambda: self.check_space(mesh.n_global_nodes, len(table)), CaseError, keep=(OutputError,))
         wall_limit = self.options.wall_limit
         deadline = wall_limit if wall_limit is not None else world.bcast(slurm_time_left() if world.rank == 0 else None)
-        share = self.run_samples(table, pending, mesh, deadline)
-        self.finish(table, mesh, earlier, share)
+        try:
+            share = self.run_samples(table, pending, mesh, deadline)
+            self.finish(table, mesh, earlier, share)
+        except OutputError as exc:
+            raise OutputError(f"{exc}; the samples finished before are kept (in {self.path.name} and "
+                              f"{GROUPS_FOLDER}/): free space, then continue: mpirun -n N python -m solver study "
+                              f"{shlex.quote(str(self.spec.source))} --restart latest", exc.broken) from None
         return EXIT_STOPPED if share.stopped else 0
+
+    def check_space(self, n_nodes: int, n_samples: int) -> None:
+        """Rank 0: refuse a study whose file and groups' files would not fit on the disk (an
+        estimate: the field statistics at every output time, in the study file and in each group's)."""
+        spec = self.spec
+        base = spec.base
+        steps = None if base.time.adaptive is not None or base.time.dt == "auto" else \
+            (0 if base.steady else fixed_steps(base.time.t_end, base.time.dt))
+        fields = (5 + len(spec.thresholds)) * expected_snapshots(base.output, steps) if spec.fields else 0
+        one = 8 * n_nodes * (fields + 4) + 64 * n_samples * (len(spec.keys) + 4) + (1 << 16)
+        needed = one * (self.groups.count + 1)
+        free = free_bytes(self.directory)
+        if free is not None and needed > free:
+            raise OutputError(f"{self.directory}: the study needs about {size(needed)} (its file and "
+                              f"{self.groups.count} groups' files of {size(one)}), only {size(free)} free on that "
+                              f"disk; free space, use fewer groups (a larger --ranks-per-case), or set "
+                              f"outputs.fields = false")
 
     def earlier(self, table: np.ndarray, mesh) -> StudyContents:
         """What a stopped or killed run of this study finished: its study file and its groups'
