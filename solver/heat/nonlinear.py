@@ -38,6 +38,9 @@ from solver.heat.properties import MaterialField, evaluate
 from solver.mesh.distributed import DistributedMesh
 
 
+BETWEEN_NODES = "the conductivity k between the nodes (interpolated from its nodal values with the quadratic basis)"
+
+
 @dataclass(frozen=True)
 class RadiationTerm:
     """A radiating boundary with the quadrature of its facets."""
@@ -93,6 +96,8 @@ class NonlinearHeatProblem(HeatLoads):
         # k(T) is interpolated from its nodal values; on affine cells with the compiled kernels,
         # residual and Jacobian take one fused pass over the cells each (else the quadrature kernels)
         self.fused = self.k_nonlinear and a.affine and a.compiled
+        # quadratic basis functions dip below zero: k interpolated from positive nodal values may not stay so
+        self.quadratic = mesh.reference.name != mesh.reference.linear.name
         self.points = a.quadrature_points() if self.materials.needs_points and not self.k_nonlinear else None
         self.lumped = physics.lumped_mass
         self.offset = physics.kelvin_offset
@@ -286,6 +291,8 @@ class NonlinearHeatProblem(HeatLoads):
         if self.fused:
             knode, dknode, positive = m.nodal_conductivity(u, t)
             self._check(positive, "the conductivity k")
+            if self.quadratic:
+                self._check(self._between_nodes(knode), BETWEEN_NODES)
             nodal = (knode, dknode)
             flows = np.zeros(self.mesh.n_owned)
             a.nodal_conduction(u, NodalConductivity(knode, m.cell_set), out=flows)
@@ -293,6 +300,8 @@ class NonlinearHeatProblem(HeatLoads):
             kn, dk, positive = m.conductivity_at_nodes(u, t)
             self._check(positive, "the conductivity k")
             k = np.matmul(a.N, kn)
+            if self.quadratic:
+                self._check(k, BETWEEN_NODES)
             grad = a.gradients(u)
             flows = a.flux_load(k * grad)
         else:
@@ -308,6 +317,20 @@ class NonlinearHeatProblem(HeatLoads):
                 flows += term.facets.load(flux)
             slopes.append(slope)
         return _Fields(flows, self.bad, k, dk, grad, nodal, slopes, T)
+
+    def _between_nodes(self, knode: np.ndarray) -> bool:
+        """Whether k interpolated from its nodal values (per material set, as the fused kernel
+        does) is > 0 at every quadrature point. It is wherever a cell's largest nodal value is below
+        three times its smallest (the negative parts of the quadratic basis functions sum to at most
+        (Lebesgue constant - 1) / 2 <= 1/2); only the other cells are interpolated."""
+        m = self.materials
+        sets = m.cell_set if len(m.cell_set) else np.zeros(len(m.cells), dtype=np.int64)
+        kc = knode[sets[:, None], m.cells]  # (cells, nodes per cell, components)
+        lo, hi = kc.min(axis=1), kc.max(axis=1)
+        doubtful = np.flatnonzero(np.any(hi >= 3.0 * lo, axis=1))
+        if not len(doubtful):
+            return True
+        return bool(np.all(np.matmul(self.assembler.N, kc[doubtful]) > 0))
 
     def _robin_data(self, t: float) -> np.ndarray:
         return self._cache.get("robin", self.time_dependent_matrix, t, self.robin_data)

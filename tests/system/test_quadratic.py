@@ -199,3 +199,19 @@ def ring_case_file(folder, mesh):
     path.write_text(f'[mesh]\nfile = "{mesh}"\n[element]\ndegree = 2\n[material]\nk = 1.0\nrho = 1.0\nc = 1.0\n'
                     '[boundary.inner]\ntype = "dirichlet"\nvalue = 1.0\n[time]\nscheme = "steady"\n')
     return path
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_a_conductivity_of_t_that_the_quadratic_basis_takes_below_zero_stops_the_run(tmp_path, nprocs):
+    """k(T, x) of 100 at the cells' corners and 0.01 at their edges' midpoints: positive at every
+    node, but the quadratic interpolant between them is negative (the field went to -0.65 C between
+    walls at 20 and 100 C, exit 0). Exit 3 naming it; a k of 1 to 3 there runs."""
+    corners = "abs(x/0.025 - floor(x/0.025 + 0.5)) < 1e-6 and abs(y/0.025 - floor(y/0.025 + 0.5)) < 1e-6"
+    common = [PLATE, *P2, "--set", "mesh.nx=8", "--set", "mesh.ny=4", "--set", "time.t_end=20.0",
+              "--set", f"output.directory={tmp_path}", "--overwrite", "--quiet"]
+    proc = run_solver(nprocs, [*common, "--set", f'material.k="where({corners}, 100, 0.01) + 0*T"'], cwd=tmp_path,
+                      check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 3 and len(errors) == 1 and "the conductivity k between the nodes" in errors[0], proc.stderr
+    proc = run_solver(nprocs, [*common, "--set", f'material.k="where({corners}, 3, 1) + 0*T"'], cwd=tmp_path)
+    assert proc.returncode == 0
