@@ -212,6 +212,7 @@ def test_a_conductivity_of_t_that_the_quadratic_basis_takes_below_zero_stops_the
     proc = run_solver(nprocs, [*common, "--set", f'material.k="where({corners}, 100, 0.01) + 0*T"'], cwd=tmp_path,
                       check=False)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
-    assert proc.returncode == 3 and len(errors) == 1 and "the conductivity k between the nodes" in errors[0], proc.stderr
+    assert proc.returncode == 3 and len(errors) == 1, proc.stderr
+    assert "the conductivity k between the nodes" in errors[0]
     proc = run_solver(nprocs, [*common, "--set", f'material.k="where({corners}, 3, 1) + 0*T"'], cwd=tmp_path)
     assert proc.returncode == 0
