@@ -130,6 +130,19 @@ def check_boundary_temperatures(source: str, problem, t: float, unit: str, step:
         raise RangeError(f"{exc} (step {step})") from None
 
 
+def warn_time_in_steady(case) -> None:
+    """A steady case solves at t = 0: an input that depends on t is taken there (a warning names it)."""
+    physics = case.physics
+    named = [("source.f", physics.source)]
+    for bc in physics.boundaries:
+        named += [(f"boundary.{bc.name}.{key}", value) for key, value in vars(bc).items() if key != "name"]
+    late = [key for key, value in named if getattr(value, "depends_on_time", False)]
+    if late:
+        log.warning(f"warning: {case.source}: time.scheme = \"steady\" solves at t = 0: {', '.join(late)} "
+                    f"{'depends' if len(late) == 1 else 'depend'} on t and {'is' if len(late) == 1 else 'are'} "
+                    f"taken there")
+
+
 def check_step(source: str, problem, balance, t: float) -> None:
     """After a step: the heat balance (its terms are global) must be finite; else name the term."""
     if np.isfinite(balance.energy) and np.all(np.isfinite(balance.inflow)):

@@ -21,8 +21,8 @@ from mpi4py import MPI
 from solver.case.records import Case, SolverSpec
 from solver.errors import CaseError, NonFiniteError, RangeError
 from solver.heat.adaptive import AdaptiveStepping, StepRecord
-from solver.heat.checks import (check_case_against_mesh, check_inputs, check_mesh,
-                                 check_temperature_range, report_empty_regions)
+from solver.heat.checks import (check_case_against_mesh, check_inputs, check_mesh, check_temperature_range,
+                                 report_empty_regions, warn_time_in_steady)
 from solver.heat.nonlinear import NonlinearHeatProblem
 from solver.heat.nonlinear_stepping import make_nonlinear_stepper
 from solver.heat.parts import check_floating_parts
@@ -111,6 +111,8 @@ class Simulation(Discretisation):
         super().__init__(case, comm, timers)
         if case.steady:
             check_floating_parts(case, self.problem)
+            if self.mesh.comm.rank == 0:
+                warn_time_in_steady(case)
         with self.timers("assembly"), np.errstate(all="ignore"):
             self.solver = self.resolve_solver()
             try:

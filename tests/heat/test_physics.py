@@ -193,3 +193,11 @@ def test_explicit_stops_when_a_growing_h_breaks_the_stability_limit(tmp_path):
     assert proc.returncode == 3, proc.stderr
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "h of a robin boundary grew" in errors[0], proc.stderr
+
+
+def test_a_steady_case_says_that_it_takes_inputs_of_t_at_zero(tmp_path):
+    """A steady case used a Dirichlet value of t at t = 0 without a word."""
+    proc = run_solver(1, [ROOT / "inputs" / "plate.toml", "--set", "time.scheme=steady", "--set", "mesh.nx=8",
+                          "--set", "mesh.ny=4", "--set", 'boundary.left.value="100 + 10*t"', "--set",
+                          f"output.directory={tmp_path}"], cwd=tmp_path)
+    assert "boundary.left.value depends on t and is taken there" in proc.stderr + proc.stdout
