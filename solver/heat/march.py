@@ -183,14 +183,16 @@ def check_health(sim: Simulation, bad_anywhere: bool, solve: SolveInfo) -> None:
         raise_stalled(sim, solve)
     rank, value, where = next(f for f in found if f is not None)
     at = ", ".join(f"{c:.6g}" for c in where)
-    what = "NaN" if np.isnan(value) else ("Inf" if np.isinf(value) else f"{value:.6g}, outside [{lo:g}, {hi:g}]")
-    if case.time.scheme == "explicit-euler":
+    what = "NaN" if np.isnan(value) else ("Inf" if np.isinf(value) else f"{value:.6g}, outside [{lo:.10g}, {hi:.10g}]")
+    if case.time.scheme == "explicit-euler" and case.time.dt != "auto":
         cause = "an explicit time step at or near the stability limit (try time.dt = \"auto\" or an implicit scheme)"
     elif not solve.converged or solve.residual > 1e-3:
         cause = "a diverging linear solver (try solver.preconditioner = \"bjacobi\")"
     else:
         cause = ("a sign error or a huge value in a heat flux, source or convection coefficient "
-                 "(boundary.*.flux, source.f, boundary.*.h), or temperature_range too narrow for this case")
+                 "(boundary.*.flux, source.f, boundary.*.h), an undershoot at a sudden change of temperature "
+                 "(time.mass = \"lumped\", a smaller time.dt or a finer mesh damp it), or run.temperature_range "
+                 "too narrow for this case")
     when = "the steady solve" if case.steady else f"step {sim.step_index} (t = {sim.t:.6g})"
     raise NumericalError(f"{when}: temperature {what} at ({at}) on rank {rank}; likely cause: {cause}; "
                          f"the results file keeps the output up to the last good step")

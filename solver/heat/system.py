@@ -76,8 +76,8 @@ class ConstrainedSystem:
         where = "the steady solve" if step == 0 else f"step {step} (t = {t1:.6g})"
         if not np.isfinite(info.residual):
             raise NonFiniteError(f"{where}: the linear system holds non-finite values (inf or NaN): a material "
-                                 f"property, source or boundary value overflows in double precision; check "
-                                 f"their magnitudes and units")
+                                 f"property, source or boundary value, or the time step, overflows in double "
+                                 f"precision; check their magnitudes and units")
         if not info.converged:
             raise ConvergenceError(
                 f"{where}: the linear solver did not converge in {info.iterations} iterations "
