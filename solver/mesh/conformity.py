@@ -34,6 +34,7 @@ from solver.errors import CaseError
 from solver.mesh.cells import CELLS
 from solver.mesh.lagrange import QUADRATIC
 from solver.mesh.partition import facet_table
+from solver.mesh.quality import corner_jacobians
 
 CHUNK = 1 << 16  # cells (facets) at a time
 OUTSIDE = 1e-7  # how far outside, relative to the facet's size
@@ -53,6 +54,7 @@ def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type
     listed twice in one group taken once. Holds two integers per facet of every cell at most
     (their keys, sorted and not), besides the mesh."""
     linear = CELLS[cell_type].linear
+    _refuse_twisted(path, points, cells, linear)
     table = facet_table(linear.name)
     nf, width = table.shape
     bits = max((len(points) - 1).bit_length(), 1)
@@ -84,6 +86,21 @@ def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type
     if CELLS[cell_type].degree > 1:
         _refuse_torn_edges(path, points, cells, linear.name, bits)
     return facets, facet_tags
+
+
+def _refuse_twisted(path: Path, points: np.ndarray, cells: np.ndarray, linear) -> None:
+    """A cell whose corner Jacobians change sign (a node swapped, a twisted hexahedron) would look
+    like cells that overlap: named for what it is first."""
+    xyz = points[:, : linear.dim]
+    for start in range(0, len(cells), CHUNK):
+        with np.errstate(all="ignore"):
+            det = corner_jacobians(xyz, cells[start: start + CHUNK, : linear.n_nodes], linear.name)
+        mixed = np.flatnonzero((det.min(axis=1) < 0) & (det.max(axis=1) > 0))
+        if len(mixed):
+            row = start + int(mixed[0])
+            near = _at(points, cells[row, : linear.n_nodes])
+            raise CaseError(f"{path}: element {row + 1} of its kind (near {near}) is inverted or self-intersecting "
+                            f"(its corner Jacobians change sign): check its node order")
 
 
 def _pack(rows: np.ndarray, bits: int) -> np.ndarray:

@@ -235,10 +235,12 @@ def test_files_whose_cells_or_facets_would_be_left_out_are_refused(tmp_path):
     _write_mesh(tmp_path / "hanging.msh", hanging, "quad", [[0, 1, 2, 3], [1, 4, 5, 6], [6, 5, 7, 2]])
     square8 = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [0.5, 0], [1, 0.5], [0.5, 1], [0, 0.5]], dtype=float)
     _write_mesh(tmp_path / "quad8.msh", square8, "quad8", [list(range(8))])  # was "no ... quad ... cells"
+    _write_mesh(tmp_path / "twisted.msh", points[:8], "hexahedron", [[0, 1, 2, 3, 5, 4, 6, 7]])  # was "not conforming"
     expected = {"hanging.msh": "the mesh is not conforming: elements 1 and 2 of its kind (at 1, 0.25) touch",
                 "loose.msh": "1 boundary facets (the first of group 'right') pass through nodes that no cell uses",
                 "mixed.msh": "2 cells of type wedge: the solver takes",
                 "quad8.msh": "1 cells of type quad8: the solver takes",
+                "twisted.msh": "element 1 of its kind (near 0.5, 0.5, 0.5) is inverted or self-intersecting",
                 "header.msh": "cannot read the mesh"}
     for name, message in expected.items():
         proc = run_solver(1, [PLATE, "--set", f"mesh.file={tmp_path / name}", "--dry-run"], cwd=ROOT, check=False,
