@@ -425,6 +425,9 @@ def _binary_elements(f: _Binary, layout: str, size_t, nodes_of) -> list:
     return blocks
 
 
+SPARSE_TAGS = 16  # node tags up to this many times the nodes (and a million) are read
+
+
 def _check(path: Path, scan: _Scan) -> None:
     """Raise CaseError for the first bad node tag, repeated node tag or dangling reference."""
     tags = scan.node_tags
@@ -439,6 +442,11 @@ def _check(path: Path, scan: _Scan) -> None:
         again = order[1:][known[1:] == known[:-1]]
         if len(again):
             raise CaseError(f"{path}: node tag {tags[again.min()]} appears twice in $Nodes (node tags must be unique)")
+    largest, n = int(known[-1]) if len(known) else 0, len(known)
+    if largest > SPARSE_TAGS * n + 10**6:  # meshio holds arrays as long as the largest tag
+        raise CaseError(f"{path}: node tags reach {largest:.3g} for {n} nodes: reading them would take memory for "
+                        f"every tag up to the largest; renumber the nodes 1..n (Gmsh's API: "
+                        f"gmsh.model.mesh.renumberNodes(), then save)")
     defined = _lookup(known)
     for block in scan.blocks:  # a check of each block's references: no copy of them all
         bad = np.flatnonzero(~defined(block.refs))
@@ -463,5 +471,5 @@ def _lookup(known: np.ndarray):
     if known[-1] <= 4 * len(known) + (1 << 20):  # dense enough for a table
         table = np.zeros(int(known[-1]) + 1, dtype=bool)
         table[known] = True
-        return lambda refs: (refs >= 1) & table[np.clip(refs, 0, known[-1])]
+        return lambda refs: (refs >= 1) & (refs <= known[-1]) & table[np.clip(refs, 0, known[-1])]
     return lambda refs: known[np.minimum(np.searchsorted(known, refs), len(known) - 1)] == refs
