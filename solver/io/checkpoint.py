@@ -282,6 +282,13 @@ def resolve(path: str, results_dir: Path, h5_path: Path | None = None) -> Path:
     run_id = run_id_in(h5_path) if h5_path is not None else None
     reach = ResultsReach.of(h5_path) if h5_path is not None else None
     found = latest(results_dir, run_id, reach)
+    if found is not None:
+        newer = by_time(checkpoint_dir(results_dir))
+        skipped = [c.name for c in newer[: newer.index(found)] if run_id_in(c, checkpoint=True) is None]
+        if skipped:
+            log.warning(f"warning: --restart latest passes over {len(skipped)} newer checkpoint"
+                        f"{'' if len(skipped) == 1 else 's'} that cannot be read ({', '.join(skipped[:3])}"
+                        f"{', ...' if len(skipped) > 3 else ''}) and continues from {found.name}")
     if found is None:
         folder = checkpoint_dir(results_dir)
         if run_id and latest(results_dir) is not None and latest(results_dir, run_id) is None:

@@ -402,7 +402,8 @@ def test_an_overwrite_refused_for_its_probes_moves_nothing(tmp_path):
 
 def test_a_checkpoint_of_another_run_is_never_replaced(tmp_path):
     """Another run's checkpoint of a step this run writes (copied into its folder): it was
-    replaced by this run's and so lost; it is moved aside under its run's id instead."""
+    replaced by this run's and so lost; it is moved aside under its run's id instead. A newer
+    checkpoint that cannot be read is passed over with a warning (it was passed over silently)."""
     args = args_for(tmp_path / "a", "backward-euler", 16.0)
     run_solver(1, args, cwd=tmp_path)
     run_solver(1, args_for(tmp_path / "b", "backward-euler", 32.0), cwd=tmp_path)
@@ -410,7 +411,10 @@ def test_a_checkpoint_of_another_run_is_never_replaced(tmp_path):
     foreign = tmp_path / "b" / "heater_ramp" / "checkpoints" / "step_00000016.h5"
     (folder / foreign.name).write_bytes(foreign.read_bytes())
     other = checkpoint_run_id(foreign)
-    run_solver(1, args + ["--restart", "latest", "--set", "time.t_end=40.0"], cwd=tmp_path)
+    (folder / "step_00000099.h5").write_bytes(b"junk")  # the newest, unreadable: passed over, with a warning
+    proc = run_solver(1, args + ["--restart", "latest", "--set", "time.t_end=40.0"], cwd=tmp_path)
+    assert "passes over 1 newer checkpoint that cannot be read (step_00000099.h5)" in proc.stdout + proc.stderr
+    assert "continues from step_00000008.h5" in proc.stdout + proc.stderr
     kept = folder / f"step_00000016.{other[:8]}.h5"
     assert kept.read_bytes() == foreign.read_bytes()
     assert checkpoint_run_id(folder / "step_00000020.h5") != other
