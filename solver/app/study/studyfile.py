@@ -190,7 +190,8 @@ def read_study(path: Path, comm, driver: str, n_nodes: int | None) -> StudyConte
                                      table, {k: h["outputs"][k][()] for k in h.get("outputs", {})},
                                      h["time"][()] if "time" in h else None), None
         except (OSError, KeyError) as exc:
-            return None, f"cannot read it ({str(exc).splitlines()[0]})"
+            return None, (f"cannot read it ({str(exc).splitlines()[0]}); move it away, or start the study again "
+                          f"with --overwrite")
     data, problem = comm.bcast(look() if comm.rank == 0 else None, root=0)
     if problem is not None:
         raise CaseError(f"{path}: {problem}")
