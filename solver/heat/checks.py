@@ -224,6 +224,12 @@ def check_balance(sim) -> None:
     u = np.abs(sim.u[:n])
     eps = np.finfo(float).eps
     if not sim.case.steady:
+        if b.change == 0.0 and b.relative > 0.5 and _flows_beyond_round_off(sim):  # and no temperature moved
+            raise CaseError(f"{sim.case.source}: {abs(float(b.inflow.sum())):.3g} J flowed in and out over the run "
+                            f"but no temperature changed: the heat capacity (material.rho times material.c, or a "
+                            f"latent heat) is so large, or time.dt so small, that the temperatures cannot move "
+                            f"within solver.rtol = {sim.case.solver.rtol:g}; check those values and their units, or "
+                            f"lower solver.rtol")
         weights = getattr(p, "mass_weights", None)
         if weights is None:  # enthalpy forms: no fixed capacity to measure the energy by
             return
@@ -252,6 +258,26 @@ def check_balance(sim) -> None:
                          f"round-off, and the reported flows are meaningless; the problem's scales exceed double "
                          f"precision (a conductivity, capacity or length many orders of magnitude off, or in "
                          f"other units?)")
+
+
+def _flows_beyond_round_off(sim) -> bool:
+    """Whether heat really flowed over the run: a source, flux or exchange brought some in, or the
+    Dirichlet reactions exceed what round-off makes of K u over the time run (a huge conductivity
+    on a uniform field gives reactions of round-off alone)."""
+    b, p = sim.balance, sim.problem
+    n_dirichlet = len(p.dirichlet.names)
+    others = b.inflow[: len(b.terms) - n_dirichlet]
+    if np.any(others != 0.0):
+        return True
+    K = getattr(p, "K_conduction", None)
+    if K is None:
+        return bool(np.any(b.inflow != 0.0))
+    n = sim.mesh.n_owned
+    with np.errstate(all="ignore"):
+        rate = np.array([float((abs(K) @ np.abs(sim.u))[p.dirichlet.mask[:n] > 0].sum())])
+    sim.mesh.comm.Allreduce(MPI.IN_PLACE, rate)
+    round_off = 1e6 * np.finfo(float).eps * rate[0] * max(abs(sim.t), 1e-300)
+    return abs(float(b.inflow.sum())) > round_off
 
 
 def _uptake_scale(problem, term, u: np.ndarray) -> float:
