@@ -33,6 +33,7 @@ from solver.case.shown import size
 from solver.parallel.collective import on_root
 from solver.errors import EXIT_NUMERICAL, EXIT_STOPPED, CaseError, NumericalError, OutputError
 from solver.heat.schedule import fixed_steps
+from solver.io import deadline
 from solver.io.blockfile import choose_driver, free_bytes
 from solver.mesh.build import create_mesh
 from solver.parallel.blocks import BlockRedistributor
@@ -115,6 +116,7 @@ def run_study(spec: StudySpec, world, options: StudyOptions = StudyOptions()) ->
         raise CaseError(f"--restart {options.restart}: a study continues from its own file: use --restart latest")
     directory = Path(spec.base.output.directory) / spec.name
     guard = guard_output(world, directory, f"{spec.name}.study", options.overwrite, options.restart is not None)
+    deadline.configure(spec.base.output.write_timeout, world.rank)
     try:
         claim_space(world, guard, 1 << 20)
         if options.restart is None:
