@@ -421,3 +421,16 @@ def test_a_study_that_cannot_fit_on_its_disk_is_refused_up_front(tmp_path):
         assert not (disk / "big").exists()
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_a_sample_that_a_run_would_refuse_after_its_march_fails(tmp_path):
+    """k = 1e30: run alone, the case ends with 3 (its heat balance lost in round-off); as a study's
+    sample it was "done", its meaningless heat flows in the statistics."""
+    (tmp_path / "base.toml").write_text(TRANSIENT_CASE.format(out=tmp_path / "out"))
+    spec = tmp_path / "listed.toml"
+    spec.write_text('[study]\ncase = "base.toml"\nmethod = "list"\n[parameters]\n"material.k" = { values = [1.0, 1e30] }\n')
+    proc = study(1, [spec, "--quiet"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    with h5py.File(tmp_path / "out" / "listed" / "listed.study.h5", "r") as f:
+        assert f["samples/status"][()].tolist() == [0, 3]
+        assert "the heat balance does not close" in f["samples/message"][1].decode()

@@ -14,6 +14,7 @@ from mpi4py import MPI
 from solver.app.faults import FaultInjection
 from solver.app.preflight import check_memory, check_split
 from solver.errors import EXIT_STOPPED, SolverExit
+from solver.heat.checks import check_balance
 from solver.heat.march import Observer, StepEvent, StepVote, Votes, march
 from solver.heat.simulation import Simulation
 from solver.io.checkpoint import case_text
@@ -126,6 +127,7 @@ def run_sample(spec, index: int, values, comm, save_to: Path | None = None, stop
             if results is not None:
                 results.abandon(EndRecord(STOPPED, EXIT_STOPPED))
             return SampleResult(index, PENDING, "interrupted", MPI.Wtime() - start)
+        check_balance(sim)  # as a run's end: a balance lost in round-off, a part held too weakly, a frozen field
         scalars = scalar_outputs(sim, snapshots.blocks)
         if results is not None:
             results.close(EndRecord(COMPLETE, 0))
