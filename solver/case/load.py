@@ -69,7 +69,12 @@ def parse_override(item: str, source: str) -> tuple[list[str], Any]:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
+    except ValueError:  # Python's limit on the digits of an integer read from text
+        raise CaseError(f"{source}: --set {path.strip()}: {HUGE_INTEGER}") from None
     return keys, value
+
+
+HUGE_INTEGER = "an integer of more than 4300 digits, beyond any number a case takes"
 
 
 def load_case(text: str, source: str, overrides=(), default_name: str = "case") -> records.Case:
@@ -80,6 +85,8 @@ def load_case(text: str, source: str, overrides=(), default_name: str = "case") 
         raise CaseError(f"{source}: invalid TOML: {exc}") from None
     except RecursionError:
         raise CaseError(f"{source}: invalid TOML: nested too deeply") from None
+    except ValueError:  # Python's limit on the digits of an integer read from text
+        raise CaseError(f"{source}: {HUGE_INTEGER}") from None
     applied = []
     for item in overrides:
         keys, value = parse_override(item, source)
@@ -181,7 +188,7 @@ def _check(name: str, spec: Key, value, fail):
             fail(f"{name} must be a non-empty string, got {shown(value)}")
         return value
     if kind == "choice":
-        if isinstance(value, bool) or value not in spec.choices:
+        if isinstance(value, bool) or not any(value == c and type(value) is type(c) for c in spec.choices):
             fail(f"{name} must be one of {', '.join(str(c) for c in spec.choices)}; got {shown(value)}")
         return value
     if kind == "conductivity":

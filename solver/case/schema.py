@@ -157,7 +157,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
                           "\"HH:MM:SS\", \"D-HH:MM:SS\" or seconds; default: the SLURM job's end time",
                           None),
         "hang_timeout": Key("float", "abort with every rank's stack when no step completes in this many "
-                            "seconds (0: off; else at least 1)", 0.0, low=0.0),
+                            "seconds (0: off; else at least 1)", 0.0, low=0.0, high=1e9),
         "temperature_range": Key("floats", "[min, max] of sane temperatures: outside it (or NaN/Inf) the run "
                                  "stops at that step; min >= absolute zero; default: absolute zero to 10^6 C, "
                                  "[-273.15, 1e6] in C, [0, 1000273.15] in K", None),
@@ -178,7 +178,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "write_timeout": Key("float", "end the run with exit 74 when one write of the results or a checkpoint has "
                              "not finished on every rank after this many seconds, plus 1 s per 20 MB it writes "
                              "(a disk that filled during a collective write, a stalled file system; 0: off; "
-                             "else at least 1)", 60.0, low=0.0),
+                             "else at least 1)", 60.0, low=0.0, high=1e9),
     },
 }
 BOUNDARY_SCHEMA: dict[str, Key] = {

@@ -159,6 +159,8 @@ def load_study(path: str | Path) -> StudySpec:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CaseError(f"{source}: invalid TOML: {exc}") from None
+    except (ValueError, RecursionError):  # an integer of over 4300 digits, nesting too deep
+        raise CaseError(f"{source}: invalid TOML: an integer of more than 4300 digits, or nesting too deep") from None
     unknown = sorted(set(raw) - {"study", "parameters", "outputs"})
     if unknown:
         raise CaseError(f"{source}: unknown section {printable(unknown[0])} (allowed: study, parameters, outputs)")
