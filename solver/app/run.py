@@ -21,7 +21,7 @@ from solver.app.observers import CheckpointObserver, ProgressObserver, ResultsOb
 from solver.app.preflight import (BYTES_PER_NODE, check_memory, check_split, claim_space, estimate_output_bytes,
                                   guard_output)
 from solver.app.summary import StepSummary, summary
-from solver.case.records import Case
+from solver.case.records import Case, whole_steps
 from solver.case.shown import counted, size
 from solver.compiled import compile_seconds
 from solver.errors import EXIT_OUTPUT, EXIT_STOPPED, CaseError, OutputError, SolverExit
@@ -265,6 +265,11 @@ class CaseRun:
         if not self.case.steady and t_end < attrs.t * (1 - 1e-12) - 1e-300:
             raise CaseError(f"{self.case.source}: time.t_end = {t_end:.6g} is before the checkpoint's t = "
                             f"{attrs.t:.6g} ({path}); a restart goes on from there: give a later time.t_end")
+        dt = self.case.time.dt
+        fixed = not self.case.steady and self.case.time.adaptive is None and isinstance(dt, float)
+        if fixed and not whole_steps(t_end - attrs.t, dt):
+            raise CaseError(f"{self.case.source}: time.t_end = {t_end:.6g} is not a whole number of steps of time.dt = "
+                            f"{dt:.6g} after the checkpoint's t = {attrs.t:.6g} ({path}); give a t_end that is")
         changed = checkpoint.check_compatible(path, attrs, self.case.values, self.options.force)
         log.info(f"restarting from {path} (step {attrs.step}, t = {attrs.t:.6g}, written on {attrs.ranks} ranks)")
         if changed:

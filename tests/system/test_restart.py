@@ -418,3 +418,14 @@ def test_a_checkpoint_of_another_run_is_never_replaced(tmp_path):
     kept = folder / f"step_00000016.{other[:8]}.h5"
     assert kept.read_bytes() == foreign.read_bytes()
     assert checkpoint_run_id(folder / "step_00000020.h5") != other
+
+
+def test_a_restart_with_another_dt_must_land_on_t_end(tmp_path):
+    """dt changed with --force: t_end was checked as a whole number of steps from 0, not from the
+    checkpoint, and the run stopped short of it, reported complete."""
+    args = args_for(tmp_path, "backward-euler", 16.0)
+    run_solver(1, args, cwd=tmp_path)
+    proc = run_solver(1, args + ["--restart", "latest", "--force", "--set", "time.dt=3.0", "--set", "time.t_end=24.0"],
+                      cwd=tmp_path, check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "is not a whole number of steps of time.dt = 3" in errors[0]
