@@ -39,11 +39,13 @@ def defer(argv: list[str] | None = None) -> None:
     """Keep SIGTERM and SIGUSR1 for the time loop; ``argv``: the command line (default sys.argv),
     whose first word tells whether the command is a run (the others get the default actions back)."""
     global records_status, first_rank
+    for sig in DEFERRED:  # first: a signal in the next milliseconds is kept too
+        signal.signal(sig, _remember)
     words = [w for w in (sys.argv if argv is None else argv)[1:] if not w.startswith("-")]
     records_status = not (words and words[0] in OTHER_COMMANDS)
     first_rank = statusfile.launch_rank() == 0
-    for sig in DEFERRED:
-        signal.signal(sig, _remember)
+    if pending and records_status and first_rank:  # one that came while the rank was looked up
+        statusfile.record(statusfile.STOPPED, f"stopped by {pending[0]} during start-up, before the first step")
 
 
 def release() -> None:

@@ -40,6 +40,8 @@ def record(status: int, message: str = "") -> None:
         return
     words = {0: "complete", STOPPED: "stopped"}.get(status, "failed")
     line = f"{status} {words} {message.splitlines()[0] if message else ''}".rstrip() + "\n"
+    from solver.case.inputfiles import holds_hdf5  # light: os and stat
+
     target, problem = os.path.realpath(path), "not a regular file"
     try:
         mode = os.stat(target).st_mode
@@ -51,6 +53,8 @@ def record(status: int, message: str = "") -> None:
         if mode is not None and stat.S_ISCHR(mode):
             with open(target, "w") as f:
                 f.write(line)
+        elif mode is not None and stat.S_ISREG(mode) and holds_hdf5(target):
+            raise OSError(0, "an HDF5 file (results?), which a status would replace")
         elif mode is not None and stat.S_ISREG(mode):
             tmp = f"{target}.tmp{os.getpid()}"
             with open(tmp, "w") as f:
@@ -60,3 +64,4 @@ def record(status: int, message: str = "") -> None:
             raise OSError(0, problem)
     except OSError as exc:
         print(f"warning: cannot write the status file {path} ({exc.strerror})", file=sys.stderr, flush=True)
+

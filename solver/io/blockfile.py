@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -329,6 +330,10 @@ def open_block_file(path: Path, comm, driver: str, mode: str = "w") -> BlockFile
     is a CaseError on every rank."""
     ok = np.array([1], dtype=np.int64)
     error, file = "", None
+    if mode == "w":  # a link left at a new file's name (a temporary's): replaced, never written through
+        if comm.rank == 0 and os.path.islink(path):
+            os.unlink(path)
+        comm.Barrier()
     try:
         with bounded(path, "the file's creation" if mode == "w" else "the file's opening"):
             file = (MpioBlockFile if driver == "mpio" else GatheredBlockFile)(path, comm, mode)

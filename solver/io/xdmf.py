@@ -58,6 +58,8 @@ class XdmfIndex:
         body = (_HEAD + "".join(self._grid(i, t, d) for i, (t, d) in enumerate(snapshots))).encode()
         tmp = self.path.with_suffix(".xdmf.tmp")
         try:
+            if tmp.is_symlink():  # a link left at the temporary's name: replaced, never written through
+                tmp.unlink()
             tmp.write_bytes(body + _TAIL.encode())
             os.replace(tmp, self.path)
         except OSError:

@@ -273,3 +273,17 @@ def test_negative_coordinates_and_times_are_values_not_options():
     assert args.at == ["-0.05,0", "-1e-3,-2"]
     args = build_parser().parse_args(command_line(["plot", "r.h5", "--time", "-.5", "--slice", "z=-1"]))
     assert args.time == -0.5
+
+
+def test_the_status_file_never_replaces_an_hdf5_file(tmp_path, monkeypatch, capsys):
+    """$SOLVER_STATUS_FILE naming a results file (or a link to one): it was replaced by "0 complete"."""
+    from solver.app import statusfile
+
+    results = tmp_path / "r.h5"
+    results.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    (tmp_path / "status.link").symlink_to(results)
+    for name in ("r.h5", "status.link"):
+        monkeypatch.setenv("SOLVER_STATUS_FILE", str(tmp_path / name))
+        statusfile.record(0)
+        assert results.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n" and (tmp_path / "status.link").is_symlink()
+        assert "an HDF5 file" in capsys.readouterr().err

@@ -235,3 +235,18 @@ def test_an_overwrite_whose_backup_place_is_taken_moves_nothing(tmp_path, name, 
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1 and f"{name}: there but not a" in errors[0], proc.stderr
     assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_links_left_at_temporary_names_are_replaced_not_written_through(tmp_path, plate_results):
+    """A link at a checkpoint's or the index's temporary name, to another run's results: the run
+    wrote its checkpoint (or index) into that file (exit 0, the other results destroyed)."""
+    victim = tmp_path / "victim.h5"
+    victim.write_bytes(plate_results.read_bytes())
+    folder = tmp_path / "out" / "plate"
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / "step_00000004.h5.tmp").symlink_to(victim)
+    (folder / "plate.xdmf.tmp").symlink_to(victim)
+    before = victim.read_bytes()
+    run_solver(3, [PLATE, *SMALL, "--set", f"output.directory={tmp_path / 'out'}"], cwd=tmp_path)
+    assert victim.read_bytes() == before
+    assert (folder / "checkpoints" / "step_00000004.h5").is_file() and not (folder / "plate.xdmf.tmp").exists()
