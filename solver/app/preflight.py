@@ -95,9 +95,12 @@ def pid_alive(pid: int) -> bool:
 class OutputGuard:
     """Rank 0's checks and lock on a results directory."""
 
-    def __init__(self, directory: Path, name: str):
+    def __init__(self, directory: Path, name: str, checkpoints: bool = True):
+        """``checkpoints``: the files named ``name`` own the folder's checkpoints (a run's; a
+        study's do not, and --overwrite of a study never moves a run's checkpoints)."""
         self.directory = Path(directory)
         self.name = name
+        self.checkpoints = checkpoints
         self.lock = self.directory / LOCK
         self.owned = False
         self.created: list[Path] = []  # folders this run made, to remove again if it leaves them empty
@@ -173,9 +176,15 @@ class OutputGuard:
         if not self.replace_old:
             return
         h5 = self.directory / f"{self.name}.h5"
+        self.replace_old = False
+        if not self.checkpoints:
+            for path in (h5, h5.with_suffix(".xdmf")):
+                if path.exists():
+                    os.replace(path, path.with_name(path.name + ".bak"))
+            log.info(f"moved the earlier results to {h5.name}.bak")
+            return
         old = checkpoint_dir(self.directory)
         bak = old.with_name(old.name + ".bak")
-        self.replace_old = False
         link = self.directory / LINK  # points into the checkpoints that go
         if link.is_symlink():
             link.unlink()
@@ -290,9 +299,10 @@ def read_lock(path: Path) -> tuple[str, str]:
     return (words[0], words[1]) if len(words) >= 2 else ("?", "?")
 
 
-def guard_output(comm, directory: Path, name: str, overwrite: bool, restart: bool):
-    """All ranks: rank 0 checks and locks ``directory``; returns the guard (rank 0) or None."""
-    guard = OutputGuard(directory, name) if comm.rank == 0 else None
+def guard_output(comm, directory: Path, name: str, overwrite: bool, restart: bool, checkpoints: bool = True):
+    """All ranks: rank 0 checks and locks ``directory``; returns the guard (rank 0) or None
+    (``checkpoints``: see :class:`OutputGuard`)."""
+    guard = OutputGuard(directory, name, checkpoints) if comm.rank == 0 else None
 
     def acquire():
         guard.acquire(overwrite, restart, 0)

@@ -317,6 +317,8 @@ def test_a_killed_study_keeps_its_finished_samples_and_continues_to_the_same_sta
         restarted = {name: f[name][()] for name in names}
     proc = study(2, [spec, "--overwrite", "--quiet"], tmp_path)  # uninterrupted
     assert proc.returncode == 0, proc.stderr
+    if ranks == 3:  # the run's checkpoints are not the study's to move aside
+        assert (folder / "checkpoint.h5").is_symlink() and any((folder / "checkpoints").glob("step_*.h5"))
     # samples solved on groups of 2 ranks agree with those on 1 rank to the solver's tolerance (1e-10)
     tolerance = 1e-12 if per_case == 1 else 1e-9
     with h5py.File(folder / "mc.study.h5", "r") as f:

@@ -115,7 +115,8 @@ def run_study(spec: StudySpec, world, options: StudyOptions = StudyOptions()) ->
     if options.restart not in (None, "latest"):
         raise CaseError(f"--restart {options.restart}: a study continues from its own file: use --restart latest")
     directory = Path(spec.base.output.directory) / spec.name
-    guard = guard_output(world, directory, f"{spec.name}.study", options.overwrite, options.restart is not None)
+    guard = guard_output(world, directory, f"{spec.name}.study", options.overwrite, options.restart is not None,
+                         checkpoints=False)
     deadline.configure(spec.base.output.write_timeout, world.rank)
     try:
         claim_space(world, guard, 1 << 20)
