@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shlex
 import signal
@@ -177,10 +178,14 @@ class StudyRun:
         try:
             share = self.run_samples(table, pending, mesh, deadline)
             self.finish(table, mesh, earlier, share)
-        except OutputError as exc:
-            raise OutputError(f"{exc}; the samples finished before are kept (in {self.path.name} and "
-                              f"{GROUPS_FOLDER}/): free space, then continue: mpirun -n N python -m solver study "
-                              f"{shlex.quote(str(self.spec.source))} --restart latest", exc.broken) from None
+        except OutputError as exc:  # each rank looks for itself: the groups may not fail together
+            if self.path.is_file() or partial_files(self.directory, spec.name):
+                how = (f"the samples recorded before are kept (in {self.path.name} or {GROUPS_FOLDER}/): free "
+                       f"space, then continue: mpirun -n N python -m solver study "
+                       f"{shlex.quote(str(spec.source))} --restart latest")
+            else:
+                how = "no sample was recorded yet: free space, then run the study again"
+            raise OutputError(f"{exc}; {how}", exc.broken) from None
         return EXIT_STOPPED if share.stopped else 0
 
     def check_space(self, n_nodes: int, n_samples: int) -> None:
@@ -250,7 +255,7 @@ class StudyRun:
         nodes = BlockRedistributor(group, mesh.node_ids[: mesh.n_owned], mesh.n_global_nodes)
         share = GroupShare([], None, None, nodes.start, False)
         longest = 0.0
-        recorded = time.monotonic()
+        recorded = -math.inf  # the first finished sample is recorded at once, the others at most every few s
         with _Stop() as stop:
             while True:
                 late = deadline is not None and deadline - (time.monotonic() - self.start) < 2 * longest + SAFETY
