@@ -46,6 +46,10 @@ class StudyFile(SolverFile):
         if not is_study_file(self.path):
             raise CaseError(f"{self.path}: not a study file of this solver (no solver_study mark)")
         self.file = h5py.File(self.path, "r")
+        if self.file.attrs.get("status") in ("partial", b"partial"):
+            self.file.close()
+            raise CaseError(f"{self.path}: the finished samples of one group of a study that was killed, not a "
+                            f"study file; continue the study with --restart latest, then read its study file")
 
     @cached_property
     def keys(self) -> list[str]:

@@ -297,6 +297,8 @@ def test_a_killed_study_keeps_its_finished_samples_and_continues_to_the_same_sta
             assert np.all(status != -1) and len(index) == len(status) and np.all(index < 12)
             kept += len(status)
     assert kept >= 2
+    info = subprocess.run([sys.executable, "-m", "solver", "info", str(partials[0])], capture_output=True, text=True)
+    assert info.returncode == 2 and "the finished samples of one group of a study" in info.stderr, info.stderr
     if ranks == 3:  # a run of the same name shares the folder: its --overwrite moves its checkpoints, not these
         for extra in ([], ["--overwrite"]):
             run_solver(1, [tmp_path / "base.toml", "--set", "output.name=mc", "--quiet", *extra], cwd=tmp_path)
