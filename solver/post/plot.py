@@ -108,4 +108,5 @@ def _label(r: Results, name: str, units: str | None) -> str:
     if units is None:
         recorded = r.units(name)
         units = UNITS.get(recorded, recorded) if recorded or name != "temperature" else "°C"
+    units = units.replace("$", r"\$") if units else units  # literal text: matplotlib reads $...$ as mathtext
     return name.replace("_", " ") + (f" ({units})" if units else "")

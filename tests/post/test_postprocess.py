@@ -191,3 +191,10 @@ def test_results_api(plate_runs):
     assert r.times.tolist() == [0.0, 60.0, 120.0] and r.steps.tolist() == [0, 12, 24]
     assert r.case["material"]["k"] == 45.0 and r.temperature(0).shape == (861,)
     r.close()
+
+
+def test_plot_units_are_shown_as_written():
+    """--units 'K $$' went to matplotlib's mathtext parser: an internal error."""
+    from solver.post.plot import _label
+
+    assert _label(None, "temperature", "K $$") == r"temperature (K \$\$)"
