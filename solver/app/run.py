@@ -160,7 +160,7 @@ class CaseRun:
             outcome = march(sim, [faults, self.writer, ProgressObserver(comm, self.options.quiet), checkpoints],
                             control)
             self.writer.flush(sim)
-            if not outcome.stopped:
+            if not outcome.stopped and not case.steady:  # a steady state is checked before it is written
                 check_balance(sim)
         except SolverExit as exc:
             raise self.failed(sim, exc) from None

@@ -30,7 +30,7 @@ import numpy as np
 from mpi4py import MPI
 
 from solver.errors import NumericalError
-from solver.heat.checks import boundary_temperatures_change, check_boundary_temperatures, check_step
+from solver.heat.checks import boundary_temperatures_change, check_balance, check_boundary_temperatures, check_step
 from solver.heat.ranges import check_step as check_ranges
 from solver.heat.simulation import Simulation
 from solver.la.krylov import SolveInfo
@@ -121,6 +121,7 @@ def _steady(sim: Simulation, observers: list[Observer], vote: StepVote) -> Outco
     unhealthy = vote.vote(0, 0.0, sim.unhealthy() is not None or sim.stalled(solve)).unhealthy
     check_ranges(sim.problem, "the steady solve")
     check_health(sim, unhealthy, solve)
+    check_balance(sim)  # before the snapshot: a steady state the balance refuses is not written
     event = StepEvent(0, 0.0, solve, snapshot=True, checkpoint=False, last=True)
     for o in observers:
         o.after_step(sim, event)

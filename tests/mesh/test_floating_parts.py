@@ -149,6 +149,8 @@ def test_a_part_held_too_weakly_to_determine_its_temperature_fails_after_the_sol
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 3 and len(errors) == 1, proc.stderr
     assert "the part of 8 cells through (4, 0)" in errors[0] and words in errors[0], errors
+    with h5py.File(folder / "outputs" / "case" / "case.h5", "r") as f:
+        assert len(f["time"]) == 0  # the refused steady state is not written (probe served it, exit 0)
     if nprocs > 1:
         return
     firm = case.replace("h = 1e-14", "h = 1e-6").replace('epsilon = "0 * T"', "epsilon = 0.5")
