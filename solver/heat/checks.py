@@ -130,6 +130,27 @@ def check_boundary_temperatures(source: str, problem, t: float, unit: str, step:
         raise RangeError(f"{exc} (step {step})") from None
 
 
+def check_step_moves(case, problem, dt: float) -> None:
+    """Refuse (exit 2) a fixed time step over which conduction and convection cannot move a
+    temperature: on every node dt (K + K_R)_ii is below solver.rtol of the heat capacity m_i, so
+    the solver's first residual already meets its tolerance and every step keeps the field as it
+    was (a capacity far beyond any material, or a time step far too small). Not judged with a
+    source or a heat flux, which move temperatures by themselves. One Allreduce."""
+    if problem.load_parts(0.0).keys() - {t.name for t in problem.robin}:  # a source or a flux heats without K
+        return
+    n = problem.mesh.n_owned
+    with np.errstate(all="ignore"):
+        ratio = dt * np.asarray(problem.stiffness(0.0).diagonal()[:n]) / np.abs(problem.mass_weights[:n])
+    largest = np.array([float(np.max(ratio, initial=0.0))])
+    problem.mesh.comm.Allreduce(MPI.IN_PLACE, largest, op=MPI.MAX)
+    rtol = case.solver.rtol
+    if np.isfinite(largest[0]) and 0 < largest[0] < rtol:
+        raise CaseError(f"{case.source}: time.dt = {dt:.6g} moves no temperature: the heat conducted over a step "
+                        f"is below solver.rtol = {rtol:g} of the heat capacity on every node (at most "
+                        f"{largest[0]:.2g} of it): material.rho and material.c far beyond any material, or time.dt "
+                        f"far too small; check them and their units, or lower solver.rtol")
+
+
 def warn_time_in_steady(case) -> None:
     """A steady case solves at t = 0: an input that depends on t is taken there (a warning names it)."""
     physics = case.physics

@@ -21,8 +21,8 @@ from mpi4py import MPI
 from solver.case.records import Case, SolverSpec
 from solver.errors import CaseError, NonFiniteError, RangeError
 from solver.heat.adaptive import AdaptiveStepping, StepRecord
-from solver.heat.checks import (check_case_against_mesh, check_inputs, check_mesh, check_temperature_range,
-                                 report_empty_regions, warn_time_in_steady)
+from solver.heat.checks import (check_case_against_mesh, check_inputs, check_mesh, check_step_moves,
+                                 check_temperature_range, report_empty_regions, warn_time_in_steady)
 from solver.heat.nonlinear import NonlinearHeatProblem
 from solver.heat.nonlinear_stepping import make_nonlinear_stepper
 from solver.heat.parts import check_floating_parts
@@ -138,6 +138,8 @@ class Simulation(Discretisation):
                 self.adaptive = AdaptiveStepping(self.stepper, case.time.adaptive, case.output.times or (self.t_end,))
             else:
                 self.n_steps = fixed_steps(self.t_end, self.dt)
+                if not self.nonlinear:
+                    check_step_moves(case, self.problem, self.dt)
             self.stepper.start(self.u, 0.0)
 
     @property

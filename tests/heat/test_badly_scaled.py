@@ -75,13 +75,19 @@ def test_a_balance_lost_in_round_off_fails(tmp_path, nprocs, edits, unit):
         assert run_solver(1, ["case.toml", "--quiet", *still], cwd=tmp_path, check=False).returncode == 0
 
 
-@pytest.mark.parametrize("nprocs", [1, 3])
-def test_a_capacity_so_large_that_no_temperature_moves_is_refused(tmp_path, nprocs):
+@pytest.mark.parametrize("nprocs, edits, words", [
+    (1, [], "time.dt = 5 moves no temperature"),
+    (3, [], "time.dt = 5 moves no temperature"),
+    (1, ["source.f=1000.0"], "but no temperature changed"),
+])
+def test_a_capacity_so_large_that_no_temperature_moves_is_refused(tmp_path, nprocs, edits, words):
     """rho = 1e20: the heat through the left side (7.7e7 J) moved no temperature within the solver's
     tolerance, and the run completed with exit 0, an energy change of 0 J and a relative imbalance
-    of 1. Refused after the run: exit 2, one line."""
+    of 1 (or "heat in: none" with a Dirichlet boundary alone). Refused before the first step when
+    conduction and convection cannot move a temperature in a step, and after the run when heat
+    flowed (a source) but no temperature moved: exit 2, one line."""
     (tmp_path / "case.toml").write_text(CASE)
-    proc = run_solver(nprocs, ["case.toml", "--quiet", "--set", "material.rho=1e20"], cwd=tmp_path, check=False,
-                      timeout=60)
+    args = ["case.toml", "--quiet", "--set", "material.rho=1e20", *[a for e in edits for a in ("--set", e)]]
+    proc = run_solver(nprocs, args, cwd=tmp_path, check=False, timeout=60)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
-    assert proc.returncode == 2 and len(errors) == 1 and "but no temperature changed" in errors[0], proc.stderr
+    assert proc.returncode == 2 and len(errors) == 1 and words in errors[0], proc.stderr
