@@ -158,7 +158,7 @@ def validate(raw: dict, source: str) -> dict:
     _check_phase_change("material", values["material"], fail)
     for name, region in values["region"].items():
         merged = {k: region[k] if region.get(k) is not None else values["material"][k]
-                  for k in ("latent_heat", "solidus", "liquidus")}
+                  for k in ("latent_heat", "solidus", "liquidus", "c")}
         _check_phase_change(f"region.{name}", merged, fail)
     radiating = [name for name, b in values["boundary"].items() if "epsilon" in b]
     if radiating and values["temperature_unit"] is None:
@@ -418,6 +418,9 @@ def _check_output_times(output, raw_output, time, fail):
                      f"use times on the steps or time.dt = \"adaptive\"")
 
 
+LATENT_RATIO = 1e15  # latent heat over the sensible heat of the melting range, at most (1/eps: 4.5e15)
+
+
 def _check_phase_change(where, m, fail):
     """latent_heat > 0 needs solidus < liquidus; they are not used without it."""
     if m["latent_heat"]:
@@ -427,6 +430,13 @@ def _check_phase_change(where, m, fail):
         if not m["solidus"] < m["liquidus"]:
             fail(f"{where}.solidus must be below {where}.liquidus (a melting range of finite width), got "
                  f"solidus = {m['solidus']:g}, liquidus = {m['liquidus']:g}")
+        c = m.get("c")
+        if isinstance(c, (int, float)) and c > 0:  # the sensible heat must not vanish beside the latent one
+            ratio = m["latent_heat"] / (c * (m["liquidus"] - m["solidus"]))
+            if ratio > LATENT_RATIO:
+                fail(f"{where}.latent_heat = {m['latent_heat']:g} is {ratio:.2g} times the sensible heat of the "
+                     f"melting range (c times its width): beyond double precision, where the sensible heat is lost "
+                     f"(metals: about 10); check its units (J/kg)")
 
 
 def _check_absolute_zero(values, fail):

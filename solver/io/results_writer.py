@@ -149,8 +149,13 @@ class ResultsWriter:
             reserve.keep(self.h5_path)
         if continue_after is not None:
             fields = ("temperature",) + self.extra_fields
-            on_root(comm, lambda: trim_for_restart(self.h5_path, continue_after, keep_until, fields), CaseError)
-            self._continue(continue_after, attrs)
+            try:
+                on_root(comm, lambda: trim_for_restart(self.h5_path, continue_after, keep_until, fields), CaseError)
+                self._continue(continue_after, attrs)
+            except SolverExit:
+                if comm.rank == 0:  # no results file continued: nothing for the reserve to keep room for
+                    reserve.release(self.h5_path)
+                raise
             return
         self.run_id = comm.bcast(uuid.uuid4().hex if comm.rank == 0 else None, root=0)
         try:

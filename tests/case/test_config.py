@@ -188,3 +188,12 @@ def test_a_case_file_with_a_byte_order_mark_is_read(tmp_path):
     path = tmp_path / "case.toml"
     path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
     assert read_text(path) == GOOD
+
+
+def test_a_latent_heat_beyond_double_precision_of_the_sensible_heat_is_refused():
+    """latent_heat = 1e25 beside c = 3 over a 10-degree range: the enthalpy lost the sensible heat
+    and every step kept the field as it was (exit 0, "heat in: none")."""
+    melting = ["material.solidus=40.0", "material.liquidus=50.0"]
+    with pytest.raises(CaseError, match=r"material.latent_heat = 1e\+25 is 3.3e\+23 times the sensible heat"):
+        load_case(GOOD, "case.toml", ["material.latent_heat=1e25", *melting])
+    load_case(GOOD, "case.toml", ["material.latent_heat=4e5", *melting])
