@@ -74,7 +74,7 @@ def refused(exc: CaseError) -> int:
     from solver.parallel.launcher import launcher_rank
 
     if launcher_rank() in (None, 0):
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        print(f"error: {excerpt(exc)}", file=sys.stderr, flush=True)
         return exc.exit_status
     return 0
 
@@ -99,11 +99,11 @@ def mpi_command(command, plan, args) -> int:
         from solver.parallel.collective import all_arrived
 
         if not all_arrived(comm, AGREE_TIMEOUT):
-            _print_error(comm.rank, f"error: {exc}", per_rank=True)
+            _print_error(comm.rank, f"error: {excerpt(exc)}", per_rank=True)
             write_status(comm, exc.exit_status, str(exc))
             comm.Abort(exc.exit_status)
         if comm.rank == 0:
-            print(f"error: {exc}", file=sys.stderr, flush=True)
+            print(f"error: {excerpt(exc)}", file=sys.stderr, flush=True)
         return _together(comm, write_status(comm, exc.exit_status, str(exc)) if records_status else exc.exit_status)
     except KeyboardInterrupt:  # a second Ctrl-C (the first asks for a graceful stop), or one outside a run
         _print_error(comm.rank, "stopped at once by Ctrl-C (SIGINT): the results keep their last complete "
@@ -180,7 +180,7 @@ def serial_command(plan, args) -> int:
     try:
         return plan.load()(args)
     except SolverExit as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        print(f"error: {excerpt(exc)}", file=sys.stderr, flush=True)
         return exc.exit_status
     except KeyboardInterrupt:
         print("stopped by Ctrl-C (SIGINT)", file=sys.stderr, flush=True)
@@ -203,6 +203,14 @@ def _detail(exc: BaseException, args) -> str:
 
     detail = traceback.format_exc() if getattr(args, "verbose", False) else f"{type(exc).__name__}: {exc}"
     return detail.rstrip()
+
+
+def excerpt(exc: BaseException) -> str:
+    """An error's message with every word of over 400 characters (no path is so long) cut to an
+    excerpt: a 20,000-character name the user gave, which messages quote."""
+    import re
+
+    return re.sub(r"\S{401,}", lambda m: f"{m.group()[:100]}... ({len(m.group())} characters)", str(exc))
 
 
 def _print_error(rank: int, message: str, per_rank: bool) -> None:

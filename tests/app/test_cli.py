@@ -287,3 +287,12 @@ def test_the_status_file_never_replaces_an_hdf5_file(tmp_path, monkeypatch, caps
         statusfile.record(0)
         assert results.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n" and (tmp_path / "status.link").is_symlink()
         assert "an HDF5 file" in capsys.readouterr().err
+
+
+def test_a_huge_name_is_quoted_as_an_excerpt(tmp_path):
+    """A 20,000-character field or boundary name came back whole in the error line (twice)."""
+    from solver.app.cli import excerpt
+
+    name = "L" * 20000
+    line = excerpt(ValueError(f"case.toml: boundary.{name}: unknown boundary '{name}' (allowed: left)"))
+    assert len(line) < 400 and line.endswith("(allowed: left)") and "(20010 characters)" in line
