@@ -277,8 +277,8 @@ def check_balance(sim) -> None:
     raise NumericalError(f"{sim.case.source}: the heat balance does not close (relative imbalance "
                          f"{b.relative:.2g}: {reason}): the heat through the dirichlet boundaries is lost in "
                          f"round-off, and the reported flows are meaningless; the problem's scales exceed double "
-                         f"precision (a conductivity, capacity or length many orders of magnitude off, or in "
-                         f"other units?)")
+                         f"precision (a conductivity, capacity, length or time step many orders of magnitude off, "
+                         f"or in other units?)")
 
 
 def _flows_beyond_round_off(sim) -> bool:
