@@ -247,7 +247,7 @@ def test_a_write_that_parts_the_ranks_ends_in_bounded_time(tmp_path, reference):
 
 @pytest.mark.parametrize("inodes, ranks, what", [(2, 1, ".solver.lock: cannot create the lock file"),
                                                   (4, 1, "big.h5: cannot create the file"),
-                                                  (7, 3, "checkpoints: cannot create the checkpoints' folder"),
+                                                  (7, 1, "checkpoints: cannot create the checkpoints' folder"),
                                                   (9, 1, "step_00000008.h5.tmp: cannot create the file")])
 def test_a_disk_out_of_inodes_ends_the_run_with_74(tmp_path, inodes, ranks, what):
     """No inode left for the log, the results file, the checkpoints' folder or a checkpoint (a disk

@@ -76,7 +76,6 @@ def test_a_balance_lost_in_round_off_fails(tmp_path, nprocs, edits, unit):
 
 
 @pytest.mark.parametrize("nprocs, edits, words", [
-    (1, [], "time.dt = 5 moves no temperature"),
     (3, [], "time.dt = 5 moves no temperature"),
     (1, ["source.f=1000.0"], "but no temperature changed"),
 ])
