@@ -5,7 +5,6 @@ rank 0 and reach every rank through ``on_root``.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import shutil
@@ -17,6 +16,7 @@ from solver.case.inputfiles import holds_hdf5
 from solver.case.records import MeshSpec, StructuredMeshSpec
 from solver.case.shown import size
 from solver.errors import CaseError, OutputError
+from solver.io.blockfile import no_space
 from solver.io.checkpoint import LINK, checkpoint_dir
 from solver.mesh.structured import split
 from solver.parallel.collective import on_root
@@ -233,9 +233,10 @@ class OutputGuard:
                                 f"on {host}); wait for it, or delete the lock file if that run is gone") from None
             except OSError as exc:  # no inode left for it, a read-only or vanished folder
                 self.release()
-                raise (OutputError if exc.errno in (errno.ENOSPC, errno.EDQUOT) else CaseError)(
+                full = no_space(exc)
+                raise (OutputError if full else CaseError)(
                     f"{self.lock}: cannot create the lock file of this results directory ({exc.strerror})"
-                    + ("; free space, then run again" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "")) from None
+                    + ("; free space, then run again" if full else "")) from None
             try:
                 with os.fdopen(fd, "w") as f:
                     f.write(me + "\n")
