@@ -2,7 +2,10 @@
 a fixed size per rank, every MPI call of the set-up and of the time steps tallied by kind
 (:mod:`solver.parallel.counting`).
 
-Usage: mpirun -n N python comm_checks.py [dofs_per_rank] [steps]
+Usage: mpirun -n N python comm_checks.py [dofs_per_rank] [steps] [base_dofs]
+
+The time step is 1e-3 at ``base_dofs`` (default: dofs_per_rank) and shrinks with h^2 beyond it, so
+that weak scaling keeps dt/h^2, and the operator's conditioning, as on the base problem.
 
 Prints one JSON line on rank 0: per rank, the calls, messages and bytes of each phase and kind,
 the rank's neighbours on the fine level, and the largest neighbour count of any graph used in
@@ -22,20 +25,27 @@ from solver.parallel.counting import Tally, counted
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def reference_case(n: int, steps: int):
+def cells_across(dofs: int) -> int:
+    return max(int(math.sqrt(dofs)) - 1, 8)
+
+
+def reference_case(n: int, steps: int, dt: float):
     text = (ROOT / "inputs" / "reference.toml").read_text()
     case = load_case(text, "inputs/reference.toml", overrides=[
-        f"mesh.nx={n}", f"mesh.ny={n}", f"time.t_end={steps * 1e-3}", "solver.preconditioner=amg"])
+        f"mesh.nx={n}", f"mesh.ny={n}", f"time.dt={dt!r}", f"time.t_end={steps * dt!r}",
+        "solver.preconditioner=amg"])
     return case
 
 
 def main(world):
     per_rank = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    n = max(int(math.sqrt(per_rank * world.size)) - 1, 8)
+    base = int(sys.argv[3]) if len(sys.argv) > 3 else per_rank
+    n = cells_across(per_rank * world.size)
+    dt = 1e-3 * (cells_across(base) / n) ** 2
     tally = Tally()
     comm = counted(world, tally)
-    case = reference_case(n, steps)
+    case = reference_case(n, steps, dt)
     with tally.during("setup"):
         sim = Simulation(case, comm)
     graphs = []
