@@ -262,8 +262,9 @@ def check_balance(sim) -> None:
     else:
         # the flows of parts without a dirichlet boundary have had their own judgement (check_parts_held)
         index = {name: i for i, name in enumerate(b.terms)}
-        neumann = [t for t, on in zip(p.neumann, touch_fixed_parts(sim.mesh, [t.name for t in p.neumann], fixed)) if on]
-        robin = [t for t, on in zip(p.robin, touch_fixed_parts(sim.mesh, [t.name for t in p.robin], fixed)) if on]
+        touching = touch_fixed_parts(sim.mesh, [t.name for t in p.neumann + p.robin], fixed)
+        neumann = [t for t, on in zip(p.neumann, touching[: len(p.neumann)]) if on]
+        robin = [t for t, on in zip(p.robin, touching[len(p.neumann):]) if on]
         firm = [abs(b.inflow[index["source"]])] if "source" in index else []
         firm += [abs(b.inflow[index[t.name]]) for t in neumann]
         uptake = np.array([_uptake_scale(p, t, u) for t in robin])

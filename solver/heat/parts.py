@@ -95,7 +95,11 @@ def check_parts_held(sim) -> np.ndarray:
     local mask of the nodes in parts with a Dirichlet boundary (consistent on ghosts)."""
     p, mesh, u = sim.problem, sim.mesh, sim.u
     comm, n = mesh.comm, mesh.n_owned
-    labels, fixed = component_labels(mesh, mesh.owned_dirichlet_mask(p.dirichlet.names))
+    if isinstance(sim.case.mesh, MeshFileSpec):
+        labels, fixed = component_labels(mesh, mesh.owned_dirichlet_mask(p.dirichlet.names))
+    else:  # a structured mesh is one part, held by its dirichlet sides if it has any
+        labels = np.zeros(mesh.n_local, dtype=np.int64)  # the smallest canonical id, 0
+        fixed = np.full(mesh.n_local, bool(p.dirichlet.names))
     free = ~fixed[:n]
     mine = labels[:n][free & (labels[:n] == mesh.node_ids[:n])]  # the free parts' labels this rank owns
     sizes = np.array(comm.allgather(len(mine)), dtype=np.int64)
