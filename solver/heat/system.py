@@ -78,6 +78,15 @@ class ConstrainedSystem:
             raise NonFiniteError(f"{where}: the linear system holds non-finite values (inf or NaN): a material "
                                  f"property, source or boundary value, or the time step, overflows in double "
                                  f"precision; check their magnitudes and units")
+        if not info.converged and info.breakdown:
+            raise ConvergenceError(
+                f"{where}: the linear system is singular or indefinite in double precision (conjugate gradients "
+                f"found no descent after {info.iterations} iterations): "
+                + ("a part of the body is held by an exchange (boundary h or epsilon) many orders of magnitude "
+                   "weaker than the conduction inside it, or by none; give it a dirichlet boundary or a firmer "
+                   "exchange, or solve it transient" if step == 0 else
+                   "a conductivity, capacity or exchange coefficient many orders of magnitude off, or negative; "
+                   "check their values and units"))
         if not info.converged:
             raise ConvergenceError(
                 f"{where}: the linear solver did not converge in {info.iterations} iterations "

@@ -20,6 +20,9 @@ class SolveInfo:
     # node, in the unknown's units; not reduced): a ||b|| dominated by a few huge rows lets
     # ||r|| <= rtol ||b|| hold while the other rows are far from solved
     correction: float = 0.0
+    # CG met a direction of zero or negative curvature (p.Ap <= 0): the operator, with its
+    # preconditioner, is singular or indefinite in double precision
+    breakdown: bool = False
 
 
 def pcg(A: DistributedMatrix, b: np.ndarray, x: np.ndarray, precond, rtol: float,
@@ -43,6 +46,7 @@ def pcg(A: DistributedMatrix, b: np.ndarray, x: np.ndarray, precond, rtol: float
     p = np.zeros_like(x)
     Ap = np.empty(n)
     rz = None
+    breakdown = False
     # in-place BLAS updates (no temporaries of the vector size); BLAS refuses empty vectors
     axpy = daxpy if n else (lambda x_, y_, a=1.0: y_)
     while np.sqrt(rr) > target and it < max_iterations:
@@ -56,8 +60,9 @@ def pcg(A: DistributedMatrix, b: np.ndarray, x: np.ndarray, precond, rtol: float
         rz = rz_new
         A.matvec(p, Ap)
         pAp = dot(comm, p, Ap, n)
-        if pAp <= 0:
-            break  # not SPD (or breakdown): reported as not converged
+        if not pAp > 0:
+            breakdown = True  # not SPD (or round-off): reported as not converged
+            break
         alpha = rz / pAp
         axpy(p[:n], x[:n], a=alpha)  # x += alpha p
         axpy(Ap, r, a=-alpha)  # r -= alpha A p
@@ -66,7 +71,8 @@ def pcg(A: DistributedMatrix, b: np.ndarray, x: np.ndarray, precond, rtol: float
         if not np.isfinite(rr):
             break  # reported as not converged
     A.halo.update(x)
-    return SolveInfo(it, float(np.sqrt(rr) / scale), bool(np.sqrt(rr) <= target), correction(A, r))
+    return SolveInfo(it, float(np.sqrt(rr) / scale), bool(np.sqrt(rr) <= target), correction(A, r),
+                     breakdown and not np.sqrt(rr) <= target)
 
 
 def correction(A: DistributedMatrix, r: np.ndarray) -> float:

@@ -159,3 +159,17 @@ def test_a_part_held_too_weakly_to_determine_its_temperature_fails_after_the_sol
     with h5py.File(folder / "outputs" / "case" / "case.h5", "r") as f:
         temperature = f["fields/temperature"][sorted(f["fields/temperature"])[-1]][()]
     assert np.allclose(temperature.reshape(PARTS, 9)[2], 290.0, rtol=0, atol=1e-6)
+
+
+def test_a_body_held_by_a_negligible_exchange_is_named_as_singular(tmp_path):
+    """A structured steady body whose only boundary is a convection of h = 1e-14 against k = 45:
+    conjugate gradients meet no descent (p.Ap <= 0) at once. It said "did not converge in 0
+    iterations" and advised a larger max_iterations; the line now names the singular system."""
+    (tmp_path / "case.toml").write_text(
+        '[mesh]\ntype = "rectangle"\ncell = "triangle"\nnx = 8\nny = 8\nlengths = [0.2, 0.1]\n'
+        "[material]\nk = 45.0\nrho = 7850.0\nc = 460.0\n[source]\nf = 100.0\n"
+        '[boundary.right]\ntype = "robin"\nh = 1e-14\nT_inf = 20.0\n[time]\nscheme = "steady"\n')
+    proc = run_solver(1, ["case.toml", "--quiet"], cwd=tmp_path, check=False, timeout=60)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 3 and len(errors) == 1, proc.stderr
+    assert "singular or indefinite" in errors[0] and "firmer exchange" in errors[0], errors
