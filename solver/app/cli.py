@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import sys
 
 from solver.app import statusfile
@@ -94,7 +95,10 @@ def mpi_command(command, plan, args) -> int:
             signals.release()  # only runs and studies turn SIGTERM/SIGUSR1 into a graceful stop
         logs.setup(comm, quiet=plan.quiet)
         status = plan.load()(args, comm)
-        return _together(comm, write_status(comm, status) if records_status else status)
+        if records_status:
+            write_status(comm, status)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # recorded: a later Ctrl-C changes nothing
+        return _together(comm, status)
     except SolverExit as exc:
         from solver.parallel.collective import all_arrived
 
