@@ -291,7 +291,8 @@ def physics(values: dict) -> Physics:
                        for bc in kinds[b["type"]](name, b))
     return Physics(Material(_k(m["k"]), _property(m["rho"]), _property(m["c"]), _melting(m)), regions, boundaries,
                    Expression(values["source"]["f"]), Expression(values["initial"]["temperature"]),
-                   values["time"]["mass"] == "lumped", values.get("temperature_unit") or "C",
+                   values["time"]["mass"] == "lumped" and values["time"]["scheme"] != "steady",
+                   values.get("temperature_unit") or "C",
                    tuple(values["boundary"]))
 
 

@@ -153,6 +153,8 @@ class Assembler:
         mass matrix. P2/Q2: its diagonal ``int_c N_a^2`` scaled to sum to the cell's volume
         (Hinton, Rock and Zienkiewicz): positive on every cell, where the row sums of P2 simplices
         vanish (triangles) or turn negative (tetrahedra) at the vertices."""
+        if getattr(self, "_nodal_weights", None) is not None:
+            return self._nodal_weights
         ref = CELLS[self.mesh.cell_type]
         degree = 2 if ref.degree == 1 else self.degree
         out = np.empty(self.cells.shape)
@@ -165,7 +167,20 @@ class Assembler:
             else:
                 diagonal = wdet @ (g.N * g.N)
                 out[start:start + CHUNK] = diagonal * (wdet.sum(axis=1) / diagonal.sum(axis=1))[:, None]
+        self._nodal_weights = out
         return out
+
+    def nodal_load(self, f, t: float = 0.0) -> np.ndarray:
+        """F_i = sum_c w_ci f(x_i, t): the load in the nodal quadrature of the lumped mass
+        (:meth:`nodal_weights`), owned rows. A uniform source then heats a body uniformly with that
+        mass, as the exact load ``int f N_i`` does with the consistent one: on P2 simplices the
+        vertices' ``int N_a`` vanish (triangles) or turn negative (tetrahedra) where their lumped
+        masses are positive."""
+        w = self.nodal_weights()
+        nodes = self.coords[:, None, :]
+        values = np.broadcast_to(np.asarray(f(nodes, t), dtype=float).reshape(-1), (len(self.coords),))
+        return np.bincount(self.cells.ravel(), weights=(w * values[self.cells]).ravel(),
+                           minlength=len(self.coords))[: self.shape[0]]
 
     def lumped_mass(self, rhoc_cell: np.ndarray) -> sp.csr_matrix:
         """The diagonal mass matrix of :meth:`nodal_weights` with rho c per cell (n_cells,)."""
