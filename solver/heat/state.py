@@ -74,6 +74,7 @@ class StepperState:
     multistep: MultistepState
     systems: SystemCacheState | None = None
     multigrid: MultigridState | None = None
+    nonlinear_iterations: int = 0  # Newton (or Picard) iterations of the run so far
 
 
 @dataclass
@@ -133,7 +134,7 @@ class RunState:
         """The checkpoint's ``stepper_state`` (JSON): the stepper's and the controller's numbers."""
         s, m = self.stepper, self.stepper.multistep
         stepper = {"earlier_dt": list(m.earlier_dt or ()), "earlier_energy": list(m.earlier_energy or ()),
-                   "balance_lag": m.balance_lag}
+                   "balance_lag": m.balance_lag, "nonlinear_iterations": int(s.nonlinear_iterations)}
         if s.systems is not None:
             stepper |= {"setup_from": s.systems.setup_from and list(s.systems.setup_from),
                         "systems": [list(k) for k in s.systems.systems], "seen": [list(k) for k in s.systems.seen]}
@@ -160,12 +161,18 @@ def from_checkpoint(attrs, vectors: dict[str, np.ndarray], n_owned: int) -> RunS
     return RunState(vectors["temperature"], int(attrs.step), float(attrs.t), int(attrs.iterations),
                     BalanceState(tuple(attrs.balance_terms), float(attrs.balance_energy_start),
                                  np.array(attrs.balance_inflow, dtype=float)),
-                    StepperState(_multistep(stepper, vectors), _systems(stepper), _multigrid(stepper, vectors)),
+                    StepperState(_multistep(stepper, vectors), _systems(stepper), _multigrid(stepper, vectors),
+                                 _count(stepper.get("nonlinear_iterations", 0))),
                     adaptive, _origin(numbers.get("fixed_origin")))
 
 
 def _origin(numbers) -> tuple[int, float] | None:
     return None if numbers is None else (int(numbers[0]), float(numbers[1]))
+
+
+def _count(value) -> int:
+    """A count of the checkpoint's numbers: a whole number >= 0 (else 0: counted from here)."""
+    return int(value) if isinstance(value, (int, float)) and 0 <= value < 2**53 and value == int(value) else 0
 
 
 def _floats(values) -> tuple[float, ...]:

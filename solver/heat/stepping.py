@@ -166,7 +166,7 @@ class Stepper(Solves):
         """What a restart needs of this stepper (:mod:`solver.heat.state`)."""
         lag = self.balance.lag if self.balance is not None else 0.0
         return StepperState(MultistepState(self.earlier[0] if self.earlier else None, tuple(self.earlier_dt),
-                                           tuple(self.earlier_energy), lag))
+                                           tuple(self.earlier_energy), lag), nonlinear_iterations=self.nonlinear_iterations)
 
     def resume(self, state: StepperState) -> None:
         """Take back :meth:`restart_state` (collective: energies missing from an older checkpoint
@@ -180,6 +180,7 @@ class Stepper(Solves):
             else [self.problem.energy(v) for v in self.earlier]
         if self.balance is not None:
             self.balance.lag = m.balance_lag
+        self.nonlinear_iterations = state.nonlinear_iterations
 
     def start(self, u: np.ndarray, t: float = 0.0) -> None:
         """Impose Dirichlet values at the start time and open the heat balance."""

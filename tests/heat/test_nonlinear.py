@@ -243,15 +243,17 @@ def test_nonlinear_restart_is_bitwise_and_writes_the_liquid_fraction(tmp_path):
     assert status == [0, 0]
     status = run_script(2, "solver_runs.py", json.dumps([[*common, "--set", split, "--restart", "latest"]]))["status"]
     assert status == [0]
-    files = {}
+    files, counts = {}, {}
     for name in ("whole", "split"):
         with h5py.File(tmp_path / name / "cast" / "cast.h5", "r") as f:
             files[name] = {field: np.array([f["fields"][field][s][()] for s in sorted(f["fields"][field])])
                            for field in ("temperature", "liquid_fraction")}
             assert f.attrs["nonlinear_iterations"] > 0 and f.attrs["temperature_unit"] == "C"
+            counts[name] = (int(f.attrs["nonlinear_iterations"]), int(f.attrs["linear_iterations"]))
             assert f["fields/temperature/000000"].attrs["units"] == "degC"
     for field in ("temperature", "liquid_fraction"):
         assert np.array_equal(files["whole"][field], files["split"][field]), field
+    assert counts["split"] == counts["whole"]  # the Newton count went on from the checkpoint's (was from 0)
     assert files["whole"]["liquid_fraction"].min() == 0.0 and files["whole"]["liquid_fraction"].max() == 1.0
     assert (tmp_path / "whole" / "cast" / "cast.xdmf").read_text().count('Attribute Name="liquid_fraction"') == 6
 
