@@ -166,6 +166,10 @@ class NonlinearHeatProblem(HeatLoads):
         """This rank's part of the stored energy int H(u) (J, relative to u = 0)."""
         return float(self.storage(u).sum())
 
+    def nodal_energy(self, u: np.ndarray) -> np.ndarray:
+        """The owned nodes' energies S_i(u), whose sum is :meth:`energy_local`."""
+        return self.storage(u)
+
     def liquid_fraction(self, u: np.ndarray) -> np.ndarray:
         """Owned nodal liquid fraction: the average over the cells around a node (weighted by
         int_c N_a) of each cell material's fraction at the node's temperature."""

@@ -189,6 +189,10 @@ class HeatProblem(HeatLoads):
         """This rank's part of int rho c u."""
         return float(np.dot(self.mass_weights, u[: self.mesh.n_owned]))
 
+    def nodal_energy(self, u: np.ndarray) -> np.ndarray:
+        """The owned nodes' energies, whose sum is :meth:`energy_local`."""
+        return self.mass_weights * u[: self.mesh.n_owned]
+
     def stiffness(self, t: float) -> sp.csr_matrix:
         """Owned rows of ``K + K_R(t)``: conduction plus the Robin term ``int h(t) N_i N_j``
         (one sparsity pattern, so their data arrays add; cached unless h depends on t)."""

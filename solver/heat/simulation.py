@@ -287,4 +287,5 @@ class Simulation(Discretisation):
                         f"({', '.join(state.balance.terms)[:80]}) are not this case's ({ours})")
             self.balance.energy_start = self.balance.energy
             self.balance.inflow = np.zeros(len(self.balance.terms))
+        self.balance.mark_opened()
 

@@ -183,10 +183,13 @@ class Stepper(Solves):
         self.nonlinear_iterations = state.nonlinear_iterations
 
     def start(self, u: np.ndarray, t: float = 0.0) -> None:
-        """Impose Dirichlet values at the start time and open the heat balance."""
-        d = self.problem.dirichlet
+        """Impose Dirichlet values at the start time and open the heat balance, the energy their
+        jump from the initial values brings booked as heat in through their boundaries."""
+        p, d = self.problem, self.problem.dirichlet
+        before = p.nodal_energy(u)
         u[d.local] = d.values(t)[d.local]
-        self.balance = self.flows.start(u)
+        rows = np.flatnonzero(d.mask[: p.mesh.n_owned])
+        self.balance = self.flows.start(u, p.nodal_energy(u) - before, rows)
 
 
 class ImplicitStepper(Stepper):
