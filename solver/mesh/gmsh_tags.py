@@ -64,12 +64,43 @@ def check_gmsh_tags(path: Path) -> None:
     path = Path(path)
     if path.suffix.lower() != ".msh":
         return
+    check_physical_names(path)
     try:
         scan = _scan(path)
     except Exception:  # noqa: BLE001 - an unreadable or corrupt file is meshio's to report
         return
     if scan is not None:
         _check(path, scan)
+
+
+_NAMES = re.compile(rb"^\$PhysicalNames[ \t\r]*\n(.*?)^\$EndPhysicalNames", re.MULTILINE | re.DOTALL)
+_NAME = re.compile(rb'^[ \t]*(-?\d+)[ \t]+(-?\d+)[ \t]+"([^"\n]*)"', re.MULTILINE)
+
+
+def check_physical_names(path: Path) -> None:
+    """Refuse a Gmsh file that gives one physical name to two groups (two tags, or two
+    dimensions): meshio keeps the last of them by name, and the others' facets or cells would
+    silently lose their condition or material (CaseError naming both). ``$PhysicalNames`` is
+    text in ASCII and binary files alike, and comes before the nodes."""
+    with open(path, "rb") as f:
+        head = f.read(_HEAD_BYTES)
+        at = head.find(b"$PhysicalNames")
+        if at < 0:
+            return
+        f.seek(at)
+        section = _NAMES.search(f.read(1 << 24))  # at most a million names or so
+    if section is None:
+        return
+    seen: dict[bytes, tuple[int, int]] = {}
+    for dim, tag, name in _NAME.findall(section.group(1)):
+        group = (int(dim), int(tag))
+        if name in seen and seen[name] != group:
+            (d0, t0), (d1, t1) = seen[name], group
+            raise CaseError(f"{path}: the physical name \"{name.decode('utf-8', 'replace')[:80]}\" is given to two "
+                            f"groups (dimension {d0} tag {t0}, and dimension {d1} tag {t1}): the mesh reader keeps "
+                            f"one, and the other's facets or cells would lose their condition or material; give "
+                            f"each group its own name, or both the same tag")
+        seen.setdefault(name, group)
 
 
 def _scan(path: Path) -> _Scan | None:
