@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import os
+import stat
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -155,15 +156,20 @@ class CheckpointWriter:
         """Write ``state`` (name -> local vector) atomically; returns the checkpoint's path."""
         comm, results_dir, keep = mesh.comm, self.results_dir, self.keep
         folder = checkpoint_dir(results_dir)
+        final = folder / f"step_{attrs.step:08d}.h5"
+        tmp = final.with_name(final.name + ".tmp")
+
         def make_folder():
             try:
                 folder.mkdir(parents=True, exist_ok=True)
+                if os.path.isdir(tmp) and not os.path.islink(tmp):  # a folder where the file is written
+                    aside = tmp.with_name(f"{final.stem}.not-a-checkpoint.tmp")
+                    os.replace(tmp, aside)
+                    log.warning(f"warning: {tmp.name} was a folder; moved to {aside.name}")
             except OSError as exc:
                 raise (OutputError if no_space(exc) else CaseError)(f"{folder}: cannot create the checkpoints' "
                                                                     f"folder ({exc.strerror})") from None
         on_root(comm, make_folder, CaseError, keep=(OutputError,))
-        final = folder / f"step_{attrs.step:08d}.h5"
-        tmp = final.with_name(final.name + ".tmp")
         f: BlockFile = self.open_file(tmp)
 
         blocks = {name: nodes.to_blocks(vector[: mesh.n_owned]) for name, vector in state.items()}
@@ -179,7 +185,12 @@ class CheckpointWriter:
 
         def publish():
             other = run_id_in(final) if final.exists() else ""
-            if other and other != attrs.run_id:  # another run's of the same step: not this run's to replace
+            if os.path.lexists(final) and not regular_file(final):  # a link, FIFO, folder: never ours
+                aside = final.with_name(f"{final.stem}.not-a-checkpoint")
+                os.replace(final, aside)
+                log.warning(f"warning: {final.name} was not a checkpoint file (a link, FIFO or folder); moved to "
+                            f"{aside.name}")
+            elif other and other != attrs.run_id:  # another run's of the same step: not this run's to replace
                 aside = final.with_name(f"{final.stem}.{other[:8]}.h5")
                 os.replace(final, aside)
                 log.warning(f"warning: {final.name} of another run moved to {aside.name}")
@@ -201,15 +212,28 @@ class CheckpointWriter:
             for old in mine[keep - 1:]:
                 old.unlink()
             for stale in folder.glob("*.h5.tmp"):
-                stale.unlink()
+                if regular_file(stale) or stale.is_symlink():
+                    stale.unlink()
             return str(final)
         return Path(on_root(comm, publish, OutputError))
 
 
-def run_id_in(path: Path, checkpoint: bool = False) -> str | None:
-    """The ``run_id`` a results file records ("" before run ids existed; None: unreadable), or
-    with ``checkpoint`` a complete checkpoint (None also when the file is not one)."""
+def regular_file(path: Path) -> bool:
+    """Whether ``path`` itself (not what a link points to) is a regular file: only those are
+    opened as checkpoints (a FIFO blocks its reader for ever)."""
     try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def run_id_in(path: Path, checkpoint: bool = False) -> str | None:
+    """The ``run_id`` a results file records ("" before run ids existed; None: unreadable, or not
+    a regular file), or with ``checkpoint`` a complete checkpoint (None also when the file is not
+    one, or a link)."""
+    try:
+        if not stat.S_ISREG((os.lstat if checkpoint else os.stat)(path).st_mode):
+            return None
         with h5py.File(path, "r") as f:
             if checkpoint and f.attrs.get("solver_checkpoint") != FORMAT:
                 return None
@@ -226,7 +250,7 @@ def by_time(folder: Path) -> list[Path]:
             return path.stat().st_mtime_ns, path.name
         except OSError:
             return 0, path.name
-    return sorted(folder.glob("step_*.h5"), key=written, reverse=True)
+    return sorted((c for c in folder.glob("step_*.h5") if regular_file(c)), key=written, reverse=True)
 
 
 def latest(results_dir: Path, run_id: str | None = None, reach: "ResultsReach | None" = None) -> Path | None:

@@ -165,6 +165,30 @@ def test_a_fifo_among_the_run_s_own_files_never_blocks_it(tmp_path, name):
         assert proc.returncode == 0 and not errors and (folder / name).is_fifo(), proc.stderr
 
 
+def test_a_fifo_or_folder_named_like_a_checkpoint_never_blocks_the_run(tmp_path):
+    """A FIFO at the name of the checkpoint a run writes (step 360), and one named like a newer
+    checkpoint: the run opened each to read its run id and blocked for ever, deaf to SIGTERM;
+    the same at --restart latest. A folder at the checkpoint's temporary name ended a complete
+    run with MPI's "bad file" (exit 2). They are not checkpoints: passed over, or moved aside."""
+    folder = tmp_path / "plate" / "checkpoints"
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / "step_00000360.h5")
+    os.mkfifo(folder / "step_00000999.h5")
+    (folder / "step_00000180.h5.tmp").mkdir()
+    args = [str(ROOT / "inputs" / "plate.toml"), "--set", "mesh.nx=8", "--set", "mesh.ny=4", "--set",
+            f"output.directory={tmp_path}", "--set", "checkpoint.every=180", "--quiet"]
+    proc = run_solver(1, args, cwd=tmp_path, check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "step_00000360.h5 was not a checkpoint file" in proc.stderr
+    assert (folder / "step_00000360.not-a-checkpoint").is_fifo() and (folder / "step_00000999.h5").is_fifo()
+    assert (folder / "step_00000180.not-a-checkpoint.tmp").is_dir()
+    os.mkfifo(folder / "step_00001000.h5")
+    proc = run_solver(1, [*args[:-1], "--restart", "latest", "--set", "time.t_end=1810"], cwd=tmp_path,
+                      check=False, timeout=60)
+    assert proc.returncode == 0 and "restarted from" in proc.stdout and "step_00000360.h5" in proc.stdout, \
+        proc.stdout + proc.stderr
+
+
 @pytest.mark.parametrize("name, make", [("plate.xdmf", "dir"), ("plate.h5", "dir"), ("checkpoints", "file"),
                                         ("checkpoint.h5", "dir")])
 def test_a_results_path_of_the_wrong_kind_is_refused_before_the_run(tmp_path, name, make):
