@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import math
 import re
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from solver.case.tables import TableError, check_pairs, is_table, read_pairs
 from solver.errors import CaseError
 
 MAX_PROBES = 10_000
+TINY = sys.float_info.min  # the smallest normal double: a positive number below it underflows in products
 KEY_REFERENCE = "docs/reference/case_keys.md"  # the page an unknown key's message sends the reader to
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 
@@ -307,6 +309,9 @@ def _check_float(name, spec, value, fail):
     value = float(value)
     if spec.positive and value <= 0:
         fail(f"{name} must be > 0, got {shown(value)}")
+    if spec.positive and value < TINY:
+        fail(f"{name} must be at least {TINY:.3g} (the smallest normal double: below it, products with it "
+             f"underflow to zero), got {shown(value)}")
     if spec.low is not None and value < spec.low:
         fail(f"{name} must be >= {spec.low}, got {shown(value)}")
     if spec.high is not None and value > spec.high:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -151,5 +152,8 @@ def check_pairs(pairs: list[list[float]], low: float | None, high: float | None,
     for t, v in pairs:
         if positive and v <= 0:
             raise TableError(f"value {v:g} at T = {t:g} is not > 0")
+        if positive and v < sys.float_info.min:
+            raise TableError(f"value {v:g} at T = {t:g} is below {sys.float_info.min:.3g} (the smallest normal "
+                             f"double: products with it underflow to zero)")
         if low is not None and v < low or high is not None and v > high:
             raise TableError(f"value {v:g} at T = {t:g} is outside [{low:g}, {high:g}]")

@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from solver.errors import NumericalError
 from solver.la.matrix import DistributedMatrix
 from solver.mesh import metis
 
@@ -65,6 +66,27 @@ def nested_dissection(A: sp.csr_matrix) -> np.ndarray | None:
     return metis.nested_dissection(G.indptr, G.indices)
 
 
+SINGULAR = ("the preconditioner's factorisation met a zero pivot: the linear system is singular in double "
+            "precision (a conductivity, capacity or exchange coefficient so small that it underflows, below about "
+            "1e-300, or zero); check their values and units")
+
+
+def factorised(A: DistributedMatrix, factorise):
+    """``factorise()`` (SuperLU on this rank's block), with every rank told whether any failed
+    (one ``Allreduce``): a zero pivot on one rank is a :class:`NumericalError` on all of them."""
+    from mpi4py import MPI
+
+    try:
+        result, failed = factorise(), 0
+    except RuntimeError as exc:  # SuperLU: "Factor is exactly singular", "matrix is singular at line ..."
+        if "singular" not in str(exc):
+            raise
+        result, failed = None, 1
+    if A.halo.pattern.comm.allreduce(failed, op=MPI.MAX):
+        raise NumericalError(SINGULAR)
+    return result
+
+
 class BlockJacobi(BuiltOnce):
     """Each rank factorises its owned diagonal block once (SuperLU) and solves with it.
 
@@ -79,11 +101,11 @@ class BlockJacobi(BuiltOnce):
         block = A.diag_block
         self.perm = nested_dissection(block)
         if self.perm is None:
-            self.lu = spla.splu(block.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                                options={"SymmetricMode": True})
+            self.lu = factorised(A, lambda: spla.splu(block.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                                                      options={"SymmetricMode": True}))
         else:
-            self.lu = spla.splu(block[self.perm][:, self.perm].tocsc(), permc_spec="NATURAL",
-                                diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+            self.lu = factorised(A, lambda: spla.splu(block[self.perm][:, self.perm].tocsc(), permc_spec="NATURAL",
+                                                      diag_pivot_thresh=0.0, options={"SymmetricMode": True}))
 
     def __call__(self, r):
         if self.perm is None:
@@ -100,9 +122,9 @@ class BlockILU(BuiltOnce):
     name = "ilu"
 
     def __init__(self, A: DistributedMatrix, drop_tol: float = 1e-4, fill_factor: float = 10.0):
-        self.ilu = spla.spilu(A.diag_block.tocsc(), drop_tol=drop_tol, fill_factor=fill_factor,
-                              permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                              options={"SymmetricMode": True})
+        self.ilu = factorised(A, lambda: spla.spilu(A.diag_block.tocsc(), drop_tol=drop_tol, fill_factor=fill_factor,
+                                                    permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                                                    options={"SymmetricMode": True}))
 
     def __call__(self, r):
         return self.ilu.solve(r)

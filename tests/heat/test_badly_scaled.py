@@ -90,3 +90,17 @@ def test_a_capacity_so_large_that_no_temperature_moves_is_refused(tmp_path, npro
     proc = run_solver(nprocs, args, cwd=tmp_path, check=False, timeout=60)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1 and words in errors[0], proc.stderr
+
+
+@pytest.mark.parametrize("nprocs, preconditioner", [(1, "bjacobi"), (2, "ilu")])
+def test_a_conductivity_that_underflows_is_a_singular_system_not_an_internal_error(tmp_path, nprocs, preconditioner):
+    """k(T) = 1e-310, below the smallest normal double (a number is refused at load): SuperLU's
+    "Factor is exactly singular" was an internal error (exit 1) on some ranks only. Every rank now
+    learns of it: exit 3, one line."""
+    (tmp_path / "case.toml").write_text(CASE)
+    args = ["case.toml", "--quiet", "--set", "time.scheme=\"steady\"", "--set", "material.k=\"1e-300 * 1e-10 + 0 * T\"",
+            "--set", f"solver.preconditioner={preconditioner}"]
+    proc = run_solver(nprocs, args, cwd=tmp_path, check=False, timeout=60)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 3 and len(errors) == 1, proc.stderr
+    assert "factorisation met a zero pivot: the linear system is singular in double precision" in errors[0]
