@@ -181,6 +181,12 @@ class StepEquations:
         lin = self.problem.linearise(u, self.t, self.a0, self.c, jacobian=True, newton=method == "newton",
                                      symmetric=self.linear.needs_symmetric_part())
         info, du = self.linear.solve(lin, -G, (u, self.t, self.a0, self.c), rtol)
+        if not info.converged and info.breakdown:
+            raise ConvergenceError(
+                f"{self.where}: the linearised system of the {method} iteration is singular or indefinite in double "
+                f"precision (conjugate gradients found no descent after {info.iterations} iterations): a property "
+                f"or exchange many orders of magnitude off, or a step too large for its temperature dependence; "
+                f"try a smaller time.dt, or check the properties' values and units")
         if not info.converged:
             asked = f"solver.rtol = {self.linear.spec.rtol:g}" if rtol is None else f"the adaptive tolerance {rtol:.3g}"
             raise ConvergenceError(

@@ -367,3 +367,17 @@ def test_adaptive_linear_tolerances_reach_the_same_temperatures_with_fewer_itera
     (u_f, its_f, newton_f), (u_a, its_a, newton_a) = runs["fixed"], runs["adaptive"]
     assert np.max(np.abs(u_a - u_f)) <= 1e-7 * np.max(np.abs(u_f))
     assert its_a < 0.8 * its_f and newton_a <= newton_f + 2, (its_a, its_f, newton_a, newton_f)
+
+
+def test_an_indefinite_newton_system_is_named_as_such(tmp_path):
+    """Radiation to 0 K with Crank-Nicolson steps of 1e7 s: the Newton system turns indefinite at
+    once. It said "did not converge in 0 iterations" and advised a larger max_iterations."""
+    (tmp_path / "rad.toml").write_text(
+        'temperature_unit = "K"\n[mesh]\ntype = "rectangle"\ncell = "quadrilateral"\nnx = 6\nny = 3\n'
+        "lengths = [0.2, 0.1]\n[material]\nk = 45.0\nrho = 7850.0\nc = 460.0\n[initial]\ntemperature = 300.0\n"
+        '[boundary.right]\ntype = "radiation"\nepsilon = 1.0\nT_inf = 0.0\n[time]\nscheme = "crank-nicolson"\n'
+        "dt = 1e7\nt_end = 1e8\n")
+    proc = run_solver(1, ["rad.toml", "--quiet"], cwd=tmp_path, check=False, timeout=60)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 3 and len(errors) == 1, proc.stderr
+    assert "singular or indefinite" in errors[0] and "try a smaller time.dt" in errors[0], errors
