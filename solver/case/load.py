@@ -131,6 +131,9 @@ def validate(raw: dict, source: str) -> dict:
         extra = [k for k in STRUCTURED_KEYS if k in mesh_raw]
         if extra:
             fail(f"mesh.{extra[0]} is not used with mesh.file (the file defines the mesh); remove it")
+    elif isinstance(mesh_raw, dict) and "nz" in mesh_raw and mesh_raw.get("type", "rectangle") == "rectangle":
+        fail("mesh.nz is not used by a rectangle (2D: nx and ny); remove it, or make the mesh a box "
+             "(mesh.type = \"box\")")
     for section, keys in SCHEMA.items():
         body = raw.get(section, {})
         for key in body:

@@ -51,6 +51,7 @@ def test_overrides_parse_toml_values_and_bare_strings():
     ("mesh.nxx=3", "case.toml: unknown key mesh.nxx (allowed: type, file, partitioner, cell, nx, ny, nz, lengths, origin)"),
     ("mesh.cell=tetrahedron", "case.toml: mesh.cell must be one of quadrilateral, triangle for a rectangle"),
     ("material.k=0", "case.toml: material.k must be > 0, got 0.0"),
+    ("mesh.nz=7", "case.toml: mesh.nz is not used by a rectangle (2D: nx and ny)"),
     ("material.k=1e-310", "case.toml: material.k must be at least 2.23e-308 (the smallest normal double"),
     ("material.rho={table=[[0, 1e-320], [9, 1]]}", "case.toml: material.rho: value 9.99989e-321 at T = 0 is below"),
     ("material.k=\"hot\"", "case.toml: material.k: unknown name 'hot'"),
