@@ -26,6 +26,10 @@ from solver.case.inputfiles import DIRECTORY, MISSING, file_problem
 from solver.errors import CaseError
 from solver.fem.locate import PointLocator
 
+# fields whose values lie in a range: the quadratic basis interpolates nodal values within it to
+# values beyond it between the nodes (a liquid fraction of -0.03 or 1.09), which are clipped
+FIELD_RANGES = {"liquid_fraction": (0.0, 1.0)}
+
 
 class SolverFile:
     """What every HDF5 file this solver writes shares, read on demand from ``self.file`` (an open
@@ -164,7 +168,13 @@ class Results(SolverFile):
         if len(outside):
             p = ", ".join(f"{c:g}" for c in pts[outside[0]])
             raise CaseError(f"point ({p}) is outside the mesh of {self.path.name}")
-        return self.locator.interpolate(self.field(index, name), cell, xi)
+        return self.interpolate(index, name, cell, xi)
+
+    def interpolate(self, index: int, name: str, cell: np.ndarray, xi: np.ndarray) -> np.ndarray:
+        """Field ``name`` of snapshot ``index`` at points located in ``cell`` at reference
+        coordinates ``xi``, within the field's range (:data:`FIELD_RANGES`)."""
+        low, high = FIELD_RANGES.get(name, (-np.inf, np.inf))
+        return np.clip(self.locator.interpolate(self.field(index, name), cell, xi), low, high)
 
 
 def open(path: str | Path) -> Results:  # noqa: A001 - the natural name: results.open(path)

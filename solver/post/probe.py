@@ -34,7 +34,7 @@ def probe_command(args) -> int:
         bad = np.flatnonzero(cell < 0)
         if len(bad):
             raise CaseError(f"--at {args.at[bad[0]]}: point is outside the mesh of {r.path.name}")
-        rows = [(t, *r.locator.interpolate(r.field(i, name), cell, xi)) for i, t in enumerate(r.times)]
+        rows = [(t, *r.interpolate(i, name, cell, xi)) for i, t in enumerate(r.times)]
     symbol = "T" if name == "temperature" else name
     names = [f"{symbol}({a})" for a in args.at]
     if args.csv:

@@ -141,3 +141,19 @@ def test_an_unknown_field_names_the_ones_the_file_holds(runs):
     proc = post("plot", runs["cast"], "--field", "porosity", check=False)
     assert proc.returncode == 2 and proc.stderr.strip() == \
         "error: --field porosity: cast.h5 has no such field (it holds: temperature, liquid_fraction)"
+
+
+def test_a_quadratic_liquid_fraction_is_probed_within_zero_and_one(tmp_path):
+    """The quadratic basis overshoots between nodes where the fraction jumps from 0 to 1 (-0.03
+    and 1.09 were printed): probes stay within the field's range."""
+    (tmp_path / "cast.toml").write_text(CASE)
+    run_solver(1, ["cast.toml", "--quiet", "--set", "element.degree=2"], cwd=tmp_path)
+    with results.open(tmp_path / "outputs" / "cast" / "cast.h5") as r:
+        points = np.random.default_rng(0).uniform(0.02, 0.08, size=(2000, 2))
+        cell, xi = r.locator.locate(points)
+        raw = np.concatenate([r.locator.interpolate(r.field(i, "liquid_fraction"), cell, xi) for i in range(5)])
+        probed = np.concatenate([r.probe(points, i, name="liquid_fraction") for i in range(5)])
+    assert raw.min() < -1e-3 or raw.max() > 1 + 1e-3  # the basis does overshoot here
+    assert probed.min() >= 0.0 and probed.max() <= 1.0
+    inside = (raw >= 0) & (raw <= 1)
+    assert np.array_equal(probed[inside], raw[inside])
