@@ -24,7 +24,9 @@ import numpy as np
 
 from solver.case.inputfiles import DIRECTORY, MISSING, file_problem
 from solver.errors import CaseError
+from solver.fem.geometry import CellGeometry
 from solver.fem.locate import PointLocator
+from solver.mesh.cells import CELLS
 
 # fields whose values lie in a range: the quadratic basis interpolates nodal values within it to
 # values beyond it between the nodes (a liquid fraction of -0.03 or 1.09), which are clipped
@@ -69,6 +71,24 @@ class SolverFile:
     @cached_property
     def locator(self) -> PointLocator:
         return PointLocator(self.cell_type, self.points, self.cells)
+
+    @cached_property
+    def node_weights(self) -> np.ndarray:
+        """``int N_i`` over the mesh for every node (m^2 or m^3): a nodal field u's mean over the
+        body is ``node_weights . u / node_weights.sum()``, the finite-element field's own."""
+        ref = CELLS[self.cell_type]
+        out = np.zeros(len(self.points))
+        for start in range(0, len(self.cells), 1 << 16):
+            cells = self.cells[start:start + (1 << 16)]
+            g = CellGeometry(self.cell_type, self.points, cells, 2 * ref.degree, gradients=False)
+            wdet = np.broadcast_to(g.wdet, (len(cells), len(g.weights)))
+            out += np.bincount(cells.ravel(), weights=(wdet @ g.N).ravel(), minlength=len(out))
+        return out
+
+    def mean(self, values: np.ndarray) -> float:
+        """The mean over the body of the nodal field ``values`` (weighted by :attr:`node_weights`)."""
+        w = self.node_weights
+        return float(np.dot(w, values) / w.sum())
 
 
 class Results(SolverFile):

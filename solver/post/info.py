@@ -42,7 +42,7 @@ def summary(r: Results) -> dict:
         "time_range": [float(times[0]), float(times[-1])] if len(times) else [],
         "scheme": r.case.get("time", {}).get("scheme", ""),
         "last": {"time": float(times[-1]), "min": float(last.min()), "max": float(last.max()),
-                 "mean": float(last.mean())} if last is not None else {},
+                 "mean": r.mean(last)} if last is not None else {},
         "solver": {"preconditioner": a.get("preconditioner", r.case.get("solver", {}).get("preconditioner", "")),
                    "linear_iterations": int(a.get("linear_iterations", 0)), "steps": int(a.get("steps", 0)),
                    "nonlinear_iterations": int(a.get("nonlinear_iterations", 0))},

@@ -58,7 +58,7 @@ def plot_command(args) -> int:
         elif args.series:
             r.require_snapshots()
             out = Path(args.output) if args.output else r.path.with_name(f"{r.path.stem}{tag}_series.png")
-            stats = np.array([(v.min(), v.max(), v.mean()) for v in (r.field(i, name) for i in range(len(r.times)))])
+            stats = np.array([(v.min(), v.max(), r.mean(v)) for v in (r.field(i, name) for i in range(len(r.times)))])
             for k, stat in enumerate(("min", "max", "mean")):
                 ax.plot(r.times, stats[:, k], label=stat)
             if "probes/values" in r.file and name == "temperature":  # probes record the temperature

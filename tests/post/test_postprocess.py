@@ -198,3 +198,44 @@ def test_plot_units_are_shown_as_written():
     from solver.post.plot import _label
 
     assert _label(None, "temperature", "K $$") == r"temperature (K \$\$)"
+
+
+@pytest.mark.parametrize("cell", ["quadrilateral", "triangle"])
+def test_info_s_mean_is_the_field_s_mean_over_the_body(tmp_path, cell):
+    """A steady P2/Q2 field that is exactly T = 3x^2 + y^2 + xy on [0, 0.3] x [0, 0.2]: the mean
+    info prints is its integral over the area, 0.101 (the mean over the nodes, 0.1037 on Q2 nodes,
+    was printed)."""
+    exact = "3*x*x + y*y + x*y"
+    (tmp_path / "q.toml").write_text(f"""[mesh]
+type = "rectangle"
+cell = "{cell}"
+lengths = [0.3, 0.2]
+nx = 3
+ny = 2
+[element]
+degree = 2
+[material]
+k = 2.0
+rho = 1.0
+c = 1.0
+[source]
+f = -16.0
+[boundary.left]
+type = "dirichlet"
+value = "{exact}"
+[boundary.right]
+type = "dirichlet"
+value = "{exact}"
+[boundary.top]
+type = "dirichlet"
+value = "{exact}"
+[boundary.bottom]
+type = "dirichlet"
+value = "{exact}"
+[time]
+scheme = "steady"
+""")
+    run_solver(1, ["q.toml", "--quiet"], cwd=tmp_path)
+    info = json.loads(post("info", tmp_path / "outputs" / "q" / "q.h5", "--json").stdout)
+    mean = (3 * 0.3**3 / 3 * 0.2 + 0.3 * 0.2**3 / 3 + 0.3**2 / 2 * 0.2**2 / 2) / (0.3 * 0.2)
+    assert info["last"]["mean"] == pytest.approx(mean, rel=1e-12)
