@@ -191,7 +191,7 @@ def check_case_against_mesh(case, mesh) -> None:
         for name in case.physics.named_boundaries:
             if name not in have:
                 fail(f"boundary.{name}: the mesh {path} has no boundary group {name!r} "
-                     f"(it has: {', '.join(sorted(have)) or 'no named boundary groups'})")
+                     f"(it has: {', '.join(sorted(have)) or NO_GROUPS})")
             if counts.get(name, 1) == 0:
                 fail(f"boundary.{name}: the group {name!r} of the mesh {path} has no facets")
         groups = mesh.groups.region
@@ -226,6 +226,11 @@ def report_empty_regions(mesh, physics) -> None:
 
 BALANCE_LIMIT = 1e-2  # relative imbalance beyond which a balance that should close is looked at
 ENERGY_ROUNDOFF = 1e-9  # imbalance, as a fraction of the thermal energy held, that round-off can reach
+
+
+# a mesh file without any facet group: where the reader looks for them
+NO_GROUPS = ("no boundary groups: facets tagged in cell data named gmsh:physical (Gmsh), cell_tags (XDMF) or "
+             "medit:ref (Medit), with the boundary's facet elements in the file")
 
 
 def check_balance(sim) -> None:

@@ -384,3 +384,16 @@ def test_boundary_elements_and_quadratic_edges_must_match_the_cells(tmp_path):
     _write_with_right(tmp_path / "torn.msh", torn, "triangle6", own, "line3", right)
     with pytest.raises(CaseError, match="share an edge .* have midpoint nodes of their own there"):
         read(tmp_path / "torn.msh")
+
+
+def test_a_mesh_without_recognised_tags_says_where_groups_are_read_from(tmp_path):
+    """Tags in cell data of another name ("foo"): the line said only "no named boundary groups"."""
+    points = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=float)
+    meshio.write(tmp_path / "m.xdmf", meshio.Mesh(points, [("triangle", np.array([[0, 1, 2], [0, 2, 3]])),
+                                                           ("line", np.array([[0, 1]]))],
+                                                  cell_data={"foo": [np.array([1, 1]), np.array([2])]}))
+    (tmp_path / "case.toml").write_text('[mesh]\nfile = "m.xdmf"\n[material]\nk = 1.0\nrho = 1.0\nc = 1.0\n'
+                                        '[boundary.left]\ntype = "dirichlet"\nvalue = 1.0\n[time]\nscheme = "steady"\n')
+    proc = run_solver(1, ["case.toml", "--dry-run"], cwd=tmp_path, check=False, timeout=30)
+    assert proc.returncode == 2 and "has no boundary group 'left' (it has: no boundary groups: facets tagged in " \
+                                   "cell data named gmsh:physical (Gmsh), cell_tags (XDMF) or medit:ref" in proc.stderr
