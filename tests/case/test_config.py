@@ -52,6 +52,7 @@ def test_overrides_parse_toml_values_and_bare_strings():
     ("mesh.cell=tetrahedron", "case.toml: mesh.cell must be one of quadrilateral, triangle for a rectangle"),
     ("material.k=0", "case.toml: material.k must be > 0, got 0.0"),
     ("mesh.nz=7", "case.toml: mesh.nz is not used by a rectangle (2D: nx and ny)"),
+    ("output.times=[1e-300, 2]", "case.toml: output.times: t = 1e-300 s is not a whole number of steps"),  # was t = 0
     ("material.k=1e-310", "case.toml: material.k must be at least 2.23e-308 (the smallest normal double"),
     ("material.rho={table=[[0, 1e-320], [9, 1]]}", "case.toml: material.rho: value 9.99989e-321 at T = 0 is below"),
     ("material.k=\"hot\"", "case.toml: material.k: unknown name 'hot'"),
@@ -99,6 +100,12 @@ def test_bad_values_name_file_key_and_allowed(edit, message):
     text = str(err.value)
     assert text.startswith(message), text
     assert "\n" not in text
+
+
+def test_an_output_time_no_adaptive_step_reaches_is_refused():
+    """t = 1e-300 s below the smallest step: written as the initial snapshot (one time the less)."""
+    with pytest.raises(CaseError, match="output.times: t = 1e-300 s comes before a step of time.dt_min"):
+        load_case(GOOD, "case.toml", ['time.dt="adaptive"', "output.times=[1e-300, 2]"])
 
 
 def test_missing_required_key_and_bad_toml():
