@@ -197,7 +197,7 @@ def test_a_uniform_source_heats_the_lumped_quadratic_mass_uniformly(tmp_path, sh
     """An insulated body with a uniform source (rho c fixed, or of T: the enthalpy form) stays
     uniform at the energy it took in. With the diagonally scaled P2 mass and the exact load
     ``int f N_i`` (zero at a triangle's vertices) it was 11% off on triangles, 35% on tetrahedra,
-    exit 0; the source now takes the nodal quadrature of that mass."""
+    exit 0; each cell's mean source is now spread over its nodes by that mass's weights."""
     three = shape == "box"
     (tmp_path / "case.toml").write_text(UNIFORM_HEATING.format(
         shape=shape, cell=cell, nz="nz = 3\n" if three else "", lengths="[1, 1, 1]" if three else "[1, 1]", c=c,
