@@ -170,31 +170,6 @@ class Assembler:
         self._nodal_weights = out
         return out
 
-    def lumped_load(self, f, t: float = 0.0) -> np.ndarray:
-        """The load that goes with the lumped mass of quadratic cells (owned rows): per cell, the
-        exact ``int_c f N_i`` with the cell's mean of f redistributed from the ``int_c N_i`` to the
-        lumped weights w_ci (:meth:`nodal_weights`),
-
-            F_i = sum_c int_c f N_i + (w_ci - int_c N_i) mean_c(f).
-
-        Each cell brings in exactly its own ``int_c f``; a uniform source heats an insulated body
-        uniformly (on P2 simplices the vertices' ``int N_a`` vanish or turn negative where their
-        lumped masses are positive: the exact load alone heated the edge nodes faster, 11% off on
-        a coarse mesh), and a source confined to some cells stays in them (the source at the nodes
-        times their weights heated the cells beside a heated region)."""
-        w = self.nodal_weights()
-        out = np.zeros(len(self.coords))
-        for start in range(0, self.n_cells, CHUNK):
-            cells = self.cells[start:start + CHUNK]
-            g = CellGeometry(self.mesh.cell_type, self.coords, cells, self.degree, gradients=False)
-            wdet = np.broadcast_to(g.wdet, (len(cells), len(g.weights)))
-            values = np.broadcast_to(np.asarray(f(g.points, t), dtype=float).reshape(len(cells), -1), wdet.shape)
-            weighted = wdet * values
-            mean = weighted.sum(axis=1) / wdet.sum(axis=1)
-            local = weighted @ g.N + (w[start:start + CHUNK] - wdet @ g.N) * mean[:, None]
-            out += np.bincount(cells.ravel(), weights=local.ravel(), minlength=len(out))
-        return out[: self.shape[0]]
-
     def lumped_mass(self, rhoc_cell: np.ndarray) -> sp.csr_matrix:
         """The diagonal mass matrix of :meth:`nodal_weights` with rho c per cell (n_cells,)."""
         w = np.asarray(rhoc_cell, dtype=float)[:, None] * self.nodal_weights()

@@ -89,8 +89,6 @@ class HeatLoads:
             self.compile_kernels(physics, linear)
         self.assembler = Assembler(mesh, compiled=self.compiled)
         self.source = physics.source
-        # with the diagonally scaled mass of quadratic cells, the source's load that goes with it
-        self.lumped_source = physics.lumped_mass and CELLS[mesh.cell_type].degree > 1
         self.neumann = [FacetTerm(bc, BoundaryTerm(mesh, bc.name, self.compiled)) for bc in physics.of_kind(NeumannBC)]
         self.robin = [FacetTerm(bc, BoundaryTerm(mesh, bc.name, self.compiled)) for bc in physics.of_kind(RobinBC)]
         self.dirichlet = DirichletConditions(mesh, physics.of_kind(DirichletBC))
@@ -136,8 +134,8 @@ class HeatLoads:
         and each Robin boundary (h T_inf); each is cached when it does not depend on t."""
         parts = {}
         if has_source(self.source):
-            load = self.assembler.lumped_load if self.lumped_source else self.assembler.load
-            parts["source"] = self._cache.get("source", self.source.depends_on_time, t, lambda s: load(self.source, s))
+            parts["source"] = self._cache.get("source", self.source.depends_on_time, t,
+                                              lambda s: self.assembler.load(self.source, s))
         for term in self.neumann:
             q = term.condition.flux
             parts[term.name] = self._cache.get(("load", term.name), q.depends_on_time, t,

@@ -22,7 +22,8 @@ from solver.case.records import Case, SolverSpec
 from solver.errors import CaseError, NonFiniteError, RangeError
 from solver.heat.adaptive import AdaptiveStepping, StepRecord
 from solver.heat.checks import (check_case_against_mesh, check_inputs, check_mesh, check_step_moves,
-                                 check_temperature_range, report_empty_regions, warn_time_in_steady)
+                                 check_temperature_range, report_empty_regions, warn_lumped_quadratic_simplices,
+                                 warn_time_in_steady)
 from solver.heat.nonlinear import NonlinearHeatProblem
 from solver.heat.nonlinear_stepping import make_nonlinear_stepper
 from solver.heat.parts import check_floating_parts
@@ -113,6 +114,8 @@ class Simulation(Discretisation):
             check_floating_parts(case, self.problem)
             if self.mesh.comm.rank == 0:
                 warn_time_in_steady(case)
+        elif self.mesh.comm.rank == 0:
+            warn_lumped_quadratic_simplices(case, self.mesh.cell_type)
         with self.timers("assembly"), np.errstate(all="ignore"):
             self.solver = self.resolve_solver()
             try:

@@ -165,48 +165,44 @@ def test_explicit_euler_with_the_lumped_quadratic_mass(tmp_path):
         assert np.all(np.isfinite(temps)) and temps.min() >= 19.999 and temps.max() < 200
 
 
-UNIFORM_HEATING = """[mesh]
+LUMPED = """[mesh]
 type = "{shape}"
 cell = "{cell}"
-nx = 3
-ny = 3
-{nz}lengths = {lengths}
-[element]
+nx = 4
+ny = 4
+{nz}[element]
 degree = 2
 [material]
 k = 1.0
 rho = 1.0
-c = {c}
-[initial]
-temperature = 0.0
+c = 1.0
 [source]
-f = 2.0
+f = 1.0
+[boundary.left]
+type = "dirichlet"
+value = 0.0
 [time]
-scheme = "{scheme}"
+scheme = "backward-euler"
 mass = "lumped"
-dt = {dt}
-t_end = {t_end}
+dt = 5.0
+t_end = 60.0
 """
 
 
-@pytest.mark.parametrize("shape, cell, scheme, c, expected", [
-    ("rectangle", "triangle", "backward-euler", "1.0", 10.0),
-    ("rectangle", "triangle", "explicit-euler", "1.0", 0.2),  # to t = 0.1
-    ("box", "tetrahedron", "backward-euler", '"1 + 0.01 * T"', 9.544511501033224)])  # T + T^2 / 200 = 10
-def test_a_uniform_source_heats_the_lumped_quadratic_mass_uniformly(tmp_path, shape, cell, scheme, c, expected):
-    """An insulated body with a uniform source (rho c fixed, or of T: the enthalpy form) stays
-    uniform at the energy it took in. With the diagonally scaled P2 mass and the exact load
-    ``int f N_i`` (zero at a triangle's vertices) it was 11% off on triangles, 35% on tetrahedra,
-    exit 0; each cell's mean source is now spread over its nodes by that mass's weights."""
-    three = shape == "box"
-    (tmp_path / "case.toml").write_text(UNIFORM_HEATING.format(
-        shape=shape, cell=cell, nz="nz = 3\n" if three else "", lengths="[1, 1, 1]" if three else "[1, 1]", c=c,
-        scheme=scheme, dt='"auto"' if scheme == "explicit-euler" else "0.5",
-        t_end=0.1 if scheme == "explicit-euler" else 5.0))
-    run_solver(1, ["case.toml", "--quiet"], cwd=tmp_path)
+@pytest.mark.parametrize("shape, cell, warned", [("rectangle", "triangle", True), ("box", "tetrahedron", True),
+                                                 ("rectangle", "quadrilateral", False)])
+def test_the_lumped_quadratic_mass_reaches_the_steady_state_and_warns_on_simplices(tmp_path, shape, cell, warned):
+    """Lumping changes the transient only: a long run reaches the steady u = x - x^2 / 2, which
+    the quadratic space holds exactly (a load in the lumped mass's own quadrature missed it by up
+    to 5%). On triangles and tetrahedra no positive diagonal mass is consistent (a uniform source
+    heats their vertices more slowly than the edges' nodes): a warning says so."""
+    (tmp_path / "case.toml").write_text(LUMPED.format(shape=shape, cell=cell, nz="nz = 2\n" if shape == "box" else ""))
+    proc = run_solver(1, ["case.toml", "--quiet"], cwd=tmp_path)
+    assert ("is second-order accurate only" in proc.stderr) == warned, proc.stderr
     with h5py.File(tmp_path / "outputs" / "case" / "case.h5", "r") as f:
+        x = f["mesh/geometry"][:, 0]
         temps = f["fields/temperature"][sorted(f["fields/temperature"])[-1]][()]
-    assert np.allclose(temps, expected, rtol=1e-8, atol=0), (temps.min(), temps.max())
+    assert np.max(np.abs(temps - (x - x * x / 2))) < 1e-9
 
 
 @pytest.mark.parametrize("degree", [0, 3, "true"])
