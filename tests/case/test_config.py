@@ -102,10 +102,12 @@ def test_bad_values_name_file_key_and_allowed(edit, message):
     assert "\n" not in text
 
 
-def test_an_output_time_no_adaptive_step_reaches_is_refused():
-    """t = 1e-300 s below the smallest step: written as the initial snapshot (one time the less)."""
-    with pytest.raises(CaseError, match="output.times: t = 1e-300 s comes before a step of time.dt_min"):
+def test_an_output_time_the_adaptive_steps_cannot_tell_from_zero_is_refused():
+    """t = 1e-300 s was merged into the initial snapshot (one time the less); 3e-9 s, below time.dt_min,
+    is a step of its own."""
+    with pytest.raises(CaseError, match="output.times: t = 1e-300 s is within 1e-12 of time.t_end from the start"):
         load_case(GOOD, "case.toml", ['time.dt="adaptive"', "output.times=[1e-300, 2]"])
+    load_case(GOOD, "case.toml", ['time.dt="adaptive"', "time.dt_min=1e-6", "output.times=[3e-9, 2]"])
 
 
 def test_missing_required_key_and_bad_toml():
