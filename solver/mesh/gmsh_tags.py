@@ -73,34 +73,56 @@ def check_gmsh_tags(path: Path) -> None:
         _check(path, scan)
 
 
-_NAMES = re.compile(rb"^\$PhysicalNames[ \t\r]*\n(.*?)^\$EndPhysicalNames", re.MULTILINE | re.DOTALL)
-_NAME = re.compile(rb'^[ \t]*(-?\d+)[ \t]+(-?\d+)[ \t]+"([^"\n]*)"', re.MULTILINE)
+_NAMES_MARKER = b"\n$PhysicalNames"
+_CHUNK = 1 << 24
 
 
 def check_physical_names(path: Path) -> None:
     """Refuse a Gmsh file that gives one physical name to two groups (two tags, or two
     dimensions): meshio keeps the last of them by name, and the others' facets or cells would
-    silently lose their condition or material (CaseError naming both). ``$PhysicalNames`` is
-    text in ASCII and binary files alike, and comes before the nodes."""
+    silently lose their condition or material (CaseError naming both). Every ``$PhysicalNames``
+    section is read (text in ASCII and binary files alike, wherever it is), its names split as
+    meshio splits them (shell words: quoted or not)."""
+    seen: dict[str, tuple[int, int]] = {}
+    for dim, tag, name in _physical_names(path):
+        if name in seen and seen[name] != (dim, tag):
+            (d0, t0), (d1, t1) = seen[name], (dim, tag)
+            raise CaseError(f"{path}: the physical name \"{name[:80]}\" is given to two groups (dimension {d0} "
+                            f"tag {t0}, and dimension {d1} tag {t1}): the mesh reader keeps one, and the other's "
+                            f"facets or cells would lose their condition or material; give each group its own "
+                            f"name, or both the same tag")
+        seen.setdefault(name, (dim, tag))
+
+
+def _physical_names(path: Path):
+    """(dimension, tag, name) of every line of every ``$PhysicalNames`` section (lines that do not
+    parse are meshio's to report)."""
+    import shlex
+
     with open(path, "rb") as f:
-        head = f.read(_HEAD_BYTES)
-        at = head.find(b"$PhysicalNames")
-        if at < 0:
-            return
-        f.seek(at)
-        section = _NAMES.search(f.read(1 << 24))  # at most a million names or so
-    if section is None:
-        return
-    seen: dict[bytes, tuple[int, int]] = {}
-    for dim, tag, name in _NAME.findall(section.group(1)):
-        group = (int(dim), int(tag))
-        if name in seen and seen[name] != group:
-            (d0, t0), (d1, t1) = seen[name], group
-            raise CaseError(f"{path}: the physical name \"{name.decode('utf-8', 'replace')[:80]}\" is given to two "
-                            f"groups (dimension {d0} tag {t0}, and dimension {d1} tag {t1}): the mesh reader keeps "
-                            f"one, and the other's facets or cells would lose their condition or material; give "
-                            f"each group its own name, or both the same tag")
-        seen.setdefault(name, group)
+        starts, offset, tail = [], 0, b"\n"
+        while chunk := f.read(_CHUNK):
+            data = tail + chunk
+            at = data.find(_NAMES_MARKER)
+            while at >= 0:
+                starts.append(offset - len(tail) + at + 1)
+                at = data.find(_NAMES_MARKER, at + 1)
+            offset += len(chunk)
+            tail = data[-len(_NAMES_MARKER):]
+        for start in starts:
+            f.seek(start)
+            f.readline()
+            try:
+                count = int(f.readline())
+            except ValueError:
+                continue
+            for _ in range(min(count, 1 << 20)):
+                line = f.readline()
+                try:
+                    words = shlex.split(line.decode("utf-8", "replace"))
+                    yield int(words[0]), int(words[1]), words[2]
+                except (ValueError, IndexError):
+                    continue
 
 
 def _scan(path: Path) -> _Scan | None:

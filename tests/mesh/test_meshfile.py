@@ -182,17 +182,18 @@ def test_missing_group_and_corrupt_file_are_refused(tmp_path, nprocs):
     assert proc.returncode == 2 and "surface elements (triangles or quadrangles) in 3D space" in proc.stderr
 
 
-@pytest.mark.parametrize("nprocs, renamed, groups", [
-    (1, b'1 2 "right"', "dimension 1 tag 1, and dimension 1 tag 2"),
-    (3, b'2 6 "plate"', "dimension 1 tag 1, and dimension 2 tag 6")])
-def test_a_physical_name_given_to_two_groups_is_refused(tmp_path, nprocs, renamed, groups):
+@pytest.mark.parametrize("nprocs, renamed, name, groups", [
+    (1, b'1 2 "right"', b'"left"', "dimension 1 tag 1, and dimension 1 tag 2"),
+    (1, b'1 2 "right"', b"left", "dimension 1 tag 1, and dimension 1 tag 2"),  # unquoted, as meshio reads too
+    (3, b'2 6 "plate"', b'"left"', "dimension 1 tag 1, and dimension 2 tag 6")])
+def test_a_physical_name_given_to_two_groups_is_refused(tmp_path, nprocs, renamed, name, groups):
     """The binary example mesh with "left" given to a second group: meshio keeps one group per
     name, and the other's facets ran insulated (a Dirichlet side lost, exit 0; or, across
     dimensions, "no boundary group"). Exit 2 naming both."""
     mesh = tmp_path / "twice.msh"
     data = PLATE_MESH.read_bytes()
     assert data.count(renamed) == 1
-    mesh.write_bytes(data.replace(renamed, renamed.split(b'"')[0] + b'"left"'))
+    mesh.write_bytes(data.replace(renamed, renamed.split(b'"')[0] + name))
     proc = run_solver(nprocs, [PLATE, "--set", f"mesh.file={mesh}", "--dry-run"], cwd=ROOT, check=False, timeout=30)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1, proc.stderr
