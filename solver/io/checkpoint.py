@@ -162,10 +162,10 @@ class CheckpointWriter:
         def make_folder():
             try:
                 folder.mkdir(parents=True, exist_ok=True)
-                if os.path.isdir(tmp) and not os.path.islink(tmp):  # a folder where the file is written
-                    aside = tmp.with_name(f"{final.stem}.not-a-checkpoint.tmp")
+                if os.path.lexists(tmp) and not (regular_file(tmp) or os.path.islink(tmp)):  # a folder, FIFO...
+                    aside = free_name(tmp.with_name(f"{final.stem}.not-a-checkpoint.tmp"))
                     os.replace(tmp, aside)
-                    log.warning(f"warning: {tmp.name} was a folder; moved to {aside.name}")
+                    log.warning(f"warning: {tmp.name} was not a file (a folder or FIFO); moved to {aside.name}")
             except OSError as exc:
                 raise (OutputError if no_space(exc) else CaseError)(f"{folder}: cannot create the checkpoints' "
                                                                     f"folder ({exc.strerror})") from None
@@ -186,12 +186,12 @@ class CheckpointWriter:
         def publish():
             other = run_id_in(final) if final.exists() else ""
             if os.path.lexists(final) and not regular_file(final):  # a link, FIFO, folder: never ours
-                aside = final.with_name(f"{final.stem}.not-a-checkpoint")
+                aside = free_name(final.with_name(f"{final.stem}.not-a-checkpoint"))
                 os.replace(final, aside)
                 log.warning(f"warning: {final.name} was not a checkpoint file (a link, FIFO or folder); moved to "
                             f"{aside.name}")
             elif other and other != attrs.run_id:  # another run's of the same step: not this run's to replace
-                aside = final.with_name(f"{final.stem}.{other[:8]}.h5")
+                aside = free_name(final.with_name(f"{final.stem}.{other[:8]}.h5"))
                 os.replace(final, aside)
                 log.warning(f"warning: {final.name} of another run moved to {aside.name}")
             os.replace(tmp, final)
@@ -216,6 +216,15 @@ class CheckpointWriter:
                     stale.unlink()
             return str(final)
         return Path(on_root(comm, publish, OutputError))
+
+
+def free_name(path: Path) -> Path:
+    """``path``, or ``path`` with .1, .2, ... appended where something is there already."""
+    candidate, n = path, 0
+    while os.path.lexists(candidate) and n < 1000:
+        n += 1
+        candidate = path.with_name(f"{path.name}.{n}")
+    return candidate if n < 1000 else path.with_name(f"{path.name}.{time.time_ns()}")
 
 
 def regular_file(path: Path) -> bool:

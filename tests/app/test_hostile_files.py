@@ -175,13 +175,16 @@ def test_a_fifo_or_folder_named_like_a_checkpoint_never_blocks_the_run(tmp_path)
     os.mkfifo(folder / "step_00000360.h5")
     os.mkfifo(folder / "step_00000999.h5")
     (folder / "step_00000180.h5.tmp").mkdir()
+    os.mkfifo(folder / "step_00000360.h5.tmp")
+    (folder / "step_00000360.not-a-checkpoint").mkdir()  # the name it would be moved to: taken
     args = [str(ROOT / "inputs" / "plate.toml"), "--set", "mesh.nx=8", "--set", "mesh.ny=4", "--set",
             f"output.directory={tmp_path}", "--set", "checkpoint.every=180", "--quiet"]
     proc = run_solver(1, args, cwd=tmp_path, check=False, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "step_00000360.h5 was not a checkpoint file" in proc.stderr
-    assert (folder / "step_00000360.not-a-checkpoint").is_fifo() and (folder / "step_00000999.h5").is_fifo()
+    assert (folder / "step_00000360.not-a-checkpoint.1").is_fifo() and (folder / "step_00000999.h5").is_fifo()
     assert (folder / "step_00000180.not-a-checkpoint.tmp").is_dir()
+    assert (folder / "step_00000360.not-a-checkpoint.tmp").is_fifo()
     os.mkfifo(folder / "step_00001000.h5")
     proc = run_solver(1, [*args[:-1], "--restart", "latest", "--set", "time.t_end=1810"], cwd=tmp_path,
                       check=False, timeout=60)
