@@ -52,6 +52,9 @@ def pcg(A: DistributedMatrix, b: np.ndarray, x: np.ndarray, precond, rtol: float
     while np.sqrt(rr) > target and it < max_iterations:
         z = precond(r)
         rz_new = dot(comm, r, z, n)
+        if not rz_new > 0:  # the preconditioner is not positive definite on r (or r.z underflowed)
+            breakdown = True
+            break
         if rz is None:
             p[:n] = z
         else:
