@@ -101,9 +101,11 @@ class LinearisedSolver:
         jacobian = lambda u, t, a0, c: self._matrix(self.problem.linearise(u, t, a0, c).symmetric)  # noqa: E731
         self.precond = make_preconditioner(self.spec.preconditioner, jacobian(*origin), self.problem.coarse_space)
         self.rebuilds += 1
-        if updated is not None:
+        if updated is not None and self.precond.updatable:
             self.precond.update(jacobian(*updated))
             self.updates += 1
+        elif updated is not None:  # one built once (another rank count chose it): from the last Jacobian
+            self.precond = make_preconditioner(self.spec.preconditioner, jacobian(*updated), self.problem.coarse_space)
         self.origin, self.updated, self.fresh, self.base_iterations = origin, updated, fresh, base
         self.setup_seconds += time.perf_counter() - start
 

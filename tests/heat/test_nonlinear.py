@@ -381,3 +381,22 @@ def test_an_indefinite_newton_system_is_named_as_such(tmp_path):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 3 and len(errors) == 1, proc.stderr
     assert "singular or indefinite" in errors[0] and "try a smaller time.dt" in errors[0], errors
+
+
+def test_a_nonlinear_checkpoint_of_several_ranks_restarts_on_one(tmp_path):
+    """The casting example's checkpoint of 2 ranks (multigrid, updated for later Jacobians)
+    restarted on 1 rank, where auto picks the block LU: replaying the multigrid's update into
+    it was an internal error (exit 1), and the complete results were marked killed. It continues,
+    within the solver tolerance of an uninterrupted run on 1 rank."""
+    common = [str(ROOT / "inputs" / "casting2d.toml"), "--quiet", "--set", "mesh.nx=40", "--set", "mesh.ny=20"]
+    split, whole = ["--set", f"output.directory={tmp_path / 'split'}"], ["--set", f"output.directory={tmp_path / 'whole'}"]
+    run_solver(2, [*common, *split, "--set", "time.t_end=40.0"], cwd=tmp_path)
+    proc = run_solver(1, [*common, *split, "--restart", "latest", "--set", "time.t_end=60.0"], cwd=tmp_path, check=False)
+    assert proc.returncode == 0, proc.stderr
+    run_solver(1, [*common, *whole, "--set", "time.t_end=60.0"], cwd=tmp_path)
+    last = {}
+    for name in ("split", "whole"):
+        with h5py.File(tmp_path / name / "casting2d" / "casting2d.h5", "r") as f:
+            last[name] = f["fields/temperature"][sorted(f["fields/temperature"])[-1]][()]
+            assert f.attrs["complete"]
+    assert np.max(np.abs(last["split"] - last["whole"])) < 1e-6 * np.max(np.abs(last["whole"]))
