@@ -277,3 +277,27 @@ def test_links_left_at_temporary_names_are_replaced_not_written_through(tmp_path
     run_solver(3, [PLATE, *SMALL, "--set", f"output.directory={tmp_path / 'out'}"], cwd=tmp_path)
     assert victim.read_bytes() == before
     assert (folder / "checkpoints" / "step_00000004.h5").is_file() and not (folder / "plate.xdmf.tmp").exists()
+
+
+def test_a_reader_holding_the_results_open_does_not_fail_the_run(tmp_path):
+    """A notebook's h5py holding the results file open took HDF5's file lock: the run's next write
+    of it failed (exit 74 at a complete run's end record, blaming the disk; exit 2 at a restart).
+    Runs open their files without HDF5's lock (their own lock file keeps other runs away)."""
+    import subprocess
+    import sys
+
+    args = [str(ROOT / "inputs" / "plate.toml"), "--set", "mesh.nx=8", "--set", "mesh.ny=4", "--set",
+            f"output.directory={tmp_path}", "--quiet"]
+    run_solver(1, [*args, "--set", "time.t_end=60.0"], cwd=tmp_path)
+    h5 = tmp_path / "plate" / "plate.h5"
+    reader = subprocess.Popen([sys.executable, "-c", f"import h5py, sys, time\nf = h5py.File({str(h5)!r}, 'r')\n"
+                               "print('open', flush=True)\ntime.sleep(60)"], stdout=subprocess.PIPE, text=True,
+                              env={k: v for k, v in os.environ.items() if k != "HDF5_USE_FILE_LOCKING"})
+    try:
+        assert reader.stdout.readline().strip() == "open"
+        proc = run_solver(2, [*args, "--restart", "latest", "--set", "time.t_end=120.0"], cwd=tmp_path, check=False,
+                          timeout=60)
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        reader.kill()
+        reader.wait()
