@@ -158,14 +158,20 @@ class Results(SolverFile):
         self.check_field(name)
         i = self.index(index)
         key = f"{i:06d}"
-        if key not in self.file["fields"][name]:
-            raise CaseError(f"--field {name}: {self.path.name} has no value of it at snapshot {i}")
-        data = self.file["fields"][name][key]
-        if not isinstance(data, h5py.Dataset) or data.shape != (len(self.points),):
-            shape = data.shape if isinstance(data, h5py.Dataset) else "a group"
-            raise CaseError(f"{self.path}: fields/{name}/{key} holds {shape} values, not one per node of the mesh "
-                            f"({len(self.points)}): the file is damaged")
-        return data[()]
+        try:
+            if key not in self.file["fields"][name]:
+                raise CaseError(f"--field {name}: {self.path.name} has no value of it at snapshot {i} (a run may be "
+                                f"writing it: read it again after the run's next snapshot)")
+            data = self.file["fields"][name][key]
+            if not isinstance(data, h5py.Dataset) or data.shape != (len(self.points),):
+                shape = data.shape if isinstance(data, h5py.Dataset) else "a group"
+                raise CaseError(f"{self.path}: fields/{name}/{key} holds {shape} values, not one per node of the "
+                                f"mesh ({len(self.points)}): the file is damaged")
+            return data[()]
+        except (RuntimeError, OSError, KeyError, ValueError) as exc:  # HDF5 met a structure half-written
+            raise CaseError(f"{self.path}: snapshot {i} of {name} cannot be read ({str(exc).splitlines()[0][:120]}): "
+                            f"a run is writing the file, or it is damaged; read it again after the run's next "
+                            f"snapshot, or after the run") from None
 
     def units(self, name: str = "temperature") -> str:
         """The ``units`` attribute of a field (``degC``, ``K``, ``1``; empty when not recorded)."""
