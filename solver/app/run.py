@@ -142,6 +142,8 @@ class CaseRun:
         log_mesh(sim.mesh)
         mesh = sim.mesh
         probes = self.locate_probes(mesh)  # an input error: found before --overwrite moves anything
+        if not self.options.restart:
+            sim.snapshot_schedule()  # output times off the steps (dt = "auto" known now): likewise
         needed = estimate_output_bytes(mesh.n_global_nodes, mesh.n_global_cells, mesh.reference.n_nodes, mesh.dim,
                                        expected_snapshots(case.output, sim.n_steps)) \
             + 2 * 8 * mesh.n_global_nodes * kept_checkpoints(case, sim.n_steps)
@@ -151,6 +153,8 @@ class CaseRun:
         try:
             resume = self.find_restart(mesh) if self.options.restart else None
             self.last_checkpoint = None if resume is None else resume.path
+            if resume is not None:
+                self.check_schedule(sim, resume)  # before the results are cut back to the checkpoint
             with sim.timers("output"):
                 self.open_results(sim, resume, faults, probes)
             r, cp = case.run, case.checkpoint
@@ -165,6 +169,14 @@ class CaseRun:
         except SolverExit as exc:
             raise self.failed(sim, exc) from None
         return self.finish(sim, outcome.stopped, checkpoints.last, resume)
+
+    def check_schedule(self, sim: Simulation, resume) -> None:
+        """Output times off the fixed steps a restart continues on (from t = 0: its dt divides
+        the checkpoint's time, and no earlier restart moved the grid) are refused (CaseError)."""
+        a = resume.attrs
+        if sim.adaptive is None and "fixed_origin" not in (a.stepper or {}) \
+                and abs(a.step * sim.dt - a.t) <= 1e-12 * max(abs(a.t), 1.0):
+            sim.snapshot_schedule()
 
     def locate_probes(self, mesh) -> ProbeSeries | None:
         """The case's probes, located in the mesh (None: none asked for)."""

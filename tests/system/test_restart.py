@@ -429,3 +429,28 @@ def test_a_restart_with_another_dt_must_land_on_t_end(tmp_path):
                       cwd=tmp_path, check=False)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1 and "is not a whole number of steps of time.dt = 3" in errors[0]
+
+
+def test_output_times_off_the_automatic_step_are_refused_before_anything_is_moved_or_cut(tmp_path):
+    """Explicit Euler's dt = "auto" is known once the mesh is assembled, and output times off its
+    steps were refused only when the time loop began: after --overwrite had moved the complete
+    results aside, or after a restart had cut them back to its checkpoint (4 snapshots of a
+    complete run lost, for an input error). Both are refused first now, nothing touched."""
+    plate = tmp_path / "plate.toml"
+    plate.write_text("\n".join(line for line in (ROOT / "inputs" / "plate.toml").read_text().splitlines()
+                               if not line.startswith("every =")))
+    common = [str(plate), "--set", "mesh.nx=8", "--set", "mesh.ny=4", "--set", "time.scheme=explicit-euler", "--set",
+              'time.dt="auto"', "--set", "time.t_end=600.0", "--set", f"output.directory={tmp_path}", "--quiet"]
+    run_solver(2, [*common, "--set", "checkpoint.every=20"], cwd=tmp_path)
+    h5 = tmp_path / "plate" / "plate.h5"
+    with h5py.File(h5, "r") as f:
+        before = (f["time"][()].tolist(), bool(f.attrs["complete"]))
+    first = sorted((tmp_path / "plate" / "checkpoints").glob("step_*.h5"))[0]
+    for extra in (["--overwrite"], ["--restart", str(first)]):
+        args = [a for a in common if a != "--quiet"]
+        proc = run_solver(2, [*args, "--set", "output.times=[7.0, 600.0]", *extra], cwd=tmp_path, check=False)
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+        assert proc.returncode == 2 and len(errors) == 1 and "output.times: t = 7 s is not a whole number" in errors[0]
+        with h5py.File(h5, "r") as f:
+            assert (f["time"][()].tolist(), bool(f.attrs["complete"])) == before
+        assert not list((tmp_path / "plate").glob("*.bak"))
