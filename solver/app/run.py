@@ -32,6 +32,7 @@ from solver.heat.state import from_checkpoint
 from solver.io import checkpoint, deadline
 from solver.io.end_record import COMPLETE, FAILED, STOPPED, EndRecord, RunFigures
 from solver.io.probe_series import ProbeSeries
+from solver.io.repair import extend_truncated
 from solver.io.results_writer import ResultsLayout, ResultsWriter
 from solver.la.preconditioner import PreconditionerReport
 from solver.parallel.collective import max_over_ranks, on_root
@@ -266,6 +267,8 @@ class CaseRun:
         h5 = directory / f"{self.case.name}.h5"
 
         def look():
+            if h5.is_file():
+                extend_truncated(h5)  # a snapshot write that the disk cut short: readable again
             path = checkpoint.resolve(restart, directory, h5)
             attrs = checkpoint.inspect(path, mesh.n_global_nodes, self.case.values)
             checkpoint.check_same_run(path, attrs, h5)
