@@ -106,8 +106,13 @@ class Results(SolverFile):
         except OSError:
             raise CaseError(f"{self.path}: not an HDF5 file (expected a results .h5 file of this solver)") from None
         if "mesh/geometry" not in self.file or "fields/temperature" not in self.file or "time" not in self.file:
+            study = "solver_study" in self.file.attrs
             self.file.close()
-            raise CaseError(f"{self.path}: not a results file of this solver (no /mesh and /fields/temperature)")
+            if study:
+                raise CaseError(f"{self.path}: a study file, not a run's results: its statistics are read with "
+                                f"info and plot (python -m solver info {self.path})")
+            raise CaseError(f"{self.path}: not a results file of this solver (no /mesh/geometry, "
+                            f"/fields/temperature and /time)")
 
     @cached_property
     def times(self) -> np.ndarray:

@@ -168,3 +168,11 @@ def test_plot_without_done_samples_is_refused(studies, capsys, tmp_path):
     assert "no sample of failed.study.h5 is done (10 failed, 0 pending)" in err
     assert info_json(capsys, path)["outputs"]["max_temperature"] == {"count": 0, "mean": None, "std": None,
                                                                      "min": None, "max": None}
+
+
+@pytest.mark.parametrize("command", [("probe", "--at", "0.1,0.05"), ("export", "--format", "csv")])
+def test_probe_and_export_of_a_study_file_say_what_reads_it(studies, capsys, tmp_path, command):
+    """They said "no /mesh and /fields/temperature" of a file that has /mesh."""
+    status, _, err = cli(capsys, command[0], studies["grid"], *command[1:])
+    assert status == 2 and len(err.strip().splitlines()) == 1, err
+    assert "a study file, not a run's results: its statistics are read with info and plot" in err
