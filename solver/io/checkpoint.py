@@ -393,6 +393,9 @@ def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointA
     ``values``: the resolved case of the restart, to name what changed when the mesh differs."""
     problem = file_problem(path)
     if problem == MISSING:
+        if os.path.islink(path):  # checkpoint.h5 left behind when a full disk kept it from moving on
+            raise CaseError(f"{path}: a link to {os.readlink(path)}, which is gone (an older checkpoint, removed "
+                            f"after a newer one was written); --restart latest finds the newest")
         raise CaseError(f"{path}: checkpoint not found")
     if problem is not None:
         raise CaseError(f"{path}: {problem}, expected an HDF5 checkpoint")

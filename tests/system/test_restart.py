@@ -199,8 +199,11 @@ def test_bad_checkpoints_are_refused(tmp_path, nprocs):
     foreign = tmp_path / "heater_ramp" / "heater_ramp.h5"
     garbage = tmp_path / "garbage.h5"
     garbage.write_bytes(b"not hdf5 at all" * 10)
+    dangling = tmp_path / "checkpoint.h5"  # left pointing at a removed checkpoint (a full disk)
+    dangling.symlink_to("heater_ramp/checkpoints/step_00000001.h5")
     cases = [(truncated, "truncated.h5: "), (foreign, "not a checkpoint of this solver"),
-             (garbage, "not a readable HDF5 checkpoint"), (tmp_path / "none.h5", "checkpoint not found")]
+             (garbage, "not a readable HDF5 checkpoint"), (tmp_path / "none.h5", "checkpoint not found"),
+             (dangling, "which is gone (an older checkpoint, removed after a newer one was written)")]
     runs = [args_for(tmp_path, "crank-nicolson", 20.0, "--restart", str(path)) for path, _ in cases]
     # a checkpoint of another case is refused unless --force
     other = args_for(tmp_path, "crank-nicolson", 20.0, "--restart", str(good), "--set", "material.k=300.0")
@@ -210,10 +213,10 @@ def test_bad_checkpoints_are_refused(tmp_path, nprocs):
     result = run_script(nprocs, "solver_runs.py", json.dumps(runs))  # one launch for all of them
     for (path, message), status, err in zip(cases, result["status"], result["stderr"]):
         assert status == 2 and message in err and "Traceback" not in err, (path, err)
-    assert result["status"][4] == 2 and "checkpoint of a different case (changed: material.k)" in result["stderr"][4]
-    assert result["status"][5] == 0, result["stderr"][5]
-    assert result["status"][6] == 2 and re.search(r"changed since: [^;]*mesh.nx[^;]*; restart with", result["stderr"][6])
-    assert result["status"][7] == 2 and "time.t_end = 6 is before the checkpoint's t = 20" in result["stderr"][7]
+    assert result["status"][5] == 2 and "checkpoint of a different case (changed: material.k)" in result["stderr"][5]
+    assert result["status"][6] == 0, result["stderr"][6]
+    assert result["status"][7] == 2 and re.search(r"changed since: [^;]*mesh.nx[^;]*; restart with", result["stderr"][7])
+    assert result["status"][8] == 2 and "time.t_end = 6 is before the checkpoint's t = 20" in result["stderr"][8]
 
 
 @pytest.mark.parametrize("nprocs", [1, 3])
