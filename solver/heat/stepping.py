@@ -166,7 +166,8 @@ class Stepper(Solves):
         """What a restart needs of this stepper (:mod:`solver.heat.state`)."""
         lag = self.balance.lag if self.balance is not None else 0.0
         return StepperState(MultistepState(self.earlier[0] if self.earlier else None, tuple(self.earlier_dt),
-                                           tuple(self.earlier_energy), lag), nonlinear_iterations=self.nonlinear_iterations)
+                                           tuple(self.earlier_energy), lag),
+                            nonlinear_iterations=self.nonlinear_iterations)
 
     def resume(self, state: StepperState) -> None:
         """Take back :meth:`restart_state` (collective: energies missing from an older checkpoint
