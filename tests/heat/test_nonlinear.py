@@ -388,14 +388,14 @@ def test_a_nonlinear_checkpoint_of_several_ranks_restarts_on_one(tmp_path):
     restarted on 1 rank, where auto picks the block LU: replaying the multigrid's update into
     it was an internal error (exit 1), and the complete results were marked killed. It continues,
     within the solver tolerance of an uninterrupted run on 1 rank."""
-    common = [str(ROOT / "inputs" / "casting2d.toml"), "--quiet", "--set", "mesh.nx=40", "--set", "mesh.ny=20"]
+    common = [str(ROOT / "inputs" / "casting2d.toml"), "--quiet", "--set", "mesh.nx=20", "--set", "mesh.ny=10"]
     split = ["--set", f"output.directory={tmp_path / 'split'}"]
     whole = ["--set", f"output.directory={tmp_path / 'whole'}"]
-    run_solver(2, [*common, *split, "--set", "time.t_end=40.0"], cwd=tmp_path)
-    proc = run_solver(1, [*common, *split, "--restart", "latest", "--set", "time.t_end=60.0"], cwd=tmp_path,
+    run_solver(2, [*common, *split, "--set", "time.t_end=20.0"], cwd=tmp_path)
+    proc = run_solver(1, [*common, *split, "--restart", "latest", "--set", "time.t_end=30.0"], cwd=tmp_path,
                       check=False)
     assert proc.returncode == 0, proc.stderr
-    run_solver(1, [*common, *whole, "--set", "time.t_end=60.0"], cwd=tmp_path)
+    run_solver(1, [*common, *whole, "--set", "time.t_end=30.0"], cwd=tmp_path)
     last = {}
     for name in ("split", "whole"):
         with h5py.File(tmp_path / name / "casting2d" / "casting2d.h5", "r") as f:

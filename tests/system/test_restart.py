@@ -54,7 +54,7 @@ def test_restart_continues_exactly_on_the_same_ranks(tmp_path, nprocs):
             whole[4]["balance_relative_imbalance"], rel=1e-6, abs=1e-12)
 
 
-@pytest.mark.parametrize("scheme", ["crank-nicolson", "bdf2"])
+@pytest.mark.parametrize("scheme", ["bdf2"])  # a two-step history (one-step schemes: bitwise on the same ranks)
 def test_checkpoint_from_3_ranks_restarts_on_1_2_4(tmp_path, scheme):
     whole = tmp_path / "whole"
     run_solver(3, args_for(whole, scheme, 40.0), cwd=tmp_path)
@@ -444,15 +444,15 @@ def test_output_times_off_the_automatic_step_are_refused_before_anything_is_move
     plate.write_text("\n".join(line for line in (ROOT / "inputs" / "plate.toml").read_text().splitlines()
                                if not line.startswith("every =")))
     common = [str(plate), "--set", "mesh.nx=8", "--set", "mesh.ny=4", "--set", "time.scheme=explicit-euler", "--set",
-              'time.dt="auto"', "--set", "time.t_end=600.0", "--set", f"output.directory={tmp_path}", "--quiet"]
-    run_solver(2, [*common, "--set", "checkpoint.every=20"], cwd=tmp_path)
+              'time.dt="auto"', "--set", "time.t_end=150.0", "--set", f"output.directory={tmp_path}", "--quiet"]
+    run_solver(1, [*common, "--set", "checkpoint.every=5"], cwd=tmp_path)
     h5 = tmp_path / "plate" / "plate.h5"
     with h5py.File(h5, "r") as f:
         before = (f["time"][()].tolist(), bool(f.attrs["complete"]))
     first = sorted((tmp_path / "plate" / "checkpoints").glob("step_*.h5"))[0]
     for extra in (["--overwrite"], ["--restart", str(first)]):
         args = [a for a in common if a != "--quiet"]
-        proc = run_solver(2, [*args, "--set", "output.times=[7.0, 600.0]", *extra], cwd=tmp_path, check=False)
+        proc = run_solver(1, [*args, "--set", "output.times=[7.0, 150.0]", *extra], cwd=tmp_path, check=False)
         errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
         assert proc.returncode == 2 and len(errors) == 1 and "output.times: t = 7 s is not a whole number" in errors[0]
         with h5py.File(h5, "r") as f:
