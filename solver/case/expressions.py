@@ -94,6 +94,25 @@ class Expression:
     def depends_on_space(self) -> bool:
         return bool(self.names & {"x", "y", "z"})
 
+    def switch_times(self) -> tuple[float, ...]:
+        """The times at which the expression may switch: the numbers that ``t`` is compared with
+        (``t >= 300``, ``300 < t``, ``t <= 2 * 60``), where the other side is constant. Adaptive
+        steps land on them: a pulse that starts after the steps have grown is not stepped over."""
+        if self._tree is None or not self.depends_on_time:
+            return ()
+        found = set()
+        for node in ast.walk(self._tree):
+            if not isinstance(node, ast.Compare):
+                continue
+            sides = [node.left, *node.comparators]
+            for a, b in zip(sides, sides[1:]):
+                for side, other in ((a, b), (b, a)):
+                    if isinstance(side, ast.Name) and side.id == "t":
+                        value = _constant_value(other)
+                        if value is not None:
+                            found.add(value)
+        return tuple(sorted(found))
+
     @staticmethod
     def _env(points, t, T):
         points = np.asarray(points, dtype=float)
@@ -152,6 +171,20 @@ def excerpt(text: str, offset: int | None, width: int = 60) -> str:
 
 def _constant(value):
     return lambda env: value
+
+
+def _constant_value(node) -> float | None:
+    """The value of a subexpression without variables (None: it has some, or no finite value)."""
+    names: set = set()
+    try:
+        fn = _compile(node, names, 0)
+    except ExpressionError:
+        return None
+    if names:
+        return None
+    with np.errstate(all="ignore"):
+        value = float(np.asarray(fn({"t": 0.0, "T": None, "x": 0.0, "y": 0.0, "z": 0.0})))
+    return value if np.isfinite(value) else None
 
 
 def _compile(node, names: set, depth: int, allowed: tuple = VARIABLES):

@@ -105,6 +105,20 @@ class Discretisation:
         return replace(case.solver, preconditioner=choice.name)
 
 
+def adaptive_stops(case: Case) -> tuple[float, ...]:
+    """Where adaptive steps land: the output times (or t_end), and the times at which an input
+    of t switches (:meth:`~solver.case.expressions.Expression.switch_times`: a heater switched on
+    at t = 300 for a second was stepped over by steps of 600 s, its heat lost with exit 0)."""
+    t_end = case.time.t_end
+    stops = set(case.output.times or (t_end,))
+    inputs = [case.physics.source] + [value for bc in case.physics.boundaries for value in vars(bc).values()]
+    for value in inputs:
+        switches = getattr(value, "switch_times", None)
+        if switches is not None:
+            stops.update(s for s in switches() if 0.0 < s < t_end * (1 - 1e-12))
+    return tuple(sorted(stops))
+
+
 class Simulation(Discretisation):
     """A discretisation with its stepper and the temperature ``u`` at step ``step_index``."""
 
@@ -138,7 +152,7 @@ class Simulation(Discretisation):
             self.t_end = case.time.t_end
             if case.time.adaptive is not None:
                 self.n_steps = None
-                self.adaptive = AdaptiveStepping(self.stepper, case.time.adaptive, case.output.times or (self.t_end,))
+                self.adaptive = AdaptiveStepping(self.stepper, case.time.adaptive, adaptive_stops(case))
             else:
                 self.n_steps = fixed_steps(self.t_end, self.dt)
                 if not self.nonlinear:
