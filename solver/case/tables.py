@@ -113,14 +113,18 @@ def _read_csv(path: Path) -> list[list[float]]:
     if problem not in (None, MISSING):  # a missing file: read_text says so below
         raise TableError(f"{path} {problem}" if problem.startswith("is ") else f"{path}: {problem}")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # Excel's "CSV UTF-8" begins with a byte-order mark
     except OSError as exc:
         raise TableError(f"cannot read {path} ({exc.strerror})") from None
     except UnicodeDecodeError:
         raise TableError(f"{path} is not a text file") from None
     pairs = []
     header = False
-    for number, row in enumerate(csv.reader(line for line in text.splitlines()), start=1):
+    try:
+        rows = list(enumerate(csv.reader(line for line in text.splitlines()), start=1))
+    except csv.Error as exc:  # a field over the csv module's limit (131072 characters), a NUL
+        raise TableError(f"{path}: not a table of two numbers per line ({exc})") from None
+    for number, row in rows:
         cells = [c.strip() for c in row]
         if not cells or not cells[0] or cells[0].startswith("#"):
             continue
@@ -130,11 +134,14 @@ def _read_csv(path: Path) -> list[list[float]]:
             raise TableError(f"{path}: more than {MAX_TABLE_ROWS:,} points (a property table needs far fewer; "
                              f"every rank holds it)")
         try:
-            pairs.append(_pair([float(c) for c in cells], f"{path}:{number}"))
+            values = [float(c) for c in cells]
         except ValueError:
-            if pairs or header:  # only the first line that is not a comment may be a header
+            # only the first line that is not a comment may be a header, and a header is words
+            if pairs or header or cells[0][:1] in "0123456789+-.":
                 raise TableError(f"{path}:{number}: {row!r} is not two numbers") from None
             header = True
+            continue
+        pairs.append(_pair(values, f"{path}:{number}"))  # numbers, but not finite: refused, never a header
     return pairs
 
 

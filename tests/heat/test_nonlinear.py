@@ -11,6 +11,7 @@ tables), radiation, phase change and Newton's method.
 
 import json
 import math
+import re
 import shutil
 
 import h5py
@@ -104,6 +105,26 @@ def test_csv_tables_are_read_with_header_and_comments(tmp_path):
     assert isinstance(k, TemperatureTable) and k(300.0) == pytest.approx(238.0)
     assert case.values["material"]["k"]["table"][0] == [20.0, 237.0]  # the pairs travel with the case
     assert case.physics.nonlinear
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\xef\xbb\xbf20,5\n60,45\n200,45\n", None),  # Excel's UTF-8 byte-order mark: the first row kept
+    (b"20,nan\n60,45\n200,45\n", "k.csv:1: [20.0, nan] is not two finite numbers"),
+    (b"20,1e999\n60,45\n200,45\n", "k.csv:1: [20.0, inf] is not two finite numbers"),
+    (b"0x10,1\n100,2\n", "k.csv:1: ['0x10', '1'] is not two numbers"),
+    (b"0," + b"1" * 200_000 + b"\n100,2\n", "k.csv: not a table of two numbers per line (field larger"),
+])
+def test_the_first_row_of_a_csv_table_is_a_header_only_when_it_is_words(tmp_path, content, message):
+    """A first row of numbers that failed (a BOM before them, NaN, 1e999) was taken for a header
+    and dropped without a word (k held at its second point below it, exit 0)."""
+    path = tmp_path / "k.csv"
+    path.write_bytes(content)
+    text = case_with().replace("k = 1.0", f'k = {{ file = "{path}" }}')
+    if message is None:
+        assert load_case(text, "case.toml").values["material"]["k"]["table"][0] == [20.0, 5.0]
+        return
+    with pytest.raises(CaseError, match=re.escape(message)):
+        load_case(text, "case.toml")
 
 
 @pytest.mark.parametrize("edit, message", [
