@@ -181,16 +181,30 @@ def check_ranges(parser, args) -> None:
         unknown = sorted(set(args.meshes.split(",")) - set(MESH_NAMES))
         if unknown:
             parser.error(f"--meshes {args.meshes}: unknown meshes {unknown}; choose among {', '.join(MESH_NAMES)}")
-    if args.json is not None:
-        import os
-        import stat
+    import os
+    import stat
 
+    from solver.case.inputfiles import MISSING, file_problem, holds_hdf5
+
+    for option in ("--json", "--plot"):
+        target = getattr(args, dest(option), None)
+        if target is None:
+            continue
         try:
-            mode = os.stat(args.json).st_mode
+            mode = os.stat(target).st_mode
         except OSError:
             mode = None
         if mode is not None and not stat.S_ISREG(mode):
-            parser.error(f"--json {args.json}: not a regular file (a directory, a device or a FIFO); give a file name")
+            parser.error(f"{option} {target}: not a regular file (a directory, a device or a FIFO); give a file name")
+        if option == "--json" and args.model and not getattr(args, "remeasure", False):
+            continue  # --model reads its profiles back from --json
+        if mode is not None and holds_hdf5(target):
+            parser.error(f"{option} {target}: is an HDF5 file (results, a study or a checkpoint?), which this "
+                         f"would overwrite; give another name")
+    for path in getattr(args, "dolfinx_json", None) or []:
+        problem = file_problem(path)
+        if problem is not None and problem != MISSING:
+            parser.error(f"--dolfinx-json {path}: {problem}")
 
 
 def dest(option: str) -> str:

@@ -51,3 +51,23 @@ def test_options_of_another_form_are_refused(words, message):
     with pytest.raises(CaseError, match="command line: ") as info:
         parse(*words)
     assert message in str(info.value)
+
+
+def test_an_hdf5_file_or_a_fifo_is_never_a_target_or_an_input_of_bench(tmp_path):
+    """--json onto a results file replaced it with the figures (exit 0); --dolfinx-json of a FIFO
+    blocked for ever."""
+    import os
+
+    import h5py
+
+    results = tmp_path / "run.h5"
+    with h5py.File(results, "w") as f:
+        f["time"] = [0.0]
+    fifo = tmp_path / "peer.json"
+    os.mkfifo(fifo)
+    for words, message in ((["--json", str(results)], "is an HDF5 file (results, a study or a checkpoint?)"),
+                           (["--accuracy", "--plot", str(results)], "is an HDF5 file"),
+                           (["--dolfinx-json", str(fifo)], "is a FIFO, not a regular file")):
+        with pytest.raises(CaseError, match="command line: ") as info:
+            parse(*words)
+        assert message in str(info.value)
