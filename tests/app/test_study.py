@@ -438,3 +438,19 @@ def test_a_sample_that_a_run_would_refuse_after_its_march_fails(tmp_path):
     with h5py.File(tmp_path / "out" / "listed" / "listed.study.h5", "r") as f:
         assert f["samples/status"][()].tolist() == [0, 3]
         assert "the heat balance does not close" in f["samples/message"][1].decode()
+
+
+def test_overwrite_moves_nothing_when_the_new_study_is_refused(tmp_path):
+    """A study run again with --overwrite and a distribution that gives no finite value: its
+    earlier study file was moved to .bak (an older .bak replaced) before the check refused it."""
+    case = wall_case(tmp_path)
+    good = tmp_path / "s.toml"
+    good.write_text(f'[study]\ncase = "{case}"\nname = "s"\nsamples = 2\n[parameters]\n'
+                    f'"boundary.right.h" = {{ distribution = "uniform", low = 10.0, high = 40.0 }}\n')
+    assert study(1, [good, "--quiet"], tmp_path).returncode == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text(good.read_text().replace('distribution = "uniform", low = 10.0, high = 40.0',
+                                            'distribution = "lognormal", mu = 1000.0, sigma = 1.0'))
+    proc = study(1, [bad, "--overwrite"], tmp_path)
+    assert proc.returncode == 2 and "its lognormal distribution gives inf" in proc.stderr, proc.stderr
+    assert (tmp_path / "s" / "s.study.h5").is_file() and not list((tmp_path / "s").glob("*.bak"))

@@ -120,10 +120,13 @@ def run_study(spec: StudySpec, world, options: StudyOptions = StudyOptions()) ->
                          checkpoints=False)
     deadline.configure(spec.base.output.write_timeout, world.rank)
     try:
+        # the samples and the mesh (input errors) before --overwrite moves the earlier study aside
+        table = sample_table(spec)
+        mesh = create_mesh(groups.group, spec.base.mesh, spec.base.element.degree)
         claim_space(world, guard, 1 << 20)
         if options.restart is None:
             on_root(world, lambda: leftover_partials(directory, spec.name, options.overwrite), CaseError)
-        return StudyRun(spec, groups, options, directory, start).execute()
+        return StudyRun(spec, groups, options, directory, start).execute(table, mesh)
     finally:
         if guard is not None:
             guard.release()
@@ -162,10 +165,9 @@ class StudyRun:
         self.path = study_path(directory, spec.name)
         self.driver = choose_driver(spec.base.output.driver, groups.world)
 
-    def execute(self) -> int:
+    def execute(self, table, mesh) -> int:
+        """Run the pending samples of ``table`` on the groups' ``mesh`` and write the study file."""
         spec, groups, world = self.spec, self.groups, self.groups.world
-        table = sample_table(spec)
-        mesh = create_mesh(groups.group, spec.base.mesh, spec.base.element.degree)
         earlier = self.earlier(table, mesh) if self.options.restart else None
         status = earlier.table.status if earlier else np.full(len(table), PENDING, dtype=np.int64)
         pending = np.flatnonzero(status == PENDING)
