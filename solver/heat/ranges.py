@@ -45,11 +45,12 @@ class Bounds:
         v = np.asarray(values, dtype=float)
         if v.size == 0:
             return None
-        lo = v.min()  # NaN if any is
-        ok = lo == lo and (not self.positive or lo > 0) and (self.low is None or lo >= self.low)
-        if ok and (self.high is None or v.max() <= self.high):
+        lo, hi = v.min(), v.max()  # NaN if any is
+        ok = lo == lo and np.isfinite(hi) and np.isfinite(lo) and (not self.positive or lo > 0) \
+            and (self.low is None or lo >= self.low)
+        if ok and (self.high is None or hi <= self.high):
             return None
-        inside = v == v
+        inside = np.isfinite(v)
         if self.positive:
             inside &= v > 0
         if self.low is not None:
@@ -63,7 +64,7 @@ class Bounds:
             return f"in [{self.low:g}, {self.high:g}]"
         parts = (["> 0"] if self.positive else []) + ([f">= {self.low:g}"] if self.low is not None else []) \
             + ([f"<= {self.high:g}"] if self.high is not None else [])
-        return " and ".join(parts)
+        return "finite and " + " and ".join(parts)
 
 
 @dataclass(frozen=True)

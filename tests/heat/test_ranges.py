@@ -13,6 +13,7 @@ from solver.case.load import load_case
 from solver.case.schema import BOUNDARY_SCHEMA, SCHEMA
 from solver.errors import CaseError, RangeError
 from solver.heat.ranges import Bounds, RangeMonitor, ranged_expressions
+from solver.heat.simulation import Simulation
 
 CASE = """
 temperature_unit = "K"
@@ -48,7 +49,8 @@ def test_bounds_find_the_first_value_outside_nan_included():
     assert unit.first_outside(np.empty(0)) is None
     positive = Bounds(positive=True)
     assert positive.first_outside(np.array([1.0, 0.0])) == 1 and positive.first_outside(np.array([1e-300])) is None
-    assert (str(unit), str(positive), str(Bounds(low=0.0))) == ("in [0, 1]", "> 0", ">= 0")
+    assert positive.first_outside(np.array([1.0, np.inf])) == 1 and unit.first_outside(np.array([-np.inf])) == 0
+    assert (str(unit), str(positive), str(Bounds(low=0.0))) == ("in [0, 1]", "finite and > 0", "finite and >= 0")
 
 
 def test_every_ranged_expression_takes_its_keys_range():
@@ -116,3 +118,13 @@ def test_out_of_range_stops_every_rank_with_one_line(tmp_path, nprocs):
             assert r["error"] == [], (name, r)
             continue
         assert len(r["error"]) == 1 and message in r["error"][0] and RUN_TIME in r["error"][0], (name, r)
+
+
+@pytest.mark.parametrize("k", ['"exp(T * 100)"', '"1 / (T - 20)"'])
+def test_a_property_infinite_at_the_initial_state_is_refused_at_load(tmp_path, k):
+    """k = inf at the initial 20 C: the Newton solve's residual was not finite (exit 3, "did not
+    converge", Python's warnings printed); exit 2 naming the key and the value."""
+    case = load_case(f'[mesh]\nnx = 4\nny = 2\n[material]\nk = {k}\nrho = 1.0\nc = 1.0\n[initial]\ntemperature = 20.0\n'
+                     '[boundary.left]\ntype = "dirichlet"\nvalue = 20.0\n[time]\ndt = 1.0\nt_end = 1.0\n', "case.toml")
+    with pytest.raises(CaseError, match=r"at the initial state: material.k = inf .* must be finite and > 0"):
+        Simulation(case)
