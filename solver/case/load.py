@@ -120,6 +120,8 @@ def validate(raw: dict, source: str) -> dict:
     for section, body in raw.items():
         if section in ROOT_SCHEMA:
             continue
+        if section == "study" and "case" in (body if isinstance(body, dict) else {}):
+            fail("a study file ([study] with its base case), not a case: run it with python -m solver study FILE")
         if section not in allowed:
             unknown(f"unknown section [{section}] (allowed: {', '.join(allowed)}; top-level keys: "
                  f"{', '.join(ROOT_SCHEMA)})")

@@ -52,6 +52,8 @@ def test_overrides_parse_toml_values_and_bare_strings():
     ("mesh.cell=tetrahedron", "case.toml: mesh.cell must be one of quadrilateral, triangle for a rectangle"),
     ("material.k=0", "case.toml: material.k must be > 0, got 0.0"),
     ("mesh.nz=7", "case.toml: mesh.nz is not used by a rectangle (2D: nx and ny)"),
+    ("material.k={table=[[0, 1], [1e-310, 2]]}", "case.toml: material.k: temperatures 0 and 9.99"),
+    ("study.case=\"base.toml\"", "case.toml: a study file ([study] with its base case), not a case"),
     ("output.times=[1e-300, 2]", "case.toml: output.times: t = 1e-300 s is not a whole number of steps"),  # was t = 0
     ("material.k=1e-310", "case.toml: material.k must be at least 2.23e-308 (the smallest normal double"),
     ("material.rho={table=[[0, 1e-320], [9, 1]]}", "case.toml: material.rho: value 9.99989e-321 at T = 0 is below"),
