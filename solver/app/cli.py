@@ -51,7 +51,11 @@ def main(argv=None) -> int:
     if plan.launch is Launch.SERIAL:
         return serial_command(plan, args)
     if plan.launch is Launch.PROCESSES:
-        return plan.load()(args)
+        try:
+            return plan.load()(args)
+        except SolverExit as exc:  # an input of the processes it launches, checked before them
+            print(f"error: {excerpt(exc)}", file=sys.stderr, flush=True)
+            return exc.exit_status
     from solver.parallel.launcher import launched_by_mpi, relaunch
 
     if plan.ranks > 1 and not launched_by_mpi():

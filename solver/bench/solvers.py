@@ -372,6 +372,10 @@ def solvers_command(args) -> int:
     args.peer_flags = ("--degree", str(args.degree), "--theta", str(args.theta))
     args.set += ["--set", f"element.degree={args.degree}"] + \
         (["--set", "time.scheme=crank-nicolson"] if args.theta == 0.5 else [])
+    from solver.case.load import load_case  # the overrides checked here, once: not in every run's traceback
+
+    reference = REFERENCE[args.dim]
+    load_case(reference.read_text(), str(reference), [f"mesh.nx={args.n}", f"mesh.ny={args.n}", *args.set[1::2]])
     if mpirun_command(1) is None:
         print("bench --solvers: mpirun not found", file=sys.stderr)
         return 2

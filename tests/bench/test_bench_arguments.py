@@ -71,3 +71,17 @@ def test_an_hdf5_file_or_a_fifo_is_never_a_target_or_an_input_of_bench(tmp_path)
         with pytest.raises(CaseError, match="command line: ") as info:
             parse(*words)
         assert message in str(info.value)
+
+
+def test_a_bad_override_of_bench_solvers_is_one_line_before_any_run(tmp_path):
+    """It was a 33-line traceback of the first run's failure (exit 1)."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT, mpi_env
+
+    proc = subprocess.run([sys.executable, "-m", "solver", "bench", "--solvers", "--no-peer", "--set", "mesh.nx=-1",
+                           "--json", str(tmp_path / "s.json")], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                          env=mpi_env())
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith("mesh.nx must be a positive integer, got -1")
