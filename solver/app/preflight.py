@@ -163,6 +163,11 @@ class OutputGuard:
                 raise CaseError(f"{path}: is an HDF5 file (through the link to {os.path.realpath(path)}), which the "
                                 f"run would write into; move it away" if path.is_symlink() else
                                 f"{path}: is an HDF5 file, which the run would write into; move it away")
+        xdmf = d / f"{name}.xdmf"
+        if xdmf.is_file() and not (d / f"{name}.h5").exists() and not _our_index(xdmf, name):
+            self.release()
+            raise CaseError(f"{xdmf}: a file that is not the index of this case's results, which the run would "
+                            f"write over; move it away, or give another output.name")
         link = d / LINK
         if os.path.lexists(link) and not (link.is_symlink() or link.is_file()):
             self.release()
@@ -273,6 +278,17 @@ def results_status(path: Path) -> str | None:
     except (OSError, ValueError):
         return None
     return status.decode() if isinstance(status, bytes) else None if status is None else str(status)
+
+
+def _our_index(path: Path, name: str) -> bool:
+    """Whether ``path`` looks like the XDMF index a run of ``name`` writes (an XDMF document that
+    names ``name.h5``): its first 64 KiB are read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return False
+    return b"<Xdmf" in head and f"{name}.h5".encode() in head
 
 
 def read_lock(path: Path) -> tuple[str, str]:

@@ -4,6 +4,7 @@ not finite or far away, outputs that cannot be written, checkpoints with out-of-
 
 import os
 import re
+import shutil
 import socket
 import time
 
@@ -301,3 +302,21 @@ def test_a_reader_holding_the_results_open_does_not_fail_the_run(tmp_path):
     finally:
         reader.kill()
         reader.wait()
+
+
+def test_a_file_of_the_index_s_name_that_is_not_an_index_is_never_written_over(tmp_path):
+    """A user's notes saved as plate/plate.xdmf were replaced by the run's index (exit 0, no
+    backup): refused; the index a run left behind (its results deleted) is written over."""
+    folder = tmp_path / "plate"
+    folder.mkdir()
+    (folder / "plate.xdmf").write_text("my notes\n")
+    args = [str(ROOT / "inputs" / "plate.toml"), "--set", "mesh.nx=8", "--set", "mesh.ny=4", "--set",
+            f"output.directory={tmp_path}", "--quiet"]
+    proc = run_solver(1, args, cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "plate.xdmf: a file that is not the index of this case's results" in proc.stderr
+    assert (folder / "plate.xdmf").read_text() == "my notes\n"
+    (folder / "plate.xdmf").unlink()
+    run_solver(1, [*args, "--set", "time.t_end=60.0"], cwd=tmp_path)
+    (folder / "plate.h5").unlink()
+    shutil.rmtree(folder / "checkpoints")
+    assert run_solver(1, args, cwd=tmp_path, check=False).returncode == 0
