@@ -247,15 +247,18 @@ def _compile(node, names: set, depth: int, allowed: tuple = VARIABLES):
         cond, a, b = rec(node.test), rec(node.body), rec(node.orelse)
         return lambda env: np.where(cond(env), a(env), b(env))
     if isinstance(node, ast.Call):
-        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-            what = node.func.id if isinstance(node.func, ast.Name) else _describe(node.func)
-            raise ExpressionError(
-                f"unknown function {what!r} (allowed: {', '.join(sorted(FUNCTIONS))})")
+        if not isinstance(node.func, ast.Name):
+            raise ExpressionError(f"only the named functions may be called, not {_describe(node.func)} (allowed: "
+                                  f"{', '.join(sorted(FUNCTIONS))})")
+        if node.func.id not in FUNCTIONS:
+            raise ExpressionError(f"unknown function {node.func.id!r} (allowed: {', '.join(sorted(FUNCTIONS))})")
         if node.keywords:
             raise ExpressionError("keyword arguments are not allowed")
         name = node.func.id
         arity = _ARITY.get(name, 1)
-        if len(node.args) != arity or any(isinstance(a, ast.Starred) for a in node.args):
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            raise ExpressionError(f"{name}(): unpacking with * is not allowed")
+        if len(node.args) != arity:
             raise ExpressionError(f"{name}() takes {arity} argument(s), got {len(node.args)}")
         fn, args = FUNCTIONS[name], [rec(a) for a in node.args]
         return lambda env: fn(*(a(env) for a in args))
@@ -274,7 +277,8 @@ def _describe(node) -> str:
     return {"Lambda": "a lambda", "Attribute": "an attribute (a.b)", "Subscript": "indexing (a[i])",
             "List": "a list", "Tuple": "a tuple", "Dict": "a dict", "Set": "a set", "ListComp": "a comprehension",
             "GeneratorExp": "a generator", "NamedExpr": "an assignment (:=)", "JoinedStr": "a string",
-            "Await": "await", "Yield": "yield"}.get(type(node).__name__, type(node).__name__)
+            "Await": "await", "Yield": "yield", "Call": "the result of a call"}.get(type(node).__name__,
+                                                                                   type(node).__name__)
 
 
 # ------------------------------------------------------------------ derivatives (dual numbers)
