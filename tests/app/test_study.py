@@ -454,3 +454,27 @@ def test_overwrite_moves_nothing_when_the_new_study_is_refused(tmp_path):
     proc = study(1, [bad, "--overwrite"], tmp_path)
     assert proc.returncode == 2 and "its lognormal distribution gives inf" in proc.stderr, proc.stderr
     assert (tmp_path / "s" / "s.study.h5").is_file() and not list((tmp_path / "s").glob("*.bak"))
+
+
+def test_a_sample_s_extremes_count_every_step_not_only_the_written_ones(tmp_path):
+    """A heater on for the first 10 s of 600, and snapshots at 0 and 600 s only: max_temperature
+    was the largest written value (the final 36 C, where the peak was 45 C). It is the largest over
+    every step: that of the same run written at every step."""
+    case = tmp_path / "pulse.toml"
+    case.write_text(
+        '[mesh]\nnx = 8\nny = 2\nlengths = [0.1, 0.02]\n[material]\nk = 50.0\nrho = 7800.0\nc = 500.0\n'
+        '[initial]\ntemperature = 20.0\n[source]\nf = "where(t <= 10, 1e7, 0)"\n[boundary.right]\ntype = "robin"\n'
+        f'h = 50.0\nT_inf = 20.0\n[time]\ndt = 5.0\nt_end = 600.0\n[output]\ndirectory = "{tmp_path}"\nevery = 1000\n')
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'[study]\ncase = "{case}"\nname = "s"\nmethod = "list"\n[parameters]\n'
+                    f'"boundary.right.h" = {{ values = [50.0] }}\n')
+    assert study(1, [spec, "--quiet"], tmp_path).returncode == 0
+    run_solver(1, [str(case), "--quiet", "--set", "output.every=1"], cwd=tmp_path)
+    with h5py.File(tmp_path / "pulse" / "pulse.h5", "r") as f:
+        fields = f["fields/temperature"]
+        peak = max(float(fields[key][()].max()) for key in fields)
+        final = float(fields[sorted(fields)[-1]][()].max())
+    with h5py.File(tmp_path / "s" / "s.study.h5", "r") as f:
+        assert f["outputs/max_temperature"][0] == pytest.approx(peak, rel=1e-12)
+        assert f["outputs/final_max_temperature"][0] == pytest.approx(final, rel=1e-12)
+    assert peak > final + 1.0

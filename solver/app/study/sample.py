@@ -53,6 +53,12 @@ class SampleSnapshots(Observer):
         self.results: ResultsWriter | None = None
         self.blocks: list[np.ndarray] = []
         self.times: list[float] = []
+        self.lowest, self.highest = np.inf, -np.inf  # this rank's owned temperatures over every step
+
+    def track(self, sim: Simulation) -> None:
+        owned = sim.u[: sim.mesh.n_owned]
+        if owned.size:
+            self.lowest, self.highest = min(self.lowest, float(owned.min())), max(self.highest, float(owned.max()))
 
     def take(self, sim: Simulation, t: float, step: int) -> None:
         self.blocks.append(self.nodes.to_blocks(sim.u[: sim.mesh.n_owned]))
@@ -64,9 +70,11 @@ class SampleSnapshots(Observer):
 
     def begin(self, sim: Simulation) -> None:
         if not sim.case.steady:
+            self.track(sim)
             self.take(sim, 0.0, 0)
 
     def after_step(self, sim: Simulation, event: StepEvent) -> None:
+        self.track(sim)
         if event.snapshot:
             self.take(sim, event.t, event.step)
 
@@ -92,10 +100,13 @@ def _extremes(comm, blocks: list[np.ndarray]) -> tuple[float, float]:
     return comm.allreduce(lo, op=MPI.MIN), comm.allreduce(hi, op=MPI.MAX)
 
 
-def scalar_outputs(sim: Simulation, blocks: list[np.ndarray]) -> dict:
-    """The sample's scalar outputs by name (the study file's /outputs; collective)."""
-    comm = sim.comm
-    lo, hi = _extremes(comm, blocks)
+def scalar_outputs(sim: Simulation, snapshots: "SampleSnapshots") -> dict:
+    """The sample's scalar outputs by name (the study file's /outputs; collective): the extremes
+    over every step (a peak between two snapshots counts), the last snapshot's maximum."""
+    comm, blocks = sim.comm, snapshots.blocks
+    lo, hi = comm.allreduce(snapshots.lowest, op=MPI.MIN), comm.allreduce(snapshots.highest, op=MPI.MAX)
+    if not np.isfinite(hi):  # a steady sample: its one snapshot
+        lo, hi = _extremes(comm, blocks)
     b = sim.balance
     scalars = {"max_temperature": hi, "min_temperature": lo, "final_max_temperature": _extremes(comm, blocks[-1:])[1],
                "steps": float(sim.step_index), "linear_iterations": float(sim.iterations),
@@ -129,7 +140,7 @@ def run_sample(spec, index: int, values, comm, save_to: Path | None = None, stop
             return SampleResult(index, PENDING, "interrupted", MPI.Wtime() - start)
         if not case.steady:  # as a run's end (a steady state is checked in the march): a balance lost, a frozen field
             check_balance(sim)
-        scalars = scalar_outputs(sim, snapshots.blocks)
+        scalars = scalar_outputs(sim, snapshots)
         if results is not None:
             results.close(EndRecord(COMPLETE, 0))
         probes = snapshots.probes.take()[1] if snapshots.probes is not None else None
