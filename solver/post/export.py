@@ -57,6 +57,8 @@ def export_command(args) -> int:
                     for i in indices:
                         w.write_data(float(r.times[i]), point_data={n: r.field(i, n) for n in names})
             written.append(out)
+        if args.all and stem.suffix.lower() == f".{args.format}":  # -o series.vtu: series_000000.vtu, ...
+            stem = stem.with_suffix("")
         for i in indices if args.format != "xdmf" else []:
             suffix = f"_{i:06d}" if args.all else ""
             out = Path(f"{stem}{suffix}.{args.format}") if (args.all or not args.output) else Path(args.output)
@@ -71,6 +73,13 @@ def export_command(args) -> int:
                 np.savetxt(out, data, delimiter=",", header=",".join(cols), comments="",
                            fmt="%.17g")
             written.append(out)
+        if args.all and args.format == "vtu":  # the series with its times, for ParaView
+            pvd = output_target(Path(f"{stem}.pvd"), (".pvd",))
+            entries = "".join(f'    <DataSet timestep="{float(r.times[i])!r}" file="{out.name}"/>\n'
+                              for i, out in zip(indices, written))
+            pvd.write_text('<?xml version="1.0"?>\n<VTKFile type="Collection" version="0.1">\n  <Collection>\n'
+                           f"{entries}  </Collection>\n</VTKFile>\n")
+            written.append(pvd)
     for w in written:
         print(w)
     return 0

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import meshio
@@ -141,6 +142,13 @@ def test_export_vtu_csv_xdmf(plate_runs, tmp_path):
     with meshio.xdmf.TimeSeriesReader(xdmf) as reader:
         reader.read_points_cells()
         assert reader.num_steps == 3
+    # every snapshot as vtu: series_000000.vtu, ... (were series.vtu_000000.vtu) and a .pvd with the times
+    printed = post("export", plate_runs[3], "--format", "vtu", "--all", "-o", tmp_path / "series.vtu").stdout.split()
+    assert [Path(p).name for p in printed] == ["series_000000.vtu", "series_000001.vtu", "series_000002.vtu",
+                                               "series.pvd"]
+    with results.open(plate_runs[3]) as r:
+        assert (tmp_path / "series.pvd").read_text().count("<DataSet timestep=") == len(r.times)
+        assert f'timestep="{float(r.times[-1])!r}" file="series_000002.vtu"' in (tmp_path / "series.pvd").read_text()
     # meshio writes <stem>.h5 beside the .xdmf: never over a run's results file, the one read or another
     before = plate_runs[3].read_bytes()
     for target in (plate_runs[3].with_suffix(".xdmf"), plate_runs[1].with_suffix(".xdmf")):
