@@ -115,14 +115,19 @@ def run_arguments(p) -> None:
 
 
 def positive_seconds(text: str) -> float:
-    """A number of seconds, finite and > 0 (argparse type)."""
+    """A number of seconds, or a duration as run.wall_limit takes it ([D-]HH:MM:SS, MM:SS), finite
+    and > 0 (argparse type)."""
     import argparse
     import math
+
+    from solver.case.load import parse_duration
 
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        value = parse_duration(text)
+        if value is None:
+            raise argparse.ArgumentTypeError(f"not a number of seconds or [D-]HH:MM:SS: {text!r}") from None
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
     return value
@@ -138,7 +143,7 @@ def study_arguments(p) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an earlier study file (kept as .bak)")
     p.add_argument("--schedule", choices=("dynamic", "static"), default="dynamic",
                    help="hand samples out as groups finish (default), or in a fixed round-robin")
-    p.add_argument("--wall-limit", type=positive_seconds, metavar="SECONDS",
+    p.add_argument("--wall-limit", type=positive_seconds, metavar="SECONDS|HH:MM:SS",
                    help="stop (and write the study file) before this much wall time (default: the SLURM job's)")
     p.add_argument("--quiet", action="store_true", help="no line per sample")
 

@@ -478,3 +478,15 @@ def test_a_sample_s_extremes_count_every_step_not_only_the_written_ones(tmp_path
         assert f["outputs/max_temperature"][0] == pytest.approx(peak, rel=1e-12)
         assert f["outputs/final_max_temperature"][0] == pytest.approx(final, rel=1e-12)
     assert peak > final + 1.0
+
+
+def test_the_wall_limit_of_a_study_takes_the_forms_of_run_wall_limit():
+    """study --wall-limit 1:00:00 was refused where run.wall_limit = "1:00:00" is taken."""
+    import argparse
+
+    from solver.app.commands import positive_seconds
+
+    assert (positive_seconds("1:00:00"), positive_seconds("90"), positive_seconds("1-00:00:01")) == (3600, 90, 86401)
+    for bad in ("abc", "0", "-5", "inf"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            positive_seconds(bad)
