@@ -313,7 +313,11 @@ def read_lock(path: Path) -> tuple[str, str]:
             os.close(fd)
     except OSError:
         return "?", "?"
-    return (words[0], words[1]) if len(words) >= 2 else ("?", "?")
+    if len(words) < 2:
+        return "?", "?"
+    if words[0].isdigit() and not words[1].isdigit():  # "pid host", written by hand: the same lock
+        return words[1], words[0]
+    return words[0], words[1]
 
 
 def guard_output(comm, directory: Path, name: str, overwrite: bool, restart: bool, checkpoints: bool = True):

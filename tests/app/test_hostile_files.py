@@ -52,6 +52,17 @@ def test_garbage_and_impossible_locks_are_replaced(tmp_path):
         assert not lock.exists()
 
 
+def test_a_lock_written_pid_first_is_read_as_host_and_pid(tmp_path):
+    """"999999 vm" was read as process vm on host 999999."""
+    from solver.app.preflight import read_lock
+
+    lock = tmp_path / ".solver.lock"
+    lock.write_text("999999 vm\n")
+    assert read_lock(lock) == ("vm", "999999")
+    lock.write_text("vm 999999\n")
+    assert read_lock(lock) == ("vm", "999999")
+
+
 @pytest.fixture(scope="module")
 def plate_results(tmp_path_factory):
     d = tmp_path_factory.mktemp("plate")
