@@ -104,6 +104,7 @@ def export_arguments(p) -> None:
                    help="vtu (ParaView, one file per snapshot), xdmf (with an HDF5 file beside it) or csv (one row "
                    "per node)")
     p.add_argument("-o", "--output", help="output file (default: beside the results file)")
-    p.add_argument("--all", action="store_true", help="every snapshot (vtu: one file each and a .pvd of them; xdmf: a time series)")
+    p.add_argument("--all", action="store_true",
+                   help="every snapshot (vtu: one file each and a .pvd of them; xdmf: a time series)")
     when_arguments(p)
     field_argument(p, repeat=True)
