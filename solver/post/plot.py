@@ -35,6 +35,7 @@ def plot_command(args) -> int:
         from matplotlib.tri import Triangulation
     except ImportError:
         raise CaseError("plot needs matplotlib: pip install matplotlib (or pip install .[plot])") from None
+    check_plot_options(args)
     w, h = plot_size(args.size)
     with Results(args.results) as r:
         name = r.check_field(args.field)
@@ -101,6 +102,26 @@ def plot_command(args) -> int:
         plt.close(fig)
     print(out)
     return 0
+
+
+def check_plot_options(args) -> None:
+    """Refuse options that the chosen plot would not use (a time series has no snapshot, mesh or
+    slice; a time-step plot no field either), rather than ignore them."""
+    if args.dt and args.series:
+        raise CaseError("plot: --dt and --series are two different plots; give one of them")
+    mode = "--dt" if args.dt else "--series" if args.series else None
+    if mode is None:
+        return
+    unused = [opt for opt, given in (("--step", args.step is not None), ("--time", args.time is not None),
+                                     ("--mesh", args.mesh), ("--slice", args.slice is not None))
+              if given]
+    if args.dt:
+        unused += [opt for opt, given in (("--field", args.field != "temperature"),
+                                          ("--units", args.units is not None)) if given]
+    if unused:
+        verb = "does" if len(unused) == 1 else "do"
+        why = "they choose a snapshot's picture" if args.series else "the time-step plot shows no field"
+        raise CaseError(f"plot {mode}: {', '.join(unused)} {verb} not apply to this plot ({why})")
 
 
 def _label(r: Results, name: str, units: str | None) -> str:

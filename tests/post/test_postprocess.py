@@ -208,6 +208,25 @@ def test_plot_units_are_shown_as_written():
     assert _label(None, "temperature", "K $$") == r"temperature (K \$\$)"
 
 
+@pytest.mark.parametrize("options, message", [
+    (dict(dt=True, series=True), "--dt and --series are two different plots"),
+    (dict(series=True, step=3, mesh=True), "plot --series: --step, --mesh do not apply"),
+    (dict(dt=True, field="liquid_fraction"), "plot --dt: --field does not apply"),
+])
+def test_plot_options_that_a_plot_would_not_use_are_refused(options, message):
+    """--series --step 3 drew the series and dropped --step without a word."""
+    from types import SimpleNamespace
+
+    from solver.errors import CaseError
+    from solver.post.plot import check_plot_options
+
+    args = SimpleNamespace(**{**dict(dt=False, series=False, step=None, time=None, mesh=False, slice=None,
+                                     field="temperature", units=None), **options})
+    with pytest.raises(CaseError, match=message):
+        check_plot_options(args)
+    check_plot_options(SimpleNamespace(**{**vars(args), "dt": False, "series": False}))  # a snapshot takes them
+
+
 @pytest.mark.parametrize("cell", ["quadrilateral"])
 def test_info_s_mean_is_the_field_s_mean_over_the_body(tmp_path, cell):
     """A steady P2/Q2 field that is exactly T = 3x^2 + y^2 + xy on [0, 0.3] x [0, 0.2]: the mean
