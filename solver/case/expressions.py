@@ -65,6 +65,9 @@ class Expression:
         if len(text) > MAX_LENGTH:
             raise ExpressionError(f"expression longer than {MAX_LENGTH} characters")
         self.text = text
+        if "#" in text:  # Python would drop the rest of the line: "20 # + 5*t" would read as 20
+            where = excerpt(text.strip(), text.strip().index("#") + 1)
+            raise ExpressionError(f"invalid expression {where}: '#' is not part of an expression (no comments)")
         try:
             tree = ast.parse(text.strip(), mode="eval")
         except (SyntaxError, ValueError) as exc:
