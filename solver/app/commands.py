@@ -105,7 +105,8 @@ def run_arguments(p) -> None:
                    help="continue from a checkpoint file, or 'latest' (this case's newest), on any number of ranks")
     p.add_argument("--force", action="store_true", help="restart even from a checkpoint of a different case")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace the results of an earlier run of this case (kept as .bak)")
+                   help="replace the results of an earlier run of this case (kept as .bak); with --restart it has "
+                        "no effect (a restart continues the results), so that a requeued job may keep it")
     p.add_argument("--dry-run", action="store_true",
                    help="resolve the case and print DOFs, memory per rank, the stable explicit dt and the output "
                         "size, then stop (nothing is solved or written)")
