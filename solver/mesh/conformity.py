@@ -20,7 +20,8 @@ its condition reaches only its corners). All are refused, on rank 0 while it rea
 
 Costs a sort of the cells' facets (and edges) and a ball query per cell, a chunk of cells at a
 time: about as much time as meshio's reading of the file, and two integers per facet of every cell
-besides the mesh. Meshes of over 2^21 nodes (whose facets need keys of two words) are not checked.
+besides the mesh (four, for a moment, in meshes of over 2^21 nodes, whose facets are numbered by a
+sort of two-word keys).
 """
 
 from __future__ import annotations
@@ -58,14 +59,8 @@ def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type
     table = facet_table(linear.name)
     nf, width = table.shape
     bits = max((len(points) - 1).bit_length(), 1)
-    packed = bits * min(width, 3) <= 63
-    if not packed:  # over 2^21 nodes: keys of two words; conformity is left to the user there
-        return facets, facet_tags
-    keys = np.empty(len(cells) * nf, dtype=np.int64)  # row: cell * nf + facet
-    for start in range(0, len(cells), CHUNK):
-        block = cells[start: start + CHUNK]
-        for f, face in enumerate(table):
-            keys[start * nf + f: (start + len(block)) * nf: nf] = _pack(block[:, face], bits)
+    keys, tagged_keys = _keys([[cells[:, face] for face in table], [facets[:, :width]]], bits)
+    keys = keys.reshape(nf, -1).T.reshape(-1)  # row: cell * nf + facet
     ordered = np.sort(keys)
     equal = ordered[1:] == ordered[:-1]
     if (equal[1:] & equal[:-1]).any():
@@ -76,8 +71,7 @@ def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type
                         f"cells overlap. {FIX}")
     lone = ordered[~(np.r_[False, equal] | np.r_[equal, False])]
     del equal
-    facets, facet_tags = _checked_facets(path, points, cells, facets, facet_tags, _pack(facets[:, :width], bits),
-                                         ordered)
+    facets, facet_tags = _checked_facets(path, points, cells, facets, facet_tags, tagged_keys, ordered)
     del ordered
     exterior = np.concatenate([np.flatnonzero(_among(keys[i: i + CHUNK], lone)) + i
                                for i in range(0, len(keys), CHUNK)])
@@ -101,6 +95,30 @@ def _refuse_twisted(path: Path, points: np.ndarray, cells: np.ndarray, linear) -
             near = _at(points, cells[row, : linear.n_nodes])
             raise CaseError(f"{path}: element {row + 1} of its kind (near {near}) is inverted or self-intersecting "
                             f"(its corner Jacobians change sign): check its node order")
+
+
+def _keys(groups: list[list[np.ndarray]], bits: int) -> list[np.ndarray]:
+    """One int64 key per row of node ids (its three smallest, in increasing order), equal for
+    equal rows across every array of every group; returns a group's keys concatenated. Packed into
+    one word where three ids fit in 63 bits (meshes of up to 2^21 nodes), else numbered in the order
+    of (two ids in one word, the third), found by a sort of all the rows together."""
+    if bits * 3 <= 63 or all(a.shape[1] < 3 for group in groups for a in group):
+        return [np.concatenate([_pack(a, bits) for a in group]) for group in groups]
+    high, low = [], []
+    for group in groups:
+        for a in group:
+            for start in range(0, len(a), CHUNK):
+                ordered = np.sort(a[start: start + CHUNK], axis=1)[:, :3].astype(np.int64)
+                high.append((ordered[:, 0] << bits) | ordered[:, 1])
+                low.append(ordered[:, 2])
+    high, low = np.concatenate(high), np.concatenate(low)
+    order = np.lexsort((low, high))
+    new = np.r_[True, (high[order][1:] != high[order][:-1]) | (low[order][1:] != low[order][:-1])]
+    del high, low
+    dense = np.empty(len(order), dtype=np.int64)
+    dense[order] = np.cumsum(new) - 1
+    sizes = np.cumsum([0] + [sum(len(a) for a in group) for group in groups])
+    return [dense[sizes[i]: sizes[i + 1]] for i in range(len(groups))]
 
 
 def _pack(rows: np.ndarray, bits: int) -> np.ndarray:
@@ -203,9 +221,7 @@ def _refuse_torn_edges(path: Path, points, cells, linear_name: str, bits: int) -
     if faces:
         groups.append((np.array(faces), nc + len(edges), "face", "centre"))
     for table, offset, what, node in groups:
-        key = np.empty(len(cells) * len(table), dtype=np.int64)
-        for e, ends in enumerate(table):
-            key[e::len(table)] = _pack(cells[:, ends], bits)
+        key = _keys([[cells[:, ends] for ends in table]], bits)[0].reshape(len(table), -1).T.reshape(-1)
         middle = cells[:, offset: offset + len(table)].reshape(-1)
         order = np.lexsort((middle, key))
         same = key[order][1:] == key[order][:-1]

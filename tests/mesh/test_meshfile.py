@@ -336,6 +336,29 @@ def test_non_conforming_meshes_are_refused(tmp_path, case):
         read(tmp_path / "m.msh")
 
 
+@pytest.mark.parametrize("case", ["split along different diagonals", "conforming", "tagged facet not of a cell"])
+def test_meshes_of_over_two_million_nodes_are_checked_too(case):
+    """Three node ids of a facet no longer fit one 63-bit key past 2^21 nodes: such meshes went
+    unchecked. The same tetrahedra, their node ids moved past 2^21 (unused nodes before them)."""
+    from solver.errors import CaseError
+    from solver.mesh.conformity import check_mesh_file
+
+    points, cells = _merged([_unit_cube_tets(0, False), _unit_cube_tets(1, case.startswith("split"))])
+    shift = 1 << 21
+    points = np.vstack([np.zeros((shift, 3)), points])
+    facet = cells[0, [0, 1, 2]]  # a face of the first cell, or three nodes of no cell's face:
+    across = np.array([cells[0, 0], cells[0, 1], np.setdiff1d(cells[-1], cells[0])[0]])
+    facets = np.sort(across if case.startswith("tagged") else facet)[None, :] + shift
+    tags = np.array([7])
+    if case == "conforming":
+        kept, kept_tags = check_mesh_file("m.msh", points, cells + shift, "tetrahedron", facets, tags)
+        assert np.array_equal(kept, facets) and kept_tags.tolist() == [7]
+        return
+    message = "is not conforming" if case.startswith("split") else "are not facets of the mesh's cells"
+    with pytest.raises(CaseError, match=message):
+        check_mesh_file("m.msh", points, cells + shift, "tetrahedron", facets, tags)
+
+
 def _square_triangles(n, degree=1):
     """The unit square in 2 n^2 triangles (degree 2: 6-node, midpoints shared), and its side x = 1."""
     x, y = np.meshgrid(np.linspace(0, 1, 2 * n + 1), np.linspace(0, 1, 2 * n + 1), indexing="ij")
