@@ -59,8 +59,7 @@ def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type
     table = facet_table(linear.name)
     nf, width = table.shape
     bits = max((len(points) - 1).bit_length(), 1)
-    keys, tagged_keys = _keys([[cells[:, face] for face in table], [facets[:, :width]]], bits)
-    keys = keys.reshape(nf, -1).T.reshape(-1)  # row: cell * nf + facet
+    keys, tagged_keys = _row_keys(cells, table, bits, facets[:, :width])  # row: cell * nf + facet
     ordered = np.sort(keys)
     equal = ordered[1:] == ordered[:-1]
     if (equal[1:] & equal[:-1]).any():
@@ -97,28 +96,41 @@ def _refuse_twisted(path: Path, points: np.ndarray, cells: np.ndarray, linear) -
                             f"(its corner Jacobians change sign): check its node order")
 
 
-def _keys(groups: list[list[np.ndarray]], bits: int) -> list[np.ndarray]:
-    """One int64 key per row of node ids (its three smallest, in increasing order), equal for
-    equal rows across every array of every group; returns a group's keys concatenated. Packed into
-    one word where three ids fit in 63 bits (meshes of up to 2^21 nodes), else numbered in the order
-    of (two ids in one word, the third), found by a sort of all the rows together."""
-    if bits * 3 <= 63 or all(a.shape[1] < 3 for group in groups for a in group):
-        return [np.concatenate([_pack(a, bits) for a in group]) for group in groups]
-    high, low = [], []
-    for group in groups:
-        for a in group:
-            for start in range(0, len(a), CHUNK):
-                ordered = np.sort(a[start: start + CHUNK], axis=1)[:, :3].astype(np.int64)
-                high.append((ordered[:, 0] << bits) | ordered[:, 1])
-                low.append(ordered[:, 2])
-    high, low = np.concatenate(high), np.concatenate(low)
+def _row_keys(cells: np.ndarray, table: np.ndarray, bits: int, extra: np.ndarray | None = None):
+    """One int64 key per (cell, row of ``table``), at ``cell * len(table) + row``, and per row of
+    ``extra``: equal for rows of the same nodes (their three smallest, in increasing order). Packed
+    into one word where three ids fit in 63 bits (meshes of up to 2^21 nodes), a chunk of cells at a
+    time; else numbered in the order of two words (two ids in one, the third), by a sort of all."""
+    n, nt = len(cells), len(table)
+    if bits * min(table.shape[1], 3) <= 63:
+        keys = np.empty(n * nt, dtype=np.int64)
+        for start in range(0, n, CHUNK):
+            block = cells[start: start + CHUNK]
+            for r, row in enumerate(table):
+                keys[start * nt + r: (start + len(block)) * nt: nt] = _pack(block[:, row], bits)
+        return keys, None if extra is None else _pack(extra, bits)
+    total = n * nt + (0 if extra is None else len(extra))
+    high, low = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.int64)
+
+    def put(at, rows, step=1):
+        ordered = np.sort(rows, axis=1)[:, :3].astype(np.int64)
+        high[at: at + len(rows) * step: step] = (ordered[:, 0] << bits) | ordered[:, 1]
+        low[at: at + len(rows) * step: step] = ordered[:, 2]
+
+    for start in range(0, n, CHUNK):
+        block = cells[start: start + CHUNK]
+        for r, row in enumerate(table):
+            put(start * nt + r, block[:, row], nt)
+    if extra is not None and len(extra):
+        put(n * nt, extra)
     order = np.lexsort((low, high))
-    new = np.r_[True, (high[order][1:] != high[order][:-1]) | (low[order][1:] != low[order][:-1])]
+    new = np.empty(total, dtype=bool)
+    new[:1] = True
+    new[1:] = (high[order[1:]] != high[order[:-1]]) | (low[order[1:]] != low[order[:-1]])
     del high, low
-    dense = np.empty(len(order), dtype=np.int64)
+    dense = np.empty(total, dtype=np.int64)
     dense[order] = np.cumsum(new) - 1
-    sizes = np.cumsum([0] + [sum(len(a) for a in group) for group in groups])
-    return [dense[sizes[i]: sizes[i + 1]] for i in range(len(groups))]
+    return dense[: n * nt], None if extra is None else dense[n * nt:]
 
 
 def _pack(rows: np.ndarray, bits: int) -> np.ndarray:
@@ -221,7 +233,7 @@ def _refuse_torn_edges(path: Path, points, cells, linear_name: str, bits: int) -
     if faces:
         groups.append((np.array(faces), nc + len(edges), "face", "centre"))
     for table, offset, what, node in groups:
-        key = _keys([[cells[:, ends] for ends in table]], bits)[0].reshape(len(table), -1).T.reshape(-1)
+        key = _row_keys(cells, table, bits)[0]
         middle = cells[:, offset: offset + len(table)].reshape(-1)
         order = np.lexsort((middle, key))
         same = key[order][1:] == key[order][:-1]
