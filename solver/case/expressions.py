@@ -47,6 +47,32 @@ class ExpressionError(ValueError):
     """The expression is not in the accepted language (message says why)."""
 
 
+SWITCHES = ("floor", "ceil", "sign")  # piecewise-constant functions: they switch, as comparisons do
+SIDE = 1e-9  # how far into its step a step's end sees the switches, relative to the step
+
+
+class StepTime(float):
+    """A time at one end of a time step, which sees the switches of t (comparisons, floor, ceil
+    and sign of it) from inside the step: ``switch`` is t moved into the step by a billionth of
+    it. A step that lands on a switch time therefore takes the values on its own side of the
+    switch: a heater on for ``t > 300 and t < 301`` heats the step from 300 to 301, whose ends
+    would both see it off, and ``t >= 300`` does not heat the step that ends at 300. Arithmetic
+    on t (``5 * t``) takes the time itself."""
+
+    switch: float
+
+    def __new__(cls, t: float, toward: float):
+        """Time ``t`` of a step whose other end is ``toward``."""
+        obj = super().__new__(cls, t)
+        span = toward - t
+        shift = max(abs(span) * SIDE, 4 * np.spacing(max(abs(t), abs(toward))))
+        obj.switch = float(t + np.copysign(min(shift, 0.5 * abs(span)), span))
+        return obj
+
+    def __reduce__(self):  # pickled (sent between ranks) as the plain time
+        return float, (float(self),)
+
+
 class Expression:
     """A compiled expression of x, y, z and t (and T with ``temperature=True``), evaluated on
     NumPy arrays."""
@@ -116,10 +142,29 @@ class Expression:
                             found.add(value)
         return tuple(sorted(found))
 
+    def hidden_switches(self) -> bool:
+        """Whether t switches the expression somewhere :meth:`switch_times` cannot find: a
+        comparison of a function of t (``abs(t - 300) < 1``, ``t / 2 >= 150``), or floor, ceil or
+        sign of one."""
+        if self._tree is None or not self.depends_on_time:
+            return False
+        for node in ast.walk(self._tree):
+            if isinstance(node, ast.Compare):
+                sides = [node.left, *node.comparators]
+                for a, b in zip(sides, sides[1:]):
+                    located = any(_is_time(side) and _constant_value(other) is not None
+                                  for side, other in ((a, b), (b, a)))
+                    if (_has_time(a) or _has_time(b)) and not located:
+                        return True
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", None) in SWITCHES:
+                if any(_has_time(a) for a in node.args):
+                    return True
+        return False
+
     @staticmethod
     def _env(points, t, T):
         points = np.asarray(points, dtype=float)
-        env = {"t": float(t), "T": T}
+        env = {"t": float(t), "T": T, "t_switch": getattr(t, "switch", float(t))}
         for i, name in enumerate(("x", "y", "z")):
             env[name] = points[..., i] if i < points.shape[-1] else 0.0
         return env, points.shape[:-1]
@@ -150,6 +195,14 @@ class Expression:
 
     def __repr__(self) -> str:
         return f"Expression({self.text!r})"
+
+
+def _has_time(node) -> bool:
+    return any(isinstance(n, ast.Name) and n.id == "t" for n in ast.walk(node))
+
+
+def _is_time(node) -> bool:
+    return isinstance(node, ast.Name) and node.id == "t"
 
 
 def _float(value) -> float:
@@ -190,11 +243,13 @@ def _constant_value(node) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def _compile(node, names: set, depth: int, allowed: tuple = VARIABLES):
+def _compile(node, names: set, depth: int, allowed: tuple = VARIABLES, switch: bool = False):
+    """``switch``: inside a comparison or a piecewise-constant function, where t reads as seen
+    from inside the step (:class:`StepTime`)."""
     if depth > MAX_DEPTH:
         raise ExpressionError(f"expression nested deeper than {MAX_DEPTH} levels (a chain of terms counts a tenth "
                               f"of a level per term)")
-    rec = lambda child: _compile(child, names, depth + 1, allowed)  # noqa: E731
+    rec = lambda child, inside=switch: _compile(child, names, depth + 1, allowed, inside)  # noqa: E731
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             raise ExpressionError(f"only numbers are allowed as constants, got {node.value!r}")
@@ -202,7 +257,7 @@ def _compile(node, names: set, depth: int, allowed: tuple = VARIABLES):
     if isinstance(node, ast.Name):
         if node.id in allowed:
             names.add(node.id)
-            name = node.id
+            name = "t_switch" if switch and node.id == "t" else node.id
             return lambda env: env[name]
         if node.id in CONSTANTS:
             return _constant(CONSTANTS[node.id])
@@ -212,7 +267,7 @@ def _compile(node, names: set, depth: int, allowed: tuple = VARIABLES):
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         # a sum or product of many terms is a left-leaning chain: its links count a tenth of a level
         chained = isinstance(node.left, ast.BinOp)
-        left = _compile(node.left, names, depth + (0.1 if chained else 1), allowed)
+        left = _compile(node.left, names, depth + (0.1 if chained else 1), allowed, switch)
         op, right = _BINARY[type(node.op)], rec(node.right)
         return lambda env: op(left(env), right(env))
     if isinstance(node, ast.UnaryOp):
@@ -227,7 +282,7 @@ def _compile(node, names: set, depth: int, allowed: tuple = VARIABLES):
         ops = [_COMPARE.get(type(op)) for op in node.ops]
         if None in ops:
             raise ExpressionError("only <, <=, >, >=, ==, != comparisons are allowed")
-        parts = [rec(node.left)] + [rec(c) for c in node.comparators]
+        parts = [rec(node.left, True)] + [rec(c, True) for c in node.comparators]
 
         def compare(env):
             values = [p(env) for p in parts]
@@ -263,7 +318,7 @@ def _compile(node, names: set, depth: int, allowed: tuple = VARIABLES):
             raise ExpressionError(f"{name}(): unpacking with * is not allowed")
         if len(node.args) != arity:
             raise ExpressionError(f"{name}() takes {arity} argument(s), got {len(node.args)}")
-        fn, args = FUNCTIONS[name], [rec(a) for a in node.args]
+        fn, args = FUNCTIONS[name], [rec(a, switch or name in SWITCHES) for a in node.args]
         return lambda env: fn(*(a(env) for a in args))
     raise ExpressionError(f"{_describe(node)} is not allowed in an expression (allowed: numbers, the variables, "
                           f"+ - * / ** %, comparisons, and/or/not, x if c else y, and the functions)")
@@ -354,6 +409,9 @@ def _dual(node):
             return np.where(c, va, vb), (0.0 if _zero(da) and _zero(db) else np.where(c, da, db))
         return ifexp
     name = node.func.id  # Call (validated)
+    if name in SWITCHES:  # piecewise constant: derivative 0, and t as a switch sees it
+        plain = _compile(node, set(), 0, VARIABLES + ("T",))
+        return lambda env: (plain({k: v[0] for k, v in env.items()}), 0.0)
     args = [rec(a) for a in node.args]
     fn = FUNCTIONS[name]
 

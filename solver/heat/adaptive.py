@@ -37,6 +37,7 @@ from solver.heat.stepping import Multistep, Stepper
 from solver.la.krylov import SolveInfo
 
 SAFETY, GROW, SHRINK, FAILED_SOLVE_CUT = 0.9, 5.0, 0.2, 0.25
+RESOLVED = 64  # the shortest step: this many rounding steps of t
 PI_INTEGRAL, PI_PROPORTIONAL = 0.7, 0.4
 RUNGS_PER_OCTAVE = 4
 
@@ -106,11 +107,16 @@ class AdaptiveStepping:
         self.free = ~stepper.problem.dirichlet.mask[: self.n]
 
     # ------------------------------------------------------------------ step sizes
-    def ladder(self, dt: float) -> float:
-        """dt rounded down to the ladder dt_initial 2^(j/4), within [dt_min, dt_max]."""
+    def ladder(self, dt: float, t: float) -> float:
+        """dt rounded down to the ladder dt_initial 2^(j/4), within [shortest(t), dt_max]."""
         s = self.spec
         j = math.floor(RUNGS_PER_OCTAVE * math.log2(dt / s.dt_initial) + 1e-9)
-        return min(max(s.dt_initial * 2.0 ** (j / RUNGS_PER_OCTAVE), s.dt_min), s.dt_max)
+        return min(max(s.dt_initial * 2.0 ** (j / RUNGS_PER_OCTAVE), self.shortest(t)), s.dt_max)
+
+    def shortest(self, t: float) -> float:
+        """The shortest step from t: time.dt_min, or one that t can resolve in double precision
+        (:data:`RESOLVED` rounding steps of t; shorter ones would leave t where it is)."""
+        return max(self.spec.dt_min, RESOLVED * float(np.spacing(abs(t))))
 
     def next_stop(self, t: float) -> float:
         for stop in self.stops:
@@ -150,9 +156,9 @@ class AdaptiveStepping:
                 continue
             error, order = self.error(u, u_saved, dt)
             if error <= 1.0:
-                self._accept(error, order, dt, landing is not None)
-                self.levels = ([u_saved[: self.n].copy()] + self.levels)[: self.LEVELS - 1]
                 t1 = landing if landing is not None else t + dt
+                self._accept(error, order, dt, landing is not None, t1)
+                self.levels = ([u_saved[: self.n].copy()] + self.levels)[: self.LEVELS - 1]
                 info = SolveInfo(info.iterations + discarded, info.residual, info.converged)
                 return info, StepRecord(t1, dt, error, info.iterations)
             discarded += info.iterations
@@ -165,14 +171,20 @@ class AdaptiveStepping:
     def _retry(self, dt: float, exc: Exception | None, t: float, error: float | None = None) -> None:
         """Set the controller to retry with dt (on the ladder), or stop below dt_min."""
         s = self.spec
-        if dt < s.dt_min * (1 - 1e-12):
+        shortest = self.shortest(t)
+        if dt < shortest * (1 - 1e-12):
             why = (f"the local error is {error:.3g} times time.tolerance" if exc is None
                    else f"the solve fails ({exc})")
+            if shortest > s.dt_min:
+                raise NumericalError(f"t = {t:.6g}: {why} even at steps of {shortest:.3g} s, the shortest that t can "
+                                     f"resolve there in double precision; loosen time.tolerance, or look for a "
+                                     f"discontinuity in the sources or boundary values (a sudden change of a "
+                                     f"Dirichlet value: time.mass = \"lumped\" or a ramp over a few seconds)")
             raise NumericalError(f"t = {t:.6g}: {why} even at time.dt_min = {s.dt_min:g} s; loosen time.tolerance, "
                                  f"lower time.dt_min, or look for a discontinuity in the sources or boundary values")
-        self.controller.dt = self.ladder(max(dt, s.dt_min))
+        self.controller.dt = self.ladder(max(dt, shortest), t)
 
-    def _accept(self, error: float, order: int, dt: float, landed: bool) -> None:
+    def _accept(self, error: float, order: int, dt: float, landed: bool, t1: float) -> None:
         c = self.controller
         e = max(error, 1e-10)
         if c.error_previous is None or c.rejected_last:
@@ -184,7 +196,7 @@ class AdaptiveStepping:
             proposal = c.dt if factor >= 1.0 else dt * factor
         else:
             proposal = dt * factor
-        c.dt = self.ladder(proposal)
+        c.dt = self.ladder(proposal, t1)
         c.error_previous, c.rejected_last = error, False
         c.accepted += 1
         c.history_dt = ([dt] + c.history_dt)[: self.LEVELS - 1]

@@ -164,6 +164,21 @@ def warn_time_in_steady(case) -> None:
                     f"taken there")
 
 
+def warn_hidden_switches(case) -> None:
+    """Adaptive steps land on the times that t is compared with (``t >= 300``); an input that
+    switches on another function of t may be stepped over: a warning names it."""
+    physics = case.physics
+    named = [("source.f", physics.source)]
+    for bc in physics.boundaries:
+        named += [(f"boundary.{bc.name}.{key}", value) for key, value in vars(bc).items() if key != "name"]
+    hidden = [key for key, value in named if getattr(value, "hidden_switches", lambda: False)()]
+    if hidden:
+        log.warning(f"warning: {case.source}: {', '.join(hidden)} switch{'es' if len(hidden) == 1 else ''} at times "
+                    f"that adaptive steps cannot find (a comparison or floor/ceil/sign of a function of t), and a "
+                    f"short pulse may be stepped over: compare t itself with numbers (t >= 300 and t <= 301), or "
+                    f"lower time.dt_max below the pulse's length")
+
+
 def warn_lumped_quadratic_simplices(case, cell_type: str) -> None:
     """The lumped mass of P2 triangles and tetrahedra: no positive diagonal mass is consistent
     with their load (the row sums vanish or turn negative at the vertices), so the diagonally

@@ -27,6 +27,7 @@ from dataclasses import replace
 import numpy as np
 from mpi4py import MPI
 
+from solver.case.expressions import StepTime
 from solver.case.records import NonlinearSpec, SolverSpec, TimeSpec
 from solver.errors import CaseError, ConvergenceError, NumericalError
 from solver.fem.boundary import constrain
@@ -284,12 +285,12 @@ class NonlinearStepper(LinearSolves, Stepper):
     def step(self, u: np.ndarray, t0: float, step: int) -> SolveInfo:
         scheme = self.last_scheme = self.scheme_of_step()
         p, dt = self.problem, self.dt
-        t1 = t0 + dt
+        t1 = StepTime(t0 + dt, t0)  # each end sees the switches of t from inside the step
         levels = [u] + self.earlier[: scheme.history - 1]
         history = np.zeros(p.mesh.n_owned)
         heat = 0.0
         for j, level in enumerate(levels, start=1):
-            t = t1 - j * dt
+            t = StepTime(t1 - j * dt, t1 - (j - 1) * dt)
             if scheme.a[j]:
                 history += scheme.a[j] * p.storage(level)
             if scheme.b[j]:

@@ -60,8 +60,9 @@ class TimeLevelCache:
             if key not in self._values:
                 self._values[key] = compute(0.0)
             return self._values[key]
-        if self._times.get(key) != t:
-            self._times[key], self._values[key] = t, compute(t)
+        stamp = (float(t), getattr(t, "switch", None))  # a step's two ends see switches differently
+        if self._times.get(key) != stamp:
+            self._times[key], self._values[key] = stamp, compute(t)
         return self._values[key]
 
 

@@ -23,7 +23,7 @@ from solver.errors import CaseError, NonFiniteError, RangeError
 from solver.heat.adaptive import AdaptiveStepping, StepRecord
 from solver.heat.checks import (check_case_against_mesh, check_inputs, check_mesh, check_step_moves,
                                  check_temperature_range, report_empty_regions, warn_lumped_quadratic_simplices,
-                                 warn_time_in_steady)
+                                 warn_hidden_switches, warn_time_in_steady)
 from solver.heat.nonlinear import NonlinearHeatProblem
 from solver.heat.nonlinear_stepping import make_nonlinear_stepper
 from solver.heat.parts import check_floating_parts
@@ -153,6 +153,8 @@ class Simulation(Discretisation):
             if case.time.adaptive is not None:
                 self.n_steps = None
                 self.adaptive = AdaptiveStepping(self.stepper, case.time.adaptive, adaptive_stops(case))
+                if self.mesh.comm.rank == 0:
+                    warn_hidden_switches(case)
             else:
                 self.n_steps = fixed_steps(self.t_end, self.dt)
                 if not self.nonlinear:

@@ -36,6 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 from mpi4py import MPI
 
+from solver.case.expressions import StepTime
 from solver.case.records import SolverSpec, TimeSpec
 from solver.errors import CaseError, NumericalError
 from solver.heat.balance import HeatBalance, HeatFlows
@@ -333,8 +334,8 @@ class ImplicitStepper(Stepper):
         """Advance ``u`` (local vector, ghosts current) from t0 to t0 + dt in place."""
         scheme = self.last_scheme = self.scheme_of_step()
         p, dt = self.problem, self.dt
-        t1 = t0 + dt
-        system = self._prepare(scheme, t0, t1)
+        t1 = StepTime(t0 + dt, t0)  # each end sees the switches of t from inside the step
+        system = self._prepare(scheme, StepTime(t0, t1), t1)
         levels = [u] + self.earlier[: scheme.history - 1]  # u0, u_-1, ...
         if scheme.mass_only_history:
             combined = -scheme.a[1] * levels[0]
@@ -346,7 +347,7 @@ class ImplicitStepper(Stepper):
         heat = 0.0
         for j, level in enumerate(levels, start=1):
             if scheme.b[j]:
-                t = t1 - j * dt
+                t = StepTime(t1 - j * dt, t1 - (j - 1) * dt)
                 parts = p.load_parts(t)
                 rhs += dt * scheme.b[j] * sum(parts.values(), 0.0)
                 heat = heat + dt * scheme.b[j] * self.flows.flows(parts, level, t)
@@ -389,7 +390,8 @@ class ExplicitEulerStepper(Stepper):
 
     def step(self, u: np.ndarray, t0: float, step: int) -> SolveInfo:
         dt, p, n = self.dt, self.problem, self.problem.mesh.n_owned
-        t1 = t0 + dt
+        t1 = StepTime(t0 + dt, t0)  # each end sees the switches of t from inside the step
+        t0 = StepTime(t0, t1)
         if p.time_dependent_matrix and t0 > 0.0:  # h(t) moves K and the stability limit
             self.K = DistributedMatrix(p.stiffness(t0), p.mesh.halo)
             self.dt_limit = self.stable_limit(t0)

@@ -58,7 +58,7 @@ class ConstrainedSystem:
             self.A.multiply_symmetric()  # CG's products from the upper triangle, once the set-up is done
 
     def _dirichlet(self, t: float):
-        key = t if self.problem.dirichlet.time_dependent else None
+        key = (float(t), getattr(t, "switch", None)) if self.problem.dirichlet.time_dependent else None
         if self._lifted is None or self._lifted[0] != key:
             g = self.problem.dirichlet.values(t)
             self._lifted = (key, g, self.lift @ g)
