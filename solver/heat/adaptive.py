@@ -152,7 +152,7 @@ class AdaptiveStepping:
                 u[:] = u_saved
                 c.failed_solves += 1
                 c.rejected_last = True
-                self._retry(dt * FAILED_SOLVE_CUT, exc, t)
+                self._retry(dt * FAILED_SOLVE_CUT, exc, t, out_of_range=self._set_aside_violation())
                 continue
             error, order = self.error(u, u_saved, dt)
             if error <= 1.0:
@@ -166,13 +166,24 @@ class AdaptiveStepping:
             u[:] = u_saved
             c.rejected += 1
             c.rejected_last = True
-            self._retry(dt * max(SHRINK, SAFETY * error ** (-1.0 / order)), None, t, error)
+            self._retry(dt * max(SHRINK, SAFETY * error ** (-1.0 / order)), None, t, error,
+                        self._set_aside_violation())
 
-    def _retry(self, dt: float, exc: Exception | None, t: float, error: float | None = None) -> None:
-        """Set the controller to retry with dt (on the ladder), or stop below dt_min."""
+    def _set_aside_violation(self):
+        """An input's value out of its range in a rejected try (at a time a shorter step may not
+        reach): taken off the monitor, and returned to be put back should the run stop here."""
+        ranges = self.stepper.problem.ranges
+        violation, ranges.violation = ranges.violation, None
+        return violation
+
+    def _retry(self, dt: float, exc: Exception | None, t: float, error: float | None = None,
+               out_of_range=None) -> None:
+        """Set the controller to retry with dt (on the ladder), or stop below dt_min (an input out
+        of its range in the last try is put back, for the march to report it)."""
         s = self.spec
         shortest = self.shortest(t)
         if dt < shortest * (1 - 1e-12):
+            self.stepper.problem.ranges.violation = out_of_range
             why = (f"the local error is {error:.3g} times time.tolerance" if exc is None
                    else f"the solve fails ({exc})")
             if shortest > s.dt_min:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from mpi4py import MPI
 
-from solver.errors import NumericalError
+from solver.errors import ConvergenceError, NumericalError
 from solver.heat.checks import boundary_temperatures_change, check_balance, check_boundary_temperatures, check_step
 from solver.heat.ranges import check_step as check_ranges
 from solver.heat.simulation import Simulation
@@ -116,8 +116,19 @@ def march(sim: Simulation, observers: list[Observer], vote: StepVote | None = No
     return outcome
 
 
+def _explained(sim: Simulation, advance, context: str):
+    """``advance()``; a failed solve (raised on every rank) whose inputs left their range on some
+    rank (a convection coefficient turned negative: the system is then indefinite) is reported as
+    that value, which names the key, not as the solver's failure (collective then)."""
+    try:
+        return advance()
+    except (NumericalError, ConvergenceError):
+        check_ranges(sim.problem, context)
+        raise
+
+
 def _steady(sim: Simulation, observers: list[Observer], vote: StepVote) -> Outcome:
-    solve = sim.solve_steady()
+    solve = _explained(sim, sim.solve_steady, "the steady solve")
     unhealthy = vote.vote(0, 0.0, sim.unhealthy() is not None or sim.stalled(solve)).unhealthy
     check_ranges(sim.problem, "the steady solve")
     check_health(sim, unhealthy, solve)
@@ -137,7 +148,7 @@ def _transient(sim: Simulation, observers: list[Observer], vote: StepVote) -> Ou
     try:
         while not sim.finished:
             start = MPI.Wtime()
-            solve = sim.advance()
+            solve = _explained(sim, sim.advance, f"step {sim.step_index + 1}")
             for o in observers:
                 o.after_solve(sim)
             votes = vote.vote(sim.step_index, MPI.Wtime() - start, sim.unhealthy() is not None or sim.stalled(solve))

@@ -102,8 +102,10 @@ EXPECTED = {  # status, what the one error line holds, how the results file ends
     "k_negative_in_a_corner": (3, "step 3 (t = 0.3): material.k = -0.2 at (0.96", "failed"),
     "h_negative_later": (3, "step 2 (t = 0.2): boundary.right.h = -2 at (1, ", "failed"),
     "h_negative_later_adaptive": (3, "boundary.right.h = -", "failed"),
+    "h_far_negative": (3, "step 1: boundary.right.h = -99990 at (", "failed"),  # was: "singular or indefinite"
 }
-ON_THREE_RANKS = ["epsilon_above_one", "epsilon_above_one_at_start", "k_negative_in_a_corner", "h_negative_later"]
+ON_THREE_RANKS = ["epsilon_above_one", "epsilon_above_one_at_start", "k_negative_in_a_corner", "h_negative_later",
+                  "h_far_negative"]
 
 
 @pytest.mark.parametrize("nprocs", [1, 3])

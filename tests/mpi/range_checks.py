@@ -53,6 +53,9 @@ CASES = {
     # a linear case: h(t) < 0 after t = 1/6, with fixed and adaptive steps
     "h_negative_later": [*SLOW, *ROBIN],
     "h_negative_later_adaptive": [*SLOW, *ROBIN, "time.dt=\"adaptive\""],
+    # so negative that the solve fails first (an indefinite system): still named as h
+    "h_far_negative": [*SLOW, *ROBIN[:1], "boundary.right.h=\"10 - 1e6*t\"", *ROBIN[2:],
+                       "solver.preconditioner=\"none\""],
 }
 
 
