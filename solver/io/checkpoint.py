@@ -184,12 +184,12 @@ class CheckpointWriter:
                                 (8 * mesh.n_global_nodes + METADATA_BYTES) * len(state))
 
         def publish():
-            other = run_id_in(final) if final.exists() else ""
-            if os.path.lexists(final) and not regular_file(final):  # a link, FIFO, folder: never ours
+            other = run_id_in(final, checkpoint=True) if os.path.lexists(final) else ""
+            if other is None:  # a link, FIFO, folder, or a file that is no checkpoint: never ours
                 aside = free_name(final.with_name(f"{final.stem}.not-a-checkpoint"))
                 os.replace(final, aside)
-                log.warning(f"warning: {final.name} was not a checkpoint file (a link, FIFO or folder); moved to "
-                            f"{aside.name}")
+                log.warning(f"warning: {final.name} was not a checkpoint of this solver (a link, FIFO, folder or "
+                            f"another file); moved to {aside.name}")
             elif other and other != attrs.run_id:  # another run's of the same step: not this run's to replace
                 aside = free_name(final.with_name(f"{final.stem}.{other[:8]}.h5"))
                 os.replace(final, aside)
@@ -198,6 +198,11 @@ class CheckpointWriter:
             link = results_dir / LINK
             tmp_link = link.with_name(link.name + ".tmp")
             try:  # a convenience: the checkpoint is complete without it (--restart latest finds it)
+                if os.path.lexists(link) and not link.is_symlink():  # a file of the user's: kept
+                    aside = free_name(link.with_name(f"{link.name}.not-a-link"))
+                    os.replace(link, aside)
+                    log.warning(f"warning: {link.name} was a file, not this solver's link to the newest "
+                                f"checkpoint; moved to {aside.name}")
                 if tmp_link.is_symlink() or tmp_link.exists():
                     tmp_link.unlink()
                 tmp_link.symlink_to(final.relative_to(results_dir))
@@ -208,7 +213,7 @@ class CheckpointWriter:
             # this run's newest `keep` by time of writing (a restart from an earlier step writes
             # lower step numbers after higher ones, and its checkpoints are the ones to keep);
             # another run's checkpoints are not this run's to delete
-            mine = [c for c in by_time(folder) if c != final and run_id_in(c) in ("", attrs.run_id)]
+            mine = [c for c in by_time(folder) if c != final and run_id_in(c, checkpoint=True) in ("", attrs.run_id)]
             for old in mine[keep - 1:]:
                 old.unlink()
             for stale in folder.glob("*.h5.tmp"):

@@ -424,6 +424,22 @@ def test_a_checkpoint_of_another_run_is_never_replaced(tmp_path):
     assert checkpoint_run_id(folder / "step_00000020.h5") != other
 
 
+def test_files_of_the_users_where_checkpoints_go_are_moved_aside(tmp_path):
+    """A file that is no checkpoint at a checkpoint's name (an HDF5 file of the user's too), and a
+    file at the checkpoint link's: a fresh run replaced both, exit 0, without a word."""
+    results = tmp_path / "heater_ramp"
+    (results / "checkpoints").mkdir(parents=True)
+    (results / "checkpoint.h5").write_text("my notes")
+    with h5py.File(results / "checkpoints" / "step_00000008.h5", "w") as f:
+        f["mydata"] = [1, 2, 3]
+    proc = run_solver(1, args_for(tmp_path, "backward-euler", 16.0), cwd=tmp_path)
+    assert "step_00000008.h5 was not a checkpoint of this solver" in proc.stderr + proc.stdout
+    assert (results / "checkpoint.h5.not-a-link").read_text() == "my notes"
+    with h5py.File(results / "checkpoints" / "step_00000008.not-a-checkpoint", "r") as f:
+        assert f["mydata"][()].tolist() == [1, 2, 3]
+    assert (results / "checkpoint.h5").is_symlink() and checkpoint_run_id(results / "checkpoint.h5")
+
+
 def test_a_restart_with_another_dt_must_land_on_t_end(tmp_path):
     """dt changed with --force: t_end was checked as a whole number of steps from 0, not from the
     checkpoint, and the run stopped short of it, reported complete."""
