@@ -139,8 +139,9 @@ class OutputGuard:
         """Where --overwrite moves the earlier results (.bak), only earlier backups may stand: a file
         at the checkpoints' or a folder at a file's would stop the move half-way."""
         d, name = self.directory, self.name
-        for path, folder in ((d / f"{name}.h5.bak", False), (d / f"{name}.xdmf.bak", False),
-                             (checkpoint_dir(d).with_name(checkpoint_dir(d).name + ".bak"), True)):
+        folder_bak = checkpoint_dir(d).with_name(checkpoint_dir(d).name + ".bak") if self.checkpoints else \
+            d / "samples.bak"
+        for path, folder in ((d / f"{name}.h5.bak", False), (d / f"{name}.xdmf.bak", False), (folder_bak, True)):
             if os.path.lexists(path) and (path.is_symlink() or path.is_dir() != folder):
                 self.release()
                 what = "a folder" if folder else "a regular file"
@@ -182,11 +183,18 @@ class OutputGuard:
             return
         h5 = self.directory / f"{self.name}.h5"
         self.replace_old = False
-        if not self.checkpoints:
+        if not self.checkpoints:  # a study: its file, and the samples' saved runs (output.save_runs)
             for path in (h5, h5.with_suffix(".xdmf")):
                 if path.exists():
                     os.replace(path, path.with_name(path.name + ".bak"))
-            log.info(f"moved the earlier results to {h5.name}.bak")
+            runs = self.directory / "samples"
+            moved = runs.is_dir() and not runs.is_symlink()
+            if moved:
+                bak = runs.with_name("samples.bak")
+                if bak.is_dir() and not bak.is_symlink():
+                    shutil.rmtree(bak)
+                os.replace(runs, bak)
+            log.info(f"moved the earlier results to {h5.name}.bak" + (" (saved runs: samples.bak)" if moved else ""))
             return
         old = checkpoint_dir(self.directory)
         bak = old.with_name(old.name + ".bak")

@@ -456,6 +456,21 @@ def test_overwrite_moves_nothing_when_the_new_study_is_refused(tmp_path):
     assert (tmp_path / "s" / "s.study.h5").is_file() and not list((tmp_path / "s").glob("*.bak"))
 
 
+def test_overwrite_keeps_the_saved_runs_with_the_study_file_it_moves(tmp_path):
+    """With output.save_runs, --overwrite moved the study file to .bak and wrote the new samples'
+    runs over the old ones: the backup described runs that no longer existed."""
+    case = wall_case(tmp_path)
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'[study]\ncase = "{case}"\nname = "s"\nmethod = "list"\n[parameters]\n'
+                    f'"boundary.right.h" = {{ values = [10.0] }}\n[outputs]\nsave_runs = true\n')
+    assert study(1, [spec, "--quiet"], tmp_path).returncode == 0
+    first = {p.name: p.read_bytes() for p in (tmp_path / "s" / "samples").iterdir()}
+    spec.write_text(spec.read_text().replace("values = [10.0]", "values = [40.0]"))
+    assert study(1, [spec, "--quiet", "--overwrite"], tmp_path).returncode == 0
+    assert {p.name: p.read_bytes() for p in (tmp_path / "s" / "samples.bak").iterdir()} == first
+    assert (tmp_path / "s" / "s.study.h5.bak").is_file() and list((tmp_path / "s" / "samples").iterdir())
+
+
 def test_a_sample_s_extremes_count_every_step_not_only_the_written_ones(tmp_path):
     """A heater on for the first 10 s of 600, and snapshots at 0 and 600 s only: max_temperature
     was the largest written value (the final 36 C, where the peak was 45 C). It is the largest over
