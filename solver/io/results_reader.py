@@ -33,6 +33,15 @@ from solver.mesh.cells import CELLS
 FIELD_RANGES = {"liquid_fraction": (0.0, 1.0)}
 
 
+def hdf5_signature(path: Path) -> bool:
+    """Whether the file begins as an HDF5 file does (its superblock's signature)."""
+    try:
+        with Path(path).open("rb") as f:
+            return f.read(8) == b"\x89HDF\r\n\x1a\n"
+    except OSError:
+        return False
+
+
 class SolverFile:
     """What every HDF5 file this solver writes shares, read on demand from ``self.file`` (an open
     h5py file): the root attributes and the canonical mesh with a point locator."""
@@ -54,15 +63,31 @@ class SolverFile:
 
     @cached_property
     def points(self) -> np.ndarray:
-        return self.file["mesh/geometry"][()]
+        points = self.file["mesh/geometry"][()]
+        if not (points.ndim == 2 and points.shape[1] in (2, 3) and np.issubdtype(points.dtype, np.floating)
+                and np.isfinite(points).all()):
+            raise CaseError(f"{self.path}: damaged file: /mesh/geometry is not a table of finite 2D or 3D points")
+        return points
 
     @cached_property
     def cells(self) -> np.ndarray:
-        return self.file["mesh/topology"][()]
+        cells = self.file["mesh/topology"][()]
+        nodes = CELLS[self.cell_type].n_nodes
+        if not (cells.ndim == 2 and cells.shape[1] == nodes and np.issubdtype(cells.dtype, np.integer)):
+            raise CaseError(f"{self.path}: damaged file: /mesh/topology is not a table of {nodes} node numbers "
+                            f"per {self.cell_type} cell")
+        if len(cells) and (cells.min() < 0 or cells.max() >= len(self.points)):
+            raise CaseError(f"{self.path}: damaged file: /mesh/topology refers to nodes beyond the "
+                            f"{len(self.points)} of /mesh/geometry")
+        return cells
 
     @property
     def cell_type(self) -> str:
-        return str(self.file["mesh/topology"].attrs["cell_type"])
+        name = self.file["mesh/topology"].attrs.get("cell_type")
+        name = name.decode() if isinstance(name, bytes) else str(name)
+        if name not in CELLS:
+            raise CaseError(f"{self.path}: damaged file: /mesh/topology has no known cell type ({name[:40]!r})")
+        return name
 
     @property
     def dim(self) -> int:
@@ -104,7 +129,8 @@ class Results(SolverFile):
         try:
             self.file = h5py.File(self.path, "r")
         except OSError:
-            raise CaseError(f"{self.path}: not an HDF5 file (expected a results .h5 file of this solver)") from None
+            what = "a damaged or truncated HDF5 file" if hdf5_signature(self.path) else "not an HDF5 file"
+            raise CaseError(f"{self.path}: {what} (expected a results .h5 file of this solver)") from None
         if "mesh/geometry" not in self.file or "fields/temperature" not in self.file or "time" not in self.file:
             study = "solver_study" in self.file.attrs
             self.file.close()

@@ -176,6 +176,23 @@ def test_bad_requests_are_refused(plate_runs, tmp_path):
         assert "Traceback" not in proc.stderr
 
 
+def test_a_damaged_mesh_or_a_truncated_file_is_named_so(plate_runs, tmp_path):
+    """A node number beyond the mesh in /mesh/topology: info, probe and plot failed with an
+    IndexError (exit 1); a file cut short was called "not an HDF5 file"."""
+    from solver.errors import CaseError
+
+    damaged = tmp_path / "damaged.h5"
+    damaged.write_bytes(plate_runs[1].read_bytes())
+    with h5py.File(damaged, "r+") as f:
+        f["mesh/topology"][5, 0] = 10848
+    with results.open(damaged) as r, pytest.raises(CaseError, match="damaged file: /mesh/topology refers to nodes"):
+        r.locator
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(plate_runs[1].read_bytes()[:-1024])
+    with pytest.raises(CaseError, match="a damaged or truncated HDF5 file"):
+        results.open(cut)
+
+
 def test_progress_in_a_pipe_is_plain_periodic_lines(tmp_path):
     proc = run_solver(2, [PLATE, "--set", "mesh.nx=30", "--set", "mesh.ny=15", "--set", f"output.directory={tmp_path}"],
                       cwd=tmp_path)
