@@ -12,6 +12,7 @@ before any of them runs.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 QUICK = {"stream": 2 ** 24, "dofs_2d": 250_000, "dofs_3d": 60_000, "cells": 250_000, "steps": 3, "repeat": 3}
@@ -164,8 +165,6 @@ SIZE_LIMITS = {"--dofs-2d": (100, 1e9), "--dofs-3d": (100, 1e9), "--cells": (1, 
 def check_ranges(parser, args) -> None:
     """Sizes and counts within what a machine can hold and a run can mean (each its own range),
     rank counts of at least one, the assembly meshes by name, and a --json that is a file to write."""
-    import math
-
     for option, (low, high) in SIZE_LIMITS.items():
         value = getattr(args, dest(option), None)
         if value is None or isinstance(value, bool):
@@ -257,3 +256,21 @@ def complete_verify(parser, args) -> None:
         parser.error(f"--levels {' '.join(map(str, levels))}: cells per side from 1 to {high}{where}")
     if any(b <= a for a, b in zip(levels, levels[1:])):
         parser.error(f"--levels {' '.join(map(str, levels))}: increasing sizes")
+    for dim in ([args.dim] if args.dim else [2, 3]):
+        for degree in sorted(set(args.degree or (1, 2))):
+            work = verify_work(levels[-1], dim, degree)
+            if work > MAX_VERIFY_WORK and (dim == 2 or levels[-1] <= MAX_LEVEL_3D):
+                hint = "" if args.degree else " (or --degree 1: quadratic elements take n^1.5 steps)"
+                parser.error(f"--levels {levels[-1]}: {dim}D elements of degree {degree} would take {work:.1e} "
+                             f"DOF-steps on the finest mesh (hours on one core), above {MAX_VERIFY_WORK:.0e}; give "
+                             f"smaller levels{hint}")
+
+
+MAX_VERIFY_WORK = 2e9  # DOFs x time steps of a verify mesh: about 20 minutes on one core
+
+
+def verify_work(n: int, dim: int, degree: int) -> float:
+    """DOFs times time steps of the space study's mesh of n cells per side (its time steps: n,
+    or n^1.5 for quadratic elements, so that the time error stays below the space error)."""
+    steps = n if degree == 1 else math.ceil(n ** 1.5)
+    return float((degree * n + 1) ** dim) * steps

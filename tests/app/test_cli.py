@@ -107,6 +107,7 @@ def test_where_each_command_line_runs_is_decided_from_its_arguments():
     (["verify", "--levels", "50"], "at least two mesh sizes"),
     (["verify", "--levels", "0", "8"], "cells per side from 1 to 96 (3D meshes; with --dim 2, up to 1024)"),
     (["verify", "--levels", "16", "8"], "increasing sizes"),
+    (["verify", "--dim", "2", "--levels", "512", "1024"], "degree 2 would take 1.4e+11 DOF-steps"),
     (["verify", "--dim", "3", "--element", "triangle"], "--element triangle: a 2D cell, not with --dim 3"),
     (["verify", "--element", "hexahedron", "--levels", "2", "1024"], "cells per side from 1 to 96"),
     (["bench", "--stream", "1e30"], "--stream 1e+30: from 1000 to 1e+09"),

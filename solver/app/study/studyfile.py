@@ -28,11 +28,12 @@ import h5py
 import numpy as np
 
 from solver import __version__
-from solver.errors import CaseError
+from solver.errors import CaseError, OutputError
 from solver.io.blockfile import open_block_file, write_temporary_or_fail
 from solver.io.provenance import provenance
 from solver.io.xdmf import XdmfIndex
 from solver.mesh.cells import CELLS
+from solver.parallel.collective import on_root
 from solver.parallel.routing import block_starts
 from solver.app.study.statistics import Moments
 
@@ -162,13 +163,21 @@ def write_study(path: Path, comm, driver: str, contents: StudyContents) -> None:
         f.set_attrs("/", {**attrs, "solver_study": FORMAT, "solver_version": __version__,
                           **comm.bcast(provenance() if comm.rank == 0 else None, root=0)})
     write_temporary_or_fail(comm, tmp, f, "the study file", [body, f.flush, f.close])
-    if comm.rank == 0:
-        os.replace(tmp, path)
+
+    def publish():  # on rank 0; a failure (a full disk) reaches every rank as an OutputError
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot put the study file in place ({exc.strerror})") from None
         if mesh is not None and stats is not None and times is not None:
             cell = CELLS[mesh.cell_type]
             xdmf = XdmfIndex(path.with_suffix(".xdmf"), path.name, cell, n_nodes, mesh.n_cells, mesh.dim, STAT_FIELDS)
-            xdmf.rewrite([(float(t), f"/statistics/mean/{i:06d}") for i, t in enumerate(times)])
-    comm.Barrier()
+            try:
+                xdmf.rewrite([(float(t), f"/statistics/mean/{i:06d}") for i, t in enumerate(times)])
+            except OSError as exc:
+                raise OutputError(f"{xdmf.path}: cannot write the study's XDMF index ({exc.strerror}); the study "
+                                  f"file {path.name} is complete") from None
+    on_root(comm, publish, OutputError)
 
 
 def read_study(path: Path, comm, driver: str, n_nodes: int | None) -> StudyContents:
