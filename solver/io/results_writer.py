@@ -181,7 +181,12 @@ class ResultsWriter:
                 self.backend.create_group(f"/fields/{field}")
             self.backend.set_attrs("/", root_attrs)
             self.backend.flush()
-        write_or_fail(comm, self.h5_path, "the mesh", write_mesh, geometry.nbytes * comm.size + 2 * METADATA_BYTES)
+        try:
+            write_or_fail(comm, self.h5_path, "the mesh", write_mesh, geometry.nbytes * comm.size + 2 * METADATA_BYTES)
+        except OutputError as exc:
+            if exc.broken:  # a write failed: closing the file would retry it, and crash at the process's end
+                park(self.backend)
+            raise
         self.snapshots: list[tuple[float, str]] = []
 
     def open_block_file(self, path: Path, mode: str = "w") -> BlockFile:

@@ -116,6 +116,24 @@ def test_a_failed_write_on_one_rank_leaves_the_file_as_last_listed(tmp_path, dri
     check_restart(3, args, tmp_path, tmp_path / "plate", reference)
 
 
+def test_a_write_that_fails_while_the_mesh_is_written_ends_in_order(tmp_path):
+    """Every write of the process fails with ENOSPC (strace's fault injection) from the first, the
+    mesh's: the line was printed, then HDF5 retried the writes as the file was closed at exit and
+    the process died in MPI_Finalize (exit 139). The file is kept open until the end (74)."""
+    import shutil
+
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed")
+    cmd = ["strace", "-f", "-o", "/dev/null", "-e", "trace=pwrite64", "-e", "inject=pwrite64:error=ENOSPC:when=1+",
+           sys.executable, "-m", "solver", PLATE, *SMALL, "--set", f"output.directory={tmp_path}"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=mpi_env(), capture_output=True, text=True, timeout=90)
+    if "ptrace" in proc.stderr and proc.returncode != 74:
+        pytest.skip("strace cannot trace here")
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 74 and len(errors) == 1 and "cannot write the mesh" in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr and "Segmentation" not in proc.stderr
+
+
 def test_an_overwrite_without_room_moves_nothing(tmp_path):
     """--overwrite refused for lack of space (exit 74, as a disk that fills later) leaves the earlier
     results where they were."""
