@@ -436,7 +436,12 @@ LATENT_RATIO = 1e15  # latent heat over the sensible heat of the melting range, 
 
 
 def _check_phase_change(where, m, fail):
-    """latent_heat > 0 needs solidus < liquidus; they are not used without it."""
+    """latent_heat > 0 needs solidus < liquidus; they are not used without it, but given both
+    must still be in order (a melting range turned round is a slip, whatever the latent heat)."""
+    if not m["latent_heat"] and m["solidus"] is not None and m["liquidus"] is not None \
+            and not m["solidus"] < m["liquidus"]:
+        fail(f"{where}.solidus must be below {where}.liquidus, got solidus = {m['solidus']:g}, liquidus = "
+             f"{m['liquidus']:g} (with latent_heat = 0 they are not used: remove them, or give the latent heat)")
     if m["latent_heat"]:
         for key in ("solidus", "liquidus"):
             if m[key] is None:

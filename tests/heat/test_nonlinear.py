@@ -164,6 +164,9 @@ def test_bad_radiation_input_names_the_key(extra, root, message):
      "case.toml: material.solidus must be below material.liquidus (a melting range of finite width), "
      "got solidus = 600, liquidus = 550"),
     ("latent_heat = 1e5\nsolidus = 600.0", "case.toml: material.liquidus is required with latent_heat > 0 (the melting range)"),
+    ("solidus = 50.0\nliquidus = 10.0",  # no latent heat: unused, but turned round all the same (was accepted)
+     "case.toml: material.solidus must be below material.liquidus, got solidus = 50, liquidus = 10 (with "
+     "latent_heat = 0 they are not used: remove them, or give the latent heat)"),
 ])
 def test_bad_phase_change_input_names_the_key(keys, message):
     with pytest.raises(CaseError) as err:
