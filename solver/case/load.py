@@ -123,8 +123,8 @@ def validate(raw: dict, source: str) -> dict:
         if section == "study" and "case" in (body if isinstance(body, dict) else {}):
             fail("a study file ([study] with its base case), not a case: run it with python -m solver study FILE")
         if section not in allowed:
-            unknown(f"unknown section [{section}] (allowed: {', '.join(allowed)}; top-level keys: "
-                 f"{', '.join(ROOT_SCHEMA)})")
+            what = f"section [{section}]" if isinstance(body, dict) else f"top-level key {section}"
+            unknown(f"unknown {what} (sections: {', '.join(allowed)}; top-level keys: {', '.join(ROOT_SCHEMA)})")
         if not isinstance(body, dict):
             fail(f"{section} must be a table ([{section}]), got {body!r}")
     values: dict = {key: _check(key, spec, raw.get(key, spec.default), fail) for key, spec in ROOT_SCHEMA.items()}

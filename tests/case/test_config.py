@@ -85,6 +85,7 @@ def test_overrides_parse_toml_values_and_bare_strings():
     ("output.write_timeout=1e10", "case.toml: output.write_timeout must be <= 1000000000.0"),
     ("run.hang_timeout=1e10", "case.toml: run.hang_timeout must be <= 1000000000.0"),
     ("physics.gravity=1", "case.toml: unknown section [physics]"),
+    ("temperature_units=\"K\"", "case.toml: unknown top-level key temperature_units (sections: "),
     ("mesh.nx=-99999999999999999999", "case.toml: mesh.nx must be a positive integer below 2^63, got -1e+20"),
     (f"mesh.nx={10**400}", "case.toml: mesh.nx must be a positive integer below 2^63, got an integer of 401 digits"),
     (f"material.k={{table=[[0, 1], [{10**400}, 2]]}}", "case.toml: material.k: pair 2: "),
