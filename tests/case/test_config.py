@@ -85,7 +85,6 @@ def test_overrides_parse_toml_values_and_bare_strings():
     ("output.write_timeout=1e10", "case.toml: output.write_timeout must be <= 1000000000.0"),
     ("run.hang_timeout=1e10", "case.toml: run.hang_timeout must be <= 1000000000.0"),
     ("physics.gravity=1", "case.toml: unknown section [physics]"),
-    ("temperature_units=\"K\"", "case.toml: unknown top-level key temperature_units (sections: "),
     ("mesh.nx=-99999999999999999999", "case.toml: mesh.nx must be a positive integer below 2^63, got -1e+20"),
     (f"mesh.nx={10**400}", "case.toml: mesh.nx must be a positive integer below 2^63, got an integer of 401 digits"),
     (f"material.k={{table=[[0, 1], [{10**400}, 2]]}}", "case.toml: material.k: pair 2: "),
@@ -213,3 +212,9 @@ def test_a_latent_heat_beyond_double_precision_of_the_sensible_heat_is_refused()
     with pytest.raises(CaseError, match=r"material.latent_heat = 1e\+25 is 3.3e\+23 times the sensible heat"):
         load_case(GOOD, "case.toml", ["material.latent_heat=1e25", *melting])
     load_case(GOOD, "case.toml", ["material.latent_heat=4e5", *melting])
+
+
+def test_an_unknown_top_level_key_is_called_a_key():
+    """``temperature_units = "K"`` at the top was reported as an unknown section."""
+    with pytest.raises(CaseError, match=r"unknown top-level key temperature_units \(sections: "):
+        load_case('temperature_units = "K"\n[mesh]\nnx = 2\nny = 2\n', "case.toml")
