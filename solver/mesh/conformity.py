@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 
 from solver.errors import CaseError
-from solver.mesh.cells import CELLS
+from solver.mesh.cells import CELLS, QUADRATIC_NAMES
 from solver.mesh.lagrange import QUADRATIC
 from solver.mesh.partition import facet_table
-from solver.mesh.quality import corner_jacobians
+from solver.mesh.quality import MIDPOINT_OFFSET, corner_jacobians, midpoint_offsets
 
 CHUNK = 1 << 16  # cells (facets) at a time
 OUTSIDE = 1e-7  # how far outside, relative to the facet's size
@@ -226,7 +226,18 @@ def _checked_facets(path: Path, points, cells, facets, facet_tags, tagged_keys, 
 
 
 def _refuse_torn_edges(path: Path, points, cells, linear_name: str, bits: int) -> None:
-    """Quadratic cells sharing an edge (a face) must share its midpoint (centre) node."""
+    """Quadratic cells sharing an edge (a face) must share its midpoint (centre) node. A cell
+    whose midpoint nodes lie off its edges first: its node order is not Gmsh's (midpoint nodes
+    swapped, or in another program's order), which would read as cells that do not match."""
+    quadratic = QUADRATIC_NAMES[linear_name][0]
+    for start in range(0, len(cells), CHUNK):
+        off = midpoint_offsets(points, cells[start: start + CHUNK], quadratic).max(axis=1)
+        bad = np.flatnonzero(~(off <= MIDPOINT_OFFSET))
+        if len(bad):
+            row = start + int(bad[0])
+            raise CaseError(f"{path}: element {row + 1} of its kind (near {_at(points, cells[row])}) has an edge "
+                            f"midpoint node {off[bad[0]]:.3g} edge lengths off the middle of its edge: check the "
+                            f"order of its nodes (the corners, then the midpoints of the edges in Gmsh's order)")
     edges, faces = QUADRATIC[linear_name]
     nc = CELLS[linear_name].n_nodes
     groups = [(np.array(edges), nc, "edge", "midpoint")]

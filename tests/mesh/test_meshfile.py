@@ -408,6 +408,11 @@ def test_boundary_elements_and_quadratic_edges_must_match_the_cells(tmp_path):
     _write_with_right(tmp_path / "torn.msh", torn, "triangle6", own, "line3", right)
     with pytest.raises(CaseError, match="share an edge .* have midpoint nodes of their own there"):
         read(tmp_path / "torn.msh")
+    swapped = cells.copy()  # two midpoint nodes of one cell in another order: named as such, not as a mismatch
+    swapped[0, [3, 4]] = swapped[0, [4, 3]]
+    _write_with_right(tmp_path / "swapped.msh", points, "triangle6", swapped, "line3", right)
+    with pytest.raises(CaseError, match="element 1 of its kind .* has an edge midpoint node .* check the order"):
+        read(tmp_path / "swapped.msh")
 
 
 def test_a_mesh_without_recognised_tags_says_where_groups_are_read_from(tmp_path):
