@@ -191,8 +191,11 @@ class AdaptiveStepping:
                                      f"resolve there in double precision; loosen time.tolerance, or look for a "
                                      f"discontinuity in the sources or boundary values (a sudden change of a "
                                      f"Dirichlet value: time.mass = \"lumped\" or a ramp over a few seconds)")
+            jump = (" (at t = 0: a Dirichlet value other than the initial temperature is a jump there; start from "
+                    "it, or ramp it up over a few seconds)" if t == 0.0 else "")
             raise NumericalError(f"t = {t:.6g}: {why} even at time.dt_min = {s.dt_min:g} s; loosen time.tolerance, "
-                                 f"lower time.dt_min, or look for a discontinuity in the sources or boundary values")
+                                 f"lower time.dt_min, or look for a discontinuity in the sources or boundary "
+                                 f"values{jump}")
         self.controller.dt = self.ladder(max(dt, shortest), t)
 
     def _accept(self, error: float, order: int, dt: float, landed: bool, t1: float) -> None:
