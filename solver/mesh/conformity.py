@@ -236,8 +236,9 @@ def _refuse_torn_edges(path: Path, points, cells, linear_name: str, bits: int) -
         if len(bad):
             row = start + int(bad[0])
             raise CaseError(f"{path}: element {row + 1} of its kind (near {_at(points, cells[row])}) has an edge "
-                            f"midpoint node {off[bad[0]]:.3g} edge lengths off the middle of its edge: check the "
-                            f"order of its nodes (the corners, then the midpoints of the edges in Gmsh's order)")
+                            f"midpoint node more than {MIDPOINT_OFFSET:g} edge lengths off the middle of its edge "
+                            f"({off[bad[0]]:.3g}): the node is misplaced, or the element's nodes are not in Gmsh's "
+                            f"order (check the order: the corners, then the midpoints of the edges)")
     edges, faces = QUADRATIC[linear_name]
     nc = CELLS[linear_name].n_nodes
     groups = [(np.array(edges), nc, "edge", "midpoint")]

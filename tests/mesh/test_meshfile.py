@@ -411,7 +411,7 @@ def test_boundary_elements_and_quadratic_edges_must_match_the_cells(tmp_path):
     swapped = cells.copy()  # two midpoint nodes of one cell in another order: named as such, not as a mismatch
     swapped[0, [3, 4]] = swapped[0, [4, 3]]
     _write_with_right(tmp_path / "swapped.msh", points, "triangle6", swapped, "line3", right)
-    with pytest.raises(CaseError, match="element 1 of its kind .* has an edge midpoint node .* check the order"):
+    with pytest.raises(CaseError, match="element 1 of its kind .* has an edge midpoint node .*check the order"):
         read(tmp_path / "swapped.msh")
 
 
