@@ -193,7 +193,7 @@ def test_a_fifo_or_folder_named_like_a_checkpoint_never_blocks_the_run(tmp_path)
             f"output.directory={tmp_path}", "--set", "checkpoint.every=180", "--quiet"]
     proc = run_solver(1, args, cwd=tmp_path, check=False, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert "step_00000360.h5 was not a checkpoint file" in proc.stderr
+    assert "step_00000360.h5 was not a checkpoint of this solver" in proc.stderr
     assert (folder / "step_00000360.not-a-checkpoint.1").is_fifo() and (folder / "step_00000999.h5").is_fifo()
     assert (folder / "step_00000180.not-a-checkpoint.tmp").is_dir()
     assert (folder / "step_00000360.not-a-checkpoint.tmp").is_fifo()
