@@ -73,6 +73,12 @@ class StepTime(float):
         return float, (float(self),)
 
 
+def time_stamp(t: float) -> tuple:
+    """What a cache of values at time t must compare: the time, and the side from which a
+    :class:`StepTime` sees its switches (the two ends of a step at one time see them differently)."""
+    return float(t), getattr(t, "switch", None)
+
+
 class Expression:
     """A compiled expression of x, y, z and t (and T with ``temperature=True``), evaluated on
     NumPy arrays."""

@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 from mpi4py import MPI
 
-from solver.case.expressions import Expression
+from solver.case.expressions import Expression, time_stamp
 from solver.case.records import Physics, RadiationBC
 from solver.case.schema import STEFAN_BOLTZMANN
 from solver.fem.assembly import NodalConductivity
@@ -273,7 +273,7 @@ class NonlinearHeatProblem(HeatLoads):
 
     def _fields(self, u: np.ndarray, t: float, storage: bool) -> _Fields:
         """The fields at u (and t), from the last evaluation if it was at the same u."""
-        key = t if self.fields_depend_on_time else None
+        key = time_stamp(t) if self.fields_depend_on_time else None  # a step's two ends differ at switches
         last = self._last
         if last is not None and last[0] == key and np.array_equal(last[1], u):
             f = last[2]

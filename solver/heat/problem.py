@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 from mpi4py import MPI
 
+from solver.case.expressions import time_stamp
 from solver.case.records import DirichletBC, NeumannBC, Physics, RobinBC
 from solver.compiled import compile_shared, index_dtype, use_kernels, worth_compiling
 from solver.fem.assembly import Assembler
@@ -60,7 +61,7 @@ class TimeLevelCache:
             if key not in self._values:
                 self._values[key] = compute(0.0)
             return self._values[key]
-        stamp = (float(t), getattr(t, "switch", None))  # a step's two ends see switches differently
+        stamp = time_stamp(t)  # a step's two ends see switches differently
         if self._times.get(key) != stamp:
             self._times[key], self._values[key] = stamp, compute(t)
         return self._values[key]

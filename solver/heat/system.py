@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 from mpi4py import MPI
 
+from solver.case.expressions import time_stamp
 from solver.case.records import SolverSpec
 from solver.errors import CaseError, ConvergenceError, NonFiniteError
 from solver.fem.boundary import constrain
@@ -58,7 +59,7 @@ class ConstrainedSystem:
             self.A.multiply_symmetric()  # CG's products from the upper triangle, once the set-up is done
 
     def _dirichlet(self, t: float):
-        key = (float(t), getattr(t, "switch", None)) if self.problem.dirichlet.time_dependent else None
+        key = time_stamp(t) if self.problem.dirichlet.time_dependent else None
         if self._lifted is None or self._lifted[0] != key:
             g = self.problem.dirichlet.values(t)
             self._lifted = (key, g, self.lift @ g)

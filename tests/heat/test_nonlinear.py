@@ -427,3 +427,23 @@ def test_a_nonlinear_checkpoint_of_several_ranks_restarts_on_one(tmp_path):
             last[name] = f["fields/temperature"][sorted(f["fields/temperature"])[-1]][()]
             assert f.attrs["complete"]
     assert np.max(np.abs(last["split"] - last["whole"])) < 1e-6 * np.max(np.abs(last["whole"]))
+
+
+@pytest.mark.parametrize("dt", ["2.0", '"adaptive"'])
+def test_a_switch_of_t_in_a_nonlinear_case_is_seen_from_each_step_s_own_side(dt):
+    """Radiation to an ambient of 400 K for t in (3, 4) s, Crank-Nicolson: the fields evaluated at
+    the end of one step (inside it, the ambient hot) were reused at the start of the next (the
+    ambient cold there), and 992 J in stored 1984 J (imbalance 0.5, exit 0)."""
+    from solver.case.load import load_case
+    from solver.heat.simulation import Simulation
+
+    text = ('temperature_unit = "K"\n[mesh]\nnx = 4\nny = 4\n[material]\nk = 1.0\nrho = 1000.0\nc = 1000.0\n'
+            '[initial]\ntemperature = 300.0\n[boundary.left]\ntype = "radiation"\nepsilon = 1.0\n'
+            'T_inf = "where(t > 3 and t < 4, 400.0, 300.0)"\n[time]\nscheme = "crank-nicolson"\n'
+            f'dt = {dt}\nt_end = 6.0\n')
+    sim = Simulation(load_case(text, "rad.toml"))
+    while not sim.finished:
+        sim.advance()
+    inflow = float(sim.balance.inflow.sum())
+    assert inflow == pytest.approx(5.670374419e-8 * (400.0**4 - 300.0**4), rel=2e-3)  # 1 s over 1 m
+    assert abs(sim.balance.relative) < 1e-8
