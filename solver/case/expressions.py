@@ -54,7 +54,7 @@ SIDE = 1e-9  # how far into its step a step's end sees the switches, relative to
 class StepTime(float):
     """A time at one end of a time step, which sees the switches of t (comparisons, floor, ceil
     and sign of it) from inside the step: ``switch`` is t moved into the step by a billionth of
-    it. A step that lands on a switch time therefore takes the values on its own side of the
+    it (and ``%`` of it, which falls back at every period). A step that lands on a switch time therefore takes the values on its own side of the
     switch: a heater on for ``t > 300 and t < 301`` heats the step from 300 to 301, whose ends
     would both see it off, and ``t >= 300`` does not heat the step that ends at 300. Arithmetic
     on t (``5 * t``) takes the time itself."""
@@ -165,6 +165,8 @@ class Expression:
             elif isinstance(node, ast.Call) and getattr(node.func, "id", None) in SWITCHES:
                 if any(_has_time(a) for a in node.args):
                     return True
+            elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and _has_time(node):
+                return True
         return False
 
     @staticmethod
@@ -273,8 +275,9 @@ def _compile(node, names: set, depth: int, allowed: tuple = VARIABLES, switch: b
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         # a sum or product of many terms is a left-leaning chain: its links count a tenth of a level
         chained = isinstance(node.left, ast.BinOp)
-        left = _compile(node.left, names, depth + (0.1 if chained else 1), allowed, switch)
-        op, right = _BINARY[type(node.op)], rec(node.right)
+        jumps = switch or isinstance(node.op, ast.Mod)  # t % 60 falls back at every minute: a switch
+        left = _compile(node.left, names, depth + (0.1 if chained else 1), allowed, jumps)
+        op, right = _BINARY[type(node.op)], rec(node.right, jumps)
         return lambda env: op(left(env), right(env))
     if isinstance(node, ast.UnaryOp):
         operand = rec(node.operand)

@@ -20,6 +20,7 @@ from solver.errors import CaseError, NumericalError, RangeError
 from solver.heat.materials import Centroids, region_cells
 from solver.heat.parts import check_parts_held, touch_fixed_parts
 from solver.heat.problem import HeatProblem
+from solver.heat.ranges import ranged_expressions
 from solver.mesh.quality import check_cells
 
 log = logging.getLogger(__name__)
@@ -164,14 +165,21 @@ def warn_time_in_steady(case) -> None:
                     f"taken there")
 
 
-def warn_hidden_switches(case) -> None:
-    """Adaptive steps land on the times that t is compared with (``t >= 300``); an input that
-    switches on another function of t may be stepped over: a warning names it."""
-    physics = case.physics
+def inputs_of_time(physics) -> list[tuple[str, object]]:
+    """(key, value) of every input that may depend on t: the source, the boundary values, and the
+    properties (k of t, in the material and in regions)."""
     named = [("source.f", physics.source)]
     for bc in physics.boundaries:
         named += [(f"boundary.{bc.name}.{key}", value) for key, value in vars(bc).items() if key != "name"]
-    hidden = [key for key, value in named if getattr(value, "hidden_switches", lambda: False)()]
+    known = {id(value) for _, value in named}
+    named += [(key, p) for p, key, _ in ranged_expressions(physics) if id(p) not in known]
+    return named
+
+
+def warn_hidden_switches(case) -> None:
+    """Adaptive steps land on the times that t is compared with (``t >= 300``); an input that
+    switches on another function of t may be stepped over: a warning names it."""
+    hidden = [key for key, value in inputs_of_time(case.physics) if getattr(value, "hidden_switches", lambda: False)()]
     if hidden:
         log.warning(f"warning: {case.source}: {', '.join(hidden)} switch{'es' if len(hidden) == 1 else ''} at times "
                     f"that adaptive steps cannot find (a comparison or floor/ceil/sign of a function of t), and a "

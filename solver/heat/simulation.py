@@ -23,7 +23,7 @@ from solver.errors import CaseError, NonFiniteError, RangeError
 from solver.heat.adaptive import AdaptiveStepping, StepRecord
 from solver.heat.checks import (check_case_against_mesh, check_inputs, check_mesh, check_step_moves,
                                  check_temperature_range, report_empty_regions, warn_lumped_quadratic_simplices,
-                                 warn_hidden_switches, warn_time_in_steady)
+                                 inputs_of_time, warn_hidden_switches, warn_time_in_steady)
 from solver.heat.nonlinear import NonlinearHeatProblem
 from solver.heat.nonlinear_stepping import make_nonlinear_stepper
 from solver.heat.parts import check_floating_parts
@@ -111,8 +111,7 @@ def adaptive_stops(case: Case) -> tuple[float, ...]:
     at t = 300 for a second was stepped over by steps of 600 s, its heat lost with exit 0)."""
     t_end = case.time.t_end
     stops = set(case.output.times or (t_end,))
-    inputs = [case.physics.source] + [value for bc in case.physics.boundaries for value in vars(bc).values()]
-    for value in inputs:
+    for _, value in inputs_of_time(case.physics):
         switches = getattr(value, "switch_times", None)
         if switches is not None:
             stops.update(s for s in switches() if 0.0 < s < t_end * (1 - 1e-12))
