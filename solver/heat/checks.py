@@ -176,6 +176,19 @@ def inputs_of_time(physics) -> list[tuple[str, object]]:
     return named
 
 
+def warn_switches_between_steps(case, dt: float) -> None:
+    """Fixed steps sample an input at their ends: a switch of t between two step ends (a heater on
+    from 3 to 4 s, steps of 2 s) acts for the whole step it falls in, or not at all: a warning
+    names the first such input and time."""
+    for key, value in inputs_of_time(case.physics):
+        for s in getattr(value, "switch_times", lambda: ())():
+            if 0.0 < s < case.time.t_end and abs(s / dt - round(s / dt)) > 1e-9 * max(1.0, s / dt):
+                log.warning(f"warning: {case.source}: {key} switches at t = {s:g} s, between two steps of "
+                            f"{dt:.6g} s: the step it falls in takes the value of its end for the whole step; "
+                            f"a time.dt that divides {s:g} s (or adaptive steps, which land on it) is exact")
+                return
+
+
 def warn_hidden_switches(case) -> None:
     """Adaptive steps land on the times that t is compared with (``t >= 300``); an input that
     switches on another function of t may be stepped over: a warning names it."""

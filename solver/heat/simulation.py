@@ -23,7 +23,8 @@ from solver.errors import CaseError, NonFiniteError, RangeError
 from solver.heat.adaptive import AdaptiveStepping, StepRecord
 from solver.heat.checks import (check_case_against_mesh, check_inputs, check_mesh, check_step_moves,
                                  check_temperature_range, report_empty_regions, warn_lumped_quadratic_simplices,
-                                 inputs_of_time, warn_hidden_switches, warn_time_in_steady)
+                                 inputs_of_time, warn_hidden_switches, warn_switches_between_steps,
+                                 warn_time_in_steady)
 from solver.heat.nonlinear import NonlinearHeatProblem
 from solver.heat.nonlinear_stepping import make_nonlinear_stepper
 from solver.heat.parts import check_floating_parts
@@ -156,6 +157,8 @@ class Simulation(Discretisation):
                     warn_hidden_switches(case)
             else:
                 self.n_steps = fixed_steps(self.t_end, self.dt)
+                if self.mesh.comm.rank == 0:
+                    warn_switches_between_steps(case, self.dt)
                 if not self.nonlinear:
                     check_step_moves(case, self.problem, self.dt)
             self.stepper.start(self.u, 0.0)

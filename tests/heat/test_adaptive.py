@@ -283,3 +283,16 @@ def test_the_switches_of_a_property_of_t_are_stops_too():
     assert {77.3, 77.4} <= set(adaptive_stops(case))
     case = load_case(PULSE, "pulse.toml", ['material.k="50 + (t % 60)"', 'time.dt="adaptive"'])
     assert [key for key, value in inputs_of_time(case.physics) if value.hidden_switches()] == ["material.k"]
+
+
+def test_a_switch_between_fixed_steps_is_warned_about(caplog):
+    """A heater on from 3000 to 3001 s and steps of 8 s: the step that holds 3001 s takes its end's
+    value for the whole step, without a word; a warning names the input and the time."""
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        run(['source.f="where(t >= 3000 and t <= 3001, 1e8, 0)"', "time.dt=8.0", "time.t_end=16.0"])
+    assert "source.f switches at t = 3001 s, between two steps of 8 s" not in caplog.text  # beyond t_end
+    with caplog.at_level(logging.WARNING):
+        run(['source.f="where(t >= 4 and t <= 5, 1e8, 0)"', "time.dt=2.0", "time.t_end=8.0"])
+    assert "source.f switches at t = 5 s, between two steps of 2 s" in caplog.text
