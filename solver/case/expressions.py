@@ -52,9 +52,9 @@ SIDE = 1e-9  # how far into its step a step's end sees the switches, relative to
 
 
 class StepTime(float):
-    """A time at one end of a time step, which sees the switches of t (comparisons, floor, ceil
-    and sign of it) from inside the step: ``switch`` is t moved into the step by a billionth of
-    it (and ``%`` of it, which falls back at every period). A step that lands on a switch time therefore takes the values on its own side of the
+    """A time at one end of a time step, which sees the switches of t (comparisons, floor, ceil,
+    sign and ``%`` of it) from inside the step: ``switch`` is t moved into the step by a billionth
+    of it. A step that lands on a switch time therefore takes the values on its own side of the
     switch: a heater on for ``t > 300 and t < 301`` heats the step from 300 to 301, whose ends
     would both see it off, and ``t >= 300`` does not heat the step that ends at 300. Arithmetic
     on t (``5 * t``) takes the time itself."""

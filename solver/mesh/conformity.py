@@ -112,17 +112,12 @@ def _row_keys(cells: np.ndarray, table: np.ndarray, bits: int, extra: np.ndarray
     total = n * nt + (0 if extra is None else len(extra))
     high, low = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.int64)
 
-    def put(at, rows, step=1):
-        ordered = np.sort(rows, axis=1)[:, :3].astype(np.int64)
-        high[at: at + len(rows) * step: step] = (ordered[:, 0] << bits) | ordered[:, 1]
-        low[at: at + len(rows) * step: step] = ordered[:, 2]
-
     for start in range(0, n, CHUNK):
         block = cells[start: start + CHUNK]
         for r, row in enumerate(table):
-            put(start * nt + r, block[:, row], nt)
+            _put_two_words(high, low, start * nt + r, block[:, row], bits, nt)
     if extra is not None and len(extra):
-        put(n * nt, extra)
+        _put_two_words(high, low, n * nt, extra, bits)
     order = np.lexsort((low, high))
     new = np.empty(total, dtype=bool)
     new[:1] = True
@@ -131,6 +126,13 @@ def _row_keys(cells: np.ndarray, table: np.ndarray, bits: int, extra: np.ndarray
     dense = np.empty(total, dtype=np.int64)
     dense[order] = np.cumsum(new) - 1
     return dense[: n * nt], None if extra is None else dense[n * nt:]
+
+
+def _put_two_words(high, low, at: int, rows: np.ndarray, bits: int, step: int = 1) -> None:
+    """Keys of two words of ``rows`` (their three smallest ids) into every ``step``-th entry from ``at``."""
+    ordered = np.sort(rows, axis=1)[:, :3].astype(np.int64)
+    high[at: at + len(rows) * step: step] = (ordered[:, 0] << bits) | ordered[:, 1]
+    low[at: at + len(rows) * step: step] = ordered[:, 2]
 
 
 def _pack(rows: np.ndarray, bits: int) -> np.ndarray:
