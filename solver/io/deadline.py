@@ -73,12 +73,21 @@ def bounded(path: Path, what: str, nbytes: int = 0):
         timer.cancel()
 
 
+def _what_is_kept(path: Path, what: str) -> str:
+    """The advice after a write that expired: what stays, and how to go on."""
+    if what == "the mesh":
+        return "no snapshot was written: free space, then run again (with --overwrite if a results file is left)"
+    if Path(path).name.endswith((".study.h5", ".study.h5.tmp")) or "study" in what or "group" in what:
+        return "the samples recorded before are kept: free space, then continue the study with --restart latest"
+    return "the results keep their listed snapshots; free space, then continue with --restart latest"
+
+
 def _expire(path: Path, what: str, seconds: float) -> None:
     """The write did not finish in time: rank 0 says so and records it; every rank ends."""
     if _state["rank"] == 0:
         message = (f"{path}: cannot write {what}: the write did not finish on every rank within {seconds:.0f} s "
-                   f"(output.write_timeout; a disk that filled during it, or a stalled file system); the "
-                   f"results keep their listed snapshots; free space, then continue with --restart latest")
+                   f"(output.write_timeout; a disk that filled during it, or a stalled file system); "
+                   f"{_what_is_kept(path, what)}")
         try:
             print(f"error: {message}", file=sys.stderr, flush=True)
         except (OSError, ValueError):

@@ -66,3 +66,18 @@ def test_gathered_writer_matches_mpio(tmp_path):
     for a, b in zip(mpio[:5], gathered[:5]):
         assert np.array_equal(a, b)
     assert gathered[5]["writer"] == "gathered"
+
+
+@pytest.mark.parametrize("path, what, advice", [
+    ("out/plate.h5", "the mesh", "no snapshot was written: free space, then run again"),
+    ("out/s.study.h5.tmp", "the study file", "the samples recorded before are kept"),
+    ("out/plate.h5", "snapshot 3 (step 12, t = 60)", "the results keep their listed snapshots"),
+])
+def test_a_write_that_expires_says_what_is_kept(path, what, advice):
+    """A write timeout during the mesh said the results kept their listed snapshots (there were
+    none, and --restart latest then refused)."""
+    from pathlib import Path
+
+    from solver.io.deadline import _what_is_kept
+
+    assert _what_is_kept(Path(path), what).startswith(advice)
