@@ -34,6 +34,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import tomli_w
+from mpi4py import MPI
 
 from solver import __version__
 from solver.case.inputfiles import MISSING, file_problem
@@ -173,8 +174,10 @@ class CheckpointWriter:
         f: BlockFile = self.open_file(tmp)
 
         blocks = {name: nodes.to_blocks(vector[: mesh.n_owned]) for name, vector in state.items()}
+        sums = {name: dict(zip(("sum", "abs_sum"), vector_sums(comm, block))) for name, block in blocks.items()}
         steps = [lambda name=name: f.write_blocks(f"/{name}", blocks[name], nodes) for name in blocks]
         steps += [lambda name=name: f.check_block(f"/{name}", blocks[name], nodes) for name in blocks]
+        steps += [lambda name=name: f.set_attrs(f"/{name}", sums[name]) for name in blocks]
         steps.append(lambda: f.set_attrs("/", attrs.to_hdf5(comm)))
         if self.before_close is not None:
             steps.append(self.before_close)
@@ -501,13 +504,32 @@ def check_compatible(path: Path, attrs: CheckpointAttrs, values: dict, force: bo
     return safe + (unsafe if force else [])
 
 
+SUM_TOLERANCE = 1e-10  # of the sum of |values|: sums over the writing and the reading blocks differ in round-off
+
+
+def vector_sums(comm, block: np.ndarray) -> tuple[float, float]:
+    """(sum, sum of |values|) of a vector held as every rank's block (collective): written with a
+    checkpoint's vector and compared when it is read, they catch values changed on the disk."""
+    sums = np.array([np.sum(block), np.sum(np.abs(block))], dtype=float)
+    comm.Allreduce(MPI.IN_PLACE, sums)
+    return float(sums[0]), float(sums[1])
+
+
 def read_state(path: Path, mesh, nodes: BlockRedistributor, names, open_file) -> dict:
-    """Each rank reads its canonical block of each dataset; returns local vectors (ghosts set)."""
+    """Each rank reads its canonical block of each dataset; returns local vectors (ghosts set).
+    A vector whose sum is not the one written with it (a byte changed on the disk) is refused."""
     f = open_file(path)
     try:
         out = {}
         for name in names:
             block = f.read_block(f"/{name}", nodes)
+            written, magnitude = f.read_attr(f"/{name}", "sum"), f.read_attr(f"/{name}", "abs_sum")
+            if written is not None and magnitude is not None:  # (checkpoints of earlier versions have none)
+                now = vector_sums(mesh.comm, block)
+                if not abs(now[0] - float(written)) <= SUM_TOLERANCE * float(magnitude):
+                    raise CaseError(f"{path}: damaged checkpoint: /{name} sums to {now[0]:.12g}, written as "
+                                    f"{float(written):.12g} (its values changed on the disk); restart from an "
+                                    f"earlier checkpoint by its path")
             local = np.empty(mesh.n_local)
             local[: mesh.n_owned] = nodes.from_blocks(block)
             mesh.halo.update(local)

@@ -440,6 +440,20 @@ def test_files_of_the_users_where_checkpoints_go_are_moved_aside(tmp_path):
     assert (results / "checkpoint.h5").is_symlink() and checkpoint_run_id(results / "checkpoint.h5")
 
 
+def test_a_checkpoint_whose_values_changed_on_the_disk_is_refused(tmp_path):
+    """One value of a checkpoint's temperature changed by 16 K (a bit flipped on the disk): the
+    restart continued from it to a wrong answer with exit 0. Its sum is written with it."""
+    args = args_for(tmp_path, "backward-euler", 16.0)
+    run_solver(1, args, cwd=tmp_path)
+    checkpoint = tmp_path / "heater_ramp" / "checkpoints" / "step_00000008.h5"
+    with h5py.File(checkpoint, "r+") as f:
+        f["temperature"][5] += 16.0
+    proc = run_solver(2, args + ["--restart", "latest", "--set", "time.t_end=24.0"], cwd=tmp_path, check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "damaged checkpoint: /temperature sums to" in errors[0], \
+        proc.stderr
+
+
 def test_a_restart_with_another_dt_must_land_on_t_end(tmp_path):
     """dt changed with --force: t_end was checked as a whole number of steps from 0, not from the
     checkpoint, and the run stopped short of it, reported complete."""
