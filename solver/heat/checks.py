@@ -309,9 +309,10 @@ def check_balance(sim) -> None:
                             f"within solver.rtol = {sim.case.solver.rtol:g}; check those values and their units, or "
                             f"lower solver.rtol")
         weights = getattr(p, "mass_weights", None)
-        if weights is None:  # enthalpy forms: no fixed capacity to measure the energy by
-            return
-        held = np.array([float(np.dot(np.abs(weights), u))])
+        if weights is not None:
+            held = np.array([float(np.dot(np.abs(weights), u))])
+        else:  # enthalpy forms: the energy their nodes hold, relative to u = 0
+            held = np.array([float(np.sum(np.abs(p.storage(sim.u))))])
         comm.Allreduce(MPI.IN_PLACE, held)
         if abs(b.imbalance) <= ENERGY_ROUNDOFF * held[0]:
             return
@@ -332,6 +333,11 @@ def check_balance(sim) -> None:
         if not firm or max(firm) == 0:
             return
         reason = f"{abs(b.imbalance):.3g} W against flows of {max(firm):.3g} W"
+    if not sim.case.steady and getattr(p, "mass_weights", None) is None:  # an enthalpy form
+        raise NumericalError(f"{sim.case.source}: the heat balance does not close (relative imbalance "
+                             f"{b.relative:.2g}: {reason}): the reported flows are meaningless; the nonlinear "
+                             f"iterations stopped far from the solution (lower nonlinear.rtol), or the problem's "
+                             f"scales exceed double precision")
     raise NumericalError(f"{sim.case.source}: the heat balance does not close (relative imbalance "
                          f"{b.relative:.2g}: {reason}): the heat through the dirichlet boundaries is lost in "
                          f"round-off, and the reported flows are meaningless; the problem's scales exceed double "

@@ -447,3 +447,24 @@ def test_a_switch_of_t_in_a_nonlinear_case_is_seen_from_each_step_s_own_side(dt)
     inflow = float(sim.balance.inflow.sum())
     assert inflow == pytest.approx(5.670374419e-8 * (400.0**4 - 300.0**4), rel=2e-3)  # 1 s over 1 m
     assert abs(sim.balance.relative) < 1e-8
+
+
+def test_a_nonlinear_balance_that_does_not_close_is_refused():
+    """The balance check returned early for the enthalpy forms (no fixed capacity): a run whose
+    stored energy was twice the heat brought in ended "complete". It measures them by the energy
+    their nodes hold."""
+    from solver.case.load import load_case
+    from solver.errors import NumericalError
+    from solver.heat.checks import check_balance
+    from solver.heat.simulation import Simulation
+
+    text = ('temperature_unit = "K"\n[mesh]\nnx = 4\nny = 4\n[material]\nk = 1.0\nrho = 1000.0\nc = 1000.0\n'
+            '[initial]\ntemperature = 300.0\n[boundary.left]\ntype = "radiation"\nepsilon = 1.0\nT_inf = 400.0\n'
+            '[time]\ndt = 1.0\nt_end = 2.0\n')
+    sim = Simulation(load_case(text, "rad.toml"))
+    while not sim.finished:
+        sim.advance()
+    check_balance(sim)  # closed
+    sim.balance.energy += 2 * sim.balance.change  # as if the steps had stored thrice what came in
+    with pytest.raises(NumericalError, match="the heat balance does not close .* the nonlinear iterations"):
+        check_balance(sim)
