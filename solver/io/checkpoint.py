@@ -524,11 +524,16 @@ def read_state(path: Path, mesh, nodes: BlockRedistributor, names, open_file) ->
         for name in names:
             block = f.read_block(f"/{name}", nodes)
             written, magnitude = f.read_attr(f"/{name}", "sum"), f.read_attr(f"/{name}", "abs_sum")
-            if written is not None and magnitude is not None:  # (checkpoints of earlier versions have none)
+            if written is not None or magnitude is not None:  # (checkpoints of earlier versions have none)
+                try:
+                    written, magnitude = float(written), float(magnitude)
+                except (TypeError, ValueError):
+                    raise CaseError(f"{path}: damaged checkpoint: the attributes sum and abs_sum of /{name} are "
+                                    f"not numbers") from None
                 now = vector_sums(mesh.comm, block)
-                if not abs(now[0] - float(written)) <= SUM_TOLERANCE * float(magnitude):
+                if not abs(now[0] - written) <= SUM_TOLERANCE * magnitude:
                     raise CaseError(f"{path}: damaged checkpoint: /{name} sums to {now[0]:.12g}, written as "
-                                    f"{float(written):.12g} (its values changed on the disk); restart from an "
+                                    f"{written:.12g} (its values changed on the disk); restart from an "
                                     f"earlier checkpoint by its path")
             local = np.empty(mesh.n_local)
             local[: mesh.n_owned] = nodes.from_blocks(block)
