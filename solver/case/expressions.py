@@ -16,6 +16,7 @@ which the Newton Jacobians of temperature-dependent properties need.
 from __future__ import annotations
 
 import ast
+import math
 import operator
 
 import numpy as np
@@ -65,8 +66,8 @@ class StepTime(float):
         """Time ``t`` of a step whose other end is ``toward``."""
         obj = super().__new__(cls, t)
         span = toward - t
-        shift = max(abs(span) * SIDE, 4 * np.spacing(max(abs(t), abs(toward))))
-        obj.switch = float(t + np.copysign(min(shift, 0.5 * abs(span)), span))
+        shift = max(abs(span) * SIDE, 4 * math.ulp(max(abs(t), abs(toward))))
+        obj.switch = float(t + math.copysign(min(shift, 0.5 * abs(span)), span))
         return obj
 
     def __reduce__(self):  # pickled (sent between ranks) as the plain time
