@@ -143,7 +143,7 @@ class Expression:
             sides = [node.left, *node.comparators]
             for a, b in zip(sides, sides[1:]):
                 for side, other in ((a, b), (b, a)):
-                    if isinstance(side, ast.Name) and side.id == "t":
+                    if _is_time(side):
                         value = _constant_value(other)
                         if value is not None:
                             found.add(value)

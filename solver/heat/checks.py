@@ -152,19 +152,6 @@ def check_step_moves(case, problem, dt: float) -> None:
                         f"far too small; check them and their units, or lower solver.rtol")
 
 
-def warn_time_in_steady(case) -> None:
-    """A steady case solves at t = 0: an input that depends on t is taken there (a warning names it)."""
-    physics = case.physics
-    named = [("source.f", physics.source)]
-    for bc in physics.boundaries:
-        named += [(f"boundary.{bc.name}.{key}", value) for key, value in vars(bc).items() if key != "name"]
-    late = [key for key, value in named if getattr(value, "depends_on_time", False)]
-    if late:
-        log.warning(f"warning: {case.source}: time.scheme = \"steady\" solves at t = 0: {', '.join(late)} "
-                    f"{'depends' if len(late) == 1 else 'depend'} on t and {'is' if len(late) == 1 else 'are'} "
-                    f"taken there")
-
-
 def inputs_of_time(physics) -> list[tuple[str, object]]:
     """(key, value) of every input that may depend on t: the source, the boundary values, and the
     properties (k of t, in the material and in regions)."""
@@ -174,6 +161,15 @@ def inputs_of_time(physics) -> list[tuple[str, object]]:
     known = {id(value) for _, value in named}
     named += [(key, p) for p, key, _ in ranged_expressions(physics) if id(p) not in known]
     return named
+
+
+def warn_time_in_steady(case) -> None:
+    """A steady case solves at t = 0: an input that depends on t is taken there (a warning names it)."""
+    late = [key for key, value in inputs_of_time(case.physics) if getattr(value, "depends_on_time", False)]
+    if late:
+        log.warning(f"warning: {case.source}: time.scheme = \"steady\" solves at t = 0: {', '.join(late)} "
+                    f"{'depends' if len(late) == 1 else 'depend'} on t and {'is' if len(late) == 1 else 'are'} "
+                    f"taken there")
 
 
 def warn_switches_between_steps(case, dt: float) -> None:
