@@ -9,11 +9,12 @@ its condition reaches only its corners). All are refused, on rank 0 while it rea
 
 * facets are matched by their sorted corners (packed into one integer when they fit); a facet of
   three or more cells is refused, and those of one cell are the exterior facets;
-* just outside each exterior facet (1e-7 of its size along its outward normal) lies no cell, on a
-  conforming mesh: a point there inside another cell (a k-d tree of these points, queried with
-  the ball of each cell with a corner on an exterior facet; the cells split into simplices) is a
-  hanging node, a mismatched face, or parts that touch or overlap. A thin slot of any width
-  above that is kept;
+* just outside each exterior facet (1e-7 of its size along its outward normal) lies no cell, and
+  just inside it only its own, on a conforming mesh: a point there inside another cell (a k-d
+  tree of these points, queried with the ball of each cell with a corner on an exterior facet;
+  the cells split into simplices) is a hanging node, a mismatched face, parts that touch or
+  overlap, or a cell laid over others along the boundary. A thin slot of any width above that is
+  kept;
 * every tagged boundary element is a facet of a cell (the same element listed twice in one group
   is taken once);
 * quadratic cells sharing an edge (or a face of hexahedra) share its midpoint (centre) node.
@@ -148,11 +149,12 @@ def _pack(rows: np.ndarray, bits: int) -> np.ndarray:
 
 def _refuse_overlaps(path: Path, points: np.ndarray, corners: np.ndarray, linear, owner: np.ndarray,
                      local: np.ndarray) -> None:
-    """Refuse cells that contain a point just outside another cell's exterior facet: among the
-    cells with a corner on an exterior facet (where parts meet, hang or cross), those whose ball
-    about their corners' centroid holds such a point are found with a k-d tree of the points, a
-    chunk of cells at a time, and split into simplices to test it. (A cell with nodes of its own
-    wholly inside another, away from every exterior node, is not seen.)"""
+    """Refuse cells that contain a point just outside or just inside another cell's exterior
+    facet: among the cells with a corner on an exterior facet (where parts meet, hang, cross or
+    lie over each other), those whose ball about their corners' centroid holds such a point are
+    found with a k-d tree of the points, a chunk of cells at a time, and split into simplices to
+    test it. (A cell with nodes of its own wholly inside another, away from every exterior node,
+    is not seen.)"""
     from scipy.spatial import cKDTree
 
     if len(owner) == 0 or len(corners) < 2:
@@ -169,11 +171,13 @@ def _refuse_overlaps(path: Path, points: np.ndarray, corners: np.ndarray, linear
     inward = points[corners[owner]].mean(axis=1) - centre
     normal *= np.where(np.einsum("md,md->m", normal, inward) > 0, -1.0, 1.0)[:, None]
     size = np.linalg.norm(face - centre[:, None, :], axis=2).max(axis=1)
-    probe = centre + OUTSIDE * size[:, None] * normal
-    del face, centre, normal, inward
-    tree = cKDTree(probe)
     on_surface = np.zeros(len(points), dtype=bool)
     on_surface[corners[owner[:, None], local]] = True
+    # just outside each exterior facet, and just inside it (where only its own cell may be)
+    probe = np.concatenate([centre + OUTSIDE * size[:, None] * normal, centre - OUTSIDE * size[:, None] * normal])
+    owner = np.concatenate([owner, owner])
+    del face, centre, normal, inward
+    tree = cKDTree(probe)
     near_surface = np.flatnonzero(on_surface[corners].any(axis=1))  # cells with a node on an exterior facet
     found_p, found_c = [], []
     for start in range(0, len(near_surface), CHUNK // 16):  # a few probes per cell: small chunks

@@ -336,6 +336,38 @@ def test_non_conforming_meshes_are_refused(tmp_path, case):
         read(tmp_path / "m.msh")
 
 
+@pytest.mark.parametrize("kind", ["quad", "triangle", "hexahedron"])
+def test_a_cell_laid_over_others_along_the_boundary_is_refused(tmp_path, kind):
+    """One more cell over a conforming grid whose facets all lie on the outer boundary (the whole
+    square or cube, or a corner triangle over smaller ones): its facets are exterior and no cell
+    lies outside them, but points just inside the grid's exterior facets are in two cells (the
+    heat of the source was counted twice, exit 0)."""
+    from solver.errors import CaseError
+    from solver.mesh.files import read
+
+    if kind == "hexahedron":
+        points, cells = _merged([_grid_hexes(0, 2, 0.5)])
+        cube = [int(np.flatnonzero(np.all(np.isclose(points, corner), axis=1))[0]) for corner in
+                ([0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [1, 1, 1], [0, 1, 1])]
+        cells = np.vstack([cells, cube])
+    else:
+        n = 4
+        x, y = np.meshgrid(np.linspace(0, 1, n + 1), np.linspace(0, 1, n + 1))
+        points = np.column_stack([x.ravel(), y.ravel()])
+        i, j = (a.ravel() for a in np.meshgrid(np.arange(n), np.arange(n)))
+        quads = np.stack([j * (n + 1) + i, j * (n + 1) + i + 1, (j + 1) * (n + 1) + i + 1, (j + 1) * (n + 1) + i], 1)
+        if kind == "quad":
+            cells = np.vstack([quads, [0, n, n * (n + 1) + n, n * (n + 1)]])
+        else:  # the grid in triangles, and one over the corner (0, 0), (0.5, 0), (0, 0.5)
+            cells = np.vstack([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]], [0, 2, 2 * (n + 1)]])
+    _write_mesh(tmp_path / "m.msh", points, kind, cells)
+    with pytest.raises(CaseError, match="the mesh is not conforming: elements [0-9]+ and [0-9]+ of its kind .* touch "
+                                        "or overlap"):
+        read(tmp_path / "m.msh")
+    _write_mesh(tmp_path / "m.msh", points, kind, cells[:-1])  # without it: read
+    assert len(read(tmp_path / "m.msh").cells) == len(cells) - 1
+
+
 @pytest.mark.parametrize("case", ["split along different diagonals", "conforming", "tagged facet not of a cell"])
 def test_meshes_of_over_two_million_nodes_are_checked_too(case):
     """Three node ids of a facet no longer fit one 63-bit key past 2^21 nodes: such meshes went
