@@ -433,6 +433,7 @@ def _check_output_times(output, raw_output, time, fail):
 
 
 LATENT_RATIO = 1e15  # latent heat over the sensible heat of the melting range, at most (1/eps: 4.5e15)
+MELTING_WIDTH = 1e-9  # the narrowest melting range, relative to its temperatures (|T| >= 1)
 
 
 def _check_phase_change(where, m, fail):
@@ -449,6 +450,11 @@ def _check_phase_change(where, m, fail):
         if not m["solidus"] < m["liquidus"]:
             fail(f"{where}.solidus must be below {where}.liquidus (a melting range of finite width), got "
                  f"solidus = {m['solidus']:g}, liquidus = {m['liquidus']:g}")
+        width, scale = m["liquidus"] - m["solidus"], max(abs(m["solidus"]), abs(m["liquidus"]), 1.0)
+        if width < MELTING_WIDTH * scale:  # a few rounding steps of T: the latent heat's share is lost in them
+            fail(f"{where}: the melting range from solidus = {m['solidus']!r} to liquidus = {m['liquidus']!r} is "
+                 f"{width:.3g} degrees wide, narrower than {MELTING_WIDTH:g} of its temperature, where rounding "
+                 f"loses part of the latent heat; give a range at least {MELTING_WIDTH * scale:.3g} wide")
         c = m.get("c")
         if isinstance(c, (int, float)) and c > 0:  # the sensible heat must not vanish beside the latent one
             ratio = m["latent_heat"] / (c * (m["liquidus"] - m["solidus"]))

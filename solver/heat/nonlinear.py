@@ -87,15 +87,18 @@ class NonlinearHeatProblem(HeatLoads):
     def __init__(self, mesh: DistributedMesh, physics: Physics):
         super().__init__(mesh, physics, linear=False)
         a = self.assembler  # (its matrix workspace is kept: every iteration assembles)
-        self.materials = MaterialField(mesh, physics.material, physics.regions, self.ranges)
+        self.materials = MaterialField(mesh, physics.material, physics.regions, self.ranges, physics.temperature_unit)
         # what decides the kind of solve must agree on every rank (a rank's cells may hold only
         # some of the materials): k depending on T (GMRES on the Newton Jacobian), melting (a
         # liquid-fraction field)
         self.k_nonlinear = bool(mesh.comm.allreduce(self.materials.k_nonlinear, op=MPI.LOR))
         self.melting = bool(mesh.comm.allreduce(self.materials.melting, op=MPI.LOR))
+        # rho c of an expression: each step checks the temperatures crossed (a collective check)
+        self.capacity_tabulated = bool(mesh.comm.allreduce(self.materials.capacity_tabulated, op=MPI.LOR))
         # k(T) is interpolated from its nodal values; on affine cells with the compiled kernels,
         # residual and Jacobian take one fused pass over the cells each (else the quadrature kernels)
-        self.fused = self.k_nonlinear and a.affine and a.compiled
+        k_per_cell = bool(mesh.comm.allreduce(self.materials.k_per_cell, op=MPI.LOR))
+        self.fused = self.k_nonlinear and a.affine and a.compiled and not k_per_cell
         # quadratic basis functions dip below zero: k interpolated from positive nodal values may not stay so
         self.quadratic = mesh.reference.name != mesh.reference.linear.name
         self.points = a.quadrature_points() if self.materials.needs_points and not self.k_nonlinear else None

@@ -298,12 +298,16 @@ class NonlinearStepper(LinearSolves, Stepper):
                 heat = heat + dt * scheme.b[j] * self.flows.flows(p.load_parts(t), level, t)
         storage = self.storage(scheme)
         self.remember(u)
+        start = u.copy() if p.capacity_tabulated else None
         d = p.dirichlet
         u[d.local] = d.values(t1)[d.local]
         self.linear.new_step()
         equations = StepEquations(p, self.linear, history, t1, scheme.a[0], dt * scheme.b[0],
                                   f"step {step} (t = {t1:.6g})")
         self.last = report = iterate(equations, u, self.spec)
+        if start is not None:  # a band of temperatures where rho c is not > 0, crossed inside the step
+            p.materials.check_crossing(start, u, float(t1))
+            p.ranges.check_collectively(equations.where)
         self.nonlinear_iterations += report.iterations
         heat = heat + dt * scheme.b[0] * self.flows.flows(p.load_parts(t1), u, t1)
         self.flows.book(self.balance, u, heat, equations.dir_owned, equations.full[equations.dir_owned], storage)

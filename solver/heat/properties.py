@@ -4,7 +4,9 @@ Newton), and the volumetric enthalpy H(T) = int_0^T rho c dT.
 A conductivity that depends on T is evaluated at the nodes of each cell and interpolated
 (``k_h = sum_j k(u_j) N_j``, the group finite-element form): one evaluation per node and material
 rather than per quadrature point, exact for a k linear in T, second order otherwise. Its Newton
-derivative is then ``dk(u_j)/du_j N_j``. A conductivity independent of T stays at the points.
+derivative is then ``dk(u_j)/du_j N_j``. One of T and of the place is evaluated per cell at its
+nodes moved just inside it, so that a jump on the cells' faces is not spread over the cells
+beside it. A conductivity independent of T stays at the points.
 
 Each cell takes the material's properties, overridden by the regions that contain it (later ones
 winning), so the cells fall into a few *material sets*; a property is evaluated set by set on
@@ -15,7 +17,9 @@ the points of its cells. A property is a number, an :class:`~solver.case.express
 The storage term of the heat equation is written with the enthalpy, ``dH(T)/dt``, so that the
 stored energy ``int H(T)`` changes by exactly the heat that flows in, whatever ``rho c(T)`` is.
 ``H`` is integrated piecewise between the points of the tables (Gauss-Legendre, 6 points per
-piece: exact for the piecewise-quadratic product of two tables, accurate for smooth expressions).
+piece: exact for the piecewise-quadratic product of two tables); a rho or c given by an expression
+is tabulated once on pieces that follow its steps and peaks (:mod:`solver.heat.enthalpy`), whose
+samples also show the temperatures where it is not > 0, checked between the ends of each step.
 """
 
 from __future__ import annotations
@@ -25,13 +29,17 @@ from functools import cached_property
 
 import numpy as np
 
+from solver.case.expressions import Expression
 from solver.case.records import Material, Melting, Property, Region
+from solver.case.schema import default_temperature_range
 from solver.case.tables import TemperatureTable
+from solver.heat.enthalpy import tabulate
 from solver.heat.materials import Centroids, region_cells
 from solver.heat.ranges import RangeMonitor
 from solver.mesh.distributed import DistributedMesh
 
 GAUSS_X, GAUSS_W = np.polynomial.legendre.leggauss(6)
+INSIDE = 1e-6  # how far a cell's nodes move towards its centroid, for a k of T and x
 
 
 def evaluate(p: Property, T, points=None, t: float = 0.0) -> tuple[np.ndarray | float, np.ndarray | float]:
@@ -61,16 +69,33 @@ class Capacity:
     """Volumetric heat capacity C(T) = rho(T) (c(T) + L dfl/dT) and enthalpy H(T) = int_0^T C (J/m^3),
     with the latent heat L released linearly between solidus and liquidus (fl: liquid fraction)."""
 
-    def __init__(self, rho: Property, c: Property, melting: Melting | None = None):
+    def __init__(self, rho: Property, c: Property, melting: Melting | None = None, unit: str = "C"):
         self.rho, self.c = rho, c
         self.melting = melting if melting is not None and melting.latent_heat else None
         self.constant = isinstance(rho, float) and isinstance(c, float) and self.melting is None
         ends = [self.melting.solidus, self.melting.liquidus] if self.melting else []
-        self.breaks = np.array(sorted(set([0.0] + _breaks(rho) + _breaks(c) + ends)))
+        fixed = sorted(set([0.0] + _breaks(rho) + _breaks(c) + ends))
+        self.table = None
+        if any(isinstance(p, Expression) for p in (rho, c)):  # pieces that follow the expression
+            self.table = tabulate(self.values, *default_temperature_range(unit), fixed)
+            self.breaks, self.cumulative = self.table.breaks, self.table.cumulative
+            return
+        self.breaks = np.array(fixed)
         steps = [self._piece(a, b) for a, b in zip(self.breaks[:-1], self.breaks[1:])]
         zero = int(np.searchsorted(self.breaks, 0.0))
         cumulative = np.concatenate([[0.0], np.cumsum(steps)]) if steps else np.zeros(1)
         self.cumulative = cumulative - cumulative[zero]  # H(0) = 0
+
+    def crossed(self, T0: np.ndarray, T1: np.ndarray):
+        """(index, temperature) of the first value whose range between T0 and T1 holds a
+        temperature where rho c is not > 0 (or not finite), or None."""
+        if self.table is None:
+            return None
+        hit = self.table.crossed(T0, T1)
+        if not len(hit):
+            return None
+        i = int(hit[0])
+        return i, float(self.table.bad_at[self.table.interval_of(T0[i], T1[i])])
 
     def values(self, T, check=None) -> np.ndarray:
         """C = dH/dT at T (inside the melting range: with the latent heat's share); ``check``: a
@@ -117,7 +142,7 @@ class MaterialField:
     """Which material set each cell takes, and the properties evaluated at quadrature points."""
 
     def __init__(self, mesh: DistributedMesh, material: Material, regions: tuple[Region, ...],
-                 ranges: RangeMonitor | None = None):
+                 ranges: RangeMonitor | None = None, unit: str = "C"):
         dim = mesh.dim
         self.ranges = ranges or RangeMonitor(mesh.comm)  # the expressions' ranges, checked where evaluated
         n = len(mesh.cells)
@@ -141,7 +166,7 @@ class MaterialField:
                     combos.append(new)
                 which[inside & (which == old)] = index[key]
         used = np.unique(which)
-        self.sets = [MaterialSet(combos[g][0], Capacity(*combos[g][1:])) for g in used]
+        self.sets = [MaterialSet(combos[g][0], Capacity(*combos[g][1:], unit=unit)) for g in used]
         which = np.searchsorted(used, which)
         self.cells_of = [np.flatnonzero(which == g) for g in range(len(self.sets))] if len(self.sets) > 1 else None
         self.dim = dim
@@ -149,6 +174,9 @@ class MaterialField:
         self.coords = mesh.coords
         self.k_nonlinear = any(s.k_depends_on_temperature for s in self.sets)
         self.needs_points = any(depends_on_space(p) for s in self.sets for p in s.k)
+        # k of T and of the place: per cell, as its own side of a jump on the faces (not fused)
+        self.k_per_cell = any(isinstance(p, Expression) and p.depends_on_space and p.depends_on_temperature
+                              for s in self.sets for p in s.k)
         self.k_components = 1 if all(all(p is s.k[0] for p in s.k) for s in self.sets) else dim
         self.capacity_constant = all(s.capacity.constant for s in self.sets)
         self._nodes_of = None
@@ -199,10 +227,31 @@ class MaterialField:
 
     def conductivity_at_nodes(self, u: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray, bool]:
         """:meth:`nodal_conductivity` at the nodes of each cell, (n_cells, nodes per cell,
-        k_components) each (the cell's own material at a node shared by two)."""
+        k_components) each (the cell's own material at a node shared by two). A k of T and of x,
+        y, z is evaluated per cell, at its nodes moved a millionth of the way to its
+        centroid: a jump of k on the cells' faces stays there, where one value per node would
+        spread it over the cells beside it."""
+        if self.k_per_cell:
+            return self._cellwise_conductivity(u, t)
         k, dk, positive = self.nodal_conductivity(u, t)
         sets = self.cell_set[:, None] if len(self.cell_set) else 0
         return k[sets, self.cells], dk[sets, self.cells], positive
+
+    def _cellwise_conductivity(self, u: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray, bool]:
+        T = u[self.cells]
+        x = self.coords[self.cells]
+        x = x + INSIDE * (x.mean(axis=1, keepdims=True) - x)
+        k = np.empty(T.shape + (self.k_components,))
+        dk = np.empty_like(k)
+        for s, cells in self._each():
+            done = {}
+            for d in range(self.k_components):
+                p = s.k[d]
+                if id(p) not in done:
+                    done[id(p)] = evaluate(p, T[cells], x[cells], t)
+                    self.ranges.check(p, done[id(p)][0], t, x[cells], T[cells])
+                k[cells, :, d], dk[cells, :, d] = done[id(p)]
+        return k, dk, bool(np.all(k > 0))
 
     def _each(self):
         """(material set, its cells or slice(None))."""
@@ -237,6 +286,27 @@ class MaterialField:
             H[cells] = s.capacity.enthalpy(Tc)
             C[cells] = s.capacity.values(Tc, self._checker(cells, Tc, where))
         return H, C
+
+    @property
+    def capacity_tabulated(self) -> bool:
+        """Some rho c is an expression (its table knows where it is not > 0)."""
+        return any(s.capacity.table is not None for s in self.sets)
+
+    def check_crossing(self, T0: np.ndarray, T1: np.ndarray, t: float) -> None:
+        """Record a violation of rho or c (in the range monitor) at a node whose temperature went
+        from T0 to T1 (nodal arrays) across temperatures where rho c is not > 0 or not finite: a
+        band that the values at the ends of a step do not show."""
+        for s, nodes in zip(self.sets, self._set_nodes()):
+            found = s.capacity.crossed(T0[nodes], T1[nodes])
+            if found is None:
+                continue
+            i, T_bad = found
+            node = np.arange(len(T0))[nodes][i]
+            for p in (s.capacity.rho, s.capacity.c):
+                value = np.atleast_1d(evaluate(p, np.array([T_bad]))[0])
+                if not value[0] > 0:
+                    self.ranges.check(p, value, t, self.coords[node][None], np.array([T_bad]))
+                    return
 
     def _centroids(self, cells, where=None):
         """The point of a value's index, for values over ``cells`` (first axis): ``where(cell, j)``,

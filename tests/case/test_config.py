@@ -214,6 +214,18 @@ def test_a_latent_heat_beyond_double_precision_of_the_sensible_heat_is_refused()
     load_case(GOOD, "case.toml", ["material.latent_heat=4e5", *melting])
 
 
+@pytest.mark.parametrize("solidus, liquidus", [(50.0, 50.0000000000001), (660.0, 660.0000000000005),
+                                               (-1e-12, 1e-12)])
+def test_a_melting_range_a_few_rounding_steps_wide_is_refused(solidus, liquidus):
+    """A range of a few ulps lost 8.6% of the latent heat (T = 90.86 for 90, exit 0); 1e-9 of
+    the temperatures (at least 1e-9 degrees) is the narrowest taken."""
+    melting = ["material.latent_heat=10", f"material.solidus={solidus!r}"]
+    with pytest.raises(CaseError, match=r"material: the melting range from solidus = .* wide, narrower than 1e-09 of "
+                                        r"its temperature"):
+        load_case(GOOD, "case.toml", [*melting, f"material.liquidus={liquidus!r}"])
+    load_case(GOOD, "case.toml", [*melting, f"material.liquidus={solidus + 1e-9 * max(abs(solidus), 1.0) * 1.01!r}"])
+
+
 def test_an_unknown_top_level_key_is_called_a_key():
     """``temperature_units = "K"`` at the top was reported as an unknown section."""
     with pytest.raises(CaseError, match=r"unknown top-level key temperature_units \(sections: "):

@@ -90,6 +90,61 @@ def test_enthalpy_integrates_the_capacity_and_the_latent_heat():
     assert np.allclose(cap.enthalpy(T), exact, rtol=1e-8, atol=1e-8)
 
 
+@pytest.mark.parametrize("c, exact", [
+    ("where(T < 50, 1, 2)", lambda T: np.where(T < 50, T, 50 + 2 * (T - 50))),  # a step
+    ("1 + 10*exp(-((T-50)/5)**2)",  # a peak 5 degrees wide, far narrower than [0, T]
+     lambda T: T + 10 * 5 * math.sqrt(math.pi) / 2 * (np.vectorize(math.erf)((T - 50) / 5) + math.erf(10))),
+    ("where(T > 300, 3, 1)", lambda T: np.where(T > 300, 300 + 3 * (T - 300), T))])
+def test_enthalpy_of_an_expression_follows_its_steps_and_peaks(c, exact):
+    """H(T) of a c(T) expression to 1e-9 anywhere from absolute zero up (one 6-point rule over
+    [0, T] gave 78.99 for the 75 of the step, 200 for the 111.4 of the peak, exit 0)."""
+    cap = Capacity(1.0, Expression(c, temperature=True))
+    T = np.array([-200.0, -3.0, 10.0, 49.99, 50.0, 50.01, 75.0, 111.377, 299.0, 300.5, 2000.0, 4e5])
+    assert np.allclose(cap.enthalpy(T), exact(T), rtol=1e-9, atol=1e-9)
+    assert cap.crossed(np.zeros(3), np.array([100.0, 1e4, -250.0])) is None
+
+
+def test_a_band_where_c_is_negative_is_found_between_the_ends_of_a_step():
+    cap = Capacity(1.0, Expression("where(abs(T-50) < 5, -0.5, 1)", temperature=True))
+    assert cap.crossed(np.array([0.0, 0.0, 60.0]), np.array([40.0, 44.9, 100.0])) is None
+    index, T = cap.crossed(np.array([0.0, 0.0, 100.0]), np.array([40.0, 100.0, 0.0]))
+    assert index == 1 and 45.0 <= T <= 55.0
+
+
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_a_step_across_temperatures_where_c_is_negative_stops_the_run(tmp_path, ranks):
+    """Every node goes from 0 to 100 in one step, through 45..55 where c < 0: the values at the
+    step's ends were in range and the run ended complete (exit 0); now exit 3 naming c and T.
+    The same case with a c that steps at 50 reaches the exact 75."""
+    case = tmp_path / "case.toml"
+    case.write_text(BASE.replace("c = 1.0", 'c = "where(T < 50, 1, 2)"').replace(
+        '[boundary.left]\ntype = "dirichlet"\nvalue = 1.0\n', "[initial]\ntemperature = 0.0\n[source]\nf = 100.0\n"))
+    one_step = ["--overwrite", "--set", "time.dt=1.0", "--set", "time.t_end=1.0"]
+    proc = run_solver(ranks, [str(case), *one_step], cwd=tmp_path)
+    with h5py.File(tmp_path / "outputs" / "case" / "case.h5") as f:
+        last = sorted(f["fields"]["temperature"])[-1]
+        assert np.allclose(f["fields"]["temperature"][last][...], 75.0, rtol=1e-10), proc.stdout
+    proc = run_solver(ranks, [str(case), *one_step, "--set", 'material.c="where(abs(T-50) < 5, -0.5, 1)"'],
+                      cwd=tmp_path, check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 3 and len(errors) == 1, proc.stderr
+    assert re.search(r"step 1 \(t = 1\): material.c = -0.5 at .*T = (4[5-9]|5[0-5])", errors[0]), errors
+
+
+@pytest.mark.parametrize("ranks, cell", [(1, "quadrilateral"), (2, "triangle")])
+def test_a_conductivity_of_temperature_and_place_keeps_its_jump_on_the_faces(tmp_path, ranks, cell):
+    """k = where(x < 0.5, 1, 100) (1 + 1e-9 T) jumps on the faces at x = 0.5: the series resistance
+    gives 0.25 / (0.5 / 1 + 0.5 / 100) = 0.49505 W. One k per node spread the jump over the
+    cells beside it (0.9617 W, exit 0)."""
+    case = tmp_path / "case.toml"
+    case.write_text(BASE.replace("nx = 4\nny = 4", f'nx = 4\nny = 1\nlengths = [1.0, 0.25]\ncell = "{cell}"')
+                    .replace("k = 1.0", 'k = "where(x < 0.5, 1, 100) * (1 + 1e-9*T)"').replace("value = 1.0", "value = 0.0")
+                    .replace("[time]", '[boundary.right]\ntype = "dirichlet"\nvalue = 1.0\n[time]\nscheme = "steady"'))
+    proc = run_solver(ranks, [str(case), "--overwrite"], cwd=tmp_path)
+    flow = float(re.search(r"right \+([0-9.e+-]+)", proc.stdout).group(1))
+    assert flow == pytest.approx(0.25 / 0.505, rel=1e-5), proc.stdout
+
+
 def test_a_table_of_too_many_rows_is_refused_before_it_is_read_whole(tmp_path):
     path = tmp_path / "k.csv"
     path.write_text("".join(f"{i},1\n" for i in range(100_002)))
