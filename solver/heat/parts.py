@@ -56,13 +56,12 @@ def check_floating_parts(case, problem) -> None:
     """A steady case on a mesh file: every connected part of the mesh must touch a dirichlet, robin
     or radiation boundary, or its temperature is not determined (a singular system); refuse the
     first part that does not, naming its cells and a point in it (collective); a robin or
-    radiation boundary with h or epsilon zero everywhere does not count. Structured meshes are
+    radiation boundary counts on its facets where h or epsilon is not zero. Structured meshes are
     connected; a case with no such boundary at all is the steady solver's to refuse."""
     mesh = problem.mesh
     if not isinstance(case.mesh, MeshFileSpec):
         return
-    names = problem.dirichlet.names + exchange_names(problem)
-    labels, fixed = component_labels(mesh, mesh.owned_dirichlet_mask(names))
+    labels, fixed = component_labels(mesh, _held_nodes(problem))
     root = labels[: mesh.n_owned] == mesh.node_ids[: mesh.n_owned]  # one node per part: its label's own
     floating = labels[: mesh.n_owned][root & ~fixed[: mesh.n_owned]]
     counts = np.array([np.count_nonzero(root), len(floating)], dtype=np.int64)
@@ -73,9 +72,36 @@ def check_floating_parts(case, problem) -> None:
     mesh.comm.Allreduce(MPI.IN_PLACE, first, op=MPI.MIN)
     n_cells, where = describe_part(mesh, labels, first[0])
     raise CaseError(f"{case.source}: {case.mesh_key}: {counts[1]} of the mesh's {counts[0]} disconnected parts touch "
-                    f"no dirichlet, robin or radiation boundary, such as the part of {n_cells} cells through "
+                    f"no dirichlet boundary, nor a robin or radiation one with h or epsilon > 0 on it, such as the part of "
+                    f"{n_cells} cells through "
                     f"({where}): time.scheme = \"steady\" cannot determine their temperature (a singular system); "
                     f"give each part such a boundary or remove it")
+
+
+def _held_nodes(problem) -> np.ndarray:
+    """Local mask of the nodes on a dirichlet boundary or on a facet of a robin or radiation
+    boundary whose h or epsilon is not zero there at t = 0 (all of its facets when it depends on
+    T), consistent on ghosts: a boundary that exchanges on one part only holds no other part."""
+    mesh = problem.mesh
+    mask = np.zeros(mesh.n_local)
+    for name in problem.dirichlet.names:
+        mask[mesh.boundaries[name].nodes.ravel()] = 1.0
+    terms = [(term, term.condition.h) for term in problem.robin]
+    terms += [(term, term.condition.epsilon) for term in problem.radiation]
+    for term, coefficient in terms:
+        nodes = term.facets.nodes
+        if isinstance(coefficient, (int, float)):
+            on = np.full(len(nodes), coefficient != 0)
+        elif getattr(coefficient, "depends_on_temperature", True):
+            on = np.ones(len(nodes), dtype=bool)
+        else:
+            with np.errstate(all="ignore"):
+                values = np.asarray(coefficient(term.facets.points, 0.0), dtype=float)
+            on = ~(np.broadcast_to(values, term.facets.points.shape[:2]) == 0).all(axis=1)
+        mask[nodes[on].ravel()] = 1.0
+    mask[mesh.n_owned:] = 0.0  # owners hold every facet through their nodes: they tell the ghosts
+    mesh.halo.update(mask)
+    return mask > 0.5
 
 
 def describe_part(mesh, labels: np.ndarray, label: int) -> tuple[int, str]:

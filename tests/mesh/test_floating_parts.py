@@ -27,7 +27,7 @@ c = 1.0
 
 def write_parts(path):
     """Squares [2i, 2i + 1] x [0, 1], nodes part by part; groups "left" (x = 0 on part 0),
-    "middle" (y = 0 on part 1) and "far" (x = 5 on part 2)."""
+    "middle" (y = 0 on part 1), "far" (x = 5 on part 2) and "both" (middle's and far's facets)."""
     x, y = np.meshgrid(np.linspace(0, 1, 3), np.linspace(0, 1, 3), indexing="ij")
     square = np.column_stack([x.ravel(), y.ravel(), np.zeros(9)])
     node = np.arange(9).reshape(3, 3)
@@ -38,9 +38,12 @@ def write_parts(path):
     left = np.column_stack([node[0, :-1], node[0, 1:]])
     far = left + 9 * (PARTS - 1) + 6
     middle = np.column_stack([node[:-1, 0], node[1:, 0]]) + 9
-    blocks = [("line", left), ("line", far), ("line", middle), ("triangle", cells)]
-    tags = [np.full(len(left), 1), np.full(len(far), 2), np.full(len(middle), 4), np.full(len(cells), 3)]
-    names = {"left": np.array([1, 1]), "far": np.array([2, 1]), "middle": np.array([4, 1]), "domain": np.array([3, 2])}
+    both = np.concatenate([middle, far])
+    blocks = [("line", left), ("line", far), ("line", middle), ("line", both), ("triangle", cells)]
+    tags = [np.full(len(left), 1), np.full(len(far), 2), np.full(len(middle), 4), np.full(len(both), 5),
+            np.full(len(cells), 3)]
+    names = {"left": np.array([1, 1]), "far": np.array([2, 1]), "middle": np.array([4, 1]), "both": np.array([5, 1]),
+             "domain": np.array([3, 2])}
     meshio.write(path, meshio.Mesh(points, blocks, cell_data={"gmsh:physical": tags, "gmsh:geometrical": tags},
                                    field_data=names), file_format="gmsh22", binary=False)
     return cells
@@ -75,8 +78,24 @@ def test_a_part_without_a_fixing_boundary_is_refused(folder, nprocs):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert errors[0].startswith("error: case.toml: mesh.file = parts.msh: 1 of the mesh's 3 "
-                                "disconnected parts touch no dirichlet, robin or radiation boundary, such as the part "
-                                "of 8 cells through (2, 0): time.scheme = \"steady\" cannot determine"), errors
+                                "disconnected parts touch no dirichlet boundary, nor a robin or radiation one with h "
+                                "or epsilon > 0 on it, such as the part of 8 cells through (2, 0): time.scheme = "
+                                "\"steady\" cannot determine"), errors
+
+
+@pytest.mark.parametrize("nprocs, kind", [(1, 'type = "robin"\nh = "where(x < 3, 5, 0)"\nT_inf = 20.0'),
+                                          (3, 'type = "radiation"\nepsilon = "where(x < 3, 0.8, 0)"\nT_inf = 300.0')])
+def test_an_exchange_that_is_zero_on_one_part_does_not_hold_it(folder, nprocs, kind):
+    """One robin (or radiation) boundary over parts 1 and 2, with h (epsilon) zero on part 2: it
+    held both (a singular solve, exit 3, "try a smaller time.dt" for a steady case); exit 2."""
+    unit = 'temperature_unit = "K"\n' if "radiation" in kind else ""
+    (folder / "case.toml").write_text(unit + CASE.format(left='type = "dirichlet"\nvalue = 300.0',
+                                                         extra=f"[boundary.both]\n{kind}\n", time='scheme = "steady"'))
+    proc = run_solver(nprocs, ["case.toml", "--quiet", "--overwrite"], cwd=folder, check=False, timeout=60)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert "1 of the mesh's 3 disconnected parts touch no dirichlet boundary" in errors[0] and \
+        "the part of 8 cells through (4, 0)" in errors[0], errors
 
 
 @pytest.mark.parametrize("nprocs", [1, 3])
