@@ -334,8 +334,10 @@ def check_balance(sim) -> None:
                              f"{b.relative:.2g}: {reason}): the reported flows are meaningless; the nonlinear "
                              f"iterations stopped far from the solution (lower nonlinear.rtol), or the problem's "
                              f"scales exceed double precision")
+    through = "the heat through the dirichlet boundaries is" if p.dirichlet.names else \
+        "the heat exchanged through the boundaries (an h or a flux many orders above the conduction?) is"
     raise NumericalError(f"{sim.case.source}: the heat balance does not close (relative imbalance "
-                         f"{b.relative:.2g}: {reason}): the heat through the dirichlet boundaries is lost in "
+                         f"{b.relative:.2g}: {reason}): {through} lost in "
                          f"round-off, and the reported flows are meaningless; the problem's scales exceed double "
                          f"precision (a conductivity, capacity, length or time step many orders of magnitude off, "
                          f"or in other units?)")

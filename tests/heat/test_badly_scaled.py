@@ -59,17 +59,21 @@ def test_a_large_but_solvable_scale_runs(tmp_path):
     (1, ["material.k=1e30"], "J"),
     (3, ["material.k=1e30"], "J"),
     (1, ["time.scheme=\"steady\"", "material.k=1e15"], "W"),
+    (2, ["time.scheme=\"steady\"", "boundary.right.h=1e17"], "W"),  # and a source, no dirichlet side
 ])
 def test_a_balance_lost_in_round_off_fails(tmp_path, nprocs, edits, unit):
     """A conductivity 1e25 times steel's: the Dirichlet reactions K u are round-off, and the run
     reported 2e18 J through the left side against 1e4 J of convection, with exit 0. Exit 3, one
     line; a balance of round-off alone (no heat flows at all) still completes."""
-    (tmp_path / "case.toml").write_text(CASE)
+    exchange = "boundary.right.h=1e17" in edits  # no dirichlet side: the exchange's heat is named, not its
+    (tmp_path / "case.toml").write_text(CASE.replace('[boundary.left]\ntype = "dirichlet"\nvalue = 100.0',
+                                                     "[source]\nf = 1e4") if exchange else CASE)
     args = ["case.toml", "--quiet", *[a for e in edits for a in ("--set", e)]]
     proc = run_solver(nprocs, args, cwd=tmp_path, check=False, timeout=60)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 3 and len(errors) == 1 and "the heat balance does not close" in errors[0], proc.stderr
     assert f" {unit} against " in errors[0]
+    assert ("the heat exchanged through the boundaries" in errors[0]) == exchange, errors
     if nprocs == 1 and unit == "J":
         still = ["--set", "boundary.left.value=20.0", "--overwrite"]  # nothing flows: 0 +- round-off
         assert run_solver(1, ["case.toml", "--quiet", *still], cwd=tmp_path, check=False).returncode == 0
