@@ -33,6 +33,7 @@ def summary(r: Results) -> dict:
     a = r.attrs
     times = r.times
     last = r.temperature(-1) if len(times) else None
+    totals = "linear_iterations" in a
     return {
         "file": str(r.path), "case": r.case.get("output", {}).get("name", r.path.stem),
         "case_source": a.get("case_source", ""), "solver_version": a.get("solver_version", ""),
@@ -44,9 +45,11 @@ def summary(r: Results) -> dict:
         "last": {"time": float(times[-1]), "min": float(last.min()), "max": float(last.max()),
                  "mean": r.mean(last)} if last is not None else {},
         "solver": {"preconditioner": a.get("preconditioner", r.case.get("solver", {}).get("preconditioner", "")),
-                   "linear_iterations": int(a.get("linear_iterations", 0)), "steps": int(a.get("steps", 0)),
-                   "nonlinear_iterations": int(a.get("nonlinear_iterations", 0))},
-        "heat_balance_relative_imbalance": float(a.get("balance_relative_imbalance", float("nan"))),
+                   # (a failed or killed run has no totals: None)
+                   "linear_iterations": int(a["linear_iterations"]) if totals else None,
+                   "steps": int(a.get("steps", 0)),
+                   "nonlinear_iterations": int(a.get("nonlinear_iterations", 0)) if totals else None},
+        "heat_balance_relative_imbalance": float(a.get("balance_relative_imbalance", float("nan"))) if totals else None,
         "provenance": {k: _plain(a[k]) for k in PROVENANCE if k in a},
         "wall_time": {k[len("wall_time_"):]: float(v) for k, v in a.items() if k.startswith("wall_time_")},
         "time_steps": _time_steps(r, a),
@@ -83,7 +86,8 @@ def info_command(args) -> int:
               f"(preconditioner {sol['preconditioner']})"
               + (f", {sol['nonlinear_iterations']} Newton/Picard iterations" if sol["nonlinear_iterations"] else "")
               + f"; heat imbalance {s['heat_balance_relative_imbalance']:.1e}"
-              if end["status"] != "killed" else f"preconditioner {sol['preconditioner']}; no totals (killed)")
+              if sol["linear_iterations"] is not None else
+              f"preconditioner {sol['preconditioner']}; no totals (a {end['status']} run)")
     prov = s["provenance"]
     lines = [
         f"file        {s['file']}",
