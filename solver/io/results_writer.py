@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,10 @@ def trim_for_restart(h5_path: Path, n_snapshots: int, keep_until: float | None, 
     before any rank opens it (HDF5 through MPI-IO cannot be trusted to shrink a dataset: the
     ranks' views of it part and their next collective call hangs): snapshots ``n_snapshots`` and
     later go, listed or not (a write that failed), and so do the time-step and probe rows after
-    ``keep_until``."""
+    ``keep_until``. A failed write may have left objects whose headers HDF5 cannot read (deleting
+    their links then fails half-way, and can take a listed snapshot with it): such a file is
+    copied, what the restart keeps only, into a new one that replaces it (the old one stays
+    beside it as ``.damaged``); what the copy cannot read is refused with the file untouched."""
     if not h5_path.exists():
         raise CaseError(f"{h5_path}: results file to continue not found (a restart appends to it)")
     try:
@@ -96,28 +100,80 @@ def trim_for_restart(h5_path: Path, n_snapshots: int, keep_until: float | None, 
         n = f["/time"].shape[0] if "/time" in f else None
         if n is None or n < n_snapshots:
             raise CaseError(f"{h5_path}: holds {n or 0} snapshots, the checkpoint expects at least {n_snapshots}")
-        for field in fields:
-            group = f.get(f"/fields/{field}")
-            for i in list(group) if isinstance(group, h5py.Group) else []:
-                if not i.isdigit() or int(i) >= n_snapshots:
-                    del group[i]
-        for name in SERIES:
-            if name in f and f[name].shape[0] > n_snapshots:
-                f[name].resize((n_snapshots,) + f[name].shape[1:])
-        if keep_until is None:
+        try:
+            _read_headers(f)
+            sound = True
+        except (OSError, RuntimeError, KeyError, ValueError):
+            sound = False
+        if sound:
+            _trim(f, n_snapshots, keep_until, fields, h5_path)
             return
-        times = f.get(STEP_TABLE[0])
-        last = (float(times[-1]) if times.shape[0] else 0.0) if isinstance(times, h5py.Dataset) else keep_until
-        if last < keep_until - 1e-9 * max(abs(keep_until), 1.0):
-            log.warning(f"warning: {h5_path}: its time-step table ends at t = {last:.6g}, before the checkpoint's "
-                        f"t = {keep_until:.6g} (a restart from an earlier step cut it back): the rows between "
-                        f"will be missing; a checkpoint within the file's reach (--restart latest) leaves none")
-        for table in (STEP_TABLE, PROBE_TABLE):
-            if table[0] in f:
-                keep = int(np.searchsorted(f[table[0]][()], keep_until * (1 + 1e-14), side="right"))
-                for name in table:
-                    if name in f and f[name].shape[0] > keep:
-                        f[name].resize((keep,) + f[name].shape[1:])
+    _rebuild(h5_path, n_snapshots, keep_until, fields)
+
+
+def _read_headers(f: h5py.File) -> None:
+    """Open every object of the file (its header: shape, attributes); raises where one cannot."""
+    def visit(name, obj):
+        dict(obj.attrs)
+        if isinstance(obj, h5py.Dataset):
+            obj.shape, obj.dtype
+    f.visititems(visit)
+
+
+def _trim(f: h5py.File, n_snapshots: int, keep_until: float | None, fields, h5_path: Path) -> None:
+    """The cut of :func:`trim_for_restart`, in place."""
+    for field in fields:
+        group = f.get(f"/fields/{field}")
+        for i in list(group) if isinstance(group, h5py.Group) else []:
+            if not i.isdigit() or int(i) >= n_snapshots:
+                del group[i]
+    for name in SERIES:
+        if name in f and f[name].shape[0] > n_snapshots:
+            f[name].resize((n_snapshots,) + f[name].shape[1:])
+    if keep_until is None:
+        return
+    times = f.get(STEP_TABLE[0])
+    last = (float(times[-1]) if times.shape[0] else 0.0) if isinstance(times, h5py.Dataset) else keep_until
+    if last < keep_until - 1e-9 * max(abs(keep_until), 1.0):
+        log.warning(f"warning: {h5_path}: its time-step table ends at t = {last:.6g}, before the checkpoint's "
+                    f"t = {keep_until:.6g} (a restart from an earlier step cut it back): the rows between "
+                    f"will be missing; a checkpoint within the file's reach (--restart latest) leaves none")
+    for table in (STEP_TABLE, PROBE_TABLE):
+        if table[0] in f:
+            keep = int(np.searchsorted(f[table[0]][()], keep_until * (1 + 1e-14), side="right"))
+            for name in table:
+                if name in f and f[name].shape[0] > keep:
+                    f[name].resize((keep,) + f[name].shape[1:])
+
+
+def _rebuild(h5_path: Path, n_snapshots: int, keep_until: float | None, fields) -> None:
+    """Copy what the restart keeps of a damaged results file into a new file that takes its
+    place (the old one kept as ``.damaged``); the file is left as it was where the copy fails."""
+    new = h5_path.with_name(h5_path.name + ".rebuilt")
+    damaged = h5_path.with_name(h5_path.name + ".damaged")
+    try:
+        with h5py.File(h5_path, "r") as src, h5py.File(new, "w") as dst:
+            dst.attrs.update(dict(src.attrs))
+            for name in src:
+                if name != "fields":
+                    src.copy(src[name], dst, name=name)
+            for field in src.get("fields", {}):
+                group, out = src["fields"][field], dst.require_group(f"fields/{field}")
+                out.attrs.update(dict(group.attrs))
+                for i in group:
+                    if i.isdigit() and int(i) < n_snapshots:
+                        src.copy(group[i], out, name=i)
+        with h5py.File(new, "r+") as f:
+            _trim(f, n_snapshots, keep_until, fields, h5_path)
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        new.unlink(missing_ok=True)
+        raise CaseError(f"{h5_path}: the failed write damaged what a restart keeps of the results file "
+                        f"({str(exc).splitlines()[0][:120]}); it is left as it was; run the case again "
+                        f"(--overwrite keeps this file as .bak)") from None
+    os.replace(h5_path, damaged)
+    os.replace(new, h5_path)
+    log.warning(f"warning: {h5_path}: a failed write left objects HDF5 cannot read in it; what the restart "
+                f"keeps was copied into a new file (the old one is {damaged.name})")
 
 
 class ResultsWriter:

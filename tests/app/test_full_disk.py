@@ -134,6 +134,28 @@ def test_a_write_that_fails_while_the_mesh_is_written_ends_in_order(tmp_path):
     assert "Traceback" not in proc.stderr and "Segmentation" not in proc.stderr
 
 
+@pytest.mark.parametrize("ranks, when", [(1, 200), (3, 90)])
+def test_a_restart_after_a_write_that_failed_inside_hdf5_s_metadata(tmp_path, reference, ranks, when):
+    """Every write fails from the n-th on (strace's ENOSPC), part-way through HDF5's metadata:
+    the restart's trim could not delete the unfinished snapshot's link ("bad object header
+    version number", exit 1) and on 3 ranks took a listed snapshot with it. The file is copied
+    (what the restart keeps) where its objects cannot be read; the restart on 2 ranks completes
+    and agrees with an uninterrupted run."""
+    import shutil
+
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed")
+    args = [PLATE, *SMALL, "--set", f"output.directory={tmp_path}"]
+    cmd = ["strace", "-f", "-o", "/dev/null", "-e", "trace=pwrite64", "-e",
+           f"inject=pwrite64:error=ENOSPC:when={when}+", *mpirun_command(ranks), sys.executable, "-m", "solver",
+           *map(str, args), "--set", "output.write_timeout=5"]  # (3 ranks: a write of one rank hangs)
+    proc = subprocess.run(cmd, cwd=tmp_path, env=mpi_env(grace=True), capture_output=True, text=True, timeout=90)
+    if "ptrace" in proc.stderr and proc.returncode != 74:
+        pytest.skip("strace cannot trace here")
+    assert proc.returncode == 74 and "Traceback" not in proc.stderr, proc.stderr
+    check_restart(2, args, tmp_path, tmp_path / "plate", reference)
+
+
 def test_an_overwrite_without_room_moves_nothing(tmp_path):
     """--overwrite refused for lack of space (exit 74, as a disk that fills later) leaves the earlier
     results where they were."""
