@@ -272,12 +272,14 @@ def test_closed_forms_balance_and_rank_independence(nprocs, one_rank):
 
 @pytest.mark.parametrize("ranks", [1, 3])
 def test_manufactured_orders_and_quadratic_newton(ranks):
-    r = run_script(ranks, "nonlinear_mms.py", timeout=300)
+    """(On 3 ranks, of the time schemes only BDF2, the one with two levels of history.)"""
+    r = run_script(ranks, "nonlinear_mms.py", *(["bdf2"] if ranks > 1 else []), timeout=300)
     for scheme in ("crank-nicolson", "steady"):
         assert all(abs(p - 2.0) <= 0.1 for p in r["space"][scheme]["l2_orders"]), r["space"][scheme]
         assert all(abs(p - 1.0) <= 0.1 for p in r["space"][scheme]["h1_orders"]), r["space"][scheme]
         assert max(r["space"][scheme]["imbalance"]) < 1e-8
-    for scheme, order in (("backward-euler", 1.0), ("crank-nicolson", 2.0), ("bdf2", 2.0)):
+    assert len(r["time"]) == (1 if ranks > 1 else 3)
+    for scheme, order in (("backward-euler", 1.0), ("crank-nicolson", 2.0), ("bdf2", 2.0))[3 - len(r["time"]):]:
         assert all(abs(p - order) <= 0.1 for p in r["time"][scheme]), (scheme, r["time"][scheme])
     ratios = r["newton_ratios"]  # ||G_k+1|| / ||G_k||, each about the square of the one before
     assert len(ratios) >= 3 and ratios[0] < 0.1
