@@ -17,7 +17,7 @@ from solver.case.records import MeshSpec, StructuredMeshSpec
 from solver.case.shown import size
 from solver.errors import CaseError, OutputError
 from solver.io.blockfile import no_space
-from solver.io.checkpoint import LINK, checkpoint_dir
+from solver.io.checkpoint import LINK, checkpoint_dir, run_id_in
 from solver.mesh.structured import split
 from solver.parallel.collective import on_root
 
@@ -91,6 +91,49 @@ def pid_alive(pid: int) -> bool:
         return True
     return state not in ("Z", "X")
 
+
+
+def discard_backup(folder: Path, ours) -> None:
+    """Delete the files of ``folder`` that ``ours(path)`` says the solver wrote; anything else (a
+    user's file, a folder, another run's checkpoint moved aside) is kept: the folder then moves
+    to ``<folder>.kept`` (numbered if that exists), with a warning."""
+    foreign = []
+    for path in sorted(folder.iterdir()):
+        if not path.is_symlink() and path.is_file() and ours(path):
+            path.unlink()
+        elif path.is_symlink() and path.name == LINK:
+            path.unlink()
+        else:
+            foreign.append(path.name)
+    if not foreign:
+        folder.rmdir()
+        return
+    kept = folder.with_name(folder.name + ".kept")
+    n = 1
+    while os.path.lexists(kept):
+        n += 1
+        kept = folder.with_name(f"{folder.name}.kept{n}")
+    os.replace(folder, kept)
+    shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+    log.warning(f"warning: {folder} held {len(foreign)} entries the solver did not write ({shown}): kept in "
+                f"{kept.name} (the earlier backup it replaces went)")
+
+
+def _own_checkpoint(path: Path) -> bool:
+    """A checkpoint of ours by its name (step_N.h5, or its unfinished step_N.h5.tmp) and content."""
+    name = path.name
+    if name.startswith("step_") and name.endswith(".h5.tmp") and name[5:-7].isdigit():
+        return True
+    return name.startswith("step_") and name.endswith(".h5") and name[5:-3].isdigit() and \
+        run_id_in(path, checkpoint=True) is not None
+
+
+def _saved_run(path: Path) -> bool:
+    """A study's saved run of a sample: <case>_NNNNNN.h5 (an HDF5 file) or .xdmf."""
+    stem, dot, suffix = path.name.rpartition(".")
+    index = stem.rpartition("_")[2]
+    return dot == "." and len(index) == 6 and index.isdigit() and \
+        (suffix == "xdmf" or (suffix == "h5" and holds_hdf5(path)))
 
 class OutputGuard:
     """Rank 0's checks and lock on a results directory."""
@@ -192,7 +235,7 @@ class OutputGuard:
             if moved:
                 bak = runs.with_name("samples.bak")
                 if bak.is_dir() and not bak.is_symlink():
-                    shutil.rmtree(bak)
+                    discard_backup(bak, _saved_run)
                 os.replace(runs, bak)
             log.info(f"moved the earlier results to {h5.name}.bak" + (" (saved runs: samples.bak)" if moved else ""))
             return
@@ -206,7 +249,7 @@ class OutputGuard:
             for path in (h5, h5.with_suffix(".xdmf")):
                 path.unlink(missing_ok=True)
             if old.is_dir() and not old.is_symlink():
-                shutil.rmtree(old)
+                discard_backup(old, _own_checkpoint)
             log.info(f"replaced the results of a run that did not complete; the complete ones stay in {h5.name}.bak")
             return
         for suffix in (".h5", ".xdmf"):
@@ -214,7 +257,7 @@ class OutputGuard:
             if path.exists():
                 os.replace(path, path.with_name(path.name + ".bak"))
         if bak.is_dir() and not bak.is_symlink():  # the replaced backup's: never beside other results
-            shutil.rmtree(bak)
+            discard_backup(bak, _own_checkpoint)
         if old.is_dir() and not old.is_symlink():
             os.replace(old, bak)
         log.info(f"moved the earlier results to {self.name}.h5.bak (checkpoints: {old.name}.bak)")

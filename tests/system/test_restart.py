@@ -440,6 +440,25 @@ def test_files_of_the_users_where_checkpoints_go_are_moved_aside(tmp_path):
     assert (results / "checkpoint.h5").is_symlink() and checkpoint_run_id(results / "checkpoint.h5")
 
 
+def test_a_second_overwrite_keeps_the_users_files_in_the_checkpoints_backup(tmp_path):
+    """A file of the user's in checkpoints/ went to checkpoints.bak with an --overwrite, and the
+    next --overwrite deleted that backup with it (and a checkpoint of another name), without a
+    word: the solver's own checkpoints go, the rest is kept in checkpoints.bak.kept."""
+    args = args_for(tmp_path, "backward-euler", 16.0)
+    results = tmp_path / "heater_ramp"
+    run_solver(1, args, cwd=tmp_path)
+    (results / "checkpoints" / "notes.txt").write_text("mine")
+    (results / "checkpoints" / "sub").mkdir()
+    run_solver(1, [*args, "--overwrite"], cwd=tmp_path)
+    proc = run_solver(1, [*args, "--overwrite"], cwd=tmp_path)
+    assert "held 2 entries the solver did not write (notes.txt, sub): kept in checkpoints.bak.kept" in proc.stderr
+    kept = results / "checkpoints.bak.kept"
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt", "sub"] and (kept / "notes.txt").read_text() == "mine"
+    assert list((results / "checkpoints.bak").glob("step_*.h5")) and not list(kept.glob("step_*"))
+    proc = run_solver(1, [*args, "--overwrite"], cwd=tmp_path)  # a backup of the solver's own alone: no warning
+    assert "did not write" not in proc.stderr and not (results / "checkpoints.bak.kept2").exists()
+
+
 def test_a_checkpoint_whose_values_changed_on_the_disk_is_refused(tmp_path):
     """One value of a checkpoint's temperature changed by 16 K (a bit flipped on the disk): the
     restart continued from it to a wrong answer with exit 0. Its sum is written with it."""
