@@ -406,6 +406,14 @@ def _check_output_times(output, raw_output, time, fail):
     if len(keys) > 1:
         fail(f"output.{keys[0]} and output.{keys[1]} both choose when to write; give one of them")
     if output["interval"] is None and output["times"] is None:
+        if isinstance(time["dt"], float) and time["scheme"] != "steady" and time["dt"] > 0:
+            snapshots = time["t_end"] / time["dt"] / output["every"]
+            if not snapshots <= MAX_OUTPUT_TIMES:
+                given = "output.every" if isinstance(raw_output, dict) and "every" in raw_output else \
+                    "output.every (default 1)"
+                fail(f"{given} = {output['every']} writes {snapshots:.3g} snapshots over the "
+                     f"{time['t_end'] / time['dt']:.3g} steps to time.t_end; at most {MAX_OUTPUT_TIMES:,} "
+                     f"(a larger output.every, or output.interval)")
         return
     key = "interval" if output["interval"] is not None else "times"
     if time["scheme"] == "steady":

@@ -95,6 +95,8 @@ def test_overrides_parse_toml_values_and_bare_strings():
     ("initial.temperature=\"20 + t\"", "case.toml: initial.temperature is an expression of x, y, z only"),
     ("output.interval=1e-9", "case.toml: output.interval = 1e-09 s gives 2e+09 snapshots up to time.t_end = 2 s; "
                              "at most 1,000,000"),
+    ("time.dt=1e-6", "case.toml: output.every (default 1) = 1 writes 2e+06 snapshots over the 2e+06 steps to "
+                     "time.t_end; at most 1,000,000"),
 ])
 def test_bad_values_name_file_key_and_allowed(edit, message):
     with pytest.raises(CaseError) as err:
