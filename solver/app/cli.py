@@ -201,8 +201,9 @@ def serial_command(plan, args) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
         return EXIT_BROKEN_PIPE
     except OSError as exc:  # a file named on the command line that cannot be written or read
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"error: {where}cannot write or read it ({exc.strerror or exc})", file=sys.stderr, flush=True)
+        named = exc.filename or getattr(args, "results", None)  # (HDF5's errors name no file)
+        where = f"{named}: " if named else ""
+        print(f"error: {where}cannot read or write it ({exc.strerror or exc})", file=sys.stderr, flush=True)
         return EXIT_INPUT
     except Exception as exc:  # noqa: BLE001
         _print_error(0, f"internal error: {_detail(exc, args)}", per_rank=False)

@@ -59,9 +59,12 @@ def summary(r: Results) -> dict:
 def _time_steps(r: Results, a) -> dict:
     """The accepted steps of /steps (dt range and median), and the steps rejected by the error
     estimate (adaptive runs); empty when the file has no step table."""
-    if "steps/dt" not in r.file or not len(r.file["steps/dt"]):
-        return {}
-    dt = r.file["steps/dt"][()]
+    try:
+        if "steps/dt" not in r.file or not len(r.file["steps/dt"]):
+            return {}
+        dt = r.file["steps/dt"][()]
+    except (OSError, KeyError, ValueError):  # a write that failed while the table grew
+        return {"damaged": True}
     return {"accepted": int(len(dt)), "rejected": int(a.get("steps_rejected", 0)), "dt_min": float(dt.min()),
             "dt_median": float(np.median(dt)), "dt_max": float(dt.max()),
             "adaptive": r.case.get("time", {}).get("dt") == "adaptive"}
@@ -104,7 +107,9 @@ def info_command(args) -> int:
         *([f"time steps  {ts['accepted']} accepted"
             + (f", {ts['rejected']} rejected (adaptive)" if ts["adaptive"] else " (fixed dt)")
             + f"; dt {ts['dt_min']:.3g}..{ts['dt_max']:.3g} s, median {ts['dt_median']:.3g} s (plot --dt)"]
-          if (ts := s["time_steps"]) else []),
+          if (ts := s["time_steps"]) and not ts.get("damaged") else []),
+        *(["time steps  the table cannot be read (a write that failed while it grew); the snapshots can"]
+          if s["time_steps"].get("damaged") else []),
         "wall time   " + (", ".join(f"{k} {v:.3f} s" for k, v in sorted(s["wall_time"].items())) or "not recorded"),
     ]
     if prov:

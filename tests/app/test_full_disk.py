@@ -156,6 +156,24 @@ def test_a_restart_after_a_write_that_failed_inside_hdf5_s_metadata(tmp_path, re
     check_restart(2, args, tmp_path, tmp_path / "plate", reference)
 
 
+def test_info_shows_the_listed_snapshots_of_a_file_whose_step_table_a_failed_write_damaged(tmp_path):
+    """Writes fail from the 100th on (strace), while the time-step table grows: the run kept 2
+    snapshots, and info refused the file ("cannot write or read it", naming no file, exit 2)."""
+    import shutil
+
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed")
+    cmd = ["strace", "-f", "-o", "/dev/null", "-e", "trace=pwrite64", "-e", "inject=pwrite64:error=ENOSPC:when=100+",
+           sys.executable, "-m", "solver", PLATE, *SMALL, "--set", f"output.directory={tmp_path}"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=mpi_env(), capture_output=True, text=True, timeout=90)
+    if "ptrace" in proc.stderr and proc.returncode != 74:
+        pytest.skip("strace cannot trace here")
+    assert proc.returncode == 74 and "the results keep 2 complete snapshots" in proc.stderr, proc.stderr
+    info = subprocess.run([sys.executable, "-m", "solver", "info", str(tmp_path / "plate" / "plate.h5")],
+                          capture_output=True, text=True, timeout=60)
+    assert info.returncode == 0 and "snapshots   2 (steps 0..2" in info.stdout, info.stdout + info.stderr
+
+
 def test_an_overwrite_without_room_moves_nothing(tmp_path):
     """--overwrite refused for lack of space (exit 74, as a disk that fills later) leaves the earlier
     results where they were."""
