@@ -173,8 +173,9 @@ class OutputGuard:
             if not overwrite:
                 self.release()
                 go_on = "--restart latest to continue, " if any(checkpoint_dir(d).glob("step_*.h5")) else ""
+                name_key = "output.name" if self.checkpoints else "study.name"
                 raise CaseError(f"{h5}: results of an earlier run exist; use --overwrite to replace them "
-                                f"(they are kept as {h5.name}.bak), {go_on}or another output.name")
+                                f"(they are kept as {h5.name}.bak), {go_on}or another {name_key}")
             self._refuse_odd_backups()
             self.replace_old = True  # moved aside once the space is known to suffice (make_room)
 
@@ -211,7 +212,8 @@ class OutputGuard:
         if xdmf.is_file() and not (d / f"{name}.h5").exists() and not _our_index(xdmf, name):
             self.release()
             raise CaseError(f"{xdmf}: a file that is not the index of this case's results, which the run would "
-                            f"write over; move it away, or give another output.name")
+                            f"write over; move it away, or give another "
+                            f"{'output.name' if self.checkpoints else 'study.name'}")
         link = d / LINK
         if os.path.lexists(link) and not (link.is_symlink() or link.is_file()):
             self.release()
@@ -285,8 +287,9 @@ class OutputGuard:
                     log.info(f"removing a stale lock of process {pid} (no longer running) on {self.directory}")
                     self.lock.unlink(missing_ok=True)
                     continue
-                raise CaseError(f"{self.directory}: in use by another run (lock {self.lock} held by process {pid} "
-                                f"on {host}); wait for it, or delete the lock file if that run is gone") from None
+                shown = [v if len(v) <= 64 else v[:60] + "..." for v in (pid, host)]  # a lock of garbage
+                raise CaseError(f"{self.directory}: in use by another run (lock {self.lock} held by process {shown[0]} "
+                                f"on {shown[1]}); wait for it, or delete the lock file if that run is gone") from None
             except OSError as exc:  # no inode left for it, a read-only or vanished folder
                 self.release()
                 full = no_space(exc)

@@ -52,6 +52,17 @@ def test_garbage_and_impossible_locks_are_replaced(tmp_path):
         assert not lock.exists()
 
 
+def test_a_lock_of_a_long_text_is_shown_in_a_short_line(tmp_path):
+    """A lock holding 3 kB of text (of another host: not judged stale) was echoed whole."""
+    folder = tmp_path / "plate"
+    folder.mkdir()
+    (folder / ".solver.lock").write_text("otherhost " + "Q" * 3000 + "\n")
+    proc = run_solver(1, [PLATE, *SMALL, "--set", f"output.directory={tmp_path}"], cwd=tmp_path, check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "in use by another run" in errors[0], proc.stderr
+    assert len(errors[0]) < 400 and "QQQ..." in errors[0], errors
+
+
 def test_a_lock_written_pid_first_is_read_as_host_and_pid(tmp_path):
     """"999999 vm" was read as process vm on host 999999."""
     from solver.app.preflight import read_lock

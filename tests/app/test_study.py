@@ -464,6 +464,8 @@ def test_overwrite_keeps_the_saved_runs_with_the_study_file_it_moves(tmp_path):
     spec.write_text(f'[study]\ncase = "{case}"\nname = "s"\nmethod = "list"\n[parameters]\n'
                     f'"boundary.right.h" = {{ values = [10.0] }}\n[outputs]\nsave_runs = true\n')
     assert study(1, [spec, "--quiet"], tmp_path).returncode == 0
+    again = study(1, [spec, "--quiet"], tmp_path)  # a study's name is study.name (no output.name)
+    assert again.returncode == 2 and "or another study.name" in again.stderr, again.stderr
     first = {p.name: p.read_bytes() for p in (tmp_path / "s" / "samples").iterdir()}
     spec.write_text(spec.read_text().replace("values = [10.0]", "values = [40.0]"))
     assert study(1, [spec, "--quiet", "--overwrite"], tmp_path).returncode == 0
