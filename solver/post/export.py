@@ -59,10 +59,13 @@ def export_command(args) -> int:
             written.append(out)
         if args.all and stem.suffix.lower() == f".{args.format}":  # -o series.vtu: series_000000.vtu, ...
             stem = stem.with_suffix("")
+        targets = []  # every target checked before the first is written (not a series cut short by a FIFO)
         for i in indices if args.format != "xdmf" else []:
             suffix = f"_{i:06d}" if args.all else ""
             out = Path(f"{stem}{suffix}.{args.format}") if (args.all or not args.output) else Path(args.output)
-            out = output_target(out, (f".{args.format}",))
+            targets.append((i, output_target(out, (f".{args.format}",))))
+        pvd = output_target(Path(f"{stem}.pvd"), (".pvd",)) if args.all and args.format == "vtu" else None
+        for i, out in targets:
             if args.format == "vtu":  # VTK points are 3D: a 2D mesh lies in z = 0
                 points = np.pad(r.points, ((0, 0), (0, 3 - r.dim)))
                 meshio.write(out, meshio.Mesh(points, [(meshio_type, r.cells)],
@@ -73,8 +76,7 @@ def export_command(args) -> int:
                 np.savetxt(out, data, delimiter=",", header=",".join(cols), comments="",
                            fmt="%.17g")
             written.append(out)
-        if args.all and args.format == "vtu":  # the series with its times, for ParaView
-            pvd = output_target(Path(f"{stem}.pvd"), (".pvd",))
+        if pvd is not None:  # the series with its times, for ParaView
             entries = "".join(f'    <DataSet timestep="{float(r.times[i])!r}" file="{out.name}"/>\n'
                               for i, out in zip(indices, written))
             pvd.write_text('<?xml version="1.0"?>\n<VTKFile type="Collection" version="0.1">\n  <Collection>\n'

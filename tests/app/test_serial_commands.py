@@ -154,3 +154,12 @@ def test_every_reading_command_says_a_file_holds_no_snapshots(tmp_path, results_
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)  # serial: no mpirun
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 2 and errors == [f"error: {empty}: holds no snapshots"], proc.stderr
+
+
+def test_export_all_checks_every_target_before_it_writes_one(tmp_path, results_file):
+    """A FIFO at the second file of a series: the first was written, then the refusal."""
+    (tmp_path / "out").mkdir()
+    __import__("os").mkfifo(tmp_path / "out" / "s_000001.vtu")
+    proc = without_mpi(tmp_path, "export", results_file, "--format", "vtu", "--all", "-o", tmp_path / "out" / "s.vtu")
+    assert proc.returncode == 2 and "s_000001.vtu" in proc.stderr, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["s_000001.vtu"]
