@@ -48,9 +48,10 @@ run: $(STAMP)
 # most of their 3-4 minutes waiting on the scheduler's clock (a one-minute time limit checked every
 # 30 s, requeues, 5-s scheduling passes), so they run beside the rest in a second pytest of their
 # own (its own temporary directory, no shared cache), with the documentation's tests (the site's
-# build and the commands its pages show) filling that wait; its report follows the suite's, and
-# either failing fails the target.
-BESIDE_TESTS := tests/system/test_slurm.py tests/docs
+# build and the commands its pages show) and the whole-run tests of restarts and full disks (mostly
+# process start-ups, signals and write timeouts) filling that wait, so that both take about as long;
+# its report follows the suite's, and either failing fails the target.
+BESIDE_TESTS := tests/system tests/app/test_full_disk.py tests/docs
 test: $(STAMP)
 	@bash .ci/install-slurm.sh
 	@export PYTHONDONTWRITEBYTECODE=; scratch=$$(mktemp -d); \
