@@ -138,7 +138,8 @@ def test_a_conductivity_of_temperature_and_place_keeps_its_jump_on_the_faces(tmp
     cells beside it (0.9617 W, exit 0)."""
     case = tmp_path / "case.toml"
     case.write_text(BASE.replace("nx = 4\nny = 4", f'nx = 4\nny = 1\nlengths = [1.0, 0.25]\ncell = "{cell}"')
-                    .replace("k = 1.0", 'k = "where(x < 0.5, 1, 100) * (1 + 1e-9*T)"').replace("value = 1.0", "value = 0.0")
+                    .replace("k = 1.0", 'k = "where(x < 0.5, 1, 100) * (1 + 1e-9*T)"')
+                    .replace("value = 1.0", "value = 0.0")
                     .replace("[time]", '[boundary.right]\ntype = "dirichlet"\nvalue = 1.0\n[time]\nscheme = "steady"'))
     proc = run_solver(ranks, [str(case), "--overwrite"], cwd=tmp_path)
     flow = float(re.search(r"right \+([0-9.e+-]+)", proc.stdout).group(1))
