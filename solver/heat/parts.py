@@ -73,8 +73,8 @@ def check_floating_parts(case, problem) -> None:
     n_cells, where = describe_part(mesh, labels, first[0])
     raise CaseError(f"{case.source}: {case.mesh_key}: {counts[1]} of the mesh's {counts[0]} disconnected parts touch "
                     f"no dirichlet boundary, nor a robin or radiation one with h or epsilon > 0 on it, such as the "
-                    f"part of {n_cells} cells through ({where}): time.scheme = \"steady\" cannot determine their temperature (a singular system); "
-                    f"give each part such a boundary or remove it")
+                    f"part of {n_cells} cells through ({where}): time.scheme = \"steady\" cannot determine their "
+                    f"temperature (a singular system); give each part such a boundary or remove it")
 
 
 def _held_nodes(problem) -> np.ndarray:
