@@ -169,8 +169,14 @@ def _refuse_overlaps(path: Path, points: np.ndarray, corners: np.ndarray, linear
         if len(owner) == 0:
             return
     inward = points[corners[owner]].mean(axis=1) - centre
-    normal *= np.where(np.einsum("md,md->m", normal, inward) > 0, -1.0, 1.0)[:, None]
+    depth = np.einsum("md,md->m", normal, inward)
+    normal *= np.where(depth > 0, -1.0, 1.0)[:, None]
     size = np.linalg.norm(face - centre[:, None, :], axis=2).max(axis=1)
+    flat = ~(np.abs(depth) > 1e-9 * size)  # a cell without volume on this side: left to the cell check
+    if flat.any():
+        face, centre, normal, owner, local, size = (a[~flat] for a in (face, centre, normal, owner, local, size))
+        if len(owner) == 0:
+            return
     on_surface = np.zeros(len(points), dtype=bool)
     on_surface[corners[owner[:, None], local]] = True
     # just outside each exterior facet, and just inside it (where only its own cell may be)
