@@ -11,4 +11,13 @@ except KeyboardInterrupt:  # a second Ctrl-C while the imports run
     print("stopped at once by Ctrl-C (SIGINT) while starting", file=sys.stderr, flush=True)
     os._exit(130)  # not sys.exit: see solver.app.cli.exit_interrupted
 
-finish(main())
+try:
+    status = main()
+except KeyboardInterrupt:  # a second Ctrl-C before the command took the signals over (its command line, imports)
+    import sys
+
+    from solver.app.cli import exit_interrupted
+
+    print("stopped at once by Ctrl-C (SIGINT) while starting", file=sys.stderr, flush=True)
+    exit_interrupted()
+finish(status)
