@@ -68,6 +68,7 @@ class RunResult:
     preconditioner_report: PreconditionerReport | None = None
     nonlinear_iterations: int = 0
     time_steps: StepSummary | None = None  # adaptive steps only
+    first_step: int = 0  # the step of the checkpoint a restart continued from
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,8 @@ class CaseRun:
         result = RunResult(self.results.h5_path, self.results.xdmf_path, sim.mesh.n_global_nodes, comm.size,
                            sim.step_index, sim.iterations, timings, stopped, last_checkpoint,
                            None if resume is None else resume.path, sim.solver.preconditioner, report,
-                           sim.nonlinear_iterations, StepSummary.of(sim) if sim.adaptive else None)
+                           sim.nonlinear_iterations, StepSummary.of(sim) if sim.adaptive else None,
+                           0 if resume is None else resume.attrs.step)
         log.info(summary(result, case))
         if last_checkpoint is not None:
             how = "to continue" if stopped else "to extend the run (with a larger time.t_end)"

@@ -42,8 +42,8 @@ def summary(r, case) -> str:
     what = "steady solve" if case.steady else f"{counted(r.steps, 'step')} of {case.time.scheme}"
     if r.stopped:
         what = f"stopped after {counted(r.steps, 'step')} of {case.time.scheme} (exit status 75)"
-    if r.restarted_from is not None:
-        what += f", restarted from {r.restarted_from}"
+    if r.restarted_from is not None:  # (the progress lines count the steps since the restart)
+        what += f" ({r.steps - r.first_step} since the restart), restarted from {r.restarted_from}"
     lines = [
         f"done: {r.n_dofs} DOFs on {counted(r.ranks, 'rank')}, {what}, "
         f"{r.iterations} {'linear' if r.nonlinear_iterations else 'CG'} iterations ("
