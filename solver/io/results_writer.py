@@ -150,10 +150,15 @@ def _rebuild(h5_path: Path, n_snapshots: int, keep_until: float | None, fields) 
     """Copy what the restart keeps of a damaged results file into a new file that takes its
     place (the old one kept as ``.damaged``); the file is left as it was where the copy fails."""
     new = h5_path.with_name(h5_path.name + ".rebuilt")
-    damaged = h5_path.with_name(h5_path.name + ".damaged")
+    damaged, n = h5_path.with_name(h5_path.name + ".damaged"), 1
+    while os.path.lexists(damaged):  # one of an earlier restart stays
+        n += 1
+        damaged = h5_path.with_name(f"{h5_path.name}.damaged{n}")
     try:
         with h5py.File(h5_path, "r") as src, h5py.File(new, "w") as dst:
             dst.attrs.update(dict(src.attrs))
+            if "fields" in src:
+                dst.require_group("fields").attrs.update(dict(src["fields"].attrs))
             for name in src:
                 if name != "fields":
                     src.copy(src[name], dst, name=name)

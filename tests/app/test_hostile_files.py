@@ -213,6 +213,7 @@ def test_a_fifo_or_folder_named_like_a_checkpoint_never_blocks_the_run(tmp_path)
                       check=False, timeout=60)
     assert proc.returncode == 0 and "restarted from" in proc.stdout and "step_00000360.h5" in proc.stdout, \
         proc.stdout + proc.stderr
+    assert re.search(r"\d+ steps of \S+ \(\d+ since the restart\), restarted from", proc.stdout), proc.stdout
 
 
 @pytest.mark.parametrize("name, make", [("plate.xdmf", "dir"), ("plate.h5", "dir"), ("checkpoints", "file"),
