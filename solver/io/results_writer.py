@@ -30,6 +30,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from mpi4py import MPI
 
 from solver import __version__
 from solver.errors import CaseError, OutputError, SolverExit
@@ -211,6 +212,7 @@ class ResultsWriter:
         if continue_after is not None:
             fields = ("temperature",) + self.extra_fields
             try:
+                self._check_same_mesh(mesh)  # before the file is cut back
                 on_root(comm, lambda: trim_for_restart(self.h5_path, continue_after, keep_until, fields), CaseError)
                 self._continue(continue_after, attrs)
             except SolverExit:
@@ -264,6 +266,45 @@ class ResultsWriter:
         self.backend.flush()
         if self.xdmf is not None:
             self.xdmf.rewrite(self.snapshots)
+
+    def _check_same_mesh(self, mesh: DistributedMesh) -> None:
+        """A restart appends to the results file: its mesh must be this run's (its cell type,
+        sizes, and the sums of its coordinates and node numbers), else the index would describe
+        the old snapshots on the new mesh (a restart with --force after a change of mesh.cell
+        wrote quadrilaterals over a file of triangles). Rank 0 reads the file's mesh a chunk at a
+        time; the run's sums are one reduction."""
+        ours = np.array([mesh.coords[: mesh.n_owned].sum(), np.abs(mesh.coords[: mesh.n_owned]).sum()])
+        self.comm.Allreduce(MPI.IN_PLACE, ours)
+        ids = np.array([mesh.node_ids[mesh.owned_cells].astype(np.uint64).sum(dtype=np.uint64)])  # (mod 2^64)
+        self.comm.Allreduce(MPI.IN_PLACE, ids)
+        theirs = None
+        if self.comm.rank == 0:
+            try:
+                with h5py.File(self.h5_path, "r") as f:
+                    stored = tuple(f.attrs.get(k, d) for k, d in (("cell_type", ""), ("n_nodes", -1), ("n_cells", -1)))
+                    stored = (stored[0].decode() if isinstance(stored[0], bytes) else stored[0], *stored[1:])
+                    if stored == (mesh.cell_type, mesh.n_global_nodes, mesh.n_global_cells):
+                        theirs = [0.0, np.uint64(0)]
+                        geometry, topology = f["/mesh/geometry"], f["/mesh/topology"]
+                        for start in range(0, geometry.shape[0], 1 << 20):
+                            theirs[0] += float(geometry[start: start + (1 << 20)].sum())
+                        for start in range(0, topology.shape[0], 1 << 20):
+                            theirs[1] += topology[start: start + (1 << 20)].astype(np.uint64).sum(dtype=np.uint64)
+            except (OSError, KeyError, ValueError):  # an unreadable file: the trim's own message says why
+                stored, theirs = None, "unread"
+        stored = self.comm.bcast(stored if self.comm.rank == 0 else None, root=0)
+        theirs = self.comm.bcast(theirs, root=0)
+        if isinstance(theirs, str):
+            return
+        # (sums in another order: the coordinates' agree to rounding, 1e-9 of their magnitudes at most)
+        same = theirs is not None and abs(theirs[0] - ours[0]) <= 1e-9 * max(ours[1], 1e-300) and \
+            theirs[1] == ids[0]
+        if not same:
+            what = f"{stored[2]} {stored[0]} cells, {stored[1]} nodes" if theirs is None else \
+                "the same cells and nodes in number, at other places or joined otherwise"
+            raise CaseError(f"{self.h5_path}: its mesh ({what}) is not this run's ({mesh.n_global_cells} "
+                            f"{mesh.cell_type} cells, {mesh.n_global_nodes} nodes); a restart appends to that file: "
+                            f"keep the mesh as it was, or run again with --overwrite")
 
     def init_probes(self, points: np.ndarray, keep_until: float | None = None) -> None:
         """Create (or, on a restart, trim after ``keep_until``) the probe datasets."""

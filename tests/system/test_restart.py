@@ -459,6 +459,21 @@ def test_a_second_overwrite_keeps_the_users_files_in_the_checkpoints_backup(tmp_
     assert "did not write" not in proc.stderr and not (results / "checkpoints.bak.kept2").exists()
 
 
+@pytest.mark.parametrize("change", ["mesh.cell=triangle", "mesh.lengths=[0.2, 0.01]"])
+def test_a_forced_restart_on_another_mesh_of_as_many_nodes_is_refused(tmp_path, change):
+    """--force took a checkpoint of quadrilaterals into a run of triangles with as many nodes: the
+    index then described the old snapshots as triangles (exit 0, a file ParaView misreads)."""
+    args = args_for(tmp_path, "backward-euler", 16.0)
+    run_solver(1, args, cwd=tmp_path)
+    before = (tmp_path / "heater_ramp" / "heater_ramp.h5").read_bytes()
+    proc = run_solver(2, args + ["--restart", "latest", "--force", "--set", "time.t_end=24.0", "--set", change],
+                      cwd=tmp_path, check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "its mesh (" in errors[0] and "is not this run's" in errors[0]
+    assert (tmp_path / "heater_ramp" / "heater_ramp.h5").read_bytes() == before  # refused before it was cut back
+    assert "Triangle" not in (tmp_path / "heater_ramp" / "heater_ramp.xdmf").read_text()
+
+
 def test_a_checkpoint_whose_values_changed_on_the_disk_is_refused(tmp_path):
     """One value of a checkpoint's temperature changed by 16 K (a bit flipped on the disk): the
     restart continued from it to a wrong answer with exit 0. Its sum is written with it."""
