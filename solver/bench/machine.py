@@ -115,9 +115,16 @@ def bench_command(args, comm) -> int:
         if comm.rank == 0:
             print(text, file=sys.stderr, flush=True)
 
-    if comm.rank == 0:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = comm.bcast(tempfile.mkdtemp(prefix="bench-", dir=path.parent) if comm.rank == 0 else None)
+    def make_scratch():  # beside the figures: a folder the figures can be written into, else exit 2
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return tempfile.mkdtemp(prefix="bench-", dir=path.parent)
+        except OSError as exc:
+            return CaseError(f"--json {path}: cannot write into its folder {path.parent} ({exc.strerror or exc})")
+
+    scratch = comm.bcast(make_scratch() if comm.rank == 0 else None)
+    if isinstance(scratch, CaseError):
+        raise scratch
     try:
         r = measure(comm, sizes, Path(scratch), report, parts, peer)
     except BaseException:  # no collective here: the error ends the run (cli aborts the others)

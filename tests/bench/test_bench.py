@@ -76,3 +76,13 @@ def test_assembly_figures_beside_dolfinx_runs_given_as_json(tmp_path):
         assert r["dolfinx"][f"P{p} 2D 1"]["ratio"]["pattern"] == pytest.approx(ours / pattern)
     for label in ("pattern (Assembler)", "reassembly of M + dt K", "ours/DOLFINx", "reference problem set-up"):
         assert label in proc.stdout, label
+
+
+@pytest.mark.parametrize("target", ["file/x.json", "/proc/x.json"])
+def test_a_figures_file_in_a_folder_that_cannot_be_made_is_refused_before_measuring(tmp_path, target):
+    """--json below a file (or in /proc) ended in an internal error (FileExistsError, exit 1)."""
+    (tmp_path / "file").write_text("")
+    proc = subprocess.run([sys.executable, "-m", "solver", "bench", "--quick", "--only", "stream", "--ranks", "1",
+                           "--json", target], cwd=tmp_path, env=mpi_env(), capture_output=True, text=True, timeout=120)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "cannot write into its folder" in errors[0], proc.stderr
