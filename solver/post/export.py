@@ -40,6 +40,10 @@ def export_command(args) -> int:
     """A results file as vtu, xdmf or CSV (the arguments: :func:`solver.post.arguments.export_arguments`)."""
     import meshio
 
+    if args.all and (args.step is not None or args.time is not None):  # rather than ignore them
+        given = "--step" if args.step is not None else "--time"
+        raise CaseError(f"export --all writes every snapshot: {given} chooses one; give one of them")
+
     with Results(args.results) as r:
         names = [r.check_field(n) for n in dict.fromkeys(args.field)] if args.field else list(r.fields)
         meshio_type = CELLS[r.cell_type].meshio

@@ -44,6 +44,9 @@ def plot_command(args) -> int:
         fig = plt.figure(figsize=(w / 100, h / 100), dpi=100)
         ax = fig.add_subplot()
         if args.dt:
+            if r.case.get("time", {}).get("scheme") == "steady":
+                raise CaseError(f"{r.path}: a steady run has no time steps to plot (--dt); info and probe show its "
+                                f"state")
             if "steps/dt" not in r.file:
                 raise CaseError(f"{r.path}: has no time-step table (/steps; written since adaptive time steps)")
             out = Path(args.output) if args.output else r.path.with_name(f"{r.path.stem}_dt.png")
@@ -60,8 +63,9 @@ def plot_command(args) -> int:
             r.require_snapshots()
             out = Path(args.output) if args.output else r.path.with_name(f"{r.path.stem}{tag}_series.png")
             stats = np.array([(v.min(), v.max(), r.mean(v)) for v in (r.field(i, name) for i in range(len(r.times)))])
+            marker = "o" if len(r.times) < 3 else None  # (one snapshot, a steady run's: no line to draw)
             for k, stat in enumerate(("min", "max", "mean")):
-                ax.plot(r.times, stats[:, k], label=stat)
+                ax.plot(r.times, stats[:, k], label=stat, marker=marker)
             if "probes/values" in r.file and name == "temperature":  # probes record the temperature
                 pts, values = r.file["probes/points"][()], r.file["probes/values"][()]
                 if len(pts) <= MAX_PROBE_LINES:  # one labelled line each

@@ -163,3 +163,23 @@ def test_export_all_checks_every_target_before_it_writes_one(tmp_path, results_f
     proc = without_mpi(tmp_path, "export", results_file, "--format", "vtu", "--all", "-o", tmp_path / "out" / "s.vtu")
     assert proc.returncode == 2 and "s_000001.vtu" in proc.stderr, proc.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["s_000001.vtu"]
+
+
+def test_export_all_with_a_chosen_snapshot_is_refused(tmp_path, results_file):
+    """--all with --time wrote every snapshot, the --time ignored."""
+    proc = without_mpi(tmp_path, "export", results_file, "--format", "csv", "--all", "--time", "60",
+                       "-o", tmp_path / "x.csv")
+    assert proc.returncode == 2 and "export --all writes every snapshot: --time chooses one" in proc.stderr, proc.stderr
+    assert not list(tmp_path.glob("x*.csv"))
+
+
+def test_plots_of_a_steady_run(tmp_path):
+    """--dt: "no time-step table (written since adaptive time steps)"; --series: axes without a
+    line (one point, no marker)."""
+    run_solver(1, [ROOT / "inputs" / "plate.toml", "--set", "mesh.nx=6", "--set", "mesh.ny=3", "--set",
+                   'time.scheme="steady"', "--set", f"output.directory={tmp_path}"], cwd=tmp_path)
+    results = tmp_path / "plate" / "plate.h5"
+    proc = without_mpi(tmp_path, "plot", results, "--dt", "-o", tmp_path / "dt.png")
+    assert proc.returncode == 2 and "a steady run has no time steps to plot" in proc.stderr, proc.stderr
+    proc = without_mpi(tmp_path, "plot", results, "--series", "-o", tmp_path / "s.png")
+    assert proc.returncode == 0 and (tmp_path / "s.png").stat().st_size > 0, proc.stderr
