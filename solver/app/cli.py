@@ -17,6 +17,7 @@ Commands that read files run in one process without MPI and print their one line
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import signal
@@ -183,6 +184,10 @@ def _together(comm, status: int) -> int:
     return status
 
 
+# errors of writing (a full disk, a closed output), told from HDF5's of reading a file, which carry none
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF)
+
+
 def serial_command(plan, args) -> int:
     """``info``, ``plot``, ``probe``, ``export``: one process reading files; MPI is never started
     (login nodes and notebooks may have none)."""
@@ -201,7 +206,11 @@ def serial_command(plan, args) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
         return EXIT_BROKEN_PIPE
     except OSError as exc:  # a file named on the command line that cannot be written or read
-        named = exc.filename or getattr(args, "results", None)  # (HDF5's errors name no file)
+        if exc.filename is None and exc.errno in WRITE_ERRNOS:  # (standard output or a target: not the file read)
+            print(f"error: cannot write the output ({exc.strerror or exc})", file=sys.stderr, flush=True)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+            return EXIT_INPUT
+        named = exc.filename or getattr(args, "results", None)  # (HDF5's errors name no file, nor an errno)
         where = f"{named}: " if named else ""
         print(f"error: {where}cannot read or write it ({exc.strerror or exc})", file=sys.stderr, flush=True)
         return EXIT_INPUT

@@ -55,11 +55,15 @@ def export_command(args) -> int:
             out = output_target(default if not args.output else Path(args.output), (".xdmf",))
             out = out.resolve()
             refuse_run_files(out, r.path)
-            with contextlib.chdir(out.parent):  # meshio writes its .h5 into the working directory
-                with meshio.xdmf.TimeSeriesWriter(out.name) as w:
-                    w.write_points_cells(r.points, [(meshio_type, r.cells)])
-                    for i in indices:
-                        w.write_data(float(r.times[i]), point_data={n: r.field(i, n) for n in names})
+            try:
+                with contextlib.chdir(out.parent):  # meshio writes its .h5 into the working directory
+                    with meshio.xdmf.TimeSeriesWriter(out.name) as w:
+                        w.write_points_cells(r.points, [(meshio_type, r.cells)])
+                        for i in indices:
+                            w.write_data(float(r.times[i]), point_data={n: r.field(i, n) for n in names})
+            except OSError as exc:  # (HDF5's errors name no file: the target's, not the results read)
+                raise CaseError(f"-o {out}: cannot write it or its data file {out.with_suffix('.h5').name} "
+                                f"({str(exc).splitlines()[0][:160]})") from None
             written.append(out)
         if args.all and stem.suffix.lower() == f".{args.format}":  # -o series.vtu: series_000000.vtu, ...
             stem = stem.with_suffix("")

@@ -183,3 +183,14 @@ def test_plots_of_a_steady_run(tmp_path):
     assert proc.returncode == 2 and "a steady run has no time steps to plot" in proc.stderr, proc.stderr
     proc = without_mpi(tmp_path, "plot", results, "--series", "-o", tmp_path / "s.png")
     assert proc.returncode == 0 and (tmp_path / "s.png").stat().st_size > 0, proc.stderr
+
+
+def test_an_output_that_cannot_be_written_is_named_not_the_results_read(tmp_path, results_file):
+    """info into /dev/full said "<results>: cannot write or read it (No space left on device)";
+    an XDMF export into /proc named the results file too."""
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "solver", "info", str(results_file)], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: cannot write the output (No space left on device)"
+    proc = without_mpi(tmp_path, "export", results_file, "--format", "xdmf", "-o", "/proc/x.xdmf")
+    assert proc.returncode == 2 and proc.stderr.startswith("error: -o /proc/x.xdmf: cannot write it"), proc.stderr
