@@ -12,6 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from solver.case.shown import counted
 from solver.errors import CaseError
 from solver.io.results_reader import SolverFile
 
@@ -203,7 +204,8 @@ def text_lines(info: dict) -> list[str]:
         + f", solver {info['solver_version']}",
         f"base case   {st['case']}",
         f"samples     {sm['total']}: {sm['done']} done, {sm['failed']} failed, {sm['pending']} pending; {ending}",
-        f"run         {info['ranks']} ranks, {info['ranks_per_case']} per case, wall time {info['wall_time']:.3f} s"
+        f"run         {counted(info['ranks'], 'rank')}, {info['ranks_per_case']} per case, "
+        f"wall time {info['wall_time']:.3f} s"
         + (f" (samples {sec['mean']:.3g} s on average, longest {sec['max']:.3g} s)" if sec else ""),
     ]
     if m := info["mesh"]:

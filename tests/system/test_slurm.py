@@ -260,4 +260,4 @@ def test_study_slurm_continues_a_stopped_study_after_a_sigterm(cluster, tmp_path
     assert int(info["Restarts"]) >= 1 and "segment 2" in text and "recorded status 75" in text, text
     with h5py.File(tmp_path / "out" / "mc" / "mc.study.h5", "r") as f:
         assert f.attrs["status"] == "complete" and np.all(f["samples/status"][()] == 0)
-    assert "to run on 2 groups of 1 ranks (restart from" in text  # segment 2 ran only the samples left
+    assert "to run on 2 groups of 1 rank (restart from" in text  # segment 2 ran only the samples left

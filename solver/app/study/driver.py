@@ -30,7 +30,7 @@ from mpi4py import MPI
 from solver.app.control import SAFETY, slurm_time_left
 from solver.app.preflight import claim_space, guard_output
 from solver.app.run import expected_snapshots
-from solver.case.shown import size
+from solver.case.shown import counted, size
 from solver.parallel.collective import on_root
 from solver.errors import EXIT_NUMERICAL, EXIT_STOPPED, CaseError, NumericalError, OutputError
 from solver.heat.schedule import fixed_steps
@@ -172,7 +172,7 @@ class StudyRun:
         status = earlier.table.status if earlier else np.full(len(table), PENDING, dtype=np.int64)
         pending = np.flatnonzero(status == PENDING)
         log.info(f"study {spec.name}: {len(table)} samples of {spec.base.source} ({spec.method}, seed {spec.seed}), "
-                 f"{len(pending)} to run on {groups.count} groups of {groups.ranks_per_case} ranks"
+                 f"{len(pending)} to run on {counted(groups.count, 'group')} of {counted(groups.ranks_per_case, 'rank')}"
                  + (f" (restart from {self.path})" if self.options.restart else ""))
         on_root(world, lambda: self.check_space(mesh.n_global_nodes, len(table)), CaseError, keep=(OutputError,))
         wall_limit = self.options.wall_limit
@@ -352,7 +352,7 @@ class StudyRun:
         if quiet:
             return
         log.info(f"study {spec.name}: {done} of {len(table)} samples done ({failed} failed) in {seconds:.1f} s on "
-                 f"{world.size} ranks, {g.count} groups of {g.ranks_per_case}; results: {self.path}")
+                 f"{counted(world.size, 'rank')}, {counted(g.count, 'group')} of {g.ranks_per_case}; results: {self.path}")
         if not complete:
             log.warning(f"study stopped with {len(table) - done} samples to run; to continue: mpirun -n N python -m "
                         f"solver study {shlex.quote(str(spec.source))} --ranks-per-case R --restart latest")
