@@ -140,7 +140,8 @@ def validate(raw: dict, source: str) -> dict:
         body = raw.get(section, {})
         for key in body:
             if key not in keys:
-                unknown(f"unknown key {section}.{key} (allowed: {', '.join(keys)})")
+                above = f"; {key} is a top-level key: write it above the first [section]" if key in ROOT_SCHEMA else ""
+                unknown(f"unknown key {section}.{key} (allowed: {', '.join(keys)}){above}")
         values[section] = {k: _check(f"{section}.{k}", spec, body.get(k, spec.default), fail)
                            for k, spec in keys.items()}
     _check_mesh(values["mesh"], fail)

@@ -228,6 +228,13 @@ def test_a_melting_range_a_few_rounding_steps_wide_is_refused(solidus, liquidus)
     load_case(GOOD, "case.toml", [*melting, f"material.liquidus={solidus + 1e-9 * max(abs(solidus), 1.0) * 1.01!r}"])
 
 
+def test_a_top_level_key_written_inside_a_section_is_sent_above_it():
+    """temperature_unit after [output] was "unknown key output.temperature_unit", with no hint."""
+    with pytest.raises(CaseError, match=r"unknown key output.temperature_unit \(allowed: .*\); temperature_unit is "
+                                        r"a top-level key: write it above the first \[section\]"):
+        load_case(GOOD + '[output]\ntemperature_unit = "K"\n', "case.toml")
+
+
 def test_an_unknown_top_level_key_is_called_a_key():
     """``temperature_units = "K"`` at the top was reported as an unknown section."""
     with pytest.raises(CaseError, match=r"unknown top-level key temperature_units \(sections: "):
