@@ -288,7 +288,8 @@ class CaseRun:
             raise CaseError(f"{self.case.source}: time.t_end = {t_end:.6g} is not a whole number of steps of time.dt = "
                             f"{dt:.6g} after the checkpoint's t = {attrs.t:.6g} ({path}); give a t_end that is")
         changed = checkpoint.check_compatible(path, attrs, self.case.values, self.options.force)
-        log.info(f"restarting from {path} (step {attrs.step}, t = {attrs.t:.6g}, written on {counted(attrs.ranks, 'rank')})")
+        log.info(f"restarting from {path} (step {attrs.step}, t = {attrs.t:.6g}, written on "
+                 f"{counted(attrs.ranks, 'rank')})")
         if changed:
             log.info(f"changed since the checkpoint: {', '.join(changed)}")
         return Resume(path, attrs)

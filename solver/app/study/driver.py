@@ -172,7 +172,8 @@ class StudyRun:
         status = earlier.table.status if earlier else np.full(len(table), PENDING, dtype=np.int64)
         pending = np.flatnonzero(status == PENDING)
         log.info(f"study {spec.name}: {len(table)} samples of {spec.base.source} ({spec.method}, seed {spec.seed}), "
-                 f"{len(pending)} to run on {counted(groups.count, 'group')} of {counted(groups.ranks_per_case, 'rank')}"
+                 f"{len(pending)} to run on {counted(groups.count, 'group')} of "
+                 f"{counted(groups.ranks_per_case, 'rank')}"
                  + (f" (restart from {self.path})" if self.options.restart else ""))
         on_root(world, lambda: self.check_space(mesh.n_global_nodes, len(table)), CaseError, keep=(OutputError,))
         wall_limit = self.options.wall_limit
@@ -352,7 +353,8 @@ class StudyRun:
         if quiet:
             return
         log.info(f"study {spec.name}: {done} of {len(table)} samples done ({failed} failed) in {seconds:.1f} s on "
-                 f"{counted(world.size, 'rank')}, {counted(g.count, 'group')} of {g.ranks_per_case}; results: {self.path}")
+                 f"{counted(world.size, 'rank')}, {counted(g.count, 'group')} of {g.ranks_per_case}; "
+                 f"results: {self.path}")
         if not complete:
             log.warning(f"study stopped with {len(table) - done} samples to run; to continue: mpirun -n N python -m "
                         f"solver study {shlex.quote(str(spec.source))} --ranks-per-case R --restart latest")
