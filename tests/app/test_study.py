@@ -174,12 +174,18 @@ def test_failed_samples_are_recorded_and_a_stopped_study_continues_to_the_same_s
     with h5py.File(result, "r") as f:
         status = f["samples/status"][()]
         assert f.attrs["status"] == "stopped" and 0 < np.sum(status != -1) < 12
+        first_segment = float(f.attrs["wall_time"])
     proc = study(2, [spec, "--restart", "latest", "--quiet"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     with h5py.File(result, "r") as f:
         restarted = {name: f[name][()] for name in ("samples/status", "samples/message", "statistics/mean/000002",
                                                     "statistics/std/000002", "statistics/above_0/000002")}
         assert f.attrs["status"] == "complete"
+        both = float(f.attrs["wall_time"])
+    assert both > first_segment
+    assert study(2, [spec, "--restart", "latest", "--quiet"], tmp_path).returncode == 0  # nothing left to run
+    with h5py.File(result, "r") as f:  # every segment's time (it was the last one's alone: 0.2 s for 0.9 s)
+        assert f.attrs["wall_time"] >= both
     k = sample_table(load_study(spec))[:, 0]
     assert np.any(k <= 0)  # the seed draws a conductivity <= 0: that sample fails, the others finish
     assert np.array_equal(restarted["samples/status"], np.where(k > 0, 0, 2))

@@ -344,7 +344,9 @@ class StudyRun:
             "count": stats.count if stats is not None else 0, "done": done, "failed": failed,
             "status": "complete" if complete else "stopped",
             "exit_status": (EXIT_NUMERICAL if all_failed else 0) if complete else EXIT_STOPPED,
-            "ranks": world.size, "ranks_per_case": g.ranks_per_case, "wall_time": seconds}
+            "ranks": world.size, "ranks_per_case": g.ranks_per_case,
+            # the segments' together: those before a restart, and this one
+            "wall_time": seconds + (float(earlier.attrs.get("wall_time", 0.0)) if earlier is not None else 0.0)}
         write_study(self.path, world, self.driver, contents)
         if world.rank == 0:
             for path in partial_files(self.directory, spec.name):
