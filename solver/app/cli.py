@@ -145,7 +145,7 @@ def run_command(args, comm) -> int:
     text, source, stem = read_case_text(comm, args.case)
     case = load_case(text, source, args.set, default_name=stem)
     if args.dry_run:
-        dry_run(case, comm)
+        dry_run(case, comm, restart=args.restart)
         return 0
     result = run(case, comm, quiet=args.quiet, restart=args.restart, force=args.force, overwrite=args.overwrite)
     return EXIT_STOPPED if result.stopped else 0

@@ -337,8 +337,9 @@ def after_output_error(results: ResultsWriter | None, last_checkpoint: Path | No
     return f"{state}; free space, then continue from {last_checkpoint} with --restart latest"
 
 
-def dry_run(case: Case, comm=MPI.COMM_WORLD) -> DryRunReport:
-    """Resolve the case, build the mesh and matrices, and report sizes; no solve, no files."""
+def dry_run(case: Case, comm=MPI.COMM_WORLD, restart: str | None = None) -> DryRunReport:
+    """Resolve the case, build the mesh and matrices, and report sizes; no solve, no files (with
+    ``restart``: the checkpoint is not read, and the report says so)."""
     check_memory(comm, case.source, case.mesh)
     check_split(comm, case.mesh)
     d = Discretisation(case, comm)
@@ -367,6 +368,9 @@ def dry_run(case: Case, comm=MPI.COMM_WORLD) -> DryRunReport:
         log.info(f"explicit-euler stable time step: {dt_limit:.6g} s"
                  + ("" if case.steady else f"; this case: {how}"))
     log.info(f"output: about {size(out_bytes)} in {directory} ({snapshots} snapshots)")
+    if restart is not None:
+        log.info(f"restart: --restart {restart} is not checked by a dry run (the run reads the checkpoint and "
+                 f"compares its case); the steps and snapshots above count from t = 0")
     log.info("dry run: nothing solved, nothing written")
     return DryRunReport(mesh.n_global_nodes, mesh.n_global_cells, comm.size, per_rank, dt_limit, steps, out_bytes)
 
