@@ -70,7 +70,8 @@ def bench_arguments(p) -> None:
 
 
 def machine_arguments(g) -> None:
-    g.add_argument("--quick", action="store_true", help=f"small sizes (about 30 s on 2 cores): {QUICK}")
+    quick = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in QUICK.items())
+    g.add_argument("--quick", action="store_true", help=f"small sizes (about 30 s on 2 cores): {quick}")
     g.add_argument("--dofs-2d", type=float, help=f"DOFs of the 2D P1 problems (default {FULL['dofs_2d']:g})")
     g.add_argument("--dofs-3d", type=float, help=f"DOFs of the 3D P1 problem (default {FULL['dofs_3d']:g})")
     g.add_argument("--cells", type=float, help=f"cells of the assembly meshes (default {FULL['cells']:g})")
@@ -86,7 +87,7 @@ def machine_arguments(g) -> None:
     g.add_argument("--dolfinx-repeat", type=int, help="DOLFINx runs per mesh and rank count (medians; default 1)")
     g.add_argument("--dolfinx-json", action="append",
                    help="a file of dolfinx_heat.py JSON lines to compare with instead of (or besides) running it")
-    g.add_argument("--stream", type=float, help=f"elements per triad array (default {FULL['stream']:g})")
+    g.add_argument("--stream", type=float, help=f"elements per triad array (default {FULL['stream']:,})")
     g.add_argument("--steps", type=int, help="time steps timed per case; --study: time steps of a sample "
                    "(default 80)")
 

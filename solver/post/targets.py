@@ -19,6 +19,8 @@ def output_target(path: str | Path, suffixes: tuple[str, ...], option: str = "-o
     device, a FIFO or any file that is not regular, an HDF5 file (through a link too), or when its
     folder does not exist."""
     path = Path(path)
+    if path.name.lower() in suffixes or path.name in ("", ".", ".."):  # "-o .png": an extension without a name
+        raise CaseError(f"{option} {path}: no file name before the extension; give one (e.g. out{suffixes[0]})")
     for candidate in dict.fromkeys((path, path if path.suffix else path.with_name(path.name + suffixes[0]))):
         try:
             mode = os.stat(candidate).st_mode

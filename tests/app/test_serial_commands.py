@@ -194,3 +194,10 @@ def test_an_output_that_cannot_be_written_is_named_not_the_results_read(tmp_path
     assert proc.returncode == 2 and proc.stderr.strip() == "error: cannot write the output (No space left on device)"
     proc = without_mpi(tmp_path, "export", results_file, "--format", "xdmf", "-o", "/proc/x.xdmf")
     assert proc.returncode == 2 and proc.stderr.startswith("error: -o /proc/x.xdmf: cannot write it"), proc.stderr
+
+
+def test_an_output_name_that_is_only_an_extension_is_refused(tmp_path, results_file):
+    """plot -o .png wrote .png.png."""
+    proc = without_mpi(tmp_path, "plot", results_file, "-o", tmp_path / ".png")
+    assert proc.returncode == 2 and "no file name before the extension" in proc.stderr, proc.stderr
+    assert not list(tmp_path.glob(".png*"))
