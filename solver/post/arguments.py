@@ -103,7 +103,8 @@ def export_arguments(p) -> None:
     p.add_argument("--format", required=True, choices=("vtu", "xdmf", "csv"),
                    help="vtu (ParaView, one file per snapshot), xdmf (with an HDF5 file beside it) or csv (one row "
                    "per node)")
-    p.add_argument("-o", "--output", help="output file (default: beside the results file)")
+    p.add_argument("-o", "--output", help="output file (default: beside the results file; - : one snapshot as CSV "
+                   "to standard output)")
     p.add_argument("--all", action="store_true",
                    help="every snapshot (vtu: one file each and a .pvd of them; xdmf: a time series)")
     when_arguments(p)

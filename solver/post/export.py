@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +45,17 @@ def export_command(args) -> int:
         given = "--step" if args.step is not None else "--time"
         raise CaseError(f"export --all writes every snapshot: {given} chooses one; give one of them")
 
+    if args.output == "-" and (args.format != "csv" or args.all):
+        raise CaseError("export -o -: standard output takes one snapshot as CSV (--format csv, without --all)")
+
     with Results(args.results) as r:
         names = [r.check_field(n) for n in dict.fromkeys(args.field)] if args.field else list(r.fields)
+        if args.output == "-":  # one snapshot's CSV to standard output (for a pipe)
+            i = r.index(args.step, args.time)
+            data = np.column_stack([r.points, *(r.field(i, n) for n in names)])
+            np.savetxt(sys.stdout, data, delimiter=",", header=",".join(["x", "y", "z"][: r.dim] + names),
+                       comments="", fmt="%.17g")
+            return 0
         meshio_type = CELLS[r.cell_type].meshio
         indices = range(r.require_snapshots()) if args.all else [r.index(args.step, args.time)]
         stem = Path(args.output) if args.output else r.path.with_suffix("")

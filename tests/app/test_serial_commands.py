@@ -201,3 +201,15 @@ def test_an_output_name_that_is_only_an_extension_is_refused(tmp_path, results_f
     proc = without_mpi(tmp_path, "plot", results_file, "-o", tmp_path / ".png")
     assert proc.returncode == 2 and "no file name before the extension" in proc.stderr, proc.stderr
     assert not list(tmp_path.glob(".png*"))
+
+
+def test_export_of_one_snapshot_as_csv_to_standard_output(tmp_path, results_file):
+    """export -o - wrote a file named -.csv; it writes the CSV to standard output (vtu is refused)."""
+    proc = without_mpi(tmp_path, "export", results_file, "--format", "csv", "--step", "0", "-o", "-")
+    rows = proc.stdout.splitlines()
+    assert proc.returncode == 0 and rows[0] == "x,y,temperature" and len(rows) > 10, proc.stderr
+    with h5py.File(results_file, "r") as f:
+        assert len(rows) - 1 == len(f["mesh/geometry"])
+    proc = without_mpi(tmp_path, "export", results_file, "--format", "vtu", "-o", "-")
+    assert proc.returncode == 2 and "standard output takes one snapshot as CSV" in proc.stderr
+    assert not list(tmp_path.glob("-*"))
