@@ -291,7 +291,8 @@ def _check_constant_range(name: str, spec: Key, value, fail) -> None:
 
 
 def parse_duration(value) -> float | None:
-    """Seconds from a number or SLURM-style "[D-]HH:MM:SS" / "MM:SS"; None if malformed."""
+    """Seconds from a number or SLURM-style "[D-]HH:MM:SS", "D-HH:MM" or "MM:SS"; None if malformed
+    (minutes and seconds of 60 or more after hours, too)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
@@ -304,6 +305,12 @@ def parse_duration(value) -> float | None:
     days, hours, minutes, seconds = m.groups()
     if max(len(days or ""), len(hours or ""), len(minutes), len(seconds)) > 12:
         return None  # longer than the age of the universe
+    if days is not None and hours is None:  # SLURM's D-HH:MM
+        if "." in seconds:
+            return None
+        hours, minutes, seconds = minutes, seconds, "0"
+    if float(seconds) >= 60 or (hours is not None and int(minutes) >= 60):
+        return None  # 1:99:00 is not a time of day
     return ((int(days or 0) * 24 + int(hours or 0)) * 60 + int(minutes)) * 60 + float(seconds)
 
 

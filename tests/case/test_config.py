@@ -239,3 +239,12 @@ def test_an_unknown_top_level_key_is_called_a_key():
     """``temperature_units = "K"`` at the top was reported as an unknown section."""
     with pytest.raises(CaseError, match=r"unknown top-level key temperature_units \(sections: "):
         load_case('temperature_units = "K"\n[mesh]\nnx = 2\nny = 2\n', "case.toml")
+
+
+def test_durations_follow_slurm_s_forms():
+    """1:99:00 was taken as 2 h 39 min; 2-10:00 (SLURM: 2 days 10 hours) as 2 days 10 minutes."""
+    from solver.case.load import parse_duration
+
+    assert parse_duration("01:30:00") == 5400.0 and parse_duration("90:00") == 5400.0
+    assert parse_duration("2-10:00") == (2 * 24 + 10) * 3600.0 and parse_duration("2-01:00:00") == 49 * 3600.0
+    assert parse_duration("1:99:00") is None and parse_duration("1:00:60") is None
