@@ -92,7 +92,6 @@ def pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-
 def discard_backup(folder: Path, ours) -> None:
     """Delete the files of ``folder`` that ``ours(path)`` says the solver wrote; anything else (a
     user's file, a folder, another run's checkpoint moved aside) is kept: the folder then moves
@@ -134,6 +133,7 @@ def _saved_run(path: Path) -> bool:
     index = stem.rpartition("_")[2]
     return dot == "." and len(index) == 6 and index.isdigit() and \
         (suffix == "xdmf" or (suffix == "h5" and holds_hdf5(path)))
+
 
 class OutputGuard:
     """Rank 0's checks and lock on a results directory."""
