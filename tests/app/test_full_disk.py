@@ -116,19 +116,27 @@ def test_a_failed_write_on_one_rank_leaves_the_file_as_last_listed(tmp_path, dri
     check_restart(3, args, tmp_path, tmp_path / "plate", reference)
 
 
-def test_a_write_that_fails_while_the_mesh_is_written_ends_in_order(tmp_path):
-    """Every write of the process fails with ENOSPC (strace's fault injection) from the first, the
-    mesh's: the line was printed, then HDF5 retried the writes as the file was closed at exit and
-    the process died in MPI_Finalize (exit 139). The file is kept open until the end (74)."""
+def failing_writes(when: int, launch: list, args: list, cwd: Path, grace: bool = False):
+    """``launch`` + ``args`` (a solver run) with every pwrite64 failing with ENOSPC from the
+    ``when``-th on (strace's fault injection, following the launched processes); skipped where
+    strace is missing or cannot trace."""
     import shutil
 
     if shutil.which("strace") is None:
         pytest.skip("strace is not installed")
-    cmd = ["strace", "-f", "-o", "/dev/null", "-e", "trace=pwrite64", "-e", "inject=pwrite64:error=ENOSPC:when=1+",
-           sys.executable, "-m", "solver", PLATE, *SMALL, "--set", f"output.directory={tmp_path}"]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=mpi_env(), capture_output=True, text=True, timeout=90)
+    cmd = ["strace", "-f", "-o", "/dev/null", "-e", "trace=pwrite64", "-e",
+           f"inject=pwrite64:error=ENOSPC:when={when}+", *launch, sys.executable, "-m", "solver", *map(str, args)]
+    proc = subprocess.run(cmd, cwd=cwd, env=mpi_env(grace=grace), capture_output=True, text=True, timeout=90)
     if "ptrace" in proc.stderr and proc.returncode != 74:
         pytest.skip("strace cannot trace here")
+    return proc
+
+
+def test_a_write_that_fails_while_the_mesh_is_written_ends_in_order(tmp_path):
+    """Every write of the process fails with ENOSPC (strace's fault injection) from the first, the
+    mesh's: the line was printed, then HDF5 retried the writes as the file was closed at exit and
+    the process died in MPI_Finalize (exit 139). The file is kept open until the end (74)."""
+    proc = failing_writes(1, [], [PLATE, *SMALL, "--set", f"output.directory={tmp_path}"], tmp_path)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 74 and len(errors) == 1 and "cannot write the mesh" in errors[0], proc.stderr
     assert "Traceback" not in proc.stderr and "Segmentation" not in proc.stderr
@@ -141,17 +149,9 @@ def test_a_restart_after_a_write_that_failed_inside_hdf5_s_metadata(tmp_path, re
     version number", exit 1) and on 3 ranks took a listed snapshot with it. The file is copied
     (what the restart keeps) where its objects cannot be read; the restart on 2 ranks completes
     and agrees with an uninterrupted run."""
-    import shutil
-
-    if shutil.which("strace") is None:
-        pytest.skip("strace is not installed")
     args = [PLATE, *SMALL, "--set", f"output.directory={tmp_path}"]
-    cmd = ["strace", "-f", "-o", "/dev/null", "-e", "trace=pwrite64", "-e",
-           f"inject=pwrite64:error=ENOSPC:when={when}+", *mpirun_command(ranks), sys.executable, "-m", "solver",
-           *map(str, args), "--set", "output.write_timeout=5"]  # (3 ranks: a write of one rank hangs)
-    proc = subprocess.run(cmd, cwd=tmp_path, env=mpi_env(grace=True), capture_output=True, text=True, timeout=90)
-    if "ptrace" in proc.stderr and proc.returncode != 74:
-        pytest.skip("strace cannot trace here")
+    proc = failing_writes(when, mpirun_command(ranks), [*args, "--set", "output.write_timeout=5"], tmp_path,
+                          grace=True)  # (3 ranks: a write of one rank hangs until the timeout)
     assert proc.returncode == 74 and "Traceback" not in proc.stderr, proc.stderr
     check_restart(2, args, tmp_path, tmp_path / "plate", reference)
 
@@ -159,15 +159,7 @@ def test_a_restart_after_a_write_that_failed_inside_hdf5_s_metadata(tmp_path, re
 def test_info_shows_the_listed_snapshots_of_a_file_whose_step_table_a_failed_write_damaged(tmp_path):
     """Writes fail from the 100th on (strace), while the time-step table grows: the run kept 2
     snapshots, and info refused the file ("cannot write or read it", naming no file, exit 2)."""
-    import shutil
-
-    if shutil.which("strace") is None:
-        pytest.skip("strace is not installed")
-    cmd = ["strace", "-f", "-o", "/dev/null", "-e", "trace=pwrite64", "-e", "inject=pwrite64:error=ENOSPC:when=100+",
-           sys.executable, "-m", "solver", PLATE, *SMALL, "--set", f"output.directory={tmp_path}"]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=mpi_env(), capture_output=True, text=True, timeout=90)
-    if "ptrace" in proc.stderr and proc.returncode != 74:
-        pytest.skip("strace cannot trace here")
+    proc = failing_writes(100, [], [PLATE, *SMALL, "--set", f"output.directory={tmp_path}"], tmp_path)
     assert proc.returncode == 74 and "the results keep 2 complete snapshots" in proc.stderr, proc.stderr
     info = subprocess.run([sys.executable, "-m", "solver", "info", str(tmp_path / "plate" / "plate.h5")],
                           capture_output=True, text=True, timeout=60)
