@@ -268,43 +268,48 @@ class ResultsWriter:
             self.xdmf.rewrite(self.snapshots)
 
     def _check_same_mesh(self, mesh: DistributedMesh) -> None:
-        """A restart appends to the results file: its mesh must be this run's (its cell type,
-        sizes, and the sums of its coordinates and node numbers), else the index would describe
+        """A restart appends to the results file: its mesh must be this run's (its cell type and
+        sizes, then each rank's block of its coordinates and cells), else the index would describe
         the old snapshots on the new mesh (a restart with --force after a change of mesh.cell
-        wrote quadrilaterals over a file of triangles). Rank 0 reads the file's mesh a chunk at a
-        time; the run's sums are one reduction."""
-        ours = np.array([mesh.coords[: mesh.n_owned].sum(), np.abs(mesh.coords[: mesh.n_owned]).sum()])
-        self.comm.Allreduce(MPI.IN_PLACE, ours)
-        ids = np.array([mesh.node_ids[mesh.owned_cells].astype(np.uint64).sum(dtype=np.uint64)])  # (mod 2^64)
-        self.comm.Allreduce(MPI.IN_PLACE, ids)
-        theirs = None
+        wrote quadrilaterals over a file of triangles). Rank 0 reads the header; every rank then
+        reads its own block (O(N/P)) and one reduction decides. A file that cannot be read is
+        left to the trim, whose message says why."""
+        stored = None
         if self.comm.rank == 0:
             try:
                 with h5py.File(self.h5_path, "r") as f:
                     stored = tuple(f.attrs.get(k, d) for k, d in (("cell_type", ""), ("n_nodes", -1), ("n_cells", -1)))
-                    stored = (stored[0].decode() if isinstance(stored[0], bytes) else stored[0], *stored[1:])
-                    if stored == (mesh.cell_type, mesh.n_global_nodes, mesh.n_global_cells):
-                        theirs = [0.0, np.uint64(0)]
-                        geometry, topology = f["/mesh/geometry"], f["/mesh/topology"]
-                        for start in range(0, geometry.shape[0], 1 << 20):
-                            theirs[0] += float(geometry[start: start + (1 << 20)].sum())
-                        for start in range(0, topology.shape[0], 1 << 20):
-                            theirs[1] += topology[start: start + (1 << 20)].astype(np.uint64).sum(dtype=np.uint64)
-            except (OSError, KeyError, ValueError):  # an unreadable file: the trim's own message says why
-                stored, theirs = None, "unread"
-        stored = self.comm.bcast(stored if self.comm.rank == 0 else None, root=0)
-        theirs = self.comm.bcast(theirs, root=0)
-        if isinstance(theirs, str):
+                    stored = (stored[0].decode() if isinstance(stored[0], bytes) else str(stored[0]),
+                              int(stored[1]), int(stored[2]))
+            except (OSError, KeyError, ValueError, TypeError):
+                stored = "unread"
+        stored = self.comm.bcast(stored, root=0)
+        if stored == "unread":
             return
-        # (sums in another order: the coordinates' agree to rounding, 1e-9 of their magnitudes at most)
-        same = theirs is not None and abs(theirs[0] - ours[0]) <= 1e-9 * max(ours[1], 1e-300) and \
-            theirs[1] == ids[0]
-        if not same:
-            what = f"{stored[2]} {stored[0]} cells, {stored[1]} nodes" if theirs is None else \
-                "the same cells and nodes in number, at other places or joined otherwise"
-            raise CaseError(f"{self.h5_path}: its mesh ({what}) is not this run's ({mesh.n_global_cells} "
-                            f"{mesh.cell_type} cells, {mesh.n_global_nodes} nodes); a restart appends to that file: "
-                            f"keep the mesh as it was, or run again with --overwrite")
+        ours = (mesh.cell_type, mesh.n_global_nodes, mesh.n_global_cells)
+        what = f"{stored[2]} {stored[0]} cells, {stored[1]} nodes"
+        if stored == ours:
+            geometry = self.nodes.to_blocks(mesh.coords[: mesh.n_owned])
+            topology = self.cells.to_blocks(mesh.node_ids[mesh.owned_cells])
+            verdict = 0  # 0 the same, 1 unreadable, 2 another mesh (which wins)
+            try:  # independent reads of this rank's rows: no collective call that a failing rank could leave
+                with h5py.File(self.h5_path, "r") as f:
+                    theirs_g = f["/mesh/geometry"][self.nodes.start:self.nodes.stop]
+                    theirs_t = f["/mesh/topology"][self.cells.start:self.cells.stop]
+                scale = float(np.abs(geometry).max(initial=0.0))
+                if theirs_g.shape != geometry.shape or theirs_t.shape != topology.shape or \
+                        not np.array_equal(theirs_t, topology) or \
+                        not np.allclose(theirs_g, geometry, rtol=1e-12, atol=1e-12 * max(scale, 1e-300)):
+                    verdict = 2
+            except (OSError, KeyError, ValueError, TypeError):
+                verdict = 1
+            verdict = self.comm.allreduce(verdict, op=MPI.MAX)
+            if verdict != 2:
+                return
+            what = "the same cells and nodes in number, at other places or joined otherwise"
+        raise CaseError(f"{self.h5_path}: its mesh ({what}) is not this run's ({mesh.n_global_cells} "
+                        f"{mesh.cell_type} cells, {mesh.n_global_nodes} nodes); a restart appends to that file: "
+                        f"keep the mesh as it was, or run again with --overwrite")
 
     def init_probes(self, points: np.ndarray, keep_until: float | None = None) -> None:
         """Create (or, on a restart, trim after ``keep_until``) the probe datasets."""
