@@ -29,27 +29,35 @@ HELD_TOLERANCE = 1e-4  # a part's mean temperature may be off by this fraction o
 MAX_PARTS = 10_000  # parts without a Dirichlet boundary checked after a solve at most (one number each)
 
 
-def exchange_names(problem) -> list[str]:
-    """The robin and radiation boundaries that exchange heat in a steady solve: all but those whose
-    h (or epsilon) is zero on every facet at its time (0), as a constant or an expression of x,
-    y, z and t (collective). Such a boundary is insulated, and fixes no temperature."""
-    terms = [(term.name, term.condition.h, term) for term in problem.robin]
-    terms += [(term.name, term.condition.epsilon, term) for term in problem.radiation]
-    names, zero = [], []
-    for name, coefficient, term in terms:
+def _exchanging_facets(problem):
+    """(term, T-dependent, facet mask) of each robin and radiation boundary: the facets where h
+    (or epsilon) is not zero at t = 0, as a constant or an expression of x, y, z and t (all of
+    them when it depends on T)."""
+    terms = [(term, term.condition.h) for term in problem.robin]
+    terms += [(term, term.condition.epsilon) for term in problem.radiation]
+    for term, coefficient in terms:
+        n_facets = len(term.facets.nodes)
         if isinstance(coefficient, (int, float)):
-            values = np.array([float(coefficient)])
+            yield term, False, np.full(n_facets, coefficient != 0)
         elif getattr(coefficient, "depends_on_temperature", True):
-            names.append(name)
-            continue
+            yield term, True, np.ones(n_facets, dtype=bool)
         else:
             with np.errstate(all="ignore"):
                 values = np.asarray(coefficient(term.facets.points, 0.0), dtype=float)
-        zero.append((name, float(np.max(np.abs(values))) if values.size else 0.0))
-    largest = np.array([v for _, v in zero])
-    if len(largest):
-        problem.mesh.comm.Allreduce(MPI.IN_PLACE, largest, op=MPI.MAX)
-    return names + [name for (name, _), v in zip(zero, largest) if v > 0]
+            yield term, False, ~(np.broadcast_to(values, term.facets.points.shape[:2]) == 0).all(axis=1)
+
+
+def exchange_names(problem) -> list[str]:
+    """The robin and radiation boundaries that exchange heat in a steady solve: all but those whose
+    h (or epsilon) is zero on every facet at its time (0) (collective). Such a boundary is
+    insulated, and fixes no temperature."""
+    names, others = [], []
+    for term, on_temperature, on in _exchanging_facets(problem):
+        (names if on_temperature else others).append((term.name, on.any()))
+    anywhere = np.array([on for _, on in others], dtype=np.int64)
+    if len(anywhere):
+        problem.mesh.comm.Allreduce(MPI.IN_PLACE, anywhere, op=MPI.MAX)
+    return [name for name, _ in names] + [name for (name, _), on in zip(others, anywhere) if on]
 
 
 def check_floating_parts(case, problem) -> None:
@@ -85,19 +93,8 @@ def _held_nodes(problem) -> np.ndarray:
     mask = np.zeros(mesh.n_local)
     for name in problem.dirichlet.names:
         mask[mesh.boundaries[name].nodes.ravel()] = 1.0
-    terms = [(term, term.condition.h) for term in problem.robin]
-    terms += [(term, term.condition.epsilon) for term in problem.radiation]
-    for term, coefficient in terms:
-        nodes = term.facets.nodes
-        if isinstance(coefficient, (int, float)):
-            on = np.full(len(nodes), coefficient != 0)
-        elif getattr(coefficient, "depends_on_temperature", True):
-            on = np.ones(len(nodes), dtype=bool)
-        else:
-            with np.errstate(all="ignore"):
-                values = np.asarray(coefficient(term.facets.points, 0.0), dtype=float)
-            on = ~(np.broadcast_to(values, term.facets.points.shape[:2]) == 0).all(axis=1)
-        mask[nodes[on].ravel()] = 1.0
+    for term, _, on in _exchanging_facets(problem):
+        mask[term.facets.nodes[on].ravel()] = 1.0
     mask[mesh.n_owned:] = 0.0  # owners hold every facet through their nodes: they tell the ghosts
     mesh.halo.update(mask)
     return mask > 0.5

@@ -204,18 +204,23 @@ class MaterialField:
         dk = np.zeros_like(k)
         positive = True
         for g, (s, nodes) in enumerate(zip(self.sets, self._set_nodes())):
-            T, x = u[nodes], self.coords[nodes]
-            done = {}
-            for d in range(self.k_components):
-                p = s.k[d]
-                if id(p) not in done:
-                    done[id(p)] = evaluate(p, T, x, t)
-                    self.ranges.check(p, done[id(p)][0], t, x, T)
-                v, dv = done[id(p)]
+            x = self.coords[nodes]
+            for d, v, dv in self._components(s, u[nodes], x, t, x):
                 k[g, nodes, d] = v
                 dk[g, nodes, d] = dv
                 positive = positive and bool(np.all(np.asarray(v) > 0))
         return k, dk, positive
+
+    def _components(self, s: MaterialSet, T: np.ndarray, x: np.ndarray | None, t: float, where):
+        """(axis, k, dk/dT) of set ``s``'s conductivity at T and x (``where``: the points for the
+        range check); a property shared by the axes (an isotropic k) is evaluated and checked once."""
+        done = {}
+        for d in range(self.k_components):
+            p = s.k[d]
+            if id(p) not in done:
+                done[id(p)] = evaluate(p, T, x, t)
+                self.ranges.check(p, done[id(p)][0], t, where, T)
+            yield (d, *done[id(p)])
 
     @cached_property
     def cell_set(self) -> np.ndarray:
@@ -244,13 +249,8 @@ class MaterialField:
         k = np.empty(T.shape + (self.k_components,))
         dk = np.empty_like(k)
         for s, cells in self._each():
-            done = {}
-            for d in range(self.k_components):
-                p = s.k[d]
-                if id(p) not in done:
-                    done[id(p)] = evaluate(p, T[cells], x[cells], t)
-                    self.ranges.check(p, done[id(p)][0], t, x[cells], T[cells])
-                k[cells, :, d], dk[cells, :, d] = done[id(p)]
+            for d, v, dv in self._components(s, T[cells], x[cells], t, x[cells]):
+                k[cells, :, d], dk[cells, :, d] = v, dv
         return k, dk, bool(np.all(k > 0))
 
     def _each(self):
@@ -266,13 +266,8 @@ class MaterialField:
         k = np.empty(T.shape + (self.k_components,))
         for s, cells in self._each():
             pc = None if points is None else points[cells]
-            done = {}
-            for d in range(self.k_components):  # an isotropic k is one property on every axis
-                p = s.k[d]
-                if id(p) not in done:
-                    done[id(p)] = evaluate(p, T[cells], pc, t)[0]
-                    self.ranges.check(p, done[id(p)], t, self._centroids(cells) if pc is None else pc)
-                k[cells, :, d] = done[id(p)]
+            for d, v, _ in self._components(s, T[cells], pc, t, self._centroids(cells) if pc is None else pc):
+                k[cells, :, d] = v
         return k
 
     def storage(self, T: np.ndarray, where=None) -> tuple[np.ndarray, np.ndarray]:
