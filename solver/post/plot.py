@@ -9,7 +9,7 @@ import numpy as np
 
 from solver.errors import CaseError
 from solver.io.results_reader import Results
-from solver.post.slices import draw_slice
+from solver.post.slices import check_view_options, draw_slice
 from solver.post.targets import PLOT_SUFFIXES, output_target, plot_size
 from solver.post.triangles import triangles
 
@@ -81,8 +81,7 @@ def plot_command(args) -> int:
             ax.set_title(f"{r.path.stem}: {name.replace('_', ' ')} over time")
         else:
             i = r.index(args.step, args.time)
-            if r.dim == 2 and args.slice:
-                raise CaseError(f"--slice {args.slice}: {r.path.name} holds a 2D field (a slice is of a 3D one)")
+            check_view_options(r.dim, r.path.name, args.slice, args.mesh)
             T = r.field(i, name)
             out = Path(args.output) if args.output else r.path.with_name(f"{r.path.stem}{tag}_{i:06d}.png")
             vmin, vmax = LIMITS.get(name, (None, None))

@@ -7,6 +7,15 @@ import numpy as np
 from solver.errors import CaseError
 
 
+def check_view_options(dim: int, filename: str, slice_spec, mesh_edges: bool) -> None:
+    """--slice is of a 3D field and --mesh draws a 2D field's edges: refused on the other
+    dimension rather than ignored."""
+    if dim == 2 and slice_spec:
+        raise CaseError(f"--slice {slice_spec}: {filename} holds a 2D field (a slice is of a 3D one)")
+    if dim == 3 and mesh_edges:
+        raise CaseError(f"--mesh: {filename} holds a 3D field, shown as a slice without edges (--mesh is for 2D)")
+
+
 def draw_slice(ax, r, T, spec, cmap="inferno", vmin=None, vmax=None):
     """Colour map of nodal values ``T`` on the plane ``spec`` (``x=VALUE``, ``y=`` or ``z=``; default
     the middle z) of a 3D file ``r`` (anything with ``points`` and a ``locator``), sampled on a

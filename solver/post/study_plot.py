@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from solver.errors import CaseError
-from solver.post.slices import draw_slice
+from solver.post.slices import check_view_options, draw_slice
 from solver.post.triangles import triangles
 from solver.post.study_info import StudyFile
 from solver.post.targets import PLOT_SUFFIXES, output_target, plot_size
@@ -124,6 +124,7 @@ def _response(fig, ax, s: StudyFile, j: int, y, ok, label: str) -> None:
 def _field(fig, ax, s: StudyFile, args) -> str:
     """A statistics field at one output time on the mesh; the file suffix."""
     name = args.field or "mean"
+    check_view_options(s.dim, s.path.name, args.slice, args.mesh)
     i = s.index(args.step, args.time)
     T = s.statistic(name, i)
     if not np.isfinite(T).any():
@@ -140,7 +141,6 @@ def _field(fig, ax, s: StudyFile, args) -> str:
         ax.set_xlabel("x (m)")
         ax.set_ylabel("y (m)")
     else:
-
         im = draw_slice(ax, s, T, args.slice, cmap, *limits)
     ax.set_aspect("equal")
     fig.colorbar(im, ax=ax, label=label)

@@ -74,6 +74,9 @@ def test_plot_2d_field_3d_slice_and_series(plate_runs, block_run, tmp_path):
     post("plot", block_run, "--slice", "z=0.05", "-o", out3, "--size", "600x600")
     img3 = png(out3)
     assert img3.shape[:2] == (600, 600) and np.std(img3[..., :3]) > 0.05
+    refused = post("plot", block_run, "--mesh", "-o", tmp_path / "edges.png", check=False)
+    assert refused.returncode == 2 and "--mesh: block3d.h5 holds a 3D field" in refused.stderr  # was ignored
+    assert not (tmp_path / "edges.png").exists()
     series = tmp_path / "series.png"
     post("plot", plate_runs[1], "--series", "-o", series)
     assert np.std(png(series)[..., :3]) > 0.01

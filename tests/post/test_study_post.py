@@ -150,6 +150,7 @@ def test_plot_default_file_is_beside_the_study(studies, capsys):
     (["--field", "nope"], ["no such statistics field", "above_1"]),
     (["--step", "4"], ["1 output times"]),
     (["--output", "max_temperature", "--bins", "1000000000"], ["--bins 1000000000: expected a number of bins from 1"]),
+    (["--field", "mean", "--slice", "z=0.5"], ["holds a 2D field (a slice is of a 3D one)"]),
 ])
 def test_bad_plot_requests_get_one_line_and_status_2(studies, capsys, tmp_path, args, words):
     status, _, err = cli(capsys, "plot", studies["grid"], *args, "-o", tmp_path / "x.png")
