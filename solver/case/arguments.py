@@ -1,5 +1,6 @@
 """Command-line arguments are input too: a parser whose errors are :class:`CaseError` (exit
-status 2, one line), shared by every command."""
+status 2, one line), shared by every command. An option of one value given twice is refused
+(argparse would keep the last one without a word)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,29 @@ import argparse
 
 from solver.errors import CaseError
 
+_GIVEN = "_options_given"  # the namespace's record of the options seen, removed after parsing
+
+
+class _StoreOnce(argparse._StoreAction):
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string is not None:
+            given = namespace.__dict__.setdefault(_GIVEN, set())
+            if self.dest in given:
+                parser.error(f"{option_string} given twice; give it once")
+            given.add(self.dest)
+        super().__call__(parser, namespace, values, option_string)
+
 
 class ArgumentParser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _StoreOnce)
+        self.register("action", "store", _StoreOnce)
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        namespace.__dict__.pop(_GIVEN, None)
+        return namespace, extras
+
     def error(self, message):
         raise CaseError(f"command line: {message} (see python -m solver --help)")

@@ -120,6 +120,8 @@ def test_where_each_command_line_runs_is_decided_from_its_arguments():
     (["bench", "--solvers", "--timeout", "-1"], "--timeout -1: from 1 to 1e+06"),
     (["bench", "--only", "spmv"], "--only spmv: unknown parts"),
     (["bench", "--solvers", "--quick"], "--quick: only with the machine figures"),
+    (["probe", "r.h5", "--at", "0,0", "--field", "a", "--field", "b"], "--field given twice; give it once"),
+    (["s.toml", "--restart", "latest", "--restart", "none"], "--restart given twice"),
 ])
 def test_bad_command_lines_of_every_command_give_one_line_from_rank_0(tmp_path, args, message):
     """Parsed before MPI starts, on every rank: rank 0 gives the line, the others leave quietly."""
