@@ -265,6 +265,9 @@ class CaseRun:
     def find_restart(self, mesh) -> "Resume":
         """Locate and check a checkpoint on rank 0; every rank gets its attributes."""
         restart, directory = self.options.restart, self.directory
+        if self.case.steady:  # a steady run writes no checkpoint, and has no time stepping to continue
+            raise CaseError(f"{self.case.source}: time.scheme = \"steady\" does not continue from a checkpoint "
+                            f"(--restart {restart}): a steady solve starts from initial.*; run it without --restart")
 
         h5 = directory / f"{self.case.name}.h5"
 

@@ -474,6 +474,20 @@ def test_a_forced_restart_on_another_mesh_of_as_many_nodes_is_refused(tmp_path, 
     assert "Triangle" not in (tmp_path / "heater_ramp" / "heater_ramp.xdmf").read_text()
 
 
+def test_a_forced_restart_into_a_steady_case_is_refused_before_the_results_are_touched(tmp_path):
+    """--force with time.scheme = "steady" reopened the results file, then failed (exit 1) with the
+    file marked as running and its case replaced by the steady one."""
+    args = args_for(tmp_path, "backward-euler", 16.0)
+    run_solver(1, args, cwd=tmp_path)
+    before = (tmp_path / "heater_ramp" / "heater_ramp.h5").read_bytes()
+    proc = run_solver(2, args + ["--restart", "latest", "--force", "--set", "time.scheme=steady"], cwd=tmp_path,
+                      check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "does not continue from a checkpoint" in errors[0], proc.stderr
+    assert (tmp_path / "heater_ramp" / "heater_ramp.h5").read_bytes() == before
+    assert not (tmp_path / "heater_ramp" / ".heater_ramp.h5.reserve").exists()
+
+
 def test_a_checkpoint_whose_values_changed_on_the_disk_is_refused(tmp_path):
     """One value of a checkpoint's temperature changed by 16 K (a bit flipped on the disk): the
     restart continued from it to a wrong answer with exit 0. Its sum is written with it."""
