@@ -249,6 +249,8 @@ class ResultsWriter:
         except OutputError as exc:
             if exc.broken:  # a write failed: closing the file would retry it, and crash at the process's end
                 park(self.backend)
+            if comm.rank == 0:  # no results file to end: the room set aside for its end goes back
+                reserve.release(self.h5_path)
             raise
         self.snapshots: list[tuple[float, str]] = []
 

@@ -7,6 +7,7 @@ The disk is a small tmpfs when this process may mount one (root): it fills befor
 (the writer's space check refuses it) or while HDF5 writes it. Without root, the writer's fault
 hook fails one rank's write."""
 
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -209,6 +210,7 @@ def test_a_disk_that_runs_out_at_any_moment_on_3_ranks_restarts_on_4(tmp_path, s
             "checkpoint" if "cannot write the checkpoint" in errors[0] else "snapshot"
         stages.add(stage)
         filler.unlink()
+        assert not list(folder.glob(".*.reserve")), stage  # the room set aside for the end goes back
         if stage != "mesh":
             with h5py.File(folder / "plate.h5", "r") as f:
                 listed = len(f["step"])
@@ -315,3 +317,27 @@ def test_a_disk_out_of_inodes_ends_the_run_with_74(tmp_path, inodes, ranks, what
         assert "Traceback" not in proc.stderr and not list((disk / "big").glob(".*.reserve"))
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_a_study_whose_saved_runs_fill_the_disk_stops_with_74_keeping_its_samples(tmp_path, small_disk):
+    """Each sample that found no room for its saved run failed with 74 and left its reserve file,
+    and the study went on with the next ones: the disk's failure is not the sample's. The study
+    stops at the first, keeps the samples it finished, and the sample runs again on a restart."""
+    if small_disk is None:
+        pytest.skip("cannot mount a tmpfs here")
+    case = tmp_path / "plate.toml"
+    text = Path(PLATE).read_text().replace('directory = "outputs"', f'directory = "{small_disk}"')
+    case.write_text(re.sub(r"(?m)^nx = \d+", "nx = 40", text))
+    spec = tmp_path / "s.toml"
+    values = ", ".join(f"{k}.0" for k in range(10, 26))  # 16 saved runs of about 0.35 MiB: more than 4 MiB
+    spec.write_text(f'[study]\ncase = "{case}"\nname = "s"\nmethod = "list"\n[parameters]\n'
+                    f'"material.k" = {{ values = [{values}] }}\n'
+                    f'[outputs]\nsave_runs = true\nfields = false\n')
+    proc = solve(2, ["study", spec, "--quiet"], tmp_path)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 74 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "cannot write" in errors[0] and "the samples recorded before are kept" in errors[0]
+    with h5py.File(small_disk / "s" / "s.study.h5", "r") as f:
+        status = f["samples/status"][()]
+    assert 1 <= np.count_nonzero(status == 0) < 16 and set(status.tolist()) <= {0, -1}, status  # done or pending
+    assert not list((small_disk / "s" / "samples").glob(".*.reserve"))

@@ -32,7 +32,7 @@ from solver.app.preflight import claim_space, guard_output
 from solver.app.run import expected_snapshots
 from solver.case.shown import counted, size
 from solver.parallel.collective import on_root
-from solver.errors import EXIT_NUMERICAL, EXIT_STOPPED, CaseError, NumericalError, OutputError
+from solver.errors import EXIT_NUMERICAL, EXIT_OUTPUT, EXIT_STOPPED, CaseError, NumericalError, OutputError
 from solver.heat.schedule import fixed_steps
 from solver.io import deadline
 from solver.io.blockfile import choose_driver, free_bytes
@@ -154,6 +154,7 @@ class GroupShare:
     times: np.ndarray | None
     start: int
     stopped: bool  # on any rank of the world
+    no_room: str = ""  # why a sample could not write its results (a full disk): the study stops, exit 74
 
 
 class StudyRun:
@@ -181,6 +182,8 @@ class StudyRun:
         try:
             share = self.run_samples(table, pending, mesh, deadline)
             self.finish(table, mesh, earlier, share)
+            if share.no_room:
+                raise OutputError(share.no_room)
         except OutputError as exc:  # each rank looks for itself: the groups may not fail together
             if self.path.is_file() or partial_files(self.directory, spec.name):
                 how = (f"the samples recorded before are kept (in {self.path.name} or {GROUPS_FOLDER}/): free "
@@ -275,6 +278,9 @@ class StudyRun:
                     result = run_sample(spec, index, table[index], group, save_to, lambda: stop.signal is not None)
                 if result.status == PENDING:  # interrupted by the stop: run again on --restart latest
                     continue
+                if result.status == EXIT_OUTPUT:  # the disk's failure, not the sample's: it runs again on a
+                    share.no_room = f"sample {result.index}: {result.message}"  # restart, and the group stops
+                    break
                 longest = max(longest, result.seconds)
                 self.keep(result, share, nodes.block_size)
                 if group.allreduce(int(time.monotonic() - recorded >= record_seconds()), op=MPI.MAX):
@@ -284,7 +290,9 @@ class StudyRun:
         queue.free()
         if share.stopped and g.world.rank == 0:
             log.warning(f"study stopping ({stop.signal or 'wall-time limit'}): the samples done so far are kept")
-        share.stopped = g.world.allreduce(int(share.stopped), op=MPI.MAX) > 0
+        share.stopped = g.world.allreduce(int(share.stopped or bool(share.no_room)), op=MPI.MAX) > 0
+        no_room = g.world.allgather(share.no_room if group.rank == 0 else "")
+        share.no_room = next((why for why in no_room if why), "")
         return share
 
     def keep(self, result: SampleResult, share: GroupShare, block_size: int) -> None:
