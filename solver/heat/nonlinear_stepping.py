@@ -21,6 +21,7 @@ whose length grows as the steady residual falls (switched evolution relaxation, 
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import replace
 
@@ -40,6 +41,8 @@ from solver.la import newton
 from solver.la.krylov import SolveInfo, gmres, pcg
 from solver.la.matrix import DistributedMatrix, FixedPattern
 from solver.la.preconditioners import make_preconditioner
+
+log = logging.getLogger(__name__)
 
 
 class LinearisedSolver:
@@ -215,9 +218,16 @@ class StepEquations:
         self.problem.mesh.halo.update(u)
 
 
-def iterate(equations: StepEquations, u: np.ndarray, spec: NonlinearSpec) -> newton.NonlinearReport:
+STEP_ADVICE = "try a smaller time.dt, "
+STEADY_ADVICE = ("a k, rho c or epsilon that jumps with T (where(), a step in a table) may leave no steady state to "
+                 "converge to: smooth the jump over a few degrees, or run the case transient until it settles; else "
+                 "try ")
+
+
+def iterate(equations: StepEquations, u: np.ndarray, spec: NonlinearSpec,
+            advice: str = STEP_ADVICE) -> newton.NonlinearReport:
     """Newton (or Picard) on ``equations`` from u, then Picard from the same start if allowed;
-    a ConvergenceError with the history when nothing converges."""
+    a ConvergenceError with the history (and ``advice``) when nothing converges."""
     start = u.copy()
     linear_rtol = equations.linear.spec.rtol
     report = newton.solve(equations, u, spec, linear_rtol)
@@ -235,7 +245,7 @@ def iterate(equations: StepEquations, u: np.ndarray, spec: NonlinearSpec) -> new
     tried = f"{first.method} ({first.reason}; residuals {first.history()})"
     if report is not first:
         tried += f", then picard ({report.reason}; residuals {report.history()})"
-    raise ConvergenceError(f"{equations.where}: the nonlinear solve did not converge: {tried}; try a smaller time.dt, "
+    raise ConvergenceError(f"{equations.where}: the nonlinear solve did not converge: {tried}; {advice}"
                            f"a larger nonlinear.max_iterations, a looser nonlinear.rtol = {spec.rtol:g}, or check "
                            f"that k, rho c and epsilon stay physical over the temperatures reached")
 
@@ -319,6 +329,8 @@ class NonlinearSteadySolver(LinearSolves):
     when Newton alone fails."""
 
     PSEUDO_STEPS = 200
+    STALLED = 20  # pseudo-steps without progress of the steady residual before they stop
+    REJECTED = 8  # failed pseudo-steps in a row before they stop
 
     def __init__(self, problem: NonlinearHeatProblem, solver: SolverSpec, spec: NonlinearSpec):
         if not problem.dirichlet.count() and not exchange_names(problem):
@@ -330,6 +342,7 @@ class NonlinearSteadySolver(LinearSolves):
         self.linear = LinearisedSolver(problem, solver)
         self.balance = None
         self.nonlinear_iterations = 0
+        self.pseudo_steps = 0  # taken by the last continuation
         self.last: newton.NonlinearReport | None = None
 
     def solve(self, u: np.ndarray) -> SolveInfo:
@@ -340,10 +353,16 @@ class NonlinearSteadySolver(LinearSolves):
         equations = StepEquations(p, self.linear, zero, 0.0, 0.0, 1.0, "the steady solve")
         start = u.copy()
         try:
-            report = iterate(equations, u, self.spec)
+            report = iterate(equations, u, self.spec, STEADY_ADVICE)
         except ConvergenceError:
             u[:] = start
-            report = self._continuation(u, equations)
+            log.info("steady solve: Newton from the initial temperature did not converge; pseudo-transient "
+                     "continuation")
+            try:
+                report = self._continuation(u, equations)
+            except ConvergenceError as exc:
+                raise ConvergenceError(f"{exc} (after {self.pseudo_steps} pseudo-transient steps from the initial "
+                                       f"temperature)") from None
         self.last = report
         self.nonlinear_iterations += report.iterations
         self.balance = self.flows.start(u)  # steady: no storage, heat flows (W) cancel
@@ -353,25 +372,43 @@ class NonlinearSteadySolver(LinearSolves):
 
     def _continuation(self, u: np.ndarray, steady: StepEquations) -> newton.NonlinearReport:
         """Backward-Euler pseudo-steps ``(S(u) - S(u_prev)) / tau + Q(u) = 0`` with tau growing as
-        the steady residual falls, until Newton on the steady equations converges."""
+        the steady residual falls, until Newton on the steady equations converges. A pseudo-step
+        whose Newton fails is taken again from where it started, 4 times shorter; the pseudo-steps
+        stop when the steady residual has not fallen below 0.9 of its best in :attr:`STALLED` of
+        them (a k that jumps with T has no smooth path to follow), or after :attr:`REJECTED`
+        failed ones in a row."""
         p = self.problem
         G = steady.residual(u)
-        r0 = r = steady.norm(G)
+        r0 = r = best = steady.norm(G)
         tau = self._first_tau(u)
         total = newton.NonlinearReport("pseudo-transient")
+        since_best = rejected = 0
         for _ in range(self.PSEUDO_STEPS):
+            before = u.copy()
             history = -p.storage(u)
             pseudo = StepEquations(p, self.linear, history, 0.0, 1.0, tau, "the steady solve (pseudo-transient)")
             self.linear.new_step()
             report = newton.solve(pseudo, u, replace(self.spec, rtol=1e-3, atol=0.0), self.linear.spec.rtol)
             total.iterations += report.iterations
             total.linear_iterations += report.linear_iterations
+            if not report.converged:
+                u[:] = before
+                tau *= 0.25
+                rejected += 1
+                if rejected >= self.REJECTED:
+                    break
+                continue
+            rejected = 0
             r_prev, r = r, steady.norm(steady.residual(u))
             total.residuals.append(r)
             if r <= max(self.spec.atol, self.spec.rtol * r0 * 1e3):
                 break
+            best, since_best = (r, 0) if r < 0.9 * best else (best, since_best + 1)
+            if since_best >= self.STALLED:
+                break
             tau *= min(max(r_prev / max(r, 1e-300), 0.5), 10.0)
-        final = iterate(steady, u, self.spec)
+        self.pseudo_steps = len(total.residuals)
+        final = iterate(steady, u, self.spec, STEADY_ADVICE)
         final.iterations += total.iterations
         final.linear_iterations += total.linear_iterations
         final.method = "pseudo-transient continuation, then " + final.method

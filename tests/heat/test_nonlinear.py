@@ -313,6 +313,24 @@ def test_failing_newton_names_the_step_and_its_history(tmp_path):
         "(no convergence in 1 iterations; residuals " in error[0] and "try a smaller time.dt" in error[0], error
 
 
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_a_steady_conductivity_that_jumps_with_temperature_fails_soon_and_says_why(tmp_path, ranks):
+    """k = where(T < 0.5, 1, 10) leaves the nodal equations no root to converge to: the 200
+    pseudo-steps of the continuation each ran 30 failing Newton iterations (5 minutes on 3 ranks)
+    before exit 3 advised "a smaller time.dt" of a steady case. Failed pseudo-steps are retried
+    shorter, the continuation stops when it makes no progress, and the advice is the steady one."""
+    case = tmp_path / "case.toml"
+    case.write_text(BASE.replace("nx = 4\nny = 4", "nx = 40\nny = 2\nlengths = [1.0, 0.1]")
+                    .replace("k = 1.0", 'k = "where(T < 0.5, 1, 10)"').replace("value = 1.0", "value = 1.0")
+                    .replace("[time]", '[boundary.right]\ntype = "dirichlet"\nvalue = 0.0\n[time]\nscheme = "steady"'))
+    proc = run_solver(ranks, [str(case), "--overwrite"], cwd=tmp_path, check=False, timeout=120)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 3 and len(errors) == 1, proc.stderr
+    assert "jumps with T" in errors[0] and "time.dt" not in errors[0], errors
+    pseudo = int(re.search(r"after (\d+) pseudo-transient steps", errors[0]).group(1))
+    assert pseudo <= 60, errors  # was 200
+
+
 def test_nonlinear_restart_is_bitwise_and_writes_the_liquid_fraction(tmp_path):
     case = tmp_path / "cast.toml"
     case.write_text((ROOT / "tests" / "mpi" / "nonlinear_checks.py").read_text().split('COMBINED = """')[1]
