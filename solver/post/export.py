@@ -75,7 +75,11 @@ def export_command(args) -> int:
                 raise CaseError(f"-o {out}: cannot write it or its data file {out.with_suffix('.h5').name} "
                                 f"({str(exc).splitlines()[0][:160]})") from None
             written.append(out)
-        if args.all and stem.suffix.lower() == f".{args.format}":  # -o series.vtu: series_000000.vtu, ...
+        if args.all and args.output and stem.suffix:  # -o series.vtu: series_000000.vtu, ...
+            if stem.suffix.lower() != f".{args.format}":  # -o x.csv with vtu wrote x.csv_000000.vtu
+                raise CaseError(f"-o {args.output}: unknown extension {stem.suffix!r}; allowed: .{args.format} (with "
+                                f"--all, -o names the series: series or series.{args.format} gives "
+                                f"series_000000.{args.format}, ...)")
             stem = stem.with_suffix("")
         targets = []  # every target checked before the first is written (not a series cut short by a FIFO)
         for i in indices if args.format != "xdmf" else []:

@@ -78,6 +78,7 @@ def _fifo(tmp_path):
     (["plot", "{h5}", "-o", "/dev/null"], "is a device or special file"),
     (["plot", "{h5}", "-o", "{tmp}/out.bmpx"], "unknown extension"),
     (["export", "{h5}", "--format", "vtu", "-o", "{tmp}/out.csv"], "unknown extension '.csv'; allowed: .vtu"),
+    (["export", "{h5}", "--format", "vtu", "--all", "-o", "{tmp}/out.csv"], "unknown extension '.csv'; allowed: .vtu"),
     (["plot", "{h5}", "-o", "{tmp}/nowhere/out.png"], "does not exist"),
     (["plot", "{h5}", "--size", "100000x100000"], "width and height from 16 to 10000"),
     (["plot", "{h5}", "--slice", "z=0.5", "-o", "{tmp}/slice.png"], "holds a 2D field (a slice is of a 3D one)"),
