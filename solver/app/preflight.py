@@ -287,7 +287,12 @@ class OutputGuard:
                     log.info(f"removing a stale lock of process {pid} (no longer running) on {self.directory}")
                     self.lock.unlink(missing_ok=True)
                     continue
-                shown = [v if len(v) <= 64 else v[:60] + "..." for v in (pid, host)]  # a lock of garbage
+                shown = [v if len(v) <= 64 else v[:60] + "..." for v in (pid, host)]
+                if garbage:
+                    raise CaseError(f"{self.directory}: its lock {self.lock} holds no host and process id ({shown[1]} "
+                                    f"{shown[0]}: a run writing it as it starts?); run again in "
+                                    f"{GARBAGE_LOCK_AGE:g} s, when an unreadable lock is removed, or delete it if no "
+                                    f"run is starting") from None
                 raise CaseError(f"{self.directory}: in use by another run (lock {self.lock} held by process {shown[0]} "
                                 f"on {shown[1]}); wait for it, or delete the lock file if that run is gone") from None
             except OSError as exc:  # no inode left for it, a read-only or vanished folder

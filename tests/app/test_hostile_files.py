@@ -59,8 +59,12 @@ def test_a_lock_of_a_long_text_is_shown_in_a_short_line(tmp_path):
     (folder / ".solver.lock").write_text("otherhost " + "Q" * 3000 + "\n")
     proc = run_solver(1, [PLATE, *SMALL, "--set", f"output.directory={tmp_path}"], cwd=tmp_path, check=False)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
-    assert proc.returncode == 2 and len(errors) == 1 and "in use by another run" in errors[0], proc.stderr
+    assert proc.returncode == 2 and len(errors) == 1 and "holds no host and process id" in errors[0], proc.stderr
     assert len(errors[0]) < 400 and "QQQ..." in errors[0], errors
+    (folder / ".solver.lock").write_text("otherhost 12345\n")
+    proc = run_solver(1, [PLATE, *SMALL, "--set", f"output.directory={tmp_path}"], cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "in use by another run (lock" in proc.stderr and "process 12345 on otherhost" \
+        in proc.stderr, proc.stderr
 
 
 def test_a_lock_written_pid_first_is_read_as_host_and_pid(tmp_path):
