@@ -154,7 +154,10 @@ def _meshio_read(path: Path):
     except (Exception, SystemExit) as exc:  # meshio raises many kinds of errors for corrupt files
         text = str(exc).strip() if not isinstance(exc, SystemExit) else said.getvalue().strip()
         detail = text.splitlines()[0] if text else type(exc).__name__
-        raise CaseError(f"{path}: cannot read the mesh ({detail[:200]})") from None
+        if isinstance(exc, (KeyError, IndexError, ValueError, TypeError, AttributeError, EOFError)):
+            detail = f"{type(exc).__name__}: {detail}"  # a bare "np.int64(36)" or "not enough values" says little
+        raise CaseError(f"{path}: cannot read the mesh: the file is damaged, cut short, or of a form meshio does not "
+                        f"read ({detail[:200]})") from None
 
 
 def _refuse_other_cells(path: Path, m, dim: int) -> None:
@@ -246,8 +249,12 @@ def _check_facets_on_cells(path: Path, data: "MeshFileData") -> None:
     if loose.any():
         tag = int(data.facet_tags[np.argmax(loose)])
         name = next((n for n, t in data.groups.boundary.items() if t == tag), str(tag))
-        raise CaseError(f"{path}: {np.count_nonzero(loose)} boundary facets (the first of group {name!r}) pass through "
-                        f"nodes that no cell uses: they bound no cell, and their condition would apply nowhere")
+        n_loose, n_cells = int(np.count_nonzero(loose)), len(data.cells)
+        hint = f" (a file of {n_cells} {data.cell_type} cells among more lower-dimensional ones: if those are the " \
+               f"mesh, remove the {data.cell_type} cells from the file)" if n_loose > n_cells else ""
+        raise CaseError(f"{path}: {n_loose} boundary facets (the first of group {name!r}) pass through nodes that no "
+                        f"cell uses: they bound no cell, and their condition would apply nowhere; the mesh is the "
+                        f"file's {n_cells} {data.cell_type} cells{hint}")
 
 
 def _groups(field_data: dict, dim: int, cell_tags: np.ndarray, facet_tags: np.ndarray) -> MeshGroups:

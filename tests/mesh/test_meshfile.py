@@ -254,7 +254,15 @@ def test_files_whose_cells_or_facets_would_be_left_out_are_refused(tmp_path):
     square8 = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [0.5, 0], [1, 0.5], [0.5, 1], [0, 0.5]], dtype=float)
     _write_mesh(tmp_path / "quad8.msh", square8, "quad8", [list(range(8))])  # was "no ... quad ... cells"
     _write_mesh(tmp_path / "twisted.msh", points[:8], "hexahedron", [[0, 1, 2, 3, 5, 4, 6, 7]])  # was "not conforming"
+    stray = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [5, 5, 5], [6, 5, 5], [5, 6, 5], [5, 5, 6]], float)
+    meshio.write(tmp_path / "stray.msh", meshio.Mesh(stray, [("triangle", [[0, 1, 2], [0, 2, 3]]),
+                                                             ("tetra", [[4, 5, 6, 7]])],
+                                                     cell_data={"gmsh:physical": [[1, 1], [2]],
+                                                                "gmsh:geometrical": [[1, 1], [2]]}),
+                 file_format="gmsh22", binary=False)  # a 2D mesh with one stray tetrahedron
     expected = {"hanging.msh": "the mesh is not conforming: elements 1 and 2 of its kind (at 1, 0.25) touch",
+                "stray.msh": "the mesh is the file's 1 tetrahedron cells (a file of 1 tetrahedron cells among more "
+                             "lower-dimensional ones: if those are the mesh, remove the tetrahedron cells",
                 "loose.msh": "1 boundary facets (the first of group 'right') pass through nodes that no cell uses",
                 "mixed.msh": "2 cells of type wedge: the solver takes",
                 "quad8.msh": "1 cells of type quad8: the solver takes",
