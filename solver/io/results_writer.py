@@ -249,6 +249,11 @@ class ResultsWriter:
         except OutputError as exc:
             if exc.broken:  # a write failed: closing the file would retry it, and crash at the process's end
                 park(self.backend)
+            else:  # refused before any write: closed now, not by the garbage collector on a full disk (a study
+                try:  # goes on, and h5py printed "Exception ignored" for each such file)
+                    self.backend.close()
+                except (OSError, RuntimeError):
+                    park(self.backend)
             if comm.rank == 0:  # no results file to end: the room set aside for its end goes back
                 reserve.release(self.h5_path)
             raise
