@@ -214,6 +214,15 @@ def serial_command(plan, args) -> int:
         where = f"{named}: " if named else ""
         print(f"error: {where}cannot read or write it ({exc.strerror or exc})", file=sys.stderr, flush=True)
         return EXIT_INPUT
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:  # a file not as the solver writes
+        named = getattr(args, "results", None) or getattr(args, "study", None)  # it (its structure is checked as it
+        if getattr(args, "verbose", False) or not named:  # opens; these are what was changed beyond that)
+            _print_error(0, f"internal error: {_detail(exc, args)}", per_rank=False)
+            return EXIT_INTERNAL
+        print(f"error: {named}: cannot be read as this solver writes its files: damaged, or changed after it was "
+              f"written ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})",
+              file=sys.stderr, flush=True)
+        return EXIT_INPUT
     except Exception as exc:  # noqa: BLE001
         _print_error(0, f"internal error: {_detail(exc, args)}", per_rank=False)
         return EXIT_INTERNAL

@@ -26,6 +26,7 @@ from solver.case.inputfiles import DIRECTORY, MISSING, file_problem
 from solver.errors import CaseError
 from solver.fem.geometry import CellGeometry
 from solver.fem.locate import PointLocator
+from solver.io.provenance import FORMAT_VERSION
 from solver.mesh.cells import CELLS
 
 # fields whose values lie in a range: the quadratic basis interpolates nodal values within it to
@@ -67,6 +68,9 @@ class SolverFile:
         if not (points.ndim == 2 and points.shape[1] in (2, 3) and np.issubdtype(points.dtype, np.floating)
                 and np.isfinite(points).all()):
             raise CaseError(f"{self.path}: damaged file: /mesh/geometry is not a table of finite 2D or 3D points")
+        if CELLS[self.cell_type].dim != points.shape[1]:
+            raise CaseError(f"{self.path}: damaged file: {self.cell_type} cells on points of {points.shape[1]} "
+                            f"coordinates")
         return points
 
     @cached_property
@@ -105,7 +109,8 @@ class SolverFile:
         out = np.zeros(len(self.points))
         for start in range(0, len(self.cells), 1 << 16):
             cells = self.cells[start:start + (1 << 16)]
-            g = CellGeometry(self.cell_type, self.points, cells, 2 * ref.degree, gradients=False)
+            with np.errstate(all="ignore"):  # (cells of no volume: a mean of NaN)
+                g = CellGeometry(self.cell_type, self.points, cells, 2 * ref.degree, gradients=False)
             wdet = np.broadcast_to(g.wdet, (len(cells), len(g.weights)))
             out += np.bincount(cells.ravel(), weights=(wdet @ g.N).ravel(), minlength=len(out))
         return out
@@ -113,7 +118,8 @@ class SolverFile:
     def mean(self, values: np.ndarray) -> float:
         """The mean over the body of the nodal field ``values`` (weighted by :attr:`node_weights`)."""
         w = self.node_weights
-        return float(np.dot(w, values) / w.sum())
+        with np.errstate(all="ignore"):  # (cells of no volume: NaN)
+            return float(np.dot(w, values) / w.sum())
 
 
 class Results(SolverFile):
@@ -139,18 +145,62 @@ class Results(SolverFile):
                                 f"info and plot (python -m solver info {self.path})")
             raise CaseError(f"{self.path}: not a results file of this solver (no /mesh/geometry, "
                             f"/fields/temperature and /time)")
+        try:
+            self._check_layout()
+        except CaseError:
+            self.file.close()
+            raise
+
+    def _check_layout(self) -> None:
+        """The structure every command reads, checked once (a file changed or damaged after it was
+        written is refused in one line, not met half-way through a command)."""
+        f = self.file
+
+        def damaged(what: str):
+            return CaseError(f"{self.path}: damaged file: {what}")
+        version = f.attrs.get("format_version", FORMAT_VERSION)
+        if not (isinstance(version, (int, np.integer)) and 1 <= version <= FORMAT_VERSION):
+            raise CaseError(f"{self.path}: results of format {str(version)[:20]}, this solver reads format "
+                            f"{FORMAT_VERSION} (written by another version of the solver?)")
+        for name in ("mesh/geometry", "mesh/topology", "time", "step"):
+            if not isinstance(f.get(name), h5py.Dataset):
+                raise damaged(f"/{name} is missing or not a dataset")
+        if not isinstance(f.get("fields"), h5py.Group) or not isinstance(f.get("fields/temperature"), h5py.Group):
+            raise damaged("/fields/temperature is not a group of snapshots")
+        times, steps = f["time"], f["step"]
+        if times.ndim != 1 or not np.issubdtype(times.dtype, np.floating):
+            raise damaged(f"/time is not a list of times ({times.shape} {times.dtype})")
+        if steps.ndim != 1 or not np.issubdtype(steps.dtype, np.integer):
+            raise damaged(f"/step is not a list of step numbers ({steps.shape} {steps.dtype})")
+        t = times[()]
+        if not np.isfinite(t).all() or np.any(np.diff(t) < 0):
+            raise damaged("/time holds times that are not finite or not in increasing order")
+        text = f.attrs.get("case", "")
+        text = text.decode(errors="replace") if isinstance(text, bytes) else text
+        if not isinstance(text, str):
+            raise damaged("its attribute case is not the text of a case")
+        try:
+            tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise damaged(f"its attribute case is not valid TOML ({str(exc)[:80]})") from None
 
     @cached_property
     def times(self) -> np.ndarray:
-        return self.file["time"][()]
+        """The time of each listed snapshot: one with its time and its step number (a write that
+        failed between the two, or one being made, lists it in one table only)."""
+        return self.file["time"][: self._listed]
 
     @cached_property
     def steps(self) -> np.ndarray:
-        return self.file["step"][()]
+        return self.file["step"][: self._listed]
+
+    @cached_property
+    def _listed(self) -> int:
+        return min(self.file["time"].shape[0], self.file["step"].shape[0])
 
     @cached_property
     def case(self) -> dict:
-        return tomllib.loads(self.attrs["case"])
+        return tomllib.loads(self.attrs.get("case", ""))  # (checked when the file is opened)
 
     def require_snapshots(self) -> int:
         """The number of snapshots, refused (exit 2) when there is none (a run that failed first)."""
@@ -191,7 +241,7 @@ class Results(SolverFile):
         key = f"{i:06d}"
         try:
             if key not in self.file["fields"][name]:
-                raise CaseError(f"--field {name}: {self.path.name} has no value of it at snapshot {i} (a run may be "
+                raise CaseError(f"{self.path.name}: no value of field {name} at snapshot {i} (a run may be "
                                 f"writing it: read it again after the run's next snapshot)")
             data = self.file["fields"][name][key]
             if not isinstance(data, h5py.Dataset) or data.shape != (len(self.points),):

@@ -7,6 +7,7 @@ import json
 import numpy as np
 
 from solver.case.shown import counted
+from solver.errors import CaseError
 from solver.io.results_reader import Results
 from solver.post.study_info import is_study_file, study_info
 
@@ -19,6 +20,7 @@ def ending(a: dict) -> dict:
     """How the run ended: complete, stopped (a checkpoint to continue from), failed (with its exit
     status and message), or killed (no end record: still running, or ended without closing)."""
     status = a.get("status")
+    status = status if status is None else str(status)
     if status is None:  # files written before the status record
         status = "complete" if a.get("complete", True) else "stopped or failed"
     if status == "running":
@@ -27,6 +29,16 @@ def ending(a: dict) -> dict:
     detail = {"complete": "", "stopped": f"exit status 75, checkpoint {a.get('checkpoint', '')}",
               "failed": f"exit status {a.get('exit_status', '?')}: {a.get('error', '')}"}.get(status, "")
     return {"status": status, "detail": detail}
+
+
+def _number(r: Results, key: str, kind=float, default=0):
+    """A numeric root attribute (``default`` when absent); one that is not a number is a damaged file."""
+    value = r.attrs.get(key, default)
+    try:
+        return kind(value)
+    except (TypeError, ValueError, OverflowError):
+        raise CaseError(f"{r.path}: damaged file: its attribute {key} = {str(value)[:40]!r} is not a "
+                        f"{'whole ' if kind is int else ''}number") from None
 
 
 def summary(r: Results) -> dict:
@@ -38,7 +50,7 @@ def summary(r: Results) -> dict:
         "file": str(r.path), "case": r.case.get("output", {}).get("name", r.path.stem),
         "case_source": a.get("case_source", ""), "solver_version": a.get("solver_version", ""),
         "mesh": {"nodes": int(len(r.points)), "cells": int(len(r.cells)), "cell_type": r.cell_type, "dim": r.dim},
-        "ranks": int(a.get("ranks", 0)), "ending": ending(a), "complete": ending(a)["status"] == "complete",
+        "ranks": _number(r, "ranks", int), "ending": ending(a), "complete": ending(a)["status"] == "complete",
         "snapshots": int(len(times)), "steps": [int(s) for s in r.steps], "fields": list(r.fields),
         "time_range": [float(times[0]), float(times[-1])] if len(times) else [],
         "scheme": r.case.get("time", {}).get("scheme", ""),
@@ -46,12 +58,13 @@ def summary(r: Results) -> dict:
                  "mean": r.mean(last)} if last is not None else {},
         "solver": {"preconditioner": a.get("preconditioner", r.case.get("solver", {}).get("preconditioner", "")),
                    # (a failed or killed run has no totals: None)
-                   "linear_iterations": int(a["linear_iterations"]) if totals else None,
-                   "steps": int(a.get("steps", 0)),
-                   "nonlinear_iterations": int(a.get("nonlinear_iterations", 0)) if totals else None},
-        "heat_balance_relative_imbalance": float(a.get("balance_relative_imbalance", float("nan"))) if totals else None,
+                   "linear_iterations": _number(r, "linear_iterations", int) if totals else None,
+                   "steps": _number(r, "steps", int),
+                   "nonlinear_iterations": _number(r, "nonlinear_iterations", int) if totals else None},
+        "heat_balance_relative_imbalance": _number(r, "balance_relative_imbalance", float, float("nan"))
+        if totals else None,
         "provenance": {k: _plain(a[k]) for k in PROVENANCE if k in a},
-        "wall_time": {k[len("wall_time_"):]: float(v) for k, v in a.items() if k.startswith("wall_time_")},
+        "wall_time": {k[len("wall_time_"):]: _number(r, k) for k in a if k.startswith("wall_time_")},
         "time_steps": _time_steps(r, a),
     }
 

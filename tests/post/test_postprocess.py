@@ -196,6 +196,59 @@ def test_a_damaged_mesh_or_a_truncated_file_is_named_so(plate_runs, tmp_path):
         results.open(cut)
 
 
+def _del(f, name):
+    del f[name]
+
+
+def _replace(f, name, value):
+    del f[name]
+    f[name] = value
+
+
+DAMAGES = {  # each was an internal error (exit 1) in some command, or a wrong reading with exit 0
+    "no step table": (lambda f: _del(f, "step"), "damaged file: /step is missing"),
+    "no topology": (lambda f: _del(f, "mesh/topology"), "damaged file: /mesh/topology is missing"),
+    "case not TOML": (lambda f: f.attrs.__setitem__("case", "[[[ x"), "its attribute case is not valid TOML"),
+    "ranks not a number": (lambda f: f.attrs.__setitem__("ranks", "many"), "attribute ranks = 'many' is not a whole",
+                           "info"),
+    "times not in order": (lambda f: _replace(f, "time", f["time"][()][::-1].copy()), "not in increasing order"),
+    "time a group": (lambda f: (_del(f, "time"), f.create_group("time")), "/time is missing or not a dataset"),
+    "points of 3D under triangles": (lambda f: _replace(f, "mesh/geometry", np.pad(f["mesh/geometry"][()],
+                                                                                   ((0, 0), (0, 1)))),
+                                     "triangle cells on points of 3 coordinates"),
+    "a later format": (lambda f: f.attrs.__setitem__("format_version", 999), "results of format 999"),
+    "probe tables of other lengths": (lambda f: _replace(f, "probes/time", np.zeros(3)), "changed after it was",
+                                      "--series"),
+}
+
+
+@pytest.fixture(scope="module")
+def probed_plate(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("probed")
+    run_solver(1, [ROOT / "inputs" / "plate.toml", "--set", "mesh.nx=8", "--set", "mesh.ny=4", "--set",
+                   "output.probes=[[0.1, 0.05]]", "--set", f"output.directory={folder}", "--quiet"], cwd=folder)
+    return folder / "plate" / "plate.h5"
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_a_results_file_changed_after_it_was_written_is_refused_in_one_line(probed_plate, tmp_path, damage):
+    """A file not as the solver writes it: exit 2 and one line in every reading command that reads
+    the part changed (all of them, or only ``info`` or ``plot --series``: the others read it)."""
+    path = tmp_path / "plate.h5"
+    path.write_bytes(probed_plate.read_bytes())
+    change, message, *reader = DAMAGES[damage]
+    with h5py.File(path, "r+") as f:
+        change(f)
+    for command in (["info"], ["plot", "-o", tmp_path / "x.png"], ["plot", "--series", "-o", tmp_path / "x.png"],
+                    ["probe", "--at", "0.1,0.05"], ["export", "--format", "csv", "-o", tmp_path / "x.csv"]):
+        proc = post(*command, path, check=False)
+        errors = proc.stderr.strip().splitlines()
+        if reader and reader[0] not in command:
+            assert proc.returncode == 0, proc.stderr
+            continue
+        assert proc.returncode == 2 and len(errors) == 1 and message in errors[0], (command, proc.stderr)
+
+
 def test_progress_in_a_pipe_is_plain_periodic_lines(tmp_path):
     proc = run_solver(2, [PLATE, "--set", "mesh.nx=30", "--set", "mesh.ny=15", "--set", f"output.directory={tmp_path}"],
                       cwd=tmp_path)
