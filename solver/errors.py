@@ -39,6 +39,17 @@ class SolverExit(Exception):
     iterations = 0  # linear iterations spent before the failure (0: none counted)
 
 
+class ProcessFailed(SolverExit):
+    """A process a command launched (a bench's run of a case, a peer's run) failed: its status
+    and its own error line."""
+
+    def __init__(self, what: str, status: int, stderr: str):
+        errors = [ln for ln in stderr.splitlines() if ln.startswith("error:")]
+        said = errors[0][len("error:"):].strip() if errors else (stderr.strip().splitlines() or ["no message"])[-1]
+        super().__init__(f"{what} failed with exit status {status}: {said[:400]}")
+        self.exit_status = status if status in (EXIT_INPUT, EXIT_NUMERICAL, EXIT_OUTPUT) else EXIT_INTERNAL
+
+
 class CaseError(SolverExit):
     """Invalid input: the message names the file, the key and what is allowed."""
 

@@ -151,7 +151,7 @@ def complete_bench(parser, args) -> None:
         args.ranks = args.ranks[0]
     if form == "--accuracy" and (args.p1 or args.p2) and not args.dim:
         parser.error("--p1/--p2: with one --dim (the series are of one dimension)")
-    unknown = set(args.only.split(",")) - set(PARTS) if args.only else set()
+    unknown = set(args.only.split(",")) - set(PARTS) if args.only is not None else set()
     if unknown:
         parser.error(f"--only {args.only}: unknown parts {sorted(unknown)}; choose among {', '.join(PARTS)}")
     check_ranges(parser, args)
@@ -161,6 +161,10 @@ MESH_NAMES = ("P1-2D", "Q1-2D", "P1-3D", "Q1-3D", "P2-2D", "P2-3D")  # --meshes
 SIZE_LIMITS = {"--dofs-2d": (100, 1e9), "--dofs-3d": (100, 1e9), "--cells": (1, 1e9), "--cells-3d": (1, 1e9),
                "--stream": (1000, 1e9), "--timeout": (1, 1e6), "--steps": (1, 1e6), "--n": (2, 1e5),
                "--repeat": (1, 1000), "--dolfinx-repeat": (1, 1000), "--block3d-steps": (1, 1e6)}
+
+
+SIDE_LIMITS = {"--iteration-sizes": (2, 16384), "--crossover": (2, 16384), "--block3d": (2, 1000),
+               "--p1": (2, 16384), "--p2": (2, 16384)}  # cells per side (3D: --block3d's limit)
 
 
 def check_ranges(parser, args) -> None:
@@ -173,10 +177,17 @@ def check_ranges(parser, args) -> None:
         if not (math.isfinite(value) and low <= value <= high):
             parser.error(f"{option} {value:g}: from {low:g} to {high:g}")
     ranks = args.ranks if isinstance(args.ranks, list) else [] if args.ranks is None else [args.ranks]
-    for extra in (args.iteration_ranks or []):
-        ranks.append(extra)
-    if any(r < 1 or r > 4096 for r in ranks):
-        parser.error(f"--ranks {' '.join(map(str, ranks))}: from 1 to 4096 ranks")
+    for option, counts in (("--ranks", ranks), ("--iteration-ranks", args.iteration_ranks or [])):
+        if any(r < 1 or r > 4096 for r in counts):
+            parser.error(f"{option} {' '.join(map(str, counts))}: from 1 to 4096 ranks")
+    for option, (low, high) in SIDE_LIMITS.items():  # cells per side: each run's mesh, checked before any starts
+        sides = getattr(args, dest(option), None) or []
+        if option in ("--p1", "--p2") and args.dim == 3:
+            high = SIDE_LIMITS["--block3d"][1]
+        if any(not low <= n <= high for n in sides):
+            parser.error(f"{option} {' '.join(map(str, sides))}: cells per side from {low} to {high}")
+        if option in ("--p1", "--p2") and sides and (len(sides) < 2 or any(b <= a for a, b in zip(sides, sides[1:]))):
+            parser.error(f"{option} {' '.join(map(str, sides))}: at least two increasing sizes (a series)")
     if args.meshes:
         unknown = sorted(set(args.meshes.split(",")) - set(MESH_NAMES))
         if unknown:

@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 from solver.bench.cases import DT, ROOT
+from solver.errors import ProcessFailed
 from solver.parallel.launcher import mpirun_command, mpirun_environment
 
 PEER_SCRIPT = ROOT.parent / "shared" / "peers" / "dolfinx_heat.py"
@@ -50,7 +51,7 @@ def dolfinx_run(ranks: int, n: int, dim: int, script: Path, directory: Path, tim
     proc = subprocess.run(cmd, env=env, cwd=directory, capture_output=True, text=True, timeout=timeout)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"DOLFINx run failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+        raise ProcessFailed(f"bench: DOLFINx's run ({' '.join(cmd)})", proc.returncode or 1, proc.stderr)
     return json.loads(lines[-1])
 
 

@@ -37,6 +37,7 @@ import numpy as np
 from solver.bench.cases import REFERENCE, ROOT
 from solver.bench.memory import reset_peak
 from solver.bench.peers import PEER_PYTHON, PEER_SCRIPT, dolfinx_available
+from solver.errors import ProcessFailed
 from solver.parallel.launcher import mpirun_command, mpirun_environment
 
 BLOCK3D = ROOT / "inputs" / "block3d.toml"
@@ -83,7 +84,7 @@ def run_case(ranks: int, case: Path, sets: list[str], name: str, directory: Path
                                    "--overwrite", "--quiet"]
     seconds, peak_mb, proc = timed(cmd, mpirun_environment(ranks), ROOT, timeout)
     if proc.returncode != 0:
-        raise RuntimeError(f"our run failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+        raise ProcessFailed(f"bench: the run of {case.name} ({' '.join(sets)})", proc.returncode, proc.stderr)
     path = directory / name / f"{name}.h5"
     with h5py.File(path, "r") as f:
         a = dict(f.attrs)
@@ -120,7 +121,7 @@ def run_peer(ranks: int, n: int, dim: int, script: Path, directory: Path, timeou
     seconds, peak_mb, proc = timed(cmd, env, directory, timeout)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"DOLFINx run failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+        raise ProcessFailed(f"bench: DOLFINx's run ({' '.join(cmd)})", proc.returncode or 1, proc.stderr)
     r = json.loads(lines[-1])
     return {"whole_s": seconds, "peak_rss_MB": peak_mb, "iterations_per_step": r["iterations_per_step"],
             "solve_per_step_s": r["t_solve_per_step"],

@@ -120,6 +120,10 @@ def test_where_each_command_line_runs_is_decided_from_its_arguments():
     (["bench", "--solvers", "--timeout", "-1"], "--timeout -1: from 1 to 1e+06"),
     (["bench", "--only", "spmv"], "--only spmv: unknown parts"),
     (["bench", "--solvers", "--quick"], "--quick: only with the machine figures"),
+    (["bench", "--solvers", "--block3d", "0"], "--block3d 0: cells per side from 2 to 1000"),
+    (["bench", "--solvers", "--iteration-ranks", "0"], "--iteration-ranks 0: from 1 to 4096 ranks"),
+    (["bench", "--accuracy", "--dim", "2", "--p1", "8", "4"], "--p1 8 4: at least two increasing sizes"),
+    (["bench", "--only="], "--only : unknown parts"),
     (["probe", "r.h5", "--at", "0,0", "--field", "a", "--field", "b"], "--field given twice; give it once"),
     (["s.toml", "--restart", "latest", "--restart", "none"], "--restart given twice"),
 ])

@@ -85,3 +85,15 @@ def test_a_bad_override_of_bench_solvers_is_one_line_before_any_run(tmp_path):
                           env=mpi_env())
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip().splitlines()[-1].endswith("mesh.nx must be a positive integer, got -1")
+
+
+def test_a_failed_process_is_its_status_and_its_own_error_line():
+    """A bench run that failed (after its checks passed) was a RuntimeError with 2,000 characters of
+    its standard error: an internal error (exit 1) for an input error of the run."""
+    from solver.errors import ProcessFailed
+
+    failed = ProcessFailed("bench: the run of reference.toml", 2, "solver 0.5.0 ...\nerror: x.toml: mesh.nx must be "
+                                                                 "a positive integer, got -1\n")
+    assert failed.exit_status == 2 and str(failed) == ("bench: the run of reference.toml failed with exit status 2: "
+                                                       "x.toml: mesh.nx must be a positive integer, got -1")
+    assert ProcessFailed("bench: DOLFINx's run", 139, "Segmentation fault\n").exit_status == 1
