@@ -143,7 +143,7 @@ def complete_bench(parser, args) -> None:
             parser.error(f"{option}: only with {owners}, not with {form}")
     if form != "--solvers" and args.ranks is not None:
         if len(args.ranks) > 1:
-            parser.error(f"--ranks {' '.join(map(str, args.ranks))}: one number of ranks (a list with --solvers)")
+            parser.error(f"--ranks {_listed(args.ranks)}: one number of ranks (a list with --solvers)")
     for option, default in FORMS[form].items():
         if getattr(args, dest(option)) is None:
             setattr(args, dest(option), list(default) if isinstance(default, list) else default)
@@ -179,15 +179,15 @@ def check_ranges(parser, args) -> None:
     ranks = args.ranks if isinstance(args.ranks, list) else [] if args.ranks is None else [args.ranks]
     for option, counts in (("--ranks", ranks), ("--iteration-ranks", args.iteration_ranks or [])):
         if any(r < 1 or r > 4096 for r in counts):
-            parser.error(f"{option} {' '.join(map(str, counts))}: from 1 to 4096 ranks")
+            parser.error(f"{option} {_listed(counts)}: from 1 to 4096 ranks")
     for option, (low, high) in SIDE_LIMITS.items():  # cells per side: each run's mesh, checked before any starts
         sides = getattr(args, dest(option), None) or []
         if option in ("--p1", "--p2") and args.dim == 3:
             high = SIDE_LIMITS["--block3d"][1]
         if any(not low <= n <= high for n in sides):
-            parser.error(f"{option} {' '.join(map(str, sides))}: cells per side from {low} to {high}")
+            parser.error(f"{option} {_listed(sides)}: cells per side from {low} to {high}")
         if option in ("--p1", "--p2") and sides and (len(sides) < 2 or any(b <= a for a, b in zip(sides, sides[1:]))):
-            parser.error(f"{option} {' '.join(map(str, sides))}: at least two increasing sizes (a series)")
+            parser.error(f"{option} {_listed(sides)}: at least two increasing sizes (a series)")
     if args.meshes:
         unknown = sorted(set(args.meshes.split(",")) - set(MESH_NAMES))
         if unknown:
@@ -216,6 +216,13 @@ def check_ranges(parser, args) -> None:
         problem = file_problem(path)
         if problem is not None and problem != MISSING:
             parser.error(f"--dolfinx-json {path}: {problem}")
+
+
+def _listed(values) -> str:
+    """The values of a list option as given, or their first ones and their number when many."""
+    values = list(values)
+    shown = " ".join(map(str, values[:8]))
+    return shown if len(values) <= 8 else f"{shown} ... ({len(values)} values)"
 
 
 def dest(option: str) -> str:
@@ -261,13 +268,13 @@ def complete_verify(parser, args) -> None:
     if levels is None:
         return
     if len(levels) < 2:
-        parser.error(f"--levels {' '.join(map(str, levels))}: at least two mesh sizes (an order compares two)")
+        parser.error(f"--levels {_listed(levels)}: at least two mesh sizes (an order compares two)")
     high = MAX_LEVEL if args.dim == 2 else MAX_LEVEL_3D
     if any(n < 1 or n > high for n in levels):
         where = "" if args.dim == 2 else " (3D meshes; with --dim 2, up to {MAX_LEVEL})".format(MAX_LEVEL=MAX_LEVEL)
-        parser.error(f"--levels {' '.join(map(str, levels))}: cells per side from 1 to {high}{where}")
+        parser.error(f"--levels {_listed(levels)}: cells per side from 1 to {high}{where}")
     if any(b <= a for a, b in zip(levels, levels[1:])):
-        parser.error(f"--levels {' '.join(map(str, levels))}: increasing sizes")
+        parser.error(f"--levels {_listed(levels)}: increasing sizes")
     for dim in ([args.dim] if args.dim else [2, 3]):
         for degree in sorted(set(args.degree or (1, 2))):
             work = verify_work(levels[-1], dim, degree)

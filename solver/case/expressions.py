@@ -21,6 +21,8 @@ import operator
 
 import numpy as np
 
+from solver.case.shown import shown
+
 VARIABLES = ("x", "y", "z", "t")
 CONSTANTS = {"pi": np.pi, "e": np.e}
 FUNCTIONS = {
@@ -94,7 +96,7 @@ class Expression:
             self.names = frozenset()
             return
         if not isinstance(text, str):
-            raise ExpressionError(f"expected a number or an expression string, got {text!r}")
+            raise ExpressionError(f"expected a number or an expression string, got {shown(text)}")
         if len(text) > MAX_LENGTH:
             raise ExpressionError(f"expression longer than {MAX_LENGTH} characters")
         self.text = text

@@ -61,12 +61,12 @@ def parse_override(item: str, source: str) -> tuple[list[str], Any]:
     """``section.key=value`` -> (["section", "key"], value), and a top-level key (``temperature_unit=K``)
     alike; values are TOML, or bare strings."""
     if "=" not in item:
-        raise CaseError(f"{source}: --set expects section.key=value, got {item!r}")
+        raise CaseError(f"{source}: --set expects section.key=value, got {shown(item)}")
     path, raw = item.split("=", 1)
     keys = path.strip().split(".")
     if not all(keys) or (len(keys) < 2 and keys[0] not in ROOT_SCHEMA):
         raise CaseError(f"{source}: --set expects section.key=value (or {', '.join(ROOT_SCHEMA)}=value), "
-                        f"got {item!r}")
+                        f"got {shown(item)}")
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
@@ -126,7 +126,7 @@ def validate(raw: dict, source: str) -> dict:
             what = f"section [{section}]" if isinstance(body, dict) else f"top-level key {section}"
             unknown(f"unknown {what} (sections: {', '.join(allowed)}; top-level keys: {', '.join(ROOT_SCHEMA)})")
         if not isinstance(body, dict):
-            fail(f"{section} must be a table ([{section}]), got {body!r}")
+            fail(f"{section} must be a table ([{section}]), got {shown(body)}")
     values: dict = {key: _check(key, spec, raw.get(key, spec.default), fail) for key, spec in ROOT_SCHEMA.items()}
     mesh_raw = raw.get("mesh", {})
     if isinstance(mesh_raw, dict) and "file" in mesh_raw:
@@ -162,7 +162,7 @@ def validate(raw: dict, source: str) -> dict:
         fail(f"output.write_timeout must be 0 (off) or at least 1 second, got {shown(write)}")
     r = values["run"]["temperature_range"]
     if len(r) != 2 or not r[0] < r[1]:
-        fail(f"run.temperature_range must be [min, max] with min < max, got {r!r}")
+        fail(f"run.temperature_range must be [min, max] with min < max, got {shown(r)}")
     _check_phase_change("material", values["material"], fail)
     for name, region in values["region"].items():
         merged = {k: region[k] if region.get(k) is not None else values["material"][k]
@@ -433,7 +433,7 @@ def _check_output_times(output, raw_output, time, fail):
     if key == "times":
         times = output["times"]
         if any(b <= a for a, b in zip(times, times[1:])):
-            fail(f"output.times must be strictly increasing, got {times!r}")
+            fail(f"output.times must be strictly increasing, got {shown(times)}")
         if times[-1] > t_end * (1 + 1e-12):
             fail(f"output.times must lie in (0, time.t_end = {t_end!r}], got {times[-1]!r}")
     dt = time["dt"]
@@ -525,11 +525,11 @@ def _check_conductivity(name, k, dim, fail):
 
 def _check_regions(raw, dim, from_file, fail) -> dict:
     if not isinstance(raw, dict):
-        fail(f"region must be a table of named regions ([region.name]), got {raw!r}")
+        fail(f"region must be a table of named regions ([region.name]), got {shown(raw)}")
     result = {}
     for name, body in raw.items():
         if not isinstance(body, dict):
-            fail(f"region.{name} must be a table with x/y/z ranges and k, rho, c, got {body!r}")
+            fail(f"region.{name} must be a table with x/y/z ranges and k, rho, c, got {shown(body)}")
         for key in body:
             if key not in REGION_SCHEMA or (key == "z" and dim == 2):
                 allowed = [k for k in REGION_SCHEMA if dim != 2 or k != "z"]
@@ -541,7 +541,7 @@ def _check_regions(raw, dim, from_file, fail) -> dict:
         for axis in "xyz"[:dim or 3]:
             r = region[axis]
             if r is not None and (len(r) != 2 or r[0] > r[1]):
-                fail(f"region.{name}.{axis} must be [min, max] with min <= max, got {r!r}")
+                fail(f"region.{name}.{axis} must be [min, max] with min <= max, got {shown(r)}")
         if region["k"] is not None and dim:
             _check_conductivity(f"region.{name}.k", region["k"], dim, fail)
         if all(region[k] is None for k in ("k", "rho", "c", "latent_heat", "solidus", "liquidus")):
@@ -553,13 +553,13 @@ def _check_regions(raw, dim, from_file, fail) -> dict:
 def _check_boundaries(raw, mesh_type, time, fail) -> dict:
     names = BOUNDARIES[mesh_type]
     if not isinstance(raw, dict):
-        fail(f"boundary must be a table of named boundaries ([boundary.left]), got {raw!r}")
+        fail(f"boundary must be a table of named boundaries ([boundary.left]), got {shown(raw)}")
     result = {}
     for name, body in raw.items():
         if names is not None and name not in names:
             fail(f"boundary.{name}: unknown boundary {name!r} for a {mesh_type} (allowed: {', '.join(names)})")
         if not isinstance(body, dict):
-            fail(f"boundary.{name} must be a table with type and value, got {body!r}")
+            fail(f"boundary.{name} must be a table with type and value, got {shown(body)}")
         for key in body:
             if key not in BOUNDARY_SCHEMA:
                 fail(f"unknown key boundary.{name}.{key} (allowed: {', '.join(BOUNDARY_SCHEMA)}); every key: "

@@ -87,7 +87,7 @@ def read_pairs(value) -> tuple[list[list[float]], str | None]:
     if "file" in value:
         name = value["file"]
         if not isinstance(name, str) or not name:
-            raise TableError(f"file must be a CSV file name, got {name!r}")
+            raise TableError(f"file must be a CSV file name, got {shown(name)}")
         return _read_csv(Path(name)), name
     pairs = value["table"]
     if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):

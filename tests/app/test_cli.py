@@ -319,3 +319,21 @@ def test_a_huge_name_is_quoted_as_an_excerpt(tmp_path):
     name = "L" * 20000
     line = excerpt(ValueError(f"case.toml: boundary.{name}: unknown boundary '{name}' (allowed: left)"))
     assert len(line) < 400 and line.endswith("(allowed: left)") and "(20010 characters)" in line
+
+
+@pytest.mark.parametrize("words", [
+    ["--set", "boundary.left.value=[" + ",".join(['"a"'] * 3000) + "]"],
+    ["--set", "output.every=12", "--set", "region=[" + ",".join(['"a"'] * 3000) + "]"],
+])
+def test_a_long_list_in_the_input_is_quoted_as_an_excerpt(tmp_path, words):
+    """Lists of thousands of values came back whole: lines of 15,000 to 28,000 characters."""
+    proc = run_solver(1, [ROOT / "inputs" / "plate.toml", "--dry-run", *words], cwd=tmp_path, check=False, timeout=60)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and len(errors[0]) < 400 and "characters)" in errors[0], errors
+
+
+def test_an_error_line_is_at_most_its_limit():
+    from solver.app.cli import MESSAGE_LIMIT, excerpt
+
+    line = excerpt(ValueError("case.toml: output.times must be increasing, got [" + ", ".join(["5.0"] * 5000) + "]"))
+    assert len(line) <= MESSAGE_LIMIT + 40 and line.startswith("case.toml: output.times") and line.endswith("]")
