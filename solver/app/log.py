@@ -93,6 +93,13 @@ def attach_file(path: Path, rank: int) -> None:
         logging.getLogger(LOGGER).addHandler(_file)
 
 
+def to_file(level: int, message: str) -> None:
+    """A line for the log file only (the console has it otherwise: a run's error line, printed
+    by the command line once the run has ended)."""
+    if _file is not None:
+        _file.handle(logging.LogRecord(LOGGER, level, __file__, 0, message, None, None))
+
+
 def detach_file() -> None:
     global _file
     if _file is not None:

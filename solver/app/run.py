@@ -111,6 +111,9 @@ def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, restart: str | Non
         log.info(f"solver {__version__}: {case.source} on {counted(comm.size, 'rank')}"
                  + (f" (restart from {restart})" if restart else ""))
         return CaseRun(case, comm, options, directory, wall_start).execute(guard)
+    except SolverExit as exc:  # its line goes to the console from the command line, and to the log from here
+        logs.to_file(logging.ERROR, f"error: {exc}")
+        raise
     finally:
         withdraw()
         logs.detach_file()

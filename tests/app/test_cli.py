@@ -71,6 +71,8 @@ def test_non_convergence_is_reported_with_step_and_advice(tmp_path):
     assert len(errors) == 1
     assert "step 1 (t = 5)" in errors[0] and "did not converge in 2 iterations" in errors[0]
     assert "solver.preconditioner" in errors[0]
+    logged = (tmp_path / "plate" / "plate.log").read_text().splitlines()  # everything printed goes there too
+    assert logged[-1].endswith(errors[0]) and " ERROR " in logged[-1], logged[-3:]
 
 
 def plan_of(*words):
