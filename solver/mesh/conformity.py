@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from solver.case.shown import counted
 from solver.errors import CaseError
 from solver.mesh.cells import CELLS, QUADRATIC_NAMES
 from solver.mesh.lagrange import QUADRATIC
@@ -300,3 +301,45 @@ def _in_simplex(simplex: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def _at(points: np.ndarray, nodes: np.ndarray) -> str:
     return ", ".join(f"{v:.6g}" for v in points[nodes].mean(axis=0))
+
+
+def check_facet_nodes(path: Path, points: np.ndarray, cells: np.ndarray, cell_type: str, facets: np.ndarray) -> None:
+    """A quadratic boundary facet's nodes beyond its corners must be its cell's: the midpoints of
+    its edges in ring order (and a quadrilateral's centre). Only its corners identify it; another
+    order, or a node off the facet, integrated its condition over a twisted or folded surface
+    (4.41 W for 4.8 W) without a word. One key per edge (face) of every cell, as for conformity."""
+    ref = CELLS[cell_type]
+    if ref.degree == 1 or not len(facets):
+        return
+    linear = ref.linear
+    edges, faces = QUADRATIC[linear.name]
+    corners = CELLS[linear.facet_name].n_nodes
+    ring = np.array([(0, 1)] if corners == 2 else [(i, (i + 1) % corners) for i in range(corners)])
+    bits = max((len(points) - 1).bit_length(), 1)
+    expected = [_middle_nodes(cells, np.array(edges), linear.n_nodes, facets[:, ring], bits)]
+    if corners == 4:  # a quadrilateral facet's centre: its cell's face centre
+        expected.append(_middle_nodes(cells, np.array(faces), linear.n_nodes + len(edges), facets[:, None, :4], bits))
+    expected = np.hstack(expected)
+    listed = facets[:, corners: corners + expected.shape[1]]
+    bad = np.flatnonzero((expected != listed).any(axis=1))
+    if len(bad):
+        row = int(bad[0])
+        centre = ", then its centre" if corners == 4 else ""
+        raise CaseError(f"{path}: boundary element {row + 1} of its kind (near {_at(points, facets[row, :corners])}) "
+                        f"lists nodes beyond its corners that are not its cell's (the midpoints of its edges in "
+                        f"order{centre}; {counted(len(bad), 'such boundary element')}): its condition would apply on another "
+                        f"surface; list the facet's nodes as Gmsh does")
+
+
+def _middle_nodes(cells: np.ndarray, table: np.ndarray, offset: int, wanted: np.ndarray, bits: int) -> np.ndarray:
+    """The node that the cells hold at column ``offset + r`` for their row ``r`` of ``table`` (an
+    edge's midpoint, a face's centre), for each row of ``wanted`` (n, k, nodes): -1 where no cell
+    has it."""
+    n, k = wanted.shape[:2]
+    keys, wanted_keys = _row_keys(cells, table, bits, wanted.reshape(n * k, -1))
+    middle = cells[:, offset: offset + len(table)].reshape(-1)
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    at = np.minimum(np.searchsorted(ordered, wanted_keys), len(ordered) - 1)
+    found = ordered[at] == wanted_keys
+    return np.where(found, middle[order][at], -1).reshape(n, k)

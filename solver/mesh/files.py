@@ -36,7 +36,7 @@ from mpi4py import MPI
 from solver.case.inputfiles import MISSING, file_problem
 from solver.errors import CaseError
 from solver.mesh.cells import BY_MESHIO_NAME, CELLS
-from solver.mesh.conformity import check_mesh_file
+from solver.mesh.conformity import check_facet_nodes, check_mesh_file
 from solver.mesh.distributed import DistributedMesh, Facets, LocalPart, MeshGroups, PartitionInfo
 from solver.mesh.elevate import with_degree
 from solver.mesh.gmsh_tags import check_gmsh_tags
@@ -109,6 +109,7 @@ def read(path: str | Path, degree: int | None = None) -> MeshFileData:
         raise CaseError(f"{path}: mixed {' and '.join(kinds)} meshes are not supported")
     cell_type = kinds[0]
     tag_key = next((k for k in TAG_KEYS if k in m.cell_data), None)
+    _refuse_other_facets(path, m, cell_type)
     cells, cell_tags = _connectivity(m, CELLS[cell_type].meshio, tag_key)
     facets, facet_tags = _connectivity(m, CELLS[CELLS[cell_type].facet_name].meshio, tag_key)
     points = np.asarray(m.points, dtype=float)
@@ -116,6 +117,7 @@ def read(path: str | Path, degree: int | None = None) -> MeshFileData:
     del m  # meshio's other arrays (cell sets, geometrical tags) are not needed
     points = _checked_points(path, points, dim, cells, facets)
     facets, facet_tags = check_mesh_file(path, points, cells, cell_type, facets, facet_tags)
+    check_facet_nodes(path, points, cells, cell_type, facets)
     data = MeshFileData(cell_type, points, cells, cell_tags, facets, facet_tags,
                         _groups(field_data, dim, cell_tags, facet_tags))
     straight = CELLS[cell_type].degree == 1  # a second-order file's cells may be curved
@@ -174,6 +176,22 @@ def _refuse_other_cells(path: Path, m, dim: int) -> None:
         raise CaseError(f"{path}: {n} cells of type {', '.join(other)}: the solver takes triangles and "
                         f"quadrilaterals in 2D, tetrahedra and hexahedra in 3D (of degree 1 or 2, the quadratic "
                         f"quadrilaterals and hexahedra with 9 and 27 nodes), one type per mesh{hint}")
+
+
+def _refuse_other_facets(path: Path, m, cell_type: str) -> None:
+    """Boundary elements (of one dimension less than the cells) of another kind than the cells'
+    facets (quadrilaterals beside tetrahedra, 3-node triangles beside 10-node tetrahedra) would
+    be left out of their groups without a word, insulating that part of the boundary: refuse them."""
+    from meshio._mesh import topological_dimension
+
+    ref = CELLS[cell_type]
+    facet = CELLS[ref.facet_name].meshio if ref.facet_name in CELLS else "vertex"
+    other = sorted({b.type for b in m.cells if b.type != facet and topological_dimension.get(b.type) == ref.dim - 1})
+    if other:
+        n = sum(len(b.data) for b in m.cells if b.type in other)
+        raise CaseError(f"{path}: {n} boundary elements of type {', '.join(other)} beside {ref.meshio} cells, whose "
+                        f"facets are of type {facet}: their boundary conditions would apply nowhere; mesh the "
+                        f"boundaries with the cells' facets (of the cells' order)")
 
 
 def _connectivity(m, meshio_type: str, tag_key: str | None) -> tuple[np.ndarray, np.ndarray]:

@@ -240,8 +240,10 @@ $EndElements
 def test_files_whose_cells_or_facets_would_be_left_out_are_refused(tmp_path):
     """Each was read in part without a word, and solved: a hanging node (an insulated crack
     along the big cell's edge), a boundary facet through nodes no cell uses (its Dirichlet value
-    dropped), prisms beside a hexahedron (the prisms dropped), and a header meshio cannot read
-    (meshio printed two lines and ended the process: exit 1)."""
+    dropped), prisms beside a hexahedron (the prisms dropped), a header meshio cannot read
+    (meshio printed two lines and ended the process: exit 1), and boundary elements of a quadratic
+    mesh identified by their corners only (a midpoint of another edge: the condition on a folded
+    facet; 2-node lines beside 6-node triangles: the condition dropped)."""
     (tmp_path / "loose.msh").write_text(LOOSE)
     (tmp_path / "header.msh").write_text(LOOSE.replace("2.2 0 8", "2.2 1 8"))
     points = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [1, 1, 1], [0, 1, 1],
@@ -260,7 +262,16 @@ def test_files_whose_cells_or_facets_would_be_left_out_are_refused(tmp_path):
                                                      cell_data={"gmsh:physical": [[1, 1], [2]],
                                                                 "gmsh:geometrical": [[1, 1], [2]]}),
                  file_format="gmsh22", binary=False)  # a 2D mesh with one stray tetrahedron
+    six = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0.5, 0, 0], [0.5, 0.5, 0], [0, 0.5, 0]], float)
+    for name, facet in (("wrongmid.msh", ("line3", [[0, 1, 4]])), ("linear_facet.msh", ("line", [[0, 1]]))):
+        meshio.write(tmp_path / name, meshio.Mesh(six, [("triangle6", [[0, 1, 2, 3, 4, 5]]), facet],
+                                                  cell_data={"gmsh:physical": [[1], [2]], "gmsh:geometrical": [[1], [2]]}),
+                     file_format="gmsh22", binary=False)
     expected = {"hanging.msh": "the mesh is not conforming: elements 1 and 2 of its kind (at 1, 0.25) touch",
+                "wrongmid.msh": "boundary element 1 of its kind (near 0.5, 0) lists nodes beyond its corners that are "
+                                "not its cell's (the midpoints of its edges in order; 1 such boundary element)",
+                "linear_facet.msh": "1 boundary elements of type line beside triangle6 cells, whose facets are of type "
+                                    "line3",
                 "stray.msh": "the mesh is the file's 1 tetrahedron cells (a file of 1 tetrahedron cells among more "
                              "lower-dimensional ones: if those are the mesh, remove the tetrahedron cells",
                 "loose.msh": "1 boundary facets (the first of group 'right') pass through nodes that no cell uses",
