@@ -23,11 +23,13 @@ def draw_slice(ax, r, T, spec, cmap="inferno", vmin=None, vmax=None):
     lo, hi = r.points.min(axis=0), r.points.max(axis=0)
     axis, value = 2, 0.5 * (lo[2] + hi[2])
     if spec:
+        name, _, v = spec.partition("=")
         try:
-            name, v = spec.split("=")
-            axis, value = "xyz".index(name.strip()), float(v)
+            axis, value = ("x", "y", "z").index(name.strip()), float(v)  # (a tuple: "xyz".index("yz") was y)
         except ValueError:
             raise CaseError(f"--slice {spec}: expected x=VALUE, y=VALUE or z=VALUE") from None
+        if not np.isfinite(value):
+            raise CaseError(f"--slice {spec}: expected a finite VALUE")
     if not lo[axis] <= value <= hi[axis]:
         raise CaseError(f"--slice {spec}: outside the mesh ({'xyz'[axis]} from {lo[axis]:g} to {hi[axis]:g})")
     a, b = [d for d in range(3) if d != axis]
