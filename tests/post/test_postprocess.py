@@ -77,6 +77,9 @@ def test_plot_2d_field_3d_slice_and_series(plate_runs, block_run, tmp_path):
     refused = post("plot", block_run, "--mesh", "-o", tmp_path / "edges.png", check=False)
     assert refused.returncode == 2 and "--mesh: block3d.h5 holds a 3D field" in refused.stderr  # was ignored
     assert not (tmp_path / "edges.png").exists()
+    for spec in ("yz=0.05", "=0.05", "z=nan"):  # "xyz".index("yz") plotted y
+        refused = post("plot", block_run, "--slice", spec, "-o", tmp_path / "bad.png", check=False)
+        assert refused.returncode == 2 and f"--slice {spec}: expected" in refused.stderr, refused.stderr
     series = tmp_path / "series.png"
     post("plot", plate_runs[1], "--series", "-o", series)
     assert np.std(png(series)[..., :3]) > 0.01
