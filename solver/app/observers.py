@@ -76,7 +76,8 @@ class CheckpointObserver(Observer):
             step=state.step, t=state.t, dt=sim.dt, scheme=case.time.scheme, case=checkpoint.case_text(case.values),
             case_hash=checkpoint.case_hash(case.values), snapshots=len(self.results.snapshots),
             iterations=state.iterations, balance_terms=list(b.terms), balance_energy_start=b.energy_start,
-            balance_inflow=b.inflow, stepper=state.numbers(), run_id=self.results.run_id)
+            balance_inflow=b.inflow, stepper=state.numbers(), run_id=self.results.run_id,
+            mesh_digest=sim.mesh.source_digest)
         writer = checkpoint.CheckpointWriter(self.directory, case.checkpoint.keep,
                                              lambda p: self.results.open_block_file(p, "w"), self.before_close)
         return writer.write(sim.mesh, self.results.nodes, state.vectors(), attrs)

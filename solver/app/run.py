@@ -294,6 +294,12 @@ class CaseRun:
             raise CaseError(f"{self.case.source}: time.t_end = {t_end:.6g} is not a whole number of steps of time.dt = "
                             f"{dt:.6g} after the checkpoint's t = {attrs.t:.6g} ({path}); give a t_end that is")
         changed = checkpoint.check_compatible(path, attrs, self.case.values, self.options.force)
+        if attrs.mesh_digest and attrs.mesh_digest != mesh.source_digest:  # the same mesh.file, other contents
+            if not self.options.force:
+                raise CaseError(f"{path}: checkpoint of another mesh: the contents of {self.case.mesh_key} changed "
+                                f"since it was written (its nodes, cells, or their groups); restore the file, or "
+                                f"--force to restart anyway")
+            changed.append(f"{self.case.mesh_key} (its contents)")
         log.info(f"restarting from {path} (step {attrs.step}, t = {attrs.t:.6g}, written on "
                  f"{counted(attrs.ranks, 'rank')})")
         if changed:

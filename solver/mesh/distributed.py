@@ -96,6 +96,7 @@ class DistributedMesh:
     groups: MeshGroups = field(default_factory=MeshGroups)
     partition: PartitionInfo | None = None  # mesh files only
     affine: bool = False  # every cell's map from its reference cell is affine (constant Jacobian)
+    source_digest: str = ""  # of the mesh file's data (mesh files only): a checkpoint keeps it
 
     @property
     def reference(self) -> ReferenceCell:

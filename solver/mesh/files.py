@@ -316,7 +316,7 @@ def _read_on_root(comm, path: str, degree: int) -> tuple[MeshFileData | None, di
                     "n_nodes": len(data.points), "n_cells": len(data.cells),
                     "n_facets": len(data.facets), "npc": data.cells.shape[1],
                     "npf": data.facets.shape[1] if len(data.facets) else 0, "mesh_bytes": data.nbytes,
-                    "affine": data.affine}
+                    "affine": data.affine, "digest": mesh_digest(data)}
             if comm.size > 1:  # cells along the curve: each rank's block is compact in space
                 index = np.int32 if max(meta["n_nodes"], meta["n_cells"]) < 2**31 else np.int64
                 order = space_filling_order(data.points, data.cells)
@@ -331,6 +331,19 @@ def _read_on_root(comm, path: str, degree: int) -> tuple[MeshFileData | None, di
     if error:
         raise CaseError(error)
     return data, meta
+
+
+def mesh_digest(data: MeshFileData) -> str:
+    """A digest of what the solver takes from a mesh file: its nodes, cells, facets, their tags and
+    the groups' names (SHA-256, at a few GB/s: a fraction of the reading). A checkpoint keeps it: a
+    restart on a file whose groups were renamed or nodes moved is another case."""
+    import hashlib
+
+    digest = hashlib.sha256(data.cell_type.encode())
+    for array in (data.points, data.cells, data.cell_tags, data.facets, data.facet_tags):
+        digest.update(np.ascontiguousarray(array).view(np.uint8).reshape(-1))
+    digest.update(repr((sorted(data.groups.boundary.items()), sorted(data.groups.region.items()))).encode())
+    return digest.hexdigest()
 
 
 def return_freed_memory() -> None:
@@ -404,8 +417,10 @@ def distributed_mesh(comm, path: str, partitioner: str = "auto", degree: int = 1
                          int(meta["mesh_bytes"]), comm.bcast(t_read, root=0), t_partition, t_distribute)
     part = LocalPart(local.coords, node_ids, local.owners, local_cells, local.cell_ids, local.n_owned_cells,
                      boundaries, local.cell_tags)
-    return DistributedMesh.from_local(comm, meta["cell_type"], part, (n_nodes, meta["n_cells"]), meta["groups"], info,
+    mesh = DistributedMesh.from_local(comm, meta["cell_type"], part, (n_nodes, meta["n_cells"]), meta["groups"], info,
                                       meta["affine"])
+    mesh.source_digest = meta["digest"]
+    return mesh
 
 
 def _redistribute(comm, meta, node_starts, blocks: "MeshBlocks", parts) -> LocalMesh:

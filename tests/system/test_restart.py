@@ -536,3 +536,46 @@ def test_output_times_off_the_automatic_step_are_refused_before_anything_is_move
         with h5py.File(h5, "r") as f:
             assert (f["time"][()].tolist(), bool(f.attrs["complete"])) == before
         assert not list((tmp_path / "plate").glob("*.bak"))
+
+
+def _square_mesh(path, names):
+    """A unit square of 8 x 8 x 2 triangles with its left and right sides as boundary groups of
+    the given names (Gmsh 2.2, ASCII)."""
+    import meshio
+
+    n = 8
+    x, y = np.meshgrid(np.linspace(0, 1, n + 1), np.linspace(0, 1, n + 1))
+    points = np.c_[x.ravel(), y.ravel(), np.zeros(x.size)]
+    at = np.arange((n + 1) ** 2).reshape(n + 1, n + 1)
+    a, b, c, d = at[:-1, :-1].ravel(), at[:-1, 1:].ravel(), at[1:, 1:].ravel(), at[1:, :-1].ravel()
+    triangles = np.r_[np.c_[a, b, c], np.c_[a, c, d]]
+    left, right = np.c_[at[:-1, 0], at[1:, 0]], np.c_[at[:-1, -1], at[1:, -1]]
+    lines = np.r_[left, right]
+    tags = np.r_[np.full(n, 2), np.full(n, 3)]
+    meshio.write(path, meshio.Mesh(points, [("triangle", triangles), ("line", lines)],
+                                   cell_data={"gmsh:physical": [np.ones(len(triangles), int), tags],
+                                              "gmsh:geometrical": [np.ones(len(triangles), int), tags]},
+                                   field_data={names[0]: np.array([2, 1]), names[1]: np.array([3, 1]),
+                                               "body": np.array([1, 2])}),
+                 file_format="gmsh22", binary=False)
+
+
+def test_a_restart_on_a_mesh_file_whose_groups_changed_is_refused(tmp_path):
+    """The groups of the mesh file were swapped between a run and its restart: the restart went on
+    with the conditions on the other sides (exit 0). A checkpoint keeps a digest of the file's
+    mesh; --force restarts anyway and names the change."""
+    mesh = tmp_path / "square.msh"
+    _square_mesh(mesh, ("left", "right"))
+    case = tmp_path / "case.toml"
+    case.write_text(f'[mesh]\nfile = "{mesh}"\n[material]\nk = 1.0\nrho = 1.0\nc = 1.0\n[initial]\ntemperature = 0.0\n'
+                    f'[boundary.left]\ntype = "dirichlet"\nvalue = 1.0\n[boundary.right]\ntype = "robin"\nh = 2.0\n'
+                    f'T_inf = 0.0\n[time]\ndt = 0.01\nt_end = 0.05\n[output]\ndirectory = "{tmp_path}"\n')
+    run_solver(2, [case], cwd=tmp_path)
+    run_solver(1, [case, "--restart", "latest", "--set", "time.t_end=0.06"], cwd=tmp_path)  # the same file: goes on
+    _square_mesh(mesh, ("right", "left"))
+    proc = run_solver(1, [case, "--restart", "latest", "--set", "time.t_end=0.08"], cwd=tmp_path, check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "checkpoint of another mesh: the contents of mesh.file" \
+        in errors[0], proc.stderr
+    proc = run_solver(1, [case, "--restart", "latest", "--force", "--set", "time.t_end=0.08"], cwd=tmp_path)
+    assert f"changed since the checkpoint: time.t_end, mesh.file = {mesh} (its contents)" in proc.stdout, proc.stdout
