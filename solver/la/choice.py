@@ -58,7 +58,8 @@ def choose_preconditioner(dim: int, n_dofs: int, ranks: int, solves_per_matrix: 
     if dim == 3 and n_dofs > SMALL:
         return PreconditionerChoice("amg", "3D: the fill of an exact LU grows faster than the DOFs")
     if n_dofs <= SMALL:
-        return PreconditionerChoice("bjacobi", f"one rank, {n_dofs} DOFs: the exact LU is cheapest")
+        return PreconditionerChoice("bjacobi", f"one rank, {n_dofs} DOFs: its one block solved by an exact LU is "
+                                               f"cheapest")
     if n_dofs > LU_MAX:
         return PreconditionerChoice("amg", f"one rank, 2D, {n_dofs} DOFs: an exact LU's fill would need about "
                                            f"twice the memory of AMG")

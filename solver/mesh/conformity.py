@@ -327,8 +327,8 @@ def check_facet_nodes(path: Path, points: np.ndarray, cells: np.ndarray, cell_ty
         centre = ", then its centre" if corners == 4 else ""
         raise CaseError(f"{path}: boundary element {row + 1} of its kind (near {_at(points, facets[row, :corners])}) "
                         f"lists nodes beyond its corners that are not its cell's (the midpoints of its edges in "
-                        f"order{centre}; {counted(len(bad), 'such boundary element')}): its condition would apply on another "
-                        f"surface; list the facet's nodes as Gmsh does")
+                        f"order{centre}; {counted(len(bad), 'such boundary element')}): its condition would apply on "
+                        f"another surface; list the facet's nodes as Gmsh does")
 
 
 def _middle_nodes(cells: np.ndarray, table: np.ndarray, offset: int, wanted: np.ndarray, bits: int) -> np.ndarray:

@@ -155,7 +155,8 @@ def check_cells(mesh, where: str, folds: bool = True) -> None:
             4: f"has an edge midpoint node more than {MIDPOINT_OFFSET:g} edge lengths off the middle of its edge",
             5: "is inverted in part by its curved edges (the Jacobian of its quadratic map changes sign or vanishes "
                "inside it)"}[int(info[0])]
-    raise CaseError(f"{where}: cell {int(first[0])} ({mesh.cell_type}) {what}")
+    raise CaseError(f"{where}: cell {int(first[0]) + 1} of {mesh.n_global_cells} ({mesh.cell_type}, counted from 1 in "
+                    f"the mesh's order) {what}")
 
 
 def _refuse_folded(mesh, where: str, points: np.ndarray, cells: np.ndarray, folded: np.ndarray, n_folded: int) -> None:
@@ -170,6 +171,7 @@ def _refuse_folded(mesh, where: str, points: np.ndarray, cells: np.ndarray, fold
         centre[:] = points[cells[mine[0], : CELLS[mesh.cell_type].n_corners]].mean(axis=0)
     mesh.comm.Allreduce(MPI.IN_PLACE, centre, op=MPI.MIN)
     at = ", ".join(f"{x:.6g}" for x in centre)
-    raise CaseError(f"{where}: cell {int(first[0])} ({mesh.cell_type}) at ({at}) folds over a neighbour (the two "
+    raise CaseError(f"{where}: cell {int(first[0]) + 1} of {mesh.n_global_cells} ({mesh.cell_type}, counted from 1 in "
+                    f"the mesh's order) at ({at}) folds over a neighbour (the two "
                     f"lie on the same side of the facet they share; {n_folded} cells are so): a folded mesh, "
                     f"e.g. a node moved past its neighbours")

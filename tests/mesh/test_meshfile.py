@@ -265,7 +265,8 @@ def test_files_whose_cells_or_facets_would_be_left_out_are_refused(tmp_path):
     six = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0.5, 0, 0], [0.5, 0.5, 0], [0, 0.5, 0]], float)
     for name, facet in (("wrongmid.msh", ("line3", [[0, 1, 4]])), ("linear_facet.msh", ("line", [[0, 1]]))):
         meshio.write(tmp_path / name, meshio.Mesh(six, [("triangle6", [[0, 1, 2, 3, 4, 5]]), facet],
-                                                  cell_data={"gmsh:physical": [[1], [2]], "gmsh:geometrical": [[1], [2]]}),
+                                                  cell_data={"gmsh:physical": [[1], [2]],
+                                                             "gmsh:geometrical": [[1], [2]]}),
                      file_format="gmsh22", binary=False)
     expected = {"hanging.msh": "the mesh is not conforming: elements 1 and 2 of its kind (at 1, 0.25) touch",
                 "wrongmid.msh": "boundary element 1 of its kind (near 0.5, 0) lists nodes beyond its corners that are "

@@ -88,7 +88,8 @@ def test_every_cell_type_mirrored_passes_and_folded_is_refused(cell, degree):
     mesh.coords[:, 0] = -x
     check_cells(mesh, "mirrored")
     mesh.coords[:, 0] = np.interp(x, [0, 0.5, 0.75, 1], [0, 0.9, 0.75, 1])
-    with pytest.raises(CaseError, match=r"^folded: cell \d+ \(\w+\) at \(0\.[6789]\d*, [\d., ]+\) folds over a "
+    with pytest.raises(CaseError, match=r"^folded: cell \d+ of \d+ \(\w+, counted from 1 in the mesh.s order\) "
+                       r"at \(0\.[6789]\d*, [\d., ]+\) folds over a "
                        r"neighbour \(the two lie on the same side of the facet they share; \d+ cells are so\)"):
         check_cells(mesh, "folded")
     check_cells(mesh, "generated", folds=False)  # a generated mesh is not searched for folds
