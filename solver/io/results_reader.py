@@ -139,7 +139,11 @@ class Results(SolverFile):
             raise CaseError(f"{self.path}: {what} (expected a results .h5 file of this solver)") from None
         if "mesh/geometry" not in self.file or "fields/temperature" not in self.file or "time" not in self.file:
             study = "solver_study" in self.file.attrs
+            saved = "solver_checkpoint" in self.file.attrs
             self.file.close()
+            if saved:
+                raise CaseError(f"{self.path}: a checkpoint, not a run's results: a run continues from it "
+                                f"(python -m solver CASE --restart {self.path}); its results are beside it")
             if study:
                 raise CaseError(f"{self.path}: a study file, not a run's results: its statistics are read with "
                                 f"info and plot (python -m solver info {self.path})")

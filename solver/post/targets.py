@@ -18,6 +18,8 @@ def output_target(path: str | Path, suffixes: tuple[str, ...], option: str = "-o
     refused (exit 2) when its extension is not one of ``suffixes``, when it names a directory, a
     device, a FIFO or any file that is not regular, an HDF5 file (through a link too), or when its
     folder does not exist."""
+    if str(path) == "-":  # (export -o - of a CSV is read before: it writes no file)
+        raise CaseError(f"{option} -: this writes a {suffixes[0]} file, not to standard output; give a file name")
     path = Path(path)
     if path.name.lower() in suffixes or path.name in ("", ".", ".."):  # "-o .png": an extension without a name
         raise CaseError(f"{option} {path}: no file name before the extension; give one (e.g. out{suffixes[0]})")

@@ -75,6 +75,8 @@ def _fifo(tmp_path):
     (["plot", "{h5}", "-o", "{fifo}.png"], "is a FIFO, not a regular file"),
     (["export", "{h5}", "--format", "vtu", "-o", "{fifo}.vtu"], "is a FIFO, not a regular file"),
     (["plot", "{h5}", "-o", "{tmp}"], "is a directory"),
+    (["plot", "{h5}", "-o", "-"], "-o -: this writes a .png file, not to standard output"),
+    (["info", "{checkpoint}"], "a checkpoint, not a run's results: a run continues from it"),
     (["plot", "{h5}", "-o", "/dev/null"], "is a device or special file"),
     (["plot", "{h5}", "-o", "{tmp}/out.bmpx"], "unknown extension"),
     (["export", "{h5}", "--format", "vtu", "-o", "{tmp}/out.csv"], "unknown extension '.csv'; allowed: .vtu"),
@@ -89,7 +91,8 @@ def test_reads_and_writes_refuse_what_is_not_a_regular_file(tmp_path, results_fi
     if "{fifo}.png" in args or "{fifo}.vtu" in args:
         import os
         os.mkfifo(f"{fifo}.{args[-1].rsplit('.', 1)[1]}")
-    args = [a.format(h5=results_file, tmp=tmp_path, fifo=fifo) for a in args]
+    args = [a.format(h5=results_file, tmp=tmp_path, fifo=fifo, checkpoint=results_file.parent / "checkpoint.h5")
+            for a in args]
     proc = without_mpi(tmp_path, *args)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
