@@ -1,6 +1,7 @@
 """Command-line arguments are input too: a parser whose errors are :class:`CaseError` (exit
-status 2, one line), shared by every command. An option of one value given twice is refused
-(argparse would keep the last one without a word)."""
+status 2, one line), shared by every command. An option of one value given twice with two values
+is refused (argparse would keep the last one without a word); the same value twice is one (a
+requeued job adds its own ``--restart latest`` to the user's)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ _GIVEN = "_options_given"  # the namespace's record of the options seen, removed
 class _StoreOnce(argparse._StoreAction):
     def __call__(self, parser, namespace, values, option_string=None):
         if option_string is not None:
-            given = namespace.__dict__.setdefault(_GIVEN, set())
-            if self.dest in given:
-                parser.error(f"{option_string} given twice; give it once")
-            given.add(self.dest)
+            given = namespace.__dict__.setdefault(_GIVEN, {})
+            if self.dest in given and given[self.dest] != values:
+                parser.error(f"{option_string} given twice, with two values; give it once")
+            given[self.dest] = values
         super().__call__(parser, namespace, values, option_string)
 
 

@@ -361,8 +361,8 @@ class NonlinearSteadySolver(LinearSolves):
             try:
                 report = self._continuation(u, equations)
             except ConvergenceError as exc:
-                raise ConvergenceError(f"{exc} (after {self.pseudo_steps} pseudo-transient steps from the initial "
-                                       f"temperature)") from None
+                raise ConvergenceError(f"{exc} (after {self.pseudo_steps} pseudo-transient steps, accepted or "
+                                       f"retried shorter, from the initial temperature)") from None
         self.last = report
         self.nonlinear_iterations += report.iterations
         self.balance = self.flows.start(u)  # steady: no storage, heat flows (W) cancel
@@ -376,19 +376,25 @@ class NonlinearSteadySolver(LinearSolves):
         whose Newton fails is taken again from where it started, 4 times shorter; the pseudo-steps
         stop when the steady residual has not fallen below 0.9 of its best in :attr:`STALLED` of
         them (a k that jumps with T has no smooth path to follow), or after :attr:`REJECTED`
-        failed ones in a row."""
+        failed ones in a row. A pseudo-step fails when its Newton does not converge, a linear solve
+        in it fails, or a property is not > 0 at what it reaches (an expression out of its range
+        stops the run: that is the case's to fix)."""
         p = self.problem
         G = steady.residual(u)
         r0 = r = best = steady.norm(G)
         tau = self._first_tau(u)
         total = newton.NonlinearReport("pseudo-transient")
-        since_best = rejected = 0
+        since_best = rejected = self.pseudo_steps = 0
         for _ in range(self.PSEUDO_STEPS):
+            self.pseudo_steps += 1
             before = u.copy()
             history = -p.storage(u)
             pseudo = StepEquations(p, self.linear, history, 0.0, 1.0, tau, "the steady solve (pseudo-transient)")
             self.linear.new_step()
-            report = newton.solve(pseudo, u, replace(self.spec, rtol=1e-3, atol=0.0), self.linear.spec.rtol)
+            try:  # (a linear solve that fails, a property not > 0 at the temperatures reached: too long a step)
+                report = newton.solve(pseudo, u, replace(self.spec, rtol=1e-3, atol=0.0), self.linear.spec.rtol)
+            except (ConvergenceError, NumericalError):
+                report = newton.NonlinearReport("pseudo-transient")
             total.iterations += report.iterations
             total.linear_iterations += report.linear_iterations
             if not report.converged:
@@ -407,7 +413,6 @@ class NonlinearSteadySolver(LinearSolves):
             if since_best >= self.STALLED:
                 break
             tau *= min(max(r_prev / max(r, 1e-300), 0.5), 10.0)
-        self.pseudo_steps = len(total.residuals)
         final = iterate(steady, u, self.spec, STEADY_ADVICE)
         final.iterations += total.iterations
         final.linear_iterations += total.linear_iterations

@@ -90,6 +90,12 @@ def test_the_default_command_is_run():
         assert command_line([option]) == [option]
 
 
+def test_an_option_given_twice_with_the_same_value_is_one():
+    """A requeued job adds its own --restart latest after the user's (jobs/requeue.slurm)."""
+    args = build_parser().parse_args(["run", "case.toml", "--restart", "latest", "--restart", "latest"])
+    assert args.restart == "latest" and not hasattr(args, "_options_given")
+
+
 def test_where_each_command_line_runs_is_decided_from_its_arguments():
     assert plan_of("case.toml").launch is Launch.MPI and plan_of("case.toml", "--quiet").quiet
     assert plan_of("study", "s.toml").launch is Launch.MPI and plan_of("verify").launch is Launch.MPI
@@ -126,8 +132,8 @@ def test_where_each_command_line_runs_is_decided_from_its_arguments():
     (["bench", "--solvers", "--iteration-ranks", "0"], "--iteration-ranks 0: from 1 to 4096 ranks"),
     (["bench", "--accuracy", "--dim", "2", "--p1", "8", "4"], "--p1 8 4: at least two increasing sizes"),
     (["bench", "--only="], "--only : unknown parts"),
-    (["probe", "r.h5", "--at", "0,0", "--field", "a", "--field", "b"], "--field given twice; give it once"),
-    (["s.toml", "--restart", "latest", "--restart", "none"], "--restart given twice"),
+    (["probe", "r.h5", "--at", "0,0", "--field", "a", "--field", "b"], "--field given twice, with two values"),
+    (["s.toml", "--restart", "latest", "--restart", "c.h5"], "--restart given twice"),
 ])
 def test_bad_command_lines_of_every_command_give_one_line_from_rank_0(tmp_path, args, message):
     """Parsed before MPI starts, on every rank: rank 0 gives the line, the others leave quietly."""
