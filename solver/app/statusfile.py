@@ -29,11 +29,24 @@ def launch_rank() -> int:
     return rank
 
 
+def _own_descriptor(path: str) -> int | None:
+    """The descriptor of this process that ``path`` names (/dev/stdout, /dev/fd/2,
+    /proc/self/fd/1), else None. Reopening it would write at an offset of its own, under what the
+    job's shell writes next to the same log."""
+    path = os.path.abspath(path)
+    named = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}.get(path)
+    for prefix in ("/dev/fd/", "/proc/self/fd/"):
+        if path.startswith(prefix) and path[len(prefix):].isdigit():
+            named = int(path[len(prefix):])
+    return named
+
+
 def record(status: int, message: str = "") -> None:
     """Write ``status`` (with ``complete``, ``stopped`` or ``failed`` and the first line of
     ``message``) to $SOLVER_STATUS_FILE, when it is set; call on rank 0 only. A regular file (or a
-    new one) is replaced atomically, through a symbolic link its target; a character device
-    (/dev/stdout, /dev/null) is written in place; any other kind of file is left alone, with a
+    new one) is replaced atomically, through a symbolic link its target; a stream named under /dev
+    or /proc (/dev/stdout, /dev/fd/2: a terminal, or a job's log they are redirected to) and a
+    character device are appended to in place; any other kind of file is left alone, with a
     warning."""
     path = os.environ.get(STATUS_FILE)
     if not path:
@@ -49,9 +62,12 @@ def record(status: int, message: str = "") -> None:
         mode = stat.S_IFREG
     except OSError as exc:
         mode, problem = None, exc.strerror
+    stream = os.path.abspath(path).startswith(("/dev/", "/proc/"))  # never replaced: a redirected log with it
     try:
-        if mode is not None and stat.S_ISCHR(mode):
-            with open(target, "w") as f:
+        if _own_descriptor(path) is not None:  # through the descriptor: its offset is the shell's too
+            os.write(_own_descriptor(path), line.encode())
+        elif mode is not None and (stat.S_ISCHR(mode) or stream):
+            with open(path, "a") as f:
                 f.write(line)
         elif mode is not None and stat.S_ISREG(mode) and holds_hdf5(target):
             raise OSError(0, "an HDF5 file (results?), which a status would replace")

@@ -192,6 +192,23 @@ def test_status_file_on_a_character_device(monkeypatch, capsys):
     assert "warning" not in capsys.readouterr().err
 
 
+def test_a_status_file_on_standard_output_keeps_the_job_s_log(tmp_path):
+    """SOLVER_STATUS_FILE=/dev/stdout in a job whose output goes to a file: that file (the job's
+    log) was replaced by the status line; a status written through a reopened descriptor would
+    have been overwritten by what the shell wrote next."""
+    import subprocess
+    import sys
+
+    from conftest import mpi_env
+
+    log = tmp_path / "job.log"
+    script = (f"echo before; SOLVER_STATUS_FILE=/dev/stdout {sys.executable} -m solver "
+              f"{ROOT / 'inputs' / 'plate.toml'} --set mesh.nx=8 --set mesh.ny=4 --set time.t_end=60 "
+              f"--set output.directory={tmp_path} --quiet; echo after")
+    subprocess.run(["bash", "-c", f"({script}) > {log} 2>&1"], env=mpi_env(), timeout=60, check=True)
+    assert log.read_text().splitlines() == ["before", "0 complete", "after"]
+
+
 @pytest.mark.parametrize("args", [["bench", "--help"], ["--help"], ["--version"]])
 def test_help_and_version_are_printed_once_on_many_ranks(tmp_path, args):
     proc = run_solver(3, args, cwd=tmp_path, timeout=30)
