@@ -260,6 +260,18 @@ def test_a_study_stops_before_its_wall_limit(tmp_path):
     assert "study stopping (wall-time limit)" in proc.stderr and "--restart latest" in proc.stderr
     with h5py.File(tmp_path / "out" / "mc" / "mc.study.h5", "r") as f:
         assert f.attrs["status"] == "stopped" and np.sum(f["samples/status"][()] == -1) > 0
+        pending = np.sum(f["samples/status"][()] == -1)
+    # a limit too short for any sample: each group still does one (a requeued chain made no progress)
+    proc = study(2, [spec, "--restart", "latest", "--wall-limit", "1", "--quiet"], tmp_path)
+    with h5py.File(tmp_path / "out" / "mc" / "mc.study.h5", "r") as f:
+        left = np.sum(f["samples/status"][()] == -1)
+    assert left < pending and proc.returncode == (75 if left else 0), proc.stderr
+    while left:
+        study(2, [spec, "--restart", "latest", "--quiet"], tmp_path)
+        with h5py.File(tmp_path / "out" / "mc" / "mc.study.h5", "r") as f:
+            left = np.sum(f["samples/status"][()] == -1)
+    proc = study(2, [spec, "--restart", "latest", "--wall-limit", "1", "--quiet"], tmp_path)  # nothing left: complete
+    assert proc.returncode == 0 and "stopping" not in proc.stderr, proc.stderr
 
 
 def test_integer_keys_take_rounded_values(tmp_path):

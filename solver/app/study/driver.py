@@ -264,7 +264,10 @@ class StudyRun:
         recorded = -math.inf  # the first finished sample is recorded at once, the others at most every few s
         with _Stop() as stop:
             while True:
-                late = deadline is not None and deadline - (time.monotonic() - self.start) < 2 * longest + SAFETY
+                # late: once a sample of this segment is done (as a run takes at least one step: a study
+                # left nothing to do is complete, and a segment that does nothing would be requeued for ever)
+                late = deadline is not None and longest > 0 and \
+                    deadline - (time.monotonic() - self.start) < 2 * longest + SAFETY
                 if group.allreduce(int(stop.signal is not None or late), op=MPI.MAX):
                     share.stopped = True
                     break
