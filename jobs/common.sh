@@ -20,13 +20,22 @@ export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 # SIGCONT, waits odls_base_sigkill_timeout seconds, sends SIGTERM, waits as long again, then SIGKILL.
 # Its default of 1 s leaves a rank no time to finish its step and write a checkpoint; a third of
 # SLURM's KillWait (the grace between SLURM's SIGTERM and its SIGKILL) leaves it about that much
-# while mpirun still ends within the grace. MPIRUN_SIGKILL_TIMEOUT sets it by hand.
+# while mpirun still ends within the grace. mpirun waits as long after any rank's non-zero exit
+# too (an input error, the stop at SIGUSR1 before a requeue), so it is at most 30 s: twice that
+# stays within the 120 s that --signal=B:USR1@120 leaves. MPIRUN_SIGKILL_TIMEOUT (1 to 600 s)
+# sets it by hand.
 sigkill_timeout() {
     local wait
     wait=$(scontrol show config 2>/dev/null | awk '$1 == "KillWait" {print $3}')
     [[ $wait =~ ^[0-9]+$ ]] || wait=30
-    echo $(( wait / 3 > 1 ? wait / 3 : 1 ))
+    wait=$(( wait / 3 > 1 ? wait / 3 : 1 ))
+    echo $(( wait < 30 ? wait : 30 ))
 }
+if [[ -n ${MPIRUN_SIGKILL_TIMEOUT:-} ]] && ! [[ $MPIRUN_SIGKILL_TIMEOUT =~ ^[0-9]+$ && $MPIRUN_SIGKILL_TIMEOUT -ge 1 \
+        && $MPIRUN_SIGKILL_TIMEOUT -le 600 ]]; then
+    echo "jobs: MPIRUN_SIGKILL_TIMEOUT must be a whole number of seconds from 1 to 600, got '$MPIRUN_SIGKILL_TIMEOUT'" >&2
+    exit 2
+fi
 
 case $LAUNCHER in
     srun)   launch=(srun --mpi="$SRUN_MPI" --ntasks="${SLURM_NTASKS:-1}" --kill-on-bad-exit=1) ;;

@@ -579,3 +579,23 @@ def test_a_restart_on_a_mesh_file_whose_groups_changed_is_refused(tmp_path):
         in errors[0], proc.stderr
     proc = run_solver(1, [case, "--restart", "latest", "--force", "--set", "time.t_end=0.08"], cwd=tmp_path)
     assert f"changed since the checkpoint: time.t_end, mesh.file = {mesh} (its contents)" in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize("where", ["outside SLURM", "requeue refused"])
+def test_requeue_slurm_that_cannot_requeue_says_so_and_exits_75(tmp_path, where):
+    """A segment stopped with a checkpoint: without SLURM_JOB_ID the script failed on an unbound
+    variable (exit 1); where scontrol requeue failed it exited 0, the job done to all appearances."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "scontrol").write_text("#!/bin/sh\nexit 1\n")
+    (fake / "scontrol").chmod(0o755)
+    env = {**mpi_env(), "LAUNCHER": "mpirun", "SLURM_NTASKS": "1", "SLURM_SUBMIT_DIR": str(ROOT),
+           "PYTHON": sys.executable, "PATH": f"{fake}:{os.environ['PATH']}", "SOLVER_TEST_STEP_DELAY": "0.2"}
+    if where == "requeue refused":
+        env["SLURM_JOB_ID"] = "7"
+    else:
+        env.pop("SLURM_JOB_ID", None)
+    proc = subprocess.run(["bash", str(ROOT / "jobs" / "requeue.slurm"), *args_for(tmp_path, "backward-euler", 400.0),
+                           "--set", "run.wall_limit=3"], capture_output=True, text=True, env=env, timeout=120)
+    said = "not a SLURM job, so nothing is requeued" if where == "outside SLURM" else "scontrol requeue 7 failed"
+    assert proc.returncode == 75 and said in proc.stderr and "--restart latest" in proc.stderr, proc.stderr
