@@ -24,6 +24,20 @@ from solver.parallel.launcher import launched_by_mpi
 LOGGER = "solver"
 LOCAL = {"local": True}  # extra= for a warning of this rank only
 PROGRESS = {"progress": True}  # extra= for a progress line (log file only)
+def say(text: str = "", stream=None, end: str = "\n") -> None:
+    """Print to ``stream`` (stdout) and flush; a reader that went away (``| head``, a dead ``tee``)
+    sends the rest to /dev/null: the run goes on, its log file keeps everything."""
+    stream = stream or sys.stdout
+    try:
+        stream.write(text + end)
+        stream.flush()
+    except BrokenPipeError:
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        except (OSError, ValueError):
+            pass
+
+
 class _Console(logging.Handler):
     """Rank 0: INFO to ``stream`` (unless quiet), WARNING and above to stderr; other ranks: their
     local warnings only. Ends a progress bar's line before printing."""
@@ -43,12 +57,12 @@ class _Console(logging.Handler):
         if self.quiet and not warning:
             return
         if self.bar_drawn:
-            print(file=self.stream)
+            say(stream=self.stream)
             self.bar_drawn = False
         message = record.getMessage()
         if self.rank != 0:
             message = f"rank {self.rank}: {message}"
-        print(message, file=sys.stderr if warning else self.stream, flush=True)
+        say(message, sys.stderr if warning else self.stream)
 
 
 _console: _Console | None = None
@@ -173,11 +187,11 @@ class Progress:
             width = 30
             done = int(width * fraction)
             bar = "#" * done + "-" * (width - done)
-            print(f"\r[{bar}] {100 * fraction:5.1f}%  t = {t:.4g}  it {iterations:3d}  "
-                  f"elapsed {hms(elapsed)}  ETA {hms(eta)} ", end="", file=self.stream, flush=True)
+            say(f"\r[{bar}] {100 * fraction:5.1f}%  t = {t:.4g}  it {iterations:3d}  "
+                f"elapsed {hms(elapsed)}  ETA {hms(eta)} ", self.stream, end="")
             if _console is not None:
                 _console.bar_drawn = not finished
             if finished:
-                print(file=self.stream)
+                say(stream=self.stream)
         elif periodic:
-            print(line, file=self.stream, flush=True)
+            say(line, self.stream)

@@ -209,6 +209,23 @@ def test_a_status_file_on_standard_output_keeps_the_job_s_log(tmp_path):
     assert log.read_text().splitlines() == ["before", "0 complete", "after"]
 
 
+def test_a_run_whose_output_reader_goes_away_completes(tmp_path):
+    """python -m solver case.toml | head -2: the run ended with an internal error (BrokenPipeError,
+    exit 1) and its results said killed. It goes on, and its log file keeps everything."""
+    import subprocess
+    import sys
+
+    from conftest import mpi_env
+
+    run = (f"{sys.executable} -m solver {ROOT / 'inputs' / 'plate.toml'} --set mesh.nx=16 --set mesh.ny=8 "
+           f"--set output.directory={tmp_path}")
+    proc = subprocess.run(["bash", "-c", f"{run} | head -2; exit ${{PIPESTATUS[0]}}"], env=mpi_env(), timeout=120,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 2 and "internal error" not in proc.stderr, \
+        proc.stderr
+    assert "results: " in (tmp_path / "plate" / "plate.log").read_text()
+
+
 @pytest.mark.parametrize("args", [["bench", "--help"], ["--help"], ["--version"]])
 def test_help_and_version_are_printed_once_on_many_ranks(tmp_path, args):
     proc = run_solver(3, args, cwd=tmp_path, timeout=30)

@@ -18,7 +18,6 @@ import math
 import os
 import shlex
 import signal
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import numpy as np
 from mpi4py import MPI
 
 from solver.app.control import SAFETY, slurm_time_left
+from solver.app.log import say
 from solver.app.preflight import claim_space, guard_output
 from solver.app.run import expected_snapshots
 from solver.case.shown import counted, size
@@ -317,8 +317,7 @@ class StudyRun:
             share.records.append(result)
             if not self.options.quiet:
                 what = "done" if result.status == OK else f"failed (status {result.status}): {result.message}"
-                sys.stdout.write(f"sample {result.index}: {what} ({result.seconds:.2f} s, group {self.groups.index})\n")
-                sys.stdout.flush()
+                say(f"sample {result.index}: {what} ({result.seconds:.2f} s, group {self.groups.index})")
 
     def finish(self, table: np.ndarray, mesh, earlier: StudyContents | None, share: GroupShare,
                quiet: bool = False) -> None:
