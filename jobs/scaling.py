@@ -43,6 +43,12 @@ FIELDS = ["kind", "ranks", "dofs", "cells", "steps", "wall_total", "wall_solve",
           "time_per_step", "speedup", "efficiency", "job"]
 
 
+def fail(message: str) -> None:
+    """A bad argument or a failed submission: one line and exit status 2, as the solver's."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def weak_overrides(case_file: Path, factor: int, sets: list[str]) -> list[str]:
     """``--set`` options that make a structured mesh ``factor`` times longer along x (the case's
     mesh as modified by ``sets``)."""
@@ -51,9 +57,12 @@ def weak_overrides(case_file: Path, factor: int, sets: list[str]) -> list[str]:
     for item in sets:
         key, _, value = item.partition("=")
         if key.startswith("mesh."):
-            mesh[key[5:]] = tomllib.loads(f"v = {value}")["v"]
+            try:
+                mesh[key[5:]] = tomllib.loads(f"v = {value}")["v"]
+            except tomllib.TOMLDecodeError:  # a bare word, as the solver's --set takes it
+                mesh[key[5:]] = value
     if "file" in mesh:
-        sys.exit(f"{case_file}: weak scaling needs a structured mesh (mesh.nx), not mesh.file")
+        fail(f"{case_file}: weak scaling needs a structured mesh (mesh.nx), not mesh.file")
     nx = int(mesh.get("nx", 16))
     lengths = mesh.get("lengths")
     out = [f"mesh.nx={nx * factor}"]
@@ -65,19 +74,20 @@ def weak_overrides(case_file: Path, factor: int, sets: list[str]) -> list[str]:
 
 def submit(args) -> list[dict]:
     out = Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     case = Path(args.case)
     placement = {n * args.ntasks_per_node: [f"--nodes={n}", f"--ntasks-per-node={args.ntasks_per_node}"]
                  for n in args.nodes} if args.nodes else {n: [f"--ntasks={n}"] for n in args.ranks}
     ranks = sorted(placement)
     base = min(ranks)
+    if "weak" in args.kind and any(n % base for n in ranks):  # before any job is submitted
+        fail(f"--ranks: weak scaling needs multiples of the smallest count {base}, got "
+                 f"{' '.join(str(n) for n in ranks if n % base)}")
+    out.mkdir(parents=True, exist_ok=True)
     series = f"scaling-{out.name}-{os.getpid()}"
     jobs = []
     for kind in args.kind:
         for n in ranks:
             point = out / f"{kind}-n{n}"
-            if kind == "weak" and n % base:
-                sys.exit(f"--ranks: weak scaling needs multiples of the smallest count {base}, got {n}")
             sets = list(args.set) + (weak_overrides(case, n // base, args.set) if kind == "weak" and n > base else [])
             solver_args = [str(case), "--overwrite", "--set", f"output.directory={point}"]
             for s in sets:
@@ -88,7 +98,7 @@ def submit(args) -> list[dict]:
                    f"--output={out}/{kind}-n{n}.out", *args.sbatch, str(HERE / "scaling.slurm"), *solver_args]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
-                sys.exit(f"sbatch failed for {kind} n={n}: {proc.stderr.strip()}")
+                fail(f"sbatch failed for {kind} n={n}: {proc.stderr.strip()}")
             job = int(proc.stdout.strip().split(";")[0])
             print(f"submitted {kind:6s} {n:4d} ranks: job {job}")
             jobs.append({"kind": kind, "ranks": n, "job": job, "directory": str(point)})
@@ -119,7 +129,7 @@ def wait(jobs: list[dict], timeout: float, poll: float = 2.0) -> None:
         if pending:
             time.sleep(poll)
     if pending:
-        sys.exit(f"jobs {sorted(pending)} still running after {timeout:.0f} s; collect later")
+        fail(f"jobs {sorted(pending)} still running after {timeout:.0f} s; collect later")
 
 
 def read_point(entry: dict) -> dict | None:
@@ -144,7 +154,11 @@ def read_point(entry: dict) -> dict | None:
 
 def collect(directory: Path) -> tuple[Path, Path]:
     directory = Path(directory)
-    meta = json.loads((directory / "jobs.json").read_text())
+    try:
+        meta = json.loads((directory / "jobs.json").read_text())
+    except (OSError, ValueError) as exc:
+        fail(f"{directory / 'jobs.json'}: cannot read the series' job list ({getattr(exc, 'strerror', None) or exc}); "
+                 f"give the --out folder of a submitted series")
     rows, missing = [], []
     for entry in meta["jobs"]:
         row = read_point(entry)
@@ -154,7 +168,7 @@ def collect(directory: Path) -> tuple[Path, Path]:
                                              f"{directory}/{m['kind']}-n{m['ranks']}.out)" for m in missing),
               file=sys.stderr)
     if not rows:
-        sys.exit(f"{directory}: no finished runs to collect yet")
+        fail(f"{directory}: no finished runs to collect yet")
     for kind in {r["kind"] for r in rows}:
         series = sorted((r for r in rows if r["kind"] == kind), key=lambda r: r["ranks"])
         n0, t0 = series[0]["ranks"], series[0]["wall_total"]
@@ -235,7 +249,7 @@ def main(argv=None) -> int:
         collect(Path(args.directory))
         return 0
     if "SLURM_CONF" not in os.environ and subprocess.run(["which", "sbatch"], capture_output=True).returncode:
-        sys.exit("sbatch not found: run this on a SLURM login node")
+        fail("sbatch not found: run this on a SLURM login node")
     jobs = submit(args)
     if args.wait:
         wait(jobs, args.timeout)

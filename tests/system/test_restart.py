@@ -599,3 +599,23 @@ def test_requeue_slurm_that_cannot_requeue_says_so_and_exits_75(tmp_path, where)
                            "--set", "run.wall_limit=3"], capture_output=True, text=True, env=env, timeout=120)
     said = "not a SLURM job, so nothing is requeued" if where == "outside SLURM" else "scontrol requeue 7 failed"
     assert proc.returncode == 75 and said in proc.stderr and "--restart latest" in proc.stderr, proc.stderr
+
+
+def test_the_scaling_script_checks_its_arguments_before_it_submits(tmp_path):
+    """collect of a folder without a series and weak rank counts that are not multiples gave
+    tracebacks or orphaned the jobs already submitted; a bare word in --set (as the solver takes
+    it) was a TOML error."""
+    sys.path.insert(0, str(ROOT / "jobs"))
+    try:
+        import scaling
+    finally:
+        sys.path.remove(str(ROOT / "jobs"))
+    script = [sys.executable, str(ROOT / "jobs" / "scaling.py")]
+    env = {**os.environ, "SLURM_CONF": "/nonexistent"}  # past the login-node check: nothing reaches sbatch
+    proc = subprocess.run([*script, "collect", "/nonexistent"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "cannot read the series' job list" in proc.stderr, proc.stderr
+    proc = subprocess.run([*script, "submit", CASE, "--ranks", "2", "3", "--out", tmp_path / "s"],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 2 and "needs multiples of the smallest count 2, got 3" in proc.stderr, proc.stderr
+    assert not (tmp_path / "s").exists()
+    assert scaling.weak_overrides(ROOT / "inputs" / "plate.toml", 2, ["mesh.cell=tetrahedron"])[0] == "mesh.nx=240"
