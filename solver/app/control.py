@@ -11,6 +11,7 @@ when the next step and a checkpoint might not fit in the time left.
 from __future__ import annotations
 
 import faulthandler
+import math
 import os
 import signal
 import sys
@@ -40,9 +41,11 @@ def slurm_time_left() -> float | None:
         except (OSError, ValueError, subprocess.SubprocessError):
             return None
     try:
-        return float(end) - time.time() if end is not None else None
+        left = float(end) - time.time() if end is not None else None
     except ValueError:
         return None
+    # an end that is not a time to come (-inf, 0, a past one: the job's variables of another job)
+    return left if left is not None and math.isfinite(left) and left > 0 else None
 
 
 class RunControl(StepVote):

@@ -36,6 +36,7 @@ from mpi4py import MPI
 
 from solver.case.expressions import Expression
 from solver.case.load import load_case
+from solver.case.shown import counted
 from solver.fem.geometry import CellGeometry
 from solver.heat.simulation import Simulation
 
@@ -215,7 +216,7 @@ def verify_command(args, comm=MPI.COMM_WORLD, out=None) -> int:
     say(f"manufactured solution u = {Manufactured(3).u}  (k = diag{KAPPA}, rho*c = {RHO * C})")
     say(f"boundaries: left dirichlet, right neumann, bottom/top robin h = {H:g} (3D: front neumann, back robin); "
         f"time studies: h = {H_OF_T}")
-    say(f"{comm.size} ranks; pass when |observed - expected| <= "
+    say(f"{counted(comm.size, 'rank')}; pass when |observed - expected| <= "
         + ", ".join(f"{TOLERANCE[d]} (degree {d})" for d in degrees) + "\n")
     cells = [c for d in dims for c in CELLS_BY_DIM[d] if not args.element or c in args.element]
     for degree in degrees:

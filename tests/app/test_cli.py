@@ -379,3 +379,17 @@ def test_an_error_line_is_at_most_its_limit():
 
     line = excerpt(ValueError("case.toml: output.times must be increasing, got [" + ", ".join(["5.0"] * 5000) + "]"))
     assert len(line) <= MESSAGE_LIMIT + 40 and line.startswith("case.toml: output.times") and line.endswith("]")
+
+
+@pytest.mark.parametrize("end, limited", [("-inf", False), ("0", False), ("nan", False), ("x", False),
+                                          (None, True)])
+def test_a_job_end_time_that_is_not_to_come_sets_no_limit(monkeypatch, end, limited):
+    """SLURM_JOB_END_TIME in the past or -inf gave "a wall-time limit of -1796533604 s"."""
+    import time as clock
+
+    from solver.app.control import slurm_time_left
+
+    monkeypatch.setenv("SLURM_JOB_ID", "1")
+    monkeypatch.setenv("SLURM_JOB_END_TIME", end if end is not None else str(clock.time() + 600))
+    left = slurm_time_left()
+    assert (left is not None and 590 < left <= 600) if limited else left is None
