@@ -169,7 +169,7 @@ def test_bad_requests_are_refused(plate_runs, tmp_path):
     checks = [
         (("info", tmp_path / "nothing.h5"), "nothing.h5: results file not found"),
         (("info", plate_runs[1].with_suffix(".xdmf")), "not an HDF5 file"),
-        (("info", plate_runs[1].parent / "checkpoint.h5"), "not a results file of this solver"),
+        (("info", plate_runs[1].parent / "checkpoint.h5"), "a checkpoint, not a run's results"),
         (("plot", plate_runs[1], "--step", "7"), "--step 7: plate.h5 has 3 snapshots"),
         (("plot", plate_runs[1], "--time", "999"), "--time 999: outside the times"),
         (("probe", plate_runs[1], "--at", "5,5"), "--at 5,5: point is outside the mesh"),
