@@ -143,7 +143,7 @@ class Results(SolverFile):
             self.file.close()
             if saved:
                 raise CaseError(f"{self.path}: a checkpoint, not a run's results: a run continues from it "
-                                f"(python -m solver CASE --restart {self.path}); its results are beside it")
+                                f"(python -m solver CASE --restart {self.path})")
             if study:
                 raise CaseError(f"{self.path}: a study file, not a run's results: its statistics are read with "
                                 f"info and plot (python -m solver info {self.path})")
@@ -176,7 +176,7 @@ class Results(SolverFile):
             raise damaged(f"/time is not a list of times ({times.shape} {times.dtype})")
         if steps.ndim != 1 or not np.issubdtype(steps.dtype, np.integer):
             raise damaged(f"/step is not a list of step numbers ({steps.shape} {steps.dtype})")
-        t = times[: min(times.shape[0], steps.shape[0])]  # the listed snapshots' (a write cut short: no more)
+        t = times[: self._listed]  # the listed snapshots' (a write cut short: no more)
         if not np.isfinite(t).all() or np.any(np.diff(t) < 0):
             raise damaged("/time holds times that are not finite or not in increasing order")
         text = f.attrs.get("case", "")
