@@ -63,9 +63,10 @@ def record(status: int, message: str = "") -> None:
     except OSError as exc:
         mode, problem = None, exc.strerror
     stream = os.path.abspath(path).startswith(("/dev/", "/proc/"))  # never replaced: a redirected log with it
+    descriptor = _own_descriptor(path)
     try:
-        if _own_descriptor(path) is not None:  # through the descriptor: its offset is the shell's too
-            os.write(_own_descriptor(path), line.encode())
+        if descriptor is not None:  # through the descriptor: its offset is the shell's too
+            os.write(descriptor, line.encode())
         elif mode is not None and (stat.S_ISCHR(mode) or stream):
             with open(path, "a") as f:
                 f.write(line)
