@@ -7,14 +7,16 @@ In enthalpy form, with ``H(T) = int_0^T rho c`` (:mod:`solver.heat.properties`):
                 + sum_radiation int eps(u) sigma (u_K^4 - T_inf,K^4) N_i - int f N_i - sum_Neumann int q N_i
 
 (``u_K``: u in kelvin; ``k_h(u) = sum_j k(u_j) N_j``: a k depending on T is interpolated from its
-nodal values, see :mod:`solver.heat.properties`). The stored energy ``int H(u)`` then changes by
+nodal values on linear cells, and ``k_h(u) = k(u_h)`` at the quadrature points on quadratic ones,
+see :mod:`solver.heat.properties`). The stored energy ``int H(u)`` then changes by
 exactly the heat that flows in, so the heat balance closes to the Newton tolerance. With
 ``time.mass = "lumped"`` the storage term takes the vertex quadrature ``sum_c int_c N_a H_c(u_a)``
 (a diagonal Jacobian: no oscillations where H has kinks).
 
 The Jacobian ``dQ/du`` is consistent: ``int k_h grad N_j . grad N_i`` plus ``dk/du(u_j) int N_j
-grad u . grad N_i`` (not symmetric), the Robin mass and ``int (4 eps sigma u_K^3 + deps/du sigma (u_K^4
-- T_inf,K^4)) N_i N_j``. Picard iterations drop the non-symmetric term (k lagged): the system is
+grad u . grad N_i`` (``int dk/du(u_h) N_j grad u . grad N_i`` on quadratic cells; not symmetric),
+the Robin mass and ``int (4 eps sigma u_K^3 + deps/du sigma (u_K^4 - T_inf,K^4)) N_i N_j``.
+Picard iterations drop the non-symmetric term (k lagged): the system is
 then symmetric and solved by CG. Every matrix lives in the assembler's one sparsity pattern. A
 constant rho c gives S(u) = M u with a capacity matrix (or its lumped diagonal) built once.
 """
@@ -37,8 +39,6 @@ from solver.heat.problem import HeatLoads
 from solver.heat.properties import MaterialField, evaluate
 from solver.mesh.distributed import DistributedMesh
 
-
-BETWEEN_NODES = "the conductivity k between the nodes (interpolated from its nodal values with the quadratic basis)"
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,8 @@ class _Fields:
     flows: np.ndarray  # int k_h grad u . grad N_i + radiation losses (owned)
     bad: str  # a property found not > 0 ("" if none)
     k: np.ndarray | None  # at the quadrature points (n_cells, n_qp, components); None when fused
-    dk: np.ndarray | None  # dk/du at the cells' nodes (n_cells, nodes, components) when k depends on u
+    dk: np.ndarray | None  # dk/du when k depends on u: at the cells' nodes (n_cells, nodes, components), or
+    # at the points (n_cells, n_qp, components) on quadratic cells
     gradient: np.ndarray | None  # grad u at the quadrature points; None when fused
     nodal: tuple | None  # the fused path: k and dk/du at the nodes per material set instead
     radiation_slopes: list  # d/du of each radiating boundary's flux at its points (None: no facet here)
@@ -95,13 +96,15 @@ class NonlinearHeatProblem(HeatLoads):
         self.melting = bool(mesh.comm.allreduce(self.materials.melting, op=MPI.LOR))
         # rho c of an expression: each step checks the temperatures crossed (a collective check)
         self.capacity_tabulated = bool(mesh.comm.allreduce(self.materials.capacity_tabulated, op=MPI.LOR))
-        # k(T) is interpolated from its nodal values; on affine cells with the compiled kernels,
-        # residual and Jacobian take one fused pass over the cells each (else the quadrature kernels)
+        # quadratic basis functions dip below zero, so that k interpolated from positive nodal values
+        # may not stay so: a k(T) is evaluated at the quadrature points there
+        self.k_at_points = self.k_nonlinear and mesh.reference.name != mesh.reference.linear.name
+        # k(T) on linear cells is interpolated from its nodal values; on affine cells with the compiled
+        # kernels, residual and Jacobian take one fused pass over the cells each (else the quadrature kernels)
         k_per_cell = bool(mesh.comm.allreduce(self.materials.k_per_cell, op=MPI.LOR))
-        self.fused = self.k_nonlinear and a.affine and a.compiled and not k_per_cell
-        # quadratic basis functions dip below zero: k interpolated from positive nodal values may not stay so
-        self.quadratic = mesh.reference.name != mesh.reference.linear.name
-        self.points = a.quadrature_points() if self.materials.needs_points and not self.k_nonlinear else None
+        self.fused = self.k_nonlinear and a.affine and a.compiled and not k_per_cell and not self.k_at_points
+        at_points = not self.k_nonlinear or self.k_at_points
+        self.points = a.quadrature_points() if self.materials.needs_points and at_points else None
         self.lumped = physics.lumped_mass
         self.offset = physics.kelvin_offset
         self.radiation = [RadiationTerm(bc, BoundaryTerm(mesh, bc.name, self.compiled))
@@ -256,7 +259,9 @@ class NonlinearHeatProblem(HeatLoads):
             data = a.bilinear(mass=mass, conductivity=c * f.k, per_point=True).data
             if newton:  # c int dk(u_j)/du_j N_j grad u . k-axes grad N_i
                 grad, dk = f.gradient, f.dk
-                if dk.shape[2] == 1:
+                if self.k_at_points:  # dk/du(u_h) at the points: in b, the axes' slopes on their own axes
+                    a.convection(c * grad * dk, data)
+                elif dk.shape[2] == 1:
                     a.convection(c * grad, data, dk[:, :, 0])
                 else:
                     for d in range(dk.shape[2]):
@@ -291,29 +296,27 @@ class NonlinearHeatProblem(HeatLoads):
 
     def _evaluate(self, u: np.ndarray, t: float) -> _Fields:
         """The flows out by conduction and radiation at u: k at the quadrature points and, when k
-        depends on u, dk/du at the cells' nodes (or, fused, both at the nodes per material set)."""
+        depends on u, dk/du at the cells' nodes (or, fused, both at the nodes per material set; on
+        quadratic cells at the points)."""
         a, m = self.assembler, self.materials
         self.bad = ""
         k = dk = grad = T = nodal = None
         if self.fused:
             knode, dknode, positive = m.nodal_conductivity(u, t)
             self._check(positive, "the conductivity k")
-            if self.quadratic:
-                self._check(self._between_nodes(knode), BETWEEN_NODES)
             nodal = (knode, dknode)
             flows = np.zeros(self.mesh.n_owned)
             a.nodal_conduction(u, NodalConductivity(knode, m.cell_set), out=flows)
-        elif self.k_nonlinear:
+        elif self.k_nonlinear and not self.k_at_points:
             kn, dk, positive = m.conductivity_at_nodes(u, t)
             self._check(positive, "the conductivity k")
             k = np.matmul(a.N, kn)
-            if self.quadratic:
-                self._check(k, BETWEEN_NODES)
             grad = a.gradients(u)
             flows = a.flux_load(k * grad)
         else:
             T, grad = a.values_and_gradients(u)
-            k = m.conductivity(T, self.points, t)
+            k, dk = m.conductivity_at_points(T, self.points, t)
+            dk = dk if self.k_at_points else None
             self._check(k, "the conductivity k")
             flows = a.flux_load(k * grad)
         slopes = []
@@ -324,20 +327,6 @@ class NonlinearHeatProblem(HeatLoads):
                 flows += term.facets.load(flux)
             slopes.append(slope)
         return _Fields(flows, self.bad, k, dk, grad, nodal, slopes, T)
-
-    def _between_nodes(self, knode: np.ndarray) -> bool:
-        """Whether k interpolated from its nodal values (per material set, as the fused kernel
-        does) is > 0 at every quadrature point. It is wherever a cell's largest nodal value is below
-        three times its smallest (the negative parts of the quadratic basis functions sum to at most
-        (Lebesgue constant - 1) / 2 <= 1/2); only the other cells are interpolated."""
-        m = self.materials
-        sets = m.cell_set if len(m.cell_set) else np.zeros(len(m.cells), dtype=np.int64)
-        kc = knode[sets[:, None], m.cells]  # (cells, nodes per cell, components)
-        lo, hi = kc.min(axis=1), kc.max(axis=1)
-        doubtful = np.flatnonzero(np.any(hi >= 3.0 * lo, axis=1))
-        if not len(doubtful):
-            return True
-        return bool(np.all(np.matmul(self.assembler.N, kc[doubtful]) > 0))
 
     def _robin_data(self, t: float) -> np.ndarray:
         return self._cache.get("robin", self.time_dependent_matrix, t, self.robin_data)

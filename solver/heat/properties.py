@@ -1,12 +1,15 @@
 """Material properties that may depend on temperature, evaluated with their derivatives in T (for
 Newton), and the volumetric enthalpy H(T) = int_0^T rho c dT.
 
-A conductivity that depends on T is evaluated at the nodes of each cell and interpolated
-(``k_h = sum_j k(u_j) N_j``, the group finite-element form): one evaluation per node and material
-rather than per quadrature point, exact for a k linear in T, second order otherwise. Its Newton
-derivative is then ``dk(u_j)/du_j N_j``. One of T and of the place is evaluated per cell at its
-nodes moved just inside it, so that a jump on the cells' faces is not spread over the cells
-beside it. A conductivity independent of T stays at the points.
+A conductivity that depends on T is, on linear cells, evaluated at the nodes of each cell and
+interpolated (``k_h = sum_j k(u_j) N_j``, the group finite-element form): one evaluation per node and
+material rather than per quadrature point, exact for a k linear in T, second order otherwise. Its
+Newton derivative is then ``dk(u_j)/du_j N_j``. One of T and of the place is evaluated per cell at
+its nodes moved just inside it, so that a jump on the cells' faces is not spread over the cells
+beside it. On quadratic cells, whose basis functions dip below zero (a k positive at every node
+would be interpolated below zero between them), it is evaluated at the quadrature points instead:
+``k(u_h(x_q))``, with the derivative ``dk/du(u_h(x_q)) N_j(x_q)``. A conductivity independent of T
+stays at the points.
 
 Each cell takes the material's properties, overridden by the regions that contain it (later ones
 winning), so the cells fall into a few *material sets*; a property is evaluated set by set on
@@ -260,15 +263,17 @@ class MaterialField:
         else:
             yield from zip(self.sets, self.cells_of)
 
-    def conductivity(self, T: np.ndarray, points: np.ndarray | None, t: float) -> np.ndarray:
-        """k at the points, (n_cells, n_qp, k_components) (T: (n_cells, n_qp)), of a k that does not
-        depend on T."""
+    def conductivity_at_points(self, T: np.ndarray, points: np.ndarray | None,
+                               t: float) -> tuple[np.ndarray, np.ndarray]:
+        """(k, dk/dT) at the points, (n_cells, n_qp, k_components) each, at the temperatures T there
+        (n_cells, n_qp); ``points``: their places (None when no k depends on them)."""
         k = np.empty(T.shape + (self.k_components,))
+        dk = np.zeros_like(k)
         for s, cells in self._each():
             pc = None if points is None else points[cells]
-            for d, v, _ in self._components(s, T[cells], pc, t, self._centroids(cells) if pc is None else pc):
-                k[cells, :, d] = v
-        return k
+            for d, v, dv in self._components(s, T[cells], pc, t, self._centroids(cells) if pc is None else pc):
+                k[cells, :, d], dk[cells, :, d] = v, dv
+        return k, dk
 
     def storage(self, T: np.ndarray, where=None) -> tuple[np.ndarray, np.ndarray]:
         """(H, C): enthalpy and volumetric heat capacity at T (any shape whose first axis is the

@@ -286,6 +286,12 @@ def test_manufactured_orders_and_quadratic_newton(ranks):
     assert len(ratios) >= 3 and ratios[0] < 0.1
     for a, b in zip(ratios, ratios[1:]):
         assert math.log(b) / math.log(a) > 1.6, ratios
+    quadratic = r["quadratic"]  # P2, k(T) at the quadrature points: orders 3 and 2, a consistent Jacobian
+    assert all(abs(p - 3.0) <= 0.15 for p in quadratic["l2_orders"][-1:]), quadratic
+    assert all(abs(p - 2.0) <= 0.15 for p in quadratic["h1_orders"][-1:]), quadratic
+    assert max(quadratic["imbalance"]) < 1e-8
+    ratios = quadratic["newton_ratios"]
+    assert len(ratios) >= 2 and all(math.log(b) / math.log(a) > 1.6 for a, b in zip(ratios, ratios[1:])), ratios
 
 
 # ----------------------------------------------------------------------------- runs and files
