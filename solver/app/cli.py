@@ -40,6 +40,7 @@ def main(argv=None) -> int:
     # writer of its files (its own lock file says so), and readers take snapshots as listed
     os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
     try:
+        _check_environment()
         words = command_line(sys.argv[1:] if argv is None else argv)
         with _quiet_unless_first_rank():  # --help and --version once, not once per rank
             args = build_parser().parse_args(words)
@@ -62,6 +63,16 @@ def main(argv=None) -> int:
     if plan.ranks > 1 and not launched_by_mpi():
         return relaunch(words, plan.ranks)
     return mpi_command(command, plan, args)
+
+
+def _check_environment() -> None:
+    """The solver's own environment variables that change a run's path hold values it knows."""
+    value = os.environ.get("SOLVER_NUMBA", "")
+    if value not in ("", "0", "1"):
+        from solver.case.shown import shown
+
+        raise CaseError(f"environment variable SOLVER_NUMBA: got {shown(value)}; allowed: 0 (the NumPy path), "
+                        "1 (the compiled kernels at any size) or unset (the run chooses)")
 
 
 @contextlib.contextmanager

@@ -340,5 +340,6 @@ def test_a_study_whose_saved_runs_fill_the_disk_stops_with_74_keeping_its_sample
     assert "Exception ignored" not in proc.stderr, proc.stderr
     with h5py.File(small_disk / "s" / "s.study.h5", "r") as f:
         status = f["samples/status"][()]
+        assert f.attrs["status"] == "no room" and f.attrs["exit_status"] == 74  # not "stopped", 75
     assert 1 <= np.count_nonzero(status == 0) < 16 and set(status.tolist()) <= {0, -1}, status  # done or pending
     assert not list((small_disk / "s" / "samples").glob(".*.reserve"))

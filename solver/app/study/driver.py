@@ -352,8 +352,9 @@ class StudyRun:
             "name": spec.name, "method": spec.method, "seed": spec.seed, "samples": len(table),
             "keys": json.dumps(spec.keys), "thresholds": json.dumps(list(spec.thresholds)), "fields": int(spec.fields),
             "count": stats.count if stats is not None else 0, "done": done, "failed": failed,
-            "status": "complete" if complete else "stopped",
-            "exit_status": (EXIT_NUMERICAL if all_failed else 0) if complete else EXIT_STOPPED,
+            "status": "complete" if complete else ("no room" if share.no_room else "stopped"),
+            "exit_status": (EXIT_NUMERICAL if all_failed else 0) if complete else
+                           (EXIT_OUTPUT if share.no_room else EXIT_STOPPED),
             "ranks": world.size, "ranks_per_case": g.ranks_per_case,
             # the segments' together: those before a restart, and this one
             "wall_time": seconds + (float(earlier.attrs.get("wall_time", 0.0)) if earlier is not None else 0.0)}
