@@ -16,7 +16,7 @@ its condition reaches only its corners). All are refused, on rank 0 while it rea
   overlap, or a cell laid over others along the boundary. A thin slot of any width above that is
   kept;
 * every tagged boundary element is a facet of a cell (the same element listed twice in one group
-  is taken once);
+  is taken once), a quadrilateral one with its corners in order round the face;
 * quadratic cells sharing an edge (or a face of hexahedra) share its midpoint (centre) node.
 
 Costs a sort of the cells' facets (and edges) and a ball query per cell, a chunk of cells at a
@@ -74,6 +74,8 @@ def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type
     del equal
     facets, facet_tags = _checked_facets(path, points, cells, facets, facet_tags, tagged_keys, ordered)
     del ordered
+    if width == 4:
+        _refuse_crossed_facets(path, points, facets[:, :4])
     exterior = np.concatenate([np.flatnonzero(_among(keys[i: i + CHUNK], lone)) + i
                                for i in range(0, len(keys), CHUNK)])
     del keys
@@ -100,11 +102,12 @@ def _refuse_twisted(path: Path, points: np.ndarray, cells: np.ndarray, linear) -
 
 def _row_keys(cells: np.ndarray, table: np.ndarray, bits: int, extra: np.ndarray | None = None):
     """One int64 key per (cell, row of ``table``), at ``cell * len(table) + row``, and per row of
-    ``extra``: equal for rows of the same nodes (their three smallest, in increasing order). Packed
-    into one word where three ids fit in 63 bits (meshes of up to 2^21 nodes), a chunk of cells at a
-    time; else numbered in the order of two words (two ids in one, the third), by a sort of all."""
+    ``extra``: equal for rows of the same nodes (all of them, in increasing order: two faces of
+    hexahedra that share three corners are not one). Packed into one word where the ids fit in 63
+    bits (three: meshes of up to 2^21 nodes; four: 2^15), a chunk of cells at a time; else numbered
+    in the order of two words (two ids in each), by a sort of all."""
     n, nt = len(cells), len(table)
-    if bits * min(table.shape[1], 3) <= 63:
+    if bits * table.shape[1] <= 63:
         keys = np.empty(n * nt, dtype=np.int64)
         for start in range(0, n, CHUNK):
             block = cells[start: start + CHUNK]
@@ -131,17 +134,19 @@ def _row_keys(cells: np.ndarray, table: np.ndarray, bits: int, extra: np.ndarray
 
 
 def _put_two_words(high, low, at: int, rows: np.ndarray, bits: int, step: int = 1) -> None:
-    """Keys of two words of ``rows`` (their three smallest ids) into every ``step``-th entry from ``at``."""
-    ordered = np.sort(rows, axis=1)[:, :3].astype(np.int64)
+    """Keys of two words of ``rows`` (three or four ids, sorted: two in the first word, the others
+    in the second) into every ``step``-th entry from ``at``."""
+    ordered = np.sort(rows, axis=1).astype(np.int64)
     high[at: at + len(rows) * step: step] = (ordered[:, 0] << bits) | ordered[:, 1]
-    low[at: at + len(rows) * step: step] = ordered[:, 2]
+    low[at: at + len(rows) * step: step] = ordered[:, 2] if rows.shape[1] == 3 else \
+        (ordered[:, 2] << bits) | ordered[:, 3]
 
 
 def _pack(rows: np.ndarray, bits: int) -> np.ndarray:
-    """One int64 key per row of node ids: its three smallest, in increasing order, packed."""
+    """One int64 key per row of node ids: the ids in increasing order, packed."""
     if rows.shape[1] == 0:
         return np.zeros(len(rows), dtype=np.int64)
-    ordered = np.sort(rows, axis=1)[:, :3].astype(np.int64)
+    ordered = np.sort(rows, axis=1).astype(np.int64)
     key = ordered[:, 0].copy()
     for j in range(1, ordered.shape[1]):
         key = (key << bits) | ordered[:, j]
@@ -236,6 +241,27 @@ def _checked_facets(path: Path, points, cells, facets, facet_tags, tagged_keys, 
         once.sort()
         facets, facet_tags = facets[once], facet_tags[once]
     return facets, facet_tags
+
+
+def _refuse_crossed_facets(path: Path, points: np.ndarray, quads: np.ndarray) -> None:
+    """A quadrilateral boundary element whose corners, listed in their order, do not go round the
+    face (a bow tie: two of them swapped) is the cell's face by its nodes, but its condition would
+    be integrated over a crossed surface (0.89 W for 1 W): each diagonal it lists must have the
+    other two corners on its two sides (one of them may not, on a face that is not convex)."""
+    for start in range(0, len(quads), CHUNK):
+        x = points[quads[start: start + CHUNK]]
+
+        def split(a, b, c, d):  # whether c and d lie on the two sides of the line a-b
+            ab = x[:, b] - x[:, a]
+            return np.einsum("md,md->m", np.cross(ab, x[:, c] - x[:, a]), np.cross(ab, x[:, d] - x[:, a])) < 0
+
+        bad = np.flatnonzero(~split(0, 2, 1, 3) & ~split(1, 3, 0, 2))
+        if len(bad):
+            row = start + int(bad[0])
+            raise CaseError(f"{path}: boundary element {row + 1} of its kind (near {_at(points, quads[row])}) "
+                            f"lists its corners in an order that does not go round its face (two of them swapped): "
+                            f"its condition would apply on a crossed surface; list them in order round the face, as "
+                            f"Gmsh does")
 
 
 def _refuse_torn_edges(path: Path, points, cells, linear_name: str, bits: int) -> None:

@@ -467,6 +467,42 @@ def test_boundary_elements_and_quadratic_edges_must_match_the_cells(tmp_path):
         read(tmp_path / "swapped.msh")
 
 
+@pytest.mark.parametrize("fault", ["none", "corners crossed", "a corner off the face", "a node doubled inside"])
+def test_hexahedra_faces_are_matched_by_all_four_corners_in_order(tmp_path, fault):
+    """Faces of hexahedra were matched by their three smallest node ids: a boundary quadrilateral
+    with its corners crossed (0.89 W for 1 W) or its fourth corner elsewhere (1.25 W), and two
+    cells whose shared face had a node doubled on one side (a crack: 0.81 W), were accepted."""
+    from solver.errors import CaseError
+    from solver.mesh.files import read
+
+    points, cells = _merged([_grid_hexes(0, 2, 0.5), _grid_hexes(1, 2, 0.5)])
+    right = cells[points[cells[:, 1], 0] == 2.0][:, [1, 2, 6, 5]]  # the faces x = 2, in order round them
+    if fault == "corners crossed":
+        right[0] = right[0, [0, 2, 1, 3]]
+    elif fault == "a corner off the face":  # its largest corner moved to the far corner of the side x = 2
+        largest = int(np.argmax(right[0]))
+        right[0, largest] = right.max()
+        assert right[0, largest] > np.sort(right[0])[2]  # its three smallest corners are still a face's
+    elif fault == "a node doubled inside":  # the shared face's largest node, doubled for the cells beyond it
+        beyond = points[cells[:, 0], 0] == 1.0
+        shared = int(cells[beyond][:, [0, 3, 7, 4]].max())
+        points = np.vstack([points, points[shared]])
+        cells[beyond] = np.where(cells[beyond] == shared, len(points) - 1, cells[beyond])
+    mesh = meshio.Mesh(points, [("hexahedron", cells), ("quad", right)],
+                       cell_data={"gmsh:physical": [np.full(len(cells), 1), np.full(len(right), 2)],
+                                  "gmsh:geometrical": [np.full(len(cells), 1), np.full(len(right), 2)]},
+                       field_data={"domain": np.array([1, 3]), "right": np.array([2, 2])})
+    meshio.write(tmp_path / "m.msh", mesh, file_format="gmsh22", binary=False)
+    if fault == "none":
+        assert len(read(tmp_path / "m.msh").facets) == 4
+        return
+    message = {"corners crossed": "lists its corners in an order that does not go round its face",
+               "a corner off the face": "are not facets of the mesh's cells",
+               "a node doubled inside": "touch or overlap without sharing the nodes of their facets"}[fault]
+    with pytest.raises(CaseError, match=message):
+        read(tmp_path / "m.msh")
+
+
 def test_a_mesh_without_recognised_tags_says_where_groups_are_read_from(tmp_path):
     """Tags in cell data of another name ("foo"): the line said only "no named boundary groups"."""
     points = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=float)
