@@ -467,11 +467,13 @@ def test_boundary_elements_and_quadratic_edges_must_match_the_cells(tmp_path):
         read(tmp_path / "swapped.msh")
 
 
+@pytest.mark.parametrize("shift", [0, 1 << 15])
 @pytest.mark.parametrize("fault", ["none", "corners crossed", "a corner off the face", "a node doubled inside"])
-def test_hexahedra_faces_are_matched_by_all_four_corners_in_order(tmp_path, fault):
+def test_hexahedra_faces_are_matched_by_all_four_corners_in_order(tmp_path, fault, shift):
     """Faces of hexahedra were matched by their three smallest node ids: a boundary quadrilateral
     with its corners crossed (0.89 W for 1 W) or its fourth corner elsewhere (1.25 W), and two
-    cells whose shared face had a node doubled on one side (a crack: 0.81 W), were accepted."""
+    cells whose shared face had a node doubled on one side (a crack: 0.81 W), were accepted.
+    ``shift``: node ids past 2^15 (unused nodes before them), whose four ids take two words."""
     from solver.errors import CaseError
     from solver.mesh.files import read
 
@@ -488,6 +490,7 @@ def test_hexahedra_faces_are_matched_by_all_four_corners_in_order(tmp_path, faul
         shared = int(cells[beyond][:, [0, 3, 7, 4]].max())
         points = np.vstack([points, points[shared]])
         cells[beyond] = np.where(cells[beyond] == shared, len(points) - 1, cells[beyond])
+    points, cells, right = np.vstack([np.full((shift, 3), 9.0), points]), cells + shift, right + shift
     mesh = meshio.Mesh(points, [("hexahedron", cells), ("quad", right)],
                        cell_data={"gmsh:physical": [np.full(len(cells), 1), np.full(len(right), 2)],
                                   "gmsh:geometrical": [np.full(len(cells), 1), np.full(len(right), 2)]},
