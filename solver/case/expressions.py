@@ -289,7 +289,7 @@ def _compile(node, names: set, depth: int, allowed: tuple = VARIABLES, switch: b
         if isinstance(node.op, ast.UAdd):
             return operand
         if isinstance(node.op, ast.Not):
-            return lambda env: np.logical_not(operand(env))
+            return lambda env: 1.0 * np.logical_not(operand(env))
     if isinstance(node, ast.Compare):
         ops = [_COMPARE.get(type(op)) for op in node.ops]
         if None in ops:
@@ -301,7 +301,7 @@ def _compile(node, names: set, depth: int, allowed: tuple = VARIABLES, switch: b
             result = ops[0](values[0], values[1])
             for op, a, b in zip(ops[1:], values[1:], values[2:]):
                 result = np.logical_and(result, op(a, b))
-            return result
+            return 1.0 * result  # a number: 1 or 0 (NumPy's booleans would add as "or", and subtract not at all)
         return compare
     if isinstance(node, ast.BoolOp):
         combine = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
@@ -311,7 +311,7 @@ def _compile(node, names: set, depth: int, allowed: tuple = VARIABLES, switch: b
             result = parts[0](env)
             for p in parts[1:]:
                 result = combine(result, p(env))
-            return result
+            return 1.0 * result
         return boolop
     if isinstance(node, ast.IfExp):
         cond, a, b = rec(node.test), rec(node.body), rec(node.orelse)
@@ -408,7 +408,7 @@ def _dual(node):
             return lambda env: tuple(-v for v in operand(env))
         if isinstance(node.op, ast.UAdd):
             return operand
-        return lambda env: (np.logical_not(operand(env)[0]), 0.0)
+        return lambda env: (1.0 * np.logical_not(operand(env)[0]), 0.0)
     if isinstance(node, (ast.Compare, ast.BoolOp)):  # logical values: derivative 0
         plain = _compile(node, set(), 0, VARIABLES + ("T",))
         return lambda env: (plain({k: v[0] for k, v in env.items()}), 0.0)

@@ -24,6 +24,24 @@ def test_conditionals_comparisons_and_functions():
     assert np.allclose(Expression("max(x, 0.5) + min(x, 0.5) + atan2(y, 1)")(pts), [0.7, 1.2])
 
 
+def test_comparisons_are_numbers_in_arithmetic():
+    """Comparisons give 1 or 0 as numbers: NumPy's booleans added as "or" ((x >= 0) + (y >= 0) was
+    1, a staircase source 750 J for 1250 J, exit 0), could not be subtracted or negated (internal
+    errors), and took sqrt, exp, ... to 16-bit floats (1.0001 * sqrt(x >= 0) was 1, and 1e5 * sqrt(x >
+    0.5) overflowed)."""
+    pts = np.array([[0.2, 0.0], [0.7, 0.8]])
+    cases = {"(x >= 0) + (y >= 0)": [2.0, 2.0], "1e3*((x > 0.25) + (x > 0.5))": [0.0, 2000.0],
+             "(t > 0.25) - (t > 0.75)": [1.0, 1.0], "-(x >= 0.5)": [0.0, -1.0], "sign(x > 0.5)": [0.0, 1.0],
+             "1.0001*sqrt(x >= 0)": [1.0001, 1.0001], "sqrt(x > 0.5)*1e5": [0.0, 1e5],
+             "(not x > 0.5) + (x > 0.1 and y > 0.5) + (x > 0.5 or y > 0.5)": [1.0, 2.0]}
+    for text, expected in cases.items():
+        value = Expression(text)(pts, 0.5)
+        assert value.dtype == np.float64 and np.array_equal(value, expected), (text, value)
+    k = Expression("1 + 2*((T > 50) + (T > 80)) - (T > 90)", temperature=True)
+    value, slope = k.with_derivative(pts, 0.0, np.array([60.0, 95.0]))
+    assert np.array_equal(value, [3.0, 4.0]) and np.all(slope == 0)
+
+
 def test_constant_broadcasts():
     e = Expression(20)
     assert e.is_constant and e(np.zeros((4, 3))).shape == (4,)
