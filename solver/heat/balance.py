@@ -70,15 +70,18 @@ class HeatFlows:
         self.terms = names + problem.dirichlet.names
         self.index = {name: i for i, name in enumerate(names)}
 
-    def start(self, u: np.ndarray, jump: np.ndarray | None = None, rows: np.ndarray | None = None) -> HeatBalance:
-        """A balance opened with the energy of ``u`` (collective). ``jump``: the owned nodal
+    def start(self, u: np.ndarray, jump: np.ndarray | None = None, rows: np.ndarray | None = None,
+              stored: bool = True) -> HeatBalance:
+        """A balance opened with the energy of ``u`` (collective; ``stored`` False: a steady
+        balance, of heat flows alone, whose energy stays 0: that of a body of 1e309 J would only
+        overflow it). ``jump``: the owned nodal
         energies gained when the Dirichlet values replaced the initial ones at the owned Dirichlet
         ``rows``. That heat came in through those boundaries, at once: it is booked as theirs, and
         the balance opens with the initial field's energy (a wall held 80 K above the initial
         temperature was short of it, 12% on a coarse mesh, converging only as h). Where the storage
         is consistent, the jump reaches the neighbours' energies too; their part goes to the
         boundaries in proportion to their own."""
-        e = self.problem.energy(u)
+        e = self.problem.energy(u) if stored else 0.0
         balance = HeatBalance(self.terms, e, e)
         if jump is None:
             return balance
@@ -136,16 +139,17 @@ class HeatFlows:
         return out
 
     def book(self, balance: HeatBalance, u_new: np.ndarray, heat_in: np.ndarray, rows: np.ndarray,
-             reactions: np.ndarray, storage: tuple | None = None) -> None:
+             reactions: np.ndarray, storage: tuple | None = None, stored: bool = True) -> None:
         """Add one step's heat (J: this rank's flows times dt, and the Dirichlet reactions of its
         owned ``rows``) to ``balance``, with the new energy; one Allreduce.
 
         ``storage``: (a, energies of u0, u_-1, ...) of a multistep formula whose storage term
         ``sum_j a_j E(u_1-j)`` is not the energy change E(u1) - E(u0) (BDF2); the difference, its
-        storage lag, is booked apart, so the balance closes on what the formula conserves."""
+        storage lag, is booked apart, so the balance closes on what the formula conserves. ``stored``:
+        as in :meth:`start`."""
         p = self.problem
         buf = np.empty(1 + len(heat_in))
-        buf[0] = p.energy_local(u_new)
+        buf[0] = p.energy_local(u_new) if stored else 0.0
         buf[1:] = heat_in + self.reactions(rows, reactions)
         p.mesh.comm.Allreduce(MPI.IN_PLACE, buf)
         energy_old, balance.energy = balance.energy, float(buf[0])

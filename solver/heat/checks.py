@@ -292,7 +292,13 @@ def check_balance(sim) -> None:
     p = sim.problem
     # transient: the steps' own balance (the Dirichlet values' jump at the start closes by construction)
     b = sim.balance if sim.balance is None or sim.case.steady else sim.balance.since_opened()
-    if b is None or not np.isfinite(b.relative) or b.relative <= BALANCE_LIMIT:
+    if b is not None and not np.isfinite(b.relative):  # every rank holds the same sums
+        sums = f"heat in {float(np.sum(b.inflow)):.3g} W" if sim.case.steady else \
+            f"energy change {b.change:.3g} J, heat in {float(np.sum(b.inflow)):.3g} J"
+        raise CaseError(f"{sim.case.source}: the heat balance is not finite ({sums}): the stored energy or the heat flows overflow double "
+                        f"precision, so the mesh's size, the properties or the temperatures are far beyond any "
+                        f"physical scale; check their values and units")
+    if b is None or b.relative <= BALANCE_LIMIT:
         return
     comm, n = sim.mesh.comm, sim.mesh.n_owned
     u = np.abs(sim.u[:n])

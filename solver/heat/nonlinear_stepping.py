@@ -365,9 +365,9 @@ class NonlinearSteadySolver(LinearSolves):
                                        f"retried shorter, from the initial temperature)") from None
         self.last = report
         self.nonlinear_iterations += report.iterations
-        self.balance = self.flows.start(u)  # steady: no storage, heat flows (W) cancel
+        self.balance = self.flows.start(u, stored=False)  # steady: no storage, heat flows (W) cancel
         self.flows.book(self.balance, u, self.flows.flows(p.load_parts(0.0), u, 0.0), equations.dir_owned,
-                        equations.full[equations.dir_owned])
+                        equations.full[equations.dir_owned], stored=False)
         return SolveInfo(report.linear_iterations, report.residuals[-1] / max(report.residuals[0], 1e-300), True)
 
     def _continuation(self, u: np.ndarray, steady: StepEquations) -> newton.NonlinearReport:

@@ -444,9 +444,9 @@ class SteadySolver(Solves):
         rhs = sum(parts.values(), np.zeros(p.mesh.n_owned))
         rhs_dirichlet = rhs[system.dir_owned]
         info = system.solve(rhs, u, 0.0, 0)
-        self.balance = self.flows.start(u)  # steady: no storage, heat flows (W) cancel
+        self.balance = self.flows.start(u, stored=False)  # steady: no storage, heat flows (W) cancel
         self.flows.book(self.balance, u, self.flows.flows(parts, u, 0.0), system.dir_owned,
-                        system.reactions(u, rhs_dirichlet))
+                        system.reactions(u, rhs_dirichlet), stored=False)
         return info
 
 

@@ -119,6 +119,7 @@ class SolverFile:
         """The mean over the body of the nodal field ``values`` (weighted by :attr:`node_weights`)."""
         w = self.node_weights
         with np.errstate(all="ignore"):  # (cells of no volume: NaN)
+            w = w / np.max(np.abs(w))  # weights of cells of 1e300 m^3 would overflow their sums
             return float(np.dot(w, values) / w.sum())
 
 
