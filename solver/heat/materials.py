@@ -25,7 +25,7 @@ def region_cells(mesh: DistributedMesh, region: Region, centroids: Centroids) ->
     """Mask of the cells in a region: in its mesh-file group and with the centroid in its box."""
     inside = np.ones(len(mesh.cells), dtype=bool)
     if region.group is not None:
-        inside &= mesh.cell_tags == mesh.groups.region[region.group]
+        inside &= np.isin(mesh.cell_tags, mesh.groups.region_tags(region.group))
     for axis, bounds in enumerate(region.box[: mesh.dim]):
         if bounds is not None:
             c = centroids()[:, axis]

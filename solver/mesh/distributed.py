@@ -40,6 +40,13 @@ class MeshGroups:
     boundary: dict = field(default_factory=dict)  # name -> tag
     region: dict = field(default_factory=dict)  # name -> tag
     facet_counts: dict = field(default_factory=dict)  # boundary name -> number of facets
+    shared: dict = field(default_factory=dict)  # code -> the tags of the groups its cells are in together
+
+    def region_tags(self, name: str) -> list[int]:
+        """Every tag that the cells of region group ``name`` carry: its own, and the codes of
+        the groups it shares cells with (:mod:`solver.mesh.memberships`)."""
+        tag = self.region[name]
+        return [tag] + [code for code, tags in self.shared.items() if tag in tags]
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from solver.mesh.conformity import check_facet_nodes, check_mesh_file
 from solver.mesh.distributed import DistributedMesh, Facets, LocalPart, MeshGroups, PartitionInfo
 from solver.mesh.elevate import with_degree
 from solver.mesh.gmsh_tags import check_gmsh_tags
+from solver.mesh.memberships import cells_once, facets_in_every_group
 from solver.mesh.partition import partition, space_filling_order
 from solver.parallel.root import scatter_blocks
 from solver.parallel.routing import Route, block_rank, block_starts, fetch, sparse_alltoallv
@@ -111,7 +112,9 @@ def read(path: str | Path, degree: int | None = None) -> MeshFileData:
     tag_key = next((k for k in TAG_KEYS if k in m.cell_data), None)
     _refuse_other_facets(path, m, cell_type)
     cells, cell_tags = _connectivity(m, CELLS[cell_type].meshio, tag_key)
-    facets, facet_tags = _connectivity(m, CELLS[CELLS[cell_type].facet_name].meshio, tag_key)
+    cells, cell_tags, shared = cells_once(path, m, CELLS[cell_type].meshio, dim, cells, cell_tags)
+    facet_type = CELLS[CELLS[cell_type].facet_name].meshio
+    facets, facet_tags = facets_in_every_group(m, facet_type, dim - 1, *_connectivity(m, facet_type, tag_key))
     points = np.asarray(m.points, dtype=float)
     field_data = m.field_data
     del m  # meshio's other arrays (cell sets, geometrical tags) are not needed
@@ -119,7 +122,7 @@ def read(path: str | Path, degree: int | None = None) -> MeshFileData:
     facets, facet_tags = check_mesh_file(path, points, cells, cell_type, facets, facet_tags)
     check_facet_nodes(path, points, cells, cell_type, facets)
     data = MeshFileData(cell_type, points, cells, cell_tags, facets, facet_tags,
-                        _groups(field_data, dim, cell_tags, facet_tags))
+                        _groups(field_data, dim, cell_tags, facet_tags, shared))
     straight = CELLS[cell_type].degree == 1  # a second-order file's cells may be curved
     if degree is not None:
         data = with_degree(data, degree)
@@ -275,9 +278,9 @@ def _check_facets_on_cells(path: Path, data: "MeshFileData") -> None:
                         f"file's {n_cells} {data.cell_type} cells{hint}")
 
 
-def _groups(field_data: dict, dim: int, cell_tags: np.ndarray, facet_tags: np.ndarray) -> MeshGroups:
+def _groups(field_data: dict, dim: int, cell_tags: np.ndarray, facet_tags: np.ndarray, shared: dict) -> MeshGroups:
     """Named physical groups: boundaries (facets) and regions (cells); without names in the
-    file, groups are named by their tag numbers."""
+    file, groups are named by their tag numbers. ``shared``: the codes of cells in several."""
     boundary, region = {}, {}
     for name, (tag, gdim) in ((n, (int(v[0]), int(v[1]))) for n, v in field_data.items()):
         if gdim == dim - 1:
@@ -286,9 +289,10 @@ def _groups(field_data: dict, dim: int, cell_tags: np.ndarray, facet_tags: np.nd
             region[name] = tag
     if not field_data:
         boundary = {str(t): int(t) for t in np.unique(facet_tags) if t}
-        region = {str(t): int(t) for t in np.unique(cell_tags) if t}
+        tags = set(np.unique(cell_tags).tolist()) - set(shared) | {t for group in shared.values() for t in group}
+        region = {str(t): int(t) for t in sorted(tags) if t}
     counts = {name: int(np.sum(facet_tags == tag)) for name, tag in boundary.items()}
-    return MeshGroups(boundary, region, counts)
+    return MeshGroups(boundary, region, counts, shared)
 
 
 def _permuted(rows: np.ndarray, order: np.ndarray, dtype, chunk: int = 1 << 16) -> np.ndarray:
@@ -343,6 +347,8 @@ def mesh_digest(data: MeshFileData) -> str:
     for array in (data.points, data.cells, data.cell_tags, data.facets, data.facet_tags):
         digest.update(np.ascontiguousarray(array).view(np.uint8).reshape(-1))
     digest.update(repr((sorted(data.groups.boundary.items()), sorted(data.groups.region.items()))).encode())
+    if data.groups.shared:  # (only then: the digests of files without cells in several groups stay as they were)
+        digest.update(repr(sorted(data.groups.shared.items())).encode())
     return digest.hexdigest()
 
 
