@@ -29,6 +29,9 @@ from solver.errors import (EXIT_BROKEN_PIPE, EXIT_INPUT, EXIT_INTERNAL, EXIT_INT
                            SolverExit)
 
 AGREE_TIMEOUT = 10.0  # seconds to wait for the other ranks to report the same error
+# what reading a results file changed beyond its checked structure raises (an attribute of inf made
+# an int, a JSON text nested 100,000 deep)
+DAMAGED_FILE_ERRORS = (KeyError, IndexError, ValueError, TypeError, AttributeError, OverflowError, RecursionError)
 
 
 def main(argv=None) -> int:
@@ -225,9 +228,9 @@ def serial_command(plan, args) -> int:
         where = f"{named}: " if named else ""
         print(f"error: {where}cannot read or write it ({exc.strerror or exc})", file=sys.stderr, flush=True)
         return EXIT_INPUT
-    except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:  # a file not as the solver writes
-        named = getattr(args, "results", None) or getattr(args, "study", None)  # it (its structure is checked as it
-        if getattr(args, "verbose", False) or not named:  # opens; these are what was changed beyond that)
+    except DAMAGED_FILE_ERRORS as exc:  # a file not as the solver writes it (its structure is checked as it
+        named = getattr(args, "results", None) or getattr(args, "study", None)  # opens; these are what was
+        if getattr(args, "verbose", False) or not named:  # changed beyond that)
             _print_error(0, f"internal error: {_detail(exc, args)}", per_rank=False)
             return EXIT_INTERNAL
         print(f"error: {named}: cannot be read as this solver writes its files: damaged, or changed after it was "

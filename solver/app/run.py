@@ -32,9 +32,11 @@ from solver.heat.state import from_checkpoint
 from solver.io import checkpoint, deadline
 from solver.io.end_record import COMPLETE, FAILED, STOPPED, EndRecord, RunFigures
 from solver.io.probe_series import ProbeSeries
+from solver.io.blockfile import choose_driver, open_block_file
 from solver.io.repair import extend_truncated
 from solver.io.results_writer import ResultsLayout, ResultsWriter
 from solver.la.preconditioner import PreconditionerReport
+from solver.parallel.blocks import BlockRedistributor
 from solver.parallel.collective import max_over_ranks, on_root
 
 log = logging.getLogger(__name__)
@@ -199,17 +201,12 @@ class CaseRun:
         attrs = {"case": checkpoint.case_text(case.values), "case_file_text": case.text,
                  "case_source": case.source, "overrides": "\n".join(case.overrides)}
         layout = ResultsLayout(attrs, sim.extra_fields, case.physics.temperature_unit)
+        # the checkpoint's state is read and checked before the results are cut back to it
+        state = None if resume is None else self.checkpoint_state(sim, resume)
         self.results = results = ResultsWriter(self.directory, case.name, sim.mesh, layout, case.output.driver,
                                                None if resume is None else resume.attrs.snapshots, faults,
                                                None if resume is None else resume.attrs.t)
-        if resume is not None:
-            vectors = checkpoint.read_state(resume.path, sim.mesh, results.nodes, resume.attrs.datasets,
-                                            lambda p: results.open_block_file(p, "r"))
-            try:
-                state = from_checkpoint(resume.attrs, vectors, sim.mesh.n_owned)
-            except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
-                raise CaseError(f"{resume.path}: checkpoint attribute stepper_state is malformed "
-                                f"({type(exc).__name__}: {str(exc)[:80]})") from None
+        if state is not None:
             sim.resume(state)
         keep_until = None if resume is None else sim.t
         if not steady:
@@ -217,6 +214,20 @@ class CaseRun:
         if probes is not None:
             results.init_probes(probes.points, keep_until)
         self.writer = ResultsObserver(results, probes, resume is not None)
+
+    def checkpoint_state(self, sim: Simulation, resume):
+        """The run state a checkpoint holds, its vectors read by every rank and checked against the
+        sums written with them (collective; CaseError when damaged)."""
+        mesh = sim.mesh
+        nodes = BlockRedistributor(mesh.comm, mesh.node_ids[: mesh.n_owned], mesh.n_global_nodes)
+        driver = choose_driver(self.case.output.driver, mesh.comm)
+        vectors = checkpoint.read_state(resume.path, mesh, nodes, resume.attrs.datasets,
+                                        lambda p: open_block_file(p, mesh.comm, driver, "r"))
+        try:
+            return from_checkpoint(resume.attrs, vectors, mesh.n_owned)
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError) as exc:
+            raise CaseError(f"{resume.path}: checkpoint attribute stepper_state is malformed "
+                            f"({type(exc).__name__}: {str(exc)[:80]})") from None
 
     def continue_from(self) -> Path | None:
         """The last checkpoint this run wrote, else the one it started from (None: none), known

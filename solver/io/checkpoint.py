@@ -441,8 +441,8 @@ def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointA
                 raise CaseError(f"{path}: checkpoint attribute {name} = {str(raw)[:40]!r} is not a whole number")
         try:
             attrs = CheckpointAttrs.from_hdf5(f.attrs, list(f))
-        except (KeyError, ValueError, TypeError, OverflowError) as exc:
-            raise CaseError(f"{path}: checkpoint attributes are missing or malformed ({exc})") from None
+        except (KeyError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+            raise CaseError(f"{path}: checkpoint attributes are missing or malformed ({str(exc)[:200]})") from None
         run_id_written = "run_id" in f.attrs
     numbers = {"step": attrs.step, "t": attrs.t, "dt": attrs.dt, "snapshots": attrs.snapshots,
                "iterations": attrs.iterations}
@@ -459,6 +459,10 @@ def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointA
                         f"not finite")
     if not isinstance(attrs.stepper, dict):
         raise CaseError(f"{path}: checkpoint attribute stepper_state is not a JSON object")
+    history = attrs.stepper.get("stepper")
+    if isinstance(history, dict) and history.get("earlier_dt") and "previous" not in attrs.datasets:
+        raise CaseError(f"{path}: damaged checkpoint: its stepper_state holds the step before it (the history of a "
+                        f"multistep scheme), whose field, the dataset /previous, is missing")
     if not attrs.run_id and run_id_written:
         raise CaseError(f"{path}: checkpoint attribute run_id is empty (the file was changed after it was written)")
     check_time(path, attrs)

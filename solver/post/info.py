@@ -78,7 +78,7 @@ def _time_steps(r: Results, a) -> dict:
         dt = r.file["steps/dt"][()]
     except (OSError, KeyError, ValueError):  # a write that failed while the table grew
         return {"damaged": True}
-    return {"accepted": int(len(dt)), "rejected": int(a.get("steps_rejected", 0)), "dt_min": float(dt.min()),
+    return {"accepted": int(len(dt)), "rejected": _number(r, "steps_rejected", int), "dt_min": float(dt.min()),
             "dt_median": float(np.median(dt)), "dt_max": float(dt.max()),
             "adaptive": r.case.get("time", {}).get("dt") == "adaptive"}
 

@@ -126,6 +126,20 @@ def test_a_damaged_field_is_refused_by_every_reader(tmp_path, results_file):
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "p.png").exists()
 
 
+@pytest.mark.parametrize("attribute, value", [("steps_rejected", np.inf), ("linear_iterations", "x")])
+def test_info_of_a_file_with_a_damaged_count_names_it(tmp_path, results_file, attribute, value):
+    """steps_rejected = inf: an internal error (OverflowError) in ``info``."""
+    import shutil
+
+    damaged = tmp_path / "damaged.h5"
+    shutil.copy(results_file, damaged)
+    with h5py.File(damaged, "r+") as f:
+        f.attrs[attribute] = value
+    proc = without_mpi(tmp_path, "info", damaged)
+    assert proc.returncode == 2 and f"its attribute {attribute} = " in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_a_reader_that_goes_away_stops_a_command_quietly(tmp_path):
     """``probe ... | head``: the closed pipe ended the command with "error: cannot write or read it
     (Broken pipe)" and exit 2, as if the input were bad; now quietly, with 141 (128 + SIGPIPE)."""
