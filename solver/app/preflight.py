@@ -231,7 +231,7 @@ class OutputGuard:
         if not self.checkpoints:  # a study: its file, and the samples' saved runs (output.save_runs)
             for path in (h5, h5.with_suffix(".xdmf")):
                 if path.exists():
-                    os.replace(path, path.with_name(path.name + ".bak"))
+                    move_aside(path)
             runs = self.directory / "samples"
             moved = runs.is_dir() and not runs.is_symlink()
             if moved:
@@ -257,7 +257,7 @@ class OutputGuard:
         for suffix in (".h5", ".xdmf"):
             path = self.directory / f"{self.name}{suffix}"
             if path.exists():
-                os.replace(path, path.with_name(path.name + ".bak"))
+                move_aside(path)
         if bak.is_dir() and not bak.is_symlink():  # the replaced backup's: never beside other results
             discard_backup(bak, _own_checkpoint)
         if old.is_dir() and not old.is_symlink():
@@ -337,6 +337,24 @@ def results_status(path: Path) -> str | None:
     except (OSError, ValueError):
         return None
     return status.decode() if isinstance(status, bytes) else None if status is None else str(status)
+
+
+def move_aside(path: Path) -> None:
+    """Move ``path`` to ``path.bak``. An XDMF index is written there naming the moved data file
+    (``NAME.h5.bak``): moved as it was, it opened the new run's data under the old run's times."""
+    bak = path.with_name(path.name + ".bak")
+    if path.suffix == ".xdmf" and path.is_file() and not path.is_symlink():
+        data = path.with_suffix(".h5").name.encode()
+        tmp = bak.with_name(bak.name + ".tmp")
+        try:
+            text = path.read_bytes()
+            tmp.write_bytes(text.replace(b">" + data + b":/", b">" + data + b".bak:/"))
+            os.replace(tmp, bak)
+            path.unlink()
+            return
+        except OSError:  # (no room for the copy: moved as it is)
+            tmp.unlink(missing_ok=True)
+    os.replace(path, bak)
 
 
 def _our_index(path: Path, name: str) -> bool:

@@ -75,6 +75,10 @@ def test_existing_results_are_never_overwritten_silently(tmp_path, nprocs):
     run_solver(nprocs, args + ["--overwrite"], cwd=tmp_path)
     assert (tmp_path / "plate" / "plate.h5.bak").exists()
     assert hashlib.sha256((tmp_path / "plate" / "plate.h5.bak").read_bytes()).hexdigest() == digest
+    # the backup's index opens the backup's data (it named plate.h5: the new run's fields, the old one's times)
+    index = (tmp_path / "plate" / "plate.xdmf.bak").read_text()
+    assert ">plate.h5.bak:/fields/temperature/" in index and ">plate.h5:" not in index
+    assert ">plate.h5:/fields/temperature/" in (tmp_path / "plate" / "plate.xdmf").read_text()
 
 
 def test_locked_directory_is_refused_and_a_stale_lock_replaced(tmp_path):

@@ -489,6 +489,7 @@ def test_overwrite_keeps_the_saved_runs_with_the_study_file_it_moves(tmp_path):
     assert study(1, [spec, "--quiet", "--overwrite"], tmp_path).returncode == 0
     assert {p.name: p.read_bytes() for p in (tmp_path / "s" / "samples.bak").iterdir()} == first
     assert (tmp_path / "s" / "s.study.h5.bak").is_file() and list((tmp_path / "s" / "samples").iterdir())
+    assert ">s.study.h5.bak:/" in (tmp_path / "s" / "s.study.xdmf.bak").read_text()
     (tmp_path / "s" / "samples" / "mine.csv").write_text("1,2")  # the next --overwrite deleted it with samples.bak
     assert study(1, [spec, "--quiet", "--overwrite"], tmp_path).returncode == 0
     assert study(1, [spec, "--quiet", "--overwrite"], tmp_path).returncode == 0
