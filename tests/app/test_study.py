@@ -374,6 +374,24 @@ def test_a_study_stops_within_a_step_of_the_sample_in_flight(tmp_path):
         assert np.all(f["samples/status"][()] != -1) and f.attrs["status"] == "complete"
 
 
+def test_a_stop_that_reaches_one_group_stops_the_others_at_their_sample_s_end(tmp_path):
+    """SIGTERM to one rank of a 3-group study: its group stopped at once, and the other groups ran
+    every remaining sample before the study exited 75. They now take no further sample."""
+    (tmp_path / "base.toml").write_text(TRANSIENT_CASE.format(out=tmp_path / "out"))
+    spec = tmp_path / "mc.toml"
+    spec.write_text(TRANSIENT_STUDY.replace("samples = 12", "samples = 24"))
+    proc = study(3, [spec], tmp_path, {"SOLVER_TEST_STEP_DELAY": "0.1"}, wait=False)  # 10 steps: 1 s a sample
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None and not proc.stdout.readline().startswith("sample "):
+        pass
+    os.kill(rank_pids(str(spec))[-1], signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 75, err
+    with h5py.File(tmp_path / "out" / "mc" / "mc.study.h5", "r") as f:
+        status = f["samples/status"][()]
+    assert np.sum(status == -1) >= 12, status  # each group finished at most its sample in flight
+
+
 @pytest.mark.parametrize("law", [
     'distribution = "lognormal", mu = 1000.0, sigma = 1.0',
     'distribution = "truncated-normal", mean = 0.0, std = 1e-300, low = 1e10, high = 1e11'])

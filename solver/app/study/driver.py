@@ -270,9 +270,11 @@ class StudyRun:
                     deadline - (time.monotonic() - self.start) < 2 * longest + SAFETY
                 if group.allreduce(int(stop.signal is not None or late), op=MPI.MAX):
                     share.stopped = True
+                    queue.stop()  # the other groups take no further sample
                     break
                 index = queue.next()
                 if index is None:
+                    share.stopped = queue.stopped  # (another group stopped)
                     break
                 save_to = self.directory / "samples" if spec.save_runs else None
                 if save_to is not None and group.rank == 0:
@@ -283,6 +285,7 @@ class StudyRun:
                     continue
                 if result.status == EXIT_OUTPUT:  # the disk's failure, not the sample's: it runs again on a
                     share.no_room = f"sample {result.index}: {result.message}"  # restart, and the group stops
+                    queue.stop()
                     break
                 longest = max(longest, result.seconds)
                 self.keep(result, share, nodes.block_size)
@@ -292,7 +295,8 @@ class StudyRun:
                     recorded = time.monotonic()
         queue.free()
         if share.stopped and g.world.rank == 0:
-            log.warning(f"study stopping ({stop.signal or 'wall-time limit'}): the samples done so far are kept")
+            why = stop.signal or ("another group stopped" if queue.stopped else "wall-time limit")
+            log.warning(f"study stopping ({why}): the samples done so far are kept")
         share.stopped = g.world.allreduce(int(share.stopped or bool(share.no_room)), op=MPI.MAX) > 0
         no_room = g.world.allgather(share.no_room if group.rank == 0 else "")
         share.no_room = next((why for why in no_room if why), "")

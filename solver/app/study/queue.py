@@ -1,7 +1,9 @@
 """Handing samples out to groups. Dynamic (the default): a counter in an MPI window on world
 rank 0, advanced by each group's leader with an atomic ``Fetch_and_op``, so a group that finishes
-early takes the next sample and uneven costs balance; no rank is set aside to serve it. Static:
-group g takes samples g, g + G, g + 2G, ... (for comparison in ``bench``)."""
+early takes the next sample and uneven costs balance; no rank is set aside to serve it. Beside it a
+stop flag: a group that stops (a signal that reached only its ranks, a wall-time limit) raises it,
+and the other groups take no further sample. Static: group g takes samples g, g + G, g + 2G, ...
+(for comparison in ``bench``)."""
 
 from __future__ import annotations
 
@@ -21,10 +23,11 @@ class SampleQueue:
         self.pending = np.asarray(pending, dtype=np.int64)
         self.dynamic, self.group_index, self.n_groups = dynamic, group_index, n_groups
         self.taken = 0
+        self.stopped = False  # another group stopped the study (dynamic only)
         self.window = None
         if dynamic:
             try:  # memory MPI allocates: one-sided on shared memory (osc/sm) and across nodes (rdma, ucx)
-                self.window = MPI.Win.Allocate(8 if world.rank == 0 else 0, disp_unit=8, comm=world)
+                self.window = MPI.Win.Allocate(16 if world.rank == 0 else 0, disp_unit=8, comm=world)
             except MPI.Exception as exc:
                 self.dynamic = False
                 if world.rank == 0:
@@ -39,18 +42,30 @@ class SampleQueue:
     def next(self) -> int | None:
         """The next sample for this group (every rank of the group calls it), or None."""
         if self.dynamic:
-            k = np.zeros(1, dtype=np.int64)
+            k = np.zeros(2, dtype=np.int64)  # the position taken, the stop flag
             if self.group.rank == 0:
                 one = np.ones(1, dtype=np.int64)
                 self.window.Lock(0, MPI.LOCK_SHARED)
-                self.window.Fetch_and_op(one, k, 0, 0, MPI.SUM)
+                self.window.Fetch_and_op(one, k[:1], 0, 0, MPI.SUM)
+                self.window.Fetch_and_op(one, k[1:], 0, 1, MPI.NO_OP)
                 self.window.Unlock(0)
             self.group.Bcast(k, root=0)
+            if k[1]:
+                self.stopped = True
+                return None
             position = int(k[0])
         else:
             position = self.group_index + self.taken * self.n_groups
         self.taken += 1
         return int(self.pending[position]) if position < len(self.pending) else None
+
+    def stop(self) -> None:
+        """This group stops: the others take no further sample (every rank of the group calls it)."""
+        if self.dynamic and self.group.rank == 0:
+            one, old = np.ones(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+            self.window.Lock(0, MPI.LOCK_SHARED)
+            self.window.Fetch_and_op(one, old, 0, 1, MPI.SUM)
+            self.window.Unlock(0)
 
     def free(self) -> None:
         """Collective over the world: every group has stopped taking samples."""
