@@ -335,12 +335,13 @@ def resolve(path: str, results_dir: Path, h5_path: Path | None = None) -> Path:
         folder = checkpoint_dir(results_dir)
         if run_id and latest(results_dir) is not None and latest(results_dir, run_id) is None:
             raise CaseError(f"--restart latest: the checkpoints in {folder} belong to another run than {h5_path} "
-                            f"(which replaced it with --overwrite); a restart never mixes two runs: restart from "
-                            f"one of them by its path into another output.name, or run again")
+                            f"(which replaced it with --overwrite); a restart never mixes two runs, and continues "
+                            f"the results file of the checkpoint's own run: put that run's results back in "
+                            f"{h5_path.name} to continue it, or run again")
         if latest(results_dir, run_id) is not None:
             raise CaseError(f"--restart latest: every checkpoint in {folder} is beyond the end of {h5_path} (a "
                             f"restart from an earlier step cut it back): continuing from one would leave a gap in "
-                            f"its results; restart from one by its path into another output.name, or run again")
+                            f"its results, and no checkpoint is within it: run again (--overwrite)")
         raise CaseError(f"--restart latest: no readable checkpoint in {folder}")
     return found
 
@@ -349,8 +350,9 @@ def check_same_run(path: Path, attrs: "CheckpointAttrs", h5_path: Path) -> None:
     """Refuse to continue the results file ``h5_path`` from a checkpoint of another run."""
     ours = run_id_in(h5_path)
     if ours and attrs.run_id and ours != attrs.run_id:
-        raise CaseError(f"{path}: checkpoint of another run than {h5_path}; a restart continues the results "
-                        f"of its own run: restart into another output.name, or move {h5_path.name} away")
+        raise CaseError(f"{path}: checkpoint of another run than {h5_path}; a restart continues the results file "
+                        f"of the checkpoint's own run: restart it with the output.directory and output.name that "
+                        f"run wrote (a run replaced by --overwrite: its {h5_path.name}.bak, moved back), or run again")
 
 
 def check_snapshots(path: Path, attrs: "CheckpointAttrs", h5_path: Path) -> None:
