@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 
 from solver.case.inputfiles import DIRECTORY, MISSING, file_problem
+from solver.case.shown import shown
 from solver.errors import CaseError
 from solver.fem.geometry import CellGeometry
 from solver.fem.locate import PointLocator
@@ -123,6 +124,11 @@ class SolverFile:
             return float(np.dot(w, values) / w.sum())
 
 
+# the tables of a case that the readers look into (the stored case is the resolved one: each a table)
+CASE_TABLES = ("mesh", "element", "material", "initial", "source", "boundary", "time", "solver", "nonlinear",
+               "output", "checkpoint", "run")
+
+
 class Results(SolverFile):
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -164,7 +170,9 @@ class Results(SolverFile):
         def damaged(what: str):
             return CaseError(f"{self.path}: damaged file: {what}")
         version = f.attrs.get("format_version", FORMAT_VERSION)
-        if not (isinstance(version, (int, np.integer)) and 1 <= version <= FORMAT_VERSION):
+        if not isinstance(version, (int, np.integer)):
+            raise damaged(f"its attribute format_version = {shown(version)} is not a whole number")
+        if not 1 <= version <= FORMAT_VERSION:
             raise CaseError(f"{self.path}: results of format {str(version)[:20]}, this solver reads format "
                             f"{FORMAT_VERSION} (written by another version of the solver?)")
         for name in ("mesh/geometry", "mesh/topology", "time", "step"):
@@ -185,9 +193,12 @@ class Results(SolverFile):
         if not isinstance(text, str):
             raise damaged("its attribute case is not the text of a case")
         try:
-            tomllib.loads(text)
+            case = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise damaged(f"its attribute case is not valid TOML ({str(exc)[:80]})") from None
+        wrong = [key for key, value in case.items() if key in CASE_TABLES and not isinstance(value, dict)]
+        if wrong:
+            raise damaged(f"its attribute case gives {wrong[0]} as {shown(case[wrong[0]])}, not a table")
 
     @cached_property
     def times(self) -> np.ndarray:
@@ -246,13 +257,18 @@ class Results(SolverFile):
         key = f"{i:06d}"
         try:
             if key not in self.file["fields"][name]:
-                raise CaseError(f"{self.path.name}: no value of field {name} at snapshot {i} (a run may be "
-                                f"writing it: read it again after the run's next snapshot)")
+                writing = self.attrs.get("status") in ("running", b"running")
+                why = "a run may be writing it: read it again after the run's next snapshot" if writing else \
+                    "the file is damaged"
+                raise CaseError(f"{self.path.name}: no value of field {shown(name)} at snapshot {i} ({why})")
             data = self.file["fields"][name][key]
             if not isinstance(data, h5py.Dataset) or data.shape != (len(self.points),):
                 shape = data.shape if isinstance(data, h5py.Dataset) else "a group"
                 raise CaseError(f"{self.path}: fields/{name}/{key} holds {shape} values, not one per node of the "
                                 f"mesh ({len(self.points)}): the file is damaged")
+            if data.dtype.kind != "f":
+                raise CaseError(f"{self.path}: fields/{name}/{key} holds values of type {data.dtype}, not "
+                                f"floating-point numbers: the file is damaged")
             return data[()]
         except (RuntimeError, OSError, KeyError, ValueError) as exc:  # HDF5 met a structure half-written
             raise CaseError(f"{self.path}: snapshot {i} of {name} cannot be read ({str(exc).splitlines()[0][:120]}): "

@@ -140,6 +140,37 @@ def test_info_of_a_file_with_a_damaged_count_names_it(tmp_path, results_file, at
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("damage, message", [
+    ("complex field", "holds values of type complex128, not floating-point numbers"),
+    ("format_version text", "its attribute format_version = '1' is not a whole number"),
+    ("case table a number", "its attribute case gives output as 3, not a table")])
+def test_damage_beyond_the_layout_is_named(tmp_path, results_file, damage, message):
+    """A complex field passed (its imaginary part dropped, with NumPy's warnings), format_version
+    "1" read "results of format 1, this solver reads format 1", and [output] = 3 in the stored case
+    was "cannot be read (AttributeError ...)"."""
+    import shutil
+    import tomllib
+
+    import tomli_w
+
+    damaged = tmp_path / "damaged.h5"
+    shutil.copy(results_file, damaged)
+    with h5py.File(damaged, "r+") as f:
+        if damage == "complex field":
+            last = sorted(f["fields/temperature"])[-1]
+            values = f["fields/temperature"][last][()]
+            del f["fields/temperature"][last]
+            f["fields/temperature"][last] = values.astype(complex)
+        elif damage == "format_version text":
+            f.attrs["format_version"] = "1"
+        else:
+            f.attrs["case"] = tomli_w.dumps({**tomllib.loads(f.attrs["case"]), "output": 3})
+    for args in (["info", damaged], ["export", damaged, "--format", "csv", "-o", tmp_path / "x.csv"]):
+        proc = without_mpi(tmp_path, *args)
+        assert proc.returncode == 2 and message in proc.stderr and "Warning" not in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_a_reader_that_goes_away_stops_a_command_quietly(tmp_path):
     """``probe ... | head``: the closed pipe ended the command with "error: cannot write or read it
     (Broken pipe)" and exit 2, as if the input were bad; now quietly, with 141 (128 + SIGPIPE)."""
