@@ -161,8 +161,15 @@ def _meshio_read(path: Path):
         detail = text.splitlines()[0] if text else type(exc).__name__
         if isinstance(exc, (KeyError, IndexError, ValueError, TypeError, AttributeError, EOFError)):
             detail = f"{type(exc).__name__}: {detail}"  # a bare "np.int64(36)" or "not enough values" says little
+        hint = ""
+        if "parametric" in detail.lower():
+            hint = "; write it as MSH 4.1 or 2.2 without parametric nodes (Gmsh: Mesh.MshFileVersion = 4.1, " \
+                   "Mesh.SaveParametric = 0)"
+        elif path.suffix.lower() in (".xdmf", ".xmf") and isinstance(exc, KeyError):
+            hint = "; meshio does not read second-order cells with boundary elements from XDMF: give such " \
+                   "meshes as .msh or .vtu"
         raise CaseError(f"{path}: cannot read the mesh: the file is damaged, cut short, or of a form meshio does not "
-                        f"read ({detail[:200]})") from None
+                        f"read ({detail[:200]}){hint}") from None
 
 
 def _refuse_other_cells(path: Path, m, dim: int) -> None:

@@ -506,6 +506,19 @@ def test_hexahedra_faces_are_matched_by_all_four_corners_in_order(tmp_path, faul
         read(tmp_path / "m.msh")
 
 
+def test_a_second_order_xdmf_mesh_says_which_formats_hold_one(tmp_path):
+    """meshio cannot read back the XDMF of quadratic cells with their boundary elements (a mixed
+    topology, as meshio writes a converted Gmsh file): the refusal was a bare KeyError."""
+    from solver.errors import CaseError
+    from solver.mesh.files import read
+
+    points, cells, right = _square_triangles(2, degree=2)
+    meshio.write(tmp_path / "p2.xdmf", meshio.Mesh(np.c_[points, np.zeros(len(points))],
+                                                   [("triangle6", cells), ("line3", right)]))
+    with pytest.raises(CaseError, match="does not read second-order cells with boundary elements from XDMF"):
+        read(tmp_path / "p2.xdmf")
+
+
 def test_a_mesh_without_recognised_tags_says_where_groups_are_read_from(tmp_path):
     """Tags in cell data of another name ("foo"): the line said only "no named boundary groups"."""
     points = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=float)
