@@ -295,8 +295,8 @@ def check_balance(sim) -> None:
     if b is not None and not np.isfinite(b.relative):  # every rank holds the same sums
         sums = f"heat in {float(np.sum(b.inflow)):.3g} W" if sim.case.steady else \
             f"energy change {b.change:.3g} J, heat in {float(np.sum(b.inflow)):.3g} J"
-        raise CaseError(f"{sim.case.source}: the heat balance is not finite ({sums}): the stored energy or the heat flows overflow double "
-                        f"precision, so the mesh's size, the properties or the temperatures are far beyond any "
+        raise CaseError(f"{sim.case.source}: the heat balance is not finite ({sums}): the stored energy or the heat "
+                        f"flows overflow double precision, so the mesh's size, the properties or the temperatures are far beyond any "
                         f"physical scale; check their values and units")
     if b is None or b.relative <= BALANCE_LIMIT:
         return
