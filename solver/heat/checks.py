@@ -296,8 +296,8 @@ def check_balance(sim) -> None:
         sums = f"heat in {float(np.sum(b.inflow)):.3g} W" if sim.case.steady else \
             f"energy change {b.change:.3g} J, heat in {float(np.sum(b.inflow)):.3g} J"
         raise CaseError(f"{sim.case.source}: the heat balance is not finite ({sums}): the stored energy or the heat "
-                        f"flows overflow double precision, so the mesh's size, the properties or the temperatures are far beyond any "
-                        f"physical scale; check their values and units")
+                        f"flows overflow double precision, so the mesh's size, the properties or the temperatures "
+                        f"are far beyond any physical scale; check their values and units")
     if b is None or b.relative <= BALANCE_LIMIT:
         return
     comm, n = sim.mesh.comm, sim.mesh.n_owned
