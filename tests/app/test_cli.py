@@ -143,6 +143,17 @@ def test_bad_command_lines_of_every_command_give_one_line_from_rank_0(tmp_path, 
     assert "Traceback" not in proc.stderr and "see python -m solver --help" in errors[0]
 
 
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_an_unknown_value_of_solver_numba_is_refused(tmp_path, monkeypatch, nprocs):
+    """SOLVER_NUMBA=bogus was taken as "the run chooses", silently."""
+    monkeypatch.setenv("SOLVER_NUMBA", "bogus")
+    proc = run_solver(nprocs, [str(ROOT / "inputs" / "plate.toml"), "--dry-run"], cwd=tmp_path, check=False,
+                      timeout=30)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "SOLVER_NUMBA: got 'bogus'; allowed: 0" in errors[0], \
+        proc.stderr
+
+
 def test_run_may_be_named(tmp_path):
     proc = run_solver(1, ["run", ROOT / "inputs" / "plate.toml", "--dry-run"], cwd=tmp_path)
     assert "DOFs" in proc.stdout and not (tmp_path / "outputs").exists()
