@@ -40,7 +40,7 @@ from solver.mesh.conformity import check_facet_nodes, check_mesh_file
 from solver.mesh.distributed import DistributedMesh, Facets, LocalPart, MeshGroups, PartitionInfo
 from solver.mesh.elevate import with_degree
 from solver.mesh.gmsh_tags import check_gmsh_tags
-from solver.mesh.memberships import cells_once, facets_in_every_group
+from solver.mesh.memberships import cells_once, entity_groups, facets_in_every_group
 from solver.mesh.partition import partition, space_filling_order
 from solver.parallel.root import scatter_blocks
 from solver.parallel.routing import Route, block_rank, block_starts, fetch, sparse_alltoallv
@@ -112,9 +112,11 @@ def read(path: str | Path, degree: int | None = None) -> MeshFileData:
     tag_key = next((k for k in TAG_KEYS if k in m.cell_data), None)
     _refuse_other_facets(path, m, cell_type)
     cells, cell_tags = _connectivity(m, CELLS[cell_type].meshio, tag_key)
-    cells, cell_tags, shared = cells_once(path, m, CELLS[cell_type].meshio, dim, cells, cell_tags)
+    groups = entity_groups(path) if tag_key == "gmsh:physical" else None  # (MSH 4: each entity's groups)
+    cells, cell_tags, shared = cells_once(path, m, groups, CELLS[cell_type].meshio, dim, cells, cell_tags)
     facet_type = CELLS[CELLS[cell_type].facet_name].meshio
-    facets, facet_tags = facets_in_every_group(m, facet_type, dim - 1, *_connectivity(m, facet_type, tag_key))
+    facets, facet_tags = facets_in_every_group(m, groups, facet_type, dim - 1,
+                                               *_connectivity(m, facet_type, tag_key))
     points = np.asarray(m.points, dtype=float)
     field_data = m.field_data
     del m  # meshio's other arrays (cell sets, geometrical tags) are not needed
@@ -286,18 +288,21 @@ def _check_facets_on_cells(path: Path, data: "MeshFileData") -> None:
 
 
 def _groups(field_data: dict, dim: int, cell_tags: np.ndarray, facet_tags: np.ndarray, shared: dict) -> MeshGroups:
-    """Named physical groups: boundaries (facets) and regions (cells); without names in the
-    file, groups are named by their tag numbers. ``shared``: the codes of cells in several."""
+    """Named physical groups: boundaries (facets) and regions (cells); groups without a name in
+    the file are named by their tag numbers. ``shared``: the codes of cells in several."""
     boundary, region = {}, {}
     for name, (tag, gdim) in ((n, (int(v[0]), int(v[1]))) for n, v in field_data.items()):
         if gdim == dim - 1:
             boundary[name] = tag
         elif gdim == dim:
             region[name] = tag
-    if not field_data:
-        boundary = {str(t): int(t) for t in np.unique(facet_tags) if t}
-        tags = set(np.unique(cell_tags).tolist()) - set(shared) | {t for group in shared.values() for t in group}
-        region = {str(t): int(t) for t in sorted(tags) if t}
+    # groups without a name (all of them, or some: Gmsh writes names for the groups given one only)
+    # are named by their tags
+    cells_in = set(np.unique(cell_tags).tolist()) - set(shared) | {t for group in shared.values() for t in group}
+    for named, tags in ((boundary, set(np.unique(facet_tags).tolist())), (region, cells_in)):
+        for t in sorted(tags - set(named.values())):
+            if t:
+                named.setdefault(str(t), int(t))
     counts = {name: int(np.sum(facet_tags == tag)) for name, tag in boundary.items()}
     return MeshGroups(boundary, region, counts, shared)
 

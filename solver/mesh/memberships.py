@@ -2,8 +2,8 @@
 
 Gmsh puts an element in every physical group of its entity: a side in ``hot`` and in ``walls``, a
 surface in ``plate`` and in ``copper``. MSH 2.2 lists such an element once per group; MSH 4 lists
-it once, and meshio's reader tags it with its entity's first group alone (the others are in its
-cell sets, by name). Read as one tag per element, the side was left out of ``walls`` and the
+it once, and meshio's reader tags it with its entity's first group alone (the entities' groups
+are read here from the file's ``$Entities`` section, named or not). Read as one tag per element, the side was left out of ``walls`` and the
 surface out of ``copper`` without a word, and the cells listed twice were refused as overlapping.
 
 * A boundary element is kept once per group it is in (facets are a list of (element, tag)).
@@ -24,47 +24,79 @@ from solver.errors import CaseError
 MAX_SHARED_GROUPS = 62  # distinct groups among the cells in more than one (a bit each in one int64)
 
 
-def other_groups(m, meshio_type: str, gdim: int, tags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def entity_groups(path) -> tuple | None:
+    """The physical groups of each entity of an MSH 4 file (per dimension: entity tag -> tags),
+    read by meshio's own reader of its ``$Entities`` section; None for other files, or files
+    without the section."""
+    from meshio.gmsh import _gmsh40, _gmsh41
+
+    try:
+        with open(path, "rb") as f:
+            line = f.readline()
+            while line and line.strip() != b"$MeshFormat":
+                line = f.readline()
+            words = f.readline().split()
+            if len(words) < 3 or not words[0].startswith(b"4"):
+                return None
+            version, ascii_, size = words[0].decode(), words[1] == b"0", int(words[2])
+            while True:
+                line = f.readline()
+                if not line or line.strip() in (b"$Nodes", b"$Elements"):
+                    return None
+                if line.strip() == b"$Entities":
+                    break
+            if version.startswith("4.0"):
+                return _gmsh40._read_entities(f, ascii_)
+            return _gmsh41._read_entities(f, ascii_, size)[0]
+    except Exception:  # noqa: BLE001  (a damaged file: meshio's read says what is wrong with it)
+        return None
+
+
+def other_groups(m, groups: tuple | None, meshio_type: str, gdim: int,
+                 tags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(rows, tags): the elements of ``meshio_type`` (rows in the order of its blocks, one after
-    another) in a physical group of dimension ``gdim`` besides the one ``tags`` gives them, from
-    meshio's cell sets of named groups (MSH 4); empty where there are none."""
+    another) in a physical group of dimension ``gdim`` besides the one ``tags`` gives them, from the
+    groups of their entities (``groups``: :func:`entity_groups`; each block of an MSH 4 file is
+    one entity's); empty where there are none."""
+    entities = (m.cell_data or {}).get("gmsh:geometrical")
+    if groups is None or entities is None or len(entities) != len(m.cells):
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     blocks = [i for i, b in enumerate(m.cells) if b.type == meshio_type]
     offsets = np.cumsum([0] + [len(m.cells[i].data) for i in blocks])
     rows, extra = [], []
-    for name, value in (m.field_data or {}).items():
-        members = (m.cell_sets or {}).get(name)
-        if members is None or len(members) != len(m.cells) or len(value) < 2 or int(value[1]) != gdim:
+    for k, i in enumerate(blocks):  # one per entity: a few
+        if not len(entities[i]):
             continue
-        tag = int(value[0])
-        for k, i in enumerate(blocks):
-            if members[i] is None or not len(members[i]):
-                continue
-            r = offsets[k] + np.asarray(members[i], dtype=np.int64)
-            r = r[tags[r] != tag]
+        of_entity = groups[gdim].get(int(entities[i][0]), []) if gdim < len(groups) else []
+        if len(of_entity) < 2:
+            continue
+        block = np.arange(offsets[k], offsets[k + 1])
+        for tag in of_entity:
+            r = block[tags[block] != int(tag)]
             rows.append(r)
-            extra.append(np.full(len(r), tag, dtype=np.int64))
+            extra.append(np.full(len(r), int(tag), dtype=np.int64))
     if not rows:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     return np.concatenate(rows), np.concatenate(extra)
 
 
-def facets_in_every_group(m, meshio_type: str, gdim: int, facets: np.ndarray,
+def facets_in_every_group(m, groups: tuple | None, meshio_type: str, gdim: int, facets: np.ndarray,
                           tags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The boundary elements with one row more for each other group they are in."""
-    rows, extra = other_groups(m, meshio_type, gdim, tags)
+    rows, extra = other_groups(m, groups, meshio_type, gdim, tags)
     if not len(rows):
         return facets, tags
     return np.concatenate([facets, facets[rows]]), np.concatenate([tags, extra])
 
 
-def cells_once(path, m, meshio_type: str, gdim: int, cells: np.ndarray,
+def cells_once(path, m, groups: tuple | None, meshio_type: str, gdim: int, cells: np.ndarray,
                tags: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
     """(cells, tags, shared): the cells with each listed once (the first time), tagged with their
     group's tag or with a code for the groups they are in together (``shared``: code -> tags)."""
-    rows, extra = other_groups(m, meshio_type, gdim, tags)
+    rows, extra = other_groups(m, groups, meshio_type, gdim, tags)
     if len(tags) and tags.min() != tags.max():  # cells listed once per group (MSH 2.2)
-        first = _first_listing(cells)
-        again = np.flatnonzero(first != np.arange(len(cells)))
+        first = _first_listing(cells)  # (a cell listed again in its own group is not merged: it overlaps)
+        again = np.flatnonzero((first != np.arange(len(cells))) & (tags != tags[first]))
         if len(again):
             rows, extra = np.concatenate([first[rows], first[again]]), np.concatenate([extra, tags[again]])
             keep = np.ones(len(cells), dtype=bool)

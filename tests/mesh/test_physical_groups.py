@@ -54,8 +54,9 @@ def _square():
     gmsh.model.addPhysicalGroup(2, [s], tag=10, name="body")
 
 
-def _two_squares():
-    """[0, 2] x [0, 1] in two squares: ``plate`` = both, then ``copper`` = the right one."""
+def _two_squares(named=True):
+    """[0, 2] x [0, 1] in two squares: ``plate`` (10) = both, then ``copper`` (11) = the right one;
+    ``named`` False: the groups have tags only (no $PhysicalNames, so no cell sets in meshio)."""
     a, b = gmsh.model.occ.addRectangle(0, 0, 0, 1, 1), gmsh.model.occ.addRectangle(1, 0, 0, 1, 1)
     gmsh.model.occ.fragment([(2, a)], [(2, b)])
     gmsh.model.occ.synchronize()
@@ -63,22 +64,27 @@ def _two_squares():
     gmsh.model.addPhysicalGroup(1, [side["left"]], name="left")
     gmsh.model.addPhysicalGroup(1, [side["right"]], name="right")
     surfaces = sorted((gmsh.model.occ.getCenterOfMass(2, t)[0], t) for _, t in gmsh.model.getEntities(2))
-    gmsh.model.addPhysicalGroup(2, [t for _, t in surfaces], tag=10, name="plate")
-    gmsh.model.addPhysicalGroup(2, [surfaces[1][1]], tag=11, name="copper")
+    gmsh.model.addPhysicalGroup(2, [t for _, t in surfaces], tag=10, name="plate" if named else "")
+    gmsh.model.addPhysicalGroup(2, [surfaces[1][1]], tag=11, name="copper" if named else "")
 
 
 @pytest.fixture(scope="module")
 def meshes(tmp_path_factory):
     folder = tmp_path_factory.mktemp("groups")
-    return _write(_square, folder, "square"), _write(_two_squares, folder, "two")
+    return (_write(_square, folder, "square"), _write(_two_squares, folder, "two"),
+            _write(lambda: _two_squares(named=False), folder, "unnamed"))
 
 
 def test_an_element_in_two_groups_is_read_in_both(meshes):
     from solver.mesh.files import read
 
-    square, two = meshes
+    square, two, unnamed = meshes
     counts = {}
     for version in FORMATS:
+        data = read(unnamed[version])  # groups without names: named by their tags
+        right = data.points[data.cells].mean(axis=1)[:, 0] > 1
+        assert np.array_equal(np.isin(data.cell_tags, data.groups.region_tags("11")), right), version
+        assert np.all(np.isin(data.cell_tags, data.groups.region_tags("10"))), version
         data = read(square[version])
         tags = data.groups.boundary
         counts[version] = {name: int(np.sum(data.facet_tags == tag)) for name, tag in tags.items()}
@@ -95,7 +101,7 @@ def test_an_element_in_two_groups_is_read_in_both(meshes):
 def test_a_region_group_that_shares_its_cells_gets_them_in_both_formats(tmp_path, meshes, nprocs):
     """copper (k = 400) is the right square, inside plate (k = 1): 0.9975 W through [0, 2] x [0, 1]
     held at 0 and 1 (MSH 4.1 gave 0.5 W, copper selecting no cell; MSH 2.2 was refused as overlapping)."""
-    _, two = meshes
+    _, two, _ = meshes
     flows = []
     for version in FORMATS:
         case = tmp_path / f"c{version}.toml"
