@@ -271,6 +271,8 @@ class CaseRun:
         if last_checkpoint is not None:
             how = "to continue" if stopped else "to extend the run (with a larger time.t_end)"
             source = "" if case.source.startswith("<") else f" {shlex.quote(case.source)}"
+            # with the run's --set options: without them it would name (and continue) another run
+            source += "".join(f" --set {shlex.quote(item)}" for item in case.overrides)
             (log.warning if stopped else log.info)(
                 f"checkpoint: {last_checkpoint} (step {sim.step_index}); {how}: "
                 f"mpirun -n N python -m solver{source} --restart latest")
