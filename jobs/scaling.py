@@ -64,12 +64,11 @@ def weak_overrides(case_file: Path, factor: int, sets: list[str]) -> list[str]:
     if "file" in mesh:
         fail(f"{case_file}: weak scaling needs a structured mesh (mesh.nx), not mesh.file")
     nx = int(mesh.get("nx", 16))
-    lengths = mesh.get("lengths")
-    out = [f"mesh.nx={nx * factor}"]
-    if lengths:
-        out.append("mesh.lengths=[" + ", ".join(repr(float(v) * (factor if i == 0 else 1))
-                                                 for i, v in enumerate(lengths)) + "]")
-    return out
+    # the x length grows with nx, so that the cells keep their shape (the solver's default: a unit
+    # square, or cube for mesh.type = "box")
+    lengths = mesh.get("lengths") or [1.0] * (3 if mesh.get("type") == "box" else 2)
+    return [f"mesh.nx={nx * factor}",
+            "mesh.lengths=[" + ", ".join(repr(float(v) * (factor if i == 0 else 1)) for i, v in enumerate(lengths)) + "]"]
 
 
 def submit(args) -> list[dict]:

@@ -646,3 +646,6 @@ def test_the_scaling_script_checks_its_arguments_before_it_submits(tmp_path):
     assert proc.returncode == 2 and "needs multiples of the smallest count 2, got 3" in proc.stderr, proc.stderr
     assert not (tmp_path / "s").exists()
     assert scaling.weak_overrides(ROOT / "inputs" / "plate.toml", 2, ["mesh.cell=tetrahedron"])[0] == "mesh.nx=240"
+    # a case without mesh.lengths (the unit square): the x length grows with nx too, the cells keep their shape
+    assert scaling.weak_overrides(ROOT / "inputs" / "reference.toml", 4, []) == ["mesh.nx=1024",
+                                                                                 "mesh.lengths=[4.0, 1.0]"]
