@@ -3,8 +3,12 @@
 #   srun:   srun --mpi=$SRUN_MPI (Open MPI from Debian/Ubuntu: pmix; `srun --mpi=list` shows yours)
 #   mpirun: mpirun -n $SLURM_NTASKS (Open MPI's and MPICH's mpirun read the allocation from SLURM)
 
-if [[ $# -lt 1 ]]; then
-    echo "usage: sbatch $JOB_SCRIPT CASE.toml [solver options...]" >&2
+if [[ $# -lt 1 || ( $1 == study && $# -lt 2 ) ]]; then  # (jobs/study.slurm puts "study" first)
+    if [[ ${1:-} == study ]]; then
+        echo "usage: sbatch jobs/study.slurm STUDY.toml [study options...]" >&2
+    else
+        echo "usage: sbatch $JOB_SCRIPT CASE.toml [solver options...]" >&2
+    fi
     exit 2
 fi
 if [[ ! -x $PYTHON ]]; then

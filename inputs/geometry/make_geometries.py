@@ -112,6 +112,7 @@ def main():
     p.add_argument("--size", type=float, default=1.0, help="mesh-size factor (smaller: finer)")
     p.add_argument("--out", type=Path, default=HERE, help="output folder")
     args = p.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
     gmsh.initialize()
     gmsh.option.setNumber("General.Terminal", 0)
     gmsh.option.setNumber("Mesh.Binary", 1)  # Gmsh 4.1 binary: smaller files
