@@ -628,6 +628,13 @@ def test_requeue_slurm_that_cannot_requeue_says_so_and_exits_75(tmp_path, where)
     assert proc.returncode == 75 and said in proc.stderr and "--restart latest" in proc.stderr, proc.stderr
 
 
+def test_study_slurm_without_a_study_file_gives_its_usage(tmp_path):
+    """It launched MPI, to fail 20 s later on a command line without a study file."""
+    proc = subprocess.run(["bash", str(ROOT / "jobs" / "study.slurm")], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=30, env={**os.environ, "JOBS": str(ROOT / "jobs")})
+    assert proc.returncode == 2 and "usage: sbatch jobs/study.slurm STUDY.toml" in proc.stderr, proc.stderr
+
+
 def test_the_scaling_script_checks_its_arguments_before_it_submits(tmp_path):
     """collect of a folder without a series and weak rank counts that are not multiples gave
     tracebacks or orphaned the jobs already submitted; a bare word in --set (as the solver takes
