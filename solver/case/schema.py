@@ -60,18 +60,20 @@ ROOT_SCHEMA: dict[str, "Key"] = {}  # filled below: keys at the top of a case fi
 
 SCHEMA: dict[str, dict[str, Key]] = {
     "mesh": {
-        "type": Key("choice", "rectangle or box (structured), or file (mesh.file)", None, choices=tuple(BOUNDARIES)),
-        "file": Key("str", "mesh file read with meshio: Gmsh .msh 2.2, 4.0 or 4.1 (ASCII or binary), XDMF, ...; "
+        "type": Key("choice", "rectangle or box (structured), or file (mesh.file); default: file when mesh.file is "
+                    "given, else rectangle", None, choices=tuple(BOUNDARIES)),
+        "file": Key("str", "mesh file read with meshio: Gmsh .msh 2.2 or 4.1 (ASCII or binary), XDMF, VTU, ...; "
                     "physical groups name boundaries and regions", None),
         "partitioner": Key("choice", "how a mesh file is split among ranks: metis (pymetis), rcb (recursive "
                            "coordinate bisection), auto (metis if installed)", "auto", choices=("auto", "metis", "rcb")),
-        "cell": Key("choice", "cell type; rectangle: quadrilateral|triangle, box: hexahedron|tetrahedron",
+        "cell": Key("choice", "cell type; rectangle: quadrilateral|triangle, box: hexahedron|tetrahedron "
+                    "(default: quadrilateral, hexahedron)",
                     None, choices=STRUCTURED_CELLS["rectangle"] + STRUCTURED_CELLS["box"]),
         "nx": Key("int", "number of cells along x", 16, low=1),
         "ny": Key("int", "number of cells along y", 16, low=1),
         "nz": Key("int", "number of cells along z (box only)", 16, low=1),
-        "lengths": Key("floats", "edge lengths [Lx, Ly(, Lz)] in metres", None, positive=True),
-        "origin": Key("floats", "lower corner [x0, y0(, z0)] in metres", None),
+        "lengths": Key("floats", "edge lengths [Lx, Ly(, Lz)] in metres (default: 1 each)", None, positive=True),
+        "origin": Key("floats", "lower corner [x0, y0(, z0)] in metres (default: 0 each)", None),
     },
     "element": {
         "degree": Key("choice", "Lagrange degree of the finite elements: 1 (P1 on triangles and tetrahedra, Q1 on "
@@ -101,10 +103,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
                       "backward-euler", choices=tuple(SCHEMES)),
         "theta": Key("float", "implicitness for scheme = \"theta\" (0.5: Crank-Nicolson, 1: backward Euler)",
                      None, low=0.5, high=1.0),
-        "dt": Key("dt", "time step, s; \"auto\" (explicit-euler only) picks 90% of the stable limit; "
+        "dt": Key("dt", "time step, s (required by the transient schemes); \"auto\" (explicit-euler only) picks 90% of the stable limit; "
                   "\"adaptive\" (implicit schemes) chooses each step from the local error (time.tolerance)",
                   None, positive=True),
-        "t_end": Key("float", "end time, s (a whole number of steps with a fixed dt); not used by steady", None,
+        "t_end": Key("float", "end time, s (required by the transient schemes; a whole number of steps with a "
+                     "fixed dt); not used by steady", None,
                      positive=True),
         "tolerance": Key("tolerance", "adaptive dt: local error allowed per step, a number (relative and absolute "
                          "alike) or { relative = r, absolute = a } (a in the temperature unit); the error of each "
@@ -113,7 +116,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "dt_min": Key("float", "adaptive dt: the smallest step, s; a step that fails at it stops the run "
                       "(default t_end / 10^10)", None, positive=True),
         "dt_max": Key("float", "adaptive dt: the largest step, s (default t_end)", None, positive=True),
-        "mass": Key("choice", "mass matrix: consistent, or lumped (row sums; always for explicit-euler)",
+        "mass": Key("choice", "mass matrix: consistent (the default), or lumped (row sums; always for "
+                    "explicit-euler)",
                     None, choices=("consistent", "lumped")),
     },
     "solver": {

@@ -30,7 +30,7 @@ from mpi4py import MPI
 
 from solver.case.expressions import StepTime
 from solver.case.records import NonlinearSpec, SolverSpec, TimeSpec
-from solver.errors import CaseError, ConvergenceError, NumericalError
+from solver.errors import CaseError, ConvergenceError, NumericalError, RangeError
 from solver.fem.boundary import constrain
 from solver.heat.balance import HeatFlows
 from solver.heat.parts import exchange_names
@@ -242,6 +242,9 @@ def iterate(equations: StepEquations, u: np.ndarray, spec: NonlinearSpec,
             report.iterations += first.iterations
             report.linear_iterations += first.linear_iterations
             return report
+    refused = report.refused or first.refused
+    if refused is not None:  # steps were cut short where a property left its range: that is why
+        raise refused
     tried = f"{first.method} ({first.reason}; residuals {first.history()})"
     if report is not first:
         tried += f", then picard ({report.reason}; residuals {report.history()})"
@@ -352,14 +355,15 @@ class NonlinearSteadySolver(LinearSolves):
         zero = np.zeros(p.mesh.n_owned)
         equations = StepEquations(p, self.linear, zero, 0.0, 0.0, 1.0, "the steady solve")
         start = u.copy()
+        r0 = equations.norm(equations.residual(u))  # the residual the tolerances are relative to
         try:
             report = iterate(equations, u, self.spec, STEADY_ADVICE)
-        except ConvergenceError:
+        except (ConvergenceError, RangeError):  # (the latter: no admissible Newton step from the start)
             u[:] = start
             log.info("steady solve: Newton from the initial temperature did not converge; pseudo-transient "
                      "continuation")
             try:
-                report = self._continuation(u, equations)
+                report = self._continuation(u, equations, r0)
             except ConvergenceError as exc:
                 raise ConvergenceError(f"{exc} (after {self.pseudo_steps} pseudo-transient steps, accepted or "
                                        f"retried shorter, from the initial temperature)") from None
@@ -368,20 +372,19 @@ class NonlinearSteadySolver(LinearSolves):
         self.balance = self.flows.start(u, stored=False)  # steady: no storage, heat flows (W) cancel
         self.flows.book(self.balance, u, self.flows.flows(p.load_parts(0.0), u, 0.0), equations.dir_owned,
                         equations.full[equations.dir_owned], stored=False)
-        return SolveInfo(report.linear_iterations, report.residuals[-1] / max(report.residuals[0], 1e-300), True)
+        return SolveInfo(report.linear_iterations, report.residuals[-1] / max(r0, 1e-300), True)
 
-    def _continuation(self, u: np.ndarray, steady: StepEquations) -> newton.NonlinearReport:
+    def _continuation(self, u: np.ndarray, steady: StepEquations, r0: float) -> newton.NonlinearReport:
         """Backward-Euler pseudo-steps ``(S(u) - S(u_prev)) / tau + Q(u) = 0`` with tau growing as
         the steady residual falls, until Newton on the steady equations converges. A pseudo-step
         whose Newton fails is taken again from where it started, 4 times shorter; the pseudo-steps
         stop when the steady residual has not fallen below 0.9 of its best in :attr:`STALLED` of
         them (a k that jumps with T has no smooth path to follow), or after :attr:`REJECTED`
         failed ones in a row. A pseudo-step fails when its Newton does not converge, a linear solve
-        in it fails, or a property is not > 0 at what it reaches (an expression out of its range
-        stops the run: that is the case's to fix)."""
+        in it fails, or a property is not > 0 (or out of its range) wherever its Newton steps go;
+        the steady Newton that follows names a property that stays out of range."""
         p = self.problem
-        G = steady.residual(u)
-        r0 = r = best = steady.norm(G)
+        r = best = r0
         tau = self._first_tau(u)
         total = newton.NonlinearReport("pseudo-transient")
         since_best = rejected = self.pseudo_steps = 0
@@ -395,6 +398,8 @@ class NonlinearSteadySolver(LinearSolves):
                 report = newton.solve(pseudo, u, replace(self.spec, rtol=1e-3, atol=0.0), self.linear.spec.rtol)
             except (ConvergenceError, NumericalError):
                 report = newton.NonlinearReport("pseudo-transient")
+            if report.refused is not None and not report.converged:
+                report = newton.NonlinearReport("pseudo-transient")  # (a property out of range: too long)
             total.iterations += report.iterations
             total.linear_iterations += report.linear_iterations
             if not report.converged:
@@ -413,7 +418,8 @@ class NonlinearSteadySolver(LinearSolves):
             if since_best >= self.STALLED:
                 break
             tau *= min(max(r_prev / max(r, 1e-300), 0.5), 10.0)
-        final = iterate(steady, u, self.spec, STEADY_ADVICE)
+        # its tolerance relative to the initial residual, not to where the pseudo-steps brought it
+        final = iterate(steady, u, replace(self.spec, atol=max(self.spec.atol, self.spec.rtol * r0)), STEADY_ADVICE)
         final.iterations += total.iterations
         final.linear_iterations += total.linear_iterations
         final.method = "pseudo-transient continuation, then " + final.method

@@ -8,7 +8,8 @@ Newton derivative is then ``dk(u_j)/du_j N_j``. One of T and of the place is eva
 its nodes moved just inside it, so that a jump on the cells' faces is not spread over the cells
 beside it. On quadratic cells, whose basis functions dip below zero (a k positive at every node
 would be interpolated below zero between them), it is evaluated at the quadrature points instead:
-``k(u_h(x_q))``, with the derivative ``dk/du(u_h(x_q)) N_j(x_q)``. A conductivity independent of T
+``k(u_h(x_q))``, with the derivative ``dk/du(u_h(x_q)) N_j(x_q)``, u_h(x_q) limited to the range of
+the cell's nodal values (:meth:`solver.heat.nonlinear.NonlinearHeatProblem._within_nodes`). A conductivity independent of T
 stays at the points.
 
 Each cell takes the material's properties, overridden by the regions that contain it (later ones

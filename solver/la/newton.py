@@ -7,6 +7,10 @@ update of u (:class:`NonlinearSystem`); this module decides when to stop:
   the update is small, ``||du|| <= stol ||u||`` (PETSc SNES's three tests);
 * a backtracking line search halves the step while ``||G(u + l du)|| > (1 - 1e-4 l) ||G(u)||``
   (Armijo on the residual norm), at most ``MAX_HALVINGS`` times, then takes the step anyway;
+* a step to where a property leaves its range (the system's residual raises
+  :data:`INADMISSIBLE`: a k(T) not > 0 at a temperature the full step overshoots to) is halved
+  the same way, line search or not; a solve that fails with no admissible step, or after such
+  steps, keeps the last such error (:attr:`NonlinearReport.refused`) for its caller to raise;
 * it fails after ``max_iterations``, or on a residual that is not finite, with the history of
   residual norms for the message;
 * the linear solves are asked for a relative tolerance (:class:`Forcing`): the solver's own every
@@ -25,9 +29,11 @@ from typing import Protocol
 import numpy as np
 
 from solver.case.records import NonlinearSpec
+from solver.errors import NumericalError, RangeError
 
 MAX_HALVINGS = 8
 ARMIJO = 1e-4
+INADMISSIBLE = (RangeError, NumericalError)  # a property out of its range, or not > 0, at an iterate
 
 
 class NonlinearSystem(Protocol):
@@ -88,6 +94,7 @@ class NonlinearReport:
     residuals: list = field(default_factory=list)  # ||G|| before each iteration and after the last
     steps: list = field(default_factory=list)  # line-search step lengths taken
     reason: str = ""
+    refused: Exception | None = None  # the last step refused as inadmissible (INADMISSIBLE), if any
 
     @property
     def ratios(self) -> list[float]:
@@ -123,20 +130,25 @@ def solve(system: NonlinearSystem, u: np.ndarray, spec: NonlinearSpec, linear_rt
         du, its = system.solve(u, G, method, tolerance(r))
         report.linear_iterations += its
         report.iterations += 1
-        start = u.copy() if line_search else None
+        start = u.copy()
         step = 1.0
         system.update(u, du, step)
-        G_new = system.residual(u)
-        r_new = system.norm(G_new)
-        if line_search:
-            halvings = 0
-            while not (r_new <= (1.0 - ARMIJO * step) * r) and halvings < MAX_HALVINGS:
-                step *= 0.5
-                halvings += 1
-                u[:] = start
-                system.update(u, du, step)
-                G_new = system.residual(u)
-                r_new = system.norm(G_new)
+        G_new, r_new, refused = _trial(system, u)
+        halvings = 0
+        while (refused is not None or (line_search and not r_new <= (1.0 - ARMIJO * step) * r)) \
+                and halvings < MAX_HALVINGS:
+            report.refused = refused or report.refused
+            step *= 0.5
+            halvings += 1
+            u[:] = start
+            system.update(u, du, step)
+            G_new, r_new, refused = _trial(system, u)
+        if refused is not None:  # no admissible step along du: back where it was, and say why
+            u[:] = start
+            report.refused = refused
+            report.reason = f"every step along the {method} direction, down to 1/{2 ** MAX_HALVINGS} of it, " \
+                            f"takes a property out of its range"
+            return report
         report.steps.append(step)
         G, r = G_new, r_new
         report.residuals.append(r)
@@ -151,3 +163,13 @@ def solve(system: NonlinearSystem, u: np.ndarray, spec: NonlinearSpec, linear_rt
             return report
     report.reason = f"no convergence in {max_iterations} iterations"
     return report
+
+
+def _trial(system: NonlinearSystem, u: np.ndarray):
+    """(G(u), ||G(u)||, None), or (None, inf, the error) where u is not admissible (collective:
+    the system's norm reduces the flags of every rank)."""
+    try:
+        G = system.residual(u)
+        return G, system.norm(G), None
+    except INADMISSIBLE as exc:
+        return None, math.inf, exc

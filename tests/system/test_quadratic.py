@@ -257,3 +257,50 @@ def test_a_conductivity_of_t_is_evaluated_at_the_quadrature_points_of_quadratic_
         temps.append(fields(out / "plate" / "plate.h5")[2][-1])
     spiked, flat = temps
     assert np.max(np.abs(spiked - flat)) <= 1e-9 * np.max(np.abs(flat))
+
+
+SLAB = """[mesh]
+type = "rectangle"
+cell = "quadrilateral"
+nx = 8
+ny = 2
+lengths = [1.0, 0.1]
+[element]
+degree = 2
+[material]
+k = "1 + T"
+rho = 1.0
+c = 1.0
+[initial]
+temperature = 0.0
+[boundary.left]
+type = "dirichlet"
+value = 0.0
+[boundary.right]
+type = "dirichlet"
+value = 100.0
+[time]
+scheme = "steady"
+[solver]
+rtol = 1e-12
+[nonlinear]
+rtol = 1e-12
+"""
+
+
+@pytest.mark.parametrize("nprocs, scheme", [(1, "steady"), (3, "steady"), (1, "backward-euler")])
+def test_a_conductivity_of_t_beside_a_wall_far_from_the_initial_temperature(tmp_path, nprocs, scheme):
+    """k = 1 + T, the wall at 100 C beside nodes at 0: the quadratic interpolant of the start dips
+    to -8.7 C between them, and Newton's first full step to -21 C at nodes, where k is not > 0:
+    exit 3 naming k, where linear elements solve it. k is evaluated within the cell's nodal range,
+    and Newton steps that leave a property's range are halved. The steady heat flow is the
+    Kirchhoff transform's, int_0^100 (1 + T) dT x 0.1 m / 1 m = 510 W."""
+    case = tmp_path / "slab.toml"
+    case.write_text(SLAB)
+    extra = [] if scheme == "steady" else ["--set", f"time.scheme={scheme}", "--set", "time.dt=0.01",
+                                           "--set", "time.t_end=0.1"]
+    run_solver(nprocs, [str(case), "--quiet", *extra], cwd=tmp_path)
+    with h5py.File(tmp_path / "outputs" / "slab" / "slab.h5", "r") as f:
+        assert f.attrs["complete"] and f.attrs["balance_relative_imbalance"] < 1e-9
+        if scheme == "steady":
+            assert f.attrs["balance_heat_in_right"] == pytest.approx(510.0, rel=1e-3)
