@@ -199,7 +199,9 @@ class StepEquations:
                 f"{self.where}: the linear solver did not converge in {info.iterations} iterations inside the "
                 f"{method} iteration (relative residual {info.residual:.3e} > {asked}); "
                 f"try a smaller time.dt, a larger solver.max_iterations or another solver.preconditioner")
-        return du[: self.n], info.iterations
+        du = du[: self.n]
+        du[self.dir_owned] = 0.0  # held exactly (a preconditioned solve leaves round-off there: 0 K became -4e-16 K)
+        return du, info.iterations
 
     def norm(self, v: np.ndarray) -> float:
         comm = self.problem.mesh.comm

@@ -304,3 +304,21 @@ def test_a_conductivity_of_t_beside_a_wall_far_from_the_initial_temperature(tmp_
         assert f.attrs["complete"] and f.attrs["balance_relative_imbalance"] < 1e-9
         if scheme == "steady":
             assert f.attrs["balance_heat_in_right"] == pytest.approx(510.0, rel=1e-3)
+
+
+def test_dirichlet_values_are_held_exactly_through_newton_updates(tmp_path):
+    """A wall at 0 K, Newton's updates solved with AMG (3 ranks): the wall's nodes ended at -4e-16 K
+    (round-off of the preconditioned solve), below absolute zero: exit 3. The Kirchhoff transform
+    of k_z = 1 + 0.005 T gives 1.25 W."""
+    case = tmp_path / "box.toml"
+    case.write_text('temperature_unit = "K"\n[mesh]\ntype = "box"\ncell = "tetrahedron"\nnx = 3\nny = 3\nnz = 6\n'
+                    'lengths = [0.1, 0.1, 1.0]\n[element]\ndegree = 2\n[material]\n'
+                    'k = [5.0, "3.0", "1 + 0.005*T"]\nrho = 1.0\nc = 1.0\n[initial]\ntemperature = "100*z"\n'
+                    '[boundary.front]\ntype = "dirichlet"\nvalue = 0.0\n[boundary.back]\ntype = "dirichlet"\n'
+                    'value = 100.0\n[time]\nscheme = "steady"\n[solver]\npreconditioner = "amg"\nrtol = 1e-12\n'
+                    '[nonlinear]\nrtol = 1e-12\n')
+    run_solver(3, [str(case), "--quiet"], cwd=tmp_path)
+    with h5py.File(tmp_path / "outputs" / "box" / "box.h5", "r") as f:
+        assert f.attrs["balance_heat_in_back"] == pytest.approx(1.25, rel=1e-3)
+        z, T = f["mesh/geometry"][:, 2], f["fields/temperature"]["000000"][()]
+    assert np.all(T[z == 0.0] == 0.0) and np.all(T[z == 1.0] == 100.0)
