@@ -67,8 +67,8 @@ def weak_overrides(case_file: Path, factor: int, sets: list[str]) -> list[str]:
     # the x length grows with nx, so that the cells keep their shape (the solver's default: a unit
     # square, or cube for mesh.type = "box")
     lengths = mesh.get("lengths") or [1.0] * (3 if mesh.get("type") == "box" else 2)
-    return [f"mesh.nx={nx * factor}",
-            "mesh.lengths=[" + ", ".join(repr(float(v) * (factor if i == 0 else 1)) for i, v in enumerate(lengths)) + "]"]
+    longer = ", ".join(repr(float(v) * (factor if i == 0 else 1)) for i, v in enumerate(lengths))
+    return [f"mesh.nx={nx * factor}", f"mesh.lengths=[{longer}]"]
 
 
 def submit(args) -> list[dict]:

@@ -520,7 +520,8 @@ def _check_absolute_zero(values, fail):
 
 def _check_conductivity(name, k, dim, fail):
     if isinstance(k, list) and len(k) != dim:
-        fail(f"{name} must be a number or a list of {dim} numbers (diagonal tensor), got {len(k)} entries")
+        fail(f"{name} must be one value (a number, an expression or a table) or a list of {dim} (a diagonal "
+             f"tensor), got {len(k)} entries")
 
 
 def _check_regions(raw, dim, from_file, fail) -> dict:

@@ -103,7 +103,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
                       "backward-euler", choices=tuple(SCHEMES)),
         "theta": Key("float", "implicitness for scheme = \"theta\" (0.5: Crank-Nicolson, 1: backward Euler)",
                      None, low=0.5, high=1.0),
-        "dt": Key("dt", "time step, s (required by the transient schemes); \"auto\" (explicit-euler only) picks 90% of the stable limit; "
+        "dt": Key("dt", "time step, s (required by the transient schemes); \"auto\" (explicit-euler only) "
+                  "picks 90% of the stable limit; "
                   "\"adaptive\" (implicit schemes) chooses each step from the local error (time.tolerance)",
                   None, positive=True),
         "t_end": Key("float", "end time, s (required by the transient schemes; a whole number of steps with a "

@@ -254,7 +254,8 @@ def check_case_against_mesh(case, mesh) -> None:
     physics = case.physics
     for name, k in [("material.k", physics.material.k)] + [(f"region.{r.name}.k", r.k) for r in physics.regions]:
         if isinstance(k, tuple) and len(k) != mesh.dim:
-            fail(f"{name} must be a number or a list of {mesh.dim} numbers (diagonal tensor), got {len(k)} entries")
+            fail(f"{name} must be one value (a number, an expression or a table) or a list of {mesh.dim} (a "
+                 f"diagonal tensor), got {len(k)} entries")
 
 
 def report_empty_regions(mesh, physics) -> None:

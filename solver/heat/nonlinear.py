@@ -8,10 +8,10 @@ In enthalpy form, with ``H(T) = int_0^T rho c`` (:mod:`solver.heat.properties`):
 
 (``u_K``: u in kelvin; ``k_h(u) = sum_j k(u_j) N_j``: a k depending on T is interpolated from its
 nodal values on linear cells, and ``k_h(u) = k(u_h)`` at the quadrature points on quadratic ones,
-u_h there limited to its cell's nodal range, see :mod:`solver.heat.properties`). The stored energy ``int H(u)`` then changes by
-exactly the heat that flows in, so the heat balance closes to the Newton tolerance. With
-``time.mass = "lumped"`` the storage term takes the vertex quadrature ``sum_c int_c N_a H_c(u_a)``
-(a diagonal Jacobian: no oscillations where H has kinks).
+u_h there limited to its cell's nodal range, see :mod:`solver.heat.properties`). The stored energy
+``int H(u)`` then changes by exactly the heat that flows in, so the heat balance closes to the
+Newton tolerance. With ``time.mass = "lumped"`` the storage term takes the vertex quadrature ``sum_c
+int_c N_a H_c(u_a)`` (a diagonal Jacobian: no oscillations where H has kinks).
 
 The Jacobian ``dQ/du`` is consistent: ``int k_h grad N_j . grad N_i`` plus ``dk/du(u_j) int N_j
 grad u . grad N_i`` (``int dk/du(u_h) N_j grad u . grad N_i`` on quadratic cells; not symmetric),

@@ -198,7 +198,8 @@ class StepEquations:
             raise ConvergenceError(
                 f"{self.where}: the linear solver did not converge in {info.iterations} iterations inside the "
                 f"{method} iteration (relative residual {info.residual:.3e} > {asked}); "
-                f"try a smaller time.dt, a larger solver.max_iterations or another solver.preconditioner")
+                f"try a smaller time.dt, a larger solver.max_iterations, another solver.preconditioner, or a looser "
+                f"solver.rtol (a residual that stalls near it is round-off)")
         du = du[: self.n]
         du[self.dir_owned] = 0.0  # held exactly (a preconditioned solve leaves round-off there: 0 K became -4e-16 K)
         return du, info.iterations
@@ -251,7 +252,7 @@ def iterate(equations: StepEquations, u: np.ndarray, spec: NonlinearSpec,
     if report is not first:
         tried += f", then picard ({report.reason}; residuals {report.history()})"
     raise ConvergenceError(f"{equations.where}: the nonlinear solve did not converge: {tried}; {advice}"
-                           f"a larger nonlinear.max_iterations, a looser nonlinear.rtol = {spec.rtol:g}, or check "
+                           f"a larger nonlinear.max_iterations, a looser nonlinear.rtol (now {spec.rtol:g}), or check "
                            f"that k, rho c and epsilon stay physical over the temperatures reached")
 
 

@@ -2,15 +2,15 @@
 Newton), and the volumetric enthalpy H(T) = int_0^T rho c dT.
 
 A conductivity that depends on T is, on linear cells, evaluated at the nodes of each cell and
-interpolated (``k_h = sum_j k(u_j) N_j``, the group finite-element form): one evaluation per node and
-material rather than per quadrature point, exact for a k linear in T, second order otherwise. Its
-Newton derivative is then ``dk(u_j)/du_j N_j``. One of T and of the place is evaluated per cell at
-its nodes moved just inside it, so that a jump on the cells' faces is not spread over the cells
+interpolated (``k_h = sum_j k(u_j) N_j``, the group finite-element form): one evaluation per node
+and material rather than per quadrature point, exact for a k linear in T, second order otherwise.
+Its Newton derivative is then ``dk(u_j)/du_j N_j``. One of T and of the place is evaluated per cell
+at its nodes moved just inside it, so that a jump on the cells' faces is not spread over the cells
 beside it. On quadratic cells, whose basis functions dip below zero (a k positive at every node
 would be interpolated below zero between them), it is evaluated at the quadrature points instead:
 ``k(u_h(x_q))``, with the derivative ``dk/du(u_h(x_q)) N_j(x_q)``, u_h(x_q) limited to the range of
-the cell's nodal values (:meth:`solver.heat.nonlinear.NonlinearHeatProblem._within_nodes`). A conductivity independent of T
-stays at the points.
+the cell's nodal values (:meth:`solver.heat.nonlinear.NonlinearHeatProblem._within_nodes`). A
+conductivity independent of T stays at the points.
 
 Each cell takes the material's properties, overridden by the regions that contain it (later ones
 winning), so the cells fall into a few *material sets*; a property is evaluated set by set on

@@ -1,10 +1,11 @@
 """Elements of a mesh file in several physical groups (rank 0, while it reads the file).
 
 Gmsh puts an element in every physical group of its entity: a side in ``hot`` and in ``walls``, a
-surface in ``plate`` and in ``copper``. MSH 2.2 lists such an element once per group; MSH 4 lists
-it once, and meshio's reader tags it with its entity's first group alone (the entities' groups
-are read here from the file's ``$Entities`` section, named or not). Read as one tag per element, the side was left out of ``walls`` and the
-surface out of ``copper`` without a word, and the cells listed twice were refused as overlapping.
+surface in ``plate`` and in ``copper``. MSH 2.2 lists such an element once per group; MSH 4 lists it
+once, and meshio's reader tags it with its entity's first group alone (the entities' groups are read
+here from the file's ``$Entities`` section, named or not). Read as one tag per element, the side was
+left out of ``walls`` and the surface out of ``copper`` without a word, and the cells listed twice
+were refused as overlapping.
 
 * A boundary element is kept once per group it is in (facets are a list of (element, tag)).
 * A cell is kept once, with one tag that stands for its groups together: its own group's tag, or,

@@ -71,7 +71,8 @@ def test_overrides_parse_toml_values_and_bare_strings():
     ("boundary.top.type=robin", "case.toml: boundary.top.h is required for a robin boundary"),
     ("boundary.left.type=robin", "case.toml: boundary.left.h is required for a robin boundary"),
     ("time.dt=\"auto\"", "case.toml: time.dt = \"auto\" is only for time.scheme = \"explicit-euler\""),
-    ("material.k=[1, 2, 3]", "case.toml: material.k must be a number or a list of 2 numbers"),
+    ("material.k=[1, 2, 3]", "case.toml: material.k must be one value (a number, an expression or a table) or a "
+                             "list of 2"),
     ("region.a.x=[1, 0]", "case.toml: region.a.x must be [min, max] with min <= max"),
     ("region.a.q=1", "case.toml: unknown key region.a.q (allowed: group, x, y, k, rho, c, latent_heat, solidus, liquidus)"),
     ("boundary.left.value=\"__import__('os')\"", "case.toml: boundary.left.value: "),
