@@ -91,6 +91,12 @@ def _refuse_twisted(path: Path, points: np.ndarray, cells: np.ndarray, linear) -
     like cells that overlap: named for what it is first."""
     xyz = points[:, : linear.dim]
     for start in range(0, len(cells), CHUNK):
+        ordered = np.sort(cells[start: start + CHUNK], axis=1)
+        twice = np.flatnonzero(np.any(ordered[:, 1:] == ordered[:, :-1], axis=1))
+        if len(twice):  # (its corner Jacobians vanish: neither inverted nor a facet of its own)
+            row = start + int(twice[0])
+            raise CaseError(f"{path}: element {row + 1} of its kind (near {_at(points, cells[row, : linear.n_nodes])}) "
+                            f"lists a node more than once: a degenerate cell; check its node list")
         with np.errstate(all="ignore"):
             det = corner_jacobians(xyz, cells[start: start + CHUNK, : linear.n_nodes], linear.name)
         mixed = np.flatnonzero((det.min(axis=1) < 0) & (det.max(axis=1) > 0))

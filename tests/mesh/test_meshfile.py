@@ -506,6 +506,18 @@ def test_hexahedra_faces_are_matched_by_all_four_corners_in_order(tmp_path, faul
         read(tmp_path / "m.msh")
 
 
+@pytest.mark.parametrize("kind, cells", [("quad", [[0, 1, 4, 3], [1, 2, 5, 5]]), ("triangle", [[0, 1, 4], [1, 5, 5]])])
+def test_a_cell_that_lists_a_node_twice_is_called_degenerate(tmp_path, kind, cells):
+    """It was refused as "boundary elements ... are not facets of the mesh's cells"."""
+    from solver.errors import CaseError
+    from solver.mesh.files import read
+
+    points = np.array([[0, 0], [1, 0], [2, 0], [0, 1], [1, 1], [2, 1]], dtype=float)
+    _write_mesh(tmp_path / "m.msh", points, kind, cells)
+    with pytest.raises(CaseError, match="element 2 of its kind .* lists a node more than once: a degenerate cell"):
+        read(tmp_path / "m.msh")
+
+
 def test_a_second_order_xdmf_mesh_says_which_formats_hold_one(tmp_path):
     """meshio cannot read back the XDMF of quadratic cells with their boundary elements (a mixed
     topology, as meshio writes a converted Gmsh file): the refusal was a bare KeyError."""
