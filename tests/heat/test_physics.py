@@ -137,7 +137,7 @@ def test_hostile_expression_on_the_command_line(tmp_path, nprocs):
 
 
 def test_verify_command_prints_tables_and_passes(tmp_path):
-    proc = run_solver(2, ["verify"], cwd=tmp_path, timeout=180)
+    proc = run_solver(2, ["verify"], cwd=tmp_path, timeout=300)
     out = proc.stdout
     for cell in ("triangle", "quadrilateral", "tetrahedron", "hexahedron", "P2 triangle", "Q2 quadrilateral",
                  "P2 tetrahedron", "Q2 hexahedron"):
