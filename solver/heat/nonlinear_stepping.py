@@ -246,7 +246,7 @@ def iterate(equations: StepEquations, u: np.ndarray, spec: NonlinearSpec,
             report.linear_iterations += first.linear_iterations
             return report
     refused = report.refused or first.refused
-    if refused is not None:  # steps were cut short where a property left its range: that is why
+    if refused is not None:  # no step, however short, kept the properties in range: that is why
         raise refused
     tried = f"{first.method} ({first.reason}; residuals {first.history()})"
     if report is not first:

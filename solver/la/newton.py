@@ -9,8 +9,8 @@ update of u (:class:`NonlinearSystem`); this module decides when to stop:
   (Armijo on the residual norm), at most ``MAX_HALVINGS`` times, then takes the step anyway;
 * a step to where a property leaves its range (the system's residual raises
   :data:`INADMISSIBLE`: a k(T) not > 0 at a temperature the full step overshoots to) is halved
-  the same way, line search or not; a solve that fails with no admissible step, or after such
-  steps, keeps the last such error (:attr:`NonlinearReport.refused`) for its caller to raise;
+  the same way, line search or not; a solve that ends with no admissible step keeps the whole
+  step's error (:attr:`NonlinearReport.refused`) for its caller to raise;
 * it fails after ``max_iterations``, or on a residual that is not finite, with the history of
   residual norms for the message;
 * the linear solves are asked for a relative tolerance (:class:`Forcing`): the solver's own every
@@ -94,7 +94,7 @@ class NonlinearReport:
     residuals: list = field(default_factory=list)  # ||G|| before each iteration and after the last
     steps: list = field(default_factory=list)  # line-search step lengths taken
     reason: str = ""
-    refused: Exception | None = None  # the last step refused as inadmissible (INADMISSIBLE), if any
+    refused: Exception | None = None  # why the solve ended with no admissible step (INADMISSIBLE), if it did
 
     @property
     def ratios(self) -> list[float]:
@@ -134,10 +134,10 @@ def solve(system: NonlinearSystem, u: np.ndarray, spec: NonlinearSpec, linear_rt
         step = 1.0
         system.update(u, du, step)
         G_new, r_new, refused = _trial(system, u)
+        full_step = refused  # what the whole step would take out of range: named if no shorter one will do
         halvings = 0
         while (refused is not None or (line_search and not r_new <= (1.0 - ARMIJO * step) * r)) \
                 and halvings < MAX_HALVINGS:
-            report.refused = refused or report.refused
             step *= 0.5
             halvings += 1
             u[:] = start
@@ -145,7 +145,7 @@ def solve(system: NonlinearSystem, u: np.ndarray, spec: NonlinearSpec, linear_rt
             G_new, r_new, refused = _trial(system, u)
         if refused is not None:  # no admissible step along du: back where it was, and say why
             u[:] = start
-            report.refused = refused
+            report.refused = full_step or refused
             report.reason = f"every step along the {method} direction, down to 1/{2 ** MAX_HALVINGS} of it, " \
                             f"takes a property out of its range"
             return report
