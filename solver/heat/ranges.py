@@ -84,9 +84,10 @@ class Violation:
         at = ", ".join(f"{c:.6g}" for c in self.point)
         when = "" if self.t is None else f", t = {self.t:.6g}"
         temperature = "" if self.T is None else f", T = {self.T:.6g}"
-        value = f"{self.value:.6g}"
-        if self.bounds.first_outside([float(value)]) is None:  # shown as a value in range (1 for 1.000003)
-            value = repr(self.value)
+        digits = 6  # as many as show it out of range (not 1 for 1.000003)
+        while digits < 17 and self.bounds.first_outside([float(f"{self.value:.{digits}g}")]) is None:
+            digits += 1
+        value = f"{self.value:.{digits}g}"
         return (f"{self.key} = {value} at ({at}){on}{when}{temperature}, but it must be {self.bounds}: "
                 f"keep its expression {self.expression!r} in range over the temperatures and times the run "
                 f"reaches (e.g. with min() and max())")
