@@ -30,9 +30,9 @@ from solver.heat.march import march
 from solver.heat.simulation import Discretisation, Simulation
 from solver.heat.state import from_checkpoint
 from solver.io import checkpoint, deadline
+from solver.io.blockfile import choose_driver, open_block_file
 from solver.io.end_record import COMPLETE, FAILED, STOPPED, EndRecord, RunFigures
 from solver.io.probe_series import ProbeSeries
-from solver.io.blockfile import choose_driver, open_block_file
 from solver.io.repair import extend_truncated
 from solver.io.results_writer import ResultsLayout, ResultsWriter
 from solver.la.preconditioner import PreconditionerReport

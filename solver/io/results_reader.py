@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 
 from solver.case.inputfiles import DIRECTORY, MISSING, file_problem
+from solver.case.schema import SCHEMA
 from solver.case.shown import shown
 from solver.errors import CaseError
 from solver.fem.geometry import CellGeometry
@@ -124,9 +125,8 @@ class SolverFile:
             return float(np.dot(w, values) / w.sum())
 
 
-# the tables of a case that the readers look into (the stored case is the resolved one: each a table)
-CASE_TABLES = ("mesh", "element", "material", "initial", "source", "boundary", "time", "solver", "nonlinear",
-               "output", "checkpoint", "run")
+# the tables of a case (the stored case is the resolved one: each is a table), which the readers look into
+CASE_TABLES = (*SCHEMA, "boundary", "region")
 
 
 class Results(SolverFile):
