@@ -401,8 +401,6 @@ class NonlinearSteadySolver(LinearSolves):
                 report = newton.solve(pseudo, u, replace(self.spec, rtol=1e-3, atol=0.0), self.linear.spec.rtol)
             except (ConvergenceError, NumericalError):
                 report = newton.NonlinearReport("pseudo-transient")
-            if report.refused is not None and not report.converged:
-                report = newton.NonlinearReport("pseudo-transient")  # (a property out of range: too long)
             total.iterations += report.iterations
             total.linear_iterations += report.linear_iterations
             if not report.converged:
