@@ -31,6 +31,9 @@ class ArgumentParser(argparse.ArgumentParser):
     def parse_known_args(self, args=None, namespace=None):
         namespace, extras = super().parse_known_args(args, namespace)
         namespace.__dict__.pop(_GIVEN, None)
+        for dest, value in vars(namespace).items():  # (an empty path would read as ".", the current directory)
+            if value == "" or (isinstance(value, list) and "" in value):
+                self.error(f"an empty argument for {dest.replace('_', '-')}")
         return namespace, extras
 
     def error(self, message):
