@@ -247,7 +247,7 @@ def verify_arguments(p) -> None:
                    help="only elements of this degree (repeatable; default 1 and 2)")
     p.add_argument("--levels", type=int, nargs="+", metavar="N", help="cells per side of the meshes, at least "
                    f"two, increasing, from 1 to {MAX_LEVEL} (default 8 16 32 in 2D, 4 8 16 in 3D; quadratic "
-                   "elements 4 8 16)")
+                   "elements 4 8 16), for the space studies; the time studies and the curved ring keep their meshes")
     p.complete = complete_verify
 
 

@@ -230,7 +230,7 @@ def verify_command(args, comm=MPI.COMM_WORLD, out=None) -> int:
 
         failures += curved_study(comm, say, TOLERANCE[2])
     if 2 in dims and (not args.element or "triangle" in args.element):
-        failures += _nonlinear(comm, say, degrees)
+        failures += _nonlinear(comm, say, degrees, args.levels)
     if failures:
         say("FAILED: " + "; ".join(failures))
         return 1
@@ -278,16 +278,17 @@ def _time_tables(comm, say, cell: str, degree: int) -> list[str]:
     return failures
 
 
-def _nonlinear(comm, say, degrees) -> list[str]:
+def _nonlinear(comm, say, degrees, levels=None) -> list[str]:
     """The nonlinear variant: with linear elements, space orders on triangles (Crank-Nicolson) and
     time orders on quadrilaterals; with quadratic ones, steady space orders on triangles (k(T) at
-    the quadrature points); and Newton's residual ratios for each degree. Returns the failures."""
+    the quadrature points), on ``levels`` where given; and Newton's residual ratios for each degree.
+    Returns the failures."""
     failures = []
     say(f"nonlinear: k_a(T) = kappa_a (1 + {BETA:g} T), c(T) = {C:g} (1 + {GAMMA:g} T), Newton")
     studies = {1: ("triangle", (8, 16, 32), "crank-nicolson"), 2: ("triangle6", (4, 8, 16), "steady")}
     for degree in degrees:
-        name, levels, scheme = studies[degree]
-        rows, o2, o1 = space_study("triangle", levels, comm, scheme, "bjacobi", nonlinear=True, degree=degree)
+        name, default, scheme = studies[degree]
+        rows, o2, o1 = space_study("triangle", levels or default, comm, scheme, "bjacobi", nonlinear=True, degree=degree)
         say(f"  space ({name}, {scheme}): L2 errors {', '.join(f'{r[2]:.3e}' for r in rows)}; "
             f"orders L2 {', '.join(f'{p:.2f}' for p in o2)}, H1 {', '.join(f'{p:.2f}' for p in o1)}; "
             f"heat imbalance <= {max(r[4] for r in rows):.1e}")

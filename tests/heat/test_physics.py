@@ -167,6 +167,23 @@ def test_verify_exits_nonzero_when_an_order_misses(monkeypatch, capsys):
     assert "crank-nicolson time order 1.00 (expected 2)" in out
 
 
+def test_verify_levels_reach_the_nonlinear_space_study(monkeypatch, capsys):
+    from solver.bench import verify as verification
+
+    seen = []
+
+    def space(cell, levels, comm, scheme, pc, nonlinear=False, degree=1):
+        seen.append((nonlinear, tuple(levels)))
+        return [(n, 1, 1.0 / n ** 2, 1.0 / n, 0.0) for n in levels], [2.0] * (len(levels) - 1), [1.0] * (len(levels) - 1)
+
+    monkeypatch.setattr(verification, "space_study", space)
+    monkeypatch.setattr(verification, "time_study", lambda *a, **k: ([(0.1, 1e-3), (0.05, 2.5e-4)], [2.0]))
+    monkeypatch.setattr(verification, "newton_ratios", lambda *a, **k: [1e-2, 1e-4, 1e-8])
+    verification._nonlinear(verification.MPI.COMM_WORLD, lambda *a: None, [1], levels=[4, 8])
+    verification._nonlinear(verification.MPI.COMM_WORLD, lambda *a: None, [1])
+    assert seen == [(True, (4, 8)), (True, (8, 16, 32))]
+
+
 @pytest.mark.parametrize("scheme, nprocs", [("crank-nicolson", 3), ("backward-euler", 1), ("explicit-euler", 2)])
 def test_time_dependent_robin_coefficient_balances_heat(tmp_path, scheme, nprocs):
     """A fan switched on after a minute: h(t) changes the system matrix every step."""
