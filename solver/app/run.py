@@ -86,6 +86,9 @@ class DryRunReport:
     output_bytes: int
 
 
+UNREPEATED = ("run.wall_limit",)  # --set options the command to continue leaves out
+
+
 def expected_snapshots(output, steps: int | None) -> int:
     """Snapshots a run writes (for the disk-space estimate): the first and the requested times;
     else step 0, every N steps and the last (``steps`` None: adaptive, a guess of their number)."""
@@ -271,8 +274,10 @@ class CaseRun:
         if last_checkpoint is not None:
             how = "to continue" if stopped else "to extend the run (with a larger time.t_end)"
             source = "" if case.source.startswith("<") else f" {shlex.quote(case.source)}"
-            # with the run's --set options: without them it would name (and continue) another run
-            source += "".join(f" --set {shlex.quote(item)}" for item in case.overrides)
+            # with the run's --set options: without them it would name (and continue) another run; but
+            # for the wall limit, which would stop the continuation as it stopped this run
+            source += "".join(f" --set {shlex.quote(item)}" for item in case.overrides
+                              if item.partition("=")[0].strip() not in UNREPEATED)
             (log.warning if stopped else log.info)(
                 f"checkpoint: {last_checkpoint} (step {sim.step_index}); {how}: "
                 f"mpirun -n N python -m solver{source} --restart latest")
