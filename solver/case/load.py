@@ -539,6 +539,10 @@ def _check_regions(raw, dim, from_file, fail) -> dict:
                   for k, spec in REGION_SCHEMA.items()}
         if region["group"] is not None and not from_file:
             fail(f"region.{name}.group needs a mesh file with physical groups (mesh.file); use x/y/z boxes")
+        if region["group"] is None and all(region[axis] is None for axis in "xyz"):
+            where = "x/y ranges" if dim == 2 else "x/y/z ranges"
+            fail(f"region.{name} says where it is by none of its keys: give {where} [min, max] or a group "
+                 f"(mesh files); the whole body's properties go in [material]")
         for axis in "xyz"[:dim or 3]:
             r = region[axis]
             if r is not None and (len(r) != 2 or r[0] > r[1]):

@@ -74,6 +74,8 @@ def test_overrides_parse_toml_values_and_bare_strings():
     ("material.k=[1, 2, 3]", "case.toml: material.k must be one value (a number, an expression or a table) or a "
                              "list of 2"),
     ("region.a.x=[1, 0]", "case.toml: region.a.x must be [min, max] with min <= max"),
+    ("region.a.k=3", "case.toml: region.a says where it is by none of its keys: give x/y ranges [min, max] or a "
+                     "group (mesh files); the whole body's properties go in [material]"),
     ("region.a.q=1", "case.toml: unknown key region.a.q (allowed: group, x, y, k, rho, c, latent_heat, solidus, liquidus)"),
     ("boundary.left.value=\"__import__('os')\"", "case.toml: boundary.left.value: "),
     ("solver.rtol=2", "case.toml: solver.rtol must be <= 0.5, got 2.0"),
@@ -142,11 +144,11 @@ ROBIN_TOP = ["boundary.top.type=robin", "boundary.top.h=1"]
               "boundary.top.T_inf=-0.5"], "boundary.top.T_inf must be >= 0 K (absolute zero), got -0.5"),
     ("", ["material.k={table=[[-300, 1], [0, 2]]}"],
      "material.k: the table's temperature T = -300.0 must be >= -273.15 C (absolute zero)"),
-    (KELVIN, ["boundary.left.value=300", "region.a.c={table=[[-1, 1], [10, 2]]}"],
+    (KELVIN, ["boundary.left.value=300", "region.a.x=[0, 1]", "region.a.c={table=[[-1, 1], [10, 2]]}"],
      "region.a.c: the table's temperature T = -1.0 must be >= 0 K (absolute zero)"),
     (KELVIN, ["boundary.left.value=300", "material.latent_heat=1", "material.solidus=-1", "material.liquidus=1"],
      "material.solidus must be >= 0 K (absolute zero), got -1.0"),
-    ("", ["region.a.latent_heat=1", "region.a.solidus=-300", "region.a.liquidus=0"],
+    ("", ["region.a.x=[0, 1]", "region.a.latent_heat=1", "region.a.solidus=-300", "region.a.liquidus=0"],
      "region.a.solidus must be >= -273.15 C (absolute zero), got -300.0"),
     ("", ["run.temperature_range=[-300, 100]"],
      "run.temperature_range: its min must be >= -273.15 C (absolute zero), got [-300.0, 100.0]"),
