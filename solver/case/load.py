@@ -9,6 +9,7 @@ and what is allowed, e.g. ``inputs/plate.toml: mesh.nx must be a positive intege
 from __future__ import annotations
 
 import datetime
+import difflib
 import math
 import re
 import sys
@@ -32,6 +33,12 @@ MAX_PROBES = 10_000
 TINY = sys.float_info.min  # the smallest normal double: a positive number below it underflows in products
 KEY_REFERENCE = "docs/reference/case_keys.md"  # the page an unknown key's message sends the reader to
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+
+
+def near(word: str, choices) -> str:
+    """" (did you mean NAME?)" for a choice that ``word`` looks like a misspelling of, else ""."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]}?)" if match else ""
 
 
 def read_text(path: str | Path) -> str:
@@ -124,7 +131,8 @@ def validate(raw: dict, source: str) -> dict:
             fail("a study file ([study] with its base case), not a case: run it with python -m solver study FILE")
         if section not in allowed:
             what = f"section [{section}]" if isinstance(body, dict) else f"top-level key {section}"
-            unknown(f"unknown {what} (sections: {', '.join(allowed)}; top-level keys: {', '.join(ROOT_SCHEMA)})")
+            unknown(f"unknown {what}{near(section, [*allowed, *ROOT_SCHEMA])} (sections: {', '.join(allowed)}; "
+                    f"top-level keys: {', '.join(ROOT_SCHEMA)})")
         if not isinstance(body, dict):
             fail(f"{section} must be a table ([{section}]), got {shown(body)}")
     values: dict = {key: _check(key, spec, raw.get(key, spec.default), fail) for key, spec in ROOT_SCHEMA.items()}
@@ -141,7 +149,8 @@ def validate(raw: dict, source: str) -> dict:
         for key in body:
             if key not in keys:
                 above = f"; {key} is a top-level key: write it above the first [section]" if key in ROOT_SCHEMA else ""
-                unknown(f"unknown key {section}.{key} (allowed: {', '.join(keys)}){above}")
+                unknown(f"unknown key {section}.{key}{'' if above else near(key, keys)} (allowed: {', '.join(keys)})"
+                        f"{above}")
         values[section] = {k: _check(f"{section}.{k}", spec, body.get(k, spec.default), fail)
                            for k, spec in keys.items()}
     _check_mesh(values["mesh"], fail)
@@ -534,7 +543,8 @@ def _check_regions(raw, dim, from_file, fail) -> dict:
         for key in body:
             if key not in REGION_SCHEMA or (key == "z" and dim == 2):
                 allowed = [k for k in REGION_SCHEMA if dim != 2 or k != "z"]
-                fail(f"unknown key region.{name}.{key} (allowed: {', '.join(allowed)}); every key: {KEY_REFERENCE}")
+                fail(f"unknown key region.{name}.{key}{near(key, allowed)} (allowed: {', '.join(allowed)}); every key: "
+                     f"{KEY_REFERENCE}")
         region = {k: _check(f"region.{name}.{k}", spec, body.get(k, spec.default), fail)
                   for k, spec in REGION_SCHEMA.items()}
         if region["group"] is not None and not from_file:
@@ -565,9 +575,12 @@ def _check_boundaries(raw, mesh_type, time, fail) -> dict:
             fail(f"boundary.{name}: unknown boundary {name!r} for a {mesh_type} (allowed: {', '.join(names)})")
         if not isinstance(body, dict):
             fail(f"boundary.{name} must be a table with type and value, got {shown(body)}")
+        kind = body.get("type")
         for key in body:
             if key not in BOUNDARY_SCHEMA:
-                fail(f"unknown key boundary.{name}.{key} (allowed: {', '.join(BOUNDARY_SCHEMA)}); every key: "
+                known = isinstance(kind, str) and kind in BC_KEYS  # the keys of its type, else of every type
+                allowed = ["type", *BC_KEYS[kind]] if known else list(BOUNDARY_SCHEMA)
+                fail(f"unknown key boundary.{name}.{key}{near(key, allowed)} (allowed{f' for a {kind} boundary' if known else ''}: {', '.join(allowed)}); every key: "
                      f"{KEY_REFERENCE}")
         bc = {k: _check(f"boundary.{name}.{k}", spec, body.get(k, spec.default), fail)
               for k, spec in BOUNDARY_SCHEMA.items()}

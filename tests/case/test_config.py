@@ -48,7 +48,10 @@ def test_overrides_parse_toml_values_and_bare_strings():
     ("mesh.nx=-3", "case.toml: mesh.nx must be a positive integer, got -3"),
     ("mesh.nx=2.5", "case.toml: mesh.nx must be a positive integer, got 2.5"),
     ("mesh.nx=true", "case.toml: mesh.nx must be a positive integer, got True"),
-    ("mesh.nxx=3", "case.toml: unknown key mesh.nxx (allowed: type, file, partitioner, cell, nx, ny, nz, lengths, origin)"),
+    ("mesh.nxx=3", "case.toml: unknown key mesh.nxx (did you mean nx?) (allowed: type, file, partitioner, cell, nx, ny, "
+                   "nz, lengths, origin)"),
+    ("boundary.left.T_infinity=3", "case.toml: unknown key boundary.left.T_infinity (did you mean T_inf?) (allowed for "
+                                   "a dirichlet boundary: type, value)"),
     ("mesh.cell=tetrahedron", "case.toml: mesh.cell must be one of quadrilateral, triangle for a rectangle"),
     ("material.k=0", "case.toml: material.k must be > 0, got 0.0"),
     ("mesh.nz=7", "case.toml: mesh.nz is not used by a rectangle (2D: nx and ny)"),
@@ -240,7 +243,7 @@ def test_a_top_level_key_written_inside_a_section_is_sent_above_it():
 
 def test_an_unknown_top_level_key_is_called_a_key():
     """``temperature_units = "K"`` at the top was reported as an unknown section."""
-    with pytest.raises(CaseError, match=r"unknown top-level key temperature_units \(sections: "):
+    with pytest.raises(CaseError, match=r"unknown top-level key temperature_units \(did you mean temperature_unit\?\) \(sections: "):
         load_case('temperature_units = "K"\n[mesh]\nnx = 2\nny = 2\n', "case.toml")
 
 
