@@ -15,13 +15,15 @@ its condition reaches only its corners). All are refused, on rank 0 while it rea
   the cells split into simplices) is a hanging node, a mismatched face, parts that touch or
   overlap, or a cell laid over others along the boundary. A thin slot of any width above that is
   kept;
+* the cells about a node fill at most the full angle (solid angle) about it: more, and cells
+  overlap there, as one laid over others on their own nodes does, away from the boundary;
 * every tagged boundary element is a facet of a cell (the same element listed twice in one group
   is taken once), a quadrilateral one with its corners in order round the face;
 * quadratic cells sharing an edge (or a face of hexahedra) share its midpoint (centre) node.
 
-Costs a sort of the cells' facets (and edges) and a ball query per cell, a chunk of cells at a
-time: about as much time as meshio's reading of the file, and two integers per facet of every cell
-besides the mesh (four, for a moment, where a facet's node ids do not fit one 63-bit word: meshes of
+Costs a sort of the cells' facets (and edges), a ball query per cell and an angle per corner, a
+chunk of cells at a time: about as much time as meshio's reading of the file, and two integers per
+facet of every cell besides the mesh (four, for a moment, where a facet's node ids do not fit one 63-bit word: meshes of
 over 2^21 nodes, or 2^15 for the four corners of hexahedra's faces, whose facets are numbered by a
 sort of two-word keys: about 4 times slower, 1.9 s for 400,000 hexahedra).
 """
@@ -38,7 +40,7 @@ from solver.errors import CaseError
 from solver.mesh.cells import CELLS, QUADRATIC_NAMES
 from solver.mesh.lagrange import QUADRATIC
 from solver.mesh.partition import facet_table
-from solver.mesh.quality import MIDPOINT_OFFSET, corner_jacobians, midpoint_offsets
+from solver.mesh.quality import MIDPOINT_OFFSET, corner_jacobians, folded_cells, midpoint_offsets
 
 CHUNK = 1 << 16  # cells (facets) at a time
 OUTSIDE = 1e-7  # how far outside, relative to the facet's size
@@ -48,6 +50,13 @@ SIMPLICES = {  # the cell types split into simplices, for the containment test
     "quadrilateral": ((0, 1, 2), (0, 2, 3)),
     "hexahedron": ((0, 1, 2, 6), (0, 2, 3, 6), (0, 3, 7, 6), (0, 7, 4, 6), (0, 4, 5, 6), (0, 5, 1, 6)),
 }
+CORNER_ARMS = {  # the corners next to each corner along the cell's edges
+    "triangle": ((1, 2), (2, 0), (0, 1)),
+    "quadrilateral": ((1, 3), (2, 0), (3, 1), (0, 2)),
+    "tetrahedron": ((1, 2, 3), (0, 2, 3), (0, 1, 3), (0, 1, 2)),
+    "hexahedron": ((1, 3, 4), (0, 2, 5), (1, 3, 6), (0, 2, 7), (0, 5, 7), (1, 4, 6), (2, 5, 7), (3, 4, 6)),
+}
+CROWDED = 1e-8  # relative excess over the full angle about a node that counts as cells overlapping there
 FIX = ("Mesh the model as one (Gmsh: Geometry.AutoCoherence, or BooleanFragments of its volumes and "
        "surfaces)")
 
@@ -81,6 +90,7 @@ def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type
                                for i in range(0, len(keys), CHUNK)])
     del keys
     _refuse_overlaps(path, points, cells[:, : linear.n_nodes], linear, exterior // nf, table[exterior % nf])
+    _refuse_crowded_nodes(path, points, cells[:, : linear.n_nodes], linear)
     if CELLS[cell_type].degree > 1:
         _refuse_torn_edges(path, points, cells, linear.name, bits)
     return facets, facet_tags
@@ -105,6 +115,45 @@ def _refuse_twisted(path: Path, points: np.ndarray, cells: np.ndarray, linear) -
             near = _at(points, cells[row, : linear.n_nodes])
             raise CaseError(f"{path}: element {row + 1} of its kind (near {near}) is inverted or self-intersecting "
                             f"(its corner Jacobians change sign): check its node order")
+
+
+def _refuse_crowded_nodes(path: Path, points: np.ndarray, corners: np.ndarray, linear) -> None:
+    """The cells about a node fill at most the full angle about it (2 pi; 4 pi of solid angle in
+    3D), each with the angle (solid angle) its edges make at that corner: more, and some of them
+    overlap there, as a cell laid over others on their nodes does (its facets, which no other cell
+    shares, are exterior facets inside the domain). A fold is left to the cells' check, which
+    names it."""
+    coordinates = [np.ascontiguousarray(points[:, d]) for d in range(linear.dim)]
+    arms = np.array(CORNER_ARMS[linear.name])  # (corners, dim): the corners along each corner's edges
+    total = np.zeros(len(points))
+    for start in range(0, len(corners), CHUNK):
+        chunk = corners[start: start + CHUNK]
+        ends = [chunk[:, arms[:, k]] for k in range(linear.dim)]
+        vectors = [[x[end] - x[chunk] for x in coordinates] for end in ends]  # arm, then axis: (m, corners)
+        with np.errstate(all="ignore"):  # (degenerate cells: refused with their own message)
+            angle = _corner_angles(vectors)
+        total += np.bincount(chunk.ravel(), weights=np.nan_to_num(angle).ravel(), minlength=len(points))
+    full = 2 * np.pi * (linear.dim - 1)
+    over = np.flatnonzero(total > full * (1 + CROWDED))
+    if len(over) and not folded_cells(points[:, : linear.dim], corners, linear.name).any():
+        node = int(over[np.argmax(total[over])])
+        raise CaseError(f"{path}: the mesh is not conforming: the cells about node {node + 1} (near "
+                        f"{_at(points, np.array([node]))}) fill {total[node] / full:.4g} times the full "
+                        f"{'angle' if linear.dim == 2 else 'solid angle'} about it: cells overlap there. {FIX}")
+
+
+def _corner_angles(arms) -> np.ndarray:
+    """The angle between the two arms of each corner (2D), or the solid angle of the three (3D,
+    Van Oosterom and Strackee); ``arms[k][d]``: component d of arm k, an array over the corners."""
+    if len(arms) == 2:
+        (ux, uy), (vx, vy) = arms
+        return np.arctan2(np.abs(ux * vy - uy * vx), ux * vx + uy * vy)
+    (ax, ay, az), (bx, by, bz), (cx, cy, cz) = arms
+    la, lb, lc = np.sqrt(ax * ax + ay * ay + az * az), np.sqrt(bx * bx + by * by + bz * bz), \
+        np.sqrt(cx * cx + cy * cy + cz * cz)
+    triple = np.abs(ax * (by * cz - bz * cy) + ay * (bz * cx - bx * cz) + az * (bx * cy - by * cx))
+    ab, ac, bc = ax * bx + ay * by + az * bz, ax * cx + ay * cy + az * cz, bx * cx + by * cy + bz * cz
+    return 2 * np.arctan2(triple, la * lb * lc + ab * lc + ac * lb + bc * la)
 
 
 def _row_keys(cells: np.ndarray, table: np.ndarray, bits: int, extra: np.ndarray | None = None):

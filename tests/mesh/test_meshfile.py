@@ -388,6 +388,43 @@ def test_a_cell_laid_over_others_along_the_boundary_is_refused(tmp_path, kind):
     assert len(read(tmp_path / "m.msh").cells) == len(cells) - 1
 
 
+@pytest.mark.parametrize("kind", ["triangle", "quadrilateral", "tetrahedron", "hexahedron"])
+def test_a_cell_laid_over_others_on_their_nodes_inside_the_domain_is_refused(kind):
+    """One more cell on nodes of a conforming grid, away from its boundary: its facets are
+    exterior facets inside the domain, and the cells about its corners, which touch none of the
+    cells that hold its facets' probes, overlap there (the heat of 1 W came out as 1.05 W, exit 0)."""
+    from solver.errors import CaseError
+    from solver.mesh.conformity import SIMPLICES, check_mesh_file
+
+    n, dim = 8, 3 if kind in ("tetrahedron", "hexahedron") else 2
+    axes = np.meshgrid(*[np.linspace(0, 1, n + 1)] * dim, indexing="ij")
+    points = np.column_stack([a.ravel() for a in axes])
+    node = np.arange(len(points)).reshape((n + 1,) * dim)
+    i = [a.ravel() for a in np.meshgrid(*[np.arange(n)] * dim, indexing="ij")]
+    if dim == 2:
+        a, b, c, d = node[i[0], i[1]], node[i[0] + 1, i[1]], node[i[0] + 1, i[1] + 1], node[i[0], i[1] + 1]
+        grid = np.stack([a, b, c, d], 1) if kind == "quadrilateral" else \
+            np.concatenate([np.stack([a, b, c], 1), np.stack([a, c, d], 1)])
+        stray = [node[2, 2], node[5, 3], node[3, 5]] if kind == "triangle" else \
+            [node[1, 1], node[4, 2], node[4, 4], node[2, 4]]
+    else:
+        x, y, z = i
+        corner = [node[x + dx, y + dy, z + dz] for dx, dy, dz in
+                  ((0, 0, 0), (1, 0, 0), (1, 1, 0), (0, 1, 0), (0, 0, 1), (1, 0, 1), (1, 1, 1), (0, 1, 1))]
+        hexes = np.stack(corner, 1)
+        grid = hexes if kind == "hexahedron" else np.concatenate([hexes[:, t] for t in SIMPLICES["hexahedron"]])
+        stray = [node[1, 1, 1], node[4, 2, 1], node[2, 4, 2], node[2, 2, 4]] if kind == "tetrahedron" else \
+            [node[1, 1, 1], node[4, 1, 1], node[4, 4, 1], node[1, 4, 1], node[1, 1, 4], node[4, 1, 4],
+             node[4, 4, 4], node[1, 4, 4]]
+    facets, tags = np.zeros((0, 2 if dim == 2 else (4 if kind == "hexahedron" else 3)), dtype=np.int64), \
+        np.zeros(0, dtype=np.int64)
+    check_mesh_file("m.msh", points, grid, kind, facets, tags)  # the grid alone: conforming
+    with pytest.raises(CaseError, match="the mesh is not conforming") as refused:
+        check_mesh_file("m.msh", points, np.vstack([grid, stray]), kind, facets, tags)
+    if kind == "triangle":  # (one that the probes beside its facets miss: the angle about its corners)
+        assert "the cells about node 33 (near 0.375, 0.625) fill 1.176 times the full angle" in str(refused.value)
+
+
 @pytest.mark.parametrize("case", ["split along different diagonals", "conforming", "tagged facet not of a cell"])
 def test_meshes_of_over_two_million_nodes_are_checked_too(case):
     """Three node ids of a facet no longer fit one 63-bit key past 2^21 nodes: such meshes went
