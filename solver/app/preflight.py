@@ -16,7 +16,7 @@ from solver.case.inputfiles import holds_hdf5
 from solver.case.records import MeshSpec, StructuredMeshSpec
 from solver.case.shown import size
 from solver.errors import CaseError, OutputError
-from solver.io.blockfile import no_space
+from solver.io.blockfile import HEADROOM, no_space
 from solver.io.checkpoint import LINK, checkpoint_dir, run_id_in
 from solver.mesh.structured import split
 from solver.parallel.collective import on_root
@@ -266,10 +266,11 @@ class OutputGuard:
 
     def check_space(self, needed_bytes: int) -> None:
         free = shutil.disk_usage(self.directory).free
-        if needed_bytes > free:
+        if needed_bytes + HEADROOM > free:  # (every write leaves HEADROOM free: it would fail later)
             self.release()
-            raise OutputError(f"{self.directory}: the results need about {size(needed_bytes)}, only "
-                              f"{size(free)} free on that disk; free space, or write fewer snapshots")
+            raise OutputError(f"{self.directory}: the results need about {size(needed_bytes)} (and "
+                              f"{size(HEADROOM)} to spare), only {size(free)} free on that disk; free space, or "
+                              f"write fewer snapshots")
 
     def _lock(self) -> None:
         me = f"{socket.gethostname()} {os.getpid()}"
