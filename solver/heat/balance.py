@@ -25,6 +25,9 @@ class HeatBalance:
     # (energy, inflow, lag) when this process opened or resumed the balance: what its steps did
     # is the rest (the Dirichlet values' jump at the start is booked before them)
     opened: tuple | None = None
+    # the magnitude of the flows (W, steady): of a source or flux that cancels over the body, its
+    # sum_i |F_i|, not its net of round-off, scales the relative imbalance
+    magnitude: float = 0.0
 
     def __post_init__(self):
         if self.inflow is None:
@@ -50,7 +53,7 @@ class HeatBalance:
 
     @property
     def relative(self) -> float:
-        scale = max(abs(self.change), float(np.abs(self.inflow).sum()), abs(self.lag), 1e-300)
+        scale = max(abs(self.change), float(np.abs(self.inflow).sum()), abs(self.lag), self.magnitude, 1e-300)
         return abs(self.imbalance) / scale
 
     def as_dict(self) -> dict:

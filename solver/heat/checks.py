@@ -287,8 +287,10 @@ def check_balance(sim) -> None:
     many orders of magnitude off) and the reported heat flows are meaningless. A balance made of
     round-off alone (no heat flows at all, a field that stays put) is not refused: transient, the
     imbalance must exceed :data:`ENERGY_ROUNDOFF` of the thermal energy the body holds (sum of
-    m_i |u_i|); steady, a flow that round-off cannot make (a source, a Neumann flux, a Robin
-    exchange far above its own round-off) must be there."""
+    m_i |u_i|); steady, it must exceed :data:`BALANCE_LIMIT` of the source's and fluxes' magnitudes
+    (sum_i |F_i|: one that cancels over the body has a net of round-off), and a flow that round-off
+    cannot make (a source, a Neumann flux, a Robin exchange far above its own round-off) must be
+    there."""
     fixed = check_parts_held(sim) if sim.case.steady else None
     p = sim.problem
     # transient: the steps' own balance (the Dirichlet values' jump at the start closes by construction)
@@ -299,6 +301,8 @@ def check_balance(sim) -> None:
         raise CaseError(f"{sim.case.source}: the heat balance is not finite ({sums}): the stored energy or the heat "
                         f"flows overflow double precision, so the mesh's size, the properties or the temperatures "
                         f"are far beyond any physical scale; check their values and units")
+    if b is not None and sim.case.steady:
+        b.magnitude = _load_magnitude(sim)  # (b is the run's balance: its relative imbalance as shown)
     if b is None or b.relative <= BALANCE_LIMIT:
         return
     comm, n = sim.mesh.comm, sim.mesh.n_owned
@@ -348,6 +352,17 @@ def check_balance(sim) -> None:
                          f"round-off, and the reported flows are meaningless; the problem's scales exceed double "
                          f"precision (a conductivity, capacity, length or time step many orders of magnitude off, "
                          f"or in other units?)")
+
+
+def _load_magnitude(sim) -> float:
+    """The largest magnitude sum_i |F_i| of the source's and the Neumann fluxes' load vectors
+    (collective): a source or flux that cancels over the body (sin 2 pi x) has a net of round-off,
+    which cannot scale what the balance may miss."""
+    parts = sim.problem.load_parts(sim.t)
+    gross = np.array([float(np.abs(parts[name]).sum()) if name in parts else 0.0
+                      for name in ["source"] + [t.name for t in sim.problem.neumann]])
+    sim.mesh.comm.Allreduce(MPI.IN_PLACE, gross)
+    return float(gross.max(initial=0.0))
 
 
 def _flows_beyond_round_off(sim, b) -> bool:

@@ -72,6 +72,22 @@ def test_a_steady_body_whose_energy_overflows_still_balances_its_flows(tmp_path,
     assert "max 100, mean 50" in info, info
 
 
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_a_steady_source_that_cancels_over_the_body_balances_on_its_magnitude(tmp_path, nprocs):
+    """f = 1000 sin(2 pi x) cos(pi y) brings in 0 W net: the balance's imbalance, 7e-12 W of a
+    solve to rtol, was judged against flows of 2e-15 W and refused (exit 3, relative imbalance 1).
+    Its scale is the source's magnitude, sum_i |F_i|, about 400 W."""
+    (tmp_path / "case.toml").write_text('[mesh]\ncell = "quadrilateral"\nnx = 40\nny = 40\n[material]\nk = 1.0\n'
+                                        'rho = 1.0\nc = 1.0\n[source]\nf = "1000*sin(2*pi*x)*cos(pi*y)"\n'
+                                        '[boundary.left]\ntype = "dirichlet"\nvalue = 0.0\n[boundary.right]\n'
+                                        'type = "dirichlet"\nvalue = 0.0\n[time]\nscheme = "steady"\n[solver]\n'
+                                        'preconditioner = "amg"\n')
+    run_solver(nprocs, ["case.toml", "--quiet"], cwd=tmp_path)
+    with h5py.File(tmp_path / "outputs" / "case" / "case.h5", "r") as f:
+        assert f.attrs["balance_relative_imbalance"] < 1e-10
+        assert abs(f.attrs["balance_heat_in_source"]) < 1e-10
+
+
 @pytest.mark.parametrize("nprocs, edits, unit", [
     (1, ["material.k=1e30"], "J"),
     (3, ["material.k=1e30"], "J"),
