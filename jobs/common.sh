@@ -52,7 +52,9 @@ esac
 # (Open MPI's mpirun returns 1 after a SIGTERM even when every rank stopped with 75).
 export SOLVER_STATUS_FILE=${SOLVER_STATUS_FILE:-${SLURM_SUBMIT_DIR:-.}/.solver-status.${SLURM_JOB_ID:-$$}}
 rm -f "$SOLVER_STATUS_FILE"
-trap 'rm -f "$SOLVER_STATUS_FILE"' EXIT
+# (a script may unset it before it launches, as jobs/scaling.slurm does: under set -u the trap must
+# not read an unset variable)
+trap '[[ -z ${SOLVER_STATUS_FILE:-} ]] || rm -f "$SOLVER_STATUS_FILE"' EXIT
 
 # run_status LAUNCHER_STATUS: the solver's own status when it recorded one, else the launcher's
 run_status() {
