@@ -1,4 +1,5 @@
-# make run   -- bootstrap if needed, then run the default case on $(NP) ranks
+# make run   -- bootstrap if needed, then run the default case on $(NP) ranks (with --overwrite:
+#               the results of an earlier run of the case are kept as .bak, one generation)
 # make test  -- bootstrap if needed, then run the whole test suite
 # make bench -- bootstrap if needed, then python -m solver bench $(ARGS) (e.g. ARGS=--quick)
 # make docs  -- bootstrap if needed, then build the documentation site into docs/_build/html
