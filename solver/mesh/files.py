@@ -124,7 +124,7 @@ def read(path: str | Path, degree: int | None = None) -> MeshFileData:
     facets, facet_tags = check_mesh_file(path, points, cells, cell_type, facets, facet_tags)
     check_facet_nodes(path, points, cells, cell_type, facets)
     data = MeshFileData(cell_type, points, cells, cell_tags, facets, facet_tags,
-                        _groups(field_data, dim, cell_tags, facet_tags, shared))
+                        _groups(path, field_data, dim, cell_tags, facet_tags, shared))
     straight = CELLS[cell_type].degree == 1  # a second-order file's cells may be curved
     if degree is not None:
         data = with_degree(data, degree)
@@ -287,9 +287,13 @@ def _check_facets_on_cells(path: Path, data: "MeshFileData") -> None:
                         f"file's {n_cells} {data.cell_type} cells{hint}")
 
 
-def _groups(field_data: dict, dim: int, cell_tags: np.ndarray, facet_tags: np.ndarray, shared: dict) -> MeshGroups:
+def _groups(path: Path, field_data: dict, dim: int, cell_tags: np.ndarray, facet_tags: np.ndarray,
+            shared: dict) -> MeshGroups:
     """Named physical groups: boundaries (facets) and regions (cells); groups without a name in
-    the file are named by their tag numbers. ``shared``: the codes of cells in several."""
+    the file are named by their tag numbers. ``shared``: the codes of cells in several. A group
+    without a name whose tag is another group's name (tag 3 unnamed, "3" the name of tag 7) is
+    refused naming both: one of them would silently take the name, the other's facets or cells
+    losing their condition or material."""
     boundary, region = {}, {}
     for name, (tag, gdim) in ((n, (int(v[0]), int(v[1]))) for n, v in field_data.items()):
         if gdim == dim - 1:
@@ -299,10 +303,18 @@ def _groups(field_data: dict, dim: int, cell_tags: np.ndarray, facet_tags: np.nd
     # groups without a name (all of them, or some: Gmsh writes names for the groups given one only)
     # are named by their tags
     cells_in = set(np.unique(cell_tags).tolist()) - set(shared) | {t for group in shared.values() for t in group}
-    for named, tags in ((boundary, set(np.unique(facet_tags).tolist())), (region, cells_in)):
+    for named, tags, gdim in ((boundary, set(np.unique(facet_tags).tolist()), dim - 1), (region, cells_in, dim)):
         for t in sorted(tags - set(named.values())):
-            if t:
-                named.setdefault(str(t), int(t))
+            if not t:
+                continue
+            if str(t) in named:
+                other = named[str(t)]
+                raise CaseError(f"{path}: the name \"{t}\" is given to two groups (dimension {gdim} tag {other}, "
+                                f"by its physical name, and dimension {gdim} tag {t}, which has no name and is named "
+                                f"by its tag): the mesh reader would keep one, and the other's facets or cells would "
+                                f"lose their condition or material; give the group of tag {t} a name, or the group "
+                                f"of tag {other} another")
+            named[str(t)] = int(t)
     counts = {name: int(np.sum(facet_tags == tag)) for name, tag in boundary.items()}
     return MeshGroups(boundary, region, counts, shared)
 

@@ -113,3 +113,52 @@ def test_a_region_group_that_shares_its_cells_gets_them_in_both_formats(tmp_path
         with h5py.File(tmp_path / "outputs" / case.stem / f"{case.stem}.h5", "r") as f:
             flows.append(f.attrs["balance_heat_in_right"])
     assert flows[0] == pytest.approx(flows[1], rel=1e-9) and flows[0] == pytest.approx(400 / 401, rel=1e-9)
+
+
+def _tag_and_name(kind):
+    """The unit square (``boundary``) or [0, 2] x [0, 1] in two squares (``region``): the left side
+    or square in a group of tag 3 without a name, the right one in the group named "3" (tag 7)."""
+    if kind == "boundary":
+        s = gmsh.model.occ.addRectangle(0, 0, 0, 1, 1)
+        gmsh.model.occ.synchronize()
+        side = _sides(gmsh.model.getBoundary([(2, s)], oriented=False), 0, 1)
+        gmsh.model.addPhysicalGroup(1, [side["left"]], tag=3)
+        gmsh.model.addPhysicalGroup(1, [side["right"]], tag=7, name="3")
+        gmsh.model.addPhysicalGroup(2, [s], tag=10, name="body")
+        return
+    a, b = gmsh.model.occ.addRectangle(0, 0, 0, 1, 1), gmsh.model.occ.addRectangle(1, 0, 0, 1, 1)
+    gmsh.model.occ.fragment([(2, a)], [(2, b)])
+    gmsh.model.occ.synchronize()
+    surfaces = sorted((gmsh.model.occ.getCenterOfMass(2, t)[0], t) for _, t in gmsh.model.getEntities(2))
+    gmsh.model.addPhysicalGroup(2, [surfaces[0][1]], tag=3)
+    gmsh.model.addPhysicalGroup(2, [surfaces[1][1]], tag=7, name="3")
+
+
+@pytest.mark.parametrize("kind, dim", [("boundary", 1), ("region", 2)])
+def test_a_tag_that_is_another_group_s_name_is_refused_naming_both(tmp_path, kind, dim):
+    """Groups without a name are named by their tag: tag 3 unnamed beside the group named "3" (tag 7)
+    gave "3" to tag 7 alone, tag 3's facets insulated (or cells without their material) without a
+    word. Refused naming both, as a name given to two groups is."""
+    from solver.errors import CaseError
+    from solver.mesh.files import read
+
+    for version, path in _write(lambda: _tag_and_name(kind), tmp_path, kind).items():
+        with pytest.raises(CaseError) as err:
+            read(path)
+        assert str(err.value).startswith(f'{path}: the name "3" is given to two groups (dimension {dim} tag 7, by '
+                                         f'its physical name, and dimension {dim} tag 3, which has no name'), version
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_a_boundary_named_like_another_group_s_tag_stops_the_run(tmp_path, nprocs):
+    """[boundary."3"] on such a file applied to tag 7 (the right side) only, exit 0: exit 2, one line."""
+    paths = _write(lambda: _tag_and_name("boundary"), tmp_path, "clash")
+    for version, path in paths.items():
+        case = tmp_path / f"c{version}.toml"
+        case.write_text(f'[mesh]\nfile = "{path}"\n[material]\nk = 1.0\nrho = 1.0\nc = 1.0\n'
+                        f'[boundary."3"]\ntype = "dirichlet"\nvalue = 1.0\n[time]\nscheme = "steady"\n')
+        proc = run_solver(nprocs, [str(case), "--dry-run"], cwd=tmp_path, check=False, timeout=60)
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+        assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+        assert 'the name "3" is given to two groups (dimension 1 tag 7, by its physical name, and dimension 1 ' \
+               'tag 3, which has no name' in errors[0], errors
