@@ -66,14 +66,59 @@ def printable(text: str) -> str:
 
 def parse_override(item: str, source: str) -> tuple[list[str], Any]:
     """``section.key=value`` -> (["section", "key"], value), and a top-level key (``temperature_unit=K``)
-    alike; values are TOML, or bare strings."""
+    alike; values are TOML, or bare strings. The key is a TOML dotted key: a part in quotes (a TOML
+    basic or literal string: ``boundary."cold.side".value=5``, ``boundary.'3'.value=5``) is taken
+    whole, dots and ``=`` in it included; the other parts are taken as written, between the dots."""
     if "=" not in item:
         raise CaseError(f"{source}: --set expects section.key=value, got {shown(item)}")
-    path, raw = item.split("=", 1)
-    keys = path.strip().split(".")
-    if not all(keys) or (len(keys) < 2 and keys[0] not in ROOT_SCHEMA):
-        raise CaseError(f"{source}: --set expects section.key=value (or {', '.join(ROOT_SCHEMA)}=value), "
+    expects = CaseError(f"{source}: --set expects section.key=value (or {', '.join(ROOT_SCHEMA)}=value), "
                         f"got {shown(item)}")
+    # the key's parts: split at the dots outside quotes, up to the first "=" outside quotes; as in
+    # TOML, a quote opens a quoted part only at the part's start (an apostrophe inside is a letter),
+    # and only blanks may follow its closing quote
+    parts, start, at, end, quoted, closed, blank = [], 0, 0, None, False, None, True
+    while at < len(item):
+        if item[at] in "\"'" and blank:
+            close = at + 1
+            while close < len(item) and item[close] != item[at]:
+                close += 2 if item[at] == '"' and item[close] == "\\" else 1
+            if close >= len(item):  # a quote never closed: the key is taken as written
+                quoted = False
+                break
+            at, quoted, closed, blank = close + 1, True, (at, close + 1), False
+            continue
+        if item[at] in ".=":
+            if closed and item[closed[1]:at].strip():
+                raise expects
+            parts.append(item[closed[0]:closed[1]] if closed else item[start:at])
+            start, closed, blank = at + 1, None, True
+            if item[at] == "=":
+                end = at
+                break
+        elif not item[at].isspace():
+            blank = False
+        at += 1
+    if quoted and end is None:  # every "=" inside the quotes: no value
+        raise expects
+    if not quoted:
+        end = item.index("=")
+        parts = item[:end].split(".")
+    path, raw = item[:end], item[end + 1:]
+    parts[0], parts[-1] = parts[0].lstrip(), parts[-1].rstrip()  # (path.strip(), one part or more)
+    keys = []
+    for part in parts:
+        if not quoted or part[:1] not in ("\"", "'"):
+            keys.append(part)
+            continue
+        try:  # a TOML basic or literal string on one line (its escapes, no control characters)
+            key = tomllib.loads(f"k = {part}")
+        except tomllib.TOMLDecodeError:
+            raise expects from None
+        if part[:3] in ('"""', "'''") or list(key) != ["k"]:
+            raise expects
+        keys.append(key["k"])
+    if not all(keys) or (len(keys) < 2 and keys[0] not in ROOT_SCHEMA):
+        raise expects
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:

@@ -44,6 +44,48 @@ def test_overrides_parse_toml_values_and_bare_strings():
     assert case.mesh.lengths == (2.0, 1.0)
 
 
+FILE_MESH = """
+[mesh]
+type = "file"
+file = "m.msh"
+[material]
+k = 1.0
+rho = 2.0
+c = 3.0
+[boundary."cold.side"]
+type = "dirichlet"
+value = 1.0
+[boundary."3"]
+type = "robin"
+h = 10.0
+T_inf = 20.0
+[time]
+dt = 0.5
+t_end = 2.0
+"""
+
+
+def test_a_set_key_may_quote_its_parts_as_toml_does():
+    """A mesh group named with a dot, or a number, is a quoted key in TOML ([boundary."cold.side"]):
+    --set took the quotes as letters of the name ("unknown key boundary."cold.side"", or a new
+    boundary '"3"' without a type). The key is a TOML dotted key: quoted parts whole, bare parts as
+    written."""
+    case = load_case(FILE_MESH, "case.toml", ['boundary."cold.side".value=5', 'boundary."3".T_inf=30',
+                                              "boundary.'3'.h = 12", '"temperature_unit"=K'])
+    sides = {bc.name: bc for bc in case.physics.boundaries}
+    assert set(sides) == {"cold.side", "3"} and case.physics.temperature_unit == "K"
+    assert sides["cold.side"].value.text == "5.0"
+    assert sides["3"].T_inf.text == "30.0" and sides["3"].h.text == "12.0"
+    case = load_case(FILE_MESH, "case.toml", ['boundary. "a=b\\"c" .type=insulated', "boundary.it's.type=insulated"])
+    assert {"a=b\"c", "it's"} <= set(case.values["boundary"])
+    for edit in ('boundary."".value=1', 'boundary."a"b.value=1', 'boundary."a" #x.value=1', 'boundary."a=b"',
+                 'boundary."""a""".value=1', 'boundary."a\nb".value=1', 'boundary."\\q".value=1'):
+        with pytest.raises(CaseError) as err:
+            load_case(FILE_MESH, "case.toml", [edit])
+        assert str(err.value).startswith("case.toml: --set expects section.key=value (or temperature_unit=value), "
+                                          "got "), edit
+
+
 @pytest.mark.parametrize("edit, message", [
     ("mesh.nx=-3", "case.toml: mesh.nx must be a positive integer, got -3"),
     ("mesh.nx=2.5", "case.toml: mesh.nx must be a positive integer, got 2.5"),
