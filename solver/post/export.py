@@ -5,40 +5,164 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
+import stat
 import sys
+import tempfile
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 
+from solver.case.inputfiles import holds_hdf5
 from solver.errors import CaseError
 from solver.io.results_reader import Results
 from solver.mesh.cells import CELLS
 from solver.post.targets import output_target
 
+MESHIO_DATASET = re.compile(r"data[0-9]+")  # the names meshio's XDMF writer gives its datasets
+MAX_XDMF_BYTES = 64 << 20  # an XDMF larger than this is not an earlier export's index (not parsed)
+# the characters an XML 1.0 document may hold (a name with others cannot go into the .pvd or .xdmf)
+XML_CHARS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_name(name: str, out: Path, where: str) -> None:
+    """Refuse a file name that an XML document cannot hold (control characters, undecodable bytes)."""
+    if XML_CHARS.search(name):
+        raise CaseError(f"-o: the name {name!r} cannot be written into the {where} (XML takes no control "
+                        "characters or undecodable bytes); choose another name")
+
+
+def earlier_export(xdmf: Path, side: Path) -> bool:
+    """Whether ``side`` is the data file of an earlier XDMF export to ``xdmf``: a regular file (not a
+    link) holding only meshio's datasets (``data0``, ``data1``, ...; no groups, no attributes), each
+    of them, and nothing else, named as heavy data by the existing ``xdmf``."""
+    import h5py
+
+    try:
+        if not stat.S_ISREG(os.lstat(side).st_mode) or not stat.S_ISREG(os.stat(xdmf).st_mode):
+            return False
+        if os.stat(xdmf).st_size > MAX_XDMF_BYTES:
+            return False
+        root = ET.parse(xdmf).getroot()
+    except (OSError, ET.ParseError):
+        return False
+    if root.tag != "Xdmf":
+        return False
+    referenced = set()
+    for item in root.iter("DataItem"):
+        if "Reference" in item.attrib:  # (meshio's writer uses xi:include, not references)
+            return False
+        if item.get("Format") != "HDF":
+            return False
+        filename, sep, dataset = (item.text or "").strip().rpartition(":/")
+        if not sep or filename != side.name or not MESHIO_DATASET.fullmatch(dataset):
+            return False
+        referenced.add(dataset)
+    if not referenced:
+        return False
+    try:
+        with h5py.File(side, "r") as f:
+            if len(f.attrs) or set(f.keys()) != referenced:
+                return False
+            return all(isinstance(f.get(name, getlink=True), h5py.HardLink)
+                       and isinstance(f[name], h5py.Dataset) and not len(f[name].attrs) for name in referenced)
+    except Exception:  # noqa: BLE001 (a damaged or truncated file, whatever h5py raises: not an export's)
+        return False
+
 
 def refuse_run_files(out: Path, results: Path) -> None:
-    """meshio writes the XDMF's data beside it as ``<stem>.h5``: refuse a target whose data file
-    is the results file read, or the results file of any run (it would be overwritten)."""
+    """meshio writes the XDMF's data beside it as ``<stem>.h5`` (truncating any file there): refuse a
+    target whose data file is already there, unless it is the data file of an earlier export to the
+    same target (:func:`earlier_export`): the results file read, a run's, a study's, any other HDF5
+    file, damaged or not, or any other file is never written over."""
     import h5py
 
     side = out.with_suffix(".h5")
+    xml_name(side.name, out, ".xdmf")
     if not os.path.lexists(side):
         return
     if not side.is_file():  # h5py (and meshio) would wait on a FIFO, or fail on a directory
-        raise CaseError(f"-o {out}: its data file {side} is there but not a regular file; choose another name")
-    same = side.resolve() == results.resolve()
-    try:
-        with h5py.File(side, "r") as f:
-            ours = "run_id" in f.attrs or "solver_study" in f.attrs
-    except OSError:
-        ours = False
-    if same or ours:
-        what = "the results file being exported" if same else "the results file of a run"
-        raise CaseError(f"-o {out}: its data file {side} is {what}, which it would overwrite; choose another name")
+        raise CaseError(f"-o {out}: its data file {side} is there but not a regular file; it is not written over: "
+                        "choose another name, or move it away first")
+    todo = "choose another name"
+    if side.resolve() == results.resolve():
+        what = "the results file being exported"
+    else:
+        try:
+            with h5py.File(side, "r") as f:
+                what = ("the results file of a run" if "run_id" in f.attrs else
+                        "the file of a study" if "solver_study" in f.attrs else None)
+        except Exception:  # noqa: BLE001 (not HDF5, or damaged: told below)
+            what = None
+        if what is None:
+            if earlier_export(out, side):  # the same export again: its own data file is rewritten
+                return
+            what = (f"{'an HDF5 file' if holds_hdf5(side) else 'a file'}{' (a link)' if os.path.islink(side) else ''} "
+                    f"that is not the data of an earlier export to {out.name}")
+            todo = "choose another name, or move it away first"
+    raise CaseError(f"-o {out}: its data file {side} is {what}, which it would overwrite; it is not written over: "
+                    f"{todo}")
+
+
+class Staging:
+    """The files of one export written first into a hidden folder beside each target, then moved
+    onto the targets together (:meth:`commit`): an export that fails, or is stopped, leaves no
+    partial file beside its targets, and the files that were there as they were."""
+
+    def __init__(self) -> None:
+        self.folders: dict[Path, Path] = {}
+        self.moves: list[tuple[Path, Path]] = []
+
+    def path(self, target: Path) -> Path:
+        """Where to write ``target`` for now (under the same name, in a folder beside it)."""
+        folder = target.parent
+        if folder not in self.folders:
+            self.folders[folder] = Path(tempfile.mkdtemp(prefix=".export-", dir=folder))
+        staged = self.folders[folder] / target.name
+        self.moves.append((staged, target))
+        return staged
+
+    def commit(self) -> None:
+        for staged, target in self.moves:
+            os.replace(staged, target)
+        self.moves = []
+
+    def close(self) -> None:
+        for folder in self.folders.values():
+            shutil.rmtree(folder, ignore_errors=True)
+        self.folders = {}
+
+
+def why(exc: Exception) -> str:
+    """An OS error in a few words: its reason, without the staging folder's name (HDF5's carry no errno)."""
+    text = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
+    return text.splitlines()[0][:160]
+
+
+def write_pvd(path: Path, steps: list[tuple[float, str]]) -> None:
+    """A ParaView collection of ``(time, file name)``, names escaped as XML attributes."""
+    root = ET.Element("VTKFile", type="Collection", version="0.1")
+    collection = ET.SubElement(root, "Collection")
+    for t, name in steps:
+        ET.SubElement(collection, "DataSet", timestep=repr(float(t)), file=name)
+    ET.indent(root)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("\n")
 
 
 def export_command(args) -> int:
     """A results file as vtu, xdmf or CSV (the arguments: :func:`solver.post.arguments.export_arguments`)."""
+    staging = Staging()
+    try:
+        return _export(args, staging)
+    finally:
+        staging.close()
+
+
+def _export(args, staging: Staging) -> int:
     import meshio
 
     if args.all and (args.step is not None or args.time is not None):  # rather than ignore them
@@ -65,15 +189,24 @@ def export_command(args) -> int:
             out = output_target(default if not args.output else Path(args.output), (".xdmf",))
             out = out.resolve()
             refuse_run_files(out, r.path)
-            try:
-                with contextlib.chdir(out.parent):  # meshio writes its .h5 into the working directory
+            side = out.with_suffix(".h5")
+            reading = False
+            try:  # meshio writes its .h5 into the working directory: the staging folder, then both moved
+                staged = staging.path(out)
+                staging.path(side)
+                with contextlib.chdir(staged.parent):
                     with meshio.xdmf.TimeSeriesWriter(out.name) as w:
                         w.write_points_cells(r.points, [(meshio_type, r.cells)])
                         for i in indices:
-                            w.write_data(float(r.times[i]), point_data={n: r.field(i, n) for n in names})
-            except OSError as exc:  # (HDF5's errors name no file: the target's, not the results read)
-                raise CaseError(f"-o {out}: cannot write it or its data file {out.with_suffix('.h5').name} "
-                                f"({str(exc).splitlines()[0][:160]})") from None
+                            reading = True
+                            point_data = {n: r.field(i, n) for n in names}
+                            reading = False
+                            w.write_data(float(r.times[i]), point_data=point_data)
+                staging.commit()
+            except (OSError, RuntimeError) as exc:  # (HDF5's errors name no file; a failed write can fail its
+                if reading:  # close with a RuntimeError) the target's, not an error of the results read
+                    raise
+                raise CaseError(f"-o {out}: cannot write it or its data file {side.name} ({why(exc)})") from None
             written.append(out)
         if args.all and args.output and stem.suffix:  # -o series.vtu: series_000000.vtu, ...
             if stem.suffix.lower() != f".{args.format}":  # -o x.csv with vtu wrote x.csv_000000.vtu
@@ -87,23 +220,34 @@ def export_command(args) -> int:
             out = Path(f"{stem}{suffix}.{args.format}") if (args.all or not args.output) else Path(args.output)
             targets.append((i, output_target(out, (f".{args.format}",))))
         pvd = output_target(Path(f"{stem}.pvd"), (".pvd",)) if args.all and args.format == "vtu" else None
+        if pvd is not None:  # the .pvd names each file: one that XML cannot hold is refused before any is written
+            for _, out in targets:
+                xml_name(out.name, out, ".pvd")
         for i, out in targets:
-            if args.format == "vtu":  # VTK points are 3D: a 2D mesh lies in z = 0
-                points = np.pad(r.points, ((0, 0), (0, 3 - r.dim)))
-                meshio.write(out, meshio.Mesh(points, [(meshio_type, r.cells)],
-                                              point_data={n: r.field(i, n) for n in names}))
-            else:
-                cols = ["x", "y", "z"][: r.dim] + names
-                data = np.column_stack([r.points, *(r.field(i, n) for n in names)])
-                np.savetxt(out, data, delimiter=",", header=",".join(cols), comments="",
-                           fmt="%.17g")
+            point_data = {n: r.field(i, n) for n in names}  # (read before: a read error is not the target's)
+            try:
+                if args.format == "vtu":  # VTK points are 3D: a 2D mesh lies in z = 0
+                    points = np.pad(r.points, ((0, 0), (0, 3 - r.dim)))
+                    meshio.write(staging.path(out), meshio.Mesh(points, [(meshio_type, r.cells)],
+                                                                 point_data=point_data), file_format="vtu")
+                else:
+                    cols = ["x", "y", "z"][: r.dim] + names
+                    data = np.column_stack([r.points, *point_data.values()])
+                    np.savetxt(staging.path(out), data, delimiter=",", header=",".join(cols), comments="",
+                               fmt="%.17g")
+            except OSError as exc:
+                raise CaseError(f"-o {out}: cannot write it ({why(exc)})") from None
             written.append(out)
         if pvd is not None:  # the series with its times, for ParaView
-            entries = "".join(f'    <DataSet timestep="{float(r.times[i])!r}" file="{out.name}"/>\n'
-                              for i, out in zip(indices, written))
-            pvd.write_text('<?xml version="1.0"?>\n<VTKFile type="Collection" version="0.1">\n  <Collection>\n'
-                           f"{entries}  </Collection>\n</VTKFile>\n")
+            try:
+                write_pvd(staging.path(pvd), [(r.times[i], out.name) for i, out in targets])
+            except OSError as exc:
+                raise CaseError(f"-o {pvd}: cannot write it ({why(exc)})") from None
             written.append(pvd)
+        try:
+            staging.commit()
+        except OSError as exc:
+            raise CaseError(f"-o {written[0]}: cannot write it ({why(exc)})") from None
     for w in written:
         print(w)
     return 0

@@ -1,0 +1,182 @@
+"""The files ``export`` writes: a .pvd that names its files in well-formed XML whatever their
+names, the XDMF's data file beside it never written over unless an earlier export to the same
+target wrote it, and an export that fails leaves no partial file beside its targets."""
+
+import argparse
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import h5py
+import meshio
+import numpy as np
+import pytest
+from conftest import ROOT, mpi_env, run_solver
+
+from solver.errors import CaseError
+from solver.io import results
+
+
+@pytest.fixture(scope="module")
+def plate(tmp_path_factory):
+    d = tmp_path_factory.mktemp("plate")
+    run_solver(1, [ROOT / "inputs" / "plate.toml", "--set", "mesh.nx=10", "--set", "mesh.ny=5",
+                   "--set", "time.t_end=120.0", "--set", f"output.directory={d}"], cwd=d)
+    return d / "plate" / "plate.h5"
+
+
+def post(*args, limit=None):
+    def file_size_limit():  # writes past `limit` bytes fail with EFBIG (the signal it would send ignored)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return subprocess.run([sys.executable, "-m", "solver", *map(str, args)], capture_output=True, text=True,
+                          timeout=120, env=mpi_env(), preexec_fn=file_size_limit if limit else None)
+
+
+def contents(folder):
+    """Every entry of ``folder`` (hidden ones too) with its bytes (a link: where it points)."""
+    return {p.name: (os.readlink(p) if p.is_symlink() else p.read_bytes()) for p in sorted(folder.iterdir())}
+
+
+def refused(proc, *words):
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert all(w in lines[0] for w in words), proc.stderr
+
+
+def test_a_pvd_names_its_files_as_xml_whatever_their_names(plate, tmp_path):
+    """-o 'a&b"<c.vtu' wrote file="a&b"<c_000000.vtu" into the .pvd: not well-formed XML."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    proc = post("export", plate, "--format", "vtu", "--all", "-o", folder / 'a&b"<c\'>.vtu')
+    assert proc.returncode == 0, proc.stderr
+    pvd = folder / 'a&b"<c\'>.pvd'
+    sets = list(ET.parse(pvd).getroot().iter("DataSet"))
+    with results.open(plate) as r:
+        times = list(r.times)
+    assert [float(s.get("timestep")) for s in sets] == times and len(times) > 1
+    assert [s.get("file") for s in sets] == [f'a&b"<c\'>_{i:06d}.vtu' for i in range(len(times))]
+    for s in sets:  # each file named is there, beside the .pvd, and read back
+        assert "temperature" in meshio.read(folder / s.get("file")).point_data
+    assert proc.stdout.split("\n")[:-1] == [str(folder / s.get("file")) for s in sets] + [str(pvd)]
+    assert sorted(p.name for p in folder.iterdir()) == sorted([pvd.name] + [s.get("file") for s in sets])
+
+
+def test_a_name_that_xml_cannot_hold_is_refused_before_anything_is_written(plate, tmp_path):
+    for fmt in ("vtu", "xdmf"):
+        proc = post("export", plate, "--format", fmt, "--all", "-o", tmp_path / f"a\x01b.{fmt}")
+        refused(proc, "cannot be written into the", "choose another name")
+    assert not list(tmp_path.iterdir())
+
+
+def _without_run_attributes(src, dst):
+    shutil.copyfile(src, dst)
+    with h5py.File(dst, "r+") as f:
+        for name in list(f.attrs):
+            del f.attrs[name]
+
+
+def _meshio_like(src, dst):  # meshio's dataset names, but no XDMF of an export names it
+    with h5py.File(dst, "w") as f:
+        f["data0"] = np.arange(6.0)
+
+
+@pytest.mark.parametrize("make", [
+    _without_run_attributes,
+    lambda src, dst: dst.write_bytes(src.read_bytes()[: src.stat().st_size // 2]),  # a truncated results file
+    lambda src, dst: dst.write_bytes(src.read_bytes()[:4096]),
+    _meshio_like,
+    lambda src, dst: dst.write_text("notes\n"),
+], ids=["hdf5-without-run-id", "truncated-half", "truncated-4k", "meshio-names-no-xdmf", "text"])
+def test_an_existing_data_file_is_not_written_over(plate, tmp_path, make):
+    """-o dir/mydata.xdmf truncated an existing dir/mydata.h5 unless it opened with a run's attributes."""
+    make(plate, tmp_path / "mydata.h5")
+    before = contents(tmp_path)
+    proc = post("export", plate, "--format", "xdmf", "-o", tmp_path / "mydata.xdmf")
+    refused(proc, f"its data file {tmp_path / 'mydata.h5'} is", "which it would overwrite; it is not written over",
+            "choose another name")
+    assert contents(tmp_path) == before  # nothing written, not even the .xdmf
+
+
+def test_the_data_file_of_an_xdmf_that_is_not_an_export_is_not_written_over(plate, tmp_path):
+    """An XDMF there that names the .h5 is not enough: the .h5 must hold only what it names, as meshio writes."""
+    assert post("export", plate, "--format", "xdmf", "-o", tmp_path / "x.xdmf").returncode == 0
+    with h5py.File(tmp_path / "x.h5", "r+") as f:  # something added to it since: not meshio's file any more
+        f["notes"] = np.arange(3)
+    before = contents(tmp_path)
+    refused(post("export", plate, "--format", "xdmf", "-o", tmp_path / "x.xdmf"), "x.h5 is an HDF5 file")
+    assert contents(tmp_path) == before
+    # a link to an export's data file, and the run's own index beside its results
+    (tmp_path / "y.h5").symlink_to(tmp_path / "x.h5")
+    shutil.copyfile(tmp_path / "x.xdmf", tmp_path / "y.xdmf")
+    refused(post("export", plate, "--format", "xdmf", "-o", tmp_path / "y.xdmf"), "y.h5 is an HDF5 file (a link)")
+    own = plate.read_bytes()
+    refused(post("export", plate, "--format", "xdmf", "-o", plate.with_suffix(".xdmf")),
+            "is the results file being exported")
+    assert plate.read_bytes() == own
+
+
+def test_exporting_again_to_the_same_xdmf_rewrites_its_own_data_file(plate, tmp_path):
+    target = tmp_path / "mydata.xdmf"
+    for args in ([], ["--all"], ["--step", "0", "--field", "temperature"]):
+        proc = post("export", plate, "--format", "xdmf", *args, "-o", target)
+        assert proc.returncode == 0 and proc.stdout.strip() == str(target), proc.stderr
+    with meshio.xdmf.TimeSeriesReader(target) as reader:
+        reader.read_points_cells()
+        assert reader.num_steps == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mydata.h5", "mydata.xdmf"]
+    # the default name, <name>_export.xdmf beside the results, twice
+    for _ in range(2):
+        proc = post("export", plate, "--format", "xdmf")
+        assert proc.returncode == 0 and proc.stdout.strip().endswith("plate_export.xdmf"), proc.stderr
+
+
+@pytest.mark.parametrize("fmt", ["csv", "vtu"])
+def test_an_export_that_fails_leaves_the_files_there_as_they_were(plate, tmp_path, fmt):
+    """A write that fails part way (a file size limit: as a full disk) left the files before it
+    written and the one it was writing cut short; now nothing beside the targets changes."""
+    first = tmp_path / "first"
+    first.mkdir()
+    assert post("export", plate, "--format", fmt, "--all", "-o", first / f"s.{fmt}").returncode == 0
+    sizes = sorted(p.stat().st_size for p in first.glob(f"*.{fmt}"))
+    assert sizes[0] < sizes[-1]
+    for path in first.glob(f"*.{fmt}"):  # an earlier export of other contents: must stay as it is
+        path.write_text("earlier\n")
+    before = contents(first)
+    proc = post("export", plate, "--format", fmt, "--all", "-o", first / f"s.{fmt}", limit=sizes[0])
+    refused(proc, "cannot write it (File too large)")
+    assert contents(first) == before  # no partial file, no staging folder left
+
+
+def test_an_xdmf_export_that_fails_leaves_the_earlier_one_as_it_was(plate, tmp_path, monkeypatch):
+    from solver.post.arguments import export_arguments
+    from solver.post.export import export_command
+
+    target = tmp_path / "mydata.xdmf"
+    assert post("export", plate, "--format", "xdmf", "-o", target).returncode == 0
+    before = contents(tmp_path)
+    write = meshio.xdmf.TimeSeriesWriter.write_data
+    calls = []
+
+    def failing(self, *args, **kwargs):  # the second snapshot's data cannot be written
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return write(self, *args, **kwargs)
+
+    monkeypatch.setattr(meshio.xdmf.TimeSeriesWriter, "write_data", failing)
+    parser = argparse.ArgumentParser()
+    export_arguments(parser)
+    for out in (target, tmp_path / "new.xdmf"):
+        args = parser.parse_args([str(plate), "--format", "xdmf", "--all", "-o", str(out)])
+        message = f"-o {out.resolve()}: cannot write it or its data file {out.stem}.h5 (No space left on device)"
+        with pytest.raises(CaseError, match=re.escape(message)):
+            export_command(args)
+        calls.clear()
+    assert contents(tmp_path) == before
