@@ -204,11 +204,13 @@ class CaseRun:
         attrs = {"case": checkpoint.case_text(case.values), "case_file_text": case.text,
                  "case_source": case.source, "overrides": "\n".join(case.overrides)}
         layout = ResultsLayout(attrs, sim.extra_fields, case.physics.temperature_unit)
-        # the checkpoint's state is read and checked before the results are cut back to it
+        # the checkpoint's state is read and checked before the results are cut back to it, and the
+        # results file checked against the restart (its tables, probes, fields) before anything in it changes
         state = None if resume is None else self.checkpoint_state(sim, resume)
         self.results = results = ResultsWriter(self.directory, case.name, sim.mesh, layout, case.output.driver,
                                                None if resume is None else resume.attrs.snapshots, faults,
-                                               None if resume is None else resume.attrs.t)
+                                               None if resume is None else resume.attrs.t,
+                                               None if probes is None else probes.points, not steady)
         if state is not None:
             sim.resume(state)
         keep_until = None if resume is None else sim.t

@@ -82,6 +82,110 @@ STEP_TABLE = ("/steps/time", "/steps/dt", "/steps/error", "/steps/iterations")
 PROBE_TABLE = ("/probes/time", "/probes/values")
 
 
+def check_for_restart(h5_path: Path, n_snapshots: int, fields, n_nodes: int,
+                      probe_points: np.ndarray | None = None, step_table: bool = True) -> None:
+    """Refuse (CaseError) a results file that a restart could not continue as it stands: its
+    series (/time, /step, /balance/*, the time-step table and, when the restart has probes, the
+    probe table) must be extendable tables of the expected width (a table that is not chunked
+    cannot grow: the restart failed half-way, the file already rewritten), the probe table's
+    points those of ``probe_points``, and the ``n_snapshots`` snapshots it keeps fields of
+    ``n_nodes`` values. Rank 0, serially, before anything in the file is changed (cut back,
+    attributes rewritten): a refused restart leaves the file as it was. An object whose header
+    cannot be read is left to :func:`trim_for_restart`, which copies or refuses it."""
+    try:
+        f = h5py.File(h5_path, "r")
+    except OSError:
+        return  # trim_for_restart says why
+    advice = "a restart appends to it: run again with --overwrite (which keeps this file as .bak)"
+
+    def damaged(what: str) -> CaseError:
+        return CaseError(f"{h5_path}: damaged file: {what}; {advice}")
+
+    def get(name: str):
+        """The object ``name`` (None: absent), or ``...`` where its header cannot be read."""
+        try:
+            return f.get(name)
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError):
+            return ...
+
+    def series(name: str, kind: str, width: int | None = None, required: bool = True, growing: bool = True):
+        ds = get(name)
+        if ds is ...:
+            return
+        if ds is None:
+            if required:
+                raise damaged(f"{name} is missing")
+            return
+        try:
+            shape, dtype, chunks, maxshape = ds.shape, ds.dtype, ds.chunks, ds.maxshape
+        except (AttributeError, OSError, RuntimeError, KeyError, ValueError, TypeError):
+            raise damaged(f"{name} is not a dataset") from None
+        row = () if width is None else (width,)
+        if len(shape) != 1 + len(row) or (row and shape[1:] != row) or dtype.kind not in kind:
+            expected = ("a list of " if not row else f"a table of rows of {width} ") + \
+                ("integers" if kind == "iu" else "floating-point numbers")
+            raise damaged(f"{name} is not {expected} ({shape} {dtype})")
+        if growing and (chunks is None or maxshape[0] is not None):
+            raise damaged(f"{name} cannot grow (a dataset of fixed size, not chunked)")
+
+    with f:
+        series("/time", "f")
+        series("/step", "iu")
+        for name, dtype in SERIES.items():
+            if name.startswith("/balance/"):
+                series(name, "f", required=False)
+        step = get("/step")
+        if isinstance(step, h5py.Dataset) and step.shape[0] < n_snapshots:
+            raise damaged(f"/step lists {step.shape[0]} snapshots, the checkpoint counts {n_snapshots}")
+        if step_table:
+            present = [name for name in STEP_TABLE if get(name) is not None]
+            if present and len(present) < len(STEP_TABLE):
+                missing = [name for name in STEP_TABLE if name not in present]
+                raise damaged(f"its time-step table lacks {', '.join(missing)}")
+            for name in present:
+                series(name, "iu" if name.endswith("iterations") else "f")
+        if probe_points is not None:
+            if get(PROBE_TABLE[0]) is None:
+                raise CaseError(f"{h5_path}: has no probe datasets to continue (output.probes was added?)")
+            series("/probes/points", "f", probe_points.shape[1], growing=False)
+            stored = get("/probes/points")
+            if stored is not ...:
+                try:
+                    stored = stored[()]
+                except (OSError, RuntimeError, KeyError, ValueError, TypeError):
+                    stored = None
+                if stored is None or stored.shape != probe_points.shape or \
+                        not np.allclose(stored, probe_points, rtol=1e-12, atol=0):
+                    raise CaseError(f"{h5_path}: its probe table has {0 if stored is None else len(stored)} probes "
+                                    f"at other points than output.probes now ({len(probe_points)}); a restart "
+                                    f"appends to that table: keep output.probes as it was, or run again with "
+                                    f"--overwrite")
+            series("/probes/time", "f")
+            series("/probes/values", "f", len(probe_points))
+        for field in fields:
+            group = get(f"/fields/{field}")
+            if group is ... or (group is None and field != "temperature"):
+                continue  # a field the earlier run did not write: its snapshots start with the restart
+            if not isinstance(group, h5py.Group):
+                raise damaged(f"/fields/{field} is not a group of snapshots")
+            for i in range(n_snapshots):
+                name = f"/fields/{field}/{i:06d}"
+                ds = get(name)
+                if ds is ...:
+                    continue
+                if ds is None:
+                    if field == "temperature":
+                        raise damaged(f"{name} is missing (snapshot {i}, listed in /time)")
+                    continue
+                try:
+                    shape, kind = ds.shape, ds.dtype.kind
+                except (AttributeError, OSError, RuntimeError, KeyError, ValueError, TypeError):
+                    raise damaged(f"{name} is not a dataset") from None
+                if shape != (n_nodes,) or kind != "f":
+                    raise damaged(f"{name} holds {shape} values of type {ds.dtype}, not one floating-point number "
+                                  f"per node of the mesh ({n_nodes})")
+
+
 def trim_for_restart(h5_path: Path, n_snapshots: int, keep_until: float | None, fields) -> None:
     """Cut the results file of a run to the checkpoint a restart continues from, on rank 0 alone
     before any rank opens it (HDF5 through MPI-IO cannot be trusted to shrink a dataset: the
@@ -187,10 +291,12 @@ class ResultsWriter:
 
     def __init__(self, directory: Path, name: str, mesh: DistributedMesh, layout: ResultsLayout = ResultsLayout(),
                  driver: str = "auto", continue_after: int | None = None, hooks: WriteHooks = WriteHooks(),
-                 keep_until: float | None = None):
+                 keep_until: float | None = None, probe_points: np.ndarray | None = None, step_table: bool = True):
         """``continue_after``: reopen the file of a restarted run keeping that many snapshots, and
-        the rows of its time-step and probe tables up to ``keep_until``; ``hooks``: the tests'
-        fault injection."""
+        the rows of its time-step and probe tables up to ``keep_until``, after checking that the
+        file fits the restart (:func:`check_for_restart`: its probe table that of ``probe_points``,
+        a time-step table unless ``step_table`` is false) before anything in it changes;
+        ``hooks``: the tests' fault injection."""
         comm = mesh.comm
         attrs = layout.attrs
         self.hooks = hooks
@@ -213,6 +319,8 @@ class ResultsWriter:
             fields = ("temperature",) + self.extra_fields
             try:
                 self._check_same_mesh(mesh)  # before the file is cut back
+                on_root(comm, lambda: check_for_restart(self.h5_path, continue_after, fields, mesh.n_global_nodes,
+                                                        probe_points, step_table), CaseError)
                 on_root(comm, lambda: trim_for_restart(self.h5_path, continue_after, keep_until, fields), CaseError)
                 self._continue(continue_after, attrs)
             except SolverExit:
@@ -270,6 +378,8 @@ class ResultsWriter:
         times = self.backend.read_all("/time")
         self.snapshots = [(float(t), f"/fields/temperature/{i:06d}") for i, t in enumerate(times[:n_snapshots])]
         self.backend.set_attrs("/", {"ranks": self.comm.size, **attrs, "status": RUNNING})
+        if self.backend.file is not None and "error" in self.backend.file.attrs:  # an earlier failure's line:
+            del self.backend.file.attrs["error"]  # this run's end record says how it ends (collective with mpio)
         self.backend.flush()
         if self.xdmf is not None:
             self.xdmf.rewrite(self.snapshots)

@@ -347,3 +347,59 @@ def test_a_file_of_the_index_s_name_that_is_not_an_index_is_never_written_over(t
     (folder / "plate.h5").unlink()
     shutil.rmtree(folder / "checkpoints")
     assert run_solver(1, args, cwd=tmp_path, check=False).returncode == 0
+
+
+def results_contents(path):
+    """The root attributes and every dataset (shape, type, chunks, bytes) of a results file."""
+    datasets = {}
+    with h5py.File(path, "r") as f:
+        attrs = {k: repr(v) for k, v in f.attrs.items()}
+        f.visititems(lambda name, obj: datasets.__setitem__(name, (obj.shape, obj.dtype.str, obj.chunks,
+                                                                   obj[()].tobytes(), repr(dict(obj.attrs))))
+                     if isinstance(obj, h5py.Dataset) else None)
+    return attrs, datasets
+
+
+def test_a_restart_refused_for_its_probes_leaves_the_results_as_they_were(tmp_path):
+    """Other probes on a restart are refused (exit 2), but the refusal wrote its end record into
+    the complete results: status failed, exit_status 2, an error line, the refused command's case,
+    overrides and ranks. Now the file keeps its attributes and datasets, and ``info`` says the
+    same; a restart that goes on clears an earlier failure's error line."""
+    base = [PLATE, "--set", "mesh.nx=12", "--set", "mesh.ny=6", "--set", "output.every=2", "--quiet",
+            "--set", f"output.directory={tmp_path}"]
+    one = ["--set", "output.probes=[[0.1, 0.05]]"]
+    run_solver(3, [*base, *one, "--set", "time.t_end=60"], cwd=tmp_path)
+    h5 = tmp_path / "plate" / "plate.h5"
+    before, info = results_contents(h5), run_solver(1, ["info", h5], cwd=tmp_path).stdout
+    proc = run_solver(1, [*base, "--set", "time.t_end=80", "--restart", "latest", "--force",
+                          "--set", "output.probes=[[0.1, 0.05], [0.05, 0.05]]"], cwd=tmp_path, check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "its probe table has 1 probes at other points" in errors[0]
+    assert results_contents(h5) == before
+    assert run_solver(1, ["info", h5], cwd=tmp_path).stdout == info and "complete" in info
+    with h5py.File(h5, "r+") as f:  # as the refusal left it before
+        f.attrs.update({"status": "failed", "complete": False, "exit_status": 2, "error": "an earlier failure"})
+    run_solver(2, [*base, *one, "--set", "time.t_end=80", "--restart", "latest"], cwd=tmp_path)
+    with h5py.File(h5, "r") as f:
+        assert f.attrs["status"] == "complete" and f.attrs["complete"] and "error" not in f.attrs
+        assert f.attrs["ranks"] == 2 and f["probes/values"].shape == (17, 1)
+
+
+@pytest.mark.parametrize("name", ["steps/dt", "time"])
+def test_a_restart_of_results_whose_table_cannot_grow_is_refused_before_it_writes(plate_results, tmp_path, name):
+    """A table of the results stored unchunked (a damaged or rewritten file): the restart extended
+    /time, then failed with an internal error (TypeError: Only chunked datasets can be resized,
+    exit 1). Now it is refused in one line, exit 2, with the file as it was."""
+    shutil.copytree(plate_results.parent, tmp_path / "plate", symlinks=True)
+    h5 = tmp_path / "plate" / "plate.h5"
+    with h5py.File(h5, "r+") as f:
+        values = f[name][()]
+        del f[name]
+        f[name] = values
+    before = results_contents(h5)
+    proc = run_solver(1, [PLATE, *SMALL, "--set", f"output.directory={tmp_path}", "--set", "time.t_end=40.0",
+                          "--restart", "latest"], cwd=tmp_path, check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert f"damaged file: /{name} cannot grow (a dataset of fixed size, not chunked)" in errors[0]
+    assert results_contents(h5) == before
