@@ -9,7 +9,8 @@ import argparse
 
 from solver.errors import CaseError
 
-_GIVEN = "_options_given"  # the namespace's record of the options seen, removed after parsing
+_GIVEN = "_options_given"
+OWN_EMPTY_MESSAGE = ("restart",)  # arguments whose command says more of an empty value (an unset $CHECKPOINT)  # the namespace's record of the options seen, removed after parsing
 
 
 class _StoreOnce(argparse._StoreAction):
@@ -32,6 +33,8 @@ class ArgumentParser(argparse.ArgumentParser):
         namespace, extras = super().parse_known_args(args, namespace)
         namespace.__dict__.pop(_GIVEN, None)
         for dest, value in vars(namespace).items():  # (an empty path would read as ".", the current directory)
+            if dest in OWN_EMPTY_MESSAGE:
+                continue
             if value == "" or (isinstance(value, list) and "" in value):
                 self.error(f"an empty argument for {dest.replace('_', '-')}")
         return namespace, extras
