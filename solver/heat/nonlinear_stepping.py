@@ -150,13 +150,19 @@ class LinearisedSolver:
         du = np.zeros(p.mesh.n_local)
         s = self.spec
         rtol = s.rtol if rtol is None else rtol
-        if jacobian is None:
-            info = pcg(P, rhs, du, self.precond, rtol, s.atol, s.max_iterations)
-        else:
-            if self.pattern is None:
-                self.pattern = FixedPattern(a.indptr, a.indices, halo, mask)
-            J = self.pattern.matrix(jacobian)
-            info = gmres(J, rhs, du, self.precond, rtol, s.atol, s.max_iterations)
+        try:
+            if jacobian is None:
+                info = pcg(P, rhs, du, self.precond, rtol, s.atol, s.max_iterations)
+            else:
+                if self.pattern is None:
+                    self.pattern = FixedPattern(a.indptr, a.indices, halo, mask)
+                J = self.pattern.matrix(jacobian)
+                info = gmres(J, rhs, du, self.precond, rtol, s.atol, s.max_iterations)
+        except NumericalError:  # (a preconditioner of another Jacobian, singular there: set up again next time)
+            self.fresh = False
+            raise
+        if not info.converged:
+            self.fresh = False
         if self.base_iterations is None:
             self.base_iterations = info.iterations
         elif info.iterations > 2 * self.base_iterations + 2:
@@ -337,6 +343,7 @@ class NonlinearSteadySolver(LinearSolves):
     PSEUDO_STEPS = 200
     STALLED = 20  # pseudo-steps without progress of the steady residual before they stop
     REJECTED = 8  # failed pseudo-steps in a row before they stop
+    EASY = 2  # Newton iterations of a pseudo-step at most that let the next one be twice as long
 
     def __init__(self, problem: NonlinearHeatProblem, solver: SolverSpec, spec: NonlinearSpec):
         if not problem.dirichlet.count() and not exchange_names(problem):
@@ -379,7 +386,9 @@ class NonlinearSteadySolver(LinearSolves):
 
     def _continuation(self, u: np.ndarray, steady: StepEquations, r0: float) -> newton.NonlinearReport:
         """Backward-Euler pseudo-steps ``(S(u) - S(u_prev)) / tau + Q(u) = 0`` with tau growing as
-        the steady residual falls, until Newton on the steady equations converges. A pseudo-step
+        the steady residual falls (at least doubling after a pseudo-step that Newton took in
+        :attr:`EASY` iterations without the residual rising by 1%), until Newton on the steady equations
+        converges. A pseudo-step
         whose Newton fails is taken again from where it started, 4 times shorter; the pseudo-steps
         stop when the steady residual has not fallen below 0.9 of its best in :attr:`STALLED` of
         them (a k that jumps with T has no smooth path to follow), or after :attr:`REJECTED`
@@ -391,6 +400,7 @@ class NonlinearSteadySolver(LinearSolves):
         tau = self._first_tau(u)
         total = newton.NonlinearReport("pseudo-transient")
         since_best = rejected = self.pseudo_steps = 0
+        self.linear.fresh = False  # a multigrid of the steady Jacobian (singular at 0 K under radiation): updated
         for _ in range(self.PSEUDO_STEPS):
             self.pseudo_steps += 1
             before = u.copy()
@@ -418,7 +428,10 @@ class NonlinearSteadySolver(LinearSolves):
             best, since_best = (r, 0) if r < 0.9 * best else (best, since_best + 1)
             if since_best >= self.STALLED:
                 break
-            tau *= min(max(r_prev / max(r, 1e-300), 0.5), 10.0)
+            growth = min(max(r_prev / max(r, 1e-300), 0.5), 10.0)
+            if report.iterations <= self.EASY and r <= 1.01 * r_prev:  # (a body heating up to where its losses
+                growth = max(growth, 2.0)  # balance the source keeps its residual: the steps must grow anyway)
+            tau *= growth
         # its tolerance relative to the initial residual, not to where the pseudo-steps brought it
         final = iterate(steady, u, replace(self.spec, atol=max(self.spec.atol, self.spec.rtol * r0)), STEADY_ADVICE)
         final.iterations += total.iterations

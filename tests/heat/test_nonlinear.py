@@ -337,6 +337,25 @@ def test_a_steady_conductivity_that_jumps_with_temperature_fails_soon_and_says_w
     assert pseudo <= 60, errors  # was 200
 
 
+@pytest.mark.parametrize("ranks, degree, preconditioner", [(1, 1, "amg"), (3, 1, "auto"), (3, 2, "auto")])
+def test_a_steady_radiating_body_from_0_k_reaches_its_temperature(tmp_path, ranks, degree, preconditioner):
+    """A source radiated away on one side, from 0 K (the default initial temperature of a kelvin
+    case): the Jacobian is singular there, and the multigrid set up from it failed every
+    pseudo-step (exit 3), whose length never grew while the body heated up. The slab's
+    temperature is T_R + 3 (1 - x^2), sigma T_R^4 = 6 W/m^2."""
+    (tmp_path / "case.toml").write_text('temperature_unit = "K"\n[mesh]\nnx = 16\nny = 4\nlengths = [1.0, 0.25]\n'
+                                        '[material]\nk = 1.0\nrho = 1.0\nc = 1.0\n[source]\nf = 6.0\n'
+                                        '[boundary.right]\ntype = "radiation"\nepsilon = 1.0\nT_inf = 0.0\n'
+                                        '[time]\nscheme = "steady"\n')
+    run_solver(ranks, ["case.toml", "--quiet", "--set", f"element.degree={degree}", "--set",
+                       f"solver.preconditioner=\"{preconditioner}\"", "--set", "output.probes=[[0.0, 0.1], [1.0, 0.1]]"],
+               cwd=tmp_path)
+    with h5py.File(tmp_path / "outputs" / "case" / "case.h5", "r") as f:
+        left, right = f["probes/values"][-1]
+    t_r = (6.0 / 5.670374419e-8) ** 0.25
+    assert right == pytest.approx(t_r, rel=1e-6) and left == pytest.approx(t_r + 3.0, rel=1e-3 if degree == 1 else 1e-6)
+
+
 def test_nonlinear_restart_is_bitwise_and_writes_the_liquid_fraction(tmp_path):
     case = tmp_path / "cast.toml"
     case.write_text((ROOT / "tests" / "mpi" / "nonlinear_checks.py").read_text().split('COMBINED = """')[1]
