@@ -46,13 +46,13 @@ def slow_start(environ=os.environ) -> None:
 def fill_disk(folder: Path) -> None:
     """Fill the disk holding ``folder`` with a file ``.filler`` there."""
     chunk = b"\0" * (1 << 16)
-    with open(Path(folder) / ".filler", "wb") as f:
-        try:
+    try:  # (the close too: it flushes what the last write left in the buffer, and fails)
+        with open(Path(folder) / ".filler", "wb") as f:
             while True:
                 f.write(chunk)
                 f.flush()
-        except OSError:
-            pass
+    except OSError:
+        pass
 
 
 class FaultInjection(Observer, WriteHooks):

@@ -266,7 +266,7 @@ class OutputGuard:
 
     def check_space(self, needed_bytes: int) -> None:
         free = shutil.disk_usage(self.directory).free
-        if needed_bytes + HEADROOM > free:  # (every write leaves HEADROOM free: it would fail later)
+        if needed_bytes and needed_bytes + HEADROOM > free:  # (every write leaves HEADROOM free: it would fail later)
             self.release()
             raise OutputError(f"{self.directory}: the results need about {size(needed_bytes)} (and "
                               f"{size(HEADROOM)} to spare), only {size(free)} free on that disk; free space, or "

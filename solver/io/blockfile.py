@@ -14,10 +14,12 @@ Values of series and attributes are written by rank 0 in both.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import logging
 import os
 import shutil
+import stat
 from pathlib import Path
 
 import h5py
@@ -56,6 +58,45 @@ def free_bytes(folder: Path) -> int | None:
         return None
 
 
+def _fallocate():
+    """libc's fallocate(2), or None (not Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        call = libc.fallocate
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    call.restype = ctypes.c_int
+    return call
+
+
+_FALLOCATE = None if os.environ.get("SOLVER_TEST_NO_SET_ASIDE") else _fallocate()  # (tests: the path without)
+KEEP_SIZE = 1  # FALLOC_FL_KEEP_SIZE: blocks past the end of the file, its size unchanged
+
+
+def set_aside(path: Path, nbytes: int) -> None:
+    """Have the disk give ``nbytes`` past the end of the file ``path`` now (rank 0), its size
+    unchanged: the write that follows (HDF5 allocates past its end of file) then lands in blocks
+    the disk has given, and another program that fills the disk meanwhile makes this call fail,
+    whole (OSError, ENOSPC), instead of HDF5's metadata flush half-way, which could leave every
+    listed snapshot unreadable. Where the file system cannot (no fallocate), nothing is set aside."""
+    if _FALLOCATE is None or nbytes <= 0:
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return  # not there yet, a link or not ours to open: the write itself says what is wrong
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return
+        if _FALLOCATE(fd, KEEP_SIZE, os.fstat(fd).st_size, nbytes) != 0:
+            code = ctypes.get_errno()
+            if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise OSError(code, os.strerror(code))
+    finally:
+        os.close(fd)
+
+
 def write_or_fail(comm, path: Path, what: str, steps, needed: int = 0, headroom: int = HEADROOM,
                   close_alone: bool = False) -> None:
     """Run the write ``steps`` (callables, or one) on every rank, all or nothing as far as the
@@ -80,6 +121,12 @@ def _write_or_fail(comm, path: Path, what: str, steps, needed: int, headroom: in
         if free is not None and free < needed + headroom:
             spare = f" (and {headroom / 2**20:.0f} MiB to spare)" if headroom else ""
             problem = f"no room on its disk: it needs {needed / 2**20:.2f} MiB{spare}, {free / 2**20:.2f} MiB free"
+    if comm.rank == 0 and problem is None and path.suffix != ".xdmf":  # (the XDMF index: rank 0's text)
+        try:
+            set_aside(path, max(needed, METADATA_BYTES))
+        except OSError as exc:
+            problem = f"no room on its disk: the {max(needed, METADATA_BYTES) / 2**20:.2f} MiB it needs could not be " \
+                      f"set aside ({exc.strerror})"
     problem = comm.bcast(problem, root=0)
     failed_steps = False
     steps = list(steps) if isinstance(steps, (list, tuple)) else [steps]

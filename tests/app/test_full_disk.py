@@ -7,6 +7,8 @@ The disk is a small tmpfs when this process may mount one (root): it fills befor
 (the writer's space check refuses it) or while HDF5 writes it. Without root, the writer's fault
 hook fails one rank's write."""
 
+import errno
+import os
 import re
 import subprocess
 import sys
@@ -235,21 +237,29 @@ def test_a_disk_that_fills_before_the_end_record_still_ends_the_file(tmp_path, s
     assert not (small_disk / "plate" / ".plate.h5.reserve").exists()
 
 
-@pytest.mark.parametrize("ranks, driver", [(1, "mpio"), (3, "gathered")])
-def test_a_disk_that_fills_during_a_later_checkpoint_ends_the_run_in_order(tmp_path, small_disk, ranks, driver):
-    """The disk fills while the second checkpoint is written: exit 74 in one line naming the first
+@pytest.mark.parametrize("ranks, driver, set_aside", [(1, "mpio", False), (3, "gathered", False), (3, "mpio", True)])
+def test_a_disk_that_fills_during_a_later_checkpoint_ends_the_run_in_order(tmp_path, small_disk, ranks, driver,
+                                                                           set_aside):
+    """The disk fills while the second checkpoint is written: exit 74 in one line naming the
     checkpoint to continue from, the lock released, the results readable and no unfinished
     checkpoint left (the advice opened the first checkpoint while the failed one was still open,
-    and HDF5 crashed: a segmentation fault, no status)."""
+    and HDF5 crashed: a segmentation fault, no status). Where the file system sets room aside
+    before each write (fallocate), the checkpoint completes in it and the next write finds no
+    room; without, the checkpoint fails and the first one is named."""
     if small_disk is None:
         pytest.skip("cannot mount a tmpfs here")
     args = [PLATE, *SMALL, "--set", f"output.directory={small_disk}", "--set", f'output.driver="{driver}"',
             "--set", "checkpoint.every=3"]
-    proc = solve(ranks, args, tmp_path, {"SOLVER_TEST_FILL_DISK": "checkpoint:2"})
+    env = {"SOLVER_TEST_FILL_DISK": "checkpoint:2", **({} if set_aside else {"SOLVER_TEST_NO_SET_ASIDE": "1"})}
+    proc = solve(ranks, args, tmp_path, env)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 74 and len(errors) == 1, proc.stderr
-    assert "cannot write the checkpoint of step 6" in errors[0]
-    assert "step_00000003.h5 with --restart latest" in errors[0]
+    if set_aside:
+        assert "cannot write snapshot" in errors[0] and "no room" in errors[0], errors
+        assert "step_00000006.h5 with --restart latest" in errors[0]
+    else:
+        assert "cannot write the checkpoint of step 6" in errors[0]
+        assert "step_00000003.h5 with --restart latest" in errors[0]
     folder = small_disk / "plate"
     assert not (folder / ".solver.lock").exists() and not list((folder / "checkpoints").glob("*.tmp"))
     with h5py.File(folder / "plate.h5", "r") as f:
@@ -343,3 +353,27 @@ def test_a_study_whose_saved_runs_fill_the_disk_stops_with_74_keeping_its_sample
         assert f.attrs["status"] == "no room" and f.attrs["exit_status"] == 74  # not "stopped", 75
     assert 1 <= np.count_nonzero(status == 0) < 16 and set(status.tolist()) <= {0, -1}, status  # done or pending
     assert not list((small_disk / "s" / "samples").glob(".*.reserve"))
+
+
+def test_room_set_aside_before_a_write_is_the_disk_s_and_leaves_the_size(small_disk):
+    """The room a write needs is taken from the disk before it (fallocate, the file's size
+    unchanged): writes into it succeed after the disk filled, and on a full disk the setting aside
+    fails whole (ENOSPC) before anything is written."""
+    if small_disk is None:
+        pytest.skip("cannot mount a tmpfs here")
+    from solver.app.faults import fill_disk
+    from solver.io.blockfile import set_aside
+
+    path = small_disk / "f.h5"
+    path.write_bytes(b"x" * 1000)
+    set_aside(path, 1 << 16)
+    assert path.stat().st_size == 1000
+    fill_disk(small_disk)
+    with open(path, "r+b") as f:  # within the room set aside: the disk has given it
+        f.seek(1000)
+        f.write(b"y" * (1 << 16))
+        f.flush()
+        os.fsync(f.fileno())
+    with pytest.raises(OSError) as full:
+        set_aside(path, 1 << 20)
+    assert full.value.errno == errno.ENOSPC and path.stat().st_size == 1000 + (1 << 16)
