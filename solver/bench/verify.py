@@ -288,7 +288,8 @@ def _nonlinear(comm, say, degrees, levels=None) -> list[str]:
     studies = {1: ("triangle", (8, 16, 32), "crank-nicolson"), 2: ("triangle6", (4, 8, 16), "steady")}
     for degree in degrees:
         name, default, scheme = studies[degree]
-        rows, o2, o1 = space_study("triangle", levels or default, comm, scheme, "bjacobi", nonlinear=True, degree=degree)
+        rows, o2, o1 = space_study("triangle", levels or default, comm, scheme, "bjacobi", nonlinear=True,
+                                   degree=degree)
         say(f"  space ({name}, {scheme}): L2 errors {', '.join(f'{r[2]:.3e}' for r in rows)}; "
             f"orders L2 {', '.join(f'{p:.2f}' for p in o2)}, H1 {', '.join(f'{p:.2f}' for p in o1)}; "
             f"heat imbalance <= {max(r[4] for r in rows):.1e}")

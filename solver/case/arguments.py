@@ -9,8 +9,8 @@ import argparse
 
 from solver.errors import CaseError
 
-_GIVEN = "_options_given"
-OWN_EMPTY_MESSAGE = ("restart",)  # arguments whose command says more of an empty value (an unset $CHECKPOINT)  # the namespace's record of the options seen, removed after parsing
+_GIVEN = "_options_given"  # the namespace's record of the options seen, removed after parsing
+OWN_EMPTY_MESSAGE = ("restart",)  # arguments whose command says more of an empty value (an unset $CHECKPOINT)
 
 
 class _StoreOnce(argparse._StoreAction):

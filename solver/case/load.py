@@ -625,7 +625,9 @@ def _check_boundaries(raw, mesh_type, time, fail) -> dict:
             if key not in BOUNDARY_SCHEMA:
                 known = isinstance(kind, str) and kind in BC_KEYS  # the keys of its type, else of every type
                 allowed = ["type", *BC_KEYS[kind]] if known else list(BOUNDARY_SCHEMA)
-                fail(f"unknown key boundary.{name}.{key}{near(key, BOUNDARY_SCHEMA)} (allowed{f' for a {kind} boundary' if known else ''}: {', '.join(allowed)}); every key: "
+                of_kind = f" for a {kind} boundary" if known else ""
+                fail(f"unknown key boundary.{name}.{key}{near(key, BOUNDARY_SCHEMA)} (allowed{of_kind}: "
+                     f"{', '.join(allowed)}); every key: "
                      f"{KEY_REFERENCE}")
         bc = {k: _check(f"boundary.{name}.{k}", spec, body.get(k, spec.default), fail)
               for k, spec in BOUNDARY_SCHEMA.items()}

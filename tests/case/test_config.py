@@ -285,7 +285,8 @@ def test_a_top_level_key_written_inside_a_section_is_sent_above_it():
 
 def test_an_unknown_top_level_key_is_called_a_key():
     """``temperature_units = "K"`` at the top was reported as an unknown section."""
-    with pytest.raises(CaseError, match=r"unknown top-level key temperature_units \(did you mean temperature_unit\?\) \(sections: "):
+    with pytest.raises(CaseError, match=r"unknown top-level key temperature_units \(did you mean temperature_unit\?\) "
+                                        r"\(sections: "):
         load_case('temperature_units = "K"\n[mesh]\nnx = 2\nny = 2\n', "case.toml")
 
 

@@ -348,8 +348,8 @@ def test_a_steady_radiating_body_from_0_k_reaches_its_temperature(tmp_path, rank
                                         '[boundary.right]\ntype = "radiation"\nepsilon = 1.0\nT_inf = 0.0\n'
                                         '[time]\nscheme = "steady"\n')
     run_solver(ranks, ["case.toml", "--quiet", "--set", f"element.degree={degree}", "--set",
-                       f"solver.preconditioner=\"{preconditioner}\"", "--set", "output.probes=[[0.0, 0.1], [1.0, 0.1]]"],
-               cwd=tmp_path)
+                       f"solver.preconditioner=\"{preconditioner}\"", "--set",
+                       "output.probes=[[0.0, 0.1], [1.0, 0.1]]"], cwd=tmp_path)
     with h5py.File(tmp_path / "outputs" / "case" / "case.h5", "r") as f:
         left, right = f["probes/values"][-1]
     t_r = (6.0 / 5.670374419e-8) ** 0.25

@@ -174,7 +174,8 @@ def test_verify_levels_reach_the_nonlinear_space_study(monkeypatch, capsys):
 
     def space(cell, levels, comm, scheme, pc, nonlinear=False, degree=1):
         seen.append((nonlinear, tuple(levels)))
-        return [(n, 1, 1.0 / n ** 2, 1.0 / n, 0.0) for n in levels], [2.0] * (len(levels) - 1), [1.0] * (len(levels) - 1)
+        pairs = len(levels) - 1
+        return [(n, 1, 1.0 / n ** 2, 1.0 / n, 0.0) for n in levels], [2.0] * pairs, [1.0] * pairs
 
     monkeypatch.setattr(verification, "space_study", space)
     monkeypatch.setattr(verification, "time_study", lambda *a, **k: ([(0.1, 1e-3), (0.05, 2.5e-4)], [2.0]))
