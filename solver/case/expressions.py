@@ -136,8 +136,16 @@ class Expression:
         """The times at which the expression may switch: the numbers that ``t`` is compared with
         (``t >= 300``, ``300 < t``, ``t <= 2 * 60``), where the other side is constant. Adaptive
         steps land on them: a pulse that starts after the steps have grown is not stepped over."""
-        if self._tree is None or not self.depends_on_time:
-            return ()
+        return self._compared_with("t") if self.depends_on_time else ()
+
+    def switch_temperatures(self) -> tuple[float, ...]:
+        """The temperatures at which the expression may switch: the numbers that ``T`` is compared
+        with, where the other side is constant. A property's enthalpy table keeps them among its
+        breaks: a box of c narrower than its samples (``where(T > 100.3 and T < 100.301, ...)``)
+        is seen."""
+        return self._compared_with("T") if self.depends_on_temperature else ()
+
+    def _compared_with(self, name: str) -> tuple[float, ...]:
         found = set()
         for node in ast.walk(self._tree):
             if not isinstance(node, ast.Compare):
@@ -145,7 +153,7 @@ class Expression:
             sides = [node.left, *node.comparators]
             for a, b in zip(sides, sides[1:]):
                 for side, other in ((a, b), (b, a)):
-                    if _is_time(side):
+                    if isinstance(side, ast.Name) and side.id == name:
                         value = _constant_value(other)
                         if value is not None:
                             found.add(value)

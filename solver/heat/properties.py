@@ -81,7 +81,10 @@ class Capacity:
         fixed = sorted(set([0.0] + _breaks(rho) + _breaks(c) + ends))
         self.table = None
         if any(isinstance(p, Expression) for p in (rho, c)):  # pieces that follow the expression
-            self.table = tabulate(self.values, *default_temperature_range(unit), fixed)
+            low, high = default_temperature_range(unit)
+            switches = [v for p in (rho, c) if isinstance(p, Expression) for v in p.switch_temperatures()
+                        if low <= v <= high]  # (its comparisons of T: breaks, so that no box is missed)
+            self.table = tabulate(self.values, low, high, sorted(set(fixed + switches)))
             self.breaks, self.cumulative = self.table.breaks, self.table.cumulative
             return
         self.breaks = np.array(fixed)

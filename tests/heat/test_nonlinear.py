@@ -94,7 +94,10 @@ def test_enthalpy_integrates_the_capacity_and_the_latent_heat():
     ("where(T < 50, 1, 2)", lambda T: np.where(T < 50, T, 50 + 2 * (T - 50))),  # a step
     ("1 + 10*exp(-((T-50)/5)**2)",  # a peak 5 degrees wide, far narrower than [0, T]
      lambda T: T + 10 * 5 * math.sqrt(math.pi) / 2 * (np.vectorize(math.erf)((T - 50) / 5) + math.erf(10))),
-    ("where(T > 300, 3, 1)", lambda T: np.where(T > 300, 300 + 3 * (T - 300), T))])
+    ("where(T > 300, 3, 1)", lambda T: np.where(T > 300, 300 + 3 * (T - 300), T)),
+    # a box 1 mK wide, between every sample: its 10 J were lost (185 C for 165 C, exit 0)
+    ("1 + 1e4*where(T > 100.3 and T < 100.301, 1, 0)", lambda T: T + 1e4 * np.clip(T - 100.3, 0, 0.001)),
+    ("1 + 1e4*((T >= 100.3) * (100.301 >= T))", lambda T: T + 1e4 * np.clip(T - 100.3, 0, 0.001))])
 def test_enthalpy_of_an_expression_follows_its_steps_and_peaks(c, exact):
     """H(T) of a c(T) expression to 1e-9 anywhere from absolute zero up (one 6-point rule over
     [0, T] gave 78.99 for the 75 of the step, 200 for the 111.4 of the peak, exit 0)."""
@@ -109,6 +112,9 @@ def test_a_band_where_c_is_negative_is_found_between_the_ends_of_a_step():
     assert cap.crossed(np.array([0.0, 0.0, 60.0]), np.array([40.0, 44.9, 100.0])) is None
     index, T = cap.crossed(np.array([0.0, 0.0, 100.0]), np.array([40.0, 100.0, 0.0]))
     assert index == 1 and 45.0 <= T <= 55.0
+    narrow = Capacity(1.0, Expression("1 - 2*where(T > 100.3 and T < 100.301, 1, 0)", temperature=True))
+    index, T = narrow.crossed(np.array([0.0, 0.0]), np.array([100.0, 120.0]))  # (a band between the samples)
+    assert index == 1 and 100.3 <= T <= 100.301
 
 
 @pytest.mark.parametrize("ranks", [1, 3])
