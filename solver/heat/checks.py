@@ -258,6 +258,32 @@ def check_case_against_mesh(case, mesh) -> None:
                  f"diagonal tensor), got {len(k)} entries")
 
 
+def refuse_shared_facets(case, mesh) -> None:
+    """Two boundaries of the case on the same facets (groups of a mesh file that share them) are
+    refused (collective): the later Dirichlet value took them without a word, two Robin exchanges
+    were added, a flux was booked on facets a Dirichlet value holds."""
+    if not isinstance(case.mesh, MeshFileSpec):
+        return  # (a generated mesh's sides share no facet)
+    names = [n for n in case.physics.named_boundaries if n in mesh.boundaries]
+    pair = np.array([len(names) ** 2], dtype=np.int64)  # the first pair a * len + b sharing a facet (none: len^2)
+    rows = [np.sort(mesh.boundaries[n].nodes, axis=1) for n in names]
+    if len(names) > 1 and sum(map(len, rows)):
+        keys = np.concatenate(rows)
+        which = np.repeat(np.arange(len(names)), [len(r) for r in rows])
+        order = np.lexsort(keys.T[::-1])
+        keys, which = keys[order], which[order]
+        shared = np.flatnonzero(np.all(keys[1:] == keys[:-1], axis=1) & (which[1:] != which[:-1]))
+        if len(shared):
+            a, b = np.minimum(which[shared], which[shared + 1]), np.maximum(which[shared], which[shared + 1])
+            pair[0] = int((a * len(names) + b).min())
+    mesh.comm.Allreduce(MPI.IN_PLACE, pair, op=MPI.MIN)
+    if pair[0] < len(names) ** 2:
+        a, b = names[int(pair[0]) // len(names)], names[int(pair[0]) % len(names)]
+        raise CaseError(f"{case.source}: boundary.{a} and boundary.{b} are on the same facets (the groups {a!r} and "
+                        f"{b!r} of the mesh {case.mesh.path} share some): a facet takes one condition; give the "
+                        f"condition to one of them, or make groups that do not overlap")
+
+
 def report_empty_regions(mesh, physics) -> None:
     """Warn (rank 0) about regions that select no cell (collective)."""
     if not physics.regions:

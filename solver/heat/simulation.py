@@ -23,8 +23,8 @@ from solver.errors import CaseError, NonFiniteError, RangeError
 from solver.heat.adaptive import AdaptiveStepping, StepRecord
 from solver.heat.checks import (check_case_against_mesh, check_inputs, check_mesh, check_step_moves,
                                  check_temperature_range, report_empty_regions, warn_lumped_quadratic_simplices,
-                                 inputs_of_time, warn_hidden_switches, warn_switches_between_steps,
-                                 warn_time_in_steady)
+                                 inputs_of_time, refuse_shared_facets, warn_hidden_switches,
+                                 warn_switches_between_steps, warn_time_in_steady)
 from solver.heat.nonlinear import NonlinearHeatProblem
 from solver.heat.nonlinear_stepping import make_nonlinear_stepper
 from solver.heat.parts import check_floating_parts
@@ -65,6 +65,7 @@ class Discretisation:
         with self.timers("mesh"):
             self.mesh = create_mesh(comm, case.mesh, case.element.degree)
         check_case_against_mesh(case, self.mesh)
+        refuse_shared_facets(case, self.mesh)
         check_mesh(case, self.mesh)
         with self.timers("assembly"), np.errstate(all="ignore"):  # non-finite values: refused by key below
             self.nonlinear = case.physics.nonlinear

@@ -162,3 +162,24 @@ def test_a_boundary_named_like_another_group_s_tag_stops_the_run(tmp_path, nproc
         assert proc.returncode == 2 and len(errors) == 1, proc.stderr
         assert 'the name "3" is given to two groups (dimension 1 tag 7, by its physical name, and dimension 1 ' \
                'tag 3, which has no name' in errors[0], errors
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_two_boundaries_on_the_same_facets_are_refused(tmp_path, meshes, nprocs):
+    """``hot`` (right and top) shares the right side with ``probe_edge``: a Dirichlet value on each
+    took those facets for the later one, without a word (a flux there was booked on facets a
+    Dirichlet value held; two Robin exchanges were added). One line, exit 2; either alone runs."""
+    square, _, _ = meshes
+    case = tmp_path / "case.toml"
+    case.write_text(f'[mesh]\nfile = "{square[4.1]}"\n[material]\nk = 1.0\nrho = 1.0\nc = 1.0\n'
+                    f'[boundary.cold]\ntype = "dirichlet"\nvalue = 0.0\n[boundary.hot]\ntype = "dirichlet"\n'
+                    f'value = 1.0\n[boundary.probe_edge]\ntype = "neumann"\nflux = 5.0\n[time]\nscheme = "steady"\n')
+    proc = run_solver(nprocs, [str(case), "--quiet"], cwd=tmp_path, check=False)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "boundary.hot and boundary.probe_edge are on the same facets" in errors[0], errors
+    case.write_text(case.read_text().replace('type = "neumann"\nflux = 5.0', 'type = "insulated"'))
+    insulated = run_solver(nprocs, [str(case), "--quiet"], cwd=tmp_path, check=False)  # (was silently ignored)
+    assert insulated.returncode == 2 and "are on the same facets" in insulated.stderr, insulated.stderr
+    case.write_text(case.read_text().replace('[boundary.probe_edge]\ntype = "insulated"\n', ""))
+    assert run_solver(nprocs, [str(case), "--quiet"], cwd=tmp_path, check=False).returncode == 0
