@@ -25,8 +25,8 @@ import sys
 
 from solver.app import statusfile
 from solver.app.commands import COMMANDS, Launch, build_parser, command_line
-from solver.errors import (EXIT_BROKEN_PIPE, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_STOPPED, CaseError,
-                           SolverExit)
+from solver.errors import (EXIT_BROKEN_PIPE, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_STOPPED,
+                           CaseError, SolverExit)
 
 AGREE_TIMEOUT = 10.0  # seconds to wait for the other ranks to report the same error
 # what reading a results file changed beyond its checked structure raises (an attribute of inf made
@@ -223,7 +223,7 @@ def serial_command(plan, args) -> int:
         if exc.filename is None and exc.errno in WRITE_ERRNOS:  # (standard output or a target: not the file read)
             print(f"error: cannot write the output ({exc.strerror or exc})", file=sys.stderr, flush=True)
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
-            return EXIT_INPUT
+            return EXIT_OUTPUT  # (an I/O error, as a run's full disk: not the input's)
         named = exc.filename or getattr(args, "results", None)  # (HDF5's errors name no file, nor an errno)
         where = f"{named}: " if named else ""
         print(f"error: {where}cannot read or write it ({exc.strerror or exc})", file=sys.stderr, flush=True)

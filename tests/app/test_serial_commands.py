@@ -240,7 +240,7 @@ def test_an_output_that_cannot_be_written_is_named_not_the_results_read(tmp_path
     with open("/dev/full", "w") as full:
         proc = subprocess.run([sys.executable, "-m", "solver", "info", str(results_file)], stdout=full,
                               stderr=subprocess.PIPE, text=True, timeout=60)
-    assert proc.returncode == 2 and proc.stderr.strip() == "error: cannot write the output (No space left on device)"
+    assert proc.returncode == 74 and proc.stderr.strip() == "error: cannot write the output (No space left on device)"
     proc = without_mpi(tmp_path, "export", results_file, "--format", "xdmf", "-o", "/proc/x.xdmf")
     assert proc.returncode == 2 and proc.stderr.startswith("error: -o /proc/x.xdmf: cannot write it"), proc.stderr
 
