@@ -456,8 +456,8 @@ def make_nonlinear_stepper(problem: NonlinearHeatProblem, time: TimeSpec, solver
     if time.steady:
         return NonlinearSteadySolver(problem, solver, spec)
     if time.scheme == "explicit-euler":
-        raise CaseError("time.scheme = \"explicit-euler\" needs constant k, rho, c and no radiation; use "
-                        "backward-euler, crank-nicolson or bdf2 with temperature-dependent properties")
+        raise CaseError("time.scheme = \"explicit-euler\" needs k, rho and c that depend on neither T nor t, and no "
+                        "radiation; use backward-euler, crank-nicolson or bdf2 for properties that vary")
     dt = time.adaptive.dt_initial if time.adaptive is not None else time.dt
     if time.scheme == "bdf2":
         return NonlinearStepper(problem, dt, BDF2, solver, spec, startup=BACKWARD_EULER)

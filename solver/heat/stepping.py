@@ -384,6 +384,10 @@ class ExplicitEulerStepper(Stepper):
         return stable_explicit_dt(self.problem, t)
 
     def _unstable(self, dt: float, what: str) -> str:
+        if not self.dt_limit > 0.0:  # (0, or NaN: no step is stable; the advice below could not be followed)
+            return (f"{what} = {dt:g} s: explicit-euler has no stable step here (its limit, the lumped heat capacity "
+                    f"over the conductance, is {self.dt_limit:g} s): rho c times the cells' volumes underflows to 0, "
+                    f"or the conductance overflows; check material.rho, material.c, k and the mesh's size and units")
         return (f"{what} = {dt:g} s exceeds the stability limit {self.dt_limit:.6g} s of explicit-euler "
                 f"(lumped mass, Gershgorin bound); use time.dt <= {self.dt_limit:.6g}, time.dt = \"auto\", "
                 f"or an implicit scheme (backward-euler, crank-nicolson, bdf2)")

@@ -141,3 +141,14 @@ def test_a_conductivity_that_underflows_is_a_singular_system_not_an_internal_err
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 3 and len(errors) == 1, proc.stderr
     assert "factorisation met a zero pivot: the linear system is singular in double precision" in errors[0]
+
+
+def test_an_explicit_step_limit_of_zero_names_the_scales_not_a_step_to_take(tmp_path):
+    """rho c = 1e-400 underflows: the limit was "0 s" and the advice "use time.dt <= 0"."""
+    (tmp_path / "case.toml").write_text(CASE)
+    args = ["case.toml", "--quiet", "--set", "material.rho=1e-200", "--set", "material.c=1e-200", "--set",
+            "time.scheme=\"explicit-euler\"", "--set", "time.dt=1e-300", "--set", "time.t_end=2e-300"]
+    proc = run_solver(1, args, cwd=tmp_path, check=False, timeout=60)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "explicit-euler has no stable step here" in errors[0], errors
+    assert "time.dt <=" not in errors[0]
