@@ -381,12 +381,20 @@ def check_balance(sim) -> None:
 
 
 def _load_magnitude(sim) -> float:
-    """The largest magnitude sum_i |F_i| of the source's and the Neumann fluxes' load vectors
-    (collective): a source or flux that cancels over the body (sin 2 pi x) has a net of round-off,
-    which cannot scale what the balance may miss."""
-    parts = sim.problem.load_parts(sim.t)
+    """The largest magnitude sum_i |F_i| of the source's and the Neumann fluxes' load vectors, or,
+    where Dirichlet values alone bring heat in, of the conduction into their rows (collective): a
+    source or flux that cancels over the body (sin 2 pi x), or parts held at uniform temperatures,
+    have nets of round-off, which cannot scale what the balance may miss."""
+    p = sim.problem
+    parts = p.load_parts(sim.t)
     gross = np.array([float(np.abs(parts[name]).sum()) if name in parts else 0.0
-                      for name in ["source"] + [t.name for t in sim.problem.neumann]])
+                      for name in ["source"] + [t.name for t in p.neumann]] + [0.0])
+    K = getattr(p, "K_conduction", None)
+    held_only = p.dirichlet.names and not (p.robin or p.radiation) and not gross.any()
+    if K is not None and held_only:  # the conduction into the dirichlet rows, sum |K_ij| |u_j|: parts held at
+        n = sim.mesh.n_owned  # uniform temperatures exchange round-off alone (where nothing else brings heat in:
+        with np.errstate(all="ignore"):  # elsewhere it would hide reactions lost in round-off)
+            gross[-1] = float((abs(K) @ np.abs(sim.u))[p.dirichlet.mask[:n] > 0].sum())
     sim.mesh.comm.Allreduce(MPI.IN_PLACE, gross)
     return float(gross.max(initial=0.0))
 
