@@ -10,7 +10,9 @@ import argparse
 from solver.errors import CaseError
 
 _GIVEN = "_options_given"  # the namespace's record of the options seen, removed after parsing
-OWN_EMPTY_MESSAGE = ("restart",)  # arguments whose command says more of an empty value (an unset $CHECKPOINT)
+# arguments whose empty value is one ("--units ''": no unit), or whose command says more of it (--restart:
+# an unset $CHECKPOINT)
+MAY_BE_EMPTY = ("units", "restart")
 
 
 class _StoreOnce(argparse._StoreAction):
@@ -33,11 +35,22 @@ class ArgumentParser(argparse.ArgumentParser):
         namespace, extras = super().parse_known_args(args, namespace)
         namespace.__dict__.pop(_GIVEN, None)
         for dest, value in vars(namespace).items():  # (an empty path would read as ".", the current directory)
-            if dest in OWN_EMPTY_MESSAGE:
+            if dest in MAY_BE_EMPTY:
                 continue
             if value == "" or (isinstance(value, list) and "" in value):
-                self.error(f"an empty argument for {dest.replace('_', '-')}")
+                action = next((a for a in _all_actions(self) if a.dest == dest), None)
+                named = action.option_strings[-1] if action is not None and action.option_strings else dest
+                self.error(f"an empty argument for {named}")
         return namespace, extras
 
     def error(self, message):
         raise CaseError(f"command line: {message} (see python -m solver --help)")
+
+
+def _all_actions(parser):
+    """The actions of ``parser`` and of its commands' parsers."""
+    for action in parser._actions:
+        yield action
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _all_actions(sub)

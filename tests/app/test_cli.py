@@ -131,10 +131,11 @@ def test_where_each_command_line_runs_is_decided_from_its_arguments():
     (["bench", "--solvers", "--block3d", "0"], "--block3d 0: cells per side from 2 to 1000"),
     (["bench", "--solvers", "--iteration-ranks", "0"], "--iteration-ranks 0: from 1 to 4096 ranks"),
     (["bench", "--accuracy", "--dim", "2", "--p1", "8", "4"], "--p1 8 4: at least two increasing sizes"),
-    (["bench", "--only="], "an empty argument for only"),
+    (["bench", "--only="], "an empty argument for --only"),
     (["run", ""], "an empty argument for case"),  # (not ".", the current directory)
     (["info", ""], "an empty argument for results"),
-    (["s.toml", "--set", ""], "an empty argument for set"),
+    (["s.toml", "--set", ""], "an empty argument for --set"),
+    (["export", "r.h5", "--format", "csv", "-o", ""], "an empty argument for --output"),
     (["probe", "r.h5", "--at", "0,0", "--field", "a", "--field", "b"], "--field given twice, with two values"),
     (["s.toml", "--restart", "latest", "--restart", "c.h5"], "--restart given twice"),
 ])
