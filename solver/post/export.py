@@ -116,7 +116,10 @@ class Staging:
         self.moves: list[tuple[Path, Path]] = []
 
     def path(self, target: Path) -> Path:
-        """Where to write ``target`` for now (under the same name, in a folder beside it)."""
+        """Where to write ``target`` for now (under the same name, in a folder beside it). A target
+        that is a link is written where it points (the link kept), as a write through it would."""
+        if target.is_symlink() and Path(os.path.realpath(target)).parent.is_dir():
+            target = Path(os.path.realpath(target))
         folder = target.parent
         if folder not in self.folders:
             self.folders[folder] = Path(tempfile.mkdtemp(prefix=".export-", dir=folder))
@@ -126,6 +129,10 @@ class Staging:
 
     def commit(self) -> None:
         for staged, target in self.moves:
+            try:  # (a file replaced keeps its permissions)
+                shutil.copymode(target, staged)
+            except OSError:
+                pass
             os.replace(staged, target)
         self.moves = []
 

@@ -180,3 +180,19 @@ def test_an_xdmf_export_that_fails_leaves_the_earlier_one_as_it_was(plate, tmp_p
             export_command(args)
         calls.clear()
     assert contents(tmp_path) == before
+
+
+@pytest.mark.parametrize("fmt", ["csv", "vtu"])
+def test_a_target_that_is_a_link_is_written_where_it_points_with_its_permissions(plate, tmp_path, fmt):
+    """Written into a folder and moved into place, the export replaced the link itself with a file
+    and left the file it pointed to as it was; and a file replaced lost its permissions."""
+    real, links = tmp_path / "real", tmp_path / "links"
+    real.mkdir()
+    links.mkdir()
+    (real / f"t.{fmt}").write_text("old")
+    os.chmod(real / f"t.{fmt}", 0o640)
+    (links / f"t.{fmt}").symlink_to(f"../real/t.{fmt}")
+    proc = post("export", plate, "--format", fmt, "-o", links / f"t.{fmt}")
+    assert proc.returncode == 0, proc.stderr
+    assert (links / f"t.{fmt}").is_symlink() and (real / f"t.{fmt}").read_bytes() != b"old"
+    assert (real / f"t.{fmt}").stat().st_mode & 0o777 == 0o640
