@@ -74,6 +74,32 @@ _FALLOCATE = None if os.environ.get("SOLVER_TEST_NO_SET_ASIDE") else _fallocate(
 KEEP_SIZE = 1  # FALLOC_FL_KEEP_SIZE: blocks past the end of the file, its size unchanged
 
 
+def _end_of(path: Path) -> int | None:
+    try:
+        return os.stat(path, follow_symlinks=False).st_size
+    except OSError:
+        return None
+
+
+def give_back(path: Path, end: int) -> None:
+    """Free what :func:`set_aside` took past the end of ``path`` up to ``end`` and the write did
+    not use (rank 0): blocks past the end of a file stay its own until it is cut."""
+    if _FALLOCATE is None:
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        size = os.fstat(fd).st_size
+        if stat.S_ISREG(os.fstat(fd).st_mode) and end > size:
+            os.ftruncate(fd, size)  # (its own size: only the blocks past its end go)
+    except OSError:
+        pass  # (nothing lost but the room)
+    finally:
+        os.close(fd)
+
+
 def set_aside(path: Path, nbytes: int) -> None:
     """Have the disk give ``nbytes`` past the end of the file ``path`` now (rank 0), its size
     unchanged: the write that follows (HDF5 allocates past its end of file) then lands in blocks
@@ -121,12 +147,15 @@ def _write_or_fail(comm, path: Path, what: str, steps, needed: int, headroom: in
         if free is not None and free < needed + headroom:
             spare = f" (and {headroom / 2**20:.0f} MiB to spare)" if headroom else ""
             problem = f"no room on its disk: it needs {needed / 2**20:.2f} MiB{spare}, {free / 2**20:.2f} MiB free"
-    if comm.rank == 0 and problem is None and path.suffix != ".xdmf":  # (the XDMF index: rank 0's text)
+    aside = None  # (rank 0: the end of what was set aside)
+    if comm.rank == 0 and problem is None and needed and path.suffix != ".xdmf":  # (the XDMF index: rank 0's text)
         try:
-            set_aside(path, max(needed, METADATA_BYTES))
+            end = _end_of(path)
+            set_aside(path, needed)
+            aside = None if end is None else end + needed
         except OSError as exc:
-            problem = f"no room on its disk: the {max(needed, METADATA_BYTES) / 2**20:.2f} MiB it needs could not be " \
-                      f"set aside ({exc.strerror})"
+            problem = f"no room on its disk: the {needed / 2**20:.2f} MiB it needs could not be set aside " \
+                      f"({exc.strerror})"
     problem = comm.bcast(problem, root=0)
     failed_steps = False
     steps = list(steps) if isinstance(steps, (list, tuple)) else [steps]
@@ -147,6 +176,8 @@ def _write_or_fail(comm, path: Path, what: str, steps, needed: int, headroom: in
         if failed[0]:
             problem = next(p for p in comm.allgather(problem) if p is not None)
             failed_steps = True
+    if aside is not None and not failed_steps:
+        give_back(path, aside)
     if problem is not None:
         raise OutputError(f"{path}: cannot write {what} ({problem})", broken=failed_steps)
 

@@ -362,7 +362,7 @@ def test_room_set_aside_before_a_write_is_the_disk_s_and_leaves_the_size(small_d
     if small_disk is None:
         pytest.skip("cannot mount a tmpfs here")
     from solver.app.faults import fill_disk
-    from solver.io.blockfile import set_aside
+    from solver.io.blockfile import give_back, set_aside
 
     path = small_disk / "f.h5"
     path.write_bytes(b"x" * 1000)
@@ -377,3 +377,8 @@ def test_room_set_aside_before_a_write_is_the_disk_s_and_leaves_the_size(small_d
     with pytest.raises(OSError) as full:
         set_aside(path, 1 << 20)
     assert full.value.errno == errno.ENOSPC and path.stat().st_size == 1000 + (1 << 16)
+    (small_disk / ".filler").unlink()
+    set_aside(path, 1 << 20)
+    assert path.stat().st_blocks * 512 >= 1 << 20
+    give_back(path, path.stat().st_size + (1 << 20))  # what the write did not use goes back to the disk
+    assert path.stat().st_blocks * 512 < 1000 + (1 << 16) + 8192
