@@ -21,6 +21,7 @@ from solver.app.observers import CheckpointObserver, ProgressObserver, ResultsOb
 from solver.app.preflight import (BYTES_PER_NODE, check_memory, check_split, claim_space, estimate_output_bytes,
                                   guard_output)
 from solver.app.summary import StepSummary, summary
+from solver.case.load import parse_override
 from solver.case.records import Case, whole_steps
 from solver.case.shown import counted, size
 from solver.compiled import compile_seconds
@@ -87,6 +88,14 @@ class DryRunReport:
 
 
 UNREPEATED = ("run.wall_limit",)  # --set options the command to continue leaves out
+
+
+def _key_of(item: str) -> str:
+    """The dotted key of a --set option (its quotes and spaces as TOML reads them)."""
+    try:
+        return ".".join(parse_override(item, "--set")[0])
+    except CaseError:
+        return item.partition("=")[0].strip()
 
 
 def expected_snapshots(output, steps: int | None) -> int:
@@ -278,8 +287,7 @@ class CaseRun:
             source = "" if case.source.startswith("<") else f" {shlex.quote(case.source)}"
             # with the run's --set options: without them it would name (and continue) another run; but
             # for the wall limit, which would stop the continuation as it stopped this run
-            source += "".join(f" --set {shlex.quote(item)}" for item in case.overrides
-                              if item.partition("=")[0].strip() not in UNREPEATED)
+            source += "".join(f" --set {shlex.quote(item)}" for item in case.overrides if _key_of(item) not in UNREPEATED)
             (log.warning if stopped else log.info)(
                 f"checkpoint: {last_checkpoint} (step {sim.step_index}); {how}: "
                 f"mpirun -n N python -m solver{source} --restart latest")
