@@ -21,6 +21,9 @@ def ending(a: dict) -> dict:
     status and message), or killed (no end record: still running, or ended without closing)."""
     status = a.get("status")
     status = status if status is None else str(status)
+    if status is None and "complete" not in a:  # neither record: not as a run leaves its file
+        return {"status": "unknown", "detail": "no end record (status): the file was changed after its run, or "
+                                               "not written by this solver"}
     if status is None:  # files written before the status record
         status = "complete" if a.get("complete", True) else "stopped or failed"
     if status == "running":

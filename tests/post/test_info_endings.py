@@ -62,3 +62,13 @@ def test_results_files_record_their_provenance(tmp_path):
                               "mpi_library", "created"))
     with h5py.File(tmp_path / "plate" / "plate.h5", "r") as f:
         assert f["fields/temperature/000001"].attrs["units"] == "degC"
+
+
+def test_a_file_without_an_end_record_is_not_called_complete():
+    """Neither status nor complete (an older file has the second): "complete" was assumed."""
+    from solver.post.info import ending
+
+    assert ending({})["status"] == "unknown" and "no end record" in ending({})["detail"]
+    assert ending({"complete": True})["status"] == "complete"
+    assert ending({"complete": False})["status"] == "stopped or failed"
+    assert ending({"status": "running"})["status"] == "killed"
