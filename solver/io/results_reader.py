@@ -143,6 +143,9 @@ class Results(SolverFile):
             self.file = h5py.File(self.path, "r")
         except OSError:
             what = "a damaged or truncated HDF5 file" if hdf5_signature(self.path) else "not an HDF5 file"
+            beside = self.path.with_suffix(".h5")
+            if self.path.suffix.lower() == ".xdmf" and beside.is_file():  # (the index ParaView opens)
+                raise CaseError(f"{self.path}: an XDMF index, {what}: the results are in {beside}") from None
             raise CaseError(f"{self.path}: {what} (expected a results .h5 file of this solver)") from None
         if "mesh/geometry" not in self.file or "fields/temperature" not in self.file or "time" not in self.file:
             study = "solver_study" in self.file.attrs
