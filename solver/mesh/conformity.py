@@ -126,13 +126,13 @@ def _refuse_crowded_nodes(path: Path, points: np.ndarray, corners: np.ndarray, l
     coordinates = [np.ascontiguousarray(points[:, d]) for d in range(linear.dim)]
     arms = np.array(CORNER_ARMS[linear.name])  # (corners, dim): the corners along each corner's edges
     total = np.zeros(len(points))
-    for start in range(0, len(corners), CHUNK):
-        chunk = corners[start: start + CHUNK]
+    for start in range(0, len(corners), CHUNK // 16):  # (small chunks: a dozen arrays of theirs at once)
+        chunk = corners[start: start + CHUNK // 16]
         ends = [chunk[:, arms[:, k]] for k in range(linear.dim)]
         vectors = [[x[end] - x[chunk] for x in coordinates] for end in ends]  # arm, then axis: (m, corners)
         with np.errstate(all="ignore"):  # (degenerate cells: refused with their own message)
             angle = _corner_angles(vectors)
-        total += np.bincount(chunk.ravel(), weights=np.nan_to_num(angle).ravel(), minlength=len(points))
+        np.add.at(total, chunk.ravel(), np.nan_to_num(angle).ravel())
     full = 2 * np.pi * (linear.dim - 1)
     over = np.flatnonzero(total > full * (1 + CROWDED))
     if len(over) and not folded_cells(points[:, : linear.dim], corners, linear.name).any():
