@@ -55,7 +55,8 @@ def summary(r, case) -> str:
     if a is not None:
         lines.append(f"time steps: {a.accepted} accepted, {a.rejected} rejected by the error estimate"
                      + (f", {a.failed_solves} cut after a failed solve" if a.failed_solves else "")
-                     + f"; dt min {a.dt_min:.3g} s, median {a.dt_median:.3g} s, max {a.dt_max:.3g} s; "
+                     + f"; dt min {a.dt_min:.3g} s, median {a.dt_median:.3g} s, max {a.dt_max:.3g} s"
+                     + (" since the restart" if r.restarted_from is not None else "") + "; "
                      f"{counted(a.setups, 'preconditioner set-up')} and {counted(a.updates, 'update')} "
                      f"({a.setup_seconds:.3f} s, "
                      f"{100 * a.setup_seconds / max(t.get('solve', 0.0), 1e-300):.0f}% of the solve time)")
