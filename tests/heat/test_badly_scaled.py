@@ -88,6 +88,18 @@ def test_a_steady_source_that_cancels_over_the_body_balances_on_its_magnitude(tm
         assert abs(f.attrs["balance_heat_in_source"]) < 1e-10
 
 
+def test_a_balance_lost_in_round_off_under_a_source_that_cancels_still_fails(tmp_path):
+    """k = 1e15 with a source 1.5e7 sin(2 pi x) + 1: judged on the source's magnitude alone, the
+    5.4 kW imbalance (left -243284 W, right +237908 W for 238732 W each) passed with exit 0."""
+    (tmp_path / "case.toml").write_text('[mesh]\nnx = 40\nny = 4\nlengths = [1.0, 0.1]\n[material]\nk = 1e15\n'
+                                        'rho = 1.0\nc = 1.0\n[source]\nf = "1.5e7*sin(2*pi*x) + 1"\n'
+                                        '[boundary.left]\ntype = "dirichlet"\nvalue = 1000.0\n[boundary.right]\n'
+                                        'type = "dirichlet"\nvalue = 1000.0\n[time]\nscheme = "steady"\n')
+    proc = run_solver(1, ["case.toml", "--quiet"], cwd=tmp_path, check=False, timeout=60)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 3 and len(errors) == 1 and "the heat balance does not close" in errors[0], proc.stderr
+
+
 @pytest.mark.parametrize("nprocs, edits, unit", [
     (1, ["material.k=1e30"], "J"),
     (3, ["material.k=1e30"], "J"),
