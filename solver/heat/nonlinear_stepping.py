@@ -227,7 +227,8 @@ class StepEquations:
         self.problem.mesh.halo.update(u)
 
 
-STEP_ADVICE = "try a smaller time.dt, "
+STEP_ADVICE = ("try time.dt = \"adaptive\" (it cuts a step whose solve fails: a narrow melting range, or a steep "
+               "c(T), may need far shorter steps than the rest of the run), a smaller time.dt, ")
 STEADY_ADVICE = ("a k, rho c or epsilon that jumps with T (where(), a step in a table) may leave no steady state to "
                  "converge to: smooth the jump over a few degrees, or run the case transient until it settles; else "
                  "try ")
