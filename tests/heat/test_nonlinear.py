@@ -322,7 +322,8 @@ def test_failing_newton_names_the_step_and_its_history(tmp_path):
     assert proc.returncode == 3, proc.stderr
     error = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(error) == 1 and "step 1 (t = 0.1): the nonlinear solve did not converge: newton " \
-        "(no convergence in 1 iterations; residuals " in error[0] and "try a smaller time.dt" in error[0], error
+        "(no convergence in 1 iterations; residuals " in error[0] and "try time.dt = \"adaptive\"" in error[0] \
+        and "a smaller time.dt" in error[0], error
 
 
 @pytest.mark.parametrize("ranks", [1, 3])
