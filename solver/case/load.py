@@ -107,9 +107,10 @@ def parse_override(item: str, source: str) -> tuple[list[str], Any]:
     parts[0], parts[-1] = parts[0].lstrip(), parts[-1].rstrip()  # (path.strip(), one part or more)
     keys = []
     for part in parts:
-        if not quoted or part[:1] not in ("\"", "'"):
-            keys.append(part)
+        if not quoted or part.strip()[:1] not in ("\"", "'"):
+            keys.append(part.strip())  # (TOML allows blanks about the dots)
             continue
+        part = part.strip()
         try:  # a TOML basic or literal string on one line (its escapes, no control characters)
             key = tomllib.loads(f"k = {part}")
         except tomllib.TOMLDecodeError:
