@@ -287,7 +287,8 @@ class CaseRun:
             source = "" if case.source.startswith("<") else f" {shlex.quote(case.source)}"
             # with the run's --set options: without them it would name (and continue) another run; but
             # for the wall limit, which would stop the continuation as it stopped this run
-            source += "".join(f" --set {shlex.quote(item)}" for item in case.overrides if _key_of(item) not in UNREPEATED)
+            source += "".join(f" --set {shlex.quote(item)}" for item in case.overrides
+                              if _key_of(item) not in UNREPEATED)
             (log.warning if stopped else log.info)(
                 f"checkpoint: {last_checkpoint} (step {sim.step_index}); {how}: "
                 f"mpirun -n N python -m solver{source} --restart latest")

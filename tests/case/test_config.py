@@ -79,7 +79,8 @@ def test_a_set_key_may_quote_its_parts_as_toml_does():
     case = load_case(FILE_MESH, "case.toml", ['boundary. "a=b\\"c" .type=insulated', "boundary.it's.type=insulated",
                                               'boundary . "cold.side" . value = 9', "time . dt = 0.25"])
     assert {"a=b\"c", "it's"} <= set(case.values["boundary"])
-    assert case.values["boundary"]["cold.side"]["value"] == 9 and case.values["time"]["dt"] == 0.25  # (blanks about dots)
+    assert case.values["boundary"]["cold.side"]["value"] == 9  # (blanks about the dots, as in TOML)
+    assert case.values["time"]["dt"] == 0.25
     for edit in ('boundary."".value=1', 'boundary."a"b.value=1', 'boundary."a" #x.value=1', 'boundary."a=b"',
                  'boundary."""a""".value=1', 'boundary."a\nb".value=1', 'boundary."\\q".value=1'):
         with pytest.raises(CaseError) as err:

@@ -78,4 +78,5 @@ def test_the_xdmf_index_named_instead_of_its_results_points_to_them(tmp_path):
     assert run(tmp_path, 1, []).returncode == 0
     proc = subprocess.run([sys.executable, "-m", "solver", "info", str(tmp_path / "plate" / "plate.xdmf")],
                           capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and proc.stderr.strip().endswith(f"the results are in {tmp_path / 'plate' / 'plate.h5'}")
+    beside = tmp_path / "plate" / "plate.h5"
+    assert proc.returncode == 2 and proc.stderr.strip().endswith(f"the results are in {beside}")
