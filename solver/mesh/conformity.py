@@ -10,11 +10,12 @@ its condition reaches only its corners). All are refused, on rank 0 while it rea
 * facets are matched by their sorted corners (packed into one integer when they fit); a facet of
   three or more cells is refused, and those of one cell are the exterior facets;
 * just outside each exterior facet (1e-7 of its size along its outward normal, at its middle: on
-  the curve, for quadratic cells) lies no cell, and just inside it only its own, on a conforming
-  mesh: a point there inside another cell (a k-d tree of these points, queried with the ball of
-  each cell with a corner on an exterior facet; the cells split into simplices) is a hanging node,
-  a mismatched face, parts that touch or overlap, or a cell laid over others along the boundary.
-  A thin slot of any width above that is kept;
+  the curve, for quadratic cells) lies no cell, and
+  just inside it only its own, on a conforming mesh: a point there inside another cell (a k-d
+  tree of these points, queried with the ball of each cell with a corner on an exterior facet;
+  the cells split into simplices) is a hanging node, a mismatched face, parts that touch or
+  overlap, or a cell laid over others along the boundary. A thin slot of any width above that is
+  kept;
 * the cells about a node fill at most the full angle (solid angle) about it: more, and cells
   overlap there, as one laid over others on their own nodes does, away from the boundary;
 * every tagged boundary element is a facet of a cell (the same element listed twice in one group
