@@ -9,8 +9,7 @@ its condition reaches only its corners). All are refused, on rank 0 while it rea
 
 * facets are matched by their sorted corners (packed into one integer when they fit); a facet of
   three or more cells is refused, and those of one cell are the exterior facets;
-* just outside each exterior facet (1e-7 of its size along its outward normal, at its middle: on
-  the curve, for quadratic cells) lies no cell, and
+* just outside each exterior facet (1e-7 of its size along its outward normal) lies no cell, and
   just inside it only its own, on a conforming mesh: a point there inside another cell (a k-d
   tree of these points, queried with the ball of each cell with a corner on an exterior facet;
   the cells split into simplices) is a hanging node, a mismatched face, parts that touch or
@@ -90,9 +89,7 @@ def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type
     exterior = np.concatenate([np.flatnonzero(_among(keys[i: i + CHUNK], lone)) + i
                                for i in range(0, len(keys), CHUNK)])
     del keys
-    middles = _curved_middles(points, cells, cell_type, exterior // nf, exterior % nf, table) \
-        if CELLS[cell_type].degree > 1 else None
-    _refuse_overlaps(path, points, cells[:, : linear.n_nodes], linear, exterior // nf, table[exterior % nf], middles)
+    _refuse_overlaps(path, points, cells[:, : linear.n_nodes], linear, exterior // nf, table[exterior % nf])
     _refuse_crowded_nodes(path, points, cells[:, : linear.n_nodes], linear)
     if CELLS[cell_type].degree > 1:
         _refuse_torn_edges(path, points, cells, linear.name, bits)
@@ -212,31 +209,8 @@ def _pack(rows: np.ndarray, bits: int) -> np.ndarray:
     return key
 
 
-MIDDLE_WEIGHTS = {  # the point of a quadratic facet at its centre, from its nodes (corners, then the others)
-    "line3": (0.0, 0.0, 1.0),
-    "triangle6": (-1 / 9, -1 / 9, -1 / 9, 4 / 9, 4 / 9, 4 / 9),
-    "quadrilateral9": (0.0,) * 8 + (1.0,),
-}
-
-
-def _curved_middles(points, cells, cell_type: str, owner, facet, table) -> np.ndarray:
-    """The middles of the exterior facets (cell ``owner``, its facet ``facet`` of the linear
-    ``table``) on their curved quadratic shape: the probes beside a curved facet go beside the
-    curve, not its chord, which may cut into a gap to another part that is thinner than its bulge."""
-    quadratic = CELLS[cell_type].facets
-    k = table.shape[1]
-    match = np.array([next(j for j, f in enumerate(quadratic) if set(f[:k]) == set(row.tolist())) for row in table])
-    nodes = np.array(quadratic)[match]  # (facets of a cell, nodes of a facet), in the linear table's order
-    weights = np.array(MIDDLE_WEIGHTS[CELLS[cell_type].facet_name])
-    middles = np.zeros((len(owner), points.shape[1]))
-    for start in range(0, len(owner), CHUNK):
-        rows = cells[owner[start: start + CHUNK, None], nodes[facet[start: start + CHUNK]]]
-        middles[start: start + CHUNK] = np.einsum("k,mkd->md", weights, points[rows])
-    return middles
-
-
 def _refuse_overlaps(path: Path, points: np.ndarray, corners: np.ndarray, linear, owner: np.ndarray,
-                     local: np.ndarray, middles: np.ndarray | None = None) -> None:
+                     local: np.ndarray) -> None:
     """Refuse cells that contain a point just outside or just inside another cell's exterior
     facet: among the cells with a corner on an exterior facet (where parts meet, hang, cross or
     lie over each other), those whose ball about their corners' centroid holds such a point are
@@ -252,11 +226,8 @@ def _refuse_overlaps(path: Path, points: np.ndarray, corners: np.ndarray, linear
     with np.errstate(invalid="ignore", divide="ignore"):  # degenerate facets: left to the cell check
         normal = _normals(face)
     sound = np.isfinite(normal).all(axis=1)
-    if middles is None:
-        middles = centre
     if not sound.all():
         face, centre, normal, owner, local = face[sound], centre[sound], normal[sound], owner[sound], local[sound]
-        middles = middles[sound]
         if len(owner) == 0:
             return
     inward = points[corners[owner]].mean(axis=1) - centre
@@ -265,16 +236,13 @@ def _refuse_overlaps(path: Path, points: np.ndarray, corners: np.ndarray, linear
     size = np.linalg.norm(face - centre[:, None, :], axis=2).max(axis=1)
     flat = ~(np.abs(depth) > 1e-9 * size)  # a cell without volume on this side: left to the cell check
     if flat.any():
-        face, centre, normal, owner, local, size, middles = (a[~flat] for a in (face, centre, normal, owner, local,
-                                                                                size, middles))
+        face, centre, normal, owner, local, size = (a[~flat] for a in (face, centre, normal, owner, local, size))
         if len(owner) == 0:
             return
-    far = np.linalg.norm(middles - centre, axis=1) > MIDPOINT_OFFSET * size  # (a midpoint node out of place:
-    middles = np.where(far[:, None], centre, middles)  # named by the cells' check, not taken for an overlap)
     on_surface = np.zeros(len(points), dtype=bool)
     on_surface[corners[owner[:, None], local]] = True
     # just outside each exterior facet, and just inside it (where only its own cell may be)
-    probe = np.concatenate([middles + OUTSIDE * size[:, None] * normal, middles - OUTSIDE * size[:, None] * normal])
+    probe = np.concatenate([centre + OUTSIDE * size[:, None] * normal, centre - OUTSIDE * size[:, None] * normal])
     owner = np.concatenate([owner, owner])
     del face, centre, normal, inward
     tree = cKDTree(probe)
