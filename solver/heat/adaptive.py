@@ -33,7 +33,7 @@ from mpi4py import MPI
 from solver.case.records import AdaptiveSpec
 from solver.errors import ConvergenceError, NumericalError
 from solver.heat.state import AdaptiveState, Controller
-from solver.heat.stepping import Multistep, Stepper
+from solver.heat.stepping import ADAPTIVE_ADVICE, Multistep, Stepper
 from solver.la.krylov import SolveInfo
 
 SAFETY, GROW, SHRINK, FAILED_SOLVE_CUT = 0.9, 5.0, 0.2, 0.25
@@ -184,8 +184,8 @@ class AdaptiveStepping:
         shortest = self.shortest(t)
         if dt < shortest * (1 - 1e-12):
             self.stepper.problem.ranges.violation = out_of_range
-            why = (f"the local error is {error:.3g} times time.tolerance" if exc is None
-                   else f"the solve fails ({exc})")
+            why = (f"the local error is {error:.3g} times time.tolerance" if exc is None  # (not "use adaptive steps")
+                   else f"the solve fails ({str(exc).replace(ADAPTIVE_ADVICE, '')})")
             if shortest > s.dt_min:
                 raise NumericalError(f"t = {t:.6g}: {why} even at steps of {shortest:.3g} s, the shortest that t can "
                                      f"resolve there in double precision; loosen time.tolerance, or look for a "

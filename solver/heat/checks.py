@@ -396,13 +396,15 @@ def _load_magnitude(sim) -> float:
     parts = p.load_parts(sim.t)
     gross = np.array([float(np.abs(parts[name]).sum()) if name in parts else 0.0
                       for name in ["source"] + [t.name for t in p.neumann]] + [0.0])
+    sim.mesh.comm.Allreduce(MPI.IN_PLACE, gross)
     K = getattr(p, "K_conduction", None)
-    held_only = p.dirichlet.names and not (p.robin or p.radiation) and not gross.any()
+    held_only = p.dirichlet.names and not (p.robin or p.radiation) and not gross.any()  # (the same on every rank)
     if K is not None and held_only:  # the conduction into the dirichlet rows, sum |K_ij| |u_j|: parts held at
         n = sim.mesh.n_owned  # uniform temperatures exchange round-off alone (where nothing else brings heat in:
         with np.errstate(all="ignore"):  # elsewhere it would hide reactions lost in round-off)
-            gross[-1] = float((abs(K) @ np.abs(sim.u))[p.dirichlet.mask[:n] > 0].sum())
-    sim.mesh.comm.Allreduce(MPI.IN_PLACE, gross)
+            conduction = np.array([float((abs(K) @ np.abs(sim.u))[p.dirichlet.mask[:n] > 0].sum())])
+        sim.mesh.comm.Allreduce(MPI.IN_PLACE, conduction)
+        gross[-1] = conduction[0]
     return float(gross.max(initial=0.0))
 
 

@@ -36,7 +36,7 @@ from solver.heat.balance import HeatFlows
 from solver.heat.parts import exchange_names
 from solver.heat.nonlinear import Linearisation, NonlinearHeatProblem
 from solver.heat.state import JacobianOrigin, MultigridState, StepperState
-from solver.heat.stepping import BACKWARD_EULER, BDF2, Multistep, Solves, Stepper, theta_method
+from solver.heat.stepping import ADAPTIVE_ADVICE, BACKWARD_EULER, BDF2, Multistep, Solves, Stepper, theta_method
 from solver.la import newton
 from solver.la.krylov import SolveInfo, gmres, pcg
 from solver.la.matrix import DistributedMatrix, FixedPattern
@@ -227,8 +227,7 @@ class StepEquations:
         self.problem.mesh.halo.update(u)
 
 
-STEP_ADVICE = ("try time.dt = \"adaptive\" (it cuts a step whose solve fails: a narrow melting range, or a steep "
-               "c(T), may need far shorter steps than the rest of the run), a smaller time.dt, ")
+STEP_ADVICE = "try " + ADAPTIVE_ADVICE + "a smaller time.dt, "  # (adaptive steps leave their own part out)
 STEADY_ADVICE = ("a k, rho c or epsilon that jumps with T (where(), a step in a table) may leave no steady state to "
                  "converge to: smooth the jump over a few degrees, or run the case transient until it settles; else "
                  "try ")

@@ -54,6 +54,11 @@ BORROW_RATIO = 4.0  # a new step size borrows the preconditioner of a set-up sys
 BORROW_ITERATIONS = 30  # ... until its solves have taken this many iterations: then it is set up
 
 
+# what a failed step is advised to try first (adaptive steps leave it out of their own messages)
+ADAPTIVE_ADVICE = ("time.dt = \"adaptive\" (it cuts a step whose solve fails: a narrow melting range, or a steep "
+                   "c(T), may need far shorter steps than the rest of the run), ")
+
+
 @dataclass(frozen=True)
 class Multistep:
     """Coefficients of ``sum_j a_j M u_{1-j} + dt sum_j b_j (K u - F)_{1-j} = 0``, j = 0 the new level,

@@ -519,7 +519,7 @@ class ResultsWriter:
         what = f"snapshot {index} (step {step}, t = {t:.6g})"
         try:
             write_or_fail(self.comm, self.h5_path, what, write_fields, self.snapshot_bytes())
-            write_or_fail(self.comm, self.h5_path, f"the listing of {what}", publish)
+            write_or_fail(self.comm, self.h5_path, f"the listing of {what}", publish, METADATA_BYTES)  # (set aside)
         except OutputError as exc:
             self.broken = exc.broken
             raise

@@ -115,10 +115,11 @@ class Staging:
         self.folders: dict[Path, Path] = {}
         self.moves: list[tuple[Path, Path]] = []
 
-    def path(self, target: Path) -> Path:
+    def path(self, target: Path, follow: bool = True) -> Path:
         """Where to write ``target`` for now (under the same name, in a folder beside it). A target
-        that is a link is written where it points (the link kept), as a write through it would."""
-        if target.is_symlink() and Path(os.path.realpath(target)).parent.is_dir():
+        that is a link is written where it points (the link kept), as a write through it would;
+        not with ``follow`` False (a file another writes beside its staged sibling)."""
+        if follow and target.is_symlink() and Path(os.path.realpath(target)).parent.is_dir():
             target = Path(os.path.realpath(target))
         folder = target.parent
         if folder not in self.folders:
@@ -200,7 +201,7 @@ def _export(args, staging: Staging) -> int:
             reading = False
             try:  # meshio writes its .h5 into the working directory: the staging folder, then both moved
                 staged = staging.path(out)
-                staging.path(side)
+                staging.path(side, follow=False)  # (meshio writes it beside the staged index)
                 with contextlib.chdir(staged.parent):
                     with meshio.xdmf.TimeSeriesWriter(out.name) as w:
                         w.write_points_cells(r.points, [(meshio_type, r.cells)])
