@@ -262,6 +262,7 @@ class StudyRun:
         share = GroupShare([], None, None, nodes.start, False)
         longest = 0.0
         recorded = -math.inf  # the first finished sample is recorded at once, the others at most every few s
+        reason = None  # why this group stopped taking samples (a signal, the wall-time limit)
         with _Stop() as stop:
             while True:
                 # late: once a sample of this segment is done (as a run takes at least one step: a study
@@ -270,6 +271,7 @@ class StudyRun:
                     deadline - (time.monotonic() - self.start) < 2 * longest + SAFETY
                 if group.allreduce(int(stop.signal is not None or late), op=MPI.MAX):
                     share.stopped = True
+                    reason = "wall-time limit" if late else reason
                     queue.stop()  # the other groups take no further sample
                     break
                 index = queue.next()
@@ -294,8 +296,11 @@ class StudyRun:
                                   share, mesh.n_global_nodes)
                     recorded = time.monotonic()
         queue.free()
+        # the reason of the group that stopped first, not "another group stopped" of those it stopped
+        own = (stop.signal or reason) if share.stopped and group.rank == 0 else None
+        reasons = [why for why in g.world.allgather(own) if why]
         if share.stopped and g.world.rank == 0:
-            why = stop.signal or ("another group stopped" if queue.stopped else "wall-time limit")
+            why = reasons[0] if reasons else ("another group stopped" if queue.stopped else "wall-time limit")
             log.warning(f"study stopping ({why}): the samples done so far are kept")
         share.stopped = g.world.allreduce(int(share.stopped or bool(share.no_room)), op=MPI.MAX) > 0
         no_room = g.world.allgather(share.no_room if group.rank == 0 else "")
