@@ -216,9 +216,13 @@ class CheckpointWriter:
                             f"is complete all the same")
             # this run's newest `keep` by time of writing (a restart from an earlier step writes
             # lower step numbers after higher ones, and its checkpoints are the ones to keep);
-            # another run's checkpoints are not this run's to delete
+            # another run's checkpoints are not this run's to delete. Its checkpoints of later steps
+            # were left by the steps that a restart from an earlier one replaced: they go too (their
+            # snapshots were cut from the results file; kept, they would outlive this run's own)
             mine = [c for c in by_time(folder) if c != final and run_id_in(c, checkpoint=True) in ("", attrs.run_id)]
-            for old in mine[keep - 1:]:
+            replaced = [c for c in mine if step_of(c) > attrs.step]
+            mine = [c for c in mine if c not in replaced]
+            for old in replaced + mine[keep - 1:]:
                 old.unlink()
             for stale in folder.glob("*.h5.tmp"):
                 if regular_file(stale) or stale.is_symlink():
@@ -259,6 +263,12 @@ def run_id_in(path: Path, checkpoint: bool = False) -> str | None:
     except OSError:
         return None
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def step_of(path: Path) -> int:
+    """The step a checkpoint's name gives (``step_00000040.h5``: 40; -1 for another name)."""
+    digits = path.name.removeprefix("step_").removesuffix(".h5")
+    return int(digits) if digits.isdigit() else -1
 
 
 def by_time(folder: Path) -> list[Path]:

@@ -344,6 +344,22 @@ def test_a_restart_leaves_no_gap_in_the_tables_and_latest_stays_within_the_resul
         assert np.array_equal(a["steps/iterations"][()], b["steps/iterations"][()])
 
 
+def test_a_restart_from_an_earlier_checkpoint_removes_the_checkpoints_of_the_steps_it_replaced(tmp_path):
+    """1 rank. A restart from step 8 of a run that reached step 20, failing after its own checkpoint
+    of step 12: the first run's checkpoints of steps 16 and 20 (their snapshots cut from the results
+    file) go with that checkpoint; they were kept beside this run's as if they were its future."""
+    d = tmp_path / "run"
+    keep = ["--set", "checkpoint.keep=10"]
+    run_solver(1, args_for(d, "backward-euler", 40.0, *keep), cwd=tmp_path)
+    folder = d / "heater_ramp" / "checkpoints"
+    assert {"step_00000016.h5", "step_00000020.h5"} <= {p.name for p in folder.glob("step_*.h5")}
+    failed = run_mpi_env(1, args_for(d, "backward-euler", 40.0, *keep, "--restart", str(folder / "step_00000008.h5")),
+                         tmp_path, {"SOLVER_TEST_FAIL": "0:14"})
+    assert failed.returncode != 0, failed.stderr
+    assert sorted(p.name for p in folder.glob("step_*.h5")) == ["step_00000004.h5", "step_00000008.h5",
+                                                                "step_00000012.h5"]
+
+
 def test_a_restart_with_other_probes_is_refused_before_it_writes(tmp_path):
     """Probes changed on a restart (even with --force): refused in one line before anything is
     written (the probe table of the old width took rows of the new one: an internal error and a
