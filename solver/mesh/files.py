@@ -39,7 +39,7 @@ from solver.mesh.cells import BY_MESHIO_NAME, CELLS
 from solver.mesh.conformity import check_facet_nodes, check_mesh_file
 from solver.mesh.distributed import DistributedMesh, Facets, LocalPart, MeshGroups, PartitionInfo
 from solver.mesh.elevate import with_degree
-from solver.mesh.gmsh_tags import check_gmsh_tags
+from solver.mesh.gmsh_tags import UNCHECKED, check_gmsh_tags
 from solver.mesh.memberships import cells_once, entity_groups, facets_in_every_group
 from solver.mesh.partition import partition, space_filling_order
 from solver.parallel.root import scatter_blocks
@@ -148,14 +148,14 @@ def _meshio_read(path: Path):
         raise CaseError(f"{path}: {problem}, expected a mesh file")
     if path.stat().st_size == 0:
         raise CaseError(f"{path}: the mesh file is empty")
-    check_gmsh_tags(path)
+    checked = check_gmsh_tags(path)
     said = io.StringIO()
     try:  # meshio prints what it could not read, and may end the process (sys.exit) on a bad header
         with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             logging.disable(logging.WARNING)
             try:
-                return meshio.read(path)
+                mesh = meshio.read(path)
             finally:
                 logging.disable(logging.NOTSET)
     except (Exception, SystemExit) as exc:  # meshio raises many kinds of errors for corrupt files
@@ -172,6 +172,9 @@ def _meshio_read(path: Path):
                    "meshes as .msh or .vtu"
         raise CaseError(f"{path}: cannot read the mesh: the file is damaged, cut short, or of a form meshio does not "
                         f"read ({detail[:200]}){hint}") from None
+    if not checked:  # a Gmsh file read all the same, in a form whose node tags the scan cannot follow
+        raise CaseError(f"{path}: {UNCHECKED}")
+    return mesh
 
 
 def _refuse_other_cells(path: Path, m, dim: int) -> None:

@@ -50,27 +50,38 @@ class _Scan(NamedTuple):
     in_order: bool = False  # the reader takes only the tags 1..n in file order (meshio, binary MSH 2.2)
 
 
-def check_gmsh_tags(path: Path) -> None:
-    """Refuse a Gmsh file whose ``$Nodes`` has a tag <= 0 or a tag twice, or whose
-    ``$Elements`` refers to a node ``$Nodes`` does not define (CaseError naming the tag).
+def check_gmsh_tags(path: Path) -> bool:
+    """Refuse a Gmsh file whose ``$Nodes`` has a tag <= 0, a tag that is not an integer or a tag
+    twice, whose ``$Nodes`` or ``$Elements`` section comes twice, or whose ``$Elements`` refers to
+    a node ``$Nodes`` does not define (CaseError naming the tag).
 
     ``.msh`` files in format 2.2, 4.0 or 4.1, ASCII or binary (with meshio's layout of the
     binary records), are checked the same way; a binary 2.2 file must also number its nodes
     1..n in order (meshio reads no other). Other formats number their nodes from 0 without
-    tags (:mod:`solver.mesh.files` checks those references). A file this scan cannot follow
-    passes unchecked: meshio reports what is wrong with it when it reads it. Raises nothing
-    but CaseError.
+    tags (:mod:`solver.mesh.files` checks those references). Returns whether the file was
+    checked: False for a ``.msh`` file this scan cannot follow, which meshio may refuse as
+    damaged; one that it reads all the same is refused by the caller (its tags unchecked).
+    Raises nothing but CaseError.
     """
     path = Path(path)
     if path.suffix.lower() != ".msh":
-        return
+        return True
     check_physical_names(path)
     try:
         scan = _scan(path)
+    except CaseError:
+        raise
     except Exception:  # noqa: BLE001 - an unreadable or corrupt file is meshio's to report
-        return
-    if scan is not None:
-        _check(path, scan)
+        return False
+    if scan is None:
+        return False
+    _check(path, scan)
+    return True
+
+
+UNCHECKED = ("its $Nodes and $Elements sections do not follow the layout of MSH 2.2 or 4.x as Gmsh and meshio "
+             "write them, so its node tags cannot be checked (a wrong or repeated tag would silently move nodes); "
+             "save it again from Gmsh (MSH 4.1) or meshio")
 
 
 _NAMES_MARKER = b"\n$PhysicalNames"
@@ -131,28 +142,41 @@ def _scan(path: Path) -> _Scan | None:
     with open(path, "rb") as f:
         data = f.read(_HEAD_BYTES)
         match = _FORMAT.search(data)
-        if match is None or match.group(2) not in (b"0", b"1"):  # no $MeshFormat
-            return None
         f.seek(0)
         data = f.read()
+    if match is None:  # after $Comments of more than the head's bytes?
+        match = _FORMAT.search(data)
+    if match is None or match.group(2) not in (b"0", b"1"):  # no $MeshFormat
+        return None
     version = match.group(1).decode("ascii", "replace")
     if version.split(".")[0] not in ("2", "4"):
         return None
     # meshio reads every 2.x as 2.2 and 4 or 4.x as 4.1 except "4.0" (Gmsh writes 4.0 as "4")
     layout = "2" if version.startswith("2") else "4.0" if version == "4.0" else "4.1"
     if match.group(2) == b"1":
-        return _scan_binary(data, match.end(), layout, int(match.group(3) or b"8"))
+        return _scan_binary(path, data, match.end(), layout, int(match.group(3) or b"8"))
     markers = _sections(data)
+    for name in (b"Nodes", b"Elements"):
+        if len(markers.get(name, [])) > 1:
+            twice(path, name)
     nodes, elements = _section(data, markers, b"Nodes"), _section(data, markers, b"Elements")
     del data
     if nodes is None or elements is None:
         return None
-    node_tags = _node_tags(nodes, layout)
+    node_tags = _node_tags(path, nodes, layout)
     del nodes
     if node_tags is None:
         return None
     located = _elements_2(elements) if layout == "2" else _elements_4(elements, layout)
     return None if located is None else _Scan(node_tags, [_Block(*located)])
+
+
+def twice(path: Path, name: bytes):
+    """Refuse a second ``$Nodes`` or ``$Elements`` section: meshio keeps the last one's nodes (a
+    tag given in both would silently move), or reads elements of both."""
+    section = name.decode()
+    raise CaseError(f"{path}: the file has more than one ${section} section (a Gmsh mesh has one: the reader would "
+                    f"keep one and silently drop or mix the others); merge them into one")
 
 
 def _sections(data: bytes) -> dict[bytes, list[tuple[int, int]]]:
@@ -215,13 +239,19 @@ def _leading_integers(text: bytes, start: np.ndarray, end: np.ndarray, alone: bo
     return value
 
 
-def _node_tags(text: bytes, layout: str) -> np.ndarray | None:
+def _node_tags(path: Path, text: bytes, layout: str) -> np.ndarray | None:
     """Node tags of ``$Nodes`` in file order: line by line (fast), else token by token."""
     try:
         tags = _node_tags_by_line(text, layout)
     except (ValueError, IndexError):
         tags = None
-    return tags if tags is not None else _node_tags_by_token(text, layout)
+    if tags is not None:
+        return tags
+    try:
+        return _node_tags_by_token(text, layout)
+    except TagError as exc:
+        raise CaseError(f"{path}: node tag {exc} in $Nodes is not an integer (node tags are positive "
+                        f"integers)") from None
 
 
 def _node_tags_by_line(text: bytes, layout: str) -> np.ndarray | None:
@@ -258,7 +288,7 @@ def _node_tags_by_token(text: bytes, layout: str) -> np.ndarray | None:
     values = np.fromstring(text, dtype=np.float64, sep=" ")
     if layout == "2":
         n = int(_integers(values[:1])[0])
-        return _integers(values[1:1 + 4 * n:4]) if 0 <= n and 1 + 4 * n <= len(values) else None
+        return _tags(values[1:1 + 4 * n:4]) if 0 <= n and 1 + 4 * n <= len(values) else None
     position, tags = 2 if layout == "4.0" else 4, []
     for _ in range(int(_integers(values[:1])[0])):
         header = _integers(values[position:position + 4])
@@ -269,7 +299,19 @@ def _node_tags_by_token(text: bytes, layout: str) -> np.ndarray | None:
             return None
         tags.append(values[position:position + n * width:width] if layout == "4.0" else values[position:position + n])
         position += n * width
-    return _integers(np.concatenate(tags)) if tags else np.zeros(0, dtype=np.int64)
+    return _tags(np.concatenate(tags)) if tags else np.zeros(0, dtype=np.int64)
+
+
+class TagError(ValueError):
+    """A node tag that is not an integer (meshio would cut it to one, silently)."""
+
+
+def _tags(values: np.ndarray) -> np.ndarray:
+    """The node tags ``values`` as int64; TagError naming the first that is not an integer."""
+    whole = np.isfinite(values) & (values == np.trunc(values)) & (np.abs(values) < 2.0**63)
+    if not whole.all():
+        raise TagError(f"{values[np.argmin(whole)]:.17g}")
+    return values.astype(np.int64)
 
 
 def _integers(values: np.ndarray) -> np.ndarray:
@@ -388,7 +430,7 @@ class _Binary:
         self.line()
 
 
-def _scan_binary(data: bytes, at: int, layout: str, size: int) -> _Scan | None:
+def _scan_binary(path: Path, data: bytes, at: int, layout: str, size: int) -> _Scan | None:
     """What :func:`_scan` returns, from a binary file read section by section the way meshio
     reads it (``at``: the end of the version line; ``size``: the data size, sizeof(size_t))."""
     from meshio._common import num_nodes_per_cell
@@ -416,8 +458,8 @@ def _scan_binary(data: bytes, at: int, layout: str, size: int) -> _Scan | None:
             node_tags = _binary_nodes(f, layout, size_t)
         elif name == b"Elements" and blocks is None:
             blocks = _binary_elements(f, layout, size_t, nodes_of)
-        elif name in (b"Nodes", b"Elements"):  # given twice
-            return None
+        elif name in (b"Nodes", b"Elements"):
+            twice(path, name)
         f.after(b"$End" + name)
     if node_tags is None or blocks is None:
         return None
