@@ -228,9 +228,9 @@ def serial_command(plan, args) -> int:
         where = f"{named}: " if named else ""
         print(f"error: {where}cannot read or write it ({exc.strerror or exc})", file=sys.stderr, flush=True)
         return EXIT_INPUT
-    except DAMAGED_FILE_ERRORS as exc:  # a file not as the solver writes it (its structure is checked as it
-        named = getattr(args, "results", None) or getattr(args, "study", None)  # opens; these are what was
-        if getattr(args, "verbose", False) or not named:  # changed beyond that)
+    except (*DAMAGED_FILE_ERRORS, RuntimeError) as exc:  # a file not as the solver writes it (its structure is
+        named = getattr(args, "results", None) or getattr(args, "study", None)  # checked as it opens; these are
+        if getattr(args, "verbose", False) or not named or not _from_reading(exc):  # what was changed beyond that)
             _print_error(0, f"internal error: {_detail(exc, args)}", per_rank=False)
             return EXIT_INTERNAL
         print(f"error: {named}: cannot be read as this solver writes its files: damaged, or changed after it was "
@@ -240,6 +240,17 @@ def serial_command(plan, args) -> int:
     except Exception as exc:  # noqa: BLE001
         _print_error(0, f"internal error: {_detail(exc, args)}", per_rank=False)
         return EXIT_INTERNAL
+
+
+def _from_reading(exc: BaseException) -> bool:
+    """Whether ``exc`` may come of a damaged file: one of :data:`DAMAGED_FILE_ERRORS`, or a
+    RuntimeError that h5py raised (HDF5 meeting a damaged link heap: "Unable to get link info")."""
+    if not isinstance(exc, RuntimeError):
+        return True
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and "h5py" in tb.tb_frame.f_code.co_filename
 
 
 def _detail(exc: BaseException, args) -> str:

@@ -274,9 +274,10 @@ class Results(SolverFile):
                                 f"floating-point numbers: the file is damaged")
             return data[()]
         except (RuntimeError, OSError, KeyError, ValueError) as exc:  # HDF5 met a structure half-written
+            why = "a run is writing the file, or it is damaged; read it again after the run's next snapshot, or " \
+                "after the run" if self.attrs.get("status") in ("running", b"running") else "the file is damaged"
             raise CaseError(f"{self.path}: snapshot {i} of {name} cannot be read ({str(exc).splitlines()[0][:120]}): "
-                            f"a run is writing the file, or it is damaged; read it again after the run's next "
-                            f"snapshot, or after the run") from None
+                            f"{why}") from None
 
     def units(self, name: str = "temperature") -> str:
         """The ``units`` attribute of a field (``degC``, ``K``, ``1``; empty when not recorded)."""

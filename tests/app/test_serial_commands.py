@@ -126,6 +126,25 @@ def test_a_damaged_field_is_refused_by_every_reader(tmp_path, results_file):
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "p.png").exists()
 
 
+def test_a_damaged_link_of_a_group_is_a_damaged_file_not_an_internal_error(tmp_path, results_file):
+    """The name offset of a symbol table entry (SNOD) overwritten: h5py raises RuntimeError ("Unable to
+    get link info") while a command follows the links, which ended it as an internal error, exit 1."""
+    import re
+
+    data = results_file.read_bytes()
+    seen = set()
+    for k, at in enumerate(m.start() for m in re.finditer(b"SNOD", data)):
+        damaged = tmp_path / f"damaged{k}.h5"
+        damaged.write_bytes(data[:at + 8] + b"\xff" * 8 + data[at + 16:])
+        for args in (["info", damaged], ["probe", damaged, "--at", "0.1,0.05"]):
+            proc = without_mpi(tmp_path, *args)
+            assert proc.returncode in (0, 2) and "internal error" not in proc.stderr, proc.stderr
+            seen.add(proc.returncode)
+            if proc.returncode == 2:
+                assert len(proc.stderr.strip().splitlines()) == 1 and "Unable to get link info" in proc.stderr
+    assert 2 in seen
+
+
 @pytest.mark.parametrize("attribute, value", [("steps_rejected", np.inf), ("linear_iterations", "x")])
 def test_info_of_a_file_with_a_damaged_count_names_it(tmp_path, results_file, attribute, value):
     """steps_rejected = inf: an internal error (OverflowError) in ``info``."""
