@@ -196,3 +196,16 @@ def test_a_target_that_is_a_link_is_written_where_it_points_with_its_permissions
     assert proc.returncode == 0, proc.stderr
     assert (links / f"t.{fmt}").is_symlink() and (real / f"t.{fmt}").read_bytes() != b"old"
     assert (real / f"t.{fmt}").stat().st_mode & 0o777 == 0o640
+
+
+@pytest.mark.parametrize("command", ["export", "plot"])
+def test_a_link_to_a_file_of_another_kind_is_not_written_through(plate, tmp_path, command):
+    """``plot -o link.png`` with link.png pointing to notes.txt wrote a PNG into notes.txt (whose own
+    name ``-o`` refuses); refused now, the file as it was."""
+    (tmp_path / "notes.txt").write_text("keep")
+    target = tmp_path / ("link.png" if command == "plot" else "link.csv")
+    target.symlink_to(tmp_path / "notes.txt")
+    extra = ["--format", "csv"] if command == "export" else []
+    proc = post(command, plate, *extra, "-o", target)
+    assert proc.returncode == 2 and "a file of another kind" in proc.stderr, proc.stderr
+    assert (tmp_path / "notes.txt").read_text() == "keep"
