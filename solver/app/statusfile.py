@@ -8,6 +8,7 @@ MPI has started (:mod:`solver.app.signals`), so that a launcher that kills the r
 (mpirun: 2 x ``odls_base_sigkill_timeout``) still leaves the status behind.
 """
 
+import contextlib
 import os
 import stat
 import sys
@@ -74,9 +75,14 @@ def record(status: int, message: str = "") -> None:
             raise OSError(0, "an HDF5 file (results?), which a status would replace")
         elif mode is not None and stat.S_ISREG(mode):
             tmp = f"{target}.tmp{os.getpid()}"
-            with open(tmp, "w") as f:
-                f.write(line)
-            os.replace(tmp, target)
+            try:
+                with open(tmp, "w") as f:
+                    f.write(line)
+                os.replace(tmp, target)
+            except OSError:
+                with contextlib.suppress(OSError):  # a full disk: no empty file left behind
+                    os.unlink(tmp)
+                raise
         else:
             raise OSError(0, problem)
     except OSError as exc:

@@ -369,6 +369,23 @@ def test_the_status_file_never_replaces_an_hdf5_file(tmp_path, monkeypatch, caps
         assert "an HDF5 file" in capsys.readouterr().err
 
 
+def test_a_status_file_that_cannot_be_written_leaves_no_temporary_file(tmp_path, monkeypatch, capsys):
+    """On a full disk each record left an empty ``status.tmpPID`` behind (an inode per requeued
+    segment): the warning stays, the temporary file goes."""
+    import errno
+
+    from solver.app import statusfile
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setenv("SOLVER_STATUS_FILE", str(tmp_path / "status"))
+    monkeypatch.setattr(statusfile.os, "replace", full)
+    statusfile.record(0)
+    assert "cannot write the status file" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_a_huge_name_is_quoted_as_an_excerpt(tmp_path):
     """A 20,000-character field or boundary name came back whole in the error line (twice)."""
     from solver.app.cli import excerpt
