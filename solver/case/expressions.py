@@ -115,6 +115,7 @@ class Expression:
         self._fn = _compile(tree.body, names, 0, allowed)
         self.names = frozenset(names)
         self._tree = tree.body
+        _refuse_zero_divisors(tree.body, text.strip())
 
     @property
     def is_constant(self) -> bool:
@@ -260,6 +261,16 @@ def _constant_value(node) -> float | None:
     with np.errstate(all="ignore"):
         value = float(np.asarray(fn({"t": 0.0, "T": None, "x": 0.0, "y": 0.0, "z": 0.0})))
     return value if np.isfinite(value) else None
+
+
+def _refuse_zero_divisors(tree, text: str) -> None:
+    """A division (or %) by a part without variables that is 0, in any branch: a typo, never
+    meant (``max(0, -1/0)`` and ``where(x > 2, 1/0, 1)`` hid it from the values on the mesh)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Div, ast.Mod)) and \
+                _constant_value(node.right) == 0.0:
+            where = excerpt(text, getattr(node.right, "col_offset", -1) + 1)
+            raise ExpressionError(f"division by zero in {where}: its divisor is 0 whatever x, y, z, t and T are")
 
 
 def _compile(node, names: set, depth: int, allowed: tuple = VARIABLES, switch: bool = False):

@@ -81,3 +81,14 @@ def test_refused_pieces_are_named_in_a_users_words(text, message):
 def test_a_long_flat_sum_is_an_expression():
     terms = 45
     assert Expression(" + ".join(["x"] * terms))(np.array([[2.0, 0.0]]))[0] == 2.0 * terms
+
+
+@pytest.mark.parametrize("text", ["1/0", "max(0, -1/0)", "where(x > 2, 1/0, 1)", "min(1e5, 1 % (2 - 2))",
+                                  "x + 3 / (pi - pi)"])
+def test_a_division_by_a_zero_without_variables_is_refused_in_any_branch(text):
+    """``max(0, -1/0)`` and a branch never taken on the mesh hid a literal division by zero from
+    the check of the values (exit 0); a divisor of variables that may be 0 somewhere stays legal."""
+    with pytest.raises(ExpressionError, match=re.escape("division by zero in ") + ".*its divisor is 0 whatever"):
+        Expression(text)
+    Expression("where(x > 0.5, 1 / (x - 0.5), 0)")
+    Expression("1 / (t + 1e-300)")
