@@ -178,6 +178,10 @@ class StepEquations:
                  c: float, where: str):
         self.problem, self.linear = problem, linear
         self.history, self.t, self.a0, self.c, self.where = history, t, a0, c, where
+        self.singular_advice = "try a smaller time.dt, or check the properties' values and units" if a0 else \
+            ("check the properties' values and units, and that a steady state exists at all (heat drawn out by "
+             "fluxes or sinks that the boundaries' exchanges cannot bring back in at any temperature above "
+             "absolute zero: run the case transient to see where it goes)")
         self.n = problem.mesh.n_owned
         self.dir_owned = np.flatnonzero(problem.dirichlet.mask[: self.n])
         self.full = None  # G of the last residual, Dirichlet rows included (their reactions)
@@ -198,7 +202,7 @@ class StepEquations:
                 f"{self.where}: the linearised system of the {method} iteration is singular or indefinite in double "
                 f"precision (conjugate gradients found no descent after {info.iterations} iterations): a property "
                 f"or exchange many orders of magnitude off, or a step too large for its temperature dependence; "
-                f"try a smaller time.dt, or check the properties' values and units")
+                f"{self.singular_advice}")
         if not info.converged:
             asked = f"solver.rtol = {self.linear.spec.rtol:g}" if rtol is None else f"the adaptive tolerance {rtol:.3g}"
             raise ConvergenceError(

@@ -68,7 +68,8 @@ def nested_dissection(A: sp.csr_matrix) -> np.ndarray | None:
 
 SINGULAR = ("the preconditioner's factorisation met a zero pivot: the linear system is singular in double "
             "precision (a conductivity, capacity or exchange coefficient so small that it underflows, below about "
-            "1e-300, or zero); check their values and units")
+            "1e-300, or zero; or one so many orders above the others that they are lost beside it in round-off); "
+            "check their values and units")
 
 
 def factorised(A: DistributedMatrix, factorise):
