@@ -42,7 +42,7 @@ lock:
 	rm -rf .lock-venv
 
 run: $(STAMP)
-	$(MPIEXEC) -n $(NP) $(PY) -m solver $(CASE) --overwrite $(ARGS)
+	$(MPIEXEC) -n $(NP) $(PY) -m solver $(if $(CASE),"$(CASE)") --overwrite $(ARGS)
 
 # (bytecode caches on, even where the environment turns them off: the suite starts a thousand
 # Python processes, each of which would otherwise compile the package again). The SLURM tests spend

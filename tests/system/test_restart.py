@@ -5,6 +5,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -639,10 +640,15 @@ def test_requeue_slurm_that_cannot_requeue_says_so_and_exits_75(tmp_path, where)
         env["SLURM_JOB_ID"] = "7"
     else:
         env.pop("SLURM_JOB_ID", None)
-    proc = subprocess.run(["bash", str(ROOT / "jobs" / "requeue.slurm"), *args_for(tmp_path, "backward-euler", 400.0),
-                           "--set", "run.wall_limit=3"], capture_output=True, text=True, env=env, timeout=120)
+    args = [*args_for(tmp_path / "out (1)", "backward-euler", 400.0), "--set", "run.wall_limit=3"]
+    proc = subprocess.run(["bash", str(ROOT / "jobs" / "requeue.slurm"), *args], capture_output=True, text=True,
+                          env=env, timeout=120)
     said = "not a SLURM job, so nothing is requeued" if where == "outside SLURM" else "scontrol requeue 7 failed"
     assert proc.returncode == 75 and said in proc.stderr and "--restart latest" in proc.stderr, proc.stderr
+    # the command to go on, quoted for the shell (a folder with blanks and parentheses was a syntax error)
+    hint = [ln for ln in proc.stderr.splitlines() if "--restart latest" in ln and ("bash jobs" in ln or "sbatch" in ln)]
+    words = shlex.split(hint[-1].split("bash " if where == "outside SLURM" else "sbatch ")[-1])
+    assert words == ["jobs/requeue.slurm", *args, "--restart", "latest"], hint
 
 
 def test_study_slurm_without_a_study_file_gives_its_usage(tmp_path):
