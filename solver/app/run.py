@@ -378,6 +378,21 @@ def after_output_error(results: ResultsWriter | None, last_checkpoint: Path | No
     return f"{state}; free space, then continue from {last_checkpoint} with --restart latest"
 
 
+def check_creatable(directory: Path) -> None:
+    """Refuse (CaseError) an output folder that the run could not create or write into: the
+    nearest part of its path that exists must be a writable folder (a dry run creates nothing)."""
+    import os
+
+    existing = directory
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if existing.is_dir():
+        if os.access(existing, os.W_OK | os.X_OK):
+            return
+        raise CaseError(f"{directory}: cannot create or write the output directory ({existing} is not writable)")
+    raise CaseError(f"{directory}: cannot create the output directory ({existing} is not a folder)")
+
+
 def dry_run(case: Case, comm=MPI.COMM_WORLD, restart: str | None = None) -> DryRunReport:
     """Resolve the case, build the mesh and matrices, and report sizes; no solve, no files (with
     ``restart``: the checkpoint is not read, and the report says so)."""
@@ -408,6 +423,7 @@ def dry_run(case: Case, comm=MPI.COMM_WORLD, restart: str | None = None) -> DryR
     else:
         log.info(f"explicit-euler stable time step: {dt_limit:.6g} s"
                  + ("" if case.steady else f"; this case: {how}"))
+    on_root(comm, lambda: check_creatable(directory), CaseError)
     log.info(f"output: about {size(out_bytes)} in {directory} ({snapshots} snapshots)")
     if restart is not None:
         log.info(f"restart: --restart {restart} is not checked by a dry run (the run reads the checkpoint and "

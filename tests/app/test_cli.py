@@ -163,6 +163,17 @@ def test_run_may_be_named(tmp_path):
     assert "DOFs" in proc.stdout and not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_the_dry_run_refuses_an_output_directory_that_cannot_be_created(tmp_path, nprocs):
+    """output.directory under a file (/dev/null, the case file itself): the dry run said "output:
+    about 70 KiB in /dev/null/plate" and exit 0, and the run was then refused."""
+    proc = run_solver(nprocs, [str(ROOT / "inputs" / "plate.toml"), "--dry-run", "--set", "mesh.nx=12", "--set",
+                               "mesh.ny=6", "--set", 'output.directory="/dev/null"'], cwd=tmp_path, check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert "/dev/null/plate: cannot create the output directory (/dev/null is not a folder)" in errors[0]
+
+
 class _Rank0:
     rank = 0
 
