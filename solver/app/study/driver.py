@@ -219,7 +219,7 @@ class StudyRun:
         n_nodes = mesh.n_global_nodes if spec.fields else None
         partials = world.bcast(partial_files(self.directory, spec.name) if world.rank == 0 else None, root=0)
         has_file = world.bcast(self.path.is_file() if world.rank == 0 else None, root=0)
-        data = self.checked(self.path, read_study(self.path, world, self.driver, n_nodes), table) \
+        data = self.checked(self.path, read_study(self.path, world, self.driver, n_nodes), table, mesh) \
             if has_file or not partials else None
         for path in partials:
             part = read_study(path, world, self.driver, n_nodes)
@@ -227,17 +227,26 @@ class StudyRun:
                 part = expand(part, table)
             except CaseError as exc:
                 raise CaseError(f"{path}: {exc}") from None
-            data = merge_partial(data, self.checked(path, part, table), path)
+            data = merge_partial(data, self.checked(path, part, table, mesh), path)
         if partials:
             start = world_blocks(self.groups.group, mesh.n_global_nodes).start
             self.finish(table, mesh, data, GroupShare([], None, None, start, False), quiet=True)
         return data
 
-    def checked(self, path: Path, data: StudyContents, table: np.ndarray) -> StudyContents:
+    def checked(self, path: Path, data: StudyContents, table: np.ndarray, mesh) -> StudyContents:
         spec = self.spec
         if data.attrs.get("case") != spec.case_text:
             raise CaseError(f"{path}: the base case {spec.case_path} changed since the study was stopped; "
                             f"use --overwrite to start the study again")
+        identity = base_identity(spec, mesh)
+        if data.attrs.get("case_hash", identity["case_hash"]) != identity["case_hash"]:
+            raise CaseError(f"{path}: a file that the base case {spec.case_path} reads (a table) changed since the "
+                            f"study was stopped: its samples would mix two problems; restore it, or use --overwrite "
+                            f"to start the study again")
+        if data.attrs.get("mesh_digest", identity["mesh_digest"]) != identity["mesh_digest"]:
+            raise CaseError(f"{path}: the contents of the base case's {spec.base.mesh_key} changed since the study "
+                            f"was stopped (its nodes, cells, or their groups): its samples would mix two meshes; "
+                            f"restore it, or use --overwrite to start the study again")
         stored = data.attrs.get("thresholds")
         if stored is not None and json.loads(stored) != [float(t) for t in spec.thresholds]:
             raise CaseError(f"{path}: outputs.thresholds changed since the study was stopped (were "
@@ -293,7 +302,7 @@ class StudyRun:
                 self.keep(result, share, nodes.block_size)
                 if group.allreduce(int(time.monotonic() - recorded >= record_seconds()), op=MPI.MAX):
                     write_partial(partial_path(self.directory, spec.name, g.index), group, self.driver, spec, table,
-                                  share, mesh.n_global_nodes)
+                                  base_identity(spec, mesh), share, mesh.n_global_nodes)
                     recorded = time.monotonic()
         queue.free()
         # the reason of the group that stopped first, not "another group stopped" of those it stopped
@@ -364,7 +373,7 @@ class StudyRun:
             "status": "complete" if complete else ("no room" if share.no_room else "stopped"),
             "exit_status": (EXIT_NUMERICAL if all_failed else 0) if complete else
                            (EXIT_OUTPUT if share.no_room else EXIT_STOPPED),
-            "ranks": world.size, "ranks_per_case": g.ranks_per_case,
+            "ranks": world.size, "ranks_per_case": g.ranks_per_case, **base_identity(spec, mesh),
             # the segments' together: those before a restart, and this one
             "wall_time": seconds + (float(earlier.attrs.get("wall_time", 0.0)) if earlier is not None else 0.0)}
         write_study(self.path, world, self.driver, contents)
@@ -396,3 +405,9 @@ def study_mesh(groups: StudyGroups, mesh) -> StudyMesh:
     return StudyMesh(to_world_blocks(groups, nodes.start, geometry, mesh.n_global_nodes)[0],
                      to_world_blocks(groups, cells.start, topology, mesh.n_global_cells)[0],
                      mesh.n_global_cells, mesh.cell_type, mesh.dim)
+
+
+def base_identity(spec: StudySpec, mesh) -> dict:
+    """What a restart checks besides the base case's text: the hash of its values (the contents of
+    the tables it reads included) and the digest of its mesh file's data ("" for a generated mesh)."""
+    return {"case_hash": spec.base_hash, "mesh_digest": mesh.source_digest or ""}

@@ -59,14 +59,16 @@ def partial_files(directory: Path, name: str) -> list[Path]:
     return found
 
 
-def write_partial(path: Path, group, driver: str, spec, table: np.ndarray, share, n_nodes: int) -> None:
+def write_partial(path: Path, group, driver: str, spec, table: np.ndarray, identity: dict, share,
+                  n_nodes: int) -> None:
     """The group's finished samples (``share``: records on the group's rank 0, this rank's block of
-    the statistics) to ``path`` (every rank of the group)."""
+    the statistics) to ``path`` (every rank of the group); ``identity``: the base case's hash and
+    mesh digest (:func:`solver.app.study.driver.base_identity`)."""
     contents = compact(merged_tables(spec, table, None, [share.records])) if group.rank == 0 else None
     contents = group.bcast(contents, root=0)
     stats = share.moments if share.times is not None else None
     contents.times, contents.n_nodes, contents.stats = share.times, n_nodes, stats
-    contents.attrs = {"case": spec.case_text, "name": spec.name, "samples": len(table), "status": "partial",
+    contents.attrs = {"case": spec.case_text, **identity, "name": spec.name, "samples": len(table), "status": "partial",
                       "count": stats.count if stats is not None else 0,
                       "thresholds": json.dumps(list(spec.thresholds)), "fields": int(spec.fields)}
     if group.rank == 0:

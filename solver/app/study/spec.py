@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from solver.case.load import load_case, printable, read_text
@@ -75,6 +76,14 @@ class StudySpec:
     @property
     def keys(self) -> list[str]:
         return [p.key for p in self.parameters]
+
+    @cached_property
+    def base_hash(self) -> str:
+        """The hash of the base case's values, the contents of the tables it reads included (once: a
+        table of many rows takes a while)."""
+        from solver.io.checkpoint import case_hash
+
+        return case_hash(self.base.values)
 
     def case_for(self, values) -> Case:
         """The base case with this sample's values (CaseError when one is not allowed there)."""
