@@ -57,10 +57,14 @@ def check_memory(comm, source: str, mesh: MeshSpec) -> None:
                         f"this machine has {have / 2**30:.1f} GiB available; use a coarser mesh or more nodes")
 
 
-def check_split(comm, mesh: MeshSpec) -> None:
-    """Refuse a structured mesh with fewer cells along a direction than ranks there."""
+def check_split(comm, mesh: MeshSpec, source: str = "") -> None:
+    """Refuse a structured mesh with fewer cells along a direction than ranks there (naming the
+    case file ``source``)."""
     if isinstance(mesh, StructuredMeshSpec):
-        split(comm.size, mesh.n)
+        try:
+            split(comm.size, mesh.n)
+        except CaseError as exc:
+            raise CaseError(f"{source}: {exc}" if source else str(exc)) from None
 
 
 def estimate_output_bytes(n_nodes: int, n_cells: int, nodes_per_cell: int, gdim: int, snapshots: int) -> int:

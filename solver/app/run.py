@@ -115,7 +115,7 @@ def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, restart: str | Non
     options = RunOptions(quiet, restart, force, overwrite)
     wall_start = MPI.Wtime()
     check_memory(comm, case.source, case.mesh)
-    check_split(comm, case.mesh)
+    check_split(comm, case.mesh, case.source)
     directory = Path(case.output.directory) / case.name
     guard = guard_output(comm, directory, case.name, overwrite, restart is not None)
     deadline.configure(case.output.write_timeout, comm.rank)
@@ -397,7 +397,7 @@ def dry_run(case: Case, comm=MPI.COMM_WORLD, restart: str | None = None) -> DryR
     """Resolve the case, build the mesh and matrices, and report sizes; no solve, no files (with
     ``restart``: the checkpoint is not read, and the report says so)."""
     check_memory(comm, case.source, case.mesh)
-    check_split(comm, case.mesh)
+    check_split(comm, case.mesh, case.source)
     d = Discretisation(case, comm)
     mesh, t = d.mesh, case.time
     dt_limit = d.stable_explicit_dt()

@@ -44,7 +44,7 @@ class ArgumentParser(argparse.ArgumentParser):
         return namespace, extras
 
     def error(self, message):
-        raise CaseError(f"command line: {message} (see python -m solver --help)")
+        raise CaseError(f"command line: {message} (see {self.prog or 'python -m solver'} --help)")
 
 
 def _all_actions(parser):

@@ -638,7 +638,9 @@ def _check_boundaries(raw, mesh_type, time, fail) -> dict:
                 fail(f"boundary.{name}.{key} is required for a {kind} boundary ({BOUNDARY_SCHEMA[key].doc})")
         for key in BOUNDARY_SCHEMA:
             if key != "type" and key not in BC_KEYS[kind] and bc[key] is not None:
+                takes = ", ".join(f"{k} = ..." for k in BC_KEYS[kind])
                 fail(f"boundary.{name}.{key} is not used by {'an' if kind[0] in 'aeiou' else 'a'} {kind} boundary "
-                     f"(it takes: {', '.join(BC_KEYS[kind]) or 'nothing'})")
+                     f"(it takes: {', '.join(BC_KEYS[kind]) or 'nothing'}); remove it, or with --set give the whole "
+                     f"boundary anew: --set 'boundary.{name}={{type = \"{kind}\"{', ' + takes if takes else ''}}}'")
         result[name] = {k: v for k, v in bc.items() if v is not None}
     return result

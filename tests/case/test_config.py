@@ -116,6 +116,10 @@ def test_a_set_key_may_quote_its_parts_as_toml_does():
                                     "(allowed: left, right, bottom, top)"),
     ("boundary.left.type=convective", "case.toml: boundary.left.type must be one of dirichlet, neumann, robin"),
     ("boundary.left.flux=3", "case.toml: boundary.left.flux is not used by a dirichlet boundary (it takes: value)"),
+    ("boundary.left.type=insulated", "case.toml: boundary.left.value is not used by an insulated boundary (it takes: "
+                                     "nothing); "
+                                     "remove it, or with --set give the whole boundary anew: "
+                                     "--set 'boundary.left={type = \"insulated\"}'"),
     ("boundary.top.type=robin", "case.toml: boundary.top.h is required for a robin boundary"),
     ("boundary.left.type=robin", "case.toml: boundary.left.h is required for a robin boundary"),
     ("time.dt=\"auto\"", "case.toml: time.dt = \"auto\" is only for time.scheme = \"explicit-euler\""),

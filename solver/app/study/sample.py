@@ -123,7 +123,7 @@ def run_sample(spec, index: int, values, comm, save_to: Path | None = None, stop
     try:
         case = spec.case_for(values)
         check_memory(comm, case.source, case.mesh)  # a sampled mesh size that cannot fit fails the sample
-        check_split(comm, case.mesh)
+        check_split(comm, case.mesh, case.source)
         sim = Simulation(case, comm)
         faults = FaultInjection(comm.rank)
         snapshots = SampleSnapshots(sim)
