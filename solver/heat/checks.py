@@ -284,6 +284,18 @@ def refuse_shared_facets(case, mesh) -> None:
                         f"condition to one of them, or make groups that do not overlap")
 
 
+def report_unused_melting(case, comm) -> None:
+    """Warn (rank 0) where solidus or liquidus is given without a latent heat: they do nothing."""
+    tables = [("material", case.values.get("material", {}))]
+    tables += [(f"region.{name}", body) for name, body in (case.values.get("region") or {}).items()]
+    for where, body in tables:
+        given = [key for key in ("solidus", "liquidus") if isinstance(body, dict) and body.get(key) is not None]
+        if given and not body.get("latent_heat") and comm.rank == 0:
+            log.warning(f"warning: {case.source}: {where}.{' and '.join(given)} "
+                        f"{'are' if len(given) > 1 else 'is'} not used without {where}.latent_heat > 0 (no melting "
+                        f"range is modelled)")
+
+
 def report_empty_regions(mesh, physics) -> None:
     """Warn (rank 0) about regions that select no cell (collective)."""
     if not physics.regions:

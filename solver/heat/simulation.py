@@ -22,8 +22,8 @@ from solver.case.records import Case, SolverSpec
 from solver.errors import CaseError, NonFiniteError, RangeError
 from solver.heat.adaptive import AdaptiveStepping, StepRecord
 from solver.heat.checks import (check_case_against_mesh, check_inputs, check_mesh, check_step_moves,
-                                 check_temperature_range, report_empty_regions, warn_lumped_quadratic_simplices,
-                                 inputs_of_time, refuse_shared_facets, warn_hidden_switches,
+                                 check_temperature_range, inputs_of_time, refuse_shared_facets, report_empty_regions,
+                                 report_unused_melting, warn_hidden_switches, warn_lumped_quadratic_simplices,
                                  warn_switches_between_steps, warn_time_in_steady)
 from solver.heat.nonlinear import NonlinearHeatProblem
 from solver.heat.nonlinear_stepping import make_nonlinear_stepper
@@ -72,6 +72,7 @@ class Discretisation:
             self.problem = (NonlinearHeatProblem if self.nonlinear else HeatProblem)(self.mesh, case.physics)
             self.u = np.array(case.physics.initial(self.mesh.coords, 0.0), dtype=float)
             report_empty_regions(self.mesh, case.physics)
+            report_unused_melting(case, self.mesh.comm)
             check_inputs(case.source, self.problem, self.u, unit=case.physics.temperature_unit)
             check_temperature_range(case.source, self.problem, self.u, 0.0, case.run.temperature_range)
             check_initial_ranges(case.source, self.problem, self.u,

@@ -236,6 +236,16 @@ def test_bad_phase_change_input_names_the_key(keys, message):
     assert str(err.value) == message
 
 
+def test_a_melting_range_without_a_latent_heat_is_named_as_unused(tmp_path):
+    """solidus and liquidus without latent_heat did nothing, without a word (on any rank count: one line)."""
+    case = tmp_path / "case.toml"
+    case.write_text(case_with().replace("c = 1.0", "c = 1.0\nsolidus = 10.0\nliquidus = 20.0"))
+    proc = run_solver(3, [str(case), "--dry-run"], cwd=tmp_path)
+    said = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "not used without" in ln]
+    assert said == [f"warning: {case}: material.solidus and liquidus are not used without material.latent_heat > 0 "
+                    f"(no melting range is modelled)"], proc.stdout + proc.stderr
+
+
 def test_explicit_euler_is_refused_for_a_nonlinear_case(tmp_path):
     case = tmp_path / "case.toml"
     case.write_text(case_with().replace("k = 1.0", "k = \"1 + T\"").replace("[time]", "[time]\nscheme = \"explicit-euler\""))
