@@ -24,6 +24,7 @@ log x), truncated-normal (mean, std, low, high). Grid parameters give ``values =
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -156,6 +157,31 @@ def _parameter(source: str, key: str, raw, method: str, base: Case) -> Parameter
     return Parameter(key, None, {}, values, integer=isinstance(current, int))
 
 
+def _check_support(source: str, p: Parameter, case_text: str, case_path: Path, base: Case) -> None:
+    """Refuse a parameter whose values, or bounded distribution, reach beyond its key's own range
+    (h >= 0, k > 0): the samples there all fail, and the statistics silently cover the others.
+    The ends are checked, each with the other keys at their base values; an unbounded law (normal,
+    lognormal) may fail some samples, as documented."""
+    if p.values:
+        ends, what = [(v, v) for v in (min(p.values), max(p.values))], "values reach"
+    elif p.distribution in ("uniform", "truncated-normal"):  # (a sample never falls on an end: just inside)
+        low, high = p.args["low"], p.args["high"]
+        inside = 1e-6 * (high - low)
+        ends, what = [(low, low + inside), (high, high - inside)], f"{p.distribution} distribution reaches"
+    else:
+        return
+    own = re.compile(rf"{re.escape(p.key)} must be (>|<|at least|at most|a positive|a finite)")
+    for end, probe in ends:
+        probe = round(probe) if p.integer else float(probe)
+        try:
+            load_case(case_text, str(case_path), [f"{p.key}={probe!r}"], default_name=base.name)
+        except CaseError as exc:
+            if own.search(str(exc)):
+                reason = str(exc).split(": ", 1)[-1].split(", got ")[0]
+                raise CaseError(f"{source}: parameters.{p.key}: its {what} {end:g}, which the case refuses "
+                                f"({reason}); keep it within the key's range") from None
+
+
 def load_study(path: str | Path) -> StudySpec:
     """Read and check a study file; CaseError (one line, naming the file and key) otherwise."""
     path = Path(path)
@@ -201,6 +227,8 @@ def load_study(path: str | Path) -> StudySpec:
     if not isinstance(params, dict) or not params:
         raise CaseError(f"{source}: [parameters]: at least one case key to vary is required")
     parameters = tuple(_parameter(source, key, value, method, base) for key, value in params.items())
+    for p in parameters:
+        _check_support(source, p, case_text, case_path, base)
     if method in RANDOM:
         if "samples" not in study:
             raise CaseError(f"{source}: study.samples: required with method {method}")
