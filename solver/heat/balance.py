@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from mpi4py import MPI
 
+ENERGY_ROUNDOFF = 1e-9  # imbalance, as a fraction of the thermal energy held, that round-off can reach
+
 
 @dataclass
 class HeatBalance:
@@ -28,6 +30,9 @@ class HeatBalance:
     # the magnitude of the flows (W, steady): of a source or flux that cancels over the body, its
     # sum_i |F_i|, not its net of round-off, scales the relative imbalance
     magnitude: float = 0.0
+    # the energy the nodes hold, sum_i |E_i| (J, transient, at the last step): its round-off
+    # (:data:`ENERGY_ROUNDOFF` of it) scales the imbalance of a body where nothing flows
+    held: float = 0.0
 
     def __post_init__(self):
         if self.inflow is None:
@@ -41,7 +46,7 @@ class HeatBalance:
         if self.opened is None:
             return self
         energy, inflow, lag = self.opened
-        return HeatBalance(self.terms, energy, self.energy, self.inflow - inflow, self.lag - lag)
+        return HeatBalance(self.terms, energy, self.energy, self.inflow - inflow, self.lag - lag, held=self.held)
 
     @property
     def change(self) -> float:
@@ -53,7 +58,8 @@ class HeatBalance:
 
     @property
     def relative(self) -> float:
-        scale = max(abs(self.change), float(np.abs(self.inflow).sum()), abs(self.lag), self.magnitude, 1e-300)
+        scale = max(abs(self.change), float(np.abs(self.inflow).sum()), abs(self.lag), self.magnitude,
+                    ENERGY_ROUNDOFF * self.held, 1e-300)
         return abs(self.imbalance) / scale
 
     def as_dict(self) -> dict:
@@ -151,12 +157,12 @@ class HeatFlows:
         storage lag, is booked apart, so the balance closes on what the formula conserves. ``stored``:
         as in :meth:`start`."""
         p = self.problem
-        buf = np.empty(1 + len(heat_in))
-        buf[0] = p.energy_local(u_new) if stored else 0.0
-        buf[1:] = heat_in + self.reactions(rows, reactions)
+        buf = np.empty(2 + len(heat_in))
+        buf[:2] = p.energy_held_local(u_new) if stored else (0.0, 0.0)
+        buf[2:] = heat_in + self.reactions(rows, reactions)
         p.mesh.comm.Allreduce(MPI.IN_PLACE, buf)
-        energy_old, balance.energy = balance.energy, float(buf[0])
-        balance.inflow += buf[1:]
+        energy_old, balance.energy, balance.held = balance.energy, float(buf[0]), float(buf[1])
+        balance.inflow += buf[2:]
         if storage is not None and len(storage[0]) > 2:
             a, energies = storage
             stored = a[0] * balance.energy + sum(aj * e for aj, e in zip(a[1:], energies))

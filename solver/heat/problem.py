@@ -158,6 +158,12 @@ class HeatLoads:
     def energy_local(self, u: np.ndarray) -> float:
         raise NotImplementedError
 
+    def energy_held_local(self, u: np.ndarray) -> tuple[float, float]:
+        """This rank's :meth:`energy_local` and the energy its nodes hold, sum_i |E_i| (the scale
+        of the round-off in the former)."""
+        e = self.nodal_energy(u)
+        return float(e.sum()), float(np.abs(e).sum())
+
 
 class HeatProblem(HeatLoads):
     """The linear heat equation: M, K + K_R(t), the load vectors F(t) by origin, and the Dirichlet
@@ -192,6 +198,10 @@ class HeatProblem(HeatLoads):
     def nodal_energy(self, u: np.ndarray) -> np.ndarray:
         """The owned nodes' energies, whose sum is :meth:`energy_local`."""
         return self.mass_weights * u[: self.mesh.n_owned]
+
+    def energy_held_local(self, u: np.ndarray) -> tuple[float, float]:
+        u = u[: self.mesh.n_owned]
+        return float(np.dot(self.mass_weights, u)), float(np.dot(np.abs(self.mass_weights), np.abs(u)))
 
     def stiffness(self, t: float) -> sp.csr_matrix:
         """Owned rows of ``K + K_R(t)``: conduction plus the Robin term ``int h(t) N_i N_j``

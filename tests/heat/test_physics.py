@@ -222,6 +222,27 @@ def test_a_wall_held_away_from_the_initial_temperature_is_credited_with_its_heat
     assert abs(change - inflow) < 1e-9 * abs(change)
 
 
+@pytest.mark.parametrize("conductivity, nprocs", [("45.0", 1), ("\"45 + 0.01 * T\"", 3)])
+def test_an_insulated_body_shows_its_imbalance_against_the_energy_it_holds(tmp_path, conductivity, nprocs):
+    """Every boundary insulated, heat moving inside: nothing flows in, and the energy changes by
+    its round-off alone (4.7e-10 J of 2.2 MJ). The relative imbalance was that round-off over
+    itself, 1.00, in every step's line, the summary and the results file; it is judged against
+    the energy held now (its round-off scale), and the run ends complete."""
+    case = tmp_path / "insulated.toml"
+    case.write_text('[mesh]\ntype = "rectangle"\nnx = 10\nny = 5\nlengths = [0.2, 0.1]\n'
+                    f'[material]\nk = {conductivity}\nrho = 7850.0\nc = 460.0\n'
+                    '[initial]\ntemperature = "20 + 100 * x"\n'
+                    '[time]\nscheme = "backward-euler"\ndt = 5.0\nt_end = 20.0\n'
+                    '[output]\ndirectory = "out"\nevery = 1\n')
+    proc = run_solver(nprocs, [str(case)], cwd=tmp_path)
+    with h5py.File(tmp_path / "out" / "insulated" / "insulated.h5", "r") as f:
+        imbalance = f["balance/relative_imbalance"][()]
+        assert f.attrs["status"] == "complete" and len(imbalance) == 5
+    assert np.all(imbalance < 1e-5), imbalance
+    line = [ln for ln in proc.stdout.splitlines() + proc.stderr.splitlines() if "relative imbalance" in ln][-1]
+    assert "heat in (J): none" in line and float(line.rsplit(" ", 1)[1]) < 1e-5, line
+
+
 def test_explicit_stops_when_a_growing_h_breaks_the_stability_limit(tmp_path):
     args = [INPUTS / "plate.toml", "--set", "mesh.nx=30", "--set", "mesh.ny=15", "--set", "time.t_end=100.0",
             "--set", "time.scheme=explicit-euler", "--set", "time.dt=\"auto\"",
