@@ -1,4 +1,4 @@
-"""The enthalpy ``H(T) = int_0^T C dT`` of a heat capacity C(T) given by expressions, tabulated once.
+"""The enthalpy ``H(T) = int_anchor^T C dT`` of a heat capacity C(T) given by expressions, tabulated once.
 
 An expression may step (``where(T < 50, 1, 2)``) or peak narrowly anywhere in the temperatures
 a run may reach, so one quadrature rule over ``[0, T]`` can be far off (an 80% error in H for a
@@ -9,7 +9,9 @@ Gauss-Legendre and split in two while its two halves disagree with it by more th
 relative, down to a billionth of its temperature (a jump), within a budget of pieces (an
 expression that never settles keeps its last pieces). ``H(T)`` is then the table's sum up to the
 piece of T plus one Gauss rule over the rest of it: accurate to the table's tolerance for any
-piecewise-smooth C, at the cost of one rule per evaluation as before.
+piecewise-smooth C, at the cost of one rule per evaluation as before. The sums run outwards from
+the anchor (0 C): a C that is huge near absolute zero (``a + b T + c / T^2`` of data tables) then
+leaves H moderate where runs are, not a huge number whose changes are lost in round-off.
 
 The samples also give the temperatures where C is not > 0 or not finite (*bad* intervals): a
 node whose temperature crosses one within a step has passed through temperatures where the
@@ -38,7 +40,7 @@ class EnthalpyTable:
     """Pieces [breaks[i], breaks[i+1]] of the integral of C, and where C is not > 0."""
 
     breaks: np.ndarray  # (n + 1,) increasing temperatures
-    cumulative: np.ndarray  # (n + 1,) int_0^breaks[i] C (pieces that are not finite count 0)
+    cumulative: np.ndarray  # (n + 1,) int_anchor^breaks[i] C (pieces that are not finite count 0)
     bad: np.ndarray  # (m, 2) disjoint increasing intervals with a sample of C not > 0 or not finite
     bad_at: np.ndarray  # (m,) a temperature of each bad interval where C is not > 0 or not finite
 
@@ -85,10 +87,10 @@ def _lowest(samples: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.nda
     return ~(key[rows, worst] > 0), points[rows, worst]
 
 
-def tabulate(C, start: float, end: float, fixed=()) -> EnthalpyTable:
-    """The table of ``C`` (a function of an array of temperatures) over [start, end] (with 0
-    and the ``fixed`` temperatures among its breaks)."""
-    points = starting_points(start, end, list(fixed) + [0.0])
+def tabulate(C, start: float, end: float, fixed=(), anchor: float = 0.0) -> EnthalpyTable:
+    """The table of ``C`` (a function of an array of temperatures) over [start, end] (with
+    ``anchor``, where H = 0, and the ``fixed`` temperatures among its breaks)."""
+    points = starting_points(start, end, list(fixed) + [anchor])
     a, b = points[:-1], points[1:]
     whole, samples = _rule(C, a, b)
     flagged, where = _lowest(samples, 0.5 * (a + b)[:, None] + 0.5 * (b - a)[:, None] * GAUSS_X)
@@ -128,8 +130,12 @@ def tabulate(C, start: float, end: float, fixed=()) -> EnthalpyTable:
     a, b, value, flagged, where = a[order], b[order], value[order], flagged[order], where[order]
     value = np.where(np.isfinite(value), value, 0.0)
     breaks = np.append(a, b[-1])
-    cumulative = np.concatenate([[0.0], np.cumsum(value)])
-    cumulative -= cumulative[int(np.searchsorted(breaks, 0.0))]  # H(0) = 0
+    # summed outwards from the anchor: a C huge near absolute zero (2e7 / T^2, 1e30 exp(-T)), summed
+    # from there, left H at the run's temperatures a huge number whose steps were lost in round-off
+    zero = int(np.searchsorted(breaks, anchor))
+    cumulative = np.zeros(len(breaks))
+    cumulative[zero + 1:] = np.cumsum(value[zero:])
+    cumulative[:zero] = -np.cumsum(value[:zero][::-1])[::-1]
     return EnthalpyTable(breaks, cumulative, *_merged(a[flagged], b[flagged], where[flagged]))
 
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from solver.case.expressions import Expression
 from solver.case.records import Material, Melting, Property, Region
-from solver.case.schema import default_temperature_range
+from solver.case.schema import TEMPERATURE_UNITS, absolute_zero, default_temperature_range
 from solver.case.tables import TemperatureTable
 from solver.heat.enthalpy import tabulate
 from solver.heat.materials import Centroids, region_cells
@@ -71,7 +71,8 @@ def _breaks(p: Property) -> list[float]:
 
 class Capacity:
     """Volumetric heat capacity C(T) = rho(T) (c(T) + L dfl/dT) and enthalpy H(T) = int_0^T C (J/m^3),
-    with the latent heat L released linearly between solidus and liquidus (fl: liquid fraction)."""
+    with the latent heat L released linearly between solidus and liquidus (fl: liquid fraction).
+    Where rho or c is an expression, H = int_(0 C)^T C, tabulated (:mod:`solver.heat.enthalpy`)."""
 
     def __init__(self, rho: Property, c: Property, melting: Melting | None = None, unit: str = "C"):
         self.rho, self.c = rho, c
@@ -84,7 +85,8 @@ class Capacity:
             low, high = default_temperature_range(unit)
             switches = [v for p in (rho, c) if isinstance(p, Expression) for v in p.switch_temperatures()
                         if low <= v <= high]  # (its comparisons of T: breaks, so that no box is missed)
-            self.table = tabulate(self.values, low, high, sorted(set(fixed + switches)))
+            anchor = absolute_zero(unit) + TEMPERATURE_UNITS["C"]  # 0 C in the case's unit: H = 0 there
+            self.table = tabulate(self.values, low, high, sorted(set(fixed + switches)), anchor)
             self.breaks, self.cumulative = self.table.breaks, self.table.cumulative
             return
         self.breaks = np.array(fixed)
@@ -124,7 +126,7 @@ class Capacity:
         return half * sum(w * self.values(mid + half * x) for x, w in zip(GAUSS_X, GAUSS_W))
 
     def enthalpy(self, T) -> np.ndarray:
-        """H(T) = int_0^T C, from the last table point below T (the first one below all)."""
+        """H(T), from the last table point below T (the first one below all)."""
         T = np.asarray(T, dtype=float)
         if self.constant:
             return (self.rho * self.c) * T

@@ -107,6 +107,20 @@ def test_enthalpy_of_an_expression_follows_its_steps_and_peaks(c, exact):
     assert cap.crossed(np.zeros(3), np.array([100.0, 1e4, -250.0])) is None
 
 
+def test_a_capacity_huge_near_absolute_zero_keeps_the_enthalpy_of_the_run_s_temperatures():
+    """Kelvin, c = 900 + 0.5 T + 2e7 / T^2 (the Maier-Kelley form of data tables): H summed from
+    absolute zero was a huge number at 300 K, whose steps were lost in round-off (Newton stalled,
+    exit 3; 500 + 1e30 exp(-T) froze the field, exit 2). Summed outwards from 0 C, H(T1) - H(T0)
+    keeps its digits, and equals the clipped form's, which no singularity reaches."""
+    singular = Capacity(1000.0, Expression("900 + 0.5*T + 2e7/T**2", temperature=True), unit="K")
+    clipped = Capacity(1000.0, Expression("900 + 0.5*max(T, 200) + 2e7/max(T, 200)**2", temperature=True), unit="K")
+    T = np.array([250.0, 300.0, 300.001, 330.0, 1500.0])
+    assert np.allclose(np.diff(singular.enthalpy(T)), np.diff(clipped.enthalpy(T)), rtol=1e-9, atol=0)
+    peaked = Capacity(1.0, Expression("500 + 1e30*exp(-T)", temperature=True), unit="K")
+    assert np.allclose(np.diff(peaked.enthalpy(T)), 500 * np.diff(T), rtol=1e-9, atol=0)
+    assert abs(peaked.enthalpy(np.array([273.15]))[0]) < 1e-9  # 0 C: the anchor
+
+
 def test_a_band_where_c_is_negative_is_found_between_the_ends_of_a_step():
     cap = Capacity(1.0, Expression("where(abs(T-50) < 5, -0.5, 1)", temperature=True))
     assert cap.crossed(np.array([0.0, 0.0, 60.0]), np.array([40.0, 44.9, 100.0])) is None
