@@ -77,7 +77,7 @@ class CheckpointObserver(Observer):
             case_hash=checkpoint.case_hash(case.values), snapshots=len(self.results.snapshots),
             iterations=state.iterations, balance_terms=list(b.terms), balance_energy_start=b.energy_start,
             balance_inflow=b.inflow, stepper=state.numbers(), run_id=self.results.run_id,
-            mesh_digest=sim.mesh.source_digest)
+            mesh_digest=sim.mesh.source_digest, enthalpy_zero=enthalpy_zero_text(sim.problem))
         writer = checkpoint.CheckpointWriter(self.directory, case.checkpoint.keep,
                                              lambda p: self.results.open_block_file(p, "w"), self.before_close)
         return writer.write(sim.mesh, self.results.nodes, state.vectors(), attrs)
@@ -128,3 +128,10 @@ def balance_line(b, steady: bool = False) -> str:
     lag = f"; storage lag of the multistep formula {b.lag:+.6g} J" if b.lag else ""
     return (f"heat balance: energy change {b.change:+.6g} J; heat in (J): {terms or 'none'}{lag}; "
             f"relative imbalance {b.relative:.2e}")
+
+
+def enthalpy_zero_text(problem) -> str:
+    """What a checkpoint records of where the problem's tabulated enthalpies count from ("": none)."""
+    if not getattr(problem, "capacity_tabulated", False):
+        return ""
+    return repr(problem.enthalpy_zero)

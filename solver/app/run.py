@@ -17,7 +17,7 @@ from solver.app import log as logs
 from solver.app import statusfile
 from solver.app.control import RunControl
 from solver.app.faults import FaultInjection, slow_start
-from solver.app.observers import CheckpointObserver, ProgressObserver, ResultsObserver
+from solver.app.observers import CheckpointObserver, ProgressObserver, ResultsObserver, enthalpy_zero_text
 from solver.app.preflight import (BYTES_PER_NODE, check_memory, check_split, claim_space, estimate_output_bytes,
                                   guard_output)
 from solver.app.summary import StepSummary, summary
@@ -170,7 +170,7 @@ class CaseRun:
         faults = FaultInjection(comm.rank, folder=self.directory)
         resume = None
         try:
-            resume = self.find_restart(mesh) if self.options.restart else None
+            resume = self.find_restart(mesh, sim.problem) if self.options.restart else None
             self.last_checkpoint = None if resume is None else resume.path
             if resume is not None:
                 self.check_schedule(sim, resume)  # before the results are cut back to the checkpoint
@@ -294,7 +294,7 @@ class CaseRun:
                 f"mpirun -n N python -m solver{source} --restart latest")
         return result
 
-    def find_restart(self, mesh) -> "Resume":
+    def find_restart(self, mesh, problem) -> "Resume":
         """Locate and check a checkpoint on rank 0; every rank gets its attributes."""
         restart, directory = self.options.restart, self.directory
         if self.case.steady:  # a steady run writes no checkpoint, and has no time stepping to continue
@@ -323,6 +323,13 @@ class CaseRun:
             raise CaseError(f"{self.case.source}: time.t_end = {t_end:.6g} is not a whole number of steps of time.dt = "
                             f"{dt:.6g} after the checkpoint's t = {attrs.t:.6g} ({path}); give a t_end that is")
         changed = checkpoint.check_compatible(path, attrs, self.case.values, self.options.force)
+        zero = enthalpy_zero_text(problem)
+        if zero and attrs.enthalpy_zero != zero:  # (its balance's energies count from another temperature)
+            was = f"from {attrs.enthalpy_zero}" if attrs.enthalpy_zero else "from the zero of the temperature unit " \
+                "(an earlier version of the solver)"
+            raise CaseError(f"{path}: its energies count the enthalpy of the rho(T) and c(T) expressions {was}, this "
+                            f"run's from {zero} (its lowest initial temperature): the heat balance cannot continue "
+                            f"from it; restore the case's initial temperature, or run the case again from the start")
         if attrs.mesh_digest and attrs.mesh_digest != mesh.source_digest:  # the same mesh.file, other contents
             if not self.options.force:
                 raise CaseError(f"{path}: checkpoint of another mesh: the contents of {self.case.mesh_key} changed "

@@ -10,8 +10,9 @@ relative, down to a billionth of its temperature (a jump), within a budget of pi
 expression that never settles keeps its last pieces). ``H(T)`` is then the table's sum up to the
 piece of T plus one Gauss rule over the rest of it: accurate to the table's tolerance for any
 piecewise-smooth C, at the cost of one rule per evaluation as before. The sums run outwards from
-the anchor (0 C): a C that is huge near absolute zero (``a + b T + c / T^2`` of data tables) then
-leaves H moderate where runs are, not a huge number whose changes are lost in round-off.
+the anchor, a temperature the run holds (:class:`solver.heat.properties.Capacity`): a C that is
+huge near absolute zero (``a + b T + c / T^2`` of data tables), or a cryogenic run far below 0 C,
+then has H moderate where the run is, not a huge number whose changes are lost in round-off.
 
 The samples also give the temperatures where C is not > 0 or not finite (*bad* intervals): a
 node whose temperature crosses one within a step has passed through temperatures where the

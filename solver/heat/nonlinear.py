@@ -85,10 +85,12 @@ class _Fields:
 class NonlinearHeatProblem(HeatLoads):
     """Residuals ``S(u)`` (storage) and ``Q(u, t)`` (flows out) and their Jacobians."""
 
-    def __init__(self, mesh: DistributedMesh, physics: Physics):
+    def __init__(self, mesh: DistributedMesh, physics: Physics, enthalpy_zero: float | None = None):
         super().__init__(mesh, physics, linear=False)
         a = self.assembler  # (its matrix workspace is kept: every iteration assembles)
-        self.materials = MaterialField(mesh, physics.material, physics.regions, self.ranges, physics.temperature_unit)
+        self.enthalpy_zero = enthalpy_zero  # where tabulated enthalpies count from (None: 0 C)
+        self.materials = MaterialField(mesh, physics.material, physics.regions, self.ranges, physics.temperature_unit,
+                                       enthalpy_zero)
         # what decides the kind of solve must agree on every rank (a rank's cells may hold only
         # some of the materials): k depending on T (GMRES on the Newton Jacobian), melting (a
         # liquid-fraction field)

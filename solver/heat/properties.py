@@ -72,9 +72,12 @@ def _breaks(p: Property) -> list[float]:
 class Capacity:
     """Volumetric heat capacity C(T) = rho(T) (c(T) + L dfl/dT) and enthalpy H(T) = int_0^T C (J/m^3),
     with the latent heat L released linearly between solidus and liquidus (fl: liquid fraction).
-    Where rho or c is an expression, H = int_(0 C)^T C, tabulated (:mod:`solver.heat.enthalpy`)."""
+    Where rho or c is an expression, H = int_anchor^T C, tabulated (:mod:`solver.heat.enthalpy`):
+    ``anchor`` a temperature the run holds (the lowest initial one), else 0 C, so that H stays
+    moderate where the run is (a C huge near absolute zero, or a cryogenic run, keep their digits)."""
 
-    def __init__(self, rho: Property, c: Property, melting: Melting | None = None, unit: str = "C"):
+    def __init__(self, rho: Property, c: Property, melting: Melting | None = None, unit: str = "C",
+                 anchor: float | None = None):
         self.rho, self.c = rho, c
         self.melting = melting if melting is not None and melting.latent_heat else None
         self.constant = isinstance(rho, float) and isinstance(c, float) and self.melting is None
@@ -85,7 +88,8 @@ class Capacity:
             low, high = default_temperature_range(unit)
             switches = [v for p in (rho, c) if isinstance(p, Expression) for v in p.switch_temperatures()
                         if low <= v <= high]  # (its comparisons of T: breaks, so that no box is missed)
-            anchor = absolute_zero(unit) + TEMPERATURE_UNITS["C"]  # 0 C in the case's unit: H = 0 there
+            if anchor is None or not low <= anchor <= high:  # (default: 0 C in the case's unit)
+                anchor = absolute_zero(unit) + TEMPERATURE_UNITS["C"]
             self.table = tabulate(self.values, low, high, sorted(set(fixed + switches)), anchor)
             self.breaks, self.cumulative = self.table.breaks, self.table.cumulative
             return
@@ -151,7 +155,7 @@ class MaterialField:
     """Which material set each cell takes, and the properties evaluated at quadrature points."""
 
     def __init__(self, mesh: DistributedMesh, material: Material, regions: tuple[Region, ...],
-                 ranges: RangeMonitor | None = None, unit: str = "C"):
+                 ranges: RangeMonitor | None = None, unit: str = "C", anchor: float | None = None):
         dim = mesh.dim
         self.ranges = ranges or RangeMonitor(mesh.comm)  # the expressions' ranges, checked where evaluated
         n = len(mesh.cells)
@@ -175,7 +179,7 @@ class MaterialField:
                     combos.append(new)
                 which[inside & (which == old)] = index[key]
         used = np.unique(which)
-        self.sets = [MaterialSet(combos[g][0], Capacity(*combos[g][1:], unit=unit)) for g in used]
+        self.sets = [MaterialSet(combos[g][0], Capacity(*combos[g][1:], unit=unit, anchor=anchor)) for g in used]
         which = np.searchsorted(used, which)
         self.cells_of = [np.flatnonzero(which == g) for g in range(len(self.sets))] if len(self.sets) > 1 else None
         self.dim = dim

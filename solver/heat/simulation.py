@@ -69,8 +69,9 @@ class Discretisation:
         check_mesh(case, self.mesh)
         with self.timers("assembly"), np.errstate(all="ignore"):  # non-finite values: refused by key below
             self.nonlinear = case.physics.nonlinear
-            self.problem = (NonlinearHeatProblem if self.nonlinear else HeatProblem)(self.mesh, case.physics)
             self.u = np.array(case.physics.initial(self.mesh.coords, 0.0), dtype=float)
+            self.problem = NonlinearHeatProblem(self.mesh, case.physics, enthalpy_zero(self.mesh, self.u)) \
+                if self.nonlinear else HeatProblem(self.mesh, case.physics)
             report_empty_regions(self.mesh, case.physics)
             report_unused_melting(case, self.mesh.comm)
             check_inputs(case.source, self.problem, self.u, unit=case.physics.temperature_unit)
@@ -312,3 +313,12 @@ class Simulation(Discretisation):
             self.balance.inflow = np.zeros(len(self.balance.terms))
         self.balance.mark_opened()
 
+
+def enthalpy_zero(mesh, u0: np.ndarray) -> float | None:
+    """Where the enthalpies tabulated for rho(T) and c(T) expressions count from: the lowest initial
+    temperature (every rank count finds the same; a restart recomputes it from the case). None
+    where that is not finite (the inputs' checks refuse it next)."""
+    with np.errstate(all="ignore"):
+        lowest = float(np.min(u0[: mesh.n_owned])) if mesh.n_owned else np.inf
+    lowest = mesh.comm.allreduce(lowest if np.isfinite(lowest) or lowest == np.inf else -np.inf, op=MPI.MIN)
+    return lowest if np.isfinite(lowest) else None

@@ -120,6 +120,9 @@ class CheckpointAttrs:
     stepper: dict = field(default_factory=dict)  # earlier step sizes and the step controller (JSON)
     run_id: str = ""  # the results file's run_id: a restart continues that file only
     mesh_digest: str = ""  # of the mesh file's data (solver.mesh.files.mesh_digest); "": a structured mesh
+    # where the tabulated enthalpies of rho(T) and c(T) expressions count from (repr of the temperature;
+    # "": none tabulated, or a checkpoint of an earlier version, which counted from the unit's zero)
+    enthalpy_zero: str = ""
 
     def to_hdf5(self, comm) -> dict:
         return {"step": self.step, "t": self.t, "dt": self.dt, "scheme": self.scheme, "case": self.case,
@@ -127,7 +130,8 @@ class CheckpointAttrs:
                 "balance_terms": "\n".join(self.balance_terms), "balance_energy_start": self.balance_energy_start,
                 "balance_inflow": np.asarray(self.balance_inflow), "solver_checkpoint": FORMAT,
                 "solver_version": __version__, "ranks": comm.size, "written": time.time(),
-                "stepper_state": json.dumps(self.stepper), "run_id": self.run_id, "mesh_digest": self.mesh_digest}
+                "stepper_state": json.dumps(self.stepper), "run_id": self.run_id, "mesh_digest": self.mesh_digest,
+                "enthalpy_zero": self.enthalpy_zero}
 
     @classmethod
     def from_hdf5(cls, attrs, datasets=()) -> "CheckpointAttrs":
@@ -137,7 +141,8 @@ class CheckpointAttrs:
                    str(a["balance_terms"]).split("\n"), float(a["balance_energy_start"]),
                    np.array(a["balance_inflow"], dtype=float), int(a.get("ranks", 0)),
                    str(a.get("solver_version", "")), float(a.get("written", 0.0)), sorted(datasets),
-                   json.loads(a.get("stepper_state", "{}")), str(a.get("run_id", "")), str(a.get("mesh_digest", "")))
+                   json.loads(a.get("stepper_state", "{}")), str(a.get("run_id", "")), str(a.get("mesh_digest", "")),
+                   str(a.get("enthalpy_zero", "")))
 
 
 def checkpoint_dir(results_dir: Path) -> Path:

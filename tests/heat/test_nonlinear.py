@@ -600,3 +600,40 @@ def test_a_nonlinear_balance_that_does_not_close_is_refused():
     sim.balance.energy += 2 * sim.balance.change  # as if the steps had stored thrice what came in
     with pytest.raises(NumericalError, match="the heat balance does not close .* the nonlinear iterations"):
         check_balance(sim)
+
+
+def test_a_kelvin_checkpoint_of_enthalpies_counted_from_absolute_zero_is_refused(tmp_path):
+    """Checkpoints written before the enthalpy of expressions counted from 0 C hold balance energies
+    counted from 0 K: a restart of a kelvin case with c(T) refuses them (its balance would be off by
+    the heat of 0 K to 273.15 K) and continues from a checkpoint of its own."""
+    case = tmp_path / "case.toml"
+    case.write_text(case_with('[initial]\ntemperature = 300.0\n[checkpoint]\nevery = 1\n',
+                              root='temperature_unit = "K"\n').replace("c = 1.0", 'c = "1 + 0.001 * T"')
+                    .replace("value = 1.0", "value = 310.0").replace("t_end = 0.2", "t_end = 0.4"))
+    run_solver(1, [str(case), "--set", "time.t_end=0.2"], cwd=tmp_path)
+    latest = tmp_path / "outputs" / "case" / "checkpoints" / "step_00000002.h5"
+    with h5py.File(latest, "r+") as f:
+        del f.attrs["enthalpy_zero"]
+    proc = run_solver(1, [str(case), "--restart", "latest"], cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "its energies count the enthalpy of the rho(T) and c(T) expressions from the " \
+        "zero of the temperature unit (an earlier version of the solver), this run's from 300.0" in proc.stderr, \
+        proc.stderr
+
+
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_a_cryogenic_kelvin_run_keeps_its_enthalpy_s_digits(tmp_path, ranks):
+    """c = 1e-3 T^3 (Debye) from 1 K, heated through one side: T^4 = 1 + 4 Q t / (rho 1e-3 V) for a
+    body this conductive. Counted from 0 C, H at 1 K was -1.25e10 J/m^3 and Newton stalled in its
+    round-off (exit 3); counted from the lowest initial temperature, the run keeps its digits."""
+    case = tmp_path / "cryo.toml"
+    case.write_text('temperature_unit = "K"\n[mesh]\ntype = "rectangle"\ncell = "quadrilateral"\n'
+                    'lengths = [0.01, 0.01]\nnx = 4\nny = 6\n[material]\nk = 1000.0\nrho = 8960.0\n'
+                    'c = "1e-3*T**3"\n[initial]\ntemperature = 1.0\n[boundary.left]\ntype = "neumann"\n'
+                    'flux = 2e-6\n[time]\nscheme = "backward-euler"\ndt = 10.0\nt_end = 100.0\n'
+                    '[output]\nevery = 10\n')
+    run_solver(ranks, [str(case)], cwd=tmp_path)
+    with h5py.File(tmp_path / "outputs" / "cryo" / "cryo.h5", "r") as f:
+        T = f["fields/temperature"][sorted(f["fields/temperature"])[-1]][()]
+        assert f["balance/relative_imbalance"][-1] < 1e-6
+    exact = (1 + 4 * 2e-6 * 0.01 * 100.0 / (8960 * 1e-3 * 1e-4)) ** 0.25
+    assert np.allclose(T, exact, rtol=1e-8, atol=0), (T.min(), T.max(), exact)
