@@ -245,7 +245,7 @@ def serial_command(plan, args) -> int:
 def _from_reading(exc: BaseException) -> bool:
     """Whether ``exc`` may come of a damaged file: one of :data:`DAMAGED_FILE_ERRORS`, or a
     RuntimeError that h5py raised (HDF5 meeting a damaged link heap: "Unable to get link info")."""
-    if not isinstance(exc, RuntimeError):
+    if not isinstance(exc, RuntimeError) or isinstance(exc, DAMAGED_FILE_ERRORS):  # (RecursionError is one)
         return True
     tb = exc.__traceback__
     while tb is not None and tb.tb_next is not None:

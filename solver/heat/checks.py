@@ -287,11 +287,18 @@ def refuse_shared_facets(case, mesh) -> None:
 
 def report_unused_melting(case, comm) -> None:
     """Warn (rank 0) where solidus or liquidus is given without a latent heat: they do nothing."""
-    tables = [("material", case.values.get("material", {}))]
-    tables += [(f"region.{name}", body) for name, body in (case.values.get("region") or {}).items()]
-    for where, body in tables:
-        given = [key for key in ("solidus", "liquidus") if isinstance(body, dict) and body.get(key) is not None]
-        if given and not body.get("latent_heat") and comm.rank == 0:
+    material = case.values.get("material", {})
+    regions = {name: body for name, body in (case.values.get("region") or {}).items() if isinstance(body, dict)}
+    # a region takes the melting keys it does not set from [material]: the material's range is used
+    # by a region with a latent heat of its own, and a region's by the material's latent heat
+    inherits = any(body.get("latent_heat") and (body.get("solidus") is None or body.get("liquidus") is None)
+                   for body in regions.values())
+    tables = [("material", material, material.get("latent_heat") or inherits)]
+    tables += [(f"region.{name}", body, body.get("latent_heat") if body.get("latent_heat") is not None
+                else material.get("latent_heat")) for name, body in regions.items()]
+    for where, body, latent in tables:
+        given = [key for key in ("solidus", "liquidus") if body.get(key) is not None]
+        if given and not latent and comm.rank == 0:
             log.warning(f"warning: {case.source}: {where}.{' and '.join(given)} "
                         f"{'are' if len(given) > 1 else 'is'} not used without {where}.latent_heat > 0 (no melting "
                         f"range is modelled)")

@@ -201,8 +201,8 @@ class StepEquations:
             raise ConvergenceError(
                 f"{self.where}: the linearised system of the {method} iteration is singular or indefinite in double "
                 f"precision (conjugate gradients found no descent after {info.iterations} iterations): a property "
-                f"or exchange many orders of magnitude off, or a step too large for its temperature dependence; "
-                f"{self.singular_advice}")
+                f"or exchange many orders of magnitude off"
+                f"{', or a step too large for its temperature dependence' if self.a0 else ''}; {self.singular_advice}")
         if not info.converged:
             asked = f"solver.rtol = {self.linear.spec.rtol:g}" if rtol is None else f"the adaptive tolerance {rtol:.3g}"
             raise ConvergenceError(

@@ -160,14 +160,19 @@ def _scan(path: Path) -> _Scan | None:
         if len(markers.get(name, [])) > 1:
             twice(path, name)
     nodes, elements = _section(data, markers, b"Nodes"), _section(data, markers, b"Elements")
+    no_elements = b"Elements" not in markers  # (meshio reads the nodes alone: the mesh then has no cells)
     del data
-    if nodes is None or elements is None:
+    if nodes is None or (elements is None and not no_elements):
         return None
     node_tags = _node_tags(path, nodes, layout)
     del nodes
     if node_tags is None:
         return None
+    if no_elements:
+        return _Scan(node_tags, [])
     located = _elements_2(elements) if layout == "2" else _elements_4(elements, layout)
+    if located is None and layout != "2":  # lines laid out otherwise: the numbers alone, as meshio reads them
+        located = _elements_4_by_token(elements, layout)
     return None if located is None else _Scan(node_tags, [_Block(*located)])
 
 
@@ -209,7 +214,8 @@ def _lines(text: bytes) -> tuple[np.ndarray, np.ndarray]:
     start = np.concatenate([[0], newline + 1])
     end = np.concatenate([newline, [len(chars)]])
     end[(end > start) & (chars[np.maximum(end - 1, 0)] == 13)] -= 1
-    keep = end > start
+    printed = np.concatenate([[0], np.cumsum(chars > 32)])  # a line of blanks alone counts as empty
+    keep = printed[end] > printed[start]
     return start[keep], end[keep]
 
 
@@ -391,6 +397,37 @@ def _elements_4(text: bytes, layout: str):
         return None
     if not refs:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(refs), np.concatenate(elements), np.concatenate(per_element)
+
+
+def _elements_4_by_token(text: bytes, layout: str):
+    """What :func:`_elements_4` returns, from the numbers alone (meshio's way: line breaks do not
+    matter), each block's width given by its element type; None if the numbers do not add up."""
+    from meshio._common import num_nodes_per_cell
+    from meshio.gmsh.common import _gmsh_to_meshio_type
+
+    values = np.fromstring(text, dtype=np.int64, sep=" ")
+    header = 4 if layout == "4.1" else 2
+    if len(values) < header:
+        return None
+    refs, elements, per_element, position = [], [], [], header
+    for _ in range(int(values[0])):
+        if position + 4 > len(values):
+            return None
+        kind, n = int(values[position + 2]), int(values[position + 3])
+        if kind not in _gmsh_to_meshio_type or n < 0:
+            return None
+        width = 1 + num_nodes_per_cell[_gmsh_to_meshio_type[kind]]
+        position += 4
+        if position + n * width > len(values):
+            return None
+        block = values[position:position + n * width].reshape(n, width)
+        refs.append(block[:, 1:].ravel())
+        elements.append(block[:, 0])
+        per_element.append(np.full(n, width - 1))
+        position += n * width
+    if position != len(values) or not refs:
+        return None if position != len(values) else (np.zeros(0, dtype=np.int64),) * 3
     return np.concatenate(refs), np.concatenate(elements), np.concatenate(per_element)
 
 

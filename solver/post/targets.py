@@ -17,7 +17,8 @@ def output_target(path: str | Path, suffixes: tuple[str, ...], option: str = "-o
     """The file to write for ``path``: the first of ``suffixes`` added when it has no extension;
     refused (exit 2) when its extension is not one of ``suffixes``, when it names a directory, a
     device, a FIFO or any file that is not regular, an HDF5 file (through a link too), a link to an
-    existing file of another extension, or when its folder does not exist."""
+    existing file of another kind (by extension: one without any is not judged), or when its folder
+    does not exist."""
     if str(path) == "-":  # (export -o - of a CSV is read before: it writes no file)
         raise CaseError(f"{option} -: this writes a {suffixes[0]} file, not to standard output; give a file name")
     path = Path(path)
@@ -39,9 +40,10 @@ def output_target(path: str | Path, suffixes: tuple[str, ...], option: str = "-o
             raise CaseError(f"{option} {candidate}: is an HDF5 file{_through_link(candidate)} (results, a study or a "
                             f"checkpoint?), which this would overwrite; give another name")
         real = Path(os.path.realpath(candidate))
-        if os.path.islink(candidate) and candidate.suffix and real.suffix.lower() != candidate.suffix.lower():
+        if os.path.islink(candidate) and candidate.suffix and real.suffix and \
+                _kind(real.suffix) != _kind(candidate.suffix):
             raise CaseError(f"{option} {candidate}: is a link to {real}, a file of another kind, which this would "
-                            f"overwrite with a {candidate.suffix or suffixes[0]} file; give another name")
+                            f"overwrite with a {candidate.suffix} file; give another name")
     if not path.suffix:
         path = path.with_name(path.name + suffixes[0])
     if path.suffix.lower() not in suffixes:
@@ -52,6 +54,14 @@ def output_target(path: str | Path, suffixes: tuple[str, ...], option: str = "-o
     if not os.access(folder, os.W_OK):
         raise CaseError(f"{option} {path}: folder {folder} is not writable")
     return path
+
+
+SAME_KIND = {".jpeg": ".jpg", ".tiff": ".tif"}
+
+
+def _kind(suffix: str) -> str:
+    """A file's kind from its extension (.jpg and .jpeg are one)."""
+    return SAME_KIND.get(suffix.lower(), suffix.lower())
 
 
 def _through_link(path: Path) -> str:

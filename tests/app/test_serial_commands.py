@@ -145,6 +145,20 @@ def test_a_damaged_link_of_a_group_is_a_damaged_file_not_an_internal_error(tmp_p
     assert 2 in seen
 
 
+def test_only_h5py_s_runtime_errors_read_as_a_damaged_file():
+    """RecursionError (a RuntimeError: JSON nested 100,000 deep in a study file) stays a damaged
+    file; another RuntimeError, not raised inside h5py, stays an internal error."""
+    from solver.app.cli import _from_reading
+
+    def raised(exc):
+        try:
+            raise exc
+        except RuntimeError as caught:
+            return caught
+    assert _from_reading(raised(RecursionError("deep"))) and _from_reading(KeyError("x"))
+    assert not _from_reading(raised(RuntimeError("a bug of ours")))
+
+
 @pytest.mark.parametrize("attribute, value", [("steps_rejected", np.inf), ("linear_iterations", "x")])
 def test_info_of_a_file_with_a_damaged_count_names_it(tmp_path, results_file, attribute, value):
     """steps_rejected = inf: an internal error (OverflowError) in ``info``."""

@@ -329,3 +329,18 @@ def test_a_gmsh_file_whose_tags_the_scan_cannot_follow_is_refused_once_meshio_re
     assert check_gmsh_tags(path) is False
     with pytest.raises(CaseError, match=re.escape(f"{path}: its $Nodes and $Elements sections do not follow")):
         read(path)
+
+
+def test_valid_files_laid_out_otherwise_pass(tmp_path):
+    """Lines of blanks alone, and the $Elements header split over two lines (meshio reads numbers,
+    not lines): read as before, not refused as a layout the scan cannot follow."""
+    text = msh41()
+    (tmp_path / "blank.msh").write_text(text.replace("$EndElements", "   \n\t\n$EndElements"))
+    (tmp_path / "split.msh").write_text(text.replace("$Elements\n5 6 1 102\n", "$Elements\n5 6\n1 102\n"))
+    expected = read(write(tmp_path, "4.1"))
+    for name in ("blank.msh", "split.msh"):
+        assert check_gmsh_tags(tmp_path / name) is True
+        assert triangles_xy(read(tmp_path / name)) == triangles_xy(expected)
+    (tmp_path / "bad.msh").write_text(msh41(refs=[[1, 2, 3], [1, 3, 0]]).replace("$Elements\n5 6 1 102\n",
+                                                                               "$Elements\n5 6\n1 102\n"))
+    refused(tmp_path / "bad.msh", "element 102 in $Elements refers to node 0")

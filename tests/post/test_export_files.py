@@ -209,3 +209,13 @@ def test_a_link_to_a_file_of_another_kind_is_not_written_through(plate, tmp_path
     proc = post(command, plate, *extra, "-o", target)
     assert proc.returncode == 2 and "a file of another kind" in proc.stderr, proc.stderr
     assert (tmp_path / "notes.txt").read_text() == "keep"
+
+
+def test_a_link_to_a_file_of_the_same_kind_or_of_no_extension_is_written_through(tmp_path):
+    """.jpg and .jpeg are one kind; a target without an extension is not judged."""
+    from solver.post.targets import PLOT_SUFFIXES, output_target
+
+    for link, real in (("a.jpg", "b.jpeg"), ("c.tiff", "d.tif"), ("e.png", "blob")):
+        (tmp_path / real).write_bytes(b"old")
+        (tmp_path / link).symlink_to(tmp_path / real)
+        assert output_target(tmp_path / link, PLOT_SUFFIXES) == tmp_path / link
