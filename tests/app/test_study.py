@@ -610,3 +610,19 @@ def test_a_restart_refuses_a_base_case_whose_table_or_mesh_file_changed(tmp_path
     assert proc.returncode == 0, proc.stderr
     with h5py.File(tmp_path / "out" / "mc" / "mc.study.h5", "r") as f:
         assert f.attrs["status"] == "complete" and np.all(f["samples/status"][()] == 0)
+
+
+def test_a_restart_refuses_a_study_whose_parameters_were_renamed(tmp_path):
+    """The same values under another key gave the same sample table, and the restart filed the
+    samples run with material.k under material.rho (complete, exit 0)."""
+    (tmp_path / "base.toml").write_text(TRANSIENT_CASE.format(out=tmp_path / "out"))
+    spec = tmp_path / "mc.toml"
+    text = ('[study]\ncase = "base.toml"\nmethod = "list"\n[parameters]\n'
+            '"material.k" = { values = [1.0, 2.0, 3.0, 4.0] }\n')
+    spec.write_text(text)
+    proc = study(1, [spec, "--wall-limit", "1", "--quiet"], tmp_path, {"SOLVER_TEST_STEP_DELAY": "0.2"})
+    assert proc.returncode == 75, proc.stderr
+    spec.write_text(text.replace("material.k", "material.rho"))
+    proc = study(1, [spec, "--restart", "latest", "--quiet"], tmp_path)
+    assert proc.returncode == 2 and "the study's parameters changed since it was stopped (were material.k)" \
+        in proc.stderr, proc.stderr

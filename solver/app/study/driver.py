@@ -238,6 +238,11 @@ class StudyRun:
         if data.attrs.get("case") != spec.case_text:
             raise CaseError(f"{path}: the base case {spec.case_path} changed since the study was stopped; "
                             f"use --overwrite to start the study again")
+        stored = data.attrs.get("keys")
+        if stored is not None and json.loads(stored) != spec.keys:
+            raise CaseError(f"{path}: the study's parameters changed since it was stopped (were "
+                            f"{', '.join(json.loads(stored))}): its samples would be filed under other keys; use "
+                            f"--overwrite to start the study again, or restore them")
         identity = base_identity(spec, mesh)
         if data.attrs.get("case_hash", identity["case_hash"]) != identity["case_hash"]:
             raise CaseError(f"{path}: a file that the base case {spec.case_path} reads (a table) changed since the "

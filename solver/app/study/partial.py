@@ -68,7 +68,8 @@ def write_partial(path: Path, group, driver: str, spec, table: np.ndarray, ident
     contents = group.bcast(contents, root=0)
     stats = share.moments if share.times is not None else None
     contents.times, contents.n_nodes, contents.stats = share.times, n_nodes, stats
-    contents.attrs = {"case": spec.case_text, **identity, "name": spec.name, "samples": len(table), "status": "partial",
+    contents.attrs = {"case": spec.case_text, **identity, "keys": json.dumps(spec.keys), "name": spec.name,
+                      "samples": len(table), "status": "partial",
                       "count": stats.count if stats is not None else 0,
                       "thresholds": json.dumps(list(spec.thresholds)), "fields": int(spec.fields)}
     if group.rank == 0:
