@@ -27,6 +27,13 @@ class ResultsObserver(Observer):
         self.results, self.probes, self.resumed = results, probes, resumed
 
     def begin(self, sim: Simulation) -> None:
+        if self.resumed and sim.finished and self.results.snapshots and self.results.snapshots[-1][0] < sim.t:
+            # a restart from a checkpoint at time.t_end itself: no step to take, and the last snapshot
+            # (the state at t_end, which every run writes) is the checkpoint's own state
+            with sim.timers("output"):
+                self.results.write(sim.u, sim.t, sim.step_index, sim.balance, sim.fields())
+                self.flush(sim)
+            return
         if self.resumed or sim.case.steady:
             return
         with sim.timers("output"):
