@@ -226,20 +226,24 @@ def _connectivity(m, meshio_type: str, tag_key: str | None) -> tuple[np.ndarray,
 def _checked_points(path: Path, points: np.ndarray, dim: int, cells: np.ndarray, facets: np.ndarray) -> np.ndarray:
     """The points in ``dim`` coordinates (a 2D mesh in a plane z = constant), finite, and every node the
     cells and facets name among them."""
+    for name, conn in (("element", cells), ("boundary element", facets)):
+        if conn.size and (conn.min() < 0 or conn.max() >= len(points)):
+            row = int(np.flatnonzero(((conn < 0) | (conn >= len(points))).any(axis=1))[0])
+            bad = conn[row][(conn[row] < 0) | (conn[row] >= len(points))][0]
+            raise CaseError(f"{path}: {name} {row + 1} of its kind refers to node {bad}, which does not exist (the "
+                            f"file has {len(points)} nodes, numbered from 0 by the mesh reader)")
+    used = np.zeros(len(points), dtype=bool)  # (nodes no cell uses are dropped: they decide nothing here)
+    used[cells.ravel()] = True
+    used[facets.ravel()] = True
     if dim == 2:
-        if points.shape[1] == 3 and _off_plane(points):
+        if points.shape[1] == 3 and _off_plane(points[used]):
             raise CaseError(f"{path}: its cells are surface elements (triangles or quadrangles) in 3D space: the "
                             f"solver takes volume cells in 3D (tetrahedra, hexahedra: Gmsh's Mesh 3), or a 2D "
                             f"mesh in a plane z = constant")
         points = np.ascontiguousarray(points[:, :2])
-    for name, conn in (("element", cells), ("boundary element", facets)):
-        if conn.size and (conn.min() < 0 or conn.max() >= len(points)):
-            row = int(np.flatnonzero(((conn < 0) | (conn >= len(points))).any(axis=1))[0])
-            raise CaseError(f"{path}: {name} {row + 1} of its kind refers to a node that does not exist (node ids "
-                            f"must be among the {len(points)} nodes of $Nodes; 0 and negative ids are invalid)")
-    if not np.isfinite(points).all():
-        raise CaseError(f"{path}: node {int(np.flatnonzero(~np.isfinite(points).all(axis=1))[0]) + 1} has a "
-                        f"non-finite coordinate")
+    finite = np.isfinite(points).all(axis=1) | ~used
+    if not finite.all():
+        raise CaseError(f"{path}: node {int(np.flatnonzero(~finite)[0]) + 1} has a non-finite coordinate")
     return points
 
 
@@ -352,7 +356,9 @@ def _read_on_root(comm, path: str, degree: int) -> tuple[MeshFileData | None, di
                 index = np.int32 if max(meta["n_nodes"], meta["n_cells"]) < 2**31 else np.int64
                 order = space_filling_order(data.points, data.cells)
                 data.cells = _permuted(data.cells, order, index)
-                data.cell_tags = data.cell_tags[order].astype(np.int32)
+                tags = data.cell_tags[order]  # (tags beyond int32, of VTU or XDMF files, kept whole)
+                fits = not tags.size or (tags.min() >= -2**31 and tags.max() < 2**31)
+                data.cell_tags = tags.astype(np.int32) if fits else tags
                 data.cell_ids = order.astype(index)
                 del order
             else:

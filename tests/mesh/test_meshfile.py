@@ -579,3 +579,44 @@ def test_a_mesh_without_recognised_tags_says_where_groups_are_read_from(tmp_path
     proc = run_solver(1, ["case.toml", "--dry-run"], cwd=tmp_path, check=False, timeout=30)
     assert proc.returncode == 2 and "has no boundary group 'left' (it has: no boundary groups: facets tagged in " \
                                    "cell data named gmsh:physical (Gmsh), cell_tags (XDMF) or medit:ref" in proc.stderr
+
+
+def _square_vtu(path, cell_tags, extra_points=()):
+    """The unit square in 2 x 4 x 4 triangles, its left (11) and right (12) sides tagged, as VTU."""
+    n = 4
+    xs = np.linspace(0.0, 1.0, n + 1)
+    points = np.array([[x, y, 0.0] for y in xs for x in xs] + list(extra_points))
+
+    def at(a, b):
+        return b * (n + 1) + a
+    tri = np.array([t for b in range(n) for a in range(n)
+                    for t in ([at(a, b), at(a + 1, b), at(a + 1, b + 1)], [at(a, b), at(a + 1, b + 1), at(a, b + 1)])])
+    sides = np.array([[at(0, b), at(0, b + 1)] for b in range(n)] + [[at(n, b), at(n, b + 1)] for b in range(n)])
+    tags = cell_tags(points[tri].mean(axis=1))
+    meshio.write(path, meshio.Mesh(points, [("triangle", tri), ("line", sides)],
+                                   cell_data={"cell_tags": [tags, np.r_[[11] * n, [12] * n]]}))
+
+
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_a_region_tag_beyond_int32_keeps_its_cells_on_every_rank_count(tmp_path, nprocs):
+    """A VTU region tagged 2^32 + 2 (int64 cell tags): cut to int32 on the way to several ranks, it
+    lost its cells (1 W for the 1.5 W of k = 1 and 3 in series, exit 0, "selects no cell")."""
+    _square_vtu(tmp_path / "big.vtu", lambda c: np.where(c[:, 0] < 0.5, 1, 2**32 + 2).astype(np.int64))
+    (tmp_path / "case.toml").write_text('[mesh]\nfile = "big.vtu"\n[material]\nk = 1.0\nrho = 1.0\nc = 1.0\n'
+                                        '[boundary.11]\ntype = "dirichlet"\nvalue = 1.0\n[boundary.12]\n'
+                                        'type = "dirichlet"\nvalue = 0.0\n[region.r]\ngroup = "4294967298"\nk = 3.0\n'
+                                        '[time]\nscheme = "steady"\n')
+    proc = run_solver(nprocs, ["case.toml"], cwd=tmp_path)
+    assert "heat flows in (W): 11 +1.5, 12 -1.5;" in proc.stdout + proc.stderr and "selects no cell" not in \
+        proc.stdout + proc.stderr
+
+
+def test_nodes_no_cell_uses_decide_nothing(tmp_path):
+    """An unused node off the plane of a 2D mesh, or with a NaN coordinate, had the mesh refused as
+    surface elements in 3D, or for a non-finite node; unused nodes are dropped, and so are they."""
+    from solver.mesh.files import read
+
+    for name, extra in (("off.vtu", [(5.0, 5.0, 1.0)]), ("nan.vtu", [(np.nan, 0.0, 0.0)])):
+        _square_vtu(tmp_path / name, lambda c: np.ones(len(c), dtype=np.int64), extra)
+        data = read(tmp_path / name)
+        assert data.points.shape == (25, 2) and len(data.cells) == 32
