@@ -17,6 +17,8 @@ its condition reaches only its corners). All are refused, on rank 0 while it rea
   kept;
 * the cells about a node fill at most the full angle (solid angle) about it: more, and cells
   overlap there, as one laid over others on their own nodes does, away from the boundary;
+* a node of the boundary has two exterior facets (2D), an edge of it two exterior faces (3D):
+  more, and parts touch there alone, without a facet between them (a contact of no width);
 * every tagged boundary element is a facet of a cell (the same element listed twice in one group
   is taken once), a quadrilateral one with its corners in order round the face;
 * quadratic cells sharing an edge (or a face of hexahedra) share its midpoint (centre) node.
@@ -90,6 +92,7 @@ def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type
                                for i in range(0, len(keys), CHUNK)])
     del keys
     _refuse_overlaps(path, points, cells[:, : linear.n_nodes], linear, exterior // nf, table[exterior % nf])
+    _refuse_pinches(path, points, cells[exterior // nf][np.arange(len(exterior))[:, None], table[exterior % nf]])
     _refuse_crowded_nodes(path, points, cells[:, : linear.n_nodes], linear)
     if CELLS[cell_type].degree > 1:
         _refuse_torn_edges(path, points, cells, linear.name, bits)
@@ -115,6 +118,38 @@ def _refuse_twisted(path: Path, points: np.ndarray, cells: np.ndarray, linear) -
             near = _at(points, cells[row, : linear.n_nodes])
             raise CaseError(f"{path}: element {row + 1} of its kind (near {near}) is inverted or self-intersecting "
                             f"(its corner Jacobians change sign): check its node order")
+
+
+def _refuse_pinches(path: Path, points: np.ndarray, exterior: np.ndarray) -> None:
+    """Parts that touch at a node alone (2D) or along an edge alone (3D), without a facet between
+    them: a contact of no width, through which the discrete field still carries heat (0.23 W for
+    the 0 W of two squares sharing a corner), an amount set by the mesh. On a mesh whose parts meet
+    along whole facets, a node of the boundary has two exterior facets (2D), an edge of it two
+    exterior faces (3D); more, and the boundary pinches there. ``exterior``: the exterior facets'
+    corners, in order round each face in 3D."""
+    if exterior.shape[1] == 2:  # 2D: the exterior edges at each node
+        edges = exterior
+    else:  # 3D: the edges round each exterior face
+        edges = np.stack([exterior, np.roll(exterior, -1, axis=1)], axis=2).reshape(-1, 2)
+    if exterior.shape[1] == 2:
+        count = np.bincount(edges.ravel(), minlength=len(points))
+        pinched = np.flatnonzero(count > 2)
+        if len(pinched):
+            node = int(pinched[0])
+            raise CaseError(f"{path}: the mesh is not conforming: parts of it touch at node {node + 1} alone (near "
+                            f"{_at(points, np.array([node]))}), with no edge between them: heat would cross a "
+                            f"contact of no width there, as much as the mesh makes of it. Join the parts along an "
+                            f"edge, or keep them apart")
+        return
+    ordered = np.sort(edges, axis=1)
+    keys, count = np.unique(ordered[:, 0] * np.int64(len(points)) + ordered[:, 1], return_counts=True)
+    pinched = np.flatnonzero(count > 2)
+    if len(pinched):
+        a, b = divmod(int(keys[pinched[0]]), len(points))
+        raise CaseError(f"{path}: the mesh is not conforming: parts of it touch along the edge of nodes {a + 1} and "
+                        f"{b + 1} alone (near {_at(points, np.array([a, b]))}), with no face between them: heat "
+                        f"would cross a contact of no width there, as much as the mesh makes of it. Join the parts "
+                        f"along a face, or keep them apart")
 
 
 def _refuse_crowded_nodes(path: Path, points: np.ndarray, corners: np.ndarray, linear) -> None:

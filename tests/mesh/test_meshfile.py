@@ -620,3 +620,29 @@ def test_nodes_no_cell_uses_decide_nothing(tmp_path):
         _square_vtu(tmp_path / name, lambda c: np.ones(len(c), dtype=np.int64), extra)
         data = read(tmp_path / name)
         assert data.points.shape == (25, 2) and len(data.cells) == 32
+
+
+def test_parts_that_touch_at_a_node_or_along_an_edge_alone_are_refused():
+    """Two squares sharing a corner (2D), two cubes sharing an edge (3D): no facet between them,
+    yet the field carried 0.23 W through the corner, an amount set by the mesh (exit 0). A square
+    that shares a whole side passes."""
+    from solver.errors import CaseError
+    from solver.mesh.conformity import check_mesh_file
+
+    def squares(shift):
+        points = np.array([(0, 0), (1, 0), (1, 1), (0, 1)] + [(x + shift[0], y + shift[1])
+                                                            for x, y in [(0, 0), (1, 0), (1, 1), (0, 1)]], float)
+        cells = np.array([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]])
+        merged = {tuple(p): i for i, p in enumerate(points[:4].tolist())}  # shared nodes, once
+        cells = np.vectorize(lambda i: merged.get(tuple(points[i].tolist()), i))(cells)
+        return points, cells
+    points, cells = squares((1, 1))
+    with pytest.raises(CaseError, match="parts of it touch at node 3 alone"):
+        check_mesh_file("m.vtu", points, cells, "triangle", np.zeros((0, 2), int), np.zeros(0, int))
+    points, cells = squares((1, 0))
+    check_mesh_file("m.vtu", points, cells, "triangle", np.zeros((0, 2), int), np.zeros(0, int))
+    cube = np.array([(x, y, z) for z in (0, 1) for y in (0, 1) for x in (0, 1)], float)
+    points = np.vstack([cube, [(2, 1, 0), (1, 2, 0), (2, 1, 1), (1, 2, 1), (2, 2, 0), (2, 2, 1)]])
+    hexes = np.array([[0, 1, 3, 2, 4, 5, 7, 6], [3, 8, 12, 9, 7, 10, 13, 11]])  # the second on [1, 2]^2 x [0, 1]
+    with pytest.raises(CaseError, match="parts of it touch along the edge of nodes 4 and 8 alone"):
+        check_mesh_file("m.vtu", points, hexes, "hexahedron", np.zeros((0, 4), int), np.zeros(0, int))
