@@ -290,15 +290,25 @@ class LinearSolves(Solves):
 
 
 class NonlinearStepper(LinearSolves, Stepper):
-    """One step skeleton for every multistep scheme on the nonlinear problem."""
+    """One step skeleton for every multistep scheme on the nonlinear problem.
+
+    With ``cut_failed_steps`` (fixed steps: an adaptive run cuts its own), a step whose nonlinear
+    solve fails is taken again from its start in :data:`CUTS` parts of backward Euler, each part
+    booked in the heat balance, the step's end state then serving the scheme as if the step had
+    been one (a melting range far narrower than the temperatures a step spans, where Newton from
+    the step's start cannot converge)."""
+
+    CUTS = (4, 16, 64)  # parts of a failed fixed step, tried in turn
 
     def __init__(self, problem: NonlinearHeatProblem, dt: float, scheme: Multistep, solver: SolverSpec,
-                 spec: NonlinearSpec, startup: Multistep | None = None):
+                 spec: NonlinearSpec, startup: Multistep | None = None, cut_failed_steps: bool = False):
         super().__init__(problem)
         self.dt, self.scheme, self.startup, self.spec = float(dt), scheme, startup, spec
+        self.cut_failed_steps = cut_failed_steps
         self.linear = LinearisedSolver(problem, solver)
         self.nonlinear_iterations = 0
         self.last: newton.NonlinearReport | None = None
+        self.cut_steps = 0  # steps taken in parts
 
     def restart_state(self) -> StepperState:
         """Besides the scheme's memory: the Jacobians of multigrid's set-up and last update."""
@@ -324,13 +334,20 @@ class NonlinearStepper(LinearSolves, Stepper):
                 heat = heat + dt * scheme.b[j] * self.flows.flows(p.load_parts(t), level, t)
         storage = self.storage(scheme)
         self.remember(u)
-        start = u.copy() if p.capacity_tabulated else None
+        u0 = u.copy()
+        start = u0 if p.capacity_tabulated else None
         d = p.dirichlet
         u[d.local] = d.values(t1)[d.local]
         self.linear.new_step()
         equations = StepEquations(p, self.linear, history, t1, scheme.a[0], dt * scheme.b[0],
                                   f"step {step} (t = {t1:.6g})")
-        self.last = report = iterate(equations, u, self.spec)
+        try:
+            self.last = report = iterate(equations, u, self.spec)
+        except ConvergenceError as failed:
+            if not self.cut_failed_steps:
+                raise
+            u[:] = u0
+            return self._in_parts(u, t0, dt, step, failed)
         if start is not None:  # a band of temperatures where rho c is not > 0, crossed inside the step
             p.materials.check_crossing(start, u, float(t1))
             p.ranges.check_collectively(equations.where)
@@ -338,6 +355,52 @@ class NonlinearStepper(LinearSolves, Stepper):
         heat = heat + dt * scheme.b[0] * self.flows.flows(p.load_parts(t1), u, t1)
         self.flows.book(self.balance, u, heat, equations.dir_owned, equations.full[equations.dir_owned], storage)
         return SolveInfo(report.linear_iterations, report.residuals[-1] / max(report.residuals[0], 1e-300), True)
+
+
+    def _in_parts(self, u: np.ndarray, t0: float, dt: float, step: int, failed: ConvergenceError) -> SolveInfo:
+        """The step from t0 again, in :data:`CUTS` parts of backward Euler, each booked in the
+        balance; raises the step's own failure when the most parts fail too."""
+        b = self.balance
+        u0, energy, inflow, lag = u.copy(), b.energy, b.inflow.copy(), b.lag
+        discarded = failed.iterations
+        for parts in self.CUTS:
+            h, linear_iterations, iterations = dt / parts, 0, 0
+            try:
+                for j in range(parts):
+                    report = self._part(u, StepTime(t0 + (j + 1) * h, t0 + j * h), h,
+                                        f"step {step} (t = {t0 + dt:.6g}), part {j + 1} of {parts}")
+                    linear_iterations += report.linear_iterations
+                    iterations += report.iterations
+            except ConvergenceError as exc:
+                discarded += exc.iterations
+                u[:] = u0
+                b.energy, b.inflow, b.lag = energy, inflow.copy(), lag
+                continue
+            self.last, self.cut_steps = report, self.cut_steps + 1
+            self.nonlinear_iterations += iterations
+            log.info(f"step {step} (t = {t0 + dt:.6g}): the nonlinear solve did not converge; the step was taken in "
+                     f"{parts} parts of backward Euler")
+            return SolveInfo(linear_iterations + discarded,
+                             report.residuals[-1] / max(report.residuals[0], 1e-300), True)
+        error = ConvergenceError(f"{failed} (nor when the step was taken in {self.CUTS[-1]} parts)")
+        error.iterations = discarded
+        raise error from None
+
+    def _part(self, u: np.ndarray, t1: StepTime, h: float, where: str) -> newton.NonlinearReport:
+        """One part of a step taken in parts: backward Euler over h to t1, booked in the balance."""
+        p, d = self.problem, self.problem.dirichlet
+        history = -p.storage(u)
+        start = u.copy() if p.capacity_tabulated else None
+        u[d.local] = d.values(t1)[d.local]
+        self.linear.new_step()
+        equations = StepEquations(p, self.linear, history, t1, 1.0, h, where)
+        report = iterate(equations, u, self.spec)
+        if start is not None:
+            p.materials.check_crossing(start, u, float(t1))
+            p.ranges.check_collectively(equations.where)
+        heat = h * self.flows.flows(p.load_parts(t1), u, t1)
+        self.flows.book(self.balance, u, heat, equations.dir_owned, equations.full[equations.dir_owned])
+        return report
 
 
 class NonlinearSteadySolver(LinearSolves):
@@ -463,6 +526,7 @@ def make_nonlinear_stepper(problem: NonlinearHeatProblem, time: TimeSpec, solver
         raise CaseError("time.scheme = \"explicit-euler\" needs k, rho and c that depend on neither T nor t, and no "
                         "radiation; use backward-euler, crank-nicolson or bdf2 for properties that vary")
     dt = time.adaptive.dt_initial if time.adaptive is not None else time.dt
+    cut = time.adaptive is None  # (an adaptive run cuts a failed step itself)
     if time.scheme == "bdf2":
-        return NonlinearStepper(problem, dt, BDF2, solver, spec, startup=BACKWARD_EULER)
-    return NonlinearStepper(problem, dt, theta_method(time.theta), solver, spec)
+        return NonlinearStepper(problem, dt, BDF2, solver, spec, startup=BACKWARD_EULER, cut_failed_steps=cut)
+    return NonlinearStepper(problem, dt, theta_method(time.theta), solver, spec, cut_failed_steps=cut)

@@ -637,3 +637,24 @@ def test_a_cryogenic_kelvin_run_keeps_its_enthalpy_s_digits(tmp_path, ranks):
         assert f["balance/relative_imbalance"][-1] < 1e-6
     exact = (1 + 4 * 2e-6 * 0.01 * 100.0 / (8960 * 1e-3 * 1e-4)) ** 0.25
     assert np.allclose(T, exact, rtol=1e-8, atol=0), (T.min(), T.max(), exact)
+
+
+@pytest.mark.parametrize("scheme, ranks", [("backward-euler", 1), ("bdf2", 3)])
+def test_a_fixed_step_newton_cannot_take_is_taken_in_parts(tmp_path, scheme, ranks):
+    """A melting range 0.01 degrees wide crossed in steps of about 250 degrees: Newton from the
+    step's start did not converge and the run stopped (exit 3). The step is taken again in parts
+    of backward Euler, each booked: the heat balance closes and the body ends where its energy
+    puts it (the lumped 460 C of 4e4 J, latent heat 2e4 J, for a body this conductive)."""
+    case = tmp_path / "melt.toml"
+    case.write_text('[mesh]\ntype = "rectangle"\ncell = "quadrilateral"\nlengths = [0.01, 0.01]\nnx = 8\nny = 8\n'
+                    '[material]\nk = 1000.0\nrho = 1000.0\nc = 400.0\nlatent_heat = 2e5\nsolidus = 10.0\n'
+                    'liquidus = 10.01\n[initial]\ntemperature = -40.0\n[boundary.left]\ntype = "neumann"\n'
+                    f'flux = 2e5\n[time]\nscheme = "{scheme}"\ndt = 10.0\nt_end = 20.0\n[output]\nevery = 2\n')
+    proc = run_solver(ranks, [str(case)], cwd=tmp_path)
+    assert re.search(r"step \d \(t = \d+\): the nonlinear solve did not converge; the step was taken in \d+ parts",
+                     proc.stdout + proc.stderr), proc.stdout + proc.stderr
+    with h5py.File(tmp_path / "outputs" / "melt" / "melt.h5", "r") as f:
+        T = f["fields/temperature"][sorted(f["fields/temperature"])[-1]][()]
+        change, heat = f["balance/energy_change"][-1], f.attrs["balance_heat_in_left"]
+    assert abs(change - 4e4) < 1e-9 * 4e4 and abs(heat - 4e4) < 1e-9 * 4e4
+    assert np.all(np.abs(T - 460.0) < 1.0), (T.min(), T.max())
