@@ -382,8 +382,9 @@ def _refuse_torn_edges(path: Path, points, cells, linear_name: str, bits: int) -
         torn = same & (middle[order][1:] != middle[order][:-1])
         if torn.any():
             row = int(order[np.argmax(torn)]) // len(table)
-            raise CaseError(f"{path}: the mesh is not conforming: elements of its kind that share {'an' if what[0] in 'aeiou' else 'a'} {what} (one: "
-                            f"element {row + 1}, near {_at(points, cells[row])}) have {node} nodes of their own "
+            article = "an" if what[0] in "aeiou" else "a"
+            raise CaseError(f"{path}: the mesh is not conforming: elements of its kind that share {article} {what} "
+                            f"(one: element {row + 1}, near {_at(points, cells[row])}) have {node} nodes of their own "
                             f"there ({np.count_nonzero(torn)} such {what}s): the quadratic field would tear along "
                             f"them. {FIX}")
 
