@@ -6,6 +6,7 @@ the end record, and the summary. :func:`dry_run` stops after the discretisation 
 from __future__ import annotations
 
 import logging
+import math
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from solver.app.preflight import (BYTES_PER_NODE, check_memory, check_split, cla
 from solver.app.summary import StepSummary, summary
 from solver.case.load import parse_override
 from solver.case.records import Case, whole_steps
-from solver.case.shown import counted, size
+from solver.case.shown import counted, shown, size
 from solver.compiled import compile_seconds
 from solver.errors import EXIT_OUTPUT, EXIT_STOPPED, CaseError, OutputError, SolverExit
 from solver.heat.checks import check_balance
@@ -323,13 +324,15 @@ class CaseRun:
             raise CaseError(f"{self.case.source}: time.t_end = {t_end:.6g} is not a whole number of steps of time.dt = "
                             f"{dt:.6g} after the checkpoint's t = {attrs.t:.6g} ({path}); give a t_end that is")
         changed = checkpoint.check_compatible(path, attrs, self.case.values, self.options.force)
-        zero = enthalpy_zero_text(problem)
-        if zero and attrs.enthalpy_zero != zero:  # (its balance's energies count from another temperature)
-            was = f"from {attrs.enthalpy_zero}" if attrs.enthalpy_zero else "from the zero of the temperature unit " \
-                "(an earlier version of the solver)"
-            raise CaseError(f"{path}: its energies count the enthalpy of the rho(T) and c(T) expressions {was}, this "
-                            f"run's from {zero} (its lowest initial temperature): the heat balance cannot continue "
-                            f"from it; restore the case's initial temperature, or run the case again from the start")
+        if enthalpy_zero_text(problem):  # the checkpoint's energies go on, counted from where it counted them
+            try:  # ("": an earlier version's, counted from 0 in the case's unit)
+                zero = float(attrs.enthalpy_zero) if attrs.enthalpy_zero else 0.0
+            except ValueError:
+                zero = float("nan")
+            if not math.isfinite(zero):
+                raise CaseError(f"{path}: checkpoint attribute enthalpy_zero = {shown(attrs.enthalpy_zero)} is not a "
+                                f"temperature; the file was changed after it was written")
+            problem.count_enthalpy_from(zero)
         if attrs.mesh_digest and attrs.mesh_digest != mesh.source_digest:  # the same mesh.file, other contents
             if not self.options.force:
                 raise CaseError(f"{path}: checkpoint of another mesh: the contents of {self.case.mesh_key} changed "

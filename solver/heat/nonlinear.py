@@ -132,6 +132,13 @@ class NonlinearHeatProblem(HeatLoads):
         self.fields_depend_on_time = any(isinstance(p, Expression) and p.depends_on_time for p in properties)
         self._last: tuple | None = None  # (t or None, u, fields)
 
+    def count_enthalpy_from(self, anchor: float) -> None:
+        """Count the tabulated enthalpies from ``anchor`` (a checkpoint's: its energies continue)."""
+        if anchor != self.enthalpy_zero:
+            self.enthalpy_zero = anchor
+            self.materials.count_enthalpy_from(anchor)
+            self._last = None
+
     @cached_property
     def vertex_weights(self) -> np.ndarray:
         """The weights of the nodal quadrature per cell c and node a (n_cells, nodes per cell):

@@ -78,7 +78,7 @@ class Capacity:
 
     def __init__(self, rho: Property, c: Property, melting: Melting | None = None, unit: str = "C",
                  anchor: float | None = None):
-        self.rho, self.c = rho, c
+        self.rho, self.c, self.unit = rho, c, unit
         self.melting = melting if melting is not None and melting.latent_heat else None
         self.constant = isinstance(rho, float) and isinstance(c, float) and self.melting is None
         ends = [self.melting.solidus, self.melting.liquidus] if self.melting else []
@@ -98,6 +98,10 @@ class Capacity:
         zero = int(np.searchsorted(self.breaks, 0.0))
         cumulative = np.concatenate([[0.0], np.cumsum(steps)]) if steps else np.zeros(1)
         self.cumulative = cumulative - cumulative[zero]  # H(0) = 0
+
+    def counted_from(self, anchor: float) -> "Capacity":
+        """This capacity with its enthalpy counted from ``anchor`` (the same where none is tabulated)."""
+        return self if self.table is None else Capacity(self.rho, self.c, self.melting, self.unit, anchor)
 
     def crossed(self, T0: np.ndarray, T1: np.ndarray):
         """(index, temperature) of the first value whose range between T0 and T1 holds a
@@ -180,6 +184,7 @@ class MaterialField:
                 which[inside & (which == old)] = index[key]
         used = np.unique(which)
         self.sets = [MaterialSet(combos[g][0], Capacity(*combos[g][1:], unit=unit, anchor=anchor)) for g in used]
+        self.anchor = anchor
         which = np.searchsorted(used, which)
         self.cells_of = [np.flatnonzero(which == g) for g in range(len(self.sets))] if len(self.sets) > 1 else None
         self.dim = dim
@@ -193,6 +198,12 @@ class MaterialField:
         self.k_components = 1 if all(all(p is s.k[0] for p in s.k) for s in self.sets) else dim
         self.capacity_constant = all(s.capacity.constant for s in self.sets)
         self._nodes_of = None
+
+    def count_enthalpy_from(self, anchor: float) -> None:
+        """Tabulated enthalpies counted from ``anchor`` from now on (a restart continues the energies
+        of its checkpoint, counted from there)."""
+        self.anchor = anchor
+        self.sets = [MaterialSet(s.k, s.capacity.counted_from(anchor)) for s in self.sets]
 
     def capacity(self) -> np.ndarray:
         """rho c per cell (n_cells,), for constant capacities."""

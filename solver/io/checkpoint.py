@@ -121,7 +121,7 @@ class CheckpointAttrs:
     run_id: str = ""  # the results file's run_id: a restart continues that file only
     mesh_digest: str = ""  # of the mesh file's data (solver.mesh.files.mesh_digest); "": a structured mesh
     # where the tabulated enthalpies of rho(T) and c(T) expressions count from (repr of the temperature;
-    # "": none tabulated, or a checkpoint of an earlier version, which counted from the unit's zero)
+    # "": none tabulated, or an earlier version, which counted them from 0 in the case's unit)
     enthalpy_zero: str = ""
 
     def to_hdf5(self, comm) -> dict:

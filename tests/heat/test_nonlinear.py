@@ -602,22 +602,27 @@ def test_a_nonlinear_balance_that_does_not_close_is_refused():
         check_balance(sim)
 
 
-def test_a_kelvin_checkpoint_of_enthalpies_counted_from_absolute_zero_is_refused(tmp_path):
-    """Checkpoints written before the enthalpy of expressions counted from 0 C hold balance energies
-    counted from 0 K: a restart of a kelvin case with c(T) refuses them (its balance would be off by
-    the heat of 0 K to 273.15 K) and continues from a checkpoint of its own."""
+def test_a_restart_counts_the_enthalpy_from_where_its_checkpoint_did(tmp_path):
+    """A checkpoint's balance energies count the enthalpy of c(T) from where its run did: the
+    lowest initial temperature (recorded), or 0 in the case's unit (earlier versions, recording
+    none). A restart counts from there too, whatever the case's initial temperature now (a safe key
+    to change: it was refused, and counted from the new one the balance would be off by the heat
+    between the two)."""
     case = tmp_path / "case.toml"
-    case.write_text(case_with('[initial]\ntemperature = 300.0\n[checkpoint]\nevery = 1\n',
+    case.write_text(case_with('[initial]\ntemperature = 300.0\n[checkpoint]\nevery = 1\nkeep = 10\n',
                               root='temperature_unit = "K"\n').replace("c = 1.0", 'c = "1 + 0.001 * T"')
                     .replace("value = 1.0", "value = 310.0").replace("t_end = 0.2", "t_end = 0.4"))
     run_solver(1, [str(case), "--set", "time.t_end=0.2"], cwd=tmp_path)
     latest = tmp_path / "outputs" / "case" / "checkpoints" / "step_00000002.h5"
+    with h5py.File(latest, "r") as f:
+        assert f.attrs["enthalpy_zero"] == "300.0"
+    run_solver(1, [str(case), "--restart", str(latest), "--set", "initial.temperature=250.0"], cwd=tmp_path)
+    with h5py.File(tmp_path / "outputs" / "case" / "case.h5", "r") as f:
+        assert f.attrs["status"] == "complete" and np.all(f["balance/relative_imbalance"][()] < 1e-8)
     with h5py.File(latest, "r+") as f:
-        del f.attrs["enthalpy_zero"]
-    proc = run_solver(1, [str(case), "--restart", "latest"], cwd=tmp_path, check=False)
-    assert proc.returncode == 2 and "its energies count the enthalpy of the rho(T) and c(T) expressions from the " \
-        "zero of the temperature unit (an earlier version of the solver), this run's from 300.0" in proc.stderr, \
-        proc.stderr
+        f.attrs["enthalpy_zero"] = "warm"
+    proc = run_solver(1, [str(case), "--restart", str(latest)], cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "checkpoint attribute enthalpy_zero = 'warm' is not a temperature" in proc.stderr
 
 
 @pytest.mark.parametrize("ranks", [1, 3])
