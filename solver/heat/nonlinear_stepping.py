@@ -231,6 +231,11 @@ class StepEquations:
         self.problem.mesh.halo.update(u)
 
 
+class NonlinearFailure(ConvergenceError):
+    """Newton's (and Picard's) iterations did not converge: a step in parts may (a linear solve
+    that fails is not this)."""
+
+
 STEP_ADVICE = "try " + ADAPTIVE_ADVICE + "a smaller time.dt, "  # (adaptive steps leave their own part out)
 STEADY_ADVICE = ("a k, rho c or epsilon that jumps with T (where(), a step in a table) may leave no steady state to "
                  "converge to: smooth the jump over a few degrees, or run the case transient until it settles; else "
@@ -261,9 +266,11 @@ def iterate(equations: StepEquations, u: np.ndarray, spec: NonlinearSpec,
     tried = f"{first.method} ({first.reason}; residuals {first.history()})"
     if report is not first:
         tried += f", then picard ({report.reason}; residuals {report.history()})"
-    raise ConvergenceError(f"{equations.where}: the nonlinear solve did not converge: {tried}; {advice}"
-                           f"a larger nonlinear.max_iterations, a looser nonlinear.rtol (now {spec.rtol:g}), or check "
-                           f"that k, rho c and epsilon stay physical over the temperatures reached")
+    error = NonlinearFailure(f"{equations.where}: the nonlinear solve did not converge: {tried}; {advice}"
+                             f"a larger nonlinear.max_iterations, a looser nonlinear.rtol (now {spec.rtol:g}), or "
+                             f"check that k, rho c and epsilon stay physical over the temperatures reached")
+    error.iterations = first.linear_iterations + (report.linear_iterations if report is not first else 0)
+    raise error
 
 
 class LinearSolves(Solves):
@@ -308,7 +315,6 @@ class NonlinearStepper(LinearSolves, Stepper):
         self.linear = LinearisedSolver(problem, solver)
         self.nonlinear_iterations = 0
         self.last: newton.NonlinearReport | None = None
-        self.cut_steps = 0  # steps taken in parts
 
     def restart_state(self) -> StepperState:
         """Besides the scheme's memory: the Jacobians of multigrid's set-up and last update."""
@@ -343,7 +349,7 @@ class NonlinearStepper(LinearSolves, Stepper):
                                   f"step {step} (t = {t1:.6g})")
         try:
             self.last = report = iterate(equations, u, self.spec)
-        except ConvergenceError as failed:
+        except NonlinearFailure as failed:
             if not self.cut_failed_steps:
                 raise
             u[:] = u0
@@ -371,18 +377,18 @@ class NonlinearStepper(LinearSolves, Stepper):
                                         f"step {step} (t = {t0 + dt:.6g}), part {j + 1} of {parts}")
                     linear_iterations += report.linear_iterations
                     iterations += report.iterations
-            except ConvergenceError as exc:
-                discarded += exc.iterations
+            except NonlinearFailure as exc:
+                discarded += exc.iterations + linear_iterations
                 u[:] = u0
                 b.energy, b.inflow, b.lag = energy, inflow.copy(), lag
                 continue
-            self.last, self.cut_steps = report, self.cut_steps + 1
+            self.last = report
             self.nonlinear_iterations += iterations
             log.info(f"step {step} (t = {t0 + dt:.6g}): the nonlinear solve did not converge; the step was taken in "
                      f"{parts} parts of backward Euler")
             return SolveInfo(linear_iterations + discarded,
                              report.residuals[-1] / max(report.residuals[0], 1e-300), True)
-        error = ConvergenceError(f"{failed} (nor when the step was taken in {self.CUTS[-1]} parts)")
+        error = NonlinearFailure(f"{failed} (nor when the step was taken in {self.CUTS[-1]} parts)")
         error.iterations = discarded
         raise error from None
 
