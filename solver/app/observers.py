@@ -32,7 +32,7 @@ class ResultsObserver(Observer):
             # (the state at t_end, which every run writes) is the checkpoint's own state
             with sim.timers("output"):
                 self.results.write(sim.u, sim.t, sim.step_index, sim.balance, sim.fields())
-                self.flush(sim)
+                self.flush(sim)  # (the probes' row at t came with the checkpoint's tables)
             return
         if self.resumed or sim.case.steady:
             return

@@ -136,20 +136,21 @@ def _refuse_pinches(path: Path, points: np.ndarray, exterior: np.ndarray) -> Non
         pinched = np.flatnonzero(count > 2)
         if len(pinched):
             node = int(pinched[0])
-            raise CaseError(f"{path}: the mesh is not conforming: parts of it touch at node {node + 1} alone (near "
-                            f"{_at(points, np.array([node]))}), with no edge between them: heat would cross a "
-                            f"contact of no width there, as much as the mesh makes of it. Join the parts along an "
-                            f"edge, or keep them apart")
+            raise CaseError(f"{path}: the mesh is not conforming: its boundary pinches at node {node + 1} (near "
+                            f"{_at(points, np.array([node]))}): parts of it, or the two sides of a crack, meet there "
+                            f"alone, with no edge between them, and heat would cross a contact of no width, as much "
+                            f"as the mesh makes of it. Join the parts along an edge, or keep them apart (a crack: "
+                            f"its mouth's node doubled, one for each side)")
         return
     ordered = np.sort(edges, axis=1)
     keys, count = np.unique(ordered[:, 0] * np.int64(len(points)) + ordered[:, 1], return_counts=True)
     pinched = np.flatnonzero(count > 2)
     if len(pinched):
         a, b = divmod(int(keys[pinched[0]]), len(points))
-        raise CaseError(f"{path}: the mesh is not conforming: parts of it touch along the edge of nodes {a + 1} and "
-                        f"{b + 1} alone (near {_at(points, np.array([a, b]))}), with no face between them: heat "
-                        f"would cross a contact of no width there, as much as the mesh makes of it. Join the parts "
-                        f"along a face, or keep them apart")
+        raise CaseError(f"{path}: the mesh is not conforming: its boundary pinches along the edge of nodes {a + 1} "
+                        f"and {b + 1} (near {_at(points, np.array([a, b]))}): parts of it, or the two sides of a "
+                        f"crack, meet there alone, with no face between them, and heat would cross a contact of no "
+                        f"width, as much as the mesh makes of it. Join the parts along a face, or keep them apart")
 
 
 def _refuse_crowded_nodes(path: Path, points: np.ndarray, corners: np.ndarray, linear) -> None:

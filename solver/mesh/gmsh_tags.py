@@ -408,7 +408,7 @@ def _elements_4_by_token(text: bytes, layout: str):
 
     values = np.fromstring(text, dtype=np.int64, sep=" ")
     header = 4 if layout == "4.1" else 2
-    if len(values) < header:
+    if len(values) < header or np.any(np.abs(values) >= np.iinfo(np.int64).max):  # (a number beyond int64 saturates)
         return None
     refs, elements, per_element, position = [], [], [], header
     for _ in range(int(values[0])):
