@@ -84,7 +84,7 @@ class CheckpointObserver(Observer):
             case_hash=checkpoint.case_hash(case.values), snapshots=len(self.results.snapshots),
             iterations=state.iterations, balance_terms=list(b.terms), balance_energy_start=b.energy_start,
             balance_inflow=b.inflow, stepper=state.numbers(), run_id=self.results.run_id,
-            mesh_digest=sim.mesh.source_digest, enthalpy_zero=enthalpy_zero_text(sim.problem))
+            mesh_digest=sim.mesh.source_digest, enthalpy_zero=enthalpy_zero_text(sim.problem), balance_gross=b.gross)
         writer = checkpoint.CheckpointWriter(self.directory, case.checkpoint.keep,
                                              lambda p: self.results.open_block_file(p, "w"), self.before_close)
         return writer.write(sim.mesh, self.results.nodes, state.vectors(), attrs)

@@ -24,9 +24,12 @@ class HeatBalance:
     energy: float
     inflow: np.ndarray = field(default=None)
     lag: float = 0.0  # the multistep formula's storage lag (BDF2; see :meth:`HeatFlows.book`)
-    # (energy, inflow, lag) when this process opened or resumed the balance: what its steps did
-    # is the rest (the Dirichlet values' jump at the start is booked before them)
+    # (energy, inflow, lag, gross) when this process opened or resumed the balance: what its steps
+    # did is the rest (the Dirichlet values' jump at the start is booked before them)
     opened: tuple | None = None
+    # the heat each term brought in or took out, step by step, summed in magnitude (J): flows that
+    # cancel over the run (a flux sin(t)) leave a net of round-off, which cannot scale what it misses
+    gross: float = 0.0
     # the magnitude of the flows (W, steady): of a source or flux that cancels over the body, its
     # sum_i |F_i|, not its net of round-off, scales the relative imbalance
     magnitude: float = 0.0
@@ -39,14 +42,15 @@ class HeatBalance:
             self.inflow = np.zeros(len(self.terms))
 
     def mark_opened(self) -> None:
-        self.opened = (self.energy, self.inflow.copy(), self.lag)
+        self.opened = (self.energy, self.inflow.copy(), self.lag, self.gross)
 
     def since_opened(self) -> "HeatBalance":
         """The balance of the steps this process took (from its start or restart)."""
         if self.opened is None:
             return self
-        energy, inflow, lag = self.opened
-        return HeatBalance(self.terms, energy, self.energy, self.inflow - inflow, self.lag - lag, held=self.held)
+        energy, inflow, lag, gross = self.opened
+        return HeatBalance(self.terms, energy, self.energy, self.inflow - inflow, self.lag - lag, held=self.held,
+                           gross=self.gross - gross)
 
     @property
     def change(self) -> float:
@@ -58,7 +62,7 @@ class HeatBalance:
 
     @property
     def relative(self) -> float:
-        scale = max(abs(self.change), float(np.abs(self.inflow).sum()), abs(self.lag), self.magnitude,
+        scale = max(abs(self.change), float(np.abs(self.inflow).sum()), abs(self.lag), self.magnitude, self.gross,
                     ENERGY_ROUNDOFF * self.held, 1e-300)
         return abs(self.imbalance) / scale
 
@@ -104,6 +108,7 @@ class HeatFlows:
             per += (total - per.sum()) * weights / weights.sum()
         balance.energy_start = e - total
         balance.inflow += per
+        balance.gross += float(np.abs(per).sum())
         balance.mark_opened()
         return balance
 
@@ -163,6 +168,7 @@ class HeatFlows:
         p.mesh.comm.Allreduce(MPI.IN_PLACE, buf)
         energy_old, balance.energy, balance.held = balance.energy, float(buf[0]), float(buf[1])
         balance.inflow += buf[2:]
+        balance.gross += float(np.abs(buf[2:]).sum())
         if storage is not None and len(storage[0]) > 2:
             a, energies = storage
             stored = a[0] * balance.energy + sum(aj * e for aj, e in zip(a[1:], energies))

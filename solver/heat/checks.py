@@ -356,8 +356,11 @@ def check_balance(sim) -> None:
             c = sim.case
             limit = max(GROSS_LIMIT, 1e3 * c.solver.rtol, 1e3 * c.nonlinear.rtol if c.physics.nonlinear else 0.0)
     if b is not None and not sim.case.steady and b.change == 0.0:  # no temperature moved: did heat flow?
-        # (against the flows themselves: the energy held, which scales b.relative, dwarfs them here)
-        if abs(b.imbalance) > 0.5 * max(float(np.abs(b.inflow).sum()), abs(b.lag)) and _flows_beyond_round_off(sim, b):
+        # (against the flows themselves: the energy held, which scales b.relative, dwarfs them here;
+        # a net of round-off, of flows that cancel over the run, is none)
+        net = abs(b.imbalance)
+        if net > 0.5 * max(float(np.abs(b.inflow).sum()), abs(b.lag)) and net > ENERGY_ROUNDOFF * b.gross \
+                and _flows_beyond_round_off(sim, b):
             raise CaseError(f"{sim.case.source}: {abs(float(b.inflow.sum())):.3g} J flowed in and out over the run "
                             f"but no temperature changed: the heat capacity (material.rho times material.c, or a "
                             f"latent heat) is so large, or time.dt so small, that the temperatures cannot move "

@@ -269,7 +269,7 @@ class Simulation(Discretisation):
         """What a checkpoint keeps of this run (:mod:`solver.heat.state`)."""
         b = self.balance
         return RunState(self.u, self.step_index, self.t, self.iterations,
-                        BalanceState(tuple(b.terms), b.energy_start, np.asarray(b.inflow)),
+                        BalanceState(tuple(b.terms), b.energy_start, np.asarray(b.inflow), b.gross),
                         self.stepper.restart_state(), self.adaptive.restart_state() if self.adaptive else None,
                         None if self.adaptive else self.origin)
 
@@ -305,6 +305,7 @@ class Simulation(Discretisation):
         if list(state.balance.terms) == self.balance.terms:
             self.balance.energy_start = float(state.balance.energy_start)
             self.balance.inflow = np.array(state.balance.inflow, dtype=float)
+            self.balance.gross = float(state.balance.gross)
         else:  # another case's terms (a forced restart): the balance counts from here
             ours = ", ".join(self.balance.terms)
             log.warning(f"the heat balance counts from the restart (t = {self.t:.6g}): the checkpoint's terms "

@@ -101,6 +101,7 @@ class BalanceState:
     terms: tuple[str, ...]
     energy_start: float
     inflow: np.ndarray
+    gross: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ def from_checkpoint(attrs, vectors: dict[str, np.ndarray], n_owned: int) -> RunS
         adaptive = AdaptiveState(Controller(**numbers["adaptive"]), levels)
     return RunState(vectors["temperature"], int(attrs.step), float(attrs.t), int(attrs.iterations),
                     BalanceState(tuple(attrs.balance_terms), float(attrs.balance_energy_start),
-                                 np.array(attrs.balance_inflow, dtype=float)),
+                                 np.array(attrs.balance_inflow, dtype=float), float(attrs.balance_gross)),
                     StepperState(_multistep(stepper, vectors), _systems(stepper), _multigrid(stepper, vectors),
                                  _count(stepper.get("nonlinear_iterations", 0))),
                     adaptive, _origin(numbers.get("fixed_origin")))

@@ -160,13 +160,15 @@ class Stepper(Solves):
     def save(self) -> tuple:
         """What a step changes besides u: the history and the balance (:meth:`rewind` takes it back)."""
         b = self.balance
-        return list(self.earlier), list(self.earlier_dt), list(self.earlier_energy), b.energy, b.inflow.copy(), b.lag
+        return (list(self.earlier), list(self.earlier_dt), list(self.earlier_energy), b.energy, b.inflow.copy(), b.lag,
+                b.gross)
 
     def rewind(self, saved: tuple) -> None:
         """Undo a rejected step (u is restored by the caller)."""
-        earlier, earlier_dt, earlier_energy, energy, inflow, lag = saved
+        earlier, earlier_dt, earlier_energy, energy, inflow, lag, gross = saved
         self.earlier, self.earlier_dt, self.earlier_energy = list(earlier), list(earlier_dt), list(earlier_energy)
         self.balance.energy, self.balance.inflow, self.balance.lag = energy, inflow.copy(), lag
+        self.balance.gross = gross
 
     def restart_state(self) -> StepperState:
         """What a restart needs of this stepper (:mod:`solver.heat.state`)."""

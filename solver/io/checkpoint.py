@@ -123,6 +123,7 @@ class CheckpointAttrs:
     # where the tabulated enthalpies of rho(T) and c(T) expressions count from (repr of the temperature;
     # "": none tabulated, or an earlier version, which counted them from 0 in the case's unit)
     enthalpy_zero: str = ""
+    balance_gross: float = 0.0  # the heat balance's gross flows (0: an earlier version's, which kept none)
 
     def to_hdf5(self, comm) -> dict:
         return {"step": self.step, "t": self.t, "dt": self.dt, "scheme": self.scheme, "case": self.case,
@@ -131,7 +132,7 @@ class CheckpointAttrs:
                 "balance_inflow": np.asarray(self.balance_inflow), "solver_checkpoint": FORMAT,
                 "solver_version": __version__, "ranks": comm.size, "written": time.time(),
                 "stepper_state": json.dumps(self.stepper), "run_id": self.run_id, "mesh_digest": self.mesh_digest,
-                "enthalpy_zero": self.enthalpy_zero}
+                "enthalpy_zero": self.enthalpy_zero, "balance_gross": self.balance_gross}
 
     @classmethod
     def from_hdf5(cls, attrs, datasets=()) -> "CheckpointAttrs":
@@ -142,7 +143,7 @@ class CheckpointAttrs:
                    np.array(a["balance_inflow"], dtype=float), int(a.get("ranks", 0)),
                    str(a.get("solver_version", "")), float(a.get("written", 0.0)), sorted(datasets),
                    json.loads(a.get("stepper_state", "{}")), str(a.get("run_id", "")), str(a.get("mesh_digest", "")),
-                   str(a.get("enthalpy_zero", "")))
+                   str(a.get("enthalpy_zero", "")), float(a.get("balance_gross", 0.0)))
 
 
 def checkpoint_dir(results_dir: Path) -> Path:
@@ -474,6 +475,9 @@ def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointA
     if not math.isfinite(attrs.balance_energy_start):
         raise CaseError(f"{path}: checkpoint attribute balance_energy_start = {attrs.balance_energy_start!r} is "
                         f"not finite")
+    if not (math.isfinite(attrs.balance_gross) and attrs.balance_gross >= 0):
+        raise CaseError(f"{path}: checkpoint attribute balance_gross = {attrs.balance_gross!r} is not a finite amount "
+                        f">= 0")
     if not isinstance(attrs.stepper, dict):
         raise CaseError(f"{path}: checkpoint attribute stepper_state is not a JSON object")
     history = attrs.stepper.get("stepper")
