@@ -459,7 +459,8 @@ def test_a_study_whose_every_sample_failed_exits_3(tmp_path):
     spec = tmp_path / "cold.toml"
     spec.write_text(TRANSIENT_STUDY.replace("samples = 12", "samples = 3").replace(
         '"material.k" = { distribution = "normal", mean = 1.0, std = 0.6 }',
-        '"boundary.left.value" = { distribution = "uniform", low = -1000.0, high = -900.0 }'))
+        '"boundary.left.value" = { distribution = "normal", mean = -1000.0, std = 10.0 }'))  # (unbounded: not
+    # refused up front as a uniform law beyond the key's range is)
     proc = study(1, [spec, "--quiet"], tmp_path)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 3 and len(errors) == 1 and "every one of the 3 samples failed" in errors[0], proc.stderr
