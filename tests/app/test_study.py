@@ -409,23 +409,23 @@ def test_a_distribution_that_gives_no_finite_value_is_refused(tmp_path, law):
 @pytest.mark.parametrize("law, reaches", [
     ('distribution = "uniform", low = -10.0, high = 40.0', "its uniform distribution reaches -10"),
     ('distribution = "truncated-normal", mean = 5.0, std = 3.0, low = -1.0, high = 9.0',
-     "its truncated-normal distribution reaches -1"),
-    ("values = [10.0, -5.0, 20.0]", "its values reach -5")])
+     "its truncated-normal distribution reaches -1")])
 def test_a_parameter_beyond_its_key_s_range_is_refused_up_front(tmp_path, law, reaches):
     """h uniform in [-10, 40]: a fifth of the samples failed (h < 0), and the study exited 0 with
-    statistics of the others. Bounded laws and values are checked at their ends; an end the key
-    only touches (k uniform from 0: no sample falls on it) and an unbounded law pass."""
-    method = "grid" if law.startswith("values") else "monte-carlo"
+    statistics of the others. Bounded laws are checked at their ends; an end the key only touches
+    (k uniform from 0: no sample falls on it), an unbounded law and values listed (each its own
+    sample, failed and recorded) pass."""
     path = tmp_path / "bad.toml"
-    samples = "" if method == "grid" else "samples = 4\n"
-    path.write_text(f'[study]\ncase = "{WALL}"\nmethod = "{method}"\n{samples}[parameters]\n'
-                    f'"boundary.right.h" = {{ {law} }}\n')
+    path.write_text(f'[study]\ncase = "{WALL}"\nsamples = 4\n[parameters]\n"boundary.right.h" = {{ {law} }}\n')
     with pytest.raises(CaseError, match=re.escape(f"parameters.boundary.right.h: {reaches}, which the case refuses "
                                                   f"(boundary.right.h must be >= 0.0); keep it")):
         load_study(path)
     path.write_text(f'[study]\ncase = "{WALL}"\nsamples = 4\n[parameters]\n'
                     f'"material.k" = {{ distribution = "uniform", low = 0.0, high = 1.0 }}\n'
                     f'"boundary.right.h" = {{ distribution = "normal", mean = 10.0, std = 40.0 }}\n')
+    load_study(path)
+    path.write_text(f'[study]\ncase = "{WALL}"\nmethod = "grid"\n[parameters]\n'
+                    f'"boundary.right.h" = {{ values = [10.0, -5.0, 20.0] }}\n')
     load_study(path)
 
 

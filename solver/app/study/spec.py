@@ -158,13 +158,12 @@ def _parameter(source: str, key: str, raw, method: str, base: Case) -> Parameter
 
 
 def _check_support(source: str, p: Parameter, case_text: str, case_path: Path, base: Case) -> None:
-    """Refuse a parameter whose values, or bounded distribution, reach beyond its key's own range
-    (h >= 0, k > 0): the samples there all fail, and the statistics silently cover the others.
-    The ends are checked, each with the other keys at their base values; an unbounded law (normal,
-    lognormal) may fail some samples, as documented."""
-    if p.values:
-        ends, what = [(v, v) for v in (min(p.values), max(p.values))], "values reach"
-    elif p.distribution in ("uniform", "truncated-normal"):  # (a sample never falls on an end: just inside)
+    """Refuse a parameter whose bounded distribution reaches beyond its key's own range (h >= 0,
+    k > 0): a share of the samples fails, and the statistics silently cover the others. The ends
+    are checked, each with the other keys at their base values; an unbounded law (normal,
+    lognormal) may fail some samples, and values listed (grid, list) fail each its own sample, as
+    documented."""
+    if p.distribution in ("uniform", "truncated-normal"):  # (a sample never falls on an end: just inside)
         low, high = p.args["low"], p.args["high"]
         inside = 1e-6 * (high - low)
         ends, what = [(low, low + inside), (high, high - inside)], f"{p.distribution} distribution reaches"
