@@ -1,8 +1,8 @@
 """Connected components of a distributed mesh file against scipy on the whole mesh.
 
 Usage: mpirun -n N python components_checks.py FOLDER
-The mesh: 8 thin strips of triangles, some joined end to end by a triangle that shares one node
-with the next strip (a snake of 4 strips that crosses the ranks back and forth, a pair, two
+The mesh: 8 thin strips of triangles, some joined end to end by two triangles that fill the gap to
+the next strip at one end (a snake of 4 strips that crosses the ranks back and forth, a pair, two
 single strips); each rank's labels and marks must match the serial ones in canonical numbering.
 """
 
@@ -29,13 +29,16 @@ def strips():
         points.append(np.column_stack([np.r_[x, x], np.r_[np.full(NX + 1, y0), np.full(NX + 1, y0 + 0.1)]]))
         a = base + np.arange(NX)
         cells += [np.column_stack([a, a + 1, a + NX + 2]), np.column_stack([a, a + NX + 2, a + NX + 1])]
-    for i in JOINED:  # top end of strip i, a new node, bottom end of strip i + 1 (right or left end)
-        end = NX if i % 2 == 0 else 0
-        top, bottom = i * 2 * (NX + 1) + NX + 1 + end, (i + 1) * 2 * (NX + 1) + end
-        points.append(np.array([[x[end] + (0.05 if end else -0.05), 0.2 * i + 0.15]]))
-        new = sum(len(p) for p in points) - 1
-        cells.append(np.array([[top, new, bottom]]))
     points = np.concatenate(points)
+    for i in JOINED:  # the gap between strip i and i + 1 filled at one end (right or left): whole edges shared
+        end, inner = (NX, NX - 1) if i % 2 == 0 else (0, 1)
+        top = i * 2 * (NX + 1) + NX + 1  # strip i's upper row
+        bottom = (i + 1) * 2 * (NX + 1)  # strip i + 1's lower row
+        for tri in ([top + inner, top + end, bottom + end], [top + inner, bottom + end, bottom + inner]):
+            a, b, c = points[tri]
+            if np.cross(b - a, c - a) < 0:  # every triangle counter-clockwise, as the strips' are
+                tri = [tri[0], tri[2], tri[1]]
+            cells.append(np.array([tri]))
     marked = np.zeros(len(points), dtype=bool)
     marked[[s * 2 * (NX + 1) + 3 for s in MARKED_STRIPS]] = True
     return points, np.concatenate(cells), marked
