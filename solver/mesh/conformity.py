@@ -17,9 +17,8 @@ its condition reaches only its corners). All are refused, on rank 0 while it rea
   kept;
 * the cells about a node fill at most the full angle (solid angle) about it: more, and cells
   overlap there, as one laid over others on their own nodes does, away from the boundary;
-* a node of the boundary has two exterior facets (2D), an edge of it two exterior faces (3D), and
-  the exterior faces about a node of it form one fan (3D): more, and parts touch there alone,
-  without a facet between them (a contact of no width);
+* a node of the boundary has two exterior facets (2D), an edge of it two exterior faces (3D):
+  more, and parts touch there alone, without a facet between them (a contact of no width);
 * every tagged boundary element is a facet of a cell (the same element listed twice in one group
   is taken once), a quadrilateral one with its corners in order round the face;
 * quadratic cells sharing an edge (or a face of hexahedra) share its midpoint (centre) node.
@@ -152,38 +151,6 @@ def _refuse_pinches(path: Path, points: np.ndarray, exterior: np.ndarray) -> Non
                         f"and {b + 1} (near {_at(points, np.array([a, b]))}): parts of it, or the two sides of a "
                         f"crack, meet there alone, with no face between them, and heat would cross a contact of no "
                         f"width, as much as the mesh makes of it. Join the parts along a face, or keep them apart")
-    _refuse_pinched_nodes(path, points, exterior, ordered)
-
-
-def _refuse_pinched_nodes(path: Path, points: np.ndarray, exterior: np.ndarray, edges: np.ndarray) -> None:
-    """3D, every boundary edge in two exterior faces: the exterior faces about a node form one fan,
-    each joined to the next through an edge at the node; two fans, and parts touch at the node alone
-    (two tetrahedra sharing a corner). ``edges``: the faces' edges, sorted node pairs, face by face
-    (row f * corners + k: from corner k of face f to the next)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    n, corners = np.int64(len(points)), exterior.shape[1]
-    face = np.repeat(np.arange(len(exterior), dtype=np.int64), corners)
-    order = np.argsort(edges[:, 0] * n + edges[:, 1], kind="stable")  # each edge twice: its two faces
-    first, second = order[0::2], order[1::2]
-    incidences = np.unique(face * n + exterior.ravel())  # (face, node) pairs
-    ends = [face[first] * n + edges[first, j] for j in (0, 1)]
-    ends_other = [face[second] * n + edges[second, j] for j in (0, 1)]
-    rows = np.searchsorted(incidences, np.concatenate(ends))
-    cols = np.searchsorted(incidences, np.concatenate(ends_other))
-    graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(len(incidences),) * 2)
-    _, label = connected_components(graph, directed=False)
-    node = incidences % n
-    fans = np.unique(node * np.int64(len(incidences)) + label) // np.int64(len(incidences))
-    count = np.bincount(fans, minlength=len(points))
-    pinched = np.flatnonzero(count > 1)
-    if len(pinched):
-        at = int(pinched[0])
-        raise CaseError(f"{path}: the mesh is not conforming: its boundary pinches at node {at + 1} (near "
-                        f"{_at(points, np.array([at]))}): parts of it meet there alone, with no face between them, "
-                        f"and heat would cross a contact of no width, as much as the mesh makes of it. Join the "
-                        f"parts along a face, or keep them apart")
 
 
 def _refuse_crowded_nodes(path: Path, points: np.ndarray, corners: np.ndarray, linear) -> None:
