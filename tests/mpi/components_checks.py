@@ -36,7 +36,7 @@ def strips():
         bottom = (i + 1) * 2 * (NX + 1)  # strip i + 1's lower row
         for tri in ([top + inner, top + end, bottom + end], [top + inner, bottom + end, bottom + inner]):
             a, b, c = points[tri]
-            if np.cross(b - a, c - a) < 0:  # every triangle counter-clockwise, as the strips' are
+            if (b - a)[0] * (c - a)[1] - (b - a)[1] * (c - a)[0] < 0:  # counter-clockwise, as the strips' are
                 tri = [tri[0], tri[2], tri[1]]
             cells.append(np.array([tri]))
     marked = np.zeros(len(points), dtype=bool)
