@@ -32,6 +32,9 @@ class HeatBalance:
     # cannot scale what it misses (the Dirichlet reactions are left out: where K u is round-off, so
     # are they, and they must not scale their own loss)
     gross: float = 0.0
+    # whether the energy changed in some step since the balance was opened (a field that came back
+    # to where it started moved; a frozen one did not)
+    moved: bool = False
     # the magnitude of the flows (W, steady): of a source or flux that cancels over the body, its
     # sum_i |F_i|, not its net of round-off, scales the relative imbalance
     magnitude: float = 0.0
@@ -45,6 +48,7 @@ class HeatBalance:
 
     def mark_opened(self) -> None:
         self.opened = (self.energy, self.inflow.copy(), self.lag, self.gross)
+        self.moved = False
 
     def since_opened(self) -> "HeatBalance":
         """The balance of the steps this process took (from its start or restart)."""
@@ -52,7 +56,7 @@ class HeatBalance:
             return self
         energy, inflow, lag, gross = self.opened
         return HeatBalance(self.terms, energy, self.energy, self.inflow - inflow, self.lag - lag, held=self.held,
-                           gross=self.gross - gross)
+                           gross=self.gross - gross, moved=self.moved)
 
     @property
     def change(self) -> float:
@@ -168,6 +172,7 @@ class HeatFlows:
         buf[2:] = heat_in + self.reactions(rows, reactions)
         p.mesh.comm.Allreduce(MPI.IN_PLACE, buf)
         energy_old, balance.energy, balance.held = balance.energy, float(buf[0]), float(buf[1])
+        balance.moved = balance.moved or balance.energy != energy_old
         balance.inflow += buf[2:]
         balance.gross += float(np.abs(buf[2: len(buf) - len(self.problem.dirichlet.names)]).sum())
         if storage is not None and len(storage[0]) > 2:

@@ -367,7 +367,7 @@ class NonlinearStepper(LinearSolves, Stepper):
         """The step from t0 again, in :data:`CUTS` parts of backward Euler, each booked in the
         balance; raises the step's own failure when the most parts fail too."""
         b = self.balance
-        u0, energy, inflow, lag, gross = u.copy(), b.energy, b.inflow.copy(), b.lag, b.gross
+        u0, energy, inflow, lag, gross, moved = u.copy(), b.energy, b.inflow.copy(), b.lag, b.gross, b.moved
         discarded = failed.iterations
         for parts in self.CUTS:
             h, linear_iterations, iterations = dt / parts, 0, 0
@@ -380,7 +380,7 @@ class NonlinearStepper(LinearSolves, Stepper):
             except NonlinearFailure as exc:
                 discarded += exc.iterations + linear_iterations
                 u[:] = u0
-                b.energy, b.inflow, b.lag, b.gross = energy, inflow.copy(), lag, gross
+                b.energy, b.inflow, b.lag, b.gross, b.moved = energy, inflow.copy(), lag, gross, moved
                 continue
             self.last = report
             self.nonlinear_iterations += iterations

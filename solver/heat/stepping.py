@@ -161,14 +161,14 @@ class Stepper(Solves):
         """What a step changes besides u: the history and the balance (:meth:`rewind` takes it back)."""
         b = self.balance
         return (list(self.earlier), list(self.earlier_dt), list(self.earlier_energy), b.energy, b.inflow.copy(), b.lag,
-                b.gross)
+                b.gross, b.moved)
 
     def rewind(self, saved: tuple) -> None:
         """Undo a rejected step (u is restored by the caller)."""
-        earlier, earlier_dt, earlier_energy, energy, inflow, lag, gross = saved
+        earlier, earlier_dt, earlier_energy, energy, inflow, lag, gross, moved = saved
         self.earlier, self.earlier_dt, self.earlier_energy = list(earlier), list(earlier_dt), list(earlier_energy)
         self.balance.energy, self.balance.inflow, self.balance.lag = energy, inflow.copy(), lag
-        self.balance.gross = gross
+        self.balance.gross, self.balance.moved = gross, moved
 
     def restart_state(self) -> StepperState:
         """What a restart needs of this stepper (:mod:`solver.heat.state`)."""

@@ -141,6 +141,24 @@ def test_a_capacity_so_large_that_no_temperature_moves_is_refused(tmp_path, npro
     assert proc.returncode == 2 and len(errors) == 1 and words in errors[0], proc.stderr
 
 
+@pytest.mark.parametrize("rho, frozen", [(1e20, True), (1000.0, False)])
+def test_a_field_frozen_under_flows_that_cancel_is_refused_and_a_moving_one_is_not(tmp_path, rho, frozen):
+    """A flux sin(2 pi t / 80 s) over two periods: with rho = 1e20 no temperature moves in any step
+    while 3e4 J go in and out (refused, exit 2); with steel's rho the field moves and comes back,
+    its net heat round-off (it was taken for frozen when its energy came back to the bit)."""
+    (tmp_path / "case.toml").write_text(
+        f'[mesh]\ntype = "rectangle"\nnx = 8\nny = 3\nlengths = [0.1, 0.02]\n[material]\nk = 10.0\nrho = {rho}\n'
+        'c = 500.0\n[initial]\ntemperature = 500.0\n[boundary.left]\ntype = "neumann"\n'
+        'flux = "4e4 * sin(2 * pi * t / 80)"\n[time]\nscheme = "crank-nicolson"\ndt = 0.5\nt_end = 160.0\n')
+    proc = run_solver(1, ["case.toml", "--quiet"], cwd=tmp_path, check=False, timeout=60)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    if frozen:
+        assert proc.returncode == 2 and len(errors) == 1 and "flowed in and out over the run but no temperature " \
+            "changed" in errors[0], proc.stderr
+    else:
+        assert proc.returncode == 0 and not errors, proc.stderr
+
+
 @pytest.mark.parametrize("nprocs, preconditioner", [(1, "bjacobi"), (2, "ilu")])
 def test_a_conductivity_that_underflows_is_a_singular_system_not_an_internal_error(tmp_path, nprocs, preconditioner):
     """k(T) = 1e-310, below the smallest normal double (a number is refused at load): SuperLU's
