@@ -349,16 +349,15 @@ def check_balance(sim) -> None:
                         f"flows overflow double precision, so the mesh's size, the properties or the temperatures "
                         f"are far beyond any physical scale; check their values and units")
     limit = BALANCE_LIMIT
-    if b is not None and sim.case.steady:
+    if b is not None:
         net = max(abs(b.change), float(np.abs(b.inflow).sum()), abs(b.lag))
-        b.magnitude = _load_magnitude(sim)  # (b is the run's balance: its relative imbalance as shown)
-        if b.magnitude > net:  # flows that cancel: judged on their magnitude, to the solves' tolerances
+        if sim.case.steady:
+            b.magnitude = _load_magnitude(sim)  # (b is the run's balance: its relative imbalance as shown)
+        # flows that cancel (over the body: their magnitude; over the run: their gross) are judged on
+        # what they move, to the solves' tolerances
+        if (b.magnitude if sim.case.steady else b.gross) > net:
             c = sim.case
             limit = max(GROSS_LIMIT, 1e3 * c.solver.rtol, 1e3 * c.nonlinear.rtol if c.physics.nonlinear else 0.0)
-    if b is not None and not sim.case.steady and b.gross > max(abs(b.change), float(np.abs(b.inflow).sum()),
-                                                               abs(b.lag)):
-        c = sim.case  # flows that cancel over the run: judged on their gross, to the solves' tolerances
-        limit = max(GROSS_LIMIT, 1e3 * c.solver.rtol, 1e3 * c.nonlinear.rtol if c.physics.nonlinear else 0.0)
     if b is not None and not sim.case.steady and not b.moved:  # no temperature moved in any step: did heat flow?
         # (against the flows themselves: the energy held, which scales b.relative, dwarfs them here)
         net = abs(b.imbalance)
