@@ -9,11 +9,13 @@ from pathlib import Path
 from mpi4py import MPI
 
 from solver.app import log as logs
+from solver.errors import OutputError
 from solver.heat.march import Observer, Outcome, StepEvent
 from solver.heat.simulation import Simulation
 from solver.io import checkpoint
 from solver.io.probe_series import ProbeSeries
 from solver.io.results_writer import ResultsWriter
+from solver.parallel.collective import on_root
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,15 @@ class CheckpointObserver(Observer):
         self.results, self.control = results, control
         self.directory, self.before_close = directory, before_close
         self.last: Path | None = None
+
+    def begin(self, sim: Simulation) -> None:
+        if sim.finished and not sim.case.steady:  # a restart at time.t_end itself: no step, so no checkpoint
+            def drop():  # ... to remove the run's checkpoints of the steps after it, as a checkpoint would
+                folder = checkpoint.checkpoint_dir(self.directory)
+                later = checkpoint.replaced_checkpoints(folder, self.results.run_id, sim.step_index)
+                for old in later if folder.is_dir() else ():
+                    old.unlink()
+            on_root(sim.comm, drop, OutputError)
 
     def after_step(self, sim: Simulation, event: StepEvent) -> None:
         if event.checkpoint:

@@ -364,7 +364,7 @@ def test_a_restart_from_an_earlier_checkpoint_removes_the_checkpoints_of_the_ste
 def test_a_restart_at_its_own_end_time_writes_the_final_snapshot(tmp_path):
     """A restart from the checkpoint of step 16 with time.t_end at that checkpoint's time takes no
     step: it cut the results back to the snapshot of step 15 and ended complete without the state
-    at t_end, which every run writes last."""
+    at t_end, which every run writes last, leaving the checkpoints of the later steps."""
     d = tmp_path / "run"
     run_solver(1, args_for(d, "backward-euler", 40.0, "--set", "checkpoint.keep=10"), cwd=tmp_path)
     early = d / "heater_ramp" / "checkpoints" / "step_00000016.h5"
@@ -372,6 +372,9 @@ def test_a_restart_at_its_own_end_time_writes_the_final_snapshot(tmp_path):
     with h5py.File(d / "heater_ramp" / "heater_ramp.h5", "r") as f, h5py.File(early, "r") as c:
         assert f.attrs["status"] == "complete" and f["step"][()].tolist() == [0, 3, 6, 9, 12, 15, 16]
         assert f["time"][-1] == 32.0 and np.array_equal(f["fields/temperature/000006"][()], c["temperature"][()])
+    # the checkpoints of the steps it replaced (17 to 20, whose snapshots were cut) go, as a checkpoint of its
+    # own would have removed them
+    assert sorted(p.name for p in early.parent.glob("step_*.h5"))[-1] == "step_00000016.h5"
 
 
 def test_a_restart_with_other_probes_is_refused_before_it_writes(tmp_path):
