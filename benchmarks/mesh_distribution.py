@@ -77,6 +77,7 @@ def main():
             print(f"wrote {args.keep}; run again to measure (a fresh process, so memory is not the writer's)")
         return
     import meshio  # noqa: F401  (libraries first: the baseline holds them)
+    import scipy.sparse.csgraph  # noqa: F401  (the conformity check's components of cells about a node)
     import scipy.spatial  # noqa: F401  (the conformity check's k-d tree)
     try:
         import pymetis  # noqa: F401

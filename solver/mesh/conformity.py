@@ -18,7 +18,9 @@ its condition reaches only its corners). All are refused, on rank 0 while it rea
 * the cells about a node fill at most the full angle (solid angle) about it: more, and cells
   overlap there, as one laid over others on their own nodes does, away from the boundary;
 * a node of the boundary has two exterior facets (2D), an edge of it two exterior faces (3D):
-  more, and parts touch there alone, without a facet between them (a contact of no width);
+  more, and parts touch there alone, without a facet between them (a contact of no width); in
+  3D, the cells about a node are joined through the faces that hold it into one group (two
+  tetrahedra sharing a corner alone are two);
 * every tagged boundary element is a facet of a cell (the same element listed twice in one group
   is taken once), a quadrilateral one with its corners in order round the face;
 * quadratic cells sharing an edge (or a face of hexahedra) share its midpoint (centre) node.
@@ -92,7 +94,16 @@ def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type
                                for i in range(0, len(keys), CHUNK)])
     del keys
     _refuse_overlaps(path, points, cells[:, : linear.n_nodes], linear, exterior // nf, table[exterior % nf])
-    _refuse_pinches(path, points, cells[exterior // nf][np.arange(len(exterior))[:, None], table[exterior % nf]])
+    exterior_corners = cells[exterior // nf][np.arange(len(exterior))[:, None], table[exterior % nf]]
+    _refuse_pinches(path, points, exterior_corners)
+    pinched = _pinched_node(cells[:, : linear.n_nodes], table, bits, exterior_corners) if linear.dim == 3 else -1
+    del exterior_corners  # (2D: the exterior edges' count at each node found a pinched node)
+    if pinched >= 0:
+        raise CaseError(f"{path}: the mesh is not conforming: its boundary pinches at node {pinched + 1} (near "
+                        f"{_at(points, np.array([pinched]))}): the cells about it make separate groups, joined "
+                        f"through no face there (parts, or the two sides of a crack, touching at a corner alone), "
+                        f"and heat would cross a contact of no width, as much as the mesh makes of it. Join the "
+                        f"parts along a face, or keep them apart")
     _refuse_crowded_nodes(path, points, cells[:, : linear.n_nodes], linear)
     if CELLS[cell_type].degree > 1:
         _refuse_torn_edges(path, points, cells, linear.name, bits)
@@ -151,6 +162,57 @@ def _refuse_pinches(path: Path, points: np.ndarray, exterior: np.ndarray) -> Non
                         f"and {b + 1} (near {_at(points, np.array([a, b]))}): parts of it, or the two sides of a "
                         f"crack, meet there alone, with no face between them, and heat would cross a contact of no "
                         f"width, as much as the mesh makes of it. Join the parts along a face, or keep them apart")
+
+
+def _pinched_node(corners: np.ndarray, table: np.ndarray, bits: int, exterior: np.ndarray) -> int:
+    """A node of the boundary (3D) whose cells make two or more groups, joined through no face that
+    holds it: parts touching at a corner alone (two tetrahedra sharing a node), which the edges'
+    count misses; or -1. Each corner of a cell at such a node is a vertex of a graph, joined to the
+    same node's corner in the cell across each shared face; the node is pinched where its corners
+    fall in two of the graph's components. A ring of cells about a node is one group, whatever its
+    exterior faces look like. (About a node inside, two groups would overlap: the crowded-node
+    check's.) ``exterior``: the exterior faces' corners. Costs the facet keys, a sort and a graph
+    of the cells that touch the boundary only."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    nf, per_cell = len(table), corners.shape[1]
+    boundary = np.zeros(int(corners.max()) + 1 if corners.size else 0, dtype=bool)
+    boundary[exterior] = True
+    touching = np.flatnonzero(boundary[corners].any(axis=1))  # the cells with a corner on the boundary
+    near = corners[touching].astype(np.int32 if len(boundary) < 2**31 else np.int64)  # (int32: a smaller peak)
+    del touching
+    keys = _row_keys(near, table, bits)[0]  # row: (cell of near) * nf + facet
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    same = np.flatnonzero(keys[1:] == keys[:-1])
+    del keys
+    index = np.int32 if len(near) * per_cell < 2**31 else np.int64
+    first, second = order[same], order[same + 1]  # the two rows of each shared face
+    del order, same
+    cell, facet, other = (first // nf).astype(index), first % nf, (second // nf).astype(index)
+    del first, second
+    ends: tuple[list, list] = ([], [])
+    for k in range(table.shape[1]):  # each corner of the shared faces: joined to its node's corner across
+        local = table[facet, k]
+        node = near[cell, local]
+        on = boundary[node]
+        across = np.argmax(near[other[on]] == node[on, None], axis=1)
+        ends[0].append(cell[on] * per_cell + local[on])
+        ends[1].append(other[on] * per_cell + across)
+    del cell, facet, other, local, node, on, across
+    size = len(near) * per_cell
+    rows, columns = np.concatenate(ends[0]), np.concatenate(ends[1])
+    del ends
+    graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, columns)), shape=(size, size)).tocsr()
+    del rows, columns
+    count, label = connected_components(graph, directed=False)
+    del graph
+    nodes = near.ravel()
+    at = np.flatnonzero(boundary[nodes])  # the corners at boundary nodes
+    groups = np.unique(nodes[at].astype(np.int64) * count + label[at])
+    many = np.flatnonzero(np.bincount(groups // count) > 1)
+    return int(many[0]) if len(many) else -1
 
 
 def _refuse_crowded_nodes(path: Path, points: np.ndarray, corners: np.ndarray, linear) -> None:

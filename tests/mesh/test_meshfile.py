@@ -646,3 +646,31 @@ def test_parts_that_touch_at_a_node_or_along_an_edge_alone_are_refused():
     hexes = np.array([[0, 1, 3, 2, 4, 5, 7, 6], [3, 8, 12, 9, 7, 10, 13, 11]])  # the second on [1, 2]^2 x [0, 1]
     with pytest.raises(CaseError, match="its boundary pinches along the edge of nodes 4 and 8 "):
         check_mesh_file("m.vtu", points, hexes, "hexahedron", np.zeros((0, 4), int), np.zeros(0, int))
+
+
+def test_parts_that_touch_at_a_corner_alone_in_3d_are_refused():
+    """Two tetrahedra (or cubes) sharing one corner: no edge has more than two exterior faces, yet
+    the field crossed the corner. A ring of tetrahedra about a node (exterior faces forming two
+    cones there) and cubes sharing a face pass."""
+    from solver.errors import CaseError
+    from solver.mesh.conformity import check_mesh_file
+
+    no_facets = np.zeros((0, 3), int), np.zeros(0, int)
+    points = np.array([(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (-1, 0, 0), (0, -1, 0), (0, 0, -1)], float)
+    tets = np.array([[0, 1, 2, 3], [0, 5, 4, 6]])
+    with pytest.raises(CaseError, match="its boundary pinches at node 1 .*separate groups"):
+        check_mesh_file("m.vtu", points, tets, "tetrahedron", *no_facets)
+    cube = np.array([(x, y, z) for z in (0, 1) for y in (0, 1) for x in (0, 1)], float)
+    points = np.vstack([cube, cube + 1])
+    hexes = np.array([[0, 1, 3, 2, 4, 5, 7, 6], [8, 9, 11, 10, 12, 13, 15, 14]])
+    hexes[1][hexes[1] == 8] = 7  # the second cube's first corner is the first's last
+    with pytest.raises(CaseError, match="its boundary pinches at node 8 "):
+        check_mesh_file("m.vtu", points, hexes, "hexahedron", np.zeros((0, 4), int), np.zeros(0, int))
+    ring = 8  # tetrahedra about the z axis, sharing the origin and the apex (0, 0, 1) with their neighbours
+    angles = 2 * np.pi * np.arange(ring) / ring
+    points = np.vstack([[(0, 0, 0), (0, 0, 1)], np.c_[np.cos(angles), np.sin(angles), np.full(ring, 0.5)]])
+    tets = np.array([[0, 2 + i, 2 + (i + 1) % ring, 1] for i in range(ring)])
+    check_mesh_file("m.vtu", points, tets, "tetrahedron", *no_facets)
+    points = np.vstack([cube, cube[4:] + (0, 0, 1)])
+    check_mesh_file("m.vtu", points, np.array([[0, 1, 3, 2, 4, 5, 7, 6], [4, 5, 7, 6, 8, 9, 11, 10]]),
+                    "hexahedron", np.zeros((0, 4), int), np.zeros(0, int))
