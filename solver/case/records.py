@@ -298,6 +298,8 @@ def physics(values: dict) -> Physics:
 
 def time_spec(time: dict) -> TimeSpec:
     theta = time["theta"] if time["scheme"] == "theta" else SCHEMES[time["scheme"]]
+    if time["scheme"] == "steady":  # (a transient case run steady with --set: its dt and t_end are not used)
+        return TimeSpec("steady", theta, None, None, time["mass"], None)
     adaptive = adaptive_spec(time) if time["dt"] == "adaptive" else None
     return TimeSpec(time["scheme"], theta, time["dt"], time["t_end"], time["mass"], adaptive)
 

@@ -5,9 +5,14 @@ method on their isoparametric map from the cell's centre, a point counting as in
 Newton converged. Candidates come from a k-d tree of the cells' centres, nearest first; a cell is
 tried only where the point lies within its reach (its farthest node from its centre, with room
 for a curved edge), so points in holes and outside the mesh cost a tree query, not a solve per
-candidate."""
+candidate. A point the 128 nearest centres miss (a large cell beside many small ones: a fan of
+refined cells about a node) is looked for among every cell whose reach holds it: the cells are
+grouped by their reach in powers of two, and a k-d tree of each group's centres is queried with
+the group's largest reach, so that a query returns cells of about that size near the point."""
 
 from __future__ import annotations
+
+from itertools import chain
 
 import numpy as np
 
@@ -22,10 +27,11 @@ class PointLocator:
 
         self.ref = CELLS[cell_type]
         self.coords, self.cells = coords, cells
-        self.tree = self.radius = None
+        self.tree = self.radius = self.centres = None
+        self.groups: list | None = None  # (tree, cells, reach) by reach in powers of two, made when needed
         if len(cells):
             X = coords[cells]
-            centres = X.mean(axis=1)
+            self.centres = centres = X.mean(axis=1)
             self.tree = cKDTree(centres)
             # no point of a cell lies farther from its centre than this (its nodes' farthest, with
             # room for a curved edge's bulge): candidates beyond it are skipped without a solve
@@ -91,7 +97,38 @@ class PointLocator:
                 todo, cand, found = todo[~ok], cand[~ok], found[~ok]
                 if not len(todo) or not found[:, j + 1:].any():
                     break
+        if len(todo) and len(self.cells) > 128:
+            self._every_candidate(points, todo, cell, xi)
         return cell, xi
+
+    def _every_candidate(self, points: np.ndarray, todo: np.ndarray, cell: np.ndarray, xi: np.ndarray) -> None:
+        """The points ``todo`` in any cell whose reach holds them (fills ``cell`` and ``xi``)."""
+        from scipy.spatial import cKDTree
+
+        if self.groups is None:
+            group = np.floor(np.log2(self.radius)).astype(np.int64)
+            self.groups = []
+            for g in np.unique(group):
+                members = np.flatnonzero(group == g)
+                self.groups.append((cKDTree(self.centres[members]), members, float(self.radius[members].max())))
+        for tree, members, reach in self.groups:
+            if not len(todo):
+                return
+            near = tree.query_ball_point(points[todo], reach)
+            lengths = np.fromiter(map(len, near), dtype=np.int64, count=len(near))
+            if not lengths.any():
+                continue
+            c = members[np.fromiter(chain.from_iterable(near), dtype=np.int64, count=int(lengths.sum()))]
+            row = np.repeat(np.arange(len(todo)), lengths)
+            close = np.linalg.norm(points[todo[row]] - self.centres[c], axis=1) <= self.radius[c]
+            row, c = row[close], c[close]
+            with np.errstate(all="ignore"):
+                x = self._reference(self.coords[self.cells[c]], points[todo[row]])
+            inside = np.flatnonzero(self._inside(x))
+            rows, first = np.unique(row[inside], return_index=True)  # the first cell that holds each point
+            cell[todo[rows]] = c[inside[first]]
+            xi[todo[rows]] = x[inside[first]]
+            todo = np.delete(todo, rows)
 
     def interpolate(self, values: np.ndarray, cell: np.ndarray, xi: np.ndarray) -> np.ndarray:
         N = self.ref.shape(xi)

@@ -60,3 +60,20 @@ def test_every_point_is_found_in_a_cell_that_holds_it(cell_type, n, degree):
             assert cell in cells_of_point
             mapped = locator.ref.shape(xi[[i]])[0] @ coords[cells[cell]]  # the cell's map takes xi to the point
             assert np.allclose(mapped, points[i], rtol=0, atol=1e-9), i
+
+
+def test_a_large_cell_beside_more_than_128_small_ones_holds_its_points():
+    """A fan of 300 small triangles about the origin and two tall ones reaching (0, 1): the tall
+    cell holding (0.001, 0.01) is not among the 128 cells whose centres lie nearest, and the point
+    was called outside the mesh (on one rank; on three, where the fan was split, it was found)."""
+    n, r = 300, 0.01
+    angles = np.linspace(np.pi, 2 * np.pi, n + 1)
+    coords = np.vstack([[0.0, 0.0], np.c_[r * np.cos(angles), r * np.sin(angles)], [0.0, 1.0]])
+    top = len(coords) - 1
+    cells = np.array([[0, k + 2, k + 1] for k in range(n)] + [[1, 0, top], [0, n + 1, top]])
+    locator = PointLocator("triangle", coords, cells)
+    points = np.array([[0.001, 0.01], [-0.001, 0.5], [0.002, -0.005], [0.5, 0.5], [0.0, -0.02]])
+    cell, xi = locator.locate(points)
+    assert cell[0] == n + 1 and cell[1] == n and 0 <= cell[2] < n and cell[3] == cell[4] == -1
+    values = coords[:, 0] + 2 * coords[:, 1]  # linear: interpolated exactly
+    assert np.allclose(locator.interpolate(values, cell[:3], xi[:3]), points[:3, 0] + 2 * points[:3, 1])
