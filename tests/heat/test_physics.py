@@ -275,3 +275,17 @@ def test_a_steady_case_says_that_it_takes_inputs_of_t_at_zero(tmp_path):
                           "--set", "mesh.ny=4", "--set", 'boundary.left.value="100 + 10*t"', "--set",
                           f"output.directory={tmp_path}"], cwd=tmp_path)
     assert "boundary.left.value depends on t and is taken there" in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("dt", ['"adaptive"', '"auto"'])
+def test_a_transient_case_run_steady_ignores_its_kind_of_time_step(tmp_path, dt):
+    """A case with time.dt = "adaptive" or "auto" run with time.scheme = steady failed with an
+    internal error (exit 1): its dt and t_end are not used, as a fixed dt's are not."""
+    args = [ROOT / "inputs" / "plate.toml", "--set", "mesh.nx=8", "--set", "mesh.ny=4", "--set", f"time.dt={dt}",
+            "--set", f"output.directory={tmp_path}"]
+    if dt == '"auto"':
+        args += ["--set", "time.scheme=explicit-euler", "--dry-run"]
+        run_solver(1, args, cwd=tmp_path)  # (the transient case is sound)
+        args = args[:-3]
+    proc = run_solver(1, args + ["--set", "time.scheme=steady"], cwd=tmp_path)
+    assert "steady state: iterations" in proc.stdout + proc.stderr
