@@ -217,8 +217,16 @@ class StepEquations:
     def norm(self, v: np.ndarray) -> float:
         comm = self.problem.mesh.comm
         ranges = self.problem.ranges  # expressions out of range: flagged in the same reduction
-        buf = np.array([float(np.dot(v[: self.n], v[: self.n])), 1.0 if self.problem.bad else 0.0, ranges.flag])
+        owned = v[: self.n]
+        largest = float(np.max(np.abs(owned))) if len(owned) else 0.0
+        buf = np.array([float(np.dot(owned, owned)), 1.0 if self.problem.bad else 0.0, ranges.flag,
+                        1.0 if 0.0 < largest < TINY else 0.0])
         comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+        if buf[3] and buf[0] < TINY**2 * 1e4:  # every entry's square lost (below 1e-300): not a norm
+            raise NumericalError(f"{self.where}: the nonlinear residuals (the heat of each node, in W) or updates are "
+                                 f"below {TINY:g} everywhere, so small that their squares underflow double precision: a "
+                                 f"conductivity, capacity or exchange coefficient many orders of magnitude below "
+                                 f"any material's; check the values and their units")
         if buf[2]:
             ranges.raise_found(self.where)
         if buf[1]:
@@ -229,6 +237,9 @@ class StepEquations:
     def update(self, u: np.ndarray, du: np.ndarray, step: float) -> None:
         u[: self.n] += step * du
         self.problem.mesh.halo.update(u)
+
+
+TINY = 1e-150  # a residual entry below it is no heat flow of any physical problem: its square underflows
 
 
 class NonlinearFailure(ConvergenceError):

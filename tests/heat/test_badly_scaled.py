@@ -182,3 +182,20 @@ def test_an_explicit_step_limit_of_zero_names_the_scales_not_a_step_to_take(tmp_
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1 and "explicit-euler has no stable step here" in errors[0], errors
     assert "time.dt <=" not in errors[0]
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_a_steady_nonlinear_residual_whose_squares_underflow_is_refused_not_converged(tmp_path, nprocs):
+    """k(T) = 1e-170 (1 + T/100): every residual entry about 1e-168, their squares 0, so the norm was
+    0 and Newton "converged" before its first iteration, leaving the interior at its initial
+    temperature (exit 0, relative imbalance 1). A k of 1e-100 still solves."""
+    (tmp_path / "case.toml").write_text(CASE)
+    base = ["case.toml", "--quiet", "--set", "time.scheme=\"steady\"", "--set",
+            "boundary.right={type=\"dirichlet\", value=0.0}"]
+    proc = run_solver(nprocs, base + ["--set", "material.k=\"1e-170 * (1 + T / 100)\""], cwd=tmp_path, check=False,
+                      timeout=60)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 3 and len(errors) == 1 and "so small that their squares underflow" in errors[0], \
+        proc.stderr
+    run_solver(nprocs, base + ["--set", "material.k=\"1e-100 * (1 + T / 100)\"", "--overwrite"], cwd=tmp_path,
+               timeout=60)
