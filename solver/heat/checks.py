@@ -241,6 +241,15 @@ def check_case_against_mesh(case, mesh) -> None:
                      f"(it has: {', '.join(sorted(have)) or NO_GROUPS})")
             if counts.get(name, 1) == 0:
                 fail(f"boundary.{name}: the group {name!r} of the mesh {path} has no facets")
+            kind = (case.values.get("boundary", {}).get(name) or {}).get("type")
+            inside = mesh.groups.inner.get(name, 0)
+            if inside and kind in SURFACE_ONLY:
+                fail(f"boundary.{name}: {inside} of the {counts.get(name, inside)} facets of the group {name!r} of the "
+                     f"mesh {path} lie inside the domain, with cells on both sides, where {'an' if kind == 'insulated' else 'a'} {kind} "
+                     f"boundary means "
+                     f"nothing (no surface there{' to insulate: the heat crosses it' if kind == 'insulated' else ''}); "
+                     f"give it type \"dirichlet\" or \"neumann\" (a sheet source), or mesh a gap or a crack there "
+                     f"(its nodes doubled)")
         groups = mesh.groups.region
         for region in case.physics.regions:
             if region.group is not None and region.group not in groups:
@@ -317,6 +326,8 @@ def report_empty_regions(mesh, physics) -> None:
             log.warning(f"region.{region.name} selects no cell (its box or group misses the mesh): it has no effect")
 
 
+# boundary kinds that only a surface of the body has (a group of facets inside the domain is refused)
+SURFACE_ONLY = ("insulated", "robin", "radiation", "convection-radiation")
 BALANCE_LIMIT = 1e-2  # relative imbalance beyond which a balance that should close is looked at
 GROSS_LIMIT = 1e-6  # ... as a fraction of the magnitude of flows that cancel (sum_i |F_i|), at least
 

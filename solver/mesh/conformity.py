@@ -66,10 +66,11 @@ FIX = ("Mesh the model as one (Gmsh: Geometry.AutoCoherence, or BooleanFragments
 
 
 def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type: str, facets: np.ndarray,
-                    facet_tags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                    facet_tags: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Refuse a non-conforming mesh file (see the module); returns its tagged facets with those
-    listed twice in one group taken once. Holds two integers per facet of every cell (their keys,
-    sorted and not), besides the mesh, and four for a moment where the keys take two words."""
+    listed twice in one group taken once, their tags, and a mask of those with a cell on each side
+    (inside the domain). Holds two integers per facet of every cell (their keys, sorted and not),
+    besides the mesh, and four for a moment where the keys take two words."""
     linear = CELLS[cell_type].linear
     _refuse_twisted(path, points, cells, linear)
     table = facet_table(linear.name)
@@ -86,8 +87,9 @@ def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type
                         f"cells overlap. {FIX}")
     lone = ordered[~(np.r_[False, equal] | np.r_[equal, False])]
     del equal
-    facets, facet_tags = _checked_facets(path, points, cells, facets, facet_tags, tagged_keys, ordered)
+    facets, facet_tags, tagged_keys = _checked_facets(path, points, cells, facets, facet_tags, tagged_keys, ordered)
     del ordered
+    inner = ~_among(tagged_keys, lone)  # tagged facets with a cell on each side
     if width == 4:
         _refuse_crossed_facets(path, points, facets[:, :4])
     exterior = np.concatenate([np.flatnonzero(_among(keys[i: i + CHUNK], lone)) + i
@@ -107,7 +109,7 @@ def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type
     _refuse_crowded_nodes(path, points, cells[:, : linear.n_nodes], linear)
     if CELLS[cell_type].degree > 1:
         _refuse_torn_edges(path, points, cells, linear.name, bits)
-    return facets, facet_tags
+    return facets, facet_tags, inner
 
 
 def _refuse_twisted(path: Path, points: np.ndarray, cells: np.ndarray, linear) -> None:
@@ -378,9 +380,9 @@ def _refuse_overlaps(path: Path, points: np.ndarray, corners: np.ndarray, linear
 
 def _checked_facets(path: Path, points, cells, facets, facet_tags, tagged_keys, cell_facet_keys):
     """The tagged facets, each a facet of a cell (those through nodes no cell uses are left to the
-    reader's own message), and taken once per group."""
+    reader's own message), and taken once per group, with their keys."""
     if not len(facets):
-        return facets, facet_tags
+        return facets, facet_tags, tagged_keys
     used = np.zeros(len(points), dtype=bool)
     used[cells.ravel()] = True
     on_cells = ~np.all(used[facets], axis=1) | _among(tagged_keys, cell_facet_keys)
@@ -393,8 +395,8 @@ def _checked_facets(path: Path, points, cells, facets, facet_tags, tagged_keys, 
     _, once = np.unique(np.stack([tagged_keys, facet_tags.astype(np.int64)], axis=1), axis=0, return_index=True)
     if len(once) < len(facets):
         once.sort()
-        facets, facet_tags = facets[once], facet_tags[once]
-    return facets, facet_tags
+        facets, facet_tags, tagged_keys = facets[once], facet_tags[once], tagged_keys[once]
+    return facets, facet_tags, tagged_keys
 
 
 def _refuse_crossed_facets(path: Path, points: np.ndarray, quads: np.ndarray) -> None:

@@ -41,6 +41,7 @@ class MeshGroups:
     region: dict = field(default_factory=dict)  # name -> tag
     facet_counts: dict = field(default_factory=dict)  # boundary name -> number of facets
     shared: dict = field(default_factory=dict)  # code -> the tags of the groups its cells are in together
+    inner: dict = field(default_factory=dict)  # boundary name -> its facets inside the domain (a cell on each side)
 
     def region_tags(self, name: str) -> list[int]:
         """Every tag that the cells of region group ``name`` carry: its own, and the codes of

@@ -121,10 +121,10 @@ def read(path: str | Path, degree: int | None = None) -> MeshFileData:
     field_data = m.field_data
     del m  # meshio's other arrays (cell sets, geometrical tags) are not needed
     points = _checked_points(path, points, dim, cells, facets)
-    facets, facet_tags = check_mesh_file(path, points, cells, cell_type, facets, facet_tags)
+    facets, facet_tags, inner = check_mesh_file(path, points, cells, cell_type, facets, facet_tags)
     check_facet_nodes(path, points, cells, cell_type, facets)
     data = MeshFileData(cell_type, points, cells, cell_tags, facets, facet_tags,
-                        _groups(path, field_data, dim, cell_tags, facet_tags, shared))
+                        _groups(path, field_data, dim, cell_tags, facet_tags, shared, inner))
     straight = CELLS[cell_type].degree == 1  # a second-order file's cells may be curved
     if degree is not None:
         data = with_degree(data, degree)
@@ -295,12 +295,12 @@ def _check_facets_on_cells(path: Path, data: "MeshFileData") -> None:
 
 
 def _groups(path: Path, field_data: dict, dim: int, cell_tags: np.ndarray, facet_tags: np.ndarray,
-            shared: dict) -> MeshGroups:
+            shared: dict, inner: np.ndarray) -> MeshGroups:
     """Named physical groups: boundaries (facets) and regions (cells); groups without a name in
     the file are named by their tag numbers. ``shared``: the codes of cells in several. A group
     without a name whose tag is another group's name (tag 3 unnamed, "3" the name of tag 7) is
     refused naming both: one of them would silently take the name, the other's facets or cells
-    losing their condition or material."""
+    losing their condition or material. ``inner``: whether each facet has a cell on each side."""
     boundary, region = {}, {}
     for name, (tag, gdim) in ((n, (int(v[0]), int(v[1]))) for n, v in field_data.items()):
         if gdim == dim - 1:
@@ -323,7 +323,8 @@ def _groups(path: Path, field_data: dict, dim: int, cell_tags: np.ndarray, facet
                                 f"of tag {other} another")
             named[str(t)] = int(t)
     counts = {name: int(np.sum(facet_tags == tag)) for name, tag in boundary.items()}
-    return MeshGroups(boundary, region, counts, shared)
+    inside = {name: int(np.sum(inner[facet_tags == tag])) for name, tag in boundary.items()}
+    return MeshGroups(boundary, region, counts, shared, inside)
 
 
 def _permuted(rows: np.ndarray, order: np.ndarray, dtype, chunk: int = 1 << 16) -> np.ndarray:

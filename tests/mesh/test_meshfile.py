@@ -440,7 +440,7 @@ def test_meshes_of_over_two_million_nodes_are_checked_too(case):
     facets = np.sort(across if case.startswith("tagged") else facet)[None, :] + shift
     tags = np.array([7])
     if case == "conforming":
-        kept, kept_tags = check_mesh_file("m.msh", points, cells + shift, "tetrahedron", facets, tags)
+        kept, kept_tags, _ = check_mesh_file("m.msh", points, cells + shift, "tetrahedron", facets, tags)
         assert np.array_equal(kept, facets) and kept_tags.tolist() == [7]
         return
     message = "is not conforming" if case.startswith("split") else "are not facets of the mesh's cells"
@@ -674,3 +674,34 @@ def test_parts_that_touch_at_a_corner_alone_in_3d_are_refused():
     points = np.vstack([cube, cube[4:] + (0, 0, 1)])
     check_mesh_file("m.vtu", points, np.array([[0, 1, 3, 2, 4, 5, 7, 6], [4, 5, 7, 6, 8, 9, 11, 10]]),
                     "hexahedron", np.zeros((0, 4), int), np.zeros(0, int))
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_a_surface_condition_on_facets_inside_the_domain_is_refused(tmp_path, nprocs):
+    """A group of facets across the middle of a square (cells on both sides), given an insulated,
+    robin or radiation condition: the insulated one did nothing (no crack: the heat crossed it, exit
+    0), the robin one drew 192 W out of the middle of the solid. Refused; a neumann flux there (a
+    sheet source) and a dirichlet value still run."""
+    n = 4
+    xs = np.linspace(0.0, 1.0, n + 1)
+    points = np.array([[x, y, 0.0] for y in xs for x in xs])
+
+    def at(a, b):
+        return b * (n + 1) + a
+    tri = np.array([t for b in range(n) for a in range(n)
+                    for t in ([at(a, b), at(a + 1, b), at(a + 1, b + 1)], [at(a, b), at(a + 1, b + 1), at(a, b + 1)])])
+    lines = np.array([[at(0, b), at(0, b + 1)] for b in range(n)] + [[at(n, b), at(n, b + 1)] for b in range(n)]
+                     + [[at(n // 2, b), at(n // 2, b + 1)] for b in range(n)])
+    meshio.write(tmp_path / "m.vtu", meshio.Mesh(points, [("triangle", tri), ("line", lines)], cell_data={
+        "cell_tags": [np.ones(len(tri), dtype=np.int64), np.repeat([11, 12, 13], n)]}))
+    (tmp_path / "case.toml").write_text('temperature_unit = "C"\n[mesh]\nfile = "m.vtu"\n[material]\nk = 1.0\n'
+                                        'rho = 1.0\nc = 1.0\n[boundary.11]\ntype = "dirichlet"\nvalue = 100.0\n'
+                                        '[boundary.12]\ntype = "dirichlet"\nvalue = 0.0\n[time]\nscheme = "steady"\n')
+    for condition in ('{type="insulated"}', '{type="robin", h=100, T_inf=0}', '{type="radiation", epsilon=1, T_inf=0}'):
+        proc = run_solver(nprocs, ["case.toml", "--set", f"boundary.13={condition}", "--dry-run"], cwd=tmp_path,
+                          check=False, timeout=60)
+        errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+        assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+        assert "boundary.13: 4 of the 4 facets of the group '13' of the mesh m.vtu lie inside the domain" in errors[0]
+    proc = run_solver(nprocs, ["case.toml", "--set", 'boundary.13={type="neumann", flux=10}'], cwd=tmp_path)
+    assert "heat flows in (W): 13 +10, 11 +95, 12 -105;" in proc.stdout + proc.stderr
