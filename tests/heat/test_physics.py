@@ -289,3 +289,16 @@ def test_a_transient_case_run_steady_ignores_its_kind_of_time_step(tmp_path, dt)
         args = args[:-3]
     proc = run_solver(1, args + ["--set", "time.scheme=steady"], cwd=tmp_path)
     assert "steady state: iterations" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_z_in_an_expression_of_a_2d_case_is_refused(tmp_path, nprocs):
+    """z read 0 in every expression of a 2D case, even on a mesh in the plane z = 5: a wall held at
+    "10*z" was held at 0 (exit 0)."""
+    base = [ROOT / "inputs" / "plate.toml", "--set", "mesh.nx=8", "--set", "mesh.ny=4", "--set",
+            f"output.directory={tmp_path}", "--dry-run"]
+    for key, value in (("boundary.left.value", '"10*z"'), ("material.k", '["2 + z", 1.0]')):
+        proc = run_solver(nprocs, base + ["--set", f"{key}={value}"], cwd=tmp_path, check=False, timeout=60)
+        errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+        assert proc.returncode == 2 and len(errors) == 1 and "uses z, but the mesh is 2D" in errors[0], proc.stderr
+    run_solver(nprocs, base + ["--set", 'boundary.left.value="10*y"'], cwd=tmp_path, timeout=60)
