@@ -212,6 +212,17 @@ def check_ranges(parser, args) -> None:
         if mode is not None and holds_hdf5(target):
             parser.error(f"{option} {target}: is an HDF5 file (results, a study or a checkpoint?), which this "
                          f"would overwrite; give another name")
+        if Path(target).parent == Path("outputs/bench"):  # the defaults' folder (made when missing)
+            continue
+        if option == "--plot":  # its format by its extension, checked before any measurement
+            from solver.errors import CaseError
+            from solver.post.targets import PLOT_SUFFIXES, output_target
+            try:
+                args.plot = output_target(target, PLOT_SUFFIXES, "--plot")
+            except CaseError as exc:
+                parser.error(str(exc))
+        elif not Path(target).absolute().parent.is_dir():
+            parser.error(f"{option} {target}: folder {Path(target).parent} does not exist")
     for path in getattr(args, "dolfinx_json", None) or []:
         problem = file_problem(path)
         if problem is not None and problem != MISSING:
