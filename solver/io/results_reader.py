@@ -215,7 +215,17 @@ class Results(SolverFile):
 
     @cached_property
     def _listed(self) -> int:
-        return min(self.file["time"].shape[0], self.file["step"].shape[0])
+        """The snapshots listed in both tables; while a run writes, without the last one where its
+        temperature is not there yet (a snapshot being written: the commands read the one before)."""
+        n = min(self.file["time"].shape[0], self.file["step"].shape[0])
+        if n and self.attrs.get("status") in ("running", b"running"):
+            try:
+                last = self.file["fields/temperature"].get(f"{n - 1:06d}")
+                written = isinstance(last, h5py.Dataset) and last.shape == (self.file["mesh/geometry"].shape[0],)
+            except (RuntimeError, OSError, KeyError, ValueError):
+                written = False
+            n -= 0 if written else 1
+        return n
 
     @cached_property
     def case(self) -> dict:

@@ -219,3 +219,25 @@ def test_a_link_to_a_file_of_the_same_kind_or_of_no_extension_is_written_through
         (tmp_path / real).write_bytes(b"old")
         (tmp_path / link).symlink_to(tmp_path / real)
         assert output_target(tmp_path / link, PLOT_SUFFIXES) == tmp_path / link
+
+
+def test_a_snapshot_being_written_is_left_out_while_the_run_writes(plate, tmp_path):
+    """A run listing snapshot n in /time and /step before its values are there: probe and export of
+    the last snapshot failed ("no value of field 'temperature' at snapshot n", exit 2) about once in
+    a hundred reads during a run. While the status is running, the commands read the one before;
+    in a file that says it is complete, the missing values are damage, as before."""
+    copy = tmp_path / "plate.h5"
+    shutil.copy(plate, copy)
+    with h5py.File(copy, "a") as f:
+        last = f"{f['time'].shape[0] - 1:06d}"
+        expected = f[f"fields/temperature/{f['time'].shape[0] - 2:06d}"][()]
+        before = float(f["time"][-2])
+        del f[f"fields/temperature/{last}"]
+        f.attrs["status"] = "running"
+    with results.open(copy) as r:
+        assert r.times[-1] == before and np.array_equal(r.temperature(-1), expected)
+    proc = post("probe", copy, "--at", "0.05,0.025")
+    assert proc.returncode == 0 and f"{before:g}" in proc.stdout.splitlines()[-1], proc.stderr
+    with h5py.File(copy, "a") as f:
+        f.attrs["status"] = "complete"
+    refused(post("probe", copy, "--at", "0.05,0.025"), "no value of field 'temperature' at snapshot", "damaged")
