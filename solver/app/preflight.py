@@ -12,6 +12,8 @@ import socket
 import time
 from pathlib import Path
 
+import h5py
+
 from solver.case.inputfiles import holds_hdf5
 from solver.case.records import MeshSpec, StructuredMeshSpec
 from solver.case.shown import size
@@ -142,11 +144,13 @@ def _saved_run(path: Path) -> bool:
 class OutputGuard:
     """Rank 0's checks and lock on a results directory."""
 
-    def __init__(self, directory: Path, name: str, checkpoints: bool = True):
+    def __init__(self, directory: Path, name: str, checkpoints: bool = True, source: str = ""):
         """``checkpoints``: the files named ``name`` own the folder's checkpoints (a run's; a
-        study's do not, and --overwrite of a study never moves a run's checkpoints)."""
+        study's do not, and --overwrite of a study never moves a run's checkpoints); ``source``: the
+        case file of this run."""
         self.directory = Path(directory)
         self.name = name
+        self.source = source
         self.checkpoints = checkpoints
         self.lock = self.directory / LOCK
         self.owned = False
@@ -178,10 +182,27 @@ class OutputGuard:
                 self.release()
                 go_on = "--restart latest to continue, " if any(checkpoint_dir(d).glob("step_*.h5")) else ""
                 name_key = "output.name" if self.checkpoints else "study.name"
-                raise CaseError(f"{h5}: results of an earlier run exist; use --overwrite to replace them "
-                                f"(they are kept as {h5.name}.bak), {go_on}or another {name_key}")
+                other = self._of_another_case(h5, name_key)
+                raise CaseError(f"{h5}: results of an earlier run exist{other}; use --overwrite to replace them "
+                                f"(they are kept as {h5.name}.bak), {'' if other else go_on}or another {name_key}")
             self._refuse_odd_backups()
             self.replace_old = True  # moved aside once the space is known to suffice (make_room)
+
+    def _of_another_case(self, h5: Path, name_key: str) -> str:
+        """Where the results there were written by another case file than this run's (two file
+        names that give one output.name: "my case.toml" and "my_case.toml"), a note naming it."""
+        if not self.source or self.source.startswith("<"):
+            return ""
+        try:
+            with h5py.File(h5, "r") as f:
+                theirs = f.attrs.get("case_source", "")
+        except (OSError, RuntimeError):
+            return ""
+        theirs = theirs.decode(errors="replace") if isinstance(theirs, bytes) else str(theirs)
+        if not theirs or theirs.startswith("<") or not isinstance(theirs, str):
+            return ""
+        same = os.path.basename(theirs) == os.path.basename(self.source)
+        return "" if same else f" (written by another case file, {theirs[:200]}, with the same {name_key})"
 
     def _refuse_odd_backups(self) -> None:
         """Where --overwrite moves the earlier results (.bak), only earlier backups may stand: a file
@@ -402,10 +423,12 @@ def read_lock(path: Path) -> tuple[str, str]:
     return words[0], words[1]
 
 
-def guard_output(comm, directory: Path, name: str, overwrite: bool, restart: bool, checkpoints: bool = True):
+def guard_output(comm, directory: Path, name: str, overwrite: bool, restart: bool, checkpoints: bool = True,
+                 source: str = ""):
     """All ranks: rank 0 checks and locks ``directory``; returns the guard (rank 0) or None
-    (``checkpoints``: see :class:`OutputGuard`)."""
-    guard = OutputGuard(directory, name, checkpoints) if comm.rank == 0 else None
+    (``checkpoints``: see :class:`OutputGuard`; ``source``: the case file, named where the results there
+    are another's)."""
+    guard = OutputGuard(directory, name, checkpoints, source) if comm.rank == 0 else None
 
     def acquire():
         guard.acquire(overwrite, restart, 0)

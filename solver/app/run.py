@@ -118,7 +118,7 @@ def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, restart: str | Non
     check_memory(comm, case.source, case.mesh)
     check_split(comm, case.mesh, case.source)
     directory = Path(case.output.directory) / case.name
-    guard = guard_output(comm, directory, case.name, overwrite, restart is not None)
+    guard = guard_output(comm, directory, case.name, overwrite, restart is not None, source=case.source)
     deadline.configure(case.output.write_timeout, comm.rank)
     withdraw = deadline.at_expiry(lambda message: expired(guard, message))
     try:

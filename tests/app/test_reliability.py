@@ -81,6 +81,21 @@ def test_existing_results_are_never_overwritten_silently(tmp_path, nprocs):
     assert ">plate.h5:/fields/temperature/" in (tmp_path / "plate" / "plate.xdmf").read_text()
 
 
+def test_results_of_another_case_file_with_the_same_output_name_say_so(tmp_path):
+    """"my case.toml" and "my_case.toml" give one output.name: the second was told that results of
+    an earlier run exist, and offered --restart latest, as if they were its own."""
+    for name in ("my case.toml", "my_case.toml"):
+        shutil.copy(PLATE, tmp_path / name)
+    run_solver(1, ["my case.toml", *SMALL], cwd=tmp_path)
+    proc = run_solver(1, ["my_case.toml", *SMALL], cwd=tmp_path, check=False, timeout=30)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert "results of an earlier run exist (written by another case file, my case.toml, with the same " \
+        "output.name)" in errors[0] and "--restart" not in errors[0]
+    proc = run_solver(1, ["my case.toml", *SMALL], cwd=tmp_path, check=False, timeout=30)
+    assert proc.returncode == 2 and "another case file" not in proc.stderr and "--restart latest" in proc.stderr
+
+
 def test_locked_directory_is_refused_and_a_stale_lock_replaced(tmp_path):
     folder = tmp_path / "plate"
     folder.mkdir()
