@@ -73,6 +73,7 @@ class RunResult:
     nonlinear_iterations: int = 0
     time_steps: StepSummary | None = None  # adaptive steps only
     first_step: int = 0  # the step of the checkpoint a restart continued from
+    steps_in_parts: int = 0  # fixed steps taken again in parts after Newton failed (since the start or restart)
 
 
 @dataclass(frozen=True)
@@ -281,7 +282,7 @@ class CaseRun:
                            sim.step_index, sim.iterations, timings, stopped, last_checkpoint,
                            None if resume is None else resume.path, sim.solver.preconditioner, report,
                            sim.nonlinear_iterations, StepSummary.of(sim) if sim.adaptive else None,
-                           0 if resume is None else resume.attrs.step)
+                           0 if resume is None else resume.attrs.step, sim.steps_in_parts)
         log.info(summary(result, case))
         if last_checkpoint is not None:
             how = "to continue" if stopped else "to extend the run (with a larger time.t_end)"

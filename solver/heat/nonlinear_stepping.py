@@ -395,6 +395,7 @@ class NonlinearStepper(LinearSolves, Stepper):
                 continue
             self.last = report
             self.nonlinear_iterations += iterations
+            self.steps_in_parts += 1
             log.info(f"step {step} (t = {t0 + dt:.6g}): the nonlinear solve did not converge; the step was taken in "
                      f"{parts} parts of backward Euler")
             return SolveInfo(linear_iterations + discarded,

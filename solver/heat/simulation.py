@@ -255,6 +255,11 @@ class Simulation(Discretisation):
         """Newton (or Picard) iterations so far (0 for a linear problem)."""
         return self.stepper.nonlinear_iterations
 
+    @property
+    def steps_in_parts(self) -> int:
+        """Fixed steps taken again in parts after their nonlinear solve failed (since this process began)."""
+        return self.stepper.steps_in_parts
+
     def preconditioner_report(self) -> PreconditionerReport | None:
         """What the current system's preconditioner reports of itself (multigrid: levels,
         complexities, set-up time, communication per level) with the stepper's set-ups and

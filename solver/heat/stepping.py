@@ -110,6 +110,7 @@ class Solves:
     updates = 0
     setup_seconds = 0.0
     nonlinear_iterations = 0
+    steps_in_parts = 0  # fixed steps whose nonlinear solve failed, taken again in parts (this process's)
 
     @property
     def preconditioner(self):

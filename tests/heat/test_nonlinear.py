@@ -658,6 +658,9 @@ def test_a_fixed_step_newton_cannot_take_is_taken_in_parts(tmp_path, scheme, ran
     proc = run_solver(ranks, [str(case)], cwd=tmp_path)
     assert re.search(r"step \d \(t = \d+\): the nonlinear solve did not converge; the step was taken in \d+ parts",
                      proc.stdout + proc.stderr), proc.stdout + proc.stderr
+    parts = len(re.findall(r"the step was taken in \d+ parts", proc.stdout + proc.stderr))
+    assert re.search(rf"; {parts} steps? taken again in parts of backward Euler after newton failed\n",
+                     proc.stdout + proc.stderr), proc.stdout + proc.stderr  # (the summary counts them)
     with h5py.File(tmp_path / "outputs" / "melt" / "melt.h5", "r") as f:
         T = f["fields/temperature"][sorted(f["fields/temperature"])[-1]][()]
         change, heat = f["balance/energy_change"][-1], f.attrs["balance_heat_in_left"]
