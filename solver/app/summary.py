@@ -52,8 +52,9 @@ def summary(r, case) -> str:
         lines[0] += f"; {r.nonlinear_iterations} {case.nonlinear.method} iterations" + (
             "" if case.steady else f" ({r.nonlinear_iterations / max(r.steps, 1):.1f} per step)")
     if r.steps_in_parts:
+        since = " (since the restart)" if r.restarted_from is not None else ""
         lines[0] += (f"; {counted(r.steps_in_parts, 'step')} taken again in parts of backward Euler after "
-                     f"{case.nonlinear.method} failed" + (" (since the restart)" if r.restarted_from is not None else ""))
+                     f"{case.nonlinear.method} failed{since}")
     a = r.time_steps
     if a is not None:
         lines.append(f"time steps: {a.accepted} accepted, {a.rejected} rejected by the error estimate"

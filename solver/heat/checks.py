@@ -245,12 +245,12 @@ def check_case_against_mesh(case, mesh) -> None:
             kind = (case.values.get("boundary", {}).get(name) or {}).get("type")
             inside = mesh.groups.inner.get(name, 0)
             if inside and kind in SURFACE_ONLY:
+                article = "an" if kind == "insulated" else "a"
+                crosses = " to insulate: the heat crosses it" if kind == "insulated" else ""
                 fail(f"boundary.{name}: {inside} of the {counts.get(name, inside)} facets of the group {name!r} of the "
-                     f"mesh {path} lie inside the domain, with cells on both sides, where {'an' if kind == 'insulated' else 'a'} {kind} "
-                     f"boundary means "
-                     f"nothing (no surface there{' to insulate: the heat crosses it' if kind == 'insulated' else ''}); "
-                     f"give it type \"dirichlet\" or \"neumann\" (a sheet source), or mesh a gap or a crack there "
-                     f"(its nodes doubled)")
+                     f"mesh {path} lie inside the domain, with cells on both sides, where {article} {kind} boundary "
+                     f"means nothing (no surface there{crosses}); give it type \"dirichlet\" or \"neumann\" (a sheet "
+                     f"source), or mesh a gap or a crack there (its nodes doubled)")
         groups = mesh.groups.region
         for region in case.physics.regions:
             if region.group is not None and region.group not in groups:

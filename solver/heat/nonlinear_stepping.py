@@ -223,10 +223,10 @@ class StepEquations:
                         1.0 if 0.0 < largest < TINY else 0.0])
         comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
         if buf[3] and buf[0] < TINY**2 * 1e4:  # every entry's square lost (below 1e-300): not a norm
-            raise NumericalError(f"{self.where}: the nonlinear residuals (the heat of each node, in W) or updates are "
-                                 f"below {TINY:g} everywhere, so small that their squares underflow double precision: a "
-                                 f"conductivity, capacity or exchange coefficient many orders of magnitude below "
-                                 f"any material's; check the values and their units")
+            raise NumericalError(f"{self.where}: the nonlinear residuals (the heat of each node, in W) or updates "
+                                 f"are below {TINY:g} everywhere, so small that their squares underflow double "
+                                 f"precision: a conductivity, capacity or exchange coefficient many orders of "
+                                 f"magnitude below any material's; check the values and their units")
         if buf[2]:
             ranges.raise_found(self.where)
         if buf[1]:
