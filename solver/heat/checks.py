@@ -246,11 +246,12 @@ def check_case_against_mesh(case, mesh) -> None:
             inside = mesh.groups.inner.get(name, 0)
             if inside and kind in SURFACE_ONLY:
                 article = "an" if kind == "insulated" else "a"
-                crosses = " to insulate: the heat crosses it" if kind == "insulated" else ""
+                acts = "has no surface to insulate: the heat crosses it" if kind == "insulated" else \
+                    "has no surface to exchange through: it would draw heat out of the middle of the solid"
                 fail(f"boundary.{name}: {inside} of the {counts.get(name, inside)} facets of the group {name!r} of the "
                      f"mesh {path} lie inside the domain, with cells on both sides, where {article} {kind} boundary "
-                     f"means nothing (no surface there{crosses}); give it type \"dirichlet\" or \"neumann\" (a sheet "
-                     f"source), or mesh a gap or a crack there (its nodes doubled)")
+                     f"{acts}; give it type \"dirichlet\" or \"neumann\" (a sheet source), or mesh a gap there (a "
+                     f"slot between the parts, each with its own surface)")
         groups = mesh.groups.region
         for region in case.physics.regions:
             if region.group is not None and region.group not in groups:

@@ -218,7 +218,8 @@ class StepEquations:
         comm = self.problem.mesh.comm
         ranges = self.problem.ranges  # expressions out of range: flagged in the same reduction
         owned = v[: self.n]
-        largest = float(np.max(np.abs(owned))) if len(owned) else 0.0
+        # steady (a transient field that decays to 0 has residuals as small as itself, rightly)
+        largest = float(np.max(np.abs(owned))) if len(owned) and not self.a0 else 0.0
         buf = np.array([float(np.dot(owned, owned)), 1.0 if self.problem.bad else 0.0, ranges.flag,
                         1.0 if 0.0 < largest < TINY else 0.0])
         comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
@@ -239,7 +240,7 @@ class StepEquations:
         self.problem.mesh.halo.update(u)
 
 
-TINY = 1e-150  # a residual entry below it is no heat flow of any physical problem: its square underflows
+TINY = 1e-150  # a steady residual entry below it is no heat flow of any physical problem: its square underflows
 
 
 class NonlinearFailure(ConvergenceError):

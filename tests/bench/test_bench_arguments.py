@@ -84,6 +84,8 @@ def test_a_plot_or_json_target_is_checked_before_any_measurement(tmp_path):
             parse(*words)
         assert message in str(info.value)
     assert parse("--accuracy", "--plot", str(tmp_path / "a")).plot == tmp_path / "a.png"
+    with pytest.raises(CaseError, match="unknown extension '.txt'"):  # (in the defaults' folder too)
+        parse("--accuracy", "--plot", "outputs/bench/x.txt")
 
 
 def test_a_bad_override_of_bench_solvers_is_one_line_before_any_run(tmp_path):

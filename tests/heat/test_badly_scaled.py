@@ -199,3 +199,18 @@ def test_a_steady_nonlinear_residual_whose_squares_underflow_is_refused_not_conv
         proc.stderr
     run_solver(nprocs, base + ["--set", "material.k=\"1e-100 * (1 + T / 100)\"", "--overwrite"], cwd=tmp_path,
                timeout=60)
+
+
+def test_a_transient_field_that_decays_to_zero_is_not_taken_for_a_scale_problem(tmp_path):
+    """A body of k(T) cooled to 0 C on every side: its temperatures, and so its residuals, fall below
+    1e-150 of their own accord after about 120 steps, where the steady solve's underflow check
+    (which a transient step does not take) stopped a sound run (exit 3)."""
+    (tmp_path / "case.toml").write_text(CASE)
+    cold = "={type=\"dirichlet\", value=0.0}"
+    args = ["case.toml", "--quiet", "--set", "material.k=\"1 + T / 100\"", "--set", "material.rho=1.0", "--set",
+            "material.c=1.0", "--set", "mesh.nx=8", "--set", "mesh.ny=4", "--set", "time.dt=0.01", "--set",
+            "time.t_end=1.5", "--set", "output.every=150"]
+    args += [item for side in ("left", "right", "top", "bottom") for item in ("--set", f"boundary.{side}{cold}")]
+    run_solver(1, args, cwd=tmp_path, timeout=120)
+    with h5py.File(tmp_path / "outputs" / "case" / "case.h5", "r") as f:
+        assert f.attrs["status"] == "complete" and np.abs(f["fields/temperature/000001"][()]).max() < 1e-150
