@@ -209,7 +209,7 @@ def serial_command(plan, args) -> int:
 
     signals.release()
     try:
-        return plan.load()(args)
+        return _reading_again(plan.load(), args)
     except SolverExit as exc:
         print(f"error: {excerpt(exc)}", file=sys.stderr, flush=True)
         return exc.exit_status
@@ -240,6 +240,42 @@ def serial_command(plan, args) -> int:
     except Exception as exc:  # noqa: BLE001
         _print_error(0, f"internal error: {_detail(exc, args)}", per_rank=False)
         return EXIT_INTERNAL
+
+
+REREADS = 4  # tries of a command that only reads (info, probe, plot) on the results of a run that writes them
+REREAD_PAUSE = 0.25  # seconds between them
+
+
+def _reading_again(handler, args) -> int:
+    """``handler(args)``, tried again (up to :data:`REREADS` times) where it failed on a results file
+    that a run is writing: HDF5 files are read without the writer's coordination, and a read that
+    meets a snapshot half-written (a group listed before its dataset, an address past the end)
+    succeeds once the writer has flushed it. ``export``, which writes files as it reads, is not."""
+    import time
+
+    for _ in range(REREADS - 1):
+        try:
+            return handler(args)
+        except (SolverExit, OSError, RuntimeError, *DAMAGED_FILE_ERRORS) as exc:
+            if isinstance(exc, SolverExit) and exc.exit_status != EXIT_INPUT \
+                    or args.command not in ("info", "probe", "plot") or not _being_written(args):
+                raise
+            time.sleep(REREAD_PAUSE)
+    return handler(args)
+
+
+def _being_written(args) -> bool:
+    """Whether the results file the command reads says that a run is writing it."""
+    path = getattr(args, "results", None)
+    if not path:
+        return False
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("status") in ("running", b"running")
+    except Exception:  # noqa: BLE001 - unreadable now: not known to be written
+        return False
 
 
 def _from_reading(exc: BaseException) -> bool:

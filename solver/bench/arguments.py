@@ -212,18 +212,13 @@ def check_ranges(parser, args) -> None:
         if mode is not None and holds_hdf5(target):
             parser.error(f"{option} {target}: is an HDF5 file (results, a study or a checkpoint?), which this "
                          f"would overwrite; give another name")
-        default_folder = Path(target).parent == Path("outputs/bench")  # (made when missing)
-        if option == "--plot":  # its format by its extension, checked before any measurement
-            from solver.errors import CaseError
-            from solver.post.targets import PLOT_SUFFIXES, output_target
-            if default_folder:
-                Path(target).parent.mkdir(parents=True, exist_ok=True)
-            try:
-                args.plot = output_target(target, PLOT_SUFFIXES, "--plot")
-            except CaseError as exc:
-                parser.error(str(exc))
-        elif not default_folder and not Path(target).absolute().parent.is_dir():
-            parser.error(f"{option} {target}: folder {Path(target).parent} does not exist")
+        if option == "--plot":  # its format by its extension (.png added to none), before any measurement
+            from solver.post.targets import PLOT_SUFFIXES
+
+            plot = Path(target) if Path(target).suffix else Path(target).with_name(Path(target).name + ".png")
+            if plot.suffix.lower() not in PLOT_SUFFIXES:
+                parser.error(f"--plot {target}: unknown extension {plot.suffix!r}; allowed: {', '.join(PLOT_SUFFIXES)}")
+            args.plot = plot
     for path in getattr(args, "dolfinx_json", None) or []:
         problem = file_problem(path)
         if problem is not None and problem != MISSING:

@@ -295,3 +295,35 @@ def test_export_of_one_snapshot_as_csv_to_standard_output(tmp_path, results_file
     proc = without_mpi(tmp_path, "export", results_file, "--format", "vtu", "-o", "-")
     assert proc.returncode == 2 and "standard output takes one snapshot as CSV" in proc.stderr
     assert not list(tmp_path.glob("-*"))
+
+
+def test_a_read_that_fails_on_a_file_being_written_is_tried_again(tmp_path, monkeypatch):
+    """Reading a run's results while it writes them met a snapshot half-written now and then (4 of
+    34 probes during a run, exit 2). info, probe and plot try again while the file says it is being
+    written; a file that does not, and export (which writes as it reads), fail at once."""
+    import argparse
+
+    from solver.app import cli
+    from solver.errors import CaseError
+
+    monkeypatch.setattr(cli, "REREAD_PAUSE", 0.0)
+    path = tmp_path / "run.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["status"] = "running"
+    calls = []
+
+    def flaky(args):
+        calls.append(1)
+        if len(calls) < 3:
+            raise CaseError(f"{path}: snapshot 7 of temperature cannot be read (addr overflow)")
+        return 0
+
+    args = argparse.Namespace(command="probe", results=str(path))
+    assert cli._reading_again(flaky, args) == 0 and len(calls) == 3
+    for command, status in (("export", "running"), ("probe", "complete")):
+        calls.clear()
+        with h5py.File(path, "a") as f:
+            f.attrs["status"] = status
+        with pytest.raises(CaseError):
+            cli._reading_again(flaky, argparse.Namespace(command=command, results=str(path)))
+        assert len(calls) == 1
