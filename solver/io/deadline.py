@@ -79,6 +79,14 @@ def _what_is_kept(path: Path, what: str) -> str:
         return "no snapshot was written: free space, then run again (with --overwrite if a results file is left)"
     if Path(path).name.endswith((".study.h5", ".study.h5.tmp")) or "study" in what or "group" in what:
         return "the samples recorded before are kept: free space, then continue the study with --restart latest"
+    folder = Path(path).parent if Path(path).parent.name == "checkpoints" else Path(path).parent / "checkpoints"
+    try:  # (a checkpoint left by the run: one to continue from)
+        checkpoint = any(c.is_file() for c in folder.glob("step_*.h5"))
+    except OSError:
+        checkpoint = True
+    if not checkpoint:
+        return "the results keep their listed snapshots; no checkpoint was written yet: free space, then run again " \
+            "with --overwrite"
     return "the results keep their listed snapshots; free space, then continue with --restart latest"
 
 

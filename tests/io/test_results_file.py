@@ -81,3 +81,20 @@ def test_a_write_that_expires_says_what_is_kept(path, what, advice):
     from solver.io.deadline import _what_is_kept
 
     assert _what_is_kept(Path(path), what).startswith(advice)
+
+
+def test_a_write_that_expires_before_any_checkpoint_does_not_offer_to_continue(tmp_path):
+    """A checkpoint's write that timed out on 3 ranks, the run's first, advised --restart latest,
+    which then found no checkpoint; with an earlier one there, it is the way on."""
+    from solver.io.deadline import _what_is_kept
+
+    folder = tmp_path / "plate" / "checkpoints"
+    folder.mkdir(parents=True)
+    (folder / "step_00000050.h5.tmp").write_bytes(b"")
+    for path, what in ((folder / "step_00000050.h5.tmp", "the checkpoint of step 50"),
+                       (tmp_path / "plate" / "plate.h5", "snapshot 3 (step 12, t = 60)")):
+        advice = _what_is_kept(path, what)
+        assert "no checkpoint was written yet" in advice and "--overwrite" in advice and "--restart" not in advice
+    (folder / "step_00000025.h5").write_bytes(b"")
+    assert _what_is_kept(folder / "step_00000050.h5.tmp", "the checkpoint of step 50").endswith(
+        "continue with --restart latest")
