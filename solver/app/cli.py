@@ -258,7 +258,7 @@ def _reading_again(handler, args) -> int:
             return handler(args)
         except (SolverExit, OSError, RuntimeError, *DAMAGED_FILE_ERRORS) as exc:
             if isinstance(exc, SolverExit) and exc.exit_status != EXIT_INPUT \
-                    or args.command not in ("info", "probe", "plot") or not _being_written(args):
+                    or getattr(args, "command", None) not in ("info", "probe", "plot") or not _being_written(args):
                 raise
             time.sleep(REREAD_PAUSE)
     return handler(args)
@@ -267,7 +267,7 @@ def _reading_again(handler, args) -> int:
 def _being_written(args) -> bool:
     """Whether the results file the command reads says that a run is writing it."""
     path = getattr(args, "results", None)
-    if not path:
+    if not path or not os.path.isfile(path):  # (a FIFO, which an open would wait on for ever: not ours)
         return False
     try:
         import h5py
