@@ -199,7 +199,7 @@ class OutputGuard:
         except (OSError, RuntimeError):
             return ""
         theirs = theirs.decode(errors="replace") if isinstance(theirs, bytes) else str(theirs)
-        if not theirs or theirs.startswith("<") or not isinstance(theirs, str):
+        if not theirs or theirs.startswith("<"):
             return ""
         same = os.path.basename(theirs) == os.path.basename(self.source)
         return "" if same else f" (written by another case file, {theirs[:200]}, with the same {name_key})"

@@ -156,7 +156,7 @@ def check_step_moves(case, problem, dt: float) -> None:
 
 def inputs_of_time(physics) -> list[tuple[str, object]]:
     """(key, value) of every input that may depend on t: the source, the boundary values, and the
-    properties (k of t, in the material and in regions)."""
+    properties (k of t, in the material and in regions; a diagonal k's entries each)."""
     named = [("source.f", physics.source)]
     for bc in physics.boundaries:
         named += [(f"boundary.{bc.name}.{key}", value) for key, value in vars(bc).items() if key != "name"]
@@ -258,8 +258,8 @@ def check_case_against_mesh(case, mesh) -> None:
                 fail(f"region.{region.name}.group: the mesh {path} has no region group {region.group!r} "
                      f"(it has: {', '.join(sorted(groups)) or 'no named region groups'})")
     if mesh.dim == 2:
-        for key, value in _expressions(case.physics):
-            if "z" in value.names:
+        for key, value in inputs_of_time(case.physics) + [("initial.temperature", case.physics.initial)]:
+            if isinstance(value, Expression) and "z" in value.names:
                 fail(f"{key} uses z, but the mesh is 2D: its points have x and y only (z would read 0 everywhere)")
     for region in case.physics.regions:
         if mesh.dim == 2 and len(region.box) > 2 and region.box[2] is not None:
@@ -272,21 +272,6 @@ def check_case_against_mesh(case, mesh) -> None:
         if isinstance(k, tuple) and len(k) != mesh.dim:
             fail(f"{name} must be one value (a number, an expression or a table) or a list of {mesh.dim} (a "
                  f"diagonal tensor), got {len(k)} entries")
-
-
-def _expressions(physics) -> list[tuple[str, Expression]]:
-    """(key, expression) of every input given as an expression (a diagonal k's entries each)."""
-    named = [("source.f", physics.source), ("initial.temperature", physics.initial)]
-    for where, body in [("material", physics.material)] + [(f"region.{r.name}", r) for r in physics.regions]:
-        named += [(f"{where}.{key}", getattr(body, key)) for key in ("k", "rho", "c")]
-    for bc in physics.boundaries:
-        named += [(f"boundary.{bc.name}.{key}", value) for key, value in vars(bc).items() if key != "name"]
-    out = []
-    for key, value in named:
-        for d, entry in enumerate(value) if isinstance(value, tuple) else ((None, value),):
-            if isinstance(entry, Expression):
-                out.append((key if d is None else f"{key} (k{'xyz'[d]})", entry))
-    return out
 
 
 def refuse_shared_facets(case, mesh) -> None:
