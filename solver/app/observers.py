@@ -75,9 +75,10 @@ class CheckpointObserver(Observer):
         if sim.finished and not sim.case.steady:  # a restart at time.t_end itself: no step, so no checkpoint
             def drop():  # ... to remove the run's checkpoints of the steps after it, as a checkpoint would
                 folder = checkpoint.checkpoint_dir(self.directory)
-                later = checkpoint.replaced_checkpoints(folder, self.results.run_id, sim.step_index)
-                for old in later if folder.is_dir() else ():
-                    old.unlink()
+                mine = checkpoint.own_checkpoints(folder, self.results.run_id) if folder.is_dir() else []
+                for old in mine:
+                    if checkpoint.step_of(old) > sim.step_index:
+                        old.unlink()
             on_root(sim.comm, drop, OutputError)
 
     def after_step(self, sim: Simulation, event: StepEvent) -> None:

@@ -225,9 +225,9 @@ class CheckpointWriter:
             # another run's checkpoints are not this run's to delete. Its checkpoints of later steps
             # were left by the steps that a restart from an earlier one replaced: they go too (their
             # snapshots were cut from the results file; kept, they would outlive this run's own)
-            replaced = replaced_checkpoints(folder, attrs.run_id, attrs.step)
-            mine = [c for c in by_time(folder) if c != final and c not in replaced
-                    and run_id_in(c, checkpoint=True) in ("", attrs.run_id)]
+            mine = [c for c in own_checkpoints(folder, attrs.run_id) if c != final]
+            replaced = [c for c in mine if step_of(c) > attrs.step]
+            mine = [c for c in mine if c not in replaced]
             for old in replaced + mine[keep - 1:]:
                 old.unlink()
             for stale in folder.glob("*.h5.tmp"):
@@ -271,10 +271,10 @@ def run_id_in(path: Path, checkpoint: bool = False) -> str | None:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def replaced_checkpoints(folder: Path, run_id: str, step: int) -> list[Path]:
-    """The checkpoints of run ``run_id`` (or of no recorded run) in ``folder`` of steps after
-    ``step``: those a restart from ``step`` replaces (their snapshots were cut from the results)."""
-    return [c for c in by_time(folder) if step_of(c) > step and run_id_in(c, checkpoint=True) in ("", run_id)]
+def own_checkpoints(folder: Path, run_id: str) -> list[Path]:
+    """The checkpoints of run ``run_id`` (or of no recorded run) in ``folder``, the last written
+    first: another run's are not this run's to delete."""
+    return [c for c in by_time(folder) if run_id_in(c, checkpoint=True) in ("", run_id)]
 
 
 def step_of(path: Path) -> int:
