@@ -95,11 +95,13 @@ def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type
     exterior = np.concatenate([np.flatnonzero(_among(keys[i: i + CHUNK], lone)) + i
                                for i in range(0, len(keys), CHUNK)])
     del keys
-    _refuse_overlaps(path, points, cells[:, : linear.n_nodes], linear, exterior // nf, table[exterior % nf])
     exterior_corners = cells[exterior // nf][np.arange(len(exterior))[:, None], table[exterior % nf]]
-    _refuse_pinches(path, points, exterior_corners)
+    # (2D: the exterior edges' count at each node finds a pinched node; before the k-d tree's check, where
+    # less is held, its message after it)
     pinched = _pinched_node(cells[:, : linear.n_nodes], table, bits, exterior_corners) if linear.dim == 3 else -1
-    del exterior_corners  # (2D: the exterior edges' count at each node found a pinched node)
+    _refuse_overlaps(path, points, cells[:, : linear.n_nodes], linear, exterior // nf, table[exterior % nf])
+    _refuse_pinches(path, points, exterior_corners)
+    del exterior_corners
     if pinched >= 0:
         raise CaseError(f"{path}: the mesh is not conforming: its boundary pinches at node {pinched + 1} (near "
                         f"{_at(points, np.array([pinched]))}): the cells about it make separate groups, joined "

@@ -11,7 +11,7 @@ def _result(restarted_from):
     return SimpleNamespace(timings={"solve": 1.0, "total": 2.0}, iterations=900, steps=328, stopped=False,
                            restarted_from=restarted_from, first_step=100, n_dofs=441, ranks=2, nonlinear_iterations=0,
                            preconditioner="amg", preconditioner_report=None, time_steps=steps, h5_path="r.h5",
-                           xdmf_path="r.xdmf")
+                           xdmf_path="r.xdmf", steps_in_parts=0)
 
 
 def test_after_a_restart_the_step_sizes_are_said_to_be_of_the_steps_since_it():

@@ -176,8 +176,7 @@ class StudyRun:
                  f"{len(pending)} to run on {counted(groups.count, 'group')} of "
                  f"{counted(groups.ranks_per_case, 'rank')}"
                  + (f" (restart from {self.path})" if self.options.restart else ""))
-        on_root(world, lambda: self.check_space(mesh.n_global_nodes, len(table), len(pending)), CaseError,
-                keep=(OutputError,))
+        on_root(world, lambda: self.check_space(mesh.n_global_nodes, len(table)), CaseError, keep=(OutputError,))
         wall_limit = self.options.wall_limit
         deadline = wall_limit if wall_limit is not None else world.bcast(slurm_time_left() if world.rank == 0 else None)
         try:
@@ -195,26 +194,24 @@ class StudyRun:
             raise OutputError(f"{exc}; {how}", exc.broken) from None
         return EXIT_STOPPED if share.stopped else 0
 
-    def check_space(self, n_nodes: int, n_samples: int, n_pending: int) -> None:
+    def check_space(self, n_nodes: int, n_samples: int) -> None:
         """Rank 0: refuse a study whose files would not fit on the disk (an estimate: the field
         statistics at every output time, in the study file, its temporary copy as it is replaced,
-        and each group's file; with outputs.save_runs, the results file of each sample left)."""
+        and each group's file). The samples' saved runs (outputs.save_runs) are not counted: a
+        sample that finds no room for its run stops the study, keeping the samples before it."""
         spec = self.spec
         base = spec.base
         steps = None if base.time.adaptive is not None or base.time.dt == "auto" else \
             (0 if base.steady else fixed_steps(base.time.t_end, base.time.dt))
-        snapshots = expected_snapshots(base.output, steps)
-        fields = (5 + len(spec.thresholds)) * snapshots if spec.fields else 0
+        fields = (5 + len(spec.thresholds)) * expected_snapshots(base.output, steps) if spec.fields else 0
         one = 8 * n_nodes * (fields + 4) + 64 * n_samples * (len(spec.keys) + 4) + (1 << 16)
-        saved = n_pending * (8 * n_nodes * (snapshots + 8) + (1 << 16)) if spec.save_runs else 0
-        needed = one * (self.groups.count + 2) + saved
+        needed = one * (self.groups.count + 2)
         free = free_bytes(self.directory)
         if free is not None and needed > free:
-            runs = f", and {n_pending} saved runs of {size(saved // max(n_pending, 1))}" if saved else ""
             raise OutputError(f"{self.directory}: the study needs about {size(needed)} (its file, its temporary "
-                              f"copy and {self.groups.count} groups' files of {size(one)}{runs}), only {size(free)} "
-                              f"free on that disk; free space, use fewer groups (a larger --ranks-per-case), or set "
-                              f"outputs.fields = false" + (" or outputs.save_runs = false" if saved else ""))
+                              f"copy and {self.groups.count} groups' files of {size(one)}), only {size(free)} free on "
+                              f"that disk; free space, use fewer groups (a larger --ranks-per-case), or set "
+                              f"outputs.fields = false")
 
     def earlier(self, table: np.ndarray, mesh) -> StudyContents:
         """What a stopped or killed run of this study finished: its study file and its groups'
