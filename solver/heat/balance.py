@@ -38,6 +38,10 @@ class HeatBalance:
     # the magnitude of the flows (W, steady): of a source or flux that cancels over the body, its
     # sum_i |F_i|, not its net of round-off, scales the relative imbalance
     magnitude: float = 0.0
+    # the magnitude of the exchanges (W, steady): sum over Robin and radiating boundaries of
+    # int h (|T_inf| + |u|) and int eps sigma (T_inf^4 + u^4): a body at its ambient temperature
+    # exchanges their round-off (:data:`ENERGY_ROUNDOFF` of it), which scales its imbalance
+    exchange: float = 0.0
     # the energy the nodes hold, sum_i |E_i| (J, transient, at the last step): its round-off
     # (:data:`ENERGY_ROUNDOFF` of it) scales the imbalance of a body where nothing flows
     held: float = 0.0
@@ -69,7 +73,7 @@ class HeatBalance:
     @property
     def relative(self) -> float:
         scale = max(abs(self.change), float(np.abs(self.inflow).sum()), abs(self.lag), self.magnitude, self.gross,
-                    ENERGY_ROUNDOFF * self.held, 1e-300)
+                    ENERGY_ROUNDOFF * (self.held + self.exchange), 1e-300)
         return abs(self.imbalance) / scale
 
     def as_dict(self) -> dict:

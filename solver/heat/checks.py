@@ -370,6 +370,7 @@ def check_balance(sim) -> None:
         net = max(abs(b.change), float(np.abs(b.inflow).sum()), abs(b.lag))
         if sim.case.steady:
             b.magnitude = _load_magnitude(sim)  # (b is the run's balance: its relative imbalance as shown)
+            b.exchange = _exchange_magnitude(sim)
         # flows that cancel (over the body: their magnitude; over the run: their gross) are judged on
         # what they move, to the solves' tolerances
         if (b.magnitude if sim.case.steady else b.gross) > net:
@@ -443,6 +444,25 @@ def _load_magnitude(sim) -> float:
         sim.mesh.comm.Allreduce(MPI.IN_PLACE, conduction)
         gross[-1] = conduction[0]
     return float(gross.max(initial=0.0))
+
+
+def _exchange_magnitude(sim) -> float:
+    """The magnitude of the Robin and radiation exchanges at the steady solution, sum over their
+    boundaries of int h (|T_inf| + |u|) N_i and int eps sigma (T_inf^4 + u^4) N_i (W, collective):
+    a body at its ambient temperature exchanges their round-off, which nothing else scales."""
+    p, n = sim.problem, sim.mesh.n_owned
+    u = np.abs(sim.u[:n])
+    total = 0.0
+    with np.errstate(all="ignore"):
+        parts = p.load_parts(sim.t) if p.robin else {}
+        for term in p.robin:
+            total += float(np.abs(parts[term.name]).sum()) + _uptake_scale(p, term, u)
+        gross = getattr(p, "radiation_gross", None)
+        for term in p.radiation if gross is not None else ():
+            total += float(gross(term, sim.u, sim.t).sum())
+    total = np.array([total])
+    sim.mesh.comm.Allreduce(MPI.IN_PLACE, total)
+    return float(total[0]) if np.isfinite(total[0]) else 0.0
 
 
 def _flows_beyond_round_off(sim, b) -> bool:

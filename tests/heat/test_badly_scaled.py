@@ -88,6 +88,22 @@ def test_a_steady_source_that_cancels_over_the_body_balances_on_its_magnitude(tm
         assert abs(f.attrs["balance_heat_in_source"]) < 1e-10
 
 
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_a_steady_body_at_its_ambient_temperature_balances_on_its_exchanges(tmp_path, nprocs):
+    """A body convecting and radiating to 300 C with nothing else has its ambient temperature: its
+    flows are round-off (1e-12 W), and the balance printed a relative imbalance of 1.00. The
+    exchanges' magnitude, h (|T_inf| + |u|) and eps sigma (T_inf^4 + u^4), scales their round-off."""
+    (tmp_path / "case.toml").write_text('temperature_unit = "C"\n[mesh]\nnx = 10\nny = 5\n[material]\nk = 45.0\n'
+                                        'rho = 1.0\nc = 1.0\n[boundary.right]\ntype = "robin"\nh = 25.0\n'
+                                        'T_inf = 300.0\n[boundary.top]\ntype = "radiation"\nepsilon = 0.5\n'
+                                        'T_inf = 300.0\n[time]\nscheme = "steady"\n')
+    out = run_solver(nprocs, ["case.toml"], cwd=tmp_path).stdout
+    with h5py.File(tmp_path / "outputs" / "case" / "case.h5", "r") as f:
+        assert f.attrs["balance_relative_imbalance"] < 1e-4, out
+        assert abs(f.attrs["balance_heat_in_right"]) < 1e-8
+        assert np.allclose(f["fields/temperature"][sorted(f["fields/temperature"])[-1]][()], 300.0)
+
+
 def test_a_balance_lost_in_round_off_under_a_source_that_cancels_still_fails(tmp_path):
     """k = 1e15 with a source 1.5e7 sin(2 pi x) + 1: judged on the source's magnitude alone, the
     5.4 kW imbalance (left -243284 W, right +237908 W for 238732 W each) passed with exit 0."""
