@@ -37,6 +37,7 @@ from solver.heat.stepping import ADAPTIVE_ADVICE, Multistep, Stepper
 from solver.la.krylov import SolveInfo
 
 SAFETY, GROW, SHRINK, FAILED_SOLVE_CUT = 0.9, 5.0, 0.2, 0.25
+SOLVES_MARGIN = 1e3  # a time.tolerance within this factor of solver.rtol: the estimate may measure the solves' error
 RESOLVED = 64  # the shortest step: this many rounding steps of t
 PI_INTEGRAL, PI_PROPORTIONAL = 0.7, 0.4
 RUNGS_PER_OCTAVE = 4
@@ -193,10 +194,22 @@ class AdaptiveStepping:
                                      f"Dirichlet value: time.mass = \"lumped\" or a ramp over a few seconds)")
             jump = (" (at t = 0: a Dirichlet value other than the initial temperature is a jump there; start from "
                     "it, or ramp it up over a few seconds)" if t == 0.0 else "")
+            jump += self._below_the_solves() if exc is None else ""
             raise NumericalError(f"t = {t:.6g}: {why} even at time.dt_min = {s.dt_min:g} s; loosen time.tolerance, "
                                  f"lower time.dt_min, or look for a discontinuity in the sources or boundary "
                                  f"values{jump}")
         self.controller.dt = self.ladder(max(dt, shortest), t)
+
+    def _below_the_solves(self) -> str:
+        """A note where time.tolerance asks for errors that the linear solves' own (solver.rtol of
+        the right-hand side) may exceed: the error estimate then measures them, not the step."""
+        solver, s = getattr(self.stepper, "solver", None), self.spec
+        rtol = getattr(solver, "rtol", None)
+        tolerance = min(t for t in (s.relative, s.absolute) if t > 0) if (s.relative or s.absolute) else 0.0
+        if rtol is None or tolerance >= SOLVES_MARGIN * rtol:
+            return ""
+        return (f"; time.tolerance = {tolerance:g} is within {SOLVES_MARGIN:g} times solver.rtol = {rtol:g}, the "
+                f"solves' own error, which the estimate measures at any step size: tighten solver.rtol with it")
 
     def _accept(self, error: float, order: int, dt: float, landed: bool, t1: float) -> None:
         c = self.controller

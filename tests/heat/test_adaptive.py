@@ -160,8 +160,17 @@ def test_a_failed_solve_cuts_the_step(monkeypatch):
 
 
 def test_dt_min_stops_with_the_error():
-    with pytest.raises(Exception, match="time.dt_min"):
+    with pytest.raises(Exception, match="time.dt_min") as stop:
         adaptive(1e-6, extra=["time.dt_min=1.0", "time.dt_initial=1.0"])
+    assert "solver.rtol" not in str(stop.value)
+
+
+def test_a_tolerance_near_the_solves_error_says_so_where_it_stops():
+    """time.tolerance = 1e-13 against solves to solver.rtol = 1e-13: the estimate measures the
+    solves' error at any step, and the stop at time.dt_min named only the step and a discontinuity."""
+    with pytest.raises(Exception, match="time.dt_min") as stop:
+        adaptive(1e-13, extra=["time.dt_min=1e-4"])
+    assert "within 1000 times solver.rtol = 1e-13" in str(stop.value) and "tighten solver.rtol" in str(stop.value)
 
 
 @pytest.mark.parametrize("sets, key", [
