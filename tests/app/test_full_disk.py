@@ -18,7 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import ROOT, mpi_env, mpirun_command, run_solver
+from conftest import ROOT, mpi_env, mpirun_command, run_script, run_solver
 
 PLATE = str(ROOT / "inputs" / "plate.toml")
 SMALL = ["--set", "mesh.nx=30", "--set", "mesh.ny=15", "--set", "time.t_end=100.0", "--set", "output.every=2",
@@ -353,6 +353,20 @@ def test_a_study_whose_saved_runs_fill_the_disk_stops_with_74_keeping_its_sample
         assert f.attrs["status"] == "no room" and f.attrs["exit_status"] == 74  # not "stopped", 75
     assert 1 <= np.count_nonzero(status == 0) < 16 and set(status.tolist()) <= {0, -1}, status  # done or pending
     assert not list((small_disk / "s" / "samples").glob(".*.reserve"))
+
+
+def test_a_study_file_without_room_is_refused_at_once_on_every_rank(small_disk):
+    """A study file larger than its disk's room (the saved runs took it) failed inside HDF5 on
+    rank 0 while rank 1 went on to the next collective call: the ranks waited for
+    output.write_timeout (60 s), and a .tmp of 4 MiB stayed on the full disk. Its room is set
+    aside first: every rank raises the same error at once, and the earlier study file stays."""
+    if small_disk is None:
+        pytest.skip("cannot mount a tmpfs here")
+    found = run_script(2, "study_disk_checks.py", small_disk, timeout=60)
+    assert found["seconds"] < 5 and found["kept"], found
+    assert found["said"][0] is not None and found["said"][0] == found["said"][1] and "no room" in found["said"][0]
+    assert found["left"] == ["s.study.h5", "s.study.xdmf"]
+    assert 20000 * 20 * 6 * 8 < found["estimate"] < 1.2 * 20000 * 20 * 6 * 8 + 2**20, found["estimate"]
 
 
 def test_room_set_aside_before_a_write_is_the_disk_s_and_leaves_the_size(small_disk):

@@ -121,6 +121,34 @@ def merged_tables(spec, table: np.ndarray, earlier: StudyContents | None, gather
 
 
 
+DATASET_BYTES = 4096  # HDF5's metadata per dataset (object header, name in its group), generously
+
+
+def study_bytes(contents: StudyContents) -> int:
+    """The size of the study file that :func:`write_study` writes (every rank, the same): the
+    room set aside before it, so that a disk filled by the saved runs fails the write at once,
+    before anything is written, and not inside HDF5 half-way, which parts the ranks."""
+    sizes = []
+    for values in [*contents.table.columns().values(), *contents.outputs.values()]:
+        values = np.asarray(values)
+        if values.dtype.kind in "UO":
+            width = max([1, *(min(len(str(v).encode()), MESSAGE_BYTES) for v in values.ravel())])
+            sizes.append(values.size * width)
+        else:
+            sizes.append(values.nbytes)
+    times = contents.times
+    if times is not None:
+        sizes.append(8 * len(times))
+    mesh = contents.mesh
+    if mesh is not None:
+        sizes.append(8 * contents.n_nodes * mesh.geometry.shape[-1] + 8 * mesh.n_cells * mesh.topology.shape[-1])
+    stats = contents.stats
+    if stats is not None and times is not None:
+        fields = 5 + len(stats.thresholds)
+        sizes += [8 * contents.n_nodes] * (fields * len(times))
+    return int(sum(sizes) + DATASET_BYTES * (len(sizes) + 8))
+
+
 def write_study(path: Path, comm, driver: str, contents: StudyContents) -> None:
     """Write the whole study file to ``path``.tmp and rename it over ``path`` (all ranks; the
     small tables are rank 0's values; the statistics and the mesh are this rank's world blocks)."""
@@ -162,7 +190,7 @@ def write_study(path: Path, comm, driver: str, contents: StudyContents) -> None:
                     f.write_blocks(f"/statistics/{name}/{i:06d}", np.ascontiguousarray(values[i]), nodes)
         f.set_attrs("/", {**attrs, "solver_study": FORMAT, "solver_version": __version__,
                           **comm.bcast(provenance() if comm.rank == 0 else None, root=0)})
-    write_temporary_or_fail(comm, tmp, f, "the study file", [body, f.flush, f.close])
+    write_temporary_or_fail(comm, tmp, f, "the study file", [body, f.flush, f.close], needed=study_bytes(contents))
 
     def publish():  # on rank 0; a failure (a full disk) reaches every rank as an OutputError
         try:
