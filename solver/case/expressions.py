@@ -388,8 +388,10 @@ def _zero(d) -> bool:
     return isinstance(d, float) and d == 0.0
 
 
-def _dual(node):
-    rec = _dual
+def _dual(node, switch: bool = False):
+    """(value, d/dT) of ``node`` on pairs; ``switch``: inside a switch (``t % 60``), where t is
+    read as :func:`_compile` reads it (from inside the step, at its end)."""
+    rec = lambda child, inside=switch: _dual(child, inside)  # noqa: E731
     if isinstance(node, ast.Constant):
         value = float(node.value)
         return lambda env: (value, 0.0)
@@ -397,10 +399,11 @@ def _dual(node):
         if node.id in CONSTANTS:
             value = CONSTANTS[node.id]
             return lambda env: (value, 0.0)
-        name = node.id
+        name = "t_switch" if switch and node.id == "t" else node.id
         return lambda env: env[name]
     if isinstance(node, ast.BinOp):
-        left, right, op = rec(node.left), rec(node.right), type(node.op)
+        jumps = switch or isinstance(node.op, ast.Mod)  # as in _compile
+        left, right, op = rec(node.left, jumps), rec(node.right, jumps), type(node.op)
 
         def binop(env):
             (a, da), (b, db) = left(env), right(env)
@@ -429,7 +432,7 @@ def _dual(node):
             return operand
         return lambda env: (1.0 * np.logical_not(operand(env)[0]), 0.0)
     if isinstance(node, (ast.Compare, ast.BoolOp)):  # logical values: derivative 0
-        plain = _compile(node, set(), 0, VARIABLES + ("T",))
+        plain = _compile(node, set(), 0, VARIABLES + ("T",), switch)
         return lambda env: (plain({k: v[0] for k, v in env.items()}), 0.0)
     if isinstance(node, ast.IfExp):
         cond, a, b = rec(node.test), rec(node.body), rec(node.orelse)
@@ -441,7 +444,7 @@ def _dual(node):
         return ifexp
     name = node.func.id  # Call (validated)
     if name in SWITCHES:  # piecewise constant: derivative 0, and t as a switch sees it
-        plain = _compile(node, set(), 0, VARIABLES + ("T",))
+        plain = _compile(node, set(), 0, VARIABLES + ("T",), switch)
         return lambda env: (plain({k: v[0] for k, v in env.items()}), 0.0)
     args = [rec(a) for a in node.args]
     fn = FUNCTIONS[name]

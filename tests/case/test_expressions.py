@@ -92,3 +92,17 @@ def test_a_division_by_a_zero_without_variables_is_refused_in_any_branch(text):
         Expression(text)
     Expression("where(x > 0.5, 1 / (x - 0.5), 0)")
     Expression("1 / (t + 1e-300)")
+
+
+@pytest.mark.parametrize("text", ["(1 + (t % 10)) * (1 + T / 100)", "where(t % 10 > 5, T, 2 * T)", "(t % 10) ** 2 + T"])
+def test_a_switch_of_t_reads_t_alike_with_and_without_the_derivative(text):
+    """At the end of a step that ends on t = 10, ``t % 10`` is read from inside the step (10, not
+    0). The Newton path's dual evaluation read the step's end itself: a k of T and t % 10 took two
+    different values in one step, and the field matched neither (exit 0)."""
+    class StepEnd(float):
+        switch = 10.0 - 1e-9
+
+    e = Expression(text, temperature=True)
+    points, T = np.zeros((3, 2)), np.array([3.0, 20.0, 50.0])
+    value, _ = e.with_derivative(points, StepEnd(10.0), T)
+    assert np.allclose(value, e(points, StepEnd(10.0), T), rtol=1e-12) and value[0] != e(points, 10.0, T)[0]
