@@ -170,6 +170,15 @@ class Assembler:
         self._nodal_weights = out
         return out
 
+    def nodal_load(self, f, t: float = 0.0) -> np.ndarray:
+        """Owned entries of ``sum_c w_ci f(x_i)``: the load of the nodal quadrature whose weights
+        are the lumped mass's (:meth:`nodal_weights`), for an expression f(x, t). Beside that mass
+        it heats a uniformly heated body uniformly, where the consistent load of P2 simplices,
+        zero (triangles) or negative (tetrahedra) at the vertices, cooled them."""
+        values = np.broadcast_to(np.asarray(f(self.coords, t), dtype=float), (len(self.coords),))
+        w = self.nodal_weights() * values[self.cells]
+        return np.bincount(self.cells.ravel(), weights=w.ravel(), minlength=self.shape[1])[: self.shape[0]]
+
     def lumped_mass(self, rhoc_cell: np.ndarray) -> sp.csr_matrix:
         """The diagonal mass matrix of :meth:`nodal_weights` with rho c per cell (n_cells,)."""
         w = np.asarray(rhoc_cell, dtype=float)[:, None] * self.nodal_weights()

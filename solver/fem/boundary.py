@@ -21,7 +21,9 @@ class BoundaryTerm:
     entries ``int c N_i N_j`` for coefficients given at the facets' quadrature points
     (``values(points)`` with points (n_facets, n_qp, gdim) -> (n_facets, n_qp), or a number)."""
 
-    def __init__(self, mesh: DistributedMesh, name: str, compiled: bool | None = None):
+    def __init__(self, mesh: DistributedMesh, name: str, compiled: bool | None = None, nodal: bool = False):
+        """``nodal``: the facets' nodal quadrature (:func:`nodal_rule`) in place of Gauss points:
+        loads at the nodes and a diagonal ``int c N_i N_j``, beside a lumped mass."""
         facets = mesh.boundaries[name]
         self.nodes = np.ascontiguousarray(facets.nodes, dtype=mesh.cells.dtype)
         self.n_owned, self.n_local = mesh.n_owned, mesh.n_local
@@ -30,7 +32,9 @@ class BoundaryTerm:
         ref = CELLS[facet_type]
         cell = CELLS[mesh.cell_type]
         self.degree = cell_degree(facet_type, cell.affine or (cell.degree > 1 and mesh.affine))
-        points, self.weights = quadrature(facet_type, self.degree)
+        rule = nodal_rule(facet_type) if nodal else None
+        points, self.weights = rule if nodal else quadrature(facet_type, self.degree)
+        self.points_ref = points
         self.N = np.ascontiguousarray(ref.shape(points))
         self.dN = np.ascontiguousarray(ref.grad(points))
         self.coords = np.ascontiguousarray(mesh.coords, dtype=np.float64)
@@ -45,7 +49,7 @@ class BoundaryTerm:
             self.wdet = np.empty((len(self.nodes), len(self.weights)))  # weights times measures
             kernels.facet_measures(self.coords, self.nodes, self.dN, self.weights, self.wdet)
         else:
-            self.geometry = CellGeometry(facet_type, self.coords, self.nodes, self.degree, gradients=False)
+            self.geometry = CellGeometry(facet_type, self.coords, self.nodes, self.degree, gradients=False, rule=rule)
             self.points = self.geometry.points
 
     def _slots(self, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
@@ -118,11 +122,24 @@ class BoundaryTerm:
         if self.empty:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0)
         g = self.geometry if self.geometry is not None else CellGeometry(
-            self.facet_type, self.coords, self.nodes, self.degree, gradients=False)
+            self.facet_type, self.coords, self.nodes, self.degree, gradients=False,
+            rule=(self.points_ref, self.weights))
         c = np.broadcast_to(self._values(values)[:, :, 0], g.wdet.shape)
         Ke = np.einsum("fq,qi,qj->fij", c * g.wdet, g.N, g.N)
         nn = self.nodes.shape[1]
         return np.repeat(self.nodes, nn, axis=1).ravel(), np.tile(self.nodes, (1, nn)).ravel(), Ke.ravel()
+
+
+def nodal_rule(facet_type: str) -> tuple[np.ndarray, np.ndarray]:
+    """The nodal quadrature of a reference facet: its nodes, weighted by the diagonal of its mass
+    matrix scaled to its measure (Hinton, Rock and Zienkiewicz, as the lumped mass of the cells):
+    positive at every node, where ``int N_i`` of a 6-node triangle vanishes at its corners (a flux
+    into a face of quadratic tetrahedra reached their corners only by conduction)."""
+    ref = CELLS[facet_type]
+    points, weights = quadrature(facet_type, 2 * max(ref.degree, 1))
+    N = ref.shape(points)
+    diagonal = weights @ (N * N)
+    return np.asarray(ref.vertices, dtype=float), diagonal * (weights.sum() / diagonal.sum())
 
 
 def constrain(A: sp.csr_matrix, mask: np.ndarray,

@@ -35,10 +35,11 @@ class CellGeometry:
     """Quadrature data of a set of cells: |det J| * weights, physical gradients and points."""
 
     def __init__(self, cell_type: str, coords: np.ndarray, cells: np.ndarray, degree: int = 2,
-                 gradients: bool = True):
+                 gradients: bool = True, rule: tuple[np.ndarray, np.ndarray] | None = None):
+        """``rule``: (reference points, weights) in place of the quadrature of ``degree``."""
         ref = CELLS[cell_type]
         self.ref = ref
-        self.points_ref, self.weights = quadrature(cell_type, degree)
+        self.points_ref, self.weights = quadrature(cell_type, degree) if rule is None else rule
         self.N = ref.shape(self.points_ref)  # (nq, nn)
         X = coords[cells]  # (nc, nn, gdim)
         dN = ref.grad(self.points_ref)  # (nq, nn, d)

@@ -200,14 +200,15 @@ def warn_hidden_switches(case) -> None:
 
 def warn_lumped_quadratic_simplices(case, cell_type: str) -> None:
     """The lumped mass of P2 triangles and tetrahedra: no positive diagonal mass is consistent
-    with their load (the row sums vanish or turn negative at the vertices), so the diagonally
-    scaled one heats a uniformly heated body unevenly; a warning says so, and what keeps the
-    elements' accuracy."""
+    with their load (the row sums vanish or turn negative at the vertices), so the loads take its
+    nodal quadrature, second-order accurate; a warning says so, and what keeps the elements'
+    accuracy."""
     if case.physics.lumped_mass and cell_type in ("triangle6", "tetrahedron10"):
         cells = "triangles" if cell_type == "triangle6" else "tetrahedra"
         log.warning(f"warning: {case.source}: the lumped mass of quadratic {cells} is second-order accurate "
-                    f"only (their mass has no consistent positive diagonal: a uniform source heats the vertices "
-                    f"more slowly than the edges' nodes, an error of order h^2); the consistent mass (time.mass = "
+                    f"only (no positive diagonal mass is consistent with their load, which vanishes or turns "
+                    f"negative at the vertices: the loads are taken at the nodes, and a long run reaches the "
+                    f"steady state within an error of order h^2); the consistent mass (time.mass = "
                     f"\"consistent\", an implicit scheme), linear elements, or quadrilaterals and hexahedra keep "
                     f"the accuracy")
 

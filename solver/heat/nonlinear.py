@@ -109,7 +109,7 @@ class NonlinearHeatProblem(HeatLoads):
         self.points = a.quadrature_points() if self.materials.needs_points and at_points else None
         self.lumped = physics.lumped_mass
         self.offset = physics.kelvin_offset
-        self.radiation = [RadiationTerm(bc, BoundaryTerm(mesh, bc.name, self.compiled))
+        self.radiation = [RadiationTerm(bc, self.boundary_term(bc.name))
                           for bc in physics.of_kind(RadiationBC)]
         n = mesh.n_owned
         rows = np.repeat(np.arange(n), np.diff(a.indptr))

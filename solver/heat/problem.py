@@ -91,14 +91,22 @@ class HeatLoads:
             self.compile_kernels(physics, linear)
         self.assembler = Assembler(mesh, compiled=self.compiled)
         self.source = physics.source
-        self.neumann = [FacetTerm(bc, BoundaryTerm(mesh, bc.name, self.compiled)) for bc in physics.of_kind(NeumannBC)]
-        self.robin = [FacetTerm(bc, BoundaryTerm(mesh, bc.name, self.compiled)) for bc in physics.of_kind(RobinBC)]
+        # the lumped mass of P2 simplices takes the source at the nodes, with its own weights, and
+        # the faces of P2 tetrahedra their loads and exchanges at their nodes (their corners' int N_i
+        # vanish): a uniformly heated body heats uniformly
+        self.nodal_source = physics.lumped_mass and mesh.cell_type in ("triangle6", "tetrahedron10")
+        self.nodal_facets = physics.lumped_mass and mesh.cell_type == "tetrahedron10"
+        self.neumann = [FacetTerm(bc, self.boundary_term(bc.name)) for bc in physics.of_kind(NeumannBC)]
+        self.robin = [FacetTerm(bc, self.boundary_term(bc.name)) for bc in physics.of_kind(RobinBC)]
         self.dirichlet = DirichletConditions(mesh, physics.of_kind(DirichletBC))
         self.coarse_space = CoarseSpace(*linear_coarsening(mesh)) if CELLS[mesh.cell_type].degree > 1 else None
         self._cache = TimeLevelCache()
         self.ranges = RangeMonitor.of(physics, mesh.comm)  # checks h, k, rho, c, epsilon where evaluated
         # a heat transfer coefficient h(t) makes the system matrix change from step to step
         self.time_dependent_matrix = any(term.condition.h.depends_on_time for term in self.robin)
+
+    def boundary_term(self, name: str) -> BoundaryTerm:
+        return BoundaryTerm(self.mesh, name, self.compiled, nodal=self.nodal_facets)
 
     def compile_kernels(self, physics: Physics, linear: bool) -> None:
         """Collective: the kernels this problem uses compiled (or loaded) ahead of use, the ranks
@@ -136,8 +144,9 @@ class HeatLoads:
         and each Robin boundary (h T_inf); each is cached when it does not depend on t."""
         parts = {}
         if has_source(self.source):
+            load = self.assembler.nodal_load if self.nodal_source else self.assembler.load
             parts["source"] = self._cache.get("source", self.source.depends_on_time, t,
-                                              lambda s: self.assembler.load(self.source, s))
+                                              lambda s: load(self.source, s))
         for term in self.neumann:
             q = term.condition.flux
             parts[term.name] = self._cache.get(("load", term.name), q.depends_on_time, t,
