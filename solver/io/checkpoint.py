@@ -74,10 +74,21 @@ def case_text(values: dict) -> str:
     return tomli_w.dumps(_plain(values))
 
 
+def orders(values: dict) -> dict[str, tuple]:
+    """The orders of the case's tables that its solution depends on: where regions overlap, the
+    last listed wins, and where Dirichlet boundaries meet, the later one holds the shared nodes."""
+    plain = _plain(values)
+    boundaries = plain.get("boundary") if isinstance(plain.get("boundary"), dict) else {}
+    regions = plain.get("region") if isinstance(plain.get("region"), dict) else {}
+    return {"the order of the [region.*] tables": tuple(regions),
+            "the order of the dirichlet [boundary.*] tables": tuple(
+                name for name, bc in boundaries.items() if isinstance(bc, dict) and bc.get("type") == "dirichlet")}
+
+
 def case_hash(values: dict) -> str:
     """Hash of the case without the keys that are safe to change on restart."""
     kept = {k: v for k, v in flatten(_plain(values)).items() if not k.startswith(SAFE_KEYS)}
-    return hashlib.sha256(repr(sorted(kept.items())).encode()).hexdigest()
+    return hashlib.sha256(repr((sorted(kept.items()), sorted(orders(values).items()))).encode()).hexdigest()
 
 
 def schema_default(key: str):
@@ -88,12 +99,17 @@ def schema_default(key: str):
 
 
 def changed_keys(old: dict, new: dict) -> tuple[list[str], list[str]]:
-    """(safe, unsafe) keys whose values differ between two resolved cases; a key the older case
-    does not have (written before the key existed) is unchanged at its default."""
+    """(safe, unsafe) keys whose values differ between two resolved cases, and the orders of
+    :func:`orders` that differ (unsafe); a key the older case does not have (written before the
+    key existed) is unchanged at its default."""
     a, b = flatten(_plain(old)), flatten(_plain(new))
     changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)
                      and not (k not in a and b[k] is not None and b[k] == schema_default(k)))
     safe = [k for k in changed if k.startswith(SAFE_KEYS)]
+    for what, before in orders(old).items():  # the tables both list, in another order
+        after = orders(new)[what]
+        if [n for n in before if n in after] != [n for n in after if n in before]:
+            changed.append(what)
     return safe, [k for k in changed if k not in safe]
 
 
