@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from solver.app.preflight import (BYTES_PER_NODE, check_memory, check_split, cla
 from solver.app.summary import StepSummary, summary
 from solver.case.load import parse_override
 from solver.case.records import Case, whole_steps
-from solver.case.shown import counted, shown, size
+from solver.case.shown import counted, shell_word, shown, size
 from solver.compiled import compile_seconds
 from solver.errors import EXIT_OUTPUT, EXIT_STOPPED, CaseError, OutputError, SolverExit
 from solver.heat.checks import check_balance
@@ -286,10 +285,10 @@ class CaseRun:
         log.info(summary(result, case))
         if last_checkpoint is not None:
             how = "to continue" if stopped else "to extend the run (with a larger time.t_end)"
-            source = "" if case.source.startswith("<") else f" {shlex.quote(case.source)}"
+            source = "" if case.source.startswith("<") else f" {shell_word(case.source)}"
             # with the run's --set options: without them it would name (and continue) another run; but
             # for the wall limit, which would stop the continuation as it stopped this run
-            source += "".join(f" --set {shlex.quote(item)}" for item in case.overrides
+            source += "".join(f" --set {shell_word(item)}" for item in case.overrides
                               if _key_of(item) not in UNREPEATED)
             (log.warning if stopped else log.info)(
                 f"checkpoint: {last_checkpoint} (step {sim.step_index}); {how}: "

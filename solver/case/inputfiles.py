@@ -41,3 +41,15 @@ def holds_hdf5(path: str | Path) -> bool:
             return f.read(8) == b"\x89HDF\r\n\x1a\n"
     except OSError:
         return False
+
+
+def not_utf8(exc: UnicodeDecodeError) -> str:
+    """Where the decoded bytes stop being UTF-8: "byte 0xb0 at line 1, column 4" (columns count
+    characters, from 1), or "" for bytes that hold a NUL: a binary file, not text in another encoding."""
+    data = exc.object  # (after a byte-order mark that utf-8-sig took off)
+    if b"\0" in data:
+        return ""
+    before = data[:exc.start].decode("utf-8", "replace")
+    line = before.count("\n") + 1
+    column = len(before) - (before.rfind("\n") + 1) + 1
+    return f"byte 0x{data[exc.start]:02x} at line {line}, column {column}"

@@ -21,11 +21,11 @@ import numpy as np
 
 from solver.case import records
 from solver.case.expressions import Expression, ExpressionError
-from solver.case.inputfiles import DIRECTORY, MAX_CASE_BYTES, MISSING, file_problem
+from solver.case.inputfiles import DIRECTORY, MAX_CASE_BYTES, MISSING, file_problem, not_utf8
 from solver.case.schema import (BC_KEYS, BOUNDARIES, BOUNDARY_SCHEMA, PROPERTY_FORMS, REGION_SCHEMA, REQUIRED,
                                 ROOT_SCHEMA, SCHEMA, STRUCTURED_CELLS, STRUCTURED_KEYS, Key, absolute_zero,
                                 default_temperature_range)
-from solver.case.shown import derived_name, shown
+from solver.case.shown import derived_name, shell_word, shown
 from solver.case.tables import TableError, check_pairs, is_table, read_pairs
 from solver.errors import CaseError
 
@@ -55,8 +55,13 @@ def read_text(path: str | Path) -> str:
         raise CaseError(f"{path}: cannot read case file ({exc.strerror})") from None
     try:
         return data.decode("utf-8-sig")  # a byte-order mark, as some Windows editors write, is not TOML's
-    except UnicodeDecodeError:
-        raise CaseError(f"{path}: not a text file (TOML case files are UTF-8)") from None
+    except UnicodeDecodeError as exc:
+        where = not_utf8(exc)
+        if not where:
+            raise CaseError(f"{path}: not a text file (TOML case files are UTF-8)") from None
+        raise CaseError(f"{path}: not UTF-8 text ({where}); TOML case files are UTF-8: save it as UTF-8, or "
+                        f"convert it (from Latin-1: iconv -f latin1 -t utf-8 {shell_word(path.name)} > new.toml)"
+                        ) from None
 
 
 def printable(text: str) -> str:
@@ -125,8 +130,40 @@ def parse_override(item: str, source: str) -> tuple[list[str], Any]:
     except tomllib.TOMLDecodeError:
         value = raw.strip()
     except ValueError:  # Python's limit on the digits of an integer read from text
-        raise CaseError(f"{source}: --set {path.strip()}: {HUGE_INTEGER}") from None
+        raise CaseError(f"{source}: --set {printable(path.strip())}: {HUGE_INTEGER}") from None
+    read_as = unquoted_kind(value)
+    if read_as and _takes_text(keys):  # a bare word is taken as text, but 2024 or 2024-01-01 is TOML's
+        word, quoted = printable(raw.strip()), shell_word(path.strip() + '="' + raw.strip() + '"')
+        raise CaseError(f"{source}: --set {printable(path.strip())}={word}: TOML reads {word} as {read_as}, and "
+                        f"{printable('.'.join(keys))} takes a string: quote it, --set {quoted}")
     return keys, value
+
+
+def unquoted_kind(value) -> str | None:
+    """What TOML made of an unquoted value that is not text: "a number", "a date", ... (None for text,
+    lists and tables)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, datetime.datetime):
+        return "a date and time"
+    if isinstance(value, datetime.date):
+        return "a date"
+    if isinstance(value, datetime.time):
+        return "a time of day"
+    return None
+
+
+def _takes_text(keys: list[str]) -> bool:
+    """Whether the key at ``keys`` takes a string (a file or folder name, a case name, a group)."""
+    if len(keys) == 3 and keys[0] == "region":
+        spec = REGION_SCHEMA.get(keys[2])
+    elif len(keys) == 2:
+        spec = SCHEMA.get(keys[0], {}).get(keys[1])
+    else:
+        spec = None
+    return spec is not None and spec.kind in ("str", "name")
 
 
 HUGE_INTEGER = "an integer of more than 4300 digits, beyond any number a case takes"
@@ -149,7 +186,7 @@ def load_case(text: str, source: str, overrides=(), default_name: str = "case") 
         for k in keys[:-1]:
             node = node.setdefault(k, {})
             if not isinstance(node, dict):
-                raise CaseError(f"{source}: --set {item}: {k} is not a table")
+                raise CaseError(f"{source}: --set {printable(item)}: {printable(k)} is not a table")
         node[keys[-1]] = value
         applied.append(item)
     values = validate(raw, source)
@@ -247,6 +284,11 @@ def _check(name: str, spec: Key, value, fail):
     if kind == "float":
         return _check_float(name, spec, value, fail)
     if kind in ("str", "name"):
+        read_as = unquoted_kind(value)
+        if read_as:  # name = 2024: the text in quotes
+            text = str(value).lower() if isinstance(value, bool) else shown(value)
+            fail(f"{name} must be a non-empty string, got {text}, which TOML reads as {read_as}: write it in "
+                 f"quotes, {name.rpartition('.')[2]} = \"{text}\"")
         if not isinstance(value, str) or not value:
             fail(f"{name} must be a non-empty string, got {shown(value)}")
         return value
@@ -420,7 +462,7 @@ def _check_time(time, fail):
     scheme = time["scheme"]
     if scheme == "theta" and time["theta"] is None:
         fail("time.theta is required when time.scheme = \"theta\" (0.5 <= theta <= 1)")
-    if scheme != "theta" and time["theta"] is not None:
+    if scheme not in ("theta", "steady") and time["theta"] is not None:  # (steady: no step, nothing to weigh)
         fail(f"time.theta is only used with time.scheme = \"theta\", not {scheme!r}")
     if scheme == "explicit-euler" and time["mass"] == "consistent":
         fail("time.mass = \"consistent\" is not available with explicit-euler (it uses the lumped mass)")
@@ -468,8 +510,10 @@ def _check_output_times(output, raw_output, time, fail):
     keys = [k for k in ("every", "interval", "times") if isinstance(raw_output, dict) and k in raw_output]
     if len(keys) > 1:
         fail(f"output.{keys[0]} and output.{keys[1]} both choose when to write; give one of them")
+    if time["scheme"] == "steady":  # it writes the steady state once: when to write is not used, as time.dt is not
+        return
     if output["interval"] is None and output["times"] is None:
-        if isinstance(time["dt"], float) and time["scheme"] != "steady" and time["dt"] > 0:
+        if isinstance(time["dt"], float) and time["dt"] > 0:
             snapshots = time["t_end"] / time["dt"] / output["every"]
             if not snapshots <= MAX_OUTPUT_TIMES:
                 given = "output.every" if isinstance(raw_output, dict) and "every" in raw_output else \
@@ -479,8 +523,6 @@ def _check_output_times(output, raw_output, time, fail):
                      f"(a larger output.every, or output.interval)")
         return
     key = "interval" if output["interval"] is not None else "times"
-    if time["scheme"] == "steady":
-        fail(f"output.{key} is not used by time.scheme = \"steady\" (it writes the steady state once)")
     t_end = time["t_end"]
     if key == "interval" and not t_end / output["interval"] <= MAX_OUTPUT_TIMES:
         fail(f"output.interval = {output['interval']:g} s gives {t_end / output['interval']:.3g} snapshots up to "

@@ -316,10 +316,11 @@ def adaptive_spec(time: dict) -> AdaptiveSpec:
 
 
 def output_spec(output: dict, t_end: float | None) -> OutputSpec:
+    """The output settings; ``t_end`` None (a steady run) leaves out the output times."""
     probes = output["probes"]
     return OutputSpec(output["directory"], output["name"], output["every"],
                       None if probes is None else tuple(tuple(p) for p in probes), output["driver"],
-                      tuple(output_times(output, t_end)) if t_end else (), output["interval"],
+                      tuple(output_times(output, t_end)) if t_end else (), output["interval"] if t_end else None,
                       output["write_timeout"])
 
 
@@ -361,10 +362,11 @@ def run_spec(run: dict) -> RunSpec:
 
 def sections(values: dict) -> dict:
     """Every section of validated case values as its record (the fields of a Case)."""
+    time = time_spec(values["time"])  # (steady: no t_end, whatever the case file holds)
     return {"mesh": mesh_spec(values["mesh"]), "element": ElementSpec(values["element"]["degree"]),
-            "physics": physics(values), "time": time_spec(values["time"]),
+            "physics": physics(values), "time": time,
             "solver": SolverSpec(**values["solver"]), "nonlinear": nonlinear_spec(values["nonlinear"]),
-            "output": output_spec(values["output"], values["time"]["t_end"]),
+            "output": output_spec(values["output"], time.t_end),
             "checkpoint": CheckpointSpec(**values["checkpoint"]), "run": run_spec(values["run"])}
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import datetime
 import re
+import shlex
 import unicodedata
 
-__all__ = ["counted", "derived_name", "size", "shown"]
+__all__ = ["counted", "derived_name", "shell_word", "size", "shown"]
 
 
 def shown(value) -> str:
@@ -44,3 +45,23 @@ def derived_name(stem: str) -> str:
     plain = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", plain).strip("._-")[:100].rstrip("._-")
     return name or "case"
+
+
+def shell_word(text: str) -> str:
+    """``text`` quoted for a command line a user may copy: as shlex quotes it, or, where it holds a
+    character that does not print (a tab, a newline), in bash's $'...' with that character escaped,
+    so that the command stays on one line and gives back the same text."""
+    if text.isprintable():
+        return shlex.quote(text)
+    return "$'" + "".join(map(_escaped, text)) + "'"
+
+
+def _escaped(c: str) -> str:
+    """One character as bash's $'...' reads it back."""
+    if c in "\\'":
+        return "\\" + c
+    if c.isprintable():
+        return c
+    n = ord(c)
+    return {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(c) or \
+        (f"\\x{n:02x}" if n < 0x80 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}")

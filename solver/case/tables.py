@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from solver.case.inputfiles import MAX_TABLE_BYTES, MISSING, file_problem
-from solver.case.shown import shown
+from solver.case.inputfiles import MAX_TABLE_BYTES, MISSING, file_problem, not_utf8
+from solver.case.shown import shell_word, shown
 
 
 SHORT_TABLE = 32  # points up to which with_derivative counts comparisons instead of searching
@@ -116,8 +116,12 @@ def _read_csv(path: Path) -> list[list[float]]:
         text = path.read_text(encoding="utf-8-sig")  # Excel's "CSV UTF-8" begins with a byte-order mark
     except OSError as exc:
         raise TableError(f"cannot read {path} ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise TableError(f"{path} is not a text file") from None
+    except UnicodeDecodeError as exc:
+        where = not_utf8(exc)
+        if not where:
+            raise TableError(f"{path} is not a text file (a table is a CSV text file in UTF-8)") from None
+        raise TableError(f"{path} is not UTF-8 text ({where}); save it as UTF-8 (in Excel: CSV UTF-8), or convert "
+                         f"it (from Latin-1: iconv -f latin1 -t utf-8 {shell_word(path.name)} > new.csv)") from None
     pairs = []
     header = False
     try:
@@ -126,7 +130,7 @@ def _read_csv(path: Path) -> list[list[float]]:
         raise TableError(f"{path}: not a table of two numbers per line ({exc})") from None
     for number, row in rows:
         cells = [c.strip() for c in row]
-        if not cells or not cells[0] or cells[0].startswith("#"):
+        if not any(cells) or cells[0].startswith("#"):  # a blank line (or only commas), a comment
             continue
         if len(cells) != 2:
             raise TableError(f"{path}:{number}: expected two columns T, value, got {len(cells)}")
@@ -137,7 +141,8 @@ def _read_csv(path: Path) -> list[list[float]]:
             values = [float(c) for c in cells]
         except ValueError:
             # only the first line that is not a comment may be a header, and a header is words
-            if pairs or header or cells[0][:1] in "0123456789+-.":
+            first = next(c for c in cells if c)  # a header may leave the T column unnamed: ",k"
+            if pairs or header or first[:1] in "0123456789+-.":
                 raise TableError(f"{path}:{number}: {row!r} is not two numbers") from None
             header = True
             continue

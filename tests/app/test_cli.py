@@ -18,6 +18,10 @@ BAD = [
     (["--set", "boundary.north.type=dirichlet"], "unknown boundary 'north' for a rectangle"),
     (["--set", "boundary.left.value=\"__import__('os').system('true')\""], "boundary.left.value:"),
     (["--set", "mesh.nx=1", "--set", "mesh.ny=1"], "cannot be split among"),
+    (["--set", "mesh.nx\n.foo=3"], "--set mesh.nx\\n.foo=3: nx is not a table"),
+    (["--set", "output.name=2024"], "TOML reads 2024 as a number, and output.name takes a string: quote it, "
+                                    "--set 'output.name=\"2024\"'"),
+    (["--set", "material.k={file=\"k.csv\"}"], "material.k: k.csv:3: ['', '1000'] is not two numbers"),
 ]
 
 
@@ -26,6 +30,7 @@ BAD = [
 def test_bad_input_exit_2_with_one_message(tmp_path, nprocs, args, message):
     if "cannot be split" in message and nprocs == 1:
         pytest.skip("a 1x1 mesh fits on one rank")
+    (tmp_path / "k.csv").write_text("T,k\n0,1\n,1000\n100,2\n")  # a row without its temperature
     start = time.monotonic()
     proc = run_solver(nprocs, [str(ROOT / "inputs" / "plate.toml"), *args], cwd=tmp_path, check=False,
                       timeout=30)
@@ -36,6 +41,17 @@ def test_bad_input_exit_2_with_one_message(tmp_path, nprocs, args, message):
     assert "plate.toml: " in errors[0]  # (the split of a structured mesh named no file)
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_a_transient_case_runs_steady_with_set_whatever_its_output_times(tmp_path, nprocs):
+    """--set cannot remove output.times: a steady run leaves it unused, as it does time.dt."""
+    case = (ROOT / "inputs" / "plate.toml").read_text().replace("nx = 120", "nx = 12").replace("ny = 60", "ny = 6")
+    (tmp_path / "plate.toml").write_text(re.sub(r"\nevery = 12 .*", "\ntimes = [600.0, 1800.0]", case))
+    proc = run_solver(nprocs, ["plate.toml", "--set", "time.scheme=steady"], cwd=tmp_path, check=False, timeout=60)
+    assert proc.returncode == 0 and "steady solve" in proc.stdout, proc.stderr
+    info = run_solver(1, ["info", "outputs/plate/plate.h5"], cwd=tmp_path, timeout=60)
+    assert "snapshots   1 (the steady state)" in info.stdout, info.stdout
 
 
 @pytest.mark.parametrize("nprocs", [1, 3])

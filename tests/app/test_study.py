@@ -218,6 +218,12 @@ BAD_STUDIES = {
                                "sobol needs a power of 2"),
     "mesh key with fields": ('[study]\ncase = "{case}"\nmethod = "grid"\n[parameters]\n'
                              '"mesh.nx" = {{ values = [10.0, 20.0] }}\n', "changes the mesh or the output times"),
+    "element degree with fields": ('[study]\ncase = "{case}"\nmethod = "grid"\n[parameters]\n'
+                                   '"element.degree" = {{ values = [1, 2] }}\n',
+                                   "parameters.element.degree: changes the mesh or the output times"),
+    "element degree with thresholds": ('[study]\ncase = "{case}"\nmethod = "grid"\n[parameters]\n'
+                                       '"element.degree" = {{ values = [1, 2] }}\n[outputs]\nfields = false\n'
+                                       'thresholds = [30.0]\n', "parameters.element.degree: changes the mesh"),
     "huge samples": ('[study]\ncase = "{case}"\nsamples = 1000000000000000000000000000000\n[parameters]\n'
                      '"material.k" = {{ distribution = "uniform", low = 1.0, high = 2.0 }}\n',
                      "study.samples: expected an integer below 2"),

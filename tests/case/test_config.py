@@ -1,5 +1,7 @@
 """Case-file validation: each kind of mistake gives one line naming the file and the key."""
 
+import os
+
 import pytest
 
 from solver.case.load import load_case
@@ -152,6 +154,15 @@ def test_a_set_key_may_quote_its_parts_as_toml_does():
                              "at most 1,000,000"),
     ("time.dt=1e-6", "case.toml: output.every (default 1) = 1 writes 2e+06 snapshots over the 2e+06 steps to "
                      "time.t_end; at most 1,000,000"),
+    ("mesh.nx\n.foo=3", "case.toml: --set mesh.nx\\n.foo=3: nx is not a table"),  # one line, the key escaped
+    ("mesh.\x1b[2J\nnx=" + "1" * 4400, "case.toml: --set mesh.\\x1b[2J\\nnx: an integer of more than 4300 digits"),
+    ("output.name=2024", "case.toml: --set output.name=2024: TOML reads 2024 as a number, and output.name takes a "
+                         "string: quote it, --set 'output.name=\"2024\"'"),
+    ("output.directory=2024-01-01", "case.toml: --set output.directory=2024-01-01: TOML reads 2024-01-01 as a date, "
+                                    "and output.directory takes a string: quote it, "
+                                    "--set 'output.directory=\"2024-01-01\"'"),
+    ("output.name=1e3", "case.toml: --set output.name=1e3: TOML reads 1e3 as a number"),
+    ("output.name=false", "case.toml: --set output.name=false: TOML reads false as a boolean"),
 ])
 def test_bad_values_name_file_key_and_allowed(edit, message):
     with pytest.raises(CaseError) as err:
@@ -237,6 +248,24 @@ def test_long_values_are_shown_as_excerpts():
     assert "<here>" in text and "character 1404 of 1404" in text and len(text) < 300, text
 
 
+def test_a_command_to_copy_quotes_set_values_on_one_line():
+    """The command that continues a run repeats its --set options: a tab or a newline in one was
+    printed as is, breaking the line."""
+    import shutil
+    import subprocess
+
+    from solver.case.shown import shell_word
+
+    words = ["a b", "plain", "initial.temperature=1\t+ x", "it's\n\x1b[31m\\ \x85 \u2028 \U000e0001 \u00e9"]
+    assert shell_word("a b") == "'a b'" and shell_word("initial.temperature=1\t+ x") == "$'initial.temperature=1\\t+ x'"
+    assert all("\n" not in shell_word(w) and shell_word(w).isprintable() for w in words)
+    if shutil.which("bash"):
+        for w in words:
+            out = subprocess.run(["bash", "-c", f"printf %s {shell_word(w)}"], capture_output=True, check=True,
+                                 env={**os.environ, "LC_ALL": "C.UTF-8"})  # (bash writes \\u in the locale's code)
+            assert out.stdout.decode() == w
+
+
 def test_a_case_file_name_gives_a_valid_output_name():
     """Spaces, brackets or more than 100 characters in the file's name: the results get a valid
     name derived from it; an output.name given in the file must be valid itself."""
@@ -250,6 +279,57 @@ def test_a_case_file_name_gives_a_valid_output_name():
         load_case(GOOD, "x.toml", ["output.name=\"-rf\""])
     with pytest.raises(CaseError, match=r"got 'aaaa.*\.\.\. \(258 characters\)$"):
         load_case(GOOD, "x.toml", [f"output.name=\"{'a' * 256}\""])
+
+
+def test_quoted_numbers_and_dates_are_strings_where_a_string_is_taken():
+    case = load_case(GOOD, "case.toml", ['output.name="2024"', "output.directory='2024-01-01'"])
+    assert case.name == "2024" and case.output.directory == "2024-01-01"
+
+
+@pytest.mark.parametrize("value, message", [
+    ("2024", 'case.toml: output.name must be a non-empty string, got 2024, which TOML reads as a number: write it '
+             'in quotes, name = "2024"'),
+    ("2024-01-01", 'case.toml: output.name must be a non-empty string, got 2024-01-01, which TOML reads as a date: '
+                   'write it in quotes, name = "2024-01-01"'),
+    ("true", 'case.toml: output.name must be a non-empty string, got true, which TOML reads as a boolean'),
+])
+def test_a_number_or_date_in_the_file_where_a_string_is_taken_is_to_be_quoted(value, message):
+    with pytest.raises(CaseError) as err:
+        load_case(GOOD + f"[output]\nname = {value}\n", "case.toml")
+    assert str(err.value).startswith(message), str(err.value)
+
+
+@pytest.mark.parametrize("timing", ["times = [0.5, 1.0]", "interval = 0.5", "every = 2"])
+def test_a_transient_case_set_steady_ignores_its_output_timing(timing):
+    """--set cannot remove a key: the output timing of a transient case is not used by a steady
+    run, as its time.dt and time.t_end are not (output.times and interval were refused)."""
+    case = load_case(GOOD + f"[output]\n{timing}\n", "case.toml", ["time.scheme=steady", 'time.dt="adaptive"'])
+    assert case.steady and case.output.times == () and case.output.interval is None
+    case = load_case(GOOD + f"[output]\n{timing}\n", "case.toml")  # still checked in a transient run
+    assert case.output.times == ((0.5, 1.0, 2.0) if "times" in timing else (0.5, 1.0, 1.5, 2.0) if "interval" in
+                                 timing else ())
+    case = load_case(GOOD.replace("[time]", "[time]\nscheme = \"theta\"\ntheta = 0.6"), "case.toml",
+                     ["time.scheme=steady"])
+    assert case.steady and case.time.theta is None
+    with pytest.raises(CaseError, match="output.every and output.interval both choose when to write"):
+        load_case(GOOD + "[output]\nevery = 2\n", "case.toml", ["time.scheme=steady", "output.interval=0.5"])
+
+
+def test_a_case_file_not_in_utf8_says_where_and_what_to_do(tmp_path):
+    """A Latin-1 file was "not a text file"; a binary one still is."""
+    from solver.case.load import read_text
+
+    path = tmp_path / "case.toml"
+    path.write_bytes(b"# \xe9t\xe9\n" + GOOD.encode())
+    with pytest.raises(CaseError, match=r"case.toml: not UTF-8 text \(byte 0xe9 at line 1, column 3\); TOML case "
+                                        r"files are UTF-8: save it as UTF-8, or convert it \(from Latin-1: iconv"):
+        read_text(path)
+    path.write_bytes(b"\xef\xbb\xbf# \xc3\xa9t\xc3\xa9\n\n # \xb0C\n")  # after a byte-order mark and a UTF-8 letter
+    with pytest.raises(CaseError, match=r"byte 0xb0 at line 3, column 4\)"):
+        read_text(path)
+    path.write_bytes(b"\x00\x01\xff")
+    with pytest.raises(CaseError, match=r"case.toml: not a text file \(TOML case files are UTF-8\)$"):
+        read_text(path)
 
 
 def test_a_case_file_with_a_byte_order_mark_is_read(tmp_path):

@@ -189,6 +189,12 @@ def test_csv_tables_are_read_with_header_and_comments(tmp_path):
     (b"20,1e999\n60,45\n200,45\n", "k.csv:1: [20.0, inf] is not two finite numbers"),
     (b"0x10,1\n100,2\n", "k.csv:1: ['0x10', '1'] is not two numbers"),
     (b"0," + b"1" * 200_000 + b"\n100,2\n", "k.csv: not a table of two numbers per line (field larger"),
+    (b"T,k\n0,1\n,1000\n100,2\n", "k.csv:3: ['', '1000'] is not two numbers"),  # was skipped: k(T) without it
+    (b",1000\n0,1\n100,2\n", "k.csv:1: ['', '1000'] is not two numbers"),
+    (b"T (\xb0C),k\n0,1\n100,2\n", "k.csv is not UTF-8 text (byte 0xb0 at line 1, column 4); save it as UTF-8 "
+                                   "(in Excel: CSV UTF-8), or convert it (from Latin-1: iconv -f latin1 -t utf-8 "
+                                   "k.csv > new.csv)"),
+    (b"\x00\xff\x01", "k.csv is not a text file (a table is a CSV text file in UTF-8)"),
 ])
 def test_the_first_row_of_a_csv_table_is_a_header_only_when_it_is_words(tmp_path, content, message):
     """A first row of numbers that failed (a BOM before them, NaN, 1e999) was taken for a header
@@ -201,6 +207,13 @@ def test_the_first_row_of_a_csv_table_is_a_header_only_when_it_is_words(tmp_path
         return
     with pytest.raises(CaseError, match=re.escape(message)):
         load_case(text, "case.toml")
+
+
+def test_csv_tables_skip_blank_lines_and_may_leave_the_temperature_column_unnamed(tmp_path):
+    path = tmp_path / "k.csv"
+    path.write_text(",k\n\n20, 237\n,\n# comment\n 200 , 240\n")
+    case = load_case(case_with().replace("k = 1.0", f'k = {{ file = "{path}" }}'), "case.toml")
+    assert case.values["material"]["k"]["table"] == [[20.0, 237.0], [200.0, 240.0]]
 
 
 @pytest.mark.parametrize("edit, message", [

@@ -43,8 +43,9 @@ MAX_SAMPLES = 1_000_000
 MAX_THRESHOLDS = 16
 STUDY_KEYS = {"case", "name", "method", "samples", "seed"}
 OUTPUT_KEYS = {"fields", "thresholds", "save_runs"}
-# keys whose change would give samples different meshes or output times (no field statistics then)
-SHAPE_KEYS = ("mesh.", "time.", "output.")
+# keys whose change would give samples different meshes (their nodes: element.degree adds the edges'
+# midpoints) or output times (no field statistics then)
+SHAPE_KEYS = ("mesh.", "element.", "time.", "output.")
 
 
 @dataclass(frozen=True)
