@@ -5,6 +5,7 @@ rank 0 and reach every rank through ``on_root``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -13,6 +14,11 @@ import time
 from pathlib import Path
 
 import h5py
+
+try:
+    import fcntl
+except ImportError:  # no flock: see _removers
+    fcntl = None
 
 from solver.case.inputfiles import holds_hdf5
 from solver.case.records import MeshSpec, StructuredMeshSpec
@@ -81,6 +87,75 @@ def _age(path: Path) -> float:
         return time.time() - path.stat().st_mtime
     except OSError:
         return 0.0
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """(device, inode, change time) of ``path`` itself: a lock replaced by another has another."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_ctime_ns
+
+
+@contextlib.contextmanager
+def _removers(folder: Path):
+    """Held while a run removes a lock that is not its own: runs that judged one lock stale remove
+    it one at a time (an exclusive flock on the folder, waited for up to 10 s). Where the file
+    system has no flock, nothing is held: the rename in :func:`_remove_stale` still lets one of them
+    remove the lock."""
+    try:
+        if fcntl is None:
+            raise OSError
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        yield
+        return
+    try:
+        end = time.monotonic() + 10.0
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > end:
+                    break
+                time.sleep(0.005)
+            except OSError:  # no flock here
+                break
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _remove_stale(lock: Path, seen: tuple[int, int, int], judged: tuple[str, str]) -> bool:
+    """Remove ``lock`` if it is still the lock judged stale: the file ``seen`` (:func:`_identity`)
+    holding ``judged`` (host, pid). Another run may have replaced it since it was read (having judged
+    it stale too); that run's lock is left alone, and the caller tries again. The lock is renamed
+    to a name of this process's before it is removed, and the renamed file checked: only one rename
+    of a file succeeds, and a lock that proves to be another's is put back. Returns whether it removed
+    the lock."""
+    with _removers(lock.parent):
+        if _identity(lock) != seen or read_lock(lock) != judged:
+            return False
+        aside = lock.with_name(f"{lock.name}.{socket.gethostname()}.{os.getpid()}.stale")
+        try:
+            os.rename(lock, aside)
+        except FileNotFoundError:  # removed by another run
+            return False
+        except OSError:
+            lock.unlink(missing_ok=True)  # (no rename here: the checks above stand)
+            return True
+        moved = _identity(aside)
+        if moved is not None and moved[:2] == seen[:2] and read_lock(aside) == judged:
+            aside.unlink(missing_ok=True)
+            return True
+        try:  # another run's lock (only where no flock holds the others off): put it back
+            os.link(aside, lock)
+        except OSError:
+            pass
+        aside.unlink(missing_ok=True)
+        return False
 
 
 def pid_alive(pid: int) -> bool:
@@ -306,19 +381,22 @@ class OutputGuard:
 
     def _lock(self) -> None:
         me = f"{socket.gethostname()} {os.getpid()}"
-        for _ in range(2):
+        for _ in range(3):
             try:
                 fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
+                seen = _identity(self.lock)
                 host, pid = read_lock(self.lock)
+                if seen is None or _identity(self.lock) != seen:  # replaced or removed while read: look again
+                    continue
                 garbage = not (pid.isascii() and pid.isdigit() and 0 < int(pid) < 2**31)
                 if garbage and _age(self.lock) > GARBAGE_LOCK_AGE:  # not "host pid", and not being written
-                    log.info(f"removing an unreadable lock {self.lock} (no host and process id in it)")
-                    self.lock.unlink(missing_ok=True)
+                    if _remove_stale(self.lock, seen, (host, pid)):
+                        log.info(f"removing an unreadable lock {self.lock} (no host and process id in it)")
                     continue
                 if host == socket.gethostname() and not garbage and not pid_alive(int(pid)):
-                    log.info(f"removing a stale lock of process {pid} (no longer running) on {self.directory}")
-                    self.lock.unlink(missing_ok=True)
+                    if _remove_stale(self.lock, seen, (host, pid)):
+                        log.info(f"removing a stale lock of process {pid} (no longer running) on {self.directory}")
                     continue
                 shown = [v if len(v) <= 64 else v[:60] + "..." for v in (pid, host)]
                 if garbage:

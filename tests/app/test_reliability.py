@@ -111,6 +111,99 @@ def test_locked_directory_is_refused_and_a_stale_lock_replaced(tmp_path):
     assert "removing a stale lock" in proc.stdout and not lock.exists()
 
 
+def _stale_lock(lock: Path, kind: str) -> None:
+    if kind == "stale":
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        lock.write_text(f"{socket.gethostname()} {dead.pid}\n")
+    else:
+        lock.write_text("\x00garbage")
+        old = time.time() - 60
+        os.utime(lock, (old, old))
+
+
+@pytest.mark.parametrize("kind, step", [("stale", "read_lock"), ("stale", "pid_alive"), ("garbage", "read_lock"),
+                                        ("garbage", "_age")])
+def test_a_stale_lock_taken_over_by_two_runs_has_one_owner(tmp_path, monkeypatch, kind, step):
+    """Another run takes the stale (or unreadable) lock over between this run's look at it and its
+    removal: this run removed the other's fresh lock, and both went on as owners."""
+    import solver.app.preflight as pf
+    from solver.errors import CaseError
+
+    lock = tmp_path / ".solver.lock"
+    _stale_lock(lock, kind)
+    other = pf.OutputGuard(tmp_path, "plate")
+    real, hooked = getattr(pf, step), []
+
+    def step_then_other_run(*args):
+        result = real(*args)
+        if not hooked:
+            hooked.append(True)
+            other._lock()
+        return result
+    monkeypatch.setattr(pf, step, step_then_other_run)
+    this = pf.OutputGuard(tmp_path, "plate")
+    with pytest.raises(CaseError, match="in use by another run"):
+        this._lock()
+    assert hooked and other.owned and not this.owned
+    assert lock.read_text() == f"{socket.gethostname()} {os.getpid()}\n" and os.listdir(tmp_path) == [lock.name]
+
+
+def test_without_flock_a_lock_renamed_aside_that_is_not_the_stale_one_is_put_back(tmp_path, monkeypatch):
+    """No flock (a file system without it): another run replaces the stale lock just before this
+    run renames it aside; the renamed lock is the other's, and goes back in place."""
+    import solver.app.preflight as pf
+    from solver.errors import CaseError
+
+    lock = tmp_path / ".solver.lock"
+    _stale_lock(lock, "stale")
+    monkeypatch.setattr(pf, "fcntl", None)
+    other, this = pf.OutputGuard(tmp_path, "plate"), pf.OutputGuard(tmp_path, "plate")
+    rename, hooked = os.rename, []
+
+    def other_run_then_rename(src, dst):
+        if not hooked:
+            hooked.append(True)
+            other._lock()
+        rename(src, dst)
+    monkeypatch.setattr(pf.os, "rename", other_run_then_rename)
+    with pytest.raises(CaseError, match="in use by another run"):
+        this._lock()
+    assert hooked and other.owned and not this.owned
+    assert lock.read_text() == f"{socket.gethostname()} {os.getpid()}\n" and os.listdir(tmp_path) == [lock.name]
+
+
+RACER = """
+import sys, time
+from pathlib import Path
+import solver.app.preflight as pf
+folder, slow = Path(sys.argv[1]), sys.argv[2] == "slow"
+if slow:  # a process preempted between reading the stale lock and removing it
+    read = pf.read_lock
+    pf.read_lock = lambda path: (read(path), time.sleep(1.0))[0]
+else:
+    time.sleep(0.3)
+guard = pf.OutputGuard(folder, "plate")
+try:
+    guard._lock()
+except Exception as exc:
+    print("refused:", exc, flush=True)
+else:
+    print("owner", flush=True)
+time.sleep(1.5)  # alive: its lock is not stale
+"""
+
+
+def test_two_processes_taking_over_a_stale_lock_leave_one_owner(tmp_path):
+    _stale_lock(tmp_path / ".solver.lock", "stale")
+    env = {**mpi_env(), "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path), how], stdout=subprocess.PIPE, text=True,
+                              env=env) for how in ("slow", "quick")]
+    out = [p.communicate(timeout=60)[0] for p in procs]
+    assert sum(o.strip() == "owner" for o in out) == 1, out
+    assert any("in use by another run" in o for o in out), out
+
+
 def test_read_only_output_directory_is_refused_before_any_work(tmp_path):
     import tempfile
 
