@@ -86,7 +86,8 @@ def machine_arguments(g) -> None:
                    "project)")
     g.add_argument("--dolfinx-repeat", type=int, help="DOLFINx runs per mesh and rank count (medians; default 1)")
     g.add_argument("--dolfinx-json", action="append",
-                   help="a file of dolfinx_heat.py JSON lines to compare with instead of (or besides) running it")
+                   help="a file of dolfinx_heat.py JSON lines to compare with instead of (or besides) running it "
+                        "(read with the command line)")
     g.add_argument("--stream", type=float, help=f"elements per triad array (default {FULL['stream']:,})")
     g.add_argument("--steps", type=int, help="time steps timed per case; --study: time steps of a sample "
                    "(default 80)")
@@ -169,7 +170,8 @@ SIDE_LIMITS = {"--iteration-sizes": (2, 16384), "--crossover": (2, 16384), "--bl
 
 def check_ranges(parser, args) -> None:
     """Sizes and counts within what a machine can hold and a run can mean (each its own range),
-    rank counts of at least one, the assembly meshes by name, and a --json that is a file to write."""
+    rank counts of at least one, the assembly meshes by name, a --json that is a file to write, and the
+    runs of the --dolfinx-json files."""
     for option, (low, high) in SIZE_LIMITS.items():
         value = getattr(args, dest(option), None)
         if value is None or isinstance(value, bool):
@@ -195,7 +197,7 @@ def check_ranges(parser, args) -> None:
     import os
     import stat
 
-    from solver.case.inputfiles import MISSING, file_problem, holds_hdf5
+    from solver.case.inputfiles import holds_hdf5
 
     for option in ("--json", "--plot"):
         target = getattr(args, dest(option), None)
@@ -219,10 +221,13 @@ def check_ranges(parser, args) -> None:
             if plot.suffix.lower() not in PLOT_SUFFIXES:
                 parser.error(f"--plot {target}: unknown extension {plot.suffix!r}; allowed: {', '.join(PLOT_SUFFIXES)}")
             args.plot = plot
-    for path in getattr(args, "dolfinx_json", None) or []:
-        problem = file_problem(path)
-        if problem is not None and problem != MISSING:
-            parser.error(f"--dolfinx-json {path}: {problem}")
+    for path in getattr(args, "dolfinx_json", None) or []:  # read now: its runs are compared after the measurements
+        from solver.bench.peers import read_dolfinx_json
+
+        try:
+            read_dolfinx_json(path)
+        except ValueError as exc:
+            parser.error(f"--dolfinx-json {path}: {exc}")
 
 
 def _listed(values) -> str:

@@ -7,12 +7,13 @@ own launcher's variables (:func:`launcher_free_environment`)."""
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import subprocess
 from pathlib import Path
 
 from solver.bench.cases import DT, ROOT
-from solver.errors import ProcessFailed
+from solver.errors import CaseError, ProcessFailed
 from solver.parallel.launcher import mpirun_command, mpirun_environment
 
 PEER_SCRIPT = ROOT.parent / "shared" / "peers" / "dolfinx_heat.py"
@@ -73,11 +74,83 @@ def dolfinx_figures(runs: list[dict]) -> dict:
     return out
 
 
+MAX_PEER_BYTES = 64 << 20  # a run is one line of about 1 kB
+PEER_TIMES = ("t_matrix_create", "t_matrix_values", "t_matrix_reassemble", "t_mesh", "t_assemble_matrix",
+              "t_solver_setup")  # seconds, each read by dolfinx_figures (t_setup too, where given)
+PEER_SIDES = {2: 16384, 3: 1000}  # cells per side a run's N may have: the reference set-up is run at it
+
+
 def dolfinx_json(paths: list[str]) -> list[dict]:
-    """The JSON lines of dolfinx_heat.py runs saved in files (other lines are skipped)."""
+    """The runs of dolfinx_heat.py saved in files (:func:`read_dolfinx_json`)."""
     runs = []
     for path in paths:
-        for line in Path(path).read_text().splitlines():
-            if line.startswith("{") and '"t_matrix_create"' in line:
-                runs.append(json.loads(line))
+        try:
+            runs += read_dolfinx_json(path)
+        except ValueError as exc:
+            raise CaseError(f"--dolfinx-json {path}: {exc}") from None
     return runs
+
+
+def read_dolfinx_json(path: str | Path) -> list[dict]:
+    """The runs of dolfinx_heat.py in the file ``path``: its JSON lines that name t_matrix_create
+    (other lines, a log's, are skipped), each with what :func:`dolfinx_figures` reads. Raises
+    ValueError saying what is wrong; read with the command line, so that a bad file fails before
+    the measurements rather than after them."""
+    from solver.case.inputfiles import file_problem, holds_hdf5
+
+    problem = file_problem(path, MAX_PEER_BYTES)
+    if problem is not None:
+        raise ValueError(problem)
+    if holds_hdf5(path):
+        raise ValueError("is an HDF5 file, not the JSON lines dolfinx_heat.py prints")
+    try:
+        text = Path(path).read_bytes().decode()
+    except OSError as exc:
+        raise ValueError(f"cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not text (byte {exc.start} is not UTF-8), not the JSON lines dolfinx_heat.py "
+                         f"prints") from None
+    runs = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not (line.startswith("{") and '"t_matrix_create"' in line):
+            continue
+        try:
+            run = json.loads(line)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError; a number of 5000 digits; deep nesting
+            why = f"{exc.msg.removesuffix(' at')} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) \
+                else "nested too deep" if isinstance(exc, RecursionError) else "a number too long"
+            raise ValueError(f"line {number}: not valid JSON ({why})") from None
+        problem = _run_problem(run)
+        if problem is not None:
+            raise ValueError(f"line {number}: {problem}")
+        runs.append(run)
+    if not runs:
+        raise ValueError("no run of dolfinx_heat.py in it (a JSON line that names t_matrix_create)")
+    return runs
+
+
+def _run_problem(run) -> str | None:
+    """What a run's JSON object lacks or holds out of range, or None."""
+    def integer(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if not isinstance(run, dict):
+        return "not a JSON object"
+    missing = [k for k in ("dim", "N", "ranks", *PEER_TIMES) if k not in run]
+    if missing:
+        return f"lacks {', '.join(missing)} (each run of dolfinx_heat.py has them)"
+    dim, n, ranks, degree = run["dim"], run["N"], run["ranks"], run.get("degree", 1)
+    if not (integer(dim) and dim in PEER_SIDES):
+        return f"dim {str(dim)[:40]}: 2 or 3"
+    if not (integer(n) and 1 <= n <= PEER_SIDES[dim]):
+        return f"N {str(n)[:40]}: cells per side from 1 to {PEER_SIDES[dim]} in {dim}D"
+    if not (integer(ranks) and 1 <= ranks <= 4096):
+        return f"ranks {str(ranks)[:40]}: from 1 to 4096"
+    if not (integer(degree) and degree in (1, 2)):
+        return f"degree {str(degree)[:40]}: 1 or 2"
+    for key in (*PEER_TIMES, "t_setup"):
+        value = run.get(key, 0.0)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not (number and (value > 0 or key == "t_setup" and value == 0)):
+            return f"{key} {str(value)[:40]}: seconds, a finite number above 0"
+    return None

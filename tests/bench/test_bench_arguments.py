@@ -1,9 +1,13 @@
 """``bench``'s five forms on one parser: each form's defaults, and the options of another form
 refused with one line (before anything runs)."""
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from conftest import mpi_env
 
 from solver.app.commands import build_parser
 from solver.errors import CaseError
@@ -71,6 +75,46 @@ def test_an_hdf5_file_or_a_fifo_is_never_a_target_or_an_input_of_bench(tmp_path)
         with pytest.raises(CaseError, match="command line: ") as info:
             parse(*words)
         assert message in str(info.value)
+
+
+RUN = {"dim": 2, "N": 32, "degree": 1, "ranks": 1, "t_matrix_create": 0.01, "t_matrix_values": 0.02,
+       "t_matrix_reassemble": 0.015, "t_mesh": 0.5, "t_setup": 1.0, "t_assemble_matrix": 0.03, "t_solver_setup": 0.01}
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such file"),
+    (b"\x89HDF\r\n\x1a\n" + bytes(64), "is an HDF5 file, not the JSON lines dolfinx_heat.py prints"),
+    (b'{"t_matrix_create": 0.1, "t_ma\xff', "not text (byte 30 is not UTF-8)"),
+    (b'log\n{"dim": 2, "N": 32, "t_matrix_create": 0.01, "t_ma\n', "line 2: not valid JSON (Unterminated string "
+                                                                   "starting at column 46)"),
+    (json.dumps({k: v for k, v in RUN.items() if k != "t_mesh"}).encode(), "line 1: lacks t_mesh"),
+    (json.dumps({**RUN, "ranks": 0}).encode(), "line 1: ranks 0: from 1 to 4096"),
+    (json.dumps({**RUN, "dim": 4}).encode(), "line 1: dim 4: 2 or 3"),
+    (json.dumps({**RUN, "t_matrix_values": float("nan")}).encode(), "line 1: t_matrix_values nan: seconds"),
+    (json.dumps({**RUN, "t_matrix_create": "fast"}).encode(), "line 1: t_matrix_create fast: seconds"),
+    (b'{"t_matrix_create": ' + b"[" * 100_000 + b"\n", "line 1: not valid JSON (nested too deep)"),
+    (b'a log\n{"other": 1}\n', "no run of dolfinx_heat.py in it"),
+])
+def test_a_dolfinx_json_file_is_read_with_the_command_line(tmp_path, content, message):
+    """A missing, binary or truncated file, or runs without the figures compared, failed after
+    every measurement (exit 1 on every rank: FileNotFoundError, UnicodeDecodeError, KeyError)."""
+    path = tmp_path / "dolfinx.jsonl"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(CaseError, match="command line: --dolfinx-json ") as info:
+        parse("--quick", "--dolfinx-json", str(path))
+    assert f"{path}: {message}" in str(info.value), info.value
+    path.write_text("a log line\n" + json.dumps(RUN) + "\n")
+    assert parse("--quick", "--dolfinx-json", str(path)).dolfinx_json == [str(path)]
+
+
+def test_a_missing_dolfinx_json_file_ends_bench_before_any_measurement(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "solver", "bench", "--quick", "--ranks", "2", "--dolfinx-json",
+                           "nowhere.jsonl", "--json", str(tmp_path / "b.json")], cwd=tmp_path, env=mpi_env(),
+                          capture_output=True, text=True, timeout=60)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "--dolfinx-json nowhere.jsonl: no such file" in errors[0]
+    assert "bench on" not in proc.stderr and "Traceback" not in proc.stderr and not list(tmp_path.iterdir())
 
 
 def test_a_plot_target_is_checked_before_any_measurement(tmp_path):
