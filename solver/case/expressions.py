@@ -197,6 +197,19 @@ class Expression:
             value = self._fn(env)
         return np.broadcast_to(np.asarray(value, dtype=float), shape)
 
+    def over_time(self, points: np.ndarray, times: np.ndarray, T: np.ndarray | float | None = None) -> np.ndarray:
+        """Values at ``points`` (shape ``(n, gdim)``, with ``T`` broadcast with them) at each of
+        ``times`` in one vectorised evaluation: shape ``(len(times), n)``. The switches of t
+        read each time itself."""
+        points = np.asarray(points, dtype=float)
+        times = np.asarray(times, dtype=float)[:, None]
+        env = {"t": times, "t_switch": times, "T": None if T is None else np.asarray(T, dtype=float)[None, ...]}
+        for i, name in enumerate(("x", "y", "z")):
+            env[name] = points[None, :, i] if i < points.shape[-1] else 0.0
+        with np.errstate(all="ignore"):
+            value = self._fn(env)
+        return np.broadcast_to(np.asarray(value, dtype=float), (times.shape[0], points.shape[0]))
+
     def with_derivative(self, points: np.ndarray, t: float, T) -> tuple[np.ndarray, np.ndarray]:
         """(value, d value / dT) at the points, exact (dual numbers); the derivative is 0 for an
         expression without T."""

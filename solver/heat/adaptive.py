@@ -17,9 +17,11 @@
   nonlinear or linear solve fails is retried with a quarter of dt. Below ``time.dt_min`` the
   run stops with the error.
 * **Step sizes** are rounded down to a ladder ``dt_initial 2^(j/4)``, so that a factorisation
-  (or a multigrid update) serves several steps, and cut to land exactly on the output times (a
-  remainder shorter than a step is spread over two). A step size met for the first time borrows
-  the preconditioner of a set-up one within a factor 4 (:mod:`solver.heat.stepping`).
+  (or a multigrid update) serves several steps, cut to land exactly on the output times (a
+  remainder shorter than a step is spread over two), and kept short over an input's abrupt
+  changes that the error estimate of long steps would not see (:mod:`solver.heat.pulses`). A
+  step size met for the first time borrows the preconditioner of a set-up one within a factor 4
+  (:mod:`solver.heat.stepping`).
 """
 
 from __future__ import annotations
@@ -98,9 +100,13 @@ class AdaptiveStepping:
 
     LEVELS = 3  # accepted solutions kept for the predictor: u0, u_-1, u_-2
 
-    def __init__(self, stepper: Stepper, spec: AdaptiveSpec, stops: tuple[float, ...]):
+    def __init__(self, stepper: Stepper, spec: AdaptiveSpec, stops: tuple[float, ...],
+                 guards: tuple[tuple[float, float, float], ...] = ()):
+        """``guards``: (from, to, longest step) of the spans where steps are kept short (an input's
+        abrupt change, :meth:`solver.heat.pulses.Change.guard`; ``from`` is among the stops)."""
         self.stepper, self.spec = stepper, spec
         self.stops = tuple(stops)
+        self.guards = tuple(sorted(guards))
         self.controller = Controller(spec.dt_initial)
         self.levels: list[np.ndarray] = []  # owned values of u_-1, u_-2 (u0 is the current u)
         mesh = stepper.problem.mesh
@@ -125,8 +131,14 @@ class AdaptiveStepping:
                 return stop
         return self.stops[-1]
 
+    def guarded(self, t: float) -> float:
+        """The longest step from t that the guards allow (inf outside them)."""
+        caps = [cap for start, end, cap in self.guards if start <= t < end]
+        return self.ladder(min(caps), t) if caps else math.inf
+
     def _landing(self, t: float, dt: float) -> tuple[float, float | None]:
         """(dt to take, the exact end time when the step lands on a stop, else None)."""
+        dt = min(dt, self.guarded(t))
         stop = self.next_stop(t)
         remaining = stop - t
         if dt >= remaining * (1 - 1e-10):

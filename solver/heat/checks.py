@@ -10,6 +10,7 @@ collective (one ``Allreduce`` of flags or minima) so that every rank raises toge
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 from mpi4py import MPI
@@ -187,15 +188,64 @@ def warn_switches_between_steps(case, dt: float) -> None:
                 return
 
 
-def warn_hidden_switches(case) -> None:
+def warn_hidden_switches(case, guarded: set[str] = frozenset()) -> None:
     """Adaptive steps land on the times that t is compared with (``t >= 300``); an input that
-    switches on another function of t may be stepped over: a warning names it."""
-    hidden = [key for key, value in inputs_of_time(case.physics) if getattr(value, "hidden_switches", lambda: False)()]
+    switches on another function of t may be stepped over: a warning names it (unless its
+    switches were found among the abrupt changes that the steps are kept short over, the keys
+    ``guarded``)."""
+    hidden = [key for key, value in inputs_of_time(case.physics)
+              if key not in guarded and getattr(value, "hidden_switches", lambda: False)()]
     if hidden:
         log.warning(f"warning: {case.source}: {', '.join(hidden)} switch{'es' if len(hidden) == 1 else ''} at times "
                     f"that adaptive steps cannot find (a comparison or floor/ceil/sign of a function of t), and a "
                     f"short pulse may be stepped over: compare t itself with numbers (t >= 300 and t <= 301), or "
                     f"lower time.dt_max below the pulse's length")
+
+
+def warn_abrupt_changes(case, changes, dt: float | None = None) -> None:
+    """An input's abrupt changes (:mod:`solver.heat.pulses`: a pulse of ``exp``, ``tanh``, ``abs``
+    or ``max`` of t, a steep ramp) that the steps could miss: adaptive steps, grown long in the
+    steady spell before one, are kept short over it (a warning names the input, the time, the
+    rise and the steps taken there, unless time.dt_max is already shorter); fixed steps of ``dt``
+    longer than its rise sample it at one time or none (a warning says so, unless it is a jump
+    that may fall on a step's end, as at every 10 s with steps of 1 s). One line per input."""
+    by_key: dict[str, list] = {}
+    for c in changes:
+        by_key.setdefault(c.key, []).append(c)
+    for key, found in by_key.items():
+        if dt is None:
+            spec = case.time.adaptive
+            found = [c for c in found if c.guard()[2] < spec.dt_max]
+            if not found:
+                continue
+            c = found[0]
+            start, end, cap = c.guard()
+            more = (f"; the same over its {len(found) - 1} later change{'s' if len(found) > 2 else ''}, the last at "
+                    f"t = {found[-1].start:.6g} s" if len(found) > 1 else "")
+            log.warning(f"warning: {case.source}: {key} changes abruptly at t = {c.start:.6g} s (by half its range "
+                        f"within {c.rise:.3g} s, after a steady spell): adaptive steps grown there would step over "
+                        f"it, so they land on t = {start:.6g} s and take at most {cap:.3g} s until t = {end:.6g} s"
+                        f"{more}; a time.dt_max below {c.rise:.3g} s sets the steps there instead")
+        else:
+            found = [c for c in found if c.rise < dt and not (c.jump and on_a_step_end(c.start, c.rise, dt))]
+            if not found:
+                continue
+            c = found[0]
+            if c.jump:
+                log.warning(f"warning: {case.source}: {key} jumps between t = {c.start:.6g} and "
+                            f"{c.start + c.rise:.6g} s, between two steps of {dt:.6g} s: the step it falls in takes "
+                            f"the value of its end for the whole step; a time.dt with a step's end there (or "
+                            f"adaptive steps, kept short over it) is closer")
+            else:
+                log.warning(f"warning: {case.source}: {key} changes abruptly at t = {c.start:.6g} s (by half its "
+                            f"range within {c.rise:.3g} s): steps of {dt:.6g} s sample it at one or two times, or "
+                            f"none, and take the value at their end for the whole step; a time.dt below "
+                            f"{c.rise:.3g} s (or adaptive steps, kept short over it) resolves it")
+
+
+def on_a_step_end(start: float, length: float, dt: float) -> bool:
+    """Some multiple of dt lies in [start, start + length]."""
+    return math.floor((start + length) / dt + 1e-9) * dt >= start - 1e-9 * dt
 
 
 def warn_lumped_quadratic_simplices(case, cell_type: str) -> None:

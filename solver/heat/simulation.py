@@ -23,12 +23,13 @@ from solver.errors import CaseError, NonFiniteError, RangeError
 from solver.heat.adaptive import AdaptiveStepping, StepRecord
 from solver.heat.checks import (check_case_against_mesh, check_inputs, check_mesh, check_step_moves,
                                  check_temperature_range, inputs_of_time, refuse_shared_facets, report_empty_regions,
-                                 report_unused_melting, warn_hidden_switches, warn_lumped_quadratic_simplices,
-                                 warn_switches_between_steps, warn_time_in_steady)
+                                 report_unused_melting, warn_abrupt_changes, warn_hidden_switches,
+                                 warn_lumped_quadratic_simplices, warn_switches_between_steps, warn_time_in_steady)
 from solver.heat.nonlinear import NonlinearHeatProblem
 from solver.heat.nonlinear_stepping import make_nonlinear_stepper
 from solver.heat.parts import check_floating_parts
 from solver.heat.problem import HeatProblem
+from solver.heat.pulses import Change, find_changes
 from solver.heat.ranges import check_initial as check_initial_ranges
 from solver.heat.schedule import SnapshotSchedule, fixed_steps, planned_steps, solves_per_matrix
 from solver.heat.state import BalanceState, RunState
@@ -109,16 +110,18 @@ class Discretisation:
         return replace(case.solver, preconditioner=choice.name)
 
 
-def adaptive_stops(case: Case) -> tuple[float, ...]:
-    """Where adaptive steps land: the output times (or t_end), and the times at which an input
-    of t switches (:meth:`~solver.case.expressions.Expression.switch_times`: a heater switched on
-    at t = 300 for a second was stepped over by steps of 600 s, its heat lost with exit 0)."""
+def adaptive_stops(case: Case, changes: tuple[Change, ...] = ()) -> tuple[float, ...]:
+    """Where adaptive steps land: the output times (or t_end), the times at which an input of t
+    switches (:meth:`~solver.case.expressions.Expression.switch_times`: a heater switched on at
+    t = 300 for a second was stepped over by steps of 600 s, its heat lost with exit 0), and the
+    starts of the guards of its abrupt ``changes`` (:meth:`~solver.heat.pulses.Change.guard`)."""
     t_end = case.time.t_end
     stops = set(case.output.times or (t_end,))
     for _, value in inputs_of_time(case.physics):
         switches = getattr(value, "switch_times", None)
         if switches is not None:
             stops.update(s for s in switches() if 0.0 < s < t_end * (1 - 1e-12))
+    stops.update(c.guard()[0] for c in changes if 0.0 < c.guard()[0] < t_end * (1 - 1e-12))
     return tuple(sorted(stops))
 
 
@@ -153,15 +156,19 @@ class Simulation(Discretisation):
         else:
             self.dt = self.stepper.dt
             self.t_end = case.time.t_end
+            changes = find_changes(case, self.mesh)
             if case.time.adaptive is not None:
                 self.n_steps = None
-                self.adaptive = AdaptiveStepping(self.stepper, case.time.adaptive, adaptive_stops(case))
+                self.adaptive = AdaptiveStepping(self.stepper, case.time.adaptive, adaptive_stops(case, changes),
+                                                 tuple(c.guard() for c in changes))
                 if self.mesh.comm.rank == 0:
-                    warn_hidden_switches(case)
+                    warn_abrupt_changes(case, changes)
+                    warn_hidden_switches(case, {c.key for c in changes})
             else:
                 self.n_steps = fixed_steps(self.t_end, self.dt)
                 if self.mesh.comm.rank == 0:
                     warn_switches_between_steps(case, self.dt)
+                    warn_abrupt_changes(case, changes, self.dt)
                 if not self.nonlinear:
                     check_step_moves(case, self.problem, self.dt)
             self.stepper.start(self.u, 0.0)

@@ -85,3 +85,45 @@ def test_plot_draws_dt_against_t(tmp_path, whole_on_one_rank):
     assert png.exists() and png.stat().st_size > 10_000, proc.stdout
     info = run_solver(1, ["info", str(h5)], cwd=tmp_path).stdout
     assert "time steps" in info and "rejected (adaptive)" in info and "(plot --dt)" in info, info
+
+
+PULSE_IN_A_CORNER = """
+[mesh]
+type = "rectangle"
+cell = "quadrilateral"
+lengths = [1.0, 1.0]
+nx = 6
+ny = 6
+[material]
+k = 1.0
+rho = 1.0
+c = 1.0
+[source]
+f = "where(x > 0.6 and y < 0.3, 1000*exp(-((t - 300)/2)**2), 0)"
+[boundary.left]
+type = "robin"
+h = 0.1
+T_inf = 0
+[time]
+scheme = "bdf2"
+dt = "adaptive"
+t_end = 500.0
+tolerance = 1e-2
+[output]
+times = [500.0]
+"""
+
+
+def test_an_abrupt_change_is_found_alike_on_any_number_of_ranks(tmp_path):
+    """The input is sampled at points that do not depend on the partition (rank 0 decides): the
+    warning and the steps kept short over a pulse in a corner are the same on 1 and 3 ranks."""
+    (tmp_path / "corner.toml").write_text(PULSE_IN_A_CORNER)
+    found = []
+    for n in (1, 3):
+        proc = run_solver(n, ["corner.toml", "--quiet", "--set", f"output.directory=np{n}"], cwd=tmp_path)
+        warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+        with h5py.File(tmp_path / f"np{n}" / "corner" / "corner.h5", "r") as f:
+            found.append((warnings, f["steps/time"][()]))
+    (w1, t1), (w3, t3) = found
+    assert len(w1) == 1 and "source.f changes abruptly at t = 296.4" in w1[0] and w1 == w3
+    assert len(t1) == len(t3) and np.allclose(t1, t3, rtol=1e-9)
