@@ -133,6 +133,8 @@ def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, restart: str | Non
         withdraw()
         logs.detach_file()
         if guard is not None:
+            if guard.created and not (directory / f"{case.name}.h5").exists():  # refused before its first write:
+                (directory / f"{case.name}.log").unlink(missing_ok=True)  # the folder it made goes, as it came
             guard.release()
 
 

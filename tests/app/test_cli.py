@@ -478,3 +478,15 @@ def test_a_job_end_time_that_is_not_to_come_sets_no_limit(monkeypatch, end, limi
     monkeypatch.setenv("SLURM_JOB_END_TIME", end if end is not None else str(clock.time() + 600))
     left = slurm_time_left()
     assert (left is not None and 590 < left <= 600) if limited else left is None
+
+
+def test_a_run_refused_before_its_first_write_leaves_no_folder(tmp_path):
+    """A restart from another run's checkpoint into a new output.name, refused (exit 2), left
+    outputs/NAME/NAME.log, the folder it made kept for a log of one line."""
+    small = [str(ROOT / "inputs" / "plate.toml"), "--set", "mesh.nx=12", "--set", "mesh.ny=6", "--quiet"]
+    run_solver(1, [*small, "--set", "time.t_end=60", "--set", "output.name=first"], cwd=tmp_path)
+    checkpoint = sorted((tmp_path / "outputs" / "first" / "checkpoints").glob("step_*.h5"))[-1]
+    proc = run_solver(1, [*small, "--set", "time.t_end=120", "--set", "output.name=second", "--restart",
+                          str(checkpoint)], cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "checkpoint of a different case" in proc.stderr, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["first"]
