@@ -157,7 +157,7 @@ def run_command(args, comm) -> int:
 
     check_launch(comm)
     text, source, stem = read_case_text(comm, args.case)
-    case = load_case(text, source, args.set, default_name=stem)
+    case = load_case(text, source, args.set, default_name=stem, restart=args.restart is not None)
     if args.dry_run:
         dry_run(case, comm, restart=args.restart)
         return 0

@@ -110,8 +110,9 @@ class ProgressObserver(Observer):
 
     def begin(self, sim: Simulation) -> None:
         if sim.case.time.dt == "auto":
-            log.info(f"explicit-euler: stable limit {sim.stepper.dt_limit:.6g} s, using dt = {sim.dt:.6g} s "
-                     f"({sim.n_steps} steps)")
+            rest = f"{sim.n_steps - sim.step_index} steps from t = {sim.t:.6g}" if sim.step_index else \
+                f"{sim.n_steps} steps"
+            log.info(f"explicit-euler: stable limit {sim.stepper.dt_limit:.6g} s, using dt = {sim.dt:.6g} s ({rest})")
         self.first_step, self.first_progress = sim.step_index, sim.progress
         self.report_every = max(1, (sim.n_steps - sim.step_index) // 20) if sim.n_steps is not None else None
         self.next_report = sim.progress + 0.05

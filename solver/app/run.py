@@ -22,7 +22,7 @@ from solver.app.preflight import (BYTES_PER_NODE, check_memory, check_split, cla
                                   guard_output)
 from solver.app.summary import StepSummary, summary
 from solver.case.load import parse_override
-from solver.case.records import Case, whole_steps
+from solver.case.records import MAX_STEPS, Case, whole_steps
 from solver.case.shown import counted, shell_word, shown, size
 from solver.compiled import compile_seconds
 from solver.errors import EXIT_OUTPUT, EXIT_STOPPED, CaseError, OutputError, SolverExit
@@ -193,12 +193,15 @@ class CaseRun:
         return self.finish(sim, outcome.stopped, checkpoints.last, resume)
 
     def check_schedule(self, sim: Simulation, resume) -> None:
-        """Output times off the fixed steps a restart continues on (from t = 0: its dt divides
-        the checkpoint's time, and no earlier restart moved the grid) are refused (CaseError)."""
+        """Output times off the fixed steps the restart continues on (from t = 0, or after the
+        checkpoint where they count from it) are refused (CaseError), before anything is changed."""
+        if sim.adaptive is not None:
+            return
         a = resume.attrs
-        if sim.adaptive is None and "fixed_origin" not in (a.stepper or {}) \
-                and abs(a.step * sim.dt - a.t) <= 1e-12 * max(abs(a.t), 1.0):
-            sim.snapshot_schedule()
+        origin = (a.stepper or {}).get("fixed_origin")
+        origin = None if origin is None else (int(origin[0]), float(origin[1]))  # (checked on reading)
+        first, dt, _ = sim.continuing_grid(a.step, a.t, origin)
+        sim.snapshot_schedule((first, dt))
 
     def locate_probes(self, mesh) -> ProbeSeries | None:
         """The case's probes, located in the mesh (None: none asked for)."""
@@ -321,10 +324,8 @@ class CaseRun:
             raise CaseError(f"{self.case.source}: time.t_end = {t_end:.6g} is before the checkpoint's t = "
                             f"{attrs.t:.6g} ({path}); a restart goes on from there: give a later time.t_end")
         dt = self.case.time.dt
-        fixed = not self.case.steady and self.case.time.adaptive is None and isinstance(dt, float)
-        if fixed and not whole_steps(t_end - attrs.t, dt):
-            raise CaseError(f"{self.case.source}: time.t_end = {t_end:.6g} is not a whole number of steps of time.dt = "
-                            f"{dt:.6g} after the checkpoint's t = {attrs.t:.6g} ({path}); give a t_end that is")
+        if not self.case.steady and self.case.time.adaptive is None and isinstance(dt, float):
+            check_steps_after(self.case.source, path, attrs.t, t_end, dt)
         changed = checkpoint.check_compatible(path, attrs, self.case.values, self.options.force)
         if enthalpy_zero_text(problem):  # the checkpoint's energies go on, counted from where it counted them
             try:  # ("": an earlier version's, counted from 0 in the case's unit)
@@ -341,11 +342,27 @@ class CaseRun:
                                 f"since it was written (its nodes, cells, or their groups); restore the file, or "
                                 f"--force to restart anyway")
             changed.append(f"{self.case.mesh_key} (its contents)")
-        log.info(f"restarting from {path} (step {attrs.step}, t = {attrs.t:.6g}, written on "
-                 f"{counted(attrs.ranks, 'rank')})")
+        written = f", written on {counted(attrs.ranks, 'rank')}" if attrs.ranks else ""  # (0: not recorded)
+        log.info(f"restarting from {path} (step {attrs.step}, t = {attrs.t:.6g}{written})")
         if changed:
             log.info(f"changed since the checkpoint: {', '.join(changed)}")
         return Resume(path, attrs)
+
+
+def check_steps_after(source: str, path: Path, t: float, t_end: float, dt: float) -> None:
+    """Refuse (CaseError) a time.t_end that is not a whole number of fixed steps of ``dt`` after a
+    checkpoint's time ``t``: the restart takes its steps from there (whatever dt its run had)."""
+    steps = (t_end - t) / dt
+    if not math.isfinite(steps) or steps > MAX_STEPS:
+        raise CaseError(f"{source}: time.t_end = {t_end:.6g} is {steps:.3g} steps of time.dt = {dt:.6g} after the "
+                        f"checkpoint's t = {t:.6g} ({path}): at most {MAX_STEPS:.0e} (a larger time.dt, or a shorter "
+                        f"time.t_end)")
+    if whole_steps(t_end - t, dt):
+        return
+    near = [t + n * dt for n in (math.floor(steps), math.ceil(steps)) if n >= 1]
+    raise CaseError(f"{source}: time.t_end = {t_end:.6g} is not a whole number of steps of time.dt = {dt:.6g} after "
+                    f"the checkpoint's t = {t:.6g} ({path}), where the restart goes on from: {steps:.6g} steps; give "
+                    f"a t_end on its steps, such as {' or '.join(f'{v:.12g}' for v in near)}")
 
 
 @dataclass(frozen=True)

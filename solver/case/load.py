@@ -169,8 +169,11 @@ def _takes_text(keys: list[str]) -> bool:
 HUGE_INTEGER = "an integer of more than 4300 digits, beyond any number a case takes"
 
 
-def load_case(text: str, source: str, overrides=(), default_name: str = "case") -> records.Case:
-    """Parse, override and validate a case; raise CaseError on the first problem."""
+def load_case(text: str, source: str, overrides=(), default_name: str = "case", restart: bool = False
+              ) -> records.Case:
+    """Parse, override and validate a case; raise CaseError on the first problem. ``restart``: the
+    case of a restart, whose fixed steps to time.t_end and to the output times are counted from its
+    checkpoint (the run checks them there), not from t = 0."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -189,7 +192,7 @@ def load_case(text: str, source: str, overrides=(), default_name: str = "case") 
                 raise CaseError(f"{source}: --set {printable(item)}: {printable(k)} is not a table")
         node[keys[-1]] = value
         applied.append(item)
-    values = validate(raw, source)
+    values = validate(raw, source, restart)
     name = values["output"]["name"] or derived_name(default_name)
     if not _NAME.match(name):
         raise CaseError(f"{source}: output.name must be 1 to 100 letters, digits, '_', '-' or '.', not starting "
@@ -199,7 +202,7 @@ def load_case(text: str, source: str, overrides=(), default_name: str = "case") 
                         **records.sections(values))
 
 
-def validate(raw: dict, source: str) -> dict:
+def validate(raw: dict, source: str, restart: bool = False) -> dict:
     def fail(msg):
         raise CaseError(f"{source}: {printable(msg)}")
 
@@ -237,8 +240,8 @@ def validate(raw: dict, source: str) -> dict:
         values[section] = {k: _check(f"{section}.{k}", spec, body.get(k, spec.default), fail)
                            for k, spec in keys.items()}
     _check_mesh(values["mesh"], fail)
-    _check_time(values["time"], fail)
-    _check_output_times(values["output"], raw.get("output", {}), values["time"], fail)
+    _check_time(values["time"], fail, restart)
+    _check_output_times(values["output"], raw.get("output", {}), values["time"], fail, restart)
     values["boundary"] = _check_boundaries(raw.get("boundary", {}), values["mesh"]["type"], values["time"], fail)
     dim = {"rectangle": 2, "box": 3}.get(values["mesh"]["type"])
     values["region"] = _check_regions(raw.get("region", {}), dim, values["mesh"]["type"] == "file", fail)
@@ -458,7 +461,7 @@ def _check_mesh(mesh, fail):
     mesh.pop("partitioner")
 
 
-def _check_time(time, fail):
+def _check_time(time, fail, restart=False):
     scheme = time["scheme"]
     if scheme == "theta" and time["theta"] is None:
         fail("time.theta is required when time.scheme = \"theta\" (0.5 <= theta <= 1)")
@@ -497,14 +500,14 @@ def _check_time(time, fail):
     if not math.isfinite(steps) or steps > records.MAX_STEPS:
         fail(f"time.t_end / time.dt = {steps:.3g} steps: at most {records.MAX_STEPS:.0e} (a larger time.dt, or "
              f"a shorter time.t_end)")
-    if not records.whole_steps(time["t_end"], time["dt"]) or round(steps) < 1:
+    if not restart and (not records.whole_steps(time["t_end"], time["dt"]) or round(steps) < 1):
         fail(f"time.t_end must be a whole number of time steps, got t_end/dt = {steps:.6g}")
 
 
 MAX_OUTPUT_TIMES = 1_000_000  # snapshots that output.interval may ask for
 
 
-def _check_output_times(output, raw_output, time, fail):
+def _check_output_times(output, raw_output, time, fail, restart=False):
     """output.interval or output.times: one of them, not with output.every, within (0, t_end] and,
     with a fixed dt, on the steps."""
     keys = [k for k in ("every", "interval", "times") if isinstance(raw_output, dict) and k in raw_output]
@@ -538,7 +541,7 @@ def _check_output_times(output, raw_output, time, fail):
     if dt == "adaptive" and first < 1e-12 * t_end:
         fail(f"output.{key}: t = {first:g} s is within 1e-12 of time.t_end from the start, which the steps "
              f"cannot tell from t = 0; give times from {1e-12 * t_end:.3g} s on")
-    if isinstance(dt, float):
+    if isinstance(dt, float) and not restart:  # a restart's: checked from where its steps count
         for t in records.output_times(output, t_end):
             if not records.whole_steps(t, dt) or round(t / dt) < 1:
                 fail(f"output.{key}: t = {t:g} s is not a whole number of steps of time.dt = {dt:g}; "

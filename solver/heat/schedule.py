@@ -61,17 +61,21 @@ class SnapshotSchedule:
     """``due(step, t)``: whether the snapshot of this step is written by the schedule (the caller
     adds the last step)."""
 
-    def __init__(self, output: OutputSpec, source: str, dt: float, adaptive: bool, on_grid: bool):
-        """``dt``: the fixed step; ``on_grid``: fixed steps count from t = 0 (not after a restart
-        from an adaptive run), so that the times must be whole numbers of steps."""
+    def __init__(self, output: OutputSpec, source: str, dt: float, adaptive: bool, start: float = 0.0):
+        """``dt``: the fixed step, counted from t = ``start`` (0, or the checkpoint of a restart
+        that its steps count from); the times after ``start`` must be whole numbers of them (a time
+        off them would never be written)."""
         self.every = output.every
         self.times = np.array(output.times)
-        if len(self.times) and not adaptive and on_grid:
-            off = [t for t in self.times if not whole_steps(t, dt)]
+        if len(self.times) and not adaptive:
+            slack = 1e-12 * max(abs(start), 1.0)
+            off = [t for t in self.times if t > start + slack and not whole_steps(t - start, dt)]
             if off:
                 key = "times" if output.interval is None else "interval"
+                since = f" from the checkpoint's t = {start:.6g} s" if start else ""
                 raise CaseError(f"{source}: output.{key}: t = {off[0]:g} s is not a whole number of steps of "
-                                f"dt = {dt:.6g} s; give times on the steps or a fixed time.dt that divides them")
+                                f"dt = {dt:.6g} s{since}; give times on the steps or a fixed time.dt that divides "
+                                f"them")
         self.tolerance = 0.0 if adaptive else 1e-9 * dt
 
     def due(self, step: int, t: float) -> bool:

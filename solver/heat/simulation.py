@@ -31,7 +31,7 @@ from solver.heat.parts import check_floating_parts
 from solver.heat.problem import HeatProblem
 from solver.heat.pulses import Change, find_changes
 from solver.heat.ranges import check_initial as check_initial_ranges
-from solver.heat.schedule import SnapshotSchedule, fixed_steps, planned_steps, solves_per_matrix
+from solver.heat.schedule import SnapshotSchedule, auto_steps, fixed_steps, planned_steps, solves_per_matrix
 from solver.heat.state import BalanceState, RunState
 from solver.heat.stepping import make_stepper, stable_explicit_dt
 from solver.la.choice import choose_preconditioner
@@ -187,10 +187,13 @@ class Simulation(Discretisation):
             return self.t / self.t_end
         return self.step_index / max(self.n_steps, 1)
 
-    def snapshot_schedule(self) -> SnapshotSchedule:
-        """When this run writes its snapshots (refuses output times off the fixed steps)."""
-        return SnapshotSchedule(self.case.output, self.case.source, self.dt, self.adaptive is not None,
-                                self.origin is None)
+    def snapshot_schedule(self, grid: tuple[tuple[int, float] | None, float] | None = None) -> SnapshotSchedule:
+        """When this run writes its snapshots: refuses output times off its fixed steps (after the
+        checkpoint they count from, if not t = 0). ``grid``: (origin, dt) of the steps, if not this
+        run's (a restart's, checked before its checkpoint is read)."""
+        origin, dt = grid if grid is not None else (self.origin, self.dt)
+        return SnapshotSchedule(self.case.output, self.case.source, dt, self.adaptive is not None,
+                                0.0 if origin is None else origin[1])
 
     def take_records(self) -> list[StepRecord]:
         """The accepted steps recorded since the last call (for the results file)."""
@@ -285,9 +288,39 @@ class Simulation(Discretisation):
                         self.stepper.restart_state(), self.adaptive.restart_state() if self.adaptive else None,
                         None if self.adaptive else self.origin)
 
-    def at_fixed_time(self, origin: tuple[int, float], t: float) -> bool:
-        """Whether ``t`` is where fixed steps of this run's dt from ``origin`` (step, time) stand."""
-        return abs(origin[1] + (self.step_index - origin[0]) * self.dt - t) <= 1e-12 * max(abs(t), 1.0)
+    def continuing_grid(self, step: int, t: float, origin: tuple[int, float] | None
+                        ) -> tuple[tuple[int, float] | None, float, int]:
+        """The fixed steps a restart from step ``step`` at time ``t`` goes on with, as (origin, dt,
+        n_steps): origin None counts them from t = 0. They continue the checkpoint's own steps
+        (from ``origin``, None: 0) where it lies on them: bit for bit as the run would have gone
+        on. Else (written by an adaptive run, or with another dt, forced) they count from the
+        checkpoint. Explicit Euler's dt = "auto" divides the span from where they count to t_end
+        into the fewest equal steps of at most 90% of its stable limit, so that they end at t_end
+        (the dt chosen from t = 0 may not divide the rest of a run extended to a later t_end)."""
+        auto, t_end = self.case.time.dt == "auto", self.t_end
+
+        def steps_from(start: float) -> tuple[float, int]:
+            if not auto:
+                return self.stepper.dt, fixed_steps(t_end - start, self.stepper.dt)
+            if t_end - start <= 1e-12 * max(abs(t_end), 1.0):
+                return self.stepper.dt, 0
+            try:
+                n = auto_steps(t_end - start, self.stepper.dt_limit)
+            except CaseError as exc:
+                raise CaseError(f"{self.case.source}: {exc} (from the checkpoint's t = {start:.6g})") from None
+            return (t_end - start) / n, n
+
+        def lies_on(first: tuple[int, float], dt: float) -> bool:
+            return first[0] <= step and abs(first[1] + (step - first[0]) * dt - t) <= 1e-12 * max(abs(t), 1.0)
+
+        if origin is None and lies_on((0, 0.0), self.stepper.dt):
+            return None, self.stepper.dt, fixed_steps(t_end, self.stepper.dt)
+        if origin is not None:
+            dt, n = steps_from(origin[1])
+            if lies_on(origin, dt):
+                return origin, dt, origin[0] + n
+        dt, n = steps_from(t)
+        return (step, t), dt, step + n
 
     def resume(self, state: RunState) -> None:
         """Continue from a checkpoint's state: solution, step, time, scheme history, controller and
@@ -302,16 +335,16 @@ class Simulation(Discretisation):
             if state.adaptive is not None:  # else the checkpoint had a fixed dt: the controller starts afresh
                 self.adaptive.resume(state.adaptive)
             self.t, self.dt = float(t), self.adaptive.controller.dt
-        elif state.origin is not None and self.at_fixed_time(state.origin, t):
-            self.origin = state.origin  # fixed steps since an earlier restart from an adaptive run
-            self.t = self.origin[1] + (self.step_index - self.origin[0]) * self.dt
-            self.n_steps = self.origin[0] + fixed_steps(self.t_end - self.origin[1], self.dt)
-        elif state.origin is None and self.at_fixed_time((0, 0.0), t):
-            self.t = self.step_index * self.dt  # as the run computed it: the restart continues bit for bit
-        else:  # written by an adaptive run, or with another dt (forced): fixed steps from its time on
-            self.origin = (self.step_index, float(t))
-            self.t = float(t)
-            self.n_steps = self.step_index + fixed_steps(self.t_end - self.t, self.dt)
+        else:
+            self.origin, dt, self.n_steps = self.continuing_grid(self.step_index, float(t), state.origin)
+            if dt != self.dt:  # dt = "auto" from the checkpoint on
+                if self.mesh.comm.rank == 0:
+                    log.info(f"explicit-euler: the checkpoint's t = {t:.6g} is not on the steps of dt = "
+                             f"{self.dt:.6g} s to time.t_end = {self.t_end:.6g}; dt = \"auto\" divides the rest: "
+                             f"{self.n_steps - self.step_index} steps of {dt:.6g} s from t = {t:.6g}")
+                self.dt = self.stepper.dt = dt
+            first, t0 = self.origin or (0, 0.0)
+            self.t = t0 + (self.step_index - first) * self.dt if self.origin else self.step_index * self.dt
         self.iterations = int(state.iterations)
         self.balance.energy = self.problem.energy(self.u)
         if list(state.balance.terms) == self.balance.terms:

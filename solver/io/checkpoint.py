@@ -475,7 +475,7 @@ def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointA
                         raise CaseError(f"{path}: checkpoint dataset {name} holds NaN or Inf")
         except (OSError, RuntimeError, KeyError) as exc:
             raise CaseError(f"{path}: checkpoint is truncated or corrupt ({str(exc).splitlines()[0]})") from None
-        for name in ("step", "snapshots", "iterations"):  # counts: whole numbers, not truncated floats
+        for name in ("step", "snapshots", "iterations", "ranks"):  # counts: whole numbers, not truncated floats
             raw = f.attrs.get(name)
             if raw is not None and not whole_number(raw):
                 raise CaseError(f"{path}: checkpoint attribute {name} = {str(raw)[:40]!r} is not a whole number")
@@ -484,11 +484,15 @@ def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointA
         except (KeyError, ValueError, TypeError, OverflowError, RecursionError) as exc:
             raise CaseError(f"{path}: checkpoint attributes are missing or malformed ({str(exc)[:200]})") from None
         run_id_written = "run_id" in f.attrs
+        ranks_written = "ranks" in f.attrs
     numbers = {"step": attrs.step, "t": attrs.t, "dt": attrs.dt, "snapshots": attrs.snapshots,
                "iterations": attrs.iterations}
     for name, value in numbers.items():
         if not (math.isfinite(value) and 0 <= value < 2**53):
             raise CaseError(f"{path}: checkpoint attribute {name} = {value!r} is out of range (finite, >= 0 expected)")
+    if ranks_written and not 1 <= attrs.ranks < 2**31:  # the ranks that wrote it
+        raise CaseError(f"{path}: checkpoint attribute ranks = {attrs.ranks!r} is out of range (1 or more expected); "
+                        f"the file was changed after it was written")
     if not np.all(np.isfinite(attrs.balance_inflow)):
         raise CaseError(f"{path}: checkpoint attribute balance_inflow holds NaN or Inf")
     if attrs.balance_inflow.shape != (len(attrs.balance_terms),):
@@ -509,6 +513,7 @@ def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointA
     if not attrs.run_id and run_id_written:
         raise CaseError(f"{path}: checkpoint attribute run_id is empty (the file was changed after it was written)")
     check_time(path, attrs)
+    check_earlier_steps(path, attrs)
     return attrs
 
 
@@ -537,6 +542,36 @@ def check_time(path: Path, attrs: CheckpointAttrs) -> None:
         raise CaseError(f"{path}: checkpoint attribute t = {attrs.t:.6g} does not agree with step {attrs.step} of "
                         f"dt = {attrs.dt:.6g} s (t = {expected:.6g} expected); the file was changed after it was "
                         f"written")
+
+
+def check_earlier_steps(path: Path, attrs: CheckpointAttrs) -> None:
+    """Refuse earlier step sizes (``stepper_state.earlier_dt``, newest first: the steps that ended
+    at the checkpoint's step, the one before, ...) that are not positive, or that differ from the
+    checkpoint's dt among its fixed steps: BDF2 weighs the previous solution by their ratio. The
+    steps up to the fixed steps' origin (a restart from an adaptive run, or with another dt,
+    forced) had sizes of their own."""
+    numbers = attrs.stepper if isinstance(attrs.stepper, dict) else {}
+    history = numbers.get("stepper")
+    earlier = history.get("earlier_dt") if isinstance(history, dict) else None
+    if not earlier or not isinstance(earlier, list):
+        return  # none kept (a one-step scheme), or malformed: refused as such when the state is read
+    try:
+        sizes = [float(h) for h in earlier]
+    except (TypeError, ValueError, OverflowError):
+        return
+    if not all(math.isfinite(h) and h > 0 for h in sizes) or len(sizes) > attrs.step:
+        raise CaseError(f"{path}: checkpoint attribute stepper_state.earlier_dt = {str(earlier)[:60]} is not the "
+                        f"sizes of steps taken (positive, at most one per step: {attrs.step}); the file was changed "
+                        f"after it was written")
+    if "adaptive" in numbers or attrs.scheme == "steady":
+        return
+    origin = numbers.get("fixed_origin", (0, 0.0))
+    fixed = [h for i, h in enumerate(sizes) if attrs.step - i > int(origin[0])]  # (origin: checked in check_time)
+    wrong = [h for h in fixed if abs(h - attrs.dt) > 1e-12 * attrs.dt]
+    if wrong:
+        raise CaseError(f"{path}: checkpoint attribute stepper_state.earlier_dt = {str(earlier)[:60]} does not agree "
+                        f"with its fixed steps of dt = {attrs.dt:.6g} s (step {attrs.step}, t = {attrs.t:.6g}); the "
+                        f"file was changed after it was written")
 
 
 def check_compatible(path: Path, attrs: CheckpointAttrs, values: dict, force: bool) -> list[str]:

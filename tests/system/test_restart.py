@@ -563,15 +563,60 @@ def test_a_damaged_checkpoint_is_refused_before_the_results_are_cut_back(tmp_pat
     assert results.read_bytes() == before
 
 
+@pytest.mark.parametrize("damage, message", [
+    ("earlier_dt off dt", "checkpoint attribute stepper_state.earlier_dt = [1.5] does not agree with its fixed steps "
+                          "of dt = 2 s"),
+    ("earlier_dt negative", "checkpoint attribute stepper_state.earlier_dt = [-2.0] is not the sizes of steps taken"),
+    ("ranks 0", "checkpoint attribute ranks = 0 is out of range"),
+    ("earlier_dt before the fixed steps", None)])
+def test_earlier_step_sizes_and_ranks_that_the_run_could_not_have_written_are_refused(tmp_path, damage, message):
+    """A BDF2 checkpoint of fixed steps of 2 s whose earlier_dt was changed to 1.5 restarted with
+    exit 0 to another answer (BDF2 weighs the previous solution by the ratio of the steps), and
+    one written on 0 ranks was taken. The step that ended at the origin of the fixed steps (a
+    restart from an adaptive run or with another dt, forced) may have had a size of its own."""
+    args = args_for(tmp_path, "bdf2", 16.0)
+    run_solver(1, args, cwd=tmp_path)
+    results = tmp_path / "heater_ramp" / "heater_ramp.h5"
+    before = results.read_bytes()
+    checkpoint = tmp_path / "heater_ramp" / "checkpoints" / "step_00000004.h5"
+    with h5py.File(checkpoint, "r+") as f:
+        state = json.loads(f.attrs["stepper_state"])
+        assert state["stepper"]["earlier_dt"] == [2.0]
+        if damage == "ranks 0":
+            f.attrs["ranks"] = 0
+        else:
+            state["stepper"]["earlier_dt"] = [-2.0] if damage == "earlier_dt negative" else [1.5]
+            if damage == "earlier_dt before the fixed steps":
+                state["fixed_origin"] = [4, 8.0]
+            f.attrs["stepper_state"] = json.dumps(state)
+    proc = run_solver(1, args + ["--restart", str(checkpoint)], cwd=tmp_path, check=False)
+    if message is None:
+        assert proc.returncode == 0, proc.stderr
+        return
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and message in errors[0], proc.stderr
+    assert results.read_bytes() == before
+
+
 def test_a_restart_with_another_dt_must_land_on_t_end(tmp_path):
     """dt changed with --force: t_end was checked as a whole number of steps from 0, not from the
-    checkpoint, and the run stopped short of it, reported complete."""
+    checkpoint, and the run stopped short of it, reported complete. Only the count from the
+    checkpoint matters now: a t_end on the steps from 0 but not from the checkpoint is refused
+    with t_end values that are (the sentence was cut short), and one on the steps from the
+    checkpoint only (refused as t_end/dt = 8.33 from 0) runs to it."""
     args = args_for(tmp_path, "backward-euler", 16.0)
     run_solver(1, args, cwd=tmp_path)
     proc = run_solver(1, args + ["--restart", "latest", "--force", "--set", "time.dt=3.0", "--set", "time.t_end=24.0"],
                       cwd=tmp_path, check=False)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1 and "is not a whole number of steps of time.dt = 3" in errors[0]
+    assert "after the checkpoint's t = 16" in errors[0] and errors[0].endswith("such as 22 or 25"), errors
+    proc = run_solver(1, args + ["--restart", "latest", "--force", "--set", "time.dt=3.0", "--set", "time.t_end=25.0"],
+                      cwd=tmp_path, check=False)
+    assert proc.returncode == 0, proc.stderr
+    _, times, steps, _, attrs = read(tmp_path)
+    assert times.tolist()[-3:] == [16.0, 19.0, 25.0] and steps.tolist()[-3:] == [8, 9, 11]
+    assert attrs["status"] == "complete"
 
 
 def test_output_times_off_the_automatic_step_are_refused_before_anything_is_moved_or_cut(tmp_path):
@@ -695,3 +740,43 @@ def test_the_scaling_script_checks_its_arguments_before_it_submits(tmp_path):
     # a case without mesh.lengths (the unit square): the x length grows with nx too, the cells keep their shape
     assert scaling.weak_overrides(ROOT / "inputs" / "reference.toml", 4, []) == ["mesh.nx=1024",
                                                                                  "mesh.lengths=[4.0, 1.0]"]
+
+
+def _explicit_plate(tmp_path, directory):
+    return [str(ROOT / "inputs" / "plate.toml"), "--set", "mesh.nx=8", "--set", "mesh.ny=4", "--set",
+            "time.scheme=explicit-euler", "--set", 'time.dt="auto"', "--set", "output.every=4", "--set",
+            "checkpoint.every=5", "--set", f"output.directory={directory}", "--quiet"]
+
+
+def _end(directory):
+    with h5py.File(directory / "plate" / "plate.h5", "r") as f:
+        return f["time"][-1], f["step"][-1], f["fields/temperature"][sorted(f["fields/temperature"])[-1]][()], \
+            f.attrs["status"]
+
+
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_an_automatic_dt_extended_by_a_restart_ends_at_the_new_t_end(tmp_path, ranks):
+    """Explicit Euler's dt = "auto" is t_end / n from t = 0: a run extended from its end
+    checkpoint took steps of the new t_end's dt from there, and ended short of the new t_end
+    (or past it) with exit 0, complete. Its steps are chosen from the checkpoint now; a restart
+    of the first run, and of the extension from one of its checkpoints, still continues bit for
+    bit."""
+    case = _explicit_plate(tmp_path, tmp_path)
+    run_solver(ranks, [*case, "--set", "time.t_end=600.0"], cwd=tmp_path)
+    reference = _end(tmp_path)
+    first = sorted((tmp_path / "plate" / "checkpoints").glob("step_*.h5"))[0]
+    run_solver(ranks, [*case, "--set", "time.t_end=600.0", "--restart", str(first)], cwd=tmp_path)
+    again = _end(tmp_path)
+    assert again[0] == reference[0] == 600.0 and again[1] == reference[1]
+    assert np.array_equal(again[2], reference[2])  # the same t_end: the steps from t = 0, bit for bit
+    for repeat in range(2):  # the second: at its end already, no step
+        args = [a for a in case if a != "--quiet"] + ["--set", "time.t_end=1000.0", "--restart", "latest"]
+        proc = run_solver(ranks, args, cwd=tmp_path)
+        t, step, field, status = _end(tmp_path)
+        assert t == pytest.approx(1000.0, rel=1e-12, abs=0) and status == "complete", (t, proc.stdout)
+        if not repeat:
+            assert "dt = \"auto\" divides the rest" in proc.stdout and "steps from t = 600" in proc.stdout
+    middle = max(c for c in (tmp_path / "plate" / "checkpoints").glob("step_*.h5") if int(c.stem[5:]) < step)
+    run_solver(ranks, [*case, "--set", "time.t_end=1000.0", "--restart", str(middle)], cwd=tmp_path)
+    t2, step2, field2, status2 = _end(tmp_path)
+    assert (t2, step2, status2) == (t, step, "complete") and np.array_equal(field2, field)
