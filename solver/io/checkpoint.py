@@ -88,7 +88,7 @@ def orders(values: dict) -> dict[str, tuple]:
 def case_hash(values: dict) -> str:
     """Hash of the case without the keys that are safe to change on restart."""
     kept = {k: v for k, v in flatten(_plain(values)).items() if not k.startswith(SAFE_KEYS)}
-    return hashlib.sha256(repr((sorted(kept.items()), sorted(orders(values).items()))).encode()).hexdigest()
+    return hashlib.sha256(repr(sorted(kept.items())).encode()).hexdigest()
 
 
 def schema_default(key: str):
@@ -581,7 +581,8 @@ def check_compatible(path: Path, attrs: CheckpointAttrs, values: dict, force: bo
     except (tomllib.TOMLDecodeError, TypeError) as exc:
         raise CaseError(f"{path}: the case stored in the checkpoint is not valid TOML ({exc})") from None
     safe, unsafe = changed_keys(old, values)
-    if attrs.case_hash != case_hash(values) and unsafe and not force:
+    reordered = [k for k in unsafe if k in orders(values)]  # (not in the hash, which studies compare too)
+    if (attrs.case_hash != case_hash(values) or reordered) and unsafe and not force:
         raise CaseError(f"{path}: checkpoint of a different case (changed: {', '.join(unsafe)}); "
                         f"use the same case, or --force to restart anyway")
     return safe + (unsafe if force else [])
