@@ -119,7 +119,9 @@ def abrupt_changes(values: np.ndarray, times: np.ndarray) -> list[tuple[float, f
     back = math.ceil(QUIET * m) + 1
     before = np.concatenate([np.full((len(h), back), np.nan), h], axis=1)
     level = sliding_window_view(before, back + 1, axis=1)[rows, start][:, ::-1]  # h[s], h[s - 1], ...
-    left = ~(np.abs(level - level[:, :1]) <= FLAT)  # (before t = 0: left)
+    # the level is the stretch's first value (h[start] lies up to FLAT off it: a smooth pulse's tail
+    # before it, at the level, would be found to leave it)
+    left = ~(np.abs(level - window[:, :1]) <= FLAT)  # (before t = 0: left)
     quiet = np.where(left.any(axis=1), np.argmax(left, axis=1), back + 1) - 1
     found = []
     moving = np.abs(np.diff(ahead, axis=1))

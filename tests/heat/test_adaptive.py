@@ -393,6 +393,10 @@ def test_abrupt_changes_are_measured():
     (start, rise, end), = changes("where(x > 0.5 and 0.01*t > 4, 1, 0)")
     assert start < 400 < start + rise and rise == times[1]
     assert len(changes("sin(pi*t/60)**20", 3600.0)) == 60
+    # a smooth pulse 20 s wide on a background, after 1700 s at its level: its tail before the
+    # start lies within 5% of the level, and is part of the quiet spell (it was taken as leaving it)
+    (start, rise, end), = changes("1e4 + 1e6*exp(-((t-1800)/20)**2)", 3600.0)
+    assert 1760 < start < 1770 and 15 < rise < 20 and 1815 < end < 1840
     case = load_case(SMOOTH_PULSE, "pulse.toml", ['source.f="1000*exp(-((t-300)/2)**2)*where(t > 297, 1, 0)"'])
     assert Simulation(case).adaptive.guards == ()  # the steps land on 297 s
 
