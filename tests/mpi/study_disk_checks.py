@@ -21,7 +21,8 @@ from solver.errors import OutputError
 
 
 def contents(comm, n_nodes: int, n_times: int) -> StudyContents:
-    """A study of 8 samples over a strip of n_nodes nodes (degenerate cells: only the sizes matter) (this rank's world blocks)."""
+    """A study of 8 samples over a strip of n_nodes nodes, this rank's world blocks (degenerate
+    cells: only the sizes matter)."""
     nodes, cells = world_blocks(comm, n_nodes), world_blocks(comm, n_nodes - 1)
     x = np.arange(nodes.start, nodes.stop, dtype=float)
     first = np.arange(cells.start, cells.stop)
