@@ -249,12 +249,10 @@ class OutputGuard:
         if not os.access(d, os.W_OK | os.X_OK):
             raise CaseError(f"{d}: output directory is not writable")
         folder = checkpoint_dir(d)  # (found here, not at the first checkpoint, after the steps before it; with
-        # --overwrite it is moved aside)
-        if self.checkpoints and not overwrite and os.path.lexists(folder) and \
-                not (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)):
-            what = "not writable" if folder.is_dir() else "not a folder"
-            raise CaseError(f"{folder}: the checkpoints' folder is {what}; the run writes its checkpoints there: "
-                            f"make it a writable folder, or move it away")
+        # --overwrite it is moved aside; one that is not a folder: _refuse_odd_entries)
+        if self.checkpoints and not overwrite and folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+            raise CaseError(f"{folder}: the checkpoints' folder is not writable; the run writes its checkpoints "
+                            f"there: make it writable, or move it away")
         self.check_space(needed_bytes)
         self._lock()
         self._refuse_odd_entries()

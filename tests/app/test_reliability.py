@@ -177,8 +177,12 @@ RACER = """
 import sys, time
 from pathlib import Path
 import solver.app.preflight as pf
-folder, slow = Path(sys.argv[1]), sys.argv[2] == "slow"
-if slow:  # a process preempted between reading the stale lock and removing it
+folder, how, sync = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+(sync / how).touch()  # imported: ready
+end = time.monotonic() + 60
+while not (sync / "go").exists() and time.monotonic() < end:
+    time.sleep(0.01)
+if how == "slow":  # a process preempted between reading the stale lock and removing it
     read = pf.read_lock
     pf.read_lock = lambda path: (read(path), time.sleep(1.0))[0]
 else:
@@ -190,16 +194,31 @@ except Exception as exc:
     print("refused:", exc, flush=True)
 else:
     print("owner", flush=True)
-time.sleep(1.5)  # alive: its lock is not stale
+while not (sync / "done").exists() and time.monotonic() < end:  # alive: its lock is not stale
+    time.sleep(0.05)
 """
 
 
 def test_two_processes_taking_over_a_stale_lock_leave_one_owner(tmp_path):
-    _stale_lock(tmp_path / ".solver.lock", "stale")
+    """Both start together from a barrier (a loaded machine starts Python at its own pace) and
+    stay alive until both have answered: one takes the stale lock, the other is refused."""
+    folder, sync = tmp_path / "out", tmp_path / "sync"
+    folder.mkdir()
+    sync.mkdir()
+    _stale_lock(folder / ".solver.lock", "stale")
     env = {**mpi_env(), "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path), how], stdout=subprocess.PIPE, text=True,
-                              env=env) for how in ("slow", "quick")]
-    out = [p.communicate(timeout=60)[0] for p in procs]
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(folder), how, str(sync)], stdout=subprocess.PIPE,
+                              text=True, env=env) for how in ("slow", "quick")]
+    try:
+        end = time.monotonic() + 60
+        while not ((sync / "slow").exists() and (sync / "quick").exists()) and time.monotonic() < end:
+            time.sleep(0.01)
+        (sync / "go").touch()
+        out = [p.stdout.readline() for p in procs]
+    finally:
+        (sync / "done").touch()
+        for p in procs:
+            p.communicate(timeout=60)
     assert sum(o.strip() == "owner" for o in out) == 1, out
     assert any("in use by another run" in o for o in out), out
 
