@@ -191,7 +191,9 @@ def load_case(text: str, source: str, overrides=(), default_name: str = "case", 
             if not isinstance(node, dict):
                 raise CaseError(f"{source}: --set {printable(item)}: {printable(k)} is not a table")
         node[keys[-1]] = value
-        applied.append(item)
+        applied.append((keys, item))
+    _fixed_steps_over_adaptive(raw, [keys for keys, _ in applied])
+    applied = [item for _, item in applied]
     values = validate(raw, source, restart)
     name = values["output"]["name"] or derived_name(default_name)
     if not _NAME.match(name):
@@ -200,6 +202,22 @@ def load_case(text: str, source: str, overrides=(), default_name: str = "case", 
     values["output"]["name"] = name
     return records.Case(source=source, name=name, text=text, values=values, overrides=applied,
                         **records.sections(values))
+
+
+ADAPTIVE_KEYS = ("tolerance", "dt_initial", "dt_min", "dt_max")
+
+
+def _fixed_steps_over_adaptive(raw: dict, overridden: list) -> None:
+    """``--set time.dt=5`` (or ``"auto"``) over an adaptive case: the case file's keys of adaptive
+    steps (time.tolerance, ...) no longer apply, and ``--set`` cannot remove them, so they are
+    dropped, as a steady run ignores its stepping keys. Keys given with ``--set`` themselves stay
+    and are judged."""
+    time = raw.get("time")
+    if ["time", "dt"] not in overridden or not isinstance(time, dict) or time.get("dt") == "adaptive":
+        return
+    for key in ADAPTIVE_KEYS:
+        if ["time", key] not in overridden:
+            time.pop(key, None)
 
 
 def validate(raw: dict, source: str, restart: bool = False) -> dict:
@@ -476,9 +494,8 @@ def _check_time(time, fail, restart=False):
     for key in ("dt", "t_end"):
         if time[key] is None:
             fail(f"time.{key} is required for time.scheme = {scheme!r} ({SCHEMA['time'][key].doc})")
-    adaptive_keys = ("tolerance", "dt_initial", "dt_min", "dt_max")
     if time["dt"] != "adaptive":
-        for key in adaptive_keys:
+        for key in ADAPTIVE_KEYS:
             if time[key] is not None:
                 fail(f"time.{key} is only used with time.dt = \"adaptive\" (this case has time.dt = {time['dt']!r})")
     if time["dt"] == "auto":

@@ -315,6 +315,21 @@ def test_a_transient_case_set_steady_ignores_its_output_timing(timing):
         load_case(GOOD + "[output]\nevery = 2\n", "case.toml", ["time.scheme=steady", "output.interval=0.5"])
 
 
+def test_fixed_steps_set_over_an_adaptive_case_drop_its_adaptive_keys():
+    """--set cannot remove a key: a fixed dt given over an adaptive case was refused for the case
+    file's own time.tolerance; the file's adaptive keys are dropped, those set with --set judged."""
+    adaptive = GOOD.replace("dt = 0.5", 'dt = "adaptive"\ntolerance = 1e-4\ndt_min = 1e-4')
+    assert load_case(adaptive, "case.toml").time.adaptive.relative == 1e-4
+    for dt in ("0.25", '"auto"'):
+        sets = [f"time.dt={dt}"] + (["time.scheme=explicit-euler"] if "auto" in dt else [])
+        case = load_case(adaptive, "case.toml", sets)
+        assert case.time.dt == (0.25 if dt == "0.25" else "auto") and case.time.adaptive is None
+    with pytest.raises(CaseError, match='time.tolerance is only used with time.dt = "adaptive"'):
+        load_case(adaptive, "case.toml", ["time.dt=0.25", "time.tolerance=1e-3"])
+    with pytest.raises(CaseError, match='time.tolerance is only used with time.dt = "adaptive"'):
+        load_case(adaptive.replace('dt = "adaptive"', "dt = 0.5"), "case.toml", ["time.t_end=1.0"])
+
+
 def test_a_case_file_not_in_utf8_says_where_and_what_to_do(tmp_path):
     """A Latin-1 file was "not a text file"; a binary one still is."""
     from solver.case.load import read_text
