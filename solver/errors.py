@@ -11,7 +11,7 @@ Exit statuses (``docs/guide/errors.md``):
      its range during the run, or a heat balance lost in round-off
 74   output could not be written (a full disk, a quota, an I/O error): the results keep
      their last complete snapshot; free space and continue with ``--restart latest``
-     (74 is ``EX_IOERR``)
+     (``plot``, ``export``: the files there as they were; run it again) (``EX_IOERR``)
 75   stopped cleanly before the end (signal or wall-time limit) after writing a checkpoint:
      continue with ``--restart latest`` (75 is ``EX_TEMPFAIL``: "try again later")
 130  stopped at once by a second Ctrl-C (128 + SIGINT)
@@ -81,9 +81,9 @@ class NonFiniteError(CaseError):
 
 
 class OutputError(SolverExit):
-    """Results or a checkpoint could not be written (raised collectively); what was written
-    before stays readable. ``broken``: a write failed (rather than being refused for lack of
-    space beforehand), so the file may hold unwritable state."""
+    """Results, a checkpoint or the file of ``plot`` or ``export`` could not be written (a run's:
+    raised collectively); what was written before stays readable. ``broken``: a write failed
+    (rather than being refused for lack of space beforehand), so the file may hold unwritable state."""
 
     exit_status = EXIT_OUTPUT
 

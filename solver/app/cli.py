@@ -322,11 +322,11 @@ def _print_error(rank: int, message: str, per_rank: bool) -> None:
 
 def finish(status: int) -> None:
     """End the process with ``status``; never returns. When a file could not be written and was
-    kept open (:func:`solver.io.blockfile.park`), the process ends at once, without MPI_Finalize:
+    kept open (:func:`solver.io.parking.park`), the process ends at once, without MPI_Finalize:
     parallel HDF5 closes its files when MPI is finalised (and at exit), would retry the failed
     writes and crash. The launchers report the status all the same."""
-    blockfile = sys.modules.get("solver.io.blockfile")
-    if blockfile is not None and blockfile.parked():
+    parking = sys.modules.get("solver.io.parking")
+    if parking is not None and parking.parked():
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)

@@ -28,26 +28,14 @@ from mpi4py import MPI
 
 from solver.errors import CaseError, OutputError
 from solver.io.deadline import bounded
+from solver.io.parking import park, parked  # noqa: F401 (the writers' names for them)
 from solver.parallel.blocks import BlockRedistributor
 from solver.parallel.buffers import whole
 
 log = logging.getLogger(__name__)
 SERIES_CHUNK = 256
-_PARKED: list = []  # files whose writes failed, kept open to the end (see park)
 HEADROOM = 1 << 20  # bytes a write leaves free on the disk (for HDF5's metadata and the end record)
 METADATA_BYTES = 1 << 16  # HDF5 metadata of a new dataset, and its chunk rounding, at most
-
-
-def park(file) -> None:
-    """Keep a file whose writes failed open until the process ends: closing it would make HDF5
-    retry them, print errors, and crash at exit (the command line then ends the process with
-    :func:`os._exit`, see :func:`parked`)."""
-    _PARKED.append(file)
-
-
-def parked() -> bool:
-    """True when some file could not be written and was kept open (see :func:`park`)."""
-    return bool(_PARKED)
 
 
 def free_bytes(folder: Path) -> int | None:

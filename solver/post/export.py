@@ -6,10 +6,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import stat
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -17,9 +15,10 @@ import numpy as np
 
 from solver.case.inputfiles import holds_hdf5
 from solver.errors import CaseError
+from solver.io.parking import park
 from solver.io.results_reader import Results
 from solver.mesh.cells import CELLS
-from solver.post.targets import output_target
+from solver.post.targets import Staging, output_target, write_failed
 
 MESHIO_DATASET = re.compile(r"data[0-9]+")  # the names meshio's XDMF writer gives its datasets
 MAX_XDMF_BYTES = 64 << 20  # an XDMF larger than this is not an earlier export's index (not parsed)
@@ -106,49 +105,6 @@ def refuse_run_files(out: Path, results: Path) -> None:
                     f"{todo}")
 
 
-class Staging:
-    """The files of one export written first into a hidden folder beside each target, then moved
-    onto the targets together (:meth:`commit`): an export that fails, or is stopped, leaves no
-    partial file beside its targets, and the files that were there as they were."""
-
-    def __init__(self) -> None:
-        self.folders: dict[Path, Path] = {}
-        self.moves: list[tuple[Path, Path]] = []
-
-    def path(self, target: Path, follow: bool = True) -> Path:
-        """Where to write ``target`` for now (under the same name, in a folder beside it). A target
-        that is a link is written where it points (the link kept), as a write through it would;
-        not with ``follow`` False (a file another writes beside its staged sibling)."""
-        if follow and target.is_symlink() and Path(os.path.realpath(target)).parent.is_dir():
-            target = Path(os.path.realpath(target))
-        folder = target.parent
-        if folder not in self.folders:
-            self.folders[folder] = Path(tempfile.mkdtemp(prefix=".export-", dir=folder))
-        staged = self.folders[folder] / target.name
-        self.moves.append((staged, target))
-        return staged
-
-    def commit(self) -> None:
-        for staged, target in self.moves:
-            try:  # (a file replaced keeps its permissions)
-                shutil.copymode(target, staged)
-            except OSError:
-                pass
-            os.replace(staged, target)
-        self.moves = []
-
-    def close(self) -> None:
-        for folder in self.folders.values():
-            shutil.rmtree(folder, ignore_errors=True)
-        self.folders = {}
-
-
-def why(exc: Exception) -> str:
-    """An OS error in a few words: its reason, without the staging folder's name (HDF5's carry no errno)."""
-    text = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
-    return text.splitlines()[0][:160]
-
-
 def write_pvd(path: Path, steps: list[tuple[float, str]]) -> None:
     """A ParaView collection of ``(time, file name)``, names escaped as XML attributes."""
     root = ET.Element("VTKFile", type="Collection", version="0.1")
@@ -199,11 +155,12 @@ def _export(args, staging: Staging) -> int:
             refuse_run_files(out, r.path)
             side = out.with_suffix(".h5")
             reading = False
+            writer = meshio.xdmf.TimeSeriesWriter(out.name)
             try:  # meshio writes its .h5 into the working directory: the staging folder, then both moved
                 staged = staging.path(out)
                 staging.path(side, follow=False)  # (meshio writes it beside the staged index)
                 with contextlib.chdir(staged.parent):
-                    with meshio.xdmf.TimeSeriesWriter(out.name) as w:
+                    with writer as w:
                         w.write_points_cells(r.points, [(meshio_type, r.cells)])
                         for i in indices:
                             reading = True
@@ -214,7 +171,9 @@ def _export(args, staging: Staging) -> int:
             except (OSError, RuntimeError) as exc:  # (HDF5's errors name no file; a failed write can fail its
                 if reading:  # close with a RuntimeError) the target's, not an error of the results read
                     raise
-                raise CaseError(f"-o {out}: cannot write it or its data file {side.name} ({why(exc)})") from None
+                if hasattr(writer, "h5_file"):  # kept open: HDF5 would retry the failed writes and crash at exit
+                    park(writer.h5_file)
+                raise write_failed(out, exc, f"it or its data file {side.name}") from None
             written.append(out)
         if args.all and args.output and stem.suffix:  # -o series.vtu: series_000000.vtu, ...
             if stem.suffix.lower() != f".{args.format}":  # -o x.csv with vtu wrote x.csv_000000.vtu
@@ -244,18 +203,18 @@ def _export(args, staging: Staging) -> int:
                     np.savetxt(staging.path(out), data, delimiter=",", header=",".join(cols), comments="",
                                fmt="%.17g")
             except OSError as exc:
-                raise CaseError(f"-o {out}: cannot write it ({why(exc)})") from None
+                raise write_failed(out, exc) from None
             written.append(out)
         if pvd is not None:  # the series with its times, for ParaView
             try:
                 write_pvd(staging.path(pvd), [(r.times[i], out.name) for i, out in targets])
             except OSError as exc:
-                raise CaseError(f"-o {pvd}: cannot write it ({why(exc)})") from None
+                raise write_failed(pvd, exc) from None
             written.append(pvd)
         try:
             staging.commit()
         except OSError as exc:
-            raise CaseError(f"-o {written[0]}: cannot write it ({why(exc)})") from None
+            raise write_failed(written[0], exc) from None
     for w in written:
         print(w)
     return 0

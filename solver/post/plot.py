@@ -10,7 +10,7 @@ import numpy as np
 from solver.errors import CaseError
 from solver.io.results_reader import Results
 from solver.post.slices import check_view_options, draw_slice
-from solver.post.targets import PLOT_SUFFIXES, output_target, plot_size
+from solver.post.targets import PLOT_SUFFIXES, output_target, plot_size, save_figure
 from solver.post.triangles import triangles
 
 UNITS = {"degC": "°C", "K": "K", "1": ""}  # the units attribute of a field -> its colour-bar unit
@@ -101,7 +101,7 @@ def plot_command(args) -> int:
             when = "steady state" if steady else f"t = {r.times[i]:g} s (step {int(r.steps[i])})"
             ax.set_title(f"{r.path.stem}: {name.replace('_', ' ')}, {when}")
         out = output_target(out, PLOT_SUFFIXES)
-        fig.savefig(out, dpi=100)
+        save_figure(fig, out)
         plt.close(fig)
     print(out)
     return 0

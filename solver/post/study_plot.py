@@ -15,7 +15,7 @@ from solver.errors import CaseError
 from solver.post.slices import check_view_options, draw_slice
 from solver.post.triangles import triangles
 from solver.post.study_info import StudyFile
-from solver.post.targets import PLOT_SUFFIXES, output_target, plot_size
+from solver.post.targets import PLOT_SUFFIXES, output_target, plot_size, save_figure
 
 MAX_CURVES = 8  # a grid response: one curve per combination of the other keys, up to this many
 CMAPS = {"std": "magma", "mean": "inferno", "min": "inferno", "max": "inferno"}
@@ -33,7 +33,7 @@ def study_plot_command(args) -> int:
             suffix = _scalar(fig, ax, s, args) if args.output else _field(fig, ax, s, args)
             out = Path(args.file) if args.file else s.path.with_name(f"{_stem(s.path)}_{suffix}.png")
             out = output_target(out, PLOT_SUFFIXES, "-o")
-            fig.savefig(out, dpi=100)
+            save_figure(fig, out)
         finally:
             plt.close(fig)
     print(out)

@@ -1,13 +1,19 @@
-"""The files that ``plot`` and ``export`` write: checked before anything is written."""
+"""The files that ``plot`` and ``export`` write: checked before anything is written, then written
+into a staging folder beside each and moved into place (:class:`Staging`), so that a write that
+fails (a full disk) leaves no partial file and the files that were there as they were."""
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 from solver.case.inputfiles import holds_hdf5
-from solver.errors import CaseError
+from solver.errors import CaseError, OutputError, SolverExit
 
 PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff", ".eps", ".ps")
 MAX_PIXELS = 10_000  # a plot's width or height at most
@@ -77,3 +83,104 @@ def plot_size(size: str) -> tuple[int, int]:
     if not (16 <= w <= MAX_PIXELS and 16 <= h <= MAX_PIXELS):
         raise CaseError(f"--size {size}: width and height from 16 to {MAX_PIXELS} pixels")
     return w, h
+
+
+class Staging:
+    """The files of one command written first into a hidden folder beside each target, then moved
+    onto the targets together (:meth:`commit`): a write that fails, or is stopped, leaves no
+    partial file beside its targets, and the files that were there as they were."""
+
+    def __init__(self) -> None:
+        self.folders: dict[Path, Path] = {}
+        self.moves: list[tuple[Path, Path]] = []
+
+    def __enter__(self) -> "Staging":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def path(self, target: Path, follow: bool = True) -> Path:
+        """Where to write ``target`` for now (under the same name, in a folder beside it). A target
+        that is a link is written where it points (the link kept), as a write through it would;
+        not with ``follow`` False (a file another writes beside its staged sibling)."""
+        if follow and target.is_symlink() and Path(os.path.realpath(target)).parent.is_dir():
+            target = Path(os.path.realpath(target))
+        folder = target.parent
+        if folder not in self.folders:
+            self.folders[folder] = Path(tempfile.mkdtemp(prefix=".export-", dir=folder))
+        staged = self.folders[folder] / target.name
+        self.moves.append((staged, target))
+        return staged
+
+    def commit(self) -> None:
+        for staged, target in self.moves:
+            try:  # (a file replaced keeps its permissions)
+                shutil.copymode(target, staged)
+            except OSError:
+                pass
+            os.replace(staged, target)
+        self.moves = []
+
+    def close(self) -> None:
+        for folder in self.folders.values():
+            shutil.rmtree(folder, ignore_errors=True)
+        self.folders = {}
+
+
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)  # the output's fault (exit 74), not the request's
+HDF5_ERRNO = re.compile(r"\berrno = ([0-9]+)")  # HDF5 gives the errno inside its message
+
+
+def os_error(exc: BaseException | None) -> OSError | None:
+    """The OSError behind ``exc``: itself, or one it was raised while handling (matplotlib's PDF
+    writer, its write failed, fails again closing its stream with an AttributeError)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__context__
+    return None
+
+
+def error_number(exc: BaseException) -> int | None:
+    """The errno of a write's error: the OSError's, or the one HDF5 writes into its message."""
+    if isinstance(exc, OSError) and isinstance(exc.errno, int) and exc.errno > 0:
+        return exc.errno
+    found = HDF5_ERRNO.search(str(exc))
+    return int(found.group(1)) if found else None
+
+
+def why(exc: BaseException) -> str:
+    """An error's reason in a few words on one line: the system's words for its errno (HDF5's
+    message spans lines, with a time stamp and a buffer address), else its first line; never the
+    staging folder's name (an OSError's file name is left out)."""
+    number = error_number(exc)
+    if number is not None:
+        return os.strerror(number)
+    text = str(exc).splitlines()[0].strip() if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def write_failed(target: Path | str, exc: BaseException, what: str = "it", option: str = "-o") -> SolverExit:
+    """The error of ``target`` not written: exit 74 (:class:`OutputError`) when the disk, a quota or
+    the largest file size ran out, or the device failed (free space and run it again); else exit 2
+    (:class:`CaseError`: a target that cannot be written, e.g. a read-only folder)."""
+    kind = OutputError if error_number(exc) in NO_ROOM else CaseError
+    return kind(f"{option} {target}: cannot write {what} ({why(exc)}); the files there are as they were")
+
+
+def save_figure(fig, out: Path, option: str = "-o") -> None:
+    """``fig`` saved as ``out`` (in the format its extension names) through a staging folder beside
+    it (:class:`Staging`): a write that fails leaves no partial file, and a picture that was there
+    as it was; the error is :func:`write_failed`'s (exit 74 for a full disk)."""
+    with Staging() as staging:
+        try:
+            fig.savefig(staging.path(out), dpi=100, format=_kind(out.suffix).lstrip("."))
+            staging.commit()
+        except Exception as exc:  # noqa: BLE001 (a writer may fail again cleaning up: the OSError behind it)
+            cause = os_error(exc)
+            if cause is None:
+                raise
+            raise write_failed(out, cause, option=option) from None

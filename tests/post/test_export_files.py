@@ -1,6 +1,7 @@
-"""The files ``export`` writes: a .pvd that names its files in well-formed XML whatever their
-names, the XDMF's data file beside it never written over unless an earlier export to the same
-target wrote it, and an export that fails leaves no partial file beside its targets."""
+"""The files ``export`` and ``plot`` write: a .pvd that names its files in well-formed XML whatever
+their names, the XDMF's data file beside it never written over unless an earlier export to the same
+target wrote it, and an export or a plot that fails leaves no partial file beside its targets (exit
+74 when the disk is full or the file too large)."""
 
 import argparse
 import os
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, mpi_env, run_solver
 
-from solver.errors import CaseError
+from solver.errors import OutputError
 from solver.io import results
 
 
@@ -44,9 +45,9 @@ def contents(folder):
     return {p.name: (os.readlink(p) if p.is_symlink() else p.read_bytes()) for p in sorted(folder.iterdir())}
 
 
-def refused(proc, *words):
+def refused(proc, *words, status=2):
     lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == status and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert all(w in lines[0] for w in words), proc.stderr
 
 
@@ -150,8 +151,30 @@ def test_an_export_that_fails_leaves_the_files_there_as_they_were(plate, tmp_pat
         path.write_text("earlier\n")
     before = contents(first)
     proc = post("export", plate, "--format", fmt, "--all", "-o", first / f"s.{fmt}", limit=sizes[0])
-    refused(proc, "cannot write it (File too large)")
+    refused(proc, "cannot write it (File too large)", status=74)
     assert contents(first) == before  # no partial file, no staging folder left
+
+
+def test_an_xdmf_export_without_room_ends_with_74_and_one_clean_line(plate, tmp_path):
+    """HDF5's error of a full disk spans lines (a time stamp first): the message was cut after
+    "time = ...", with exit 2 as if the request were wrong."""
+    before = contents(tmp_path)
+    proc = post("export", plate, "--format", "xdmf", "-o", tmp_path / "a.xdmf", limit=2048)
+    refused(proc, f"-o {tmp_path / 'a.xdmf'}: cannot write it or its data file a.h5 (File too large); the files "
+            "there are as they were", status=74)
+    assert "time =" not in proc.stderr and contents(tmp_path) == before
+
+
+@pytest.mark.parametrize("name", ["keep.png", "keep.svg", "new.pdf", "new.svg", "new.eps", "new.tif"])
+def test_a_plot_that_cannot_be_written_leaves_the_pictures_there_as_they_were(plate, tmp_path, name):
+    """plot wrote onto its target: a full disk truncated the picture there, left a part of a new
+    one, and a PDF's failed write was blamed on the results file (exit 2)."""
+    for old in ("keep.png", "keep.svg"):
+        assert post("plot", plate, "-o", tmp_path / old).returncode == 0
+    before = contents(tmp_path)
+    proc = post("plot", plate, "-o", tmp_path / name, limit=4096)
+    refused(proc, f"-o {tmp_path / name}: cannot write it (File too large)", status=74)
+    assert contents(tmp_path) == before
 
 
 def test_an_xdmf_export_that_fails_leaves_the_earlier_one_as_it_was(plate, tmp_path, monkeypatch):
@@ -176,7 +199,7 @@ def test_an_xdmf_export_that_fails_leaves_the_earlier_one_as_it_was(plate, tmp_p
     for out in (target, tmp_path / "new.xdmf"):
         args = parser.parse_args([str(plate), "--format", "xdmf", "--all", "-o", str(out)])
         message = f"-o {out.resolve()}: cannot write it or its data file {out.stem}.h5 (No space left on device)"
-        with pytest.raises(CaseError, match=re.escape(message)):
+        with pytest.raises(OutputError, match=re.escape(message)):
             export_command(args)
         calls.clear()
     assert contents(tmp_path) == before

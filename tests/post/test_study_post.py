@@ -1,7 +1,9 @@
 """``info`` and ``plot`` of a study file (``python -m solver study``): summary, figures, bad requests."""
 
+import errno
 import json
 import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -138,6 +140,26 @@ def test_plot_default_file_is_beside_the_study(studies, capsys):
     assert status == 0, err
     assert stdout.strip() == str(studies["mc"].with_name("mc_mean_000000.png"))
     assert png_shape(stdout.strip()) == (700, 1000)
+
+
+@pytest.mark.parametrize("args", [["--output", "max_temperature"], ["--field", "above_0"]])
+def test_a_plot_without_room_leaves_the_picture_there_as_it_was(studies, capsys, tmp_path, monkeypatch, args):
+    """plot wrote onto its target: a full disk left the picture there cut short (exit 74 now)."""
+    from matplotlib.figure import Figure
+
+    out = tmp_path / "keep.svg"
+    assert cli(capsys, "plot", studies["mc"], *args, "-o", out)[0] == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def full(self, path, **kwargs):  # a part written, then the disk is full
+        Path(path).write_bytes(b"<svg")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", full)
+    status, _, err = cli(capsys, "plot", studies["mc"], *args, "-o", out)
+    assert status == 74 and err == f"error: -o {out}: cannot write it (No space left on device); the files there " \
+        "are as they were\n", err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 @pytest.mark.parametrize("args, words", [
