@@ -73,13 +73,17 @@ def earlier_export(xdmf: Path, side: Path) -> bool:
 
 def refuse_run_files(out: Path, results: Path) -> None:
     """meshio writes the XDMF's data beside it as ``<stem>.h5`` (truncating any file there): refuse a
-    target whose data file is already there, unless it is the data file of an earlier export to the
-    same target (:func:`earlier_export`): the results file read, a run's, a study's, any other HDF5
-    file, damaged or not, or any other file is never written over."""
+    name with ':' (the index's ``FILE:/DATASET`` could not be split), and a target whose data file
+    is already there, unless it is the data file of an earlier export to the same target
+    (:func:`earlier_export`): the results file read, a run's, a study's, any other HDF5 file,
+    damaged or not, or any other file is never written over."""
     import h5py
 
     side = out.with_suffix(".h5")
     xml_name(side.name, out, ".xdmf")
+    if ":" in side.name:  # the index names the data as FILE:/DATASET, which readers split at the first ':'
+        raise CaseError(f"-o {out}: an XDMF export's name cannot hold ':' (its index would name the data as "
+                        f"{side.name}:/data0, which readers cannot split); choose another name")
     if not os.path.lexists(side):
         return
     if not side.is_file():  # h5py (and meshio) would wait on a FIFO, or fail on a directory

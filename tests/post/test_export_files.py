@@ -177,6 +177,12 @@ def test_a_plot_that_cannot_be_written_leaves_the_pictures_there_as_they_were(pl
     assert contents(tmp_path) == before
 
 
+def test_an_xdmf_export_name_with_a_colon_is_refused(plate, tmp_path):
+    """The index names the data as FILE:/DATASET, which readers split at the first ':' ("a b:c.h5:/data0")."""
+    refused(post("export", plate, "--format", "xdmf", "-o", tmp_path / "a b:c.xdmf"), "a b:c.xdmf", "':'")
+    assert not list(tmp_path.iterdir())
+
+
 def test_an_xdmf_export_that_fails_leaves_the_earlier_one_as_it_was(plate, tmp_path, monkeypatch):
     from solver.post.arguments import export_arguments
     from solver.post.export import export_command
