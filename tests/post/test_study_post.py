@@ -112,6 +112,24 @@ def test_info_of_a_stopped_study_counts_the_pending_samples(studies, capsys, tmp
     assert "3 pending; stopped (exit status 75" in out and "--restart latest" in out
 
 
+def test_the_xdmf_index_names_every_statistics_field(studies):
+    """The index beside the study file left out the threshold fields (above_<k>) that info lists."""
+    import xml.etree.ElementTree as ET
+
+    for name, thresholds in (("mc", 1), ("grid", 2)):
+        path = studies[name]
+        grids = ET.parse(path.with_name(f"{name}.study.xdmf")).getroot().iter("Grid")
+        snapshots = [g for g in grids if g.get("GridType") == "Uniform"]
+        wanted = ["mean", "std", "min", "max", *(f"above_{k}" for k in range(thresholds))]
+        with h5py.File(path, "r") as f:
+            for grid in snapshots:
+                attributes = grid.findall("Attribute")
+                assert [a.get("Name") for a in attributes] == wanted
+                for a in attributes:
+                    file, _, dataset = a.find("DataItem").text.partition(":")
+                    assert file == path.name and dataset in f
+
+
 def png_shape(path):
     import matplotlib.image
 

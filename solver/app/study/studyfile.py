@@ -199,7 +199,8 @@ def write_study(path: Path, comm, driver: str, contents: StudyContents) -> None:
             raise OutputError(f"{path}: cannot put the study file in place ({exc.strerror})") from None
         if mesh is not None and stats is not None and times is not None:
             cell = CELLS[mesh.cell_type]
-            xdmf = XdmfIndex(path.with_suffix(".xdmf"), path.name, cell, n_nodes, mesh.n_cells, mesh.dim, STAT_FIELDS)
+            fields = STAT_FIELDS + tuple(f"above_{k}" for k in range(len(stats.thresholds)))  # (as info lists them)
+            xdmf = XdmfIndex(path.with_suffix(".xdmf"), path.name, cell, n_nodes, mesh.n_cells, mesh.dim, fields)
             try:
                 xdmf.rewrite([(float(t), f"/statistics/mean/{i:06d}") for i, t in enumerate(times)])
             except OSError as exc:
