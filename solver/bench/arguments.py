@@ -269,7 +269,9 @@ MAX_LEVEL_3D = 96  # of a 3D one: 96^3 hexahedra of degree 2 hold 7.1M DOFs (102
 
 def complete_verify(parser, args) -> None:
     """Refuse --levels that cannot give an order: fewer than two, not increasing, out of range
-    (3D meshes hold the cube of the level); refuse --element of another dimension than --dim."""
+    (3D meshes hold the cube of the level); refuse --element of another dimension than --dim.
+    A repeated --element or --degree is one (their first order kept): each study runs once."""
+    args.element, args.degree = (list(dict.fromkeys(v)) if v else v for v in (args.element, args.degree))
     dims = {"triangle": 2, "quadrilateral": 2, "tetrahedron": 3, "hexahedron": 3}
     wrong = [e for e in (args.element or []) if args.dim and dims[e] != args.dim]
     if wrong:

@@ -113,6 +113,14 @@ def test_an_option_given_twice_with_the_same_value_is_one():
     assert args.restart == "latest" and not hasattr(args, "_options_given")
 
 
+def test_a_repeated_verify_element_or_degree_runs_once():
+    """verify --element triangle --element triangle --degree 1 --degree 1 ran each study twice."""
+    args = build_parser().parse_args(["verify", "--element", "triangle", "--element", "quadrilateral", "--element",
+                                      "triangle", "--degree", "2", "--degree", "1", "--degree", "2"])
+    assert args.element == ["triangle", "quadrilateral"] and args.degree == [2, 1]
+    assert build_parser().parse_args(["verify"]).degree is None
+
+
 def test_where_each_command_line_runs_is_decided_from_its_arguments():
     assert plan_of("case.toml").launch is Launch.MPI and plan_of("case.toml", "--quiet").quiet
     assert plan_of("study", "s.toml").launch is Launch.MPI and plan_of("verify").launch is Launch.MPI
