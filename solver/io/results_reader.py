@@ -10,7 +10,10 @@
     r.probe([[0.1, 0.05]], -1)            # interpolated values at points (name=... for another field)
     r.case                                # the resolved case as a dict
 
-Everything is read lazily from the HDF5 file with plain (serial) h5py.
+Everything is read lazily from the HDF5 file with plain (serial) h5py. A bad argument (an index
+that is not a whole number within the snapshots, a field the file does not hold, points of another
+dimension, not finite or outside the mesh) raises CaseError naming it as the call does (``index=``,
+``name=``, ``points``).
 """
 
 from __future__ import annotations
@@ -239,17 +242,26 @@ class Results(SolverFile):
         return n
 
     def index(self, step: int | None = None, time: float | None = None) -> int:
-        """Snapshot index from a position (negative counts from the end) or the nearest time."""
+        """Snapshot index of the command line's ``--step`` (a position, negative counts from the
+        end) or ``--time`` (the nearest snapshot), refused in terms of those options."""
         n = self.require_snapshots()
         if time is not None:
             if not self.times[0] - 1e-12 <= time <= self.times[-1] + 1e-12:
                 raise CaseError(f"--time {time:g}: outside the times in {self.path.name} "
                                 f"({self.times[0]:g} to {self.times[-1]:g})")
             return int(np.argmin(np.abs(self.times - time)))
-        step = -1 if step is None else step
-        if not -n <= step < n:
-            raise CaseError(f"--step {step}: {self.path.name} has {n} snapshots (0..{n - 1}, or -{n}..-1)")
-        return step % n
+        return self._position(-1 if step is None else step, "--step ")
+
+    def _position(self, index, named: str) -> int:
+        """``index`` (negative counts from the end) as a position in ``0..n-1``: CaseError, the
+        argument ``named`` as the caller calls it, for anything but a whole number in range."""
+        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+            raise CaseError(f"{named}{index!r}: a snapshot index is a whole number (negative counts from the end), "
+                            f"not {type(index).__name__}")
+        n = self.require_snapshots()
+        if not -n <= index < n:
+            raise CaseError(f"{named}{index}: {self.path.name} has {n} snapshots (0..{n - 1}, or -{n}..-1)")
+        return int(index) % n
 
     @cached_property
     def fields(self) -> tuple[str, ...]:
@@ -257,16 +269,21 @@ class Results(SolverFile):
         names = [name for name, item in self.file["fields"].items() if isinstance(item, h5py.Group)]
         return tuple(sorted(names, key=lambda n: (n != "temperature", n)))
 
-    def check_field(self, name: str) -> str:
-        """``name`` if the file holds that nodal field, else CaseError naming the ones it holds."""
-        if name not in self.fields:
-            raise CaseError(f"--field {name}: {self.path.name} has no such field (it holds: {', '.join(self.fields)})")
+    def check_field(self, name: str, named: str = "--field ") -> str:
+        """``name`` if the file holds that nodal field, else CaseError naming the ones it holds (and
+        the argument ``named`` as the caller calls it: the command line's ``--field``)."""
+        if not isinstance(name, str) or name not in self.fields:
+            shown_name = name if named.startswith("--") else repr(name)
+            raise CaseError(f"{named}{shown_name}: {self.path.name} has no such field (it holds: "
+                            f"{', '.join(self.fields)})")
         return name
 
     def field(self, index: int = -1, name: str = "temperature") -> np.ndarray:
-        """Nodal values of field ``name`` at snapshot ``index`` (negative counts from the end)."""
-        self.check_field(name)
-        i = self.index(index)
+        """Nodal values of field ``name`` at snapshot ``index`` (a whole number, negative counts
+        from the end); CaseError naming ``index`` or ``name`` when the file has no such snapshot
+        or field."""
+        self.check_field(name, "name=")
+        i = self._position(index, "index=")
         key = f"{i:06d}"
         try:
             if key not in self.file["fields"][name]:
@@ -291,26 +308,45 @@ class Results(SolverFile):
 
     def units(self, name: str = "temperature") -> str:
         """The ``units`` attribute of a field (``degC``, ``K``, ``1``; empty when not recorded)."""
-        self.check_field(name)
+        self.check_field(name, "name=")
         group = self.file["fields"][name]
         first = next(iter(group.values()), None)
         units = first.attrs.get("units", "") if first is not None else ""
         return units.decode() if isinstance(units, bytes) else str(units)
 
     def temperature(self, index: int = -1) -> np.ndarray:
+        """Nodal temperatures at snapshot ``index`` (see :meth:`field`)."""
         return self.field(index, "temperature")
 
     def probe(self, points, index: int = -1, name: str = "temperature") -> np.ndarray:
-        """Finite-element interpolation of field ``name`` (default the temperature) at ``points``
-        (outside: CaseError)."""
-        self.check_field(name)
-        pts = np.atleast_2d(np.asarray(points, dtype=float))
+        """Finite-element interpolation of field ``name`` (default the temperature) at snapshot
+        ``index`` at ``points`` (a point or a list of points, each of :attr:`dim` finite
+        coordinates); CaseError naming the argument for a bad one, or a point outside the mesh."""
+        self.check_field(name, "name=")
+        self._position(index, "index=")
+        pts = self.check_points(points)
         cell, xi = self.locator.locate(pts)
         outside = np.flatnonzero(cell < 0)
         if len(outside):
             p = ", ".join(f"{c:g}" for c in pts[outside[0]])
             raise CaseError(f"point ({p}) is outside the mesh of {self.path.name}")
         return self.interpolate(index, name, cell, xi)
+
+    def check_points(self, points) -> np.ndarray:
+        """``points`` as an (n, dim) array of finite coordinates, else CaseError naming them."""
+        try:
+            pts = np.atleast_2d(np.asarray(points, dtype=float))
+        except (TypeError, ValueError):
+            raise CaseError(f"points: expected a point or a list of points of {self.dim} numbers each "
+                            f"(e.g. [[0.1, 0.05]]), got {shown(points)}") from None
+        if pts.ndim != 2 or pts.shape[1] != self.dim or not len(pts):
+            raise CaseError(f"points: the mesh of {self.path.name} is {self.dim}D: give points of {self.dim} "
+                            f"coordinates each (got an array of shape {pts.shape})")
+        bad = np.flatnonzero(~np.isfinite(pts).all(axis=1))
+        if len(bad):
+            raise CaseError(f"points: point {bad[0]} ({', '.join(f'{c:g}' for c in pts[bad[0]])}) has coordinates "
+                            f"that are not finite numbers")
+        return pts
 
     def interpolate(self, index: int, name: str, cell: np.ndarray, xi: np.ndarray) -> np.ndarray:
         """Field ``name`` of snapshot ``index`` at points located in ``cell`` at reference

@@ -277,6 +277,35 @@ def test_results_api(plate_runs):
     r.close()
 
 
+@pytest.mark.parametrize("call, message", [
+    (lambda r: r.temperature(1.5), "index=1.5: a snapshot index is a whole number (negative counts from the end), "
+                                   "not float"),
+    (lambda r: r.temperature("2"), "index='2': a snapshot index is a whole number"),
+    (lambda r: r.field(True), "index=True: a snapshot index is a whole number"),
+    (lambda r: r.temperature(10_000), "index=10000: plate.h5 has "),
+    (lambda r: r.field(-1, "porosity"), "name='porosity': plate.h5 has no such field (it holds: temperature)"),
+    (lambda r: r.units("porosity"), "name='porosity': plate.h5 has no such field"),
+    (lambda r: r.probe([[0.1, 0.05]], 99_999), "index=99999: plate.h5 has "),
+    (lambda r: r.probe([[0.1, 0.05]], name="porosity"), "name='porosity'"),
+    (lambda r: r.probe([[0.1, 0.05, 0.0]]), "points: the mesh of plate.h5 is 2D: give points of 2 coordinates each "
+                                            "(got an array of shape (1, 3))"),
+    (lambda r: r.probe([[np.nan, 0.05]]), "points: point 0 (nan, 0.05) has coordinates that are not finite"),
+    (lambda r: r.probe([[0.1, 0.05], [0.1, np.inf]]), "points: point 1 (0.1, inf)"),
+    (lambda r: r.probe([]), "points: the mesh of plate.h5 is 2D"),
+    (lambda r: r.probe([["a", "b"]]), "points: expected a point or a list of points of 2 numbers each"),
+])
+def test_the_results_api_refuses_a_bad_argument_naming_it(probed_plate, call, message):
+    """temperature(1.5) raised "Unknown format code 'd'", temperature("2") a TypeError, a probe of 3D
+    points or of NaN scipy's errors, an index out of range named the command line's --step."""
+    from solver.errors import CaseError
+
+    with results.open(probed_plate) as r:
+        with pytest.raises(CaseError) as refused:
+            call(r)
+        assert message in str(refused.value) and "--" not in str(refused.value), str(refused.value)
+        assert r.temperature(np.int64(-1)).shape == (len(r.points),) and r.probe([0.1, 0.05], 0).shape == (1,)
+
+
 def test_plot_units_are_shown_as_written():
     """--units 'K $$' went to matplotlib's mathtext parser: an internal error."""
     from solver.post.plot import _label
