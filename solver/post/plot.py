@@ -9,7 +9,7 @@ import numpy as np
 
 from solver.errors import CaseError
 from solver.io.results_reader import Results
-from solver.post.slices import check_view_options, draw_slice
+from solver.post.slices import check_view_options, colour_limits, draw_slice
 from solver.post.targets import PLOT_SUFFIXES, output_target, plot_size, save_figure
 from solver.post.triangles import triangles
 
@@ -84,7 +84,7 @@ def plot_command(args) -> int:
             check_view_options(r.dim, r.path.name, args.slice, args.mesh)
             T = r.field(i, name)
             out = Path(args.output) if args.output else r.path.with_name(f"{r.path.stem}{tag}_{i:06d}.png")
-            vmin, vmax = LIMITS.get(name, (None, None))
+            vmin, vmax = colour_limits(T, *LIMITS.get(name, (None, None)))
             cmap = CMAPS.get(name, "viridis")
             if r.dim == 2:
                 tri = Triangulation(r.points[:, 0], r.points[:, 1], triangles(r.cell_type, r.cells))

@@ -1,4 +1,5 @@
-"""Planar slices of 3D nodal fields for ``plot`` (results and study files alike)."""
+"""Planar slices of 3D nodal fields for ``plot`` (results and study files alike), and the colour
+range of a field."""
 
 from __future__ import annotations
 
@@ -14,6 +15,29 @@ def check_view_options(dim: int, filename: str, slice_spec, mesh_edges: bool) ->
         raise CaseError(f"--slice {slice_spec}: {filename} holds a 2D field (a slice is of a 3D one)")
     if dim == 3 and mesh_edges:
         raise CaseError(f"--mesh: {filename} holds a 3D field, shown as a slice without edges (--mesh is for 2D)")
+
+
+FLAT = 1e-12  # a field whose spread is below this, relative to its magnitude (at least 1), is uniform
+FLAT_HALF_RANGE = 0.1  # the colour range of a uniform field: its value +- this, relative to it (at least 1)
+
+
+def colour_limits(values: np.ndarray, vmin=None, vmax=None) -> tuple:
+    """The colour range of nodal ``values``: ``vmin`` and ``vmax`` where given (a fraction's 0 to 1),
+    else the values' own, except for a uniform field (its spread at round-off level relative to
+    its magnitude, 20 +- 4e-15): centred on its mean, +- :data:`FLAT_HALF_RANGE` of it, so that the
+    round-off shows as one colour and the colour bar has a few readable ticks."""
+    if vmin is not None or vmax is not None:
+        return vmin, vmax
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return None, None
+    lo, hi = float(finite.min()), float(finite.max())
+    scale = max(abs(lo), abs(hi), 1.0)
+    if hi - lo > FLAT * scale:
+        return None, None
+    centre = 0.0 if max(abs(lo), abs(hi)) <= FLAT else float(np.mean(finite))  # (+-5e-16: zero)
+    half = FLAT_HALF_RANGE * max(abs(centre), 1.0)
+    return centre - half, centre + half
 
 
 def draw_slice(ax, r, T, spec, cmap="inferno", vmin=None, vmax=None):

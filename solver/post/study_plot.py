@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from solver.errors import CaseError
-from solver.post.slices import check_view_options, draw_slice
+from solver.post.slices import check_view_options, colour_limits, draw_slice
 from solver.post.triangles import triangles
 from solver.post.study_info import StudyFile
 from solver.post.targets import PLOT_SUFFIXES, output_target, plot_size, save_figure
@@ -131,6 +131,7 @@ def _field(fig, ax, s: StudyFile, args) -> str:
         raise CaseError(f"--field {name}: undefined in {s.path.name} (std needs at least 2 done samples; "
                         f"{int(s.attrs.get('count', 0))} in the statistics)")
     label, cmap, limits = _field_style(s, name)
+    limits = colour_limits(T, *limits)
     if s.dim == 2:
         from matplotlib.tri import Triangulation
 

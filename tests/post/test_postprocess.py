@@ -306,6 +306,30 @@ def test_the_results_api_refuses_a_bad_argument_naming_it(probed_plate, call, me
         assert r.temperature(np.int64(-1)).shape == (len(r.points),) and r.probe([0.1, 0.05], 0).shape == (1,)
 
 
+@pytest.mark.parametrize("value, noise, colours", [
+    (20.0, 1.2e-13, (18.0, 22.0)), (0.0, 5e-16, (-0.1, 0.1)), (20.0, 0.0, (18.0, 22.0)),
+    (20.0, 1e-3, (20.0 - 1e-3, 20.0 + 1e-3)),  # a real spread: its own range
+])
+def test_a_uniform_field_is_plotted_flat_with_a_readable_colour_range(probed_plate, tmp_path, monkeypatch, value,
+                                                                       noise, colours):
+    """A field uniform up to round-off (20 +- 1e-13, 0 +- 5e-16) was coloured by its round-off (speckle),
+    with a colour bar of one tick 20.0000000000000000; a spread that is not round-off keeps its own range."""
+    from matplotlib.figure import Figure
+
+    from solver.app.cli import main
+
+    path = tmp_path / "uniform.h5"
+    path.write_bytes(probed_plate.read_bytes())
+    with h5py.File(path, "r+") as f:
+        data = f["fields/temperature/000000"]
+        data[...] = value + noise * np.cos(np.arange(data.shape[0]))
+    drawn = []
+    colorbar = Figure.colorbar
+    monkeypatch.setattr(Figure, "colorbar", lambda self, im, **kw: drawn.append(im.norm) or colorbar(self, im, **kw))
+    assert main(["plot", str(path), "--step", "0", "-o", str(tmp_path / "u.png")]) == 0
+    assert (drawn[0].vmin, drawn[0].vmax) == pytest.approx(colours, abs=1e-6)
+
+
 def test_plot_units_are_shown_as_written():
     """--units 'K $$' went to matplotlib's mathtext parser: an internal error."""
     from solver.post.plot import _label
