@@ -391,8 +391,8 @@ def test_a_cell_laid_over_others_along_the_boundary_is_refused(tmp_path, kind):
 @pytest.mark.parametrize("kind", ["triangle", "quadrilateral", "tetrahedron", "hexahedron"])
 def test_a_cell_laid_over_others_on_their_nodes_inside_the_domain_is_refused(kind):
     """One more cell on nodes of a conforming grid, away from its boundary: its facets are
-    exterior facets inside the domain, and the cells about its corners, which touch none of the
-    cells that hold its facets' probes, overlap there (the heat of 1 W came out as 1.05 W, exit 0)."""
+    exterior facets inside the domain, whose probes lie in the grid's cells, and the cells about
+    its corners overlap there (the heat of 1 W came out as 1.05 W, exit 0)."""
     from solver.errors import CaseError
     from solver.mesh.conformity import SIMPLICES, check_mesh_file
 
@@ -421,8 +421,72 @@ def test_a_cell_laid_over_others_on_their_nodes_inside_the_domain_is_refused(kin
     check_mesh_file("m.msh", points, grid, kind, facets, tags)  # the grid alone: conforming
     with pytest.raises(CaseError, match="the mesh is not conforming") as refused:
         check_mesh_file("m.msh", points, np.vstack([grid, stray]), kind, facets, tags)
-    if kind == "triangle":  # (one that the probes beside its facets miss: the angle about its corners)
-        assert "the cells about node 33 (near 0.375, 0.625) fill 1.176 times the full angle" in str(refused.value)
+    assert "touch or overlap" in str(refused.value)  # (the probes beside its facets, inside the grid's cells)
+    if kind == "triangle":  # the angle about its corners finds it too
+        from solver.mesh.cells import CELLS
+        from solver.mesh.conformity import _refuse_crowded_nodes
+
+        with pytest.raises(CaseError, match=r"the cells about node 33 \(near 0.375, 0.625\) fill 1.176 times the full"):
+            _refuse_crowded_nodes("m.msh", points, np.vstack([grid, stray]), CELLS[kind].linear)
+
+
+def _unit_grid(kind, n):
+    """The unit square or cube in n per side squares (cubes), as quadrilaterals (hexahedra) or split
+    into triangles (six tetrahedra each)."""
+    from solver.mesh.conformity import SIMPLICES
+
+    dim = 3 if kind in ("tetrahedron", "hexahedron") else 2
+    axes = np.meshgrid(*[np.linspace(0, 1, n + 1)] * dim, indexing="ij")
+    points = np.column_stack([a.ravel() for a in axes])
+    node = np.arange(len(points)).reshape((n + 1,) * dim)
+    i = [a.ravel() for a in np.meshgrid(*[np.arange(n)] * dim, indexing="ij")]
+    steps = ((0, 0), (1, 0), (1, 1), (0, 1)) if dim == 2 else \
+        ((0, 0, 0), (1, 0, 0), (1, 1, 0), (0, 1, 0), (0, 0, 1), (1, 0, 1), (1, 1, 1), (0, 1, 1))
+    boxes = np.stack([node[tuple(a + d for a, d in zip(i, step))] for step in steps], 1)
+    if kind in ("quadrilateral", "hexahedron"):
+        return points, boxes
+    return points, np.concatenate([boxes[:, t] for t in SIMPLICES["quadrilateral" if dim == 2 else "hexahedron"]])
+
+
+@pytest.mark.parametrize("scale", [1.0])
+@pytest.mark.parametrize("kind", ["triangle", "quadrilateral", "tetrahedron", "hexahedron"])
+def test_a_part_wholly_inside_another_on_nodes_of_its_own_is_refused(kind, scale):
+    """A small grid of cells on nodes of its own inside a grid, away from its boundary (or one
+    cell): its facets are exterior facets among the grid's interior cells, which the probes' query
+    passed over (a source's 1 J came out as 1.01 J, exit 0)."""
+    from solver.errors import CaseError
+    from solver.mesh.conformity import check_mesh_file
+
+    points, grid = _unit_grid(kind, 4)
+    dim = points.shape[1]
+    facets, tags = np.zeros((0, {2: 2, 3: 4 if kind == "hexahedron" else 3}[dim]), dtype=np.int64), \
+        np.zeros(0, dtype=np.int64)
+    check_mesh_file("m.msh", points * scale, grid, kind, facets, tags)  # the grid alone: conforming
+    for n, size in ((2, 0.3), (1, 0.15)):
+        inner_points, inner = _unit_grid(kind, n)
+        both = np.vstack([points, 0.4 + size * inner_points]) * scale
+        cells = np.vstack([grid, inner + len(points)])
+        with pytest.raises(CaseError, match="the mesh is not conforming: elements [0-9]+ and [0-9]+ of its kind "
+                                            r"\(at ([^)]*)\) touch or overlap") as refused:
+            check_mesh_file("m.msh", both, cells, kind, facets, tags)
+        at = np.array(str(refused.value).split("(at ")[1].split(")")[0].split(", "), dtype=float) / scale
+        assert np.all((at >= 0.4) & (at <= 0.4 + size)), at  # (on the inner part's boundary)
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_a_triangle_inside_a_square_on_nodes_of_its_own_is_refused_on_every_rank_count(tmp_path, nprocs):
+    """One triangle on three nodes of its own inside a square of 32: its source's heat was counted
+    twice there (1.01 J for 1 J, exit 0); refused with exit 2 however many ranks run it."""
+    points, cells = _unit_grid("triangle", 4)
+    points = np.vstack([points, [(0.4, 0.4), (0.55, 0.4), (0.4, 0.55)]])
+    _write_mesh(tmp_path / "m.msh", points, "triangle", np.vstack([cells, [len(points) - 3, len(points) - 2,
+                                                                           len(points) - 1]]))
+    (tmp_path / "case.toml").write_text('[mesh]\nfile = "m.msh"\n[material]\nk = 1.0\nrho = 1.0\nc = 1.0\n'
+                                        '[source]\nf = 1.0\n[time]\nscheme = "backward-euler"\ndt = 0.5\n'
+                                        't_end = 1.0\n')
+    proc = run_solver(nprocs, ["case.toml"], cwd=tmp_path, check=False, timeout=60)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "touch or overlap" in errors[0], proc.stderr
 
 
 @pytest.mark.parametrize("case", ["split along different diagonals", "conforming", "tagged facet not of a cell"])
