@@ -29,7 +29,9 @@ Costs a sort of the cells' facets (and edges), a ball query per cell and an angl
 chunk of cells at a time: about as much time as meshio's reading of the file, and two integers per
 facet of every cell besides the mesh (four, for a moment, where a facet's node ids do not fit one 63-bit word: meshes of
 over 2^21 nodes, or 2^15 for the four corners of hexahedra's faces, whose facets are numbered by a
-sort of two-word keys: about 4 times slower, 1.9 s for 400,000 hexahedra).
+sort of two-word keys: about 4 times slower, 1.9 s for 400,000 hexahedra). The geometry is that of
+the coordinates scaled by a power of two to about 1, exactly: the largest meshes' and the
+smallest's products of coordinates neither overflow nor vanish (a scaled copy of them at a time).
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type
 def _refuse_twisted(path: Path, points: np.ndarray, cells: np.ndarray, linear) -> None:
     """A cell whose corner Jacobians change sign (a node swapped, a twisted hexahedron) would look
     like cells that overlap: named for what it is first."""
-    xyz = points[:, : linear.dim]
+    xyz = points[:, : linear.dim] * _unit_scale(points)
     for start in range(0, len(cells), CHUNK):
         ordered = np.sort(cells[start: start + CHUNK], axis=1)
         twice = np.flatnonzero(np.any(ordered[:, 1:] == ordered[:, :-1], axis=1))
@@ -225,7 +227,8 @@ def _refuse_crowded_nodes(path: Path, points: np.ndarray, corners: np.ndarray, l
     overlap there, as a cell laid over others on their nodes does (its facets, which no other cell
     shares, are exterior facets inside the domain). A fold is left to the cells' check, which
     names it."""
-    coordinates = [np.ascontiguousarray(points[:, d]) for d in range(linear.dim)]
+    unit = points[:, : linear.dim] * _unit_scale(points)
+    coordinates = [np.ascontiguousarray(unit[:, d]) for d in range(linear.dim)]
     arms = np.array(CORNER_ARMS[linear.name])  # (corners, dim): the corners along each corner's edges
     total = np.zeros(len(points))
     for start in range(0, len(corners), CHUNK // 16):  # (small chunks: a dozen arrays of theirs at once)
@@ -237,7 +240,7 @@ def _refuse_crowded_nodes(path: Path, points: np.ndarray, corners: np.ndarray, l
         np.add.at(total, chunk.ravel(), np.nan_to_num(angle).ravel())
     full = 2 * np.pi * (linear.dim - 1)
     over = np.flatnonzero(total > full * (1 + CROWDED))
-    if len(over) and not folded_cells(points[:, : linear.dim], corners, linear.name).any():
+    if len(over) and not folded_cells(unit, corners, linear.name).any():
         node = int(over[np.argmax(total[over])])
         raise CaseError(f"{path}: the mesh is not conforming: the cells about node {node + 1} (near "
                         f"{_at(points, np.array([node]))}) fill {total[node] / full:.4g} times the full "
@@ -318,11 +321,14 @@ def _refuse_overlaps(path: Path, points: np.ndarray, corners: np.ndarray, linear
     wholly inside others on nodes of its own (its facets lie among interior cells, which hold its
     probes). Every cell's ball about its corners' centroid is counted against a k-d tree of the
     points (no lists: a few per cent of the check), and the few whose ball holds one are split
-    into simplices to test it, a chunk of cells at a time."""
+    into simplices to test it, a chunk of cells at a time. The coordinates are scaled by a power
+    of two to about 1 (exact): squared distances of 1e155 overflow, of 1e-160 vanish."""
     from scipy.spatial import cKDTree
 
     if len(owner) == 0 or len(corners) < 2:
         return
+    scale = _unit_scale(points)
+    points = points * scale
     face = points[corners[owner[:, None], local]]  # (m, k, gdim) corners of the exterior facets
     centre = face.mean(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):  # degenerate facets: left to the cell check
@@ -367,7 +373,7 @@ def _refuse_overlaps(path: Path, points: np.ndarray, corners: np.ndarray, linear
     if len(p):
         a, b = int(owner[p[0]]), int(c[0])
         pairs = len(np.unique(np.stack([np.minimum(owner[p], c), np.maximum(owner[p], c)], axis=1), axis=0))
-        at = ", ".join(f"{v:.6g}" for v in probe[p[0]])
+        at = ", ".join(f"{v:.6g}" for v in probe[p[0]] / scale)
         raise CaseError(f"{path}: the mesh is not conforming: elements {min(a, b) + 1} and {max(a, b) + 1} of its "
                         f"kind (at {at}) touch or overlap without sharing the nodes of their "
                         f"facets ({pairs} such pair{'s' if pairs > 1 else ''}: hanging nodes, or parts meshed "
@@ -390,6 +396,14 @@ def _cells_near(tree, points: np.ndarray, corners: np.ndarray) -> np.ndarray:
         distance = tree.query(middle, distance_upper_bound=float(radius.max()))[0]
         found.append(np.flatnonzero(distance <= radius) + start)
     return np.concatenate(found)
+
+
+def _unit_scale(points: np.ndarray) -> float:
+    """A power of two that brings the largest finite coordinate to between 1/2 and 1: the checks'
+    geometry is that of the coordinates so scaled (exactly), where the squares and products of
+    coordinates of 1e155 would overflow, of 1e-160 vanish (nodes no cell uses may be non-finite)."""
+    top = float(np.max(np.abs(points), where=np.isfinite(points), initial=0.0))
+    return float(np.ldexp(1.0, -int(np.clip(np.frexp(top)[1], -1000, 1000)))) if top > 0 else 1.0
 
 
 def _checked_facets(path: Path, points, cells, facets, facet_tags, tagged_keys, cell_facet_keys):
@@ -418,8 +432,9 @@ def _refuse_crossed_facets(path: Path, points: np.ndarray, quads: np.ndarray) ->
     face (a bow tie: two of them swapped) is the cell's face by its nodes, but its condition would
     be integrated over a crossed surface (0.89 W for 1 W): each diagonal it lists must have the
     other two corners on its two sides (one of them may not, on a face that is not convex)."""
+    unit = points * _unit_scale(points)
     for start in range(0, len(quads), CHUNK):
-        x = points[quads[start: start + CHUNK]]
+        x = unit[quads[start: start + CHUNK]]
 
         def split(a, b, c, d):  # whether c and d lie on the two sides of the line a-b
             ab = x[:, b] - x[:, a]
@@ -439,8 +454,9 @@ def _refuse_torn_edges(path: Path, points, cells, linear_name: str, bits: int) -
     whose midpoint nodes lie off its edges first: its node order is not Gmsh's (midpoint nodes
     swapped, or in another program's order), which would read as cells that do not match."""
     quadratic = QUADRATIC_NAMES[linear_name][0]
+    unit = points * _unit_scale(points)
     for start in range(0, len(cells), CHUNK):
-        off = midpoint_offsets(points, cells[start: start + CHUNK], quadratic).max(axis=1)
+        off = midpoint_offsets(unit, cells[start: start + CHUNK], quadratic).max(axis=1)
         bad = np.flatnonzero(~(off <= MIDPOINT_OFFSET))
         if len(bad):
             row = start + int(bad[0])

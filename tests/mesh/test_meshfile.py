@@ -448,16 +448,19 @@ def _unit_grid(kind, n):
     return points, np.concatenate([boxes[:, t] for t in SIMPLICES["quadrilateral" if dim == 2 else "hexahedron"]])
 
 
-@pytest.mark.parametrize("scale", [1.0])
+@pytest.mark.parametrize("scale", [1.0, 1e155, 1e-160])
 @pytest.mark.parametrize("kind", ["triangle", "quadrilateral", "tetrahedron", "hexahedron"])
 def test_a_part_wholly_inside_another_on_nodes_of_its_own_is_refused(kind, scale):
     """A small grid of cells on nodes of its own inside a grid, away from its boundary (or one
     cell): its facets are exterior facets among the grid's interior cells, which the probes' query
-    passed over (a source's 1 J came out as 1.01 J, exit 0)."""
+    passed over (a source's 1 J came out as 1.01 J, exit 0). At coordinates of 1e155 the k-d tree's
+    squared distances overflowed (an internal error), and the solid angles of tetrahedra called the
+    grid alone crowded; at 1e-160 they vanished, and the part went unseen: the checks run on
+    coordinates scaled to about 1."""
     from solver.errors import CaseError
     from solver.mesh.conformity import check_mesh_file
 
-    points, grid = _unit_grid(kind, 4)
+    points, grid = _unit_grid(kind, 8)
     dim = points.shape[1]
     facets, tags = np.zeros((0, {2: 2, 3: 4 if kind == "hexahedron" else 3}[dim]), dtype=np.int64), \
         np.zeros(0, dtype=np.int64)
@@ -487,6 +490,25 @@ def test_a_triangle_inside_a_square_on_nodes_of_its_own_is_refused_on_every_rank
     proc = run_solver(nprocs, ["case.toml"], cwd=tmp_path, check=False, timeout=60)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1 and "touch or overlap" in errors[0], proc.stderr
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_a_square_of_side_1e155_runs_on_every_rank_count(tmp_path, nprocs):
+    """Coordinates up to 1e155 (cells of 1.25e154, whose areas still fit a double): the conformity
+    check's squared distances overflowed, an internal error (and an ORTE error on 3 ranks)."""
+    points, cells = _unit_grid("triangle", 8)
+    side = np.flatnonzero(np.isclose(points[:, 0], 0)), np.flatnonzero(np.isclose(points[:, 0], 1))
+    lines = [np.stack([s[:-1], s[1:]], 1) for s in side]
+    meshio.write(tmp_path / "m.msh", meshio.Mesh(np.c_[points * 1e155, np.zeros(len(points))], [
+        ("line", np.vstack(lines)), ("triangle", cells)], cell_data={
+        "gmsh:physical": [np.repeat([1, 2], 8), np.full(len(cells), 3)],
+        "gmsh:geometrical": [np.repeat([1, 2], 8), np.full(len(cells), 1)]},
+        field_data={"left": np.array([1, 1]), "right": np.array([2, 1])}), file_format="gmsh22", binary=False)
+    (tmp_path / "case.toml").write_text('[mesh]\nfile = "m.msh"\n[material]\nk = 1.0\nrho = 1.0\nc = 1.0\n'
+                                        '[boundary.left]\ntype = "dirichlet"\nvalue = 0.0\n[boundary.right]\n'
+                                        'type = "dirichlet"\nvalue = 1.0\n[time]\nscheme = "steady"\n')
+    proc = run_solver(nprocs, ["case.toml"], cwd=tmp_path, timeout=60)
+    assert "heat flows in (W): left -1, right +1;" in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("case", ["split along different diagonals", "conforming", "tagged facet not of a cell"])
