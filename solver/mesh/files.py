@@ -112,11 +112,14 @@ def read(path: str | Path, degree: int | None = None) -> MeshFileData:
     tag_key = next((k for k in TAG_KEYS if k in m.cell_data), None)
     _refuse_other_facets(path, m, cell_type)
     cells, cell_tags = _connectivity(m, CELLS[cell_type].meshio, tag_key)
+    families, family_names = _med_families(m)
+    cell_tags = _retagged(cell_tags, families)
     groups = entity_groups(path) if tag_key == "gmsh:physical" else None  # (MSH 4: each entity's groups)
     cells, cell_tags, shared = cells_once(path, m, groups, CELLS[cell_type].meshio, dim, cells, cell_tags)
     facet_type = CELLS[CELLS[cell_type].facet_name].meshio
     facets, facet_tags = facets_in_every_group(m, groups, facet_type, dim - 1,
                                                *_connectivity(m, facet_type, tag_key))
+    facet_tags = _retagged(facet_tags, families)
     points = np.asarray(m.points, dtype=float)
     field_data = m.field_data
     del m  # meshio's other arrays (cell sets, geometrical tags) are not needed
@@ -124,7 +127,7 @@ def read(path: str | Path, degree: int | None = None) -> MeshFileData:
     facets, facet_tags, inner = check_mesh_file(path, points, cells, cell_type, facets, facet_tags)
     check_facet_nodes(path, points, cells, cell_type, facets)
     data = MeshFileData(cell_type, points, cells, cell_tags, facets, facet_tags,
-                        _groups(path, field_data, dim, cell_tags, facet_tags, shared, inner))
+                        _groups(path, field_data, dim, cell_tags, facet_tags, shared, inner, family_names))
     straight = CELLS[cell_type].degree == 1  # a second-order file's cells may be curved
     if degree is not None:
         data = with_degree(data, degree)
@@ -294,15 +297,55 @@ def _check_facets_on_cells(path: Path, data: "MeshFileData") -> None:
                         f"file's {n_cells} {data.cell_type} cells{hint}")
 
 
+def _med_families(m) -> tuple[dict, dict]:
+    """The names of a MED file's groups (meshio's ``cell_tags``: each family's tag -> the groups it
+    is in). A group whose families are in it alone takes one tag, its lowest family's, and its
+    name; a family in several groups, and those of a group with such a family, keep their numbers
+    (naming the group would leave that family's elements out of it). Returns (family tag -> the
+    tag it takes, for those that change; tag -> name)."""
+    families = {int(t): [str(n) for n in names] for t, names in (getattr(m, "cell_tags", None) or {}).items()}
+    spoilt = {n for names in families.values() if len(names) > 1 for n in names}
+    whole: dict[str, list[int]] = {}
+    for t in sorted(families):
+        if len(families[t]) == 1 and families[t][0] not in spoilt and families[t][0].strip():
+            whole.setdefault(families[t][0], []).append(t)
+    return {t: tags[0] for tags in whole.values() for t in tags[1:]}, {tags[0]: n for n, tags in whole.items()}
+
+
+def _retagged(tags: np.ndarray, families: dict) -> np.ndarray:
+    """``tags`` with each family's tag replaced by its group's (a pass per family: a few)."""
+    if not families or not len(tags):
+        return tags
+    tags = tags.copy()
+    for old, new in families.items():
+        tags[tags == old] = new
+    return tags
+
+
+def _tag_and_dim(value) -> tuple[int, int] | None:
+    """A field-data entry's (tag, dimension), where it is a physical name's pair of whole numbers;
+    None for other field data (MED's ``med:nom``, a list of field names)."""
+    try:
+        pair = np.asarray(value, dtype=float).ravel()
+    except (TypeError, ValueError):
+        return None
+    if pair.size != 2 or not np.all(np.isfinite(pair)) or np.any(pair != np.round(pair)):
+        return None
+    return int(pair[0]), int(pair[1])
+
+
 def _groups(path: Path, field_data: dict, dim: int, cell_tags: np.ndarray, facet_tags: np.ndarray,
-            shared: dict, inner: np.ndarray) -> MeshGroups:
+            shared: dict, inner: np.ndarray, family_names: dict | None = None) -> MeshGroups:
     """Named physical groups: boundaries (facets) and regions (cells); groups without a name in
-    the file are named by their tag numbers. ``shared``: the codes of cells in several. A group
-    without a name whose tag is another group's name (tag 3 unnamed, "3" the name of tag 7) is
-    refused naming both: one of them would silently take the name, the other's facets or cells
-    losing their condition or material. ``inner``: whether each facet has a cell on each side."""
+    the file are named by their MED group's name (``family_names``: tag -> name), or by their tag
+    numbers. ``shared``: the codes of cells in several. A group without a name whose tag is
+    another group's name (tag 3 unnamed, "3" the name of tag 7) is refused naming both: one of
+    them would silently take the name, the other's facets or cells losing their condition or
+    material. ``inner``: whether each facet has a cell on each side."""
     boundary, region = {}, {}
-    for name, (tag, gdim) in ((n, (int(v[0]), int(v[1]))) for n, v in field_data.items()):
+    family_names = family_names or {}
+    pairs = ((name, _tag_and_dim(value)) for name, value in field_data.items())
+    for name, (tag, gdim) in ((n, pair) for n, pair in pairs if pair is not None):
         if gdim == dim - 1:
             boundary[name] = tag
         elif gdim == dim:
@@ -313,6 +356,9 @@ def _groups(path: Path, field_data: dict, dim: int, cell_tags: np.ndarray, facet
     for named, tags, gdim in ((boundary, set(np.unique(facet_tags).tolist()), dim - 1), (region, cells_in, dim)):
         for t in sorted(tags - set(named.values())):
             if not t:
+                continue
+            if t in family_names:
+                named[family_names[t]] = int(t)  # (MED: no physical names beside; one name per group)
                 continue
             if str(t) in named:
                 other = named[str(t)]

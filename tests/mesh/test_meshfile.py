@@ -708,6 +708,44 @@ def test_nodes_no_cell_uses_decide_nothing(tmp_path):
         assert data.points.shape == (25, 2) and len(data.cells) == 32
 
 
+def _square_med(path, cell_data, field_data=None, families=None):
+    """The unit square in 2 x 4 x 4 triangles and its sides x = 0, 1 and y = 0 (four edges each),
+    written as MED by meshio with ``cell_data`` (lines, then triangles) and MED families."""
+    points, cells = _unit_grid("triangle", 4)
+    sides = [np.flatnonzero(np.isclose(points[:, axis], at)) for axis, at in ((0, 0), (0, 1), (1, 0))]
+    lines = np.vstack([np.stack([s[:-1], s[1:]], 1) for s in sides])
+    mesh = meshio.Mesh(np.c_[points, np.zeros(len(points))], [("line", lines), ("triangle", cells)],
+                       cell_data=cell_data(len(cells)), field_data=field_data or {})
+    if families:
+        mesh.cell_tags = families
+    meshio.write(path, mesh)
+
+
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_med_files_are_read_with_their_group_names(tmp_path, nprocs):
+    """A MED file that meshio writes from a Gmsh mesh carries field data that is no (tag, dimension)
+    pair ({'med:nom': [[]]}): an internal error (TypeError, exit 1); its groups are numbered. A MED
+    file's group names (meshio's families: tag -> groups) were left out ("it has: -1, -2, ..."):
+    a group takes its name, its families one tag; a family in two groups keeps its number."""
+    from solver.mesh.files import read
+
+    _square_med(tmp_path / "gmsh.med", lambda n: {"gmsh:physical": [np.repeat([1, 2, 3], 4), np.full(n, 10)]},
+                {"left": np.array([1, 1]), "right": np.array([2, 1])})
+    assert sorted(read(tmp_path / "gmsh.med").groups.boundary) == ["1", "2", "3"]
+    families = {-1: ["left"], -2: ["right"], -3: ["left"], -4: ["bottom", "walls"], -10: ["plate"]}
+    sides = np.array([-1, -1, -3, -1, -2, -2, -2, -2, -4, -4, -4, -4])  # left in two families
+    _square_med(tmp_path / "m.med", lambda n: {"cell_tags": [sides, np.full(n, -10)]}, families=families)
+    groups = read(tmp_path / "m.med").groups
+    assert groups.boundary == {"left": -3, "right": -2, "-4": -4} and groups.region == {"plate": -10}
+    assert groups.facet_counts == {"left": 4, "right": 4, "-4": 4}
+    (tmp_path / "case.toml").write_text('[mesh]\nfile = "m.med"\n[material]\nk = 1.0\nrho = 1.0\nc = 1.0\n'
+                                        '[boundary.left]\ntype = "dirichlet"\nvalue = 0.0\n[boundary.right]\n'
+                                        'type = "dirichlet"\nvalue = 1.0\n[region.p]\ngroup = "plate"\nk = 2.0\n'
+                                        '[time]\nscheme = "steady"\n')
+    proc = run_solver(nprocs, ["case.toml"], cwd=tmp_path, timeout=60)
+    assert "heat flows in (W): left -2, right +2;" in proc.stdout + proc.stderr
+
+
 def test_parts_that_touch_at_a_node_or_along_an_edge_alone_are_refused():
     """Two squares sharing a corner (2D), two cubes sharing an edge (3D): no facet between them,
     yet the field carried 0.23 W through the corner, an amount set by the mesh (exit 0). A square
