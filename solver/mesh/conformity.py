@@ -133,8 +133,23 @@ def _refuse_twisted(path: Path, points: np.ndarray, cells: np.ndarray, linear) -
         if len(mixed):
             row = start + int(mixed[0])
             near = _at(points, cells[row, : linear.n_nodes])
+            odd = _odd_corner(det[mixed[0]]) if linear.name == "quadrilateral" else -1
+            if odd >= 0:
+                raise CaseError(f"{path}: element {row + 1} of its kind (near {near}) is not convex: its corner at "
+                                f"node {int(cells[row, odd]) + 1} points inwards (a dart), and its bilinear map folds "
+                                f"over itself there; move that node out, or split the quadrilateral into two "
+                                f"triangles across that corner")
             raise CaseError(f"{path}: element {row + 1} of its kind (near {near}) is inverted or self-intersecting "
                             f"(its corner Jacobians change sign): check its node order")
+
+
+def _odd_corner(det: np.ndarray) -> int:
+    """The one corner whose Jacobian's sign is not the others' (a quadrilateral's reflex corner: a
+    simple but non-convex quadrilateral, whose other three turn one way), or -1 (two of each sign:
+    two corners swapped, a bow tie)."""
+    negative = det < 0
+    odd = negative if np.count_nonzero(negative) == 1 else ~negative if np.count_nonzero(~negative) == 1 else None
+    return int(np.argmax(odd)) if odd is not None else -1
 
 
 def _refuse_pinches(path: Path, points: np.ndarray, exterior: np.ndarray) -> None:

@@ -107,7 +107,10 @@ def read(path: str | Path, degree: int | None = None) -> MeshFileData:
     _refuse_other_cells(path, m, dim)
     kinds = sorted({c for c in present if CELLS[c].dim == dim})
     if len(kinds) > 1:
-        raise CaseError(f"{path}: mixed {' and '.join(kinds)} meshes are not supported")
+        remedy = "Gmsh: Mesh.RecombineAll = 1 with Mesh.SubdivisionAlgorithm = 1 makes all quadrilaterals), or " \
+                 "split each quadrilateral into two triangles" if dim == 2 else \
+                 "Gmsh: Mesh.SubdivisionAlgorithm = 2 makes all hexahedra), or split each hexahedron into tetrahedra"
+        raise CaseError(f"{path}: mixed {' and '.join(kinds)} meshes are not supported: mesh with one type ({remedy}")
     cell_type = kinds[0]
     tag_key = next((k for k in TAG_KEYS if k in m.cell_data), None)
     _refuse_other_facets(path, m, cell_type)
@@ -170,6 +173,11 @@ def _meshio_read(path: Path):
         if "parametric" in detail.lower():
             hint = "; write it as MSH 4.1 or 2.2 without parametric nodes (Gmsh: Mesh.MshFileVersion = 4.1, " \
                    "Mesh.SaveParametric = 0)"
+        elif path.suffix.lower() == ".msh" and _has_section(path, b"$PartitionedEntities"):
+            raise CaseError(f"{path}: cannot read the mesh: partitioned MSH 4 files (with $PartitionedEntities) are "
+                            f"not read ({detail[:200]}); save the mesh unpartitioned (Gmsh: before Mesh > Partition, "
+                            f"or after gmsh.model.mesh.unpartition()), or as MSH 2.2 (Mesh.MshFileVersion = 2.2)"
+                            ) from None
         elif path.suffix.lower() in (".xdmf", ".xmf") and isinstance(exc, KeyError):
             hint = "; meshio does not read second-order cells with boundary elements from XDMF: give such " \
                    "meshes as .msh or .vtu"
@@ -178,6 +186,17 @@ def _meshio_read(path: Path):
     if not checked:  # a Gmsh file read all the same, in a form whose node tags the scan cannot follow
         raise CaseError(f"{path}: {UNCHECKED}")
     return mesh
+
+
+def _has_section(path: Path, marker: bytes) -> bool:
+    """Whether a file holds ``marker`` (a section's first line), read a chunk at a time."""
+    with open(path, "rb") as f:
+        tail = b""
+        while chunk := f.read(1 << 24):
+            if marker in tail + chunk:
+                return True
+            tail = chunk[-len(marker):]
+    return False
 
 
 def _refuse_other_cells(path: Path, m, dim: int) -> None:
@@ -337,15 +356,15 @@ def _tag_and_dim(value) -> tuple[int, int] | None:
 def _groups(path: Path, field_data: dict, dim: int, cell_tags: np.ndarray, facet_tags: np.ndarray,
             shared: dict, inner: np.ndarray, family_names: dict | None = None) -> MeshGroups:
     """Named physical groups: boundaries (facets) and regions (cells); groups without a name in
-    the file are named by their MED group's name (``family_names``: tag -> name), or by their tag
-    numbers. ``shared``: the codes of cells in several. A group without a name whose tag is
+    the file (or a blank one) are named by their MED group's name (``family_names``: tag -> name),
+    or by their tag numbers. ``shared``: the codes of cells in several. A group without a name whose tag is
     another group's name (tag 3 unnamed, "3" the name of tag 7) is refused naming both: one of
     them would silently take the name, the other's facets or cells losing their condition or
     material. ``inner``: whether each facet has a cell on each side."""
     boundary, region = {}, {}
     family_names = family_names or {}
-    pairs = ((name, _tag_and_dim(value)) for name, value in field_data.items())
-    for name, (tag, gdim) in ((n, pair) for n, pair in pairs if pair is not None):
+    pairs = ((name, _tag_and_dim(value)) for name, value in field_data.items() if str(name).strip())
+    for name, (tag, gdim) in ((n, pair) for n, pair in pairs if pair is not None):  # (a blank name: its tag)
         if gdim == dim - 1:
             boundary[name] = tag
         elif gdim == dim:

@@ -746,6 +746,60 @@ def test_med_files_are_read_with_their_group_names(tmp_path, nprocs):
     assert "heat flows in (W): left -2, right +2;" in proc.stdout + proc.stderr
 
 
+def test_a_dart_quadrilateral_is_called_not_convex():
+    """A quadrilateral with a corner pointing inwards (simple, not convex) was "inverted or
+    self-intersecting ... check its node order": it is named for what it is, its corner given; a bow
+    tie (two corners swapped) keeps the old message."""
+    from solver.errors import CaseError
+    from solver.mesh.conformity import check_mesh_file
+
+    no_facets = np.zeros((0, 2), int), np.zeros(0, int)
+    points = np.array([(0, 0), (1, 0), (0.2, 0.2), (0, 1), (1, 1)], float)
+    with pytest.raises(CaseError, match="element 1 of its kind .* is not convex: its corner at node 3 points inwards"):
+        check_mesh_file("m.msh", points, np.array([[0, 1, 2, 3], [1, 4, 3, 2]]), "quadrilateral", *no_facets)
+    with pytest.raises(CaseError, match="element 1 of its kind .* is inverted or self-intersecting"):
+        check_mesh_file("m.msh", points, np.array([[0, 1, 3, 4]]), "quadrilateral", *no_facets)
+
+
+def test_meshes_that_cannot_be_read_say_what_to_do(tmp_path):
+    """Triangles beside quadrilaterals were refused with no way out, a Gmsh-partitioned MSH 4.1
+    file as damaged (KeyError: 7): each says how to write a mesh that is read. A physical group of
+    an empty name was listed as a blank ("it has: , a.b, ..."): it is named by its tag."""
+    from solver.errors import CaseError
+    from solver.mesh.files import read
+
+    points, cells = _unit_grid("quadrilateral", 2)
+    meshio.write(tmp_path / "mixed.msh", meshio.Mesh(np.c_[points, np.zeros(len(points))], [
+        ("quad", cells[1:]), ("triangle", cells[:1, :3]), ("triangle", cells[:1, [0, 2, 3]])], cell_data={
+        "gmsh:physical": [np.ones(3, int), [1], [1]], "gmsh:geometrical": [np.ones(3, int), [1], [1]]}),
+        file_format="gmsh22", binary=False)
+    with pytest.raises(CaseError, match="mixed quadrilateral and triangle meshes are not supported: mesh with one "
+                                        r"type \(Gmsh: Mesh.RecombineAll = 1 .*split each quadrilateral"):
+        read(tmp_path / "mixed.msh")
+    gmsh.initialize(["", "-v", "0"])
+    try:
+        gmsh.model.occ.addRectangle(0, 0, 0, 1, 1)
+        gmsh.model.occ.synchronize()
+        gmsh.model.addPhysicalGroup(2, [1], name="plate")
+        gmsh.option.setNumber("Mesh.MeshSizeMax", 0.25)
+        gmsh.model.mesh.generate(2)
+        gmsh.model.mesh.partition(3)
+        gmsh.write(str(tmp_path / "parts.msh"))
+    finally:
+        gmsh.finalize()
+    with pytest.raises(CaseError, match=r"cannot read the mesh: partitioned MSH 4 files \(with \$PartitionedEntities\) "
+                                        r"are not read .*save the mesh unpartitioned .*or as MSH 2.2"):
+        read(tmp_path / "parts.msh")
+    points, cells = _unit_grid("triangle", 1)  # nodes (0, 0), (0, 1), (1, 0), (1, 1)
+    nodes = "".join(f"{i + 1} {x} {y} 0\n" for i, (x, y) in enumerate(points))
+    elements = ["1 2 5 0 1 2", "1 2 6 0 3 4"] + [f"2 2 1 0 {' '.join(str(n + 1) for n in c)}" for c in cells]
+    (tmp_path / "blank.msh").write_text(
+        '$MeshFormat\n2.2 0 8\n$EndMeshFormat\n$PhysicalNames\n3\n1 5 ""\n1 6 "right"\n2 1 "plate"\n'
+        f'$EndPhysicalNames\n$Nodes\n4\n{nodes}$EndNodes\n$Elements\n4\n'
+        + "".join(f"{k + 1} {e}\n" for k, e in enumerate(elements)) + "$EndElements\n")
+    assert read(tmp_path / "blank.msh").groups.boundary == {"right": 6, "5": 5}
+
+
 def test_parts_that_touch_at_a_node_or_along_an_edge_alone_are_refused():
     """Two squares sharing a corner (2D), two cubes sharing an edge (3D): no facet between them,
     yet the field carried 0.23 W through the corner, an amount set by the mesh (exit 0). A square
