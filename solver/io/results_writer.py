@@ -47,7 +47,6 @@ from solver.parallel.collective import on_root
 log = logging.getLogger(__name__)
 
 RUNNING = "running"  # the status until the end record is written
-END_RECORD_ROOM = 1 << 18  # free bytes below which a failed run does not try to write its end record
 UNITS_ATTRIBUTE = {"C": "degC", "K": "K"}  # the units attribute of the temperature, by the case's unit
 SERIES = {"/time": np.float64, "/step": np.int64,
           "/balance/energy_change": np.float64, "/balance/relative_imbalance": np.float64}
@@ -569,11 +568,13 @@ class ResultsWriter:
 
     def abandon(self, record: EndRecord) -> None:
         """Close after a failure, with the end record if it can still be written. A file
-        whose write failed, or on a disk with less than :data:`END_RECORD_ROOM` free, is not
-        touched again (it keeps saying running: ``info`` reports it incomplete, no end record)."""
+        whose write failed, or on a disk with less than the end record's room free once the
+        reserve is released (:data:`solver.io.reserve.SIZE`: another program filled the disk and
+        took the reserve's room too), is not touched again (it keeps saying running: ``info``
+        reports it incomplete, no end record)."""
         self.release_reserve()
         free = free_bytes(self.h5_path.parent) if self.comm.rank == 0 else None
-        full = self.comm.bcast(free is not None and free < END_RECORD_ROOM, root=0)
+        full = self.comm.bcast(free is not None and free < reserve.SIZE, root=0)
         if self.broken or full:
             park(self.backend)
             self.backend = None

@@ -49,16 +49,18 @@ def solve(nprocs, args, cwd, env=None):
                           timeout=90)
 
 
-def check_failed_write(proc, folder: Path, snapshots, unlisted: bool | None):
+def check_failed_write(proc, folder: Path, snapshots, unlisted: bool | None, ended: tuple = ("running",)):
     """Exit 74 with one line; the file lists complete snapshots (``snapshots``: their number, or
-    the numbers allowed) and keeps saying running."""
+    the numbers allowed) and keeps saying running, or (``ended``) says how the run failed."""
     assert proc.returncode == 74, proc.stderr
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in proc.stderr and "Segmentation" not in proc.stderr, proc.stderr
     with h5py.File(folder / "plate.h5", "r") as f:
         listed = len(f["step"])
         assert listed in np.atleast_1d(snapshots) and f["step"][()].tolist() == list(range(0, 2 * listed, 2))
-        assert f.attrs["status"] == "running"  # not touched after the failure: no end record
+        assert f.attrs["status"] in ended  # running: not touched after a failed write, no end record
+        if f.attrs["status"] == "failed":  # refused before anything was written: the end record says why
+            assert f.attrs["exit_status"] == 74 and "cannot write" in f.attrs["error"]
         if unlisted is not None:
             assert (f"{listed:06d}" in f["fields/temperature"]) == unlisted
         assert np.all(f["fields/temperature"][f"{listed - 1:06d}"][()] >= 20.0 - 1e-9)  # a real field, no zeros
@@ -89,11 +91,15 @@ def reference(tmp_path_factory):
         return f["fields/temperature/000010"][()]
 
 
-@pytest.mark.parametrize("when, driver", [("before", "mpio"), ("late", "gathered"), ("late", "mpio")])
+@pytest.mark.parametrize("when, driver", [("before", "mpio"), ("before", "gathered"), ("late", "gathered"),
+                                          ("late", "mpio")])
 def test_a_disk_that_fills_up_ends_the_run_in_order(tmp_path, small_disk, reference, when, driver):
     """The disk fills before snapshot 5 (its space check refuses it: nothing of it is written)
     or while it is written (HDF5's writes fail: the snapshot is listed only if all of it was);
-    the run stops with 74 and continues on another number of ranks once there is space again."""
+    the run stops with 74 and continues on another number of ranks once there is space again.
+    Filled by another program, the disk has only the room set aside for the end record once that
+    is released: a refused write still ends the file with it (failed, 74: it was left running, and
+    info called the run killed)."""
     if small_disk is None:
         pytest.skip("cannot mount a tmpfs here; test_a_failed_write_* covers the writer's fault hook")
     args = [PLATE, *SMALL, "--set", f"output.directory={small_disk}", "--set", f'output.driver="{driver}"']
@@ -101,9 +107,9 @@ def test_a_disk_that_fills_up_ends_the_run_in_order(tmp_path, small_disk, refere
     proc = solve(3, args, tmp_path, {"SOLVER_TEST_FILL_DISK": "5" if when == "before" else "5:late"})
     if when == "before":
         assert "no room on its disk" in proc.stderr
-        check_failed_write(proc, folder, 5, unlisted=False)
+        check_failed_write(proc, folder, 5, unlisted=False, ended=("failed",))
     else:
-        check_failed_write(proc, folder, (5, 6), unlisted=None)
+        check_failed_write(proc, folder, (5, 6), unlisted=None, ended=("running", "failed"))
     (folder / ".filler").unlink()
     check_restart(2, args, tmp_path, folder, reference)
 
