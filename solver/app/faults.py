@@ -11,7 +11,8 @@
   holds the results with a file ``.filler`` (the tests use a small tmpfs); ``index:late``: after
   the writer checked the space, as if another program filled the disk meanwhile; ``end``: after
   the last snapshot and checkpoint, before the end record; ``checkpoint:N``: while the run's N-th
-  checkpoint is written, before it is closed;
+  checkpoint is written, before it is closed; ``study``: before a study writes its study file at
+  the end (after its samples);
 * ``SOLVER_TEST_WRITE_ERROR`` = ``"rank:index"``: that rank's writer fails with ENOSPC after the
   fields of that snapshot are written, before they are listed (where no tmpfs can be mounted);
 * ``SOLVER_TEST_WRITE_HANG`` = ``"rank:index"``: that rank hangs there instead (as a rank left
@@ -43,6 +44,13 @@ def slow_start(environ=os.environ) -> None:
         time.sleep(delay)
 
 
+def before_study_file(folder: Path, rank: int, environ=os.environ) -> None:
+    """Fill the disk holding a study's ``folder`` before its study file is written at the end
+    (rank 0), as ``SOLVER_TEST_FILL_DISK=study`` asks."""
+    if rank == 0 and environ.get("SOLVER_TEST_FILL_DISK") == "study":
+        fill_disk(folder)
+
+
 def fill_disk(folder: Path) -> None:
     """Fill the disk holding ``folder`` with a file ``.filler`` there."""
     chunk = b"\0" * (1 << 16)
@@ -72,7 +80,7 @@ class FaultInjection(Observer, WriteHooks):
         fill = environ.get("SOLVER_TEST_FILL_DISK", "")
         self.fill_checkpoint = int(fill.partition(":")[2]) if fill.startswith("checkpoint:") and rank == 0 else None
         self.checkpoints_seen = 0
-        fill = "" if fill.startswith("checkpoint:") else fill
+        fill = "" if fill.startswith("checkpoint:") or fill == "study" else fill
         self.fill_disk_at_end = fill == "end" and rank == 0
         index, _, when = ("", "", "") if fill == "end" else fill.partition(":")
         self.fill_disk_at = int(index) if index and rank == 0 else None

@@ -335,20 +335,31 @@ def test_a_disk_out_of_inodes_ends_the_run_with_74(tmp_path, inodes, ranks, what
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
+def study_of_plates(tmp_path: Path, disk: Path, nx: int, key: str, values: list, outputs: str,
+                    more: dict | None = None) -> Path:
+    """A study (``s.toml`` in ``tmp_path``) of the plate with ``nx`` cells along x and results on
+    ``disk``, listing ``values`` of ``key``; ``outputs``: its [outputs] table's lines."""
+    case = tmp_path / "plate.toml"
+    text = Path(PLATE).read_text().replace('directory = "outputs"', f'directory = "{disk}"')
+    for name, value in {"nx": nx, **(more or {})}.items():
+        text = re.sub(rf"(?m)^{name} = [0-9.]+", f"{name} = {value}", text)
+    case.write_text(text)
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'[study]\ncase = "{case}"\nname = "s"\nmethod = "list"\n[parameters]\n'
+                    f'"{key}" = {{ values = [{", ".join(map(str, values))}] }}\n[outputs]\n{outputs}\n')
+    return spec
+
+
 def test_a_study_whose_saved_runs_fill_the_disk_stops_with_74_keeping_its_samples(tmp_path, small_disk):
     """Each sample that found no room for its saved run failed with 74 and left its reserve file,
     and the study went on with the next ones: the disk's failure is not the sample's. The study
-    stops at the first, keeps the samples it finished, and the sample runs again on a restart."""
+    stops at the first, keeps the samples it finished, and the sample runs again on a restart.
+    (The samples' meshes are finer than the base case's, from which the study's up-front estimate
+    of the saved runs is made: it lets them start.)"""
     if small_disk is None:
         pytest.skip("cannot mount a tmpfs here")
-    case = tmp_path / "plate.toml"
-    text = Path(PLATE).read_text().replace('directory = "outputs"', f'directory = "{small_disk}"')
-    case.write_text(re.sub(r"(?m)^nx = \d+", "nx = 40", text))
-    spec = tmp_path / "s.toml"
-    values = ", ".join(f"{k}.0" for k in range(10, 26))  # 16 saved runs of about 0.35 MiB: more than 4 MiB
-    spec.write_text(f'[study]\ncase = "{case}"\nname = "s"\nmethod = "list"\n[parameters]\n'
-                    f'"material.k" = {{ values = [{values}] }}\n'
-                    f'[outputs]\nsave_runs = true\nfields = false\n')
+    # 16 saved runs of about 0.35 MiB: more than 4 MiB
+    spec = study_of_plates(tmp_path, small_disk, 1, "mesh.nx", list(range(40, 56)), "save_runs = true\nfields = false")
     proc = solve(2, ["study", spec, "--quiet"], tmp_path)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 74 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
@@ -359,6 +370,47 @@ def test_a_study_whose_saved_runs_fill_the_disk_stops_with_74_keeping_its_sample
         assert f.attrs["status"] == "no room" and f.attrs["exit_status"] == 74  # not "stopped", 75
     assert 1 <= np.count_nonzero(status == 0) < 16 and set(status.tolist()) <= {0, -1}, status  # done or pending
     assert not list((small_disk / "s" / "samples").glob(".*.reserve"))
+
+
+def test_a_study_whose_saved_runs_cannot_fit_is_refused_before_its_samples(tmp_path, small_disk):
+    """16 saved runs of about 0.35 MiB on a 4 MiB disk: the up-front estimate left them out (about
+    1 MiB), so the study ran until the disk was full. They are counted: exit 74 before any
+    sample, naming them and how to go on."""
+    if small_disk is None:
+        pytest.skip("cannot mount a tmpfs here")
+    spec = study_of_plates(tmp_path, small_disk, 40, "material.k", [float(k) for k in range(10, 26)],
+                           "save_runs = true\nfields = false")
+    proc = solve(2, ["study", spec, "--quiet"], tmp_path)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 74 and len(errors) == 1, proc.stderr
+    assert "16 saved runs of" in errors[0] and "outputs.save_runs = false" in errors[0], errors
+    assert not list((small_disk / "s").rglob("*.h5"))
+
+
+def test_a_study_whose_file_finds_no_room_keeps_every_finished_sample(tmp_path, small_disk):
+    """The disk fills after the samples, before the study file (the first sample recorded in the
+    groups' files, the others not yet): exit 74, and every finished sample is in a group's file,
+    so that the restart on another number of ranks only merges them (it ran all but two again)."""
+    if small_disk is None:
+        pytest.skip("cannot mount a tmpfs here")
+    spec = study_of_plates(tmp_path, small_disk, 20, "material.k", [float(k) for k in range(10, 18)],
+                           "fields = true\nthresholds = [50.0]", {"ny": 10, "t_end": 120.0})
+    env = {"SOLVER_TEST_FILL_DISK": "study", "SOLVER_TEST_RECORD_SECONDS": "3600"}
+    proc = solve(2, ["study", spec, "--quiet"], tmp_path, env)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 74 and len(errors) == 1 and "cannot write the study file" in errors[0], proc.stderr
+    folder = small_disk / "s"
+    recorded = []
+    for path in sorted((folder / "study_groups").glob("s.group*.study.h5")):
+        with h5py.File(path, "r") as f:
+            recorded += f["samples/index"][f["samples/status"][()] == 0].tolist()
+    assert sorted(recorded) == list(range(8)), recorded
+    (folder / ".filler").unlink()
+    proc = solve(3, ["study", spec, "--quiet", "--restart", "latest"], tmp_path)
+    assert proc.returncode == 0 and "8 samples of" in proc.stderr + proc.stdout, proc.stderr
+    assert "0 to run" in proc.stderr + proc.stdout, proc.stdout + proc.stderr
+    with h5py.File(folder / "s.study.h5", "r") as f:
+        assert f.attrs["status"] == "complete" and f.attrs["count"] == 8
 
 
 def test_a_study_file_without_room_is_refused_at_once_on_every_rank(small_disk):

@@ -27,15 +27,16 @@ import numpy as np
 from mpi4py import MPI
 
 from solver.app.control import SAFETY, slurm_time_left
+from solver.app.faults import before_study_file
 from solver.app.log import say
-from solver.app.preflight import claim_space, guard_output
+from solver.app.preflight import claim_space, estimate_output_bytes, guard_output
 from solver.app.run import expected_snapshots
 from solver.case.shown import counted, size
 from solver.parallel.collective import on_root
 from solver.errors import EXIT_NUMERICAL, EXIT_OUTPUT, EXIT_STOPPED, CaseError, NumericalError, OutputError
 from solver.heat.schedule import fixed_steps
 from solver.io import deadline
-from solver.io.blockfile import choose_driver, free_bytes
+from solver.io.blockfile import HEADROOM, choose_driver, free_bytes
 from solver.mesh.build import create_mesh
 from solver.parallel.blocks import BlockRedistributor
 from solver.app.study.queue import SampleQueue
@@ -46,8 +47,8 @@ from solver.app.study.statistics import Moments, combine, to_world_blocks
 from solver.app.study.groups import StudyGroups
 from solver.app.study.partial import (GROUPS_FOLDER, expand, merge_partial, partial_files, partial_path, record_seconds,
                                       write_partial)
-from solver.app.study.studyfile import (PENDING, StudyContents, StudyMesh, merged_tables, read_study, study_path,
-                                          world_blocks, write_study)
+from solver.app.study.studyfile import (DATASET_BYTES, PENDING, StudyContents, StudyMesh, merged_tables, read_study,
+                                          study_path, world_blocks, write_study)
 
 log = logging.getLogger(__name__)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
@@ -176,11 +177,12 @@ class StudyRun:
                  f"{len(pending)} to run on {counted(groups.count, 'group')} of "
                  f"{counted(groups.ranks_per_case, 'rank')}"
                  + (f" (restart from {self.path})" if self.options.restart else ""))
-        on_root(world, lambda: self.check_space(mesh.n_global_nodes, len(table)), CaseError, keep=(OutputError,))
+        on_root(world, lambda: self.check_space(mesh, len(table), len(pending)), CaseError, keep=(OutputError,))
         wall_limit = self.options.wall_limit
         deadline = wall_limit if wall_limit is not None else world.bcast(slurm_time_left() if world.rank == 0 else None)
         try:
             share = self.run_samples(table, pending, mesh, deadline)
+            before_study_file(self.directory, world.rank)
             self.finish(table, mesh, earlier, share)
             if share.no_room:
                 raise OutputError(share.no_room)
@@ -194,24 +196,34 @@ class StudyRun:
             raise OutputError(f"{exc}; {how}", exc.broken) from None
         return EXIT_STOPPED if share.stopped else 0
 
-    def check_space(self, n_nodes: int, n_samples: int) -> None:
-        """Rank 0: refuse a study whose files would not fit on the disk (an estimate: the field
-        statistics at every output time, in the study file, its temporary copy as it is replaced,
-        and each group's file). The samples' saved runs (outputs.save_runs) are not counted: a
-        sample that finds no room for its run stops the study, keeping the samples before it."""
+    def check_space(self, mesh, n_samples: int, n_pending: int) -> None:
+        """Rank 0: refuse a study whose files would not fit on the disk (an estimate, with the
+        room every write leaves free): the study file (its field statistics at every output time,
+        the mesh, the tables, HDF5's metadata per dataset), its temporary copy as it is replaced,
+        each group's file, and the saved runs of the samples left to run (outputs.save_runs, the
+        base case's mesh). A sample that still finds no room for its run stops the study, keeping
+        the samples before it."""
         spec = self.spec
         base = spec.base
         steps = None if base.time.adaptive is not None or base.time.dt == "auto" else \
             (0 if base.steady else fixed_steps(base.time.t_end, base.time.dt))
-        fields = (5 + len(spec.thresholds)) * expected_snapshots(base.output, steps) if spec.fields else 0
-        one = 8 * n_nodes * (fields + 4) + 64 * n_samples * (len(spec.keys) + 4) + (1 << 16)
-        needed = one * (self.groups.count + 2)
+        snapshots = expected_snapshots(base.output, steps)
+        n_nodes, n_cells = mesh.n_global_nodes, mesh.n_global_cells
+        datasets = (5 + len(spec.thresholds)) * snapshots if spec.fields else 0
+        one = 8 * n_nodes * datasets + 64 * n_samples * (len(spec.keys) + 4) + DATASET_BYTES * (datasets + 32)
+        if spec.fields:
+            one += 8 * (n_nodes * mesh.dim + n_cells * mesh.reference.n_nodes + snapshots)
+        runs = n_pending * estimate_output_bytes(n_nodes, n_cells, mesh.reference.n_nodes, mesh.dim, snapshots) \
+            if spec.save_runs else 0
+        needed = one * (self.groups.count + 2) + runs
         free = free_bytes(self.directory)
-        if free is not None and needed > free:
+        if free is not None and needed + HEADROOM > free:
+            saved = f"; {counted(n_pending, 'saved run')} of {size(runs // n_pending)}" if runs else ""
             raise OutputError(f"{self.directory}: the study needs about {size(needed)} (its file, its temporary "
-                              f"copy and {self.groups.count} groups' files of {size(one)}), only {size(free)} free on "
-                              f"that disk; free space, use fewer groups (a larger --ranks-per-case), or set "
-                              f"outputs.fields = false")
+                              f"copy and {self.groups.count} groups' files, of {size(one)} each{saved}; and "
+                              f"{size(HEADROOM)} to spare), only {size(free)} free on that disk; free space, use "
+                              f"fewer groups (a larger --ranks-per-case), or set outputs.fields = false"
+                              + (" or outputs.save_runs = false" if runs else ""))
 
     def earlier(self, table: np.ndarray, mesh) -> StudyContents:
         """What a stopped or killed run of this study finished: its study file and its groups'
@@ -278,6 +290,7 @@ class StudyRun:
         share = GroupShare([], None, None, nodes.start, False)
         longest = 0.0
         recorded = -math.inf  # the first finished sample is recorded at once, the others at most every few s
+        unrecorded = False  # samples finished since the group's file was last written
         reason = None  # why this group stopped taking samples (a signal, the wall-time limit)
         with _Stop() as stop:
             while True:
@@ -307,10 +320,14 @@ class StudyRun:
                     break
                 longest = max(longest, result.seconds)
                 self.keep(result, share, nodes.block_size)
+                unrecorded = True
                 if group.allreduce(int(time.monotonic() - recorded >= record_seconds()), op=MPI.MAX):
-                    write_partial(partial_path(self.directory, spec.name, g.index), group, self.driver, spec, table,
-                                  base_identity(spec, mesh), share, mesh.n_global_nodes)
-                    recorded = time.monotonic()
+                    if not self.record(table, mesh, share):
+                        queue.stop()
+                        break
+                    recorded, unrecorded = time.monotonic(), False
+        if unrecorded:  # every finished sample in the group's file before the study file is written: a study
+            self.record(table, mesh, share)  # file that finds no room loses none (the restart merges them)
         queue.free()
         # the reason of the group that stopped first, not "another group stopped" of those it stopped
         own = (stop.signal or reason) if share.stopped and group.rank == 0 else None
@@ -322,6 +339,18 @@ class StudyRun:
         no_room = g.world.allgather(share.no_room if group.rank == 0 else "")
         share.no_room = next((why for why in no_room if why), "")
         return share
+
+    def record(self, table: np.ndarray, mesh, share: GroupShare) -> bool:
+        """Write the group's finished samples to its partial file (every rank of the group); False
+        where the disk had no room for it (``share.no_room`` says why: the study stops, exit 74)."""
+        spec, g = self.spec, self.groups
+        try:
+            write_partial(partial_path(self.directory, spec.name, g.index), g.group, self.driver, spec, table,
+                          base_identity(spec, mesh), share, mesh.n_global_nodes)
+        except OutputError as exc:  # raised on every rank of the group alike
+            share.no_room = share.no_room or str(exc)
+            return False
+        return True
 
     def keep(self, result: SampleResult, share: GroupShare, block_size: int) -> None:
         """Add a sample's fields to the group's statistics and its record to the group's."""

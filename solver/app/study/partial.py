@@ -4,9 +4,11 @@ the samples in flight.
 Each group writes what its finished samples gave (their records, scalar outputs and probes, and its
 block of the field statistics) to a partial study file of its own,
 ``<directory>/study_groups/<name>.group<g>.study.h5``: after a sample finishes, at most every
-:func:`record_seconds` (5 s), written whole to a temporary file and renamed, so that a crash at any
-moment leaves the previous one readable. A stop by signal or wall limit writes the study file as
-before; a SIGKILL, a lost node or an out-of-memory kill leaves the partial files.
+:func:`record_seconds` (5 s), and once more when the group takes no further sample (before the study
+file is written: one that finds no room on the disk loses no finished sample), written whole to a
+temporary file and renamed, so that a crash at any moment leaves the previous one readable. A stop
+by signal or wall limit writes the study file as before; a SIGKILL, a lost node or an out-of-memory
+kill leaves the partial files.
 
 ``--restart latest`` merges the partial files into the study file's contents (or starts from them
 when the study never wrote one), writes the study file at once and removes the partial files, so
