@@ -380,8 +380,18 @@ def resolve(path: str, results_dir: Path, h5_path: Path | None = None) -> Path:
             raise CaseError(f"--restart latest: every checkpoint in {folder} is beyond the end of {h5_path} (a "
                             f"restart from an earlier step cut it back): continuing from one would leave a gap in "
                             f"its results, and no checkpoint is within it: run again (--overwrite)")
+        if not by_time(folder):  # none written (nor its folder, nor perhaps the results' folder)
+            raise CaseError(f"--restart latest: no checkpoint in {folder} yet (no run of this case reached its "
+                            f"first one): there is nothing to continue from; {run_again(h5_path)}")
         raise CaseError(f"--restart latest: no readable checkpoint in {folder}")
     return found
+
+
+def run_again(h5_path: Path | None) -> str:
+    """The way on where no checkpoint can be continued: a new run (replacing the results there)."""
+    if h5_path is not None and (h5_path.exists() or h5_path.is_symlink()):
+        return f"run again with --overwrite instead of --restart (it replaces {h5_path.name})"
+    return "run again without --restart"
 
 
 def check_same_run(path: Path, attrs: "CheckpointAttrs", h5_path: Path) -> None:

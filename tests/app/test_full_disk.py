@@ -288,6 +288,9 @@ def test_a_full_disk_at_the_lock_leaves_no_empty_lock(tmp_path, small_disk):
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 74 and len(errors) == 1 and "cannot write the lock file" in errors[0], proc.stderr
     assert not (small_disk / "full").exists()
+    proc = solve(1, [*args, "--restart", "latest"], tmp_path)  # (it said "no readable checkpoint" in no folder)
+    assert proc.returncode == 2 and "no checkpoint in" in proc.stderr and "yet" in proc.stderr, proc.stderr
+    assert "run again without --restart" in proc.stderr and not (small_disk / "full").exists(), proc.stderr
     assert solve(1, args, tmp_path).returncode == 0
 
 

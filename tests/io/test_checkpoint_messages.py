@@ -60,3 +60,22 @@ def test_a_restart_sees_the_order_of_overlapping_regions_and_of_dirichlet_bounda
     # the hash, which a study file keeps too, is the one earlier versions wrote (a study stopped by one
     # continues): the order is compared through the stored case
     assert checkpoint.case_hash(first) == checkpoint.case_hash(neutral) == checkpoint.case_hash(changed)
+
+
+def test_a_restart_before_any_checkpoint_says_there_is_none_yet_and_how_to_go_on(tmp_path):
+    """No checkpoints' folder (a run refused, or stopped by a full disk, before its first
+    checkpoint; or before its results folder existed): it said "no readable checkpoint in
+    .../checkpoints", a folder that did not exist. A folder of unreadable ones still says so."""
+    folder, h5 = tmp_path / "plate", tmp_path / "plate" / "plate.h5"
+    with pytest.raises(CaseError) as info:
+        checkpoint.resolve("latest", folder, h5)
+    said = str(info.value)
+    assert "no checkpoint in" in said and " yet " in said and "run again without --restart" in said, said
+    folder.mkdir()
+    h5.write_bytes(b"")
+    with pytest.raises(CaseError, match=r"yet .*run again with --overwrite instead of --restart \(it replaces "):
+        checkpoint.resolve("latest", folder, h5)
+    (folder / "checkpoints").mkdir()
+    (folder / "checkpoints" / "step_00000004.h5").write_bytes(b"not HDF5")
+    with pytest.raises(CaseError, match="no readable checkpoint in"):
+        checkpoint.resolve("latest", folder, h5)
