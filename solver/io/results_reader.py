@@ -153,6 +153,7 @@ class Results(SolverFile):
         if "mesh/geometry" not in self.file or "fields/temperature" not in self.file or "time" not in self.file:
             study = "solver_study" in self.file.attrs
             saved = "solver_checkpoint" in self.file.attrs
+            begun = "run_id" in self.file.attrs and "solver_version" in self.file.attrs  # (the writer's own)
             self.file.close()
             if saved:
                 raise CaseError(f"{self.path}: a checkpoint, not a run's results: a run continues from it "
@@ -160,6 +161,11 @@ class Results(SolverFile):
             if study:
                 raise CaseError(f"{self.path}: a study file, not a run's results: its statistics are read with "
                                 f"info and plot (python -m solver info {self.path})")
+            if begun:
+                log = self.path.with_suffix(".log").name
+                raise CaseError(f"{self.path}: the results file of a run that stopped while creating it (killed, or "
+                                f"its disk full: see {log} beside it), before its mesh and first snapshot: nothing to "
+                                f"read or continue; run the case again with --overwrite")
             raise CaseError(f"{self.path}: not a results file of this solver (no /mesh/geometry, "
                             f"/fields/temperature and /time)")
         try:

@@ -9,7 +9,7 @@ import numpy as np
 from solver.case.shown import counted
 from solver.errors import CaseError
 from solver.io.results_reader import Results
-from solver.post.study_info import is_study_file, study_info
+from solver.post.study_info import is_study_file, killed_study, study_info
 
 
 PROVENANCE = ("format_version", "created", "host", "command_line", "git_commit", "python_version", "numpy_version",
@@ -90,6 +90,8 @@ def info_command(args) -> int:
     """A results or study file's summary as text or JSON (the arguments: :mod:`solver.post.arguments`)."""
     if is_study_file(args.results):
         return study_info(args.results, args.json)
+    if (killed := killed_study(args.results)) is not None:
+        raise CaseError(killed)
     with Results(args.results) as r:
         s = summary(r)
     if args.json:

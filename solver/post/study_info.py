@@ -34,6 +34,34 @@ def is_study_file(path) -> bool:
         return False
 
 
+GROUPS_FOLDER = "study_groups"  # where a running study's groups keep their finished samples (solver.app.study.partial)
+
+
+def killed_study(path) -> str | None:
+    """Where ``path`` (missing, or a folder) is the study file or the folder of a study that was
+    stopped before it wrote its study file, but whose groups kept their finished samples in their
+    partial files: what to do instead (continue the study); else None."""
+    path = Path(path)
+    if path.is_file():
+        return None
+    folder = path if path.is_dir() else path.parent
+    name = path.name[: -len(".study.h5")] if path.name.endswith(".study.h5") else "*"
+    found = sorted((folder / GROUPS_FOLDER).glob(f"{name}.group[0-9][0-9][0-9][0-9][0-9].study.h5"))
+    if not found or (path.is_dir() and any(folder.glob("*.study.h5"))):  # (a folder with its study file)
+        return None
+    source = "STUDY.toml"
+    try:
+        with h5py.File(found[0], "r") as f:
+            source = shlex.quote(str(f.attrs.get("study_source", source)))
+            name = str(f.attrs.get("name", name))
+    except (OSError, TypeError):
+        pass
+    return (f"{path}: no study file yet: the study {name} stopped before it wrote one (killed, or its disk full); "
+            f"the samples it finished are in {folder / GROUPS_FOLDER} ({counted(len(found), 'group file')}): "
+            f"continue it with mpirun -n N python -m solver study {source} --restart latest, which writes the study "
+            f"file, then read that")
+
+
 def find_study(argv) -> str | None:
     """The first command-line word naming a study file, if any (commands dispatch on it)."""
     return next((a for a in argv if not a.startswith("-") and is_study_file(a)), None)

@@ -409,6 +409,10 @@ def test_a_study_whose_file_finds_no_room_keeps_every_finished_sample(tmp_path, 
             recorded += f["samples/index"][f["samples/status"][()] == 0].tolist()
     assert sorted(recorded) == list(range(8)), recorded
     (folder / ".filler").unlink()
+    info = subprocess.run([sys.executable, "-m", "solver", "info", str(folder)], capture_output=True, text=True,
+                          timeout=60)  # (it said "results file not found")
+    assert info.returncode == 2 and "no study file yet" in info.stderr, info.stderr
+    assert f"study {spec} --restart latest" in info.stderr, info.stderr
     proc = solve(3, ["study", spec, "--quiet", "--restart", "latest"], tmp_path)
     assert proc.returncode == 0 and "8 samples of" in proc.stderr + proc.stdout, proc.stderr
     assert "0 to run" in proc.stderr + proc.stdout, proc.stdout + proc.stderr

@@ -182,6 +182,33 @@ def test_bad_requests_are_refused(plate_runs, tmp_path):
         assert "Traceback" not in proc.stderr
 
 
+def test_info_on_what_a_stopped_run_or_study_left_says_how_to_go_on(plate_runs, tmp_path):
+    """A results file that its run began but did not finish creating (its attributes, no mesh yet:
+    a full disk or a kill) was called a foreign file; the folder of a study stopped before its
+    study file, its finished samples in study_groups/, gave "results file not found"."""
+    begun = tmp_path / "begun.h5"
+    with h5py.File(plate_runs[1], "r") as done, h5py.File(begun, "w") as f:
+        f.attrs.update({k: v for k, v in done.attrs.items() if k in ("solver_version", "run_id", "status", "case")})
+        f.create_group("mesh")
+    proc = post("info", begun, check=False)
+    assert proc.returncode == 2 and "a run that stopped while creating it" in proc.stderr, proc.stderr
+    assert "--overwrite" in proc.stderr and "begun.log" in proc.stderr, proc.stderr
+    with h5py.File(tmp_path / "foreign.h5", "w") as f:
+        f.attrs["solver_version"] = "0.5.0"
+    proc = post("info", tmp_path / "foreign.h5", check=False)
+    assert proc.returncode == 2 and "not a results file of this solver" in proc.stderr, proc.stderr
+    groups = tmp_path / "s" / "study_groups"
+    groups.mkdir(parents=True)
+    with h5py.File(groups / "s.group00000.study.h5", "w") as f:
+        f.attrs.update({"solver_study": 1, "status": "partial", "name": "s", "study_source": "studies/s.toml"})
+    for path in (tmp_path / "s", tmp_path / "s" / "s.study.h5", tmp_path / "s" / "s.h5"):
+        proc = post("info", path, check=False)
+        assert proc.returncode == 2 and "no study file yet" in proc.stderr, proc.stderr
+        assert "study studies/s.toml --restart latest" in proc.stderr and "1 group file" in proc.stderr, proc.stderr
+    proc = post("info", tmp_path / "s" / "other.study.h5", check=False)  # another study's: not found
+    assert proc.returncode == 2 and "results file not found" in proc.stderr, proc.stderr
+
+
 def test_a_damaged_mesh_or_a_truncated_file_is_named_so(plate_runs, tmp_path):
     """A node number beyond the mesh in /mesh/topology: info, probe and plot failed with an
     IndexError (exit 1); a file cut short was called "not an HDF5 file"."""

@@ -34,6 +34,7 @@ import numpy as np
 from solver.io.checkpoint import checkpoint_dir
 from solver.app.study.studyfile import PENDING, SampleTable, StudyContents, merged_tables, write_study
 from solver.errors import CaseError
+from solver.post.study_info import GROUPS_FOLDER  # (not the checkpoints' folder: --overwrite of a run moves that)
 
 log = logging.getLogger(__name__)
 RECORD_SECONDS = 5.0
@@ -42,9 +43,6 @@ RECORD_SECONDS = 5.0
 def record_seconds() -> float:
     """The longest a group keeps finished samples unrecorded (``SOLVER_TEST_RECORD_SECONDS`` in tests)."""
     return float(os.environ.get("SOLVER_TEST_RECORD_SECONDS", RECORD_SECONDS))
-
-
-GROUPS_FOLDER = "study_groups"  # not the checkpoints' folder: a run of the same name moves that one with --overwrite
 
 
 def partial_path(directory: Path, name: str, group_index: int) -> Path:
@@ -71,6 +69,7 @@ def write_partial(path: Path, group, driver: str, spec, table: np.ndarray, ident
     stats = share.moments if share.times is not None else None
     contents.times, contents.n_nodes, contents.stats = share.times, n_nodes, stats
     contents.attrs = {"case": spec.case_text, **identity, "keys": json.dumps(spec.keys), "name": spec.name,
+                      "study_source": str(spec.source),
                       "samples": len(table), "status": "partial",
                       "count": stats.count if stats is not None else 0,
                       "thresholds": json.dumps(list(spec.thresholds)), "fields": int(spec.fields)}
