@@ -108,6 +108,14 @@ def _pair(p, where: str) -> list[float]:
     return out
 
 
+def _number(cell: str) -> float:
+    """A CSV cell's number, as float() reads it but without the underscores it also accepts between
+    digits ("5_0" is 50 to Python, a typo to a table): ValueError for them, as for 0x10."""
+    if "_" in cell:
+        raise ValueError(cell)
+    return float(cell)
+
+
 def _read_csv(path: Path) -> list[list[float]]:
     problem = file_problem(path, MAX_TABLE_BYTES)
     if problem not in (None, MISSING):  # a missing file: read_text says so below
@@ -138,7 +146,7 @@ def _read_csv(path: Path) -> list[list[float]]:
             raise TableError(f"{path}: more than {MAX_TABLE_ROWS:,} points (a property table needs far fewer; "
                              f"every rank holds it)")
         try:
-            values = [float(c) for c in cells]
+            values = [_number(c) for c in cells]
         except ValueError:
             # only the first line that is not a comment may be a header, and a header is words
             first = next(c for c in cells if c)  # a header may leave the T column unnamed: ",k"

@@ -232,6 +232,17 @@ def test_table_file_below_absolute_zero_is_refused(tmp_path, monkeypatch):
         load_case(KELVIN + GOOD, "case.toml", ["boundary.left.value=300", "material.k={file=\"k.csv\"}"])
 
 
+
+@pytest.mark.parametrize("row", ["100,5_0", "1_00,50", "100,0x10"])
+def test_a_table_file_number_python_reads_but_a_table_does_not_is_refused(tmp_path, monkeypatch, row):
+    """float() reads "5_0" as 50 (the underscores of Python's literals): a typo, refused with its
+    line as 0x10 is."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "k.csv").write_text(f"T,k\n0,40\n{row}\n")
+    with pytest.raises(CaseError) as err:
+        load_case(GOOD, "case.toml", ["material.k={file=\"k.csv\"}"])
+    assert str(err.value) == f"case.toml: material.k: k.csv:3: {row.split(',')!r} is not two numbers"
+
 def test_temperature_range_default_follows_the_unit_and_expressions_wait_for_the_mesh():
     assert load_case(GOOD, "case.toml").run.temperature_range == (-273.15, 1.0e6)
     kelvin = load_case(KELVIN + GOOD, "case.toml", ["boundary.left.value=\"300 - 400 * y\""])
