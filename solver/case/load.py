@@ -248,6 +248,11 @@ def validate(raw: dict, source: str, restart: bool = False) -> dict:
     elif isinstance(mesh_raw, dict) and "nz" in mesh_raw and mesh_raw.get("type", "rectangle") == "rectangle":
         fail("mesh.nz is not used by a rectangle (2D: nx and ny); remove it, or make the mesh a box "
              "(mesh.type = \"box\")")
+    if isinstance(mesh_raw, dict) and "partitioner" in mesh_raw and "file" not in mesh_raw \
+            and mesh_raw.get("type") != "file":
+        shape = mesh_raw.get("type", "rectangle")
+        fail(f"mesh.partitioner is not used by a {shape if isinstance(shape, str) else 'structured mesh'} (it "
+             f"is split in blocks of its grid; the partitioner splits a mesh file); remove it")
     for section, keys in SCHEMA.items():
         body = raw.get(section, {})
         for key in body:

@@ -65,7 +65,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "file": Key("str", "mesh file read with meshio: Gmsh .msh 2.2 or 4.1 (ASCII or binary), XDMF, VTU, ...; "
                     "physical groups name boundaries and regions", None),
         "partitioner": Key("choice", "how a mesh file is split among ranks: metis (pymetis), rcb (recursive "
-                           "coordinate bisection), auto (metis if installed)", "auto", choices=("auto", "metis", "rcb")),
+                           "coordinate bisection), auto (metis if installed); mesh.file only (a rectangle or box is "
+                           "split in blocks of its grid)", "auto", choices=("auto", "metis", "rcb")),
         "cell": Key("choice", "cell type; rectangle: quadrilateral|triangle, box: hexahedron|tetrahedron "
                     "(default: quadrilateral, hexahedron)",
                     None, choices=STRUCTURED_CELLS["rectangle"] + STRUCTURED_CELLS["box"]),

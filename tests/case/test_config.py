@@ -102,6 +102,8 @@ def test_a_set_key_may_quote_its_parts_as_toml_does():
     ("mesh.cell=tetrahedron", "case.toml: mesh.cell must be one of quadrilateral, triangle for a rectangle"),
     ("material.k=0", "case.toml: material.k must be > 0, got 0.0"),
     ("mesh.nz=7", "case.toml: mesh.nz is not used by a rectangle (2D: nx and ny)"),
+    ("mesh.partitioner=metis", "case.toml: mesh.partitioner is not used by a rectangle (it is split in blocks of its "
+                               "grid; the partitioner splits a mesh file); remove it"),
     ("material.k={table=[[0, 1], [1e-310, 2]]}", "case.toml: material.k: temperatures 0 and 9.99"),
     ("study.case=\"base.toml\"", "case.toml: a study file ([study] with its base case), not a case"),
     ("output.times=[1e-300, 2]", "case.toml: output.times: t = 1e-300 s is not a whole number of steps"),  # was t = 0
