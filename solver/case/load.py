@@ -517,6 +517,7 @@ def _check_time(time, fail, restart=False):
         if not a.dt_min <= a.dt_initial <= a.dt_max:
             fail(f"time.dt_initial = {a.dt_initial:g} must lie in [time.dt_min, time.dt_max] = "
                  f"[{a.dt_min:g}, {a.dt_max:g}]")
+        _check_adaptive_bounds(time["t_end"], a, fail)
         return
     steps = time["t_end"] / time["dt"]
     if not math.isfinite(steps) or steps > records.MAX_STEPS:
@@ -524,6 +525,20 @@ def _check_time(time, fail, restart=False):
              f"a shorter time.t_end)")
     if not restart and (not records.whole_steps(time["t_end"], time["dt"]) or round(steps) < 1):
         fail(f"time.t_end must be a whole number of time steps, got t_end/dt = {steps:.6g}")
+
+
+def _check_adaptive_bounds(t_end, a, fail):
+    """Adaptive steps of at most dt_max take at least t_end / dt_max of them: at most
+    records.MAX_STEPS, as a fixed dt (dt_max = 1e-300 stepped for ever, and past t = 1e-284,
+    t + dt_max == t). A dt_min that leaves t_end + dt_min == t_end cannot advance t where the run
+    ends (its steps would be the runtime's shortest, 64 rounding steps of t, instead)."""
+    steps = t_end / a.dt_max
+    if not math.isfinite(steps) or steps > records.MAX_STEPS:
+        fail(f"time.t_end / time.dt_max = {steps:.3g} steps at the least: at most {records.MAX_STEPS:.0e} (a larger "
+             f"time.dt_max, or a shorter time.t_end)")
+    if t_end + a.dt_min == t_end:
+        fail(f"time.dt_min = {a.dt_min:g} s cannot advance t near time.t_end = {t_end:g} s (t_end + dt_min == t_end "
+             f"in double precision); give at least {float(np.spacing(t_end)):.3g} s")
 
 
 MAX_OUTPUT_TIMES = 1_000_000  # snapshots that output.interval may ask for

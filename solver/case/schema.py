@@ -117,7 +117,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "dt_initial": Key("float", "adaptive dt: the first step tried, s (default t_end / 10^4)", None, positive=True),
         "dt_min": Key("float", "adaptive dt: the smallest step, s; a step that fails at it stops the run "
                       "(default t_end / 10^10)", None, positive=True),
-        "dt_max": Key("float", "adaptive dt: the largest step, s (default t_end)", None, positive=True),
+        "dt_max": Key("float", "adaptive dt: the largest step, s, at least t_end / 10^9 (default t_end)", None,
+                      positive=True),
         "mass": Key("choice", "mass matrix: consistent (the default), or lumped (row sums; always for "
                     "explicit-euler)",
                     None, choices=("consistent", "lumped")),

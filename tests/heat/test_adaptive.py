@@ -175,6 +175,9 @@ def test_a_tolerance_near_the_solves_error_says_so_where_it_stops():
 
 @pytest.mark.parametrize("sets, key", [
     (['time.dt="adaptive"', "time.dt_min=2.0", "time.dt_max=1.0"], "time.dt_min"),
+    (['time.dt="adaptive"', "time.dt_max=1e-300"], "time.t_end / time.dt_max = 1e"),
+    (['time.dt="adaptive"', "time.dt_max=9e-8"], "time.t_end / time.dt_max = 1.11e"),
+    (['time.dt="adaptive"', "time.dt_min=1e-300"], "time.dt_min = 1e-300 s cannot advance t near time.t_end"),
     (['time.dt="adaptive"', "time.tolerance=0"], "time.tolerance"),
     (['time.dt="adaptive"', "time.tolerance=-1e-3"], "time.tolerance"),
     (['time.dt="adaptive"', "time.tolerance={relative=1e-3}"], "time.tolerance"),
