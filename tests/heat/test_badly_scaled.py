@@ -104,6 +104,18 @@ def test_a_steady_body_at_its_ambient_temperature_balances_on_its_exchanges(tmp_
         assert np.allclose(f["fields/temperature"][sorted(f["fields/temperature"])[-1]][()], 300.0)
 
 
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_a_steady_body_held_at_one_temperature_shows_no_flows_on_any_rank_count(tmp_path, nprocs):
+    """One side held at 0 C, from 20 C: the body ends at 0 C, its reactions round-off of the 20 C the
+    solve started from. One rank printed left +8.79e-13 W and a relative imbalance of 1.00, three
+    ranks none and 0.00: flows that are all round-off of the conduction are shown as none."""
+    (tmp_path / "case.toml").write_text(CASE.split("[boundary.right]")[0] + '[time]\nscheme = "steady"\n')
+    out = run_solver(nprocs, ["case.toml", "--set", "boundary.left.value=0"], cwd=tmp_path).stdout
+    assert "heat balance: heat flows in (W): none; relative imbalance 0.00e+00" in out, out
+    with h5py.File(tmp_path / "outputs" / "case" / "case.h5", "r") as f:
+        assert f.attrs["balance_heat_in_left"] == 0.0 and f.attrs["balance_relative_imbalance"] == 0.0
+
 def test_a_balance_lost_in_round_off_under_a_source_that_cancels_still_fails(tmp_path):
     """k = 1e15 with a source 1.5e7 sin(2 pi x) + 1: judged on the source's magnitude alone, the
     5.4 kW imbalance (left -243284 W, right +237908 W for 238732 W each) passed with exit 0."""
