@@ -140,10 +140,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
                       "convergence, symmetric systems)", "newton", choices=("newton", "picard")),
         "rtol": Key("float", "converged when the residual norm falls below rtol times its value at the start of "
                     "the step", 1e-9, positive=True, high=0.5),
-        "atol": Key("float", "or below this absolute residual norm (W per node, times dt in transient steps)", 0.0,
-                    low=0.0),
-        "stol": Key("float", "or when the update is below stol times the temperature norm (both l2)", 1e-12,
-                    low=0.0),
+        "atol": Key("float", "or below this absolute residual norm (W per node, times dt in transient steps): a "
+                    "floor for residuals at round-off, at most 1 (round-off is about 1e-4 J per node for cubic "
+                    "metres of concrete; a larger floor ends the steps of small bodies before any iteration)", 0.0,
+                    low=0.0, high=1.0),
+        "stol": Key("float", "or when the update is below stol times the temperature norm (both l2), at most 1e-3 "
+                    "(a larger update is no sign of convergence: Picard's error is several times its last update)",
+                    1e-12, low=0.0, high=1e-3),
         "max_iterations": Key("int", "iteration cap of each nonlinear solve", 30, low=1),
         "line_search": Key("choice", "backtracking line search on the residual norm: on or off", "on",
                            choices=("on", "off")),

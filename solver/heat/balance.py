@@ -45,6 +45,7 @@ class HeatBalance:
     # the energy the nodes hold, sum_i |E_i| (J, transient, at the last step): its round-off
     # (:data:`ENERGY_ROUNDOFF` of it) scales the imbalance of a body where nothing flows
     held: float = 0.0
+    steps: int = 0  # steps booked since the balance was opened (or resumed)
 
     def __post_init__(self):
         if self.inflow is None:
@@ -52,7 +53,7 @@ class HeatBalance:
 
     def mark_opened(self) -> None:
         self.opened = (self.energy, self.inflow.copy(), self.lag, self.gross)
-        self.moved = False
+        self.moved, self.steps = False, 0
 
     def since_opened(self) -> "HeatBalance":
         """The balance of the steps this process took (from its start or restart)."""
@@ -60,7 +61,7 @@ class HeatBalance:
             return self
         energy, inflow, lag, gross = self.opened
         return HeatBalance(self.terms, energy, self.energy, self.inflow - inflow, self.lag - lag, held=self.held,
-                           gross=self.gross - gross, moved=self.moved)
+                           gross=self.gross - gross, moved=self.moved, steps=self.steps)
 
     @property
     def change(self) -> float:
@@ -177,6 +178,7 @@ class HeatFlows:
         p.mesh.comm.Allreduce(MPI.IN_PLACE, buf)
         energy_old, balance.energy, balance.held = balance.energy, float(buf[0]), float(buf[1])
         balance.moved = balance.moved or balance.energy != energy_old
+        balance.steps += 1
         balance.inflow += buf[2:]
         balance.gross += float(np.abs(buf[2: len(buf) - len(self.problem.dirichlet.names)]).sum())
         if storage is not None and len(storage[0]) > 2:

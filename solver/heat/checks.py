@@ -454,12 +454,7 @@ def judge_balance(sim) -> None:
         # (against the flows themselves: the energy held, which scales b.relative, dwarfs them here)
         net = abs(b.imbalance)
         if net > 0.5 * max(float(np.abs(b.inflow).sum()), abs(b.lag)) and _flows_beyond_round_off(sim, b):
-            raise CaseError(f"{sim.case.source}: {max(abs(float(b.inflow.sum())), b.gross):.3g} J flowed in and out "
-                            f"over the run "
-                            f"but no temperature changed: the heat capacity (material.rho times material.c, or a "
-                            f"latent heat) is so large, or time.dt so small, that the temperatures cannot move "
-                            f"within solver.rtol = {sim.case.solver.rtol:g}; check those values and their units, or "
-                            f"lower solver.rtol")
+            raise CaseError(_frozen(sim, b))
     if b is None or b.relative <= limit:
         return
     comm, n = sim.mesh.comm, sim.mesh.n_owned
@@ -486,10 +481,12 @@ def judge_balance(sim) -> None:
             return
         reason = f"{abs(b.imbalance):.3g} W against flows of {max(firm):.3g} W"
     if not sim.case.steady and getattr(p, "mass_weights", None) is None:  # an enthalpy form
+        atol = sim.case.nonlinear.atol
+        floor = f", or nonlinear.atol = {atol:g}: it ends the iterations of small bodies early" if atol else ""
         raise NumericalError(f"{sim.case.source}: the heat balance does not close (relative imbalance "
                              f"{b.relative:.2g}: {reason}): the reported flows are meaningless; the nonlinear "
-                             f"iterations stopped far from the solution (lower nonlinear.rtol), or the problem's "
-                             f"scales exceed double precision")
+                             f"iterations stopped far from the solution (lower nonlinear.rtol{floor}), or the "
+                             f"problem's scales exceed double precision")
     through = "the heat through the dirichlet boundaries is" if p.dirichlet.names else \
         "the heat exchanged through the boundaries (an h or a flux many orders above the conduction?) is"
     raise NumericalError(f"{sim.case.source}: the heat balance does not close (relative imbalance "
@@ -497,6 +494,36 @@ def judge_balance(sim) -> None:
                          f"round-off, and the reported flows are meaningless; the problem's scales exceed double "
                          f"precision (a conductivity, capacity, length or time step many orders of magnitude off, "
                          f"or in other units?)")
+
+
+MOVES = 1e-6  # a step's heat, as a fraction of the energy held, that moves temperatures far above round-off
+
+
+def _frozen(sim, b) -> str:
+    """Why heat flowed over the steps (``b``: their balance) but no temperature changed. Where a
+    step's heat is more than :data:`MOVES` of the energy the body holds, its temperatures should
+    have moved by as much, far above round-off: the solves stopped at their tolerances before any
+    iteration (a loose solver.rtol, an absolute tolerance above the residuals), which are named.
+    Else the heat capacity, or the step, is too large or small for them to move."""
+    c = sim.case
+    flowed = max(abs(float(b.inflow.sum())), b.gross)
+    whole = sim.balance.change  # the run's, with the heat the Dirichlet values brought at the start
+    start = f" (the run's energy change of {whole:+.6g} J came at the start, when the Dirichlet values replaced the " \
+            f"initial temperatures)" if whole != 0.0 and b.change == 0.0 else ""
+    said = f"{c.source}: {flowed:.3g} J flowed in and out over the run but the steps changed no temperature{start}"
+    share = flowed / max(b.steps, 1) / b.held if b.held > 0 else math.inf
+    if share <= MOVES:
+        return (f"{said}: the heat capacity (material.rho times material.c, or a latent heat) is so large, or "
+                f"time.dt so small, that the temperatures cannot move within solver.rtol = {c.solver.rtol:g}; check "
+                f"those values and their units, or lower solver.rtol")
+    tolerances = [f"solver.rtol = {c.solver.rtol:g}"] + [f"solver.atol = {c.solver.atol:g}"] * (c.solver.atol > 0)
+    if c.physics.nonlinear:
+        tolerances += [f"nonlinear.rtol = {c.nonlinear.rtol:g}"]
+        tolerances += [f"nonlinear.atol = {c.nonlinear.atol:g}"] * (c.nonlinear.atol > 0)
+    nonlinear = ", nonlinear.rtol = 1e-9, nonlinear.atol = 0" if c.physics.nonlinear else ""
+    return (f"{said}: each step's heat, {share:.2g} of the energy the body holds, should have moved them, but the "
+            f"solves met their tolerances before any iteration ({', '.join(tolerances)}); tighten them (defaults: "
+            f"solver.rtol = 1e-10, solver.atol = 0{nonlinear})")
 
 
 def _load_magnitude(sim) -> float:

@@ -135,6 +135,8 @@ def test_a_set_key_may_quote_its_parts_as_toml_does():
     ("region.a.q=1", "case.toml: unknown key region.a.q (allowed: group, x, y, k, rho, c, latent_heat, solidus, liquidus)"),
     ("boundary.left.value=\"__import__('os')\"", "case.toml: boundary.left.value: "),
     ("solver.rtol=2", "case.toml: solver.rtol must be <= 0.5, got 2.0"),
+    ("nonlinear.atol=1e30", "case.toml: nonlinear.atol must be <= 1.0, got 1e+30"),  # every step "converged" unsolved
+    ("nonlinear.stol=100", "case.toml: nonlinear.stol must be <= 0.001, got 100.0"),  # one iteration, 0.05 C off
     ("output.every=0", "case.toml: output.every must be a positive integer, got 0"),
     ("run.hang_timeout=1e-300", "case.toml: run.hang_timeout must be 0 (off) or at least 1 second, got 1e-300"),
     ("element.degree=2.0", "case.toml: element.degree must be one of 1, 2; got 2.0"),

@@ -154,7 +154,7 @@ def test_a_balance_lost_in_round_off_fails(tmp_path, nprocs, edits, unit):
 
 @pytest.mark.parametrize("nprocs, edits, words", [
     (3, [], "time.dt = 5 moves no temperature"),
-    (1, ["source.f=1000.0"], "but no temperature changed"),
+    (1, ["source.f=1000.0"], "but the steps changed no temperature (the run's energy change of +1.84e+21 J"),
 ])
 def test_a_capacity_so_large_that_no_temperature_moves_is_refused(tmp_path, nprocs, edits, words):
     """rho = 1e20: the heat through the left side (7.7e7 J) moved no temperature within the solver's
@@ -181,11 +181,39 @@ def test_a_field_frozen_under_flows_that_cancel_is_refused_and_a_moving_one_is_n
     proc = run_solver(1, ["case.toml", "--quiet"], cwd=tmp_path, check=False, timeout=60)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     if frozen:
-        assert proc.returncode == 2 and len(errors) == 1 and "flowed in and out over the run but no temperature " \
-            "changed" in errors[0], proc.stderr
+        assert proc.returncode == 2 and len(errors) == 1 and "flowed in and out over the run but the steps " \
+            "changed no temperature: the heat capacity" in errors[0], proc.stderr
     else:
         assert proc.returncode == 0 and not errors, proc.stderr
 
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_steps_frozen_by_loose_tolerances_name_them(tmp_path, nprocs):
+    """solver.rtol = 0.5 with no preconditioner: every solve met its tolerance before any iteration,
+    and the message blamed the heat capacity and said that no temperature changed beside an energy
+    change of +72220 J (the Dirichlet value's, at the start). Each step's heat is 0.47 of the energy
+    held: the tolerances are named, and the start's energy change is told apart."""
+    (tmp_path / "case.toml").write_text(CASE.split("[boundary.right]")[0] + "[time]\ndt = 10.0\nt_end = 100.0\n")
+    sets = ["mesh.nx=40", "mesh.ny=20", "solver.rtol=0.5", "solver.preconditioner=none"]
+    proc = run_solver(nprocs, ["case.toml", "--quiet", *[a for e in sets for a in ("--set", e)]], cwd=tmp_path,
+                      check=False, timeout=60)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert "but the steps changed no temperature (the run's energy change of +72220 J came at the start" in errors[0]
+    assert "the solves met their tolerances before any iteration (solver.rtol = 0.5); tighten them" in errors[0]
+    assert "heat capacity" not in errors[0]
+
+
+def test_a_nonlinear_balance_that_does_not_close_names_nonlinear_atol(tmp_path):
+    """k = 45 + 0.5 T on a body 0.2 by 0.1 mm: nonlinear.atol = 1 (J per node) is above the residual
+    at the start of every step, which ended unsolved; the message named nonlinear.rtol alone."""
+    (tmp_path / "case.toml").write_text(CASE.split("[boundary.right]")[0] + "[time]\ndt = 10.0\nt_end = 100.0\n")
+    sets = ["material.k=\"45 + 0.5*T\"", "mesh.lengths=[0.0002, 0.0001]", "mesh.nx=8", "mesh.ny=4",
+            "nonlinear.atol=1"]
+    proc = run_solver(1, ["case.toml", "--quiet", *[a for e in sets for a in ("--set", e)]], cwd=tmp_path,
+                      check=False, timeout=60)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 3 and len(errors) == 1 and "or nonlinear.atol = 1: it ends" in errors[0], proc.stderr
 
 @pytest.mark.parametrize("nprocs, preconditioner", [(1, "bjacobi"), (2, "ilu")])
 def test_a_conductivity_that_underflows_is_a_singular_system_not_an_internal_error(tmp_path, nprocs, preconditioner):
