@@ -109,7 +109,8 @@ class StudyFile(SolverFile):
     def outputs(self) -> tuple[str, ...]:
         """Names of the scalar outputs (one value per sample)."""
         group = self.file.get("outputs", {})
-        return tuple(sorted(k for k, d in group.items() if isinstance(d, h5py.Dataset) and d.ndim == 1))
+        return tuple(sorted(k for k, d in group.items() if isinstance(d, h5py.Dataset) and d.ndim == 1
+                            and k != "probe_count"))  # (the length of each sample's probe series)
 
     def output(self, name: str) -> np.ndarray:
         if name not in self.outputs:
@@ -242,7 +243,8 @@ def text_lines(info: dict) -> list[str]:
     lines += _table("outputs", f"over the {sm['done']} done samples (plot --output NAME)",
                     ("mean", "std", "min", "max"), info["outputs"])
     if info["probes"]:
-        lines.append(f"probes      {info['probes']} points, every output time (/outputs/probes)")
+        lines.append(f"probes      {info['probes']} points, at each sample's output times (/outputs/probes, "
+                     f"probe_times, probe_count)")
     if stats["fields"]:
         th = ", ".join(f"above_{k}: T > {t:g}" for k, t in enumerate(stats["thresholds"]))
         t0, t1 = stats["time_range"]

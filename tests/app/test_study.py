@@ -633,3 +633,36 @@ def test_a_restart_refuses_a_study_whose_parameters_were_renamed(tmp_path):
     proc = study(1, [spec, "--restart", "latest", "--quiet"], tmp_path)
     assert proc.returncode == 2 and "the study's parameters changed since it was stopped (were material.k)" \
         in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_samples_with_their_own_output_times_keep_their_probes_and_times(tmp_path, ranks):
+    case = tmp_path / "base.toml"
+    case.write_text(TRANSIENT_CASE.format(out=tmp_path) + "probes = [[0.02, 0.01], [0.08, 0.01]]\n")
+    path = tmp_path / "tend.toml"
+    path.write_text('[study]\ncase = "base.toml"\nmethod = "list"\n[parameters]\n'
+                    '"time.t_end" = { values = [50.0, 100.0, 30.0] }\n[outputs]\nfields = false\n')
+    proc = study(ranks, [path, "--quiet"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    with h5py.File(tmp_path / "tend" / "tend.study.h5", "r") as f:
+        probes, times, count = (f[f"outputs/{k}"][()] for k in ("probes", "probe_times", "probe_count"))
+    assert count.tolist() == [2, 3, 2] and probes.shape == (3, 3, 2) and times.shape == (3, 3)
+    for i, (t_end, n) in enumerate(zip((50.0, 100.0, 30.0), (2, 3, 2))):
+        assert np.all(np.isfinite(probes[i, :n])) and np.all(np.isnan(probes[i, n:])), probes[i]
+        assert times[i, n - 1] == pytest.approx(t_end) and np.all(np.isnan(times[i, n:]))
+
+
+def test_a_partial_file_with_longer_probe_series_is_merged_whole():
+    from solver.app.study.partial import merge_partial
+    from solver.app.study.studyfile import SampleTable, StudyContents
+
+    def contents(status, probes):
+        n = len(status)
+        table = SampleTable(np.zeros((n, 1)), np.array(status), np.zeros(n), np.full(n, "", dtype=object))
+        return StudyContents({}, table, {"probes": probes, "probe_times": probes[..., 0]})
+
+    data = contents([0, -1], np.array([[[1.0], [2.0]], [[np.nan], [np.nan]]]))
+    part = contents([-1, 0], np.array([[[np.nan]] * 3, [[4.0], [5.0], [6.0]]]))
+    merged = merge_partial(data, part, Path("part.h5")).outputs
+    assert merged["probes"][1, :, 0].tolist() == [4.0, 5.0, 6.0]
+    assert merged["probes"][0, :2, 0].tolist() == [1.0, 2.0] and np.isnan(merged["probes"][0, 2, 0])

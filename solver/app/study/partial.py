@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from solver.io.checkpoint import checkpoint_dir
-from solver.app.study.studyfile import PENDING, SampleTable, StudyContents, merged_tables, write_study
+from solver.app.study.studyfile import (PENDING, PROBE_SERIES, SampleTable, StudyContents, merged_tables, widened,
+                                          write_study)
 from solver.errors import CaseError
 from solver.post.study_info import GROUPS_FOLDER  # (not the checkpoints' folder: --overwrite of a run moves that)
 
@@ -129,9 +130,12 @@ def merge_partial(data: StudyContents | None, part: StudyContents, path: Path) -
             data.outputs.setdefault(key, values)
             continue
         if key not in data.outputs:
-            data.outputs[key] = np.full(values.shape, np.nan)
-        if data.outputs[key].shape == values.shape:
-            data.outputs[key][done] = values[done]
+            data.outputs[key] = np.full((len(values), 0) + values.shape[2:], np.nan) if key in PROBE_SERIES \
+                else np.full(values.shape, np.nan)
+        if key in PROBE_SERIES:  # each sample's own output times: the longer series of the two
+            width = max(data.outputs[key].shape[1], values.shape[1])
+            data.outputs[key], values = widened(data.outputs[key], width), widened(values, width)
+        data.outputs[key][done] = values[done]
     if part.stats is not None and part.stats.count:
         if data.stats is None or data.times is None:
             data.stats, data.times = part.stats, part.times

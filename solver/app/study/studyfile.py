@@ -7,8 +7,11 @@ with an XDMF index of the statistics fields beside it. It is also the study's ch
                                400 bytes); wall time of each
     /outputs/<name>            (samples,) scalar outputs: max_temperature, min_temperature,
                                final_max_temperature, heat_in.<boundary>, steps, linear_iterations, ...
-    /outputs/probes            (samples, times, probes) probe values at the output times; /outputs/probe_points
-    /time                      (times,) output times
+    /outputs/probes            (samples, times, probes) probe values at each sample's output times, NaN past the
+                               sample's own count (samples may have different output times: outputs.fields = false);
+                               /outputs/probe_times (samples, times) those times, /outputs/probe_count (samples,)
+                               how many (NaN for a sample not done), /outputs/probe_points (probes, dim)
+    /time                      (times,) output times of the field statistics
     /mesh/geometry, /mesh/topology   canonical order, as in a results file
     /statistics/{mean,std,min,max,m2}/000000   (nodes,) per output time; attr count (samples)
     /statistics/above_<k>/000000               (nodes,) probability that T > thresholds[k]
@@ -108,17 +111,41 @@ def merged_tables(spec, table: np.ndarray, earlier: StudyContents | None, gather
         message = np.full(n, "", dtype=object)
     outputs = {k: np.array(v, dtype=float) for k, v in (earlier.outputs if earlier else {}).items()}
     records = [rec for part in gathered for rec in part]
-    n_probes = next((rec.probes.shape for rec in records if rec.probes is not None), None)
     for rec in records:
         status[rec.index], seconds[rec.index], message[rec.index] = rec.status, rec.seconds, rec.message
         for key, value in rec.scalars.items():
             outputs.setdefault(key, np.full(n, np.nan))[rec.index] = value
-        if rec.probes is not None and rec.probes.shape == n_probes:
-            outputs.setdefault("probes", np.full((n,) + n_probes, np.nan))[rec.index] = rec.probes
+        if rec.probes is not None:
+            put_probes(outputs, n, rec.index, rec.times, rec.probes)
     if spec.base.output.probes and "probes" in outputs:
         outputs["probe_points"] = np.array(spec.base.output.probes, dtype=float)
     return StudyContents({}, SampleTable(table, status, seconds, message), outputs)
 
+
+PROBE_SERIES = ("probes", "probe_times")  # (samples, times, ...): as long as the longest sample's series
+
+
+def widened(values: np.ndarray, n_times: int) -> np.ndarray:
+    """A (samples, times, ...) table padded with NaN to ``n_times`` output times."""
+    extra = n_times - values.shape[1]
+    if extra <= 0:
+        return values
+    return np.concatenate([values, np.full((values.shape[0], extra) + values.shape[2:], np.nan)], axis=1)
+
+
+def put_probes(outputs: dict, n: int, index: int, times: np.ndarray, probes: np.ndarray) -> None:
+    """Sample ``index``'s probes (times, probes) and their times into ``outputs``' tables: each
+    sample keeps its own output times (a sampled time.t_end or output.every changes them), the
+    tables widened with NaN to the longest series and the count of each kept in probe_count."""
+    count = len(probes)
+    rows = {"probes": probes, "probe_times": np.asarray(times, dtype=float).reshape(count)}
+    for key, row in rows.items():
+        table = outputs.get(key, np.full((n, 0) + row.shape[1:], np.nan))
+        table = widened(table, count)
+        table[index] = np.nan
+        table[index, :count] = row
+        outputs[key] = table
+    outputs.setdefault("probe_count", np.full(n, np.nan))[index] = count
 
 
 DATASET_BYTES = 4096  # HDF5's metadata per dataset (object header, name in its group), generously
