@@ -666,3 +666,21 @@ def test_a_partial_file_with_longer_probe_series_is_merged_whole():
     merged = merge_partial(data, part, Path("part.h5")).outputs
     assert merged["probes"][1, :, 0].tolist() == [4.0, 5.0, 6.0]
     assert merged["probes"][0, :2, 0].tolist() == [1.0, 2.0] and np.isnan(merged["probes"][0, 2, 0])
+
+
+def test_field_statistics_that_would_not_fit_in_memory_are_refused_up_front(tmp_path, monkeypatch):
+    from mpi4py import MPI
+
+    from solver.app.study import driver
+
+    (tmp_path / "base.toml").write_text(TRANSIENT_CASE.format(out=tmp_path).replace("t_end = 100.0", "t_end = 3e5")
+                                        .replace("every = 5", "every = 1"))
+    path = tmp_path / "big.toml"
+    path.write_text(TRANSIENT_STUDY.replace("[50.0]", str([float(t) for t in range(16)])))
+    spec = load_study(path)
+    monkeypatch.setattr(driver, "memory_available", lambda: 2**29)
+    with pytest.raises(CaseError, match="field statistics need about .* outputs.fields = false") as info:
+        driver.check_statistics_memory(spec, MPI.COMM_WORLD, 1, 33)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    monkeypatch.setattr(driver, "memory_available", lambda: 2**40)
+    driver.check_statistics_memory(spec, MPI.COMM_WORLD, 1, 33)  # (30001 times x 33 nodes x 20 fields: 0.5 GiB)

@@ -29,7 +29,7 @@ from mpi4py import MPI
 from solver.app.control import SAFETY, slurm_time_left
 from solver.app.faults import before_study_file
 from solver.app.log import say
-from solver.app.preflight import claim_space, estimate_output_bytes, guard_output
+from solver.app.preflight import claim_space, estimate_output_bytes, guard_output, memory_available
 from solver.app.run import expected_snapshots
 from solver.case.shown import counted, size
 from solver.parallel.collective import on_root
@@ -52,6 +52,7 @@ from solver.app.study.studyfile import (DATASET_BYTES, PENDING, StudyContents, S
 
 log = logging.getLogger(__name__)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+STATISTICS_MEMORY_SHARE = 0.5  # of the memory available: the samples' own runs need the rest
 
 
 class _Stop:
@@ -170,6 +171,7 @@ class StudyRun:
     def execute(self, table, mesh) -> int:
         """Run the pending samples of ``table`` on the groups' ``mesh`` and write the study file."""
         spec, groups, world = self.spec, self.groups, self.groups.world
+        check_statistics_memory(spec, world, groups.ranks_per_case, mesh.n_global_nodes)
         earlier = self.earlier(table, mesh) if self.options.restart else None
         status = earlier.table.status if earlier else np.full(len(table), PENDING, dtype=np.int64)
         pending = np.flatnonzero(status == PENDING)
@@ -204,10 +206,7 @@ class StudyRun:
         base case's mesh). A sample that still finds no room for its run stops the study, keeping
         the samples before it."""
         spec = self.spec
-        base = spec.base
-        steps = None if base.time.adaptive is not None or base.time.dt == "auto" else \
-            (0 if base.steady else fixed_steps(base.time.t_end, base.time.dt))
-        snapshots = expected_snapshots(base.output, steps)
+        snapshots = expected_snapshots(spec.base.output, base_steps(spec))
         n_nodes, n_cells = mesh.n_global_nodes, mesh.n_global_cells
         datasets = (5 + len(spec.thresholds)) * snapshots if spec.fields else 0
         one = 8 * n_nodes * datasets + 64 * n_samples * (len(spec.keys) + 4) + DATASET_BYTES * (datasets + 32)
@@ -428,6 +427,50 @@ class StudyRun:
         if all_failed:
             raise NumericalError(f"{self.path}: every one of the {len(table)} samples failed, so there are no "
                                  f"statistics (why each failed: python -m solver info {shlex.quote(str(self.path))})")
+
+
+def base_steps(spec: StudySpec) -> int | None:
+    """The base case's number of time steps (0 steady; None where adaptive or ``dt = "auto"``)."""
+    base = spec.base
+    if base.time.adaptive is not None or base.time.dt == "auto":
+        return None
+    return 0 if base.steady else fixed_steps(base.time.t_end, base.time.dt)
+
+
+def statistics_bytes(spec: StudySpec, n_times: int, block: int) -> int:
+    """A rank's peak memory for the field statistics of ``n_times`` output times on a block of
+    ``block`` nodes: the moments (mean, m2, min, max and a count per threshold), a sample's fields
+    and their temporaries as it is added, and the packed, sent and received copies of the moments
+    as the groups combine them, 8 bytes a value (the comparison with the thresholds: 1 byte)."""
+    moments = 4 + len(spec.thresholds)
+    per_value = 8 * 3 * moments + 8 * 4 + len(spec.thresholds)
+    return per_value * n_times * block
+
+
+def check_statistics_memory(spec: StudySpec, world, ranks_per_case: int, n_nodes: int) -> None:
+    """Refuse (exit 2, every rank) field statistics whose arrays would not fit in a share of the
+    memory available on this machine (MemAvailable) among the study's ranks on it; only where the
+    base case's number of output times is known (a fixed dt, or output.times)."""
+    if not spec.fields:
+        return
+    steps = base_steps(spec)
+    if steps is None and not spec.base.output.times:
+        return
+    n_times = expected_snapshots(spec.base.output, steps)
+    node = world.Split_type(MPI.COMM_TYPE_SHARED)
+    here = node.size
+    node.Free()
+    need = statistics_bytes(spec, n_times, -(-n_nodes // ranks_per_case))
+
+    def check():
+        have = memory_available()
+        if have is not None and need * here > STATISTICS_MEMORY_SHARE * have:
+            raise CaseError(f"{spec.source}: the field statistics need about {size(need)} per rank ({n_times} output "
+                            f"times x {-(-n_nodes // ranks_per_case)} nodes x {4 + len(spec.thresholds)} fields), "
+                            f"{size(need * here)} for the {counted(here, 'rank')} on this machine, which has "
+                            f"{size(have)} available; write fewer output times (output.every, output.times), use "
+                            f"fewer outputs.thresholds, or set outputs.fields = false")
+    on_root(world, check, CaseError)
 
 
 def study_mesh(groups: StudyGroups, mesh) -> StudyMesh:
