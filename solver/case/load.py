@@ -35,6 +35,12 @@ KEY_REFERENCE = "docs/reference/case_keys.md"  # the page an unknown key's messa
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 
 
+def valid_name(name) -> bool:
+    """A name of results (output.name, study.name): 1 to 100 letters, digits, '_', '-' or '.', not
+    starting with '-' or '.' (".", ".." and hidden names would write elsewhere or out of sight)."""
+    return isinstance(name, str) and bool(_NAME.match(name))
+
+
 def near(word: str, choices) -> str:
     """" (did you mean NAME?)" for a choice that ``word`` looks like a misspelling of, else ""."""
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
@@ -196,7 +202,7 @@ def load_case(text: str, source: str, overrides=(), default_name: str = "case", 
     applied = [item for _, item in applied]
     values = validate(raw, source, restart)
     name = values["output"]["name"] or derived_name(default_name)
-    if not _NAME.match(name):
+    if not valid_name(name):
         raise CaseError(f"{source}: output.name must be 1 to 100 letters, digits, '_', '-' or '.', not starting "
                         f"with '-' or '.', got {shown(name)}")
     values["output"]["name"] = name

@@ -227,6 +227,10 @@ BAD_STUDIES = {
     "huge samples": ('[study]\ncase = "{case}"\nsamples = 1000000000000000000000000000000\n[parameters]\n'
                      '"material.k" = {{ distribution = "uniform", low = 1.0, high = 2.0 }}\n',
                      "study.samples: expected an integer below 2"),
+    **{f"name {name}": (f'[study]\ncase = "{{case}}"\nname = "{name}"\nsamples = 4\n[parameters]\n'
+                        '"material.k" = {{ distribution = "uniform", low = 1.0, high = 2.0 }}\n',
+                        "study.name must be 1 to 100 letters.*not starting with '-' or '.'")
+       for name in ("..", ".", ".hidden")},
     "missing case": ('[study]\ncase = "nowhere.toml"\nsamples = 4\n[parameters]\n'
                      '"material.k" = {{ distribution = "uniform", low = 1.0, high = 2.0 }}\n', "study.case:"),
 }

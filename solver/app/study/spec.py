@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from solver.case.load import load_case, printable, read_text
+from solver.case.load import load_case, printable, read_text, valid_name
 from solver.case.records import Case
 from solver.case.shown import shown
 from solver.errors import CaseError
@@ -219,8 +219,9 @@ def load_study(path: str | Path) -> StudySpec:
     if method not in METHODS:
         raise CaseError(f"{source}: study.method: expected one of {', '.join(METHODS)}, got {printable(repr(method))}")
     name = study.get("name", path.name.split(".")[0])
-    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-." for c in name):
-        raise CaseError(f"{source}: study.name must be letters, digits, '_', '-', '.', got {printable(repr(name))}")
+    if not valid_name(name):
+        raise CaseError(f"{source}: study.name must be 1 to 100 letters, digits, '_', '-' or '.', not starting with "
+                        f"'-' or '.', got {printable(repr(name))}")
     seed = int(_number(study.get("seed", 0), f"{source}: study.seed", integer=True))
     if not 0 <= seed < 2**63:
         raise CaseError(f"{source}: study.seed: expected an integer in [0, 2^63), got {seed}")
