@@ -688,3 +688,16 @@ def test_field_statistics_that_would_not_fit_in_memory_are_refused_up_front(tmp_
     assert str(path) in str(info.value) and "\n" not in str(info.value)
     monkeypatch.setattr(driver, "memory_available", lambda: 2**40)
     driver.check_statistics_memory(spec, MPI.COMM_WORLD, 1, 33)  # (30001 times x 33 nodes x 20 fields: 0.5 GiB)
+
+
+def test_a_restart_refuses_a_study_whose_save_runs_changed(tmp_path):
+    (tmp_path / "base.toml").write_text(TRANSIENT_CASE.format(out=tmp_path))
+    path = tmp_path / "runs.toml"
+    text = ('[study]\ncase = "base.toml"\nmethod = "list"\n[parameters]\n"material.k" = { values = [1.0, 2.0] }\n'
+            '[outputs]\nfields = false\nsave_runs = false\n')
+    path.write_text(text)
+    assert study(1, [path, "--quiet"], tmp_path).returncode == 0
+    path.write_text(text.replace("save_runs = false", "save_runs = true"))
+    proc = study(1, [path, "--restart", "latest", "--quiet"], tmp_path)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "outputs.save_runs changed" in errors[0], proc.stderr

@@ -274,6 +274,11 @@ class StudyRun:
         if stored is not None and bool(stored) != spec.fields:
             raise CaseError(f"{path}: outputs.fields changed since the study was stopped (was "
                             f"{str(bool(stored)).lower()}); use --overwrite to start the study again, or restore it")
+        stored = data.attrs.get("save_runs")
+        if stored is not None and bool(stored) != spec.save_runs:
+            raise CaseError(f"{path}: outputs.save_runs changed since the study was stopped (was "
+                            f"{str(bool(stored)).lower()}): the samples before would have no saved runs, or runs "
+                            f"saved for nothing; use --overwrite to start the study again, or restore it")
         old = data.table.values
         if old.shape != table.shape or not np.array_equal(old, table):
             raise CaseError(f"{path}: its sample table differs from {spec.source}'s (a changed study file or seed); "
@@ -404,7 +409,7 @@ class StudyRun:
             "study": spec.text, "study_source": spec.source, "case": spec.case_text, "case_source": str(spec.case_path),
             "name": spec.name, "method": spec.method, "seed": spec.seed, "samples": len(table),
             "keys": json.dumps(spec.keys), "thresholds": json.dumps(list(spec.thresholds)), "fields": int(spec.fields),
-            "count": stats.count if stats is not None else 0, "done": done, "failed": failed,
+            "save_runs": int(spec.save_runs), "count": stats.count if stats is not None else 0, "done": done, "failed": failed,
             "status": "complete" if complete else ("no room" if share.no_room else "stopped"),
             "exit_status": (EXIT_NUMERICAL if all_failed else 0) if complete else
                            (EXIT_OUTPUT if share.no_room else EXIT_STOPPED),

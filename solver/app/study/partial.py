@@ -73,7 +73,8 @@ def write_partial(path: Path, group, driver: str, spec, table: np.ndarray, ident
                       "study_source": str(spec.source),
                       "samples": len(table), "status": "partial",
                       "count": stats.count if stats is not None else 0,
-                      "thresholds": json.dumps(list(spec.thresholds)), "fields": int(spec.fields)}
+                      "thresholds": json.dumps(list(spec.thresholds)), "fields": int(spec.fields),
+                      "save_runs": int(spec.save_runs)}
     if group.rank == 0:
         path.parent.mkdir(parents=True, exist_ok=True)
     group.Barrier()
