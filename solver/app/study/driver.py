@@ -409,7 +409,8 @@ class StudyRun:
             "study": spec.text, "study_source": spec.source, "case": spec.case_text, "case_source": str(spec.case_path),
             "name": spec.name, "method": spec.method, "seed": spec.seed, "samples": len(table),
             "keys": json.dumps(spec.keys), "thresholds": json.dumps(list(spec.thresholds)), "fields": int(spec.fields),
-            "save_runs": int(spec.save_runs), "count": stats.count if stats is not None else 0, "done": done, "failed": failed,
+            "save_runs": int(spec.save_runs),
+            "count": stats.count if stats is not None else 0, "done": done, "failed": failed,
             "status": "complete" if complete else ("no room" if share.no_room else "stopped"),
             "exit_status": (EXIT_NUMERICAL if all_failed else 0) if complete else
                            (EXIT_OUTPUT if share.no_room else EXIT_STOPPED),
