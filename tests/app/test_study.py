@@ -231,6 +231,9 @@ BAD_STUDIES = {
                         '"material.k" = {{ distribution = "uniform", low = 1.0, high = 2.0 }}\n',
                         "study.name must be 1 to 100 letters.*not starting with '-' or '.'")
        for name in ("..", ".", ".hidden")},
+    "unquoted dotted key": ('[study]\ncase = "{case}"\nsamples = 4\n[parameters]\n'
+                            'material.k = {{ distribution = "normal", mean = 1.0, std = 0.1 }}\n',
+                            'parameters.material: a dotted key must be quoted.*"material.k" = '),
     "missing case": ('[study]\ncase = "nowhere.toml"\nsamples = 4\n[parameters]\n'
                      '"material.k" = {{ distribution = "uniform", low = 1.0, high = 2.0 }}\n', "study.case:"),
 }

@@ -115,6 +115,11 @@ def _lookup(values: dict, key: str):
 
 def _parameter(source: str, key: str, raw, method: str, base: Case) -> Parameter:
     where = f"{source}: parameters.{printable(key)}"
+    nested = [k for k, v in raw.items() if isinstance(v, dict)] if isinstance(raw, dict) else []
+    if nested:  # material.k = {...} unquoted: TOML nests it as parameters.material.k
+        dotted = printable(f"{key}.{nested[0]}")
+        raise CaseError(f"{where}: a dotted key must be quoted, as TOML nests it otherwise: write "
+                        f"\"{dotted}\" = {{ ... }}")
     current = _lookup(base.values, key)
     if current is None or isinstance(current, (bool, dict)) or not isinstance(current, (int, float)):
         what = ("not a key of the base case" if current is None
