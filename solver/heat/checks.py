@@ -125,13 +125,14 @@ def boundary_temperatures_change(problem) -> bool:
     return any(getattr(e, "depends_on_time", False) for e in exprs)
 
 
-def check_boundary_temperatures(source: str, problem, t: float, unit: str, step: int) -> None:
+def check_boundary_temperatures(source: str, problem, t: float, unit: str, where: str) -> None:
     """After a step whose boundary temperatures depend on t: none of them below absolute zero at
-    its time (collective); else a RangeError (exit 3) naming the key, its lowest value and the step."""
+    its time (collective); else a RangeError (exit 3) of ``where`` ("step 2 (t = 0.2)") naming the
+    key and its lowest value."""
     try:
         check_absolute_zero(source, problem, None, t, unit)
     except CaseError as exc:
-        raise RangeError(f"{exc} (step {step})") from None
+        raise RangeError(f"{where}: {str(exc).removeprefix(f'{source}: ')}") from None
 
 
 def check_step_moves(case, problem, dt: float) -> None:
@@ -263,14 +264,15 @@ def warn_lumped_quadratic_simplices(case, cell_type: str) -> None:
                     f"the accuracy")
 
 
-def check_step(source: str, problem, balance, t: float) -> None:
-    """After a step: the heat balance (its terms are global) must be finite; else name the term."""
+def check_step(problem, balance, where: str) -> None:
+    """After a step: the heat balance (its terms are global) must be finite; else a RangeError
+    (exit 3) of ``where`` ("step 4 (t = 66.6667)") naming the term."""
     if np.isfinite(balance.energy) and np.all(np.isfinite(balance.inflow)):
         return
     bad = next((name for name, value in zip(balance.terms, balance.inflow) if not np.isfinite(value)), None)
     what = "the stored energy (material.rho, material.c or the temperature)" if bad is None else term_key(problem, bad)
-    raise CaseError(f"{source}: {what} gives a non-finite heat flow at t = {t:.6g} (inf or NaN): an overflow, "
-                    f"a division by zero or a value out of range at that time; check the expression")
+    raise RangeError(f"{where}: {what} gives a non-finite heat flow (inf or NaN): an overflow, a division by zero "
+                     f"or a value out of range at that time; check the expression")
 
 
 def check_mesh(case, mesh) -> None:

@@ -9,12 +9,15 @@ At each step boundary, in this order:
 2. one agreement among the ranks (:class:`StepVote`): whether a temperature went bad anywhere
    and, in a run (:class:`solver.app.control.RunControl`), whether to stop or checkpoint: one
    small ``Allreduce`` in all;
-3. the checks: a non-finite heat balance names its term (exit 2), an expression evaluated out of
-   its key's range (:mod:`solver.heat.ranges`) and a NaN or a temperature out of
+3. the checks: a non-finite heat balance (naming its term), an expression evaluated out of its
+   key's range (:mod:`solver.heat.ranges`) and a NaN or a temperature out of
    ``run.temperature_range`` on any rank stop every rank with one message (exit 3);
 4. every observer's :meth:`Observer.after_step` with the :class:`StepEvent` (snapshot due by the
    schedule or the last step; checkpoint due by the vote or the last step);
 5. a stop asked for by the vote ends the march at this boundary.
+
+An error of a step or of its checks is one line that starts with the case file and the step:
+"case.toml: step 6 (t = 60): the linear solver did not converge ..." (:func:`named`).
 
 A steady case is one solve, checked the same way and reported as the event of step 0 at t = 0.
 Observers see :meth:`Observer.begin` before the first step and :meth:`Observer.end` after the
@@ -24,12 +27,13 @@ last. The driver itself writes nothing: results, probes, checkpoints and progres
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 from mpi4py import MPI
 
-from solver.errors import ConvergenceError, NumericalError
+from solver.errors import ConvergenceError, NumericalError, OutputError, SolverExit
 from solver.heat.checks import boundary_temperatures_change, check_balance, check_boundary_temperatures, check_step
 from solver.heat.ranges import check_step as check_ranges
 from solver.heat.simulation import Simulation
@@ -116,6 +120,19 @@ def march(sim: Simulation, observers: list[Observer], vote: StepVote | None = No
     return outcome
 
 
+@contextmanager
+def named(source: str):
+    """Every error of a step and of its checks (not of the observers' writes, which name their
+    files) is one line that starts with the case file: "case.toml: step 6 (t = 60): ...". The
+    steps and checks give "step 6 (t = 60): ..."; the file is put in front here, once."""
+    try:
+        yield
+    except SolverExit as exc:
+        if not isinstance(exc, OutputError) and not str(exc).startswith(f"{source}: "):
+            exc.args = (f"{source}: {exc}",)
+        raise
+
+
 def _explained(sim: Simulation, advance, context: str):
     """``advance()``; a failed solve (raised on every rank) whose inputs left their range on some
     rank (a convection coefficient turned negative: the system is then indefinite) is reported as
@@ -128,11 +145,12 @@ def _explained(sim: Simulation, advance, context: str):
 
 
 def _steady(sim: Simulation, observers: list[Observer], vote: StepVote) -> Outcome:
-    solve = _explained(sim, sim.solve_steady, "the steady solve")
-    unhealthy = vote.vote(0, 0.0, sim.unhealthy() is not None or sim.stalled(solve)).unhealthy
-    check_ranges(sim.problem, "the steady solve")
-    check_health(sim, unhealthy, solve)
-    check_balance(sim)  # before the snapshot: a steady state the balance refuses is not written
+    with named(sim.case.source):
+        solve = _explained(sim, sim.solve_steady, "the steady solve")
+        unhealthy = vote.vote(0, 0.0, sim.unhealthy() is not None or sim.stalled(solve)).unhealthy
+        check_ranges(sim.problem, "the steady solve")
+        check_health(sim, unhealthy, solve)
+        check_balance(sim)  # before the snapshot: a steady state the balance refuses is not written
     event = StepEvent(0, 0.0, solve, snapshot=True, checkpoint=False, last=True)
     for o in observers:
         o.after_step(sim, event)
@@ -148,15 +166,18 @@ def _transient(sim: Simulation, observers: list[Observer], vote: StepVote) -> Ou
     try:
         while not sim.finished:
             start = MPI.Wtime()
-            solve = _explained(sim, sim.advance, f"step {sim.step_index + 1}")
-            for o in observers:
-                o.after_solve(sim)
-            votes = vote.vote(sim.step_index, MPI.Wtime() - start, sim.unhealthy() is not None or sim.stalled(solve))
-            check_step(sim.case.source, sim.problem, sim.balance, sim.t)
-            check_ranges(sim.problem, f"step {sim.step_index} (t = {sim.t:.6g})")
-            if boundary_temperatures:
-                check_boundary_temperatures(sim.case.source, sim.problem, sim.t, unit, sim.step_index)
-            check_health(sim, votes.unhealthy, solve)
+            with named(sim.case.source):
+                solve = _explained(sim, sim.advance, f"step {sim.step_index + 1} (t = {sim.t + sim.stepper.dt:.6g})")
+                for o in observers:
+                    o.after_solve(sim)
+                votes = vote.vote(sim.step_index, MPI.Wtime() - start,
+                                  sim.unhealthy() is not None or sim.stalled(solve))
+                where = f"step {sim.step_index} (t = {sim.t:.6g})"
+                check_step(sim.problem, sim.balance, where)
+                check_ranges(sim.problem, where)
+                if boundary_temperatures:
+                    check_boundary_temperatures(sim.case.source, sim.problem, sim.t, unit, where)
+                check_health(sim, votes.unhealthy, solve)
             stop = votes.stop and not sim.finished
             event = StepEvent(sim.step_index, sim.t, solve, schedule.due(sim.step_index, sim.t) or sim.finished,
                               votes.checkpoint or sim.finished, sim.finished or stop)

@@ -86,7 +86,8 @@ def test_non_convergence_is_reported_with_step_and_advice(tmp_path):
     assert proc.returncode == 3
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1
-    assert "step 1 (t = 5)" in errors[0] and "did not converge in 2 iterations" in errors[0]
+    assert errors[0].startswith(f"error: {ROOT / 'inputs' / 'plate.toml'}: step 1 (t = 5): ")  # the file, the step
+    assert "did not converge in 2 iterations" in errors[0]
     assert "solver.preconditioner" in errors[0]
     logged = (tmp_path / "plate" / "plate.log").read_text().splitlines()  # everything printed goes there too
     assert logged[-1].endswith(errors[0]) and " ERROR " in logged[-1], logged[-3:]

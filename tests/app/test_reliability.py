@@ -49,7 +49,7 @@ def test_nan_is_reported_at_its_step_and_earlier_output_survives(tmp_path, nproc
                                        "--set", "checkpoint.every=2"], tmp_path, {"SOLVER_TEST_NAN": f"{nprocs - 1}:5"})
     assert proc.returncode == 3, proc.stderr
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
-    assert len(errors) == 1 and "step 5 (t = 25): temperature NaN at (" in errors[0]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {PLATE}: step 5 (t = 25): temperature NaN at (")
     assert f"on rank {nprocs - 1}" in errors[0] and "likely cause" in errors[0]
     with h5py.File(tmp_path / "plate" / "plate.h5", "r") as f:  # snapshots 0, 2, 4 intact; step 5 never written
         assert f["step"][()].tolist() == [0, 2, 4] and not f.attrs["complete"]

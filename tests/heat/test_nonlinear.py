@@ -346,7 +346,7 @@ def test_a_conductivity_that_reaches_zero_stops_the_run_with_one_line(tmp_path):
     proc = run_solver(2, [str(case), "--set", "mesh.cell=triangle", "--overwrite"], cwd=tmp_path, check=False)
     assert proc.returncode == 3, proc.stderr
     error = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
-    assert len(error) == 1 and "step 1 (t = 0.1): material.k = -" in error[0] \
+    assert len(error) == 1 and f"error: {case}: step 1 (t = 0.1): material.k = -" in error[0] \
         and "must be finite and > 0" in error[0], \
         proc.stderr
 
@@ -358,7 +358,7 @@ def test_failing_newton_names_the_step_and_its_history(tmp_path):
     proc = run_solver(2, [str(case), "--overwrite"], cwd=tmp_path, check=False)
     assert proc.returncode == 3, proc.stderr
     error = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
-    assert len(error) == 1 and "step 1 (t = 0.1): the nonlinear solve did not converge: newton " \
+    assert len(error) == 1 and f"error: {case}: step 1 (t = 0.1): the nonlinear solve did not converge: newton " \
         "(no convergence in 1 iterations; residuals " in error[0] and "try time.dt = \"adaptive\"" in error[0] \
         and "a smaller time.dt" in error[0], error
 

@@ -1,8 +1,8 @@
 """Values known only at run time are range-checked: an expression of T, t or x, y, z given for a key
 with a range (k, rho, c, epsilon, h; regions too) is checked wherever it is evaluated, against the
 range of the key's number. Out of range during the run: exit 3 on every rank together, one line
-naming the key, the value, the time and the point, and the results file marked failed; out of
-range at the initial state (or a constant out of range): exit 2."""
+naming the case file, the step, the key, the value, the time and the point, and the results file
+marked failed; out of range at the initial state (or a constant out of range): exit 2."""
 
 import numpy as np
 import pytest
@@ -102,7 +102,7 @@ EXPECTED = {  # status, what the one error line holds, how the results file ends
     "k_negative_in_a_corner": (3, "step 3 (t = 0.3): material.k = -0.2 at (0.96", "failed"),
     "h_negative_later": (3, "step 2 (t = 0.2): boundary.right.h = -2 at (1, ", "failed"),
     "h_negative_later_adaptive": (3, "boundary.right.h = -", "failed"),
-    "h_far_negative": (3, "step 1: boundary.right.h = -99990 at (", "failed"),  # was: "singular or indefinite"
+    "h_far_negative": (3, "step 1 (t = 0.1): boundary.right.h = -99990 at (", "failed"),  # was: "singular or ..."
 }
 ON_THREE_RANKS = ["epsilon_above_one", "epsilon_above_one_at_start", "k_negative_in_a_corner", "h_negative_later",
                   "h_far_negative"]
@@ -120,6 +120,8 @@ def test_out_of_range_stops_every_rank_with_one_line(tmp_path, nprocs):
             assert r["error"] == [], (name, r)
             continue
         assert len(r["error"]) == 1 and message in r["error"][0] and RUN_TIME in r["error"][0], (name, r)
+        if status == 3:  # during the run: the case file, then the step, as every error of a step
+            assert r["error"][0].startswith(f"error: {tmp_path / 'case.toml'}: step "), (name, r)
 
 
 @pytest.mark.parametrize("k", ['"exp(T * 100)"', '"1 / (T - 20)"'])
