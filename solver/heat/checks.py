@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from mpi4py import MPI
 
-from solver.case.expressions import Expression
+from solver.case.expressions import Expression, StepTime
 from solver.case.records import MeshFileSpec
 from solver.case.schema import absolute_zero
 from solver.errors import CaseError, NumericalError, RangeError
@@ -77,6 +79,152 @@ def check_inputs(source: str, problem, u0: np.ndarray | None, t: float = 0.0, un
                         f"overflow, a division by zero or a value out of range; check the expression and its units")
     if unit is not None:
         check_absolute_zero(source, problem, u0, t, unit)
+
+
+@dataclass(frozen=True)
+class StepInput:
+    """An input as a step's system takes it at time ``t``: owned values, scaled as they enter it
+    (a load times the step's weight of F), and ``sample()``: the input's own values and their
+    points, where a bad one is placed (None: the values themselves, with no point)."""
+
+    key: str
+    t: float
+    values: np.ndarray
+    sample: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None
+
+
+def step_inputs(problem, t: float, c: float, a0: float = 0.0, scale: float = 1.0, changing: bool = False,
+                dirichlet: bool = True, loads: bool = True) -> list[StepInput]:
+    """What the system of a step at time t is made of, by key: the Dirichlet values, the source's
+    and fluxes' loads, each Robin boundary's T_inf, its uptake ``int h N_i`` and its load ``int h
+    T_inf N_i``, a radiating boundary's T_inf and, for the linear problem, the capacity and
+    conduction matrices (``a0`` M, ``c`` K). Loads and matrices are weighted as the step weighs
+    them (``c``: dt b0, 1 steady), matrices times the temperature ``scale`` they act on. With
+    ``changing``, only the inputs that depend on t (the others were checked at the start); without
+    ``dirichlet`` or ``loads``, the Dirichlet values or the rest left out."""
+    def moves(*expressions):
+        return not changing or any(getattr(e, "depends_on_time", False) for e in expressions)
+
+    n, coords = problem.mesh.n_owned, problem.mesh.coords
+    out = []
+    d = problem.dirichlet
+    if dirichlet and d.names and moves(*(bc.value for bc in d.conditions)):
+        g = d.values(t)
+        for i, (name, bc) in enumerate(zip(d.names, d.conditions)):
+            nodes = np.flatnonzero(d.mask[:n] & (d.boundary_of[:n] == i))
+            if moves(bc.value):
+                out.append(StepInput(f"boundary.{name}.value", t, g[nodes], lambda v=g[nodes], x=coords[nodes]: (v, x)))
+    if not loads:
+        return out
+    parts = problem.load_parts(t)
+    if "source" in parts and moves(problem.source):
+        f = problem.source
+        out.append(StepInput("source.f", t, c * parts["source"], lambda: _sampled(f, problem.assembler, t)))
+    for term in problem.neumann:
+        q = term.condition.flux
+        if moves(q):
+            out.append(StepInput(f"boundary.{term.name}.flux", t, c * parts[term.name],
+                                 lambda q=q, p=term.facets.points: (q(p, t), p)))
+    for term in problem.robin:
+        h, ti, points = term.condition.h, term.condition.T_inf, term.facets.points
+        if moves(ti):
+            out.append(StepInput(f"boundary.{term.name}.T_inf", t, ti(points, t), lambda v=ti, p=points: (v(p, t), p)))
+        if moves(h):
+            out.append(StepInput(f"boundary.{term.name}.h", t, c * scale * problem.robin_uptake(term, t),
+                                 lambda v=h, p=points: (v(p, t), p)))
+        if moves(h, ti):
+            out.append(StepInput(f"boundary.{term.name}.h times boundary.{term.name}.T_inf", t, c * parts[term.name],
+                                 lambda h=h, ti=ti, p=points: (h(p, t) * ti(p, t), p)))
+    for term in getattr(problem, "radiation", ()):
+        ti, points = term.condition.T_inf, term.facets.points
+        if moves(ti):
+            out.append(StepInput(f"boundary.{term.name}.T_inf", t, ti(points, t), lambda v=ti, p=points: (v(p, t), p)))
+    if isinstance(problem, HeatProblem) and not changing:
+        if a0:
+            out.append(StepInput("material.rho and material.c (or mesh sizes)", t, a0 * scale * problem.M.data))
+        out.append(StepInput("material.k (or mesh sizes)", t, c * scale * problem.K_conduction.data))
+    return out
+
+
+def _sampled(f, assembler, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """A source's values at the cells' quadrature points, and the points."""
+    points = assembler.quadrature_points()
+    return f(points, t), points
+
+
+def check_step_inputs(problem, inputs: list[StepInput], where: str, error=RangeError, dt: float | None = None) -> None:
+    """Refuse (collective: one ``Allreduce`` of the inputs' sums of squares) a step whose system
+    an input makes non-finite, or so large that the solve's sums of squares overflow double
+    precision (a load of 1e300 W: the solver found a system of inf and could name no key). The
+    first such input, its value, time and place (the first non-finite value, else the largest)
+    are named: ``error`` (exit 3 during the run) of ``where``: "step 6 (t = 60): source.f = inf ..."
+    (no ``where``: the line alone); ``dt``: the time step, which weighs the loads (None: steady)."""
+    if not inputs:
+        return
+    with np.errstate(all="ignore"):
+        squares = np.array([float(np.vdot(i.values, i.values)) for i in inputs])
+    problem.mesh.comm.Allreduce(MPI.IN_PLACE, squares)
+    bad = next((i for i, s in zip(inputs, squares) if not np.isfinite(s)), None)
+    if bad is not None:
+        message = describe_bad_input(problem.mesh.comm, bad, dt)
+        raise error(f"{where}: {message}" if where else message)
+
+
+def check_step_loads(problem, u: np.ndarray, t1: float, load_times: list, dt: float, where: str) -> None:
+    """Before a step's solve (collective): the inputs that depend on t, as the step takes them (the
+    Dirichlet values at its end t1, the loads at ``load_times``: t1 and the earlier levels' times
+    that its scheme weighs, its start for explicit Euler), finite and within what the solve can
+    take (:func:`check_step_inputs`, exit 3). The loads are checked last at the time the step
+    takes them first, whose values the step then finds cached."""
+    n = problem.mesh.n_owned
+    with np.errstate(all="ignore"):
+        scale = max(1.0, float(np.max(np.abs(u[:n]), initial=0.0)))
+        inputs = step_inputs(problem, t1, dt, scale=scale, changing=True, loads=False)
+        for t in load_times:
+            inputs += step_inputs(problem, t, dt, scale=scale, changing=True, dirichlet=False)
+    check_step_inputs(problem, inputs, where, dt=dt)
+
+
+def step_load_times(scheme, t1, dt: float) -> list:
+    """The times at which a step of ``scheme`` (a :class:`~solver.heat.stepping.Multistep`) to t1
+    takes its loads, as it builds them, the first it takes last."""
+    earlier = [StepTime(t1 - j * dt, t1 - (j - 1) * dt) for j in range(1, len(scheme.b)) if scheme.b[j]]
+    return [t1] + earlier[::-1]
+
+
+def describe_bad_input(comm, bad: StepInput, dt: float | None = None) -> str:
+    """One line on an input that a step's system cannot take: its first non-finite value on the
+    lowest rank holding one, else its largest value (collective); a value too large names the time
+    step ``dt`` too, which weighs it (None: steady)."""
+    with np.errstate(all="ignore"):
+        values, points = bad.sample() if bad.sample is not None else (bad.values, None)
+        values = np.asarray(values, dtype=float)
+        if points is not None:
+            values = np.broadcast_to(values, points.shape[:-1])
+        finite = np.isfinite(values)
+        local = None
+        if values.size:
+            i = int(np.argmin(finite)) if not finite.all() else int(np.argmax(np.abs(values)))
+            index = np.unravel_index(i, values.shape)
+            point = None if points is None else tuple(float(x) for x in points[index])
+            local = (not finite.all(), abs(float(values[index])), float(values[index]), point)
+    found = [f for f in comm.allgather(local) if f is not None]
+    step = "" if dt is None else f", and time.dt = {dt:g}, which weighs it"
+    first = next((f for f in found if f[0]), None) or max(found, key=lambda f: f[1], default=None)
+    if first is None or (not first[0] and bad.sample is None):
+        value = "" if first is None else f" reach {first[2]:.3g}"
+        return (f"{bad.key}: the system's entries from it{value}, so large that the system of the step overflows "
+                f"double precision (its sums of squares reach inf): far beyond any material or mesh; check the "
+                f"values and their units{step}")
+    nonfinite, _, value, point = first
+    at = "" if point is None else f" at ({', '.join(f'{x:.6g}' for x in point)})"
+    # (a step's start sees the switches of t from inside the step: where(t > 50, ...) holds at 50 there)
+    after = " (as the step after it sees t)" if getattr(bad.t, "switch", bad.t) > bad.t else ""
+    if nonfinite:
+        return (f"{bad.key} = {value:g}{at}, t = {bad.t:.6g}{after}: not finite (inf or NaN): an overflow, a "
+                f"division by zero or a value out of range at that time; check the expression and its units")
+    return (f"{bad.key} = {value:.6g}{at}, t = {bad.t:.6g}{after}: so large that the system of the step overflows "
+            f"double precision (its sums of squares reach inf); check the value and its units{step}")
 
 
 def check_temperature_range(source: str, problem, u0: np.ndarray | None, t: float, bounds, what: str = "") -> None:

@@ -33,6 +33,7 @@ from solver.case.records import NonlinearSpec, SolverSpec, TimeSpec
 from solver.errors import CaseError, ConvergenceError, NumericalError, RangeError
 from solver.fem.boundary import constrain
 from solver.heat.balance import HeatFlows
+from solver.heat.checks import check_step_loads, step_load_times
 from solver.heat.parts import exchange_names
 from solver.heat.nonlinear import Linearisation, NonlinearHeatProblem
 from solver.heat.state import JacobianOrigin, MultigridState, StepperState
@@ -340,6 +341,7 @@ class NonlinearStepper(LinearSolves, Stepper):
         scheme = self.last_scheme = self.scheme_of_step()
         p, dt = self.problem, self.dt
         t1 = StepTime(t0 + dt, t0)  # each end sees the switches of t from inside the step
+        check_step_loads(p, u, t1, step_load_times(scheme, t1, dt), dt, f"step {step} (t = {t1:.6g})")
         levels = [u] + self.earlier[: scheme.history - 1]
         history = np.zeros(p.mesh.n_owned)
         heat = 0.0
@@ -408,6 +410,7 @@ class NonlinearStepper(LinearSolves, Stepper):
     def _part(self, u: np.ndarray, t1: StepTime, h: float, where: str) -> newton.NonlinearReport:
         """One part of a step taken in parts: backward Euler over h to t1, booked in the balance."""
         p, d = self.problem, self.problem.dirichlet
+        check_step_loads(p, u, t1, [t1], h, where)
         history = -p.storage(u)
         start = u.copy() if p.capacity_tabulated else None
         u[d.local] = d.values(t1)[d.local]

@@ -19,12 +19,13 @@ import numpy as np
 from mpi4py import MPI
 
 from solver.case.records import Case, SolverSpec
-from solver.errors import CaseError, NonFiniteError, RangeError
+from solver.errors import CaseError, NonFiniteError, NumericalError
 from solver.heat.adaptive import AdaptiveStepping, StepRecord
-from solver.heat.checks import (check_case_against_mesh, check_inputs, check_mesh, check_step_moves,
-                                 check_temperature_range, inputs_of_time, refuse_shared_facets, report_empty_regions,
-                                 report_unused_melting, warn_abrupt_changes, warn_hidden_switches,
-                                 warn_lumped_quadratic_simplices, warn_switches_between_steps, warn_time_in_steady)
+from solver.heat.checks import (check_case_against_mesh, check_inputs, check_mesh, check_step_inputs,
+                                 check_step_moves, check_temperature_range, inputs_of_time, refuse_shared_facets,
+                                 report_empty_regions, report_unused_melting, step_inputs, warn_abrupt_changes,
+                                 warn_hidden_switches, warn_lumped_quadratic_simplices, warn_switches_between_steps,
+                                 warn_time_in_steady)
 from solver.heat.nonlinear import NonlinearHeatProblem
 from solver.heat.nonlinear_stepping import make_nonlinear_stepper
 from solver.heat.parts import check_floating_parts
@@ -172,6 +173,23 @@ class Simulation(Discretisation):
                 if not self.nonlinear:
                     check_step_moves(case, self.problem, self.dt)
             self.stepper.start(self.u, 0.0)
+        self.check_scales()
+
+    def check_scales(self) -> None:
+        """Refuse (exit 2, before anything is written) a constant input whose share of the system
+        overflows double precision in the solve (an h, flux or source of 1e300; a capacity of
+        1e308): the solve found a system of inf at step 1 and named no key (collective)."""
+        if self.case.steady:
+            a0, c = 0.0, 1.0
+        else:
+            scheme = getattr(self.stepper, "scheme", None)
+            a0, c = (1.0, self.dt) if scheme is None else (max(scheme.a[0], 1.0), self.dt * max(scheme.b[0], 1.0))
+        n = self.mesh.n_owned
+        with np.errstate(all="ignore"):
+            scale = max(1.0, float(np.max(np.abs(self.u[:n]), initial=0.0)))
+            inputs = step_inputs(self.problem, 0.0, c, a0, scale)
+        check_step_inputs(self.problem, inputs, "", lambda message: CaseError(f"{self.case.source}: {message}"),
+                          None if self.case.steady else self.dt)
 
     @property
     def finished(self) -> bool:
@@ -227,20 +245,15 @@ class Simulation(Discretisation):
 
     def advance(self) -> SolveInfo:
         """One (accepted) time step; returns the linear solver's SolveInfo."""
-        with self.timers("solve"), np.errstate(all="ignore"):  # overflows: NonFiniteError names the key
+        with self.timers("solve"), np.errstate(all="ignore"):  # (inputs that overflow: named before the solve)
             try:
                 if self.adaptive is not None:
                     info, record = self.adaptive.advance(self.u, self.t, self.step_index + 1)
                     self.t, self.dt = record.time, record.dt
                 else:
                     info = self.stepper.step(self.u, self.t, self.step_index + 1)
-            except NonFiniteError as exc:
-                t1 = self.t + self.stepper.dt
-                try:  # names the key if an input gives it: an expression singular at that time
-                    check_inputs(self.case.source, self.problem, None, t1)
-                except CaseError as singular:
-                    raise RangeError(f"{singular} (step {self.step_index + 1})") from None
-                raise NonFiniteError(f"{self.case.source}: {exc}") from None
+            except NonFiniteError as exc:  # the inputs passed their checks: the temperatures overflow the system
+                raise NumericalError(str(exc)) from None  # (exit 3, as every failure during the run)
         self.step_index += 1
         if self.adaptive is None:
             self.t = self.origin[1] + (self.step_index - self.origin[0]) * self.dt if self.origin else \
@@ -252,11 +265,11 @@ class Simulation(Discretisation):
         return info
 
     def solve_steady(self) -> SolveInfo:
-        with self.timers("solve"), np.errstate(all="ignore"):  # overflows: NonFiniteError says so
+        with self.timers("solve"), np.errstate(all="ignore"):  # (inputs that overflow: named at the start)
             try:
                 info = self.stepper.solve(self.u)
-            except NonFiniteError as exc:
-                raise NonFiniteError(f"{self.case.source}: {exc}") from None
+            except NonFiniteError as exc:  # the inputs passed their checks: the solve overflows
+                raise NumericalError(str(exc)) from None
         self.iterations += info.iterations
         return info
 

@@ -40,6 +40,7 @@ from solver.case.expressions import StepTime
 from solver.case.records import SolverSpec, TimeSpec
 from solver.errors import CaseError, NumericalError
 from solver.heat.balance import HeatBalance, HeatFlows
+from solver.heat.checks import check_step_loads, step_load_times
 from solver.heat.parts import exchange_names
 from solver.heat.problem import HeatProblem
 from solver.heat.schedule import auto_steps
@@ -343,6 +344,7 @@ class ImplicitStepper(Stepper):
         scheme = self.last_scheme = self.scheme_of_step()
         p, dt = self.problem, self.dt
         t1 = StepTime(t0 + dt, t0)  # each end sees the switches of t from inside the step
+        check_step_loads(p, u, t1, step_load_times(scheme, t1, dt), dt, f"step {step} (t = {t1:.6g})")
         system = self._prepare(scheme, StepTime(t0, t1), t1)
         levels = [u] + self.earlier[: scheme.history - 1]  # u0, u_-1, ...
         if scheme.mass_only_history:
@@ -404,6 +406,7 @@ class ExplicitEulerStepper(Stepper):
         dt, p, n = self.dt, self.problem, self.problem.mesh.n_owned
         t1 = StepTime(t0 + dt, t0)  # each end sees the switches of t from inside the step
         t0 = StepTime(t0, t1)
+        check_step_loads(p, u, t1, [t0], dt, f"step {step} (t = {t1:.6g})")
         if p.time_dependent_matrix and t0 > 0.0:  # h(t) moves K and the stability limit
             self.K = DistributedMatrix(p.stiffness(t0), p.mesh.halo)
             self.dt_limit = self.stable_limit(t0)

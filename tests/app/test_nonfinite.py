@@ -1,6 +1,7 @@
-"""No silent wrong answer: non-finite input values, overflowing sizes, degenerate cells and bad
-node references are refused in one line naming the key or file (exit 2; exit 3 when an input
-becomes non-finite only later in the run, naming the time); empty regions warned."""
+"""No silent wrong answer: non-finite input values, values that overflow the system, overflowing
+sizes, degenerate cells and bad node references are refused in one line naming the key or file
+(exit 2; exit 3 when an input goes bad only later in the run, naming the step, the value, the
+time and the place, on every path: linear, nonlinear, explicit); empty regions warned."""
 
 import pytest
 from conftest import run_script, run_solver
@@ -9,17 +10,28 @@ EXPECTED = {
     "source_overflow": "source.f gives a non-finite value",
     "source_division_by_zero": "source.f gives a non-finite value",
     "source_constant_division": "source.f: division by zero in '1 / 0': its divisor is 0 whatever x, y, z, t and T",
-    "source_singular_in_time": "source.f gives a non-finite value (inf or NaN) on the mesh at t = 0.2",
-    "source_nan_later": "source.f gives a non-finite value (inf or NaN) on the mesh at t = 0.2",
-    "source_nan_later_adaptive": "source.f gives a non-finite value",
+    "source_singular_in_time": "step 2 (t = 0.2): source.f = inf at (",
+    "source_nan_later": "step 2 (t = 0.2): source.f = inf at (",
+    "source_nan_later_adaptive": "source.f = inf at (",
     "initial_overflow": "initial.temperature gives a non-finite value",
     "dirichlet_log_of_negative": "boundary.left.value gives a non-finite value",
-    "robin_h_nan_later": "boundary.right.h",
+    "robin_h_nan_later": "step 2 (t = 0.2): boundary.right.h = nan at (1, ",
     "neumann_flux_inf": "boundary.top.flux gives a non-finite value",
-    "huge_capacity": "the linear system holds non-finite values",
-    "huge_source_steady": "the steady solve: the linear system holds non-finite values",
+    "huge_capacity": "material.rho and material.c (or mesh sizes): the system's entries from it reach 1",
+    "huge_source_steady": "source.f = 1e+300 at (",
     "huge_lengths": "mesh.lengths / mesh.origin: cell 1 of 72 (triangle, counted from 1 in the mesh's order) has no "
                     "volume",
+    "nonlinear_dirichlet_nan_later": "step 2 (t = 0.2): boundary.left.value = nan at (0, ",
+    "nonlinear_source_nan_later": "step 2 (t = 0.2): source.f = inf at (",
+    "nonlinear_flux_nan_later": "step 2 (t = 0.2): boundary.top.flux = nan at (",
+    "nonlinear_T_inf_nan_later": "step 2 (t = 0.2): boundary.right.T_inf = nan at (1, ",
+    "explicit_source_nan_later": ": source.f = inf at (",
+    "huge_h": "boundary.right.h = 1e+300 at (1, ",
+    "huge_flux": "boundary.top.flux = 1e+300 at (",
+    "huge_flux_later": "step 1 (t = 0.1): boundary.top.flux = 1e+299 at (",
+    "huge_source_later": "step 1 (t = 0.1): source.f = 1e+299 at (",
+    "nonlinear_huge_source_later": "step 1 (t = 0.1): source.f = 1e+299 at (",
+    "huge_h_later": "step 1 (t = 0.1): boundary.right.h = 1e+299 at (1, ",
 }
 
 
@@ -89,3 +101,47 @@ def test_a_region_that_selects_no_cell_is_reported(tmp_path):
                                         + '[region.outside]\nx = [5.0, 6.0]\nk = 2.0\n')
     proc = run_solver(1, ["case.toml"], cwd=tmp_path)
     assert "region.outside selects no cell" in proc.stdout + proc.stderr
+
+
+
+OVERFLOW_CASE = """[mesh]
+nx = 4
+ny = 4
+[material]
+k = 1.0
+rho = 1.0
+c = 1.0
+[boundary.left]
+type = "dirichlet"
+value = 1.0
+[boundary.right]
+type = "robin"
+h = 2.0
+T_inf = 0.0
+[boundary.top]
+type = "neumann"
+flux = 1.0
+[time]
+dt = 0.1
+t_end = 0.2
+"""
+
+
+@pytest.mark.parametrize("nprocs", [1, 2])
+@pytest.mark.parametrize("edits, status, message", [
+    (["boundary.right.h=1e300"], 2, "boundary.right.h = 1e+300 at (1, "),
+    (['boundary.top.flux="1e300 * t"'], 3, "step 1 (t = 0.1): boundary.top.flux = 1e+299 at ("),
+], ids=["constant", "of-t"])
+def test_an_input_that_overflows_the_system_is_named(tmp_path, nprocs, edits, status, message):
+    """A finite h, flux or source so large that the solve's sums of squares overflow: the run
+    stopped at step 1 with "the linear system holds non-finite values" (exit 2, naming no key) and
+    left its results. A constant is refused before anything is written (exit 2); one of t at its
+    step (exit 3, the results kept up to the step before)."""
+    (tmp_path / "case.toml").write_text(OVERFLOW_CASE)
+    proc = run_solver(nprocs, ["case.toml", "--quiet", *[a for e in edits for a in ("--set", e)]], cwd=tmp_path,
+                      check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == status and len(errors) == 1 and errors[0].startswith(f"error: case.toml: {message}"), \
+        proc.stderr
+    assert (tmp_path / "outputs" / "case" / "case.h5").exists() == (status == 3)
+    assert (tmp_path / "outputs" / "case" / "case.log").exists() == (status == 3)

@@ -1,4 +1,5 @@
-"""Non-finite input is refused with its key (exit 2), never run to a "successful" end: every case
+"""Non-finite input, or input that overflows the system, is refused with its key (exit 2; exit 3 at
+the step where one of t goes bad), never run to a "successful" end: every case
 of CASES through the command line on every rank, its exit status and error line (rank 0).
 
 Usage: mpirun -n N python nonfinite_checks.py WORKDIR
@@ -52,6 +53,21 @@ CASES = {
     "huge_capacity": ["material.c=1e308"],
     "huge_source_steady": ['time.scheme="steady"', "source.f=1e300"],
     "huge_lengths": ["mesh.lengths=[1e308, 1e308]"],
+    # the nonlinear path (k of T) checks a step's inputs before its Newton solve, as the linear one
+    "nonlinear_dirichlet_nan_later": ['material.k="1 + 0 * T"',
+                                      'boundary.left.value="where(t > 0.15, sqrt(-1 - x), 1)"'],
+    "nonlinear_source_nan_later": ['material.k="1 + 0 * T"', 'source.f="where(t > 0.15, 1 / (x - x), 0)"'],
+    "nonlinear_flux_nan_later": ['material.k="1 + 0 * T"', 'boundary.top.flux="where(t > 0.15, sqrt(-1 - x), 0)"'],
+    "nonlinear_T_inf_nan_later": ['material.k="1 + 0 * T"', 'boundary.right.T_inf="where(t > 0.15, sqrt(-1 - y), 0)"'],
+    "explicit_source_nan_later": ['time.scheme="explicit-euler"', 'time.dt="auto"',
+                                  'source.f="where(t > 0.15, 1 / (x - x), 0)"'],
+    # finite, but beyond what a solve can take: a constant at the start (exit 2), one of t at its step (exit 3)
+    "huge_h": ["boundary.right.h=1e300"],
+    "huge_flux": ["boundary.top.flux=1e300"],
+    "huge_flux_later": ['boundary.top.flux="1e300 * t"'],
+    "huge_source_later": ['source.f="1e300 * t"'],
+    "nonlinear_huge_source_later": ['material.k="1 + 0 * T"', 'source.f="1e300 * t"'],
+    "huge_h_later": ['boundary.right.h="1e300 * t"'],
 }
 
 
