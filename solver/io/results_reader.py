@@ -250,7 +250,7 @@ class Results(SolverFile):
     def index(self, step: int | None = None, time: float | None = None) -> int:
         """Snapshot index of the command line's ``--step`` (a position, negative counts from the
         end) or ``--time`` (the nearest snapshot), refused in terms of those options."""
-        n = self.require_snapshots()
+        self.require_snapshots()
         if time is not None:
             if not self.times[0] - 1e-12 <= time <= self.times[-1] + 1e-12:
                 raise CaseError(f"--time {time:g}: outside the times in {self.path.name} "
