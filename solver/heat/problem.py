@@ -50,11 +50,14 @@ class FacetTerm:
 
 class TimeLevelCache:
     """Values computed at a time t: those that do not depend on t once, the others for the last
-    time asked (a step revisits t0 and t1, so one level per key is kept)."""
+    :data:`LEVELS` times asked per key (a step takes its loads at its scheme's levels, t1 and t0
+    for Crank-Nicolson, and its checks before the solve take them first: each is computed once)."""
+
+    LEVELS = 3
 
     def __init__(self):
         self._values: dict = {}
-        self._times: dict = {}
+        self._levels: dict = {}  # key -> {stamp: value}, the most recent last
 
     def get(self, key, depends_on_time: bool, t: float, compute):
         if not depends_on_time:
@@ -62,9 +65,14 @@ class TimeLevelCache:
                 self._values[key] = compute(0.0)
             return self._values[key]
         stamp = time_stamp(t)  # a step's two ends see switches differently
-        if self._times.get(key) != stamp:
-            self._times[key], self._values[key] = stamp, compute(t)
-        return self._values[key]
+        levels = self._levels.setdefault(key, {})
+        if stamp in levels:
+            levels[stamp] = levels.pop(stamp)  # (now the most recent)
+        else:
+            levels[stamp] = compute(t)
+            if len(levels) > self.LEVELS:
+                del levels[next(iter(levels))]
+        return levels[stamp]
 
 
 _SHARED: set = set()  # the kinds of problem whose kernels this process has compiled or loaded
