@@ -189,6 +189,7 @@ def load_case(text: str, source: str, overrides=(), default_name: str = "case", 
     except ValueError:  # Python's limit on the digits of an integer read from text
         raise CaseError(f"{source}: {HUGE_INTEGER}") from None
     applied = []
+    file_dt = raw.get("time", {}).get("dt") if isinstance(raw.get("time"), dict) else None
     for item in overrides:
         keys, value = parse_override(item, source)
         node = raw
@@ -198,7 +199,7 @@ def load_case(text: str, source: str, overrides=(), default_name: str = "case", 
                 raise CaseError(f"{source}: --set {printable(item)}: {printable(k)} is not a table")
         node[keys[-1]] = value
         applied.append((keys, item))
-    _fixed_steps_over_adaptive(raw, [keys for keys, _ in applied])
+    _fixed_steps_over_adaptive(raw, [keys for keys, _ in applied], file_dt)
     applied = [item for _, item in applied]
     values = validate(raw, source, restart)
     name = values["output"]["name"] or derived_name(default_name)
@@ -213,13 +214,14 @@ def load_case(text: str, source: str, overrides=(), default_name: str = "case", 
 ADAPTIVE_KEYS = ("tolerance", "dt_initial", "dt_min", "dt_max")
 
 
-def _fixed_steps_over_adaptive(raw: dict, overridden: list) -> None:
-    """``--set time.dt=5`` (or ``"auto"``) over an adaptive case: the case file's keys of adaptive
-    steps (time.tolerance, ...) no longer apply, and ``--set`` cannot remove them, so they are
-    dropped, as a steady run ignores its stepping keys. Keys given with ``--set`` themselves stay
-    and are judged."""
+def _fixed_steps_over_adaptive(raw: dict, overridden: list, file_dt) -> None:
+    """``--set time.dt=5`` (or ``"auto"``) over an adaptive case (``file_dt``: the case file's
+    time.dt): the case file's keys of adaptive steps (time.tolerance, ...) no longer apply, and
+    ``--set`` cannot remove them, so they are dropped, as a steady run ignores its stepping keys.
+    Keys given with ``--set`` themselves stay and are judged, as are a fixed-step file's."""
     time = raw.get("time")
-    if ["time", "dt"] not in overridden or not isinstance(time, dict) or time.get("dt") == "adaptive":
+    if file_dt != "adaptive" or ["time", "dt"] not in overridden or not isinstance(time, dict) \
+            or time.get("dt") == "adaptive":
         return
     for key in ADAPTIVE_KEYS:
         if ["time", key] not in overridden:

@@ -113,7 +113,7 @@ def step_inputs(problem, t: float, c: float, a0: float = 0.0, scale: float = 1.0
         for i, (name, bc) in enumerate(zip(d.names, d.conditions)):
             nodes = np.flatnonzero(d.mask[:n] & (d.boundary_of[:n] == i))
             if moves(bc.value):
-                out.append(StepInput(f"boundary.{name}.value", t, g[nodes], lambda v=g[nodes], x=coords[nodes]: (v, x)))
+                out.append(StepInput(f"boundary.{name}.value", t, g[nodes], lambda g=g, i=nodes: (g[i], coords[i])))
     if not loads:
         return out
     parts = problem.load_parts(t)

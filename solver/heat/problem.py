@@ -50,30 +50,33 @@ class FacetTerm:
 
 class TimeLevelCache:
     """Values computed at a time t: those that do not depend on t once, the others for the last
-    :data:`LEVELS` times asked per key (a step takes its loads at its scheme's levels, t1 and t0
-    for Crank-Nicolson, and its checks before the solve take them first: each is computed once)."""
+    ``levels`` times asked per key: one for a matrix; :data:`LOAD_LEVELS` for a load vector (a
+    step takes its loads at its scheme's levels, t1 and t0 for Crank-Nicolson, and its checks
+    before the solve take them first: each is computed once)."""
 
-    LEVELS = 3
+    LOAD_LEVELS = 3
 
     def __init__(self):
         self._values: dict = {}
         self._levels: dict = {}  # key -> {stamp: value}, the most recent last
 
-    def get(self, key, depends_on_time: bool, t: float, compute):
+    def get(self, key, depends_on_time: bool, t: float, compute, levels: int = 1):
         if not depends_on_time:
             if key not in self._values:
                 self._values[key] = compute(0.0)
             return self._values[key]
         stamp = time_stamp(t)  # a step's two ends see switches differently
-        levels = self._levels.setdefault(key, {})
-        if stamp in levels:
-            levels[stamp] = levels.pop(stamp)  # (now the most recent)
+        kept = self._levels.setdefault(key, {})
+        if stamp in kept:
+            kept[stamp] = kept.pop(stamp)  # (now the most recent)
         else:
-            levels[stamp] = compute(t)
-            if len(levels) > self.LEVELS:
-                del levels[next(iter(levels))]
-        return levels[stamp]
+            kept[stamp] = compute(t)
+            if len(kept) > levels:
+                del kept[next(iter(kept))]
+        return kept[stamp]
 
+
+LOAD = TimeLevelCache.LOAD_LEVELS
 
 _SHARED: set = set()  # the kinds of problem whose kernels this process has compiled or loaded
 
@@ -145,7 +148,7 @@ class HeatLoads:
         """``int h(t) N_i`` over a Robin boundary: the uptake h u of its flow h (T_inf - u)."""
         h = term.condition.h
         return self._cache.get(("uptake", term.name), h.depends_on_time, t,
-                               lambda s: term.facets.load(lambda p: self.ranges.evaluate(h, p, s)))
+                               lambda s: term.facets.load(lambda p: self.ranges.evaluate(h, p, s)), LOAD)
 
     def load_parts(self, t: float) -> dict:
         """Owned load vectors at time t by origin: "source", then each Neumann boundary (flux)
@@ -154,16 +157,17 @@ class HeatLoads:
         if has_source(self.source):
             load = self.assembler.nodal_load if self.nodal_source else self.assembler.load
             parts["source"] = self._cache.get("source", self.source.depends_on_time, t,
-                                              lambda s: load(self.source, s))
+                                              lambda s: load(self.source, s), LOAD)
         for term in self.neumann:
             q = term.condition.flux
             parts[term.name] = self._cache.get(("load", term.name), q.depends_on_time, t,
-                                               lambda s, q=q, f=term.facets: f.load(lambda p: q(p, s)))
+                                               lambda s, q=q, f=term.facets: f.load(lambda p: q(p, s)), LOAD)
         for term in self.robin:
             h, ti = term.condition.h, term.condition.T_inf
             parts[term.name] = self._cache.get(
                 ("load", term.name), ti.depends_on_time or h.depends_on_time, t,
-                lambda s, h=h, ti=ti, f=term.facets: f.load(lambda p: self.ranges.evaluate(h, p, s) * ti(p, s)))
+                lambda s, h=h, ti=ti, f=term.facets: f.load(lambda p: self.ranges.evaluate(h, p, s) * ti(p, s)),
+                LOAD)
         return parts
 
     def energy(self, u: np.ndarray) -> float:

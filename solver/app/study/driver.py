@@ -326,7 +326,8 @@ class StudyRun:
                 self.keep(result, share, nodes.block_size)
                 unrecorded = True
                 if group.allreduce(int(time.monotonic() - recorded >= record_seconds()), op=MPI.MAX):
-                    if not self.record(table, mesh, share):
+                    if not self.record(table, mesh, share):  # (no room: not tried again below)
+                        unrecorded = False
                         queue.stop()
                         break
                     recorded, unrecorded = time.monotonic(), False

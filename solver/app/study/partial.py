@@ -34,7 +34,8 @@ import numpy as np
 from solver.io.checkpoint import checkpoint_dir
 from solver.app.study.studyfile import (PENDING, PROBE_SERIES, SampleTable, StudyContents, merged_tables, widened,
                                           write_study)
-from solver.errors import CaseError
+from solver.errors import CaseError, OutputError
+from solver.parallel.collective import on_root
 from solver.post.study_info import GROUPS_FOLDER  # (not the checkpoints' folder: --overwrite of a run moves that)
 
 log = logging.getLogger(__name__)
@@ -75,9 +76,14 @@ def write_partial(path: Path, group, driver: str, spec, table: np.ndarray, ident
                       "count": stats.count if stats is not None else 0,
                       "thresholds": json.dumps(list(spec.thresholds)), "fields": int(spec.fields),
                       "save_runs": int(spec.save_runs)}
-    if group.rank == 0:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    group.Barrier()
+    def folder():  # (rank 0; its failure, a full disk, reaches the group's every rank: none waits)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{path.parent}: cannot make the folder of the study's group files "
+                              f"({exc.strerror or exc})") from None
+
+    on_root(group, folder, OutputError)
     write_study(path, group, driver, contents)
 
 
