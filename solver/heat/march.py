@@ -167,7 +167,9 @@ def _transient(sim: Simulation, observers: list[Observer], vote: StepVote) -> Ou
         while not sim.finished:
             start = MPI.Wtime()
             with named(sim.case.source):
-                solve = _explained(sim, sim.advance, f"step {sim.step_index + 1} (t = {sim.t + sim.stepper.dt:.6g})")
+                # (an adaptive step's dt is not known before it is taken: the time it starts from)
+                reach = f"from t = {sim.t:.6g}" if sim.adaptive is not None else f"t = {sim.t + sim.stepper.dt:.6g}"
+                solve = _explained(sim, sim.advance, f"step {sim.step_index + 1} ({reach})")
                 for o in observers:
                     o.after_solve(sim)
                 votes = vote.vote(sim.step_index, MPI.Wtime() - start,
