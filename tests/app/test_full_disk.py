@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 from conftest import ROOT, mpi_env, mpirun_command, run_script, run_solver
 
+from solver.app.study.rows import read_rows, rows_path
+
 PLATE = str(ROOT / "inputs" / "plate.toml")
 SMALL = ["--set", "mesh.nx=30", "--set", "mesh.ny=15", "--set", "time.t_end=100.0", "--set", "output.every=2",
          "--set", "checkpoint.every=4"]
@@ -406,7 +408,8 @@ def test_a_study_whose_file_finds_no_room_keeps_every_finished_sample(tmp_path, 
     recorded = []
     for path in sorted((folder / "study_groups").glob("s.group*.study.h5")):
         with h5py.File(path, "r") as f:
-            recorded += f["samples/index"][f["samples/status"][()] == 0].tolist()
+            rows = read_rows(rows_path(path), int(f.attrs["rows"])).table
+        recorded += rows.index[rows.status == 0].tolist()
     assert sorted(recorded) == list(range(8)), recorded
     (folder / ".filler").unlink()
     info = subprocess.run([sys.executable, "-m", "solver", "info", str(folder)], capture_output=True, text=True,

@@ -16,6 +16,7 @@ import pytest
 from conftest import ROOT, mpi_env, mpirun_command, run_solver
 
 from solver.errors import CaseError
+from solver.app.study.rows import read_rows, rows_path
 from solver.app.study.sampling import sample_table
 from solver.app.study.spec import load_study
 
@@ -323,11 +324,12 @@ def test_a_killed_study_keeps_its_finished_samples_and_continues_to_the_same_sta
     partials = sorted((folder / "study_groups").glob("mc.group*.study.h5"))
     assert partials and not (folder / "mc.study.h5").exists()
     kept = 0
-    for path in partials:
-        with h5py.File(path, "r") as f:  # the group's finished samples only, with their numbers
-            status, index = f["samples/status"][()], f["samples/index"][()]
-            assert np.all(status != -1) and len(index) == len(status) and np.all(index < 12)
-            kept += len(status)
+    for path in partials:  # the group's finished samples only, with their numbers, in its rows file
+        with h5py.File(path, "r") as f:
+            rows = read_rows(rows_path(path), int(f.attrs["rows"]))
+        status, index = rows.table.status, rows.table.index
+        assert np.all(status != -1) and len(index) == len(status) and np.all(index < 12)
+        kept += len(status)
     assert kept >= 2
     info = subprocess.run([sys.executable, "-m", "solver", "info", str(partials[0])], capture_output=True, text=True)
     assert info.returncode == 2 and "the finished samples of one group of a study" in info.stderr, info.stderr
@@ -704,3 +706,46 @@ def test_a_restart_refuses_a_study_whose_save_runs_changed(tmp_path):
     proc = study(1, [path, "--restart", "latest", "--quiet"], tmp_path)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1 and "outputs.save_runs changed" in errors[0], proc.stderr
+
+
+def test_a_group_s_record_appends_only_the_samples_since_the_one_before(tmp_path):
+    """A group's record appends the samples finished since its last one to its rows file and keeps
+    no other in memory; its partial study file holds no rows (it held every finished sample, written
+    whole at each record: 100 MB every 5 s at 1e6 samples). Rows appended after the partial file was
+    last written (a kill between the two), and a torn last block, are not read."""
+    from mpi4py import MPI
+
+    from solver.app.study.driver import GroupShare
+    from solver.app.study.partial import partial_path, read_partial, record_partial
+    from solver.app.study.sample import SampleResult
+
+    (tmp_path / "base.toml").write_text(TRANSIENT_CASE.format(out=tmp_path / "out"))
+    path = tmp_path / "mc.toml"
+    path.write_text(TRANSIENT_STUDY.replace("samples = 12", "samples = 20000").replace("[outputs]", "[outputs]\n"
+                                                                                      "fields = false"))
+    spec = load_study(path)
+    table = sample_table(spec)
+    share, partial = GroupShare([], None, None, 0, False), partial_path(tmp_path / "out" / "mc", "mc", 0)
+    sizes = []
+    for batch in (range(0, 2000), range(2000, 4000), range(4000, 4001)):
+        share.records += [SampleResult(i, 0 if i % 7 else 3, "" if i % 7 else f"no {i}", 0.5,
+                                       {"max_temperature": float(i)}) for i in batch]
+        record_partial(partial, MPI.COMM_SELF, "gathered", spec, table, {}, share, 22)
+        sizes.append((rows_path(partial).stat().st_size, partial.stat().st_size))
+        assert share.records == []
+    assert share.rows == 4001
+    assert sizes[2][0] - sizes[1][0] < (sizes[1][0] - sizes[0][0]) / 20  # one sample's block, not 4001 rows
+    assert sizes[2][1] == sizes[1][1] == sizes[0][1]  # no rows in the partial file: its size does not grow
+    part = read_partial(partial, MPI.COMM_SELF, "gathered", None)
+    assert part.table.index.tolist() == list(range(4001))
+    assert np.array_equal(part.outputs["max_temperature"], np.arange(4001.0))
+    assert part.table.message[7] == "no 7" and part.table.status[7] == 3 and part.table.message[8] == ""
+    assert np.array_equal(part.table.values, table[:4001])
+    share.records.append(SampleResult(4001, 0, "", 0.5, {"max_temperature": 1.0}))
+    record_partial(partial, MPI.COMM_SELF, "gathered", spec, table, {}, share, 22)
+    with h5py.File(partial, "r+") as f:  # as if killed after the append and before the partial file's write
+        f.attrs["rows"] = 4001
+    with open(rows_path(partial), "ab") as f:  # and a block torn by a kill
+        f.write(b"SOLVROW1" + (1000).to_bytes(8, "little") + b"\0" * 100)
+    assert len(read_partial(partial, MPI.COMM_SELF, "gathered", None).table.index) == 4001
+    assert len(read_rows(rows_path(partial)).table.index) == 4002

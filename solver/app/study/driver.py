@@ -45,8 +45,9 @@ from solver.app.study.sampling import sample_table
 from solver.app.study.spec import StudySpec, load_study
 from solver.app.study.statistics import Moments, combine, to_world_blocks
 from solver.app.study.groups import StudyGroups
-from solver.app.study.partial import (GROUPS_FOLDER, expand, merge_partial, partial_files, partial_path, record_seconds,
-                                      write_partial)
+from solver.app.study.partial import (GROUPS_FOLDER, expand, group_files, merge_partial, merge_rows, partial_files,
+                                      partial_path, read_partial, record_partial, record_seconds)
+from solver.app.study.rows import read_rows, rows_path
 from solver.app.study.studyfile import (DATASET_BYTES, PENDING, StudyContents, StudyMesh, merged_tables, read_study,
                                           study_path, world_blocks, write_study)
 
@@ -142,14 +143,15 @@ def leftover_partials(directory: Path, name: str, overwrite: bool) -> None:
         raise CaseError(f"{found[0].parent}: holds the finished samples of a study {name} that was killed "
                         f"({len(found)} partial files): continue it with --restart latest, or start again with "
                         f"--overwrite (they are kept as .bak)")
-    for path in found:
+    for path in group_files(directory, name):
         os.replace(path, path.with_name(path.name + ".bak"))
 
 
 @dataclass
 class GroupShare:
-    """What a group's samples gave: their records (on the group's rank 0) and this rank's block
-    of the group's field statistics (from ``start`` of the canonical node numbering)."""
+    """What a group's samples gave: the records of those not yet in its rows file (on the group's
+    rank 0), how many are (``rows``), and this rank's block of the group's field statistics (from
+    ``start`` of the canonical node numbering)."""
 
     records: list
     moments: Moments | None
@@ -157,6 +159,7 @@ class GroupShare:
     start: int
     stopped: bool  # on any rank of the world
     no_room: str = ""  # why a sample could not write its results (a full disk): the study stops, exit 74
+    rows: int = 0  # the group's samples recorded in its rows file
 
 
 class StudyRun:
@@ -235,7 +238,7 @@ class StudyRun:
         data = self.checked(self.path, read_study(self.path, world, self.driver, n_nodes), table, mesh) \
             if has_file or not partials else None
         for path in partials:
-            part = read_study(path, world, self.driver, n_nodes)
+            part = read_partial(path, world, self.driver, n_nodes)
             try:
                 part = expand(part, table)
             except CaseError as exc:
@@ -346,12 +349,12 @@ class StudyRun:
         return share
 
     def record(self, table: np.ndarray, mesh, share: GroupShare) -> bool:
-        """Write the group's finished samples to its partial file (every rank of the group); False
+        """Record the group's finished samples in its group files (every rank of the group); False
         where the disk had no room for it (``share.no_room`` says why: the study stops, exit 74)."""
         spec, g = self.spec, self.groups
         try:
-            write_partial(partial_path(self.directory, spec.name, g.index), g.group, self.driver, spec, table,
-                          base_identity(spec, mesh), share, mesh.n_global_nodes)
+            record_partial(partial_path(self.directory, spec.name, g.index), g.group, self.driver, spec, table,
+                           base_identity(spec, mesh), share, mesh.n_global_nodes)
         except OutputError as exc:  # raised on every rank of the group alike
             share.no_room = share.no_room or str(exc)
             return False
@@ -384,7 +387,8 @@ class StudyRun:
         partial files (every rank); ``quiet``: no report (a restart's merge of partial files)."""
         spec, g, world = self.spec, self.groups, self.groups.world
         moments = share.moments
-        gathered = world.gather(share.records if g.group.rank == 0 else [], root=0)
+        gathered = world.gather(share.records if g.group.rank == 0 else [], root=0)  # (those not in rows files)
+        recorded = world.gather(share.rows if g.group.rank == 0 else 0, root=0)
         all_times = world.allgather(share.times if moments is not None else None)
         times = next((t for t in all_times if t is not None), None)
         if times is None and earlier is not None:
@@ -395,8 +399,7 @@ class StudyRun:
             if moments is None:
                 moments = Moments.empty(len(times), world_blocks(g.group, n_nodes).stop - share.start, spec.thresholds)
             stats = combine(g, share.start, moments, n_nodes, earlier.stats if earlier else None)
-        contents = merged_tables(spec, table, earlier, gathered) if world.rank == 0 else None
-        contents = world.bcast(contents, root=0)
+        contents = on_root(world, lambda: self.tables(table, earlier, gathered, recorded), OutputError)
         contents.times, contents.n_nodes, contents.stats = times, n_nodes, stats
         if stats is not None:
             contents.mesh = study_mesh(g, mesh)
@@ -420,7 +423,7 @@ class StudyRun:
             "wall_time": seconds + (float(earlier.attrs.get("wall_time", 0.0)) if earlier is not None else 0.0)}
         write_study(self.path, world, self.driver, contents)
         if world.rank == 0:
-            for path in partial_files(self.directory, spec.name):
+            for path in group_files(self.directory, spec.name):
                 path.unlink(missing_ok=True)
         world.Barrier()  # gone before any group records its samples again
         if quiet:
@@ -434,6 +437,21 @@ class StudyRun:
         if all_failed:
             raise NumericalError(f"{self.path}: every one of the {len(table)} samples failed, so there are no "
                                  f"statistics (why each failed: python -m solver info {shlex.quote(str(self.path))})")
+
+
+    def tables(self, table: np.ndarray, earlier: StudyContents | None, gathered: list, recorded: list) -> StudyContents:
+        """Rank 0: the sample table and scalar outputs of the earlier samples, of the records
+        ``gathered`` and of the rows the groups recorded (``recorded``, per world rank)."""
+        contents = merged_tables(self.spec, table, earlier, gathered)
+        for index, count in enumerate(recorded[::self.groups.ranks_per_case]):
+            path = rows_path(partial_path(self.directory, self.spec.name, index))
+            rows = read_rows(path, count) if count else None
+            if rows is not None and len(rows.table.index) < count:
+                raise OutputError(f"{path}: cannot read back the {count} samples the group recorded (it has "
+                                  f"{len(rows.table.index)})")
+            if rows is not None:
+                merge_rows(contents, rows)
+        return contents
 
 
 def base_steps(spec: StudySpec) -> int | None:

@@ -1,14 +1,15 @@
 """A study's finished samples, kept while it runs, so that a study killed on any rank loses only
 the samples in flight.
 
-Each group writes what its finished samples gave (their records, scalar outputs and probes, and its
-block of the field statistics) to a partial study file of its own,
-``<directory>/study_groups/<name>.group<g>.study.h5``: after a sample finishes, at most every
+Each group records what its finished samples gave, after a sample finishes, at most every
 :func:`record_seconds` (5 s), and once more when the group takes no further sample (before the study
-file is written: one that finds no room on the disk loses no finished sample), written whole to a
-temporary file and renamed, so that a crash at any moment leaves the previous one readable. A stop
-by signal or wall limit writes the study file as before; a SIGKILL, a lost node or an out-of-memory
-kill leaves the partial files.
+file is written: one that finds no room on the disk loses no finished sample): the samples finished
+since its last record are appended to its rows file, ``<directory>/study_groups/<name>.group<g>.rows``
+(:mod:`.rows`), and then its block of the field statistics and its attributes (``rows``: how many rows
+they count) are written whole to its partial study file, ``<name>.group<g>.study.h5``, through a
+temporary file renamed, so that a crash at any moment leaves the previous one readable. A stop by
+signal or wall limit writes the study file as before, its rows read back from the rows files; a
+SIGKILL, a lost node or an out-of-memory kill leaves the group files.
 
 ``--restart latest`` merges the partial files into the study file's contents (or starts from them
 when the study never wrote one), writes the study file at once and removes the partial files, so
@@ -16,10 +17,10 @@ that the restarted run's own partial files never replace samples it has not yet 
 that ends writes its study file and then removes its partial files; one that was killed between
 the two leaves partial files whose samples the study file already lists: they are skipped.
 
-A partial file holds the rows of its group's finished samples only, with their numbers
-(``/samples/index``). Cost per record: one write, collective within the group, of those rows and of
-the group's statistics block (output times x nodes / group ranks): bounded by the mesh and the
-group's samples, whatever the study's run time.
+Cost per record: one append of the rows of the samples since the last record (group rank 0), and
+one write, collective within the group, of the group's statistics block (output times x nodes /
+group ranks): bounded by the mesh and the samples since the last record, whatever the study's size
+or run time; the group keeps in memory only the samples not yet recorded.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from solver.io.checkpoint import checkpoint_dir
-from solver.app.study.studyfile import (PENDING, PROBE_SERIES, SampleTable, StudyContents, merged_tables, widened,
+from solver.app.study.rows import append_rows, read_rows, records_contents, rows_path
+from solver.app.study.studyfile import (PENDING, PROBE_SERIES, SampleTable, StudyContents, read_study, widened,
                                           write_study)
 from solver.errors import CaseError, OutputError
 from solver.parallel.collective import on_root
@@ -61,40 +63,74 @@ def partial_files(directory: Path, name: str) -> list[Path]:
     return found
 
 
-def write_partial(path: Path, group, driver: str, spec, table: np.ndarray, identity: dict, share,
-                  n_nodes: int) -> None:
-    """The group's finished samples (``share``: records on the group's rank 0, this rank's block of
-    the statistics) to ``path`` (every rank of the group); ``identity``: the base case's hash and
-    mesh digest (:func:`solver.app.study.driver.base_identity`)."""
-    contents = compact(merged_tables(spec, table, None, [share.records])) if group.rank == 0 else None
-    contents = group.bcast(contents, root=0)
-    stats = share.moments if share.times is not None else None
-    contents.times, contents.n_nodes, contents.stats = share.times, n_nodes, stats
-    contents.attrs = {"case": spec.case_text, **identity, "keys": json.dumps(spec.keys), "name": spec.name,
-                      "study_source": str(spec.source),
-                      "samples": len(table), "status": "partial",
-                      "count": stats.count if stats is not None else 0,
-                      "thresholds": json.dumps(list(spec.thresholds)), "fields": int(spec.fields),
-                      "save_runs": int(spec.save_runs)}
-    def folder():  # (rank 0; its failure, a full disk, reaches the group's every rank: none waits)
+def record_partial(path: Path, group, driver: str, spec, table: np.ndarray, identity: dict, share,
+                   n_nodes: int) -> None:
+    """The group's samples finished since its last record (``share.records``, on the group's rank
+    0) appended to its rows file, then its statistics block and attributes written to ``path``
+    (every rank of the group; ``share.rows`` counts the rows recorded, ``share.records`` is emptied);
+    ``identity``: the base case's hash and mesh digest (:func:`solver.app.study.driver.base_identity`)."""
+    def append():  # (rank 0; its failure, a full disk, reaches the group's every rank: none waits)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"{path.parent}: cannot make the folder of the study's group files "
                               f"({exc.strerror or exc})") from None
+        rows = rows_path(path)
+        try:
+            append_rows(rows, records_contents(spec, table, share.records), fresh=share.rows == 0)
+        except OSError as exc:
+            raise OutputError(f"{rows}: cannot record the group's finished samples ({exc.strerror or exc})") from None
+        return len(share.records)
 
-    on_root(group, folder, OutputError)
+    share.rows += on_root(group, append, OutputError)
+    share.records.clear()  # (they are in the rows file: the study file takes them from there)
+    contents = records_contents(spec, table, [])  # (the rows: in the rows file)
+    stats = share.moments if share.times is not None else None
+    contents.times, contents.n_nodes, contents.stats = share.times, n_nodes, stats
+    contents.attrs = {"case": spec.case_text, **identity, "keys": json.dumps(spec.keys), "name": spec.name,
+                      "study_source": str(spec.source),
+                      "samples": len(table), "status": "partial", "rows": share.rows,
+                      "count": stats.count if stats is not None else 0,
+                      "thresholds": json.dumps(list(spec.thresholds)), "fields": int(spec.fields),
+                      "save_runs": int(spec.save_runs)}
     write_study(path, group, driver, contents)
 
 
-def compact(contents: StudyContents) -> StudyContents:
-    """The rows of the samples done only, with their numbers (``table.index``): a partial file's
-    size grows with the group's samples, not with the study's."""
-    t = contents.table
-    done = np.flatnonzero(t.status != PENDING)
-    contents.table = SampleTable(t.values[done], t.status[done], t.seconds[done], t.message[done], done)
-    contents.outputs = {k: (v if k == "probe_points" else v[done]) for k, v in contents.outputs.items()}
-    return contents
+def read_partial(path: Path, comm, driver: str, n_nodes: int | None) -> StudyContents:
+    """A partial file's contents (every rank of ``comm``) with the rows its statistics count: the
+    first ``rows`` of its rows file (those appended after it, before a kill, run again); a partial
+    file of an earlier version holds its rows itself."""
+    part = read_study(path, comm, driver, n_nodes)
+    if "rows" in part.attrs:
+        rows = comm.bcast(read_rows(rows_path(path), int(part.attrs["rows"])) if comm.rank == 0 else None, root=0)
+        part.table, part.outputs = rows.table, rows.outputs
+    return part
+
+
+def group_files(directory: Path, name: str) -> list[Path]:
+    """The partial files of the study ``name`` and their rows files (those of a partial file never
+    written too)."""
+    rows = sorted((Path(directory) / GROUPS_FOLDER).glob(f"{name}.group[0-9][0-9][0-9][0-9][0-9].rows"))
+    return partial_files(directory, name) + rows
+
+
+def merge_rows(data: StudyContents, part: StudyContents) -> StudyContents:
+    """``data`` (a whole study's tables) with a table of rows (:func:`.rows.read_rows`) put in
+    place: a cost bounded by the rows (and the output tables that ``data`` lacked)."""
+    index, t, n = part.table.index, part.table, len(data.table.status)
+    data.table.status[index], data.table.seconds[index], data.table.message[index] = t.status, t.seconds, t.message
+    for key, rows in part.outputs.items():
+        if key == "probe_points":
+            data.outputs.setdefault(key, rows)
+            continue
+        if key not in data.outputs:
+            data.outputs[key] = np.full((n, 0) + rows.shape[2:], np.nan) if key in PROBE_SERIES \
+                else np.full((n,) + rows.shape[1:], np.nan)
+        if key in PROBE_SERIES:
+            width = max(data.outputs[key].shape[1], rows.shape[1])
+            data.outputs[key], rows = widened(data.outputs[key], width), widened(rows, width)
+        data.outputs[key][index] = rows
+    return data
 
 
 def expand(part: StudyContents, table: np.ndarray) -> StudyContents:

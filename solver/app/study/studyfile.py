@@ -148,6 +148,20 @@ def put_probes(outputs: dict, n: int, index: int, times: np.ndarray, probes: np.
     outputs.setdefault("probe_count", np.full(n, np.nan))[index] = count
 
 
+def encoded(values: np.ndarray) -> np.ndarray:
+    """Texts as fixed-length UTF-8 of at most :data:`MESSAGE_BYTES` each, as wide as the longest (1
+    byte when every sample succeeded: the file grows by bytes per sample); a Python step only for
+    the texts that are not empty (the failed samples' messages), not for every sample."""
+    values = np.asarray(values)
+    flat = values.ravel()
+    full = np.flatnonzero(flat != ("" if values.dtype.kind in "UO" else b""))
+    texts = [(v.decode(errors="ignore") if isinstance(v, bytes) else str(v)).encode()[:MESSAGE_BYTES]
+             .decode(errors="ignore").encode() for v in flat[full]]
+    out = np.zeros(flat.shape, dtype=f"S{max([1, *map(len, texts)])}")
+    out[full] = texts
+    return out.reshape(values.shape)
+
+
 DATASET_BYTES = 4096  # HDF5's metadata per dataset (object header, name in its group), generously
 
 
@@ -158,11 +172,7 @@ def study_bytes(contents: StudyContents) -> int:
     sizes = []
     for values in [*contents.table.columns().values(), *contents.outputs.values()]:
         values = np.asarray(values)
-        if values.dtype.kind in "UO":
-            width = max([1, *(min(len(str(v).encode()), MESSAGE_BYTES) for v in values.ravel())])
-            sizes.append(values.size * width)
-        else:
-            sizes.append(values.nbytes)
+        sizes.append(encoded(values).nbytes if values.dtype.kind in "UO" else values.nbytes)
     times = contents.times
     if times is not None:
         sizes.append(8 * len(times))
@@ -187,10 +197,8 @@ def write_study(path: Path, comm, driver: str, contents: StudyContents) -> None:
     def series(name, values):
         """A small dataset of rank 0's values (every rank holds the same)."""
         values = np.asarray(values)
-        if values.dtype.kind in "UO":  # fixed-length UTF-8: parallel HDF5 cannot write variable-length data;
-            encoded = [str(v).encode()[:MESSAGE_BYTES].decode(errors="ignore").encode() for v in values]
-            # as wide as the longest (1 byte when every sample succeeded): the file grows by bytes per sample
-            values = np.array(encoded, dtype=f"S{max([1, *map(len, encoded)])}")
+        if values.dtype.kind in "UO":  # fixed-length UTF-8: parallel HDF5 cannot write variable-length data
+            values = encoded(values)
         if f.file is not None:
             ds = f.file.create_dataset(name, shape=values.shape, dtype=values.dtype)
             if comm.rank == 0 and values.size:
