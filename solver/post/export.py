@@ -132,6 +132,7 @@ def export_command(args) -> int:
 
 def _export(args, staging: Staging) -> int:
     import meshio
+    from meshio.xdmf.main import XdmfWriter
 
     if args.all and (args.step is not None or args.time is not None):  # rather than ignore them
         given = "--step" if args.step is not None else "--time"
@@ -159,18 +160,27 @@ def _export(args, staging: Staging) -> int:
             refuse_run_files(out, r.path)
             side = out.with_suffix(".h5")
             reading = False
-            writer = meshio.xdmf.TimeSeriesWriter(out.name)
+            # one snapshot: one Uniform grid, which meshio.read (and ParaView) reads; --all: a temporal collection
+            writer = meshio.xdmf.TimeSeriesWriter(out.name) if args.all else XdmfWriter.__new__(XdmfWriter)
             try:  # meshio writes its .h5 into the working directory: the staging folder, then both moved
                 staged = staging.path(out)
                 staging.path(side, follow=False)  # (meshio writes it beside the staged index)
                 with contextlib.chdir(staged.parent):
-                    with writer as w:
-                        w.write_points_cells(r.points, [(meshio_type, r.cells)])
-                        for i in indices:
-                            reading = True
-                            point_data = {n: r.field(i, n) for n in names}
-                            reading = False
-                            w.write_data(float(r.times[i]), point_data=point_data)
+                    if not args.all:  # (made before its __init__ opens the .h5: parked below if a write fails)
+                        reading = True
+                        point_data = {n: r.field(indices[0], n) for n in names}
+                        reading = False
+                        writer.__init__(out.name, meshio.Mesh(r.points, [(meshio_type, r.cells)],
+                                                              point_data=point_data))
+                        writer.h5_file.close()
+                    else:
+                        with writer as w:
+                            w.write_points_cells(r.points, [(meshio_type, r.cells)])
+                            for i in indices:
+                                reading = True
+                                point_data = {n: r.field(i, n) for n in names}
+                                reading = False
+                                w.write_data(float(r.times[i]), point_data=point_data)
                 staging.commit()
             except (OSError, RuntimeError) as exc:  # (HDF5's errors name no file; a failed write can fail its
                 if reading:  # close with a RuntimeError) the target's, not an error of the results read

@@ -21,6 +21,7 @@ from conftest import ROOT, mpi_env, run_solver
 
 from solver.errors import OutputError
 from solver.io import results
+from solver.mesh.cells import CELLS
 
 
 @pytest.fixture(scope="module")
@@ -128,14 +129,32 @@ def test_exporting_again_to_the_same_xdmf_rewrites_its_own_data_file(plate, tmp_
     for args in ([], ["--all"], ["--step", "0", "--field", "temperature"]):
         proc = post("export", plate, "--format", "xdmf", *args, "-o", target)
         assert proc.returncode == 0 and proc.stdout.strip() == str(target), proc.stderr
-    with meshio.xdmf.TimeSeriesReader(target) as reader:
-        reader.read_points_cells()
-        assert reader.num_steps == 1
+    assert set(meshio.read(target).point_data) == {"temperature"}  # one snapshot: one grid
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mydata.h5", "mydata.xdmf"]
     # the default name, <name>_export.xdmf beside the results, twice
     for _ in range(2):
         proc = post("export", plate, "--format", "xdmf")
         assert proc.returncode == 0 and proc.stdout.strip().endswith("plate_export.xdmf"), proc.stderr
+
+
+@pytest.mark.parametrize("degree", [1, 2])
+def test_a_one_snapshot_xdmf_export_is_one_grid_that_meshio_reads(tmp_path, degree):
+    """Without --all the export was a temporal collection of one grid, which meshio.read refused
+    ("Only supports one grid right now")."""
+    run_solver(1, [ROOT / "inputs" / "plate.toml", "--set", "mesh.nx=4", "--set", "mesh.ny=2", "--set",
+                   "time.t_end=20.0", "--set", f"element.degree={degree}", "--set", f"output.directory={tmp_path}",
+                   "--quiet"], cwd=tmp_path)
+    plate = tmp_path / "plate" / "plate.h5"
+    for args in (["--step", "1"], []):
+        target = tmp_path / f"one{len(args)}.xdmf"
+        proc = post("export", plate, "--format", "xdmf", *args, "-o", target)
+        assert proc.returncode == 0, proc.stderr
+        mesh = meshio.read(target)
+        with results.open(plate) as r:
+            assert mesh.cells[0].type == ("triangle", "triangle6")[degree - 1] == CELLS[r.cell_type].meshio
+            assert np.array_equal(mesh.points, r.points) and np.array_equal(mesh.cells[0].data, r.cells)
+            assert np.array_equal(mesh.point_data["temperature"], r.temperature(1 if args else -1))
+        assert [g.get("GridType", "Uniform") for g in ET.parse(target).getroot().iter("Grid")] == ["Uniform"]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "vtu"])
