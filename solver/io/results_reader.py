@@ -197,9 +197,17 @@ class Results(SolverFile):
             raise damaged(f"/time is not a list of times ({times.shape} {times.dtype})")
         if steps.ndim != 1 or not np.issubdtype(steps.dtype, np.integer):
             raise damaged(f"/step is not a list of step numbers ({steps.shape} {steps.dtype})")
+        held = len(f["fields/temperature"])  # (counted from the group's links: nothing read)
+        # a write cut short leaves the tables one apart; one snapshot missing is named where it is read
+        if abs(times.shape[0] - steps.shape[0]) > 1 or self._listed > held + 1:
+            raise damaged(f"/time lists {times.shape[0]} snapshots, /step {steps.shape[0]}, and /fields/temperature "
+                          f"holds {held}")
         t = times[: self._listed]  # the listed snapshots' (a write cut short: no more)
         if not np.isfinite(t).all() or np.any(np.diff(t) < 0):
             raise damaged("/time holds times that are not finite or not in increasing order")
+        s = steps[: self._listed]
+        if np.any(s < 0) or np.any(np.diff(s) < 0):
+            raise damaged("/step holds step numbers that are negative or not in increasing order")
         text = f.attrs.get("case", "")
         text = text.decode(errors="replace") if isinstance(text, bytes) else text
         if not isinstance(text, str):
@@ -305,6 +313,12 @@ class Results(SolverFile):
             if data.dtype.kind != "f":
                 raise CaseError(f"{self.path}: fields/{name}/{key} holds values of type {data.dtype}, not "
                                 f"floating-point numbers: the file is damaged")
+            stamp = {"time": float(self.times[i]), "step": int(self.steps[i])}  # as /time and /step list it
+            for what, listed in stamp.items():
+                if what in data.attrs and not _same(got := data.attrs[what], listed):
+                    got = got.item() if isinstance(got, np.generic) else got
+                    raise CaseError(f"{self.path}: fields/{name}/{key} has {what} = {shown(got)}, but "
+                                    f"/{what} lists {listed!r} for snapshot {i}: the file is damaged")
             return data[()]
         except (RuntimeError, OSError, KeyError, ValueError) as exc:  # HDF5 met a structure half-written
             why = "a run is writing the file, or it is damaged; read it again after the run's next snapshot, or " \
@@ -359,6 +373,14 @@ class Results(SolverFile):
         coordinates ``xi``, within the field's range (:data:`FIELD_RANGES`)."""
         low, high = FIELD_RANGES.get(name, (-np.inf, np.inf))
         return np.clip(self.locator.interpolate(self.field(index, name), cell, xi), low, high)
+
+
+def _same(value, listed) -> bool:
+    """Whether an attribute ``value`` is the one number ``listed`` (a string, an array: no)."""
+    try:
+        return float(np.asarray(value).item()) == float(listed)
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def open(path: str | Path) -> Results:  # noqa: A001 - the natural name: results.open(path)

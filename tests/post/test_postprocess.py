@@ -247,6 +247,10 @@ DAMAGES = {  # each was an internal error (exit 1) in some command, or a wrong r
                                                                                    ((0, 0), (0, 1)))),
                                      "triangle cells on points of 3 coordinates"),
     "a later format": (lambda f: f.attrs.__setitem__("format_version", 999), "results of format 999"),
+    "a negative step": (lambda f: f["step"].__setitem__(1, -5), "/step holds step numbers that are negative"),
+    "a time not the snapshot's": (lambda f: f["time"].__setitem__(-1, f["time"][-1] + 1000.0), "but /time lists"),
+    "a step not the snapshot's": (lambda f: f["step"].__setitem__(-1, f["step"][-1] + 7), "but /step lists"),
+    "tables of other lengths": (lambda f: _replace(f, "time", f["time"][:2]), "/time lists 2 snapshots"),
     "probe tables of other lengths": (lambda f: _replace(f, "probes/time", np.zeros(3)), "changed after it was",
                                       "--series"),
 }
