@@ -25,8 +25,8 @@ import sys
 
 from solver.app import statusfile
 from solver.app.commands import COMMANDS, Launch, build_parser, command_line
-from solver.errors import (EXIT_BROKEN_PIPE, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_STOPPED,
-                           CaseError, SolverExit)
+from solver.errors import (EXIT_BROKEN_PIPE, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_NUMERICAL, EXIT_OUTPUT,
+                           EXIT_STOPPED, CaseError, SolverExit)
 
 AGREE_TIMEOUT = 10.0  # seconds to wait for the other ranks to report the same error
 # what reading a results file changed beyond its checked structure raises (an attribute of inf made
@@ -219,6 +219,12 @@ def serial_command(plan, args) -> int:
     except BrokenPipeError:  # the reader of the output went away (| head): stop quietly, as a pipe's writer does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
         return EXIT_BROKEN_PIPE
+    except MemoryError as exc:  # a file larger than this machine's memory (a login node): a run-time failure
+        named = getattr(args, "results", None) or getattr(args, "study", None)
+        why = str(exc)[:120] or "MemoryError"
+        print(f"error: {named + ': ' if named else ''}not enough memory on this machine for "
+              f"{getattr(args, 'command', 'this command')} ({why}); use one with more", file=sys.stderr, flush=True)
+        return EXIT_NUMERICAL
     except OSError as exc:  # a file named on the command line that cannot be written or read
         if exc.filename is None and exc.errno in WRITE_ERRNOS:  # (standard output or a target: not the file read)
             print(f"error: cannot write the output ({exc.strerror or exc})", file=sys.stderr, flush=True)

@@ -1,6 +1,7 @@
 """Post-processing: info, plot, probe, export, the Python API, progress output and --dry-run."""
 
 import json
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -281,6 +282,26 @@ def test_a_results_file_changed_after_it_was_written_is_refused_in_one_line(prob
             assert proc.returncode == 0, proc.stderr
             continue
         assert proc.returncode == 2 and len(errors) == 1 and message in errors[0], (command, proc.stderr)
+
+
+def test_a_file_larger_than_the_memory_is_a_run_time_failure_in_one_line(probed_plate, tmp_path):
+    """A mesh larger than the machine's memory (here: the address space limited) ended in "internal
+    error: MemoryError", exit 1."""
+    path = tmp_path / "plate.h5"
+    path.write_bytes(probed_plate.read_bytes())
+    with h5py.File(path, "r+") as f:
+        del f["mesh/geometry"]
+        f.create_dataset("mesh/geometry", shape=(2_000_000_000, 2), dtype=float, chunks=(1 << 16, 2))
+
+    def small_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    for command in (["info"], ["probe", "--at", "0.1,0.05"]):
+        proc = subprocess.run([sys.executable, "-m", "solver", command[0], str(path), *command[1:]], text=True,
+                              capture_output=True, timeout=120, env=mpi_env(), preexec_fn=small_memory)
+        errors = proc.stderr.strip().splitlines()
+        assert proc.returncode == 3 and len(errors) == 1, proc.stderr
+        assert errors[0].startswith(f"error: {path}: not enough memory on this machine for {command[0]}"), proc.stderr
 
 
 def test_progress_in_a_pipe_is_plain_periodic_lines(tmp_path):
