@@ -549,7 +549,7 @@ def _check_adaptive_bounds(t_end, a, fail):
              f"in double precision); give at least {float(np.spacing(t_end)):.3g} s")
 
 
-MAX_OUTPUT_TIMES = 1_000_000  # snapshots that output.interval may ask for
+MAX_OUTPUT_TIMES = records.MAX_OUTPUT_TIMES  # snapshots that output.every or output.interval may ask for
 
 
 def _check_output_times(output, raw_output, time, fail, restart=False):

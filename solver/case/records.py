@@ -325,6 +325,7 @@ def output_spec(output: dict, t_end: float | None) -> OutputSpec:
 
 
 MAX_STEPS = 10**9  # time steps a run may take: beyond, t_end / dt cannot tell whole steps (1e-9 relative)
+MAX_OUTPUT_TIMES = 1_000_000  # snapshots a run may write (output.every, output.interval)
 
 
 def whole_steps(t: float, dt: float) -> bool:

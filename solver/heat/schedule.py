@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from solver.case.records import MAX_STEPS, OutputSpec, TimeSpec, whole_steps
+from solver.case.records import MAX_OUTPUT_TIMES, MAX_STEPS, OutputSpec, TimeSpec, whole_steps
 from solver.errors import CaseError
 
 
@@ -32,6 +32,18 @@ def auto_steps(t_end: float, dt_limit: float) -> int:
                         f"t_end = {t_end:.6g} s: at most {MAX_STEPS:.0e} (a coarser mesh, an implicit scheme, or a "
                         f"shorter time.t_end)")
     return math.ceil(steps - 1e-9)
+
+
+def check_auto_snapshots(output: OutputSpec, steps: int) -> None:
+    """The snapshots of output.every over explicit Euler's ``time.dt = "auto"`` steps: at most
+    MAX_OUTPUT_TIMES, as over a fixed dt's (checked on input); a CaseError once the steps are known."""
+    if output.times:
+        return
+    snapshots = steps / output.every
+    if snapshots > MAX_OUTPUT_TIMES:
+        raise CaseError(f"output.every = {output.every} writes {snapshots:.3g} snapshots over the {steps:.3g} steps "
+                        f"of time.dt = \"auto\" to time.t_end; at most {MAX_OUTPUT_TIMES:,} (a larger output.every, "
+                        f"or output.interval)")
 
 
 def planned_steps(time: TimeSpec, dt_limit: float) -> int | None:

@@ -32,7 +32,8 @@ from solver.heat.parts import check_floating_parts
 from solver.heat.problem import HeatProblem
 from solver.heat.pulses import Change, find_changes
 from solver.heat.ranges import check_initial as check_initial_ranges
-from solver.heat.schedule import SnapshotSchedule, auto_steps, fixed_steps, planned_steps, solves_per_matrix
+from solver.heat.schedule import (SnapshotSchedule, auto_steps, check_auto_snapshots, fixed_steps, planned_steps,
+                                  solves_per_matrix)
 from solver.heat.state import BalanceState, RunState
 from solver.heat.stepping import make_stepper, stable_explicit_dt
 from solver.la.choice import choose_preconditioner
@@ -87,8 +88,12 @@ class Discretisation:
         return math.nan if self.nonlinear else stable_explicit_dt(self.problem)
 
     def planned_steps(self) -> int | None:
-        """The steps a run of this case takes, known before any stepper exists (collective)."""
-        return planned_steps(self.case.time, self.stable_explicit_dt())
+        """The steps a run of this case takes, known before any stepper exists (collective); a
+        CaseError for too many steps or snapshots of time.dt = "auto"."""
+        steps = planned_steps(self.case.time, self.stable_explicit_dt())
+        if self.case.time.dt == "auto" and steps is not None:
+            check_auto_snapshots(self.case.output, steps)
+        return steps
 
     @property
     def extra_fields(self) -> tuple[str, ...]:
@@ -167,6 +172,11 @@ class Simulation(Discretisation):
                     warn_hidden_switches(case, {c.key for c in changes})
             else:
                 self.n_steps = fixed_steps(self.t_end, self.dt)
+                if case.time.dt == "auto":
+                    try:
+                        check_auto_snapshots(case.output, self.n_steps)
+                    except CaseError as exc:
+                        raise CaseError(f"{case.source}: {exc}") from None
                 if self.mesh.comm.rank == 0:
                     warn_switches_between_steps(case, self.dt)
                     warn_abrupt_changes(case, changes, self.dt)
