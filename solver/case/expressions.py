@@ -21,7 +21,7 @@ import operator
 
 import numpy as np
 
-from solver.case.shown import shown
+from solver.case.shown import cut, shown
 
 VARIABLES = ("x", "y", "z", "t")
 CONSTANTS = {"pi": np.pi, "e": np.e}
@@ -295,7 +295,7 @@ def _compile(node, names: set, depth: int, allowed: tuple = VARIABLES, switch: b
     rec = lambda child, inside=switch: _compile(child, names, depth + 1, allowed, inside)  # noqa: E731
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
-            raise ExpressionError(f"only numbers are allowed as constants, got {node.value!r}")
+            raise ExpressionError(f"only numbers are allowed as constants, got {shown(node.value)}")
         return _constant(_float(node.value))  # float: 10**10**10 overflows to inf instead of hanging
     if isinstance(node, ast.Name):
         if node.id in allowed:
@@ -306,7 +306,7 @@ def _compile(node, names: set, depth: int, allowed: tuple = VARIABLES, switch: b
             return _constant(CONSTANTS[node.id])
         hint = " (T, the temperature, only in k, rho, c and epsilon)" if node.id == "T" else ""
         raise ExpressionError(
-            f"unknown name {node.id!r}{hint} (allowed: {', '.join(allowed + tuple(CONSTANTS))})")
+            f"unknown name {cut(node.id)!r}{hint} (allowed: {', '.join(allowed + tuple(CONSTANTS))})")
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         # a sum or product of many terms is a left-leaning chain: its links count a tenth of a level
         chained = isinstance(node.left, ast.BinOp)
@@ -353,7 +353,7 @@ def _compile(node, names: set, depth: int, allowed: tuple = VARIABLES, switch: b
             raise ExpressionError(f"only the named functions may be called, not {_describe(node.func)} (allowed: "
                                   f"{', '.join(sorted(FUNCTIONS))})")
         if node.func.id not in FUNCTIONS:
-            raise ExpressionError(f"unknown function {node.func.id!r} (allowed: {', '.join(sorted(FUNCTIONS))})")
+            raise ExpressionError(f"unknown function {cut(node.func.id)!r} (allowed: {', '.join(sorted(FUNCTIONS))})")
         if node.keywords:
             raise ExpressionError("keyword arguments are not allowed")
         name = node.func.id

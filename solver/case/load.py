@@ -25,7 +25,7 @@ from solver.case.inputfiles import DIRECTORY, MAX_CASE_BYTES, MISSING, file_prob
 from solver.case.schema import (BC_KEYS, BOUNDARIES, BOUNDARY_SCHEMA, PROPERTY_FORMS, REGION_SCHEMA, REQUIRED,
                                 ROOT_SCHEMA, SCHEMA, STRUCTURED_CELLS, STRUCTURED_KEYS, Key, absolute_zero,
                                 default_temperature_range)
-from solver.case.shown import derived_name, shell_word, shown
+from solver.case.shown import cut, derived_name, shell_word, shown
 from solver.case.tables import TableError, check_pairs, is_table, read_pairs
 from solver.errors import CaseError
 
@@ -136,12 +136,12 @@ def parse_override(item: str, source: str) -> tuple[list[str], Any]:
     except tomllib.TOMLDecodeError:
         value = raw.strip()
     except ValueError:  # Python's limit on the digits of an integer read from text
-        raise CaseError(f"{source}: --set {printable(path.strip())}: {HUGE_INTEGER}") from None
+        raise CaseError(f"{source}: --set {cut(printable(path.strip()))}: {HUGE_INTEGER}") from None
     read_as = unquoted_kind(value)
     if read_as and _takes_text(keys):  # a bare word is taken as text, but 2024 or 2024-01-01 is TOML's
-        word, quoted = printable(raw.strip()), shell_word(path.strip() + '="' + raw.strip() + '"')
-        raise CaseError(f"{source}: --set {printable(path.strip())}={word}: TOML reads {word} as {read_as}, and "
-                        f"{printable('.'.join(keys))} takes a string: quote it, --set {quoted}")
+        word, quoted = cut(printable(raw.strip())), cut(shell_word(path.strip() + '="' + raw.strip() + '"'))
+        raise CaseError(f"{source}: --set {cut(printable(path.strip()))}={word}: TOML reads {word} as {read_as}, and "
+                        f"{cut(printable('.'.join(keys)))} takes a string: quote it, --set {quoted}")
     return keys, value
 
 
@@ -196,7 +196,7 @@ def load_case(text: str, source: str, overrides=(), default_name: str = "case", 
         for k in keys[:-1]:
             node = node.setdefault(k, {})
             if not isinstance(node, dict):
-                raise CaseError(f"{source}: --set {printable(item)}: {printable(k)} is not a table")
+                raise CaseError(f"{source}: --set {cut(printable(item))}: {cut(printable(k))} is not a table")
         node[keys[-1]] = value
         applied.append((keys, item))
     _fixed_steps_over_adaptive(raw, [keys for keys, _ in applied], file_dt)
@@ -242,11 +242,11 @@ def validate(raw: dict, source: str, restart: bool = False) -> dict:
         if section == "study" and "case" in (body if isinstance(body, dict) else {}):
             fail("a study file ([study] with its base case), not a case: run it with python -m solver study FILE")
         if section not in allowed:
-            what = f"section [{section}]" if isinstance(body, dict) else f"top-level key {section}"
+            what = f"section [{cut(section)}]" if isinstance(body, dict) else f"top-level key {cut(section)}"
             unknown(f"unknown {what}{near(section, [*allowed, *ROOT_SCHEMA])} (sections: {', '.join(allowed)}; "
                     f"top-level keys: {', '.join(ROOT_SCHEMA)})")
         if not isinstance(body, dict):
-            fail(f"{section} must be a table ([{section}]), got {shown(body)}")
+            fail(f"{cut(section)} must be a table ([{cut(section)}]), got {shown(body)}")
     values: dict = {key: _check(key, spec, raw.get(key, spec.default), fail) for key, spec in ROOT_SCHEMA.items()}
     mesh_raw = raw.get("mesh", {})
     if isinstance(mesh_raw, dict) and "file" in mesh_raw:
@@ -266,7 +266,8 @@ def validate(raw: dict, source: str, restart: bool = False) -> dict:
         for key in body:
             if key not in keys:
                 above = f"; {key} is a top-level key: write it above the first [section]" if key in ROOT_SCHEMA else ""
-                unknown(f"unknown key {section}.{key}{'' if above else near(key, keys)} (allowed: {', '.join(keys)})"
+                unknown(f"unknown key {section}.{cut(key)}{'' if above else near(key, keys)} "
+                        f"(allowed: {', '.join(keys)})"
                         f"{above}")
         values[section] = {k: _check(f"{section}.{k}", spec, body.get(k, spec.default), fail)
                            for k, spec in keys.items()}
@@ -293,7 +294,7 @@ def validate(raw: dict, source: str, restart: bool = False) -> dict:
     for name, region in values["region"].items():
         merged = {k: region[k] if region.get(k) is not None else values["material"][k]
                   for k in ("latent_heat", "solidus", "liquidus", "c")}
-        _check_phase_change(f"region.{name}", merged, fail)
+        _check_phase_change(f"region.{cut(name)}", merged, fail)
     radiating = [name for name, b in values["boundary"].items() if "epsilon" in b]
     if radiating and values["temperature_unit"] is None:
         fail(f"boundary.{radiating[0]} radiates: declare temperature_unit = \"C\" or \"K\" at the top of the case "
@@ -645,15 +646,15 @@ def _check_absolute_zero(values, fail):
     def tables(name, value):
         for v in value if isinstance(value, list) else [value]:
             if isinstance(v, dict) and v["table"][0][0] < zero:  # temperatures increase: the first is the lowest
-                where = f" in {v['file']}" if "file" in v else ""
+                where = f" in {cut(v['file'])}" if "file" in v else ""
                 fail(f"{name}: the table's temperature T = {v['table'][0][0]!r}{where} {allowed}")
 
     expression("initial.temperature", values["initial"]["temperature"])
     for name, b in values["boundary"].items():
         for key in ("value", "T_inf"):
-            expression(f"boundary.{name}.{key}", b.get(key))
-        tables(f"boundary.{name}.epsilon", b.get("epsilon"))
-    for where, m in [("material", values["material"])] + [(f"region.{n}", r) for n, r in values["region"].items()]:
+            expression(f"boundary.{cut(name)}.{key}", b.get(key))
+        tables(f"boundary.{cut(name)}.epsilon", b.get("epsilon"))
+    for where, m in [("material", values["material"])] + [(f"region.{cut(n)}", r) for n, r in values["region"].items()]:
         for key in ("k", "rho", "c"):
             tables(f"{where}.{key}", m[key])
         for key in ("solidus", "liquidus"):
@@ -673,13 +674,15 @@ def _check_regions(raw, dim, from_file, fail) -> dict:
     if not isinstance(raw, dict):
         fail(f"region must be a table of named regions ([region.name]), got {shown(raw)}")
     result = {}
-    for name, body in raw.items():
+    for key_name, body in raw.items():
+        name = cut(key_name)  # (messages show a long name's start)
         if not isinstance(body, dict):
             fail(f"region.{name} must be a table with x/y/z ranges and k, rho, c, got {shown(body)}")
         for key in body:
             if key not in REGION_SCHEMA or (key == "z" and dim == 2):
                 allowed = [k for k in REGION_SCHEMA if dim != 2 or k != "z"]
-                fail(f"unknown key region.{name}.{key}{near(key, allowed)} (allowed: {', '.join(allowed)}); every key: "
+                fail(f"unknown key region.{name}.{cut(key)}{near(key, allowed)} (allowed: {', '.join(allowed)}); "
+                     f"every key: "
                      f"{KEY_REFERENCE}")
         region = {k: _check(f"region.{name}.{k}", spec, body.get(k, spec.default), fail)
                   for k, spec in REGION_SCHEMA.items()}
@@ -697,7 +700,7 @@ def _check_regions(raw, dim, from_file, fail) -> dict:
             _check_conductivity(f"region.{name}.k", region["k"], dim, fail)
         if all(region[k] is None for k in ("k", "rho", "c", "latent_heat", "solidus", "liquidus")):
             fail(f"region.{name} sets none of k, rho, c, latent_heat, solidus, liquidus")
-        result[name] = region
+        result[key_name] = region
     return result
 
 
@@ -706,8 +709,9 @@ def _check_boundaries(raw, mesh_type, time, fail) -> dict:
     if not isinstance(raw, dict):
         fail(f"boundary must be a table of named boundaries ([boundary.left]), got {shown(raw)}")
     result = {}
-    for name, body in raw.items():
-        if names is not None and name not in names:
+    for key_name, body in raw.items():
+        name = cut(key_name)  # (messages show a long name's start)
+        if names is not None and key_name not in names:
             fail(f"boundary.{name}: unknown boundary {name!r} for a {mesh_type} (allowed: {', '.join(names)})")
         if not isinstance(body, dict):
             fail(f"boundary.{name} must be a table with type and value, got {shown(body)}")
@@ -717,7 +721,7 @@ def _check_boundaries(raw, mesh_type, time, fail) -> dict:
                 known = isinstance(kind, str) and kind in BC_KEYS  # the keys of its type, else of every type
                 allowed = ["type", *BC_KEYS[kind]] if known else list(BOUNDARY_SCHEMA)
                 of_kind = f" for a {kind} boundary" if known else ""
-                fail(f"unknown key boundary.{name}.{key}{near(key, BOUNDARY_SCHEMA)} (allowed{of_kind}: "
+                fail(f"unknown key boundary.{name}.{cut(key)}{near(key, BOUNDARY_SCHEMA)} (allowed{of_kind}: "
                      f"{', '.join(allowed)}); every key: "
                      f"{KEY_REFERENCE}")
         bc = {k: _check(f"boundary.{name}.{k}", spec, body.get(k, spec.default), fail)
@@ -732,5 +736,5 @@ def _check_boundaries(raw, mesh_type, time, fail) -> dict:
                 fail(f"boundary.{name}.{key} is not used by {'an' if kind[0] in 'aeiou' else 'a'} {kind} boundary "
                      f"(it takes: {', '.join(BC_KEYS[kind]) or 'nothing'}); remove it, or with --set give the whole "
                      f"boundary anew: --set 'boundary.{name}={{type = \"{kind}\"{', ' + takes if takes else ''}}}'")
-        result[name] = {k: v for k, v in bc.items() if v is not None}
+        result[key_name] = {k: v for k, v in bc.items() if v is not None}
     return result

@@ -8,7 +8,7 @@ import re
 import shlex
 import unicodedata
 
-__all__ = ["counted", "derived_name", "shell_word", "size", "shown"]
+__all__ = ["counted", "cut", "derived_name", "shell_word", "size", "shown"]
 
 
 def shown(value) -> str:
@@ -23,6 +23,13 @@ def shown(value) -> str:
         return value.isoformat()
     text = repr(value)
     return text if len(text) <= 120 else f"{text[:100]}... ({len(text)} characters)"
+
+
+def cut(text, width: int = 100) -> str:
+    """A name a user gave (a key, a group, a file, a word of an expression) as a message shows it:
+    whole up to ``width`` characters, else its start and its length."""
+    text = str(text)
+    return text if len(text) <= width else f"{text[:width - 40]}... ({len(text)} characters)"
 
 
 def counted(n: int, noun: str) -> str:

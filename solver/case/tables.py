@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from solver.case.inputfiles import MAX_TABLE_BYTES, MISSING, file_problem, not_utf8
-from solver.case.shown import shell_word, shown
+from solver.case.shown import cut, shell_word, shown
 
 
 SHORT_TABLE = 32  # points up to which with_derivative counts comparisons instead of searching
@@ -117,33 +117,33 @@ def _number(cell: str) -> float:
 
 
 def _read_csv(path: Path) -> list[list[float]]:
-    problem = file_problem(path, MAX_TABLE_BYTES)
+    problem, name = file_problem(path, MAX_TABLE_BYTES), cut(path)  # (messages show a long name's start)
     if problem not in (None, MISSING):  # a missing file: read_text says so below
-        raise TableError(f"{path} {problem}" if problem.startswith("is ") else f"{path}: {problem}")
+        raise TableError(f"{name} {problem}" if problem.startswith("is ") else f"{name}: {problem}")
     try:
         text = path.read_text(encoding="utf-8-sig")  # Excel's "CSV UTF-8" begins with a byte-order mark
     except OSError as exc:
-        raise TableError(f"cannot read {path} ({exc.strerror})") from None
+        raise TableError(f"cannot read {name} ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
         where = not_utf8(exc)
         if not where:
-            raise TableError(f"{path} is not a text file (a table is a CSV text file in UTF-8)") from None
-        raise TableError(f"{path} is not UTF-8 text ({where}); save it as UTF-8 (in Excel: CSV UTF-8), or convert "
+            raise TableError(f"{name} is not a text file (a table is a CSV text file in UTF-8)") from None
+        raise TableError(f"{name} is not UTF-8 text ({where}); save it as UTF-8 (in Excel: CSV UTF-8), or convert "
                          f"it (from Latin-1: iconv -f latin1 -t utf-8 {shell_word(path.name)} > new.csv)") from None
     pairs = []
     header = False
     try:
         rows = list(enumerate(csv.reader(line for line in text.splitlines()), start=1))
     except csv.Error as exc:  # a field over the csv module's limit (131072 characters), a NUL
-        raise TableError(f"{path}: not a table of two numbers per line ({exc})") from None
+        raise TableError(f"{name}: not a table of two numbers per line ({exc})") from None
     for number, row in rows:
         cells = [c.strip() for c in row]
         if not any(cells) or cells[0].startswith("#"):  # a blank line (or only commas), a comment
             continue
         if len(cells) != 2:
-            raise TableError(f"{path}:{number}: expected two columns T, value, got {len(cells)}")
+            raise TableError(f"{name}:{number}: expected two columns T, value, got {len(cells)}")
         if len(pairs) >= MAX_TABLE_ROWS:
-            raise TableError(f"{path}: more than {MAX_TABLE_ROWS:,} points (a property table needs far fewer; "
+            raise TableError(f"{name}: more than {MAX_TABLE_ROWS:,} points (a property table needs far fewer; "
                              f"every rank holds it)")
         try:
             values = [_number(c) for c in cells]
@@ -151,10 +151,10 @@ def _read_csv(path: Path) -> list[list[float]]:
             # only the first line that is not a comment may be a header, and a header is words
             first = next(c for c in cells if c)  # a header may leave the T column unnamed: ",k"
             if pairs or header or first[:1] in "0123456789+-.":
-                raise TableError(f"{path}:{number}: {row!r} is not two numbers") from None
+                raise TableError(f"{name}:{number}: {shown(row)} is not two numbers") from None
             header = True
             continue
-        pairs.append(_pair(values, f"{path}:{number}"))  # numbers, but not finite: refused, never a header
+        pairs.append(_pair(values, f"{name}:{number}"))  # numbers, but not finite: refused, never a header
     return pairs
 
 

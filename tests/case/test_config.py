@@ -263,6 +263,24 @@ def test_long_values_are_shown_as_excerpts():
     assert "<here>" in text and "character 1404 of 1404" in text and len(text) < 300, text
 
 
+LONG = "w" * 2000
+
+
+@pytest.mark.parametrize("edit", [
+    f"{LONG}.x=1", f"mesh.{LONG}=1", f"boundary.{LONG}.type=insulated", f"boundary.left.{LONG}=1",
+    f"region.a={{x=[0,1], {LONG}=1}}", f"region.{LONG}={{x=[0,1], k=-1}}", f"mesh.nx.{LONG}=1",
+    f"output.name={'9' * 4000}", f'source.f="{LONG}"', f'source.f="{LONG[:1990]}(x)"', f"source.f=\"'{LONG[:1990]}'\"",
+    f'material.k={{file="{LONG}.csv"}}',
+])
+def test_long_names_are_shown_as_excerpts(edit):
+    """A key, a section, a boundary or region name, a word of an expression or a table's file name
+    of 2,000 characters was shown whole (twice for a boundary): the message shows its start and its length."""
+    with pytest.raises(CaseError) as err:
+        load_case(GOOD, "case.toml", [edit])
+    text = str(err.value)
+    assert " characters)" in text and len(text) < 400, text
+
+
 def test_a_command_to_copy_quotes_set_values_on_one_line():
     """The command that continues a run repeats its --set options: a tab or a newline in one was
     printed as is, breaking the line."""
