@@ -21,8 +21,21 @@ def shown(value) -> str:
             return f"an integer of {len(str(abs(value)))} digits"
     if isinstance(value, (datetime.date, datetime.time)):  # a TOML date or time: as written, not repr
         return value.isoformat()
-    text = repr(value)
+    text = _written(value)
     return text if len(text) <= 120 else f"{text[:100]}... ({len(text)} characters)"
+
+
+def _written(value) -> str:
+    """repr of ``value``, with the integers of many digits inside lists and tables in engineering
+    form: [2, 1.00e+309], not the 310 digits."""
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_written, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {_written(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**15:
+        digits = str(abs(value))
+        return f"{'-' if value < 0 else ''}{digits[0]}.{digits[1:3]}e+{len(digits) - 1:02d}"
+    return repr(value)
 
 
 def cut(text, width: int = 100) -> str:
