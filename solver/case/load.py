@@ -404,9 +404,12 @@ def _check_property(name: str, spec: Key, value, fail):
     if is_table(value):
         try:
             pairs, file = read_pairs(value)
-            check_pairs(pairs, spec.low, spec.high, spec.positive)
         except TableError as exc:
             fail(f"{name}: {exc}")
+        try:
+            check_pairs(pairs, spec.low, spec.high, spec.positive)
+        except TableError as exc:  # (its points, counted without the file's header and comments)
+            fail(f"{name}: {exc}{f' in {cut(file)}' if file else ''}")
         return {"table": pairs, **({"file": file} if file else {})}
     if isinstance(value, list):
         fail(f"{name} must be {PROPERTY_FORMS}, got a list")

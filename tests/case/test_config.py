@@ -237,6 +237,22 @@ def test_table_file_below_absolute_zero_is_refused(tmp_path, monkeypatch):
 
 
 
+@pytest.mark.parametrize("rows, message", [
+    ("20, 1\n10, 2\n", "temperatures must increase strictly: 20 then 10 (point 2) in k.csv"),
+    ("20, 1\n20, 2\n", "temperatures must increase strictly: 20 then 20 (point 2) in k.csv"),
+    ("20, 1\n30, -2\n", "value -2 at T = 30 is not > 0 in k.csv"),
+    ("", "a table needs at least two (T, value) points, got 0 in k.csv"),
+])
+def test_a_table_file_s_points_out_of_order_or_range_name_the_file(tmp_path, monkeypatch, rows, message):
+    """The points of a CSV table that were refused (unsorted, repeated, out of range, too few) did not
+    say which file held them (k.csv, beside rho.csv and c.csv)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "k.csv").write_text("T, k\n" + rows)
+    with pytest.raises(CaseError) as err:
+        load_case(GOOD, "case.toml", ["material.k={file=\"k.csv\"}"])
+    assert str(err.value) == f"case.toml: material.k: {message}", str(err.value)
+
+
 @pytest.mark.parametrize("row", ["100,5_0", "1_00,50", "100,0x10"])
 def test_a_table_file_number_python_reads_but_a_table_does_not_is_refused(tmp_path, monkeypatch, row):
     """float() reads "5_0" as 50 (the underscores of Python's literals): a typo, refused with its
