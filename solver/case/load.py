@@ -43,8 +43,9 @@ def valid_name(name) -> bool:
 
 def near(word: str, choices) -> str:
     """" (did you mean NAME?)" for a choice that ``word`` looks like a misspelling of, else ""."""
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {match[0]}?)" if match else ""
+    by_lower = {str(c).lower(): c for c in choices}  # (NX is nx in another case: a slip too)
+    match = difflib.get_close_matches(str(word).lower(), list(by_lower), n=1, cutoff=0.6)
+    return f" (did you mean {by_lower[match[0]]}?)" if match else ""
 
 
 def read_text(path: str | Path) -> str:
@@ -715,7 +716,8 @@ def _check_boundaries(raw, mesh_type, time, fail) -> dict:
     for key_name, body in raw.items():
         name = cut(key_name)  # (messages show a long name's start)
         if names is not None and key_name not in names:
-            fail(f"boundary.{name}: unknown boundary {name!r} for a {mesh_type} (allowed: {', '.join(names)})")
+            fail(f"boundary.{name}: unknown boundary {name!r} for a {mesh_type} (allowed: {', '.join(names)})"
+                 f"{near(key_name, names)}")
         if not isinstance(body, dict):
             fail(f"boundary.{name} must be a table with type and value, got {shown(body)}")
         kind = body.get("type")

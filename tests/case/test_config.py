@@ -309,6 +309,20 @@ def test_integers_of_many_digits_inside_lists_are_shown_in_engineering_form(edit
     assert shown in str(err.value), str(err.value)
 
 
+@pytest.mark.parametrize("edit, message", [
+    ("mesh.NX=3", "unknown key mesh.NX (did you mean nx?)"),
+    ("MESH.nx=3", "unknown section [MESH] (did you mean mesh?)"),
+    ("boundary.left.VALUE=3", "unknown key boundary.left.VALUE (did you mean value?)"),
+    ("boundary.Left.type=insulated", "boundary.Left: unknown boundary 'Left' for a rectangle (allowed: left, right, "
+                                     "bottom, top) (did you mean left?)"),
+])
+def test_a_key_or_boundary_in_other_capitals_is_suggested(edit, message):
+    """mesh.NX and boundary.Left had no suggestion: the comparison with the known names was case-sensitive."""
+    with pytest.raises(CaseError) as err:
+        load_case(GOOD, "case.toml", [edit])
+    assert str(err.value).startswith(f"case.toml: {message}"), str(err.value)
+
+
 def test_a_command_to_copy_quotes_set_values_on_one_line():
     """The command that continues a run repeats its --set options: a tab or a newline in one was
     printed as is, breaking the line."""
