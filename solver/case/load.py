@@ -26,7 +26,7 @@ from solver.case.schema import (BC_KEYS, BOUNDARIES, BOUNDARY_SCHEMA, PROPERTY_F
                                 ROOT_SCHEMA, SCHEMA, STRUCTURED_CELLS, STRUCTURED_KEYS, Key, absolute_zero,
                                 default_temperature_range)
 from solver.case.shown import cut, derived_name, shell_word, shown
-from solver.case.tables import TableError, check_pairs, is_table, read_pairs
+from solver.case.tables import MAX_CASE_TABLE_ROWS, TableError, check_pairs, is_table, read_pairs, rows_at_most
 from solver.errors import CaseError
 
 MAX_PROBES = 10_000
@@ -248,6 +248,7 @@ def validate(raw: dict, source: str, restart: bool = False) -> dict:
                     f"top-level keys: {', '.join(ROOT_SCHEMA)})")
         if not isinstance(body, dict):
             fail(f"{cut(section)} must be a table ([{cut(section)}]), got {shown(body)}")
+    _check_table_rows(raw, fail)
     values: dict = {key: _check(key, spec, raw.get(key, spec.default), fail) for key, spec in ROOT_SCHEMA.items()}
     mesh_raw = raw.get("mesh", {})
     if isinstance(mesh_raw, dict) and "file" in mesh_raw:
@@ -302,6 +303,33 @@ def validate(raw: dict, source: str, restart: bool = False) -> dict:
              f"file (sigma T^4 needs kelvin, so the unit of T_inf and of every temperature must be known)")
     _check_absolute_zero(values, fail)
     return values
+
+
+def _check_table_rows(raw: dict, fail) -> None:
+    """The tables of the case hold at most MAX_CASE_TABLE_ROWS points together, counted before any
+    is read (each rank holds every table: one file named by a thousand regions is a thousand)."""
+    found = []  # (key, points at most)
+    lines_of: dict = {}
+
+    def visit(name, value):  # a table, or a list of them (an anisotropic k)
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, dict) and v and set(v) <= {"table", "file"}:
+                found.append((name, rows_at_most(v, lines_of)))
+
+    for section, keys in (("material", ("k", "rho", "c")), ("region", ("k", "rho", "c")), ("boundary", ("epsilon",))):
+        body = raw.get(section)
+        groups = {None: body} if section == "material" else body
+        for group, table in (groups.items() if isinstance(groups, dict) else ()):
+            prefix = section if group is None else f"{section}.{cut(group)}"
+            for key in keys:
+                if isinstance(table, dict) and key in table:
+                    visit(f"{prefix}.{key}", table[key])
+    total = sum(n for _, n in found)
+    if total > MAX_CASE_TABLE_ROWS:
+        largest = max(found, key=lambda f: f[1])
+        fail(f"the tables of the case hold up to {total:,} points in all ({len(found):,} tables; {largest[0]}: "
+             f"{largest[1]:,}): at most {MAX_CASE_TABLE_ROWS:,} (every rank holds every table; a property needs far "
+             f"fewer points)")
 
 
 def _check(name: str, spec: Key, value, fail):

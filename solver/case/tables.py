@@ -96,6 +96,25 @@ def read_pairs(value) -> tuple[list[list[float]], str | None]:
 
 
 MAX_TABLE_ROWS = 100_000  # points of a property table, file or inline
+MAX_CASE_TABLE_ROWS = 1_000_000  # points of all the tables of a case together: every rank holds each
+
+
+def rows_at_most(value, lines_of: dict) -> int:
+    """An upper bound on the points of a table ``{table = [...]}`` or ``{file = "x.csv"}`` found
+    without reading them: the inline list's length, or the lines of the file (0 for a file that
+    cannot be read: read_pairs says why). ``lines_of``: the files counted so far, by name."""
+    if isinstance(value.get("table"), list):
+        return len(value["table"])
+    name = value.get("file")
+    if not isinstance(name, str) or not name:
+        return 0
+    if name not in lines_of:
+        try:
+            data = Path(name).read_bytes() if file_problem(name, MAX_TABLE_BYTES) is None else b""
+            lines_of[name] = data.count(b"\n") + (bool(data) and not data.endswith(b"\n"))
+        except OSError:
+            lines_of[name] = 0
+    return lines_of[name]
 
 
 def _pair(p, where: str) -> list[float]:

@@ -253,6 +253,19 @@ def test_a_table_file_s_points_out_of_order_or_range_name_the_file(tmp_path, mon
     assert str(err.value) == f"case.toml: material.k: {message}", str(err.value)
 
 
+def test_the_points_of_all_tables_together_are_bounded_before_any_is_read(tmp_path, monkeypatch):
+    """Each table holds at most 100,000 points, but one file named by many regions was read for each
+    (120 of 100,000 rows: 2.6 GB and nearly 3 minutes on every rank): refused, counted from the lines."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "k.csv").write_text("T, k\n" + "".join(f"{i}, 1\n" for i in range(49_000)))
+    regions = "".join(f"[region.r{i}]\nx = [0, 1]\nk = {{ file = \"k.csv\" }}\n" for i in range(21))
+    with pytest.raises(CaseError) as err:
+        load_case(GOOD + regions, "case.toml")
+    assert str(err.value) == ("case.toml: the tables of the case hold up to 1,029,021 points in all (21 tables; "
+                              "region.r0.k: 49,001): at most 1,000,000 (every rank holds every table; a property "
+                              "needs far fewer points)"), str(err.value)
+
+
 @pytest.mark.parametrize("row", ["100,5_0", "1_00,50", "100,0x10"])
 def test_a_table_file_number_python_reads_but_a_table_does_not_is_refused(tmp_path, monkeypatch, row):
     """float() reads "5_0" as 50 (the underscores of Python's literals): a typo, refused with its
