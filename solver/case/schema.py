@@ -183,7 +183,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
                      "(steps land on them; with a fixed dt they must fall on steps)", None, positive=True),
         "probes": Key("points", "points [[x, y(, z)], ...] whose temperature is recorded at every (accepted) "
                       "step (at most 10,000)", None),
-        "driver": Key("choice", "HDF5 writer: auto (mpio when h5py has MPI), mpio, or gathered through rank 0",
+        "driver": Key("choice", "HDF5 writer: auto (mpio when h5py has MPI), mpio, or gathered through rank 0 "
+                      "(also taken for a file's path of more than 200 bytes, which MPI-IO cannot open)",
                       "auto", choices=("auto", "mpio", "gathered")),
         "write_timeout": Key("float", "end the run with exit 74 when one write of the results or a checkpoint has "
                              "not finished on every rank after this many seconds, plus 1 s per 20 MB it writes "

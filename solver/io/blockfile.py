@@ -306,6 +306,8 @@ class BlockFile:
 class MpioBlockFile(BlockFile):
     """Every rank opens the file with the mpio driver and writes its own block."""
 
+    driver = "mpio"
+
     def _open(self, mode: str):
         return h5py.File(self.path, mode, driver="mpio", comm=self.comm)
 
@@ -328,6 +330,8 @@ class MpioBlockFile(BlockFile):
 
 class GatheredBlockFile(BlockFile):
     """Rank 0 owns the file (serial h5py); blocks travel to it one rank at a time."""
+
+    driver = "gathered"
 
     _BLOCK, _DTYPE = 77, 78  # message tags
 
@@ -391,9 +395,16 @@ class GatheredBlockFile(BlockFile):
         return ds[dist.start:dist.stop]
 
 
+MPIO_MAX_PATH = 200  # bytes of a path given to MPI-IO: Open MPI copies "<path>.locktest.<rank>" into 256 of them
+
+
 def open_block_file(path: Path, comm, driver: str, mode: str = "w") -> BlockFile:
     """Open (collectively) a block file with ``driver`` (mpio or gathered); a failure on any rank
-    is a CaseError on every rank."""
+    is a CaseError on every rank. A path longer than MPIO_MAX_PATH bytes is written gathered: past
+    them, Open MPI's shared file pointer overflows its buffer and aborts the process (the files
+    are the same)."""
+    if driver == "mpio" and len(os.fsencode(str(path))) > MPIO_MAX_PATH:
+        driver = "gathered"
     ok = np.array([1], dtype=np.int64)
     error, file = "", None
     if mode == "w":  # a link left at a new file's name (a temporary's): replaced, never written through

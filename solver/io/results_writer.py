@@ -337,7 +337,7 @@ class ResultsWriter:
         geometry = self.nodes.to_blocks(mesh.coords[: mesh.n_owned])
         topology = self.cells.to_blocks(mesh.node_ids[mesh.owned_cells])
         root_attrs = {**attrs, "solver_version": __version__, "ranks": comm.size, "n_nodes": mesh.n_global_nodes,
-                      "n_cells": mesh.n_global_cells, "cell_type": mesh.cell_type, "writer": self.driver,
+                      "n_cells": mesh.n_global_cells, "cell_type": mesh.cell_type, "writer": self.backend.driver,
                       "status": RUNNING, "run_id": self.run_id,
                       **comm.bcast(provenance() if comm.rank == 0 else None, root=0)}
 

@@ -68,6 +68,20 @@ def test_gathered_writer_matches_mpio(tmp_path):
     assert gathered[5]["writer"] == "gathered"
 
 
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_a_long_results_path_is_written_gathered_instead_of_aborting(tmp_path, nprocs):
+    """A results path of more than about 240 bytes (a deep output.directory, a 100-character name)
+    aborted every rank in Open MPI's MPI-IO (a buffer overflow, exit 134): such a path is written
+    through rank 0, with the same content, and its checkpoint read back by a restart."""
+    deep = tmp_path.joinpath(*["d" * 100] * 2)
+    sets = [a for kv in CASES["tri"] + ["time.dt=20.0", "time.t_end=40.0", f"output.directory={deep}",
+                                        "output.name=" + "n" * 100] for a in ("--set", kv)]
+    run_solver(nprocs, sets + ["--quiet"], cwd=tmp_path, timeout=90)
+    run_solver(nprocs, sets + ["--set", "time.t_end=60.0", "--restart", "latest", "--quiet"], cwd=tmp_path, timeout=90)
+    with h5py.File(deep / ("n" * 100) / ("n" * 100 + ".h5"), "r") as f:
+        assert f["time"][0] == 0.0 and f["time"][-1] == 60.0 and f.attrs["writer"] == "gathered"
+
+
 @pytest.mark.parametrize("path, what, advice", [
     ("out/plate.h5", "the mesh", "no snapshot was written: free space, then run again"),
     ("out/s.study.h5.tmp", "the study file", "the samples recorded before are kept"),
