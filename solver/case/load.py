@@ -138,6 +138,8 @@ def parse_override(item: str, source: str) -> tuple[list[str], Any]:
         value = raw.strip()
     except ValueError:  # Python's limit on the digits of an integer read from text
         raise CaseError(f"{source}: --set {cut(printable(path.strip()))}: {HUGE_INTEGER}") from None
+    except RecursionError:  # lists or tables in hundreds of levels, as a case file's
+        raise CaseError(f"{source}: --set {cut(printable(path.strip()))}: invalid TOML: nested too deeply") from None
     read_as = unquoted_kind(value)
     if read_as and _takes_text(keys):  # a bare word is taken as text, but 2024 or 2024-01-01 is TOML's
         word, quoted = cut(printable(raw.strip())), cut(shell_word(path.strip() + '="' + raw.strip() + '"'))

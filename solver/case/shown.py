@@ -21,7 +21,10 @@ def shown(value) -> str:
             return f"an integer of {len(str(abs(value)))} digits"
     if isinstance(value, (datetime.date, datetime.time)):  # a TOML date or time: as written, not repr
         return value.isoformat()
-    text = _written(value)
+    try:
+        text = _written(value)
+    except RecursionError:  # (a value nested as deep as TOML's reader goes, shown from deep in a check)
+        return f"a {type(value).__name__} nested too deeply to show"
     return text if len(text) <= 120 else f"{text[:100]}... ({len(text)} characters)"
 
 

@@ -167,6 +167,8 @@ def test_a_set_key_may_quote_its_parts_as_toml_does():
                                     "--set 'output.directory=\"2024-01-01\"'"),
     ("output.name=1e3", "case.toml: --set output.name=1e3: TOML reads 1e3 as a number"),
     ("output.name=false", "case.toml: --set output.name=false: TOML reads false as a boolean"),
+    ("boundary.left.value=" + "[" * 5000 + "]" * 5000, "case.toml: --set boundary.left.value: invalid TOML: nested "
+                                                       "too deeply"),
 ])
 def test_bad_values_name_file_key_and_allowed(edit, message):
     with pytest.raises(CaseError) as err:
