@@ -31,7 +31,8 @@ facet of every cell besides the mesh (four, for a moment, where a facet's node i
 over 2^21 nodes, or 2^15 for the four corners of hexahedra's faces, whose facets are numbered by a
 sort of two-word keys: about 4 times slower, 1.9 s for 400,000 hexahedra). The geometry is that of
 the coordinates scaled by a power of two to about 1, exactly: the largest meshes' and the
-smallest's products of coordinates neither overflow nor vanish (a scaled copy of them at a time).
+smallest's products of coordinates neither overflow nor vanish (one scaled copy of them, made once;
+the scale is that of the nodes the cells use).
 """
 
 from __future__ import annotations
@@ -74,7 +75,9 @@ def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type
     (inside the domain). Holds two integers per facet of every cell (their keys, sorted and not),
     besides the mesh, and four for a moment where the keys take two words."""
     linear = CELLS[cell_type].linear
-    _refuse_twisted(path, points, cells, linear)
+    scale = _unit_scale(points, cells)
+    unit = points * scale  # (one scaled copy for every check)
+    _refuse_twisted(path, points, unit, cells, linear)
     table = facet_table(linear.name)
     nf, width = table.shape
     bits = max((len(points) - 1).bit_length(), 1)
@@ -93,7 +96,7 @@ def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type
     del ordered
     inner = ~_among(tagged_keys, lone)  # tagged facets with a cell on each side
     if width == 4:
-        _refuse_crossed_facets(path, points, facets[:, :4])
+        _refuse_crossed_facets(path, points, unit, facets[:, :4])
     exterior = np.concatenate([np.flatnonzero(_among(keys[i: i + CHUNK], lone)) + i
                                for i in range(0, len(keys), CHUNK)])
     del keys
@@ -101,7 +104,7 @@ def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type
     # (2D: the exterior edges' count at each node finds a pinched node; before the k-d tree's check, where
     # less is held, its message after it)
     pinched = _pinched_node(cells[:, : linear.n_nodes], table, bits, exterior_corners) if linear.dim == 3 else -1
-    _refuse_overlaps(path, points, cells[:, : linear.n_nodes], linear, exterior // nf, table[exterior % nf])
+    _refuse_overlaps(path, unit, scale, cells[:, : linear.n_nodes], linear, exterior // nf, table[exterior % nf])
     _refuse_pinches(path, points, exterior_corners)
     del exterior_corners
     if pinched >= 0:
@@ -110,16 +113,16 @@ def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type
                         f"through no face there (parts, or the two sides of a crack, touching at a corner alone), "
                         f"and heat would cross a contact of no width, as much as the mesh makes of it. Join the "
                         f"parts along a face, or keep them apart")
-    _refuse_crowded_nodes(path, points, cells[:, : linear.n_nodes], linear)
+    _refuse_crowded_nodes(path, points, unit, cells[:, : linear.n_nodes], linear)
     if CELLS[cell_type].degree > 1:
-        _refuse_torn_edges(path, points, cells, linear.name, bits)
+        _refuse_torn_edges(path, points, unit, cells, linear.name, bits)
     return facets, facet_tags, inner
 
 
-def _refuse_twisted(path: Path, points: np.ndarray, cells: np.ndarray, linear) -> None:
+def _refuse_twisted(path: Path, points: np.ndarray, unit: np.ndarray, cells: np.ndarray, linear) -> None:
     """A cell whose corner Jacobians change sign (a node swapped, a twisted hexahedron) would look
-    like cells that overlap: named for what it is first."""
-    xyz = points[:, : linear.dim] * _unit_scale(points)
+    like cells that overlap: named for what it is first. ``unit``: the points scaled to about 1."""
+    xyz = unit[:, : linear.dim]
     for start in range(0, len(cells), CHUNK):
         ordered = np.sort(cells[start: start + CHUNK], axis=1)
         twice = np.flatnonzero(np.any(ordered[:, 1:] == ordered[:, :-1], axis=1))
@@ -236,13 +239,13 @@ def _pinched_node(corners: np.ndarray, table: np.ndarray, bits: int, exterior: n
     return int(many[0]) if len(many) else -1
 
 
-def _refuse_crowded_nodes(path: Path, points: np.ndarray, corners: np.ndarray, linear) -> None:
+def _refuse_crowded_nodes(path: Path, points: np.ndarray, unit: np.ndarray, corners: np.ndarray, linear) -> None:
     """The cells about a node fill at most the full angle about it (2 pi; 4 pi of solid angle in
     3D), each with the angle (solid angle) its edges make at that corner: more, and some of them
     overlap there, as a cell laid over others on their nodes does (its facets, which no other cell
     shares, are exterior facets inside the domain). A fold is left to the cells' check, which
-    names it."""
-    unit = points[:, : linear.dim] * _unit_scale(points)
+    names it. ``unit``: the points scaled to about 1."""
+    unit = unit[:, : linear.dim]
     coordinates = [np.ascontiguousarray(unit[:, d]) for d in range(linear.dim)]
     arms = np.array(CORNER_ARMS[linear.name])  # (corners, dim): the corners along each corner's edges
     total = np.zeros(len(points))
@@ -329,7 +332,7 @@ def _pack(rows: np.ndarray, bits: int) -> np.ndarray:
     return key
 
 
-def _refuse_overlaps(path: Path, points: np.ndarray, corners: np.ndarray, linear, owner: np.ndarray,
+def _refuse_overlaps(path: Path, points: np.ndarray, scale: float, corners: np.ndarray, linear, owner: np.ndarray,
                      local: np.ndarray) -> None:
     """Refuse cells that contain a point just outside or just inside another cell's exterior
     facet. The exterior facets bound every part: the outer surface, and the surface of a part
@@ -337,13 +340,12 @@ def _refuse_overlaps(path: Path, points: np.ndarray, corners: np.ndarray, linear
     probes). Every cell's ball about its corners' centroid is counted against a k-d tree of the
     points (no lists: a few per cent of the check), and the few whose ball holds one are split
     into simplices to test it, a chunk of cells at a time. The coordinates are scaled by a power
-    of two to about 1 (exact): squared distances of 1e155 overflow, of 1e-160 vanish."""
+    of two to about 1 (exact: ``points``, ``scale`` times the file's): squared distances of 1e155
+    overflow, of 1e-160 vanish."""
     from scipy.spatial import cKDTree
 
     if len(owner) == 0 or len(corners) < 2:
         return
-    scale = _unit_scale(points)
-    points = points * scale
     face = points[corners[owner[:, None], local]]  # (m, k, gdim) corners of the exterior facets
     centre = face.mean(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):  # degenerate facets: left to the cell check
@@ -413,11 +415,14 @@ def _cells_near(tree, points: np.ndarray, corners: np.ndarray) -> np.ndarray:
     return np.concatenate(found)
 
 
-def _unit_scale(points: np.ndarray) -> float:
-    """A power of two that brings the largest finite coordinate to between 1/2 and 1: the checks'
-    geometry is that of the coordinates so scaled (exactly), where the squares and products of
-    coordinates of 1e155 would overflow, of 1e-160 vanish (nodes no cell uses may be non-finite)."""
-    top = float(np.max(np.abs(points), where=np.isfinite(points), initial=0.0))
+def _unit_scale(points: np.ndarray, cells: np.ndarray) -> float:
+    """A power of two that brings the largest coordinate of the nodes of ``cells`` to between 1/2
+    and 1: the checks' geometry is that of the coordinates so scaled (exactly), where the squares
+    and products of coordinates of 1e155 would overflow, of 1e-160 vanish. Nodes no cell uses
+    decide nothing (one at 1e300 would scale the cells' products to nothing, and hide overlaps)."""
+    used = np.zeros(len(points), dtype=bool)
+    used[cells.ravel()] = True
+    top = float(np.max(np.abs(points), where=used[:, None] & np.isfinite(points), initial=0.0))
     return float(np.ldexp(1.0, -int(np.clip(np.frexp(top)[1], -1000, 1000)))) if top > 0 else 1.0
 
 
@@ -442,18 +447,20 @@ def _checked_facets(path: Path, points, cells, facets, facet_tags, tagged_keys, 
     return facets, facet_tags, tagged_keys
 
 
-def _refuse_crossed_facets(path: Path, points: np.ndarray, quads: np.ndarray) -> None:
+def _refuse_crossed_facets(path: Path, points: np.ndarray, unit: np.ndarray, quads: np.ndarray) -> None:
     """A quadrilateral boundary element whose corners, listed in their order, do not go round the
     face (a bow tie: two of them swapped) is the cell's face by its nodes, but its condition would
     be integrated over a crossed surface (0.89 W for 1 W): each diagonal it lists must have the
-    other two corners on its two sides (one of them may not, on a face that is not convex)."""
-    unit = points * _unit_scale(points)
+    other two corners on its two sides (one of them may not, on a face that is not convex). ``unit``:
+    the points scaled to about 1 (a facet through nodes no cell uses, whose products may overflow, is
+    left to the reader's own message)."""
     for start in range(0, len(quads), CHUNK):
         x = unit[quads[start: start + CHUNK]]
 
         def split(a, b, c, d):  # whether c and d lie on the two sides of the line a-b
             ab = x[:, b] - x[:, a]
-            return np.einsum("md,md->m", np.cross(ab, x[:, c] - x[:, a]), np.cross(ab, x[:, d] - x[:, a])) < 0
+            side = np.einsum("md,md->m", np.cross(ab, x[:, c] - x[:, a]), np.cross(ab, x[:, d] - x[:, a]))
+            return (side < 0) | ~np.isfinite(side)
 
         bad = np.flatnonzero(~split(0, 2, 1, 3) & ~split(1, 3, 0, 2))
         if len(bad):
@@ -464,12 +471,12 @@ def _refuse_crossed_facets(path: Path, points: np.ndarray, quads: np.ndarray) ->
                             f"Gmsh does")
 
 
-def _refuse_torn_edges(path: Path, points, cells, linear_name: str, bits: int) -> None:
+def _refuse_torn_edges(path: Path, points, unit, cells, linear_name: str, bits: int) -> None:
     """Quadratic cells sharing an edge (a face) must share its midpoint (centre) node. A cell
     whose midpoint nodes lie off its edges first: its node order is not Gmsh's (midpoint nodes
-    swapped, or in another program's order), which would read as cells that do not match."""
+    swapped, or in another program's order), which would read as cells that do not match.
+    ``unit``: the points scaled to about 1."""
     quadratic = QUADRATIC_NAMES[linear_name][0]
-    unit = points * _unit_scale(points)
     for start in range(0, len(cells), CHUNK):
         off = midpoint_offsets(unit, cells[start: start + CHUNK], quadratic).max(axis=1)
         bad = np.flatnonzero(~(off <= MIDPOINT_OFFSET))

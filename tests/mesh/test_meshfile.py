@@ -427,7 +427,7 @@ def test_a_cell_laid_over_others_on_their_nodes_inside_the_domain_is_refused(kin
         from solver.mesh.conformity import _refuse_crowded_nodes
 
         with pytest.raises(CaseError, match=r"the cells about node 33 \(near 0.375, 0.625\) fill 1.176 times the full"):
-            _refuse_crowded_nodes("m.msh", points, np.vstack([grid, stray]), CELLS[kind].linear)
+            _refuse_crowded_nodes("m.msh", points, points, np.vstack([grid, stray]), CELLS[kind].linear)
 
 
 def _unit_grid(kind, n):
@@ -474,6 +474,26 @@ def test_a_part_wholly_inside_another_on_nodes_of_its_own_is_refused(kind, scale
             check_mesh_file("m.msh", both, cells, kind, facets, tags)
         at = np.array(str(refused.value).split("(at ")[1].split(")")[0].split(", "), dtype=float) / scale
         assert np.all((at >= 0.4) & (at <= 0.4 + size)), at  # (on the inner part's boundary)
+
+
+@pytest.mark.parametrize("far", [1e300, -1e300, 1e-300])
+@pytest.mark.parametrize("kind", ["triangle", "quadrilateral", "tetrahedron", "hexahedron"])
+def test_a_node_no_cell_uses_does_not_scale_the_conformity_checks(kind, far):
+    """A node no cell uses at 1e300 set the checks' scale: the cells' products vanished, and a part
+    on nodes of its own inside another was accepted (a source's 0.1 J counted as 0.2 J, exit 0)."""
+    from solver.errors import CaseError
+    from solver.mesh.conformity import check_mesh_file
+
+    points, grid = _unit_grid(kind, 8)
+    inner_points, inner = _unit_grid(kind, 2)
+    dim = points.shape[1]
+    both = np.vstack([points, 0.4 + 0.3 * inner_points, np.full((1, dim), far)])
+    facets, tags = np.zeros((0, {2: 2, 3: 4 if kind == "hexahedron" else 3}[dim]), dtype=np.int64), \
+        np.zeros(0, dtype=np.int64)
+    check_mesh_file("m.msh", both, grid, kind, facets, tags)  # the grid alone: conforming
+    with pytest.raises(CaseError, match=r"the mesh is not conforming: elements [0-9]+ and [0-9]+ of its kind \(at "
+                                        r"0\.[4-7][0-9]*, 0\.[4-7]"):
+        check_mesh_file("m.msh", both, np.vstack([grid, inner + len(points)]), kind, facets, tags)
 
 
 @pytest.mark.parametrize("nprocs", [1, 3])
