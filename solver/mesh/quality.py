@@ -115,14 +115,16 @@ def check_cells(mesh, where: str, folds: bool = True) -> None:
     cells = mesh.cells[: mesh.n_owned_cells]
     points = mesh.coords[:, : mesh.dim]
     bad_cells = np.zeros(len(cells), dtype=bool)
-    reason = np.zeros(len(cells), dtype=np.int8)  # 1 non-finite, 2 no volume, 3 inverted in part, 4, 5 curved
+    reason = np.zeros(len(cells), dtype=np.int8)  # 1 non-finite, 2 no volume (6, 7 out of range), 3 inverted in
+    # part, 4, 5 curved
     linear = CELLS[mesh.cell_type].linear
     if len(cells) and linear.name in CORNER_EDGES:
         xyz = points[cells]  # (n, nodes, dim)
         finite = np.isfinite(xyz).all(axis=(1, 2))
         with np.errstate(all="ignore"):
             det = corner_jacobians(points, cells, linear.name)
-            size = (xyz.max(axis=1) - xyz.min(axis=1)).max(axis=1) ** mesh.dim
+            extent = (xyz.max(axis=1) - xyz.min(axis=1)).max(axis=1)
+            size = extent ** mesh.dim
             tiny = np.abs(det).min(axis=1) <= DEGENERATE * size
             mixed = (det.min(axis=1) < 0) & (det.max(axis=1) > 0)
             overflow = ~np.isfinite(det).all(axis=1) | ~np.isfinite(size)
@@ -132,6 +134,9 @@ def check_cells(mesh, where: str, folds: bool = True) -> None:
                 reason[(reason == 0) & (curved.min(axis=1) <= DEGENERATE * size)] = 5
         reason[mixed] = 3
         reason[tiny | overflow] = 2
+        with np.errstate(all="ignore"):  # a volume beyond the range of doubles, not a degenerate cell
+            reason[tiny & (extent > 0) & (size * DEGENERATE < np.finfo(float).tiny)] = 6
+        reason[overflow & np.isfinite(extent) & (extent > 0)] = 7
         reason[~finite] = 1
         bad_cells = reason > 0
     folded = np.zeros(len(cells), dtype=bool)
@@ -150,11 +155,15 @@ def check_cells(mesh, where: str, folds: bool = True) -> None:
     mine = np.flatnonzero(bad_cells & (mesh.cell_ids[: len(cells)] == first[0]))
     info = np.array([reason[mine[0]] if len(mine) else 0], dtype=np.int64)
     mesh.comm.Allreduce(MPI.IN_PLACE, info, op=MPI.MAX)
-    what = {1: "has a non-finite coordinate", 2: "has no volume (degenerate, or its size overflows)",
+    what = {1: "has a non-finite coordinate", 2: "has no volume (degenerate)",
             3: "is inverted or self-intersecting (its corner Jacobians change sign)",
             4: f"has an edge midpoint node more than {MIDPOINT_OFFSET:g} edge lengths off the middle of its edge",
             5: "is inverted in part by its curved edges (the Jacobian of its quadratic map changes sign or vanishes "
-               "inside it)"}[int(info[0])]
+               "inside it)",
+            6: "is too small for double precision: its volume (size^dim) underflows; give the coordinates in a "
+               "smaller unit (millimetres, micrometres)",
+            7: "is too large for double precision: its volume (size^dim) overflows; give the coordinates in a "
+               "larger unit (kilometres)"}[int(info[0])]
     raise CaseError(f"{where}: cell {int(first[0]) + 1} of {mesh.n_global_cells} ({mesh.cell_type}, counted from 1 in "
                     f"the mesh's order) {what}")
 

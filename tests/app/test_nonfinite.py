@@ -95,6 +95,22 @@ def test_bad_mesh_files_are_refused(tmp_path, nprocs, x3, y3, n3, message):
     assert proc.returncode == 2 and len(errors) == 1 and message in errors[0], proc.stderr
 
 
+@pytest.mark.parametrize("nprocs", [1, 3])
+@pytest.mark.parametrize("mesh, message", [
+    ('type = "box"\ncell = "tetrahedron"\nnx = 3\nny = 3\nnz = 3\nlengths = [1e-150, 1e-150, 1e-150]',
+     "is too small for double precision: its volume (size^dim) underflows"),
+    ('type = "rectangle"\ncell = "triangle"\nnx = 3\nny = 3\nlengths = [1e155, 1e155]',
+     "is too large for double precision: its volume (size^dim) overflows"),
+])
+def test_cells_whose_volume_leaves_the_range_of_doubles_are_named_so(tmp_path, nprocs, mesh, message):
+    """Tetrahedra of 3.3e-151 m (volumes of 1e-452, zero in doubles) were said to have no volume,
+    "degenerate, or its size overflows"; they are named too small, and cells of 3.3e154 too large."""
+    (tmp_path / "case.toml").write_text(CASE.replace('file = "m.msh"', mesh))
+    proc = run_solver(nprocs, ["case.toml", "--quiet"], cwd=tmp_path, check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and message in errors[0] and "cell 1 of" in errors[0], proc.stderr
+
+
 def test_a_region_that_selects_no_cell_is_reported(tmp_path):
     (tmp_path / "case.toml").write_text(CASE.replace('file = "m.msh"', 'type = "rectangle"\ncell = "triangle"\n'
                                                      'nx = 4\nny = 4\nlengths = [1.0, 1.0]')
