@@ -41,6 +41,7 @@ from solver.mesh.distributed import DistributedMesh, Facets, LocalPart, MeshGrou
 from solver.mesh.elevate import with_degree
 from solver.mesh.gmsh_tags import UNCHECKED, check_gmsh_tags
 from solver.mesh.memberships import cells_once, entity_groups, facets_in_every_group
+from solver.mesh.node_ids import check_node_ids, watched_node_ids
 from solver.mesh.partition import partition, space_filling_order
 from solver.parallel.root import scatter_blocks
 from solver.parallel.routing import Route, block_rank, block_starts, fetch, sparse_alltoallv
@@ -155,9 +156,10 @@ def _meshio_read(path: Path):
     if path.stat().st_size == 0:
         raise CaseError(f"{path}: the mesh file is empty")
     checked = check_gmsh_tags(path)
-    said = io.StringIO()
+    said, node_sections = io.StringIO(), []
     try:  # meshio prints what it could not read, and may end the process (sys.exit) on a bad header
-        with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said), warnings.catch_warnings():
+        with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said), warnings.catch_warnings(), \
+                watched_node_ids(path) as node_sections:
             warnings.simplefilter("ignore")
             logging.disable(logging.WARNING)
             try:
@@ -165,6 +167,7 @@ def _meshio_read(path: Path):
             finally:
                 logging.disable(logging.NOTSET)
     except (Exception, SystemExit) as exc:  # meshio raises many kinds of errors for corrupt files
+        check_node_ids(path, node_sections)  # (an element of an earlier *NODE section's: a KeyError)
         text = str(exc).strip() if not isinstance(exc, SystemExit) else said.getvalue().strip()
         detail = text.splitlines()[0] if text else type(exc).__name__
         if isinstance(exc, (KeyError, IndexError, ValueError, TypeError, AttributeError, EOFError)):
@@ -185,6 +188,7 @@ def _meshio_read(path: Path):
                         f"read ({detail[:200]}){hint}") from None
     if not checked:  # a Gmsh file read all the same, in a form whose node tags the scan cannot follow
         raise CaseError(f"{path}: {UNCHECKED}")
+    check_node_ids(path, node_sections)
     return mesh
 
 

@@ -820,6 +820,55 @@ def test_meshes_that_cannot_be_read_say_what_to_do(tmp_path):
     assert read(tmp_path / "blank.msh").groups.boundary == {"right": 6, "5": 5}
 
 
+def _id_files(folder):
+    """The unit square as Abaqus and AVS-UCD files (nodes named by id) with node 5 given twice (the
+    later one moved to x = 0.7, where the elements would take it), and as an Abaqus file whose
+    nodes are in two *NODE sections."""
+    points, cells = _unit_grid("triangle", 2)
+    mesh = meshio.Mesh(np.c_[points, np.zeros(len(points))], [("triangle", cells)])
+    meshio.write(folder / "good.inp", mesh)
+    meshio.write(folder / "good.avs", mesh)
+    lines = (folder / "good.inp").read_text().split("\n")
+    at = lines.index("*NODE")
+    end = next(i for i in range(at + 1, len(lines)) if lines[i].startswith("*"))
+    (folder / "twice.inp").write_text("\n".join(lines[:end] + ["5, 0.7, 0.0, 0.0"] + lines[end:]))
+    (folder / "sections.inp").write_text("\n".join(lines[:at + 4] + ["*NODE"] + lines[at + 4:]))
+    lines = (folder / "good.avs").read_text().split("\n")
+    head = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+    lines[head] = f"{len(points) + 1} " + lines[head].split(" ", 1)[1]
+    (folder / "twice.avs").write_text("\n".join(lines[:head + 1 + len(points)] + ["5 0.7 0.0 0.0"]
+                                                + lines[head + 1 + len(points):]))
+
+
+def test_node_ids_given_twice_in_abaqus_and_avs_files_are_refused(tmp_path):
+    """meshio maps node ids to rows with a dict: of two nodes with one id the elements took the later
+    one's coordinates, and a later *NODE section replaced the earlier ones (a KeyError, called a
+    damaged file, or other nodes where the ids overlap): refused, as repeated Gmsh tags are."""
+    from solver.errors import CaseError
+    from solver.mesh.files import read
+
+    _id_files(tmp_path)
+    for name in ("good.inp", "good.avs"):
+        assert len(read(tmp_path / name).cells) == 8
+    for name in ("twice.inp", "twice.avs"):
+        with pytest.raises(CaseError, match=r"1 node id is given to two nodes: the mesh reader keeps the later node"):
+            read(tmp_path / name)
+    with pytest.raises(CaseError, match=r"sections.inp: 2 \*NODE sections: the mesh reader keeps the nodes of the "
+                                        r"last one only"):
+        read(tmp_path / "sections.inp")
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_a_node_id_given_twice_is_refused_on_every_rank_count(tmp_path, nprocs):
+    _id_files(tmp_path)
+    (tmp_path / "case.toml").write_text('[mesh]\nfile = "twice.inp"\n[material]\nk = 1.0\nrho = 1.0\nc = 1.0\n'
+                                        '[source]\nf = 1.0\n[time]\ndt = 0.1\nt_end = 0.1\n')
+    proc = run_solver(nprocs, ["case.toml"], cwd=tmp_path, check=False)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "node id is given to two nodes" in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_parts_that_touch_at_a_node_or_along_an_edge_alone_are_refused():
     """Two squares sharing a corner (2D), two cubes sharing an edge (3D): no facet between them,
     yet the field carried 0.23 W through the corner, an amount set by the mesh (exit 0). A square

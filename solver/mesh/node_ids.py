@@ -1,0 +1,58 @@
+"""Node ids of the mesh formats that name their nodes by id (Abaqus ``.inp``, AVS-UCD ``.avs``).
+
+meshio maps each id to a row with a dict: of two nodes with one id the later wins without a word
+(the elements take its coordinates, the other node is left unused), and a later ``*NODE`` section
+of an Abaqus file replaces the earlier ones (the elements refer to the ids of the last). The mesh
+would be another without a word, as Gmsh files' repeated tags would (:mod:`solver.mesh.gmsh_tags`):
+:func:`watched_node_ids` counts each node section's nodes and ids while meshio reads, and
+:func:`check_node_ids` refuses such files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from solver.errors import CaseError
+
+READERS = {".inp": ("meshio.abaqus._abaqus", "*NODE"), ".avs": ("meshio.avsucd._avsucd", "node")}
+
+
+@contextlib.contextmanager
+def watched_node_ids(path: Path):
+    """While meshio reads ``path``: a list of (nodes, distinct ids) of each node section it reads
+    (empty for other formats)."""
+    sections: list[tuple[int, int]] = []
+    reader = READERS.get(Path(path).suffix.lower())
+    if reader is None:
+        yield sections
+        return
+    import importlib
+
+    module = importlib.import_module(reader[0])
+    original = module._read_nodes
+
+    def read_nodes(*args):
+        out = original(*args)
+        points, ids = (out[0], out[1]) if isinstance(out[1], dict) else (out[1], out[0])
+        sections.append((len(points), len(ids)))
+        return out
+
+    module._read_nodes = read_nodes
+    try:
+        yield sections
+    finally:
+        module._read_nodes = original
+
+
+def check_node_ids(path: Path, sections: list[tuple[int, int]]) -> None:
+    """Refuse a file with node ids given twice, or an Abaqus file with several ``*NODE`` sections."""
+    if len(sections) > 1:
+        raise CaseError(f"{path}: {len(sections)} *NODE sections: the mesh reader keeps the nodes of the last one "
+                        f"only, and the elements would take other nodes' coordinates or fail; put every node in "
+                        f"one *NODE section (ids unique)")
+    twice = sum(n - distinct for n, distinct in sections)
+    if twice:
+        raise CaseError(f"{path}: {twice} node id{'s are' if twice > 1 else ' is'} given to two nodes: the mesh "
+                        f"reader keeps the later node of each id, and the elements would take its coordinates "
+                        f"without a word; give each node an id of its own")
