@@ -188,7 +188,7 @@ def _meshio_read(path: Path):
                         f"read ({detail[:200]}){hint}") from None
     if not checked:  # a Gmsh file read all the same, in a form whose node tags the scan cannot follow
         raise CaseError(f"{path}: {UNCHECKED}")
-    check_node_ids(path, node_sections)
+    check_node_ids(path, node_sections, mesh)
     return mesh
 
 

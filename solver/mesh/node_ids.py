@@ -1,17 +1,21 @@
-"""Node ids of the mesh formats that name their nodes by id (Abaqus ``.inp``, AVS-UCD ``.avs``).
+"""Node ids of the mesh formats that name their nodes by id (Abaqus ``.inp``, AVS-UCD ``.avs``,
+Nastran ``.bdf``/``.fem``/``.nas``).
 
 meshio maps each id to a row with a dict: of two nodes with one id the later wins without a word
 (the elements take its coordinates, the other node is left unused), and a later ``*NODE`` section
 of an Abaqus file replaces the earlier ones (the elements refer to the ids of the last). The mesh
 would be another without a word, as Gmsh files' repeated tags would (:mod:`solver.mesh.gmsh_tags`):
-:func:`watched_node_ids` counts each node section's nodes and ids while meshio reads, and
-:func:`check_node_ids` refuses such files.
+:func:`watched_node_ids` counts each node section's nodes and ids while meshio reads (a Nastran
+mesh keeps its GRID ids), and :func:`check_node_ids` refuses such files, and a Nastran GRID given
+in a coordinate system of its own (CP), whose coordinates meshio would take as basic ones.
 """
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+
+import numpy as np
 
 from solver.errors import CaseError
 
@@ -45,14 +49,23 @@ def watched_node_ids(path: Path):
         module._read_nodes = original
 
 
-def check_node_ids(path: Path, sections: list[tuple[int, int]]) -> None:
-    """Refuse a file with node ids given twice, or an Abaqus file with several ``*NODE`` sections."""
+def check_node_ids(path: Path, sections: list[tuple[int, int]], mesh=None) -> None:
+    """Refuse a file with node ids given twice, an Abaqus file with several ``*NODE`` sections, or
+    a Nastran GRID with a coordinate system (``mesh``: meshio's, once read)."""
     if len(sections) > 1:
         raise CaseError(f"{path}: {len(sections)} *NODE sections: the mesh reader keeps the nodes of the last one "
                         f"only, and the elements would take other nodes' coordinates or fail; put every node in "
                         f"one *NODE section (ids unique)")
+    ids = getattr(mesh, "points_id", None)  # (Nastran's GRID ids)
+    if ids is not None and len(ids):
+        sections = [(len(ids), len(np.unique(ids)))]
     twice = sum(n - distinct for n, distinct in sections)
     if twice:
         raise CaseError(f"{path}: {twice} node id{'s are' if twice > 1 else ' is'} given to two nodes: the mesh "
                         f"reader keeps the later node of each id, and the elements would take its coordinates "
                         f"without a word; give each node an id of its own")
+    systems = np.asarray(mesh.point_data.get("nastran:ref", [])) if mesh is not None else np.zeros(0)
+    if np.any(systems != 0):
+        raise CaseError(f"{path}: {np.count_nonzero(systems != 0)} GRID cards give their coordinates in a "
+                        f"coordinate system of their own (CP), which the mesh reader does not apply: the nodes "
+                        f"would lie elsewhere; give the coordinates in the basic system (CP blank or 0)")

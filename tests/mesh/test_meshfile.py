@@ -821,13 +821,14 @@ def test_meshes_that_cannot_be_read_say_what_to_do(tmp_path):
 
 
 def _id_files(folder):
-    """The unit square as Abaqus and AVS-UCD files (nodes named by id) with node 5 given twice (the
-    later one moved to x = 0.7, where the elements would take it), and as an Abaqus file whose
-    nodes are in two *NODE sections."""
+    """The unit square as Abaqus, AVS-UCD and Nastran files (nodes named by id) with node 5 given
+    twice (the later one moved to x = 0.7, where the elements would take it), as an Abaqus file
+    whose nodes are in two *NODE sections, and as a Nastran file with a GRID in coordinate system 2."""
     points, cells = _unit_grid("triangle", 2)
     mesh = meshio.Mesh(np.c_[points, np.zeros(len(points))], [("triangle", cells)])
     meshio.write(folder / "good.inp", mesh)
     meshio.write(folder / "good.avs", mesh)
+    meshio.write(folder / "good.bdf", mesh)
     lines = (folder / "good.inp").read_text().split("\n")
     at = lines.index("*NODE")
     end = next(i for i in range(at + 1, len(lines)) if lines[i].startswith("*"))
@@ -838,24 +839,34 @@ def _id_files(folder):
     lines[head] = f"{len(points) + 1} " + lines[head].split(" ", 1)[1]
     (folder / "twice.avs").write_text("\n".join(lines[:head + 1 + len(points)] + ["5 0.7 0.0 0.0"]
                                                 + lines[head + 1 + len(points):]))
+    lines = (folder / "good.bdf").read_text().split("\n")
+    at = next(i for i, line in enumerate(lines) if line.startswith("CTRIA3"))
+    (folder / "twice.bdf").write_text("\n".join(lines[:at] + ["GRID,5,,0.7,0.0,0.0"] + lines[at:]))
+    at = next(i for i, line in enumerate(lines) if line.startswith("GRID*   5 "))
+    lines[at] = lines[at][:24] + "2".rjust(16) + lines[at][40:]  # (large field: CP in columns 25-40)
+    (folder / "system.bdf").write_text("\n".join(lines))
 
 
 def test_node_ids_given_twice_in_abaqus_and_avs_files_are_refused(tmp_path):
     """meshio maps node ids to rows with a dict: of two nodes with one id the elements took the later
     one's coordinates, and a later *NODE section replaced the earlier ones (a KeyError, called a
-    damaged file, or other nodes where the ids overlap): refused, as repeated Gmsh tags are."""
+    damaged file, or other nodes where the ids overlap): refused, as repeated Gmsh tags are. A
+    Nastran GRID's coordinate system, which meshio does not apply, is refused too."""
     from solver.errors import CaseError
     from solver.mesh.files import read
 
     _id_files(tmp_path)
-    for name in ("good.inp", "good.avs"):
+    for name in ("good.inp", "good.avs", "good.bdf"):
         assert len(read(tmp_path / name).cells) == 8
-    for name in ("twice.inp", "twice.avs"):
+    for name in ("twice.inp", "twice.avs", "twice.bdf"):
         with pytest.raises(CaseError, match=r"1 node id is given to two nodes: the mesh reader keeps the later node"):
             read(tmp_path / name)
     with pytest.raises(CaseError, match=r"sections.inp: 2 \*NODE sections: the mesh reader keeps the nodes of the "
                                         r"last one only"):
         read(tmp_path / "sections.inp")
+    with pytest.raises(CaseError, match=r"system.bdf: 1 GRID cards give their coordinates in a coordinate system of "
+                                        r"their own \(CP\), which the mesh reader does not apply"):
+        read(tmp_path / "system.bdf")
 
 
 @pytest.mark.parametrize("nprocs", [1, 3])
