@@ -1,5 +1,5 @@
 """Node ids of the mesh formats that name their nodes by id (Abaqus ``.inp``, AVS-UCD ``.avs``,
-Nastran ``.bdf``/``.fem``/``.nas``).
+FLAC3D ``.f3grid``, Nastran ``.bdf``/``.fem``/``.nas``).
 
 meshio maps each id to a row with a dict: of two nodes with one id the later wins without a word
 (the elements take its coordinates, the other node is left unused), and a later ``*NODE`` section
@@ -19,13 +19,17 @@ import numpy as np
 
 from solver.errors import CaseError
 
-READERS = {".inp": ("meshio.abaqus._abaqus", "*NODE"), ".avs": ("meshio.avsucd._avsucd", "node")}
+READERS = {  # meshio's module of each format, and its functions that read nodes
+    ".inp": ("meshio.abaqus._abaqus", ("_read_nodes",)),
+    ".avs": ("meshio.avsucd._avsucd", ("_read_nodes",)),
+    ".f3grid": ("meshio.flac3d._flac3d", ("_read_point_ascii", "_read_point_binary")),
+}
 
 
 @contextlib.contextmanager
 def watched_node_ids(path: Path):
     """While meshio reads ``path``: a list of (nodes, distinct ids) of each node section it reads
-    (empty for other formats)."""
+    (FLAC3D: one, filled at the end; empty for other formats)."""
     sections: list[tuple[int, int]] = []
     reader = READERS.get(Path(path).suffix.lower())
     if reader is None:
@@ -34,19 +38,29 @@ def watched_node_ids(path: Path):
     import importlib
 
     module = importlib.import_module(reader[0])
-    original = module._read_nodes
+    originals = {name: getattr(module, name) for name in reader[1]}
+    ids: list[int] = []  # (FLAC3D: the id of each point, as meshio reads them one by one)
 
-    def read_nodes(*args):
-        out = original(*args)
-        points, ids = (out[0], out[1]) if isinstance(out[1], dict) else (out[1], out[0])
-        sections.append((len(points), len(ids)))
-        return out
+    def watched(original):
+        def read(*args):
+            out = original(*args)
+            if isinstance(out[0], int):  # one point: (id, coordinates)
+                ids.append(out[0])
+            else:  # a section: its points and its dict of ids
+                points, found = (out[0], out[1]) if isinstance(out[1], dict) else (out[1], out[0])
+                sections.append((len(points), len(found)))
+            return out
+        return read
 
-    module._read_nodes = read_nodes
+    for name, original in originals.items():
+        setattr(module, name, watched(original))
     try:
         yield sections
     finally:
-        module._read_nodes = original
+        for name, original in originals.items():
+            setattr(module, name, original)
+        if ids:
+            sections.append((len(ids), len(np.unique(ids))))
 
 
 def check_node_ids(path: Path, sections: list[tuple[int, int]], mesh=None) -> None:

@@ -864,6 +864,14 @@ def test_node_ids_given_twice_in_abaqus_and_avs_files_are_refused(tmp_path):
     with pytest.raises(CaseError, match=r"sections.inp: 2 \*NODE sections: the mesh reader keeps the nodes of the "
                                         r"last one only"):
         read(tmp_path / "sections.inp")
+    points, cells = _unit_grid("tetrahedron", 1)  # (FLAC3D: zones of 3D meshes, points "G<tab>id<tab>x y z")
+    meshio.write(tmp_path / "good.f3grid", meshio.Mesh(points, [("tetra", cells)]))
+    lines = (tmp_path / "good.f3grid").read_text().split("\n")
+    at = next(i for i, line in enumerate(lines) if line.startswith("G\t"))
+    (tmp_path / "twice.f3grid").write_text("\n".join(lines[:at + 8] + ["G\t5\t0.7\t0.0\t0.0"] + lines[at + 8:]))
+    assert len(read(tmp_path / "good.f3grid").cells) == 6
+    with pytest.raises(CaseError, match=r"1 node id is given to two nodes"):
+        read(tmp_path / "twice.f3grid")
     with pytest.raises(CaseError, match=r"system.bdf: 1 GRID cards give their coordinates in a coordinate system of "
                                         r"their own \(CP\), which the mesh reader does not apply"):
         read(tmp_path / "system.bdf")
