@@ -27,6 +27,10 @@ CORNER_EDGES = {
     "hexahedron": [(1, 3, 4), (2, 0, 5), (3, 1, 6), (0, 2, 7), (7, 5, 0), (4, 6, 1), (5, 7, 2), (6, 4, 3)],
 }
 DEGENERATE = 1e-10  # a corner Jacobian below this fraction of the cell's size^dim: no volume
+# the largest relative error that rounding the coordinates may put in a cell's edges: double precision
+# keeps about 16 digits of a coordinate, of which a cell of size h at a distance r from the origin keeps
+# the digits of h / r (a 1 mm cell at 1e11 m keeps two: its source booked 0.2% off)
+ROUNDED_EDGES = 1e-6
 
 
 def corner_jacobians(points: np.ndarray, cells: np.ndarray, cell_type: str) -> np.ndarray:
@@ -132,6 +136,9 @@ def check_cells(mesh, where: str, folds: bool = True) -> None:
                 reason[midpoint_offsets(points, cells, mesh.cell_type).max(axis=1) > MIDPOINT_OFFSET] = 4
                 curved = map_jacobians(points, cells, mesh.cell_type) * np.sign(det[:, :1])
                 reason[(reason == 0) & (curved.min(axis=1) <= DEGENERATE * size)] = 5
+            far = np.abs(xyz).max(axis=(1, 2))
+            rounded = np.finfo(float).eps * far > ROUNDED_EDGES * np.abs(det).min(axis=1) ** (1.0 / mesh.dim)
+        reason[rounded & (reason == 0)] = 8
         reason[mixed] = 3
         reason[tiny | overflow] = 2
         with np.errstate(all="ignore"):  # a volume beyond the range of doubles, not a degenerate cell
@@ -155,6 +162,11 @@ def check_cells(mesh, where: str, folds: bool = True) -> None:
     mine = np.flatnonzero(bad_cells & (mesh.cell_ids[: len(cells)] == first[0]))
     info = np.array([reason[mine[0]] if len(mine) else 0], dtype=np.int64)
     mesh.comm.Allreduce(MPI.IN_PLACE, info, op=MPI.MAX)
+    where_size = np.zeros(2)  # (the first bad cell's distance from the origin and size, for reason 8)
+    if len(mine) and info[0] == 8:
+        xyz = points[cells[mine[0]]]
+        where_size[:] = np.abs(xyz).max(), (xyz.max(axis=0) - xyz.min(axis=0)).min()
+    mesh.comm.Allreduce(MPI.IN_PLACE, where_size, op=MPI.MAX)
     what = {1: "has a non-finite coordinate", 2: "has no volume (degenerate)",
             3: "is inverted or self-intersecting (its corner Jacobians change sign)",
             4: f"has an edge midpoint node more than {MIDPOINT_OFFSET:g} edge lengths off the middle of its edge",
@@ -163,7 +175,11 @@ def check_cells(mesh, where: str, folds: bool = True) -> None:
             6: "is too small for double precision: its volume (size^dim) underflows; give the coordinates in a "
                "smaller unit (millimetres, micrometres)",
             7: "is too large for double precision: its volume (size^dim) overflows; give the coordinates in a "
-               "larger unit (kilometres)"}[int(info[0])]
+               "larger unit (kilometres)",
+            8: f"is too small for its distance from the origin in double precision (about {where_size[1]:.3g} "
+               f"across, at coordinates up to {where_size[0]:.3g}: rounding the coordinates changes its edges by "
+               f"more than {ROUNDED_EDGES:g} of their length); move the mesh's origin near the cells"
+            }[int(info[0])]
     raise CaseError(f"{where}: cell {int(first[0]) + 1} of {mesh.n_global_cells} ({mesh.cell_type}, counted from 1 in "
                     f"the mesh's order) {what}")
 

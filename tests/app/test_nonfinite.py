@@ -3,6 +3,8 @@ sizes, degenerate cells and bad node references are refused in one line naming t
 (exit 2; exit 3 when an input goes bad only later in the run, naming the step, the value, the
 time and the place, on every path: linear, nonlinear, explicit); empty regions warned."""
 
+import re
+
 import pytest
 from conftest import run_script, run_solver
 
@@ -101,6 +103,9 @@ def test_bad_mesh_files_are_refused(tmp_path, nprocs, x3, y3, n3, message):
      "is too small for double precision: its volume (size^dim) underflows"),
     ('type = "rectangle"\ncell = "triangle"\nnx = 3\nny = 3\nlengths = [1e155, 1e155]',
      "is too large for double precision: its volume (size^dim) overflows"),
+    ('type = "rectangle"\ncell = "quadrilateral"\nnx = 3\nny = 3\nlengths = [0.003, 0.003]\norigin = [1e11, 0.0]',
+     "is too small for its distance from the origin in double precision (about 0.001 across, at coordinates up "
+     "to 1e+11"),
 ])
 def test_cells_whose_volume_leaves_the_range_of_doubles_are_named_so(tmp_path, nprocs, mesh, message):
     """Tetrahedra of 3.3e-151 m (volumes of 1e-452, zero in doubles) were said to have no volume,
@@ -109,6 +114,18 @@ def test_cells_whose_volume_leaves_the_range_of_doubles_are_named_so(tmp_path, n
     proc = run_solver(nprocs, ["case.toml", "--quiet"], cwd=tmp_path, check=False)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1 and message in errors[0] and "cell 1 of" in errors[0], proc.stderr
+
+
+def test_cells_far_from_the_origin_keep_their_heat_where_doubles_hold_their_size(tmp_path):
+    """1 mm cells at 1e11 m kept two digits of their sizes (a source of 4 W booked as 3.99 W, exit 0:
+    refused above); at 1e6 m they keep ten, and the source is booked to round-off."""
+    (tmp_path / "case.toml").write_text(
+        CASE.replace('file = "m.msh"', 'type = "rectangle"\ncell = "quadrilateral"\nnx = 10\nny = 10\n'
+                     'lengths = [0.01, 0.01]\norigin = [1e6, 0.0]')
+        .replace("[time]\ndt = 0.1\nt_end = 0.2", '[time]\nscheme = "steady"\n[source]\nf = 40000.0'))
+    proc = run_solver(1, ["case.toml"], cwd=tmp_path)
+    source = re.search(r"source \+([0-9.e+-]+)", proc.stdout)
+    assert source and abs(float(source.group(1)) - 4.0) < 1e-9, proc.stdout
 
 
 def test_a_region_that_selects_no_cell_is_reported(tmp_path):
