@@ -520,8 +520,10 @@ def report_unused_melting(case, comm) -> None:
                         f"range is modelled)")
 
 
-def report_empty_regions(mesh, physics) -> None:
-    """Warn (rank 0) about regions that select no cell (collective)."""
+def report_empty_regions(mesh, physics, source="") -> None:
+    """Warn (rank 0) about regions whose box selects no cell; refuse one that a group alone selects
+    (a group of the mesh file without cells: the properties meant for it would go nowhere);
+    collective."""
     if not physics.regions:
         return
     centroids = Centroids(mesh)
@@ -529,6 +531,9 @@ def report_empty_regions(mesh, physics) -> None:
                       dtype=np.int64)
     mesh.comm.Allreduce(MPI.IN_PLACE, totals)
     for region, total in zip(physics.regions, totals):
+        if total == 0 and region.group is not None and all(b is None for b in region.box):
+            raise CaseError(f"{source}: region.{region.name}.group: the group {region.group!r} of the mesh file has "
+                            f"no cells")
         if total == 0 and mesh.comm.rank == 0:
             log.warning(f"region.{region.name} selects no cell (its box or group misses the mesh): it has no effect")
 

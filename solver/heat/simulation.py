@@ -75,7 +75,7 @@ class Discretisation:
             self.u = np.array(case.physics.initial(self.mesh.coords, 0.0), dtype=float)
             self.problem = NonlinearHeatProblem(self.mesh, case.physics, enthalpy_zero(self.mesh, self.u)) \
                 if self.nonlinear else HeatProblem(self.mesh, case.physics)
-            report_empty_regions(self.mesh, case.physics)
+            report_empty_regions(self.mesh, case.physics, case.source)
             report_unused_melting(case, self.mesh.comm)
             check_inputs(case.source, self.problem, self.u, unit=case.physics.temperature_unit)
             check_temperature_range(case.source, self.problem, self.u, 0.0, case.run.temperature_range)

@@ -971,3 +971,27 @@ def test_a_surface_condition_on_facets_inside_the_domain_is_refused(tmp_path, np
         assert "boundary.13: 4 of the 4 facets of the group '13' of the mesh m.vtu lie inside the domain" in errors[0]
     proc = run_solver(nprocs, ["case.toml", "--set", 'boundary.13={type="neumann", flux=10}'], cwd=tmp_path)
     assert "heat flows in (W): 13 +10, 11 +95, 12 -105;" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_a_region_whose_group_has_no_cells_is_refused(tmp_path, nprocs):
+    """A region named by a physical group that the file lists without cells gave its properties to
+    nothing (a warning, exit 0), where a boundary group without facets is refused."""
+    points, cells = _unit_grid("triangle", 2)
+    nodes = "".join(f"{i + 1} {x} {y} 0\n" for i, (x, y) in enumerate(points))
+    left = np.flatnonzero(points[:, 0] == 0)
+    left = left[np.argsort(points[left, 1])]
+    elements = [f"2 2 1 0 {' '.join(str(n + 1) for n in c)}" for c in cells] + \
+        [f"1 2 5 0 {a + 1} {b + 1}" for a, b in zip(left[:-1], left[1:])]
+    (tmp_path / "m.msh").write_text(
+        '$MeshFormat\n2.2 0 8\n$EndMeshFormat\n$PhysicalNames\n3\n1 5 "left"\n2 1 "plate"\n2 10 "copper"\n'
+        f'$EndPhysicalNames\n$Nodes\n{len(points)}\n{nodes}$EndNodes\n$Elements\n{len(elements)}\n'
+        + "".join(f"{k + 1} {e}\n" for k, e in enumerate(elements)) + "$EndElements\n")
+    (tmp_path / "case.toml").write_text('[mesh]\nfile = "m.msh"\n[material]\nk = 1.0\nrho = 1.0\nc = 1.0\n'
+                                        '[region.cu]\ngroup = "copper"\nk = 400.0\n[time]\nscheme = "steady"\n'
+                                        '[boundary.left]\ntype = "dirichlet"\nvalue = 0.0\n')
+    proc = run_solver(nprocs, ["case.toml", "--quiet"], cwd=tmp_path, check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and errors == ["error: case.toml: region.cu.group: the group 'copper' of the mesh file "
+                                               "has no cells"], proc.stderr
+    assert not (tmp_path / "outputs" / "case" / "case.h5").exists()
