@@ -84,12 +84,23 @@ def setup(comm, quiet: bool = False, stream=None) -> logging.Logger:
 
 class _LogFile(logging.FileHandler):
     """The run's log file; a write that fails (a full disk) stops the file logging with one
-    warning on the console instead of a traceback per message."""
+    warning on the console instead of a traceback per message. Its close never raises: the lines
+    a full disk refused stay in the stream's buffer, and closing flushes them again."""
 
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+    failed = False
+
+    def handleError(self, record: logging.LogRecord | None) -> None:  # noqa: N802 - logging's name
         logger = logging.getLogger(LOGGER)
         logger.removeHandler(self)
-        logger.warning(f"warning: cannot write the log file {self.baseFilename}; logging to the console only")
+        if not self.failed:
+            self.failed = True
+            logger.warning(f"warning: cannot write the log file {self.baseFilename}; logging to the console only")
+
+    def close(self) -> None:
+        try:
+            super().close()  # (the stream is dropped, and its descriptor closed, even when the flush fails)
+        except OSError:
+            self.handleError(None)
 
 
 def attach_file(path: Path, rank: int) -> None:

@@ -1,5 +1,6 @@
 """Rank-aware logging: what each rank prints, where, and what the log file keeps."""
 
+import errno
 import io
 import logging
 import re
@@ -53,3 +54,29 @@ def test_log_file_has_times_levels_and_progress_lines(tmp_path):
     assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (INFO|WARNING) ", ln) for ln in lines)
     assert lines[1].endswith("step 1/2") and "WARNING" in lines[2]
     assert out.getvalue() == "mesh: 10 nodes\nafter the run\n"  # progress lines stay out of the console
+
+
+class _FullDisk(io.RawIOBase):
+    """A file on a full disk: every write fails with ENOSPC."""
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_log_file_on_a_full_disk_is_closed_with_one_warning(tmp_path, capsys):
+    """The disk filled while the log was written: the lines it refused stayed in the stream's
+    buffer, and closing the log flushed them again and raised ENOSPC (a run ended as an internal
+    error, exit 1, with its lock left behind). The close is quiet; one warning says so."""
+    out, log = configure(0)
+    logs.attach_file(tmp_path / "run.log", rank=0)
+    logs._file.stream.close()
+    logs._file.stream = io.TextIOWrapper(io.BufferedWriter(_FullDisk()), encoding="utf-8")
+    log.info("mesh: 10 nodes")
+    log.warning("stopping")
+    logs.detach_file()
+    err = capsys.readouterr().err
+    assert err.count("cannot write the log file") == 1 and "Traceback" not in err, err
+    assert out.getvalue() == "mesh: 10 nodes\n" and logs._file is None
