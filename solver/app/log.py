@@ -26,16 +26,26 @@ LOCAL = {"local": True}  # extra= for a warning of this rank only
 PROGRESS = {"progress": True}  # extra= for a progress line (log file only)
 def say(text: str = "", stream=None, end: str = "\n") -> None:
     """Print to ``stream`` (stdout) and flush; a reader that went away (``| head``, a dead ``tee``)
-    sends the rest to /dev/null: the run goes on, its log file keeps everything."""
+    sends the rest to /dev/null: the run goes on, its log file keeps everything. So does a console
+    that cannot be written (a file on a full disk) while a run's log file is open, with one
+    warning; without a log file (the console is the output) the error is raised."""
     stream = stream or sys.stdout
     try:
         stream.write(text + end)
         stream.flush()
-    except BrokenPipeError:
+    except OSError as exc:
+        if not isinstance(exc, BrokenPipeError) and _file is None:
+            raise
         try:
             os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
         except (OSError, ValueError):
             pass
+        if not isinstance(exc, BrokenPipeError):
+            which = "standard error" if stream is sys.stderr else "the console output"
+            warning = f"warning: cannot write {which} ({exc.strerror or exc}); the log file goes on"
+            to_file(logging.WARNING, warning)
+            if stream is not sys.stderr:
+                say(warning, sys.stderr)
 
 
 class _Console(logging.Handler):

@@ -297,6 +297,30 @@ def test_a_run_whose_output_reader_goes_away_completes(tmp_path):
     assert "results: " in (tmp_path / "plate" / "plate.log").read_text()
 
 
+def test_a_run_whose_console_is_on_a_full_disk_completes(tmp_path):
+    """python -m solver case.toml > log, the log on a full disk (/dev/full: every write ENOSPC):
+    the run ended with an internal error (exit 1), its results said killed and its reserve file
+    stayed. It goes on with one warning, and its log file keeps everything."""
+    import subprocess
+    import sys
+
+    import h5py
+
+    from conftest import mpi_env
+
+    run = (f"{sys.executable} -m solver {ROOT / 'inputs' / 'plate.toml'} --set mesh.nx=16 --set mesh.ny=8 "
+           f"--set time.t_end=60 --set output.directory={tmp_path}")
+    proc = subprocess.run(["bash", "-c", f"{run} > /dev/full"], env=mpi_env(), timeout=120, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0 and "internal error" not in proc.stderr, proc.stderr
+    assert proc.stderr.count("cannot write the console output") == 1, proc.stderr
+    log = (tmp_path / "plate" / "plate.log").read_text()
+    assert "cannot write the console output" in log and "results: " in log
+    with h5py.File(tmp_path / "plate" / "plate.h5", "r") as f:
+        assert f.attrs["status"] == "complete"
+    assert not list((tmp_path / "plate").glob(".*.reserve"))
+
+
 @pytest.mark.parametrize("args", [["bench", "--help"], ["--help"], ["--version"]])
 def test_help_and_version_are_printed_once_on_many_ranks(tmp_path, args):
     proc = run_solver(3, args, cwd=tmp_path, timeout=30)
