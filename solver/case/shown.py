@@ -54,11 +54,12 @@ def counted(n: int, noun: str) -> str:
 
 
 def size(n_bytes: float) -> str:
-    """A number of bytes with a unit that shows it with three significant digits: 512 bytes,
-    63.5 KiB, 20.3 MiB, 1.25e+03 GiB."""
+    """A number of bytes with a unit that shows it with three significant digits, or as a whole
+    number from 1000 of its unit on: 512 bytes, 63.5 KiB, 20.3 MiB, 1020 KiB, 1250 GiB."""
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n_bytes >= scale:
-            return f"{n_bytes / scale:.3g} {unit}"
+            value = n_bytes / scale
+            return f"{value:.3g} {unit}" if value < 999.5 else f"{value:.0f} {unit}"
     return f"{n_bytes:.0f} bytes"
 
 

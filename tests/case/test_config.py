@@ -490,3 +490,11 @@ def test_durations_follow_slurm_s_forms():
     assert parse_duration("01:30:00") == 5400.0 and parse_duration("90:00") == 5400.0
     assert parse_duration("2-10:00") == (2 * 24 + 10) * 3600.0 and parse_duration("2-01:00:00") == 49 * 3600.0
     assert parse_duration("1:99:00") is None and parse_duration("1:00:60") is None
+
+
+def test_sizes_just_under_the_next_unit_are_whole_numbers():
+    """A disk's free space of 1020 KiB read "only 1e+03 KiB free" (three significant digits)."""
+    from solver.case.shown import size
+
+    assert [size(n) for n in (512, 63.5 * 2**10, 1020 * 2**10, 1023.9 * 2**20, 20.3 * 2**20, 1250 * 2**30)] == \
+        ["512 bytes", "63.5 KiB", "1020 KiB", "1024 MiB", "20.3 MiB", "1250 GiB"]
