@@ -173,6 +173,16 @@ def pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` of this host started, in clock ticks since the boot (/proc/PID/stat), as
+    written in a lock beside its pid; None where /proc does not tell. A pid given to another process
+    has another start: unlike the wall clock's times, these never move."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
 def discard_backup(folder: Path, ours) -> None:
     """Delete the files of ``folder`` that ``ours(path)`` says the solver wrote; anything else (a
     user's file, a folder, another run's checkpoint moved aside) is kept: the folder then moves
@@ -378,7 +388,7 @@ class OutputGuard:
                               f"write fewer snapshots")
 
     def _lock(self) -> None:
-        me = f"{socket.gethostname()} {os.getpid()}"
+        me = f"{socket.gethostname()} {os.getpid()} {process_start(os.getpid()) or ''}".rstrip()
         for _ in range(3):
             try:
                 fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -392,9 +402,13 @@ class OutputGuard:
                     if _remove_stale(self.lock, seen, (host, pid)):
                         log.info(f"removing an unreadable lock {self.lock} (no host and process id in it)")
                     continue
-                if host == socket.gethostname() and not garbage and not pid_alive(int(pid)):
+                ours = host == socket.gethostname() and not garbage
+                gone = ours and not pid_alive(int(pid))
+                start = lock_start(self.lock)  # (of the process that wrote the lock; None: a lock without it)
+                if gone or ours and start is not None and process_start(int(pid)) not in (None, start):  # pid reused
                     if _remove_stale(self.lock, seen, (host, pid)):
-                        log.info(f"removing a stale lock of process {pid} (no longer running) on {self.directory}")
+                        why = "no longer running" if gone else "gone: its pid is another process's now"
+                        log.info(f"removing a stale lock of process {pid} ({why}) on {self.directory}")
                     continue
                 shown = [v if len(v) <= 64 else v[:60] + "..." for v in (pid, host)]
                 if garbage:
@@ -491,19 +505,31 @@ def read_lock(path: Path) -> tuple[str, str]:
             "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
         raise CaseError(f"{path}: the lock file of this results directory is {kind}; remove it (a run writes "
                         f"its own)")
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
-        try:
-            words = os.read(fd, 256).decode(errors="replace").split()
-        finally:
-            os.close(fd)
-    except OSError:
-        return "?", "?"
+    words = _lock_words(path)
     if len(words) < 2:
         return "?", "?"
     if words[0].isdigit() and not words[1].isdigit():  # "pid host", written by hand: the same lock
         return words[1], words[0]
     return words[0], words[1]
+
+
+def _lock_words(path: Path) -> list[str]:
+    """The words of a lock file's first bytes (none where it cannot be read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            return os.read(fd, 256).decode(errors="replace").split()
+        finally:
+            os.close(fd)
+    except OSError:
+        return []
+
+
+def lock_start(path: Path) -> str | None:
+    """The start of the process that wrote the lock (:func:`process_start`), its third word "host pid
+    start"; None in a lock without it (written by hand, or by an earlier version)."""
+    words = _lock_words(path)
+    return words[2] if len(words) == 3 and words[1].isdigit() and words[2].isdigit() else None
 
 
 def guard_output(comm, directory: Path, name: str, overwrite: bool, restart: bool, checkpoints: bool = True,

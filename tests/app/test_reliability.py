@@ -111,6 +111,31 @@ def test_locked_directory_is_refused_and_a_stale_lock_replaced(tmp_path):
     assert "removing a stale lock" in proc.stdout and not lock.exists()
 
 
+def test_a_stale_lock_whose_pid_another_process_took_is_replaced(tmp_path):
+    """The run that wrote the lock was killed, and its pid went to another process (a long-lived
+    node): the lock was held for ever ("in use by another run"). The lock keeps when its process
+    started; a process of that pid with another start is not its owner. A lock a live run wrote
+    is kept."""
+    folder = tmp_path / "plate"
+    folder.mkdir()
+    lock = folder / ".solver.lock"
+    args = [PLATE, *SMALL, "--set", f"output.directory={tmp_path}"]
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        start = Path(f"/proc/{other.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        lock.write_text(f"{socket.gethostname()} {other.pid} {start}\n")  # its own start: a live lock
+        proc = run_solver(1, args, cwd=tmp_path, check=False, timeout=60)
+        assert proc.returncode == 2 and "in use by another run" in proc.stderr, proc.stderr
+        lock.write_text(f"{socket.gethostname()} {other.pid} {int(start) - 1}\n")  # another process's start
+        proc = run_solver(1, args, cwd=tmp_path, check=False, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert "removing a stale lock" in proc.stdout and "its pid is another process's now" in proc.stdout
+        assert not lock.exists()
+    finally:
+        other.kill()
+        other.wait()
+
+
 def _stale_lock(lock: Path, kind: str) -> None:
     if kind == "stale":
         dead = subprocess.Popen(["true"])
@@ -146,7 +171,8 @@ def test_a_stale_lock_taken_over_by_two_runs_has_one_owner(tmp_path, monkeypatch
     with pytest.raises(CaseError, match="in use by another run"):
         this._lock()
     assert hooked and other.owned and not this.owned
-    assert lock.read_text() == f"{socket.gethostname()} {os.getpid()}\n" and os.listdir(tmp_path) == [lock.name]
+    assert lock.read_text().split()[:2] == [socket.gethostname(), str(os.getpid())]  # (then the process's start)
+    assert os.listdir(tmp_path) == [lock.name]
 
 
 def test_without_flock_a_lock_renamed_aside_that_is_not_the_stale_one_is_put_back(tmp_path, monkeypatch):
@@ -170,7 +196,8 @@ def test_without_flock_a_lock_renamed_aside_that_is_not_the_stale_one_is_put_bac
     with pytest.raises(CaseError, match="in use by another run"):
         this._lock()
     assert hooked and other.owned and not this.owned
-    assert lock.read_text() == f"{socket.gethostname()} {os.getpid()}\n" and os.listdir(tmp_path) == [lock.name]
+    assert lock.read_text().split()[:2] == [socket.gethostname(), str(os.getpid())]  # (then the process's start)
+    assert os.listdir(tmp_path) == [lock.name]
 
 
 RACER = """
