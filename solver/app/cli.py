@@ -141,12 +141,18 @@ def mpi_command(command, plan, args) -> int:
             comm.Abort(EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     except BaseException as exc:  # noqa: BLE001 - one rank failed: never let the others hang
-        _print_error(comm.rank, f"internal error: {_detail(exc, args)}", per_rank=True)
+        if _output_lost(exc):  # standard output on a full disk (verify, bench, a study): as a reading command's
+            status, message = EXIT_OUTPUT, f"error: cannot write the output ({exc.strerror or exc})"
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        else:
+            status, message = EXIT_INTERNAL, f"internal error: {_detail(exc, args)}"
+        _print_error(comm.rank, message, per_rank=comm.size > 1 or status == EXIT_INTERNAL)
         if records_status:
-            write_status(comm, EXIT_INTERNAL, f"internal error: {type(exc).__name__}")
+            write_status(comm, status, message.removeprefix("error: ") if status == EXIT_OUTPUT else
+                         f"internal error: {type(exc).__name__}")
         if comm.size > 1:
-            comm.Abort(EXIT_INTERNAL)
-        return EXIT_INTERNAL
+            comm.Abort(status)
+        return status
 
 
 def run_command(args, comm) -> int:
@@ -200,6 +206,12 @@ def _together(comm, status: int) -> int:
 
 # errors of writing (a full disk, a closed output), told from HDF5's of reading a file, which carry none
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF)
+
+
+def _output_lost(exc: BaseException) -> bool:
+    """A write of the console's (no file named) refused by its disk; the results' writes name their file."""
+    return isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError) and exc.filename is None and \
+        exc.errno in WRITE_ERRNOS
 
 
 def serial_command(plan, args) -> int:

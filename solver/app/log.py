@@ -28,14 +28,14 @@ def say(text: str = "", stream=None, end: str = "\n") -> None:
     """Print to ``stream`` (stdout) and flush; a reader that went away (``| head``, a dead ``tee``)
     sends the rest to /dev/null: the run goes on, its log file keeps everything. So does a console
     that cannot be written (a file on a full disk) while a run's log file is open, with one
-    warning; without a log file (the console is the output) the error is raised."""
+    warning; without a log file (a study, verify, bench) the error is raised."""
     stream = stream or sys.stdout
     try:
         stream.write(text + end)
         stream.flush()
     except OSError as exc:
         if not isinstance(exc, BrokenPipeError) and _file is None:
-            raise
+            raise  # (the command line ends the command with 74)
         try:
             os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
         except (OSError, ValueError):

@@ -321,6 +321,21 @@ def test_a_run_whose_console_is_on_a_full_disk_completes(tmp_path):
     assert not list((tmp_path / "plate").glob(".*.reserve"))
 
 
+def test_a_command_whose_output_is_on_a_full_disk_ends_with_74(tmp_path):
+    """verify (or a study) > file, the file on a full disk: an internal error (exit 1); its output
+    is what it makes, so it ends as a reading command does: one line, exit 74."""
+    import subprocess
+    import sys
+
+    from conftest import mpi_env
+
+    verify = f"{sys.executable} -m solver verify --dim 2 --element triangle --degree 1 --levels 4 8"
+    proc = subprocess.run(["bash", "-c", f"{verify} > /dev/full"], env=mpi_env(), timeout=120, capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert proc.returncode == 74 and "internal error" not in proc.stderr, proc.stderr
+    assert proc.stderr.splitlines() == ["error: cannot write the output (No space left on device)"], proc.stderr
+
+
 @pytest.mark.parametrize("args", [["bench", "--help"], ["--help"], ["--version"]])
 def test_help_and_version_are_printed_once_on_many_ranks(tmp_path, args):
     proc = run_solver(3, args, cwd=tmp_path, timeout=30)
