@@ -241,9 +241,11 @@ class OutputGuard:
         self.owned = False
         self.created: list[Path] = []  # folders this run made, to remove again if it leaves them empty
         self.replace_old = False  # --overwrite: earlier results to move aside once the checks pass
+        self.restart = False  # --restart: the results file there holds part of what the run writes
 
     def acquire(self, overwrite: bool, restart: bool, needed_bytes: int) -> None:
         d = self.directory
+        self.restart = restart
         self.created = []
         for p in (d, *d.parents):
             try:
@@ -380,10 +382,17 @@ class OutputGuard:
         log.info(f"moved the earlier results to {self.name}.h5.bak (checkpoints: {old.name}.bak)")
 
     def check_space(self, needed_bytes: int) -> None:
+        """Refuse a run whose ``needed_bytes`` of results (the whole run's) do not fit on the disk; a
+        restart needs only what its results file does not hold yet."""
         free = shutil.disk_usage(self.directory).free
+        rest = ""
+        if self.restart and needed_bytes:
+            h5 = self.directory / f"{self.name}.h5"
+            held = h5.stat().st_size if h5.is_file() and not h5.is_symlink() else 0
+            needed_bytes, rest = max(needed_bytes - held, 1), "rest of the "
         if needed_bytes and needed_bytes + HEADROOM > free:  # (every write leaves HEADROOM free: it would fail later)
             self.release()
-            raise OutputError(f"{self.directory}: the results need about {size(needed_bytes)} (and "
+            raise OutputError(f"{self.directory}: the {rest}results need about {size(needed_bytes)} (and "
                               f"{size(HEADROOM)} to spare), only {size(free)} free on that disk; free space, or "
                               f"write fewer snapshots")
 

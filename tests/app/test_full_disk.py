@@ -296,6 +296,25 @@ def test_a_full_disk_at_the_lock_leaves_no_empty_lock(tmp_path, small_disk):
     assert solve(1, args, tmp_path).returncode == 0
 
 
+def test_a_restart_needs_room_only_for_what_its_results_do_not_hold(tmp_path, small_disk):
+    """A run whose results take half the disk stops with 74 when another program fills the rest;
+    once that program's file is gone the restart was refused all the same: its estimate counted
+    the whole run's results, those already written too ("need about 2.03 MiB, only 2.5 MiB free"
+    with 1 MiB to spare). It counts what the results file does not hold yet, and completes."""
+    if small_disk is None:
+        pytest.skip("cannot mount a tmpfs here")
+    args = [PLATE, "--set", "mesh.nx=120", "--set", "mesh.ny=60", "--set", "time.t_end=100.0", "--set",
+            "output.every=1", "--set", "checkpoint.every=4", "--set", f"output.directory={small_disk}"]
+    folder = small_disk / "plate"
+    proc = solve(2, args, tmp_path, {"SOLVER_TEST_FILL_DISK": "15"})
+    assert proc.returncode == 74 and "cannot write snapshot 15" in proc.stderr, proc.stderr
+    (folder / ".filler").unlink()
+    proc = solve(3, [*args, "--restart", "latest"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    with h5py.File(folder / "plate.h5", "r") as f:
+        assert f.attrs["status"] == "complete" and f["step"][()].tolist() == list(range(21))
+
+
 def test_a_write_that_parts_the_ranks_ends_in_bounded_time(tmp_path, reference):
     """One rank stays inside a collective write while the others wait for it, as when a disk fills
     during an MPI-IO write and HDF5 fails on some ranks only: output.write_timeout ends the run
