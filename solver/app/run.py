@@ -167,7 +167,7 @@ class CaseRun:
         if not self.options.restart:
             sim.snapshot_schedule()  # output times off the steps (dt = "auto" known now): likewise
         needed = estimate_output_bytes(mesh.n_global_nodes, mesh.n_global_cells, mesh.reference.n_nodes, mesh.dim,
-                                       expected_snapshots(case.output, sim.n_steps)) \
+                                       expected_snapshots(case.output, sim.n_steps) * (1 + len(sim.extra_fields))) \
             + 2 * 8 * mesh.n_global_nodes * kept_checkpoints(case, sim.n_steps)
         claim_space(comm, guard, needed)
         faults = FaultInjection(comm.rank, folder=self.directory)

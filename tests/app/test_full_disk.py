@@ -315,6 +315,23 @@ def test_a_restart_needs_room_only_for_what_its_results_do_not_hold(tmp_path, sm
         assert f.attrs["status"] == "complete" and f["step"][()].tolist() == list(range(21))
 
 
+def test_the_space_check_counts_every_field_of_a_snapshot(tmp_path):
+    """A case with latent heat writes the liquid fraction beside the temperature in every
+    snapshot; the check before the first step counted the temperature alone (the dry run counts
+    both), so a run that could not fit started and failed part-way. It is refused up front."""
+    disk = tmp_path / "disk"
+    if not mount_tmpfs(disk, "1300k"):  # 1 MiB to spare, and room for the temperatures but not both fields
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        proc = solve(1, [ROOT / "inputs" / "casting2d.toml", "--set", "mesh.nx=40", "--set", "mesh.ny=20",
+                         "--set", f"output.directory={disk}"], tmp_path)
+        errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+        assert proc.returncode == 74 and len(errors) == 1 and "the results need about" in errors[0], proc.stderr
+        assert not (disk / "casting2d" / "casting2d.h5").exists()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
 def test_a_write_that_parts_the_ranks_ends_in_bounded_time(tmp_path, reference):
     """One rank stays inside a collective write while the others wait for it, as when a disk fills
     during an MPI-IO write and HDF5 fails on some ranks only: output.write_timeout ends the run
