@@ -79,9 +79,13 @@ def record(status: int, message: str = "") -> None:
                 with open(tmp, "w") as f:
                     f.write(line)
                 os.replace(tmp, target)
-            except OSError:
+            except OSError as exc:
                 with contextlib.suppress(OSError):  # a full disk: no empty file left behind
                     os.unlink(tmp)
+                with contextlib.suppress(OSError):  # nor an earlier status (75 at start-up) read as this one's
+                    if os.path.isfile(target):
+                        os.unlink(target)
+                        exc.strerror = f"{exc.strerror}; the earlier status in it is removed"
                 raise
         else:
             raise OSError(0, problem)

@@ -481,6 +481,27 @@ def test_a_status_file_that_cannot_be_written_leaves_no_temporary_file(tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+def test_a_status_that_cannot_be_replaced_leaves_no_earlier_one(tmp_path, monkeypatch, capsys):
+    """A stop signal during start-up recorded 75; the run then failed on a full disk (74) and its
+    status could not replace that one: the job scripts read 75 and requeued the run. The earlier
+    status is removed (the launcher's status counts), with the warning."""
+    import errno
+
+    from solver.app import statusfile
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    status = tmp_path / "status"
+    monkeypatch.setenv("SOLVER_STATUS_FILE", str(status))
+    statusfile.record(75, "stopped by SIGTERM during start-up, before the first step")
+    assert status.read_text().startswith("75 stopped")
+    monkeypatch.setattr(statusfile.os, "replace", full)
+    statusfile.record(74, "cannot write snapshot 0")
+    assert "the earlier status in it is removed" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_a_huge_name_is_quoted_as_an_excerpt(tmp_path):
     """A 20,000-character field or boundary name came back whole in the error line (twice)."""
     from solver.app.cli import excerpt
