@@ -10,9 +10,10 @@ from mpi4py import MPI
 from solver.errors import SolverExit
 
 
-def on_root(comm, fn, error=SolverExit, keep: tuple = ()):
+def on_root(comm, fn, error=SolverExit, keep: tuple = (), shared: bool = True):
     """Run ``fn()`` on rank 0 only; its result (or its failure, as ``error``, or as itself when it
-    is one of the ``keep`` classes) reaches every rank."""
+    is one of the ``keep`` classes) reaches every rank; ``shared=False``: the result stays on rank 0
+    (None elsewhere: a large one is not sent), only a failure reaches the others."""
     result, message, kind = None, None, None
     if comm.rank == 0:
         try:
@@ -20,7 +21,10 @@ def on_root(comm, fn, error=SolverExit, keep: tuple = ()):
         except (OSError, SolverExit) as exc:
             message = str(exc)
             kind = next((i for i, cls in enumerate(keep) if isinstance(exc, cls)), None)
-    result, message, kind = comm.bcast((result, message, kind), root=0)
+    if shared:
+        result, message, kind = comm.bcast((result, message, kind), root=0)
+    else:
+        message, kind = comm.bcast((message, kind), root=0)
     if message is not None:
         raise (error if kind is None else keep[kind])(message)
     return result

@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import ROOT, mpi_env, mpirun_command, run_solver
+from conftest import ROOT, mpi_env, mpirun_command, run_script, run_solver
 
 from solver.errors import CaseError
 from solver.app.study.rows import read_rows, rows_path
@@ -749,3 +749,17 @@ def test_a_group_s_record_appends_only_the_samples_since_the_one_before(tmp_path
         f.write(b"SOLVROW1" + (1000).to_bytes(8, "little") + b"\0" * 100)
     assert len(read_partial(partial, MPI.COMM_SELF, "gathered", None).table.index) == 4001
     assert len(read_rows(rows_path(partial)).table.index) == 4002
+
+
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_a_stopped_study_s_tables_are_written_by_rank_0_and_not_sent_to_the_others(tmp_path, ranks):
+    """A stop writes the study file's tables (a row per sample) from rank 0, which builds them;
+    they were broadcast whole, pickled, to every rank (18 MB at 2e5 samples, seconds of a stop at
+    1e6): the other ranks now receive the datasets' shapes and dtypes, and the whole run's
+    collectives send a few kB whatever the number of samples."""
+    found = run_script(ranks, "study_stop_checks.py", tmp_path, 200000, timeout=120)
+    assert found["status"] == 75 and found["attrs"] == ["stopped", ranks], found
+    assert found["done"] == list(range(ranks)) and found["rows"] == [200000] * 4
+    assert found["values"] and found["pending_nan"]
+    assert np.allclose(found["max_temperature"], 100.0, rtol=1e-12)
+    assert max(sum(sent.values()) for sent in found["sent"]) < 1 << 16, found["sent"]

@@ -399,13 +399,16 @@ class StudyRun:
             if moments is None:
                 moments = Moments.empty(len(times), world_blocks(g.group, n_nodes).stop - share.start, spec.thresholds)
             stats = combine(g, share.start, moments, n_nodes, earlier.stats if earlier else None)
-        contents = on_root(world, lambda: self.tables(table, earlier, gathered, recorded), OutputError)
+        # the tables (N rows) stay on rank 0, which writes them: the others get their counts only
+        contents = on_root(world, lambda: self.tables(table, earlier, gathered, recorded), OutputError, shared=False)
+        status = contents.table.status if world.rank == 0 else None
+        done, failed = world.bcast((int(np.count_nonzero(status != PENDING)),
+                                    int(np.count_nonzero((status != PENDING) & (status != OK))))
+                                   if world.rank == 0 else None, root=0)
+        contents = contents if world.rank == 0 else StudyContents({}, None)
         contents.times, contents.n_nodes, contents.stats = times, n_nodes, stats
         if stats is not None:
             contents.mesh = study_mesh(g, mesh)
-        status = contents.table.status
-        done = int(np.sum(status != PENDING))
-        failed = int(np.sum((status != PENDING) & (status != OK)))
         complete = done == len(table)
         all_failed = complete and failed == len(table)
         seconds = time.monotonic() - self.start

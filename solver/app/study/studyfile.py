@@ -88,7 +88,8 @@ class StudyMesh:
 class StudyContents:
     """What a study file holds: its attributes, the sample table, the scalar outputs by name
     (``probes`` and ``probe_points`` among them), the output times, and, where the study keeps
-    field statistics, the mesh and this rank's world block of the statistics."""
+    field statistics, the mesh and this rank's world block of the statistics. The tables of a
+    study file being written are rank 0's (None on the other ranks: :func:`write_study`)."""
 
     attrs: dict
     table: SampleTable
@@ -165,21 +166,34 @@ def encoded(values: np.ndarray) -> np.ndarray:
 DATASET_BYTES = 4096  # HDF5's metadata per dataset (object header, name in its group), generously
 
 
-def study_bytes(contents: StudyContents) -> int:
+def table_datasets(contents: StudyContents) -> dict[str, np.ndarray]:
+    """The sample table, the scalar outputs and the output times as their datasets hold them
+    (texts encoded: :func:`encoded`), by dataset name, in the order written."""
+    found = {f"/samples/{k}": v for k, v in contents.table.columns().items()}
+    found |= {f"/outputs/{k}": v for k, v in contents.outputs.items()}
+    if contents.times is not None:
+        found["/time"] = np.asarray(contents.times, dtype=float)
+    found = {k: np.asarray(v) for k, v in found.items()}
+    return {k: (encoded(v) if v.dtype.kind in "UO" else v) for k, v in found.items()}
+
+
+def layout(datasets: dict[str, np.ndarray]) -> dict[str, tuple]:
+    """The shape and dtype of each of ``datasets``: what the ranks that do not hold their values
+    need to create them (a few bytes per dataset, whatever the number of samples)."""
+    return {name: (values.shape, values.dtype.str) for name, values in datasets.items()}
+
+
+def study_bytes(contents: StudyContents, tables: dict[str, tuple] | None = None) -> int:
     """The size of the study file that :func:`write_study` writes (every rank, the same): the
     room set aside before it, so that a disk filled by the saved runs fails the write at once,
-    before anything is written, and not inside HDF5 half-way, which parts the ranks."""
-    sizes = []
-    for values in [*contents.table.columns().values(), *contents.outputs.values()]:
-        values = np.asarray(values)
-        sizes.append(encoded(values).nbytes if values.dtype.kind in "UO" else values.nbytes)
-    times = contents.times
-    if times is not None:
-        sizes.append(8 * len(times))
+    before anything is written, and not inside HDF5 half-way, which parts the ranks. ``tables``:
+    the :func:`layout` of the tables' datasets (by default, of ``contents``' own)."""
+    tables = layout(table_datasets(contents)) if tables is None else tables
+    sizes = [np.dtype(dtype).itemsize * int(np.prod(shape)) for shape, dtype in tables.values()]
     mesh = contents.mesh
     if mesh is not None:
         sizes.append(8 * contents.n_nodes * mesh.geometry.shape[-1] + 8 * mesh.n_cells * mesh.topology.shape[-1])
-    stats = contents.stats
+    stats, times = contents.stats, contents.times
     if stats is not None and times is not None:
         fields = 5 + len(stats.thresholds)
         sizes += [8 * contents.n_nodes] * (fields * len(times))
@@ -188,29 +202,23 @@ def study_bytes(contents: StudyContents) -> int:
 
 def write_study(path: Path, comm, driver: str, contents: StudyContents) -> None:
     """Write the whole study file to ``path``.tmp and rename it over ``path`` (all ranks; the
-    small tables are rank 0's values; the statistics and the mesh are this rank's world blocks)."""
+    tables, the sample table and the scalar outputs, are rank 0's: the other ranks receive only
+    their shapes and dtypes, and their ``contents.table`` may be None; the statistics and the mesh
+    are this rank's world blocks)."""
     tmp = path.with_name(path.name + ".tmp")
-    f = open_block_file(tmp, comm, driver, "w")
     attrs, times, mesh, stats, n_nodes = contents.attrs, contents.times, contents.mesh, contents.stats, \
         contents.n_nodes
-
-    def series(name, values):
-        """A small dataset of rank 0's values (every rank holds the same)."""
-        values = np.asarray(values)
-        if values.dtype.kind in "UO":  # fixed-length UTF-8: parallel HDF5 cannot write variable-length data
-            values = encoded(values)
-        if f.file is not None:
-            ds = f.file.create_dataset(name, shape=values.shape, dtype=values.dtype)
-            if comm.rank == 0 and values.size:
-                ds[...] = values
+    tables = table_datasets(contents) if comm.rank == 0 else {}
+    shapes = comm.bcast(layout(tables) if comm.rank == 0 else None, root=0)
+    needed = study_bytes(contents, shapes)
+    f = open_block_file(tmp, comm, driver, "w")
 
     def body():
-        for name, values in contents.table.columns().items():
-            series(f"/samples/{name}", values)
-        for name, values in contents.outputs.items():
-            series(f"/outputs/{name}", values)
-        if times is not None:
-            series("/time", np.asarray(times, dtype=float))
+        for name, (shape, dtype) in shapes.items():  # created by every rank (MPI-IO), written by rank 0
+            if f.file is not None:
+                ds = f.file.create_dataset(name, shape=shape, dtype=dtype)
+                if comm.rank == 0 and np.prod(shape):
+                    ds[...] = tables[name]
         if mesh is not None:
             nodes, cells = world_blocks(comm, n_nodes), world_blocks(comm, mesh.n_cells)
             f.write_blocks("/mesh/geometry", mesh.geometry, nodes)
@@ -225,7 +233,7 @@ def write_study(path: Path, comm, driver: str, contents: StudyContents) -> None:
                     f.write_blocks(f"/statistics/{name}/{i:06d}", np.ascontiguousarray(values[i]), nodes)
         f.set_attrs("/", {**attrs, "solver_study": FORMAT, "solver_version": __version__,
                           **comm.bcast(provenance() if comm.rank == 0 else None, root=0)})
-    write_temporary_or_fail(comm, tmp, f, "the study file", [body, f.flush, f.close], needed=study_bytes(contents))
+    write_temporary_or_fail(comm, tmp, f, "the study file", [body, f.flush, f.close], needed=needed)
 
     def publish():  # on rank 0; a failure (a full disk) reaches every rank as an OutputError
         try:
