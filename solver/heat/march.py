@@ -194,16 +194,23 @@ def _transient(sim: Simulation, observers: list[Observer], vote: StepVote) -> Ou
 
 
 def raise_stalled(sim: Simulation, solve: SolveInfo) -> None:
-    """The linear solver met its tolerance (relative to ||b||) with corrections of degrees still due
-    at some nodes: a system whose right-hand side is dominated by a few huge rows (collective)."""
+    """The linear (or nonlinear) solver met its tolerance (relative to ||b||, or to the first
+    residual) with corrections of degrees still due at some nodes: a system whose right-hand side is
+    dominated by a few huge rows (collective)."""
     worst = np.array([solve.correction])
     sim.comm.Allreduce(MPI.IN_PLACE, worst, op=MPI.MAX)
     when = "the steady solve" if sim.case.steady else f"step {sim.step_index} (t = {sim.t:.6g})"
-    raise NumericalError(f"{sim.case.source}: {when}: the linear solver met solver.rtol = {sim.solver.rtol:g} "
-                         f"relative to the right-hand side after {solve.iterations} iterations, with corrections "
+    if sim.nonlinear:  # (its residual judged against the first, which round-off of huge rows may dominate)
+        c = sim.case.nonlinear
+        met, atol = f"the nonlinear solve met nonlinear.rtol = {c.rtol:g} relative to its first residual", \
+            "nonlinear.atol"
+    else:
+        met, atol = f"the linear solver met solver.rtol = {sim.solver.rtol:g} relative to the right-hand side " \
+            f"after {solve.iterations} iterations", "solver.atol"
+    raise NumericalError(f"{sim.case.source}: {when}: {met}, with corrections "
                          f"of up to {worst[0]:.3g} degrees still due at some nodes: the system is badly scaled (a "
                          f"convection coefficient, conductivity, density or time step many orders of magnitude "
-                         f"from the others, or solver.atol too large); check the values and their units")
+                         f"from the others, or {atol} too large); check the values and their units")
 
 
 def check_health(sim: Simulation, bad_anywhere: bool, solve: SolveInfo) -> None:

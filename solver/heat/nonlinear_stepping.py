@@ -186,6 +186,7 @@ class StepEquations:
         self.n = problem.mesh.n_owned
         self.dir_owned = np.flatnonzero(problem.dirichlet.mask[: self.n])
         self.full = None  # G of the last residual, Dirichlet rows included (their reactions)
+        self.diagonal = None  # |J_ii| of the last Jacobian solved with (owned rows)
 
     def residual(self, u: np.ndarray) -> np.ndarray:
         G = self.problem.linearise(u, self.t, self.a0, self.c, jacobian=False).residual
@@ -198,6 +199,8 @@ class StepEquations:
         lin = self.problem.linearise(u, self.t, self.a0, self.c, jacobian=True, newton=method == "newton",
                                      symmetric=self.linear.needs_symmetric_part())
         info, du = self.linear.solve(lin, -G, (u, self.t, self.a0, self.c), rtol)
+        jacobian = lin.symmetric if lin.combined is None else lin.combined
+        self.diagonal = np.abs(jacobian[self.problem.diagonal_slots])
         if not info.converged and info.breakdown:
             raise ConvergenceError(
                 f"{self.where}: the linearised system of the {method} iteration is singular or indefinite in double "
@@ -214,6 +217,19 @@ class StepEquations:
         du = du[: self.n]
         du[self.dir_owned] = 0.0  # held exactly (a preconditioned solve leaves round-off there: 0 K became -4e-16 K)
         return du, info.iterations
+
+    def correction(self) -> float:
+        """This rank's largest |G_i / J_ii| of the last residual over its free rows (the last
+        Jacobian's diagonal; not reduced): the correction still due at a node, in degrees, which a
+        residual judged relative to one dominated by round-off of a few huge rows (a conductivity
+        many orders below an exchange coefficient) leaves far from zero (0: no solve was needed)."""
+        if self.diagonal is None or self.full is None or not self.n:
+            return 0.0
+        G = self.full.copy()
+        G[self.dir_owned] = 0.0
+        diagonal = np.where(self.diagonal > 0, self.diagonal, np.inf)  # (as the linear solves' estimate)
+        with np.errstate(all="ignore"):
+            return float(np.max(np.abs(G) / diagonal))
 
     def norm(self, v: np.ndarray) -> float:
         comm = self.problem.mesh.comm
@@ -374,7 +390,8 @@ class NonlinearStepper(LinearSolves, Stepper):
         self.nonlinear_iterations += report.iterations
         heat = heat + dt * scheme.b[0] * self.flows.flows(p.load_parts(t1), u, t1)
         self.flows.book(self.balance, u, heat, equations.dir_owned, equations.full[equations.dir_owned], storage)
-        return SolveInfo(report.linear_iterations, report.residuals[-1] / max(report.residuals[0], 1e-300), True)
+        return SolveInfo(report.linear_iterations, report.residuals[-1] / max(report.residuals[0], 1e-300), True,
+                         equations.correction())
 
 
     def _in_parts(self, u: np.ndarray, t0: float, dt: float, step: int, failed: ConvergenceError) -> SolveInfo:
@@ -471,7 +488,8 @@ class NonlinearSteadySolver(LinearSolves):
         self.balance = self.flows.start(u, stored=False)  # steady: no storage, heat flows (W) cancel
         self.flows.book(self.balance, u, self.flows.flows(p.load_parts(0.0), u, 0.0), equations.dir_owned,
                         equations.full[equations.dir_owned], stored=False)
-        return SolveInfo(report.linear_iterations, report.residuals[-1] / max(r0, 1e-300), True)
+        return SolveInfo(report.linear_iterations, report.residuals[-1] / max(r0, 1e-300), True,
+                         equations.correction())
 
     def _continuation(self, u: np.ndarray, steady: StepEquations, r0: float) -> newton.NonlinearReport:
         """Backward-Euler pseudo-steps ``(S(u) - S(u_prev)) / tau + Q(u) = 0`` with tau growing as

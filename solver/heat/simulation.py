@@ -244,14 +244,16 @@ class Simulation(Discretisation):
         return float(u[i]), tuple(float(c) for c in self.mesh.coords[i])
 
     def stalled(self, solve: SolveInfo) -> bool:
-        """This rank's rows of a linear solve are left with corrections of more than
-        max(1e-3, sqrt(rtol)) times the temperature scale (not reduced): ||r|| <= rtol ||b|| was
-        met on a badly scaled system (:func:`solver.heat.march.raise_stalled`)."""
-        if self.nonlinear or not solve.correction:
+        """This rank's rows of a solve are left with corrections of more than max(1e-3, sqrt(rtol))
+        times the temperature scale (not reduced): ||r|| <= rtol ||b|| (a nonlinear solve: its
+        residual within nonlinear.rtol of the first) was met on a badly scaled system
+        (:func:`solver.heat.march.raise_stalled`)."""
+        if not solve.correction:
             return False
         u = self.u[: self.mesh.n_owned]
         scale = max(1.0, float(np.max(np.abs(u)))) if len(u) else 1.0
-        return solve.correction > max(1e-3, math.sqrt(self.solver.rtol)) * scale
+        rtol = max(self.solver.rtol, self.case.nonlinear.rtol) if self.nonlinear else self.solver.rtol
+        return not solve.correction <= max(1e-3, math.sqrt(rtol)) * scale
 
     def advance(self) -> SolveInfo:
         """One (accepted) time step; returns the linear solver's SolveInfo."""

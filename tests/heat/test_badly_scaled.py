@@ -46,6 +46,19 @@ def test_a_solve_stopped_by_a_badly_scaled_right_hand_side_fails(tmp_path, nproc
     assert proc.returncode == 3 and len(errors) == 1 and "the system is badly scaled" in errors[0], proc.stderr
 
 
+@pytest.mark.parametrize("nprocs, k", [(1, "1e-30*(1+T)"), (1, "1e-100*(1+T)"), (3, "1e-100*(1+T)")])
+def test_a_nonlinear_solve_judged_on_round_off_of_an_exchange_fails(tmp_path, nprocs, k):
+    """k(T) 1e30 times below h: the first residual is round-off of the convection rows, and Newton met
+    nonlinear.rtol of it with the conduction unsolved: the steady plate "completed" at 18.09 C inside,
+    below both its 100 C side and its 20 C air, with exit 0. The corrections still due are checked."""
+    (tmp_path / "case.toml").write_text(CASE)
+    args = ["case.toml", "--quiet", "--set", "time.scheme=\"steady\"", "--set", f"material.k=\"{k}\""]
+    proc = run_solver(nprocs, args, cwd=tmp_path, check=False, timeout=60)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 3 and len(errors) == 1 and "badly scaled" in errors[0], proc.stderr
+    assert "nonlinear.rtol" in errors[0], errors[0]
+
+
 def test_a_large_but_solvable_scale_runs(tmp_path):
     """h = 1e13 (a Biot number of 3e10) is still solved: the plate warms from the left."""
     (tmp_path / "case.toml").write_text(CASE)
