@@ -152,13 +152,15 @@ def _sampled(f, assembler, t: float) -> tuple[np.ndarray, np.ndarray]:
     return f(points, t), points
 
 
-def check_step_inputs(problem, inputs: list[StepInput], where: str, error=RangeError, dt: float | None = None) -> None:
+def check_step_inputs(problem, inputs: list[StepInput], where: str, error=RangeError, dt: float | None = None,
+                      dt_key: str = "time.dt") -> None:
     """Refuse (collective: one ``Allreduce`` of the inputs' sums of squares) a step whose system
     an input makes non-finite, or so large that the solve's sums of squares overflow double
     precision (a load of 1e300 W: the solver found a system of inf and could name no key). The
     first such input, its value, time and place (the first non-finite value, else the largest)
     are named: ``error`` (exit 3 during the run) of ``where``: "step 6 (t = 60): source.f = inf ..."
-    (no ``where``: the line alone); ``dt``: the time step, which weighs the loads (None: steady)."""
+    (no ``where``: the line alone); ``dt``: the time step, which weighs the loads (None: steady),
+    and ``dt_key`` the key that names it."""
     if not inputs:
         return
     with np.errstate(all="ignore"):
@@ -166,7 +168,7 @@ def check_step_inputs(problem, inputs: list[StepInput], where: str, error=RangeE
     problem.mesh.comm.Allreduce(MPI.IN_PLACE, squares)
     bad = next((i for i, s in zip(inputs, squares) if not np.isfinite(s)), None)
     if bad is not None:
-        message = describe_bad_input(problem.mesh.comm, bad, dt)
+        message = describe_bad_input(problem.mesh.comm, bad, dt, dt_key)
         raise error(f"{where}: {message}" if where else message)
 
 
@@ -192,10 +194,10 @@ def step_load_times(scheme, t1, dt: float) -> list:
     return [t1] + earlier[::-1]
 
 
-def describe_bad_input(comm, bad: StepInput, dt: float | None = None) -> str:
+def describe_bad_input(comm, bad: StepInput, dt: float | None = None, dt_key: str = "time.dt") -> str:
     """One line on an input that a step's system cannot take: its first non-finite value on the
     lowest rank holding one, else its largest value (collective); a value too large names the time
-    step ``dt`` too, which weighs it (None: steady)."""
+    step ``dt`` too (by ``dt_key``), which weighs it (None: steady)."""
     with np.errstate(all="ignore"):
         values, points = bad.sample() if bad.sample is not None else (bad.values, None)
         values = np.asarray(values, dtype=float)
@@ -209,7 +211,7 @@ def describe_bad_input(comm, bad: StepInput, dt: float | None = None) -> str:
             point = None if points is None else tuple(float(x) for x in points[index])
             local = (not finite.all(), abs(float(values[index])), float(values[index]), point)
     found = [f for f in comm.allgather(local) if f is not None]
-    step = "" if dt is None else f", and time.dt = {dt:g}, which weighs it"
+    step = "" if dt is None else f", and {dt_key} = {dt:g}, which weighs it"
     first = next((f for f in found if f[0]), None) or max(found, key=lambda f: f[1], default=None)
     if first is None or (not first[0] and bad.sample is None):
         value = "" if first is None else f" reach {first[2]:.3g}"

@@ -188,18 +188,22 @@ class Simulation(Discretisation):
     def check_scales(self) -> None:
         """Refuse (exit 2, before anything is written) a constant input whose share of the system
         overflows double precision in the solve (an h, flux or source of 1e300; a capacity of
-        1e308): the solve found a system of inf at step 1 and named no key (collective)."""
+        1e308): the solve found a system of inf at step 1 and named no key (collective). Adaptive
+        steps are judged at their longest, time.dt_max, which weighs the loads and conduction most
+        (checked at the first step only, h = 1e158 overflowed the fifth with no key named)."""
+        adaptive = self.case.time.adaptive
+        dt = adaptive.dt_max if adaptive is not None else self.dt
         if self.case.steady:
             a0, c = 0.0, 1.0
         else:
             scheme = getattr(self.stepper, "scheme", None)
-            a0, c = (1.0, self.dt) if scheme is None else (max(scheme.a[0], 1.0), self.dt * max(scheme.b[0], 1.0))
+            a0, c = (1.0, dt) if scheme is None else (max(scheme.a[0], 1.0), dt * max(scheme.b[0], 1.0))
         n = self.mesh.n_owned
         with np.errstate(all="ignore"):
             scale = max(1.0, float(np.max(np.abs(self.u[:n]), initial=0.0)))
             inputs = step_inputs(self.problem, 0.0, c, a0, scale)
         check_step_inputs(self.problem, inputs, "", lambda message: CaseError(f"{self.case.source}: {message}"),
-                          None if self.case.steady else self.dt)
+                          None if self.case.steady else dt, "time.dt" if adaptive is None else "time.dt_max")
 
     @property
     def finished(self) -> bool:

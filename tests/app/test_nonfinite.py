@@ -164,7 +164,10 @@ t_end = 0.2
 @pytest.mark.parametrize("edits, status, message", [
     (["boundary.right.h=1e300"], 2, "boundary.right.h = 1e+300 at (1, "),
     (['boundary.top.flux="1e300 * t"'], 3, "step 1 (t = 0.1): boundary.top.flux = 1e+299 at ("),
-], ids=["constant", "of-t"])
+    # adaptive steps, judged at time.dt_max: checked at the first step only, it overflowed the fifth, naming no key
+    (['time.dt="adaptive"', "time.dt_initial=1e-6", "time.t_end=1000", "boundary.right.h=1e158"], 2,
+     "boundary.right.h = 1e+158 at (1, "),
+], ids=["constant", "of-t", "adaptive"])
 def test_an_input_that_overflows_the_system_is_named(tmp_path, nprocs, edits, status, message):
     """A finite h, flux or source so large that the solve's sums of squares overflow: the run
     stopped at step 1 with "the linear system holds non-finite values" (exit 2, naming no key) and
