@@ -94,12 +94,13 @@ class StepInput:
 
 
 def step_inputs(problem, t: float, c: float, a0: float = 0.0, scale: float = 1.0, changing: bool = False,
-                dirichlet: bool = True, loads: bool = True) -> list[StepInput]:
+                dirichlet: bool = True, loads: bool = True, u: np.ndarray | None = None) -> list[StepInput]:
     """What the system of a step at time t is made of, by key: the Dirichlet values, the source's
     and fluxes' loads, each Robin boundary's T_inf, its uptake ``int h N_i`` and its load ``int h
     T_inf N_i``, a radiating boundary's T_inf and, for the linear problem, the capacity and
-    conduction matrices (``a0`` M, ``c`` K). Loads and matrices are weighted as the step weighs
-    them (``c``: dt b0, 1 steady), matrices times the temperature ``scale`` they act on. With
+    conduction matrices (``a0`` M, ``c`` K); for the nonlinear problem, given the temperature
+    ``u``, its capacity and conduction Jacobians there. Loads and matrices are weighted as the step
+    weighs them (``c``: dt b0, 1 steady), matrices times the temperature ``scale`` they act on. With
     ``changing``, only the inputs that depend on t (the others were checked at the start); without
     ``dirichlet`` or ``loads``, the Dirichlet values or the rest left out."""
     def moves(*expressions):
@@ -143,6 +144,14 @@ def step_inputs(problem, t: float, c: float, a0: float = 0.0, scale: float = 1.0
         if a0:
             out.append(StepInput("material.rho and material.c (or mesh sizes)", t, a0 * scale * problem.M.data))
         out.append(StepInput("material.k (or mesh sizes)", t, c * scale * problem.K_conduction.data))
+    elif u is not None and hasattr(problem, "linearise") and not changing:  # k, rho, c of T: at u
+        if a0:
+            S = problem.linearise(u, t, 1.0, 0.0, jacobian=True, newton=False)
+            out.append(StepInput("material.rho and material.c (or mesh sizes), at the initial temperature", t,
+                                 a0 * scale * S.symmetric))
+        Q = problem.linearise(u, t, 0.0, 1.0, jacobian=True)
+        conduction = Q.symmetric if Q.combined is None else Q.combined
+        out.append(StepInput("material.k (or mesh sizes), at the initial temperature", t, c * scale * conduction))
     return out
 
 
@@ -213,8 +222,8 @@ def describe_bad_input(comm, bad: StepInput, dt: float | None = None, dt_key: st
     found = [f for f in comm.allgather(local) if f is not None]
     step = "" if dt is None else f", and {dt_key} = {dt:g}, which weighs it"
     first = next((f for f in found if f[0]), None) or max(found, key=lambda f: f[1], default=None)
-    if first is None or (not first[0] and bad.sample is None):
-        value = "" if first is None else f" reach {first[2]:.3g}"
+    if first is None or bad.sample is None:
+        value = "" if first is None else " reach inf" if first[0] else f" reach {first[2]:.3g}"
         return (f"{bad.key}: the system's entries from it{value}, so large that the system of the step overflows "
                 f"double precision (its sums of squares reach inf): far beyond any material or mesh; check the "
                 f"values and their units{step}")

@@ -201,7 +201,7 @@ class Simulation(Discretisation):
         n = self.mesh.n_owned
         with np.errstate(all="ignore"):
             scale = max(1.0, float(np.max(np.abs(self.u[:n]), initial=0.0)))
-            inputs = step_inputs(self.problem, 0.0, c, a0, scale)
+            inputs = step_inputs(self.problem, 0.0, c, a0, scale, u=self.u)
         check_step_inputs(self.problem, inputs, "", lambda message: CaseError(f"{self.case.source}: {message}"),
                           None if self.case.steady else dt, "time.dt" if adaptive is None else "time.dt_max")
 

@@ -167,7 +167,10 @@ t_end = 0.2
     # adaptive steps, judged at time.dt_max: checked at the first step only, it overflowed the fifth, naming no key
     (['time.dt="adaptive"', "time.dt_initial=1e-6", "time.t_end=1000", "boundary.right.h=1e158"], 2,
      "boundary.right.h = 1e+158 at (1, "),
-], ids=["constant", "of-t", "adaptive"])
+    # properties of T, judged at the initial temperature: the run stopped at step 1 on a residual of inf (exit 3)
+    (['material.k="1e300*(1+T)"'], 2, "material.k (or mesh sizes), at the initial temperature: the system's"),
+    (['material.c="1e300*(1+T)"'], 2, "material.rho and material.c (or mesh sizes), at the initial temperature"),
+], ids=["constant", "of-t", "adaptive", "k-of-T", "c-of-T"])
 def test_an_input_that_overflows_the_system_is_named(tmp_path, nprocs, edits, status, message):
     """A finite h, flux or source so large that the solve's sums of squares overflow: the run
     stopped at step 1 with "the linear system holds non-finite values" (exit 2, naming no key) and
