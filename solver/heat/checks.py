@@ -294,17 +294,25 @@ def check_boundary_temperatures(source: str, problem, t: float, unit: str, where
         raise RangeError(f"{where}: {str(exc).removeprefix(f'{source}: ')}") from None
 
 
-def check_step_moves(case, problem, dt: float) -> None:
+def check_step_moves(case, problem, dt: float, u: np.ndarray | None = None) -> None:
     """Refuse (exit 2) a fixed time step over which conduction and convection cannot move a
     temperature: on every node dt (K + K_R)_ii is below solver.rtol of the heat capacity m_i, so
     the solver's first residual already meets its tolerance and every step keeps the field as it
     was (a capacity far beyond any material, or a time step far too small). Not judged with a
-    source or a heat flux, which move temperatures by themselves. One Allreduce."""
+    source or a heat flux, which move temperatures by themselves. The nonlinear problem is judged
+    on the diagonals of its conduction and capacity Jacobians at the initial temperature ``u``
+    (``c = "1e30*(1+T)"`` "completed" with the field it started from). One Allreduce."""
     if problem.load_parts(0.0).keys() - {t.name for t in problem.robin}:  # a source or a flux heats without K
         return
     n = problem.mesh.n_owned
     with np.errstate(all="ignore"):
-        ratio = dt * np.asarray(problem.stiffness(0.0).diagonal()[:n]) / np.abs(problem.mass_weights[:n])
+        if u is not None:  # (k, rho, c of T)
+            slots = problem.diagonal_slots
+            stiffness = problem.linearise(u, 0.0, 0.0, 1.0, jacobian=True, newton=False).symmetric[slots]
+            capacity = problem.linearise(u, 0.0, 1.0, 0.0, jacobian=True, newton=False).symmetric[slots]
+        else:
+            stiffness, capacity = np.asarray(problem.stiffness(0.0).diagonal()[:n]), problem.mass_weights[:n]
+        ratio = dt * stiffness / np.abs(capacity)
     largest = np.array([float(np.max(ratio, initial=0.0))])
     problem.mesh.comm.Allreduce(MPI.IN_PLACE, largest, op=MPI.MAX)
     rtol = case.solver.rtol

@@ -180,8 +180,7 @@ class Simulation(Discretisation):
                 if self.mesh.comm.rank == 0:
                     warn_switches_between_steps(case, self.dt)
                     warn_abrupt_changes(case, changes, self.dt)
-                if not self.nonlinear:
-                    check_step_moves(case, self.problem, self.dt)
+                check_step_moves(case, self.problem, self.dt, self.u if self.nonlinear else None)
             self.stepper.start(self.u, 0.0)
         self.check_scales()
 
