@@ -4,6 +4,7 @@ line, and the versions of the solver, its libraries, HDF5 and the MPI library (r
 from __future__ import annotations
 
 import datetime
+import functools
 import socket
 import subprocess
 import sys
@@ -12,8 +13,11 @@ from pathlib import Path
 FORMAT_VERSION = 1  # of the results file's layout
 
 
+@functools.lru_cache(maxsize=None)
 def git_commit(path: Path = Path(__file__).resolve().parents[2]) -> str:
-    """The commit of the solver's checkout, with "-dirty" for local changes; "" outside git."""
+    """The commit of the solver's checkout, with "-dirty" for local changes; "" outside git. Once
+    per process (the code it runs was loaded at its start): a study writes its group files every
+    few seconds, and each write ran ``git`` twice."""
     if not (path / ".git").exists():
         return ""
     try:

@@ -80,3 +80,22 @@ def test_the_xdmf_index_named_instead_of_its_results_points_to_them(tmp_path):
                           capture_output=True, text=True, timeout=60)
     beside = tmp_path / "plate" / "plate.h5"
     assert proc.returncode == 2 and proc.stderr.strip().endswith(f"the results are in {beside}")
+
+
+def test_provenance_asks_git_once_per_process(monkeypatch):
+    """Every results or study file's write ran ``git rev-parse`` and ``git status`` (a study's
+    groups write theirs every few seconds); the commit is the process's: asked once."""
+    import subprocess
+
+    from solver.io import provenance
+
+    calls = []
+    real = subprocess.run
+
+    def counted(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+    provenance.git_commit.cache_clear()
+    monkeypatch.setattr(provenance.subprocess, "run", counted)
+    first = [provenance.provenance()["git_commit"] for _ in range(3)]
+    assert len(set(first)) == 1 and len(calls) <= 2, calls
