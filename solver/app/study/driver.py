@@ -39,7 +39,7 @@ from solver.io import deadline
 from solver.io.blockfile import HEADROOM, choose_driver, free_bytes
 from solver.mesh.build import create_mesh
 from solver.parallel.blocks import BlockRedistributor
-from solver.app.study.queue import SampleQueue
+from solver.app.study.queue import SampleQueue, shared_pending
 from solver.app.study.sample import OK, SampleResult, run_sample
 from solver.app.study.sampling import sample_table
 from solver.app.study.spec import StudySpec, load_study
@@ -176,8 +176,9 @@ class StudyRun:
         spec, groups, world = self.spec, self.groups, self.groups.world
         check_statistics_memory(spec, world, groups.ranks_per_case, mesh.n_global_nodes)
         earlier = self.earlier(table, mesh) if self.options.restart else None
-        status = earlier.table.status if earlier else np.full(len(table), PENDING, dtype=np.int64)
-        pending = np.flatnonzero(status == PENDING)
+        # the earlier tables are rank 0's: the others receive the runs of the samples left to run
+        pending = shared_pending(world, earlier.table.status if world.rank == 0 else None, len(table)) \
+            if earlier else np.arange(len(table))
         log.info(f"study {spec.name}: {len(table)} samples of {spec.base.source} ({spec.method}, seed {spec.seed}), "
                  f"{len(pending)} to run on {counted(groups.count, 'group')} of "
                  f"{counted(groups.ranks_per_case, 'rank')}"
@@ -235,21 +236,30 @@ class StudyRun:
         n_nodes = mesh.n_global_nodes if spec.fields else None
         partials = world.bcast(partial_files(self.directory, spec.name) if world.rank == 0 else None, root=0)
         has_file = world.bcast(self.path.is_file() if world.rank == 0 else None, root=0)
-        data = self.checked(self.path, read_study(self.path, world, self.driver, n_nodes), table, mesh) \
-            if has_file or not partials else None
+        # the tables (a row per sample) are read, checked and merged on rank 0 only; every rank reads
+        # the attributes, the output times and its block of the statistics
+        data = None
+        if has_file or not partials:
+            data = read_study(self.path, world, self.driver, n_nodes)
+            on_root(world, lambda: self.checked(self.path, data, table, mesh), CaseError, shared=False)
         for path in partials:
             part = read_partial(path, world, self.driver, n_nodes)
-            try:
-                part = expand(part, table)
-            except CaseError as exc:
-                raise CaseError(f"{path}: {exc}") from None
-            data = merge_partial(data, self.checked(path, part, table, mesh), path)
+
+            def expanded(path=path, part=part):
+                try:
+                    expand(part, table)
+                except CaseError as exc:
+                    raise CaseError(f"{path}: {exc}") from None
+                self.checked(path, part, table, mesh)
+            on_root(world, expanded, CaseError)
+            data = merge_partial(data, part, path, world)
         if partials:
             start = world_blocks(self.groups.group, mesh.n_global_nodes).start
             self.finish(table, mesh, data, GroupShare([], None, None, start, False), quiet=True)
         return data
 
     def checked(self, path: Path, data: StudyContents, table: np.ndarray, mesh) -> StudyContents:
+        """Rank 0: refuse (CaseError) the contents of an earlier run's file that are not this study's."""
         spec = self.spec
         if data.attrs.get("case") != spec.case_text:
             raise CaseError(f"{path}: the base case {spec.case_path} changed since the study was stopped; "

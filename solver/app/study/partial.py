@@ -97,12 +97,13 @@ def record_partial(path: Path, group, driver: str, spec, table: np.ndarray, iden
 
 
 def read_partial(path: Path, comm, driver: str, n_nodes: int | None) -> StudyContents:
-    """A partial file's contents (every rank of ``comm``) with the rows its statistics count: the
-    first ``rows`` of its rows file (those appended after it, before a kill, run again); a partial
-    file of an earlier version holds its rows itself."""
+    """A partial file's contents with the rows its statistics count (rank 0's; the other ranks of
+    ``comm`` get its attributes and statistics blocks, as :func:`read_study`): the first ``rows`` of
+    its rows file (those appended after it, before a kill, run again); a partial file of an earlier
+    version holds its rows itself."""
     part = read_study(path, comm, driver, n_nodes)
-    if "rows" in part.attrs:
-        rows = comm.bcast(read_rows(rows_path(path), int(part.attrs["rows"])) if comm.rank == 0 else None, root=0)
+    if "rows" in part.attrs and comm.rank == 0:
+        rows = read_rows(rows_path(path), int(part.attrs["rows"]))
         part.table, part.outputs = rows.table, rows.outputs
     return part
 
@@ -155,15 +156,34 @@ def expand(part: StudyContents, table: np.ndarray) -> StudyContents:
     return part
 
 
-def merge_partial(data: StudyContents | None, part: StudyContents, path: Path) -> StudyContents:
+def merge_partial(data: StudyContents | None, part: StudyContents, path: Path, comm=None) -> StudyContents:
     """``data`` (the study file's contents, or None) with the samples of a partial file added; a
-    partial file of samples ``data`` already lists is a leftover (skipped)."""
-    done = part.table.status != PENDING
+    partial file of samples ``data`` already lists is a leftover (skipped). Over ``comm``, the
+    tables are rank 0's (:func:`read_partial`): it alone merges them and tells the others whether
+    to merge the statistics blocks."""
     if data is None:
         return part
-    if np.any(data.table.status[done] != PENDING):
-        log.info(f"{path.name}: its samples are in the study file already (skipped)")
+    rank = comm.rank if comm is not None else 0
+    leftover = bool(np.any(data.table.status[part.table.status != PENDING] != PENDING)) if rank == 0 else None
+    if comm is not None:
+        leftover = comm.bcast(leftover, root=0)
+    if leftover:
+        if rank == 0:
+            log.info(f"{path.name}: its samples are in the study file already (skipped)")
         return data
+    if rank == 0:
+        merge_partial_tables(data, part)
+    if part.stats is not None and part.stats.count:
+        if data.stats is None or data.times is None:
+            data.stats, data.times = part.stats, part.times
+        else:
+            data.stats.merge(part.stats)
+    return data
+
+
+def merge_partial_tables(data: StudyContents, part: StudyContents) -> None:
+    """The rows of ``part``'s finished samples put in place in ``data``'s tables (both whole)."""
+    done = part.table.status != PENDING
     table = data.table
     table.status[done], table.seconds[done], table.message[done] = (part.table.status[done],
                                                                       part.table.seconds[done],
@@ -179,9 +199,3 @@ def merge_partial(data: StudyContents | None, part: StudyContents, path: Path) -
             width = max(data.outputs[key].shape[1], values.shape[1])
             data.outputs[key], values = widened(data.outputs[key], width), widened(values, width)
         data.outputs[key][done] = values[done]
-    if part.stats is not None and part.stats.count:
-        if data.stats is None or data.times is None:
-            data.stats, data.times = part.stats, part.times
-        else:
-            data.stats.merge(part.stats)
-    return data

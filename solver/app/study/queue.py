@@ -72,3 +72,20 @@ class SampleQueue:
         if self.window is not None:
             self.window.Free()
             self.window = None
+
+
+def shared_pending(comm, status: np.ndarray | None, n: int) -> np.ndarray:
+    """The samples of ``status`` (rank 0's; :data:`.studyfile.PENDING` -1: left to run) on every
+    rank of ``comm``: rank 0 sends their runs of consecutive numbers, or a bit per sample where
+    the runs are many (a few bytes after a stop, at most n / 8 bytes, never the table itself)."""
+    message = None
+    if comm.rank == 0:
+        mask = np.asarray(status) == -1
+        edges = np.flatnonzero(np.diff(mask, prepend=False, append=False))  # (starts, stops) alternately
+        message = ("runs", edges) if 8 * len(edges) <= n // 8 else ("bits", np.packbits(mask))
+    how, values = comm.bcast(message, root=0)
+    if how == "bits":
+        return np.flatnonzero(np.unpackbits(values, count=n)).astype(np.int64)
+    starts, stops = values[0::2], values[1::2]
+    lengths = stops - starts
+    return (np.arange(lengths.sum(), dtype=np.int64) + np.repeat(starts - np.cumsum(lengths) + lengths, lengths))

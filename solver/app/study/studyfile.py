@@ -101,16 +101,17 @@ class StudyContents:
 
 
 def merged_tables(spec, table: np.ndarray, earlier: StudyContents | None, gathered) -> StudyContents:
-    """The sample table and the scalar outputs, earlier samples and this run's (rank 0)."""
+    """The sample table and the scalar outputs, earlier samples and this run's (rank 0; the
+    earlier tables are taken over and updated in place, not copied)."""
     n = len(table)
     if earlier is not None:
         old = earlier.table
-        status, seconds = np.array(old.status, dtype=np.int64), np.array(old.seconds, dtype=float)
-        message = np.array(old.message, dtype=object)
+        status, seconds = np.asarray(old.status, dtype=np.int64), np.asarray(old.seconds, dtype=float)
+        message = np.asarray(old.message, dtype=object)
     else:
         status, seconds = np.full(n, PENDING, dtype=np.int64), np.full(n, np.nan)
         message = np.full(n, "", dtype=object)
-    outputs = {k: np.array(v, dtype=float) for k, v in (earlier.outputs if earlier else {}).items()}
+    outputs = {k: np.asarray(v, dtype=float) for k, v in (earlier.outputs if earlier else {}).items()}
     records = [rec for part in gathered for rec in part]
     for rec in records:
         status[rec.index], seconds[rec.index], message[rec.index] = rec.status, rec.seconds, rec.message
@@ -253,15 +254,16 @@ def write_study(path: Path, comm, driver: str, contents: StudyContents) -> None:
 
 
 def read_study(path: Path, comm, driver: str, n_nodes: int | None) -> StudyContents:
-    """The study file's tables (every rank) and, with ``n_nodes``, this rank's world block of
+    """The study file's attributes and output times (every rank), its tables (rank 0's: None on
+    the others, which receive no row of them) and, with ``n_nodes``, this rank's world block of
     the statistics (to continue a stopped study)."""
     def look():
         if not path.is_file():
-            return None, "no study file to continue (run the study without --restart first)"
+            raise CaseError("no study file to continue (run the study without --restart first)")
         try:
             with h5py.File(path, "r") as h:
                 if h.attrs.get("solver_study") != FORMAT:
-                    return None, "not a study file of this solver"
+                    raise CaseError("not a study file of this solver")
                 samples = h["samples"]
                 table = SampleTable(samples["values"][()], samples["status"][()], samples["seconds"][()],
                                     np.array([m.decode() if isinstance(m, bytes) else str(m)
@@ -269,13 +271,16 @@ def read_study(path: Path, comm, driver: str, n_nodes: int | None) -> StudyConte
                                     samples["index"][()] if "index" in samples else None)
                 return StudyContents({k: (v.decode() if isinstance(v, bytes) else v) for k, v in h.attrs.items()},
                                      table, {k: h["outputs"][k][()] for k in h.get("outputs", {})},
-                                     h["time"][()] if "time" in h else None), None
+                                     h["time"][()] if "time" in h else None)
         except (OSError, KeyError) as exc:
-            return None, (f"cannot read it ({str(exc).splitlines()[0]}); move it away, or start the study again "
-                          f"with --overwrite")
-    data, problem = comm.bcast(look() if comm.rank == 0 else None, root=0)
-    if problem is not None:
-        raise CaseError(f"{path}: {problem}")
+            raise CaseError(f"cannot read it ({str(exc).splitlines()[0]}); move it away, or start the study "
+                            f"again with --overwrite") from None
+    try:
+        data = on_root(comm, look, CaseError, shared=False)
+    except CaseError as exc:
+        raise CaseError(f"{path}: {exc}") from None
+    attrs, times = comm.bcast((data.attrs, data.times) if comm.rank == 0 else None, root=0)
+    data = data if comm.rank == 0 else StudyContents(attrs, None, {}, times)
     count = int(data.attrs.get("count", 0))
     if n_nodes is not None and data.times is not None and count:
         data.n_nodes = n_nodes
