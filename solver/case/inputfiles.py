@@ -21,6 +21,8 @@ def file_problem(path: str | Path, max_bytes: int | None = None) -> str | None:
         return MISSING
     except OSError as exc:
         return f"cannot read it ({exc.strerror})"
+    except ValueError:  # (os.stat refuses a name holding a NUL character, as no file has)
+        return "cannot read it (its name holds a NUL character, which no file name has)"
     if stat.S_ISDIR(st.st_mode):
         return DIRECTORY
     if not stat.S_ISREG(st.st_mode):

@@ -239,6 +239,12 @@ def test_table_file_below_absolute_zero_is_refused(tmp_path, monkeypatch):
 
 
 
+def test_a_file_name_holding_a_nul_character_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CaseError, match=r"^case.toml: material.k: .*its name holds a NUL character"):
+        load_case(KELVIN + GOOD, "case.toml", ["boundary.left.value=300", 'material.k={file="a\\u0000b.csv"}'])
+
+
 @pytest.mark.parametrize("rows, message", [
     ("20, 1\n10, 2\n", "temperatures must increase strictly: 20 then 10 (point 2) in k.csv"),
     ("20, 1\n20, 2\n", "temperatures must increase strictly: 20 then 20 (point 2) in k.csv"),
