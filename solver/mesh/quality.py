@@ -29,8 +29,9 @@ CORNER_EDGES = {
 DEGENERATE = 1e-10  # a corner Jacobian below this fraction of the cell's size^dim: no volume
 # the largest relative error that rounding the coordinates may put in a cell's edges: double precision
 # keeps about 16 digits of a coordinate, of which a cell of size h at a distance r from the origin keeps
-# the digits of h / r (a 1 mm cell at 1e11 m keeps two: its source booked 0.2% off)
-ROUNDED_EDGES = 1e-6
+# the digits of h / r (a 1 mm cell at 1e11 m keeps two: its source booked 0.2% off; one at a UTM northing,
+# 1e7 m, keeps over five, and its answers round-off's: refused from 1e-5, where they keep five)
+ROUNDED_EDGES = 1e-5
 
 
 def corner_jacobians(points: np.ndarray, cells: np.ndarray, cell_type: str) -> np.ndarray:

@@ -116,12 +116,14 @@ def test_cells_whose_volume_leaves_the_range_of_doubles_are_named_so(tmp_path, n
     assert proc.returncode == 2 and len(errors) == 1 and message in errors[0] and "cell 1 of" in errors[0], proc.stderr
 
 
-def test_cells_far_from_the_origin_keep_their_heat_where_doubles_hold_their_size(tmp_path):
+@pytest.mark.parametrize("origin", ["[1e6, 0.0]", "[5e5, 5.5e6]"])
+def test_cells_far_from_the_origin_keep_their_heat_where_doubles_hold_their_size(tmp_path, origin):
     """1 mm cells at 1e11 m kept two digits of their sizes (a source of 4 W booked as 3.99 W, exit 0:
-    refused above); at 1e6 m they keep ten, and the source is booked to round-off."""
+    refused above); at 1e6 m they keep ten, and the source is booked to round-off; at a UTM northing
+    (5.5e6 m) too, where they were refused."""
     (tmp_path / "case.toml").write_text(
         CASE.replace('file = "m.msh"', 'type = "rectangle"\ncell = "quadrilateral"\nnx = 10\nny = 10\n'
-                     'lengths = [0.01, 0.01]\norigin = [1e6, 0.0]')
+                     f'lengths = [0.01, 0.01]\norigin = {origin}')
         .replace("[time]\ndt = 0.1\nt_end = 0.2", '[time]\nscheme = "steady"\n[source]\nf = 40000.0'))
     proc = run_solver(1, ["case.toml"], cwd=tmp_path)
     source = re.search(r"source \+([0-9.e+-]+)", proc.stdout)
