@@ -323,14 +323,20 @@ def test_a_killed_study_keeps_its_finished_samples_and_continues_to_the_same_sta
     proc.communicate(timeout=60)
     partials = sorted((folder / "study_groups").glob("mc.group*.study.h5"))
     assert partials and not (folder / "mc.study.h5").exists()
-    kept = 0
+    kept, counts = 0, []
     for path in partials:  # the group's finished samples only, with their numbers, in its rows file
         with h5py.File(path, "r") as f:
             rows = read_rows(rows_path(path), int(f.attrs["rows"]))
         status, index = rows.table.status, rows.table.index
         assert np.all(status != -1) and len(index) == len(status) and np.all(index < 12)
         kept += len(status)
+        counts.append(len(status))
     assert kept >= 2
+    if ranks == 3:  # a rows file cut short by hand: its group's samples run again, its statistics are left out
+        cut = int(np.argmax(counts))
+        with open(rows_path(partials[cut]), "r+b") as f:
+            f.truncate(10)  # (inside its first block's header: none of the rows its partial file counts is left)
+        kept -= counts[cut]
     info = subprocess.run([sys.executable, "-m", "solver", "info", str(partials[0])], capture_output=True, text=True)
     assert info.returncode == 2 and "the finished samples of one group of a study" in info.stderr, info.stderr
     if ranks == 3:  # a run of the same name shares the folder: its --overwrite moves its checkpoints, not these

@@ -245,14 +245,21 @@ class StudyRun:
         for path in partials:
             part = read_partial(path, world, self.driver, n_nodes)
 
-            def expanded(path=path, part=part):
+            def expanded(path=path, part=part) -> bool:
+                counted = int(part.attrs.get("rows", len(part.table.index)))
+                if len(part.table.index) < counted:  # (a rows file cut or damaged by hand: its group's samples
+                    log.warning(f"warning: {rows_path(path)} holds {len(part.table.index)} of the {counted} "
+                                f"finished samples that {path.name} counts (cut short or damaged): the group's "
+                                f"samples run again")  # and statistics, which count them all, are left out)
+                    return False
                 try:
                     expand(part, table)
                 except CaseError as exc:
                     raise CaseError(f"{path}: {exc}") from None
                 self.checked(path, part, table, mesh)
-            on_root(world, expanded, CaseError)
-            data = merge_partial(data, part, path, world)
+                return True
+            if on_root(world, expanded, CaseError):
+                data = merge_partial(data, part, path, world)
         if partials:
             start = world_blocks(self.groups.group, mesh.n_global_nodes).start
             self.finish(table, mesh, data, GroupShare([], None, None, start, False), quiet=True)
