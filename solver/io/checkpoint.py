@@ -28,7 +28,7 @@ import os
 import stat
 import time
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import h5py
@@ -524,6 +524,8 @@ def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointA
         raise CaseError(f"{path}: checkpoint attribute run_id is empty (the file was changed after it was written)")
     check_time(path, attrs)
     check_earlier_steps(path, attrs)
+    check_controller(path, attrs)
+    check_named_vectors(path, attrs)
     return attrs
 
 
@@ -582,6 +584,49 @@ def check_earlier_steps(path: Path, attrs: CheckpointAttrs) -> None:
         raise CaseError(f"{path}: checkpoint attribute stepper_state.earlier_dt = {str(earlier)[:60]} does not agree "
                         f"with its fixed steps of dt = {attrs.dt:.6g} s (step {attrs.step}, t = {attrs.t:.6g}); the "
                         f"file was changed after it was written")
+
+
+def check_controller(path: Path, attrs: CheckpointAttrs) -> None:
+    """Refuse an adaptive step controller's state (``stepper_state.adaptive``) that no run writes:
+    its fields, a step > 0, an error >= 0, counts, and at most two earlier step sizes > 0."""
+    from solver.heat.state import LEVELS, Controller  # (numpy only; solver.heat is loaded lazily)
+    numbers = attrs.stepper if isinstance(attrs.stepper, dict) else {}
+    if "adaptive" not in numbers:
+        return
+    c, names = numbers["adaptive"], [f.name for f in fields(Controller)]
+
+    def positive(v, zero=False):
+        number = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        return number and (v > 0 or zero and v == 0)
+
+    history = c.get("history_dt", []) if isinstance(c, dict) else None
+    wrong = not isinstance(c, dict) or "dt" not in c or bool(set(c) - set(names)) or not positive(c["dt"]) \
+        or not (c.get("error_previous") is None or positive(c["error_previous"], zero=True)) \
+        or not isinstance(c.get("rejected_last", False), bool) \
+        or not all(whole_number(c.get(k, 0)) and positive(c.get(k, 0), zero=True)
+                   for k in ("accepted", "rejected", "failed_solves")) \
+        or not (isinstance(history, list) and len(history) <= min(LEVELS, attrs.step)
+                and all(positive(h) for h in history))
+    if wrong:
+        raise CaseError(f"{path}: checkpoint attribute stepper_state.adaptive = {json.dumps(c)[:80]} is not a step "
+                        f"controller's state (fields {', '.join(names)}: a step > 0, an error >= 0, counts, at "
+                        f"most {LEVELS} earlier steps > 0); the file was changed after it was written")
+
+
+def check_named_vectors(path: Path, attrs: CheckpointAttrs) -> None:
+    """Refuse a checkpoint whose stepper_state names vectors that it lacks: the adaptive
+    predictor's earlier solutions (one per earlier step size kept) and the Jacobians the multigrid
+    was set up and updated from. A restart without them took another sequence of steps or another
+    hierarchy (exit 0, no longer the uninterrupted run's answer)."""
+    numbers = attrs.stepper if isinstance(attrs.stepper, dict) else {}
+    history = numbers.get("adaptive", {}).get("history_dt", []) if "adaptive" in numbers else []
+    stepper = numbers.get("stepper") if isinstance(numbers.get("stepper"), dict) else {}
+    named = [f"adaptive_level{i + 1}" for i in range(len(history))] + \
+        [name for name in ("multigrid_origin", "multigrid_update") if name in stepper]
+    missing = [name for name in named if name not in attrs.datasets]
+    if missing:
+        raise CaseError(f"{path}: damaged checkpoint: its stepper_state names the vectors "
+                        f"{', '.join('/' + m for m in missing)}, which are missing")
 
 
 def check_compatible(path: Path, attrs: CheckpointAttrs, values: dict, force: bool) -> list[str]:

@@ -780,3 +780,35 @@ def test_an_automatic_dt_extended_by_a_restart_ends_at_the_new_t_end(tmp_path, r
     run_solver(ranks, [*case, "--set", "time.t_end=1000.0", "--restart", str(middle)], cwd=tmp_path)
     t2, step2, field2, status2 = _end(tmp_path)
     assert (t2, step2, status2) == (t, step, "complete") and np.array_equal(field2, field)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("controller dt not a number", "checkpoint attribute stepper_state.adaptive = "),
+    ("controller dt negative", "checkpoint attribute stepper_state.adaptive = "),
+    ("controller history too long", "checkpoint attribute stepper_state.adaptive = "),
+    ("adaptive_level1 missing", "its stepper_state names the vectors /adaptive_level1, which are missing")])
+def test_a_damaged_adaptive_controller_is_refused(tmp_path, damage, message):
+    """An adaptive P2 run's checkpoint whose controller dt was changed to "x" ended with exit 1 (an
+    internal error), to -1 with exit 3 (a step to a negative time); one without the predictor's
+    /adaptive_level1 restarted (exit 0) predicting from the older solution alone."""
+    args = args_for(tmp_path, "bdf2", 16.0, "--set", "time.dt=adaptive", "--set", "element.degree=2",
+                    "--set", "mesh.nx=10", "--set", "checkpoint.keep=100")
+    run_solver(1, args, cwd=tmp_path)
+    results = tmp_path / "heater_ramp" / "heater_ramp.h5"
+    before = results.read_bytes()
+    checkpoint = tmp_path / "heater_ramp" / "checkpoints" / "step_00000004.h5"
+    with h5py.File(checkpoint, "r+") as f:
+        state = json.loads(f.attrs["stepper_state"])
+        assert len(state["adaptive"]["history_dt"]) == 2 and "adaptive_level2" in f
+        if damage == "adaptive_level1 missing":
+            del f["adaptive_level1"]
+        else:
+            state["adaptive"]["dt"] = {"controller dt not a number": "x", "controller dt negative": -1.0}.get(
+                damage, state["adaptive"]["dt"])
+            if damage == "controller history too long":
+                state["adaptive"]["history_dt"] *= 2
+            f.attrs["stepper_state"] = json.dumps(state)
+    proc = run_solver(2, args + ["--restart", str(checkpoint)], cwd=tmp_path, check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and message in errors[0], proc.stderr
+    assert results.read_bytes() == before
