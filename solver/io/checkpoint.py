@@ -28,7 +28,7 @@ import os
 import stat
 import time
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -586,14 +586,19 @@ def check_earlier_steps(path: Path, attrs: CheckpointAttrs) -> None:
                         f"file was changed after it was written")
 
 
+# the fields of the adaptive step controller's state and the earlier solutions its predictor keeps
+# (solver.heat.state.Controller and LEVELS, which a test holds equal; the file layer does not import heat)
+CONTROLLER_FIELDS = ("dt", "error_previous", "rejected_last", "accepted", "rejected", "failed_solves", "history_dt")
+ADAPTIVE_LEVELS = 2
+
+
 def check_controller(path: Path, attrs: CheckpointAttrs) -> None:
     """Refuse an adaptive step controller's state (``stepper_state.adaptive``) that no run writes:
     its fields, a step > 0, an error >= 0, counts, and at most two earlier step sizes > 0."""
-    from solver.heat.state import LEVELS, Controller  # (numpy only; solver.heat is loaded lazily)
     numbers = attrs.stepper if isinstance(attrs.stepper, dict) else {}
     if "adaptive" not in numbers:
         return
-    c, names = numbers["adaptive"], [f.name for f in fields(Controller)]
+    c, names = numbers["adaptive"], list(CONTROLLER_FIELDS)
 
     def positive(v, zero=False):
         number = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -605,12 +610,12 @@ def check_controller(path: Path, attrs: CheckpointAttrs) -> None:
         or not isinstance(c.get("rejected_last", False), bool) \
         or not all(whole_number(c.get(k, 0)) and positive(c.get(k, 0), zero=True)
                    for k in ("accepted", "rejected", "failed_solves")) \
-        or not (isinstance(history, list) and len(history) <= min(LEVELS, attrs.step)
+        or not (isinstance(history, list) and len(history) <= min(ADAPTIVE_LEVELS, attrs.step)
                 and all(positive(h) for h in history))
     if wrong:
         raise CaseError(f"{path}: checkpoint attribute stepper_state.adaptive = {json.dumps(c)[:80]} is not a step "
                         f"controller's state (fields {', '.join(names)}: a step > 0, an error >= 0, counts, at "
-                        f"most {LEVELS} earlier steps > 0); the file was changed after it was written")
+                        f"most {ADAPTIVE_LEVELS} earlier steps > 0); the file was changed after it was written")
 
 
 def check_named_vectors(path: Path, attrs: CheckpointAttrs) -> None:

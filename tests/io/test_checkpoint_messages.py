@@ -79,3 +79,14 @@ def test_a_restart_before_any_checkpoint_says_there_is_none_yet_and_how_to_go_on
     (folder / "checkpoints" / "step_00000004.h5").write_bytes(b"not HDF5")
     with pytest.raises(CaseError, match="no readable checkpoint in"):
         checkpoint.resolve("latest", folder, h5)
+
+
+def test_the_controller_check_knows_the_controller_s_fields_and_levels():
+    """The file layer checks a checkpoint's step controller by its fields and the earlier solutions
+    kept, which the heat layer defines (it does not import it): they must stay equal."""
+    from dataclasses import fields
+
+    from solver.heat.state import LEVELS, Controller
+
+    assert checkpoint.CONTROLLER_FIELDS == tuple(f.name for f in fields(Controller))
+    assert checkpoint.ADAPTIVE_LEVELS == LEVELS
