@@ -51,7 +51,13 @@ esac
 # The solver's rank 0 records the run's exit status here: a launcher may report another one
 # (Open MPI's mpirun returns 1 after a SIGTERM even when every rank stopped with 75).
 export SOLVER_STATUS_FILE=${SOLVER_STATUS_FILE:-${SLURM_SUBMIT_DIR:-.}/.solver-status.${SLURM_JOB_ID:-$$}}
-rm -f "$SOLVER_STATUS_FILE"
+# (a device or a stream it names, /dev/stdout, is written in place and never removed)
+[[ ! -f $SOLVER_STATUS_FILE ]] || rm -f "$SOLVER_STATUS_FILE"
+# A run that was launched records a status here, 0 included: when the path is free now, a launcher
+# that returns 0 with no status recorded did not run the solver to its end (a step that failed to
+# launch: srun may return 0 after "task launch failed").
+status_expected=""
+[[ -e $SOLVER_STATUS_FILE ]] || status_expected=1
 # (a script may unset it before it launches, as jobs/scaling.slurm does: under set -u the trap must
 # not read an unset variable)
 trap '[[ -z ${SOLVER_STATUS_FILE:-} ]] || rm -f "$SOLVER_STATUS_FILE"' EXIT
@@ -68,7 +74,17 @@ run_status() {
             echo "the launcher returned $1; the solver recorded status $recorded ($SOLVER_STATUS_FILE): using $recorded" >&2
         fi
         echo "$recorded"
+    elif [[ $1 == 0 && -n $status_expected ]]; then
+        echo "the launcher returned 0, but the solver recorded no status ($SOLVER_STATUS_FILE): it did not run to" \
+             "its end (a step that failed to launch?); using 1" >&2
+        echo 1
     else
         echo "$1"
     fi
+}
+
+# not_launched LAUNCHER_STATUS RECORDED: whether the launcher returned 0 while the solver recorded
+# no status (RECORDED is the status file's content, read before run_status removes it)
+not_launched() {
+    [[ $1 == 0 && -z $2 && -n $status_expected ]]
 }

@@ -712,6 +712,40 @@ def test_requeue_slurm_that_cannot_requeue_says_so_and_exits_75(tmp_path, where)
     assert words == ["jobs/requeue.slurm", *args, "--restart", "latest"], hint
 
 
+def test_a_step_that_did_not_launch_is_run_again_once_and_never_reported_complete(tmp_path):
+    """srun printed "task launch failed" and returned 0 before the solver ran: the job ended
+    "COMPLETED" with status 0 and no results. A launcher's 0 with no status from the solver is a
+    failure (1); jobs/requeue.slurm runs such a segment again once, as it was started."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "srun").write_text("#!/bin/sh\necho 'srun: error: task 0 launch failed: Unspecified error' >&2\nexit 0\n")
+    (fake / "scontrol").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'scontrol.log'}\nexit 0\n")
+    for tool in fake.iterdir():
+        tool.chmod(0o755)
+    env = {**mpi_env(), "LAUNCHER": "srun", "SLURM_NTASKS": "2", "SLURM_SUBMIT_DIR": str(tmp_path),
+           "JOBS": str(ROOT / "jobs"), "PYTHON": sys.executable, "PATH": f"{fake}:{os.environ['PATH']}",
+           "SLURM_JOB_ID": "7"}
+    env.pop("SOLVER_STATUS_FILE", None)
+    args = args_for(tmp_path / "out", "backward-euler", 1.0)
+
+    def segment(script, restarts):
+        return subprocess.run(["bash", str(ROOT / "jobs" / script), *args], capture_output=True, text=True,
+                              env={**env, "SLURM_RESTART_COUNT": str(restarts)}, timeout=60)
+
+    first = segment("requeue.slurm", 0)
+    assert first.returncode == 0 and "requeueing job 7 to run this segment again" in first.stdout, first
+    assert (tmp_path / "scontrol.log").read_text() == "requeue 7\n"
+    again = segment("requeue.slurm", 1)  # as the first was started (no --restart latest), and not a third time
+    launched = [ln for ln in again.stdout.splitlines() if " -m solver " in ln]
+    assert launched and "--restart" not in launched[0] and "--overwrite" not in launched[0], again.stdout
+    assert again.returncode == 1 and "segment 2 ended with status 1" in again.stdout, again
+    assert "the launcher returned 0, but the solver recorded no status" in again.stderr, again.stderr
+    assert (tmp_path / "scontrol.log").read_text() == "requeue 7\n"
+    assert not list(tmp_path.glob(".solver-*")), list(tmp_path.glob(".solver-*"))
+    once = segment("run.slurm", 0)
+    assert once.returncode == 1 and "recorded no status" in once.stderr, once
+
+
 def test_study_slurm_without_a_study_file_gives_its_usage(tmp_path):
     """It launched MPI, to fail 20 s later on a command line without a study file."""
     proc = subprocess.run(["bash", str(ROOT / "jobs" / "study.slurm")], cwd=tmp_path, capture_output=True, text=True,
