@@ -5,6 +5,10 @@ its own ``slurm.conf``, non-default ports and no munge (``auth/none``, which nee
 nodes (``node1``, ``node2``, ...) are all this machine, on 127.0.0.1 with a port each, so that
 multi-node jobs place their tasks on distinct node names. Clients find it through
 ``SLURM_CONF``. Only the daemons started here are stopped, by PID.
+
+Its files stay in that directory, ``TmpFS`` too: srun's PMIx plugin makes
+``spmix_appdir_<uid>_<job>.<step>`` there, and one left in /tmp by a killed run failed the launch
+of that job id ("task launch failed") in every later cluster.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ CredType=cred/none
 AuthInfo=cred_expire=10
 StateSaveLocation={d}/state
 SlurmdSpoolDir={d}/spool-%n
+TmpFS={d}/tmp
 SlurmctldPidFile={d}/slurmctld.pid
 SlurmdPidFile={d}/slurmd-%n.pid
 SlurmctldLogFile={d}/slurmctld.log
@@ -96,6 +101,7 @@ class LocalSlurm:
 
     def start(self, timeout: float = 30) -> None:
         (self.dir / "state").mkdir(parents=True, exist_ok=True)
+        (self.dir / "tmp").mkdir(exist_ok=True)  # PMIx's step directories: none left in /tmp by a killed run
         ports = [free_port() for _ in range(2 + len(self.nodes))]
         nodes = "\n".join(NODE.format(name=name, host=self.host, port=port, cpus=self.cpus)
                           for name, port in zip(self.nodes, ports[2:]))
