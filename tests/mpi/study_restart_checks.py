@@ -13,16 +13,13 @@ import time
 from pathlib import Path
 
 import h5py
-import numpy as np
 from _guard import run
 from mpi4py import MPI
-from study_stop_checks import CASE, STUDY
+from study_stop_checks import big_study, tables
 
 from solver.app.study import driver
 from solver.app.study.driver import StudyOptions, run_study
 from solver.app.study.partial import partial_files
-from solver.app.study.sampling import sample_table
-from solver.app.study.spec import load_study
 from solver.parallel.counting import counted
 
 
@@ -31,12 +28,8 @@ class Killed(Exception):
 
 
 def main(comm):
-    folder, samples = Path(sys.argv[1]), int(sys.argv[2])
-    if comm.rank == 0:
-        (folder / "base.toml").write_text(CASE.format(out=folder / "out"))
-        (folder / "big.toml").write_text(STUDY.format(samples=samples))
-    comm.Barrier()
-    spec = load_study(folder / "big.toml")
+    folder = Path(sys.argv[1])
+    spec = big_study(comm, folder, int(sys.argv[2]))
     statuses = [run_study(spec, comm, StudyOptions(overwrite=True, quiet=True, wall_limit=0.0))]
 
     def kill(folder, rank):
@@ -56,15 +49,8 @@ def main(comm):
     if comm.rank:
         return None
     with h5py.File(folder / "out" / "big" / "big.study.h5", "r") as f:
-        st = f["samples/status"][()]
-        done = np.flatnonzero(st != -1)
-        found = {"status": statuses, "partials": partials, "attrs": [f.attrs["status"], int(f.attrs["done"])],
-                 "done": done.tolist(),
-                 "rows": [len(st), len(f["samples/values"]), len(f["samples/message"]), len(f["samples/seconds"])],
-                 "values": bool(np.array_equal(f["samples/values"][()], sample_table(spec))),
-                 "max_temperature": f["outputs/max_temperature"][done].tolist(),
-                 "pending_nan": bool(np.isnan(np.delete(f["outputs/max_temperature"][()], done)).all())}
-    return found | {"sent": sent, "seconds": seconds}
+        found = tables(f, spec)
+    return found | {"status": statuses, "partials": partials, "sent": sent, "seconds": seconds}
 
 
 if __name__ == "__main__":

@@ -48,13 +48,32 @@ fields = false
 """
 
 
-def main(comm):
-    folder, samples = Path(sys.argv[1]), int(sys.argv[2])
+def big_study(comm, folder: Path, samples: int):
+    """The study of ``samples`` samples of a two-cell case, written into ``folder`` by rank 0 and
+    loaded on every rank."""
     if comm.rank == 0:
         (folder / "base.toml").write_text(CASE.format(out=folder / "out"))
         (folder / "big.toml").write_text(STUDY.format(samples=samples))
     comm.Barrier()
-    spec = load_study(folder / "big.toml")
+    return load_study(folder / "big.toml")
+
+
+def tables(f: h5py.File, spec) -> dict:
+    """A study file's status attributes and per-sample tables: the samples done, the rows of each
+    table, whether the values are the spec's samples, the outputs of the samples done and whether
+    those of the others are NaN."""
+    st = f["samples/status"][()]
+    done = np.flatnonzero(st != -1)
+    return {"attrs": [f.attrs["status"], int(f.attrs["done"])], "done": done.tolist(),
+            "rows": [len(st), len(f["samples/values"]), len(f["samples/message"]), len(f["samples/seconds"])],
+            "values": bool(np.array_equal(f["samples/values"][()], sample_table(spec))),
+            "max_temperature": f["outputs/max_temperature"][done].tolist(),
+            "pending_nan": bool(np.isnan(np.delete(f["outputs/max_temperature"][()], done)).all())}
+
+
+def main(comm):
+    folder = Path(sys.argv[1])
+    spec = big_study(comm, folder, int(sys.argv[2]))
     world = counted(comm)
     write, seconds = driver.write_study, []
 
@@ -68,14 +87,8 @@ def main(comm):
     if comm.rank:
         return None
     with h5py.File(folder / "out" / "big" / "big.study.h5", "r") as f:
-        st = f["samples/status"][()]
-        done = np.flatnonzero(st != -1)
-        found = {"status": status, "attrs": [f.attrs["status"], int(f.attrs["done"])], "done": done.tolist(),
-                 "rows": [len(st), len(f["samples/values"]), len(f["samples/message"]), len(f["samples/seconds"])],
-                 "values": bool(np.array_equal(f["samples/values"][()], sample_table(spec))),
-                 "max_temperature": f["outputs/max_temperature"][done].tolist(),
-                 "pending_nan": bool(np.isnan(np.delete(f["outputs/max_temperature"][()], done)).all())}
-    return found | {"sent": sent, "seconds": seconds}
+        found = tables(f, spec)
+    return found | {"status": status, "sent": sent, "seconds": seconds}
 
 
 if __name__ == "__main__":
