@@ -139,7 +139,9 @@ class Results(SolverFile):
         if problem == MISSING:
             raise CaseError(f"{self.path}: results file not found")
         if problem == DIRECTORY:
-            raise CaseError(f"{self.path}: is a directory, expected a results .h5 file")
+            inside = self.path / f"{self.path.name}.h5"  # a run's folder: output.directory/NAME/NAME.h5
+            hint = f" (a run's folder: its results are {inside})" if inside.is_file() else ""
+            raise CaseError(f"{self.path}: is a directory, expected a results .h5 file{hint}")
         if problem is not None:
             raise CaseError(f"{self.path}: {problem}, expected a results .h5 file")
         try:

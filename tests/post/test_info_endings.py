@@ -82,6 +82,20 @@ def test_the_xdmf_index_named_instead_of_its_results_points_to_them(tmp_path):
     assert proc.returncode == 2 and proc.stderr.strip().endswith(f"the results are in {beside}")
 
 
+def test_a_run_s_folder_named_instead_of_its_results_points_to_them(tmp_path):
+    """``info out/plate`` said only "is a directory": the folder a run writes holds its results
+    under its own name."""
+    folder = tmp_path / "plate"
+    folder.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "solver", "info", str(folder)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip().endswith("is a directory, expected a results .h5 file")
+    (folder / "plate.h5").write_bytes(b"")
+    proc = subprocess.run([sys.executable, "-m", "solver", "info", str(folder)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip().endswith(f"its results are {folder / 'plate.h5'})")
+
+
 def test_provenance_asks_git_once_per_process(monkeypatch):
     """Every results or study file's write ran ``git rev-parse`` and ``git status`` (a study's
     groups write theirs every few seconds); the commit is the process's: asked once."""
