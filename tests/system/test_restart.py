@@ -746,6 +746,37 @@ def test_a_step_that_did_not_launch_is_run_again_once_and_never_reported_complet
     assert once.returncode == 1 and "recorded no status" in once.stderr, once
 
 
+def test_a_second_stop_before_the_first_step_in_a_row_is_not_requeued(tmp_path):
+    """A rank killed during every start-up (the out-of-memory killer, on a mesh too large) left
+    "75 stopped ... before the first step" from the others' SIGTERM each time: the job went round
+    MAX_SEGMENTS (50) times. The second such stop in a row ends the chain with the command to go on."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    line = "75 stopped stopped by SIGTERM during start-up, before the first step"
+    (fake / "srun").write_text(f'#!/bin/sh\necho "{line}" > "$SOLVER_STATUS_FILE"\nexit 137\n')
+    (fake / "scontrol").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'scontrol.log'}\nexit 0\n")
+    for tool in fake.iterdir():
+        tool.chmod(0o755)
+    env = {**mpi_env(), "LAUNCHER": "srun", "SLURM_NTASKS": "2", "SLURM_SUBMIT_DIR": str(tmp_path),
+           "JOBS": str(ROOT / "jobs"), "PYTHON": sys.executable, "PATH": f"{fake}:{os.environ['PATH']}",
+           "SLURM_JOB_ID": "7"}
+    env.pop("SOLVER_STATUS_FILE", None)
+    args = args_for(tmp_path / "out", "backward-euler", 1.0)
+
+    def segment(restarts):
+        return subprocess.run(["bash", str(ROOT / "jobs" / "requeue.slurm"), *args], capture_output=True, text=True,
+                              env={**env, "SLURM_RESTART_COUNT": str(restarts)}, timeout=60)
+
+    first = segment(0)
+    assert first.returncode == 0 and "requeueing job 7 to start again" in first.stdout, first
+    second = segment(1)
+    assert "--overwrite" in second.stdout.splitlines()[1], second.stdout
+    assert second.returncode == 75 and "as the segment before it did: not requeued again" in second.stderr, second
+    assert second.stderr.rstrip().endswith("--overwrite"), second.stderr
+    assert (tmp_path / "scontrol.log").read_text() == "requeue 7\n"
+    assert not list(tmp_path.glob(".solver-*")), list(tmp_path.glob(".solver-*"))
+
+
 def test_study_slurm_without_a_study_file_gives_its_usage(tmp_path):
     """It launched MPI, to fail 20 s later on a command line without a study file."""
     proc = subprocess.run(["bash", str(ROOT / "jobs" / "study.slurm")], cwd=tmp_path, capture_output=True, text=True,
