@@ -522,11 +522,39 @@ def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointA
                         f"multistep scheme), whose field, the dataset /previous, is missing")
     if not attrs.run_id and run_id_written:
         raise CaseError(f"{path}: checkpoint attribute run_id is empty (the file was changed after it was written)")
+    check_stored_steps(path, attrs)
     check_time(path, attrs)
     check_earlier_steps(path, attrs)
     check_controller(path, attrs)
     check_named_vectors(path, attrs)
     return attrs
+
+
+def stored_time(attrs: CheckpointAttrs) -> dict | None:
+    """The [time] table of the case a checkpoint stores (None: unreadable, refused by check_compatible)."""
+    try:
+        table = tomllib.loads(attrs.case).get("time")
+    except (tomllib.TOMLDecodeError, TypeError):
+        return None
+    return table if isinstance(table, dict) else None
+
+
+def check_stored_steps(path: Path, attrs: CheckpointAttrs) -> None:
+    """Refuse a scheme or a fixed dt that is not the one of the case the checkpoint stores: the
+    run wrote both from it, and a restart counts its steps with them (a step and a dt changed
+    together keep t = step x dt, but restart with another count of steps)."""
+    table = stored_time(attrs)
+    if table is None:
+        return
+    scheme, dt = table.get("scheme"), table.get("dt")
+    if isinstance(scheme, str) and attrs.scheme != scheme:
+        raise CaseError(f"{path}: checkpoint attribute scheme = {str(attrs.scheme)[:40]!r} is not the time.scheme "
+                        f"of the case it stores ({scheme[:40]!r}); the file was changed after it was written")
+    numbers = attrs.stepper if isinstance(attrs.stepper, dict) else {}
+    fixed = isinstance(dt, (int, float)) and not isinstance(dt, bool) and "adaptive" not in numbers
+    if fixed and not abs(attrs.dt - dt) <= 1e-12 * abs(dt):
+        raise CaseError(f"{path}: checkpoint attribute dt = {attrs.dt:.6g} s is not the time.dt of the case it "
+                        f"stores ({dt:.6g} s); the file was changed after it was written")
 
 
 def check_time(path: Path, attrs: CheckpointAttrs) -> None:

@@ -598,6 +598,29 @@ def test_earlier_step_sizes_and_ranks_that_the_run_could_not_have_written_are_re
     assert results.read_bytes() == before
 
 
+@pytest.mark.parametrize("damage, message", [
+    ({"step": 8, "dt": 1.0}, "checkpoint attribute dt = 1 s is not the time.dt of the case it stores (2 s)"),
+    ({"scheme": "steady", "step": 3}, "checkpoint attribute scheme = 'steady' is not the time.scheme of the case it "
+                                      "stores ('backward-euler')")])
+def test_a_step_dt_or_scheme_that_disagrees_with_the_stored_case_is_refused(tmp_path, damage, message):
+    """Step 4 at t = 8 of dt = 2 s changed to step 8 of dt = 1 s (t = step x dt still holds)
+    restarted with exit 0, counting steps and times off the run's; a scheme changed to "steady"
+    skipped the check of t against the step. Both are refused against the case the checkpoint stores."""
+    args = args_for(tmp_path, "backward-euler", 8.0)
+    run_solver(1, args, cwd=tmp_path)
+    results = tmp_path / "heater_ramp" / "heater_ramp.h5"
+    before = results.read_bytes()
+    checkpoint = tmp_path / "heater_ramp" / "checkpoints" / "step_00000004.h5"
+    with h5py.File(checkpoint, "r+") as f:
+        for key, value in damage.items():
+            f.attrs[key] = value
+    proc = run_solver(1, args_for(tmp_path, "backward-euler", 16.0, "--restart", str(checkpoint)), cwd=tmp_path,
+                      check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and message in errors[0], proc.stderr
+    assert results.read_bytes() == before
+
+
 def test_a_restart_with_another_dt_must_land_on_t_end(tmp_path):
     """dt changed with --force: t_end was checked as a whole number of steps from 0, not from the
     checkpoint, and the run stopped short of it, reported complete. Only the count from the
