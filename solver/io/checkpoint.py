@@ -668,6 +668,10 @@ def check_compatible(path: Path, attrs: CheckpointAttrs, values: dict, force: bo
         old = tomllib.loads(attrs.case)
     except (tomllib.TOMLDecodeError, TypeError) as exc:
         raise CaseError(f"{path}: the case stored in the checkpoint is not valid TOML ({exc})") from None
+    if case_hash(old) != attrs.case_hash and not force:  # else an edited case hides what changed
+        raise CaseError(f"{path}: damaged checkpoint: the case it stores does not give its case_hash (the file "
+                        f"was changed after it was written); restart from an earlier checkpoint by its path, or "
+                        f"--force to restart anyway")
     safe, unsafe = changed_keys(old, values)
     reordered = [k for k in unsafe if k in orders(values)]  # (not in the hash, which studies compare too)
     if (attrs.case_hash != case_hash(values) or reordered) and unsafe and not force:

@@ -621,6 +621,29 @@ def test_a_step_dt_or_scheme_that_disagrees_with_the_stored_case_is_refused(tmp_
     assert results.read_bytes() == before
 
 
+@pytest.mark.parametrize("force", [False, True])
+def test_a_stored_case_that_does_not_give_its_hash_is_refused_unless_forced(tmp_path, force):
+    """The case a checkpoint stores, edited to the conductivity of the restart (k = 200 for the
+    run's 400), hid the change: the restart took the checkpoint with exit 0 as of the same case."""
+    args = args_for(tmp_path, "backward-euler", 8.0)
+    run_solver(1, args, cwd=tmp_path)
+    results = tmp_path / "heater_ramp" / "heater_ramp.h5"
+    before = results.read_bytes()
+    checkpoint = tmp_path / "heater_ramp" / "checkpoints" / "step_00000004.h5"
+    with h5py.File(checkpoint, "r+") as f:
+        assert "k = 400.0" in f.attrs["case"]
+        f.attrs["case"] = f.attrs["case"].replace("k = 400.0", "k = 200.0")
+    extra = ["--restart", str(checkpoint), "--set", "material.k=200"] + (["--force"] if force else [])
+    proc = run_solver(1, args_for(tmp_path, "backward-euler", 16.0, *extra), cwd=tmp_path, check=False)
+    if force:
+        assert proc.returncode == 0, proc.stderr
+        return
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert "damaged checkpoint: the case it stores does not give its case_hash" in errors[0], errors
+    assert results.read_bytes() == before
+
+
 def test_a_restart_with_another_dt_must_land_on_t_end(tmp_path):
     """dt changed with --force: t_end was checked as a whole number of steps from 0, not from the
     checkpoint, and the run stopped short of it, reported complete. Only the count from the
