@@ -271,6 +271,12 @@ def regular_file(path: Path) -> bool:
         return False
 
 
+def ours(version) -> bool:
+    """Whether a file's ``solver_checkpoint`` attribute is this format's number (one whole number,
+    not an array or text, which a comparison would not answer with one truth value)."""
+    return whole_number(version) and float(version) == FORMAT
+
+
 def run_id_in(path: Path, checkpoint: bool = False) -> str | None:
     """The ``run_id`` a results file records ("" before run ids existed; None: unreadable, or not
     a regular file), or with ``checkpoint`` a complete checkpoint (None also when the file is not
@@ -279,7 +285,7 @@ def run_id_in(path: Path, checkpoint: bool = False) -> str | None:
         if not stat.S_ISREG((os.lstat if checkpoint else os.stat)(path).st_mode):
             return None
         with h5py.File(path, "r") as f:
-            if checkpoint and f.attrs.get("solver_checkpoint") != FORMAT:
+            if checkpoint and not ours(f.attrs.get("solver_checkpoint")):
                 return None
             value = f.attrs.get("run_id", "")
     except OSError:
@@ -463,7 +469,7 @@ def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointA
     except OSError as exc:
         raise CaseError(f"{path}: not a readable HDF5 checkpoint ({str(exc).splitlines()[0]})") from None
     with f:
-        if f.attrs.get("solver_checkpoint") != FORMAT:
+        if not ours(f.attrs.get("solver_checkpoint")):
             raise CaseError(f"{path}: not a checkpoint of this solver (no solver_checkpoint = {FORMAT} attribute)")
         if "temperature" not in f or not isinstance(f["temperature"], h5py.Dataset):
             raise CaseError(f"{path}: checkpoint has no temperature dataset (truncated, or not written by a run)")

@@ -90,3 +90,15 @@ def test_the_controller_check_knows_the_controller_s_fields_and_levels():
 
     assert checkpoint.CONTROLLER_FIELDS == tuple(f.name for f in fields(Controller))
     assert checkpoint.ADAPTIVE_LEVELS == LEVELS
+
+
+@pytest.mark.parametrize("version", [np.array([1, 1]), "1", 1.5])
+def test_a_format_attribute_that_is_not_one_number_is_not_a_checkpoint(tmp_path, version):
+    """solver_checkpoint = [1, 1] was compared as an array: an internal error (exit 1)."""
+    path = tmp_path / "step.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["solver_checkpoint"] = version
+        f["temperature"] = np.zeros(10)
+    with pytest.raises(CaseError, match="not a checkpoint of this solver"):
+        checkpoint.inspect(path, 10)
+    assert checkpoint.run_id_in(path, checkpoint=True) is None
