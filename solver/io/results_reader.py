@@ -27,7 +27,7 @@ import numpy as np
 
 from solver.case.inputfiles import DIRECTORY, MISSING, file_problem
 from solver.case.schema import SCHEMA
-from solver.case.shown import shown
+from solver.case.shown import shown, size
 from solver.errors import CaseError
 from solver.fem.geometry import CellGeometry
 from solver.fem.locate import PointLocator
@@ -189,9 +189,14 @@ class Results(SolverFile):
         if not 1 <= version <= FORMAT_VERSION:
             raise CaseError(f"{self.path}: results of format {str(version)[:20]}, this solver reads format "
                             f"{FORMAT_VERSION} (written by another version of the solver?)")
+        on_disk = self.path.stat().st_size
         for name in ("mesh/geometry", "mesh/topology", "time", "step"):
             if not isinstance(f.get(name), h5py.Dataset):
                 raise damaged(f"/{name} is missing or not a dataset")
+            declared = f[name].size * f[name].dtype.itemsize  # (written uncompressed: it cannot hold more)
+            if declared > on_disk and f[name].compression is None:
+                raise damaged(f"/{name} declares {size(declared)} of values, more than the whole file holds "
+                              f"({size(on_disk)})")
         if not isinstance(f.get("fields"), h5py.Group) or not isinstance(f.get("fields/temperature"), h5py.Group):
             raise damaged("/fields/temperature is not a group of snapshots")
         times, steps = f["time"], f["step"]

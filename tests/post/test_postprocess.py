@@ -252,6 +252,8 @@ DAMAGES = {  # each was an internal error (exit 1) in some command, or a wrong r
     "a time not the snapshot's": (lambda f: f["time"].__setitem__(-1, f["time"][-1] + 1000.0), "but /time lists"),
     "a step not the snapshot's": (lambda f: f["step"].__setitem__(-1, f["step"][-1] + 7), "but /step lists"),
     "tables of other lengths": (lambda f: _replace(f, "time", f["time"][:2]), "/time lists 2 snapshots"),
+    "a mesh larger than the file": (lambda f: (_del(f, "mesh/geometry"), f.create_dataset(
+        "mesh/geometry", shape=(1 << 36, 2), dtype=float, chunks=(1 << 10, 2))), "/mesh/geometry declares 1024 GiB"),
     "probe tables of other lengths": (lambda f: _replace(f, "probes/time", np.zeros(3)), "changed after it was",
                                       "--series"),
 }
@@ -286,12 +288,13 @@ def test_a_results_file_changed_after_it_was_written_is_refused_in_one_line(prob
 
 def test_a_file_larger_than_the_memory_is_a_run_time_failure_in_one_line(probed_plate, tmp_path):
     """A mesh larger than the machine's memory (here: the address space limited) ended in "internal
-    error: MemoryError", exit 1."""
+    error: MemoryError", exit 1. (Compressed: an uncompressed one larger than the file is damaged.)"""
     path = tmp_path / "plate.h5"
     path.write_bytes(probed_plate.read_bytes())
     with h5py.File(path, "r+") as f:
         del f["mesh/geometry"]
-        f.create_dataset("mesh/geometry", shape=(2_000_000_000, 2), dtype=float, chunks=(1 << 16, 2))
+        f.create_dataset("mesh/geometry", shape=(2_000_000_000, 2), dtype=float, chunks=(1 << 16, 2),
+                         compression="gzip")
 
     def small_memory():
         resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
