@@ -145,13 +145,15 @@ def step_inputs(problem, t: float, c: float, a0: float = 0.0, scale: float = 1.0
             out.append(StepInput("material.rho and material.c (or mesh sizes)", t, a0 * scale * problem.M.data))
         out.append(StepInput("material.k (or mesh sizes)", t, c * scale * problem.K_conduction.data))
     elif u is not None and hasattr(problem, "linearise") and not changing:  # k, rho, c of T: at u
+        # the conduction first: the capacity Jacobian is assembled with the conduction weighted by
+        # 0, which an overflowing k turns into NaN there (0 * inf), and the capacity would be named
+        Q = problem.linearise(u, t, 0.0, 1.0, jacobian=True)
+        conduction = Q.symmetric if Q.combined is None else Q.combined
+        out.append(StepInput("material.k (or mesh sizes), at the initial temperature", t, c * scale * conduction))
         if a0:
             S = problem.linearise(u, t, 1.0, 0.0, jacobian=True, newton=False)
             out.append(StepInput("material.rho and material.c (or mesh sizes), at the initial temperature", t,
                                  a0 * scale * S.symmetric))
-        Q = problem.linearise(u, t, 0.0, 1.0, jacobian=True)
-        conduction = Q.symmetric if Q.combined is None else Q.combined
-        out.append(StepInput("material.k (or mesh sizes), at the initial temperature", t, c * scale * conduction))
     return out
 
 

@@ -186,3 +186,24 @@ def test_an_input_that_overflows_the_system_is_named(tmp_path, nprocs, edits, st
         proc.stderr
     assert (tmp_path / "outputs" / "case" / "case.h5").exists() == (status == 3)
     assert (tmp_path / "outputs" / "case" / "case.log").exists() == (status == 3)
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+@pytest.mark.parametrize("edits, message, weighed", [
+    (["material.k=1e300"], "material.k (or mesh sizes): the system's", True),
+    # k of T from a table: the capacity Jacobian, assembled with the conduction weighted by 0, was named
+    (["mesh.cell=triangle", "material.k={table=[[0, 1e307], [100, 1e307]]}"],
+     "material.k (or mesh sizes), at the initial temperature", True),
+], ids=["k", "k-table"])
+def test_an_overflowing_input_names_its_key_and_dt_only_where_dt_weighs_it(tmp_path, nprocs, edits, message,
+                                                                           weighed):
+    """The line names the input that overflows the system (not another that it spoils), and the
+    time step only where the step weighs that input (a capacity or a Dirichlet value it does not)."""
+    (tmp_path / "case.toml").write_text(OVERFLOW_CASE)
+    proc = run_solver(nprocs, ["case.toml", "--quiet", *[a for e in edits for a in ("--set", e)]], cwd=tmp_path,
+                      check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and errors[0].startswith(f"error: case.toml: {message}"), \
+        proc.stderr
+    assert errors[0].endswith("time.dt = 0.1, which weighs it") == weighed, errors[0]
+    assert not (tmp_path / "outputs").exists()
