@@ -85,12 +85,15 @@ def check_inputs(source: str, problem, u0: np.ndarray | None, t: float = 0.0, un
 class StepInput:
     """An input as a step's system takes it at time ``t``: owned values, scaled as they enter it
     (a load times the step's weight of F), and ``sample()``: the input's own values and their
-    points, where a bad one is placed (None: the values themselves, with no point)."""
+    points, where a bad one is placed (None: the values themselves, with no point). ``weighed``:
+    the time step weighs its share of the system (loads, exchanges and conduction; not the
+    capacity, the Dirichlet values or an ambient temperature)."""
 
     key: str
     t: float
     values: np.ndarray
     sample: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None
+    weighed: bool = False
 
 
 def step_inputs(problem, t: float, c: float, a0: float = 0.0, scale: float = 1.0, changing: bool = False,
@@ -120,22 +123,23 @@ def step_inputs(problem, t: float, c: float, a0: float = 0.0, scale: float = 1.0
     parts = problem.load_parts(t)
     if "source" in parts and moves(problem.source):
         f = problem.source
-        out.append(StepInput("source.f", t, c * parts["source"], lambda: _sampled(f, problem.assembler, t)))
+        out.append(StepInput("source.f", t, c * parts["source"], lambda: _sampled(f, problem.assembler, t),
+                             weighed=True))
     for term in problem.neumann:
         q = term.condition.flux
         if moves(q):
             out.append(StepInput(f"boundary.{term.name}.flux", t, c * parts[term.name],
-                                 lambda q=q, p=term.facets.points: (q(p, t), p)))
+                                 lambda q=q, p=term.facets.points: (q(p, t), p), weighed=True))
     for term in problem.robin:
         h, ti, points = term.condition.h, term.condition.T_inf, term.facets.points
         if moves(ti):
             out.append(StepInput(f"boundary.{term.name}.T_inf", t, ti(points, t), lambda v=ti, p=points: (v(p, t), p)))
         if moves(h):
             out.append(StepInput(f"boundary.{term.name}.h", t, c * scale * problem.robin_uptake(term, t),
-                                 lambda v=h, p=points: (v(p, t), p)))
+                                 lambda v=h, p=points: (v(p, t), p), weighed=True))
         if moves(h, ti):
             out.append(StepInput(f"boundary.{term.name}.h times boundary.{term.name}.T_inf", t, c * parts[term.name],
-                                 lambda h=h, ti=ti, p=points: (h(p, t) * ti(p, t), p)))
+                                 lambda h=h, ti=ti, p=points: (h(p, t) * ti(p, t), p), weighed=True))
     for term in getattr(problem, "radiation", ()):
         ti, points = term.condition.T_inf, term.facets.points
         if moves(ti):
@@ -143,13 +147,14 @@ def step_inputs(problem, t: float, c: float, a0: float = 0.0, scale: float = 1.0
     if isinstance(problem, HeatProblem) and not changing:
         if a0:
             out.append(StepInput("material.rho and material.c (or mesh sizes)", t, a0 * scale * problem.M.data))
-        out.append(StepInput("material.k (or mesh sizes)", t, c * scale * problem.K_conduction.data))
+        out.append(StepInput("material.k (or mesh sizes)", t, c * scale * problem.K_conduction.data, weighed=True))
     elif u is not None and hasattr(problem, "linearise") and not changing:  # k, rho, c of T: at u
         # the conduction first: the capacity Jacobian is assembled with the conduction weighted by
         # 0, which an overflowing k turns into NaN there (0 * inf), and the capacity would be named
         Q = problem.linearise(u, t, 0.0, 1.0, jacobian=True)
         conduction = Q.symmetric if Q.combined is None else Q.combined
-        out.append(StepInput("material.k (or mesh sizes), at the initial temperature", t, c * scale * conduction))
+        out.append(StepInput("material.k (or mesh sizes), at the initial temperature", t, c * scale * conduction,
+                             weighed=True))
         if a0:
             S = problem.linearise(u, t, 1.0, 0.0, jacobian=True, newton=False)
             out.append(StepInput("material.rho and material.c (or mesh sizes), at the initial temperature", t,
@@ -207,8 +212,8 @@ def step_load_times(scheme, t1, dt: float) -> list:
 
 def describe_bad_input(comm, bad: StepInput, dt: float | None = None, dt_key: str = "time.dt") -> str:
     """One line on an input that a step's system cannot take: its first non-finite value on the
-    lowest rank holding one, else its largest value (collective); a value too large names the time
-    step ``dt`` too (by ``dt_key``), which weighs it (None: steady)."""
+    lowest rank holding one, else its largest value (collective); a value too large that the time
+    step weighs (``bad.weighed``) names ``dt`` too (by ``dt_key``; None: steady)."""
     with np.errstate(all="ignore"):
         values, points = bad.sample() if bad.sample is not None else (bad.values, None)
         values = np.asarray(values, dtype=float)
@@ -222,7 +227,7 @@ def describe_bad_input(comm, bad: StepInput, dt: float | None = None, dt_key: st
             point = None if points is None else tuple(float(x) for x in points[index])
             local = (not finite.all(), abs(float(values[index])), float(values[index]), point)
     found = [f for f in comm.allgather(local) if f is not None]
-    step = "" if dt is None else f", and {dt_key} = {dt:g}, which weighs it"
+    step = "" if dt is None or not bad.weighed else f", and {dt_key} = {dt:g}, which weighs it"
     first = next((f for f in found if f[0]), None) or max(found, key=lambda f: f[1], default=None)
     if first is None or bad.sample is None:
         value = "" if first is None else " reach inf" if first[0] else f" reach {first[2]:.3g}"

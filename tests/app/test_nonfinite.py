@@ -194,7 +194,10 @@ def test_an_input_that_overflows_the_system_is_named(tmp_path, nprocs, edits, st
     # k of T from a table: the capacity Jacobian, assembled with the conduction weighted by 0, was named
     (["mesh.cell=triangle", "material.k={table=[[0, 1e307], [100, 1e307]]}"],
      "material.k (or mesh sizes), at the initial temperature", True),
-], ids=["k", "k-table"])
+    (["material.rho=1e300", "material.c=1e8"], "material.rho and material.c (or mesh sizes): the system's", False),
+    (["boundary.left.value=1e300", "run.temperature_range=[-200, 1e301]"], "boundary.left.value = 1e+300 at (0, ",
+     False),
+], ids=["k", "k-table", "capacity", "dirichlet"])
 def test_an_overflowing_input_names_its_key_and_dt_only_where_dt_weighs_it(tmp_path, nprocs, edits, message,
                                                                            weighed):
     """The line names the input that overflows the system (not another that it spoils), and the
