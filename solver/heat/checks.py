@@ -60,10 +60,12 @@ def prescribed_temperatures(problem, u0: np.ndarray | None, t: float) -> list[tu
     return named
 
 
-def check_inputs(source: str, problem, u0: np.ndarray | None, t: float = 0.0, unit: str | None = None) -> None:
+def check_inputs(source: str, problem, u0: np.ndarray | None, t: float = 0.0, unit: str | None = None,
+                 physics=None) -> None:
     """Refuse a case whose input gives a non-finite value on the mesh at time t (and whose
     initial temperature ``u0`` is not finite, when given); with the temperature ``unit``, also one
-    whose temperatures at t (``u0``, Dirichlet values, T_inf) go below absolute zero."""
+    whose temperatures at t (``u0``, Dirichlet values, T_inf) go below absolute zero. The line
+    speaks of an expression only where ``physics`` (when given) writes that key as one."""
     named = prescribed_temperatures(problem, u0, t)
     for name, part in problem.load_parts(t).items():
         named.append((term_key(problem, name), part))
@@ -74,11 +76,36 @@ def check_inputs(source: str, problem, u0: np.ndarray | None, t: float = 0.0, un
             named.append((f"boundary.{term.name}.h", problem.robin_uptake(term, t)))
     with np.errstate(all="ignore"):
         bad = first_bad(problem.mesh.comm, named)
+    if bad is not None and physics is not None and not written_as_expression(physics, bad):
+        raise CaseError(f"{source}: {bad} gives a non-finite value (inf or NaN) on the mesh at t = {t:g}: the "
+                        f"values times the mesh's sizes overflow double precision, far beyond any material or mesh; "
+                        f"check the values and their units")
     if bad is not None:
         raise CaseError(f"{source}: {bad} gives a non-finite value (inf or NaN) on the mesh at t = {t:g}: an "
                         f"overflow, a division by zero or a value out of range; check the expression and its units")
     if unit is not None:
         check_absolute_zero(source, problem, u0, t, unit)
+
+
+def written_as_expression(physics, key: str) -> bool:
+    """Whether some value behind ``key`` (a key of :func:`check_inputs`' lines: "material.k (or
+    mesh sizes)", "boundary.right.h or boundary.right.T_inf") is an expression of x, y, z, t or T
+    rather than a number."""
+    m, regions = physics.material, physics.regions
+    if key.startswith("material.k "):
+        values = [m.k] + [r.k for r in regions]
+    elif key.startswith("material.rho "):
+        values = [m.rho, m.c] + [p for r in regions for p in (r.rho, r.c)]
+    elif key == "source.f":
+        values = [physics.source]
+    elif key == "initial.temperature":
+        values = [physics.initial]
+    else:
+        values = [v for bc in physics.boundaries if key.startswith(f"boundary.{bc.name}.")
+                  for k, v in vars(bc).items() if k != "name"]
+    flat = [p for v in values for p in (v if isinstance(v, tuple) else (v,))]
+    return not flat or any(not isinstance(p, (float, int, type(None))) and not getattr(p, "is_constant", False)
+                           for p in flat)
 
 
 @dataclass(frozen=True)

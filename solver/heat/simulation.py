@@ -77,7 +77,8 @@ class Discretisation:
                 if self.nonlinear else HeatProblem(self.mesh, case.physics)
             report_empty_regions(self.mesh, case.physics, case.source)
             report_unused_melting(case, self.mesh.comm)
-            check_inputs(case.source, self.problem, self.u, unit=case.physics.temperature_unit)
+            check_inputs(case.source, self.problem, self.u, unit=case.physics.temperature_unit,
+                         physics=case.physics)
             check_temperature_range(case.source, self.problem, self.u, 0.0, case.run.temperature_range)
             check_initial_ranges(case.source, self.problem, self.u,
                                  self.problem.linearise if self.nonlinear else None)

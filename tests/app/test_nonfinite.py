@@ -210,3 +210,23 @@ def test_an_overflowing_input_names_its_key_and_dt_only_where_dt_weighs_it(tmp_p
         proc.stderr
     assert errors[0].endswith("time.dt = 0.1, which weighs it") == weighed, errors[0]
     assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+@pytest.mark.parametrize("edits, key, expression", [
+    (["material.k=1.7e308"], "material.k (or mesh sizes)", False),
+    (["material.rho=1.7e308", "mesh.lengths=[40, 40]"], "material.rho and material.c (or mesh sizes)", False),
+    (['source.f="1 / (x - x)"'], "source.f", True),
+], ids=["k", "rho", "source-of-x"])
+def test_a_number_that_overflows_on_the_mesh_is_not_called_an_expression(tmp_path, nprocs, edits, key, expression):
+    """A k or rho written as a number whose matrix overflows: the line said "check the expression",
+    meant for expressions; it speaks of the values where they are numbers."""
+    (tmp_path / "case.toml").write_text(OVERFLOW_CASE)
+    proc = run_solver(nprocs, ["case.toml", "--quiet", *[a for e in edits for a in ("--set", e)]], cwd=tmp_path,
+                      check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert errors[0].startswith(f"error: case.toml: {key} gives a non-finite value (inf or NaN) on the mesh"), errors
+    assert errors[0].endswith("check the expression and its units" if expression else
+                              "check the values and their units"), errors
+    assert not (tmp_path / "outputs").exists()
