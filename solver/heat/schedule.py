@@ -25,13 +25,13 @@ def fixed_steps(span: float, dt: float) -> int:
 
 def auto_steps(t_end: float, dt_limit: float) -> int:
     """Steps of ``time.dt = "auto"``: the fewest equal steps of at most 90% of the stable limit (at
-    most MAX_STEPS: else a CaseError)."""
+    most MAX_STEPS: else a CaseError), and at least one, however large the limit."""
     steps = t_end / (0.9 * dt_limit)
     if not math.isfinite(steps) or steps > MAX_STEPS:
         raise CaseError(f"time.dt = \"auto\": 90% of the stable limit {dt_limit:.3g} s takes {steps:.3g} steps to "
                         f"t_end = {t_end:.6g} s: at most {MAX_STEPS:.0e} (a coarser mesh, an implicit scheme, or a "
                         f"shorter time.t_end)")
-    return math.ceil(steps - 1e-9)
+    return max(1, math.ceil(steps - 1e-9))  # (a limit beyond 1e9 t_end rounded to no step, and dt = t_end / 0)
 
 
 def check_auto_snapshots(output: OutputSpec, steps: int) -> None:

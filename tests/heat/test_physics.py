@@ -27,6 +27,8 @@ def test_explicit_auto_steps_are_bounded():
     from solver.heat.schedule import auto_steps
 
     assert auto_steps(40.0, 1.0) == 45 and auto_steps(9e8 * 0.9, 1.0) == 900_000_000
+    # a stable limit beyond 1e9 t_end (a huge rho c): one step, not none (dt = t_end / 0 ended the run with status 1)
+    assert auto_steps(50.0, 2.3e301) == 1 and auto_steps(1e-300, 1.0) == 1
     for t_end in (1e12, 1e308, float("inf")):
         with pytest.raises(CaseError, match=r"time.dt = \"auto\": 90% of the stable limit 1 s takes .* at most 1e\+09"):
             auto_steps(t_end, 1.0)
