@@ -182,7 +182,8 @@ class Simulation(Discretisation):
                     warn_switches_between_steps(case, self.dt)
                     warn_abrupt_changes(case, changes, self.dt)
                 check_step_moves(case, self.problem, self.dt, self.u if self.nonlinear else None)
-            self.stepper.start(self.u, 0.0)
+            with np.errstate(all="ignore"):  # (an overflowing capacity's energies: refused by key just below)
+                self.stepper.start(self.u, 0.0)
         self.check_scales()
 
     def check_scales(self) -> None:
