@@ -445,7 +445,7 @@ def dry_run(case: Case, comm=MPI.COMM_WORLD, restart: str | None = None) -> DryR
     log.info(f"memory: about {per_rank / 2**20:.1f} MiB per rank (estimate)")
     how = (f"adaptive dt from {t.adaptive.dt_initial:g} s in [{t.adaptive.dt_min:g}, {t.adaptive.dt_max:g}] s, "
            f"tolerance {t.adaptive.relative:g} relative, {t.adaptive.absolute:g} absolute"
-           if t.adaptive is not None else f"dt = {t.dt}, {steps} steps")
+           if t.adaptive is not None else f"dt = {t.dt}, {counted(steps, 'step')}")
     if d.nonlinear:
         log.info("nonlinear: " + ("steady solve by Newton" if case.steady else f"{how}, "
                                   f"each step solved by {case.nonlinear.method}"))

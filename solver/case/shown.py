@@ -38,6 +38,8 @@ def _written(value) -> str:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**15:
         digits = str(abs(value))
         return f"{'-' if value < 0 else ''}{digits[0]}.{digits[1:3]}e+{len(digits) - 1:02d}"
+    if isinstance(value, bool):  # as TOML writes it
+        return "true" if value else "false"
     return repr(value)
 
 

@@ -160,7 +160,9 @@ def _read_csv(path: Path) -> list[list[float]]:
         if not any(cells) or cells[0].startswith("#"):  # a blank line (or only commas), a comment
             continue
         if len(cells) != 2:
-            raise TableError(f"{name}:{number}: expected two columns T, value, got {len(cells)}")
+            other = next((f" (separated by {w}? columns are separated by commas, and decimals written with "
+                          f"points)" for c, w in ((";", "semicolons"), ("\t", "tabs")) if c in cells[0]), "")
+            raise TableError(f"{name}:{number}: expected two columns T, value, got {len(cells)}{other}")
         if len(pairs) >= MAX_TABLE_ROWS:
             raise TableError(f"{name}: more than {MAX_TABLE_ROWS:,} points (a property table needs far fewer; "
                              f"every rank holds it)")

@@ -20,6 +20,12 @@ def test_dry_run_step_count_equals_the_runs_with_auto_dt(tmp_path):
         assert planned == int(f.attrs["steps"]) == 3093
 
 
+def test_a_dry_run_of_one_step_says_one_step(tmp_path):
+    dry = run_solver(1, [HEATER, "--set", "mesh.nx=4", "--set", "time.dt=2.0", "--set", "time.t_end=2.0",
+                         "--set", f"output.directory={tmp_path}", "--dry-run"], cwd=tmp_path)
+    assert "dt = 2.0, 1 step" in dry.stdout and "1 steps" not in dry.stdout, dry.stdout
+
+
 def test_a_dry_run_with_a_restart_says_it_does_not_check_it(tmp_path):
     """--dry-run --restart latest reported the steps from t = 0 as if it had looked at the checkpoint."""
     dry = run_solver(1, [HEATER, "--set", "mesh.nx=20", "--set", f"output.directory={tmp_path}", "--dry-run",

@@ -94,7 +94,7 @@ def test_a_set_key_may_quote_its_parts_as_toml_does():
 @pytest.mark.parametrize("edit, message", [
     ("mesh.nx=-3", "case.toml: mesh.nx must be a positive integer, got -3"),
     ("mesh.nx=2.5", "case.toml: mesh.nx must be a positive integer, got 2.5"),
-    ("mesh.nx=true", "case.toml: mesh.nx must be a positive integer, got True"),
+    ("mesh.nx=true", "case.toml: mesh.nx must be a positive integer, got true"),
     ("mesh.nxx=3", "case.toml: unknown key mesh.nxx (did you mean nx?) (allowed: type, file, partitioner, cell, nx, ny, "
                    "nz, lengths, origin)"),
     ("boundary.left.T_infinity=3", "case.toml: unknown key boundary.left.T_infinity (did you mean T_inf?) (allowed for "
@@ -250,10 +250,15 @@ def test_a_file_name_holding_a_nul_character_is_refused(tmp_path, monkeypatch):
     ("20, 1\n20, 2\n", "temperatures must increase strictly: 20 then 20 (point 2) in k.csv"),
     ("20, 1\n30, -2\n", "value -2 at T = 30 is not > 0 in k.csv"),
     ("", "a table needs at least two (T, value) points, got 0 in k.csv"),
+    ("20; 1\n30; 2\n", "k.csv:2: expected two columns T, value, got 1 (separated by semicolons? columns are "
+                       "separated by commas, and decimals written with points)"),
+    ("20\t1\n30\t2\n", "k.csv:2: expected two columns T, value, got 1 (separated by tabs? columns are "
+                       "separated by commas, and decimals written with points)"),
 ])
 def test_a_table_file_s_points_out_of_order_or_range_name_the_file(tmp_path, monkeypatch, rows, message):
     """The points of a CSV table that were refused (unsorted, repeated, out of range, too few) did not
-    say which file held them (k.csv, beside rho.csv and c.csv)."""
+    say which file held them (k.csv, beside rho.csv and c.csv); a table of other separators is named
+    so."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "k.csv").write_text("T, k\n" + rows)
     with pytest.raises(CaseError) as err:
