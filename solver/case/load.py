@@ -270,6 +270,9 @@ def validate(raw: dict, source: str, restart: bool = False) -> dict:
         for key in body:
             if key not in keys:
                 above = f"; {key} is a top-level key: write it above the first [section]" if key in ROOT_SCHEMA else ""
+                if key in SCHEMA and key != section and isinstance(body[key], dict) and body[key]:
+                    first = f"{key}.{cut(next(iter(body[key])))}"  # (a dotted key under another table)
+                    above = f"; {first} belongs to [{key}]: write it under [{key}], not under [{section}]"
                 unknown(f"unknown key {section}.{cut(key)}{'' if above else near(key, keys)} "
                         f"(allowed: {', '.join(keys)})"
                         f"{above}")

@@ -487,6 +487,14 @@ def test_a_top_level_key_written_inside_a_section_is_sent_above_it():
         load_case(GOOD + '[output]\ntemperature_unit = "K"\n', "case.toml")
 
 
+def test_a_dotted_key_written_under_another_table_is_sent_to_its_own():
+    """``material.k = 3`` under [output] was "unknown key output.material (did you mean interval?)"."""
+    with pytest.raises(CaseError) as err:
+        load_case(GOOD + "[output]\nmaterial.k = 3.0\n", "case.toml")
+    assert "; material.k belongs to [material]: write it under [material], not under [output]" in str(err.value)
+    assert "did you mean" not in str(err.value)
+
+
 def test_an_unknown_top_level_key_is_called_a_key():
     """``temperature_units = "K"`` at the top was reported as an unknown section."""
     with pytest.raises(CaseError, match=r"unknown top-level key temperature_units \(did you mean temperature_unit\?\) "
