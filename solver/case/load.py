@@ -339,7 +339,10 @@ def _check_table_rows(raw: dict, fail) -> None:
 
 def _check(name: str, spec: Key, value, fail):
     if value is REQUIRED:
-        fail(f"{name} is required ({spec.doc})")
+        doc = spec.doc  # (inside the message's parentheses: its own, at its end, as a colon)
+        if doc.endswith(")") and doc.count("(") == 1:
+            doc = doc[:-1].replace(" (", ": ")
+        fail(f"{name} is required ({doc})")
     if value is None:
         return None
     kind = spec.kind

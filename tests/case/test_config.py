@@ -495,6 +495,13 @@ def test_a_dotted_key_written_under_another_table_is_sent_to_its_own():
     assert "did you mean" not in str(err.value)
 
 
+def test_a_required_key_s_message_nests_no_parentheses():
+    with pytest.raises(CaseError) as err:
+        load_case(GOOD, "case.toml", ["boundary.bottom.value=3"])
+    assert str(err.value) == ("case.toml: boundary.bottom.type is required (boundary condition kind: unlisted "
+                              "boundaries are insulated)"), str(err.value)
+
+
 def test_an_unknown_top_level_key_is_called_a_key():
     """``temperature_units = "K"`` at the top was reported as an unknown section."""
     with pytest.raises(CaseError, match=r"unknown top-level key temperature_units \(did you mean temperature_unit\?\) "
