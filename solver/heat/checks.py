@@ -615,13 +615,13 @@ def check_balance(sim) -> None:
 
 def _drop_round_off_flows(sim) -> None:
     """A steady balance whose every flow is round-off (within :data:`ENERGY_ROUNDOFF`) of the
-    magnitudes in play (the loads', the exchanges', and the conduction into the Dirichlet rows of
-    the temperatures the solve started from and ended at) is of a body held or left at one
+    magnitudes in play (the loads', and the exchanges and the conduction into the Dirichlet rows
+    of the temperatures the solve started from and ended at) is of a body held or left at one
     temperature: it shows no flows and no imbalance, as where its round-off cancels exactly (a body
     held at 0 C by one side printed left +8.8e-13 W, relative imbalance 1.00, on one rank and
-    none, 0.00, on three; collective)."""
+    none, 0.00, on three; so did one cooled by convection to 0 C from 100 C; collective)."""
     b = sim.balance
-    scale = max(b.magnitude, b.exchange, _conduction_magnitude(sim, start=True))
+    scale = max(b.magnitude, b.exchange, _exchange_magnitude(sim, start=True), _conduction_magnitude(sim, start=True))
     if np.isfinite(scale) and np.all(np.abs(b.inflow) <= ENERGY_ROUNDOFF * scale):
         b.inflow[:] = 0.0
 
@@ -768,20 +768,24 @@ def _conduction_magnitude(sim, start: bool = False) -> float:
     return float(conduction[0])
 
 
-def _exchange_magnitude(sim) -> float:
+def _exchange_magnitude(sim, start: bool = False) -> float:
     """The magnitude of the Robin and radiation exchanges at the steady solution, sum over their
     boundaries of int h (|T_inf| + |u|) N_i and int eps sigma (T_inf^4 + u^4) N_i (W, collective):
-    a body at its ambient temperature exchanges their round-off, which nothing else scales."""
+    a body at its ambient temperature exchanges their round-off, which nothing else scales.
+    ``start``: of max(|u|, |u0|) with u0 the initial temperature, which the steady solve starts
+    from (a body cooled to 0 C ends at round-off of the 100 C it started at)."""
     p, n = sim.problem, sim.mesh.n_owned
-    u = np.abs(sim.u[:n])
     total = 0.0
     with np.errstate(all="ignore"):
+        u = sim.u
+        if start:
+            u = np.maximum(np.abs(u), np.abs(np.asarray(sim.case.physics.initial(sim.mesh.coords, 0.0), dtype=float)))
         parts = p.load_parts(sim.t) if p.robin else {}
         for term in p.robin:
-            total += float(np.abs(parts[term.name]).sum()) + _uptake_scale(p, term, u)
+            total += float(np.abs(parts[term.name]).sum()) + _uptake_scale(p, term, np.abs(u[:n]))
         gross = getattr(p, "radiation_gross", None)
         for term in p.radiation if gross is not None else ():
-            total += float(gross(term, sim.u, sim.t).sum())
+            total += float(gross(term, u, sim.t).sum())
     total = np.array([total])
     sim.mesh.comm.Allreduce(MPI.IN_PLACE, total)
     return float(total[0]) if np.isfinite(total[0]) else 0.0

@@ -129,6 +129,23 @@ def test_a_steady_body_held_at_one_temperature_shows_no_flows_on_any_rank_count(
     with h5py.File(tmp_path / "outputs" / "case" / "case.h5", "r") as f:
         assert f.attrs["balance_heat_in_left"] == 0.0 and f.attrs["balance_relative_imbalance"] == 0.0
 
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_a_steady_body_cooled_to_its_ambient_shows_no_flows_on_any_rank_count(tmp_path, nprocs):
+    """Convection to 0 C on every side, from 100 C: the body ends at 0 C, its exchanges round-off of
+    the 100 C the solve started from. One rank printed four flows of -5e-11 W and a relative
+    imbalance of 1.00, three ranks none and 0.00: the exchanges' magnitude counts the initial
+    temperature, as the conduction's does."""
+    sides = "".join(f'[boundary.{s}]\ntype = "robin"\nh = 100.0\nT_inf = 0.0\n' for s in
+                    ("left", "right", "bottom", "top"))
+    (tmp_path / "case.toml").write_text('[mesh]\nnx = 4\nny = 4\nlengths = [0.01, 0.01]\n[material]\nk = 1000.0\n'
+                                        'rho = 1.0\nc = 1.0\n[initial]\ntemperature = 100.0\n' + sides +
+                                        '[time]\nscheme = "steady"\n')
+    out = run_solver(nprocs, ["case.toml"], cwd=tmp_path).stdout
+    assert "heat balance: heat flows in (W): none; relative imbalance 0.00e+00" in out, out
+    with h5py.File(tmp_path / "outputs" / "case" / "case.h5", "r") as f:
+        assert f.attrs["balance_heat_in_left"] == 0.0 and f.attrs["balance_relative_imbalance"] == 0.0
+
 def test_a_balance_lost_in_round_off_under_a_source_that_cancels_still_fails(tmp_path):
     """k = 1e15 with a source 1.5e7 sin(2 pi x) + 1: judged on the source's magnitude alone, the
     5.4 kW imbalance (left -243284 W, right +237908 W for 238732 W each) passed with exit 0."""
