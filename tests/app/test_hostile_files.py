@@ -117,7 +117,7 @@ def checkpoint_copy(plate_results, tmp_path):
     ({"snapshots": np.array([1, 2])}, "attribute snapshots = '[1 2]' is not a whole number"),
     ({"t": 1.0}, "does not agree with step"),
     ({"step": 1}, "does not agree with step 1"),
-    ({"dt": 1e-3}, "does not agree with step"),
+    ({"dt": 1e-3}, "is not the time.dt of the case it stores"),
     ({"t": 1e12}, "is beyond the end time of the case it stores"),
     ({"stepper_state": '{"fixed_origin": "x"}'}, "malformed fixed_origin"),
     ({"balance_energy_start": float("nan")}, "attribute balance_energy_start = nan is not finite"),
