@@ -758,13 +758,13 @@ def test_requeue_slurm_that_cannot_requeue_says_so_and_exits_75(tmp_path, where)
     assert words == ["jobs/requeue.slurm", *args, "--restart", "latest"], hint
 
 
-def test_a_step_that_did_not_launch_is_run_again_once_and_never_reported_complete(tmp_path):
-    """srun printed "task launch failed" and returned 0 before the solver ran: the job ended
-    "COMPLETED" with status 0 and no results. A launcher's 0 with no status from the solver is a
-    failure (1); jobs/requeue.slurm runs such a segment again once, as it was started."""
+def fake_job_segment(tmp_path, srun: str):
+    """A segment of job 7 run by a jobs/ script outside SLURM, with ``srun`` (a shell script's body)
+    for srun and an scontrol that logs its arguments to tmp_path/scontrol.log: a function of the
+    script and the restart count, returning the finished process."""
     fake = tmp_path / "bin"
     fake.mkdir()
-    (fake / "srun").write_text("#!/bin/sh\necho 'srun: error: task 0 launch failed: Unspecified error' >&2\nexit 0\n")
+    (fake / "srun").write_text(f"#!/bin/sh\n{srun}\n")
     (fake / "scontrol").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'scontrol.log'}\nexit 0\n")
     for tool in fake.iterdir():
         tool.chmod(0o755)
@@ -777,7 +777,14 @@ def test_a_step_that_did_not_launch_is_run_again_once_and_never_reported_complet
     def segment(script, restarts):
         return subprocess.run(["bash", str(ROOT / "jobs" / script), *args], capture_output=True, text=True,
                               env={**env, "SLURM_RESTART_COUNT": str(restarts)}, timeout=60)
+    return segment
 
+
+def test_a_step_that_did_not_launch_is_run_again_once_and_never_reported_complete(tmp_path):
+    """srun printed "task launch failed" and returned 0 before the solver ran: the job ended
+    "COMPLETED" with status 0 and no results. A launcher's 0 with no status from the solver is a
+    failure (1); jobs/requeue.slurm runs such a segment again once, as it was started."""
+    segment = fake_job_segment(tmp_path, "echo 'srun: error: task 0 launch failed: Unspecified error' >&2\nexit 0")
     first = segment("requeue.slurm", 0)
     assert first.returncode == 0 and "requeueing job 7 to run this segment again" in first.stdout, first
     assert (tmp_path / "scontrol.log").read_text() == "requeue 7\n"
@@ -796,26 +803,11 @@ def test_a_second_stop_before_the_first_step_in_a_row_is_not_requeued(tmp_path):
     """A rank killed during every start-up (the out-of-memory killer, on a mesh too large) left
     "75 stopped ... before the first step" from the others' SIGTERM each time: the job went round
     MAX_SEGMENTS (50) times. The second such stop in a row ends the chain with the command to go on."""
-    fake = tmp_path / "bin"
-    fake.mkdir()
     line = "75 stopped stopped by SIGTERM during start-up, before the first step"
-    (fake / "srun").write_text(f'#!/bin/sh\necho "{line}" > "$SOLVER_STATUS_FILE"\nexit 137\n')
-    (fake / "scontrol").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'scontrol.log'}\nexit 0\n")
-    for tool in fake.iterdir():
-        tool.chmod(0o755)
-    env = {**mpi_env(), "LAUNCHER": "srun", "SLURM_NTASKS": "2", "SLURM_SUBMIT_DIR": str(tmp_path),
-           "JOBS": str(ROOT / "jobs"), "PYTHON": sys.executable, "PATH": f"{fake}:{os.environ['PATH']}",
-           "SLURM_JOB_ID": "7"}
-    env.pop("SOLVER_STATUS_FILE", None)
-    args = args_for(tmp_path / "out", "backward-euler", 1.0)
-
-    def segment(restarts):
-        return subprocess.run(["bash", str(ROOT / "jobs" / "requeue.slurm"), *args], capture_output=True, text=True,
-                              env={**env, "SLURM_RESTART_COUNT": str(restarts)}, timeout=60)
-
-    first = segment(0)
+    segment = fake_job_segment(tmp_path, f'echo "{line}" > "$SOLVER_STATUS_FILE"\nexit 137')
+    first = segment("requeue.slurm", 0)
     assert first.returncode == 0 and "requeueing job 7 to start again" in first.stdout, first
-    second = segment(1)
+    second = segment("requeue.slurm", 1)
     assert "--overwrite" in second.stdout.splitlines()[1], second.stdout
     assert second.returncode == 75 and "as the segment before it did: not requeued again" in second.stderr, second
     assert second.stderr.rstrip().endswith("--overwrite"), second.stderr
