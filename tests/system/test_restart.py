@@ -526,6 +526,22 @@ def test_a_forced_restart_into_a_steady_case_is_refused_before_the_results_are_t
     assert not (tmp_path / "heater_ramp" / ".heater_ramp.h5.reserve").exists()
 
 
+def run_to_step_4(tmp_path, scheme: str, t_end: float, *extra):
+    """A run of heater_ramp on 1 rank: its arguments, its results file and that file's bytes, and
+    its checkpoint of step 4."""
+    args = args_for(tmp_path, scheme, t_end, *extra)
+    run_solver(1, args, cwd=tmp_path)
+    results = tmp_path / "heater_ramp" / "heater_ramp.h5"
+    return args, results, results.read_bytes(), tmp_path / "heater_ramp" / "checkpoints" / "step_00000004.h5"
+
+
+def assert_refused_and_results_kept(proc, message: str, results, before: bytes):
+    """A restart refused in one line holding ``message`` (exit 2), the results file as it was."""
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and message in errors[0], proc.stderr
+    assert results.read_bytes() == before
+
+
 @pytest.mark.parametrize("damage, message", [
     ("a value changed", "damaged checkpoint: /temperature sums to"),
     ("sum not a number", "damaged checkpoint: the attributes sum and abs_sum of /temperature are not numbers"),
@@ -538,11 +554,7 @@ def test_a_damaged_checkpoint_is_refused_before_the_results_are_cut_back(tmp_pat
     was found after the results had been cut back to the checkpoint (a complete run lost its last
     snapshots and was marked failed); a BDF2 checkpoint without its /previous restarted (exit 0) as
     from a first step, 0.04 K off; a stepper_state nested 100,000 deep was an internal error."""
-    args = args_for(tmp_path, "bdf2", 16.0)
-    run_solver(1, args, cwd=tmp_path)
-    results = tmp_path / "heater_ramp" / "heater_ramp.h5"
-    before = results.read_bytes()
-    checkpoint = tmp_path / "heater_ramp" / "checkpoints" / "step_00000004.h5"
+    args, results, before, checkpoint = run_to_step_4(tmp_path, "bdf2", 16.0)
     with h5py.File(checkpoint, "r+") as f:
         state = json.loads(f.attrs["stepper_state"])
         if damage == "a value changed":
@@ -558,9 +570,7 @@ def test_a_damaged_checkpoint_is_refused_before_the_results_are_cut_back(tmp_pat
         else:
             f.attrs["stepper_state"] = "[" * 100000 + "]" * 100000
     proc = run_solver(2, args + ["--restart", str(checkpoint)], cwd=tmp_path, check=False)
-    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
-    assert proc.returncode == 2 and len(errors) == 1 and message in errors[0], proc.stderr
-    assert results.read_bytes() == before
+    assert_refused_and_results_kept(proc, message, results, before)
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -574,11 +584,7 @@ def test_earlier_step_sizes_and_ranks_that_the_run_could_not_have_written_are_re
     exit 0 to another answer (BDF2 weighs the previous solution by the ratio of the steps), and
     one written on 0 ranks was taken. The step that ended at the origin of the fixed steps (a
     restart from an adaptive run or with another dt, forced) may have had a size of its own."""
-    args = args_for(tmp_path, "bdf2", 16.0)
-    run_solver(1, args, cwd=tmp_path)
-    results = tmp_path / "heater_ramp" / "heater_ramp.h5"
-    before = results.read_bytes()
-    checkpoint = tmp_path / "heater_ramp" / "checkpoints" / "step_00000004.h5"
+    args, results, before, checkpoint = run_to_step_4(tmp_path, "bdf2", 16.0)
     with h5py.File(checkpoint, "r+") as f:
         state = json.loads(f.attrs["stepper_state"])
         assert state["stepper"]["earlier_dt"] == [2.0]
@@ -593,9 +599,7 @@ def test_earlier_step_sizes_and_ranks_that_the_run_could_not_have_written_are_re
     if message is None:
         assert proc.returncode == 0, proc.stderr
         return
-    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
-    assert proc.returncode == 2 and len(errors) == 1 and message in errors[0], proc.stderr
-    assert results.read_bytes() == before
+    assert_refused_and_results_kept(proc, message, results, before)
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -606,30 +610,20 @@ def test_a_step_dt_or_scheme_that_disagrees_with_the_stored_case_is_refused(tmp_
     """Step 4 at t = 8 of dt = 2 s changed to step 8 of dt = 1 s (t = step x dt still holds)
     restarted with exit 0, counting steps and times off the run's; a scheme changed to "steady"
     skipped the check of t against the step. Both are refused against the case the checkpoint stores."""
-    args = args_for(tmp_path, "backward-euler", 8.0)
-    run_solver(1, args, cwd=tmp_path)
-    results = tmp_path / "heater_ramp" / "heater_ramp.h5"
-    before = results.read_bytes()
-    checkpoint = tmp_path / "heater_ramp" / "checkpoints" / "step_00000004.h5"
+    args, results, before, checkpoint = run_to_step_4(tmp_path, "backward-euler", 8.0)
     with h5py.File(checkpoint, "r+") as f:
         for key, value in damage.items():
             f.attrs[key] = value
     proc = run_solver(1, args_for(tmp_path, "backward-euler", 16.0, "--restart", str(checkpoint)), cwd=tmp_path,
                       check=False)
-    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
-    assert proc.returncode == 2 and len(errors) == 1 and message in errors[0], proc.stderr
-    assert results.read_bytes() == before
+    assert_refused_and_results_kept(proc, message, results, before)
 
 
 @pytest.mark.parametrize("force", [False, True])
 def test_a_stored_case_that_does_not_give_its_hash_is_refused_unless_forced(tmp_path, force):
     """The case a checkpoint stores, edited to the conductivity of the restart (k = 200 for the
     run's 400), hid the change: the restart took the checkpoint with exit 0 as of the same case."""
-    args = args_for(tmp_path, "backward-euler", 8.0)
-    run_solver(1, args, cwd=tmp_path)
-    results = tmp_path / "heater_ramp" / "heater_ramp.h5"
-    before = results.read_bytes()
-    checkpoint = tmp_path / "heater_ramp" / "checkpoints" / "step_00000004.h5"
+    args, results, before, checkpoint = run_to_step_4(tmp_path, "backward-euler", 8.0)
     with h5py.File(checkpoint, "r+") as f:
         assert "k = 400.0" in f.attrs["case"]
         f.attrs["case"] = f.attrs["case"].replace("k = 400.0", "k = 200.0")
@@ -894,12 +888,9 @@ def test_a_damaged_adaptive_controller_is_refused(tmp_path, damage, message):
     """An adaptive P2 run's checkpoint whose controller dt was changed to "x" ended with exit 1 (an
     internal error), to -1 with exit 3 (a step to a negative time); one without the predictor's
     /adaptive_level1 restarted (exit 0) predicting from the older solution alone."""
-    args = args_for(tmp_path, "bdf2", 16.0, "--set", "time.dt=adaptive", "--set", "element.degree=2",
-                    "--set", "mesh.nx=10", "--set", "checkpoint.keep=100")
-    run_solver(1, args, cwd=tmp_path)
-    results = tmp_path / "heater_ramp" / "heater_ramp.h5"
-    before = results.read_bytes()
-    checkpoint = tmp_path / "heater_ramp" / "checkpoints" / "step_00000004.h5"
+    args, results, before, checkpoint = run_to_step_4(tmp_path, "bdf2", 16.0, "--set", "time.dt=adaptive", "--set",
+                                                      "element.degree=2", "--set", "mesh.nx=10", "--set",
+                                                      "checkpoint.keep=100")
     with h5py.File(checkpoint, "r+") as f:
         state = json.loads(f.attrs["stepper_state"])
         assert len(state["adaptive"]["history_dt"]) == 2 and "adaptive_level2" in f
@@ -912,6 +903,4 @@ def test_a_damaged_adaptive_controller_is_refused(tmp_path, damage, message):
                 state["adaptive"]["history_dt"] *= 2
             f.attrs["stepper_state"] = json.dumps(state)
     proc = run_solver(2, args + ["--restart", str(checkpoint)], cwd=tmp_path, check=False)
-    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
-    assert proc.returncode == 2 and len(errors) == 1 and message in errors[0], proc.stderr
-    assert results.read_bytes() == before
+    assert_refused_and_results_kept(proc, message, results, before)
