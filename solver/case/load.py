@@ -250,6 +250,7 @@ def validate(raw: dict, source: str, restart: bool = False) -> dict:
                     f"top-level keys: {', '.join(ROOT_SCHEMA)})")
         if not isinstance(body, dict):
             fail(f"{cut(section)} must be a table ([{cut(section)}]), got {shown(body)}")
+    _check_files_beside(raw, source, fail)
     _check_table_rows(raw, fail)
     values: dict = {key: _check(key, spec, raw.get(key, spec.default), fail) for key, spec in ROOT_SCHEMA.items()}
     mesh_raw = raw.get("mesh", {})
@@ -310,17 +311,9 @@ def validate(raw: dict, source: str, restart: bool = False) -> dict:
     return values
 
 
-def _check_table_rows(raw: dict, fail) -> None:
-    """The tables of the case hold at most MAX_CASE_TABLE_ROWS points together, counted before any
-    is read (each rank holds every table: one file named by a thousand regions is a thousand)."""
-    found = []  # (key, points at most)
-    lines_of: dict = {}
-
-    def visit(name, value):  # a table, or a list of them (an anisotropic k)
-        for v in value if isinstance(value, list) else [value]:
-            if isinstance(v, dict) and v and set(v) <= {"table", "file"}:
-                found.append((name, rows_at_most(v, lines_of)))
-
+def _tables(raw: dict):
+    """(key, table) of every table of the raw case: ``{table = [...]}`` or ``{file = "x.csv"}``,
+    one per axis of an anisotropic k."""
     for section, keys in (("material", ("k", "rho", "c")), ("region", ("k", "rho", "c")), ("boundary", ("epsilon",))):
         body = raw.get(section)
         groups = {None: body} if section == "material" else body
@@ -328,13 +321,39 @@ def _check_table_rows(raw: dict, fail) -> None:
             prefix = section if group is None else f"{section}.{cut(group)}"
             for key in keys:
                 if isinstance(table, dict) and key in table:
-                    visit(f"{prefix}.{key}", table[key])
+                    value = table[key]
+                    for v in value if isinstance(value, list) else [value]:
+                        if isinstance(v, dict) and v and set(v) <= {"table", "file"}:
+                            yield f"{prefix}.{key}", v
+
+
+def _check_table_rows(raw: dict, fail) -> None:
+    """The tables of the case hold at most MAX_CASE_TABLE_ROWS points together, counted before any
+    is read (each rank holds every table: one file named by a thousand regions is a thousand)."""
+    lines_of: dict = {}
+    found = [(name, rows_at_most(v, lines_of)) for name, v in _tables(raw)]  # (key, points at most)
     total = sum(n for _, n in found)
     if total > MAX_CASE_TABLE_ROWS:
         largest = max(found, key=lambda f: f[1])
         fail(f"the tables of the case hold up to {total:,} points in all ({len(found):,} tables; {largest[0]}: "
              f"{largest[1]:,}): at most {MAX_CASE_TABLE_ROWS:,} (every rank holds every table; a property needs far "
              f"fewer points)")
+
+
+def _check_files_beside(raw: dict, source: str, fail) -> None:
+    """A relative mesh or table file missing from the current directory (where such paths are
+    taken from) but present beside the case file: say so, with the path that names it from here."""
+    mesh = raw.get("mesh")
+    named = [("mesh.file", mesh.get("file"))] if isinstance(mesh, dict) else []
+    named += [(key, v.get("file")) for key, v in _tables(raw)]
+    folder = Path(source).parent
+    for key, name in named:
+        if not isinstance(name, str) or not name or "\0" in name or Path(name).is_absolute():
+            continue
+        beside = folder / name
+        if folder != Path(".") and file_problem(name) == MISSING and file_problem(beside) != MISSING:
+            fail(f"{key}: {cut(name)} is not in the current directory ({cut(str(Path.cwd()))}), from which a relative "
+                 f"path is taken; the file of that name beside the case is {cut(str(beside))}: give that path")
 
 
 def _check(name: str, spec: Key, value, fail):

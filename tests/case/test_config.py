@@ -524,3 +524,26 @@ def test_sizes_just_under_the_next_unit_are_whole_numbers():
 
     assert [size(n) for n in (512, 63.5 * 2**10, 1020 * 2**10, 1023.9 * 2**20, 20.3 * 2**20, 1250 * 2**30)] == \
         ["512 bytes", "63.5 KiB", "1020 KiB", "1024 MiB", "20.3 MiB", "1250 GiB"]
+
+
+@pytest.mark.parametrize("override,key,name", [
+    ('material.k={file="k.csv"}', "material.k", "k.csv"),
+    ('mesh.file="geometry/part.msh"', "mesh.file", "geometry/part.msh"),
+])
+def test_a_relative_file_beside_the_case_is_named_from_the_current_directory(tmp_path, monkeypatch, override, key,
+                                                                             name):
+    """Relative mesh and table paths are taken from the current directory: a file missing there but
+    lying beside the case is named by the path that reaches it from here; from the case's own folder
+    the same case loads."""
+    case = tmp_path / "cases" / "case.toml"
+    (case.parent / "geometry").mkdir(parents=True)
+    (case.parent / name).write_text("T, k\n0, 40\n500, 30\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CaseError) as err:
+        load_case(GOOD, str(case.relative_to(tmp_path)), [override])
+    assert str(err.value) == (f"cases/case.toml: {key}: {name} is not in the current directory ({tmp_path}), from "
+                              f"which a relative path is taken; the file of that name beside the case is "
+                              f"cases/{name}: give that path")
+    if key == "material.k":
+        monkeypatch.chdir(case.parent)
+        assert load_case(GOOD, "case.toml", [override]).values["material"]["k"]["file"] == name
