@@ -10,6 +10,7 @@ adds output, checkpoints and control through the observers of :mod:`solver.heat.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 from contextlib import contextmanager
@@ -260,6 +261,19 @@ class Simulation(Discretisation):
         rtol = max(self.solver.rtol, self.case.nonlinear.rtol) if self.nonlinear else self.solver.rtol
         return not solve.correction <= max(1e-3, math.sqrt(rtol)) * scale
 
+    def fixed_step_time(self, step: int) -> float:
+        """The time of fixed step ``step``, counted from the origin (t0 + (step - first) dt), or the
+        time it lands on: t_end or an output time (0.7 after 7 steps of 0.1, where the product is
+        0.7000000000000001)."""
+        first, t0 = self.origin or (0, 0.0)
+        t = t0 + (step - first) * self.dt
+        times = self.case.output.times
+        i = bisect.bisect_left(times, t)
+        for target in (self.t_end, *times[max(i - 1, 0):i + 1]):
+            if abs(t - target) <= 1e-9 * self.dt:
+                return float(target)
+        return t
+
     def advance(self) -> SolveInfo:
         """One (accepted) time step; returns the linear solver's SolveInfo."""
         with self.timers("solve"), np.errstate(all="ignore"):  # (inputs that overflow: named before the solve)
@@ -273,8 +287,7 @@ class Simulation(Discretisation):
                 raise NumericalError(str(exc)) from None  # (exit 3, as every failure during the run)
         self.step_index += 1
         if self.adaptive is None:
-            self.t = self.origin[1] + (self.step_index - self.origin[0]) * self.dt if self.origin else \
-                self.step_index * self.dt
+            self.t = self.fixed_step_time(self.step_index)
             record = StepRecord(self.t, self.dt, float("nan"), info.iterations)
         self.records.append(record)
         self.step_sizes.append(record.dt)
@@ -373,8 +386,7 @@ class Simulation(Discretisation):
                              f"{self.dt:.6g} s to time.t_end = {self.t_end:.6g}; dt = \"auto\" divides the rest: "
                              f"{self.n_steps - self.step_index} steps of {dt:.6g} s from t = {t:.6g}")
                 self.dt = self.stepper.dt = dt
-            first, t0 = self.origin or (0, 0.0)
-            self.t = t0 + (self.step_index - first) * self.dt if self.origin else self.step_index * self.dt
+            self.t = self.fixed_step_time(self.step_index)
         self.iterations = int(state.iterations)
         self.balance.energy = self.problem.energy(self.u)
         if list(state.balance.terms) == self.balance.terms:

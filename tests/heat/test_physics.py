@@ -304,3 +304,15 @@ def test_z_in_an_expression_of_a_2d_case_is_refused(tmp_path, nprocs):
         errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
         assert proc.returncode == 2 and len(errors) == 1 and "uses z, but the mesh is 2D" in errors[0], proc.stderr
     run_solver(nprocs, base + ["--set", 'boundary.left.value="10*y"'], cwd=tmp_path, timeout=60)
+
+
+def test_fixed_steps_land_on_the_output_times_and_t_end_exactly(tmp_path):
+    """Seven steps of 0.1 s make 0.7000000000000001 in floating point: the times written are the
+    requested 0.3, 0.6 and t_end = 0.7 themselves, in the snapshots and in the steps table."""
+    case = tmp_path / "plate.toml"
+    case.write_text(re.sub(r"(?m)^every = .*$", "interval = 0.3", (INPUTS / "plate.toml").read_text()))
+    run_solver(1, [case, "--set", "mesh.nx=4", "--set", "mesh.ny=2", "--set", "time.dt=0.1", "--set", "time.t_end=0.7",
+                   "--set", f"output.directory={tmp_path}"], cwd=tmp_path)
+    with h5py.File(tmp_path / "plate" / "plate.h5", "r") as f:
+        assert f["time"][()].tolist() == [0.0, 0.3, 0.6, 0.7]
+        assert f["steps/time"][-1] == 0.7 and f["steps/time"][0] == 0.1
