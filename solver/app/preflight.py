@@ -25,13 +25,13 @@ from solver.case.records import MeshSpec, StructuredMeshSpec
 from solver.case.shown import size
 from solver.errors import CaseError, OutputError
 from solver.io.blockfile import HEADROOM, no_space
-from solver.io.checkpoint import LINK, checkpoint_dir, run_id_in
+from solver.io.checkpoint import LINK, RUN_LOCK, checkpoint_dir, run_id_in
 from solver.mesh.structured import split
 from solver.parallel.collective import on_root
 
 log = logging.getLogger(__name__)
 
-LOCK = ".solver.lock"
+LOCK = RUN_LOCK
 # Bytes per node a run needs on its ranks, all arrays and factors included (measured: 2D P1
 # block-Jacobi LU ~ 0.6 KiB; 3D is dominated by the LU fill, hence the larger figure).
 BYTES_PER_NODE = {2: 1200, 3: 6000}

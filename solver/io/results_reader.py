@@ -18,6 +18,7 @@ dimension, not finite or outside the mesh) raises CaseError naming it as the cal
 
 from __future__ import annotations
 
+import os
 import tomllib
 from functools import cached_property
 from pathlib import Path
@@ -31,6 +32,7 @@ from solver.case.shown import shown, size
 from solver.errors import CaseError
 from solver.fem.geometry import CellGeometry
 from solver.fem.locate import PointLocator
+from solver.io.checkpoint import RUN_LOCK
 from solver.io.provenance import FORMAT_VERSION
 from solver.mesh.cells import CELLS
 
@@ -132,6 +134,15 @@ class SolverFile:
 CASE_TABLES = (*SCHEMA, "boundary", "region")
 
 
+def open_unbuffered(path: Path) -> h5py.File:
+    """``path`` opened read-only without HDF5's sieve buffer: a read then reaches the file when it
+    is made. With the buffer, a small field read while a run writes the file came from the bytes
+    buffered at an earlier read, before the run wrote that field: zeros, listed as a snapshot."""
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_sieve_buf_size(0)
+    return h5py.File(h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY, fapl=fapl))
+
+
 class Results(SolverFile):
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -145,9 +156,12 @@ class Results(SolverFile):
         if problem is not None:
             raise CaseError(f"{self.path}: {problem}, expected a results .h5 file")
         try:
-            self.file = h5py.File(self.path, "r")
+            self.file = open_unbuffered(self.path)
         except OSError:
             what = "a damaged or truncated HDF5 file" if hdf5_signature(self.path) else "not an HDF5 file"
+            if (self.path.parent / RUN_LOCK).is_file():  # (HDF5 is met half-written while a run creates or extends it)
+                raise CaseError(f"{self.path}: {what} for now: a run holds its folder ({RUN_LOCK}) and may be writing "
+                                f"it; read it again after the run's next snapshot") from None
             beside = self.path.with_suffix(".h5")
             if self.path.suffix.lower() == ".xdmf" and beside.is_file():  # (the index ParaView opens)
                 raise CaseError(f"{self.path}: an XDMF index, {what}: the results are in {beside}") from None
@@ -175,6 +189,21 @@ class Results(SolverFile):
         except CaseError:
             self.file.close()
             raise
+        except (RuntimeError, OSError, KeyError, ValueError) as exc:  # HDF5 met a structure half-written
+            why = self._unreadable_why()
+            self.file.close()
+            raise CaseError(f"{self.path}: its tables cannot be read ({str(exc).splitlines()[0][:120]}): {why}") \
+                from None
+
+    def _unreadable_why(self) -> str:
+        """Why HDF5 met a structure half-written: a run writing the file (its end record says
+        running), else damage."""
+        try:
+            writing = self.file.attrs.get("status") in ("running", b"running")
+        except (RuntimeError, OSError, KeyError, ValueError):
+            writing = False
+        return "a run is writing the file, or it is damaged; read it again after the run's next snapshot, or " \
+            "after the run" if writing else "the file is damaged"
 
     def _check_layout(self) -> None:
         """The structure every command reads, checked once (a file changed or damaged after it was
@@ -328,10 +357,8 @@ class Results(SolverFile):
                                     f"/{what} lists {listed!r} for snapshot {i}: the file is damaged")
             return data[()]
         except (RuntimeError, OSError, KeyError, ValueError) as exc:  # HDF5 met a structure half-written
-            why = "a run is writing the file, or it is damaged; read it again after the run's next snapshot, or " \
-                "after the run" if self.attrs.get("status") in ("running", b"running") else "the file is damaged"
             raise CaseError(f"{self.path}: snapshot {i} of {name} cannot be read ({str(exc).splitlines()[0][:120]}): "
-                            f"{why}") from None
+                            f"{self._unreadable_why()}") from None
 
     def units(self, name: str = "temperature") -> str:
         """The ``units`` attribute of a field (``degC``, ``K``, ``1``; empty when not recorded)."""

@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 from conftest import ROOT, mpi_env, run_solver
 
-from solver.errors import OutputError
+from solver.errors import CaseError, OutputError
 from solver.io import results
+from solver.io.results_reader import open_unbuffered
 from solver.mesh.cells import CELLS
 
 
@@ -289,3 +290,61 @@ def test_a_snapshot_being_written_is_left_out_while_the_run_writes(plate, tmp_pa
     with h5py.File(copy, "a") as f:
         f.attrs["status"] = "complete"
     refused(post("probe", copy, "--at", "0.05,0.025"), "no value of field 'temperature' at snapshot", "damaged")
+
+
+APPENDER = """
+import sys, time
+import h5py, numpy as np
+with h5py.File(sys.argv[1], "a", locking=False) as f:  # (as a run: no lock)
+    n, points = f["time"].shape[0], f["mesh/geometry"].shape[0]
+    end = time.time() + float(sys.argv[2])
+    while time.time() < end:
+        f.create_dataset(f"fields/temperature/{n:06d}", data=np.full(points, 20.0 + n))
+        f.flush()  # the values first, then the listing (as the writer does)
+        for name, value in (("time", 60.0 + n), ("step", n)):
+            f[name].resize((n + 1,))
+            f[name][n] = value
+        f.flush()
+        n += 1
+        time.sleep(0.002)
+"""
+
+
+def test_a_field_read_while_a_run_writes_the_file_is_its_values(plate, tmp_path):
+    """A field read while a run appends snapshots came, about once in a few hundred reads, from
+    bytes HDF5 had buffered (its sieve buffer) before the run wrote them: zeros, listed as the last
+    snapshot (exit 0). The readers open results files without that buffer."""
+    copy = tmp_path / "plate.h5"
+    shutil.copy(plate, copy)
+    with results.open(copy) as r:
+        assert r.file.id.get_access_plist().get_sieve_buf_size() == 0
+    writer = subprocess.Popen([sys.executable, "-c", APPENDER, str(copy), "3"])
+    reads, zeros = 0, 0
+    try:
+        while writer.poll() is None:
+            try:
+                with open_unbuffered(copy) as f:
+                    last = f"fields/temperature/{f['time'].shape[0] - 1:06d}"
+                    zeros += int(not f[last][()].any())
+                    reads += 1
+            except (OSError, KeyError, RuntimeError, ValueError):  # a structure met half-written: refused
+                pass
+    finally:
+        writer.wait(timeout=30)
+    assert reads > 100 and zeros == 0, (reads, zeros)
+
+
+@pytest.mark.parametrize("status, why", [("running", "a run is writing the file"), ("complete", "the file is damaged")])
+def test_tables_met_half_written_are_refused_in_one_line(plate, tmp_path, monkeypatch, status, why):
+    """HDF5 meeting a group half-written while the file is opened ("Can't determine # of objects")
+    was a RuntimeError: exit 1 from info and the others."""
+    copy = tmp_path / "plate.h5"
+    shutil.copy(plate, copy)
+    with h5py.File(copy, "a") as f:
+        f.attrs["status"] = status
+
+    def torn(self):
+        raise RuntimeError("Can't determine # of objects (addr overflow, addr = 806120, size = 328, eoa = 790992)")
+    monkeypatch.setattr(results.Results, "_check_layout", torn)
+    with pytest.raises(CaseError, match=f"its tables cannot be read \\(Can't determine # of objects .*\\): {why}"):
+        results.open(copy)
