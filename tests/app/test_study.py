@@ -250,6 +250,25 @@ def test_bad_study_files_are_refused_with_the_key(tmp_path, name):
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("scheme, dt", [("bdf2", '"adaptive"'), ("explicit-euler", '"auto"')])
+def test_fields_over_steps_a_sample_chooses_are_refused_unless_the_output_times_are_fixed(tmp_path, scheme, dt):
+    """Adaptive or "auto" steps written every N steps give each sample its own output times: field
+    statistics over them are refused up front (they combined fields at different times, or failed
+    the samples by the order they ran in); fixed output times, or no fields, are accepted."""
+    case = TRANSIENT_CASE.format(out=tmp_path).replace("dt = 10.0", f"dt = {dt}")
+    case = case.replace('scheme = "backward-euler"', f'scheme = "{scheme}"')
+    (tmp_path / "base.toml").write_text(case)
+    path = tmp_path / "study.toml"
+    path.write_text(TRANSIENT_STUDY)
+    with pytest.raises(CaseError, match=f"study.case: time.dt = {dt} with output.every = 5: each sample writes"):
+        load_study(path)
+    path.write_text(TRANSIENT_STUDY.replace("thresholds = [50.0]", "fields = false"))
+    assert not load_study(path).fields
+    (tmp_path / "base.toml").write_text(case.replace("every = 5", "times = [50.0, 100.0]"))
+    path.write_text(TRANSIENT_STUDY)
+    assert load_study(path).fields
+
+
 def test_bad_study_command_lines_exit_2_with_one_line(tmp_path):
     spec = tmp_path / "ok.toml"
     spec.write_text(WALL_STUDY.format(case=wall_case(tmp_path)))

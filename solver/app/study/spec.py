@@ -187,6 +187,22 @@ def _check_support(source: str, p: Parameter, case_text: str, case_path: Path, b
                                 f"({reason}); keep it within the key's range") from None
 
 
+def _check_output_times(source: str, base: Case) -> None:
+    """Refuse field statistics over a base case that writes every N steps of adaptive or explicit
+    Euler's "auto" steps: each sample takes its own steps, so its output times are its own, and
+    fields at different times would be combined (or the samples failed by the order they ran in)."""
+    time = base.time
+    if base.steady or base.output.times or (time.adaptive is None and time.dt != "auto"):
+        return
+    adaptive = time.adaptive is not None
+    raise CaseError(f"{source}: study.case: time.dt = \"{'adaptive' if adaptive else 'auto'}\" with output.every = "
+                    f"{base.output.every}: each sample writes at the times of its own steps, so the samples' fields "
+                    f"cannot be combined; "
+                    + ("give the base case output.times or output.interval (adaptive steps land on them)" if adaptive
+                       else "give the base case a fixed time.dt")
+                    + ", or set outputs.fields = false and no thresholds")
+
+
 def load_study(path: str | Path) -> StudySpec:
     """Read and check a study file; CaseError (one line, naming the file and key) otherwise."""
     path = Path(path)
@@ -267,6 +283,7 @@ def load_study(path: str | Path) -> StudySpec:
         if shaping:
             raise CaseError(f"{source}: parameters.{shaping[0]}: changes the mesh or the output times, so the "
                             f"samples' fields cannot be combined; set outputs.fields = false and no thresholds")
+        _check_output_times(source, base)
     return StudySpec(source, text, case_path, case_text, base, name, method, samples, seed, parameters,
                      fields or bool(thresholds), thresholds, save_runs)
 
