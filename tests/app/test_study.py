@@ -269,6 +269,19 @@ def test_fields_over_steps_a_sample_chooses_are_refused_unless_the_output_times_
     assert load_study(path).fields
 
 
+def test_a_key_whose_name_is_no_bare_toml_key_is_varied(tmp_path):
+    """A region named with an "=" or a blank is varied as the study names it (every sample failed:
+    the name was cut at its "=")."""
+    (tmp_path / "base.toml").write_text(TRANSIENT_CASE.format(out=tmp_path)
+                                        + '[region."hot=zone 1"]\nx = [0.0, 0.05]\nk = 2.0\n')
+    path = tmp_path / "study.toml"
+    path.write_text(TRANSIENT_STUDY.replace('"material.k"', '"region.hot=zone 1.k"')
+                    .replace('distribution = "normal", mean = 1.0, std = 0.6', 'distribution = "uniform", low = 1.0, '
+                             'high = 4.0'))
+    case = load_study(path).case_for([3.0])
+    assert case.values["region"]["hot=zone 1"]["k"] == 3.0
+
+
 def test_bad_study_command_lines_exit_2_with_one_line(tmp_path):
     spec = tmp_path / "ok.toml"
     spec.write_text(WALL_STUDY.format(case=wall_case(tmp_path)))

@@ -23,6 +23,7 @@ log x), truncated-normal (mean, std, low, high). Grid parameters give ``values =
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import tomllib
@@ -46,6 +47,7 @@ OUTPUT_KEYS = {"fields", "thresholds", "save_runs"}
 # keys whose change would give samples different meshes (their nodes: element.degree adds the edges'
 # midpoints) or output times (no field statistics then)
 SHAPE_KEYS = ("mesh.", "element.", "time.", "output.")
+BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,15 @@ class StudySpec:
 
     def case_for(self, values) -> Case:
         """The base case with this sample's values (CaseError when one is not allowed there)."""
-        overrides = [f"{p.key}={int(v) if p.integer else float(v)!r}" for p, v in zip(self.parameters, values)]
+        overrides = [override(p.key, int(v) if p.integer else float(v)) for p, v in zip(self.parameters, values)]
         return load_case(self.case_text, str(self.case_path), overrides, default_name=self.base.name)
+
+
+def override(key: str, value) -> str:
+    """The ``--set`` item that gives the case ``key`` (its parts between the dots) ``value``: a part
+    other than a bare TOML key (a region named ``hot=zone``) in quotes, so that it is taken whole."""
+    parts = (part if BARE_KEY.fullmatch(part) else json.dumps(part) for part in key.split("."))
+    return f"{'.'.join(parts)}={value!r}"
 
 
 def _number(value, where: str, integer: bool = False) -> float:
@@ -179,7 +188,7 @@ def _check_support(source: str, p: Parameter, case_text: str, case_path: Path, b
     for end, probe in ends:
         probe = round(probe) if p.integer else float(probe)
         try:
-            load_case(case_text, str(case_path), [f"{p.key}={probe!r}"], default_name=base.name)
+            load_case(case_text, str(case_path), [override(p.key, probe)], default_name=base.name)
         except CaseError as exc:
             if own.search(str(exc)):
                 reason = str(exc).split(": ", 1)[-1].split(", got ")[0]
