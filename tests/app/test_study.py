@@ -460,9 +460,10 @@ def test_a_distribution_that_gives_no_finite_value_is_refused(tmp_path, law):
 
 
 @pytest.mark.parametrize("law, reaches", [
-    ('distribution = "uniform", low = -10.0, high = 40.0', "its uniform distribution reaches -10"),
+    ('distribution = "uniform", low = -10.0, high = 40.0', "its uniform distribution from -10 to 40 takes values"),
     ('distribution = "truncated-normal", mean = 5.0, std = 3.0, low = -1.0, high = 9.0',
-     "its truncated-normal distribution reaches -1")])
+     "its truncated-normal distribution from -1 to 9 takes values"),
+    ('distribution = "uniform", low = -2.0, high = -1.0', "its uniform distribution from -2 to -1 takes values")])
 def test_a_parameter_beyond_its_key_s_range_is_refused_up_front(tmp_path, law, reaches):
     """h uniform in [-10, 40]: a fifth of the samples failed (h < 0), and the study exited 0 with
     statistics of the others. Bounded laws are checked at their ends; an end the key only touches
@@ -470,7 +471,7 @@ def test_a_parameter_beyond_its_key_s_range_is_refused_up_front(tmp_path, law, r
     sample, failed and recorded) pass."""
     path = tmp_path / "bad.toml"
     path.write_text(f'[study]\ncase = "{WALL}"\nsamples = 4\n[parameters]\n"boundary.right.h" = {{ {law} }}\n')
-    with pytest.raises(CaseError, match=re.escape(f"parameters.boundary.right.h: {reaches}, which the case refuses "
+    with pytest.raises(CaseError, match=re.escape(f"parameters.boundary.right.h: {reaches} that the case refuses "
                                                   f"(boundary.right.h must be >= 0.0); keep it")):
         load_study(path)
     path.write_text(f'[study]\ncase = "{WALL}"\nsamples = 4\n[parameters]\n'

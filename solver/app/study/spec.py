@@ -181,19 +181,20 @@ def _check_support(source: str, p: Parameter, case_text: str, case_path: Path, b
     if p.distribution in ("uniform", "truncated-normal"):  # (a sample never falls on an end: just inside)
         low, high = p.args["low"], p.args["high"]
         inside = 1e-6 * (high - low)
-        ends, what = [(low, low + inside), (high, high - inside)], f"{p.distribution} distribution reaches"
+        probes, what = (low + inside, high - inside), f"{p.distribution} distribution from {low:g} to " \
+            f"{high:g} takes values"
     else:
         return
     own = re.compile(rf"{re.escape(p.key)} must be (>|<|at least|at most|a positive|a finite)")
-    for end, probe in ends:
+    for probe in probes:
         probe = round(probe) if p.integer else float(probe)
         try:
             load_case(case_text, str(case_path), [override(p.key, probe)], default_name=base.name)
         except CaseError as exc:
             if own.search(str(exc)):
                 reason = str(exc).split(": ", 1)[-1].split(", got ")[0]
-                raise CaseError(f"{source}: parameters.{p.key}: its {what} {end:g}, which the case refuses "
-                                f"({reason}); keep it within the key's range") from None
+                raise CaseError(f"{source}: parameters.{p.key}: its {what} that the case refuses ({reason}); keep "
+                                f"it within the key's range") from None
 
 
 def _check_output_times(source: str, base: Case) -> None:
