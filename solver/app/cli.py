@@ -342,7 +342,8 @@ def finish(status: int) -> None:
     """End the process with ``status``; never returns. When a file could not be written and was
     kept open (:func:`solver.io.parking.park`), the process ends at once, without MPI_Finalize:
     parallel HDF5 closes its files when MPI is finalised (and at exit), would retry the failed
-    writes and crash. The launchers report the status all the same."""
+    writes and crash. The launchers report the status all the same. A stop signal from here on is
+    ignored (:func:`solver.app.signals.settle`): the status is decided."""
     parking = sys.modules.get("solver.io.parking")
     if parking is not None and parking.parked():
         sys.stdout.flush()
@@ -350,6 +351,9 @@ def finish(status: int) -> None:
         os._exit(status)
     if status == EXIT_INTERRUPTED:
         exit_interrupted()
+    from solver.app import signals
+
+    signals.settle()
     sys.exit(status)
 
 

@@ -58,3 +58,14 @@ def release() -> None:
         signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
     for name in pending:
         os.kill(os.getpid(), signal.Signals[name])
+
+
+def settle() -> None:
+    """The exit status is decided: a stop signal that comes now is ignored. The interpreter puts
+    the default actions back while it ends (after its exit functions, before it frees the modules),
+    and a SIGTERM then ended a complete run by the signal (143) instead of its status. Commands
+    whose signals were given back (:func:`release`) keep the default actions."""
+    for sig in DEFERRED:
+        handler = signal.getsignal(sig)
+        if callable(handler) and handler is not signal.default_int_handler:
+            signal.signal(sig, signal.SIG_IGN)

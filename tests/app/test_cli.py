@@ -553,3 +553,21 @@ def test_a_run_refused_before_its_first_write_leaves_no_folder(tmp_path):
                           str(checkpoint)], cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "checkpoint of a different case" in proc.stderr, proc.stderr
     assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["first"]
+
+
+def test_a_stop_signal_while_the_process_ends_keeps_its_status(tmp_path):
+    """A SIGTERM that came once the run had ended, while the interpreter freed its modules (the
+    default actions back), ended a complete run by the signal (143) instead of its status."""
+    import sys
+
+    program = ("import os, signal\n"
+               "from solver.app import signals\n"
+               "signals.defer()\n"
+               "from solver.app.cli import finish\n"
+               "class Late:\n"
+               "    def __del__(self):\n"
+               "        os.kill(os.getpid(), signal.SIGTERM)\n"
+               "late = Late()  # freed with the module, after the interpreter put the default actions back\n"
+               "finish(0)\n")
+    proc = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
