@@ -50,6 +50,16 @@ def hdf5_signature(path: Path) -> bool:
         return False
 
 
+def _begins_blank(path: Path) -> bool:
+    """Whether the file is empty or begins with zeros: HDF5 had not yet written its superblock
+    (a run stopped while it created the file: killed, or its disk full)."""
+    try:
+        with Path(path).open("rb") as f:
+            return not f.read(8).strip(b"\0")
+    except OSError:
+        return False
+
+
 class SolverFile:
     """What every HDF5 file this solver writes shares, read on demand from ``self.file`` (an open
     h5py file): the root attributes and the canonical mesh with a point locator."""
@@ -162,6 +172,9 @@ class Results(SolverFile):
             if (self.path.parent / RUN_LOCK).is_file():  # (HDF5 is met half-written while a run creates or extends it)
                 raise CaseError(f"{self.path}: {what} for now: a run holds its folder ({RUN_LOCK}) and may be writing "
                                 f"it; read it again after the run's next snapshot") from None
+            log = self.path.with_suffix(".log")
+            if not hdf5_signature(self.path) and _begins_blank(self.path) and log.is_file():
+                raise CaseError(self._cut_at_creation(log.name)) from None
             beside = self.path.with_suffix(".h5")
             if self.path.suffix.lower() == ".xdmf" and beside.is_file():  # (the index ParaView opens)
                 raise CaseError(f"{self.path}: an XDMF index, {what}: the results are in {beside}") from None
@@ -178,10 +191,7 @@ class Results(SolverFile):
                 raise CaseError(f"{self.path}: a study file, not a run's results: its statistics are read with "
                                 f"info and plot (python -m solver info {self.path})")
             if begun:
-                log = self.path.with_suffix(".log").name
-                raise CaseError(f"{self.path}: the results file of a run that stopped while creating it (killed, or "
-                                f"its disk full: see {log} beside it), before its mesh and first snapshot: nothing to "
-                                f"read or continue; run the case again with --overwrite")
+                raise CaseError(self._cut_at_creation(self.path.with_suffix(".log").name))
             raise CaseError(f"{self.path}: not a results file of this solver (no /mesh/geometry, "
                             f"/fields/temperature and /time)")
         try:
@@ -194,6 +204,11 @@ class Results(SolverFile):
             self.file.close()
             raise CaseError(f"{self.path}: its tables cannot be read ({str(exc).splitlines()[0][:120]}): {why}") \
                 from None
+
+    def _cut_at_creation(self, log: str) -> str:
+        return f"{self.path}: the results file of a run that stopped while creating it (killed, or its disk full: " \
+               f"see {log} beside it), before its mesh and first snapshot: nothing to read or continue; run the " \
+               f"case again with --overwrite"
 
     def _unreadable_why(self) -> str:
         """Why HDF5 met a structure half-written: a run writing the file (its end record says

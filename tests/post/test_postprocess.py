@@ -185,7 +185,8 @@ def test_bad_requests_are_refused(plate_runs, tmp_path):
 
 def test_info_on_what_a_stopped_run_or_study_left_says_how_to_go_on(plate_runs, tmp_path):
     """A results file that its run began but did not finish creating (its attributes, no mesh yet:
-    a full disk or a kill) was called a foreign file; the folder of a study stopped before its
+    a full disk or a kill; or not even HDF5's superblock: zeros) was called a foreign file, or "not an
+    HDF5 file"; the folder of a study stopped before its
     study file, its finished samples in study_groups/, gave "results file not found"."""
     begun = tmp_path / "begun.h5"
     with h5py.File(plate_runs[1], "r") as done, h5py.File(begun, "w") as f:
@@ -194,6 +195,14 @@ def test_info_on_what_a_stopped_run_or_study_left_says_how_to_go_on(plate_runs, 
     proc = post("info", begun, check=False)
     assert proc.returncode == 2 and "a run that stopped while creating it" in proc.stderr, proc.stderr
     assert "--overwrite" in proc.stderr and "begun.log" in proc.stderr, proc.stderr
+    blank = tmp_path / "blank.h5"  # cut before HDF5 wrote its superblock (zeros), its run's log beside it
+    blank.write_bytes(bytes(4096))
+    assert "not an HDF5 file" in post("info", blank, check=False).stderr
+    (tmp_path / "blank.log").write_text("run: started\n")
+    for command in (("info",), ("probe", "--at", "0.1,0.05")):
+        proc = post(command[0], blank, *command[1:], check=False)
+        assert proc.returncode == 2 and "a run that stopped while creating it" in proc.stderr, proc.stderr
+        assert "--overwrite" in proc.stderr and "blank.log" in proc.stderr, proc.stderr
     with h5py.File(tmp_path / "foreign.h5", "w") as f:
         f.attrs["solver_version"] = "0.5.0"
     proc = post("info", tmp_path / "foreign.h5", check=False)
