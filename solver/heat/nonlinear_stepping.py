@@ -501,12 +501,14 @@ class NonlinearSteadySolver(LinearSolves):
         them (a k that jumps with T has no smooth path to follow), or after :attr:`REJECTED`
         failed ones in a row. A pseudo-step fails when its Newton does not converge, a linear solve
         in it fails, or a property is not > 0 (or out of its range) wherever its Newton steps go;
-        the steady Newton that follows names a property that stays out of range."""
+        the steady Newton that follows names a property that stays out of range. When it fails too,
+        a parameter whose range refused the pseudo-steps is named (they stopped where it leaves it)."""
         p = self.problem
         r = best = r0
         tau = self._first_tau(u)
         total = newton.NonlinearReport("pseudo-transient")
         since_best = rejected = self.pseudo_steps = 0
+        refused = None  # the last parameter out of its range that stopped a pseudo-step
         self.linear.fresh = False  # a multigrid of the steady Jacobian (singular at 0 K under radiation): updated
         for _ in range(self.PSEUDO_STEPS):
             self.pseudo_steps += 1
@@ -521,6 +523,7 @@ class NonlinearSteadySolver(LinearSolves):
             total.iterations += report.iterations
             total.linear_iterations += report.linear_iterations
             if not report.converged:
+                refused = report.refused or refused
                 u[:] = before
                 tau *= 0.25
                 rejected += 1
@@ -540,7 +543,14 @@ class NonlinearSteadySolver(LinearSolves):
                 growth = max(growth, 2.0)  # balance the source keeps its residual: the steps must grow anyway)
             tau *= growth
         # its tolerance relative to the initial residual, not to where the pseudo-steps brought it
-        final = iterate(steady, u, replace(self.spec, atol=max(self.spec.atol, self.spec.rtol * r0)), STEADY_ADVICE)
+        try:
+            final = iterate(steady, u, replace(self.spec, atol=max(self.spec.atol, self.spec.rtol * r0)),
+                            STEADY_ADVICE)
+        except ConvergenceError:
+            if isinstance(refused, RangeError):  # the pseudo-steps stopped where a parameter leaves its range
+                raise RangeError(f"{refused} (the pseudo-transient steps toward the steady state could not go "
+                                 f"past it)") from None
+            raise
         final.iterations += total.iterations
         final.linear_iterations += total.linear_iterations
         final.method = "pseudo-transient continuation, then " + final.method

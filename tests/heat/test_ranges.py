@@ -132,3 +132,31 @@ def test_a_property_infinite_at_the_initial_state_is_refused_at_load(tmp_path, k
                      '[boundary.left]\ntype = "dirichlet"\nvalue = 20.0\n[time]\ndt = 1.0\nt_end = 1.0\n', "case.toml")
     with pytest.raises(CaseError, match=r"at the initial state: material.k = inf .* must be finite and > 0"):
         Simulation(case)
+
+
+def test_a_steady_solve_whose_pseudo_steps_stop_where_a_parameter_leaves_its_range_names_it(monkeypatch):
+    """A steady state beyond an expression's range (epsilon = 0.5 + (T - 25)/50 on a heat sink
+    that settles near 80 C): the pseudo-transient steps stopped where epsilon reaches 1, every
+    longer one refused, and the final Newton's linear solve failed there: exit 3 named the linear
+    solver. The range the pseudo-steps could not pass is named instead."""
+    from solver.errors import ConvergenceError
+    from solver.heat import nonlinear_stepping
+    from solver.la import newton
+
+    text = CASE.replace("dt = 0.1\nt_end = 0.2", 'scheme = "steady"')
+    sim = Simulation(load_case(text, "case.toml"))
+    solver = sim.stepper
+    assert isinstance(solver, nonlinear_stepping.NonlinearSteadySolver)
+    refusal = RangeError("the steady solve (pseudo-transient): boundary.right.epsilon = 1.0000001 at (1, 0.5), t = 0, "
+                         "T = 1000, but it must be in [0, 1]")
+    monkeypatch.setattr(newton, "solve", lambda *a, **k: newton.NonlinearReport("newton", refused=refusal))
+
+    def linear_failure(*args, **kwargs):
+        raise ConvergenceError("the steady solve: the linear solver did not converge in 2000 iterations")
+    monkeypatch.setattr(nonlinear_stepping, "iterate", linear_failure)
+    u = sim.u.copy()
+    equations = nonlinear_stepping.StepEquations(sim.problem, solver.linear, np.zeros(sim.mesh.n_owned), 0.0, 0.0,
+                                                 1.0, "the steady solve")
+    with pytest.raises(RangeError, match=r"^the steady solve \(pseudo-transient\): boundary.right.epsilon = 1.0000001 "
+                                         r".* \(the pseudo-transient steps toward the steady state could not go past"):
+        solver._continuation(u, equations, 1.0)
