@@ -108,10 +108,7 @@ def read(path: str | Path, degree: int | None = None) -> MeshFileData:
     _refuse_other_cells(path, m, dim)
     kinds = sorted({c for c in present if CELLS[c].dim == dim})
     if len(kinds) > 1:
-        remedy = "Gmsh: Mesh.RecombineAll = 1 with Mesh.SubdivisionAlgorithm = 1 makes all quadrilaterals), or " \
-                 "split each quadrilateral into two triangles" if dim == 2 else \
-                 "Gmsh: Mesh.SubdivisionAlgorithm = 2 makes all hexahedra), or split each hexahedron into tetrahedra"
-        raise CaseError(f"{path}: mixed {' and '.join(kinds)} meshes are not supported: mesh with one type ({remedy}")
+        _refuse_mixed_cells(path, kinds, dim)
     cell_type = kinds[0]
     tag_key = next((k for k in TAG_KEYS if k in m.cell_data), None)
     _refuse_other_facets(path, m, cell_type)
@@ -217,6 +214,21 @@ def _refuse_other_cells(path: Path, m, dim: int) -> None:
         raise CaseError(f"{path}: {n} cells of type {', '.join(other)}: the solver takes triangles and "
                         f"quadrilaterals in 2D, tetrahedra and hexahedra in 3D (of degree 1 or 2, the quadratic "
                         f"quadrilaterals and hexahedra with 9 and 27 nodes), one type per mesh{hint}")
+
+
+def _refuse_mixed_cells(path: Path, kinds: list, dim: int) -> None:
+    """Refuse cells of several kinds of the mesh's dimension, with the way to one kind: one shape
+    (triangles beside quadrilaterals), or one order (3-node beside 6-node triangles)."""
+    if len({CELLS[c].linear.name for c in kinds}) == 1:  # one shape, two orders
+        remedy = "mesh all cells of one order (Gmsh: Mesh.ElementOrder = 2, or gmsh.model.mesh.setOrder(2), " \
+                 "after the whole mesh is generated; or Mesh.ElementOrder = 1 for linear cells)"
+    elif dim == 2:
+        remedy = "mesh with one type (Gmsh: Mesh.RecombineAll = 1 with Mesh.SubdivisionAlgorithm = 1 makes all " \
+                 "quadrilaterals), or split each quadrilateral into two triangles"
+    else:
+        remedy = "mesh with one type (Gmsh: Mesh.SubdivisionAlgorithm = 2 makes all hexahedra), or split each " \
+                 "hexahedron into tetrahedra"
+    raise CaseError(f"{path}: mixed {' and '.join(kinds)} meshes are not supported: {remedy}")
 
 
 def _refuse_other_facets(path: Path, m, cell_type: str) -> None:

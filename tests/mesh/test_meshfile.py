@@ -781,6 +781,22 @@ def test_a_dart_quadrilateral_is_called_not_convex():
         check_mesh_file("m.msh", points, np.array([[0, 1, 3, 4]]), "quadrilateral", *no_facets)
 
 
+def test_cells_of_two_orders_are_refused_with_the_way_to_one_order(tmp_path):
+    """3-node triangles beside 6-node ones were told to make all quadrilaterals or to split the
+    quadrilaterals, which the file does not have: the line says to mesh one order."""
+    from solver.errors import CaseError
+    from solver.mesh.files import read
+
+    points = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0.5, 0, 0], [1, 0.5, 0], [0.5, 0.5, 0]], float)
+    meshio.write(tmp_path / "orders.msh", meshio.Mesh(points, [("triangle", [[0, 2, 3]]),
+                                                              ("triangle6", [[0, 1, 2, 4, 5, 6]])], cell_data={
+        "gmsh:physical": [[1], [1]], "gmsh:geometrical": [[1], [1]]}), file_format="gmsh22", binary=False)
+    with pytest.raises(CaseError, match=r"mixed triangle and triangle6 meshes are not supported: mesh all cells of "
+                                        r"one order \(Gmsh: Mesh.ElementOrder = 2") as info:
+        read(tmp_path / "orders.msh")
+    assert "quadrilateral" not in str(info.value)
+
+
 def test_meshes_that_cannot_be_read_say_what_to_do(tmp_path):
     """Triangles beside quadrilaterals were refused with no way out, a Gmsh-partitioned MSH 4.1
     file as damaged (KeyError: 7): each says how to write a mesh that is read. A physical group of
