@@ -482,6 +482,21 @@ def check_mesh(case, mesh) -> None:
     check_cells(mesh, f"{case.source}: {case.mesh_key}", folds=isinstance(case.mesh, MeshFileSpec))
 
 
+def _other_kind(mesh, name: str) -> str:
+    """What a group of ``name`` is when it is not of the kind asked for: "" when none has the name."""
+    g, dim = mesh.groups, mesh.dim
+    if name in g.region:
+        return f": {name!r} is a region group (cells, dimension {dim}); a boundary is a group of facets " \
+               f"(dimension {dim - 1})"
+    if name in g.boundary:
+        return f": {name!r} is a boundary group (facets, dimension {dim - 1}); a region is a group of cells " \
+               f"(dimension {dim})"
+    if name in g.other:
+        return f": {name!r} is a group of {'points' if g.other[name] == 0 else 'lines'} (dimension {g.other[name]}); " \
+               f"a boundary is a group of facets (dimension {dim - 1}), a region of cells (dimension {dim})"
+    return ""
+
+
 def check_case_against_mesh(case, mesh) -> None:
     """What the case names must exist in the mesh: the boundary and region groups of a mesh file
     (each boundary with facets); probes and an anisotropic k of the mesh's dimension."""
@@ -492,7 +507,7 @@ def check_case_against_mesh(case, mesh) -> None:
         path, have, counts = case.mesh.path, mesh.groups.boundary, mesh.groups.facet_counts
         for name in case.physics.named_boundaries:
             if name not in have:
-                fail(f"boundary.{name}: the mesh {path} has no boundary group {name!r} "
+                fail(f"boundary.{name}: the mesh {path} has no boundary group {name!r}{_other_kind(mesh, name)} "
                      f"(it has: {', '.join(sorted(have)) or NO_GROUPS})")
             if counts.get(name, 1) == 0:
                 fail(f"boundary.{name}: the group {name!r} of the mesh {path} has no facets")
@@ -509,8 +524,9 @@ def check_case_against_mesh(case, mesh) -> None:
         groups = mesh.groups.region
         for region in case.physics.regions:
             if region.group is not None and region.group not in groups:
-                fail(f"region.{region.name}.group: the mesh {path} has no region group {region.group!r} "
-                     f"(it has: {', '.join(sorted(groups)) or 'no named region groups'})")
+                have = ", ".join(sorted(groups)) or "no named region groups"
+                fail(f"region.{region.name}.group: the mesh {path} has no region group {region.group!r}"
+                     f"{_other_kind(mesh, region.group)} (it has: {have})")
     if mesh.dim == 2:
         for key, value in inputs_of_time(case.physics) + [("initial.temperature", case.physics.initial)]:
             if isinstance(value, Expression) and "z" in value.names:

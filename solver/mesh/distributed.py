@@ -42,6 +42,7 @@ class MeshGroups:
     facet_counts: dict = field(default_factory=dict)  # boundary name -> number of facets
     shared: dict = field(default_factory=dict)  # code -> the tags of the groups its cells are in together
     inner: dict = field(default_factory=dict)  # boundary name -> its facets inside the domain (a cell on each side)
+    other: dict = field(default_factory=dict)  # name -> dimension of a named group of points or lines (3D), unused
 
     def region_tags(self, name: str) -> list[int]:
         """Every tag that the cells of region group ``name`` carry: its own, and the codes of

@@ -178,6 +178,9 @@ def _meshio_read(path: Path):
                             f"not read ({detail[:200]}); save the mesh unpartitioned (Gmsh: before Mesh > Partition, "
                             f"or after gmsh.model.mesh.unpartition()), or as MSH 2.2 (Mesh.MshFileVersion = 2.2)"
                             ) from None
+        elif "incompatible cell data" in detail.lower() and path.suffix.lower() == ".msh":
+            hint = "; Gmsh wrote it with Mesh.SaveAll = 1 (every element, those of no physical group with them): " \
+                   "save it with Mesh.SaveAll = 0, the default, once the physical groups are defined"
         elif path.suffix.lower() in (".xdmf", ".xmf") and isinstance(exc, KeyError):
             hint = "; meshio does not read second-order cells with boundary elements from XDMF: give such " \
                    "meshes as .msh or .vtu"
@@ -377,7 +380,7 @@ def _groups(path: Path, field_data: dict, dim: int, cell_tags: np.ndarray, facet
     another group's name (tag 3 unnamed, "3" the name of tag 7) is refused naming both: one of
     them would silently take the name, the other's facets or cells losing their condition or
     material. ``inner``: whether each facet has a cell on each side."""
-    boundary, region = {}, {}
+    boundary, region, other = {}, {}, {}
     family_names = family_names or {}
     pairs = ((name, _tag_and_dim(value)) for name, value in field_data.items() if str(name).strip())
     for name, (tag, gdim) in ((n, pair) for n, pair in pairs if pair is not None):  # (a blank name: its tag)
@@ -385,6 +388,8 @@ def _groups(path: Path, field_data: dict, dim: int, cell_tags: np.ndarray, facet
             boundary[name] = tag
         elif gdim == dim:
             region[name] = tag
+        else:
+            other[name] = gdim
     # groups without a name (all of them, or some: Gmsh writes names for the groups given one only)
     # are named by their tags
     cells_in = set(np.unique(cell_tags).tolist()) - set(shared) | {t for group in shared.values() for t in group}
@@ -405,7 +410,7 @@ def _groups(path: Path, field_data: dict, dim: int, cell_tags: np.ndarray, facet
             named[str(t)] = int(t)
     counts = {name: int(np.sum(facet_tags == tag)) for name, tag in boundary.items()}
     inside = {name: int(np.sum(inner[facet_tags == tag])) for name, tag in boundary.items()}
-    return MeshGroups(boundary, region, counts, shared, inside)
+    return MeshGroups(boundary, region, counts, shared, inside, other)
 
 
 def _permuted(rows: np.ndarray, order: np.ndarray, dtype, chunk: int = 1 << 16) -> np.ndarray:

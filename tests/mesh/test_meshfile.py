@@ -1011,3 +1011,37 @@ def test_a_region_whose_group_has_no_cells_is_refused(tmp_path, nprocs):
     assert proc.returncode == 2 and errors == ["error: case.toml: region.cu.group: the group 'copper' of the mesh file "
                                                "has no cells"], proc.stderr
     assert not (tmp_path / "outputs" / "case" / "case.h5").exists()
+
+
+def test_a_group_of_another_dimension_is_named_for_what_it_is(tmp_path):
+    """A region group given as a boundary, a boundary group as a region, or a group of points,
+    was "has no boundary group" as if the name were not in the file."""
+    proc = run_solver(1, [PLATE, "--set", "boundary.plate.type=insulated", "--dry-run"], cwd=ROOT, check=False)
+    assert proc.returncode == 2 and "has no boundary group 'plate': 'plate' is a region group (cells, dimension 2); " \
+        "a boundary is a group of facets (dimension 1) (it has: bottom" in proc.stderr, proc.stderr
+    proc = run_solver(1, [PLATE, "--set", "region.x.group=left", "--set", "region.x.k=1", "--dry-run"], cwd=ROOT,
+                      check=False)
+    assert proc.returncode == 2 and "has no region group 'left': 'left' is a boundary group (facets, dimension 1)" \
+        in proc.stderr, proc.stderr
+    gmsh.initialize()
+    gmsh.option.setNumber("General.Terminal", 0)
+    try:
+        gmsh.model.occ.addRectangle(0, 0, 0, 1, 1)
+        gmsh.model.occ.synchronize()
+        gmsh.model.addPhysicalGroup(2, [1], name="plate")
+        gmsh.model.addPhysicalGroup(1, [4], name="left")
+        gmsh.model.addPhysicalGroup(0, [1], name="corner")
+        gmsh.option.setNumber("Mesh.MeshSizeMax", 0.5)
+        gmsh.model.mesh.generate(2)
+        gmsh.write(str(tmp_path / "corner.msh"))
+        gmsh.option.setNumber("Mesh.SaveAll", 1)
+        gmsh.write(str(tmp_path / "all.msh"))
+    finally:
+        gmsh.finalize()
+    case = tmp_path / "case.toml"
+    case.write_text('[mesh]\nfile = "corner.msh"\n[material]\nk = 1.0\nrho = 1.0\nc = 1.0\n'
+                    '[boundary.corner]\ntype = "dirichlet"\nvalue = 1.0\n[time]\nscheme = "steady"\n')
+    proc = run_solver(1, [case, "--dry-run"], cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "'corner' is a group of points (dimension 0)" in proc.stderr, proc.stderr
+    proc = run_solver(1, [case, "--set", "mesh.file=all.msh", "--dry-run"], cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "Gmsh wrote it with Mesh.SaveAll = 1" in proc.stderr, proc.stderr
