@@ -25,7 +25,8 @@ from solver.case.records import MeshSpec, StructuredMeshSpec
 from solver.case.shown import size
 from solver.errors import CaseError, OutputError
 from solver.io.blockfile import HEADROOM, no_space
-from solver.io.checkpoint import LINK, RUN_LOCK, checkpoint_dir, run_id_in
+from solver.io.checkpoint import LINK, checkpoint_dir, run_id_in
+from solver.io.folder import RUN_LOCK
 from solver.mesh.structured import split
 from solver.parallel.collective import on_root
 

@@ -47,7 +47,6 @@ from solver.parallel.collective import on_root
 log = logging.getLogger(__name__)
 FORMAT = 1
 LINK = "checkpoint.h5"
-RUN_LOCK = ".solver.lock"  # in a run's folder while the run holds it
 # Keys that may change between a checkpoint and its restart without changing the solution so far.
 SAFE_KEYS = ("time.t_end", "output.every", "output.interval", "output.times", "output.directory", "output.driver",
              "output.write_timeout", "checkpoint.",

@@ -32,7 +32,7 @@ from solver.case.shown import shown, size
 from solver.errors import CaseError
 from solver.fem.geometry import CellGeometry
 from solver.fem.locate import PointLocator
-from solver.io.checkpoint import RUN_LOCK
+from solver.io.folder import RUN_LOCK
 from solver.io.provenance import FORMAT_VERSION
 from solver.mesh.cells import CELLS
 

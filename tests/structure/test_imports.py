@@ -188,3 +188,14 @@ def test_the_layer_check_catches_an_upward_import():
              "solver.io.results_writer": {"solver.la.matrix"}, "solver.fem.assembly": {"solver.fem.kernels"}}
     assert upward_imports(edges) == ["solver.io.results_writer -> solver.la.matrix",
                                      "solver.la.krylov -> solver.heat.problem"]
+
+
+def test_the_readers_of_results_start_no_mpi():
+    """info, plot, probe, export and the Python API run on a login node or in a notebook without
+    MPI: importing the results reader must not import mpi4py.MPI (which starts MPI)."""
+    import subprocess
+    import sys
+
+    code = "import sys, solver.io.results_reader, solver.post.info; print('mpi4py.MPI' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
