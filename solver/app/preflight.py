@@ -210,6 +210,21 @@ def discard_backup(folder: Path, ours) -> None:
                 f"{kept.name} (the earlier backup it replaces went)")
 
 
+SAVED_RUNS = "samples"  # a study's folder of its samples' results files (outputs.save_runs)
+
+
+def saved_runs_aside(runs: Path) -> bool:
+    """Move a study's folder of saved runs to ``samples.bak`` (where the files of ours in an older
+    backup go, and the others stay: :func:`discard_backup`); whether there was one to move."""
+    moved = runs.is_dir() and not runs.is_symlink()
+    if moved:
+        bak = runs.with_name(runs.name + ".bak")
+        if bak.is_dir() and not bak.is_symlink():
+            discard_backup(bak, _saved_run)
+        os.replace(runs, bak)
+    return moved
+
+
 def _own_checkpoint(path: Path) -> bool:
     """A checkpoint of ours by its name (step_N.h5, or its unfinished step_N.h5.tmp) and content."""
     name = path.name
@@ -350,13 +365,7 @@ class OutputGuard:
             for path in (h5, h5.with_suffix(".xdmf")):
                 if path.exists():
                     move_aside(path)
-            runs = self.directory / "samples"
-            moved = runs.is_dir() and not runs.is_symlink()
-            if moved:
-                bak = runs.with_name("samples.bak")
-                if bak.is_dir() and not bak.is_symlink():
-                    discard_backup(bak, _saved_run)
-                os.replace(runs, bak)
+            moved = saved_runs_aside(self.directory / SAVED_RUNS)
             log.info(f"moved the earlier results to {h5.name}.bak" + (" (saved runs: samples.bak)" if moved else ""))
             return
         old = checkpoint_dir(self.directory)

@@ -594,6 +594,26 @@ def test_overwrite_keeps_the_saved_runs_with_the_study_file_it_moves(tmp_path):
     assert [p.name for p in (tmp_path / "s" / "samples.bak.kept").iterdir()] == ["mine.csv"]
 
 
+def test_a_new_study_does_not_write_its_saved_runs_over_files_already_there(tmp_path):
+    """A study started afresh beside a samples folder (its study file gone, or a file of the
+    user's named as a sample's run) wrote the runs over them (exit 0, "mine" became HDF5): refused
+    in one line, and --overwrite sets the folder aside as samples.bak."""
+    case = wall_case(tmp_path)
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'[study]\ncase = "{case}"\nname = "s"\nmethod = "list"\n[parameters]\n'
+                    f'"boundary.right.h" = {{ values = [10.0] }}\n[outputs]\nsave_runs = true\n')
+    samples = tmp_path / "s" / "samples"
+    samples.mkdir(parents=True)
+    name = "case_000000.h5"  # (the name of the saved run of sample 0)
+    (samples / name).write_text("mine")
+    proc = study(1, [spec, "--quiet"], tmp_path)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and f"holds 1 file already ({name}, ...)" in errors[0], proc.stderr
+    assert (samples / name).read_text() == "mine" and not (tmp_path / "s" / "s.study.h5").exists()
+    assert study(1, [spec, "--quiet", "--overwrite"], tmp_path).returncode == 0
+    assert (tmp_path / "s" / "samples.bak" / name).read_text() == "mine" and (samples / name).is_file()
+
+
 def test_a_sample_s_extremes_count_every_step_not_only_the_written_ones(tmp_path):
     """A heater on for the first 10 s of 600, and snapshots at 0 and 600 s only: max_temperature
     was the largest written value (the final 36 C, where the peak was 45 C). It is the largest over

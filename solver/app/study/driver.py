@@ -29,7 +29,8 @@ from mpi4py import MPI
 from solver.app.control import SAFETY, slurm_time_left
 from solver.app.faults import before_study_file
 from solver.app.log import say
-from solver.app.preflight import claim_space, estimate_output_bytes, guard_output, memory_available
+from solver.app.preflight import (SAVED_RUNS, claim_space, estimate_output_bytes, guard_output, memory_available,
+                                  saved_runs_aside)
 from solver.app.run import expected_snapshots
 from solver.case.shown import counted, size
 from solver.parallel.collective import on_root
@@ -129,6 +130,8 @@ def run_study(spec: StudySpec, world, options: StudyOptions = StudyOptions()) ->
         claim_space(world, guard, 1 << 20)
         if options.restart is None:
             on_root(world, lambda: leftover_partials(directory, spec.name, options.overwrite), CaseError)
+            if spec.save_runs:
+                on_root(world, lambda: earlier_saved_runs(directory / SAVED_RUNS, options.overwrite), CaseError)
         return StudyRun(spec, groups, options, directory, start).execute(table, mesh)
     finally:
         if guard is not None:
@@ -145,6 +148,22 @@ def leftover_partials(directory: Path, name: str, overwrite: bool) -> None:
                         f"--overwrite (they are kept as .bak)")
     for path in group_files(directory, name):
         os.replace(path, path.with_name(path.name + ".bak"))
+
+
+def earlier_saved_runs(folder: Path, overwrite: bool) -> None:
+    """Rank 0, before a study that saves its samples' runs starts afresh: files already in their
+    folder (an earlier study's runs, or files not a study's) are set aside as .bak (--overwrite),
+    never written over."""
+    try:
+        found = sorted(folder.iterdir()) if folder.is_dir() and not folder.is_symlink() else []
+    except OSError:
+        found = []
+    if found and not overwrite:
+        raise CaseError(f"{folder}: holds {counted(len(found), 'file')} already ({found[0].name}, ...), which the "
+                        f"saved runs of this study would write over: move them, or start again with --overwrite "
+                        f"(the folder is kept as {folder.name}.bak)")
+    if found:
+        saved_runs_aside(folder)
 
 
 @dataclass
@@ -331,7 +350,7 @@ class StudyRun:
                 if index is None:
                     share.stopped = queue.stopped  # (another group stopped)
                     break
-                save_to = self.directory / "samples" if spec.save_runs else None
+                save_to = self.directory / SAVED_RUNS if spec.save_runs else None
                 if save_to is not None and group.rank == 0:
                     save_to.mkdir(parents=True, exist_ok=True)
                 with _samples_quiet():
