@@ -273,7 +273,9 @@ class OutputGuard:
         try:
             d.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise CaseError(f"{d}: cannot create the output directory ({exc.strerror})") from None
+            dangling = next((p for p in (d, *d.parents) if p.is_symlink() and not p.exists()), None)
+            why = f"{dangling} is a link to {os.readlink(dangling)}, which does not exist" if dangling else exc.strerror
+            raise CaseError(f"{d}: cannot create the output directory ({why})") from None
         if not os.access(d, os.W_OK | os.X_OK):
             raise CaseError(f"{d}: output directory is not writable")
         folder = checkpoint_dir(d)  # (found here, not at the first checkpoint, after the steps before it; with

@@ -419,7 +419,9 @@ def check_creatable(directory: Path) -> None:
         if os.access(existing, os.W_OK | os.X_OK):
             return
         raise CaseError(f"{directory}: cannot create or write the output directory ({existing} is not writable)")
-    raise CaseError(f"{directory}: cannot create the output directory ({existing} is not a folder)")
+    what = f"a link to {os.readlink(existing)}, which does not exist" if existing.is_symlink() and \
+        not existing.exists() else "not a folder"
+    raise CaseError(f"{directory}: cannot create the output directory ({existing} is {what})")
 
 
 def dry_run(case: Case, comm=MPI.COMM_WORLD, restart: str | None = None) -> DryRunReport:

@@ -200,6 +200,21 @@ def test_the_dry_run_refuses_an_output_directory_that_cannot_be_created(tmp_path
     assert "/dev/null/plate: cannot create the output directory (/dev/null is not a folder)" in errors[0]
 
 
+@pytest.mark.parametrize("dry", [True, False])
+def test_an_output_directory_behind_a_dangling_link_is_named_so(tmp_path, dry):
+    """output.directory a link to a folder that does not exist: "cannot create the output directory
+    (File exists)" from the run, "(... is not a folder)" from the dry run."""
+    (tmp_path / "out").symlink_to(tmp_path / "gone")
+    proc = run_solver(1, [str(ROOT / "inputs" / "plate.toml"), "--set", "mesh.nx=4", "--set", "mesh.ny=2", "--set",
+                          f'output.directory="{tmp_path / "out"}"', *(["--dry-run"] if dry else [])], cwd=tmp_path,
+                      check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert f"cannot create the output directory ({tmp_path / 'out'} is a link to {tmp_path / 'gone'}, which does " \
+           f"not exist)" in errors[0], errors
+    assert not (tmp_path / "gone").exists()
+
+
 @pytest.mark.parametrize("nprocs", [1, 3])
 def test_a_checkpoints_folder_that_cannot_be_written_is_refused_before_the_steps(tmp_path, nprocs):
     """outputs/NAME/checkpoints a folder no one may write (immutable): the run computed its steps
