@@ -212,8 +212,8 @@ class StepEquations:
             raise ConvergenceError(
                 f"{self.where}: the linear solver did not converge in {info.iterations} iterations inside the "
                 f"{method} iteration (relative residual {info.residual:.3e} > {asked}); "
-                f"try a smaller time.dt, a larger solver.max_iterations, another solver.preconditioner, or a looser "
-                f"solver.rtol (a residual that stalls near it is round-off)")
+                f"try {'a smaller time.dt, ' if self.a0 else ''}a larger solver.max_iterations, another "
+                f"solver.preconditioner, or a looser solver.rtol (a residual that stalls near it is round-off)")
         du = du[: self.n]
         du[self.dir_owned] = 0.0  # held exactly (a preconditioned solve leaves round-off there: 0 K became -4e-16 K)
         return du, info.iterations

@@ -553,6 +553,21 @@ def test_an_indefinite_newton_system_is_named_as_such(tmp_path):
     assert "singular or indefinite" in errors[0] and "try a smaller time.dt" in errors[0], errors
 
 
+def test_a_steady_linear_failure_does_not_advise_a_time_step(tmp_path):
+    """A steady nonlinear solve whose linear solves fail (no preconditioner, 2 iterations) has no
+    time.dt to shorten: its message advised "a smaller time.dt" all the same."""
+    (tmp_path / "lin.toml").write_text(
+        '[mesh]\ntype = "rectangle"\ncell = "quadrilateral"\nnx = 6\nny = 3\n[element]\ndegree = 2\n'
+        '[material]\nk = "1 + 0.01*T"\nrho = 1.0\nc = 1.0\n[source]\nf = 100.0\n[boundary.left]\n'
+        'type = "dirichlet"\nvalue = 0.0\n[time]\nscheme = "steady"\n[solver]\npreconditioner = "none"\n'
+        "max_iterations = 2\n")
+    proc = run_solver(1, ["lin.toml", "--quiet"], cwd=tmp_path, check=False, timeout=60)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 3 and len(errors) == 1, proc.stderr
+    assert "the steady solve: the linear solver did not converge" in errors[0], errors
+    assert "time.dt" not in errors[0] and "a larger solver.max_iterations" in errors[0], errors
+
+
 def test_a_nonlinear_checkpoint_of_several_ranks_restarts_on_one(tmp_path):
     """The casting example's checkpoint of 2 ranks (multigrid, updated for later Jacobians)
     restarted on 1 rank, where auto picks the block LU: replaying the multigrid's update into
