@@ -142,8 +142,6 @@ class Simulation(Discretisation):
             check_floating_parts(case, self.problem)
             if self.mesh.comm.rank == 0:
                 warn_time_in_steady(case)
-        elif self.mesh.comm.rank == 0:
-            warn_lumped_quadratic_simplices(case, self.mesh.cell_type)
         with self.timers("assembly"), np.errstate(all="ignore"):
             self.solver = self.resolve_solver()
             try:
@@ -153,6 +151,8 @@ class Simulation(Discretisation):
                     self.stepper = make_stepper(self.problem, case.time, self.solver)
             except CaseError as exc:  # a bad time step, a missing boundary: the case file's mistake
                 raise type(exc)(f"{case.source}: {exc}") from None
+        if not case.steady and self.mesh.comm.rank == 0:  # (once the scheme is accepted: a refusal is one line)
+            warn_lumped_quadratic_simplices(case, self.mesh.cell_type)
         self.step_index, self.t = 0, 0.0
         self.iterations = 0
         self.records: list[StepRecord] = []  # accepted steps since the last take_records()

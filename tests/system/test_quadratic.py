@@ -189,6 +189,17 @@ t_end = 60.0
 """
 
 
+def test_explicit_euler_refused_on_quadratic_triangles_says_one_line(tmp_path):
+    """Explicit Euler with k(T) on quadratic triangles: the lumped mass's warning came before the
+    refusal, two lines for one input error."""
+    proc = run_solver(1, [str(ROOT / "inputs" / "heater_ramp.toml"), *P2, "--set", "mesh.cell=triangle",
+                          "--set", "mesh.nx=4", "--set", "time.scheme=explicit-euler", "--set", 'time.dt="auto"',
+                          "--set", 'material.k="10 + T / 100"', "--set", f"output.directory={tmp_path}"],
+                      cwd=tmp_path, check=False)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "warning:"))]
+    assert proc.returncode == 2 and len(lines) == 1 and "explicit-euler\" needs k, rho and c" in lines[0], proc.stderr
+
+
 @pytest.mark.parametrize("shape, cell, within", [("rectangle", "triangle", 0.01), ("box", "tetrahedron", 0.03),
                                                  ("rectangle", "quadrilateral", 1e-9)])
 def test_the_lumped_quadratic_mass_reaches_the_steady_state_and_warns_on_simplices(tmp_path, shape, cell, within):
