@@ -269,8 +269,8 @@ class Simulation(Discretisation):
         t = t0 + (step - first) * self.dt
         times = self.case.output.times
         i = bisect.bisect_left(times, t)
-        for target in (self.t_end, *times[max(i - 1, 0):i + 1]):
-            if abs(t - target) <= 1e-9 * self.dt:
+        for target in (self.t_end, *times[max(i - 1, 0):i + 1]):  # (round-off only: a restart finds t on the steps)
+            if abs(t - target) <= min(1e-9 * self.dt, 1e-12 * max(abs(target), 1.0)):
                 return float(target)
         return t
 
