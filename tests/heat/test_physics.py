@@ -138,20 +138,6 @@ def test_hostile_expression_on_the_command_line(tmp_path, nprocs):
     assert not canary.exists()
 
 
-def test_verify_command_prints_tables_and_passes(tmp_path):
-    proc = run_solver(2, ["verify"], cwd=tmp_path, timeout=300)
-    out = proc.stdout
-    for cell in ("triangle", "quadrilateral", "tetrahedron", "hexahedron", "P2 triangle", "Q2 quadrilateral",
-                 "P2 tetrahedron", "Q2 hexahedron"):
-        assert f"space: {cell}, crank-nicolson" in out and f"space: {cell}, steady" in out
-    for scheme in ("backward-euler", "crank-nicolson", "bdf2"):
-        assert f"time: {scheme} on quadrilateral" in out
-    for scheme in ("crank-nicolson", "bdf2"):
-        assert f"time: {scheme} on Q2 quadrilateral" in out
-    assert "curved boundary: P2 on the ring" in out  # (the orders are checked by the command itself)
-    assert "L2 error" in out and "H1 error" in out and "all observed orders match the theory" in out
-
-
 def test_verify_exits_nonzero_when_an_order_misses(monkeypatch, capsys):
     import argparse
 
