@@ -642,15 +642,36 @@ def _check_output_times(output, raw_output, time, fail, restart=False):
         if times[-1] > t_end * (1 + 1e-12):
             fail(f"output.times must lie in (0, time.t_end = {t_end!r}], got {times[-1]!r}")
     dt = time["dt"]
-    first = records.output_times(output, t_end)[0]
-    if dt == "adaptive" and first < 1e-12 * t_end:
-        fail(f"output.{key}: t = {first:g} s is within 1e-12 of time.t_end from the start, which the steps "
-             f"cannot tell from t = 0; give times from {1e-12 * t_end:.3g} s on")
+    times = records.output_times(output, t_end)
+    if dt == "adaptive":
+        _check_adaptive_output_times(key, times, t_end, fail)
     if isinstance(dt, float) and not restart:  # a restart's: checked from where its steps count
-        for t in records.output_times(output, t_end):
+        for t in times:
             if not records.whole_steps(t, dt) or round(t / dt) < 1:
                 fail(f"output.{key}: t = {t:g} s is not a whole number of steps of time.dt = {dt:g}; "
                      f"use times on the steps or time.dt = \"adaptive\"")
+        pair = records.shared_step(times, dt)
+        if pair is not None:
+            fail(shared_step_message(key, pair, dt))
+
+
+def _check_adaptive_output_times(key, times, t_end, fail):
+    """Adaptive steps land on each output time: none within 1e-12 of t_end of t = 0 or of the time
+    before it, which the steps cannot tell apart (the later one was never written)."""
+    if times[0] < 1e-12 * t_end:
+        fail(f"output.{key}: t = {times[0]:g} s is within 1e-12 of time.t_end from the start, which the steps "
+             f"cannot tell from t = 0; give times from {1e-12 * t_end:.3g} s on")
+    close = np.flatnonzero(np.diff(times) < 1e-12 * t_end)
+    if len(close):
+        a, b = times[close[0]], times[close[0] + 1]
+        fail(f"output.{key}: t = {a!r} s and t = {b!r} s are within 1e-12 of time.t_end of each other, which the "
+             f"steps cannot tell apart (one snapshot for both); give times at least {1e-12 * t_end:.3g} s apart")
+
+
+def shared_step_message(key: str, pair: tuple[float, float], dt: float, since: str = "") -> str:
+    """The refusal of two output times on one fixed step of ``dt`` (``since``: where it counts from)."""
+    return (f"output.{key}: t = {pair[0]!r} s and t = {pair[1]!r} s fall on the same step of dt = {dt:.6g} s"
+            f"{since} (one snapshot for both); give times at least one step apart")
 
 
 LATENT_RATIO = 1e15  # latent heat over the sensible heat of the melting range, at most (1/eps: 4.5e15)

@@ -336,6 +336,14 @@ def whole_steps(t: float, dt: float) -> bool:
     return abs(steps - round(steps)) <= 1e-9 * max(1.0, steps)
 
 
+def shared_step(times, dt: float, start: float = 0.0) -> tuple[float, float] | None:
+    """The first two of the increasing ``times`` after ``start`` that fall on one fixed step of
+    ``dt`` counted from ``start`` (one snapshot for both: the second never written); None: none."""
+    later = np.asarray([t for t in times if t > start], dtype=float)
+    same = np.flatnonzero(np.diff(np.rint((later - start) / dt)) == 0)
+    return (float(later[same[0]]), float(later[same[0] + 1])) if len(same) else None
+
+
 def output_times(output: dict, t_end: float) -> list[float]:
     """The times output.interval or output.times asks for, t_end last (empty with neither)."""
     if output["times"] is not None:

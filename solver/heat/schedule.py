@@ -14,7 +14,8 @@ import math
 
 import numpy as np
 
-from solver.case.records import MAX_OUTPUT_TIMES, MAX_STEPS, OutputSpec, TimeSpec, whole_steps
+from solver.case.load import shared_step_message
+from solver.case.records import MAX_OUTPUT_TIMES, MAX_STEPS, OutputSpec, TimeSpec, shared_step, whole_steps
 from solver.errors import CaseError
 
 
@@ -81,13 +82,17 @@ class SnapshotSchedule:
         self.times = np.array(output.times)
         if len(self.times) and not adaptive:
             slack = 1e-12 * max(abs(start), 1.0)
-            off = [t for t in self.times if t > start + slack and not whole_steps(t - start, dt)]
+            later = [t for t in self.times if t > start + slack]
+            off = [t for t in later if not whole_steps(t - start, dt)]
+            key = "times" if output.interval is None else "interval"
+            since = f" from the checkpoint's t = {start:.6g} s" if start else ""
             if off:
-                key = "times" if output.interval is None else "interval"
-                since = f" from the checkpoint's t = {start:.6g} s" if start else ""
                 raise CaseError(f"{source}: output.{key}: t = {off[0]:g} s is not a whole number of steps of "
                                 f"dt = {dt:.6g} s{since}; give times on the steps or a fixed time.dt that divides "
                                 f"them")
+            pair = shared_step(later, dt, start)  # (two times on one step: one snapshot)
+            if pair is not None:
+                raise CaseError(f"{source}: {shared_step_message(key, pair, dt, since)}")
         self.tolerance = 0.0 if adaptive else 1e-9 * dt
 
     def due(self, step: int, t: float) -> bool:

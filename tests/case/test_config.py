@@ -186,6 +186,18 @@ def test_an_output_time_the_adaptive_steps_cannot_tell_from_zero_is_refused():
     load_case(GOOD, "case.toml", ['time.dt="adaptive"', "time.dt_min=1e-6", "output.times=[3e-9, 2]"])
 
 
+def test_output_times_the_steps_cannot_tell_apart_are_refused():
+    """Two output times on one fixed step, or closer than adaptive steps resolve, were written as one
+    snapshot (the later time missing, exit 0)."""
+    for times in ("[1.0, 1.0000000001]", "[0.5, 1.9999999999]"):  # the second: on the step of t_end
+        with pytest.raises(CaseError, match=r"output.times: t = .* fall on the same step of dt = 0.5 s"):
+            load_case(GOOD, "case.toml", [f"output.times={times}"])
+    with pytest.raises(CaseError, match=r"t = 1.0 s and t = 1.0000000000001 s are within 1e-12 of time.t_end"):
+        load_case(GOOD, "case.toml", ['time.dt="adaptive"', "output.times=[1.0, 1.0000000000001, 2]"])
+    load_case(GOOD, "case.toml", ['time.dt="adaptive"', "output.times=[1.0, 1.00000000001, 2]"])
+    assert load_case(GOOD, "case.toml", ["output.times=[1.0, 1.5]"]).output.times == (1.0, 1.5, 2.0)
+
+
 def test_missing_required_key_and_bad_toml():
     with pytest.raises(CaseError, match=r"^c.toml: material.k is required"):
         load_case(GOOD.replace("k = 1.0", ""), "c.toml")

@@ -34,6 +34,22 @@ def test_explicit_auto_steps_are_bounded():
             auto_steps(t_end, 1.0)
 
 
+def test_output_times_on_one_step_from_a_restart_are_refused():
+    """Counted from a restart's checkpoint (or over explicit Euler's "auto" steps), two output times
+    on one step wrote one snapshot: refused, as on input."""
+    from solver.case.load import load_case
+    from solver.errors import CaseError
+    from solver.heat.schedule import SnapshotSchedule
+
+    text = "[mesh]\nnx = 4\nny = 3\n[material]\nk = 1.0\nrho = 2.0\nc = 3.0\n[time]\ndt = 0.5\nt_end = 4.25\n"
+    case = load_case(text, "case.toml", ["output.times=[1.25, 2.25, 2.2500000001]"], restart=True)
+    with pytest.raises(CaseError, match=r"^case.toml: output.times: t = 2.25 s and t = 2.2500000001 s fall on the "
+                                        r"same step of dt = 0.5 s from the checkpoint's t = 0.25 s"):
+        SnapshotSchedule(case.output, "case.toml", 0.5, False, start=0.25)
+    case = load_case(text, "case.toml", ["output.times=[1.25, 2.25]"], restart=True)
+    assert SnapshotSchedule(case.output, "case.toml", 0.5, False, start=0.25).due(4, 2.25)
+
+
 @pytest.mark.parametrize("nprocs", [1, 3])
 def test_explicit_refuses_unstable_dt_and_states_the_limit(tmp_path, nprocs):
     proc = run_solver(nprocs, [INPUTS / "heater_ramp.toml", "--set", "time.scheme=explicit-euler",
