@@ -27,8 +27,10 @@ class ResultsObserver(Observer):
 
     def __init__(self, results: ResultsWriter, probes: ProbeSeries | None, resumed: bool):
         self.results, self.probes, self.resumed = results, probes, resumed
+        self.last_step = 0  # the last step whose probes were recorded (its state passed every check)
 
     def begin(self, sim: Simulation) -> None:
+        self.last_step = sim.step_index
         if self.resumed and sim.finished and self.results.snapshots and self.results.snapshots[-1][0] < sim.t:
             # a restart from a checkpoint at time.t_end itself: no step to take, and the last snapshot
             # (the state at t_end, which every run writes) is the checkpoint's own state
@@ -44,6 +46,7 @@ class ResultsObserver(Observer):
             self.probes.record(sim.u, 0.0)
 
     def after_step(self, sim: Simulation, event: StepEvent) -> None:
+        self.last_step = event.step
         if self.probes is not None:
             self.probes.record(sim.u, event.t)
         if event.snapshot:
@@ -55,10 +58,12 @@ class ResultsObserver(Observer):
                 self.flush(sim)
 
     def flush(self, sim: Simulation) -> None:
-        """Write the probe values and the time-step records gathered since the last flush."""
+        """Write the probe values and the time-step records gathered since the last flush, up to the
+        last step that passed its checks (a failed step's record is dropped, as its state is)."""
         if self.probes is not None:
             self.results.write_probes(*self.probes.take())
-        self.results.write_steps(sim.take_records())
+        records = sim.take_records()
+        self.results.write_steps(records[:max(0, len(records) - (sim.step_index - self.last_step))])
 
 
 class CheckpointObserver(Observer):

@@ -46,13 +46,17 @@ def test_watchdog_aborts_a_hang_with_stacks(tmp_path):
 @pytest.mark.parametrize("nprocs", [1, 3])
 def test_nan_is_reported_at_its_step_and_earlier_output_survives(tmp_path, nprocs):
     proc, _ = solver_with_env(nprocs, [PLATE, *SMALL, "--set", f"output.directory={tmp_path}",
-                                       "--set", "checkpoint.every=2"], tmp_path, {"SOLVER_TEST_NAN": f"{nprocs - 1}:5"})
+                                       "--set", "checkpoint.every=2", "--set", "output.probes=[[0.1, 0.05]]"],
+                              tmp_path, {"SOLVER_TEST_NAN": f"{nprocs - 1}:5"})
     assert proc.returncode == 3, proc.stderr
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith(f"error: {PLATE}: step 5 (t = 25): temperature NaN at (")
     assert f"on rank {nprocs - 1}" in errors[0] and "likely cause" in errors[0]
     with h5py.File(tmp_path / "plate" / "plate.h5", "r") as f:  # snapshots 0, 2, 4 intact; step 5 never written
         assert f["step"][()].tolist() == [0, 2, 4] and not f.attrs["complete"]
+        # nor its row of the time-step table (listed as an accepted step, t = 25), as the probes' rows stop at 20
+        assert f["steps/time"][()].tolist() == [5.0, 10.0, 15.0, 20.0]
+        assert f["probes/time"][()].tolist() == [0.0, 5.0, 10.0, 15.0, 20.0]
     with h5py.File(tmp_path / "plate" / "checkpoint.h5", "r") as f:  # the last good checkpoint
         assert f.attrs["step"] == 4
 
