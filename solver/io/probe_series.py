@@ -21,7 +21,7 @@ class ProbeSeries:
         mesh.comm.Allreduce(MPI.IN_PLACE, rank, op=MPI.MIN)  # lowest rank holding a point evaluates it
         missing = np.flatnonzero(rank == mesh.comm.size)
         if len(missing):
-            p = ", ".join(f"{c:g}" for c in self.points[missing[0]])
+            p = ", ".join(f"{c:.12g}" for c in self.points[missing[0]])
             raise CaseError(f"output.probes: point ({p}) is outside the mesh")
         self.mine = np.flatnonzero(rank == mesh.comm.rank)
         self.locator, self.cell, self.xi = locator, cell[self.mine], xi[self.mine]

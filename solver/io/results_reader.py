@@ -397,7 +397,7 @@ class Results(SolverFile):
         cell, xi = self.locator.locate(pts)
         outside = np.flatnonzero(cell < 0)
         if len(outside):
-            p = ", ".join(f"{c:g}" for c in pts[outside[0]])
+            p = ", ".join(f"{c:.12g}" for c in pts[outside[0]])
             raise CaseError(f"point ({p}) is outside the mesh of {self.path.name}")
         return self.interpolate(index, name, cell, xi)
 

@@ -348,3 +348,9 @@ def test_tables_met_half_written_are_refused_in_one_line(plate, tmp_path, monkey
     monkeypatch.setattr(results.Results, "_check_layout", torn)
     with pytest.raises(CaseError, match=f"its tables cannot be read \\(Can't determine # of objects .*\\): {why}"):
         results.open(copy)
+
+
+def test_a_point_just_outside_the_mesh_is_shown_as_given(plate):
+    """A point 1e-10 above the plate's top edge was shown as (0.2, 0.1), which looks inside."""
+    with results.open(plate) as r, pytest.raises(CaseError, match=r"point \(0\.2, 0\.1000000001\) is outside"):
+        r.probe([0.2, 0.1000000001])
