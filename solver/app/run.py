@@ -228,6 +228,8 @@ class CaseRun:
                                                None if probes is None else probes.points, not steady)
         if state is not None:
             sim.resume(state)
+            if sim.mesh.comm.rank == 0:
+                warn_output_times_passed(case, results.snapshots, sim.t)
         keep_until = None if resume is None else sim.t
         if not steady:
             results.init_steps(keep_until)
@@ -405,6 +407,21 @@ def after_output_error(results: ResultsWriter | None, last_checkpoint: Path | No
     if last_checkpoint is None:
         return f"{state}; no checkpoint was written yet: free space, then run again with --overwrite"
     return f"{state}; free space, then continue from {last_checkpoint} with --restart latest"
+
+
+def warn_output_times_passed(case, written: list, t_restart: float) -> None:
+    """Output times of a restart's case between the last snapshot the results keep and the
+    checkpoint's time it continues from were never written, and the restart does not go back to
+    them: say so (rank 0)."""
+    last = written[-1][0] if written else -math.inf
+    slack = 1e-12 * max(abs(t_restart), 1.0)
+    passed = [t for t in case.output.times if last + slack < t <= t_restart + slack]
+    if passed:
+        one = len(passed) == 1
+        what = f"output time t = {passed[0]:g} s" if one else f"{len(passed)} output times from t = {passed[0]:g} s"
+        log.warning(f"warning: {case.source}: the {what}, after the results' last snapshot (t = {last:g} s) and not "
+                    f"after the checkpoint's t = {t_restart:g} s this restart continues from, {'is' if one else 'are'} "
+                    f"not written (restart from an earlier checkpoint to have {'it' if one else 'them'})")
 
 
 def check_creatable(directory: Path) -> None:

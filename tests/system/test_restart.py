@@ -904,3 +904,20 @@ def test_a_damaged_adaptive_controller_is_refused(tmp_path, damage, message):
             f.attrs["stepper_state"] = json.dumps(state)
     proc = run_solver(2, args + ["--restart", str(checkpoint)], cwd=tmp_path, check=False)
     assert_refused_and_results_kept(proc, message, results, before)
+
+
+def test_a_restart_names_the_output_times_it_has_passed(tmp_path):
+    """output.times given on a restart: a time after the results' last snapshot and not after the
+    checkpoint (here the checkpoint's own t = 16 s) was silently never written."""
+    case = tmp_path / "ramp.toml"
+    case.write_text(re.sub(r"(?m)^every = .*$", "", (ROOT / "inputs" / "heater_ramp.toml").read_text()))
+    common = [case, "--set", "mesh.nx=10", "--set", "time.dt=2.0", "--set", "checkpoint.every=4", "--set",
+              f"output.directory={tmp_path}", "--set", "time.t_end=40.0", "--quiet"]
+    failed = run_mpi_env(1, [*common, "--set", "output.every=3"], tmp_path, {"SOLVER_TEST_FAIL": "0:9"})
+    assert failed.returncode != 0, failed.stderr
+    proc = run_solver(1, [*common, "--set", "output.times=[16.0, 30.0]", "--restart", "latest"], cwd=tmp_path)
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "the output time t = 16 s, after the results' last snapshot (t = 12 s) and not " \
+        "after the checkpoint's t = 16 s this restart continues from, is not written" in warnings[0], proc.stderr
+    with h5py.File(tmp_path / "ramp" / "ramp.h5", "r") as f:
+        assert f["time"][()].tolist() == [0.0, 6.0, 12.0, 30.0, 40.0]
