@@ -32,7 +32,7 @@ from solver.case.shown import shown, size
 from solver.errors import CaseError
 from solver.fem.geometry import CellGeometry
 from solver.fem.locate import PointLocator
-from solver.io.folder import RUN_LOCK
+from solver.io.folder import RUN_LOCK, run_holds
 from solver.io.provenance import FORMAT_VERSION
 from solver.mesh.cells import CELLS
 
@@ -169,15 +169,15 @@ class Results(SolverFile):
             self.file = open_unbuffered(self.path)
         except OSError:
             what = "a damaged or truncated HDF5 file" if hdf5_signature(self.path) else "not an HDF5 file"
-            if (self.path.parent / RUN_LOCK).is_file():  # (HDF5 is met half-written while a run creates or extends it)
+            beside = self.path.with_suffix(".h5")
+            if self.path.suffix.lower() == ".xdmf" and beside.is_file():  # (the index ParaView opens)
+                raise CaseError(f"{self.path}: an XDMF index, {what}: the results are in {beside}") from None
+            if run_holds(self.path.parent):  # (HDF5 is met half-written while a run creates or extends it)
                 raise CaseError(f"{self.path}: {what} for now: a run holds its folder ({RUN_LOCK}) and may be writing "
                                 f"it; read it again after the run's next snapshot") from None
             log = self.path.with_suffix(".log")
             if not hdf5_signature(self.path) and _begins_blank(self.path) and log.is_file():
                 raise CaseError(self._cut_at_creation(log.name)) from None
-            beside = self.path.with_suffix(".h5")
-            if self.path.suffix.lower() == ".xdmf" and beside.is_file():  # (the index ParaView opens)
-                raise CaseError(f"{self.path}: an XDMF index, {what}: the results are in {beside}") from None
             raise CaseError(f"{self.path}: {what} (expected a results .h5 file of this solver)") from None
         if "mesh/geometry" not in self.file or "fields/temperature" not in self.file or "time" not in self.file:
             study = "solver_study" in self.file.attrs

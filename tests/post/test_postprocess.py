@@ -1,7 +1,9 @@
 """Post-processing: info, plot, probe, export, the Python API, progress output and --dry-run."""
 
 import json
+import os
 import resource
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -199,10 +201,15 @@ def test_info_on_what_a_stopped_run_or_study_left_says_how_to_go_on(plate_runs, 
     blank.write_bytes(bytes(4096))
     assert "not an HDF5 file" in post("info", blank, check=False).stderr
     (tmp_path / "blank.log").write_text("run: started\n")
+    (tmp_path / ".solver.lock").write_text(f"{socket.gethostname()} 4194304999\n")  # a killed run's: no process
     for command in (("info",), ("probe", "--at", "0.1,0.05")):
         proc = post(command[0], blank, *command[1:], check=False)
         assert proc.returncode == 2 and "a run that stopped while creating it" in proc.stderr, proc.stderr
         assert "--overwrite" in proc.stderr and "blank.log" in proc.stderr, proc.stderr
+    (tmp_path / ".solver.lock").write_text(f"{socket.gethostname()} {os.getpid()}\n")  # a live run creating it
+    proc = post("info", blank, check=False)
+    assert proc.returncode == 2 and "not an HDF5 file for now: a run holds its folder" in proc.stderr, proc.stderr
+    (tmp_path / ".solver.lock").unlink()
     with h5py.File(tmp_path / "foreign.h5", "w") as f:
         f.attrs["solver_version"] = "0.5.0"
     proc = post("info", tmp_path / "foreign.h5", check=False)
