@@ -67,6 +67,13 @@ def run_solver(nprocs: int, args: list[str], cwd: Path, timeout: float = 120, ch
     return run_mpi(nprocs, ["-m", "solver", *args], cwd=cwd, timeout=timeout, check=check)
 
 
+def one_error(proc: subprocess.CompletedProcess, status: int) -> str:
+    """The one ``error:`` line of a run that ended with ``status`` (else the test fails)."""
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == status and len(errors) == 1, proc.stderr
+    return errors[0]
+
+
 def run_script(nprocs: int, name: str, *args, timeout: float = 300) -> dict:
     """Run tests/mpi/<name> under MPI; it prints one JSON line (rank 0) with its findings."""
     proc = run_mpi(nprocs, [MPI_SCRIPTS / name, *args], timeout=timeout)
