@@ -117,7 +117,10 @@ def test_requeue_slurm_continues_past_the_time_limit(cluster, tmp_path):
     assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", text
     assert int(info["Restarts"]) >= 1 and "segment 2" in text, text
     assert "SIGUSR1 from SLURM" in text and "stopping at step" in text and "--restart latest" in text, text
-    assert "status 0" in text.splitlines()[-1], text
+    # SLURM's own daemon may add a line after the script ends (a signal due as the job completed
+    # finds no process to signal): the script's last line is the one judged.
+    ours = [line for line in text.splitlines() if line.strip() and not line.startswith("slurmstepd")]
+    assert "status 0" in ours[-1], text
     run_solver(2, [CASE, *case, "--set", f"output.directory={tmp_path / 'direct'}", "--quiet"], cwd=tmp_path)
     with h5py.File(tmp_path / "job" / "plate" / "plate.h5", "r") as a, \
             h5py.File(tmp_path / "direct" / "plate" / "plate.h5", "r") as b:
