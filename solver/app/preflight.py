@@ -26,7 +26,7 @@ from solver.case.shown import size
 from solver.errors import CaseError, OutputError
 from solver.io.blockfile import HEADROOM, no_space
 from solver.io.checkpoint import LINK, checkpoint_dir, run_id_in
-from solver.io.folder import RUN_LOCK
+from solver.io.folder import RUN_LOCK, lock_start, process_start, read_lock, stale_lock
 from solver.mesh.structured import split
 from solver.parallel.collective import on_root
 
@@ -157,31 +157,6 @@ def _remove_stale(lock: Path, seen: tuple[int, int, int], judged: tuple[str, str
             pass
         aside.unlink(missing_ok=True)
         return False
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether ``pid`` runs on this host (a zombie left unreaped by a container's init counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError, ValueError):  # gone, or a pid no process can have
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
-
-
-def process_start(pid: int) -> str | None:
-    """When process ``pid`` of this host started, in clock ticks since the boot (/proc/PID/stat), as
-    written in a lock beside its pid; None where /proc does not tell. A pid given to another process
-    has another start: unlike the wall clock's times, these never move."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
 
 
 def discard_backup(folder: Path, ours) -> None:
@@ -423,12 +398,9 @@ class OutputGuard:
                     if _remove_stale(self.lock, seen, (host, pid)):
                         log.info(f"removing an unreadable lock {self.lock} (no host and process id in it)")
                     continue
-                ours = host == socket.gethostname() and not garbage
-                gone = ours and not pid_alive(int(pid))
-                start = lock_start(self.lock)  # (of the process that wrote the lock; None: a lock without it)
-                if gone or ours and start is not None and process_start(int(pid)) not in (None, start):  # pid reused
+                why = None if garbage else stale_lock(host, pid, lock_start(self.lock))
+                if why is not None:
                     if _remove_stale(self.lock, seen, (host, pid)):
-                        why = "no longer running" if gone else "gone: its pid is another process's now"
                         log.info(f"removing a stale lock of process {pid} ({why}) on {self.directory}")
                     continue
                 shown = [v if len(v) <= 64 else v[:60] + "..." for v in (pid, host)]
@@ -510,47 +482,6 @@ def _our_index(path: Path, name: str) -> bool:
     except OSError:
         return False
     return b"<Xdmf" in head and f"{name}.h5".encode() in head
-
-
-def read_lock(path: Path) -> tuple[str, str]:
-    """(host, pid) written in a lock file ("?" where unreadable). Only a regular file is read, and
-    only its first bytes: a FIFO would block, a link to /dev/zero would never end."""
-    import stat
-
-    try:
-        mode = os.lstat(path).st_mode
-    except OSError:
-        return "?", "?"
-    if not stat.S_ISREG(mode):
-        kind = "a symbolic link" if stat.S_ISLNK(mode) else "a directory" if stat.S_ISDIR(mode) else \
-            "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
-        raise CaseError(f"{path}: the lock file of this results directory is {kind}; remove it (a run writes "
-                        f"its own)")
-    words = _lock_words(path)
-    if len(words) < 2:
-        return "?", "?"
-    if words[0].isdigit() and not words[1].isdigit():  # "pid host", written by hand: the same lock
-        return words[1], words[0]
-    return words[0], words[1]
-
-
-def _lock_words(path: Path) -> list[str]:
-    """The words of a lock file's first bytes (none where it cannot be read)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
-        try:
-            return os.read(fd, 256).decode(errors="replace").split()
-        finally:
-            os.close(fd)
-    except OSError:
-        return []
-
-
-def lock_start(path: Path) -> str | None:
-    """The start of the process that wrote the lock (:func:`process_start`), its third word "host pid
-    start"; None in a lock without it (written by hand, or by an earlier version)."""
-    words = _lock_words(path)
-    return words[2] if len(words) == 3 and words[1].isdigit() and words[2].isdigit() else None
 
 
 def guard_output(comm, directory: Path, name: str, overwrite: bool, restart: bool, checkpoints: bool = True,

@@ -157,12 +157,14 @@ def test_a_stale_lock_taken_over_by_two_runs_has_one_owner(tmp_path, monkeypatch
     """Another run takes the stale (or unreadable) lock over between this run's look at it and its
     removal: this run removed the other's fresh lock, and both went on as owners."""
     import solver.app.preflight as pf
+    import solver.io.folder as folder
     from solver.errors import CaseError
 
     lock = tmp_path / ".solver.lock"
     _stale_lock(lock, kind)
     other = pf.OutputGuard(tmp_path, "plate")
-    real, hooked = getattr(pf, step), []
+    module = folder if step == "pid_alive" else pf  # (where the step is looked up)
+    real, hooked = getattr(module, step), []
 
     def step_then_other_run(*args):
         result = real(*args)
@@ -170,7 +172,7 @@ def test_a_stale_lock_taken_over_by_two_runs_has_one_owner(tmp_path, monkeypatch
             hooked.append(True)
             other._lock()
         return result
-    monkeypatch.setattr(pf, step, step_then_other_run)
+    monkeypatch.setattr(module, step, step_then_other_run)
     this = pf.OutputGuard(tmp_path, "plate")
     with pytest.raises(CaseError, match="in use by another run"):
         this._lock()

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, mpi_env, mpirun_command, run_script, run_solver
 
-from solver.app.preflight import pid_alive
+from solver.io.folder import pid_alive
 
 CASE = str(ROOT / "inputs" / "heater_ramp.toml")
 BASE = ["--set", "mesh.nx=40", "--set", "time.dt=2.0", "--set", "output.every=3", "--set", "solver.rtol=1e-12",
