@@ -47,7 +47,7 @@ from solver.errors import CaseError
 from solver.mesh.cells import CELLS, QUADRATIC_NAMES
 from solver.mesh.lagrange import QUADRATIC
 from solver.mesh.partition import facet_table
-from solver.mesh.quality import MIDPOINT_OFFSET, corner_jacobians, folded_cells, midpoint_offsets
+from solver.mesh.quality import MIDPOINT_OFFSET, corner_jacobians, folded_cells, map_folds, midpoint_offsets
 
 CHUNK = 1 << 16  # cells (facets) at a time
 OUTSIDE = 1e-7  # how far outside, relative to the facet's size
@@ -121,8 +121,13 @@ def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type
 
 def _refuse_twisted(path: Path, points: np.ndarray, unit: np.ndarray, cells: np.ndarray, linear) -> None:
     """A cell whose corner Jacobians change sign (a node swapped, a twisted hexahedron) would look
-    like cells that overlap: named for what it is first. ``unit``: the points scaled to about 1."""
+    like cells that overlap: named for what it is first. A quadratic cell is judged by the
+    Jacobian of its map (its curved edges may turn a corner that its straight cell would not).
+    ``unit``: the points scaled to about 1."""
     xyz = unit[:, : linear.dim]
+    if cells.shape[1] > linear.n_nodes:
+        _refuse_twisted_maps(path, points, xyz, cells, QUADRATIC_NAMES[linear.name][0])
+        return
     for start in range(0, len(cells), CHUNK):
         ordered = np.sort(cells[start: start + CHUNK], axis=1)
         twice = np.flatnonzero(np.any(ordered[:, 1:] == ordered[:, :-1], axis=1))
@@ -144,6 +149,25 @@ def _refuse_twisted(path: Path, points: np.ndarray, unit: np.ndarray, cells: np.
                                 f"triangles across that corner")
             raise CaseError(f"{path}: element {row + 1} of its kind (near {near}) is inverted or self-intersecting "
                             f"(its corner Jacobians change sign): check its node order")
+
+
+def _refuse_twisted_maps(path: Path, points: np.ndarray, xyz: np.ndarray, cells: np.ndarray, cell_type: str) -> None:
+    """The quadratic cells whose map's Jacobian changes sign: ``xyz`` the points scaled to about 1."""
+    for start in range(0, len(cells), CHUNK):
+        ordered = np.sort(cells[start: start + CHUNK], axis=1)
+        twice = np.flatnonzero(np.any(ordered[:, 1:] == ordered[:, :-1], axis=1))
+        if len(twice):
+            row = start + int(twice[0])
+            raise CaseError(f"{path}: element {row + 1} of its kind (near {_at(points, cells[row])}) lists a node "
+                            f"more than once: a degenerate cell; check its node list")
+        with np.errstate(all="ignore"):
+            mixed = np.flatnonzero(map_folds(xyz, cells[start: start + CHUNK], cell_type))
+        if len(mixed):
+            row = start + int(mixed[0])
+            raise CaseError(f"{path}: element {row + 1} of its kind (near {_at(points, cells[row])}) is inverted or "
+                            f"self-intersecting (the Jacobian of its quadratic map changes sign): check its node "
+                            f"order (the corners, then the midpoints of the edges), and that its midpoint nodes lie "
+                            f"near the middles of its edges")
 
 
 def _odd_corner(det: np.ndarray) -> int:

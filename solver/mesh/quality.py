@@ -1,9 +1,10 @@
 """Cell validity of a distributed mesh: finite coordinates, and at every corner of every cell a
 Jacobian of one sign and of a size above rounding (no degenerate, inverted-in-part or
-self-intersecting cell). Curved quadratic cells (of a second-order mesh file) also have every
-edge's midpoint node near the middle of its edge (within half the edge's length of it), and the
-Jacobian of their map of one sign at their nodes and a lattice of points between (spacing 1/6 of
-the cell in 2D, 1/4 in 3D); straight ones are as good as their corners.
+self-intersecting cell). Curved quadratic cells (of a second-order mesh file) are judged by their
+map instead of their corners: every edge's midpoint node near the middle of its edge (within half
+the edge's length of it), and the Jacobian of the map of one sign, above rounding, at their nodes,
+a lattice of points between (spacing 1/6 of the cell in 2D, 1/4 in 3D) and the quadrature points
+of the assembly; straight ones are as good as their corners.
 A mesh file's cells do not fold over each other: across every facet two cells share, they lie on
 opposite sides of it (a node moved past its neighbours puts two on one side). The test does not
 depend on the cells' orientations, which may differ between the surfaces of one model (the
@@ -55,17 +56,32 @@ def sample_points(cell_type: str) -> np.ndarray:
     return grid / n
 
 
+def judged_points(cell_type: str) -> np.ndarray:
+    """The reference points where a curved cell's map is judged: :func:`sample_points` (its nodes
+    among them) and the quadrature points of its assembly, where |det J| weighs the integrals."""
+    from solver.fem.quadrature import cell_degree, quadrature
+
+    return np.vstack([sample_points(cell_type), quadrature(cell_type, cell_degree(cell_type, False))[0]])
+
+
 def map_jacobians(points: np.ndarray, cells: np.ndarray, cell_type: str) -> np.ndarray:
-    """(n_cells, samples) determinants of the Jacobian of each cell's (isoparametric) map at its
-    nodes and the other points of :func:`sample_points` (the determinant of a quadratic map is a
-    polynomial that may change sign between the nodes)."""
+    """(n_cells, samples) determinants of the Jacobian of each cell's (isoparametric) map at the
+    points of :func:`judged_points` (the determinant of a quadratic map is a polynomial that may
+    change sign between the nodes)."""
     ref = CELLS[cell_type]
-    dN = ref.grad(sample_points(cell_type))  # (samples, nodes, dim): the gradients at every sample
+    dN = ref.grad(judged_points(cell_type))  # (samples, nodes, dim): the gradients at every sample
     out = np.empty((len(cells), len(dN)))
     for start in range(0, len(cells), CHUNK):  # a few arrays of a chunk of cells at a time
         J = np.einsum("cnd,qne->cqde", points[cells[start:start + CHUNK]], dN)
         out[start:start + CHUNK] = np.linalg.det(J)
     return out
+
+
+def map_folds(points: np.ndarray, cells: np.ndarray, cell_type: str) -> np.ndarray:
+    """Which curved cells' map Jacobians (:func:`map_jacobians`) take both signs, a chunk of
+    cells at a time."""
+    return np.concatenate([np.ptp(np.sign(map_jacobians(points, cells[i: i + CHUNK], cell_type)), axis=1) > 1
+                           for i in range(0, len(cells), CHUNK)] or [np.zeros(0, dtype=bool)])
 
 
 def midpoint_offsets(points: np.ndarray, cells: np.ndarray, cell_type: str) -> np.ndarray:
@@ -123,24 +139,28 @@ def check_cells(mesh, where: str, folds: bool = True) -> None:
     reason = np.zeros(len(cells), dtype=np.int8)  # 1 non-finite, 2 no volume (6, 7 out of range), 3 inverted in
     # part, 4, 5 curved
     linear = CELLS[mesh.cell_type].linear
+    curved = linear.name != mesh.cell_type and not mesh.affine  # judged by its map, not by its corners
     if len(cells) and linear.name in CORNER_EDGES:
         xyz = points[cells]  # (n, nodes, dim)
         finite = np.isfinite(xyz).all(axis=(1, 2))
         with np.errstate(all="ignore"):
-            det = corner_jacobians(points, cells, linear.name)
             extent = (xyz.max(axis=1) - xyz.min(axis=1)).max(axis=1)
             size = extent ** mesh.dim
-            tiny = np.abs(det).min(axis=1) <= DEGENERATE * size
-            mixed = (det.min(axis=1) < 0) & (det.max(axis=1) > 0)
+            if curved:
+                det = map_jacobians(points, cells, mesh.cell_type)
+                tiny = np.abs(det).max(axis=1) <= DEGENERATE * size
+                mixed = _changing_sign(det, DEGENERATE * size)
+            else:
+                det = corner_jacobians(points, cells, linear.name)
+                tiny = np.abs(det).min(axis=1) <= DEGENERATE * size
+                mixed = (det.min(axis=1) < 0) & (det.max(axis=1) > 0)
             overflow = ~np.isfinite(det).all(axis=1) | ~np.isfinite(size)
-            if linear.name != mesh.cell_type and not mesh.affine:  # a curved cell: its midpoints and its map
+            if curved:
                 reason[midpoint_offsets(points, cells, mesh.cell_type).max(axis=1) > MIDPOINT_OFFSET] = 4
-                curved = map_jacobians(points, cells, mesh.cell_type) * np.sign(det[:, :1])
-                reason[(reason == 0) & (curved.min(axis=1) <= DEGENERATE * size)] = 5
             far = np.abs(xyz).max(axis=(1, 2))
             rounded = np.finfo(float).eps * far > ROUNDED_EDGES * np.abs(det).min(axis=1) ** (1.0 / mesh.dim)
         reason[rounded & (reason == 0)] = 8
-        reason[mixed] = 3
+        reason[mixed & (reason != 4)] = 5 if curved else 3
         reason[tiny | overflow] = 2
         with np.errstate(all="ignore"):  # a volume beyond the range of doubles, not a degenerate cell
             reason[tiny & (extent > 0) & (size * DEGENERATE < np.finfo(float).tiny)] = 6
@@ -168,11 +188,16 @@ def check_cells(mesh, where: str, folds: bool = True) -> None:
         xyz = points[cells[mine[0]]]
         where_size[:] = np.abs(xyz).max(), (xyz.max(axis=0) - xyz.min(axis=0)).min()
     mesh.comm.Allreduce(MPI.IN_PLACE, where_size, op=MPI.MAX)
+    near = np.full(mesh.dim, np.inf)  # (where a curved cell folds: its point of the smallest |det J|)
+    if len(mine) and info[0] == 5:
+        near[:] = _fold_point(points, cells[mine[0]], mesh.cell_type)
+    mesh.comm.Allreduce(MPI.IN_PLACE, near, op=MPI.MIN)
+    at = ", ".join(f"{x:.6g}" for x in near)
     what = {1: "has a non-finite coordinate", 2: "has no volume (degenerate)",
             3: "is inverted or self-intersecting (its corner Jacobians change sign)",
             4: f"has an edge midpoint node more than {MIDPOINT_OFFSET:g} edge lengths off the middle of its edge",
-            5: "is inverted in part by its curved edges (the Jacobian of its quadratic map changes sign or vanishes "
-               "inside it)",
+            5: f"is inverted in part by its curved edges: the Jacobian of its quadratic map changes sign or vanishes "
+               f"inside it, near ({at}); move its midpoint nodes towards the middles of its edges",
             6: "is too small for double precision: its volume (size^dim) underflows; give the coordinates in a "
                "smaller unit (millimetres, micrometres)",
             7: "is too large for double precision: its volume (size^dim) overflows; give the coordinates in a "
@@ -183,6 +208,20 @@ def check_cells(mesh, where: str, folds: bool = True) -> None:
             }[int(info[0])]
     raise CaseError(f"{where}: cell {int(first[0]) + 1} of {mesh.n_global_cells} ({mesh.cell_type}, counted from 1 in "
                     f"the mesh's order) {what}")
+
+
+def _changing_sign(det: np.ndarray, small: np.ndarray) -> np.ndarray:
+    """Which rows of ``det`` (a cell's Jacobians at its samples) change sign or come within
+    ``small`` of zero somewhere: judged against the sign of the largest in size."""
+    sign = np.sign(np.take_along_axis(det, np.abs(det).argmax(axis=1)[:, None], axis=1))
+    return (det * sign).min(axis=1) <= small
+
+
+def _fold_point(points: np.ndarray, cell: np.ndarray, cell_type: str) -> np.ndarray:
+    """The point of one curved cell where its Jacobian is the farthest from its orientation's sign."""
+    det = map_jacobians(points, cell[None], cell_type)[0]
+    worst = np.argmin(det * np.sign(det[np.argmax(np.abs(det))]))
+    return CELLS[cell_type].shape(judged_points(cell_type)[worst])[0] @ points[cell]
 
 
 def _refuse_folded(mesh, where: str, points: np.ndarray, cells: np.ndarray, folded: np.ndarray, n_folded: int) -> None:
