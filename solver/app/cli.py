@@ -220,6 +220,7 @@ def serial_command(plan, args) -> int:
     from solver.app import signals
 
     signals.release()
+    signals.stoppable()
     try:
         return _reading_again(plan.load(), args)
     except SolverExit as exc:
@@ -228,6 +229,9 @@ def serial_command(plan, args) -> int:
     except KeyboardInterrupt:
         print("stopped by Ctrl-C (SIGINT)", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
+    except signals.Stopped as exc:  # its staged files removed on the way here: the targets as they were
+        print(f"stopped by {exc}", file=sys.stderr, flush=True)
+        return 128 + exc.signum
     except BrokenPipeError:  # the reader of the output went away (| head): stop quietly, as a pipe's writer does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
         return EXIT_BROKEN_PIPE

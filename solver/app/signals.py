@@ -60,6 +60,31 @@ def release() -> None:
         os.kill(os.getpid(), signal.Signals[name])
 
 
+STOPPING = (signal.SIGTERM, signal.SIGHUP)  # a reading command stops at once on these, cleaning up first
+
+
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP to a command that only reads results and writes its own files (``plot``,
+    ``export``): raised where it comes, so that its clean-up runs (:func:`stoppable`)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop(signum, frame) -> None:
+    raise Stopped(signum)
+
+
+def stoppable() -> None:
+    """SIGTERM and SIGHUP raise :class:`Stopped` instead of killing the process where it stands: a
+    file half-written into a staging folder is removed on the way out (a signal its parent ignores,
+    ``nohup``'s SIGHUP, stays ignored)."""
+    for sig in STOPPING:
+        if signal.getsignal(sig) == signal.SIG_DFL:
+            signal.signal(sig, _stop)
+
+
 def settle() -> None:
     """The exit status is decided: a stop signal that comes now is ignored. The interpreter puts
     the default actions back while it ends (after its exit functions, before it frees the modules),

@@ -8,6 +8,7 @@ import errno
 import os
 import re
 import shutil
+import signal
 import stat
 import tempfile
 from pathlib import Path
@@ -114,13 +115,19 @@ class Staging:
         return staged
 
     def commit(self) -> None:
-        for staged, target in self.moves:
-            try:  # (a file replaced keeps its permissions)
-                shutil.copymode(target, staged)
-            except OSError:
-                pass
-            os.replace(staged, target)
-        self.moves = []
+        """Move every staged file onto its target; a stop signal waits until all are moved."""
+        held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        try:
+            for staged, target in self.moves:
+                try:  # (a file replaced keeps its permissions)
+                    shutil.copymode(target, staged)
+                except OSError:
+                    pass
+                os.replace(staged, target)
+            self.moves = []
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
     def close(self) -> None:
         for folder in self.folders.values():

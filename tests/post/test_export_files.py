@@ -197,6 +197,35 @@ def test_a_plot_that_cannot_be_written_leaves_the_pictures_there_as_they_were(pl
     assert contents(tmp_path) == before
 
 
+# the command, with each staged file's write followed by a signal to itself (a user's kill while it writes)
+SIGNALLED = """import os, runpy, signal, sys, numpy, matplotlib.figure
+def signalled(write):
+    def wrapped(*args, **kwargs):
+        write(*args, **kwargs)
+        os.kill(os.getpid(), getattr(signal, os.environ["STOP_SIGNAL"]))
+    return wrapped
+numpy.savetxt = signalled(numpy.savetxt)
+matplotlib.figure.Figure.savefig = signalled(matplotlib.figure.Figure.savefig)
+sys.argv = ["solver", *sys.argv[1:]]
+runpy.run_module("solver", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("sig, command", [("SIGTERM", ["export", "--format", "csv", "--all"]),
+                                          ("SIGHUP", ["plot"])])
+def test_a_stop_signal_while_a_file_is_written_leaves_the_files_there_as_they_were(plate, tmp_path, sig, command):
+    """SIGTERM or SIGHUP killed plot and export where they stood: a hidden staging folder with a
+    written file stayed beside the target; now it is removed and the command ends with 128 + the signal."""
+    (tmp_path / "keep.txt").write_text("mine\n")
+    before = contents(tmp_path)
+    out = tmp_path / ("s.csv" if command[0] == "export" else "s.png")
+    proc = subprocess.run([sys.executable, "-c", SIGNALLED, command[0], plate, *command[1:], "-o", out],
+                          capture_output=True, text=True, timeout=120, env={**mpi_env(), "STOP_SIGNAL": sig})
+    assert proc.returncode == 128 + getattr(signal, sig), proc.stderr
+    assert proc.stderr.strip() == f"stopped by {sig}"
+    assert contents(tmp_path) == before  # no staging folder, no target
+
+
 def test_an_xdmf_export_name_with_a_colon_is_refused(plate, tmp_path):
     """The index names the data as FILE:/DATASET, which readers split at the first ':' ("a b:c.h5:/data0")."""
     refused(post("export", plate, "--format", "xdmf", "-o", tmp_path / "a b:c.xdmf"), "a b:c.xdmf", "':'")
