@@ -14,7 +14,8 @@
   checkpoint is written, before it is closed; ``study``: before a study writes its study file at
   the end (after its samples);
 * ``SOLVER_TEST_WRITE_ERROR`` = ``"rank:index"``: that rank's writer fails with ENOSPC after the
-  fields of that snapshot are written, before they are listed (where no tmpfs can be mounted);
+  fields of that snapshot are written, before they are listed (where no tmpfs can be mounted; a
+  study's saved runs too);
 * ``SOLVER_TEST_WRITE_HANG`` = ``"rank:index"``: that rank hangs there instead (as a rank left
   alone in a collective call of HDF5 would).
 

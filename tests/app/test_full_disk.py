@@ -500,3 +500,24 @@ def test_room_set_aside_before_a_write_is_the_disk_s_and_leaves_the_size(small_d
     assert path.stat().st_blocks * 512 >= 1 << 20
     give_back(path, path.stat().st_size + (1 << 20))  # what the write did not use goes back to the disk
     assert path.stat().st_blocks * 512 < 1000 + (1 << 16) + 8192
+
+
+def test_a_study_that_recorded_no_sample_says_how_to_run_again_past_its_saved_runs(tmp_path, small_disk):
+    """The disk fails the first sample's saved run and then the study file: no sample recorded,
+    and "run the study again" was refused (samples/ holds that sample's run). The line says to run
+    it again with --overwrite, which then completes."""
+    if small_disk is None:
+        pytest.skip("cannot mount a tmpfs here")
+    spec = study_of_plates(tmp_path, small_disk, 10, "material.k", [10.0, 11.0], "save_runs = true\nfields = false")
+    env = {"SOLVER_TEST_WRITE_ERROR": "0:0", "SOLVER_TEST_FILL_DISK": "study", "SOLVER_TEST_RECORD_SECONDS": "3600"}
+    proc = solve(1, ["study", spec, "--quiet"], tmp_path, env)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 74 and len(errors) == 1, proc.stderr
+    assert "no sample was recorded yet" in errors[0] and errors[0].endswith("again with --overwrite (it sets the "
+                                                                            "runs saved so far aside)"), errors
+    (small_disk / "s" / ".filler").unlink()
+    assert solve(1, ["study", spec, "--quiet"], tmp_path).returncode == 2
+    proc = solve(1, ["study", spec, "--quiet", "--overwrite"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    with h5py.File(small_disk / "s" / "s.study.h5", "r") as f:
+        assert f.attrs["status"] == "complete" and f["samples/status"][()].tolist() == [0, 0]

@@ -166,6 +166,14 @@ def earlier_saved_runs(folder: Path, overwrite: bool) -> None:
         saved_runs_aside(folder)
 
 
+def _holds_files(folder: Path) -> bool:
+    """Whether ``folder`` is a folder with something in it."""
+    try:
+        return folder.is_dir() and not folder.is_symlink() and any(folder.iterdir())
+    except OSError:
+        return False
+
+
 @dataclass
 class GroupShare:
     """What a group's samples gave: the records of those not yet in its rows file (on the group's
@@ -217,7 +225,9 @@ class StudyRun:
                        f"space, then continue: mpirun -n N python -m solver study "
                        f"{shlex.quote(str(spec.source))} --restart latest")
             else:
-                how = "no sample was recorded yet: free space, then run the study again"
+                saved = spec.save_runs and _holds_files(self.directory / SAVED_RUNS)
+                how = "no sample was recorded yet: free space, then run the study again" + \
+                    (" with --overwrite (it sets the runs saved so far aside)" if saved else "")
             raise OutputError(f"{exc}; {how}", exc.broken) from None
         return EXIT_STOPPED if share.stopped else 0
 

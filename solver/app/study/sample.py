@@ -132,7 +132,7 @@ def run_sample(spec, index: int, values, comm, save_to: Path | None = None, stop
                      "case_source": f"{spec.source} sample {index}", "overrides": "\n".join(case.overrides)}
             layout = ResultsLayout(attrs, sim.extra_fields, case.physics.temperature_unit)
             snapshots.results = results = ResultsWriter(save_to, f"{case.name}_{index:06d}", sim.mesh, layout,
-                                                        case.output.driver)
+                                                        case.output.driver, hooks=faults)
         vote = SampleVote(comm, stop_requested) if stop_requested is not None else None
         if march(sim, [faults, snapshots], vote).stopped:
             if results is not None:
