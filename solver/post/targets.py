@@ -24,8 +24,8 @@ def output_target(path: str | Path, suffixes: tuple[str, ...], option: str = "-o
     """The file to write for ``path``: the first of ``suffixes`` added when it has no extension;
     refused (exit 2) when its extension is not one of ``suffixes``, when it names a directory, a
     device, a FIFO or any file that is not regular, an HDF5 file (through a link too), a link to an
-    existing file of another kind (by extension: one without any is not judged), or when its folder
-    does not exist."""
+    existing file of another kind (by extension: one without any is not judged), a link into a
+    folder that does not exist, or when its folder does not exist."""
     if str(path) == "-":  # (export -o - of a CSV is read before: it writes no file)
         raise CaseError(f"{option} -: this writes a {suffixes[0]} file, not to standard output; give a file name")
     path = Path(path)
@@ -35,6 +35,10 @@ def output_target(path: str | Path, suffixes: tuple[str, ...], option: str = "-o
         try:
             mode = os.stat(candidate).st_mode
         except FileNotFoundError:
+            real = Path(os.path.realpath(candidate))
+            if os.path.islink(candidate) and not real.parent.is_dir():  # a write through it would fail
+                raise CaseError(f"{option} {candidate}: is a link to {real}, in a folder that does not exist; "
+                                f"give another name, or create {real.parent}") from None
             continue
         except OSError as exc:
             raise CaseError(f"{option} {candidate}: cannot write it ({exc.strerror})") from None

@@ -299,6 +299,21 @@ def test_a_link_to_a_file_of_the_same_kind_or_of_no_extension_is_written_through
         assert output_target(tmp_path / link, PLOT_SUFFIXES) == tmp_path / link
 
 
+def test_a_dangling_link_into_a_missing_folder_is_refused_and_kept(tmp_path):
+    """``plot -o dang.png``, a link to nowhere/x.png: the plot replaced the link with a file (exit 0),
+    where a write through it fails. Refused, the link kept; a dangling link into a folder that
+    exists is written through, as before."""
+    from solver.errors import CaseError
+    from solver.post.targets import PLOT_SUFFIXES, output_target
+
+    (tmp_path / "dang.png").symlink_to(tmp_path / "nowhere" / "x.png")
+    with pytest.raises(CaseError, match="is a link to .*nowhere/x.png, in a folder that does not exist"):
+        output_target(tmp_path / "dang.png", PLOT_SUFFIXES)
+    assert (tmp_path / "dang.png").is_symlink()
+    (tmp_path / "here.png").symlink_to(tmp_path / "x.png")
+    assert output_target(tmp_path / "here.png", PLOT_SUFFIXES) == tmp_path / "here.png"
+
+
 def test_a_snapshot_being_written_is_left_out_while_the_run_writes(plate, tmp_path):
     """A run listing snapshot n in /time and /step before its values are there: probe and export of
     the last snapshot failed ("no value of field 'temperature' at snapshot n", exit 2) about once in
