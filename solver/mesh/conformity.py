@@ -152,7 +152,9 @@ def _refuse_twisted(path: Path, points: np.ndarray, unit: np.ndarray, cells: np.
 
 
 def _refuse_twisted_maps(path: Path, points: np.ndarray, xyz: np.ndarray, cells: np.ndarray, cell_type: str) -> None:
-    """The quadratic cells whose map's Jacobian changes sign: ``xyz`` the points scaled to about 1."""
+    """The quadratic cells whose map's Jacobian changes sign: ``xyz`` the points scaled to about 1.
+    A midpoint node off its edge (swapped with another: a node order not Gmsh's) is named first."""
+    _refuse_misplaced_midpoints(path, points, xyz, cells, cell_type)
     for start in range(0, len(cells), CHUNK):
         ordered = np.sort(cells[start: start + CHUNK], axis=1)
         twice = np.flatnonzero(np.any(ordered[:, 1:] == ordered[:, :-1], axis=1))
@@ -495,12 +497,10 @@ def _refuse_crossed_facets(path: Path, points: np.ndarray, unit: np.ndarray, qua
                             f"Gmsh does")
 
 
-def _refuse_torn_edges(path: Path, points, unit, cells, linear_name: str, bits: int) -> None:
-    """Quadratic cells sharing an edge (a face) must share its midpoint (centre) node. A cell
-    whose midpoint nodes lie off its edges first: its node order is not Gmsh's (midpoint nodes
-    swapped, or in another program's order), which would read as cells that do not match.
-    ``unit``: the points scaled to about 1."""
-    quadratic = QUADRATIC_NAMES[linear_name][0]
+def _refuse_misplaced_midpoints(path: Path, points, unit, cells, quadratic: str) -> None:
+    """A quadratic cell whose midpoint nodes lie off its edges: misplaced, or its node order is not
+    Gmsh's (midpoint nodes swapped, or in another program's order). ``unit``: the points scaled to
+    about 1."""
     for start in range(0, len(cells), CHUNK):
         off = midpoint_offsets(unit, cells[start: start + CHUNK], quadratic).max(axis=1)
         bad = np.flatnonzero(~(off <= MIDPOINT_OFFSET))
@@ -510,6 +510,14 @@ def _refuse_torn_edges(path: Path, points, unit, cells, linear_name: str, bits: 
                             f"midpoint node more than {MIDPOINT_OFFSET:g} edge lengths off the middle of its edge "
                             f"({off[bad[0]]:.3g}): the node is misplaced, or the element's nodes are not in Gmsh's "
                             f"order (check the order: the corners, then the midpoints of the edges)")
+
+
+def _refuse_torn_edges(path: Path, points, unit, cells, linear_name: str, bits: int) -> None:
+    """Quadratic cells sharing an edge (a face) must share its midpoint (centre) node. A cell
+    whose midpoint nodes lie off its edges first: its node order is not Gmsh's (midpoint nodes
+    swapped, or in another program's order), which would read as cells that do not match.
+    ``unit``: the points scaled to about 1."""
+    _refuse_misplaced_midpoints(path, points, unit, cells, QUADRATIC_NAMES[linear_name][0])
     edges, faces = QUADRATIC[linear_name]
     nc = CELLS[linear_name].n_nodes
     groups = [(np.array(edges), nc, "edge", "midpoint")]
