@@ -542,6 +542,21 @@ def test_a_study_that_cannot_fit_on_its_disk_is_refused_up_front(tmp_path):
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
+def test_a_base_mesh_that_cannot_fit_in_memory_is_refused_up_front(tmp_path):
+    """A base case of 10^10 nodes: the study built its mesh before any check, and ended with an
+    internal error (a MemoryError, exit 1) where the run of the same case is refused with 2."""
+    (tmp_path / "base.toml").write_text(TRANSIENT_CASE.format(out=tmp_path / "out").replace("nx = 10", "nx = 100000")
+                                        .replace("ny = 2", "ny = 100000"))
+    spec = tmp_path / "huge.toml"
+    spec.write_text(TRANSIENT_STUDY)
+    for nprocs in (1, 3):
+        proc = study(nprocs, [spec, "--quiet"], tmp_path)
+        errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+        assert proc.returncode == 2 and len(errors) == 1 and "base.toml: mesh 100000 x 100000" in errors[0], \
+            proc.stderr
+        assert "internal error" not in proc.stderr and not (tmp_path / "out" / "huge").exists()
+
+
 def test_a_sample_that_a_run_would_refuse_after_its_march_fails(tmp_path):
     """k = 1e30: run alone, the case ends with 3 (its heat balance lost in round-off); as a study's
     sample it was "done", its meaningless heat flows in the statistics."""

@@ -29,8 +29,8 @@ from mpi4py import MPI
 from solver.app.control import SAFETY, slurm_time_left
 from solver.app.faults import before_study_file
 from solver.app.log import say
-from solver.app.preflight import (SAVED_RUNS, claim_space, estimate_output_bytes, guard_output, memory_available,
-                                  saved_runs_aside)
+from solver.app.preflight import (SAVED_RUNS, check_memory, claim_space, estimate_output_bytes, guard_output,
+                                  memory_available, saved_runs_aside)
 from solver.app.run import expected_snapshots
 from solver.case.shown import counted, size
 from solver.parallel.collective import on_root
@@ -119,6 +119,7 @@ def run_study(spec: StudySpec, world, options: StudyOptions = StudyOptions()) ->
     groups = StudyGroups.split(world, options.ranks_per_case)
     if options.restart not in (None, "latest"):
         raise CaseError(f"--restart {options.restart}: a study continues from its own file: use --restart latest")
+    check_memory(world, spec.base.source, spec.base.mesh)  # as a run of the base case, before its mesh is built
     directory = Path(spec.base.output.directory) / spec.name
     guard = guard_output(world, directory, f"{spec.name}.study", options.overwrite, options.restart is not None,
                          checkpoints=False)
