@@ -25,6 +25,7 @@ import h5py
 
 from solver.parallel.launcher import mpirun_command, mpirun_environment
 from solver.bench.cases import case_text
+from solver.errors import ProcessFailed
 
 EVEN = """
 [study]
@@ -47,11 +48,13 @@ fields = false
 
 
 def timed(cmd: list[str], env: dict, cwd: Path) -> float:
+    """Seconds of ``cmd`` as a whole process; a failed study is the command's error (its status and its line)."""
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=1800)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()[-400:]}")
+        study = next(word for word in cmd if word.endswith(".toml"))
+        raise ProcessFailed(f"bench --study: the study {study} (its case: --n, --steps)", proc.returncode, proc.stderr)
     return seconds
 
 

@@ -86,3 +86,16 @@ def test_a_figures_file_in_a_folder_that_cannot_be_made_is_refused_before_measur
                            "--json", target], cwd=tmp_path, env=mpi_env(), capture_output=True, text=True, timeout=120)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1 and "cannot write into its folder" in errors[0], proc.stderr
+
+
+def test_a_study_that_fails_ends_bench_study_with_its_status_and_its_line(tmp_path):
+    """--n 100000: the first study, refused (its mesh cannot fit in memory), ended bench --study with a
+    traceback and exit status 1; it ends with the study's status and error line."""
+    proc = subprocess.run([sys.executable, "-m", "solver", "bench", "--study", "--n", "100000", "--ranks", "1",
+                           "--repeat", "1", "--steps", "1", "--json", str(tmp_path / "study.json")],
+                          cwd=tmp_path, env=mpi_env(), capture_output=True, text=True, timeout=120)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert "bench --study: the study even.toml" in errors[0] and "mesh 100000 x 100000" in errors[0], errors[0]
+    assert "Traceback" not in proc.stderr and not (tmp_path / "study.json").exists()
+
