@@ -22,11 +22,11 @@ import math
 import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 import tomli_w
 
+from solver.bench.cases import scratch_beside
 from solver.bench.solvers import run_case
 from solver.parallel.launcher import mpirun_command
 
@@ -164,8 +164,7 @@ def accuracy_command(args) -> int:
     def say(text):
         print(text, file=sys.stderr, flush=True)
 
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    directory = Path(tempfile.mkdtemp(prefix="bench-accuracy-", dir=args.json.parent)).resolve()
+    directory = scratch_beside(args.json, "bench-accuracy-")
     r = {"ranks": ranks, "repeat": args.repeat, "series": {}}
     try:
         for dim in ([args.dim] if args.dim else [2, 3]):

@@ -6,11 +6,26 @@ only launches others; :func:`simulation` builds the plate on a communicator when
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
+
+from solver.errors import CaseError
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = {2: ROOT / "inputs" / "reference.toml", 3: ROOT / "inputs" / "reference3d.toml"}  # by dimension
 DT = 1e-3  # the system matrix M + dt K of the assembly figures, ours and DOLFINx's
+
+
+def scratch_beside(figures: Path, prefix: str) -> Path:
+    """A new scratch folder beside the figures file ``figures`` (its folder made), before anything is
+    measured; a folder that cannot be made or written is an input error naming --json."""
+    figures = Path(figures)
+    try:
+        figures.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=figures.parent)).resolve()
+    except OSError as exc:
+        raise CaseError(f"--json {figures}: cannot write into its folder {figures.parent} ({exc.strerror or exc})"
+                        ) from None
 
 
 def case_text(dim: int, n: int, cell: str, steps: int, preconditioner: str, scheme: str = "crank-nicolson") -> str:

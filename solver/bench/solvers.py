@@ -34,7 +34,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from solver.bench.cases import REFERENCE, ROOT
+from solver.bench.cases import REFERENCE, ROOT, scratch_beside
 from solver.bench.memory import reset_peak
 from solver.bench.peers import PEER_PYTHON, PEER_SCRIPT, dolfinx_available
 from solver.errors import ProcessFailed
@@ -390,8 +390,7 @@ def solvers_command(args) -> int:
     say(f"bench --solvers: reference {args.dim}D N = {args.n}, P{args.degree}, {scheme}, on {args.ranks} ranks; "
         "DOLFINx "
         + ("found" if peer else f"not used ({why})"))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    directory = Path(tempfile.mkdtemp(prefix="bench-solvers-", dir=args.json.parent)).resolve()
+    directory = scratch_beside(args.json, "bench-solvers-")
     try:
         r = {"dim": args.dim, "n": args.n, "degree": args.degree, "theta": args.theta, "repeat": args.repeat,
              "peer": peer, "cores": os.cpu_count()}

@@ -14,17 +14,17 @@ Figures go to a table and to ``--json`` (default ``outputs/bench/study.json``).
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import h5py
 
 from solver.parallel.launcher import mpirun_command, mpirun_environment
-from solver.bench.cases import case_text
+from solver.bench.cases import case_text, scratch_beside
 from solver.errors import ProcessFailed
 
 EVEN = """
@@ -118,8 +118,11 @@ def throughput_command(args) -> int:
     if mpirun_command(1) is None:
         print("error: bench --study needs mpirun on the PATH", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory() as tmp:
-        r = measure(args.ranks, args.repeat, args.n, args.steps, Path(tmp))
+    scratch = scratch_beside(args.json, "bench-study-")  # (a --json that cannot be written: refused before measuring)
+    try:
+        r = measure(args.ranks, args.repeat, args.n, args.steps, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     print(table(r))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(r, indent=2))

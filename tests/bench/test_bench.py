@@ -99,3 +99,16 @@ def test_a_study_that_fails_ends_bench_study_with_its_status_and_its_line(tmp_pa
     assert "bench --study: the study even.toml" in errors[0] and "mesh 100000 x 100000" in errors[0], errors[0]
     assert "Traceback" not in proc.stderr and not (tmp_path / "study.json").exists()
 
+
+@pytest.mark.parametrize("form", [["--solvers", "--n", "4", "--ranks", "1", "--no-peer"],
+                                  ["--accuracy", "--dim", "2", "--p1", "4", "8", "--p2", "2", "4", "--ranks", "1"],
+                                  ["--study", "--n", "4", "--ranks", "1", "--steps", "1"]])
+def test_a_figures_file_of_the_process_forms_that_cannot_be_written_is_refused_before_measuring(tmp_path, form):
+    """--json below a file: --solvers and --accuracy ended in an internal error (FileExistsError, exit 1),
+    --study so too, after its whole measurement."""
+    (tmp_path / "file").write_text("")
+    proc = subprocess.run([sys.executable, "-m", "solver", "bench", *form, "--repeat", "1", "--json", "file/x.json"],
+                          cwd=tmp_path, env=mpi_env(), capture_output=True, text=True, timeout=120)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "cannot write into its folder" in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
