@@ -57,7 +57,12 @@ def timed(cmd: list[str], env: dict, cwd: Path, timeout: float) -> tuple[float, 
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         child = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err, text=True)
-        timer = threading.Timer(timeout, child.kill)
+        expired = threading.Event()
+
+        def stop() -> None:
+            expired.set()
+            child.kill()
+        timer = threading.Timer(timeout, stop)
         timer.start()
         try:
             _, status, usage = os.wait4(child.pid, 0)
@@ -67,7 +72,8 @@ def timed(cmd: list[str], env: dict, cwd: Path, timeout: float) -> tuple[float, 
         child.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        proc = subprocess.CompletedProcess(cmd, child.returncode, out.read(), err.read())
+        said = (f"error: stopped after its --timeout of {timeout:g} s\n" if expired.is_set() else "") + err.read()
+        proc = subprocess.CompletedProcess(cmd, child.returncode, out.read(), said)
     return seconds, usage.ru_maxrss / 1024.0, proc
 
 

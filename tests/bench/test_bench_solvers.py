@@ -49,3 +49,16 @@ def test_a_timed_command_does_not_report_the_bench_process_peak(tmp_path):
     _, peak_mb, proc = bench_solvers.timed([sys.executable, "-c", "pass"], dict(os.environ), tmp_path, 60.0)
     assert proc.returncode == 0
     assert peak_mb < now_mb + 200.0  # not now_mb + 400: the array's peak is not counted
+
+
+def test_a_command_past_its_timeout_is_said_to_have_timed_out(tmp_path):
+    """A run killed by --timeout was reported as "exit status -9: no message"."""
+    import os
+    import sys
+
+    from solver.errors import ProcessFailed
+
+    _, _, proc = bench_solvers.timed([sys.executable, "-c", "import time; time.sleep(30)"], dict(os.environ),
+                                     tmp_path, 0.5)
+    message = str(ProcessFailed("bench: the run", proc.returncode, proc.stderr))
+    assert proc.returncode == -9 and message.endswith("stopped after its --timeout of 0.5 s"), message
