@@ -199,10 +199,10 @@ NUMBER_OPTIONS = ("--at", "--time", "--slice")  # options whose value may start 
 
 def joined_negative_values(argv: list[str]) -> list[str]:
     """``--at -0.05,0`` as ``--at=-0.05,0``: argparse takes a word that starts with "-" and is not a
-    plain negative number (a point, a plane) for an option, and says "expected one argument"."""
+    plain negative number (a point, a plane, -inf) for an option, and says "expected one argument"."""
     out = []
     for word in argv:
-        if out and out[-1] in NUMBER_OPTIONS and re.match(r"-[\d.]", word):
+        if out and out[-1] in NUMBER_OPTIONS and re.match(r"-([\d.]|inf|nan)", word, re.IGNORECASE):
             out[-1] = f"{out[-1]}={word}"
         else:
             out.append(word)

@@ -463,6 +463,8 @@ def test_negative_coordinates_and_times_are_values_not_options():
     assert args.at == ["-0.05,0", "-1e-3,-2"]
     args = build_parser().parse_args(command_line(["plot", "r.h5", "--time", "-.5", "--slice", "z=-1"]))
     assert args.time == -0.5
+    args = build_parser().parse_args(command_line(["probe", "r.h5", "--at", "-inf,0", "--at", "-NaN,1"]))
+    assert args.at == ["-inf,0", "-NaN,1"]  # (values, refused as such later: not "expected one argument")
 
 
 def test_the_status_file_never_replaces_an_hdf5_file(tmp_path, monkeypatch, capsys):
