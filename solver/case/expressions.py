@@ -212,7 +212,8 @@ class Expression:
 
     def with_derivative(self, points: np.ndarray, t: float, T) -> tuple[np.ndarray, np.ndarray]:
         """(value, d value / dT) at the points, exact (dual numbers); the derivative is 0 for an
-        expression without T."""
+        expression without T, and where the value is finite but the derivative is not (a cusp:
+        ``sqrt(abs(T - 300))`` at 300; only Newton's Jacobian takes it, never the residual)."""
         env, shape = self._env(points, t, T)
         if self._tree is None or "T" not in self.names:
             with np.errstate(all="ignore"):
@@ -223,8 +224,10 @@ class Expression:
         env = {k: (v, 1.0 if k == "T" else 0.0) for k, v in env.items()}
         with np.errstate(all="ignore"):
             value, slope = self._dual(env)
-        return (np.broadcast_to(np.asarray(value, dtype=float), shape).copy(),
-                np.broadcast_to(np.asarray(slope, dtype=float), shape).copy())
+        value = np.broadcast_to(np.asarray(value, dtype=float), shape).copy()
+        slope = np.broadcast_to(np.asarray(slope, dtype=float), shape).copy()
+        slope[np.isfinite(value) & ~np.isfinite(slope)] = 0.0  # an infinite slope made the Jacobian NaN
+        return value, slope
 
     def __repr__(self) -> str:
         return f"Expression({self.text!r})"

@@ -106,3 +106,20 @@ def test_a_switch_of_t_reads_t_alike_with_and_without_the_derivative(text):
     points, T = np.zeros((3, 2)), np.array([3.0, 20.0, 50.0])
     value, _ = e.with_derivative(points, StepEnd(10.0), T)
     assert np.allclose(value, e(points, StepEnd(10.0), T), rtol=1e-12) and value[0] != e(points, 10.0, T)[0]
+
+
+@pytest.mark.parametrize("text, cusp", [("1 + sqrt(abs(T - 300))", 300.0), ("1 + abs(T - 300)**0.5", 300.0),
+                                        ("1 + 0.5*T**0.5", 0.0)])
+def test_a_cusp_has_a_finite_slope_where_its_value_is_finite(text, cusp):
+    """A k of T whose slope is infinite at one temperature (sqrt at 0) gave Newton's Jacobian NaN
+    there: a node held at that temperature refused the case (exit 2, "overflows double precision")
+    or failed its solve (exit 3). The slope is 0 there; elsewhere it stays exact, and a value that
+    is not finite stays so."""
+    e = Expression(text, temperature=True)
+    points = np.zeros((2, 2))
+    value, slope = e.with_derivative(points, 0.0, np.array([cusp, cusp + 4.0]))
+    assert np.all(np.isfinite(value)) and slope[0] == 0.0
+    fd = (e(points[:1], 0.0, cusp + 4.0 + 1e-6) - e(points[:1], 0.0, cusp + 4.0 - 1e-6)) / 2e-6
+    assert slope[1] == pytest.approx(fd[0], rel=1e-6)
+    value, _ = Expression("sqrt(T - 400)", temperature=True).with_derivative(points[:1], 0.0, np.array([300.0]))
+    assert np.isnan(value[0])
