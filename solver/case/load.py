@@ -473,12 +473,18 @@ def _check_property(name: str, spec: Key, value, fail):
 
 
 def _check_constant_range(name: str, spec: Key, value, fail) -> None:
-    """A constant expression of a key with a range is checked as its number (others where evaluated)."""
-    if spec.low is None and spec.high is None and not spec.positive:
-        return
+    """A constant expression is a finite number, within its key's range where it has one (others
+    are checked where evaluated)."""
     e = Expression(value)
-    if e.is_constant:
-        _check_float(name, spec, float(e(np.zeros((1, 1)))[0]), fail)
+    if not e.is_constant:
+        return
+    with np.errstate(all="ignore"):
+        number = float(e(np.zeros((1, 1)))[0])
+    if not math.isfinite(number):  # (not "overflows with the mesh's sizes": it is not finite by itself)
+        fail(f"{name} must be a finite number, got {shown(value)}"
+             + ("" if isinstance(value, (int, float)) else f", which is {number:g}"))
+    if spec.low is not None or spec.high is not None or spec.positive:
+        _check_float(name, spec, number, fail)
 
 
 def parse_duration(value) -> float | None:

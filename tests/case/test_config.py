@@ -154,6 +154,9 @@ def test_a_set_key_may_quote_its_parts_as_toml_does():
     (f"initial.temperature={10**400}", "case.toml: initial.temperature: an integer of 401 digits is beyond"),
     (f"source.f=\"1 + {10**400}\"", "case.toml: source.f: an integer of 401 digits is beyond"),
     ("initial.temperature=\"20 + t\"", "case.toml: initial.temperature is an expression of x, y, z only"),
+    ("source.f=nan", "case.toml: source.f must be a finite number, got nan"),  # (not "overflows with the mesh")
+    ("boundary.left.value=\"sqrt(-1)\"", "case.toml: boundary.left.value must be a finite number, got 'sqrt(-1)', "
+                                         "which is nan"),
     ("output.interval=1e-9", "case.toml: output.interval = 1e-09 s gives 2e+09 snapshots up to time.t_end = 2 s; "
                              "at most 1,000,000"),
     ("time.dt=1e-6", "case.toml: output.every (default 1) = 1 writes 2e+06 snapshots over the 2e+06 steps to "
