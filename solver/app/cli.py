@@ -25,6 +25,7 @@ import sys
 
 from solver.app import statusfile
 from solver.app.commands import COMMANDS, Launch, build_parser, command_line
+from solver.app.dependencies import missing_library
 from solver.errors import (EXIT_BROKEN_PIPE, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_NUMERICAL, EXIT_OUTPUT,
                            EXIT_STOPPED, CaseError, SolverExit)
 
@@ -259,6 +260,13 @@ def serial_command(plan, args) -> int:
               f"written ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})",
               file=sys.stderr, flush=True)
         return EXIT_INPUT
+    except ModuleNotFoundError as exc:  # (a command's libraries are imported as it starts)
+        line = missing_library(exc)
+        if line is None:
+            _print_error(0, f"internal error: {_detail(exc, args)}", per_rank=False)
+        else:
+            print(line, file=sys.stderr, flush=True)
+        return EXIT_INTERNAL
     except Exception as exc:  # noqa: BLE001
         _print_error(0, f"internal error: {_detail(exc, args)}", per_rank=False)
         return EXIT_INTERNAL

@@ -3,6 +3,7 @@
 import os
 import re
 import subprocess
+import sys
 import time
 
 import pytest
@@ -588,3 +589,17 @@ def test_a_stop_signal_while_the_process_ends_keeps_its_status(tmp_path):
                "finish(0)\n")
     proc = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("library, command", [("mpi4py", ["case.toml"]), ("h5py", ["info", "r.h5"])])
+def test_a_python_without_a_required_library_is_told_in_one_line(tmp_path, library, command):
+    """The solver run by a Python outside its environment ended in a traceback (a run) or an
+    "internal error: ModuleNotFoundError" (info): one line names the library and the way to it."""
+    (tmp_path / "case.toml").write_text("[mesh]\nnx = 2\n")
+    code = (f"import runpy, sys; sys.modules[{library!r}] = None; sys.argv = ['solver', *{command!r}]; "
+            f"runpy.run_module('solver', run_name='__main__', alter_sys=True)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"error: the solver needs {library}, which this Python") and "make bootstrap" in lines[0]
