@@ -2,9 +2,9 @@
 Jacobian of one sign and of a size above rounding (no degenerate, inverted-in-part or
 self-intersecting cell). Curved quadratic cells (of a second-order mesh file) are judged by their
 map instead of their corners: every edge's midpoint node near the middle of its edge (within half
-the edge's length of it), and the Jacobian of the map of one sign, above rounding, at their nodes,
-a lattice of points between (spacing 1/6 of the cell in 2D, 1/4 in 3D) and the quadrature points
-of the assembly; straight ones are as good as their corners.
+the edge's length of it), and the Jacobian of the map of one sign, above rounding, at their nodes
+and a lattice of points between (spacing 1/6 of the cell in 2D, 1/4 in 3D); straight ones are as
+good as their corners.
 A mesh file's cells do not fold over each other: across every facet two cells share, they lie on
 opposite sides of it (a node moved past its neighbours puts two on one side). The test does not
 depend on the cells' orientations, which may differ between the surfaces of one model (the
@@ -56,20 +56,12 @@ def sample_points(cell_type: str) -> np.ndarray:
     return grid / n
 
 
-def judged_points(cell_type: str) -> np.ndarray:
-    """The reference points where a curved cell's map is judged: :func:`sample_points` (its nodes
-    among them) and the quadrature points of its assembly, where |det J| weighs the integrals."""
-    from solver.fem.quadrature import cell_degree, quadrature
-
-    return np.vstack([sample_points(cell_type), quadrature(cell_type, cell_degree(cell_type, False))[0]])
-
-
 def map_jacobians(points: np.ndarray, cells: np.ndarray, cell_type: str) -> np.ndarray:
     """(n_cells, samples) determinants of the Jacobian of each cell's (isoparametric) map at the
-    points of :func:`judged_points` (the determinant of a quadratic map is a polynomial that may
+    points of :func:`sample_points` (the determinant of a quadratic map is a polynomial that may
     change sign between the nodes)."""
     ref = CELLS[cell_type]
-    dN = ref.grad(judged_points(cell_type))  # (samples, nodes, dim): the gradients at every sample
+    dN = ref.grad(sample_points(cell_type))  # (samples, nodes, dim): the gradients at every sample
     out = np.empty((len(cells), len(dN)))
     for start in range(0, len(cells), CHUNK):  # a few arrays of a chunk of cells at a time
         J = np.einsum("cnd,qne->cqde", points[cells[start:start + CHUNK]], dN)
@@ -221,7 +213,7 @@ def _fold_point(points: np.ndarray, cell: np.ndarray, cell_type: str) -> np.ndar
     """The point of one curved cell where its Jacobian is the farthest from its orientation's sign."""
     det = map_jacobians(points, cell[None], cell_type)[0]
     worst = np.argmin(det * np.sign(det[np.argmax(np.abs(det))]))
-    return CELLS[cell_type].shape(judged_points(cell_type)[worst])[0] @ points[cell]
+    return CELLS[cell_type].shape(sample_points(cell_type)[worst])[0] @ points[cell]
 
 
 def _refuse_folded(mesh, where: str, points: np.ndarray, cells: np.ndarray, folded: np.ndarray, n_folded: int) -> None:
