@@ -67,13 +67,15 @@ def check_inputs(source: str, problem, u0: np.ndarray | None, t: float = 0.0, un
     whose temperatures at t (``u0``, Dirichlet values, T_inf) go below absolute zero. The line
     speaks of an expression only where ``physics`` (when given) writes that key as one."""
     named = prescribed_temperatures(problem, u0, t)
+    linear = isinstance(problem, HeatProblem)  # (the nonlinear problem assembles its matrices at each iteration)
+    if linear:  # h first: a Robin load h T_inf that is not finite where h is names T_inf
+        named += [(f"boundary.{term.name}.h", problem.robin_uptake(term, t)) for term in problem.robin]
+    robin = {term.name for term in problem.robin} if linear else set()
     for name, part in problem.load_parts(t).items():
-        named.append((term_key(problem, name), part))
-    if isinstance(problem, HeatProblem):  # the nonlinear problem assembles its matrices at each iteration
+        named.append((f"boundary.{name}.T_inf" if name in robin else term_key(problem, name), part))
+    if linear:
         named.append(("material.rho and material.c (or mesh sizes)", problem.M.data))
         named.append(("material.k (or mesh sizes)", problem.K_conduction.data))
-        for term in problem.robin:
-            named.append((f"boundary.{term.name}.h", problem.robin_uptake(term, t)))
     with np.errstate(all="ignore"):
         bad = first_bad(problem.mesh.comm, named)
     if bad is not None and physics is not None and not written_as_expression(physics, bad):

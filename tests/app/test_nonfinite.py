@@ -18,6 +18,8 @@ EXPECTED = {
     "initial_overflow": "initial.temperature must be a finite number, got '1e308 * 10', which is inf",
     "dirichlet_log_of_negative": "boundary.left.value gives a non-finite value",
     "robin_h_nan_later": "step 2 (t = 0.2): boundary.right.h = nan at (1, ",
+    "robin_T_inf_nan": "boundary.right.T_inf gives a non-finite value",  # (not "h or T_inf": h is checked first)
+    "robin_h_nan": "boundary.right.h gives a non-finite value",
     "neumann_flux_inf": "boundary.top.flux must be a finite number, got 'exp(1000)', which is inf",
     "huge_capacity": "material.rho and material.c (or mesh sizes): the system's entries from it reach 1",
     "huge_source_steady": "source.f = 1e+300 at (",

@@ -49,6 +49,8 @@ CASES = {
     "initial_overflow": ['initial.temperature="1e308 * 10"'],
     "dirichlet_log_of_negative": ['boundary.left.value="log(x - x - 1)"'],
     "robin_h_nan_later": ['boundary.right.h="where(t > 0.15, 0 * 1e400, 2.0)"'],
+    "robin_T_inf_nan": ['boundary.right.T_inf="sqrt(y - 0.5)"'],
+    "robin_h_nan": ['boundary.right.h="2 + sqrt(y - 0.5)"'],
     "neumann_flux_inf": ['boundary.top.flux="exp(1000)"'],
     "huge_capacity": ["material.c=1e308"],
     "huge_source_steady": ['time.scheme="steady"', "source.f=1e300"],
