@@ -678,12 +678,25 @@ def check_compatible(path: Path, attrs: CheckpointAttrs, values: dict, force: bo
         raise CaseError(f"{path}: damaged checkpoint: the case it stores does not give its case_hash (the file "
                         f"was changed after it was written); restart from an earlier checkpoint by its path, or "
                         f"--force to restart anyway")
+    check_unit(path, old, values)
     safe, unsafe = changed_keys(old, values)
     reordered = [k for k in unsafe if k in orders(values)]  # (not in the hash, which studies compare too)
     if (attrs.case_hash != case_hash(values) or reordered) and unsafe and not force:
         raise CaseError(f"{path}: checkpoint of a different case (changed: {', '.join(unsafe)}); "
                         f"use the same case, or --force to restart anyway")
     return safe + (unsafe if force else [])
+
+
+def check_unit(path: Path, old: dict, values: dict) -> None:
+    """Refuse, even with --force, a case whose temperature_unit is not the checkpoint's (C when not
+    given): its temperatures, and the snapshots of the results it continues, are in the old unit,
+    and would be read in the new one (300 K taken for 300 C)."""
+    before, after = old.get("temperature_unit") or "C", values.get("temperature_unit") or "C"
+    if before != after:
+        raise CaseError(f"{path}: checkpoint in temperature_unit = \"{before}\", the case in \"{after}\": its "
+                        f"temperatures and the results it continues are in {before}, which no restart converts "
+                        f"(not even with --force); restart with temperature_unit = \"{before}\" and its "
+                        f"temperatures in {before}, or run the case anew with --overwrite")
 
 
 SUM_TOLERANCE = 1e-10  # of the sum of |values|: sums over the writing and the reading blocks differ in round-off

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import h5py
 import numpy as np
 import pytest
+from conftest import one_error, run_solver
 
 from solver.app.preflight import check_memory
 from solver.case.records import StructuredMeshSpec
@@ -102,3 +103,30 @@ def test_a_format_attribute_that_is_not_one_number_is_not_a_checkpoint(tmp_path,
     with pytest.raises(CaseError, match="not a checkpoint of this solver"):
         checkpoint.inspect(path, 10)
     assert checkpoint.run_id_in(path, checkpoint=True) is None
+
+
+def test_a_restart_in_another_temperature_unit_is_refused_even_when_forced(tmp_path):
+    """A checkpoint's field is in its case's unit: --force took 58 C for 58 K and appended
+    snapshots in K to results in C (exit 0). Refused, forced or not; an unchanged unit, given or
+    left to its default C, restarts."""
+    stored_case = {"temperature_unit": "C", "material": {"k": 1.0}}
+    stored = SimpleNamespace(case=checkpoint.case_text(stored_case), case_hash=checkpoint.case_hash(stored_case))
+    for force in (False, True):
+        with pytest.raises(CaseError, match=re.escape('c.h5: checkpoint in temperature_unit = "C", the case in "K"')):
+            checkpoint.check_compatible("c.h5", stored, {**stored_case, "temperature_unit": "K"}, force=force)
+    assert checkpoint.check_compatible("c.h5", stored, stored_case, force=False) == []
+    assert checkpoint.check_compatible("c.h5", stored, {**stored_case, "temperature_unit": None}, force=True)
+
+
+def test_a_forced_restart_in_another_unit_stops_every_rank_and_keeps_the_results(tmp_path):
+    (tmp_path / "case.toml").write_text('temperature_unit = "C"\n[mesh]\nnx = 4\nny = 3\n[material]\nk = 1.0\n'
+                                        'rho = 1.0\nc = 1.0\n[initial]\ntemperature = 20.0\n[boundary.left]\n'
+                                        'type = "dirichlet"\nvalue = 100.0\n[time]\ndt = 0.1\nt_end = 0.2\n')
+    run_solver(1, ["case.toml", "--quiet"], cwd=tmp_path)
+    results = tmp_path / "outputs" / "case" / "case.h5"
+    before = results.read_bytes()
+    edits = ["temperature_unit=\"K\"", "initial.temperature=293.15", "boundary.left.value=373.15", "time.t_end=0.4"]
+    args = ["case.toml", "--quiet", "--restart", "latest", "--force", *[a for e in edits for a in ("--set", e)]]
+    error = one_error(run_solver(3, args, cwd=tmp_path, check=False, timeout=60), 2)
+    assert 'checkpoint in temperature_unit = "C", the case in "K"' in error, error
+    assert results.read_bytes() == before
