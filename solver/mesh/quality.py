@@ -190,10 +190,10 @@ def check_cells(mesh, where: str, folds: bool = True) -> None:
             4: f"has an edge midpoint node more than {MIDPOINT_OFFSET:g} edge lengths off the middle of its edge",
             5: f"is inverted in part by its curved edges: the Jacobian of its quadratic map changes sign or vanishes "
                f"inside it, near ({at}); move its midpoint nodes towards the middles of its edges",
-            6: "is too small for double precision: its volume (size^dim) underflows; give the coordinates in a "
-               "smaller unit (millimetres, micrometres)",
-            7: "is too large for double precision: its volume (size^dim) overflows; give the coordinates in a "
-               "larger unit (kilometres)",
+            6: "is too small for double precision: its volume (size^dim) underflows; coordinates are read in "
+               "metres, and no physical cell is this small: check the mesh's lengths and their unit",
+            7: "is too large for double precision: its volume (size^dim) overflows; coordinates are read in "
+               "metres, and no physical cell is this large: check the mesh's lengths and their unit",
             8: f"is too small for its distance from the origin in double precision (about {where_size[1]:.3g} "
                f"across, at coordinates up to {where_size[0]:.3g}: rounding the coordinates changes its edges by "
                f"more than {ROUNDED_EDGES:g} of their length); move the mesh's origin near the cells"

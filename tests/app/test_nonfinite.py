@@ -111,11 +111,14 @@ def test_bad_mesh_files_are_refused(tmp_path, nprocs, x3, y3, n3, message):
 ])
 def test_cells_whose_volume_leaves_the_range_of_doubles_are_named_so(tmp_path, nprocs, mesh, message):
     """Tetrahedra of 3.3e-151 m (volumes of 1e-452, zero in doubles) were said to have no volume,
-    "degenerate, or its size overflows"; they are named too small, and cells of 3.3e154 too large."""
+    "degenerate, or its size overflows"; they are named too small, and cells of 3.3e154 too large.
+    The advice keeps the coordinates in metres: it was to give them in millimetres or kilometres,
+    which the solver reads as metres (the same run's heat flows off by powers of 1000)."""
     (tmp_path / "case.toml").write_text(CASE.replace('file = "m.msh"', mesh))
     proc = run_solver(nprocs, ["case.toml", "--quiet"], cwd=tmp_path, check=False)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1 and message in errors[0] and "cell 1 of" in errors[0], proc.stderr
+    assert "volume" not in message or "read in metres" in errors[0] and "unit (" not in errors[0], errors[0]
 
 
 @pytest.mark.parametrize("origin", ["[1e6, 0.0]", "[5e5, 5.5e6]"])
