@@ -131,8 +131,9 @@ def step_inputs(problem, t: float, c: float, a0: float = 0.0, scale: float = 1.0
     and fluxes' loads, each Robin boundary's T_inf, its uptake ``int h N_i`` and its load ``int h
     T_inf N_i``, a radiating boundary's T_inf and, for the linear problem, the capacity and
     conduction matrices (``a0`` M, ``c`` K); for the nonlinear problem, given the temperature
-    ``u``, its capacity and conduction Jacobians there. Loads and matrices are weighted as the step
-    weighs them (``c``: dt b0, 1 steady), matrices times the temperature ``scale`` they act on. With
+    ``u``, its capacity and conduction Jacobians there, and each radiating boundary's heat from its
+    ambient, ``int eps sigma T_inf,K^4 N_i`` (with ``changing`` too). Loads and matrices are weighted
+    as the step weighs them (``c``: dt b0, 1 steady), matrices times the temperature ``scale`` they act on. With
     ``changing``, only the inputs that depend on t (the others were checked at the start); without
     ``dirichlet`` or ``loads``, the Dirichlet values or the rest left out."""
     def moves(*expressions):
@@ -173,6 +174,9 @@ def step_inputs(problem, t: float, c: float, a0: float = 0.0, scale: float = 1.0
         ti, points = term.condition.T_inf, term.facets.points
         if moves(ti):
             out.append(StepInput(f"boundary.{term.name}.T_inf", t, ti(points, t), lambda v=ti, p=points: (v(p, t), p)))
+        if moves(ti) and u is not None:  # its fourth power: the heat the ambient radiates in
+            out.append(StepInput(f"boundary.{term.name}.T_inf", t, c * problem.radiation_gross(term, u, t, True),
+                                 lambda v=ti, p=points: (v(p, t), p), weighed=True))
     if isinstance(problem, HeatProblem) and not changing:
         if a0:
             out.append(StepInput("material.rho and material.c (or mesh sizes)", t, a0 * scale * problem.M.data))
@@ -228,7 +232,7 @@ def check_step_loads(problem, u: np.ndarray, t1: float, load_times: list, dt: fl
         scale = max(1.0, float(np.max(np.abs(u[:n]), initial=0.0)))
         inputs = step_inputs(problem, t1, dt, scale=scale, changing=True, loads=False)
         for t in load_times:
-            inputs += step_inputs(problem, t, dt, scale=scale, changing=True, dirichlet=False)
+            inputs += step_inputs(problem, t, dt, scale=scale, changing=True, dirichlet=False, u=u)
     check_step_inputs(problem, inputs, where, dt=dt)
 
 

@@ -220,17 +220,18 @@ class NonlinearHeatProblem(HeatLoads):
             return np.zeros(self.mesh.n_owned)
         return term.facets.load(self._radiation(term, u, t)[0])
 
-    def radiation_gross(self, term: RadiationTerm, u: np.ndarray, t: float) -> np.ndarray:
+    def radiation_gross(self, term: RadiationTerm, u: np.ndarray, t: float, ambient_only: bool = False) -> np.ndarray:
         """Owned entries of int eps sigma (u_K^4 + T_inf,K^4) N_i over a radiating boundary (W):
-        the size of the two flows whose difference is its loss."""
+        the size of the two flows whose difference is its loss; ``ambient_only``: of the flow from
+        the ambient alone, int eps sigma T_inf,K^4 N_i."""
         if term.facets.empty:
             return np.zeros(self.mesh.n_owned)
         f = term.facets
         T = f.values_at_points(u)
         eps, _ = evaluate(term.condition.epsilon, T, f.points, t)
-        TK = T + self.offset
-        ambient = term.condition.T_inf(f.points, t) + self.offset
-        return f.load(np.abs(eps) * STEFAN_BOLTZMANN * (TK ** 4 + ambient ** 4))
+        ambient = (term.condition.T_inf(f.points, t) + self.offset) ** 4
+        surface = 0.0 if ambient_only else (T + self.offset) ** 4
+        return f.load(np.abs(eps) * STEFAN_BOLTZMANN * (surface + ambient))
 
     # ------------------------------------------------------------------ the evaluation
     def linearise(self, u: np.ndarray, t: float, a0: float, c: float, jacobian: bool = True,

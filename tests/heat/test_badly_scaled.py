@@ -7,7 +7,7 @@ scales still run."""
 import h5py
 import numpy as np
 import pytest
-from conftest import run_solver
+from conftest import one_error, run_solver
 
 CASE = """[mesh]
 nx = 20
@@ -301,3 +301,42 @@ def test_a_transient_field_that_decays_to_zero_is_not_taken_for_a_scale_problem(
     run_solver(1, args, cwd=tmp_path, timeout=120)
     with h5py.File(tmp_path / "outputs" / "case" / "case.h5", "r") as f:
         assert f.attrs["status"] == "complete" and np.abs(f["fields/temperature/000001"][()]).max() < 1e-150
+
+
+RADIATING = """temperature_unit = "K"
+[mesh]
+nx = 4
+ny = 2
+[material]
+k = 1.0
+rho = 1.0
+c = 1.0
+[initial]
+temperature = 300.0
+[boundary.right]
+type = "radiation"
+epsilon = 0.5
+T_inf = 300.0
+[run]
+temperature_range = [0.0, 1e300]
+[time]
+dt = 0.1
+t_end = 0.2
+"""
+
+
+@pytest.mark.parametrize("nprocs, T_inf, status, start", [
+    (1, "1e70", 2, "error: case.toml: boundary.right.T_inf = 1e+70 at "),
+    (3, "1e70", 2, "error: case.toml: boundary.right.T_inf = 1e+70 at "),
+    (1, '"300 + 1e90 * t"', 3, "error: case.toml: step 1 (t = 0.1): boundary.right.T_inf = 1e+89 at "),
+], ids=["np1", "np3", "of-t"])
+def test_an_ambient_whose_radiation_overflows_is_named(tmp_path, nprocs, T_inf, status, start):
+    """eps sigma T_inf^4 beyond double precision: the nonlinear solve failed with residuals of inf,
+    after its step was retried in 64 parts, and named no key; its share of the system is checked as
+    a load's: exit 2 before anything is written, exit 3 at the step for a T_inf of t."""
+    (tmp_path / "case.toml").write_text(RADIATING.replace("T_inf = 300.0", f"T_inf = {T_inf}"))
+    proc = run_solver(nprocs, ["case.toml", "--quiet"], cwd=tmp_path, check=False, timeout=60)
+    error = one_error(proc, status)
+    assert error.startswith(start) and "so large that the system of the step overflows" in error, error
+    if status == 2:
+        assert not list(tmp_path.glob("outputs/case/*.h5"))
