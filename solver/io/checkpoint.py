@@ -98,11 +98,18 @@ def schema_default(key: str):
     return None if spec is None or spec.default is REQUIRED else spec.default
 
 
+MEANT_WHEN_LEFT_OUT = {"temperature_unit": "C"}  # keys without a schema default whose absence means a value
+
+
 def changed_keys(old: dict, new: dict) -> tuple[list[str], list[str]]:
     """(safe, unsafe) keys whose values differ between two resolved cases, and the orders of
     :func:`orders` that differ (unsafe); a key the older case does not have (written before the
     key existed) is unchanged at its default."""
     a, b = flatten(_plain(old)), flatten(_plain(new))
+    for flat in (a, b):  # a key left out that means a value: the same case as one that gives it
+        for key, meant in MEANT_WHEN_LEFT_OUT.items():
+            if flat.get(key) is None:
+                flat[key] = meant
     changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)
                      and not (k not in a and b[k] is not None and b[k] == schema_default(k)))
     safe = [k for k in changed if k.startswith(SAFE_KEYS)]

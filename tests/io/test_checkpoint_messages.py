@@ -36,6 +36,16 @@ def test_the_memory_estimate_of_a_huge_mesh_is_short():
     assert len(str(info.value)) < 250 and "GiB" in str(info.value)
 
 
+def test_a_temperature_unit_left_out_is_the_same_case_as_celsius_given():
+    """A run with temperature_unit = "C" restarted from a case that leaves it out (C by default)
+    needed --force: "changed: temperature_unit"."""
+    given, left_out = {"temperature_unit": "C", "material": {"k": 1.0}}, {"material": {"k": 1.0}}
+    stored = SimpleNamespace(case=checkpoint.case_text(given), case_hash=checkpoint.case_hash(given))
+    assert checkpoint.changed_keys(given, left_out) == checkpoint.changed_keys(left_out, given) == ([], [])
+    assert checkpoint.check_compatible("c.h5", stored, left_out, force=False) == []
+    assert checkpoint.changed_keys(left_out, {**left_out, "temperature_unit": "K"}) == ([], ["temperature_unit"])
+
+
 def test_a_restart_sees_the_order_of_overlapping_regions_and_of_dirichlet_boundaries():
     """Where regions overlap the last listed wins, and where Dirichlet boundaries meet the later
     one holds the shared nodes: swapping two of them before a restart changed the solution (46.9
