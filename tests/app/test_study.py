@@ -225,6 +225,10 @@ BAD_STUDIES = {
     "element degree with thresholds": ('[study]\ncase = "{case}"\nmethod = "grid"\n[parameters]\n'
                                        '"element.degree" = {{ values = [1, 2] }}\n[outputs]\nfields = false\n'
                                        'thresholds = [30.0]\n', "parameters.element.degree: changes the mesh"),
+    "threshold below absolute zero": ('[study]\ncase = "{case}"\nsamples = 4\n[parameters]\n'
+                                      '"material.k" = {{ distribution = "uniform", low = 1.0, high = 2.0 }}\n'
+                                      '[outputs]\nthresholds = [20.0, -500.0]\n',
+                                      r"outputs.thresholds: -500 C is below absolute zero \(-273.15 C\)"),
     "huge samples": ('[study]\ncase = "{case}"\nsamples = 1000000000000000000000000000000\n[parameters]\n'
                      '"material.k" = {{ distribution = "uniform", low = 1.0, high = 2.0 }}\n',
                      "study.samples: expected an integer below 2"),

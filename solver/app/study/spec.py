@@ -33,6 +33,7 @@ from pathlib import Path
 
 from solver.case.load import load_case, printable, read_text, valid_name
 from solver.case.records import Case
+from solver.case.schema import absolute_zero
 from solver.case.shown import shown
 from solver.errors import CaseError
 
@@ -288,6 +289,11 @@ def load_study(path: str | Path) -> StudySpec:
     if not isinstance(thresholds, list) or len(thresholds) > MAX_THRESHOLDS:
         raise CaseError(f"{source}: outputs.thresholds: expected a list of at most {MAX_THRESHOLDS} temperatures")
     thresholds = tuple(float(_number(t, f"{source}: outputs.thresholds")) for t in thresholds)
+    unit = base.physics.temperature_unit
+    below = [t for t in thresholds if t < absolute_zero(unit)]
+    if below:  # (the fraction of samples above it: 1 everywhere, meaning nothing)
+        raise CaseError(f"{source}: outputs.thresholds: {below[0]:g} {unit} is below absolute zero "
+                        f"({absolute_zero(unit):g} {unit}); give temperatures in the base case's unit, {unit}")
     if fields or thresholds:
         shaping = [p.key for p in parameters if p.key.startswith(SHAPE_KEYS)]
         if shaping:
