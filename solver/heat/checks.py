@@ -356,11 +356,13 @@ def check_step_moves(case, problem, dt: float, u: np.ndarray | None = None) -> N
     largest = np.array([float(np.max(ratio, initial=0.0))])
     problem.mesh.comm.Allreduce(MPI.IN_PLACE, largest, op=MPI.MAX)
     rtol = case.solver.rtol
+    exchange = "".join(f" and boundary.{t.name}.h" for t in problem.robin)  # (the exchanges in K_R)
     if np.isfinite(largest[0]) and 0 < largest[0] < rtol:
         raise CaseError(f"{case.source}: time.dt = {dt:.6g} moves no temperature: the heat conducted over a step "
                         f"is below solver.rtol = {rtol:g} of the heat capacity on every node (at most "
-                        f"{largest[0]:.2g} of it): material.rho and material.c far beyond any material, or time.dt "
-                        f"far too small; check them and their units, or lower solver.rtol")
+                        f"{largest[0]:.2g} of it): material.k{exchange} far too small or material.rho and "
+                        f"material.c far too large for any material, or time.dt far too small; check them and their "
+                        f"units, or lower solver.rtol")
 
 
 def inputs_of_time(physics) -> list[tuple[str, object]]:

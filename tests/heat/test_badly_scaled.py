@@ -186,6 +186,8 @@ def test_a_balance_lost_in_round_off_fails(tmp_path, nprocs, edits, unit):
     (3, [], "time.dt = 5 moves no temperature"),
     (1, ["source.f=1000.0"], "but the steps changed no temperature (the run's energy change of +1.84e+21 J"),
     (3, ['material.rho="1e20*(1+1e-3*T)"'], "time.dt = 5 moves no temperature"),  # of T: completed with exit 0
+    (1, ["material.rho=1.0", "material.k=1e-30", "boundary.right.h=1e-30"],
+     "material.k and boundary.right.h far too small or material.rho"),  # (it blamed rho and c alone)
 ])
 def test_a_capacity_so_large_that_no_temperature_moves_is_refused(tmp_path, nprocs, edits, words):
     """rho = 1e20: the heat through the left side (7.7e7 J) moved no temperature within the solver's
