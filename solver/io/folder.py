@@ -31,8 +31,8 @@ def stale_lock(host: str, pid: str, start: str | None) -> str | None:
     """Why the lock of process ``pid`` on ``host`` (started at ``start``: :func:`lock_start`) is
     stale -- its process, on this host, is gone, or its pid is another process's now -- or None
     where it may still be held (another host's run, or a lock that does not name a process)."""
-    if host != socket.gethostname() or not (pid.isascii() and pid.isdigit() and 0 < int(pid) < 2**31):
-        return None
+    if host != socket.gethostname() or not (pid.isascii() and pid.isdigit()):
+        return None  # (a pid no process can have, 0 or beyond 2^31, is gone: :func:`pid_alive`)
     if not pid_alive(int(pid)):
         return "no longer running"
     if start is not None and process_start(int(pid)) not in (None, start):

@@ -25,6 +25,8 @@ def test_locks_that_cannot_be_judged_hold(tmp_path):
     or one that is not a regular file, does not."""
     lock = tmp_path / RUN_LOCK
     assert not run_holds(tmp_path)
+    lock.write_text(f"{socket.gethostname()} 4194304999\n")  # a pid no process can have: gone
+    assert not run_holds(tmp_path)
     lock.write_text("elsewhere.example 12345\n")
     assert run_holds(tmp_path)
     lock.write_text("")
