@@ -9,6 +9,9 @@ from solver.errors import CaseError
 from solver.io.results_reader import Results
 
 
+SHOWN_UNITS = {"degC": "C", "1": ""}  # a field's units attribute as the table shows it
+
+
 def parse_points(values, dim, option="--at"):
     pts = []
     for v in values:
@@ -35,15 +38,17 @@ def probe_command(args) -> int:
         if len(bad):
             raise CaseError(f"--at {args.at[bad[0]]}: point is outside the mesh of {r.path.name}")
         rows = [(t, *r.interpolate(i, name, cell, xi)) for i, t in enumerate(r.times)]
+        unit = SHOWN_UNITS.get(r.units(name), r.units(name))
     symbol = "T" if name == "temperature" else name
     names = [f"{symbol}({a})" for a in args.at]
-    if args.csv:
+    if args.csv:  # (the column names a script reads: without units)
         print(",".join(["time"] + [f'"{n}"' for n in names]))
         for row in rows:
             print(",".join(repr(float(v)) for v in row))
     else:
+        names = [f"{n} [{unit}]" if unit else n for n in names]
         widths = [max(18, len(n)) for n in names]
-        print(f"{'time':>12} " + " ".join(f"{n:>{w}}" for n, w in zip(names, widths)))
+        print(f"{'time [s]':>12} " + " ".join(f"{n:>{w}}" for n, w in zip(names, widths)))
         for t, *vals in rows:
             print(f"{t:12.6g} " + " ".join(f"{v:{w}.10g}" for v, w in zip(vals, widths)))
     return 0

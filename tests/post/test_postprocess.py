@@ -100,6 +100,8 @@ def test_probe_at_a_node_and_at_a_cell_centre(plate_runs):
     table = post("probe", plate_runs[1], "--at", f"{x!r},{y!r}", "--csv").stdout.splitlines()
     assert table[0].startswith("time,") and len(table) == 1 + 3
     assert float(table[-1].split(",")[1]) == pytest.approx(T[node], abs=1e-12)
+    shown = post("probe", plate_runs[1], "--at", "0.1,0.05").stdout.splitlines()  # the table: with units
+    assert shown[0].split() == ["time", "[s]", "T(0.1,0.05)", "[C]"], shown
 
 
 def test_recorded_probes_equal_the_probe_command(plate_runs):
