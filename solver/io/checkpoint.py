@@ -438,6 +438,13 @@ def check_snapshots(path: Path, attrs: "CheckpointAttrs", h5_path: Path) -> None
                         f"restart from another checkpoint, or run again")
 
 
+def double(dtype) -> bool:
+    """Whether a dataset's type is the 64-bit floating point a run writes (either byte order): a
+    narrower one has lost digits (the restart would go on from rounded temperatures), a wider one
+    is no file of a run."""
+    return dtype.kind == "f" and dtype.itemsize == 8
+
+
 def whole_number(value) -> bool:
     """A scalar integer, or a float of integral value."""
     if np.ndim(value) != 0 or isinstance(value, (str, bytes, bool, np.bool_)):
@@ -489,10 +496,10 @@ def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointA
         try:
             for name in f:
                 ds = f[name]
-                if not isinstance(ds, h5py.Dataset) or ds.shape != (n_nodes,) or ds.dtype.kind != "f":
-                    raise CaseError(f"{path}: checkpoint dataset {name} is not a vector of {n_nodes} floating-point "
-                                    f"values (it is {getattr(ds, 'dtype', 'a group')} of shape "
-                                    f"{getattr(ds, 'shape', '?')})")
+                if not isinstance(ds, h5py.Dataset) or ds.shape != (n_nodes,) or not double(ds.dtype):
+                    raise CaseError(f"{path}: checkpoint dataset {name} is not a vector of {n_nodes} 64-bit "
+                                    f"floating-point values, as a run writes (it is "
+                                    f"{getattr(ds, 'dtype', 'a group')} of shape {getattr(ds, 'shape', '?')})")
                 for start in range(0, ds.shape[0], 1 << 20):
                     if not np.all(np.isfinite(ds[start:start + (1 << 20)])):
                         raise CaseError(f"{path}: checkpoint dataset {name} holds NaN or Inf")

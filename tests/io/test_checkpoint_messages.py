@@ -140,3 +140,26 @@ def test_a_forced_restart_in_another_unit_stops_every_rank_and_keeps_the_results
     error = one_error(run_solver(3, args, cwd=tmp_path, check=False, timeout=60), 2)
     assert 'checkpoint in temperature_unit = "C", the case in "K"' in error, error
     assert results.read_bytes() == before
+
+
+@pytest.mark.parametrize("dtype", ["<f4", "<f2", ">f4"])
+def test_a_checkpoint_vector_narrower_than_double_is_refused(tmp_path, dtype):
+    """A temperature stored in single (or half) precision, the file rewritten with h5py, was read
+    and rounded: the restart went on from temperatures off by 1e-6 K (exit 0, no longer the
+    uninterrupted run's answer)."""
+    path = tmp_path / "step.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["solver_checkpoint"] = checkpoint.FORMAT
+        f["temperature"] = np.linspace(20.0, 100.0, 10).astype(dtype)
+    with pytest.raises(CaseError, match="not a vector of 10 64-bit floating-point values") as info:
+        checkpoint.inspect(path, 10)
+    assert str(np.dtype(dtype)) in str(info.value)
+
+
+def test_a_checkpoint_vector_of_doubles_in_either_byte_order_is_read(tmp_path):
+    path = tmp_path / "step.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["solver_checkpoint"] = checkpoint.FORMAT
+        f["temperature"] = np.linspace(20.0, 100.0, 10).astype(">f8")
+    with pytest.raises(CaseError, match="attributes are missing or malformed"):  # past the vectors' checks
+        checkpoint.inspect(path, 10)
