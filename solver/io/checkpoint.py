@@ -505,6 +505,7 @@ def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointA
                         raise CaseError(f"{path}: checkpoint dataset {name} holds NaN or Inf")
         except (OSError, RuntimeError, KeyError) as exc:
             raise CaseError(f"{path}: checkpoint is truncated or corrupt ({str(exc).splitlines()[0]})") from None
+        check_sums_kept(path, f)
         for name in ("step", "snapshots", "iterations", "ranks"):  # counts: whole numbers, not truncated floats
             raw = f.attrs.get(name)
             if raw is not None and not whole_number(raw):
@@ -548,6 +549,18 @@ def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointA
     check_controller(path, attrs)
     check_named_vectors(path, attrs)
     return attrs
+
+
+def check_sums_kept(path: Path, f) -> None:
+    """Refuse a checkpoint where some vectors carry the sums written with them and others do not:
+    a run writes them with every vector (an earlier version with none), so a vector without them
+    beside one with them was replaced after it was written, and its values could not be checked."""
+    summed = [name for name in f if "sum" in f[name].attrs or "abs_sum" in f[name].attrs]
+    bare = [name for name in f if name not in summed]
+    if summed and bare:
+        raise CaseError(f"{path}: damaged checkpoint: /{bare[0]} lacks the sums written with every vector "
+                        f"(/{summed[0]} has them; the vector was replaced after it was written); restart from an "
+                        f"earlier checkpoint by its path")
 
 
 def stored_time(attrs: CheckpointAttrs) -> dict | None:

@@ -163,3 +163,21 @@ def test_a_checkpoint_vector_of_doubles_in_either_byte_order_is_read(tmp_path):
         f["temperature"] = np.linspace(20.0, 100.0, 10).astype(">f8")
     with pytest.raises(CaseError, match="attributes are missing or malformed"):  # past the vectors' checks
         checkpoint.inspect(path, 10)
+
+
+def test_a_checkpoint_vector_without_the_sums_written_beside_others_is_refused(tmp_path):
+    """A vector deleted and written again with h5py (the temperature of another run) loses the
+    sums written with it, and was read unchecked while the other vectors kept theirs (exit 0)."""
+    path = tmp_path / "step.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["solver_checkpoint"] = checkpoint.FORMAT
+        f["temperature"] = np.full(10, 30.0)
+        f["previous"] = np.full(10, 20.0)
+        f["previous"].attrs.update({"sum": 200.0, "abs_sum": 200.0})
+    with pytest.raises(CaseError, match="damaged checkpoint: /temperature lacks the sums") as info:
+        checkpoint.inspect(path, 10)
+    assert "/previous has them" in str(info.value)
+    with h5py.File(path, "a") as f:  # none with sums (an earlier version's): read as before
+        del f["previous"].attrs["sum"], f["previous"].attrs["abs_sum"]
+    with pytest.raises(CaseError, match="attributes are missing or malformed"):
+        checkpoint.inspect(path, 10)
