@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 class ResultsObserver(Observer):
     """Snapshots of the schedule, probes at every step and the time-step table, into the results
     file; the snapshot at t = 0 unless the run continues from a checkpoint. The tables are
-    written at each snapshot and at each checkpoint (before it: the observer comes first)."""
+    written at each snapshot and at each checkpoint (before it: the observer comes first), and the
+    probe rows also whenever :data:`~solver.io.probe_series.MAX_PENDING` values wait, so that
+    their memory stays bounded however many steps lie between snapshots."""
 
     def __init__(self, results: ResultsWriter, probes: ProbeSeries | None, resumed: bool):
         self.results, self.probes, self.resumed = results, probes, resumed
@@ -56,6 +58,9 @@ class ResultsObserver(Observer):
         elif event.checkpoint:  # the tables reach the checkpoint: a restart from it leaves no gap
             with sim.timers("output"):
                 self.flush(sim)
+        elif self.probes is not None and self.probes.full:  # many probes, many steps between snapshots
+            with sim.timers("output"):
+                self.results.write_probes(*self.probes.take())
 
     def flush(self, sim: Simulation) -> None:
         """Write the probe values and the time-step records gathered since the last flush, up to the

@@ -9,6 +9,8 @@ from mpi4py import MPI
 from solver.errors import CaseError
 from solver.fem.locate import PointLocator
 
+MAX_PENDING = 1 << 20  # values (8 MiB) kept between writes: more reach the results file at the next step
+
 
 class ProbeSeries:
     def __init__(self, mesh, points):
@@ -35,6 +37,12 @@ class ProbeSeries:
         self.mesh.comm.Allreduce(MPI.IN_PLACE, values)
         self.times.append(float(t))
         self.rows.append(values)
+
+    @property
+    def full(self) -> bool:
+        """Whether the rows recorded since the last :meth:`take` hold :data:`MAX_PENDING` values
+        or more (the same on every rank: every rank records every row)."""
+        return len(self.rows) * max(1, len(self.points)) >= MAX_PENDING
 
     def take(self):
         """The rows recorded since the last call: (times, values)."""

@@ -313,3 +313,30 @@ def test_local_launches_get_one_blas_thread_per_rank_unless_set(monkeypatch):
     assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
     monkeypatch.setenv("OMP_NUM_THREADS", "4")  # the user's choice stands
     assert mpirun_environment(2)["OMP_NUM_THREADS"] == "4"
+
+
+def test_probe_rows_reach_the_results_file_before_they_fill_the_memory():
+    """Many probes and many steps between snapshots: the rows are written once MAX_PENDING values
+    wait, none lost or repeated, instead of piling up in memory until the next snapshot."""
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    import numpy as np
+    from mpi4py import MPI
+
+    from solver.app.observers import ResultsObserver
+    from solver.heat.march import StepEvent
+    from solver.io.probe_series import MAX_PENDING, ProbeSeries
+
+    mesh = SimpleNamespace(comm=MPI.COMM_SELF, cell_type="triangle", coords=np.array([[0.0, 0], [1, 0], [0, 1]]),
+                           owned_cells=np.array([[0, 1, 2]]))
+    probes = ProbeSeries(mesh, [[0.2, 0.3]] * 4096)
+    written = []
+    observer = ResultsObserver(SimpleNamespace(write_probes=lambda t, v: written.append(t)), probes, resumed=False)
+    sim = SimpleNamespace(u=np.array([1.0, 2.0, 3.0]), timers=lambda name: nullcontext())
+    steps = 3 * MAX_PENDING // 4096
+    for step in range(1, steps + 1):
+        observer.after_step(sim, StepEvent(step, step * 0.5, None, snapshot=False, checkpoint=False, last=False))
+        assert len(probes.rows) * 4096 <= MAX_PENDING
+    times = np.concatenate(written + [probes.take()[0]])
+    assert len(written) >= 2 and np.array_equal(times, 0.5 * np.arange(1, steps + 1))
