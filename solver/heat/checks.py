@@ -74,8 +74,8 @@ def check_inputs(source: str, problem, u0: np.ndarray | None, t: float = 0.0, un
     for name, part in problem.load_parts(t).items():
         named.append((f"boundary.{name}.T_inf" if name in robin else term_key(problem, name), part))
     if linear:
-        named.append(("material.rho and material.c (or mesh sizes)", problem.M.data))
-        named.append(("material.k (or mesh sizes)", problem.K_conduction.data))
+        named.append((f"{problem.capacity_keys} (or mesh sizes)", problem.M.data))
+        named.append((f"{problem.k_keys} (or mesh sizes)", problem.K_conduction.data))
     with np.errstate(all="ignore"):
         bad = first_bad(problem.mesh.comm, named)
     if bad is not None and physics is not None and not written_as_expression(physics, bad):
@@ -179,18 +179,19 @@ def step_inputs(problem, t: float, c: float, a0: float = 0.0, scale: float = 1.0
                                  lambda v=ti, p=points: (v(p, t), p), weighed=True))
     if isinstance(problem, HeatProblem) and not changing:
         if a0:
-            out.append(StepInput("material.rho and material.c (or mesh sizes)", t, a0 * scale * problem.M.data))
-        out.append(StepInput("material.k (or mesh sizes)", t, c * scale * problem.K_conduction.data, weighed=True))
+            out.append(StepInput(f"{problem.capacity_keys} (or mesh sizes)", t, a0 * scale * problem.M.data))
+        out.append(StepInput(f"{problem.k_keys} (or mesh sizes)", t, c * scale * problem.K_conduction.data,
+                             weighed=True))
     elif u is not None and hasattr(problem, "linearise") and not changing:  # k, rho, c of T: at u
         # the conduction first: the capacity Jacobian is assembled with the conduction weighted by
         # 0, which an overflowing k turns into NaN there (0 * inf), and the capacity would be named
         Q = problem.linearise(u, t, 0.0, 1.0, jacobian=True)
         conduction = Q.symmetric if Q.combined is None else Q.combined
-        out.append(StepInput("material.k (or mesh sizes), at the initial temperature", t, c * scale * conduction,
+        out.append(StepInput(f"{problem.k_keys} (or mesh sizes), at the initial temperature", t, c * scale * conduction,
                              weighed=True))
         if a0:
             S = problem.linearise(u, t, 1.0, 0.0, jacobian=True, newton=False)
-            out.append(StepInput("material.rho and material.c (or mesh sizes), at the initial temperature", t,
+            out.append(StepInput(f"{problem.capacity_keys} (or mesh sizes), at the initial temperature", t,
                                  a0 * scale * S.symmetric))
     return out
 

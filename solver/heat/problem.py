@@ -22,6 +22,7 @@ from mpi4py import MPI
 
 from solver.case.expressions import time_stamp
 from solver.case.records import DirichletBC, NeumannBC, Physics, RobinBC
+from solver.case.shown import cut
 from solver.compiled import compile_shared, index_dtype, use_kernels, worth_compiling
 from solver.fem.assembly import Assembler
 from solver.fem.boundary import BoundaryTerm
@@ -86,6 +87,15 @@ def has_source(f) -> bool:
     return not (f.is_constant and f(np.zeros((1, 1)))[0] == 0.0)
 
 
+def property_keys(physics: Physics, names: tuple[str, ...]) -> str:
+    """The keys that give the properties ``names`` of the cells, for messages: the material's, then
+    those of each region that sets one of them (\"material.k or region.insulation.k\")."""
+    material = " and ".join(f"material.{name}" for name in names)
+    regions = [" and ".join(f"region.{cut(r.name)}.{name}" for name in names if getattr(r, name) is not None)
+               for r in physics.regions]
+    return " or ".join([material] + [r for r in regions if r][:3] + ["..."] * (sum(map(bool, regions)) > 3))
+
+
 class HeatLoads:
     """What every form of the heat equation has: the mesh and its assembler, the source, the
     Neumann and Robin boundaries with their load vectors F(t) by origin, and the Dirichlet data."""
@@ -102,6 +112,7 @@ class HeatLoads:
             self.compile_kernels(physics, linear)
         self.assembler = Assembler(mesh, compiled=self.compiled)
         self.source = physics.source
+        self.k_keys, self.capacity_keys = property_keys(physics, ("k",)), property_keys(physics, ("rho", "c"))
         # the lumped mass of P2 simplices takes the source at the nodes, with its own weights, and
         # the faces of P2 tetrahedra their loads and exchanges at their nodes (their corners' int N_i
         # vanish): a uniformly heated body heats uniformly

@@ -203,7 +203,12 @@ def test_an_input_that_overflows_the_system_is_named(tmp_path, nprocs, edits, st
      "material.rho and material.c (or mesh sizes): the system's", False),
     (["boundary.left.value=1e300", "run.temperature_range=[-200, 1e301]"], "boundary.left.value = 1e+300 at (0, ",
      False),
-], ids=["k", "k-table", "capacity", "dirichlet"])
+    # a region's k or capacity: the line named material.k, which the case had right
+    (["region.hot.x=[0, 0.5]", "region.hot.k=1e300"], "material.k or region.hot.k (or mesh sizes): the system's",
+     True),
+    (["region.hot.x=[0, 0.5]", "region.hot.rho=1e300", "region.hot.c=1e8", "boundary.left.value=100"],
+     "material.rho and material.c or region.hot.rho and region.hot.c (or mesh sizes): the system's", False),
+], ids=["k", "k-table", "capacity", "dirichlet", "region-k", "region-capacity"])
 def test_an_overflowing_input_names_its_key_and_dt_only_where_dt_weighs_it(tmp_path, nprocs, edits, message,
                                                                            weighed):
     """The line names the input that overflows the system (not another that it spoils), and the
