@@ -129,12 +129,7 @@ def _refuse_twisted(path: Path, points: np.ndarray, unit: np.ndarray, cells: np.
         _refuse_twisted_maps(path, points, xyz, cells, QUADRATIC_NAMES[linear.name][0])
         return
     for start in range(0, len(cells), CHUNK):
-        ordered = np.sort(cells[start: start + CHUNK], axis=1)
-        twice = np.flatnonzero(np.any(ordered[:, 1:] == ordered[:, :-1], axis=1))
-        if len(twice):  # (its corner Jacobians vanish: neither inverted nor a facet of its own)
-            row = start + int(twice[0])
-            raise CaseError(f"{path}: element {row + 1} of its kind (near {_at(points, cells[row, : linear.n_nodes])}) "
-                            f"lists a node more than once: a degenerate cell; check its node list")
+        _refuse_repeated_nodes(path, points, cells, start, linear.n_nodes)  # (its corner Jacobians vanish)
         with np.errstate(all="ignore"):
             det = corner_jacobians(xyz, cells[start: start + CHUNK, : linear.n_nodes], linear.name)
         mixed = np.flatnonzero((det.min(axis=1) < 0) & (det.max(axis=1) > 0))
@@ -156,12 +151,7 @@ def _refuse_twisted_maps(path: Path, points: np.ndarray, xyz: np.ndarray, cells:
     A midpoint node off its edge (swapped with another: a node order not Gmsh's) is named first."""
     _refuse_misplaced_midpoints(path, points, xyz, cells, cell_type)
     for start in range(0, len(cells), CHUNK):
-        ordered = np.sort(cells[start: start + CHUNK], axis=1)
-        twice = np.flatnonzero(np.any(ordered[:, 1:] == ordered[:, :-1], axis=1))
-        if len(twice):
-            row = start + int(twice[0])
-            raise CaseError(f"{path}: element {row + 1} of its kind (near {_at(points, cells[row])}) lists a node "
-                            f"more than once: a degenerate cell; check its node list")
+        _refuse_repeated_nodes(path, points, cells, start, cells.shape[1])
         with np.errstate(all="ignore"):
             mixed = np.flatnonzero(map_folds(xyz, cells[start: start + CHUNK], cell_type))
         if len(mixed):
@@ -170,6 +160,17 @@ def _refuse_twisted_maps(path: Path, points: np.ndarray, xyz: np.ndarray, cells:
                             f"self-intersecting (the Jacobian of its quadratic map changes sign): check its node "
                             f"order (the corners, then the midpoints of the edges), and that its midpoint nodes lie "
                             f"near the middles of its edges")
+
+
+def _refuse_repeated_nodes(path: Path, points: np.ndarray, cells: np.ndarray, start: int, shown: int) -> None:
+    """A cell of the chunk from ``start`` that lists a node more than once (a degenerate cell),
+    placed near the mean of its first ``shown`` nodes."""
+    ordered = np.sort(cells[start: start + CHUNK], axis=1)
+    twice = np.flatnonzero(np.any(ordered[:, 1:] == ordered[:, :-1], axis=1))
+    if len(twice):
+        row = start + int(twice[0])
+        raise CaseError(f"{path}: element {row + 1} of its kind (near {_at(points, cells[row, :shown])}) lists a "
+                        f"node more than once: a degenerate cell; check its node list")
 
 
 def _odd_corner(det: np.ndarray) -> int:
