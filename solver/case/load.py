@@ -210,8 +210,21 @@ def load_case(text: str, source: str, overrides=(), default_name: str = "case", 
         raise CaseError(f"{source}: output.name must be 1 to 100 letters, digits, '_', '-' or '.', not starting "
                         f"with '-' or '.', got {shown(name)}")
     values["output"]["name"] = name
-    return records.Case(source=source, name=name, text=text, values=values, overrides=applied,
+    case = records.Case(source=source, name=name, text=text, values=values, overrides=applied,
                         **records.sections(values))
+    if case.time.scheme == "explicit-euler" and case.physics.nonlinear:
+        raise CaseError(f"{source}: {explicit_refusal(case.physics)}")
+    return case
+
+
+def explicit_refusal(physics: records.Physics) -> str:
+    """Why explicit Euler cannot take a case whose equations are solved by Newton's method."""
+    key = cut(physics.nonlinear_key)
+    why = (f"{key} is set" if key.endswith(".latent_heat") else f"{key.removesuffix('.epsilon')} radiates"
+           if key.endswith(".epsilon") else f"{key} is not a number")
+    return (f"time.scheme = \"explicit-euler\" needs k, rho and c given as numbers (of the material and of each "
+            f"region), no latent heat and no radiation, but {why}; use backward-euler, crank-nicolson or bdf2 "
+            f"(or time.dt = \"adaptive\"), which take properties given as expressions or tables")
 
 
 ADAPTIVE_KEYS = ("tolerance", "dt_initial", "dt_min", "dt_max")

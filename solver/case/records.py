@@ -167,8 +167,20 @@ class Physics:
     def nonlinear(self) -> bool:
         """True when a property is not a plain number or a boundary radiates: the equations are
         then solved by Newton (or Picard) iterations."""
-        return (not self.material.constant or not all(r.constant for r in self.regions)
-                or bool(self.of_kind(RadiationBC)))
+        return self.nonlinear_key is not None
+
+    @property
+    def nonlinear_key(self) -> str | None:
+        """The first key that makes the case nonlinear (for messages), or None."""
+        for where, holder in [("material", self.material)] + [(f"region.{r.name}", r) for r in self.regions]:
+            for name in ("k", "rho", "c"):
+                value = getattr(holder, name)
+                if value is not None and not is_constant(value):
+                    return f"{where}.{name}"
+            if holder.melting is not None and (where == "material" or holder.melting.latent_heat):
+                return f"{where}.latent_heat"
+        radiating = self.of_kind(RadiationBC)
+        return f"boundary.{radiating[0].name}.epsilon" if radiating else None
 
 
 @dataclass(frozen=True)
