@@ -816,6 +816,34 @@ def test_study_slurm_without_a_study_file_gives_its_usage(tmp_path):
     assert proc.returncode == 2 and "usage: sbatch jobs/study.slurm STUDY.toml" in proc.stderr, proc.stderr
 
 
+@pytest.mark.parametrize("script", ["run.slurm", "requeue.slurm", "study.slurm"])
+def test_a_job_script_run_from_another_directory_finds_the_scripts_beside_it(tmp_path, script):
+    """Run from outside the project directory, run.slurm ended on a shell error (exit 1), study.slurm
+    with 127 and requeue.slurm ran the case without its launcher, then failed (exit 1): the scripts
+    take jobs/ beside them. Under SLURM (a copy of the script is run) without jobs/ in the submit
+    directory: one line, exit 2."""
+    env = {**mpi_env(), "LAUNCHER": "mpirun", "SLURM_NTASKS": "1", "PYTHON": sys.executable}
+    for name in ("JOBS", "SLURM_SUBMIT_DIR", "SLURM_JOB_ID", "SOLVER_STATUS_FILE"):
+        env.pop(name, None)
+    args = [str(ROOT / "inputs" / "layered_wall.toml"), "--quiet"]
+    if script == "study.slurm":  # (a study file that is not there: the solver's own error)
+        args = ["missing.toml"]
+    proc = subprocess.run(["bash", str(ROOT / "jobs" / script), *args], cwd=tmp_path, capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert proc.returncode == (2 if script == "study.slurm" else 0) and ".slurm: " not in proc.stderr, proc
+    if script != "study.slurm":
+        assert (tmp_path / "outputs" / "layered_wall" / "layered_wall.h5").is_file()
+        assert not list(tmp_path.glob(".solver-*")), list(tmp_path.glob(".solver-*"))
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    shutil.copy(ROOT / "jobs" / script, spool / "slurm_script")
+    proc = subprocess.run(["bash", str(spool / "slurm_script"), *args], cwd=tmp_path, capture_output=True, text=True,
+                          env={**env, "SLURM_SUBMIT_DIR": str(tmp_path), "SLURM_JOB_ID": "7"}, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        f"jobs: no jobs/{'requeue.slurm' if script == 'study.slurm' else 'common.sh'} in {tmp_path}: submit from the "
+        "project directory, or set JOBS to its jobs/ folder"], proc
+
+
 def test_the_scaling_script_checks_its_arguments_before_it_submits(tmp_path):
     """collect of a folder without a series and weak rank counts that are not multiples gave
     tracebacks or orphaned the jobs already submitted; a bare word in --set (as the solver takes
