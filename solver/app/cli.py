@@ -43,6 +43,7 @@ def main(argv=None) -> int:
     # run's next write of it fail (exit 74 at a complete run's end record); a run is the only
     # writer of its files (its own lock file says so), and readers take snapshots as listed
     os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+    _escaping_console()
     try:
         _check_environment()
         words = command_line(sys.argv[1:] if argv is None else argv)
@@ -67,6 +68,16 @@ def main(argv=None) -> int:
     if plan.ranks > 1 and not launched_by_mpi():
         return relaunch(words, plan.ranks)
     return mpi_command(command, plan, args)
+
+
+def _escaping_console() -> None:
+    """Standard output and error show what their encoding cannot (a case file named in UTF-8 on a
+    console set to ASCII or Latin-1: PYTHONIOENCODING, the locale) as escapes (\\xe4), instead of
+    failing the command on its first line."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            if stream.errors == "strict":
+                stream.reconfigure(errors="backslashreplace")
 
 
 def _check_environment() -> None:

@@ -69,6 +69,17 @@ def test_missing_or_unreadable_case_file(tmp_path, nprocs):
     assert proc.returncode == 2 and "command line: unrecognized arguments: --bogus" in proc.stderr
 
 
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_a_case_named_beyond_the_console_s_encoding_runs(tmp_path, nprocs, monkeypatch):
+    """A case file named in UTF-8 on an ASCII console (PYTHONIOENCODING, the locale) ended with
+    "internal error: UnicodeEncodeError" (exit 1) at its first line: the name is shown escaped."""
+    (tmp_path / "wänd.toml").write_text((ROOT / "inputs" / "layered_wall.toml").read_text())
+    monkeypatch.setenv("PYTHONIOENCODING", "ascii")
+    proc = run_solver(nprocs, ["wänd.toml"], cwd=tmp_path, check=False, timeout=60)
+    assert proc.returncode == 0 and "w\\xe4nd.toml" in proc.stdout, proc.stderr
+    assert (tmp_path / "outputs" / "wand" / "wand.h5").is_file()
+
+
 def test_default_case_prints_progress_summary_and_paths(tmp_path):
     proc = run_solver(2, [], cwd=tmp_path)
     out = proc.stdout
