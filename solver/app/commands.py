@@ -30,6 +30,7 @@ from enum import Enum
 from solver import __version__
 from solver.bench.arguments import bench_arguments, verify_arguments
 from solver.case.arguments import ArgumentParser
+from solver.case.shown import cut
 from solver.errors import CaseError
 from solver.post.arguments import export_arguments, info_arguments, plot_arguments, probe_arguments
 
@@ -213,6 +214,11 @@ def command_line(argv) -> list[str]:
     """The words to parse, with the default command: words whose first names no command (and is
     none of -h, --help, --version) are ``run``'s, so a case file or a run option may come first."""
     argv = joined_negative_values(list(argv))
+    for word in argv:
+        if not word.isascii() and not _is_utf8(word):
+            shown = word.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+            raise CaseError(f"{cut(shown)}: not UTF-8 text (the command line is recorded in the results and the log); "
+                            f"rename the file, or give its name in UTF-8")
     if argv[:1] and (argv[0] in COMMANDS or argv[0] in TOP_LEVEL):
         return argv
     if argv[:1] and not argv[0].startswith("-") and not os.path.lexists(argv[0]):
@@ -223,6 +229,16 @@ def command_line(argv) -> list[str]:
             raise CaseError(f"{argv[0]}: not a command, nor a case file; did you mean {near[0]}? (commands: "
                             f"{', '.join(COMMANDS)})")
     return ["run", *argv]
+
+
+def _is_utf8(word: str) -> bool:
+    """A word of the command line that is text: no byte that UTF-8 cannot decode (Python keeps such
+    bytes as lone surrogates)."""
+    try:
+        word.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def build_parser() -> ArgumentParser:

@@ -7,7 +7,7 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, run_solver
+from conftest import ROOT, one_error, run_solver
 
 from solver.app.commands import COMMANDS, Launch, build_parser, command_line
 
@@ -78,6 +78,22 @@ def test_a_case_named_beyond_the_console_s_encoding_runs(tmp_path, nprocs, monke
     proc = run_solver(nprocs, ["wänd.toml"], cwd=tmp_path, check=False, timeout=60)
     assert proc.returncode == 0 and "w\\xe4nd.toml" in proc.stdout, proc.stderr
     assert (tmp_path / "outputs" / "wand" / "wand.h5").is_file()
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_a_word_that_is_not_utf8_is_refused_before_anything_moves(tmp_path, nprocs):
+    """A case file named with a byte UTF-8 cannot decode ran with --overwrite, moved the earlier
+    results to .bak, then ended with an internal error writing the command line into the results
+    (exit 1): such a word is refused up front, shown escaped."""
+    text = (ROOT / "inputs" / "layered_wall.toml").read_text()
+    (tmp_path / "wall.toml").write_text(text)
+    run_solver(1, ["wall.toml", "--set", "time.t_end=60"], cwd=tmp_path)
+    before = sorted(p.name for p in (tmp_path / "outputs").iterdir())
+    (tmp_path / "wall\udcff.toml").write_text(text)  # (the file name's byte 0xff)
+    proc = run_solver(nprocs, ["wall\udcff.toml", "--set", "output.name=wall", "--overwrite"], cwd=tmp_path,
+                      check=False, timeout=60)
+    assert one_error(proc, 2).startswith("error: wall\\xff.toml: not UTF-8 text")
+    assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == before
 
 
 def test_default_case_prints_progress_summary_and_paths(tmp_path):
