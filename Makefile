@@ -3,6 +3,7 @@
 # make test  -- bootstrap if needed, then run the whole test suite
 # make bench -- bootstrap if needed, then python -m solver bench $(ARGS) (e.g. ARGS=--quick)
 # make docs  -- bootstrap if needed, then build the documentation site into docs/_build/html
+# make help -- this text
 # make bootstrap / make clean / make lock (re-pin constraints.txt from pyproject.toml)
 #
 # Variables: NP (ranks, default 2), CASE (case file, default: the built-in plate),
@@ -25,8 +26,11 @@ export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 endif
 export OMPI_MCA_rmaps_base_oversubscribe := 1
 
-.PHONY: all bootstrap run test bench docs clean lock
+.PHONY: all help bootstrap run test bench docs clean lock
 all: test
+
+help:
+	@sed -n '1,/^$$/s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 bootstrap: $(STAMP)
 
