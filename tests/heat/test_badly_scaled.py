@@ -131,6 +131,22 @@ def test_a_steady_body_held_at_one_temperature_shows_no_flows_on_any_rank_count(
 
 
 @pytest.mark.parametrize("nprocs", [1, 3])
+def test_a_tiny_steady_flow_that_balances_is_shown_on_any_rank_count(tmp_path, nprocs):
+    """Two sides held at 20 C and 20.00000001 C pass 1e-8 W through the unit square: a fixed cut of
+    1e-9 of the conduction of 20 C printed "heat flows in (W): none". Flows that balance each other
+    are shown, to the solve's accuracy."""
+    (tmp_path / "case.toml").write_text('[mesh]\nnx = 8\nny = 8\n[material]\nk = 1.0\nrho = 1.0\nc = 1.0\n'
+                                        '[initial]\ntemperature = 0.0\n[boundary.left]\ntype = "dirichlet"\n'
+                                        'value = 20.0\n[boundary.right]\ntype = "dirichlet"\nvalue = 20.00000001\n'
+                                        '[time]\nscheme = "steady"\n')
+    out = run_solver(nprocs, ["case.toml"], cwd=tmp_path).stdout
+    assert "heat flows in (W): none" not in out, out
+    with h5py.File(tmp_path / "outputs" / "case" / "case.h5", "r") as f:
+        assert f.attrs["balance_heat_in_left"] == pytest.approx(-1e-8, rel=1e-4)
+        assert f.attrs["balance_heat_in_right"] == pytest.approx(1e-8, rel=1e-4)
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
 def test_a_steady_body_cooled_to_its_ambient_shows_no_flows_on_any_rank_count(tmp_path, nprocs):
     """Convection to 0 C on every side, from 100 C: the body ends at 0 C, its exchanges round-off of
     the 100 C the solve started from. One rank printed four flows of -5e-11 W and a relative
