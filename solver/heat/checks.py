@@ -318,6 +318,19 @@ def check_absolute_zero(source: str, problem, u0: np.ndarray | None, t: float, u
                         f"lowest value on the mesh at t = {t:g})")
 
 
+def temperature_scale(problem, u0: np.ndarray) -> float:
+    """The largest magnitude of the temperatures the case gives at the start (collective): the
+    initial field ``u0``, the Dirichlet values and T_inf at t = 0; the solves' round-off is relative
+    to it."""
+    named = prescribed_temperatures(problem, u0, 0.0)
+    exchanges = list(problem.robin) + list(problem.radiation)
+    named += [("", term.condition.T_inf(term.facets.points, 0.0)) for term in exchanges]
+    with np.errstate(all="ignore"):
+        top = np.array([max((float(np.max(np.abs(v))) for _, v in named if np.size(v)), default=0.0)])
+    problem.mesh.comm.Allreduce(MPI.IN_PLACE, top, op=MPI.MAX)
+    return float(top[0]) if np.isfinite(top[0]) else 0.0
+
+
 def boundary_temperatures_change(problem) -> bool:
     """Some Dirichlet value or T_inf depends on t (the same on every rank)."""
     exprs = [bc.value for bc in problem.dirichlet.conditions]

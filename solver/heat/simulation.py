@@ -20,13 +20,14 @@ import numpy as np
 from mpi4py import MPI
 
 from solver.case.records import Case, SolverSpec
+from solver.case.schema import absolute_zero
 from solver.errors import CaseError, NonFiniteError, NumericalError
 from solver.heat.adaptive import AdaptiveStepping, StepRecord
 from solver.heat.checks import (check_case_against_mesh, check_inputs, check_mesh, check_step_inputs,
                                  check_step_moves, check_temperature_range, inputs_of_time, refuse_shared_facets,
-                                 report_empty_regions, report_unused_melting, step_inputs, warn_abrupt_changes,
-                                 warn_hidden_switches, warn_lumped_quadratic_simplices, warn_switches_between_steps,
-                                 warn_time_in_steady)
+                                 report_empty_regions, report_unused_melting, solve_tolerance, step_inputs,
+                                 temperature_scale, warn_abrupt_changes, warn_hidden_switches,
+                                 warn_lumped_quadratic_simplices, warn_switches_between_steps, warn_time_in_steady)
 from solver.heat.nonlinear import NonlinearHeatProblem
 from solver.heat.nonlinear_stepping import make_nonlinear_stepper
 from solver.heat.parts import check_floating_parts
@@ -186,6 +187,7 @@ class Simulation(Discretisation):
             with np.errstate(all="ignore"):  # (an overflowing capacity's energies: refused by key just below)
                 self.stepper.start(self.u, 0.0)
         self.check_scales()
+        self.floor_slack = solve_tolerance(case) * temperature_scale(self.problem, self.u)
 
     def check_scales(self) -> None:
         """Refuse (exit 2, before anything is written) a constant input whose share of the system
@@ -240,9 +242,12 @@ class Simulation(Discretisation):
 
     def unhealthy(self, temperature_range=None) -> tuple[float, tuple] | None:
         """None, or (value, coordinates) of a NaN/Inf/out-of-range owned temperature (the range:
-        ``run.temperature_range`` unless given)."""
+        ``run.temperature_range`` unless given; a lower end at absolute zero takes the round-off of
+        the solves below it, ``floor_slack``: a field cooled to 0 K ends at -7e-14 K)."""
         u = self.u[: self.mesh.n_owned]
         lo, hi = temperature_range or self.case.run.temperature_range
+        if lo <= absolute_zero(self.case.physics.temperature_unit):  # a field that reaches it: round-off below
+            lo -= self.floor_slack
         bad = ~np.isfinite(u) | (u < lo) | (u > hi)
         if not bad.any():
             return None
