@@ -136,3 +136,31 @@ def test_options_give_per_level_values_and_the_default_hierarchy():
         P, A_f, A_c = fine.galerkin.P_ext, fine.A.diag_block, coarse.A.diag_block
         assert np.array_equal(fine.galerkin.ext_cols, np.arange(A_c.shape[0]))
         assert abs(P.T @ A_f @ P - A_c).max() < 1e-12 * abs(A_c).max()
+
+
+@pytest.mark.parametrize("size", [1e-45, 1e-200, 1e-310, 1e300])
+def test_a_single_precision_cycle_scales_any_residual_exactly(size):
+    """The float32 V-cycle scales a residual by a power of two into float32's range and back; the
+    way back was a float32 product, which gave 0 for a residual below about 1e-38 (a field decayed
+    toward 0 on Dirichlet walls of 0), and CG stopped as on an indefinite system (exit 3). Scaled
+    by a power of two, z scales exactly, down to subnormal residuals (one rank)."""
+    import numpy as np
+    import scipy.sparse as sp
+    from mpi4py import MPI
+
+    from solver.la.amg import AMG
+    from solver.la.matrix import DistributedMatrix
+    from solver.parallel.exchange import HaloExchange
+
+    m = 30
+    T = sp.diags([-np.ones(m - 1), 2.0 * np.ones(m), -np.ones(m - 1)], [-1, 0, 1])
+    L = (sp.kron(T, sp.identity(m)) + sp.kron(sp.identity(m), T) + 1e-3 * sp.identity(m * m)).tocsr()
+    empty = np.zeros(0, dtype=np.int64)
+    amg = AMG(DistributedMatrix(L, HaloExchange(MPI.COMM_SELF, m * m, np.arange(m * m), empty, empty)))
+    assert amg.dtype == np.float32
+    r = np.cos(np.arange(m * m))
+    power = 2.0 ** np.round(np.log2(size))  # (a power of two: the scaled result is exact)
+    z, z_small = amg(r), amg(r * power)
+    assert z_small.dtype == np.float64 and np.dot(r, z_small) > 0
+    assert np.array_equal(z_small, z * power) if 1e-300 < size < 1e300 else \
+        np.allclose(z_small / power, z, rtol=1e-6, atol=0)

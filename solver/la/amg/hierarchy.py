@@ -187,11 +187,13 @@ class AMG:
         if m[0] == 0.0 or not np.isfinite(m[0]):
             z.fill(0.0 if m[0] == 0.0 else np.nan)
             return z
-        scale = math.ldexp(1.0, -math.frexp(m[0])[1])
-        np.multiply(r, scale, out=lvl.b)
+        # (the scaling back in float64: a float32 product underflowed to 0 for a residual below
+        # 1e-38, a field decayed toward 0, and CG took that for an indefinite system)
+        exponent = -math.frexp(m[0])[1]
+        np.ldexp(r, exponent, out=lvl.b, casting="same_kind")
         self._cycle(0, lvl.b, lvl.x)
-        np.multiply(lvl.x[: lvl.n], 1.0 / scale, out=z)
-        return z
+        z[:] = lvl.x[: lvl.n]
+        return np.ldexp(z, -exponent, out=z)
 
     def _cycle(self, k: int, b: np.ndarray, x: np.ndarray) -> None:
         lvl = self.levels[k]
