@@ -46,6 +46,10 @@ class HeatBalance:
     # (:data:`ENERGY_ROUNDOFF` of it) scales the imbalance of a body where nothing flows
     held: float = 0.0
     steps: int = 0  # steps booked since the balance was opened (or resumed)
+    # the magnitude of the totals a balance of the steps since opening is the difference of (J): the
+    # energy and the heat booked before a restart; its round-off (:data:`ENERGY_ROUNDOFF` of it) scales
+    # the imbalance of late steps whose flows are too small to change those totals
+    carried: float = 0.0
 
     def __post_init__(self):
         if self.inflow is None:
@@ -60,8 +64,9 @@ class HeatBalance:
         if self.opened is None:
             return self
         energy, inflow, lag, gross = self.opened
+        carried = abs(energy) + float(np.abs(inflow).sum()) + abs(lag) + gross
         return HeatBalance(self.terms, energy, self.energy, self.inflow - inflow, self.lag - lag, held=self.held,
-                           gross=self.gross - gross, moved=self.moved, steps=self.steps)
+                           gross=self.gross - gross, moved=self.moved, steps=self.steps, carried=carried)
 
     @property
     def change(self) -> float:
@@ -74,7 +79,7 @@ class HeatBalance:
     @property
     def relative(self) -> float:
         scale = max(abs(self.change), float(np.abs(self.inflow).sum()), abs(self.lag), self.magnitude, self.gross,
-                    ENERGY_ROUNDOFF * (self.held + self.exchange), 1e-300)
+                    ENERGY_ROUNDOFF * (self.held + self.exchange + self.carried), 1e-300)
         return abs(self.imbalance) / scale
 
     def as_dict(self) -> dict:
