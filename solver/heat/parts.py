@@ -21,6 +21,7 @@ import numpy as np
 from mpi4py import MPI
 
 from solver.case.records import MeshFileSpec
+from solver.case.tables import TemperatureTable
 from solver.errors import CaseError, NumericalError
 from solver.heat.balance import HeatFlows
 from solver.mesh.components import component_labels
@@ -32,11 +33,13 @@ MAX_PARTS = 10_000  # parts without a Dirichlet boundary checked after a solve a
 def _exchanging_facets(problem):
     """(term, T-dependent, facet mask) of each robin and radiation boundary: the facets where h
     (or epsilon) is not zero at t = 0, as a constant or an expression of x, y, z and t (all of
-    them when it depends on T)."""
+    them when it depends on T; a table of T whose values are all one number is that number)."""
     terms = [(term, term.condition.h) for term in problem.robin]
     terms += [(term, term.condition.epsilon) for term in problem.radiation]
     for term, coefficient in terms:
         n_facets = len(term.facets.nodes)
+        if isinstance(coefficient, TemperatureTable) and coefficient.low == coefficient.high:
+            coefficient = coefficient.low  # (all zero: it insulates at every temperature)
         if isinstance(coefficient, (int, float)):
             yield term, False, np.full(n_facets, coefficient != 0)
         elif getattr(coefficient, "depends_on_temperature", True):

@@ -135,11 +135,14 @@ scheme = "steady"
 @pytest.mark.parametrize("boundary", ['type = "robin"\nh = 0.0\nT_inf = 300.0',
                                       'type = "robin"\nh = "0 * x"\nT_inf = 300.0',
                                       'type = "robin"\nh = "where(t > 1e9, 25, 0)"\nT_inf = 300.0',
-                                      'type = "radiation"\nepsilon = 0.0\nT_inf = 300.0'])
+                                      'type = "radiation"\nepsilon = 0.0\nT_inf = 300.0',
+                                      'type = "radiation"\nepsilon = { table = [[0.0, 0.0], [900.0, 0.0]] }\n'
+                                      'T_inf = 300.0'])
 def test_a_steady_case_whose_only_exchange_is_zero_is_refused(tmp_path, boundary):
     """h = 0 (or epsilon = 0) everywhere insulates: the steady system is singular (the run gave
     T = 0 with exit 0); exit 2, as with no boundary at all. Also an h of t that is 0 at the steady
-    solve's time (it was "did not converge in 0 iterations", exit 3)."""
+    solve's time (it was "did not converge in 0 iterations", exit 3), and an epsilon table of zeros
+    (it was "singular or indefinite", exit 3)."""
     (tmp_path / "case.toml").write_text(STEADY_EXCHANGE.format(boundary=boundary))
     proc = run_solver(1, ["case.toml", "--quiet"], cwd=tmp_path, check=False, timeout=60)
     assert proc.returncode == 2 and "needs at least one dirichlet boundary" in proc.stderr, proc.stderr
