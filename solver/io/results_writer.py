@@ -35,8 +35,8 @@ from mpi4py import MPI
 from solver import __version__
 from solver.errors import CaseError, OutputError, SolverExit
 from solver.io import reserve
-from solver.io.blockfile import (METADATA_BYTES, BlockFile, choose_driver, free_bytes, open_block_file, park,
-                                 write_or_fail)
+from solver.io.blockfile import (METADATA_BYTES, SERIES_CHUNK, BlockFile, choose_driver, free_bytes, open_block_file,
+                                 park, write_or_fail)
 from solver.io.end_record import EndRecord
 from solver.io.provenance import provenance
 from solver.io.xdmf import XdmfIndex
@@ -79,6 +79,13 @@ class ResultsLayout:
 
 STEP_TABLE = ("/steps/time", "/steps/dt", "/steps/error", "/steps/iterations")
 PROBE_TABLE = ("/probes/time", "/probes/values")
+
+
+def table_bytes(rows: int, widths) -> int:
+    """Disk space ``rows`` more rows take in series of ``widths`` values each (chunk rounding and
+    metadata included): a table's write is checked and set aside like a snapshot's, so that a disk
+    without room refuses it whole, not after its series grew by rows their values never reached."""
+    return 8 * (rows + SERIES_CHUNK) * sum(widths) + METADATA_BYTES if rows else 0
 
 
 def check_for_restart(h5_path: Path, n_snapshots: int, fields, n_nodes: int,
@@ -469,13 +476,15 @@ class ResultsWriter:
                 column = name.rsplit("/", 1)[1]
                 self.backend.append_rows(name, np.array([getattr(r, column) for r in records], dtype=dtype))
         if records:  # flushed: the close then has nothing left to write (a full disk cannot spoil it)
-            write_or_fail(self.comm, self.h5_path, "the time-step table", [append, self.backend.flush])
+            write_or_fail(self.comm, self.h5_path, "the time-step table", [append, self.backend.flush],
+                          table_bytes(len(records), [1] * len(self.STEP_SERIES)), headroom=0)
 
     def write_probes(self, times: np.ndarray, values: np.ndarray) -> None:
         def append():
             self.backend.append_rows("/probes/time", times)
             self.backend.append_rows("/probes/values", values)
-        write_or_fail(self.comm, self.h5_path, "the probe values", [append, self.backend.flush])
+        write_or_fail(self.comm, self.h5_path, "the probe values", [append, self.backend.flush],
+                      table_bytes(len(times), [1, values.shape[1]]), headroom=0)
 
     def snapshot_bytes(self) -> int:
         """Disk space one more snapshot takes (its fields, their metadata and series rows)."""

@@ -521,3 +521,39 @@ def test_a_study_that_recorded_no_sample_says_how_to_run_again_past_its_saved_ru
     assert proc.returncode == 0, proc.stderr
     with h5py.File(small_disk / "s" / "s.study.h5", "r") as f:
         assert f.attrs["status"] == "complete" and f["samples/status"][()].tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("table", ["probes", "steps"])
+def test_a_table_without_room_is_refused_before_its_series_grow(small_disk, table):
+    """The probe and time-step tables are written after a snapshot, with the disk checked and the
+    room set aside as for it: on a disk without room for their rows the write is refused whole.
+    It was not checked: HDF5 grew /probes/time and /probes/values (or the step series) by rows
+    whose values never reached the disk, and the file listed zeros, or a probe table whose times
+    and values differ in length ('damaged' for plot --series)."""
+    if small_disk is None:
+        pytest.skip("cannot mount a tmpfs here")
+    from mpi4py import MPI
+
+    from solver.app.faults import fill_disk
+    from solver.case.load import load_case
+    from solver.errors import OutputError
+    from solver.heat.simulation import Simulation
+    from solver.heat.adaptive import StepRecord
+    from solver.io.results_writer import ResultsWriter
+
+    case = load_case(Path(PLATE).read_text(), PLATE, ["mesh.nx=4", "mesh.ny=2"])
+    results = ResultsWriter(small_disk, "t", Simulation(case, MPI.COMM_SELF).mesh, driver="gathered")
+    results.init_steps()
+    results.init_probes(np.array([[0.1, 0.05]] * 200))
+    (small_disk / ".ballast").write_bytes(b"\0" * (1 << 20))
+    fill_disk(small_disk)
+    (small_disk / ".ballast").unlink()  # 1 MiB free: the rows need more
+    rows = 2000
+    with pytest.raises(OutputError, match="no room on its disk"):
+        if table == "probes":
+            results.write_probes(np.arange(rows, dtype=float), np.full((rows, 200), 20.0))
+        else:
+            results.write_steps([StepRecord(float(i), 1.0, 0.0, 3) for i in range(rows * 30)])
+    results.close()
+    with h5py.File(small_disk / "t.h5", "r") as f:
+        assert [len(f[name]) for name in ("probes/time", "probes/values", "steps/time", "steps/dt")] == [0] * 4
