@@ -18,7 +18,7 @@ dimension, not finite or outside the mesh) raises CaseError naming it as the cal
 
 from __future__ import annotations
 
-import os
+import builtins
 import tomllib
 from functools import cached_property
 from pathlib import Path
@@ -144,13 +144,35 @@ class SolverFile:
 CASE_TABLES = (*SCHEMA, "boundary", "region")
 
 
+class _OwnFile(h5py.File):
+    """An h5py file read through its own Python file object, which it closes with it."""
+
+    def close(self):
+        try:
+            super().close()
+        finally:
+            self.source.close()
+
+
 def open_unbuffered(path: Path) -> h5py.File:
     """``path`` opened read-only without HDF5's sieve buffer: a read then reaches the file when it
     is made. With the buffer, a small field read while a run writes the file came from the bytes
-    buffered at an earlier read, before the run wrote that field: zeros, listed as a snapshot."""
-    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
-    fapl.set_sieve_buf_size(0)
-    return h5py.File(h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY, fapl=fapl))
+    buffered at an earlier read, before the run wrote that field: zeros, listed as a snapshot.
+    The file is read through a Python file object of its own: HDF5 shares one view (its cached
+    metadata) among the handles of a file it has open already, so a second reader in the same
+    process (a notebook that opens it again) saw the snapshots of the first reader's moment, never
+    the run's later ones, or was refused for good where that view met a structure half-written."""
+    source = builtins.open(path, "rb")
+    try:
+        fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+        fapl.set_fileobj_driver(h5py.h5fd.fileobj_driver, source)
+        fapl.set_sieve_buf_size(0)
+        f = _OwnFile(h5py.h5f.open(repr(source).encode("ascii", "replace"), h5py.h5f.ACC_RDONLY, fapl=fapl))
+    except BaseException:
+        source.close()
+        raise
+    f.source = source
+    return f
 
 
 class Results(SolverFile):

@@ -378,6 +378,23 @@ def test_a_field_read_while_a_run_writes_the_file_is_its_values(plate, tmp_path)
     assert reads > 100 and zeros == 0, (reads, zeros)
 
 
+def test_a_second_reader_in_one_process_sees_the_snapshots_written_since_the_first(plate, tmp_path):
+    """HDF5 shares one view of a file among the handles that one process holds: a results file
+    opened again while a first reader held it (a notebook) listed the snapshots of the first
+    open, never those a run wrote since."""
+    copy = tmp_path / "plate.h5"
+    shutil.copy(plate, copy)
+    with results.open(copy) as first:
+        before = len(first.times)
+        later = APPENDER.replace("60.0 + n", 'f["time"][n - 1] + 1.0')  # times and steps that go on increasing
+        later = later.replace('("step", n)', '("step", f["step"][n - 1] + 1)')
+        subprocess.run([sys.executable, "-c", later, str(copy), "0.2"], check=True, timeout=60)
+        with results.open(copy) as second:
+            assert len(second.times) > before and len(first.times) == before
+            assert second.temperature(-1)[0] == 20.0 + len(second.times) - 1
+    assert first.file.source.closed and second.file.source.closed  # (each read through a file of its own)
+
+
 @pytest.mark.parametrize("status, why", [("running", "a run is writing the file"), ("complete", "the file is damaged")])
 def test_tables_met_half_written_are_refused_in_one_line(plate, tmp_path, monkeypatch, status, why):
     """HDF5 meeting a group half-written while the file is opened ("Can't determine # of objects")
