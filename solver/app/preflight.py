@@ -379,9 +379,10 @@ class OutputGuard:
             needed_bytes, rest = max(needed_bytes - held, 1), "rest of the "
         if needed_bytes and needed_bytes + HEADROOM > free:  # (every write leaves HEADROOM free: it would fail later)
             self.release()
-            raise OutputError(f"{self.directory}: the {rest}results need about {size(needed_bytes)} (and "
-                              f"{size(HEADROOM)} to spare), only {size(free)} free on that disk; free space, or "
-                              f"write fewer snapshots")
+            need = f"about {size(needed_bytes)}" if needed_bytes >= 65536 else "little"
+            raise OutputError(f"{self.directory}: the {rest}results need {need}, and every write leaves "
+                              f"{size(HEADROOM)} free: {size(needed_bytes + HEADROOM)} in all, only {size(free)} free "
+                              f"on that disk; free space, or write fewer snapshots")
 
     def _lock(self) -> None:
         me = f"{socket.gethostname()} {os.getpid()} {process_start(os.getpid()) or ''}".rstrip()

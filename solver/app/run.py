@@ -35,7 +35,7 @@ from solver.io.blockfile import choose_driver, open_block_file
 from solver.io.end_record import COMPLETE, FAILED, STOPPED, EndRecord, RunFigures
 from solver.io.probe_series import ProbeSeries
 from solver.io.repair import extend_truncated
-from solver.io.results_writer import ResultsLayout, ResultsWriter
+from solver.io.results_writer import STEP_TABLE, ResultsLayout, ResultsWriter
 from solver.la.preconditioner import PreconditionerReport
 from solver.parallel.blocks import BlockRedistributor
 from solver.parallel.collective import max_over_ranks, on_root
@@ -108,6 +108,13 @@ def expected_snapshots(output, steps: int | None) -> int:
     return 1 + steps // output.every + (1 if steps % output.every else 0)
 
 
+def step_table_bytes(output, steps: int | None) -> int:
+    """The tables a run appends a row to at every step (for the disk-space estimate): the time-step
+    table's four columns and, with probes, their time and values (``steps`` None: adaptive, a guess)."""
+    steps = ADAPTIVE_STEPS_GUESS if steps is None else steps
+    return 8 * (steps + 1) * (len(STEP_TABLE) + (1 + len(output.probes) if output.probes else 0))
+
+
 def run(case: Case, comm=MPI.COMM_WORLD, quiet: bool = False, restart: str | None = None, force: bool = False,
         overwrite: bool = False) -> RunResult:
     """Run a case to t_end (or to a graceful stop), writing results and checkpoints."""
@@ -168,7 +175,8 @@ class CaseRun:
             sim.snapshot_schedule()  # output times off the steps (dt = "auto" known now): likewise
         needed = estimate_output_bytes(mesh.n_global_nodes, mesh.n_global_cells, mesh.reference.n_nodes, mesh.dim,
                                        expected_snapshots(case.output, sim.n_steps) * (1 + len(sim.extra_fields))) \
-            + 2 * 8 * mesh.n_global_nodes * kept_checkpoints(case, sim.n_steps)
+            + 2 * 8 * mesh.n_global_nodes * kept_checkpoints(case, sim.n_steps) \
+            + step_table_bytes(case.output, sim.n_steps)
         claim_space(comm, guard, needed)
         faults = FaultInjection(comm.rank, folder=self.directory)
         resume = None

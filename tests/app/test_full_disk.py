@@ -196,6 +196,24 @@ def test_an_overwrite_without_room_moves_nothing(tmp_path):
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_probes_at_every_step_count_in_the_space_a_run_needs(tmp_path, small_disk, nprocs):
+    """200 probes recorded at each of 10,000 steps take 16 MB: the estimate left them out, and the run
+    computed until its probe table met the full disk (exit 74). Refused before anything is written,
+    one line naming what it needs; with fewer steps the same run completes."""
+    if small_disk is None:
+        pytest.skip("cannot mount a tmpfs here")
+    points = ",".join(f"[{0.01 + 0.18 * (i % 20) / 19:.4f},{0.01 + 0.08 * (i // 20) / 9:.4f}]" for i in range(200))
+    args = [PLATE, "--set", "mesh.nx=10", "--set", "mesh.ny=5", "--set", "time.dt=1.0", "--set", "output.every=5000",
+            "--set", "checkpoint.every=5000", "--set", f"output.probes=[{points}]",
+            "--set", f"output.directory={small_disk}"]
+    proc = solve(nprocs, [*args, "--set", "time.t_end=10000.0"], tmp_path)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 74 and len(errors) == 1 and "the results need about 15" in errors[0], proc.stderr
+    assert "free on that disk" in errors[0] and not (small_disk / "plate" / "plate.h5").exists()
+    assert solve(nprocs, [*args, "--set", "time.t_end=100.0"], tmp_path).returncode == 0
+
+
 def test_a_disk_that_runs_out_at_any_moment_on_3_ranks_restarts_on_4(tmp_path, small_disk, reference):
     """The disk runs out by itself (no fault hook) while the mesh, a snapshot or a checkpoint is
     written, on 3 ranks: each run ends in bounded time with exit 74 and one line, its file lists

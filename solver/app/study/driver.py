@@ -253,8 +253,9 @@ class StudyRun:
         if free is not None and needed + HEADROOM > free:
             saved = f"; {counted(n_pending, 'saved run')} of {size(runs // n_pending)}" if runs else ""
             raise OutputError(f"{self.directory}: the study needs about {size(needed)} (its file, its temporary "
-                              f"copy and {self.groups.count} groups' files, of {size(one)} each{saved}; and "
-                              f"{size(HEADROOM)} to spare), only {size(free)} free on that disk; free space, use "
+                              f"copy and {self.groups.count} groups' files, of {size(one)} each{saved}), and every "
+                              f"write leaves {size(HEADROOM)} free: {size(needed + HEADROOM)} in all, only "
+                              f"{size(free)} free on that disk; free space, use "
                               f"fewer groups (a larger --ranks-per-case), or set outputs.fields = false"
                               + (" or outputs.save_runs = false" if runs else ""))
 
