@@ -264,6 +264,9 @@ def test_a_file_name_holding_a_nul_character_is_refused(tmp_path, monkeypatch):
     ("20, 1\n10, 2\n", "temperatures must increase strictly: 20 then 10 (point 2) in k.csv"),
     ("20, 1\n20, 2\n", "temperatures must increase strictly: 20 then 20 (point 2) in k.csv"),
     ("20, 1\n30, -2\n", "value -2 at T = 30 is not > 0 in k.csv"),
+    ("0, 1\n1e-10, 2\n", "temperatures 0 and 1e-10 (point 2) are closer than 1e-9 of the larger "
+                        "(or of one degree, near 0): the slope between them is beyond what double precision resolves "
+                        "in k.csv"),
     ("", "a table needs at least two (T, value) points, got 0 in k.csv"),
     ("20; 1\n30; 2\n", "k.csv:2: expected two columns T, value, got 1 (separated by semicolons? columns are "
                        "separated by commas, and decimals written with points)"),
