@@ -3,9 +3,11 @@ entries taking part in reductions (buffer-based ``Allreduce`` on NumPy arrays)."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import numpy as np
+from mpi4py import MPI
 from scipy.linalg.blas import daxpy
 
 from solver.la.matrix import DistributedMatrix, dot
@@ -25,6 +27,33 @@ class SolveInfo:
     breakdown: bool = False
 
 
+# ||b|| outside this range: b and x are scaled by a power of two first (exact), since the squares in
+# the dot products would underflow (a field decayed to 1e-160 gave r.r = 0 and "no descent") or overflow
+WELL_SCALED = (1e-100, 1e100)
+
+
+def rescaled(method, A: DistributedMatrix, b: np.ndarray, x: np.ndarray, precond, rtol: float, atol: float,
+             max_iterations: int, bnorm: float) -> SolveInfo | None:
+    """None when ||b|| (``bnorm``, reduced) lies in :data:`WELL_SCALED` or b and x hold nothing to
+    scale; else the solve of ``method`` with b and x scaled by the power of two that brings their
+    largest entry near 1 (one more reduction, only then), x scaled back in place. Scaling by a power
+    of two is exact, so the iterates are the unscaled ones'."""
+    if WELL_SCALED[0] <= bnorm <= WELL_SCALED[1] or np.isnan(bnorm):  # (inf: squares that overflow)
+        return None
+    n = A.n_owned
+    top = np.array([max(np.abs(b[:n]).max(initial=0.0), np.abs(x[:n]).max(initial=0.0))])
+    A.halo.pattern.comm.Allreduce(MPI.IN_PLACE, top, op=MPI.MAX)
+    if not np.isfinite(top[0]) or top[0] == 0.0:
+        return None
+    exponent = -math.frexp(top[0])[1]
+    if exponent == 0:
+        return None
+    np.ldexp(x, exponent, out=x)
+    info = method(A, np.ldexp(b[:n], exponent), x, precond, rtol, math.ldexp(atol, exponent), max_iterations)
+    np.ldexp(x, -exponent, out=x)
+    return replace(info, correction=math.ldexp(info.correction, -exponent))
+
+
 def pcg(A: DistributedMatrix, b: np.ndarray, x: np.ndarray, precond, rtol: float,
         atol: float = 0.0, max_iterations: int = 1000) -> SolveInfo:
     """Preconditioned conjugate gradients for SPD ``A``; ``x`` (local size) is the initial
@@ -35,7 +64,11 @@ def pcg(A: DistributedMatrix, b: np.ndarray, x: np.ndarray, precond, rtol: float
     multigrid V-cycle, the costliest part of an iteration, to no use)."""
     comm = A.halo.pattern.comm
     n = A.n_owned
-    bnorm = np.sqrt(dot(comm, b, b, n))
+    with np.errstate(over="ignore"):  # (judged just below)
+        bnorm = np.sqrt(dot(comm, b, b, n))
+    scaled = rescaled(pcg, A, b, x, precond, rtol, atol, max_iterations, bnorm)
+    if scaled is not None:
+        return scaled
     r = b[:n] - A.matvec(x)
     rr = dot(comm, r, r, n)
     scale = bnorm if bnorm > 0 else max(float(np.sqrt(rr)), 1.0)  # b = 0: relative to r0
@@ -106,7 +139,11 @@ def gmres(A: DistributedMatrix, b: np.ndarray, x: np.ndarray, precond, rtol: flo
     restart = GMRES_RESTART
     comm = A.halo.pattern.comm
     n = A.n_owned
-    bnorm = np.sqrt(dot(comm, b, b, n))
+    with np.errstate(over="ignore"):  # (judged just below)
+        bnorm = np.sqrt(dot(comm, b, b, n))
+    scaled = rescaled(gmres, A, b, x, precond, rtol, atol, max_iterations, bnorm)
+    if scaled is not None:
+        return scaled
     scale = target = None
     it = 0
     work = np.zeros_like(x)  # a local vector (ghosts) for the products
