@@ -73,7 +73,7 @@ class ConstrainedSystem:
         rhs[self.dir_owned] = self.dir_diag * g[self.dir_owned]
         u[self.problem.dirichlet.local] = g[self.problem.dirichlet.local]
         s = self.solver
-        info = pcg(self.A, rhs, u, self.precond, s.rtol, s.atol, s.max_iterations)
+        info = pcg(self.A, rhs, u, self.precond, s.rtol, s.atol, s.max_iterations, held=self.dir_owned)
         where = "the steady solve" if step == 0 else f"step {step} (t = {t1:.6g})"
         if not np.isfinite(info.residual):
             raise NonFiniteError(f"{where}: the linear system holds non-finite values (inf or NaN): a material "

@@ -33,8 +33,8 @@ WELL_SCALED = (1e-100, 1e100)
 
 
 def rescaled(method, A: DistributedMatrix, b: np.ndarray, x: np.ndarray, precond, rtol: float, atol: float,
-             max_iterations: int, bnorm: float) -> SolveInfo | None:
-    """None when ||b|| (``bnorm``, reduced) lies in :data:`WELL_SCALED` or b and x hold nothing to
+             max_iterations: int, bnorm: float, **options) -> SolveInfo | None:
+    """None when ||b|| (``bnorm``, reduced; ``options``: the method's others) lies in :data:`WELL_SCALED` or b and x hold nothing to
     scale; else the solve of ``method`` with b and x scaled by the power of two that brings their
     largest entry near 1 (one more reduction, only then), x scaled back in place. Scaling by a power
     of two is exact, so the iterates are the unscaled ones'."""
@@ -49,15 +49,18 @@ def rescaled(method, A: DistributedMatrix, b: np.ndarray, x: np.ndarray, precond
     if exponent == 0:
         return None
     np.ldexp(x, exponent, out=x)
-    info = method(A, np.ldexp(b[:n], exponent), x, precond, rtol, math.ldexp(atol, exponent), max_iterations)
+    info = method(A, np.ldexp(b[:n], exponent), x, precond, rtol, math.ldexp(atol, exponent), max_iterations,
+                  **options)
     np.ldexp(x, -exponent, out=x)
     return replace(info, correction=math.ldexp(info.correction, -exponent))
 
 
 def pcg(A: DistributedMatrix, b: np.ndarray, x: np.ndarray, precond, rtol: float,
-        atol: float = 0.0, max_iterations: int = 1000) -> SolveInfo:
+        atol: float = 0.0, max_iterations: int = 1000, held: np.ndarray | None = None) -> SolveInfo:
     """Preconditioned conjugate gradients for SPD ``A``; ``x`` (local size) is the initial
-    guess and is overwritten. Converged when ||r|| <= max(rtol ||b||, atol).
+    guess and is overwritten. Converged when ||r|| <= max(rtol ||b||, atol), ``||b||`` taken
+    over the owned rows other than ``held`` (Dirichlet rows, which ``x`` solves from the start:
+    their ``diag * g``, of the stiffness across a thin layer, would hide the other rows).
 
     Three scalar ``Allreduce`` per iteration (p.Ap; r.r; r.z): the residual norm is reduced
     before the preconditioner, so the iteration that converges does not apply it (with a
@@ -65,8 +68,8 @@ def pcg(A: DistributedMatrix, b: np.ndarray, x: np.ndarray, precond, rtol: float
     comm = A.halo.pattern.comm
     n = A.n_owned
     with np.errstate(over="ignore"):  # (judged just below)
-        bnorm = np.sqrt(dot(comm, b, b, n))
-    scaled = rescaled(pcg, A, b, x, precond, rtol, atol, max_iterations, bnorm)
+        bnorm = np.sqrt(dot(comm, b, b, n) if held is None else free_dot(comm, b, held, n))
+    scaled = rescaled(pcg, A, b, x, precond, rtol, atol, max_iterations, bnorm, held=held)
     if scaled is not None:
         return scaled
     r = b[:n] - A.matvec(x)
@@ -109,6 +112,13 @@ def pcg(A: DistributedMatrix, b: np.ndarray, x: np.ndarray, precond, rtol: float
     A.halo.update(x)
     return SolveInfo(it, float(np.sqrt(rr) / scale), bool(np.sqrt(rr) <= target), correction(A, r),
                      breakdown and not np.sqrt(rr) <= target)
+
+
+def free_dot(comm, b: np.ndarray, held: np.ndarray, n_owned: int) -> float:
+    """b.b over the owned rows other than ``held`` (collective)."""
+    free = b[:n_owned].copy()
+    free[held] = 0.0
+    return dot(comm, free, free, n_owned)
 
 
 def correction(A: DistributedMatrix, r: np.ndarray) -> float:

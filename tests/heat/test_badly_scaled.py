@@ -375,3 +375,38 @@ def test_an_ambient_whose_radiation_overflows_is_named(tmp_path, nprocs, T_inf, 
     assert error.startswith(start) and "so large that the system of the step overflows" in error, error
     if status == 2:
         assert not list(tmp_path.glob("outputs/case/*.h5"))
+
+
+THIN = """[mesh]
+type = "box"
+cell = "tetrahedron"
+nx = 3
+ny = 3
+nz = 1
+lengths = [1.0, 1.0, 1e-6]
+[material]
+k = 2.0
+rho = 1.0
+c = 1.0
+[boundary.left]
+type = "dirichlet"
+value = 10.0
+[boundary.right]
+type = "dirichlet"
+value = 30.0
+[time]
+scheme = "steady"
+"""
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_a_thin_plate_held_at_two_temperatures_is_solved(tmp_path, nprocs):
+    """A plate 1e-6 m thick: the Dirichlet rows' diag * g, of the stiffness across the thickness,
+    made ||b|| 1e11 times the free rows' right-hand side, and the solve stopped before its first
+    iteration with the plate's inside at 0 C, exit 0. ||b|| is that of the free rows."""
+    (tmp_path / "case.toml").write_text(THIN)
+    run_solver(nprocs, ["case.toml", "--quiet"], cwd=tmp_path, timeout=60)
+    with h5py.File(tmp_path / "outputs" / "case" / "case.h5", "r") as f:
+        x = f["mesh/geometry"][:, 0]
+        u = f["fields/temperature/000000"][...].ravel()
+    assert np.abs(u - (10.0 + 20.0 * x)).max() < 1e-2  # (round-off of a 1e11 condition number)
