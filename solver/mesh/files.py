@@ -285,7 +285,26 @@ def _checked_points(path: Path, points: np.ndarray, dim: int, cells: np.ndarray,
     finite = np.isfinite(points).all(axis=1) | ~used
     if not finite.all():
         raise CaseError(f"{path}: node {int(np.flatnonzero(~finite)[0]) + 1} has a non-finite coordinate")
+    if dim == 3 and _in_a_plane(points[used]):
+        raise CaseError(f"{path}: every node of its volume cells (tetrahedra or hexahedra) lies in one plane: the "
+                        f"cells have no volume (a 2D model written as 3D, or a coordinate dropped); mesh a 2D model "
+                        f"with triangles or quadrilaterals in a plane z = constant (Gmsh's Mesh 2), a 3D one with "
+                        f"its volume (Mesh 3)")
     return points
+
+
+def _in_a_plane(points: np.ndarray) -> bool:
+    """Whether 3D points lie in one plane, to rounding (the smallest singular value of the
+    centred points within 1e-12 of the largest): a mesh of flat cells."""
+    if len(points) < 4 or points.shape[1] < 3:
+        return False
+    centred = points - points.mean(axis=0)
+    with np.errstate(all="ignore"):
+        scale = np.abs(centred).max()
+        if not scale > 0 or not np.isfinite(scale):
+            return bool(scale == 0)
+        singular = np.linalg.svd((centred / scale).T @ (centred / scale), compute_uv=False)
+    return bool(singular[-1] <= 1e-24 * singular[0])
 
 
 def _off_plane(points: np.ndarray) -> bool:

@@ -136,3 +136,23 @@ def test_a_mirrored_mesh_gives_the_same_answer(tmp_path, nprocs):
     with h5py.File(tmp_path / f"out_mirrored_{nprocs}" / "mirrored" / "mirrored.h5", "r") as f:
         temperature = f["fields/temperature"][sorted(f["fields/temperature"])[-1]][()]
     assert np.allclose(temperature, 1 + 2 * points[:, 0], rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+@pytest.mark.parametrize("cell", ["tetrahedron", "hexahedron"])
+def test_a_3d_mesh_with_every_node_in_one_plane_is_refused_as_such(tmp_path, cell, nprocs):
+    """Volume cells written with z = 0 everywhere (a 2D model exported as 3D): refused in one line
+    that says the nodes lie in one plane, not as a boundary element listed out of order."""
+    mesh = structured_mesh(MPI.COMM_SELF, cell, (2, 2, 2), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), 1)
+    points = mesh.coords.copy()
+    points[:, 2] = 0.0
+    cells = mesh.cells[: mesh.n_owned_cells]
+    faces = np.concatenate([cells[:, list(f)] for f in CELLS[cell].facets])
+    facet = CELLS[CELLS[cell].facet_name].meshio
+    path = tmp_path / "flat.msh"
+    meshio.write(path, meshio.Mesh(points, [(facet, faces), (CELLS[cell].meshio, cells)]), file_format="gmsh22",
+                 binary=False)
+    proc = solve(tmp_path, "flat", path, nprocs, check=False)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "every node of its volume cells (tetrahedra or hexahedra) lies in one plane" in errors[0], errors
