@@ -192,7 +192,8 @@ def check_pairs(pairs: list[list[float]], low: float | None, high: float | None,
             raise TableError(f"temperatures must increase strictly: {T[i - 1]:g} then {T[i]:g} (point {i + 1})")
         if T[i] - T[i - 1] <= 1e-9 * max(abs(T[i]), abs(T[i - 1]), 1.0):
             raise TableError(f"temperatures {T[i - 1]:.17g} and {T[i]:.17g} (point {i + 1}) are closer than 1e-9 "
-                             f"of the larger (or of one degree, near 0): the slope between them is beyond what double precision resolves")
+                             f"of the larger (or of one degree, near 0): the slope between them is beyond what "
+                             f"double precision resolves")
     for t, v in pairs:
         if positive and v <= 0:
             raise TableError(f"value {v:g} at T = {t:g} is not > 0")

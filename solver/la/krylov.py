@@ -35,9 +35,10 @@ WELL_SCALED = (1e-100, 1e100)
 def rescaled(method, A: DistributedMatrix, b: np.ndarray, x: np.ndarray, precond, rtol: float, atol: float,
              max_iterations: int, bnorm: float, **options) -> SolveInfo | None:
     """None when ||b|| (``bnorm``, reduced; ``options``: the method's others) lies in
-    :data:`WELL_SCALED` or b and x hold nothing to scale; else the solve of ``method`` with b and x scaled by the power of two that brings their
-    largest entry near 1 (one more reduction, only then), x scaled back in place. Scaling by a power
-    of two is exact, so the iterates are the unscaled ones'."""
+    :data:`WELL_SCALED` or b and x hold nothing to scale; else the solve of ``method`` with b and x
+    scaled by the power of two that brings their largest entry near 1 (one more reduction, only
+    then), x scaled back in place. Scaling by a power of two is exact, so the iterates are the
+    unscaled ones'."""
     if WELL_SCALED[0] <= bnorm <= WELL_SCALED[1] or np.isnan(bnorm):  # (inf: squares that overflow)
         return None
     n = A.n_owned

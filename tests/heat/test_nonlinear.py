@@ -278,7 +278,8 @@ def test_explicit_euler_is_refused_for_a_nonlinear_case(tmp_path):
     """Refused as the case is read (before any mesh), on every rank count, naming the key; a k of x
     alone was once refused after the mesh was built, as if it depended on T or t."""
     case = tmp_path / "case.toml"
-    case.write_text(case_with().replace("k = 1.0", "k = \"1 + x\"").replace("[time]", "[time]\nscheme = \"explicit-euler\""))
+    explicit = "[time]\nscheme = \"explicit-euler\""
+    case.write_text(case_with().replace("k = 1.0", "k = \"1 + x\"").replace("[time]", explicit))
     for ranks in (1, 3):
         proc = run_solver(ranks, [str(case), "--overwrite"], cwd=tmp_path, check=False)
         assert one_error(proc, 2) == (f"error: {case}: time.scheme = \"explicit-euler\" needs k, rho and c given as "
