@@ -318,3 +318,21 @@ def test_fixed_steps_land_on_the_output_times_and_t_end_exactly(tmp_path):
     with h5py.File(tmp_path / "plate" / "plate.h5", "r") as f:
         assert f["time"][()].tolist() == [0.0, 0.3, 0.6, 0.7]
         assert f["steps/time"][-1] == 0.7 and f["steps/time"][0] == 0.1
+
+
+@pytest.mark.parametrize("scheme, nprocs", [("steady", 1), ("backward-euler", 3)])
+def test_dirichlet_nodes_hold_their_values_exactly_under_multigrid(tmp_path, scheme, nprocs):
+    """Q2 with the multigrid preconditioner and a loose tolerance: the coarse correction reaches the
+    fixed nodes, which drifted from their values by up to solver.rtol (a wall at 0 C read -1e-4)."""
+    out = tmp_path / "out"
+    run_solver(nprocs, [INPUTS / "plate.toml", "--set", "mesh.nx=6", "--set", "mesh.ny=6", "--set",
+                        "element.degree=2", "--set", "solver.preconditioner=amg", "--set", "solver.rtol=1e-4",
+                        "--set", "boundary.bottom={type = \"dirichlet\", value = 0.0}", "--set",
+                        f"time.scheme={scheme}", "--set", "time.t_end=10.0", "--set", f"output.directory={out}",
+                        "--quiet"], cwd=tmp_path)
+    with h5py.File(out / "plate" / "plate.h5", "r") as f:
+        x = f["mesh/geometry"][()]
+        T = f["fields/temperature"][sorted(f["fields/temperature"])[-1]][()]
+    left, bottom = (x[:, 0] == 0.0) & (x[:, 1] > 0.0), x[:, 1] == 0.0  # the corner: bottom, listed later
+    assert np.array_equal(T[left], np.full(left.sum(), 100.0)), T[left] - 100.0
+    assert np.array_equal(T[bottom], np.zeros(bottom.sum())), T[bottom]
