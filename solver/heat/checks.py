@@ -632,6 +632,7 @@ def report_empty_regions(mesh, physics, source="") -> None:
 # boundary kinds that only a surface of the body has (a group of facets inside the domain is refused)
 SURFACE_ONLY = ("insulated", "robin", "radiation", "convection-radiation")
 BALANCE_LIMIT = 1e-2  # relative imbalance beyond which a balance that should close is looked at
+LOOSE_RTOL = 1e-6  # solver.rtol above which a balance that does not close is put down to it (exit 2)
 GROSS_LIMIT = 1e-6  # ... as a fraction of the magnitude of flows that cancel (sum_i |F_i|), at least
 
 
@@ -748,6 +749,10 @@ def judge_balance(sim) -> None:
                              f"{b.relative:.2g}: {reason}): the reported flows are meaningless; the nonlinear "
                              f"iterations stopped far from the solution (lower nonlinear.rtol{floor}), or the "
                              f"problem's scales exceed double precision")
+    if sim.case.solver.rtol > LOOSE_RTOL:  # (the solves themselves stop far from the solution)
+        raise CaseError(f"{sim.case.source}: the heat balance does not close (relative imbalance {b.relative:.2g}: "
+                        f"{reason}): the linear solves stop at solver.rtol = {sim.case.solver.rtol:g}, too loose for "
+                        f"the temperatures and flows to mean anything; lower it (the default is 1e-10)")
     through = "the heat through the dirichlet boundaries is" if p.dirichlet.names else \
         "the heat exchanged through the boundaries (an h or a flux many orders above the conduction?) is"
     raise NumericalError(f"{sim.case.source}: the heat balance does not close (relative imbalance "

@@ -243,14 +243,21 @@ def test_steps_frozen_by_loose_tolerances_name_them(tmp_path, nprocs):
     change of +72220 J (the Dirichlet value's, at the start). Each step's heat is 0.47 of the energy
     held: the tolerances are named, and the start's energy change is told apart."""
     (tmp_path / "case.toml").write_text(CASE.split("[boundary.right]")[0] + "[time]\ndt = 10.0\nt_end = 100.0\n")
-    sets = ["mesh.nx=40", "mesh.ny=20", "solver.rtol=0.5", "solver.preconditioner=none"]
+    sets = ["mesh.nx=40", "mesh.ny=20", "solver.rtol=0.5", "solver.preconditioner=none", "solver.atol=1e9"]
     proc = run_solver(nprocs, ["case.toml", "--quiet", *[a for e in sets for a in ("--set", e)]], cwd=tmp_path,
                       check=False, timeout=60)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1, proc.stderr
     assert "but the steps changed no temperature (the run's energy change of +72220 J came at the start" in errors[0]
-    assert "the solves met their tolerances before any iteration (solver.rtol = 0.5); tighten them" in errors[0]
+    assert ("the solves met their tolerances before any iteration (solver.rtol = 0.5, solver.atol = 1e+09); tighten "
+            "them") in errors[0]
     assert "heat capacity" not in errors[0]
+    # a loose relative tolerance alone: the steps move a little, and the balance that cannot close names it
+    proc = run_solver(nprocs, ["case.toml", "--quiet", "--overwrite", *[a for e in sets[:-1] for a in ("--set", e)]],
+                      cwd=tmp_path, check=False, timeout=60)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert "the linear solves stop at solver.rtol = 0.5, too loose for the temperatures and flows" in errors[0]
 
 
 def test_a_nonlinear_balance_that_does_not_close_names_nonlinear_atol(tmp_path):
