@@ -72,8 +72,9 @@ def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type
                     facet_tags: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Refuse a non-conforming mesh file (see the module); returns its tagged facets with those
     listed twice in one group taken once, their tags, and a mask of those with a cell on each side
-    (inside the domain). Holds two integers per facet of every cell (their keys, sorted and not),
-    besides the mesh, and four for a moment where the keys take two words."""
+    (inside the domain). Holds one integer per facet of every cell besides the mesh (their keys,
+    sorted), and four for a moment where the keys take two words (meshes of more nodes than one
+    word packs: then the keys are kept, sorted and not)."""
     linear = CELLS[cell_type].linear
     scale = _unit_scale(points, cells)
     unit = points * scale  # (one scaled copy for every check)
@@ -82,11 +83,16 @@ def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type
     nf, width = table.shape
     bits = max((len(points) - 1).bit_length(), 1)
     keys, tagged_keys = _row_keys(cells, table, bits, facets[:, :width])  # row: cell * nf + facet
-    ordered = np.sort(keys)
+    if bits * width <= 63:  # one word: sorted in place, and made again a chunk at a time where needed
+        ordered, keys = keys, None
+        ordered.sort()
+    else:
+        ordered = np.sort(keys)
     equal = ordered[1:] == ordered[:-1]
     if (equal[1:] & equal[:-1]).any():
         key = ordered[1:-1][equal[1:] & equal[:-1]][0]
-        row = int(np.flatnonzero(keys == key)[0]) // nf
+        row = next(start + int(np.flatnonzero(chunk == key)[0]) for start, chunk in
+                   _key_chunks(keys, cells, table, bits) if (chunk == key).any()) // nf
         raise CaseError(f"{path}: the mesh is not conforming: a facet of element {row + 1} of its kind (near "
                         f"{_at(points, cells[row, : linear.n_nodes])}) is shared by three or more elements: "
                         f"cells overlap. {FIX}")
@@ -97,8 +103,8 @@ def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type
     inner = ~_among(tagged_keys, lone)  # tagged facets with a cell on each side
     if width == 4:
         _refuse_crossed_facets(path, points, unit, facets[:, :4])
-    exterior = np.concatenate([np.flatnonzero(_among(keys[i: i + CHUNK], lone)) + i
-                               for i in range(0, len(keys), CHUNK)])
+    exterior = np.concatenate([np.flatnonzero(_among(chunk, lone)) + start
+                               for start, chunk in _key_chunks(keys, cells, table, bits)])
     del keys
     exterior_corners = cells[exterior // nf][np.arange(len(exterior))[:, None], table[exterior % nf]]
     # (2D: the exterior edges' count at each node finds a pinched node; before the k-d tree's check, where
@@ -337,6 +343,16 @@ def _row_keys(cells: np.ndarray, table: np.ndarray, bits: int, extra: np.ndarray
     dense = np.empty(total, dtype=np.int64)
     dense[order] = np.cumsum(new) - 1
     return dense[: n * nt], None if extra is None else dense[n * nt:]
+
+
+def _key_chunks(keys: np.ndarray | None, cells: np.ndarray, table: np.ndarray, bits: int):
+    """(first row, keys) of the rows of :func:`_row_keys`, a chunk at a time: from ``keys``, or
+    where they were not kept (one word each), packed again from the cells."""
+    if keys is not None:
+        yield from ((start, keys[start: start + CHUNK]) for start in range(0, len(keys), CHUNK))
+        return
+    for start in range(0, len(cells), CHUNK):
+        yield start * len(table), _row_keys(cells[start: start + CHUNK], table, bits)[0]
 
 
 def _put_two_words(high, low, at: int, rows: np.ndarray, bits: int, step: int = 1) -> None:

@@ -40,6 +40,7 @@ from solver.mesh.conformity import check_facet_nodes, check_mesh_file
 from solver.mesh.distributed import DistributedMesh, Facets, LocalPart, MeshGroups, PartitionInfo
 from solver.mesh.elevate import with_degree
 from solver.mesh.gmsh_tags import UNCHECKED, check_gmsh_tags
+from solver.mesh.lean import unique_inverse
 from solver.mesh.memberships import cells_once, entity_groups, facets_in_every_group
 from solver.mesh.node_ids import check_node_ids, watched_node_ids
 from solver.mesh.partition import partition, space_filling_order
@@ -617,8 +618,7 @@ def _node_owners(comm, node_starts, n_block: int, cells: np.ndarray, parts: np.n
     decides. Returns the owners of this rank's node block, the number of nodes each rank owns,
     and for the nodes of this rank's cells: their owners, the cells in their local numbers and
     the nodes' global ids."""
-    nodes, local_nodes = np.unique(cells, return_inverse=True)
-    local_nodes = local_nodes.reshape(cells.shape).astype(np.int32 if len(nodes) < 2**31 else np.int64)
+    nodes, local_nodes = unique_inverse(cells)
     lowest = np.full(len(nodes), comm.size, dtype=np.int32)
     np.minimum.at(lowest, local_nodes, parts[:, None])
     claims, _, _, _ = sparse_alltoallv(comm, block_rank(node_starts, nodes),

@@ -85,7 +85,7 @@ UNCHECKED = ("its $Nodes and $Elements sections do not follow the layout of MSH 
 
 
 _NAMES_MARKER = b"\n$PhysicalNames"
-_CHUNK = 1 << 24
+_CHUNK = 1 << 20  # (a chunk, its copy with the tail and the next: three held at once)
 
 
 def check_physical_names(path: Path) -> None:

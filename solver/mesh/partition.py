@@ -247,8 +247,11 @@ def contract(comm, graph: Graph, coarse: np.ndarray) -> Graph:
     rows = coarse[graph.rows()]
     cols = graph.neighbour_values((coarse + offset).astype(index))  # coarse global numbers
     keep = cols != rows.astype(index) + offset
-    key = rows[keep].astype(np.int64) * total + cols[keep]
-    del rows, cols
+    key = rows[keep].astype(np.int64)  # (in place from here: the edges' keys are the largest array)
+    del rows
+    key *= total
+    key += cols[keep]
+    del cols
     unit = graph.edge_weights.strides == (0,)
     if unit:  # the cell graph: weights are counts, and the keys sort in place
         key.sort()
@@ -265,12 +268,20 @@ def contract(comm, graph: Graph, coarse: np.ndarray) -> Graph:
         weights = np.add.reduceat(sorted_weights, start).astype(np.int32)
         del sorted_weights
     key = key[start]
-    row, col = key // total, key % total
+    del start
+    row = (key // total).astype(index)
+    col = key
+    col %= total
     del key
     local = (col >= offset) & (col < offset + n_coarse)
-    ghosts = np.unique(col[~local])
-    columns = np.where(local, col - offset, n_coarse + np.searchsorted(ghosts, col)).astype(index)
+    remote = col[~local]
+    ghosts = np.unique(remote)
+    columns = np.empty(len(col), dtype=index)
+    columns[local] = col[local] - offset
+    columns[~local] = n_coarse + np.searchsorted(ghosts, remote)
+    del col, local, remote
     xadj = offsets(np.bincount(row, minlength=n_coarse))
+    del row
     vertex_weights = np.bincount(coarse, weights=graph.vertex_weights, minlength=n_coarse).astype(np.int32)
     return _graph(comm, xadj, columns, ghosts, weights, vertex_weights)
 
@@ -429,8 +440,9 @@ def partition(comm, cells: np.ndarray, cell_type: str, n_nodes: int, centroids_f
                                 for a in range(fine.shape[1])])
 
     parts, used = initial_partition(comm, levels[-1], n_parts, use_metis, coarsest_centroids)
-    for graph, coarse in zip(reversed(levels), reversed([None] + maps)):
-        parts = refine(comm, graph, parts, n_parts)
-        if coarse is not None:
-            parts = parts[coarse]
-    return parts, used, edge_cut(comm, levels[0], parts)
+    finest = levels[0]
+    while levels:  # up from the coarsest, each level let go once refined (less held on the way up)
+        parts = refine(comm, levels.pop(), parts, n_parts)
+        if maps:
+            parts = parts[maps.pop()]
+    return parts, used, edge_cut(comm, finest, parts)

@@ -1,6 +1,8 @@
 """Unstructured Gmsh meshes: convergence, rank-independent results in the original numbering,
 every file format, partitioners, and clear refusals of bad meshes and missing groups."""
 
+import re
+
 import h5py
 import meshio
 import numpy as np
@@ -552,6 +554,46 @@ def test_meshes_of_over_two_million_nodes_are_checked_too(case):
     message = "is not conforming" if case.startswith("split") else "are not facets of the mesh's cells"
     with pytest.raises(CaseError, match=message):
         check_mesh_file("m.msh", points, cells + shift, "tetrahedron", facets, tags)
+
+
+@pytest.mark.parametrize("shift", [0, 1 << 21])
+def test_a_facet_of_three_cells_is_refused_naming_one_of_them(shift):
+    """A fan of tetrahedra about one face, the third laid on it among many conforming cells: the
+    message names its element (the keys of one word are sorted in place and made again a chunk at
+    a time to find it; those of two words, past 2^21 nodes, are kept)."""
+    from solver.errors import CaseError
+    from solver.mesh.conformity import CHUNK, check_mesh_file
+
+    n = 24  # 6 n^3 = 82,944 tetrahedra: more facets than a chunk
+    axes = np.meshgrid(*[np.linspace(0, 1, n + 1)] * 3, indexing="ij")
+    points = np.column_stack([a.ravel() for a in axes])
+    node = np.arange(len(points)).reshape((n + 1,) * 3)
+    x, y, z = (a.ravel() for a in np.meshgrid(*[np.arange(n)] * 3, indexing="ij"))
+    hexes = np.stack([node[x + dx, y + dy, z + dz] for dx, dy, dz in ((0, 0, 0), (1, 0, 0), (1, 1, 0), (0, 1, 0),
+                                                                        (0, 0, 1), (1, 0, 1), (1, 1, 1), (0, 1, 1))], 1)
+    tets = np.concatenate([hexes[:, t] for t in ((0, 1, 2, 6), (0, 2, 3, 6), (0, 3, 7, 6), (0, 7, 4, 6), (0, 4, 5, 6),
+                                                 (0, 5, 1, 6))])
+    assert 4 * len(tets) > CHUNK
+    face = tets[-1, :3]  # a face of the last cell inside the cube: two cells share it, the third is laid on it
+    outside = len(points)
+    points = np.vstack([points, points[face].mean(axis=0) + [0.01, 0.02, 0.5]])
+    third = np.array([[*face, outside]])
+    third = third if _signed_volume(points, third[0]) > 0 else third[:, [1, 0, 2, 3]]
+    sharing = np.isin(tets, face).sum(axis=1) == 3  # the two cells of the face last: found past the first chunk
+    cells = np.vstack([tets[~sharing], tets[sharing], third])
+    if shift:
+        points, cells = np.vstack([np.zeros((shift, 3)), points]), cells + shift
+    empty = np.zeros((0, 3), dtype=np.int64)
+    with pytest.raises(CaseError, match=r"a facet of element (\d+) of its kind .* is shared by three or more "
+                                        r"elements") as refused:
+        check_mesh_file("m.msh", points, cells, "tetrahedron", empty, np.zeros(0, dtype=np.int64))
+    element = int(re.search(r"element (\d+)", str(refused.value)).group(1)) - 1
+    assert set(face + shift) <= set(cells[element].tolist())
+
+
+def _signed_volume(points, tet):
+    a, b, c, d = points[tet]
+    return float(np.dot(np.cross(b - a, c - a), d - a))
 
 
 def _square_triangles(n, degree=1):
