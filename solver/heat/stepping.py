@@ -459,6 +459,7 @@ class SteadySolver(Solves):
         rhs = sum(parts.values(), np.zeros(p.mesh.n_owned))
         rhs_dirichlet = rhs[system.dir_owned]
         info = system.solve(rhs, u, 0.0, 0)
+        system.check_roundoff(u, "the steady solve")
         self.balance = self.flows.start(u, stored=False)  # steady: no storage, heat flows (W) cancel
         self.flows.book(self.balance, u, self.flows.flows(parts, u, 0.0), system.dir_owned,
                         system.reactions(u, rhs_dirichlet), stored=False)

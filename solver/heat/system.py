@@ -10,11 +10,26 @@ from mpi4py import MPI
 
 from solver.case.expressions import time_stamp
 from solver.case.records import SolverSpec
-from solver.errors import CaseError, ConvergenceError, NonFiniteError
+from solver.errors import CaseError, ConvergenceError, NonFiniteError, NumericalError
 from solver.fem.boundary import constrain
 from solver.la.krylov import SolveInfo, pcg
-from solver.la.matrix import DistributedMatrix
+from solver.la.matrix import DistributedMatrix, dot
 from solver.la.preconditioners import make_preconditioner
+
+
+# round-off of an assembled entry, relative to it (about what a solution of this model is off by)
+ENTRY_ROUNDOFF = np.finfo(np.float64).eps
+# largest change of a steady solution that the round-off of the system's entries may cause: relative to
+# its spread of temperatures (or solver.rtol, when looser), or to its largest magnitude (the round-off
+# of any solve at a temperature far from 0 with tiny differences, which a thin body multiplies)
+ROUNDOFF_TOLERANCE = 1e-6
+MAGNITUDE_TOLERANCE = 1e-8
+
+
+def roundoff_signs(node_ids: np.ndarray) -> np.ndarray:
+    """+-1 per node from a hash of its canonical id: the same on any number of ranks."""
+    h = (node_ids.astype(np.uint64) * np.uint64(2654435761)) >> np.uint64(7)
+    return np.where(h & np.uint64(1), 1.0, -1.0)
 
 
 class ConstrainedSystem:
@@ -98,6 +113,49 @@ class ConstrainedSystem:
                 f"solver.preconditioner = \"bjacobi\" or \"amg\", a larger solver.max_iterations"
                 + ("" if step == 0 else " or a smaller time.dt"))
         return info
+
+    def roundoff(self, u: np.ndarray, t: float) -> tuple[float, float, float]:
+        """(collective) The largest change of ``u`` that the round-off of the system's entries can
+        cause, the spread of ``u`` and its largest magnitude. Each entry is known to :data:`ENTRY_ROUNDOFF` of itself: a
+        source ``eps |A| |u|`` (with the eliminated columns' ``|lift| |g|``) of signs from the node
+        ids, solved for loosely. The kernel of the conduction (a temperature that is uniform across
+        a thin layer) is then lost in round-off, and the solution moves by that source times the
+        inverse of the weak conduction along the layer (about eps (length / thickness)^2)."""
+        A, n, mesh = self.A, self.A.n_owned, self.problem.mesh
+        g, _ = self._dirichlet(t)
+        a = np.abs(u)
+
+        def magnitude(M):
+            return sp.csr_matrix((np.abs(M.data), M.indices, M.indptr), shape=M.shape)
+        source = magnitude(A.diag_block) @ a[:n] + magnitude(self.lift) @ np.abs(g)
+        if A.has_offdiag:
+            source += magnitude(A.offdiag_block) @ a[n:]
+        source *= ENTRY_ROUNDOFF * roundoff_signs(mesh.node_ids[:n])
+        source[self.dir_owned] = 0.0
+        e = np.zeros_like(u)
+        if dot(mesh.comm, source, source, n) > 0.0:
+            pcg(self.A, source, e, self.precond, 1e-2, 0.0, self.solver.max_iterations, held=self.dir_owned)
+        top = np.array([np.abs(e[:n]).max(initial=0.0), u[:n].max(initial=-np.inf), -u[:n].min(initial=np.inf)])
+        mesh.comm.Allreduce(MPI.IN_PLACE, top, op=MPI.MAX)
+        return float(top[0]), float(top[1] + top[2]), float(max(top[1], top[2]))
+
+    def check_roundoff(self, u: np.ndarray, where: str) -> None:
+        """Stop (collective, exit 3) when the round-off of the system's entries can move ``u`` by
+        more than :data:`ROUNDOFF_TOLERANCE` (or ``solver.rtol``) of its spread and
+        :data:`MAGNITUDE_TOLERANCE` of its largest magnitude: a steady solution
+        of a body far thinner than it is long (cells of extreme aspect ratio) is wrong in its
+        leading digits while the solve converges."""
+        change, spread, magnitude = self.roundoff(u, 0.0)
+        allowed = max(max(ROUNDOFF_TOLERANCE, self.solver.rtol) * spread, MAGNITUDE_TOLERANCE * magnitude)
+        if not change > allowed:
+            return
+        raise NumericalError(
+            f"{where}: the temperatures are lost in round-off: the system's entries, each rounded to double "
+            f"precision, can move them by about {change:.2g} (of their spread {spread:.6g}; at most {allowed:.2g} "
+            f"allowed): the conduction along the body is many orders of magnitude weaker than across its thinnest "
+            f"cells (a layer or bar far thinner than it is long: cells of extreme aspect ratio), or conductivities "
+            f"that far apart; make the body thicker, model a thin plate with one dimension fewer, or check the "
+            f"lengths and conductivities and their units")
 
     def reactions(self, u: np.ndarray, rhs_dirichlet: np.ndarray) -> np.ndarray:
         """Heat that the Dirichlet rows take in: unconstrained rows times u, less their rhs."""

@@ -391,7 +391,7 @@ cell = "tetrahedron"
 nx = 3
 ny = 3
 nz = 1
-lengths = [1.0, 1.0, 1e-6]
+lengths = [1.0, 1.0, 1e-5]
 [material]
 k = 2.0
 rho = 1.0
@@ -409,12 +409,56 @@ scheme = "steady"
 
 @pytest.mark.parametrize("nprocs", [1, 3])
 def test_a_thin_plate_held_at_two_temperatures_is_solved(tmp_path, nprocs):
-    """A plate 1e-6 m thick: the Dirichlet rows' diag * g, of the stiffness across the thickness,
-    made ||b|| 1e11 times the free rows' right-hand side, and the solve stopped before its first
+    """A plate 1e-5 m thick: the Dirichlet rows' diag * g, of the stiffness across the thickness,
+    made ||b|| 1e9 times the free rows' right-hand side, and the solve stopped before its first
     iteration with the plate's inside at 0 C, exit 0. ||b|| is that of the free rows."""
     (tmp_path / "case.toml").write_text(THIN)
     run_solver(nprocs, ["case.toml", "--quiet"], cwd=tmp_path, timeout=60)
     with h5py.File(tmp_path / "outputs" / "case" / "case.h5", "r") as f:
         x = f["mesh/geometry"][:, 0]
         u = f["fields/temperature/000000"][...].ravel()
-    assert np.abs(u - (10.0 + 20.0 * x)).max() < 1e-2  # (round-off of a 1e11 condition number)
+    assert np.abs(u - (10.0 + 20.0 * x)).max() < 1e-5  # (round-off of a 1e9 condition number: 2.6e-6)
+
+
+STRIP = """[mesh]
+type = "rectangle"
+cell = "quadrilateral"
+lengths = [1.0, 1e-7]
+nx = 50
+ny = 2
+[element]
+degree = 2
+[material]
+k = 1.0
+rho = 1.0
+c = 1.0
+[boundary.left]
+type = "dirichlet"
+value = 0.0
+[boundary.right]
+type = "dirichlet"
+value = 1.0
+[time]
+scheme = "steady"
+"""
+
+
+@pytest.mark.parametrize("nprocs, edits", [(1, []), (1, ["mesh.lengths=[1.0, 1e-6]"]), (3, ["element.degree=1"])])
+def test_a_steady_strip_too_thin_for_double_precision_is_refused(tmp_path, nprocs, edits):
+    """A strip 1 m by 1e-7 m (cells of aspect ratio 4e5): the entries of the conduction across it, 1e11
+    times those along it, hold the latter to round-off, and the steady solve "converged" 0.5% off the
+    linear profile (1e-6 m: 4e-5 off), exit 0. The round-off's effect is estimated: exit 3, one line."""
+    (tmp_path / "case.toml").write_text(STRIP)
+    args = ["case.toml", "--quiet", *[a for e in edits for a in ("--set", e)]]
+    error = one_error(run_solver(nprocs, args, cwd=tmp_path, check=False, timeout=60), 3)
+    assert "the steady solve: the temperatures are lost in round-off" in error, error
+
+
+def test_a_thin_strip_within_double_precision_matches_its_linear_profile(tmp_path):
+    """A strip 1 m by 1e-5 m (cells of aspect ratio 4e3) still solves: within 1e-6 of the profile."""
+    (tmp_path / "case.toml").write_text(STRIP)
+    run_solver(1, ["case.toml", "--quiet", "--set", "mesh.lengths=[1.0, 1e-5]"], cwd=tmp_path, timeout=60)
+    with h5py.File(tmp_path / "outputs" / "case" / "case.h5", "r") as f:
+        x = f["mesh/geometry"][:, 0]
+        u = f["fields/temperature/000000"][...].ravel()
+    assert np.abs(u - x).max() < 1e-6
