@@ -17,8 +17,7 @@ Kept free of heavy imports so that it can run first thing.
 import signal
 import sys
 
-from solver.app import statusfile
-
+statusfile = None  # solver.app.statusfile, imported once the handlers are in (:func:`defer`)
 DEFERRED = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 OTHER_COMMANDS = ("verify", "bench", "info", "plot", "probe", "export")  # without a graceful start-up stop
 pending: list[str] = []
@@ -38,9 +37,10 @@ def _remember(signum, frame) -> None:
 def defer(argv: list[str] | None = None) -> None:
     """Keep SIGTERM and SIGUSR1 for the time loop; ``argv``: the command line (default sys.argv),
     whose first word tells whether the command is a run (the others get the default actions back)."""
-    global records_status, first_rank
+    global records_status, first_rank, statusfile
     for sig in DEFERRED:  # first: a signal in the next milliseconds is kept too
         signal.signal(sig, _remember)
+    from solver.app import statusfile
     words = [w for w in (sys.argv if argv is None else argv)[1:] if not w.startswith("-")]
     records_status = not (words and words[0] in OTHER_COMMANDS)
     first_rank = statusfile.launch_rank() == 0

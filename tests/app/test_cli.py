@@ -449,6 +449,52 @@ def test_ctrl_c_during_start_up(tmp_path, presses, status):
     assert ("signal SIGINT" in err) if presses == 1 else ("stopped at once" in err), err
 
 
+@pytest.mark.parametrize("command", [["-m", "solver"], ["-msolver", "run"]])
+def test_ctrl_c_before_the_package_s_main_runs(tmp_path, command):
+    """A Ctrl-C while ``python -m solver`` imported the package, before its ``__main__`` ran, was a
+    KeyboardInterrupt traceback from runpy: the stop is kept from the package's first lines on."""
+    import signal
+    import sys
+    import time
+
+    (tmp_path / "sitecustomize.py").write_text(  # holds the start between the package and its __main__
+        "import sys, time\n"
+        "class Slow:\n"
+        "    @staticmethod\n"
+        "    def find_spec(name, path=None, target=None):\n"
+        "        if name == 'solver.__main__':\n"
+        f"            open({str(tmp_path / 'reached')!r}, 'w').close()\n"
+        "            time.sleep(3)\n"
+        "sys.meta_path.insert(0, Slow)\n")
+    recorded = tmp_path / "status"
+    env = {**os.environ, "SOLVER_STATUS_FILE": str(recorded),
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, *command, str(ROOT / "inputs" / "plate.toml"), "--quiet",
+                             "--set", "mesh.nx=8", "--set", "mesh.ny=4", "--set", f"output.directory={tmp_path}"],
+                            cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (tmp_path / "reached").exists():
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 75 and "Traceback" not in err, err
+    assert recorded.read_text().startswith("75 stopped"), recorded.read_text()
+
+
+def test_importing_the_package_leaves_the_signals_alone(tmp_path):
+    """Only the program keeps the stop signals from the package's first lines: a notebook, a script
+    or another module run with -m that imports the package keeps Ctrl-C as it was."""
+    import sys
+
+    check = "import signal, solver; assert signal.getsignal(signal.SIGINT) is signal.default_int_handler"
+    (tmp_path / "other.py").write_text(check + "\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    for command in (["-c", check], ["-m", "other", "solver"], [str(tmp_path / "other.py")]):
+        proc = subprocess.run([sys.executable, *command], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 0, (command, proc.stderr)
+
+
 def test_the_start_up_status_is_recorded_by_the_launchers_rank_0(monkeypatch):
     """Before MPI starts, the rank comes from the MPI launcher's variables, else from srun's
     SLURM_PROCID, which the processes mpirun starts inside a batch step all inherit as 0."""

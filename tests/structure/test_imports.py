@@ -178,9 +178,14 @@ def test_every_module_is_in_a_layer():
     assert sorted({layer_of(m) for m in edges} - set(LAYERS)) == []
 
 
+# the package face started as the program (python -m solver, heat-solver) keeps the stop signals
+# first thing, before any other import: through the light module of the top layer made for it
+FIRST_THING = ["solver -> solver.app", "solver -> solver.app.signals"]
+
+
 def test_no_import_runs_upward_or_sideways_between_layers():
     edges, _ = graph()
-    assert upward_imports(edges) == []
+    assert upward_imports(edges) == FIRST_THING
 
 
 def test_the_layer_check_catches_an_upward_import():
