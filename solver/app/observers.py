@@ -15,6 +15,7 @@ from solver.heat.simulation import Simulation
 from solver.io import checkpoint
 from solver.io.probe_series import ProbeSeries
 from solver.io.results_writer import ResultsWriter
+from solver.io.stored_case import stored_case
 from solver.parallel.collective import on_root
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class CheckpointObserver(Observer):
         self.results, self.control = results, control
         self.directory, self.before_close = directory, before_close
         self.last: Path | None = None
+        self.stored: tuple | None = None  # the case as checkpoints store it, and its hash (made once)
 
     def begin(self, sim: Simulation) -> None:
         if sim.finished and not sim.case.steady:  # a restart at time.t_end itself: no step, so no checkpoint
@@ -101,9 +103,12 @@ class CheckpointObserver(Observer):
     def write(self, sim: Simulation) -> Path:
         case, state = sim.case, sim.restart_state()
         b = state.balance
+        if self.stored is None:
+            self.stored = stored_case(case.values), checkpoint.case_hash(case.values)
+        stored, digest = self.stored
         attrs = checkpoint.CheckpointAttrs(
-            step=state.step, t=state.t, dt=sim.dt, scheme=case.time.scheme, case=checkpoint.case_text(case.values),
-            case_hash=checkpoint.case_hash(case.values), snapshots=len(self.results.snapshots),
+            step=state.step, t=state.t, dt=sim.dt, scheme=case.time.scheme, case=stored.text, tables=stored.tables,
+            case_hash=digest, snapshots=len(self.results.snapshots),
             iterations=state.iterations, balance_terms=list(b.terms), balance_energy_start=b.energy_start,
             balance_inflow=b.inflow, stepper=state.numbers(), run_id=self.results.run_id,
             mesh_digest=sim.mesh.source_digest, enthalpy_zero=enthalpy_zero_text(sim.problem), balance_gross=b.gross)

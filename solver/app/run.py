@@ -36,6 +36,7 @@ from solver.io.end_record import COMPLETE, FAILED, STOPPED, EndRecord, RunFigure
 from solver.io.probe_series import ProbeSeries
 from solver.io.repair import extend_truncated
 from solver.io.results_writer import STEP_TABLE, ResultsLayout, ResultsWriter
+from solver.io.stored_case import stored_case
 from solver.la.preconditioner import PreconditionerReport
 from solver.parallel.blocks import BlockRedistributor
 from solver.parallel.collective import max_over_ranks, on_root
@@ -224,9 +225,10 @@ class CaseRun:
         """The results file (continued after a restart, with the run's state restored from the
         checkpoint), its time-step table and probes."""
         case, steady = self.case, self.case.steady
-        attrs = {"case": checkpoint.case_text(case.values), "case_file_text": case.text,
+        stored = stored_case(case.values)
+        attrs = {"case": stored.text, "case_file_text": case.text,
                  "case_source": case.source, "overrides": "\n".join(case.overrides)}
-        layout = ResultsLayout(attrs, sim.extra_fields, case.physics.temperature_unit)
+        layout = ResultsLayout(attrs, sim.extra_fields, case.physics.temperature_unit, stored.tables)
         # the checkpoint's state is read and checked before the results are cut back to it, and the
         # results file checked against the restart (its tables, probes, fields) before anything in it changes
         state = None if resume is None else self.checkpoint_state(sim, resume)

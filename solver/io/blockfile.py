@@ -278,6 +278,15 @@ class BlockFile:
         if self.file is not None:
             self.file.require_group(name)
 
+    def write_array(self, name: str, array: np.ndarray) -> None:
+        """A small dataset holding ``array`` (the same on every rank; rank 0 writes it), unless the
+        file has ``name`` already."""
+        if self.file is None or name in self.file:
+            return
+        ds = self.file.create_dataset(name, shape=array.shape, dtype=array.dtype)
+        if self.comm.rank == 0:
+            ds[...] = array
+
     def list_members(self, group: str) -> list[str]:
         """Names in ``group`` (empty when it does not exist), on every rank."""
         names = sorted(self.file[group]) if self.file is not None and group in self.file else []

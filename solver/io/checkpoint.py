@@ -6,6 +6,8 @@ Layout of ``<output>/<name>/checkpoints/step_<step>.h5``::
     /previous      (n_nodes,) BDF2 only: the solution one step earlier
     /adaptive_level1, /adaptive_level2
                    (n_nodes,) adaptive steps: the solutions one and two steps earlier (the predictor)
+    /case_tables/<sha256>
+                   (points, 2) the distinct tables of the case, which the attribute case names
     attrs          solver_checkpoint (format version), step, t, dt, scheme, case, case_hash,
                    snapshots (results-file snapshots written so far), balance_*, iterations,
                    stepper_state (JSON: earlier step sizes, the step controller's state), ...
@@ -41,6 +43,7 @@ from solver.case.inputfiles import MISSING, file_problem
 from solver.case.schema import REQUIRED, SCHEMA
 from solver.errors import CaseError, OutputError
 from solver.io.blockfile import METADATA_BYTES, BlockFile, no_space, write_temporary_or_fail
+from solver.io.stored_case import GROUP, StoredCaseError, expand, read_tables
 from solver.parallel.blocks import BlockRedistributor
 from solver.parallel.collective import on_root
 
@@ -71,6 +74,8 @@ def _plain(values):
 
 
 def case_text(values: dict) -> str:
+    """The resolved case as TOML, its tables in it (the form of files written before tables were
+    stored apart: :mod:`solver.io.stored_case`)."""
     return tomli_w.dumps(_plain(values))
 
 
@@ -129,7 +134,7 @@ class CheckpointAttrs:
     t: float
     dt: float
     scheme: str
-    case: str  # the resolved case as TOML
+    case: str  # the resolved case as TOML, its tables by reference (solver.io.stored_case)
     case_hash: str
     snapshots: int  # results-file snapshots written so far
     iterations: int
@@ -147,6 +152,7 @@ class CheckpointAttrs:
     # "": none tabulated, or an earlier version, which counted them from 0 in the case's unit)
     enthalpy_zero: str = ""
     balance_gross: float = 0.0  # the heat balance's gross flows (0: an earlier version's, which kept none)
+    tables: dict = field(default_factory=dict)  # the tables the case names, by dataset path (written, read)
 
     def to_hdf5(self, comm) -> dict:
         return {"step": self.step, "t": self.t, "dt": self.dt, "scheme": self.scheme, "case": self.case,
@@ -205,7 +211,8 @@ class CheckpointWriter:
 
         blocks = {name: nodes.to_blocks(vector[: mesh.n_owned]) for name, vector in state.items()}
         sums = {name: dict(zip(("sum", "abs_sum"), vector_sums(comm, block))) for name, block in blocks.items()}
-        steps = [lambda name=name: f.write_blocks(f"/{name}", blocks[name], nodes) for name in blocks]
+        steps = [lambda path=path, points=points: f.write_array(path, points) for path, points in attrs.tables.items()]
+        steps += [lambda name=name: f.write_blocks(f"/{name}", blocks[name], nodes) for name in blocks]
         steps += [lambda name=name: f.check_block(f"/{name}", blocks[name], nodes) for name in blocks]
         steps += [lambda name=name: f.set_attrs(f"/{name}", sums[name]) for name in blocks]
         steps.append(lambda: f.set_attrs("/", attrs.to_hdf5(comm)))
@@ -214,7 +221,8 @@ class CheckpointWriter:
         steps += [f.flush, f.close]  # the close, with nothing left to write, only after every rank flushed
         # on failure the earlier checkpoints stay; the unfinished one goes
         write_temporary_or_fail(comm, tmp, f, f"the checkpoint of step {attrs.step}", steps,
-                                (8 * mesh.n_global_nodes + METADATA_BYTES) * len(state))
+                                (8 * mesh.n_global_nodes + METADATA_BYTES) * len(state)
+                                + sum(points.nbytes + METADATA_BYTES for points in attrs.tables.values()))
 
         def publish():
             other = run_id_in(final, checkpoint=True) if os.path.lexists(final) else ""
@@ -455,14 +463,16 @@ def whole_number(value) -> bool:
         return False
 
 
-def unsafe_changes(stored, values: dict | None) -> list[str]:
+def unsafe_changes(stored, values: dict | None, f=None) -> list[str]:
     """The keys of ``values`` (a resolved case) that differ from the case text ``stored`` in a
-    checkpoint and change the solution ([] when either is missing or unreadable)."""
+    checkpoint (its tables read from the open file ``f``) and change the solution ([] when either
+    is missing or unreadable)."""
     if values is None or not isinstance(stored, (str, bytes)):
         return []
     try:
         old = tomllib.loads(stored.decode() if isinstance(stored, bytes) else stored)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        old = expand(old, read_tables(f, old) if f is not None else {})
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, StoredCaseError, KeyError, OSError):
         return []
     return changed_keys(old, values)[1]
 
@@ -489,12 +499,12 @@ def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointA
             raise CaseError(f"{path}: checkpoint has no temperature dataset (truncated, or not written by a run)")
         if f["temperature"].shape != (n_nodes,):
             shape = " x ".join(str(n) for n in f["temperature"].shape) or "a scalar"
-            changed = unsafe_changes(f.attrs.get("case"), values)
+            changed = unsafe_changes(f.attrs.get("case"), values, f)
             why = f" (changed since: {', '.join(changed)}; restart with the case it was written with)" \
                 if changed else ""
             raise CaseError(f"{path}: checkpoint holds {shape} temperatures, the mesh has {n_nodes} nodes{why}")
         try:
-            for name in f:
+            for name in vectors(f):
                 ds = f[name]
                 if not isinstance(ds, h5py.Dataset) or ds.shape != (n_nodes,) or not double(ds.dtype):
                     raise CaseError(f"{path}: checkpoint dataset {name} is not a vector of {n_nodes} 64-bit "
@@ -511,9 +521,10 @@ def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointA
             if raw is not None and not whole_number(raw):
                 raise CaseError(f"{path}: checkpoint attribute {name} = {str(raw)[:40]!r} is not a whole number")
         try:
-            attrs = CheckpointAttrs.from_hdf5(f.attrs, list(f))
+            attrs = CheckpointAttrs.from_hdf5(f.attrs, vectors(f))
         except (KeyError, ValueError, TypeError, OverflowError, RecursionError) as exc:
             raise CaseError(f"{path}: checkpoint attributes are missing or malformed ({str(exc)[:200]})") from None
+        attrs.tables = stored_tables(path, f, attrs.case)
         run_id_written = "run_id" in f.attrs
         ranks_written = "ranks" in f.attrs
     numbers = {"step": attrs.step, "t": attrs.t, "dt": attrs.dt, "snapshots": attrs.snapshots,
@@ -551,12 +562,32 @@ def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointA
     return attrs
 
 
+def vectors(f) -> list[str]:
+    """The names of a checkpoint's vectors: its members but the group of the case's tables."""
+    return [name for name in f if name != GROUP]
+
+
+def stored_tables(path: Path, f, text: str) -> dict:
+    """The tables the case stored in a checkpoint names (CaseError when one cannot be read back; a
+    case that is not TOML names none: check_compatible refuses it)."""
+    try:
+        case = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, TypeError):
+        return {}
+    try:
+        return read_tables(f, case)
+    except StoredCaseError as exc:
+        raise CaseError(f"{path}: damaged checkpoint: {exc}; restart from an earlier checkpoint by its path") from None
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        raise CaseError(f"{path}: checkpoint is truncated or corrupt ({str(exc).splitlines()[0]})") from None
+
+
 def check_sums_kept(path: Path, f) -> None:
     """Refuse a checkpoint where some vectors carry the sums written with them and others do not:
     a run writes them with every vector (an earlier version with none), so a vector without them
     beside one with them was replaced after it was written, and its values could not be checked."""
-    summed = [name for name in f if "sum" in f[name].attrs or "abs_sum" in f[name].attrs]
-    bare = [name for name in f if name not in summed]
+    summed = [name for name in vectors(f) if "sum" in f[name].attrs or "abs_sum" in f[name].attrs]
+    bare = [name for name in vectors(f) if name not in summed]
     if summed and bare:
         raise CaseError(f"{path}: damaged checkpoint: /{bare[0]} lacks the sums written with every vector "
                         f"(/{summed[0]} has them; the vector was replaced after it was written); restart from an "
@@ -701,6 +732,10 @@ def check_compatible(path: Path, attrs: CheckpointAttrs, values: dict, force: bo
         old = tomllib.loads(attrs.case)
     except (tomllib.TOMLDecodeError, TypeError) as exc:
         raise CaseError(f"{path}: the case stored in the checkpoint is not valid TOML ({exc})") from None
+    try:
+        old = expand(old, getattr(attrs, "tables", {}))
+    except KeyError as exc:  # (inspect read every table the case names)
+        raise CaseError(f"{path}: damaged checkpoint: its case names the table {exc}, which it lacks") from None
     if case_hash(old) != attrs.case_hash and not force:  # else an edited case hides what changed
         raise CaseError(f"{path}: damaged checkpoint: the case it stores does not give its case_hash (the file "
                         f"was changed after it was written); restart from an earlier checkpoint by its path, or "

@@ -34,6 +34,7 @@ from solver.fem.geometry import CellGeometry
 from solver.fem.locate import PointLocator
 from solver.io.folder import RUN_LOCK, run_holds
 from solver.io.provenance import FORMAT_VERSION
+from solver.io.stored_case import StoredCaseError, expand, read_tables
 from solver.mesh.cells import CELLS
 
 # fields whose values lie in a range: the quadratic basis interpolates nodal values within it to
@@ -292,6 +293,10 @@ class Results(SolverFile):
         wrong = [key for key, value in case.items() if key in CASE_TABLES and not isinstance(value, dict)]
         if wrong:
             raise damaged(f"its attribute case gives {wrong[0]} as {shown(case[wrong[0]])}, not a table")
+        try:
+            self._case = expand(case, read_tables(f, case))
+        except StoredCaseError as exc:
+            raise damaged(str(exc)) from None
 
     @cached_property
     def times(self) -> np.ndarray:
@@ -317,9 +322,11 @@ class Results(SolverFile):
             n -= 0 if written else 1
         return n
 
-    @cached_property
+    @property
     def case(self) -> dict:
-        return tomllib.loads(self.attrs.get("case", ""))  # (checked when the file is opened)
+        """The resolved case of the run, each of its tables' points in place (read and checked
+        when the file is opened)."""
+        return self._case
 
     def require_snapshots(self) -> int:
         """The number of snapshots, refused (exit 2) when there is none (a run that failed first)."""

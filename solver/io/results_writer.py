@@ -11,6 +11,8 @@ Layout (canonical, rank-independent order; identical whatever the number of rank
                                 (n_steps,) every accepted time step: its end time, size, local error
                                 estimate (adaptive steps; 1 = time.tolerance, NaN with a fixed dt)
                                 and linear iterations
+    /case_tables/<sha256>       (points, 2) float64: each distinct table of the case, which the
+                                attribute case names (solver.io.stored_case)
     attrs: case (resolved TOML), case_file_text, case_source, solver_version, ranks, ...
 
 Owned values are first moved to contiguous blocks of the canonical numbering
@@ -70,15 +72,22 @@ class WriteHooks:
 class ResultsLayout:
     """What a results file holds besides the mesh and the temperature: its root attributes (the
     case, its source, ...), the nodal fields written beside the temperature at each snapshot
-    (:meth:`ResultsWriter.write`'s ``extra``), and the temperature's unit (C or K)."""
+    (:meth:`ResultsWriter.write`'s ``extra``), the temperature's unit (C or K), and the datasets of
+    the tables that the attribute ``case`` names (:func:`solver.io.stored_case.stored_case`)."""
 
     attrs: dict = dataclasses.field(default_factory=dict)
     extra_fields: tuple[str, ...] = ()
     temperature_unit: str = "C"
+    tables: dict = dataclasses.field(default_factory=dict)  # the case's tables the attribute case names, by path
 
 
 STEP_TABLE = ("/steps/time", "/steps/dt", "/steps/error", "/steps/iterations")
 PROBE_TABLE = ("/probes/time", "/probes/values")
+
+
+def tables_bytes(tables: dict) -> int:
+    """Disk space the datasets of a case's tables take."""
+    return sum(points.nbytes + METADATA_BYTES for points in tables.values())
 
 
 def table_bytes(rows: int, widths) -> int:
@@ -304,7 +313,7 @@ class ResultsWriter:
         a time-step table unless ``step_table`` is false) before anything in it changes;
         ``hooks``: the tests' fault injection."""
         comm = mesh.comm
-        attrs = layout.attrs
+        attrs, self.tables = layout.attrs, layout.tables
         self.hooks = hooks
         self.extra_fields = tuple(layout.extra_fields)
         self.units = {"temperature": UNITS_ATTRIBUTE[layout.temperature_unit], "liquid_fraction": "1"}
@@ -356,10 +365,12 @@ class ResultsWriter:
                 self.backend.create_series(name, dtype)
             for field in ("temperature",) + self.extra_fields:  # a results file even before its first snapshot
                 self.backend.create_group(f"/fields/{field}")
+            self.write_tables()
             self.backend.set_attrs("/", root_attrs)
             self.backend.flush()
         try:
-            write_or_fail(comm, self.h5_path, "the mesh", write_mesh, geometry.nbytes * comm.size + 2 * METADATA_BYTES)
+            write_or_fail(comm, self.h5_path, "the mesh", write_mesh,
+                          geometry.nbytes * comm.size + 2 * METADATA_BYTES + tables_bytes(self.tables))
         except OutputError as exc:
             if exc.broken:  # a write failed: closing the file would retry it, and crash at the process's end
                 park(self.backend)
@@ -383,12 +394,18 @@ class ResultsWriter:
         self.run_id = self.backend.read_attr("/", "run_id", "")
         times = self.backend.read_all("/time")
         self.snapshots = [(float(t), f"/fields/temperature/{i:06d}") for i, t in enumerate(times[:n_snapshots])]
+        self.write_tables()  # (a restart with --force after a table changed names a new one)
         self.backend.set_attrs("/", {"ranks": self.comm.size, **attrs, "status": RUNNING})
         if self.backend.file is not None and "error" in self.backend.file.attrs:  # an earlier failure's line:
             del self.backend.file.attrs["error"]  # this run's end record says how it ends (collective with mpio)
         self.backend.flush()
         if self.xdmf is not None:
             self.xdmf.rewrite(self.snapshots)
+
+    def write_tables(self) -> None:
+        """The datasets of the case's tables that the file does not hold yet."""
+        for path, points in self.tables.items():
+            self.backend.write_array(path, points)
 
     def _check_same_mesh(self, mesh: DistributedMesh) -> None:
         """A restart appends to the results file: its mesh must be this run's (its cell type and

@@ -27,7 +27,7 @@ RUNS = {
 
 def names_in(path: Path) -> set[str]:
     """The canonical names of a file's datasets, groups and attributes (snapshot indices as INDEX,
-    boundary names as NAME, wall-time phases as their prefix and phase)."""
+    tables of the case as SHA256, boundary names as NAME, wall-time phases as their prefix and phase)."""
     found = set()
     with h5py.File(path, "r") as f:
         found |= set(f.attrs)
@@ -35,6 +35,7 @@ def names_in(path: Path) -> set[str]:
     out = set()
     for name in found:
         name = re.sub(r"/\d{6}$", "/INDEX", name)
+        name = re.sub(r"^/case_tables/[0-9a-f]{64}$", "/case_tables/SHA256", name)
         name = re.sub(r"^balance_heat_in_(?!source$)\w+$", "balance_heat_in_NAME", name)
         out.add(name)
     return out

@@ -46,6 +46,34 @@ def test_a_temperature_unit_left_out_is_the_same_case_as_celsius_given():
     assert checkpoint.changed_keys(left_out, {**left_out, "temperature_unit": "K"}) == ([], ["temperature_unit"])
 
 
+def test_a_restart_compares_the_tables_a_checkpoint_stores_apart(tmp_path):
+    """A checkpoint stores each table of its case as a dataset that the case names: a restart
+    compares their points (a changed table is another case), as it compares those of a checkpoint
+    that holds them in the case itself (written before); one changed on the disk is refused."""
+    from solver.io.stored_case import StoredCaseError, expand, read_tables, stored_case
+
+    pairs = [[0.0, 1.0], [100.0, 2.0]]
+    values = {"material": {"k": [{"table": pairs, "file": "k.csv"}, 3.0], "c": {"table": pairs}},
+              "region": {"a": {"k": {"table": pairs, "file": "k.csv"}, "rho": None}}}
+    stored = stored_case(values)
+    assert len(stored.tables) == 1 and "[[0.0" not in stored.text
+    digest = checkpoint.case_hash(values)
+    changed = {**values, "region": {"a": {"k": {"table": [[0.0, 1.0], [100.0, 2.5]], "file": "k.csv"}}}}
+    for attrs in (SimpleNamespace(case=stored.text, tables=stored.tables, case_hash=digest),
+                  SimpleNamespace(case=checkpoint.case_text(values), case_hash=digest)):
+        assert checkpoint.check_compatible("c.h5", attrs, values, force=False) == []
+        with pytest.raises(CaseError, match=re.escape("different case (changed: region.a.k.table)")):
+            checkpoint.check_compatible("c.h5", attrs, changed, force=False)
+    with h5py.File(tmp_path / "c.h5", "w") as f:
+        for path, points in stored.tables.items():
+            f[path] = points
+        case = checkpoint.tomllib.loads(stored.text)
+        assert expand(case, read_tables(f, case)) == checkpoint._plain(values)
+        f[next(iter(stored.tables))][1, 1] = 2.5
+        with pytest.raises(StoredCaseError, match="does not hold the points it was written with"):
+            read_tables(f, case)
+
+
 def test_a_restart_sees_the_order_of_overlapping_regions_and_of_dirichlet_boundaries():
     """Where regions overlap the last listed wins, and where Dirichlet boundaries meet the later
     one holds the shared nodes: swapping two of them before a restart changed the solution (46.9

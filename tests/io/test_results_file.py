@@ -4,7 +4,7 @@ import h5py
 import meshio
 import numpy as np
 import pytest
-from conftest import run_solver
+from conftest import one_error, run_solver
 
 CASES = {
     "tri": ["mesh.cell=triangle", "mesh.nx=13", "mesh.ny=7"],
@@ -112,3 +112,26 @@ def test_a_write_that_expires_before_any_checkpoint_does_not_offer_to_continue(t
     (folder / "step_00000025.h5").write_bytes(b"")
     assert _what_is_kept(folder / "step_00000050.h5.tmp", "the checkpoint of step 50").endswith(
         "continue with --restart latest")
+
+
+def test_a_table_named_by_many_regions_is_stored_once_per_file(tmp_path):
+    """A table in a CSV file was copied into the attribute case of every file the run wrote, once
+    per key naming it (nine regions of a 100,000-point file: 51 MB per file, results and every
+    checkpoint alike). Each distinct table is one dataset per file, which the case names, and a
+    restart on another number of ranks reads it back."""
+    from solver.io.results_reader import Results
+
+    rows = [[20.0 + 2 * i, 40.0 + 0.001 * i] for i in range(3000)]
+    (tmp_path / "k.csv").write_text("T,k\n" + "".join(f"{t!r},{v!r}\n" for t, v in rows))
+    regions = [kv for i in range(6) for kv in (f"region.r{i}.x=[{i / 30!r}, {(i + 1) / 30!r}]",
+                                                f'region.r{i}.k={{file="k.csv"}}')]
+    sets = [a for kv in regions + ["mesh.nx=6", "mesh.ny=2", "time.dt=100.0", "time.t_end=200.0",
+                                   "checkpoint.every=1", "output.directory=out"] for a in ("--set", kv)]
+    run_solver(1, sets + ["--quiet"], cwd=tmp_path, timeout=90)
+    for path in (tmp_path / "out/default/default.h5", tmp_path / "out/default/checkpoint.h5"):
+        with h5py.File(path, "r") as f:
+            assert len(f.attrs["case"]) < 8192 and [d.shape for d in f["case_tables"].values()] == [(3000, 2)]
+            assert path.stat().st_size < 300_000
+    run_solver(3, sets + ["--set", "time.t_end=300.0", "--restart", "latest", "--quiet"], cwd=tmp_path, timeout=90)
+    with Results(tmp_path / "out/default/default.h5") as r:
+        assert r.case["region"]["r5"]["k"] == {"table": rows, "file": "k.csv"} and r.times[-1] == 300.0

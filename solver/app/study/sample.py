@@ -17,10 +17,10 @@ from solver.errors import EXIT_STOPPED, SolverExit
 from solver.heat.checks import check_balance
 from solver.heat.march import Observer, StepEvent, StepVote, Votes, march
 from solver.heat.simulation import Simulation
-from solver.io.checkpoint import case_text
 from solver.io.end_record import COMPLETE, FAILED, STOPPED, EndRecord
 from solver.io.probe_series import ProbeSeries
 from solver.io.results_writer import ResultsLayout, ResultsWriter
+from solver.io.stored_case import stored_case
 from solver.parallel.blocks import BlockRedistributor
 from solver.app.study.studyfile import PENDING
 
@@ -128,9 +128,10 @@ def run_sample(spec, index: int, values, comm, save_to: Path | None = None, stop
         faults = FaultInjection(comm.rank)
         snapshots = SampleSnapshots(sim)
         if save_to is not None:
-            attrs = {"case": case_text(case.values), "case_file_text": case.text,
+            stored = stored_case(case.values)
+            attrs = {"case": stored.text, "case_file_text": case.text,
                      "case_source": f"{spec.source} sample {index}", "overrides": "\n".join(case.overrides)}
-            layout = ResultsLayout(attrs, sim.extra_fields, case.physics.temperature_unit)
+            layout = ResultsLayout(attrs, sim.extra_fields, case.physics.temperature_unit, stored.tables)
             snapshots.results = results = ResultsWriter(save_to, f"{case.name}_{index:06d}", sim.mesh, layout,
                                                         case.output.driver, hooks=faults)
         vote = SampleVote(comm, stop_requested) if stop_requested is not None else None
