@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from solver.case.load import load_case, printable, read_text, valid_name
+from solver.case.load import deep_key, load_case, printable, read_text, valid_name
 from solver.case.records import Case
 from solver.case.schema import absolute_zero
 from solver.case.shown import shown
@@ -222,6 +222,7 @@ def load_study(path: str | Path) -> StudySpec:
     except CaseError as exc:  # its wording is for case files
         raise CaseError(str(exc).replace("case file", "study file")) from None
     source = str(path)
+    deep_key(text, source)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
