@@ -14,6 +14,7 @@ import math
 import re
 import sys
 import tomllib
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -259,7 +260,20 @@ def _fixed_steps_over_adaptive(raw: dict, overridden: list, file_dt) -> None:
             time.pop(key, None)
 
 
+_TABLE_FILES: ContextVar[dict | None] = ContextVar("table_files", default=None)  # read_pairs's files
+
+
 def validate(raw: dict, source: str, restart: bool = False) -> dict:
+    """The resolved case of ``raw``; a CSV file that several keys name is read once, its points
+    shared by them."""
+    token = _TABLE_FILES.set({})
+    try:
+        return _validate(raw, source, restart)
+    finally:
+        _TABLE_FILES.reset(token)
+
+
+def _validate(raw: dict, source: str, restart: bool = False) -> dict:
     def fail(msg):
         raise CaseError(f"{source}: {printable(msg)}")
 
@@ -487,7 +501,7 @@ def _check_property(name: str, spec: Key, value, fail):
         return value
     if is_table(value):
         try:
-            pairs, file = read_pairs(value)
+            pairs, file = read_pairs(value, _TABLE_FILES.get())
         except TableError as exc:
             fail(f"{name}: {exc}")
         try:

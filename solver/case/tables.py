@@ -77,9 +77,11 @@ def is_table(value) -> bool:
     return isinstance(value, dict)
 
 
-def read_pairs(value) -> tuple[list[list[float]], str | None]:
+def read_pairs(value, files: dict | None = None) -> tuple[list[list[float]], str | None]:
     """The (T, value) pairs of a table given as ``{table = [[T, v], ...]}`` or ``{file = "x.csv"}``,
-    and the file name (None inline). Raises TableError naming what is wrong."""
+    and the file name (None inline). Raises TableError naming what is wrong. ``files``: the pairs
+    of the files read so far, by name, shared by the keys that name one file (nine regions naming
+    a 100,000-point file read it nine times, 1.3 s and 12 MB each on every rank)."""
     keys = set(value)
     if keys - {"table", "file"} or len(keys) != 1:
         raise TableError(f"a table is {{ table = [[T, value], ...] }} or {{ file = \"name.csv\" }}, got keys "
@@ -88,7 +90,12 @@ def read_pairs(value) -> tuple[list[list[float]], str | None]:
         name = value["file"]
         if not isinstance(name, str) or not name:
             raise TableError(f"file must be a CSV file name, got {shown(name)}")
-        return _read_csv(Path(name)), name
+        if files is None or name not in files:
+            pairs = _read_csv(Path(name))
+            if files is None:
+                return pairs, name
+            files[name] = pairs
+        return files[name], name
     pairs = value["table"]
     if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
         raise TableError("table must be a list of [T, value] pairs")
