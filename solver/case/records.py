@@ -13,6 +13,7 @@ import numpy as np
 
 from solver.case.expressions import Expression
 from solver.case.schema import SCHEMES, TEMPERATURE_UNITS
+from solver.case.shown import cut
 from solver.case.tables import TemperatureTable
 
 Property = float | Expression | TemperatureTable  # a value, an expression (of T, ...), a table in T
@@ -172,7 +173,7 @@ class Physics:
     @property
     def nonlinear_key(self) -> str | None:
         """The first key that makes the case nonlinear (for messages), or None."""
-        for where, holder in [("material", self.material)] + [(f"region.{r.name}", r) for r in self.regions]:
+        for where, holder in [("material", self.material)] + [(f"region.{cut(r.name)}", r) for r in self.regions]:
             for name in ("k", "rho", "c"):
                 value = getattr(holder, name)
                 if value is not None and not is_constant(value):

@@ -20,6 +20,7 @@ from mpi4py import MPI
 from solver.case.expressions import Expression, StepTime
 from solver.case.records import MeshFileSpec
 from solver.case.schema import absolute_zero
+from solver.case.shown import cut
 from solver.errors import CaseError, NumericalError, RangeError
 from solver.heat.balance import ENERGY_ROUNDOFF
 from solver.heat.materials import Centroids, region_cells
@@ -547,20 +548,21 @@ def check_case_against_mesh(case, mesh) -> None:
         for region in case.physics.regions:
             if region.group is not None and region.group not in groups:
                 have = ", ".join(sorted(groups)) or "no named region groups"
-                fail(f"region.{region.name}.group: the mesh {path} has no region group {region.group!r}"
-                     f"{_other_kind(mesh, region.group)} (it has: {have})")
+                fail(f"region.{cut(region.name)}.group: the mesh {path} has no region group "
+                     f"{cut(repr(region.group))}{_other_kind(mesh, region.group)} (it has: {have})")
     if mesh.dim == 2:
         for key, value in inputs_of_time(case.physics) + [("initial.temperature", case.physics.initial)]:
             if isinstance(value, Expression) and "z" in value.names:
                 fail(f"{key} uses z, but the mesh is 2D: its points have x and y only (z would read 0 everywhere)")
     for region in case.physics.regions:
         if mesh.dim == 2 and len(region.box) > 2 and region.box[2] is not None:
-            fail(f"region.{region.name}.z: the mesh is 2D (a box in 2D takes x and y only)")
+            fail(f"region.{cut(region.name)}.z: the mesh is 2D (a box in 2D takes x and y only)")
     for point in case.output.probes or ():
         if len(point) != mesh.dim:
             fail(f"output.probes: {list(point)} has {len(point)} coordinates, the mesh is {mesh.dim}D")
     physics = case.physics
-    for name, k in [("material.k", physics.material.k)] + [(f"region.{r.name}.k", r.k) for r in physics.regions]:
+    for name, k in [("material.k", physics.material.k)] + [(f"region.{cut(r.name)}.k", r.k)
+                                                           for r in physics.regions]:
         if isinstance(k, tuple) and len(k) != mesh.dim:
             fail(f"{name} must be one value (a number, an expression or a table) or a list of {mesh.dim} (a "
                  f"diagonal tensor), got {len(k)} entries")
@@ -601,7 +603,7 @@ def report_unused_melting(case, comm) -> None:
     inherits = any(body.get("latent_heat") and (body.get("solidus") is None or body.get("liquidus") is None)
                    for body in regions.values())
     tables = [("material", material, material.get("latent_heat") or inherits)]
-    tables += [(f"region.{name}", body, body.get("latent_heat") if body.get("latent_heat") is not None
+    tables += [(f"region.{cut(name)}", body, body.get("latent_heat") if body.get("latent_heat") is not None
                 else material.get("latent_heat")) for name, body in regions.items()]
     for where, body, latent in tables:
         given = [key for key in ("solidus", "liquidus") if body.get(key) is not None]
@@ -623,10 +625,11 @@ def report_empty_regions(mesh, physics, source="") -> None:
     mesh.comm.Allreduce(MPI.IN_PLACE, totals)
     for region, total in zip(physics.regions, totals):
         if total == 0 and region.group is not None and all(b is None for b in region.box):
-            raise CaseError(f"{source}: region.{region.name}.group: the group {region.group!r} of the mesh file has "
-                            f"no cells")
+            raise CaseError(f"{source}: region.{cut(region.name)}.group: the group {cut(repr(region.group))} of the "
+                            f"mesh file has no cells")
         if total == 0 and mesh.comm.rank == 0:
-            log.warning(f"region.{region.name} selects no cell (its box or group misses the mesh): it has no effect")
+            log.warning(f"region.{cut(region.name)} selects no cell (its box or group misses the mesh): it has no "
+                        f"effect")
 
 
 # boundary kinds that only a surface of the body has (a group of facets inside the domain is refused)

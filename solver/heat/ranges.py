@@ -21,6 +21,7 @@ from mpi4py import MPI
 from solver.case.expressions import Expression
 from solver.case.records import Physics, RadiationBC, RobinBC
 from solver.case.schema import BOUNDARY_SCHEMA, REGION_SCHEMA, SCHEMA, Key
+from solver.case.shown import cut
 from solver.errors import CaseError, RangeError
 
 
@@ -109,7 +110,7 @@ def ranged_expressions(physics: Physics) -> list[tuple[Expression, str, Bounds]]
         add(f"material.{key}", getattr(m, key), SCHEMA["material"][key])
     for r in physics.regions:
         for key in ("k", "rho", "c"):
-            add(f"region.{r.name}.{key}", getattr(r, key), REGION_SCHEMA[key])
+            add(f"region.{cut(r.name)}.{key}", getattr(r, key), REGION_SCHEMA[key])
     for bc in physics.boundaries:
         if isinstance(bc, RobinBC):
             add(f"boundary.{bc.name}.h", bc.h, BOUNDARY_SCHEMA["h"])

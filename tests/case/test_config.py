@@ -598,3 +598,17 @@ def test_a_table_file_named_by_many_keys_is_read_once(tmp_path, monkeypatch):
     assert values["material"]["c"] == {"table": [[0.0, 1.0], [100.0, 2.0]], "file": "k.csv"}
     load_case(GOOD + regions, "case.toml")
     assert len(reads) == 2  # (each case reads its files anew)
+
+
+def test_a_long_region_name_is_cut_in_the_messages_of_the_run(tmp_path):
+    """A region of a 5,000-character name that misses the mesh was named whole in the run's warning
+    (a 100,000-character name: a line as long); the messages that come with the mesh show its
+    start and its length, as those of the case file do."""
+    from conftest import run_solver
+
+    name = "r" * 5000
+    proc = run_solver(3, ["--set", f"region.{name}.x=[5.0, 6.0]", "--set", f"region.{name}.k=2.0", "--set",
+                          "mesh.nx=4", "--set", "mesh.ny=2", "--set", "time.t_end=20.0", "--set",
+                          f"output.directory={tmp_path}"], cwd=tmp_path, timeout=90)
+    warning = [line for line in proc.stderr.splitlines() + proc.stdout.splitlines() if "selects no cell" in line]
+    assert warning and all(len(line) < 200 and "(5000 characters)" in line for line in warning), warning
