@@ -21,7 +21,7 @@ from typing import Mapping
 import numpy as np
 import tomli_w
 
-from solver.case.tables import MAX_TABLE_ROWS
+from solver.case.tables import MAX_CASE_TABLE_ROWS, MAX_TABLE_ROWS
 
 GROUP = "case_tables"  # where a file keeps the points of its case's tables
 REFERENCE_KEYS = {"dataset", "points", "file"}
@@ -103,20 +103,26 @@ def expand(case, tables: Mapping[str, np.ndarray]):
 def read_tables(f, case: dict) -> dict[str, np.ndarray]:
     """The tables a stored case names, read from the open h5py file ``f``; StoredCaseError for one
     that is missing, of another shape than its reference gives, or whose points are not those its
-    name was made from (changed after it was written). Counts are checked before anything is read."""
+    name was made from (changed after it was written). Counts are checked before anything is read,
+    each table's and their sum."""
+    named = references(case)
+    for path, points in named.items():
+        if not (path.startswith(f"/{GROUP}/") and type(points) is int and 2 <= points <= MAX_TABLE_ROWS):
+            raise StoredCaseError(f"its attribute case names the table {path[:100]!r} of {str(points)[:20]} points, "
+                                  f"not a dataset of /{GROUP} of 2 to {MAX_TABLE_ROWS:,} points")
+    if sum(named.values()) > MAX_CASE_TABLE_ROWS:
+        raise StoredCaseError(f"its attribute case names {len(named):,} tables of {sum(named.values()):,} points in "
+                              f"all, more than the {MAX_CASE_TABLE_ROWS:,} a case may hold")
     out = {}
-    for path, points in references(case).items():
-        if not (path.startswith(f"/{GROUP}/") and isinstance(points, int) and 2 <= points <= MAX_TABLE_ROWS):
-            raise StoredCaseError(f"its attribute case names the table {path[:80]!r} of {str(points)[:20]} points, "
-                                  f"not a dataset of {GROUP} of 2 to {MAX_TABLE_ROWS:,} points")
+    for path, points in named.items():
         ds = f.get(path)
         if ds is None or not hasattr(ds, "dtype") or ds.shape != (points, 2) or ds.dtype.kind != "f":
             what = "missing" if ds is None else f"of shape {getattr(ds, 'shape', '?')}"
-            raise StoredCaseError(f"its attribute case names the table {path} of {points} (T, value) points, which "
-                                  f"is {what}")
+            raise StoredCaseError(f"its attribute case names the table {path[:100]} of {points} (T, value) points, "
+                                  f"which is {what}")
         values = np.asarray(ds[()], dtype="<f8")
         if digest(values) != path.rpartition("/")[2]:
-            raise StoredCaseError(f"the table {path} does not hold the points it was written with (changed after "
-                                  f"it was written)")
+            raise StoredCaseError(f"the table {path[:100]} does not hold the points it was written with (changed "
+                                  f"after it was written)")
         out[path] = values
     return out

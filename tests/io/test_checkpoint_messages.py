@@ -212,3 +212,19 @@ def test_a_checkpoint_vector_without_the_sums_written_beside_others_is_refused(t
         del f["previous"].attrs["sum"], f["previous"].attrs["abs_sum"]
     with pytest.raises(CaseError, match="attributes are missing or malformed"):
         checkpoint.inspect(path, 10)
+
+
+def test_the_tables_a_stored_case_names_are_counted_before_any_is_read(tmp_path):
+    """A stored case names its tables with their points: a file that names more than a case may
+    hold (each table, or all together), or a count of 400 digits, is refused in a short line before
+    anything is read."""
+    from solver.io.stored_case import StoredCaseError, read_tables
+
+    many = {"region": {f"r{i}": {"k": {"dataset": f"/case_tables/{i:064x}", "points": 100_000}} for i in range(11)}}
+    huge = {"material": {"k": {"dataset": "/case_tables/" + "0" * 64, "points": 10**400}}}
+    with h5py.File(tmp_path / "c.h5", "w") as f:
+        with pytest.raises(StoredCaseError, match=r"names 11 tables of 1,100,000 points in all, more than the 1,000,"):
+            read_tables(f, many)
+        with pytest.raises(StoredCaseError, match="of 10000000000000000000 points, not a dataset") as err:
+            read_tables(f, huge)
+    assert len(str(err.value)) < 200
