@@ -34,7 +34,7 @@ from solver.errors import CaseError, ConvergenceError, NumericalError, RangeErro
 from solver.fem.boundary import constrain
 from solver.heat.balance import HeatFlows
 from solver.heat.checks import check_step_loads, step_load_times
-from solver.heat.parts import exchange_names
+from solver.heat.parts import exchange_names, unheld_steady_case
 from solver.heat.nonlinear import Linearisation, NonlinearHeatProblem
 from solver.heat.state import JacobianOrigin, MultigridState, StepperState
 from solver.heat.stepping import ADAPTIVE_ADVICE, BACKWARD_EULER, BDF2, Multistep, Solves, Stepper, theta_method
@@ -453,9 +453,7 @@ class NonlinearSteadySolver(LinearSolves):
 
     def __init__(self, problem: NonlinearHeatProblem, solver: SolverSpec, spec: NonlinearSpec):
         if not problem.dirichlet.count() and not exchange_names(problem):
-            raise CaseError("time.scheme = \"steady\" needs at least one dirichlet boundary, or a robin or "
-                            "radiation one with h or epsilon > 0 somewhere (with only insulated and neumann "
-                            "boundaries the steady temperature is not unique)")
+            raise CaseError(unheld_steady_case(problem))
         self.problem, self.spec = problem, spec
         self.flows = HeatFlows(problem)
         self.linear = LinearisedSolver(problem, solver)

@@ -21,46 +21,99 @@ import numpy as np
 from mpi4py import MPI
 
 from solver.case.records import MeshFileSpec
+from solver.case.schema import default_temperature_range
 from solver.case.tables import TemperatureTable
 from solver.errors import CaseError, NumericalError
 from solver.heat.balance import HeatFlows
+from solver.heat.enthalpy import starting_points
 from solver.mesh.components import component_labels
 
 HELD_TOLERANCE = 1e-4  # a part's mean temperature may be off by this fraction of the temperature scale
 MAX_PARTS = 10_000  # parts without a Dirichlet boundary checked after a solve at most (one number each)
+SAMPLES = 1_000_000  # values of an expression of T per evaluation when looking for one that is not zero
+SPACED = 20  # one in this many temperatures for such an expression of x, y, z too (at each facet's points)
 
 
 def _exchanging_facets(problem):
-    """(term, T-dependent, facet mask) of each robin and radiation boundary: the facets where h
-    (or epsilon) is not zero at t = 0, as a constant or an expression of x, y, z and t (all of
-    them when it depends on T; a table of T whose values are all one number is that number)."""
+    """(term, facet mask) of each robin and radiation boundary: the facets where h (or epsilon)
+    is not zero at t = 0, as a constant, an expression of x, y, z and t, a table of T (not zero
+    somewhere), or an expression of T (not zero at some temperature of :func:`_sampled_temperatures`)."""
     terms = [(term, term.condition.h) for term in problem.robin]
     terms += [(term, term.condition.epsilon) for term in problem.radiation]
     for term, coefficient in terms:
         n_facets = len(term.facets.nodes)
-        if isinstance(coefficient, TemperatureTable) and coefficient.low == coefficient.high:
-            coefficient = coefficient.low  # (all zero: it insulates at every temperature)
+        if isinstance(coefficient, TemperatureTable):  # piecewise linear: zero everywhere when at every point
+            coefficient = float(np.any(coefficient.values != 0))
         if isinstance(coefficient, (int, float)):
-            yield term, False, np.full(n_facets, coefficient != 0)
-        elif getattr(coefficient, "depends_on_temperature", True):
-            yield term, True, np.ones(n_facets, dtype=bool)
+            yield term, np.full(n_facets, coefficient != 0)
+        elif coefficient.depends_on_temperature:
+            yield term, _not_zero_at_some_temperature(coefficient, term.facets.points, problem.temperature_unit)
         else:
             with np.errstate(all="ignore"):
                 values = np.asarray(coefficient(term.facets.points, 0.0), dtype=float)
-            yield term, False, ~(np.broadcast_to(values, term.facets.points.shape[:2]) == 0).all(axis=1)
+            yield term, ~(np.broadcast_to(values, term.facets.points.shape[:2]) == 0).all(axis=1)
+
+
+def _sampled_temperatures(expression, unit: str, every: int = 1) -> np.ndarray:
+    """Where an expression of T is looked at for a value that is not zero: the ends of the pieces
+    of the enthalpy tables (:mod:`solver.heat.enthalpy`: half a degree over the first 5000 above
+    absolute zero, then 2% wider each, to the default upper end of run.temperature_range), one in
+    ``every``, with the temperatures it compares T with among them, and the middle of each piece (a
+    box ``T > a and T < b`` is 0 at both of its ends)."""
+    low, high = default_temperature_range(unit)
+    switches = [v for v in expression.switch_temperatures() if low <= v <= high]
+    ends = np.union1d(starting_points(low, high, [])[::every], switches)
+    return np.concatenate([ends, 0.5 * (ends[1:] + ends[:-1])])
+
+
+def _not_zero_at_some_temperature(expression, points: np.ndarray, unit: str) -> np.ndarray:
+    """Mask of the facets (``points``: their quadrature points, (facets, points, gdim)) where an
+    expression of T (and of x, y, z, t: at t = 0) is not zero at some sampled temperature (NaN
+    counts as not zero: the range checks name it). One of :data:`SPACED` pieces' ends is taken
+    for an expression of x, y, z as well, whose values are at every point. Temperatures go in
+    chunks of about :data:`SAMPLES` values, and only to the facets still zero at all of them."""
+    on = np.zeros(points.shape[0], dtype=bool)
+    if not expression.depends_on_space:  # one value for every facet at each temperature
+        points = points[:1, :1]
+    T = _sampled_temperatures(expression, unit, SPACED if expression.depends_on_space else 1)
+    chunk = max(1, SAMPLES // max(points.shape[0] * points.shape[1], 1))
+    for start in range(0, len(T), chunk):
+        zero = np.flatnonzero(~on[: points.shape[0]])
+        if not len(zero):
+            break
+        samples = T[start: start + chunk]
+        where = np.broadcast_to(points[zero, :, None, :], (len(zero), points.shape[1], len(samples), points.shape[2]))
+        on[zero] = ~(expression(where, 0.0, samples) == 0).all(axis=(1, 2))
+    if points.shape[0] < len(on):  # (an expression without x, y, z: the first facet speaks for all)
+        on[:] = on[0]
+    return on
 
 
 def exchange_names(problem) -> list[str]:
     """The robin and radiation boundaries that exchange heat in a steady solve: all but those whose
-    h (or epsilon) is zero on every facet at its time (0) (collective). Such a boundary is
-    insulated, and fixes no temperature."""
-    names, others = [], []
-    for term, on_temperature, on in _exchanging_facets(problem):
-        (names if on_temperature else others).append((term.name, on.any()))
-    anywhere = np.array([on for _, on in others], dtype=np.int64)
+    h (or epsilon) is zero on every facet at its time (0), and at every temperature (collective).
+    Such a boundary is insulated, and fixes no temperature."""
+    terms = list(_exchanging_facets(problem))
+    anywhere = np.array([on.any() for _, on in terms], dtype=np.int64)
     if len(anywhere):
         problem.mesh.comm.Allreduce(MPI.IN_PLACE, anywhere, op=MPI.MAX)
-    return [name for name, _ in names] + [name for (name, _), on in zip(others, anywhere) if on]
+    return [term.name for (term, _), on in zip(terms, anywhere) if on]
+
+
+def unheld_steady_case(problem) -> str:
+    """Why a steady case held by no dirichlet boundary and no exchange (:func:`exchange_names`
+    gave none) has no unique solution, naming the robin and radiation keys that are zero."""
+    keys = [f"boundary.{term.name}.h" for term in problem.robin]
+    keys += [f"boundary.{term.name}.epsilon" for term in problem.radiation]
+    exchanges = "a robin or radiation one with h or epsilon" if problem.radiation else "a robin one with h"
+    zero = ""
+    if keys:
+        temperatures = " and at every temperature" if problem.radiation else ""
+        one = len(keys) == 1
+        zero = (f"; {', '.join(keys)} {'is' if one else 'are'} zero on all of {'its' if one else 'their'} facets "
+                f"at t = 0{temperatures}, which insulates")
+    return (f"time.scheme = \"steady\" needs at least one dirichlet boundary, or {exchanges} > 0 somewhere{zero} "
+            f"(with only insulated and neumann boundaries the steady temperature is not unique)")
 
 
 def check_floating_parts(case, problem) -> None:
@@ -90,13 +143,13 @@ def check_floating_parts(case, problem) -> None:
 
 def _held_nodes(problem) -> np.ndarray:
     """Local mask of the nodes on a dirichlet boundary or on a facet of a robin or radiation
-    boundary whose h or epsilon is not zero there at t = 0 (all of its facets when it depends on
+    boundary whose h or epsilon is not zero there at t = 0 (at some temperature, when it depends on
     T), consistent on ghosts: a boundary that exchanges on one part only holds no other part."""
     mesh = problem.mesh
     mask = np.zeros(mesh.n_local)
     for name in problem.dirichlet.names:
         mask[mesh.boundaries[name].nodes.ravel()] = 1.0
-    for term, _, on in _exchanging_facets(problem):
+    for term, on in _exchanging_facets(problem):
         mask[term.facets.nodes[on].ravel()] = 1.0
     mask[mesh.n_owned:] = 0.0  # owners hold every facet through their nodes: they tell the ghosts
     mesh.halo.update(mask)

@@ -112,6 +112,7 @@ class HeatLoads:
             self.compile_kernels(physics, linear)
         self.assembler = Assembler(mesh, compiled=self.compiled)
         self.source = physics.source
+        self.temperature_unit = physics.temperature_unit  # of T in the expressions of the case
         self.k_keys, self.capacity_keys = property_keys(physics, ("k",)), property_keys(physics, ("rho", "c"))
         # the lumped mass of P2 simplices takes the source at the nodes, with its own weights, and
         # the faces of P2 tetrahedra their loads and exchanges at their nodes (their corners' int N_i

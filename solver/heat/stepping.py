@@ -41,7 +41,7 @@ from solver.case.records import SolverSpec, TimeSpec
 from solver.errors import CaseError, NumericalError
 from solver.heat.balance import HeatBalance, HeatFlows
 from solver.heat.checks import check_step_loads, step_load_times
-from solver.heat.parts import exchange_names
+from solver.heat.parts import exchange_names, unheld_steady_case
 from solver.heat.problem import HeatProblem
 from solver.heat.schedule import auto_steps
 from solver.heat.state import MultistepState, StepperState, SystemCacheState
@@ -441,9 +441,7 @@ class SteadySolver(Solves):
 
     def __init__(self, problem: HeatProblem, solver: SolverSpec):
         if not problem.dirichlet.count() and not exchange_names(problem):
-            raise CaseError("time.scheme = \"steady\" needs at least one dirichlet boundary, or a robin one with "
-                            "h > 0 somewhere (with only insulated and neumann boundaries the steady temperature is "
-                            "not unique)")
+            raise CaseError(unheld_steady_case(problem))
         self.problem = problem
         self.flows = HeatFlows(problem)
         self.system = ConstrainedSystem(lambda: problem.stiffness(0.0), problem, solver)

@@ -570,6 +570,65 @@ def test_an_indefinite_newton_system_is_named_as_such(tmp_path):
     assert "singular or indefinite" in error and "try a smaller time.dt" in error, error
 
 
+STEADY_RADIATING = """temperature_unit = "K"
+[mesh]
+nx = 6
+ny = 6
+[material]
+k = {k}
+rho = 1.0
+c = 1.0
+[initial]
+temperature = 300.0
+[source]
+f = 100.0
+[boundary.right]
+type = "radiation"
+epsilon = {epsilon}
+T_inf = 300.0
+[time]
+scheme = "steady"
+"""
+
+
+@pytest.mark.parametrize("ranks, k, epsilon", [(1, "1.0", '"0*T"'), (3, "1.0", '"0*T"'),
+                                               (1, '"1 + 0*T"', '"0*T"'),
+                                               (1, "1.0", '"where(y > 2, T / 1000, 0)"'),
+                                               (1, "1.0", '"where(T > 500.3 and T < 500.301, 0.5, 0)"')])
+def test_a_steady_case_whose_only_radiation_is_zero_at_every_temperature_is_refused(tmp_path, ranks, k, epsilon):
+    """An epsilon of T that is 0 at every temperature (and on every facet) insulates, as
+    epsilon = 0 does: exit 2 naming the key, before the solve. It was taken as radiating and the
+    solve failed (exit 3: "singular or indefinite", or GMRES "did not converge" with a k of T).
+    A box of T narrower than the samples is seen through its ends (its Newton then fails)."""
+    (tmp_path / "case.toml").write_text(STEADY_RADIATING.format(k=k, epsilon=epsilon))
+    proc = run_solver(ranks, ["case.toml", "--quiet"], cwd=tmp_path, check=False, timeout=60)
+    if "500.3" in epsilon:
+        assert proc.returncode == 3 and "needs at least one dirichlet" not in proc.stderr, proc.stderr
+        return
+    error = one_error(proc, 2)
+    assert "needs at least one dirichlet boundary" in error and "boundary.right.epsilon is zero on all of its " \
+        "facets at t = 0 and at every temperature" in error, error
+    assert not (tmp_path / "outputs" / "case" / "case.h5").exists()
+
+
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_a_steady_radiation_that_is_zero_on_part_of_its_boundary_or_below_a_temperature_runs(tmp_path, ranks):
+    """epsilon 0 on half of the boundary, or below 500 K (the initial 300 K): not refused; the
+    flux out of the other half (or above 500 K) balances the source, 100 W (the probe's T)."""
+    for name, epsilon, where in (("half", '"where(y > 0.5, 0.5, 0*T)"', 0.75),
+                                 ("ramp", '"min(max((T - 500) / 100, 0), 0.5)"', 0.5)):
+        (tmp_path / f"{name}.toml").write_text(STEADY_RADIATING.format(k="1.0", epsilon=epsilon))
+        run_solver(ranks, [f"{name}.toml", "--quiet"], cwd=tmp_path, timeout=60)
+        with h5py.File(tmp_path / "outputs" / name / f"{name}.h5", "r") as f:
+            points = f["mesh/geometry"][()]
+            T = f["fields/temperature"][sorted(f["fields/temperature"])[-1]][()]
+        assert T.min() > 300.0, T.min()
+    T_right = T[np.isclose(points[:, 0], 1.0)]  # the ramp: 1D, f L = eps(T) sigma (T^4 - 300^4) at x = 1
+    eps = np.clip((T_right - 500.0) / 100.0, 0.0, 0.5)
+    assert np.allclose(eps * 5.670374419e-8 * (T_right ** 4 - 300.0 ** 4), 100.0, rtol=1e-6), T_right
+    assert abs(T.max() - T_right.max() - 50.0) < 1e-6 * T.max()  # f L^2 / (2 k) across the insulated rest
+
+
 def test_a_steady_linear_failure_does_not_advise_a_time_step(tmp_path):
     """A steady nonlinear solve whose linear solves fail (no preconditioner, 2 iterations) has no
     time.dt to shorten: its message advised "a smaller time.dt" all the same."""

@@ -150,7 +150,7 @@ def test_a_steady_case_whose_only_exchange_is_zero_is_refused(tmp_path, boundary
 
 
 HELD_BY = {"tiny h": ('type = "robin"\nh = 1e-14\nT_inf = 290.0', "held too weakly"),
-           "epsilon zero at the solution": ('type = "radiation"\nepsilon = "0 * T"\nT_inf = 290.0',
+           "epsilon zero at the solution": ('type = "radiation"\nepsilon = "where(T > 1000, 0.5, 0)"\nT_inf = 290.0',
                                             "held by no boundary")}
 
 
@@ -174,7 +174,7 @@ def test_a_part_held_too_weakly_to_determine_its_temperature_fails_after_the_sol
         assert len(f["time"]) == 0  # the refused steady state is not written (probe served it, exit 0)
     if nprocs > 1:
         return
-    firm = case.replace("h = 1e-14", "h = 1e-6").replace('epsilon = "0 * T"', "epsilon = 0.5")
+    firm = case.replace("h = 1e-14", "h = 1e-6").replace('epsilon = "where(T > 1000, 0.5, 0)"', "epsilon = 0.5")
     (folder / "case.toml").write_text(firm)
     firm = run_solver(nprocs, ["case.toml", "--quiet", "--overwrite"], cwd=folder, check=False, timeout=60)
     assert firm.returncode == 0, firm.stderr
