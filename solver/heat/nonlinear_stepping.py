@@ -568,12 +568,10 @@ class NonlinearSteadySolver(LinearSolves):
 
 def make_nonlinear_stepper(problem: NonlinearHeatProblem, time: TimeSpec, solver: SolverSpec,
                            spec: NonlinearSpec) -> NonlinearStepper | NonlinearSteadySolver:
+    """The steady solver or the implicit stepper of ``time``; never explicit Euler, which
+    :func:`solver.case.load.load_case` refuses for every case that makes this problem."""
     if time.steady:
         return NonlinearSteadySolver(problem, solver, spec)
-    if time.scheme == "explicit-euler":
-        raise CaseError("time.scheme = \"explicit-euler\" needs k, rho and c given as numbers, no latent heat and "
-                        "no radiation; use backward-euler, crank-nicolson or bdf2 for properties given as expressions "
-                        "or tables")
     dt = time.adaptive.dt_initial if time.adaptive is not None else time.dt
     cut = time.adaptive is None  # (an adaptive run cuts a failed step itself)
     if time.scheme == "bdf2":

@@ -294,8 +294,14 @@ def test_explicit_euler_is_refused_for_a_nonlinear_case(tmp_path):
     ("[region.hot]\nx = [0.0, 0.5]\nlatent_heat = 5.0\nsolidus = 1.0\nliquidus = 2.0\n",
      "region.hot.latent_heat is set"),
     ("[boundary.top]\ntype = \"radiation\"\nepsilon = 0.5\nT_inf = 20.0\n", "boundary.top radiates"),
+    ("[boundary.top]\ntype = \"convection-radiation\"\nh = 5.0\nepsilon = \"0*T\"\nT_inf = 20.0\n",
+     "boundary.top radiates"),
+    ("[region.hot]\nx = [0.0, 0.5]\nk = [1.0, \"1 + 0*T\"]\n", "region.hot.k is not a number"),
+    ("[region.hot]\nx = [0.0, 0.5]\nrho = \"where(T < 0, 2, 1)\"\n", "region.hot.rho is not a number"),
 ])
 def test_explicit_euler_names_what_makes_a_case_nonlinear(extra, why):
+    """Every case whose equations Newton solves (physics.nonlinear: the run then builds the
+    nonlinear problem, whose steppers are implicit only) is refused explicit Euler as it is read."""
     text = case_with(extra, root="temperature_unit = \"C\"\n").replace("[time]", "[time]\nscheme = \"explicit-euler\"")
     with pytest.raises(CaseError, match=f"but {why}; use backward-euler"):
         load_case(text, "case.toml")
