@@ -47,7 +47,8 @@ from solver.errors import CaseError
 from solver.mesh.cells import CELLS, QUADRATIC_NAMES
 from solver.mesh.lagrange import QUADRATIC
 from solver.mesh.partition import facet_table
-from solver.mesh.quality import MIDPOINT_OFFSET, corner_jacobians, folded_cells, map_folds, midpoint_offsets
+from solver.mesh.bernstein import corner_rows, jacobian_chunks, reference_to_cell
+from solver.mesh.quality import MIDPOINT_OFFSET, corner_jacobians, folded_cells, midpoint_offsets
 
 CHUNK = 1 << 16  # cells (facets) at a time
 OUTSIDE = 1e-7  # how far outside, relative to the facet's size
@@ -127,15 +128,20 @@ def check_mesh_file(path: Path, points: np.ndarray, cells: np.ndarray, cell_type
 
 def _refuse_twisted(path: Path, points: np.ndarray, unit: np.ndarray, cells: np.ndarray, linear) -> None:
     """A cell whose corner Jacobians change sign (a node swapped, a twisted hexahedron) would look
-    like cells that overlap: named for what it is first. A quadratic cell is judged by the
-    Jacobian of its map (its curved edges may turn a corner that its straight cell would not).
-    ``unit``: the points scaled to about 1."""
+    like cells that overlap: named for what it is first. A hexahedron is judged by the Jacobian of
+    its trilinear map throughout (:mod:`solver.mesh.bernstein`: it may fold inside with its eight
+    corners of one sign), a quadratic cell by that of its map (its curved edges may turn a corner
+    that its straight cell would not); a quadrilateral's is linear (bilinear map: its term in xi eta
+    cancels), and its corners decide. ``unit``: the points scaled to about 1."""
     xyz = unit[:, : linear.dim]
     if cells.shape[1] > linear.n_nodes:
         _refuse_twisted_maps(path, points, xyz, cells, QUADRATIC_NAMES[linear.name][0])
         return
     for start in range(0, len(cells), CHUNK):
         _refuse_repeated_nodes(path, points, cells, start, linear.n_nodes)  # (its corner Jacobians vanish)
+        if linear.name == "hexahedron":
+            _refuse_folded_hexahedra(path, points, xyz, cells[start: start + CHUNK], start)
+            continue
         with np.errstate(all="ignore"):
             det = corner_jacobians(xyz, cells[start: start + CHUNK, : linear.n_nodes], linear.name)
         mixed = np.flatnonzero((det.min(axis=1) < 0) & (det.max(axis=1) > 0))
@@ -148,24 +154,54 @@ def _refuse_twisted(path: Path, points: np.ndarray, unit: np.ndarray, cells: np.
                                 f"node {int(cells[row, odd]) + 1} points inwards (a dart), and its bilinear map folds "
                                 f"over itself there; move that node out, or split the quadrilateral into two "
                                 f"triangles across that corner")
-            raise CaseError(f"{path}: element {row + 1} of its kind (near {near}) is inverted or self-intersecting "
-                            f"(its corner Jacobians change sign): check its node order")
+            _refuse_inverted(path, row, near)
+
+
+def _refuse_inverted(path: Path, row: int, near: str) -> None:
+    raise CaseError(f"{path}: element {row + 1} of its kind (near {near}) is inverted or self-intersecting "
+                    f"(its corner Jacobians change sign): check its node order")
+
+
+def _refuse_folded_hexahedra(path: Path, points: np.ndarray, xyz: np.ndarray, cells: np.ndarray, start: int) -> None:
+    """A hexahedron (of ``cells``, rows from ``start``) whose corner Jacobians change sign (a node
+    swapped), or whose trilinear map's Jacobian changes sign or vanishes inside it while its
+    corners' are of one sign (a face twisted, a corner pushed in towards the opposite one), where
+    the solver would integrate a volume counted twice. ``xyz``: the points scaled to about 1."""
+    corners = corner_rows("hexahedron")
+    with np.errstate(all="ignore"):
+        for first, values, sound, least_at in jacobian_chunks(xyz, cells, "hexahedron"):
+            if sound.all():
+                continue
+            bad = int(np.argmin(sound))
+            row, det = start + first + bad, values[bad, corners]
+            near = _at(points, cells[row])
+            if det.min() < 0 < det.max():
+                _refuse_inverted(path, row, near)
+            at = ", ".join(f"{v:.6g}" for v in reference_to_cell("hexahedron", least_at[bad], points[cells[row]]))
+            raise CaseError(f"{path}: element {row + 1} of its kind (near {near}) folds inside: the Jacobian of its "
+                            f"trilinear map changes sign or vanishes near ({at}), though its corners' are of one sign "
+                            f"(a face twisted, or a corner pushed in towards the opposite one); move its nodes to "
+                            f"unfold it, or remesh there")
 
 
 def _refuse_twisted_maps(path: Path, points: np.ndarray, xyz: np.ndarray, cells: np.ndarray, cell_type: str) -> None:
-    """The quadratic cells whose map's Jacobian changes sign: ``xyz`` the points scaled to about 1.
-    A midpoint node off its edge (swapped with another: a node order not Gmsh's) is named first."""
+    """The quadratic cells whose map's Jacobian changes sign or vanishes anywhere inside (not only
+    at some points: :mod:`solver.mesh.bernstein`): ``xyz`` the points scaled to about 1. A midpoint
+    node off its edge (swapped with another: a node order not Gmsh's) is named first."""
     _refuse_misplaced_midpoints(path, points, xyz, cells, cell_type)
     for start in range(0, len(cells), CHUNK):
         _refuse_repeated_nodes(path, points, cells, start, cells.shape[1])
         with np.errstate(all="ignore"):
-            mixed = np.flatnonzero(map_folds(xyz, cells[start: start + CHUNK], cell_type))
-        if len(mixed):
-            row = start + int(mixed[0])
-            raise CaseError(f"{path}: element {row + 1} of its kind (near {_at(points, cells[row])}) is inverted or "
-                            f"self-intersecting (the Jacobian of its quadratic map changes sign): check its node "
-                            f"order (the corners, then the midpoints of the edges), and that its midpoint nodes lie "
-                            f"near the middles of its edges")
+            for first, _, sound, least_at in jacobian_chunks(xyz, cells[start: start + CHUNK], cell_type):
+                if sound.all():
+                    continue
+                row = start + first + int(np.argmin(sound))
+                at = ", ".join(f"{v:.6g}" for v in reference_to_cell(cell_type, least_at[np.argmin(sound)],
+                                                                     points[cells[row]]))
+                raise CaseError(f"{path}: element {row + 1} of its kind (near {_at(points, cells[row])}) is inverted "
+                                f"or self-intersecting (the Jacobian of its quadratic map changes sign or vanishes "
+                                f"near ({at})): check its node order (the corners, then the midpoints of the edges), "
+                                f"and that its midpoint nodes lie near the middles of its edges")
 
 
 def _refuse_repeated_nodes(path: Path, points: np.ndarray, cells: np.ndarray, start: int, shown: int) -> None:

@@ -1,10 +1,14 @@
 """Cell validity of a distributed mesh: finite coordinates, and at every corner of every cell a
 Jacobian of one sign and of a size above rounding (no degenerate, inverted-in-part or
-self-intersecting cell). Curved quadratic cells (of a second-order mesh file) are judged by their
-map instead of their corners: every edge's midpoint node near the middle of its edge (within half
-the edge's length of it), and the Jacobian of the map of one sign, above rounding, at their nodes
-and a lattice of points between (spacing 1/6 of the cell in 2D, 1/4 in 3D); straight ones are as
-good as their corners.
+self-intersecting cell). A hexahedron is judged throughout, not only at its corners: the Jacobian
+of its trilinear map, of degree 2 in each variable, may change sign inside it with its eight
+corners of one sign (a face twisted, a corner pushed in); a triangle's and a tetrahedron's are
+constant, and a bilinear quadrilateral's linear (its term in xi eta cancels), so their corners
+decide. Curved quadratic cells (of a second-order mesh file) are judged by their map instead of
+their corners: every edge's midpoint node near the middle of its edge (within half the edge's
+length of it), and the Jacobian of the map of one sign, above rounding, throughout the cell. Both
+from the Bernstein coefficients of det J (:mod:`solver.mesh.bernstein`): a bound over the whole
+cell, not samples between which it may fold.
 A mesh file's cells do not fold over each other: across every facet two cells share, they lie on
 opposite sides of it (a node moved past its neighbours puts two on one side). The test does not
 depend on the cells' orientations, which may differ between the surfaces of one model (the
@@ -16,6 +20,7 @@ import numpy as np
 from mpi4py import MPI
 
 from solver.errors import CaseError
+from solver.mesh.bernstein import corner_rows, jacobian_chunks, reference_to_cell
 from solver.mesh.cells import CELLS
 from solver.mesh.lagrange import QUADRATIC
 
@@ -45,37 +50,6 @@ def corner_jacobians(points: np.ndarray, cells: np.ndarray, cell_type: str) -> n
     return np.stack(out, axis=1)
 
 
-def sample_points(cell_type: str) -> np.ndarray:
-    """A lattice of points of the reference cell ([0, 1]^dim or its simplex) that holds its nodes:
-    spacing 1/6 in 2D, 1/4 in 3D."""
-    ref = CELLS[cell_type].linear
-    n = 6 if ref.dim == 2 else 4
-    grid = np.stack(np.meshgrid(*[np.arange(n + 1)] * ref.dim, indexing="ij"), axis=-1).reshape(-1, ref.dim)
-    if ref.n_corners == ref.dim + 1:  # a simplex
-        grid = grid[grid.sum(axis=1) <= n]
-    return grid / n
-
-
-def map_jacobians(points: np.ndarray, cells: np.ndarray, cell_type: str) -> np.ndarray:
-    """(n_cells, samples) determinants of the Jacobian of each cell's (isoparametric) map at the
-    points of :func:`sample_points` (the determinant of a quadratic map is a polynomial that may
-    change sign between the nodes)."""
-    ref = CELLS[cell_type]
-    dN = ref.grad(sample_points(cell_type))  # (samples, nodes, dim): the gradients at every sample
-    out = np.empty((len(cells), len(dN)))
-    for start in range(0, len(cells), CHUNK):  # a few arrays of a chunk of cells at a time
-        J = np.einsum("cnd,qne->cqde", points[cells[start:start + CHUNK]], dN)
-        out[start:start + CHUNK] = np.linalg.det(J)
-    return out
-
-
-def map_folds(points: np.ndarray, cells: np.ndarray, cell_type: str) -> np.ndarray:
-    """Which curved cells' map Jacobians (:func:`map_jacobians`) take both signs, a chunk of
-    cells at a time."""
-    return np.concatenate([np.ptp(np.sign(map_jacobians(points, cells[i: i + CHUNK], cell_type)), axis=1) > 1
-                           for i in range(0, len(cells), CHUNK)] or [np.zeros(0, dtype=bool)])
-
-
 def midpoint_offsets(points: np.ndarray, cells: np.ndarray, cell_type: str) -> np.ndarray:
     """(n_cells, edges) distance of each edge's midpoint node from the middle of the edge's
     corners, relative to the edge's length."""
@@ -86,7 +60,6 @@ def midpoint_offsets(points: np.ndarray, cells: np.ndarray, cell_type: str) -> n
     return np.linalg.norm(m - 0.5 * (a + b), axis=2) / np.linalg.norm(b - a, axis=2)
 
 
-CHUNK = 1 << 12  # cells per batch of the Jacobians at the samples
 MIDPOINT_OFFSET = 0.5  # a midpoint node farther from the middle of its edge, in edge lengths: refused
 
 
@@ -138,14 +111,20 @@ def check_cells(mesh, where: str, folds: bool = True) -> None:
         with np.errstate(all="ignore"):
             extent = (xyz.max(axis=1) - xyz.min(axis=1)).max(axis=1)
             size = extent ** mesh.dim
-            if curved:
-                det = map_jacobians(points, cells, mesh.cell_type)
-                tiny = np.abs(det).max(axis=1) <= DEGENERATE * size
-                mixed = _changing_sign(det, DEGENERATE * size)
-            else:
+            inside = np.zeros(len(cells), dtype=bool)  # (a hexahedron folded inside, its corners of one sign)
+            if curved or linear.name == "hexahedron":  # det J of degree 2 or more: judged throughout the cell
+                judged = (cells, mesh.cell_type) if curved else (cells[:, : linear.n_nodes], linear.name)
+                det, sound, fold_at = _jacobians(points, *judged, DEGENERATE * size, curved)
+            else:  # (a simplex's det J is constant, a bilinear quadrilateral's linear: the corners decide)
                 det = corner_jacobians(points, cells, linear.name)
+            if curved:
+                tiny = np.abs(det).max(axis=1) <= DEGENERATE * size
+                mixed = ~sound
+            else:
                 tiny = np.abs(det).min(axis=1) <= DEGENERATE * size
                 mixed = (det.min(axis=1) < 0) & (det.max(axis=1) > 0)
+                if linear.name == "hexahedron":
+                    inside = ~sound & ~mixed
             overflow = ~np.isfinite(det).all(axis=1) | ~np.isfinite(size)
             if curved:
                 reason[midpoint_offsets(points, cells, mesh.cell_type).max(axis=1) > MIDPOINT_OFFSET] = 4
@@ -153,6 +132,7 @@ def check_cells(mesh, where: str, folds: bool = True) -> None:
             rounded = np.finfo(float).eps * far > ROUNDED_EDGES * np.abs(det).min(axis=1) ** (1.0 / mesh.dim)
         reason[rounded & (reason == 0)] = 8
         reason[mixed & (reason != 4)] = 5 if curved else 3
+        reason[inside] = 9
         reason[tiny | overflow] = 2
         with np.errstate(all="ignore"):  # a volume beyond the range of doubles, not a degenerate cell
             reason[tiny & (extent > 0) & (size * DEGENERATE < np.finfo(float).tiny)] = 6
@@ -180,9 +160,10 @@ def check_cells(mesh, where: str, folds: bool = True) -> None:
         xyz = points[cells[mine[0]]]
         where_size[:] = np.abs(xyz).max(), (xyz.max(axis=0) - xyz.min(axis=0)).min()
     mesh.comm.Allreduce(MPI.IN_PLACE, where_size, op=MPI.MAX)
-    near = np.full(mesh.dim, np.inf)  # (where a curved cell folds: its point of the smallest |det J|)
-    if len(mine) and info[0] == 5:
-        near[:] = _fold_point(points, cells[mine[0]], mesh.cell_type)
+    near = np.full(mesh.dim, np.inf)  # (where a cell folds: its point of the least det J found)
+    if len(mine) and info[0] in (5, 9):
+        judged = (cells[mine[0]], mesh.cell_type) if info[0] == 5 else (cells[mine[0], : linear.n_nodes], linear.name)
+        near[:] = reference_to_cell(judged[1], fold_at[mine[0]], points[judged[0]])
     mesh.comm.Allreduce(MPI.IN_PLACE, near, op=MPI.MIN)
     at = ", ".join(f"{x:.6g}" for x in near)
     what = {1: "has a non-finite coordinate", 2: "has no volume (degenerate)",
@@ -194,6 +175,9 @@ def check_cells(mesh, where: str, folds: bool = True) -> None:
                "metres, and no physical cell is this small: check the mesh's lengths and their unit",
             7: "is too large for double precision: its volume (size^dim) overflows; coordinates are read in "
                "metres, and no physical cell is this large: check the mesh's lengths and their unit",
+            9: f"folds inside: the Jacobian of its trilinear map changes sign or vanishes near ({at}), though its "
+               f"corners' are of one sign (a face twisted, or a corner pushed in towards the opposite one); move its "
+               f"nodes to unfold it, or remesh there",
             8: f"is too small for its distance from the origin in double precision (about {where_size[1]:.3g} "
                f"across, at coordinates up to {where_size[0]:.3g}: rounding the coordinates changes its edges by "
                f"more than {ROUNDED_EDGES:g} of their length); move the mesh's origin near the cells"
@@ -202,18 +186,14 @@ def check_cells(mesh, where: str, folds: bool = True) -> None:
                     f"the mesh's order) {what}")
 
 
-def _changing_sign(det: np.ndarray, small: np.ndarray) -> np.ndarray:
-    """Which rows of ``det`` (a cell's Jacobians at its samples) change sign or come within
-    ``small`` of zero somewhere: judged against the sign of the largest in size."""
-    sign = np.sign(np.take_along_axis(det, np.abs(det).argmax(axis=1)[:, None], axis=1))
-    return (det * sign).min(axis=1) <= small
-
-
-def _fold_point(points: np.ndarray, cell: np.ndarray, cell_type: str) -> np.ndarray:
-    """The point of one curved cell where its Jacobian is the farthest from its orientation's sign."""
-    det = map_jacobians(points, cell[None], cell_type)[0]
-    worst = np.argmin(det * np.sign(det[np.argmax(np.abs(det))]))
-    return CELLS[cell_type].shape(sample_points(cell_type)[worst])[0] @ points[cell]
+def _jacobians(points: np.ndarray, cells: np.ndarray, cell_type: str, small: np.ndarray, curved: bool):
+    """det J of each cell at the points of its Bernstein lattice (``curved``) or at its corners,
+    whether it stays above ``small`` (times its volume's sign) throughout the cell, and the
+    reference point of its least value (:mod:`solver.mesh.bernstein`), a chunk of cells at a time."""
+    columns = slice(None) if curved else corner_rows(cell_type)
+    parts = [(values[:, columns], sound, at)
+             for _, values, sound, at in jacobian_chunks(points, cells, cell_type, small)]
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
 
 
 def _refuse_folded(mesh, where: str, points: np.ndarray, cells: np.ndarray, folded: np.ndarray, n_folded: int) -> None:

@@ -8,11 +8,13 @@ import h5py
 import meshio
 import numpy as np
 import pytest
-from conftest import run_solver
+from conftest import one_error, run_solver
 from mpi4py import MPI
 
 from solver.errors import CaseError
+from solver.mesh.bernstein import lattice_values, sound_jacobians
 from solver.mesh.cells import CELLS
+from solver.mesh.conformity import check_mesh_file
 from solver.mesh.quality import check_cells, corner_jacobians, folded_cells
 from solver.mesh.structured import structured_mesh
 
@@ -156,3 +158,77 @@ def test_a_3d_mesh_with_every_node_in_one_plane_is_refused_as_such(tmp_path, cel
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "every node of its volume cells (tetrahedra or hexahedra) lies in one plane" in errors[0], errors
+
+
+# a hexahedron whose Jacobian is positive at its corners and at all 27 points of the 3 x 3 x 3 lattice
+# of its reference cube, and negative near (0.75, 0, 0) of it: it folds inside
+FOLDED_HEXAHEDRON = np.array([(-0.3, 0.2, -0.2), (1.3, 0.6, 0.6), (1.6, 0.8, -0.2), (-0.1, 0.6, 0.4), (0.0, -1.0, 1.8),
+                              (1.1, 0.6, 0.9), (0.7, 0.9, 1.0), (0.0, 0.7, 1.0)])
+HEXAHEDRON_CASE = CASE.replace("left", "bottom").replace("right", "top")
+
+
+def twisted_top(turn, shift):
+    """The unit cube with its top face turned by ``turn`` degrees about its centre, and its
+    corners 4 and 6 moved ``shift`` along x."""
+    points = CELLS["hexahedron"].vertices.copy()
+    t = np.radians(turn)
+    rotation = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    points[4:, :2] = (points[4:, :2] - 0.5) @ rotation.T + 0.5
+    points[[4, 6], 0] += shift
+    return points
+
+
+def test_a_hexahedron_folded_inside_with_its_corners_of_one_sign_is_refused():
+    """Its eight corner Jacobians (and those at the 27 points of a 3 x 3 x 3 lattice) are positive:
+    it was accepted, and solved over a volume counted twice. The Bernstein coefficients of det J
+    bound it over the whole cell: refused naming where it folds."""
+    cell = np.arange(8)[None]
+    assert lattice_values(FOLDED_HEXAHEDRON[None], "hexahedron").min() > 0.15  # (the 27 points, corners among them)
+    assert not sound_jacobians(FOLDED_HEXAHEDRON, cell, "hexahedron")[0][0]
+    assert sound_jacobians(twisted_top(150, 0.0), cell, "hexahedron")[0][0]  # twisted hard, sound
+    assert not sound_jacobians(twisted_top(180, 0.5), cell, "hexahedron")[0][0]
+    facets = np.zeros((0, 4), int), np.zeros(0, int)
+    with pytest.raises(CaseError, match=r"element 1 of its kind \(near .*\) folds inside: the Jacobian of its "
+                       r"trilinear map changes sign or vanishes near \(0\.9, 0\.5, 0\.4\), though its "
+                       r"corners' are of one sign"):
+        check_mesh_file("m.msh", FOLDED_HEXAHEDRON, cell, "hexahedron", *facets)
+    check_mesh_file("m.msh", twisted_top(150, 0.0), cell, "hexahedron", *facets)
+
+
+@pytest.mark.parametrize("degree", [1, 2])
+def test_a_distributed_hexahedron_folded_inside_is_refused(degree):
+    """The check of a built mesh (a mesh file read with another degree, a structured one moved)
+    judges a hexahedron throughout too."""
+    mesh = structured_mesh(MPI.COMM_SELF, "hexahedron", (1, 1, 1), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), degree)
+    corners = mesh.cells[0, :8]
+    mesh.coords[corners] = FOLDED_HEXAHEDRON
+    if degree == 2:  # straight edges
+        ref = CELLS["hexahedron27"]
+        mesh.coords[mesh.cells[0]] = CELLS["hexahedron"].shape(ref.vertices) @ FOLDED_HEXAHEDRON
+    with pytest.raises(CaseError, match=r"^moved: cell 1 of 1 \(hexahedron(27)?, counted from 1 in the mesh.s order\) "
+                       r"(folds inside: the Jacobian of its trilinear map|is inverted in part by its curved edges: "
+                       r"the Jacobian of its quadratic map) changes sign or vanishes (inside it, )?near "
+                       r"\(0\.9, 0\.5, 0\.4\)"):
+        check_cells(mesh, "moved", folds=False)
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_a_mesh_file_with_a_hexahedron_folded_inside_is_refused_on_every_rank_count(tmp_path, nprocs):
+    """Two unit cubes and, on top, one whose top face is turned half a turn and two of its corners
+    moved: its Jacobian is negative below (1, 1, 2.55) with its corners' of one sign; it ran to
+    exit 0 with a heat flow of its own making."""
+    square = CELLS["hexahedron"].vertices[:4]
+    points = np.vstack([square + (0.0, 0.0, z) for z in (0.0, 1.0, 2.0)] + [twisted_top(180, 0.5)[4:] + (0, 0, 2)])
+    hexes = np.array([[0, 1, 2, 3, 4, 5, 6, 7], [4, 5, 6, 7, 8, 9, 10, 11], [8, 9, 10, 11, 12, 13, 14, 15]])
+    blocks = [("quad", np.array([[0, 3, 2, 1]])), ("quad", np.array([[12, 13, 14, 15]])), ("hexahedron", hexes)]
+    physical = [np.array([1]), np.array([2]), np.full(3, 3)]
+    mesh = tmp_path / "twisted.msh"
+    meshio.write(mesh, meshio.Mesh(points, blocks, cell_data={"gmsh:physical": physical, "gmsh:geometrical": physical},
+                                   field_data={"bottom": np.array([1, 2]), "top": np.array([2, 2]),
+                                               "body": np.array([3, 3])}), file_format="gmsh22", binary=False)
+    case = tmp_path / "twisted.toml"
+    case.write_text(HEXAHEDRON_CASE.format(mesh=mesh, out=tmp_path / "out"))
+    proc = run_solver(nprocs, [case, "--quiet"], cwd=tmp_path, check=False, timeout=60)
+    line = one_error(proc, 2)
+    assert f"{mesh}: element 3 of its kind (near " in line and "folds inside" in line, line
+    assert "Traceback" not in proc.stderr
