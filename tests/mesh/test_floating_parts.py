@@ -57,7 +57,7 @@ def folder(tmp_path):
 
 def run(folder, nprocs, extra="", time='scheme = "steady"', left='type = "dirichlet"\nvalue = 1.0'):
     (folder / "case.toml").write_text(CASE.format(left=left, extra=extra, time=time))
-    return run_solver(nprocs, ["case.toml", "--quiet", "--overwrite"], cwd=folder, check=False, timeout=60)
+    return run_solver(nprocs, ["case.toml", "--quiet", "--overwrite"], cwd=folder, check=False, timeout=180)
 
 
 def test_the_mesh_has_three_parts(tmp_path):
@@ -67,7 +67,7 @@ def test_the_mesh_has_three_parts(tmp_path):
 
 def test_distributed_components_match_the_serial_ones(tmp_path):
     """A snake of strips that crosses the 3 ranks back and forth, a pair and two single strips."""
-    result = run_script(3, "components_checks.py", tmp_path, timeout=60)
+    result = run_script(3, "components_checks.py", tmp_path, timeout=180)
     assert result["ok"] and result["components"] == 4 and max(result["ranks_per_component"].values()) > 1
 
 
@@ -91,7 +91,7 @@ def test_an_exchange_that_is_zero_on_one_part_does_not_hold_it(folder, nprocs, k
     unit = 'temperature_unit = "K"\n' if "radiation" in kind else ""
     (folder / "case.toml").write_text(unit + CASE.format(left='type = "dirichlet"\nvalue = 300.0',
                                                          extra=f"[boundary.both]\n{kind}\n", time='scheme = "steady"'))
-    proc = run_solver(nprocs, ["case.toml", "--quiet", "--overwrite"], cwd=folder, check=False, timeout=60)
+    proc = run_solver(nprocs, ["case.toml", "--quiet", "--overwrite"], cwd=folder, check=False, timeout=180)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1, proc.stderr
     assert "1 of the mesh's 3 disconnected parts touch no dirichlet boundary" in errors[0] and \
@@ -144,7 +144,7 @@ def test_a_steady_case_whose_only_exchange_is_zero_is_refused(tmp_path, boundary
     solve's time (it was "did not converge in 0 iterations", exit 3), and an epsilon table of zeros
     (it was "singular or indefinite", exit 3)."""
     (tmp_path / "case.toml").write_text(STEADY_EXCHANGE.format(boundary=boundary))
-    proc = run_solver(1, ["case.toml", "--quiet"], cwd=tmp_path, check=False, timeout=60)
+    proc = run_solver(1, ["case.toml", "--quiet"], cwd=tmp_path, check=False, timeout=180)
     assert proc.returncode == 2 and "needs at least one dirichlet boundary" in proc.stderr, proc.stderr
 
 
@@ -166,7 +166,7 @@ def test_a_part_held_too_weakly_to_determine_its_temperature_fails_after_the_sol
                                                            'type = "dirichlet"\nvalue = 310.0\n'
                                                            '[initial]\ntemperature = 300.0\n')
     (folder / "case.toml").write_text(case)
-    proc = run_solver(nprocs, ["case.toml", "--quiet", "--overwrite"], cwd=folder, check=False, timeout=60)
+    proc = run_solver(nprocs, ["case.toml", "--quiet", "--overwrite"], cwd=folder, check=False, timeout=180)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 3 and len(errors) == 1, proc.stderr
     assert "the part of 8 cells through (4, 0)" in errors[0] and words in errors[0], errors
@@ -176,7 +176,7 @@ def test_a_part_held_too_weakly_to_determine_its_temperature_fails_after_the_sol
         return
     firm = case.replace("h = 1e-14", "h = 1e-6").replace('epsilon = "where(T > 1000, 0.5, 0)"', "epsilon = 0.5")
     (folder / "case.toml").write_text(firm)
-    firm = run_solver(nprocs, ["case.toml", "--quiet", "--overwrite"], cwd=folder, check=False, timeout=60)
+    firm = run_solver(nprocs, ["case.toml", "--quiet", "--overwrite"], cwd=folder, check=False, timeout=180)
     assert firm.returncode == 0, firm.stderr
     with h5py.File(folder / "outputs" / "case" / "case.h5", "r") as f:
         temperature = f["fields/temperature"][sorted(f["fields/temperature"])[-1]][()]
@@ -191,5 +191,5 @@ def test_a_body_held_by_a_negligible_exchange_is_named_as_singular(tmp_path):
         '[mesh]\ntype = "rectangle"\ncell = "triangle"\nnx = 8\nny = 8\nlengths = [0.2, 0.1]\n'
         "[material]\nk = 45.0\nrho = 7850.0\nc = 460.0\n[source]\nf = 100.0\n"
         '[boundary.right]\ntype = "robin"\nh = 1e-14\nT_inf = 20.0\n[time]\nscheme = "steady"\n')
-    error = one_error(run_solver(1, ["case.toml", "--quiet"], cwd=tmp_path, check=False, timeout=60), 3)
+    error = one_error(run_solver(1, ["case.toml", "--quiet"], cwd=tmp_path, check=False, timeout=180), 3)
     assert "singular or indefinite" in error and "firmer exchange" in error, error
