@@ -4,7 +4,7 @@ import h5py
 import meshio
 import numpy as np
 import pytest
-from conftest import one_error, run_solver
+from conftest import run_solver
 
 CASES = {
     "tri": ["mesh.cell=triangle", "mesh.nx=13", "mesh.ny=7"],
