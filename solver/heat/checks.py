@@ -695,6 +695,9 @@ def judge_balance(sim) -> None:
     round-off cannot make (a source, a Neumann flux, a Robin exchange far above its own round-off)
     must be there."""
     fixed = check_parts_held(sim) if sim.case.steady else None
+    roundoff = getattr(sim.stepper, "check_roundoff", None) if sim.case.steady else None
+    if roundoff is not None:  # (after each part's own balance: a part held too weakly is named for what it is)
+        roundoff(sim.u)
     p = sim.problem
     # transient: the steps' own balance (the Dirichlet values' jump at the start closes by construction)
     b = sim.balance if sim.balance is None or sim.case.steady else sim.balance.since_opened()

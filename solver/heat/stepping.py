@@ -457,11 +457,15 @@ class SteadySolver(Solves):
         rhs = sum(parts.values(), np.zeros(p.mesh.n_owned))
         rhs_dirichlet = rhs[system.dir_owned]
         info = system.solve(rhs, u, 0.0, 0)
-        system.check_roundoff(u, "the steady solve")
         self.balance = self.flows.start(u, stored=False)  # steady: no storage, heat flows (W) cancel
         self.flows.book(self.balance, u, self.flows.flows(parts, u, 0.0), system.dir_owned,
                         system.reactions(u, rhs_dirichlet), stored=False)
         return info
+
+    def check_roundoff(self, u: np.ndarray) -> None:
+        """Stop (exit 3, collective) a steady solution that the round-off of the system's entries
+        can move beyond the tolerances (:meth:`ConstrainedSystem.check_roundoff`)."""
+        self.system.check_roundoff(u, "the steady solve")
 
 
 def make_stepper(problem: HeatProblem, time: TimeSpec, solver: SolverSpec) -> Stepper | SteadySolver:
