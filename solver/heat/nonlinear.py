@@ -76,7 +76,8 @@ class _Fields:
     # at the points (n_cells, n_qp, components) on quadratic cells
     gradient: np.ndarray | None  # grad u at the quadrature points; None when fused
     nodal: tuple | None  # the fused path: k and dk/du at the nodes per material set instead
-    radiation_slopes: list  # d/du of each radiating boundary's flux at its points (None: no facet here)
+    radiation_slopes: list  # d/du of each radiating boundary's flux at its points, as (eps lagged, the term of
+    # d eps/du or None) (None: no facet here)
     T: np.ndarray | None = None  # u at the points (when k is evaluated there)
     storage: np.ndarray | None = None  # S(u) (owned), once asked for
     capacity: np.ndarray | None = None  # C = rho c (at the points, or nodal when lumped); None when constant
@@ -199,7 +200,10 @@ class NonlinearHeatProblem(HeatLoads):
 
     # ------------------------------------------------------------------ radiation
     def _radiation(self, term: RadiationTerm, u: np.ndarray, t: float):
-        """(eps sigma (u_K^4 - T_inf,K^4), d/du of it) at the facets' quadrature points."""
+        """(eps sigma (u_K^4 - T_inf,K^4), (4 eps sigma u_K^3, sigma d eps/du (u_K^4 - T_inf,K^4) or
+        None)) at the facets' quadrature points: d/du of the flux is the sum of the two slopes; Picard
+        takes the first alone (eps lagged), which is never negative where a rising eps(T) heated by a
+        hotter T_inf makes the sum negative and Newton's Jacobian indefinite."""
         f = term.facets
         T = f.values_at_points(u)
         eps, deps = evaluate(term.condition.epsilon, T, f.points, t)
@@ -210,9 +214,8 @@ class NonlinearHeatProblem(HeatLoads):
         drive = TK3 * TK - ambient ** 4
         flux = (eps * STEFAN_BOLTZMANN) * drive
         slope = (4.0 * STEFAN_BOLTZMANN) * eps * TK3
-        if not isinstance(deps, float) or deps:
-            slope += STEFAN_BOLTZMANN * deps * drive
-        return flux, slope
+        varying = STEFAN_BOLTZMANN * deps * drive if not isinstance(deps, float) or deps else None
+        return flux, (slope, varying)
 
     def radiation_loss(self, term: RadiationTerm, u: np.ndarray, t: float) -> np.ndarray:
         """Owned entries of int eps sigma (u_K^4 - T_inf,K^4) N_i over a radiating boundary (W)."""
@@ -256,12 +259,14 @@ class NonlinearHeatProblem(HeatLoads):
         if newton and self.k_nonlinear:
             out.combined = self._jacobian_data(f, u, t, a0, c, newton=True)
         if symmetric or out.combined is None:
-            out.symmetric = self._jacobian_data(f, u, t, a0, c, newton=False)
+            out.symmetric = self._jacobian_data(f, u, t, a0, c, newton=False, exact_radiation=newton)
         return out
 
-    def _jacobian_data(self, f: _Fields, u: np.ndarray, t: float, a0: float, c: float, newton: bool) -> np.ndarray:
+    def _jacobian_data(self, f: _Fields, u: np.ndarray, t: float, a0: float, c: float, newton: bool,
+                       exact_radiation: bool = True) -> np.ndarray:
         """The data of ``a0 dS/du + c dQ/du``: with ``newton``, the whole Jacobian (the
-        non-symmetric term of k(u) added in the same pass), else its symmetric part. Always
+        non-symmetric term of k(u) added in the same pass), else its symmetric part, whose radiation
+        takes eps(u) lagged unless ``exact_radiation``. Always
         assembled the same way, so that a restart that needs the parts apart at another iteration
         than the run it continues still solves with the same bits."""
         a = self.assembler
@@ -296,9 +301,11 @@ class NonlinearHeatProblem(HeatLoads):
             data[self.diagonal_slots] += a0 * (self.capacity if C is None else C)
         if self.robin:
             data += c * self._robin_data(t)
-        for term, slope in zip(self.radiation, f.radiation_slopes):
-            if slope is not None:
-                term.facets.add_mass(c * slope, a.indptr, a.indices, data)
+        for term, slopes in zip(self.radiation, f.radiation_slopes):
+            if slopes is not None:
+                lagged, varying = slopes
+                exact = (newton or exact_radiation) and varying is not None
+                term.facets.add_mass(c * (lagged + varying if exact else lagged), a.indptr, a.indices, data)
         return data
 
     def _fields(self, u: np.ndarray, t: float, storage: bool) -> _Fields:

@@ -202,7 +202,7 @@ class StepEquations:
         jacobian = lin.symmetric if lin.combined is None else lin.combined
         self.diagonal = np.abs(jacobian[self.problem.diagonal_slots])
         if not info.converged and info.breakdown:
-            raise ConvergenceError(
+            raise (SingularJacobian if method == "newton" else ConvergenceError)(
                 f"{self.where}: the linearised system of the {method} iteration is singular or indefinite in double "
                 f"precision (conjugate gradients found no descent after {info.iterations} iterations): a property "
                 f"or exchange many orders of magnitude off"
@@ -257,6 +257,12 @@ class StepEquations:
         self.problem.mesh.halo.update(u)
 
 
+class SingularJacobian(ConvergenceError):
+    """Newton's Jacobian at an iterate is singular or indefinite (a property whose derivative in T
+    outweighs the rest, as epsilon(T) heated by a far hotter T_inf): Picard's, which leaves the
+    derivatives out, may still solve (:func:`iterate`)."""
+
+
 TINY = 1e-150  # a steady residual entry below it is no heat flow of any physical problem: its square underflows
 
 
@@ -277,11 +283,17 @@ def iterate(equations: StepEquations, u: np.ndarray, spec: NonlinearSpec,
     a ConvergenceError with the history (and ``advice``) when nothing converges."""
     start = u.copy()
     linear_rtol = equations.linear.spec.rtol
-    report = newton.solve(equations, u, spec, linear_rtol)
+    can_fall_back = spec.method == "newton" and spec.fallback == "picard"
+    try:
+        report = newton.solve(equations, u, spec, linear_rtol)
+    except SingularJacobian:
+        if not can_fall_back:
+            raise
+        report = newton.NonlinearReport(spec.method, reason="its Jacobian at an iterate is singular or indefinite")
     if report.converged:
         return report
     first = report
-    if spec.method == "newton" and spec.fallback == "picard":
+    if can_fall_back:
         u[:] = start
         picard = replace(spec, method="picard", max_iterations=max(3 * spec.max_iterations, 50))
         report = newton.solve(equations, u, picard, linear_rtol)
@@ -292,7 +304,7 @@ def iterate(equations: StepEquations, u: np.ndarray, spec: NonlinearSpec,
     refused = report.refused or first.refused
     if refused is not None:  # no step, however short, kept the properties in range: that is why
         raise refused
-    tried = f"{first.method} ({first.reason}; residuals {first.history()})"
+    tried = f"{first.method} ({first.reason}{'; residuals ' + first.history() if first.residuals else ''})"
     if report is not first:
         tried += f", then picard ({report.reason}; residuals {report.history()})"
     error = NonlinearFailure(f"{equations.where}: the nonlinear solve did not converge: {tried}; {advice}"

@@ -576,6 +576,27 @@ def test_an_indefinite_newton_system_is_named_as_such(tmp_path):
     assert "singular or indefinite" in error and "try a smaller time.dt" in error, error
 
 
+
+HEATED_EPSILON = ('temperature_unit = "K"\n[mesh]\nnx = 4\nny = 2\n[material]\nk = 1.0\nrho = 1.0\nc = 1.0\n'
+                  '[initial]\ntemperature = 300.0\n[boundary.left]\ntype = "dirichlet"\nvalue = 300.0\n'
+                  '[boundary.right]\ntype = "radiation"\nepsilon = "{epsilon}"\nT_inf = 2000.0\n[time]\n{time}\n')
+
+
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_an_emissivity_rising_with_t_under_a_hotter_ambient_is_solved_by_picard(tmp_path, ranks):
+    """epsilon(T) rising with T, heated by a far hotter T_inf: d epsilon/dT (T^4 - T_inf^4) makes
+    Newton's Jacobian indefinite. The run stopped with "singular or indefinite" (exit 3), and a
+    steady case that has a solution did too; Picard, with epsilon lagged, takes over: the
+    transient run stops where epsilon passes 1, naming it, and the steady case is solved."""
+    (tmp_path / "rising.toml").write_text(HEATED_EPSILON.format(epsilon="T/300 - 0.5", time="dt = 0.1\nt_end = 1.0"))
+    error = one_error(run_solver(ranks, ["rising.toml", "--quiet"], cwd=tmp_path, check=False, timeout=90), 3)
+    assert "step 1 (t = 0.1): boundary.right.epsilon = " in error and "must be in [0, 1]" in error, error
+    (tmp_path / "steady.toml").write_text(HEATED_EPSILON.format(epsilon="T/3000", time='scheme = "steady"'))
+    run_solver(ranks, ["steady.toml", "--quiet"], cwd=tmp_path, timeout=90)
+    with h5py.File(tmp_path / "outputs" / "steady" / "steady.h5", "r") as f:
+        T = f["fields/temperature"][sorted(f["fields/temperature"])[-1]][()]
+    assert 300.0 <= T.min() and T.max() < 2000.0, (T.min(), T.max())
+
 STEADY_RADIATING = """temperature_unit = "K"
 [mesh]
 nx = 6
