@@ -21,7 +21,7 @@ from mpi4py import MPI
 from solver.case.expressions import Expression
 from solver.case.records import Physics, RadiationBC, RobinBC
 from solver.case.schema import BOUNDARY_SCHEMA, REGION_SCHEMA, SCHEMA, Key
-from solver.case.shown import cut
+from solver.case.shown import cut, shown
 from solver.errors import CaseError, RangeError
 
 
@@ -90,7 +90,7 @@ class Violation:
             digits += 1
         value = f"{self.value:.{digits}g}"
         return (f"{self.key} = {value} at ({at}){on}{when}{temperature}, but it must be {self.bounds}: "
-                f"keep its expression {self.expression!r} in range over the temperatures and times the run "
+                f"keep its expression {shown(self.expression)} in range over the temperatures and times the run "
                 f"reaches (e.g. with min() and max())")
 
 

@@ -12,7 +12,7 @@ from mpi4py import MPI
 from solver.case.load import load_case
 from solver.case.schema import BOUNDARY_SCHEMA, SCHEMA
 from solver.errors import CaseError, RangeError
-from solver.heat.ranges import Bounds, RangeMonitor, ranged_expressions
+from solver.heat.ranges import Bounds, RangeMonitor, Violation, ranged_expressions
 from solver.heat.simulation import Simulation
 
 CASE = """
@@ -77,6 +77,15 @@ def test_the_monitor_keeps_the_first_violation_with_its_point_and_temperature():
         monitor.check_collectively("step 2")
     assert error.value.exit_status == 3 and monitor.violation is None
 
+
+
+def test_a_long_expression_out_of_range_is_shown_as_an_excerpt():
+    """A 1,900-character expression out of range was echoed nearly whole in the one error line."""
+    text = "1 - t + " + " + ".join(["0*x"] * 315)
+    line = Violation("material.k", -1.0, (0.5, 0.5), Bounds(positive=True), text, 2.0).describe()
+    assert "'1 - t + 0*x" in line and "characters)" in line and len(line) < 400, line
+    assert "keep its expression '1 - t' in range" in Violation("material.k", -1.0, (0.5,), Bounds(positive=True),
+                                                               "1 - t", 2.0).describe()
 
 @pytest.mark.parametrize("h, message", [
     ("-5.0", "boundary.left.h must be >= 0.0, got -5.0"),
