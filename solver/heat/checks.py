@@ -856,17 +856,23 @@ def _exchange_magnitude(sim, start: bool = False) -> float:
 
 
 def _flows_beyond_round_off(sim, b) -> bool:
-    """Whether heat really flowed over the steps (``b``: their balance): a source, flux or exchange
-    brought some in, or the Dirichlet reactions exceed what round-off makes of K u over the time
-    run (a huge conductivity on a uniform field gives reactions of round-off alone)."""
+    """Whether heat really flowed over the steps (``b``: their balance): a source or flux brought
+    some in, an exchange more than round-off of its magnitude over the time run (a body at its
+    ambient temperature exchanges round-off: 2e-14 J on quadratic cells), or the Dirichlet
+    reactions exceed what round-off makes of K u over the time run (a huge conductivity on a
+    uniform field gives reactions of round-off alone) (collective)."""
     p = sim.problem
-    n_dirichlet = len(p.dirichlet.names)
-    others = b.inflow[: len(b.terms) - n_dirichlet]
-    if np.any(others != 0.0):
+    n_dirichlet, n_firm = len(p.dirichlet.names), 1 + len(p.neumann)
+    if np.any(b.inflow[:n_firm] != 0.0):
         return True
+    exchanged = b.inflow[n_firm: len(b.terms) - n_dirichlet]
+    if np.any(exchanged != 0.0):  # (every rank holds the same sums)
+        round_off = 1e6 * np.finfo(float).eps * _exchange_magnitude(sim) * max(abs(sim.t), 1e-300)
+        if np.any(np.abs(exchanged) > round_off):
+            return True
     K = getattr(p, "K_conduction", None)
     if K is None:
-        return bool(np.any(b.inflow != 0.0))
+        return bool(np.any(b.inflow[len(b.terms) - n_dirichlet:] != 0.0))
     n = sim.mesh.n_owned
     with np.errstate(all="ignore"):
         rate = np.array([float((abs(K) @ np.abs(sim.u))[p.dirichlet.mask[:n] > 0].sum())])

@@ -236,6 +236,19 @@ def test_a_field_frozen_under_flows_that_cancel_is_refused_and_a_moving_one_is_n
         assert proc.returncode == 0 and not errors, proc.stderr
 
 
+
+@pytest.mark.parametrize("nprocs, cell", [(1, "quadrilateral"), (1, "triangle"), (3, "quadrilateral")])
+def test_a_quadratic_body_at_its_ambient_temperature_completes(tmp_path, nprocs, cell):
+    """P2 cells held at 20 C, exchanging with air at 20 C: the exchange's round-off, 1.9e-14 J,
+    was taken for heat that flowed while no temperature moved (exit 2, "the heat capacity is so
+    large"). An exchange is judged against round-off of its own magnitude."""
+    (tmp_path / "case.toml").write_text(
+        f'[mesh]\nnx = 4\nny = 2\ncell = "{cell}"\n[element]\ndegree = 2\n[material]\nk = 1.0\nrho = 1.0\n'
+        'c = 1.0\n[initial]\ntemperature = 20.0\n[boundary.left]\ntype = "dirichlet"\nvalue = 20.0\n'
+        '[boundary.right]\ntype = "robin"\nh = 1.0\nT_inf = 20.0\n[time]\ndt = 0.1\nt_end = 1.0\n')
+    proc = run_solver(nprocs, ["case.toml", "--quiet"], cwd=tmp_path, check=False, timeout=60)
+    assert proc.returncode == 0 and "error:" not in proc.stderr, proc.stderr
+
 @pytest.mark.parametrize("nprocs", [1, 3])
 def test_steps_frozen_by_loose_tolerances_name_them(tmp_path, nprocs):
     """solver.rtol = 0.5 with no preconditioner: every solve met its tolerance before any iteration,
