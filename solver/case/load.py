@@ -25,7 +25,7 @@ from solver.case.expressions import Expression, ExpressionError
 from solver.case.inputfiles import DIRECTORY, MAX_CASE_BYTES, MISSING, file_problem, not_utf8
 from solver.case.schema import (BC_KEYS, BOUNDARIES, BOUNDARY_SCHEMA, PROPERTY_FORMS, REGION_SCHEMA, REQUIRED,
                                 ROOT_SCHEMA, SCHEMA, STRUCTURED_CELLS, STRUCTURED_KEYS, Key, absolute_zero,
-                                default_temperature_range)
+                                below_absolute_zero, default_temperature_range)
 from solver.case.shown import cut, derived_name, shell_word, shown
 from solver.case.tables import MAX_CASE_TABLE_ROWS, TableError, check_pairs, is_table, read_pairs, rows_at_most
 from solver.errors import CaseError
@@ -757,13 +757,14 @@ def _check_phase_change(where, m, fail):
 def _check_absolute_zero(values, fail):
     """No temperature of the case below absolute zero in its unit: numbers and constant expressions
     (initial, Dirichlet and ambient temperatures), the temperatures of tables, solidus, liquidus and
-    the lower end of run.temperature_range. Expressions of x, y, z, t are checked on the mesh."""
+    the lower end of run.temperature_range; round-off below it is taken (:func:`below_absolute_zero`).
+    Expressions of x, y, z, t are checked on the mesh."""
     unit = values["temperature_unit"] or "C"
     zero = absolute_zero(unit)
     allowed = f"must be >= {zero:g} {unit} (absolute zero)"
 
     def number(name, value):
-        if value is not None and value < zero:
+        if value is not None and below_absolute_zero(value, unit):
             fail(f"{name} {allowed}, got {shown(value)}")
 
     def expression(name, value):
@@ -773,7 +774,8 @@ def _check_absolute_zero(values, fail):
 
     def tables(name, value):
         for v in value if isinstance(value, list) else [value]:
-            if isinstance(v, dict) and v["table"][0][0] < zero:  # temperatures increase: the first is the lowest
+            # (temperatures increase: the first is the lowest)
+            if isinstance(v, dict) and below_absolute_zero(v["table"][0][0], unit):
                 where = f" in {cut(v['file'])}" if "file" in v else ""
                 fail(f"{name}: the table's temperature T = {v['table'][0][0]!r}{where} {allowed}")
 
@@ -788,7 +790,7 @@ def _check_absolute_zero(values, fail):
         for key in ("solidus", "liquidus"):
             number(f"{where}.{key}", m[key])
     low = values["run"]["temperature_range"][0]
-    if low < zero:
+    if below_absolute_zero(low, unit):
         fail(f"run.temperature_range: its min {allowed}, got {values['run']['temperature_range']!r}")
 
 

@@ -28,11 +28,20 @@ BC_KEYS = {"dirichlet": ("value",), "neumann": ("flux",), "robin": ("h", "T_inf"
 TEMPERATURE_UNITS = {"C": 273.15, "K": 0.0}  # what to add to reach kelvin
 STEFAN_BOLTZMANN = 5.670374419e-8  # W/(m^2 K^4)
 SANE_MAX_C = 1.0e6  # the default upper end of run.temperature_range, in C
+# how far below absolute zero a temperature may lie as round-off of its computation, in degrees: above the
+# last digits of any temperature up to SANE_MAX_C (1e6 * 2.2e-16), far below any physical difference
+ZERO_ROUNDOFF = 1e-9
 
 
 def absolute_zero(unit: str) -> float:
     """Absolute zero in ``unit`` (C or K)."""
     return 0.0 - TEMPERATURE_UNITS[unit]
+
+
+def below_absolute_zero(value: float, unit: str) -> bool:
+    """Whether a temperature in ``unit`` lies below absolute zero by more than round-off
+    (ZERO_ROUNDOFF): ``-273.15*(sin(x)**2 + cos(x)**2)`` in C is absolute zero, not below it."""
+    return value < absolute_zero(unit) - ZERO_ROUNDOFF
 
 
 def default_temperature_range(unit: str) -> list[float]:

@@ -19,7 +19,7 @@ from mpi4py import MPI
 
 from solver.case.expressions import Expression, StepTime
 from solver.case.records import MeshFileSpec
-from solver.case.schema import absolute_zero
+from solver.case.schema import ZERO_ROUNDOFF, absolute_zero, below_absolute_zero
 from solver.case.shown import cut
 from solver.errors import CaseError, NumericalError, RangeError
 from solver.heat.balance import ENERGY_ROUNDOFF
@@ -280,9 +280,11 @@ def describe_bad_input(comm, bad: StepInput, dt: float | None = None, dt_key: st
             f"double precision (its sums of squares reach inf); check the value and its units{step}")
 
 
-def check_temperature_range(source: str, problem, u0: np.ndarray | None, t: float, bounds, what: str = "") -> None:
+def check_temperature_range(source: str, problem, u0: np.ndarray | None, t: float, bounds, unit: str,
+                            what: str = "") -> None:
     """Refuse (exit 2) prescribed temperatures at time t (``u0``, when given, and the Dirichlet
-    values) outside ``run.temperature_range`` = ``bounds``: the run would stop at its first step
+    values) outside ``run.temperature_range`` = ``bounds`` (a lower end at absolute zero in ``unit``
+    takes round-off below it: :func:`below_absolute_zero`): the run would stop at its first step
     as if it had diverged (collective). ``what`` names ``u0`` when it is not the initial
     temperature (a checkpoint's)."""
     named = prescribed_temperatures(problem, u0, t)
@@ -293,9 +295,10 @@ def check_temperature_range(source: str, problem, u0: np.ndarray | None, t: floa
     extremes = np.array([[np.min(v) if v.size else np.inf, -np.max(v) if v.size else np.inf] for _, v in named])
     problem.mesh.comm.Allreduce(MPI.IN_PLACE, extremes, op=MPI.MIN)
     lo, hi = bounds
+    floor = lo - ZERO_ROUNDOFF if lo <= absolute_zero(unit) else lo
     for (name, _), (low, minus_high) in zip(named, extremes):
         for value in (low, -minus_high):
-            if np.isfinite(value) and not lo <= value <= hi:
+            if np.isfinite(value) and not floor <= value <= hi:
                 raise CaseError(f"{source}: {name} reaches {value:.6g}, outside run.temperature_range = "
                                 f"[{lo:g}, {hi:g}] (the range a run's temperatures must stay in): fix the value, or "
                                 f"widen run.temperature_range")
@@ -304,7 +307,8 @@ def check_temperature_range(source: str, problem, u0: np.ndarray | None, t: floa
 def check_absolute_zero(source: str, problem, u0: np.ndarray | None, t: float, unit: str) -> None:
     """Refuse temperatures below absolute zero in ``unit`` on the mesh at time t: the initial
     temperature ``u0`` (when given), Dirichlet values and T_inf at the quadrature points of its
-    facets; the message names the key and its lowest value (collective)."""
+    facets, beyond round-off (:func:`below_absolute_zero`); the message names the key and its lowest
+    value, in all its digits (collective)."""
     named = prescribed_temperatures(problem, u0, t)
     for term in list(problem.robin) + list(problem.radiation):
         named.append((f"boundary.{term.name}.T_inf", term.condition.T_inf(term.facets.points, t)))
@@ -312,11 +316,10 @@ def check_absolute_zero(source: str, problem, u0: np.ndarray | None, t: float, u
         return
     lows = np.array([np.min(v) if v.size else np.inf for _, v in named], dtype=float)
     problem.mesh.comm.Allreduce(MPI.IN_PLACE, lows, op=MPI.MIN)
-    zero = absolute_zero(unit)
-    bad = next(((name, low) for (name, _), low in zip(named, lows) if low < zero), None)
+    bad = next(((name, low) for (name, _), low in zip(named, lows) if below_absolute_zero(low, unit)), None)
     if bad is not None:
-        raise CaseError(f"{source}: {bad[0]} must be >= {zero:g} {unit} (absolute zero), got {bad[1]:.10g} (its "
-                        f"lowest value on the mesh at t = {t:g})")
+        raise CaseError(f"{source}: {bad[0]} must be >= {absolute_zero(unit):g} {unit} (absolute zero), got "
+                        f"{bad[1]:.15g} (its lowest value on the mesh at t = {t:g})")
 
 
 def temperature_scale(problem, u0: np.ndarray) -> float:

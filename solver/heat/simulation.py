@@ -20,7 +20,7 @@ import numpy as np
 from mpi4py import MPI
 
 from solver.case.records import Case, SolverSpec
-from solver.case.schema import absolute_zero
+from solver.case.schema import ZERO_ROUNDOFF, absolute_zero
 from solver.errors import CaseError, NonFiniteError, NumericalError
 from solver.heat.adaptive import AdaptiveStepping, StepRecord
 from solver.heat.checks import (check_case_against_mesh, check_inputs, check_mesh, check_step_inputs,
@@ -81,7 +81,8 @@ class Discretisation:
             report_unused_melting(case, self.mesh.comm)
             check_inputs(case.source, self.problem, self.u, unit=case.physics.temperature_unit,
                          physics=case.physics)
-            check_temperature_range(case.source, self.problem, self.u, 0.0, case.run.temperature_range)
+            check_temperature_range(case.source, self.problem, self.u, 0.0, case.run.temperature_range,
+                                    case.physics.temperature_unit)
             check_initial_ranges(case.source, self.problem, self.u,
                                  self.problem.linearise if self.nonlinear else None)
 
@@ -187,7 +188,7 @@ class Simulation(Discretisation):
             with np.errstate(all="ignore"):  # (an overflowing capacity's energies: refused by key just below)
                 self.stepper.start(self.u, 0.0)
         self.check_scales()
-        self.floor_slack = solve_tolerance(case) * temperature_scale(self.problem, self.u)
+        self.floor_slack = max(solve_tolerance(case) * temperature_scale(self.problem, self.u), ZERO_ROUNDOFF)
 
     def check_scales(self) -> None:
         """Refuse (exit 2, before anything is written) a constant input whose share of the system
@@ -243,7 +244,8 @@ class Simulation(Discretisation):
     def unhealthy(self, temperature_range=None) -> tuple[float, tuple] | None:
         """None, or (value, coordinates) of a NaN/Inf/out-of-range owned temperature (the range:
         ``run.temperature_range`` unless given; a lower end at absolute zero takes the round-off of
-        the solves below it, ``floor_slack``: a field cooled to 0 K ends at -7e-14 K)."""
+        the solves and of the inputs' expressions below it, ``floor_slack``: a field cooled to 0 K ends
+        at -7e-14 K)."""
         u = self.u[: self.mesh.n_owned]
         lo, hi = temperature_range or self.case.run.temperature_range
         if lo <= absolute_zero(self.case.physics.temperature_unit):  # a field that reaches it: round-off below
@@ -375,7 +377,7 @@ class Simulation(Discretisation):
         heat balance (collective)."""
         self.u[:] = state.temperature
         check_temperature_range(self.case.source, self.problem, self.u, state.t, self.case.run.temperature_range,
-                                "the checkpoint's temperature")
+                                self.case.physics.temperature_unit, "the checkpoint's temperature")
         self.stepper.resume(state.stepper)
         self.step_index = int(state.step)
         t = state.t

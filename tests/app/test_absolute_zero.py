@@ -40,6 +40,29 @@ def test_expressions_below_absolute_zero_on_the_mesh_are_refused(tmp_path, nproc
     assert not list(tmp_path.glob("outputs/case/*.h5"))  # no results written
 
 
+@pytest.mark.parametrize("nprocs, unit, initial, T_inf", [
+    (1, "C", '"-273.15*(sin(x + 0.3)**2 + cos(x + 0.3)**2)"', '"-273.15*(sin(y)**2 + cos(y)**2)"'),
+    (3, "K", '"300*(sin(x)**2 + cos(x)**2 - 1)"', '"300*(sin(y)**2 + cos(y)**2 - 1)"'),
+], ids=["np1-C", "np3-K"])
+def test_expressions_at_absolute_zero_take_their_round_off(tmp_path, nprocs, unit, initial, T_inf):
+    """Expressions equal to absolute zero that their round-off puts a few units of the last digit
+    below it (-273.15000000000003 C, -3.3e-14 K) are absolute zero: the run completes."""
+    (tmp_path / "case.toml").write_text(CASE.format(unit=unit, initial=initial, T_inf=T_inf))
+    run_solver(nprocs, ["case.toml", "--quiet"], cwd=tmp_path, timeout=60)
+    assert (tmp_path / "outputs/case/case.h5").is_file()
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_a_value_just_below_absolute_zero_is_shown_in_the_digits_that_put_it_there(tmp_path, nprocs):
+    """2e-9 degrees below absolute zero, beyond round-off: refused, the value not rounded to -273.15."""
+    (tmp_path / "case.toml").write_text(CASE.format(unit="C", initial="20.0", T_inf='"-273.150000002 + 0*y"'))
+    proc = run_solver(nprocs, ["case.toml", "--quiet"], cwd=tmp_path, check=False, timeout=60)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert errors[0] == ("error: case.toml: boundary.right.T_inf must be >= -273.15 C (absolute zero), got "
+                         "-273.150000002 (its lowest value on the mesh at t = 0)"), errors[0]
+
+
 @pytest.mark.parametrize("nprocs, unit, T_inf, message", [
     (1, "C", '"20 - 2000 * t"',
      "step 2 (t = 0.2): boundary.right.T_inf must be >= -273.15 C (absolute zero), got -380 "),

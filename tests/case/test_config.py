@@ -245,6 +245,22 @@ def test_temperatures_below_absolute_zero_are_refused(unit, edits, message):
     assert str(err.value) == f"case.toml: {message}"
 
 
+@pytest.mark.parametrize("unit, edits", [
+    ("", ["initial.temperature=\"-273.15 - 1e-13\""]),
+    ("", ["boundary.left.value=-273.15000000000003", "material.k={table=[[-273.15000000000003, 1], [0, 2]]}"]),
+    (KELVIN, ["boundary.left.value=\"300*(0.1*3 - 0.3) - 1e-14\"", "run.temperature_range=[-1e-12, 100]"]),
+], ids=["C-expression", "C-value-and-table", "K-expression-and-range"])
+def test_round_off_below_absolute_zero_is_taken(unit, edits):
+    """A temperature computed a few units of its last digit below absolute zero is absolute zero."""
+    assert load_case(unit + GOOD, "case.toml", edits).physics.temperature_unit == (unit and "K" or "C")
+
+
+def test_a_refused_temperature_shows_the_digits_that_put_it_below_absolute_zero():
+    with pytest.raises(CaseError) as err:
+        load_case(GOOD, "case.toml", ["boundary.left.value=-273.150000002"])
+    assert str(err.value) == "case.toml: boundary.left.value must be >= -273.15 C (absolute zero), got -273.150000002"
+
+
 def test_table_file_below_absolute_zero_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "k.csv").write_text("T, k\n-1, 1\n100, 2\n")
