@@ -397,17 +397,19 @@ class OutputGuard:
                 garbage = not (pid.isascii() and pid.isdigit() and 0 < int(pid) < 2**31)
                 if garbage and _age(self.lock) > GARBAGE_LOCK_AGE:  # not "host pid", and not being written
                     if _remove_stale(self.lock, seen, (host, pid)):
-                        log.info(f"removing an unreadable lock {self.lock} (no host and process id in it)")
+                        log.info(f"removing an unreadable lock {self.lock} (no host and process id a run can have "
+                                 f"in it)")
                     continue
                 why = None if garbage else stale_lock(host, pid, lock_start(self.lock))
                 if why is not None:
                     if _remove_stale(self.lock, seen, (host, pid)):
                         log.info(f"removing a stale lock of process {pid} ({why}) on {self.directory}")
                     continue
-                shown = [v if len(v) <= 64 else v[:60] + "..." for v in (pid, host)]
-                if garbage:
-                    raise CaseError(f"{self.directory}: its lock {self.lock} holds no host and process id ({shown[1]} "
-                                    f"{shown[0]}: a run writing it as it starts?); run again in "
+                shown = [v if len(v) <= 40 else v[:36] + "..." for v in (pid, host)]
+                if garbage:  # (words that are no "host pid", or a pid no process can have: 0, -5, abc)
+                    held = "nothing readable" if (host, pid) == ("?", "?") else f"'{shown[1]} {shown[0]}'"
+                    raise CaseError(f"{self.directory}: its lock {self.lock} holds no host and process id a run can "
+                                    f"have ({held}: a run writing it as it starts?); run again in "
                                     f"{GARBAGE_LOCK_AGE:g} s, when an unreadable lock is removed, or delete it if no "
                                     f"run is starting") from None
                 raise CaseError(f"{self.directory}: in use by another run (lock {self.lock} held by process {shown[0]} "

@@ -52,6 +52,20 @@ def test_garbage_and_impossible_locks_are_replaced(tmp_path):
         assert not lock.exists()
 
 
+@pytest.mark.parametrize("nprocs, pid", [(1, "0"), (3, "-5"), (1, "abc")])
+def test_a_fresh_lock_with_a_pid_no_process_can_have_is_shown_as_it_is(tmp_path, nprocs, pid):
+    """A lock of this host with pid 0, -5 or abc (written a moment ago): refused in one line that
+    quotes what it holds, not one that says it holds no host."""
+    folder = tmp_path / "plate"
+    folder.mkdir()
+    (folder / ".solver.lock").write_text(f"{socket.gethostname()} {pid}\n")
+    proc = run_solver(nprocs, [PLATE, *SMALL, "--set", f"output.directory={tmp_path}"], cwd=tmp_path, check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert f"holds no host and process id a run can have ('{socket.gethostname()} {pid}': a run writing it" \
+        in errors[0], errors[0]
+
+
 def test_a_lock_of_a_long_text_is_shown_in_a_short_line(tmp_path):
     """A lock holding 3 kB of text (of another host: not judged stale) was echoed whole."""
     folder = tmp_path / "plate"
