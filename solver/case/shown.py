@@ -29,18 +29,25 @@ def shown(value) -> str:
 
 
 def _written(value) -> str:
-    """repr of ``value``, with the integers of many digits inside lists and tables in engineering
-    form: [2, 1.00e+309], not the 310 digits."""
+    """repr of ``value``, a table as TOML writes it inline ({ a = 1 }, not Python's {'a': 1}), with
+    the integers of many digits inside lists and tables in engineering form: [2, 1.00e+309], not the
+    310 digits."""
     if isinstance(value, list):
         return "[" + ", ".join(map(_written, value)) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k!r}: {_written(v)}" for k, v in value.items()) + "}"
+        return "{ " + ", ".join(f"{_table_key(k)} = {_written(v)}" for k, v in value.items()) + " }" if value else "{}"
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**15:
         digits = str(abs(value))
         return f"{'-' if value < 0 else ''}{digits[0]}.{digits[1:3]}e+{len(digits) - 1:02d}"
     if isinstance(value, bool):  # as TOML writes it
         return "true" if value else "false"
     return repr(value)
+
+
+def _table_key(key) -> str:
+    """A key of an inline table as TOML writes it: bare where it may be, else quoted."""
+    key = str(key)
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else repr(key)
 
 
 def cut(text, width: int = 100) -> str:

@@ -239,6 +239,9 @@ BAD_STUDIES = {
     "unquoted dotted key": ('[study]\ncase = "{case}"\nsamples = 4\n[parameters]\n'
                             'material.k = {{ distribution = "normal", mean = 1.0, std = 0.1 }}\n',
                             'parameters.material: a dotted key must be quoted.*"material.k" = '),
+    "table for a number": ('[study]\ncase = "{case}"\nsamples = 4\nseed = {{ a = 1 }}\n[parameters]\n'
+                           '"material.k" = {{ distribution = "uniform", low = 1.0, high = 2.0 }}\n',
+                           r"study.seed: expected an integer, got \{ a = 1 \}$"),
     "missing case": ('[study]\ncase = "nowhere.toml"\nsamples = 4\n[parameters]\n'
                      '"material.k" = {{ distribution = "uniform", low = 1.0, high = 2.0 }}\n', "study.case:"),
 }

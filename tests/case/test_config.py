@@ -357,10 +357,21 @@ def test_long_names_are_shown_as_excerpts(edit):
     assert " characters)" in text and len(text) < 400, text
 
 
+@pytest.mark.parametrize("edit, message", [
+    ("mesh.nx={a=1}", "mesh.nx must be a positive integer, got { a = 1 }"),
+    ('mesh.nx={"a b"=[1, {}]}', "mesh.nx must be a positive integer, got { 'a b' = [1, {}] }"),
+])
+def test_a_table_is_shown_as_toml_writes_it(edit, message):
+    """A table given for a number was shown as Python's {'a': 1}."""
+    with pytest.raises(CaseError) as err:
+        load_case(GOOD, "case.toml", [edit])
+    assert str(err.value) == f"case.toml: {message}"
+
+
 @pytest.mark.parametrize("edit, shown", [
     (f"material.k={{table=[[0, 1], [1, {10**400}]]}}", "pair 2: [1, 1.00e+400] is not two finite numbers"),
     (f"boundary.left.value=[1, -{10**309}]", "got [1, -1.00e+309]"),
-    (f"boundary.left.value={{a=[{10**20}]}}", "got {'a': [1.00e+20]}"),
+    (f"boundary.left.value={{a=[{10**20}]}}", "got { a = [1.00e+20] }"),
 ])
 def test_integers_of_many_digits_inside_lists_are_shown_in_engineering_form(edit, shown):
     """A list or table holding an integer of 400 digits was shown with 96 of them."""

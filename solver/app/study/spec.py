@@ -105,7 +105,7 @@ def override(key: str, value) -> str:
 
 def _number(value, where: str, integer: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
-        raise CaseError(f"{where}: expected {'an integer' if integer else 'a number'}, got {printable(repr(value))}")
+        raise CaseError(f"{where}: expected {'an integer' if integer else 'a number'}, got {printable(shown(value))}")
     if isinstance(value, int) and abs(value) >= (2**63 if integer else 1.7e308):
         raise CaseError(f"{where}: expected {'an integer below 2^63' if integer else 'a finite number'}, got "
                         f"{shown(value)}")
@@ -285,7 +285,7 @@ def load_study(path: str | Path) -> StudySpec:
     save_runs = outputs.get("save_runs", False)
     for key, value in (("fields", fields), ("save_runs", save_runs)):
         if not isinstance(value, bool):
-            raise CaseError(f"{source}: outputs.{key}: expected true or false, got {printable(repr(value))}")
+            raise CaseError(f"{source}: outputs.{key}: expected true or false, got {printable(shown(value))}")
     thresholds = outputs.get("thresholds", [])
     if not isinstance(thresholds, list) or len(thresholds) > MAX_THRESHOLDS:
         raise CaseError(f"{source}: outputs.thresholds: expected a list of at most {MAX_THRESHOLDS} temperatures")
