@@ -83,10 +83,10 @@ def time_stamp(t: float) -> tuple:
 
 
 class Expression:
-    """A compiled expression of x, y, z and t (and T with ``temperature=True``), evaluated on
-    NumPy arrays."""
+    """A compiled expression of x, y, z and t (and T with ``temperature=True``; without t with
+    ``time=False``: a value that holds at t = 0), evaluated on NumPy arrays."""
 
-    def __init__(self, text: str | float | int, temperature: bool = False):
+    def __init__(self, text: str | float | int, temperature: bool = False, time: bool = True):
         self._tree = None
         self._dual = None
         if isinstance(text, (int, float)) and not isinstance(text, bool):
@@ -111,7 +111,7 @@ class Expression:
         except (RecursionError, MemoryError):
             raise ExpressionError("expression nested too deeply") from None
         names: set[str] = set()
-        allowed = VARIABLES + (("T",) if temperature else ())
+        allowed = tuple(v for v in VARIABLES if time or v != "t") + (("T",) if temperature else ())
         self._fn = _compile(tree.body, names, 0, allowed)
         self.names = frozenset(names)
         self._tree = tree.body
@@ -307,7 +307,9 @@ def _compile(node, names: set, depth: int, allowed: tuple = VARIABLES, switch: b
             return lambda env: env[name]
         if node.id in CONSTANTS:
             return _constant(CONSTANTS[node.id])
-        hint = " (T, the temperature, only in k, rho, c and epsilon)" if node.id == "T" else ""
+        hint = {"T": " (T, the temperature, only in k, rho, c and epsilon)",
+                "t": " (t, the time, not in a value that holds at t = 0: an expression of x, y, z only)"}
+        hint = hint.get(node.id, "")
         raise ExpressionError(
             f"unknown name {cut(node.id)!r}{hint} (allowed: {', '.join(allowed + tuple(CONSTANTS))})")
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:

@@ -153,7 +153,9 @@ def test_a_set_key_may_quote_its_parts_as_toml_does():
     (f"material.k={10**400}", "case.toml: material.k must be a finite number, got an integer of 401 digits"),
     (f"initial.temperature={10**400}", "case.toml: initial.temperature: an integer of 401 digits is beyond"),
     (f"source.f=\"1 + {10**400}\"", "case.toml: source.f: an integer of 401 digits is beyond"),
-    ("initial.temperature=\"20 + t\"", "case.toml: initial.temperature is an expression of x, y, z only"),
+    ("initial.temperature=\"20 + t\"", "case.toml: initial.temperature: unknown name 't' (t, the time, not in a value "
+                                     "that holds at t = 0: an expression of x, y, z only) (allowed: x, y, z, pi, e)"),
+    ("initial.temperature=\"20 + q\"", "case.toml: initial.temperature: unknown name 'q' (allowed: x, y, z, pi, e)"),
     ("source.f=nan", "case.toml: source.f must be a finite number, got nan"),  # (not "overflows with the mesh")
     ("boundary.left.value=\"sqrt(-1)\"", "case.toml: boundary.left.value must be a finite number, got 'sqrt(-1)', "
                                          "which is nan"),
