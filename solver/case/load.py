@@ -469,11 +469,12 @@ def _check(name: str, spec: Key, value, fail):
         if len(value) > MAX_PROBES:
             fail(f"{name}: {len(value)} points, more than the {MAX_PROBES} allowed (probes are recorded at every "
                  f"step; write the field instead with output.every or output.times)")
-        return [[_check_float(name, Key("float", ""), c, fail) for c in p] for p in value]
+        return [[_check_float(f"{name} (point {i}, coordinate {j})", Key("float", ""), c, fail)
+                 for j, c in enumerate(p, 1)] for i, p in enumerate(value, 1)]
     if kind == "floats":
         if not isinstance(value, list) or not value:
             fail(f"{name} must be a list of numbers, got {shown(value)}")
-        return [_check_float(name, spec, v, fail) for v in value]
+        return [_check_float(f"{name} (entry {i})", spec, v, fail) for i, v in enumerate(value, 1)]
     if kind == "expr":
         try:
             e = Expression(value, time=spec.space_time)

@@ -155,6 +155,9 @@ def test_a_set_key_may_quote_its_parts_as_toml_does():
     (f"source.f=\"1 + {10**400}\"", "case.toml: source.f: an integer of 401 digits is beyond"),
     ("initial.temperature=\"20 + t\"", "case.toml: initial.temperature: unknown name 't' (t, the time, not in a value "
                                      "that holds at t = 0: an expression of x, y, z only) (allowed: x, y, z, pi, e)"),
+    ("mesh.lengths=[1.0, \"a\"]", "case.toml: mesh.lengths (entry 2) must be a finite number, got 'a'"),
+    ("output.probes=[[0.5, 0.5], [0.1, true]]", "case.toml: output.probes (point 2, coordinate 2) must be a finite "
+                                                "number, got true"),
     ("initial.temperature=\"20 + q\"", "case.toml: initial.temperature: unknown name 'q' (allowed: x, y, z, pi, e)"),
     ("source.f=nan", "case.toml: source.f must be a finite number, got nan"),  # (not "overflows with the mesh")
     ("boundary.left.value=\"sqrt(-1)\"", "case.toml: boundary.left.value must be a finite number, got 'sqrt(-1)', "
