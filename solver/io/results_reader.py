@@ -354,7 +354,7 @@ class Results(SolverFile):
                             f"not {type(index).__name__}")
         n = self.require_snapshots()
         if not -n <= index < n:
-            raise CaseError(f"{named}{index}: {self.path.name} has {n} snapshots (0..{n - 1}, or -{n}..-1)")
+            raise CaseError(f"{named}{shown(index)}: {self.path.name} has {n} snapshots (0..{n - 1}, or -{n}..-1)")
         return int(index) % n
 
     @cached_property

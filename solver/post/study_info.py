@@ -12,7 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from solver.case.shown import counted
+from solver.case.shown import counted, shown
 from solver.errors import CaseError
 from solver.io.results_reader import SolverFile
 
@@ -163,7 +163,7 @@ class StudyFile(SolverFile):
             return int(np.argmin(np.abs(self.times - time)))
         step = -1 if step is None else step
         if not -n <= step < n:
-            raise CaseError(f"--step {step}: {self.path.name} has {n} output times (0..{n - 1}, or -{n}..-1)")
+            raise CaseError(f"--step {shown(step)}: {self.path.name} has {n} output times (0..{n - 1}, or -{n}..-1)")
         return step % n
 
     def statistic(self, name: str, index: int) -> np.ndarray:

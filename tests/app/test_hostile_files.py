@@ -103,6 +103,10 @@ def plate_results(tmp_path_factory):
     (["probe", "{h5}", "--at", "nan,nan"], "--at nan,nan: coordinates must be finite numbers"),
     (["probe", "{h5}", "--at", "inf,0"], "--at inf,0: coordinates must be finite numbers"),
     (["probe", "{h5}", "--at", "1e308,1e308"], "point is outside the mesh"),
+    (["probe", "{h5}", "--at", "0.01," + "9" * 300], "error: --at 0.01,1e+300: point is outside the mesh"),
+    (["probe", "{h5}", "--at", "0.01,x" + "9" * 300], "error: --at 0.01,x9999"),
+    (["plot", "{h5}", "--step", "-" + "9" * 300], "error: --step -1e+300: plate.h5 has"),
+    (["export", "{h5}", "--format", "vtu", "--step", "9" * 300], "error: --step 1e+300: plate.h5 has"),
     (["plot", "{h5}", "-o", "/proc/cannot/x.png"], "-o /proc/cannot/x.png: folder /proc/cannot does not exist"),
     (["export", "{h5}", "--format", "csv", "-o", "/proc/cannot/x.csv"],
      "-o /proc/cannot/x.csv: folder /proc/cannot does not exist"),
@@ -111,6 +115,7 @@ def test_post_processing_refuses_bad_points_and_unwritable_outputs(tmp_path, pla
     proc = run_solver(1, [a.format(h5=plate_results) for a in args], cwd=tmp_path, check=False)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1 and message in errors[0], proc.stderr
+    assert len(errors[0]) < 300, errors[0]  # (300 digits: in engineering form, or an excerpt)
 
 
 def checkpoint_copy(plate_results, tmp_path):
