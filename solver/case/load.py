@@ -207,6 +207,10 @@ def load_case(text: str, source: str, overrides=(), default_name: str = "case", 
         raise CaseError(f"{source}: invalid TOML: nested too deeply") from None
     except ValueError:  # Python's limit on the digits of an integer read from text
         raise CaseError(f"{source}: {HUGE_INTEGER}") from None
+    if not raw and not overrides:  # (an empty file, or one of comments: not a case missing one key)
+        raise CaseError(f"{source}: the case file holds no keys (it is empty, or holds only comments); a case "
+                        f"needs at least [material] k, rho and c: start from inputs/plate.toml, and see "
+                        f"{KEY_REFERENCE}")
     applied = []
     file_dt = raw.get("time", {}).get("dt") if isinstance(raw.get("time"), dict) else None
     for item in overrides:

@@ -206,6 +206,14 @@ def test_output_times_the_steps_cannot_tell_apart_are_refused():
     assert load_case(GOOD, "case.toml", ["output.times=[1.0, 1.5]"]).output.times == (1.0, 1.5, 2.0)
 
 
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n"])
+def test_an_empty_case_file_is_called_empty(text):
+    """An empty file was refused as a case that lacks material.k, as if one key were missing."""
+    with pytest.raises(CaseError, match=r"^case.toml: the case file holds no keys \(it is empty, or holds only "
+                                        r"comments\); a case needs at least \[material\] k, rho and c"):
+        load_case(text, "case.toml")
+
+
 def test_missing_required_key_and_bad_toml():
     with pytest.raises(CaseError, match=r"^c.toml: material.k is required"):
         load_case(GOOD.replace("k = 1.0", ""), "c.toml")
