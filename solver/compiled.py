@@ -12,7 +12,9 @@ of sparse matrices, shared by the assembly (:mod:`solver.fem.kernels`) and the l
 * :func:`jit` compiles with ``cache=True`` on first call: in ``NUMBA_CACHE_DIR`` when set, else
   in ``__pycache__`` beside the source, else in the user's cache directory (``~/.cache/numba``);
   where none is writable numba refuses the cache, and the function is compiled in memory at
-  every run instead. Without numba it returns the Python function itself.
+  every run instead. A cache that cannot take a kernel it compiled (a full or read-only disk)
+  is turned off for the rest of the process, with one warning (:func:`cache_off`). Without
+  numba it returns the Python function itself.
 * One compile per machine: the first call of a kernel whose cache is empty holds a file lock
   beside the cache while it compiles (:func:`first_compile`), so that the ranks of a run (or
   the runs of a study) wait for one process to compile it and then load it, instead of all
@@ -291,17 +293,42 @@ def _warm_mark(tasks) -> str | None:
 
 
 _WARNED_CACHE: set = set()
+_SAVING = [True]  # False once the on-disk cache could not take a kernel: later ones compile in memory
+_DEFERRED: list = []  # every kernel of this process (Deferred), whose caches cache_off turns off
+
+
+def _raised_in_cache(exc: BaseException, functions: tuple[str, ...] = ()) -> bool:
+    """Whether ``exc`` was raised inside numba's on-disk cache (in one of ``functions``, if given)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_filename.replace("\\", "/").endswith("numba/core/caching.py") and \
+                (not functions or code.co_name in functions):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def from_cache(exc: BaseException) -> bool:
     """Whether an exception was raised while numba read its on-disk cache (a truncated or corrupt
     index or data file)."""
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename.replace("\\", "/").endswith("numba/core/caching.py"):
-            return True
-        tb = tb.tb_next
-    return False
+    return _raised_in_cache(exc) and not saving_cache(exc)
+
+
+def saving_cache(exc: BaseException) -> bool:
+    """Whether a write failed while numba saved a compiled kernel into its on-disk cache (a full,
+    read-only or failing disk): the kernel compiled, only the cache could not keep it."""
+    return isinstance(exc, OSError) and _raised_in_cache(exc, ("save_overload", "_save_overload"))
+
+
+def _warn_once(folder: str, text: str) -> None:
+    """Print ``warning: text`` once per cache folder, on the launch's first rank only."""
+    from solver.app.statusfile import launch_rank
+
+    if folder not in _WARNED_CACHE:
+        _WARNED_CACHE.add(folder)
+        if launch_rank() == 0:
+            print(f"warning: {text}", file=sys.stderr, flush=True)
 
 
 def fresh_cache(dispatcher, exc: BaseException, make):
@@ -316,15 +343,33 @@ def fresh_cache(dispatcher, exc: BaseException, make):
                     os.unlink(os.path.join(folder, name))
                 except OSError:
                     pass
-        if folder not in _WARNED_CACHE:
-            _WARNED_CACHE.add(folder)
-            print(f"warning: the compiled-kernel cache in {folder} could not be read ({type(exc).__name__}: "
-                  f"{exc}); it was emptied and the kernels are compiled again", file=sys.stderr, flush=True)
+        _warn_once(folder, f"the compiled-kernel cache in {folder} could not be read ({type(exc).__name__}: {exc}); "
+                           f"it was emptied and the kernels are compiled again")
+    return make()
+
+
+def cache_off(dispatcher, exc: OSError, make):
+    """Stop saving kernels into an on-disk cache that could not take one (``exc``: a full or
+    read-only disk), warn once, and return ``make()``: a new dispatcher that compiles in memory,
+    as every later one of this process does (:func:`_njit`)."""
+    _SAVING[0] = False
+    for kernel in _DEFERRED:  # (the helpers compiled already save nothing more either)
+        cache = getattr(kernel.dispatcher, "_cache", None)
+        if hasattr(cache, "disable"):
+            cache.disable()
+    index = _index_path(dispatcher)
+    folder = os.path.dirname(index) if index else "?"
+    _warn_once(folder, f"cannot save compiled kernels in the cache {folder} ({exc.strerror or exc}); this process "
+                       f"compiles them in memory (free space there, or set NUMBA_CACHE_DIR to a writable folder, "
+                       f"to keep them for the next runs)")
     return make()
 
 
 def _njit(numba, fn, options: dict):
-    """numba's dispatcher of ``fn``, with an on-disk cache where a cache directory is writable."""
+    """numba's dispatcher of ``fn``, with an on-disk cache where a cache directory is writable (and
+    has taken every kernel so far: :func:`cache_off`)."""
+    if not _SAVING[0]:
+        return numba.njit(**options)(fn)
     try:
         return numba.njit(cache=True, **options)(fn)
     except RuntimeError:  # no writable cache directory
@@ -340,6 +385,7 @@ class Deferred:
         self.py_func, self.options, self.dispatcher = fn, options, None
         self.called = False
         functools.update_wrapper(self, fn)
+        _DEFERRED.append(self)
 
     def compile(self):
         if self.dispatcher is None:
@@ -362,11 +408,12 @@ class Deferred:
         with first_compile(dispatcher):
             try:
                 result = dispatcher(*args)
-            except Exception as exc:  # noqa: BLE001 - re-raised unless the cache was unreadable
-                if not from_cache(exc):
+            except Exception as exc:  # noqa: BLE001 - re-raised unless the cache was unreadable or unwritable
+                handle = cache_off if saving_cache(exc) else fresh_cache if from_cache(exc) else None
+                if handle is None:
                     raise
                 numba = _start_numba()
-                self.dispatcher = fresh_cache(dispatcher, exc, lambda: _njit(numba, self.py_func, self.options))
+                self.dispatcher = handle(dispatcher, exc, lambda: _njit(numba, self.py_func, self.options))
                 result = self.dispatcher(*args)
         self.called = True
         return result
