@@ -244,7 +244,7 @@ def compile_beside(tasks, cores: int | None = None) -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    if done:
+    if done and _SAVING[0]:  # (not where the cache could not take the kernels: nothing is warm)
         with contextlib.suppress(OSError):
             with open(mark, "w"):
                 pass

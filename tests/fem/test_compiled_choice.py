@@ -107,7 +107,8 @@ def test_a_corrupt_kernel_cache_is_replaced_with_one_warning(tmp_path):
 def test_a_kernel_cache_on_a_full_disk_compiles_in_memory_with_one_warning(tmp_path):
     """The cache's disk is full: numba compiled each kernel, failed to save it (ENOSPC), and the
     run ended with exit 74 ("cannot write the output"), the cache taken for one that could not be
-    read. The kernels compile in memory, with one warning naming the cache."""
+    read. The kernels compile in memory, with one warning naming the cache, and the cache is not
+    marked as holding them (the next run's helpers compile them again, into the cache if it has room)."""
     import os
 
     from solver.app.faults import fill_disk
@@ -118,7 +119,8 @@ def test_a_kernel_cache_on_a_full_disk_compiles_in_memory_with_one_warning(tmp_p
         pytest.skip("cannot mount a tmpfs here")
     try:
         fill_disk(disk)
-        code = "from solver.la.symmetric import warm_tasks\nfor _, task in warm_tasks(): task()\nprint('ok')"
+        code = "from solver.la.symmetric import warm_tasks\nfrom solver.compiled import compile_beside\n" \
+               "compile_beside(warm_tasks() * 2, cores=2)\nfor _, task in warm_tasks(): task()\nprint('ok')"
         env = {**os.environ, "NUMBA_CACHE_DIR": str(disk / "cache")}
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
         assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
@@ -126,6 +128,7 @@ def test_a_kernel_cache_on_a_full_disk_compiles_in_memory_with_one_warning(tmp_p
         assert len(warnings) == 1 and "cannot save compiled kernels in the cache" in warnings[0], proc.stderr
         assert "No space left on device" in warnings[0] and "Traceback" not in proc.stderr, proc.stderr
         assert not list((disk / "cache").rglob("*.nbc"))
+        assert not list((disk / "cache").rglob("solver-warm/*"))  # not marked warm: the next run compiles
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
