@@ -468,7 +468,9 @@ def results_status(path: Path) -> str | None:
 
 def move_aside(path: Path) -> None:
     """Move ``path`` to ``path.bak``. An XDMF index is written there naming the moved data file
-    (``NAME.h5.bak``): moved as it was, it opened the new run's data under the old run's times."""
+    (``NAME.h5.bak``): moved as it was, it opened the new run's data under the old run's times.
+    Where that copy finds no room, the index is removed instead (the data file keeps every
+    snapshot), with a warning."""
     bak = path.with_name(path.name + ".bak")
     if path.suffix == ".xdmf" and path.is_file() and not path.is_symlink():
         data = path.with_suffix(".h5").name.encode()
@@ -479,8 +481,13 @@ def move_aside(path: Path) -> None:
             os.replace(tmp, bak)
             path.unlink()
             return
-        except OSError:  # (no room for the copy: moved as it is)
+        except OSError as exc:  # no room for the copy: moved as it is, it would name the new run's data
             tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                path.unlink()
+                log.warning(f"warning: {path}: no room to rewrite this index for {bak.name} ({exc.strerror}); it "
+                            f"was removed (the earlier results are whole in {data.decode()}.bak)")
+                return
     os.replace(path, bak)
 
 

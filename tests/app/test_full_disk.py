@@ -196,6 +196,24 @@ def test_an_overwrite_without_room_moves_nothing(tmp_path):
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
+def test_an_index_without_room_for_its_backup_is_removed_not_left_naming_the_new_data(small_disk, caplog):
+    """--overwrite moves the earlier XDMF index to NAME.xdmf.bak, rewritten to name NAME.h5.bak. On
+    a disk without room for that copy it was moved as it was: it named NAME.h5, and opened the new
+    run's data under the earlier run's times. It is removed, with a warning (the data file keeps
+    every snapshot)."""
+    if small_disk is None:
+        pytest.skip("cannot mount a tmpfs here")
+    from solver.app.faults import fill_disk
+    from solver.app.preflight import move_aside
+
+    index = small_disk / "plate.xdmf"
+    index.write_text("<Xdmf>\n" + '<DataItem Format="HDF">plate.h5:/fields/temperature/0</DataItem>\n' * 4000 + "</Xdmf>\n")
+    fill_disk(small_disk)
+    move_aside(index)
+    assert not index.exists() and not (small_disk / "plate.xdmf.bak").exists(), "the index names the new data"
+    assert not list(small_disk.glob("*.tmp")) and "no room to rewrite this index" in caplog.text
+
+
 @pytest.mark.parametrize("nprocs", [1, 3])
 def test_probes_at_every_step_count_in_the_space_a_run_needs(tmp_path, small_disk, nprocs):
     """200 probes recorded at each of 10,000 steps take 16 MB: the estimate left them out, and the run
