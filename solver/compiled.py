@@ -322,13 +322,10 @@ def saving_cache(exc: BaseException) -> bool:
 
 
 def _warn_once(folder: str, text: str) -> None:
-    """Print ``warning: text`` once per cache folder, on the launch's first rank only."""
-    from solver.app.statusfile import launch_rank
-
+    """Print ``warning: text`` once per cache folder (and process)."""
     if folder not in _WARNED_CACHE:
         _WARNED_CACHE.add(folder)
-        if launch_rank() == 0:
-            print(f"warning: {text}", file=sys.stderr, flush=True)
+        print(f"warning: {text}", file=sys.stderr, flush=True)
 
 
 def fresh_cache(dispatcher, exc: BaseException, make):

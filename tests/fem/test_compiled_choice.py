@@ -132,15 +132,3 @@ def test_a_kernel_cache_on_a_full_disk_compiles_in_memory_with_one_warning(tmp_p
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
-
-def test_a_cache_warning_is_printed_once_and_by_the_first_rank_only(monkeypatch, capsys):
-    """Every rank of a run meets the same full or unreadable cache: one line, from rank 0."""
-    monkeypatch.setattr(compiled, "_WARNED_CACHE", set())
-    for variable in ("PMI_RANK", "PMIX_RANK"):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "2")
-    compiled._warn_once("/cache/a", "the cache a")
-    monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "0")
-    for _ in range(3):
-        compiled._warn_once("/cache/b", "the cache b")
-    assert capsys.readouterr().err == "warning: the cache b\n"
