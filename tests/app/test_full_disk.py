@@ -207,7 +207,8 @@ def test_an_index_without_room_for_its_backup_is_removed_not_left_naming_the_new
     from solver.app.preflight import move_aside
 
     index = small_disk / "plate.xdmf"
-    index.write_text("<Xdmf>\n" + '<DataItem Format="HDF">plate.h5:/fields/temperature/0</DataItem>\n' * 4000 + "</Xdmf>\n")
+    grid = '<DataItem Format="HDF">plate.h5:/fields/temperature/0</DataItem>\n'
+    index.write_text("<Xdmf>\n" + grid * 4000 + "</Xdmf>\n")
     fill_disk(small_disk)
     move_aside(index)
     assert not index.exists() and not (small_disk / "plate.xdmf.bak").exists(), "the index names the new data"
