@@ -333,8 +333,8 @@ class MpioBlockFile(BlockFile):
         ds = self.file[name]
         if all(dist.starts[1:] > dist.starts[:-1]):
             with ds.collective:
-                return ds[dist.start:dist.stop]
-        return ds[dist.start:dist.stop]
+                return native(ds[dist.start:dist.stop])
+        return native(ds[dist.start:dist.stop])
 
 
 class GatheredBlockFile(BlockFile):
@@ -398,13 +398,19 @@ class GatheredBlockFile(BlockFile):
             return buf
         ds = self.file[name]
         for r in range(1, comm.size):
-            block = np.ascontiguousarray(ds[int(dist.starts[r]):int(dist.starts[r + 1])])
+            block = np.ascontiguousarray(native(ds[int(dist.starts[r]):int(dist.starts[r + 1])]))
             comm.send(block.dtype.str, dest=r, tag=self._DTYPE)
             comm.Send(whole(block), dest=r, tag=self._BLOCK)
-        return ds[dist.start:dist.stop]
+        return native(ds[dist.start:dist.stop])
 
 
 MPIO_MAX_PATH = 200  # bytes of a path given to MPI-IO: Open MPI copies "<path>.locktest.<rank>" into 256 of them
+
+
+def native(array: np.ndarray) -> np.ndarray:
+    """``array`` in this machine's byte order (h5py reads a dataset in the order it was stored, and
+    MPI sends only native numbers)."""
+    return array.astype(array.dtype.newbyteorder("="), copy=False)
 
 
 def open_block_file(path: Path, comm, driver: str, mode: str = "w") -> BlockFile:

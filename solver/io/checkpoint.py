@@ -503,6 +503,7 @@ def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointA
     with f:
         if not ours(f.attrs.get("solver_checkpoint")):
             raise CaseError(f"{path}: not a checkpoint of this solver (no solver_checkpoint = {FORMAT} attribute)")
+        check_no_links(path, f)
         if "temperature" not in f or not isinstance(f["temperature"], h5py.Dataset):
             raise CaseError(f"{path}: checkpoint has no temperature dataset (truncated, or not written by a run)")
         if f["temperature"].shape != (n_nodes,):
@@ -573,6 +574,19 @@ def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointA
 def vectors(f) -> list[str]:
     """The names of a checkpoint's vectors: its members but the group of the case's tables."""
     return [name for name in f if name != GROUP]
+
+
+def check_no_links(path: Path, f) -> None:
+    """Refuse a checkpoint whose vectors or tables are links (soft: another member read in their
+    place; external: another file opened): a run writes each as a dataset of its own."""
+    members = [(name, f.get(name, getlink=True)) for name in f]
+    if isinstance(f.get(GROUP, getlink=True), h5py.HardLink) and isinstance(f[GROUP], h5py.Group):
+        members += [(f"{GROUP}/{name}", f[GROUP].get(name, getlink=True)) for name in f[GROUP]]
+    for name, link in members:
+        if not isinstance(link, h5py.HardLink):
+            where = f"{link.filename}:{link.path}" if isinstance(link, h5py.ExternalLink) else link.path
+            raise CaseError(f"{path}: damaged checkpoint: /{name} is a link to {where[:80]}, not the dataset a run "
+                            f"writes; restart from an earlier checkpoint by its path")
 
 
 def stored_tables(path: Path, f, text: str) -> dict:

@@ -2,6 +2,7 @@
 
 import hashlib
 import re
+import shutil
 from types import SimpleNamespace
 
 import h5py
@@ -193,6 +194,56 @@ def test_a_checkpoint_vector_of_doubles_in_either_byte_order_is_read(tmp_path):
         f.attrs["solver_checkpoint"] = checkpoint.FORMAT
         f["temperature"] = np.linspace(20.0, 100.0, 10).astype(">f8")
     with pytest.raises(CaseError, match="attributes are missing or malformed"):  # past the vectors' checks
+        checkpoint.inspect(path, 10)
+
+
+CASE = ('[mesh]\nnx = 4\nny = 3\n[material]\nk = 1.0\nrho = 1.0\nc = 1.0\n[initial]\ntemperature = 20.0\n'
+        '[boundary.left]\ntype = "dirichlet"\nvalue = 100.0\n[time]\nscheme = "bdf2"\ndt = 0.1\nt_end = 0.2\n')
+
+
+def rewrite(path, name, dtype):
+    """Write the dataset ``name`` of an HDF5 file again in ``dtype``, its attributes kept."""
+    with h5py.File(path, "a") as f:
+        values, attrs = f[name][()], dict(f[name].attrs)
+        del f[name]
+        f[name] = values.astype(dtype)
+        f[name].attrs.update(attrs)
+
+
+@pytest.mark.parametrize("ranks,driver", [(1, "auto"), (3, "auto"), (3, "gathered")])
+def test_a_restart_from_big_endian_vectors_continues_as_from_the_file_written(tmp_path, ranks, driver):
+    """Doubles stored big-endian (a file rewritten on another machine) passed the checks and then
+    ended the restart with an internal error (exit 1, KeyError: dtype('>f8')) when a rank's block
+    was sent: they are read in the machine's byte order, and the run goes on as from the file."""
+    (tmp_path / "case.toml").write_text(CASE)
+    run_solver(ranks, ["case.toml", "--quiet", "--set", f"output.driver={driver}"], cwd=tmp_path)
+    folder = tmp_path / "outputs" / "case"
+    first = folder / "checkpoints" / "step_00000002.h5"
+    shutil.copytree(folder, tmp_path / "kept")
+    results = []
+    for rewritten in (False, True):
+        if rewritten:
+            shutil.rmtree(folder)
+            shutil.copytree(tmp_path / "kept", folder, symlinks=True)
+            for name in ("temperature", "previous"):
+                rewrite(first, name, ">f8")
+        args = ["case.toml", "--quiet", "--restart", str(first), "--set", "time.t_end=0.4"]
+        run_solver(ranks, args + ["--set", f"output.driver={driver}"], cwd=tmp_path)
+        with h5py.File(folder / "checkpoints" / "step_00000004.h5", "r") as f:
+            results.append(f["temperature"][()])
+    assert np.array_equal(*results)
+
+
+@pytest.mark.parametrize("link", ["soft", "external"])
+def test_a_checkpoint_vector_that_is_a_link_is_refused(tmp_path, link):
+    """/temperature made a soft link to /previous restarted from the earlier solution (exit 0, a
+    wrong answer); an external link opened another file and ended in an internal error (exit 1)."""
+    path = tmp_path / "step.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["solver_checkpoint"] = checkpoint.FORMAT
+        f["previous"] = np.full(10, 20.0)
+        f["temperature"] = h5py.SoftLink("/previous") if link == "soft" else h5py.ExternalLink("/etc/passwd", "/x")
+    with pytest.raises(CaseError, match="damaged checkpoint: /temperature is a link to "):
         checkpoint.inspect(path, 10)
 
 
