@@ -566,6 +566,7 @@ def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointA
     check_stored_steps(path, attrs)
     check_time(path, attrs)
     check_earlier_steps(path, attrs)
+    check_balance_history(path, attrs)
     check_controller(path, attrs)
     check_named_vectors(path, attrs)
     return attrs
@@ -626,9 +627,10 @@ def stored_time(attrs: CheckpointAttrs) -> dict | None:
 
 
 def check_stored_steps(path: Path, attrs: CheckpointAttrs) -> None:
-    """Refuse a scheme or a fixed dt that is not the one of the case the checkpoint stores: the
-    run wrote both from it, and a restart counts its steps with them (a step and a dt changed
-    together keep t = step x dt, but restart with another count of steps)."""
+    """Refuse a scheme, a fixed dt, or an adaptive step controller's state, that is not the one of
+    the case the checkpoint stores: the run wrote them from it, and a restart counts its steps
+    with them (a step and a dt changed together keep t = step x dt, but restart with another count
+    of steps; a controller's state added to fixed steps passes over the check of their time)."""
     table = stored_time(attrs)
     if table is None:
         return
@@ -637,6 +639,11 @@ def check_stored_steps(path: Path, attrs: CheckpointAttrs) -> None:
         raise CaseError(f"{path}: checkpoint attribute scheme = {str(attrs.scheme)[:40]!r} is not the time.scheme "
                         f"of the case it stores ({scheme[:40]!r}); the file was changed after it was written")
     numbers = attrs.stepper if isinstance(attrs.stepper, dict) else {}
+    if (dt == "adaptive") != ("adaptive" in numbers) and isinstance(dt, (str, int, float)):
+        has = "holds" if "adaptive" in numbers else "lacks"
+        raise CaseError(f"{path}: checkpoint attribute stepper_state {has} an adaptive step controller's state, and "
+                        f"the case it stores has time.dt = {str(dt)[:40]!r}; the file was changed after it was "
+                        f"written")
     fixed = isinstance(dt, (int, float)) and not isinstance(dt, bool) and "adaptive" not in numbers
     if fixed and not abs(attrs.dt - dt) <= 1e-12 * abs(dt):
         raise CaseError(f"{path}: checkpoint attribute dt = {attrs.dt:.6g} s is not the time.dt of the case it "
@@ -698,6 +705,32 @@ def check_earlier_steps(path: Path, attrs: CheckpointAttrs) -> None:
         raise CaseError(f"{path}: checkpoint attribute stepper_state.earlier_dt = {str(earlier)[:60]} does not agree "
                         f"with its fixed steps of dt = {attrs.dt:.6g} s (step {attrs.step}, t = {attrs.t:.6g}); the "
                         f"file was changed after it was written")
+
+
+def check_balance_history(path: Path, attrs: CheckpointAttrs) -> None:
+    """Refuse a heat balance's history that no run writes: the energies of the earlier solutions
+    (``stepper_state.stepper.earlier_energy``: finite, one per earlier step size kept) and the
+    balance's lag (finite). Left to the run, they failed its heat balance (exit 3), named as a
+    fault of the case."""
+    numbers = attrs.stepper if isinstance(attrs.stepper, dict) else {}
+    history = numbers.get("stepper")
+    if not isinstance(history, dict):
+        return
+    energies, sizes, lag = history.get("earlier_energy"), history.get("earlier_dt"), history.get("balance_lag", 0.0)
+    if energies is not None:
+        count = len(sizes) if isinstance(sizes, list) else len(energies) if isinstance(energies, list) else 0
+        if not (isinstance(energies, list) and all(finite_number(e) for e in energies) and len(energies) == count):
+            raise CaseError(f"{path}: checkpoint attribute stepper_state.stepper.earlier_energy = "
+                            f"{str(energies)[:60]} is not the energies of the earlier solutions (finite, one per "
+                            f"earlier step size: {count}); the file was changed after it was written")
+    if not finite_number(lag):
+        raise CaseError(f"{path}: checkpoint attribute stepper_state.stepper.balance_lag = {str(lag)[:40]} is not a "
+                        f"finite number; the file was changed after it was written")
+
+
+def finite_number(value) -> bool:
+    """A finite int or float (not a bool, text or list)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # the fields of the adaptive step controller's state and the earlier solutions its predictor keeps

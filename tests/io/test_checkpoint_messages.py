@@ -1,6 +1,7 @@
 """Messages about bad checkpoints and oversized meshes read well: no "None", no 300-digit number."""
 
 import hashlib
+import json
 import re
 import shutil
 from types import SimpleNamespace
@@ -232,6 +233,50 @@ def test_a_restart_from_big_endian_vectors_continues_as_from_the_file_written(tm
         with h5py.File(folder / "checkpoints" / "step_00000004.h5", "r") as f:
             results.append(f["temperature"][()])
     assert np.array_equal(*results)
+
+
+def test_a_heat_balance_history_no_run_writes_is_refused_naming_the_checkpoint(tmp_path):
+    """Earlier energies of NaN, or more of them than earlier steps, and a balance lag of NaN, were
+    taken by the restart: its heat balance failed (exit 3, or exit 2 naming the case file as if
+    its scales overflowed). They are refused naming the checkpoint; a run's own file passes."""
+    (tmp_path / "case.toml").write_text(CASE)
+    run_solver(1, ["case.toml", "--quiet"], cwd=tmp_path)
+    path = tmp_path / "outputs" / "case" / "checkpoints" / "step_00000002.h5"
+    with h5py.File(path, "r") as f:
+        state = json.loads(f.attrs["stepper_state"])
+    assert checkpoint.inspect(path, 20).step == 2
+    edits = {"earlier_energy": ([float("nan")], "earlier_energy = [nan] is not the energies"),
+             "earlier_energy ": ([1.0, 2.0], "earlier_energy = [1.0, 2.0] is not the energies"),
+             "balance_lag": (float("inf"), "balance_lag = inf is not a finite number")}
+    for key, (value, said) in edits.items():
+        with h5py.File(path, "a") as f:
+            f.attrs["stepper_state"] = json.dumps({**state, "stepper": {**state["stepper"], key.strip(): value}})
+        with pytest.raises(CaseError, match=re.escape(f"{path}: checkpoint attribute stepper_state.stepper.{said}")):
+            checkpoint.inspect(path, 20)
+
+
+def test_a_step_controller_s_state_in_a_checkpoint_of_fixed_steps_is_refused(tmp_path):
+    """stepper_state.adaptive added to a checkpoint of fixed steps passed over the check that t is
+    on its steps (t = 27 at step 6 of dt = 5 s, with the snapshots' count to match, restarted
+    with exit 0 from the wrong time). The controller's state must go with the stored case's
+    time.dt = "adaptive", and only with it."""
+    (tmp_path / "case.toml").write_text(CASE)
+    run_solver(1, ["case.toml", "--quiet"], cwd=tmp_path)
+    path = tmp_path / "outputs" / "case" / "checkpoints" / "step_00000002.h5"
+    with h5py.File(path, "a") as f:
+        state = json.loads(f.attrs["stepper_state"])
+        f.attrs["stepper_state"] = json.dumps({**state, "adaptive": {"dt": 0.1}})
+    with pytest.raises(CaseError, match=re.escape("stepper_state holds an adaptive step controller's state, and the "
+                                                  "case it stores has time.dt = '0.1'")):
+        checkpoint.inspect(path, 20)
+    with h5py.File(path, "a") as f:
+        case = f.attrs["case"].replace("dt = 0.1", 'dt = "adaptive"')
+        assert case != f.attrs["case"]
+        f.attrs["case"] = case
+        f.attrs["stepper_state"] = json.dumps(state)
+    with pytest.raises(CaseError, match=re.escape("stepper_state lacks an adaptive step controller's state, and the "
+                                                  "case it stores has time.dt = 'adaptive'")):
+        checkpoint.inspect(path, 20)
 
 
 @pytest.mark.parametrize("link", ["soft", "external"])
