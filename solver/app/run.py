@@ -328,6 +328,7 @@ class CaseRun:
             attrs = checkpoint.inspect(path, mesh.n_global_nodes, self.case.values)
             checkpoint.check_same_run(path, attrs, h5)
             checkpoint.check_snapshots(path, attrs, h5)
+            checkpoint.check_step_time(path, attrs, h5)
             return str(path), attrs
         path, attrs = on_root(mesh.comm, look, CaseError)
         path = Path(path)

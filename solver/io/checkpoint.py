@@ -454,6 +454,23 @@ def check_snapshots(path: Path, attrs: "CheckpointAttrs", h5_path: Path) -> None
                         f"restart from another checkpoint, or run again")
 
 
+def check_step_time(path: Path, attrs: "CheckpointAttrs", h5_path: Path) -> None:
+    """Refuse a checkpoint whose time is within the time-step table of the results file it
+    continues but at none of its steps: a run writes a checkpoint at the end of a step, whose row
+    the table holds (an adaptive run's t changed on the disk passes every other check)."""
+    try:
+        with h5py.File(h5_path, "r") as f:
+            times = np.asarray(f["/steps/time"][()], dtype=float) if "/steps/time" in f else None
+    except (OSError, TypeError, ValueError, KeyError):
+        return  # no readable results file: the restart says so
+    if times is None or times.ndim != 1 or not times.size or attrs.t == 0:
+        return
+    slack = 1e-9 * max(abs(attrs.t), 1.0)
+    if attrs.t <= times[-1] + slack and not np.any(np.abs(times - attrs.t) <= slack):
+        raise CaseError(f"{path}: checkpoint attribute t = {attrs.t:.12g} is at none of the steps of {h5_path.name} "
+                        f"(one of the two files was changed); restart from another checkpoint, or run again")
+
+
 def double(dtype) -> bool:
     """Whether a dataset's type is the 64-bit floating point a run writes (either byte order): a
     narrower one has lost digits (the restart would go on from rounded temperatures), a wider one

@@ -279,6 +279,27 @@ def test_a_step_controller_s_state_in_a_checkpoint_of_fixed_steps_is_refused(tmp
         checkpoint.inspect(path, 20)
 
 
+def test_an_adaptive_checkpoint_whose_time_is_at_none_of_the_results_steps_is_refused(tmp_path):
+    """An adaptive run's checkpoint with t moved between two of its steps (no snapshot between)
+    restarted from the wrong time (exit 0): its t must be one of the results' step times."""
+    (tmp_path / "case.toml").write_text(CASE)
+    adaptive = ["--set", "time.dt=adaptive", "--set", "time.tolerance=1e-3", "--set", "output.every=100",
+                "--set", "checkpoint.every=2", "--set", "checkpoint.keep=100"]
+    run_solver(1, ["case.toml", "--quiet", *adaptive], cwd=tmp_path)
+    folder = tmp_path / "outputs" / "case"
+    with h5py.File(folder / "case.h5", "r") as f:
+        times = f["steps/time"][()]
+    path = folder / "checkpoints" / "step_00000002.h5"
+    with h5py.File(path, "a") as f:
+        assert f.attrs["t"] == times[1]
+        f.attrs["t"] = (times[1] + times[2]) / 2
+    before = (folder / "case.h5").read_bytes()
+    restart = ["case.toml", "--quiet", *adaptive, "--restart", str(path)]
+    error = one_error(run_solver(1, restart, cwd=tmp_path, check=False), 2)
+    assert f"{path}: checkpoint attribute t = " in error and "is at none of the steps of case.h5" in error, error
+    assert (folder / "case.h5").read_bytes() == before
+
+
 @pytest.mark.parametrize("link", ["soft", "external"])
 def test_a_checkpoint_vector_that_is_a_link_is_refused(tmp_path, link):
     """/temperature made a soft link to /previous restarted from the earlier solution (exit 0, a
