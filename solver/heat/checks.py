@@ -858,6 +858,18 @@ def _exchange_magnitude(sim, start: bool = False) -> float:
     return float(total[0]) if np.isfinite(total[0]) else 0.0
 
 
+def _conductance(sim):
+    """The matrix of the flows out per kelvin (W/K, owned rows): a linear problem's conductivity
+    matrix, or a nonlinear one's symmetric Jacobian of conduction and radiation at the last
+    temperatures (their slopes lagged); None where the problem has neither."""
+    p = sim.problem
+    K = getattr(p, "K_conduction", None)
+    if K is not None or not hasattr(p, "linearise"):
+        return K
+    with np.errstate(all="ignore"):
+        return p.assembler.csr(p.linearise(sim.u, sim.t, 0.0, 1.0, newton=False).symmetric)
+
+
 def _flows_beyond_round_off(sim, b) -> bool:
     """Whether heat really flowed over the steps (``b``: their balance): a source or flux brought
     some in, an exchange more than round-off of its magnitude over the time run (a body at its
@@ -873,7 +885,7 @@ def _flows_beyond_round_off(sim, b) -> bool:
         round_off = 1e6 * np.finfo(float).eps * _exchange_magnitude(sim) * max(abs(sim.t), 1e-300)
         if np.any(np.abs(exchanged) > round_off):
             return True
-    K = getattr(p, "K_conduction", None)
+    K = _conductance(sim)
     if K is None:
         return bool(np.any(b.inflow[len(b.terms) - n_dirichlet:] != 0.0))
     n = sim.mesh.n_owned

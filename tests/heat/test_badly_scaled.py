@@ -249,6 +249,20 @@ def test_a_quadratic_body_at_its_ambient_temperature_completes(tmp_path, nprocs,
     proc = run_solver(nprocs, ["case.toml", "--quiet"], cwd=tmp_path, check=False, timeout=60)
     assert proc.returncode == 0 and "error:" not in proc.stderr, proc.stderr
 
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_a_quadratic_body_radiating_to_its_ambient_temperature_completes(tmp_path, nprocs):
+    """P2 triangles held at 300 K, radiating to 300 K: the Dirichlet reactions' round-off, 2e-10 J,
+    was taken for heat that flowed while no temperature moved (exit 2), a nonlinear problem having
+    no conductivity matrix to scale it. They are judged against its Jacobian's flows."""
+    (tmp_path / "case.toml").write_text(
+        'temperature_unit = "K"\n[mesh]\nnx = 4\nny = 3\ncell = "triangle"\nlengths = [0.2, 0.1]\n[element]\n'
+        'degree = 2\n[material]\nk = 45.0\nrho = 7850.0\nc = 460.0\n[initial]\ntemperature = 300.0\n'
+        '[boundary.left]\ntype = "dirichlet"\nvalue = 300.0\n[boundary.right]\ntype = "radiation"\n'
+        'epsilon = 0.5\nT_inf = 300.0\n[time]\ndt = 5.0\nt_end = 20.0\n')
+    proc = run_solver(nprocs, ["case.toml", "--quiet"], cwd=tmp_path, check=False, timeout=60)
+    assert proc.returncode == 0 and "error:" not in proc.stderr, proc.stderr
+
 @pytest.mark.parametrize("nprocs", [1, 3])
 def test_steps_frozen_by_loose_tolerances_name_them(tmp_path, nprocs):
     """solver.rtol = 0.5 with no preconditioner: every solve met its tolerance before any iteration,
