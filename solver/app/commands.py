@@ -35,6 +35,9 @@ from solver.errors import CaseError
 from solver.post.arguments import export_arguments, info_arguments, plot_arguments, probe_arguments
 
 TOP_LEVEL = ("-h", "--help", "--version")  # the options of python -m solver itself, before any command
+# words of a command line at most: argparse's time grows with the square of its options (30,000
+# --set took 27 s); 4,096 words parse in half a second and hold 2,000 probe points or --set keys
+MAX_WORDS = 4096
 
 
 class Launch(Enum):
@@ -213,6 +216,9 @@ def joined_negative_values(argv: list[str]) -> list[str]:
 def command_line(argv) -> list[str]:
     """The words to parse, with the default command: words whose first names no command (and is
     none of -h, --help, --version) are ``run``'s, so a case file or a run option may come first."""
+    if len(argv) > MAX_WORDS:
+        raise CaseError(f"command line: {len(argv):,} words, more than the {MAX_WORDS:,} allowed (more probe "
+                        f"points: output.probes of a case, up to 10,000; many keys: a case file)")
     argv = joined_negative_values(list(argv))
     for word in argv:
         if not word.isascii() and not _is_utf8(word):

@@ -136,6 +136,19 @@ def test_the_default_command_is_run():
         assert command_line([option]) == [option]
 
 
+@pytest.mark.parametrize("nprocs", [1, 3])
+@pytest.mark.parametrize("option", [("--set", "output.every=1"), ("--at", "0.1,0.1")], ids=["set", "probe"])
+def test_a_command_line_of_too_many_words_is_refused_before_parsing(tmp_path, nprocs, option):
+    """argparse's time grows with the square of the options (30,000 --set took 27 s to parse)."""
+    command = ["probe", "x.h5"] if option[0] == "--at" else []
+    start = time.monotonic()
+    proc = run_solver(nprocs, [*command, *option * 5_000], cwd=tmp_path, check=False, timeout=60)
+    assert time.monotonic() - start < 20
+    assert "words, more than the 4,096 allowed" in one_error(proc, 2)
+    assert "Traceback" not in proc.stderr
+    assert plan_of("probe", "x.h5", *["--at", "0.1,0.1"] * 2000).handler  # 2,000 points: accepted
+
+
 def test_an_option_given_twice_with_the_same_value_is_one():
     """A requeued job adds its own --restart latest after the user's (jobs/requeue.slurm)."""
     args = build_parser().parse_args(["run", "case.toml", "--restart", "latest", "--restart", "latest"])
