@@ -278,10 +278,11 @@ def _node_tags_by_line(text: bytes, layout: str) -> np.ndarray | None:
             return None
         header = text[start[line]:end[line]].split()
         n = int(header[3]) if len(header) == 4 else -1
-        if n < 0:
+        lines = n if layout == "4.0" else 2 * n
+        if n < 0 or line + 1 + lines > len(start):  # (a count the file has no lines for: nothing allocated for it)
             return None
         rows.append(np.arange(line + 1, line + 1 + n))
-        line += 1 + (n if layout == "4.0" else 2 * n)
+        line += 1 + lines
     if line != len(start):
         return None
     rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)

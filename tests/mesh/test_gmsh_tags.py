@@ -5,6 +5,7 @@ with sparse and unordered tags, pass and read as before. Serial and fast: small 
 (and one solver run on 1 and 3 ranks)."""
 
 import re
+import tracemalloc
 import warnings
 
 import meshio
@@ -246,6 +247,23 @@ def test_what_the_scan_cannot_follow_is_left_to_meshio(tmp_path):
                           ("binary.msh", b"$MeshFormat\n4.1 1 8\n\x01\x00\x00\x00\n$EndMeshFormat\n")]:
         (tmp_path / name).write_bytes(content)
         assert check_gmsh_tags(tmp_path / name) is (name == "other.vtk")
+
+
+@pytest.mark.parametrize("text, block", [(msh41(), "1 1 0 2\n"), (msh40(), "1 2 0 4\n")], ids=["4.1", "4.0"])
+def test_a_node_count_the_file_has_no_lines_for_allocates_nothing(tmp_path, text, block):
+    """A 200-byte file whose node block claims 3e8 nodes: the scan is left at once (it took 2.4 GB for
+    their line numbers)."""
+    path = tmp_path / "claims.msh"
+    path.write_text(text.replace(block, block[:-2] + "300000000\n", 1))
+    tracemalloc.start()
+    try:
+        assert check_gmsh_tags(path) is False  # left to meshio, which refuses it
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10e6, peak
+    with pytest.raises(CaseError, match="cannot read the mesh"):
+        read(path)
 
 
 @pytest.mark.parametrize("version", ["2.2", "4.1"])
