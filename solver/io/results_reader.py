@@ -260,9 +260,10 @@ class Results(SolverFile):
         for name in ("mesh/geometry", "mesh/topology", "time", "step"):
             if not isinstance(f.get(name), h5py.Dataset):
                 raise damaged(f"/{name} is missing or not a dataset")
-            declared = f[name].size * f[name].dtype.itemsize  # (written uncompressed: it cannot hold more)
-            if declared > on_disk and f[name].compression is None:
-                raise damaged(f"/{name} declares {size(declared)} of values, more than the whole file holds "
+        for table in tables(f):  # (the commands read them whole: /steps/dt of --dt, /probes/values of --series)
+            declared = table.size * table.dtype.itemsize  # (written uncompressed: it cannot hold more)
+            if declared > on_disk and table.compression is None:
+                raise damaged(f"{table.name} declares {size(declared)} of values, more than the whole file holds "
                               f"({size(on_disk)})")
         if not isinstance(f.get("fields"), h5py.Group) or not isinstance(f.get("fields/temperature"), h5py.Group):
             raise damaged("/fields/temperature is not a group of snapshots")
@@ -451,6 +452,21 @@ class Results(SolverFile):
         coordinates ``xi``, within the field's range (:data:`FIELD_RANGES`)."""
         low, high = FIELD_RANGES.get(name, (-np.inf, np.inf))
         return np.clip(self.locator.interpolate(self.field(index, name), cell, xi), low, high)
+
+
+def tables(f: h5py.File) -> list[h5py.Dataset]:
+    """Every dataset of a results file outside /fields (whose snapshots are checked as each is read):
+    the mesh, the times and steps, /steps, /balance, /probes; a link to nothing is left out."""
+    found = []
+    for key in f:
+        item = f.get(key)
+        if key == "fields" or item is None:
+            continue
+        if isinstance(item, h5py.Dataset):
+            found.append(item)
+        elif isinstance(item, h5py.Group):
+            item.visititems(lambda _, obj: found.append(obj) if isinstance(obj, h5py.Dataset) else None)
+    return found
 
 
 def _same(value, listed) -> bool:

@@ -272,6 +272,10 @@ DAMAGES = {  # each was an internal error (exit 1) in some command, or a wrong r
     "tables of other lengths": (lambda f: _replace(f, "time", f["time"][:2]), "/time lists 2 snapshots"),
     "a mesh larger than the file": (lambda f: (_del(f, "mesh/geometry"), f.create_dataset(
         "mesh/geometry", shape=(1 << 36, 2), dtype=float, chunks=(1 << 10, 2))), "/mesh/geometry declares 1024 GiB"),
+    "a step table larger than the file": (lambda f: (_del(f, "steps/dt"), f.create_dataset(
+        "steps/dt", shape=(1 << 40,), dtype=float, chunks=(1 << 10,))), "/steps/dt declares 8192 GiB"),
+    "probe values larger than the file": (lambda f: (_del(f, "probes/values"), f.create_dataset(
+        "probes/values", shape=(1 << 36, 1), dtype=float, chunks=(1 << 10, 1))), "/probes/values declares 512 GiB"),
     "probe tables of other lengths": (lambda f: _replace(f, "probes/time", np.zeros(3)), "changed after it was",
                                       "--series"),
 }
