@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
+
 from solver.case.load import deep_key, load_case, printable, read_text, valid_name
 from solver.case.records import Case
 from solver.case.schema import absolute_zero
@@ -166,7 +168,7 @@ def _parameter(source: str, key: str, raw, method: str, base: Case) -> Parameter
         count = int(_number(raw["count"], f"{where}.count", integer=True))
         if count < 1 or count > MAX_SAMPLES or not lo <= hi:
             raise CaseError(f"{where}: grid needs low <= high and 1 <= count <= {MAX_SAMPLES}")
-        values = tuple(lo + (hi - lo) * i / max(count - 1, 1) for i in range(count))
+        values = tuple((lo + (hi - lo) * np.arange(count) / max(count - 1, 1)).tolist())  # (float for float as a loop)
     else:
         allowed = "values = [...], or low, high and count" if method == "grid" else "values = [...]"
         raise CaseError(f"{where}: method {method} takes {allowed}")
@@ -260,7 +262,14 @@ def load_study(path: str | Path) -> StudySpec:
         raise CaseError(f"{source}: study.seed: expected an integer in [0, 2^63), got {seed}")
     if not isinstance(params, dict) or not params:
         raise CaseError(f"{source}: [parameters]: at least one case key to vary is required")
-    parameters = tuple(_parameter(source, key, value, method, base) for key, value in params.items())
+    parameters, grid = [], 1
+    for key, value in params.items():  # (a grid's size checked as it grows: its values are held only within it)
+        parameters.append(_parameter(source, key, value, method, base))
+        grid *= len(parameters[-1].values) if method == "grid" else 1
+        if grid > MAX_SAMPLES:
+            raise CaseError(f"{source}: the grid has {grid:,} samples or more (from its first {len(parameters)} keys), "
+                            f"at most {MAX_SAMPLES:,} are allowed")
+    parameters = tuple(parameters)
     for p in parameters:
         _check_support(source, p, case_text, case_path, base)
     if method in RANDOM:
