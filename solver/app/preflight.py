@@ -29,25 +29,11 @@ from solver.io.checkpoint import LINK, checkpoint_dir, run_id_in
 from solver.io.folder import RUN_LOCK, lock_start, process_start, read_lock, stale_lock
 from solver.mesh.structured import split
 from solver.parallel.collective import on_root
+from solver.parallel.memory import BYTES_PER_NODE, memory_available
 
 log = logging.getLogger(__name__)
 
 LOCK = RUN_LOCK
-# Bytes per node a run needs on its ranks, all arrays and factors included (measured: 2D P1
-# block-Jacobi LU ~ 0.6 KiB; 3D is dominated by the LU fill, hence the larger figure).
-BYTES_PER_NODE = {2: 1200, 3: 6000}
-
-
-def memory_available() -> int | None:
-    """MemAvailable from /proc/meminfo in bytes (None where unknown)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def check_memory(comm, source: str, mesh: MeshSpec) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from solver.bench.arguments import FULL, PARTS, QUICK
 from solver.bench.assembly import DOLFINX_MESHES, assembly, compare_with_dolfinx
 from solver.bench.figures import hdf5_write, linear_algebra, stream, time_steps
+from solver.bench.fits import check_fits
 from solver.bench.peers import PEER_SCRIPT, dolfinx_available, dolfinx_json, dolfinx_run
 from solver.bench.report import table
 from solver.bench.timing import alone
@@ -100,6 +101,7 @@ def bench_command(args, comm) -> int:
     if args.meshes:
         sizes["meshes"] = [m.replace("-", " ") for m in args.meshes.split(",")]
     parts = tuple(PARTS if not args.only else args.only.split(","))  # checked with the arguments
+    check_fits(comm, sizes, parts)
     peer = {"runs": dolfinx_json(args.dolfinx_json), "repeat": args.dolfinx_repeat,
             "cache": str(Path(args.json).resolve().parent / "dolfinx_cache")}
     if args.dolfinx != "no" and "assembly" in parts:

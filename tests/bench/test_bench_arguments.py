@@ -117,6 +117,26 @@ def test_a_missing_dolfinx_json_file_ends_bench_before_any_measurement(tmp_path)
     assert "bench on" not in proc.stderr and "Traceback" not in proc.stderr and not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("ranks", [1, 3])
+@pytest.mark.parametrize("option", ["--cells", "--stream"])
+def test_sizes_beyond_the_machine_s_memory_end_bench_before_any_measurement(tmp_path, ranks, option):
+    """--cells 1e9 (within its range) built its meshes until the machine ran out of memory."""
+    proc = subprocess.run([sys.executable, "-m", "solver", "bench", "--quick", "--ranks", str(ranks), option, "1e9",
+                           "--json", str(tmp_path / "b.json")], cwd=tmp_path, env=mpi_env(), capture_output=True,
+                          text=True, timeout=60)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and f"{option} 1e+09: needs about" in errors[0], proc.stderr
+    assert "GiB available; give a smaller" in errors[0] and "bench on" not in proc.stderr, proc.stderr
+
+
+def test_the_default_sizes_of_bench_need_a_few_gib():
+    from solver.bench.arguments import FULL, PARTS, QUICK
+    from solver.bench.fits import largest_need
+
+    assert largest_need(QUICK, PARTS, 3)[0] < 2 << 30 and largest_need(FULL, PARTS, 2)[0] < 8 << 30
+    assert largest_need(dict(FULL, cells=1e9), ("assembly",), 1) == (2.5e12, "--cells")
+
+
 def test_a_plot_target_is_checked_before_any_measurement(tmp_path):
     """--plot x.txt ran every measurement, then failed in matplotlib with a traceback (exit 1)."""
     for target in (tmp_path / "x.txt", "outputs/bench/x.txt"):
