@@ -342,11 +342,14 @@ MESSAGE_LIMIT = 1500  # characters of an error line at most
 
 
 def excerpt(exc: BaseException) -> str:
-    """An error's message with every word of over 400 characters (no path is so long) cut to an
-    excerpt: a 20,000-character name the user gave, which messages quote."""
+    """An error's message on one line, with every word of over 400 characters (no path is so long)
+    cut to an excerpt: a 20,000-character name the user gave, which messages quote; a character
+    that does not print (a newline in a file's name) escaped, as bash's $'...' writes it."""
     import re
 
-    text = re.sub(r"\S{401,}", lambda m: f"{m.group()[:100]}... ({len(m.group())} characters)", str(exc))
+    from solver.case.shown import printable
+
+    text = re.sub(r"\S{401,}", lambda m: f"{m.group()[:100]}... ({len(m.group())} characters)", printable(str(exc)))
     if len(text) > MESSAGE_LIMIT:  # a list of thousands of values quoted in it: its start and its end
         text = f"{text[:MESSAGE_LIMIT - 400]} ... ({len(text)} characters) ... {text[-300:]}"
     return text

@@ -197,16 +197,21 @@ def check_ranges(parser, args) -> None:
     import os
     import stat
 
-    from solver.case.inputfiles import holds_hdf5
+    from solver.case.inputfiles import holds_hdf5, name_problem
 
     for option in ("--json", "--plot"):
         target = getattr(args, dest(option), None)
         if target is None:
             continue
+        problem = name_problem(target)
+        if problem:
+            parser.error(f"{option} {target}: {problem}")
         try:
             mode = os.stat(target).st_mode
-        except OSError:
+        except FileNotFoundError:
             mode = None
+        except OSError as exc:  # a link loop, a folder on the way that is a file
+            parser.error(f"{option} {target}: cannot write it ({exc.strerror})")
         if mode is not None and not stat.S_ISREG(mode):
             parser.error(f"{option} {target}: not a regular file (a directory, a device or a FIFO); give a file name")
         if option == "--json" and args.model and not getattr(args, "remeasure", False):

@@ -10,6 +10,7 @@ from pathlib import Path
 MAX_CASE_BYTES = 4 << 20  # a case file is a few kB
 MAX_TABLE_BYTES = 64 << 20  # a property table is a few kB; 64 MiB is millions of rows
 MISSING, DIRECTORY = "no such file", "is a directory"  # two answers of file_problem callers tell apart
+NAME_MAX, PATH_MAX = 255, 4096  # bytes of one part of a file's name, and of the whole name (Linux)
 
 
 def file_problem(path: str | Path, max_bytes: int | None = None) -> str | None:
@@ -30,6 +31,24 @@ def file_problem(path: str | Path, max_bytes: int | None = None) -> str | None:
         return f"is {kind}, not a regular file"
     if max_bytes is not None and st.st_size > max_bytes:
         return f"is {st.st_size / 2**20:.3g} MiB, more than the {max_bytes / 2**20:.0f} MiB such a file may have"
+    return None
+
+
+def name_problem(path: str | Path) -> str | None:
+    """Why a file or folder to be written cannot be named ``path`` (a character that does not print:
+    a newline, a control character; a part longer than :data:`NAME_MAX` bytes, a whole longer than
+    :data:`PATH_MAX`), or None. Does not look at the file system."""
+    text = str(path)
+    odd = next((c for c in text if not c.isprintable()), None)
+    if odd is not None:
+        return f"its name holds a character that does not print ({ascii(odd)[1:-1]}); give a plain name"
+    size = len(text.encode("utf-8", "surrogateescape"))
+    if size > PATH_MAX:
+        return f"its name is {size} bytes, more than the {PATH_MAX} a path may have"
+    longest = max(text.split(os.sep), key=lambda part: len(part.encode("utf-8", "surrogateescape")))
+    if len(longest.encode("utf-8", "surrogateescape")) > NAME_MAX:
+        return f"a part of its name is {len(longest.encode('utf-8', 'surrogateescape'))} bytes, more than the " \
+               f"{NAME_MAX} a file or folder name may have"
     return None
 
 

@@ -22,11 +22,11 @@ import numpy as np
 
 from solver.case import records
 from solver.case.expressions import Expression, ExpressionError
-from solver.case.inputfiles import DIRECTORY, MAX_CASE_BYTES, MISSING, file_problem, not_utf8
+from solver.case.inputfiles import DIRECTORY, MAX_CASE_BYTES, MISSING, file_problem, name_problem, not_utf8
 from solver.case.schema import (BC_KEYS, BOUNDARIES, BOUNDARY_SCHEMA, PROPERTY_FORMS, REGION_SCHEMA, REQUIRED,
                                 ROOT_SCHEMA, SCHEMA, STRUCTURED_CELLS, STRUCTURED_KEYS, Key, absolute_zero,
                                 below_absolute_zero, default_temperature_range)
-from solver.case.shown import cut, derived_name, shell_word, shown
+from solver.case.shown import cut, derived_name, printable, shell_word, shown
 from solver.case.tables import MAX_CASE_TABLE_ROWS, TableError, check_pairs, is_table, read_pairs, rows_at_most
 from solver.errors import CaseError
 
@@ -70,11 +70,6 @@ def read_text(path: str | Path) -> str:
         raise CaseError(f"{path}: not UTF-8 text ({where}); TOML case files are UTF-8: save it as UTF-8, or "
                         f"convert it (from Latin-1: iconv -f latin1 -t utf-8 {shell_word(path.name)} > new.toml)"
                         ) from None
-
-
-def printable(text: str) -> str:
-    """``text`` with control characters escaped (a key of a hostile file stays on one line)."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def parse_override(item: str, source: str) -> tuple[list[str], Any]:
@@ -230,6 +225,9 @@ def load_case(text: str, source: str, overrides=(), default_name: str = "case", 
         raise CaseError(f"{source}: output.name must be 1 to 100 letters, digits, '_', '-' or '.', not starting "
                         f"with '-' or '.', got {shown(name)}")
     values["output"]["name"] = name
+    problem = name_problem(values["output"]["directory"])
+    if problem:
+        raise CaseError(f"{source}: output.directory {cut(values['output']['directory'])}: {problem}")
     case = records.Case(source=source, name=name, text=text, values=values, overrides=applied,
                         **records.sections(values))
     if case.time.scheme == "explicit-euler" and case.physics.nonlinear:

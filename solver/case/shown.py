@@ -8,7 +8,7 @@ import re
 import shlex
 import unicodedata
 
-__all__ = ["counted", "cut", "derived_name", "shell_word", "size", "shown"]
+__all__ = ["counted", "cut", "derived_name", "printable", "shell_word", "size", "shown"]
 
 
 def shown(value) -> str:
@@ -87,6 +87,12 @@ def shell_word(text: str) -> str:
     if text.isprintable():
         return shlex.quote(text)
     return "$'" + "".join(map(_escaped, text)) + "'"
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (\\n, \\x01): a name or key of a hostile file stays
+    on one line."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _escaped(c: str) -> str:

@@ -13,7 +13,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from solver.case.inputfiles import holds_hdf5
+from solver.case.inputfiles import holds_hdf5, name_problem
 from solver.errors import CaseError, OutputError, SolverExit
 
 PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff", ".eps", ".ps")
@@ -23,11 +23,14 @@ MAX_PIXELS = 10_000  # a plot's width or height at most
 def output_target(path: str | Path, suffixes: tuple[str, ...], option: str = "-o") -> Path:
     """The file to write for ``path``: the first of ``suffixes`` added when it has no extension;
     refused (exit 2) when its extension is not one of ``suffixes``, when it names a directory, a
-    device, a FIFO or any file that is not regular, an HDF5 file (through a link too), a link to an
+    device, a FIFO or any file that is not regular, a name no file may have (:func:`name_problem`), an HDF5 file (through a link too), a link to an
     existing file of another kind (by extension: one without any is not judged), a link into a
     folder that does not exist, or when its folder does not exist."""
     if str(path) == "-":  # (export -o - of a CSV is read before: it writes no file)
         raise CaseError(f"{option} -: this writes a {suffixes[0]} file, not to standard output; give a file name")
+    problem = name_problem(path)
+    if problem:
+        raise CaseError(f"{option} {path}: {problem}")
     path = Path(path)
     if path.name.lower() in suffixes or path.name in ("", ".", ".."):  # "-o .png": an extension without a name
         raise CaseError(f"{option} {path}: no file name before the extension; give one (e.g. out{suffixes[0]})")

@@ -422,3 +422,40 @@ def test_a_restart_of_results_whose_table_cannot_grow_is_refused_before_it_write
     assert proc.returncode == 2 and len(errors) == 1, proc.stderr
     assert f"damaged file: /{name} cannot grow (a dataset of fixed size, not chunked)" in errors[0]
     assert results_contents(h5) == before
+
+
+UNWRITABLE_NAMES = [("a\nb", r"does not print (\n)"), ("a\x01b", r"does not print (\x01)"),
+                    ("a" * 300, "a part of its name is 300 bytes, more than the 255"),
+                    ("/".join(["b" * 200] * 25), "more than the 4096 a path may have")]
+
+
+@pytest.mark.parametrize("name, message", UNWRITABLE_NAMES)
+def test_outputs_named_as_no_file_may_be_are_refused_on_one_line(tmp_path, plate_results, name, message):
+    """-o, --json and output.directory named with a newline or a control character, or too long, are
+    refused before anything is written or measured; the message shows the name on one line."""
+    target = str(tmp_path / name)
+    for args in (["plot", str(plate_results), "-o", target],
+                 ["export", str(plate_results), "--format", "csv", "-o", target],
+                 ["bench", "--json", target, "--quick"],
+                 [PLATE, *SMALL, "--set", f"output.directory={target}"]):
+        proc = run_solver(1, args, cwd=tmp_path, check=False, timeout=60)
+        errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+        assert proc.returncode == 2 and len(errors) == 1 and message in errors[0], (args[0], proc.stderr)
+        assert "\n" not in name or r"a\nb" in errors[0], proc.stderr  # the name escaped, on the error's line
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "nothing is written"
+
+
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_a_missing_input_named_with_a_newline_is_refused_on_one_line(tmp_path, nprocs):
+    proc = run_solver(nprocs, [str(tmp_path / "case\n.toml")], cwd=tmp_path, check=False, timeout=60)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and r"case\n.toml: cannot read case file" in errors[0], \
+        proc.stderr
+
+
+def test_a_bench_report_that_is_a_link_loop_is_refused(tmp_path):
+    loop = tmp_path / "loop.json"
+    loop.symlink_to(loop)
+    proc = run_solver(1, ["bench", "--json", str(loop), "--quick"], cwd=tmp_path, check=False, timeout=60)
+    assert proc.returncode == 2 and "--json" in proc.stderr and "Too many levels of symbolic links" in proc.stderr \
+        and "internal error" not in proc.stderr, proc.stderr

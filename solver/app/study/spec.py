@@ -33,10 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from solver.case.load import deep_key, load_case, printable, read_text, valid_name
+from solver.case.load import deep_key, load_case, read_text, valid_name
 from solver.case.records import Case
 from solver.case.schema import absolute_zero
-from solver.case.shown import shown
+from solver.case.shown import printable, shown
 from solver.errors import CaseError
 
 METHODS = ("monte-carlo", "latin-hypercube", "sobol", "grid", "list")
