@@ -283,13 +283,18 @@ def _warm_mark(tasks) -> str | None:
             if name.endswith(".py"):
                 with open(os.path.join(root, folder, name), "rb") as f:
                     digest.update(f.read())
-    cache = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(root, "fem", "kernels", "__pycache__")
-    folder = os.path.join(cache, "solver-warm")
+    folder = os.path.join(_cache_root(), "solver-warm")
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError:
         return None
     return os.path.join(folder, digest.hexdigest()[:32]) if os.access(folder, os.W_OK) else None
+
+
+def _cache_root() -> str:
+    """The folder of numba's on-disk cache: ``NUMBA_CACHE_DIR``, else beside the kernels' sources."""
+    root = os.path.dirname(os.path.abspath(__file__))
+    return os.environ.get("NUMBA_CACHE_DIR") or os.path.join(root, "fem", "kernels", "__pycache__")
 
 
 _WARNED_CACHE: set = set()
@@ -365,12 +370,33 @@ def cache_off(dispatcher, exc: OSError, make):
 def _njit(numba, fn, options: dict):
     """numba's dispatcher of ``fn``, with an on-disk cache where a cache directory is writable (and
     has taken every kernel so far: :func:`cache_off`)."""
+    _check_cache_root()
     if not _SAVING[0]:
         return numba.njit(**options)(fn)
     try:
         return numba.njit(cache=True, **options)(fn)
-    except RuntimeError:  # no writable cache directory
+    except RuntimeError:  # no writable cache directory anywhere numba looks
         return numba.njit(**options)(fn)
+
+
+def _check_cache_root() -> None:
+    """Warn once (on the first rank) when NUMBA_CACHE_DIR is not a folder that can be written (a
+    file, a device): numba then caches the kernels elsewhere, or compiles them again in each run."""
+    from solver.parallel.launcher import launcher_rank
+
+    folder = os.environ.get("NUMBA_CACHE_DIR")
+    if not folder or folder in _WARNED_CACHE:
+        return
+    _WARNED_CACHE.add(folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        usable = os.access(folder, os.W_OK | os.X_OK)
+    except OSError:
+        usable = False
+    if not usable and launcher_rank() in (None, 0):
+        print(f"warning: the compiled-kernel cache NUMBA_CACHE_DIR={folder} is not a writable folder; the kernels "
+              f"are cached beside their sources, or compiled again in each run: set it to a writable folder",
+              file=sys.stderr, flush=True)
 
 
 class Deferred:

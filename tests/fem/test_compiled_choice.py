@@ -132,3 +132,14 @@ def test_a_kernel_cache_on_a_full_disk_compiles_in_memory_with_one_warning(tmp_p
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
+
+def test_a_cache_folder_that_is_a_file_is_named_in_one_warning(tmp_path):
+    """NUMBA_CACHE_DIR naming a file: the kernels compile all the same, and the user is told once
+    that the folder asked for is not used."""
+    code = "from solver.la.symmetric import warm_tasks\nfor _, task in warm_tasks(): task()\nprint('ok')"
+    (tmp_path / "cache").write_text("not a folder")
+    env = {**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+    assert proc.stderr.count("warning: the compiled-kernel cache") == 1 and str(tmp_path / "cache") in proc.stderr \
+        and "Traceback" not in proc.stderr, proc.stderr
