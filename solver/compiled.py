@@ -382,8 +382,6 @@ def _njit(numba, fn, options: dict):
 def _check_cache_root() -> None:
     """Warn once (on the first rank) when NUMBA_CACHE_DIR is not a folder that can be written (a
     file, a device): numba then caches the kernels elsewhere, or compiles them again in each run."""
-    from solver.parallel.launcher import launcher_rank
-
     folder = os.environ.get("NUMBA_CACHE_DIR")
     if not folder or folder in _WARNED_CACHE:
         return
@@ -393,7 +391,8 @@ def _check_cache_root() -> None:
         usable = os.access(folder, os.W_OK | os.X_OK)
     except OSError:
         usable = False
-    if not usable and launcher_rank() in (None, 0):
+    mpi = sys.modules.get("mpi4py.MPI")  # (MPI started: the first rank of the launch says it)
+    if not usable and (mpi is None or not mpi.Is_initialized() or mpi.COMM_WORLD.rank == 0):
         print(f"warning: the compiled-kernel cache NUMBA_CACHE_DIR={folder} is not a writable folder; the kernels "
               f"are cached beside their sources, or compiled again in each run: set it to a writable folder",
               file=sys.stderr, flush=True)
