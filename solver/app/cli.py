@@ -145,8 +145,10 @@ def mpi_command(command, plan, args) -> int:
             print(f"error: {excerpt(exc)}", file=sys.stderr, flush=True)
         return _together(comm, write_status(comm, exc.exit_status, str(exc)) if records_status else exc.exit_status)
     except KeyboardInterrupt:  # a second Ctrl-C (the first asks for a graceful stop), or one outside a run
-        _print_error(comm.rank, "stopped at once by Ctrl-C (SIGINT): the results keep their last complete "
-                                "snapshot; a checkpoint, if any, is the last one written", per_rank=True)
+        kept = ("the study keeps the samples its groups recorded; continue it with --restart latest"
+                if command.name == "study" else
+                "the results keep their last complete snapshot; a checkpoint, if any, is the last one written")
+        _print_error(comm.rank, f"stopped at once by Ctrl-C (SIGINT): {kept}", per_rank=True)
         if records_status:
             write_status(comm, EXIT_INTERRUPTED, "stopped at once by SIGINT")
         if comm.size > 1:

@@ -452,6 +452,32 @@ def test_a_study_stops_within_a_step_of_the_sample_in_flight(tmp_path):
         assert np.all(f["samples/status"][()] != -1) and f.attrs["status"] == "complete"
 
 
+def test_a_second_ctrl_c_stops_a_study_at_once_with_130(tmp_path):
+    """Ctrl-C twice while a sample's step runs: 130 at once, with the status recorded, as a run
+    (the second waited for the step, 30 s here, and the study exited 75)."""
+    (tmp_path / "base.toml").write_text(TRANSIENT_CASE.format(out=tmp_path / "out"))
+    spec = tmp_path / "slow.toml"
+    spec.write_text(TRANSIENT_STUDY.replace("samples = 12", "samples = 2"))
+    status = tmp_path / "status"
+    proc = subprocess.Popen([sys.executable, "-m", "solver", "study", str(spec)], cwd=tmp_path,
+                            env={**mpi_env(grace=True), "SOLVER_TEST_STEP_DELAY": "30",
+                                 "SOLVER_STATUS_FILE": str(status)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None and not proc.stdout.readline().startswith("study "):
+        pass  # the samples start
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    signalled = time.monotonic()
+    err = proc.communicate(timeout=90)[1]
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert time.monotonic() - signalled < 20  # not after the 30-s step
+    assert "stopped at once by Ctrl-C (SIGINT): the study keeps the samples" in err
+    assert status.read_text().startswith("130")
+
+
 def test_a_stop_that_reaches_one_group_stops_the_others_at_their_sample_s_end(tmp_path):
     """SIGTERM to one rank of a 3-group study: its group stopped at once, and the other groups ran
     every remaining sample before the study exited 75. They now take no further sample."""

@@ -58,7 +58,8 @@ STATISTICS_MEMORY_SHARE = 0.5  # of the memory available: the samples' own runs 
 
 
 class _Stop:
-    """A stop asked for by a signal (any rank), agreed on within a group before each sample."""
+    """A stop asked for by a signal (any rank), agreed on within a group before each sample; a
+    second SIGINT stops at once (exit 130), as a run's does."""
 
     def __init__(self):
         self.signal = None
@@ -79,6 +80,8 @@ class _Stop:
             signal.signal(sig, handler)
 
     def _handle(self, signum, frame):
+        if signum == signal.SIGINT and self.signal == "SIGINT":  # a second Ctrl-C: not after the step
+            raise KeyboardInterrupt("second SIGINT: stopping at once")
         self.signal = signal.Signals(signum).name
 
 
