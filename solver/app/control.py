@@ -2,7 +2,7 @@
 agreed on by all ranks with one small Allreduce per step (the march's vote,
 :class:`solver.heat.march.StepVote`, which carries the ranks' health in the same reduction).
 
-SIGTERM, SIGINT and SIGUSR1 ask for a graceful stop: at the next step boundary every rank
+SIGTERM, SIGINT, SIGUSR1 and SIGHUP ask for a graceful stop: at the next step boundary every rank
 writes the checkpoint, the results file is closed and the run exits with EXIT_STOPPED. A second
 SIGINT stops at once. ``run.wall_limit`` (default: the SLURM job's end time) stops the same way
 when the next step and a checkpoint might not fit in the time left.
@@ -24,7 +24,6 @@ from mpi4py import MPI
 from solver.app import signals as early_signals
 from solver.heat.march import StepVote, Votes
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 SAFETY = 5.0  # seconds kept in hand before a wall limit
 
 
@@ -69,7 +68,7 @@ class RunControl(StepVote):
 
     def begin(self) -> None:
         """Install the stop signals' handlers and arm the watchdog."""
-        for sig in STOP_SIGNALS:
+        for sig in early_signals.stop_signals():
             self._previous[sig] = signal.signal(sig, self._handle)
         if early_signals.pending:  # a stop asked for during start-up: honour it at the first step
             self.signal_name = early_signals.pending[-1]

@@ -2,9 +2,10 @@
 
 A batch system may signal a job while its ranks are still importing, reading the mesh or
 factorising (SLURM's ``--signal`` lead, a ``scancel --signal``, the time limit), and a user may
-press Ctrl-C then. By default SIGUSR1 and SIGTERM kill a Python process and SIGINT raises
-KeyboardInterrupt wherever it lands; :func:`defer` makes them wait instead (a second SIGINT still
-stops at once), and the time loop's
+press Ctrl-C or close the terminal (SIGHUP) then. By default SIGUSR1, SIGTERM and SIGHUP kill a
+Python process and SIGINT raises KeyboardInterrupt wherever it lands; :func:`defer` makes them wait
+instead (a second SIGINT still stops at once; a SIGHUP ignored from the start, ``nohup``, stays
+ignored), and the time loop's
 control (:class:`solver.app.control.RunControl`) takes them over as a graceful stop at its first
 step. A run records status 75 at once, on the launcher's rank 0
 (:mod:`solver.app.statusfile`): a launcher that kills the ranks soon after the signal (Open MPI's
@@ -18,11 +19,17 @@ import signal
 import sys
 
 statusfile = None  # solver.app.statusfile, imported once the handlers are in (:func:`defer`)
-DEFERRED = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+DEFERRED = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT, signal.SIGHUP)
 OTHER_COMMANDS = ("verify", "bench", "info", "plot", "probe", "export")  # without a graceful start-up stop
 pending: list[str] = []
 records_status = False
 first_rank = False  # the launcher's rank 0 (known before the handlers: a handler must not import)
+
+
+def stop_signals() -> tuple:
+    """The signals that ask a run or a study for a graceful stop: :data:`DEFERRED`, less a SIGHUP
+    that the process ignores (``nohup`` set it so before Python started)."""
+    return tuple(sig for sig in DEFERRED if sig != signal.SIGHUP or signal.getsignal(sig) != signal.SIG_IGN)
 
 
 def _remember(signum, frame) -> None:
@@ -38,7 +45,7 @@ def defer(argv: list[str] | None = None) -> None:
     """Keep SIGTERM and SIGUSR1 for the time loop; ``argv``: the command line (default sys.argv),
     whose first word tells whether the command is a run (the others get the default actions back)."""
     global records_status, first_rank, statusfile
-    for sig in DEFERRED:  # first: a signal in the next milliseconds is kept too
+    for sig in stop_signals():  # first: a signal in the next milliseconds is kept too
         signal.signal(sig, _remember)
     from solver.app import statusfile
     words = [w for w in (sys.argv if argv is None else argv)[1:] if not w.startswith("-")]
@@ -55,7 +62,8 @@ def release() -> None:
     global records_status
     records_status = False
     for sig in DEFERRED:
-        signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+        if signal.getsignal(sig) is _remember:  # (an ignored SIGHUP stays ignored)
+            signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
     for name in pending:
         os.kill(os.getpid(), signal.Signals[name])
 

@@ -462,6 +462,37 @@ def test_ctrl_c_during_start_up(tmp_path, presses, status):
     assert ("signal SIGINT" in err) if presses == 1 else ("stopped at once" in err), err
 
 
+@pytest.mark.parametrize("ignored", [False, True])
+def test_a_hang_up_is_a_graceful_stop_unless_ignored(tmp_path, ignored):
+    """SIGHUP (the terminal closed) stops a run at its next step with a checkpoint and 75, the status
+    recorded, as SIGTERM does (it killed the run, 129, with no status and no checkpoint); a SIGHUP
+    the parent ignores (nohup) stays ignored."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    recorded = tmp_path / "status"
+    env = {**os.environ, "SOLVER_TEST_STEP_DELAY": "1", "SOLVER_STATUS_FILE": str(recorded)}
+    ignore = (lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if ignored else None
+    proc = subprocess.Popen([sys.executable, "-m", "solver", str(ROOT / "inputs" / "plate.toml"), "--quiet",
+                             "--set", "mesh.nx=8", "--set", "mesh.ny=4", "--set", f"output.directory={tmp_path}"],
+                            cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=ignore)
+    deadline = time.monotonic() + 60  # until its own handlers are in (Python's start-up, slow on a busy machine)
+    while time.monotonic() < deadline and not _catches(proc.pid, signal.SIGTERM):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGHUP)
+    if ignored:
+        time.sleep(1.5)
+        assert proc.poll() is None, proc.communicate()[1]
+        proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=90)[1]
+    assert proc.returncode == 75 and "Traceback" not in err, err
+    assert f"signal {'SIGTERM' if ignored else 'SIGHUP'}" in err, err
+    assert recorded.read_text().startswith("75 stopped")
+    assert list((tmp_path / "plate" / "checkpoints").glob("step_*.h5"))
+
+
 @pytest.mark.parametrize("command", [["-m", "solver"], ["-msolver", "run"]])
 def test_ctrl_c_before_the_package_s_main_runs(tmp_path, command):
     """A Ctrl-C while ``python -m solver`` imported the package, before its ``__main__`` ran, was a

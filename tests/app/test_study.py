@@ -478,6 +478,28 @@ def test_a_second_ctrl_c_stops_a_study_at_once_with_130(tmp_path):
     assert status.read_text().startswith("130")
 
 
+def test_a_hang_up_stops_a_study_as_sigterm_does(tmp_path):
+    """SIGHUP (the terminal closed) while a sample runs: the study stops at its next step with 75
+    and the status recorded (it was killed, 129, with nothing recorded), and continues."""
+    (tmp_path / "base.toml").write_text(TRANSIENT_CASE.format(out=tmp_path / "out"))
+    spec = tmp_path / "hup.toml"
+    spec.write_text(TRANSIENT_STUDY.replace("samples = 12", "samples = 2"))
+    status = tmp_path / "status"
+    proc = subprocess.Popen([sys.executable, "-m", "solver", "study", str(spec)], cwd=tmp_path,
+                            env={**mpi_env(grace=True), "SOLVER_TEST_STEP_DELAY": "0.5",
+                                 "SOLVER_STATUS_FILE": str(status)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None and not proc.stdout.readline().startswith("study "):
+        pass  # the samples start
+    proc.send_signal(signal.SIGHUP)
+    err = proc.communicate(timeout=90)[1]
+    assert proc.returncode == 75 and "study stopping (SIGHUP)" in err and "Traceback" not in err, err
+    assert status.read_text().startswith("75 stopped")
+    proc = study(1, [spec, "--restart", "latest", "--quiet"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_a_stop_that_reaches_one_group_stops_the_others_at_their_sample_s_end(tmp_path):
     """SIGTERM to one rank of a 3-group study: its group stopped at once, and the other groups ran
     every remaining sample before the study exited 75. They now take no further sample."""

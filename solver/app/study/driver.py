@@ -53,7 +53,6 @@ from solver.app.study.studyfile import (DATASET_BYTES, PENDING, StudyContents, S
                                           study_path, world_blocks, write_study)
 
 log = logging.getLogger(__name__)
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 STATISTICS_MEMORY_SHARE = 0.5  # of the memory available: the samples' own runs need the rest
 
 
@@ -68,7 +67,7 @@ class _Stop:
     def __enter__(self):
         from solver.app import signals as early_signals
 
-        for sig in STOP_SIGNALS:
+        for sig in early_signals.stop_signals():
             self.previous[sig] = signal.signal(sig, self._handle)
         if early_signals.pending:  # a stop asked for during start-up: before the first sample
             self.signal = early_signals.pending[-1]
