@@ -14,6 +14,7 @@ Values of series and attributes are written by rank 0 in both.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import logging
@@ -174,9 +175,13 @@ def write_temporary_or_fail(comm, tmp: Path, file, what: str, steps, needed: int
     """:func:`write_or_fail` for ``file``, open at the temporary path ``tmp`` (renamed once
     complete), its last step the file's close (run once the others, a flush last, succeeded on
     every rank): on failure, a file whose write failed is parked (:func:`park`) and ``tmp`` is
-    removed, so that nothing unfinished is left behind."""
+    removed, so that nothing unfinished is left behind (a second Ctrl-C on the way too)."""
     try:
         write_or_fail(comm, tmp, what, steps, needed, close_alone=True)
+    except KeyboardInterrupt:  # stopping at once (exit 130), on whichever rank it came
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
     except OutputError as exc:
         if exc.broken:
             park(file)

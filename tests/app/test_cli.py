@@ -462,6 +462,31 @@ def test_ctrl_c_during_start_up(tmp_path, presses, status):
     assert ("signal SIGINT" in err) if presses == 1 else ("stopped at once" in err), err
 
 
+def test_a_second_ctrl_c_while_a_checkpoint_is_written_leaves_no_unfinished_one(tmp_path):
+    """Ctrl-C twice while a checkpoint is written: 130 at once, and its unfinished ``.h5.tmp`` is
+    removed (it stayed in the checkpoints' folder)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "SOLVER_TEST_CHECKPOINT_DELAY": "30", "SOLVER_STATUS_FILE": str(tmp_path / "status")}
+    proc = subprocess.Popen([sys.executable, "-m", "solver", str(ROOT / "inputs" / "plate.toml"), "--quiet",
+                             "--set", "mesh.nx=8", "--set", "mesh.ny=4", "--set", "checkpoint.every=1",
+                             "--set", f"output.directory={tmp_path}"], cwd=tmp_path, env=env,
+                            stderr=subprocess.PIPE, text=True)
+    folder = tmp_path / "plate" / "checkpoints"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None and not list(folder.glob("*.h5.tmp")):
+        time.sleep(0.05)  # the first checkpoint is being written
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=90)[1]
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert not list(folder.glob("*.tmp")), list(folder.iterdir())
+
+
 @pytest.mark.parametrize("ignored", [False, True])
 def test_a_hang_up_is_a_graceful_stop_unless_ignored(tmp_path, ignored):
     """SIGHUP (the terminal closed) stops a run at its next step with a checkpoint and 75, the status
