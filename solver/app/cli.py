@@ -145,7 +145,7 @@ def mpi_command(command, plan, args) -> int:
             print(f"error: {excerpt(exc)}", file=sys.stderr, flush=True)
         return _together(comm, write_status(comm, exc.exit_status, str(exc)) if records_status else exc.exit_status)
     except KeyboardInterrupt:  # a second Ctrl-C (the first asks for a graceful stop), or one outside a run
-        kept = ("the study keeps the samples its groups recorded; continue it with --restart latest"
+        kept = ("the study keeps the samples its groups recorded, if any, for --restart latest"
                 if command.name == "study" else
                 "the results keep their last complete snapshot; a checkpoint, if any, is the last one written")
         _print_error(comm.rank, f"stopped at once by Ctrl-C (SIGINT): {kept}", per_rank=True)
