@@ -58,11 +58,21 @@ def main(argv=None) -> int:
     if plan.launch is Launch.SERIAL:
         return serial_command(plan, args)
     if plan.launch is Launch.PROCESSES:
+        from solver.app import signals
+
+        signals.release()  # (a bench: SIGTERM and SIGHUP end it, and the process it waits for, at once)
+        signals.stoppable()
         try:
             return plan.load()(args)
         except SolverExit as exc:  # an input of the processes it launches, checked before them
             print(f"error: {excerpt(exc)}", file=sys.stderr, flush=True)
             return exc.exit_status
+        except KeyboardInterrupt:
+            print("stopped by Ctrl-C (SIGINT)", file=sys.stderr, flush=True)
+            return EXIT_INTERRUPTED
+        except signals.Stopped as exc:
+            print(f"stopped by {exc}", file=sys.stderr, flush=True)
+            return 128 + exc.signum
     from solver.parallel.launcher import launched_by_mpi, relaunch
 
     if plan.ranks > 1 and not launched_by_mpi():

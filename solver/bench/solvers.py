@@ -66,6 +66,10 @@ def timed(cmd: list[str], env: dict, cwd: Path, timeout: float) -> tuple[float, 
         timer.start()
         try:
             _, status, usage = os.wait4(child.pid, 0)
+        except BaseException:  # a stop signal or Ctrl-C: the command it waits for ends with it
+            child.kill()
+            child.wait()
+            raise
         finally:
             timer.cancel()
         seconds = time.perf_counter() - start

@@ -112,3 +112,35 @@ def test_a_figures_file_of_the_process_forms_that_cannot_be_written_is_refused_b
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1 and "cannot write into its folder" in errors[0], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("form, sig", [(["--study", "--n", "4", "--ranks", "1", "--repeat", "50"], "SIGTERM"),
+                                       (["--solvers", "--n", "4", "--ranks", "1", "--no-peer", "--repeat", "50"],
+                                        "SIGHUP")])
+def test_a_stop_signal_ends_a_bench_and_the_process_it_waits_for(tmp_path, form, sig):
+    """SIGTERM or SIGHUP to a bench while its measured process runs: 128 + the signal at once, with
+    that process ended too (the bench kept the signal for a graceful stop it never made, and ran on
+    to its end)."""
+    import os
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "solver", "bench", *form, "--json", str(tmp_path / "b.json")],
+                            cwd=tmp_path, env=mpi_env(grace=True), stderr=subprocess.PIPE, text=True)
+    deadline, children = time.monotonic() + 90, []
+    while time.monotonic() < deadline and proc.poll() is None and not children:
+        time.sleep(0.1)
+        children = [int(pid) for pid in open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()] \
+            if os.path.exists(f"/proc/{proc.pid}/task/{proc.pid}/children") else []
+    proc.send_signal(getattr(signal, sig))
+    try:
+        err = proc.communicate(timeout=60)[1]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"bench {form[0]} went on after {sig}")
+    assert proc.returncode == 128 + getattr(signal, sig) and "Traceback" not in err, err
+    assert err.strip().endswith(f"stopped by {sig}"), err
+    time.sleep(1.0)
+    for child in children:
+        assert not os.path.exists(f"/proc/{child}") or "zombie" in open(f"/proc/{child}/status").read(), child
