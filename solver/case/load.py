@@ -479,7 +479,7 @@ def _check(name: str, spec: Key, value, fail):
         return [_check_float(f"{name} (entry {i})", spec, v, fail) for i, v in enumerate(value, 1)]
     if kind == "expr":
         try:
-            e = Expression(value, time=spec.space_time)
+            Expression(value, time=spec.space_time)
         except ExpressionError as exc:
             fail(f"{name}: {exc}")
         _check_constant_range(name, spec, value, fail)

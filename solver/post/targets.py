@@ -23,9 +23,10 @@ MAX_PIXELS = 10_000  # a plot's width or height at most
 def output_target(path: str | Path, suffixes: tuple[str, ...], option: str = "-o") -> Path:
     """The file to write for ``path``: the first of ``suffixes`` added when it has no extension;
     refused (exit 2) when its extension is not one of ``suffixes``, when it names a directory, a
-    device, a FIFO or any file that is not regular, a name no file may have (:func:`name_problem`), an HDF5 file (through a link too), a link to an
-    existing file of another kind (by extension: one without any is not judged), a link into a
-    folder that does not exist, or when its folder does not exist."""
+    device, a FIFO or any file that is not regular, a name no file may have (:func:`name_problem`),
+    an HDF5 file (through a link too), a link to an existing file of another kind (by extension:
+    one without any is not judged), a link into a folder that does not exist, or when its folder
+    does not exist."""
     if str(path) == "-":  # (export -o - of a CSV is read before: it writes no file)
         raise CaseError(f"{option} -: this writes a {suffixes[0]} file, not to standard output; give a file name")
     problem = name_problem(path)
