@@ -211,7 +211,7 @@ def check_ranges(parser, args) -> None:
         except FileNotFoundError:
             mode = None
         except OSError as exc:  # a link loop, a folder on the way that is a file
-            parser.error(f"{option} {target}: cannot write it ({exc.strerror})")
+            parser.error(f"{option} {target}: cannot write into its folder {Path(target).parent} ({exc.strerror})")
         if mode is not None and not stat.S_ISREG(mode):
             parser.error(f"{option} {target}: not a regular file (a directory, a device or a FIFO); give a file name")
         if option == "--json" and args.model and not getattr(args, "remeasure", False):

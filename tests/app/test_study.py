@@ -265,16 +265,15 @@ def test_a_grid_too_large_is_refused_before_its_values_are_held(tmp_path):
     path = tmp_path / "grid.toml"
     path.write_text(f'[study]\ncase = "{WALL}"\nmethod = "grid"\n[parameters]\n{grid}'
                     f'"material.c" = {{ low = 2.0, high = 1.0, count = 3 }}\n[outputs]\nfields = false\n')
-    start = time.monotonic()
     with pytest.raises(CaseError, match="the grid has 1,000,000,000,000 samples or more .from its first 2 keys"):
         load_study(path)
-    assert time.monotonic() - start < 2
     path.write_text("".join(line for line in path.read_text().splitlines(True) if "material.rho" not in line
                             and "material.c" not in line))
     k = load_study(path).parameters[0].values  # a million: within the limit
     assert len(k) == 1_000_000 and k[0] == 1.0 and k[-1] == 2.0 and k[1] == 1.0 + 1.0 * 1 / 999_999
 
 
+@pytest.mark.parametrize("scheme, dt", [("bdf2", '"adaptive"'), ("explicit-euler", '"auto"')])
 def test_fields_over_steps_a_sample_chooses_are_refused_unless_the_output_times_are_fixed(tmp_path, scheme, dt):
     """Adaptive or "auto" steps written every N steps give each sample its own output times: field
     statistics over them are refused up front (they combined fields at different times, or failed

@@ -117,10 +117,15 @@ def test_a_missing_dolfinx_json_file_ends_bench_before_any_measurement(tmp_path)
     assert "bench on" not in proc.stderr and "Traceback" not in proc.stderr and not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("ranks", [1, 3])
-@pytest.mark.parametrize("option", ["--cells", "--stream"])
+@pytest.mark.parametrize("ranks, option", [(1, "--cells"), (3, "--cells"), (3, "--stream")])
 def test_sizes_beyond_the_machine_s_memory_end_bench_before_any_measurement(tmp_path, ranks, option):
-    """--cells 1e9 (within its range) built its meshes until the machine ran out of memory."""
+    """--cells 1e9 (within its range) built its meshes until the machine ran out of memory. (--stream
+    1e9 takes 24 GB a rank: on 3 ranks beyond any machine this suite runs on, else skipped.)"""
+    from solver.bench.fits import STREAM_BYTES
+    from solver.parallel.memory import memory_available
+
+    if option == "--stream" and 1e9 * STREAM_BYTES * ranks <= (memory_available() or 0):
+        pytest.skip("this machine holds --stream 1e9 on 3 ranks")
     proc = subprocess.run([sys.executable, "-m", "solver", "bench", "--quick", "--ranks", str(ranks), option, "1e9",
                            "--json", str(tmp_path / "b.json")], cwd=tmp_path, env=mpi_env(), capture_output=True,
                           text=True, timeout=60)
