@@ -121,6 +121,18 @@ def write_pvd(path: Path, steps: list[tuple[float, str]]) -> None:
         f.write("\n")
 
 
+def snapshot(r: Results, args) -> int:
+    """The snapshot that ``--step`` or ``--time`` picks; a ``--time`` between snapshots is told on
+    standard error with the time of the one taken (fields are not interpolated in time, and an
+    exported file holds no time of its own)."""
+    i = r.index(args.step, args.time)
+    taken = float(r.times[i])
+    if args.time is not None and abs(taken - args.time) > 1e-9 * max(1.0, abs(args.time)):
+        print(f"note: --time {args.time:g}: the nearest snapshot, at t = {taken:g} s, is exported "
+              f"(snapshot {i}; snapshots are not interpolated in time)", file=sys.stderr)
+    return i
+
+
 def export_command(args) -> int:
     """A results file as vtu, xdmf or CSV (the arguments: :func:`solver.post.arguments.export_arguments`)."""
     staging = Staging()
@@ -144,13 +156,13 @@ def _export(args, staging: Staging) -> int:
     with Results(args.results) as r:
         names = [r.check_field(n) for n in dict.fromkeys(args.field)] if args.field else list(r.fields)
         if args.output == "-":  # one snapshot's CSV to standard output (for a pipe)
-            i = r.index(args.step, args.time)
+            i = snapshot(r, args)
             data = np.column_stack([r.points, *(r.field(i, n) for n in names)])
             np.savetxt(sys.stdout, data, delimiter=",", header=",".join(["x", "y", "z"][: r.dim] + names),
                        comments="", fmt="%.17g")
             return 0
         meshio_type = CELLS[r.cell_type].meshio
-        indices = range(r.require_snapshots()) if args.all else [r.index(args.step, args.time)]
+        indices = range(r.require_snapshots()) if args.all else [snapshot(r, args)]
         stem = Path(args.output) if args.output else r.path.with_suffix("")
         written = []
         if args.format == "xdmf":  # by default not <name>.xdmf, the run's own index beside its <name>.h5

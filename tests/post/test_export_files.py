@@ -415,3 +415,18 @@ def test_a_point_just_outside_the_mesh_is_shown_as_given(plate):
     """A point 1e-10 above the plate's top edge was shown as (0.2, 0.1), which looks inside."""
     with results.open(plate) as r, pytest.raises(CaseError, match=r"point \(0\.2, 0\.1000000001\) is outside"):
         r.probe([0.2, 0.1000000001])
+
+
+def test_a_time_between_snapshots_names_the_snapshot_exported(plate, tmp_path):
+    """--time 50 (snapshots at 0, 60, 120 s) exported the one at 60 s with no word of it: a CSV
+    holds no time, so the values read as those at 50 s."""
+    between = post("export", plate, "--format", "csv", "--time", "50", "-o", "-")
+    on = post("export", plate, "--format", "csv", "--time", "60", "-o", "-")
+    assert between.returncode == on.returncode == 0, between.stderr + on.stderr
+    assert between.stdout == on.stdout
+    assert between.stderr.strip().splitlines() == [
+        "note: --time 50: the nearest snapshot, at t = 60 s, is exported (snapshot 1; snapshots are not "
+        "interpolated in time)"]
+    assert on.stderr == ""
+    to_file = post("export", plate, "--format", "vtu", "--time", "70", "-o", tmp_path / "a.vtu")
+    assert to_file.returncode == 0 and "at t = 60 s" in to_file.stderr, to_file.stderr
