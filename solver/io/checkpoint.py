@@ -400,6 +400,11 @@ def resolve(path: str, results_dir: Path, h5_path: Path | None = None) -> Path:
                         f"{', ...' if len(skipped) > 3 else ''}) and continues from {found.name}")
     if found is None:
         folder = checkpoint_dir(results_dir)
+        kept = kept_aside(results_dir, run_id, reach)
+        if kept is not None:
+            raise CaseError(f"--restart latest: the checkpoints of the run that wrote {h5_path} are in "
+                            f"{kept.parent} (where --overwrite moved them), not in {folder}; a restart never "
+                            f"mixes two runs: continue it with --restart {kept}, or run again")
         if run_id and latest(results_dir) is not None and latest(results_dir, run_id) is None:
             raise CaseError(f"--restart latest: the checkpoints in {folder} belong to another run than {h5_path} "
                             f"(which replaced it with --overwrite); a restart never mixes two runs, and continues "
@@ -416,6 +421,18 @@ def resolve(path: str, results_dir: Path, h5_path: Path | None = None) -> Path:
     return found
 
 
+def kept_aside(results_dir: Path, run_id: str | None, reach: "ResultsReach | None") -> Path | None:
+    """The newest checkpoint of run ``run_id`` within ``reach`` in the folder that --overwrite set
+    aside (``checkpoints.bak``), or None: where results moved back by hand find their checkpoints."""
+    if not run_id:
+        return None
+    folder = checkpoint_dir(results_dir)
+    for c in by_time(folder.with_name(folder.name + ".bak")):
+        if run_id_in(c, checkpoint=True) == run_id and (reach is None or reach.reaches(c)):
+            return c
+    return None
+
+
 def run_again(h5_path: Path | None) -> str:
     """The way on where no checkpoint can be continued: a new run (replacing the results there)."""
     if h5_path is not None and (h5_path.exists() or h5_path.is_symlink()):
@@ -427,6 +444,11 @@ def check_same_run(path: Path, attrs: "CheckpointAttrs", h5_path: Path) -> None:
     """Refuse to continue the results file ``h5_path`` from a checkpoint of another run."""
     ours = run_id_in(h5_path)
     if ours and attrs.run_id and ours != attrs.run_id:
+        kept = kept_aside(h5_path.parent, ours, ResultsReach.of(h5_path))
+        if kept is not None:
+            raise CaseError(f"{path}: checkpoint of another run than {h5_path}, whose own checkpoints are in "
+                            f"{kept.parent} (where --overwrite moved them): continue it with --restart {kept}, "
+                            f"or run again")
         raise CaseError(f"{path}: checkpoint of another run than {h5_path}; a restart continues the results file "
                         f"of the checkpoint's own run: restart it with the output.directory and output.name that "
                         f"run wrote (a run replaced by --overwrite: its {h5_path.name}.bak, moved back), or run again")

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 import re
 import shutil
 from types import SimpleNamespace
@@ -345,3 +346,24 @@ def test_the_tables_a_stored_case_names_are_counted_before_any_is_read(tmp_path)
         with pytest.raises(StoredCaseError, match="of 10000000000000000000 points, not a dataset") as err:
             read_tables(f, huge)
     assert len(str(err.value)) < 200
+
+
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_results_moved_back_by_hand_are_pointed_to_their_checkpoints_in_the_backup(tmp_path, ranks):
+    """Run A, then B with --overwrite (A's results to .bak, its checkpoints to checkpoints.bak);
+    A's results moved back by hand: --restart latest, and a restart from B's checkpoint by its
+    path, name A's newest checkpoint in checkpoints.bak (exit 2, one line), which continues A."""
+    case = ["--set", "mesh.nx=4", "--set", "mesh.ny=2", "--set", "time.dt=10.0", "--set", "output.every=2",
+            "--set", "checkpoint.every=3", "--set", f"output.directory={tmp_path}", "--quiet"]
+    run_solver(ranks, [*case, "--set", "time.t_end=60.0"], cwd=tmp_path)
+    run_solver(ranks, [*case, "--set", "time.t_end=30.0", "--overwrite"], cwd=tmp_path)
+    results = tmp_path / "default"
+    for name in ("default.h5", "default.xdmf"):
+        os.replace(results / f"{name}.bak", results / name)
+    kept = results / "checkpoints.bak" / "step_00000006.h5"
+    for restart in ("latest", str(results / "checkpoints" / "step_00000003.h5")):
+        proc = run_solver(ranks, [*case, "--set", "time.t_end=90.0", "--restart", restart], cwd=tmp_path, check=False)
+        assert f"continue it with --restart {kept}" in one_error(proc, 2) and "Traceback" not in proc.stderr
+    run_solver(ranks, [*case, "--set", "time.t_end=90.0", "--restart", str(kept)], cwd=tmp_path)
+    with h5py.File(results / "default.h5", "r") as f:
+        assert f.attrs["status"] == "complete" and f["time"][-1] == 90.0
