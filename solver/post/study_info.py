@@ -14,6 +14,7 @@ import numpy as np
 
 from solver.case.shown import counted, shown
 from solver.errors import CaseError
+from solver.io.folder import RUN_LOCK, run_holds
 from solver.io.results_reader import SolverFile
 
 PENDING, DONE = -1, 0
@@ -38,9 +39,9 @@ GROUPS_FOLDER = "study_groups"  # where a running study's groups keep their fini
 
 
 def killed_study(path) -> str | None:
-    """Where ``path`` (missing, or a folder) is the study file or the folder of a study that was
-    stopped before it wrote its study file, but whose groups kept their finished samples in their
-    partial files: what to do instead (continue the study); else None."""
+    """Where ``path`` (missing, or a folder) is the study file or the folder of a study that has
+    not written its study file, but whose groups kept their finished samples in their partial
+    files: what to do instead (wait for a study still running, continue one stopped); else None."""
     path = Path(path)
     if path.is_file():
         return None
@@ -56,6 +57,10 @@ def killed_study(path) -> str | None:
             name = str(f.attrs.get("name", name))
     except (OSError, TypeError):
         pass
+    if run_holds(folder):
+        return (f"{path}: no study file yet: the study {name} is still running (it holds {folder / RUN_LOCK}) and "
+                f"writes its study file when it ends; the samples it finished so far are in {folder / GROUPS_FOLDER} "
+                f"({counted(len(found), 'group file')}): read the study file once it has ended")
     return (f"{path}: no study file yet: the study {name} stopped before it wrote one (killed, or its disk full); "
             f"the samples it finished are in {folder / GROUPS_FOLDER} ({counted(len(found), 'group file')}): "
             f"continue it with mpirun -n N python -m solver study {source} --restart latest, which writes the study "

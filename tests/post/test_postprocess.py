@@ -224,6 +224,10 @@ def test_info_on_what_a_stopped_run_or_study_left_says_how_to_go_on(plate_runs, 
         proc = post("info", path, check=False)
         assert proc.returncode == 2 and "no study file yet" in proc.stderr, proc.stderr
         assert "study studies/s.toml --restart latest" in proc.stderr and "1 group file" in proc.stderr, proc.stderr
+    (tmp_path / "s" / ".solver.lock").write_text(f"{socket.gethostname()} {os.getpid()}\n")  # a study still running
+    proc = post("info", tmp_path / "s" / "s.study.h5", check=False)
+    assert proc.returncode == 2 and "the study s is still running" in proc.stderr, proc.stderr
+    assert "--restart" not in proc.stderr and "1 group file" in proc.stderr, proc.stderr
     proc = post("info", tmp_path / "s" / "other.study.h5", check=False)  # another study's: not found
     assert proc.returncode == 2 and "results file not found" in proc.stderr, proc.stderr
 
