@@ -39,10 +39,11 @@ def main(argv=None) -> int:
     """Parse the command line (before MPI starts) and run the command where its plan says: in
     this process, in processes it launches, under an mpirun of its own, or on this launch."""
     sys.unraisablehook, sys.excepthook = _quiet_failed_closes, _quiet_failed_close_tracebacks
-    # HDF5's file locks: a reader of a results file (probe, a notebook) held a lock that made the
+    # HDF5's file locks: a reader of a results file (probe, a notebook) holds a lock that makes the
     # run's next write of it fail (exit 74 at a complete run's end record); a run is the only
-    # writer of its files (its own lock file says so), and readers take snapshots as listed
-    os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+    # writer of its files (its own lock file says so), and readers take snapshots as listed. Set
+    # whatever the environment says: a TRUE exported by a site's module file fails runs the same way
+    os.environ["HDF5_USE_FILE_LOCKING"] = "FALSE"
     _escaping_console()
     try:
         _check_environment()

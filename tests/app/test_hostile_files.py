@@ -326,13 +326,17 @@ def test_links_left_at_temporary_names_are_replaced_not_written_through(tmp_path
     assert (folder / "checkpoints" / "step_00000004.h5").is_file() and not (folder / "plate.xdmf.tmp").exists()
 
 
-def test_a_reader_holding_the_results_open_does_not_fail_the_run(tmp_path):
+@pytest.mark.parametrize("run_locking", [None, "TRUE"])
+def test_a_reader_holding_the_results_open_does_not_fail_the_run(tmp_path, monkeypatch, run_locking):
     """A notebook's h5py holding the results file open took HDF5's file lock: the run's next write
     of it failed (exit 74 at a complete run's end record, blaming the disk; exit 2 at a restart).
-    Runs open their files without HDF5's lock (their own lock file keeps other runs away)."""
+    Runs open their files without HDF5's lock (their own lock file keeps other runs away), also
+    where HDF5_USE_FILE_LOCKING=TRUE is exported to them (a site's module file)."""
     import subprocess
     import sys
 
+    if run_locking is not None:
+        monkeypatch.setenv("HDF5_USE_FILE_LOCKING", run_locking)
     args = [str(ROOT / "inputs" / "plate.toml"), "--set", "mesh.nx=8", "--set", "mesh.ny=4", "--set",
             f"output.directory={tmp_path}", "--quiet"]
     run_solver(1, [*args, "--set", "time.t_end=60.0"], cwd=tmp_path)
