@@ -524,6 +524,18 @@ def unsafe_changes(stored, values: dict | None, f=None) -> list[str]:
     return changed_keys(old, values)[1]
 
 
+def not_a_checkpoint(f: h5py.File, path: Path) -> str:
+    """What an HDF5 file given as a checkpoint is instead: a run's results or a study file (with
+    what continues each), or a file of no solver."""
+    if "solver_study" in f.attrs:
+        return ("a study file, not a checkpoint: a study continues with python -m solver study STUDY.toml "
+                "--restart latest")
+    if "time" in f and "fields" in f and "run_id" in f.attrs:
+        return (f"a run's results, not a checkpoint: their run continues from a checkpoint in "
+                f"{checkpoint_dir(path.parent)} (--restart latest takes the newest)")
+    return f"not a checkpoint of this solver (no solver_checkpoint = {FORMAT} attribute)"
+
+
 def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointAttrs:
     """Serial check of a checkpoint (rank 0): readable, ours, complete; returns its attributes.
     ``values``: the resolved case of the restart, to name what changed when the mesh differs."""
@@ -541,7 +553,7 @@ def inspect(path: Path, n_nodes: int, values: dict | None = None) -> CheckpointA
         raise CaseError(f"{path}: not a readable HDF5 checkpoint ({str(exc).splitlines()[0]})") from None
     with f:
         if not ours(f.attrs.get("solver_checkpoint")):
-            raise CaseError(f"{path}: not a checkpoint of this solver (no solver_checkpoint = {FORMAT} attribute)")
+            raise CaseError(f"{path}: {not_a_checkpoint(f, path)}")
         check_no_links(path, f)
         if "temperature" not in f or not isinstance(f["temperature"], h5py.Dataset):
             raise CaseError(f"{path}: checkpoint has no temperature dataset (truncated, or not written by a run)")

@@ -367,3 +367,23 @@ def test_results_moved_back_by_hand_are_pointed_to_their_checkpoints_in_the_back
     run_solver(ranks, [*case, "--set", "time.t_end=90.0", "--restart", str(kept)], cwd=tmp_path)
     with h5py.File(results / "default.h5", "r") as f:
         assert f.attrs["status"] == "complete" and f["time"][-1] == 90.0
+
+
+def test_results_or_a_study_file_given_as_a_checkpoint_are_named_so(tmp_path):
+    """A run's results or a study file given to --restart: it said only "not a checkpoint of this
+    solver"; it names what the file is and what continues it."""
+    results, study, other = tmp_path / "plate" / "plate.h5", tmp_path / "s.study.h5", tmp_path / "other.h5"
+    results.parent.mkdir()
+    with h5py.File(results, "w") as f:
+        f.attrs["run_id"] = "abc"
+        f["time"], f.create_group("fields")["temperature"] = np.zeros(1), np.zeros(3)
+    with h5py.File(study, "w") as f:
+        f.attrs["solver_study"] = 1
+    with h5py.File(other, "w") as f:
+        f["x"] = 1.0
+    for path, said in ((results, f"a run's results, not a checkpoint: their run continues from a checkpoint in "
+                                 f"{results.parent / 'checkpoints'}"),
+                       (study, "a study file, not a checkpoint: a study continues with python -m solver study"),
+                       (other, "not a checkpoint of this solver (no solver_checkpoint")):
+        with pytest.raises(CaseError, match=re.escape(f"{path}: {said}")):
+            checkpoint.inspect(path, 3)

@@ -207,7 +207,7 @@ def test_bad_checkpoints_are_refused(tmp_path, nprocs):
     garbage.write_bytes(b"not hdf5 at all" * 10)
     dangling = tmp_path / "checkpoint.h5"  # left pointing at a removed checkpoint (a full disk)
     dangling.symlink_to("heater_ramp/checkpoints/step_00000001.h5")
-    cases = [(truncated, "truncated.h5: "), (foreign, "not a checkpoint of this solver"),
+    cases = [(truncated, "truncated.h5: "), (foreign, "a run's results, not a checkpoint"),
              (garbage, "not a readable HDF5 checkpoint"), (tmp_path / "none.h5", "checkpoint not found"),
              (dangling, "which is gone (an older checkpoint, removed after a newer one was written)")]
     runs = [args_for(tmp_path, "crank-nicolson", 20.0, "--restart", str(path)) for path, _ in cases]
