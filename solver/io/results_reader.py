@@ -183,8 +183,9 @@ class Results(SolverFile):
         if problem == MISSING:
             raise CaseError(f"{self.path}: results file not found")
         if problem == DIRECTORY:
-            inside = self.path / f"{self.path.name}.h5"  # a run's folder: output.directory/NAME/NAME.h5
-            hint = f" (a run's folder: its results are {inside})" if inside.is_file() else ""
+            run, study = (self.path / f"{self.path.name}{end}" for end in (".h5", ".study.h5"))  # NAME/NAME.h5
+            hint = f" (a run's folder: its results are {run})" if run.is_file() else \
+                f" (a study's folder: its study file is {study})" if study.is_file() else ""
             raise CaseError(f"{self.path}: is a directory, expected a results .h5 file{hint}")
         if problem is not None:
             raise CaseError(f"{self.path}: {problem}, expected a results .h5 file")

@@ -84,7 +84,7 @@ def test_the_xdmf_index_named_instead_of_its_results_points_to_them(tmp_path):
 
 def test_a_run_s_folder_named_instead_of_its_results_points_to_them(tmp_path):
     """``info out/plate`` said only "is a directory": the folder a run writes holds its results
-    under its own name."""
+    under its own name, and a study's folder its study file."""
     folder = tmp_path / "plate"
     folder.mkdir()
     proc = subprocess.run([sys.executable, "-m", "solver", "info", str(folder)], capture_output=True, text=True,
@@ -94,6 +94,13 @@ def test_a_run_s_folder_named_instead_of_its_results_points_to_them(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "solver", "info", str(folder)], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 2 and proc.stderr.strip().endswith(f"its results are {folder / 'plate.h5'})")
+    study = tmp_path / "s"  # a study's folder: its study file, for info and plot alike
+    study.mkdir()
+    (study / "s.study.h5").write_bytes(b"")
+    for command in ("info", "plot"):
+        proc = subprocess.run([sys.executable, "-m", "solver", command, str(study)], capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 2 and proc.stderr.strip().endswith(f"its study file is {study / 's.study.h5'})")
 
 
 def test_provenance_asks_git_once_per_process(monkeypatch):
