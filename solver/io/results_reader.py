@@ -176,6 +176,16 @@ def open_unbuffered(path: Path) -> h5py.File:
     return f
 
 
+def indexed_results(path: Path) -> Path | None:
+    """The results file an XDMF index beside it names by its own name (``NAME.xdmf``: ``NAME.h5``;
+    the index --overwrite set aside, ``NAME.xdmf.bak``: ``NAME.h5.bak``), or None for another name."""
+    name = path.name
+    for index, data in ((".xdmf", ".h5"), (".xdmf.bak", ".h5.bak")):
+        if name.lower().endswith(index) and len(name) > len(index):
+            return path.with_name(name[: -len(index)] + data)
+    return None
+
+
 class Results(SolverFile):
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -193,8 +203,8 @@ class Results(SolverFile):
             self.file = open_unbuffered(self.path)
         except OSError:
             what = "a damaged or truncated HDF5 file" if hdf5_signature(self.path) else "not an HDF5 file"
-            beside = self.path.with_suffix(".h5")
-            if self.path.suffix.lower() == ".xdmf" and beside.is_file():  # (the index ParaView opens)
+            beside = indexed_results(self.path)
+            if beside is not None and beside.is_file():  # (the index ParaView opens)
                 raise CaseError(f"{self.path}: an XDMF index, {what}: the results are in {beside}") from None
             if run_holds(self.path.parent):  # (HDF5 is met half-written while a run creates or extends it)
                 raise CaseError(f"{self.path}: {what} for now: a run holds its folder ({RUN_LOCK}) and may be writing "

@@ -80,6 +80,11 @@ def test_the_xdmf_index_named_instead_of_its_results_points_to_them(tmp_path):
                           capture_output=True, text=True, timeout=60)
     beside = tmp_path / "plate" / "plate.h5"
     assert proc.returncode == 2 and proc.stderr.strip().endswith(f"the results are in {beside}")
+    for name in ("plate.h5", "plate.xdmf"):  # the pair --overwrite sets aside
+        (tmp_path / "plate" / name).rename(tmp_path / "plate" / f"{name}.bak")
+    proc = subprocess.run([sys.executable, "-m", "solver", "info", str(tmp_path / "plate" / "plate.xdmf.bak")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip().endswith(f"the results are in {beside}.bak"), proc.stderr
 
 
 def test_a_run_s_folder_named_instead_of_its_results_points_to_them(tmp_path):
