@@ -241,9 +241,14 @@ def _output_lost(exc: BaseException) -> bool:
 
 def serial_command(plan, args) -> int:
     """``info``, ``plot``, ``probe``, ``export``: one process reading files; MPI is never started
-    (login nodes and notebooks may have none)."""
+    (login nodes and notebooks may have none). Under a launcher of several processes (mpirun -n 3
+    python -m solver export ...), the first reads and writes; the others leave at once: one writer
+    of each output, one report."""
     from solver.app import signals
+    from solver.parallel.launcher import launcher_rank
 
+    if launcher_rank() not in (None, 0):
+        return 0
     signals.release()
     signals.stoppable()
     try:

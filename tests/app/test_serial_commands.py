@@ -329,3 +329,17 @@ def test_a_read_that_fails_on_a_file_being_written_is_tried_again(tmp_path, monk
         with pytest.raises(CaseError):
             cli._reading_again(flaky, argparse.Namespace(command=command, results=str(path)))
         assert len(calls) == 1
+
+
+def test_a_reading_command_under_mpirun_reads_and_writes_once(tmp_path, results_file):
+    """``mpirun -n 3 python -m solver export ...`` ran the export three times over: three writers of
+    one output, and every line said three times; the first process of the launch does the work."""
+    from conftest import run_mpi
+
+    export = run_mpi(3, ["-m", "solver", "export", results_file, "--format", "csv", "-o", tmp_path / "t.csv"],
+                     cwd=tmp_path)
+    assert export.stdout.splitlines() == [str(tmp_path / "t.csv")] and (tmp_path / "t.csv").stat().st_size > 0
+    info = run_mpi(3, ["-m", "solver", "info", results_file], cwd=tmp_path)
+    assert info.stdout.count("snapshots") == 1, info.stdout
+    refused = run_mpi(3, ["-m", "solver", "info", tmp_path / "none.h5"], cwd=tmp_path, check=False)
+    assert refused.returncode == 2 and refused.stderr.count("error:") == 1, refused.stderr
