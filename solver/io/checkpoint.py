@@ -27,6 +27,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import stat
 import time
 import tomllib
@@ -527,12 +528,17 @@ def unsafe_changes(stored, values: dict | None, f=None) -> list[str]:
 def not_a_checkpoint(f: h5py.File, path: Path) -> str:
     """What an HDF5 file given as a checkpoint is instead: a run's results or a study file (with
     what continues each), or a file of no solver."""
-    if "solver_study" in f.attrs:
-        return ("a study file, not a checkpoint: a study continues with python -m solver study STUDY.toml "
-                "--restart latest")
-    if "time" in f and "fields" in f and "run_id" in f.attrs:
-        return (f"a run's results, not a checkpoint: their run continues from a checkpoint in "
-                f"{checkpoint_dir(path.parent)} (--restart latest takes the newest)")
+    try:
+        if "solver_study" in f.attrs:
+            source = f.attrs.get("study_source", "STUDY.toml")
+            source = shlex.quote(source.decode(errors="replace") if isinstance(source, bytes) else str(source))
+            return f"a study file, not a checkpoint: a study continues with python -m solver study {source} " \
+                   f"--restart latest"
+        if "time" in f and "fields" in f and "run_id" in f.attrs:
+            return (f"a run's results, not a checkpoint: their run continues from a checkpoint in "
+                    f"{checkpoint_dir(path.parent)} (--restart latest takes the newest)")
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError):  # (links HDF5 cannot follow)
+        pass
     return f"not a checkpoint of this solver (no solver_checkpoint = {FORMAT} attribute)"
 
 

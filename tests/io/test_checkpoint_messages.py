@@ -378,12 +378,13 @@ def test_results_or_a_study_file_given_as_a_checkpoint_are_named_so(tmp_path):
         f.attrs["run_id"] = "abc"
         f["time"], f.create_group("fields")["temperature"] = np.zeros(1), np.zeros(3)
     with h5py.File(study, "w") as f:
-        f.attrs["solver_study"] = 1
+        f.attrs.update({"solver_study": 1, "study_source": "studies/s.toml"})
     with h5py.File(other, "w") as f:
         f["x"] = 1.0
     for path, said in ((results, f"a run's results, not a checkpoint: their run continues from a checkpoint in "
                                  f"{results.parent / 'checkpoints'}"),
-                       (study, "a study file, not a checkpoint: a study continues with python -m solver study"),
+                       (study, "a study file, not a checkpoint: a study continues with python -m solver study "
+                               "studies/s.toml --restart latest"),
                        (other, "not a checkpoint of this solver (no solver_checkpoint")):
         with pytest.raises(CaseError, match=re.escape(f"{path}: {said}")):
             checkpoint.inspect(path, 3)
