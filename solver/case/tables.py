@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -103,6 +104,8 @@ def read_pairs(value, files: dict | None = None) -> tuple[list[list[float]], str
 
 
 MAX_TABLE_ROWS = 100_000  # points of a property table, file or inline
+MAX_LINE_CHARS = 10_000  # characters of a line of a CSV table (its two numbers, or a comment)
+_LINE_BREAK = re.compile(r"\r\n?|\n")  # as Python's universal newlines: \n, \r\n and a lone \r
 MAX_CASE_TABLE_ROWS = 1_000_000  # points of all the tables of a case together: every rank holds each
 
 
@@ -118,10 +121,45 @@ def rows_at_most(value, lines_of: dict) -> int:
     if name not in lines_of:
         try:
             data = Path(name).read_bytes() if file_problem(name, MAX_TABLE_BYTES) is None else b""
-            lines_of[name] = data.count(b"\n") + (bool(data) and not data.endswith(b"\n"))
+            lines_of[name] = line_count(data)
         except OSError:
             lines_of[name] = 0
     return lines_of[name]
+
+
+def line_count(data: bytes) -> int:
+    """The lines of ``data`` as _lines splits them: ended by \\n, \\r\\n or a lone \\r (old Mac files)."""
+    ends = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+    return ends + (bool(data) and not data.endswith((b"\n", b"\r")))
+
+
+def _lines(text: str, name: str):
+    """(number, line) of ``text`` split at its line breaks, each line's length checked before it is
+    cut out: a 60 MB line is refused without being copied or split into fields."""
+    start, number = 0, 0
+    for number, brk in enumerate(_LINE_BREAK.finditer(text), start=1):
+        yield number, _line(text, start, brk.start(), number, name)
+        start = brk.end()
+    if start < len(text):
+        yield number + 1, _line(text, start, len(text), number + 1, name)
+
+
+def _line(text: str, start: int, end: int, number: int, name: str) -> str:
+    if end - start > MAX_LINE_CHARS:
+        raise TableError(f"{name}:{number}: a line of {end - start:,} characters, more than the {MAX_LINE_CHARS:,} a "
+                         f"line of a table may have (two numbers T, value, or a comment)")
+    return text[start:end]
+
+
+def _cells(line: str, number: int, name: str) -> list[str]:
+    """The fields of one CSV line; a quote must close on its own line (a number never holds a line break)."""
+    if '"' not in line:
+        return line.split(",")  # what the csv module gives for a line without quotes, without its cost
+    try:
+        return next(csv.reader((line,), strict=True, skipinitialspace=True))  # 20, "237": a quote after a space
+    except csv.Error as exc:  # a quote left open, a character after a closing quote
+        raise TableError(f"{name}:{number}: {shown(line)} is not two numbers separated by a comma ({exc}; a quoted "
+                         f"field closes its quote on its own line)") from None
 
 
 def _pair(p, where: str) -> list[float]:
@@ -158,11 +196,8 @@ def _read_csv(path: Path) -> list[list[float]]:
                          f"it (from Latin-1: iconv -f latin1 -t utf-8 {shell_word(path.name)} > new.csv)") from None
     pairs = []
     header = False
-    try:
-        rows = list(enumerate(csv.reader(line for line in text.splitlines()), start=1))
-    except csv.Error as exc:  # a field over the csv module's limit (131072 characters), a NUL
-        raise TableError(f"{name}: not a table of two numbers per line ({exc})") from None
-    for number, row in rows:
+    for number, line in _lines(text, name):
+        row = _cells(line, number, name)
         cells = [c.strip() for c in row]
         if not any(cells) or cells[0].startswith("#"):  # a blank line (or only commas), a comment
             continue
