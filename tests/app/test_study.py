@@ -257,6 +257,28 @@ def test_bad_study_files_are_refused_with_the_key(tmp_path, name):
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("key, held", [
+    ("material.k", "a table of 3 (T, value) points from k.csv"),
+    ("region.hot.c.table", "[[0.0, 1.0], [50.0, 2.0]]"),
+    ("region.hot.k", "'1 + T/100'"),
+])
+def test_a_parameter_on_a_table_of_the_base_case_names_what_it_holds(tmp_path, monkeypatch, key, held):
+    """A key holding a table was shown as Python's repr of its points and file, cut at 60
+    characters: {'table': [[0.0, 1.0], [50.0, 2.0], [100.0, 3."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "k.csv").write_text("T,k\n0,1\n50,2\n100,3\n")
+    (tmp_path / "case.toml").write_text(
+        '[mesh]\nnx = 4\nny = 4\n[material]\nk = { file = "k.csv" }\nrho = 1.0\nc = 1.0\n[region.hot]\n'
+        'x = [0.0, 0.5]\nk = "1 + T/100"\nc = { table = [[0.0, 1.0], [50.0, 2.0]] }\n[boundary.left]\n'
+        'type = "dirichlet"\nvalue = 1.0\n[time]\ndt = 0.1\nt_end = 0.2\n')
+    (tmp_path / "study.toml").write_text(f'[study]\ncase = "case.toml"\nmethod = "grid"\n[parameters]\n'
+                                         f'"{key}" = {{ values = [1.0, 2.0] }}\n')
+    with pytest.raises(CaseError) as info:
+        load_study(tmp_path / "study.toml")
+    assert str(info.value) == (f"{tmp_path / 'study.toml'}: parameters.{key}: not a numeric key (it holds {held}); "
+                               f"a study varies case keys that hold a number, such as material.k")
+
+
 def test_a_grid_too_large_is_refused_before_its_values_are_held(tmp_path):
     """Three keys of a million values each: 5.6 s and 255 MB before the product was refused; the
     grid's size is checked as each key adds to it (the third, a bad one, is never read), and a

@@ -36,7 +36,7 @@ import numpy as np
 from solver.case.load import deep_key, load_case, read_text, valid_name
 from solver.case.records import Case
 from solver.case.schema import absolute_zero
-from solver.case.shown import printable, shown
+from solver.case.shown import counted, cut, printable, shown
 from solver.errors import CaseError
 
 METHODS = ("monte-carlo", "latin-hypercube", "sobol", "grid", "list")
@@ -125,6 +125,14 @@ def _lookup(values: dict, key: str):
     return node
 
 
+def _held(value) -> str:
+    """What a key of the base case holds, as a message names it: a table by its points and file."""
+    if isinstance(value, dict) and isinstance(value.get("table"), list):
+        file = f" from {cut(value['file'])}" if isinstance(value.get("file"), str) else ""
+        return f"a table of {counted(len(value['table']), '(T, value) point')}{file}"
+    return shown(value)
+
+
 def _parameter(source: str, key: str, raw, method: str, base: Case) -> Parameter:
     where = f"{source}: parameters.{printable(key)}"
     nested = [k for k, v in raw.items() if isinstance(v, dict)] if isinstance(raw, dict) else []
@@ -135,7 +143,7 @@ def _parameter(source: str, key: str, raw, method: str, base: Case) -> Parameter
     current = _lookup(base.values, key)
     if current is None or isinstance(current, (bool, dict)) or not isinstance(current, (int, float)):
         what = ("not a key of the base case" if current is None
-                else f"not a numeric key (it holds {printable(repr(current))[:60]})")
+                else f"not a numeric key (it holds {_held(current)})")
         raise CaseError(f"{where}: {what}; a study varies case keys that hold a number, such as material.k")
     if not isinstance(raw, dict):
         raise CaseError(f"{where}: expected a table such as {{ distribution = \"uniform\", low = 1, high = 2 }}")
