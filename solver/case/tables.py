@@ -162,6 +162,18 @@ def _cells(line: str, number: int, name: str) -> list[str]:
                          f"field closes its quote on its own line)") from None
 
 
+_LOOKALIKES = (  # what a spreadsheet or a word processor puts in a number that float() does not read
+    (("\u2212", "\u2013", "\u2010", "\u2012"), " (a Unicode minus sign or dash: write the ASCII hyphen-minus, -20)"),
+    ((",",), " (a comma inside a number: write 1000.5, without digit groups and with a decimal point)"),
+    ((" ", "\u00a0", "\u202f", "'"), " (a space or quote inside a number: write 1000, without digit groups)"),
+)
+
+
+def _written_as(cells: list[str]) -> str:
+    """Why cells a person reads as numbers are not numbers to a table, or ""."""
+    return next((why for marks, why in _LOOKALIKES if any(m in c for c in cells for m in marks)), "")
+
+
 def _pair(p, where: str) -> list[float]:
     out = []
     for v in p:
@@ -202,8 +214,11 @@ def _read_csv(path: Path) -> list[list[float]]:
         if not any(cells) or cells[0].startswith("#"):  # a blank line (or only commas), a comment
             continue
         if len(cells) != 2:
-            other = next((f" (separated by {w}? columns are separated by commas, and decimals written with "
-                          f"points)" for c, w in ((";", "semicolons"), ("\t", "tabs")) if c in cells[0]), "")
+            comma = len(cells) in (3, 4) and all(c.lstrip("+-").isdigit() for c in cells)  # 20,5,237,5
+            other = next((f" ({w}? columns are separated by commas, and decimals written with points)"
+                          for c, w in ((";", "separated by semicolons"), ("\t", "separated by tabs"))
+                          if c in cells[0]), " (decimals written with commas? columns are separated by commas, "
+                                             "and decimals written with points)" if comma else "")
             raise TableError(f"{name}:{number}: expected two columns T, value, got {len(cells)}{other}")
         if len(pairs) >= MAX_TABLE_ROWS:
             raise TableError(f"{name}: more than {MAX_TABLE_ROWS:,} points (a property table needs far fewer; "
@@ -214,7 +229,7 @@ def _read_csv(path: Path) -> list[list[float]]:
             # only the first line that is not a comment may be a header, and a header is words
             first = next(c for c in cells if c)  # a header may leave the T column unnamed: ",k"
             if pairs or header or first[:1] in "0123456789+-.":
-                raise TableError(f"{name}:{number}: {shown(row)} is not two numbers") from None
+                raise TableError(f"{name}:{number}: {shown(row)} is not two numbers{_written_as(cells)}") from None
             header = True
             continue
         pairs.append(_pair(values, f"{name}:{number}"))  # numbers, but not finite: refused, never a header

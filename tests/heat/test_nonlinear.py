@@ -231,6 +231,25 @@ def test_csv_lines_are_bounded_before_they_are_split_and_numbered_as_editors_cou
     assert message in str(err.value) and "\n" not in str(err.value), str(err.value)
 
 
+@pytest.mark.parametrize("content, message", [
+    ("T,k\n\u221220,5\n60,45\n", "k.csv:2: ['\u221220', '5'] is not two numbers (a Unicode minus sign or dash: "
+                                   "write the ASCII hyphen-minus, -20)"),
+    ('T,k\n20,"1,000"\n60,45\n', "k.csv:2: ['20', '1,000'] is not two numbers (a comma inside a number: write "
+                                 "1000.5, without digit groups and with a decimal point)"),
+    ("T,k\n20,1\u00a0000\n60,45\n", "is not two numbers (a space or quote inside a number: write 1000, without"),
+    ("T,k\n20,5,237,5\n60,45\n", "k.csv:2: expected two columns T, value, got 4 (decimals written with commas? "
+                                  "columns are separated by commas, and decimals written with points)"),
+])
+def test_csv_numbers_written_for_a_reader_say_how_to_write_them_for_a_table(tmp_path, content, message):
+    """A Unicode minus sign, digit groups and decimal commas were refused as "not two numbers" or
+    "got 4" columns, and the minus sign looks like the hyphen-minus that a table reads."""
+    path = tmp_path / "k.csv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(CaseError) as err:
+        load_case(case_with().replace("k = 1.0", f'k = {{ file = "{path}" }}'), "case.toml")
+    assert message in str(err.value), str(err.value)
+
+
 def test_csv_tables_of_quoted_numbers_and_every_line_ending_are_read(tmp_path):
     path = tmp_path / "k.csv"
     path.write_bytes(b'\xef\xbb\xbf"T","k"\r\n"20", 237\r200,240\n\r\n400 , "236"')
