@@ -74,3 +74,19 @@ def not_utf8(exc: UnicodeDecodeError) -> str:
     line = before.count("\n") + 1
     column = len(before) - (before.rfind("\n") + 1) + 1
     return f"byte 0x{data[exc.start]:02x} at line {line}, column {column}"
+
+
+def utf16(data: bytes) -> bool:
+    """Whether ``data`` is UTF-16 text (Windows' "Unicode text"): a UTF-16 byte-order mark, or a NUL
+    in every other byte of its start as ASCII letters have in UTF-16, and the whole decodes to text
+    without NULs, mostly ASCII at its start (as tables and case files are)."""
+    head = data[:256]
+    ascii_half = len(head) >= 4 and any(head) and (not any(head[0::2]) or not any(head[1::2]))
+    if len(data) % 2 or not (data.startswith((b"\xff\xfe", b"\xfe\xff")) or ascii_half):
+        return False
+    encoding = "utf-16" if not ascii_half else "utf-16-be" if not any(head[0::2]) else "utf-16-le"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return "\0" not in text and 2 * sum(c.isascii() for c in text[:128]) >= len(text[:128])

@@ -22,7 +22,7 @@ import numpy as np
 
 from solver.case import records
 from solver.case.expressions import Expression, ExpressionError
-from solver.case.inputfiles import DIRECTORY, MAX_CASE_BYTES, MISSING, file_problem, name_problem, not_utf8
+from solver.case.inputfiles import DIRECTORY, MAX_CASE_BYTES, MISSING, file_problem, name_problem, not_utf8, utf16
 from solver.case.schema import (BC_KEYS, BOUNDARIES, BOUNDARY_SCHEMA, PROPERTY_FORMS, REGION_SCHEMA, REQUIRED,
                                 ROOT_SCHEMA, SCHEMA, STRUCTURED_CELLS, STRUCTURED_KEYS, Key, absolute_zero,
                                 below_absolute_zero, default_temperature_range)
@@ -61,6 +61,9 @@ def read_text(path: str | Path) -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise CaseError(f"{path}: cannot read case file ({exc.strerror})") from None
+    if utf16(data):
+        raise CaseError(f"{path}: UTF-16 text; TOML case files are UTF-8: save it as UTF-8, or convert it "
+                        f"(iconv -f utf-16 -t utf-8 {shell_word(path.name)} > new.toml)")
     try:
         return data.decode("utf-8-sig")  # a byte-order mark, as some Windows editors write, is not TOML's
     except UnicodeDecodeError as exc:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from solver.case.inputfiles import MAX_TABLE_BYTES, MISSING, file_problem, not_utf8
+from solver.case.inputfiles import MAX_TABLE_BYTES, MISSING, file_problem, not_utf8, utf16
 from solver.case.shown import cut, shell_word, shown
 
 
@@ -194,18 +194,23 @@ def _number(cell: str) -> float:
 
 def _read_csv(path: Path) -> list[list[float]]:
     problem, name = file_problem(path, MAX_TABLE_BYTES), cut(path)  # (messages show a long name's start)
-    if problem not in (None, MISSING):  # a missing file: read_text says so below
+    if problem not in (None, MISSING):  # a missing file: read_bytes says so below
         raise TableError(f"{name} {problem}" if problem.startswith("is ") else f"{name}: {problem}")
     try:
-        text = path.read_text(encoding="utf-8-sig")  # Excel's "CSV UTF-8" begins with a byte-order mark
+        data = path.read_bytes()
     except OSError as exc:
         raise TableError(f"cannot read {name} ({exc.strerror})") from None
+    if utf16(data):
+        raise TableError(f"{name} is UTF-16 text (Excel's \"Unicode Text\"); a table is a CSV file in UTF-8: save it "
+                         f"as CSV UTF-8, or convert it (iconv -f utf-16 -t utf-8 {shell_word(path.name)} > new.csv)")
+    if b"\0" in data:
+        raise TableError(f"{name} is not a text file (a table is a CSV text file in UTF-8)")
+    try:
+        text = data.decode("utf-8-sig")  # Excel's "CSV UTF-8" begins with a byte-order mark
     except UnicodeDecodeError as exc:
-        where = not_utf8(exc)
-        if not where:
-            raise TableError(f"{name} is not a text file (a table is a CSV text file in UTF-8)") from None
-        raise TableError(f"{name} is not UTF-8 text ({where}); save it as UTF-8 (in Excel: CSV UTF-8), or convert "
-                         f"it (from Latin-1: iconv -f latin1 -t utf-8 {shell_word(path.name)} > new.csv)") from None
+        raise TableError(f"{name} is not UTF-8 text ({not_utf8(exc)}); save it as UTF-8 (in Excel: CSV UTF-8), or "
+                         f"convert it (from Latin-1: iconv -f latin1 -t utf-8 {shell_word(path.name)} > new.csv)"
+                         ) from None
     pairs = []
     header = False
     for number, line in _lines(text, name):

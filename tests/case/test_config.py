@@ -507,6 +507,19 @@ def test_a_case_file_not_in_utf8_says_where_and_what_to_do(tmp_path):
         read_text(path)
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_a_case_file_in_utf16_is_named_so(tmp_path, encoding):
+    """Windows' "Unicode" text was "not a text file", or, without a byte-order mark, a TOML error
+    about the NUL characters of its ASCII letters."""
+    from solver.case.load import read_text
+
+    path = tmp_path / "case.toml"
+    path.write_bytes(GOOD.encode(encoding))
+    with pytest.raises(CaseError, match=r"case.toml: UTF-16 text; TOML case files are UTF-8: save it as UTF-8, or "
+                                        r"convert it \(iconv -f utf-16 -t utf-8 case.toml > new.toml\)$"):
+        read_text(path)
+
+
 def test_a_case_file_with_a_byte_order_mark_is_read(tmp_path):
     """Some Windows editors start UTF-8 files with a byte-order mark: TOML has none, and the file
     was refused as "Invalid statement (at line 1, column 1)"."""

@@ -196,6 +196,10 @@ def test_csv_tables_are_read_with_header_and_comments(tmp_path):
                                    "(in Excel: CSV UTF-8), or convert it (from Latin-1: iconv -f latin1 -t utf-8 "
                                    "k.csv > new.csv)"),
     (b"\x00\xff\x01", "k.csv is not a text file (a table is a CSV text file in UTF-8)"),
+    (b"T,k\n0,1\n100,2\x00\n", "k.csv is not a text file (a table is a CSV text file in UTF-8)"),  # not '2\x00'
+    ("T\tk\n0\t1\n".encode("utf-16"), "k.csv is UTF-16 text (Excel's \"Unicode Text\"); a table is a CSV file"),
+    ("T,k\n0,1\n".encode("utf-16-be"), "k.csv is UTF-16 text"),  # valid UTF-8, every other byte a NUL
+    (b"\xff\xfe\x00garbage", "k.csv is not a text file"),  # a UTF-16 byte-order mark before no text
 ])
 def test_the_first_row_of_a_csv_table_is_a_header_only_when_it_is_words(tmp_path, content, message):
     """A first row of numbers that failed (a BOM before them, NaN, 1e999) was taken for a header
