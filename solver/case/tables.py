@@ -162,8 +162,8 @@ def _cells(line: str, number: int, name: str) -> list[str]:
                          f"field closes its quote on its own line)") from None
 
 
-_LOOKALIKES = (  # what a spreadsheet or a word processor puts in a number that float() does not read
-    (("\u2212", "\u2013", "\u2010", "\u2012"), " (a Unicode minus sign or dash: write the ASCII hyphen-minus, -20)"),
+_DASHES = str.maketrans(dict.fromkeys("\u2212\u2013\u2010\u2012", "-"))  # minus sign, en dash, hyphens
+_GROUPED = (  # digit groups a spreadsheet writes in a number, that float() does not read
     ((",",), " (a comma inside a number: write 1000.5, without digit groups and with a decimal point)"),
     ((" ", "\u00a0", "\u202f", "'"), " (a space or quote inside a number: write 1000, without digit groups)"),
 )
@@ -171,7 +171,10 @@ _LOOKALIKES = (  # what a spreadsheet or a word processor puts in a number that 
 
 def _written_as(cells: list[str]) -> str:
     """Why cells a person reads as numbers are not numbers to a table, or ""."""
-    return next((why for marks, why in _LOOKALIKES if any(m in c for c in cells for m in marks)), "")
+    dashed = next((c for c in cells if c.translate(_DASHES) != c), None)
+    if dashed is not None:
+        return f" (a Unicode minus sign or dash: write the ASCII hyphen-minus, {dashed.translate(_DASHES)})"
+    return next((why for marks, why in _GROUPED if any(m in c for c in cells for m in marks)), "")
 
 
 def _pair(p, where: str) -> list[float]:

@@ -238,6 +238,8 @@ def test_csv_lines_are_bounded_before_they_are_split_and_numbered_as_editors_cou
 @pytest.mark.parametrize("content, message", [
     ("T,k\n\u221220,5\n60,45\n", "k.csv:2: ['\u221220', '5'] is not two numbers (a Unicode minus sign or dash: "
                                    "write the ASCII hyphen-minus, -20)"),
+    ("T,k\n0,1\n50,\u20132.5e\u22123\n", "k.csv:3: ['50', '\u20132.5e\u22123'] is not two numbers (a Unicode minus "
+                                        "sign or dash: write the ASCII hyphen-minus, -2.5e-3)"),
     ('T,k\n20,"1,000"\n60,45\n', "k.csv:2: ['20', '1,000'] is not two numbers (a comma inside a number: write "
                                  "1000.5, without digit groups and with a decimal point)"),
     ("T,k\n20,1\u00a0000\n60,45\n", "is not two numbers (a space or quote inside a number: write 1000, without"),
