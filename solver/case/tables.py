@@ -241,6 +241,9 @@ def _read_csv(path: Path) -> list[list[float]]:
             header = True
             continue
         pairs.append(_pair(values, f"{name}:{number}"))  # numbers, but not finite: refused, never a header
+        if len(pairs) > 1 and not pairs[-1][0] > pairs[-2][0]:  # named by its line here: check_pairs has points only
+            raise TableError(f"{name}:{number}: temperatures must increase strictly: {pairs[-2][0]:g} then "
+                             f"{pairs[-1][0]:g} (point {len(pairs)})")
     return pairs
 
 

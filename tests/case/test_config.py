@@ -290,8 +290,8 @@ def test_a_file_name_holding_a_nul_character_is_refused(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("rows, message", [
-    ("20, 1\n10, 2\n", "temperatures must increase strictly: 20 then 10 (point 2) in k.csv"),
-    ("20, 1\n20, 2\n", "temperatures must increase strictly: 20 then 20 (point 2) in k.csv"),
+    ("20, 1\n10, 2\n", "k.csv:3: temperatures must increase strictly: 20 then 10 (point 2)"),
+    ("# T in C\n20, 1\n\n30, 2\n20, 2\n", "k.csv:6: temperatures must increase strictly: 30 then 20 (point 3)"),
     ("20, 1\n30, -2\n", "value -2 at T = 30 is not > 0 in k.csv"),
     ("0, 1\n1e-10, 2\n", "temperatures 0 and 1e-10 (point 2) are closer than 1e-9 of the larger "
                         "(or of one degree, near 0): the slope between them is beyond what double precision resolves "
@@ -305,7 +305,8 @@ def test_a_file_name_holding_a_nul_character_is_refused(tmp_path, monkeypatch):
 def test_a_table_file_s_points_out_of_order_or_range_name_the_file(tmp_path, monkeypatch, rows, message):
     """The points of a CSV table that were refused (unsorted, repeated, out of range, too few) did not
     say which file held them (k.csv, beside rho.csv and c.csv); a table of other separators is named
-    so."""
+    so. Temperatures out of order are named by their line, not only by their point (a header, comments
+    and blank lines come between)."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "k.csv").write_text("T, k\n" + rows)
     with pytest.raises(CaseError) as err:
