@@ -371,6 +371,19 @@ def test_a_table_error_exits_2_with_one_line_on_every_rank_count(tmp_path):
         assert errors == [f"error: {case}: material.k: temperatures must increase strictly: 10 then 5 (point 2)"]
 
 
+def test_a_csv_line_too_long_exits_2_with_one_line_on_every_rank_count(tmp_path):
+    """Each rank reads the table: each refuses its long line before splitting it, and one line is printed."""
+    (tmp_path / "k.csv").write_bytes(b"T,k\r\n0,1\r\n" + b"1," * 2_000_000 + b"\r\n")
+    case = tmp_path / "case.toml"
+    case.write_text(case_with().replace("k = 1.0", 'k = { file = "k.csv" }'))
+    for ranks in (1, 3):
+        proc = run_solver(ranks, [str(case)], cwd=tmp_path, check=False)
+        assert one_error(proc, 2) == (f"error: {case}: material.k: k.csv:3: a line of 4,000,000 characters, more "
+                                      f"than the 10,000 a line of a table may have (two numbers T, value, or a "
+                                      f"comment)")
+        assert not (tmp_path / "outputs").exists()
+
+
 # ----------------------------------------------------------------------------- closed forms, ranks
 @pytest.fixture(scope="module")
 def one_rank():
