@@ -262,6 +262,13 @@ def check_pairs(pairs: list[list[float]], low: float | None, high: float | None,
             raise TableError(f"temperatures {T[i - 1]:.17g} and {T[i]:.17g} (point {i + 1}) are closer than 1e-9 "
                              f"of the larger (or of one degree, near 0): the slope between them is beyond what "
                              f"double precision resolves")
+    t, v = np.asarray(pairs).T
+    with np.errstate(over="ignore", invalid="ignore"):
+        steep = np.flatnonzero(~np.isfinite(np.diff(v) / np.diff(t)))
+    if steep.size:
+        i = steep[0]
+        raise TableError(f"the slope between points {i + 1} and {i + 2} (values {v[i]:g} and {v[i + 1]:g} at T = "
+                         f"{t[i]:g} and {t[i + 1]:g}) is beyond the range of double precision")
     for t, v in pairs:
         if positive and v <= 0:
             raise TableError(f"value {v:g} at T = {t:g} is not > 0")

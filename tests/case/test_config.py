@@ -105,6 +105,8 @@ def test_a_set_key_may_quote_its_parts_as_toml_does():
     ("mesh.partitioner=metis", "case.toml: mesh.partitioner is not used by a rectangle (it is split in blocks of its "
                                "grid; the partitioner splits a mesh file); remove it"),
     ("material.k={table=[[0, 1], [1e-310, 2]]}", "case.toml: material.k: temperatures 0 and 9.99"),
+    ("material.k={table=[[0, 1], [1e-8, 1e308]]}", "case.toml: material.k: the slope between points 1 and 2 (values 1 "
+                                                  "and 1e+308 at T = 0 and 1e-08) is beyond the range of double"),
     ("study.case=\"base.toml\"", "case.toml: a study file ([study] with its base case), not a case"),
     ("output.times=[1e-300, 2]", "case.toml: output.times: t = 1e-300 s is not a whole number of steps"),  # was t = 0
     ("material.k=1e-310", "case.toml: material.k must be at least 2.23e-308 (the smallest normal double"),
