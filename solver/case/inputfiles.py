@@ -31,7 +31,23 @@ def file_problem(path: str | Path, max_bytes: int | None = None) -> str | None:
         return f"is {kind}, not a regular file"
     if max_bytes is not None and st.st_size > max_bytes:
         return f"is {st.st_size / 2**20:.3g} MiB, more than the {max_bytes / 2**20:.0f} MiB such a file may have"
+    if st.st_dev in _kernel_devices():  # (a regular file of size 0 whose read may block: /proc/kmsg)
+        return "is a file the kernel makes (in /proc or /sys), not an input file"
     return None
+
+
+def _kernel_devices(cache: list = []) -> set:  # noqa: B006 - filled once per process
+    """The devices of the kernel's own file systems (/proc, /sys), whose files claim size 0 and may
+    block a reader forever."""
+    if not cache:
+        found = set()
+        for root in ("/proc", "/sys"):
+            try:
+                found.add(os.stat(root).st_dev)
+            except OSError:
+                pass
+        cache.append(found)
+    return cache[0]
 
 
 def name_problem(path: str | Path) -> str | None:

@@ -31,6 +31,22 @@ def test_fifo_and_device_case_files_are_refused(tmp_path, nprocs):
         assert proc.returncode == 2 and len(errors) == 1 and what in errors[0], proc.stderr
 
 
+@pytest.mark.parametrize("nprocs, kernel_file", [(1, "/proc/kmsg"), (3, "/proc/self/status"), (1, "/sys/power/state")])
+def test_a_table_file_the_kernel_makes_is_refused_before_it_is_read(tmp_path, nprocs, kernel_file):
+    """/proc and /sys files claim size 0 and pass as regular files: k = { file = "/proc/kmsg" } blocked
+    in its read for ever (a SIGTERM deferred behind it). Refused by their file system, unread, as
+    every input file (case, mesh, checkpoint, results) is."""
+    from solver.case.inputfiles import file_problem
+
+    if not os.path.exists(kernel_file):
+        pytest.skip(f"no {kernel_file} here")
+    assert "a file the kernel makes" in file_problem(kernel_file) and file_problem(PLATE) is None
+    proc = run_solver(nprocs, [PLATE, "--set", f'material.k={{ file = "{kernel_file}" }}', *SMALL], cwd=tmp_path,
+                      check=False, timeout=60)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "a file the kernel makes" in errors[0], proc.stderr
+
+
 def test_too_many_probes_are_refused():
     text = (ROOT / "inputs" / "plate.toml").read_text()
     points = "[" + ", ".join(["[0.01, 0.01]"] * 10_001) + "]"
