@@ -467,7 +467,8 @@ class Results(SolverFile):
 
 def tables(f: h5py.File) -> list[h5py.Dataset]:
     """Every dataset of a results file outside /fields (whose snapshots are checked as each is read):
-    the mesh, the times and steps, /steps, /balance, /probes; a link to nothing is left out."""
+    the mesh, the times and steps, /steps, /balance, /probes; a link to nothing, and what a group that
+    cannot be visited holds, are left out."""
     found = []
     for key in f:
         item = f.get(key)
@@ -476,7 +477,10 @@ def tables(f: h5py.File) -> list[h5py.Dataset]:
         if isinstance(item, h5py.Dataset):
             found.append(item)
         elif isinstance(item, h5py.Group):
-            item.visititems(lambda _, obj: found.append(obj) if isinstance(obj, h5py.Dataset) else None)
+            try:
+                item.visititems(lambda _, obj: found.append(obj) if isinstance(obj, h5py.Dataset) else None)
+            except (RuntimeError, OSError, KeyError):  # a group a failed write left half made: its
+                pass  # tables are met as they are read, and a file's listed snapshots stay readable
     return found
 
 
