@@ -473,20 +473,27 @@ def test_a_study_stops_within_a_step_of_the_sample_in_flight(tmp_path):
         assert np.all(f["samples/status"][()] != -1) and f.attrs["status"] == "complete"
 
 
-def test_a_second_ctrl_c_stops_a_study_at_once_with_130(tmp_path):
-    """Ctrl-C twice while a sample's step runs: 130 at once, with the status recorded, as a run
-    (the second waited for the step, 30 s here, and the study exited 75)."""
+def _two_sample_study_started(tmp_path, name: str, step_delay: str):
+    """A study of two transient samples whose steps each take ``step_delay`` s, started in the
+    background and past its first line (the samples running): (process, study file, status file)."""
     (tmp_path / "base.toml").write_text(TRANSIENT_CASE.format(out=tmp_path / "out"))
-    spec = tmp_path / "slow.toml"
+    spec = tmp_path / f"{name}.toml"
     spec.write_text(TRANSIENT_STUDY.replace("samples = 12", "samples = 2"))
     status = tmp_path / "status"
     proc = subprocess.Popen([sys.executable, "-m", "solver", "study", str(spec)], cwd=tmp_path,
-                            env={**mpi_env(grace=True), "SOLVER_TEST_STEP_DELAY": "30",
+                            env={**mpi_env(grace=True), "SOLVER_TEST_STEP_DELAY": step_delay,
                                  "SOLVER_STATUS_FILE": str(status)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and proc.poll() is None and not proc.stdout.readline().startswith("study "):
         pass  # the samples start
+    return proc, spec, status
+
+
+def test_a_second_ctrl_c_stops_a_study_at_once_with_130(tmp_path):
+    """Ctrl-C twice while a sample's step runs: 130 at once, with the status recorded, as a run
+    (the second waited for the step, 30 s here, and the study exited 75)."""
+    proc, spec, status = _two_sample_study_started(tmp_path, "slow", step_delay="30")
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.5)
@@ -502,17 +509,7 @@ def test_a_second_ctrl_c_stops_a_study_at_once_with_130(tmp_path):
 def test_a_hang_up_stops_a_study_as_sigterm_does(tmp_path):
     """SIGHUP (the terminal closed) while a sample runs: the study stops at its next step with 75
     and the status recorded (it was killed, 129, with nothing recorded), and continues."""
-    (tmp_path / "base.toml").write_text(TRANSIENT_CASE.format(out=tmp_path / "out"))
-    spec = tmp_path / "hup.toml"
-    spec.write_text(TRANSIENT_STUDY.replace("samples = 12", "samples = 2"))
-    status = tmp_path / "status"
-    proc = subprocess.Popen([sys.executable, "-m", "solver", "study", str(spec)], cwd=tmp_path,
-                            env={**mpi_env(grace=True), "SOLVER_TEST_STEP_DELAY": "0.5",
-                                 "SOLVER_STATUS_FILE": str(status)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and proc.poll() is None and not proc.stdout.readline().startswith("study "):
-        pass  # the samples start
+    proc, spec, status = _two_sample_study_started(tmp_path, "hup", step_delay="0.5")
     proc.send_signal(signal.SIGHUP)
     err = proc.communicate(timeout=90)[1]
     assert proc.returncode == 75 and "study stopping (SIGHUP)" in err and "Traceback" not in err, err
